@@ -1,0 +1,57 @@
+using System.Text.Json;
+
+namespace Engram.Core.Memories;
+
+/// <summary>
+/// One memory as stored and as every interface shows it (JSON: snake_case, exactly these fields).
+/// The tenant is deliberately not a field: it comes from the caller and never leaves the store.
+/// </summary>
+public sealed record Memory
+{
+    public required string Id { get; init; }
+
+    public required string Content { get; init; }
+
+    /// <summary>SHA-256 (hex) of the normalised content; equal hashes in one scope are duplicates.</summary>
+    public required string ContentHash { get; init; }
+
+    public required string Type { get; init; }
+
+    public required MemoryTier Tier { get; init; }
+
+    public required double Importance { get; init; }
+
+    public double? Valence { get; init; }
+
+    public required IReadOnlyList<string> Tags { get; init; }
+
+    /// <summary>Always a JSON object.</summary>
+    public required JsonElement Metadata { get; init; }
+
+    public string? UserId { get; init; }
+
+    public string? AgentId { get; init; }
+
+    public string? SessionId { get; init; }
+
+    public string? Namespace { get; init; }
+
+    public string? Source { get; init; }
+
+    public required DateTimeOffset CreatedAt { get; init; }
+
+    public required DateTimeOffset UpdatedAt { get; init; }
+
+    public DateTimeOffset? LastAccessedAt { get; init; }
+
+    public long AccessCount { get; init; }
+
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    public DateTimeOffset? ValidFrom { get; init; }
+
+    public DateTimeOffset? ValidTo { get; init; }
+
+    /// <summary>Starts at 1 and grows by one with every update; the HTTP ETag.</summary>
+    public required long Version { get; init; }
+}

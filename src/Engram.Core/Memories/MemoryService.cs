@@ -1,0 +1,209 @@
+using Engram.Core.Common;
+using Engram.Core.Configuration;
+using Engram.Core.Storage;
+
+namespace Engram.Core.Memories;
+
+/// <summary>
+/// The one facade over memories, called by REST, the CLI (in process) and later MCP, so behaviour
+/// cannot drift between them. Write path: validate → normalise → hash → (store: duplicate check in
+/// scope → one transaction of memory + history + change log) → acknowledge.
+/// </summary>
+public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeProvider clock)
+{
+    private static readonly TimeSpan AllowedClockSkew = TimeSpan.FromMinutes(5);
+
+    private readonly MemoryValidator _validate = new(limits);
+
+    public IMemoryStore Store { get; } = store;
+
+    public MemoryLimits Limits => _validate.Limits;
+
+    public Task<WriteResult> CreateAsync(Caller caller, NewMemory request, DuplicatePolicy policy = DuplicatePolicy.Return, CancellationToken ct = default) =>
+        Store.CreateAsync(caller, Build(request, clock.GetUtcNow()), policy, ct);
+
+    /// <summary>
+    /// Creates up to <see cref="MemoryLimits.MaxBatchItems"/> memories in one transaction. An item that
+    /// fails validation is reported in place and does not stop the others.
+    /// </summary>
+    public async Task<IReadOnlyList<BatchItemResult>> CreateBatchAsync(Caller caller, IReadOnlyList<NewMemory?> items, DuplicatePolicy policy = DuplicatePolicy.Return, CancellationToken ct = default)
+    {
+        if (items.Count == 0)
+        {
+            throw new ValidationException("items", "items must hold at least one memory");
+        }
+        if (items.Count > Limits.MaxBatchItems)
+        {
+            throw new ValidationException("items", $"a batch holds at most {Limits.MaxBatchItems} items (got {items.Count})");
+        }
+
+        var now = clock.GetUtcNow();
+        var results = new BatchItemResult?[items.Count];
+        var valid = new List<Memory>(items.Count);
+        var positions = new List<int>(items.Count);
+        for (var i = 0; i < items.Count; i++)
+        {
+            try
+            {
+                valid.Add(Build(items[i] ?? throw new ValidationException("items", "an item is null"), now));
+                positions.Add(i);
+            }
+            catch (ValidationException ex)
+            {
+                results[i] = new BatchItemResult(BatchItemResult.ErrorStatus, null, null, $"{ex.Field}: {ex.Message}");
+            }
+        }
+        if (valid.Count > 0)
+        {
+            var stored = await Store.CreateManyAsync(caller, valid, policy, ct).ConfigureAwait(false);
+            for (var j = 0; j < stored.Count; j++)
+            {
+                results[positions[j]] = stored[j];
+            }
+        }
+        return results!;
+    }
+
+    public async Task<Memory> GetAsync(Caller caller, string id, CancellationToken ct = default) =>
+        await Store.GetAsync(caller, id, ct).ConfigureAwait(false) ?? throw new NotFoundException($"no memory with id '{id}'");
+
+    public Task<MemoryPage> ListAsync(Caller caller, MemoryFilter filter, int? limit = null, string? cursor = null, CancellationToken ct = default)
+    {
+        var pageSize = limit ?? Limits.DefaultListLimit;
+        if (pageSize < 1 || pageSize > Limits.MaxListLimit)
+        {
+            throw new ValidationException("limit", $"limit must be between 1 and {Limits.MaxListLimit} (got {pageSize})");
+        }
+        return Store.ListAsync(caller, filter, pageSize, string.IsNullOrEmpty(cursor) ? null : cursor, ct);
+    }
+
+    public Task<WriteResult> UpdateAsync(Caller caller, string id, MemoryPatch patch, long? expectedVersion = null, CancellationToken ct = default)
+    {
+        RefuseScopeChange(patch);
+        var now = clock.GetUtcNow();
+        // Validate what can be validated up front so a bad request never waits for the writer.
+        var content = patch.Content.HasValue ? _validate.Content(patch.Content.Value) : null;
+        var type = patch.Type.HasValue ? _validate.Type(patch.Type.Value) : null;
+        var importance = patch.Importance.HasValue ? MemoryValidator.Importance(patch.Importance.Value) : (double?)null;
+        var valence = patch.Valence.HasValue ? MemoryValidator.Valence(patch.Valence.Value) : null;
+        var tags = patch.Tags.HasValue ? _validate.Tags(patch.Tags.Value) : null;
+        var metadata = patch.Metadata.HasValue ? _validate.Metadata(patch.Metadata.Value) : (System.Text.Json.JsonElement?)null;
+        var source = patch.Source.HasValue ? _validate.Field("source", patch.Source.Value) : null;
+        DateTimeOffset? expiresAt = null;
+        var expiryGiven = patch.ExpiresAt.HasValue || patch.TtlSeconds.HasValue;
+        if (expiryGiven)
+        {
+            expiresAt = MemoryValidator.Expiry(patch.ExpiresAt.HasValue ? patch.ExpiresAt.Value : null,
+                patch.TtlSeconds.HasValue ? patch.TtlSeconds.Value : null, now);
+        }
+        if (patch.Tier.HasValue && patch.Tier.Value is null)
+        {
+            throw new ValidationException("tier", $"tier cannot be cleared; use one of {MemoryTiers.Allowed}");
+        }
+
+        return Store.UpdateAsync(caller, id, expectedVersion, current =>
+        {
+            var next = current with
+            {
+                Content = content ?? current.Content,
+                ContentHash = content is null ? current.ContentHash : ContentNormalizer.Hash(ContentNormalizer.Normalize(content)),
+                Type = type ?? current.Type,
+                Tier = patch.Tier.HasValue ? patch.Tier.Value!.Value : current.Tier,
+                Importance = importance ?? current.Importance,
+                Valence = patch.Valence.HasValue ? valence : current.Valence,
+                Tags = tags ?? current.Tags,
+                Metadata = metadata ?? current.Metadata,
+                Source = patch.Source.HasValue ? source : current.Source,
+                ExpiresAt = expiryGiven ? expiresAt : current.ExpiresAt,
+                ValidFrom = patch.ValidFrom.HasValue ? patch.ValidFrom.Value : current.ValidFrom,
+                ValidTo = patch.ValidTo.HasValue ? patch.ValidTo.Value : current.ValidTo,
+                UpdatedAt = now,
+            };
+            MemoryValidator.Validity(next.ValidFrom, next.ValidTo);
+            return next;
+        }, ct);
+    }
+
+    public async Task<long> DeleteAsync(Caller caller, string id, CancellationToken ct = default) =>
+        await Store.DeleteAsync(caller, id, ct).ConfigureAwait(false) ?? throw new NotFoundException($"no memory with id '{id}'");
+
+    /// <summary>Deletes every memory matching <paramref name="filter"/>; refuses without a scope filter or without <paramref name="confirm"/>.</summary>
+    public Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, bool confirm, CancellationToken ct = default)
+    {
+        if (!filter.HasScope)
+        {
+            throw new ValidationException("user_id", "a bulk delete needs at least one scope filter: user_id, agent_id, session_id or namespace");
+        }
+        if (!confirm)
+        {
+            throw new ValidationException("confirm", "a bulk delete must be confirmed with confirm=true");
+        }
+        return Store.DeleteManyAsync(caller, filter, ct);
+    }
+
+    public async Task<IReadOnlyList<HistoryEntry>> GetHistoryAsync(Caller caller, string id, CancellationToken ct = default)
+    {
+        var history = await Store.GetHistoryAsync(caller, id, ct).ConfigureAwait(false);
+        return history.Count > 0 ? history : throw new NotFoundException($"no memory with id '{id}' has ever existed");
+    }
+
+    public async Task<StoreStatistics> GetStatsAsync(Caller caller, CancellationToken ct = default)
+    {
+        var stats = await Store.GetStatsAsync(caller, ct).ConfigureAwait(false);
+        var lastSeq = await Store.GetLastSeqAsync(ct).ConfigureAwait(false);
+        return new StoreStatistics(stats, Store.SizeBytes, lastSeq);
+    }
+
+    private Memory Build(NewMemory request, DateTimeOffset now)
+    {
+        var content = _validate.Content(request.Content);
+        var createdAt = request.CreatedAt ?? now;
+        if (createdAt > now + AllowedClockSkew)
+        {
+            throw new ValidationException("created_at", "created_at must not be in the future");
+        }
+        MemoryValidator.Validity(request.ValidFrom, request.ValidTo);
+        return new Memory
+        {
+            Id = Ulid.NewUlid(now),
+            Content = content,
+            ContentHash = ContentNormalizer.Hash(ContentNormalizer.Normalize(content)),
+            Type = _validate.Type(request.Type),
+            Tier = request.Tier ?? MemoryTier.LongTerm,
+            Importance = MemoryValidator.Importance(request.Importance),
+            Valence = MemoryValidator.Valence(request.Valence),
+            Tags = _validate.Tags(request.Tags),
+            Metadata = _validate.Metadata(request.Metadata),
+            UserId = _validate.Field("user_id", request.UserId),
+            AgentId = _validate.Field("agent_id", request.AgentId),
+            SessionId = _validate.Field("session_id", request.SessionId),
+            Namespace = _validate.Field("namespace", request.Namespace),
+            Source = _validate.Field("source", request.Source),
+            CreatedAt = createdAt,
+            UpdatedAt = now,
+            ExpiresAt = MemoryValidator.Expiry(request.ExpiresAt, request.TtlSeconds, now),
+            ValidFrom = request.ValidFrom,
+            ValidTo = request.ValidTo,
+            Version = 1,
+        };
+    }
+
+    private static void RefuseScopeChange(MemoryPatch patch)
+    {
+        var field = patch.UserId.HasValue ? "user_id"
+            : patch.AgentId.HasValue ? "agent_id"
+            : patch.SessionId.HasValue ? "session_id"
+            : patch.Namespace.HasValue ? "namespace"
+            : null;
+        if (field is not null)
+        {
+            throw new ValidationException(field, $"{field} cannot be changed by an update; create the memory in the new scope and delete the old one");
+        }
+    }
+}
+
+/// <summary>How many live memories a tenant has, in all and by type and tier.</summary>
+public sealed record MemoryCounts(long Total, IReadOnlyDictionary<string, long> ByType, IReadOnlyDictionary<string, long> ByTier);
+
+/// <summary>The body of <c>GET /v1/stats</c>.</summary>
+public sealed record StoreStatistics(MemoryCounts Memories, long StoreBytes, long LastSeq);

@@ -1,0 +1,185 @@
+using System.Text;
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.Configuration;
+
+namespace Engram.Core.Memories;
+
+/// <summary>
+/// Every rule of the write path, each failing with a <see cref="ValidationException"/> that names
+/// the field (its JSON name) and the rule, so HTTP, MCP and the CLI all say the same thing.
+/// </summary>
+public sealed class MemoryValidator(MemoryLimits limits)
+{
+    public MemoryLimits Limits { get; } = limits;
+
+    public string Content(string? content)
+    {
+        if (content is null)
+        {
+            throw new ValidationException("content", "content is required");
+        }
+        var trimmedLength = content.AsSpan().Trim().Length;
+        if (trimmedLength == 0)
+        {
+            throw new ValidationException("content", "content must not be empty or only white space");
+        }
+        if (content.Length > Limits.MaxContentChars)
+        {
+            throw new ValidationException("content", $"content has {content.Length} characters; the limit is {Limits.MaxContentChars}");
+        }
+        return content;
+    }
+
+    public string Type(string? type)
+    {
+        if (type is null)
+        {
+            return "fact";
+        }
+        if (type.Length is 0 or > 64 || !IsLowercaseWord(type))
+        {
+            throw new ValidationException("type",
+                "type must be a lowercase word of 1-64 characters (a-z, digits, '_' or '-', starting with a letter), e.g. fact, preference, experience, observation, reflection, instruction");
+        }
+        return type;
+    }
+
+    public static double Importance(double? importance) => importance switch
+    {
+        null => 0.5,
+        var v when double.IsFinite(v.Value) && v >= 0 && v <= 1 => v.Value,
+        _ => throw new ValidationException("importance", $"importance must be between 0 and 1 (got {importance})"),
+    };
+
+    public static double? Valence(double? valence) => valence switch
+    {
+        null => null,
+        var v when double.IsFinite(v.Value) && v >= -1 && v <= 1 => v,
+        _ => throw new ValidationException("valence", $"valence must be between -1 and 1 (got {valence})"),
+    };
+
+    public IReadOnlyList<string> Tags(IReadOnlyList<string>? tags)
+    {
+        if (tags is null)
+        {
+            return [];
+        }
+        if (tags.Count > Limits.MaxTags)
+        {
+            throw new ValidationException("tags", $"at most {Limits.MaxTags} tags are allowed (got {tags.Count})");
+        }
+        var result = new List<string>(tags.Count);
+        foreach (var raw in tags)
+        {
+            var tag = raw?.Trim();
+            if (string.IsNullOrEmpty(tag))
+            {
+                throw new ValidationException("tags", "tags must be non-empty strings");
+            }
+            if (tag.Length > Limits.MaxTagChars)
+            {
+                throw new ValidationException("tags", $"tag '{tag[..Math.Min(20, tag.Length)]}…' has {tag.Length} characters; the limit is {Limits.MaxTagChars}");
+            }
+            if (HasControl(tag))
+            {
+                throw new ValidationException("tags", "tags must not contain control characters");
+            }
+            if (!result.Contains(tag, StringComparer.Ordinal))
+            {
+                result.Add(tag);
+            }
+        }
+        return result;
+    }
+
+    public JsonElement Metadata(JsonElement? metadata)
+    {
+        if (metadata is null || metadata.Value.ValueKind == JsonValueKind.Null)
+        {
+            return EmptyObject;
+        }
+        if (metadata.Value.ValueKind != JsonValueKind.Object)
+        {
+            throw new ValidationException("metadata", $"metadata must be a JSON object (got {metadata.Value.ValueKind.ToString().ToLowerInvariant()})");
+        }
+        var size = Encoding.UTF8.GetByteCount(metadata.Value.GetRawText());
+        if (size > Limits.MaxMetadataBytes)
+        {
+            throw new ValidationException("metadata", $"metadata is {size} bytes of JSON; the limit is {Limits.MaxMetadataBytes}");
+        }
+        return metadata.Value.Clone();
+    }
+
+    /// <summary>Scope fields, source: optional, 1..MaxFieldChars, no control characters.</summary>
+    public string? Field(string name, string? value)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+        if (value.Length == 0 || value.Length > Limits.MaxFieldChars || HasControl(value) || value.AsSpan().Trim().Length != value.Length)
+        {
+            throw new ValidationException(name,
+                $"{name} must be 1-{Limits.MaxFieldChars} characters without control characters or surrounding white space");
+        }
+        return value;
+    }
+
+    public static DateTimeOffset? Expiry(DateTimeOffset? expiresAt, long? ttlSeconds, DateTimeOffset now)
+    {
+        if (expiresAt is not null && ttlSeconds is not null)
+        {
+            throw new ValidationException("ttl_seconds", "give expires_at or ttl_seconds, not both");
+        }
+        if (ttlSeconds is { } ttl)
+        {
+            return ttl is < 1 or > 100L * 365 * 24 * 3600
+                ? throw new ValidationException("ttl_seconds", "ttl_seconds must be between 1 and 3153600000 (100 years)")
+                : now.AddSeconds(ttl);
+        }
+        if (expiresAt is { } at && at <= now)
+        {
+            throw new ValidationException("expires_at", "expires_at must be in the future");
+        }
+        return expiresAt;
+    }
+
+    public static void Validity(DateTimeOffset? validFrom, DateTimeOffset? validTo)
+    {
+        if (validFrom is not null && validTo is not null && validTo < validFrom)
+        {
+            throw new ValidationException("valid_to", "valid_to must not be before valid_from");
+        }
+    }
+
+    private static bool IsLowercaseWord(string text)
+    {
+        if (text[0] is < 'a' or > 'z')
+        {
+            return false;
+        }
+        foreach (var c in text)
+        {
+            if (c is not ((>= 'a' and <= 'z') or (>= '0' and <= '9') or '_' or '-'))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static bool HasControl(string text)
+    {
+        foreach (var c in text)
+        {
+            if (char.IsControl(c))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    public static JsonElement EmptyObject { get; } = JsonDocument.Parse("{}").RootElement.Clone();
+}

@@ -1,0 +1,72 @@
+using Engram.Core.Common;
+using Engram.Core.Memories;
+
+namespace Engram.Core.Storage;
+
+/// <summary>
+/// The system of record. Every method is confined to <see cref="Caller.Tenant"/>; every change
+/// writes the memory, its history entry and a change-log entry in one transaction, and a returned
+/// task completes only after that transaction is durable. Expired memories are never returned.
+/// Implementations: SQLite (embedded default); PostgreSQL later, behind this same contract.
+/// </summary>
+public interface IMemoryStore : IAsyncDisposable
+{
+    /// <summary>"sqlite", "postgres": shown by /health.</summary>
+    string Kind { get; }
+
+    /// <summary>
+    /// Stores <paramref name="memory"/> (already validated, hashed and stamped) unless a live memory
+    /// with the same content hash and the same scope exists; then <paramref name="policy"/> decides:
+    /// return it (<c>Duplicate = true</c>), throw <see cref="ConflictException"/>, or store anyway.
+    /// </summary>
+    Task<WriteResult> CreateAsync(Caller caller, Memory memory, DuplicatePolicy policy, CancellationToken ct = default);
+
+    /// <summary>Creates many memories in one transaction; a rejected duplicate is an error item, not an exception.</summary>
+    Task<IReadOnlyList<BatchItemResult>> CreateManyAsync(Caller caller, IReadOnlyList<Memory> memories, DuplicatePolicy policy, CancellationToken ct = default);
+
+    Task<Memory?> GetAsync(Caller caller, string id, CancellationToken ct = default);
+
+    /// <summary>Newest first; <paramref name="cursor"/> is a <see cref="MemoryPage.NextCursor"/> from an earlier page.</summary>
+    Task<MemoryPage> ListAsync(Caller caller, MemoryFilter filter, int limit, string? cursor, CancellationToken ct = default);
+
+    /// <summary>
+    /// Applies <paramref name="apply"/> to the current memory inside the write transaction, bumps the
+    /// version and records the changed fields. Throws <see cref="NotFoundException"/>, or
+    /// <see cref="PreconditionFailedException"/> when <paramref name="expectedVersion"/> is stale.
+    /// </summary>
+    Task<WriteResult> UpdateAsync(Caller caller, string id, long? expectedVersion, Func<Memory, Memory> apply, CancellationToken ct = default);
+
+    /// <summary>Deletes one memory; returns the change's sequence number, or null when there was none.</summary>
+    Task<long?> DeleteAsync(Caller caller, string id, CancellationToken ct = default);
+
+    /// <summary>Deletes every memory that matches <paramref name="filter"/> (callers insist on a scope).</summary>
+    Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, CancellationToken ct = default);
+
+    /// <summary>Oldest first; kept after the memory is deleted. Empty when the id never existed.</summary>
+    Task<IReadOnlyList<HistoryEntry>> GetHistoryAsync(Caller caller, string id, CancellationToken ct = default);
+
+    /// <summary>Deletes up to <paramref name="max"/> memories past their expiry, in every tenant; returns how many.</summary>
+    Task<int> DeleteExpiredAsync(int max, CancellationToken ct = default);
+
+    Task<MemoryCounts> GetStatsAsync(Caller caller, CancellationToken ct = default);
+
+    /// <summary>The newest sequence number in the change log (0 when empty).</summary>
+    Task<long> GetLastSeqAsync(CancellationToken ct = default);
+
+    /// <summary>Change-log entries after <paramref name="afterSeq"/>, in order: what indexes and other instances follow.</summary>
+    Task<IReadOnlyList<ChangeRecord>> ReadChangesAsync(long afterSeq, int max, CancellationToken ct = default);
+
+    /// <summary>Bytes the store occupies on disk (database and its journal).</summary>
+    long SizeBytes { get; }
+
+    /// <summary>Throws when the store cannot answer a trivial query.</summary>
+    Task CheckAsync(CancellationToken ct = default);
+}
+
+/// <summary>One change-log entry: which record of which tenant changed, and how.</summary>
+public sealed record ChangeRecord(long Seq, string Tenant, string Entity, string EntityId, string Op, DateTimeOffset At)
+{
+    public const string Upsert = "upsert";
+    public const string Delete = "delete";
+    public const string MemoryEntity = "memory";
+}

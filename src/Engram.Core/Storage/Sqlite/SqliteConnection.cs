@@ -1,0 +1,194 @@
+using System.Diagnostics;
+using SQLitePCL;
+
+namespace Engram.Core.Storage.Sqlite;
+
+/// <summary>
+/// One SQLite connection over the raw SQLitePCL API, with a cache of prepared statements.
+/// Not thread-safe: a connection belongs to one caller at a time (the writer, or a reader
+/// borrowed from <see cref="SqliteConnectionPool"/>).
+/// </summary>
+public sealed class SqliteConnection : IDisposable
+{
+    private const int MaxCachedStatements = 128;
+
+    private static readonly object InitLock = new();
+    private static bool _initialized;
+
+    private readonly sqlite3 _db;
+    private readonly Dictionary<string, SqliteStatement> _statements = new(StringComparer.Ordinal);
+    private bool _disposed;
+
+    private SqliteConnection(sqlite3 db, string path)
+    {
+        _db = db;
+        Path = path;
+    }
+
+    public string Path { get; }
+
+    internal sqlite3 Handle => _db;
+
+    /// <summary>
+    /// Opens (creating when asked) the database at <paramref name="path"/> and sets the pragmas
+    /// every Engram connection uses: WAL, synchronous=FULL (a commit is on disk before it returns),
+    /// foreign keys, and a busy timeout so that another process holding the write lock makes us
+    /// wait instead of failing with "database is locked".
+    /// </summary>
+    public static SqliteConnection Open(string path, bool readOnly = false, bool create = true, int busyTimeoutMs = 30_000)
+    {
+        EnsureInitialized();
+        var flags = readOnly
+            ? raw.SQLITE_OPEN_READONLY
+            : raw.SQLITE_OPEN_READWRITE | (create ? raw.SQLITE_OPEN_CREATE : 0);
+        flags |= raw.SQLITE_OPEN_NOMUTEX;
+        var rc = raw.sqlite3_open_v2(path, out var db, flags, null);
+        if (rc != raw.SQLITE_OK)
+        {
+            var message = db is null ? raw.sqlite3_errstr(rc).utf8_to_string() : raw.sqlite3_errmsg(db).utf8_to_string();
+            db?.Dispose();
+            throw new SqliteException(rc, $"cannot open SQLite database '{path}': {message}");
+        }
+
+        var connection = new SqliteConnection(db, path);
+        try
+        {
+            raw.sqlite3_busy_timeout(db, busyTimeoutMs);
+            raw.sqlite3_extended_result_codes(db, 1);
+            if (!readOnly)
+            {
+                connection.Execute("PRAGMA journal_mode=WAL");
+            }
+            connection.Execute("PRAGMA synchronous=FULL");
+            connection.Execute("PRAGMA foreign_keys=ON");
+            connection.Execute("PRAGMA temp_store=MEMORY");
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+        return connection;
+    }
+
+    public static string Version
+    {
+        get
+        {
+            EnsureInitialized();
+            return raw.sqlite3_libversion().utf8_to_string();
+        }
+    }
+
+    private static void EnsureInitialized()
+    {
+        if (_initialized)
+        {
+            return;
+        }
+        lock (InitLock)
+        {
+            if (!_initialized)
+            {
+                Batteries_V2.Init();
+                _initialized = true;
+            }
+        }
+    }
+
+    /// <summary>Runs one or more statements that take no parameters and return no rows.</summary>
+    public void Execute(string sql)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var rc = raw.sqlite3_exec(_db, sql, out var error);
+        if (rc != raw.SQLITE_OK)
+        {
+            throw new SqliteException(rc, $"{error ?? ErrorMessage} (while running: {Truncate(sql)})");
+        }
+    }
+
+    /// <summary>
+    /// Returns a prepared statement for <paramref name="sql"/>, reset and with cleared bindings.
+    /// Statements are cached per connection; dispose the returned lease to reset it for reuse.
+    /// </summary>
+    public SqliteStatement Prepare(string sql)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_statements.TryGetValue(sql, out var cached))
+        {
+            cached.ResetForReuse();
+            return cached;
+        }
+
+        var rc = raw.sqlite3_prepare_v3(_db, sql, raw.SQLITE_PREPARE_PERSISTENT, out var stmt);
+        if (rc != raw.SQLITE_OK)
+        {
+            stmt?.Dispose();
+            throw new SqliteException(rc, $"{ErrorMessage} (while preparing: {Truncate(sql)})");
+        }
+        if (_statements.Count >= MaxCachedStatements)
+        {
+            // Dynamic filter SQL can produce many shapes; keep the cache bounded.
+            foreach (var statement in _statements.Values)
+            {
+                statement.Close();
+            }
+            _statements.Clear();
+        }
+        var prepared = new SqliteStatement(this, stmt, sql);
+        _statements[sql] = prepared;
+        return prepared;
+    }
+
+    /// <summary>Runs a statement with parameters and returns the number of rows it changed.</summary>
+    public int ExecuteNonQuery(string sql, params ReadOnlySpan<object?> parameters)
+    {
+        using var statement = Prepare(sql);
+        statement.BindAll(parameters);
+        statement.StepToEnd();
+        return raw.sqlite3_changes(_db);
+    }
+
+    /// <summary>Runs a query and returns the first column of the first row, or null when there is no row.</summary>
+    public long? ScalarInt64(string sql, params ReadOnlySpan<object?> parameters)
+    {
+        using var statement = Prepare(sql);
+        statement.BindAll(parameters);
+        return statement.Step() && !statement.IsNull(0) ? statement.GetInt64(0) : null;
+    }
+
+    public string? ScalarText(string sql, params ReadOnlySpan<object?> parameters)
+    {
+        using var statement = Prepare(sql);
+        statement.BindAll(parameters);
+        return statement.Step() ? statement.GetTextOrNull(0) : null;
+    }
+
+    public long LastInsertRowId => raw.sqlite3_last_insert_rowid(_db);
+
+    public int Changes => raw.sqlite3_changes(_db);
+
+    internal string ErrorMessage => raw.sqlite3_errmsg(_db).utf8_to_string();
+
+    internal void ThrowError(int rc, string sql) =>
+        throw new SqliteException(rc, $"{ErrorMessage} (while running: {Truncate(sql)})");
+
+    private static string Truncate(string sql) => sql.Length <= 200 ? sql : sql[..200] + "…";
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        foreach (var statement in _statements.Values)
+        {
+            statement.Close();
+        }
+        _statements.Clear();
+        var rc = raw.sqlite3_close_v2(_db);
+        Debug.Assert(rc == raw.SQLITE_OK, "close_v2 defers until statements are finalized");
+        _db.Dispose();
+    }
+}

@@ -1,0 +1,120 @@
+using System.Text;
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.Memories;
+
+namespace Engram.Core.Storage.Sqlite;
+
+public sealed partial class SqliteMemoryStore
+{
+    public Task<Memory?> GetAsync(Caller caller, string id, CancellationToken ct = default) =>
+        _readers.ReadAsync(c => FindLive(c, caller.Tenant, id, NowMs)?.Memory, ct).AsTask();
+
+    public Task<MemoryPage> ListAsync(Caller caller, MemoryFilter filter, int limit, string? cursor, CancellationToken ct = default)
+    {
+        var afterId = cursor is null ? null : DecodeCursor(cursor);
+        return _readers.ReadAsync(c =>
+        {
+            var sql = SqliteFilterSql.Build(caller.Tenant, filter, NowMs);
+            if (afterId is not null)
+            {
+                sql.Add("m.id < ?", afterId);
+            }
+            var items = new List<Memory>(Math.Min(limit, 256));
+            using var statement = c.Prepare($"SELECT {MemoryColumns} FROM memories m WHERE {sql.Where} ORDER BY m.id DESC LIMIT {limit + 1}");
+            statement.BindAll(sql.Parameters.ToArray());
+            while (statement.Step())
+            {
+                items.Add(ReadMemory(statement));
+            }
+            string? next = null;
+            if (items.Count > limit)
+            {
+                items.RemoveAt(items.Count - 1);
+                next = EncodeCursor(items[^1].Id);
+            }
+            return new MemoryPage(items, next);
+        }, ct).AsTask();
+    }
+
+    public Task<IReadOnlyList<HistoryEntry>> GetHistoryAsync(Caller caller, string id, CancellationToken ct = default) =>
+        _readers.ReadAsync<IReadOnlyList<HistoryEntry>>(c =>
+        {
+            var entries = new List<HistoryEntry>();
+            using var statement = c.Prepare(
+                "SELECT seq, event, actor, at, version, changes FROM memory_history WHERE tenant = ?1 AND memory_id = ?2 ORDER BY hid");
+            statement.BindAll([caller.Tenant, id]);
+            while (statement.Step())
+            {
+                entries.Add(new HistoryEntry
+                {
+                    Seq = statement.GetInt64(0),
+                    MemoryId = id,
+                    Event = statement.GetText(1),
+                    Actor = statement.GetText(2),
+                    At = FromMs(statement.GetInt64(3)),
+                    Version = statement.GetInt64(4),
+                    Changes = ParseElement(statement.GetBytes(5)),
+                });
+            }
+            return entries;
+        }, ct).AsTask();
+
+    public Task<MemoryCounts> GetStatsAsync(Caller caller, CancellationToken ct = default) =>
+        _readers.ReadAsync(c =>
+        {
+            var now = NowMs;
+            var byType = CountBy(c, "type", caller.Tenant, now);
+            var byTier = CountBy(c, "tier", caller.Tenant, now);
+            return new MemoryCounts(byType.Values.Sum(), byType, byTier);
+        }, ct).AsTask();
+
+    public Task<IReadOnlyList<ChangeRecord>> ReadChangesAsync(long afterSeq, int max, CancellationToken ct = default) =>
+        _readers.ReadAsync<IReadOnlyList<ChangeRecord>>(c =>
+        {
+            var changes = new List<ChangeRecord>();
+            using var statement = c.Prepare("SELECT seq, tenant, entity, entity_id, op, at FROM changelog WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+            statement.BindAll([afterSeq, max]);
+            while (statement.Step())
+            {
+                changes.Add(new ChangeRecord(statement.GetInt64(0), statement.GetText(1), statement.GetText(2),
+                    statement.GetText(3), statement.GetText(4), FromMs(statement.GetInt64(5))));
+            }
+            return changes;
+        }, ct).AsTask();
+
+    private static Dictionary<string, long> CountBy(SqliteConnection c, string column, string tenant, long now)
+    {
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        using var statement = c.Prepare(
+            $"SELECT {column}, COUNT(*) FROM memories WHERE tenant = ?1 AND (expires_at IS NULL OR expires_at > ?2) GROUP BY {column} ORDER BY {column}");
+        statement.BindAll([tenant, now]);
+        while (statement.Step())
+        {
+            counts[statement.GetText(0)] = statement.GetInt64(1);
+        }
+        return counts;
+    }
+
+    // Cursors are opaque to clients: the last id of the page, base64url-encoded.
+    private static string EncodeCursor(string lastId) => Convert.ToBase64String(Encoding.UTF8.GetBytes(lastId)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static string DecodeCursor(string cursor)
+    {
+        try
+        {
+            var base64 = cursor.Replace('-', '+').Replace('_', '/');
+            base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
+            var id = Encoding.UTF8.GetString(Convert.FromBase64String(base64));
+            if (Ulid.IsValid(id))
+            {
+                return id;
+            }
+        }
+        catch (FormatException)
+        {
+        }
+        throw new ValidationException("cursor", "cursor is not one this server handed out; pass next_cursor from the previous page unchanged");
+    }
+
+}

@@ -1,0 +1,110 @@
+using Engram.Core.Common;
+using Engram.Core.Memories;
+
+namespace Engram.Core.Storage.Sqlite;
+
+/// <summary>
+/// The embedded store: one SQLite file in WAL mode. One writer (see <see cref="SqliteWriter"/>)
+/// and a pool of readers per process; other processes on the same file (the CLI next to a running
+/// server) wait on SQLite's lock through the busy timeout rather than failing.
+/// </summary>
+public sealed partial class SqliteMemoryStore : IMemoryStore
+{
+    public const string FileName = "engram.db";
+
+    private readonly SqliteConnection _writeConnection;
+    private readonly SqliteWriter _writer;
+    private readonly SqliteConnectionPool _readers;
+    private readonly TimeProvider _clock;
+    private bool _disposed;
+
+    private SqliteMemoryStore(string path, SqliteConnection writeConnection, TimeProvider clock, int maxReaders)
+    {
+        DatabasePath = path;
+        _writeConnection = writeConnection;
+        _clock = clock;
+        _writer = new SqliteWriter(writeConnection);
+        _readers = new SqliteConnectionPool(path, maxReaders);
+    }
+
+    public string Kind => "sqlite";
+
+    public string DatabasePath { get; }
+
+    /// <summary>Opens (creating if needed) <c>engram.db</c> in <paramref name="dataDirectory"/> and migrates it.</summary>
+    public static SqliteMemoryStore Open(string dataDirectory, TimeProvider? clock = null, int maxReaders = 0)
+    {
+        clock ??= TimeProvider.System;
+        try
+        {
+            Directory.CreateDirectory(dataDirectory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StoreException($"cannot create the data folder '{dataDirectory}': {ex.Message}", ex);
+        }
+        var path = Path.Combine(Path.GetFullPath(dataDirectory), FileName);
+        var connection = SqliteConnection.Open(path);
+        try
+        {
+            SqliteSchema.Migrate(connection, clock.GetUtcNow().ToUnixTimeMilliseconds());
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+        return new SqliteMemoryStore(path, connection, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2));
+    }
+
+    public long SizeBytes
+    {
+        get
+        {
+            long total = 0;
+            foreach (var suffix in (ReadOnlySpan<string>)["", "-wal"])
+            {
+                var file = new FileInfo(DatabasePath + suffix);
+                if (file.Exists)
+                {
+                    total += file.Length;
+                }
+            }
+            return total;
+        }
+    }
+
+    public Task CheckAsync(CancellationToken ct = default) =>
+        _readers.ReadAsync(c => c.ScalarInt64("SELECT 1"), ct).AsTask();
+
+    /// <summary>Runs SQLite's integrity check; "ok" when the file is sound.</summary>
+    public Task<string> IntegrityCheckAsync(CancellationToken ct = default) =>
+        _readers.ReadAsync(c => c.ScalarText("PRAGMA integrity_check") ?? "no answer", ct).AsTask();
+
+    public Task<long> GetLastSeqAsync(CancellationToken ct = default) =>
+        _readers.ReadAsync(c => c.ScalarInt64("SELECT MAX(seq) FROM changelog") ?? 0, ct).AsTask();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        // Drain queued writes first: everything a caller was told is pending still commits.
+        await _writer.DisposeAsync().ConfigureAwait(false);
+        _readers.Dispose();
+        try
+        {
+            // Fold the WAL back into the main file so a closed store is one self-contained file.
+            _writeConnection.Execute("PRAGMA wal_checkpoint(TRUNCATE)");
+        }
+        catch (SqliteException)
+        {
+            // Another process is reading; the WAL stays and is still consistent.
+        }
+        _writeConnection.Dispose();
+    }
+
+    private long NowMs => _clock.GetUtcNow().ToUnixTimeMilliseconds();
+}

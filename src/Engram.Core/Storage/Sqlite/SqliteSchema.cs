@@ -1,0 +1,108 @@
+namespace Engram.Core.Storage.Sqlite;
+
+/// <summary>
+/// Schema migrations, applied in order at start inside one write transaction each. The version
+/// table records what was applied; a database newer than this binary is refused, never touched.
+/// </summary>
+internal static class SqliteSchema
+{
+    /// <summary>Index i holds the script that takes the schema from version i to i + 1.</summary>
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE memories (
+            rid              INTEGER PRIMARY KEY,
+            id               TEXT    NOT NULL UNIQUE,
+            tenant           TEXT    NOT NULL,
+            content          TEXT    NOT NULL,
+            content_hash     TEXT    NOT NULL,
+            type             TEXT    NOT NULL,
+            tier             TEXT    NOT NULL,
+            importance       REAL    NOT NULL,
+            valence          REAL,
+            tags             TEXT    NOT NULL, -- JSON array, the source of truth; memory_tags indexes it
+            metadata         TEXT    NOT NULL, -- JSON object
+            user_id          TEXT,
+            agent_id         TEXT,
+            session_id       TEXT,
+            namespace        TEXT,
+            source           TEXT,
+            created_at       INTEGER NOT NULL, -- unix milliseconds, UTC
+            updated_at       INTEGER NOT NULL,
+            last_accessed_at INTEGER,
+            access_count     INTEGER NOT NULL DEFAULT 0,
+            expires_at       INTEGER,
+            valid_from       INTEGER,
+            valid_to         INTEGER,
+            version          INTEGER NOT NULL,
+            seq              INTEGER NOT NULL  -- change-log sequence of the last change
+        );
+        CREATE INDEX memories_tenant_id ON memories(tenant, id);
+        CREATE INDEX memories_tenant_hash ON memories(tenant, content_hash);
+        CREATE INDEX memories_tenant_user ON memories(tenant, user_id, id);
+        CREATE INDEX memories_expires ON memories(expires_at) WHERE expires_at IS NOT NULL;
+
+        CREATE TABLE memory_tags (
+            rid INTEGER NOT NULL REFERENCES memories(rid) ON DELETE CASCADE,
+            tag TEXT    NOT NULL,
+            PRIMARY KEY (tag, rid)
+        ) WITHOUT ROWID;
+        CREATE INDEX memory_tags_rid ON memory_tags(rid);
+
+        CREATE TABLE memory_history (
+            hid       INTEGER PRIMARY KEY,
+            tenant    TEXT    NOT NULL,
+            memory_id TEXT    NOT NULL,
+            seq       INTEGER NOT NULL,
+            event     TEXT    NOT NULL,
+            actor     TEXT    NOT NULL,
+            at        INTEGER NOT NULL,
+            version   INTEGER NOT NULL,
+            changes   TEXT    NOT NULL
+        );
+        CREATE INDEX memory_history_memory ON memory_history(tenant, memory_id, hid);
+
+        CREATE TABLE changelog (
+            seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant    TEXT    NOT NULL,
+            entity    TEXT    NOT NULL,
+            entity_id TEXT    NOT NULL,
+            op        TEXT    NOT NULL,
+            at        INTEGER NOT NULL
+        );
+        """,
+    ];
+
+    public static int LatestVersion => Migrations.Length;
+
+    public static void Migrate(SqliteConnection connection, long nowMs)
+    {
+        connection.Execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+        // Another process may be migrating the same file: take the write lock, then look.
+        connection.Execute("BEGIN IMMEDIATE");
+        try
+        {
+            var current = (int)(connection.ScalarInt64("SELECT MAX(version) FROM schema_version") ?? 0);
+            if (current > LatestVersion)
+            {
+                throw new StoreException(
+                    $"the database '{connection.Path}' has schema version {current}, newer than this engram understands " +
+                    $"(up to {LatestVersion}). Run a newer engram, or restore a backup made by this version.");
+            }
+            for (var version = current; version < LatestVersion; version++)
+            {
+                connection.Execute(Migrations[version]);
+                connection.ExecuteNonQuery("INSERT INTO schema_version(version, applied_at) VALUES (?1, ?2)", version + 1, nowMs);
+            }
+            connection.Execute("COMMIT");
+        }
+        catch
+        {
+            connection.Execute("ROLLBACK");
+            throw;
+        }
+    }
+
+    public static int CurrentVersion(SqliteConnection connection) =>
+        (int)(connection.ScalarInt64("SELECT MAX(version) FROM schema_version") ?? 0);
+}

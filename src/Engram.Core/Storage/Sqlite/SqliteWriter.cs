@@ -1,0 +1,171 @@
+using System.Threading.Channels;
+
+namespace Engram.Core.Storage.Sqlite;
+
+/// <summary>
+/// The single writer of a store. Work items queue on a channel; one loop drains whatever is
+/// waiting (up to <see cref="MaxGroupSize"/>), runs each item in its own savepoint inside one
+/// <c>BEGIN IMMEDIATE</c> transaction, commits once, and only then completes the callers' tasks.
+/// That is group commit: one fsync acknowledges many writes, and an item that fails rolls back
+/// alone without taking its neighbours with it.
+/// </summary>
+public sealed class SqliteWriter : IAsyncDisposable
+{
+    private const int MaxGroupSize = 256;
+
+    private readonly SqliteConnection _connection;
+    private readonly Channel<IWorkItem> _queue;
+    private readonly Task _loop;
+
+    public SqliteWriter(SqliteConnection connection, int queueCapacity = 10_000)
+    {
+        _connection = connection;
+        _queue = Channel.CreateBounded<IWorkItem>(new BoundedChannelOptions(queueCapacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        _loop = Task.Factory.StartNew(RunAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+    }
+
+    /// <summary>Queues <paramref name="write"/>; the task completes after the transaction holding it has committed.</summary>
+    public async Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, CancellationToken ct = default)
+    {
+        var item = new WorkItem<T>(write);
+        try
+        {
+            await _queue.Writer.WriteAsync(item, ct).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            throw new ObjectDisposedException(nameof(SqliteWriter), "the store is closed");
+        }
+        return await item.Task.ConfigureAwait(false);
+    }
+
+    private async Task RunAsync()
+    {
+        var group = new List<IWorkItem>(MaxGroupSize);
+        var reader = _queue.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            group.Clear();
+            while (group.Count < MaxGroupSize && reader.TryRead(out var item))
+            {
+                group.Add(item);
+            }
+            RunGroup(group);
+        }
+    }
+
+    private void RunGroup(List<IWorkItem> group)
+    {
+        try
+        {
+            _connection.Execute("BEGIN IMMEDIATE");
+        }
+        catch (Exception ex)
+        {
+            foreach (var item in group)
+            {
+                item.Fail(ex);
+            }
+            return;
+        }
+
+        foreach (var item in group)
+        {
+            _connection.Execute("SAVEPOINT item");
+            try
+            {
+                item.Run(_connection);
+                _connection.Execute("RELEASE item");
+            }
+            catch (Exception ex)
+            {
+                item.Fail(ex);
+                try
+                {
+                    _connection.Execute("ROLLBACK TO item; RELEASE item");
+                }
+                catch (Exception rollbackError)
+                {
+                    // The transaction itself is broken: nothing in this group can commit.
+                    AbortGroup(group, rollbackError);
+                    return;
+                }
+            }
+        }
+
+        try
+        {
+            _connection.Execute("COMMIT");
+        }
+        catch (Exception ex)
+        {
+            AbortGroup(group, ex);
+            return;
+        }
+
+        foreach (var item in group)
+        {
+            item.Complete();
+        }
+    }
+
+    private void AbortGroup(List<IWorkItem> group, Exception error)
+    {
+        try
+        {
+            _connection.Execute("ROLLBACK");
+        }
+        catch (SqliteException)
+        {
+            // No transaction left to roll back.
+        }
+        foreach (var item in group)
+        {
+            item.Fail(new StoreException("the write was rolled back: " + error.Message, error));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await _loop.ConfigureAwait(false);
+    }
+
+    private interface IWorkItem
+    {
+        void Run(SqliteConnection connection);
+
+        void Complete();
+
+        void Fail(Exception error);
+    }
+
+    private sealed class WorkItem<T>(Func<SqliteConnection, T> write) : IWorkItem
+    {
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T? _result;
+        private bool _failed;
+
+        public Task<T> Task => _completion.Task;
+
+        public void Run(SqliteConnection connection) => _result = write(connection);
+
+        public void Complete()
+        {
+            if (!_failed)
+            {
+                _completion.TrySetResult(_result!);
+            }
+        }
+
+        public void Fail(Exception error)
+        {
+            _failed = true;
+            _completion.TrySetException(error);
+        }
+    }
+}
