@@ -6,7 +6,7 @@ namespace Engram.Core.Memories;
 /// One memory as stored and as every interface shows it (JSON: snake_case, exactly these fields).
 /// The tenant is deliberately not a field: it comes from the caller and never leaves the store.
 /// </summary>
-public sealed record Memory
+public record Memory
 {
     public required string Id { get; init; }
 

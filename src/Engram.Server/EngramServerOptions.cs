@@ -1,0 +1,37 @@
+using Engram.Core.Configuration;
+
+namespace Engram.Server;
+
+/// <summary>
+/// Everything the host needs, bound from the <c>Engram</c> configuration section
+/// (appsettings.json, <c>Engram__X</c> environment variables, ENGRAM_DATA) and overridden by CLI flags.
+/// </summary>
+public sealed class EngramServerOptions
+{
+    public const string Section = "Engram";
+    public const string DefaultUrls = "http://127.0.0.1:7070";
+
+    /// <summary>The data folder holding engram.db. Default <c>./data</c>.</summary>
+    public string DataPath { get; set; } = "data";
+
+    public MemoryLimits Limits { get; set; } = new();
+
+    /// <summary>How often the TTL sweeper deletes expired memories.</summary>
+    public int SweepIntervalSeconds { get; set; } = 60;
+
+    public IEnumerable<string> Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DataPath))
+        {
+            yield return "Engram:DataPath (ENGRAM_DATA, --data) must name a folder";
+        }
+        if (SweepIntervalSeconds < 1)
+        {
+            yield return "Engram:SweepIntervalSeconds must be at least 1";
+        }
+        foreach (var error in Limits.Validate())
+        {
+            yield return error;
+        }
+    }
+}

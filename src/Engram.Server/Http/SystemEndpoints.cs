@@ -1,0 +1,50 @@
+using System.Diagnostics;
+using System.Reflection;
+using Engram.Core.Memories;
+using Engram.Core.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Engram.Server.Http;
+
+/// <summary><c>/health</c> and <c>/v1/stats</c>.</summary>
+internal static class SystemEndpoints
+{
+    public static readonly string Version =
+        typeof(SystemEndpoints).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    private static readonly long StartedAt = Stopwatch.GetTimestamp();
+
+    public static IEndpointRouteBuilder MapSystemEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/health", HealthAsync).WithName("Health").WithTags("system")
+            .WithSummary("ok when the store answers; 503 with status unavailable when it does not.")
+            .Produces<HealthResponse>().Produces<HealthResponse>(StatusCodes.Status503ServiceUnavailable);
+        app.MapGet("/v1/stats", StatsAsync).WithName("Stats").WithTags("system").Produces<StoreStatistics>();
+        return app;
+    }
+
+    private static async Task<IResult> HealthAsync(IMemoryStore store, CancellationToken ct)
+    {
+        var uptime = (long)Stopwatch.GetElapsedTime(StartedAt).TotalSeconds;
+        try
+        {
+            await store.CheckAsync(ct);
+            return TypedResults.Ok(new HealthResponse("ok", Version, store.Kind, uptime, null));
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return TypedResults.Json(new HealthResponse("unavailable", Version, store.Kind, uptime, ex.Message), statusCode: 503);
+        }
+    }
+
+    private static async Task<IResult> StatsAsync(HttpContext http, MemoryService memories, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        return TypedResults.Ok(await memories.GetStatsAsync(http.GetCaller(), ct));
+    }
+}
+
+public sealed record HealthResponse(string Status, string Version, string Store, long UptimeSeconds,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Error);

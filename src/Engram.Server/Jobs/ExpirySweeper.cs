@@ -1,0 +1,50 @@
+using Engram.Core.Storage;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Engram.Server.Jobs;
+
+/// <summary>
+/// Deletes memories past their <c>expires_at</c> every <see cref="EngramServerOptions.SweepIntervalSeconds"/>.
+/// Reads already hide expired memories; the sweeper reclaims their space and records "expired" in history.
+/// </summary>
+internal sealed partial class ExpirySweeper(IMemoryStore store, IOptions<EngramServerOptions> options, TimeProvider clock, ILogger<ExpirySweeper> logger)
+    : BackgroundService
+{
+    private const int MaxPerRun = 100_000;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.SweepIntervalSeconds), clock);
+        try
+        {
+            do
+            {
+                try
+                {
+                    var deleted = await store.DeleteExpiredAsync(MaxPerRun, stoppingToken);
+                    if (deleted > 0)
+                    {
+                        LogSwept(logger, deleted);
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // A failed sweep is retried on the next tick; expired memories stay hidden meanwhile.
+                    LogSweepFailed(logger, ex);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "TTL sweeper deleted {Count} expired memories")]
+    private static partial void LogSwept(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "TTL sweep failed; retrying on the next tick")]
+    private static partial void LogSweepFailed(ILogger logger, Exception exception);
+}

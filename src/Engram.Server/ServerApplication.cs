@@ -1,0 +1,95 @@
+using Engram.Core.Common;
+using Engram.Core.Memories;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Sqlite;
+using Engram.Server.Http;
+using Engram.Server.Jobs;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Engram.Server;
+
+/// <summary>
+/// Builds the Engram host: the library seam the CLI's <c>serve</c>, the tests and the benchmarks
+/// all use, so they run the same server.
+/// </summary>
+public static class ServerApplication
+{
+    /// <summary>
+    /// Creates the web application. Configuration, lowest to highest: appsettings.json, environment
+    /// (ENGRAM_DATA, Engram__*), <paramref name="args"/>, then <paramref name="configure"/> (CLI flags, tests).
+    /// </summary>
+    public static WebApplication Build(string[]? args = null, Action<EngramServerOptions>? configure = null, TimeProvider? clock = null, string? urls = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = args ?? [],
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        if (Environment.GetEnvironmentVariable("ENGRAM_DATA") is { Length: > 0 } data)
+        {
+            builder.Configuration[$"{EngramServerOptions.Section}:DataPath"] = data;
+        }
+        builder.WebHost.UseUrls(urls ?? builder.Configuration["urls"] ?? EngramServerOptions.DefaultUrls);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 64L * 1024 * 1024);
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
+
+        var options = new EngramServerOptions();
+        builder.Configuration.GetSection(EngramServerOptions.Section).Bind(options);
+        configure?.Invoke(options);
+        var errors = options.Validate().ToList();
+        if (errors.Count > 0)
+        {
+            throw new OptionsValidationException(EngramServerOptions.Section, typeof(EngramServerOptions), errors);
+        }
+
+        builder.Services.AddSingleton(Options.Create(options));
+        builder.Services.AddSingleton(clock ?? TimeProvider.System);
+        builder.Services.AddSingleton<IMemoryStore>(sp => SqliteMemoryStore.Open(options.DataPath, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton(sp => new MemoryService(sp.GetRequiredService<IMemoryStore>(), options.Limits, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddHostedService<ExpirySweeper>();
+        builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
+        builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi("v1", openApi => openApi.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "Engram";
+            document.Info.Description = "Persistent memory for AI agents.";
+            document.Info.Version = SystemEndpoints.Version;
+            return Task.CompletedTask;
+        }));
+
+        var app = builder.Build();
+        // Open the store now: a bad data folder or a too-new schema fails the start, not the first request.
+        app.Services.GetRequiredService<IMemoryStore>();
+
+        app.UseExceptionHandler(errorApp => errorApp.Run(async context =>
+        {
+            var exception = context.Features.Get<IExceptionHandlerFeature>()?.Error ?? new InvalidOperationException("unknown error");
+            var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Engram.Http");
+            await Problems.FromException(exception, logger).ExecuteAsync(context);
+        }));
+        app.UseStatusCodePages(async status =>
+        {
+            // Routing misses (404/405) get a problem body too, never an empty response.
+            var context = status.HttpContext;
+            if (context.Response.ContentLength is null && string.IsNullOrEmpty(context.Response.ContentType))
+            {
+                var code = context.Response.StatusCode;
+                var detail = code == 404 ? $"no route for {context.Request.Method} {context.Request.Path}" : $"{context.Request.Method} is not supported here";
+                await Problems.Create(code, code == 404 ? "Not found" : "Bad request", detail).ExecuteAsync(context);
+            }
+        });
+
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapSystemEndpoints();
+        app.MapMemoriesEndpoints();
+        return app;
+    }
+}

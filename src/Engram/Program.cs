@@ -1,0 +1,3 @@
+using Engram.Cli;
+
+return await EngramCli.RunAsync(args);

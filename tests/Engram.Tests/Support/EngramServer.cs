@@ -1,0 +1,114 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Server;
+using Microsoft.AspNetCore.Builder;
+
+namespace Engram.Tests.Support;
+
+/// <summary>
+/// A real Engram server on Kestrel, on a free loopback port, over a real SQLite file in a temp folder.
+/// Tests talk to it over HTTP like any client.
+/// </summary>
+public sealed class EngramServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly TempDirectory? _ownedData;
+
+    private EngramServer(WebApplication app, string dataPath, TempDirectory? ownedData, Uri baseAddress)
+    {
+        _app = app;
+        _ownedData = ownedData;
+        DataPath = dataPath;
+        BaseAddress = baseAddress;
+        Client = new HttpClient { BaseAddress = baseAddress };
+    }
+
+    public string DataPath { get; }
+
+    public Uri BaseAddress { get; }
+
+    public HttpClient Client { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public static async Task<EngramServer> StartAsync(string? dataPath = null, Action<EngramServerOptions>? configure = null, TimeProvider? clock = null)
+    {
+        var owned = dataPath is null ? new TempDirectory() : null;
+        var path = dataPath ?? owned!.Path;
+        var port = FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var app = ServerApplication.Build([], o =>
+        {
+            o.DataPath = path;
+            configure?.Invoke(o);
+        }, clock, url);
+        await app.StartAsync();
+        return new EngramServer(app, path, owned, new Uri(url));
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public Task<HttpResponseMessage> PostJsonAsync(string path, string json) =>
+        Client.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));
+
+    public Task<HttpResponseMessage> PatchJsonAsync(string path, string json, string? ifMatch = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Patch, path) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+        if (ifMatch is not null)
+        {
+            request.Headers.TryAddWithoutValidation("If-Match", ifMatch);
+        }
+        return Client.SendAsync(request);
+    }
+
+    public async Task<JsonElement> CreateAsync(object body, HttpStatusCode expected = HttpStatusCode.Created)
+    {
+        var response = await Client.PostAsJsonAsync("/v1/memories", body, EngramJson.Options);
+        var json = await response.Content.ReadAsStringAsync();
+        response.StatusCode.Should().Be(expected, json);
+        return JsonDocument.Parse(json).RootElement.Clone();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        _ownedData?.Dispose();
+    }
+}
+
+public static class HttpResponseExtensions
+{
+    public static async Task<JsonElement> JsonAsync(this HttpResponseMessage response)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        return text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    /// <summary>Asserts an RFC 7807 problem response with <paramref name="status"/>; returns its body.</summary>
+    public static async Task<JsonElement> ShouldBeProblemAsync(this HttpResponseMessage response, HttpStatusCode status, string? field = null)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        response.StatusCode.Should().Be(status, text);
+        response.Content.Headers.ContentType?.MediaType.Should().Be("application/problem+json", text);
+        var body = JsonDocument.Parse(text).RootElement.Clone();
+        body.GetProperty("status").GetInt32().Should().Be((int)status);
+        body.GetProperty("title").GetString().Should().NotBeNullOrEmpty();
+        body.GetProperty("detail").GetString().Should().NotBeNullOrEmpty();
+        if (field is not null)
+        {
+            body.GetProperty("field").GetString().Should().Be(field, text);
+        }
+        return body;
+    }
+}
