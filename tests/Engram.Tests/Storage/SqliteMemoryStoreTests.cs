@@ -1,0 +1,130 @@
+using Engram.Core.Common;
+using Engram.Core.Configuration;
+using Engram.Core.Memories;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Sqlite;
+using Engram.Tests.Support;
+
+namespace Engram.Tests.Storage;
+
+public sealed class SqliteMemoryStoreTests : IDisposable
+{
+    private static readonly Caller Alice = new("default", "test");
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private static MemoryService Service(IMemoryStore store) => new(store, new MemoryLimits(), TimeProvider.System);
+
+    [Fact]
+    public async Task Open_CreatesSchemaVersionAndReopensWithData()
+    {
+        string id;
+        await using (var store = SqliteMemoryStore.Open(_dir.Path))
+        {
+            id = (await Service(store).CreateAsync(Alice, new NewMemory { Content = "kept" })).Memory.Id;
+        }
+        File.Exists(Path.Combine(_dir.Path, SqliteMemoryStore.FileName)).Should().BeTrue();
+        var wal = new FileInfo(Path.Combine(_dir.Path, SqliteMemoryStore.FileName + "-wal"));
+        (wal.Exists ? wal.Length : 0).Should().Be(0, "a clean close checkpoints the WAL into the main file");
+
+        await using var reopened = SqliteMemoryStore.Open(_dir.Path);
+        (await reopened.GetAsync(Alice, id))!.Content.Should().Be("kept");
+        using var c = SqliteConnection.Open(reopened.DatabasePath);
+        c.ScalarInt64("SELECT MAX(version) FROM schema_version").Should().Be(SqliteSchema.LatestVersion);
+    }
+
+    [Fact]
+    public async Task Open_RefusesASchemaNewerThanTheBinary()
+    {
+        await (await Task.FromResult(SqliteMemoryStore.Open(_dir.Path))).DisposeAsync();
+        using (var c = SqliteConnection.Open(Path.Combine(_dir.Path, SqliteMemoryStore.FileName)))
+        {
+            c.ExecuteNonQuery("INSERT INTO schema_version(version, applied_at) VALUES (?1, 0)", SqliteSchema.LatestVersion + 5);
+        }
+        var open = () => SqliteMemoryStore.Open(_dir.Path);
+        open.Should().Throw<StoreException>().WithMessage($"*schema version {SqliteSchema.LatestVersion + 5}*newer than this engram*");
+    }
+
+    [Fact]
+    public async Task ChangeLog_HasOneEntryPerChangeInOrder()
+    {
+        await using var store = SqliteMemoryStore.Open(_dir.Path);
+        var service = Service(store);
+        var a = await service.CreateAsync(Alice, new NewMemory { Content = "a" });
+        var b = await service.CreateAsync(Alice, new NewMemory { Content = "b" });
+        var u = await service.UpdateAsync(Alice, a.Memory.Id, new MemoryPatch { Importance = 0.9 });
+        var d = await service.DeleteAsync(Alice, b.Memory.Id);
+
+        var changes = await store.ReadChangesAsync(0, 100);
+        changes.Select(c => (c.Seq, c.EntityId, c.Op)).Should().Equal(
+            (a.Seq, a.Memory.Id, "upsert"), (b.Seq, b.Memory.Id, "upsert"), (u.Seq, a.Memory.Id, "upsert"), (d, b.Memory.Id, "delete"));
+        (await store.ReadChangesAsync(u.Seq, 100)).Should().ContainSingle().Which.Seq.Should().Be(d);
+        (await store.GetLastSeqAsync()).Should().Be(d);
+    }
+
+    [Fact]
+    public async Task TwoStoresOnOneFile_WriteConcurrentlyWithoutLockErrors()
+    {
+        // Two stores = two independent writer connections, as when the CLI writes next to a running server.
+        await using var first = SqliteMemoryStore.Open(_dir.Path);
+        await using var second = SqliteMemoryStore.Open(_dir.Path);
+        var writes = Enumerable.Range(0, 400).Select(i =>
+            Service(i % 2 == 0 ? first : second).CreateAsync(Alice, new NewMemory { Content = $"concurrent {i}" }));
+        var results = await Task.WhenAll(writes);
+        results.Select(r => r.Seq).Should().OnlyHaveUniqueItems();
+        (await first.GetStatsAsync(Alice)).Total.Should().Be(400);
+        (await second.GetStatsAsync(Alice)).Total.Should().Be(400);
+    }
+
+    [Fact]
+    public async Task FailingWrite_DoesNotTakeItsGroupDown()
+    {
+        await using var store = SqliteMemoryStore.Open(_dir.Path);
+        var service = Service(store);
+        var target = (await service.CreateAsync(Alice, new NewMemory { Content = "target" })).Memory;
+        var tasks = new List<Task>();
+        for (var i = 0; i < 50; i++)
+        {
+            tasks.Add(service.CreateAsync(Alice, new NewMemory { Content = $"neighbour {i}" }));
+            // valid_to before valid_from fails inside the writer, after the savepoint was opened.
+            tasks.Add(service.UpdateAsync(Alice, target.Id, new MemoryPatch { ValidFrom = DateTimeOffset.UtcNow, ValidTo = DateTimeOffset.UtcNow.AddDays(-1) }));
+        }
+        await Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+        tasks.Where((_, i) => i % 2 == 1).Should().OnlyContain(t => t.IsFaulted && t.Exception!.InnerException is ValidationException);
+        tasks.Where((_, i) => i % 2 == 0).Should().OnlyContain(t => t.IsCompletedSuccessfully);
+        (await store.GetStatsAsync(Alice)).Total.Should().Be(51);
+        (await store.GetAsync(Alice, target.Id))!.Version.Should().Be(1);
+    }
+
+    [Fact]
+    public async Task Tenants_AreIsolatedOnEveryPath()
+    {
+        await using var store = SqliteMemoryStore.Open(_dir.Path);
+        var service = Service(store);
+        var other = new Caller("other-tenant", "test");
+        var mine = (await service.CreateAsync(Alice, new NewMemory { Content = "secret", UserId = "u" })).Memory;
+
+        (await store.GetAsync(other, mine.Id)).Should().BeNull();
+        (await store.ListAsync(other, MemoryFilter.None, 100, null)).Items.Should().BeEmpty();
+        (await store.GetHistoryAsync(other, mine.Id)).Should().BeEmpty();
+        (await store.GetStatsAsync(other)).Total.Should().Be(0);
+        (await store.DeleteAsync(other, mine.Id)).Should().BeNull();
+        (await store.DeleteManyAsync(other, new MemoryFilter { UserId = "u" })).Deleted.Should().Be(0);
+        var update = () => service.UpdateAsync(other, mine.Id, new MemoryPatch { Content = "hijacked" });
+        await update.Should().ThrowAsync<NotFoundException>();
+        // The same content in another tenant is not a duplicate.
+        (await service.CreateAsync(other, new NewMemory { Content = "secret", UserId = "u" })).Duplicate.Should().BeFalse();
+        (await store.GetAsync(Alice, mine.Id))!.Content.Should().Be("secret");
+    }
+
+    [Fact]
+    public async Task ConcurrentIdenticalCreates_StoreExactlyOne()
+    {
+        await using var store = SqliteMemoryStore.Open(_dir.Path);
+        var service = Service(store);
+        var results = await Task.WhenAll(Enumerable.Range(0, 32).Select(_ => service.CreateAsync(Alice, new NewMemory { Content = "same" })));
+        results.Count(r => !r.Duplicate).Should().Be(1);
+        results.Select(r => r.Memory.Id).Distinct().Should().ContainSingle();
+    }
+}
