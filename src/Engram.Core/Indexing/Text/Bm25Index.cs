@@ -1,0 +1,418 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+
+namespace Engram.Core.Indexing.Text;
+
+/// <summary>
+/// An in-memory BM25 inverted index over caller-assigned document numbers. Postings are kept in
+/// increasing document order in plain arrays; removal tombstones a document (its terms are kept per
+/// document so document frequencies stay exact) and <see cref="Compact"/> drops dead postings.
+/// A document number is used once: the search layer gives every indexed memory version a fresh one,
+/// so a removed number's stale postings can never be mistaken for a new document's.
+/// Thread-safety: many concurrent searches, one writer at a time (a reader-writer lock).
+/// </summary>
+public sealed class Bm25Index
+{
+    private readonly TextAnalyzer _analyzer;
+    private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
+    private readonly Dictionary<string, int> _termIds = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _termLookup;
+    private Postings[] _postings = new Postings[1024];
+    private int _termCount;
+
+    // Per document: length in terms (0 = absent or removed) and its distinct term ids.
+    private int[] _docLength = new int[1024];
+    private int[]?[] _docTerms = new int[]?[1024];
+    private bool[] _used = new bool[1024];
+    private int _liveDocs;
+    private long _totalLength;
+    private int _deadPostings;
+    private int _livePostings;
+
+    public Bm25Index(TextAnalyzer? analyzer = null, float k1 = 1.2f, float b = 0.75f)
+    {
+        _analyzer = analyzer ?? TextAnalyzer.Default;
+        _termLookup = _termIds.GetAlternateLookup<ReadOnlySpan<char>>();
+        K1 = k1;
+        B = b;
+    }
+
+    public float K1 { get; }
+
+    public float B { get; }
+
+    public int Count => _liveDocs;
+
+    public int TermCount => _termCount;
+
+    public TextAnalyzer Analyzer => _analyzer;
+
+    /// <summary>Indexes <paramref name="text"/> as document <paramref name="doc"/>, a number not used before.</summary>
+    /// <exception cref="InvalidOperationException">The number was already used.</exception>
+    public void Add(int doc, ReadOnlySpan<char> text)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(doc);
+        var counts = new TermCounts(this);
+        _lock.EnterWriteLock();
+        try
+        {
+            EnsureDocCapacity(doc);
+            if (_used[doc])
+            {
+                throw new InvalidOperationException($"document number {doc} was already used; give every document version a fresh number");
+            }
+            _used[doc] = true;
+            _analyzer.Analyze(text, ref counts, static (term, ref c) => c.Add(term));
+            if (counts.Length == 0)
+            {
+                return;
+            }
+            var terms = counts.TermIds();
+            foreach (var termId in terms)
+            {
+                ref var postings = ref _postings[termId];
+                postings.Append(doc, counts.CountOf(termId));
+                _livePostings++;
+            }
+            _docTerms[doc] = terms;
+            _docLength[doc] = counts.Length;
+            _liveDocs++;
+            _totalLength += counts.Length;
+        }
+        finally
+        {
+            counts.Dispose();
+            _lock.ExitWriteLock();
+        }
+    }
+
+    public void Remove(int doc)
+    {
+        _lock.EnterWriteLock();
+        try
+        {
+            RemoveLocked(doc);
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>
+    /// Scores every document that holds a query term and keeps the best <c>results.Length</c> that
+    /// <paramref name="filter"/> allows. Returns how many were written to <paramref name="results"/>, best first.
+    /// </summary>
+    public int Search<TFilter>(ReadOnlySpan<char> query, Span<ScoredDoc> results, TFilter filter)
+        where TFilter : IDocFilter
+    {
+        if (results.IsEmpty)
+        {
+            return 0;
+        }
+        _lock.EnterReadLock();
+        try
+        {
+            if (_liveDocs == 0)
+            {
+                return 0;
+            }
+            var terms = new QueryTerms(this);
+            _analyzer.Analyze(query, ref terms, static (term, ref q) => q.Add(term));
+            if (terms.Count == 0)
+            {
+                terms.Dispose();
+                return 0;
+            }
+            var scores = ArrayPool<float>.Shared.Rent(_docLength.Length);
+            var touched = ArrayPool<int>.Shared.Rent(Math.Min(_docLength.Length, Math.Max(64, SumPostings(ref terms))));
+            var touchedCount = 0;
+            try
+            {
+                var n = (float)_liveDocs;
+                var avgLength = (float)((double)_totalLength / _liveDocs);
+                var k1 = K1;
+                var lengthNorm = k1 * (1 - B);
+                var lengthScale = k1 * B / avgLength;
+                for (var q = 0; q < terms.Count; q++)
+                {
+                    ref var postings = ref _postings[terms.TermAt(q)];
+                    var df = postings.LiveCount;
+                    if (df == 0)
+                    {
+                        continue;
+                    }
+                    var idf = MathF.Log(1 + ((n - df + 0.5f) / (df + 0.5f))) * terms.WeightAt(q);
+                    var docs = postings.Docs.AsSpan(0, postings.Count);
+                    var tfs = postings.Frequencies.AsSpan(0, postings.Count);
+                    for (var i = 0; i < docs.Length; i++)
+                    {
+                        var doc = docs[i];
+                        var length = _docLength[doc];
+                        if (length == 0)
+                        {
+                            continue; // removed
+                        }
+                        float tf = tfs[i];
+                        var score = idf * tf * (k1 + 1) / (tf + lengthNorm + (lengthScale * length));
+                        if (scores[doc] == 0)
+                        {
+                            touched[touchedCount++] = doc;
+                        }
+                        scores[doc] += score;
+                    }
+                }
+
+                var top = new TopK(results);
+                for (var i = 0; i < touchedCount; i++)
+                {
+                    var doc = touched[i];
+                    var score = scores[doc];
+                    scores[doc] = 0;
+                    if (score > top.Threshold && filter.Allows(doc))
+                    {
+                        top.Add(doc, score);
+                    }
+                }
+                return top.Finish();
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(scores);
+                ArrayPool<int>.Shared.Return(touched);
+                terms.Dispose();
+            }
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    /// <summary>Drops postings of removed documents when they are a large share; call from a maintenance job.</summary>
+    public int Compact(double minDeadShare = 0.2)
+    {
+        _lock.EnterWriteLock();
+        try
+        {
+            if (_deadPostings == 0 || _deadPostings < minDeadShare * (_livePostings + _deadPostings))
+            {
+                return 0;
+            }
+            var dropped = 0;
+            for (var t = 0; t < _termCount; t++)
+            {
+                dropped += _postings[t].RemoveDead(_docTerms);
+            }
+            _deadPostings = 0;
+            return dropped;
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
+    }
+
+    private int SumPostings(ref QueryTerms query)
+    {
+        var sum = 0;
+        for (var q = 0; q < query.Count; q++)
+        {
+            sum += _postings[query.TermAt(q)].Count;
+        }
+        return sum;
+    }
+
+    private void RemoveLocked(int doc)
+    {
+        if (doc >= _docTerms.Length || _docTerms[doc] is not { } terms)
+        {
+            return;
+        }
+        foreach (var termId in terms)
+        {
+            _postings[termId].LiveCount--;
+        }
+        _deadPostings += terms.Length;
+        _livePostings -= terms.Length;
+        _totalLength -= _docLength[doc];
+        _liveDocs--;
+        _docTerms[doc] = null;
+        _docLength[doc] = 0;
+    }
+
+    private void EnsureDocCapacity(int doc)
+    {
+        if (doc < _docLength.Length)
+        {
+            return;
+        }
+        var size = Math.Max(doc + 1, _docLength.Length * 2);
+        Array.Resize(ref _docLength, size);
+        Array.Resize(ref _docTerms, size);
+        Array.Resize(ref _used, size);
+    }
+
+    private int TermIdFor(ReadOnlySpan<char> term)
+    {
+        if (_termLookup.TryGetValue(term, out var id))
+        {
+            return id;
+        }
+        id = _termCount++;
+        _termLookup[term] = id;
+        if (id == _postings.Length)
+        {
+            Array.Resize(ref _postings, id * 2);
+        }
+        _postings[id] = new Postings();
+        return id;
+    }
+
+    private int ExistingTermId(ReadOnlySpan<char> term) => _termLookup.TryGetValue(term, out var id) ? id : -1;
+
+    private struct Postings
+    {
+        public int[] Docs;
+        public ushort[] Frequencies;
+        public int Count;
+        public int LiveCount;
+
+        public void Append(int doc, int frequency)
+        {
+            Docs ??= new int[4];
+            Frequencies ??= new ushort[4];
+            if (Count == Docs.Length)
+            {
+                Array.Resize(ref Docs, Count * 2);
+                Array.Resize(ref Frequencies, Count * 2);
+            }
+            Docs[Count] = doc;
+            Frequencies[Count] = (ushort)Math.Min(frequency, ushort.MaxValue);
+            Count++;
+            LiveCount++;
+        }
+
+        public int RemoveDead(int[]?[] docTerms)
+        {
+            var write = 0;
+            for (var read = 0; read < Count; read++)
+            {
+                if (docTerms[Docs[read]] is not null && write != read)
+                {
+                    Docs[write] = Docs[read];
+                    Frequencies[write] = Frequencies[read];
+                }
+                if (docTerms[Docs[read]] is not null)
+                {
+                    write++;
+                }
+            }
+            var removed = Count - write;
+            Count = write;
+            return removed;
+        }
+    }
+
+    /// <summary>Term frequencies of one document being indexed (pooled arrays, no per-term allocation for known terms).</summary>
+    private struct TermCounts(Bm25Index index) : IDisposable
+    {
+        private int[] _ids = ArrayPool<int>.Shared.Rent(64);
+        private int[] _counts = ArrayPool<int>.Shared.Rent(64);
+        private int _distinct;
+
+        public int Length { get; private set; }
+
+        public void Add(ReadOnlySpan<char> term)
+        {
+            var id = index.TermIdFor(term);
+            Length++;
+            for (var i = 0; i < _distinct; i++)
+            {
+                if (_ids[i] == id)
+                {
+                    _counts[i]++;
+                    return;
+                }
+            }
+            if (_distinct == _ids.Length)
+            {
+                Grow(ref _ids);
+                Grow(ref _counts);
+            }
+            _ids[_distinct] = id;
+            _counts[_distinct++] = 1;
+        }
+
+        public readonly int[] TermIds() => _ids.AsSpan(0, _distinct).ToArray();
+
+        public readonly int CountOf(int termId)
+        {
+            for (var i = 0; i < _distinct; i++)
+            {
+                if (_ids[i] == termId)
+                {
+                    return _counts[i];
+                }
+            }
+            return 0;
+        }
+
+        public readonly void Dispose()
+        {
+            ArrayPool<int>.Shared.Return(_ids);
+            ArrayPool<int>.Shared.Return(_counts);
+        }
+
+        private static void Grow(ref int[] array)
+        {
+            var bigger = ArrayPool<int>.Shared.Rent(array.Length * 2);
+            array.CopyTo(bigger, 0);
+            ArrayPool<int>.Shared.Return(array);
+            array = bigger;
+        }
+    }
+
+    /// <summary>Distinct known query terms with their repeat counts (a repeated query word weighs more).</summary>
+    private struct QueryTerms(Bm25Index index) : IDisposable
+    {
+        private int[] _ids = ArrayPool<int>.Shared.Rent(32);
+        private int[] _weights = ArrayPool<int>.Shared.Rent(32);
+
+        public int Count { get; private set; }
+
+        public void Add(ReadOnlySpan<char> term)
+        {
+            var id = index.ExistingTermId(term);
+            if (id < 0)
+            {
+                return;
+            }
+            for (var i = 0; i < Count; i++)
+            {
+                if (_ids[i] == id)
+                {
+                    _weights[i]++;
+                    return;
+                }
+            }
+            if (Count == _ids.Length)
+            {
+                return; // more than 32 distinct known terms: the rest add little
+            }
+            _ids[Count] = id;
+            _weights[Count++] = 1;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly int TermAt(int i) => _ids[i];
+
+        public readonly float WeightAt(int i) => _weights[i];
+
+        public readonly void Dispose()
+        {
+            ArrayPool<int>.Shared.Return(_ids);
+            ArrayPool<int>.Shared.Return(_weights);
+        }
+    }
+}
