@@ -1,0 +1,111 @@
+using Engram.Core.Memories;
+
+namespace Engram.Core.Search;
+
+/// <summary>
+/// The search layer's view of every indexed memory version: a dense document number per version,
+/// with the fields filters need kept in arrays (scope values interned to ints), so a filter is a
+/// handful of integer compares per candidate instead of a store round trip.
+/// Not synchronised: <see cref="MemoryIndex"/> guards it.
+/// </summary>
+public sealed class DocTable
+{
+    public const int None = -1;
+
+    private readonly Dictionary<string, int> _symbols = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _docById = new(StringComparer.Ordinal);
+    private DocInfo[] _docs = new DocInfo[1024];
+
+    public int NextDoc { get; private set; }
+
+    public int LiveCount => _docById.Count;
+
+    public ref readonly DocInfo this[int doc] => ref _docs[doc];
+
+    public bool TryGetDoc(string memoryId, out int doc) => _docById.TryGetValue(memoryId, out doc);
+
+    /// <summary>The symbol number of <paramref name="value"/>, or <see cref="None"/> for null; -2 when never seen (matches nothing).</summary>
+    public int Lookup(string? value) => value is null ? None : _symbols.TryGetValue(value, out var id) ? id : -2;
+
+    /// <summary>Gives <paramref name="memory"/> a fresh document number, retiring the one its id had.</summary>
+    public int Add(string tenant, Memory memory)
+    {
+        Retire(memory.Id);
+        var doc = NextDoc++;
+        if (doc == _docs.Length)
+        {
+            Array.Resize(ref _docs, doc * 2);
+        }
+        var tags = new int[memory.Tags.Count];
+        for (var i = 0; i < tags.Length; i++)
+        {
+            tags[i] = Intern(memory.Tags[i]);
+        }
+        _docs[doc] = new DocInfo
+        {
+            Id = memory.Id,
+            Live = true,
+            Tenant = Intern(tenant),
+            User = Intern(memory.UserId),
+            Agent = Intern(memory.AgentId),
+            Session = Intern(memory.SessionId),
+            Namespace = Intern(memory.Namespace),
+            Source = Intern(memory.Source),
+            Type = Intern(memory.Type),
+            Tier = memory.Tier,
+            Tags = tags,
+            Importance = (float)memory.Importance,
+            CreatedAtMs = memory.CreatedAt.ToUnixTimeMilliseconds(),
+            UpdatedAtMs = memory.UpdatedAt.ToUnixTimeMilliseconds(),
+            ExpiresAtMs = memory.ExpiresAt?.ToUnixTimeMilliseconds() ?? long.MaxValue,
+        };
+        _docById[memory.Id] = doc;
+        return doc;
+    }
+
+    /// <summary>Marks the current version of <paramref name="memoryId"/> dead; returns its number, or -1.</summary>
+    public int Retire(string memoryId)
+    {
+        if (!_docById.Remove(memoryId, out var doc))
+        {
+            return -1;
+        }
+        _docs[doc].Live = false;
+        _docs[doc].Tags = [];
+        return doc;
+    }
+
+    private int Intern(string? value)
+    {
+        if (value is null)
+        {
+            return None;
+        }
+        if (!_symbols.TryGetValue(value, out var id))
+        {
+            id = _symbols.Count;
+            _symbols[value] = id;
+        }
+        return id;
+    }
+}
+
+/// <summary>What the filters look at for one document version.</summary>
+public struct DocInfo
+{
+    public string Id;
+    public bool Live;
+    public MemoryTier Tier;
+    public float Importance;
+    public int Tenant;
+    public int User;
+    public int Agent;
+    public int Session;
+    public int Namespace;
+    public int Source;
+    public int Type;
+    public int[] Tags;
+    public long CreatedAtMs;
+    public long UpdatedAtMs;
+    public long ExpiresAtMs;
+}

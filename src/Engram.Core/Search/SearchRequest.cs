@@ -1,0 +1,83 @@
+using Engram.Core.Memories;
+
+namespace Engram.Core.Search;
+
+/// <summary>The body of <c>POST /v1/search</c>.</summary>
+public sealed record SearchRequest
+{
+    public string? Query { get; init; }
+
+    /// <summary>Default from configuration (TOP_K_RETRIEVAL, 10); 1..100.</summary>
+    public int? K { get; init; }
+
+    /// <summary>The same filters as <c>GET /v1/memories</c>, applied before the top-k cut.</summary>
+    public SearchFilters? Filters { get; init; }
+
+    /// <summary>Results scoring below this are dropped.</summary>
+    public double? MinScore { get; init; }
+
+    public SearchWeights? Weights { get; init; }
+
+    public double? RecencyHalfLifeDays { get; init; }
+
+    /// <summary>Adds each signal's contribution to every result.</summary>
+    public bool Explain { get; init; }
+}
+
+/// <summary>Per-request weights; a missing weight takes the configured default.</summary>
+public sealed record SearchWeights
+{
+    public double? Semantic { get; init; }
+
+    public double? Lexical { get; init; }
+
+    public double? Recency { get; init; }
+
+    public double? Importance { get; init; }
+}
+
+/// <summary>Search filters in JSON form, with the same names and meaning as the listing's query parameters.</summary>
+public sealed record SearchFilters
+{
+    public string? UserId { get; init; }
+
+    public string? AgentId { get; init; }
+
+    public string? SessionId { get; init; }
+
+    public string? Namespace { get; init; }
+
+    public string? Source { get; init; }
+
+    /// <summary>One type or several (any of them).</summary>
+    public IReadOnlyList<string>? Type { get; init; }
+
+    public IReadOnlyList<MemoryTier>? Tier { get; init; }
+
+    public IReadOnlyList<string>? Tags { get; init; }
+
+    /// <summary>"all" (default) or "any".</summary>
+    public string? TagsMatch { get; init; }
+
+    /// <summary>Equality on metadata keys (dots for nesting); values are strings, numbers or booleans.</summary>
+    public IReadOnlyDictionary<string, System.Text.Json.JsonElement>? Metadata { get; init; }
+
+    public DateTimeOffset? CreatedAfter { get; init; }
+
+    public DateTimeOffset? CreatedBefore { get; init; }
+
+    public DateTimeOffset? UpdatedAfter { get; init; }
+
+    public DateTimeOffset? UpdatedBefore { get; init; }
+}
+
+/// <summary>One result: the memory, its score, and (with explain) each signal's share.</summary>
+public sealed record SearchHit(Memory Memory, double Score, SearchExplanation? Explain);
+
+/// <summary>Raw signal values (0..1) and their weighted contributions, which add up to the score.</summary>
+public sealed record SearchExplanation(
+    double Semantic, double Lexical, double Recency, double Importance,
+    double SemanticContribution, double LexicalContribution, double RecencyContribution, double ImportanceContribution,
+    double Bm25, double Cosine);
+
+public sealed record SearchResult(IReadOnlyList<SearchHit> Results, double TookMs);
