@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using System.Text;
 
 namespace Engram.Core.Embeddings;
@@ -83,9 +85,36 @@ public sealed class WordVectorModel
             TensorPrimitives.MultiplyAdd(_floats.AsSpan(index * dims, dims), weight, destination, destination);
             return;
         }
+        var scale = weight * _scales[index];
+        var source = _quantized.AsSpan(index * dims, dims);
+        if (Avx2.IsSupported && Fma.IsSupported)
+        {
+            AddScaledAvx2(source, scale, destination);
+            return;
+        }
         Span<float> buffer = stackalloc float[dims];
-        TensorPrimitives.ConvertChecked<sbyte, float>(_quantized.AsSpan(index * dims, dims), buffer);
-        TensorPrimitives.MultiplyAdd(buffer, weight * _scales[index], destination, destination);
+        TensorPrimitives.ConvertChecked<sbyte, float>(source, buffer);
+        TensorPrimitives.MultiplyAdd(buffer, scale, destination, destination);
+    }
+
+    /// <summary>Dequantize and accumulate in one pass: 8 int8 values sign-extended, converted and fused-multiply-added at a time.</summary>
+    private static unsafe void AddScaledAvx2(ReadOnlySpan<sbyte> source, float scale, Span<float> destination)
+    {
+        fixed (sbyte* src = source)
+        fixed (float* dst = destination)
+        {
+            var factor = Vector256.Create(scale);
+            var d = 0;
+            for (; d + 8 <= source.Length; d += 8)
+            {
+                var values = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(src + d));
+                Avx.Store(dst + d, Fma.MultiplyAdd(values, factor, Avx.LoadVector256(dst + d)));
+            }
+            for (; d < source.Length; d++)
+            {
+                dst[d] = MathF.FusedMultiplyAdd(src[d], scale, dst[d]);
+            }
+        }
     }
 
     /// <summary>Copies word <paramref name="index"/>'s (dequantized) vector into <paramref name="destination"/>.</summary>
