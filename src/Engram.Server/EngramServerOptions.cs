@@ -1,4 +1,5 @@
 using Engram.Core.Configuration;
+using Engram.Core.Search;
 
 namespace Engram.Server;
 
@@ -16,6 +17,8 @@ public sealed class EngramServerOptions
 
     public MemoryLimits Limits { get; set; } = new();
 
+    public SearchOptions Search { get; set; } = new();
+
     /// <summary>How often the TTL sweeper deletes expired memories.</summary>
     public int SweepIntervalSeconds { get; set; } = 60;
 
@@ -29,7 +32,7 @@ public sealed class EngramServerOptions
         {
             yield return "Engram:SweepIntervalSeconds must be at least 1";
         }
-        foreach (var error in Limits.Validate())
+        foreach (var error in Limits.Validate().Concat(Search.Validate()))
         {
             yield return error;
         }

@@ -1,4 +1,6 @@
+using Engram.Core;
 using Engram.Core.Common;
+using Engram.Core.Embeddings;
 using Engram.Core.Memories;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
@@ -33,10 +35,7 @@ public static class ServerApplication
             Args = args ?? [],
             ContentRootPath = AppContext.BaseDirectory,
         });
-        if (Environment.GetEnvironmentVariable("ENGRAM_DATA") is { Length: > 0 } data)
-        {
-            builder.Configuration[$"{EngramServerOptions.Section}:DataPath"] = data;
-        }
+        MapOperatorVariables(builder.Configuration);
         builder.WebHost.UseUrls(urls ?? builder.Configuration["urls"] ?? EngramServerOptions.DefaultUrls);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 64L * 1024 * 1024);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
@@ -52,9 +51,14 @@ public static class ServerApplication
 
         builder.Services.AddSingleton(Options.Create(options));
         builder.Services.AddSingleton(clock ?? TimeProvider.System);
-        builder.Services.AddSingleton<IMemoryStore>(sp => SqliteMemoryStore.Open(options.DataPath, sp.GetRequiredService<TimeProvider>()));
-        builder.Services.AddSingleton(sp => new MemoryService(sp.GetRequiredService<IMemoryStore>(), options.Limits, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton(sp => new EngramEngine(
+            SqliteMemoryStore.Open(options.DataPath, sp.GetRequiredService<TimeProvider>()),
+            options.Limits, options.Search, BuiltinEmbeddingProvider.Default, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);
         builder.Services.AddHostedService<ExpirySweeper>();
+        builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi("v1", openApi => openApi.AddDocumentTransformer((document, _, _) =>
@@ -67,7 +71,7 @@ public static class ServerApplication
 
         var app = builder.Build();
         // Open the store now: a bad data folder or a too-new schema fails the start, not the first request.
-        app.Services.GetRequiredService<IMemoryStore>();
+        app.Services.GetRequiredService<EngramEngine>();
 
         app.UseExceptionHandler(errorApp => errorApp.Run(async context =>
         {
@@ -90,6 +94,28 @@ public static class ServerApplication
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapSystemEndpoints();
         app.MapMemoriesEndpoints();
+        app.MapSearchEndpoints();
         return app;
+    }
+
+    /// <summary>The environment variable names operators already use, mapped onto Engram's settings.</summary>
+    private static void MapOperatorVariables(ConfigurationManager configuration)
+    {
+        (string Variable, string Key)[] map =
+        [
+            ("ENGRAM_DATA", "DataPath"),
+            ("SEMANTIC_WEIGHT", "Search:SemanticWeight"),
+            ("LEXICAL_WEIGHT", "Search:LexicalWeight"),
+            ("RECENCY_WEIGHT", "Search:RecencyWeight"),
+            ("IMPORTANCE_WEIGHT", "Search:ImportanceWeight"),
+            ("TOP_K_RETRIEVAL", "Search:TopK"),
+        ];
+        foreach (var (variable, key) in map)
+        {
+            if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value)
+            {
+                configuration[$"{EngramServerOptions.Section}:{key}"] = value;
+            }
+        }
     }
 }

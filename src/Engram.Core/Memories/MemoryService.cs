@@ -1,5 +1,6 @@
 using Engram.Core.Common;
 using Engram.Core.Configuration;
+using Engram.Core.Search;
 using Engram.Core.Storage;
 
 namespace Engram.Core.Memories;
@@ -9,7 +10,7 @@ namespace Engram.Core.Memories;
 /// cannot drift between them. Write path: validate → normalise → hash → (store: duplicate check in
 /// scope → one transaction of memory + history + change log) → acknowledge.
 /// </summary>
-public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeProvider clock)
+public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeProvider clock, WriteWatermark? watermark = null)
 {
     private static readonly TimeSpan AllowedClockSkew = TimeSpan.FromMinutes(5);
 
@@ -19,8 +20,11 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     public MemoryLimits Limits => _validate.Limits;
 
-    public Task<WriteResult> CreateAsync(Caller caller, NewMemory request, DuplicatePolicy policy = DuplicatePolicy.Return, CancellationToken ct = default) =>
-        Store.CreateAsync(caller, Build(request, clock.GetUtcNow()), policy, ct);
+    /// <summary>The highest sequence number this service acknowledged (searches catch up to it).</summary>
+    public WriteWatermark Watermark { get; } = watermark ?? new WriteWatermark();
+
+    public async Task<WriteResult> CreateAsync(Caller caller, NewMemory request, DuplicatePolicy policy = DuplicatePolicy.Return, CancellationToken ct = default) =>
+        Acknowledge(await Store.CreateAsync(caller, Build(request, clock.GetUtcNow()), policy, ct).ConfigureAwait(false));
 
     /// <summary>
     /// Creates up to <see cref="MemoryLimits.MaxBatchItems"/> memories in one transaction. An item that
@@ -56,6 +60,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         if (valid.Count > 0)
         {
             var stored = await Store.CreateManyAsync(caller, valid, policy, ct).ConfigureAwait(false);
+            Watermark.Advance(stored.Max(r => r.Seq ?? 0));
             for (var j = 0; j < stored.Count; j++)
             {
                 results[positions[j]] = stored[j];
@@ -77,7 +82,10 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         return Store.ListAsync(caller, filter, pageSize, string.IsNullOrEmpty(cursor) ? null : cursor, ct);
     }
 
-    public Task<WriteResult> UpdateAsync(Caller caller, string id, MemoryPatch patch, long? expectedVersion = null, CancellationToken ct = default)
+    public async Task<WriteResult> UpdateAsync(Caller caller, string id, MemoryPatch patch, long? expectedVersion = null, CancellationToken ct = default) =>
+        Acknowledge(await UpdateCoreAsync(caller, id, patch, expectedVersion, ct).ConfigureAwait(false));
+
+    private Task<WriteResult> UpdateCoreAsync(Caller caller, string id, MemoryPatch patch, long? expectedVersion, CancellationToken ct)
     {
         RefuseScopeChange(patch);
         var now = clock.GetUtcNow();
@@ -124,11 +132,15 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         }, ct);
     }
 
-    public async Task<long> DeleteAsync(Caller caller, string id, CancellationToken ct = default) =>
-        await Store.DeleteAsync(caller, id, ct).ConfigureAwait(false) ?? throw new NotFoundException($"no memory with id '{id}'");
+    public async Task<long> DeleteAsync(Caller caller, string id, CancellationToken ct = default)
+    {
+        var seq = await Store.DeleteAsync(caller, id, ct).ConfigureAwait(false) ?? throw new NotFoundException($"no memory with id '{id}'");
+        Watermark.Advance(seq);
+        return seq;
+    }
 
     /// <summary>Deletes every memory matching <paramref name="filter"/>; refuses without a scope filter or without <paramref name="confirm"/>.</summary>
-    public Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, bool confirm, CancellationToken ct = default)
+    public async Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, bool confirm, CancellationToken ct = default)
     {
         if (!filter.HasScope)
         {
@@ -138,7 +150,9 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         {
             throw new ValidationException("confirm", "a bulk delete must be confirmed with confirm=true");
         }
-        return Store.DeleteManyAsync(caller, filter, ct);
+        var result = await Store.DeleteManyAsync(caller, filter, ct).ConfigureAwait(false);
+        Watermark.Advance(result.LastSeq ?? 0);
+        return result;
     }
 
     public async Task<IReadOnlyList<HistoryEntry>> GetHistoryAsync(Caller caller, string id, CancellationToken ct = default)
@@ -152,6 +166,12 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         var stats = await Store.GetStatsAsync(caller, ct).ConfigureAwait(false);
         var lastSeq = await Store.GetLastSeqAsync(ct).ConfigureAwait(false);
         return new StoreStatistics(stats, Store.SizeBytes, lastSeq);
+    }
+
+    private WriteResult Acknowledge(WriteResult result)
+    {
+        Watermark.Advance(result.Seq);
+        return result;
     }
 
     private Memory Build(NewMemory request, DateTimeOffset now)

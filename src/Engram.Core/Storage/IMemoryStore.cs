@@ -56,12 +56,33 @@ public interface IMemoryStore : IAsyncDisposable
     /// <summary>Change-log entries after <paramref name="afterSeq"/>, in order: what indexes and other instances follow.</summary>
     Task<IReadOnlyList<ChangeRecord>> ReadChangesAsync(long afterSeq, int max, CancellationToken ct = default);
 
+    /// <summary>
+    /// The live memories among <paramref name="ids"/>, in any tenant, with their tenant: what the index
+    /// follower loads after reading the change log. Missing, deleted or expired ids are left out.
+    /// </summary>
+    Task<IReadOnlyList<TenantMemory>> GetForIndexAsync(IReadOnlyList<string> ids, CancellationToken ct = default);
+
+    /// <summary>Ids of up to <paramref name="max"/> memories matching <paramref name="filter"/> (filters the indexes cannot evaluate).</summary>
+    Task<IReadOnlyList<string>> ListIdsAsync(Caller caller, MemoryFilter filter, int max, CancellationToken ct = default);
+
+    /// <summary>Live memories of this tenant by id, in the order given; unknown ids are left out.</summary>
+    Task<IReadOnlyList<Memory>> GetManyAsync(Caller caller, IReadOnlyList<string> ids, CancellationToken ct = default);
+
+    /// <summary>
+    /// Adds <c>count</c> accesses at <c>at</c> to each memory: bookkeeping, not a change (no version,
+    /// history or change-log entry), so it is cheap to batch after searches.
+    /// </summary>
+    Task RecordAccessAsync(string tenant, IReadOnlyList<(string Id, int Count, DateTimeOffset At)> accesses, CancellationToken ct = default);
+
     /// <summary>Bytes the store occupies on disk (database and its journal).</summary>
     long SizeBytes { get; }
 
     /// <summary>Throws when the store cannot answer a trivial query.</summary>
     Task CheckAsync(CancellationToken ct = default);
 }
+
+/// <summary>A memory with the tenant it belongs to (only for the system-level index follower).</summary>
+public sealed record TenantMemory(string Tenant, Memory Memory);
 
 /// <summary>One change-log entry: which record of which tenant changed, and how.</summary>
 public sealed record ChangeRecord(long Seq, string Tenant, string Entity, string EntityId, string Op, DateTimeOffset At)

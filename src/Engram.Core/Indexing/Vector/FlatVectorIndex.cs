@@ -92,7 +92,6 @@ public sealed class FlatVectorIndex(int dimensions) : IVectorIndex
         }
     }
 
-    /// <summary>The stored vector of <paramref name="doc"/> (for exact re-scoring of candidates).</summary>
     public float Similarity(int doc, ReadOnlySpan<float> query)
     {
         _lock.EnterReadLock();

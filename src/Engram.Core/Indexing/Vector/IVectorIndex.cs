@@ -23,5 +23,8 @@ public interface IVectorIndex
     /// <paramref name="results"/>, best first, and returns how many. Approximate indexes may miss some
     /// true neighbours, but must return <c>results.Length</c> documents whenever that many are allowed.
     /// </summary>
+    /// <summary>The cosine of <paramref name="doc"/>'s vector with <paramref name="query"/>; 0 when it has none.</summary>
+    float Similarity(int doc, ReadOnlySpan<float> query);
+
     int Search<TFilter>(ReadOnlySpan<float> query, Span<ScoredDoc> results, TFilter filter) where TFilter : IDocFilter;
 }

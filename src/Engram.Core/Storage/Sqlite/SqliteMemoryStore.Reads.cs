@@ -83,6 +83,54 @@ public sealed partial class SqliteMemoryStore
             return changes;
         }, ct).AsTask();
 
+    public Task<IReadOnlyList<TenantMemory>> GetForIndexAsync(IReadOnlyList<string> ids, CancellationToken ct = default) =>
+        _readers.ReadAsync<IReadOnlyList<TenantMemory>>(c =>
+        {
+            var now = NowMs;
+            var found = new List<TenantMemory>(ids.Count);
+            using var statement = c.Prepare($"SELECT {MemoryColumns}, m.tenant FROM memories m WHERE m.id = ?1 AND (m.expires_at IS NULL OR m.expires_at > ?2)");
+            foreach (var id in ids)
+            {
+                statement.Reset();
+                statement.Bind(1, id);
+                statement.Bind(2, now);
+                if (statement.Step())
+                {
+                    found.Add(new TenantMemory(statement.GetText(22), ReadMemory(statement)));
+                }
+            }
+            return found;
+        }, ct).AsTask();
+
+    public Task<IReadOnlyList<string>> ListIdsAsync(Caller caller, MemoryFilter filter, int max, CancellationToken ct = default) =>
+        _readers.ReadAsync<IReadOnlyList<string>>(c =>
+        {
+            var sql = SqliteFilterSql.Build(caller.Tenant, filter, NowMs);
+            var ids = new List<string>();
+            using var statement = c.Prepare($"SELECT m.id FROM memories m WHERE {sql.Where} LIMIT {max}");
+            statement.BindAll(sql.Parameters.ToArray());
+            while (statement.Step())
+            {
+                ids.Add(statement.GetText(0));
+            }
+            return ids;
+        }, ct).AsTask();
+
+    public Task<IReadOnlyList<Memory>> GetManyAsync(Caller caller, IReadOnlyList<string> ids, CancellationToken ct = default) =>
+        _readers.ReadAsync<IReadOnlyList<Memory>>(c =>
+        {
+            var now = NowMs;
+            var found = new List<Memory>(ids.Count);
+            foreach (var id in ids)
+            {
+                if (FindLive(c, caller.Tenant, id, now) is { } row)
+                {
+                    found.Add(row.Memory);
+                }
+            }
+            return found;
+        }, ct).AsTask();
+
     private static Dictionary<string, long> CountBy(SqliteConnection c, string column, string tenant, long now)
     {
         var counts = new Dictionary<string, long>(StringComparer.Ordinal);

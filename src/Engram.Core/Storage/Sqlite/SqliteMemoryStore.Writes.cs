@@ -137,6 +137,18 @@ public sealed partial class SqliteMemoryStore
         return total;
     }
 
+    public Task RecordAccessAsync(string tenant, IReadOnlyList<(string Id, int Count, DateTimeOffset At)> accesses, CancellationToken ct = default) =>
+        _writer.WriteAsync(c =>
+        {
+            foreach (var (id, count, at) in accesses)
+            {
+                c.ExecuteNonQuery(
+                    "UPDATE memories SET access_count = access_count + ?1, last_accessed_at = MAX(COALESCE(last_accessed_at, 0), ?2) WHERE id = ?3 AND tenant = ?4",
+                    count, at.ToUnixTimeMilliseconds(), id, tenant);
+            }
+            return accesses.Count;
+        }, ct);
+
     private readonly record struct CreateOutcome(WriteResult? Result, string? Rejected);
 
     private static CreateOutcome CreateOne(SqliteConnection c, Caller caller, Memory memory, DuplicatePolicy policy, long now)

@@ -98,6 +98,9 @@ public sealed class SqliteStatement : IDisposable
     /// <summary>The column's bytes, valid until the next Step or Reset.</summary>
     public ReadOnlySpan<byte> GetBytes(int column) => raw.sqlite3_column_blob(_stmt, column);
 
+    /// <summary>Rewinds the statement so it can run again with new bindings.</summary>
+    public void Reset() => raw.sqlite3_reset(_stmt);
+
     internal void ResetForReuse()
     {
         raw.sqlite3_reset(_stmt);

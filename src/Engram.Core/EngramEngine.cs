@@ -1,0 +1,72 @@
+using Engram.Core.Configuration;
+using Engram.Core.Embeddings;
+using Engram.Core.Indexing.Vector;
+using Engram.Core.Memories;
+using Engram.Core.Search;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Sqlite;
+
+namespace Engram.Core;
+
+/// <summary>
+/// Everything one Engram process runs, composed in one place and without a web host: the store, the
+/// memory facade, the derived indexes and their follower, and search. The server registers these
+/// parts; the CLI's in-process mode and the benchmarks use the engine directly.
+/// </summary>
+public sealed class EngramEngine : IAsyncDisposable
+{
+    private readonly Lazy<Task> _initialBuild;
+
+    public EngramEngine(IMemoryStore store, MemoryLimits limits, SearchOptions search, IEmbeddingProvider embedder, TimeProvider? clock = null)
+    {
+        Clock = clock ?? TimeProvider.System;
+        Store = store;
+        Embedder = embedder;
+        Watermark = new WriteWatermark();
+        Memories = new MemoryService(store, limits, Clock, Watermark);
+        Index = new MemoryIndex(new FlatVectorIndex(embedder.Dimensions), embedder.ModelId);
+        Follower = new IndexFollower(store, Index, embedder);
+        Access = new AccessTracker(Clock);
+        Search = new SearchService(store, Follower, embedder, Watermark, Access, search, Clock);
+        _initialBuild = new Lazy<Task>(() => Follower.CatchUpAsync());
+        Search.WaitFor(EnsureIndexedAsync);
+    }
+
+    /// <summary>Opens the SQLite store in <paramref name="dataPath"/> with the built-in embedder.</summary>
+    public static EngramEngine OpenSqlite(string dataPath, MemoryLimits? limits = null, SearchOptions? search = null, IEmbeddingProvider? embedder = null, TimeProvider? clock = null) =>
+        new(SqliteMemoryStore.Open(dataPath, clock), limits ?? new MemoryLimits(), search ?? new SearchOptions(), embedder ?? BuiltinEmbeddingProvider.Default, clock);
+
+    public TimeProvider Clock { get; }
+
+    public IMemoryStore Store { get; }
+
+    public IEmbeddingProvider Embedder { get; }
+
+    public WriteWatermark Watermark { get; }
+
+    public MemoryService Memories { get; }
+
+    public MemoryIndex Index { get; }
+
+    public IndexFollower Follower { get; }
+
+    public AccessTracker Access { get; }
+
+    public SearchService Search { get; }
+
+    /// <summary>Builds the indexes from the store's change log (once; later calls wait for the same build).</summary>
+    public Task EnsureIndexedAsync() => _initialBuild.Value;
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await Access.FlushAsync(Store).ConfigureAwait(false);
+        }
+        catch (StoreException)
+        {
+            // Access counts are bookkeeping; losing the last few on a failing store is acceptable.
+        }
+        await Store.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,163 @@
+using Engram.Core.Indexing;
+using Engram.Core.Indexing.Text;
+using Engram.Core.Indexing.Vector;
+using Engram.Core.Memories;
+
+namespace Engram.Core.Search;
+
+/// <summary>
+/// The derived, in-memory indexes of one process: the doc table, BM25 and the vector index, kept in
+/// step under one reader-writer lock so a search never sees a memory in one index and not another.
+/// Fed only by <see cref="IndexFollower"/> from the store's change log; can be dropped and rebuilt.
+/// </summary>
+public sealed class MemoryIndex(IVectorIndex vectors, string embeddingModel, Bm25Index? lexical = null)
+{
+    private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
+    private readonly HashSet<int> _pendingVectors = [];
+    private long _appliedSeq;
+
+    public DocTable Docs { get; } = new();
+
+    public Bm25Index Lexical { get; } = lexical ?? new Bm25Index();
+
+    public IVectorIndex Vectors { get; } = vectors;
+
+    /// <summary>The model every vector in <see cref="Vectors"/> came from.</summary>
+    public string EmbeddingModel { get; } = embeddingModel;
+
+    /// <summary>Every change-log entry up to this sequence number is reflected here.</summary>
+    public long AppliedSeq
+    {
+        get => Interlocked.Read(ref _appliedSeq);
+        internal set => Interlocked.Exchange(ref _appliedSeq, value);
+    }
+
+    public int Count
+    {
+        get
+        {
+            _gate.EnterReadLock();
+            try
+            {
+                return Docs.LiveCount;
+            }
+            finally
+            {
+                _gate.ExitReadLock();
+            }
+        }
+    }
+
+    public int PendingVectors
+    {
+        get
+        {
+            _gate.EnterReadLock();
+            try
+            {
+                return _pendingVectors.Count;
+            }
+            finally
+            {
+                _gate.ExitReadLock();
+            }
+        }
+    }
+
+    /// <summary>Indexes the current version of a memory; a null vector leaves it pending (lexical only until attached).</summary>
+    public void Upsert(string tenant, Memory memory, ReadOnlySpan<float> vector, bool hasVector)
+    {
+        _gate.EnterWriteLock();
+        try
+        {
+            RetireLocked(memory.Id);
+            var doc = Docs.Add(tenant, memory);
+            Lexical.Add(doc, memory.Content);
+            if (hasVector)
+            {
+                Vectors.Add(doc, vector);
+            }
+            else
+            {
+                _pendingVectors.Add(doc);
+            }
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
+    }
+
+    public void Remove(string memoryId)
+    {
+        _gate.EnterWriteLock();
+        try
+        {
+            RetireLocked(memoryId);
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
+    }
+
+    /// <summary>The memory ids still waiting for a vector (at most <paramref name="max"/>).</summary>
+    public List<(string Id, int Doc)> PendingSnapshot(int max)
+    {
+        _gate.EnterReadLock();
+        try
+        {
+            return _pendingVectors.Take(max).Select(doc => (Docs[doc].Id, doc)).ToList();
+        }
+        finally
+        {
+            _gate.ExitReadLock();
+        }
+    }
+
+    /// <summary>Attaches a vector computed later; ignored when the memory changed or went away meanwhile.</summary>
+    public bool AttachVector(int doc, ReadOnlySpan<float> vector)
+    {
+        _gate.EnterWriteLock();
+        try
+        {
+            if (!_pendingVectors.Remove(doc) || !Docs[doc].Live)
+            {
+                return false;
+            }
+            Vectors.Add(doc, vector);
+            return true;
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Runs <paramref name="read"/> with the indexes held still (many readers at once).</summary>
+    public T Read<T>(Func<MemoryIndex, T> read)
+    {
+        _gate.EnterReadLock();
+        try
+        {
+            return read(this);
+        }
+        finally
+        {
+            _gate.ExitReadLock();
+        }
+    }
+
+    private void RetireLocked(string memoryId)
+    {
+        var old = Docs.Retire(memoryId);
+        if (old >= 0)
+        {
+            Lexical.Remove(old);
+            if (!_pendingVectors.Remove(old))
+            {
+                Vectors.Remove(old);
+            }
+        }
+    }
+}

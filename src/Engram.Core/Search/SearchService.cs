@@ -1,0 +1,257 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.Embeddings;
+using Engram.Core.Indexing;
+using Engram.Core.Memories;
+using Engram.Core.Storage;
+
+namespace Engram.Core.Search;
+
+/// <summary>
+/// Hybrid retrieval: BM25 and vector candidates (both filtered before their top-k cut), fused by one
+/// scoring step with tunable weights for semantic, lexical, recency (half-life) and importance.
+/// </summary>
+public sealed class SearchService(
+    IMemoryStore store, IndexFollower follower, IEmbeddingProvider embedder, WriteWatermark watermark,
+    AccessTracker access, SearchOptions options, TimeProvider clock)
+{
+    private Func<Task>? _ready;
+
+    /// <summary>A task every search awaits first (the engine's initial index build).</summary>
+    public void WaitFor(Func<Task> ready) => _ready = ready;
+
+    private const int MaxMetadataMatches = 200_000;
+
+    public SearchOptions Options => options;
+
+    public async Task<SearchResult> SearchAsync(Caller caller, SearchRequest request, CancellationToken ct = default)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var plan = Validate(request);
+        var filter = ToFilter(request.Filters);
+
+        if (_ready is not null)
+        {
+            await _ready().WaitAsync(ct).ConfigureAwait(false);
+        }
+        // Read-your-writes: everything this process acknowledged is in the index before we look.
+        await follower.CatchUpToAsync(watermark.Last, ct).ConfigureAwait(false);
+
+        HashSet<string>? metadataMatches = null;
+        if (filter.Metadata is { Count: > 0 })
+        {
+            var ids = await store.ListIdsAsync(caller, filter, MaxMetadataMatches, ct).ConfigureAwait(false);
+            metadataMatches = new HashSet<string>(ids, StringComparer.Ordinal);
+        }
+
+        float[]? queryVector = null;
+        if (plan.Semantic > 0)
+        {
+            try
+            {
+                queryVector = await embedder.EmbedAsync(plan.Query, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                queryVector = null; // the embedder is down: rank on the other signals rather than fail
+            }
+        }
+
+        var now = clock.GetUtcNow();
+        var ranked = follower.Index.Read(index => Rank(index, caller.Tenant, filter, metadataMatches, plan, queryVector, now));
+        var memories = await store.GetManyAsync(caller, ranked.Select(r => r.Id).ToList(), ct).ConfigureAwait(false);
+        var byId = memories.ToDictionary(m => m.Id, StringComparer.Ordinal);
+        var hits = new List<SearchHit>(ranked.Count);
+        foreach (var r in ranked)
+        {
+            if (byId.TryGetValue(r.Id, out var memory))
+            {
+                hits.Add(new SearchHit(memory, r.Score, request.Explain ? r.Explain : null));
+            }
+        }
+        access.Record(caller.Tenant, hits.Select(h => h.Memory.Id));
+        return new SearchResult(hits, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+    }
+
+    private List<Ranked> Rank(MemoryIndex index, string tenant, MemoryFilter filter, HashSet<string>? metadataMatches, Plan plan, float[]? queryVector, DateTimeOffset now)
+    {
+        HashSet<int>? allowed = null;
+        if (metadataMatches is not null)
+        {
+            allowed = [];
+            foreach (var id in metadataMatches)
+            {
+                if (index.Docs.TryGetDoc(id, out var doc))
+                {
+                    allowed.Add(doc);
+                }
+            }
+        }
+        var docFilter = new DocFilter(index.Docs, tenant, filter, now, allowed);
+        var candidates = Math.Max(options.MinCandidates, plan.K * options.CandidatesPerResult);
+        var buffer = new ScoredDoc[candidates];
+        var signals = new Dictionary<int, (float Bm25, float Cosine)>(candidates * 2);
+
+        if (plan.Lexical > 0 || queryVector is null)
+        {
+            var count = index.Lexical.Search(plan.Query, buffer, docFilter);
+            for (var i = 0; i < count; i++)
+            {
+                signals[buffer[i].Doc] = (buffer[i].Score, 0f);
+            }
+        }
+        if (queryVector is not null)
+        {
+            var count = index.Vectors.Search(queryVector, buffer, docFilter);
+            for (var i = 0; i < count; i++)
+            {
+                var doc = buffer[i].Doc;
+                signals[doc] = (signals.TryGetValue(doc, out var s) ? s.Bm25 : 0f, buffer[i].Score);
+            }
+        }
+        if (signals.Count == 0)
+        {
+            return [];
+        }
+        if (queryVector is not null)
+        {
+            // Lexical-only candidates still get their true cosine, so fusion compares like with like.
+            foreach (var doc in signals.Where(s => s.Value.Cosine == 0f).Select(s => s.Key).ToList())
+            {
+                signals[doc] = (signals[doc].Bm25, index.Vectors.Similarity(doc, queryVector));
+            }
+        }
+
+        var maxBm25 = signals.Values.Max(s => s.Bm25);
+        var semanticWeight = queryVector is null ? 0 : plan.Semantic;
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var ranked = new List<Ranked>(signals.Count);
+        foreach (var (doc, (bm25, cosine)) in signals)
+        {
+            ref readonly var info = ref index.Docs[doc];
+            var lexical = maxBm25 > 0 ? bm25 / maxBm25 : 0;
+            var semantic = Math.Max(0, cosine);
+            var ageDays = Math.Max(0, nowMs - info.CreatedAtMs) / 86_400_000.0;
+            var recency = Math.Pow(0.5, ageDays / plan.HalfLifeDays);
+            var importance = info.Importance;
+            var score = (semanticWeight * semantic) + (plan.Lexical * lexical) + (plan.Recency * recency) + (plan.Importance * importance);
+            if (score < plan.MinScore)
+            {
+                continue;
+            }
+            ranked.Add(new Ranked(info.Id, score, new SearchExplanation(
+                semantic, lexical, recency, importance,
+                semanticWeight * semantic, plan.Lexical * lexical, plan.Recency * recency, plan.Importance * importance,
+                bm25, cosine)));
+        }
+        ranked.Sort(static (a, b) => b.Score != a.Score ? b.Score.CompareTo(a.Score) : string.CompareOrdinal(b.Id, a.Id));
+        if (ranked.Count > plan.K)
+        {
+            ranked.RemoveRange(plan.K, ranked.Count - plan.K);
+        }
+        return ranked;
+    }
+
+    private Plan Validate(SearchRequest request)
+    {
+        var query = request.Query?.Trim();
+        if (string.IsNullOrEmpty(query))
+        {
+            throw new ValidationException("query", "query must be a non-empty string");
+        }
+        if (query.Length > 8_192)
+        {
+            throw new ValidationException("query", "query is longer than 8192 characters");
+        }
+        var k = request.K ?? options.TopK;
+        if (k < 1 || k > options.MaxK)
+        {
+            throw new ValidationException("k", $"k must be between 1 and {options.MaxK} (got {k})");
+        }
+        var w = request.Weights;
+        var plan = new Plan(query, k,
+            Weight("weights.semantic", w?.Semantic, options.SemanticWeight),
+            Weight("weights.lexical", w?.Lexical, options.LexicalWeight),
+            Weight("weights.recency", w?.Recency, options.RecencyWeight),
+            Weight("weights.importance", w?.Importance, options.ImportanceWeight),
+            request.RecencyHalfLifeDays ?? options.RecencyHalfLifeDays,
+            request.MinScore ?? double.NegativeInfinity);
+        if (!(plan.HalfLifeDays > 0) || double.IsInfinity(plan.HalfLifeDays))
+        {
+            throw new ValidationException("recency_half_life_days", "recency_half_life_days must be a positive number");
+        }
+        if (request.MinScore is { } min && !double.IsFinite(min))
+        {
+            throw new ValidationException("min_score", "min_score must be a finite number");
+        }
+        if (plan.Semantic + plan.Lexical + plan.Recency + plan.Importance <= 0)
+        {
+            throw new ValidationException("weights", "at least one weight must be greater than 0");
+        }
+        return plan;
+    }
+
+    private static double Weight(string field, double? value, double fallback) => value switch
+    {
+        null => fallback,
+        var v when double.IsFinite(v.Value) && v >= 0 && v <= 100 => v.Value,
+        _ => throw new ValidationException(field, $"{field} must be a number between 0 and 100 (got {value})"),
+    };
+
+    /// <summary>The JSON filter object in the listing's terms (same names, same meaning).</summary>
+    public static MemoryFilter ToFilter(SearchFilters? f)
+    {
+        if (f is null)
+        {
+            return MemoryFilter.None;
+        }
+        Dictionary<string, string>? metadata = null;
+        if (f.Metadata is { Count: > 0 })
+        {
+            metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (key, value) in f.Metadata)
+            {
+                if (key.Length == 0 || key.Split('.').Any(string.IsNullOrEmpty))
+                {
+                    throw new ValidationException("filters.metadata", $"'{key}' is not a valid metadata path; use key or outer.inner");
+                }
+                metadata[key] = value.ValueKind switch
+                {
+                    JsonValueKind.String => value.GetString()!,
+                    JsonValueKind.Number => value.GetDouble().ToString("R", CultureInfo.InvariantCulture),
+                    JsonValueKind.True => "true",
+                    JsonValueKind.False => "false",
+                    _ => throw new ValidationException("filters.metadata", $"metadata filter '{key}' must be a string, number or boolean"),
+                };
+            }
+        }
+        return new MemoryFilter
+        {
+            UserId = f.UserId,
+            AgentId = f.AgentId,
+            SessionId = f.SessionId,
+            Namespace = f.Namespace,
+            Source = f.Source,
+            Types = f.Type,
+            Tiers = f.Tier,
+            Tags = f.Tags,
+            TagsMatch = f.TagsMatch switch
+            {
+                null or "all" => TagMatch.All,
+                "any" => TagMatch.Any,
+                var other => throw new ValidationException("filters.tags_match", $"tags_match must be 'all' or 'any' (got '{other}')"),
+            },
+            Metadata = metadata,
+            CreatedAfter = f.CreatedAfter,
+            CreatedBefore = f.CreatedBefore,
+            UpdatedAfter = f.UpdatedAfter,
+            UpdatedBefore = f.UpdatedBefore,
+        };
+    }
+
+    private readonly record struct Plan(string Query, int K, double Semantic, double Lexical, double Recency, double Importance, double HalfLifeDays, double MinScore);
+
+    private readonly record struct Ranked(string Id, double Score, SearchExplanation Explain);
+}

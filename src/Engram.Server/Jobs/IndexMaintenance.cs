@@ -1,0 +1,57 @@
+using Engram.Core;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Engram.Server.Jobs;
+
+/// <summary>
+/// Builds the indexes at start, then keeps them following the change log (so writes by other
+/// processes on the same store show up within a second), retries pending embeddings with backoff,
+/// and flushes batched access counts.
+/// </summary>
+internal sealed partial class IndexMaintenance(EngramEngine engine, ILogger<IndexMaintenance> logger) : BackgroundService
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromMinutes(5);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            await engine.EnsureIndexedAsync().WaitAsync(stoppingToken);
+            LogBuilt(logger, engine.Index.Count, engine.Index.AppliedSeq, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+
+            var retryDelay = TimeSpan.FromSeconds(2);
+            var nextRetry = DateTime.UtcNow + retryDelay;
+            using var timer = new PeriodicTimer(PollInterval);
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    await engine.Follower.CatchUpAsync(stoppingToken);
+                    if (DateTime.UtcNow >= nextRetry && engine.Index.PendingVectors > 0)
+                    {
+                        var attached = await engine.Follower.RetryPendingAsync(ct: stoppingToken);
+                        retryDelay = attached > 0 ? TimeSpan.FromSeconds(2) : TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetryDelay.Ticks));
+                        nextRetry = DateTime.UtcNow + retryDelay;
+                    }
+                    await engine.Access.FlushAsync(engine.Store, stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogFailed(logger, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "indexes built: {Count} memories up to seq {Seq} in {Ms:F0} ms")]
+    private static partial void LogBuilt(ILogger logger, int count, long seq, double ms);
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "index maintenance failed; retrying on the next tick")]
+    private static partial void LogFailed(ILogger logger, Exception exception);
+}
