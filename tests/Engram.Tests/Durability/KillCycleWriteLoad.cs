@@ -35,7 +35,7 @@ public sealed class KillCycleWriteLoad(int writers, int seed)
     public async Task<(KillCycleOutcome Outcome, IReadOnlyList<string> AcknowledgedThisCycle)> RunAsync(
         Uri server, int cycle, TimeSpan minDelay, TimeSpan maxDelay, Func<Task> killAsync)
     {
-        var random = new Random(HashCode.Combine(seed, cycle));
+        var random = new Random(Seeds.Derive(seed, cycle));
         var killAfter = TimeSpan.FromMilliseconds(random.Next((int)minDelay.TotalMilliseconds, (int)maxDelay.TotalMilliseconds));
         var state = new CycleState();
         using var client = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = Timeout.InfiniteTimeSpan })
@@ -45,7 +45,7 @@ public sealed class KillCycleWriteLoad(int writers, int seed)
         };
 
         var tasks = Enumerable.Range(0, writers)
-            .Select(w => Task.Run(() => WriterAsync(client, new SentenceGenerator(HashCode.Combine(seed, cycle, w)), $"c{cycle}w{w}", state)))
+            .Select(w => Task.Run(() => WriterAsync(client, new SentenceGenerator(Seeds.Derive(seed, cycle, w + 1)), $"c{cycle}w{w}", state)))
             .ToArray();
 
         var firstAck = await Task.WhenAny(state.FirstAck.Task, Task.Delay(TimeSpan.FromSeconds(30)));

@@ -13,7 +13,8 @@ namespace Engram.Tests.Durability;
 /// over one data folder; concurrent HTTP writers record every acknowledged id; the child is
 /// SIGKILLed at a random moment, restarted, and every acknowledged memory must be there with the
 /// same content while <c>PRAGMA integrity_check</c> says ok. Replay a failure with
-/// ENGRAM_DURABILITY_SEED=&lt;seed printed in the output&gt; (timing still varies, the choices do not).
+/// ENGRAM_DURABILITY_SEED=&lt;seed printed in the output&gt;: the kill delays, contents and
+/// single/batch choices repeat; the exact interleaving with the server's commits does not.
 /// </summary>
 [Trait("Category", "Durability")]
 public sealed class KillNineDurabilityTests(ITestOutputHelper output)
@@ -65,22 +66,21 @@ public sealed class KillNineDurabilityTests(ITestOutputHelper output)
                 // Alternate who sees the crashed file first: the check in this process (straight after
                 // the kill), or the restarted server, which then has to recover the hot WAL itself.
                 var checkBeforeRestart = cycle % 2 == 0;
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"cycle {cycle,2}: killed after {outcome.KillAfter.TotalMilliseconds,4:0} ms, acked {outcome.Acknowledged,4} (total {load.Acknowledged.Count,5}), " +
+                    $"in flight at kill {outcome.InFlightAtKill}, interrupted {outcome.InterruptedByKill}, refused after {outcome.RefusedAfterKill}, " +
+                    $"checking {(checkBeforeRestart ? "before" : "after")} restart, t={total.Elapsed.TotalSeconds:0.0}s"));
                 if (checkBeforeRestart)
                 {
                     await CheckFileAsync(data.Path, load, failurePrefix + $"cycle {cycle} (before restart)");
                 }
                 child = await EngramChildProcess.StartAsync(data.Path, HealthTimeout);
-                await CheckOverHttpAsync(child, load, ackedThisCycle, new Random(HashCode.Combine(seed, cycle, "verify")),
+                await CheckOverHttpAsync(child, load, ackedThisCycle, new Random(Seeds.Derive(seed, cycle, -1)),
                     failurePrefix + $"cycle {cycle} (after restart)");
                 if (!checkBeforeRestart)
                 {
                     await CheckFileAsync(data.Path, load, failurePrefix + $"cycle {cycle} (next to the restarted server)");
                 }
-
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"cycle {cycle,2}: killed after {outcome.KillAfter.TotalMilliseconds,4:0} ms, acked {outcome.Acknowledged,4} (total {load.Acknowledged.Count,5}), " +
-                    $"in flight at kill {outcome.InFlightAtKill}, interrupted {outcome.InterruptedByKill}, refused after {outcome.RefusedAfterKill}, " +
-                    $"checked {(checkBeforeRestart ? "before" : "after")} restart, t={total.Elapsed.TotalSeconds:0.0}s"));
             }
         }
         finally
@@ -89,8 +89,10 @@ public sealed class KillNineDurabilityTests(ITestOutputHelper output)
         }
 
         output.WriteLine($"{cycles} kill -9 cycles, {load.Acknowledged.Count} acknowledged memories all present, {interruptedCycles} cycles killed mid-request, {total.Elapsed.TotalSeconds:0.0} s");
-        // The kill must land while writes are on the wire, or the test proves nothing.
-        interruptedCycles.Should().BeGreaterThanOrEqualTo(cycles * 8 / 10,
+        // The kill must land while writes are on the wire, or the test proves nothing. Not every
+        // cycle: on a loaded machine the last answers can already sit unread in the client's socket
+        // buffers when the kill lands, and then no request fails even though the server was busy.
+        interruptedCycles.Should().BeGreaterThan(cycles / 2,
             failurePrefix + "most kills must interrupt requests in flight");
         load.Acknowledged.Count.Should().BeGreaterThan(cycles * 10, failurePrefix + "the writers must get real work acknowledged");
     }
