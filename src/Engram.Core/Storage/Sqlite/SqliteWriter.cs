@@ -54,7 +54,15 @@ public sealed class SqliteWriter : IAsyncDisposable
             {
                 group.Add(item);
             }
-            RunGroup(group);
+            try
+            {
+                RunGroup(group);
+            }
+            catch (Exception ex)
+            {
+                // Never let the one writer loop die: fail this group's callers and keep serving.
+                AbortGroup(group, ex);
+            }
         }
     }
 
@@ -75,9 +83,9 @@ public sealed class SqliteWriter : IAsyncDisposable
 
         foreach (var item in group)
         {
-            _connection.Execute("SAVEPOINT item");
             try
             {
+                _connection.Execute("SAVEPOINT item");
                 item.Run(_connection);
                 _connection.Execute("RELEASE item");
             }
