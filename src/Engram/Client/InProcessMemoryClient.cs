@@ -20,10 +20,10 @@ internal sealed class InProcessMemoryClient : IMemoryClient
     private readonly SqliteMemoryStore _store;
     private readonly MemoryService _memories;
 
-    private InProcessMemoryClient(SqliteMemoryStore store)
+    private InProcessMemoryClient(SqliteMemoryStore store, MemoryLimits limits)
     {
         _store = store;
-        _memories = new MemoryService(store, new MemoryLimits(), TimeProvider.System);
+        _memories = new MemoryService(store, limits, TimeProvider.System);
     }
 
     /// <summary>
@@ -39,8 +39,9 @@ internal sealed class InProcessMemoryClient : IMemoryClient
             throw new NotFoundException(
                 $"no Engram database at '{databasePath}'; pass --data DIR (or set ENGRAM_DATA), --server URL, or add a memory first");
         }
+        var limits = ConfiguredLimits.Load();
         // Two readers are plenty for one command; the default pool is sized for a server.
-        return new InProcessMemoryClient(SqliteMemoryStore.Open(dataPath, TimeProvider.System, maxReaders: 2));
+        return new InProcessMemoryClient(SqliteMemoryStore.Open(dataPath, TimeProvider.System, maxReaders: 2), limits);
     }
 
     public async Task<WrittenMemory> AddAsync(NewMemory memory, DuplicatePolicy policy, CancellationToken ct) =>

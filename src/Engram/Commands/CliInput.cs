@@ -25,6 +25,19 @@ internal static class CliInput
         return text.EndsWith('\n') ? text[..^1] : text;
     }
 
+    /// <summary>
+    /// A memory id as typed. Ids are ULIDs, which Crockford base32 makes case-insensitive, so lower case
+    /// is accepted. Anything else cannot name a memory; refusing it here also keeps text such as
+    /// "a/b" or ".." out of REST paths, where the server would see a different id (or route).
+    /// </summary>
+    public static string MemoryId(string text)
+    {
+        var id = text.Trim().ToUpperInvariant();
+        return Ulid.IsValid(id)
+            ? id
+            : throw new ValidationException("id", $"'{text}' is not a memory id: ids are 26-character ULIDs such as 01ARZ3NDEKTSV4RRFFQ69G5FAV");
+    }
+
     public static JsonElement Metadata(string json)
     {
         try

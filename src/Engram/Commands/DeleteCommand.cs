@@ -19,7 +19,7 @@ internal static class DeleteCommand
 
         return MemoryCommand.Create("delete", "Delete one memory by id, or every memory matching a scope (with --confirm).", async context =>
         {
-            var memoryId = context.Get(id);
+            var memoryId = context.Get(id) is { } text ? CliInput.MemoryId(text) : null;
             var byFilter = filters.AnyGiven(context.Parse);
             if (memoryId is not null)
             {

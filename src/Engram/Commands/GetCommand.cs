@@ -11,7 +11,8 @@ internal static class GetCommand
         var id = new Argument<string>("id") { Description = "The memory's id." };
         return MemoryCommand.Create("get", "Show one memory.", async context =>
         {
-            var memory = await context.Client.GetAsync(context.Get(id)!, context.CancellationToken);
+            var memoryId = CliInput.MemoryId(context.Get(id)!);
+            var memory = await context.Client.GetAsync(memoryId, context.CancellationToken);
             if (context.Json)
             {
                 JsonOutput.Write(context.Output, memory);

@@ -11,7 +11,8 @@ internal static class HistoryCommand
         var id = new Argument<string>("id") { Description = "The memory's id (deleted memories keep their history)." };
         return MemoryCommand.Create("history", "Show how a memory changed over time, oldest first.", async context =>
         {
-            var history = await context.Client.GetHistoryAsync(context.Get(id)!, context.CancellationToken);
+            var memoryId = CliInput.MemoryId(context.Get(id)!);
+            var history = await context.Client.GetHistoryAsync(memoryId, context.CancellationToken);
             if (context.Json)
             {
                 JsonOutput.Write(context.Output, history);

@@ -23,6 +23,7 @@ internal static class UpdateCommand
 
         return MemoryCommand.Create("update", "Change fields of a memory; fields not given stay as they are.", async context =>
         {
+            var memoryId = CliInput.MemoryId(context.Get(id)!);
             var patch = new MemoryPatch();
             if (context.Get(content) is { } text)
             {
@@ -62,7 +63,7 @@ internal static class UpdateCommand
                 throw new ValidationException("update", "nothing to update: give at least one field to change (see engram update --help)");
             }
 
-            var written = await context.Client.UpdateAsync(context.Get(id)!, patch, context.Get(ifVersion), context.CancellationToken);
+            var written = await context.Client.UpdateAsync(memoryId, patch, context.Get(ifVersion), context.CancellationToken);
             if (context.Json)
             {
                 JsonOutput.Write(context.Output, written);

@@ -49,6 +49,8 @@ public sealed class CliErrorTests
             ["add", "x", "--user", " padded "],
             ["add", "x", "--ttl", "0"],
             ["get", "missing"],
+            ["history", "a/b"],
+            ["delete", ".."],
             ["list", "--limit", "5000"],
         ];
         foreach (var args in failing)
@@ -61,6 +63,23 @@ public sealed class CliErrorTests
             a.Stdout.Should().BeEmpty();
             b.Stdout.Should().BeEmpty();
         }
+    }
+
+    [Fact]
+    public async Task Configured_limits_hold_in_process_as_on_the_server()
+    {
+        await using var server = await Support.EngramServer.StartAsync(configure: o => o.Limits.MaxContentChars = 10);
+        using var folder = new TempDirectory();
+        var tooLong = new[] { "add", "twelve chars" };
+
+        var remote = await CliProcess.RunAsync([.. tooLong, "--server", server.BaseAddress.ToString()]);
+        var local = await CliProcess.RunAsync([.. tooLong, "--data", folder.Path],
+            environment: new Dictionary<string, string> { ["Engram__Limits__MaxContentChars"] = "10" });
+
+        remote.ExitCode.Should().Be(1, remote.ToString());
+        remote.Stderr.Should().Be("engram: content has 12 characters; the limit is 10\n");
+        local.ExitCode.Should().Be(1, local.ToString());
+        local.Stderr.Should().Be(remote.Stderr);
     }
 
     [Theory]

@@ -34,7 +34,8 @@ public sealed class CliMemoryCommandsTests
         expires.Should().BeCloseTo(TimeSpan.FromHours(1), TimeSpan.FromSeconds(5));
         added.GetProperty("version").GetInt64().Should().Be(1);
 
-        var fetched = await engram.JsonAsync("get", id);
+        // ULIDs are case-insensitive (Crockford base32): a lower-cased id still finds the memory.
+        var fetched = await engram.JsonAsync("get", id.ToLowerInvariant());
         fetched.GetProperty("id").GetString().Should().Be(id);
         fetched.TryGetProperty("seq", out _).Should().BeFalse("get returns the memory, not a write result");
         fetched.GetProperty("content_hash").GetString().Should().Be(added.GetProperty("content_hash").GetString());
@@ -178,6 +179,10 @@ public sealed class CliMemoryCommandsTests
         var updated = await engram.RunWithStdinAsync("replaced\n", "update", id, "--content", "-", "--json");
         updated.ExitCode.Should().Be(0, updated.ToString());
         updated.Json().GetProperty("content").GetString().Should().Be("replaced");
+
+        // '@' would start a response file in System.CommandLine's defaults; for memories it is just text.
+        var mention = await engram.JsonAsync("add", "@alice likes tea");
+        mention.GetProperty("content").GetString().Should().Be("@alice likes tea");
 
         // Text that looks like an option goes after "--"; every option must come before it.
         var dashText = await CliProcess.RunAsync(["add", "--json", .. engram.BackendArgs, "--", "-starts with a dash"]);
