@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Engram.Cli.Output;
+using Engram.Core.Memories;
 using Engram.Server.Http;
 
 namespace Engram.Cli.Commands;
@@ -20,7 +21,8 @@ internal static class ListCommand
             var pageSize = context.Get(limit) switch
             {
                 null => (int?)null,
-                // Out-of-range values still go to the service, which owns the limit's rule and message.
+                // Any value goes to the backend, which owns the limit's rule and message; only
+                // squeeze it into an int (a huge --limit then reads as 2147483647 in that message).
                 var n => (int)Math.Clamp(n.Value, int.MinValue, int.MaxValue),
             };
             var followCursors = context.Get(all);
@@ -51,7 +53,7 @@ internal static class ListCommand
     {
         private int _count;
 
-        public void Page(IReadOnlyList<Engram.Core.Memories.Memory> items)
+        public void Page(IReadOnlyList<Memory> items)
         {
             foreach (var memory in items)
             {

@@ -41,23 +41,15 @@ internal static class UpdateCommand
             {
                 patch = patch with { Importance = importance };
             }
-            if (context.Get(fields.Source) is { } source)
-            {
-                patch = patch with { Source = source };
-            }
             patch = patch with
             {
                 Valence = SetOrClear(context.Get(fields.Valence), context.Get(clearValence), "--valence", "--clear-valence"),
                 Tags = SetOrClear<IReadOnlyList<string>>(CliInput.List(context.Get(fields.Tags), "--tag"), context.Get(clearTags), "--tag", "--clear-tags"),
                 Metadata = SetOrClear(context.Get(fields.Metadata) is { } json ? CliInput.Metadata(json) : (JsonElement?)null, context.Get(clearMetadata), "--metadata", "--clear-metadata"),
+                Source = SetOrClear(context.Get(fields.Source), context.Get(clearSource), "--source", "--clear-source"),
                 TtlSeconds = SetOrClear(context.Get(fields.Ttl), context.Get(clearExpiry), "--ttl", "--clear-expiry"),
             };
-            if (context.Get(clearSource))
-            {
-                patch = patch.Source.HasValue
-                    ? throw new ValidationException("source", "give --source or --clear-source, not both")
-                    : patch with { Source = null };
-            }
+            // Every field of an empty patch is an absent Optional, so record equality spots "nothing given".
             if (patch == new MemoryPatch())
             {
                 throw new ValidationException("update", "nothing to update: give at least one field to change (see engram update --help)");

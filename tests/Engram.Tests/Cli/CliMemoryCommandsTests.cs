@@ -40,10 +40,12 @@ public sealed class CliMemoryCommandsTests
         fetched.TryGetProperty("seq", out _).Should().BeFalse("get returns the memory, not a write result");
         fetched.GetProperty("content_hash").GetString().Should().Be(added.GetProperty("content_hash").GetString());
 
-        var updated = await engram.JsonAsync("update", id, "--importance", "0.3", "--clear-valence", "--tag", "dark", "--if-version", "1");
+        var updated = await engram.JsonAsync("update", id, "--importance", "0.3", "--clear-valence", "--tag", "dark", "--clear-expiry", "--if-version", "1");
         updated.GetProperty("version").GetInt64().Should().Be(2);
         updated.GetProperty("importance").GetDouble().Should().Be(0.3);
         updated.GetProperty("valence").ValueKind.Should().Be(JsonValueKind.Null);
+        updated.GetProperty("expires_at").ValueKind.Should().Be(JsonValueKind.Null);
+        updated.GetProperty("source").GetString().Should().Be("chat", "fields not given stay as they are");
         updated.GetProperty("tags").EnumerateArray().Select(t => t.GetString()).Should().Equal("dark");
         updated.GetProperty("metadata").GetProperty("project").GetString().Should().Be("engram", "fields not given stay as they are");
         updated.GetProperty("content").GetString().Should().Be("Alice prefers dark mode");
