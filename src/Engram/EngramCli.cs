@@ -1,5 +1,7 @@
 using System.CommandLine;
-using Engram.Server;
+using System.CommandLine.Invocation;
+using Engram.Cli.Commands;
+using Engram.Cli.Output;
 
 namespace Engram.Cli;
 
@@ -8,29 +10,38 @@ public static class EngramCli
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var root = new RootCommand("Engram: persistent memory for AI agents.");
-        root.Subcommands.Add(ServeCommand());
-        return await root.Parse(args).InvokeAsync();
+        var root = new RootCommand("Engram: persistent memory for AI agents.")
+        {
+            ServeCommand.Create(),
+            AddCommand.Create(),
+            GetCommand.Create(),
+            ListCommand.Create(),
+            UpdateCommand.Create(),
+            DeleteCommand.Create(),
+            HistoryCommand.Create(),
+            StatsCommand.Create(),
+        };
+        // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).
+        var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+        if (parse.Action is ParseErrorAction)
+        {
+            return ReportParseErrors(parse);
+        }
+        return await parse.InvokeAsync();
     }
 
-    private static Command ServeCommand()
+    /// <summary>
+    /// Bad flags are user errors: one <c>engram: message</c> line each on stderr and exit 1, like every
+    /// other error (System.CommandLine's default would print the whole help text as well).
+    /// </summary>
+    private static int ReportParseErrors(ParseResult parse)
     {
-        var data = new Option<string?>("--data") { Description = "Data folder (default ./data, or ENGRAM_DATA)." };
-        var urls = new Option<string?>("--urls") { Description = $"Addresses to listen on (default {EngramServerOptions.DefaultUrls})." };
-        var command = new Command("serve", "Run the Engram server.") { data, urls };
-        command.SetAction(async (parse, ct) =>
+        foreach (var error in parse.Errors)
         {
-            var dataPath = parse.GetValue(data);
-            var app = ServerApplication.Build([], o =>
-            {
-                if (dataPath is not null)
-                {
-                    o.DataPath = dataPath;
-                }
-            }, urls: parse.GetValue(urls));
-            await app.RunAsync();
-            return 0;
-        });
-        return command;
+            Console.Error.WriteLine("engram: " + error.Message);
+        }
+        var command = string.Join(' ', parse.CommandResult.Command is RootCommand ? ["engram"] : new[] { "engram", parse.CommandResult.Command.Name });
+        Console.Error.WriteLine($"Run '{command} --help' for usage.");
+        return ExitCodes.UserError;
     }
 }

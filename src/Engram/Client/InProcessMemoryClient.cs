@@ -1,0 +1,75 @@
+using Engram.Core.Common;
+using Engram.Core.Configuration;
+using Engram.Core.Memories;
+using Engram.Core.Storage.Sqlite;
+using Engram.Server.Http;
+
+namespace Engram.Cli.Client;
+
+/// <summary>
+/// Runs the commands against a local data folder through the same <see cref="MemoryService"/> the
+/// server uses. SQLite's WAL and busy timeout let this work while a server has the folder open.
+/// </summary>
+internal sealed class InProcessMemoryClient : IMemoryClient
+{
+    /// <summary>History records writes made here with this actor.</summary>
+    public const string Actor = "cli";
+
+    private static readonly Caller Caller = Caller.Default(Actor);
+
+    private readonly SqliteMemoryStore _store;
+    private readonly MemoryService _memories;
+
+    private InProcessMemoryClient(SqliteMemoryStore store, MemoryLimits limits)
+    {
+        _store = store;
+        _memories = new MemoryService(store, limits, TimeProvider.System);
+    }
+
+    /// <summary>
+    /// Opens the store in <paramref name="dataPath"/>. Unless <paramref name="createIfMissing"/>, a folder
+    /// without a database is the user's mistake (a wrong --data) and is refused, rather than silently
+    /// creating an empty store wherever the command happened to run.
+    /// </summary>
+    public static InProcessMemoryClient Open(string dataPath, bool createIfMissing)
+    {
+        var databasePath = Path.Combine(Path.GetFullPath(dataPath), SqliteMemoryStore.FileName);
+        if (!createIfMissing && !File.Exists(databasePath))
+        {
+            throw new NotFoundException(
+                $"no Engram database at '{databasePath}'; pass --data DIR (or set ENGRAM_DATA), --server URL, or add a memory first");
+        }
+        var limits = ConfiguredLimits.Load();
+        // Two readers are plenty for one command; the default pool is sized for a server.
+        return new InProcessMemoryClient(SqliteMemoryStore.Open(dataPath, TimeProvider.System, maxReaders: 2), limits);
+    }
+
+    public async Task<WrittenMemory> AddAsync(NewMemory memory, DuplicatePolicy policy, CancellationToken ct) =>
+        new(await _memories.CreateAsync(Caller, memory, policy, ct));
+
+    public Task<Memory> GetAsync(string id, CancellationToken ct) => _memories.GetAsync(Caller, id, ct);
+
+    public async Task<MemoryListResponse> ListAsync(MemoryFilter filter, int? limit, string? cursor, CancellationToken ct)
+    {
+        var page = await _memories.ListAsync(Caller, filter, limit, cursor, ct);
+        return new MemoryListResponse(page.Items, page.NextCursor);
+    }
+
+    public async Task<WrittenMemory> UpdateAsync(string id, MemoryPatch patch, long? expectedVersion, CancellationToken ct) =>
+        new(await _memories.UpdateAsync(Caller, id, patch, expectedVersion, ct));
+
+    public Task<long> DeleteAsync(string id, CancellationToken ct) => _memories.DeleteAsync(Caller, id, ct);
+
+    public async Task<BulkDeleteResponse> DeleteManyAsync(MemoryFilter filter, CancellationToken ct)
+    {
+        var result = await _memories.DeleteManyAsync(Caller, filter, confirm: true, ct);
+        return new BulkDeleteResponse(result.Deleted, result.LastSeq);
+    }
+
+    public async Task<HistoryResponse> GetHistoryAsync(string id, CancellationToken ct) =>
+        new(await _memories.GetHistoryAsync(Caller, id, ct));
+
+    public Task<StoreStatistics> GetStatsAsync(CancellationToken ct) => _memories.GetStatsAsync(Caller, ct);
+
+    public ValueTask DisposeAsync() => _store.DisposeAsync();
+}

@@ -1,0 +1,6 @@
+using Engram.Core.Common;
+
+namespace Engram.Cli.Client;
+
+/// <summary>A 4xx answer the Core has no exception for (e.g. 405, 413): still a request the user can change, so exit 1.</summary>
+internal sealed class RequestRefusedException(string title, string detail) : EngramException(title, detail);

@@ -1,0 +1,29 @@
+using System.CommandLine;
+using Engram.Cli.Client;
+
+namespace Engram.Cli.Commands;
+
+/// <summary>
+/// What a memory command's action works with. The backend is connected on first use, so a command
+/// checks its own input first and a typo never waits for (or creates) a store.
+/// </summary>
+internal sealed class CommandContext(ParseResult parse, BackendOptions backend, bool createsData) : IAsyncDisposable
+{
+    private IMemoryClient? _client;
+
+    public ParseResult Parse { get; } = parse;
+
+    public bool Json => Parse.GetValue(backend.Json);
+
+    public TextWriter Output { get; } = Console.Out;
+
+    public IMemoryClient Client => _client ??= backend.Connect(Parse, createsData);
+
+    public CancellationToken CancellationToken { get; init; }
+
+    public T? Get<T>(Option<T> option) => Parse.GetValue(option);
+
+    public T? Get<T>(Argument<T> argument) => Parse.GetValue(argument);
+
+    public ValueTask DisposeAsync() => _client?.DisposeAsync() ?? ValueTask.CompletedTask;
+}

@@ -1,0 +1,74 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using Engram.Cli.Output;
+using Engram.Core.Common;
+
+namespace Engram.Cli.Commands;
+
+/// <summary>Creates a memory command with the backend options and an action whose failures become <c>engram: message</c> and an exit code.</summary>
+internal static class MemoryCommand
+{
+    public static Command Create(string name, string description, Func<CommandContext, Task> run, bool createsData = false, Action<Command>? configure = null)
+    {
+        var command = new Command(name, description);
+        configure?.Invoke(command);
+        var backend = new BackendOptions();
+        backend.AddTo(command);
+        command.SetAction(async (parse, ct) =>
+        {
+            try
+            {
+                RefuseUnknownOptions(parse, command);
+                await using var context = new CommandContext(parse, backend, createsData) { CancellationToken = ct };
+                await run(context);
+                return ExitCodes.Ok;
+            }
+            catch (Exception ex)
+            {
+                return ErrorReporter.Report(ex, Console.Error);
+            }
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// System.CommandLine binds an unknown <c>--flag</c> to a free positional argument (so
+    /// <c>engram add --tpye x</c> would remember the text "--tpye"). A positional value that looks like
+    /// an option is refused unless it follows <c>--</c>, the usual way to pass such text.
+    /// </summary>
+    private static void RefuseUnknownOptions(ParseResult parse, Command command)
+    {
+        var doubleDash = -1;
+        for (var i = 0; i < parse.Tokens.Count; i++)
+        {
+            if (parse.Tokens[i].Type == TokenType.DoubleDash)
+            {
+                doubleDash = i;
+                break;
+            }
+        }
+        foreach (var argument in command.Arguments)
+        {
+            foreach (var token in parse.GetResult(argument)?.Tokens ?? [])
+            {
+                if (token.Value.Length > 1 && token.Value[0] == '-' && (doubleDash < 0 || IndexOf(parse.Tokens, token) < doubleDash))
+                {
+                    throw new ValidationException(argument.Name,
+                        $"unknown option '{token.Value}'; to pass text that starts with '-', put it after --, e.g. engram {command.Name} -- \"{token.Value}\"");
+                }
+            }
+        }
+    }
+
+    private static int IndexOf(IReadOnlyList<Token> tokens, Token token)
+    {
+        for (var i = 0; i < tokens.Count; i++)
+        {
+            if (ReferenceEquals(tokens[i], token))
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+}

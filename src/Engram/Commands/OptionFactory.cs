@@ -1,0 +1,63 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace Engram.Cli.Commands;
+
+/// <summary>
+/// Options whose values need parsing. Custom parsers replace System.CommandLine's default message
+/// (which names .NET types such as System.Nullable`1) with one that says what the flag expects.
+/// </summary>
+internal static class OptionFactory
+{
+    public static Option<double?> Number(string name, string description, string helpName = "X") => new(name)
+    {
+        Description = description,
+        HelpName = helpName,
+        CustomParser = result => Parse(result, name, "a number", (string s, out double v) =>
+            double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out v) && double.IsFinite(v)),
+    };
+
+    public static Option<long?> WholeNumber(string name, string description, string helpName = "N") => new(name)
+    {
+        Description = description,
+        HelpName = helpName,
+        CustomParser = result => Parse(result, name, "a whole number", (string s, out long v) =>
+            long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v)),
+    };
+
+    public static Option<string?> Text(string name, string description, string helpName) => new(name)
+    {
+        Description = description,
+        HelpName = helpName,
+    };
+
+    /// <summary>A repeatable option: <c>--tag a --tag b</c>.</summary>
+    public static Option<string[]> Repeatable(string name, string description, string helpName) => new(name)
+    {
+        Description = description,
+        HelpName = helpName,
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public static Option<string?> Choice(string name, string description, params string[] choices)
+    {
+        var option = new Option<string?>(name) { Description = description, HelpName = string.Join('|', choices) };
+        option.AcceptOnlyFromAmong(choices);
+        return option;
+    }
+
+    private delegate bool TryParse<T>(string text, out T value);
+
+    private static T? Parse<T>(ArgumentResult result, string name, string expected, TryParse<T> tryParse) where T : struct
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (tryParse(text, out var value))
+        {
+            return value;
+        }
+        result.AddError($"{name} must be {expected} (got '{text}')");
+        return null;
+    }
+}

@@ -1,0 +1,21 @@
+using Engram.Core.Memories;
+
+namespace Engram.Cli.Output;
+
+/// <summary>The store's counts and size.</summary>
+internal static class StatsView
+{
+    public static void Write(TextWriter output, StoreStatistics stats)
+    {
+        output.WriteLine($"{"memories:",-12} {Text.Number(stats.Memories.Total)}");
+        output.WriteLine($"{"by type:",-12} {Counts(stats.Memories.ByType)}");
+        output.WriteLine($"{"by tier:",-12} {Counts(stats.Memories.ByTier)}");
+        output.WriteLine($"{"store size:",-12} {Text.Bytes(stats.StoreBytes)}");
+        output.WriteLine($"{"last seq:",-12} {Text.Number(stats.LastSeq)}");
+    }
+
+    private static string Counts(IReadOnlyDictionary<string, long> counts) =>
+        counts.Count == 0
+            ? "-"
+            : string.Join(", ", counts.OrderByDescending(c => c.Value).ThenBy(c => c.Key, StringComparer.Ordinal).Select(c => $"{c.Key} {Text.Number(c.Value)}"));
+}
