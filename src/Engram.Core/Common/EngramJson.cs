@@ -23,7 +23,21 @@ public static class EngramJson
         options.Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
         options.Converters.Add(new UtcTimestampConverter());
         options.Converters.Add(new OptionalConverterFactory());
+        options.TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver { Modifiers = { SkipAbsentOptionals } };
         return options;
+    }
+
+    /// <summary>An absent <see cref="Optional{T}"/> is left out when writing, so a serialized patch means what it meant.</summary>
+    private static void SkipAbsentOptionals(System.Text.Json.Serialization.Metadata.JsonTypeInfo type)
+    {
+        foreach (var property in type.Properties)
+        {
+            if (property.PropertyType.IsGenericType && property.PropertyType.GetGenericTypeDefinition() == typeof(Optional<>))
+            {
+                var hasValue = property.PropertyType.GetProperty(nameof(Optional<int>.HasValue))!;
+                property.ShouldSerialize = (_, value) => value is not null && (bool)hasValue.GetValue(value)!;
+            }
+        }
     }
 
     public static string FormatTimestamp(DateTimeOffset value) =>

@@ -148,7 +148,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         }
         if (!confirm)
         {
-            throw new ValidationException("confirm", "a bulk delete must be confirmed with confirm=true");
+            throw new ValidationException("confirm", "a bulk delete must be confirmed (confirm=true over HTTP, --confirm in the CLI)");
         }
         var result = await Store.DeleteManyAsync(caller, filter, ct).ConfigureAwait(false);
         Watermark.Advance(result.LastSeq ?? 0);

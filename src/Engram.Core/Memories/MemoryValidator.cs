@@ -81,9 +81,10 @@ public sealed class MemoryValidator(MemoryLimits limits)
             {
                 throw new ValidationException("tags", $"tag '{tag[..Math.Min(20, tag.Length)]}…' has {tag.Length} characters; the limit is {Limits.MaxTagChars}");
             }
-            if (HasControl(tag))
+            if (HasControl(tag) || tag.Contains(','))
             {
-                throw new ValidationException("tags", "tags must not contain control characters");
+                // Commas separate tags in query strings (?tags=a,b), so a tag cannot hold one.
+                throw new ValidationException("tags", "tags must not contain commas or control characters");
             }
             if (!result.Contains(tag, StringComparer.Ordinal))
             {

@@ -63,7 +63,7 @@ public sealed partial class SqliteMemoryStore
                 c.ExecuteNonQuery("DELETE FROM memory_tags WHERE rid = ?1", rid);
                 InsertTags(c, rid, updated.Tags);
             }
-            AppendHistory(c, caller, id, seq, HistoryEvents.Updated, now, updated.Version, changes);
+            AppendHistory(c, caller, id, seq, HistoryEvents.Updated, updated.UpdatedAt.ToUnixTimeMilliseconds(), updated.Version, changes);
             return new WriteResult(updated, false, seq);
         }, ct).ConfigureAwait(false);
 
@@ -167,7 +167,7 @@ public sealed partial class SqliteMemoryStore
             statement.StepToEnd();
         }
         InsertTags(c, c.LastInsertRowId, memory.Tags);
-        AppendHistory(c, caller, memory.Id, seq, HistoryEvents.Created, now, memory.Version, MemoryDiff.Snapshot(memory));
+        AppendHistory(c, caller, memory.Id, seq, HistoryEvents.Created, memory.UpdatedAt.ToUnixTimeMilliseconds(), memory.Version, MemoryDiff.Snapshot(memory));
         return new CreateOutcome(new WriteResult(memory, false, seq), null);
     }
 
