@@ -307,7 +307,8 @@ public sealed class OpenAiCompatibleEmbeddingProvider : IEmbeddingProvider, IDis
                 }
                 // Servers may answer out of order; "index" says which input a vector belongs to.
                 var index = position;
-                if (item.TryGetProperty("index", out var indexElement) && !indexElement.TryGetInt32(out index))
+                if (item.TryGetProperty("index", out var indexElement)
+                    && (indexElement.ValueKind != JsonValueKind.Number || !indexElement.TryGetInt32(out index)))
                 {
                     throw Malformed($"data[{position}].index is not an integer");
                 }
