@@ -57,6 +57,11 @@ public sealed class OpenAiEmbeddingOptions
         {
             yield return Section + "BaseUrl must not have a query or fragment (\"/embeddings\" is appended to it)";
         }
+        else if (!string.IsNullOrEmpty(uri.UserInfo))
+        {
+            // Credentials in the URL would be shown in every error message; the key belongs in ApiKey.
+            yield return Section + "BaseUrl must not contain credentials (user:password@); put the key in ApiKey";
+        }
         if (string.IsNullOrWhiteSpace(Model))
         {
             yield return Section + "Model must be set, e.g. text-embedding-3-small";

@@ -140,6 +140,19 @@ public sealed class OpenAiCompatibleEmbeddingProviderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Vectors_whose_squared_length_overflows_a_float_are_still_normalized()
+    {
+        _server.Handler = (context, request) => FakeEmbeddingServer.WriteTextAsync(context, 200,
+            "{\"data\":[{\"index\":0,\"embedding\":[2e38,-2e38,0]}]}");
+        using var provider = new OpenAiCompatibleEmbeddingProvider(Options());
+
+        var vector = await provider.EmbedAsync("huge");
+
+        var half = MathF.Sqrt(0.5f);
+        vector.Should().Equal([half, -half, 0f], (a, e) => Math.Abs(a - e) < 1e-6f);
+    }
+
+    [Fact]
     public async Task Blank_texts_are_not_sent_and_get_zero_vectors()
     {
         using var provider = new OpenAiCompatibleEmbeddingProvider(Options(o => o.Dimensions = 16));
@@ -413,6 +426,7 @@ public sealed class OpenAiCompatibleEmbeddingProviderTests : IAsyncLifetime
     [InlineData("{\"data\":[{\"index\":0,\"embedding\":[0.1,0.2]},{\"index\":5,\"embedding\":[0.3,0.4]}]}", "out of range or repeated")]
     [InlineData("{\"data\":[{\"index\":0,\"embedding\":\"AAAAAA==\"},{\"index\":1,\"embedding\":[0.3,0.4]}]}", "not an array of floats")]
     [InlineData("{\"data\":[{\"index\":0,\"embedding\":[0.1,\"x\"]},{\"index\":1,\"embedding\":[0.3,0.4]}]}", "is not a finite number")]
+    [InlineData("{\"data\":[{\"index\":0,\"embedding\":[0.1,1e39]},{\"index\":1,\"embedding\":[0.3,0.4]}]}", "is not a finite number")]
     [InlineData("{\"data\":[{\"index\":0,\"embedding\":[]},{\"index\":1,\"embedding\":[]}]}", "is empty")]
     [InlineData("{\"data\":[{\"index\":\"a\",\"embedding\":[0.1]},{\"index\":1,\"embedding\":[0.3]}]}", "index is not an integer")]
     public async Task Malformed_responses_fail_as_permanent_without_retrying(string body, string expected)
@@ -531,6 +545,7 @@ public sealed class OpenAiEmbeddingOptionsTests
         { o => o.BaseUrl = "localhost:11434/v1", "Engram:Embeddings:OpenAi:BaseUrl must be an absolute http(s) URL" },
         { o => o.BaseUrl = "ftp://example.com/v1", "Engram:Embeddings:OpenAi:BaseUrl must be an absolute http(s) URL" },
         { o => o.BaseUrl = "https://example.com/v1?key=1", "Engram:Embeddings:OpenAi:BaseUrl must not have a query" },
+        { o => o.BaseUrl = "https://user:secret@example.com/v1", "Engram:Embeddings:OpenAi:BaseUrl must not contain credentials" },
         { o => o.Model = " ", "Engram:Embeddings:OpenAi:Model must be set" },
         { o => o.ApiKey = "sk-abc\n", "Engram:Embeddings:OpenAi:ApiKey" },
         { o => o.ApiKey = "", "Engram:Embeddings:OpenAi:ApiKey" },
