@@ -24,8 +24,10 @@ public sealed class EngramEngine : IAsyncDisposable
         Embedder = embedder;
         Watermark = new WriteWatermark();
         Memories = new MemoryService(store, limits, Clock, Watermark);
-        Index = new MemoryIndex(new FlatVectorIndex(embedder.Dimensions), embedder.ModelId);
-        Follower = new IndexFollower(store, Index, embedder);
+        Index = new MemoryIndex(dimensions => new FlatVectorIndex(dimensions), embedder.ModelId);
+        // A remote embedder would hold the first search back for the whole corpus: index lexically
+        // first and let the maintenance loop fill the vectors in the background.
+        Follower = new IndexFollower(store, Index, embedder) { DeferEmbeddings = embedder is not (BuiltinEmbeddingProvider or HashEmbeddingProvider) };
         Access = new AccessTracker(Clock);
         Search = new SearchService(store, Follower, embedder, Watermark, Access, search, Clock);
         _initialBuild = new Lazy<Task>(() => Follower.CatchUpAsync());
@@ -54,6 +56,13 @@ public sealed class EngramEngine : IAsyncDisposable
 
     public SearchService Search { get; }
 
+    public IndexStatistics IndexStatistics() => new(
+        Index.AppliedSeq, Index.Count, Index.Vectors?.Count ?? 0, Index.PendingVectors, Embedder.ModelId, Follower.LastEmbeddingError);
+
+    /// <summary>Stats of the store with the index's position added.</summary>
+    public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, CancellationToken ct = default) =>
+        await Memories.GetStatsAsync(caller, ct).ConfigureAwait(false) with { Index = IndexStatistics() };
+
     /// <summary>Builds the indexes from the store's change log (once; later calls wait for the same build).</summary>
     public Task EnsureIndexedAsync() => _initialBuild.Value;
 
@@ -63,10 +72,11 @@ public sealed class EngramEngine : IAsyncDisposable
         {
             await Access.FlushAsync(Store).ConfigureAwait(false);
         }
-        catch (StoreException)
+        catch (Exception ex) when (ex is StoreException or ObjectDisposedException)
         {
-            // Access counts are bookkeeping; losing the last few on a failing store is acceptable.
+            // Access counts are bookkeeping; losing the last few on a failing or closed store is acceptable.
         }
         await Store.DisposeAsync().ConfigureAwait(false);
+        (Embedder as IDisposable)?.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using Engram.Core.Configuration;
+using Engram.Core.Embeddings;
 using Engram.Core.Search;
 
 namespace Engram.Server;
@@ -19,6 +20,8 @@ public sealed class EngramServerOptions
 
     public SearchOptions Search { get; set; } = new();
 
+    public EmbeddingSettings Embeddings { get; set; } = new();
+
     /// <summary>How often the TTL sweeper deletes expired memories.</summary>
     public int SweepIntervalSeconds { get; set; } = 60;
 
@@ -32,7 +35,7 @@ public sealed class EngramServerOptions
         {
             yield return "Engram:SweepIntervalSeconds must be at least 1";
         }
-        foreach (var error in Limits.Validate().Concat(Search.Validate()))
+        foreach (var error in Limits.Validate().Concat(Search.Validate()).Concat(Embeddings.Validate()))
         {
             yield return error;
         }

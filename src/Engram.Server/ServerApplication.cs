@@ -1,6 +1,5 @@
 using Engram.Core;
 using Engram.Core.Common;
-using Engram.Core.Embeddings;
 using Engram.Core.Memories;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
@@ -53,7 +52,7 @@ public static class ServerApplication
         builder.Services.AddSingleton(clock ?? TimeProvider.System);
         builder.Services.AddSingleton(sp => new EngramEngine(
             SqliteMemoryStore.Open(options.DataPath, sp.GetRequiredService<TimeProvider>()),
-            options.Limits, options.Search, BuiltinEmbeddingProvider.Default, sp.GetRequiredService<TimeProvider>()));
+            options.Limits, options.Search, options.Embeddings.CreateProvider(), sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);
@@ -109,6 +108,11 @@ public static class ServerApplication
             ("RECENCY_WEIGHT", "Search:RecencyWeight"),
             ("IMPORTANCE_WEIGHT", "Search:ImportanceWeight"),
             ("TOP_K_RETRIEVAL", "Search:TopK"),
+            ("ENGRAM_EMBEDDINGS", "Embeddings:Provider"),
+            ("EMBEDDINGS_BASE_URL", "Embeddings:OpenAi:BaseUrl"),
+            ("EMBEDDINGS_MODEL", "Embeddings:OpenAi:Model"),
+            ("EMBEDDINGS_API_KEY", "Embeddings:OpenAi:ApiKey"),
+            ("EMBEDDINGS_DIMENSIONS", "Embeddings:OpenAi:Dimensions"),
         ];
         foreach (var (variable, key) in map)
         {

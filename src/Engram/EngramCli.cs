@@ -20,6 +20,8 @@ public static class EngramCli
             DeleteCommand.Create(),
             HistoryCommand.Create(),
             StatsCommand.Create(),
+            SearchCommand.Create(),
+            BenchCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });

@@ -225,5 +225,11 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 /// <summary>How many live memories a tenant has, in all and by type and tier.</summary>
 public sealed record MemoryCounts(long Total, IReadOnlyDictionary<string, long> ByType, IReadOnlyDictionary<string, long> ByTier);
 
-/// <summary>The body of <c>GET /v1/stats</c>.</summary>
-public sealed record StoreStatistics(MemoryCounts Memories, long StoreBytes, long LastSeq);
+/// <summary>The body of <c>GET /v1/stats</c>; <see cref="Index"/> is filled where indexes run (the server).</summary>
+public sealed record StoreStatistics(MemoryCounts Memories, long StoreBytes, long LastSeq)
+{
+    public IndexStatistics? Index { get; init; }
+}
+
+/// <summary>How far the derived indexes are: the change-log position they reflect and the embedding backlog.</summary>
+public sealed record IndexStatistics(long AppliedSeq, int Documents, int Vectors, int PendingEmbeddings, string EmbeddingModel, string? LastEmbeddingError);

@@ -18,6 +18,12 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
 
     public MemoryIndex Index => index;
 
+    /// <summary>
+    /// When set, the initial build (everything up to the store's sequence number at the first catch-up)
+    /// indexes lexically only and leaves the vectors to <see cref="RetryPendingAsync"/>.
+    /// </summary>
+    public bool DeferEmbeddings { get; init; }
+
     /// <summary>The last embedding failure's message (for stats), or null.</summary>
     public string? LastEmbeddingError { get; private set; }
 
@@ -30,6 +36,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
         try
         {
             var total = 0;
+            var deferUntil = DeferEmbeddings && index.AppliedSeq == 0 ? await store.GetLastSeqAsync(ct).ConfigureAwait(false) : 0;
             while (true)
             {
                 var changes = await store.ReadChangesAsync(index.AppliedSeq, ChangeBatch, ct).ConfigureAwait(false);
@@ -37,7 +44,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
                 {
                     return total;
                 }
-                await ApplyAsync(changes, ct).ConfigureAwait(false);
+                await ApplyAsync(changes, embed: changes[^1].Seq > deferUntil, ct).ConfigureAwait(false);
                 index.AppliedSeq = changes[^1].Seq;
                 total += changes.Count;
             }
@@ -85,7 +92,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
         return attached;
     }
 
-    private async Task ApplyAsync(IReadOnlyList<ChangeRecord> changes, CancellationToken ct)
+    private async Task ApplyAsync(IReadOnlyList<ChangeRecord> changes, bool embed, CancellationToken ct)
     {
         // Only the last change of each memory matters within a batch.
         var last = new Dictionary<string, ChangeRecord>(StringComparer.Ordinal);
@@ -116,7 +123,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
         float[][]? vectors = null;
         try
         {
-            vectors = await embedder.EmbedBatchAsync(live.Select(m => m.Memory.Content).ToList(), ct).ConfigureAwait(false);
+            vectors = !embed ? null : await embedder.EmbedBatchAsync(live.Select(m => m.Memory.Content).ToList(), ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

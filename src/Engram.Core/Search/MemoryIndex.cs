@@ -10,7 +10,7 @@ namespace Engram.Core.Search;
 /// step under one reader-writer lock so a search never sees a memory in one index and not another.
 /// Fed only by <see cref="IndexFollower"/> from the store's change log; can be dropped and rebuilt.
 /// </summary>
-public sealed class MemoryIndex(IVectorIndex vectors, string embeddingModel, Bm25Index? lexical = null)
+public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, string embeddingModel, Bm25Index? lexical = null)
 {
     private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
     private readonly HashSet<int> _pendingVectors = [];
@@ -20,7 +20,8 @@ public sealed class MemoryIndex(IVectorIndex vectors, string embeddingModel, Bm2
 
     public Bm25Index Lexical { get; } = lexical ?? new Bm25Index();
 
-    public IVectorIndex Vectors { get; } = vectors;
+    /// <summary>Null until the first vector arrives (a remote model's length is known only then).</summary>
+    public IVectorIndex? Vectors { get; private set; }
 
     /// <summary>The model every vector in <see cref="Vectors"/> came from.</summary>
     public string EmbeddingModel { get; } = embeddingModel;
@@ -75,7 +76,7 @@ public sealed class MemoryIndex(IVectorIndex vectors, string embeddingModel, Bm2
             Lexical.Add(doc, memory.Content);
             if (hasVector)
             {
-                Vectors.Add(doc, vector);
+                AddVectorLocked(doc, vector);
             }
             else
             {
@@ -125,7 +126,7 @@ public sealed class MemoryIndex(IVectorIndex vectors, string embeddingModel, Bm2
             {
                 return false;
             }
-            Vectors.Add(doc, vector);
+            AddVectorLocked(doc, vector);
             return true;
         }
         finally
@@ -148,6 +149,18 @@ public sealed class MemoryIndex(IVectorIndex vectors, string embeddingModel, Bm2
         }
     }
 
+    private void AddVectorLocked(int doc, ReadOnlySpan<float> vector)
+    {
+        Vectors ??= createVectorIndex(vector.Length);
+        if (vector.Length != Vectors.Dimensions)
+        {
+            // The provider changed its vector length under us: keep the memory findable lexically.
+            _pendingVectors.Add(doc);
+            return;
+        }
+        Vectors.Add(doc, vector);
+    }
+
     private void RetireLocked(string memoryId)
     {
         var old = Docs.Retire(memoryId);
@@ -156,7 +169,7 @@ public sealed class MemoryIndex(IVectorIndex vectors, string embeddingModel, Bm2
             Lexical.Remove(old);
             if (!_pendingVectors.Remove(old))
             {
-                Vectors.Remove(old);
+                Vectors?.Remove(old);
             }
         }
     }

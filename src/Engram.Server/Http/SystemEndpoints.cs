@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Reflection;
+using Engram.Core;
 using Engram.Core.Memories;
 using Engram.Core.Storage;
 using Microsoft.AspNetCore.Builder;
@@ -39,10 +40,10 @@ internal static class SystemEndpoints
         }
     }
 
-    private static async Task<IResult> StatsAsync(HttpContext http, MemoryService memories, CancellationToken ct)
+    private static async Task<IResult> StatsAsync(HttpContext http, EngramEngine engine, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        return TypedResults.Ok(await memories.GetStatsAsync(http.GetCaller(), ct));
+        return TypedResults.Ok(await engine.GetStatsAsync(http.GetCaller(), ct));
     }
 }
 

@@ -32,7 +32,16 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, ILogger<Inde
                     await engine.Follower.CatchUpAsync(stoppingToken);
                     if (DateTime.UtcNow >= nextRetry && engine.Index.PendingVectors > 0)
                     {
-                        var attached = await engine.Follower.RetryPendingAsync(ct: stoppingToken);
+                        // Drain a backlog (a model change, an outage that ended) for up to two seconds per tick.
+                        var budget = System.Diagnostics.Stopwatch.StartNew();
+                        int attached, batch;
+                        attached = 0;
+                        do
+                        {
+                            batch = await engine.Follower.RetryPendingAsync(ct: stoppingToken);
+                            attached += batch;
+                        }
+                        while (batch > 0 && engine.Index.PendingVectors > 0 && budget.Elapsed < TimeSpan.FromSeconds(2));
                         retryDelay = attached > 0 ? TimeSpan.FromSeconds(2) : TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetryDelay.Ticks));
                         nextRetry = DateTime.UtcNow + retryDelay;
                     }
@@ -47,6 +56,13 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, ILogger<Inde
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        // The store closes after the hosted services stop: write the last access counts while it is open.
+        await engine.Access.FlushAsync(engine.Store, cancellationToken);
     }
 
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "indexes built: {Count} memories up to seq {Seq} in {Ms:F0} ms")]

@@ -12,7 +12,10 @@ namespace Engram.Cli.Client;
 /// </summary>
 internal static class ConfiguredLimits
 {
-    public static MemoryLimits Load()
+    public static MemoryLimits Load() => LoadOptions().Limits;
+
+    /// <summary>Every Engram setting, validated (limits, search defaults, the embedder).</summary>
+    public static EngramServerOptions LoadOptions()
     {
         var configuration = new ConfigurationBuilder()
             .SetBasePath(AppContext.BaseDirectory)
@@ -21,9 +24,9 @@ internal static class ConfiguredLimits
             .Build();
         var options = new EngramServerOptions();
         configuration.GetSection(EngramServerOptions.Section).Bind(options);
-        var errors = options.Limits.Validate().ToList();
+        var errors = options.Validate().Where(e => !e.StartsWith("Engram:DataPath", StringComparison.Ordinal)).ToList();
         return errors.Count == 0
-            ? options.Limits
-            : throw new ValidationException("Engram:Limits", "invalid configuration: " + string.Join("; ", errors));
+            ? options
+            : throw new ValidationException("Engram", "invalid configuration: " + string.Join("; ", errors));
     }
 }

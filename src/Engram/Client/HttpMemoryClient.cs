@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Memories;
+using Engram.Core.Search;
 using Engram.Server.Http;
 
 namespace Engram.Cli.Client;
@@ -90,6 +91,12 @@ internal sealed class HttpMemoryClient : IMemoryClient
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "v1/stats");
         return Deserialize<StoreStatistics>(await SendAsync(request, ct), EngramJson.Options);
+    }
+
+    public async Task<SearchResponse> SearchAsync(SearchRequest search, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/search") { Content = JsonContent(search) };
+        return Deserialize<SearchResponse>(await SendAsync(request, ct), EngramJson.Options);
     }
 
     public ValueTask DisposeAsync()

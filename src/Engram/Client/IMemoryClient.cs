@@ -1,4 +1,5 @@
 using Engram.Core.Memories;
+using Engram.Core.Search;
 using Engram.Server.Http;
 
 namespace Engram.Cli.Client;
@@ -28,4 +29,6 @@ internal interface IMemoryClient : IAsyncDisposable
     Task<HistoryResponse> GetHistoryAsync(string id, CancellationToken ct);
 
     Task<StoreStatistics> GetStatsAsync(CancellationToken ct);
+
+    Task<SearchResponse> SearchAsync(SearchRequest request, CancellationToken ct);
 }

@@ -1,4 +1,6 @@
+using Engram.Core;
 using Engram.Core.Common;
+using Engram.Core.Search;
 using Engram.Core.Configuration;
 using Engram.Core.Memories;
 using Engram.Core.Storage.Sqlite;
@@ -19,6 +21,7 @@ internal sealed class InProcessMemoryClient : IMemoryClient
 
     private readonly SqliteMemoryStore _store;
     private readonly MemoryService _memories;
+    private EngramEngine? _engine;
 
     private InProcessMemoryClient(SqliteMemoryStore store, MemoryLimits limits)
     {
@@ -71,5 +74,24 @@ internal sealed class InProcessMemoryClient : IMemoryClient
 
     public Task<StoreStatistics> GetStatsAsync(CancellationToken ct) => _memories.GetStatsAsync(Caller, ct);
 
-    public ValueTask DisposeAsync() => _store.DisposeAsync();
+    /// <summary>
+    /// Builds the indexes from the store for this one search (the server keeps them warm; for large
+    /// stores, search through <c>--server</c>).
+    /// </summary>
+    public async Task<SearchResponse> SearchAsync(SearchRequest request, CancellationToken ct)
+    {
+        var options = ConfiguredLimits.LoadOptions();
+        _engine ??= new EngramEngine(_store, options.Limits, options.Search, options.Embeddings.CreateProvider());
+        var result = await _engine.Search.SearchAsync(Caller, request, ct);
+        return new SearchResponse(result.Results.Select(h => new ScoredMemory(h)).ToList(), Math.Round(result.TookMs, 3));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_engine is not null)
+        {
+            await _engine.DisposeAsync(); // flushes access counts, then closes the store
+        }
+        await _store.DisposeAsync();
+    }
 }

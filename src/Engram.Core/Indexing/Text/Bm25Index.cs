@@ -13,6 +13,10 @@ namespace Engram.Core.Indexing.Text;
 /// </summary>
 public sealed class Bm25Index
 {
+    // A private pool whose arrays are always handed back all-zero (every touched slot is reset after
+    // use), so a query never pays to clear a corpus-sized accumulator; the shared pool's arrays may be dirty.
+    private static readonly ArrayPool<float> ScorePool = ArrayPool<float>.Create(1 << 27, 8);
+
     private readonly TextAnalyzer _analyzer;
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly Dictionary<string, int> _termIds = new(StringComparer.Ordinal);
@@ -124,7 +128,7 @@ public sealed class Bm25Index
                 terms.Dispose();
                 return 0;
             }
-            var scores = ArrayPool<float>.Shared.Rent(_docLength.Length);
+            var scores = ScorePool.Rent(_docLength.Length);
             var touched = ArrayPool<int>.Shared.Rent(Math.Min(_docLength.Length, Math.Max(64, SumPostings(ref terms))));
             var touchedCount = 0;
             try
@@ -168,7 +172,6 @@ public sealed class Bm25Index
                 {
                     var doc = touched[i];
                     var score = scores[doc];
-                    scores[doc] = 0;
                     if (score > top.Threshold && filter.Allows(doc))
                     {
                         top.Add(doc, score);
@@ -178,7 +181,11 @@ public sealed class Bm25Index
             }
             finally
             {
-                ArrayPool<float>.Shared.Return(scores);
+                for (var i = 0; i < touchedCount; i++)
+                {
+                    scores[touched[i]] = 0;
+                }
+                ScorePool.Return(scores);
                 ArrayPool<int>.Shared.Return(touched);
                 terms.Dispose();
             }

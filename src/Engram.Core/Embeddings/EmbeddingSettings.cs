@@ -1,0 +1,48 @@
+namespace Engram.Core.Embeddings;
+
+/// <summary>Which embedder to use (configuration section <c>Engram:Embeddings</c>).</summary>
+public sealed class EmbeddingSettings
+{
+    public const string Builtin = "builtin";
+    public const string OpenAiProvider = "openai";
+    public const string Hash = "hash";
+
+    /// <summary><c>builtin</c> (default, offline GloVe), <c>openai</c> (any OpenAI-compatible endpoint) or <c>hash</c> (tests).</summary>
+    public string Provider { get; set; } = Builtin;
+
+    public OpenAiEmbeddingOptions OpenAi { get; set; } = new();
+
+    public int HashDimensions { get; set; } = 256;
+
+    public IEnumerable<string> Validate()
+    {
+        switch (Provider)
+        {
+            case Builtin:
+                break;
+            case Hash:
+                if (HashDimensions is < 8 or > 4096)
+                {
+                    yield return "Engram:Embeddings:HashDimensions must be between 8 and 4096";
+                }
+                break;
+            case OpenAiProvider:
+                foreach (var error in OpenAi.Validate())
+                {
+                    yield return error;
+                }
+                break;
+            default:
+                yield return $"Engram:Embeddings:Provider must be builtin, openai or hash (got '{Provider}')";
+                break;
+        }
+    }
+
+    /// <summary>Creates the configured provider (call <see cref="Validate"/> first).</summary>
+    public IEmbeddingProvider CreateProvider() => Provider switch
+    {
+        OpenAiProvider => new OpenAiCompatibleEmbeddingProvider(OpenAi),
+        Hash => new HashEmbeddingProvider(HashDimensions),
+        _ => BuiltinEmbeddingProvider.Default,
+    };
+}
