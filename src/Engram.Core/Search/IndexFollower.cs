@@ -15,6 +15,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
     private const int ChangeBatch = 2_000;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private long _lastError;
+    private bool _initialBuildDone;
 
     public MemoryIndex Index => index;
 
@@ -36,12 +37,13 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
         try
         {
             var total = 0;
-            var deferUntil = DeferEmbeddings && index.AppliedSeq == 0 ? await store.GetLastSeqAsync(ct).ConfigureAwait(false) : 0;
+            var deferUntil = DeferEmbeddings && !_initialBuildDone ? await store.GetLastSeqAsync(ct).ConfigureAwait(false) : 0;
             while (true)
             {
                 var changes = await store.ReadChangesAsync(index.AppliedSeq, ChangeBatch, ct).ConfigureAwait(false);
                 if (changes.Count == 0)
                 {
+                    _initialBuildDone = true;
                     return total;
                 }
                 await ApplyAsync(changes, embed: changes[^1].Seq > deferUntil, ct).ConfigureAwait(false);
