@@ -19,7 +19,7 @@ public sealed class BuiltinEmbeddingProvider : IEmbeddingProvider
 
     private const int StackLimit = 512;
 
-    private static readonly Lazy<BuiltinEmbeddingProvider> _default = new(() => new BuiltinEmbeddingProvider(WordVectorModel.Embedded));
+    private static readonly Lazy<BuiltinEmbeddingProvider> DefaultInstance = new(() => new BuiltinEmbeddingProvider(WordVectorModel.Embedded));
 
     private readonly WordVectorModel _model;
     private readonly BuiltinEmbeddingOptions _options;
@@ -53,7 +53,7 @@ public sealed class BuiltinEmbeddingProvider : IEmbeddingProvider
     }
 
     /// <summary>The provider over the embedded model with default options; loaded once per process.</summary>
-    public static BuiltinEmbeddingProvider Default => _default.Value;
+    public static BuiltinEmbeddingProvider Default => DefaultInstance.Value;
 
     public string ModelId { get; }
 

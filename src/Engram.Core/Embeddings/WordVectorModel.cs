@@ -22,7 +22,7 @@ public sealed class WordVectorModel
     public const int FormatVersion = 1;
     public const int HeaderSize = 20;
 
-    private static readonly Lazy<WordVectorModel> _embedded = new(LoadEmbeddedCore, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<WordVectorModel> EmbeddedInstance = new(LoadEmbeddedCore, LazyThreadSafetyMode.ExecutionAndPublication);
 
     private readonly Dictionary<string, int> _index;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _lookup;
@@ -65,7 +65,7 @@ public sealed class WordVectorModel
     public int LongestWord { get; }
 
     /// <summary>The model embedded in Engram.Core, loaded on first use and shared by the process.</summary>
-    public static WordVectorModel Embedded => _embedded.Value;
+    public static WordVectorModel Embedded => EmbeddedInstance.Value;
 
     public string Word(int index) => _words[index];
 

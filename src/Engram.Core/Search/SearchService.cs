@@ -124,15 +124,18 @@ public sealed class SearchService(
             }
         }
 
-        var maxBm25 = signals.Values.Max(s => s.Bm25);
+        // Min-max normalisation over the candidate set puts both signals on 0..1 with the best
+        // candidate at 1 and the worst at 0; it measured best on LoCoMo (see bench/README.md).
+        var (minBm25, maxBm25) = MinMax(signals.Values.Select(v => v.Bm25));
+        var (minCosine, maxCosine) = MinMax(signals.Values.Select(v => v.Cosine));
         var semanticWeight = queryVector is null ? 0 : plan.Semantic;
         var nowMs = now.ToUnixTimeMilliseconds();
         var ranked = new List<Ranked>(signals.Count);
         foreach (var (doc, (bm25, cosine)) in signals)
         {
             ref readonly var info = ref index.Docs[doc];
-            var lexical = maxBm25 > 0 ? bm25 / maxBm25 : 0;
-            var semantic = Math.Max(0, cosine);
+            var lexical = Normalize(bm25, minBm25, maxBm25);
+            var semantic = queryVector is null ? 0 : Normalize(cosine, minCosine, maxCosine);
             var ageDays = Math.Max(0, nowMs - info.CreatedAtMs) / 86_400_000.0;
             var recency = Math.Pow(0.5, ageDays / plan.HalfLifeDays);
             var importance = info.Importance;
@@ -153,6 +156,21 @@ public sealed class SearchService(
         }
         return ranked;
     }
+
+    private static (float Min, float Max) MinMax(IEnumerable<float> values)
+    {
+        float min = float.MaxValue, max = float.MinValue;
+        foreach (var v in values)
+        {
+            min = Math.Min(min, v);
+            max = Math.Max(max, v);
+        }
+        return (min, max);
+    }
+
+    /// <summary>0..1 over the candidates; a signal that is equal everywhere says nothing and counts 1 only where it is positive.</summary>
+    private static double Normalize(float value, float min, float max) =>
+        max - min > 1e-9f ? (value - min) / (max - min) : value > 0 ? 1 : 0;
 
     private Plan Validate(SearchRequest request)
     {

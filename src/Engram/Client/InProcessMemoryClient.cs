@@ -1,8 +1,8 @@
 using Engram.Core;
 using Engram.Core.Common;
-using Engram.Core.Search;
 using Engram.Core.Configuration;
 using Engram.Core.Memories;
+using Engram.Core.Search;
 using Engram.Core.Storage.Sqlite;
 using Engram.Server.Http;
 

@@ -5,13 +5,13 @@ namespace Engram.Tests.Embeddings;
 
 public sealed class BuiltinEmbeddingProviderTests
 {
-    private static readonly BuiltinEmbeddingProvider _provider = BuiltinEmbeddingProvider.Default;
+    private static readonly BuiltinEmbeddingProvider Provider = BuiltinEmbeddingProvider.Default;
 
     [Fact]
     public void Reports_its_model_and_dimensions()
     {
-        _provider.ModelId.Should().Be("builtin-glove6b-100d-int8-v1");
-        _provider.Dimensions.Should().Be(100);
+        Provider.ModelId.Should().Be("builtin-glove6b-100d-int8-v1");
+        Provider.Dimensions.Should().Be(100);
         new BuiltinEmbeddingProvider(WordVectorModel.Embedded, new() { Weighting = WordWeighting.Mean }).ModelId
             .Should().Be("builtin-glove6b-100d-int8-v1+mean", "vectors made with other settings must not pass for the default's");
         new BuiltinEmbeddingProvider(WordVectorModel.Embedded, new() { RemoveCommonComponent = true }).ModelId
@@ -21,9 +21,9 @@ public sealed class BuiltinEmbeddingProviderTests
     [Fact]
     public async Task Similar_sentences_are_closer_than_unrelated_ones()
     {
-        var cat = await _provider.EmbedAsync("the cat sat on the mat");
-        var kitten = await _provider.EmbedAsync("a kitten rested on the rug");
-        var revenue = await _provider.EmbedAsync("quarterly revenue grew 5%");
+        var cat = await Provider.EmbedAsync("the cat sat on the mat");
+        var kitten = await Provider.EmbedAsync("a kitten rested on the rug");
+        var revenue = await Provider.EmbedAsync("quarterly revenue grew 5%");
 
         var related = Dot(cat, kitten);
         var unrelated = Dot(cat, revenue);
@@ -40,8 +40,8 @@ public sealed class BuiltinEmbeddingProviderTests
             "Melanie: The kids and I painted a sunset at the lake last weekend.",
             "Caroline: My new job at the bank starts next month.",
         ];
-        var vectors = await _provider.EmbedBatchAsync(turns);
-        var question = await _provider.EmbedAsync("What did Melanie paint?");
+        var vectors = await Provider.EmbedBatchAsync(turns);
+        var question = await Provider.EmbedAsync("What did Melanie paint?");
         var best = Enumerable.Range(0, turns.Length).MaxBy(i => Dot(question, vectors[i]));
         best.Should().Be(1);
     }
@@ -53,7 +53,7 @@ public sealed class BuiltinEmbeddingProviderTests
     [InlineData("Don't panic, it's only a test!")]
     public async Task Vectors_are_unit_length(string text)
     {
-        var vector = await _provider.EmbedAsync(text);
+        var vector = await Provider.EmbedAsync(text);
         vector.Should().HaveCount(100);
         TensorPrimitives.Norm(vector).Should().BeApproximately(1f, 1e-5f);
     }
@@ -66,7 +66,7 @@ public sealed class BuiltinEmbeddingProviderTests
     [InlineData("?!.,")]
     public async Task Text_without_known_words_gives_a_zero_vector(string text)
     {
-        var vector = await _provider.EmbedAsync(text);
+        var vector = await Provider.EmbedAsync(text);
         vector.Should().HaveCount(100).And.OnlyContain(x => x == 0f);
     }
 
@@ -74,20 +74,20 @@ public sealed class BuiltinEmbeddingProviderTests
     public async Task Long_text_is_embedded_and_normalized()
     {
         var text = string.Join(' ', Enumerable.Repeat("the quick brown fox jumps over the lazy dog.", 200));
-        var vector = await _provider.EmbedAsync(text);
+        var vector = await Provider.EmbedAsync(text);
         TensorPrimitives.Norm(vector).Should().BeApproximately(1f, 1e-5f);
-        Dot(vector, await _provider.EmbedAsync("the quick brown fox jumps over the lazy dog.")).Should().BeApproximately(1f, 1e-4f);
+        Dot(vector, await Provider.EmbedAsync("the quick brown fox jumps over the lazy dog.")).Should().BeApproximately(1f, 1e-4f);
     }
 
     [Fact]
     public async Task Same_text_gives_the_same_vector_and_batch_matches_single_calls()
     {
         string[] texts = ["the cat sat on the mat", "", "a kitten rested on the rug", "Don't panic"];
-        var batch = await _provider.EmbedBatchAsync(texts);
+        var batch = await Provider.EmbedBatchAsync(texts);
         batch.Should().HaveCount(texts.Length);
         for (var i = 0; i < texts.Length; i++)
         {
-            batch[i].Should().Equal(await _provider.EmbedAsync(texts[i]));
+            batch[i].Should().Equal(await Provider.EmbedAsync(texts[i]));
         }
     }
 
@@ -95,10 +95,10 @@ public sealed class BuiltinEmbeddingProviderTests
     public void Is_thread_safe()
     {
         var texts = Enumerable.Range(0, 400).Select(i => $"memory number {i}: the cat sat on mat {i % 7} near the kitten").ToArray();
-        var expected = texts.Select(t => _provider.Embed(t)).ToArray();
+        var expected = texts.Select(t => Provider.Embed(t)).ToArray();
         var actual = new float[texts.Length][];
         Parallel.For(0, texts.Length * 4, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
-            actual[i % texts.Length] = _provider.Embed(texts[i % texts.Length]));
+            actual[i % texts.Length] = Provider.Embed(texts[i % texts.Length]));
         for (var i = 0; i < texts.Length; i++)
         {
             actual[i].Should().Equal(expected[i]);
@@ -110,7 +110,7 @@ public sealed class BuiltinEmbeddingProviderTests
     {
         using var cts = new CancellationTokenSource();
         await cts.CancelAsync();
-        await FluentActions.Awaiting(async () => await _provider.EmbedAsync("cat", cts.Token)).Should().ThrowAsync<OperationCanceledException>();
+        await FluentActions.Awaiting(async () => await Provider.EmbedAsync("cat", cts.Token)).Should().ThrowAsync<OperationCanceledException>();
     }
 
     [Theory]
@@ -130,7 +130,7 @@ public sealed class BuiltinEmbeddingProviderTests
     [InlineData("Zürich café", new string[0])]
     public void Resolves_tokens_to_vocabulary_words(string text, string[] expected)
     {
-        _provider.Words(text).Should().Equal(expected);
+        Provider.Words(text).Should().Equal(expected);
     }
 
     [Fact]
@@ -145,9 +145,9 @@ public sealed class BuiltinEmbeddingProviderTests
     public void Sif_weights_frequent_words_down()
     {
         var model = WordVectorModel.Embedded;
-        _provider.Weight(model.IndexOf("the")).Should().BeLessThan(0.05f);
-        _provider.Weight(model.IndexOf("kitten")).Should().BeGreaterThan(0.95f);
-        _provider.Weight(model.IndexOf("cat")).Should().BeInRange(0.8f, 0.99f);
+        Provider.Weight(model.IndexOf("the")).Should().BeLessThan(0.05f);
+        Provider.Weight(model.IndexOf("kitten")).Should().BeGreaterThan(0.95f);
+        Provider.Weight(model.IndexOf("cat")).Should().BeInRange(0.8f, 0.99f);
     }
 
     private static float Dot(float[] a, float[] b) => TensorPrimitives.Dot(a, b);
