@@ -14,7 +14,7 @@ if ! dotnet build Engram.slnx -c Release -nologo -clp:ErrorsOnly; then
 fi
 
 dotnet test Engram.slnx -c Release --no-build --nologo \
-  --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
+  --logger "trx" --logger "console;verbosity=minimal" --results-directory "$results" "$@"
 status=$?
 
 # Sum the counters of every TRX file (one per test project).
