@@ -8,11 +8,11 @@ internal sealed record BenchRow(string Impl, int Ef, double Recall, double Queri
     public static void PrintTable(IReadOnlyList<BenchRow> rows)
     {
         Console.WriteLine();
-        Console.WriteLine($"| {"impl",-14} | {"ef",4} | {"recall@10",9} | {"queries/s",10} | {"build inserts/s",15} |");
-        Console.WriteLine($"|{new string('-', 16)}|{new string('-', 6)}|{new string('-', 11)}|{new string('-', 12)}|{new string('-', 17)}|");
+        Console.WriteLine($"| {"impl",-18} | {"ef",4} | {"recall@10",9} | {"queries/s",10} | {"build inserts/s",15} |");
+        Console.WriteLine($"|{new string('-', 20)}|{new string('-', 6)}|{new string('-', 11)}|{new string('-', 12)}|{new string('-', 17)}|");
         foreach (var row in rows)
         {
-            Console.WriteLine($"| {row.Impl,-14} | {row.Ef,4} | {row.Recall,9:F4} | {row.QueriesPerSecond,10:F0} | {row.BuildInsertsPerSecond,15:F0} |");
+            Console.WriteLine($"| {row.Impl,-18} | {row.Ef,4} | {row.Recall,9:F4} | {row.QueriesPerSecond,10:F0} | {row.BuildInsertsPerSecond,15:F0} |");
         }
 
         var baseline = FirstAtTarget(rows, "hnswlib");

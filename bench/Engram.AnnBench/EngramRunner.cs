@@ -9,7 +9,12 @@ internal static class EngramRunner
 {
     public static IEnumerable<BenchRow> Run(BenchOptions options, AnnDataset dataset, int[][] truth, VectorQuantization quantization)
     {
-        var name = quantization == VectorQuantization.None ? "engram-float" : "engram-int8";
+        var name = quantization switch
+        {
+            VectorQuantization.None => "engram-float",
+            VectorQuantization.Int8 => "engram-int8",
+            _ => "engram-int8-rerank",
+        };
         var index = new HnswIndex(dataset.Dimensions, new HnswOptions
         {
             M = options.M,

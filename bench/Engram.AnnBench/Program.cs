@@ -37,6 +37,7 @@ rows.AddRange(EngramRunner.Run(options, dataset, truth, Engram.Core.Indexing.Vec
 if (!options.SkipInt8)
 {
     rows.AddRange(EngramRunner.Run(options, dataset, truth, Engram.Core.Indexing.Vector.VectorQuantization.Int8));
+    rows.AddRange(EngramRunner.Run(options, dataset, truth, Engram.Core.Indexing.Vector.VectorQuantization.Int8Rerank));
 }
 BenchRow.PrintTable(rows);
 return 0;

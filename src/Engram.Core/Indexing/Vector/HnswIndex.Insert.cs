@@ -15,11 +15,11 @@ public sealed unsafe partial class HnswIndex
         var level = NextLevel();
         if (_quantized)
         {
-            _scales.Pointer[node] = VectorKernels.Quantize(vector, new Span<sbyte>(_codes.Pointer + ((nint)node * _rowStride), Dimensions));
+            _scales.Pointer[node] = VectorKernels.Quantize(vector, new Span<sbyte>(_codes.Pointer + ((nint)node * _codeStride), Dimensions));
         }
-        else
+        if (_hasFloats)
         {
-            vector.CopyTo(new Span<float>(_vectors.Pointer + ((nint)node * _rowStride), Dimensions));
+            vector.CopyTo(new Span<float>(_vectors.Pointer + ((nint)node * _floatStride), Dimensions));
         }
         _levels[node] = (byte)level;
         _docOfNode[node] = doc;
@@ -34,12 +34,12 @@ public sealed unsafe partial class HnswIndex
         {
             if (_quantized)
             {
-                var space = SearchScratch.Current.PrepareInt8Row(node, _codes.Pointer, _scales.Pointer, _rowStride);
+                var space = SearchScratch.Current.PrepareInt8Row(node, _codes.Pointer, _scales.Pointer, _codeStride);
                 Connect(ref space, node, level);
             }
             else
             {
-                var space = new FloatSpace(_vectors.Pointer + ((nint)node * _rowStride), _vectors.Pointer, _rowStride);
+                var space = new FloatSpace(_vectors.Pointer + ((nint)node * _floatStride), _vectors.Pointer, _floatStride);
                 Connect(ref space, node, level);
             }
         }

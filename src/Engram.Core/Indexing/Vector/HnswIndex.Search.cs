@@ -27,13 +27,15 @@ public sealed unsafe partial class HnswIndex
         _lock.EnterReadLock();
         try
         {
+            var floats = _hasFloats ? scratch.PrepareFloat(query, _vectors.Pointer, _floatStride) : default;
             if (_quantized)
             {
-                var int8 = scratch.PrepareInt8(query, _codes.Pointer, _scales.Pointer, _rowStride);
-                return SearchCore(ref int8, scratch, results, filter, efSearch);
+                var int8 = scratch.PrepareInt8(query, _codes.Pointer, _scales.Pointer, _codeStride);
+                return _hasFloats
+                    ? SearchCore(ref int8, ref floats, rerank: true, scratch, results, filter, efSearch)
+                    : SearchCore(ref int8, ref int8, rerank: false, scratch, results, filter, efSearch);
             }
-            var floats = scratch.PrepareFloat(query, _vectors.Pointer, _rowStride);
-            return SearchCore(ref floats, scratch, results, filter, efSearch);
+            return SearchCore(ref floats, ref floats, rerank: false, scratch, results, filter, efSearch);
         }
         finally
         {
@@ -52,13 +54,13 @@ public sealed unsafe partial class HnswIndex
         _lock.EnterReadLock();
         try
         {
-            if (_quantized)
+            if (_hasFloats)
             {
-                var int8 = scratch.PrepareInt8(query, _codes.Pointer, _scales.Pointer, _rowStride);
-                return ExactSearch(ref int8, results, filter);
+                var floats = scratch.PrepareFloat(query, _vectors.Pointer, _floatStride);
+                return ExactSearch(ref floats, results, filter);
             }
-            var floats = scratch.PrepareFloat(query, _vectors.Pointer, _rowStride);
-            return ExactSearch(ref floats, results, filter);
+            var int8 = scratch.PrepareInt8(query, _codes.Pointer, _scales.Pointer, _codeStride);
+            return ExactSearch(ref int8, results, filter);
         }
         finally
         {
@@ -66,14 +68,20 @@ public sealed unsafe partial class HnswIndex
         }
     }
 
-    private int SearchCore<TSpace, TFilter>(ref TSpace space, SearchScratch scratch, Span<ScoredDoc> results, TFilter filter, int ef)
+    /// <summary>
+    /// Walks the graph scoring with <paramref name="space"/>; with <paramref name="rerank"/> the candidates found are
+    /// re-scored with <paramref name="exact"/> (float rows) before the top-k cut, and exact scans use it too.
+    /// </summary>
+    private int SearchCore<TSpace, TExact, TFilter>(
+        ref TSpace space, ref TExact exact, bool rerank, SearchScratch scratch, Span<ScoredDoc> results, TFilter filter, int ef)
         where TSpace : struct, IVectorSpace
+        where TExact : struct, IVectorSpace
         where TFilter : IDocFilter
     {
         var k = results.Length;
         if (_entry < 0 || _liveCount < _options.ExactSearchThreshold)
         {
-            return ExactSearch(ref space, results, filter);
+            return rerank ? ExactSearch(ref exact, results, filter) : ExactSearch(ref space, results, filter);
         }
         ef = Math.Max(ef, k);
         var filtered = typeof(TFilter) != typeof(AllDocs);
@@ -85,12 +93,26 @@ public sealed unsafe partial class HnswIndex
         var found = SearchLayer(ref space, filter, scratch, entry, ef, 0, budget);
         if (found < k)
         {
-            return ExactSearch(ref space, results, filter);
+            return rerank ? ExactSearch(ref exact, results, filter) : ExactSearch(ref space, results, filter);
         }
         var top = new TopK(results);
-        foreach (var result in scratch.Results)
+        if (rerank)
         {
-            top.Add(_docOfNode[result.Node], result.Score);
+            foreach (var result in scratch.Results)
+            {
+                exact.Prefetch(result.Node);
+            }
+            foreach (var result in scratch.Results)
+            {
+                top.Add(_docOfNode[result.Node], exact.Score(result.Node));
+            }
+        }
+        else
+        {
+            foreach (var result in scratch.Results)
+            {
+                top.Add(_docOfNode[result.Node], result.Score);
+            }
         }
         return top.Finish();
     }

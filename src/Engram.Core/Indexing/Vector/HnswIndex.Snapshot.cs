@@ -49,12 +49,12 @@ public sealed unsafe partial class HnswIndex
             WriteSection(stream, MemoryMarshal.AsBytes(_deleted.AsSpan(0, n)));
             if (_quantized)
             {
-                WriteSection(stream, MemoryMarshal.AsBytes(_codes.Span[..(n * _rowStride)]));
+                WriteSection(stream, MemoryMarshal.AsBytes(_codes.Span[..(n * _codeStride)]));
                 WriteSection(stream, MemoryMarshal.AsBytes(_scales.Span[..n]));
             }
-            else
+            if (_hasFloats)
             {
-                WriteSection(stream, MemoryMarshal.AsBytes(_vectors.Span[..(n * _rowStride)]));
+                WriteSection(stream, MemoryMarshal.AsBytes(_vectors.Span[..(n * _floatStride)]));
             }
             WriteSection(stream, MemoryMarshal.AsBytes(_links0.Span[..(n * _stride0)]));
             WriteSection(stream, MemoryMarshal.AsBytes(_linksUpper.Span[.._upperUsed]));
@@ -141,12 +141,12 @@ public sealed unsafe partial class HnswIndex
         ReadSection(stream, MemoryMarshal.AsBytes(_deleted.AsSpan(0, n)));
         if (_quantized)
         {
-            ReadSection(stream, MemoryMarshal.AsBytes(_codes.Span[..(n * _rowStride)]));
+            ReadSection(stream, MemoryMarshal.AsBytes(_codes.Span[..(n * _codeStride)]));
             ReadSection(stream, MemoryMarshal.AsBytes(_scales.Span[..n]));
         }
-        else
+        if (_hasFloats)
         {
-            ReadSection(stream, MemoryMarshal.AsBytes(_vectors.Span[..(n * _rowStride)]));
+            ReadSection(stream, MemoryMarshal.AsBytes(_vectors.Span[..(n * _floatStride)]));
         }
         ReadSection(stream, MemoryMarshal.AsBytes(_links0.Span[..(n * _stride0)]));
 

@@ -26,7 +26,7 @@ internal readonly unsafe struct FloatSpace(float* query, float* rows, int stride
     public float Between(int a, int b) => VectorKernels.Dot(rows + ((nint)a * stride), rows + ((nint)b * stride), stride);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Prefetch(int node) => VectorKernels.Prefetch(rows + ((nint)node * stride));
+    public void Prefetch(int node) => VectorKernels.Prefetch((byte*)(rows + ((nint)node * stride)), stride * sizeof(float));
 }
 
 internal readonly unsafe struct Int8Space(short* query, float queryScale, sbyte* codes, float* scales, int stride) : IVectorSpace
@@ -39,5 +39,5 @@ internal readonly unsafe struct Int8Space(short* query, float queryScale, sbyte*
         VectorKernels.Dot(codes + ((nint)a * stride), codes + ((nint)b * stride), stride) * (scales[a] * scales[b]);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Prefetch(int node) => VectorKernels.Prefetch(codes + ((nint)node * stride));
+    public void Prefetch(int node) => VectorKernels.Prefetch((byte*)(codes + ((nint)node * stride)), stride);
 }

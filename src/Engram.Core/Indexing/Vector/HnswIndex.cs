@@ -34,12 +34,14 @@ public sealed unsafe partial class HnswIndex : IVectorIndex
     private readonly int _m0;         // links per node on layer 0
     private readonly int _stride0;    // ints per node in the layer-0 block: count + _m0 ids
     private readonly int _strideUpper; // ints per (node, layer >= 1): count + _m ids
-    private readonly int _rowStride;   // floats (or bytes when quantised) per stored row
-    private readonly bool _quantized;
+    private readonly int _floatStride; // floats per stored float row
+    private readonly int _codeStride;  // bytes per stored int8 row
+    private readonly bool _quantized;  // graph walks score int8 codes
+    private readonly bool _hasFloats;  // float rows are stored (float mode, or int8 with re-ranking)
     private readonly double _levelMultiplier;
 
-    private PinnedBlock<float> _vectors;  // float mode: _rowStride floats per node
-    private PinnedBlock<sbyte> _codes;    // int8 mode: _rowStride codes per node
+    private PinnedBlock<float> _vectors;  // _floatStride floats per node, when _hasFloats
+    private PinnedBlock<sbyte> _codes;    // _codeStride codes per node, when _quantized
     private PinnedBlock<float> _scales;   // int8 mode: one per node
     private PinnedBlock<int> _links0;
     private PinnedBlock<int> _linksUpper;
@@ -69,8 +71,10 @@ public sealed unsafe partial class HnswIndex : IVectorIndex
         _m0 = 2 * options.M;
         _stride0 = _m0 + 1;
         _strideUpper = _m + 1;
-        _quantized = options.Quantization == VectorQuantization.Int8;
-        _rowStride = _quantized ? VectorKernels.Int8Stride(dimensions) : VectorKernels.FloatStride(dimensions);
+        _quantized = options.Quantization != VectorQuantization.None;
+        _hasFloats = options.Quantization != VectorQuantization.Int8;
+        _floatStride = VectorKernels.FloatStride(dimensions);
+        _codeStride = VectorKernels.Int8Stride(dimensions);
         _levelMultiplier = 1.0 / Math.Log(_m);
         _rngState = options.Seed;
         _upperOffset = [];
@@ -172,12 +176,12 @@ public sealed unsafe partial class HnswIndex : IVectorIndex
     {
         if (_quantized)
         {
-            _codes = _codes.Resize(capacity * _rowStride, _nodeCount * _rowStride);
+            _codes = _codes.Resize(capacity * _codeStride, _nodeCount * _codeStride);
             _scales = _scales.Resize(capacity, _nodeCount);
         }
-        else
+        if (_hasFloats)
         {
-            _vectors = _vectors.Resize(capacity * _rowStride, _nodeCount * _rowStride);
+            _vectors = _vectors.Resize(capacity * _floatStride, _nodeCount * _floatStride);
         }
         _links0 = _links0.Resize(capacity * _stride0, _nodeCount * _stride0);
         Array.Resize(ref _upperOffset, capacity);

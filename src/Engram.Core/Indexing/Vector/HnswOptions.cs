@@ -11,6 +11,12 @@ public enum VectorQuantization
     /// scores are approximate (typically within 0.01 of the float cosine for unit vectors).
     /// </summary>
     Int8,
+
+    /// <summary>
+    /// int8 for the graph walk, plus the float32 rows to re-score the final candidates: exact scores and float-level
+    /// recall at int8 walking speed, for about 1.27x the memory of <see cref="None"/>.
+    /// </summary>
+    Int8Rerank,
 }
 
 /// <summary>

@@ -92,6 +92,7 @@ public sealed class HnswIndexBehaviourTests
     [Theory]
     [InlineData(VectorQuantization.None)]
     [InlineData(VectorQuantization.Int8)]
+    [InlineData(VectorQuantization.Int8Rerank)]
     public void SaveThenLoad_GivesIdenticalResults_AndKeepsGrowingIdentically(VectorQuantization quantization)
     {
         var options = GraphOnly with { Quantization = quantization };
@@ -154,7 +155,7 @@ public sealed class HnswIndexBehaviourTests
     [Fact]
     public async Task ConcurrentSearchesDuringInserts_NeverThrow()
     {
-        var data = VectorTestData.Clustered(4_000, Dimensions, clusters: 10, seed: 20);
+        var data = VectorTestData.Clustered(2_500, Dimensions, clusters: 10, seed: 20);
         var index = new HnswIndex(Dimensions, GraphOnly with { ExactSearchThreshold = 1_000 });
         using var done = new CancellationTokenSource();
         var searches = 0;

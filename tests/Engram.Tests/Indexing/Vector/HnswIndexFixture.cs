@@ -2,7 +2,7 @@ using Engram.Core.Indexing.Vector;
 
 namespace Engram.Tests.Indexing.Vector;
 
-/// <summary>One float and one int8 index over the same 20k clustered vectors, built once for the recall tests.</summary>
+/// <summary>An index in each storage mode over the same 20k clustered vectors, built once for the recall tests.</summary>
 public sealed class HnswIndexFixture
 {
     public const int Count = 20_000;
@@ -21,13 +21,15 @@ public sealed class HnswIndexFixture
         Flat = new FlatVectorIndex(Dimensions);
         Float = new HnswIndex(Dimensions, Options);
         Int8 = new HnswIndex(Dimensions, Options with { Quantization = VectorQuantization.Int8 });
+        Int8Rerank = new HnswIndex(Dimensions, Options with { Quantization = VectorQuantization.Int8Rerank });
         for (var doc = 0; doc < Count; doc++)
         {
             Flat.Add(doc, Data[doc]);
         }
         Parallel.Invoke(
             () => AddAll(Float),
-            () => AddAll(Int8));
+            () => AddAll(Int8),
+            () => AddAll(Int8Rerank));
     }
 
     public float[][] Data { get; }
@@ -39,6 +41,8 @@ public sealed class HnswIndexFixture
     public HnswIndex Float { get; }
 
     public HnswIndex Int8 { get; }
+
+    public HnswIndex Int8Rerank { get; }
 
     private void AddAll(HnswIndex index)
     {

@@ -32,6 +32,14 @@ public sealed class HnswIndexRecallTests(HnswIndexFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public void Int8RerankRecallAt10_MeetsTheBar_WithExactScores()
+    {
+        var recall = Recall(fixture.Int8Rerank, HnswIndexFixture.Options.EfSearch, out var scoreError);
+        recall.Should().BeGreaterThanOrEqualTo(MinFloatRecall);
+        scoreError.Should().BeLessThan(1e-5f, "the candidates are re-scored with the float rows");
+    }
+
+    [Fact]
     public void RecallGrowsWithEf()
     {
         var narrow = Recall(fixture.Float, 1, out _);
