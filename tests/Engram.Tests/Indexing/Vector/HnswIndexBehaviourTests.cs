@@ -185,6 +185,26 @@ public sealed class HnswIndexBehaviourTests
         searches.Should().BeGreaterThan(0);
     }
 
+    [Theory]
+    [InlineData(VectorQuantization.None)]
+    [InlineData(VectorQuantization.Int8Rerank)]
+    public void Searches_AllocateNothing_OnceWarm(VectorQuantization quantization)
+    {
+        var data = VectorTestData.Clustered(2_000, Dimensions, clusters: 10, seed: 25);
+        var index = Build(data, GraphOnly with { Quantization = quantization });
+        var results = new ScoredDoc[K];
+        var filter = new ModuloFilter(3);
+        index.Search(data[0], results, new AllDocs());
+        index.Search(data[0], results, filter);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 200; i++)
+        {
+            index.Search(data[i], results, new AllDocs());
+            index.Search(data[i], results, filter);
+        }
+        (GC.GetAllocatedBytesForCurrentThread() - before).Should().Be(0);
+    }
+
     [Fact]
     public void BelowTheThreshold_SearchIsExact()
     {
