@@ -24,7 +24,7 @@ public sealed class EngramEngine : IAsyncDisposable
         Embedder = embedder;
         Watermark = new WriteWatermark();
         Memories = new MemoryService(store, limits, Clock, Watermark);
-        Index = new MemoryIndex(dimensions => new FlatVectorIndex(dimensions), embedder.ModelId,
+        Index = new MemoryIndex(dimensions => new HnswIndex(dimensions), embedder.ModelId,
             new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B));
         // A remote embedder would hold the first search back for the whole corpus: index lexically
         // first and let the maintenance loop fill the vectors in the background.
