@@ -15,29 +15,41 @@ namespace Engram.Core;
 /// </summary>
 public sealed class EngramEngine : IAsyncDisposable
 {
-    private readonly Lazy<Task> _initialBuild;
+    private readonly Lazy<Task<IndexLoadReport>> _initialBuild;
 
-    public EngramEngine(IMemoryStore store, MemoryLimits limits, SearchOptions search, IEmbeddingProvider embedder, TimeProvider? clock = null)
+    private readonly SearchOptions _searchOptions;
+    private readonly Func<int, IVectorIndex> _createVectorIndex = dimensions => new HnswIndex(dimensions);
+    private readonly SemaphoreSlim _snapshotGate = new(1, 1);
+    private long _snapshotSeq = -1;
+
+    /// <param name="snapshotPath">Where the index snapshot lives; null for none (tests, one-off tools).</param>
+    public EngramEngine(IMemoryStore store, MemoryLimits limits, SearchOptions search, IEmbeddingProvider embedder, TimeProvider? clock = null, string? snapshotPath = null)
     {
+        _searchOptions = search;
+        SnapshotPath = snapshotPath;
         Clock = clock ?? TimeProvider.System;
         Store = store;
         Embedder = embedder;
         Watermark = new WriteWatermark();
         Memories = new MemoryService(store, limits, Clock, Watermark);
-        Index = new MemoryIndex(dimensions => new HnswIndex(dimensions), embedder.ModelId,
+        Index = new MemoryIndex(_createVectorIndex, embedder.ModelId,
             new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B));
         // A remote embedder would hold the first search back for the whole corpus: index lexically
         // first and let the maintenance loop fill the vectors in the background.
         Follower = new IndexFollower(store, Index, embedder) { DeferEmbeddings = embedder is not (BuiltinEmbeddingProvider or HashEmbeddingProvider) };
         Access = new AccessTracker(Clock);
         Search = new SearchService(store, Follower, embedder, Watermark, Access, search, Clock);
-        _initialBuild = new Lazy<Task>(() => Follower.CatchUpAsync());
+        _initialBuild = new Lazy<Task<IndexLoadReport>>(LoadOrBuildAsync);
         Search.WaitFor(EnsureIndexedAsync);
     }
 
-    /// <summary>Opens the SQLite store in <paramref name="dataPath"/> with the built-in embedder.</summary>
-    public static EngramEngine OpenSqlite(string dataPath, MemoryLimits? limits = null, SearchOptions? search = null, IEmbeddingProvider? embedder = null, TimeProvider? clock = null) =>
-        new(SqliteMemoryStore.Open(dataPath, clock), limits ?? new MemoryLimits(), search ?? new SearchOptions(), embedder ?? BuiltinEmbeddingProvider.Default, clock);
+    /// <summary>Opens the SQLite store in <paramref name="dataPath"/> (built-in embedder unless given; snapshots next to it when asked).</summary>
+    public static EngramEngine OpenSqlite(string dataPath, MemoryLimits? limits = null, SearchOptions? search = null, IEmbeddingProvider? embedder = null,
+        TimeProvider? clock = null, bool snapshots = false) =>
+        new(SqliteMemoryStore.Open(dataPath, clock), limits ?? new MemoryLimits(), search ?? new SearchOptions(), embedder ?? BuiltinEmbeddingProvider.Default,
+            clock, snapshots ? Path.Combine(Path.GetFullPath(dataPath), IndexSnapshot.FileName) : null);
+
+    public string? SnapshotPath { get; }
 
     public TimeProvider Clock { get; }
 
@@ -64,8 +76,87 @@ public sealed class EngramEngine : IAsyncDisposable
     public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, CancellationToken ct = default) =>
         await Memories.GetStatsAsync(caller, ct).ConfigureAwait(false) with { Index = IndexStatistics() };
 
-    /// <summary>Builds the indexes from the store's change log (once; later calls wait for the same build).</summary>
-    public Task EnsureIndexedAsync() => _initialBuild.Value;
+    /// <summary>Loads the snapshot or builds the indexes from the change log (once; later calls wait for the same work).</summary>
+    public Task<IndexLoadReport> EnsureIndexedAsync() => _initialBuild.Value;
+
+    /// <summary>
+    /// Drops the indexes and rebuilds them from the store (reporting applied/last sequence numbers to
+    /// <paramref name="progress"/>), then writes a fresh snapshot when snapshots are on.
+    /// </summary>
+    public async Task<IndexLoadReport> RebuildAsync(IProgress<(long Applied, long Last)>? progress = null, CancellationToken ct = default)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var fresh = new MemoryIndex(_createVectorIndex, Embedder.ModelId, NewLexical());
+        var follower = new IndexFollower(Store, fresh, Embedder);
+        var last = await Store.GetLastSeqAsync(ct).ConfigureAwait(false);
+        while (await follower.CatchUpAsync(ct, maxBatches: 1).ConfigureAwait(false) > 0)
+        {
+            progress?.Report((fresh.AppliedSeq, Math.Max(last, fresh.AppliedSeq)));
+        }
+        await Follower.ReplaceIndexAsync(fresh, ct).ConfigureAwait(false);
+        await Follower.CatchUpAsync(ct).ConfigureAwait(false);
+        await SaveSnapshotAsync(force: true, ct).ConfigureAwait(false);
+        return new IndexLoadReport("rebuilt", "requested", Index.Count, Index.AppliedSeq, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+    }
+
+    /// <summary>Writes the index snapshot when snapshots are on and the index moved since the last one; returns whether it wrote.</summary>
+    public async Task<bool> SaveSnapshotAsync(bool force = false, CancellationToken ct = default)
+    {
+        if (SnapshotPath is null)
+        {
+            return false;
+        }
+        await _snapshotGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var seq = Index.AppliedSeq;
+            if (!force && seq == Interlocked.Read(ref _snapshotSeq))
+            {
+                return false;
+            }
+            await Task.Run(() => IndexSnapshot.Save(Index, SnapshotPath, Store.StoreId, _searchOptions), ct).ConfigureAwait(false);
+            Interlocked.Exchange(ref _snapshotSeq, seq);
+            return true;
+        }
+        finally
+        {
+            _snapshotGate.Release();
+        }
+    }
+
+    private Indexing.Text.Bm25Index NewLexical() =>
+        new(new Indexing.Text.TextAnalyzer(stem: _searchOptions.Stemming), _searchOptions.Bm25K1, _searchOptions.Bm25B);
+
+    private async Task<IndexLoadReport> LoadOrBuildAsync()
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var source = "rebuilt";
+        var reason = "snapshots off";
+        if (SnapshotPath is not null)
+        {
+            var loaded = await Task.Run(() => IndexSnapshot.TryLoad(SnapshotPath, Store.StoreId, Embedder.ModelId, _searchOptions, _createVectorIndex, out reason)).ConfigureAwait(false);
+            if (loaded is not null)
+            {
+                var last = await Store.GetLastSeqAsync().ConfigureAwait(false);
+                if (loaded.AppliedSeq > last)
+                {
+                    reason = $"snapshot is at seq {loaded.AppliedSeq}, ahead of the store's {last} (an older copy of the database?)";
+                }
+                else
+                {
+                    await Follower.ReplaceIndexAsync(loaded).ConfigureAwait(false);
+                    Interlocked.Exchange(ref _snapshotSeq, loaded.AppliedSeq);
+                    source = "snapshot";
+                }
+            }
+        }
+        await Follower.CatchUpAsync().ConfigureAwait(false);
+        if (source == "rebuilt" && SnapshotPath is not null)
+        {
+            await SaveSnapshotAsync(force: true).ConfigureAwait(false);
+        }
+        return new IndexLoadReport(source, reason, Index.Count, Index.AppliedSeq, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -81,3 +172,6 @@ public sealed class EngramEngine : IAsyncDisposable
         (Embedder as IDisposable)?.Dispose();
     }
 }
+
+/// <summary>How the indexes came to be at start: loaded from a snapshot (then caught up) or rebuilt, and why.</summary>
+public sealed record IndexLoadReport(string Source, string Reason, int Memories, long AppliedSeq, double Milliseconds);

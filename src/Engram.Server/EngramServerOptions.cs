@@ -22,6 +22,12 @@ public sealed class EngramServerOptions
 
     public EmbeddingSettings Embeddings { get; set; } = new();
 
+    /// <summary>Save the indexes next to the store (engram.index) for a fast start.</summary>
+    public bool IndexSnapshots { get; set; } = true;
+
+    /// <summary>How often the snapshot is rewritten while the index changes (also on shutdown).</summary>
+    public int SnapshotIntervalSeconds { get; set; } = 600;
+
     /// <summary>How often the TTL sweeper deletes expired memories.</summary>
     public int SweepIntervalSeconds { get; set; } = 60;
 
@@ -30,6 +36,10 @@ public sealed class EngramServerOptions
         if (string.IsNullOrWhiteSpace(DataPath))
         {
             yield return "Engram:DataPath (ENGRAM_DATA, --data) must name a folder";
+        }
+        if (SnapshotIntervalSeconds < 1)
+        {
+            yield return "Engram:SnapshotIntervalSeconds must be at least 1";
         }
         if (SweepIntervalSeconds < 1)
         {

@@ -1,6 +1,7 @@
 using Engram.Core;
 using Engram.Core.Common;
 using Engram.Core.Memories;
+using Engram.Core.Search;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Server.Http;
@@ -52,7 +53,8 @@ public static class ServerApplication
         builder.Services.AddSingleton(clock ?? TimeProvider.System);
         builder.Services.AddSingleton(sp => new EngramEngine(
             SqliteMemoryStore.Open(options.DataPath, sp.GetRequiredService<TimeProvider>()),
-            options.Limits, options.Search, options.Embeddings.CreateProvider(), sp.GetRequiredService<TimeProvider>()));
+            options.Limits, options.Search, options.Embeddings.CreateProvider(), sp.GetRequiredService<TimeProvider>(),
+            options.IndexSnapshots ? Path.Combine(Path.GetFullPath(options.DataPath), IndexSnapshot.FileName) : null));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);

@@ -21,6 +21,7 @@ public static class EngramCli
             HistoryCommand.Create(),
             StatsCommand.Create(),
             SearchCommand.Create(),
+            ReindexCommand.Create(),
             BenchCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).

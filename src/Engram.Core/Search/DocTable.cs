@@ -8,7 +8,7 @@ namespace Engram.Core.Search;
 /// handful of integer compares per candidate instead of a store round trip.
 /// Not synchronised: <see cref="MemoryIndex"/> guards it.
 /// </summary>
-public sealed class DocTable
+public sealed partial class DocTable
 {
     public const int None = -1;
 

@@ -31,14 +31,14 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
     public DateTimeOffset? LastEmbeddingErrorAt => _lastError == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(_lastError);
 
     /// <summary>Applies every change after the index's sequence number; returns how many entries it read.</summary>
-    public async Task<int> CatchUpAsync(CancellationToken ct = default)
+    public async Task<int> CatchUpAsync(CancellationToken ct = default, int maxBatches = int.MaxValue)
     {
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             var total = 0;
             var deferUntil = DeferEmbeddings && !_initialBuildDone ? await store.GetLastSeqAsync(ct).ConfigureAwait(false) : 0;
-            while (true)
+            for (var batch = 0; batch < maxBatches; batch++)
             {
                 var changes = await store.ReadChangesAsync(index.AppliedSeq, ChangeBatch, ct).ConfigureAwait(false);
                 if (changes.Count == 0)
@@ -50,6 +50,24 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
                 index.AppliedSeq = changes[^1].Seq;
                 total += changes.Count;
             }
+            return total;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Swaps in <paramref name="replacement"/>'s state (a snapshot or a rebuild) while no catch-up runs,
+    /// so no change read for the old state is applied on top of the new one.
+    /// </summary>
+    public async Task ReplaceIndexAsync(MemoryIndex replacement, CancellationToken ct = default)
+    {
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            index.ReplaceWith(replacement);
         }
         finally
         {

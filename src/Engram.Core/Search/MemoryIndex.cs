@@ -16,9 +16,9 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
     private readonly HashSet<int> _pendingVectors = [];
     private long _appliedSeq;
 
-    public DocTable Docs { get; } = new();
+    public DocTable Docs { get; private set; } = new();
 
-    public Bm25Index Lexical { get; } = lexical ?? new Bm25Index();
+    public Bm25Index Lexical { get; private set; } = lexical ?? new Bm25Index();
 
     /// <summary>Null until the first vector arrives (a remote model's length is known only then).</summary>
     public IVectorIndex? Vectors { get; private set; }
@@ -147,6 +147,95 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
         {
             _gate.ExitReadLock();
         }
+    }
+
+    /// <summary>Takes over the state of <paramref name="loaded"/> (a snapshot), so everything holding this index sees it.</summary>
+    public void ReplaceWith(MemoryIndex loaded)
+    {
+        _gate.EnterWriteLock();
+        try
+        {
+            Docs = loaded.Docs;
+            Lexical = loaded.Lexical;
+            Vectors = loaded.Vectors;
+            _pendingVectors.Clear();
+            _pendingVectors.UnionWith(loaded._pendingVectors);
+            AppliedSeq = loaded.AppliedSeq;
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Writes everything after the snapshot header (see <see cref="IndexSnapshot"/>), holding writers off.</summary>
+    internal void WriteSnapshot(BinaryWriter writer, SearchOptions search)
+    {
+        _gate.EnterReadLock();
+        try
+        {
+            writer.Write(AppliedSeq);
+            writer.Write(EmbeddingModel);
+            writer.Write(search.Bm25K1);
+            writer.Write(search.Bm25B);
+            writer.Write(search.Stemming);
+            Docs.Write(writer);
+            Lexical.Write(writer);
+            writer.Write(_pendingVectors.Count);
+            foreach (var doc in _pendingVectors)
+            {
+                writer.Write(doc);
+            }
+            if (Vectors is null)
+            {
+                writer.Write(false);
+                return;
+            }
+            if (Vectors is not HnswIndex hnsw)
+            {
+                throw new NotSupportedException("only an HNSW vector index can be snapshotted");
+            }
+            writer.Write(true);
+            writer.Flush();
+            hnsw.Save(writer.BaseStream);
+        }
+        finally
+        {
+            _gate.ExitReadLock();
+        }
+    }
+
+    internal static MemoryIndex? ReadSnapshot(BinaryReader reader, string embeddingModel, SearchOptions search,
+        Func<int, IVectorIndex> createVectorIndex, out string reason)
+    {
+        var appliedSeq = reader.ReadInt64();
+        var model = reader.ReadString();
+        var (k1, b, stem) = (reader.ReadSingle(), reader.ReadSingle(), reader.ReadBoolean());
+        if (model != embeddingModel)
+        {
+            reason = $"snapshot vectors come from '{model}', the configured model is '{embeddingModel}'";
+            return null;
+        }
+        if (k1 != search.Bm25K1 || b != search.Bm25B || stem != search.Stemming)
+        {
+            reason = "snapshot was built with other BM25 settings";
+            return null;
+        }
+        var docs = DocTable.Read(reader);
+        var lexical = Bm25Index.Read(reader, new TextAnalyzer(stem: stem), k1, b);
+        var index = new MemoryIndex(createVectorIndex, embeddingModel, lexical) { Docs = docs };
+        var pending = reader.ReadInt32();
+        for (var i = 0; i < pending; i++)
+        {
+            index._pendingVectors.Add(reader.ReadInt32());
+        }
+        if (reader.ReadBoolean())
+        {
+            index.Vectors = HnswIndex.Load(reader.BaseStream);
+        }
+        index.AppliedSeq = appliedSeq;
+        reason = "loaded";
+        return index;
     }
 
     private void AddVectorLocked(int doc, ReadOnlySpan<float> vector)

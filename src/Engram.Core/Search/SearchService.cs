@@ -124,10 +124,10 @@ public sealed class SearchService(
             }
         }
 
-        // Min-max normalisation over the candidate set puts both signals on 0..1 with the best
-        // candidate at 1 and the worst at 0; it measured best on LoCoMo (see bench/README.md).
+        // BM25 has no absolute scale, so it is min-max normalised over the candidates (best 1, worst 0);
+        // cosine already has one and is used as it is, which keeps a small candidate set from turning
+        // a slightly weaker cosine into 0. Measured on LoCoMo against min-max, z-scores and RRF (bench/README.md).
         var (minBm25, maxBm25) = MinMax(signals.Values.Select(v => v.Bm25));
-        var (minCosine, maxCosine) = MinMax(signals.Values.Select(v => v.Cosine));
         var semanticWeight = queryVector is null ? 0 : plan.Semantic;
         var nowMs = now.ToUnixTimeMilliseconds();
         var ranked = new List<Ranked>(signals.Count);
@@ -135,7 +135,7 @@ public sealed class SearchService(
         {
             ref readonly var info = ref index.Docs[doc];
             var lexical = Normalize(bm25, minBm25, maxBm25);
-            var semantic = queryVector is null ? 0 : Normalize(cosine, minCosine, maxCosine);
+            var semantic = queryVector is null ? 0 : Math.Max(0, cosine);
             var ageDays = Math.Max(0, nowMs - info.CreatedAtMs) / 86_400_000.0;
             var recency = Math.Pow(0.5, ageDays / plan.HalfLifeDays);
             var importance = info.Importance;

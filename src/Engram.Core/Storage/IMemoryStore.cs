@@ -14,6 +14,9 @@ public interface IMemoryStore : IAsyncDisposable
     /// <summary>"sqlite", "postgres": shown by /health.</summary>
     string Kind { get; }
 
+    /// <summary>A random identity given to the store when it was created; derived files record it.</summary>
+    string StoreId { get; }
+
     /// <summary>
     /// Stores <paramref name="memory"/> (already validated, hashed and stamped) unless a live memory
     /// with the same content hash and the same scope exists; then <paramref name="policy"/> decides:

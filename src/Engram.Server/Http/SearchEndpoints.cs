@@ -31,6 +31,11 @@ public sealed record SearchResponse(IReadOnlyList<ScoredMemory> Results, double 
 /// <summary>A search result: the memory's fields plus <c>score</c> and, when asked, <c>explain</c>.</summary>
 public sealed record ScoredMemory : Memory
 {
+    [System.Text.Json.Serialization.JsonConstructor]
+    public ScoredMemory()
+    {
+    }
+
     [System.Diagnostics.CodeAnalysis.SetsRequiredMembers]
     public ScoredMemory(SearchHit hit) : base(hit.Memory)
     {

@@ -1,6 +1,7 @@
 using Engram.Core;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Engram.Server.Jobs;
 
@@ -9,7 +10,7 @@ namespace Engram.Server.Jobs;
 /// processes on the same store show up within a second), retries pending embeddings with backoff,
 /// and flushes batched access counts.
 /// </summary>
-internal sealed partial class IndexMaintenance(EngramEngine engine, ILogger<IndexMaintenance> logger) : BackgroundService
+internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<EngramServerOptions> options, ILogger<IndexMaintenance> logger) : BackgroundService
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromMinutes(5);
@@ -19,8 +20,10 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, ILogger<Inde
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            await engine.EnsureIndexedAsync().WaitAsync(stoppingToken);
-            LogBuilt(logger, engine.Index.Count, engine.Index.AppliedSeq, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            var report = await engine.EnsureIndexedAsync().WaitAsync(stoppingToken);
+            LogBuilt(logger, report.Source, report.Reason, report.Memories, report.AppliedSeq, report.Milliseconds);
+            var snapshotEvery = TimeSpan.FromSeconds(options.Value.SnapshotIntervalSeconds);
+            var nextSnapshot = DateTime.UtcNow + snapshotEvery;
 
             var retryDelay = TimeSpan.FromSeconds(2);
             var nextRetry = DateTime.UtcNow + retryDelay;
@@ -46,6 +49,11 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, ILogger<Inde
                         nextRetry = DateTime.UtcNow + retryDelay;
                     }
                     await engine.Access.FlushAsync(engine.Store, stoppingToken);
+                    if (DateTime.UtcNow >= nextSnapshot)
+                    {
+                        nextSnapshot = DateTime.UtcNow + snapshotEvery;
+                        await engine.SaveSnapshotAsync(ct: stoppingToken);
+                    }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -63,10 +71,21 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, ILogger<Inde
         await base.StopAsync(cancellationToken);
         // The store closes after the hosted services stop: write the last access counts while it is open.
         await engine.Access.FlushAsync(engine.Store, cancellationToken);
+        if (engine.EnsureIndexedAsync().IsCompletedSuccessfully)
+        {
+            try
+            {
+                await engine.SaveSnapshotAsync(ct: cancellationToken);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NotSupportedException)
+            {
+                LogFailed(logger, ex); // the next start rebuilds instead
+            }
+        }
     }
 
-    [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "indexes built: {Count} memories up to seq {Seq} in {Ms:F0} ms")]
-    private static partial void LogBuilt(ILogger logger, int count, long seq, double ms);
+    [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "indexes ready from {Source} ({Reason}): {Count} memories up to seq {Seq} in {Ms:F0} ms")]
+    private static partial void LogBuilt(ILogger logger, string source, string reason, int count, long seq, double ms);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "index maintenance failed; retrying on the next tick")]
     private static partial void LogFailed(ILogger logger, Exception exception);

@@ -11,7 +11,7 @@ namespace Engram.Core.Indexing.Text;
 /// so a removed number's stale postings can never be mistaken for a new document's.
 /// Thread-safety: many concurrent searches, one writer at a time (a reader-writer lock).
 /// </summary>
-public sealed class Bm25Index
+public sealed partial class Bm25Index
 {
     // A private pool whose arrays are always handed back all-zero (every touched slot is reset after
     // use), so a query never pays to clear a corpus-sized accumulator; the shared pool's arrays may be dirty.

@@ -29,6 +29,8 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
 
     public string Kind => "sqlite";
 
+    public string StoreId { get; private init; } = "";
+
     public string DatabasePath { get; }
 
     /// <summary>Opens (creating if needed) <c>engram.db</c> in <paramref name="dataDirectory"/> and migrates it.</summary>
@@ -54,7 +56,8 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
             connection.Dispose();
             throw;
         }
-        return new SqliteMemoryStore(path, connection, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2));
+        var storeId = connection.ScalarText("SELECT value FROM store_meta WHERE key = 'store_id'") ?? "";
+        return new SqliteMemoryStore(path, connection, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2)) { StoreId = storeId };
     }
 
     public long SizeBytes

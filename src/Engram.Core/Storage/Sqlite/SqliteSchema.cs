@@ -71,6 +71,12 @@ internal static class SqliteSchema
             at        INTEGER NOT NULL
         );
         """,
+        // 2: an identity for the store, so derived files (index snapshots) can tell they belong to it
+        // and not to an older copy restored over it.
+        """
+        CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO store_meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
