@@ -1,11 +1,18 @@
 using BenchmarkDotNet.Running;
+using Engram.Benchmarks.Retrieval;
 using Engram.Benchmarks.Store;
 
 // `store` is the throughput harness (concurrency, fsync, HTTP: not micro-benchmark material);
+// `lexical` and `e2e` measure retrieval (BM25 vs FTS5; ingest, search latency, RAM, cold start);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
-if (args.Length > 0 && args[0] == "store")
+switch (args.Length > 0 ? args[0] : null)
 {
-    return await StoreBenchmark.RunAsync(args[1..]);
+    case "store":
+        return await StoreBenchmark.RunAsync(args[1..]);
+    case "lexical":
+        return LexicalBenchmark.Run(args[1..]);
+    case "e2e":
+        return await E2eBenchmark.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(StoreBenchmark).Assembly).Run(args);
