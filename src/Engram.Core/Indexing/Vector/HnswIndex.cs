@@ -5,10 +5,10 @@ namespace Engram.Core.Indexing.Vector;
 /// over unit vectors scored by dot product (= cosine).
 /// <para>
 /// Layout: nodes are numbered densely in insertion order (a node is one Add; the caller's document number maps to
-/// it). Vectors live in one contiguous pinned, 64-byte-aligned block (float32 rows padded to 8 floats, or int8 rows
-/// padded to 16 bytes plus a float scale per row); layer-0 links in one flat int block (count then up to 2*M ids
-/// per node); upper-layer links in a second flat block addressed by a per-node offset. The hot path therefore
-/// touches no per-node objects and does no bounds checks.
+/// it). Vectors live in contiguous pinned, 64-byte-aligned blocks (float32 rows padded to 8 floats, and/or int8 rows
+/// padded to 16 bytes plus a float scale per row, see <see cref="VectorQuantization"/>); layer-0 links in one flat
+/// int block (count then up to 2*M ids per node); upper-layer links in a second flat block addressed by a per-node
+/// offset. The hot path therefore touches no per-node objects and does no bounds checks.
 /// </para>
 /// <para>
 /// Concurrency: any number of searches run under a read lock. Add takes the upgradeable lock (one writer at a time,
@@ -19,8 +19,10 @@ namespace Engram.Core.Indexing.Vector;
 /// Removal tombstones a node: it keeps routing searches but is never returned. Filters are applied to results, not
 /// to traversal (the graph stays navigable). When a search cannot find enough results within a budget of distance
 /// evaluations (a very selective filter, or many tombstones), it falls back to an exact scan of the allowed
-/// vectors, so a search returns k results whenever k allowed documents exist. Below
-/// <see cref="HnswOptions.ExactSearchThreshold"/> live vectors every search is exact.
+/// vectors, so a search returns k results whenever k allowed documents exist. The budget is an eighth of the live
+/// vectors (at least 4*ef*2M), so the fallback costs at most about 1.125 exact scans. Below
+/// <see cref="HnswOptions.ExactSearchThreshold"/> live vectors every search is exact. All-zero vectors are stored but
+/// never linked (they score 0 against everything); the exact paths still return them.
 /// </para>
 /// </summary>
 public sealed unsafe partial class HnswIndex : IVectorIndex

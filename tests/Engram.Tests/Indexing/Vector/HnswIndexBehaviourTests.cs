@@ -254,6 +254,20 @@ public sealed class HnswIndexBehaviourTests
         results[1].Should().Be(new ScoredDoc(4, 0f));
     }
 
+    [Fact]
+    public void EmptyIndex_SearchesAndRoundTrips()
+    {
+        var index = new HnswIndex(Dimensions, GraphOnly);
+        var results = new ScoredDoc[K];
+        var query = VectorTestData.Clustered(1, Dimensions, 1, seed: 26)[0];
+        index.Search(query, results, new AllDocs()).Should().Be(0);
+        var loaded = HnswIndex.Load(new MemoryStream(Save(index)));
+        loaded.Count.Should().Be(0);
+        loaded.Search(query, results, new AllDocs()).Should().Be(0);
+        loaded.Add(1, query);
+        loaded.Search(query, results, new AllDocs()).Should().Be(1);
+    }
+
     private static HnswIndex Build(float[][] data, HnswOptions options)
     {
         var index = new HnswIndex(data[0].Length, options);
