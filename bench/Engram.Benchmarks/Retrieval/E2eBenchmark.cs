@@ -81,7 +81,7 @@ public static class E2eBenchmark
             afterSearches = MemorySnapshot.Take();
         }
 
-        var coldStarts = new List<ColdStartRow> { await ColdStart.FullRebuildAsync(folder.Path, queries[0]), ColdStart.SnapshotLoad() };
+        var coldStarts = new List<ColdStartRow> { await ColdStart.FullRebuildAsync(folder.Path, queries[0]), await ColdStart.SnapshotLoadAsync(folder.Path, queries[0]) };
         await Console.Error.WriteLineAsync(Invariant($"  cold start: first search after {coldStarts[0].FirstSearch?.TotalSeconds:0.0} s"));
         return new E2eResult(size, ingest, empty, indexed, afterSearches, searches, coldStarts);
     }

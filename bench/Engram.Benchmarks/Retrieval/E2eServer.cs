@@ -40,11 +40,16 @@ public sealed class E2eServer : IAsyncDisposable
     /// <summary>The server's own engine (from its DI container), for in-process searches.</summary>
     public EngramEngine Engine { get; }
 
-    public static async Task<E2eServer> StartAsync(string dataPath)
+    /// <param name="snapshots">Off: the indexes are always rebuilt from the store and no snapshot is read or written.</param>
+    public static async Task<E2eServer> StartAsync(string dataPath, bool snapshots = true)
     {
         var url = $"http://127.0.0.1:{InProcessServer.FreePort()}";
         // Per-request info logging would measure the console, not Engram.
-        var app = ServerApplication.Build(["--Logging:LogLevel:Default=Warning"], o => o.DataPath = dataPath, urls: url);
+        var app = ServerApplication.Build(["--Logging:LogLevel:Default=Warning"], o =>
+        {
+            o.DataPath = dataPath;
+            o.IndexSnapshots = snapshots;
+        }, urls: url);
         await app.StartAsync();
         return new E2eServer(app, new Uri(url));
     }
