@@ -18,7 +18,7 @@ public sealed class EngramEngine : IAsyncDisposable
     private readonly Lazy<Task<IndexLoadReport>> _initialBuild;
 
     private readonly SearchOptions _searchOptions;
-    private readonly Func<int, IVectorIndex> _createVectorIndex = dimensions => new HnswIndex(dimensions);
+    private readonly Func<int, IVectorIndex> _createVectorIndex;
     private readonly SemaphoreSlim _snapshotGate = new(1, 1);
     private long _snapshotSeq = -1;
 
@@ -27,6 +27,14 @@ public sealed class EngramEngine : IAsyncDisposable
     {
         _searchOptions = search;
         SnapshotPath = snapshotPath;
+        var hnsw = HnswOptions.Default with
+        {
+            M = search.HnswM,
+            EfConstruction = search.HnswEfConstruction,
+            EfSearch = search.HnswEfSearch,
+            Quantization = search.VectorQuantization,
+        };
+        _createVectorIndex = dimensions => new HnswIndex(dimensions, hnsw);
         Clock = clock ?? TimeProvider.System;
         Store = store;
         Embedder = embedder;

@@ -27,7 +27,7 @@ public static class E2eBenchmark
         {
             Console.WriteLine(line);
         }
-        Console.WriteLine(Invariant($"setup   : server with default settings (builtin embedder, exact FlatVectorIndex); ingest by {settings.Senders} senders in batches of {settings.BatchSize:N0}; {settings.Queries:N0} queries, k=10, after {settings.WarmUpQueries} warm-up queries; seed {settings.Seed}"));
+        Console.WriteLine(Invariant($"setup   : server with default settings (builtin embedder, HNSW vector index, snapshots on); ingest by {settings.Senders} senders in batches of {settings.BatchSize:N0}; {settings.Queries:N0} queries, k=10, after {settings.WarmUpQueries} warm-up queries; seed {settings.Seed}"));
         Console.WriteLine();
 
         var vocabulary = Vocabulary.Load();

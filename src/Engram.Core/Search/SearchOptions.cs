@@ -33,6 +33,18 @@ public sealed class SearchOptions
     /// <summary>BM25 length normalisation; 0.3 measured best on LoCoMo.</summary>
     public float Bm25B { get; set; } = 0.3f;
 
+    /// <summary>How the vector index stores vectors: None (float32), Int8 (4x smaller, approximate), Int8Rerank (int8 walk, float re-score).</summary>
+    public Indexing.Vector.VectorQuantization VectorQuantization { get; set; } = Indexing.Vector.VectorQuantization.None;
+
+    /// <summary>HNSW links per node (hnswlib's usual 16).</summary>
+    public int HnswM { get; set; } = 16;
+
+    /// <summary>HNSW candidate list while inserting.</summary>
+    public int HnswEfConstruction { get; set; } = 200;
+
+    /// <summary>HNSW candidate list while searching (raised to the candidate count when that is larger).</summary>
+    public int HnswEfSearch { get; set; } = 128;
+
     /// <summary>Light English suffix stemming in the lexical index (+0.03 R@10 on LoCoMo).</summary>
     public bool Stemming { get; set; } = true;
 
@@ -56,6 +68,14 @@ public sealed class SearchOptions
         if (!(Bm25K1 >= 0) || !(Bm25B >= 0 && Bm25B <= 1))
         {
             yield return "Engram:Search:Bm25K1 must be >= 0 and Bm25B between 0 and 1";
+        }
+        if (HnswM is < 2 or > 128 || HnswEfConstruction < 1 || HnswEfSearch < 1)
+        {
+            yield return "Engram:Search:HnswM must be 2..128, HnswEfConstruction and HnswEfSearch at least 1";
+        }
+        if (!Enum.IsDefined(VectorQuantization))
+        {
+            yield return "Engram:Search:VectorQuantization must be None, Int8 or Int8Rerank";
         }
         if (CandidatesPerResult < 1 || MinCandidates < 1)
         {
