@@ -69,6 +69,25 @@ public sealed record SearchFilters
     public DateTimeOffset? UpdatedAfter { get; init; }
 
     public DateTimeOffset? UpdatedBefore { get; init; }
+
+    /// <summary>The JSON form of a listing filter (the inverse of <see cref="SearchService.ToFilter"/>).</summary>
+    public static SearchFilters From(MemoryFilter f) => new()
+    {
+        UserId = f.UserId,
+        AgentId = f.AgentId,
+        SessionId = f.SessionId,
+        Namespace = f.Namespace,
+        Source = f.Source,
+        Type = f.Types,
+        Tier = f.Tiers,
+        Tags = f.Tags,
+        TagsMatch = f.Tags is null ? null : f.TagsMatch == TagMatch.Any ? "any" : "all",
+        Metadata = f.Metadata?.ToDictionary(kv => kv.Key, kv => System.Text.Json.JsonSerializer.SerializeToElement(kv.Value, Common.EngramJson.Options)),
+        CreatedAfter = f.CreatedAfter,
+        CreatedBefore = f.CreatedBefore,
+        UpdatedAfter = f.UpdatedAfter,
+        UpdatedBefore = f.UpdatedBefore,
+    };
 }
 
 /// <summary>One result: the memory, its score, and (with explain) each signal's share.</summary>

@@ -1,7 +1,5 @@
 using System.CommandLine;
 using Engram.Cli.Output;
-using Engram.Core.Common;
-using Engram.Core.Memories;
 using Engram.Core.Search;
 
 namespace Engram.Cli.Commands;
@@ -29,7 +27,7 @@ internal static class SearchCommand
             {
                 Query = context.Get(query),
                 K = context.Get(k) is { } n ? (int)Math.Clamp(n, int.MinValue, int.MaxValue) : null,
-                Filters = ToJsonFilters(filter),
+                Filters = SearchFilters.From(filter),
                 MinScore = context.Get(minScore),
                 Weights = context.Get(semantic) is null && context.Get(lexical) is null && context.Get(recency) is null && context.Get(importance) is null
                     ? null
@@ -69,22 +67,4 @@ internal static class SearchCommand
             }
         });
     }
-
-    private static SearchFilters ToJsonFilters(MemoryFilter f) => new()
-    {
-        UserId = f.UserId,
-        AgentId = f.AgentId,
-        SessionId = f.SessionId,
-        Namespace = f.Namespace,
-        Source = f.Source,
-        Type = f.Types,
-        Tier = f.Tiers,
-        Tags = f.Tags,
-        TagsMatch = f.Tags is null ? null : f.TagsMatch == TagMatch.Any ? "any" : "all",
-        Metadata = f.Metadata?.ToDictionary(kv => kv.Key, kv => System.Text.Json.JsonSerializer.SerializeToElement(kv.Value, EngramJson.Options)),
-        CreatedAfter = f.CreatedAfter,
-        CreatedBefore = f.CreatedBefore,
-        UpdatedAfter = f.UpdatedAfter,
-        UpdatedBefore = f.UpdatedBefore,
-    };
 }
