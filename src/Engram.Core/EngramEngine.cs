@@ -78,7 +78,7 @@ public sealed class EngramEngine : IAsyncDisposable
     public SearchService Search { get; }
 
     public IndexStatistics IndexStatistics() => new(
-        Index.AppliedSeq, Index.Count, Index.Vectors?.Count ?? 0, Index.PendingVectors, Embedder.ModelId, Follower.LastEmbeddingError);
+        Index.AppliedSeq, Index.Count, Index.VectorCount, Index.PendingVectors, Index.StagedVectors, Embedder.ModelId, Follower.LastEmbeddingError);
 
     /// <summary>Stats of the store with the index's position added.</summary>
     public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, CancellationToken ct = default) =>
@@ -88,10 +88,11 @@ public sealed class EngramEngine : IAsyncDisposable
     public Task<IndexLoadReport> EnsureIndexedAsync() => _initialBuild.Value;
 
     /// <summary>
-    /// Drops the indexes and rebuilds them from the store (reporting applied/last sequence numbers to
-    /// <paramref name="progress"/>), then writes a fresh snapshot when snapshots are on.
+    /// Drops the indexes and rebuilds them from the store, then builds the vector graph, then writes a
+    /// fresh snapshot when snapshots are on. <paramref name="progress"/> gets (phase, done, total): phase
+    /// "changes" while the change log is replayed, "vectors" while the graph is built.
     /// </summary>
-    public async Task<IndexLoadReport> RebuildAsync(IProgress<(long Applied, long Last)>? progress = null, CancellationToken ct = default)
+    public async Task<IndexLoadReport> RebuildAsync(IProgress<(string Phase, long Done, long Total)>? progress = null, CancellationToken ct = default)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var fresh = new MemoryIndex(_createVectorIndex, Embedder.ModelId, NewLexical());
@@ -99,7 +100,14 @@ public sealed class EngramEngine : IAsyncDisposable
         var last = await Store.GetLastSeqAsync(ct).ConfigureAwait(false);
         while (await follower.CatchUpAsync(ct, maxBatches: 1).ConfigureAwait(false) > 0)
         {
-            progress?.Report((fresh.AppliedSeq, Math.Max(last, fresh.AppliedSeq)));
+            progress?.Report(("changes", fresh.AppliedSeq, Math.Max(last, fresh.AppliedSeq)));
+        }
+        var staged = fresh.StagedVectors;
+        for (var drained = 0; fresh.StagedVectors > 0;)
+        {
+            ct.ThrowIfCancellationRequested();
+            drained += fresh.DrainStaged(1024);
+            progress?.Report(("vectors", drained, staged));
         }
         await Follower.ReplaceIndexAsync(fresh, ct).ConfigureAwait(false);
         await Follower.CatchUpAsync(ct).ConfigureAwait(false);

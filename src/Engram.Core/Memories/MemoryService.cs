@@ -232,4 +232,5 @@ public sealed record StoreStatistics(MemoryCounts Memories, long StoreBytes, lon
 }
 
 /// <summary>How far the derived indexes are: the change-log position they reflect and the embedding backlog.</summary>
-public sealed record IndexStatistics(long AppliedSeq, int Documents, int Vectors, int PendingEmbeddings, string EmbeddingModel, string? LastEmbeddingError);
+/// <remarks><c>StagedVectors</c>: embedded, searched exactly, not yet in the HNSW graph.</remarks>
+public sealed record IndexStatistics(long AppliedSeq, int Documents, int Vectors, int PendingEmbeddings, int StagedVectors, string EmbeddingModel, string? LastEmbeddingError);

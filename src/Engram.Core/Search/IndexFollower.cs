@@ -151,7 +151,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
         }
         for (var i = 0; i < live.Count; i++)
         {
-            index.Upsert(live[i].Tenant, live[i].Memory, vectors is null ? default : vectors[i], vectors is not null);
+            index.Upsert(live[i].Tenant, live[i].Memory, vectors?[i]);
         }
     }
 

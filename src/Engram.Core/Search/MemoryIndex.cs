@@ -14,6 +14,12 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
 {
     private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
     private readonly HashSet<int> _pendingVectors = [];
+
+    // Vectors embedded but not yet in the graph. An HNSW insert costs ~0.3-1 ms while embedding and
+    // BM25 cost microseconds, so the follower stages vectors here and a background drain inserts them
+    // (an LSM-style buffer): the change log is applied at BM25 speed, and searches scan this buffer
+    // exactly next to the graph, so read-your-writes holds for the semantic signal too.
+    private readonly Dictionary<int, float[]> _staged = [];
     private long _appliedSeq;
 
     public DocTable Docs { get; private set; } = new();
@@ -49,6 +55,26 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
         }
     }
 
+    /// <summary>Vectors waiting to be inserted into the graph (searched exactly meanwhile).</summary>
+    public int StagedVectors
+    {
+        get
+        {
+            _gate.EnterReadLock();
+            try
+            {
+                return _staged.Count;
+            }
+            finally
+            {
+                _gate.ExitReadLock();
+            }
+        }
+    }
+
+    /// <summary>Live vectors: in the graph or staged.</summary>
+    public int VectorCount => Read(index => (index.Vectors?.Count ?? 0) + index._staged.Count);
+
     public int PendingVectors
     {
         get
@@ -66,7 +92,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
     }
 
     /// <summary>Indexes the current version of a memory; a null vector leaves it pending (lexical only until attached).</summary>
-    public void Upsert(string tenant, Memory memory, ReadOnlySpan<float> vector, bool hasVector)
+    public void Upsert(string tenant, Memory memory, float[]? vector)
     {
         _gate.EnterWriteLock();
         try
@@ -74,9 +100,9 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
             RetireLocked(memory.Id);
             var doc = Docs.Add(tenant, memory);
             Lexical.Add(doc, memory.Content);
-            if (hasVector)
+            if (vector is not null)
             {
-                AddVectorLocked(doc, vector);
+                _staged[doc] = vector;
             }
             else
             {
@@ -117,7 +143,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
     }
 
     /// <summary>Attaches a vector computed later; ignored when the memory changed or went away meanwhile.</summary>
-    public bool AttachVector(int doc, ReadOnlySpan<float> vector)
+    public bool AttachVector(int doc, float[] vector)
     {
         _gate.EnterWriteLock();
         try
@@ -126,13 +152,119 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
             {
                 return false;
             }
-            AddVectorLocked(doc, vector);
+            _staged[doc] = vector;
             return true;
         }
         finally
         {
             _gate.ExitWriteLock();
         }
+    }
+
+    /// <summary>
+    /// Moves up to <paramref name="max"/> staged vectors into the graph; returns how many. The graph
+    /// insert runs outside this index's lock (the graph synchronises itself), so searches go on; a
+    /// memory retired meanwhile is taken out of the graph again.
+    /// </summary>
+    public int DrainStaged(int max)
+    {
+        List<KeyValuePair<int, float[]>> batch;
+        _gate.EnterWriteLock();
+        try
+        {
+            if (_staged.Count == 0)
+            {
+                return 0;
+            }
+            batch = _staged.Take(max).ToList();
+            Vectors ??= createVectorIndex(batch[0].Value.Length);
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
+
+        var graph = Vectors;
+        var moved = 0;
+        foreach (var (doc, vector) in batch)
+        {
+            var fits = vector.Length == graph.Dimensions;
+            if (fits)
+            {
+                try
+                {
+                    graph.Add(doc, vector);
+                }
+                catch (InvalidOperationException)
+                {
+                    // Already in the graph: a snapshot taken mid-drain holds it in both places.
+                }
+            }
+            _gate.EnterWriteLock();
+            try
+            {
+                if (!_staged.Remove(doc))
+                {
+                    if (fits)
+                    {
+                        graph.Remove(doc); // retired while it was being inserted
+                    }
+                }
+                else if (!fits)
+                {
+                    _pendingVectors.Add(doc); // the provider changed its vector length: keep it findable lexically
+                }
+                else
+                {
+                    moved++;
+                }
+            }
+            finally
+            {
+                _gate.ExitWriteLock();
+            }
+        }
+        return moved;
+    }
+
+    /// <summary>
+    /// The nearest live documents <paramref name="filter"/> allows, from the graph and the staged
+    /// buffer together (call inside <see cref="Read{T}"/>). Returns how many were written, best first.
+    /// </summary>
+    public int SearchVectors<TFilter>(float[] query, Span<ScoredDoc> results, TFilter filter) where TFilter : IDocFilter
+    {
+        var top = new TopK(results);
+        if (Vectors is { } graph && graph.Dimensions == query.Length)
+        {
+            var found = new ScoredDoc[results.Length];
+            var count = graph.Search(query, found, filter);
+            for (var i = 0; i < count; i++)
+            {
+                // A drained vector can sit in both places for a moment: the staged copy is the same vector.
+                if (!_staged.ContainsKey(found[i].Doc))
+                {
+                    top.Add(found[i].Doc, found[i].Score);
+                }
+            }
+        }
+        foreach (var (doc, vector) in _staged)
+        {
+            if (vector.Length == query.Length && filter.Allows(doc))
+            {
+                top.Add(doc, System.Numerics.Tensors.TensorPrimitives.Dot(query, vector));
+            }
+        }
+        return top.Finish();
+    }
+
+    /// <summary>The cosine of a document's vector with the query (0 without one); call inside <see cref="Read{T}"/>.</summary>
+    public float Similarity(int doc, float[] query)
+    {
+        if (_staged.TryGetValue(doc, out var staged))
+        {
+            return staged.Length == query.Length ? System.Numerics.Tensors.TensorPrimitives.Dot(query, staged) : 0f;
+        }
+        return Vectors is { } graph && graph.Dimensions == query.Length ? graph.Similarity(doc, query) : 0f;
     }
 
     /// <summary>Runs <paramref name="read"/> with the indexes held still (many readers at once).</summary>
@@ -160,6 +292,11 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
             Vectors = loaded.Vectors;
             _pendingVectors.Clear();
             _pendingVectors.UnionWith(loaded._pendingVectors);
+            _staged.Clear();
+            foreach (var (doc, vector) in loaded._staged)
+            {
+                _staged[doc] = vector;
+            }
             AppliedSeq = loaded.AppliedSeq;
         }
         finally
@@ -185,6 +322,16 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
             foreach (var doc in _pendingVectors)
             {
                 writer.Write(doc);
+            }
+            writer.Write(_staged.Count);
+            foreach (var (doc, vector) in _staged)
+            {
+                writer.Write(doc);
+                writer.Write(vector.Length);
+                foreach (var value in vector)
+                {
+                    writer.Write(value);
+                }
             }
             if (Vectors is null)
             {
@@ -229,6 +376,17 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
         {
             index._pendingVectors.Add(reader.ReadInt32());
         }
+        var staged = reader.ReadInt32();
+        for (var i = 0; i < staged; i++)
+        {
+            var doc = reader.ReadInt32();
+            var vector = new float[reader.ReadInt32()];
+            for (var d = 0; d < vector.Length; d++)
+            {
+                vector[d] = reader.ReadSingle();
+            }
+            index._staged[doc] = vector;
+        }
         if (reader.ReadBoolean())
         {
             index.Vectors = HnswIndex.Load(reader.BaseStream);
@@ -238,25 +396,13 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
         return index;
     }
 
-    private void AddVectorLocked(int doc, ReadOnlySpan<float> vector)
-    {
-        Vectors ??= createVectorIndex(vector.Length);
-        if (vector.Length != Vectors.Dimensions)
-        {
-            // The provider changed its vector length under us: keep the memory findable lexically.
-            _pendingVectors.Add(doc);
-            return;
-        }
-        Vectors.Add(doc, vector);
-    }
-
     private void RetireLocked(string memoryId)
     {
         var old = Docs.Retire(memoryId);
         if (old >= 0)
         {
             Lexical.Remove(old);
-            if (!_pendingVectors.Remove(old))
+            if (!_staged.Remove(old) && !_pendingVectors.Remove(old))
             {
                 Vectors?.Remove(old);
             }

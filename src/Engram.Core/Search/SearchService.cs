@@ -102,9 +102,9 @@ public sealed class SearchService(
                 signals[buffer[i].Doc] = (buffer[i].Score, 0f);
             }
         }
-        if (queryVector is not null && index.Vectors is { } vectors && vectors.Dimensions == queryVector.Length)
+        if (queryVector is not null)
         {
-            var count = vectors.Search(queryVector, buffer, docFilter);
+            var count = index.SearchVectors(queryVector, buffer, docFilter);
             for (var i = 0; i < count; i++)
             {
                 var doc = buffer[i].Doc;
@@ -115,12 +115,12 @@ public sealed class SearchService(
         {
             return [];
         }
-        if (queryVector is not null && index.Vectors is { } all && all.Dimensions == queryVector.Length)
+        if (queryVector is not null)
         {
             // Lexical-only candidates still get their true cosine, so fusion compares like with like.
             foreach (var doc in signals.Where(s => s.Value.Cosine == 0f).Select(s => s.Key).ToList())
             {
-                signals[doc] = (signals[doc].Bm25, all.Similarity(doc, queryVector));
+                signals[doc] = (signals[doc].Bm25, index.Similarity(doc, queryVector));
             }
         }
 

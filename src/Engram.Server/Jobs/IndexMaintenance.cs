@@ -21,6 +21,7 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
         try
         {
             var report = await engine.EnsureIndexedAsync().WaitAsync(stoppingToken);
+            var drain = Task.Run(() => DrainVectorsAsync(stoppingToken), stoppingToken);
             LogBuilt(logger, report.Source, report.Reason, report.Memories, report.AppliedSeq, report.Milliseconds);
             var snapshotEvery = TimeSpan.FromSeconds(options.Value.SnapshotIntervalSeconds);
             var nextSnapshot = DateTime.UtcNow + snapshotEvery;
@@ -63,6 +64,30 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>Moves staged vectors into the HNSW graph as fast as one thread can (searches scan them exactly meanwhile).</summary>
+    private async Task DrainVectorsAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (engine.Index.DrainStaged(256) == 0 && engine.Index.StagedVectors == 0)
+                {
+                    await Task.Delay(50, stoppingToken);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogFailed(logger, ex);
+                await Task.Delay(1000, stoppingToken);
+            }
         }
     }
 

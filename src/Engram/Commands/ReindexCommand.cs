@@ -46,9 +46,9 @@ internal static class ReindexCommand
     }
 
     /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and draw out of order).</summary>
-    private sealed class InlineProgress(Action<(long Applied, long Last)> report) : IProgress<(long Applied, long Last)>
+    private sealed class InlineProgress(Action<(string Phase, long Done, long Total)> report) : IProgress<(string Phase, long Done, long Total)>
     {
-        public void Report((long Applied, long Last) value) => report(value);
+        public void Report((string Phase, long Done, long Total) value) => report(value);
     }
 
     /// <summary>A one-line bar redrawn in place on a terminal; on a pipe, a line every 10 %.</summary>
@@ -57,12 +57,22 @@ internal static class ReindexCommand
         private const int Width = 30;
         private readonly bool _interactive = !Console.IsErrorRedirected;
         private int _lastDecile = -1;
+        private string _phase = "";
 
-        public void Draw((long Applied, long Last) progress)
+        public void Draw((string Phase, long Done, long Total) progress)
         {
-            var fraction = progress.Last == 0 ? 1.0 : Math.Clamp((double)progress.Applied / progress.Last, 0, 1);
+            if (progress.Phase != _phase)
+            {
+                if (_phase.Length > 0 && _interactive)
+                {
+                    output.WriteLine();
+                }
+                _phase = progress.Phase;
+                _lastDecile = -1;
+            }
+            var fraction = progress.Total == 0 ? 1.0 : Math.Clamp((double)progress.Done / progress.Total, 0, 1);
             var filled = (int)(fraction * Width);
-            var line = $"[{new string('#', filled)}{new string('-', Width - filled)}] {fraction,4:P0}  {progress.Applied:N0}/{progress.Last:N0} changes";
+            var line = $"[{new string('#', filled)}{new string('-', Width - filled)}] {fraction,4:P0}  {progress.Done:N0}/{progress.Total:N0} {progress.Phase}";
             if (_interactive)
             {
                 output.Write("\r" + line);

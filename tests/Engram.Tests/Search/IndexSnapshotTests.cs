@@ -142,17 +142,22 @@ public sealed class IndexSnapshotTests : IDisposable
         {
             await Fill(engine, 1000, $"bulk{i}");
         }
-        var reports = new List<(long Applied, long Last)>();
+        var reports = new List<(string Phase, long Done, long Total)>();
         var progress = new SynchronousProgress(reports);
         var result = await engine.RebuildAsync(progress);
         result.Memories.Should().Be(5000);
-        reports.Should().HaveCountGreaterThan(1);
-        reports.Select(r => r.Applied).Should().BeInAscendingOrder();
-        reports[^1].Applied.Should().Be(reports[^1].Last);
+        var changes = reports.Where(r => r.Phase == "changes").ToList();
+        changes.Should().HaveCountGreaterThan(1);
+        changes.Select(r => r.Done).Should().BeInAscendingOrder();
+        changes[^1].Done.Should().Be(changes[^1].Total);
+        var vectors = reports.Where(r => r.Phase == "vectors").ToList();
+        vectors.Should().NotBeEmpty();
+        vectors[^1].Done.Should().Be(5000, "every vector ends up in the graph");
+        engine.Index.StagedVectors.Should().Be(0);
     }
 
-    private sealed class SynchronousProgress(List<(long, long)> reports) : IProgress<(long Applied, long Last)>
+    private sealed class SynchronousProgress(List<(string, long, long)> reports) : IProgress<(string Phase, long Done, long Total)>
     {
-        public void Report((long Applied, long Last) value) => reports.Add(value);
+        public void Report((string Phase, long Done, long Total) value) => reports.Add(value);
     }
 }
