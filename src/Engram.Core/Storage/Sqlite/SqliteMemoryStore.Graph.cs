@@ -194,7 +194,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
                 }
             }
             var entities = new List<Entity>();
-            using (var statement = c.Prepare("SELECT name, entity_type, created_at, updated_at FROM graph_entities WHERE tenant = ?1 ORDER BY created_at, name"))
+            using (var statement = c.Prepare("SELECT name, entity_type, created_at, updated_at FROM graph_entities WHERE tenant = ?1 ORDER BY rowid"))
             {
                 statement.Bind(1, caller.Tenant);
                 while (statement.Step())

@@ -88,7 +88,7 @@ internal static class SqliteSchema
             created_at  INTEGER NOT NULL,
             updated_at  INTEGER NOT NULL,
             PRIMARY KEY (tenant, name)
-        ) WITHOUT ROWID;
+        ); -- a rowid table: reads list entities in creation order, like the MCP server
 
         CREATE TABLE graph_observations (
             oid         INTEGER PRIMARY KEY,
