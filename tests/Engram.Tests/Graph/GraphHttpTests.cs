@@ -208,5 +208,18 @@ public sealed class GraphHttpTests : IAsyncLifetime
         Names(await GetAsync("/v1/graph")).Should().Equal("Ada");
     }
 
+    [Fact]
+    public async Task OpenApi_DescribesTheGraphEndpoints()
+    {
+        var doc = await GetAsync("/openapi/v1.json");
+        var paths = doc.GetProperty("paths");
+        foreach (var path in (string[])["/v1/graph", "/v1/graph/entities", "/v1/graph/relations/delete", "/v1/graph/search", "/v1/graph/path", "/v1/graph/entities/{name}/neighbors"])
+        {
+            paths.TryGetProperty(path, out _).Should().BeTrue(path);
+        }
+        doc.GetProperty("components").GetProperty("schemas").GetProperty("NewRelation").GetProperty("properties")
+            .TryGetProperty("relation_type", out _).Should().BeTrue();
+    }
+
     private static string EngramJsonTime(DateTimeOffset value) => Core.Common.EngramJson.FormatTimestamp(value);
 }
