@@ -65,9 +65,6 @@ public sealed record Relation
 
     public bool IsValidAt(DateTimeOffset now) =>
         (ValidFrom is null || ValidFrom <= now) && (ValidTo is null || ValidTo > now);
-
-    public bool SameTriple(Relation other) =>
-        From == other.From && To == other.To && RelationType == other.RelationType;
 }
 
 /// <summary>A subgraph: what every read returns (the whole graph, search hits, opened nodes, neighbourhoods, paths).</summary>

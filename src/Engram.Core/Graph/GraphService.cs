@@ -126,13 +126,14 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
         var visited = new List<string> { start };
         var seen = new HashSet<string>(StringComparer.Ordinal) { start };
         var relations = new List<Relation>();
+        var taken = new HashSet<(string, string, string)>();
         var frontier = new List<string> { start };
         for (var hop = 0; hop < hops && frontier.Count > 0; hop++)
         {
             var next = new List<string>();
             foreach (var relation in await store.GetRelationsTouchingAsync(caller, frontier, includeInvalid, ct).ConfigureAwait(false))
             {
-                if ((type is not null && relation.RelationType != type) || relations.Any(r => r.SameTriple(relation)))
+                if ((type is not null && relation.RelationType != type) || !taken.Add((relation.From, relation.RelationType, relation.To)))
                 {
                     continue;
                 }

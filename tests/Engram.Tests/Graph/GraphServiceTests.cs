@@ -56,6 +56,9 @@ public sealed class GraphServiceTests : IAsyncLifetime
         (await _graph.DeleteRelationsAsync(Bob, [Rel("Ada", "knows", "Charles")])).Should().Be(0);
         (await _graph.DeleteObservationsAsync(Bob, [new ObservationDeletion { EntityName = "Ada", Observations = ["writes programs"] }])).Should().Be(0);
         (await _graph.DeleteEntitiesAsync(Bob, ["Ada"])).Should().Be(1);
+        // The index itself filters by tenant before its top-k cut: Alice's stronger match must not take Bob's only slot.
+        await _graph.CreateEntitiesAsync(Bob, [Person("Bobby", "sometimes reads about programs among many other long and unrelated hobbies and pastimes")]);
+        (await _graph.SearchAsync(Bob, "programs", limit: 1)).Entities.Select(e => e.Name).Should().Equal("Bobby");
 
         var alices = await _graph.ReadGraphAsync(Alice);
         alices.Entities.Select(e => e.Name).Should().Equal("Ada", "Charles");
