@@ -47,6 +47,9 @@ public sealed class EngramEngine : IAsyncDisposable
         Follower = new IndexFollower(store, Index, embedder) { DeferEmbeddings = embedder is not (BuiltinEmbeddingProvider or HashEmbeddingProvider) };
         Access = new AccessTracker(Clock);
         Search = new SearchService(store, Follower, embedder, Watermark, Access, search, Clock);
+        Graph = store is Graph.IGraphStore graphStore
+            ? new Graph.GraphService(graphStore, Clock)
+            : throw new ArgumentException($"the {store.Kind} store has no knowledge graph", nameof(store));
         _initialBuild = new Lazy<Task<IndexLoadReport>>(LoadOrBuildAsync);
         Search.WaitFor(EnsureIndexedAsync);
     }
@@ -76,6 +79,9 @@ public sealed class EngramEngine : IAsyncDisposable
     public AccessTracker Access { get; }
 
     public SearchService Search { get; }
+
+    /// <summary>The knowledge graph (entities, observations, relations) over the same store.</summary>
+    public Graph.GraphService Graph { get; }
 
     public IndexStatistics IndexStatistics() => new(
         Index.AppliedSeq, Index.Count, Index.VectorCount, Index.PendingVectors, Index.StagedVectors, Embedder.ModelId, Follower.LastEmbeddingError);

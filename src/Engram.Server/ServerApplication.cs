@@ -58,6 +58,7 @@ public static class ServerApplication
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Graph);
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
@@ -96,6 +97,7 @@ public static class ServerApplication
         app.MapSystemEndpoints();
         app.MapMemoriesEndpoints();
         app.MapSearchEndpoints();
+        app.MapGraphEndpoints();
         return app;
     }
 

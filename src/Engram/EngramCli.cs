@@ -21,6 +21,7 @@ public static class EngramCli
             HistoryCommand.Create(),
             StatsCommand.Create(),
             SearchCommand.Create(),
+            GraphCommand.Create(),
             ReindexCommand.Create(),
             BenchCommand.Create(),
         };

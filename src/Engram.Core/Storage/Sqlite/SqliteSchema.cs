@@ -77,6 +77,61 @@ internal static class SqliteSchema
         CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO store_meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));
         """,
+        // 3: the knowledge graph (entities, observations, relations) and its history. Relations and
+        // observations cascade with their entity; the store still deletes them itself first so that
+        // each one gets a history entry.
+        """
+        CREATE TABLE graph_entities (
+            tenant      TEXT    NOT NULL,
+            name        TEXT    NOT NULL,
+            entity_type TEXT    NOT NULL,
+            created_at  INTEGER NOT NULL,
+            updated_at  INTEGER NOT NULL,
+            PRIMARY KEY (tenant, name)
+        ); -- a rowid table: reads list entities in creation order, like the MCP server
+
+        CREATE TABLE graph_observations (
+            oid         INTEGER PRIMARY KEY,
+            tenant      TEXT    NOT NULL,
+            entity_name TEXT    NOT NULL,
+            content     TEXT    NOT NULL,
+            valid_from  INTEGER,
+            valid_to    INTEGER,
+            created_at  INTEGER NOT NULL,
+            UNIQUE (tenant, entity_name, content),
+            FOREIGN KEY (tenant, entity_name) REFERENCES graph_entities(tenant, name) ON DELETE CASCADE
+        );
+
+        CREATE TABLE graph_relations (
+            rid           INTEGER PRIMARY KEY,
+            tenant        TEXT    NOT NULL,
+            from_name     TEXT    NOT NULL,
+            to_name       TEXT    NOT NULL,
+            relation_type TEXT    NOT NULL,
+            weight        REAL,
+            valid_from    INTEGER,
+            valid_to      INTEGER,
+            created_at    INTEGER NOT NULL,
+            UNIQUE (tenant, from_name, to_name, relation_type),
+            FOREIGN KEY (tenant, from_name) REFERENCES graph_entities(tenant, name) ON DELETE CASCADE,
+            FOREIGN KEY (tenant, to_name) REFERENCES graph_entities(tenant, name) ON DELETE CASCADE
+        );
+        CREATE INDEX graph_relations_to ON graph_relations(tenant, to_name);
+
+        CREATE TABLE graph_history (
+            hid         INTEGER PRIMARY KEY,
+            tenant      TEXT    NOT NULL,
+            seq         INTEGER NOT NULL,
+            event       TEXT    NOT NULL,
+            actor       TEXT    NOT NULL,
+            at          INTEGER NOT NULL,
+            entity_name TEXT    NOT NULL,
+            other_name  TEXT,             -- a relation's other end, so both ends find it
+            changes     TEXT    NOT NULL
+        );
+        CREATE INDEX graph_history_entity ON graph_history(tenant, entity_name, hid);
+        CREATE INDEX graph_history_other ON graph_history(tenant, other_name, hid) WHERE other_name IS NOT NULL;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -1,0 +1,250 @@
+using Engram.Core.Common;
+
+namespace Engram.Core.Graph;
+
+/// <summary>
+/// The only entry to the knowledge graph (REST and the CLI's in-process mode both call it): the
+/// MCP reference memory server's operations with Engram's validation, tenancy and history, plus
+/// traversals (neighbours, shortest path) and lexical search through <see cref="GraphSearchIndex"/>.
+/// </summary>
+public sealed class GraphService(IGraphStore store, TimeProvider clock)
+{
+    public const int DefaultSearchLimit = 50;
+
+    private readonly GraphSearchIndex _index = new(store, clock);
+
+    public Task<IReadOnlyList<Entity>> CreateEntitiesAsync(Caller caller, IReadOnlyList<NewEntity?>? entities, CancellationToken ct = default)
+    {
+        GraphValidator.Batch(entities, "entities");
+        var drafts = new List<EntityDraft>(entities!.Count);
+        for (var i = 0; i < entities.Count; i++)
+        {
+            var field = $"entities[{i}]";
+            var entity = entities[i] ?? throw new ValidationException(field, $"{field} must be an object");
+            var observations = entity.Observations ?? [];
+            if (observations.Count > GraphValidator.MaxBatch)
+            {
+                throw new ValidationException(field + ".observations", $"at most {GraphValidator.MaxBatch} observations per entity");
+            }
+            drafts.Add(new EntityDraft(
+                GraphValidator.Name(entity.Name, field + ".name"),
+                GraphValidator.Type(entity.EntityType, field + ".entity_type"),
+                observations.Select((o, j) => GraphValidator.Observation(o, $"{field}.observations[{j}]")).ToList()));
+        }
+        return store.CreateEntitiesAsync(caller, drafts, ct);
+    }
+
+    public Task<IReadOnlyList<Relation>> CreateRelationsAsync(Caller caller, IReadOnlyList<NewRelation?>? relations, CancellationToken ct = default)
+    {
+        GraphValidator.Batch(relations, "relations");
+        var valid = relations!.Select((r, i) => ToRelation(r, $"relations[{i}]", full: true)).ToList();
+        return store.CreateRelationsAsync(caller, valid, ct);
+    }
+
+    public Task<IReadOnlyList<ObservationsAdded>> AddObservationsAsync(Caller caller, IReadOnlyList<ObservationAddition?>? additions, CancellationToken ct = default)
+    {
+        GraphValidator.Batch(additions, "observations");
+        var valid = new List<(string, IReadOnlyList<Observation>)>(additions!.Count);
+        for (var i = 0; i < additions.Count; i++)
+        {
+            var field = $"observations[{i}]";
+            var addition = additions[i] ?? throw new ValidationException(field, $"{field} must be an object");
+            GraphValidator.Batch(addition.Contents, field + ".contents");
+            valid.Add((GraphValidator.Name(addition.EntityName, field + ".entity_name"),
+                addition.Contents!.Select((o, j) => GraphValidator.Observation(o, $"{field}.contents[{j}]")).ToList()));
+        }
+        return store.AddObservationsAsync(caller, valid, ct);
+    }
+
+    public Task<int> DeleteEntitiesAsync(Caller caller, IReadOnlyList<string?>? names, CancellationToken ct = default)
+    {
+        GraphValidator.Batch(names, "entity_names");
+        return store.DeleteEntitiesAsync(caller, names!.Select((n, i) => GraphValidator.Name(n, $"entity_names[{i}]")).ToList(), ct);
+    }
+
+    public Task<int> DeleteObservationsAsync(Caller caller, IReadOnlyList<ObservationDeletion?>? deletions, CancellationToken ct = default)
+    {
+        GraphValidator.Batch(deletions, "deletions");
+        var valid = new List<(string, IReadOnlyList<string>)>(deletions!.Count);
+        for (var i = 0; i < deletions.Count; i++)
+        {
+            var field = $"deletions[{i}]";
+            var deletion = deletions[i] ?? throw new ValidationException(field, $"{field} must be an object");
+            GraphValidator.Batch(deletion.Observations, field + ".observations");
+            valid.Add((GraphValidator.Name(deletion.EntityName, field + ".entity_name"),
+                deletion.Observations!.Select((o, j) => GraphValidator.ObservationText(o, $"{field}.observations[{j}]")).ToList()));
+        }
+        return store.DeleteObservationsAsync(caller, valid, ct);
+    }
+
+    public Task<int> DeleteRelationsAsync(Caller caller, IReadOnlyList<NewRelation?>? relations, CancellationToken ct = default)
+    {
+        GraphValidator.Batch(relations, "relations");
+        return store.DeleteRelationsAsync(caller, relations!.Select((r, i) => ToRelation(r, $"relations[{i}]", full: false)).ToList(), ct);
+    }
+
+    public Task<KnowledgeGraph> ReadGraphAsync(Caller caller, bool includeInvalid = false, CancellationToken ct = default) =>
+        store.ReadGraphAsync(caller, includeInvalid, ct);
+
+    /// <summary>
+    /// Entities whose name, type or valid observations match <paramref name="query"/> (BM25, best first),
+    /// with the relations between them, as the MCP server's search_nodes returns.
+    /// </summary>
+    public async Task<KnowledgeGraph> SearchAsync(Caller caller, string? query, int? limit = null, bool includeInvalid = false, CancellationToken ct = default)
+    {
+        if (string.IsNullOrWhiteSpace(query))
+        {
+            throw new ValidationException("query", "query is required and must not be blank");
+        }
+        var max = GraphValidator.Depth(limit, DefaultSearchLimit, GraphValidator.MaxBatch, "limit");
+        var hits = await _index.SearchAsync(caller.Tenant, query, max, ct).ConfigureAwait(false);
+        return await SubgraphAsync(caller, hits.Select(h => h.Name).ToList(), includeInvalid, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The named entities (unknown names are left out) and the relations between them.</summary>
+    public Task<KnowledgeGraph> OpenNodesAsync(Caller caller, IReadOnlyList<string?>? names, bool includeInvalid = false, CancellationToken ct = default)
+    {
+        GraphValidator.Batch(names, "names");
+        return SubgraphAsync(caller, names!.Select((n, i) => GraphValidator.Name(n, $"names[{i}]")).ToList(), includeInvalid, ct);
+    }
+
+    /// <summary>
+    /// Everything within <paramref name="depth"/> hops of <paramref name="name"/>, following relations in
+    /// both directions (breadth first), optionally only relations of <paramref name="relationType"/>.
+    /// </summary>
+    public async Task<KnowledgeGraph> NeighborsAsync(Caller caller, string? name, int? depth = null, string? relationType = null,
+        bool includeInvalid = false, CancellationToken ct = default)
+    {
+        var start = GraphValidator.Name(name, "name");
+        var hops = GraphValidator.Depth(depth, 1, GraphValidator.MaxDepth, "depth");
+        var type = relationType is null ? null : GraphValidator.Type(relationType, "relation_type");
+        var startEntity = await store.GetEntitiesAsync(caller, [start], includeInvalid, ct).ConfigureAwait(false);
+        if (startEntity.Count == 0)
+        {
+            throw new NotFoundException($"no entity named '{start}'");
+        }
+        var visited = new List<string> { start };
+        var seen = new HashSet<string>(StringComparer.Ordinal) { start };
+        var relations = new List<Relation>();
+        var taken = new HashSet<(string, string, string)>();
+        var frontier = new List<string> { start };
+        for (var hop = 0; hop < hops && frontier.Count > 0; hop++)
+        {
+            var next = new List<string>();
+            foreach (var relation in await store.GetRelationsTouchingAsync(caller, frontier, includeInvalid, ct).ConfigureAwait(false))
+            {
+                if ((type is not null && relation.RelationType != type) || !taken.Add((relation.From, relation.RelationType, relation.To)))
+                {
+                    continue;
+                }
+                relations.Add(relation);
+                foreach (var end in (ReadOnlySpan<string>)[relation.From, relation.To])
+                {
+                    if (seen.Add(end))
+                    {
+                        visited.Add(end);
+                        next.Add(end);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        var entities = await store.GetEntitiesAsync(caller, visited, includeInvalid, ct).ConfigureAwait(false);
+        return new KnowledgeGraph(entities, relations);
+    }
+
+    /// <summary>
+    /// A shortest path between two entities (breadth first over relations in both directions, at most
+    /// <see cref="GraphValidator.MaxPathLength"/> hops): its entities and relations in path order.
+    /// Throws <see cref="NotFoundException"/> when an end does not exist or no path is that short.
+    /// </summary>
+    public async Task<KnowledgeGraph> PathAsync(Caller caller, string? from, string? to, bool includeInvalid = false, CancellationToken ct = default)
+    {
+        var source = GraphValidator.Name(from, "from");
+        var target = GraphValidator.Name(to, "to");
+        var ends = await store.GetEntitiesAsync(caller, [source, target], includeInvalid, ct).ConfigureAwait(false);
+        foreach (var (field, name) in (ReadOnlySpan<(string, string)>)[("from", source), ("to", target)])
+        {
+            if (!ends.Any(e => e.Name == name))
+            {
+                throw new NotFoundException($"no entity named '{name}' ({field})");
+            }
+        }
+        var parent = new Dictionary<string, (string Previous, Relation Via)?>(StringComparer.Ordinal) { [source] = null };
+        var frontier = new List<string> { source };
+        for (var hop = 0; hop < GraphValidator.MaxPathLength && frontier.Count > 0 && !parent.ContainsKey(target); hop++)
+        {
+            var next = new List<string>();
+            var inFrontier = frontier.ToHashSet(StringComparer.Ordinal);
+            foreach (var relation in await store.GetRelationsTouchingAsync(caller, frontier, includeInvalid, ct).ConfigureAwait(false))
+            {
+                foreach (var (here, there) in (ReadOnlySpan<(string, string)>)[(relation.From, relation.To), (relation.To, relation.From)])
+                {
+                    if (inFrontier.Contains(here) && parent.TryAdd(there, (here, relation)))
+                    {
+                        next.Add(there);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        if (!parent.ContainsKey(target))
+        {
+            throw new NotFoundException($"no path from '{source}' to '{target}' within {GraphValidator.MaxPathLength} relations");
+        }
+        var names = new List<string> { target };
+        var relations = new List<Relation>();
+        for (var step = parent[target]; step is { } link; step = parent[link.Previous])
+        {
+            relations.Add(link.Via);
+            names.Add(link.Previous);
+        }
+        names.Reverse();
+        relations.Reverse();
+        var entities = await store.GetEntitiesAsync(caller, names, includeInvalid, ct).ConfigureAwait(false);
+        return new KnowledgeGraph(entities, relations);
+    }
+
+    /// <summary>Every change of an entity, its observations and its relations, oldest first (also after deletion).</summary>
+    public async Task<IReadOnlyList<GraphHistoryEntry>> GetHistoryAsync(Caller caller, string? name, CancellationToken ct = default)
+    {
+        var entity = GraphValidator.Name(name, "name");
+        var history = await store.GetGraphHistoryAsync(caller, entity, ct).ConfigureAwait(false);
+        return history.Count == 0 ? throw new NotFoundException($"no entity named '{entity}' has ever existed") : history;
+    }
+
+    private async Task<KnowledgeGraph> SubgraphAsync(Caller caller, IReadOnlyList<string> names, bool includeInvalid, CancellationToken ct)
+    {
+        if (names.Count == 0)
+        {
+            return KnowledgeGraph.Empty;
+        }
+        var entities = await store.GetEntitiesAsync(caller, names, includeInvalid, ct).ConfigureAwait(false);
+        var inSet = entities.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+        var relations = (await store.GetRelationsTouchingAsync(caller, inSet, includeInvalid, ct).ConfigureAwait(false))
+            .Where(r => inSet.Contains(r.From) && inSet.Contains(r.To))
+            .ToList();
+        return new KnowledgeGraph(entities, relations);
+    }
+
+    private static Relation ToRelation(NewRelation? relation, string field, bool full)
+    {
+        if (relation is null)
+        {
+            throw new ValidationException(field, $"{field} must be an object");
+        }
+        if (full)
+        {
+            GraphValidator.Window(relation.ValidFrom, relation.ValidTo, field);
+        }
+        return new Relation
+        {
+            From = GraphValidator.Name(relation.From, field + ".from"),
+            To = GraphValidator.Name(relation.To, field + ".to"),
+            RelationType = GraphValidator.Type(relation.RelationType, field + ".relation_type"),
+            Weight = full ? GraphValidator.Weight(relation.Weight, field + ".weight") : null,
+            ValidFrom = full ? relation.ValidFrom : null,
+            ValidTo = full ? relation.ValidTo : null,
+        };
+    }
+}

@@ -1,0 +1,112 @@
+using System.Text;
+using Engram.Core.Common;
+
+namespace Engram.Core.Graph;
+
+/// <summary>
+/// The graph's input rules, checked before anything reaches the store. Each failure names the JSON
+/// field (with its index, e.g. <c>entities[2].name</c>) so a client can point at the culprit.
+/// </summary>
+public static class GraphValidator
+{
+    public const int MaxNameLength = 256;
+    public const int MaxTypeLength = 128;
+    public const int MaxObservationBytes = 4096;
+    public const int MaxBatch = 1_000;
+    public const int MaxDepth = 5;
+    public const int MaxPathLength = 6;
+
+    public static void Batch<T>(IReadOnlyList<T>? items, string field)
+    {
+        if (items is null || items.Count == 0)
+        {
+            throw new ValidationException(field, $"{field} must be a non-empty array");
+        }
+        if (items.Count > MaxBatch)
+        {
+            throw new ValidationException(field, $"{field} holds {items.Count} items; at most {MaxBatch} per request");
+        }
+    }
+
+    public static string Name(string? value, string field)
+    {
+        var name = value?.Trim();
+        if (string.IsNullOrEmpty(name))
+        {
+            throw new ValidationException(field, $"{field} is required and must not be blank");
+        }
+        if (name.Length > MaxNameLength)
+        {
+            throw new ValidationException(field, $"{field} is {name.Length} characters; at most {MaxNameLength}");
+        }
+        if (name.Any(char.IsControl))
+        {
+            throw new ValidationException(field, $"{field} must not contain control characters");
+        }
+        return name;
+    }
+
+    /// <summary>Entity and relation types: free text up to 128 characters (MCP clients use words like "person" or "works_at").</summary>
+    public static string Type(string? value, string field)
+    {
+        var type = value?.Trim();
+        if (string.IsNullOrEmpty(type))
+        {
+            throw new ValidationException(field, $"{field} is required and must not be blank");
+        }
+        if (type.Length > MaxTypeLength)
+        {
+            throw new ValidationException(field, $"{field} is {type.Length} characters; at most {MaxTypeLength}");
+        }
+        if (type.Any(char.IsControl))
+        {
+            throw new ValidationException(field, $"{field} must not contain control characters");
+        }
+        return type;
+    }
+
+    public static string ObservationText(string? value, string field)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            throw new ValidationException(field, $"{field} must be a non-blank string");
+        }
+        var bytes = Encoding.UTF8.GetByteCount(value);
+        if (bytes > MaxObservationBytes)
+        {
+            throw new ValidationException(field, $"{field} is {bytes} bytes of UTF-8; at most {MaxObservationBytes}");
+        }
+        return value;
+    }
+
+    public static Observation Observation(ObservationInput? value, string field)
+    {
+        if (value is null)
+        {
+            throw new ValidationException(field, $"{field} must be a string or an object with content");
+        }
+        Window(value.ValidFrom, value.ValidTo, field);
+        return new Observation { Content = ObservationText(value.Content, value.ValidFrom is null && value.ValidTo is null ? field : field + ".content"), ValidFrom = value.ValidFrom, ValidTo = value.ValidTo };
+    }
+
+    public static void Window(DateTimeOffset? from, DateTimeOffset? to, string field)
+    {
+        if (from is { } start && to is { } end && end <= start)
+        {
+            throw new ValidationException(field + ".valid_to", $"{field}.valid_to must be after valid_from");
+        }
+    }
+
+    public static double? Weight(double? value, string field) =>
+        value is { } weight && !double.IsFinite(weight)
+            ? throw new ValidationException(field, $"{field} must be a finite number")
+            : value;
+
+    public static int Depth(int? value, int fallback, int max, string field) => value switch
+    {
+        null => fallback,
+        < 1 => throw new ValidationException(field, $"{field} must be at least 1"),
+        var depth when depth > max => throw new ValidationException(field, $"{field} must be at most {max}"),
+        var depth => depth.Value,
+    };
+}

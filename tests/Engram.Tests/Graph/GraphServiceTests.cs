@@ -1,0 +1,183 @@
+using Engram.Core.Common;
+using Engram.Core.Graph;
+using Engram.Core.Storage.Sqlite;
+using Engram.Tests.Support;
+
+namespace Engram.Tests.Graph;
+
+/// <summary>The graph facade over a real SQLite file: tenancy, validity with a manual clock, history, search.</summary>
+public sealed class GraphServiceTests : IAsyncLifetime
+{
+    private static readonly Caller Alice = new("tenant-a", "alice");
+    private static readonly Caller Bob = new("tenant-b", "bob");
+
+    private readonly TempDirectory _data = new();
+    private readonly ManualClock _clock = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+    private SqliteMemoryStore _store = null!;
+    private GraphService _graph = null!;
+
+    public Task InitializeAsync()
+    {
+        _store = SqliteMemoryStore.Open(_data.Path, _clock);
+        _graph = new GraphService(_store, _clock);
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _store.DisposeAsync();
+        _data.Dispose();
+    }
+
+    private static NewEntity Person(string name, params string[] observations) =>
+        new() { Name = name, EntityType = "person", Observations = observations.Select(o => (ObservationInput?)o).ToList() };
+
+    private static NewRelation Rel(string from, string type, string to) => new() { From = from, To = to, RelationType = type };
+
+    [Fact]
+    public async Task OtherTenants_SeeNothing_AndCannotRelateDeleteOrObserveAcrossTenants()
+    {
+        await _graph.CreateEntitiesAsync(Alice, [Person("Ada", "writes programs"), Person("Charles")]);
+        await _graph.CreateRelationsAsync(Alice, [Rel("Ada", "knows", "Charles")]);
+
+        (await _graph.ReadGraphAsync(Bob)).Entities.Should().BeEmpty();
+        (await _graph.SearchAsync(Bob, "programs")).Entities.Should().BeEmpty();
+        (await _graph.OpenNodesAsync(Bob, ["Ada"])).Entities.Should().BeEmpty();
+        await FluentActions.Awaiting(() => _graph.NeighborsAsync(Bob, "Ada")).Should().ThrowAsync<NotFoundException>();
+        await FluentActions.Awaiting(() => _graph.PathAsync(Bob, "Ada", "Charles")).Should().ThrowAsync<NotFoundException>();
+        await FluentActions.Awaiting(() => _graph.GetHistoryAsync(Bob, "Ada")).Should().ThrowAsync<NotFoundException>();
+        await FluentActions.Awaiting(() => _graph.AddObservationsAsync(Bob, [new ObservationAddition { EntityName = "Ada", Contents = ["hijacked"] }]))
+            .Should().ThrowAsync<NotFoundException>();
+        // Bob has his own Ada; a relation from it to Alice's Charles must not be possible.
+        await _graph.CreateEntitiesAsync(Bob, [Person("Ada")]);
+        (await FluentActions.Awaiting(() => _graph.CreateRelationsAsync(Bob, [Rel("Ada", "knows", "Charles")])).Should().ThrowAsync<ValidationException>())
+            .Which.Field.Should().Be("relations[0].to");
+        (await _graph.DeleteEntitiesAsync(Bob, ["Charles"])).Should().Be(0);
+        (await _graph.DeleteRelationsAsync(Bob, [Rel("Ada", "knows", "Charles")])).Should().Be(0);
+        (await _graph.DeleteObservationsAsync(Bob, [new ObservationDeletion { EntityName = "Ada", Observations = ["writes programs"] }])).Should().Be(0);
+        (await _graph.DeleteEntitiesAsync(Bob, ["Ada"])).Should().Be(1);
+        // The index itself filters by tenant before its top-k cut: Alice's stronger match must not take Bob's only slot.
+        await _graph.CreateEntitiesAsync(Bob, [Person("Bobby", "sometimes reads about programs among many other long and unrelated hobbies and pastimes")]);
+        (await _graph.SearchAsync(Bob, "programs", limit: 1)).Entities.Select(e => e.Name).Should().Equal("Bobby");
+
+        var alices = await _graph.ReadGraphAsync(Alice);
+        alices.Entities.Select(e => e.Name).Should().Equal("Ada", "Charles");
+        alices.Entities[0].Observations.Should().Equal("writes programs");
+        alices.Relations.Should().ContainSingle();
+    }
+
+    [Fact]
+    public async Task ValidityWindows_HideEndedFacts_UnlessIncludeInvalid()
+    {
+        var now = _clock.GetUtcNow();
+        await _graph.CreateEntitiesAsync(Alice,
+        [
+            new NewEntity
+            {
+                Name = "Ada", EntityType = "person",
+                Observations = ["likes tea", new ObservationInput("lives in London", ValidTo: now.AddDays(10))],
+            },
+            Person("Acme"), Person("Initech"),
+        ]);
+        await _graph.CreateRelationsAsync(Alice,
+        [
+            new NewRelation { From = "Ada", To = "Acme", RelationType = "works_at", ValidTo = now.AddDays(10), Weight = 0.5 },
+            new NewRelation { From = "Ada", To = "Initech", RelationType = "works_at", ValidFrom = now.AddDays(10) },
+        ]);
+
+        var before = await _graph.ReadGraphAsync(Alice);
+        before.Entities.Single(e => e.Name == "Ada").Observations.Should().Equal("likes tea", "lives in London");
+        before.Relations.Select(r => r.To).Should().Equal("Acme");
+        (await _graph.SearchAsync(Alice, "London")).Entities.Select(e => e.Name).Should().Equal("Ada");
+
+        _clock.Advance(TimeSpan.FromDays(11));
+
+        var after = await _graph.ReadGraphAsync(Alice);
+        after.Entities.Single(e => e.Name == "Ada").Observations.Should().Equal("likes tea");
+        after.Relations.Select(r => r.To).Should().Equal("Initech");
+        (await _graph.SearchAsync(Alice, "London")).Entities.Should().BeEmpty("the observation stopped holding, with no write in between");
+        (await _graph.NeighborsAsync(Alice, "Ada")).Entities.Select(e => e.Name).Should().BeEquivalentTo(["Ada", "Initech"]);
+
+        var all = await _graph.ReadGraphAsync(Alice, includeInvalid: true);
+        var ada = all.Entities.Single(e => e.Name == "Ada");
+        ada.Observations.Should().Equal("likes tea");
+        ada.InvalidObservations!.Select(o => (o.Content, o.Valid)).Should().Equal(("lives in London", false));
+        all.Relations.Select(r => (r.To, r.Valid)).Should().BeEquivalentTo([("Acme", false), ("Initech", true)]);
+        all.Relations.Single(r => r.To == "Acme").Weight.Should().Be(0.5);
+        (await _graph.NeighborsAsync(Alice, "Ada", includeInvalid: true)).Entities.Should().HaveCount(3);
+    }
+
+    [Fact]
+    public async Task History_RecordsEveryChangeWithItsActor_AndOutlivesTheEntity()
+    {
+        await _graph.CreateEntitiesAsync(Alice, [Person("Ada", "first"), Person("Charles")]);
+        await _graph.CreateRelationsAsync(Alice, [Rel("Charles", "mentors", "Ada")]);
+        await _graph.AddObservationsAsync(new Caller("tenant-a", "agent-7"), [new ObservationAddition { EntityName = "Ada", Contents = ["second", "first"] }]);
+        await _graph.DeleteObservationsAsync(Alice, [new ObservationDeletion { EntityName = "Ada", Observations = ["first"] }]);
+        await _graph.DeleteEntitiesAsync(Alice, ["Ada"]);
+
+        var history = await _graph.GetHistoryAsync(Alice, "Ada");
+        history.Select(h => h.Event).Should().Equal(
+            GraphEvents.EntityCreated, GraphEvents.RelationCreated, GraphEvents.ObservationAdded,
+            GraphEvents.ObservationDeleted, GraphEvents.RelationDeleted, GraphEvents.EntityDeleted);
+        history[2].Actor.Should().Be("agent-7");
+        history[2].Changes.GetProperty("observations").EnumerateArray().Select(o => o.GetProperty("content").GetString()).Should().Equal("second");
+        history[^1].Changes.GetProperty("observations").GetArrayLength().Should().Be(1);
+        history.Select(h => h.Seq).Should().BeInAscendingOrder();
+        (await _graph.ReadGraphAsync(Alice)).Relations.Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task Search_RanksByBm25_OverNamesTypesAndObservations_AndFollowsChanges()
+    {
+        await _graph.CreateEntitiesAsync(Alice,
+        [
+            Person("Grace Hopper", "invented the compiler", "admiral in the navy"),
+            Person("Linus", "wrote a kernel", "mentions compiler once"),
+            new NewEntity { Name = "COBOL", EntityType = "language", Observations = ["designed for business"] },
+        ]);
+        await _graph.CreateRelationsAsync(Alice, [Rel("Grace Hopper", "designed", "COBOL"), Rel("Linus", "ignores", "COBOL")]);
+
+        var hits = await _graph.SearchAsync(Alice, "Grace compiler");
+        hits.Entities.Select(e => e.Name).Should().Equal("Grace Hopper", "Linus");
+        hits.Relations.Should().BeEmpty("no relation joins the two hits");
+        (await _graph.SearchAsync(Alice, "language")).Entities.Select(e => e.Name).Should().Equal("COBOL");
+        var withRelation = await _graph.SearchAsync(Alice, "navy business");
+        withRelation.Relations.Select(r => r.RelationType).Should().Equal("designed");
+
+        await _graph.AddObservationsAsync(Alice, [new ObservationAddition { EntityName = "Linus", Contents = ["lives in Portland"] }]);
+        (await _graph.SearchAsync(Alice, "Portland")).Entities.Select(e => e.Name).Should().Equal("Linus");
+        await _graph.DeleteEntitiesAsync(Alice, ["Linus"]);
+        (await _graph.SearchAsync(Alice, "Portland kernel")).Entities.Should().BeEmpty();
+        (await _graph.SearchAsync(Alice, "zebra")).Entities.Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task AStoreReopenedOnTheSameFile_KeepsTheGraph()
+    {
+        await _graph.CreateEntitiesAsync(Alice, [Person("Ada", "durable fact")]);
+        await _store.DisposeAsync();
+        _store = SqliteMemoryStore.Open(_data.Path, _clock);
+        _graph = new GraphService(_store, _clock);
+        (await _graph.ReadGraphAsync(Alice)).Entities.Single().Observations.Should().Equal("durable fact");
+        (await _graph.SearchAsync(Alice, "durable")).Entities.Should().ContainSingle();
+    }
+
+    [Fact]
+    public async Task Validation_NamesTheField()
+    {
+        async Task<string> FieldOf(Func<Task> act) =>
+            (await FluentActions.Awaiting(act).Should().ThrowAsync<ValidationException>()).Which.Field;
+
+        (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, []))).Should().Be("entities");
+        (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, [new NewEntity { Name = " ", EntityType = "x" }]))).Should().Be("entities[0].name");
+        (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, [new NewEntity { Name = new string('n', 257), EntityType = "x" }]))).Should().Be("entities[0].name");
+        (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, [new NewEntity { Name = "a", EntityType = new string('t', 129) }]))).Should().Be("entities[0].entity_type");
+        (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, [Person("a", new string('o', 4097))]))).Should().Be("entities[0].observations[0]");
+        (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, Enumerable.Range(0, 1001).Select(i => (NewEntity?)Person($"p{i}")).ToList()))).Should().Be("entities");
+        (await FieldOf(() => _graph.CreateRelationsAsync(Alice, [new NewRelation { From = "a", To = "b" }]))).Should().Be("relations[0].relation_type");
+        (await FieldOf(() => _graph.NeighborsAsync(Alice, "a", depth: 6))).Should().Be("depth");
+        (await FieldOf(() => _graph.SearchAsync(Alice, " "))).Should().Be("query");
+        (await _graph.ReadGraphAsync(Alice)).Entities.Should().BeEmpty();
+    }
+}
