@@ -22,6 +22,7 @@ public static class EngramCli
             StatsCommand.Create(),
             SearchCommand.Create(),
             ReindexCommand.Create(),
+            KvCommand.Create(),
             BenchCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).

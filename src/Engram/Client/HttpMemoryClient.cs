@@ -10,7 +10,7 @@ using Engram.Server.Http;
 namespace Engram.Cli.Client;
 
 /// <summary>Runs the commands against a running server's REST API (<c>/v1</c>).</summary>
-internal sealed class HttpMemoryClient : IMemoryClient
+internal sealed partial class HttpMemoryClient : IMemoryClient
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 

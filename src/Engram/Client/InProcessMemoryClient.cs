@@ -12,7 +12,7 @@ namespace Engram.Cli.Client;
 /// Runs the commands against a local data folder through the same <see cref="MemoryService"/> the
 /// server uses. SQLite's WAL and busy timeout let this work while a server has the folder open.
 /// </summary>
-internal sealed class InProcessMemoryClient : IMemoryClient
+internal sealed partial class InProcessMemoryClient : IMemoryClient
 {
     /// <summary>History records writes made here with this actor.</summary>
     public const string Actor = "cli";
