@@ -30,6 +30,7 @@ public static class KvBenchmark
         var dataRoot = Option(args, "--data-root") ?? BenchDataFolder.DefaultRoot;
         var withAof = !args.Contains("--no-redis-aof");
         Directory.CreateDirectory(dataRoot);
+        await RedisBaseline.EnsureInstalledAsync();
 
         foreach (var line in MachineInfo.Describe(dataRoot))
         {
