@@ -107,6 +107,19 @@ public sealed class KvHttpTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DefaultTtl_IsConfigurable_AndZeroMeansNoExpiry()
+    {
+        await using var persistent = await EngramServer.StartAsync(configure: o => o.KeyValue.DefaultTtlSeconds = 0);
+        (await persistent.Client.PutAsync("/v1/kv/k", new StringContent("""{"value":1}""", Encoding.UTF8, "application/json"))).StatusCode.Should().Be(HttpStatusCode.Created);
+        var got = await (await persistent.Client.GetAsync("/v1/kv/k")).JsonAsync();
+        got.GetProperty("ttl_seconds").GetInt64().Should().Be(0);
+        got.GetProperty("expires_at").ValueKind.Should().Be(JsonValueKind.Null);
+        var counter = await (await persistent.PostJsonAsync("/v1/kv/c/incr", "")).JsonAsync();
+        counter.GetProperty("value").GetInt64().Should().Be(1);
+        (await (await persistent.Client.GetAsync("/v1/kv/c")).JsonAsync()).GetProperty("ttl_seconds").GetInt64().Should().Be(0);
+    }
+
+    [Fact]
     public async Task MissingKeys_Answer404()
     {
         await (await GetAsync("nope")).ShouldBeProblemAsync(HttpStatusCode.NotFound);
