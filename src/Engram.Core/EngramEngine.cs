@@ -1,6 +1,7 @@
 using Engram.Core.Configuration;
 using Engram.Core.Embeddings;
 using Engram.Core.Indexing.Vector;
+using Engram.Core.KeyValue;
 using Engram.Core.Memories;
 using Engram.Core.Search;
 using Engram.Core.Storage;
@@ -23,7 +24,8 @@ public sealed class EngramEngine : IAsyncDisposable
     private long _snapshotSeq = -1;
 
     /// <param name="snapshotPath">Where the index snapshot lives; null for none (tests, one-off tools).</param>
-    public EngramEngine(IMemoryStore store, MemoryLimits limits, SearchOptions search, IEmbeddingProvider embedder, TimeProvider? clock = null, string? snapshotPath = null)
+    public EngramEngine(IMemoryStore store, MemoryLimits limits, SearchOptions search, IEmbeddingProvider embedder, TimeProvider? clock = null, string? snapshotPath = null,
+        KvOptions? keyValue = null)
     {
         _searchOptions = search;
         SnapshotPath = snapshotPath;
@@ -40,6 +42,8 @@ public sealed class EngramEngine : IAsyncDisposable
         Embedder = embedder;
         Watermark = new WriteWatermark();
         Memories = new MemoryService(store, limits, Clock, Watermark);
+        KeyValue = new KvService(store as IKeyValueStore ?? throw new ArgumentException($"the {store.Kind} store does not hold key-value state", nameof(store)),
+            keyValue ?? new KvOptions(), Clock);
         Index = new MemoryIndex(_createVectorIndex, embedder.ModelId,
             new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B));
         // A remote embedder would hold the first search back for the whole corpus: index lexically
@@ -56,9 +60,9 @@ public sealed class EngramEngine : IAsyncDisposable
 
     /// <summary>Opens the SQLite store in <paramref name="dataPath"/> (built-in embedder unless given; snapshots next to it when asked).</summary>
     public static EngramEngine OpenSqlite(string dataPath, MemoryLimits? limits = null, SearchOptions? search = null, IEmbeddingProvider? embedder = null,
-        TimeProvider? clock = null, bool snapshots = false) =>
+        TimeProvider? clock = null, bool snapshots = false, KvOptions? keyValue = null) =>
         new(SqliteMemoryStore.Open(dataPath, clock), limits ?? new MemoryLimits(), search ?? new SearchOptions(), embedder ?? BuiltinEmbeddingProvider.Default,
-            clock, snapshots ? Path.Combine(Path.GetFullPath(dataPath), IndexSnapshot.FileName) : null);
+            clock, snapshots ? Path.Combine(Path.GetFullPath(dataPath), IndexSnapshot.FileName) : null, keyValue);
 
     public string? SnapshotPath { get; }
 
@@ -71,6 +75,9 @@ public sealed class EngramEngine : IAsyncDisposable
     public WriteWatermark Watermark { get; }
 
     public MemoryService Memories { get; }
+
+    /// <summary>Key-value state (agent scratch state with TTLs) in the same store.</summary>
+    public KvService KeyValue { get; }
 
     public MemoryIndex Index { get; }
 

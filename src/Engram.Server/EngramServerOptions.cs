@@ -1,5 +1,6 @@
 using Engram.Core.Configuration;
 using Engram.Core.Embeddings;
+using Engram.Core.KeyValue;
 using Engram.Core.Search;
 
 namespace Engram.Server;
@@ -21,6 +22,9 @@ public sealed class EngramServerOptions
     public SearchOptions Search { get; set; } = new();
 
     public EmbeddingSettings Embeddings { get; set; } = new();
+
+    /// <summary>Key-value state: value size limit, default TTL (MEMORY_DEFAULT_TTL_SECONDS), list and batch limits.</summary>
+    public KvOptions KeyValue { get; set; } = new();
 
     /// <summary>Save the indexes next to the store (engram.index) for a fast start.</summary>
     public bool IndexSnapshots { get; set; } = true;
@@ -45,7 +49,7 @@ public sealed class EngramServerOptions
         {
             yield return "Engram:SweepIntervalSeconds must be at least 1";
         }
-        foreach (var error in Limits.Validate().Concat(Search.Validate()).Concat(Embeddings.Validate()))
+        foreach (var error in Limits.Validate().Concat(Search.Validate()).Concat(KeyValue.Validate()).Concat(Embeddings.Validate()))
         {
             yield return error;
         }

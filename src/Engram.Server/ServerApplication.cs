@@ -1,5 +1,6 @@
 using Engram.Core;
 using Engram.Core.Common;
+using Engram.Core.KeyValue;
 using Engram.Core.Memories;
 using Engram.Core.Search;
 using Engram.Core.Storage;
@@ -54,11 +55,13 @@ public static class ServerApplication
         builder.Services.AddSingleton(sp => new EngramEngine(
             SqliteMemoryStore.Open(options.DataPath, sp.GetRequiredService<TimeProvider>()),
             options.Limits, options.Search, options.Embeddings.CreateProvider(), sp.GetRequiredService<TimeProvider>(),
-            options.IndexSnapshots ? Path.Combine(Path.GetFullPath(options.DataPath), IndexSnapshot.FileName) : null));
+            options.IndexSnapshots ? Path.Combine(Path.GetFullPath(options.DataPath), IndexSnapshot.FileName) : null, options.KeyValue));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Graph);
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().KeyValue);
+        builder.Services.AddSingleton(sp => (IKeyValueStore)sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
@@ -98,6 +101,7 @@ public static class ServerApplication
         app.MapMemoriesEndpoints();
         app.MapSearchEndpoints();
         app.MapGraphEndpoints();
+        app.MapKeyValueEndpoints();
         return app;
     }
 
@@ -117,6 +121,7 @@ public static class ServerApplication
             ("EMBEDDINGS_MODEL", "Embeddings:OpenAi:Model"),
             ("EMBEDDINGS_API_KEY", "Embeddings:OpenAi:ApiKey"),
             ("EMBEDDINGS_DIMENSIONS", "Embeddings:OpenAi:Dimensions"),
+            ("MEMORY_DEFAULT_TTL_SECONDS", "KeyValue:DefaultTtlSeconds"),
         ];
         foreach (var (variable, key) in map)
         {

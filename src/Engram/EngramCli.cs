@@ -23,6 +23,7 @@ public static class EngramCli
             SearchCommand.Create(),
             GraphCommand.Create(),
             ReindexCommand.Create(),
+            KvCommand.Create(),
             BenchCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).

@@ -93,4 +93,5 @@ public sealed record ChangeRecord(long Seq, string Tenant, string Entity, string
     public const string Upsert = "upsert";
     public const string Delete = "delete";
     public const string MemoryEntity = "memory";
+    public const string KeyValueEntity = "kv";
 }

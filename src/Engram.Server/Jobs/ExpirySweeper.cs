@@ -1,3 +1,4 @@
+using Engram.Core.KeyValue;
 using Engram.Core.Storage;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -6,10 +7,11 @@ using Microsoft.Extensions.Options;
 namespace Engram.Server.Jobs;
 
 /// <summary>
-/// Deletes memories past their <c>expires_at</c> every <see cref="EngramServerOptions.SweepIntervalSeconds"/>.
-/// Reads already hide expired memories; the sweeper reclaims their space and records "expired" in history.
+/// Deletes memories and key-value entries past their <c>expires_at</c> every <see cref="EngramServerOptions.SweepIntervalSeconds"/>.
+/// Reads already hide expired records; the sweeper reclaims their space and records "expired" in history.
 /// </summary>
-internal sealed partial class ExpirySweeper(IMemoryStore store, IOptions<EngramServerOptions> options, TimeProvider clock, ILogger<ExpirySweeper> logger)
+internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore keyValue, IOptions<EngramServerOptions> options, TimeProvider clock,
+    ILogger<ExpirySweeper> logger)
     : BackgroundService
 {
     private const int MaxPerRun = 100_000;
@@ -28,6 +30,11 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IOptions<EngramS
                     {
                         LogSwept(logger, deleted);
                     }
+                    var keys = await keyValue.DeleteExpiredKvAsync(MaxPerRun, stoppingToken);
+                    if (keys > 0)
+                    {
+                        LogSweptKeys(logger, keys);
+                    }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -44,6 +51,9 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IOptions<EngramS
 
     [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "TTL sweeper deleted {Count} expired memories")]
     private static partial void LogSwept(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "TTL sweeper deleted {Count} expired key-value entries")]
+    private static partial void LogSweptKeys(ILogger logger, int count);
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "TTL sweep failed; retrying on the next tick")]
     private static partial void LogSweepFailed(ILogger logger, Exception exception);

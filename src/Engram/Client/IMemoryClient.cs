@@ -10,7 +10,7 @@ namespace Engram.Cli.Client;
 /// Both return the same types the REST API serializes, and both fail with the Core exceptions
 /// (or <see cref="BackendUnavailableException"/>), so commands print and exit the same either way.
 /// </summary>
-internal interface IMemoryClient : IGraphClient, IAsyncDisposable
+internal interface IMemoryClient : IGraphClient, IKeyValueClient, IAsyncDisposable
 {
     Task<WrittenMemory> AddAsync(NewMemory memory, DuplicatePolicy policy, CancellationToken ct);
 

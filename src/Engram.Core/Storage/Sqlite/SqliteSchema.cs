@@ -132,6 +132,36 @@ internal static class SqliteSchema
         CREATE INDEX graph_history_entity ON graph_history(tenant, entity_name, hid);
         CREATE INDEX graph_history_other ON graph_history(tenant, other_name, hid) WHERE other_name IS NOT NULL;
         """,
+        // 4: key-value state beside memories. Keyed by (tenant, key) so every lookup is one index
+        // seek confined to the tenant; history is its own table because a key is not a memory id.
+        """
+        CREATE TABLE kv_entries (
+            tenant     TEXT    NOT NULL,
+            key        TEXT    NOT NULL, -- the stored key (tenant segment inserted, see KvKeys)
+            value      TEXT    NOT NULL, -- JSON text
+            expires_at INTEGER,          -- unix milliseconds; NULL never expires
+            version    INTEGER NOT NULL,
+            seq        INTEGER NOT NULL, -- change-log sequence of the last change
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX kv_entries_expires ON kv_entries(expires_at) WHERE expires_at IS NOT NULL;
+
+        CREATE TABLE kv_history (
+            hid        INTEGER PRIMARY KEY,
+            tenant     TEXT    NOT NULL,
+            key        TEXT    NOT NULL,
+            seq        INTEGER NOT NULL,
+            event      TEXT    NOT NULL,
+            actor      TEXT    NOT NULL,
+            at         INTEGER NOT NULL,
+            version    INTEGER NOT NULL,
+            value      TEXT,             -- JSON text after the change; NULL for deletions and TTL changes
+            expires_at INTEGER
+        );
+        CREATE INDEX kv_history_key ON kv_history(tenant, key, hid);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

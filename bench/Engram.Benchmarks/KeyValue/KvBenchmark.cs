@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Engram.Benchmarks.Store;
+using Engram.Core;
+using Engram.Core.Common;
+using Engram.Server;
+
+namespace Engram.Benchmarks.KeyValue;
+
+/// <summary>
+/// <c>kv</c>: SET/GET ops/s of Engram's key-value state in process (KvService) and over HTTP
+/// (PUT/GET /v1/kv/{key}) with 1, 8 and 32 concurrent clients, beside redis-server driven by
+/// redis-benchmark over loopback, same value size and key space, in one run on one machine.
+/// Options: --duration S (per Engram cell, default 3), --requests N (per redis-benchmark run,
+/// default 100000), --data-root DIR, --no-redis-aof (skip the appendfsync-always Redis row).
+/// </summary>
+public static class KvBenchmark
+{
+    private const int ValueBytes = 100;
+    private const int KeySpace = 10_000;
+    private static readonly int[] Clients = [1, 8, 32];
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var duration = TimeSpan.FromSeconds(double.Parse(Option(args, "--duration") ?? "3", CultureInfo.InvariantCulture));
+        var requests = int.Parse(Option(args, "--requests") ?? "100000", CultureInfo.InvariantCulture);
+        var dataRoot = Option(args, "--data-root") ?? BenchDataFolder.DefaultRoot;
+        var withAof = !args.Contains("--no-redis-aof");
+        Directory.CreateDirectory(dataRoot);
+        await RedisBaseline.EnsureInstalledAsync();
+
+        foreach (var line in MachineInfo.Describe(dataRoot))
+        {
+            Console.WriteLine(line);
+        }
+        Console.WriteLine($"value {ValueBytes} bytes, {KeySpace} keys, {duration.TotalSeconds:0.#} s per Engram cell, {requests} requests per redis-benchmark run");
+        Console.WriteLine();
+
+        var rows = new List<(string System, string Op, int Clients, double OpsPerSecond)>();
+        await using (var redis = await RedisBaseline.StartAsync(fsyncAlways: false, dataRoot))
+        {
+            foreach (var clients in Clients)
+            {
+                foreach (var (op, rps) in await redis.RunAsync(clients, requests, ValueBytes, KeySpace))
+                {
+                    rows.Add(("redis (no persistence)", op.ToUpperInvariant(), clients, rps));
+                }
+            }
+        }
+        if (withAof)
+        {
+            await using var redis = await RedisBaseline.StartAsync(fsyncAlways: true, dataRoot);
+            foreach (var clients in Clients)
+            {
+                foreach (var (op, rps) in await redis.RunAsync(clients, requests / 4, ValueBytes, KeySpace))
+                {
+                    rows.Add(("redis (aof, fsync always)", op.ToUpperInvariant(), clients, rps));
+                }
+            }
+        }
+
+        var value = JsonDocument.Parse("\"" + new string('x', ValueBytes - 2) + "\"").RootElement.Clone();
+        var caller = Caller.Default("bench");
+        using (var folder = new BenchDataFolder(dataRoot))
+        {
+            await using var engine = EngramEngine.OpenSqlite(folder.Path);
+            var kv = engine.KeyValue;
+            await Populate(i => kv.SetAsync(caller, Key(i), value, 0));
+            foreach (var clients in Clients)
+            {
+                rows.Add(("engram in-process", "SET", clients, await MeasureAsync(clients, duration, key => kv.SetAsync(caller, key, value, 0))));
+                rows.Add(("engram in-process", "GET", clients, await MeasureAsync(clients, duration, key => kv.GetAsync(caller, key))));
+            }
+        }
+        using (var folder = new BenchDataFolder(dataRoot))
+        {
+            var url = $"http://127.0.0.1:{InProcessServer.FreePort()}";
+            await using var app = ServerApplication.Build(["--Logging:LogLevel:Default=Warning"], o => o.DataPath = folder.Path, urls: url);
+            await app.StartAsync();
+            using var client = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = Timeout.InfiniteTimeSpan, MaxConnectionsPerServer = 64 })
+            {
+                BaseAddress = new Uri(url),
+            };
+            var body = Encoding.UTF8.GetBytes($$"""{"value":{{value.GetRawText()}},"ttl_seconds":0}""");
+            await Populate(i => PutAsync(client, Key(i), body));
+            foreach (var clients in Clients)
+            {
+                rows.Add(("engram HTTP", "SET", clients, await MeasureAsync(clients, duration, key => PutAsync(client, key, body))));
+                rows.Add(("engram HTTP", "GET", clients, await MeasureAsync(clients, duration, key => GetAsync(client, key))));
+            }
+            await app.StopAsync();
+        }
+
+        Print(rows);
+        return 0;
+    }
+
+    private static string Key(int i) => "key:" + i.ToString("D6", CultureInfo.InvariantCulture);
+
+    private static async Task Populate(Func<int, Task> set)
+    {
+        // GETs must hit: write every key once, 32 at a time.
+        for (var i = 0; i < KeySpace; i += 32)
+        {
+            await Task.WhenAll(Enumerable.Range(i, Math.Min(32, KeySpace - i)).Select(set));
+        }
+    }
+
+    private static async Task PutAsync(HttpClient client, string key, byte[] body)
+    {
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        using var response = await client.PutAsync("/v1/kv/" + key, content);
+        if (response.StatusCode is not (HttpStatusCode.OK or HttpStatusCode.Created))
+        {
+            throw new InvalidOperationException($"PUT answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        }
+    }
+
+    private static async Task GetAsync(HttpClient client, string key)
+    {
+        using var response = await client.GetAsync("/v1/kv/" + key);
+        var bytes = await response.Content.ReadAsByteArrayAsync();
+        if (response.StatusCode != HttpStatusCode.OK || bytes.Length < ValueBytes)
+        {
+            throw new InvalidOperationException($"GET answered {(int)response.StatusCode}");
+        }
+    }
+
+    /// <summary>Warms up for a second, then counts completed operations of <paramref name="clients"/> loops for <paramref name="duration"/>.</summary>
+    private static async Task<double> MeasureAsync(int clients, TimeSpan duration, Func<string, Task> operation)
+    {
+        await Loop(clients, TimeSpan.FromSeconds(1), operation);
+        var stopwatch = Stopwatch.StartNew();
+        var done = await Loop(clients, duration, operation);
+        return done / stopwatch.Elapsed.TotalSeconds;
+    }
+
+    private static async Task<long> Loop(int clients, TimeSpan duration, Func<string, Task> operation)
+    {
+        long done = 0;
+        var stopwatch = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
+        {
+            var random = new Random(c);
+            while (stopwatch.Elapsed < duration)
+            {
+                await operation(Key(random.Next(KeySpace)));
+                Interlocked.Increment(ref done);
+            }
+        })));
+        return done;
+    }
+
+    private static void Print(List<(string System, string Op, int Clients, double OpsPerSecond)> rows)
+    {
+        double Redis(string op, int clients) => rows.First(r => r.System == "redis (no persistence)" && r.Op == op && r.Clients == clients).OpsPerSecond;
+        Console.WriteLine("| system | op | clients | ops/s | × redis (no persistence) |");
+        Console.WriteLine("|---|---|---:|---:|---:|");
+        foreach (var row in rows.OrderBy(r => r.Op).ThenBy(r => r.Clients).ThenBy(r => r.System, StringComparer.Ordinal))
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {row.System} | {row.Op} | {row.Clients} | {row.OpsPerSecond:N0} | {row.OpsPerSecond / Redis(row.Op, row.Clients):0.00} |"));
+        }
+        Console.WriteLine();
+        Console.WriteLine("Redis without persistence acknowledges from memory; Engram acknowledges after an fsync'd SQLite commit " +
+            "(WAL, synchronous=FULL, group commit). The 'aof, fsync always' row is Redis made durable the same way.");
+        Console.WriteLine("Target: Engram over HTTP >= 0.3x Redis at 32 clients.");
+    }
+
+    private static string? Option(string[] args, string name)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+}

@@ -1,0 +1,38 @@
+namespace Engram.Core.KeyValue;
+
+/// <summary>
+/// One stored entry as the store keeps it: the stored key (tenant segment already inserted, see
+/// <see cref="KvKeys"/>), the value's JSON text and the expiry in unix milliseconds (null: never).
+/// </summary>
+public sealed record KvEntry(string StoredKey, string ValueJson, long? ExpiresAtMs, long Version, long CreatedAtMs, long UpdatedAtMs);
+
+/// <summary>One write of an mset (or a set): stored key, JSON text, expiry, and the nx/xx condition.</summary>
+public sealed record KvWrite(string StoredKey, string ValueJson, long? ExpiresAtMs, KvCondition Condition = KvCondition.Always);
+
+/// <summary>Redis's NX / XX: write only when the key is missing, or only when it exists.</summary>
+public enum KvCondition
+{
+    Always,
+    IfMissing,
+    IfExists,
+}
+
+/// <summary>What a set did: created a new entry or replaced a live one; its version and change-log seq.</summary>
+public sealed record KvSetResult(bool Created, long Version, long Seq);
+
+/// <summary>A page of a listing; <see cref="LastKey"/> is the stored key to continue after, null on the last page.</summary>
+public sealed record KvStoredPage(IReadOnlyList<KvEntry> Items, string? LastKey);
+
+/// <summary>One history entry of a key: set, incremented, ttl, deleted, expired, with the actor and the value after it.</summary>
+public sealed record KvHistoryEntry(long Seq, string Event, string Actor, DateTimeOffset At, long Version, string? ValueJson, DateTimeOffset? ExpiresAt);
+
+/// <summary>The names of the history events of key-value entries.</summary>
+public static class KvEvents
+{
+    public const string Created = "created";
+    public const string Updated = "updated";
+    public const string Incremented = "incremented";
+    public const string TtlChanged = "ttl_changed";
+    public const string Deleted = "deleted";
+    public const string Expired = "expired";
+}

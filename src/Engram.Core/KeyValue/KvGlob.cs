@@ -1,0 +1,158 @@
+using System.Text;
+using Engram.Core.Common;
+
+namespace Engram.Core.KeyValue;
+
+/// <summary>
+/// A Redis-style key pattern (<c>*</c>, <c>?</c>, <c>[abc]</c>, <c>[^a-z]</c>, <c>\x</c> for a literal x),
+/// translated to SQLite's GLOB (same wildcards, no escape character: a literal special is written
+/// <c>[*]</c>). <see cref="Prefix"/> is the literal text before the first wildcard, which lets the store
+/// scan only that key range instead of the whole tenant.
+/// </summary>
+public sealed class KvGlob
+{
+    public const int MaxPatternChars = 1024;
+
+    private KvGlob(string sql, string prefix)
+    {
+        Sql = sql;
+        Prefix = prefix;
+    }
+
+    /// <summary>Matches every key.</summary>
+    public static KvGlob All { get; } = new("*", "");
+
+    /// <summary>The pattern in SQLite GLOB syntax.</summary>
+    public string Sql { get; }
+
+    public string Prefix { get; }
+
+    /// <summary>
+    /// Parses the pattern a caller wrote. Like keys, a pattern of exactly three ':'-separated segments
+    /// gets the caller's tenant inserted as the second segment, so <c>app:session:*</c> finds the keys
+    /// written as <c>app:session:…</c>.
+    /// </summary>
+    public static KvGlob Parse(string tenant, string? pattern, string field = "pattern")
+    {
+        if (string.IsNullOrEmpty(pattern))
+        {
+            throw new ValidationException(field, "the pattern must not be empty (use * for every key)");
+        }
+        if (pattern.Length > MaxPatternChars)
+        {
+            throw new ValidationException(field, $"the pattern is {pattern.Length} characters; the limit is {MaxPatternChars}");
+        }
+        if (pattern.Any(char.IsControl))
+        {
+            throw new ValidationException(field, "the pattern must not contain control characters");
+        }
+        return Translate(KvKeys.ToStored(EscapeLiteral(tenant), pattern), field);
+    }
+
+    private static string EscapeLiteral(string text)
+    {
+        var builder = new StringBuilder(text.Length);
+        foreach (var ch in text)
+        {
+            if (ch is '*' or '?' or '[' or ']' or '\\')
+            {
+                builder.Append('\\');
+            }
+            builder.Append(ch);
+        }
+        return builder.ToString();
+    }
+
+    private static KvGlob Translate(string pattern, string field)
+    {
+        var sql = new StringBuilder(pattern.Length + 8);
+        var prefix = new StringBuilder();
+        var literal = true;
+        for (var i = 0; i < pattern.Length; i++)
+        {
+            var ch = pattern[i];
+            switch (ch)
+            {
+                case '\\' when i + 1 < pattern.Length:
+                    AppendLiteral(sql, pattern[++i]);
+                    if (literal)
+                    {
+                        prefix.Append(pattern[i]);
+                    }
+                    break;
+                case '*' or '?':
+                    sql.Append(ch);
+                    literal = false;
+                    break;
+                case '[':
+                    i = TranslateClass(pattern, i, sql, field);
+                    literal = false;
+                    break;
+                default:
+                    AppendLiteral(sql, ch);
+                    if (literal)
+                    {
+                        prefix.Append(ch);
+                    }
+                    break;
+            }
+        }
+        return new KvGlob(sql.ToString(), prefix.ToString());
+    }
+
+    private static void AppendLiteral(StringBuilder sql, char ch)
+    {
+        if (ch is '*' or '?' or '[')
+        {
+            sql.Append('[').Append(ch).Append(']');
+        }
+        else
+        {
+            sql.Append(ch);
+        }
+    }
+
+    /// <summary>Translates the class starting at <paramref name="start"/> ('['); returns the index of its ']'.</summary>
+    private static int TranslateClass(string pattern, int start, StringBuilder sql, string field)
+    {
+        var i = start + 1;
+        var negate = i < pattern.Length && pattern[i] == '^';
+        if (negate)
+        {
+            i++;
+        }
+        var members = new StringBuilder();
+        var closeBracket = false;
+        var caret = false;
+        for (; i < pattern.Length; i++)
+        {
+            var ch = pattern[i];
+            if (ch == '\\' && i + 1 < pattern.Length)
+            {
+                ch = pattern[++i];
+                if (ch == ']')
+                {
+                    closeBracket = true;
+                    continue;
+                }
+            }
+            else if (ch == ']')
+            {
+                if (members.Length == 0 && !closeBracket && !caret)
+                {
+                    throw new ValidationException(field, $"the pattern has an empty character class at position {start + 1}");
+                }
+                // SQLite wants a literal ']' first and a literal '^' anywhere but first.
+                sql.Append('[').Append(negate ? "^" : "").Append(closeBracket ? "]" : "").Append(members).Append(caret ? "^" : "").Append(']');
+                return i;
+            }
+            if (ch == '^')
+            {
+                caret = true;
+                continue;
+            }
+            members.Append(ch);
+        }
+        throw new ValidationException(field, $"the pattern has an unclosed '[' at position {start + 1}");
+    }
+}

@@ -1,0 +1,85 @@
+using System.Text;
+using Engram.Core.Common;
+
+namespace Engram.Core.KeyValue;
+
+/// <summary>
+/// Key validation and the tenant naming convention.
+/// <para>
+/// A key written with exactly three ':'-separated segments, <c>{prefix}:{type}:{id}</c>, is stored as
+/// <c>{prefix}:{tenant}:{type}:{id}</c> with the caller's tenant; every other key is stored as written.
+/// Stored keys of four segments whose second segment is the caller's tenant are shown back in the
+/// three-segment form, so callers see keys as they wrote them (writing the four-segment form with
+/// your own tenant names the same entry). The tenant comes only from the <see cref="Caller"/>, and
+/// every row is also filed under the caller's tenant, so naming another tenant
+/// (<c>app:other:type:id</c>) reaches an entry of your own, never theirs.
+/// </para>
+/// </summary>
+public static class KvKeys
+{
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>Throws <see cref="ValidationException"/> naming <paramref name="field"/> unless the key is 1..512 UTF-8 bytes without control characters.</summary>
+    public static void Validate(string? key, string field = "key")
+    {
+        if (string.IsNullOrEmpty(key))
+        {
+            throw new ValidationException(field, "the key must not be empty");
+        }
+        int bytes;
+        try
+        {
+            bytes = StrictUtf8.GetByteCount(key);
+        }
+        catch (EncoderFallbackException)
+        {
+            throw new ValidationException(field, "the key is not valid Unicode (a lone surrogate)");
+        }
+        if (bytes > KvOptions.MaxKeyBytes)
+        {
+            throw new ValidationException(field, $"the key is {bytes} UTF-8 bytes; the limit is {KvOptions.MaxKeyBytes}");
+        }
+        if (key.Any(char.IsControl))
+        {
+            throw new ValidationException(field, "the key must not contain control characters");
+        }
+    }
+
+    /// <summary>The stored form of a key the caller wrote (see the class summary).</summary>
+    public static string ToStored(string tenant, string key)
+    {
+        var first = key.IndexOf(':');
+        if (first < 0)
+        {
+            return key;
+        }
+        var second = key.IndexOf(':', first + 1);
+        if (second < 0 || key.IndexOf(':', second + 1) >= 0)
+        {
+            return key;
+        }
+        return string.Concat(key.AsSpan(0, first + 1), tenant, key.AsSpan(first));
+    }
+
+    /// <summary>The key as the caller wrote it: the inverse of <see cref="ToStored"/> for this tenant.</summary>
+    public static string ToDisplay(string tenant, string storedKey)
+    {
+        var first = storedKey.IndexOf(':');
+        if (first < 0)
+        {
+            return storedKey;
+        }
+        var second = storedKey.IndexOf(':', first + 1);
+        if (second < 0 || second - first - 1 != tenant.Length
+            || string.CompareOrdinal(storedKey, first + 1, tenant, 0, tenant.Length) != 0)
+        {
+            return storedKey;
+        }
+        var third = storedKey.IndexOf(':', second + 1);
+        if (third < 0 || storedKey.IndexOf(':', third + 1) >= 0)
+        {
+            return storedKey;
+        }
+        return string.Concat(storedKey.AsSpan(0, first), storedKey.AsSpan(second));
+    }
+}

@@ -1,0 +1,47 @@
+namespace Engram.Core.KeyValue;
+
+/// <summary>
+/// Limits and defaults of key-value state (configuration section <c>Engram:KeyValue</c>;
+/// MEMORY_DEFAULT_TTL_SECONDS sets <see cref="DefaultTtlSeconds"/>).
+/// </summary>
+public sealed class KvOptions
+{
+    /// <summary>Keys are at most this many UTF-8 bytes as the caller writes them (before the tenant is inserted).</summary>
+    public const int MaxKeyBytes = 512;
+
+    /// <summary>Ten years: far beyond any cache lifetime, and far from overflowing millisecond timestamps.</summary>
+    public const long MaxTtlSeconds = 10L * 366 * 24 * 3600;
+
+    /// <summary>The largest value, in UTF-8 bytes of its JSON text. Default 1 MB.</summary>
+    public int MaxValueBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>The TTL of an entry written without one; 0 means entries never expire unless told to.</summary>
+    public long DefaultTtlSeconds { get; set; } = 86_400;
+
+    public int DefaultListLimit { get; set; } = 100;
+
+    public int MaxListLimit { get; set; } = 1_000;
+
+    /// <summary>The most keys one mget or mset may name.</summary>
+    public int MaxBatchItems { get; set; } = 1_000;
+
+    public IEnumerable<string> Validate()
+    {
+        if (MaxValueBytes < 4)
+        {
+            yield return "Engram:KeyValue:MaxValueBytes must be at least 4 (the JSON null)";
+        }
+        if (DefaultTtlSeconds < 0 || DefaultTtlSeconds > MaxTtlSeconds)
+        {
+            yield return $"Engram:KeyValue:DefaultTtlSeconds (MEMORY_DEFAULT_TTL_SECONDS) must be between 0 (no expiry) and {MaxTtlSeconds}";
+        }
+        if (DefaultListLimit < 1 || MaxListLimit < DefaultListLimit)
+        {
+            yield return "Engram:KeyValue:DefaultListLimit must be >= 1 and <= MaxListLimit";
+        }
+        if (MaxBatchItems < 1)
+        {
+            yield return "Engram:KeyValue:MaxBatchItems must be at least 1";
+        }
+    }
+}

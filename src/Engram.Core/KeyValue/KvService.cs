@@ -1,0 +1,205 @@
+using System.Text;
+using System.Text.Json;
+using Engram.Core.Common;
+
+namespace Engram.Core.KeyValue;
+
+/// <summary>
+/// The one entry to key-value state (REST, CLI and benchmarks call it): validates keys, values,
+/// TTLs and patterns, applies the tenant naming convention (<see cref="KvKeys"/>) and turns TTLs
+/// into expiry times with the injected clock.
+/// </summary>
+public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvider clock)
+{
+    public KvOptions Options => options;
+
+    public async Task<KvWritten> SetAsync(Caller caller, string? key, JsonElement value, long? ttlSeconds, bool nx = false, bool xx = false, CancellationToken ct = default)
+    {
+        if (nx && xx)
+        {
+            throw new ValidationException("nx", "nx and xx exclude each other");
+        }
+        var write = ToWrite(caller, key, value, ttlSeconds, "", nx ? KvCondition.IfMissing : xx ? KvCondition.IfExists : KvCondition.Always);
+        var result = await store.SetKvAsync(caller, write, ct).ConfigureAwait(false);
+        return Written(key!, result, write.ExpiresAtMs);
+    }
+
+    public async Task<IReadOnlyList<KvWritten>> SetManyAsync(Caller caller, IReadOnlyList<KvSetItem?>? items, CancellationToken ct = default)
+    {
+        CheckBatch(items, "items");
+        var writes = new KvWrite[items!.Count];
+        for (var i = 0; i < writes.Length; i++)
+        {
+            var item = items[i] ?? throw new ValidationException($"items[{i}]", "an item must be an object");
+            writes[i] = ToWrite(caller, item.Key, item.Value, item.TtlSeconds, $"items[{i}].", KvCondition.Always);
+        }
+        var results = await store.SetManyKvAsync(caller, writes, ct).ConfigureAwait(false);
+        return [.. results.Select((r, i) => Written(items[i]!.Key!, r, writes[i].ExpiresAtMs))];
+    }
+
+    public async Task<KvItem> GetAsync(Caller caller, string? key, CancellationToken ct = default)
+    {
+        KvKeys.Validate(key);
+        var entry = await store.GetKvAsync(caller, KvKeys.ToStored(caller.Tenant, key!), ct).ConfigureAwait(false)
+            ?? throw new NotFoundException($"no key '{key}'");
+        var (ttl, expires) = Ttl(entry.ExpiresAtMs);
+        return new KvItem(key!, Parse(entry.ValueJson), ttl, expires);
+    }
+
+    public async Task<IReadOnlyList<KvLookup>> GetManyAsync(Caller caller, IReadOnlyList<string?>? keys, CancellationToken ct = default)
+    {
+        CheckBatch(keys, "keys");
+        for (var i = 0; i < keys!.Count; i++)
+        {
+            KvKeys.Validate(keys[i], $"keys[{i}]");
+        }
+        var entries = await store.GetManyKvAsync(caller, [.. keys.Select(k => KvKeys.ToStored(caller.Tenant, k!))], ct).ConfigureAwait(false);
+        return [.. entries.Select((entry, i) =>
+        {
+            if (entry is null)
+            {
+                return new KvLookup(keys[i]!, false, null, null, null);
+            }
+            var (ttl, expires) = Ttl(entry.ExpiresAtMs);
+            return new KvLookup(keys[i]!, true, Parse(entry.ValueJson), ttl, expires);
+        })];
+    }
+
+    public async Task DeleteAsync(Caller caller, string? key, CancellationToken ct = default)
+    {
+        KvKeys.Validate(key);
+        if (!await store.DeleteKvAsync(caller, KvKeys.ToStored(caller.Tenant, key!), ct).ConfigureAwait(false))
+        {
+            throw new NotFoundException($"no key '{key}'");
+        }
+    }
+
+    public Task<long> IncrementAsync(Caller caller, string? key, long by = 1, CancellationToken ct = default)
+    {
+        KvKeys.Validate(key);
+        return store.IncrementKvAsync(caller, KvKeys.ToStored(caller.Tenant, key!), by, ExpiresAt(null, "ttl_seconds"), ct);
+    }
+
+    /// <summary>Gives the key a new TTL (0: never expires); returns its new state.</summary>
+    public async Task<KvItem> ExpireAsync(Caller caller, string? key, long? ttlSeconds, CancellationToken ct = default)
+    {
+        KvKeys.Validate(key);
+        if (ttlSeconds is null)
+        {
+            throw new ValidationException("ttl_seconds", "ttl_seconds is required (0 removes the expiry)");
+        }
+        var stored = KvKeys.ToStored(caller.Tenant, key!);
+        if (!await store.ExpireKvAsync(caller, stored, ExpiresAt(ttlSeconds, "ttl_seconds"), ct).ConfigureAwait(false))
+        {
+            throw new NotFoundException($"no key '{key}'");
+        }
+        return await GetAsync(caller, key, ct).ConfigureAwait(false);
+    }
+
+    public async Task<KvPage> ListAsync(Caller caller, string? pattern, int? limit, string? cursor, CancellationToken ct = default)
+    {
+        var take = limit ?? options.DefaultListLimit;
+        if (take < 1 || take > options.MaxListLimit)
+        {
+            throw new ValidationException("limit", $"limit must be between 1 and {options.MaxListLimit} (got {take})");
+        }
+        var glob = pattern is null ? KvGlob.All : KvGlob.Parse(caller.Tenant, pattern);
+        var page = await store.ListKvAsync(caller, glob, take, cursor is null ? null : DecodeCursor(cursor), ct).ConfigureAwait(false);
+        var items = page.Items.Select(e =>
+        {
+            var (ttl, expires) = Ttl(e.ExpiresAtMs);
+            return new KvKeyInfo(KvKeys.ToDisplay(caller.Tenant, e.StoredKey), ttl, expires, e.Version, DateTimeOffset.FromUnixTimeMilliseconds(e.UpdatedAtMs));
+        }).ToList();
+        return new KvPage(items, page.LastKey is null ? null : EncodeCursor(page.LastKey));
+    }
+
+    /// <summary>Deletes every key of the caller matching <paramref name="pattern"/>; returns how many.</summary>
+    public Task<int> CleanupAsync(Caller caller, string? pattern, CancellationToken ct = default) =>
+        store.DeleteMatchingKvAsync(caller, KvGlob.Parse(caller.Tenant, pattern), ct);
+
+    public async Task<IReadOnlyList<KvHistoryItem>> GetHistoryAsync(Caller caller, string? key, CancellationToken ct = default)
+    {
+        KvKeys.Validate(key);
+        var history = await store.GetKvHistoryAsync(caller, KvKeys.ToStored(caller.Tenant, key!), ct).ConfigureAwait(false);
+        return history.Count == 0
+            ? throw new NotFoundException($"key '{key}' has no history")
+            : [.. history.Select(h => new KvHistoryItem(h.Seq, h.Event, h.Actor, h.At, h.Version, h.ValueJson is null ? null : Parse(h.ValueJson), h.ExpiresAt))];
+    }
+
+    private KvWrite ToWrite(Caller caller, string? key, JsonElement value, long? ttlSeconds, string fieldPrefix, KvCondition condition)
+    {
+        KvKeys.Validate(key, fieldPrefix + "key");
+        if (value.ValueKind == JsonValueKind.Undefined)
+        {
+            throw new ValidationException(fieldPrefix + "value", "value is required (any JSON, including null)");
+        }
+        var json = value.GetRawText();
+        var bytes = Encoding.UTF8.GetByteCount(json);
+        if (bytes > options.MaxValueBytes)
+        {
+            throw new ValidationException(fieldPrefix + "value", $"the value is {bytes} bytes of JSON; the limit is {options.MaxValueBytes}");
+        }
+        return new KvWrite(KvKeys.ToStored(caller.Tenant, key!), json, ExpiresAt(ttlSeconds, fieldPrefix + "ttl_seconds"), condition);
+    }
+
+    /// <summary>Null TTL: the default; 0: never expires.</summary>
+    private long? ExpiresAt(long? ttlSeconds, string field)
+    {
+        var ttl = ttlSeconds ?? options.DefaultTtlSeconds;
+        if (ttl < 0 || ttl > KvOptions.MaxTtlSeconds)
+        {
+            throw new ValidationException(field, $"ttl_seconds must be between 0 (no expiry) and {KvOptions.MaxTtlSeconds} (got {ttl})");
+        }
+        return ttl == 0 ? null : clock.GetUtcNow().ToUnixTimeMilliseconds() + ttl * 1000;
+    }
+
+    private (long Ttl, DateTimeOffset? ExpiresAt) Ttl(long? expiresAtMs)
+    {
+        if (expiresAtMs is not { } expires)
+        {
+            return (0, null);
+        }
+        var left = expires - clock.GetUtcNow().ToUnixTimeMilliseconds();
+        return (Math.Max(1, (left + 999) / 1000), DateTimeOffset.FromUnixTimeMilliseconds(expires));
+    }
+
+    private KvWritten Written(string key, KvSetResult result, long? expiresAtMs)
+    {
+        var (ttl, expires) = Ttl(expiresAtMs);
+        return new KvWritten(key, result.Created, result.Version, ttl, expires);
+    }
+
+    private void CheckBatch<T>(IReadOnlyList<T>? items, string field)
+    {
+        if (items is null || items.Count == 0)
+        {
+            throw new ValidationException(field, $"{field} must be a non-empty array");
+        }
+        if (items.Count > options.MaxBatchItems)
+        {
+            throw new ValidationException(field, $"{field} has {items.Count} entries; the limit is {options.MaxBatchItems}");
+        }
+    }
+
+    private static JsonElement Parse(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.Clone();
+    }
+
+    private static string EncodeCursor(string storedKey) => Convert.ToBase64String(Encoding.UTF8.GetBytes(storedKey)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static string DecodeCursor(string cursor)
+    {
+        try
+        {
+            var base64 = cursor.Replace('-', '+').Replace('_', '/');
+            base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
+            return Encoding.UTF8.GetString(Convert.FromBase64String(base64));
+        }
+        catch (FormatException)
+        {
+            throw new ValidationException("cursor", "the cursor is not one this server returned");
+        }
+    }
+}

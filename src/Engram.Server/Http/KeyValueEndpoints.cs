@@ -1,0 +1,168 @@
+using System.Text.Json;
+using Engram.Core.KeyValue;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
+
+namespace Engram.Server.Http;
+
+/// <summary>
+/// <c>/v1/kv</c>: key-value state with TTLs. Keys may hold ':' and '/', so the key is everything after
+/// <c>/v1/kv/</c>, percent-decoded from the raw request target (so <c>%2F</c> and '/' both mean '/',
+/// and <c>%25</c> a literal '%'). Literal routes (<c>mget</c>, <c>mset</c>, <c>cleanup</c>) take
+/// precedence for POST; any other POST must end in <c>/incr</c> or <c>/expire</c>, the key being what
+/// comes before. GET, PUT and DELETE never look at suffixes, so every key stays reachable.
+/// </summary>
+internal static class KeyValueEndpoints
+{
+    private const string Prefix = "/v1/kv/";
+    private const string IncrSuffix = "/incr";
+    private const string ExpireSuffix = "/expire";
+
+    public static IEndpointRouteBuilder MapKeyValueEndpoints(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/kv").WithTags("kv");
+
+        group.MapGet("/", ListAsync).WithName("ListKeys")
+            .WithSummary("Keys matching a Redis-style glob (pattern=*, ?, [abc]) in key order; page with limit (default 100, max 1000) and next_cursor.")
+            .Produces<KvPage>().ProducesProblem(400);
+        group.MapPost("/mget", GetManyAsync).WithName("GetKeys").WithSummary("Values of up to 1,000 keys, in request order; found=false for missing ones.")
+            .Accepts<KvMGetRequest>("application/json").Produces<KvItemsResponse<KvLookup>>().ProducesProblem(400);
+        group.MapPost("/mset", SetManyAsync).WithName("SetKeys").WithSummary("Set up to 1,000 keys in one transaction.")
+            .Accepts<KvMSetRequest>("application/json").Produces<KvItemsResponse<KvWritten>>().ProducesProblem(400);
+        group.MapPost("/cleanup", CleanupAsync).WithName("DeleteKeys").WithSummary("Delete every key matching a glob pattern.")
+            .Accepts<KvCleanupRequest>("application/json").Produces<KvCleanupResponse>().ProducesProblem(400);
+        group.MapPut("/{**key}", SetAsync).WithName("SetKey")
+            .WithSummary("Set a key to any JSON value. ttl_seconds: default MEMORY_DEFAULT_TTL_SECONDS, 0 = no expiry. nx: only if missing; xx: only if present (else 409). 201 created, 200 replaced.")
+            .Accepts<KvPutRequest>("application/json").Produces<KvWritten>(StatusCodes.Status201Created).Produces<KvWritten>()
+            .ProducesProblem(400).ProducesProblem(409);
+        group.MapGet("/{**key}", GetAsync).WithName("GetKey")
+            .WithSummary("The value, seconds to live (0: none) and expiry of a key; ?history=true for its history instead.")
+            .Produces<KvItem>().ProducesProblem(404);
+        group.MapDelete("/{**key}", DeleteAsync).WithName("DeleteKey").Produces(StatusCodes.Status204NoContent).ProducesProblem(404);
+        group.MapPost("/{**key}", PostAsync).WithName("IncrementOrExpireKey")
+            .WithSummary("POST /v1/kv/{key}/incr {\"by\":N} adds atomically (a missing key starts at 0; 409 on a non-integer); POST /v1/kv/{key}/expire {\"ttl_seconds\":S} sets a new TTL (0 = persist).")
+            .Produces<KvIncrResponse>().Produces<KvItem>().ProducesProblem(400).ProducesProblem(404).ProducesProblem(409);
+        return app;
+    }
+
+    private static async Task<IResult> SetAsync(HttpContext http, KvService kv, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        var key = KeyOf(http, "");
+        var request = await JsonBody.ReadAsync<KvPutRequest>(http.Request, ct);
+        var written = await kv.SetAsync(http.GetCaller(), key, request.Value, request.TtlSeconds, request.Nx ?? false, request.Xx ?? false, ct);
+        return written.Created ? TypedResults.Created(http.Request.Path, written) : TypedResults.Ok(written);
+    }
+
+    private static async Task<IResult> GetAsync(HttpContext http, KvService kv, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query, "history");
+        var key = KeyOf(http, "");
+        if (QueryParser.Bool(http.Request.Query, "history"))
+        {
+            return TypedResults.Ok(new KvItemsResponse<KvHistoryItem>(await kv.GetHistoryAsync(http.GetCaller(), key, ct)));
+        }
+        return TypedResults.Ok(await kv.GetAsync(http.GetCaller(), key, ct));
+    }
+
+    private static async Task<IResult> DeleteAsync(HttpContext http, KvService kv, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        await kv.DeleteAsync(http.GetCaller(), KeyOf(http, ""), ct);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<IResult> PostAsync(HttpContext http, KvService kv, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        var path = http.Request.Path.Value ?? "";
+        if (path.EndsWith(IncrSuffix, StringComparison.Ordinal))
+        {
+            var key = KeyOf(http, IncrSuffix);
+            var request = http.Request.ContentLength is 0 ? new KvIncrRequest(null) : await JsonBody.ReadAsync<KvIncrRequest>(http.Request, ct);
+            var value = await kv.IncrementAsync(http.GetCaller(), key, request.By ?? 1, ct);
+            return TypedResults.Ok(new KvIncrResponse(key, value));
+        }
+        if (path.EndsWith(ExpireSuffix, StringComparison.Ordinal))
+        {
+            var key = KeyOf(http, ExpireSuffix);
+            var request = await JsonBody.ReadAsync<KvExpireRequest>(http.Request, ct);
+            return TypedResults.Ok(await kv.ExpireAsync(http.GetCaller(), key, request.TtlSeconds, ct));
+        }
+        return Problems.Create(404, "Not found", $"no route for POST {path}: use /v1/kv/{{key}}/incr, /v1/kv/{{key}}/expire, /v1/kv/mget, /v1/kv/mset or /v1/kv/cleanup");
+    }
+
+    private static async Task<IResult> ListAsync(HttpContext http, KvService kv, CancellationToken ct)
+    {
+        var query = http.Request.Query;
+        QueryParser.RefuseAllExcept(query, "pattern", "cursor", "limit");
+        var page = await kv.ListAsync(http.GetCaller(), QueryParser.Single(query, "pattern"), QueryParser.Int(query, "limit"), QueryParser.Single(query, "cursor"), ct);
+        return TypedResults.Ok(page);
+    }
+
+    private static async Task<IResult> GetManyAsync(HttpContext http, KvService kv, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        var request = await JsonBody.ReadAsync<KvMGetRequest>(http.Request, ct);
+        return TypedResults.Ok(new KvItemsResponse<KvLookup>(await kv.GetManyAsync(http.GetCaller(), request.Keys, ct)));
+    }
+
+    private static async Task<IResult> SetManyAsync(HttpContext http, KvService kv, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        var request = await JsonBody.ReadAsync<KvMSetRequest>(http.Request, ct);
+        return TypedResults.Ok(new KvItemsResponse<KvWritten>(await kv.SetManyAsync(http.GetCaller(), request.Items, ct)));
+    }
+
+    private static async Task<IResult> CleanupAsync(HttpContext http, KvService kv, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        var request = await JsonBody.ReadAsync<KvCleanupRequest>(http.Request, ct);
+        return TypedResults.Ok(new KvCleanupResponse(await kv.CleanupAsync(http.GetCaller(), request.Pattern, ct)));
+    }
+
+    /// <summary>The key: the raw request target after <c>/v1/kv/</c>, without the query and <paramref name="suffix"/>, percent-decoded once.</summary>
+    private static string KeyOf(HttpContext http, string suffix)
+    {
+        var raw = http.Features.Get<IHttpRequestFeature>()?.RawTarget ?? "";
+        var query = raw.IndexOf('?');
+        if (query >= 0)
+        {
+            raw = raw[..query];
+        }
+        if (!raw.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
+        {
+            // An absolute-form target or a rewritten path: fall back to the decoded path.
+            raw = Uri.EscapeDataString(http.Request.Path.Value?[Prefix.Length..] ?? "");
+        }
+        else
+        {
+            raw = raw[Prefix.Length..];
+        }
+        if (suffix.Length > 0 && raw.EndsWith(suffix, StringComparison.Ordinal))
+        {
+            raw = raw[..^suffix.Length];
+        }
+        return Uri.UnescapeDataString(raw);
+    }
+}
+
+public sealed record KvPutRequest(JsonElement Value, long? TtlSeconds, bool? Nx, bool? Xx);
+
+public sealed record KvIncrRequest(long? By);
+
+public sealed record KvIncrResponse(string Key, long Value);
+
+public sealed record KvExpireRequest(long? TtlSeconds);
+
+public sealed record KvMGetRequest(IReadOnlyList<string?>? Keys);
+
+public sealed record KvMSetRequest(IReadOnlyList<KvSetItem?>? Items);
+
+public sealed record KvCleanupRequest(string? Pattern);
+
+public sealed record KvCleanupResponse(int Deleted);
+
+public sealed record KvItemsResponse<T>(IReadOnlyList<T> Items);

@@ -1,0 +1,40 @@
+using System.Globalization;
+using System.Text.Json;
+using Engram.Core.KeyValue;
+
+namespace Engram.Cli.Client;
+
+internal sealed partial class InProcessMemoryClient
+{
+    private KvService? _keyValue;
+
+    /// <summary>Built on first use with the options the server would read, MEMORY_DEFAULT_TTL_SECONDS included.</summary>
+    private KvService KeyValue => _keyValue ??= new KvService(_store, LoadKvOptions(), TimeProvider.System);
+
+    public Task<KvWritten> KvSetAsync(string key, JsonElement value, long? ttlSeconds, bool nx, bool xx, CancellationToken ct) =>
+        KeyValue.SetAsync(Caller, key, value, ttlSeconds, nx, xx, ct);
+
+    public Task<KvItem> KvGetAsync(string key, CancellationToken ct) => KeyValue.GetAsync(Caller, key, ct);
+
+    public Task KvDeleteAsync(string key, CancellationToken ct) => KeyValue.DeleteAsync(Caller, key, ct);
+
+    public Task<KvPage> KvListAsync(string? pattern, int? limit, string? cursor, CancellationToken ct) => KeyValue.ListAsync(Caller, pattern, limit, cursor, ct);
+
+    public Task<long> KvIncrementAsync(string key, long by, CancellationToken ct) => KeyValue.IncrementAsync(Caller, key, by, ct);
+
+    public Task<KvItem> KvExpireAsync(string key, long ttlSeconds, CancellationToken ct) => KeyValue.ExpireAsync(Caller, key, ttlSeconds, ct);
+
+    public Task<int> KvCleanupAsync(string pattern, CancellationToken ct) => KeyValue.CleanupAsync(Caller, pattern, ct);
+
+    private static KvOptions LoadKvOptions()
+    {
+        var options = ConfiguredLimits.LoadOptions().KeyValue;
+        if (Environment.GetEnvironmentVariable("MEMORY_DEFAULT_TTL_SECONDS") is { Length: > 0 } ttl)
+        {
+            options.DefaultTtlSeconds = long.TryParse(ttl, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds)
+                ? seconds
+                : throw new Core.Common.ValidationException("MEMORY_DEFAULT_TTL_SECONDS", $"MEMORY_DEFAULT_TTL_SECONDS must be a whole number of seconds (got '{ttl}')");
+        }
+        return options;
+    }
+}

@@ -1,0 +1,58 @@
+using System.Text.Json;
+using Engram.Tests.Cli;
+
+namespace Engram.Tests.KeyValue;
+
+/// <summary><c>engram kv …</c> end to end, once in process (--data) and once against a server (--server).</summary>
+public sealed class KvCliTests
+{
+    [Theory]
+    [InlineData(CliMode.InProcess)]
+    [InlineData(CliMode.Server)]
+    public async Task Set_get_incr_expire_list_cleanup_del_round_trip(CliMode mode)
+    {
+        await using var engram = await CliBackend.StartAsync(mode);
+
+        var set = await engram.JsonAsync("kv", "set", "app:session:1", "{\"step\":2}", "--ttl", "60");
+        set.GetProperty("created").GetBoolean().Should().BeTrue();
+        set.GetProperty("key").GetString().Should().Be("app:session:1");
+        set.GetProperty("ttl_seconds").GetInt64().Should().BeInRange(59, 60);
+
+        var got = await engram.RunAsync("kv", "get", "app:session:1");
+        got.ExitCode.Should().Be(0, got.ToString());
+        got.Stdout.Trim().Should().Be("{\"step\":2}");
+
+        (await engram.RunAsync("kv", "set", "word", "hello", "--ttl", "0")).ExitCode.Should().Be(0);
+        (await engram.JsonAsync("kv", "get", "word")).GetProperty("value").GetString().Should().Be("hello");
+        (await engram.JsonAsync("kv", "set", "n", "42", "--string")).GetProperty("created").GetBoolean().Should().BeTrue();
+        (await engram.JsonAsync("kv", "get", "n")).GetProperty("value").ValueKind.Should().Be(JsonValueKind.String);
+
+        var nx = await engram.RunAsync("kv", "set", "word", "again", "--nx");
+        nx.ExitCode.Should().Be(1, nx.ToString());
+        nx.Stderr.Should().Contain("exists");
+        (await engram.RunAsync("kv", "set", "absent", "1", "--xx")).ExitCode.Should().Be(1);
+
+        var incr = await engram.RunAsync("kv", "incr", "hits", "--by", "5");
+        incr.ExitCode.Should().Be(0, incr.ToString());
+        incr.Stdout.Trim().Should().Be("5");
+        (await engram.JsonAsync("kv", "incr", "hits")).GetProperty("value").GetInt64().Should().Be(6);
+        (await engram.RunAsync("kv", "incr", "word")).ExitCode.Should().Be(1);
+
+        (await engram.JsonAsync("kv", "expire", "word", "30")).GetProperty("ttl_seconds").GetInt64().Should().BeInRange(29, 30);
+        (await engram.RunAsync("kv", "expire", "missing", "30")).ExitCode.Should().Be(1);
+
+        var page = await engram.JsonAsync("kv", "list", "--pattern", "*", "--limit", "2");
+        page.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("key").GetString()).Should().Equal("app:session:1", "hits");
+        var cursor = page.GetProperty("next_cursor").GetString()!;
+        var rest = await engram.JsonAsync("kv", "list", "--limit", "10", "--cursor", cursor);
+        rest.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("key").GetString()).Should().Equal("n", "word");
+        var text = await engram.RunAsync("kv", "list", "--pattern", "app:*");
+        text.Stdout.Should().Contain("app:session:1");
+
+        (await engram.JsonAsync("kv", "cleanup", "[hn]*")).GetProperty("deleted").GetInt32().Should().Be(2);
+        (await engram.RunAsync("kv", "del", "word")).ExitCode.Should().Be(0);
+        var gone = await engram.RunAsync("kv", "get", "word");
+        gone.ExitCode.Should().Be(1, gone.ToString());
+        (await engram.RunAsync("kv", "set", "", "1")).ExitCode.Should().Be(1);
+    }
+}

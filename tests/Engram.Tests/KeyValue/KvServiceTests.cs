@@ -1,0 +1,177 @@
+using System.Net;
+using System.Text.Json;
+using Engram.Core;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Engram.Core.Storage;
+using Engram.Tests.Support;
+
+namespace Engram.Tests.KeyValue;
+
+/// <summary>KvService over a real SQLite file: tenants, the naming helper, globs, expiry with an injected clock.</summary>
+public sealed class KvServiceTests : IAsyncLifetime
+{
+    private static readonly Caller Acme = new("acme", "test");
+    private static readonly Caller Globex = new("globex", "test");
+
+    private readonly TempDirectory _data = new();
+    private readonly ManualClock _clock = new(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+    private EngramEngine _engine = null!;
+
+    private KvService Kv => _engine.KeyValue;
+
+    public Task InitializeAsync()
+    {
+        _engine = EngramEngine.OpenSqlite(_data.Path, clock: _clock);
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _engine.DisposeAsync();
+        _data.Dispose();
+    }
+
+    private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
+
+    [Fact]
+    public async Task Tenants_NeverSeeEachOthersKeys()
+    {
+        await Kv.SetAsync(Acme, "plain", Json("1"), null);
+        await Kv.SetAsync(Acme, "app:session:42", Json("\"acme\""), null);
+
+        // Same names, other tenant: missing, and writing them creates separate entries.
+        await FluentActions.Awaiting(() => Kv.GetAsync(Globex, "plain")).Should().ThrowAsync<NotFoundException>();
+        await FluentActions.Awaiting(() => Kv.GetAsync(Globex, "app:session:42")).Should().ThrowAsync<NotFoundException>();
+        // Naming the other tenant's stored form reaches nothing of theirs.
+        await FluentActions.Awaiting(() => Kv.GetAsync(Globex, "app:acme:session:42")).Should().ThrowAsync<NotFoundException>();
+        await Kv.SetAsync(Globex, "app:acme:session:42", Json("\"globex\""), null);
+        (await Kv.GetAsync(Acme, "app:session:42")).Value.GetString().Should().Be("acme");
+
+        await FluentActions.Awaiting(() => Kv.DeleteAsync(Globex, "plain")).Should().ThrowAsync<NotFoundException>();
+        await FluentActions.Awaiting(() => Kv.ExpireAsync(Globex, "plain", 1)).Should().ThrowAsync<NotFoundException>();
+        (await Kv.IncrementAsync(Globex, "plain", 5)).Should().Be(5);
+        (await Kv.GetAsync(Acme, "plain")).Value.GetInt64().Should().Be(1);
+        (await Kv.CleanupAsync(Globex, "*")).Should().Be(2);
+        (await Kv.ListAsync(Acme, "*", null, null)).Items.Select(i => i.Key).Should().Equal("app:session:42", "plain");
+        (await Kv.GetManyAsync(Globex, ["plain", "app:session:42"])).Select(l => l.Found).Should().Equal(false, false);
+        await FluentActions.Awaiting(() => Kv.GetHistoryAsync(Globex, "app:session:42")).Should().ThrowAsync<NotFoundException>();
+    }
+
+    [Fact]
+    public async Task NamingHelper_InsertsTheTenant_AndShowsKeysAsWritten()
+    {
+        KvKeys.ToStored("acme", "app:session:42").Should().Be("app:acme:session:42");
+        KvKeys.ToStored("acme", "a:b").Should().Be("a:b");
+        KvKeys.ToStored("acme", "a:b:c:d").Should().Be("a:b:c:d");
+        KvKeys.ToStored("acme", "::").Should().Be(":acme::");
+        KvKeys.ToDisplay("acme", "app:acme:session:42").Should().Be("app:session:42");
+        KvKeys.ToDisplay("acme", "app:globex:session:42").Should().Be("app:globex:session:42");
+        KvKeys.ToDisplay("acme", ":acme::").Should().Be("::");
+
+        await Kv.SetAsync(Acme, "app:session:42", Json("1"), null);
+        // The stored form with your own tenant is the same entry.
+        (await Kv.GetAsync(Acme, "app:acme:session:42")).Value.GetInt64().Should().Be(1);
+        (await Kv.ListAsync(Acme, "app:session:*", null, null)).Items.Select(i => i.Key).Should().Equal("app:session:42");
+        (await Kv.ListAsync(Acme, "*:session:4?", null, null)).Items.Select(i => i.Key).Should().Equal("app:session:42");
+
+        // The change log and history carry the stored key under the caller's tenant.
+        var changes = await _engine.Store.ReadChangesAsync(0, 100);
+        changes.Should().ContainSingle(c => c.Entity == ChangeRecord.KeyValueEntity && c.EntityId == "app:acme:session:42" && c.Tenant == "acme");
+    }
+
+    [Theory]
+    [InlineData("user:*", new[] { "user:1", "user:10", "user:2", "user:[x]" })]
+    [InlineData("user:?", new[] { "user:1", "user:2" })]
+    [InlineData("user:[12]", new[] { "user:1", "user:2" })]
+    [InlineData("user:[^1]*", new[] { "user:2", "user:[x]" })]
+    [InlineData("user:1*", new[] { "user:1", "user:10" })]
+    [InlineData(@"user:\[x\]", new[] { "user:[x]" })]
+    [InlineData("*star*", new[] { "a*star*b" })]
+    [InlineData(@"a\*star\*b", new[] { "a*star*b" })]
+    [InlineData("50%", new[] { "50%" })]
+    [InlineData("*_*", new[] { "under_score" })]
+    [InlineData("ünï*", new[] { "ünïcode" })]
+    public async Task Globs_MatchLikeRedis(string pattern, string[] expected)
+    {
+        foreach (var key in new[] { "user:1", "user:2", "user:10", "user:[x]", "a*star*b", "50%", "500", "under_score", "underscore", "ünïcode" })
+        {
+            await Kv.SetAsync(Acme, key, Json("0"), null);
+        }
+        (await Kv.ListAsync(Acme, pattern, 1000, null)).Items.Select(i => i.Key).Should().BeEquivalentTo(expected);
+    }
+
+    [Fact]
+    public async Task ExpiredEntries_AreNeverReturned_ThenSweptWithHistory()
+    {
+        await Kv.SetAsync(Acme, "short", Json("1"), 10);
+        await Kv.SetAsync(Acme, "long", Json("2"), 100);
+        await Kv.SetAsync(Acme, "forever", Json("3"), 0);
+        (await Kv.GetAsync(Acme, "short")).TtlSeconds.Should().Be(10);
+
+        _clock.Advance(TimeSpan.FromSeconds(10));
+        await FluentActions.Awaiting(() => Kv.GetAsync(Acme, "short")).Should().ThrowAsync<NotFoundException>();
+        (await Kv.GetManyAsync(Acme, ["short", "long"])).Select(l => l.Found).Should().Equal(false, true);
+        (await Kv.ListAsync(Acme, "*", null, null)).Items.Select(i => i.Key).Should().Equal("forever", "long");
+        (await Kv.GetAsync(Acme, "long")).TtlSeconds.Should().Be(90);
+        // An expired key counts as missing for nx and incr, and incr gives it the default TTL.
+        (await Kv.IncrementAsync(Acme, "short")).Should().Be(1);
+        (await Kv.GetAsync(Acme, "short")).TtlSeconds.Should().Be(86_400);
+
+        _clock.Advance(TimeSpan.FromDays(2));
+        (await Kv.ListAsync(Acme, "*", null, null)).Items.Select(i => i.Key).Should().Equal("forever");
+        await FluentActions.Awaiting(() => Kv.DeleteAsync(Acme, "long")).Should().ThrowAsync<NotFoundException>();
+        (await Kv.CleanupAsync(Acme, "long")).Should().Be(0);
+
+        var store = (IKeyValueStore)_engine.Store;
+        (await store.DeleteExpiredKvAsync(1000)).Should().Be(2);
+        (await store.DeleteExpiredKvAsync(1000)).Should().Be(0);
+        var history = await Kv.GetHistoryAsync(Acme, "long");
+        history.Select(h => h.Event).Should().Equal(KvEvents.Created, KvEvents.Expired);
+        history[1].Actor.Should().Be("system:ttl-sweeper");
+        (await Kv.GetAsync(Acme, "forever")).Value.GetInt64().Should().Be(3);
+    }
+
+    [Fact]
+    public async Task Incr_FromManyConcurrentCallers_GivesExactlyTheSum()
+    {
+        var tasks = Enumerable.Range(0, 16).Select(c => Task.Run(async () =>
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                await Kv.IncrementAsync(Acme, "n", 2);
+            }
+        }));
+        await Task.WhenAll(tasks);
+        (await Kv.GetAsync(Acme, "n")).Value.GetInt64().Should().Be(16 * 50 * 2);
+        (await Kv.GetHistoryAsync(Acme, "n")).Should().HaveCount(800);
+    }
+
+    [Fact]
+    public async Task Data_SurvivesReopen()
+    {
+        await Kv.SetAsync(Acme, "durable", Json("{\"a\":1}"), 0);
+        await _engine.DisposeAsync();
+        _engine = EngramEngine.OpenSqlite(_data.Path, clock: _clock);
+        (await Kv.GetAsync(Acme, "durable")).Value.GetProperty("a").GetInt64().Should().Be(1);
+    }
+
+    [Fact]
+    public async Task Sweeper_DeletesExpiredKeysInTheBackground()
+    {
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        await using var server = await EngramServer.StartAsync(configure: o => o.SweepIntervalSeconds = 1, clock: clock);
+        (await server.Client.PutAsync("/v1/kv/tmp", new StringContent("""{"value":1,"ttl_seconds":5}""", System.Text.Encoding.UTF8, "application/json")))
+            .StatusCode.Should().Be(HttpStatusCode.Created);
+        clock.Advance(TimeSpan.FromSeconds(6));
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        List<JsonElement> history;
+        do
+        {
+            await Task.Delay(200);
+            history = [.. (await (await server.Client.GetAsync("/v1/kv/tmp?history=true")).JsonAsync()).GetProperty("items").EnumerateArray()];
+        }
+        while (history.Count < 2 && DateTime.UtcNow < deadline);
+        history.Select(h => h.GetProperty("event").GetString()).Should().Equal("created", "expired");
+    }
+}
