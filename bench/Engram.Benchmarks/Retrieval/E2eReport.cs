@@ -18,6 +18,7 @@ public static class E2eReport
         output.WriteLine(new string('-', 84));
         output.WriteLine(Invariant($"{"acknowledged (last batch answered)",-50}  {created,10:N0}  {r.Ingest.Acknowledged.TotalSeconds,8:0.0}  {r.Ingest.AcknowledgedPerSecond,10:N0}"));
         output.WriteLine(Invariant($"{"indexed (applied_seq = last_seq, none pending)",-50}  {created,10:N0}  {r.Ingest.Indexed.TotalSeconds,8:0.0}  {r.Ingest.IndexedPerSecond,10:N0}"));
+        output.WriteLine(Invariant($"{"HNSW graph built (no staged vectors left)",-50}  {created,10:N0}  {r.Ingest.GraphBuilt.TotalSeconds,8:0.0}  {r.Ingest.GraphBuiltPerSecond,10:N0}"));
         output.WriteLine(Invariant($"(the last GET /v1/stats poll, included in \"indexed\", took {r.Ingest.LastStatsCall.TotalMilliseconds:N0} ms)"));
         output.WriteLine();
 

@@ -138,40 +138,26 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             return entries;
         }, ct).AsTask();
 
-    public async Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default)
-    {
-        var total = 0;
-        while (total < max)
+    public Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default) =>
+        InChunksAsync(max, (c, chunk, now) =>
         {
-            var chunk = Math.Min(DeleteChunk, max - total);
-            var deleted = await _writer.WriteAsync(c =>
+            var expired = new List<(string Tenant, KvEntry Entry)>();
+            using (var statement = c.Prepare(
+                "SELECT tenant, key, expires_at, version, created_at, updated_at FROM kv_entries WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2"))
             {
-                var now = NowMs;
-                var expired = new List<(string Tenant, KvEntry Entry)>();
-                using (var statement = c.Prepare(
-                    "SELECT tenant, key, expires_at, version, created_at, updated_at FROM kv_entries WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2"))
+                statement.BindAll([now, chunk]);
+                while (statement.Step())
                 {
-                    statement.BindAll([now, chunk]);
-                    while (statement.Step())
-                    {
-                        expired.Add((statement.GetText(0), new KvEntry(statement.GetText(1), "", statement.GetInt64OrNull(2),
-                            statement.GetInt64(3), statement.GetInt64(4), statement.GetInt64(5))));
-                    }
+                    expired.Add((statement.GetText(0), new KvEntry(statement.GetText(1), "", statement.GetInt64OrNull(2),
+                        statement.GetInt64(3), statement.GetInt64(4), statement.GetInt64(5))));
                 }
-                foreach (var (tenant, entry) in expired)
-                {
-                    DeleteKv(c, Caller.System("ttl-sweeper", tenant), entry, KvEvents.Expired, now);
-                }
-                return expired.Count;
-            }, ct).ConfigureAwait(false);
-            total += deleted;
-            if (deleted < chunk)
-            {
-                break;
             }
-        }
-        return total;
-    }
+            foreach (var (tenant, entry) in expired)
+            {
+                DeleteKv(c, Caller.System("ttl-sweeper", tenant), entry, KvEvents.Expired, now);
+            }
+            return expired.Count;
+        }, ct);
 
     private static KvSetResult SetOne(SqliteConnection c, Caller caller, KvWrite write, long now)
     {

@@ -102,32 +102,38 @@ public sealed partial class SqliteMemoryStore
         }
     }
 
-    public async Task<int> DeleteExpiredAsync(int max, CancellationToken ct = default)
+    public Task<int> DeleteExpiredAsync(int max, CancellationToken ct = default) =>
+        InChunksAsync(max, (c, chunk, now) =>
+        {
+            var expired = new List<(Memory Memory, long Rid, string Tenant)>();
+            using (var statement = c.Prepare(
+                $"SELECT {MemoryColumns}, m.rid, m.tenant FROM memories m WHERE m.expires_at IS NOT NULL AND m.expires_at <= ?1 LIMIT ?2"))
+            {
+                statement.BindAll([now, chunk]);
+                while (statement.Step())
+                {
+                    expired.Add((ReadMemory(statement), statement.GetInt64(22), statement.GetText(23)));
+                }
+            }
+            foreach (var (memory, rid, tenant) in expired)
+            {
+                DeleteOne(c, Caller.System("ttl-sweeper", tenant), memory, rid, HistoryEvents.Expired, now);
+            }
+            return expired.Count;
+        }, ct);
+
+    /// <summary>
+    /// Runs <paramref name="deleteChunk"/> (given the chunk size and now) in one transaction per chunk
+    /// until it deletes fewer than a chunk or <paramref name="max"/> in all, so other writes interleave
+    /// with a large sweep. Returns how many were deleted.
+    /// </summary>
+    private async Task<int> InChunksAsync(int max, Func<SqliteConnection, int, long, int> deleteChunk, CancellationToken ct)
     {
         var total = 0;
         while (total < max)
         {
             var chunk = Math.Min(DeleteChunk, max - total);
-            var deleted = await _writer.WriteAsync(c =>
-            {
-                var now = NowMs;
-                var expired = new List<(Memory Memory, long Rid, string Tenant)>();
-                using (var statement = c.Prepare(
-                    $"SELECT {MemoryColumns}, m.rid, m.tenant FROM memories m WHERE m.expires_at IS NOT NULL AND m.expires_at <= ?1 LIMIT ?2"))
-                {
-                    statement.Bind(1, now);
-                    statement.Bind(2, chunk);
-                    while (statement.Step())
-                    {
-                        expired.Add((ReadMemory(statement), statement.GetInt64(22), statement.GetText(23)));
-                    }
-                }
-                foreach (var (memory, rid, tenant) in expired)
-                {
-                    DeleteOne(c, Caller.System("ttl-sweeper", tenant), memory, rid, HistoryEvents.Expired, now);
-                }
-                return expired.Count;
-            }, ct).ConfigureAwait(false);
+            var deleted = await _writer.WriteAsync(c => deleteChunk(c, chunk, NowMs), ct).ConfigureAwait(false);
             total += deleted;
             if (deleted < chunk)
             {
