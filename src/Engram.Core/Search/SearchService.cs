@@ -24,6 +24,9 @@ public sealed class SearchService(
 
     private const int MaxMetadataMatches = 200_000;
 
+    /// <summary>Below this many memories both index searches are fast enough that a second thread costs more than it saves.</summary>
+    private const int ParallelSearchThreshold = 50_000;
+
     public SearchOptions Options => options;
 
     public async Task<SearchResult> SearchAsync(Caller caller, SearchRequest request, CancellationToken ct = default)
@@ -94,6 +97,15 @@ public sealed class SearchService(
         var buffer = new ScoredDoc[candidates];
         var signals = new Dictionary<int, (float Bm25, float Cosine)>(candidates * 2);
 
+        // On a large index the two searches take milliseconds each: run the vector search on another
+        // core meanwhile. The caller holds the index's read lock until both are done, so no writer
+        // can change what the other thread reads.
+        var vectorBuffer = queryVector is null ? null : new ScoredDoc[candidates];
+        Task<int>? vectorSearch = null;
+        if (queryVector is not null && index.Docs.LiveCount >= ParallelSearchThreshold)
+        {
+            vectorSearch = Task.Run(() => index.SearchVectors(queryVector, vectorBuffer, docFilter));
+        }
         if (plan.Lexical > 0 || queryVector is null)
         {
             var count = index.Lexical.Search(plan.Query, buffer, docFilter);
@@ -104,11 +116,11 @@ public sealed class SearchService(
         }
         if (queryVector is not null)
         {
-            var count = index.SearchVectors(queryVector, buffer, docFilter);
+            var count = vectorSearch?.GetAwaiter().GetResult() ?? index.SearchVectors(queryVector, vectorBuffer, docFilter);
             for (var i = 0; i < count; i++)
             {
-                var doc = buffer[i].Doc;
-                signals[doc] = (signals.TryGetValue(doc, out var s) ? s.Bm25 : 0f, buffer[i].Score);
+                var doc = vectorBuffer![i].Doc;
+                signals[doc] = (signals.TryGetValue(doc, out var s) ? s.Bm25 : 0f, vectorBuffer[i].Score);
             }
         }
         if (signals.Count == 0)
