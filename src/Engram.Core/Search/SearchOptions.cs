@@ -27,6 +27,9 @@ public sealed class SearchOptions
 
     public int MinCandidates { get; set; } = 100;
 
+    /// <summary>From this many memories on, the BM25 and vector searches of one query run on two threads.</summary>
+    public int ParallelSearchThreshold { get; set; } = 50_000;
+
     /// <summary>BM25 term-frequency saturation; 0.6 measured best on LoCoMo (short memories saturate early).</summary>
     public float Bm25K1 { get; set; } = 0.6f;
 

@@ -24,8 +24,6 @@ public sealed class SearchService(
 
     private const int MaxMetadataMatches = 200_000;
 
-    /// <summary>Below this many memories both index searches are fast enough that a second thread costs more than it saves.</summary>
-    private const int ParallelSearchThreshold = 50_000;
 
     public SearchOptions Options => options;
 
@@ -102,7 +100,7 @@ public sealed class SearchService(
         // can change what the other thread reads.
         var vectorBuffer = queryVector is null ? null : new ScoredDoc[candidates];
         Task<int>? vectorSearch = null;
-        if (queryVector is not null && index.Docs.LiveCount >= ParallelSearchThreshold)
+        if (queryVector is not null && index.Docs.LiveCount >= options.ParallelSearchThreshold)
         {
             vectorSearch = Task.Run(() => index.SearchVectors(queryVector, vectorBuffer, docFilter));
         }
