@@ -48,7 +48,7 @@ public sealed class EngramEngine : IAsyncDisposable
             new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B));
         // A remote embedder would hold the first search back for the whole corpus: index lexically
         // first and let the maintenance loop fill the vectors in the background.
-        Follower = new IndexFollower(store, Index, embedder) { DeferEmbeddings = embedder is not (BuiltinEmbeddingProvider or HashEmbeddingProvider) };
+        Follower = new IndexFollower(store, Index, embedder) { DeferEmbeddings = embedder is not LocalEmbeddingProvider };
         Access = new AccessTracker(Clock);
         Search = new SearchService(store, Follower, embedder, Watermark, Access, search, Clock);
         Graph = store is Graph.IGraphStore graphStore

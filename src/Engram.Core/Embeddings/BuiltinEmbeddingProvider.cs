@@ -12,7 +12,7 @@ namespace Engram.Core.Embeddings;
 /// vector would be a random direction in GloVe's space and add noise to every ranking, while exact matches on
 /// unknown tokens (ids, numbers, names) are the lexical index's job. Thread-safe; allocates only the result.
 /// </remarks>
-public sealed class BuiltinEmbeddingProvider : IEmbeddingProvider
+public sealed class BuiltinEmbeddingProvider : LocalEmbeddingProvider
 {
     /// <summary>Zipf normalization: the harmonic number of GloVe 6B's 400k-word vocabulary (ln n + γ).</summary>
     private const double ZipfHarmonic = 12.899 + 0.5772;
@@ -55,9 +55,9 @@ public sealed class BuiltinEmbeddingProvider : IEmbeddingProvider
     /// <summary>The provider over the embedded model with default options; loaded once per process.</summary>
     public static BuiltinEmbeddingProvider Default => DefaultInstance.Value;
 
-    public string ModelId { get; }
+    public override string ModelId { get; }
 
-    public int Dimensions => _model.Dimensions;
+    public override int Dimensions => _model.Dimensions;
 
     public WordVectorModel Model => _model;
 
@@ -72,26 +72,8 @@ public sealed class BuiltinEmbeddingProvider : IEmbeddingProvider
     /// <summary>The weight of vocabulary word <paramref name="index"/>.</summary>
     public float Weight(int index) => _weights[index];
 
-    public ValueTask<float[]> EmbedAsync(string text, CancellationToken ct = default)
-    {
-        ct.ThrowIfCancellationRequested();
-        return ValueTask.FromResult(Embed(text));
-    }
-
-    public ValueTask<float[][]> EmbedBatchAsync(IReadOnlyList<string> texts, CancellationToken ct = default)
-    {
-        ArgumentNullException.ThrowIfNull(texts);
-        var result = new float[texts.Count][];
-        for (var i = 0; i < result.Length; i++)
-        {
-            ct.ThrowIfCancellationRequested();
-            result[i] = Embed(texts[i]);
-        }
-        return ValueTask.FromResult(result);
-    }
-
     /// <summary>Embeds synchronously (the work is CPU-only and short).</summary>
-    public float[] Embed(ReadOnlySpan<char> text)
+    public override float[] Embed(ReadOnlySpan<char> text)
     {
         var vector = new float[Dimensions];
         Embed(text, vector);

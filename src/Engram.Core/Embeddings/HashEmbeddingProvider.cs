@@ -8,7 +8,7 @@ namespace Engram.Core.Embeddings;
 /// words are similar; synonyms are not. The same text gives the same vector on every machine and process
 /// (FNV-1a, not string.GetHashCode). Text with no word gives zeros. Thread-safe.
 /// </summary>
-public sealed class HashEmbeddingProvider : IEmbeddingProvider
+public sealed class HashEmbeddingProvider : LocalEmbeddingProvider
 {
     public HashEmbeddingProvider(int dimensions = 256)
     {
@@ -17,29 +17,11 @@ public sealed class HashEmbeddingProvider : IEmbeddingProvider
         ModelId = $"hash-fnv1a-{dimensions}d-v1";
     }
 
-    public string ModelId { get; }
+    public override string ModelId { get; }
 
-    public int Dimensions { get; }
+    public override int Dimensions { get; }
 
-    public ValueTask<float[]> EmbedAsync(string text, CancellationToken ct = default)
-    {
-        ct.ThrowIfCancellationRequested();
-        return ValueTask.FromResult(Embed(text));
-    }
-
-    public ValueTask<float[][]> EmbedBatchAsync(IReadOnlyList<string> texts, CancellationToken ct = default)
-    {
-        ArgumentNullException.ThrowIfNull(texts);
-        var result = new float[texts.Count][];
-        for (var i = 0; i < result.Length; i++)
-        {
-            ct.ThrowIfCancellationRequested();
-            result[i] = Embed(texts[i]);
-        }
-        return ValueTask.FromResult(result);
-    }
-
-    public float[] Embed(ReadOnlySpan<char> text)
+    public override float[] Embed(ReadOnlySpan<char> text)
     {
         var vector = new float[Dimensions];
         foreach (var token in WordTokenizer.Tokenize(text))
