@@ -105,8 +105,11 @@ public static class ServerApplication
         return app;
     }
 
-    /// <summary>The environment variable names operators already use, mapped onto Engram's settings.</summary>
-    private static void MapOperatorVariables(ConfigurationManager configuration)
+    /// <summary>
+    /// Maps the environment variable names operators already use onto Engram's settings. Public so the
+    /// CLI's in-process mode reads the same settings as the server.
+    /// </summary>
+    public static void MapOperatorVariables(IConfiguration configuration)
     {
         (string Variable, string Key)[] map =
         [

@@ -52,7 +52,7 @@ public sealed class LocomoBenchmark(SearchOptions? searchOptions = null)
                 var caller = Caller.Default("bench");
                 foreach (var chunk in turns.Chunk(1000))
                 {
-                    await engine.Memories.CreateBatchAsync(caller, chunk.Select(t => t.Memory).ToList(), DuplicatePolicy.Allow, ct);
+                    await engine.Memories.CreateBatchAsync(caller, chunk, DuplicatePolicy.Allow, ct);
                 }
                 var idToDia = new Dictionary<string, string>(StringComparer.Ordinal);
                 var page = await engine.Memories.ListAsync(caller, MemoryFilter.None, 1000, null, ct);
@@ -96,11 +96,9 @@ public sealed class LocomoBenchmark(SearchOptions? searchOptions = null)
         return new Summary(Recall(results), results.Count, byCategory);
     }
 
-    private sealed record Turn(NewMemory Memory);
-
-    private static List<Turn> ReadTurns(JsonElement root)
+    private static List<NewMemory> ReadTurns(JsonElement root)
     {
-        var turns = new List<Turn>();
+        var turns = new List<NewMemory>();
         // Conversations come either at the top level or under "conversation" (the original release's shape).
         var conversation = root.TryGetProperty("conversation", out var inner) && inner.ValueKind == JsonValueKind.Object ? inner : root;
         for (var session = 1; ; session++)
@@ -123,12 +121,12 @@ public sealed class LocomoBenchmark(SearchOptions? searchOptions = null)
                 }
                 var content = $"{turn.GetProperty("speaker").GetString()}: {text}";
                 var dia = turn.GetProperty("dia_id").GetString()!;
-                turns.Add(new Turn(new NewMemory
+                turns.Add(new NewMemory
                 {
                     Content = content,
                     CreatedAt = date,
                     Metadata = JsonSerializer.SerializeToElement(new Dictionary<string, string> { ["dia_id"] = dia }),
-                }));
+                });
             }
         }
         return turns;

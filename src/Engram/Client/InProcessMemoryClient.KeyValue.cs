@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using Engram.Core.KeyValue;
 
@@ -9,7 +8,7 @@ internal sealed partial class InProcessMemoryClient
     private KvService? _keyValue;
 
     /// <summary>Built on first use with the options the server would read, MEMORY_DEFAULT_TTL_SECONDS included.</summary>
-    private KvService KeyValue => _keyValue ??= new KvService(_store, LoadKvOptions(), TimeProvider.System);
+    private KvService KeyValue => _keyValue ??= new KvService(_store, _options.KeyValue, TimeProvider.System);
 
     public Task<KvWritten> KvSetAsync(string key, JsonElement value, long? ttlSeconds, bool nx, bool xx, CancellationToken ct) =>
         KeyValue.SetAsync(Caller, key, value, ttlSeconds, nx, xx, ct);
@@ -25,16 +24,4 @@ internal sealed partial class InProcessMemoryClient
     public Task<KvItem> KvExpireAsync(string key, long ttlSeconds, CancellationToken ct) => KeyValue.ExpireAsync(Caller, key, ttlSeconds, ct);
 
     public Task<int> KvCleanupAsync(string pattern, CancellationToken ct) => KeyValue.CleanupAsync(Caller, pattern, ct);
-
-    private static KvOptions LoadKvOptions()
-    {
-        var options = ConfiguredLimits.LoadOptions().KeyValue;
-        if (Environment.GetEnvironmentVariable("MEMORY_DEFAULT_TTL_SECONDS") is { Length: > 0 } ttl)
-        {
-            options.DefaultTtlSeconds = long.TryParse(ttl, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds)
-                ? seconds
-                : throw new Core.Common.ValidationException("MEMORY_DEFAULT_TTL_SECONDS", $"MEMORY_DEFAULT_TTL_SECONDS must be a whole number of seconds (got '{ttl}')");
-        }
-        return options;
-    }
 }

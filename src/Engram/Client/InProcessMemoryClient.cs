@@ -4,6 +4,7 @@ using Engram.Core.Configuration;
 using Engram.Core.Memories;
 using Engram.Core.Search;
 using Engram.Core.Storage.Sqlite;
+using Engram.Server;
 using Engram.Server.Http;
 
 namespace Engram.Cli.Client;
@@ -23,10 +24,13 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
     private readonly MemoryService _memories;
     private EngramEngine? _engine;
 
-    private InProcessMemoryClient(SqliteMemoryStore store, MemoryLimits limits)
+    private readonly EngramServerOptions _options;
+
+    private InProcessMemoryClient(SqliteMemoryStore store, EngramServerOptions options)
     {
         _store = store;
-        _memories = new MemoryService(store, limits, TimeProvider.System);
+        _options = options;
+        _memories = new MemoryService(store, options.Limits, TimeProvider.System);
     }
 
     /// <summary>
@@ -42,9 +46,9 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
             throw new NotFoundException(
                 $"no Engram database at '{databasePath}'; pass --data DIR (or set ENGRAM_DATA), --server URL, or add a memory first");
         }
-        var limits = ConfiguredLimits.Load();
+        var options = ConfiguredOptions.Load();
         // Two readers are plenty for one command; the default pool is sized for a server.
-        return new InProcessMemoryClient(SqliteMemoryStore.Open(dataPath, TimeProvider.System, maxReaders: 2), limits);
+        return new InProcessMemoryClient(SqliteMemoryStore.Open(dataPath, TimeProvider.System, maxReaders: 2), options);
     }
 
     public async Task<WrittenMemory> AddAsync(NewMemory memory, DuplicatePolicy policy, CancellationToken ct) =>
@@ -80,8 +84,7 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
     /// </summary>
     public async Task<SearchResponse> SearchAsync(SearchRequest request, CancellationToken ct)
     {
-        var options = ConfiguredLimits.LoadOptions();
-        _engine ??= new EngramEngine(_store, options.Limits, options.Search, options.Embeddings.CreateProvider());
+        _engine ??= new EngramEngine(_store, _options.Limits, _options.Search, _options.Embeddings.CreateProvider());
         var result = await _engine.Search.SearchAsync(Caller, request, ct);
         return new SearchResponse(result.Results.Select(h => new ScoredMemory(h)).ToList(), Math.Round(result.TookMs, 3));
     }

@@ -27,7 +27,7 @@ internal static class BenchCommand
             try
             {
                 var files = LocomoBenchmark.ResolveFiles(parse.GetValue(data)!);
-                var options = Client.ConfiguredLimits.LoadOptions();
+                var options = Client.ConfiguredOptions.Load();
                 var results = await new LocomoBenchmark(options.Search).RunAsync(files, line => Console.Error.WriteLine(line), ct);
                 if (parse.GetValue(output) is { } path)
                 {

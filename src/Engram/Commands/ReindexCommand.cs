@@ -28,7 +28,7 @@ internal static class ReindexCommand
             }
             try
             {
-                var options = ConfiguredLimits.LoadOptions();
+                var options = ConfiguredOptions.Load();
                 await using var engine = EngramEngine.OpenSqlite(folder, options.Limits, options.Search, options.Embeddings.CreateProvider(), snapshots: true);
                 var bar = new ProgressBar(Console.Error);
                 var report = await engine.RebuildAsync(new InlineProgress(bar.Draw), ct);

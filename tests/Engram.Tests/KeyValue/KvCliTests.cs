@@ -6,6 +6,21 @@ namespace Engram.Tests.KeyValue;
 /// <summary><c>engram kv …</c> end to end, once in process (--data) and once against a server (--server).</summary>
 public sealed class KvCliTests
 {
+    [Fact]
+    public async Task InProcess_ReadsTheOperatorDefaultTtlVariable_AndRefusesABadOne()
+    {
+        using var data = new Support.TempDirectory();
+        var env = new Dictionary<string, string> { ["MEMORY_DEFAULT_TTL_SECONDS"] = "120" };
+        var set = await CliProcess.RunAsync(["kv", "set", "k", "1", "--json", "--data", data.Path], environment: env);
+        set.ExitCode.Should().Be(0, set.ToString());
+        set.Json().GetProperty("ttl_seconds").GetInt64().Should().BeInRange(119, 120);
+
+        var bad = await CliProcess.RunAsync(["kv", "set", "k2", "1", "--data", data.Path],
+            environment: new Dictionary<string, string> { ["MEMORY_DEFAULT_TTL_SECONDS"] = "soon" });
+        bad.ExitCode.Should().Be(1, bad.ToString());
+        bad.Stderr.Should().Contain("invalid configuration");
+    }
+
     [Theory]
     [InlineData(CliMode.InProcess)]
     [InlineData(CliMode.Server)]

@@ -1,0 +1,39 @@
+using Engram.Core.Common;
+using Engram.Server;
+using Microsoft.Extensions.Configuration;
+
+namespace Engram.Cli.Client;
+
+/// <summary>
+/// Engram's settings for the in-process backend and the CLI's own commands, read from the sources the
+/// server reads (appsettings.json next to the executable, <c>Engram__*</c> variables and the operator
+/// names such as MEMORY_DEFAULT_TTL_SECONDS or SEMANTIC_WEIGHT), so a setting made for
+/// <c>engram serve</c> holds for <c>engram add --data</c> too.
+/// </summary>
+internal static class ConfiguredOptions
+{
+    /// <summary>Every Engram setting, validated (limits, search, the embedder, key-value).</summary>
+    public static EngramServerOptions Load()
+    {
+        var configuration = new ConfigurationBuilder()
+            .SetBasePath(AppContext.BaseDirectory)
+            .AddJsonFile("appsettings.json", optional: true)
+            .AddEnvironmentVariables()
+            .Build();
+        ServerApplication.MapOperatorVariables(configuration);
+        var options = new EngramServerOptions();
+        try
+        {
+            configuration.GetSection(EngramServerOptions.Section).Bind(options);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // A value of the wrong type (e.g. MEMORY_DEFAULT_TTL_SECONDS=soon): the user's to fix.
+            throw new ValidationException("Engram", "invalid configuration: " + (ex.InnerException?.Message ?? ex.Message));
+        }
+        var errors = options.Validate().Where(e => !e.StartsWith("Engram:DataPath", StringComparison.Ordinal)).ToList();
+        return errors.Count == 0
+            ? options
+            : throw new ValidationException("Engram", "invalid configuration: " + string.Join("; ", errors));
+    }
+}
