@@ -66,6 +66,7 @@ public static class ServerApplication
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddOpenApi("v1", openApi => openApi.AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "Engram";
@@ -78,12 +79,7 @@ public static class ServerApplication
         // Open the store now: a bad data folder or a too-new schema fails the start, not the first request.
         app.Services.GetRequiredService<EngramEngine>();
 
-        app.UseExceptionHandler(errorApp => errorApp.Run(async context =>
-        {
-            var exception = context.Features.Get<IExceptionHandlerFeature>()?.Error ?? new InvalidOperationException("unknown error");
-            var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Engram.Http");
-            await Problems.FromException(exception, logger).ExecuteAsync(context);
-        }));
+        app.UseExceptionHandler();
         app.UseStatusCodePages(async status =>
         {
             // Routing misses (404/405) get a problem body too, never an empty response.

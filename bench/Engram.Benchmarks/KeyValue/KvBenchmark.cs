@@ -15,13 +15,13 @@ namespace Engram.Benchmarks.KeyValue;
 /// (PUT/GET /v1/kv/{key}) with 1, 8 and 32 concurrent clients, beside redis-server driven by
 /// redis-benchmark over loopback, same value size and key space, in one run on one machine.
 /// Options: --duration S (per Engram cell, default 3), --requests N (per redis-benchmark run,
-/// default 100000), --data-root DIR, --no-redis-aof (skip the appendfsync-always Redis row).
+/// default 100000), --data-root DIR, --no-redis-aof (skip the appendfsync-always Redis row),
+/// --clients 1,8,32 (which concurrency levels), --only redis|engram (one side, for iterating).
 /// </summary>
 public static class KvBenchmark
 {
     private const int ValueBytes = 100;
     private const int KeySpace = 10_000;
-    private static readonly int[] Clients = [1, 8, 32];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -29,6 +29,10 @@ public static class KvBenchmark
         var requests = int.Parse(Option(args, "--requests") ?? "100000", CultureInfo.InvariantCulture);
         var dataRoot = Option(args, "--data-root") ?? BenchDataFolder.DefaultRoot;
         var withAof = !args.Contains("--no-redis-aof");
+        var clientCounts = (Option(args, "--clients") ?? "1,8,32").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
+        var only = Option(args, "--only");
+        var runRedis = only is null or "redis";
+        var runEngram = only is null or "engram";
         Directory.CreateDirectory(dataRoot);
         await RedisBaseline.EnsureInstalledAsync();
 
@@ -40,9 +44,10 @@ public static class KvBenchmark
         Console.WriteLine();
 
         var rows = new List<(string System, string Op, int Clients, double OpsPerSecond)>();
-        await using (var redis = await RedisBaseline.StartAsync(fsyncAlways: false, dataRoot))
+        if (runRedis)
         {
-            foreach (var clients in Clients)
+            await using var redis = await RedisBaseline.StartAsync(fsyncAlways: false, dataRoot);
+            foreach (var clients in clientCounts)
             {
                 foreach (var (op, rps) in await redis.RunAsync(clients, requests, ValueBytes, KeySpace))
                 {
@@ -50,10 +55,10 @@ public static class KvBenchmark
                 }
             }
         }
-        if (withAof)
+        if (runRedis && withAof)
         {
             await using var redis = await RedisBaseline.StartAsync(fsyncAlways: true, dataRoot);
-            foreach (var clients in Clients)
+            foreach (var clients in clientCounts)
             {
                 foreach (var (op, rps) in await redis.RunAsync(clients, requests / 4, ValueBytes, KeySpace))
                 {
@@ -62,6 +67,17 @@ public static class KvBenchmark
             }
         }
 
+        if (runEngram)
+        {
+            await MeasureEngramAsync(rows, clientCounts, duration, dataRoot);
+        }
+
+        Print(rows);
+        return 0;
+    }
+
+    private static async Task MeasureEngramAsync(List<(string System, string Op, int Clients, double OpsPerSecond)> rows, int[] clientCounts, TimeSpan duration, string dataRoot)
+    {
         var value = JsonDocument.Parse("\"" + new string('x', ValueBytes - 2) + "\"").RootElement.Clone();
         var caller = Caller.Default("bench");
         using (var folder = new BenchDataFolder(dataRoot))
@@ -69,7 +85,7 @@ public static class KvBenchmark
             await using var engine = EngramEngine.OpenSqlite(folder.Path);
             var kv = engine.KeyValue;
             await Populate(i => kv.SetAsync(caller, Key(i), value, 0));
-            foreach (var clients in Clients)
+            foreach (var clients in clientCounts)
             {
                 rows.Add(("engram in-process", "SET", clients, await MeasureAsync(clients, duration, key => kv.SetAsync(caller, key, value, 0))));
                 rows.Add(("engram in-process", "GET", clients, await MeasureAsync(clients, duration, key => kv.GetAsync(caller, key))));
@@ -86,16 +102,13 @@ public static class KvBenchmark
             };
             var body = Encoding.UTF8.GetBytes($$"""{"value":{{value.GetRawText()}},"ttl_seconds":0}""");
             await Populate(i => PutAsync(client, Key(i), body));
-            foreach (var clients in Clients)
+            foreach (var clients in clientCounts)
             {
                 rows.Add(("engram HTTP", "SET", clients, await MeasureAsync(clients, duration, key => PutAsync(client, key, body))));
                 rows.Add(("engram HTTP", "GET", clients, await MeasureAsync(clients, duration, key => GetAsync(client, key))));
             }
             await app.StopAsync();
         }
-
-        Print(rows);
-        return 0;
     }
 
     private static string Key(int i) => "key:" + i.ToString("D6", CultureInfo.InvariantCulture);
@@ -157,13 +170,16 @@ public static class KvBenchmark
 
     private static void Print(List<(string System, string Op, int Clients, double OpsPerSecond)> rows)
     {
-        double Redis(string op, int clients) => rows.First(r => r.System == "redis (no persistence)" && r.Op == op && r.Clients == clients).OpsPerSecond;
+        string Ratio(string op, int clients, double opsPerSecond) =>
+            rows.FirstOrDefault(r => r.System == "redis (no persistence)" && r.Op == op && r.Clients == clients) is { OpsPerSecond: > 0 } redis
+                ? (opsPerSecond / redis.OpsPerSecond).ToString("0.00", CultureInfo.InvariantCulture)
+                : "-";
         Console.WriteLine("| system | op | clients | ops/s | × redis (no persistence) |");
         Console.WriteLine("|---|---|---:|---:|---:|");
         foreach (var row in rows.OrderBy(r => r.Op).ThenBy(r => r.Clients).ThenBy(r => r.System, StringComparer.Ordinal))
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {row.System} | {row.Op} | {row.Clients} | {row.OpsPerSecond:N0} | {row.OpsPerSecond / Redis(row.Op, row.Clients):0.00} |"));
+                $"| {row.System} | {row.Op} | {row.Clients} | {row.OpsPerSecond:N0} | {Ratio(row.Op, row.Clients, row.OpsPerSecond)} |"));
         }
         Console.WriteLine();
         Console.WriteLine("Redis without persistence acknowledges from memory; Engram acknowledges after an fsync'd SQLite commit " +

@@ -1,4 +1,5 @@
 using Engram.Core.Common;
+using Engram.Core.Storage;
 
 namespace Engram.Core.KeyValue;
 
@@ -7,14 +8,15 @@ namespace Engram.Core.KeyValue;
 /// change writes the entry, a history entry and a change-log entry (entity "kv") in one transaction,
 /// acknowledged only after commit. Keys here are stored keys (<see cref="KvKeys.ToStored"/> applied).
 /// An entry whose expiry has passed is never returned and counts as missing for nx/xx and incr.
+/// Writes take the durability they are acknowledged with (Engram:KeyValue:Durability).
 /// </summary>
 public interface IKeyValueStore
 {
     /// <summary>Throws <see cref="ConflictException"/> when the write's condition does not hold.</summary>
-    Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, CancellationToken ct = default);
+    Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default);
 
     /// <summary>All writes in one transaction: a failing condition fails them all.</summary>
-    Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, CancellationToken ct = default);
+    Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct = default);
 
     Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default);
 
@@ -22,26 +24,29 @@ public interface IKeyValueStore
     Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default);
 
     /// <summary>Returns whether a live entry was deleted.</summary>
-    Task<bool> DeleteKvAsync(Caller caller, string storedKey, CancellationToken ct = default);
+    Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default);
 
     /// <summary>
     /// Adds <paramref name="by"/> to the integer value inside the write transaction (so concurrent
     /// increments never lose one). A missing key starts at 0 and gets <paramref name="expiresAtMsIfNew"/>;
     /// an existing key keeps its expiry. A value that is not a JSON integer, or overflow: <see cref="ConflictException"/>.
     /// </summary>
-    Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, CancellationToken ct = default);
+    Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, CancellationToken ct = default);
 
     /// <summary>Sets a new expiry (null: never); returns false when there is no live entry.</summary>
-    Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, CancellationToken ct = default);
+    Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default);
 
     /// <summary>Live entries matching <paramref name="pattern"/> in key order, after <paramref name="afterKey"/>.</summary>
     Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default);
 
     /// <summary>Deletes every live entry matching <paramref name="pattern"/>, in chunks (one transaction each); returns how many.</summary>
-    Task<int> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, CancellationToken ct = default);
+    Task<int> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, WriteDurability durability, CancellationToken ct = default);
 
-    /// <summary>Oldest first; kept after the entry is deleted.</summary>
-    Task<IReadOnlyList<KvHistoryEntry>> GetKvHistoryAsync(Caller caller, string storedKey, CancellationToken ct = default);
+    /// <summary>
+    /// The newest <paramref name="limit"/> history entries of the key older than the history position
+    /// <paramref name="olderThan"/> (null: from the newest), in chronological order; kept after the entry is deleted.
+    /// </summary>
+    Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? olderThan, CancellationToken ct = default);
 
     /// <summary>Deletes up to <paramref name="max"/> entries past their expiry, in every tenant, recording "expired".</summary>
     Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default);

@@ -3,8 +3,9 @@ namespace Engram.Core.KeyValue;
 /// <summary>
 /// One stored entry as the store keeps it: the stored key (tenant segment already inserted, see
 /// <see cref="KvKeys"/>), the value's JSON text and the expiry in unix milliseconds (null: never).
+/// <see cref="LastHistoryId"/> is the newest history entry of the key (the head of its history chain).
 /// </summary>
-public sealed record KvEntry(string StoredKey, string ValueJson, long? ExpiresAtMs, long Version, long CreatedAtMs, long UpdatedAtMs);
+public sealed record KvEntry(string StoredKey, string ValueJson, long? ExpiresAtMs, long Version, long CreatedAtMs, long UpdatedAtMs, long? LastHistoryId = null);
 
 /// <summary>One write of an mset (or a set): stored key, JSON text, expiry, and the nx/xx condition.</summary>
 public sealed record KvWrite(string StoredKey, string ValueJson, long? ExpiresAtMs, KvCondition Condition = KvCondition.Always);
@@ -25,6 +26,12 @@ public sealed record KvStoredPage(IReadOnlyList<KvEntry> Items, string? LastKey)
 
 /// <summary>One history entry of a key: set, incremented, ttl, deleted, expired, with the actor and the value after it.</summary>
 public sealed record KvHistoryEntry(long Seq, string Event, string Actor, DateTimeOffset At, long Version, string? ValueJson, DateTimeOffset? ExpiresAt);
+
+/// <summary>
+/// Up to a page of a key's history in chronological order; <see cref="OlderThan"/> is where the next
+/// (older) page starts, null when this page reaches the key's first entry.
+/// </summary>
+public sealed record KvHistoryPage(IReadOnlyList<KvHistoryEntry> Items, long? OlderThan);
 
 /// <summary>The names of the history events of key-value entries.</summary>
 public static class KvEvents

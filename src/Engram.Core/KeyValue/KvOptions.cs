@@ -1,3 +1,5 @@
+using Engram.Core.Storage;
+
 namespace Engram.Core.KeyValue;
 
 /// <summary>
@@ -21,6 +23,15 @@ public sealed class KvOptions
     public int DefaultListLimit { get; set; } = 100;
 
     public int MaxListLimit { get; set; } = 1_000;
+
+    /// <summary>
+    /// When a key-value write is acknowledged. <see cref="WriteDurability.Full"/> (default): after an
+    /// fsync, like memories. <see cref="WriteDurability.Relaxed"/>: once the commit reaches the
+    /// operating system — a crash of Engram loses nothing, a power loss may lose the last writes;
+    /// several times the write throughput, for state that is cheap to rebuild (what Redis without
+    /// <c>appendfsync always</c> offers). Memories and the graph are always written with Full.
+    /// </summary>
+    public WriteDurability Durability { get; set; } = WriteDurability.Full;
 
     /// <summary>The most keys one mget or mset may name.</summary>
     public int MaxBatchItems { get; set; } = 1_000;

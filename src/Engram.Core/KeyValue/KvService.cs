@@ -20,7 +20,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
             throw new ValidationException("nx", "nx and xx exclude each other");
         }
         var write = ToWrite(caller, key, value, ttlSeconds, "", nx ? KvCondition.IfMissing : xx ? KvCondition.IfExists : KvCondition.Always);
-        var result = await store.SetKvAsync(caller, write, ct).ConfigureAwait(false);
+        var result = await store.SetKvAsync(caller, write, options.Durability, ct).ConfigureAwait(false);
         return Written(key!, result, write.ExpiresAtMs);
     }
 
@@ -33,7 +33,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
             var item = items[i] ?? throw new ValidationException($"items[{i}]", "an item must be an object");
             writes[i] = ToWrite(caller, item.Key, item.Value, item.TtlSeconds, $"items[{i}].", KvCondition.Always);
         }
-        var results = await store.SetManyKvAsync(caller, writes, ct).ConfigureAwait(false);
+        var results = await store.SetManyKvAsync(caller, writes, options.Durability, ct).ConfigureAwait(false);
         return [.. results.Select((r, i) => Written(items[i]!.Key!, r, writes[i].ExpiresAtMs))];
     }
 
@@ -68,7 +68,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     public async Task DeleteAsync(Caller caller, string? key, CancellationToken ct = default)
     {
         KvKeys.Validate(key);
-        if (!await store.DeleteKvAsync(caller, KvKeys.ToStored(caller.Tenant, key!), ct).ConfigureAwait(false))
+        if (!await store.DeleteKvAsync(caller, KvKeys.ToStored(caller.Tenant, key!), options.Durability, ct).ConfigureAwait(false))
         {
             throw new NotFoundException($"no key '{key}'");
         }
@@ -77,7 +77,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     public Task<long> IncrementAsync(Caller caller, string? key, long by = 1, CancellationToken ct = default)
     {
         KvKeys.Validate(key);
-        return store.IncrementKvAsync(caller, KvKeys.ToStored(caller.Tenant, key!), by, ExpiresAt(null, "ttl_seconds"), ct);
+        return store.IncrementKvAsync(caller, KvKeys.ToStored(caller.Tenant, key!), by, ExpiresAt(null, "ttl_seconds"), options.Durability, ct);
     }
 
     /// <summary>Gives the key a new TTL (0: never expires); returns its new state.</summary>
@@ -89,7 +89,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
             throw new ValidationException("ttl_seconds", "ttl_seconds is required (0 removes the expiry)");
         }
         var stored = KvKeys.ToStored(caller.Tenant, key!);
-        if (!await store.ExpireKvAsync(caller, stored, ExpiresAt(ttlSeconds, "ttl_seconds"), ct).ConfigureAwait(false))
+        if (!await store.ExpireKvAsync(caller, stored, ExpiresAt(ttlSeconds, "ttl_seconds"), options.Durability, ct).ConfigureAwait(false))
         {
             throw new NotFoundException($"no key '{key}'");
         }
@@ -115,15 +115,34 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     /// <summary>Deletes every key of the caller matching <paramref name="pattern"/>; returns how many.</summary>
     public Task<int> CleanupAsync(Caller caller, string? pattern, CancellationToken ct = default) =>
-        store.DeleteMatchingKvAsync(caller, KvGlob.Parse(caller.Tenant, pattern), ct);
+        store.DeleteMatchingKvAsync(caller, KvGlob.Parse(caller.Tenant, pattern), options.Durability, ct);
 
-    public async Task<IReadOnlyList<KvHistoryItem>> GetHistoryAsync(Caller caller, string? key, CancellationToken ct = default)
+    /// <summary>
+    /// The key's history, newest <paramref name="limit"/> entries first fetched, returned in chronological
+    /// order; <see cref="KvHistoryResult.NextCursor"/> continues with the entries before them.
+    /// </summary>
+    public async Task<KvHistoryResult> GetHistoryAsync(Caller caller, string? key, int? limit = null, string? cursor = null, CancellationToken ct = default)
     {
         KvKeys.Validate(key);
-        var history = await store.GetKvHistoryAsync(caller, KvKeys.ToStored(caller.Tenant, key!), ct).ConfigureAwait(false);
-        return history.Count == 0
-            ? throw new NotFoundException($"key '{key}' has no history")
-            : [.. history.Select(h => new KvHistoryItem(h.Seq, h.Event, h.Actor, h.At, h.Version, h.ValueJson is null ? null : Parse(h.ValueJson), h.ExpiresAt))];
+        var take = limit ?? options.DefaultListLimit;
+        if (take < 1 || take > options.MaxListLimit)
+        {
+            throw new ValidationException("limit", $"limit must be between 1 and {options.MaxListLimit} (got {take})");
+        }
+        long? olderThan = null;
+        if (cursor is not null)
+        {
+            olderThan = long.TryParse(cursor, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var hid) && hid > 0
+                ? hid
+                : throw new ValidationException("cursor", "the cursor is not one this server returned");
+        }
+        var page = await store.GetKvHistoryAsync(caller, KvKeys.ToStored(caller.Tenant, key!), take, olderThan, ct).ConfigureAwait(false);
+        if (page.Items.Count == 0 && cursor is null)
+        {
+            throw new NotFoundException($"key '{key}' has no history");
+        }
+        var items = page.Items.Select(h => new KvHistoryItem(h.Seq, h.Event, h.Actor, h.At, h.Version, h.ValueJson is null ? null : Parse(h.ValueJson), h.ExpiresAt)).ToList();
+        return new KvHistoryResult(items, page.OlderThan?.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private KvWrite ToWrite(Caller caller, string? key, JsonElement value, long? ttlSeconds, string fieldPrefix, KvCondition condition)

@@ -22,5 +22,8 @@ public sealed record KvPage(IReadOnlyList<KvKeyInfo> Items, string? NextCursor);
 /// <summary>One history entry as callers see it; <see cref="Value"/> is the value after the change (null for deletions).</summary>
 public sealed record KvHistoryItem(long Seq, string Event, string Actor, DateTimeOffset At, long Version, JsonElement? Value, DateTimeOffset? ExpiresAt);
 
+/// <summary>A page of a key's history in chronological order; <see cref="NextCursor"/> fetches the older entries before it.</summary>
+public sealed record KvHistoryResult(IReadOnlyList<KvHistoryItem> Items, string? NextCursor);
+
 /// <summary>One item of an mset.</summary>
 public sealed record KvSetItem(string? Key, JsonElement Value, long? TtlSeconds);

@@ -38,8 +38,9 @@ internal static class KeyValueEndpoints
             .Accepts<KvPutRequest>("application/json").Produces<KvWritten>(StatusCodes.Status201Created).Produces<KvWritten>()
             .ProducesProblem(400).ProducesProblem(409);
         group.MapGet("/{**key}", GetAsync).WithName("GetKey")
-            .WithSummary("The value, seconds to live (0: none) and expiry of a key; ?history=true for its history instead.")
-            .Produces<KvItem>().ProducesProblem(404);
+            .WithSummary("The value, seconds to live (0: none) and expiry of a key; ?history=true for its history instead " +
+                "(the newest limit entries, default 100, max 1000, in chronological order; next_cursor continues with older ones).")
+            .Produces<KvItem>().Produces<KvHistoryResult>().ProducesProblem(404);
         group.MapDelete("/{**key}", DeleteAsync).WithName("DeleteKey").Produces(StatusCodes.Status204NoContent).ProducesProblem(404);
         group.MapPost("/{**key}", PostAsync).WithName("IncrementOrExpireKey")
             .WithSummary("POST /v1/kv/{key}/incr {\"by\":N} adds atomically (a missing key starts at 0; 409 on a non-integer); POST /v1/kv/{key}/expire {\"ttl_seconds\":S} sets a new TTL (0 = persist).")
@@ -58,12 +59,14 @@ internal static class KeyValueEndpoints
 
     private static async Task<IResult> GetAsync(HttpContext http, KvService kv, CancellationToken ct)
     {
-        QueryParser.RefuseAllExcept(http.Request.Query, "history");
+        var query = http.Request.Query;
         var key = KeyOf(http, "");
-        if (QueryParser.Bool(http.Request.Query, "history"))
+        if (QueryParser.Bool(query, "history"))
         {
-            return TypedResults.Ok(new KvItemsResponse<KvHistoryItem>(await kv.GetHistoryAsync(http.GetCaller(), key, ct)));
+            QueryParser.RefuseAllExcept(query, "history", "limit", "cursor");
+            return TypedResults.Ok(await kv.GetHistoryAsync(http.GetCaller(), key, QueryParser.Int(query, "limit"), QueryParser.Single(query, "cursor"), ct));
         }
+        QueryParser.RefuseAllExcept(query, "history");
         return TypedResults.Ok(await kv.GetAsync(http.GetCaller(), key, ct));
     }
 

@@ -34,12 +34,12 @@ public sealed class EngramChildProcess : IAsyncDisposable
     /// Starts <c>engram serve --data <paramref name="dataPath"/></c> and waits until <c>/health</c> says ok.
     /// Retries on a new port when the one picked was taken in the meantime (other test runs share the machine).
     /// </summary>
-    public static async Task<EngramChildProcess> StartAsync(string dataPath, TimeSpan healthTimeout)
+    public static async Task<EngramChildProcess> StartAsync(string dataPath, TimeSpan healthTimeout, IReadOnlyDictionary<string, string>? environment = null)
     {
         const int attempts = 3;
         for (var attempt = 1; ; attempt++)
         {
-            var child = Launch(dataPath, EngramServer.FreePort());
+            var child = Launch(dataPath, EngramServer.FreePort(), environment);
             var failure = await child.WaitForHealthAsync(healthTimeout);
             if (failure is null)
             {
@@ -56,7 +56,7 @@ public sealed class EngramChildProcess : IAsyncDisposable
         }
     }
 
-    private static EngramChildProcess Launch(string dataPath, int port)
+    private static EngramChildProcess Launch(string dataPath, int port, IReadOnlyDictionary<string, string>? environment)
     {
         var engramDll = Path.Combine(AppContext.BaseDirectory, "engram.dll");
         if (!File.Exists(engramDll))
@@ -79,6 +79,10 @@ public sealed class EngramChildProcess : IAsyncDisposable
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information";
         start.Environment.Remove("ENGRAM_DATA");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var child = new EngramChildProcess(process, new Uri(url));

@@ -126,7 +126,7 @@ public sealed class KvServiceTests : IAsyncLifetime
         var store = (IKeyValueStore)_engine.Store;
         (await store.DeleteExpiredKvAsync(1000)).Should().Be(2);
         (await store.DeleteExpiredKvAsync(1000)).Should().Be(0);
-        var history = await Kv.GetHistoryAsync(Acme, "long");
+        var history = (await Kv.GetHistoryAsync(Acme, "long")).Items;
         history.Select(h => h.Event).Should().Equal(KvEvents.Created, KvEvents.Expired);
         history[1].Actor.Should().Be("system:ttl-sweeper");
         (await Kv.GetAsync(Acme, "forever")).Value.GetInt64().Should().Be(3);
@@ -144,7 +144,18 @@ public sealed class KvServiceTests : IAsyncLifetime
         }));
         await Task.WhenAll(tasks);
         (await Kv.GetAsync(Acme, "n")).Value.GetInt64().Should().Be(16 * 50 * 2);
-        (await Kv.GetHistoryAsync(Acme, "n")).Should().HaveCount(800);
+        // Every increment is in the key's history chain, none lost or crossed under concurrency.
+        var history = new List<KvHistoryItem>();
+        string? cursor = null;
+        do
+        {
+            var page = await Kv.GetHistoryAsync(Acme, "n", 300, cursor);
+            history.InsertRange(0, page.Items);
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+        history.Select(h => h.Version).Should().Equal(Enumerable.Range(1, 800).Select(v => (long)v));
+        history.Select(h => h.Value!.Value.GetInt64()).Should().Equal(Enumerable.Range(1, 800).Select(v => v * 2L));
     }
 
     [Fact]

@@ -52,4 +52,53 @@ public sealed class SqliteWriterTests : IDisposable
         var write = () => writer.WriteAsync(c => 1);
         await write.Should().ThrowAsync<ObjectDisposedException>();
     }
+
+    [Fact]
+    public async Task ALoneWriteThatThrows_LeavesNoTrace()
+    {
+        using var connection = SqliteConnection.Open(Path.Combine(_dir.Path, "w.db"));
+        connection.Execute("CREATE TABLE t (v INTEGER)");
+        await using var writer = new SqliteWriter(connection);
+
+        // A group of one runs without a savepoint: its half-done work must go with the transaction.
+        var failing = () => writer.WriteAsync<int>(c =>
+        {
+            c.ExecuteNonQuery("INSERT INTO t VALUES (1)");
+            throw new InvalidOperationException("refused after writing");
+        });
+        await failing.Should().ThrowAsync<InvalidOperationException>().WithMessage("refused after writing");
+        await writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (2)"));
+        connection.ScalarInt64("SELECT group_concat(v) FROM t").Should().Be(2);
+    }
+
+    [Fact]
+    public async Task RelaxedGroups_CommitWithoutFsync_AndOneFullItemMakesTheWholeGroupFull()
+    {
+        using var connection = SqliteConnection.Open(Path.Combine(_dir.Path, "w.db"));
+        await using var writer = new SqliteWriter(connection);
+        // PRAGMA synchronous answers 1 for NORMAL (no fsync at commit in WAL mode), 2 for FULL.
+        static long Synchronous(SqliteConnection c) => c.ScalarInt64("PRAGMA synchronous")!.Value;
+
+        (await writer.WriteAsync(Synchronous, WriteDurability.Relaxed)).Should().Be(1);
+        (await writer.WriteAsync(Synchronous, WriteDurability.Full)).Should().Be(2);
+        (await writer.WriteAsync(Synchronous)).Should().Be(2, "Full is the default");
+
+        // Hold the writer with one item so the next two queue up and run as one group.
+        using var release = new ManualResetEventSlim();
+        var started = new TaskCompletionSource();
+        var blocker = writer.WriteAsync(c =>
+        {
+            started.SetResult();
+            release.Wait(TimeSpan.FromSeconds(30));
+            return 0L;
+        }, WriteDurability.Relaxed);
+        await started.Task;
+        var relaxed = writer.WriteAsync(Synchronous, WriteDurability.Relaxed);
+        var full = writer.WriteAsync(Synchronous, WriteDurability.Full);
+        release.Set();
+        await blocker;
+        (await relaxed).Should().Be(2, "a relaxed item grouped with a full one is committed with fsync");
+        (await full).Should().Be(2);
+        (await writer.WriteAsync(Synchronous, WriteDurability.Relaxed)).Should().Be(1);
+    }
 }

@@ -30,14 +30,14 @@ public sealed class SqliteConnectionPool : IDisposable
         try
         {
             connection = _idle.TryTake(out var idle) ? idle : SqliteConnection.Open(_path, create: false);
-            connection.Execute("BEGIN");
+            connection.ExecuteNonQuery("BEGIN");
             try
             {
                 return read(connection);
             }
             finally
             {
-                connection.Execute("COMMIT");
+                connection.ExecuteNonQuery("COMMIT");
             }
         }
         catch

@@ -9,20 +9,26 @@ namespace Engram.Core.Storage.Sqlite;
 /// Key-value state on the same writer as memories: a KV write joins the same group commit, and its
 /// entry, history row and change-log entry (entity "kv") commit together. Every statement filters
 /// on the caller's tenant; an entry past its expiry is treated as missing everywhere.
+/// <para>
+/// A key's history is a chain, not an index: each history row points at the key's previous one
+/// (<c>prev_hid</c>) and the entry holds the newest (<c>last_hid</c>; after a delete,
+/// <c>kv_deleted</c> does). History rows are then pure appends, and a SET dirties one random B-tree
+/// page (its entry) instead of two: measured 89 → 64 µs of server CPU per HTTP SET (bench/README.md).
+/// </para>
 /// </summary>
 public sealed partial class SqliteMemoryStore : IKeyValueStore
 {
     private const string KvLive = "(expires_at IS NULL OR expires_at > ?3)";
 
-    public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, CancellationToken ct = default) =>
-        _writer.WriteAsync(c => SetOne(c, caller, write, NowMs), ct);
+    public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
+        _writer.WriteAsync(c => SetOne(c, caller, write, NowMs), durability, ct);
 
-    public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, CancellationToken ct = default) =>
+    public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct = default) =>
         _writer.WriteAsync<IReadOnlyList<KvSetResult>>(c =>
         {
             var now = NowMs;
             return [.. writes.Select(w => SetOne(c, caller, w, now))];
-        }, ct);
+        }, durability, ct);
 
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
         _readers.ReadAsync(c => FindKv(c, caller.Tenant, storedKey, NowMs, live: true), ct).AsTask();
@@ -34,7 +40,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             return [.. storedKeys.Select(k => FindKv(c, caller.Tenant, k, now, live: true))];
         }, ct).AsTask();
 
-    public Task<bool> DeleteKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
+    public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
         _writer.WriteAsync(c =>
         {
             var now = NowMs;
@@ -44,9 +50,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             }
             DeleteKv(c, caller, entry, KvEvents.Deleted, now);
             return true;
-        }, ct);
+        }, durability, ct);
 
-    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, CancellationToken ct = default) =>
+    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, CancellationToken ct = default) =>
         _writer.WriteAsync(c =>
         {
             var now = NowMs;
@@ -70,9 +76,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             var expires = live ? current!.ExpiresAtMs : expiresAtMsIfNew;
             WriteKv(c, caller, storedKey, json, expires, current, live, KvEvents.Incremented, now);
             return next;
-        }, ct);
+        }, durability, ct);
 
-    public Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, CancellationToken ct = default) =>
+    public Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default) =>
         _writer.WriteAsync(c =>
         {
             var now = NowMs;
@@ -81,11 +87,11 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                 return false;
             }
             var seq = AppendKvChange(c, caller.Tenant, storedKey, ChangeRecord.Upsert, now);
-            c.ExecuteNonQuery("UPDATE kv_entries SET expires_at = ?3, version = version + 1, seq = ?4, updated_at = ?5 WHERE tenant = ?1 AND key = ?2",
-                caller.Tenant, storedKey, expiresAtMs, seq, now);
-            AppendKvHistory(c, caller, storedKey, seq, KvEvents.TtlChanged, now, entry.Version + 1, null, expiresAtMs);
+            var hid = AppendKvHistory(c, caller, storedKey, seq, KvEvents.TtlChanged, now, entry.Version + 1, null, expiresAtMs, entry.LastHistoryId);
+            c.ExecuteNonQuery("UPDATE kv_entries SET expires_at = ?3, version = version + 1, seq = ?4, updated_at = ?5, last_hid = ?6 WHERE tenant = ?1 AND key = ?2",
+                caller.Tenant, storedKey, expiresAtMs, seq, now, hid);
             return true;
-        }, ct);
+        }, durability, ct);
 
     public Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default) =>
         _readers.ReadAsync(c =>
@@ -100,7 +106,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             return new KvStoredPage(items, last);
         }, ct).AsTask();
 
-    public async Task<int> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, CancellationToken ct = default)
+    public async Task<int> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, WriteDurability durability, CancellationToken ct = default)
     {
         var total = 0;
         while (true)
@@ -114,7 +120,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                     DeleteKv(c, caller, entry, KvEvents.Deleted, now);
                 }
                 return doomed.Count;
-            }, ct).ConfigureAwait(false);
+            }, durability, ct).ConfigureAwait(false);
             total += deleted;
             if (deleted < DeleteChunk)
             {
@@ -123,33 +129,51 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }
     }
 
-    public Task<IReadOnlyList<KvHistoryEntry>> GetKvHistoryAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
-        _readers.ReadAsync<IReadOnlyList<KvHistoryEntry>>(c =>
+    public Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? olderThan, CancellationToken ct = default) =>
+        _readers.ReadAsync(c =>
         {
-            var entries = new List<KvHistoryEntry>();
+            // Walk the chain from the newest entry (or from the cursor) towards the oldest, one rowid seek per entry.
+            var next = olderThan is { } cursor
+                ? HistoryLink(c, caller.Tenant, storedKey, cursor)
+                : c.ScalarInt64("SELECT last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey)
+                    ?? c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey);
+            var entries = new List<KvHistoryEntry>(Math.Min(limit, 256));
+            long? oldest = null;
             using var statement = c.Prepare(
-                "SELECT seq, event, actor, at, version, value, expires_at FROM kv_history WHERE tenant = ?1 AND key = ?2 ORDER BY hid");
-            statement.BindAll([caller.Tenant, storedKey]);
-            while (statement.Step())
+                "SELECT seq, event, actor, at, version, value, expires_at, prev_hid FROM kv_history WHERE hid = ?1 AND tenant = ?2 AND key = ?3");
+            while (next is { } hid && entries.Count < limit)
             {
+                statement.BindAll([hid, caller.Tenant, storedKey]);
+                if (!statement.Step())
+                {
+                    break;
+                }
                 entries.Add(new KvHistoryEntry(statement.GetInt64(0), statement.GetText(1), statement.GetText(2), FromMs(statement.GetInt64(3)),
                     statement.GetInt64(4), statement.GetTextOrNull(5), FromMs(statement.GetInt64OrNull(6))));
+                oldest = hid;
+                next = statement.GetInt64OrNull(7);
+                statement.ResetForReuse();
             }
-            return entries;
+            entries.Reverse();
+            return new KvHistoryPage(entries, next is null ? null : oldest);
         }, ct).AsTask();
+
+    /// <summary>The entry before <paramref name="hid"/> in the key's chain; null when <paramref name="hid"/> is not one of the key's entries or is its first.</summary>
+    private static long? HistoryLink(SqliteConnection c, string tenant, string storedKey, long hid) =>
+        c.ScalarInt64("SELECT prev_hid FROM kv_history WHERE hid = ?1 AND tenant = ?2 AND key = ?3", hid, tenant, storedKey);
 
     public Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default) =>
         InChunksAsync(max, (c, chunk, now) =>
         {
             var expired = new List<(string Tenant, KvEntry Entry)>();
             using (var statement = c.Prepare(
-                "SELECT tenant, key, expires_at, version, created_at, updated_at FROM kv_entries WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2"))
+                "SELECT tenant, key, expires_at, version, created_at, updated_at, last_hid FROM kv_entries WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2"))
             {
                 statement.BindAll([now, chunk]);
                 while (statement.Step())
                 {
                     expired.Add((statement.GetText(0), new KvEntry(statement.GetText(1), "", statement.GetInt64OrNull(2),
-                        statement.GetInt64(3), statement.GetInt64(4), statement.GetInt64(5))));
+                        statement.GetInt64(3), statement.GetInt64(4), statement.GetInt64(5), statement.GetInt64OrNull(6))));
                 }
             }
             foreach (var (tenant, entry) in expired)
@@ -181,21 +205,36 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     {
         var version = (current?.Version ?? 0) + 1;
         var createdAt = live ? current!.CreatedAtMs : now;
+        var previous = current is not null ? current.LastHistoryId : ReviveDeleted(c, caller.Tenant, storedKey);
         var seq = AppendKvChange(c, caller.Tenant, storedKey, ChangeRecord.Upsert, now);
+        var hid = AppendKvHistory(c, caller, storedKey, seq, historyEvent, now, version, json, expiresAtMs, previous);
         c.ExecuteNonQuery(
-            "INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) " +
+            "INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at, last_hid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) " +
             "ON CONFLICT(tenant, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, version = excluded.version, " +
-            "seq = excluded.seq, created_at = excluded.created_at, updated_at = excluded.updated_at",
-            caller.Tenant, storedKey, json, expiresAtMs, version, seq, createdAt, now);
-        AppendKvHistory(c, caller, storedKey, seq, historyEvent, now, version, json, expiresAtMs);
+            "seq = excluded.seq, created_at = excluded.created_at, updated_at = excluded.updated_at, last_hid = excluded.last_hid",
+            caller.Tenant, storedKey, json, expiresAtMs, version, seq, createdAt, now, hid);
         return (version, seq);
     }
 
     private static void DeleteKv(SqliteConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
     {
         var seq = AppendKvChange(c, caller.Tenant, entry.StoredKey, ChangeRecord.Delete, now);
+        var hid = AppendKvHistory(c, caller, entry.StoredKey, seq, historyEvent, now, entry.Version, null, entry.ExpiresAtMs, entry.LastHistoryId);
         c.ExecuteNonQuery("DELETE FROM kv_entries WHERE tenant = ?1 AND key = ?2", caller.Tenant, entry.StoredKey);
-        AppendKvHistory(c, caller, entry.StoredKey, seq, historyEvent, now, entry.Version, null, entry.ExpiresAtMs);
+        // The entry held the head of the key's history chain; keep it so the history stays readable.
+        c.ExecuteNonQuery("INSERT INTO kv_deleted(tenant, key, last_hid) VALUES (?1, ?2, ?3) ON CONFLICT(tenant, key) DO UPDATE SET last_hid = excluded.last_hid",
+            caller.Tenant, entry.StoredKey, hid);
+    }
+
+    /// <summary>A key written again after a delete: its history continues from where the delete left it.</summary>
+    private static long? ReviveDeleted(SqliteConnection c, string tenant, string storedKey)
+    {
+        var last = c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", tenant, storedKey);
+        if (last is not null)
+        {
+            c.ExecuteNonQuery("DELETE FROM kv_deleted WHERE tenant = ?1 AND key = ?2", tenant, storedKey);
+        }
+        return last;
     }
 
     private static bool IsLive(KvEntry entry, long now) => entry.ExpiresAtMs is not { } expires || expires > now;
@@ -203,8 +242,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     private static KvEntry? FindKv(SqliteConnection c, string tenant, string storedKey, long now, bool live)
     {
         using var statement = c.Prepare(live
-            ? $"SELECT value, expires_at, version, created_at, updated_at FROM kv_entries WHERE tenant = ?1 AND key = ?2 AND {KvLive}"
-            : "SELECT value, expires_at, version, created_at, updated_at FROM kv_entries WHERE tenant = ?1 AND key = ?2");
+            ? $"SELECT value, expires_at, version, created_at, updated_at, last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2 AND {KvLive}"
+            : "SELECT value, expires_at, version, created_at, updated_at, last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2");
         statement.Bind(1, tenant);
         statement.Bind(2, storedKey);
         if (live)
@@ -212,7 +251,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             statement.Bind(3, now);
         }
         return statement.Step()
-            ? new KvEntry(storedKey, statement.GetText(0), statement.GetInt64OrNull(1), statement.GetInt64(2), statement.GetInt64(3), statement.GetInt64(4))
+            ? new KvEntry(storedKey, statement.GetText(0), statement.GetInt64OrNull(1), statement.GetInt64(2), statement.GetInt64(3), statement.GetInt64(4),
+                statement.GetInt64OrNull(5))
             : null;
     }
 
@@ -223,7 +263,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     private static List<KvEntry> SelectMatching(SqliteConnection c, string tenant, KvGlob pattern, string? afterKey, int limit, long now)
     {
         var upper = UpperBound(pattern.Prefix);
-        var sql = "SELECT key, expires_at, version, created_at, updated_at FROM kv_entries " +
+        var sql = "SELECT key, expires_at, version, created_at, updated_at, last_hid FROM kv_entries " +
             $"WHERE tenant = ?1 AND key GLOB ?2 AND {KvLive} AND key >= ?4 AND key > ?5" +
             (upper is null ? "" : " AND key < CAST(?6 AS TEXT)") + " ORDER BY key LIMIT " + limit.ToString(CultureInfo.InvariantCulture);
         var items = new List<KvEntry>(Math.Min(limit, 256));
@@ -235,7 +275,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }
         while (statement.Step())
         {
-            items.Add(new KvEntry(statement.GetText(0), "", statement.GetInt64OrNull(1), statement.GetInt64(2), statement.GetInt64(3), statement.GetInt64(4)));
+            items.Add(new KvEntry(statement.GetText(0), "", statement.GetInt64OrNull(1), statement.GetInt64(2), statement.GetInt64(3), statement.GetInt64(4),
+                statement.GetInt64OrNull(5)));
         }
         return items;
     }
@@ -259,8 +300,13 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         return c.LastInsertRowId;
     }
 
-    private static void AppendKvHistory(SqliteConnection c, Caller caller, string storedKey, long seq, string historyEvent, long now, long version, string? json, long? expiresAtMs) =>
+    /// <summary>Appends a history row linked to the key's previous one; returns its id, the key's new chain head.</summary>
+    private static long AppendKvHistory(SqliteConnection c, Caller caller, string storedKey, long seq, string historyEvent, long now, long version,
+        string? json, long? expiresAtMs, long? previous)
+    {
         c.ExecuteNonQuery(
-            "INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            caller.Tenant, storedKey, seq, historyEvent, caller.Actor, now, version, json, expiresAtMs);
+            "INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            caller.Tenant, storedKey, seq, historyEvent, caller.Actor, now, version, json, expiresAtMs, previous);
+        return c.LastInsertRowId;
+    }
 }

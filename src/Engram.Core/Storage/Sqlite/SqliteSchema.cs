@@ -162,11 +162,36 @@ internal static class SqliteSchema
         );
         CREATE INDEX kv_history_key ON kv_history(tenant, key, hid);
         """,
+        // 5: key-value history becomes a chain (each row points at the key's previous one, the entry
+        // at the newest; kv_deleted keeps the newest for deleted keys) so a write appends its history
+        // row instead of also inserting into kv_history_key at a random position. Existing history is
+        // linked with that index before it is dropped.
+        """
+        ALTER TABLE kv_history ADD COLUMN prev_hid INTEGER;
+        ALTER TABLE kv_entries ADD COLUMN last_hid INTEGER;
+        CREATE TABLE kv_deleted (
+            tenant   TEXT    NOT NULL,
+            key      TEXT    NOT NULL,
+            last_hid INTEGER NOT NULL, -- newest history row of a key that no longer exists
+            PRIMARY KEY (tenant, key)
+        ) WITHOUT ROWID;
+        UPDATE kv_history SET prev_hid = (SELECT MAX(h.hid) FROM kv_history h
+            WHERE h.tenant = kv_history.tenant AND h.key = kv_history.key AND h.hid < kv_history.hid);
+        UPDATE kv_entries SET last_hid = (SELECT MAX(h.hid) FROM kv_history h WHERE h.tenant = kv_entries.tenant AND h.key = kv_entries.key);
+        INSERT INTO kv_deleted(tenant, key, last_hid)
+            SELECT h.tenant, h.key, MAX(h.hid) FROM kv_history h
+            WHERE NOT EXISTS (SELECT 1 FROM kv_entries e WHERE e.tenant = h.tenant AND e.key = h.key)
+            GROUP BY h.tenant, h.key;
+        DROP INDEX kv_history_key;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
 
-    public static void Migrate(SqliteConnection connection, long nowMs)
+    public static void Migrate(SqliteConnection connection, long nowMs) => Migrate(connection, nowMs, LatestVersion);
+
+    /// <summary>Migrates up to <paramref name="targetVersion"/> only: tests build databases as older versions left them.</summary>
+    internal static void Migrate(SqliteConnection connection, long nowMs, int targetVersion)
     {
         connection.Execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
         // Another process may be migrating the same file: take the write lock, then look.
@@ -180,7 +205,7 @@ internal static class SqliteSchema
                     $"the database '{connection.Path}' has schema version {current}, newer than this engram understands " +
                     $"(up to {LatestVersion}). Run a newer engram, or restore a backup made by this version.");
             }
-            for (var version = current; version < LatestVersion; version++)
+            for (var version = current; version < targetVersion; version++)
             {
                 connection.Execute(Migrations[version]);
                 connection.ExecuteNonQuery("INSERT INTO schema_version(version, applied_at) VALUES (?1, ?2)", version + 1, nowMs);

@@ -8,6 +8,13 @@ namespace Engram.Core.Storage.Sqlite;
 /// <c>BEGIN IMMEDIATE</c> transaction, commits once, and only then completes the callers' tasks.
 /// That is group commit: one fsync acknowledges many writes, and an item that fails rolls back
 /// alone without taking its neighbours with it.
+/// <para>
+/// A group whose items all asked for <see cref="WriteDurability.Relaxed"/> commits with
+/// <c>synchronous=NORMAL</c>: the WAL frames reach the operating system but are not fsync'd, so
+/// the write survives a crash of this process but may be lost with the machine's power. Any
+/// <see cref="WriteDurability.Full"/> item in the group makes the whole group fsync (and that
+/// fsync also makes every earlier relaxed commit durable, since they precede it in the WAL).
+/// </para>
 /// </summary>
 public sealed class SqliteWriter : IAsyncDisposable
 {
@@ -16,6 +23,7 @@ public sealed class SqliteWriter : IAsyncDisposable
     private readonly SqliteConnection _connection;
     private readonly Channel<IWorkItem> _queue;
     private readonly Task _loop;
+    private WriteDurability _synchronous = WriteDurability.Full;
 
     public SqliteWriter(SqliteConnection connection, int queueCapacity = 10_000)
     {
@@ -29,9 +37,13 @@ public sealed class SqliteWriter : IAsyncDisposable
     }
 
     /// <summary>Queues <paramref name="write"/>; the task completes after the transaction holding it has committed.</summary>
-    public async Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, CancellationToken ct = default)
+    public Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, CancellationToken ct = default) =>
+        WriteAsync(write, WriteDurability.Full, ct);
+
+    /// <summary>Queues <paramref name="write"/> with the given durability; the task completes after its transaction has committed.</summary>
+    public async Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, WriteDurability durability, CancellationToken ct = default)
     {
-        var item = new WorkItem<T>(write);
+        var item = new WorkItem<T>(write, durability);
         try
         {
             await _queue.Writer.WriteAsync(item, ct).ConfigureAwait(false);
@@ -70,7 +82,8 @@ public sealed class SqliteWriter : IAsyncDisposable
     {
         try
         {
-            _connection.Execute("BEGIN IMMEDIATE");
+            SetSynchronous(group.TrueForAll(i => i.Durability == WriteDurability.Relaxed) ? WriteDurability.Relaxed : WriteDurability.Full);
+            _connection.ExecuteNonQuery("BEGIN IMMEDIATE");
         }
         catch (Exception ex)
         {
@@ -81,13 +94,20 @@ public sealed class SqliteWriter : IAsyncDisposable
             return;
         }
 
+        if (group.Count == 1)
+        {
+            // Nothing to isolate a lone item from: its failure rolls back the transaction itself.
+            RunAlone(group[0]);
+            return;
+        }
+
         foreach (var item in group)
         {
             try
             {
-                _connection.Execute("SAVEPOINT item");
+                _connection.ExecuteNonQuery("SAVEPOINT item");
                 item.Run(_connection);
-                _connection.Execute("RELEASE item");
+                _connection.ExecuteNonQuery("RELEASE item");
             }
             catch (Exception ex)
             {
@@ -107,7 +127,7 @@ public sealed class SqliteWriter : IAsyncDisposable
 
         try
         {
-            _connection.Execute("COMMIT");
+            _connection.ExecuteNonQuery("COMMIT");
         }
         catch (Exception ex)
         {
@@ -121,7 +141,42 @@ public sealed class SqliteWriter : IAsyncDisposable
         }
     }
 
-    private void AbortGroup(List<IWorkItem> group, Exception error)
+    private void RunAlone(IWorkItem item)
+    {
+        try
+        {
+            item.Run(_connection);
+        }
+        catch (Exception ex)
+        {
+            item.Fail(ex);
+            RollBack();
+            return;
+        }
+        try
+        {
+            _connection.ExecuteNonQuery("COMMIT");
+        }
+        catch (Exception ex)
+        {
+            RollBack();
+            item.Fail(new StoreException("the write was rolled back: " + ex.Message, ex));
+            return;
+        }
+        item.Complete();
+    }
+
+    /// <summary>Switches the connection's commit mode only when it changes (the pragma costs a parse).</summary>
+    private void SetSynchronous(WriteDurability durability)
+    {
+        if (durability != _synchronous)
+        {
+            _connection.Execute(durability == WriteDurability.Relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+            _synchronous = durability;
+        }
+    }
+
+    private void RollBack()
     {
         try
         {
@@ -131,6 +186,11 @@ public sealed class SqliteWriter : IAsyncDisposable
         {
             // No transaction left to roll back.
         }
+    }
+
+    private void AbortGroup(List<IWorkItem> group, Exception error)
+    {
+        RollBack();
         foreach (var item in group)
         {
             item.Fail(new StoreException("the write was rolled back: " + error.Message, error));
@@ -145,6 +205,8 @@ public sealed class SqliteWriter : IAsyncDisposable
 
     private interface IWorkItem
     {
+        WriteDurability Durability { get; }
+
         void Run(SqliteConnection connection);
 
         void Complete();
@@ -152,8 +214,10 @@ public sealed class SqliteWriter : IAsyncDisposable
         void Fail(Exception error);
     }
 
-    private sealed class WorkItem<T>(Func<SqliteConnection, T> write) : IWorkItem
+    private sealed class WorkItem<T>(Func<SqliteConnection, T> write, WriteDurability durability) : IWorkItem
     {
+        public WriteDurability Durability => durability;
+
         private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private T? _result;
         private bool _failed;

@@ -1,0 +1,150 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Engram.Core;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Engram.Core.Storage.Sqlite;
+using Engram.Tests.Support;
+
+namespace Engram.Tests.KeyValue;
+
+/// <summary>
+/// A key's history is a chain of rows (each pointing at the key's previous one) whose head lives on
+/// the entry, or in kv_deleted once the key is gone. These tests walk it through deletes, revivals,
+/// paging and the migration that builds the chain for databases written before it existed.
+/// </summary>
+public sealed class KvHistoryTests : IDisposable
+{
+    private static readonly Caller Acme = new("acme", "test");
+    private static readonly Caller Globex = new("globex", "test");
+    private readonly TempDirectory _data = new();
+
+    public void Dispose() => _data.Dispose();
+
+    private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
+
+    private static async Task<List<KvHistoryItem>> AllHistoryAsync(KvService kv, Caller caller, string key, int pageSize)
+    {
+        var all = new List<KvHistoryItem>();
+        string? cursor = null;
+        do
+        {
+            var page = await kv.GetHistoryAsync(caller, key, pageSize, cursor);
+            page.Items.Should().HaveCountLessThanOrEqualTo(pageSize);
+            all.InsertRange(0, page.Items);
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+        return all;
+    }
+
+    [Fact]
+    public async Task History_SurvivesDeleteAndRevival_AndPagesWalkBackInTime()
+    {
+        await using var engine = EngramEngine.OpenSqlite(_data.Path);
+        var kv = engine.KeyValue;
+        await kv.SetAsync(Acme, "k", Json("1"), 0);
+        await kv.SetAsync(Acme, "other", Json("\"x\""), 0);
+        await kv.SetAsync(Acme, "k", Json("2"), 0);
+        await kv.ExpireAsync(Acme, "k", 600);
+        await kv.DeleteAsync(Acme, "k");
+        // Globex's key of the same name is its own chain.
+        await kv.SetAsync(Globex, "k", Json("\"globex\""), 0);
+        await kv.SetAsync(Acme, "k", Json("3"), 0);
+        await kv.IncrementAsync(Acme, "k", 4);
+
+        string[] expected = ["created", "updated", "ttl_changed", "deleted", "created", "incremented"];
+        (await kv.GetHistoryAsync(Acme, "k")).Items.Select(h => h.Event).Should().Equal(expected);
+        foreach (var pageSize in new[] { 1, 2, 4, 6, 100 })
+        {
+            (await AllHistoryAsync(kv, Acme, "k", pageSize)).Select(h => h.Event).Should().Equal(expected, $"pages of {pageSize}");
+        }
+        var newest = await kv.GetHistoryAsync(Acme, "k", 2);
+        newest.Items.Select(h => h.Event).Should().Equal("created", "incremented");
+        newest.Items[1].Value!.Value.GetInt64().Should().Be(7);
+        newest.NextCursor.Should().NotBeNull();
+        var oldest = await kv.GetHistoryAsync(Acme, "k", 2, (await kv.GetHistoryAsync(Acme, "k", 4)).NextCursor);
+        oldest.Items.Select(h => h.Event).Should().Equal("created", "updated");
+        oldest.NextCursor.Should().BeNull();
+
+        (await kv.GetHistoryAsync(Globex, "k")).Items.Select(h => h.Value!.Value.GetString()).Should().Equal("globex");
+        (await kv.GetHistoryAsync(Acme, "other")).Items.Should().ContainSingle();
+    }
+
+    [Fact]
+    public async Task HistoryOfADeletedKey_StaysReadable_AndCursorsOfOtherKeysReachNothing()
+    {
+        await using var engine = EngramEngine.OpenSqlite(_data.Path);
+        var kv = engine.KeyValue;
+        await kv.SetAsync(Acme, "gone", Json("1"), 0);
+        await kv.SetAsync(Acme, "gone", Json("2"), 0);
+        await kv.SetAsync(Acme, "kept", Json("1"), 0);
+        await kv.SetAsync(Acme, "kept", Json("2"), 0);
+        (await kv.CleanupAsync(Acme, "gon*")).Should().Be(1);
+
+        (await kv.GetHistoryAsync(Acme, "gone")).Items.Select(h => h.Event).Should().Equal("created", "updated", "deleted");
+        // A cursor names a position in one key's chain; used on another key (or tenant) it yields nothing.
+        var cursor = (await kv.GetHistoryAsync(Acme, "kept", 1)).NextCursor;
+        cursor.Should().NotBeNull();
+        (await kv.GetHistoryAsync(Acme, "gone", 10, cursor)).Items.Should().BeEmpty();
+        (await kv.GetHistoryAsync(Globex, "kept", 10, cursor)).Items.Should().BeEmpty();
+        await FluentActions.Awaiting(() => kv.GetHistoryAsync(Acme, "kept", 10, "not-a-cursor")).Should().ThrowAsync<ValidationException>().Where(e => e.Field == "cursor");
+        await FluentActions.Awaiting(() => kv.GetHistoryAsync(Acme, "kept", 0)).Should().ThrowAsync<ValidationException>().Where(e => e.Field == "limit");
+        await FluentActions.Awaiting(() => kv.GetHistoryAsync(Acme, "never")).Should().ThrowAsync<NotFoundException>();
+    }
+
+    [Fact]
+    public async Task ADatabaseFromBeforeTheChain_IsLinkedByTheMigration()
+    {
+        // Schema 4 as an older engram left it: history found through an index, no chain columns.
+        var path = Path.Combine(_data.Path, SqliteMemoryStore.FileName);
+        using (var old = SqliteConnection.Open(path))
+        {
+            SqliteSchema.Migrate(old, 0, targetVersion: 4);
+            void History(long hid, string tenant, string key, string ev, long version, string? value) =>
+                old.ExecuteNonQuery("INSERT INTO kv_history(hid, tenant, key, seq, event, actor, at, version, value, expires_at) VALUES (?1, ?2, ?3, ?1, ?4, 'old', 1000, ?5, ?6, NULL)",
+                    hid, tenant, key, ev, version, value);
+            History(1, "acme", "live", "created", 1, "1");
+            History(2, "acme", "dead", "created", 1, "\"a\"");
+            History(3, "globex", "live", "created", 1, "\"g\"");
+            History(4, "acme", "live", "updated", 2, "2");
+            History(5, "acme", "dead", "deleted", 1, null);
+            old.ExecuteNonQuery("INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at) VALUES ('acme', 'live', '2', NULL, 2, 4, 1000, 1000)");
+            old.ExecuteNonQuery("INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at) VALUES ('globex', 'live', '\"g\"', NULL, 1, 3, 1000, 1000)");
+        }
+
+        await using var engine = EngramEngine.OpenSqlite(_data.Path);
+        var kv = engine.KeyValue;
+        (await kv.GetHistoryAsync(Acme, "live")).Items.Select(h => (h.Event, h.Value!.Value.GetInt64())).Should().Equal(("created", 1L), ("updated", 2L));
+        (await kv.GetHistoryAsync(Acme, "dead")).Items.Select(h => h.Event).Should().Equal("created", "deleted");
+        (await kv.GetHistoryAsync(Globex, "live")).Items.Should().ContainSingle();
+
+        // New writes continue the migrated chains, including the deleted key's.
+        await kv.SetAsync(Acme, "live", Json("3"), 0);
+        await kv.SetAsync(Acme, "dead", Json("\"b\""), 0);
+        (await kv.GetHistoryAsync(Acme, "live")).Items.Select(h => h.Version).Should().Equal(1, 2, 3);
+        (await kv.GetHistoryAsync(Acme, "dead")).Items.Select(h => h.Event).Should().Equal("created", "deleted", "created");
+    }
+
+    [Fact]
+    public async Task OverHttp_HistoryTakesLimitAndCursor_AndRefusesBadOnes()
+    {
+        await using var server = await EngramServer.StartAsync(_data.Path);
+        for (var i = 1; i <= 5; i++)
+        {
+            var put = await server.Client.PutAsync("/v1/kv/counter", new StringContent($$"""{"value":{{i}}}""", Encoding.UTF8, "application/json"));
+            put.IsSuccessStatusCode.Should().BeTrue();
+        }
+        var first = await (await server.Client.GetAsync("/v1/kv/counter?history=true&limit=3")).JsonAsync();
+        first.GetProperty("items").EnumerateArray().Select(h => h.GetProperty("value").GetInt32()).Should().Equal(3, 4, 5);
+        var cursor = first.GetProperty("next_cursor").GetString();
+        var second = await (await server.Client.GetAsync($"/v1/kv/counter?history=true&limit=3&cursor={cursor}")).JsonAsync();
+        second.GetProperty("items").EnumerateArray().Select(h => h.GetProperty("value").GetInt32()).Should().Equal(1, 2);
+        second.GetProperty("next_cursor").ValueKind.Should().Be(JsonValueKind.Null);
+
+        await (await server.Client.GetAsync("/v1/kv/counter?history=true&limit=0")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "limit");
+        await (await server.Client.GetAsync("/v1/kv/counter?history=true&cursor=abc")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "cursor");
+        await (await server.Client.GetAsync("/v1/kv/counter?limit=3")).ShouldBeProblemAsync(HttpStatusCode.BadRequest);
+    }
+}
