@@ -42,7 +42,15 @@ public static class ServerApplication
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
 
         var options = new EngramServerOptions();
-        builder.Configuration.GetSection(EngramServerOptions.Section).Bind(options);
+        try
+        {
+            builder.Configuration.GetSection(EngramServerOptions.Section).Bind(options);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // A value of the wrong type (READONLY_MODE=maybe, Durability=Fast): the operator's to fix, said in one line.
+            throw new OptionsValidationException(EngramServerOptions.Section, typeof(EngramServerOptions), [ex.Message + " " + ex.InnerException?.Message]);
+        }
         configure?.Invoke(options);
         var errors = options.Validate().ToList();
         if (errors.Count > 0)

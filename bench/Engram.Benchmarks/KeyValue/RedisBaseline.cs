@@ -23,27 +23,7 @@ public sealed class RedisBaseline : IAsyncDisposable
     public int Port { get; }
 
     /// <summary>Installs Debian's redis-server and redis-tools when they are not on the PATH (needs root).</summary>
-    public static async Task EnsureInstalledAsync()
-    {
-        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        if (new[] { "redis-server", "redis-benchmark" }.All(tool => path.Split(':').Any(dir => File.Exists(Path.Combine(dir, tool)))))
-        {
-            return;
-        }
-        Console.Error.WriteLine("redis-server or redis-benchmark is missing: apt-get install -y redis-server redis-tools");
-        var start = new ProcessStartInfo("apt-get") { UseShellExecute = false };
-        foreach (var arg in new[] { "install", "-y", "-q", "redis-server", "redis-tools" })
-        {
-            start.ArgumentList.Add(arg);
-        }
-        start.Environment["DEBIAN_FRONTEND"] = "noninteractive";
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("cannot run apt-get");
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"apt-get install redis-server redis-tools failed (exit {process.ExitCode}); install them and run again");
-        }
-    }
+    public static Task EnsureInstalledAsync() => Tools.EnsureInstalledAsync(["redis-server", "redis-benchmark"], ["redis-server", "redis-tools"]);
 
     /// <summary>Starts redis-server; <paramref name="fsyncAlways"/> turns on the AOF with appendfsync always (durable like Engram).</summary>
     public static async Task<RedisBaseline> StartAsync(bool fsyncAlways, string dataRoot)

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using Engram.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Options;
 
 namespace Engram.Cli.Commands;
 
@@ -22,13 +24,22 @@ internal static class ServeCommand
         command.SetAction(async (parse, ct) =>
         {
             var dataPath = parse.GetValue(data);
-            var app = ServerApplication.Build([], o =>
+            WebApplication app;
+            try
             {
-                if (dataPath is not null)
+                app = ServerApplication.Build([], o =>
                 {
-                    o.DataPath = dataPath;
-                }
-            }, urls: parse.GetValue(urls));
+                    if (dataPath is not null)
+                    {
+                        o.DataPath = dataPath;
+                    }
+                }, urls: parse.GetValue(urls));
+            }
+            catch (OptionsValidationException ex)
+            {
+                await Console.Error.WriteLineAsync("engram: invalid configuration: " + string.Join("; ", ex.Failures));
+                return 1;
+            }
             await app.RunAsync();
             return 0;
         });

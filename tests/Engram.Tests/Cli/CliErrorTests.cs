@@ -83,6 +83,19 @@ public sealed class CliErrorTests
     }
 
     [Theory]
+    [InlineData("Engram__KeyValue__Durability", "Fast", "'Fast' at 'Engram:KeyValue:Durability'")]
+    [InlineData("TOP_K_RETRIEVAL", "0", "Engram:Search:TopK must be between")]
+    [InlineData("MEMORY_DEFAULT_TTL_SECONDS", "soon", "'soon' at 'Engram:KeyValue:DefaultTtlSeconds'")]
+    public async Task Serve_with_a_bad_setting_says_which_and_exits_1_without_a_stack_trace(string variable, string value, string expected)
+    {
+        using var folder = new TempDirectory();
+        var result = await CliProcess.RunAsync(["serve", "--data", folder.Path, "--urls", $"http://127.0.0.1:{Support.EngramServer.FreePort()}"],
+            environment: new Dictionary<string, string> { [variable] = value });
+        result.ExitCode.Should().Be(1, result.ToString());
+        result.Stderr.Should().StartWith("engram: invalid configuration: ").And.Contain(expected).And.NotContain("   at ");
+    }
+
+    [Theory]
     [InlineData("add")]
     [InlineData("add", "x", "--no-such-flag")]
     [InlineData("add", "--tpye", "fact")]
