@@ -40,6 +40,11 @@ public sealed partial class DocTable
             {
                 writer.Write(tag);
             }
+            writer.Write(d.Entities.Length);
+            foreach (var entity in d.Entities)
+            {
+                writer.Write(entity);
+            }
             writer.Write(d.CreatedAtMs);
             writer.Write(d.UpdatedAtMs);
             writer.Write(d.ExpiresAtMs);
@@ -60,7 +65,7 @@ public sealed partial class DocTable
         {
             if (!reader.ReadBoolean())
             {
-                table._docs[doc] = new DocInfo { Id = string.Empty, Tags = [] };
+                table._docs[doc] = new DocInfo { Id = string.Empty, Tags = [], Entities = [] };
                 continue;
             }
             var info = new DocInfo
@@ -83,6 +88,12 @@ public sealed partial class DocTable
                 tags[t] = reader.ReadInt32();
             }
             info.Tags = tags;
+            var entities = new int[reader.ReadInt32()];
+            for (var e = 0; e < entities.Length; e++)
+            {
+                entities[e] = reader.ReadInt32();
+            }
+            info.Entities = entities;
             info.CreatedAtMs = reader.ReadInt64();
             info.UpdatedAtMs = reader.ReadInt64();
             info.ExpiresAtMs = reader.ReadInt64();

@@ -41,6 +41,11 @@ public sealed partial class DocTable
         {
             tags[i] = Intern(memory.Tags[i]);
         }
+        var entities = new int[memory.Entities.Count];
+        for (var i = 0; i < entities.Length; i++)
+        {
+            entities[i] = Intern(EntityNames.Key(memory.Entities[i]));
+        }
         _docs[doc] = new DocInfo
         {
             Id = memory.Id,
@@ -54,6 +59,7 @@ public sealed partial class DocTable
             Type = Intern(memory.Type),
             Tier = memory.Tier,
             Tags = tags,
+            Entities = entities,
             Importance = (float)memory.Importance,
             CreatedAtMs = memory.CreatedAt.ToUnixTimeMilliseconds(),
             UpdatedAtMs = memory.UpdatedAt.ToUnixTimeMilliseconds(),
@@ -72,6 +78,7 @@ public sealed partial class DocTable
         }
         _docs[doc].Live = false;
         _docs[doc].Tags = [];
+        _docs[doc].Entities = [];
         return doc;
     }
 
@@ -105,6 +112,9 @@ public struct DocInfo
     public int Source;
     public int Type;
     public int[] Tags;
+
+    /// <summary>Symbols of the entity names' keys (<see cref="EntityNames.Key"/>).</summary>
+    public int[] Entities;
     public long CreatedAtMs;
     public long UpdatedAtMs;
     public long ExpiresAtMs;

@@ -59,6 +59,9 @@ public sealed record SearchFilters
     /// <summary>"all" (default) or "any".</summary>
     public string? TagsMatch { get; init; }
 
+    /// <summary>Only memories naming this entity (case-insensitive).</summary>
+    public string? Entity { get; init; }
+
     /// <summary>Equality on metadata keys (dots for nesting); values are strings, numbers or booleans.</summary>
     public IReadOnlyDictionary<string, System.Text.Json.JsonElement>? Metadata { get; init; }
 
@@ -82,6 +85,7 @@ public sealed record SearchFilters
         Tier = f.Tiers,
         Tags = f.Tags,
         TagsMatch = f.Tags is null ? null : f.TagsMatch == TagMatch.Any ? "any" : "all",
+        Entity = f.Entity,
         Metadata = f.Metadata?.ToDictionary(kv => kv.Key, kv => System.Text.Json.JsonSerializer.SerializeToElement(kv.Value, Common.EngramJson.Options)),
         CreatedAfter = f.CreatedAfter,
         CreatedBefore = f.CreatedBefore,

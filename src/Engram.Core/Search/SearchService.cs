@@ -271,6 +271,9 @@ public sealed class SearchService(
                 "any" => TagMatch.Any,
                 var other => throw new ValidationException("filters.tags_match", $"tags_match must be 'all' or 'any' (got '{other}')"),
             },
+            Entity = f.Entity is null || f.Entity.Trim().Length > 0
+                ? f.Entity
+                : throw new ValidationException("filters.entity", "filters.entity must name an entity"),
             Metadata = metadata,
             CreatedAfter = f.CreatedAfter,
             CreatedBefore = f.CreatedBefore,

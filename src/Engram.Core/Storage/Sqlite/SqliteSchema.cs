@@ -162,12 +162,25 @@ internal static class SqliteSchema
         );
         CREATE INDEX kv_history_key ON kv_history(tenant, key, hid);
         """,
+        // 5: the entities a memory names. Like tags: the JSON array on the row is the source of truth
+        // (existing rows name none), memory_entities indexes it by the case-folded name for filters.
+        """
+        ALTER TABLE memories ADD COLUMN entities TEXT NOT NULL DEFAULT '[]'; -- JSON array of names as given
+        CREATE TABLE memory_entities (
+            rid      INTEGER NOT NULL REFERENCES memories(rid) ON DELETE CASCADE,
+            name_key TEXT    NOT NULL, -- EntityNames.Key: trimmed, NFC, lower-cased
+            PRIMARY KEY (name_key, rid)
+        ) WITHOUT ROWID;
+        CREATE INDEX memory_entities_rid ON memory_entities(rid);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
 
-    public static void Migrate(SqliteConnection connection, long nowMs)
+    /// <param name="upTo">Stop at this version instead of the latest (tests build databases of earlier versions).</param>
+    public static void Migrate(SqliteConnection connection, long nowMs, int? upTo = null)
     {
+        var target = upTo ?? LatestVersion;
         connection.Execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
         // Another process may be migrating the same file: take the write lock, then look.
         connection.Execute("BEGIN IMMEDIATE");
@@ -180,7 +193,7 @@ internal static class SqliteSchema
                     $"the database '{connection.Path}' has schema version {current}, newer than this engram understands " +
                     $"(up to {LatestVersion}). Run a newer engram, or restore a backup made by this version.");
             }
-            for (var version = current; version < LatestVersion; version++)
+            for (var version = current; version < target; version++)
             {
                 connection.Execute(Migrations[version]);
                 connection.ExecuteNonQuery("INSERT INTO schema_version(version, applied_at) VALUES (?1, ?2)", version + 1, nowMs);
