@@ -54,10 +54,11 @@ public sealed partial class DocTable
     internal static DocTable Read(BinaryReader reader)
     {
         var table = new DocTable();
-        var symbolCount = reader.ReadInt32();
-        for (var i = 0; i < symbolCount; i++)
+        var symbols = new string[reader.ReadInt32()];
+        for (var i = 0; i < symbols.Length; i++)
         {
-            table._symbols.Add(reader.ReadString(), i);
+            symbols[i] = reader.ReadString();
+            table._symbols.Add(symbols[i], i);
         }
         var next = reader.ReadInt32();
         table._docs = new DocInfo[Math.Max(1024, next)];
@@ -88,12 +89,17 @@ public sealed partial class DocTable
                 tags[t] = reader.ReadInt32();
             }
             info.Tags = tags;
-            var entities = new int[reader.ReadInt32()];
+            var entityCount = reader.ReadInt32();
+            int[] entities = entityCount == 0 ? [] : new int[entityCount];
             for (var e = 0; e < entities.Length; e++)
             {
                 entities[e] = reader.ReadInt32();
             }
             info.Entities = entities;
+            foreach (var entity in entities)
+            {
+                table._entityNames.Add(info.Tenant, entity, symbols[entity]);
+            }
             info.CreatedAtMs = reader.ReadInt64();
             info.UpdatedAtMs = reader.ReadInt64();
             info.ExpiresAtMs = reader.ReadInt64();

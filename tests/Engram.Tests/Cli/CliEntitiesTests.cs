@@ -29,6 +29,9 @@ public sealed class CliEntitiesTests
         Contents(await engram.JsonAsync("list", "--entity", "bob")).Should().Equal("Bob alone", "Alice and Bob visited Acme");
         var search = await engram.JsonAsync("search", "visited", "--entity", "Bob");
         search.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("id").GetString()).Should().Contain(id);
+        var explained = await engram.RunAsync("search", "Bob visited", "--entity-weight", "0.5", "--explain");
+        explained.ExitCode.Should().Be(0, explained.ToString());
+        explained.Stdout.Should().Contain("entity 0.500", "both memories name Bob, whom the query names");
 
         var cleared = await engram.JsonAsync("update", id, "--clear-entities");
         cleared.GetProperty("entities").GetArrayLength().Should().Be(0);

@@ -92,6 +92,9 @@ public sealed class IndexSnapshotTests : IDisposable
         (await Ids(reopened, "garden project", new SearchFilters { Entity = "Dana" })).Should().BeEquivalentTo(dana);
         (await Ids(reopened, "garden project", new SearchFilters { Entity = "Erin" })).Should().BeEquivalentTo(erin);
         (await Ids(reopened, "garden project", new SearchFilters { Entity = "Nobody" })).Should().BeEmpty();
+        // The names a query can mention come back with the doc table: the boost still finds Erin.
+        var boosted = await reopened.Search.SearchAsync(Me, new SearchRequest { Query = "Erin garden project", K = 20, Explain = true });
+        boosted.Results.Where(r => r.Explain!.Entity == 1).Select(r => r.Memory.Id).Should().BeEquivalentTo(erin);
     }
 
     [Fact]
