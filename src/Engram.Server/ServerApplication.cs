@@ -122,6 +122,7 @@ public static class ServerApplication
             ("LEXICAL_WEIGHT", "Search:LexicalWeight"),
             ("RECENCY_WEIGHT", "Search:RecencyWeight"),
             ("IMPORTANCE_WEIGHT", "Search:ImportanceWeight"),
+            ("ENTITY_WEIGHT", "Search:EntityWeight"),
             ("TOP_K_RETRIEVAL", "Search:TopK"),
             ("ENGRAM_EMBEDDINGS", "Embeddings:Provider"),
             ("EMBEDDINGS_BASE_URL", "Embeddings:OpenAi:BaseUrl"),

@@ -11,6 +11,11 @@ public sealed class MemoryLimits
 
     public int MaxTagChars { get; set; } = 64;
 
+    public int MaxEntities { get; set; } = 64;
+
+    /// <summary>Characters per entity name (after trimming).</summary>
+    public int MaxEntityChars { get; set; } = 256;
+
     public int MaxBatchItems { get; set; } = 1_000;
 
     public int DefaultListLimit { get; set; } = 50;
@@ -33,6 +38,10 @@ public sealed class MemoryLimits
         if (MaxTags < 0 || MaxTagChars < 1)
         {
             yield return "Engram:Limits:MaxTags must be >= 0 and MaxTagChars >= 1";
+        }
+        if (MaxEntities < 0 || MaxEntityChars < 1)
+        {
+            yield return "Engram:Limits:MaxEntities must be >= 0 and MaxEntityChars >= 1";
         }
         if (MaxBatchItems < 1)
         {

@@ -205,6 +205,17 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
         return new KnowledgeGraph(entities, relations);
     }
 
+    /// <summary>
+    /// The names of the entities <paramref name="name"/> denotes when a memory names it: compared
+    /// case-insensitively, so there can be several ("alice" and "Alice"). 404 when there is none.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ResolveMemoryLinkAsync(Caller caller, string? name, CancellationToken ct = default)
+    {
+        var entity = GraphValidator.Name(name, "name");
+        var names = await store.FindEntityNamesAsync(caller, Memories.EntityNames.Key(entity), ct).ConfigureAwait(false);
+        return names.Count == 0 ? throw new NotFoundException($"no entity named '{entity}'") : names;
+    }
+
     /// <summary>Every change of an entity, its observations and its relations, oldest first (also after deletion).</summary>
     public async Task<IReadOnlyList<GraphHistoryEntry>> GetHistoryAsync(Caller caller, string? name, CancellationToken ct = default)
     {

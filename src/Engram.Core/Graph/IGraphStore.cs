@@ -39,6 +39,12 @@ public interface IGraphStore
     /// <summary>The named entities that exist, in the order given.</summary>
     Task<IReadOnlyList<Entity>> GetEntitiesAsync(Caller caller, IReadOnlyCollection<string> names, bool includeInvalid, CancellationToken ct = default);
 
+    /// <summary>
+    /// Names of this tenant's entities whose <see cref="Memories.EntityNames.Key"/> is <paramref name="nameKey"/>:
+    /// how a memory's entity name finds graph entities (case-insensitively; graph names themselves are case-sensitive).
+    /// </summary>
+    Task<IReadOnlyList<string>> FindEntityNamesAsync(Caller caller, string nameKey, CancellationToken ct = default);
+
     /// <summary>Relations with either end among <paramref name="names"/> (one hop of a traversal).</summary>
     Task<IReadOnlyList<Relation>> GetRelationsTouchingAsync(Caller caller, IReadOnlyCollection<string> names, bool includeInvalid, CancellationToken ct = default);
 

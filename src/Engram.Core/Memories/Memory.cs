@@ -25,6 +25,9 @@ public record Memory
 
     public required IReadOnlyList<string> Tags { get; init; }
 
+    /// <summary>Names of the people, places and things the memory mentions (first spelling kept; compared case-insensitively).</summary>
+    public required IReadOnlyList<string> Entities { get; init; }
+
     /// <summary>Always a JSON object.</summary>
     public required JsonElement Metadata { get; init; }
 

@@ -25,6 +25,9 @@ public sealed record MemoryFilter
 
     public TagMatch TagsMatch { get; init; } = TagMatch.All;
 
+    /// <summary>Only memories naming this entity (compared by <see cref="EntityNames.Key"/>, so case-insensitively).</summary>
+    public string? Entity { get; init; }
+
     /// <summary>Metadata equality: key path (dots for nesting) to the value's text (strings, numbers, true/false).</summary>
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
 

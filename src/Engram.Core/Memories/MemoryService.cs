@@ -95,6 +95,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         var importance = patch.Importance.HasValue ? MemoryValidator.Importance(patch.Importance.Value) : (double?)null;
         var valence = patch.Valence.HasValue ? MemoryValidator.Valence(patch.Valence.Value) : null;
         var tags = patch.Tags.HasValue ? _validate.Tags(patch.Tags.Value) : null;
+        var entities = patch.Entities.HasValue ? _validate.Entities(patch.Entities.Value) : null;
         var metadata = patch.Metadata.HasValue ? _validate.Metadata(patch.Metadata.Value) : (System.Text.Json.JsonElement?)null;
         var source = patch.Source.HasValue ? _validate.Field("source", patch.Source.Value) : null;
         DateTimeOffset? expiresAt = null;
@@ -120,6 +121,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
                 Importance = importance ?? current.Importance,
                 Valence = patch.Valence.HasValue ? valence : current.Valence,
                 Tags = tags ?? current.Tags,
+                Entities = entities ?? current.Entities,
                 Metadata = metadata ?? current.Metadata,
                 Source = patch.Source.HasValue ? source : current.Source,
                 ExpiresAt = expiryGiven ? expiresAt : current.ExpiresAt,
@@ -193,6 +195,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
             Importance = MemoryValidator.Importance(request.Importance),
             Valence = MemoryValidator.Valence(request.Valence),
             Tags = _validate.Tags(request.Tags),
+            Entities = _validate.Entities(request.Entities),
             Metadata = _validate.Metadata(request.Metadata),
             UserId = _validate.Field("user_id", request.UserId),
             AgentId = _validate.Field("agent_id", request.AgentId),

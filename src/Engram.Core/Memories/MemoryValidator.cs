@@ -94,6 +94,46 @@ public sealed class MemoryValidator(MemoryLimits limits)
         return result;
     }
 
+    /// <summary>
+    /// Entity names: trimmed, NFC, 1..MaxEntityChars, no control characters; a name repeated in
+    /// another case is dropped (the first spelling stays), since names are compared case-insensitively.
+    /// Unlike tags, commas are allowed ("Acme, Inc."): the entity filter takes exactly one name.
+    /// </summary>
+    public IReadOnlyList<string> Entities(IReadOnlyList<string>? entities)
+    {
+        if (entities is null)
+        {
+            return [];
+        }
+        if (entities.Count > Limits.MaxEntities)
+        {
+            throw new ValidationException("entities", $"at most {Limits.MaxEntities} entities are allowed (got {entities.Count})");
+        }
+        var result = new List<string>(entities.Count);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var raw in entities)
+        {
+            var name = raw is null ? "" : EntityNames.Normalize(raw);
+            if (name.Length == 0)
+            {
+                throw new ValidationException("entities", "entities must be non-empty strings");
+            }
+            if (name.Length > Limits.MaxEntityChars)
+            {
+                throw new ValidationException("entities", $"entity '{name[..Math.Min(20, name.Length)]}…' has {name.Length} characters; the limit is {Limits.MaxEntityChars}");
+            }
+            if (HasControl(name))
+            {
+                throw new ValidationException("entities", "entity names must not contain control characters");
+            }
+            if (seen.Add(EntityNames.Key(name)))
+            {
+                result.Add(name);
+            }
+        }
+        return result;
+    }
+
     public JsonElement Metadata(JsonElement? metadata)
     {
         if (metadata is null || metadata.Value.ValueKind == JsonValueKind.Null)

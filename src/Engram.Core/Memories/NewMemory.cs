@@ -21,6 +21,9 @@ public sealed record NewMemory
 
     public IReadOnlyList<string>? Tags { get; init; }
 
+    /// <summary>Entity names the memory mentions; matched to knowledge-graph entities by name, case-insensitively.</summary>
+    public IReadOnlyList<string>? Entities { get; init; }
+
     public JsonElement? Metadata { get; init; }
 
     public string? UserId { get; init; }
@@ -60,6 +63,9 @@ public sealed record MemoryPatch
     public Optional<double?> Valence { get; init; }
 
     public Optional<IReadOnlyList<string>?> Tags { get; init; }
+
+    /// <summary>Replaces the whole list; null clears it.</summary>
+    public Optional<IReadOnlyList<string>?> Entities { get; init; }
 
     public Optional<JsonElement?> Metadata { get; init; }
 

@@ -17,6 +17,7 @@ public readonly struct DocFilter : IDocFilter
     private readonly MemoryTier[]? _tiers;
     private readonly int[]? _tags;
     private readonly bool _anyTag;
+    private readonly int _entity;
     private readonly long _nowMs, _createdAfter, _createdBefore, _updatedAfter, _updatedBefore;
     private readonly HashSet<int>? _allowed;
     private readonly bool _matchesNothing;
@@ -34,13 +35,14 @@ public readonly struct DocFilter : IDocFilter
         _tiers = filter.Tiers is { Count: > 0 } tiers ? tiers.ToArray() : null;
         _tags = filter.Tags is { Count: > 0 } tags ? tags.Distinct(StringComparer.Ordinal).Select(docs.Lookup).ToArray() : null;
         _anyTag = filter.TagsMatch == TagMatch.Any;
+        _entity = filter.Entity is null ? int.MinValue : docs.Lookup(EntityNames.Key(filter.Entity));
         _nowMs = now.ToUnixTimeMilliseconds();
         _createdAfter = filter.CreatedAfter?.ToUnixTimeMilliseconds() ?? long.MinValue;
         _createdBefore = filter.CreatedBefore?.ToUnixTimeMilliseconds() ?? long.MaxValue;
         _updatedAfter = filter.UpdatedAfter?.ToUnixTimeMilliseconds() ?? long.MinValue;
         _updatedBefore = filter.UpdatedBefore?.ToUnixTimeMilliseconds() ?? long.MaxValue;
         _allowed = allowed;
-        _matchesNothing = _tenant < 0 || (!_anyTag && _tags is not null && _tags.Any(t => t < 0));
+        _matchesNothing = _tenant < 0 || (!_anyTag && _tags is not null && _tags.Any(t => t < 0)) || _entity == -2;
     }
 
     // A scope filter on a value never indexed matches nothing: -2 never equals a stored symbol or None.
@@ -76,6 +78,10 @@ public readonly struct DocFilter : IDocFilter
             return false;
         }
         if (_tags is not null && !TagsMatch(d.Tags))
+        {
+            return false;
+        }
+        if (_entity != int.MinValue && Array.IndexOf(d.Entities, _entity) < 0)
         {
             return false;
         }

@@ -40,6 +40,11 @@ public sealed partial class DocTable
             {
                 writer.Write(tag);
             }
+            writer.Write(d.Entities.Length);
+            foreach (var entity in d.Entities)
+            {
+                writer.Write(entity);
+            }
             writer.Write(d.CreatedAtMs);
             writer.Write(d.UpdatedAtMs);
             writer.Write(d.ExpiresAtMs);
@@ -49,10 +54,11 @@ public sealed partial class DocTable
     internal static DocTable Read(BinaryReader reader)
     {
         var table = new DocTable();
-        var symbolCount = reader.ReadInt32();
-        for (var i = 0; i < symbolCount; i++)
+        var symbols = new string[reader.ReadInt32()];
+        for (var i = 0; i < symbols.Length; i++)
         {
-            table._symbols.Add(reader.ReadString(), i);
+            symbols[i] = reader.ReadString();
+            table._symbols.Add(symbols[i], i);
         }
         var next = reader.ReadInt32();
         table._docs = new DocInfo[Math.Max(1024, next)];
@@ -60,7 +66,7 @@ public sealed partial class DocTable
         {
             if (!reader.ReadBoolean())
             {
-                table._docs[doc] = new DocInfo { Id = string.Empty, Tags = [] };
+                table._docs[doc] = new DocInfo { Id = string.Empty, Tags = [], Entities = [] };
                 continue;
             }
             var info = new DocInfo
@@ -83,6 +89,17 @@ public sealed partial class DocTable
                 tags[t] = reader.ReadInt32();
             }
             info.Tags = tags;
+            var entityCount = reader.ReadInt32();
+            int[] entities = entityCount == 0 ? [] : new int[entityCount];
+            for (var e = 0; e < entities.Length; e++)
+            {
+                entities[e] = reader.ReadInt32();
+            }
+            info.Entities = entities;
+            foreach (var entity in entities)
+            {
+                table._entityNames.Add(info.Tenant, entity, symbols[entity]);
+            }
             info.CreatedAtMs = reader.ReadInt64();
             info.UpdatedAtMs = reader.ReadInt64();
             info.ExpiresAtMs = reader.ReadInt64();

@@ -14,6 +14,7 @@ public sealed partial class DocTable
 
     private readonly Dictionary<string, int> _symbols = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _docById = new(StringComparer.Ordinal);
+    private readonly EntityDictionary _entityNames = new();
     private DocInfo[] _docs = new DocInfo[1024];
 
     public int NextDoc { get; private set; }
@@ -26,6 +27,10 @@ public sealed partial class DocTable
 
     /// <summary>The symbol number of <paramref name="value"/>, or <see cref="None"/> for null; -2 when never seen (matches nothing).</summary>
     public int Lookup(string? value) => value is null ? None : _symbols.TryGetValue(value, out var id) ? id : -2;
+
+    /// <summary>The key symbols of the entity names (named by live memories of <paramref name="tenant"/>) that <paramref name="query"/> mentions.</summary>
+    public int[] EntitiesNamedIn(string tenant, string query) =>
+        _symbols.TryGetValue(tenant, out var id) ? _entityNames.Find(id, query) : [];
 
     /// <summary>Gives <paramref name="memory"/> a fresh document number, retiring the one its id had.</summary>
     public int Add(string tenant, Memory memory)
@@ -41,11 +46,20 @@ public sealed partial class DocTable
         {
             tags[i] = Intern(memory.Tags[i]);
         }
+        var tenantSymbol = Intern(tenant);
+        // Most memories name no entity: share the one empty array rather than allocate one per document.
+        int[] entities = memory.Entities.Count == 0 ? [] : new int[memory.Entities.Count];
+        for (var i = 0; i < entities.Length; i++)
+        {
+            var key = EntityNames.Key(memory.Entities[i]);
+            entities[i] = Intern(key);
+            _entityNames.Add(tenantSymbol, entities[i], key);
+        }
         _docs[doc] = new DocInfo
         {
             Id = memory.Id,
             Live = true,
-            Tenant = Intern(tenant),
+            Tenant = tenantSymbol,
             User = Intern(memory.UserId),
             Agent = Intern(memory.AgentId),
             Session = Intern(memory.SessionId),
@@ -54,6 +68,7 @@ public sealed partial class DocTable
             Type = Intern(memory.Type),
             Tier = memory.Tier,
             Tags = tags,
+            Entities = entities,
             Importance = (float)memory.Importance,
             CreatedAtMs = memory.CreatedAt.ToUnixTimeMilliseconds(),
             UpdatedAtMs = memory.UpdatedAt.ToUnixTimeMilliseconds(),
@@ -72,6 +87,11 @@ public sealed partial class DocTable
         }
         _docs[doc].Live = false;
         _docs[doc].Tags = [];
+        foreach (var entity in _docs[doc].Entities)
+        {
+            _entityNames.Remove(_docs[doc].Tenant, entity);
+        }
+        _docs[doc].Entities = [];
         return doc;
     }
 
@@ -105,6 +125,9 @@ public struct DocInfo
     public int Source;
     public int Type;
     public int[] Tags;
+
+    /// <summary>Symbols of the entity names' keys (<see cref="EntityNames.Key"/>).</summary>
+    public int[] Entities;
     public long CreatedAtMs;
     public long UpdatedAtMs;
     public long ExpiresAtMs;

@@ -15,7 +15,8 @@ namespace Engram.Core.Search;
 public static class IndexSnapshot
 {
     public const string FileName = "engram.index";
-    private const int FormatVersion = 1;
+    /// <summary>2: the doc table keeps each memory's entities. An older snapshot is refused and rebuilt.</summary>
+    private const int FormatVersion = 2;
     private static readonly byte[] Magic = "ENGRAMIX"u8.ToArray();
 
     /// <summary>Writes <paramref name="index"/> to <paramref name="path"/> atomically; returns the file's size.</summary>

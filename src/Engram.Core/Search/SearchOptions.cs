@@ -2,7 +2,7 @@ namespace Engram.Core.Search;
 
 /// <summary>
 /// Retrieval defaults (configuration section <c>Engram:Search</c>; also SEMANTIC_WEIGHT, RECENCY_WEIGHT,
-/// TOP_K_RETRIEVAL). A request may override the weights and the half-life per search.
+/// ENTITY_WEIGHT, TOP_K_RETRIEVAL). A request may override the weights and the half-life per search.
 /// </summary>
 public sealed class SearchOptions
 {
@@ -14,6 +14,13 @@ public sealed class SearchOptions
     public double RecencyWeight { get; set; }
 
     public double ImportanceWeight { get; set; }
+
+    /// <summary>
+    /// Weight of the entity signal: the share of the entities the query names that a memory names too.
+    /// 0.1 measured best on LoCoMo (+0.014 R@10, +0.028 R@1; bench/README.md); it changes nothing for
+    /// memories without entities.
+    /// </summary>
+    public double EntityWeight { get; set; } = 0.1;
 
     public double RecencyHalfLifeDays { get; set; } = 30;
 
@@ -53,7 +60,7 @@ public sealed class SearchOptions
 
     public IEnumerable<string> Validate()
     {
-        foreach (var (name, value) in new[] { ("SemanticWeight", SemanticWeight), ("LexicalWeight", LexicalWeight), ("RecencyWeight", RecencyWeight), ("ImportanceWeight", ImportanceWeight) })
+        foreach (var (name, value) in new[] { ("SemanticWeight", SemanticWeight), ("LexicalWeight", LexicalWeight), ("RecencyWeight", RecencyWeight), ("ImportanceWeight", ImportanceWeight), ("EntityWeight", EntityWeight) })
         {
             if (!double.IsFinite(value) || value < 0)
             {

@@ -34,6 +34,8 @@ public sealed record SearchWeights
     public double? Recency { get; init; }
 
     public double? Importance { get; init; }
+
+    public double? Entity { get; init; }
 }
 
 /// <summary>Search filters in JSON form, with the same names and meaning as the listing's query parameters.</summary>
@@ -59,6 +61,9 @@ public sealed record SearchFilters
     /// <summary>"all" (default) or "any".</summary>
     public string? TagsMatch { get; init; }
 
+    /// <summary>Only memories naming this entity (case-insensitive).</summary>
+    public string? Entity { get; init; }
+
     /// <summary>Equality on metadata keys (dots for nesting); values are strings, numbers or booleans.</summary>
     public IReadOnlyDictionary<string, System.Text.Json.JsonElement>? Metadata { get; init; }
 
@@ -82,6 +87,7 @@ public sealed record SearchFilters
         Tier = f.Tiers,
         Tags = f.Tags,
         TagsMatch = f.Tags is null ? null : f.TagsMatch == TagMatch.Any ? "any" : "all",
+        Entity = f.Entity,
         Metadata = f.Metadata?.ToDictionary(kv => kv.Key, kv => System.Text.Json.JsonSerializer.SerializeToElement(kv.Value, Common.EngramJson.Options)),
         CreatedAfter = f.CreatedAfter,
         CreatedBefore = f.CreatedBefore,
@@ -94,9 +100,10 @@ public sealed record SearchFilters
 public sealed record SearchHit(Memory Memory, double Score, SearchExplanation? Explain);
 
 /// <summary>Raw signal values (0..1) and their weighted contributions, which add up to the score.</summary>
+/// <remarks><c>Entity</c>: the share of the entities the query names (names linked to memories) that this memory names.</remarks>
 public sealed record SearchExplanation(
-    double Semantic, double Lexical, double Recency, double Importance,
-    double SemanticContribution, double LexicalContribution, double RecencyContribution, double ImportanceContribution,
+    double Semantic, double Lexical, double Recency, double Importance, double Entity,
+    double SemanticContribution, double LexicalContribution, double RecencyContribution, double ImportanceContribution, double EntityContribution,
     double Bm25, double Cosine);
 
 public sealed record SearchResult(IReadOnlyList<SearchHit> Results, double TookMs);

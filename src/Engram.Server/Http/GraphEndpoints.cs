@@ -1,4 +1,5 @@
 using Engram.Core.Graph;
+using Engram.Core.Memories;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -43,6 +44,9 @@ internal static class GraphEndpoints
         group.MapGet("/entities/{name}/neighbors", NeighborsAsync).WithName("GraphNeighbors")
             .WithSummary("Entities within depth hops (1-5, both directions), optionally through one relation_type.")
             .Produces<KnowledgeGraph>().ProducesProblem(400).ProducesProblem(404);
+        group.MapGet("/entities/{name}/memories", MemoriesAsync).WithName("GraphEntityMemories")
+            .WithSummary("Memories whose entities name this entity (case-insensitively), newest first; page with limit and next_cursor. 404 for an unknown entity.")
+            .Produces<MemoryListResponse>().ProducesProblem(400).ProducesProblem(404);
         group.MapGet("/entities/{name}/history", HistoryAsync).WithName("GraphEntityHistory")
             .WithSummary("Every change of an entity, its observations and its relations, oldest first.")
             .Produces<GraphHistoryResponse>().ProducesProblem(404);
@@ -137,6 +141,16 @@ internal static class GraphEndpoints
         QueryParser.RefuseAllExcept(query, "from", "to", "include_invalid");
         return TypedResults.Ok(await graph.PathAsync(http.GetCaller(), QueryParser.Single(query, "from"), QueryParser.Single(query, "to"),
             QueryParser.Bool(query, "include_invalid"), ct));
+    }
+
+    private static async Task<IResult> MemoriesAsync(string name, HttpContext http, GraphService graph, MemoryService memories, CancellationToken ct)
+    {
+        var query = http.Request.Query;
+        QueryParser.RefuseAllExcept(query, "limit", "cursor");
+        var caller = http.GetCaller();
+        await graph.ResolveMemoryLinkAsync(caller, name, ct);
+        var page = await memories.ListAsync(caller, new MemoryFilter { Entity = name }, QueryParser.Int(query, "limit"), QueryParser.Single(query, "cursor"), ct);
+        return TypedResults.Ok(new MemoryListResponse(page.Items, page.NextCursor));
     }
 
     private static async Task<IResult> HistoryAsync(string name, HttpContext http, GraphService graph, CancellationToken ct)

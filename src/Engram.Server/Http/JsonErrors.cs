@@ -34,6 +34,7 @@ internal static class JsonErrors
                 "importance" or "valence" => $"{field} must be a number",
                 "ttl_seconds" => "ttl_seconds must be a whole number of seconds",
                 "tags" => "tags must be an array of strings",
+                "entities" => "entities must be an array of strings",
                 "items" => "items must be an array of memory objects",
                 _ => $"{field} has the wrong type",
             };

@@ -12,7 +12,7 @@ internal static class QueryParser
 {
     private static readonly HashSet<string> FilterKeys =
     [
-        "user_id", "agent_id", "session_id", "namespace", "type", "tier", "tags", "tags_match", "source",
+        "user_id", "agent_id", "session_id", "namespace", "type", "tier", "tags", "tags_match", "entity", "source",
         "created_after", "created_before", "updated_after", "updated_before",
     ];
 
@@ -55,6 +55,7 @@ internal static class QueryParser
                 "any" => TagMatch.Any,
                 var other => throw new ValidationException("tags_match", $"tags_match must be 'all' or 'any' (got '{other}')"),
             },
+            Entity = Entity(query),
             Metadata = metadata,
             CreatedAfter = Timestamp(query, "created_after"),
             CreatedBefore = Timestamp(query, "created_before"),
@@ -110,6 +111,14 @@ internal static class QueryParser
 
     private static List<string>? List(IQueryCollection query, string key) =>
         Single(query, key)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+
+    private static string? Entity(IQueryCollection query)
+    {
+        var name = Single(query, "entity");
+        return name is not null && name.AsSpan().Trim().IsEmpty
+            ? throw new ValidationException("entity", "'entity' must name an entity, not only white space")
+            : name;
+    }
 
     private static DateTimeOffset? Timestamp(IQueryCollection query, string key) =>
         Single(query, key) is { } text

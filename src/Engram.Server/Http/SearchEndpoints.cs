@@ -12,7 +12,7 @@ internal static class SearchEndpoints
     public static IEndpointRouteBuilder MapSearchEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPost("/v1/search", SearchAsync).WithName("Search").WithTags("search")
-            .WithSummary("Hybrid search (semantic + lexical + recency + importance) with filters applied before the top-k cut.")
+            .WithSummary("Hybrid search (semantic + lexical + recency + importance + entities the query names) with filters applied before the top-k cut.")
             .Accepts<SearchRequest>("application/json").Produces<SearchResponse>().ProducesProblem(400);
         return app;
     }

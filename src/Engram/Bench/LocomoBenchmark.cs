@@ -10,8 +10,9 @@ namespace Engram.Cli.Bench;
 /// <summary>
 /// Retrieval quality on LoCoMo (protocol: shared/data/locomo-dev/README.md). Each conversation goes
 /// into a fresh temporary store with the default settings: one memory per turn ("speaker: text" plus
-/// the image caption), created at the session's date, metadata.dia_id. Every question of categories
-/// 1-4 with evidence is searched; recall@k = |evidence ∩ top-k dia_ids| / |evidence|.
+/// the image caption), created at the session's date, metadata.dia_id, entities = the speaker and the
+/// proper nouns of the text other than the participants' names (<see cref="ProperNouns"/>). Every
+/// question of categories 1-4 with evidence is searched; recall@k = |evidence ∩ top-k dia_ids| / |evidence|.
 /// </summary>
 public sealed class LocomoBenchmark(SearchOptions? searchOptions = null)
 {
@@ -98,7 +99,7 @@ public sealed class LocomoBenchmark(SearchOptions? searchOptions = null)
 
     private static List<NewMemory> ReadTurns(JsonElement root)
     {
-        var turns = new List<NewMemory>();
+        var turns = new List<(string Speaker, string Text, string? Caption, string Dia, DateTimeOffset? Date)>();
         // Conversations come either at the top level or under "conversation" (the original release's shape).
         var conversation = root.TryGetProperty("conversation", out var inner) && inner.ValueKind == JsonValueKind.Object ? inner : root;
         for (var session = 1; ; session++)
@@ -114,22 +115,24 @@ public sealed class LocomoBenchmark(SearchOptions? searchOptions = null)
             var date = conversation.TryGetProperty($"session_{session}_date_time", out var d) ? ParseSessionDate(d.GetString()) : null;
             foreach (var turn in list.EnumerateArray())
             {
-                var text = turn.GetProperty("text").GetString() ?? "";
-                if (turn.TryGetProperty("blip_caption", out var caption) && caption.ValueKind == JsonValueKind.String)
-                {
-                    text += " [shares " + caption.GetString() + "]";
-                }
-                var content = $"{turn.GetProperty("speaker").GetString()}: {text}";
-                var dia = turn.GetProperty("dia_id").GetString()!;
-                turns.Add(new NewMemory
-                {
-                    Content = content,
-                    CreatedAt = date,
-                    Metadata = JsonSerializer.SerializeToElement(new Dictionary<string, string> { ["dia_id"] = dia }),
-                });
+                var caption = turn.TryGetProperty("blip_caption", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+                turns.Add((turn.GetProperty("speaker").GetString() ?? "", turn.GetProperty("text").GetString() ?? "", caption,
+                    turn.GetProperty("dia_id").GetString()!, date));
             }
         }
-        return turns;
+
+        // Entities: who speaks, and the proper nouns of what they say (ProperNouns has the rule) except
+        // the participants' own names: in a two-person chat those are nearly always forms of address
+        // ("Thanks, Caroline!"), which would link a turn to the person it is said to, not by.
+        var properNouns = new ProperNouns(turns.Select(t => t.Text));
+        var participants = turns.Select(t => t.Speaker).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        return turns.Select(t => new NewMemory
+        {
+            Content = $"{t.Speaker}: {t.Text}" + (t.Caption is null ? "" : " [shares " + t.Caption + "]"),
+            CreatedAt = t.Date,
+            Entities = ((string[])[t.Speaker, .. properNouns.Find(t.Text).Where(n => !participants.Contains(n))]).Where(n => n.Length > 0).Take(64).ToList(),
+            Metadata = JsonSerializer.SerializeToElement(new Dictionary<string, string> { ["dia_id"] = t.Dia }),
+        }).ToList();
     }
 
     private static List<(string Question, int Category, List<string> Evidence)> ReadQuestions(JsonElement root)

@@ -30,6 +30,7 @@ internal static class FilterQuery
         {
             Add("tags_match", "any");
         }
+        Add("entity", filter.Entity);
         foreach (var (path, value) in filter.Metadata ?? new Dictionary<string, string>())
         {
             Add("metadata." + path, value);

@@ -28,6 +28,7 @@ internal static class AddCommand
                 Importance = context.Get(fields.Importance),
                 Valence = context.Get(fields.Valence),
                 Tags = CliInput.List(context.Get(fields.Tags), "--tag"),
+                Entities = CliInput.Names(context.Get(fields.Entities)),
                 Metadata = metadata is null ? null : CliInput.Metadata(metadata),
                 UserId = context.Get(scope.User),
                 AgentId = context.Get(scope.Agent),

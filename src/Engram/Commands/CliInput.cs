@@ -67,6 +67,9 @@ internal static class CliInput
         return items.Count > 0 ? items : throw new ValidationException(flag, $"{flag} must not be empty");
     }
 
+    /// <summary>Repeated flags taken whole (entity names may contain commas); validation is the backend's.</summary>
+    public static List<string>? Names(string[]? values) => values is null || values.Length == 0 ? null : [.. values];
+
     /// <summary>A filter value: an empty one would match nothing in process but be refused over HTTP, so refuse it here for both.</summary>
     public static string? FilterValue(string? value, string flag) =>
         value is null || value.Length > 0 ? value : throw new ValidationException(flag, $"{flag} must not be empty");

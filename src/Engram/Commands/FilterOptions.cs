@@ -16,6 +16,8 @@ internal sealed class FilterOptions(string verb)
 
     public Option<string?> TagsMatch { get; } = OptionFactory.Choice("--tags-match", "Whether every --tag must be present (all, default) or any one.", "all", "any");
 
+    public Option<string?> Entity { get; } = OptionFactory.Text("--entity", "Only memories naming this entity (case-insensitive).", "NAME");
+
     public Option<string[]> Metadata { get; } = OptionFactory.Repeatable("--metadata", "Only memories whose metadata has key=value (nested: outer.inner=value); repeatable.", "KEY=VALUE");
 
     public Option<string?> Source { get; } = OptionFactory.Text("--source", "Only memories from this source.", "SOURCE");
@@ -31,6 +33,7 @@ internal sealed class FilterOptions(string verb)
         command.Options.Add(Tiers);
         command.Options.Add(Tags);
         command.Options.Add(TagsMatch);
+        command.Options.Add(Entity);
         command.Options.Add(Metadata);
         command.Options.Add(Source);
         command.Options.Add(CreatedAfter);
@@ -51,6 +54,7 @@ internal sealed class FilterOptions(string verb)
         Tiers = CliInput.List(parse.GetValue(Tiers), "--tier")?.Select(CliInput.Tier).ToList(),
         Tags = CliInput.List(parse.GetValue(Tags), "--tag"),
         TagsMatch = parse.GetValue(TagsMatch) == "any" ? TagMatch.Any : TagMatch.All,
+        Entity = CliInput.FilterValue(parse.GetValue(Entity), "--entity"),
         Metadata = CliInput.MetadataFilters(parse.GetValue(Metadata)),
         Source = CliInput.FilterValue(parse.GetValue(Source), "--source"),
         CreatedAfter = CliInput.Timestamp(parse.GetValue(CreatedAfter), "--created-after"),
@@ -58,5 +62,5 @@ internal sealed class FilterOptions(string verb)
     };
 
     private IEnumerable<Option> AddedOptions() =>
-        [Scope.User, Scope.Agent, Scope.Session, Scope.Namespace, Types, Tiers, Tags, TagsMatch, Metadata, Source, CreatedAfter, CreatedBefore];
+        [Scope.User, Scope.Agent, Scope.Session, Scope.Namespace, Types, Tiers, Tags, TagsMatch, Entity, Metadata, Source, CreatedAfter, CreatedBefore];
 }

@@ -15,6 +15,9 @@ internal sealed class MemoryFieldOptions
 
     public Option<string[]> Tags { get; } = OptionFactory.Repeatable("--tag", "A tag; repeat for more (--tag a --tag b).", "TAG");
 
+    public Option<string[]> Entities { get; } = OptionFactory.Repeatable("--entity",
+        "A person, place or thing the memory mentions; repeat for more (--entity Alice --entity \"Acme, Inc.\"). Commas stay part of the name.", "NAME");
+
     public Option<string?> Metadata { get; } = OptionFactory.Text("--metadata", "A JSON object of metadata, e.g. '{\"project\":\"x\"}'.", "JSON");
 
     public Option<string?> Source { get; } = OptionFactory.Text("--source", "Where the memory came from (a file, a URL, a conversation).", "SOURCE");
@@ -28,6 +31,7 @@ internal sealed class MemoryFieldOptions
         command.Options.Add(Importance);
         command.Options.Add(Valence);
         command.Options.Add(Tags);
+        command.Options.Add(Entities);
         command.Options.Add(Metadata);
         command.Options.Add(Source);
         command.Options.Add(Ttl);

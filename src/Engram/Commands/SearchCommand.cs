@@ -17,6 +17,7 @@ internal static class SearchCommand
         var lexical = OptionFactory.Number("--lexical", "Weight of word overlap (BM25).", "W");
         var recency = OptionFactory.Number("--recency", "Weight of recency.", "W");
         var importance = OptionFactory.Number("--importance", "Weight of importance.", "W");
+        var entityWeight = OptionFactory.Number("--entity-weight", "Weight of memories naming an entity the query names.", "W");
         var halfLife = OptionFactory.Number("--half-life", "Recency half-life in days.", "DAYS");
         var explain = new Option<bool>("--explain") { Description = "Show each signal's share of every score." };
 
@@ -30,8 +31,16 @@ internal static class SearchCommand
                 Filters = SearchFilters.From(filter),
                 MinScore = context.Get(minScore),
                 Weights = context.Get(semantic) is null && context.Get(lexical) is null && context.Get(recency) is null && context.Get(importance) is null
+                    && context.Get(entityWeight) is null
                     ? null
-                    : new SearchWeights { Semantic = context.Get(semantic), Lexical = context.Get(lexical), Recency = context.Get(recency), Importance = context.Get(importance) },
+                    : new SearchWeights
+                    {
+                        Semantic = context.Get(semantic),
+                        Lexical = context.Get(lexical),
+                        Recency = context.Get(recency),
+                        Importance = context.Get(importance),
+                        Entity = context.Get(entityWeight),
+                    },
                 RecencyHalfLifeDays = context.Get(halfLife),
                 Explain = context.Get(explain),
             };
@@ -51,7 +60,7 @@ internal static class SearchCommand
                 context.Output.WriteLine($"{hit.Score:0.000}  {hit.Id}  {Text.OneLine(hit.Content, 80)}");
                 if (hit.Explain is { } e)
                 {
-                    context.Output.WriteLine($"       semantic {e.SemanticContribution:0.000}  lexical {e.LexicalContribution:0.000}  recency {e.RecencyContribution:0.000}  importance {e.ImportanceContribution:0.000}");
+                    context.Output.WriteLine($"       semantic {e.SemanticContribution:0.000}  lexical {e.LexicalContribution:0.000}  recency {e.RecencyContribution:0.000}  importance {e.ImportanceContribution:0.000}  entity {e.EntityContribution:0.000}");
                 }
             }
             context.Output.WriteLine();
@@ -61,7 +70,7 @@ internal static class SearchCommand
             command.Arguments.Add(query);
             command.Options.Add(k);
             filters.AddTo(command);
-            foreach (var option in new Option[] { minScore, semantic, lexical, recency, importance, halfLife, explain })
+            foreach (var option in new Option[] { minScore, semantic, lexical, recency, importance, entityWeight, halfLife, explain })
             {
                 command.Options.Add(option);
             }

@@ -16,6 +16,7 @@ internal static class UpdateCommand
         var fields = new MemoryFieldOptions();
         var clearValence = Flag("--clear-valence", "Remove the valence.");
         var clearTags = Flag("--clear-tags", "Remove every tag.");
+        var clearEntities = Flag("--clear-entities", "Remove every entity.");
         var clearMetadata = Flag("--clear-metadata", "Remove all metadata.");
         var clearSource = Flag("--clear-source", "Remove the source.");
         var clearExpiry = Flag("--clear-expiry", "Keep the memory for good (undo --ttl).");
@@ -45,6 +46,7 @@ internal static class UpdateCommand
             {
                 Valence = SetOrClear(context.Get(fields.Valence), context.Get(clearValence), "--valence", "--clear-valence"),
                 Tags = SetOrClear<IReadOnlyList<string>>(CliInput.List(context.Get(fields.Tags), "--tag"), context.Get(clearTags), "--tag", "--clear-tags"),
+                Entities = SetOrClear<IReadOnlyList<string>>(CliInput.Names(context.Get(fields.Entities)), context.Get(clearEntities), "--entity", "--clear-entities"),
                 Metadata = SetOrClear(context.Get(fields.Metadata) is { } json ? CliInput.Metadata(json) : (JsonElement?)null, context.Get(clearMetadata), "--metadata", "--clear-metadata"),
                 Source = SetOrClear(context.Get(fields.Source), context.Get(clearSource), "--source", "--clear-source"),
                 TtlSeconds = SetOrClear(context.Get(fields.Ttl), context.Get(clearExpiry), "--ttl", "--clear-expiry"),
@@ -69,7 +71,7 @@ internal static class UpdateCommand
             command.Arguments.Add(id);
             command.Options.Add(content);
             fields.AddTo(command);
-            foreach (var option in new[] { clearValence, clearTags, clearMetadata, clearSource, clearExpiry })
+            foreach (var option in new[] { clearValence, clearTags, clearEntities, clearMetadata, clearSource, clearExpiry })
             {
                 command.Options.Add(option);
             }

@@ -22,6 +22,8 @@ internal static class MemoryView
         Field("importance", Text.Number(memory.Importance));
         Field("valence", memory.Valence is { } valence ? Text.Number(valence) : null);
         Field("tags", memory.Tags.Count > 0 ? string.Join(", ", memory.Tags) : null);
+        // Names may contain commas, so they are separated by semicolons.
+        Field("entities", memory.Entities.Count > 0 ? string.Join("; ", memory.Entities) : null);
         Field("metadata", memory.Metadata.ValueKind == JsonValueKind.Object && memory.Metadata.EnumerateObject().Any() ? memory.Metadata.GetRawText() : null);
         Field("scope", Scope(memory));
         Field("source", memory.Source);

@@ -101,7 +101,7 @@ public sealed class KvHistoryTests : IDisposable
         var path = Path.Combine(_data.Path, SqliteMemoryStore.FileName);
         using (var old = SqliteConnection.Open(path))
         {
-            SqliteSchema.Migrate(old, 0, targetVersion: 4);
+            SqliteSchema.Migrate(old, 0, upTo: 4);
             void History(long hid, string tenant, string key, string ev, long version, string? value) =>
                 old.ExecuteNonQuery("INSERT INTO kv_history(hid, tenant, key, seq, event, actor, at, version, value, expires_at) VALUES (?1, ?2, ?3, ?1, ?4, 'old', 1000, ?5, ?6, NULL)",
                     hid, tenant, key, ev, version, value);

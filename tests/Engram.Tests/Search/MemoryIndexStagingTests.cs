@@ -21,6 +21,7 @@ public sealed class MemoryIndexStagingTests
         Tier = MemoryTier.LongTerm,
         Importance = 0.5,
         Tags = [],
+        Entities = [],
         Metadata = JsonDocument.Parse("{}").RootElement,
         CreatedAt = DateTimeOffset.UnixEpoch,
         UpdatedAt = DateTimeOffset.UnixEpoch,

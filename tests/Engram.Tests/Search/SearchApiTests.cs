@@ -81,7 +81,8 @@ public sealed class SearchApiTests : IAsyncLifetime
         var hit = results.Single();
         var e = hit.GetProperty("explain");
         var sum = e.GetProperty("semantic_contribution").GetDouble() + e.GetProperty("lexical_contribution").GetDouble()
-            + e.GetProperty("recency_contribution").GetDouble() + e.GetProperty("importance_contribution").GetDouble();
+            + e.GetProperty("recency_contribution").GetDouble() + e.GetProperty("importance_contribution").GetDouble()
+            + e.GetProperty("entity_contribution").GetDouble();
         hit.GetProperty("score").GetDouble().Should().BeApproximately(sum, 1e-5);
         e.GetProperty("lexical").GetDouble().Should().Be(1.0, "the only match has the top BM25 score");
         e.GetProperty("importance_contribution").GetDouble().Should().BeApproximately(0.09, 1e-6);
@@ -164,7 +165,7 @@ public sealed class SearchApiTests : IAsyncLifetime
     [InlineData("""{"query":"x","k":101}""", "k")]
     [InlineData("""{"query":"x","weights":{"semantic":-1}}""", "weights.semantic")]
     [InlineData("""{"query":"x","weights":{"vibes":1}}""", "vibes")]
-    [InlineData("""{"query":"x","weights":{"semantic":0,"lexical":0,"recency":0,"importance":0}}""", "weights")]
+    [InlineData("""{"query":"x","weights":{"semantic":0,"lexical":0,"recency":0,"importance":0,"entity":0}}""", "weights")]
     [InlineData("""{"query":"x","recency_half_life_days":0}""", "recency_half_life_days")]
     [InlineData("""{"query":"x","filters":{"tier":["forever"]}}""", "tier")]
     [InlineData("""{"query":"x","filters":{"tags_match":"some"}}""", "filters.tags_match")]

@@ -47,6 +47,39 @@ public sealed class SqliteMemoryStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Open_MigratesADatabaseOfThePreviousVersion_KeepingItsMemories()
+    {
+        var path = Path.Combine(_dir.Path, SqliteMemoryStore.FileName);
+        using (var old = SqliteConnection.Open(path))
+        {
+            // A database as the previous release left it: one memory with a tag, no entities column yet.
+            SqliteSchema.Migrate(old, 0, upTo: 5); // 6 added the entities
+            old.ExecuteNonQuery(
+                "INSERT INTO memories (id, tenant, content, content_hash, type, tier, importance, tags, metadata, created_at, updated_at, version, seq) " +
+                "VALUES (?1, 'default', 'from before', 'h', 'fact', 'long_term', 0.5, '[\"old\"]', '{}', 0, 0, 1, 1)", "01J00000000000000000000001");
+            old.ExecuteNonQuery("INSERT INTO memory_tags(rid, tag) VALUES (last_insert_rowid(), 'old')");
+            old.ExecuteNonQuery("INSERT INTO changelog(tenant, entity, entity_id, op, at) VALUES ('default', 'memory', ?1, 'upsert', 0)", "01J00000000000000000000001");
+        }
+
+        await using var store = SqliteMemoryStore.Open(_dir.Path);
+        using (var c = SqliteConnection.Open(store.DatabasePath))
+        {
+            SqliteSchema.CurrentVersion(c).Should().Be(SqliteSchema.LatestVersion);
+        }
+        var migrated = (await store.GetAsync(Alice, "01J00000000000000000000001"))!;
+        migrated.Content.Should().Be("from before");
+        migrated.Tags.Should().Equal("old");
+        migrated.Entities.Should().BeEmpty("rows from before name no entities");
+        (await store.ListAsync(Alice, new MemoryFilter { Tags = ["old"] }, 10, null)).Items.Should().ContainSingle();
+
+        var service = Service(store);
+        await service.UpdateAsync(Alice, migrated.Id, new MemoryPatch { Entities = new(["Ada"]) });
+        (await store.ListAsync(Alice, new MemoryFilter { Entity = "ada" }, 10, null)).Items.Single().Id.Should().Be(migrated.Id);
+        var fresh = await service.CreateAsync(Alice, new NewMemory { Content = "after", Entities = ["ADA"] });
+        (await store.ListAsync(Alice, new MemoryFilter { Entity = "Ada" }, 10, null)).Items.Select(m => m.Id).Should().Equal(fresh.Memory.Id, migrated.Id);
+    }
+
+    [Fact]
     public async Task ChangeLog_HasOneEntryPerChangeInOrder()
     {
         await using var store = SqliteMemoryStore.Open(_dir.Path);
@@ -111,6 +144,9 @@ public sealed class SqliteMemoryStoreTests : IDisposable
         (await store.GetStatsAsync(other)).Total.Should().Be(0);
         (await store.DeleteAsync(other, mine.Id)).Should().BeNull();
         (await store.DeleteManyAsync(other, new MemoryFilter { UserId = "u" })).Deleted.Should().Be(0);
+        await service.UpdateAsync(Alice, mine.Id, new MemoryPatch { Entities = new(["Mallory"]) });
+        (await store.ListAsync(other, new MemoryFilter { Entity = "Mallory" }, 100, null)).Items.Should().BeEmpty();
+        (await store.ListAsync(Alice, new MemoryFilter { Entity = "Mallory" }, 100, null)).Items.Should().ContainSingle();
         var update = () => service.UpdateAsync(other, mine.Id, new MemoryPatch { Content = "hijacked" });
         await update.Should().ThrowAsync<NotFoundException>();
         // The same content in another tenant is not a duplicate.

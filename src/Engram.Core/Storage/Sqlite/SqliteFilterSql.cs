@@ -53,6 +53,10 @@ internal sealed class SqliteFilterSql
                 }
             }
         }
+        if (filter.Entity is { } entity)
+        {
+            sql.Add("EXISTS (SELECT 1 FROM memory_entities e WHERE e.rid = m.rid AND e.name_key = ?)", EntityNames.Key(entity));
+        }
         if (filter.Metadata is { Count: > 0 } metadata)
         {
             foreach (var (key, value) in metadata)

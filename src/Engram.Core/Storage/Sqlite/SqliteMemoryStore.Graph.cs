@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Graph;
+using Engram.Core.Memories;
 
 namespace Engram.Core.Storage.Sqlite;
 
@@ -209,6 +210,25 @@ public sealed partial class SqliteMemoryStore : IGraphStore
                 .Where(r => includeInvalid || r.Valid)
                 .ToList();
             return new KnowledgeGraph(entities, relations);
+        }, ct).AsTask();
+
+    public Task<IReadOnlyList<string>> FindEntityNamesAsync(Caller caller, string nameKey, CancellationToken ct = default) =>
+        _readers.ReadAsync<IReadOnlyList<string>>(c =>
+        {
+            // SQLite's lower() and NOCASE fold ASCII only, so the fold is compared here, over the
+            // tenant's part of the primary key: one pass over its entity names.
+            var names = new List<string>();
+            using var statement = c.Prepare("SELECT name FROM graph_entities WHERE tenant = ?1");
+            statement.BindAll([caller.Tenant]);
+            while (statement.Step())
+            {
+                var name = statement.GetText(0);
+                if (EntityNames.Key(name) == nameKey)
+                {
+                    names.Add(name);
+                }
+            }
+            return names;
         }, ct).AsTask();
 
     public Task<IReadOnlyList<Entity>> GetEntitiesAsync(Caller caller, IReadOnlyCollection<string> names, bool includeInvalid, CancellationToken ct = default) =>

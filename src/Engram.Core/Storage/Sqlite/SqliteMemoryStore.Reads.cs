@@ -96,7 +96,7 @@ public sealed partial class SqliteMemoryStore
                 statement.Bind(2, now);
                 if (statement.Step())
                 {
-                    found.Add(new TenantMemory(statement.GetText(22), ReadMemory(statement)));
+                    found.Add(new TenantMemory(statement.GetText(MemoryColumnCount), ReadMemory(statement)));
                 }
             }
             return found;

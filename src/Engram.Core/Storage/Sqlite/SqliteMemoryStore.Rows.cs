@@ -10,19 +10,22 @@ public sealed partial class SqliteMemoryStore
     private const string MemoryColumns =
         "m.id, m.content, m.content_hash, m.type, m.tier, m.importance, m.valence, m.tags, m.metadata, " +
         "m.user_id, m.agent_id, m.session_id, m.namespace, m.source, m.created_at, m.updated_at, " +
-        "m.last_accessed_at, m.access_count, m.expires_at, m.valid_from, m.valid_to, m.version";
+        "m.last_accessed_at, m.access_count, m.expires_at, m.valid_from, m.valid_to, m.version, m.entities";
+
+    /// <summary>How many columns <see cref="MemoryColumns"/> has: a query selecting more puts them from this index on.</summary>
+    private const int MemoryColumnCount = 23;
 
     private const string InsertMemorySql =
         "INSERT INTO memories (id, tenant, content, content_hash, type, tier, importance, valence, tags, metadata, " +
         "user_id, agent_id, session_id, namespace, source, created_at, updated_at, last_accessed_at, access_count, " +
-        "expires_at, valid_from, valid_to, version, seq) " +
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
+        "expires_at, valid_from, valid_to, version, seq, entities) " +
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
 
     private const string UpdateMemorySql =
         "UPDATE memories SET content = ?3, content_hash = ?4, type = ?5, tier = ?6, importance = ?7, valence = ?8, " +
         "tags = ?9, metadata = ?10, user_id = ?11, agent_id = ?12, session_id = ?13, namespace = ?14, source = ?15, " +
         "created_at = ?16, updated_at = ?17, last_accessed_at = ?18, access_count = ?19, expires_at = ?20, " +
-        "valid_from = ?21, valid_to = ?22, version = ?23, seq = ?24 WHERE id = ?1 AND tenant = ?2";
+        "valid_from = ?21, valid_to = ?22, version = ?23, seq = ?24, entities = ?25 WHERE id = ?1 AND tenant = ?2";
 
     private static Memory ReadMemory(SqliteStatement row) => new()
     {
@@ -48,6 +51,7 @@ public sealed partial class SqliteMemoryStore
         ValidFrom = FromMs(row.GetInt64OrNull(19)),
         ValidTo = FromMs(row.GetInt64OrNull(20)),
         Version = row.GetInt64(21),
+        Entities = JsonSerializer.Deserialize<string[]>(row.GetBytes(22)) ?? [],
     };
 
     /// <summary>Binds a memory to <see cref="InsertMemorySql"/> / <see cref="UpdateMemorySql"/> (same parameter numbers).</summary>
@@ -77,6 +81,7 @@ public sealed partial class SqliteMemoryStore
         statement.Bind(22, ToMs(m.ValidTo));
         statement.Bind(23, m.Version);
         statement.Bind(24, seq);
+        statement.Bind(25, JsonSerializer.Serialize(m.Entities, EngramJson.Options));
     }
 
     private static JsonElement ParseElement(ReadOnlySpan<byte> json)

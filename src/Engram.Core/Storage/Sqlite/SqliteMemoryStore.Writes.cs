@@ -63,6 +63,11 @@ public sealed partial class SqliteMemoryStore
                 c.ExecuteNonQuery("DELETE FROM memory_tags WHERE rid = ?1", rid);
                 InsertTags(c, rid, updated.Tags);
             }
+            if (!current.Entities.SequenceEqual(updated.Entities, StringComparer.Ordinal))
+            {
+                c.ExecuteNonQuery("DELETE FROM memory_entities WHERE rid = ?1", rid);
+                InsertEntities(c, rid, updated.Entities);
+            }
             AppendHistory(c, caller, id, seq, HistoryEvents.Updated, updated.UpdatedAt.ToUnixTimeMilliseconds(), updated.Version, changes);
             return new WriteResult(updated, false, seq);
         }, ct).ConfigureAwait(false);
@@ -112,7 +117,7 @@ public sealed partial class SqliteMemoryStore
                 statement.BindAll([now, chunk]);
                 while (statement.Step())
                 {
-                    expired.Add((ReadMemory(statement), statement.GetInt64(22), statement.GetText(23)));
+                    expired.Add((ReadMemory(statement), statement.GetInt64(MemoryColumnCount), statement.GetText(MemoryColumnCount + 1)));
                 }
             }
             foreach (var (memory, rid, tenant) in expired)
@@ -172,7 +177,9 @@ public sealed partial class SqliteMemoryStore
             BindMemory(statement, caller.Tenant, memory, seq);
             statement.StepToEnd();
         }
-        InsertTags(c, c.LastInsertRowId, memory.Tags);
+        var rowId = c.LastInsertRowId;
+        InsertTags(c, rowId, memory.Tags);
+        InsertEntities(c, rowId, memory.Entities);
         AppendHistory(c, caller, memory.Id, seq, HistoryEvents.Created, memory.UpdatedAt.ToUnixTimeMilliseconds(), memory.Version, MemoryDiff.Snapshot(memory));
         return new CreateOutcome(new WriteResult(memory, false, seq), null);
     }
@@ -184,7 +191,7 @@ public sealed partial class SqliteMemoryStore
             "AND m.user_id IS ?3 AND m.agent_id IS ?4 AND m.session_id IS ?5 AND m.namespace IS ?6 " +
             "AND (m.expires_at IS NULL OR m.expires_at > ?7) ORDER BY m.rid LIMIT 1");
         statement.BindAll([tenant, memory.ContentHash, memory.UserId, memory.AgentId, memory.SessionId, memory.Namespace, now]);
-        return statement.Step() ? (ReadMemory(statement), statement.GetInt64(22)) : null;
+        return statement.Step() ? (ReadMemory(statement), statement.GetInt64(MemoryColumnCount)) : null;
     }
 
     private static (Memory Memory, long Rid, long Seq)? FindLive(SqliteConnection c, string tenant, string id, long now)
@@ -193,7 +200,7 @@ public sealed partial class SqliteMemoryStore
             $"SELECT {MemoryColumns}, m.rid, m.seq FROM memories m WHERE m.id = ?1 AND m.tenant = ?2 " +
             "AND (m.expires_at IS NULL OR m.expires_at > ?3)");
         statement.BindAll([id, tenant, now]);
-        return statement.Step() ? (ReadMemory(statement), statement.GetInt64(22), statement.GetInt64(23)) : null;
+        return statement.Step() ? (ReadMemory(statement), statement.GetInt64(MemoryColumnCount), statement.GetInt64(MemoryColumnCount + 1)) : null;
     }
 
     private static List<(Memory Memory, long Rid)> SelectRows(SqliteConnection c, SqliteFilterSql filter, int limit)
@@ -203,7 +210,7 @@ public sealed partial class SqliteMemoryStore
         statement.BindAll(filter.Parameters.ToArray());
         while (statement.Step())
         {
-            rows.Add((ReadMemory(statement), statement.GetInt64(22)));
+            rows.Add((ReadMemory(statement), statement.GetInt64(MemoryColumnCount)));
         }
         return rows;
     }
@@ -221,6 +228,14 @@ public sealed partial class SqliteMemoryStore
         foreach (var tag in tags)
         {
             c.ExecuteNonQuery("INSERT OR IGNORE INTO memory_tags(rid, tag) VALUES (?1, ?2)", rid, tag);
+        }
+    }
+
+    private static void InsertEntities(SqliteConnection c, long rid, IReadOnlyList<string> entities)
+    {
+        foreach (var name in entities)
+        {
+            c.ExecuteNonQuery("INSERT OR IGNORE INTO memory_entities(rid, name_key) VALUES (?1, ?2)", rid, EntityNames.Key(name));
         }
     }
 

@@ -184,15 +184,25 @@ internal static class SqliteSchema
             GROUP BY h.tenant, h.key;
         DROP INDEX kv_history_key;
         """,
+        // 6: the entities a memory names. Like tags: the JSON array on the row is the source of truth
+        // (existing rows name none), memory_entities indexes it by the case-folded name for filters.
+        """
+        ALTER TABLE memories ADD COLUMN entities TEXT NOT NULL DEFAULT '[]'; -- JSON array of names as given
+        CREATE TABLE memory_entities (
+            rid      INTEGER NOT NULL REFERENCES memories(rid) ON DELETE CASCADE,
+            name_key TEXT    NOT NULL, -- EntityNames.Key: trimmed, NFC, lower-cased
+            PRIMARY KEY (name_key, rid)
+        ) WITHOUT ROWID;
+        CREATE INDEX memory_entities_rid ON memory_entities(rid);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
 
-    public static void Migrate(SqliteConnection connection, long nowMs) => Migrate(connection, nowMs, LatestVersion);
-
-    /// <summary>Migrates up to <paramref name="targetVersion"/> only: tests build databases as older versions left them.</summary>
-    internal static void Migrate(SqliteConnection connection, long nowMs, int targetVersion)
+    /// <param name="upTo">Stop at this version instead of the latest (tests build databases of earlier versions).</param>
+    public static void Migrate(SqliteConnection connection, long nowMs, int? upTo = null)
     {
+        var target = upTo ?? LatestVersion;
         connection.Execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
         // Another process may be migrating the same file: take the write lock, then look.
         connection.Execute("BEGIN IMMEDIATE");
@@ -205,7 +215,7 @@ internal static class SqliteSchema
                     $"the database '{connection.Path}' has schema version {current}, newer than this engram understands " +
                     $"(up to {LatestVersion}). Run a newer engram, or restore a backup made by this version.");
             }
-            for (var version = current; version < targetVersion; version++)
+            for (var version = current; version < target; version++)
             {
                 connection.Execute(Migrations[version]);
                 connection.ExecuteNonQuery("INSERT INTO schema_version(version, applied_at) VALUES (?1, ?2)", version + 1, nowMs);
