@@ -101,4 +101,36 @@ public sealed class SqliteWriterTests : IDisposable
         (await full).Should().Be(2);
         (await writer.WriteAsync(Synchronous, WriteDurability.Relaxed)).Should().Be(1);
     }
+
+    [Fact]
+    public async Task CommittedPages_ReachTheMainFileInTheBackground_AndTheWalStaysBounded()
+    {
+        var path = Path.Combine(_dir.Path, "w.db");
+        using var connection = SqliteConnection.Open(path);
+        connection.Execute("CREATE TABLE t (v BLOB)");
+        await using var writer = new SqliteWriter(connection);
+        var mainFileBefore = new FileInfo(path).Length;
+
+        // 3 MB in 30 commits: below the writer's own checkpoint threshold (4,000 pages), so only the
+        // background checkpointer can have copied it into the main file.
+        for (var i = 0; i < 30; i++)
+        {
+            await writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (randomblob(100000))"));
+        }
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (new FileInfo(path).Length < 3_000_000 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+        mainFileBefore.Should().BeLessThan(100_000);
+        new FileInfo(path).Length.Should().BeGreaterThanOrEqualTo(3_000_000, "the checkpointer copies committed pages while the writer is idle");
+
+        // 40 MB more under a steady stream of commits: the WAL restarts instead of growing with it.
+        for (var i = 0; i < 400; i++)
+        {
+            await writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (randomblob(100000))"));
+        }
+        new FileInfo(path + "-wal").Length.Should().BeLessThan(24L * 1024 * 1024);
+        connection.ScalarInt64("SELECT COUNT(*) FROM t").Should().Be(430);
+    }
 }
