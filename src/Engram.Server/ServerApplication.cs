@@ -74,7 +74,6 @@ public static class ServerApplication
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails();
-        builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddOpenApi("v1", openApi => openApi.AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "Engram";
@@ -87,18 +86,7 @@ public static class ServerApplication
         // Open the store now: a bad data folder or a too-new schema fails the start, not the first request.
         app.Services.GetRequiredService<EngramEngine>();
 
-        app.UseExceptionHandler();
-        app.UseStatusCodePages(async status =>
-        {
-            // Routing misses (404/405) get a problem body too, never an empty response.
-            var context = status.HttpContext;
-            if (context.Response.ContentLength is null && string.IsNullOrEmpty(context.Response.ContentType))
-            {
-                var code = context.Response.StatusCode;
-                var detail = code == 404 ? $"no route for {context.Request.Method} {context.Request.Path}" : $"{context.Request.Method} is not supported here";
-                await Problems.Create(code, code == 404 ? "Not found" : "Bad request", detail).ExecuteAsync(context);
-            }
-        });
+        app.UseMiddleware<ProblemMiddleware>();
 
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapSystemEndpoints();
