@@ -14,13 +14,15 @@ namespace Engram.Benchmarks.KeyValue;
 
 /// <summary>
 /// <c>kv</c>: SET/GET ops/s of Engram's key-value state in process (KvService) and over HTTP
-/// (PUT/GET /v1/kv/{key}, driven by wrk as Redis is by redis-benchmark: both native load generators)
+/// (the real <c>engram serve</c> as a child process, PUT/GET /v1/kv/{key} driven by wrk as Redis is
+/// by redis-benchmark: both servers in their own processes, both load generators native)
 /// with 1, 8 and 32 concurrent clients, for both key-value durabilities (full: fsync'd commits;
 /// relaxed: commits reach the OS, survive a process crash), beside redis-server over loopback with
 /// the same value size and key space, in one run on one machine.
 /// Options: --duration S (per Engram cell, default 3), --requests N (per redis-benchmark run,
 /// default 100000), --data-root DIR, --no-redis-aof (skip the appendfsync-always Redis row),
-/// --clients 1,8,32 (which concurrency levels), --only redis|engram (one side, for iterating).
+/// --clients 1,8,32 (which concurrency levels), --only redis|engram (one side, for iterating),
+/// --repeat N (whole passes, Redis and Engram alternating; each cell reports the median and range).
 /// </summary>
 public static class KvBenchmark
 {
@@ -37,6 +39,7 @@ public static class KvBenchmark
         var only = Option(args, "--only");
         var runRedis = only is null or "redis";
         var runEngram = only is null or "engram";
+        var repeat = int.Parse(Option(args, "--repeat") ?? "1", CultureInfo.InvariantCulture);
         Directory.CreateDirectory(dataRoot);
         await RedisBaseline.EnsureInstalledAsync();
 
@@ -44,10 +47,22 @@ public static class KvBenchmark
         {
             Console.WriteLine(line);
         }
-        Console.WriteLine($"value {ValueBytes} bytes, {KeySpace} keys, {duration.TotalSeconds:0.#} s per Engram cell, {requests} requests per redis-benchmark run");
+        Console.WriteLine($"value {ValueBytes} bytes, {KeySpace} keys, {duration.TotalSeconds:0.#} s per Engram cell, {requests} requests per redis-benchmark run, {repeat} pass(es)");
         Console.WriteLine();
 
         var rows = new List<(string System, string Op, int Clients, double OpsPerSecond)>();
+        for (var pass = 1; pass <= repeat; pass++)
+        {
+            await RunPassAsync(rows, clientCounts, duration, requests, dataRoot, runRedis && withAof, runRedis, runEngram);
+            Console.Error.WriteLine($"pass {pass} of {repeat} done");
+        }
+        Print(rows);
+        return 0;
+    }
+
+    private static async Task RunPassAsync(List<(string System, string Op, int Clients, double OpsPerSecond)> rows, int[] clientCounts, TimeSpan duration,
+        int requests, string dataRoot, bool withAof, bool runRedis, bool runEngram)
+    {
         if (runRedis)
         {
             await using var redis = await RedisBaseline.StartAsync(fsyncAlways: false, dataRoot);
@@ -59,7 +74,7 @@ public static class KvBenchmark
                 }
             }
         }
-        if (runRedis && withAof)
+        if (withAof)
         {
             await using var redis = await RedisBaseline.StartAsync(fsyncAlways: true, dataRoot);
             foreach (var clients in clientCounts)
@@ -75,9 +90,6 @@ public static class KvBenchmark
         {
             await MeasureEngramAsync(rows, clientCounts, duration, dataRoot);
         }
-
-        Print(rows);
-        return 0;
     }
 
     private static async Task MeasureEngramAsync(List<(string System, string Op, int Clients, double OpsPerSecond)> rows, int[] clientCounts, TimeSpan duration, string dataRoot)
@@ -106,13 +118,9 @@ public static class KvBenchmark
             }
             using (var folder = new BenchDataFolder(dataRoot))
             {
-                var url = $"http://127.0.0.1:{InProcessServer.FreePort()}";
-                await using var app = ServerApplication.Build(["--Logging:LogLevel:Default=Warning"], o =>
-                {
-                    o.DataPath = folder.Path;
-                    o.KeyValue.Durability = durability;
-                }, urls: url);
-                await app.StartAsync();
+                await using var server = await EngramServeProcess.StartAsync(folder.Path,
+                    new Dictionary<string, string> { ["Engram__KeyValue__Durability"] = durability.ToString() });
+                var url = server.Url;
                 using (var client = new HttpClient { BaseAddress = new Uri(url) })
                 {
                     var body = Encoding.UTF8.GetBytes($$"""{"value":{{value.GetRawText()}},"ttl_seconds":0}""");
@@ -128,7 +136,6 @@ public static class KvBenchmark
                         rows.Add(("engram HTTP", "GET", clients, await wrk.RunAsync(url, "GET", clients, duration)));
                     }
                 }
-                await app.StopAsync();
             }
         }
     }
@@ -182,16 +189,25 @@ public static class KvBenchmark
 
     private static void Print(List<(string System, string Op, int Clients, double OpsPerSecond)> rows)
     {
+        static double Median(List<double> values)
+        {
+            values.Sort();
+            return values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
+        }
+        var cells = rows.GroupBy(r => (r.System, r.Op, r.Clients))
+            .Select(g => (g.Key.System, g.Key.Op, g.Key.Clients, Median: Median([.. g.Select(r => r.OpsPerSecond)]),
+                Min: g.Min(r => r.OpsPerSecond), Max: g.Max(r => r.OpsPerSecond)))
+            .ToList();
         string Ratio(string op, int clients, double opsPerSecond) =>
-            rows.FirstOrDefault(r => r.System == "redis (no persistence)" && r.Op == op && r.Clients == clients) is { OpsPerSecond: > 0 } redis
-                ? (opsPerSecond / redis.OpsPerSecond).ToString("0.00", CultureInfo.InvariantCulture)
+            cells.FirstOrDefault(c => c.System == "redis (no persistence)" && c.Op == op && c.Clients == clients) is { Median: > 0 } redis
+                ? (opsPerSecond / redis.Median).ToString("0.00", CultureInfo.InvariantCulture)
                 : "-";
-        Console.WriteLine("| system | op | clients | ops/s | × redis (no persistence) |");
-        Console.WriteLine("|---|---|---:|---:|---:|");
-        foreach (var row in rows.OrderBy(r => r.Op).ThenBy(r => r.Clients).ThenBy(r => r.System, StringComparer.Ordinal))
+        Console.WriteLine("| system | op | clients | ops/s (median) | range | × redis (no persistence) |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|");
+        foreach (var cell in cells.OrderBy(c => c.Op).ThenBy(c => c.Clients).ThenBy(c => c.System, StringComparer.Ordinal))
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {row.System} | {row.Op} | {row.Clients} | {row.OpsPerSecond:N0} | {Ratio(row.Op, row.Clients, row.OpsPerSecond)} |"));
+                $"| {cell.System} | {cell.Op} | {cell.Clients} | {cell.Median:N0} | {cell.Min:N0}–{cell.Max:N0} | {Ratio(cell.Op, cell.Clients, cell.Median)} |"));
         }
         Console.WriteLine();
         Console.WriteLine("Redis without persistence acknowledges from memory. Engram (full) acknowledges after an fsync'd SQLite commit " +
