@@ -44,6 +44,14 @@ internal sealed partial class HttpMemoryClient
         return Deserialize<KvPage>(await SendAsync(request, ct), EngramJson.Options);
     }
 
+    public async Task<KvHistoryResult> KvHistoryAsync(string key, int? limit, string? cursor, CancellationToken ct)
+    {
+        var query = "?history=true" + (limit is null ? "" : "&limit=" + limit.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)) +
+            (cursor is null ? "" : "&cursor=" + Uri.EscapeDataString(cursor));
+        using var request = new HttpRequestMessage(HttpMethod.Get, KeyPath(key) + query);
+        return Deserialize<KvHistoryResult>(await SendAsync(request, ct), EngramJson.Options);
+    }
+
     public async Task<long> KvIncrementAsync(string key, long by, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, KeyPath(key) + "/incr") { Content = JsonContent(new KvIncrRequest(by)) };

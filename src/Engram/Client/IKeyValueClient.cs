@@ -22,4 +22,6 @@ internal interface IKeyValueClient
     Task<KvItem> KvExpireAsync(string key, long ttlSeconds, CancellationToken ct);
 
     Task<int> KvCleanupAsync(string pattern, CancellationToken ct);
+
+    Task<KvHistoryResult> KvHistoryAsync(string key, int? limit, string? cursor, CancellationToken ct);
 }

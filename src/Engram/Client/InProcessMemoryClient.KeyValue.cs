@@ -24,4 +24,7 @@ internal sealed partial class InProcessMemoryClient
     public Task<KvItem> KvExpireAsync(string key, long ttlSeconds, CancellationToken ct) => KeyValue.ExpireAsync(Caller, key, ttlSeconds, ct);
 
     public Task<int> KvCleanupAsync(string pattern, CancellationToken ct) => KeyValue.CleanupAsync(Caller, pattern, ct);
+
+    public Task<KvHistoryResult> KvHistoryAsync(string key, int? limit, string? cursor, CancellationToken ct) =>
+        KeyValue.GetHistoryAsync(Caller, key, limit, cursor, ct);
 }

@@ -16,7 +16,7 @@ internal static class KvCommand
 {
     public static Command Create()
     {
-        var kv = new Command("kv", "Key-value state with TTLs: set, get, del, list, incr, expire, cleanup.");
+        var kv = new Command("kv", "Key-value state with TTLs: set, get, del, list, incr, expire, cleanup, history.");
         kv.Subcommands.Add(Set());
         kv.Subcommands.Add(Get());
         kv.Subcommands.Add(Delete());
@@ -24,6 +24,7 @@ internal static class KvCommand
         kv.Subcommands.Add(Increment());
         kv.Subcommands.Add(Expire());
         kv.Subcommands.Add(Cleanup());
+        kv.Subcommands.Add(History());
         return kv;
     }
 
@@ -100,6 +101,37 @@ internal static class KvCommand
         }, configure: command =>
         {
             command.Options.Add(pattern);
+            command.Options.Add(limit);
+            command.Options.Add(cursor);
+        });
+    }
+
+    private static Command History()
+    {
+        var key = KeyArgument();
+        var limit = OptionFactory.WholeNumber("--limit", "The newest this many changes (default 100, max 1000).");
+        var cursor = new Option<string?>("--cursor") { Description = "Continue with the changes before a previous page (its next_cursor).", HelpName = "CURSOR" };
+        return MemoryCommand.Create("history", "A key's changes, oldest first: who set, incremented, expired or deleted it, and the value after.", async context =>
+        {
+            var take = context.Get(limit) is { } n ? (int)Math.Min(n, int.MaxValue) : (int?)null;
+            var page = await context.Client.KvHistoryAsync(ValidKey(context.Get(key)), take, context.Get(cursor), context.CancellationToken);
+            if (context.Json)
+            {
+                JsonOutput.Write(context.Output, page);
+                return;
+            }
+            foreach (var entry in page.Items)
+            {
+                var value = entry.Value is { } v ? "\t" + v.GetRawText() : "";
+                context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{entry.At:yyyy-MM-ddTHH:mm:ssZ}\tv{entry.Version}\t{entry.Event}\t{entry.Actor}{value}"));
+            }
+            if (page.NextCursor is not null)
+            {
+                context.Output.WriteLine($"-- older: --cursor {page.NextCursor}");
+            }
+        }, configure: command =>
+        {
+            command.Arguments.Add(key);
             command.Options.Add(limit);
             command.Options.Add(cursor);
         });

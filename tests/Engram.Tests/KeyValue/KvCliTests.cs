@@ -69,5 +69,18 @@ public sealed class KvCliTests
         var gone = await engram.RunAsync("kv", "get", "word");
         gone.ExitCode.Should().Be(1, gone.ToString());
         (await engram.RunAsync("kv", "set", "", "1")).ExitCode.Should().Be(1);
+
+        // The deleted key's history stays readable, newest page first, each page oldest first.
+        var history = await engram.JsonAsync("kv", "history", "word");
+        history.GetProperty("items").EnumerateArray().Select(h => h.GetProperty("event").GetString())
+            .Should().Equal("created", "ttl_changed", "deleted");
+        var newest = await engram.JsonAsync("kv", "history", "word", "--limit", "1");
+        newest.GetProperty("items").EnumerateArray().Single().GetProperty("event").GetString().Should().Be("deleted");
+        var older = await engram.JsonAsync("kv", "history", "word", "--limit", "5", "--cursor", newest.GetProperty("next_cursor").GetString()!);
+        older.GetProperty("items").EnumerateArray().Select(h => h.GetProperty("event").GetString()).Should().Equal("created", "ttl_changed");
+        var lines = await engram.RunAsync("kv", "history", "hits");
+        lines.ExitCode.Should().Be(0, lines.ToString());
+        lines.Stdout.Should().Contain("\tv2\tincremented\t").And.Contain("\t6\n").And.Contain("\tdeleted\t");
+        (await engram.RunAsync("kv", "history", "never-set")).ExitCode.Should().Be(1);
     }
 }
