@@ -48,6 +48,14 @@ public interface IKeyValueStore
     /// </summary>
     Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? olderThan, CancellationToken ct = default);
 
+    /// <summary>
+    /// Deletes history entries written before <paramref name="beforeMs"/>, oldest first, in every tenant,
+    /// examining up to <paramref name="max"/> entries after position <paramref name="afterHistoryId"/>.
+    /// A live key's newest entry is kept however old (its history never becomes empty while it exists);
+    /// a deleted key whose last entry goes is forgotten entirely.
+    /// </summary>
+    Task<KvHistoryPruning> PruneKvHistoryAsync(long beforeMs, long afterHistoryId, int max, CancellationToken ct = default);
+
     /// <summary>Deletes up to <paramref name="max"/> entries past their expiry, in every tenant, recording "expired".</summary>
     Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default);
 }

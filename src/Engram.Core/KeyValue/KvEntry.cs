@@ -33,6 +33,9 @@ public sealed record KvHistoryEntry(long Seq, string Event, string Actor, DateTi
 /// </summary>
 public sealed record KvHistoryPage(IReadOnlyList<KvHistoryEntry> Items, long? OlderThan);
 
+/// <summary>What one pruning pass did: entries deleted, the position to continue after, and whether older entries may remain.</summary>
+public sealed record KvHistoryPruning(int Deleted, long LastHistoryId, bool More);
+
 /// <summary>The names of the history events of key-value entries.</summary>
 public static class KvEvents
 {

@@ -33,6 +33,13 @@ public sealed class KvOptions
     /// </summary>
     public WriteDurability Durability { get; set; } = WriteDurability.Full;
 
+    /// <summary>
+    /// History entries older than this many days are pruned by the background sweeper (a live key keeps
+    /// at least its newest entry); 0 keeps history forever. Every SET adds a history row holding the
+    /// value, so a busy key space would otherwise grow the store without bound. Default 7.
+    /// </summary>
+    public double HistoryRetentionDays { get; set; } = 7;
+
     /// <summary>The most keys one mget or mset may name.</summary>
     public int MaxBatchItems { get; set; } = 1_000;
 
@@ -49,6 +56,10 @@ public sealed class KvOptions
         if (DefaultListLimit < 1 || MaxListLimit < DefaultListLimit)
         {
             yield return "Engram:KeyValue:DefaultListLimit must be >= 1 and <= MaxListLimit";
+        }
+        if (HistoryRetentionDays < 0 || HistoryRetentionDays > 36_600)
+        {
+            yield return "Engram:KeyValue:HistoryRetentionDays must be between 0 (keep forever) and 36600";
         }
         if (MaxBatchItems < 1)
         {

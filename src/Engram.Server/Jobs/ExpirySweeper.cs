@@ -9,12 +9,16 @@ namespace Engram.Server.Jobs;
 /// <summary>
 /// Deletes memories and key-value entries past their <c>expires_at</c> every <see cref="EngramServerOptions.SweepIntervalSeconds"/>.
 /// Reads already hide expired records; the sweeper reclaims their space and records "expired" in history.
+/// It also prunes key-value history older than <see cref="KvOptions.HistoryRetentionDays"/>, continuing
+/// where the last tick stopped and starting over after a complete pass (a live key's newest entry is
+/// kept while it is the newest, and becomes prunable once the key changes again).
 /// </summary>
 internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore keyValue, IOptions<EngramServerOptions> options, TimeProvider clock,
     ILogger<ExpirySweeper> logger)
     : BackgroundService
 {
     private const int MaxPerRun = 100_000;
+    private long _historyPosition;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -35,6 +39,16 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore k
                     {
                         LogSweptKeys(logger, keys);
                     }
+                    if (options.Value.KeyValue.HistoryRetentionDays > 0)
+                    {
+                        var before = clock.GetUtcNow() - TimeSpan.FromDays(options.Value.KeyValue.HistoryRetentionDays);
+                        var pruned = await keyValue.PruneKvHistoryAsync(before.ToUnixTimeMilliseconds(), _historyPosition, MaxPerRun, stoppingToken);
+                        _historyPosition = pruned.More ? pruned.LastHistoryId : 0;
+                        if (pruned.Deleted > 0)
+                        {
+                            LogPrunedHistory(logger, pruned.Deleted);
+                        }
+                    }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -54,6 +68,9 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore k
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "TTL sweeper deleted {Count} expired key-value entries")]
     private static partial void LogSweptKeys(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Information, Message = "History retention pruned {Count} key-value history entries")]
+    private static partial void LogPrunedHistory(ILogger logger, int count);
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "TTL sweep failed; retrying on the next tick")]
     private static partial void LogSweepFailed(ILogger logger, Exception exception);

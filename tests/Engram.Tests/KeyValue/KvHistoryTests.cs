@@ -128,6 +128,94 @@ public sealed class KvHistoryTests : IDisposable
     }
 
     [Fact]
+    public async Task Retention_PrunesOldHistory_KeepsALiveKeysNewestEntry_AndForgetsLongDeletedKeys()
+    {
+        var clock = new ManualClock(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        await using var engine = EngramEngine.OpenSqlite(_data.Path, clock: clock);
+        var kv = engine.KeyValue;
+        var store = (IKeyValueStore)engine.Store;
+        await kv.SetAsync(Acme, "busy", Json("1"), 0);        // day 0
+        await kv.SetAsync(Acme, "idle", Json("\"x\""), 0);    // day 0, never touched again
+        await kv.SetAsync(Acme, "gone", Json("1"), 0);        // day 0
+        await kv.DeleteAsync(Acme, "gone");                   // day 0
+        await kv.SetAsync(Globex, "busy", Json("1"), 0);      // another tenant, day 0
+        clock.Advance(TimeSpan.FromDays(1));
+        await kv.SetAsync(Acme, "busy", Json("2"), 0);        // day 1
+        await kv.SetAsync(Acme, "recent", Json("1"), 0);      // day 1
+        await kv.DeleteAsync(Acme, "recent");                 // day 1
+        clock.Advance(TimeSpan.FromDays(8));
+        await kv.SetAsync(Acme, "busy", Json("3"), 0);        // day 9
+
+        // Keep 7 days at day 9: everything before day 2 goes, except a live key's newest entry.
+        var cutoff = clock.GetUtcNow().AddDays(-7).ToUnixTimeMilliseconds();
+        var pass = await store.PruneKvHistoryAsync(cutoff, 0, 1000);
+        pass.More.Should().BeFalse();
+        // busy: day 0 + day 1; gone: created + deleted; recent: created + deleted; Globex's busy is live, its only entry stays.
+        pass.Deleted.Should().Be(6);
+
+        (await kv.GetHistoryAsync(Acme, "busy")).Items.Select(h => h.Value!.Value.GetInt64()).Should().Equal(3);
+        (await kv.GetHistoryAsync(Acme, "busy", 10)).NextCursor.Should().BeNull("the chain ends where pruning cut it");
+        (await kv.GetHistoryAsync(Acme, "idle")).Items.Should().ContainSingle("a live key keeps its newest entry however old");
+        (await kv.GetHistoryAsync(Globex, "busy")).Items.Should().ContainSingle();
+        await FluentActions.Awaiting(() => kv.GetHistoryAsync(Acme, "gone")).Should().ThrowAsync<NotFoundException>();
+        await FluentActions.Awaiting(() => kv.GetHistoryAsync(Acme, "recent")).Should().ThrowAsync<NotFoundException>();
+        (await kv.GetAsync(Acme, "idle")).Value.GetString().Should().Be("x");
+
+        // A second pass finds nothing more; once "idle" changes, its old entry becomes prunable.
+        (await store.PruneKvHistoryAsync(cutoff, 0, 1000)).Deleted.Should().Be(0);
+        await kv.SetAsync(Acme, "idle", Json("\"y\""), 0);
+        (await store.PruneKvHistoryAsync(cutoff, 0, 1000)).Deleted.Should().Be(1);
+        (await kv.GetHistoryAsync(Acme, "idle")).Items.Select(h => h.Value!.Value.GetString()).Should().Equal("y");
+    }
+
+    [Fact]
+    public async Task Retention_WorksInBoundedPasses_ThatContinueWhereTheyStopped()
+    {
+        var clock = new ManualClock(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        await using var engine = EngramEngine.OpenSqlite(_data.Path, clock: clock);
+        var kv = engine.KeyValue;
+        var store = (IKeyValueStore)engine.Store;
+        for (var i = 0; i < 50; i++)
+        {
+            await kv.SetAsync(Acme, "k", Json(i.ToString(System.Globalization.CultureInfo.InvariantCulture)), 0);
+        }
+        clock.Advance(TimeSpan.FromDays(10));
+        var cutoff = clock.GetUtcNow().AddDays(-7).ToUnixTimeMilliseconds();
+
+        var first = await store.PruneKvHistoryAsync(cutoff, 0, 20);
+        first.Should().Be(new KvHistoryPruning(20, first.LastHistoryId, More: true));
+        var second = await store.PruneKvHistoryAsync(cutoff, first.LastHistoryId, 20);
+        second.Deleted.Should().Be(20);
+        var third = await store.PruneKvHistoryAsync(cutoff, second.LastHistoryId, 20);
+        third.Deleted.Should().Be(9, "the 50th entry is the live key's newest");
+        third.More.Should().BeFalse();
+        (await kv.GetHistoryAsync(Acme, "k")).Items.Select(h => h.Value!.Value.GetInt32()).Should().Equal(49);
+    }
+
+    [Fact]
+    public async Task TheServersSweeper_AppliesTheConfiguredRetention()
+    {
+        var start = DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture);
+        await using (var engine = EngramEngine.OpenSqlite(_data.Path, clock: new ManualClock(start)))
+        {
+            for (var i = 1; i <= 3; i++)
+            {
+                await engine.KeyValue.SetAsync(Caller.Default("test"), "k", Json(i.ToString(System.Globalization.CultureInfo.InvariantCulture)), 0);
+            }
+        }
+        // Ten days later, with 2 days of retention: the sweep at start keeps only the newest entry.
+        await using var server = await EngramServer.StartAsync(_data.Path, o => o.KeyValue.HistoryRetentionDays = 2, new ManualClock(start.AddDays(10)));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        List<JsonElement> items;
+        do
+        {
+            items = [.. (await (await server.Client.GetAsync("/v1/kv/k?history=true")).JsonAsync()).GetProperty("items").EnumerateArray()];
+        }
+        while (items.Count > 1 && DateTime.UtcNow < deadline && await Task.Delay(50).ContinueWith(_ => true));
+        items.Select(h => h.GetProperty("value").GetInt32()).Should().Equal(3);
+    }
+
+    [Fact]
     public async Task OverHttp_HistoryTakesLimitAndCursor_AndRefusesBadOnes()
     {
         await using var server = await EngramServer.StartAsync(_data.Path);

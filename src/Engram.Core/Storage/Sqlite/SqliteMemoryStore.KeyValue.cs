@@ -146,6 +146,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                 statement.BindAll([hid, caller.Tenant, storedKey]);
                 if (!statement.Step())
                 {
+                    next = null; // older entries were pruned (history retention): the chain ends here
                     break;
                 }
                 entries.Add(new KvHistoryEntry(statement.GetInt64(0), statement.GetText(1), statement.GetText(2), FromMs(statement.GetInt64(3)),
@@ -182,6 +183,56 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             }
             return expired.Count;
         }, ct);
+
+    public async Task<KvHistoryPruning> PruneKvHistoryAsync(long beforeMs, long afterHistoryId, int max, CancellationToken ct = default)
+    {
+        var deleted = 0;
+        var examined = 0;
+        var position = afterHistoryId;
+        while (examined < max)
+        {
+            var chunk = Math.Min(DeleteChunk, max - examined);
+            var (count, last, seen) = await _writer.WriteAsync(c => PruneChunk(c, beforeMs, position, chunk), WriteDurability.Relaxed, ct).ConfigureAwait(false);
+            deleted += count;
+            examined += seen;
+            position = last;
+            if (seen < chunk)
+            {
+                return new KvHistoryPruning(deleted, position, More: false);
+            }
+        }
+        return new KvHistoryPruning(deleted, position, More: true);
+    }
+
+    /// <summary>
+    /// One chunk of history pruning, in history order (the primary key: no scan of the table). Rows are
+    /// appended in time order, so the walk stops at the first row not older than the cutoff. Relaxed durability: a pruning lost to a
+    /// power cut is simply redone.
+    /// </summary>
+    private static (int Deleted, long Last, int Seen) PruneChunk(SqliteConnection c, long beforeMs, long afterHid, int chunk)
+    {
+        var candidates = new List<(long Hid, string Tenant, string Key)>(chunk);
+        using (var statement = c.Prepare("SELECT hid, tenant, key, at FROM kv_history WHERE hid > ?1 ORDER BY hid LIMIT ?2"))
+        {
+            statement.BindAll([afterHid, chunk]);
+            while (statement.Step() && statement.GetInt64(3) < beforeMs)
+            {
+                candidates.Add((statement.GetInt64(0), statement.GetText(1), statement.GetText(2)));
+            }
+        }
+        var deleted = 0;
+        foreach (var (hid, tenant, key) in candidates)
+        {
+            if (c.ScalarInt64("SELECT 1 FROM kv_entries WHERE tenant = ?1 AND key = ?2 AND last_hid = ?3", tenant, key, hid) is not null)
+            {
+                continue; // the newest entry of a live key stays
+            }
+            c.ExecuteNonQuery("DELETE FROM kv_history WHERE hid = ?1", hid);
+            c.ExecuteNonQuery("DELETE FROM kv_deleted WHERE tenant = ?1 AND key = ?2 AND last_hid = ?3", tenant, key, hid);
+            deleted++;
+        }
+        return (deleted, candidates.Count == 0 ? afterHid : candidates[^1].Hid, candidates.Count);
+    }
 
     private static KvSetResult SetOne(SqliteConnection c, Caller caller, KvWrite write, long now)
     {
