@@ -2,6 +2,8 @@ using Engram.Core.Configuration;
 using Engram.Core.Embeddings;
 using Engram.Core.KeyValue;
 using Engram.Core.Search;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
 
 namespace Engram.Server;
 
@@ -34,6 +36,25 @@ public sealed class EngramServerOptions
 
     /// <summary>How often the TTL sweeper deletes expired memories.</summary>
     public int SweepIntervalSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// Binds the <c>Engram</c> section of <paramref name="configuration"/>. A value of the wrong type
+    /// (MEMORY_DEFAULT_TTL_SECONDS=soon, Durability=Fast) is the operator's to fix, so it becomes an
+    /// <see cref="OptionsValidationException"/> naming the setting, not a binder stack trace.
+    /// </summary>
+    public static EngramServerOptions Bind(IConfiguration configuration)
+    {
+        var options = new EngramServerOptions();
+        try
+        {
+            configuration.GetSection(Section).Bind(options);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new OptionsValidationException(Section, typeof(EngramServerOptions), [ex.Message + " " + ex.InnerException?.Message]);
+        }
+        return options;
+    }
 
     public IEnumerable<string> Validate()
     {

@@ -41,16 +41,7 @@ public static class ServerApplication
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 64L * 1024 * 1024);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
 
-        var options = new EngramServerOptions();
-        try
-        {
-            builder.Configuration.GetSection(EngramServerOptions.Section).Bind(options);
-        }
-        catch (InvalidOperationException ex)
-        {
-            // A value of the wrong type (READONLY_MODE=maybe, Durability=Fast): the operator's to fix, said in one line.
-            throw new OptionsValidationException(EngramServerOptions.Section, typeof(EngramServerOptions), [ex.Message + " " + ex.InnerException?.Message]);
-        }
+        var options = EngramServerOptions.Bind(builder.Configuration);
         configure?.Invoke(options);
         var errors = options.Validate().ToList();
         if (errors.Count > 0)

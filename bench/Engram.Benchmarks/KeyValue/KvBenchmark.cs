@@ -8,7 +8,6 @@ using Engram.Core;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
 using Engram.Core.Storage;
-using Engram.Server;
 
 namespace Engram.Benchmarks.KeyValue;
 

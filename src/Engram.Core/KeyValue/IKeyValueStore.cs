@@ -43,10 +43,11 @@ public interface IKeyValueStore
     Task<int> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, WriteDurability durability, CancellationToken ct = default);
 
     /// <summary>
-    /// The newest <paramref name="limit"/> history entries of the key older than the history position
-    /// <paramref name="olderThan"/> (null: from the newest), in chronological order; kept after the entry is deleted.
+    /// The newest <paramref name="limit"/> history entries of the key, starting at the history position
+    /// <paramref name="from"/> (a previous page's <see cref="KvHistoryPage.Next"/>; null: the newest entry),
+    /// in chronological order; kept after the entry is deleted.
     /// </summary>
-    Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? olderThan, CancellationToken ct = default);
+    Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, CancellationToken ct = default);
 
     /// <summary>
     /// Deletes history entries written before <paramref name="beforeMs"/>, oldest first, in every tenant,

@@ -28,10 +28,10 @@ public sealed record KvStoredPage(IReadOnlyList<KvEntry> Items, string? LastKey)
 public sealed record KvHistoryEntry(long Seq, string Event, string Actor, DateTimeOffset At, long Version, string? ValueJson, DateTimeOffset? ExpiresAt);
 
 /// <summary>
-/// Up to a page of a key's history in chronological order; <see cref="OlderThan"/> is where the next
-/// (older) page starts, null when this page reaches the key's first entry.
+/// Up to a page of a key's history in chronological order; <see cref="Next"/> is the newest entry the
+/// page did not reach (where the next, older page starts), null when this page reaches the key's first entry.
 /// </summary>
-public sealed record KvHistoryPage(IReadOnlyList<KvHistoryEntry> Items, long? OlderThan);
+public sealed record KvHistoryPage(IReadOnlyList<KvHistoryEntry> Items, long? Next);
 
 /// <summary>What one pruning pass did: entries deleted, the position to continue after, and whether older entries may remain.</summary>
 public sealed record KvHistoryPruning(int Deleted, long LastHistoryId, bool More);

@@ -129,20 +129,20 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         {
             throw new ValidationException("limit", $"limit must be between 1 and {options.MaxListLimit} (got {take})");
         }
-        long? olderThan = null;
+        long? from = null;
         if (cursor is not null)
         {
-            olderThan = long.TryParse(cursor, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var hid) && hid > 0
+            from = long.TryParse(cursor, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var hid) && hid > 0
                 ? hid
                 : throw new ValidationException("cursor", "the cursor is not one this server returned");
         }
-        var page = await store.GetKvHistoryAsync(caller, KvKeys.ToStored(caller.Tenant, key!), take, olderThan, ct).ConfigureAwait(false);
+        var page = await store.GetKvHistoryAsync(caller, KvKeys.ToStored(caller.Tenant, key!), take, from, ct).ConfigureAwait(false);
         if (page.Items.Count == 0 && cursor is null)
         {
             throw new NotFoundException($"key '{key}' has no history");
         }
         var items = page.Items.Select(h => new KvHistoryItem(h.Seq, h.Event, h.Actor, h.At, h.Version, h.ValueJson is null ? null : Parse(h.ValueJson), h.ExpiresAt)).ToList();
-        return new KvHistoryResult(items, page.OlderThan?.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return new KvHistoryResult(items, page.Next?.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private KvWrite ToWrite(Caller caller, string? key, JsonElement value, long? ttlSeconds, string fieldPrefix, KvCondition condition)

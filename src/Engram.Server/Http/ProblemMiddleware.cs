@@ -7,8 +7,8 @@ namespace Engram.Server.Http;
 /// The one place a request that went wrong becomes a problem body (<see cref="Problems"/>): an
 /// exception escaping an endpoint, and any error status left without a body (routing misses
 /// 404/405, a content type the endpoint does not accept 415). One middleware instead of the framework's exception handler and status-code pages
-/// (two async layers and a feature object on every request, measured at a few percent of a
-/// key-value SET's CPU). Refusals (4xx) are answers, not errors: nothing is logged for them; server
+/// (two async layers and a feature object on every request: replacing them took a key-value SET
+/// from 79–88 to 70 µs of server CPU, bench/README.md). Refusals (4xx) are answers, not errors: nothing is logged for them; server
 /// failures (5xx) are logged by <see cref="Problems"/>.
 /// </summary>
 internal sealed class ProblemMiddleware(RequestDelegate next, ILoggerFactory loggers)

@@ -1,6 +1,7 @@
 using Engram.Core.Common;
 using Engram.Server;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
 
 namespace Engram.Cli.Client;
 
@@ -21,15 +22,14 @@ internal static class ConfiguredOptions
             .AddEnvironmentVariables()
             .Build();
         ServerApplication.MapOperatorVariables(configuration);
-        var options = new EngramServerOptions();
+        EngramServerOptions options;
         try
         {
-            configuration.GetSection(EngramServerOptions.Section).Bind(options);
+            options = EngramServerOptions.Bind(configuration);
         }
-        catch (InvalidOperationException ex)
+        catch (OptionsValidationException ex)
         {
-            // A value of the wrong type (e.g. MEMORY_DEFAULT_TTL_SECONDS=soon): the user's to fix.
-            throw new ValidationException("Engram", "invalid configuration: " + (ex.InnerException?.Message ?? ex.Message));
+            throw new ValidationException("Engram", "invalid configuration: " + string.Join("; ", ex.Failures));
         }
         var errors = options.Validate().Where(e => !e.StartsWith("Engram:DataPath", StringComparison.Ordinal)).ToList();
         return errors.Count == 0

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json;
-using Engram.Core.Common;
 using Engram.Tests.Support;
 
 namespace Engram.Tests.Http;
@@ -25,13 +24,8 @@ public sealed class MemoriesEntitiesTests : IAsyncLifetime
         return body.GetProperty("items").EnumerateArray().Select(m => m.GetProperty("content").GetString()).ToList();
     }
 
-    private async Task<List<string?>> SearchContents(object body)
-    {
-        var response = await _server.PostJsonAsync("/v1/search", JsonSerializer.Serialize(body, EngramJson.Options));
-        var json = await response.JsonAsync();
-        response.StatusCode.Should().Be(HttpStatusCode.OK, json.ToString());
-        return json.GetProperty("results").EnumerateArray().Select(m => m.GetProperty("content").GetString()).ToList();
-    }
+    private async Task<List<string?>> SearchContents(object body) =>
+        [.. (await _server.SearchAsync(body)).Select(m => m.GetProperty("content").GetString())];
 
     [Fact]
     public async Task Create_NormalisesAndDeduplicates_KeepingTheFirstSpelling_AndGetReturnsThem()

@@ -1,6 +1,4 @@
 using System.Net;
-using System.Text.Json;
-using Engram.Core.Common;
 using Engram.Tests.Support;
 
 namespace Engram.Tests.Search;
@@ -14,16 +12,8 @@ public sealed class EntityBoostTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    private async Task<List<JsonElement>> SearchAsync(object body)
-    {
-        var response = await _server.PostJsonAsync("/v1/search", JsonSerializer.Serialize(body, EngramJson.Options));
-        var json = await response.JsonAsync();
-        response.StatusCode.Should().Be(HttpStatusCode.OK, json.ToString());
-        return json.GetProperty("results").EnumerateArray().ToList();
-    }
-
     private async Task<List<string?>> Order(string query, double entityWeight) =>
-        (await SearchAsync(new { query, k = 5, weights = new { semantic = 0, lexical = 1, entity = entityWeight } }))
+        (await _server.SearchAsync(new { query, k = 5, weights = new { semantic = 0, lexical = 1, entity = entityWeight } }))
             .Select(r => r.GetProperty("content").GetString()).ToList();
 
     /// <summary>Two breakfast memories: the stronger word match names nobody, the weaker one names Priya.</summary>
@@ -55,14 +45,14 @@ public sealed class EntityBoostTests : IAsyncLifetime
     {
         await SeedAsync();
         var named = "she has oatmeal for breakfast";
-        var results = await SearchAsync(new { query = "Priya oatmeal breakfast", k = 5, explain = true });
+        var results = await _server.SearchAsync(new { query = "Priya oatmeal breakfast", k = 5, explain = true });
         var hit = results.Single(r => r.GetProperty("content").GetString() == named);
         hit.GetProperty("explain").GetProperty("entity").GetDouble().Should().Be(1);
         hit.GetProperty("explain").GetProperty("entity_contribution").GetDouble().Should().BeApproximately(0.1, 1e-9, "EntityWeight defaults to 0.1");
 
         var id = hit.GetProperty("id").GetString();
         (await _server.PatchJsonAsync($"/v1/memories/{id}", """{"entities":["Omar"]}""")).StatusCode.Should().Be(HttpStatusCode.OK);
-        var after = (await SearchAsync(new { query = "Priya oatmeal breakfast", k = 5, explain = true }))
+        var after = (await _server.SearchAsync(new { query = "Priya oatmeal breakfast", k = 5, explain = true }))
             .Single(r => r.GetProperty("id").GetString() == id);
         after.GetProperty("explain").GetProperty("entity").GetDouble().Should().Be(0, "Priya is no longer named by any memory");
         (await Order("what does Omar eat, oatmeal for breakfast?", 2))[0].Should().Be(named);
@@ -73,7 +63,7 @@ public sealed class EntityBoostTests : IAsyncLifetime
     {
         await _server.CreateAsync(new { content = "Lisbon offsite planning notes", entities = new[] { "Ana" }, importance = 0.8 });
         await _server.CreateAsync(new { content = "offsite budget notes", entities = new[] { "Ana", "Ben" } });
-        var results = await SearchAsync(new
+        var results = await _server.SearchAsync(new
         {
             query = "what did Ana and Ben say about the offsite",
             k = 2,

@@ -15,22 +15,13 @@ public sealed class SearchApiTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    private async Task<List<JsonElement>> SearchAsync(object body)
-    {
-        var response = await _server.PostJsonAsync("/v1/search", JsonSerializer.Serialize(body, EngramJson.Options));
-        var json = await response.JsonAsync();
-        response.StatusCode.Should().Be(HttpStatusCode.OK, json.ToString());
-        json.GetProperty("took_ms").GetDouble().Should().BeGreaterThanOrEqualTo(0);
-        return json.GetProperty("results").EnumerateArray().ToList();
-    }
-
     [Fact]
     public async Task Search_SeesEveryAcknowledgedWriteImmediately()
     {
         for (var i = 0; i < 20; i++)
         {
             var id = (await _server.CreateAsync(new { content = $"note {i}: the staging database password rotates on fridays zebra{i}" })).GetProperty("id").GetString();
-            var results = await SearchAsync(new { query = $"zebra{i}", k = 5 });
+            var results = await _server.SearchAsync(new { query = $"zebra{i}", k = 5 });
             results.Should().NotBeEmpty();
             results[0].GetProperty("id").GetString().Should().Be(id, "a search right after an acknowledged write must see it");
         }
@@ -43,13 +34,13 @@ public sealed class SearchApiTests : IAsyncLifetime
         await _server.CreateAsync(new { content = "The quarterly revenue report is due on Monday", user_id = "alice" });
         await _server.CreateAsync(new { content = "Bob's favourite food is spicy ramen", user_id = "bob" });
 
-        var byMeaning = await SearchAsync(new { query = "dog pet", k = 3 });
+        var byMeaning = await _server.SearchAsync(new { query = "dog pet", k = 3 });
         byMeaning[0].GetProperty("content").GetString().Should().Contain("puppy", "semantic similarity links dog/pet to puppy");
         byMeaning[0].GetProperty("score").GetDouble().Should().BeGreaterThan(0);
         byMeaning[0].GetProperty("user_id").GetString().Should().Be("alice");
         byMeaning[0].GetProperty("content_hash").GetString().Should().HaveLength(64);
 
-        var byWords = await SearchAsync(new { query = "revenue report", k = 1 });
+        var byWords = await _server.SearchAsync(new { query = "revenue report", k = 1 });
         byWords.Single().GetProperty("content").GetString().Should().Contain("revenue");
     }
 
@@ -62,22 +53,22 @@ public sealed class SearchApiTests : IAsyncLifetime
         var mine = string.Join(',', Enumerable.Range(0, 5).Select(i => $$$"""{"content":"notes about the deployment, item {{{i}}}","user_id":"me","tags":["ops"],"metadata":{"team":"infra"}}"""));
         (await _server.PostJsonAsync("/v1/memories/batch", $$"""{"items":[{{mine}}]}""")).StatusCode.Should().Be(HttpStatusCode.OK);
 
-        var results = await SearchAsync(new { query = "deployment checklist", k = 5, filters = new { user_id = "me" } });
+        var results = await _server.SearchAsync(new { query = "deployment checklist", k = 5, filters = new { user_id = "me" } });
         results.Should().HaveCount(5);
         results.Should().OnlyContain(r => r.GetProperty("user_id").GetString() == "me");
 
-        (await SearchAsync(new { query = "deployment", k = 10, filters = new { tags = new[] { "ops" } } })).Should().HaveCount(5);
-        (await SearchAsync(new { query = "deployment", k = 10, filters = new { metadata = new { team = "infra" } } })).Should().HaveCount(5);
-        (await SearchAsync(new { query = "deployment", k = 10, filters = new { metadata = new { team = "nobody" } } })).Should().BeEmpty();
-        (await SearchAsync(new { query = "deployment", k = 10, filters = new { user_id = "stranger" } })).Should().BeEmpty();
-        (await SearchAsync(new { query = "deployment", k = 3, filters = new { type = new[] { "fact" }, tier = new[] { "long_term" }, user_id = "me" } })).Should().HaveCount(3);
+        (await _server.SearchAsync(new { query = "deployment", k = 10, filters = new { tags = new[] { "ops" } } })).Should().HaveCount(5);
+        (await _server.SearchAsync(new { query = "deployment", k = 10, filters = new { metadata = new { team = "infra" } } })).Should().HaveCount(5);
+        (await _server.SearchAsync(new { query = "deployment", k = 10, filters = new { metadata = new { team = "nobody" } } })).Should().BeEmpty();
+        (await _server.SearchAsync(new { query = "deployment", k = 10, filters = new { user_id = "stranger" } })).Should().BeEmpty();
+        (await _server.SearchAsync(new { query = "deployment", k = 3, filters = new { type = new[] { "fact" }, tier = new[] { "long_term" }, user_id = "me" } })).Should().HaveCount(3);
     }
 
     [Fact]
     public async Task Explain_GivesEachSignalAndTheyAddUpToTheScore()
     {
         await _server.CreateAsync(new { content = "The Lisbon offsite is in October", importance = 0.9 });
-        var results = await SearchAsync(new { query = "Lisbon offsite", k = 1, explain = true, weights = new { semantic = 0.4, lexical = 0.4, recency = 0.1, importance = 0.1 } });
+        var results = await _server.SearchAsync(new { query = "Lisbon offsite", k = 1, explain = true, weights = new { semantic = 0.4, lexical = 0.4, recency = 0.1, importance = 0.1 } });
         var hit = results.Single();
         var e = hit.GetProperty("explain");
         var sum = e.GetProperty("semantic_contribution").GetDouble() + e.GetProperty("lexical_contribution").GetDouble()
@@ -88,7 +79,7 @@ public sealed class SearchApiTests : IAsyncLifetime
         e.GetProperty("importance_contribution").GetDouble().Should().BeApproximately(0.09, 1e-6);
         e.GetProperty("recency").GetDouble().Should().BeApproximately(1.0, 1e-3, "it was created a moment ago");
         e.GetProperty("bm25").GetDouble().Should().BeGreaterThan(0);
-        (await SearchAsync(new { query = "Lisbon offsite", k = 1 })).Single().TryGetProperty("explain", out _).Should().BeFalse();
+        (await _server.SearchAsync(new { query = "Lisbon offsite", k = 1 })).Single().TryGetProperty("explain", out _).Should().BeFalse();
     }
 
     [Fact]
@@ -96,11 +87,11 @@ public sealed class SearchApiTests : IAsyncLifetime
     {
         await _server.CreateAsync(new { content = "standup moved to 10am", created_at = "2020-01-01T00:00:00Z", importance = 0.1 });
         await _server.CreateAsync(new { content = "standup moved to 9am", importance = 0.9 });
-        var recent = await SearchAsync(new { query = "standup moved", k = 2, weights = new { semantic = 0, lexical = 0.1, recency = 1 } });
+        var recent = await _server.SearchAsync(new { query = "standup moved", k = 2, weights = new { semantic = 0, lexical = 0.1, recency = 1 } });
         recent[0].GetProperty("content").GetString().Should().Contain("9am");
-        var important = await SearchAsync(new { query = "standup moved", k = 2, weights = new { semantic = 0, lexical = 0.1, importance = 1 } });
+        var important = await _server.SearchAsync(new { query = "standup moved", k = 2, weights = new { semantic = 0, lexical = 0.1, importance = 1 } });
         important[0].GetProperty("content").GetString().Should().Contain("9am");
-        var old = await SearchAsync(new { query = "standup moved", k = 2, weights = new { semantic = 0, lexical = 0.1, importance = 0, recency = 0 }, min_score = 0.05 });
+        var old = await _server.SearchAsync(new { query = "standup moved", k = 2, weights = new { semantic = 0, lexical = 0.1, importance = 0, recency = 0 }, min_score = 0.05 });
         old.Should().HaveCount(2);
     }
 
@@ -109,18 +100,18 @@ public sealed class SearchApiTests : IAsyncLifetime
     {
         var id = (await _server.CreateAsync(new { content = "the wifi password is hunter2" })).GetProperty("id").GetString();
         (await _server.PatchJsonAsync($"/v1/memories/{id}", """{"content":"the wifi password is correcthorse"}""")).StatusCode.Should().Be(HttpStatusCode.OK);
-        (await SearchAsync(new { query = "hunter2", k = 5, weights = new { semantic = 0, lexical = 1 } })).Should().BeEmpty();
-        (await SearchAsync(new { query = "correcthorse", k = 5 })).Single().GetProperty("id").GetString().Should().Be(id);
+        (await _server.SearchAsync(new { query = "hunter2", k = 5, weights = new { semantic = 0, lexical = 1 } })).Should().BeEmpty();
+        (await _server.SearchAsync(new { query = "correcthorse", k = 5 })).Single().GetProperty("id").GetString().Should().Be(id);
         (await _server.Client.DeleteAsync($"/v1/memories/{id}")).StatusCode.Should().Be(HttpStatusCode.NoContent);
-        (await SearchAsync(new { query = "correcthorse wifi password", k = 5 })).Should().BeEmpty();
+        (await _server.SearchAsync(new { query = "correcthorse wifi password", k = 5 })).Should().BeEmpty();
     }
 
     [Fact]
     public async Task Search_UpdatesAccessCountsInTheBackground()
     {
         var id = (await _server.CreateAsync(new { content = "the parking garage closes at midnight" })).GetProperty("id").GetString();
-        await SearchAsync(new { query = "parking garage", k = 1 });
-        await SearchAsync(new { query = "parking garage midnight", k = 1 });
+        await _server.SearchAsync(new { query = "parking garage", k = 1 });
+        await _server.SearchAsync(new { query = "parking garage midnight", k = 1 });
         JsonElement memory = default;
         for (var attempt = 0; attempt < 50; attempt++)
         {
@@ -148,7 +139,7 @@ public sealed class SearchApiTests : IAsyncLifetime
         var found = false;
         for (var attempt = 0; attempt < 20 && !found; attempt++)
         {
-            found = (await SearchAsync(new { query = "aardvark", k = 1 })).Count == 1;
+            found = (await _server.SearchAsync(new { query = "aardvark", k = 1 })).Count == 1;
             if (!found)
             {
                 await Task.Delay(100);

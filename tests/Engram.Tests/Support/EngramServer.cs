@@ -78,6 +78,16 @@ public sealed class EngramServer : IAsyncDisposable
         return JsonDocument.Parse(json).RootElement.Clone();
     }
 
+    /// <summary>POST /v1/search; asserts 200 and a timing, returns the results.</summary>
+    public async Task<List<JsonElement>> SearchAsync(object body)
+    {
+        var response = await PostJsonAsync("/v1/search", JsonSerializer.Serialize(body, EngramJson.Options));
+        var json = await response.JsonAsync();
+        response.StatusCode.Should().Be(HttpStatusCode.OK, json.ToString());
+        json.GetProperty("took_ms").GetDouble().Should().BeGreaterThanOrEqualTo(0);
+        return json.GetProperty("results").EnumerateArray().ToList();
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();

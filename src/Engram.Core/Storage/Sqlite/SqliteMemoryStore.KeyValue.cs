@@ -129,16 +129,16 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }
     }
 
-    public Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? olderThan, CancellationToken ct = default) =>
+    public Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, CancellationToken ct = default) =>
         _readers.ReadAsync(c =>
         {
-            // Walk the chain from the newest entry (or from the cursor) towards the oldest, one rowid seek per entry.
-            var next = olderThan is { } cursor
-                ? HistoryLink(c, caller.Tenant, storedKey, cursor)
-                : c.ScalarInt64("SELECT last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey)
-                    ?? c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey);
+            // Walk the chain from the newest entry (or from the cursor: the next entry a previous page
+            // did not reach) towards the oldest, one rowid seek per entry. The tenant and key in the
+            // seek make a cursor from another key or tenant reach nothing.
+            var next = from
+                ?? c.ScalarInt64("SELECT last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey)
+                ?? c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey);
             var entries = new List<KvHistoryEntry>(Math.Min(limit, 256));
-            long? oldest = null;
             using var statement = c.Prepare(
                 "SELECT seq, event, actor, at, version, value, expires_at, prev_hid FROM kv_history WHERE hid = ?1 AND tenant = ?2 AND key = ?3");
             while (next is { } hid && entries.Count < limit)
@@ -146,22 +146,17 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                 statement.BindAll([hid, caller.Tenant, storedKey]);
                 if (!statement.Step())
                 {
-                    next = null; // older entries were pruned (history retention): the chain ends here
+                    next = null; // older entries were pruned (history retention), or a foreign cursor
                     break;
                 }
                 entries.Add(new KvHistoryEntry(statement.GetInt64(0), statement.GetText(1), statement.GetText(2), FromMs(statement.GetInt64(3)),
                     statement.GetInt64(4), statement.GetTextOrNull(5), FromMs(statement.GetInt64OrNull(6))));
-                oldest = hid;
                 next = statement.GetInt64OrNull(7);
                 statement.ResetForReuse();
             }
             entries.Reverse();
-            return new KvHistoryPage(entries, next is null ? null : oldest);
+            return new KvHistoryPage(entries, next);
         }, ct).AsTask();
-
-    /// <summary>The entry before <paramref name="hid"/> in the key's chain; null when <paramref name="hid"/> is not one of the key's entries or is its first.</summary>
-    private static long? HistoryLink(SqliteConnection c, string tenant, string storedKey, long hid) =>
-        c.ScalarInt64("SELECT prev_hid FROM kv_history WHERE hid = ?1 AND tenant = ?2 AND key = ?3", hid, tenant, storedKey);
 
     public Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default) =>
         InChunksAsync(max, (c, chunk, now) =>
@@ -205,9 +200,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     }
 
     /// <summary>
-    /// One chunk of history pruning, in history order (the primary key: no scan of the table). Rows are
-    /// appended in time order, so the walk stops at the first row not older than the cutoff. Relaxed durability: a pruning lost to a
-    /// power cut is simply redone.
+    /// One chunk of history pruning, in history order (the primary key: no scan of the table). Rows
+    /// are appended in time order, so the walk stops at the first row not older than the cutoff.
+    /// Relaxed durability: a pruning lost to a power cut is simply redone.
     /// </summary>
     private static (int Deleted, long Last, int Seen) PruneChunk(SqliteConnection c, long beforeMs, long afterHid, int chunk)
     {

@@ -124,32 +124,14 @@ public sealed class SqliteWriter : IAsyncDisposable
         if (group.Count == 1)
         {
             // Nothing to isolate a lone item from: its failure rolls back the transaction itself.
-            RunAlone(group[0]);
-            return;
+            if (!RunAlone(group[0]))
+            {
+                return;
+            }
         }
-
-        foreach (var item in group)
+        else if (!RunIsolated(group))
         {
-            try
-            {
-                _connection.ExecuteNonQuery("SAVEPOINT item");
-                item.Run(_connection);
-                _connection.ExecuteNonQuery("RELEASE item");
-            }
-            catch (Exception ex)
-            {
-                item.Fail(ex);
-                try
-                {
-                    _connection.Execute("ROLLBACK TO item; RELEASE item");
-                }
-                catch (Exception rollbackError)
-                {
-                    // The transaction itself is broken: nothing in this group can commit.
-                    AbortGroup(group, rollbackError);
-                    return;
-                }
-            }
+            return;
         }
 
         try
@@ -169,30 +151,49 @@ public sealed class SqliteWriter : IAsyncDisposable
         }
     }
 
-    private void RunAlone(IWorkItem item)
+    /// <summary>Runs the lone item of a group; false (transaction rolled back, item failed) when it throws.</summary>
+    private bool RunAlone(IWorkItem item)
     {
         try
         {
             item.Run(_connection);
+            return true;
         }
         catch (Exception ex)
         {
             item.Fail(ex);
             RollBack();
-            return;
+            return false;
         }
-        try
+    }
+
+    /// <summary>Runs each item in its own savepoint, so a failing one rolls back alone; false when the transaction itself broke.</summary>
+    private bool RunIsolated(List<IWorkItem> group)
+    {
+        foreach (var item in group)
         {
-            _connection.ExecuteNonQuery("COMMIT");
+            try
+            {
+                _connection.ExecuteNonQuery("SAVEPOINT item");
+                item.Run(_connection);
+                _connection.ExecuteNonQuery("RELEASE item");
+            }
+            catch (Exception ex)
+            {
+                item.Fail(ex);
+                try
+                {
+                    _connection.Execute("ROLLBACK TO item; RELEASE item");
+                }
+                catch (Exception rollbackError)
+                {
+                    // The transaction itself is broken: nothing in this group can commit.
+                    AbortGroup(group, rollbackError);
+                    return false;
+                }
+            }
         }
-        catch (Exception ex)
-        {
-            RollBack();
-            item.Fail(new StoreException("the write was rolled back: " + ex.Message, ex));
-            return;
-        }
-        _checkpointer.Signal();
-        item.Complete();
+        return true;
     }
 
     /// <summary>Switches the connection's commit mode only when it changes (the pragma costs a parse).</summary>
