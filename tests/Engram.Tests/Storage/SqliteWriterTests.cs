@@ -72,34 +72,93 @@ public sealed class SqliteWriterTests : IDisposable
     }
 
     [Fact]
-    public async Task RelaxedGroups_CommitWithoutFsync_AndOneFullItemMakesTheWholeGroupFull()
+    public async Task AFullWrite_IsAcknowledgedOnlyAfterTheWalSync_ARelaxedOneAtCommit()
     {
         using var connection = SqliteConnection.Open(Path.Combine(_dir.Path, "w.db"));
+        connection.Execute("CREATE TABLE t (v INTEGER)");
+        using var syncMayRun = new ManualResetEventSlim(initialState: true);
+        var syncs = 0;
+        await using var writer = new SqliteWriter(connection, flush: sync =>
+        {
+            syncMayRun.Wait(TimeSpan.FromSeconds(30));
+            sync();
+            Interlocked.Increment(ref syncs);
+        });
+        await writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (0)"));
+        Volatile.Read(ref syncs).Should().BeGreaterThan(0, "a full write waits for a sync");
+
+        syncMayRun.Reset();
+        var full = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (1)"), WriteDurability.Full);
+        var relaxed = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (2)"), WriteDurability.Relaxed);
+        (await relaxed).Should().Be(1, "a relaxed write is acknowledged at commit, sync or no sync");
+        await Task.Delay(200);
+        full.IsCompleted.Should().BeFalse("the sync that makes it durable has not run");
+        connection.ScalarInt64("SELECT COUNT(*) FROM t WHERE v = 1").Should().Be(1, "it is committed, only not yet synced");
+
+        syncMayRun.Set();
+        (await full).Should().Be(1);
+        // The commits do not fsync by themselves: durability is the sync thread's job.
+        connection.ScalarInt64("PRAGMA synchronous").Should().Be(1);
+    }
+
+    [Fact]
+    public async Task AFailedWalSync_FailsTheFullWritesWaitingForIt()
+    {
+        using var connection = SqliteConnection.Open(Path.Combine(_dir.Path, "w.db"));
+        connection.Execute("CREATE TABLE t (v INTEGER)");
+        var failSync = true;
+        await using var writer = new SqliteWriter(connection, flush: sync =>
+        {
+            if (Volatile.Read(ref failSync))
+            {
+                throw new IOException("disk gone");
+            }
+            sync();
+        });
+        var full = () => writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (1)"));
+        (await full.Should().ThrowAsync<StoreException>()).Which.Message.Should().Contain("syncing it to disk failed").And.Contain("disk gone");
+        (await writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (2)"), WriteDurability.Relaxed)).Should().Be(1);
+
+        Volatile.Write(ref failSync, false);
+        (await writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (3)"))).Should().Be(1);
+    }
+
+    [Fact]
+    public async Task InOneGroup_AnItemThatFailsAfterWriting_IsUndoneAlone_AndOneThatFailsBeforeWriting_CostsNoRollback()
+    {
+        using var connection = SqliteConnection.Open(Path.Combine(_dir.Path, "w.db"));
+        connection.Execute("CREATE TABLE t (v INTEGER)");
         await using var writer = new SqliteWriter(connection);
-        // PRAGMA synchronous answers 1 for NORMAL (no fsync at commit in WAL mode), 2 for FULL.
-        static long Synchronous(SqliteConnection c) => c.ScalarInt64("PRAGMA synchronous")!.Value;
 
-        (await writer.WriteAsync(Synchronous, WriteDurability.Relaxed)).Should().Be(1);
-        (await writer.WriteAsync(Synchronous, WriteDurability.Full)).Should().Be(2);
-        (await writer.WriteAsync(Synchronous)).Should().Be(2, "Full is the default");
-
-        // Hold the writer with one item so the next two queue up and run as one group.
+        // Hold the writer with one item so the next ones queue up and run as one group.
         using var release = new ManualResetEventSlim();
         var started = new TaskCompletionSource();
         var blocker = writer.WriteAsync(c =>
         {
             started.SetResult();
             release.Wait(TimeSpan.FromSeconds(30));
-            return 0L;
-        }, WriteDurability.Relaxed);
+            return c.ExecuteNonQuery("INSERT INTO t VALUES (0)");
+        });
         await started.Task;
-        var relaxed = writer.WriteAsync(Synchronous, WriteDurability.Relaxed);
-        var full = writer.WriteAsync(Synchronous, WriteDurability.Full);
+        var before = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (1)"));
+        var refusedEarly = writer.WriteAsync<int>(c => throw new InvalidOperationException("refused before writing"));
+        var afterEarly = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (2)"));
+        var refusedLate = writer.WriteAsync<int>(c =>
+        {
+            c.ExecuteNonQuery("INSERT INTO t VALUES (99)");
+            throw new InvalidOperationException("refused after writing");
+        });
+        var afterLate = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (3)"));
         release.Set();
+
         await blocker;
-        (await relaxed).Should().Be(2, "a relaxed item grouped with a full one is committed with fsync");
-        (await full).Should().Be(2);
-        (await writer.WriteAsync(Synchronous, WriteDurability.Relaxed)).Should().Be(1);
+        (await before).Should().Be(1);
+        (await afterEarly).Should().Be(1);
+        (await afterLate).Should().Be(1);
+        await refusedEarly.Invoking(t => t).Should().ThrowAsync<InvalidOperationException>().WithMessage("refused before writing");
+        await refusedLate.Invoking(t => t).Should().ThrowAsync<InvalidOperationException>().WithMessage("refused after writing");
+        connection.ScalarText("SELECT group_concat(v) FROM (SELECT v FROM t ORDER BY v)").Should().Be("0,1,2,3",
+            "every item but the one that failed after writing is committed exactly once, rerun or not");
     }
 
     [Fact]

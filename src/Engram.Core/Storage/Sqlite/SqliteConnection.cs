@@ -168,6 +168,12 @@ public sealed class SqliteConnection : IDisposable
 
     public int Changes => raw.sqlite3_changes(_db);
 
+    /// <summary>Rows changed by every completed statement since the connection opened (a failed statement adds none).</summary>
+    public long TotalChanges => raw.sqlite3_total_changes(_db);
+
+    /// <summary>True inside an explicit transaction; SQLite ends it by itself on some errors (a full disk, for one).</summary>
+    public bool InTransaction => raw.sqlite3_get_autocommit(_db) == 0;
+
     internal string ErrorMessage => raw.sqlite3_errmsg(_db).utf8_to_string();
 
     internal void ThrowError(int rc, string sql) =>
