@@ -20,6 +20,23 @@ public sealed class SqliteConnectionTests : IDisposable
         c.ScalarInt64("PRAGMA foreign_keys").Should().Be(1);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(170)]
+    [InlineData(171)]
+    [InlineData(100_000)]
+    public void Text_RoundTripsAtEveryLength_AndEmptyIsNotNull(int length)
+    {
+        using var c = SqliteConnection.Open(DbPath);
+        c.Execute("CREATE TABLE t (s TEXT)");
+        // Multi-byte characters cross the stack buffer's limit at a different length than ASCII does.
+        var text = string.Concat(Enumerable.Range(0, length).Select(i => i % 3 == 0 ? "é" : i % 3 == 1 ? "✓" : "a"));
+        c.ExecuteNonQuery("INSERT INTO t VALUES (?1)", text);
+        c.ScalarText("SELECT s FROM t").Should().Be(text);
+        c.ScalarInt64("SELECT COUNT(*) FROM t WHERE s IS NULL").Should().Be(0);
+    }
+
     [Fact]
     public void BindsAndReadsEveryType()
     {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using SQLitePCL;
 
@@ -27,7 +28,7 @@ public sealed class SqliteStatement : IDisposable
         var rc = value switch
         {
             null => raw.sqlite3_bind_null(_stmt, index),
-            string s => raw.sqlite3_bind_text(_stmt, index, s),
+            string s => BindText(index, s),
             long l => raw.sqlite3_bind_int64(_stmt, index, l),
             int i => raw.sqlite3_bind_int64(_stmt, index, i),
             double d => raw.sqlite3_bind_double(_stmt, index, d),
@@ -39,6 +40,35 @@ public sealed class SqliteStatement : IDisposable
         if (rc != raw.SQLITE_OK)
         {
             _connection.ThrowError(rc, _sql);
+        }
+    }
+
+    /// <summary>
+    /// Binds text as UTF-8 encoded into a stack or pooled buffer (SQLite copies it): the string
+    /// overload of SQLitePCLRaw allocates a fresh byte array per call, several per key-value write.
+    /// </summary>
+    private int BindText(int index, string text)
+    {
+        const int StackLimit = 512;
+        if (text.Length == 0)
+        {
+            return raw.sqlite3_bind_text(_stmt, index, text); // an empty span would pin as NULL and bind SQL NULL
+        }
+        if (text.Length <= StackLimit / 3)
+        {
+            Span<byte> buffer = stackalloc byte[StackLimit];
+            var length = Encoding.UTF8.GetBytes(text, buffer);
+            return raw.sqlite3_bind_text(_stmt, index, buffer[..length]);
+        }
+        var rented = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetByteCount(text));
+        try
+        {
+            var length = Encoding.UTF8.GetBytes(text, rented);
+            return raw.sqlite3_bind_text(_stmt, index, rented.AsSpan(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
         }
     }
 
