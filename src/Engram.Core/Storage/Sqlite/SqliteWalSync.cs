@@ -24,6 +24,7 @@ namespace Engram.Core.Storage.Sqlite;
 internal sealed partial class SqliteWalSync : IDisposable
 {
     private readonly object _gate = new();
+    private readonly object _flushGate = new(); // the writer and this thread may both sync; the file handle is opened once
     private readonly Action _flush;
     private readonly Thread _thread;
     private List<IPendingWrite> _waiting = [];
@@ -52,6 +53,23 @@ internal sealed partial class SqliteWalSync : IDisposable
         }
     }
 
+    /// <summary>
+    /// Syncs on the calling thread (the writer, when no other write is waiting for it) and
+    /// acknowledges <paramref name="waiters"/> together with whoever was waiting for the next sync:
+    /// at low concurrency this saves waking the sync thread for every commit.
+    /// </summary>
+    public void SyncNow(List<IPendingWrite> waiters)
+    {
+        var batch = new List<IPendingWrite>(waiters.Count);
+        lock (_gate)
+        {
+            batch.AddRange(_waiting);
+            _waiting.Clear();
+        }
+        batch.AddRange(waiters);
+        FlushAndPublish(batch);
+    }
+
     private void Run()
     {
         while (true)
@@ -69,27 +87,36 @@ internal sealed partial class SqliteWalSync : IDisposable
                 (_waiting, _syncing) = (_syncing, _waiting);
             }
 
-            Exception? failure = null;
-            try
+            FlushAndPublish(_syncing);
+            _syncing = [];
+        }
+    }
+
+    /// <summary>Syncs, then publishes <paramref name="writes"/> (which must not be reused): acknowledged, or failed if the sync failed.</summary>
+    private void FlushAndPublish(List<IPendingWrite> writes)
+    {
+        Exception? failure = null;
+        try
+        {
+            lock (_flushGate)
             {
                 _flush();
             }
-            catch (Exception ex)
-            {
-                failure = ex;
-            }
-            if (failure is not null)
-            {
-                // Committed and visible, but not known to be on disk: the caller must not take it as durable.
-                var error = new StoreException("the write was committed but syncing it to disk failed: " + failure.Message, failure);
-                foreach (var write in _syncing)
-                {
-                    write.Fail(error);
-                }
-            }
-            PendingWrites.Publish(_syncing);
-            _syncing = [];
         }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+        if (failure is not null)
+        {
+            // Committed and visible, but not known to be on disk: the caller must not take it as durable.
+            var error = new StoreException("the write was committed but syncing it to disk failed: " + failure.Message, failure);
+            foreach (var write in writes)
+            {
+                write.Fail(error);
+            }
+        }
+        PendingWrites.Publish(writes);
     }
 
     private void SyncFile(string walPath, string databasePath)
