@@ -89,19 +89,10 @@ public sealed class SqliteWriterTests : IDisposable
 
         // Hold the writer so that both writes below run in one group, then hold the sync.
         syncMayRun.Reset();
-        using var release = new ManualResetEventSlim();
-        var started = new TaskCompletionSource();
-        var blocker = writer.WriteAsync(c =>
-        {
-            started.SetResult();
-            release.Wait(TimeSpan.FromSeconds(30));
-            return 0;
-        }, WriteDurability.Relaxed);
-        await started.Task;
+        var hold = await WriterHold.StartAsync(writer, _ => 0, WriteDurability.Relaxed);
         var full = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (1)"), WriteDurability.Full);
         var relaxed = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (2)"), WriteDurability.Relaxed);
-        release.Set();
-        await blocker;
+        await hold.ReleaseAsync();
         (await relaxed).Should().Be(1, "a relaxed write is acknowledged at commit, sync or no sync");
         await Task.Delay(200);
         full.IsCompleted.Should().BeFalse("the sync that makes it durable has not run");
@@ -146,15 +137,7 @@ public sealed class SqliteWriterTests : IDisposable
         await using var writer = new SqliteWriter(connection);
 
         // Hold the writer with one item so the next ones queue up and run as one group.
-        using var release = new ManualResetEventSlim();
-        var started = new TaskCompletionSource();
-        var blocker = writer.WriteAsync(c =>
-        {
-            started.SetResult();
-            release.Wait(TimeSpan.FromSeconds(30));
-            return c.ExecuteNonQuery("INSERT INTO t VALUES (0)");
-        });
-        await started.Task;
+        var hold = await WriterHold.StartAsync(writer, c => c.ExecuteNonQuery("INSERT INTO t VALUES (0)"), WriteDurability.Full);
         var before = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (1)"));
         var refusedEarly = writer.WriteAsync<int>(c => throw new InvalidOperationException("refused before writing"));
         var afterEarly = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (2)"));
@@ -164,9 +147,8 @@ public sealed class SqliteWriterTests : IDisposable
             throw new InvalidOperationException("refused after writing");
         });
         var afterLate = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (3)"));
-        release.Set();
+        await hold.ReleaseAsync();
 
-        await blocker;
         (await before).Should().Be(1);
         (await afterEarly).Should().Be(1);
         (await afterLate).Should().Be(1);
@@ -206,5 +188,33 @@ public sealed class SqliteWriterTests : IDisposable
         }
         new FileInfo(path + "-wal").Length.Should().BeLessThan(24L * 1024 * 1024);
         connection.ScalarInt64("SELECT COUNT(*) FROM t").Should().Be(430);
+    }
+
+    /// <summary>Occupies the writer with one item until released, so that writes queued meanwhile run as one group.</summary>
+    private sealed class WriterHold
+    {
+        private readonly ManualResetEventSlim _release = new();
+        private Task<int> _item = Task.FromResult(0);
+
+        public static async Task<WriterHold> StartAsync(SqliteWriter writer, Func<SqliteConnection, int> work, WriteDurability durability)
+        {
+            var hold = new WriterHold();
+            var started = new TaskCompletionSource();
+            hold._item = writer.WriteAsync(c =>
+            {
+                started.TrySetResult();
+                hold._release.Wait(TimeSpan.FromSeconds(30));
+                return work(c);
+            }, durability);
+            await started.Task;
+            return hold;
+        }
+
+        public async Task ReleaseAsync()
+        {
+            _release.Set();
+            await _item;
+            _release.Dispose();
+        }
     }
 }
