@@ -37,7 +37,7 @@ internal sealed partial class SqliteWalSync : IDisposable
     public SqliteWalSync(string databasePath, Action<Action>? flush = null)
     {
         var walPath = databasePath + "-wal";
-        Action sync = () => SyncFile(walPath, databasePath);
+        Action sync = () => SyncFile(walPath);
         _flush = flush is null ? sync : () => flush(sync);
         _thread = new Thread(Run) { Name = "engram-wal-sync", IsBackground = true };
         _thread.Start();
@@ -119,15 +119,16 @@ internal sealed partial class SqliteWalSync : IDisposable
         PendingWrites.Publish(writes);
     }
 
-    private void SyncFile(string walPath, string databasePath)
+    private void SyncFile(string walPath)
     {
         if (_wal is null)
         {
             if (!File.Exists(walPath))
             {
-                // No WAL (yet, or any more): everything committed is in the main file.
-                using var database = new FileStream(databasePath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-                database.Flush(flushToDisk: true);
+                // A commit in WAL mode always leaves a WAL; SQLite deletes it only when the last
+                // connection closes, after checkpointing and syncing the main file. Nothing to sync.
+                // (Never open and close the main file here: closing any descriptor of a file drops
+                // every POSIX lock this process holds on it, SQLite's included.)
                 return;
             }
             _wal = new FileStream(walPath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
