@@ -137,24 +137,43 @@ public sealed class SqliteWriterTests : IDisposable
         await using var writer = new SqliteWriter(connection);
 
         // Hold the writer with one item so the next ones queue up and run as one group.
+        // Group 1: a refusal before writing anything leaves its neighbours' work standing (no rerun).
+        var runsOfFirst = 0;
         var hold = await WriterHold.StartAsync(writer, c => c.ExecuteNonQuery("INSERT INTO t VALUES (0)"), WriteDurability.Full);
-        var before = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (1)"));
+        var first = writer.WriteAsync(c =>
+        {
+            runsOfFirst++;
+            return c.ExecuteNonQuery("INSERT INTO t VALUES (1)");
+        });
         var refusedEarly = writer.WriteAsync<int>(c => throw new InvalidOperationException("refused before writing"));
         var afterEarly = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (2)"));
+        await hold.ReleaseAsync();
+        (await first).Should().Be(1);
+        (await afterEarly).Should().Be(1);
+        await refusedEarly.Invoking(t => t).Should().ThrowAsync<InvalidOperationException>().WithMessage("refused before writing");
+        runsOfFirst.Should().Be(1, "nothing was rolled back, so nothing ran again");
+
+        // Group 2: a refusal after writing rolls the group back; its neighbours run again, once committed.
+        var runsOfSecond = 0;
+        hold = await WriterHold.StartAsync(writer, _ => 0, WriteDurability.Full);
+        var second = writer.WriteAsync(c =>
+        {
+            runsOfSecond++;
+            return c.ExecuteNonQuery("INSERT INTO t VALUES (3)");
+        });
         var refusedLate = writer.WriteAsync<int>(c =>
         {
             c.ExecuteNonQuery("INSERT INTO t VALUES (99)");
             throw new InvalidOperationException("refused after writing");
         });
-        var afterLate = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (3)"));
+        var afterLate = writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (4)"));
         await hold.ReleaseAsync();
-
-        (await before).Should().Be(1);
-        (await afterEarly).Should().Be(1);
+        (await second).Should().Be(1);
         (await afterLate).Should().Be(1);
-        await refusedEarly.Invoking(t => t).Should().ThrowAsync<InvalidOperationException>().WithMessage("refused before writing");
         await refusedLate.Invoking(t => t).Should().ThrowAsync<InvalidOperationException>().WithMessage("refused after writing");
-        connection.ScalarText("SELECT group_concat(v) FROM (SELECT v FROM t ORDER BY v)").Should().Be("0,1,2,3",
+        runsOfSecond.Should().Be(2, "the rollback undid its first run");
+
+        connection.ScalarText("SELECT group_concat(v) FROM (SELECT v FROM t ORDER BY v)").Should().Be("0,1,2,3,4",
             "every item but the one that failed after writing is committed exactly once, rerun or not");
     }
 

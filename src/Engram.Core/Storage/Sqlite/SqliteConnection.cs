@@ -32,7 +32,7 @@ public sealed class SqliteConnection : IDisposable
     /// <summary>
     /// Opens (creating when asked) the database at <paramref name="path"/> and sets the pragmas
     /// every Engram connection uses: WAL, synchronous=FULL (a commit is on disk before it returns;
-    /// the store's writer alone switches to NORMAL and syncs on its own thread, see SqliteWalSync),
+    /// the store's writer alone switches to NORMAL and syncs through SqliteWalSync),
     /// foreign keys, and a busy timeout so that another process holding the write lock makes us
     /// wait instead of failing with "database is locked".
     /// </summary>

@@ -3,12 +3,13 @@ using System.Runtime.InteropServices;
 namespace Engram.Core.Storage.Sqlite;
 
 /// <summary>
-/// Makes committed transactions durable on a thread of its own, so the writer never waits for the
-/// disk. The writer commits with <c>synchronous=NORMAL</c> (WAL frames reach the operating system,
-/// no fsync) and hands over the commit's <see cref="WriteDurability.Full"/> callers; this thread
-/// fdatasyncs the WAL file and only then acknowledges them. While it waits for the disk the writer
-/// is already running the next group, and one sync covers every commit written before it started
-/// (the WAL is written in order, and a later sync flushes all earlier frames).
+/// Makes committed transactions durable, on a thread of its own while the writer has more to do.
+/// The writer commits with <c>synchronous=NORMAL</c> (WAL frames reach the operating system, no
+/// fsync) and hands over the commit's <see cref="WriteDurability.Full"/> callers; this thread
+/// fdatasyncs the WAL file and only then acknowledges them, while the writer already runs the next
+/// group. A writer with nothing queued syncs itself instead (<see cref="SyncNow"/>). One sync covers
+/// every commit written before it started (the WAL is written in order, and a later sync flushes all
+/// earlier frames).
 /// <para>
 /// A committed frame cannot escape the sync: SQLite only overwrites WAL frames after a checkpoint
 /// has copied them into the main file and fsync'd it (the checkpointer's connection runs with
@@ -28,7 +29,6 @@ internal sealed partial class SqliteWalSync : IDisposable
     private readonly Action _flush;
     private readonly Thread _thread;
     private List<IPendingWrite> _waiting = [];
-    private List<IPendingWrite> _syncing = [];
     private bool _stopping;
     private FileStream? _wal;
 
@@ -74,6 +74,7 @@ internal sealed partial class SqliteWalSync : IDisposable
     {
         while (true)
         {
+            List<IPendingWrite> batch;
             lock (_gate)
             {
                 while (_waiting.Count == 0 && !_stopping)
@@ -84,11 +85,9 @@ internal sealed partial class SqliteWalSync : IDisposable
                 {
                     return; // stopping, and nobody waits
                 }
-                (_waiting, _syncing) = (_syncing, _waiting);
+                (batch, _waiting) = (_waiting, []);
             }
-
-            FlushAndPublish(_syncing);
-            _syncing = [];
+            FlushAndPublish(batch);
         }
     }
 

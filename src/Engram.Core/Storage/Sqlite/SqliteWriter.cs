@@ -8,9 +8,10 @@ namespace Engram.Core.Storage.Sqlite;
 /// transaction and commits once. That is group commit: one fsync acknowledges many writes. An item
 /// that fails never takes its neighbours with it (see <see cref="RunOptimistically"/>).
 /// <para>
-/// The commit itself does not fsync (<c>synchronous=NORMAL</c>): the writer goes on with the next
-/// group at once, and <see cref="SqliteWalSync"/> acknowledges the group's
-/// <see cref="WriteDurability.Full"/> items after it has synced the WAL on its own thread.
+/// The commit itself does not fsync (<c>synchronous=NORMAL</c>): when more writes are queued the
+/// writer goes on with the next group at once, and <see cref="SqliteWalSync"/> acknowledges the
+/// group's <see cref="WriteDurability.Full"/> items after it has synced the WAL on its own thread;
+/// when none are, the writer syncs itself.
 /// <see cref="WriteDurability.Relaxed"/> items are acknowledged at commit: their WAL frames have
 /// reached the operating system, so they survive a crash of this process but may be lost with the
 /// machine's power (until a later sync or checkpoint covers them).
@@ -146,20 +147,7 @@ public sealed class SqliteWriter : IAsyncDisposable
     /// <summary>Runs and commits one group; true when it committed (its items may still have failed one by one).</summary>
     private bool RunGroup(List<IWorkItem> group)
     {
-        try
-        {
-            _connection.ExecuteNonQuery("BEGIN IMMEDIATE");
-        }
-        catch (Exception ex)
-        {
-            foreach (var item in group)
-            {
-                item.Fail(ex);
-            }
-            return false;
-        }
-
-        if (!RunOptimistically(group))
+        if (!TryBegin(group) || !RunOptimistically(group))
         {
             return false;
         }
@@ -243,23 +231,28 @@ public sealed class SqliteWriter : IAsyncDisposable
                 // Undoing its writes undoes its neighbours' too: run those again, each in a savepoint.
                 RollBack();
                 var rest = group.FindAll(i => !i.Failed);
-                if (rest.Count == 0)
-                {
-                    return false;
-                }
-                try
-                {
-                    _connection.ExecuteNonQuery("BEGIN IMMEDIATE");
-                }
-                catch (Exception beginError)
-                {
-                    AbortGroup(rest, beginError);
-                    return false;
-                }
-                return RunIsolated(rest);
+                return rest.Count > 0 && TryBegin(rest) && RunIsolated(rest);
             }
         }
         return true;
+    }
+
+    /// <summary>Opens the group's transaction; when that fails, so do <paramref name="items"/>.</summary>
+    private bool TryBegin(List<IWorkItem> items)
+    {
+        try
+        {
+            _connection.ExecuteNonQuery("BEGIN IMMEDIATE");
+            return true;
+        }
+        catch (Exception ex)
+        {
+            foreach (var item in items)
+            {
+                item.Fail(ex);
+            }
+            return false;
+        }
     }
 
     /// <summary>Runs each item in its own savepoint, so a failing one rolls back alone; false when the transaction itself broke.</summary>
