@@ -5,7 +5,11 @@ namespace Engram.Core.KeyValue;
 /// <see cref="KvKeys"/>), the value's JSON text and the expiry in unix milliseconds (null: never).
 /// <see cref="LastHistoryId"/> is the newest history entry of the key (the head of its history chain).
 /// </summary>
-public sealed record KvEntry(string StoredKey, string ValueJson, long? ExpiresAtMs, long Version, long CreatedAtMs, long UpdatedAtMs, long? LastHistoryId = null);
+public sealed record KvEntry(string StoredKey, string ValueJson, long? ExpiresAtMs, long Version, long CreatedAtMs, long UpdatedAtMs, long? LastHistoryId = null)
+{
+    /// <summary>Whether the entry has not expired at <paramref name="nowMs"/> (unix milliseconds).</summary>
+    public bool IsLiveAt(long nowMs) => ExpiresAtMs is not { } expires || expires > nowMs;
+}
 
 /// <summary>One write of an mset (or a set): stored key, JSON text, expiry, and the nx/xx condition.</summary>
 public sealed record KvWrite(string StoredKey, string ValueJson, long? ExpiresAtMs, KvCondition Condition = KvCondition.Always);

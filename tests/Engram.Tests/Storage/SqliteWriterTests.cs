@@ -210,6 +210,76 @@ public sealed class SqliteWriterTests : IDisposable
     }
 
     /// <summary>Occupies the writer with one item until released, so that writes queued meanwhile run as one group.</summary>
+    [Fact]
+    public async Task A_transaction_follower_sees_exactly_what_committed_through_item_failures_and_reruns()
+    {
+        using var connection = SqliteConnection.Open(Path.Combine(_dir.Path, "w.db"));
+        connection.Execute("CREATE TABLE t (v INTEGER)");
+        var follower = new RecordingFollower();
+        await using var writer = new SqliteWriter(connection, follower);
+        Func<SqliteConnection, int> Write(int value, bool failBefore = false, bool failAfter = false) => c =>
+        {
+            follower.Stage(value);
+            if (failBefore)
+            {
+                throw new InvalidOperationException("refused before writing");
+            }
+            c.ExecuteNonQuery("INSERT INTO t VALUES (?1)", value);
+            return failAfter ? throw new InvalidOperationException("refused after writing") : value;
+        };
+
+        // One group: a refusal before writing (no rollback), then one after writing (rollback, rerun with savepoints).
+        var hold = await WriterHold.StartAsync(writer, Write(0), WriteDurability.Relaxed);
+        var writes = new[] { Write(1), Write(2, failBefore: true), Write(3), Write(4, failAfter: true), Write(5) }
+            .Select(w => writer.WriteAsync(w, WriteDurability.Relaxed)).ToList();
+        await hold.ReleaseAsync();
+        await Task.WhenAll(writes.Select(w => w.ContinueWith(_ => { }, TaskScheduler.Default)));
+
+        writes.Select(w => w.IsFaulted).Should().Equal(false, true, false, true, false);
+        connection.ScalarText("SELECT group_concat(v) FROM (SELECT v FROM t ORDER BY v)").Should().Be("0,1,3,5");
+        follower.Committed.Order().Should().Equal([0, 1, 3, 5], "staged changes follow the SQL: failed items' vanish, rerun items' count once");
+    }
+
+    /// <summary>Stages ints; keeps the committed ones.</summary>
+    private sealed class RecordingFollower : ITransactionFollower
+    {
+        private readonly List<int> _staged = [];
+
+        public List<int> Committed { get; } = [];
+
+        public void Stage(int value) => _staged.Add(value);
+
+        public bool InSync(SqliteConnection connection) => true;
+
+        public void CatchUp(SqliteConnection connection)
+        {
+        }
+
+        public int Mark() => _staged.Count;
+
+        public void RollBackTo(int mark) => _staged.RemoveRange(mark, _staged.Count - mark);
+
+        public void RolledBack() => _staged.Clear();
+
+        void ITransactionFollower.Committed()
+        {
+            Committed.AddRange(_staged);
+            _staged.Clear();
+        }
+
+        public void AfterGroup(SqliteConnection connection)
+        {
+        }
+
+        public void Idle(SqliteConnection connection)
+        {
+        }
+
+        public void Closing(SqliteConnection connection)
+        {
+        }
+    }
+
     private sealed class WriterHold
     {
         private readonly ManualResetEventSlim _release = new();

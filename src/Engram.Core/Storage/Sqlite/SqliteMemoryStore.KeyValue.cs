@@ -7,8 +7,10 @@ namespace Engram.Core.Storage.Sqlite;
 
 /// <summary>
 /// Key-value state on the same writer as memories: a KV write joins the same group commit, and its
-/// entry, history row and change-log entry (entity "kv") commit together. Every statement filters
-/// on the caller's tenant; an entry past its expiry is treated as missing everywhere.
+/// history row and change-log entry (entity "kv") commit together. The entry itself is written
+/// behind: its new state waits in <see cref="SqliteKvWriteBehind"/>, which readers consult before
+/// <c>kv_entries</c>, and is folded into the table later. Every statement filters on the caller's
+/// tenant; an entry past its expiry is treated as missing everywhere.
 /// <para>
 /// A key's history is a chain, not an index: each history row points at the key's previous one
 /// (<c>prev_hid</c>) and the entry holds the newest (<c>last_hid</c>; after a delete,
@@ -19,6 +21,9 @@ namespace Engram.Core.Storage.Sqlite;
 public sealed partial class SqliteMemoryStore : IKeyValueStore
 {
     private const string KvLive = "(expires_at IS NULL OR expires_at > ?3)";
+
+    /// <summary>Key-value states written behind and not folded into kv_entries yet (tests, diagnostics).</summary>
+    internal int KvWaitingStates => _kvHot.Count;
 
     public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
         _writer.WriteAsync(c => SetOne(c, caller, write, NowMs), durability, ct);
@@ -31,20 +36,24 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }, durability, ct);
 
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
-        _readers.ReadAsync(c => FindKv(c, caller.Tenant, storedKey, NowMs, live: true), ct).AsTask();
+        _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out var hot)
+            ? Task.FromResult(LiveOrNull(hot.Entry, NowMs))
+            : _readers.ReadAsync(c => FindKv(c, caller.Tenant, storedKey, NowMs, live: true), ct).AsTask();
 
     public Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default) =>
         _readers.ReadAsync<IReadOnlyList<KvEntry?>>(c =>
         {
             var now = NowMs;
-            return [.. storedKeys.Select(k => FindKv(c, caller.Tenant, k, now, live: true))];
+            return [.. storedKeys.Select(k => _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, k), out var hot)
+                ? LiveOrNull(hot.Entry, now)
+                : FindKv(c, caller.Tenant, k, now, live: true))];
         }, ct).AsTask();
 
     public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
         _writer.WriteAsync(c =>
         {
             var now = NowMs;
-            if (FindKv(c, caller.Tenant, storedKey, now, live: true) is not { } entry)
+            if (LiveOrNull(CurrentKv(c, caller.Tenant, storedKey).Entry, now) is not { } entry)
             {
                 return false;
             }
@@ -56,8 +65,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         _writer.WriteAsync(c =>
         {
             var now = NowMs;
-            var current = FindKv(c, caller.Tenant, storedKey, now, live: false);
-            var live = current is not null && IsLive(current, now);
+            var (current, head) = CurrentKv(c, caller.Tenant, storedKey);
+            var live = current is not null && current.IsLiveAt(now);
             long value = 0;
             if (live && !long.TryParse(current!.ValueJson, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value))
             {
@@ -74,7 +83,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             }
             var json = next.ToString(CultureInfo.InvariantCulture);
             var expires = live ? current!.ExpiresAtMs : expiresAtMsIfNew;
-            WriteKv(c, caller, storedKey, json, expires, current, live, KvEvents.Incremented, now);
+            WriteKv(c, caller, storedKey, json, expires, current, head, live, KvEvents.Incremented, now);
             return next;
         }, durability, ct);
 
@@ -82,19 +91,29 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         _writer.WriteAsync(c =>
         {
             var now = NowMs;
-            if (FindKv(c, caller.Tenant, storedKey, now, live: true) is not { } entry)
+            if (LiveOrNull(CurrentKv(c, caller.Tenant, storedKey).Entry, now) is not { } entry)
             {
                 return false;
             }
             var seq = AppendKvChange(c, caller.Tenant, storedKey, ChangeRecord.Upsert, now);
             var hid = AppendKvHistory(c, caller, storedKey, seq, KvEvents.TtlChanged, now, entry.Version + 1, null, expiresAtMs, entry.LastHistoryId);
-            c.ExecuteNonQuery("UPDATE kv_entries SET expires_at = ?3, version = version + 1, seq = ?4, updated_at = ?5, last_hid = ?6 WHERE tenant = ?1 AND key = ?2",
-                caller.Tenant, storedKey, expiresAtMs, seq, now, hid);
+            _kvHot.Stage(new KvSlot(caller.Tenant, storedKey), entry with { ExpiresAtMs = expiresAtMs, Version = entry.Version + 1, UpdatedAtMs = now, LastHistoryId = hid },
+                hid, seq);
             return true;
         }, durability, ct);
 
-    public Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default) =>
-        _readers.ReadAsync(c =>
+    public async Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default)
+    {
+        if (!_kvHot.IsEmpty)
+        {
+            // The listing reads kv_entries: bring the keys it can match up to date there first.
+            await _writer.WriteAsync(c =>
+            {
+                FlushKv(c, caller.Tenant, pattern);
+                return 0;
+            }, WriteDurability.Relaxed, ct).ConfigureAwait(false);
+        }
+        return await _readers.ReadAsync(c =>
         {
             var items = SelectMatching(c, caller.Tenant, pattern, afterKey, limit + 1, NowMs);
             string? last = null;
@@ -104,7 +123,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                 last = items[^1].StoredKey;
             }
             return new KvStoredPage(items, last);
-        }, ct).AsTask();
+        }, ct).ConfigureAwait(false);
+    }
 
     public async Task<int> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, WriteDurability durability, CancellationToken ct = default)
     {
@@ -114,6 +134,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             var deleted = await _writer.WriteAsync(c =>
             {
                 var now = NowMs;
+                FlushKv(c, caller.Tenant, pattern);
                 var doomed = SelectMatching(c, caller.Tenant, pattern, null, DeleteChunk, now);
                 foreach (var entry in doomed)
                 {
@@ -136,6 +157,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             // did not reach) towards the oldest, one rowid seek per entry. The tenant and key in the
             // seek make a cursor from another key or tenant reach nothing.
             var next = from
+                ?? (_kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out var hot) ? hot.LastHid : (long?)null)
                 ?? c.ScalarInt64("SELECT last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey)
                 ?? c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey);
             var entries = new List<KvHistoryEntry>(Math.Min(limit, 256));
@@ -161,20 +183,42 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     public Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default) =>
         InChunksAsync(max, (c, chunk, now) =>
         {
-            var expired = new List<(string Tenant, KvEntry Entry)>();
+            // Expired states waiting to be folded, then expired rows of kv_entries. A row whose key
+            // has a newer state here is brought up to date in the table instead (it may be live
+            // again), so the next chunk's query moves past it.
+            var expired = new Dictionary<KvSlot, KvEntry>();
+            foreach (var (slot, state) in _kvHot.View())
+            {
+                if (expired.Count < chunk && state.Entry is { } entry && !entry.IsLiveAt(now))
+                {
+                    expired[slot] = entry;
+                }
+            }
+            var stale = new List<(KvSlot Slot, KvEntry Entry)>();
             using (var statement = c.Prepare(
                 "SELECT tenant, key, expires_at, version, created_at, updated_at, last_hid FROM kv_entries WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2"))
             {
                 statement.BindAll([now, chunk]);
                 while (statement.Step())
                 {
-                    expired.Add((statement.GetText(0), new KvEntry(statement.GetText(1), "", statement.GetInt64OrNull(2),
+                    stale.Add((new KvSlot(statement.GetText(0), statement.GetText(1)), new KvEntry(statement.GetText(1), "", statement.GetInt64OrNull(2),
                         statement.GetInt64(3), statement.GetInt64(4), statement.GetInt64(5), statement.GetInt64OrNull(6))));
                 }
             }
-            foreach (var (tenant, entry) in expired)
+            foreach (var (slot, entry) in stale)
             {
-                DeleteKv(c, Caller.System("ttl-sweeper", tenant), entry, KvEvents.Expired, now);
+                if (_kvHot.Find(slot) is { } newer)
+                {
+                    SqliteKvWriteBehind.WriteState(c, slot, newer);
+                }
+                else if (expired.Count < chunk)
+                {
+                    expired.TryAdd(slot, entry);
+                }
+            }
+            foreach (var (slot, entry) in expired)
+            {
+                DeleteKv(c, Caller.System("ttl-sweeper", slot.Tenant), entry, KvEvents.Expired, now);
             }
             return expired.Count;
         }, ct);
@@ -184,10 +228,19 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         var deleted = 0;
         var examined = 0;
         var position = afterHistoryId;
+        // Pruning asks kv_entries which row is a key's newest, and a crash replays the rows the
+        // table does not reflect: so first the table takes every waiting state, and the pass stays
+        // below the newest row at that moment.
+        var reflected = await _writer.WriteAsync(c =>
+        {
+            _kvHot.Flush(c, _ => true);
+            return c.ScalarInt64("SELECT max(hid) FROM kv_history") ?? 0;
+        }, WriteDurability.Relaxed, ct).ConfigureAwait(false);
         while (examined < max)
         {
             var chunk = Math.Min(DeleteChunk, max - examined);
-            var (count, last, seen) = await _writer.WriteAsync(c => PruneChunk(c, beforeMs, position, chunk), WriteDurability.Relaxed, ct).ConfigureAwait(false);
+            var (count, last, seen) = await _writer.WriteAsync(c => PruneChunk(c, beforeMs, position, reflected, chunk), WriteDurability.Relaxed, ct)
+                .ConfigureAwait(false);
             deleted += count;
             examined += seen;
             position = last;
@@ -204,12 +257,12 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// are appended in time order, so the walk stops at the first row not older than the cutoff.
     /// Relaxed durability: a pruning lost to a power cut is simply redone.
     /// </summary>
-    private static (int Deleted, long Last, int Seen) PruneChunk(SqliteConnection c, long beforeMs, long afterHid, int chunk)
+    private static (int Deleted, long Last, int Seen) PruneChunk(SqliteConnection c, long beforeMs, long afterHid, long reflected, int chunk)
     {
         var candidates = new List<(long Hid, string Tenant, string Key)>(chunk);
-        using (var statement = c.Prepare("SELECT hid, tenant, key, at FROM kv_history WHERE hid > ?1 ORDER BY hid LIMIT ?2"))
+        using (var statement = c.Prepare("SELECT hid, tenant, key, at FROM kv_history WHERE hid > ?1 AND hid <= ?3 ORDER BY hid LIMIT ?2"))
         {
-            statement.BindAll([afterHid, chunk]);
+            statement.BindAll([afterHid, chunk, reflected]);
             while (statement.Step() && statement.GetInt64(3) < beforeMs)
             {
                 candidates.Add((statement.GetInt64(0), statement.GetText(1), statement.GetText(2)));
@@ -229,10 +282,10 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         return (deleted, candidates.Count == 0 ? afterHid : candidates[^1].Hid, candidates.Count);
     }
 
-    private static KvSetResult SetOne(SqliteConnection c, Caller caller, KvWrite write, long now)
+    private KvSetResult SetOne(SqliteConnection c, Caller caller, KvWrite write, long now)
     {
-        var current = FindKv(c, caller.Tenant, write.StoredKey, now, live: false);
-        var live = current is not null && IsLive(current, now);
+        var (current, head) = CurrentKv(c, caller.Tenant, write.StoredKey);
+        var live = current is not null && current.IsLiveAt(now);
         if (write.Condition == KvCondition.IfMissing && live)
         {
             throw new ConflictException($"key '{KvKeys.ToDisplay(caller.Tenant, write.StoredKey)}' exists (nx)");
@@ -241,49 +294,56 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         {
             throw new ConflictException($"key '{KvKeys.ToDisplay(caller.Tenant, write.StoredKey)}' does not exist (xx)");
         }
-        var (version, seq) = WriteKv(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, live, live ? KvEvents.Updated : KvEvents.Created, now);
+        var (version, seq) = WriteKv(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live, live ? KvEvents.Updated : KvEvents.Created, now);
         return new KvSetResult(!live, version, seq);
     }
 
-    /// <summary>Upserts the entry; an expired row being replaced counts as new (created_at restarts) but its version keeps rising.</summary>
-    private static (long Version, long Seq) WriteKv(SqliteConnection c, Caller caller, string storedKey, string json, long? expiresAtMs,
-        KvEntry? current, bool live, string historyEvent, long now)
+    /// <summary>
+    /// Writes the key's new state: history row and change-log entry now, the entry behind
+    /// (<see cref="SqliteKvWriteBehind"/>). A value written over an expired entry counts as new
+    /// (created_at restarts) but its version keeps rising; after a delete the history continues from
+    /// where the delete left it (<paramref name="head"/>).
+    /// </summary>
+    private (long Version, long Seq) WriteKv(SqliteConnection c, Caller caller, string storedKey, string json, long? expiresAtMs,
+        KvEntry? current, long? head, bool live, string historyEvent, long now)
     {
         var version = (current?.Version ?? 0) + 1;
         var createdAt = live ? current!.CreatedAtMs : now;
-        var previous = current is not null ? current.LastHistoryId : ReviveDeleted(c, caller.Tenant, storedKey);
         var seq = AppendKvChange(c, caller.Tenant, storedKey, ChangeRecord.Upsert, now);
-        var hid = AppendKvHistory(c, caller, storedKey, seq, historyEvent, now, version, json, expiresAtMs, previous);
-        c.ExecuteNonQuery(
-            "INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at, last_hid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) " +
-            "ON CONFLICT(tenant, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, version = excluded.version, " +
-            "seq = excluded.seq, created_at = excluded.created_at, updated_at = excluded.updated_at, last_hid = excluded.last_hid",
-            caller.Tenant, storedKey, json, expiresAtMs, version, seq, createdAt, now, hid);
+        var hid = AppendKvHistory(c, caller, storedKey, seq, historyEvent, now, version, json, expiresAtMs, head);
+        _kvHot.Stage(new KvSlot(caller.Tenant, storedKey), new KvEntry(storedKey, json, expiresAtMs, version, createdAt, now, hid), hid, seq);
         return (version, seq);
     }
 
-    private static void DeleteKv(SqliteConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
+    private void DeleteKv(SqliteConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
     {
         var seq = AppendKvChange(c, caller.Tenant, entry.StoredKey, ChangeRecord.Delete, now);
         var hid = AppendKvHistory(c, caller, entry.StoredKey, seq, historyEvent, now, entry.Version, null, entry.ExpiresAtMs, entry.LastHistoryId);
-        c.ExecuteNonQuery("DELETE FROM kv_entries WHERE tenant = ?1 AND key = ?2", caller.Tenant, entry.StoredKey);
-        // The entry held the head of the key's history chain; keep it so the history stays readable.
-        c.ExecuteNonQuery("INSERT INTO kv_deleted(tenant, key, last_hid) VALUES (?1, ?2, ?3) ON CONFLICT(tenant, key) DO UPDATE SET last_hid = excluded.last_hid",
-            caller.Tenant, entry.StoredKey, hid);
+        _kvHot.Stage(new KvSlot(caller.Tenant, entry.StoredKey), null, hid, seq);
     }
 
-    /// <summary>A key written again after a delete: its history continues from where the delete left it.</summary>
-    private static long? ReviveDeleted(SqliteConnection c, string tenant, string storedKey)
+    /// <summary>
+    /// The key's newest entry in the running transaction, expired or not (null: none), and the head
+    /// of its history chain (a deleted key keeps one). From the write-behind states, else the tables.
+    /// </summary>
+    private (KvEntry? Entry, long? Head) CurrentKv(SqliteConnection c, string tenant, string storedKey)
     {
-        var last = c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", tenant, storedKey);
-        if (last is not null)
+        if (_kvHot.Find(new KvSlot(tenant, storedKey)) is { } hot)
         {
-            c.ExecuteNonQuery("DELETE FROM kv_deleted WHERE tenant = ?1 AND key = ?2", tenant, storedKey);
+            return (hot.Entry, hot.LastHid);
         }
-        return last;
+        if (FindKv(c, tenant, storedKey, 0, live: false) is { } entry)
+        {
+            return (entry, entry.LastHistoryId);
+        }
+        return (null, c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", tenant, storedKey));
     }
 
-    private static bool IsLive(KvEntry entry, long now) => entry.ExpiresAtMs is not { } expires || expires > now;
+    /// <summary>Writes the states of keys <paramref name="pattern"/> can match to kv_entries, for the queries that read the table.</summary>
+    private void FlushKv(SqliteConnection c, string tenant, KvGlob pattern) =>
+        _kvHot.Flush(c, slot => slot.Tenant == tenant && slot.Key.StartsWith(pattern.Prefix, StringComparison.Ordinal));
+
+    private static KvEntry? LiveOrNull(KvEntry? entry, long now) => entry is not null && entry.IsLiveAt(now) ? entry : null;
 
     private static KvEntry? FindKv(SqliteConnection c, string tenant, string storedKey, long now, bool live)
     {

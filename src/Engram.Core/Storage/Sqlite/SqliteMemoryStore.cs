@@ -14,16 +14,18 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
 
     private readonly SqliteConnection _writeConnection;
     private readonly SqliteWriter _writer;
+    private readonly SqliteKvWriteBehind _kvHot;
     private readonly SqliteConnectionPool _readers;
     private readonly TimeProvider _clock;
     private bool _disposed;
 
-    private SqliteMemoryStore(string path, SqliteConnection writeConnection, TimeProvider clock, int maxReaders)
+    private SqliteMemoryStore(string path, SqliteConnection writeConnection, SqliteKvWriteBehind kvHot, TimeProvider clock, int maxReaders)
     {
         DatabasePath = path;
         _writeConnection = writeConnection;
         _clock = clock;
-        _writer = new SqliteWriter(writeConnection);
+        _kvHot = kvHot;
+        _writer = new SqliteWriter(writeConnection, kvHot);
         _readers = new SqliteConnectionPool(path, maxReaders);
     }
 
@@ -47,9 +49,12 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
         }
         var path = Path.Combine(Path.GetFullPath(dataDirectory), FileName);
         var connection = SqliteConnection.Open(path);
+        var kvHot = new SqliteKvWriteBehind();
         try
         {
             SqliteSchema.Migrate(connection, clock.GetUtcNow().ToUnixTimeMilliseconds());
+            // Key-value writes a crashed process left unfolded (or another process still holds) reach kv_entries.
+            kvHot.Open(connection);
         }
         catch
         {
@@ -57,7 +62,7 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
             throw;
         }
         var storeId = connection.ScalarText("SELECT value FROM store_meta WHERE key = 'store_id'") ?? "";
-        return new SqliteMemoryStore(path, connection, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2)) { StoreId = storeId };
+        return new SqliteMemoryStore(path, connection, kvHot, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2)) { StoreId = storeId };
     }
 
     public long SizeBytes

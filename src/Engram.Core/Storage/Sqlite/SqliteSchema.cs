@@ -195,6 +195,12 @@ internal static class SqliteSchema
         ) WITHOUT ROWID;
         CREATE INDEX memory_entities_rid ON memory_entities(rid);
         """,
+        // 7: key-value write-behind (SqliteKvWriteBehind): kv_entries may lag the history, and every
+        // history row at or below this watermark is reflected there. Existing files are fully folded.
+        // Older engrams must not open such a file: they would read kv_entries as the whole truth.
+        """
+        INSERT INTO store_meta(key, value) SELECT 'kv_folded_hid', coalesce(max(hid), 0) FROM kv_history;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -24,6 +24,12 @@ public sealed class SqliteWriter : IAsyncDisposable
     /// <summary>Polls before the writer sleeps: 50 x 20 pauses, some 20-50 µs.</summary>
     private const int SpinIterations = 50;
 
+    /// <summary>How long the writer sleeps before it gives the follower an idle turn.</summary>
+    private static readonly TimeSpan IdleInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>Tries at opening a transaction in step with the follower before running a group regardless.</summary>
+    private const int CatchUpAttempts = 3;
+
     private readonly SqliteConnection _connection;
     private readonly Channel<IWorkItem> _queue;
     private readonly Thread _thread;
@@ -33,11 +39,14 @@ public sealed class SqliteWriter : IAsyncDisposable
     private readonly List<IPendingWrite> _durable = [];
     private readonly ManualResetEventSlim _wake = new(initialState: false, spinCount: 0);
     private readonly Action _setWake;
+    private readonly ITransactionFollower? _follower;
 
+    /// <param name="follower">In-memory state that follows this writer's transactions (see <see cref="ITransactionFollower"/>).</param>
     /// <param name="flush">Wraps the WAL sync (tests hold it to observe acknowledgements); see <see cref="SqliteWalSync"/>.</param>
-    public SqliteWriter(SqliteConnection connection, int queueCapacity = 10_000, Action<Action>? flush = null)
+    internal SqliteWriter(SqliteConnection connection, ITransactionFollower? follower, int queueCapacity = 10_000, Action<Action>? flush = null)
     {
         _connection = connection;
+        _follower = follower;
         _queue = Channel.CreateBounded<IWorkItem>(new BoundedChannelOptions(queueCapacity)
         {
             SingleReader = true,
@@ -55,6 +64,12 @@ public sealed class SqliteWriter : IAsyncDisposable
         _thread.Start();
     }
 
+    /// <param name="flush">Wraps the WAL sync (tests hold it to observe acknowledgements); see <see cref="SqliteWalSync"/>.</param>
+    public SqliteWriter(SqliteConnection connection, int queueCapacity = 10_000, Action<Action>? flush = null)
+        : this(connection, follower: null, queueCapacity, flush)
+    {
+    }
+
     /// <summary>Queues <paramref name="write"/>; the task completes after the transaction holding it has committed.</summary>
     public Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, CancellationToken ct = default) =>
         WriteAsync(write, WriteDurability.Full, ct);
@@ -63,7 +78,8 @@ public sealed class SqliteWriter : IAsyncDisposable
     /// Queues <paramref name="write"/> with the given durability; the task completes after its
     /// transaction has committed (and, for <see cref="WriteDurability.Full"/>, been synced).
     /// <paramref name="write"/> may run twice (when a neighbour in its group fails after writing,
-    /// see <see cref="RunOptimistically"/>), so it must act only through the connection it is given.
+    /// see <see cref="RunOptimistically"/>), so it must act only through the connection it is given
+    /// (and the writer's <see cref="ITransactionFollower"/>, which follows its transaction).
     /// </summary>
     public async Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, WriteDurability durability, CancellationToken ct = default)
     {
@@ -114,6 +130,28 @@ public sealed class SqliteWriter : IAsyncDisposable
                 AbortGroup(group, ex);
             }
             Acknowledge(group, committed);
+            if (committed)
+            {
+                FollowerTurn(f => f.AfterGroup(_connection));
+            }
+        }
+        FollowerTurn(f => f.Closing(_connection));
+    }
+
+    /// <summary>Background work of the follower, in transactions of its own; a failure leaves the writer serving (it retries later).</summary>
+    private void FollowerTurn(Action<ITransactionFollower> turn)
+    {
+        if (_follower is null)
+        {
+            return;
+        }
+        try
+        {
+            turn(_follower);
+        }
+        catch (Exception)
+        {
+            RollBack();
         }
     }
 
@@ -139,7 +177,10 @@ public sealed class SqliteWriter : IAsyncDisposable
         {
             _wake.Reset();
             wait.GetAwaiter().UnsafeOnCompleted(_setWake);
-            _wake.Wait();
+            while (!_wake.Wait(IdleInterval))
+            {
+                FollowerTurn(f => f.Idle(_connection));
+            }
         }
         return wait.GetAwaiter().GetResult();
     }
@@ -161,6 +202,7 @@ public sealed class SqliteWriter : IAsyncDisposable
             AbortGroup(group, ex);
             return false;
         }
+        _follower?.Committed();
         _checkpointer.Signal();
         return true;
     }
@@ -217,6 +259,7 @@ public sealed class SqliteWriter : IAsyncDisposable
         foreach (var item in group)
         {
             var before = _connection.TotalChanges;
+            var mark = _follower?.Mark() ?? 0;
             try
             {
                 item.Run(_connection);
@@ -224,6 +267,7 @@ public sealed class SqliteWriter : IAsyncDisposable
             catch (Exception ex)
             {
                 item.Fail(ex);
+                _follower?.RollBackTo(mark);
                 if (_connection.TotalChanges == before && _connection.InTransaction)
                 {
                     continue; // it wrote nothing: nothing to undo
@@ -237,13 +281,24 @@ public sealed class SqliteWriter : IAsyncDisposable
         return true;
     }
 
-    /// <summary>Opens the group's transaction; when that fails, so do <paramref name="items"/>.</summary>
+    /// <summary>
+    /// Opens the group's transaction, in step with the follower (when another connection committed
+    /// meanwhile, the follower catches up first); when that fails, so do <paramref name="items"/>.
+    /// </summary>
     private bool TryBegin(List<IWorkItem> items)
     {
         try
         {
-            _connection.ExecuteNonQuery("BEGIN IMMEDIATE");
-            return true;
+            for (var attempt = 1; ; attempt++)
+            {
+                _connection.ExecuteNonQuery("BEGIN IMMEDIATE");
+                if (_follower is null || attempt == CatchUpAttempts || _follower.InSync(_connection))
+                {
+                    return true;
+                }
+                RollBack();
+                _follower.CatchUp(_connection);
+            }
         }
         catch (Exception ex)
         {
@@ -260,6 +315,7 @@ public sealed class SqliteWriter : IAsyncDisposable
     {
         foreach (var item in group)
         {
+            var mark = _follower?.Mark() ?? 0;
             try
             {
                 _connection.ExecuteNonQuery("SAVEPOINT item");
@@ -269,6 +325,7 @@ public sealed class SqliteWriter : IAsyncDisposable
             catch (Exception ex)
             {
                 item.Fail(ex);
+                _follower?.RollBackTo(mark);
                 try
                 {
                     _connection.Execute("ROLLBACK TO item; RELEASE item");
@@ -286,6 +343,11 @@ public sealed class SqliteWriter : IAsyncDisposable
 
     private void RollBack()
     {
+        _follower?.RolledBack();
+        if (!_connection.InTransaction)
+        {
+            return;
+        }
         try
         {
             _connection.Execute("ROLLBACK");

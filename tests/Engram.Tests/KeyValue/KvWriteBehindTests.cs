@@ -1,0 +1,208 @@
+using System.Text.Json;
+using Engram.Core;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Engram.Core.Storage.Sqlite;
+using Engram.Tests.Support;
+
+namespace Engram.Tests.KeyValue;
+
+/// <summary>
+/// Key-value entries are written behind (SqliteKvWriteBehind): a write commits its history row and
+/// change-log entry, and the entry reaches kv_entries later. These tests hold it to the promise that
+/// the history is the truth: what a crash leaves unfolded is replayed to exactly the rows a clean
+/// fold writes, other processes on the same file see every write, and table-reading operations
+/// (expiry sweep, listing) never act on a row the waiting state has overtaken.
+/// </summary>
+public sealed class KvWriteBehindTests : IDisposable
+{
+    private static readonly Caller Acme = new("acme", "test");
+    private static readonly Caller Globex = new("globex", "test");
+    private static readonly DateTimeOffset Start = new(2026, 11, 21, 12, 0, 0, TimeSpan.Zero);
+    private readonly TempDirectory _data = new();
+
+    public void Dispose() => _data.Dispose();
+
+    private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
+
+    private string Folder(string name) => Path.Combine(_data.Path, name);
+
+    /// <summary>A mix of every kind of KV write, with time passing so some TTLs run out on the way.</summary>
+    private static async Task WriteMixAsync(KvService kv, ManualClock clock)
+    {
+        var random = new Random(42);
+        for (var i = 0; i < 400; i++)
+        {
+            var caller = random.Next(4) == 0 ? Globex : Acme;
+            var key = $"k{random.Next(25)}";
+            try
+            {
+                switch (random.Next(7))
+                {
+                    case 0 or 1:
+                        await kv.SetAsync(caller, key, Json($"\"v{i}\""), random.Next(3) == 0 ? random.Next(1, 30) : 0);
+                        break;
+                    case 2:
+                        await kv.SetAsync(caller, key, Json($"{i}"), 0, nx: random.Next(2) == 0, xx: false);
+                        break;
+                    case 3:
+                        await kv.IncrementAsync(caller, key, random.Next(1, 5));
+                        break;
+                    case 4:
+                        await kv.ExpireAsync(caller, key, random.Next(0, 20));
+                        break;
+                    case 5:
+                        await kv.DeleteAsync(caller, key);
+                        break;
+                    default:
+                        await kv.SetManyAsync(caller, [new KvSetItem(key, Json("[1,2]"), 5), new KvSetItem(key + "b", Json("{}"), 0)]);
+                        break;
+                }
+            }
+            catch (Exception ex) when (ex is ConflictException or NotFoundException)
+            {
+                // nx on an existing key, incr of a non-integer, expire or delete of a missing key: part of the mix
+            }
+            clock.Advance(TimeSpan.FromMilliseconds(random.Next(0, 2500)));
+        }
+    }
+
+    /// <summary>Every row of kv_entries and kv_deleted, in key order, as text.</summary>
+    private static List<string> Tables(string folder)
+    {
+        using var c = SqliteConnection.Open(Path.Combine(folder, SqliteMemoryStore.FileName), create: false);
+        var rows = new List<string>();
+        foreach (var (sql, columns) in new[]
+        {
+            ("SELECT tenant, key, value, expires_at, version, seq, created_at, updated_at, last_hid FROM kv_entries ORDER BY tenant, key", 9),
+            ("SELECT 'deleted', tenant, key, last_hid FROM kv_deleted ORDER BY tenant, key", 4),
+        })
+        {
+            using var statement = c.Prepare(sql);
+            while (statement.Step())
+            {
+                rows.Add(string.Join("|", Enumerable.Range(0, columns).Select(i => statement.GetTextOrNull(i) ?? "NULL")));
+            }
+        }
+        return rows;
+    }
+
+    [Fact]
+    public async Task States_left_unfolded_by_a_crash_replay_to_exactly_the_rows_a_clean_fold_writes()
+    {
+        // Reference: the same writes, then a clean close (the writer folds everything).
+        var referenceClock = new ManualClock(Start);
+        await using (var reference = EngramEngine.OpenSqlite(Folder("clean"), clock: referenceClock))
+        {
+            await WriteMixAsync(reference.KeyValue, referenceClock);
+        }
+
+        // The crash: the process that wrote never folds; a second opener finds only the history.
+        var clock = new ManualClock(Start);
+        await using var crashed = EngramEngine.OpenSqlite(Folder("crash"), clock: clock);
+        await WriteMixAsync(crashed.KeyValue, clock);
+        ((SqliteMemoryStore)crashed.Store).KvWaitingStates.Should().BeGreaterThan(0, "the writes wait in memory, not in kv_entries");
+        var unfolded = Tables(Folder("crash"));
+
+        await using (var reopened = EngramEngine.OpenSqlite(Folder("crash"), clock: clock))
+        {
+            Tables(Folder("crash")).Should().Equal(Tables(Folder("clean")), "the replay at open rebuilt the entries from the history");
+        }
+        unfolded.Should().NotEqual(Tables(Folder("clean")), "without the replay the table would have been behind");
+    }
+
+    [Fact]
+    public async Task Another_process_on_the_same_file_sees_every_write_and_this_one_sees_its_writes_back()
+    {
+        var clock = new ManualClock(Start);
+        await using var server = EngramEngine.OpenSqlite(Folder("shared"), clock: clock);
+        await server.KeyValue.SetAsync(Acme, "k", Json("1"), 0);
+        await server.KeyValue.SetAsync(Acme, "gone", Json("1"), 0);
+        await server.KeyValue.DeleteAsync(Acme, "gone");
+
+        await using (var cli = EngramEngine.OpenSqlite(Folder("shared"), clock: clock))
+        {
+            (await cli.KeyValue.GetAsync(Acme, "k")).Value.GetInt32().Should().Be(1);
+            await cli.Invoking(c => c.KeyValue.GetAsync(Acme, "gone")).Should().ThrowAsync<NotFoundException>();
+            (await cli.KeyValue.SetAsync(Acme, "k", Json("2"), 0)).Version.Should().Be(2);
+            await cli.KeyValue.SetAsync(Acme, "gone", Json("\"back\""), 0);
+        }
+
+        // The server notices the other writer at its next transaction and replays its history.
+        await server.KeyValue.SetAsync(Acme, "unrelated", Json("0"), 0);
+        (await server.KeyValue.GetAsync(Acme, "k")).Value.GetInt32().Should().Be(2);
+        (await server.KeyValue.IncrementAsync(Acme, "k", 1)).Should().Be(3);
+        (await server.KeyValue.GetHistoryAsync(Acme, "k")).Items.Select(h => (h.Event, h.Version))
+            .Should().Equal(("created", 1L), ("updated", 2L), ("incremented", 3L));
+        (await server.KeyValue.GetHistoryAsync(Acme, "gone")).Items.Select(h => h.Event).Should().Equal("created", "deleted", "created");
+    }
+
+    [Fact]
+    public async Task An_idle_server_notices_another_process_writes_without_writing_itself()
+    {
+        await using var server = EngramEngine.OpenSqlite(Folder("idle"));
+        await server.KeyValue.SetAsync(Acme, "k", Json("1"), 0);
+        await using (var cli = EngramEngine.OpenSqlite(Folder("idle")))
+        {
+            await cli.KeyValue.SetAsync(Acme, "k", Json("2"), 0);
+        }
+        // The writer looks once a second when it has nothing to do.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((await server.KeyValue.GetAsync(Acme, "k")).Value.GetInt32() != 2)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "the idle writer should have caught up with the other process");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task Many_keys_fold_in_chunks_and_every_operation_sees_the_newest_values()
+    {
+        const int keys = SqliteKvWriteBehind.HighWater + 3 * SqliteKvWriteBehind.ChunkSize;
+        await using var engine = EngramEngine.OpenSqlite(Folder("many"));
+        var kv = engine.KeyValue;
+        for (var start = 0; start < keys; start += 1000)
+        {
+            await kv.SetManyAsync(Acme, [.. Enumerable.Range(start, Math.Min(1000, keys - start)).Select(i => new KvSetItem($"key:{i:D6}", Json($"{i}"), 0))]);
+        }
+        var store = (SqliteMemoryStore)engine.Store;
+        store.KvWaitingStates.Should().BeLessThan(keys).And.BeGreaterThan(0, "the oldest states were folded, the newest wait");
+
+        (await kv.GetManyAsync(Acme, [.. Enumerable.Range(0, 1000).Select(i => (string?)$"key:{i * (keys / 1000):D6}")]))
+            .Select(l => l.Value!.Value.GetInt32()).Should().Equal(Enumerable.Range(0, 1000).Select(i => i * (keys / 1000)));
+        var listed = new List<string>();
+        string? cursor = null;
+        do
+        {
+            var page = await kv.ListAsync(Acme, "key:*", 1000, cursor);
+            listed.AddRange(page.Items.Select(i => i.Key));
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+        listed.Should().HaveCount(keys).And.BeInAscendingOrder(StringComparer.Ordinal);
+        (await kv.CleanupAsync(Acme, "key:00*")).Should().Be(10_000);
+        (await kv.ListAsync(Acme, "*", 1000, null)).Items.Should().HaveCount(1000);
+    }
+
+    [Fact]
+    public async Task The_sweeper_keeps_a_key_whose_waiting_state_outlived_the_expiry_in_the_table()
+    {
+        var clock = new ManualClock(Start);
+        await using var engine = EngramEngine.OpenSqlite(Folder("sweep"), clock: clock);
+        var kv = engine.KeyValue;
+        var store = (IKeyValueStore)engine.Store;
+        await kv.SetAsync(Acme, "renewed", Json("1"), 10);
+        await kv.SetAsync(Acme, "lapsed", Json("1"), 10);
+        await kv.ListAsync(Acme, "*", 10, null); // listing writes the waiting states to kv_entries: both rows expire at +10 s there
+        await kv.SetAsync(Acme, "renewed", Json("2"), 0); // newer state, no expiry, waiting in memory
+        await kv.SetAsync(Acme, "young", Json("1"), 5); // waiting in memory only
+
+        clock.Advance(TimeSpan.FromSeconds(11));
+        (await store.DeleteExpiredKvAsync(1000)).Should().Be(2, "the lapsed row and the young key expired; renewed lives on");
+        (await kv.GetAsync(Acme, "renewed")).Value.GetInt32().Should().Be(2);
+        (await kv.GetHistoryAsync(Acme, "lapsed")).Items.Select(h => h.Event).Should().Equal("created", "expired");
+        (await kv.GetHistoryAsync(Acme, "young")).Items.Select(h => h.Event).Should().Equal("created", "expired");
+        (await kv.ListAsync(Acme, "*", 10, null)).Items.Select(i => i.Key).Should().Equal("renewed");
+        (await store.DeleteExpiredKvAsync(1000)).Should().Be(0);
+    }
+}
