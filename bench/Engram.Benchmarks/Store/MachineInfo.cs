@@ -11,7 +11,7 @@ public static class MachineInfo
         yield return $"machine : {Environment.ProcessorCount} cores, {CpuModel()}";
         yield return $"os      : {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture})";
         yield return $"runtime : {RuntimeInformation.FrameworkDescription}, {BuildConfiguration}, server GC {System.Runtime.GCSettings.IsServerGC}";
-        yield return $"sqlite  : {SqliteConnection.Version}, WAL, synchronous=FULL (as shipped), group commit";
+        yield return $"sqlite  : {SqliteConnection.Version}, WAL, group commit; commits synchronous=NORMAL, full-durability writes acknowledged after an fdatasync of the WAL";
         yield return $"data    : {dataRoot} on {FileSystem(dataRoot)} (a fresh folder per scenario)";
         if (LoadAverage() is { } load)
         {
