@@ -143,10 +143,22 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     public void CatchUp(SqliteConnection connection)
     {
         connection.ExecuteNonQuery("BEGIN IMMEDIATE");
-        Replay(connection);
-        var version = DataVersion(connection);
-        connection.ExecuteNonQuery("COMMIT");
+        long version;
+        long watermark;
+        try
+        {
+            watermark = Replay(connection);
+            version = DataVersion(connection);
+            connection.ExecuteNonQuery("COMMIT");
+        }
+        catch
+        {
+            RollBackOwn(connection); // the writer's next BEGIN must not find this transaction open
+            throw;
+        }
         _dataVersion = version;
+        _watermark = watermark;
+        _lastHid = Math.Max(_lastHid, watermark);
         _committed.Clear();
     }
 
@@ -217,6 +229,29 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             CatchUp(c);
             return;
         }
+        KeyValuePair<KvSlot, KvHot>[] states;
+        int count;
+        long watermark;
+        try
+        {
+            (states, count, watermark) = WriteOldest(c, max);
+            c.ExecuteNonQuery("COMMIT");
+        }
+        catch
+        {
+            RollBackOwn(c);
+            throw;
+        }
+        _watermark = watermark;
+        for (var i = 0; i < count; i++)
+        {
+            _committed.TryRemove(states[i]);
+        }
+    }
+
+    /// <summary>Writes the <paramref name="max"/> states waiting longest; returns them (oldest first), how many were written and the new watermark.</summary>
+    private (KeyValuePair<KvSlot, KvHot>[] States, int Count, long Watermark) WriteOldest(SqliteConnection c, int max)
+    {
         var states = _committed.ToArray();
         var order = new long[states.Length];
         for (var i = 0; i < states.Length; i++)
@@ -233,20 +268,23 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             ? states[count].Value.FirstUnfoldedHid - 1
             : c.ScalarInt64("SELECT max(hid) FROM kv_history") ?? _watermark;
         SaveWatermark(c, watermark);
-        c.ExecuteNonQuery("COMMIT");
-        _watermark = watermark;
-        for (var i = 0; i < count; i++)
+        return (states, count, watermark);
+    }
+
+    private static void RollBackOwn(SqliteConnection c)
+    {
+        if (c.InTransaction)
         {
-            _committed.TryRemove(states[i]);
+            c.Execute("ROLLBACK");
         }
     }
 
     /// <summary>
     /// Applies every history row above the stored watermark that the tables do not reflect yet, in
     /// order, then moves the watermark to the newest row. Idempotent: a row at or below its key's
-    /// current head is skipped. Must run inside a write transaction.
+    /// current head is skipped. Must run inside a write transaction; returns the new watermark.
     /// </summary>
-    private void Replay(SqliteConnection c)
+    private static long Replay(SqliteConnection c)
     {
         var from = c.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{WatermarkKey}'") ?? 0;
         var states = new Dictionary<KvSlot, KvHot?>();
@@ -278,8 +316,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         }
         var watermark = Math.Max(from, c.ScalarInt64("SELECT max(hid) FROM kv_history") ?? 0);
         SaveWatermark(c, watermark);
-        _watermark = watermark;
-        _lastHid = Math.Max(_lastHid, watermark);
+        return watermark;
     }
 
     /// <summary>
