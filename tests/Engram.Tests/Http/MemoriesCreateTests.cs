@@ -152,10 +152,26 @@ public sealed class MemoriesCreateTests : IAsyncLifetime
     [InlineData("[1,2,3]")]
     [InlineData("null")]
     [InlineData("")]
+    [InlineData("{\"content\":\"x\"} trailing")]
+    [InlineData("{\"content\":\"x\"}{\"content\":\"y\"}")]
     public async Task Create_MalformedBody_Gives400NotA500(string json)
     {
         var response = await _server.PostJsonAsync("/v1/memories", json);
         await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest);
+    }
+
+    [Fact]
+    public async Task Create_LargeBodies_ThatArriveInManyPieces_Parse()
+    {
+        // ~30 KB of content and a 100 KB body (mostly whitespace) both span many of Kestrel's buffers.
+        var content = string.Concat(Enumerable.Range(0, 4000).Select(i => $"word{i % 97:D3} "))[..30_000];
+        var whole = await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content }));
+        whole.StatusCode.Should().Be(HttpStatusCode.Created);
+        (await whole.JsonAsync()).GetProperty("content").GetString().Should().Be(content);
+
+        var streamed = await _server.PostJsonAsync("/v1/memories", "{\"content\":\"padded\"" + new string(' ', 100_000) + "}");
+        streamed.StatusCode.Should().Be(HttpStatusCode.Created);
+        (await streamed.JsonAsync()).GetProperty("content").GetString().Should().Be("padded");
     }
 
     [Fact]
