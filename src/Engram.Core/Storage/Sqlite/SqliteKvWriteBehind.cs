@@ -38,7 +38,7 @@ internal sealed record KvHot(KvEntry? Entry, long LastHid, long Seq, long FirstU
 /// </summary>
 internal sealed class SqliteKvWriteBehind : ITransactionFollower
 {
-    /// <summary>States held before the writer folds a chunk (some 400 bytes each, so about 6 MB).</summary>
+    /// <summary>States waiting in memory after any group, at most (some 400 bytes each, so about 6 MB).</summary>
     public const int HighWater = 16_384;
 
     /// <summary>States folded per transaction: large enough to share pages, small enough not to stall writes for long (a few ms).</summary>
@@ -194,9 +194,13 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         RolledBack();
     }
 
+    /// <summary>
+    /// Folds chunks until both bounds hold again: one group can add far more than a chunk (a group of
+    /// msets of 1,000 keys each), and memory must stay bounded by <see cref="HighWater"/> after every group.
+    /// </summary>
     public void AfterGroup(SqliteConnection connection)
     {
-        if (_committed.Count >= HighWater || _lastHid - _watermark >= MaxUnfoldedRows)
+        while (_committed.Count >= HighWater || _lastHid - _watermark >= MaxUnfoldedRows)
         {
             Fold(connection, ChunkSize);
         }
