@@ -52,12 +52,10 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     private readonly ConcurrentDictionary<KvSlot, KvHot> _committed = new();
     private readonly List<(KvSlot Slot, KvHot State)> _staged = [];
     private readonly Dictionary<KvSlot, int> _stagedIndex = [];
+    /// <summary>Every history row at or below this id is reflected in the tables (store_meta <c>kv_folded_hid</c>).</summary>
     private long _watermark;
     private long _lastHid;
     private long _dataVersion;
-
-    /// <summary>Every history row at or below this id is reflected in the tables.</summary>
-    public long Watermark => _watermark;
 
     /// <summary>Committed states not folded yet.</summary>
     public int Count => _committed.Count;
