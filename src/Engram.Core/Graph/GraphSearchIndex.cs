@@ -58,21 +58,17 @@ public sealed class GraphSearchIndex(IGraphStore store, TimeProvider clock)
     {
         while (true)
         {
-            var changes = await store.ReadChangesAsync(_appliedSeq, ChangeBatch, ct).ConfigureAwait(false);
-            if (changes.Count == 0)
+            var page = await store.ReadChangesAsync(_appliedSeq, ChangeBatch, GraphChangeKinds.Entity, ct).ConfigureAwait(false);
+            var touched = page.Changes.Select(change => (change.Tenant, change.EntityId)).ToHashSet();
+            if (touched.Count > 0)
+            {
+                await ReloadAsync(touched.ToList(), ct).ConfigureAwait(false);
+            }
+            _appliedSeq = Math.Max(_appliedSeq, page.ReadThrough);
+            if (page.Changes.Count < ChangeBatch)
             {
                 return;
             }
-            var touched = new HashSet<(string, string)>();
-            foreach (var change in changes)
-            {
-                if (change.Entity == GraphChangeKinds.Entity)
-                {
-                    touched.Add((change.Tenant, change.EntityId));
-                }
-            }
-            await ReloadAsync(touched.ToList(), ct).ConfigureAwait(false);
-            _appliedSeq = changes[^1].Seq;
         }
     }
 

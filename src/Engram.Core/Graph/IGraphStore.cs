@@ -57,6 +57,9 @@ public interface IGraphStore
     Task<long> GetLastSeqAsync(CancellationToken ct = default);
 
     Task<IReadOnlyList<ChangeRecord>> ReadChangesAsync(long afterSeq, int max, CancellationToken ct = default);
+
+    /// <inheritdoc cref="IMemoryStore.ReadChangesAsync(long, int, string, CancellationToken)"/>
+    Task<ChangePage> ReadChangesAsync(long afterSeq, int max, string entity, CancellationToken ct = default);
 }
 
 /// <summary>A validated entity to create.</summary>

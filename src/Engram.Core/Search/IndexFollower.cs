@@ -30,7 +30,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
 
     public DateTimeOffset? LastEmbeddingErrorAt => _lastError == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(_lastError);
 
-    /// <summary>Applies every change after the index's sequence number; returns how many entries it read.</summary>
+    /// <summary>Applies every memory change after the index's sequence number (moving past other kinds' entries); returns how many it applied.</summary>
     public async Task<int> CatchUpAsync(CancellationToken ct = default, int maxBatches = int.MaxValue)
     {
         await _gate.WaitAsync(ct).ConfigureAwait(false);
@@ -40,15 +40,19 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
             var deferUntil = DeferEmbeddings && !_initialBuildDone ? await store.GetLastSeqAsync(ct).ConfigureAwait(false) : 0;
             for (var batch = 0; batch < maxBatches; batch++)
             {
-                var changes = await store.ReadChangesAsync(index.AppliedSeq, ChangeBatch, ct).ConfigureAwait(false);
-                if (changes.Count == 0)
+                var page = await store.ReadChangesAsync(index.AppliedSeq, ChangeBatch, ChangeRecord.MemoryEntity, ct).ConfigureAwait(false);
+                var changes = page.Changes;
+                if (changes.Count > 0)
                 {
-                    _initialBuildDone = true;
+                    await ApplyAsync(changes, embed: changes[^1].Seq > deferUntil, ct).ConfigureAwait(false);
+                }
+                index.AppliedSeq = Math.Max(index.AppliedSeq, page.ReadThrough);
+                total += changes.Count;
+                if (changes.Count < ChangeBatch)
+                {
+                    _initialBuildDone = true; // read up to the newest entry
                     return total;
                 }
-                await ApplyAsync(changes, embed: changes[^1].Seq > deferUntil, ct).ConfigureAwait(false);
-                index.AppliedSeq = changes[^1].Seq;
-                total += changes.Count;
             }
             return total;
         }

@@ -60,6 +60,13 @@ public interface IMemoryStore : IAsyncDisposable
     Task<IReadOnlyList<ChangeRecord>> ReadChangesAsync(long afterSeq, int max, CancellationToken ct = default);
 
     /// <summary>
+    /// Change-log entries of one <paramref name="entity"/> kind after <paramref name="afterSeq"/>, in
+    /// order, and how far the log was read: a follower of one kind moves past the others' entries (a
+    /// busy key-value swarm writes one per SET) without loading them.
+    /// </summary>
+    Task<ChangePage> ReadChangesAsync(long afterSeq, int max, string entity, CancellationToken ct = default);
+
+    /// <summary>
     /// The live memories among <paramref name="ids"/>, in any tenant, with their tenant: what the index
     /// follower loads after reading the change log. Missing, deleted or expired ids are left out.
     /// </summary>
@@ -86,6 +93,9 @@ public interface IMemoryStore : IAsyncDisposable
 
 /// <summary>A memory with the tenant it belongs to (only for the system-level index follower).</summary>
 public sealed record TenantMemory(string Tenant, Memory Memory);
+
+/// <summary>Up to a page of one kind's changes; every entry up to <see cref="ReadThrough"/> was read (the next page starts after it).</summary>
+public sealed record ChangePage(IReadOnlyList<ChangeRecord> Changes, long ReadThrough);
 
 /// <summary>One change-log entry: which record of which tenant changed, and how.</summary>
 public sealed record ChangeRecord(long Seq, string Tenant, string Entity, string EntityId, string Op, DateTimeOffset At)

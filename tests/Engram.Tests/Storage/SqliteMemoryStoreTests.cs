@@ -97,6 +97,37 @@ public sealed class SqliteMemoryStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task ChangeLog_ReadByKind_SkipsOtherKinds_AndSaysHowFarItRead()
+    {
+        await using var engine = Engram.Core.EngramEngine.OpenSqlite(_dir.Path);
+        var store = engine.Store;
+        var value = System.Text.Json.JsonDocument.Parse("1").RootElement;
+        var a = await engine.Memories.CreateAsync(Alice, new NewMemory { Content = "first memory" });
+        for (var i = 0; i < 3; i++)
+        {
+            await engine.KeyValue.SetAsync(Alice, $"k{i}", value, 0);
+        }
+        var b = await engine.Memories.CreateAsync(Alice, new NewMemory { Content = "second memory" });
+        await engine.KeyValue.SetAsync(Alice, "k9", value, 0);
+        var last = await store.GetLastSeqAsync();
+        last.Should().Be(b.Seq + 1);
+
+        var page = await store.ReadChangesAsync(0, 100, ChangeRecord.MemoryEntity);
+        page.Changes.Select(c => c.Seq).Should().Equal(a.Seq, b.Seq);
+        page.ReadThrough.Should().Be(last, "the key-value entries after the last memory were read past too");
+        var full = await store.ReadChangesAsync(0, 1, ChangeRecord.MemoryEntity);
+        full.Changes.Should().ContainSingle().Which.Seq.Should().Be(a.Seq);
+        full.ReadThrough.Should().Be(a.Seq, "a full page may have more of its kind right after it");
+        var none = await store.ReadChangesAsync(last, 100, ChangeRecord.MemoryEntity);
+        none.Changes.Should().BeEmpty();
+        none.ReadThrough.Should().Be(last);
+
+        await engine.Follower.CatchUpAsync();
+        engine.Index.AppliedSeq.Should().Be(last, "the index follower moves past key-value entries");
+        engine.Index.Count.Should().Be(2);
+    }
+
+    [Fact]
     public async Task TwoStoresOnOneFile_WriteConcurrentlyWithoutLockErrors()
     {
         // Two stores = two independent writer connections, as when the CLI writes next to a running server.
