@@ -74,6 +74,9 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         : _committed.TryGetValue(slot, out var state) ? state
         : null;
 
+    /// <summary>The key's newest state in the running transaction: waiting here, else as the tables hold it (null: they know nothing of it).</summary>
+    public KvHot? Current(SqliteConnection c, KvSlot slot) => Find(slot) ?? Load(c, slot);
+
     /// <summary>Records the key's new state (<paramref name="entry"/> null: deleted) written by history row <paramref name="hid"/>.</summary>
     public void Stage(KvSlot slot, KvEntry? entry, long hid, long seq)
     {
@@ -105,7 +108,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     /// </summary>
     public void Flush(SqliteConnection connection, Func<KvSlot, bool> which)
     {
-        foreach (var (slot, state) in View().ToList())
+        foreach (var (slot, state) in View())
         {
             if (which(slot))
             {
@@ -351,9 +354,9 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             statement.Bind(2, slot.Key);
             if (statement.Step())
             {
-                var last = statement.GetInt64OrNull(5) ?? 0;
+                var last = statement.GetInt64OrNull(5);
                 return new KvHot(new KvEntry(slot.Key, statement.GetText(0), statement.GetInt64OrNull(1), statement.GetInt64(2), statement.GetInt64(3),
-                    statement.GetInt64(4), last), last, statement.GetInt64(6), last);
+                    statement.GetInt64(4), last), last ?? 0, statement.GetInt64(6), last ?? 0);
             }
         }
         return c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", slot.Tenant, slot.Key) is { } deleted

@@ -38,7 +38,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
         _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out var hot)
             ? Task.FromResult(LiveOrNull(hot.Entry, NowMs))
-            : _readers.ReadAsync(c => FindKv(c, caller.Tenant, storedKey, NowMs, live: true), ct).AsTask();
+            : _readers.ReadAsync(c => FindLiveKv(c, caller.Tenant, storedKey, NowMs), ct).AsTask();
 
     public Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default) =>
         _readers.ReadAsync<IReadOnlyList<KvEntry?>>(c =>
@@ -46,7 +46,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             var now = NowMs;
             return [.. storedKeys.Select(k => _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, k), out var hot)
                 ? LiveOrNull(hot.Entry, now)
-                : FindKv(c, caller.Tenant, k, now, live: true))];
+                : FindLiveKv(c, caller.Tenant, k, now))];
         }, ct).AsTask();
 
     public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
@@ -326,18 +326,13 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// The key's newest entry in the running transaction, expired or not (null: none), and the head
     /// of its history chain (a deleted key keeps one). From the write-behind states, else the tables.
     /// </summary>
-    private (KvEntry? Entry, long? Head) CurrentKv(SqliteConnection c, string tenant, string storedKey)
-    {
-        if (_kvHot.Find(new KvSlot(tenant, storedKey)) is { } hot)
+    private (KvEntry? Entry, long? Head) CurrentKv(SqliteConnection c, string tenant, string storedKey) =>
+        _kvHot.Current(c, new KvSlot(tenant, storedKey)) switch
         {
-            return (hot.Entry, hot.LastHid);
-        }
-        if (FindKv(c, tenant, storedKey, 0, live: false) is { } entry)
-        {
-            return (entry, entry.LastHistoryId);
-        }
-        return (null, c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", tenant, storedKey));
-    }
+            null => (null, null),
+            { Entry: { } entry } => (entry, entry.LastHistoryId),
+            var deleted => (null, deleted.LastHid),
+        };
 
     /// <summary>Writes the states of keys <paramref name="pattern"/> can match to kv_entries, for the queries that read the table.</summary>
     private void FlushKv(SqliteConnection c, string tenant, KvGlob pattern) =>
@@ -345,17 +340,11 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
 
     private static KvEntry? LiveOrNull(KvEntry? entry, long now) => entry is not null && entry.IsLiveAt(now) ? entry : null;
 
-    private static KvEntry? FindKv(SqliteConnection c, string tenant, string storedKey, long now, bool live)
+    /// <summary>The key's live entry as kv_entries holds it (readers call this after missing the write-behind states).</summary>
+    private static KvEntry? FindLiveKv(SqliteConnection c, string tenant, string storedKey, long now)
     {
-        using var statement = c.Prepare(live
-            ? $"SELECT value, expires_at, version, created_at, updated_at, last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2 AND {KvLive}"
-            : "SELECT value, expires_at, version, created_at, updated_at, last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2");
-        statement.Bind(1, tenant);
-        statement.Bind(2, storedKey);
-        if (live)
-        {
-            statement.Bind(3, now);
-        }
+        using var statement = c.Prepare($"SELECT value, expires_at, version, created_at, updated_at, last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2 AND {KvLive}");
+        statement.BindAll([tenant, storedKey, now]);
         return statement.Step()
             ? new KvEntry(storedKey, statement.GetText(0), statement.GetInt64OrNull(1), statement.GetInt64(2), statement.GetInt64(3), statement.GetInt64(4),
                 statement.GetInt64OrNull(5))
