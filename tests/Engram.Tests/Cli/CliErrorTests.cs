@@ -118,7 +118,7 @@ public sealed class CliErrorTests
     public async Task Unreachable_server_is_a_system_error_exit_2()
     {
         var closedPort = EngramServer.FreePort();
-        foreach (var args in new[] { new[] { "add", "x" }, ["stats", "--json"] })
+        foreach (var args in new[] { new[] { "add", "x" }, ["stats"] })
         {
             var result = await CliProcess.RunAsync([.. args, "--server", $"http://127.0.0.1:{closedPort}"]);
             result.ExitCode.Should().Be(2, result.ToString());

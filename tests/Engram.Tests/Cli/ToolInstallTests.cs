@@ -18,7 +18,7 @@ public sealed class ToolInstallTests
         var packages = Path.Combine(temp.Path, "packages");
         var data = Path.Combine(temp.Path, "data");
         // The configuration these tests were built in (bin/<Configuration>/net10.0/), packed without building again.
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Parent!.Name;
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
 
         var install = await RunAsync("bash", [Path.Combine(RepositoryRoot(), "tools", "install.sh"),
             "--tool-path", tools, "--packages", packages, "--configuration", configuration, "--no-build"]);
