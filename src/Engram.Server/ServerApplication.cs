@@ -37,6 +37,8 @@ public static class ServerApplication
             ContentRootPath = AppContext.BaseDirectory,
         });
         MapOperatorVariables(builder.Configuration);
+        var started = new StartupLog.StartedFlag();
+        StartupLog.Configure(builder.Logging, started);
         builder.WebHost.UseUrls(urls ?? builder.Configuration["urls"] ?? EngramServerOptions.DefaultUrls);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 64L * 1024 * 1024);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
@@ -50,6 +52,8 @@ public static class ServerApplication
         }
 
         builder.Services.AddSingleton(Options.Create(options));
+        // One server per data folder (ServerLock); resolved before the store, so disposed after it.
+        builder.Services.AddSingleton(_ => ServerLock.Acquire(options.DataPath));
         builder.Services.AddSingleton(clock ?? TimeProvider.System);
         builder.Services.AddSingleton(sp => new EngramEngine(
             SqliteMemoryStore.Open(options.DataPath, sp.GetRequiredService<TimeProvider>()),
@@ -74,8 +78,19 @@ public static class ServerApplication
         }));
 
         var app = builder.Build();
-        // Open the store now: a bad data folder or a too-new schema fails the start, not the first request.
-        app.Services.GetRequiredService<EngramEngine>();
+        // Lock the folder and open the store now: a second server, a bad data folder or a too-new
+        // schema fails the start, not the first request.
+        var serverLock = app.Services.GetRequiredService<ServerLock>();
+        try
+        {
+            app.Services.GetRequiredService<EngramEngine>();
+        }
+        catch
+        {
+            serverLock.Dispose();
+            throw;
+        }
+        StartupLog.ReportWhenStarted(app, options, started);
 
         app.UseMiddleware<ProblemMiddleware>();
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
 using Engram.Cli.Commands;
 using Engram.Cli.Output;
 
@@ -30,23 +31,84 @@ public static class EngramCli
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parse.Action is ParseErrorAction)
         {
-            return ReportParseErrors(parse);
+            return ReportParseErrors(parse, args);
         }
         return await parse.InvokeAsync();
     }
 
     /// <summary>
-    /// Bad flags are user errors: one <c>engram: message</c> line each on stderr and exit 1, like every
-    /// other error (System.CommandLine's default would print the whole help text as well).
+    /// Bad flags are user errors: one <c>engram: message</c> line on stderr (a problem object with
+    /// <c>--json</c>) and exit 1, like every other error (System.CommandLine's default would print the
+    /// whole help text as well). A mistyped command or flag gets the close ones suggested.
     /// </summary>
-    private static int ReportParseErrors(ParseResult parse)
+    private static int ReportParseErrors(ParseResult parse, string[] args)
     {
-        foreach (var error in parse.Errors)
+        var command = parse.CommandResult.Command;
+        var messages = Describe(parse, command);
+        var name = command is RootCommand ? "engram" : "engram " + string.Join(' ', CommandPath(parse.CommandResult));
+        var json = WantsJson(args);
+        var code = ErrorReporter.ReportUsage(string.Join("; ", messages), Console.Error, json);
+        if (!json)
         {
-            Console.Error.WriteLine("engram: " + error.Message);
+            Console.Error.WriteLine($"Run '{name} --help' for usage.");
         }
-        var command = string.Join(' ', parse.CommandResult.Command is RootCommand ? ["engram"] : new[] { "engram", parse.CommandResult.Command.Name });
-        Console.Error.WriteLine($"Run '{command} --help' for usage.");
-        return ExitCodes.UserError;
+        return code;
+    }
+
+    /// <summary>
+    /// The errors worth reading, each once. A mistyped command makes every later token unmatched, and
+    /// a mistyped flag is taken as a positional value (leaving the real value unmatched): only the
+    /// typo itself is reported then, with the names close to it.
+    /// </summary>
+    private static List<string> Describe(ParseResult parse, Command command)
+    {
+        var unknown = parse.UnmatchedTokens;
+        if (unknown.Count > 0 && !unknown[0].StartsWith('-') && command.Subcommands.Count > 0)
+        {
+            return [$"unknown command '{unknown[0]}'" + Suggestions.DidYouMean(unknown[0], command.Subcommands.Select(c => c.Name))];
+        }
+        var flagLike = command.Arguments
+            .SelectMany(a => parse.GetResult(a)?.Tokens ?? [])
+            .Select(t => t.Value)
+            .Where(v => v.Length > 1 && v[0] == '-' && parse.Tokens.All(t => t.Type != TokenType.DoubleDash))
+            .Concat(unknown.Where(t => t.StartsWith('-')))
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+        if (flagLike.Count > 0)
+        {
+            return flagLike.Select(t => $"unknown option '{t}'" + Suggestions.DidYouMean(t, command.Options.Select(o => o.Name))).ToList();
+        }
+        if (unknown.Count > 0)
+        {
+            return unknown.Select(t => $"unexpected argument '{t}' (quote text that contains spaces)").ToList();
+        }
+        return parse.Errors.Select(e => e.Message.TrimEnd('.')).ToList();
+    }
+
+    private static IEnumerable<string> CommandPath(CommandResult result)
+    {
+        var names = new Stack<string>();
+        for (SymbolResult? current = result; current is CommandResult { Command: not RootCommand } c; current = c.Parent)
+        {
+            names.Push(c.Command.Name);
+        }
+        return names;
+    }
+
+    /// <summary>Whether <c>--json</c> was given as a flag (not as text after <c>--</c>).</summary>
+    private static bool WantsJson(string[] args)
+    {
+        foreach (var arg in args)
+        {
+            if (arg == "--")
+            {
+                return false;
+            }
+            if (arg == "--json")
+            {
+                return true;
+            }
+        }
+        return false;
     }
 }

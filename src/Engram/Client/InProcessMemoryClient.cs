@@ -76,7 +76,18 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
     public async Task<HistoryResponse> GetHistoryAsync(string id, CancellationToken ct) =>
         new(await _memories.GetHistoryAsync(Caller, id, ct));
 
-    public Task<StoreStatistics> GetStatsAsync(CancellationToken ct) => _memories.GetStatsAsync(Caller, ct);
+    /// <summary>
+    /// The store's counts with the index, as the server's /v1/stats reports them. In process the index
+    /// is the one built from the store for this command (as for <see cref="SearchAsync"/>).
+    /// </summary>
+    public async Task<StoreStatistics> GetStatsAsync(CancellationToken ct)
+    {
+        var engine = Engine();
+        await engine.EnsureIndexedAsync().WaitAsync(ct);
+        return await engine.GetStatsAsync(Caller, ct);
+    }
+
+    private EngramEngine Engine() => _engine ??= new EngramEngine(_store, _options.Limits, _options.Search, _options.Embeddings.CreateProvider());
 
     /// <summary>
     /// Builds the indexes from the store for this one search (the server keeps them warm; for large
@@ -84,8 +95,7 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
     /// </summary>
     public async Task<SearchResponse> SearchAsync(SearchRequest request, CancellationToken ct)
     {
-        _engine ??= new EngramEngine(_store, _options.Limits, _options.Search, _options.Embeddings.CreateProvider());
-        var result = await _engine.Search.SearchAsync(Caller, request, ct);
+        var result = await Engine().Search.SearchAsync(Caller, request, ct);
         return new SearchResponse(result.Results.Select(h => new ScoredMemory(h)).ToList(), Math.Round(result.TookMs, 3));
     }
 

@@ -40,6 +40,10 @@ internal static class CliInput
 
     public static JsonElement Metadata(string json)
     {
+        if (json.Trim().Length == 0)
+        {
+            throw new ValidationException("metadata", "--metadata is empty; give a JSON object such as '{\"project\":\"x\"}'");
+        }
         try
         {
             using var document = JsonDocument.Parse(json);
@@ -47,8 +51,40 @@ internal static class CliInput
         }
         catch (JsonException ex)
         {
-            throw new ValidationException("metadata", $"--metadata must be a JSON object such as '{{\"project\":\"x\"}}': {ex.Message.Split(" Path:")[0].TrimEnd('.')}");
+            var where = ex.LineNumber is > 0 ? $"line {ex.LineNumber + 1}, character {ex.BytePositionInLine + 1}" : $"character {ex.BytePositionInLine + 1}";
+            throw new ValidationException("metadata",
+                $"--metadata is not valid JSON (at {where}: {JsonProblem(ex.Message)}); give a JSON object such as '{{\"project\":\"x\"}}'");
         }
+    }
+
+    /// <summary>
+    /// What the JSON reader found, in its words but without its internals: the position suffix
+    /// ("LineNumber: 0 | BytePositionInLine: 1", given above in words) and advice about reader
+    /// options that are not the user's to change. E.g. "'o' is an invalid start of a property name. Expected a '"'".
+    /// </summary>
+    private static string JsonProblem(string message)
+    {
+        if (message.Contains("trailing comma", StringComparison.OrdinalIgnoreCase))
+        {
+            return "a trailing comma is not allowed";
+        }
+        if (message.Contains("depth to be zero", StringComparison.Ordinal))
+        {
+            return "the JSON ends before every object and array is closed";
+        }
+        var text = message;
+        foreach (var marker in new[] { " LineNumber:", " Path:" })
+        {
+            var at = text.IndexOf(marker, StringComparison.Ordinal);
+            if (at >= 0)
+            {
+                text = text[..at];
+            }
+        }
+        var sentences = text.Split(". ", StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var kept = sentences.Take(1).Concat(sentences.Skip(1).Where(s => s.StartsWith("Expected", StringComparison.Ordinal)));
+        text = string.Join(". ", kept).Trim().TrimEnd('.');
+        return text.Length > 0 ? char.ToLowerInvariant(text[0]) + text[1..] : "unexpected input";
     }
 
     public static MemoryTier Tier(string text) =>

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Engram.Cli.Output;
+using Engram.Core.Common;
 using Engram.Core.Graph;
 
 namespace Engram.Cli.Commands;
@@ -111,13 +112,14 @@ internal static class GraphCommand
     {
         var names = new Argument<string[]>("names") { Description = "Entities to open (default: the whole graph).", Arity = ArgumentArity.ZeroOrMore };
         var includeInvalid = IncludeInvalid();
-        return MemoryCommand.Create("show", "Show the whole graph, or the named entities and the relations between them.", async context =>
+        return MemoryCommand.Create("show", "Show the whole graph, or the named entities and the relations between them (exit 1 if one does not exist).", async context =>
         {
             var wanted = context.Get(names) ?? [];
             var all = context.Get(includeInvalid);
             var graph = wanted.Length == 0
                 ? await context.Client.ReadGraphAsync(all, context.CancellationToken)
                 : await context.Client.OpenNodesAsync(wanted, all, context.CancellationToken);
+            RefuseMissing(wanted, graph);
             WriteGraph(context, graph);
         }, configure: command =>
         {
@@ -175,9 +177,13 @@ internal static class GraphCommand
     private static Command DeleteEntity()
     {
         var names = new Argument<string[]>("names") { Description = "Entities to delete, with their observations and relations.", Arity = ArgumentArity.OneOrMore };
-        return MemoryCommand.Create("delete-entity", "Delete entities with their observations and every relation touching them.", async context =>
+        return MemoryCommand.Create("delete-entity", "Delete entities with their observations and every relation touching them (exit 1, nothing deleted, if one does not exist).", async context =>
         {
-            var result = await context.Client.DeleteEntitiesAsync(context.Get(names) ?? [], context.CancellationToken);
+            var wanted = context.Get(names) ?? [];
+            // Naming an entity that does not exist is exit 1, as for every command that names something;
+            // checked first so a typo deletes nothing.
+            RefuseMissing(wanted, await context.Client.OpenNodesAsync(wanted, includeInvalid: true, context.CancellationToken));
+            var result = await context.Client.DeleteEntitiesAsync(wanted, context.CancellationToken);
             if (context.Json)
             {
                 JsonOutput.Write(context.Output, result);
@@ -185,6 +191,19 @@ internal static class GraphCommand
             }
             context.Output.WriteLine($"Deleted {result.Deleted} entit{(result.Deleted == 1 ? "y" : "ies")}.");
         }, configure: command => command.Arguments.Add(names));
+    }
+
+    /// <summary>Every name given must be an entity; the ones that are not are named in one not-found error.</summary>
+    private static void RefuseMissing(IReadOnlyList<string> wanted, KnowledgeGraph found)
+    {
+        var present = found.Entities.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+        var missing = wanted.Select(n => n.Trim()).Where(n => n.Length > 0 && !present.Contains(n)).Distinct(StringComparer.Ordinal).ToList();
+        if (missing.Count > 0)
+        {
+            throw new NotFoundException(missing.Count == 1
+                ? $"no entity named '{missing[0]}'"
+                : $"no entities named {string.Join(", ", missing.Select(n => $"'{n}'"))}");
+        }
     }
 
     private static Option<bool> IncludeInvalid() => new("--include-invalid")

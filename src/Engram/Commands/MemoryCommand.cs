@@ -25,7 +25,7 @@ internal static class MemoryCommand
             }
             catch (Exception ex)
             {
-                return ErrorReporter.Report(ex, Console.Error);
+                return ErrorReporter.Report(ex, Console.Error, parse.GetValue(backend.Json), command);
             }
         });
         return command;
@@ -53,8 +53,10 @@ internal static class MemoryCommand
             {
                 if (token.Value.Length > 1 && token.Value[0] == '-' && (doubleDash < 0 || IndexOf(parse.Tokens, token) < doubleDash))
                 {
-                    throw new ValidationException(argument.Name,
-                        $"unknown option '{token.Value}'; to pass text that starts with '-', put it after --, e.g. engram {command.Name} -- \"{token.Value}\"");
+                    var close = Suggestions.DidYouMean(token.Value, command.Options.Select(o => o.Name));
+                    throw new ValidationException(argument.Name, close.Length > 0
+                        ? $"unknown option '{token.Value}'{close}"
+                        : $"unknown option '{token.Value}'; to pass text that starts with '-', put it after --, e.g. engram {command.Name} -- \"{token.Value}\"");
                 }
             }
         }

@@ -2,7 +2,7 @@ using System.CommandLine;
 using Engram.Cli.Client;
 using Engram.Cli.Output;
 using Engram.Core;
-using Engram.Core.Storage;
+using Engram.Core.Common;
 using Engram.Core.Storage.Sqlite;
 
 namespace Engram.Cli.Commands;
@@ -17,33 +17,43 @@ internal static class ReindexCommand
     public static Command Create()
     {
         var data = new Option<string?>("--data") { Description = $"Data folder (default ${BackendOptions.DataVariable}, else ./{BackendOptions.DefaultData}).", HelpName = "DIR" };
-        var command = new Command("reindex", "Rebuild the search indexes from the store and save a fresh snapshot.") { data };
+        var json = new Option<bool>("--json") { Description = "Print the result as one JSON object (and errors as JSON on stderr); no progress bar." };
+        var command = new Command("reindex", "Rebuild the search indexes from the store and save a fresh snapshot.") { data, json };
         command.SetAction(async (parse, ct) =>
         {
-            var folder = parse.GetValue(data) ?? System.Environment.GetEnvironmentVariable(BackendOptions.DataVariable) ?? BackendOptions.DefaultData;
-            if (!File.Exists(Path.Combine(Path.GetFullPath(folder), SqliteMemoryStore.FileName)))
-            {
-                Console.Error.WriteLine($"engram: no Engram database in '{Path.GetFullPath(folder)}'; pass --data DIR");
-                return ExitCodes.UserError;
-            }
+            var asJson = parse.GetValue(json);
             try
             {
+                var folder = Path.GetFullPath(parse.GetValue(data) ?? System.Environment.GetEnvironmentVariable(BackendOptions.DataVariable) ?? BackendOptions.DefaultData);
+                if (!File.Exists(Path.Combine(folder, SqliteMemoryStore.FileName)))
+                {
+                    throw new NotFoundException($"no Engram database in '{folder}'; pass --data DIR");
+                }
                 var options = ConfiguredOptions.Load();
                 await using var engine = EngramEngine.OpenSqlite(folder, options.Limits, options.Search, options.Embeddings.CreateProvider(), snapshots: true);
-                var bar = new ProgressBar(Console.Error);
-                var report = await engine.RebuildAsync(new InlineProgress(bar.Draw), ct);
-                bar.Done();
-                Console.WriteLine($"Rebuilt the indexes: {report.Memories} memories up to seq {report.AppliedSeq} in {report.Milliseconds / 1000:0.0} s; snapshot: {engine.SnapshotPath}");
+                var bar = asJson ? null : new ProgressBar(Console.Error);
+                var report = await engine.RebuildAsync(bar is null ? null : new InlineProgress(bar.Draw), ct);
+                bar?.Done();
+                if (asJson)
+                {
+                    JsonOutput.Write(Console.Out, new ReindexResponse(report.Memories, report.AppliedSeq, Math.Round(report.Milliseconds, 1), engine.SnapshotPath));
+                }
+                else
+                {
+                    Console.WriteLine($"Rebuilt the indexes: {report.Memories} memories up to seq {report.AppliedSeq} in {report.Milliseconds / 1000:0.0} s; snapshot: {engine.SnapshotPath}");
+                }
                 return ExitCodes.Ok;
             }
-            catch (StoreException ex)
+            catch (Exception ex)
             {
-                Console.Error.WriteLine("engram: " + ex.Message);
-                return ExitCodes.SystemError;
+                return ErrorReporter.Report(ex, Console.Error, asJson, command);
             }
         });
         return command;
     }
+
+    /// <summary>What <c>reindex --json</c> prints.</summary>
+    internal sealed record ReindexResponse(int Memories, long AppliedSeq, double TookMs, string? Snapshot);
 
     /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and draw out of order).</summary>
     private sealed class InlineProgress(Action<(string Phase, long Done, long Total)> report) : IProgress<(string Phase, long Done, long Total)>

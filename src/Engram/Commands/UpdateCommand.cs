@@ -13,7 +13,7 @@ internal static class UpdateCommand
     {
         var id = new Argument<string>("id") { Description = "The memory's id." };
         var content = OptionFactory.Text("--content", "New content; - reads it from stdin.", "TEXT");
-        var fields = new MemoryFieldOptions();
+        var fields = new MemoryFieldOptions(forUpdate: true);
         var clearValence = Flag("--clear-valence", "Remove the valence.");
         var clearTags = Flag("--clear-tags", "Remove every tag.");
         var clearEntities = Flag("--clear-entities", "Remove every entity.");

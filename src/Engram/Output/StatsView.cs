@@ -12,6 +12,14 @@ internal static class StatsView
         output.WriteLine($"{"by tier:",-12} {Counts(stats.Memories.ByTier)}");
         output.WriteLine($"{"store size:",-12} {Text.Bytes(stats.StoreBytes)}");
         output.WriteLine($"{"last seq:",-12} {Text.Number(stats.LastSeq)}");
+        if (stats.Index is { } index)
+        {
+            output.WriteLine($"{"index:",-12} {Text.Number(index.Documents)} memories, {Text.Number(index.Vectors)} vectors, up to seq {Text.Number(index.AppliedSeq)}; model {index.EmbeddingModel}");
+            if (index.PendingEmbeddings > 0)
+            {
+                output.WriteLine($"{"",-12} {Text.Number(index.PendingEmbeddings)} memories waiting for their embedding");
+            }
+        }
     }
 
     private static string Counts(IReadOnlyDictionary<string, long> counts) =>

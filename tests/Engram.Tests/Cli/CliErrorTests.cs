@@ -13,10 +13,10 @@ public sealed class CliErrorTests
         await using var engram = await CliBackend.StartAsync(mode);
         var id = (await engram.JsonAsync("add", "a fact", "--user", "u")).GetProperty("id").GetString()!;
 
-        await ShouldFailAsync(engram.RunAsync("add", "x", "--importance", "2"), "engram: importance must be between 0 and 1 (got 2)\n");
+        await ShouldFailAsync(engram.RunAsync("add", "x", "--importance", "2"), "engram: --importance must be between 0 and 1 (got 2)\n");
         await ShouldFailAsync(engram.RunAsync("add", "   "), "engram: content must not be empty or only white space\n");
-        await ShouldFailAsync(engram.RunAsync("add", "x", "--metadata", "[1,2]"), "engram: metadata must be a JSON object (got array)\n");
-        await ShouldFailAsync(engram.RunAsync("add", "x", "--metadata", "{oops"), "engram: --metadata must be a JSON object");
+        await ShouldFailAsync(engram.RunAsync("add", "x", "--metadata", "[1,2]"), "engram: --metadata must be a JSON object (got array)\n");
+        await ShouldFailAsync(engram.RunAsync("add", "x", "--metadata", "{oops"), "engram: --metadata is not valid JSON");
         await ShouldFailAsync(engram.RunAsync("get", "01ARZ3NDEKTSV4RRFFQ69G5FAV"), "engram: no memory with id '01ARZ3NDEKTSV4RRFFQ69G5FAV'\n");
         await ShouldFailAsync(engram.RunAsync("update", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "--importance", "0.1"), "engram: no memory with id");
         await ShouldFailAsync(engram.RunAsync("history", "01ARZ3NDEKTSV4RRFFQ69G5FAV"), "engram: no memory with id");
@@ -26,9 +26,9 @@ public sealed class CliErrorTests
             $"engram: memory '{id}' is at version 1, not 7; fetch it again and retry\n");
         await ShouldFailAsync(engram.RunAsync("update", id), "engram: nothing to update");
         await ShouldFailAsync(engram.RunAsync("update", id, "--valence", "0.5", "--clear-valence"), "engram: give --valence or --clear-valence, not both\n");
-        await ShouldFailAsync(engram.RunAsync("list", "--limit", "0"), "engram: limit must be between 1 and 1000 (got 0)\n");
-        await ShouldFailAsync(engram.RunAsync("list", "--tier", "forever"), "engram: tier must be one of working, short_term, long_term (got 'forever')\n");
-        await ShouldFailAsync(engram.RunAsync("list", "--cursor", "not-a-cursor"), "engram: cursor is not one this server handed out");
+        await ShouldFailAsync(engram.RunAsync("list", "--limit", "0"), "engram: --limit must be between 1 and 1000 (got 0)\n");
+        await ShouldFailAsync(engram.RunAsync("list", "--tier", "forever"), "engram: --tier must be one of working, short_term, long_term (got 'forever')\n");
+        await ShouldFailAsync(engram.RunAsync("list", "--cursor", "not-a-cursor"), "engram: --cursor is not one this server handed out");
         await ShouldFailAsync(engram.RunAsync("list", "--created-after", "yesterday"), "engram: --created-after must be an ISO 8601 timestamp");
 
         // Nothing was changed by the failed commands.
@@ -118,7 +118,7 @@ public sealed class CliErrorTests
     public async Task Unreachable_server_is_a_system_error_exit_2()
     {
         var closedPort = EngramServer.FreePort();
-        foreach (var args in new[] { new[] { "add", "x" }, ["stats", "--json"] })
+        foreach (var args in new[] { new[] { "add", "x" }, ["stats"] })
         {
             var result = await CliProcess.RunAsync([.. args, "--server", $"http://127.0.0.1:{closedPort}"]);
             result.ExitCode.Should().Be(2, result.ToString());

@@ -47,7 +47,7 @@ public sealed class EngramChildProcess : IAsyncDisposable
             }
             var output = child.RecentOutput;
             await child.DisposeAsync();
-            if (attempt < attempts && output.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            if (attempt < attempts && output.Contains("already in use", StringComparison.OrdinalIgnoreCase))
             {
                 continue;
             }

@@ -1,0 +1,72 @@
+using System.Globalization;
+using Engram.Core;
+using Engram.Core.Storage.Sqlite;
+using Engram.Server.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Engram.Server;
+
+/// <summary>
+/// What the server says when it starts: one entry naming the data folder, the store, the embedder,
+/// the addresses and whether authentication is on, in place of ASP.NET Core's lifetime lines (whose
+/// "Content root path" is the build output folder, which tells an operator nothing).
+/// </summary>
+internal static class StartupLog
+{
+    public const string Category = "Engram.Server";
+
+    /// <summary>
+    /// Quiets the framework's start-up lines. The host's own "Hosting failed to start" entry (a full
+    /// stack trace) is held back until the server has started: whoever calls StartAsync gets the
+    /// exception, and <c>engram serve</c> turns it into one line (a busy port, a locked folder).
+    /// </summary>
+    public static void Configure(ILoggingBuilder logging, StartedFlag started)
+    {
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", level => level >= LogLevel.Warning && (started.Value || level < LogLevel.Error));
+    }
+
+    /// <summary>Logs the summary once Kestrel listens (the addresses are the bound ones, so port 0 shows its real port).</summary>
+    public static void ReportWhenStarted(WebApplication app, EngramServerOptions options, StartedFlag started)
+    {
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            started.Value = true;
+            var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(Category);
+            logger.LogInformation(1, "{Summary}", Describe(app, options));
+        });
+    }
+
+    private static string Describe(WebApplication app, EngramServerOptions options)
+    {
+        var engine = app.Services.GetRequiredService<EngramEngine>();
+        var data = Path.GetFullPath(options.DataPath);
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        var embedder = engine.Embedder;
+        var dimensions = embedder.Dimensions > 0 ? string.Create(CultureInfo.InvariantCulture, $", {embedder.Dimensions} dimensions") : "";
+        return string.Join(Environment.NewLine,
+            $"Engram {SystemEndpoints.Version} is serving",
+            $"  data:      {data}",
+            $"  store:     {engine.Store.Kind}, file {Path.Combine(data, SqliteMemoryStore.FileName)}; index snapshots {(options.IndexSnapshots ? "on" : "off")}",
+            $"  embedder:  {options.Embeddings.Provider}, model {embedder.ModelId}{dimensions}",
+            $"  listening: {string.Join(", ", addresses)}",
+            "  auth:      off (no API keys configured): anyone who can reach these addresses can read and write",
+            "Press Ctrl+C to stop.");
+    }
+
+    /// <summary>Set once the host has started; read by the log filter on every host log call.</summary>
+    public sealed class StartedFlag
+    {
+        private volatile bool _value;
+
+        public bool Value
+        {
+            get => _value;
+            set => _value = value;
+        }
+    }
+}
