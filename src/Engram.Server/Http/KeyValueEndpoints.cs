@@ -94,7 +94,7 @@ internal static class KeyValueEndpoints
             var request = await JsonBody.ReadAsync<KvExpireRequest>(http.Request, ct);
             return TypedResults.Ok(await kv.ExpireAsync(http.GetCaller(), key, request.TtlSeconds, ct));
         }
-        return Problems.Create(404, "Not found", $"no route for POST {path}: use /v1/kv/{{key}}/incr, /v1/kv/{{key}}/expire, /v1/kv/mget, /v1/kv/mset or /v1/kv/cleanup");
+        return Problems.For(404, $"no route for POST {path}: use /v1/kv/{{key}}/incr, /v1/kv/{{key}}/expire, /v1/kv/mget, /v1/kv/mset or /v1/kv/cleanup");
     }
 
     private static async Task<IResult> ListAsync(HttpContext http, KvService kv, CancellationToken ct)
