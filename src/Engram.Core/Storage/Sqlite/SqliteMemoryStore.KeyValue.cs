@@ -126,26 +126,36 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }, ct).ConfigureAwait(false);
     }
 
-    public async Task<int> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, WriteDurability durability, CancellationToken ct = default)
+    public async Task<KvDeleteStep> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, string? afterKey, TimeSpan budget, WriteDurability durability,
+        CancellationToken ct = default)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var total = 0;
+        var position = afterKey;
         while (true)
         {
-            var deleted = await _writer.WriteAsync(c =>
+            // One chunk per transaction, so other writes go on between chunks; the position moves past
+            // each chunk's last key, so keys the pattern's range holds but GLOB refuses are read once.
+            var (deleted, last) = await _writer.WriteAsync(c =>
             {
                 var now = NowMs;
                 FlushKv(c, caller.Tenant, pattern);
-                var doomed = SelectMatching(c, caller.Tenant, pattern, null, DeleteChunk, now);
+                var doomed = SelectMatching(c, caller.Tenant, pattern, position, DeleteChunk, now);
                 foreach (var entry in doomed)
                 {
                     DeleteKv(c, caller, entry, KvEvents.Deleted, now);
                 }
-                return doomed.Count;
+                return (doomed.Count, doomed.Count == 0 ? position : doomed[^1].StoredKey);
             }, durability, ct).ConfigureAwait(false);
             total += deleted;
+            position = last;
             if (deleted < DeleteChunk)
             {
-                return total;
+                return new KvDeleteStep(total, null);
+            }
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) >= budget)
+            {
+                return new KvDeleteStep(total, position);
             }
         }
     }
