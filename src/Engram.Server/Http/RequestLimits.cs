@@ -1,3 +1,4 @@
+using Engram.Core.Common;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using KestrelServerOptions = Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions;
@@ -6,7 +7,7 @@ namespace Engram.Server.Http;
 
 /// <summary>
 /// Limits on the request target and headers that the app enforces itself, so a refusal gets a problem
-/// body (414, 431). Kestrel answers its own limits before any middleware runs, with an empty body and
+/// body (414, 431), and a query that is not UTF-8 once percent-decoded (400, <see cref="QueryEncoding"/>). Kestrel answers its own limits before any middleware runs, with an empty body and
 /// no hook to shape it; its limits are therefore set above Engram's (a request between the two reaches
 /// this middleware). Beyond Kestrel's limits, and for requests Kestrel cannot parse at all (a
 /// malformed request line, raw non-ASCII bytes in the target, a missing or invalid Host header), the
@@ -39,6 +40,10 @@ internal sealed class RequestLimits(RequestDelegate next)
             throw new BadHttpRequestException(
                 $"the request target is {target.Length} bytes; the limit is {MaxTargetBytes} (send long filters in a body, e.g. POST /v1/search)",
                 StatusCodes.Status414UriTooLong);
+        }
+        if (QueryEncoding.FindInvalidParameter(context.Request.QueryString.Value) is { } parameter)
+        {
+            throw new ValidationException(parameter, $"'{parameter}' is not UTF-8 once percent-decoded; encode text as UTF-8 before percent-encoding it");
         }
         var headers = context.Request.Headers;
         if (headers.Count > MaxHeaderCount)

@@ -49,6 +49,16 @@ public sealed class KestrelRejectionTests : IAsyncLifetime
         response.Should().StartWith("HTTP/1.1 200");
     }
 
+    [Theory]
+    [InlineData("/v1/memories?user_id=%FF", "user_id")]
+    [InlineData("/v1/memories?limit=5&agent_id=Zo%C3", "agent_id")]
+    [InlineData("/health?%FE=1", "query")]
+    public async Task PercentEncodedBytesThatAreNotUtf8_AreA400ProblemNamingTheParameter(string url, string field)
+    {
+        var response = await RawAsync(Bytes($"GET {url} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+        response.Should().StartWith("HTTP/1.1 400").And.Contain("application/problem+json").And.Contain($"\"field\":\"{field}\"");
+    }
+
     public static TheoryData<string, byte[], string> Unshapeable() => new()
     {
         { "raw non-ASCII byte in the query", Bytes("GET /v1/memories?user_id=\xff HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"), "400" },
