@@ -9,14 +9,12 @@ namespace Engram.Server.Http;
 /// </summary>
 internal sealed class HeadRequestMiddleware(RequestDelegate next)
 {
-    public async Task InvokeAsync(HttpContext context)
+    // Not async on the way through: every other request passes without a state machine of its own.
+    public Task InvokeAsync(HttpContext context) => HttpMethods.IsHead(context.Request.Method) ? AsGetAsync(context) : next(context);
+
+    private async Task AsGetAsync(HttpContext context)
     {
         var request = context.Request;
-        if (!HttpMethods.IsHead(request.Method))
-        {
-            await next(context);
-            return;
-        }
         var response = context.Response;
         var body = response.Body;
         await using var counter = new CountingStream();

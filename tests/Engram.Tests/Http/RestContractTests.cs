@@ -212,7 +212,10 @@ public sealed class RestContractTests : IAsyncLifetime
         var found = await RawAsync(await _server.PostJsonAsync("/v1/search", """{"query":"Zoë","filters":{"user_id":"zoe"}}"""));
         var problem = await RawAsync(await _server.Client.GetAsync("/v1/kv/" + Uri.EscapeDataString(text)));
 
-        foreach (var body in new[] { createdText, got, found, problem })
+        var cli = await Cli.CliProcess.RunAsync(["get", id!, "--json", "--server", _server.BaseAddress.ToString()]);
+        cli.ExitCode.Should().Be(0, cli.ToString());
+
+        foreach (var body in new[] { createdText, got, found, problem, cli.Stdout })
         {
             body.Should().Contain(text).And.NotContain("\\u", body);
         }
