@@ -42,7 +42,7 @@ public interface IKeyValueStore
     /// <summary>
     /// Deletes the live entries matching <paramref name="pattern"/> in key order after
     /// <paramref name="afterKey"/>, in chunks (one transaction each), until none is left or
-    /// <paramref name="budget"/> has passed (at least one chunk runs, so a zero budget deletes one chunk).
+    /// another chunk would overrun <paramref name="budget"/> (at least one chunk runs, so a zero budget deletes one chunk).
     /// The result says how many, and where to continue when the budget ran out first.
     /// </summary>
     Task<KvDeleteStep> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, string? afterKey, TimeSpan budget, WriteDurability durability,

@@ -77,6 +77,7 @@ public sealed class RestContractTests : IAsyncLifetime
         var head = await _server.Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/v1/search"));
         head.StatusCode.Should().Be(HttpStatusCode.MethodNotAllowed);
         head.Content.Headers.ContentType?.MediaType.Should().Be("application/problem+json");
+        head.Content.Headers.Allow.Should().Equal("POST");
     }
 
     [Fact]

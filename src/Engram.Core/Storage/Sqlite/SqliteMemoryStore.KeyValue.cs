@@ -136,6 +136,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         {
             // One chunk per transaction, so other writes go on between chunks; the position moves past
             // each chunk's last key, so keys the pattern's range holds but GLOB refuses are read once.
+            var before = System.Diagnostics.Stopwatch.GetElapsedTime(started);
             var (deleted, last) = await _writer.WriteAsync(c =>
             {
                 var now = NowMs;
@@ -153,7 +154,10 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             {
                 return new KvDeleteStep(total, null);
             }
-            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) >= budget)
+            // Stop when another chunk as slow as the last would overrun the budget, so a call ends
+            // near it rather than up to a whole chunk beyond.
+            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            if (elapsed + (elapsed - before) > budget)
             {
                 return new KvDeleteStep(total, position);
             }
