@@ -13,7 +13,7 @@ namespace Engram.Core.Common;
 /// Engram's JSON is served as application/json, never inlined into HTML. The framework's encoders
 /// cannot express this: even <see cref="JavaScriptEncoder.UnsafeRelaxedJsonEscaping"/> escapes every
 /// character outside the BMP as a surrogate pair (🎉 became <c>\uD83C\uDF89</c> while é stayed raw).
-/// Text that is not valid Unicode (a lone surrogate) is escaped by the base class as U+FFFD.
+/// Text that is not valid Unicode (a lone surrogate, invalid UTF-8) is written as U+FFFD, never as it is.
 /// </summary>
 public sealed class JsonTextEncoder : JavaScriptEncoder
 {

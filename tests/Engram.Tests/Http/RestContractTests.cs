@@ -224,6 +224,10 @@ public sealed class RestContractTests : IAsyncLifetime
         JsonSerializer.Serialize(text, Engram.Core.Common.EngramJson.Options).Should().Be($"\"{text}\"");
         JsonSerializer.Serialize("quote \" backslash \\ tab \t nul \0", Engram.Core.Common.EngramJson.Options)
             .Should().Be("\"quote \\\" backslash \\\\ tab \\t nul \\u0000\"");
+        // Escaped input is written back raw; text that is not Unicode (a lone surrogate) becomes U+FFFD.
+        var escaped = JsonDocument.Parse("\"\\uD83C\\uDF89 \\u00EB\"").RootElement;
+        JsonSerializer.Serialize(escaped, Engram.Core.Common.EngramJson.Options).Should().Be("\"🎉 ë\"");
+        JsonSerializer.Serialize("a\ud800b", Engram.Core.Common.EngramJson.Options).Should().Be("\"a\uFFFDb\"");
     }
 
     private static async Task<string> RawAsync(HttpResponseMessage response)
