@@ -63,6 +63,7 @@ public sealed class KestrelRejectionTests : IAsyncLifetime
     {
         { "raw non-ASCII byte in the query", Bytes("GET /v1/memories?user_id=\xff HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"), "400" },
         { "raw UTF-8 in the query", Concat("GET /v1/memories?user_id="u8.ToArray(), [0xC3, 0xAB], " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"u8.ToArray()), "400" },
+        { "raw UTF-8 in the path", Concat("GET /v1/kv/Zo"u8.ToArray(), [0xC3, 0xAB], " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"u8.ToArray()), "400" },
         { "malformed request line", Bytes("GET  /health HTTP/1.1 extra\r\nHost: localhost\r\nConnection: close\r\n\r\n"), "400" },
         { "no Host header", Bytes("GET /health HTTP/1.1\r\nConnection: close\r\n\r\n"), "400" },
         { "invalid Host header", Bytes("GET /health HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n"), "400" },
