@@ -41,6 +41,7 @@ public static class ServerApplication
         StartupLog.Configure(builder.Logging, started);
         builder.WebHost.UseUrls(urls ?? builder.Configuration["urls"] ?? EngramServerOptions.DefaultUrls);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 64L * 1024 * 1024);
+        builder.WebHost.ConfigureKestrel(RequestLimits.ConfigureKestrel);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
 
         var options = EngramServerOptions.Bind(builder.Configuration);
@@ -69,7 +70,7 @@ public static class ServerApplication
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails();
-        builder.Services.AddOpenApi("v1", openApi => openApi.AddDocumentTransformer((document, _, _) =>
+        builder.Services.AddOpenApi(OpenApiDocuments.Name, openApi => openApi.AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "Engram";
             document.Info.Description = "Persistent memory for AI agents.";
@@ -92,9 +93,14 @@ public static class ServerApplication
         }
         StartupLog.ReportWhenStarted(app, options, started);
 
+        // HEAD outermost, so it counts the problem bodies too; routing after both, so HEAD reaches the
+        // GET endpoints and a refusal by the limits is a problem body.
+        app.UseMiddleware<HeadRequestMiddleware>();
         app.UseMiddleware<ProblemMiddleware>();
+        app.UseMiddleware<RequestLimits>();
+        app.UseRouting();
 
-        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapOpenApi("/openapi/{documentName}.json").AddEndpointFilter(OpenApiDocuments.OnlyKnown);
         app.MapSystemEndpoints();
         app.MapMemoriesEndpoints();
         app.MapSearchEndpoints();

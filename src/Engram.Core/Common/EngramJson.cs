@@ -20,7 +20,7 @@ public static class EngramJson
         options.DictionaryKeyPolicy = null;
         options.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         options.NumberHandling = JsonNumberHandling.Strict;
-        options.Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+        options.Encoder = JsonTextEncoder.Instance;
         options.Converters.Add(new UtcTimestampConverter());
         options.Converters.Add(new OptionalConverterFactory());
         options.TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver { Modifiers = { SkipAbsentOptionals } };

@@ -36,8 +36,29 @@ internal sealed class OptionalConverterFactory : JsonConverterFactory
     {
         public override bool HandleNull => true;
 
-        public override Optional<T> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-            reader.TokenType == JsonTokenType.Null ? new Optional<T>(default!) : new Optional<T>(JsonSerializer.Deserialize<T>(ref reader, options)!);
+        public override Optional<T> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            if (reader.TokenType == JsonTokenType.Null)
+            {
+                return new Optional<T>(default!);
+            }
+            try
+            {
+                return new Optional<T>(JsonSerializer.Deserialize<T>(ref reader, options)!);
+            }
+            catch (JsonException ex) when (ex.Path is not null)
+            {
+                // The nested call knows only paths inside the value ("$", "$[0]"). Thrown again without
+                // one, the error gets the outer serializer's path ("$.tags[0]"), so it names the field.
+                throw new JsonException(WithoutPath(ex.Message));
+            }
+        }
+
+        private static string WithoutPath(string message)
+        {
+            var cut = message.IndexOf(" Path: ", StringComparison.Ordinal);
+            return cut >= 0 ? message[..cut] : message;
+        }
 
         public override void Write(Utf8JsonWriter writer, Optional<T> value, JsonSerializerOptions options)
         {

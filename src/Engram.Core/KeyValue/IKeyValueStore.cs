@@ -39,8 +39,14 @@ public interface IKeyValueStore
     /// <summary>Live entries matching <paramref name="pattern"/> in key order, after <paramref name="afterKey"/>.</summary>
     Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default);
 
-    /// <summary>Deletes every live entry matching <paramref name="pattern"/>, in chunks (one transaction each); returns how many.</summary>
-    Task<int> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, WriteDurability durability, CancellationToken ct = default);
+    /// <summary>
+    /// Deletes the live entries matching <paramref name="pattern"/> in key order after
+    /// <paramref name="afterKey"/>, in chunks (one transaction each), until none is left or
+    /// another chunk would overrun <paramref name="budget"/> (at least one chunk runs, so a zero budget deletes one chunk).
+    /// The result says how many, and where to continue when the budget ran out first.
+    /// </summary>
+    Task<KvDeleteStep> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, string? afterKey, TimeSpan budget, WriteDurability durability,
+        CancellationToken ct = default);
 
     /// <summary>
     /// The newest <paramref name="limit"/> history entries of the key, starting at the history position

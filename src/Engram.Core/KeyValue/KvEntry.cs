@@ -26,6 +26,9 @@ public enum KvCondition
 public sealed record KvSetResult(bool Created, long Version, long Seq);
 
 /// <summary>A page of a listing; <see cref="LastKey"/> is the stored key to continue after, null on the last page.</summary>
+/// <summary>One bounded step of a pattern delete: <see cref="LastKey"/> (a stored key) is where the next step starts; null when done.</summary>
+public sealed record KvDeleteStep(int Deleted, string? LastKey);
+
 public sealed record KvStoredPage(IReadOnlyList<KvEntry> Items, string? LastKey);
 
 /// <summary>One history entry of a key: set, incremented, ttl, deleted, expired, with the actor and the value after it.</summary>

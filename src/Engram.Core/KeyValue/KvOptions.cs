@@ -40,6 +40,12 @@ public sealed class KvOptions
     /// </summary>
     public double HistoryRetentionDays { get; set; } = 7;
 
+    /// <summary>
+    /// How long one cleanup call deletes before it answers with a cursor to continue (milliseconds; the
+    /// chunk of 500 keys under way finishes first, and every call deletes at least one). Default 1000.
+    /// </summary>
+    public int CleanupBudgetMs { get; set; } = 1_000;
+
     /// <summary>The most keys one mget or mset may name.</summary>
     public int MaxBatchItems { get; set; } = 1_000;
 
@@ -60,6 +66,10 @@ public sealed class KvOptions
         if (HistoryRetentionDays < 0 || HistoryRetentionDays > 36_600)
         {
             yield return "Engram:KeyValue:HistoryRetentionDays must be between 0 (keep forever) and 36600";
+        }
+        if (CleanupBudgetMs < 0 || CleanupBudgetMs > 60_000)
+        {
+            yield return "Engram:KeyValue:CleanupBudgetMs must be between 0 (one chunk per call) and 60000";
         }
         if (MaxBatchItems < 1)
         {

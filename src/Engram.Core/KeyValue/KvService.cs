@@ -113,9 +113,34 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         return new KvPage(items, page.LastKey is null ? null : EncodeCursor(page.LastKey));
     }
 
-    /// <summary>Deletes every key of the caller matching <paramref name="pattern"/>; returns how many.</summary>
-    public Task<int> CleanupAsync(Caller caller, string? pattern, CancellationToken ct = default) =>
-        store.DeleteMatchingKvAsync(caller, KvGlob.Parse(caller.Tenant, pattern), options.Durability, ct);
+    /// <summary>
+    /// Deletes the caller's keys matching <paramref name="pattern"/> for at most
+    /// <see cref="KvOptions.CleanupBudgetMs"/> (one request must not hold a client for half a minute);
+    /// when keys are left, the result carries a cursor: the same call with it continues after the last
+    /// key deleted. Keys written behind the cursor meanwhile are not revisited (as with SCAN).
+    /// </summary>
+    public async Task<KvCleanupResult> CleanupStepAsync(Caller caller, string? pattern, string? cursor, CancellationToken ct = default)
+    {
+        var glob = KvGlob.Parse(caller.Tenant, pattern);
+        var step = await store.DeleteMatchingKvAsync(caller, glob, cursor is null ? null : DecodeCursor(cursor),
+            TimeSpan.FromMilliseconds(options.CleanupBudgetMs), options.Durability, ct).ConfigureAwait(false);
+        return new KvCleanupResult(step.Deleted, step.LastKey is null, step.LastKey is null ? null : EncodeCursor(step.LastKey));
+    }
+
+    /// <summary>Deletes every key of the caller matching <paramref name="pattern"/>, step after step; returns how many.</summary>
+    public async Task<int> CleanupAsync(Caller caller, string? pattern, CancellationToken ct = default)
+    {
+        var total = 0;
+        string? cursor = null;
+        do
+        {
+            var step = await CleanupStepAsync(caller, pattern, cursor, ct).ConfigureAwait(false);
+            total += step.Deleted;
+            cursor = step.NextCursor;
+        }
+        while (cursor is not null);
+        return total;
+    }
 
     /// <summary>
     /// The key's history, newest <paramref name="limit"/> entries first fetched, returned in chronological

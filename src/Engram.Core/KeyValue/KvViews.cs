@@ -17,6 +17,12 @@ public sealed record KvLookup(string Key, bool Found, JsonElement? Value, long? 
 /// <summary>One key of a listing (values are not listed: fetch them with mget, like Redis's SCAN).</summary>
 public sealed record KvKeyInfo(string Key, long TtlSeconds, DateTimeOffset? ExpiresAt, long Version, DateTimeOffset UpdatedAt);
 
+/// <summary>
+/// The answer of a cleanup call: keys deleted by this call; when <see cref="Done"/> is false the time
+/// budget ran out first, and the same pattern with <see cref="NextCursor"/> continues.
+/// </summary>
+public sealed record KvCleanupResult(int Deleted, bool Done, string? NextCursor);
+
 public sealed record KvPage(IReadOnlyList<KvKeyInfo> Items, string? NextCursor);
 
 /// <summary>One history entry as callers see it; <see cref="Value"/> is the value after the change (null for deletions).</summary>

@@ -167,6 +167,30 @@ public sealed class MemoryValidator(MemoryLimits limits)
         return value;
     }
 
+    /// <summary>
+    /// The scope and source values of a filter (listing, bulk delete, search), named with
+    /// <paramref name="prefix"/> (<c>filters.</c> in a search body). Empty or only white space is
+    /// refused everywhere alike: no memory holds such a value, so the filter was a mistake, and in a
+    /// bulk delete it must not count as a scope.
+    /// </summary>
+    public static MemoryFilter Filter(MemoryFilter filter, string prefix = "")
+    {
+        FilterValue(prefix + "user_id", filter.UserId);
+        FilterValue(prefix + "agent_id", filter.AgentId);
+        FilterValue(prefix + "session_id", filter.SessionId);
+        FilterValue(prefix + "namespace", filter.Namespace);
+        FilterValue(prefix + "source", filter.Source);
+        return filter;
+    }
+
+    private static void FilterValue(string name, string? value)
+    {
+        if (value is not null && value.AsSpan().Trim().IsEmpty)
+        {
+            throw new ValidationException(name, $"{name} must not be empty; leave it out to match every value");
+        }
+    }
+
     public static DateTimeOffset? Expiry(DateTimeOffset? expiresAt, long? ttlSeconds, DateTimeOffset now)
     {
         if (expiresAt is not null && ttlSeconds is not null)

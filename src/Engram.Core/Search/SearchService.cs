@@ -32,7 +32,7 @@ public sealed class SearchService(
     {
         var started = Stopwatch.GetTimestamp();
         var plan = Validate(request);
-        var filter = ToFilter(request.Filters);
+        var filter = MemoryValidator.Filter(ToFilter(request.Filters), "filters.");
 
         if (_ready is not null)
         {

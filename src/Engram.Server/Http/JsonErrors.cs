@@ -27,6 +27,11 @@ internal static class JsonErrors
         }
         if (message.Contains("could not be converted", StringComparison.Ordinal))
         {
+            if (field is null)
+            {
+                field = "body";
+                return "the body must be a JSON object";
+            }
             return field switch
             {
                 "tier" => $"tier must be one of {MemoryTiers.Allowed}",

@@ -31,8 +31,10 @@ internal static class KeyValueEndpoints
             .Accepts<KvMGetRequest>("application/json").Produces<KvItemsResponse<KvLookup>>().ProducesProblem(400);
         group.MapPost("/mset", SetManyAsync).WithName("SetKeys").WithSummary("Set up to 1,000 keys in one transaction.")
             .Accepts<KvMSetRequest>("application/json").Produces<KvItemsResponse<KvWritten>>().ProducesProblem(400);
-        group.MapPost("/cleanup", CleanupAsync).WithName("DeleteKeys").WithSummary("Delete every key matching a glob pattern.")
-            .Accepts<KvCleanupRequest>("application/json").Produces<KvCleanupResponse>().ProducesProblem(400);
+        group.MapPost("/cleanup", CleanupAsync).WithName("DeleteKeys")
+            .WithSummary("Delete the keys matching a glob pattern, for about a second per call (Engram:KeyValue:CleanupBudgetMs): " +
+                "deleted counts this call's keys; while done is false, call again with cursor = next_cursor.")
+            .Accepts<KvCleanupRequest>("application/json").Produces<KvCleanupResult>().ProducesProblem(400);
         group.MapPut("/{**key}", SetAsync).WithName("SetKey")
             .WithSummary("Set a key to any JSON value. ttl_seconds: default MEMORY_DEFAULT_TTL_SECONDS, 0 = no expiry. nx: only if missing; xx: only if present (else 409). 201 created, 200 replaced.")
             .Accepts<KvPutRequest>("application/json").Produces<KvWritten>(StatusCodes.Status201Created).Produces<KvWritten>()
@@ -94,7 +96,7 @@ internal static class KeyValueEndpoints
             var request = await JsonBody.ReadAsync<KvExpireRequest>(http.Request, ct);
             return TypedResults.Ok(await kv.ExpireAsync(http.GetCaller(), key, request.TtlSeconds, ct));
         }
-        return Problems.Create(404, "Not found", $"no route for POST {path}: use /v1/kv/{{key}}/incr, /v1/kv/{{key}}/expire, /v1/kv/mget, /v1/kv/mset or /v1/kv/cleanup");
+        return Problems.For(404, $"no route for POST {path}: use /v1/kv/{{key}}/incr, /v1/kv/{{key}}/expire, /v1/kv/mget, /v1/kv/mset or /v1/kv/cleanup");
     }
 
     private static async Task<IResult> ListAsync(HttpContext http, KvService kv, CancellationToken ct)
@@ -123,7 +125,7 @@ internal static class KeyValueEndpoints
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
         var request = await JsonBody.ReadAsync<KvCleanupRequest>(http.Request, ct);
-        return TypedResults.Ok(new KvCleanupResponse(await kv.CleanupAsync(http.GetCaller(), request.Pattern, ct)));
+        return TypedResults.Ok(await kv.CleanupStepAsync(http.GetCaller(), request.Pattern, request.Cursor, ct));
     }
 
     /// <summary>The key: the raw request target after <c>/v1/kv/</c>, without the query and <paramref name="suffix"/>, percent-decoded once.</summary>
@@ -164,8 +166,6 @@ public sealed record KvMGetRequest(IReadOnlyList<string?>? Keys);
 
 public sealed record KvMSetRequest(IReadOnlyList<KvSetItem?>? Items);
 
-public sealed record KvCleanupRequest(string? Pattern);
-
-public sealed record KvCleanupResponse(int Deleted);
+public sealed record KvCleanupRequest(string? Pattern, string? Cursor = null);
 
 public sealed record KvItemsResponse<T>(IReadOnlyList<T> Items);

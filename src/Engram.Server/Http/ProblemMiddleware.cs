@@ -34,11 +34,11 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILoggerFactory log
             var detail = code switch
             {
                 404 => $"no route for {context.Request.Method} {context.Request.Path}",
-                405 => $"{context.Request.Method} is not supported here",
+                405 => $"{context.Request.Method} is not supported here" + (response.Headers.Allow is { Count: > 0 } allow ? $"; use {allow}" : ""),
                 415 => $"the body must be JSON (Content-Type: application/json), not {context.Request.ContentType}",
                 _ => $"the request was refused with status {code}",
             };
-            await Problems.Create(code, code == 404 ? "Not found" : code >= 500 ? "Internal error" : "Bad request", detail).ExecuteAsync(context);
+            await Problems.For(code, detail).ExecuteAsync(context);
         }
     }
 }

@@ -3,19 +3,24 @@ using Engram.Core.Common;
 using Engram.Core.Storage;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Logging;
 
 namespace Engram.Server.Http;
 
 /// <summary>
 /// Maps every failure to an RFC 7807 problem body (<c>application/problem+json</c>) in one place, so
-/// no endpoint can answer a bad request with a 500 or an empty body.
+/// no endpoint can answer a bad request with a 500 or an empty body. The title and type come from the
+/// status alone (<see cref="KindOf"/>): clients can switch on either, and they never disagree.
 /// </summary>
 internal static partial class Problems
 {
-    public static IResult Create(int status, string title, string detail, string? field = null, IDictionary<string, object?>? extra = null)
+    private const string Rfc9110 = "https://tools.ietf.org/html/rfc9110#section-";
+
+    public static IResult For(int status, string detail, string? field = null, IDictionary<string, object?>? extra = null)
     {
-        var problem = new ProblemDetails { Status = status, Title = title, Detail = detail, Type = TypeFor(status) };
+        var (title, type) = KindOf(status);
+        var problem = new ProblemDetails { Status = status, Title = title, Detail = detail, Type = type };
         if (field is not null)
         {
             problem.Extensions["field"] = field;
@@ -30,37 +35,46 @@ internal static partial class Problems
         return TypedResults.Problem(problem);
     }
 
-    public static IResult BadRequest(string field, string detail) => Create(400, "Invalid request", detail, field);
+    public static IResult BadRequest(string field, string detail) => For(400, detail, field);
 
     public static IResult FromException(Exception exception, ILogger logger) => exception switch
     {
-        ValidationException v => Create(400, v.Title, v.Message, v.Field),
-        NotFoundException n => Create(404, n.Title, n.Message),
-        ConflictException c => Create(409, c.Title, c.Message, extra: c.ExistingId is null ? null : new Dictionary<string, object?> { ["existing_id"] = c.ExistingId }),
-        PreconditionFailedException p => Create(412, p.Title, p.Message, extra: new Dictionary<string, object?> { ["current_version"] = p.CurrentVersion }),
-        BadHttpRequestException b => Create(b.StatusCode, "Bad request", b.Message),
-        JsonException j => Create(400, "Invalid request", JsonErrors.Describe(j, out var field), field),
-        OperationCanceledException => Create(499, "Client closed request", "the request was cancelled"),
-        StoreException s => LogAndCreate(logger, s, 503, "Store unavailable", "the store could not complete the request: " + s.Message),
-        _ => LogAndCreate(logger, exception, 500, "Internal error", "an unexpected error occurred; the server log has the details"),
+        ValidationException v => For(400, v.Message, v.Field),
+        NotFoundException n => For(404, n.Message),
+        ConflictException c => For(409, c.Message, extra: c.ExistingId is null ? null : new Dictionary<string, object?> { ["existing_id"] = c.ExistingId }),
+        PreconditionFailedException p => For(412, p.Message, extra: new Dictionary<string, object?> { ["current_version"] = p.CurrentVersion }),
+        BadHttpRequestException b => For(b.StatusCode, b.Message),
+        JsonException j => For(400, JsonErrors.Describe(j, out var field), field),
+        OperationCanceledException => For(499, "the request was cancelled"),
+        StoreException s => LogAndCreate(logger, s, 503, "the store could not complete the request: " + s.Message),
+        _ => LogAndCreate(logger, exception, 500, "an unexpected error occurred; the server log has the details"),
     };
 
-    private static IResult LogAndCreate(ILogger logger, Exception exception, int status, string title, string detail)
+    /// <summary>The one title and type URI of each status Engram answers with a problem body.</summary>
+    public static (string Title, string Type) KindOf(int status) => status switch
+    {
+        400 => ("Invalid request", Rfc9110 + "15.5.1"),
+        404 => ("Not found", Rfc9110 + "15.5.5"),
+        405 => ("Method not allowed", Rfc9110 + "15.5.6"),
+        408 => ("Request timeout", Rfc9110 + "15.5.9"),
+        409 => ("Conflict", Rfc9110 + "15.5.10"),
+        411 => ("Length required", Rfc9110 + "15.5.12"),
+        412 => ("Precondition failed", Rfc9110 + "15.5.13"),
+        413 => ("Content too large", Rfc9110 + "15.5.14"),
+        414 => ("URI too long", Rfc9110 + "15.5.15"),
+        415 => ("Unsupported media type", Rfc9110 + "15.5.16"),
+        431 => ("Request header fields too large", "https://tools.ietf.org/html/rfc6585#section-5"),
+        499 => ("Client closed request", "about:blank"),
+        500 => ("Internal error", Rfc9110 + "15.6.1"),
+        503 => ("Store unavailable", Rfc9110 + "15.6.4"),
+        _ => (ReasonPhrases.GetReasonPhrase(status) is { Length: > 0 } phrase ? phrase : "Error", "about:blank"),
+    };
+
+    private static IResult LogAndCreate(ILogger logger, Exception exception, int status, string detail)
     {
         LogFailure(logger, exception, status);
-        return Create(status, title, detail);
+        return For(status, detail);
     }
-
-    private static string TypeFor(int status) => status switch
-    {
-        400 => "https://tools.ietf.org/html/rfc9110#section-15.5.1",
-        404 => "https://tools.ietf.org/html/rfc9110#section-15.5.5",
-        409 => "https://tools.ietf.org/html/rfc9110#section-15.5.10",
-        412 => "https://tools.ietf.org/html/rfc9110#section-15.5.13",
-        415 => "https://tools.ietf.org/html/rfc9110#section-15.5.16",
-        503 => "https://tools.ietf.org/html/rfc9110#section-15.6.4",
-        _ => "about:blank",
-    };
 
     [LoggerMessage(EventId = 1000, Level = LogLevel.Error, Message = "request failed with {Status}")]
     private static partial void LogFailure(ILogger logger, Exception exception, int status);

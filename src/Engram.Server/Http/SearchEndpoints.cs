@@ -1,3 +1,5 @@
+using System.Text.Json;
+using Engram.Core.Common;
 using Engram.Core.Memories;
 using Engram.Core.Search;
 using Microsoft.AspNetCore.Builder;
@@ -20,10 +22,34 @@ internal static class SearchEndpoints
     private static async Task<IResult> SearchAsync(HttpContext http, SearchService search, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<SearchRequest>(http.Request, ct);
+        SearchRequest request;
+        try
+        {
+            request = await JsonBody.ReadAsync<SearchRequest>(http.Request, ct);
+        }
+        catch (JsonException ex) when (FilterAtTopLevel(ex) is { } field)
+        {
+            throw new ValidationException(field, $"{field} belongs in filters: {{\"filters\":{{\"{field}\":...}}}}");
+        }
         var result = await search.SearchAsync(http.GetCaller(), request, ct);
         return TypedResults.Ok(new SearchResponse(result.Results.Select(h => new ScoredMemory(h)).ToList(), Math.Round(result.TookMs, 3)));
     }
+
+    /// <summary>
+    /// A filter (user_id, tags, …) written beside the query instead of inside <c>filters</c>: the
+    /// most common mistake with this body, so the refusal says where the field goes.
+    /// </summary>
+    private static string? FilterAtTopLevel(JsonException exception)
+    {
+        var detail = JsonErrors.Describe(exception, out var field);
+        var topLevel = exception.Path is null or "$" || exception.Path == "$." + field;
+        return field is not null && topLevel && detail.StartsWith("unknown field", StringComparison.Ordinal) && FilterNames.Contains(field)
+            ? field
+            : null;
+    }
+
+    private static readonly HashSet<string> FilterNames = [.. typeof(SearchFilters).GetProperties()
+        .Select(p => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name))];
 }
 
 public sealed record SearchResponse(IReadOnlyList<ScoredMemory> Results, double TookMs);

@@ -26,8 +26,9 @@ internal static class SystemEndpoints
         return app;
     }
 
-    private static async Task<IResult> HealthAsync(IMemoryStore store, CancellationToken ct)
+    private static async Task<IResult> HealthAsync(HttpContext http, IMemoryStore store, CancellationToken ct)
     {
+        QueryParser.RefuseAllExcept(http.Request.Query);
         var uptime = (long)Stopwatch.GetElapsedTime(StartedAt).TotalSeconds;
         try
         {

@@ -64,10 +64,20 @@ internal sealed partial class HttpMemoryClient
         return Deserialize<KvItem>(await SendAsync(request, ct), EngramJson.Options);
     }
 
+    /// <summary>Calls cleanup until the server says it is done (each call is bounded in time), so the CLI shows one command.</summary>
     public async Task<int> KvCleanupAsync(string pattern, CancellationToken ct)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/kv/cleanup") { Content = JsonContent(new KvCleanupRequest(pattern)) };
-        return Deserialize<KvCleanupResponse>(await SendAsync(request, ct), EngramJson.Options).Deleted;
+        var total = 0;
+        string? cursor = null;
+        do
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/kv/cleanup") { Content = JsonContent(new KvCleanupRequest(pattern, cursor)) };
+            var step = Deserialize<KvCleanupResult>(await SendAsync(request, ct), EngramJson.Options);
+            total += step.Deleted;
+            cursor = step.Done ? null : step.NextCursor ?? throw new BackendUnavailableException("the server answered done=false without a next_cursor");
+        }
+        while (cursor is not null);
+        return total;
     }
 
     /// <summary>Each key is one escaped path segment ('/' as %2F, ':' as %3A): the server decodes the raw target once.</summary>

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Engram.Cli.Output;
+using Engram.Core.Common;
 using Engram.Core.KeyValue;
 using Engram.Server.Http;
 
@@ -175,7 +176,7 @@ internal static class KvCommand
         return MemoryCommand.Create("cleanup", "Delete every key matching a pattern; print how many.", async context =>
         {
             var deleted = await context.Client.KvCleanupAsync(context.Get(pattern)!, context.CancellationToken);
-            Print(context, new KvCleanupResponse(deleted), $"Deleted {deleted} key{(deleted == 1 ? "" : "s")}.");
+            Print(context, new KvCleanupResult(deleted, Done: true, NextCursor: null), $"Deleted {deleted} key{(deleted == 1 ? "" : "s")}.");
         }, configure: command => command.Arguments.Add(pattern));
     }
 
@@ -200,7 +201,7 @@ internal static class KvCommand
                 // Not JSON: a bare word is stored as the string it is.
             }
         }
-        return JsonSerializer.SerializeToElement(text);
+        return JsonSerializer.SerializeToElement(text, EngramJson.Options);
     }
 
     private static string Expiry(long ttlSeconds) => ttlSeconds == 0 ? " (no expiry)" : $" (expires in {ttlSeconds} s)";

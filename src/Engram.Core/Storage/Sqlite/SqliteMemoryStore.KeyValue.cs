@@ -126,26 +126,40 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }, ct).ConfigureAwait(false);
     }
 
-    public async Task<int> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, WriteDurability durability, CancellationToken ct = default)
+    public async Task<KvDeleteStep> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, string? afterKey, TimeSpan budget, WriteDurability durability,
+        CancellationToken ct = default)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var total = 0;
+        var position = afterKey;
         while (true)
         {
-            var deleted = await _writer.WriteAsync(c =>
+            // One chunk per transaction, so other writes go on between chunks; the position moves past
+            // each chunk's last key, so keys the pattern's range holds but GLOB refuses are read once.
+            var before = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            var (deleted, last) = await _writer.WriteAsync(c =>
             {
                 var now = NowMs;
                 FlushKv(c, caller.Tenant, pattern);
-                var doomed = SelectMatching(c, caller.Tenant, pattern, null, DeleteChunk, now);
+                var doomed = SelectMatching(c, caller.Tenant, pattern, position, DeleteChunk, now);
                 foreach (var entry in doomed)
                 {
                     DeleteKv(c, caller, entry, KvEvents.Deleted, now);
                 }
-                return doomed.Count;
+                return (doomed.Count, doomed.Count == 0 ? position : doomed[^1].StoredKey);
             }, durability, ct).ConfigureAwait(false);
             total += deleted;
+            position = last;
             if (deleted < DeleteChunk)
             {
-                return total;
+                return new KvDeleteStep(total, null);
+            }
+            // Stop when another chunk as slow as the last would overrun the budget, so a call ends
+            // near it rather than up to a whole chunk beyond.
+            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            if (elapsed + (elapsed - before) > budget)
+            {
+                return new KvDeleteStep(total, position);
             }
         }
     }

@@ -1,0 +1,68 @@
+using Engram.Core.Common;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using KestrelServerOptions = Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions;
+
+namespace Engram.Server.Http;
+
+/// <summary>
+/// Limits on the request target and headers that the app enforces itself, so a refusal gets a problem
+/// body (414, 431), and a query that is not UTF-8 once percent-decoded (400, <see cref="QueryEncoding"/>). Kestrel answers its own limits before any middleware runs, with an empty body and
+/// no hook to shape it; its limits are therefore set above Engram's (a request between the two reaches
+/// this middleware). Beyond Kestrel's limits, and for requests Kestrel cannot parse at all (a
+/// malformed request line, raw non-ASCII bytes in the target, a missing or invalid Host header), the
+/// answer stays Kestrel's bare 400/414/431: see docs/ARCHITECTURE.md.
+/// </summary>
+internal sealed class RequestLimits(RequestDelegate next)
+{
+    /// <summary>The longest request target (path and query) Engram reads: Kestrel's own default line limit.</summary>
+    public const int MaxTargetBytes = 8 * 1024;
+
+    /// <summary>The most header bytes (names and values) Engram reads: Kestrel's own default.</summary>
+    public const int MaxHeaderBytes = 32 * 1024;
+
+    /// <summary>The most header fields Engram reads: Kestrel's own default.</summary>
+    public const int MaxHeaderCount = 100;
+
+    /// <summary>Kestrel's hard limits: requests above these never reach Engram and get Kestrel's bare answer.</summary>
+    public static void ConfigureKestrel(KestrelServerOptions kestrel)
+    {
+        kestrel.Limits.MaxRequestLineSize = 8 * MaxTargetBytes;
+        kestrel.Limits.MaxRequestHeadersTotalSize = 2 * MaxHeaderBytes;
+        kestrel.Limits.MaxRequestHeaderCount = 2 * MaxHeaderCount;
+    }
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? "";
+        if (target.Length > MaxTargetBytes)
+        {
+            throw new BadHttpRequestException(
+                $"the request target is {target.Length} bytes; the limit is {MaxTargetBytes} (send long filters in a body, e.g. POST /v1/search)",
+                StatusCodes.Status414UriTooLong);
+        }
+        if (QueryEncoding.FindInvalidParameter(context.Request.QueryString.Value) is { } parameter)
+        {
+            throw new ValidationException(parameter, $"'{parameter}' is not UTF-8 once percent-decoded; encode text as UTF-8 before percent-encoding it");
+        }
+        var headers = context.Request.Headers;
+        if (headers.Count > MaxHeaderCount)
+        {
+            throw new BadHttpRequestException($"the request has {headers.Count} header fields; the limit is {MaxHeaderCount}",
+                StatusCodes.Status431RequestHeaderFieldsTooLarge);
+        }
+        var bytes = 0L;
+        foreach (var (name, values) in headers)
+        {
+            bytes += name.Length;
+            foreach (var value in values)
+            {
+                bytes += value?.Length ?? 0;
+            }
+        }
+        return bytes > MaxHeaderBytes
+            ? throw new BadHttpRequestException($"the request headers are {bytes} bytes; the limit is {MaxHeaderBytes}",
+                StatusCodes.Status431RequestHeaderFieldsTooLarge)
+            : next(context);
+    }
+}
