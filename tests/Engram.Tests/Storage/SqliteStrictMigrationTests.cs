@@ -80,6 +80,16 @@ public sealed class SqliteStrictMigrationTests : IDisposable
             Tables(folder).Should().Equal(tablesBefore.Select(t => t with { Strict = true }), "every table is STRICT and keeps WITHOUT ROWID");
             ChangelogCounter(folder).Should().Be(counterBefore);
             (await AnswersAsync(migrated)).Should().Be(answersBefore);
+            // Metadata filters read the binary copy the rebuild computed for every old row (the old
+            // schema has none, so these are checked against the metadata each memory returns).
+            var all = (await migrated.Store.ListAsync(Alice, MemoryFilter.None, 100, null)).Items;
+            foreach (var (key, value) in new[] { ("a", "x1"), ("z", "4"), ("price", "1.5"), ("nested.k", "x") })
+            {
+                var expected = all.Where(m => MetadataValue(m.Metadata, key) == value).Select(m => m.Id).ToList();
+                var found = (await migrated.Store.ListAsync(Alice, new MemoryFilter { Metadata = new Dictionary<string, string> { [key] = value } }, 100, null)).Items;
+                found.Select(m => m.Id).Should().Equal(expected, $"metadata {key} = {value}");
+            }
+            all.Count(m => MetadataValue(m.Metadata, "a") == "x1").Should().BeGreaterThan(0);
 
             // The migrated file takes writes; sequence numbers keep rising past the old counter.
             var next = await migrated.Memories.CreateAsync(Alice, new NewMemory { Content = "after the migration", Tags = ["red"] });
@@ -159,6 +169,33 @@ public sealed class SqliteStrictMigrationTests : IDisposable
         c.ScalarText("SELECT typeof(access_count) FROM memories WHERE rid = (SELECT min(rid) FROM memories)").Should().Be("integer");
     }
 
+    [Fact]
+    public async Task Metadata_filters_read_the_binary_copy_while_reads_return_the_text_as_given()
+    {
+        var folder = Folder("jsonb");
+        await using var engine = EngramEngine.OpenSqlite(folder);
+        const string given = "{ \"b\": 1.50, \"a\" : \"x\", \"n\": {\"k\": 1e3}, \"big\": 12345678901234567890, \"e\": \"caf\\u00e9\" }";
+        var id = (await engine.Memories.CreateAsync(Alice, new NewMemory { Content = "with metadata", Metadata = Json(given) })).Memory.Id;
+        await engine.Memories.CreateAsync(Alice, new NewMemory { Content = "other", Metadata = Json("{\"a\":\"y\",\"b\":2}") });
+
+        (await engine.Store.GetAsync(Alice, id))!.Metadata.GetRawText().Should().Be(given, "the text is stored and returned as given");
+        foreach (var (key, value) in new[] { ("b", "1.5"), ("a", "x"), ("n.k", "1000"), ("e", "café") })
+        {
+            (await Matching(key, value)).Should().Equal([id], $"{key} = {value}");
+        }
+        (await Matching("a", "z")).Should().BeEmpty();
+
+        await engine.Memories.UpdateAsync(Alice, id, new MemoryPatch { Metadata = new(Json("{\"a\":\"z\"}")) });
+        (await Matching("a", "z")).Should().Equal([id], "the binary copy follows an update");
+        (await Matching("a", "x")).Should().BeEmpty();
+        using var c = SqliteConnection.Open(DbPath(folder), create: false);
+        c.ScalarInt64("SELECT count(*) FROM memories WHERE typeof(metadata_jsonb) <> 'blob' OR json(metadata_jsonb) <> json(metadata)").Should().Be(0);
+
+        async Task<List<string>> Matching(string key, string value) =>
+            (await engine.Store.ListAsync(Alice, new MemoryFilter { Metadata = new Dictionary<string, string> { [key] = value } }, 10, null))
+            .Items.Select(m => m.Id).ToList();
+    }
+
     /// <summary>Memories (tags, entities, metadata, history, a deletion), key-value state and the graph, over two tenants.</summary>
     private static async Task WriteEverythingAsync(EngramEngine engine, ManualClock clock)
     {
@@ -220,8 +257,6 @@ public sealed class SqliteStrictMigrationTests : IDisposable
             }
             answers.Add(await engine.Store.ListAsync(caller, new MemoryFilter { Tags = ["red"] }, 100, null));
             answers.Add(await engine.Store.ListAsync(caller, new MemoryFilter { Entity = "ada lovelace" }, 100, null));
-            answers.Add(await engine.Store.ListAsync(caller, new MemoryFilter { Metadata = new Dictionary<string, string> { ["a"] = "x1" } }, 100, null));
-            answers.Add(await engine.Store.ListAsync(caller, new MemoryFilter { Metadata = new Dictionary<string, string> { ["z"] = "4" } }, 100, null));
             answers.Add(await engine.KeyValue.ListAsync(caller, "*", 100, null));
             foreach (var key in new[] { "counter", "doc", "gone" })
             {
@@ -301,6 +336,13 @@ public sealed class SqliteStrictMigrationTests : IDisposable
         using var c = SqliteConnection.Open(DbPath(folder), create: false);
         return c.ScalarInt64("SELECT seq FROM sqlite_sequence WHERE name = 'changelog'") ?? 0;
     }
+
+    /// <summary>A top-level metadata value as a listing filter compares it (strings as such, numbers as numbers).</summary>
+    private static string? MetadataValue(JsonElement metadata, string key) =>
+        !metadata.TryGetProperty(key, out var value) ? null
+        : value.ValueKind == JsonValueKind.String ? value.GetString()
+        : value.ValueKind == JsonValueKind.Number ? value.GetDouble().ToString(System.Globalization.CultureInfo.InvariantCulture)
+        : null;
 
     private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
 }

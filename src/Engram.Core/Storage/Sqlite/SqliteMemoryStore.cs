@@ -41,8 +41,9 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
 
     /// <summary>
     /// Opens the store migrated only up to <paramref name="schemaVersion"/>: tests write through the
-    /// real store into a file of an earlier schema (the columns the code uses exist since version 6),
-    /// as the release that stopped there would have, and then let a full open migrate it.
+    /// real store into a file of an earlier schema, as the release that stopped there would have, and
+    /// then let a full open migrate it. Writes and reads work from version 7 on, except the metadata
+    /// filters (they read memories.metadata_jsonb, version 8).
     /// </summary>
     internal static SqliteMemoryStore OpenAtSchemaVersion(string dataDirectory, int schemaVersion, TimeProvider? clock = null) =>
         Open(dataDirectory, clock, maxReaders: 0, schemaVersion);

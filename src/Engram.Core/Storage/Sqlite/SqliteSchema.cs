@@ -234,7 +234,10 @@ internal static class SqliteSchema
             valid_to         INTEGER,
             version          INTEGER NOT NULL,
             seq              INTEGER NOT NULL, -- change-log sequence of the last change
-            entities         TEXT    NOT NULL DEFAULT '[]' -- JSON array of names as given
+            entities         TEXT    NOT NULL DEFAULT '[]', -- JSON array of names as given
+            -- The metadata in SQLite's binary JSON, for the metadata filters: a JSON path over jsonb
+            -- skips the text parse per row. metadata stays the truth and what reads return, as given.
+            metadata_jsonb   BLOB    GENERATED ALWAYS AS (jsonb(metadata)) STORED
         ) STRICT;
         INSERT INTO memories_new (rid, id, tenant, content, content_hash, type, tier, importance, valence, tags, metadata, user_id, agent_id,
                 session_id, namespace, source, created_at, updated_at, last_accessed_at, access_count, expires_at, valid_from, valid_to,
