@@ -1,10 +1,12 @@
 using BenchmarkDotNet.Running;
 using Engram.Benchmarks.KeyValue;
+using Engram.Benchmarks.Metadata;
 using Engram.Benchmarks.Retrieval;
 using Engram.Benchmarks.Store;
 
 // `store` is the throughput harness (concurrency, fsync, HTTP: not micro-benchmark material);
 // `lexical` and `e2e` measure retrieval (BM25 vs FTS5; ingest, search latency, RAM, cold start);
+// `metadata` times listings filtered by a metadata key (the storage form of metadata);
 // `kv` compares key-value SET/GET with redis-server (in process, over HTTP, 1/8/32 clients);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
@@ -17,6 +19,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await E2eBenchmark.RunAsync(args[1..]);
     case "kv":
         return await KvBenchmark.RunAsync(args[1..]);
+    case "metadata":
+        return await MetadataFilterBenchmark.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(StoreBenchmark).Assembly).Run(args);

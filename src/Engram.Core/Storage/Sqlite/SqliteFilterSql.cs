@@ -100,18 +100,18 @@ internal sealed class SqliteFilterSql
         var path = "$." + string.Join('.', key.Split('.').Select(part => "\"" + part.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""));
         if (value is "true" or "false")
         {
-            Add("(json_type(m.metadata, ?) = ?)", path);
+            Add("(json_type(m.metadata_jsonb, ?) = ?)", path);
             Parameters.Add(value);
             return;
         }
         if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
         {
-            Append("((json_type(m.metadata, ?) = 'text' AND json_extract(m.metadata, ?) = ?) OR " +
-                   "(json_type(m.metadata, ?) IN ('integer', 'real') AND json_extract(m.metadata, ?) = ?))");
+            Append("((json_type(m.metadata_jsonb, ?) = 'text' AND json_extract(m.metadata_jsonb, ?) = ?) OR " +
+                   "(json_type(m.metadata_jsonb, ?) IN ('integer', 'real') AND json_extract(m.metadata_jsonb, ?) = ?))");
             Parameters.AddRange([path, path, value, path, path, number]);
             return;
         }
-        Append("(json_type(m.metadata, ?) = 'text' AND json_extract(m.metadata, ?) = ?)");
+        Append("(json_type(m.metadata_jsonb, ?) = 'text' AND json_extract(m.metadata_jsonb, ?) = ?)");
         Parameters.AddRange([path, path, value]);
     }
 

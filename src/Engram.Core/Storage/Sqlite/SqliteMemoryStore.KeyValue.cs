@@ -274,7 +274,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     private static (int Deleted, long Last, int Seen) PruneChunk(SqliteConnection c, long beforeMs, long afterHid, long reflected, int chunk)
     {
         var candidates = new List<(long Hid, string Tenant, string Key)>(chunk);
-        using (var statement = c.Prepare("SELECT hid, tenant, key, at FROM kv_history WHERE hid > ?1 AND hid <= ?3 ORDER BY hid LIMIT ?2"))
+        // Strictly below the newest row: kv_history's ids are rowids, so deleting the newest would let
+        // the next write take an id at or below the write-behind watermark, which a replay after a crash skips.
+        using (var statement = c.Prepare("SELECT hid, tenant, key, at FROM kv_history WHERE hid > ?1 AND hid < ?3 ORDER BY hid LIMIT ?2"))
         {
             statement.BindAll([afterHid, chunk, reflected]);
             while (statement.Step() && statement.GetInt64(3) < beforeMs)

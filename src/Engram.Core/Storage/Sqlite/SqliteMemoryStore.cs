@@ -36,7 +36,19 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
     public string DatabasePath { get; }
 
     /// <summary>Opens (creating if needed) <c>engram.db</c> in <paramref name="dataDirectory"/> and migrates it.</summary>
-    public static SqliteMemoryStore Open(string dataDirectory, TimeProvider? clock = null, int maxReaders = 0)
+    public static SqliteMemoryStore Open(string dataDirectory, TimeProvider? clock = null, int maxReaders = 0) =>
+        Open(dataDirectory, clock, maxReaders, schemaVersion: null);
+
+    /// <summary>
+    /// Opens the store migrated only up to <paramref name="schemaVersion"/>: tests write through the
+    /// real store into a file of an earlier schema, as the release that stopped there would have, and
+    /// then let a full open migrate it. Writes and reads work from version 7 on, except the metadata
+    /// filters (they read memories.metadata_jsonb, version 8).
+    /// </summary>
+    internal static SqliteMemoryStore OpenAtSchemaVersion(string dataDirectory, int schemaVersion, TimeProvider? clock = null) =>
+        Open(dataDirectory, clock, maxReaders: 0, schemaVersion);
+
+    private static SqliteMemoryStore Open(string dataDirectory, TimeProvider? clock, int maxReaders, int? schemaVersion)
     {
         clock ??= TimeProvider.System;
         try
@@ -52,7 +64,7 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
         var kvHot = new SqliteKvWriteBehind();
         try
         {
-            SqliteSchema.Migrate(connection, clock.GetUtcNow().ToUnixTimeMilliseconds());
+            SqliteSchema.Migrate(connection, clock.GetUtcNow().ToUnixTimeMilliseconds(), schemaVersion);
             // Key-value writes a crashed process left unfolded (or another process still holds) reach kv_entries.
             kvHot.Open(connection);
         }

@@ -201,6 +201,236 @@ internal static class SqliteSchema
         """
         INSERT INTO store_meta(key, value) SELECT 'kv_folded_hid', coalesce(max(hid), 0) FROM kv_history;
         """,
+        // 8: every table STRICT (SQLite 3.37+), so the engine itself refuses a value of the wrong type
+        // (text in a timestamp, say) instead of storing it as it comes. SQLite cannot alter a table
+        // into STRICT, so each one is rebuilt by its documented procedure: create the new table, copy,
+        // drop the old, rename, recreate its indexes. Migrate runs this with foreign keys off (a DROP of
+        // memories would otherwise cascade into its tags) and checks them before it commits. Rowids,
+        // the AUTOINCREMENT high-water mark of the change log and WITHOUT ROWID stay as they were.
+        """
+        CREATE TABLE memories_new (
+            rid              INTEGER PRIMARY KEY,
+            id               TEXT    NOT NULL UNIQUE,
+            tenant           TEXT    NOT NULL,
+            content          TEXT    NOT NULL,
+            content_hash     TEXT    NOT NULL,
+            type             TEXT    NOT NULL,
+            tier             TEXT    NOT NULL,
+            importance       REAL    NOT NULL,
+            valence          REAL,
+            tags             TEXT    NOT NULL, -- JSON array, the source of truth; memory_tags indexes it
+            metadata         TEXT    NOT NULL, -- JSON object
+            user_id          TEXT,
+            agent_id         TEXT,
+            session_id       TEXT,
+            namespace        TEXT,
+            source           TEXT,
+            created_at       INTEGER NOT NULL, -- unix milliseconds, UTC
+            updated_at       INTEGER NOT NULL,
+            last_accessed_at INTEGER,
+            access_count     INTEGER NOT NULL DEFAULT 0,
+            expires_at       INTEGER,
+            valid_from       INTEGER,
+            valid_to         INTEGER,
+            version          INTEGER NOT NULL,
+            seq              INTEGER NOT NULL, -- change-log sequence of the last change
+            entities         TEXT    NOT NULL DEFAULT '[]', -- JSON array of names as given
+            -- The metadata in SQLite's binary JSON, for the metadata filters: a JSON path over jsonb
+            -- skips the text parse per row. metadata stays the truth and what reads return, as given.
+            metadata_jsonb   BLOB    GENERATED ALWAYS AS (jsonb(metadata)) STORED
+        ) STRICT;
+        INSERT INTO memories_new (rid, id, tenant, content, content_hash, type, tier, importance, valence, tags, metadata, user_id, agent_id,
+                session_id, namespace, source, created_at, updated_at, last_accessed_at, access_count, expires_at, valid_from, valid_to,
+                version, seq, entities)
+            SELECT rid, id, tenant, content, content_hash, type, tier, importance, valence, tags, metadata, user_id, agent_id,
+                session_id, namespace, source, created_at, updated_at, last_accessed_at, access_count, expires_at, valid_from, valid_to,
+                version, seq, entities FROM memories;
+
+        CREATE TABLE memory_tags_new (
+            rid INTEGER NOT NULL REFERENCES memories(rid) ON DELETE CASCADE,
+            tag TEXT    NOT NULL,
+            PRIMARY KEY (tag, rid)
+        ) STRICT, WITHOUT ROWID;
+        INSERT INTO memory_tags_new (rid, tag) SELECT rid, tag FROM memory_tags;
+
+        CREATE TABLE memory_entities_new (
+            rid      INTEGER NOT NULL REFERENCES memories(rid) ON DELETE CASCADE,
+            name_key TEXT    NOT NULL, -- EntityNames.Key: trimmed, NFC, lower-cased
+            PRIMARY KEY (name_key, rid)
+        ) STRICT, WITHOUT ROWID;
+        INSERT INTO memory_entities_new (rid, name_key) SELECT rid, name_key FROM memory_entities;
+
+        CREATE TABLE memory_history_new (
+            hid       INTEGER PRIMARY KEY,
+            tenant    TEXT    NOT NULL,
+            memory_id TEXT    NOT NULL,
+            seq       INTEGER NOT NULL,
+            event     TEXT    NOT NULL,
+            actor     TEXT    NOT NULL,
+            at        INTEGER NOT NULL,
+            version   INTEGER NOT NULL,
+            changes   TEXT    NOT NULL
+        ) STRICT;
+        INSERT INTO memory_history_new (hid, tenant, memory_id, seq, event, actor, at, version, changes)
+            SELECT hid, tenant, memory_id, seq, event, actor, at, version, changes FROM memory_history;
+
+        CREATE TABLE changelog_new (
+            seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant    TEXT    NOT NULL,
+            entity    TEXT    NOT NULL,
+            entity_id TEXT    NOT NULL,
+            op        TEXT    NOT NULL,
+            at        INTEGER NOT NULL
+        ) STRICT;
+        INSERT INTO changelog_new (seq, tenant, entity, entity_id, op, at) SELECT seq, tenant, entity, entity_id, op, at FROM changelog;
+        -- The copy sets the new table's counter to its largest seq; the old counter may be higher (a
+        -- change log whose newest entries were removed), and a sequence number is never given twice.
+        INSERT INTO sqlite_sequence (name, seq) SELECT 'changelog_new', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'changelog_new');
+        UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changelog'), 0)) WHERE name = 'changelog_new';
+
+        CREATE TABLE store_meta_new (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+        INSERT INTO store_meta_new (key, value) SELECT key, value FROM store_meta;
+
+        CREATE TABLE graph_entities_new (
+            tenant      TEXT    NOT NULL,
+            name        TEXT    NOT NULL,
+            entity_type TEXT    NOT NULL,
+            created_at  INTEGER NOT NULL,
+            updated_at  INTEGER NOT NULL,
+            PRIMARY KEY (tenant, name)
+        ) STRICT; -- a rowid table: reads list entities in creation order, so the copy keeps the rowids
+        INSERT INTO graph_entities_new (rowid, tenant, name, entity_type, created_at, updated_at)
+            SELECT rowid, tenant, name, entity_type, created_at, updated_at FROM graph_entities;
+
+        CREATE TABLE graph_observations_new (
+            oid         INTEGER PRIMARY KEY,
+            tenant      TEXT    NOT NULL,
+            entity_name TEXT    NOT NULL,
+            content     TEXT    NOT NULL,
+            valid_from  INTEGER,
+            valid_to    INTEGER,
+            created_at  INTEGER NOT NULL,
+            UNIQUE (tenant, entity_name, content),
+            FOREIGN KEY (tenant, entity_name) REFERENCES graph_entities(tenant, name) ON DELETE CASCADE
+        ) STRICT;
+        INSERT INTO graph_observations_new (oid, tenant, entity_name, content, valid_from, valid_to, created_at)
+            SELECT oid, tenant, entity_name, content, valid_from, valid_to, created_at FROM graph_observations;
+
+        CREATE TABLE graph_relations_new (
+            rid           INTEGER PRIMARY KEY,
+            tenant        TEXT    NOT NULL,
+            from_name     TEXT    NOT NULL,
+            to_name       TEXT    NOT NULL,
+            relation_type TEXT    NOT NULL,
+            weight        REAL,
+            valid_from    INTEGER,
+            valid_to      INTEGER,
+            created_at    INTEGER NOT NULL,
+            UNIQUE (tenant, from_name, to_name, relation_type),
+            FOREIGN KEY (tenant, from_name) REFERENCES graph_entities(tenant, name) ON DELETE CASCADE,
+            FOREIGN KEY (tenant, to_name) REFERENCES graph_entities(tenant, name) ON DELETE CASCADE
+        ) STRICT;
+        INSERT INTO graph_relations_new (rid, tenant, from_name, to_name, relation_type, weight, valid_from, valid_to, created_at)
+            SELECT rid, tenant, from_name, to_name, relation_type, weight, valid_from, valid_to, created_at FROM graph_relations;
+
+        CREATE TABLE graph_history_new (
+            hid         INTEGER PRIMARY KEY,
+            tenant      TEXT    NOT NULL,
+            seq         INTEGER NOT NULL,
+            event       TEXT    NOT NULL,
+            actor       TEXT    NOT NULL,
+            at          INTEGER NOT NULL,
+            entity_name TEXT    NOT NULL,
+            other_name  TEXT,             -- a relation's other end, so both ends find it
+            changes     TEXT    NOT NULL
+        ) STRICT;
+        INSERT INTO graph_history_new (hid, tenant, seq, event, actor, at, entity_name, other_name, changes)
+            SELECT hid, tenant, seq, event, actor, at, entity_name, other_name, changes FROM graph_history;
+
+        CREATE TABLE kv_entries_new (
+            tenant     TEXT    NOT NULL,
+            key        TEXT    NOT NULL, -- the stored key (tenant segment inserted, see KvKeys)
+            value      TEXT    NOT NULL, -- JSON text
+            expires_at INTEGER,          -- unix milliseconds; NULL never expires
+            version    INTEGER NOT NULL,
+            seq        INTEGER NOT NULL, -- change-log sequence of the last change
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            last_hid   INTEGER,          -- newest history row of the key
+            PRIMARY KEY (tenant, key)
+        ) STRICT, WITHOUT ROWID;
+        INSERT INTO kv_entries_new (tenant, key, value, expires_at, version, seq, created_at, updated_at, last_hid)
+            SELECT tenant, key, value, expires_at, version, seq, created_at, updated_at, last_hid FROM kv_entries;
+
+        CREATE TABLE kv_history_new (
+            hid        INTEGER PRIMARY KEY,
+            tenant     TEXT    NOT NULL,
+            key        TEXT    NOT NULL,
+            seq        INTEGER NOT NULL,
+            event      TEXT    NOT NULL,
+            actor      TEXT    NOT NULL,
+            at         INTEGER NOT NULL,
+            version    INTEGER NOT NULL,
+            value      TEXT,             -- JSON text after the change; NULL for deletions and TTL changes
+            expires_at INTEGER,
+            prev_hid   INTEGER           -- the key's previous history row
+        ) STRICT;
+        INSERT INTO kv_history_new (hid, tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid)
+            SELECT hid, tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid FROM kv_history;
+
+        CREATE TABLE kv_deleted_new (
+            tenant   TEXT    NOT NULL,
+            key      TEXT    NOT NULL,
+            last_hid INTEGER NOT NULL, -- newest history row of a key that no longer exists
+            PRIMARY KEY (tenant, key)
+        ) STRICT, WITHOUT ROWID;
+        INSERT INTO kv_deleted_new (tenant, key, last_hid) SELECT tenant, key, last_hid FROM kv_deleted;
+
+        CREATE TABLE schema_version_new (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT;
+        INSERT INTO schema_version_new (version, applied_at) SELECT version, applied_at FROM schema_version;
+
+        DROP TABLE memory_tags;
+        DROP TABLE memory_entities;
+        DROP TABLE memories;
+        DROP TABLE memory_history;
+        DROP TABLE changelog;
+        DROP TABLE store_meta;
+        DROP TABLE graph_observations;
+        DROP TABLE graph_relations;
+        DROP TABLE graph_entities;
+        DROP TABLE graph_history;
+        DROP TABLE kv_entries;
+        DROP TABLE kv_history;
+        DROP TABLE kv_deleted;
+        DROP TABLE schema_version;
+
+        ALTER TABLE memories_new RENAME TO memories;
+        ALTER TABLE memory_tags_new RENAME TO memory_tags;
+        ALTER TABLE memory_entities_new RENAME TO memory_entities;
+        ALTER TABLE memory_history_new RENAME TO memory_history;
+        ALTER TABLE changelog_new RENAME TO changelog;
+        ALTER TABLE store_meta_new RENAME TO store_meta;
+        ALTER TABLE graph_entities_new RENAME TO graph_entities;
+        ALTER TABLE graph_observations_new RENAME TO graph_observations;
+        ALTER TABLE graph_relations_new RENAME TO graph_relations;
+        ALTER TABLE graph_history_new RENAME TO graph_history;
+        ALTER TABLE kv_entries_new RENAME TO kv_entries;
+        ALTER TABLE kv_history_new RENAME TO kv_history;
+        ALTER TABLE kv_deleted_new RENAME TO kv_deleted;
+        ALTER TABLE schema_version_new RENAME TO schema_version;
+
+        CREATE INDEX memories_tenant_id ON memories(tenant, id);
+        CREATE INDEX memories_tenant_hash ON memories(tenant, content_hash);
+        CREATE INDEX memories_tenant_user ON memories(tenant, user_id, id);
+        CREATE INDEX memories_expires ON memories(expires_at) WHERE expires_at IS NOT NULL;
+        CREATE INDEX memory_tags_rid ON memory_tags(rid);
+        CREATE INDEX memory_entities_rid ON memory_entities(rid);
+        CREATE INDEX memory_history_memory ON memory_history(tenant, memory_id, hid);
+        CREATE INDEX graph_relations_to ON graph_relations(tenant, to_name);
+        CREATE INDEX graph_history_entity ON graph_history(tenant, entity_name, hid);
+        CREATE INDEX graph_history_other ON graph_history(tenant, other_name, hid) WHERE other_name IS NOT NULL;
+        CREATE INDEX kv_entries_expires ON kv_entries(expires_at) WHERE expires_at IS NOT NULL;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
@@ -210,28 +440,54 @@ internal static class SqliteSchema
     {
         var target = upTo ?? LatestVersion;
         connection.Execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
-        // Another process may be migrating the same file: take the write lock, then look.
-        connection.Execute("BEGIN IMMEDIATE");
+        // Migrations that rebuild a table drop it, and with foreign keys on that DROP would cascade
+        // into the child tables: SQLite's ALTER procedure turns them off outside the transaction
+        // (the pragma does nothing inside one) and checks them before committing.
+        connection.Execute("PRAGMA foreign_keys=OFF");
         try
         {
-            var current = (int)(connection.ScalarInt64("SELECT MAX(version) FROM schema_version") ?? 0);
-            if (current > LatestVersion)
+            // Another process may be migrating the same file: take the write lock, then look.
+            connection.Execute("BEGIN IMMEDIATE");
+            try
             {
-                throw new StoreException(
-                    $"the database '{connection.Path}' has schema version {current}, newer than this engram understands " +
-                    $"(up to {LatestVersion}). Run a newer engram, or restore a backup made by this version.");
+                var current = (int)(connection.ScalarInt64("SELECT MAX(version) FROM schema_version") ?? 0);
+                if (current > LatestVersion)
+                {
+                    throw new StoreException(
+                        $"the database '{connection.Path}' has schema version {current}, newer than this engram understands " +
+                        $"(up to {LatestVersion}). Run a newer engram, or restore a backup made by this version.");
+                }
+                for (var version = current; version < target; version++)
+                {
+                    connection.Execute(Migrations[version]);
+                    connection.ExecuteNonQuery("INSERT INTO schema_version(version, applied_at) VALUES (?1, ?2)", version + 1, nowMs);
+                }
+                if (current < target)
+                {
+                    ThrowOnForeignKeyViolation(connection);
+                }
+                connection.Execute("COMMIT");
             }
-            for (var version = current; version < target; version++)
+            catch
             {
-                connection.Execute(Migrations[version]);
-                connection.ExecuteNonQuery("INSERT INTO schema_version(version, applied_at) VALUES (?1, ?2)", version + 1, nowMs);
+                connection.Execute("ROLLBACK");
+                throw;
             }
-            connection.Execute("COMMIT");
         }
-        catch
+        finally
         {
-            connection.Execute("ROLLBACK");
-            throw;
+            connection.Execute("PRAGMA foreign_keys=ON");
+        }
+    }
+
+    private static void ThrowOnForeignKeyViolation(SqliteConnection connection)
+    {
+        using var check = connection.Prepare("PRAGMA foreign_key_check");
+        if (check.Step())
+        {
+            throw new StoreException(
+                $"the database '{connection.Path}' has a row in {check.GetText(0)} whose parent in {check.GetText(2)} is missing; " +
+                "the migration was rolled back and the file left as it was.");
         }
     }
 
