@@ -38,7 +38,6 @@ public static class ServerApplication
         });
         MapOperatorVariables(builder.Configuration);
         builder.WebHost.UseUrls(urls ?? builder.Configuration["urls"] ?? EngramServerOptions.DefaultUrls);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 64L * 1024 * 1024);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
 
         var options = EngramServerOptions.Bind(builder.Configuration);
@@ -49,6 +48,10 @@ public static class ServerApplication
             throw new OptionsValidationException(EngramServerOptions.Section, typeof(EngramServerOptions), errors);
         }
 
+        // Bodies are bounded per route (RequestBodyLimits, applied by JsonBody); a route that reads none gets the smallest bound.
+        var bodyLimits = new RequestBodyLimits(options);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = bodyLimits.Small);
+        builder.Services.AddSingleton(bodyLimits);
         builder.Services.AddSingleton(Options.Create(options));
         builder.Services.AddSingleton(clock ?? TimeProvider.System);
         builder.Services.AddSingleton(sp => new EngramEngine(
@@ -71,7 +74,7 @@ public static class ServerApplication
             document.Info.Description = "Persistent memory for AI agents.";
             document.Info.Version = SystemEndpoints.Version;
             return Task.CompletedTask;
-        }));
+        }).AddSchemaTransformer(OpenApiSchemas.DescribeCustomConverters));
 
         var app = builder.Build();
         // Open the store now: a bad data folder or a too-new schema fails the start, not the first request.

@@ -74,6 +74,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     public Task<MemoryPage> ListAsync(Caller caller, MemoryFilter filter, int? limit = null, string? cursor = null, CancellationToken ct = default)
     {
+        _validate.Filter(filter);
         var pageSize = limit ?? Limits.DefaultListLimit;
         if (pageSize < 1 || pageSize > Limits.MaxListLimit)
         {
@@ -152,6 +153,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         {
             throw new ValidationException("confirm", "a bulk delete must be confirmed (confirm=true over HTTP, --confirm in the CLI)");
         }
+        _validate.Filter(filter);
         var result = await Store.DeleteManyAsync(caller, filter, ct).ConfigureAwait(false);
         Watermark.Advance(result.LastSeq ?? 0);
         return result;

@@ -28,6 +28,7 @@ public sealed class MemoryValidator(MemoryLimits limits)
         {
             throw new ValidationException("content", $"content has {content.Length} characters; the limit is {Limits.MaxContentChars}");
         }
+        UnicodeText.Require(content, "content");
         return content;
     }
 
@@ -86,6 +87,7 @@ public sealed class MemoryValidator(MemoryLimits limits)
                 // Commas separate tags in query strings (?tags=a,b), so a tag cannot hold one.
                 throw new ValidationException("tags", "tags must not contain commas or control characters");
             }
+            UnicodeText.Require(tag, "tags");
             if (!result.Contains(tag, StringComparer.Ordinal))
             {
                 result.Add(tag);
@@ -126,6 +128,7 @@ public sealed class MemoryValidator(MemoryLimits limits)
             {
                 throw new ValidationException("entities", "entity names must not contain control characters");
             }
+            UnicodeText.Require(name, "entities");
             if (seen.Add(EntityNames.Key(name)))
             {
                 result.Add(name);
@@ -144,11 +147,13 @@ public sealed class MemoryValidator(MemoryLimits limits)
         {
             throw new ValidationException("metadata", $"metadata must be a JSON object (got {metadata.Value.ValueKind.ToString().ToLowerInvariant()})");
         }
-        var size = Encoding.UTF8.GetByteCount(metadata.Value.GetRawText());
+        // Measured on its own bytes: turning invalid UTF-8 into a string would throw before the Unicode check.
+        var size = UnicodeText.RawUtf8(metadata.Value).Length;
         if (size > Limits.MaxMetadataBytes)
         {
             throw new ValidationException("metadata", $"metadata is {size} bytes of JSON; the limit is {Limits.MaxMetadataBytes}");
         }
+        UnicodeText.RequireJson(metadata.Value, "metadata");
         return metadata.Value.Clone();
     }
 
@@ -164,7 +169,28 @@ public sealed class MemoryValidator(MemoryLimits limits)
             throw new ValidationException(name,
                 $"{name} must be 1-{Limits.MaxFieldChars} characters without control characters or surrounding white space");
         }
+        UnicodeText.Require(value, name);
         return value;
+    }
+
+    /// <summary>
+    /// Refuses a filter whose lists hold more than <see cref="MemoryLimits.MaxFilterValues"/> values;
+    /// <paramref name="prefix"/> is how the caller named the filter object (<c>filters.</c> in a search).
+    /// </summary>
+    public void Filter(MemoryFilter filter, string prefix = "")
+    {
+        Count(filter.Tags?.Count, prefix + "tags");
+        Count(filter.Types?.Count, prefix + "type");
+        Count(filter.Tiers?.Count, prefix + "tier");
+        Count(filter.Metadata?.Count, prefix + "metadata");
+
+        void Count(int? count, string field)
+        {
+            if (count > Limits.MaxFilterValues)
+            {
+                throw new ValidationException(field, $"{field} filters on {count} values; the limit is {Limits.MaxFilterValues} (Engram:Limits:MaxFilterValues)");
+            }
+        }
     }
 
     public static DateTimeOffset? Expiry(DateTimeOffset? expiresAt, long? ttlSeconds, DateTimeOffset now)

@@ -38,10 +38,12 @@ internal static partial class Problems
         NotFoundException n => Create(404, n.Title, n.Message),
         ConflictException c => Create(409, c.Title, c.Message, extra: c.ExistingId is null ? null : new Dictionary<string, object?> { ["existing_id"] = c.ExistingId }),
         PreconditionFailedException p => Create(412, p.Title, p.Message, extra: new Dictionary<string, object?> { ["current_version"] = p.CurrentVersion }),
+        BadHttpRequestException { StatusCode: 413 } b => Create(413, "Content too large", b.Message),
         BadHttpRequestException b => Create(b.StatusCode, "Bad request", b.Message),
         JsonException j => Create(400, "Invalid request", JsonErrors.Describe(j, out var field), field),
         OperationCanceledException => Create(499, "Client closed request", "the request was cancelled"),
-        StoreException s => LogAndCreate(logger, s, 503, "Store unavailable", "the store could not complete the request: " + s.Message),
+        // Never the store's message: it can hold SQL text. 503 only for a store that may answer a retry.
+        StoreException s when StoreFailures.IsUnavailable(s) => LogAndCreate(logger, s, 503, "Store unavailable", "the store is busy or unavailable; try again later"),
         _ => LogAndCreate(logger, exception, 500, "Internal error", "an unexpected error occurred; the server log has the details"),
     };
 
@@ -57,6 +59,7 @@ internal static partial class Problems
         404 => "https://tools.ietf.org/html/rfc9110#section-15.5.5",
         409 => "https://tools.ietf.org/html/rfc9110#section-15.5.10",
         412 => "https://tools.ietf.org/html/rfc9110#section-15.5.13",
+        413 => "https://tools.ietf.org/html/rfc9110#section-15.5.14",
         415 => "https://tools.ietf.org/html/rfc9110#section-15.5.16",
         503 => "https://tools.ietf.org/html/rfc9110#section-15.6.4",
         _ => "about:blank",

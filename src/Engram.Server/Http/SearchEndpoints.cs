@@ -20,7 +20,7 @@ internal static class SearchEndpoints
     private static async Task<IResult> SearchAsync(HttpContext http, SearchService search, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<SearchRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<SearchRequest>(http.Request, BodySize.Memory, ct);
         var result = await search.SearchAsync(http.GetCaller(), request, ct);
         return TypedResults.Ok(new SearchResponse(result.Results.Select(h => new ScoredMemory(h)).ToList(), Math.Round(result.TookMs, 3)));
     }
