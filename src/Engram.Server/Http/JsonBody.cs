@@ -7,36 +7,60 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Engram.Server.Http;
 
 /// <summary>
-/// Reads request bodies with Engram's JSON contract (snake_case, unknown and duplicate fields rejected).
-/// Failures throw <see cref="JsonException"/> / <see cref="ValidationException"/>, which <see cref="Problems"/>
-/// turns into 400 problem bodies; a body that is not JSON gets 415, one over the route's bound 413.
+/// Reads request bodies with Engram's JSON contract (snake_case, unknown and duplicate fields rejected,
+/// strings no longer than a field takes). Failures throw <see cref="JsonException"/> /
+/// <see cref="ValidationException"/>, which <see cref="Problems"/> turns into 400 problem bodies; a body
+/// that is not JSON gets 415, one over the route's bound (<see cref="RequestBodyLimits"/>) 413.
 /// <para>
-/// The body is read into one array of its own size and parsed from there, not streamed through
+/// The body is read whole (<see cref="BodyBytes"/>) and parsed from there, not streamed through
 /// <see cref="JsonSerializer.DeserializeAsync{TValue}(Stream, JsonSerializerOptions?, CancellationToken)"/>:
 /// that rents a buffer from the shared array pool that grows to the largest token and goes back to the
-/// pool, where a 60 MB one stays resident. An array of our own is garbage once the request ends, and the
-/// route's bound caps it.
+/// pool, where a 60 MB one stays resident.
 /// </para>
 /// </summary>
 internal static class JsonBody
 {
-    private const int ChunkBytes = 16 * 1024;
-
     public static async Task<T> ReadAsync<T>(HttpRequest request, BodySize size, CancellationToken ct) where T : class
     {
         JsonMediaType.Require(request.ContentType);
         var limits = request.HttpContext.RequestServices.GetRequiredService<RequestBodyLimits>();
-        var (body, length) = await ReadBoundedAsync(request, limits.For(size), size, ct);
-        if (length == 0)
+        var body = await ReadBoundedAsync(request, limits.For(size), size, ct);
+        if (body.Length == 0)
         {
             throw new ValidationException("body", "a JSON body is required");
         }
-        var value = JsonSerializer.Deserialize<T>(body.AsSpan(0, length), limits.Json);
+        T? value;
+        try
+        {
+            value = Deserialize<T>(body, limits.Json);
+        }
+        catch (JsonException)
+        {
+            RefusedBodyMemory.Refused(body.Length);
+            throw;
+        }
         return value ?? throw new ValidationException("body", "the body must be a JSON object, not null");
     }
 
+    private static T? Deserialize<T>(BodyBytes body, JsonSerializerOptions options)
+    {
+        if (body.IsSingleSegment)
+        {
+            return JsonSerializer.Deserialize<T>(body.Span, options);
+        }
+        var reader = new Utf8JsonReader(body.Sequence(), new JsonReaderOptions
+        {
+            MaxDepth = options.MaxDepth,
+            AllowTrailingCommas = options.AllowTrailingCommas,
+            CommentHandling = options.ReadCommentHandling,
+        });
+        var value = JsonSerializer.Deserialize<T>(ref reader, options);
+        // Whatever follows the value must be white space: Read throws on anything else, as the span overload does.
+        return reader.Read() ? throw new JsonException("the body holds more than one JSON value") : value;
+    }
+
     /// <summary>The whole body, refused with 413 past <paramref name="limit"/> bytes whether or not a Content-Length announced it.</summary>
-    private static async Task<(byte[] Body, int Length)> ReadBoundedAsync(HttpRequest request, long limit, BodySize size, CancellationToken ct)
+    private static async Task<BodyBytes> ReadBoundedAsync(HttpRequest request, long limit, BodySize size, CancellationToken ct)
     {
         var feature = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>();
         if (feature is { IsReadOnly: false })
@@ -48,53 +72,19 @@ internal static class JsonBody
         {
             throw TooLarge(limit, size);
         }
+        long held = 0;
         try
         {
-            if (request.ContentLength is { } known)
+            return await BodyBytes.ReadAsync(request.Body, request.ContentLength, limit, read =>
             {
-                var exact = GC.AllocateUninitializedArray<byte>((int)known);
-                var filled = 0;
-                while (filled < exact.Length)
-                {
-                    var read = await request.Body.ReadAsync(exact.AsMemory(filled), ct);
-                    if (read == 0)
-                    {
-                        break;
-                    }
-                    filled += read;
-                }
-                return (exact, filled);
-            }
-            return await ReadChunkedAsync(request.Body, limit, size, ct);
+                held = read;
+                return TooLarge(limit, size);
+            }, ct);
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            throw TooLarge(limit, size);
-        }
-    }
-
-    private static async Task<(byte[] Body, int Length)> ReadChunkedAsync(Stream body, long limit, BodySize size, CancellationToken ct)
-    {
-        var buffer = GC.AllocateUninitializedArray<byte>(ChunkBytes);
-        var length = 0;
-        while (true)
-        {
-            if (length == buffer.Length)
-            {
-                if (length > limit)
-                {
-                    throw TooLarge(limit, size);
-                }
-                var grown = GC.AllocateUninitializedArray<byte>((int)Math.Min((long)buffer.Length * 2, limit + 1));
-                buffer.AsSpan(0, length).CopyTo(grown);
-                buffer = grown;
-            }
-            var read = await body.ReadAsync(buffer.AsMemory(length), ct);
-            if (read == 0)
-            {
-                return length > limit ? throw TooLarge(limit, size) : (buffer, length);
-            }
-            length += read;
+            RefusedBodyMemory.Refused(Math.Max(held, limit));
+            throw held > 0 ? ex : TooLarge(limit, size);
         }
     }
 

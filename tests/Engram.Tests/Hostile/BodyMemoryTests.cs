@@ -34,7 +34,7 @@ public sealed class BodyMemoryTests(ITestOutputHelper output)
         }
         var before = ResidentBytes(child.ProcessId);
 
-        var statuses = await Task.WhenAll(Enumerable.Range(0, Clients).Select(i => SendAsync(client, chunked: i % 2 == 1)));
+        var statuses = await Task.WhenAll(Enumerable.Range(0, Clients).Select(i => SendAsync(client, "/v1/memories", BodyBytes, chunked: i % 2 == 1)));
         await Task.Delay(TimeSpan.FromSeconds(2));
         var after = ResidentBytes(child.ProcessId);
 
@@ -45,13 +45,35 @@ public sealed class BodyMemoryTests(ITestOutputHelper output)
         (await client.GetAsync("/health")).StatusCode.Should().Be(HttpStatusCode.OK);
     }
 
-    /// <summary>The answer's status, or null when the server closed the connection on the unread body before the client saw it.</summary>
-    private static async Task<HttpStatusCode?> SendAsync(HttpClient client, bool chunked)
+    [Fact]
+    public async Task Refused_bodies_within_the_batch_bound_do_not_stay_resident()
     {
-        var content = new PatternContent(BodyBytes, chunked);
+        // 15 MB batches fit the 16 MB bound, so they are read and parsed; their one content string is too
+        // long, so each is refused (400). Their memory must go back, not stay at the burst's peak.
+        using var data = new TempDirectory();
+        await using var child = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = child.BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
+        await client.PostAsync("/v1/memories/batch", new StringContent("{\"items\":[{\"content\":\"warm up\"}]}", Encoding.UTF8, "application/json"));
+        var before = ResidentBytes(child.ProcessId);
+
+        var statuses = await Task.WhenAll(Enumerable.Range(0, Clients).Select(i => SendAsync(client, "/v1/memories/batch", 15L * 1024 * 1024, chunked: i % 2 == 1, batch: true)));
+        var peak = ResidentBytes(child.ProcessId);
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        var after = ResidentBytes(child.ProcessId);
+
+        output.WriteLine($"VmRSS before {before / 1048576} MB, at the end of the burst {peak / 1048576} MB, 4 s later {after / 1048576} MB");
+        statuses.Should().OnlyContain(s => s == HttpStatusCode.BadRequest);
+        (after - before).Should().BeLessThan(120L * 1024 * 1024,
+            $"resident memory went from {before / 1048576} MB to {after / 1048576} MB (peak {peak / 1048576} MB)");
+    }
+
+    /// <summary>The answer's status, or null when the server closed the connection on the unread body before the client saw it.</summary>
+    private static async Task<HttpStatusCode?> SendAsync(HttpClient client, string path, long bytes, bool chunked, bool batch = false)
+    {
+        var content = new PatternContent(bytes, chunked, batch);
         try
         {
-            using var response = await client.PostAsync("/v1/memories", content);
+            using var response = await client.PostAsync(path, content);
             return response.StatusCode;
         }
         catch (HttpRequestException)
@@ -72,18 +94,20 @@ public sealed class BodyMemoryTests(ITestOutputHelper output)
     {
         private readonly long _length;
         private readonly bool _chunked;
+        private readonly bool _batch;
 
-        public PatternContent(long length, bool chunked)
+        public PatternContent(long length, bool chunked, bool batch)
         {
             _length = length;
             _chunked = chunked;
+            _batch = batch;
             Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
         }
 
         protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
         {
-            var head = "{\"content\":\""u8.ToArray();
-            var tail = "\"}"u8.ToArray();
+            var head = _batch ? "{\"items\":[{\"content\":\""u8.ToArray() : "{\"content\":\""u8.ToArray();
+            var tail = _batch ? "\"}]}"u8.ToArray() : "\"}"u8.ToArray();
             var block = Encoding.ASCII.GetBytes(new string('a', 64 * 1024));
             await stream.WriteAsync(head);
             var left = _length - head.Length - tail.Length;

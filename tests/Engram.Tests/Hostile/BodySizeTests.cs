@@ -108,6 +108,16 @@ public sealed class BodySizeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_string_longer_than_any_field_takes_is_refused_while_parsing()
+    {
+        // 250,000 characters fit the single-memory bound (6 bytes a character allow for escapes) but no field.
+        var response = await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content = new string('a', 250_000) }));
+        (await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "content")).GetProperty("detail").GetString().Should().Contain("32768");
+        var tag = await _server.PostJsonAsync("/v1/memories/batch", JsonSerializer.Serialize(new { items = new[] { new { content = "x", tags = new[] { new string('t', 300_000) } } } }));
+        await tag.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "tags");
+    }
+
+    [Fact]
     public async Task A_request_with_an_empty_body_says_a_body_is_required()
     {
         var response = await _server.Client.PostAsync("/v1/memories", new StringContent("", Encoding.UTF8, "application/json"));
