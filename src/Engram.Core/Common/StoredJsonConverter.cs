@@ -18,6 +18,11 @@ public sealed class StoredJsonConverter : JsonConverter<JsonElement>
 
     public override void Write(Utf8JsonWriter writer, JsonElement value, JsonSerializerOptions options)
     {
+        if (value.ValueKind is not (JsonValueKind.String or JsonValueKind.Object or JsonValueKind.Array))
+        {
+            value.WriteTo(writer); // numbers, true, false, null: nothing to re-encode
+            return;
+        }
         var raw = UnicodeText.RawUtf8(value);
         if (UnicodeText.IsValidJson(raw))
         {

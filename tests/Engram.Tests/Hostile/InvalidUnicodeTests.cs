@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
+using Engram.Core.Memories;
 using Engram.Core.Storage;
 using Engram.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
@@ -118,5 +119,38 @@ public sealed class InvalidUnicodeTests : IAsyncLifetime
         items[0].GetProperty("value").GetString().Should().Be(big);
         items[1].GetProperty("found").GetBoolean().Should().BeTrue();
         items[2].GetProperty("value").GetString().Should().Be(big);
+    }
+
+    [Fact]
+    public async Task A_memory_stored_with_a_lone_surrogate_in_its_metadata_still_reads()
+    {
+        // Written below the service, as an older server or another tool could have.
+        var store = _server.Services.GetRequiredService<IMemoryStore>();
+        var now = DateTimeOffset.UtcNow;
+        var memory = new Memory
+        {
+            Id = Ulid.NewUlid(now),
+            Content = "old row",
+            ContentHash = ContentNormalizer.Hash("old row"),
+            Type = "fact",
+            Tier = MemoryTier.LongTerm,
+            Importance = 0.5,
+            Tags = [],
+            Entities = [],
+            Metadata = JsonDocument.Parse("{\"bad\":\"\\ud800\",\"pad\":\"" + new string('p', 100_000) + "\"}").RootElement.Clone(),
+            CreatedAt = now,
+            UpdatedAt = now,
+            Version = 1,
+        };
+        await store.CreateAsync(Caller.Default("test"), memory, DuplicatePolicy.Allow);
+        await _server.CreateAsync(new { content = "a newer row" });
+
+        var get = await _server.Client.GetAsync($"/v1/memories/{memory.Id}");
+        get.StatusCode.Should().Be(HttpStatusCode.OK);
+        (await get.Content.ReadAsStringAsync()).Should().Contain("\\ud800");
+        var list = await _server.Client.GetAsync("/v1/memories");
+        list.StatusCode.Should().Be(HttpStatusCode.OK);
+        (await list.JsonAsync()).GetProperty("items").GetArrayLength().Should().Be(2);
+        (await _server.Client.GetAsync($"/v1/memories/{memory.Id}/history")).StatusCode.Should().Be(HttpStatusCode.OK);
     }
 }
