@@ -50,7 +50,7 @@ public sealed class EngramEngine : IAsyncDisposable
         // first and let the maintenance loop fill the vectors in the background.
         Follower = new IndexFollower(store, Index, embedder) { DeferEmbeddings = embedder is not LocalEmbeddingProvider };
         Access = new AccessTracker(Clock);
-        Search = new SearchService(store, Follower, embedder, Watermark, Access, search, Clock);
+        Search = new SearchService(store, Follower, embedder, Watermark, Access, search, Clock, limits);
         Graph = store is Graph.IGraphStore graphStore
             ? new Graph.GraphService(graphStore, Clock)
             : throw new ArgumentException($"the {store.Kind} store has no knowledge graph", nameof(store));

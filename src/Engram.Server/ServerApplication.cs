@@ -40,7 +40,6 @@ public static class ServerApplication
         var started = new StartupLog.StartedFlag();
         StartupLog.Configure(builder.Logging, started);
         builder.WebHost.UseUrls(urls ?? builder.Configuration["urls"] ?? EngramServerOptions.DefaultUrls);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 64L * 1024 * 1024);
         builder.WebHost.ConfigureKestrel(RequestLimits.ConfigureKestrel);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
 
@@ -52,6 +51,10 @@ public static class ServerApplication
             throw new OptionsValidationException(EngramServerOptions.Section, typeof(EngramServerOptions), errors);
         }
 
+        // Bodies are bounded per route (RequestBodyLimits, applied by JsonBody); a route that reads none gets the smallest bound.
+        var bodyLimits = new RequestBodyLimits(options);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = bodyLimits.Small);
+        builder.Services.AddSingleton(bodyLimits);
         builder.Services.AddSingleton(Options.Create(options));
         // One server per data folder (ServerLock); resolved before the store, so disposed after it.
         builder.Services.AddSingleton(_ => ServerLock.Acquire(options.DataPath));
@@ -76,7 +79,7 @@ public static class ServerApplication
             document.Info.Description = "Persistent memory for AI agents.";
             document.Info.Version = SystemEndpoints.Version;
             return Task.CompletedTask;
-        }));
+        }).AddSchemaTransformer(OpenApiSchemas.DescribeCustomConverters));
 
         var app = builder.Build();
         // Lock the folder and open the store now: a second server, a bad data folder or a too-new

@@ -7,7 +7,7 @@ namespace Engram.Core.Common;
 
 /// <summary>
 /// The one JSON contract of Engram: snake_case names, UTC timestamps with milliseconds and a Z,
-/// unknown fields rejected. HTTP, the CLI and the store's history all serialize through these options.
+/// unknown and duplicate fields rejected. HTTP, the CLI and the store's history all serialize through these options.
 /// </summary>
 public static class EngramJson
 {
@@ -19,6 +19,9 @@ public static class EngramJson
         options.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
         options.DictionaryKeyPolicy = null;
         options.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        // A key given twice is refused like an unknown one (last-wins would hide a client's mistake); this
+        // covers JsonElement payloads (metadata, key-value values) at any depth too.
+        options.AllowDuplicateProperties = false;
         options.NumberHandling = JsonNumberHandling.Strict;
         options.Encoder = JsonTextEncoder.Instance;
         options.Converters.Add(new UtcTimestampConverter());

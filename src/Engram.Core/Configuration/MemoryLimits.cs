@@ -25,6 +25,36 @@ public sealed class MemoryLimits
     /// <summary>Scope fields, type and source.</summary>
     public int MaxFieldChars { get; set; } = 256;
 
+    /// <summary>
+    /// Values one filter list may hold: tags, types and tiers of a listing, bulk delete or search, and the
+    /// metadata keys of one filter. Each becomes a condition of one SQL statement, whose size SQLite bounds.
+    /// </summary>
+    public int MaxFilterValues { get; set; } = 100;
+
+    /// <summary>
+    /// Largest body of a single-memory request (create, update, search), in bytes; 0 (default) derives it
+    /// from the limits above, counting 6 bytes per character (a \uXXXX escape), with a floor of 64 KiB.
+    /// </summary>
+    public int MaxRequestBodyBytes { get; set; }
+
+    /// <summary>Largest body of a batch request (memories/batch, kv mset and mget, graph calls), in bytes. Default 16 MiB.</summary>
+    public int MaxBatchRequestBodyBytes { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>The single-memory body bound: <see cref="MaxRequestBodyBytes"/>, or derived from the field limits.</summary>
+    public long SingleRequestBodyBytes()
+    {
+        if (MaxRequestBodyBytes > 0)
+        {
+            return MaxRequestBodyBytes;
+        }
+        const long perChar = 6; // a character may arrive as a \uXXXX escape (Python's json.dumps writes non-ASCII so)
+        var strings = (long)MaxContentChars + (long)MaxTags * MaxTagChars + (long)MaxEntities * MaxEntityChars + 8L * MaxFieldChars;
+        return Math.Max(MinRequestBodyBytes, (strings * perChar) + MaxMetadataBytes + 4096);
+    }
+
+    /// <summary>The floor of derived body bounds, and the bound of small bodies (incr, expire, cleanup).</summary>
+    public const int MinRequestBodyBytes = 64 * 1024;
+
     public IEnumerable<string> Validate()
     {
         if (MaxContentChars < 1)
@@ -54,6 +84,18 @@ public sealed class MemoryLimits
         if (MaxFieldChars < 1)
         {
             yield return "Engram:Limits:MaxFieldChars must be at least 1";
+        }
+        if (MaxFilterValues is < 1 or > 500)
+        {
+            yield return "Engram:Limits:MaxFilterValues must be between 1 and 500";
+        }
+        if (MaxRequestBodyBytes < 0)
+        {
+            yield return "Engram:Limits:MaxRequestBodyBytes must be 0 (derived from the other limits) or a number of bytes";
+        }
+        if (MaxBatchRequestBodyBytes < 1024)
+        {
+            yield return "Engram:Limits:MaxBatchRequestBodyBytes must be at least 1024";
         }
     }
 }

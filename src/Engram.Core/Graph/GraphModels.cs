@@ -167,6 +167,7 @@ public sealed record GraphHistoryEntry
 
     public required string EntityName { get; init; }
 
+    [System.Text.Json.Serialization.JsonConverter(typeof(Common.StoredJsonConverter))]
     public JsonElement Changes { get; init; }
 }
 

@@ -43,6 +43,7 @@ public static class GraphValidator
         {
             throw new ValidationException(field, $"{field} must not contain control characters");
         }
+        UnicodeText.Require(name, field);
         return name;
     }
 
@@ -62,6 +63,7 @@ public static class GraphValidator
         {
             throw new ValidationException(field, $"{field} must not contain control characters");
         }
+        UnicodeText.Require(type, field);
         return type;
     }
 
@@ -71,6 +73,7 @@ public static class GraphValidator
         {
             throw new ValidationException(field, $"{field} must be a non-blank string");
         }
+        UnicodeText.Require(value, field);
         var bytes = Encoding.UTF8.GetByteCount(value);
         if (bytes > MaxObservationBytes)
         {

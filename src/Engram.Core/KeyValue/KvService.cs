@@ -177,12 +177,14 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         {
             throw new ValidationException(fieldPrefix + "value", "value is required (any JSON, including null)");
         }
-        var json = value.GetRawText();
-        var bytes = Encoding.UTF8.GetByteCount(json);
+        // Size and Unicode are checked on the value's own bytes: turning invalid UTF-8 into a string would throw.
+        var bytes = UnicodeText.RawUtf8(value).Length;
         if (bytes > options.MaxValueBytes)
         {
             throw new ValidationException(fieldPrefix + "value", $"the value is {bytes} bytes of JSON; the limit is {options.MaxValueBytes}");
         }
+        UnicodeText.RequireJson(value, fieldPrefix + "value");
+        var json = value.GetRawText();
         return new KvWrite(KvKeys.ToStored(caller.Tenant, key!), json, ExpiresAt(ttlSeconds, fieldPrefix + "ttl_seconds"), condition);
     }
 

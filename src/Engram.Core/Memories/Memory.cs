@@ -29,6 +29,7 @@ public record Memory
     public required IReadOnlyList<string> Entities { get; init; }
 
     /// <summary>Always a JSON object.</summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(Common.StoredJsonConverter))]
     public required JsonElement Metadata { get; init; }
 
     public string? UserId { get; init; }

@@ -33,6 +33,7 @@ public sealed record HistoryEntry
     public required long Version { get; init; }
 
     /// <summary>For updates: field → {"from", "to"}; for other events: the whole memory at that moment.</summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(Common.StoredJsonConverter))]
     public required System.Text.Json.JsonElement Changes { get; init; }
 }
 

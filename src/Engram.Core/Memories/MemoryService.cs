@@ -74,12 +74,13 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     public Task<MemoryPage> ListAsync(Caller caller, MemoryFilter filter, int? limit = null, string? cursor = null, CancellationToken ct = default)
     {
+        _validate.Filter(filter);
         var pageSize = limit ?? Limits.DefaultListLimit;
         if (pageSize < 1 || pageSize > Limits.MaxListLimit)
         {
             throw new ValidationException("limit", $"limit must be between 1 and {Limits.MaxListLimit} (got {pageSize})");
         }
-        return Store.ListAsync(caller, MemoryValidator.Filter(filter), pageSize, string.IsNullOrEmpty(cursor) ? null : cursor, ct);
+        return Store.ListAsync(caller, filter, pageSize, string.IsNullOrEmpty(cursor) ? null : cursor, ct);
     }
 
     public async Task<WriteResult> UpdateAsync(Caller caller, string id, MemoryPatch patch, long? expectedVersion = null, CancellationToken ct = default) =>
@@ -144,7 +145,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     /// <summary>Deletes every memory matching <paramref name="filter"/>; refuses without a scope filter or without <paramref name="confirm"/>.</summary>
     public async Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, bool confirm, CancellationToken ct = default)
     {
-        if (!MemoryValidator.Filter(filter).HasScope)
+        if (!_validate.Filter(filter).HasScope)
         {
             throw new ValidationException("user_id", "a bulk delete needs at least one scope filter: user_id, agent_id, session_id or namespace");
         }

@@ -1,19 +1,36 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Engram.Core.Memories;
 
 /// <summary>How long a memory is meant to live: scratch for one task, one session, or for good.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<MemoryTier>))]
+[JsonConverter(typeof(MemoryTierJsonConverter))]
 public enum MemoryTier
 {
-    [JsonStringEnumMemberName("working")]
     Working,
 
-    [JsonStringEnumMemberName("short_term")]
     ShortTerm,
 
-    [JsonStringEnumMemberName("long_term")]
     LongTerm,
+}
+
+/// <summary>
+/// A tier is one of its three names, exactly. <see cref="JsonStringEnumConverter"/> also took numbers
+/// (99 was echoed back while long_term was stored), the C# names and comma lists
+/// ("short_term, long_term" became the undefined value 3), so a response could differ from what was stored.
+/// </summary>
+public sealed class MemoryTierJsonConverter : JsonConverter<MemoryTier>
+{
+    public override MemoryTier Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.String && MemoryTiers.TryParse(reader.GetString(), out var tier))
+        {
+            return tier;
+        }
+        throw new JsonException($"tier must be one of {MemoryTiers.Allowed}");
+    }
+
+    public override void Write(Utf8JsonWriter writer, MemoryTier value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToWire());
 }
 
 public static class MemoryTiers

@@ -28,6 +28,7 @@ public sealed class MemoryValidator(MemoryLimits limits)
         {
             throw new ValidationException("content", $"content has {content.Length} characters; the limit is {Limits.MaxContentChars}");
         }
+        UnicodeText.Require(content, "content");
         return content;
     }
 
@@ -86,6 +87,7 @@ public sealed class MemoryValidator(MemoryLimits limits)
                 // Commas separate tags in query strings (?tags=a,b), so a tag cannot hold one.
                 throw new ValidationException("tags", "tags must not contain commas or control characters");
             }
+            UnicodeText.Require(tag, "tags");
             if (!result.Contains(tag, StringComparer.Ordinal))
             {
                 result.Add(tag);
@@ -126,6 +128,7 @@ public sealed class MemoryValidator(MemoryLimits limits)
             {
                 throw new ValidationException("entities", "entity names must not contain control characters");
             }
+            UnicodeText.Require(name, "entities");
             if (seen.Add(EntityNames.Key(name)))
             {
                 result.Add(name);
@@ -144,11 +147,13 @@ public sealed class MemoryValidator(MemoryLimits limits)
         {
             throw new ValidationException("metadata", $"metadata must be a JSON object (got {metadata.Value.ValueKind.ToString().ToLowerInvariant()})");
         }
-        var size = Encoding.UTF8.GetByteCount(metadata.Value.GetRawText());
+        // Measured on its own bytes: turning invalid UTF-8 into a string would throw before the Unicode check.
+        var size = UnicodeText.RawUtf8(metadata.Value).Length;
         if (size > Limits.MaxMetadataBytes)
         {
             throw new ValidationException("metadata", $"metadata is {size} bytes of JSON; the limit is {Limits.MaxMetadataBytes}");
         }
+        UnicodeText.RequireJson(metadata.Value, "metadata");
         return metadata.Value.Clone();
     }
 
@@ -164,23 +169,37 @@ public sealed class MemoryValidator(MemoryLimits limits)
             throw new ValidationException(name,
                 $"{name} must be 1-{Limits.MaxFieldChars} characters without control characters or surrounding white space");
         }
+        UnicodeText.Require(value, name);
         return value;
     }
 
     /// <summary>
-    /// The scope and source values of a filter (listing, bulk delete, search), named with
-    /// <paramref name="prefix"/> (<c>filters.</c> in a search body). Empty or only white space is
-    /// refused everywhere alike: no memory holds such a value, so the filter was a mistake, and in a
-    /// bulk delete it must not count as a scope.
+    /// Checks a filter (listing, bulk delete, search) before it reaches the store; <paramref name="prefix"/>
+    /// is how the caller named the filter object (<c>filters.</c> in a search body). Scope and source
+    /// values that are empty or only white space are refused everywhere alike: no memory holds such a
+    /// value, so the filter was a mistake, and in a bulk delete it must not count as a scope. Lists hold
+    /// at most <see cref="MemoryLimits.MaxFilterValues"/> values.
     /// </summary>
-    public static MemoryFilter Filter(MemoryFilter filter, string prefix = "")
+    public MemoryFilter Filter(MemoryFilter filter, string prefix = "")
     {
         FilterValue(prefix + "user_id", filter.UserId);
         FilterValue(prefix + "agent_id", filter.AgentId);
         FilterValue(prefix + "session_id", filter.SessionId);
         FilterValue(prefix + "namespace", filter.Namespace);
         FilterValue(prefix + "source", filter.Source);
+        Count(filter.Tags?.Count, prefix + "tags");
+        Count(filter.Types?.Count, prefix + "type");
+        Count(filter.Tiers?.Count, prefix + "tier");
+        Count(filter.Metadata?.Count, prefix + "metadata");
         return filter;
+
+        void Count(int? count, string field)
+        {
+            if (count > Limits.MaxFilterValues)
+            {
+                throw new ValidationException(field, $"{field} filters on {count} values; the limit is {Limits.MaxFilterValues} (Engram:Limits:MaxFilterValues)");
+            }
+        }
     }
 
     private static void FilterValue(string name, string? value)

@@ -16,8 +16,10 @@ namespace Engram.Core.Search;
 /// </summary>
 public sealed class SearchService(
     IMemoryStore store, IndexFollower follower, IEmbeddingProvider embedder, WriteWatermark watermark,
-    AccessTracker access, SearchOptions options, TimeProvider clock)
+    AccessTracker access, SearchOptions options, TimeProvider clock, Configuration.MemoryLimits? limits = null)
 {
+    private readonly MemoryValidator _validate = new(limits ?? new Configuration.MemoryLimits());
+
     private Func<Task>? _ready;
 
     /// <summary>A task every search awaits first (the engine's initial index build).</summary>
@@ -32,7 +34,7 @@ public sealed class SearchService(
     {
         var started = Stopwatch.GetTimestamp();
         var plan = Validate(request);
-        var filter = MemoryValidator.Filter(ToFilter(request.Filters), "filters.");
+        var filter = _validate.Filter(ToFilter(request.Filters), "filters.");
 
         if (_ready is not null)
         {

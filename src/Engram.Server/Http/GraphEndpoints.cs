@@ -59,42 +59,42 @@ internal static class GraphEndpoints
     private static async Task<IResult> CreateEntitiesAsync(HttpContext http, GraphService graph, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<CreateEntitiesRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<CreateEntitiesRequest>(http.Request, BodySize.Batch, ct);
         return TypedResults.Ok(new EntitiesResponse(await graph.CreateEntitiesAsync(http.GetCaller(), request.Entities, ct)));
     }
 
     private static async Task<IResult> CreateRelationsAsync(HttpContext http, GraphService graph, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<RelationsRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<RelationsRequest>(http.Request, BodySize.Batch, ct);
         return TypedResults.Ok(new RelationsResponse(await graph.CreateRelationsAsync(http.GetCaller(), request.Relations, ct)));
     }
 
     private static async Task<IResult> AddObservationsAsync(HttpContext http, GraphService graph, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<AddObservationsRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<AddObservationsRequest>(http.Request, BodySize.Batch, ct);
         return TypedResults.Ok(new AddObservationsResponse(await graph.AddObservationsAsync(http.GetCaller(), request.Observations, ct)));
     }
 
     private static async Task<IResult> DeleteEntitiesAsync(HttpContext http, GraphService graph, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<DeleteEntitiesRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<DeleteEntitiesRequest>(http.Request, BodySize.Batch, ct);
         return TypedResults.Ok(new DeletedResponse(await graph.DeleteEntitiesAsync(http.GetCaller(), request.EntityNames, ct)));
     }
 
     private static async Task<IResult> DeleteObservationsAsync(HttpContext http, GraphService graph, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<DeleteObservationsRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<DeleteObservationsRequest>(http.Request, BodySize.Batch, ct);
         return TypedResults.Ok(new DeletedResponse(await graph.DeleteObservationsAsync(http.GetCaller(), request.Deletions, ct)));
     }
 
     private static async Task<IResult> DeleteRelationsAsync(HttpContext http, GraphService graph, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<RelationsRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<RelationsRequest>(http.Request, BodySize.Batch, ct);
         return TypedResults.Ok(new DeletedResponse(await graph.DeleteRelationsAsync(http.GetCaller(), request.Relations, ct)));
     }
 

@@ -17,6 +17,23 @@ internal static class JsonErrors
             message = message[..cut];
         }
 
+        if (exception is StringTooLongException tooLong)
+        {
+            return $"{field ?? "a string"} is longer than {tooLong.MaxChars} characters, the most any field takes";
+        }
+        if (message.StartsWith("Duplicate property '", StringComparison.Ordinal))
+        {
+            var start = message.IndexOf('\'');
+            var end = message.IndexOf('\'', start + 1);
+            var name = end > start ? message[(start + 1)..end] : "?";
+            field ??= name;
+            return field == name ? $"duplicate key '{name}'" : $"{field}: duplicate key '{name}'";
+        }
+        if (exception.InnerException is InvalidOperationException { Message: var inner } && inner.Contains("UTF-", StringComparison.Ordinal))
+        {
+            // Utf8JsonReader refuses a lone surrogate escape (\ud800) or invalid UTF-8 when it reads a string.
+            return $"{field ?? "the body"} is not valid Unicode: it holds a lone surrogate (such as \\ud800 without its pair) or invalid UTF-8";
+        }
         if (message.Contains("could not be mapped to any .NET member", StringComparison.Ordinal))
         {
             var start = message.IndexOf('\'');
@@ -48,7 +65,8 @@ internal static class JsonErrors
         {
             return $"malformed JSON: {Strip(message)}" + (exception.LineNumber is { } line ? $" (line {line + 1}, byte {exception.BytePositionInLine + 1})" : "");
         }
-        return $"{field}: {Strip(message)}";
+        // A converter's own message already names its field ("tier must be one of ...").
+        return message.StartsWith(field + " ", StringComparison.Ordinal) ? message : $"{field}: {Strip(message)}";
     }
 
     private static string? FieldOf(string? path)

@@ -1,4 +1,6 @@
+using System.Text;
 using System.Text.Json;
+using Engram.Core.Common;
 using Engram.Core.KeyValue;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -16,7 +18,7 @@ namespace Engram.Server.Http;
 /// </summary>
 internal static class KeyValueEndpoints
 {
-    private const string Prefix = "/v1/kv/";
+    private const string Collection = "/v1/kv";
     private const string IncrSuffix = "/incr";
     private const string ExpireSuffix = "/expire";
 
@@ -54,7 +56,7 @@ internal static class KeyValueEndpoints
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
         var key = KeyOf(http, "");
-        var request = await JsonBody.ReadAsync<KvPutRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<KvPutRequest>(http.Request, BodySize.KeyValue, ct);
         var written = await kv.SetAsync(http.GetCaller(), key, request.Value, request.TtlSeconds, request.Nx ?? false, request.Xx ?? false, ct);
         return written.Created ? TypedResults.Created(http.Request.Path, written) : TypedResults.Ok(written);
     }
@@ -86,14 +88,14 @@ internal static class KeyValueEndpoints
         if (path.EndsWith(IncrSuffix, StringComparison.Ordinal))
         {
             var key = KeyOf(http, IncrSuffix);
-            var request = http.Request.ContentLength is 0 ? new KvIncrRequest(null) : await JsonBody.ReadAsync<KvIncrRequest>(http.Request, ct);
+            var request = http.Request.ContentLength is 0 ? new KvIncrRequest(null) : await JsonBody.ReadAsync<KvIncrRequest>(http.Request, BodySize.Small, ct);
             var value = await kv.IncrementAsync(http.GetCaller(), key, request.By ?? 1, ct);
             return TypedResults.Ok(new KvIncrResponse(key, value));
         }
         if (path.EndsWith(ExpireSuffix, StringComparison.Ordinal))
         {
             var key = KeyOf(http, ExpireSuffix);
-            var request = await JsonBody.ReadAsync<KvExpireRequest>(http.Request, ct);
+            var request = await JsonBody.ReadAsync<KvExpireRequest>(http.Request, BodySize.Small, ct);
             return TypedResults.Ok(await kv.ExpireAsync(http.GetCaller(), key, request.TtlSeconds, ct));
         }
         return Problems.For(404, $"no route for POST {path}: use /v1/kv/{{key}}/incr, /v1/kv/{{key}}/expire, /v1/kv/mget, /v1/kv/mset or /v1/kv/cleanup");
@@ -110,26 +112,30 @@ internal static class KeyValueEndpoints
     private static async Task<IResult> GetManyAsync(HttpContext http, KvService kv, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<KvMGetRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<KvMGetRequest>(http.Request, BodySize.Batch, ct);
         return TypedResults.Ok(new KvItemsResponse<KvLookup>(await kv.GetManyAsync(http.GetCaller(), request.Keys, ct)));
     }
 
     private static async Task<IResult> SetManyAsync(HttpContext http, KvService kv, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<KvMSetRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<KvMSetRequest>(http.Request, BodySize.Batch, ct);
         return TypedResults.Ok(new KvItemsResponse<KvWritten>(await kv.SetManyAsync(http.GetCaller(), request.Items, ct)));
     }
 
     private static async Task<IResult> CleanupAsync(HttpContext http, KvService kv, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = await JsonBody.ReadAsync<KvCleanupRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<KvCleanupRequest>(http.Request, BodySize.Small, ct);
         return TypedResults.Ok(await kv.CleanupStepAsync(http.GetCaller(), request.Pattern, request.Cursor, ct));
     }
 
-    /// <summary>The key: the raw request target after <c>/v1/kv/</c>, without the query and <paramref name="suffix"/>, percent-decoded once.</summary>
-    private static string KeyOf(HttpContext http, string suffix)
+    /// <summary>
+    /// The key: the raw request target after <c>/v1/kv/</c>, without the query and <paramref name="suffix"/>,
+    /// percent-decoded once. Empty when the target names no key (<c>/v1/kv</c>, <c>/v1/kv/</c>,
+    /// <c>/v1/kv/incr</c>), which the key rules then refuse with a 400 naming <c>key</c>.
+    /// </summary>
+    internal static string KeyOf(HttpContext http, string suffix)
     {
         var raw = http.Features.Get<IHttpRequestFeature>()?.RawTarget ?? "";
         var query = raw.IndexOf('?');
@@ -137,20 +143,73 @@ internal static class KeyValueEndpoints
         {
             raw = raw[..query];
         }
-        if (!raw.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
+        if (IsUnder(raw))
         {
-            // An absolute-form target or a rewritten path: fall back to the decoded path.
-            raw = Uri.EscapeDataString(http.Request.Path.Value?[Prefix.Length..] ?? "");
+            return DecodeKey(KeyPart(raw, suffix));
         }
-        else
+        // An absolute-form target or a rewritten path: the decoded path is all there is.
+        var path = http.Request.Path.Value ?? "";
+        return IsUnder(path) ? KeyPart(path, suffix) : "";
+    }
+
+    /// <summary>
+    /// Percent-decodes a key strictly: every '%' starts two hex digits (<c>%25</c> is a literal '%') and
+    /// the bytes decode as UTF-8. Lenient decoding kept <c>%zz</c> or <c>%ff</c> as text, so
+    /// <c>/v1/kv/%ff</c> and <c>/v1/kv/%25ff</c> named the same key.
+    /// </summary>
+    private static string DecodeKey(string encoded)
+    {
+        if (!encoded.Contains('%'))
         {
-            raw = raw[Prefix.Length..];
+            return encoded;
         }
-        if (suffix.Length > 0 && raw.EndsWith(suffix, StringComparison.Ordinal))
+        var bytes = new List<byte>(encoded.Length);
+        Span<byte> utf8 = stackalloc byte[4];
+        for (var i = 0; i < encoded.Length; i++)
         {
-            raw = raw[..^suffix.Length];
+            if (encoded[i] == '%')
+            {
+                if (i + 2 >= encoded.Length || !char.IsAsciiHexDigit(encoded[i + 1]) || !char.IsAsciiHexDigit(encoded[i + 2]))
+                {
+                    throw new ValidationException("key", "a '%' in the key must start a percent-encoded byte such as %2F (%25 for a literal '%')");
+                }
+                bytes.Add(Convert.ToByte(encoded.Substring(i + 1, 2), 16));
+                i += 2;
+            }
+            else if (Rune.TryGetRuneAt(encoded, i, out var rune))
+            {
+                bytes.AddRange(utf8[..rune.EncodeToUtf8(utf8)]);
+                i += rune.Utf16SequenceLength - 1;
+            }
+            else
+            {
+                throw new ValidationException("key", "the key is not valid Unicode");
+            }
         }
-        return Uri.UnescapeDataString(raw);
+        try
+        {
+            return StrictUtf8.GetString(bytes.ToArray());
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new ValidationException("key", "the key's percent-encoded bytes are not UTF-8");
+        }
+    }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private static bool IsUnder(string target) =>
+        target.StartsWith(Collection, StringComparison.OrdinalIgnoreCase) && (target.Length == Collection.Length || target[Collection.Length] == '/');
+
+    /// <summary>What follows <c>/v1/kv/</c>, without <paramref name="suffix"/>; still encoded if the target was.</summary>
+    private static string KeyPart(string target, string suffix)
+    {
+        var rest = target[Collection.Length..];
+        if (suffix.Length > 0 && rest.EndsWith(suffix, StringComparison.Ordinal))
+        {
+            rest = rest[..^suffix.Length];
+        }
+        return rest.StartsWith('/') ? rest[1..] : rest;
     }
 }
 

@@ -41,7 +41,7 @@ internal static class MemoriesEndpoints
     {
         QueryParser.RefuseAllExcept(http.Request.Query, "on_duplicate");
         var policy = QueryParser.OnDuplicate(http.Request.Query);
-        var request = await JsonBody.ReadAsync<NewMemory>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<NewMemory>(http.Request, BodySize.Memory, ct);
         var result = await memories.CreateAsync(http.GetCaller(), request, policy, ct);
         SetETag(http, result.Memory.Version);
         var body = new WrittenMemory(result);
@@ -54,7 +54,7 @@ internal static class MemoriesEndpoints
     {
         QueryParser.RefuseAllExcept(http.Request.Query, "on_duplicate");
         var policy = QueryParser.OnDuplicate(http.Request.Query);
-        var request = await JsonBody.ReadAsync<BatchRequest>(http.Request, ct);
+        var request = await JsonBody.ReadAsync<BatchRequest>(http.Request, BodySize.Batch, ct);
         var results = await memories.CreateBatchAsync(http.GetCaller(), request.Items ?? [], policy, ct);
         return TypedResults.Ok(new BatchResponse(results));
     }
@@ -79,7 +79,7 @@ internal static class MemoriesEndpoints
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
         var expected = ParseIfMatch(http.Request.Headers.IfMatch.ToString());
-        var patch = await JsonBody.ReadAsync<MemoryPatch>(http.Request, ct);
+        var patch = await JsonBody.ReadAsync<MemoryPatch>(http.Request, BodySize.Memory, ct);
         var result = await memories.UpdateAsync(http.GetCaller(), id, patch, expected, ct);
         SetETag(http, result.Memory.Version);
         return TypedResults.Ok(new WrittenMemory(result));

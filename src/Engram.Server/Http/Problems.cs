@@ -46,7 +46,8 @@ internal static partial class Problems
         BadHttpRequestException b => For(b.StatusCode, b.Message),
         JsonException j => For(400, JsonErrors.Describe(j, out var field), field),
         OperationCanceledException => For(499, "the request was cancelled"),
-        StoreException s => LogAndCreate(logger, s, 503, "the store could not complete the request: " + s.Message),
+        // Never the store's message: it can hold SQL text. 503 only for a store that may answer a retry.
+        StoreException s when StoreFailures.IsUnavailable(s) => LogAndCreate(logger, s, 503, "the store is busy or unavailable; try again later"),
         _ => LogAndCreate(logger, exception, 500, "an unexpected error occurred; the server log has the details"),
     };
 

@@ -25,7 +25,7 @@ internal static class SearchEndpoints
         SearchRequest request;
         try
         {
-            request = await JsonBody.ReadAsync<SearchRequest>(http.Request, ct);
+            request = await JsonBody.ReadAsync<SearchRequest>(http.Request, BodySize.Memory, ct);
         }
         catch (JsonException ex) when (FilterAtTopLevel(ex) is { } field)
         {

@@ -37,7 +37,9 @@ internal static class SystemEndpoints
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            return TypedResults.Json(new HealthResponse("unavailable", Version, store.Kind, uptime, ex.Message), statusCode: 503);
+            // Not the exception's message: a store's can hold SQL text. The result code is enough to start from.
+            var error = ex is Core.Storage.Sqlite.SqliteException sqlite ? $"the store did not answer (SQLite result code {sqlite.ResultCode})" : "the store did not answer";
+            return TypedResults.Json(new HealthResponse("unavailable", Version, store.Kind, uptime, error), statusCode: 503);
         }
     }
 

@@ -1,0 +1,136 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Unicode;
+
+namespace Engram.Core.Common;
+
+/// <summary>
+/// The write paths' Unicode rule: text must be valid Unicode, so a lone surrogate (<c>"\ud800"</c> in
+/// JSON, or a half pair from an in-process caller) is refused where it comes in. Stored text is read back
+/// and serialized on every read; a lone surrogate there makes the JSON writer throw, so letting one in
+/// would break every later read of the row.
+/// </summary>
+public static class UnicodeText
+{
+    /// <summary>True when <paramref name="text"/> holds no unpaired surrogate.</summary>
+    public static bool IsValid(ReadOnlySpan<char> text)
+    {
+        var i = text.IndexOfAnyInRange('\uD800', '\uDFFF');
+        while (i >= 0)
+        {
+            if (!char.IsHighSurrogate(text[i]) || i + 1 >= text.Length || !char.IsLowSurrogate(text[i + 1]))
+            {
+                return false;
+            }
+            i += 2;
+            var next = text[i..].IndexOfAnyInRange('\uD800', '\uDFFF');
+            i = next < 0 ? -1 : i + next;
+        }
+        return true;
+    }
+
+    /// <summary>Throws a <see cref="ValidationException"/> naming <paramref name="field"/> unless <paramref name="text"/> is valid Unicode.</summary>
+    public static void Require(string? text, string field)
+    {
+        if (text is not null && !IsValid(text))
+        {
+            throw Invalid(field);
+        }
+    }
+
+    /// <summary>
+    /// True when every string and object key of the JSON text, at any depth, is valid Unicode: valid
+    /// UTF-8, and every <c>\uD800</c>-<c>\uDFFF</c> escape part of a high-low pair. Reads the escapes
+    /// in place, so a long value costs no copy (unescaping would rent one from the shared pool).
+    /// </summary>
+    public static bool IsValidJson(ReadOnlySpan<byte> utf8Json)
+    {
+        var reader = new Utf8JsonReader(utf8Json, new JsonReaderOptions { MaxDepth = 1024 });
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType is (JsonTokenType.String or JsonTokenType.PropertyName)
+                    && (!Utf8.IsValid(reader.ValueSpan) || (reader.ValueIsEscaped && !EscapesArePaired(reader.ValueSpan))))
+                {
+                    return false;
+                }
+            }
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Walks the escapes of one JSON string's raw bytes (the reader has checked their syntax).</summary>
+    private static bool EscapesArePaired(ReadOnlySpan<byte> raw)
+    {
+        var pendingHigh = false;
+        var i = raw.IndexOf((byte)'\\');
+        while (i >= 0 && i + 1 < raw.Length)
+        {
+            var next = i + 2;
+            if (raw[i + 1] == (byte)'u' && i + 6 <= raw.Length)
+            {
+                var unit = Hex(raw.Slice(i + 2, 4));
+                next = i + 6;
+                if (pendingHigh)
+                {
+                    if (unit is < 0xDC00 or > 0xDFFF)
+                    {
+                        return false;
+                    }
+                    pendingHigh = false;
+                }
+                else if (unit is >= 0xD800 and <= 0xDBFF)
+                {
+                    pendingHigh = true;
+                    // The low half must follow at once.
+                    if (next + 1 >= raw.Length || raw[next] != (byte)'\\' || raw[next + 1] != (byte)'u')
+                    {
+                        return false;
+                    }
+                }
+                else if (unit is >= 0xDC00 and <= 0xDFFF)
+                {
+                    return false;
+                }
+            }
+            else if (pendingHigh)
+            {
+                return false;
+            }
+            var rest = raw[next..].IndexOf((byte)'\\');
+            i = rest < 0 ? -1 : next + rest;
+        }
+        return !pendingHigh;
+    }
+
+    private static int Hex(ReadOnlySpan<byte> four)
+    {
+        var value = 0;
+        foreach (var b in four)
+        {
+            value = (value << 4) | (b <= '9' ? b - '0' : (b | 0x20) - 'a' + 10);
+        }
+        return value;
+    }
+
+    /// <summary>The JSON value's own bytes, as parsed (no copy, no re-encoding).</summary>
+    public static ReadOnlySpan<byte> RawUtf8(JsonElement element) => JsonMarshal.GetRawUtf8Value(element);
+
+    /// <summary>Throws a <see cref="ValidationException"/> naming <paramref name="field"/> unless every string and key of <paramref name="json"/> is valid Unicode.</summary>
+    public static void RequireJson(JsonElement json, string field)
+    {
+        if (json.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False)
+            && !IsValidJson(RawUtf8(json)))
+        {
+            throw Invalid(field);
+        }
+    }
+
+    private static ValidationException Invalid(string field) =>
+        new(field, $"{field} is not valid Unicode: it holds a lone surrogate (such as \\ud800 without its pair) or invalid UTF-8");
+}
