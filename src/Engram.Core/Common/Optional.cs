@@ -42,22 +42,11 @@ internal sealed class OptionalConverterFactory : JsonConverterFactory
             {
                 return new Optional<T>(default!);
             }
-            try
-            {
-                return new Optional<T>(JsonSerializer.Deserialize<T>(ref reader, options)!);
-            }
-            catch (JsonException ex) when (ex.Path is not null)
-            {
-                // The nested call knows only paths inside the value ("$", "$[0]"). Thrown again without
-                // one, the error gets the outer serializer's path ("$.tags[0]"), so it names the field.
-                throw new JsonException(WithoutPath(ex.Message));
-            }
-        }
-
-        private static string WithoutPath(string message)
-        {
-            var cut = message.IndexOf(" Path: ", StringComparison.Ordinal);
-            return cut >= 0 ? message[..cut] : message;
+            // The value's own converter reads in place, inside the outer serializer's state: an error
+            // then carries the outer path ("$.tags[0]", so it names the field) and keeps its type and
+            // inner exception (a nested JsonSerializer.Deserialize would know only "$").
+            var converter = (JsonConverter<T>)options.GetConverter(typeof(T));
+            return new Optional<T>(converter.Read(ref reader, typeof(T), options)!);
         }
 
         public override void Write(Utf8JsonWriter writer, Optional<T> value, JsonSerializerOptions options)

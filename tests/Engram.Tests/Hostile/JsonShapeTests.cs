@@ -69,8 +69,7 @@ public sealed class JsonShapeTests : IAsyncLifetime
 
         var id = (await _server.CreateAsync(new { content = "patch me", tier = "working" })).GetProperty("id").GetString();
         var patched = await _server.PatchJsonAsync($"/v1/memories/{id}", $$"""{"tier":{{tier}}}""");
-        // PATCH problems do not name the field yet (Optional's converter loses the path: another part of issue 10).
-        await patched.ShouldBeProblemAsync(HttpStatusCode.BadRequest);
+        await patched.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "tier");
         (await (await _server.Client.GetAsync($"/v1/memories/{id}")).JsonAsync()).GetProperty("tier").GetString().Should().Be("working");
 
         var search = await SendAsync("POST", "/v1/search", "{\"query\":\"x\",\"filters\":{\"tier\":[" + tier + "]}}");
