@@ -7,11 +7,11 @@ namespace Engram.Server.Http;
 
 /// <summary>
 /// Limits on the request target and headers that the app enforces itself, so a refusal gets a problem
-/// body (414, 431), and a query that is not UTF-8 once percent-decoded (400, <see cref="QueryEncoding"/>). Kestrel answers its own limits before any middleware runs, with an empty body and
-/// no hook to shape it; its limits are therefore set above Engram's (a request between the two reaches
-/// this middleware). Beyond Kestrel's limits, and for requests Kestrel cannot parse at all (a
-/// malformed request line, raw non-ASCII bytes in the target, a missing or invalid Host header), the
-/// answer stays Kestrel's bare 400/414/431: see docs/ARCHITECTURE.md.
+/// body (414, 431), and a query that is not UTF-8 once percent-decoded (400, <see cref="QueryEncoding"/>).
+/// Kestrel answers its own limits before any middleware runs; its limits are therefore set above
+/// Engram's (a request between the two reaches this middleware). What Kestrel still refuses itself
+/// (beyond its limits, or a request it cannot parse) gets its problem body from
+/// <see cref="BareRejectionBodies"/>: see docs/ARCHITECTURE.md.
 /// </summary>
 internal sealed class RequestLimits(RequestDelegate next)
 {
@@ -24,12 +24,13 @@ internal sealed class RequestLimits(RequestDelegate next)
     /// <summary>The most header fields Engram reads: Kestrel's own default.</summary>
     public const int MaxHeaderCount = 100;
 
-    /// <summary>Kestrel's hard limits: requests above these never reach Engram and get Kestrel's bare answer.</summary>
+    /// <summary>Kestrel's hard limits (requests above these never reach Engram), and the connection middleware that gives its refusals a body.</summary>
     public static void ConfigureKestrel(KestrelServerOptions kestrel)
     {
         kestrel.Limits.MaxRequestLineSize = 8 * MaxTargetBytes;
         kestrel.Limits.MaxRequestHeadersTotalSize = 2 * MaxHeaderBytes;
         kestrel.Limits.MaxRequestHeaderCount = 2 * MaxHeaderCount;
+        kestrel.ConfigureEndpointDefaults(listen => listen.Use(BareRejectionBodies.Wrap));
     }
 
     public Task InvokeAsync(HttpContext context)

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using Engram.Tests.Support;
 
 namespace Engram.Tests.Http;
@@ -8,8 +10,8 @@ namespace Engram.Tests.Http;
 /// <summary>
 /// Requests refused below the app. Engram enforces its own limits on the target (8 KB) and headers
 /// (32 KB, 100 fields) with problem bodies, and raises Kestrel's beyond them; what Kestrel still
-/// refuses itself (it answers before any middleware runs, with no hook for the body) is pinned here
-/// as documented in docs/ARCHITECTURE.md, so a change of that behaviour shows up.
+/// refuses itself (it answers before any middleware runs) gets its problem body from
+/// <c>BareRejectionBodies</c>, which rewrites Kestrel's bare answer on the connection.
 /// </summary>
 public sealed class KestrelRejectionTests : IAsyncLifetime
 {
@@ -59,7 +61,7 @@ public sealed class KestrelRejectionTests : IAsyncLifetime
         response.Should().StartWith("HTTP/1.1 400").And.Contain("application/problem+json").And.Contain($"\"field\":\"{field}\"");
     }
 
-    public static TheoryData<string, byte[], string> Unshapeable() => new()
+    public static TheoryData<string, byte[], string> RefusedByKestrel() => new()
     {
         { "raw non-ASCII byte in the query", Bytes("GET /v1/memories?user_id=\xff HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"), "400" },
         { "raw UTF-8 in the query", Concat("GET /v1/memories?user_id="u8.ToArray(), [0xC3, 0xAB], " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"u8.ToArray()), "400" },
@@ -72,12 +74,34 @@ public sealed class KestrelRejectionTests : IAsyncLifetime
     };
 
     [Theory]
-    [MemberData(nameof(Unshapeable))]
-    public async Task WhatKestrelRefusesItself_GetsItsBareAnswer(string what, byte[] request, string status)
+    [MemberData(nameof(RefusedByKestrel))]
+    public async Task WhatKestrelRefusesItself_GetsAProblemBody(string what, byte[] request, string status)
     {
         var response = await RawAsync(request);
         response.Should().StartWith($"HTTP/1.1 {status}", what);
-        response.Should().Contain("Content-Length: 0", what).And.NotContain("problem+json", what);
+        var split = response.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        var head = response[..split];
+        var body = Encoding.UTF8.GetBytes(response[(split + 4)..]);
+        head.Should().Contain("\r\nContent-Type: application/problem+json", what)
+            .And.Contain($"\r\nContent-Length: {body.Length}\r\n", what)
+            .And.Contain("\r\nConnection: close", what);
+        using var problem = JsonDocument.Parse(body);
+        problem.RootElement.GetProperty("status").GetInt32().Should().Be(int.Parse(status, CultureInfo.InvariantCulture), what);
+        problem.RootElement.GetProperty("title").GetString().Should().NotBeNullOrEmpty(what);
+        problem.RootElement.GetProperty("detail").GetString().Should().NotBeNullOrEmpty(what);
+    }
+
+    [Fact]
+    public async Task ARefusalAfterAnsweredRequestsOnOneConnection_StillGetsAProblemBody()
+    {
+        var request = Concat(
+            "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"u8.ToArray(),
+            "GET /v1/memories HTTP/1.1\r\nHost: localhost\r\n\r\n"u8.ToArray(),
+            "GET /v1/memories?user_id="u8.ToArray(), [0xFF], " HTTP/1.1\r\nHost: localhost\r\n\r\n"u8.ToArray());
+        var response = await RawAsync(request);
+        response.Split("HTTP/1.1 200 OK").Length.Should().Be(3, "the two good requests were answered as usual");
+        var refusal = response[response.LastIndexOf("HTTP/1.1 ", StringComparison.Ordinal)..];
+        refusal.Should().StartWith("HTTP/1.1 400").And.Contain("application/problem+json").And.Contain("\"status\":400");
     }
 
     private async Task<string> RawAsync(byte[] request)

@@ -1,0 +1,102 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Text;
+using Microsoft.AspNetCore.Connections;
+
+namespace Engram.Server.Http;
+
+/// <summary>
+/// Gives Kestrel's own refusals a problem body. Kestrel parses the request line and headers before any
+/// middleware runs, and answers what it cannot parse (a raw non-ASCII byte in the target, a malformed
+/// request line, a bad Host, a target or headers beyond its limits) with a bare
+/// <c>400/414/431, Content-Length: 0, Connection: close</c> and no hook to shape it. This connection
+/// middleware watches what Kestrel writes: a response head that is exactly such a bare refusal is
+/// replaced by the same head with a problem body. The app never writes one itself (every error it
+/// answers carries a problem body, HEAD included), and a body can never look like one (JSON escapes
+/// CR and LF), so nothing else is touched; any other write passes through unchanged.
+/// </summary>
+internal static class BareRejectionBodies
+{
+    /// <summary>Wraps every connection's output (for <c>ListenOptions.Use</c>).</summary>
+    public static ConnectionDelegate Wrap(ConnectionDelegate next) => connection =>
+    {
+        var transport = connection.Transport;
+        connection.Transport = new Pipe(transport.Input, new Writer(transport.Output));
+        return next(connection);
+    };
+
+    /// <summary>The problem body for a bare refusal head, or null when <paramref name="head"/> is anything else.</summary>
+    internal static byte[]? Rewrite(ReadOnlySpan<byte> head)
+    {
+        if (head.Length < 20 || !head.StartsWith("HTTP/1.1 4"u8) || !head.EndsWith("\r\n\r\n"u8)
+            || head.IndexOf("\r\nContent-Length: 0\r\n"u8) < 0 || head.IndexOf("\r\nConnection: close\r\n"u8) < 0
+            || head[..^4].IndexOf("\r\n\r\n"u8) >= 0)
+        {
+            return null;
+        }
+        var status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
+        var detail = status switch
+        {
+            400 => "the request could not be parsed: check the request line (a byte outside ASCII in the target must be percent-encoded as UTF-8, e.g. %C3%AB) and the Host header",
+            414 => $"the request target is longer than the {RequestLimits.MaxTargetBytes} bytes Engram reads (send long filters in a body, e.g. POST /v1/search)",
+            431 => $"the request headers are larger than the {RequestLimits.MaxHeaderBytes} bytes Engram reads",
+            _ => null,
+        };
+        if (detail is null)
+        {
+            return null;
+        }
+        var (title, type) = Problems.KindOf(status);
+        var body = Encoding.UTF8.GetBytes(
+            $$"""{"type":"{{type}}","title":"{{title}}","status":{{status}},"detail":"{{detail}}"}""");
+        var text = Encoding.Latin1.GetString(head[..^2]).Replace("\r\nContent-Length: 0\r\n",
+            $"\r\nContent-Length: {body.Length}\r\nContent-Type: application/problem+json\r\n", StringComparison.Ordinal);
+        return [.. Encoding.Latin1.GetBytes(text + "\r\n"), .. body];
+    }
+
+    private sealed class Pipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = input;
+
+        public PipeWriter Output { get; } = output;
+    }
+
+    /// <summary>Passes every write through; looks at each committed chunk only for the bare refusal head.</summary>
+    private sealed class Writer(PipeWriter inner) : PipeWriter
+    {
+        private Memory<byte> _lent;
+
+        public override Memory<byte> GetMemory(int sizeHint = 0) => _lent = inner.GetMemory(sizeHint);
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
+
+        public override void Advance(int bytes)
+        {
+            var lent = _lent;
+            _lent = default;
+            // A refusal head is ~150 bytes starting "HTTP/1.1 4"; that comparison rules out nearly every other write.
+            if (bytes is >= 20 and <= 1024 && lent.Length >= bytes && lent.Span.StartsWith("HTTP/1.1 4"u8)
+                && Rewrite(lent.Span[..bytes]) is { } replacement)
+            {
+                inner.Write(replacement); // overwrites the unadvanced bytes Kestrel wrote, then advances past the new ones
+                return;
+            }
+            inner.Advance(bytes);
+        }
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+
+        public override void Complete(Exception? exception = null) => inner.Complete(exception);
+
+        public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
+
+        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
+
+        public override long UnflushedBytes => inner.UnflushedBytes;
+
+        public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default) =>
+            inner.WriteAsync(source, cancellationToken);
+    }
+}
