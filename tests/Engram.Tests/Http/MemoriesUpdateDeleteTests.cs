@@ -51,8 +51,10 @@ public sealed class MemoriesUpdateDeleteTests : IAsyncLifetime
     public async Task Patch_ConcurrentUpdatesWithIfMatch_ExactlyOneWins()
     {
         var id = (await _server.CreateAsync(new { content = "race" })).GetProperty("id").GetString();
+        // Every patch changes something (0.11 … 0.81, never the default 0.5): a patch that changes nothing
+        // succeeds without a new version, and run first it would let a second one win too.
         var attempts = await Task.WhenAll(Enumerable.Range(0, 8).Select(i =>
-            _server.PatchJsonAsync($"/v1/memories/{id}", $$"""{"importance":0.{{i + 1}}}""", "\"1\"")));
+            _server.PatchJsonAsync($"/v1/memories/{id}", $$"""{"importance":0.{{i + 1}}1}""", "\"1\"")));
         attempts.Count(r => r.StatusCode == HttpStatusCode.OK).Should().Be(1);
         attempts.Count(r => r.StatusCode == HttpStatusCode.PreconditionFailed).Should().Be(7);
     }
