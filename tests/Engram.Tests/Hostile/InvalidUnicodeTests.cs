@@ -24,8 +24,6 @@ public sealed class InvalidUnicodeTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    private Task<HttpResponseMessage> SendAsync(string method, string path, string json) =>
-        _server.Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent(json, Encoding.UTF8, "application/json") });
 
     [Theory]
     [InlineData("POST", "/v1/memories", """{"content":"\ud800"}""", "content")]
@@ -46,7 +44,7 @@ public sealed class InvalidUnicodeTests : IAsyncLifetime
     [InlineData("POST", "/v1/graph/relations", """{"relations":[{"from":"A","to":"B","relation_type":"\ud800"}]}""", null)]
     public async Task A_lone_surrogate_is_refused_where_it_comes_in(string method, string path, string json, string? field)
     {
-        var response = await SendAsync(method, path, json);
+        var response = await _server.SendJsonAsync(method, path, json);
         var problem = await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, field);
         problem.GetProperty("detail").GetString().Should().Contain("Unicode");
 
@@ -83,7 +81,7 @@ public sealed class InvalidUnicodeTests : IAsyncLifetime
     [Fact]
     public async Task Valid_surrogate_pairs_are_kept()
     {
-        var put = await SendAsync("PUT", "/v1/kv/emoji", """{"value":{"\ud83d\ude00":"\ud83c\udf89"}}""");
+        var put = await _server.SendJsonAsync("PUT", "/v1/kv/emoji", """{"value":{"\ud83d\ude00":"\ud83c\udf89"}}""");
         put.StatusCode.Should().Be(HttpStatusCode.Created);
         var value = (await (await _server.Client.GetAsync("/v1/kv/emoji")).JsonAsync()).GetProperty("value");
         value.GetProperty("😀").GetString().Should().Be("🎉");
@@ -99,7 +97,7 @@ public sealed class InvalidUnicodeTests : IAsyncLifetime
         await store.SetKvAsync(caller, new KvWrite("bad", "{\"a\":\"\\ud800\",\"k\\udc00\":[1]}", null), WriteDurability.Full);
         // A large value in front: the old server had sent its 200 and part of the body before failing.
         var big = new string('b', 300_000);
-        (await SendAsync("PUT", "/v1/kv/big", JsonSerializer.Serialize(new { value = big }))).StatusCode.Should().Be(HttpStatusCode.Created);
+        (await _server.SendJsonAsync("PUT", "/v1/kv/big", JsonSerializer.Serialize(new { value = big }))).StatusCode.Should().Be(HttpStatusCode.Created);
 
         var get = await _server.Client.GetAsync("/v1/kv/bad");
         get.StatusCode.Should().Be(HttpStatusCode.OK);
@@ -111,7 +109,7 @@ public sealed class InvalidUnicodeTests : IAsyncLifetime
         history.StatusCode.Should().Be(HttpStatusCode.OK);
         (await history.JsonAsync()).GetProperty("items").GetArrayLength().Should().Be(1);
 
-        var mget = await SendAsync("POST", "/v1/kv/mget", """{"keys":["big","bad","big"]}""");
+        var mget = await _server.SendJsonAsync("POST", "/v1/kv/mget", """{"keys":["big","bad","big"]}""");
         mget.StatusCode.Should().Be(HttpStatusCode.OK);
         var items = (await mget.JsonAsync()).GetProperty("items");
         items.GetArrayLength().Should().Be(3);

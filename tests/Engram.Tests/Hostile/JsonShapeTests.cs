@@ -17,8 +17,6 @@ public sealed class JsonShapeTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    private Task<HttpResponseMessage> SendAsync(string method, string path, string json) =>
-        _server.Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent(json, Encoding.UTF8, "application/json") });
 
     [Theory]
     [InlineData("POST", "/v1/memories", """{"content":"a","content":"b"}""", "content")]
@@ -31,7 +29,7 @@ public sealed class JsonShapeTests : IAsyncLifetime
     [InlineData("POST", "/v1/kv/mset", """{"items":[{"key":"d","value":{"q":1,"q":1}}]}""", null)]
     public async Task A_key_given_twice_is_refused_at_any_depth(string method, string path, string json, string? field)
     {
-        var response = await SendAsync(method, path, json);
+        var response = await _server.SendJsonAsync(method, path, json);
         var problem = await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, field);
         problem.GetProperty("detail").GetString().Should().Contain("duplicate key");
         (await _server.Client.GetAsync("/v1/kv/d")).StatusCode.Should().Be(HttpStatusCode.NotFound);
@@ -44,7 +42,7 @@ public sealed class JsonShapeTests : IAsyncLifetime
     {
         var deep = new string('[', 5_000) + new string(']', 5_000);
         var json = field == "metadata" ? "{\"content\":\"x\",\"metadata\":{\"a\":" + deep + "}}" : "{\"value\":" + deep + "}";
-        var response = await SendAsync(method, path, json);
+        var response = await _server.SendJsonAsync(method, path, json);
         (await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest)).GetProperty("detail").GetString().Should().Contain("depth");
     }
 
@@ -64,7 +62,7 @@ public sealed class JsonShapeTests : IAsyncLifetime
     [InlineData("[\"working\"]")]
     public async Task A_tier_is_one_of_its_names_only(string tier)
     {
-        var created = await SendAsync("POST", "/v1/memories", $$"""{"content":"a tier","tier":{{tier}}}""");
+        var created = await _server.SendJsonAsync("POST", "/v1/memories", $$"""{"content":"a tier","tier":{{tier}}}""");
         await created.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "tier");
 
         var id = (await _server.CreateAsync(new { content = "patch me", tier = "working" })).GetProperty("id").GetString();
@@ -72,7 +70,7 @@ public sealed class JsonShapeTests : IAsyncLifetime
         await patched.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "tier");
         (await (await _server.Client.GetAsync($"/v1/memories/{id}")).JsonAsync()).GetProperty("tier").GetString().Should().Be("working");
 
-        var search = await SendAsync("POST", "/v1/search", "{\"query\":\"x\",\"filters\":{\"tier\":[" + tier + "]}}");
+        var search = await _server.SendJsonAsync("POST", "/v1/search", "{\"query\":\"x\",\"filters\":{\"tier\":[" + tier + "]}}");
         await search.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "tier");
     }
 
@@ -124,7 +122,7 @@ public sealed class JsonShapeTests : IAsyncLifetime
     [InlineData("POST", "/v1/memories", "null", "body")]
     public async Task A_field_of_the_wrong_type_is_a_400_naming_it(string method, string path, string json, string? field)
     {
-        var response = await SendAsync(method, path, json);
+        var response = await _server.SendJsonAsync(method, path, json);
         await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, field);
     }
 }

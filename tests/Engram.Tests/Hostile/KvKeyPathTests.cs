@@ -17,11 +17,6 @@ public sealed class KvKeyPathTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    private Task<HttpResponseMessage> SendAsync(string method, string path, string? json = null) =>
-        _server.Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path)
-        {
-            Content = json is null ? null : new StringContent(json, Encoding.UTF8, "application/json"),
-        });
 
     [Theory]
     [InlineData("PUT", "/v1/kv", """{"value":1}""")]
@@ -33,7 +28,7 @@ public sealed class KvKeyPathTests : IAsyncLifetime
     [InlineData("POST", "/v1/kv//expire", """{"ttl_seconds":1}""")]
     public async Task A_target_without_a_key_is_a_400_naming_key(string method, string path, string? json)
     {
-        var response = await SendAsync(method, path, json);
+        var response = await _server.SendJsonAsync(method, path, json);
         var text = await response.Content.ReadAsStringAsync();
         response.StatusCode.Should().NotBe(HttpStatusCode.InternalServerError, text);
         if (path.Contains("?x", StringComparison.Ordinal))
@@ -70,10 +65,10 @@ public sealed class KvKeyPathTests : IAsyncLifetime
     [InlineData("/v1/kv/x%20y", "x y")]
     public async Task Encoded_keys_decode_once(string path, string key)
     {
-        var put = await SendAsync("PUT", path, """{"value":7}""");
+        var put = await _server.SendJsonAsync("PUT", path, """{"value":7}""");
         put.StatusCode.Should().Be(HttpStatusCode.Created, await put.Content.ReadAsStringAsync());
         (await put.JsonAsync()).GetProperty("key").GetString().Should().Be(key);
         (await (await _server.Client.GetAsync(path)).JsonAsync()).GetProperty("value").GetInt32().Should().Be(7);
-        (await SendAsync("DELETE", path)).StatusCode.Should().Be(HttpStatusCode.NoContent);
+        (await _server.SendJsonAsync("DELETE", path)).StatusCode.Should().Be(HttpStatusCode.NoContent);
     }
 }

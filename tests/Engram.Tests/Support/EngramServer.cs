@@ -57,6 +57,13 @@ public sealed class EngramServer : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>Any method with an optional JSON body, sent as it is (hostile-input tests send malformed JSON on purpose).</summary>
+    public Task<HttpResponseMessage> SendJsonAsync(string method, string path, string? json = null) =>
+        Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path)
+        {
+            Content = json is null ? null : new StringContent(json, Encoding.UTF8, "application/json"),
+        });
+
     public Task<HttpResponseMessage> PostJsonAsync(string path, string json) =>
         Client.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));
 
