@@ -103,7 +103,7 @@ public static class ServerApplication
         app.UseMiddleware<RequestLimits>();
         app.UseRouting();
 
-        app.MapOpenApi("/openapi/{documentName}.json").AddEndpointFilter(OpenApiDocuments.OnlyKnown);
+        app.MapOpenApi("/openapi/{documentName}.json").AddEndpointFilter(OpenApiDocuments.OnlyKnown).Requires(Core.Security.Role.Read);
         app.MapSystemEndpoints();
         app.MapMemoriesEndpoints();
         app.MapSearchEndpoints();

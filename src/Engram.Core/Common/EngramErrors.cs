@@ -16,6 +16,9 @@ public sealed class ValidationException(string field, string detail)
 
 public sealed class NotFoundException(string detail) : EngramException("Not found", detail);
 
+/// <summary>The caller is known but its role or scope does not allow the action (HTTP 403).</summary>
+public sealed class ForbiddenException(string detail) : EngramException("Forbidden", detail);
+
 /// <summary>The write conflicts with what is stored (a duplicate the caller asked to reject, a stale version).</summary>
 public sealed class ConflictException(string detail, string? existingId = null) : EngramException("Conflict", detail)
 {

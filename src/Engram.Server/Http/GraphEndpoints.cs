@@ -1,5 +1,6 @@
 using Engram.Core.Graph;
 using Engram.Core.Memories;
+using Engram.Core.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -16,41 +17,41 @@ internal static class GraphEndpoints
     {
         var group = app.MapGroup("/v1/graph").WithTags("graph");
 
-        group.MapPost("/entities", CreateEntitiesAsync).WithName("CreateEntities")
+        group.MapPost("/entities", CreateEntitiesAsync).WithName("CreateEntities").Requires(Role.Write)
             .WithSummary("Create entities; names that exist already are skipped. Returns the entities created.")
             .Accepts<CreateEntitiesRequest>("application/json").Produces<EntitiesResponse>().ProducesProblem(400);
-        group.MapPost("/relations", CreateRelationsAsync).WithName("CreateRelations")
+        group.MapPost("/relations", CreateRelationsAsync).WithName("CreateRelations").Requires(Role.Write)
             .WithSummary("Create relations between existing entities; duplicates (same from, to, relation_type) are skipped.")
             .Accepts<RelationsRequest>("application/json").Produces<RelationsResponse>().ProducesProblem(400);
-        group.MapPost("/observations", AddObservationsAsync).WithName("AddObservations")
+        group.MapPost("/observations", AddObservationsAsync).WithName("AddObservations").Requires(Role.Write)
             .WithSummary("Add observations to entities; ones an entity already has are skipped. 404 for an unknown entity.")
             .Accepts<AddObservationsRequest>("application/json").Produces<AddObservationsResponse>().ProducesProblem(400).ProducesProblem(404);
-        group.MapPost("/entities/delete", DeleteEntitiesAsync).WithName("DeleteEntities")
+        group.MapPost("/entities/delete", DeleteEntitiesAsync).WithName("DeleteEntities").Requires(Role.Write)
             .WithSummary("Delete entities with their observations and every relation touching them.")
             .Accepts<DeleteEntitiesRequest>("application/json").Produces<DeletedResponse>().ProducesProblem(400);
-        group.MapPost("/observations/delete", DeleteObservationsAsync).WithName("DeleteObservations")
+        group.MapPost("/observations/delete", DeleteObservationsAsync).WithName("DeleteObservations").Requires(Role.Write)
             .Accepts<DeleteObservationsRequest>("application/json").Produces<DeletedResponse>().ProducesProblem(400);
-        group.MapPost("/relations/delete", DeleteRelationsAsync).WithName("DeleteRelations")
+        group.MapPost("/relations/delete", DeleteRelationsAsync).WithName("DeleteRelations").Requires(Role.Write)
             .Accepts<RelationsRequest>("application/json").Produces<DeletedResponse>().ProducesProblem(400);
-        group.MapGet("/", ReadGraphAsync).WithName("ReadGraph")
+        group.MapGet("/", ReadGraphAsync).WithName("ReadGraph").Requires(Role.Read)
             .WithSummary("The whole graph; facts whose validity ended are left out unless include_invalid=true.")
             .Produces<KnowledgeGraph>().ProducesProblem(400);
-        group.MapGet("/search", SearchAsync).WithName("SearchNodes")
+        group.MapGet("/search", SearchAsync).WithName("SearchNodes").Requires(Role.Read)
             .WithSummary("Entities whose name, type or observations match the query (BM25), with the relations between them.")
             .Produces<KnowledgeGraph>().ProducesProblem(400);
-        group.MapGet("/nodes", OpenNodesAsync).WithName("OpenNodes")
+        group.MapGet("/nodes", OpenNodesAsync).WithName("OpenNodes").Requires(Role.Read)
             .WithSummary("The named entities (names=a,b) and the relations between them.")
             .Produces<KnowledgeGraph>().ProducesProblem(400);
-        group.MapGet("/entities/{name}/neighbors", NeighborsAsync).WithName("GraphNeighbors")
+        group.MapGet("/entities/{name}/neighbors", NeighborsAsync).WithName("GraphNeighbors").Requires(Role.Read)
             .WithSummary("Entities within depth hops (1-5, both directions), optionally through one relation_type.")
             .Produces<KnowledgeGraph>().ProducesProblem(400).ProducesProblem(404);
-        group.MapGet("/entities/{name}/memories", MemoriesAsync).WithName("GraphEntityMemories")
+        group.MapGet("/entities/{name}/memories", MemoriesAsync).WithName("GraphEntityMemories").Requires(Role.Read)
             .WithSummary("Memories whose entities name this entity (case-insensitively), newest first; page with limit and next_cursor. 404 for an unknown entity.")
             .Produces<MemoryListResponse>().ProducesProblem(400).ProducesProblem(404);
-        group.MapGet("/entities/{name}/history", HistoryAsync).WithName("GraphEntityHistory")
+        group.MapGet("/entities/{name}/history", HistoryAsync).WithName("GraphEntityHistory").Requires(Role.Read)
             .WithSummary("Every change of an entity, its observations and its relations, oldest first.")
             .Produces<GraphHistoryResponse>().ProducesProblem(404);
-        group.MapGet("/path", PathAsync).WithName("GraphPath")
+        group.MapGet("/path", PathAsync).WithName("GraphPath").Requires(Role.Read)
             .WithSummary("A shortest path (at most 6 relations, either direction) from one entity to another; 404 when none.")
             .Produces<KnowledgeGraph>().ProducesProblem(400).ProducesProblem(404);
         return app;

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
+using Engram.Core.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -26,27 +27,27 @@ internal static class KeyValueEndpoints
     {
         var group = app.MapGroup("/v1/kv").WithTags("kv");
 
-        group.MapGet("/", ListAsync).WithName("ListKeys")
+        group.MapGet("/", ListAsync).WithName("ListKeys").Requires(Role.Read)
             .WithSummary("Keys matching a Redis-style glob (pattern=*, ?, [abc]) in key order; page with limit (default 100, max 1000) and next_cursor.")
             .Produces<KvPage>().ProducesProblem(400);
-        group.MapPost("/mget", GetManyAsync).WithName("GetKeys").WithSummary("Values of up to 1,000 keys, in request order; found=false for missing ones.")
+        group.MapPost("/mget", GetManyAsync).WithName("GetKeys").Requires(Role.Read).WithSummary("Values of up to 1,000 keys, in request order; found=false for missing ones.")
             .Accepts<KvMGetRequest>("application/json").Produces<KvItemsResponse<KvLookup>>().ProducesProblem(400);
-        group.MapPost("/mset", SetManyAsync).WithName("SetKeys").WithSummary("Set up to 1,000 keys in one transaction.")
+        group.MapPost("/mset", SetManyAsync).WithName("SetKeys").Requires(Role.Write).WithSummary("Set up to 1,000 keys in one transaction.")
             .Accepts<KvMSetRequest>("application/json").Produces<KvItemsResponse<KvWritten>>().ProducesProblem(400);
-        group.MapPost("/cleanup", CleanupAsync).WithName("DeleteKeys")
+        group.MapPost("/cleanup", CleanupAsync).WithName("DeleteKeys").Requires(Role.Write)
             .WithSummary("Delete the keys matching a glob pattern, for about a second per call (Engram:KeyValue:CleanupBudgetMs): " +
                 "deleted counts this call's keys; while done is false, call again with cursor = next_cursor.")
             .Accepts<KvCleanupRequest>("application/json").Produces<KvCleanupResult>().ProducesProblem(400);
-        group.MapPut("/{**key}", SetAsync).WithName("SetKey")
+        group.MapPut("/{**key}", SetAsync).WithName("SetKey").Requires(Role.Write)
             .WithSummary("Set a key to any JSON value. ttl_seconds: default MEMORY_DEFAULT_TTL_SECONDS, 0 = no expiry. nx: only if missing; xx: only if present (else 409). 201 created, 200 replaced.")
             .Accepts<KvPutRequest>("application/json").Produces<KvWritten>(StatusCodes.Status201Created).Produces<KvWritten>()
             .ProducesProblem(400).ProducesProblem(409);
-        group.MapGet("/{**key}", GetAsync).WithName("GetKey")
+        group.MapGet("/{**key}", GetAsync).WithName("GetKey").Requires(Role.Read)
             .WithSummary("The value, seconds to live (0: none) and expiry of a key; ?history=true for its history instead " +
                 "(the newest limit entries, default 100, max 1000, in chronological order; next_cursor continues with older ones).")
             .Produces<KvItem>().Produces<KvHistoryResult>().ProducesProblem(404);
-        group.MapDelete("/{**key}", DeleteAsync).WithName("DeleteKey").Produces(StatusCodes.Status204NoContent).ProducesProblem(404);
-        group.MapPost("/{**key}", PostAsync).WithName("IncrementOrExpireKey")
+        group.MapDelete("/{**key}", DeleteAsync).WithName("DeleteKey").Requires(Role.Write).Produces(StatusCodes.Status204NoContent).ProducesProblem(404);
+        group.MapPost("/{**key}", PostAsync).WithName("IncrementOrExpireKey").Requires(Role.Write)
             .WithSummary("POST /v1/kv/{key}/incr {\"by\":N} adds atomically (a missing key starts at 0; 409 on a non-integer); POST /v1/kv/{key}/expire {\"ttl_seconds\":S} sets a new TTL (0 = persist).")
             .Produces<KvIncrResponse>().Produces<KvItem>().ProducesProblem(400).ProducesProblem(404).ProducesProblem(409);
         return app;

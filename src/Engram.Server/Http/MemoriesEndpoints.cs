@@ -1,4 +1,5 @@
 using Engram.Core.Memories;
+using Engram.Core.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -13,27 +14,27 @@ internal static class MemoriesEndpoints
     {
         var group = app.MapGroup("/v1/memories").WithTags("memories");
 
-        group.MapPost("/", CreateAsync).WithName("CreateMemory")
+        group.MapPost("/", CreateAsync).WithName("CreateMemory").Requires(Role.Write)
             .WithSummary("Remember something. 201 when new; 200 with duplicate=true when the same content exists in the same scope.")
             .Accepts<NewMemory>("application/json")
             .Produces<WrittenMemory>(StatusCodes.Status201Created).Produces<WrittenMemory>(StatusCodes.Status200OK)
             .ProducesProblem(400).ProducesProblem(409);
-        group.MapPost("/batch", CreateBatchAsync).WithName("CreateMemories")
+        group.MapPost("/batch", CreateBatchAsync).WithName("CreateMemories").Requires(Role.Write)
             .WithSummary("Create up to 1,000 memories in one transaction; each item reports created, duplicate or error.")
             .Accepts<BatchRequest>("application/json").Produces<BatchResponse>().ProducesProblem(400);
-        group.MapGet("/{id}", GetAsync).WithName("GetMemory").Produces<Memory>().ProducesProblem(404);
-        group.MapGet("/", ListAsync).WithName("ListMemories")
+        group.MapGet("/{id}", GetAsync).WithName("GetMemory").Requires(Role.Read).Produces<Memory>().ProducesProblem(404);
+        group.MapGet("/", ListAsync).WithName("ListMemories").Requires(Role.Read)
             .WithSummary("List memories newest first, filtered; page with limit and next_cursor.")
             .Produces<MemoryListResponse>().ProducesProblem(400);
-        group.MapPatch("/{id}", UpdateAsync).WithName("UpdateMemory")
+        group.MapPatch("/{id}", UpdateAsync).WithName("UpdateMemory").Requires(Role.Write)
             .WithSummary("Partial update: absent fields stay, null clears. If-Match: \"<version>\" guards against lost updates.")
             .Accepts<MemoryPatch>("application/json").Produces<WrittenMemory>()
             .ProducesProblem(400).ProducesProblem(404).ProducesProblem(412);
-        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteMemory").Produces(StatusCodes.Status204NoContent).ProducesProblem(404);
-        group.MapDelete("/", DeleteManyAsync).WithName("DeleteMemories")
+        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteMemory").Requires(Role.Write).Produces(StatusCodes.Status204NoContent).ProducesProblem(404);
+        group.MapDelete("/", DeleteManyAsync).WithName("DeleteMemories").Requires(Role.Write)
             .WithSummary("Delete every memory matching a filter; needs a scope filter and confirm=true.")
             .Produces<BulkDeleteResponse>().ProducesProblem(400);
-        group.MapGet("/{id}/history", HistoryAsync).WithName("GetMemoryHistory").Produces<HistoryResponse>().ProducesProblem(404);
+        group.MapGet("/{id}/history", HistoryAsync).WithName("GetMemoryHistory").Requires(Role.Read).Produces<HistoryResponse>().ProducesProblem(404);
         return app;
     }
 

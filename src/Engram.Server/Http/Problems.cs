@@ -41,6 +41,7 @@ internal static partial class Problems
     {
         ValidationException v => For(400, v.Message, v.Field),
         NotFoundException n => For(404, n.Message),
+        ForbiddenException f => For(403, f.Message),
         ConflictException c => For(409, c.Message, extra: c.ExistingId is null ? null : new Dictionary<string, object?> { ["existing_id"] = c.ExistingId }),
         PreconditionFailedException p => For(412, p.Message, extra: new Dictionary<string, object?> { ["current_version"] = p.CurrentVersion }),
         BadHttpRequestException b => For(b.StatusCode, b.Message),
@@ -55,6 +56,8 @@ internal static partial class Problems
     public static (string Title, string Type) KindOf(int status) => status switch
     {
         400 => ("Invalid request", Rfc9110 + "15.5.1"),
+        401 => ("Unauthorized", Rfc9110 + "15.5.2"),
+        403 => ("Forbidden", Rfc9110 + "15.5.4"),
         404 => ("Not found", Rfc9110 + "15.5.5"),
         405 => ("Method not allowed", Rfc9110 + "15.5.6"),
         408 => ("Request timeout", Rfc9110 + "15.5.9"),
@@ -64,6 +67,7 @@ internal static partial class Problems
         413 => ("Content too large", Rfc9110 + "15.5.14"),
         414 => ("URI too long", Rfc9110 + "15.5.15"),
         415 => ("Unsupported media type", Rfc9110 + "15.5.16"),
+        429 => ("Too many requests", "https://tools.ietf.org/html/rfc6585#section-4"),
         431 => ("Request header fields too large", "https://tools.ietf.org/html/rfc6585#section-5"),
         499 => ("Client closed request", "about:blank"),
         500 => ("Internal error", Rfc9110 + "15.6.1"),

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Memories;
 using Engram.Core.Search;
+using Engram.Core.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -13,7 +14,7 @@ internal static class SearchEndpoints
 {
     public static IEndpointRouteBuilder MapSearchEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/v1/search", SearchAsync).WithName("Search").WithTags("search")
+        app.MapPost("/v1/search", SearchAsync).WithName("Search").Requires(Role.Read).WithTags("search")
             .WithSummary("Hybrid search (semantic + lexical + recency + importance + entities the query names) with filters applied before the top-k cut.")
             .Accepts<SearchRequest>("application/json").Produces<SearchResponse>().ProducesProblem(400);
         return app;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Reflection;
 using Engram.Core;
 using Engram.Core.Memories;
+using Engram.Core.Security;
 using Engram.Core.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -19,10 +20,16 @@ internal static class SystemEndpoints
 
     public static IEndpointRouteBuilder MapSystemEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/health", HealthAsync).WithName("Health").WithTags("system")
+        app.MapGet("/health", HealthAsync).WithName("Health").Requires(Role.Read).WithTags("system")
             .WithSummary("ok when the store answers; 503 with status unavailable when it does not.")
             .Produces<HealthResponse>().Produces<HealthResponse>(StatusCodes.Status503ServiceUnavailable);
-        app.MapGet("/v1/stats", StatsAsync).WithName("Stats").WithTags("system").Produces<StoreStatistics>();
+        // Probes for orchestrators: answered without a key, and saying nothing but up/ready.
+        app.MapGet("/health/live", Live).WithName("Liveness").WithTags("system").Public()
+            .WithSummary("200 while the process runs; no key needed.").Produces<ProbeResponse>();
+        app.MapGet("/health/ready", ReadyAsync).WithName("Readiness").WithTags("system").Public()
+            .WithSummary("200 when the store answers, else 503; no key needed.")
+            .Produces<ProbeResponse>().Produces<ProbeResponse>(StatusCodes.Status503ServiceUnavailable);
+        app.MapGet("/v1/stats", StatsAsync).WithName("Stats").Requires(Role.Read).WithTags("system").Produces<StoreStatistics>();
         return app;
     }
 
@@ -43,6 +50,26 @@ internal static class SystemEndpoints
         }
     }
 
+    private static IResult Live(HttpContext http)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        return TypedResults.Ok(new ProbeResponse("ok"));
+    }
+
+    private static async Task<IResult> ReadyAsync(HttpContext http, IMemoryStore store, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        try
+        {
+            await store.CheckAsync(ct);
+            return TypedResults.Ok(new ProbeResponse("ok"));
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return TypedResults.Json(new ProbeResponse("unavailable"), statusCode: 503);
+        }
+    }
+
     private static async Task<IResult> StatsAsync(HttpContext http, EngramEngine engine, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
@@ -52,3 +79,5 @@ internal static class SystemEndpoints
 
 public sealed record HealthResponse(string Status, string Version, string Store, long UptimeSeconds,
     [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Error);
+
+public sealed record ProbeResponse(string Status);
