@@ -93,9 +93,15 @@ public sealed class EngramEngine : IAsyncDisposable
     public IndexStatistics IndexStatistics() => new(
         Index.AppliedSeq, Index.Count, Index.VectorCount, Index.PendingVectors, Index.StagedVectors, Embedder.ModelId, Follower.LastEmbeddingError);
 
-    /// <summary>Stats of the store with the index's position added.</summary>
-    public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, CancellationToken ct = default) =>
-        await Memories.GetStatsAsync(caller, ct).ConfigureAwait(false) with { Index = IndexStatistics() };
+    /// <summary>
+    /// Stats of the caller's tenant (and scope); for admins with the store's size and the index's
+    /// position added, which count every tenant (<see cref="MemoryService.GetStatsAsync"/> checks the role).
+    /// </summary>
+    public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, CancellationToken ct = default)
+    {
+        var stats = await Memories.GetStatsAsync(caller, ct).ConfigureAwait(false);
+        return caller.Role >= Security.Role.Admin ? stats with { Index = IndexStatistics() } : stats;
+    }
 
     /// <summary>Loads the snapshot or builds the indexes from the change log (once; later calls wait for the same work).</summary>
     public Task<IndexLoadReport> EnsureIndexedAsync() => _initialBuild.Value;

@@ -1,4 +1,5 @@
 using Engram.Core.Common;
+using Engram.Core.Security;
 
 namespace Engram.Core.Graph;
 
@@ -6,6 +7,9 @@ namespace Engram.Core.Graph;
 /// The only entry to the knowledge graph (REST and the CLI's in-process mode both call it): the
 /// MCP reference memory server's operations with Engram's validation, tenancy and history, plus
 /// traversals (neighbours, shortest path) and lexical search through <see cref="GraphSearchIndex"/>.
+/// Each public method checks the caller's role first and then works as the caller's partition
+/// (<see cref="ScopeGuard.Partition"/>): a scoped key has a graph of its own under the tenant, which
+/// the store and the search index keep apart like any other tenant.
 /// </summary>
 public sealed class GraphService(IGraphStore store, TimeProvider clock)
 {
@@ -15,6 +19,7 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
 
     public Task<IReadOnlyList<Entity>> CreateEntitiesAsync(Caller caller, IReadOnlyList<NewEntity?>? entities, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Write, "write the graph");
         GraphValidator.Batch(entities, "entities");
         var drafts = new List<EntityDraft>(entities!.Count);
         for (var i = 0; i < entities.Count; i++)
@@ -36,6 +41,7 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
 
     public Task<IReadOnlyList<Relation>> CreateRelationsAsync(Caller caller, IReadOnlyList<NewRelation?>? relations, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Write, "write the graph");
         GraphValidator.Batch(relations, "relations");
         var valid = relations!.Select((r, i) => ToRelation(r, $"relations[{i}]", full: true)).ToList();
         return store.CreateRelationsAsync(caller, valid, ct);
@@ -43,6 +49,7 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
 
     public Task<IReadOnlyList<ObservationsAdded>> AddObservationsAsync(Caller caller, IReadOnlyList<ObservationAddition?>? additions, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Write, "write the graph");
         GraphValidator.Batch(additions, "observations");
         var valid = new List<(string, IReadOnlyList<Observation>)>(additions!.Count);
         for (var i = 0; i < additions.Count; i++)
@@ -58,12 +65,14 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
 
     public Task<int> DeleteEntitiesAsync(Caller caller, IReadOnlyList<string?>? names, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Write, "delete from the graph");
         GraphValidator.Batch(names, "entity_names");
         return store.DeleteEntitiesAsync(caller, names!.Select((n, i) => GraphValidator.Name(n, $"entity_names[{i}]")).ToList(), ct);
     }
 
     public Task<int> DeleteObservationsAsync(Caller caller, IReadOnlyList<ObservationDeletion?>? deletions, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Write, "delete from the graph");
         GraphValidator.Batch(deletions, "deletions");
         var valid = new List<(string, IReadOnlyList<string>)>(deletions!.Count);
         for (var i = 0; i < deletions.Count; i++)
@@ -79,12 +88,13 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
 
     public Task<int> DeleteRelationsAsync(Caller caller, IReadOnlyList<NewRelation?>? relations, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Write, "delete from the graph");
         GraphValidator.Batch(relations, "relations");
         return store.DeleteRelationsAsync(caller, relations!.Select((r, i) => ToRelation(r, $"relations[{i}]", full: false)).ToList(), ct);
     }
 
     public Task<KnowledgeGraph> ReadGraphAsync(Caller caller, bool includeInvalid = false, CancellationToken ct = default) =>
-        store.ReadGraphAsync(caller, includeInvalid, ct);
+        store.ReadGraphAsync(Enter(caller, Role.Read, "read the graph"), includeInvalid, ct);
 
     /// <summary>
     /// Entities whose name, type or valid observations match <paramref name="query"/> (BM25, best first),
@@ -92,6 +102,7 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
     /// </summary>
     public async Task<KnowledgeGraph> SearchAsync(Caller caller, string? query, int? limit = null, bool includeInvalid = false, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Read, "read the graph");
         if (string.IsNullOrWhiteSpace(query))
         {
             throw new ValidationException("query", "query is required and must not be blank");
@@ -104,6 +115,7 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
     /// <summary>The named entities (unknown names are left out) and the relations between them.</summary>
     public Task<KnowledgeGraph> OpenNodesAsync(Caller caller, IReadOnlyList<string?>? names, bool includeInvalid = false, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Read, "read the graph");
         GraphValidator.Batch(names, "names");
         return SubgraphAsync(caller, names!.Select((n, i) => GraphValidator.Name(n, $"names[{i}]")).ToList(), includeInvalid, ct);
     }
@@ -115,6 +127,7 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
     public async Task<KnowledgeGraph> NeighborsAsync(Caller caller, string? name, int? depth = null, string? relationType = null,
         bool includeInvalid = false, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Read, "read the graph");
         var start = GraphValidator.Name(name, "name");
         var hops = GraphValidator.Depth(depth, 1, GraphValidator.MaxDepth, "depth");
         var type = relationType is null ? null : GraphValidator.Type(relationType, "relation_type");
@@ -160,6 +173,7 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
     /// </summary>
     public async Task<KnowledgeGraph> PathAsync(Caller caller, string? from, string? to, bool includeInvalid = false, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Read, "read the graph");
         var source = GraphValidator.Name(from, "from");
         var target = GraphValidator.Name(to, "to");
         var ends = await store.GetEntitiesAsync(caller, [source, target], includeInvalid, ct).ConfigureAwait(false);
@@ -211,6 +225,7 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
     /// </summary>
     public async Task<IReadOnlyList<string>> ResolveMemoryLinkAsync(Caller caller, string? name, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Read, "read the graph");
         var entity = GraphValidator.Name(name, "name");
         var names = await store.FindEntityNamesAsync(caller, Memories.EntityNames.Key(entity), ct).ConfigureAwait(false);
         return names.Count == 0 ? throw new NotFoundException($"no entity named '{entity}'") : names;
@@ -219,10 +234,14 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
     /// <summary>Every change of an entity, its observations and its relations, oldest first (also after deletion).</summary>
     public async Task<IReadOnlyList<GraphHistoryEntry>> GetHistoryAsync(Caller caller, string? name, CancellationToken ct = default)
     {
+        caller = Enter(caller, Role.Read, "read the graph");
         var entity = GraphValidator.Name(name, "name");
         var history = await store.GetGraphHistoryAsync(caller, entity, ct).ConfigureAwait(false);
         return history.Count == 0 ? throw new NotFoundException($"no entity named '{entity}' has ever existed") : history;
     }
+
+    /// <summary>Checks the role; returns the caller the store and the index see (its partition when scoped).</summary>
+    private static Caller Enter(Caller caller, Role needed, string action) => ScopeGuard.Enter(caller, needed, action).Partition();
 
     private async Task<KnowledgeGraph> SubgraphAsync(Caller caller, IReadOnlyList<string> names, bool includeInvalid, CancellationToken ct)
     {

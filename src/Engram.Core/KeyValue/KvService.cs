@@ -1,13 +1,16 @@
 using System.Text;
 using System.Text.Json;
 using Engram.Core.Common;
+using Engram.Core.Security;
 
 namespace Engram.Core.KeyValue;
 
 /// <summary>
 /// The one entry to key-value state (REST, CLI and benchmarks call it): validates keys, values,
 /// TTLs and patterns, applies the tenant naming convention (<see cref="KvKeys"/>) and turns TTLs
-/// into expiry times with the injected clock.
+/// into expiry times with the injected clock. Each method checks the caller's role and hands the
+/// store the caller's partition (<see cref="ScopeGuard.Partition"/>): a scoped key reads and writes a
+/// namespace of its own under the tenant, while keys are still named (and shown) with the tenant.
 /// </summary>
 public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvider clock)
 {
@@ -15,17 +18,19 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     public async Task<KvWritten> SetAsync(Caller caller, string? key, JsonElement value, long? ttlSeconds, bool nx = false, bool xx = false, CancellationToken ct = default)
     {
+        var partition = Enter(caller, Role.Write, "write keys");
         if (nx && xx)
         {
             throw new ValidationException("nx", "nx and xx exclude each other");
         }
         var write = ToWrite(caller, key, value, ttlSeconds, "", nx ? KvCondition.IfMissing : xx ? KvCondition.IfExists : KvCondition.Always);
-        var result = await store.SetKvAsync(caller, write, options.Durability, ct).ConfigureAwait(false);
+        var result = await store.SetKvAsync(partition, write, options.Durability, ct).ConfigureAwait(false);
         return Written(key!, result, write.ExpiresAtMs);
     }
 
     public async Task<IReadOnlyList<KvWritten>> SetManyAsync(Caller caller, IReadOnlyList<KvSetItem?>? items, CancellationToken ct = default)
     {
+        var partition = Enter(caller, Role.Write, "write keys");
         CheckBatch(items, "items");
         var writes = new KvWrite[items!.Count];
         for (var i = 0; i < writes.Length; i++)
@@ -33,14 +38,15 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
             var item = items[i] ?? throw new ValidationException($"items[{i}]", "an item must be an object");
             writes[i] = ToWrite(caller, item.Key, item.Value, item.TtlSeconds, $"items[{i}].", KvCondition.Always);
         }
-        var results = await store.SetManyKvAsync(caller, writes, options.Durability, ct).ConfigureAwait(false);
+        var results = await store.SetManyKvAsync(partition, writes, options.Durability, ct).ConfigureAwait(false);
         return [.. results.Select((r, i) => Written(items[i]!.Key!, r, writes[i].ExpiresAtMs))];
     }
 
     public async Task<KvItem> GetAsync(Caller caller, string? key, CancellationToken ct = default)
     {
+        var partition = Enter(caller, Role.Read, "read keys");
         KvKeys.Validate(key);
-        var entry = await store.GetKvAsync(caller, KvKeys.ToStored(caller.Tenant, key!), ct).ConfigureAwait(false)
+        var entry = await store.GetKvAsync(partition, KvKeys.ToStored(caller.Tenant, key!), ct).ConfigureAwait(false)
             ?? throw new NotFoundException($"no key '{key}'");
         var (ttl, expires) = Ttl(entry.ExpiresAtMs);
         return new KvItem(key!, Parse(entry.ValueJson), ttl, expires);
@@ -48,12 +54,13 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     public async Task<IReadOnlyList<KvLookup>> GetManyAsync(Caller caller, IReadOnlyList<string?>? keys, CancellationToken ct = default)
     {
+        var partition = Enter(caller, Role.Read, "read keys");
         CheckBatch(keys, "keys");
         for (var i = 0; i < keys!.Count; i++)
         {
             KvKeys.Validate(keys[i], $"keys[{i}]");
         }
-        var entries = await store.GetManyKvAsync(caller, [.. keys.Select(k => KvKeys.ToStored(caller.Tenant, k!))], ct).ConfigureAwait(false);
+        var entries = await store.GetManyKvAsync(partition, [.. keys.Select(k => KvKeys.ToStored(caller.Tenant, k!))], ct).ConfigureAwait(false);
         return [.. entries.Select((entry, i) =>
         {
             if (entry is null)
@@ -67,8 +74,9 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     public async Task DeleteAsync(Caller caller, string? key, CancellationToken ct = default)
     {
+        var partition = Enter(caller, Role.Write, "delete keys");
         KvKeys.Validate(key);
-        if (!await store.DeleteKvAsync(caller, KvKeys.ToStored(caller.Tenant, key!), options.Durability, ct).ConfigureAwait(false))
+        if (!await store.DeleteKvAsync(partition, KvKeys.ToStored(caller.Tenant, key!), options.Durability, ct).ConfigureAwait(false))
         {
             throw new NotFoundException($"no key '{key}'");
         }
@@ -76,20 +84,22 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     public Task<long> IncrementAsync(Caller caller, string? key, long by = 1, CancellationToken ct = default)
     {
+        var partition = Enter(caller, Role.Write, "write keys");
         KvKeys.Validate(key);
-        return store.IncrementKvAsync(caller, KvKeys.ToStored(caller.Tenant, key!), by, ExpiresAt(null, "ttl_seconds"), options.Durability, ct);
+        return store.IncrementKvAsync(partition, KvKeys.ToStored(caller.Tenant, key!), by, ExpiresAt(null, "ttl_seconds"), options.Durability, ct);
     }
 
     /// <summary>Gives the key a new TTL (0: never expires); returns its new state.</summary>
     public async Task<KvItem> ExpireAsync(Caller caller, string? key, long? ttlSeconds, CancellationToken ct = default)
     {
+        var partition = Enter(caller, Role.Write, "write keys");
         KvKeys.Validate(key);
         if (ttlSeconds is null)
         {
             throw new ValidationException("ttl_seconds", "ttl_seconds is required (0 removes the expiry)");
         }
         var stored = KvKeys.ToStored(caller.Tenant, key!);
-        if (!await store.ExpireKvAsync(caller, stored, ExpiresAt(ttlSeconds, "ttl_seconds"), options.Durability, ct).ConfigureAwait(false))
+        if (!await store.ExpireKvAsync(partition, stored, ExpiresAt(ttlSeconds, "ttl_seconds"), options.Durability, ct).ConfigureAwait(false))
         {
             throw new NotFoundException($"no key '{key}'");
         }
@@ -98,13 +108,14 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     public async Task<KvPage> ListAsync(Caller caller, string? pattern, int? limit, string? cursor, CancellationToken ct = default)
     {
+        var partition = Enter(caller, Role.Read, "list keys");
         var take = limit ?? options.DefaultListLimit;
         if (take < 1 || take > options.MaxListLimit)
         {
             throw new ValidationException("limit", $"limit must be between 1 and {options.MaxListLimit} (got {take})");
         }
         var glob = pattern is null ? KvGlob.All : KvGlob.Parse(caller.Tenant, pattern);
-        var page = await store.ListKvAsync(caller, glob, take, cursor is null ? null : DecodeCursor(cursor), ct).ConfigureAwait(false);
+        var page = await store.ListKvAsync(partition, glob, take, cursor is null ? null : DecodeCursor(cursor), ct).ConfigureAwait(false);
         var items = page.Items.Select(e =>
         {
             var (ttl, expires) = Ttl(e.ExpiresAtMs);
@@ -121,8 +132,10 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// </summary>
     public async Task<KvCleanupResult> CleanupStepAsync(Caller caller, string? pattern, string? cursor, CancellationToken ct = default)
     {
+        // A bulk delete of keys needs the write role: it reaches only the caller's own partition.
+        var partition = Enter(caller, Role.Write, "delete keys");
         var glob = KvGlob.Parse(caller.Tenant, pattern);
-        var step = await store.DeleteMatchingKvAsync(caller, glob, cursor is null ? null : DecodeCursor(cursor),
+        var step = await store.DeleteMatchingKvAsync(partition, glob, cursor is null ? null : DecodeCursor(cursor),
             TimeSpan.FromMilliseconds(options.CleanupBudgetMs), options.Durability, ct).ConfigureAwait(false);
         return new KvCleanupResult(step.Deleted, step.LastKey is null, step.LastKey is null ? null : EncodeCursor(step.LastKey));
     }
@@ -148,6 +161,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// </summary>
     public async Task<KvHistoryResult> GetHistoryAsync(Caller caller, string? key, int? limit = null, string? cursor = null, CancellationToken ct = default)
     {
+        var partition = Enter(caller, Role.Read, "read key history");
         KvKeys.Validate(key);
         var take = limit ?? options.DefaultListLimit;
         if (take < 1 || take > options.MaxListLimit)
@@ -161,7 +175,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
                 ? hid
                 : throw new ValidationException("cursor", "the cursor is not one this server returned");
         }
-        var page = await store.GetKvHistoryAsync(caller, KvKeys.ToStored(caller.Tenant, key!), take, from, ct).ConfigureAwait(false);
+        var page = await store.GetKvHistoryAsync(partition, KvKeys.ToStored(caller.Tenant, key!), take, from, ct).ConfigureAwait(false);
         if (page.Items.Count == 0 && cursor is null)
         {
             throw new NotFoundException($"key '{key}' has no history");
@@ -169,6 +183,9 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         var items = page.Items.Select(h => new KvHistoryItem(h.Seq, h.Event, h.Actor, h.At, h.Version, h.ValueJson is null ? null : Parse(h.ValueJson), h.ExpiresAt)).ToList();
         return new KvHistoryResult(items, page.Next?.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    /// <summary>Checks the role; returns the caller the store sees (its partition when scoped).</summary>
+    private static Caller Enter(Caller caller, Role needed, string action) => ScopeGuard.Enter(caller, needed, action).Partition();
 
     private KvWrite ToWrite(Caller caller, string? key, JsonElement value, long? ttlSeconds, string fieldPrefix, KvCondition condition)
     {

@@ -1,6 +1,7 @@
 using Engram.Core.Common;
 using Engram.Core.Configuration;
 using Engram.Core.Search;
+using Engram.Core.Security;
 using Engram.Core.Storage;
 
 namespace Engram.Core.Memories;
@@ -8,7 +9,9 @@ namespace Engram.Core.Memories;
 /// <summary>
 /// The one facade over memories, called by REST, the CLI (in process) and later MCP, so behaviour
 /// cannot drift between them. Write path: validate → normalise → hash → (store: duplicate check in
-/// scope → one transaction of memory + history + change log) → acknowledge.
+/// scope → one transaction of memory + history + change log) → acknowledge. Every method opens a
+/// <see cref="ScopeGuard"/> first: the caller's role is checked and a scoped caller is confined to its
+/// scope (filters narrowed, writes stamped, memories outside it reported as missing).
 /// </summary>
 public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeProvider clock, WriteWatermark? watermark = null)
 {
@@ -23,8 +26,13 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     /// <summary>The highest sequence number this service acknowledged (searches catch up to it).</summary>
     public WriteWatermark Watermark { get; } = watermark ?? new WriteWatermark();
 
-    public async Task<WriteResult> CreateAsync(Caller caller, NewMemory request, DuplicatePolicy policy = DuplicatePolicy.Return, CancellationToken ct = default) =>
-        Acknowledge(await Store.CreateAsync(caller, Build(request, clock.GetUtcNow()), policy, ct).ConfigureAwait(false));
+    public async Task<WriteResult> CreateAsync(Caller caller, NewMemory request, DuplicatePolicy policy = DuplicatePolicy.Return, CancellationToken ct = default)
+    {
+        var guard = ScopeGuard.Enter(caller, Role.Write, "create memories");
+        // A duplicate is looked for in the stamped scope only, so it can never be another scope's memory.
+        var memory = Build(guard.Stamp(request), clock.GetUtcNow());
+        return Acknowledge(await Store.CreateAsync(caller, memory, policy, ct).ConfigureAwait(false));
+    }
 
     /// <summary>
     /// Creates up to <see cref="MemoryLimits.MaxBatchItems"/> memories in one transaction. An item that
@@ -32,10 +40,14 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     /// </summary>
     public async Task<IReadOnlyList<BatchItemResult>> CreateBatchAsync(Caller caller, IReadOnlyList<NewMemory?> items, DuplicatePolicy policy = DuplicatePolicy.Return, CancellationToken ct = default)
     {
+        var guard = ScopeGuard.Enter(caller, Role.Write, "create memories");
         if (items.Count == 0)
         {
             throw new ValidationException("items", "items must hold at least one memory");
         }
+        // An item naming another scope refuses the whole batch (403): nothing of a batch that tries to
+        // write outside the key's scope is stored, unlike a validation error, which fails its item alone.
+        var stamped = items.Select((item, i) => item is null ? null : guard.Stamp(item, $"items[{i}].")).ToList();
         if (items.Count > Limits.MaxBatchItems)
         {
             throw new ValidationException("items", $"a batch holds at most {Limits.MaxBatchItems} items (got {items.Count})");
@@ -49,7 +61,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         {
             try
             {
-                valid.Add(Build(items[i] ?? throw new ValidationException("items", "an item is null"), now));
+                valid.Add(Build(stamped[i] ?? throw new ValidationException("items", "an item is null"), now));
                 positions.Add(i);
             }
             catch (ValidationException ex)
@@ -70,11 +82,12 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     }
 
     public async Task<Memory> GetAsync(Caller caller, string id, CancellationToken ct = default) =>
-        await Store.GetAsync(caller, id, ct).ConfigureAwait(false) ?? throw new NotFoundException($"no memory with id '{id}'");
+        await FindInScopeAsync(ScopeGuard.Enter(caller, Role.Read, "read memories"), id, ct).ConfigureAwait(false) ?? throw NotFound(id);
 
     public Task<MemoryPage> ListAsync(Caller caller, MemoryFilter filter, int? limit = null, string? cursor = null, CancellationToken ct = default)
     {
-        _validate.Filter(filter);
+        var guard = ScopeGuard.Enter(caller, Role.Read, "list memories");
+        filter = guard.Confine(_validate.Filter(filter));
         var pageSize = limit ?? Limits.DefaultListLimit;
         if (pageSize < 1 || pageSize > Limits.MaxListLimit)
         {
@@ -83,12 +96,22 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         return Store.ListAsync(caller, filter, pageSize, string.IsNullOrEmpty(cursor) ? null : cursor, ct);
     }
 
-    public async Task<WriteResult> UpdateAsync(Caller caller, string id, MemoryPatch patch, long? expectedVersion = null, CancellationToken ct = default) =>
-        Acknowledge(await UpdateCoreAsync(caller, id, patch, expectedVersion, ct).ConfigureAwait(false));
-
-    private Task<WriteResult> UpdateCoreAsync(Caller caller, string id, MemoryPatch patch, long? expectedVersion, CancellationToken ct)
+    public async Task<WriteResult> UpdateAsync(Caller caller, string id, MemoryPatch patch, long? expectedVersion = null, CancellationToken ct = default)
     {
+        var guard = ScopeGuard.Enter(caller, Role.Write, "update memories");
+        guard.CheckPatch(patch);
         RefuseScopeChange(patch);
+        // Before anything that could tell a memory outside the scope from a missing one (a stale If-Match
+        // answers with the current version): scope fields never change, so the check stays true.
+        if (caller.IsScoped && await FindInScopeAsync(guard, id, ct).ConfigureAwait(false) is null)
+        {
+            throw NotFound(id);
+        }
+        return Acknowledge(await UpdateCoreAsync(guard, id, patch, expectedVersion, ct).ConfigureAwait(false));
+    }
+
+    private Task<WriteResult> UpdateCoreAsync(ScopeGuard guard, string id, MemoryPatch patch, long? expectedVersion, CancellationToken ct)
+    {
         var now = clock.GetUtcNow();
         // Validate what can be validated up front so a bad request never waits for the writer.
         var content = patch.Content.HasValue ? _validate.Content(patch.Content.Value) : null;
@@ -111,8 +134,13 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
             throw new ValidationException("tier", $"tier cannot be cleared; use one of {MemoryTiers.Allowed}");
         }
 
-        return Store.UpdateAsync(caller, id, expectedVersion, current =>
+        return Store.UpdateAsync(guard.Caller, id, expectedVersion, current =>
         {
+            // Checked again inside the write transaction: what is updated is what was checked.
+            if (!guard.Covers(current))
+            {
+                throw NotFound(id);
+            }
             var next = current with
             {
                 Content = content ?? current.Content,
@@ -137,15 +165,27 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     public async Task<long> DeleteAsync(Caller caller, string id, CancellationToken ct = default)
     {
-        var seq = await Store.DeleteAsync(caller, id, ct).ConfigureAwait(false) ?? throw new NotFoundException($"no memory with id '{id}'");
+        var guard = ScopeGuard.Enter(caller, Role.Write, "delete memories");
+        if (caller.IsScoped && await FindInScopeAsync(guard, id, ct).ConfigureAwait(false) is null)
+        {
+            throw NotFound(id);
+        }
+        var seq = await Store.DeleteAsync(caller, id, ct).ConfigureAwait(false) ?? throw NotFound(id);
         Watermark.Advance(seq);
         return seq;
     }
 
-    /// <summary>Deletes every memory matching <paramref name="filter"/>; refuses without a scope filter or without <paramref name="confirm"/>.</summary>
+    /// <summary>
+    /// Deletes every memory matching <paramref name="filter"/>; refuses without a scope filter or without
+    /// <paramref name="confirm"/>. Needs the write role (not admin): it never reaches past the caller's
+    /// tenant (the store) nor its key's scope (added to the filter, which therefore always has a scope
+    /// for a scoped caller: it may clear its own scope).
+    /// </summary>
     public async Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, bool confirm, CancellationToken ct = default)
     {
-        if (!_validate.Filter(filter).HasScope)
+        var guard = ScopeGuard.Enter(caller, Role.Write, "delete memories");
+        filter = guard.Confine(_validate.Filter(filter));
+        if (!filter.HasScope)
         {
             throw new ValidationException("user_id", "a bulk delete needs at least one scope filter: user_id, agent_id, session_id or namespace");
         }
@@ -160,16 +200,32 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     public async Task<IReadOnlyList<HistoryEntry>> GetHistoryAsync(Caller caller, string id, CancellationToken ct = default)
     {
+        var guard = ScopeGuard.Enter(caller, Role.Read, "read memory history");
         var history = await Store.GetHistoryAsync(caller, id, ct).ConfigureAwait(false);
-        return history.Count > 0 ? history : throw new NotFoundException($"no memory with id '{id}' has ever existed");
+        return history.Count > 0 && guard.Covers(history) ? history : throw new NotFoundException($"no memory with id '{id}' has ever existed");
     }
 
+    /// <summary>
+    /// Counts of the caller's tenant (and scope). The store-wide figures (file size, last sequence
+    /// number) grow with every tenant's writes, so only admins, who operate the server, get them.
+    /// </summary>
     public async Task<StoreStatistics> GetStatsAsync(Caller caller, CancellationToken ct = default)
     {
-        var stats = await Store.GetStatsAsync(caller, ct).ConfigureAwait(false);
+        var guard = ScopeGuard.Enter(caller, Role.Read, "read statistics");
+        var stats = await Store.GetStatsAsync(caller, guard.Confine(MemoryFilter.None), ct).ConfigureAwait(false);
+        if (caller.Role < Role.Admin)
+        {
+            return new StoreStatistics(stats, null, null);
+        }
         var lastSeq = await Store.GetLastSeqAsync(ct).ConfigureAwait(false);
         return new StoreStatistics(stats, Store.SizeBytes, lastSeq);
     }
+
+    private async Task<Memory?> FindInScopeAsync(ScopeGuard guard, string id, CancellationToken ct) =>
+        await Store.GetAsync(guard.Caller, id, ct).ConfigureAwait(false) is { } memory && guard.Covers(memory) ? memory : null;
+
+    // The same answer for a memory outside the caller's scope as for one that does not exist.
+    private static NotFoundException NotFound(string id) => new($"no memory with id '{id}'");
 
     private WriteResult Acknowledge(WriteResult result)
     {
@@ -230,8 +286,13 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 public sealed record MemoryCounts(long Total, IReadOnlyDictionary<string, long> ByType, IReadOnlyDictionary<string, long> ByTier);
 
 /// <summary>The body of <c>GET /v1/stats</c>; <see cref="Index"/> is filled where indexes run (the server).</summary>
-public sealed record StoreStatistics(MemoryCounts Memories, long StoreBytes, long LastSeq)
+/// <remarks><c>StoreBytes</c>, <c>LastSeq</c> and <c>Index</c> describe the whole store (every tenant): admins only, null (left out) otherwise.</remarks>
+public sealed record StoreStatistics(
+    MemoryCounts Memories,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] long? StoreBytes,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] long? LastSeq)
 {
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public IndexStatistics? Index { get; init; }
 }
 

@@ -5,6 +5,7 @@ using Engram.Core.Common;
 using Engram.Core.Embeddings;
 using Engram.Core.Indexing;
 using Engram.Core.Memories;
+using Engram.Core.Security;
 using Engram.Core.Storage;
 
 namespace Engram.Core.Search;
@@ -33,8 +34,10 @@ public sealed class SearchService(
     public async Task<SearchResult> SearchAsync(Caller caller, SearchRequest request, CancellationToken ct = default)
     {
         var started = Stopwatch.GetTimestamp();
+        var guard = ScopeGuard.Enter(caller, Role.Read, "search memories");
         var plan = Validate(request);
-        var filter = _validate.Filter(ToFilter(request.Filters), "filters.");
+        // The scope goes into the filter, which both indexes apply before their top-k cut.
+        var filter = guard.Confine(_validate.Filter(ToFilter(request.Filters), "filters."), "filters.");
 
         if (_ready is not null)
         {
@@ -64,13 +67,14 @@ public sealed class SearchService(
         }
 
         var now = clock.GetUtcNow();
-        var ranked = follower.Index.Read(index => Rank(index, caller.Tenant, filter, metadataMatches, plan, queryVector, now));
+        var ranked = follower.Index.Read(index => Rank(index, caller.Tenant, caller.IsScoped, filter, metadataMatches, plan, queryVector, now));
         var memories = await store.GetManyAsync(caller, ranked.Select(r => r.Id).ToList(), ct).ConfigureAwait(false);
         var byId = memories.ToDictionary(m => m.Id, StringComparer.Ordinal);
         var hits = new List<SearchHit>(ranked.Count);
         foreach (var r in ranked)
         {
-            if (byId.TryGetValue(r.Id, out var memory))
+            // The guard again on what the store returned: an index lagging behind can never widen a result.
+            if (byId.TryGetValue(r.Id, out var memory) && guard.Covers(memory))
             {
                 hits.Add(new SearchHit(memory, r.Score, request.Explain ? r.Explain : null));
             }
@@ -79,7 +83,8 @@ public sealed class SearchService(
         return new SearchResult(hits, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 
-    private List<Ranked> Rank(MemoryIndex index, string tenant, MemoryFilter filter, HashSet<string>? metadataMatches, Plan plan, float[]? queryVector, DateTimeOffset now)
+    private List<Ranked> Rank(MemoryIndex index, string tenant, bool scoped, MemoryFilter filter, HashSet<string>? metadataMatches, Plan plan, float[]? queryVector,
+        DateTimeOffset now)
     {
         HashSet<int>? allowed = null;
         if (metadataMatches is not null)
@@ -144,6 +149,13 @@ public sealed class SearchService(
         // Entities the query names (whole words, among the names this tenant's memories carry). Found
         // even at weight 0, so explain shows the signal; with no names in the tenant it is one lookup.
         var named = index.Docs.EntitiesNamedIn(tenant, plan.Query);
+        if (scoped && named.Length > 0)
+        {
+            // The dictionary holds the names of every scope of the tenant; a name only other scopes carry
+            // would lower the share (and show in explain) and so tell a scoped caller it exists. Count
+            // only names the candidates carry: they all passed the scope filter.
+            named = [.. named.Where(key => signals.Keys.Any(doc => Array.IndexOf(index.Docs[doc].Entities, key) >= 0))];
+        }
         var semanticWeight = queryVector is null ? 0 : plan.Semantic;
         var nowMs = now.ToUnixTimeMilliseconds();
         var ranked = new List<Ranked>(signals.Count);

@@ -2,8 +2,9 @@ namespace Engram.Core.Security;
 
 /// <summary>
 /// What a caller may do, ordered: each role includes the ones below it. Read: get, list, search,
-/// history, stats. Write: also create, update, delete. Admin: also bulk deletes, keys, audit, other
-/// tenants (named explicitly), and the operations endpoints.
+/// history, stats. Write: also create, update, delete, and bulk deletes (they never leave the caller's
+/// tenant and scope, and a memory bulk delete needs a scope filter). Admin: also keys, audit, other
+/// tenants (named explicitly), store-wide figures in stats, and the operations endpoints.
 /// </summary>
 public enum Role
 {

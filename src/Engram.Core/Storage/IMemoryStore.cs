@@ -51,7 +51,8 @@ public interface IMemoryStore : IAsyncDisposable
     /// <summary>Deletes up to <paramref name="max"/> memories past their expiry, in every tenant; returns how many.</summary>
     Task<int> DeleteExpiredAsync(int max, CancellationToken ct = default);
 
-    Task<MemoryCounts> GetStatsAsync(Caller caller, CancellationToken ct = default);
+    /// <summary>Live memories of the tenant matching <paramref name="filter"/> (all when null), counted by type and tier.</summary>
+    Task<MemoryCounts> GetStatsAsync(Caller caller, MemoryFilter? filter = null, CancellationToken ct = default);
 
     /// <summary>The newest sequence number in the change log (0 when empty).</summary>
     Task<long> GetLastSeqAsync(CancellationToken ct = default);

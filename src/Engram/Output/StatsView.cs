@@ -10,8 +10,15 @@ internal static class StatsView
         output.WriteLine($"{"memories:",-12} {Text.Number(stats.Memories.Total)}");
         output.WriteLine($"{"by type:",-12} {Counts(stats.Memories.ByType)}");
         output.WriteLine($"{"by tier:",-12} {Counts(stats.Memories.ByTier)}");
-        output.WriteLine($"{"store size:",-12} {Text.Bytes(stats.StoreBytes)}");
-        output.WriteLine($"{"last seq:",-12} {Text.Number(stats.LastSeq)}");
+        // Store-wide figures come only with an admin key.
+        if (stats.StoreBytes is { } bytes)
+        {
+            output.WriteLine($"{"store size:",-12} {Text.Bytes(bytes)}");
+        }
+        if (stats.LastSeq is { } lastSeq)
+        {
+            output.WriteLine($"{"last seq:",-12} {Text.Number(lastSeq)}");
+        }
         if (stats.Index is { } index)
         {
             output.WriteLine($"{"index:",-12} {Text.Number(index.Documents)} memories, {Text.Number(index.Vectors)} vectors, up to seq {Text.Number(index.AppliedSeq)}; model {index.EmbeddingModel}");

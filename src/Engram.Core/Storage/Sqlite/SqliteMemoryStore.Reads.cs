@@ -60,12 +60,13 @@ public sealed partial class SqliteMemoryStore
             return entries;
         }, ct).AsTask();
 
-    public Task<MemoryCounts> GetStatsAsync(Caller caller, CancellationToken ct = default) =>
+    public Task<MemoryCounts> GetStatsAsync(Caller caller, MemoryFilter? filter = null, CancellationToken ct = default) =>
         _readers.ReadAsync(c =>
         {
-            var now = NowMs;
-            var byType = CountBy(c, "type", caller.Tenant, now);
-            var byTier = CountBy(c, "tier", caller.Tenant, now);
+            // The filter builder puts the tenant and expiry first, as for every other read.
+            var sql = SqliteFilterSql.Build(caller.Tenant, filter ?? MemoryFilter.None, NowMs);
+            var byType = CountBy(c, "type", sql);
+            var byTier = CountBy(c, "tier", sql);
             return new MemoryCounts(byType.Values.Sum(), byType, byTier);
         }, ct).AsTask();
 
@@ -150,12 +151,12 @@ public sealed partial class SqliteMemoryStore
             return found;
         }, ct).AsTask();
 
-    private static Dictionary<string, long> CountBy(SqliteConnection c, string column, string tenant, long now)
+    private static Dictionary<string, long> CountBy(SqliteConnection c, string column, SqliteFilterSql filter)
     {
         var counts = new Dictionary<string, long>(StringComparer.Ordinal);
         using var statement = c.Prepare(
-            $"SELECT {column}, COUNT(*) FROM memories WHERE tenant = ?1 AND (expires_at IS NULL OR expires_at > ?2) GROUP BY {column} ORDER BY {column}");
-        statement.BindAll([tenant, now]);
+            $"SELECT m.{column}, COUNT(*) FROM memories m WHERE {filter.Where} GROUP BY m.{column} ORDER BY m.{column}");
+        statement.BindAll(filter.Parameters.ToArray());
         while (statement.Step())
         {
             counts[statement.GetText(0)] = statement.GetInt64(1);
