@@ -371,6 +371,22 @@ public sealed class ScopeIsolationMatrixTests(ITestOutputHelper output) : IAsync
                     await FluentActions.Awaiting(() => kv.GetAsync(who.Caller, "own:" + other.Partition)).Should().ThrowAsync<NotFoundException>();
                 }
             }),
+            new("kv.history.foreign", Role.Read, async who =>
+            {
+                foreach (var other in partitions.Where(p => p.Partition != who.Partition && p.Tenant == who.Tenant))
+                {
+                    await ExpectAsync<NotFoundException>(() => kv.GetHistoryAsync(who.Caller, "own:" + other.Partition));
+                }
+            }),
+            new("kv.expire", Role.Write, async who =>
+            {
+                (await kv.ExpireAsync(who.Caller, "plain", 3600)).TtlSeconds.Should().BePositive();
+                foreach (var reader in partitions.Where(p => p.Partition != who.Partition))
+                {
+                    (await kv.GetAsync(reader.Caller, "plain")).TtlSeconds.Should().Be(0, $"{reader}'s key is not the one given a TTL");
+                }
+                await kv.ExpireAsync(who.Caller, "plain", 0);
+            }),
             new("kv.set", Role.Write, async who =>
             {
                 await kv.SetAsync(who.Caller, "own:" + who.Partition, Json("1"), 0);
