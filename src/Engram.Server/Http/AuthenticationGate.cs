@@ -1,6 +1,7 @@
 using Engram.Core.Common;
 using Engram.Core.Security;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 
 namespace Engram.Server.Http;
@@ -14,7 +15,7 @@ namespace Engram.Server.Http;
 /// bodies whose text is the same for a missing, unknown, revoked or expired key, so it never tells
 /// whether a key exists; both are audited (rate-limited per address, without anything of the key).
 /// </summary>
-internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService keys, AuditTrail audit, AuthMode mode, EngramServerOptions options, TimeProvider clock)
+internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService keys, AuditTrail audit, AuthMode mode, IOptions<EngramServerOptions> options, TimeProvider clock)
 {
     public const string TenantHeader = "X-Engram-Tenant";
     public const string ApiKeyHeader = "X-API-Key";
@@ -29,7 +30,7 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
     {
         var endpoint = context.GetEndpoint();
         var rule = endpoint?.Metadata.GetMetadata<AccessRule>();
-        if (rule is { IsPublic: true } || (options.Auth.OpenMetrics && context.Request.Path.Equals("/metrics", StringComparison.OrdinalIgnoreCase)))
+        if (rule is { IsPublic: true } || (options.Value.Auth.OpenMetrics && context.Request.Path.Equals("/metrics", StringComparison.OrdinalIgnoreCase)))
         {
             await next(context);
             return;
