@@ -26,14 +26,21 @@ internal static class KeysCommand
     private static Command CreateKey()
     {
         var tenant = new Option<string?>("--tenant") { Description = "The tenant the key acts in (A-Z a-z 0-9 . _ -, up to 64).", HelpName = "T", Required = true };
-        var role = OptionFactory.Choice("--role", "What the key may do: read, write (and read), admin (everything, other tenants by X-Engram-Tenant).", "admin", "write", "read");
-        role.Required = true;
+        var role = new Option<string?>("--role")
+        {
+            Description = "What the key may do: read, write (and read), admin (everything, other tenants by X-Engram-Tenant).",
+            HelpName = "admin|write|read",
+            Required = true,
+        };
         var scope = OptionFactory.Repeatable("--scope", "Confine the key to a scope: user_id=U or agent_id=A (repeat for both).", "FIELD=VALUE");
         var name = OptionFactory.Text("--name", "A name for the key (shown in lists and recorded as the actor).", "N");
         var expires = OptionFactory.Text("--expires", "When the key stops working: an ISO date or time, or a span such as 30d.", "DATE");
         return Run("create", "Create an API key; prints it once, as the last line.", create: true, [tenant, role, scope, name, expires], async (parse, store, json, ct) =>
         {
-            Roles.TryParse(parse.GetValue(role), out var parsedRole);
+            if (!Roles.TryParse(parse.GetValue(role), out var parsedRole))
+            {
+                throw new ValidationException("--role", $"--role must be admin, write or read (got '{parse.GetValue(role)}')");
+            }
             var expiresAt = parse.GetValue(expires) is { } text ? SecurityStore.ParseTime(text, "--expires", past: false, DateTimeOffset.UtcNow) : (DateTimeOffset?)null;
             var request = new NewApiKey(TenantNames.Require(parse.GetValue(tenant), "--tenant"), parsedRole, ParseScope(parse.GetValue(scope)), parse.GetValue(name), expiresAt);
             PrintCreated(await store.Keys.CreateAsync(request, SecurityStore.Actor, null, ct), json, "Created");
