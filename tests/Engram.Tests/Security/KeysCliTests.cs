@@ -105,6 +105,21 @@ public sealed class KeysCliTests
     }
 
     [Fact]
+    public async Task The_cli_against_a_server_with_keys_sends_ENGRAM_API_KEY()
+    {
+        await using var server = await EngramServer.StartAsync();
+        var key = await server.CreateKeyAsync("default", Core.Security.Role.Write);
+
+        var refused = await CliProcess.RunAsync(["add", "needs a key", "--server", server.BaseAddress.ToString()]);
+        refused.ExitCode.Should().Be(1, refused.ToString());
+        refused.Stderr.Should().StartWith("engram: a valid API key is required");
+
+        var added = await CliProcess.RunAsync(["add", "sent with a key", "--server", server.BaseAddress.ToString()],
+            environment: new Dictionary<string, string> { ["ENGRAM_API_KEY"] = key });
+        added.ExitCode.Should().Be(0, added.ToString());
+    }
+
+    [Fact]
     public async Task Bad_input_is_one_line_and_exit_1()
     {
         using var data = new TempDirectory();
