@@ -210,6 +210,45 @@ public sealed class ApiKeyGateTests
         refuse.Should().Throw<OpenModeRefusedException>().Which.Message.Should().Contain("engram keys create");
     }
 
+    [Fact]
+    public async Task On_a_non_loopback_address_revoking_the_last_key_closes_every_route_instead_of_opening_them()
+    {
+        using var data = new TempDirectory();
+        string key;
+        await using (var store = Core.Storage.Sqlite.SqliteMemoryStore.Open(data.Path))
+        await using (var trail = new AuditTrail(store))
+        {
+            key = (await new ApiKeyService(store, trail).CreateAsync(new NewApiKey("default", Role.Admin), "test")).Secret;
+        }
+        var port = EngramServer.FreePort();
+        await using var app = ServerApplication.Build([], o => o.DataPath = data.Path, urls: $"http://0.0.0.0:{port}");
+        await app.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        (await client.GetAsync("/v1/stats")).StatusCode.Should().Be(HttpStatusCode.OK);
+
+        await app.Services.GetRequiredService<ApiKeyService>().RevokeAsync(ApiKeyFormat.PrefixOf(key), null, "test");
+        client.DefaultRequestHeaders.Authorization = null;
+        await (await client.GetAsync("/v1/stats")).ShouldBeProblemAsync(HttpStatusCode.Unauthorized);
+        (await client.GetStringAsync("/health/live")).Should().Contain("ok");
+        await app.StopAsync();
+    }
+
+    [Fact]
+    public async Task Keys_record_when_they_were_last_used()
+    {
+        await using var server = await EngramServer.StartAsync();
+        var admin = server.ClientWithKey(await server.CreateKeyAsync("default", Role.Admin));
+        string? lastUsed = null;
+        for (var i = 0; i < 50 && lastUsed is null; i++)
+        {
+            var keys = await (await admin.GetAsync("/v1/admin/keys")).JsonAsync();
+            lastUsed = keys.GetProperty("items")[0].GetProperty("last_used_at").GetString();
+            await Task.Delay(lastUsed is null ? 100 : 0);
+        }
+        lastUsed.Should().NotBeNull("the first use is recorded (then at most once a minute)");
+    }
+
     private static StringContent Json(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
 
     private static string WithoutTraceId(JsonElement body) =>
