@@ -2,6 +2,7 @@ using Engram.Core.Configuration;
 using Engram.Core.Embeddings;
 using Engram.Core.KeyValue;
 using Engram.Core.Search;
+using Engram.Core.Security;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -27,6 +28,9 @@ public sealed class EngramServerOptions
 
     /// <summary>Key-value state: value size limit, default TTL (MEMORY_DEFAULT_TTL_SECONDS), list and batch limits.</summary>
     public KvOptions KeyValue { get; set; } = new();
+
+    /// <summary>API keys and the audit log: OpenMetrics, AuditMaxRows, KeyCacheSize.</summary>
+    public AuthOptions Auth { get; set; } = new();
 
     /// <summary>Save the indexes next to the store (engram.index) for a fast start.</summary>
     public bool IndexSnapshots { get; set; } = true;
@@ -70,7 +74,7 @@ public sealed class EngramServerOptions
         {
             yield return "Engram:SweepIntervalSeconds must be at least 1";
         }
-        foreach (var error in Limits.Validate().Concat(Search.Validate()).Concat(KeyValue.Validate()).Concat(Embeddings.Validate()))
+        foreach (var error in Limits.Validate().Concat(Search.Validate()).Concat(KeyValue.Validate()).Concat(Embeddings.Validate()).Concat(Auth.Validate()))
         {
             yield return error;
         }

@@ -3,6 +3,7 @@ using Engram.Core.Common;
 using Engram.Core.KeyValue;
 using Engram.Core.Memories;
 using Engram.Core.Search;
+using Engram.Core.Security;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Server.Http;
@@ -39,7 +40,8 @@ public static class ServerApplication
         MapOperatorVariables(builder.Configuration);
         var started = new StartupLog.StartedFlag();
         StartupLog.Configure(builder.Logging, started);
-        builder.WebHost.UseUrls(urls ?? builder.Configuration["urls"] ?? EngramServerOptions.DefaultUrls);
+        var listenUrls = urls ?? builder.Configuration["urls"] ?? EngramServerOptions.DefaultUrls;
+        builder.WebHost.UseUrls(listenUrls);
         builder.WebHost.ConfigureKestrel(RequestLimits.ConfigureKestrel);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
 
@@ -69,6 +71,13 @@ public static class ServerApplication
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Graph);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().KeyValue);
         builder.Services.AddSingleton(sp => (IKeyValueStore)sp.GetRequiredService<EngramEngine>().Store);
+        // API keys and the audit log (auth). The trail is resolved after the engine, so it is disposed (drained) before the store closes.
+        builder.Services.AddSingleton(sp => new AuditTrail((IAuditLog)sp.GetRequiredService<IMemoryStore>(), options.Auth.AuditMaxRows));
+        builder.Services.AddSingleton(sp => (IAuditLog)sp.GetRequiredService<IMemoryStore>());
+        builder.Services.AddSingleton(sp => new ApiKeyService((IApiKeyStore)sp.GetRequiredService<IMemoryStore>(), sp.GetRequiredService<AuditTrail>(),
+            sp.GetRequiredService<TimeProvider>(), options.Auth.KeyCacheSize));
+        var nonLoopback = ListenAddresses.FirstNonLoopback(listenUrls, builder.Configuration);
+        builder.Services.AddSingleton(new AuthMode(OpenAllowed: nonLoopback is null));
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
@@ -94,6 +103,16 @@ public static class ServerApplication
             serverLock.Dispose();
             throw;
         }
+        // With no API keys Engram is open: refuse to listen beyond loopback before anything binds (auth).
+        var keys = app.Services.GetRequiredService<ApiKeyService>();
+        keys.RefreshAsync().GetAwaiter().GetResult();
+        if (!keys.HasActiveKeys && nonLoopback is not null)
+        {
+            app.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw new OpenModeRefusedException(
+                $"no API keys exist, so Engram serves only on loopback and will not listen on {nonLoopback}; create a key first: " +
+                $"engram keys create --data {options.DataPath} --tenant default --role admin");
+        }
         StartupLog.ReportWhenStarted(app, options, started);
 
         // HEAD outermost, so it counts the problem bodies too; routing after both, so HEAD reaches the
@@ -102,6 +121,8 @@ public static class ServerApplication
         app.UseMiddleware<ProblemMiddleware>();
         app.UseMiddleware<RequestLimits>();
         app.UseRouting();
+        // CORS (limits) goes here, then the authentication gate (auth), then rate limits and time-outs (limits).
+        app.UseMiddleware<AuthenticationGate>();
 
         app.MapOpenApi("/openapi/{documentName}.json").AddEndpointFilter(OpenApiDocuments.OnlyKnown).Requires(Core.Security.Role.Read);
         app.MapSystemEndpoints();
@@ -109,6 +130,7 @@ public static class ServerApplication
         app.MapSearchEndpoints();
         app.MapGraphEndpoints();
         app.MapKeyValueEndpoints();
+        app.MapAdminEndpoints();
         return app;
     }
 

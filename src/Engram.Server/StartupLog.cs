@@ -54,9 +54,14 @@ internal static class StartupLog
             $"  store:     {engine.Store.Kind}, file {Path.Combine(data, SqliteMemoryStore.FileName)}; index snapshots {(options.IndexSnapshots ? "on" : "off")}",
             $"  embedder:  {options.Embeddings.Provider}, model {embedder.ModelId}{dimensions}",
             $"  listening: {string.Join(", ", addresses)}",
-            "  auth:      off (no API keys configured): anyone who can reach these addresses can read and write",
+            AuthLine(app.Services.GetRequiredService<Core.Security.ApiKeyService>(), options),
             "Press Ctrl+C to stop.");
     }
+
+    private static string AuthLine(Core.Security.ApiKeyService keys, EngramServerOptions options) => keys.HasActiveKeys
+        ? $"  auth:      API keys, {keys.ActiveKeys} active: every route but /health/live and /health/ready needs one"
+        : "  auth:      open (no API keys): serving loopback only, every request acts as admin of tenant default; " +
+          $"create a key with: engram keys create --data {options.DataPath} --tenant default --role admin";
 
     /// <summary>Set once the host has started; read by the log filter on every host log call.</summary>
     public sealed class StartedFlag

@@ -25,6 +25,8 @@ public static class EngramCli
             GraphCommand.Create(),
             ReindexCommand.Create(),
             KvCommand.Create(),
+            KeysCommand.Create(),
+            AuditCommand.Create(),
             BenchCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).

@@ -128,7 +128,9 @@ internal static class KeyValueEndpoints
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
         var request = await JsonBody.ReadAsync<KvCleanupRequest>(http.Request, BodySize.Small, ct);
-        return TypedResults.Ok(await kv.CleanupStepAsync(http.GetCaller(), request.Pattern, request.Cursor, ct));
+        var result = await kv.CleanupStepAsync(http.GetCaller(), request.Pattern, request.Cursor, ct);
+        http.Audit(AuditActions.KvCleanup, request.Pattern, $"{result.Deleted} deleted");
+        return TypedResults.Ok(result);
     }
 
     /// <summary>

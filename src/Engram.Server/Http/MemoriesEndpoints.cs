@@ -98,6 +98,7 @@ internal static class MemoriesEndpoints
     {
         var filter = QueryParser.Filter(http.Request.Query, "confirm");
         var result = await memories.DeleteManyAsync(http.GetCaller(), filter, QueryParser.Bool(http.Request.Query, "confirm"), ct);
+        http.Audit(AuditActions.MemoriesBulkDelete, http.Request.QueryString.Value, $"{result.Deleted} deleted");
         return TypedResults.Ok(new BulkDeleteResponse(result.Deleted, result.LastSeq));
     }
 

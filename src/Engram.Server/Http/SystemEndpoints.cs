@@ -33,20 +33,21 @@ internal static class SystemEndpoints
         return app;
     }
 
-    private static async Task<IResult> HealthAsync(HttpContext http, IMemoryStore store, CancellationToken ct)
+    private static async Task<IResult> HealthAsync(HttpContext http, IMemoryStore store, ApiKeyService keys, CancellationToken ct)
     {
+        var auth = keys.HasActiveKeys ? "keys" : "open";
         QueryParser.RefuseAllExcept(http.Request.Query);
         var uptime = (long)Stopwatch.GetElapsedTime(StartedAt).TotalSeconds;
         try
         {
             await store.CheckAsync(ct);
-            return TypedResults.Ok(new HealthResponse("ok", Version, store.Kind, uptime, null));
+            return TypedResults.Ok(new HealthResponse("ok", Version, store.Kind, uptime, auth, null));
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             // Not the exception's message: a store's can hold SQL text. The result code is enough to start from.
             var error = ex is Core.Storage.Sqlite.SqliteException sqlite ? $"the store did not answer (SQLite result code {sqlite.ResultCode})" : "the store did not answer";
-            return TypedResults.Json(new HealthResponse("unavailable", Version, store.Kind, uptime, error), statusCode: 503);
+            return TypedResults.Json(new HealthResponse("unavailable", Version, store.Kind, uptime, auth, error), statusCode: 503);
         }
     }
 
@@ -77,7 +78,8 @@ internal static class SystemEndpoints
     }
 }
 
-public sealed record HealthResponse(string Status, string Version, string Store, long UptimeSeconds,
+/// <param name="Auth">"open" (no API keys: loopback only) or "keys"; nothing about the keys themselves.</param>
+public sealed record HealthResponse(string Status, string Version, string Store, long UptimeSeconds, string Auth,
     [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Error);
 
 public sealed record ProbeResponse(string Status);

@@ -23,7 +23,14 @@ internal sealed partial class HttpMemoryClient : IMemoryClient
         _http = new HttpClient { BaseAddress = server, Timeout = Timeout };
         // The server records "http:cli" as the actor in history.
         _http.DefaultRequestHeaders.Add("X-Engram-Actor", InProcessMemoryClient.Actor);
+        // A server with API keys needs one: ENGRAM_API_KEY (never a flag, which would show in the process list).
+        if (Environment.GetEnvironmentVariable(ApiKeyVariable) is { Length: > 0 } key)
+        {
+            _http.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + key.Trim());
+        }
     }
+
+    public const string ApiKeyVariable = "ENGRAM_API_KEY";
 
     public async Task<WrittenMemory> AddAsync(NewMemory memory, DuplicatePolicy policy, CancellationToken ct)
     {

@@ -23,7 +23,7 @@ internal sealed class BackendOptions
 
     public Option<string?> Server { get; } = new("--server")
     {
-        Description = $"Base URL of a running Engram server to call instead (default ${ServerVariable}).",
+        Description = $"Base URL of a running Engram server to call instead (default ${ServerVariable}); its API key from ${HttpMemoryClient.ApiKeyVariable}.",
         HelpName = "URL",
     };
 

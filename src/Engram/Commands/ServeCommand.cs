@@ -52,6 +52,10 @@ internal static partial class ServeCommand
             {
                 return Fail(ex.Message, ExitCodes.UserError);
             }
+            catch (OpenModeRefusedException ex)
+            {
+                return Fail(ex.Message, ExitCodes.UserError);
+            }
             catch (StoreException ex)
             {
                 return Fail(ex.Message, ExitCodes.SystemError);

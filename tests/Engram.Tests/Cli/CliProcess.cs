@@ -43,6 +43,7 @@ public static class CliProcess
         // The tests' own environment must not pick a backend for the child.
         start.Environment.Remove("ENGRAM_DATA");
         start.Environment.Remove("ENGRAM_SERVER");
+        start.Environment.Remove("ENGRAM_API_KEY");
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             start.Environment[key] = value;

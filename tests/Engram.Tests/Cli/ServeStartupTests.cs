@@ -31,7 +31,7 @@ public sealed class ServeStartupTests
     }
 
     [Fact]
-    public async Task The_start_up_log_says_where_the_data_is_which_store_and_embedder_the_addresses_and_that_auth_is_off()
+    public async Task The_start_up_log_says_where_the_data_is_which_store_and_embedder_the_addresses_and_that_auth_is_open_on_loopback_only()
     {
         using var data = new TempDirectory();
         await using var server = await EngramChildProcess.StartAsync(data.Path, HealthTimeout,
@@ -43,7 +43,7 @@ public sealed class ServeStartupTests
             .And.Contain($"  store:     sqlite, file {Path.Combine(data.Path, "engram.db")}")
             .And.Contain("  embedder:  builtin, model builtin-glove6b-100d-int8-v1, 100 dimensions")
             .And.Contain($"  listening: {server.BaseAddress.ToString().TrimEnd('/')}")
-            .And.Contain("  auth:      off (no API keys configured)");
+            .And.Contain("  auth:      open (no API keys): serving loopback only");
         output.Should().NotContain("Content root path").And.NotContain("bin/Release").And.NotContain("Hosting environment");
     }
 

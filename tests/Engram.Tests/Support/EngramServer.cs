@@ -1,11 +1,14 @@
 using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Engram.Core.Common;
+using Engram.Core.Security;
 using Engram.Server;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Engram.Tests.Support;
 
@@ -17,6 +20,7 @@ public sealed class EngramServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly TempDirectory? _ownedData;
+    private readonly List<HttpClient> _keyClients = [];
 
     private EngramServer(WebApplication app, string dataPath, TempDirectory? ownedData, Uri baseAddress)
     {
@@ -95,9 +99,49 @@ public sealed class EngramServer : IAsyncDisposable
         return json.GetProperty("results").EnumerateArray().ToList();
     }
 
+    /// <summary>
+    /// Auth test support. Creates an API key in the server's own store (as <c>engram keys create</c> would,
+    /// effective at once) and returns the plain key. From the first key on, the server is no longer open:
+    /// <see cref="Client"/> (no key) gets 401 on every route but /health/live and /health/ready, so talk to it
+    /// through <see cref="ClientWithKey"/>. Example:
+    /// <code>
+    /// var admin = server.ClientWithKey(await server.CreateKeyAsync("acme", Role.Admin));
+    /// var alice = server.ClientWithKey(await server.CreateKeyAsync("acme", Role.Write, new KeyScope("alice", null)));
+    /// var otherTenant = server.ClientWithKey(adminKey, tenant: "globex"); // admin acting for another tenant (X-Engram-Tenant)
+    /// </code>
+    /// </summary>
+    public async Task<string> CreateKeyAsync(string tenant, Role role, KeyScope? scope = null, string? name = null, DateTimeOffset? expiresAt = null)
+    {
+        var created = await Services.GetRequiredService<ApiKeyService>().CreateAsync(new NewApiKey(tenant, role, scope, name, expiresAt), "test");
+        return created.Secret;
+    }
+
+    /// <summary>
+    /// An HttpClient on this server that sends <paramref name="key"/> as <c>Authorization: Bearer</c> (and
+    /// <c>X-Engram-Tenant</c> when <paramref name="tenant"/> is given) with every request; disposed with the server.
+    /// </summary>
+    public HttpClient ClientWithKey(string key, string? tenant = null)
+    {
+        var client = new HttpClient { BaseAddress = BaseAddress };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        if (tenant is not null)
+        {
+            client.DefaultRequestHeaders.Add("X-Engram-Tenant", tenant);
+        }
+        lock (_keyClients)
+        {
+            _keyClients.Add(client);
+        }
+        return client;
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();
+        lock (_keyClients)
+        {
+            _keyClients.ForEach(c => c.Dispose());
+        }
         await _app.StopAsync();
         await _app.DisposeAsync();
         _ownedData?.Dispose();

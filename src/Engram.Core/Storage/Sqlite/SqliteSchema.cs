@@ -431,6 +431,43 @@ internal static class SqliteSchema
         CREATE INDEX graph_history_other ON graph_history(tenant, other_name, hid) WHERE other_name IS NOT NULL;
         CREATE INDEX kv_entries_expires ON kv_entries(expires_at) WHERE expires_at IS NOT NULL;
         """,
+        // 9: API keys and the audit log. A key is stored only as its keyed hash (HMAC-SHA256 under the
+        // store's secret, store_meta 'api_key_secret', created at first use), found by that hash; the
+        // prefix is what lists show. api_keys_generation changes with every key change, so a server
+        // notices keys changed by another process (the CLI) without re-reading the table.
+        """
+        CREATE TABLE api_keys (
+            id           TEXT    PRIMARY KEY,
+            prefix       TEXT    NOT NULL, -- egm_ and the first 8 characters of the key
+            hash         BLOB    NOT NULL UNIQUE,
+            tenant       TEXT    NOT NULL,
+            role         TEXT    NOT NULL, -- read, write, admin
+            user_id      TEXT,             -- scope; NULL does not restrict
+            agent_id     TEXT,
+            name         TEXT,
+            created_at   INTEGER NOT NULL, -- unix milliseconds, UTC
+            expires_at   INTEGER,
+            revoked_at   INTEGER,
+            last_used_at INTEGER           -- updated at most once a minute per key
+        ) STRICT;
+        CREATE INDEX api_keys_prefix ON api_keys(prefix);
+        CREATE INDEX api_keys_tenant ON api_keys(tenant, created_at);
+
+        CREATE TABLE audit_log (
+            seq     INTEGER PRIMARY KEY,
+            at      INTEGER NOT NULL,
+            tenant  TEXT    NOT NULL,
+            actor   TEXT    NOT NULL, -- key:<name or prefix>, cli, anonymous
+            action  TEXT    NOT NULL, -- key.create, memories.bulk_delete, auth.denied, ...
+            target  TEXT,
+            outcome TEXT    NOT NULL, -- ok, unauthorized, forbidden
+            remote  TEXT,
+            detail  TEXT
+        ) STRICT;
+        CREATE INDEX audit_log_tenant ON audit_log(tenant, seq);
+
+        INSERT INTO store_meta(key, value) VALUES ('api_keys_generation', '0');
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -1,0 +1,118 @@
+using Engram.Core.Common;
+using Engram.Core.Security;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+
+namespace Engram.Server.Http;
+
+/// <summary>
+/// The authentication gate, after routing: finds the endpoint's <see cref="AccessRule"/>, reads the key
+/// (<c>Authorization: Bearer</c>, <c>Authorization: Token</c> as mem0's clients send it, or
+/// <c>X-API-Key</c>), checks the role and sets the request's <see cref="ICallerFeature"/>. Once any
+/// key that is not revoked exists, every route needs a key except the public probes (and <c>/metrics</c>
+/// when Engram:Auth:OpenMetrics is on). A route without a rule is admin-only. 401 and 403 are problem
+/// bodies whose text is the same for a missing, unknown, revoked or expired key, so it never tells
+/// whether a key exists; both are audited (rate-limited per address, without anything of the key).
+/// </summary>
+internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService keys, AuditTrail audit, AuthMode mode, IOptions<EngramServerOptions> options, TimeProvider clock)
+{
+    public const string TenantHeader = "X-Engram-Tenant";
+    public const string ApiKeyHeader = "X-API-Key";
+
+    /// <summary>The one detail of every 401: the same whether the key is missing, unknown, revoked or expired.</summary>
+    public const string UnauthorizedDetail = "a valid API key is required: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'";
+
+    /// <summary>What ASP.NET Core's routing names the endpoint it picks when a path exists but not for the method.</summary>
+    private const string MethodNotAllowedEndpoint = "405 HTTP Method Not Supported";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var endpoint = context.GetEndpoint();
+        var rule = endpoint?.Metadata.GetMetadata<AccessRule>();
+        if (rule is { IsPublic: true } || (options.Value.Auth.OpenMetrics && context.Request.Path.Equals("/metrics", StringComparison.OrdinalIgnoreCase)))
+        {
+            await next(context);
+            return;
+        }
+        await keys.RefreshIfDueAsync(context.RequestAborted);
+        if (!keys.HasActiveKeys && mode.OpenAllowed)
+        {
+            await OpenAsync(context);
+            return;
+        }
+
+        var presented = PresentedKey(context.Request);
+        var key = presented is null ? null : await keys.AuthenticateAsync(presented, context.RequestAborted);
+        if (key is null)
+        {
+            await DenyAsync(context, 401, null, UnauthorizedDetail, presented is null ? "no key" : "unknown, revoked or expired key");
+            return;
+        }
+        // No endpoint: routing answers 404 (or the path exists for other methods: 405); any valid key may hear that.
+        var needed = rule?.MinimumRole ?? (endpoint is null || endpoint.DisplayName == MethodNotAllowedEndpoint ? Role.Read : Role.Admin);
+        if (key.Role < needed)
+        {
+            await DenyAsync(context, 403, key, $"this key's role ({key.Role.Name()}) may not {context.Request.Method} {context.Request.Path}; it needs {needed.Name()}",
+                $"role {key.Role.Name()} below {needed.Name()}");
+            return;
+        }
+        var tenant = key.Tenant;
+        if (context.Request.Headers.TryGetValue(TenantHeader, out var named))
+        {
+            if (key.Role != Role.Admin)
+            {
+                await DenyAsync(context, 403, key, $"only an admin key may act for another tenant ({TenantHeader})", $"{TenantHeader} from a {key.Role.Name()} key");
+                return;
+            }
+            tenant = ValidTenant(named);
+        }
+        context.Features.Set<ICallerFeature>(new CallerFeature(new Caller(tenant, key.Actor, key.Role, key.Scope, key.Id)));
+        await next(context);
+    }
+
+    /// <summary>No keys and loopback only: the open-mode caller, which may still name a tenant.</summary>
+    private Task OpenAsync(HttpContext context)
+    {
+        if (context.Request.Headers.TryGetValue(TenantHeader, out var named))
+        {
+            var tenant = ValidTenant(named);
+            context.Features.Set<ICallerFeature>(new CallerFeature(context.GetCaller() with { Tenant = tenant }));
+        }
+        return next(context);
+    }
+
+    private static string ValidTenant(StringValues named) =>
+        named.Count == 1 ? TenantNames.Require(named[0], TenantHeader) : throw new ValidationException(TenantHeader, $"give {TenantHeader} once");
+
+    /// <summary>The key from the first of the headers that is present; a malformed header counts as a bad key, not as none.</summary>
+    internal static string? PresentedKey(HttpRequest request)
+    {
+        var authorization = request.Headers.Authorization;
+        if (authorization.Count > 0)
+        {
+            var value = authorization[0] ?? "";
+            var space = value.IndexOf(' ');
+            var scheme = space < 0 ? value : value[..space];
+            return scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase) || scheme.Equals("Token", StringComparison.OrdinalIgnoreCase)
+                ? value[(space + 1)..].Trim()
+                : "";
+        }
+        var apiKey = request.Headers[ApiKeyHeader];
+        return apiKey.Count > 0 ? (apiKey[0] ?? "").Trim() : null;
+    }
+
+    private async Task DenyAsync(HttpContext context, int status, ApiKey? key, string detail, string reason)
+    {
+        var request = context.Request;
+        var path = request.Path.Value ?? "";
+        audit.Denied(new AuditEntry(clock.GetUtcNow(), key?.Tenant ?? Caller.DefaultTenant, key?.Actor ?? "anonymous", AuditActions.AuthDenied,
+            $"{request.Method} {(path.Length > 200 ? path[..200] + "…" : path)}", status == 401 ? AuditActions.Unauthorized : AuditActions.Forbidden,
+            context.Connection.RemoteIpAddress?.ToString(), reason));
+        if (status == 401)
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+        }
+        await Problems.For(status, detail).ExecuteAsync(context);
+    }
+}
