@@ -45,13 +45,13 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         {
             throw new ValidationException("items", "items must hold at least one memory");
         }
-        // An item naming another scope refuses the whole batch (403): nothing of a batch that tries to
-        // write outside the key's scope is stored, unlike a validation error, which fails its item alone.
-        var stamped = items.Select((item, i) => item is null ? null : guard.Stamp(item, $"items[{i}].")).ToList();
         if (items.Count > Limits.MaxBatchItems)
         {
             throw new ValidationException("items", $"a batch holds at most {Limits.MaxBatchItems} items (got {items.Count})");
         }
+        // An item naming another scope refuses the whole batch (403): nothing of a batch that tries to
+        // write outside the key's scope is stored, unlike a validation error, which fails its item alone.
+        var stamped = items.Select((item, i) => item is null ? null : guard.Stamp(item, $"items[{i}].")).ToList();
 
         var now = clock.GetUtcNow();
         var results = new BatchItemResult?[items.Count];
