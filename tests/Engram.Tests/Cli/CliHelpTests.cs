@@ -12,6 +12,8 @@ public sealed class CliHelpTests
     [InlineData("delete", "--confirm")]
     [InlineData("history", "<id>")]
     [InlineData("stats", "--server")]
+    [InlineData("keys", "rotate")]
+    [InlineData("audit", "--since")]
     public async Task Help_works_on_every_command(string command, string mentions)
     {
         // -h on one command stands for the short form everywhere (it is one shared option).
