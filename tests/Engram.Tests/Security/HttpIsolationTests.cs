@@ -1,0 +1,375 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Engram.Core.Security;
+using Engram.Tests.Support;
+using FluentAssertions;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.Routing.Template;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Engram.Tests.Security;
+
+/// <summary>
+/// Tenant and scope isolation over the real server with real API keys: three tenants, each with an
+/// admin, an unscoped writer, writers scoped to user alice, user bob and agent agentx, and a read key
+/// scoped to alice. Every record carries a token naming its owner; every response every caller gets
+/// is scanned for the tokens that caller must not see, every guessed id of another tenant or scope
+/// must be a 404, writes aimed at them must change nothing, and every route of the server must have
+/// been called (a route added later fails this test until it is added here).
+/// </summary>
+public sealed class HttpIsolationTests(ITestOutputHelper output)
+{
+    private static readonly string[] Tenants = ["t1", "t2", "t3"];
+
+    /// <summary>Memory scopes: "all" is unscoped; agentx is an agent_id scope, the others user_id scopes.</summary>
+    private static readonly string[] Scopes = ["all", "alice", "bob", "agentx"];
+
+    private readonly List<(string Method, string Path)> _sent = [];
+    private int _checkedResponses;
+
+    private sealed record Actor(string Name, string Tenant, string Scope, Role Role, HttpClient Client);
+
+    private static string MemoryToken(string tenant, string scope) => $"zzm{tenant}{scope}zz";
+
+    private static string KvToken(string tenant, string partition) => $"zzk{tenant}{partition}zz";
+
+    private static string GraphToken(string tenant, string partition) => $"zzg{tenant}{partition}zz";
+
+    private static string KeyNameToken(string tenant, string name) => $"zzn{tenant}{name}zz";
+
+    private static KeyScope? KeyScopeOf(string scope) => scope switch
+    {
+        "all" => null,
+        "agentx" => new KeyScope(null, "agentx"),
+        _ => new KeyScope(scope, null),
+    };
+
+    private static object ScopeFields(string scope) => scope switch
+    {
+        "all" => new { },
+        "agentx" => new { agent_id = "agentx" },
+        _ => (object)new { user_id = scope },
+    };
+
+    /// <summary>A memory of (tenant, scope) is visible to callers of the tenant that are unscoped or have that scope.</summary>
+    private static bool SeesMemory(Actor a, string tenant, string scope) => a.Tenant == tenant && (a.Scope == "all" || a.Scope == scope);
+
+    /// <summary>Key-value entries and graph records live in the partition of the caller that wrote them.</summary>
+    private static bool SeesPartition(Actor a, string tenant, string partition) => a.Tenant == tenant && a.Scope == partition;
+
+    [Fact]
+    public async Task No_caller_sees_changes_counts_or_deletes_anything_of_another_tenant_or_scope()
+    {
+        await using var server = await EngramServer.StartAsync();
+        var actors = new List<Actor>();
+        foreach (var tenant in Tenants)
+        {
+            foreach (var (name, scope, role) in new[] { ("admin", "all", Role.Admin), ("writer", "all", Role.Write), ("alice", "alice", Role.Write),
+                ("bob", "bob", Role.Write), ("agentx", "agentx", Role.Write), ("reader", "alice", Role.Read) })
+            {
+                var key = await server.CreateKeyAsync(tenant, role, KeyScopeOf(scope), KeyNameToken(tenant, name));
+                actors.Add(new Actor($"{tenant}/{name}", tenant, scope, role, server.ClientWithKey(key)));
+            }
+        }
+
+        // Seed: the unscoped writer writes one memory per scope; every scoped writer writes one more without
+        // naming its scope (the key stamps it). Every writer (one per partition) sets key-value entries and a graph.
+        var memoryIds = new List<(string Id, string Tenant, string Scope)>();
+        foreach (var tenant in Tenants)
+        {
+            var writer = actors.Single(a => a.Name == $"{tenant}/writer");
+            foreach (var scope in Scopes)
+            {
+                var body = Merge(ScopeFields(scope), new { content = $"orchid note {MemoryToken(tenant, scope)}", entities = new[] { "Shared" } });
+                memoryIds.Add((await CreateMemoryAsync(writer, body), tenant, scope));
+            }
+            foreach (var scoped in actors.Where(a => a.Tenant == tenant && a.Scope != "all" && a.Role == Role.Write))
+            {
+                var id = await CreateMemoryAsync(scoped, new { content = $"orchid own {MemoryToken(tenant, scoped.Scope)}", entities = new[] { "Shared" } });
+                memoryIds.Add((id, tenant, scoped.Scope));
+            }
+            foreach (var partitionWriter in actors.Where(a => a.Tenant == tenant && a.Role == Role.Write))
+            {
+                var token = KvToken(tenant, partitionWriter.Scope);
+                await ExpectAsync(partitionWriter, "PUT", $"/v1/kv/k/{token}", new { value = new { v = token }, ttl_seconds = 0 }, 201);
+                await ExpectAsync(partitionWriter, "PUT", "/v1/kv/common", new { value = token, ttl_seconds = 0 }, 201);
+                await ExpectAsync(partitionWriter, "POST", "/v1/kv/mset", new { items = new[] { new { key = $"m/{token}", value = (object)token } } }, 200);
+                await ExpectAsync(partitionWriter, "POST", $"/v1/kv/n/{token}/incr", new { by = 2 }, 200);
+                var g = GraphToken(tenant, partitionWriter.Scope);
+                await ExpectAsync(partitionWriter, "POST", "/v1/graph/entities", new { entities = new[] { new { name = g, entity_type = "thing", observations = new[] { g } }, new { name = "Shared", entity_type = "thing", observations = new[] { "shared " + g } } } }, 200);
+                await ExpectAsync(partitionWriter, "POST", "/v1/graph/relations", new { relations = new[] { new { from = g, to = "Shared", relation_type = "part_of" } } }, 200);
+                await ExpectAsync(partitionWriter, "POST", "/v1/graph/observations", new { observations = new[] { new { entity_name = g, contents = new[] { "more " + g } } } }, 200);
+            }
+        }
+        var kvTokens = Tenants.SelectMany(t => Scopes.Select(s => (Tenant: t, Partition: s))).ToList();
+        var before = await SnapshotAsync(actors);
+
+        foreach (var a in actors)
+        {
+            await ReadPassAsync(a, memoryIds, kvTokens);
+        }
+        foreach (var a in actors)
+        {
+            await WritePassAsync(a, actors, memoryIds, kvTokens);
+        }
+        (await SnapshotAsync(actors)).Should().Equal(before, "no caller changed anything outside its own tenant and scope");
+
+        // Bulk deletes: a scoped key deletes only its scope, never another tenant's or scope's memories.
+        var t1Alice = actors.Single(a => a.Name == "t1/alice");
+        await ExpectAsync(actors.Single(a => a.Name == "t1/bob"), "DELETE", "/v1/memories?user_id=alice&confirm=true", null, 403);
+        await ExpectAsync(actors.Single(a => a.Name == "t1/reader"), "DELETE", "/v1/memories?confirm=true", null, 403);
+        using (var deleted = await SendAsync(t1Alice, "DELETE", "/v1/memories?confirm=true", null))
+        {
+            deleted.StatusCode.Should().Be(HttpStatusCode.OK);
+            JsonDocument.Parse(await deleted.Content.ReadAsStringAsync()).RootElement.GetProperty("deleted").GetInt32().Should().Be(2);
+        }
+        await ExpectAsync(actors.Single(a => a.Name == "t2/writer"), "DELETE", "/v1/memories?user_id=alice&confirm=true", null, 200);
+        var after = await SnapshotAsync(actors);
+        after["t1/admin memories"].Should().Be(before["t1/admin memories"] - 2);
+        after["t2/admin memories"].Should().Be(before["t2/admin memories"] - 2);
+        after["t3/admin memories"].Should().Be(before["t3/admin memories"], "bulk deletes never cross a tenant");
+        after["t1/bob memories"].Should().Be(before["t1/bob memories"]);
+        after["t3/alice memories"].Should().Be(before["t3/alice memories"]);
+
+        // Every route of the server was exercised by some caller above.
+        var routes = Routes(server);
+        var covered = _sent.Select(r => Match(routes, r.Method, r.Path)).OfType<string>().ToHashSet();
+        routes.Select(r => r.Name).Except(covered).Should().BeEmpty("every route must be part of the isolation matrix");
+        output.WriteLine($"{Tenants.Length} tenants x {actors.Count / Tenants.Length} keys (admin, writer, alice, bob, agentx, read-only alice) x {routes.Count} routes; " +
+            $"{_sent.Count} requests, {_checkedResponses} response bodies scanned for {Tenants.Length * (Scopes.Length * 3 + 1)} owner tokens");
+    }
+
+    private async Task ReadPassAsync(Actor a, List<(string Id, string Tenant, string Scope)> memoryIds, List<(string Tenant, string Partition)> partitions)
+    {
+        var visible = memoryIds.Where(m => SeesMemory(a, m.Tenant, m.Scope)).Select(m => m.Id).ToHashSet();
+        await ReadAsync(a, "/health", 200);
+        await ReadAsync(a, "/health/live", 200);
+        await ReadAsync(a, "/health/ready", 200);
+        await ReadAsync(a, "/openapi/v1.json", 200);
+        var stats = await ReadAsync(a, "/v1/stats", 200);
+        stats.GetProperty("memories").GetProperty("total").GetInt64().Should().Be(visible.Count, $"{a.Name} counts only what it sees");
+
+        var list = await ReadAsync(a, "/v1/memories?limit=100", 200);
+        list.GetProperty("items").EnumerateArray().Select(m => m.GetProperty("id").GetString()).Should().BeEquivalentTo(visible, $"{a.Name} lists what it sees");
+        // A filter on another kind of scope field only narrows (agentx's user_id=alice finds alice's memories of agentx): allowed.
+        await ReadAsync(a, "/v1/memories?user_id=alice", a.Scope is "bob" ? 403 : 200);
+        var search = await SendCheckedAsync(a, "POST", "/v1/search", new { query = "orchid note own", k = 100 }, 200);
+        search.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("id").GetString())
+            .Should().BeSubsetOf(visible, $"{a.Name} finds only what it sees");
+        foreach (var (id, tenant, scope) in memoryIds)
+        {
+            var status = SeesMemory(a, tenant, scope) ? 200 : 404;
+            await ReadAsync(a, $"/v1/memories/{id}", status);
+            await ReadAsync(a, $"/v1/memories/{id}/history", status);
+        }
+
+        var own = KvToken(a.Tenant, a.Scope);
+        var keys = await ReadAsync(a, "/v1/kv?pattern=*&limit=1000", 200);
+        keys.GetProperty("items").EnumerateArray().Select(k => k.GetProperty("key").GetString())
+            .Should().BeEquivalentTo([$"k/{own}", $"m/{own}", $"n/{own}", "common"], $"{a.Name} lists its own partition");
+        (await ReadAsync(a, "/v1/kv/common", 200)).GetProperty("value").GetString().Should().Be(own);
+        await ReadAsync(a, "/v1/kv/common?history=true", 200);
+        foreach (var (tenant, partition) in partitions)
+        {
+            await ReadAsync(a, $"/v1/kv/k/{KvToken(tenant, partition)}", SeesPartition(a, tenant, partition) ? 200 : 404);
+        }
+        await SendCheckedAsync(a, "POST", "/v1/kv/mget", new { keys = partitions.Select(p => $"k/{KvToken(p.Tenant, p.Partition)}").ToArray() }, 200);
+
+        var graph = await ReadAsync(a, "/v1/graph", 200);
+        graph.GetProperty("entities").EnumerateArray().Select(e => e.GetProperty("name").GetString())
+            .Should().BeEquivalentTo([GraphToken(a.Tenant, a.Scope), "Shared"], $"{a.Name} reads its own graph");
+        await ReadAsync(a, "/v1/graph/search?query=zz", 200);
+        await ReadAsync(a, "/v1/graph/search?query=shared", 200);
+        await ReadAsync(a, "/v1/graph/nodes?" + string.Join('&', partitions.Select(p => "names=" + GraphToken(p.Tenant, p.Partition))), 200);
+        foreach (var (tenant, partition) in partitions)
+        {
+            var g = GraphToken(tenant, partition);
+            var status = SeesPartition(a, tenant, partition) ? 200 : 404;
+            await ReadAsync(a, $"/v1/graph/entities/{g}/neighbors", status);
+            await ReadAsync(a, $"/v1/graph/entities/{g}/history", status);
+            await ReadAsync(a, $"/v1/graph/path?from={g}&to=Shared", status);
+        }
+        var linked = await ReadAsync(a, "/v1/graph/entities/Shared/memories", 200);
+        linked.GetProperty("items").EnumerateArray().Select(m => m.GetProperty("id").GetString()).Should().BeEquivalentTo(visible);
+
+        var admin = a.Role == Role.Admin ? 200 : 403;
+        await ReadAsync(a, "/v1/admin/keys", admin);
+        await ReadAsync(a, "/v1/admin/audit?limit=1000", admin);
+    }
+
+    private async Task WritePassAsync(Actor a, List<Actor> actors, List<(string Id, string Tenant, string Scope)> memoryIds, List<(string Tenant, string Partition)> partitions)
+    {
+        var writes = a.Role >= Role.Write;
+        var hidden = writes ? 404 : 403;
+        foreach (var (id, tenant, scope) in memoryIds.Where(m => !SeesMemory(a, m.Tenant, m.Scope)))
+        {
+            await ExpectAsync(a, "PATCH", $"/v1/memories/{id}", new { importance = 0.9, content = "overwritten" }, hidden);
+            await ExpectAsync(a, "DELETE", $"/v1/memories/{id}", null, hidden);
+        }
+        foreach (var (tenant, partition) in partitions.Where(p => !SeesPartition(a, p.Tenant, p.Partition)))
+        {
+            var k = KvToken(tenant, partition);
+            await ExpectAsync(a, "POST", $"/v1/kv/k/{k}/expire", new { ttl_seconds = 1 }, hidden);
+            await ExpectAsync(a, "DELETE", $"/v1/kv/k/{k}", null, hidden);
+            await ExpectAsync(a, "POST", "/v1/kv/cleanup", new { pattern = $"*{k}*" }, writes ? 200 : 403, body => (writes ? body.GetProperty("deleted").GetInt32() : 0).Should().Be(0));
+            var g = GraphToken(tenant, partition);
+            await ExpectAsync(a, "POST", "/v1/graph/observations", new { observations = new[] { new { entity_name = g, contents = new[] { "planted" } } } }, hidden);
+            await ExpectAsync(a, "POST", "/v1/graph/observations/delete", new { deletions = new[] { new { entity_name = g, observations = new[] { g } } } }, writes ? 200 : 403);
+            await ExpectAsync(a, "POST", "/v1/graph/relations/delete", new { relations = new[] { new { from = g, to = "Shared", relation_type = "part_of" } } }, writes ? 200 : 403);
+            await ExpectAsync(a, "POST", "/v1/graph/entities/delete", new { entity_names = new[] { g } }, writes ? 200 : 403);
+        }
+
+        // Naming another scope in a write or a filter is refused for scoped keys (and every write for read keys).
+        static bool SameField(string x, string y) => (x == "agentx") == (y == "agentx");
+        foreach (var scope in Scopes.Where(s => s != "all" && a.Scope != "all" && s != a.Scope && SameField(s, a.Scope)))
+        {
+            await ExpectAsync(a, "POST", "/v1/memories", Merge(ScopeFields(scope), new { content = "planted " + scope }), 403);
+            await ExpectAsync(a, "GET", "/v1/memories?" + (scope == "agentx" ? "agent_id=agentx" : "user_id=" + scope), null, 403);
+            await ExpectAsync(a, "POST", "/v1/search", new { query = "orchid", filters = ScopeFields(scope) }, 403);
+            if (writes)
+            {
+                // A batch with one item outside the scope is refused whole: nothing of it is stored.
+                await ExpectAsync(a, "POST", "/v1/memories/batch", new { items = new[] { new { content = "planted batch ok" }, Merge(ScopeFields(scope), new { content = "planted batch " + scope }) } }, 403);
+            }
+        }
+        if (!writes)
+        {
+            await ExpectAsync(a, "POST", "/v1/memories", new { content = "planted by a reader" }, 403);
+            await ExpectAsync(a, "PUT", "/v1/kv/planted", new { value = 1 }, 403);
+        }
+
+        // Admin routes: other tenants' keys are as unknown as missing ones; non-admins are refused.
+        var foreignKey = await ForeignKeyIdAsync(actors, a.Tenant);
+        await ExpectAsync(a, "DELETE", $"/v1/admin/keys/{foreignKey}", null, a.Role == Role.Admin ? 404 : 403);
+        await ExpectAsync(a, "POST", $"/v1/admin/keys/{foreignKey}/rotate", null, a.Role == Role.Admin ? 404 : 403);
+        if (a.Role != Role.Admin)
+        {
+            await ExpectAsync(a, "POST", "/v1/admin/keys", new { role = "admin" }, 403);
+            await ExpectAsync(a, "GET", "/v1/memories", null, 403, extraHeader: ("X-Engram-Tenant", "t3"));
+        }
+    }
+
+    /// <summary>What each caller sees (memories, keys, graph entities): equal before and after the write pass.</summary>
+    private async Task<Dictionary<string, int>> SnapshotAsync(List<Actor> actors)
+    {
+        var counts = new Dictionary<string, int>();
+        foreach (var a in actors)
+        {
+            counts[$"{a.Name} memories"] = (await ReadAsync(a, "/v1/memories?limit=1000", 200)).GetProperty("items").GetArrayLength();
+            counts[$"{a.Name} kv"] = (await ReadAsync(a, "/v1/kv?limit=1000", 200)).GetProperty("items").GetArrayLength();
+            var graph = await ReadAsync(a, "/v1/graph", 200);
+            counts[$"{a.Name} graph"] = graph.GetProperty("entities").EnumerateArray().Sum(e => 1 + e.GetProperty("observations").GetArrayLength())
+                + graph.GetProperty("relations").GetArrayLength();
+        }
+        return counts;
+    }
+
+    private async Task<string> ForeignKeyIdAsync(List<Actor> actors, string tenant)
+    {
+        var other = actors.First(a => a.Tenant != tenant && a.Role == Role.Admin);
+        var keys = await ReadAsync(other, "/v1/admin/keys", 200);
+        return keys.GetProperty("items")[0].GetProperty("id").GetString()!;
+    }
+
+    private async Task<string> CreateMemoryAsync(Actor a, object body) =>
+        (await SendCheckedAsync(a, "POST", "/v1/memories", body, 201)).GetProperty("id").GetString()!;
+
+    private Task<JsonElement> ReadAsync(Actor a, string path, int status) => SendCheckedAsync(a, "GET", path, null, status);
+
+    private async Task ExpectAsync(Actor a, string method, string path, object? body, int status, Action<JsonElement>? check = null,
+        (string Name, string Value)? extraHeader = null)
+    {
+        var json = await SendCheckedAsync(a, method, path, body, status, extraHeader);
+        check?.Invoke(json);
+    }
+
+    /// <summary>Sends, asserts the status, and scans the body for every token <paramref name="a"/> must not see.</summary>
+    private async Task<JsonElement> SendCheckedAsync(Actor a, string method, string path, object? body, int status, (string Name, string Value)? extraHeader = null)
+    {
+        using var response = await SendAsync(a, method, path, body, extraHeader);
+        var text = await response.Content.ReadAsStringAsync();
+        ((int)response.StatusCode).Should().Be(status, $"{a.Name} {method} {path} answered {text}");
+        // A problem body may echo what the caller itself sent (a key name it guessed); that is not a leak.
+        AssertNoForeignTokens(a, text, $"{method} {path}", path + (body is null ? "" : JsonSerializer.Serialize(body)));
+        _checkedResponses++;
+        return text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(Actor a, string method, string path, object? body, (string Name, string Value)? extraHeader = null)
+    {
+        _sent.Add((method, path.Split('?')[0]));
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (body is not null)
+        {
+            request.Content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, new MediaTypeHeaderValue("application/json"));
+        }
+        if (extraHeader is { } header)
+        {
+            request.Headers.Add(header.Name, header.Value);
+        }
+        return await a.Client.SendAsync(request);
+    }
+
+    private static void AssertNoForeignTokens(Actor a, string text, string where, string sent)
+    {
+        void Refuse(string token, string what)
+        {
+            if (!sent.Contains(token, StringComparison.Ordinal))
+            {
+                text.Should().NotContain(token, $"{a.Name} must not see {what} ({where})");
+            }
+        }
+
+        foreach (var tenant in Tenants)
+        {
+            foreach (var scope in Scopes)
+            {
+                if (!SeesMemory(a, tenant, scope))
+                {
+                    Refuse(MemoryToken(tenant, scope), $"{tenant}'s {scope} memories");
+                }
+                if (!SeesPartition(a, tenant, scope))
+                {
+                    Refuse(KvToken(tenant, scope), $"{tenant}/{scope} key-value entries");
+                    Refuse(GraphToken(tenant, scope), $"{tenant}/{scope} graph");
+                }
+            }
+            // Key names are not secret inside a tenant (history records "key:<name>" as the actor); across tenants they are.
+            if (a.Tenant != tenant)
+            {
+                Refuse($"zzn{tenant}", $"{tenant}'s key names");
+            }
+        }
+    }
+
+    private static object Merge(object scope, object rest)
+    {
+        var merged = JsonSerializer.SerializeToNode(rest)!.AsObject();
+        foreach (var (key, value) in JsonSerializer.SerializeToNode(scope)!.AsObject())
+        {
+            merged[key] = value?.DeepClone();
+        }
+        return merged;
+    }
+
+    private sealed record Route(string Name, string Method, TemplateMatcher Matcher, int Literals);
+
+    private static List<Route> Routes(EngramServer server) =>
+        server.Services.GetServices<EndpointDataSource>().SelectMany(s => s.Endpoints).OfType<RouteEndpoint>()
+            .SelectMany(e => (e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["GET"]).Select(method =>
+            {
+                var template = TemplateParser.Parse(e.RoutePattern.RawText!.TrimEnd('/'));
+                var name = e.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName ?? e.DisplayName ?? e.RoutePattern.RawText!;
+                return new Route(name, method, new TemplateMatcher(template, []), template.Segments.Count(s => s.IsSimple && s.Parts[0].IsLiteral));
+            }))
+            .ToList();
+
+    /// <summary>The route a request reached: among the templates that match, the one with the most literal segments.</summary>
+    private static string? Match(List<Route> routes, string method, string path) =>
+        routes.Where(r => r.Method == method && r.Matcher.TryMatch(path.TrimEnd('/'), [])).MaxBy(r => r.Literals)?.Name;
+}
