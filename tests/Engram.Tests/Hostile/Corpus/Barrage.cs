@@ -18,7 +18,7 @@ internal sealed class Barrage(EngramServer server)
     private const int Parallelism = 4;
 
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<int, int>> _histogram = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, int> _classes = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<int, int>> _classes = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _failures = new();
     private int _sent;
 
@@ -36,7 +36,6 @@ internal sealed class Barrage(EngramServer server)
     public async Task<HostileAnswer?> SendAsync(Probe probe)
     {
         Interlocked.Increment(ref _sent);
-        _classes.AddOrUpdate(probe.Class, 1, (_, n) => n + 1);
         HostileAnswer answer;
         try
         {
@@ -44,7 +43,7 @@ internal sealed class Barrage(EngramServer server)
         }
         catch (OperationCanceledException)
         {
-            Count(probe.Label, -1);
+            Count(probe, -1);
             Fail(probe, $"no answer within {RequestTimeout.TotalSeconds:0} s (a hang)");
             return null;
         }
@@ -52,7 +51,7 @@ internal sealed class Barrage(EngramServer server)
         {
             answer = new HostileAnswer(0, new Dictionary<string, string>(), []);
         }
-        Count(probe.Label, answer.Status);
+        Count(probe, answer.Status);
         Check(probe, answer);
         return answer;
     }
@@ -127,8 +126,11 @@ internal sealed class Barrage(EngramServer server)
         }
     }
 
-    private void Count(string label, int status) =>
-        _histogram.GetOrAdd(label, _ => new ConcurrentDictionary<int, int>()).AddOrUpdate(status, 1, (_, n) => n + 1);
+    private void Count(Probe probe, int status)
+    {
+        _histogram.GetOrAdd(probe.Label, _ => new ConcurrentDictionary<int, int>()).AddOrUpdate(status, 1, (_, n) => n + 1);
+        _classes.GetOrAdd(probe.Class, _ => new ConcurrentDictionary<int, int>()).AddOrUpdate(status, 1, (_, n) => n + 1);
+    }
 
     private void Fail(Probe probe, string message) =>
         _failures.Enqueue($"{probe.Request.Method} {Cut(probe.Request.Target, 120)} [{probe.Class}: {probe.Name}] -> {message}");
@@ -144,7 +146,12 @@ internal sealed class Barrage(EngramServer server)
         var all = _histogram.Values.SelectMany(h => h).GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Sum(p => p.Value));
         var text = new StringBuilder();
         text.AppendLine($"{title}: {_sent} hostile requests; statuses {Histogram(all)}; accepted writes {Ledger.Accepted}");
-        text.AppendLine("  payload classes: " + string.Join(", ", _classes.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => $"{c.Key} {c.Value}")));
+        text.AppendLine("  by payload class:");
+        foreach (var (name, statuses) in _classes.OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            text.AppendLine($"  {name,-48} {statuses.Values.Sum(),5}  {Histogram(statuses)}");
+        }
+        text.AppendLine("  by endpoint (the route and method under test):");
         foreach (var (label, statuses) in _histogram.OrderBy(h => h.Key, StringComparer.Ordinal))
         {
             text.AppendLine($"  {label,-48} {statuses.Values.Sum(),5}  {Histogram(statuses)}");
