@@ -9,7 +9,8 @@ namespace Engram.Server.Http;
 /// Gives Kestrel's own refusals a problem body. Kestrel parses the request line and headers before any
 /// middleware runs, and answers what it cannot parse (a raw non-ASCII byte in the target, a malformed
 /// request line, a bad Host, a target or headers beyond its limits) with a bare
-/// <c>400/414/431, Content-Length: 0, Connection: close</c> and no hook to shape it. This connection
+/// <c>400/405/408/414/431, Content-Length: 0, Connection: close</c> (or a 505 for a request line naming
+/// another HTTP version, which is answered as a 400 here) and no hook to shape it. This connection
 /// middleware watches what Kestrel writes: a response head that is exactly such a bare refusal is
 /// replaced by the same head with a problem body. The app never writes one itself (every error it
 /// answers carries a problem body, HEAD included), and a body can never look like one (JSON escapes
@@ -28,24 +29,37 @@ internal static class BareRejectionBodies
     /// <summary>The problem body for a bare refusal head, or null when <paramref name="head"/> is anything else.</summary>
     internal static byte[]? Rewrite(ReadOnlySpan<byte> head)
     {
-        if (head.Length < 20 || !head.StartsWith("HTTP/1.1 4"u8) || !head.EndsWith("\r\n\r\n"u8)
+        if (head.Length < 20 || !IsRefusal(head) || !head.EndsWith("\r\n\r\n"u8)
             || head.IndexOf("\r\nContent-Length: 0\r\n"u8) < 0 || head.IndexOf("\r\nConnection: close\r\n"u8) < 0
             || head[..^4].IndexOf("\r\n\r\n"u8) >= 0)
         {
             return null;
         }
         var status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
+        if (status == 505)
+        {
+            // A request line naming no HTTP/1.x version is a request Engram cannot read: a client error
+            // (400), as every hostile request gets, rather than Kestrel's 505.
+            byte[] asBadRequest = [.. "HTTP/1.1 400 Bad Request"u8, .. head[head.IndexOf("\r\n"u8)..]];
+            return WithBody(asBadRequest, 400, "the request line must end in HTTP/1.1 (or HTTP/1.0): Engram reads no other version on this connection");
+        }
         var detail = status switch
         {
             400 => "the request could not be parsed: check the request line (a byte outside ASCII in the target must be percent-encoded as UTF-8, e.g. %C3%AB) and the Host header",
             414 => $"the request target is longer than the {RequestLimits.MaxTargetBytes} bytes Engram reads (send long filters in a body, e.g. POST /v1/search)",
             431 => $"the request headers are larger than the {RequestLimits.MaxHeaderBytes} bytes Engram reads",
+            405 => "a request target of * or host:port is only for OPTIONS or CONNECT; name a path such as /v1/memories",
+            408 => "the request headers did not arrive in time",
             _ => null,
         };
-        if (detail is null)
-        {
-            return null;
-        }
+        return detail is null ? null : WithBody(head, status, detail);
+    }
+
+    /// <summary>A head Kestrel writes for a request it refuses itself: a 4xx, or a 505 for a version it does not speak.</summary>
+    private static bool IsRefusal(ReadOnlySpan<byte> head) => head.StartsWith("HTTP/1.1 4"u8) || head.StartsWith("HTTP/1.1 505 "u8);
+
+    private static byte[] WithBody(ReadOnlySpan<byte> head, int status, string detail)
+    {
         var (title, type) = Problems.KindOf(status);
         var body = Encoding.UTF8.GetBytes(
             $$"""{"type":"{{type}}","title":"{{title}}","status":{{status}},"detail":"{{detail}}"}""");
@@ -75,7 +89,7 @@ internal static class BareRejectionBodies
             var lent = _lent;
             _lent = default;
             // A refusal head is ~150 bytes starting "HTTP/1.1 4"; that comparison rules out nearly every other write.
-            if (bytes is >= 20 and <= 1024 && lent.Length >= bytes && lent.Span.StartsWith("HTTP/1.1 4"u8)
+            if (bytes is >= 20 and <= 1024 && lent.Length >= bytes && IsRefusal(lent.Span)
                 && Rewrite(lent.Span[..bytes]) is { } replacement)
             {
                 inner.Write(replacement); // overwrites the unadvanced bytes Kestrel wrote, then advances past the new ones

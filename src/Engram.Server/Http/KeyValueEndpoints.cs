@@ -99,6 +99,21 @@ internal static class KeyValueEndpoints
             var request = await JsonBody.ReadAsync<KvExpireRequest>(http.Request, BodySize.Small, ct);
             return TypedResults.Ok(await kv.ExpireAsync(http.GetCaller(), key, request.TtlSeconds, ct));
         }
+        // The literal routes declare a JSON body, so routing passes them over for a request whose
+        // Content-Type is missing or not JSON, and it lands here: answer as the literal route would
+        // (415 for a type that is not JSON; a missing one is taken as JSON, like every other route).
+        switch (KeyOf(http, ""))
+        {
+            case "mget":
+                JsonMediaType.Require(http.Request.ContentType);
+                return await GetManyAsync(http, kv, ct);
+            case "mset":
+                JsonMediaType.Require(http.Request.ContentType);
+                return await SetManyAsync(http, kv, ct);
+            case "cleanup":
+                JsonMediaType.Require(http.Request.ContentType);
+                return await CleanupAsync(http, kv, ct);
+        }
         return Problems.For(404, $"no route for POST {path}: use /v1/kv/{{key}}/incr, /v1/kv/{{key}}/expire, /v1/kv/mget, /v1/kv/mset or /v1/kv/cleanup");
     }
 

@@ -29,6 +29,22 @@ internal static class QueryEncoding
         return null;
     }
 
+    /// <summary>
+    /// The first parameter whose name or value holds a percent-encoded NUL (<c>%00</c>), or null. No
+    /// parameter takes one, and .NET's number and date parsers ignore trailing NULs, so <c>limit=1%00</c>
+    /// had been read as 1 and <c>created_after=2026-01-01T00:00:00Z%00</c> as a date.
+    /// </summary>
+    public static string? FindNulParameter(string? query)
+    {
+        if (string.IsNullOrEmpty(query) || !query.Contains("%00", StringComparison.Ordinal))
+        {
+            return null;
+        }
+        var parameter = query.TrimStart('?').Split('&').First(p => p.Contains("%00", StringComparison.Ordinal));
+        var name = parameter.Split('=')[0];
+        return name.Contains("%00", StringComparison.Ordinal) || !IsUtf8(name) ? "query" : Uri.UnescapeDataString(name.Replace('+', ' '));
+    }
+
     private static bool IsUtf8(string escaped)
     {
         var bytes = new byte[escaped.Length];

@@ -46,6 +46,10 @@ internal sealed class RequestLimits(RequestDelegate next)
         {
             throw new ValidationException(parameter, $"'{parameter}' is not UTF-8 once percent-decoded; encode text as UTF-8 before percent-encoding it");
         }
+        if (QueryEncoding.FindNulParameter(context.Request.QueryString.Value) is { } withNul)
+        {
+            throw new ValidationException(withNul, $"'{withNul}' holds a NUL character (%00), which no query parameter takes");
+        }
         var headers = context.Request.Headers;
         if (headers.Count > MaxHeaderCount)
         {

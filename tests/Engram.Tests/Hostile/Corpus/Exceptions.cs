@@ -1,0 +1,86 @@
+using System.Text.Json.Nodes;
+
+namespace Engram.Tests.Hostile.Corpus;
+
+/// <summary>
+/// The hostile-looking inputs that are legitimately acceptable, one line each with the reason:
+/// everything not listed here must be refused with a 4xx problem body.
+/// </summary>
+internal static class Exceptions
+{
+    /// <summary>A body payload on a route: payload class, the field it spoils (a prefix; "" any) and the payload name (null: any).</summary>
+    private sealed record Rule(string Label, string Class, string Field, string? Payload, Func<RouteSample, Expectation> Expect);
+
+    /// <summary>The first rule that matches a payload decides.</summary>
+    private static readonly Rule[] Rules =
+    [
+        // U+0000 written as \u0000 is valid JSON and valid Unicode: free text (a memory's content, an
+        // observation, a query) keeps it and reads it back exactly; names, keys and scopes refuse it.
+        new("POST /v1/memories", "strings", "content", "escaped NUL", s => FreeText(s, "content")),
+        new("PATCH /v1/memories/{id}", "strings", "content", "escaped NUL", s => FreeText(s, "content")),
+        new("POST /v1/memories/batch", "strings", "items[0].content", "escaped NUL", s => FreeText(s, null)),
+        new("POST /v1/graph/entities", "strings", "entities[0].observations[0]", "escaped NUL", s => FreeText(s, null)),
+        new("POST /v1/graph/observations/delete", "strings", "deletions[0].observations[0]", "escaped NUL", s => FreeText(s, null)),
+        new("POST /v1/search", "strings", "query", "escaped NUL", s => FreeText(s, null)),
+        new("POST /v1/search", "strings", "filters.", "escaped NUL", s => Expectation.Only("a filter holding U+0000 matches nothing", 200) with { Check = Empty("results") }),
+        // A batch validates each item on its own: a bad item is reported in its slot, the batch answers 200 (documented).
+        new("POST /v1/memories/batch", "strings", "items[0].", null, _ => ItemErrors()),
+        new("POST /v1/memories/batch", "sizes", "items[0].", null, _ => ItemErrors()),
+        // A filter longer than any stored value is a filter that matches nothing, not an error.
+        new("POST /v1/search", "strings", "filters.", "40,000 characters", s => Expectation.RefusedOr("an over-long filter matches nothing", 200) with { Check = Empty("results") }),
+    ];
+
+    /// <summary>Numbers each field legitimately takes (its documented range): (route, field, number names).</summary>
+    private static readonly (string Label, string Field, string[] Numbers, string Why)[] InRange =
+    [
+        ("POST /v1/memories", "importance", ["-0", "1e-400"], "importance is 0..1"),
+        ("POST /v1/memories", "valence", ["-1", "-0", "1e-400"], "valence is -1..1"),
+        ("POST /v1/memories", "ttl_seconds", ["2^31"], "a TTL in seconds is a long"),
+        ("PATCH /v1/memories/{id}", "importance", ["-0", "1e-400"], "importance is 0..1"),
+        ("PATCH /v1/memories/{id}", "ttl_seconds", ["2^31"], "a TTL in seconds is a long"),
+        ("POST /v1/search", "min_score", Finite, "min_score is any finite number (a bound on the score)"),
+        ("POST /v1/search", "weights.recency", ["-0", "1e-400", "fraction for an integer"], "a weight is 0 or more"),
+        ("POST /v1/graph/relations", "relations[0].weight", Finite, "a relation's weight is any finite number"),
+        ("PUT /v1/kv/{key}", "ttl_seconds", ["-0"], "ttl_seconds 0 is no expiry"),
+        ("POST /v1/kv/mset", "items[0].ttl_seconds", ["-0"], "ttl_seconds 0 is no expiry"),
+        ("POST /v1/kv/{key}", "by", ["-1", "-0", "2^31"], "incr adds any long"),
+    ];
+
+    private static string[] Finite => ["2^63", "-2^63-1", "2^64", "100-digit integer", "-1", "-0", "1e-400", "2^31", "fraction for an integer"];
+
+    private static Expectation ItemErrors() => Expectation.RefusedOr("a bad batch item is reported in its slot", 200) with
+    {
+        Check = a => JsonNode.Parse(a.Body)!["results"]!.AsArray().All(r => (string?)r!["status"] == "error") ? null : "a bad item was stored",
+    };
+
+    private static Expectation FreeText(RouteSample sample, string? echoed) =>
+        Expectation.Only("free text may hold U+0000 (escaped); it is stored and read back as sent", sample.Statuses) with
+        {
+            MayWrite = sample.Writes,
+            Check = echoed is null ? null : a => (string?)JsonNode.Parse(a.Body)![echoed] == "a\0b" ? null : $"{echoed} did not come back as sent",
+        };
+
+    public static Expectation Body(RouteSample sample, string payloadClass, string field, string? payload = null) =>
+        Rules.FirstOrDefault(r => r.Label == sample.Label && r.Class == payloadClass && field.StartsWith(r.Field, StringComparison.Ordinal)
+            && (r.Payload is null || r.Payload == payload))?.Expect(sample) ?? Expectation.Refused;
+
+    public static Expectation Number(RouteSample sample, string field, string number) =>
+        InRange.FirstOrDefault(r => r.Label == sample.Label && r.Field == field && r.Numbers.Contains(number)) is { Why: not null } rule
+            ? Expectation.Only(rule.Why, sample.Statuses) with { MayWrite = sample.Writes }
+            : Expectation.Refused;
+
+    /// <summary>A body announced as empty: refused where a body is required; incr takes none and adds 1 (documented).</summary>
+    public static Expectation EmptyBody(RouteSample sample) => sample.Target.EndsWith("/incr", StringComparison.Ordinal)
+        ? Expectation.Only("incr without a body adds 1 (documented)", 200) with { MayWrite = true }
+        : Expectation.Refused;
+
+    /// <summary>An If-Match header on a PATCH: a malformed one is a 400, a version that is not the memory's a 412; an empty one is no condition.</summary>
+    public static Expectation IfMatch(RouteSample sample, string value) =>
+        value.Length == 0 ? Expectation.Only("an empty If-Match sets no condition", sample.Statuses) with { MayWrite = true } : Expectation.Refused;
+
+    /// <summary>Hostile query values, refused unless listed.</summary>
+    public static Expectation Query(RouteSample sample, string parameter, string value) => Expectation.Refused;
+
+    private static Func<HostileAnswer, string?> Empty(string member) => answer =>
+        JsonNode.Parse(answer.Body)![member]!.AsArray().Count is var n and > 0 ? $"matched {n} {member}" : null;
+}

@@ -1,0 +1,152 @@
+namespace Engram.Tests.Hostile.Corpus;
+
+/// <summary>What a query parameter holds, which decides the hostile values it is given.</summary>
+internal enum QueryKind
+{
+    Int,
+    Bool,
+    Text,
+    Timestamp,
+    Choice,
+    Glob,
+    Cursor,
+}
+
+/// <summary>
+/// A valid request to one route and method, which the corpus then spoils: <see cref="Target"/> names its
+/// route parameters <c>{name}</c> (filled from <see cref="Params"/> or with hostile values), and
+/// <see cref="Body"/> is the JSON the route takes (null: it reads none). Samples only ever write what the
+/// barrage may write (new memories in scope <c>hostile</c>, keys under <c>hostile:</c>, the probe entity
+/// and relation) or change the scratch memory, so an accepted write never touches seeded data.
+/// </summary>
+internal sealed record RouteSample(string Method, string Pattern, string Target, string? Body, int[] Statuses)
+{
+    /// <summary>Values for the target's parameters; <c>$name</c> is a value the seed supplies (<see cref="SeededStore"/>).</summary>
+    public IReadOnlyDictionary<string, string> Params { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>A query every request to this sample carries (e.g. the scope a bulk delete needs).</summary>
+    public string Query { get; init; } = "";
+
+    /// <summary>The query parameters the route reads, by kind.</summary>
+    public IReadOnlyDictionary<string, QueryKind> QueryParams { get; init; } = new Dictionary<string, QueryKind>();
+
+    /// <summary>Fields whose value is any JSON (a key-value value): never given a "wrong" type.</summary>
+    public IReadOnlyList<string> AnyJsonFields { get; init; } = [];
+
+    /// <summary>The valid sample may write (so a payload the route accepts is accounted for, not an error).</summary>
+    public bool Writes { get; init; }
+
+    /// <summary>Known from the table (false: built from the route pattern alone, for a route added after the table).</summary>
+    public bool Known { get; init; } = true;
+
+    public string Label => $"{Method} {Pattern}";
+}
+
+/// <summary>The valid sample of every route Engram had when the corpus was written; newer routes get a generic one.</summary>
+internal static class RouteSamples
+{
+    private static readonly Dictionary<string, QueryKind> ListFilters = new()
+    {
+        ["limit"] = QueryKind.Int,
+        ["cursor"] = QueryKind.Cursor,
+        ["user_id"] = QueryKind.Text,
+        ["agent_id"] = QueryKind.Text,
+        ["session_id"] = QueryKind.Text,
+        ["namespace"] = QueryKind.Text,
+        ["source"] = QueryKind.Text,
+        ["type"] = QueryKind.Text,
+        ["tier"] = QueryKind.Choice,
+        ["tags"] = QueryKind.Text,
+        ["tags_match"] = QueryKind.Choice,
+        ["entity"] = QueryKind.Text,
+        ["metadata.k"] = QueryKind.Text,
+        ["created_after"] = QueryKind.Timestamp,
+        ["updated_before"] = QueryKind.Timestamp,
+    };
+
+    public static readonly RouteSample[] Table =
+    [
+        new("GET", "/health", "/health", null, [200]),
+        new("GET", "/health/live", "/health/live", null, [200]),
+        new("GET", "/health/ready", "/health/ready", null, [200]),
+        new("GET", "/v1/stats", "/v1/stats", null, [200]),
+        new("GET", "/openapi/{documentName}.json", "/openapi/{documentName}.json", null, [200]) { Params = P("documentName", "v1") },
+
+        new("POST", "/v1/memories", "/v1/memories",
+            """{"content":"hostile probe","type":"fact","tier":"working","importance":0.5,"valence":0.1,"tags":["probe"],"entities":["Probe"],"metadata":{"k":"v"},"user_id":"hostile","ttl_seconds":3600}""",
+            [200, 201]) { Writes = true, QueryParams = Q(("on_duplicate", QueryKind.Choice)) },
+        new("POST", "/v1/memories/batch", "/v1/memories/batch",
+            """{"items":[{"content":"hostile batch probe","user_id":"hostile","tags":["probe"]}]}""", [200]) { Writes = true, QueryParams = Q(("on_duplicate", QueryKind.Choice)) },
+        new("GET", "/v1/memories", "/v1/memories", null, [200]) { QueryParams = ListFilters },
+        new("DELETE", "/v1/memories", "/v1/memories", null, [200]) { Query = "user_id=hostile-nobody&confirm=true", QueryParams = ListFilters },
+        new("GET", "/v1/memories/{id}", "/v1/memories/{id}", null, [200]) { Params = P("id", "$memory") },
+        new("PATCH", "/v1/memories/{id}", "/v1/memories/{id}", """{"content":"scratch patched","importance":0.7,"tags":["p"],"metadata":{"k":1},"ttl_seconds":3600}""", [200])
+            { Params = P("id", "$scratch"), Writes = true },
+        new("DELETE", "/v1/memories/{id}", "/v1/memories/{id}", null, [404]) { Params = P("id", "$absent") },
+        new("GET", "/v1/memories/{id}/history", "/v1/memories/{id}/history", null, [200]) { Params = P("id", "$memory") },
+
+        new("POST", "/v1/search", "/v1/search",
+            """{"query":"dark mode editor","k":3,"filters":{"user_id":"seed-alice","tags":["ui"],"metadata":{"app":"vscode"}},"min_score":0.0,"weights":{"recency":0.1},"explain":true}""", [200]),
+
+        new("POST", "/v1/graph/entities", "/v1/graph/entities", """{"entities":[{"name":"HostileProbe","entity_type":"probe","observations":["seen"]}]}""", [200]) { Writes = true },
+        new("POST", "/v1/graph/relations", "/v1/graph/relations", """{"relations":[{"from":"Alice","to":"Billing","relation_type":"hostile_rel","weight":0.5}]}""", [200]) { Writes = true },
+        new("POST", "/v1/graph/observations", "/v1/graph/observations", """{"observations":[{"entity_name":"Nobody","contents":["x"]}]}""", [404]),
+        new("POST", "/v1/graph/entities/delete", "/v1/graph/entities/delete", """{"entity_names":["Nobody"]}""", [200]),
+        new("POST", "/v1/graph/observations/delete", "/v1/graph/observations/delete", """{"deletions":[{"entity_name":"Nobody","observations":["x"]}]}""", [200, 404]),
+        new("POST", "/v1/graph/relations/delete", "/v1/graph/relations/delete", """{"relations":[{"from":"Nobody","to":"Noone","relation_type":"x"}]}""", [200]),
+        new("GET", "/v1/graph", "/v1/graph", null, [200]) { QueryParams = Q(("include_invalid", QueryKind.Bool)) },
+        new("GET", "/v1/graph/search", "/v1/graph/search", null, [200])
+            { Query = "query=billing", QueryParams = Q(("query", QueryKind.Text), ("limit", QueryKind.Int), ("include_invalid", QueryKind.Bool)) },
+        new("GET", "/v1/graph/nodes", "/v1/graph/nodes", null, [200]) { Query = "names=Alice", QueryParams = Q(("names", QueryKind.Text), ("include_invalid", QueryKind.Bool)) },
+        new("GET", "/v1/graph/entities/{name}/neighbors", "/v1/graph/entities/{name}/neighbors", null, [200])
+            { Params = P("name", "Alice"), QueryParams = Q(("depth", QueryKind.Int), ("relation_type", QueryKind.Text), ("include_invalid", QueryKind.Bool)) },
+        new("GET", "/v1/graph/entities/{name}/memories", "/v1/graph/entities/{name}/memories", null, [200])
+            { Params = P("name", "Alice"), QueryParams = Q(("limit", QueryKind.Int), ("cursor", QueryKind.Cursor)) },
+        new("GET", "/v1/graph/entities/{name}/history", "/v1/graph/entities/{name}/history", null, [200]) { Params = P("name", "Alice") },
+        new("GET", "/v1/graph/path", "/v1/graph/path", null, [200])
+            { Query = "from=Alice&to=Billing", QueryParams = Q(("from", QueryKind.Text), ("to", QueryKind.Text), ("include_invalid", QueryKind.Bool)) },
+
+        new("GET", "/v1/kv", "/v1/kv", null, [200]) { QueryParams = Q(("pattern", QueryKind.Glob), ("limit", QueryKind.Int), ("cursor", QueryKind.Cursor)) },
+        new("POST", "/v1/kv/mget", "/v1/kv/mget", """{"keys":["seed:a","hostile:absent"]}""", [200]),
+        new("POST", "/v1/kv/mset", "/v1/kv/mset", """{"items":[{"key":"hostile:mset","value":{"a":1},"ttl_seconds":3600}]}""", [200])
+            { Writes = true, AnyJsonFields = ["value"] },
+        new("POST", "/v1/kv/cleanup", "/v1/kv/cleanup", """{"pattern":"hostile:none:*"}""", [200]),
+        new("PUT", "/v1/kv/{key}", "/v1/kv/{key}", """{"value":{"a":[1,"x"]},"ttl_seconds":3600,"nx":false,"xx":false}""", [200, 201])
+            { Params = P("key", "hostile:put"), Writes = true, AnyJsonFields = ["value"] },
+        new("GET", "/v1/kv/{key}", "/v1/kv/{key}", null, [200])
+            { Params = P("key", "seed:a"), QueryParams = Q(("history", QueryKind.Bool), ("limit", QueryKind.Int), ("cursor", QueryKind.Cursor)) },
+        new("DELETE", "/v1/kv/{key}", "/v1/kv/{key}", null, [404]) { Params = P("key", "hostile:absent") },
+        new("POST", "/v1/kv/{key}", "/v1/kv/{key}/incr", """{"by":2}""", [200]) { Params = P("key", "hostile:counter"), Writes = true },
+        new("POST", "/v1/kv/{key}", "/v1/kv/{key}/expire", """{"ttl_seconds":60}""", [404]) { Params = P("key", "hostile:absent") },
+    ];
+
+    /// <summary>The samples of every served route and method; a route the table does not know gets a generic one.</summary>
+    public static IReadOnlyList<RouteSample> For(IReadOnlyList<ServedRoute> routes)
+    {
+        var samples = new List<RouteSample>();
+        foreach (var route in routes)
+        {
+            foreach (var (method, requestType) in route.Methods)
+            {
+                var known = Table.Where(s => s.Method == method && s.Pattern == route.Template).ToList();
+                samples.AddRange(known.Count > 0 ? known : [Generic(route, method, requestType)]);
+            }
+        }
+        return samples;
+    }
+
+    /// <summary>Samples of the table that name no served route (a route renamed or removed): the table is stale.</summary>
+    public static IEnumerable<string> Stale(IReadOnlyList<ServedRoute> routes) =>
+        Table.Where(s => !routes.Any(r => r.Template == s.Pattern && r.Methods.ContainsKey(s.Method))).Select(s => s.Label);
+
+    private static RouteSample Generic(ServedRoute route, string method, Type? requestType) =>
+        new(method, route.Template, route.Template, requestType is null ? null : "{}", [])
+        {
+            Params = route.Parameters.ToDictionary(p => p, _ => "probe"),
+            Known = false,
+        };
+
+    private static Dictionary<string, string> P(string name, string value) => new() { [name] = value };
+
+    private static Dictionary<string, QueryKind> Q(params (string Name, QueryKind Kind)[] parameters) => parameters.ToDictionary(p => p.Name, p => p.Kind);
+}
