@@ -40,7 +40,7 @@ public sealed partial class OutboundTests
         await using var endpoint = await FakeEmbeddingServer.StartAsync();
         endpoint.Handler = (context, _) =>
         {
-            context.Response.StatusCode = 302;
+            context.Response.StatusCode = 307; // keeps the method and body, so a followed redirect would reach (and be recorded by) the target
             context.Response.Headers.Location = elsewhere.BaseUrl + "/embeddings";
             return Task.CompletedTask;
         };
