@@ -39,13 +39,14 @@ public static class ServerApplication
         MapOperatorVariables(builder.Configuration);
         var started = new StartupLog.StartedFlag();
         StartupLog.Configure(builder.Logging, started);
-        builder.WebHost.UseUrls(urls ?? builder.Configuration["urls"] ?? EngramServerOptions.DefaultUrls);
+        var listenUrls = urls ?? builder.Configuration["urls"] ?? EngramServerOptions.DefaultUrls;
+        builder.WebHost.UseUrls(listenUrls);
         builder.WebHost.ConfigureKestrel(RequestLimits.ConfigureKestrel);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
 
         var options = EngramServerOptions.Bind(builder.Configuration);
         configure?.Invoke(options);
-        var errors = options.Validate().ToList();
+        var errors = options.Validate().Concat(TlsOptions.CheckUrls(listenUrls, options.Tls)).ToList();
         if (errors.Count > 0)
         {
             throw new OptionsValidationException(EngramServerOptions.Section, typeof(EngramServerOptions), errors);

@@ -38,6 +38,19 @@ public sealed class TlsOptions
         }
     }
 
+    /// <summary>
+    /// An <c>https://</c> address needs a configured certificate: Kestrel would otherwise look for the ASP.NET
+    /// development certificate, which a server should not serve and whose absence it reports in three lines.
+    /// </summary>
+    public static IEnumerable<string> CheckUrls(string urls, TlsOptions tls)
+    {
+        if (!tls.Enabled && urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Any(url => url.StartsWith("https://", StringComparison.OrdinalIgnoreCase)))
+        {
+            yield return "an https:// address needs a certificate: set Engram:Tls:CertificatePath (Engram__Tls__CertificatePath), see docs/CONFIGURATION.md";
+        }
+    }
+
     /// <summary>The password is never shown.</summary>
     public override string ToString() =>
         $"CertificatePath={CertificatePath}, KeyPath={KeyPath}, Password={(Password is null ? "(none)" : Core.Security.Secrets.Mask)}, HstsMaxAgeSeconds={HstsMaxAgeSeconds.ToString(CultureInfo.InvariantCulture)}";

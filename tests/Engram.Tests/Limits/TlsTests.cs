@@ -77,6 +77,16 @@ public sealed class TlsTests
         wrong.Stderr.Should().Contain("password").And.NotContain("not-the-password-93b").And.NotContain(Password).And.NotContain(" at ");
     }
 
+    [Fact]
+    public async Task Serve_OnAnHttpsAddressWithoutACertificate_SaysWhichSettingIsMissing()
+    {
+        using var folder = new TempDirectory();
+        var result = await CliProcess.RunAsync(["serve", "--data", Path.Combine(folder.Path, "data"), "--urls", $"https://127.0.0.1:{EngramServer.FreePort()}"]);
+        result.ExitCode.Should().Be(1, result.ToString());
+        result.Stderr.Trim().Split('\n').Should().ContainSingle(result.ToString());
+        result.Stderr.Should().Contain("Engram:Tls:CertificatePath");
+    }
+
     /// <summary>A self-signed server certificate for 127.0.0.1 and localhost, valid for a day.</summary>
     private static X509Certificate2 SelfSigned()
     {
