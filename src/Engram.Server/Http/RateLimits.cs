@@ -127,7 +127,7 @@ internal static class RateLimits
     }
 
     /// <summary>Who a request counts against: its API key, else its address.</summary>
-    private readonly record struct ClientKey(string? KeyId, IPAddress? Address, bool IsExempt)
+    internal readonly record struct ClientKey(string? KeyId, IPAddress? Address, bool IsExempt)
     {
         public static ClientKey Exempt { get; } = new(null, null, true);
 

@@ -81,3 +81,38 @@ public sealed class RateLimitTests
         }
     }
 }
+
+/// <summary>Who a request counts against (the gate is another part of issue 11; its caller feature is set by hand here).</summary>
+public sealed class RateLimitPartitionTests
+{
+    [Fact]
+    public void AKeyedCallerIsCountedByItsKey_WhateverItsAddress()
+    {
+        var fromHome = Context("10.0.0.1", keyId: "key-a");
+        var fromOffice = Context("10.0.0.2", keyId: "key-a");
+        var otherKey = Context("10.0.0.1", keyId: "key-b");
+
+        RateLimits.ClientKey.Of(fromHome).Should().Be(RateLimits.ClientKey.Of(fromOffice));
+        RateLimits.ClientKey.Of(otherKey).Should().NotBe(RateLimits.ClientKey.Of(fromHome));
+    }
+
+    [Fact]
+    public void WithoutAKey_TheAddressCounts_AnIpv6ClientByItsSlash64()
+    {
+        RateLimits.ClientKey.Of(Context("10.0.0.1")).Should().NotBe(RateLimits.ClientKey.Of(Context("10.0.0.2")));
+        RateLimits.ClientKey.Of(Context("::ffff:10.0.0.1")).Should().Be(RateLimits.ClientKey.Of(Context("10.0.0.1")));
+        RateLimits.ClientKey.Of(Context("2001:db8:1:2::1")).Should().Be(RateLimits.ClientKey.Of(Context("2001:db8:1:2:ffff::9")));
+        RateLimits.ClientKey.Of(Context("2001:db8:1:3::1")).Should().NotBe(RateLimits.ClientKey.Of(Context("2001:db8:1:2::1")));
+    }
+
+    private static Microsoft.AspNetCore.Http.DefaultHttpContext Context(string address, string? keyId = null)
+    {
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        context.Connection.RemoteIpAddress = IPAddress.Parse(address);
+        if (keyId is not null)
+        {
+            context.Features.Set<ICallerFeature>(new CallerFeature(new Engram.Core.Common.Caller("t", "a", Engram.Core.Security.Role.Read, KeyId: keyId)));
+        }
+        return context;
+    }
+}
