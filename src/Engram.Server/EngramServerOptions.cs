@@ -1,8 +1,10 @@
 using Engram.Core.Configuration;
 using Engram.Core.Embeddings;
 using Engram.Core.KeyValue;
+using Engram.Core.Net;
 using Engram.Core.Search;
 using Engram.Core.Security;
+using Engram.Server.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -41,6 +43,23 @@ public sealed class EngramServerOptions
     /// <summary>How often the TTL sweeper deletes expired memories.</summary>
     public int SweepIntervalSeconds { get; set; } = 60;
 
+    // Limits, TLS, CORS and outbound hosts (issue 11). See docs/CONFIGURATION.md.
+
+    /// <summary>Per-caller token bucket and requests in flight (429 with Retry-After past them).</summary>
+    public RateLimitOptions RateLimit { get; set; } = new();
+
+    /// <summary>A request still running after this many seconds is stopped and answered 503; 0 = no limit.</summary>
+    public int RequestTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>The HTTPS certificate and HSTS.</summary>
+    public TlsOptions Tls { get; set; } = new();
+
+    /// <summary>Browser origins allowed by CORS (none: CORS off); also the MCP Origin check.</summary>
+    public CorsSettings Cors { get; set; } = new();
+
+    /// <summary>Hosts outbound requests may go to besides the configured endpoints.</summary>
+    public OutboundOptions Outbound { get; set; } = new();
+
     /// <summary>
     /// Binds the <c>Engram</c> section of <paramref name="configuration"/>. A value of the wrong type
     /// (MEMORY_DEFAULT_TTL_SECONDS=soon, Durability=Fast) is the operator's to fix, so it becomes an
@@ -73,6 +92,14 @@ public sealed class EngramServerOptions
         if (SweepIntervalSeconds < 1)
         {
             yield return "Engram:SweepIntervalSeconds must be at least 1";
+        }
+        if (RequestTimeoutSeconds is < 0 or > 86_400)
+        {
+            yield return "Engram:RequestTimeoutSeconds must be between 0 (no limit) and 86400";
+        }
+        foreach (var error in RateLimit.Validate().Concat(Tls.Validate()).Concat(Cors.Validate()).Concat(Outbound.Validate()))
+        {
+            yield return error;
         }
         foreach (var error in Limits.Validate().Concat(Search.Validate()).Concat(KeyValue.Validate()).Concat(Embeddings.Validate()).Concat(Auth.Validate()))
         {

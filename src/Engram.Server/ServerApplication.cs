@@ -47,7 +47,7 @@ public static class ServerApplication
 
         var options = EngramServerOptions.Bind(builder.Configuration);
         configure?.Invoke(options);
-        var errors = options.Validate().ToList();
+        var errors = options.Validate().Concat(TlsOptions.CheckUrls(listenUrls, options.Tls)).ToList();
         if (errors.Count > 0)
         {
             throw new OptionsValidationException(EngramServerOptions.Section, typeof(EngramServerOptions), errors);
@@ -57,13 +57,34 @@ public static class ServerApplication
         var bodyLimits = new RequestBodyLimits(options);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = bodyLimits.Small);
         builder.Services.AddSingleton(bodyLimits);
+        // Limits (issue 11): TLS certificate, CORS allow-list, rate limits, request time-outs.
+        var tlsCertificate = options.Tls.Enabled ? options.Tls.LoadCertificate() : null;
+        builder.WebHost.UseKestrelHttpsConfiguration(); // the slim builder leaves https:// addresses out
+        if (tlsCertificate is not null)
+        {
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https => https.ServerCertificate = tlsCertificate));
+        }
+        var origins = new OriginPolicy(options.Cors.AllowedOrigins);
+        builder.Services.AddSingleton(origins);
+        if (origins.CorsEnabled)
+        {
+            builder.Services.AddEngramCors(origins);
+        }
+        if (options.RateLimit.Enabled)
+        {
+            builder.Services.AddEngramRateLimits(options.RateLimit);
+        }
+        if (options.RequestTimeoutSeconds > 0)
+        {
+            builder.Services.AddEngramRequestTimeouts(options.RequestTimeoutSeconds);
+        }
         builder.Services.AddSingleton(Options.Create(options));
         // One server per data folder (ServerLock); resolved before the store, so disposed after it.
         builder.Services.AddSingleton(_ => ServerLock.Acquire(options.DataPath));
         builder.Services.AddSingleton(clock ?? TimeProvider.System);
         builder.Services.AddSingleton(sp => new EngramEngine(
             SqliteMemoryStore.Open(options.DataPath, sp.GetRequiredService<TimeProvider>()),
-            options.Limits, options.Search, options.Embeddings.CreateProvider(), sp.GetRequiredService<TimeProvider>(),
+            options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound), sp.GetRequiredService<TimeProvider>(),
             options.IndexSnapshots ? Path.Combine(Path.GetFullPath(options.DataPath), IndexSnapshot.FileName) : null, options.KeyValue));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
@@ -117,12 +138,27 @@ public static class ServerApplication
 
         // HEAD outermost, so it counts the problem bodies too; routing after both, so HEAD reaches the
         // GET endpoints and a refusal by the limits is a problem body.
+        if (tlsCertificate is not null && options.Tls.HstsMaxAgeSeconds > 0)
+        {
+            app.UseMiddleware<Hsts>(options.Tls.HstsMaxAgeSeconds); // header added as the response starts, so its place does not matter
+        }
         app.UseMiddleware<HeadRequestMiddleware>();
         app.UseMiddleware<ProblemMiddleware>();
         app.UseMiddleware<RequestLimits>();
         app.UseRouting();
-        // CORS (limits) goes here, then the authentication gate (auth), then rate limits and time-outs (limits).
-        app.UseMiddleware<AuthenticationGate>();
+        if (origins.CorsEnabled)
+        {
+            app.UseEngramCors(origins); // before the authentication gate: answers allowed origins' preflights, which carry no key
+        }
+        app.UseMiddleware<AuthenticationGate>(); // sets the caller (tenant, role, scope) every endpoint and the limiter read
+        if (options.RateLimit.Enabled)
+        {
+            app.UseRateLimiter(); // after the authentication gate: partitions by the caller's key, else its address
+        }
+        if (options.RequestTimeoutSeconds > 0)
+        {
+            app.UseRequestTimeouts(); // after the gate and the limiter: the budget counts the endpoint's work, not a queue wait
+        }
 
         app.MapOpenApi("/openapi/{documentName}.json").AddEndpointFilter(OpenApiDocuments.OnlyKnown).Requires(Core.Security.Role.Read);
         app.MapSystemEndpoints();
@@ -155,6 +191,7 @@ public static class ServerApplication
             ("EMBEDDINGS_API_KEY", "Embeddings:OpenAi:ApiKey"),
             ("EMBEDDINGS_DIMENSIONS", "Embeddings:OpenAi:Dimensions"),
             ("MEMORY_DEFAULT_TTL_SECONDS", "KeyValue:DefaultTtlSeconds"),
+            ("ENGRAM_TLS_PASSWORD", "Tls:Password"),
         ];
         foreach (var (variable, key) in map)
         {

@@ -39,7 +39,12 @@ public sealed class InProcessServer : IAsyncDisposable
         var folder = new BenchDataFolder(dataRoot);
         var url = $"http://127.0.0.1:{FreePort()}";
         // Per-request info logging would measure the console, not Engram.
-        var app = ServerApplication.Build(["--Logging:LogLevel:Default=Warning"], o => o.DataPath = folder.Path, urls: url);
+        var app = ServerApplication.Build(["--Logging:LogLevel:Default=Warning"], o =>
+        {
+            o.DataPath = folder.Path;
+            // One client far above any per-client limit: limits so high they never refuse, so the limiter's cost is still measured.
+            o.RateLimit = new() { PermitsPerSecond = 1_000_000, Burst = int.MaxValue, MaxConcurrentRequests = 100_000 };
+        }, urls: url);
         await app.StartAsync();
         return new InProcessServer(app, folder, new Uri(url));
     }

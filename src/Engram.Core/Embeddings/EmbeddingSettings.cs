@@ -38,10 +38,13 @@ public sealed class EmbeddingSettings
         }
     }
 
-    /// <summary>Creates the configured provider (call <see cref="Validate"/> first).</summary>
-    public IEmbeddingProvider CreateProvider() => Provider switch
+    /// <summary>
+    /// Creates the configured provider (call <see cref="Validate"/> first). A remote one calls only its endpoint's
+    /// host and <paramref name="outbound"/>'s allowed hosts (<see cref="Net.OutboundHttp"/>).
+    /// </summary>
+    public IEmbeddingProvider CreateProvider(Net.OutboundOptions? outbound = null) => Provider switch
     {
-        OpenAiProvider => new OpenAiCompatibleEmbeddingProvider(OpenAi),
+        OpenAiProvider => new OpenAiCompatibleEmbeddingProvider(OpenAi, outbound: outbound),
         Hash => new HashEmbeddingProvider(HashDimensions),
         _ => BuiltinEmbeddingProvider.Default,
     };

@@ -5,6 +5,8 @@ using System.Net.Http.Headers;
 using System.Numerics.Tensors;
 using System.Text;
 using System.Text.Json;
+using Engram.Core.Net;
+using Engram.Core.Security;
 
 namespace Engram.Core.Embeddings;
 
@@ -33,6 +35,7 @@ public sealed class OpenAiCompatibleEmbeddingProvider : IEmbeddingProvider, IDis
     private readonly Uri _endpoint;
     private readonly string _model;
     private readonly AuthenticationHeaderValue? _authorization;
+    private readonly string? _apiKey;
     private readonly int? _configuredDimensions;
     private readonly int _maxBatchSize;
     private readonly TimeSpan _timeout;
@@ -47,9 +50,12 @@ public sealed class OpenAiCompatibleEmbeddingProvider : IEmbeddingProvider, IDis
     /// <param name="options">Validated here; later changes to the object have no effect.</param>
     /// <param name="httpClient">
     /// A client to send through (not disposed here), e.g. from IHttpClientFactory; its own Timeout, if shorter than
-    /// <see cref="OpenAiEmbeddingOptions.Timeout"/>, also counts as a (transient) time-out. Null: one is created.
+    /// <see cref="OpenAiEmbeddingOptions.Timeout"/>, also counts as a (transient) time-out. Null: one is created by
+    /// <see cref="OutboundHttp"/>, which sends only to the endpoint's host (and <paramref name="outbound"/>'s) and
+    /// follows no redirect.
     /// </param>
-    public OpenAiCompatibleEmbeddingProvider(OpenAiEmbeddingOptions options, HttpClient? httpClient = null)
+    /// <param name="outbound">More hosts outbound requests may go to; the endpoint's own host is always allowed.</param>
+    public OpenAiCompatibleEmbeddingProvider(OpenAiEmbeddingOptions options, HttpClient? httpClient = null, OutboundOptions? outbound = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var errors = options.Validate().ToList();
@@ -60,6 +66,7 @@ public sealed class OpenAiCompatibleEmbeddingProvider : IEmbeddingProvider, IDis
         _endpoint = new Uri(options.BaseUrl.TrimEnd('/') + "/embeddings", UriKind.Absolute);
         _model = options.Model;
         _authorization = options.ApiKey is null ? null : new AuthenticationHeaderValue("Bearer", options.ApiKey);
+        _apiKey = options.ApiKey;
         _configuredDimensions = options.Dimensions;
         _dimensions = options.Dimensions ?? 0;
         _maxBatchSize = options.MaxBatchSize;
@@ -71,16 +78,7 @@ public sealed class OpenAiCompatibleEmbeddingProvider : IEmbeddingProvider, IDis
         ModelId = "openai:" + options.Model + (options.Dimensions is { } d ? ":" + d.ToString(CultureInfo.InvariantCulture) : "");
         if (httpClient is null)
         {
-            _http = new HttpClient(new SocketsHttpHandler
-            {
-                // Bounded connection lifetime so a long-running server follows DNS changes of the endpoint.
-                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-                ConnectTimeout = options.Timeout,
-            })
-            {
-                // Each attempt has its own time-out (a linked token); the client-wide one would count the whole call.
-                Timeout = System.Threading.Timeout.InfiniteTimeSpan,
-            };
+            _http = OutboundHttp.CreateClient(OutboundPolicy.For([_endpoint], outbound?.AllowedHosts), options.Timeout);
             _ownsHttp = true;
         }
         else
@@ -169,8 +167,29 @@ public sealed class OpenAiCompatibleEmbeddingProvider : IEmbeddingProvider, IDis
         }
     }
 
-    /// <summary>One request (at most <see cref="_maxBatchSize"/> inputs) with its retries.</summary>
+    /// <summary>
+    /// One request (at most <see cref="_maxBatchSize"/> inputs) with its retries. Every failure leaves through
+    /// here, with the API key and anything credential-shaped masked: a failing server may echo the request,
+    /// Authorization header included, in its error body, and the message reaches logs and <c>/v1/stats</c>.
+    /// </summary>
     private async Task<float[][]> EmbedChunkAsync(IReadOnlyList<string> inputs, CancellationToken ct)
+    {
+        try
+        {
+            return await SendChunkAsync(inputs, ct).ConfigureAwait(false);
+        }
+        catch (EmbeddingException e)
+        {
+            var message = Secrets.Redact(e.Message, _apiKey);
+            if (message == e.Message)
+            {
+                throw;
+            }
+            throw new EmbeddingException(message, e.IsTransient, e.StatusCode, e.RetryAfter, e.Attempts, e.InnerException);
+        }
+    }
+
+    private async Task<float[][]> SendChunkAsync(IReadOnlyList<string> inputs, CancellationToken ct)
     {
         var body = BuildRequest(inputs);
         for (var attempt = 1; ; attempt++)
@@ -231,6 +250,11 @@ public sealed class OpenAiCompatibleEmbeddingProvider : IEmbeddingProvider, IDis
         {
             // Not the caller's token: this attempt's time-out (or the HttpClient's own).
             return new Attempt($"Embedding request to {_endpoint} got no answer within {_timeout.TotalSeconds:0.###} s", null, null, e);
+        }
+        catch (OutboundRefusedException e)
+        {
+            // A host that is not configured, or a redirect: retrying cannot help.
+            throw new EmbeddingException($"Embedding request to {_endpoint} refused: {e.Message}", isTransient: false, attempts: attempt, inner: e);
         }
         catch (HttpRequestException e) when (IsTransientNetworkError(e))
         {

@@ -46,6 +46,10 @@ public sealed class OpenAiEmbeddingOptions
     /// </summary>
     public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>The settings for a log line or a debugger: the key is masked (<see cref="Security.Secrets.Describe"/>).</summary>
+    public override string ToString() =>
+        $"BaseUrl={BaseUrl}, Model={Model}, ApiKey={Security.Secrets.Describe(ApiKey)}, Dimensions={Dimensions?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "learned"}";
+
     /// <summary>Problems with these settings, each naming the setting; empty when they are usable.</summary>
     public IEnumerable<string> Validate()
     {

@@ -2,6 +2,7 @@ using Engram.Core.Common;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using KestrelServerOptions = Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions;
+using MinDataRate = Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate;
 
 namespace Engram.Server.Http;
 
@@ -30,6 +31,14 @@ internal sealed class RequestLimits(RequestDelegate next)
         kestrel.Limits.MaxRequestLineSize = 8 * MaxTargetBytes;
         kestrel.Limits.MaxRequestHeadersTotalSize = 2 * MaxHeaderBytes;
         kestrel.Limits.MaxRequestHeaderCount = 2 * MaxHeaderCount;
+        // Slow clients (slowloris): the whole head must arrive within 10 s (Kestrel's default is 30 s; a real
+        // client sends it in one packet), an idle kept-alive connection closes after 60 s (default 130 s), and a
+        // body or a response slower than 240 bytes/s after a 5 s grace ends the request (Kestrel's defaults,
+        // stated here so that they stay: a body that stalls is a 408 problem body, see ProblemMiddleware).
+        kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+        kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(60);
+        kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(5));
+        kestrel.Limits.MinResponseDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(5));
         kestrel.ConfigureEndpointDefaults(listen => listen.Use(BareRejectionBodies.Wrap));
     }
 

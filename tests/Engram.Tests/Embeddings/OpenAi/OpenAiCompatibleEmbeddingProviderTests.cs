@@ -300,7 +300,8 @@ public sealed class OpenAiCompatibleEmbeddingProviderTests : IAsyncLifetime
         error.IsTransient.Should().BeFalse();
         error.StatusCode.Should().Be(401);
         error.Attempts.Should().Be(1);
-        error.Message.Should().Contain("Incorrect API key provided: sk-wrong.").And.Contain("401");
+        // The server's message, with the key it quotes masked (issue 11: secrets never reach errors or logs).
+        error.Message.Should().Contain("Incorrect API key provided: ***.").And.Contain("401").And.NotContain("sk-wrong");
         _server.Requests.Should().HaveCount(1);
     }
 

@@ -1,0 +1,160 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Engram.Server.Http;
+
+/// <summary>
+/// Per-caller limits (configuration section <c>Engram:RateLimit</c>): a token bucket (sustained rate and
+/// burst) and a bound on requests in flight with a short queue, so one client cannot starve the rest.
+/// The defaults are far above what an agent sends, yet bound a runaway loop: a swarm sharing one key for its
+/// key-value state legitimately sends hundreds of requests a second (a single client reaches thousands over
+/// loopback, bench/README.md), so the bucket allows 1,000/s with bursts of 2,000. 0 turns a limit off.
+/// </summary>
+public sealed class RateLimitOptions
+{
+    /// <summary>Requests per second a caller may sustain; 0 = no rate limit. Below 1, one request per 1/rate seconds.</summary>
+    public double PermitsPerSecond { get; set; } = 1000;
+
+    /// <summary>Requests a caller may send at once after being idle (the bucket's size).</summary>
+    public int Burst { get; set; } = 2000;
+
+    /// <summary>Requests of one caller being served at the same time; 0 = unbounded.</summary>
+    public int MaxConcurrentRequests { get; set; } = 64;
+
+    /// <summary>Requests of one caller waiting for a slot (first come, first served) before more are refused.</summary>
+    public int QueueLimit { get; set; } = 256;
+
+    public bool Enabled => PermitsPerSecond > 0 || MaxConcurrentRequests > 0;
+
+    public IEnumerable<string> Validate()
+    {
+        if (!double.IsFinite(PermitsPerSecond) || PermitsPerSecond < 0 || (PermitsPerSecond > 0 && PermitsPerSecond < 1.0 / 86400))
+        {
+            yield return "Engram:RateLimit:PermitsPerSecond must be 0 (off) or between 1/86400 and any finite number";
+        }
+        if (PermitsPerSecond > 0 && Burst < 1)
+        {
+            yield return "Engram:RateLimit:Burst must be at least 1";
+        }
+        if (MaxConcurrentRequests < 0)
+        {
+            yield return "Engram:RateLimit:MaxConcurrentRequests must be 0 (off) or more";
+        }
+        if (QueueLimit < 0)
+        {
+            yield return "Engram:RateLimit:QueueLimit must be 0 or more";
+        }
+    }
+}
+
+/// <summary>
+/// The rate limiter, built on ASP.NET Core's rate limiting middleware with one global partitioned limiter.
+/// A caller is its API key (<c>Caller.KeyId</c>, set by the authentication gate, which must therefore
+/// run first), else its IP address (an IPv6 client by its /64, which one host usually owns whole). The
+/// public probes are never limited. Memory stays bounded: the partitioned limiter drops a caller's limiters
+/// once they have been idle (bucket full, nothing in flight) for 10 seconds, so a flood of distinct
+/// addresses costs a few hundred bytes each for seconds, not for the life of the process.
+/// </summary>
+internal static class RateLimits
+{
+    public static IServiceCollection AddEngramRateLimits(this IServiceCollection services, RateLimitOptions options) =>
+        services.AddRateLimiter(limiter =>
+        {
+            limiter.GlobalLimiter = CreateLimiter(options);
+            limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            limiter.OnRejected = (context, _) => RejectAsync(context, options);
+        });
+
+    private static PartitionedRateLimiter<HttpContext> CreateLimiter(RateLimitOptions options)
+    {
+        var limiters = new List<PartitionedRateLimiter<HttpContext>>(2);
+        if (options.PermitsPerSecond > 0)
+        {
+            // Whole tokens per period: below one per second, one token per 1/rate seconds.
+            var perSecond = options.PermitsPerSecond;
+            var bucket = new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = options.Burst,
+                TokensPerPeriod = perSecond >= 1 ? (int)Math.Min(Math.Round(perSecond), int.MaxValue) : 1,
+                ReplenishmentPeriod = perSecond >= 1 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(1 / perSecond),
+                QueueLimit = 0, // an empty bucket answers at once, with how long to wait
+            };
+            limiters.Add(PartitionedRateLimiter.Create<HttpContext, ClientKey>(context => ClientKey.Of(context) is { } key
+                ? RateLimitPartition.GetTokenBucketLimiter(key, _ => bucket)
+                : RateLimitPartition.GetNoLimiter(ClientKey.Exempt)));
+        }
+        if (options.MaxConcurrentRequests > 0)
+        {
+            var concurrency = new ConcurrencyLimiterOptions
+            {
+                PermitLimit = options.MaxConcurrentRequests,
+                QueueLimit = options.QueueLimit,
+                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            };
+            limiters.Add(PartitionedRateLimiter.Create<HttpContext, ClientKey>(context => ClientKey.Of(context) is { } key
+                ? RateLimitPartition.GetConcurrencyLimiter(key, _ => concurrency)
+                : RateLimitPartition.GetNoLimiter(ClientKey.Exempt)));
+        }
+        return limiters.Count == 1 ? limiters[0] : PartitionedRateLimiter.CreateChained([.. limiters]);
+    }
+
+    /// <summary>429 with a problem body and <c>Retry-After</c> in whole seconds (at least 1).</summary>
+    private static async ValueTask RejectAsync(OnRejectedContext context, RateLimitOptions options)
+    {
+        var http = context.HttpContext;
+        string detail;
+        int seconds;
+        if (context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait))
+        {
+            seconds = (int)Math.Clamp(Math.Ceiling(wait.TotalSeconds), 1, int.MaxValue);
+            detail = string.Create(CultureInfo.InvariantCulture,
+                $"too many requests from this client: the limit is {options.PermitsPerSecond:0.###} per second with bursts of {options.Burst} (Engram:RateLimit); retry after {seconds} s");
+        }
+        else
+        {
+            seconds = 1;
+            detail = string.Create(CultureInfo.InvariantCulture,
+                $"too many requests in flight from this client: at most {options.MaxConcurrentRequests} at once and {options.QueueLimit} waiting (Engram:RateLimit:MaxConcurrentRequests); retry after {seconds} s");
+        }
+        http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        await Problems.For(StatusCodes.Status429TooManyRequests, detail).ExecuteAsync(http);
+    }
+
+    /// <summary>Who a request counts against: its API key, else its address.</summary>
+    internal readonly record struct ClientKey(string? KeyId, IPAddress? Address, bool IsExempt)
+    {
+        public static ClientKey Exempt { get; } = new(null, null, true);
+
+        /// <summary>Null for the public probes, which must answer an orchestrator even while a client floods.</summary>
+        public static ClientKey? Of(HttpContext context)
+        {
+            if (context.GetEndpoint()?.Metadata.GetMetadata<AccessRule>() is { IsPublic: true })
+            {
+                return null;
+            }
+            if (context.GetCaller().KeyId is { } keyId)
+            {
+                return new ClientKey(keyId, null, false);
+            }
+            return new ClientKey(null, Network(context.Connection.RemoteIpAddress), false);
+        }
+
+        private static IPAddress? Network(IPAddress? address)
+        {
+            if (address is null || address.AddressFamily != AddressFamily.InterNetworkV6 || address.IsIPv4MappedToIPv6 || IPAddress.IsLoopback(address))
+            {
+                return address?.IsIPv4MappedToIPv6 == true ? address.MapToIPv4() : address;
+            }
+            Span<byte> bytes = stackalloc byte[16];
+            address.TryWriteBytes(bytes, out _);
+            bytes[8..].Clear();
+            return new IPAddress(bytes);
+        }
+    }
+}
