@@ -8,6 +8,7 @@ using Engram.Benchmarks.Store;
 // `lexical` and `e2e` measure retrieval (BM25 vs FTS5; ingest, search latency, RAM, cold start);
 // `metadata` times listings filtered by a metadata key (the storage form of metadata);
 // `kv` compares key-value SET/GET with redis-server (in process, over HTTP, 1/8/32 clients);
+// `auth` times a GET with and without an API key (the gate's cost per request);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
 {
@@ -19,6 +20,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await E2eBenchmark.RunAsync(args[1..]);
     case "kv":
         return await KvBenchmark.RunAsync(args[1..]);
+    case "auth":
+        return await Engram.Benchmarks.Security.AuthCostBenchmark.RunAsync(args[1..]);
     case "metadata":
         return await MetadataFilterBenchmark.RunAsync(args[1..]);
 }

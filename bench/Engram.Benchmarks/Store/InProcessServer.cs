@@ -34,6 +34,9 @@ public sealed class InProcessServer : IAsyncDisposable
 
     public HttpClient Client { get; }
 
+    /// <summary>The host's services (e.g. to create an API key in its store).</summary>
+    public IServiceProvider Services => _app.Services;
+
     public static async Task<InProcessServer> StartAsync(string dataRoot)
     {
         var folder = new BenchDataFolder(dataRoot);

@@ -15,7 +15,8 @@ namespace Engram.Server.Http;
 /// bodies whose text is the same for a missing, unknown, revoked or expired key, so it never tells
 /// whether a key exists; both are audited (rate-limited per address, without anything of the key).
 /// </summary>
-internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService keys, AuditTrail audit, AuthMode mode, IOptions<EngramServerOptions> options, TimeProvider clock)
+internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService keys, AuditTrail audit, AuthMode mode, IOptions<EngramServerOptions> options,
+    OriginPolicy origins, TimeProvider clock)
 {
     public const string TenantHeader = "X-Engram-Tenant";
     public const string ApiKeyHeader = "X-API-Key";
@@ -71,9 +72,25 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
         await next(context);
     }
 
-    /// <summary>No keys and loopback only: the open-mode caller, which may still name a tenant.</summary>
+    /// <summary>
+    /// No keys and loopback only: the open-mode caller, which may still name a tenant. Loopback alone does
+    /// not keep a browser out: a page on any site can send requests to 127.0.0.1 (a cross-site POST), or
+    /// reach it under its own name by DNS rebinding. So an open server answers only requests addressed to
+    /// a loopback name (the Host header) that come from no browser page or from an allowed or loopback
+    /// origin; with keys neither matters (a browser cannot attach a key it does not have).
+    /// </summary>
     private Task OpenAsync(HttpContext context)
     {
+        if (!IsLoopbackHost(context.Request.Host.Host))
+        {
+            return Problems.For(403, "with no API keys Engram answers only requests addressed to localhost, 127.0.0.1 or [::1] " +
+                "(the Host header); create a key (engram keys create) to serve other names").ExecuteAsync(context);
+        }
+        if (!origins.AcceptsRequest(context))
+        {
+            return Problems.For(403, "with no API keys Engram refuses requests from browser pages of other origins (the Origin header); " +
+                "allow the origin with Engram:Cors:AllowedOrigins or create a key").ExecuteAsync(context);
+        }
         if (context.Request.Headers.TryGetValue(TenantHeader, out var named))
         {
             var tenant = ValidTenant(named);
@@ -81,6 +98,11 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
         }
         return next(context);
     }
+
+    private static bool IsLoopbackHost(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+        || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase)
+        || (System.Net.IPAddress.TryParse(host.AsSpan().Trim("[]"), out var address) && System.Net.IPAddress.IsLoopback(address));
 
     private static string ValidTenant(StringValues named) =>
         named.Count == 1 ? TenantNames.Require(named[0], TenantHeader) : throw new ValidationException(TenantHeader, $"give {TenantHeader} once");

@@ -21,7 +21,13 @@ public sealed class CorsTests
         ((int)preflight.StatusCode).Should().BeGreaterThanOrEqualTo(400, "nothing answers a preflight when CORS is off");
         AccessControlHeaders(preflight).Should().BeEmpty();
 
-        var read = await server.Client.SendAsync(WithOrigin(HttpMethod.Get, "/health", App));
+        // An open server refuses other origins' pages outright (OpenModeBrowserTests); with a key the request
+        // is served, but without CORS headers a page could not read the answer.
+        var refused = await server.Client.SendAsync(WithOrigin(HttpMethod.Get, "/health", App));
+        refused.StatusCode.Should().Be(HttpStatusCode.Forbidden);
+        AccessControlHeaders(refused).Should().BeEmpty();
+        var keyed = server.ClientWithKey(await server.CreateKeyAsync("acme", Engram.Core.Security.Role.Read));
+        var read = await keyed.SendAsync(WithOrigin(HttpMethod.Get, "/health", App));
         read.StatusCode.Should().Be(HttpStatusCode.OK);
         AccessControlHeaders(read).Should().BeEmpty();
     }
