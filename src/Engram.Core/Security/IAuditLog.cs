@@ -47,6 +47,7 @@ public static class AuditActions
     public const string MemoriesBulkDelete = "memories.bulk_delete";
     public const string KvCleanup = "kv.cleanup";
     public const string AuthDenied = "auth.denied";
+    public const string ActForTenant = "admin.act_for_tenant";
 
     public const string Ok = "ok";
     public const string Unauthorized = "unauthorized";

@@ -11,6 +11,25 @@ public sealed class AuditLogTests
     private static readonly DateTimeOffset Start = new(2026, 12, 2, 9, 0, 0, TimeSpan.Zero);
 
     [Fact]
+    public async Task An_admin_writing_in_another_tenant_is_recorded_in_that_tenants_audit_log()
+    {
+        await using var server = await EngramServer.StartAsync();
+        var acme = server.ClientWithKey(await server.CreateKeyAsync("acme", Role.Admin, name: "ops"));
+        var asGlobex = server.ClientWithKey(await server.CreateKeyAsync("acme", Role.Admin, name: "support"), tenant: "globex");
+        var globexAdmin = server.ClientWithKey(await server.CreateKeyAsync("globex", Role.Admin, name: "owner"));
+
+        (await asGlobex.GetAsync("/v1/memories")).StatusCode.Should().Be(HttpStatusCode.OK);
+        (await asGlobex.PostAsync("/v1/memories", Json("{\"content\":\"placed by support\"}"))).StatusCode.Should().Be(HttpStatusCode.Created);
+
+        var globex = (await (await globexAdmin.GetAsync("/v1/admin/audit?action=admin.*")).JsonAsync()).GetProperty("items").EnumerateArray().ToList();
+        globex.Should().ContainSingle("the read is not recorded, the write is");
+        globex[0].GetProperty("actor").GetString().Should().Be("key:support");
+        globex[0].GetProperty("target").GetString().Should().Be("POST /v1/memories");
+        globex[0].GetProperty("detail").GetString().Should().Be("a key of tenant acme");
+        (await (await acme.GetAsync("/v1/admin/audit?action=admin.*")).JsonAsync()).GetProperty("items").GetArrayLength().Should().Be(0);
+    }
+
+    [Fact]
     public async Task Key_changes_bulk_deletes_kv_cleanups_and_denied_requests_are_audited_and_an_admin_reads_its_own_tenants()
     {
         await using var server = await EngramServer.StartAsync();
