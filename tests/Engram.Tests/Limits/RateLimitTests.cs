@@ -60,8 +60,8 @@ public sealed class RateLimitTests
                 await Task.Delay(20);
             }
         }
-        refused.Should().NotBeNull("a second request while one is in flight exceeds MaxConcurrentRequests = 1 (the held request: {0})",
-            first.IsCompleted ? $"already answered {(int)first.Result.StatusCode}" : "still in flight");
+        var heldState = first.IsCompleted ? $"already answered {(int)(await first).StatusCode}" : "still in flight";
+        refused.Should().NotBeNull("a second request while one is in flight exceeds MaxConcurrentRequests = 1 (the held request: {0})", heldState);
         var problem = await refused!.ShouldBeProblemAsync(HttpStatusCode.TooManyRequests);
         problem.GetProperty("detail").GetString().Should().Contain("in flight");
         refused!.Headers.RetryAfter?.Delta.Should().Be(TimeSpan.FromSeconds(1));
