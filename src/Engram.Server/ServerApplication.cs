@@ -97,6 +97,7 @@ public static class ServerApplication
         builder.Services.AddSingleton(sp => (IAuditLog)sp.GetRequiredService<IMemoryStore>());
         builder.Services.AddSingleton(sp => new ApiKeyService((IApiKeyStore)sp.GetRequiredService<IMemoryStore>(), sp.GetRequiredService<AuditTrail>(),
             sp.GetRequiredService<TimeProvider>(), options.Auth.KeyCacheSize));
+        builder.Services.AddSingleton(new FailedAuthThrottle(options.Auth.FailedAttemptsPerMinute));
         var nonLoopback = ListenAddresses.FirstNonLoopback(listenUrls, builder.Configuration);
         builder.Services.AddSingleton(new AuthMode(OpenAllowed: nonLoopback is null));
         builder.Services.AddHostedService<ExpirySweeper>();

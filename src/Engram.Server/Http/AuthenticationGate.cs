@@ -16,7 +16,7 @@ namespace Engram.Server.Http;
 /// whether a key exists; both are audited (rate-limited per address, without anything of the key).
 /// </summary>
 internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService keys, AuditTrail audit, AuthMode mode, IOptions<EngramServerOptions> options,
-    OriginPolicy origins, TimeProvider clock)
+    OriginPolicy origins, FailedAuthThrottle throttle, TimeProvider clock)
 {
     public const string TenantHeader = "X-Engram-Tenant";
     public const string ApiKeyHeader = "X-API-Key";
@@ -47,6 +47,12 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
         var key = presented is null ? null : await keys.AuthenticateAsync(presented, context.RequestAborted);
         if (key is null)
         {
+            if (presented is not null && !throttle.TryCount(context.Connection.RemoteIpAddress, out var retryAfter))
+            {
+                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                await DenyAsync(context, 429, null, "too many bad API keys from this address; wait before trying again", "bad keys past the per-address budget");
+                return;
+            }
             await DenyAsync(context, 401, null, UnauthorizedDetail, presented is null ? "no key" : "unknown, revoked or expired key");
             return;
         }
@@ -134,7 +140,7 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
         var request = context.Request;
         var path = request.Path.Value ?? "";
         audit.Denied(new AuditEntry(clock.GetUtcNow(), key?.Tenant ?? Caller.DefaultTenant, key?.Actor ?? "anonymous", AuditActions.AuthDenied,
-            $"{request.Method} {(path.Length > 200 ? path[..200] + "…" : path)}", status == 401 ? AuditActions.Unauthorized : AuditActions.Forbidden,
+            $"{request.Method} {(path.Length > 200 ? path[..200] + "…" : path)}", status == 403 ? AuditActions.Forbidden : AuditActions.Unauthorized,
             context.Connection.RemoteIpAddress?.ToString(), reason));
         if (status == 401)
         {

@@ -145,7 +145,8 @@ internal static class RateLimits
             return new ClientKey(null, Network(context.Connection.RemoteIpAddress), false);
         }
 
-        private static IPAddress? Network(IPAddress? address)
+        /// <summary>The address a limit counts: IPv4 as is, IPv6 by its /64 (one host usually holds a whole /64).</summary>
+        internal static IPAddress? Network(IPAddress? address)
         {
             if (address is null || address.AddressFamily != AddressFamily.InterNetworkV6 || address.IsIPv4MappedToIPv6 || IPAddress.IsLoopback(address))
             {

@@ -67,4 +67,22 @@ public sealed class HostileAuthHeaderTests
         twice.Headers.TryAddWithoutValidation("X-Engram-Tenant", ["globex", "acme"]);
         await (await server.Client.SendAsync(twice)).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "X-Engram-Tenant");
     }
+
+    [Fact]
+    public async Task An_address_presenting_too_many_bad_keys_gets_429_while_valid_keys_and_keyless_requests_are_unaffected()
+    {
+        await using var server = await EngramServer.StartAsync(configure: o => o.Auth.FailedAttemptsPerMinute = 3);
+        var key = await server.CreateKeyAsync("acme", Role.Read);
+        var bad = server.ClientWithKey("egm_" + new string('A', 43));
+        for (var i = 0; i < 3; i++)
+        {
+            await (await bad.GetAsync("/v1/memories")).ShouldBeProblemAsync(HttpStatusCode.Unauthorized);
+        }
+        var throttled = await bad.GetAsync("/v1/memories");
+        await throttled.ShouldBeProblemAsync(HttpStatusCode.TooManyRequests);
+        throttled.Headers.RetryAfter!.Delta!.Value.Should().BeGreaterThanOrEqualTo(TimeSpan.FromSeconds(1));
+
+        (await server.ClientWithKey(key).GetAsync("/v1/memories")).StatusCode.Should().Be(HttpStatusCode.OK, "a valid key is never held back");
+        await (await server.Client.GetAsync("/v1/memories")).ShouldBeProblemAsync(HttpStatusCode.Unauthorized, null);
+    }
 }
