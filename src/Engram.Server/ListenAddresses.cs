@@ -34,13 +34,16 @@ internal static class ListenAddresses
         {
             return true;
         }
-        var host = address.Host;
-        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
-        {
-            return true;
-        }
-        return IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip);
+        return IsLoopbackHost(address.Host);
     }
+
+    /// <summary>
+    /// <c>localhost</c> or a loopback IP (IPv6 with or without brackets). Not <c>*.localhost</c>: Kestrel binds
+    /// every interface for any name but <c>localhost</c>, so only these two forms listen on loopback alone.
+    /// </summary>
+    public static bool IsLoopbackHost(string host) =>
+        string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase)
+        || (IPAddress.TryParse(host.AsSpan().Trim("[]"), out var ip) && IPAddress.IsLoopback(ip));
 }
 
 /// <summary>The server was asked to listen beyond loopback while no API key exists; the message says how to create one.</summary>

@@ -110,10 +110,9 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
         return next(context);
     }
 
+    /// <summary>A loopback name in a Host header; unlike a listen address, <c>*.localhost</c> counts (browsers resolve it to loopback).</summary>
     private static bool IsLoopbackHost(string host) =>
-        host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
-        || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase)
-        || (System.Net.IPAddress.TryParse(host.AsSpan().Trim("[]"), out var address) && System.Net.IPAddress.IsLoopback(address));
+        ListenAddresses.IsLoopbackHost(host) || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase);
 
     private static string ValidTenant(StringValues named) =>
         named.Count == 1 ? TenantNames.Require(named[0], TenantHeader) : throw new ValidationException(TenantHeader, $"give {TenantHeader} once");
