@@ -8,6 +8,7 @@ using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Server.Http;
 using Engram.Server.Jobs;
+using Engram.Server.Mcp;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Hosting;
@@ -100,6 +101,10 @@ public static class ServerApplication
         builder.Services.AddSingleton(new FailedAuthThrottle(options.Auth.FailedAttemptsPerMinute));
         var nonLoopback = ListenAddresses.FirstNonLoopback(listenUrls, builder.Configuration);
         builder.Services.AddSingleton(new AuthMode(OpenAllowed: nonLoopback is null));
+        // MCP over Streamable HTTP at /mcp, stateless: the tools read the caller of the HTTP request.
+        builder.Services.AddHttpContextAccessor();
+        builder.Services.AddSingleton<IMcpCallerSource, HttpMcpCallerSource>();
+        builder.Services.AddEngramMcp().WithHttpTransport(http => http.Stateless = true);
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
@@ -151,6 +156,7 @@ public static class ServerApplication
         {
             app.UseEngramCors(origins); // before the authentication gate: answers allowed origins' preflights, which carry no key
         }
+        app.UseMcpOriginCheck(); // the MCP spec's Origin check: a foreign page gets 403 whatever key it has
         app.UseMiddleware<AuthenticationGate>(); // sets the caller (tenant, role, scope) every endpoint and the limiter read
         if (options.RateLimit.Enabled)
         {
@@ -168,6 +174,7 @@ public static class ServerApplication
         app.MapGraphEndpoints();
         app.MapKeyValueEndpoints();
         app.MapAdminEndpoints();
+        app.MapEngramMcp();
         return app;
     }
 

@@ -26,6 +26,7 @@ public static class EngramCli
             ReindexCommand.Create(),
             KvCommand.Create(),
             KeysCommand.Create(),
+            McpCommand.Create(),
             AuditCommand.Create(),
             BenchCommand.Create(),
         };

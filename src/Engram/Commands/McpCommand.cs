@@ -1,0 +1,78 @@
+using System.CommandLine;
+using Engram.Cli.Client;
+using Engram.Cli.Output;
+using Engram.Core;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Engram.Core.Memories;
+using Engram.Core.Search;
+using Engram.Core.Storage.Sqlite;
+using Engram.Server.Mcp;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Engram.Cli.Commands;
+
+/// <summary>
+/// <c>engram mcp</c>: an MCP server on stdin/stdout for Claude Desktop, Claude Code, Cursor and every
+/// MCP client that starts its servers as processes. In process on a data folder (the default), stdout
+/// carries only the protocol and logs go to stderr. The store opens on the first tool call, so the
+/// handshake never waits for it; the first search may wait for the index.
+/// </summary>
+internal static class McpCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string?>("--data")
+        {
+            Description = $"Data folder holding engram.db, created when missing (default ${BackendOptions.DataVariable}, else ./{BackendOptions.DefaultData}).",
+            HelpName = "DIR",
+        };
+        var tenant = new Option<string?>("--tenant")
+        {
+            Description = $"Tenant the tools act in (default {Caller.DefaultTenant}).",
+            HelpName = "NAME",
+        };
+        var command = new Command("mcp", "Serve MCP over stdio (for Claude Desktop, Claude Code, Cursor): memories, key-value state and the knowledge graph.")
+        {
+            data, tenant,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var dataPath = parse.GetValue(data) ?? (Environment.GetEnvironmentVariable(BackendOptions.DataVariable) is { Length: > 0 } env ? env : BackendOptions.DefaultData);
+            var tenantName = parse.GetValue(tenant) ?? Caller.DefaultTenant;
+            if (dataPath.Trim().Length == 0)
+            {
+                return ErrorReporter.ReportUsage("--data must name a folder", Console.Error, json: false);
+            }
+            var host = BuildInProcess(dataPath, new Caller(tenantName, "mcp"));
+            await host.RunAsync(ct);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>The stdio host over a data folder: the engine is a lazy singleton, first built by the first tool call.</summary>
+    private static IHost BuildInProcess(string dataPath, Caller caller)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Services.AddSingleton<IMcpCallerSource>(new FixedMcpCallerSource(caller));
+        builder.Services.AddSingleton(_ =>
+        {
+            var options = ConfiguredOptions.Load();
+            Directory.CreateDirectory(dataPath);
+            return new EngramEngine(SqliteMemoryStore.Open(dataPath, TimeProvider.System), options.Limits, options.Search,
+                options.Embeddings.CreateProvider(options.Outbound), TimeProvider.System,
+                options.IndexSnapshots ? Path.Combine(Path.GetFullPath(dataPath), IndexSnapshot.FileName) : null, options.KeyValue);
+        });
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Graph);
+        builder.Services.AddSingleton<KvService>(sp => sp.GetRequiredService<EngramEngine>().KeyValue);
+        builder.Services.AddEngramMcp().WithStdioServerTransport();
+        return builder.Build();
+    }
+}
