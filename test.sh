@@ -7,6 +7,15 @@ cd "$(dirname "$0")"
 results="$(pwd)/TestResults"
 rm -rf "$results"
 
+# The real MCP clients and the reference memory server the MCP tests drive (tests/node, pinned by its lock file).
+if [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
+  if ! (cd tests/node && npm ci --no-audit --no-fund --loglevel=error); then
+    echo "npm ci failed in tests/node (Node.js 20+ and npm are needed for the MCP client tests)"
+    echo "0 passed, 1 failed, 0 skipped"
+    exit 1
+  fi
+fi
+
 if ! dotnet build Engram.slnx -c Release -nologo -clp:ErrorsOnly; then
   echo "build failed"
   echo "0 passed, 1 failed, 0 skipped"
