@@ -9,6 +9,7 @@ using Engram.Benchmarks.Store;
 // `metadata` times listings filtered by a metadata key (the storage form of metadata);
 // `kv` compares key-value SET/GET with redis-server (in process, over HTTP, 1/8/32 clients);
 // `auth` times a GET with and without an API key (the gate's cost per request);
+// `mcp` times `engram mcp` start-up to a completed initialize (stdio, 100k memories) and tool calls over stdio and HTTP;
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
 {
@@ -22,6 +23,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await KvBenchmark.RunAsync(args[1..]);
     case "auth":
         return await Engram.Benchmarks.Security.AuthCostBenchmark.RunAsync(args[1..]);
+    case "mcp":
+        return await Engram.Benchmarks.Mcp.McpBenchmark.RunAsync(args[1..]);
     case "metadata":
         return await MetadataFilterBenchmark.RunAsync(args[1..]);
 }

@@ -1,12 +1,10 @@
 using System.CommandLine;
 using Engram.Cli.Client;
+using Engram.Cli.Mcp;
 using Engram.Cli.Output;
 using Engram.Core;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
-using Engram.Core.Memories;
-using Engram.Core.Search;
-using Engram.Core.Storage.Sqlite;
 using Engram.Server.Mcp;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -17,8 +15,9 @@ namespace Engram.Cli.Commands;
 /// <summary>
 /// <c>engram mcp</c>: an MCP server on stdin/stdout for Claude Desktop, Claude Code, Cursor and every
 /// MCP client that starts its servers as processes. In process on a data folder (the default), stdout
-/// carries only the protocol and logs go to stderr. The store opens on the first tool call, so the
-/// handshake never waits for it; the first search may wait for the index.
+/// carries only the protocol and logs go to stderr. Nothing slow runs before the handshake: the store
+/// opens on the first tool call or right after the handshake, when the background jobs start (index
+/// loading, the TTL sweep, vector and snapshot maintenance); the first search may wait for the index.
 /// </summary>
 internal static class McpCommand
 {
@@ -53,26 +52,31 @@ internal static class McpCommand
         return command;
     }
 
-    /// <summary>The stdio host over a data folder: the engine is a lazy singleton, first built by the first tool call.</summary>
+    /// <summary>
+    /// The stdio host over a data folder. Before the handshake it builds only the host and the MCP server:
+    /// the engine opens on the first tool call or, with the background jobs, once the handshake is done
+    /// (<see cref="DeferredJobs"/>). Logs go to stderr; stdout is the transport's alone.
+    /// </summary>
     private static IHost BuildInProcess(string dataPath, Caller caller)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.Logging.AddSimpleConsole(format => format.SingleLine = true); // one line per event: clients show stderr as a log
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<IMcpCallerSource>(new FixedMcpCallerSource(caller));
-        builder.Services.AddSingleton(_ =>
-        {
-            var options = ConfiguredOptions.Load();
-            Directory.CreateDirectory(dataPath);
-            return new EngramEngine(SqliteMemoryStore.Open(dataPath, TimeProvider.System), options.Limits, options.Search,
-                options.Embeddings.CreateProvider(options.Outbound), TimeProvider.System,
-                options.IndexSnapshots ? Path.Combine(Path.GetFullPath(dataPath), IndexSnapshot.FileName) : null, options.KeyValue);
-        });
+        builder.Services.AddSingleton(sp => new StdioEngine(dataPath, sp.GetRequiredService<ILogger<StdioEngine>>()));
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<StdioEngine>().Open());
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Graph);
         builder.Services.AddSingleton<KvService>(sp => sp.GetRequiredService<EngramEngine>().KeyValue);
-        builder.Services.AddEngramMcp().WithStdioServerTransport();
+        var handshake = new HandshakeSignal();
+        builder.Services.AddSingleton(handshake);
+        builder.Services.AddHostedService<DeferredJobs>();
+        builder.Services.AddEngramMcp()
+            .WithMessageFilters(filters => filters.AddIncomingFilter(handshake.Filter))
+            .WithStdioServerTransport();
         return builder.Build();
     }
 }
