@@ -156,7 +156,7 @@ public static class ServerApplication
         {
             app.UseEngramCors(origins); // before the authentication gate: answers allowed origins' preflights, which carry no key
         }
-        app.UseMcpOriginCheck(); // the MCP spec's Origin check: a foreign page gets 403 whatever key it has
+        app.UseMcpRequestChecks(); // the MCP spec's Origin check (a foreign page gets 403 whatever key it has) and the body bound of /mcp
         app.UseMiddleware<AuthenticationGate>(); // sets the caller (tenant, role, scope) every endpoint and the limiter read
         if (options.RateLimit.Enabled)
         {

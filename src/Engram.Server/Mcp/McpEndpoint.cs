@@ -2,6 +2,7 @@ using Engram.Core.Security;
 using Engram.Server.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -12,7 +13,7 @@ namespace Engram.Server.Mcp;
 /// session lives in this process, so many instances can serve one store). Reading needs the read role;
 /// tools that write check the write role per call (<see cref="McpToolFailures"/>). A request from a
 /// browser page of a foreign origin is refused with 403 before the gate, as the MCP spec requires
-/// against DNS rebinding (<see cref="OriginPolicy.AcceptsRequest"/>).
+/// against DNS rebinding (<see cref="OriginPolicy.AcceptsRequest"/>); bodies are bounded (<see cref="BodyBound"/>).
 /// </summary>
 internal static class McpEndpoint
 {
@@ -21,18 +22,55 @@ internal static class McpEndpoint
     public static IEndpointConventionBuilder MapEngramMcp(this IEndpointRouteBuilder app) =>
         app.MapMcp(Path).Requires(Role.Read).WithMetadata(OriginChecked.Instance).WithTags("mcp");
 
-    /// <summary>Refuses a foreign <c>Origin</c> on endpoints marked <see cref="OriginChecked"/>; runs after routing, before the gate.</summary>
-    public static IApplicationBuilder UseMcpOriginCheck(this IApplicationBuilder app) => app.Use(async (context, next) =>
+    /// <summary>
+    /// The checks of requests to endpoints marked <see cref="OriginChecked"/>, after routing and before the gate:
+    /// a foreign <c>Origin</c> is refused, and the body is bounded (<see cref="BodyBound"/>), since the SDK reads
+    /// it itself and Kestrel's default bound is the smallest route's.
+    /// </summary>
+    public static IApplicationBuilder UseMcpRequestChecks(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
-        if (context.GetEndpoint()?.Metadata.GetMetadata<OriginChecked>() is not null
-            && !context.RequestServices.GetRequiredService<OriginPolicy>().AcceptsRequest(context))
+        if (context.GetEndpoint()?.Metadata.GetMetadata<OriginChecked>() is null)
+        {
+            await next(context);
+            return;
+        }
+        if (!context.RequestServices.GetRequiredService<OriginPolicy>().AcceptsRequest(context))
         {
             await Problems.For(403, "the MCP endpoint refuses requests from browser pages of other origins (the Origin header); " +
                 "allow the origin with Engram:Cors:AllowedOrigins").ExecuteAsync(context);
             return;
         }
-        await next(context);
+        var bound = BodyBound(context.RequestServices.GetRequiredService<RequestBodyLimits>());
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
+        {
+            feature.MaxRequestBodySize = bound; // Kestrel stops a chunked body once it passes the bound
+        }
+        if (context.Request.ContentLength > bound)
+        {
+            await TooLarge(bound).ExecuteAsync(context);
+            return;
+        }
+        try
+        {
+            await next(context);
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge && !context.Response.HasStarted)
+        {
+            RefusedBodyMemory.Refused(bound);
+            await TooLarge(bound).ExecuteAsync(context);
+        }
     });
+
+    /// <summary>
+    /// An MCP message carries one tool call, so the bound is that of the largest single-item REST route: a
+    /// key-value SET (<c>Engram:KeyValue:MaxValueBytes</c> plus room for the envelope) or one memory,
+    /// whichever is larger (1 MiB + 16 KiB by default). The multi-item bound (16 MiB) is not needed: no tool
+    /// takes a batch of memories.
+    /// </summary>
+    internal static long BodyBound(RequestBodyLimits limits) => Math.Max(limits.KeyValue, limits.Memory);
+
+    private static IResult TooLarge(long bound) => Problems.For(413,
+        $"the request body is larger than {bound} bytes, the bound of the MCP endpoint (raise it with {RequestBodyLimits.SettingFor(BodySize.KeyValue)})");
 
     private sealed class OriginChecked
     {

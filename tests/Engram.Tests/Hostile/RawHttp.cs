@@ -39,12 +39,12 @@ internal static class RawHttp
     }
 
     /// <summary>Streams a chunked body of <paramref name="totalBytes"/> (a JSON object with one long string) and stops once the server answers.</summary>
-    public static async Task<Answer> ChunkedAsync(Uri server, string method, string path, long totalBytes, TimeSpan timeout)
+    public static async Task<Answer> ChunkedAsync(Uri server, string method, string path, long totalBytes, TimeSpan timeout, string extraHeaders = "")
     {
         using var client = await ConnectAsync(server);
         var stream = client.GetStream();
         await stream.WriteAsync(Encoding.ASCII.GetBytes(
-            $"{method} {path} HTTP/1.1\r\nHost: {server.Authority}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"));
+            $"{method} {path} HTTP/1.1\r\nHost: {server.Authority}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n{extraHeaders}\r\n"));
         var head = Encoding.ASCII.GetBytes("{\"content\":\"");
         var chunk = Encoding.ASCII.GetBytes(new string('a', 8192));
         await WriteChunkAsync(stream, head);

@@ -136,6 +136,13 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         after["t1/bob memories"].Should().Be(before["t1/bob memories"]);
         after["t3/alice memories"].Should().Be(before["t3/alice memories"]);
 
+        // The same keys over MCP (/mcp): every tool answer is scanned like a REST body (McpPassAsync).
+        var remaining = memoryIds.Where(m => !(m.Tenant is "t1" or "t2" && m.Scope == "alice")).ToList();
+        foreach (var a in actors)
+        {
+            await McpPassAsync(a, server, remaining);
+        }
+
         // Every route of the server was exercised by some caller above.
         var routes = Routes(server);
         var covered = _sent.Select(r => Match(routes, r.Method, r.Path)).OfType<string>().ToHashSet();
@@ -251,6 +258,78 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         {
             await ExpectAsync(a, "POST", "/v1/admin/keys", new { role = "admin" }, 403);
             await ExpectAsync(a, "GET", "/v1/memories", null, 403, extraHeader: ("X-Engram-Tenant", "t3"));
+        }
+    }
+
+    /// <summary>
+    /// One caller over MCP with its own key, through the official client: it reads every memory by id (a
+    /// foreign one is "not found", exactly as a missing id), may not write outside its scope or with a read
+    /// key, and every listing tool the server offers answers only what the caller sees. Every HTTP exchange
+    /// is recorded for the route check and its body scanned for foreign tokens (<see cref="McpRecorder"/>).
+    /// </summary>
+    private async Task McpPassAsync(Actor a, EngramServer server, List<(string Id, string Tenant, string Scope)> memoryIds)
+    {
+        var key = a.Client.DefaultRequestHeaders.Authorization!.Parameter!;
+        var http = new HttpClient(new McpRecorder(this, a)) { BaseAddress = server.BaseAddress };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        var transport = new ModelContextProtocol.Client.HttpClientTransport(new ModelContextProtocol.Client.HttpClientTransportOptions
+        {
+            Endpoint = new Uri(server.BaseAddress, "/mcp"),
+            TransportMode = ModelContextProtocol.Client.HttpTransportMode.StreamableHttp,
+        }, http, ownsHttpClient: true);
+        await using var client = await ModelContextProtocol.Client.McpClient.CreateAsync(transport);
+        var tools = (await client.ListToolsAsync()).Select(t => t.Name).ToHashSet();
+
+        foreach (var (id, tenant, scope) in memoryIds)
+        {
+            var got = await client.CallAsync("memory_get", $$"""{"id":"{{id}}"}""");
+            if (SeesMemory(a, tenant, scope))
+            {
+                got.Structured().GetProperty("content").GetString().Should().Contain(MemoryToken(tenant, scope), $"{a.Name} reads its own memory over MCP");
+            }
+            else
+            {
+                got.IsError.Should().BeTrue($"{a.Name} must not read {tenant}/{scope} over MCP");
+                got.Text().Should().StartWith("not found");
+            }
+        }
+        if (a.Role < Role.Write)
+        {
+            (await client.CallAsync("memory_store", """{"content":"planted by a reader over mcp"}""")).Text().Should().StartWith("forbidden");
+        }
+        foreach (var other in Scopes.Where(s => s is not "all" and not "agentx" && a.Scope is not "all" and not "agentx" && s != a.Scope))
+        {
+            var planted = await client.CallAsync("memory_store", $$"""{"content":"planted over mcp","user_id":"{{other}}"}""");
+            planted.IsError.Should().BeTrue($"{a.Name} may not write into {other}'s scope over MCP");
+            planted.Text().Should().StartWith("forbidden");
+        }
+        // The listing tools the server offers (added beside memory_get): answers scanned by the recorder.
+        foreach (var (tool, arguments) in new[]
+        {
+            ("memory_search", """{"query":"orchid note own","k":100}"""), ("memory_list", "{}"), ("memory_stats", "{}"),
+            ("read_graph", "{}"), ("search_nodes", """{"query":"zz"}"""), ("kv_list", "{}"), ("kv_get", """{"key":"common"}"""),
+        })
+        {
+            if (tools.Contains(tool))
+            {
+                var result = await client.CallAsync(tool, arguments);
+                result.IsError.Should().NotBe(true, $"{a.Name} {tool}: {result.Text()}");
+            }
+        }
+    }
+
+    /// <summary>Records every MCP HTTP exchange of one caller as a sent request and scans its answer for foreign tokens.</summary>
+    private sealed class McpRecorder(HttpIsolationTests test, Actor actor) : DelegatingHandler(new HttpClientHandler())
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var sent = request.Content is null ? "" : await request.Content.ReadAsStringAsync(cancellationToken);
+            test._sent.Add((request.Method.Method, request.RequestUri!.AbsolutePath));
+            var response = await base.SendAsync(request, cancellationToken);
+            await response.Content.LoadIntoBufferAsync(cancellationToken);
+            AssertNoForeignTokens(actor, await response.Content.ReadAsStringAsync(cancellationToken), $"MCP {request.Method} {request.RequestUri.AbsolutePath}", sent);
+            test._checkedResponses++;
+            return response;
         }
     }
 

@@ -1,0 +1,112 @@
+using System.Text;
+using Engram.Tests.Hostile;
+using Engram.Tests.Support;
+
+namespace Engram.Tests.Mcp;
+
+/// <summary>
+/// Hostile bodies on <c>/mcp</c>: malformed JSON-RPC, unknown tools and methods, wrong argument types,
+/// huge arguments, deep nesting, oversized bodies. The answer is a JSON-RPC error or a tool error
+/// (200 or 4xx), never a 5xx, and the server keeps serving.
+/// </summary>
+public sealed class McpHostileBodyTests : IAsyncLifetime
+{
+    private EngramServer _server = null!;
+
+    public async Task InitializeAsync() => _server = await EngramServer.StartAsync();
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    public static TheoryData<string, string> ProtocolErrors => new()
+    {
+        { "not JSON", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":" },
+        { "a JSON string", "\"tools/list\"" },
+        { "an empty object", "{}" },
+        { "no jsonrpc version", """{"id":1,"method":"tools/list"}""" },
+        { "a wrong jsonrpc version", """{"jsonrpc":"1.0","id":1,"method":"tools/list"}""" },
+        { "a method that is a number", """{"jsonrpc":"2.0","id":1,"method":42}""" },
+        { "an unknown method", """{"jsonrpc":"2.0","id":1,"method":"memory/steal","params":{}}""" },
+        { "an id that is an object", """{"jsonrpc":"2.0","id":{"a":1},"method":"tools/list"}""" },
+        { "params that are a string", """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"memory_get"}""" },
+        { "a tool name that is a number", """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7,"arguments":{}}}""" },
+        { "an unknown tool", McpHttpRaw.ToolCall("memory_steal", "{}") },
+        { "deeply nested arguments", McpHttpRaw.ToolCall("memory_store", new string('[', 5000) + new string(']', 5000)) },
+        { "deeply nested JSON", new string('[', 100_000) + new string(']', 100_000) },
+        { "a batch of junk", "[1,2,3]" },
+        { "metadata nested past the parser's depth", McpHttpRaw.ToolCall("memory_store", $$"""{"content":"x","metadata":{{string.Concat(Enumerable.Repeat("{\"a\":", 200))}}1{{new string('}', 200)}}}""") },
+    };
+
+    [Theory]
+    [MemberData(nameof(ProtocolErrors))]
+    public async Task Malformed_messages_are_json_rpc_errors_never_500(string name, string body)
+    {
+        var answer = await McpHttpRaw.PostAsync(_server.Client, body);
+        answer.Status.Should().BeInRange(200, 499, $"{name}: {answer}");
+        if (answer.Status == 200 && answer.Body.Length > 0)
+        {
+            var message = answer.Message;
+            (message.TryGetProperty("error", out _) || message.GetProperty("result").GetProperty("isError").GetBoolean()).Should().BeTrue($"{name}: {answer}");
+        }
+        await StillServesAsync();
+    }
+
+    public static TheoryData<string, string> ToolErrors => new()
+    {
+        { "a required argument missing", """{}""" },
+        { "content that is a number", """{"content":42}""" },
+        { "content that is an object", """{"content":{"a":1}}""" },
+        { "tags that are a string", """{"content":"x","tags":"a,b"}""" },
+        { "importance that is text", """{"content":"x","importance":"high"}""" },
+        { "importance out of range", """{"content":"x","importance":7}""" },
+        { "ttl_seconds huge", """{"content":"x","ttl_seconds":1e400}""" },
+        { "a content of 200,000 characters", $$"""{"content":"{{new string('a', 200_000)}}"}""" },
+        { "20,000 tags", $$"""{"content":"x","tags":[{{string.Join(',', Enumerable.Repeat("\"t\"", 20_000))}}]}""" },
+    };
+
+    [Theory]
+    [MemberData(nameof(ToolErrors))]
+    public async Task Bad_arguments_are_tool_errors_with_a_message(string name, string arguments)
+    {
+        var answer = await McpHttpRaw.PostAsync(_server.Client, McpHttpRaw.ToolCall("memory_store", arguments));
+        answer.Status.Should().Be(200, $"{name}: {answer}");
+        var message = answer.Message;
+        if (message.TryGetProperty("error", out var error))
+        {
+            // The SDK itself refuses arguments it cannot bind: a JSON-RPC invalid-params error is acceptable.
+            error.GetProperty("message").GetString().Should().NotBeNullOrEmpty();
+        }
+        else
+        {
+            var result = message.GetProperty("result");
+            (result.TryGetProperty("isError", out var isError) && isError.GetBoolean()).Should().BeTrue($"{name}: {answer}");
+            var text = result.GetProperty("content")[0].GetProperty("text").GetString();
+            text.Should().NotBeNullOrEmpty().And.NotContain("unexpected error", name);
+        }
+        await StillServesAsync();
+    }
+
+    [Fact]
+    public async Task A_body_past_the_mcp_bound_is_413_announced_or_chunked_and_a_big_kv_value_fits()
+    {
+        var announced = await RawHttp.HeadersOnlyAsync(_server.BaseAddress, "POST", "/mcp", 4L * 1024 * 1024, TimeSpan.FromSeconds(20));
+        announced.Status.Should().Be(413, announced.Body);
+        announced.ContentType.Should().StartWith("application/problem+json");
+        announced.Body.Should().Contain("Engram:KeyValue:MaxValueBytes");
+
+        var chunked = await RawHttp.ChunkedAsync(_server.BaseAddress, "POST", "/mcp", 4 * 1024 * 1024, TimeSpan.FromSeconds(20),
+            "Accept: application/json, text/event-stream\r\n");
+        chunked.Status.Should().Be(413, chunked.Body);
+
+        // 100 KB of content: more than Kestrel's default bound for bodiless routes (64 KiB), well under the MCP bound.
+        var big = await McpHttpRaw.PostAsync(_server.Client, McpHttpRaw.ToolCall("memory_store", $$$"""{"content":"{{{new string('b', 30_000)}}}","metadata":{"pad":"{{{new string('p', 70_000)}}}"}}"""));
+        big.Status.Should().Be(200, big.ToString());
+        await StillServesAsync();
+    }
+
+    private async Task StillServesAsync()
+    {
+        var list = await McpHttpRaw.PostAsync(_server.Client, McpHttpRaw.ToolsList);
+        list.Status.Should().Be(200, list.ToString());
+        list.Message.GetProperty("result").GetProperty("tools").GetArrayLength().Should().BeGreaterThan(0);
+    }
+}
