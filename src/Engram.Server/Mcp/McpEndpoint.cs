@@ -24,8 +24,8 @@ internal static class McpEndpoint
 
     /// <summary>
     /// The checks of requests to endpoints marked <see cref="OriginChecked"/>, after routing and before the gate:
-    /// a foreign <c>Origin</c> is refused, and the body is bounded (<see cref="BodyBound"/>), since the SDK reads
-    /// it itself and Kestrel's default bound is the smallest route's.
+    /// a foreign <c>Origin</c> is refused, a body that is not UTF-8 JSON is 415, and the body is bounded
+    /// (<see cref="BodyBound"/>), since the SDK reads it itself and Kestrel's default bound is the smallest route's.
     /// </summary>
     public static IApplicationBuilder UseMcpRequestChecks(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
@@ -38,6 +38,11 @@ internal static class McpEndpoint
         {
             await Problems.For(403, "the MCP endpoint refuses requests from browser pages of other origins (the Origin header); " +
                 "allow the origin with Engram:Cors:AllowedOrigins").ExecuteAsync(context);
+            return;
+        }
+        if (HttpMethods.IsPost(context.Request.Method) && MediaTypeFault(context.Request.ContentType) is { } fault)
+        {
+            await Problems.For(415, fault).ExecuteAsync(context); // the SDK would fail on it with a 500
             return;
         }
         var bound = BodyBound(context.RequestServices.GetRequiredService<RequestBodyLimits>());
@@ -68,6 +73,24 @@ internal static class McpEndpoint
     /// takes a batch of memories.
     /// </summary>
     internal static long BodyBound(RequestBodyLimits limits) => Math.Max(limits.KeyValue, limits.Memory);
+
+    /// <summary>Why a POST's Content-Type is not UTF-8 JSON, or null; MCP messages always carry one (unlike REST, none is not taken as JSON).</summary>
+    private static string? MediaTypeFault(string? contentType)
+    {
+        if (string.IsNullOrEmpty(contentType))
+        {
+            return "MCP messages are sent with Content-Type: application/json";
+        }
+        try
+        {
+            JsonMediaType.Require(contentType);
+            return null;
+        }
+        catch (BadHttpRequestException ex)
+        {
+            return ex.Message;
+        }
+    }
 
     private static IResult TooLarge(long bound) => Problems.For(413,
         $"the request body is larger than {bound} bytes, the bound of the MCP endpoint (raise it with {RequestBodyLimits.SettingFor(BodySize.KeyValue)})");

@@ -33,7 +33,7 @@ public sealed class McpHostileBodyTests : IAsyncLifetime
         { "deeply nested arguments", McpHttpRaw.ToolCall("memory_store", new string('[', 5000) + new string(']', 5000)) },
         { "deeply nested JSON", new string('[', 100_000) + new string(']', 100_000) },
         { "a batch of junk", "[1,2,3]" },
-        { "metadata nested past the parser's depth", McpHttpRaw.ToolCall("memory_store", $$"""{"content":"x","metadata":{{string.Concat(Enumerable.Repeat("{\"a\":", 200))}}1{{new string('}', 200)}}}""") },
+        { "metadata nested past the parser's depth", McpHttpRaw.ToolCall("memory_store", $$$"""{"content":"x","metadata":{{{string.Concat(Enumerable.Repeat("{\"a\":", 200))}}}1{{{new string('}', 200)}}}}""") },
     };
 
     [Theory]
@@ -82,6 +82,27 @@ public sealed class McpHostileBodyTests : IAsyncLifetime
             var text = result.GetProperty("content")[0].GetProperty("text").GetString();
             text.Should().NotBeNullOrEmpty().And.NotContain("unexpected error", name);
         }
+        await StillServesAsync();
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("text/plain")]
+    [InlineData("application/json; charset=utf-16")]
+    [InlineData("application/json, text/plain")]
+    public async Task A_body_that_is_not_utf8_json_is_415_with_a_problem_body_not_500(string? contentType)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new ByteArrayContent(Encoding.UTF8.GetBytes(McpHttpRaw.ToolsList)) };
+        request.Content.Headers.ContentType = null;
+        if (contentType is not null)
+        {
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        }
+        request.Headers.TryAddWithoutValidation("Accept", "application/json, text/event-stream");
+        using var response = await _server.Client.SendAsync(request);
+        ((int)response.StatusCode).Should().Be(415, await response.Content.ReadAsStringAsync());
+        response.Content.Headers.ContentType!.MediaType.Should().Be("application/problem+json");
         await StillServesAsync();
     }
 

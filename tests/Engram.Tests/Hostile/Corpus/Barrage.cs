@@ -58,7 +58,8 @@ internal sealed class Barrage(EngramServer server)
 
     private void Check(Probe probe, HostileAnswer answer)
     {
-        var expect = probe.Expect;
+        var jsonRpc = Exceptions.SpeaksJsonRpc(probe.Request.Target);
+        var expect = jsonRpc ? Exceptions.Mcp(probe.Expect) : probe.Expect;
         if (answer.Closed)
         {
             if (!expect.MayClose)
@@ -77,7 +78,7 @@ internal sealed class Barrage(EngramServer server)
             Fail(probe, $"{answer.Status}, expected {Describe(expect)} ({expect.Why}): {Cut(answer.Text)}");
             return;
         }
-        if (answer.Status >= 400 && probe.Request.Method != "HEAD" && ProblemBodyFault(answer) is { } fault)
+        if (answer.Status >= 400 && probe.Request.Method != "HEAD" && !(jsonRpc && Exceptions.IsJsonRpcError(answer)) && ProblemBodyFault(answer) is { } fault)
         {
             Fail(probe, $"{answer.Status} without a proper problem body: {fault}");
         }

@@ -81,6 +81,44 @@ internal static class Exceptions
     /// <summary>Hostile query values, refused unless listed.</summary>
     public static Expectation Query(RouteSample sample, string parameter, string value) => Expectation.Refused;
 
+    /// <summary>A request to <c>/mcp</c>, the MCP Streamable HTTP endpoint, which answers in JSON-RPC.</summary>
+    public static bool SpeaksJsonRpc(string target) => target == "/mcp" || target.StartsWith("/mcp?", StringComparison.Ordinal);
+
+    /// <summary>
+    /// /mcp speaks JSON-RPC, not REST: a message the SDK cannot take (malformed, wrong types, unknown method or tool,
+    /// nesting past its depth, a wrong Accept) is a JSON-RPC error, with 200 or a 4xx whose body is a JSON-RPC error
+    /// object instead of a problem (<see cref="IsJsonRpcError"/>), and a bad tool argument is a tool error (200,
+    /// isError). Engram's own refusals in front of the SDK (401, 403 Origin, 413, 414, 431) stay problem bodies.
+    /// Still never a 5xx, a hang or a write (the sample calls the read-only memory_get).
+    /// </summary>
+    public static Expectation Mcp(Expectation probe) => probe with
+    {
+        Why = probe.Why + "; /mcp answers in JSON-RPC (200 or 4xx)",
+        Statuses = [200, .. Enumerable.Range(400, 100)],
+        AnyBelow500 = false,
+        MayWrite = false,
+        Check = null,
+    };
+
+    /// <summary>A JSON-RPC 2.0 error object (plain JSON, or one server-sent event).</summary>
+    public static bool IsJsonRpcError(HostileAnswer answer)
+    {
+        var text = answer.Text;
+        if (answer.Header("Content-Type").StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase))
+        {
+            text = string.Concat(text.Split('\n').Where(l => l.StartsWith("data:", StringComparison.Ordinal)).Select(l => l[5..]));
+        }
+        try
+        {
+            var root = JsonNode.Parse(text);
+            return (string?)root?["jsonrpc"] == "2.0" && root["error"]?["message"] is not null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false;
+        }
+    }
+
     private static Func<HostileAnswer, string?> Empty(string member) => answer =>
         JsonNode.Parse(answer.Body)![member]!.AsArray().Count is var n and > 0 ? $"matched {n} {member}" : null;
 }

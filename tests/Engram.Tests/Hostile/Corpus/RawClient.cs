@@ -70,6 +70,11 @@ internal static class RawClient
         {
             head.Append("Content-Length: ").Append((request.Body?.Length ?? 0).ToString(CultureInfo.InvariantCulture)).Append("\r\n");
         }
+        if (Exceptions.SpeaksJsonRpc(request.Target) && !request.Headers.Any(h => h.Name.Equals("Accept", StringComparison.OrdinalIgnoreCase)))
+        {
+            // The Streamable HTTP transport answers 406 to a POST that does not accept both; with it, probes reach the JSON-RPC parser.
+            head.Append("Accept: application/json, text/event-stream\r\n");
+        }
         foreach (var (name, value) in request.Headers)
         {
             head.Append(name).Append(value is null ? "" : ": " + value).Append("\r\n");

@@ -118,6 +118,9 @@ internal static class RouteSamples
         new("DELETE", "/v1/kv/{key}", "/v1/kv/{key}", null, [404]) { Params = P("key", "hostile:absent") },
         new("POST", "/v1/kv/{key}", "/v1/kv/{key}/incr", """{"by":2}""", [200]) { Params = P("key", "hostile:counter"), Writes = true },
         new("POST", "/v1/kv/{key}", "/v1/kv/{key}/expire", """{"ttl_seconds":60}""", [404]) { Params = P("key", "hostile:absent") },
+
+        // MCP (Streamable HTTP): a read-only tool call, so no spoiled variant can write; answers per Exceptions.Mcp.
+        new("POST", "/mcp", "/mcp", """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"memory_get","arguments":{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}}}""", [200]),
     ];
 
     /// <summary>The samples of every served route and method; a route the table does not know gets a generic one.</summary>
