@@ -26,6 +26,8 @@ public static class EngramMcp
         });
         builder.WithRequestFilters(filters => filters.AddCallToolFilter(McpToolFailures.Filter));
         builder.WithTools<MemoryTools>(McpResults.Json);
+        builder.WithTools<GraphTools>(McpResults.Json);
+        builder.WithResources<GraphResources>();
         return builder;
     }
 }
