@@ -98,9 +98,18 @@ internal sealed class GraphTools(GraphService graph, IMcpCallerSource callers)
     [McpServerTool(Name = "read_graph", Title = "Read the knowledge graph", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false,
         UseStructuredContent = true, OutputSchemaType = typeof(GraphResult))]
     [Description("The whole knowledge graph: every entity with its observations, in creation order, and every relation. " +
-        "Observations and relations whose validity period (set over Engram's REST API) has ended are left out.")]
-    public async Task<CallToolResult> ReadGraphAsync(CancellationToken ct = default) =>
-        McpResults.Ok(GraphResult.Of(await graph.ReadGraphAsync(callers.Current, includeInvalid: false, ct)));
+        "Observations and relations whose validity period (set over Engram's REST API) has ended are left out. " +
+        "Takes no arguments: unlike the reference memory server, which ignores them, Engram refuses any (search_nodes and open_nodes read part of the graph).")]
+    public async Task<CallToolResult> ReadGraphAsync(RequestContext<CallToolRequestParams> request, CancellationToken ct = default)
+    {
+        // An argument here is a caller expecting a filter read_graph does not have; answering with the whole graph would hide that.
+        if (request.Params?.Arguments is { Count: > 0 } arguments)
+        {
+            throw new ArgumentException($"read_graph takes no arguments (got '{string.Join("', '", arguments.Keys)}'); " +
+                "to read part of the graph use search_nodes (query) or open_nodes (names)");
+        }
+        return McpResults.Ok(GraphResult.Of(await graph.ReadGraphAsync(callers.Current, includeInvalid: false, ct)));
+    }
 
     [McpServerTool(Name = "search_nodes", Title = "Search the knowledge graph", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false,
         UseStructuredContent = true, OutputSchemaType = typeof(GraphResult))]

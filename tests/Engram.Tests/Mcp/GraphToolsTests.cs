@@ -38,6 +38,7 @@ public sealed class GraphToolsTests
     [InlineData("delete_relations", """{"relations":[{"from":"Ana","to":" "}]}""", "relationType")]
     [InlineData("search_nodes", """{"query":"  "}""", "query")]
     [InlineData("open_nodes", """{"names":[""]}""", "names[0]")]
+    [InlineData("read_graph", """{"query":"Ana"}""", "read_graph takes no arguments (got 'query')")]
     public async Task User_errors_are_tool_errors_naming_the_field_as_the_caller_wrote_it(string tool, string args, string expected)
     {
         await using var server = await EngramServer.StartAsync();
