@@ -15,10 +15,24 @@ internal static class ImportCommand
     /// <summary>The formats <c>--format</c> accepts.</summary>
     public const string McpMemory = "mcp-memory";
 
+    private static readonly string[] Formats = [McpMemory];
+
     public static Command Create()
     {
-        var format = OptionFactory.Choice("--format", "What FILE is: mcp-memory (the MCP reference memory server's memory.jsonl).", McpMemory);
-        format.Required = true;
+        var format = new Option<string>("--format")
+        {
+            Description = "What FILE is: mcp-memory (the MCP reference memory server's memory.jsonl).",
+            HelpName = string.Join('|', Formats),
+            Required = true,
+        };
+        format.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<string>();
+            if (!Formats.Contains(value, StringComparer.Ordinal))
+            {
+                result.AddError($"unknown --format '{value}'; the formats are: {string.Join(", ", Formats)}");
+            }
+        });
         var file = new Argument<string>("FILE") { Description = "The file to import." };
         var tenant = OptionFactory.Text("--tenant", "Import into this tenant (default: the default tenant in process, the key's own with --server; " +
             "another tenant over --server needs an admin key).", "T");
