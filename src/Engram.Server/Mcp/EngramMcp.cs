@@ -26,6 +26,7 @@ public static class EngramMcp
         });
         builder.WithRequestFilters(filters => filters.AddCallToolFilter(McpToolFailures.Filter));
         builder.WithTools<MemoryTools>(McpResults.Json);
+        builder.WithPortableSchemas();
         return builder;
     }
 }
