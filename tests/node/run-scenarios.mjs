@@ -256,7 +256,13 @@ async function runFile(options, scenario, report) {
       fail({ step: 0, tool: null, reason: `cannot connect to ${opened.describe}: ${message(error)}` });
       return;
     }
-    const listed = await listAll(client, options.timeoutMs);
+    let listed;
+    try {
+      listed = await listAll(client, options.timeoutMs);
+    } catch (error) {
+      fail({ step: 0, tool: null, reason: `listing the tools, resources and prompts failed: ${message(error)}` });
+      return;
+    }
     report.server ??= { ...client.getServerVersion(), instructions: client.getInstructions() ?? null };
     report.tools ??= listed.tools.map((t) => t.name);
     report.resources ??= listed.resources.map((r) => r.uri);
