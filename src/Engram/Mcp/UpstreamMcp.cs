@@ -31,6 +31,11 @@ internal sealed class UpstreamMcp : IAsyncDisposable
     private McpClient? _client;
     private string? _lastReported;
 
+    // The last failed connection: a request that waited for it gets its answer instead of trying again at once
+    // (a server that does not answer would otherwise cost each waiting request a full connect timeout).
+    private int _failedConnections;
+    private UpstreamUnavailableException? _lastConnectFailure;
+
     public UpstreamMcp(Uri endpoint, string? apiKey, string? tenant, TextWriter log)
     {
         _endpoint = endpoint;
@@ -81,12 +86,17 @@ internal sealed class UpstreamMcp : IAsyncDisposable
         {
             return ready;
         }
+        var failuresBefore = Volatile.Read(ref _failedConnections);
         await _connecting.WaitAsync(ct);
         try
         {
             if (_client is { } connected)
             {
                 return connected;
+            }
+            if (_failedConnections != failuresBefore && _lastConnectFailure is { } justFailed)
+            {
+                throw new UpstreamUnavailableException(justFailed.Message, justFailed);
             }
             var http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = ConnectTimeout }) { Timeout = RequestTimeout };
             var headers = new Dictionary<string, string>();
@@ -122,7 +132,9 @@ internal sealed class UpstreamMcp : IAsyncDisposable
             catch (Exception ex) when (Describe(ex, ct) is { } message)
             {
                 await transport.DisposeAsync();
-                throw Report(message, ex);
+                _lastConnectFailure = Report(message, ex);
+                Interlocked.Increment(ref _failedConnections);
+                throw _lastConnectFailure;
             }
         }
         finally
