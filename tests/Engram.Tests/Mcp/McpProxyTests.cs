@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Engram.Core.Security;
+using Engram.Server;
 using Engram.Tests.Cli;
 using Engram.Tests.Support;
 using ModelContextProtocol;
@@ -60,6 +61,24 @@ public sealed class McpProxyTests
         var listing = async () => await proxy.Client.ListToolsAsync();
         (await listing.Should().ThrowAsync<McpProtocolException>()).Which.Message.Should().Contain($"cannot reach the Engram server at http://127.0.0.1:{port}/mcp");
         proxy.Stderr.Should().Contain(line => line.StartsWith("engram: cannot reach the Engram server", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_server_that_comes_up_after_the_client_is_used_from_the_next_call()
+    {
+        // Claude Desktop starts its MCP servers at launch, often before `engram serve` runs.
+        var port = EngramServer.FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        await using var proxy = await Proxy.StartAsync(["--server", url]);
+        (await proxy.Client.CallAsync("memory_store", """{"content":"too early"}""")).Text().Should().Contain("cannot reach");
+
+        using var data = new TempDirectory();
+        await using var app = ServerApplication.Build([], o => o.DataPath = data.Path, urls: url);
+        await app.StartAsync();
+        var stored = (await proxy.Client.CallAsync("memory_store", """{"content":"in time"}""")).Structured();
+        stored.GetProperty("content").GetString().Should().Be("in time");
+        proxy.Stderr.Should().Contain($"engram: connected to {url}/mcp");
+        await app.StopAsync();
     }
 
     [Fact]
