@@ -7,7 +7,7 @@
 //
 //   node run-scenarios.mjs --engram path/to/engram.dll [--data-root DIR]         stdio: dotnet engram.dll mcp --data <fresh dir>
 //   node run-scenarios.mjs --stdio -- CMD ARG... ({data} and {tenant} are replaced per file)
-//   node run-scenarios.mjs --url http://127.0.0.1:7070/mcp [--key KEY] [--fresh tenant|none]
+//   node run-scenarios.mjs --url http://127.0.0.1:7070/mcp [--key KEY (default $ENGRAM_API_KEY)] [--fresh tenant|none]
 //
 // Each scenario file runs on its own connection against an empty store: over stdio a new process (with a new
 // data folder where the command line says {data}); over HTTP a new tenant per file (X-Engram-Tenant, which an
@@ -65,6 +65,8 @@ function parseArgs(argv) {
   if (options.command && options.command.length === 0) throw new UsageError("--stdio needs a command line after it");
   if (!(options.timeoutMs > 0)) throw new UsageError("--timeout-ms must be a positive number");
   if (!["tenant", "none"].includes(options.fresh)) throw new UsageError("--fresh must be tenant or none");
+  // Over HTTP the key may come from the environment, as for the engram CLI (a flag shows in the process list).
+  if (options.url && options.key === undefined && process.env.ENGRAM_API_KEY) options.key = process.env.ENGRAM_API_KEY;
   if (options.engram) options.command = ["dotnet", resolve(options.engram), "mcp", "--data", "{data}"];
   return options;
 }
