@@ -28,6 +28,7 @@ public static class EngramMcp
         builder.WithTools<MemoryTools>(McpResults.Json);
         builder.WithTools<GraphTools>(McpResults.Json);
         builder.WithResources<GraphResources>();
+        builder.WithPortableSchemas();
         return builder;
     }
 }
