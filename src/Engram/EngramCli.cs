@@ -27,6 +27,7 @@ public static class EngramCli
             KvCommand.Create(),
             KeysCommand.Create(),
             McpCommand.Create(),
+            ImportCommand.Create(),
             AuditCommand.Create(),
             BenchCommand.Create(),
         };

@@ -73,6 +73,16 @@ public sealed record KnowledgeGraph(IReadOnlyList<Entity> Entities, IReadOnlyLis
     public static KnowledgeGraph Empty { get; } = new([], []);
 }
 
+/// <summary>Which relations a subgraph of chosen entities (search hits, opened nodes) carries.</summary>
+public enum SubgraphRelations
+{
+    /// <summary>Only relations with both ends among the entities (REST's search and nodes).</summary>
+    Between,
+
+    /// <summary>Every relation with at least one end among them, so a caller sees a node's connections (the MCP reference server's search_nodes and open_nodes).</summary>
+    Touching,
+}
+
 /// <summary>An entity to create. Observations are strings or <c>{"content","valid_from","valid_to"}</c> objects.</summary>
 public sealed record NewEntity
 {

@@ -98,9 +98,11 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
 
     /// <summary>
     /// Entities whose name, type or valid observations match <paramref name="query"/> (BM25, best first),
-    /// with the relations between them, as the MCP server's search_nodes returns.
+    /// with the relations between them (or, with <see cref="SubgraphRelations.Touching"/>, every relation
+    /// touching one of them, as the MCP reference server's search_nodes returns since 2025).
     /// </summary>
-    public async Task<KnowledgeGraph> SearchAsync(Caller caller, string? query, int? limit = null, bool includeInvalid = false, CancellationToken ct = default)
+    public async Task<KnowledgeGraph> SearchAsync(Caller caller, string? query, int? limit = null, bool includeInvalid = false, CancellationToken ct = default,
+        SubgraphRelations relations = SubgraphRelations.Between)
     {
         caller = Enter(caller, Role.Read, "read the graph");
         if (string.IsNullOrWhiteSpace(query))
@@ -109,15 +111,16 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
         }
         var max = GraphValidator.Depth(limit, DefaultSearchLimit, GraphValidator.MaxBatch, "limit");
         var hits = await _index.SearchAsync(caller.Tenant, query, max, ct).ConfigureAwait(false);
-        return await SubgraphAsync(caller, hits.Select(h => h.Name).ToList(), includeInvalid, ct).ConfigureAwait(false);
+        return await SubgraphAsync(caller, hits.Select(h => h.Name).ToList(), includeInvalid, relations, ct).ConfigureAwait(false);
     }
 
-    /// <summary>The named entities (unknown names are left out) and the relations between them.</summary>
-    public Task<KnowledgeGraph> OpenNodesAsync(Caller caller, IReadOnlyList<string?>? names, bool includeInvalid = false, CancellationToken ct = default)
+    /// <summary>The named entities (unknown names are left out) and the relations between them (or touching them, see <see cref="SubgraphRelations"/>).</summary>
+    public Task<KnowledgeGraph> OpenNodesAsync(Caller caller, IReadOnlyList<string?>? names, bool includeInvalid = false, CancellationToken ct = default,
+        SubgraphRelations relations = SubgraphRelations.Between)
     {
         caller = Enter(caller, Role.Read, "read the graph");
         GraphValidator.Batch(names, "names");
-        return SubgraphAsync(caller, names!.Select((n, i) => GraphValidator.Name(n, $"names[{i}]")).ToList(), includeInvalid, ct);
+        return SubgraphAsync(caller, names!.Select((n, i) => GraphValidator.Name(n, $"names[{i}]")).ToList(), includeInvalid, relations, ct);
     }
 
     /// <summary>
@@ -243,7 +246,7 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
     /// <summary>Checks the role; returns the caller the store and the index see (its partition when scoped).</summary>
     private static Caller Enter(Caller caller, Role needed, string action) => ScopeGuard.Enter(caller, needed, action).Partition();
 
-    private async Task<KnowledgeGraph> SubgraphAsync(Caller caller, IReadOnlyList<string> names, bool includeInvalid, CancellationToken ct)
+    private async Task<KnowledgeGraph> SubgraphAsync(Caller caller, IReadOnlyList<string> names, bool includeInvalid, SubgraphRelations which, CancellationToken ct)
     {
         if (names.Count == 0)
         {
@@ -252,7 +255,7 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
         var entities = await store.GetEntitiesAsync(caller, names, includeInvalid, ct).ConfigureAwait(false);
         var inSet = entities.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
         var relations = (await store.GetRelationsTouchingAsync(caller, inSet, includeInvalid, ct).ConfigureAwait(false))
-            .Where(r => inSet.Contains(r.From) && inSet.Contains(r.To))
+            .Where(r => which == SubgraphRelations.Touching || (inSet.Contains(r.From) && inSet.Contains(r.To)))
             .ToList();
         return new KnowledgeGraph(entities, relations);
     }

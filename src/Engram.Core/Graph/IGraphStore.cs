@@ -45,7 +45,7 @@ public interface IGraphStore
     /// </summary>
     Task<IReadOnlyList<string>> FindEntityNamesAsync(Caller caller, string nameKey, CancellationToken ct = default);
 
-    /// <summary>Relations with either end among <paramref name="names"/> (one hop of a traversal).</summary>
+    /// <summary>Relations with either end among <paramref name="names"/> (one hop of a traversal), in creation order.</summary>
     Task<IReadOnlyList<Relation>> GetRelationsTouchingAsync(Caller caller, IReadOnlyCollection<string> names, bool includeInvalid, CancellationToken ct = default);
 
     /// <summary>Every change of an entity, its observations and the relations touching it, oldest first; kept after deletion.</summary>

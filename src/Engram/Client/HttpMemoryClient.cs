@@ -17,7 +17,9 @@ internal sealed partial class HttpMemoryClient : IMemoryClient
     private readonly HttpClient _http;
     private readonly Uri _server;
 
-    public HttpMemoryClient(Uri server)
+    /// <param name="server">The server's base URL.</param>
+    /// <param name="tenant">A tenant to act in (X-Engram-Tenant; the server allows it to admin keys only), or null for the key's own.</param>
+    public HttpMemoryClient(Uri server, string? tenant = null)
     {
         _server = server;
         _http = new HttpClient { BaseAddress = server, Timeout = Timeout };
@@ -27,6 +29,10 @@ internal sealed partial class HttpMemoryClient : IMemoryClient
         if (Environment.GetEnvironmentVariable(ApiKeyVariable) is { Length: > 0 } key)
         {
             _http.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + key.Trim());
+        }
+        if (tenant is not null)
+        {
+            _http.DefaultRequestHeaders.Add("X-Engram-Tenant", tenant);
         }
     }
 

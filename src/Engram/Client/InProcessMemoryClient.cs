@@ -18,7 +18,8 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
     /// <summary>History records writes made here with this actor.</summary>
     public const string Actor = "cli";
 
-    private static readonly Caller Caller = Caller.Default(Actor);
+    /// <summary>Who the commands act as: admin of the default tenant, or of the tenant a command names (<c>--tenant</c>).</summary>
+    private Caller Caller { get; init; } = Caller.Default(Actor);
 
     private readonly SqliteMemoryStore _store;
     private readonly MemoryService _memories;
@@ -38,7 +39,7 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
     /// without a database is the user's mistake (a wrong --data) and is refused, rather than silently
     /// creating an empty store wherever the command happened to run.
     /// </summary>
-    public static InProcessMemoryClient Open(string dataPath, bool createIfMissing)
+    public static InProcessMemoryClient Open(string dataPath, bool createIfMissing, string? tenant = null)
     {
         var databasePath = Path.Combine(Path.GetFullPath(dataPath), SqliteMemoryStore.FileName);
         if (!createIfMissing && !File.Exists(databasePath))
@@ -48,7 +49,10 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
         }
         var options = ConfiguredOptions.Load();
         // Two readers are plenty for one command; the default pool is sized for a server.
-        return new InProcessMemoryClient(SqliteMemoryStore.Open(dataPath, TimeProvider.System, maxReaders: 2), options);
+        return new InProcessMemoryClient(SqliteMemoryStore.Open(dataPath, TimeProvider.System, maxReaders: 2), options)
+        {
+            Caller = new Caller(tenant ?? Caller.DefaultTenant, Actor),
+        };
     }
 
     public async Task<WrittenMemory> AddAsync(NewMemory memory, DuplicatePolicy policy, CancellationToken ct) =>

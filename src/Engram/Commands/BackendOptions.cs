@@ -43,7 +43,10 @@ internal sealed class BackendOptions
     /// Picks the backend. Flags beat environment variables; an explicit <c>--data</c> beats
     /// ENGRAM_SERVER so one can inspect a folder without unsetting it.
     /// </summary>
-    public IMemoryClient Connect(ParseResult parse, bool createData)
+    /// <param name="parse">The command line.</param>
+    /// <param name="createData">Whether a data folder without a store may be created.</param>
+    /// <param name="tenant">A tenant to act in (a command's <c>--tenant</c>), or null for the default one (the key's own over --server).</param>
+    public IMemoryClient Connect(ParseResult parse, bool createData, string? tenant = null)
     {
         var data = parse.GetValue(Data);
         var server = parse.GetValue(Server);
@@ -54,20 +57,20 @@ internal sealed class BackendOptions
         server ??= data is null ? Environment(ServerVariable) : null;
         if (server is not null)
         {
-            return new HttpMemoryClient(ServerUri(server));
+            return new HttpMemoryClient(ServerUri(server), tenant);
         }
         data ??= Environment(DataVariable) ?? DefaultData;
         if (data.Trim().Length == 0)
         {
             throw new ValidationException("--data", "--data must name a folder");
         }
-        return InProcessMemoryClient.Open(data, createData);
+        return InProcessMemoryClient.Open(data, createData, tenant);
     }
 
     private static string? Environment(string name) =>
         System.Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
 
-    private static Uri ServerUri(string text)
+    internal static Uri ServerUri(string text)
     {
         if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
         {

@@ -17,7 +17,10 @@ internal sealed class CommandContext(ParseResult parse, BackendOptions backend, 
 
     public TextWriter Output { get; } = Console.Out;
 
-    public IMemoryClient Client => _client ??= backend.Connect(Parse, createsData);
+    public IMemoryClient Client => _client ??= backend.Connect(Parse, createsData, Tenant);
+
+    /// <summary>The tenant to act in when the command takes <c>--tenant</c>; set it before the first use of <see cref="Client"/>.</summary>
+    public string? Tenant { get; set; }
 
     public CancellationToken CancellationToken { get; init; }
 

@@ -5,6 +5,7 @@ using Engram.Cli.Output;
 using Engram.Core;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
+using Engram.Core.Security;
 using Engram.Server.Mcp;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -18,6 +19,7 @@ namespace Engram.Cli.Commands;
 /// carries only the protocol and logs go to stderr. Nothing slow runs before the handshake: the store
 /// opens on the first tool call or right after the handshake, when the background jobs start (index
 /// loading, the TTL sweep, vector and snapshot maintenance); the first search may wait for the index.
+/// With <c>--server</c> it is a thin proxy to a running server's <c>/mcp</c> instead (<see cref="McpProxy"/>).
 /// </summary>
 internal static class McpCommand
 {
@@ -28,18 +30,36 @@ internal static class McpCommand
             Description = $"Data folder holding engram.db, created when missing (default ${BackendOptions.DataVariable}, else ./{BackendOptions.DefaultData}).",
             HelpName = "DIR",
         };
+        var server = new Option<string?>("--server")
+        {
+            Description = $"Forward to a running Engram server's /mcp at this base URL instead (default ${BackendOptions.ServerVariable}); " +
+                $"its API key from ${HttpMemoryClient.ApiKeyVariable}. Holds no store and no index.",
+            HelpName = "URL",
+        };
         var tenant = new Option<string?>("--tenant")
         {
-            Description = $"Tenant the tools act in (default {Caller.DefaultTenant}).",
+            Description = $"Tenant the tools act in (default {Caller.DefaultTenant}; with --server, the key's tenant, and another one needs an admin key).",
             HelpName = "NAME",
         };
         var command = new Command("mcp", "Serve MCP over stdio (for Claude Desktop, Claude Code, Cursor): memories, key-value state and the knowledge graph.")
         {
-            data, tenant,
+            data, server, tenant,
         };
         command.SetAction(async (parse, ct) =>
         {
-            var dataPath = parse.GetValue(data) ?? (Environment.GetEnvironmentVariable(BackendOptions.DataVariable) is { Length: > 0 } env ? env : BackendOptions.DefaultData);
+            var dataFlag = parse.GetValue(data);
+            var serverUrl = parse.GetValue(server);
+            if (dataFlag is not null && serverUrl is not null)
+            {
+                return ErrorReporter.ReportUsage("give --data or --server, not both", Console.Error, json: false);
+            }
+            // As for the other commands: an explicit --data beats ENGRAM_SERVER.
+            serverUrl ??= dataFlag is null && Environment.GetEnvironmentVariable(BackendOptions.ServerVariable) is { Length: > 0 } envServer ? envServer : null;
+            if (serverUrl is not null)
+            {
+                return await RunProxyAsync(serverUrl, parse.GetValue(tenant), ct);
+            }
+            var dataPath = dataFlag ?? (Environment.GetEnvironmentVariable(BackendOptions.DataVariable) is { Length: > 0 } env ? env : BackendOptions.DefaultData);
             var tenantName = parse.GetValue(tenant) ?? Caller.DefaultTenant;
             if (dataPath.Trim().Length == 0)
             {
@@ -51,6 +71,36 @@ internal static class McpCommand
         });
         return command;
     }
+
+    /// <summary>The thin proxy: stdio in front of the server's /mcp (McpProxy), with the key from the environment, never a flag.</summary>
+    private static async Task<int> RunProxyAsync(string serverUrl, string? tenant, CancellationToken ct)
+    {
+        Uri endpoint;
+        try
+        {
+            endpoint = McpEndpointOf(BackendOptions.ServerUri(serverUrl));
+            if (tenant is not null)
+            {
+                TenantNames.Require(tenant, "--tenant");
+            }
+        }
+        catch (ValidationException ex)
+        {
+            return ErrorReporter.ReportUsage(ex.Message, Console.Error, json: false);
+        }
+        var key = Environment.GetEnvironmentVariable(HttpMemoryClient.ApiKeyVariable) is { Length: > 0 } k ? k.Trim() : null;
+        await using var upstream = new UpstreamMcp(endpoint, key, tenant, Console.Error);
+        using var host = McpProxy.Build(upstream);
+        _ = upstream.WarmUpAsync(ct);
+        await host.RunAsync(ct);
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The server's base URL names the server (as for every --server); its MCP endpoint is /mcp under it. A URL that already ends in /mcp is taken as it is.</summary>
+    internal static Uri McpEndpointOf(Uri baseUri) =>
+        baseUri.AbsolutePath.TrimEnd('/').EndsWith("/mcp", StringComparison.Ordinal)
+            ? new Uri(baseUri.GetLeftPart(UriPartial.Path).TrimEnd('/'))
+            : new Uri(baseUri, "mcp");
 
     /// <summary>
     /// The stdio host over a data folder. Before the handshake it builds only the host and the MCP server:

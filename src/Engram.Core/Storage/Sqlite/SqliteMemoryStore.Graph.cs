@@ -251,7 +251,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
         {
             var now = FromMs(NowMs);
             var seen = new HashSet<long>();
-            var relations = new List<Relation>();
+            var relations = new List<(long Rid, Relation Relation)>();
             foreach (var name in names)
             {
                 // Two indexed lookups (from side, to side) rather than an OR that would scan.
@@ -262,11 +262,12 @@ public sealed partial class SqliteMemoryStore : IGraphStore
                     var marked = Mark(relation, now);
                     if ((includeInvalid || marked.Valid) && seen.Add(rid))
                     {
-                        relations.Add(marked);
+                        relations.Add((rid, marked));
                     }
                 }
             }
-            return relations;
+            // Creation order, as the whole graph lists them, whatever order the names came in.
+            return relations.OrderBy(r => r.Rid).Select(r => r.Relation).ToList();
         }, ct).AsTask();
 
     public Task<IReadOnlyList<GraphHistoryEntry>> GetGraphHistoryAsync(Caller caller, string name, CancellationToken ct = default) =>
