@@ -26,6 +26,9 @@ public static class EngramMcp
         });
         builder.WithRequestFilters(filters => filters.AddCallToolFilter(McpToolFailures.Filter));
         builder.WithTools<MemoryTools>(McpResults.Json);
+        builder.WithTools<KeyValueTools>(McpResults.Json);
+        builder.WithResources<MemoryResources>();
+        builder.WithPrompts<MemoryPrompts>();
         return builder;
     }
 }

@@ -28,6 +28,10 @@ internal static class McpToolFailures
                     var callers = (IMcpCallerSource?)context.Services?.GetService(typeof(IMcpCallerSource));
                     callers?.Current.Require(Core.Security.Role.Write, $"call {tool.ProtocolTool.Name}");
                 }
+                if (context.MatchedPrimitive is McpServerTool strict && strict.Metadata.OfType<StrictArgumentsAttribute>().Any())
+                {
+                    RefuseUnknownArguments(strict.ProtocolTool, context.Params?.Arguments);
+                }
                 return await next(context, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (Describe(ex) is { } message)
@@ -43,6 +47,24 @@ internal static class McpToolFailures
                     : "an unexpected error occurred; the server log has the details");
             }
         };
+
+    /// <summary>Refuses an argument the tool's input schema does not name, listing the ones it takes.</summary>
+    private static void RefuseUnknownArguments(Tool tool, IDictionary<string, JsonElement>? arguments)
+    {
+        if (arguments is null || arguments.Count == 0
+            || !tool.InputSchema.TryGetProperty("properties", out var properties) || properties.ValueKind != JsonValueKind.Object)
+        {
+            return;
+        }
+        foreach (var name in arguments.Keys)
+        {
+            if (!properties.TryGetProperty(name, out _))
+            {
+                var known = string.Join(", ", properties.EnumerateObject().Select(p => p.Name));
+                throw new ArgumentException($"unknown argument '{name}'; {tool.Name} takes {known}");
+            }
+        }
+    }
 
     /// <summary>A tool error result: the message as text content and <c>isError</c> set.</summary>
     public static CallToolResult Error(string message) => new()
