@@ -29,6 +29,7 @@ public static class EngramMcp
         builder.WithTools<KeyValueTools>(McpResults.Json);
         builder.WithResources<MemoryResources>();
         builder.WithPrompts<MemoryPrompts>();
+        services.AddSchemaCleanup();
         return builder;
     }
 }

@@ -27,8 +27,8 @@ internal static class McpArguments
         var fields = (arguments ?? new Dictionary<string, JsonElement>()).Where(a => !NotPatchFields.Contains(a.Key)).ToDictionary();
         if (fields.Count == 0)
         {
-            throw new ValidationException("content", "give at least one field to change (content, type, tier, importance, valence, tags, entities, " +
-                "metadata, source, ttl_seconds, expires_at, valid_from or valid_to)");
+            throw new ArgumentException("memory_update needs at least one field to change: content, type, tier, importance, valence, tags, entities, " +
+                "metadata, source, ttl_seconds, expires_at, valid_from or valid_to");
         }
         return JsonSerializer.Deserialize<MemoryPatch>(JsonSerializer.SerializeToUtf8Bytes(fields), McpResults.Json)!;
     }

@@ -28,9 +28,10 @@ internal static class McpToolFailures
                     var callers = (IMcpCallerSource?)context.Services?.GetService(typeof(IMcpCallerSource));
                     callers?.Current.Require(Core.Security.Role.Write, $"call {tool.ProtocolTool.Name}");
                 }
-                if (context.MatchedPrimitive is McpServerTool strict && strict.Metadata.OfType<StrictArgumentsAttribute>().Any())
+                if (context.MatchedPrimitive is McpServerTool checkedTool)
                 {
-                    RefuseUnknownArguments(strict.ProtocolTool, context.Params?.Arguments);
+                    McpArgumentCheck.Check(checkedTool.ProtocolTool, context.Params?.Arguments,
+                        strict: checkedTool.Metadata.OfType<StrictArgumentsAttribute>().Any());
                 }
                 return await next(context, ct).ConfigureAwait(false);
             }
@@ -48,22 +49,30 @@ internal static class McpToolFailures
             }
         };
 
-    /// <summary>Refuses an argument the tool's input schema does not name, listing the ones it takes.</summary>
-    private static void RefuseUnknownArguments(Tool tool, IDictionary<string, JsonElement>? arguments)
+    /// <summary>
+    /// A binding error in the REST wording, adapted: arguments arrive as parsed JSON, so nothing is ever
+    /// "malformed JSON" (a converter's own message such as "tier must be one of …" is all there is),
+    /// and there is no body; a scope field written inside filters is pointed to the top level.
+    /// </summary>
+    private static string DescribeJson(JsonException exception)
     {
-        if (arguments is null || arguments.Count == 0
-            || !tool.InputSchema.TryGetProperty("properties", out var properties) || properties.ValueKind != JsonValueKind.Object)
+        var detail = JsonErrors.Describe(exception, out var field);
+        const string Malformed = "malformed JSON: ";
+        if (detail.StartsWith(Malformed, StringComparison.Ordinal))
         {
-            return;
+            detail = detail[Malformed.Length..];
+            var position = detail.LastIndexOf(" (line ", StringComparison.Ordinal);
+            detail = position > 0 ? detail[..position] : detail;
         }
-        foreach (var name in arguments.Keys)
+        if (detail == "the body must be a JSON object")
         {
-            if (!properties.TryGetProperty(name, out _))
-            {
-                var known = string.Join(", ", properties.EnumerateObject().Select(p => p.Name));
-                throw new ArgumentException($"unknown argument '{name}'; {tool.Name} takes {known}");
-            }
+            detail = "an argument has the wrong type; see the tool's input schema";
         }
+        if (detail.StartsWith("unknown field", StringComparison.Ordinal) && field is "user_id" or "agent_id" or "session_id" or "namespace")
+        {
+            detail += $"; {field} is a top-level argument of every memory tool, not a filter";
+        }
+        return detail;
     }
 
     /// <summary>A tool error result: the message as text content and <c>isError</c> set.</summary>
@@ -81,7 +90,7 @@ internal static class McpToolFailures
         ForbiddenException f => "forbidden: " + f.Message,
         ConflictException c => "conflict: " + c.Message + (c.ExistingId is null ? "" : $" (existing id {c.ExistingId})"),
         PreconditionFailedException p => $"version mismatch: {p.Message} (current version {p.CurrentVersion})",
-        JsonException j => "invalid arguments: " + JsonErrors.Describe(j, out _),
+        JsonException j => "invalid arguments: " + DescribeJson(j),
         McpException m => m.Message,
         ArgumentException a => "invalid arguments: " + a.Message,
         _ => null,
