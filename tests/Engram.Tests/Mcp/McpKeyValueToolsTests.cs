@@ -116,4 +116,22 @@ public sealed class McpKeyValueToolsTests
         using var shared = JsonDocument.Parse(await rest.GetStringAsync("/v1/kv/shared"));
         shared.RootElement.GetProperty("value").GetString().Should().Be("tenant-wide", "the scoped key's writes and cleanup never reached the tenant's key");
     }
+
+    [Fact]
+    public async Task A_cleanup_over_http_is_audited_as_the_rest_cleanup_is()
+    {
+        await using var server = await EngramServer.StartAsync();
+        var admin = await server.CreateKeyAsync("acme", Role.Admin, name: "ops");
+        await using (var client = await McpConnections.ConnectHttpAsync(server, admin))
+        {
+            await Ok(client, "kv_set", """{"key":"tmp:1","value":1}""");
+            (await Ok(client, "kv_cleanup", """{"pattern":"tmp:*"}""")).GetProperty("deleted").GetInt32().Should().Be(1);
+        }
+        using var rest = server.ClientWithKey(admin);
+        using var audit = JsonDocument.Parse(await rest.GetStringAsync("/v1/admin/audit?action=kv.cleanup"));
+        var entry = audit.RootElement.GetProperty("items").EnumerateArray().Should().ContainSingle().Subject;
+        entry.GetProperty("actor").GetString().Should().Be("key:ops");
+        entry.GetProperty("target").GetString().Should().Be("tmp:*");
+        entry.GetProperty("detail").GetString().Should().Be("1 deleted");
+    }
 }

@@ -1,12 +1,12 @@
 using System.Text.Json;
 using Engram.Core.Security;
-using McpRole = ModelContextProtocol.Protocol.Role;
-using Role = Engram.Core.Security.Role;
 using Engram.Tests.Support;
 using ModelContextProtocol;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
 using static Engram.Tests.Mcp.McpMemoryToolsTests;
+using McpRole = ModelContextProtocol.Protocol.Role;
+using Role = Engram.Core.Security.Role;
 
 namespace Engram.Tests.Mcp;
 
