@@ -8,8 +8,8 @@ namespace Engram.Server.Mcp;
 /// misspelt or wrongly typed argument is answered with its name and what it must be. Binding would
 /// refuse the same calls, but the SDK binds each argument on its own, so its errors name neither the
 /// argument nor the expected type ("the arguments dictionary is missing a value…", "the JSON value
-/// could not be converted…"). Only the top level and array items are checked; nested objects are
-/// left to binding, whose messages name the field inside them.
+/// could not be converted…"). Types are checked at every depth the schema describes; unknown fields
+/// inside objects are left to binding, whose messages name them.
 /// </summary>
 internal static class McpArgumentCheck
 {
@@ -43,18 +43,38 @@ internal static class McpArgumentCheck
                 }
                 continue;
             }
-            if (Mismatch(property, value) is { } expected)
+            CheckValue(name, property, value);
+        }
+    }
+
+    /// <summary>Checks a value and, in objects and arrays, what it holds, naming it by its path (filters.type, tags[0]).</summary>
+    private static void CheckValue(string path, JsonElement schema, JsonElement value)
+    {
+        if (Mismatch(schema, value) is { } expected)
+        {
+            throw new ArgumentException($"{path} must be {expected} (got {Describe(value)})");
+        }
+        if (value.ValueKind == JsonValueKind.Array && schema.TryGetProperty("items", out var items) && items.ValueKind == JsonValueKind.Object)
+        {
+            var index = 0;
+            foreach (var item in value.EnumerateArray())
             {
-                throw new ArgumentException($"{name} must be {expected} (got {Describe(value)})");
-            }
-            if (value.ValueKind == JsonValueKind.Array && property.TryGetProperty("items", out var items) && items.ValueKind == JsonValueKind.Object)
-            {
-                foreach (var item in value.EnumerateArray())
+                if (Mismatch(items, item) is { } itemExpected)
                 {
-                    if (Mismatch(items, item) is { } itemExpected)
-                    {
-                        throw new ArgumentException($"{name} must be an array of {Plural(itemExpected)} (got {Describe(item)} in it)");
-                    }
+                    throw new ArgumentException($"{path} must be an array of {Plural(itemExpected)} (got {Describe(item)} at {path}[{index}])");
+                }
+                CheckValue($"{path}[{index}]", items, item);
+                index++;
+            }
+        }
+        if (value.ValueKind == JsonValueKind.Object && schema.TryGetProperty("properties", out var properties) && properties.ValueKind == JsonValueKind.Object)
+        {
+            // Unknown fields inside an object are left to binding, which refuses them by name.
+            foreach (var field in value.EnumerateObject())
+            {
+                if (properties.TryGetProperty(field.Name, out var fieldSchema))
+                {
+                    CheckValue($"{path}.{field.Name}", fieldSchema, field.Value);
                 }
             }
         }
