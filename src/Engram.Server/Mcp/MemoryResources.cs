@@ -45,8 +45,8 @@ internal sealed class MemoryResources(MemoryService memories, EngramEngine engin
         }
         catch (Exception ex) when (McpToolFailures.Describe(ex) is { } message)
         {
-            // A resource read has no error result: the message goes back as the request's error.
-            throw new McpException(message);
+            // A resource read has no error result: the message goes back as the request's error, as invalid params.
+            throw new McpProtocolException(message, McpErrorCode.InvalidParams);
         }
     }
 
@@ -60,7 +60,7 @@ internal sealed class MemoryResources(MemoryService memories, EngramEngine engin
         }
         catch (Exception ex) when (McpToolFailures.Describe(ex) is { } message)
         {
-            throw new McpException(message);
+            throw new McpProtocolException(message, McpErrorCode.InvalidParams);
         }
     }
 

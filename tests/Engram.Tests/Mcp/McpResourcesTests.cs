@@ -42,7 +42,9 @@ public sealed class McpResourcesTests
         stats.GetProperty("memories").GetProperty("total").GetInt64().Should().Be(4);
 
         var bad = async () => await client.ReadResourceAsync("memory://recent?limit=many");
-        (await bad.Should().ThrowAsync<McpException>()).Which.Message.Should().Contain("limit must be a whole number");
+        var refused = (await bad.Should().ThrowAsync<McpProtocolException>()).Which;
+        refused.Message.Should().Contain("limit must be a whole number");
+        refused.ErrorCode.Should().Be(McpErrorCode.InvalidParams);
         var tooMany = async () => await client.ReadResourceAsync("memory://recent?limit=0");
         (await tooMany.Should().ThrowAsync<McpException>()).Which.Message.Should().Contain("limit must be between 1 and");
     }
