@@ -97,9 +97,13 @@ public sealed class EngramEngine : IAsyncDisposable
     /// Stats of the caller's tenant (and scope); for admins with the store's size and the index's
     /// position added, which count every tenant (<see cref="MemoryService.GetStatsAsync"/> checks the role).
     /// </summary>
-    public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, CancellationToken ct = default)
+    public Task<StoreStatistics> GetStatsAsync(Common.Caller caller, CancellationToken ct = default) =>
+        GetStatsAsync(caller, MemoryFilter.None, ct);
+
+    /// <summary>As <see cref="GetStatsAsync(Common.Caller, CancellationToken)"/>, the counts narrowed to <paramref name="filter"/>.</summary>
+    public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, MemoryFilter filter, CancellationToken ct = default)
     {
-        var stats = await Memories.GetStatsAsync(caller, ct).ConfigureAwait(false);
+        var stats = await Memories.GetStatsAsync(caller, filter, ct).ConfigureAwait(false);
         return caller.Role >= Security.Role.Admin ? stats with { Index = IndexStatistics() } : stats;
     }
 

@@ -209,10 +209,14 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     /// Counts of the caller's tenant (and scope). The store-wide figures (file size, last sequence
     /// number) grow with every tenant's writes, so only admins, who operate the server, get them.
     /// </summary>
-    public async Task<StoreStatistics> GetStatsAsync(Caller caller, CancellationToken ct = default)
+    public Task<StoreStatistics> GetStatsAsync(Caller caller, CancellationToken ct = default) =>
+        GetStatsAsync(caller, MemoryFilter.None, ct);
+
+    /// <summary>The counts of the memories matching <paramref name="filter"/> (MCP's memory_stats narrows them to a scope).</summary>
+    public async Task<StoreStatistics> GetStatsAsync(Caller caller, MemoryFilter filter, CancellationToken ct = default)
     {
         var guard = ScopeGuard.Enter(caller, Role.Read, "read statistics");
-        var stats = await Store.GetStatsAsync(caller, guard.Confine(MemoryFilter.None), ct).ConfigureAwait(false);
+        var stats = await Store.GetStatsAsync(caller, guard.Confine(_validate.Filter(filter)), ct).ConfigureAwait(false);
         if (caller.Role < Role.Admin)
         {
             return new StoreStatistics(stats, null, null);

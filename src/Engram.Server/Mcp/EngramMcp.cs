@@ -26,9 +26,12 @@ public static class EngramMcp
         });
         builder.WithRequestFilters(filters => filters.AddCallToolFilter(McpToolFailures.Filter));
         builder.WithTools<MemoryTools>(McpResults.Json);
+        builder.WithTools<KeyValueTools>(McpResults.Json);
         builder.WithTools<GraphTools>(McpResults.Json);
+        builder.WithResources<MemoryResources>();
         builder.WithResources<GraphResources>();
-        builder.WithPortableSchemas();
+        builder.WithPrompts<MemoryPrompts>();
+        builder.WithPortableSchemas(); // after the tools: rewrites every registered tool's schemas
         return builder;
     }
 }

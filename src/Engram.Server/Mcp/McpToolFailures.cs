@@ -28,6 +28,11 @@ internal static class McpToolFailures
                     var callers = (IMcpCallerSource?)context.Services?.GetService(typeof(IMcpCallerSource));
                     callers?.Current.Require(Core.Security.Role.Write, $"call {tool.ProtocolTool.Name}");
                 }
+                if (context.MatchedPrimitive is McpServerTool checkedTool)
+                {
+                    McpArgumentCheck.Check(checkedTool.ProtocolTool, context.Params?.Arguments,
+                        strict: checkedTool.Metadata.OfType<StrictArgumentsAttribute>().Any());
+                }
                 return await next(context, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (Describe(ex) is { } message)
@@ -44,6 +49,32 @@ internal static class McpToolFailures
             }
         };
 
+    /// <summary>
+    /// A binding error in the REST wording, adapted: arguments arrive as parsed JSON, so nothing is ever
+    /// "malformed JSON" (a converter's own message such as "tier must be one of …" is all there is),
+    /// and there is no body; a scope field written inside filters is pointed to the top level.
+    /// </summary>
+    private static string DescribeJson(JsonException exception)
+    {
+        var detail = JsonErrors.Describe(exception, out var field);
+        const string Malformed = "malformed JSON: ";
+        if (detail.StartsWith(Malformed, StringComparison.Ordinal))
+        {
+            detail = detail[Malformed.Length..];
+            var position = detail.LastIndexOf(" (line ", StringComparison.Ordinal);
+            detail = position > 0 ? detail[..position] : detail;
+        }
+        if (detail == "the body must be a JSON object")
+        {
+            detail = "an argument has the wrong type; see the tool's input schema";
+        }
+        if (detail.StartsWith("unknown field", StringComparison.Ordinal) && field is "user_id" or "agent_id" or "session_id" or "namespace")
+        {
+            detail += $"; {field} is a top-level argument of every memory tool, not a filter";
+        }
+        return detail;
+    }
+
     /// <summary>A tool error result: the message as text content and <c>isError</c> set.</summary>
     public static CallToolResult Error(string message) => new()
     {
@@ -59,7 +90,7 @@ internal static class McpToolFailures
         ForbiddenException f => "forbidden: " + f.Message,
         ConflictException c => "conflict: " + c.Message + (c.ExistingId is null ? "" : $" (existing id {c.ExistingId})"),
         PreconditionFailedException p => $"version mismatch: {p.Message} (current version {p.CurrentVersion})",
-        JsonException j => "invalid arguments: " + JsonErrors.Describe(j, out _),
+        JsonException j => "invalid arguments: " + DescribeJson(j),
         McpException m => m.Message,
         ArgumentException a => "invalid arguments: " + a.Message,
         _ => null,

@@ -1,0 +1,43 @@
+using System.Text.Json;
+using Engram.Tests.Support;
+using ModelContextProtocol.Protocol;
+using static Engram.Tests.Mcp.McpMemoryToolsTests;
+
+namespace Engram.Tests.Mcp;
+
+/// <summary>The memory and key-value tools, a resource and a prompt over stdio, through a real <c>engram mcp</c> process on a data folder.</summary>
+public sealed class McpStdioToolsTests
+{
+    [Fact]
+    public async Task Memory_and_key_value_tools_resources_and_prompts_work_over_stdio()
+    {
+        using var data = new TempDirectory();
+        await using var client = await McpConnections.ConnectStdioAsync(["--data", data.Path]);
+
+        var id = (await Ok(client, "memory_store", """{"content":"Ana prefers green tea","user_id":"ana","source":"chat"}""")).GetProperty("id").GetString()!;
+        await Ok(client, "memory_store", """{"content":"Bo plays the cello","user_id":"bo"}""");
+        var search = await Ok(client, "memory_search", """{"query":"green tea","user_id":"ana"}""");
+        search.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("id").GetString()).Should().Equal(id);
+        var updated = await Ok(client, "memory_update", $$"""{"id":"{{id}}","source":null,"expected_version":1}""");
+        updated.GetProperty("source").ValueKind.Should().Be(JsonValueKind.Null);
+        updated.GetProperty("content").GetString().Should().Be("Ana prefers green tea");
+        (await client.CallAsync("memory_get", $$"""{"id":"{{id}}","user_id":"bo"}""")).Text().Should().StartWith("not found");
+        (await Ok(client, "memory_list", """{"user_id":"bo"}""")).GetProperty("items").GetArrayLength().Should().Be(1);
+        (await Ok(client, "memory_history", $$"""{"id":"{{id}}"}""")).GetProperty("items").GetArrayLength().Should().Be(2);
+        (await Ok(client, "memory_stats", """{"user_id":"ana"}""")).GetProperty("memories").GetProperty("total").GetInt64().Should().Be(1);
+        (await Ok(client, "memory_delete", $$"""{"id":"{{id}}"}""")).GetProperty("deleted").GetBoolean().Should().BeTrue();
+
+        await Ok(client, "kv_set", """{"key":"job:1","value":{"state":"running"}}""");
+        (await Ok(client, "kv_get", """{"key":"job:1"}""")).GetProperty("value").GetProperty("state").GetString().Should().Be("running");
+        (await Ok(client, "kv_incr", """{"key":"job:count","by":3}""")).GetProperty("value").GetInt64().Should().Be(3);
+        (await Ok(client, "kv_list", """{"pattern":"job:*"}""")).GetProperty("items").GetArrayLength().Should().Be(2);
+        (await Ok(client, "kv_cleanup", """{"pattern":"job:*"}""")).GetProperty("deleted").GetInt32().Should().Be(2);
+        (await client.CallAsync("kv_delete", """{"key":"job:1"}""")).Text().Should().StartWith("not found");
+        (await client.CallAsync("kv_set", """{"key":"a","value":1,"nx":true,"xx":true}""")).IsError.Should().BeTrue();
+
+        var recent = await client.ReadResourceAsync("memory://recent?user_id=bo");
+        ((TextResourceContents)recent.Contents.Single()).Text.Should().Contain("Bo plays the cello");
+        var prompt = await client.GetPromptAsync("recall", new Dictionary<string, object?> { ["topic"] = "cello" });
+        ((TextContentBlock)prompt.Messages.Single().Content).Text.Should().Contain("memory_search");
+    }
+}
