@@ -100,3 +100,18 @@ public enum DuplicatePolicy
     /// <summary>Store it anyway.</summary>
     Allow,
 }
+
+public static class DuplicatePolicies
+{
+    /// <summary>
+    /// The wire word of a policy (REST's <c>on_duplicate</c> query parameter, the MCP argument, the CLI flag):
+    /// absent or <c>return</c>, <c>reject</c>, <c>allow</c>.
+    /// </summary>
+    public static DuplicatePolicy Parse(string? value) => value switch
+    {
+        null or "return" => DuplicatePolicy.Return,
+        "reject" => DuplicatePolicy.Reject,
+        "allow" => DuplicatePolicy.Allow,
+        _ => throw new ValidationException("on_duplicate", $"on_duplicate must be return, reject or allow (got '{value}')"),
+    };
+}

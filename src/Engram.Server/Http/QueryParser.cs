@@ -90,13 +90,7 @@ internal static class QueryParser
         var other => throw new ValidationException(key, $"'{key}' must be true or false (got '{other}')"),
     };
 
-    public static DuplicatePolicy OnDuplicate(IQueryCollection query) => Single(query, "on_duplicate") switch
-    {
-        null or "return" => DuplicatePolicy.Return,
-        "reject" => DuplicatePolicy.Reject,
-        "allow" => DuplicatePolicy.Allow,
-        var other => throw new ValidationException("on_duplicate", $"on_duplicate must be return, reject or allow (got '{other}')"),
-    };
+    public static DuplicatePolicy OnDuplicate(IQueryCollection query) => DuplicatePolicies.Parse(Single(query, "on_duplicate"));
 
     public static void RefuseAllExcept(IQueryCollection query, params ReadOnlySpan<string> allowed)
     {

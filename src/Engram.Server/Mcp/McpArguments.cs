@@ -4,19 +4,11 @@ using Engram.Core.Memories;
 
 namespace Engram.Server.Mcp;
 
-/// <summary>Tool arguments that need more than binding to a parameter: words with a fixed set of values, partial updates.</summary>
+/// <summary>Tool arguments that need more than binding to a parameter: partial updates.</summary>
 internal static class McpArguments
 {
     /// <summary>Arguments of memory_update that are not fields of the patch.</summary>
     private static readonly HashSet<string> NotPatchFields = ["id", "expected_version", "user_id", "agent_id", "session_id", "namespace"];
-
-    public static DuplicatePolicy OnDuplicate(string? value) => value switch
-    {
-        null or "return" => DuplicatePolicy.Return,
-        "reject" => DuplicatePolicy.Reject,
-        "allow" => DuplicatePolicy.Allow,
-        _ => throw new ValidationException("on_duplicate", $"on_duplicate must be return, reject or allow (got '{value}')"),
-    };
 
     /// <summary>
     /// The patch of memory_update, read as the REST PATCH body is (<see cref="MemoryPatch"/>): an argument

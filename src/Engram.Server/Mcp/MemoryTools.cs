@@ -62,7 +62,7 @@ internal sealed class MemoryTools(MemoryService memories, SearchService search, 
             Source = source,
             TtlSeconds = ttl_seconds,
         };
-        var result = await memories.CreateAsync(callers.Current, request, McpArguments.OnDuplicate(on_duplicate), ct);
+        var result = await memories.CreateAsync(callers.Current, request, DuplicatePolicies.Parse(on_duplicate), ct);
         return McpResults.Ok(new WrittenMemory(result));
     }
 

@@ -37,12 +37,7 @@ internal static class AddCommand
                 Source = context.Get(fields.Source),
                 TtlSeconds = context.Get(fields.Ttl),
             };
-            var policy = context.Get(onDuplicate) switch
-            {
-                "reject" => DuplicatePolicy.Reject,
-                "allow" => DuplicatePolicy.Allow,
-                _ => DuplicatePolicy.Return,
-            };
+            var policy = DuplicatePolicies.Parse(context.Get(onDuplicate)); // the flag's values are limited to the three words
 
             var written = await context.Client.AddAsync(request, policy, context.CancellationToken);
             if (context.Json)
