@@ -194,6 +194,8 @@ public static class ServerApplication
             ("ENTITY_WEIGHT", "Search:EntityWeight"),
             ("TOP_K_RETRIEVAL", "Search:TopK"),
             ("ENGRAM_EMBEDDINGS", "Embeddings:Provider"),
+            ("ENGRAM_TRANSFORMER_MODEL", "Embeddings:Transformer:Model"),
+            ("ENGRAM_TRANSFORMER_THREADS", "Embeddings:Transformer:Threads"),
             ("EMBEDDINGS_BASE_URL", "Embeddings:OpenAi:BaseUrl"),
             ("EMBEDDINGS_MODEL", "Embeddings:OpenAi:Model"),
             ("EMBEDDINGS_API_KEY", "Embeddings:OpenAi:ApiKey"),

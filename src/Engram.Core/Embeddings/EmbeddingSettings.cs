@@ -6,11 +6,18 @@ public sealed class EmbeddingSettings
     public const string Builtin = "builtin";
     public const string OpenAiProvider = "openai";
     public const string Hash = "hash";
+    public const string TransformerProvider = "transformer";
 
-    /// <summary><c>builtin</c> (default, offline GloVe), <c>openai</c> (any OpenAI-compatible endpoint) or <c>hash</c> (tests).</summary>
+    /// <summary>
+    /// <c>builtin</c> (default, offline GloVe word vectors, microseconds a text), <c>transformer</c> (an offline
+    /// sentence-embedding model run by ONNX Runtime, <see cref="Transformer"/>), <c>openai</c> (any
+    /// OpenAI-compatible endpoint) or <c>hash</c> (tests).
+    /// </summary>
     public string Provider { get; set; } = Builtin;
 
     public OpenAiEmbeddingOptions OpenAi { get; set; } = new();
+
+    public Transformer.TransformerOptions Transformer { get; set; } = new();
 
     public int HashDimensions { get; set; } = 256;
 
@@ -26,6 +33,12 @@ public sealed class EmbeddingSettings
                     yield return "Engram:Embeddings:HashDimensions must be between 8 and 4096";
                 }
                 break;
+            case TransformerProvider:
+                foreach (var error in Transformer.Validate())
+                {
+                    yield return error;
+                }
+                break;
             case OpenAiProvider:
                 foreach (var error in OpenAi.Validate())
                 {
@@ -33,7 +46,7 @@ public sealed class EmbeddingSettings
                 }
                 break;
             default:
-                yield return $"Engram:Embeddings:Provider must be builtin, openai or hash (got '{Provider}')";
+                yield return $"Engram:Embeddings:Provider must be builtin, transformer, openai or hash (got '{Provider}')";
                 break;
         }
     }
@@ -46,6 +59,7 @@ public sealed class EmbeddingSettings
     {
         OpenAiProvider => new OpenAiCompatibleEmbeddingProvider(OpenAi, outbound: outbound),
         Hash => new HashEmbeddingProvider(HashDimensions),
+        TransformerProvider => new Transformer.TransformerEmbeddingProvider(Embeddings.Transformer.TransformerModels.Find(Transformer.Model)!, Transformer),
         _ => BuiltinEmbeddingProvider.Default,
     };
 }

@@ -23,9 +23,15 @@ public interface IEmbeddingProvider
     /// <summary>The length of every vector this provider returns.</summary>
     int Dimensions { get; }
 
-    /// <summary>Embeds one text.</summary>
+    /// <summary>Embeds one document (a memory's content).</summary>
     ValueTask<float[]> EmbedAsync(string text, CancellationToken ct = default);
 
-    /// <summary>Embeds several texts; the result has one vector per text, in order.</summary>
+    /// <summary>
+    /// Embeds a search query. Models trained for asymmetric retrieval want queries marked (arctic-embed's
+    /// "Represent this sentence for searching relevant passages: "); the rest embed a query like a document.
+    /// </summary>
+    ValueTask<float[]> EmbedQueryAsync(string text, CancellationToken ct = default) => EmbedAsync(text, ct);
+
+    /// <summary>Embeds several documents; the result has one vector per text, in order.</summary>
     ValueTask<float[][]> EmbedBatchAsync(IReadOnlyList<string> texts, CancellationToken ct = default);
 }

@@ -58,7 +58,7 @@ public sealed class SearchService(
         {
             try
             {
-                queryVector = await embedder.EmbedAsync(plan.Query, ct).ConfigureAwait(false);
+                queryVector = await embedder.EmbedQueryAsync(plan.Query, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
