@@ -22,7 +22,9 @@ public sealed partial class Bm25Index
     private readonly Dictionary<string, int> _termIds = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _termLookup;
     private Postings[] _postings = new Postings[1024];
+    private string[] _terms = new string[1024];
     private int _termCount;
+    private TermNeighbourhood _neighbourhood = new();
 
     // Per document: length in terms (0 = absent or removed) and its distinct term ids.
     private int[] _docLength = new int[1024];
@@ -50,6 +52,20 @@ public sealed partial class Bm25Index
     public int TermCount => _termCount;
 
     public TextAnalyzer Analyzer => _analyzer;
+
+    /// <summary>
+    /// How much a typo correction counts: a query word absent from the vocabulary is matched to up to
+    /// <see cref="MaxCorrections"/> of the nearest vocabulary words (edit distance 1, or 2 for words of six
+    /// characters or more), each scored as a query term of weight <c>TypoWeight^distance</c>, so a corrected
+    /// word always counts less than the same word typed right. 0 turns typo tolerance off.
+    /// </summary>
+    public float TypoWeight { get; set; } = 0.3f;
+
+    /// <summary>Most vocabulary words one misspelt query word is expanded to (the most frequent at the nearest distance).</summary>
+    public const int MaxCorrections = 3;
+
+    /// <summary>Bytes held by the typo table (the deletion map over the vocabulary).</summary>
+    public long TypoTableBytes => _neighbourhood.Bytes;
 
     /// <summary>Indexes <paramref name="text"/> as document <paramref name="doc"/>, a number not used before.</summary>
     /// <exception cref="InvalidOperationException">The number was already used.</exception>
@@ -267,16 +283,102 @@ public sealed partial class Bm25Index
             return id;
         }
         id = _termCount++;
-        _termLookup[term] = id;
+        var text = term.ToString();
+        _termIds.Add(text, id);
         if (id == _postings.Length)
         {
             Array.Resize(ref _postings, id * 2);
+            Array.Resize(ref _terms, id * 2);
         }
         _postings[id] = new Postings();
+        _terms[id] = text;
+        if (TermNeighbourhood.IsEligible(term))
+        {
+            _neighbourhood.Add(id, term);
+        }
         return id;
     }
 
     private int ExistingTermId(ReadOnlySpan<char> term) => _termLookup.TryGetValue(term, out var id) ? id : -1;
+
+    /// <summary>Adds the nearest vocabulary words to a query word the vocabulary does not hold (see <see cref="TypoWeight"/>).</summary>
+    private void AddCorrections(ReadOnlySpan<char> word, ref QueryTerms terms)
+    {
+        var distance = TermNeighbourhood.AllowedDistance(word.Length);
+        if (distance == 0 || TypoWeight <= 0 || !TermNeighbourhood.IsEligible(word))
+        {
+            return;
+        }
+        var nearest = new Corrections(this, word.ToString(), distance);
+        _neighbourhood.Candidates(word, distance, ref nearest, static (termId, ref n) => n.Consider(termId));
+        for (var i = 0; i < nearest.Count; i++)
+        {
+            terms.AddWeighted(nearest.TermAt(i), MathF.Pow(TypoWeight, nearest.Distance));
+        }
+    }
+
+    /// <summary>The most frequent live terms at the smallest edit distance from a word, up to <see cref="MaxCorrections"/>.</summary>
+    private struct Corrections(Bm25Index index, string word, int maxDistance)
+    {
+        private readonly Bm25Index _index = index;
+        private readonly string _word = word;
+        private readonly int _maxDistance = maxDistance;
+        private (int Term, int Df) _first;
+        private (int Term, int Df) _second;
+        private (int Term, int Df) _third;
+
+        public int Count { get; private set; }
+
+        public int Distance { get; private set; } = int.MaxValue;
+
+        public readonly int TermAt(int i) => i switch { 0 => _first.Term, 1 => _second.Term, _ => _third.Term };
+
+        public void Consider(int termId)
+        {
+            var df = _index._postings[termId].LiveCount;
+            if (df == 0 || Holds(termId))
+            {
+                return;
+            }
+            var distance = EditDistance.Bounded(_word, _index._terms[termId], Math.Min(Distance, _maxDistance));
+            if (distance > _maxDistance || distance > Distance)
+            {
+                return;
+            }
+            if (distance < Distance)
+            {
+                Distance = distance;
+                Count = 0;
+            }
+            var candidate = (termId, df);
+            if (Count < MaxCorrections)
+            {
+                Count++;
+            }
+            else if (!Better(candidate, _third))
+            {
+                return;
+            }
+            // Insert in order (most documents first, then lower term id, so the choice is deterministic).
+            if (Count == 1 || Better(candidate, _first))
+            {
+                (_first, _second, _third) = (candidate, _first, _second);
+            }
+            else if (Count == 2 || Better(candidate, _second))
+            {
+                (_second, _third) = (candidate, _second);
+            }
+            else
+            {
+                _third = candidate;
+            }
+        }
+
+        private readonly bool Holds(int termId) =>
+            (Count > 0 && _first.Term == termId) || (Count > 1 && _second.Term == termId) || (Count > 2 && _third.Term == termId);
+
+        private static bool Better((int Term, int Df) a, (int Term, int Df) b) => a.Df > b.Df || (a.Df == b.Df && a.Term < b.Term);
+    }
 
     private struct Postings
     {
@@ -380,26 +482,37 @@ public sealed partial class Bm25Index
         }
     }
 
-    /// <summary>Distinct known query terms with their repeat counts (a repeated query word weighs more).</summary>
+    /// <summary>
+    /// Distinct known query terms with their weights: a repeated query word weighs more, a typo
+    /// correction less (<see cref="TypoWeight"/>).
+    /// </summary>
     private struct QueryTerms(Bm25Index index) : IDisposable
     {
         private int[] _ids = ArrayPool<int>.Shared.Rent(32);
-        private int[] _weights = ArrayPool<int>.Shared.Rent(32);
+        private float[] _weights = ArrayPool<float>.Shared.Rent(32);
 
         public int Count { get; private set; }
 
         public void Add(ReadOnlySpan<char> term)
         {
             var id = index.ExistingTermId(term);
-            if (id < 0)
+            if (id >= 0 && index._postings[id].LiveCount > 0)
             {
-                return;
+                AddWeighted(id, 1f);
             }
+            else
+            {
+                index.AddCorrections(term, ref this);
+            }
+        }
+
+        public void AddWeighted(int id, float weight)
+        {
             for (var i = 0; i < Count; i++)
             {
                 if (_ids[i] == id)
                 {
-                    _weights[i]++;
+                    _weights[i] += weight;
                     return;
                 }
             }
@@ -408,7 +521,7 @@ public sealed partial class Bm25Index
                 return; // more than 32 distinct known terms: the rest add little
             }
             _ids[Count] = id;
-            _weights[Count++] = 1;
+            _weights[Count++] = weight;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -419,7 +532,7 @@ public sealed partial class Bm25Index
         public readonly void Dispose()
         {
             ArrayPool<int>.Shared.Return(_ids);
-            ArrayPool<int>.Shared.Return(_weights);
+            ArrayPool<float>.Shared.Return(_weights);
         }
     }
 }
