@@ -107,6 +107,20 @@ public sealed partial class Bm25Index
         index._deadPostings = reader.ReadInt32();
         index._livePostings = reader.ReadInt32();
         index._neighbourhood = TermNeighbourhood.Read(reader);
+        for (var t = 0; t < termCount; t++)
+        {
+            index._postings[t].RecomputeBounds(index._docLength);
+            if (index._postings[t].Count > 0)
+            {
+                var postings = index._postings[t];
+                index._lastDoc = Math.Max(index._lastDoc, postings.Docs[postings.Count - 1]);
+                for (var i = 1; i < postings.Count && index._ordered; i++)
+                {
+                    index._ordered = postings.Docs[i - 1] < postings.Docs[i];
+                }
+            }
+        }
+        index._lastDoc = Math.Max(index._lastDoc, docs - 1);
         return index;
     }
 }
