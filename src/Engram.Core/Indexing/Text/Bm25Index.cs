@@ -73,10 +73,10 @@ public sealed partial class Bm25Index
     public bool DynamicPruning { get; set; } = true;
 
     /// <summary>Whether the last search on this thread took the pruned path (tests check that they exercise it).</summary>
-    internal bool LastSearchPruned => t_lastSearchPruned;
+    internal bool LastSearchPruned => _lastSearchPruned;
 
     [ThreadStatic]
-    private static bool t_lastSearchPruned;
+    private static bool _lastSearchPruned;
 
     /// <summary>Bytes held by the typo table (the deletion map over the vocabulary).</summary>
     public long TypoTableBytes => _neighbourhood.Bytes;
@@ -172,7 +172,7 @@ public sealed partial class Bm25Index
                 // Terms go best upper bound first (rare terms, short lists); "remaining" is what the terms
                 // not yet added could still give any document.
                 var best = 0f;
-                t_lastSearchPruned = false;
+                _lastSearchPruned = false;
                 for (var t = 0; t < plan.Length; t++)
                 {
                     var remaining = 0f;
@@ -187,7 +187,7 @@ public sealed partial class Bm25Index
                     if (DynamicPruning && _ordered && remaining > 0 && remaining < best
                         && KthBestAllowed(touched.AsSpan(0, touchedCount), scores, results.Length, filter) is var kth && kth >= remaining)
                     {
-                        t_lastSearchPruned = true;
+                        _lastSearchPruned = true;
                         return FinishPruned(plan[(t + 1)..], in bm25, scores, touched.AsSpan(0, touchedCount), kth - remaining, results, filter);
                     }
                 }
