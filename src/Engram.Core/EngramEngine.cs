@@ -45,7 +45,7 @@ public sealed class EngramEngine : IAsyncDisposable
         KeyValue = new KvService(store as IKeyValueStore ?? throw new ArgumentException($"the {store.Kind} store does not hold key-value state", nameof(store)),
             keyValue ?? new KvOptions(), Clock);
         Index = new MemoryIndex(_createVectorIndex, embedder.ModelId,
-            new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B));
+            new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B) { TypoWeight = search.TypoWeight });
         // A remote embedder would hold the first search back for the whole corpus: index lexically
         // first and let the maintenance loop fill the vectors in the background.
         Follower = new IndexFollower(store, Index, embedder) { DeferEmbeddings = embedder is not LocalEmbeddingProvider };
@@ -164,7 +164,7 @@ public sealed class EngramEngine : IAsyncDisposable
     }
 
     private Indexing.Text.Bm25Index NewLexical() =>
-        new(new Indexing.Text.TextAnalyzer(stem: _searchOptions.Stemming), _searchOptions.Bm25K1, _searchOptions.Bm25B);
+        new(new Indexing.Text.TextAnalyzer(stem: _searchOptions.Stemming), _searchOptions.Bm25K1, _searchOptions.Bm25B) { TypoWeight = _searchOptions.TypoWeight };
 
     private async Task<IndexLoadReport> LoadOrBuildAsync()
     {

@@ -370,6 +370,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
         }
         var docs = DocTable.Read(reader);
         var lexical = Bm25Index.Read(reader, new TextAnalyzer(stem: stem), k1, b);
+        lexical.TypoWeight = search.TypoWeight;
         var index = new MemoryIndex(createVectorIndex, embeddingModel, lexical) { Docs = docs };
         var pending = reader.ReadInt32();
         for (var i = 0; i < pending; i++)

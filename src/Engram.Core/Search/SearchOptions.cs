@@ -58,6 +58,12 @@ public sealed class SearchOptions
     /// <summary>Light English suffix stemming in the lexical index (+0.03 R@10 on LoCoMo).</summary>
     public bool Stemming { get; set; } = true;
 
+    /// <summary>
+    /// Typo tolerance in the lexical index: a query word absent from the vocabulary counts as its nearest
+    /// vocabulary words (edit distance 1, or 2 from six characters on) at this weight per edit; 0 turns it off.
+    /// </summary>
+    public float TypoWeight { get; set; } = 0.3f;
+
     public IEnumerable<string> Validate()
     {
         foreach (var (name, value) in new[] { ("SemanticWeight", SemanticWeight), ("LexicalWeight", LexicalWeight), ("RecencyWeight", RecencyWeight), ("ImportanceWeight", ImportanceWeight), ("EntityWeight", EntityWeight) })
@@ -78,6 +84,10 @@ public sealed class SearchOptions
         if (!(Bm25K1 >= 0) || !(Bm25B >= 0 && Bm25B <= 1))
         {
             yield return "Engram:Search:Bm25K1 must be >= 0 and Bm25B between 0 and 1";
+        }
+        if (!(TypoWeight >= 0 && TypoWeight < 1))
+        {
+            yield return "Engram:Search:TypoWeight must be >= 0 and below 1";
         }
         if (HnswM is < 2 or > 128 || HnswEfConstruction < 1 || HnswEfSearch < 1)
         {

@@ -2,17 +2,13 @@ namespace Engram.Core.Indexing.Text;
 
 public sealed partial class Bm25Index
 {
-    /// <summary>Writes the whole index (terms, postings, per-document data); the caller holds writers off.</summary>
+    /// <summary>Writes the whole index (terms, postings, per-document data, the typo table); the caller holds writers off.</summary>
     public void Write(BinaryWriter writer)
     {
         _lock.EnterReadLock();
         try
         {
-            var terms = new string[_termCount];
-            foreach (var (term, id) in _termIds)
-            {
-                terms[id] = term;
-            }
+            var terms = _terms;
             writer.Write(_termCount);
             for (var t = 0; t < _termCount; t++)
             {
@@ -50,6 +46,7 @@ public sealed partial class Bm25Index
             writer.Write(_totalLength);
             writer.Write(_deadPostings);
             writer.Write(_livePostings);
+            _neighbourhood.Write(writer);
         }
         finally
         {
@@ -63,9 +60,12 @@ public sealed partial class Bm25Index
         var index = new Bm25Index(analyzer, k1, b);
         var termCount = reader.ReadInt32();
         index._postings = new Postings[Math.Max(1024, termCount)];
+        index._terms = new string[Math.Max(1024, termCount)];
         for (var t = 0; t < termCount; t++)
         {
-            index._termIds.Add(reader.ReadString(), t);
+            var term = reader.ReadString();
+            index._termIds.Add(term, t);
+            index._terms[t] = term;
             var count = reader.ReadInt32();
             var postings = new Postings
             {
@@ -106,6 +106,21 @@ public sealed partial class Bm25Index
         index._totalLength = reader.ReadInt64();
         index._deadPostings = reader.ReadInt32();
         index._livePostings = reader.ReadInt32();
+        index._neighbourhood = TermNeighbourhood.Read(reader);
+        for (var t = 0; t < termCount; t++)
+        {
+            index._postings[t].RecomputeBounds(index._docLength);
+            if (index._postings[t].Count > 0)
+            {
+                var postings = index._postings[t];
+                index._lastDoc = Math.Max(index._lastDoc, postings.Docs[postings.Count - 1]);
+                for (var i = 1; i < postings.Count && index._ordered; i++)
+                {
+                    index._ordered = postings.Docs[i - 1] < postings.Docs[i];
+                }
+            }
+        }
+        index._lastDoc = Math.Max(index._lastDoc, docs - 1);
         return index;
     }
 }

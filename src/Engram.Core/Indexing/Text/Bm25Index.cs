@@ -22,7 +22,9 @@ public sealed partial class Bm25Index
     private readonly Dictionary<string, int> _termIds = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _termLookup;
     private Postings[] _postings = new Postings[1024];
+    private string[] _terms = new string[1024];
     private int _termCount;
+    private TermNeighbourhood _neighbourhood = new();
 
     // Per document: length in terms (0 = absent or removed) and its distinct term ids.
     private int[] _docLength = new int[1024];
@@ -30,6 +32,8 @@ public sealed partial class Bm25Index
     private bool[] _used = new bool[1024];
     private int _liveDocs;
     private long _totalLength;
+    private int _lastDoc = -1;
+    private bool _ordered = true; // documents were added in increasing number order, so postings are sorted (pruning needs it)
     private int _deadPostings;
     private int _livePostings;
 
@@ -51,6 +55,32 @@ public sealed partial class Bm25Index
 
     public TextAnalyzer Analyzer => _analyzer;
 
+    /// <summary>
+    /// How much a typo correction counts: a query word absent from the vocabulary is matched to up to
+    /// <see cref="MaxCorrections"/> of the nearest vocabulary words (edit distance 1, or 2 for words of six
+    /// characters or more), each scored as a query term of weight <c>TypoWeight^distance</c>, so a corrected
+    /// word always counts less than the same word typed right. 0 turns typo tolerance off.
+    /// </summary>
+    public float TypoWeight { get; set; } = 0.3f;
+
+    /// <summary>Most vocabulary words one misspelt query word is expanded to (the most frequent at the nearest distance).</summary>
+    public const int MaxCorrections = 3;
+
+    /// <summary>
+    /// Skips the low-impact tail of long posting lists once the top k is settled (see <see cref="Search{TFilter}"/>);
+    /// the results are those of scoring every posting. Off only to measure what it saves.
+    /// </summary>
+    public bool DynamicPruning { get; set; } = true;
+
+    /// <summary>Whether the last search on this thread took the pruned path (tests check that they exercise it).</summary>
+    internal bool LastSearchPruned => _lastSearchPruned;
+
+    [ThreadStatic]
+    private static bool _lastSearchPruned;
+
+    /// <summary>Bytes held by the typo table (the deletion map over the vocabulary).</summary>
+    public long TypoTableBytes => _neighbourhood.Bytes;
+
     /// <summary>Indexes <paramref name="text"/> as document <paramref name="doc"/>, a number not used before.</summary>
     /// <exception cref="InvalidOperationException">The number was already used.</exception>
     public void Add(int doc, ReadOnlySpan<char> text)
@@ -66,6 +96,8 @@ public sealed partial class Bm25Index
                 throw new InvalidOperationException($"document number {doc} was already used; give every document version a fresh number");
             }
             _used[doc] = true;
+            _ordered &= doc > _lastDoc;
+            _lastDoc = Math.Max(_lastDoc, doc);
             _analyzer.Analyze(text, ref counts, static (term, ref c) => c.Add(term));
             if (counts.Length == 0)
             {
@@ -75,7 +107,7 @@ public sealed partial class Bm25Index
             foreach (var termId in terms)
             {
                 ref var postings = ref _postings[termId];
-                postings.Append(doc, counts.CountOf(termId));
+                postings.Append(doc, counts.CountOf(termId), counts.Length);
                 _livePostings++;
             }
             _docTerms[doc] = terms;
@@ -131,39 +163,32 @@ public sealed partial class Bm25Index
             var scores = ScorePool.Rent(_docLength.Length);
             var touched = ArrayPool<int>.Shared.Rent(Math.Min(_docLength.Length, Math.Max(64, SumPostings(ref terms))));
             var touchedCount = 0;
+            Span<TermPlan> plan = stackalloc TermPlan[terms.Count];
             try
             {
-                var n = (float)_liveDocs;
-                var avgLength = (float)((double)_totalLength / _liveDocs);
-                var k1 = K1;
-                var lengthNorm = k1 * (1 - B);
-                var lengthScale = k1 * B / avgLength;
-                for (var q = 0; q < terms.Count; q++)
+                var bm25 = new Bm25Scorer(_liveDocs, _totalLength, K1, B);
+                var planned = PlanTerms(ref terms, in bm25, plan);
+                plan = plan[..planned];
+                // Terms go best upper bound first (rare terms, short lists); "remaining" is what the terms
+                // not yet added could still give any document.
+                var best = 0f;
+                _lastSearchPruned = false;
+                for (var t = 0; t < plan.Length; t++)
                 {
-                    ref var postings = ref _postings[terms.TermAt(q)];
-                    var df = postings.LiveCount;
-                    if (df == 0)
+                    var remaining = 0f;
+                    foreach (ref readonly var later in plan[(t + 1)..])
                     {
-                        continue;
+                        remaining += later.UpperBound;
                     }
-                    var idf = MathF.Log(1 + ((n - df + 0.5f) / (df + 0.5f))) * terms.WeightAt(q);
-                    var docs = postings.Docs.AsSpan(0, postings.Count);
-                    var tfs = postings.Frequencies.AsSpan(0, postings.Count);
-                    for (var i = 0; i < docs.Length; i++)
+                    Accumulate(in plan[t], in bm25, scores, touched, ref touchedCount, ref best);
+                    // MaxScore-style pruning, term at a time: once the k-th best allowed partial score is at
+                    // least what the remaining terms could add, no untouched document can enter the top k,
+                    // so the remaining (long, low-impact) lists are only probed for the few candidates left.
+                    if (DynamicPruning && _ordered && remaining > 0 && remaining < best
+                        && KthBestAllowed(touched.AsSpan(0, touchedCount), scores, results.Length, filter) is var kth && kth >= remaining)
                     {
-                        var doc = docs[i];
-                        var length = _docLength[doc];
-                        if (length == 0)
-                        {
-                            continue; // removed
-                        }
-                        float tf = tfs[i];
-                        var score = idf * tf * (k1 + 1) / (tf + lengthNorm + (lengthScale * length));
-                        if (scores[doc] == 0)
-                        {
-                            touched[touchedCount++] = doc;
-                        }
-                        scores[doc] += score;
+                        _lastSearchPruned = true;
+                        return FinishPruned(plan[(t + 1)..], in bm25, scores, touched.AsSpan(0, touchedCount), kth - remaining, results, filter);
                     }
                 }
 
@@ -196,6 +221,180 @@ public sealed partial class Bm25Index
         }
     }
 
+    /// <summary>The query's terms with live documents, their weight (idf × query weight) and score bound, best bound first.</summary>
+    private int PlanTerms(ref QueryTerms terms, in Bm25Scorer bm25, Span<TermPlan> plan)
+    {
+        var count = 0;
+        for (var q = 0; q < terms.Count; q++)
+        {
+            var termId = terms.TermAt(q);
+            ref readonly var postings = ref _postings[termId];
+            if (postings.LiveCount == 0)
+            {
+                continue;
+            }
+            var weight = bm25.Idf(postings.LiveCount) * terms.WeightAt(q);
+            // A hair above the exact corner score, so float rounding can never make a real score exceed its bound.
+            var bound = bm25.Score(weight, postings.MaxFrequency, postings.MinLength) * 1.0001f;
+            var entry = new TermPlan(termId, weight, bound);
+            var at = count++;
+            while (at > 0 && plan[at - 1].UpperBound < bound)
+            {
+                plan[at] = plan[at - 1];
+                at--;
+            }
+            plan[at] = entry;
+        }
+        return count;
+    }
+
+    private void Accumulate(in TermPlan term, in Bm25Scorer bm25, float[] scores, int[] touched, ref int touchedCount, ref float best)
+    {
+        ref readonly var postings = ref _postings[term.TermId];
+        var docs = postings.Docs.AsSpan(0, postings.Count);
+        var tfs = postings.Frequencies.AsSpan(0, postings.Count);
+        var weight = term.Weight;
+        for (var i = 0; i < docs.Length; i++)
+        {
+            var doc = docs[i];
+            var length = _docLength[doc];
+            if (length == 0)
+            {
+                continue; // removed
+            }
+            var score = bm25.Score(weight, tfs[i], length);
+            if (scores[doc] == 0)
+            {
+                touched[touchedCount++] = doc;
+            }
+            var sum = scores[doc] += score;
+            best = Math.Max(best, sum);
+        }
+    }
+
+    /// <summary>The k-th best score among the allowed touched documents, or -inf when fewer than k are allowed.</summary>
+    private static float KthBestAllowed<TFilter>(ReadOnlySpan<int> touched, float[] scores, int k, TFilter filter)
+        where TFilter : IDocFilter
+    {
+        if (touched.Length < k)
+        {
+            return float.NegativeInfinity;
+        }
+        var rented = ArrayPool<ScoredDoc>.Shared.Rent(k);
+        try
+        {
+            var top = new TopK(rented.AsSpan(0, k));
+            foreach (var doc in touched)
+            {
+                var score = scores[doc];
+                if (score > top.Threshold && filter.Allows(doc))
+                {
+                    top.Add(doc, score);
+                }
+            }
+            return top.Threshold;
+        }
+        finally
+        {
+            ArrayPool<ScoredDoc>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>
+    /// Completes the scores of the documents that can still reach the top k (partial score at least
+    /// <paramref name="minPartial"/>, allowed by the filter) with the remaining terms, seeking each
+    /// candidate in their posting lists instead of reading them whole, and keeps the best.
+    /// </summary>
+    private int FinishPruned<TFilter>(ReadOnlySpan<TermPlan> rest, in Bm25Scorer bm25, float[] scores, ReadOnlySpan<int> touched, float minPartial,
+        Span<ScoredDoc> results, TFilter filter)
+        where TFilter : IDocFilter
+    {
+        var alive = ArrayPool<int>.Shared.Rent(touched.Length);
+        try
+        {
+            var count = 0;
+            foreach (var doc in touched)
+            {
+                if (scores[doc] >= minPartial && filter.Allows(doc))
+                {
+                    alive[count++] = doc;
+                }
+            }
+            var candidates = alive.AsSpan(0, count);
+            candidates.Sort();
+            foreach (ref readonly var term in rest)
+            {
+                ref readonly var postings = ref _postings[term.TermId];
+                var docs = postings.Docs.AsSpan(0, postings.Count);
+                var position = 0;
+                foreach (var doc in candidates)
+                {
+                    position = Seek(docs, position, doc);
+                    if (position == docs.Length)
+                    {
+                        break;
+                    }
+                    if (docs[position] == doc)
+                    {
+                        scores[doc] += bm25.Score(term.Weight, postings.Frequencies[position], _docLength[doc]);
+                    }
+                }
+            }
+            var top = new TopK(results);
+            foreach (var doc in candidates)
+            {
+                var score = scores[doc];
+                if (score > top.Threshold)
+                {
+                    top.Add(doc, score);
+                }
+            }
+            return top.Finish();
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(alive);
+        }
+    }
+
+    /// <summary>The first position at or after <paramref name="from"/> whose document is at least <paramref name="target"/> (galloping, then binary search).</summary>
+    private static int Seek(ReadOnlySpan<int> docs, int from, int target)
+    {
+        if (from >= docs.Length || docs[from] >= target)
+        {
+            return from;
+        }
+        var low = from; // docs[low] < target
+        var step = 1;
+        var high = from + 1;
+        while (high < docs.Length && docs[high] < target)
+        {
+            low = high;
+            step <<= 1;
+            high = low + step;
+        }
+        high = Math.Min(high, docs.Length);
+        var found = docs[(low + 1)..high].BinarySearch(target);
+        return low + 1 + (found >= 0 ? found : ~found);
+    }
+
+    private readonly record struct TermPlan(int TermId, float Weight, float UpperBound);
+
+    /// <summary>The BM25 pieces of one search: idf and the saturating, length-normalised term frequency.</summary>
+    private readonly struct Bm25Scorer(int liveDocs, long totalLength, float k1, float b)
+    {
+        private readonly float _n = liveDocs;
+        private readonly float _k1 = k1;
+        private readonly float _lengthNorm = k1 * (1 - b);
+        private readonly float _lengthScale = k1 * b / (float)((double)totalLength / liveDocs);
+
+        public float Idf(int df) => MathF.Log(1 + ((_n - df + 0.5f) / (df + 0.5f)));
+
+        /// <summary>One term's BM25 score in one document: <paramref name="weight"/> (idf × query weight) times the saturated frequency.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Score(float weight, float tf, int length) => weight * tf * (_k1 + 1) / (tf + _lengthNorm + (_lengthScale * length));
+    }
+
     /// <summary>Drops postings of removed documents when they are a large share; call from a maintenance job.</summary>
     public int Compact(double minDeadShare = 0.2)
     {
@@ -210,6 +409,7 @@ public sealed partial class Bm25Index
             for (var t = 0; t < _termCount; t++)
             {
                 dropped += _postings[t].RemoveDead(_docTerms);
+                _postings[t].RecomputeBounds(_docLength);
             }
             _deadPostings = 0;
             return dropped;
@@ -267,16 +467,102 @@ public sealed partial class Bm25Index
             return id;
         }
         id = _termCount++;
-        _termLookup[term] = id;
+        var text = term.ToString();
+        _termIds.Add(text, id);
         if (id == _postings.Length)
         {
             Array.Resize(ref _postings, id * 2);
+            Array.Resize(ref _terms, id * 2);
         }
         _postings[id] = new Postings();
+        _terms[id] = text;
+        if (TermNeighbourhood.IsEligible(term))
+        {
+            _neighbourhood.Add(id, term);
+        }
         return id;
     }
 
     private int ExistingTermId(ReadOnlySpan<char> term) => _termLookup.TryGetValue(term, out var id) ? id : -1;
+
+    /// <summary>Adds the nearest vocabulary words to a query word the vocabulary does not hold (see <see cref="TypoWeight"/>).</summary>
+    private void AddCorrections(ReadOnlySpan<char> word, ref QueryTerms terms)
+    {
+        var distance = TermNeighbourhood.AllowedDistance(word.Length);
+        if (distance == 0 || TypoWeight <= 0 || !TermNeighbourhood.IsEligible(word))
+        {
+            return;
+        }
+        var nearest = new Corrections(this, word.ToString(), distance);
+        _neighbourhood.Candidates(word, distance, ref nearest, static (termId, ref n) => n.Consider(termId));
+        for (var i = 0; i < nearest.Count; i++)
+        {
+            terms.AddWeighted(nearest.TermAt(i), MathF.Pow(TypoWeight, nearest.Distance));
+        }
+    }
+
+    /// <summary>The most frequent live terms at the smallest edit distance from a word, up to <see cref="MaxCorrections"/>.</summary>
+    private struct Corrections(Bm25Index index, string word, int maxDistance)
+    {
+        private readonly Bm25Index _index = index;
+        private readonly string _word = word;
+        private readonly int _maxDistance = maxDistance;
+        private (int Term, int Df) _first;
+        private (int Term, int Df) _second;
+        private (int Term, int Df) _third;
+
+        public int Count { get; private set; }
+
+        public int Distance { get; private set; } = int.MaxValue;
+
+        public readonly int TermAt(int i) => i switch { 0 => _first.Term, 1 => _second.Term, _ => _third.Term };
+
+        public void Consider(int termId)
+        {
+            var df = _index._postings[termId].LiveCount;
+            if (df == 0 || Holds(termId))
+            {
+                return;
+            }
+            var distance = EditDistance.Bounded(_word, _index._terms[termId], Math.Min(Distance, _maxDistance));
+            if (distance > _maxDistance || distance > Distance)
+            {
+                return;
+            }
+            if (distance < Distance)
+            {
+                Distance = distance;
+                Count = 0;
+            }
+            var candidate = (termId, df);
+            if (Count < MaxCorrections)
+            {
+                Count++;
+            }
+            else if (!Better(candidate, _third))
+            {
+                return;
+            }
+            // Insert in order (most documents first, then lower term id, so the choice is deterministic).
+            if (Count == 1 || Better(candidate, _first))
+            {
+                (_first, _second, _third) = (candidate, _first, _second);
+            }
+            else if (Count == 2 || Better(candidate, _second))
+            {
+                (_second, _third) = (candidate, _second);
+            }
+            else
+            {
+                _third = candidate;
+            }
+        }
+
+        private readonly bool Holds(int termId) =>
+            (Count > 0 && _first.Term == termId) || (Count > 1 && _second.Term == termId) || (Count > 2 && _third.Term == termId);
+
+        private static bool Better((int Term, int Df) a, (int Term, int Df) b) => a.Df > b.Df || (a.Df == b.Df && a.Term < b.Term);
+    }
 
     private struct Postings
     {
@@ -285,7 +571,10 @@ public sealed partial class Bm25Index
         public int Count;
         public int LiveCount;
 
-        public void Append(int doc, int frequency)
+        public ushort MaxFrequency;
+        public int MinLength; // 0 until the first posting
+
+        public void Append(int doc, int frequency, int length)
         {
             Docs ??= new int[4];
             Frequencies ??= new ushort[4];
@@ -298,6 +587,26 @@ public sealed partial class Bm25Index
             Frequencies[Count] = (ushort)Math.Min(frequency, ushort.MaxValue);
             Count++;
             LiveCount++;
+            Widen(Frequencies[Count - 1], length);
+        }
+
+        /// <summary>Keeps the largest frequency and shortest document, the corners of the term's best score (removals leave them, still an upper bound).</summary>
+        public void Widen(ushort frequency, int length)
+        {
+            MaxFrequency = Math.Max(MaxFrequency, frequency);
+            MinLength = MinLength == 0 ? length : Math.Min(MinLength, length);
+        }
+
+        public void RecomputeBounds(int[] docLength)
+        {
+            (MaxFrequency, MinLength) = (0, 0);
+            for (var i = 0; i < Count; i++)
+            {
+                if (docLength[Docs[i]] > 0)
+                {
+                    Widen(Frequencies[i], docLength[Docs[i]]);
+                }
+            }
         }
 
         public int RemoveDead(int[]?[] docTerms)
@@ -380,26 +689,37 @@ public sealed partial class Bm25Index
         }
     }
 
-    /// <summary>Distinct known query terms with their repeat counts (a repeated query word weighs more).</summary>
+    /// <summary>
+    /// Distinct known query terms with their weights: a repeated query word weighs more, a typo
+    /// correction less (<see cref="TypoWeight"/>).
+    /// </summary>
     private struct QueryTerms(Bm25Index index) : IDisposable
     {
         private int[] _ids = ArrayPool<int>.Shared.Rent(32);
-        private int[] _weights = ArrayPool<int>.Shared.Rent(32);
+        private float[] _weights = ArrayPool<float>.Shared.Rent(32);
 
         public int Count { get; private set; }
 
         public void Add(ReadOnlySpan<char> term)
         {
             var id = index.ExistingTermId(term);
-            if (id < 0)
+            if (id >= 0 && index._postings[id].LiveCount > 0)
             {
-                return;
+                AddWeighted(id, 1f);
             }
+            else
+            {
+                index.AddCorrections(term, ref this);
+            }
+        }
+
+        public void AddWeighted(int id, float weight)
+        {
             for (var i = 0; i < Count; i++)
             {
                 if (_ids[i] == id)
                 {
-                    _weights[i]++;
+                    _weights[i] += weight;
                     return;
                 }
             }
@@ -408,7 +728,7 @@ public sealed partial class Bm25Index
                 return; // more than 32 distinct known terms: the rest add little
             }
             _ids[Count] = id;
-            _weights[Count++] = 1;
+            _weights[Count++] = weight;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -419,7 +739,7 @@ public sealed partial class Bm25Index
         public readonly void Dispose()
         {
             ArrayPool<int>.Shared.Return(_ids);
-            ArrayPool<int>.Shared.Return(_weights);
+            ArrayPool<float>.Shared.Return(_weights);
         }
     }
 }

@@ -20,4 +20,7 @@ internal static class StopWords
     private static readonly HashSet<string>.AlternateLookup<ReadOnlySpan<char>> Lookup = Words.GetAlternateLookup<ReadOnlySpan<char>>();
 
     public static bool Contains(ReadOnlySpan<char> term) => Lookup.Contains(term);
+
+    /// <summary>The list itself (the lexical benchmark gives Lucene the same one).</summary>
+    public static IReadOnlyCollection<string> All => Words;
 }

@@ -4,8 +4,12 @@ namespace Engram.Core.Indexing.Text;
 
 /// <summary>
 /// Splits text into index terms for BM25: runs of letters and digits (Unicode-aware), lowercased,
-/// English stop words dropped, and an optional light suffix stemmer. Terms are produced as spans
-/// over a caller-owned buffer so that indexing and querying allocate nothing per token.
+/// English stop words dropped, and an optional light suffix stemmer. Scripts written without spaces
+/// (<see cref="SegmentedScripts"/>: Chinese, Japanese, Korean, Thai, ...) have no words to split on: a
+/// run of them becomes overlapping character bigrams ("設定ファイル" → 設定 定フ ファ ァイ イル), or the
+/// character itself when the run is one character long, so a query matches any text containing it.
+/// Terms are produced as spans over a caller-owned buffer or the text itself, so that indexing and
+/// querying allocate nothing per token.
 /// </summary>
 public sealed class TextAnalyzer(bool removeStopWords = true, bool stem = true)
 {
@@ -29,8 +33,18 @@ public sealed class TextAnalyzer(bool removeStopWords = true, bool stem = true)
             {
                 i++;
             }
+            if (i < text.Length && SegmentedScripts.Contains(text[i]))
+            {
+                var start = i;
+                while (i < text.Length && SegmentedScripts.Contains(text[i]))
+                {
+                    i++;
+                }
+                EmitBigrams(text[start..i], ref state, onTerm);
+                continue;
+            }
             var length = 0;
-            while (i < text.Length && IsTermChar(text[i]))
+            while (i < text.Length && IsTermChar(text[i]) && !SegmentedScripts.Contains(text[i]))
             {
                 if (length < MaxTermLength)
                 {
@@ -62,6 +76,23 @@ public sealed class TextAnalyzer(bool removeStopWords = true, bool stem = true)
         var terms = new List<string>();
         Analyze(text, ref terms, static (term, ref list) => list.Add(term.ToString()));
         return terms;
+    }
+
+    /// <summary>
+    /// Overlapping bigrams of a run of a script without spaces. These scripts have no case and no
+    /// English stop words or suffixes, so the bigrams go out as they stand.
+    /// </summary>
+    private static void EmitBigrams<TState>(ReadOnlySpan<char> run, ref TState state, TermCallback<TState> onTerm)
+    {
+        if (run.Length == 1)
+        {
+            onTerm(run, ref state);
+            return;
+        }
+        for (var j = 0; j + 1 < run.Length; j++)
+        {
+            onTerm(run.Slice(j, 2), ref state);
+        }
     }
 
     private static bool IsTermChar(char c) =>
