@@ -10,7 +10,8 @@ namespace Engram.Benchmarks.Embeddings;
 /// <c>embed</c>: the transformer embedder's throughput (sentences/s, short ~40-token and long ~300-token texts) as
 /// configured, against the raw ONNX Runtime ceiling, and one setting at a time varied (threads, MaxBatchTokens,
 /// graph optimisation, intra-op spinning); RSS after load and at the peak of a long batch; single-query latency
-/// idle and while a document batch runs. Options: --models a,b --short N --long N --rounds R --seconds S --no-variants.
+/// idle and while a document batch runs. Options: --models a,b --short N --long N --rounds R --seconds S --no-variants
+/// --max-batch-tokens N (RSS figures are clean only for the first configuration of a fresh process: use --no-variants).
 /// </summary>
 public static class EmbedBenchmark
 {
@@ -22,6 +23,7 @@ public static class EmbedBenchmark
         int shortCount = 192, longCount = 48, rounds = 2;
         var seconds = 3.0;
         var variants = true;
+        int? maxBatchTokens = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -41,6 +43,9 @@ public static class EmbedBenchmark
                 case "--seconds":
                     seconds = double.Parse(args[++i], CultureInfo.InvariantCulture);
                     break;
+                case "--max-batch-tokens":
+                    maxBatchTokens = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
                 case "--no-variants":
                     variants = false;
                     break;
@@ -56,18 +61,19 @@ public static class EmbedBenchmark
         Console.WriteLine($"text    : {(EmbedTexts.DataRoot() is { } root ? root + "/locomo-dev turns" : "synthetic (no ../shared/data)")}; ORT {OrtEnv.Instance().GetVersionString()}");
         foreach (var model in models)
         {
-            await RunModelAsync(model, shortCount, longCount, rounds, TimeSpan.FromSeconds(seconds), variants);
+            await RunModelAsync(model, shortCount, longCount, rounds, TimeSpan.FromSeconds(seconds), variants, maxBatchTokens);
         }
         return 0;
     }
 
-    private static async Task RunModelAsync(TransformerModel model, int shortCount, int longCount, int rounds, TimeSpan duration, bool variants)
+    private static async Task RunModelAsync(TransformerModel model, int shortCount, int longCount, int rounds, TimeSpan duration, bool variants, int? maxBatchTokens)
     {
         Console.WriteLine();
         Console.WriteLine($"== {model.Name} ({model.ModelId}), {Environment.ProcessorCount} cores, load {Load()}");
         GC.Collect();
         var before = RssSampler.Current();
         var defaults = new TransformerOptions { Model = model.Name };
+        defaults.MaxBatchTokens = maxBatchTokens ?? defaults.MaxBatchTokens;
         using var provider = new TransformerEmbeddingProvider(model, defaults);
         var clock = Stopwatch.StartNew();
         provider.WarmUp();

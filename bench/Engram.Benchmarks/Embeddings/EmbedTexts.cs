@@ -46,11 +46,12 @@ internal static class EmbedTexts
         }
     }
 
-    /// <summary><paramref name="count"/> texts of about <paramref name="tokens"/> tokens each (turns joined, then cut at a word).</summary>
+    /// <summary><paramref name="count"/> texts of about <paramref name="tokens"/> tokens each (at most the model's window; turns joined, cut at a word).</summary>
     public static List<string> Make(TransformerEmbeddingProvider tokenizer, int count, int tokens)
     {
         var root = DataRoot();
         var turns = root is null ? Synthetic() : Turns(Path.Combine(root, "locomo-dev"));
+        tokens = Math.Min(tokens, tokenizer.Model.MaxTokens); // MiniLM's window is 256: a longer text is cut to it anyway
         var result = new List<string>(count);
         var current = new StringBuilder();
         foreach (var turn in Cycle(turns))

@@ -13,10 +13,10 @@ public sealed class TransformerOptions
 
     /// <summary>
     /// The most tokens (texts × padded length) one model run takes. Caps memory (32 texts of 512 tokens in one
-    /// run took a process to 2.6 GB) and how long a run holds the cores, while throughput is flat above a few
-    /// thousand tokens (bench/README.md, 2026-12-02).
+    /// run took a process to 2.6 GB; 2048 peaked at about 400 MB, 4096 at about 520 MB) and how long a run holds
+    /// the cores, while throughput was flat from 1024 to 16384 (bench/README.md, 2026-12-02).
     /// </summary>
-    public int MaxBatchTokens { get; set; } = 4_096;
+    public int MaxBatchTokens { get; set; } = 2_048;
 
     /// <summary>ONNX Runtime's graph optimisation level (all fusions by default; a benchmark knob).</summary>
     public GraphOptimizationLevel GraphOptimization { get; set; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
