@@ -77,6 +77,36 @@ internal sealed class AnnDataset
         return new AnnDataset(dims, data, query, words);
     }
 
+    /// <summary>
+    /// Unit-length rows of <paramref name="vectors"/> (<paramref name="dims"/> each): a seeded random
+    /// <paramref name="queries"/> of them held out as queries, the rest indexed.
+    /// </summary>
+    public static AnnDataset FromVectors(float[] vectors, int dims, int queries, int seed = 1234)
+    {
+        var total = vectors.Length / dims;
+        var order = Enumerable.Range(0, total).ToArray();
+        new Random(seed).Shuffle(order);
+        var isQuery = new bool[total];
+        foreach (var q in order[..queries])
+        {
+            isQuery[q] = true;
+        }
+        var data = new float[(total - queries) * dims];
+        var query = new float[queries * dims];
+        int d = 0, qi = 0;
+        for (var i = 0; i < total; i++)
+        {
+            var target = isQuery[i] ? query.AsSpan(qi++ * dims, dims) : data.AsSpan(d++ * dims, dims);
+            vectors.AsSpan(i * dims, dims).CopyTo(target);
+            var norm = TensorPrimitives.Norm(target);
+            if (norm > 0)
+            {
+                TensorPrimitives.Divide(target, norm, target);
+            }
+        }
+        return new AnnDataset(dims, data, query, new string[queries]);
+    }
+
     public void Write(string folder)
     {
         File.WriteAllBytes(Path.Combine(folder, "data.f32"), MemoryMarshal.AsBytes(Data.AsSpan()).ToArray());

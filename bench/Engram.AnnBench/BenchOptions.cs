@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Engram.AnnBench;
 
-/// <summary>Command line: --n, --queries, --model, --ef, --m, --ef-construction, --skip-hnswlib, --skip-int8, --kernels.</summary>
+/// <summary>Command line: see README.md (--dataset glove|sentences, --n, --queries, --ef, --skip-native, --skip-hnswlib, ...).</summary>
 internal sealed record BenchOptions
 {
     public int N { get; init; } = 200_000;
@@ -13,6 +13,13 @@ internal sealed record BenchOptions
     public int[] Ef { get; init; } = [16, 32, 64, 128, 256];
     public string? Model { get; init; }
     public bool SkipHnswlib { get; init; }
+    public bool SkipNative { get; init; }
+
+    /// <summary><c>glove</c> (100 dimensions, words) or <c>sentences</c> (384, the transformer's vectors of real turns).</summary>
+    public string Dataset { get; init; } = "glove";
+    public int Sentences { get; init; } = 100_000;
+    public int EmbedSeconds { get; init; } = 900;
+    public int Passes { get; init; } = 3;
     public bool SkipInt8 { get; init; }
     public bool KernelsOnly { get; init; }
     public string Python { get; init; } = "/usr/bin/python3";
@@ -34,6 +41,11 @@ internal sealed record BenchOptions
                 "--model" => options with { Model = Next() },
                 "--python" => options with { Python = Next() },
                 "--skip-hnswlib" => options with { SkipHnswlib = true },
+                "--skip-native" => options with { SkipNative = true },
+                "--dataset" => options with { Dataset = Next() },
+                "--sentences" => options with { Sentences = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--embed-seconds" => options with { EmbedSeconds = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--passes" => options with { Passes = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--skip-int8" => options with { SkipInt8 = true },
                 "--kernels" => options with { KernelsOnly = true },
                 _ => throw new ArgumentException($"unknown argument {args[i]}"),

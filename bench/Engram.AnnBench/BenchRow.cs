@@ -15,7 +15,7 @@ internal sealed record BenchRow(string Impl, int Ef, double Recall, double Queri
             Console.WriteLine($"| {row.Impl,-18} | {row.Ef,4} | {row.Recall,9:F4} | {row.QueriesPerSecond,10:F0} | {row.BuildInsertsPerSecond,15:F0} |");
         }
 
-        var baseline = FirstAtTarget(rows, "hnswlib");
+        var baseline = FirstAtTarget(rows, "hnswlib-native") ?? FirstAtTarget(rows, "hnswlib-debian");
         Console.WriteLine();
         foreach (var impl in rows.Select(r => r.Impl).Distinct())
         {
@@ -26,9 +26,9 @@ internal sealed record BenchRow(string Impl, int Ef, double Recall, double Queri
                 continue;
             }
             var line = $"{impl}: smallest ef with recall@10 >= {TargetRecall} is {best.Ef} (recall {best.Recall:F4}, {best.QueriesPerSecond:F0} q/s)";
-            if (baseline is not null && impl != "hnswlib")
+            if (baseline is not null && impl != baseline.Impl)
             {
-                line += $"; vs hnswlib at ef {baseline.Ef}: queries/s x{best.QueriesPerSecond / baseline.QueriesPerSecond:F2}," +
+                line += $"; vs {baseline.Impl} at ef {baseline.Ef}: queries/s x{best.QueriesPerSecond / baseline.QueriesPerSecond:F2}," +
                     $" build x{best.BuildInsertsPerSecond / baseline.BuildInsertsPerSecond:F2}";
             }
             Console.WriteLine(line);

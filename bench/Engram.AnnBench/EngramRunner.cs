@@ -4,10 +4,29 @@ using Engram.Core.Indexing.Vector;
 
 namespace Engram.AnnBench;
 
-/// <summary>Builds Engram's HnswIndex on one thread and times single-threaded searches at each ef.</summary>
-internal static class EngramRunner
+/// <summary>Engram's HnswIndex in one storage mode, built on one thread; a pass runs every query single-threaded.</summary>
+internal sealed class EngramRunner : IAnnContender
 {
-    public static IEnumerable<BenchRow> Run(BenchOptions options, AnnDataset dataset, int[][] truth, VectorQuantization quantization)
+    private readonly HnswIndex _index;
+    private readonly AnnDataset _dataset;
+    private readonly int _k;
+    private readonly ScoredDoc[] _results;
+
+    private EngramRunner(string name, HnswIndex index, AnnDataset dataset, int k, double build)
+    {
+        Name = name;
+        _index = index;
+        _dataset = dataset;
+        _k = k;
+        _results = new ScoredDoc[k];
+        BuildInsertsPerSecond = build;
+    }
+
+    public string Name { get; }
+
+    public double BuildInsertsPerSecond { get; }
+
+    public static EngramRunner Build(BenchOptions options, AnnDataset dataset, VectorQuantization quantization)
     {
         var name = quantization switch
         {
@@ -29,35 +48,25 @@ internal static class EngramRunner
         }
         var build = dataset.Count / clock.Elapsed.TotalSeconds;
         Console.WriteLine($"{name}: build {build:F0} inserts/s");
-
-        var results = new ScoredDoc[options.K];
-        var found = new int[dataset.QueryCount * options.K];
-        var rows = new List<BenchRow>();
-        foreach (var ef in options.Ef)
-        {
-            RunQueries(index, dataset, results, found, options.K, ef); // warm-up (JIT tiers, caches)
-            var best = double.MaxValue;
-            for (var pass = 0; pass < 3; pass++)
-            {
-                clock.Restart();
-                RunQueries(index, dataset, results, found, options.K, ef);
-                best = Math.Min(best, clock.Elapsed.TotalSeconds);
-            }
-            var recall = AnnDataset.Recall(truth, q => found.AsMemory(q * options.K, options.K));
-            rows.Add(new BenchRow(name, ef, recall, dataset.QueryCount / best, build));
-        }
-        return rows;
+        return new EngramRunner(name, index, dataset, options.K, build);
     }
 
-    private static void RunQueries(HnswIndex index, AnnDataset dataset, ScoredDoc[] results, int[] found, int k, int ef)
+    public (double Seconds, int[] Labels) Pass(int ef)
     {
-        for (var q = 0; q < dataset.QueryCount; q++)
+        var found = new int[_dataset.QueryCount * _k];
+        var clock = Stopwatch.StartNew();
+        for (var q = 0; q < _dataset.QueryCount; q++)
         {
-            var count = index.Search(dataset.Query(q), results, new AllDocs(), ef);
-            for (var i = 0; i < k; i++)
+            var count = _index.Search(_dataset.Query(q), _results, new AllDocs(), ef);
+            for (var i = 0; i < _k; i++)
             {
-                found[(q * k) + i] = i < count ? results[i].Doc : -1;
+                found[(q * _k) + i] = i < count ? _results[i].Doc : -1;
             }
         }
+        return (clock.Elapsed.TotalSeconds, found);
+    }
+
+    public void Dispose()
+    {
     }
 }

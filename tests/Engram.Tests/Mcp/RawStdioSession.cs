@@ -30,6 +30,9 @@ internal sealed class RawStdioSession : IAsyncDisposable
         });
     }
 
+    /// <summary>The <c>engram mcp</c> process's id (tests read its /proc entries).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>Every line written to stdout so far.</summary>
     public IReadOnlyList<string> StdoutLines => _stdout;
 

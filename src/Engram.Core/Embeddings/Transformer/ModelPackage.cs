@@ -20,6 +20,30 @@ public static class ModelPackage
         {
             throw new EmbeddingException($"the model file '{dllPath}' is missing; it is copied from the NuGet package at build time (rebuild Engram)", isTransient: false);
         }
+        byte[]? bytes;
+        try
+        {
+            bytes = Find(dllPath, resourceName);
+        }
+        catch (Exception ex) when (ex is BadImageFormatException or InvalidOperationException or IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        {
+            throw new EmbeddingException($"the model file '{dllPath}' cannot be read as a model package ({ex.Message}); reinstall or rebuild Engram", isTransient: false, inner: ex);
+        }
+        if (bytes is null)
+        {
+            throw new EmbeddingException($"'{dllPath}' has no resource '{resourceName}': not the model package this Engram was built for", isTransient: false);
+        }
+        var actual = Convert.ToHexString(SHA256.HashData(bytes));
+        if (!string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new EmbeddingException($"resource '{resourceName}' of '{dllPath}' has SHA-256 {actual}, expected {sha256}: not the model this Engram was built for (damaged or replaced file; reinstall or rebuild Engram)", isTransient: false);
+        }
+        return bytes;
+    }
+
+    /// <summary>The bytes of the embedded resource named <paramref name="resourceName"/>, or null when the dll has none.</summary>
+    private static byte[]? Find(string dllPath, string resourceName)
+    {
         using var stream = File.OpenRead(dllPath);
         using var pe = new PEReader(stream);
         var metadata = pe.GetMetadataReader();
@@ -33,15 +57,8 @@ public static class ModelPackage
             var directory = pe.PEHeaders.CorHeader!.ResourcesDirectory;
             var section = pe.GetSectionData(directory.RelativeVirtualAddress);
             var reader = section.GetReader((int)resource.Offset, section.Length - (int)resource.Offset);
-            var length = reader.ReadInt32();
-            var bytes = reader.ReadBytes(length);
-            var actual = Convert.ToHexString(SHA256.HashData(bytes));
-            if (!string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase))
-            {
-                throw new EmbeddingException($"resource '{resourceName}' of '{dllPath}' has SHA-256 {actual}, expected {sha256}: not the model this Engram was built for", isTransient: false);
-            }
-            return bytes;
+            return reader.ReadBytes(reader.ReadInt32());
         }
-        throw new EmbeddingException($"'{dllPath}' has no resource '{resourceName}'", isTransient: false);
+        return null;
     }
 }
