@@ -58,8 +58,15 @@ public sealed class SearchOptions
     /// <summary>Light English suffix stemming in the lexical index (+0.03 R@10 on LoCoMo).</summary>
     public bool Stemming { get; set; } = true;
 
+    /// <summary>Query vectors kept in an LRU cache keyed by model and query text (0 turns the cache off).</summary>
+    public int QueryCacheSize { get; set; } = 1024;
+
     public IEnumerable<string> Validate()
     {
+        if (QueryCacheSize < 0)
+        {
+            yield return "Engram:Search:QueryCacheSize must be >= 0";
+        }
         foreach (var (name, value) in new[] { ("SemanticWeight", SemanticWeight), ("LexicalWeight", LexicalWeight), ("RecencyWeight", RecencyWeight), ("ImportanceWeight", ImportanceWeight), ("EntityWeight", EntityWeight) })
         {
             if (!double.IsFinite(value) || value < 0)
