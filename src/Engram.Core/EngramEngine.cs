@@ -117,9 +117,13 @@ public sealed class EngramEngine : IAsyncDisposable
     /// </summary>
     public Task RunEmbeddingWorkerAsync(CancellationToken ct) => Embedding.RunAsync(background: PersistsVectors, ct);
 
-    /// <summary>Drops stored vectors of other models (after a model change) in chunks; returns how many went.</summary>
+    /// <summary>
+    /// Drops stored vectors of other models (after a model change) in chunks; returns how many went. Only
+    /// when this model persists its own: the built-in models store nothing, so falling back to GloVe for a
+    /// while does not throw away hours of transformer embeddings.
+    /// </summary>
     public Task<int> PruneStoredVectorsAsync(int max = 20_000, CancellationToken ct = default) =>
-        Store.PruneVectorsAsync(Embedder.ModelId, max, ct);
+        PersistsVectors ? Store.PruneVectorsAsync(Embedder.ModelId, max, ct) : Task.FromResult(0);
 
     private IndexFollower NewFollower(MemoryIndex index, bool deferEmbeddings) =>
         new(Store, index, Embedder) { DeferEmbeddings = deferEmbeddings, PersistVectors = PersistsVectors };

@@ -138,6 +138,10 @@ public sealed class PersistedVectorTests : IDisposable
     public async Task ModelSwitch_ReembedsEverythingOnce_AndPrunesTheOldModelsRows()
     {
         await SeededAsync("counting-v1");
+        await using (var builtin = EngramEngine.OpenSqlite(_dir.Path))
+        {
+            (await builtin.PruneStoredVectorsAsync()).Should().Be(0, "the built-in model stores nothing and keeps the others' vectors");
+        }
         var next = new CountingEmbedder("counting-v2");
         await using (var engine = Open(next))
         {
