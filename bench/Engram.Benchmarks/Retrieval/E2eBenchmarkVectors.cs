@@ -107,6 +107,8 @@ public static class E2eVectorBenchmark
                 await Task.Delay(200);
             }
             var graphBuilt = clock.Elapsed;
+            // Like the baseline: one search first, so the model is loaded on both sides of the difference.
+            await server.SearchHttpAsync(new SearchRequest { Query = "warm up", K = 10 });
             var loaded = MemorySnapshot.Take();
             await Console.Error.WriteLineAsync(Invariant($"  ready: {report.Source} ({report.Reason}) in {indexed.TotalSeconds:0.0} s, graph in {graphBuilt.TotalSeconds:0.0} s; {MemorySnapshot.Brief()}"));
 
