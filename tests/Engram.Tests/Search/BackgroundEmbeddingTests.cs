@@ -48,7 +48,8 @@ public sealed class BackgroundEmbeddingTests
         held.GetProperty("vectors").GetInt32().Should().Be(0);
 
         release.SetResult();
-        var filled = await WaitForAsync(server, index => index.GetProperty("vectors").GetInt32() == 1);
+        // The rate is recorded when the worker's batch ends, just after the vector is attached.
+        var filled = await WaitForAsync(server, index => index.GetProperty("vectors").GetInt32() == 1 && index.GetProperty("embedding_rate").GetDouble() > 0);
         filled.GetProperty("vectors").GetInt32().Should().Be(1);
         filled.GetProperty("pending_embeddings").GetInt32().Should().Be(0);
         filled.GetProperty("embedded_vectors").GetInt64().Should().Be(1);
