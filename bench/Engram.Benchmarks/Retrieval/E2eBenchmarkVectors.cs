@@ -59,8 +59,7 @@ public static class E2eVectorBenchmark
         await Console.Error.WriteLineAsync($"e2e-vectors {run}");
         Action<EngramServerOptions> configure = run switch
         {
-            "glove" => _ => { }
-            ,
+            "glove" => o => o.Embeddings.Provider = EmbeddingSettings.Builtin,
             "arctic-float" => o => Transformer(o, VectorQuantization.None),
             "arctic-int8" => o => Transformer(o, VectorQuantization.Int8),
             "arctic-int8rerank" => o => Transformer(o, VectorQuantization.Int8Rerank),
