@@ -147,6 +147,9 @@ public static class E2eVectorBenchmark
                 Console.WriteLine(Invariant($"query cache: {cache.Hits:N0} hits, {cache.Misses:N0} misses, {cache.Count:N0} entries of {cache.Capacity:N0}"));
             }
             Console.WriteLine();
+            // The snapshot written after the rebuild holds the vectors still staged; this one holds the built
+            // graph, so the next invocation of this run loads it instead of inserting every vector again.
+            await engine.SaveSnapshotAsync(force: true);
         }
         // The server wrote its snapshot on stop: keep it under the run's name for the next invocation.
         if (File.Exists(live))
