@@ -7,6 +7,12 @@ public sealed partial class SqliteMemoryStore
 {
     private const int VectorPruneChunk = 500;
 
+    /// <summary>The schema version that added <c>memory_vectors</c>.</summary>
+    private const int VectorTableVersion = 10;
+
+    /// <summary>False only for a store opened at an earlier schema (tests that write old files): writes then leave vectors alone.</summary>
+    private bool HasVectorTable { get; init; } = true;
+
     public Task<IReadOnlyList<MemoryVectors>> GetVectorsAsync(IReadOnlyList<VectorKey> keys, string model, CancellationToken ct = default) =>
         keys.Count == 0
             ? Task.FromResult<IReadOnlyList<MemoryVectors>>([])
@@ -85,8 +91,12 @@ public sealed partial class SqliteMemoryStore
         _readers.ReadAsync(c => c.ScalarInt64("SELECT COUNT(*) FROM memory_vectors") ?? 0, ct).AsTask();
 
     /// <summary>Inside a memory's update: its vectors follow a new version when the content stayed, else they go.</summary>
-    private static void CarryVectors(SqliteConnection c, string tenant, string id, bool contentChanged, long newVersion)
+    private void CarryVectors(SqliteConnection c, string tenant, string id, bool contentChanged, long newVersion)
     {
+        if (!HasVectorTable)
+        {
+            return;
+        }
         if (contentChanged)
         {
             c.ExecuteNonQuery("DELETE FROM memory_vectors WHERE tenant = ?1 AND memory_id = ?2", tenant, id);
@@ -97,8 +107,13 @@ public sealed partial class SqliteMemoryStore
         }
     }
 
-    private static void DeleteVectors(SqliteConnection c, string tenant, string id) =>
-        c.ExecuteNonQuery("DELETE FROM memory_vectors WHERE tenant = ?1 AND memory_id = ?2", tenant, id);
+    private void DeleteVectors(SqliteConnection c, string tenant, string id)
+    {
+        if (HasVectorTable)
+        {
+            c.ExecuteNonQuery("DELETE FROM memory_vectors WHERE tenant = ?1 AND memory_id = ?2", tenant, id);
+        }
+    }
 
     /// <summary>n x dims float32, little-endian whatever the machine.</summary>
     internal static byte[] Encode(ReadOnlySpan<float> values)

@@ -216,7 +216,7 @@ public sealed partial class SqliteMemoryStore
         return rows;
     }
 
-    private static long DeleteOne(SqliteConnection c, Caller caller, Memory memory, long rid, string historyEvent, long now)
+    private long DeleteOne(SqliteConnection c, Caller caller, Memory memory, long rid, string historyEvent, long now)
     {
         var seq = AppendChange(c, caller.Tenant, memory.Id, ChangeRecord.Delete, now);
         c.ExecuteNonQuery("DELETE FROM memories WHERE rid = ?1", rid);
