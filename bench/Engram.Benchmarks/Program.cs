@@ -20,6 +20,8 @@ switch (args.Length > 0 ? args[0] : null)
         return LexicalBenchmark.Run(args[1..]);
     case "e2e":
         return await E2eBenchmark.RunAsync(args[1..]);
+    case "e2e-vectors":
+        return await E2eVectorBenchmark.RunAsync(args[1..]);
     case "kv":
         return await KvBenchmark.RunAsync(args[1..]);
     case "auth":

@@ -48,9 +48,12 @@ public sealed class EngramEngine : IAsyncDisposable
             new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B) { TypoWeight = search.TypoWeight });
         // A remote embedder would hold the first search back for the whole corpus: index lexically
         // first and let the maintenance loop fill the vectors in the background.
-        Follower = new IndexFollower(store, Index, embedder) { DeferEmbeddings = embedder is not LocalEmbeddingProvider };
+        Follower = NewFollower(Index, deferEmbeddings: embedder is not LocalEmbeddingProvider);
+        Embedding = new EmbeddingWorker(Follower);
         Access = new AccessTracker(Clock);
-        Search = new SearchService(store, Follower, embedder, Watermark, Access, search, Clock, limits);
+        // Agents repeat queries; with a transformer each embedding costs milliseconds.
+        QueryCache = search.QueryCacheSize > 0 ? new QueryVectorCache(search.QueryCacheSize) : null;
+        Search = new SearchService(store, Follower, QueryCache is null ? embedder : new CachedQueryEmbedder(embedder, QueryCache), Watermark, Access, search, Clock, limits);
         Graph = store is Graph.IGraphStore graphStore
             ? new Graph.GraphService(graphStore, Clock)
             : throw new ArgumentException($"the {store.Kind} store has no knowledge graph", nameof(store));
@@ -83,6 +86,18 @@ public sealed class EngramEngine : IAsyncDisposable
 
     public IndexFollower Follower { get; }
 
+    /// <summary>Fills pending vectors in behind writes once <see cref="RunEmbeddingWorkerAsync"/> runs (the server's maintenance starts it).</summary>
+    public EmbeddingWorker Embedding { get; }
+
+    /// <summary>The search path's cache of query vectors; null when <see cref="SearchOptions.QueryCacheSize"/> is 0.</summary>
+    public QueryVectorCache? QueryCache { get; }
+
+    /// <summary>
+    /// Vectors persist in the store (read before embedding, written after) for models that cost real
+    /// time per text: everything but the in-process word-vector models, which embed faster than a row is read.
+    /// </summary>
+    public bool PersistsVectors => Embedder is not LocalEmbeddingProvider;
+
     public AccessTracker Access { get; }
 
     public SearchService Search { get; }
@@ -91,7 +106,27 @@ public sealed class EngramEngine : IAsyncDisposable
     public Graph.GraphService Graph { get; }
 
     public IndexStatistics IndexStatistics() => new(
-        Index.AppliedSeq, Index.Count, Index.VectorCount, Index.PendingVectors, Index.StagedVectors, Embedder.ModelId, Follower.LastEmbeddingError);
+        Index.AppliedSeq, Index.Count, Index.VectorCount, Index.PendingVectors, Index.StagedVectors, Embedder.ModelId, Follower.LastEmbeddingError,
+        Follower.EmbeddedCount, Math.Round(Embedding.EmbeddingRate, 1));
+
+    /// <summary>
+    /// Runs the background embedding worker until <paramref name="ct"/> is cancelled. With a model that
+    /// is not in-process and instant (transformer, remote), catch-ups then stop embedding: writes are
+    /// searchable lexically at once and their vectors follow within a batch. With the built-in models
+    /// catch-ups keep embedding inline (microseconds) and the worker only retries failures.
+    /// </summary>
+    public Task RunEmbeddingWorkerAsync(CancellationToken ct) => Embedding.RunAsync(background: PersistsVectors, ct);
+
+    /// <summary>
+    /// Drops stored vectors of other models (after a model change) in chunks; returns how many went. Only
+    /// when this model persists its own: the built-in models store nothing, so falling back to GloVe for a
+    /// while does not throw away hours of transformer embeddings.
+    /// </summary>
+    public Task<int> PruneStoredVectorsAsync(int max = 20_000, CancellationToken ct = default) =>
+        PersistsVectors ? Store.PruneVectorsAsync(Embedder.ModelId, max, ct) : Task.FromResult(0);
+
+    private IndexFollower NewFollower(MemoryIndex index, bool deferEmbeddings) =>
+        new(Store, index, Embedder) { DeferEmbeddings = deferEmbeddings, PersistVectors = PersistsVectors };
 
     /// <summary>
     /// Stats of the caller's tenant (and scope); for admins with the store's size and the index's
@@ -119,7 +154,7 @@ public sealed class EngramEngine : IAsyncDisposable
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var fresh = new MemoryIndex(_createVectorIndex, Embedder.ModelId, NewLexical());
-        var follower = new IndexFollower(Store, fresh, Embedder);
+        var follower = NewFollower(fresh, deferEmbeddings: false);
         var last = await Store.GetLastSeqAsync(ct).ConfigureAwait(false);
         while (await follower.CatchUpAsync(ct, maxBatches: 1).ConfigureAwait(false) > 0)
         {

@@ -41,7 +41,8 @@ public sealed class E2eServer : IAsyncDisposable
     public EngramEngine Engine { get; }
 
     /// <param name="snapshots">Off: the indexes are always rebuilt from the store and no snapshot is read or written.</param>
-    public static async Task<E2eServer> StartAsync(string dataPath, bool snapshots = true)
+    /// <param name="configure">Further settings (the embedder, the vector quantization), applied last.</param>
+    public static async Task<E2eServer> StartAsync(string dataPath, bool snapshots = true, Action<EngramServerOptions>? configure = null)
     {
         var url = $"http://127.0.0.1:{InProcessServer.FreePort()}";
         // Per-request info logging would measure the console, not Engram.
@@ -51,6 +52,7 @@ public sealed class E2eServer : IAsyncDisposable
             o.IndexSnapshots = snapshots;
             // One client far above any per-client limit: limits so high they never refuse, so the limiter's cost is still measured.
             o.RateLimit = new() { PermitsPerSecond = 1_000_000, Burst = int.MaxValue, MaxConcurrentRequests = 100_000 };
+            configure?.Invoke(o);
         }, urls: url);
         await app.StartAsync();
         return new E2eServer(app, new Uri(url));

@@ -301,5 +301,10 @@ public sealed record StoreStatistics(
 }
 
 /// <summary>How far the derived indexes are: the change-log position they reflect and the embedding backlog.</summary>
-/// <remarks><c>StagedVectors</c>: embedded, searched exactly, not yet in the HNSW graph.</remarks>
-public sealed record IndexStatistics(long AppliedSeq, int Documents, int Vectors, int PendingEmbeddings, int StagedVectors, string EmbeddingModel, string? LastEmbeddingError);
+/// <remarks>
+/// <c>StagedVectors</c>: embedded, searched exactly, not yet in the HNSW graph. <c>EmbeddedVectors</c>: documents this
+/// process embedded since it started (vectors read from the store are not counted); <c>EmbeddingRate</c>: vectors per
+/// second of the background embedding worker while it works (a moving average; 0 before its first batch).
+/// </remarks>
+public sealed record IndexStatistics(long AppliedSeq, int Documents, int Vectors, int PendingEmbeddings, int StagedVectors, string EmbeddingModel, string? LastEmbeddingError,
+    long EmbeddedVectors = 0, double EmbeddingRate = 0);

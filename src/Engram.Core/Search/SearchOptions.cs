@@ -64,8 +64,15 @@ public sealed class SearchOptions
     /// </summary>
     public float TypoWeight { get; set; } = 0.3f;
 
+    /// <summary>Query vectors kept in an LRU cache keyed by model and query text (0 turns the cache off).</summary>
+    public int QueryCacheSize { get; set; } = 1024;
+
     public IEnumerable<string> Validate()
     {
+        if (QueryCacheSize < 0)
+        {
+            yield return "Engram:Search:QueryCacheSize must be >= 0";
+        }
         foreach (var (name, value) in new[] { ("SemanticWeight", SemanticWeight), ("LexicalWeight", LexicalWeight), ("RecencyWeight", RecencyWeight), ("ImportanceWeight", ImportanceWeight), ("EntityWeight", EntityWeight) })
         {
             if (!double.IsFinite(value) || value < 0)

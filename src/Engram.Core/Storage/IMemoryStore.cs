@@ -9,7 +9,7 @@ namespace Engram.Core.Storage;
 /// task completes only after that transaction is durable. Expired memories are never returned.
 /// Implementations: SQLite (embedded default); PostgreSQL later, behind this same contract.
 /// </summary>
-public interface IMemoryStore : IAsyncDisposable
+public interface IMemoryStore : IAsyncDisposable, IVectorStore
 {
     /// <summary>"sqlite", "postgres": shown by /health.</summary>
     string Kind { get; }

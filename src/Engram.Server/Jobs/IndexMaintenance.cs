@@ -7,13 +7,13 @@ namespace Engram.Server.Jobs;
 
 /// <summary>
 /// Builds the indexes at start, then keeps them following the change log (so writes by other
-/// processes on the same store show up within a second), retries pending embeddings with backoff,
-/// and flushes batched access counts.
+/// processes on the same store show up within a second), runs the embedding worker that fills pending
+/// vectors in behind the writes, drops stored vectors of a previous model, and flushes batched access counts.
 /// </summary>
 internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<EngramServerOptions> options, ILogger<IndexMaintenance> logger) : BackgroundService
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
-    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromMinutes(5);
+    private const int PruneChunk = 20_000;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -22,32 +22,25 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
         {
             var report = await engine.EnsureIndexedAsync().WaitAsync(stoppingToken);
             var drain = Task.Run(() => DrainVectorsAsync(stoppingToken), stoppingToken);
+            // Pending vectors (a slow or remote model, a model change, an outage) are embedded behind
+            // the writes by the worker, in batches, with its own backoff while the embedder fails.
+            var embedding = Task.Run(() => RunEmbeddingWorkerAsync(stoppingToken), stoppingToken);
             LogBuilt(logger, report.Source, report.Reason, report.Memories, report.AppliedSeq, report.Milliseconds);
             var snapshotEvery = TimeSpan.FromSeconds(options.Value.SnapshotIntervalSeconds);
             var nextSnapshot = DateTime.UtcNow + snapshotEvery;
+            var nextPrune = DateTime.UtcNow; // other models' stored vectors go soon after a model change
 
-            var retryDelay = TimeSpan.FromSeconds(2);
-            var nextRetry = DateTime.UtcNow + retryDelay;
             using var timer = new PeriodicTimer(PollInterval);
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 try
                 {
                     await engine.Follower.CatchUpAsync(stoppingToken);
-                    if (DateTime.UtcNow >= nextRetry && engine.Index.PendingVectors > 0)
+                    if (DateTime.UtcNow >= nextPrune)
                     {
-                        // Drain a backlog (a model change, an outage that ended) for up to two seconds per tick.
-                        var budget = System.Diagnostics.Stopwatch.StartNew();
-                        int attached, batch;
-                        attached = 0;
-                        do
-                        {
-                            batch = await engine.Follower.RetryPendingAsync(ct: stoppingToken);
-                            attached += batch;
-                        }
-                        while (batch > 0 && engine.Index.PendingVectors > 0 && budget.Elapsed < TimeSpan.FromSeconds(2));
-                        retryDelay = attached > 0 ? TimeSpan.FromSeconds(2) : TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetryDelay.Ticks));
-                        nextRetry = DateTime.UtcNow + retryDelay;
+                        // A full chunk means more may wait: come back on the next tick, else in a while.
+                        var pruned = await engine.PruneStoredVectorsAsync(PruneChunk, stoppingToken);
+                        nextPrune = DateTime.UtcNow + (pruned >= PruneChunk ? TimeSpan.Zero : snapshotEvery);
                     }
                     await engine.Access.FlushAsync(engine.Store, stoppingToken);
                     if (DateTime.UtcNow >= nextSnapshot)
@@ -84,6 +77,22 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
                 return;
             }
             catch (Exception ex)
+            {
+                LogFailed(logger, ex);
+                await Task.Delay(1000, stoppingToken);
+            }
+        }
+    }
+
+    private async Task RunEmbeddingWorkerAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await engine.RunEmbeddingWorkerAsync(stoppingToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 LogFailed(logger, ex);
                 await Task.Delay(1000, stoppingToken);

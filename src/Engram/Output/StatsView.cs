@@ -24,7 +24,9 @@ internal static class StatsView
             output.WriteLine($"{"index:",-12} {Text.Number(index.Documents)} memories, {Text.Number(index.Vectors)} vectors, up to seq {Text.Number(index.AppliedSeq)}; model {index.EmbeddingModel}");
             if (index.PendingEmbeddings > 0)
             {
-                output.WriteLine($"{"",-12} {Text.Number(index.PendingEmbeddings)} memories waiting for their embedding");
+                output.WriteLine(index.EmbeddingRate > 0
+                    ? $"{"",-12} {Text.Number(index.PendingEmbeddings)} memories waiting for their embedding ({index.EmbeddingRate:0.#} a second)"
+                    : $"{"",-12} {Text.Number(index.PendingEmbeddings)} memories waiting for their embedding");
             }
         }
     }

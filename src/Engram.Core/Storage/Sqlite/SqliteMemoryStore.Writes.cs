@@ -68,6 +68,7 @@ public sealed partial class SqliteMemoryStore
                 c.ExecuteNonQuery("DELETE FROM memory_entities WHERE rid = ?1", rid);
                 InsertEntities(c, rid, updated.Entities);
             }
+            CarryVectors(c, caller.Tenant, id, !string.Equals(current.Content, updated.Content, StringComparison.Ordinal), updated.Version);
             AppendHistory(c, caller, id, seq, HistoryEvents.Updated, updated.UpdatedAt.ToUnixTimeMilliseconds(), updated.Version, changes);
             return new WriteResult(updated, false, seq);
         }, ct).ConfigureAwait(false);
@@ -215,10 +216,11 @@ public sealed partial class SqliteMemoryStore
         return rows;
     }
 
-    private static long DeleteOne(SqliteConnection c, Caller caller, Memory memory, long rid, string historyEvent, long now)
+    private long DeleteOne(SqliteConnection c, Caller caller, Memory memory, long rid, string historyEvent, long now)
     {
         var seq = AppendChange(c, caller.Tenant, memory.Id, ChangeRecord.Delete, now);
         c.ExecuteNonQuery("DELETE FROM memories WHERE rid = ?1", rid);
+        DeleteVectors(c, caller.Tenant, memory.Id);
         AppendHistory(c, caller, memory.Id, seq, historyEvent, now, memory.Version, MemoryDiff.Snapshot(memory));
         return seq;
     }

@@ -74,7 +74,11 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
             throw;
         }
         var storeId = connection.ScalarText("SELECT value FROM store_meta WHERE key = 'store_id'") ?? "";
-        return new SqliteMemoryStore(path, connection, kvHot, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2)) { StoreId = storeId };
+        return new SqliteMemoryStore(path, connection, kvHot, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2))
+        {
+            StoreId = storeId,
+            HasVectorTable = schemaVersion is not { } stopped || stopped >= VectorTableVersion,
+        };
     }
 
     public long SizeBytes

@@ -468,6 +468,24 @@ internal static class SqliteSchema
 
         INSERT INTO store_meta(key, value) VALUES ('api_keys_generation', '0');
         """,
+        // 10: embedding vectors, so a restart, a damaged snapshot or a rebuild never re-embeds the corpus
+        // (a transformer embeds tens to hundreds of memories a second). One row per memory version and
+        // model: n x dims little-endian float32 (n > 1 once long memories are embedded in chunks). A row
+        // is written only while that exact version is live; update and delete remove it in their own
+        // transaction, and the maintenance loop drops other models' rows.
+        """
+        CREATE TABLE memory_vectors (
+            tenant    TEXT    NOT NULL,
+            memory_id TEXT    NOT NULL,
+            version   INTEGER NOT NULL,
+            model     TEXT    NOT NULL,
+            dims      INTEGER NOT NULL,
+            count     INTEGER NOT NULL,
+            vectors   BLOB    NOT NULL,
+            PRIMARY KEY (tenant, memory_id, model, version)
+        ) STRICT;
+        CREATE INDEX memory_vectors_model ON memory_vectors(model);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
