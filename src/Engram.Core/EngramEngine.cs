@@ -21,7 +21,8 @@ public sealed class EngramEngine : IAsyncDisposable
     private readonly SearchOptions _searchOptions;
     private readonly Func<int, IVectorIndex> _createVectorIndex;
     private readonly SemaphoreSlim _snapshotGate = new(1, 1);
-    private long _snapshotSeq = -1;
+    // What the last snapshot holds: the index's sequence number and vector moves (see MemoryIndex.VectorMoves).
+    private (long Seq, long VectorMoves) _snapshotState = (-1, -1);
 
     /// <param name="snapshotPath">Where the index snapshot lives; null for none (tests, one-off tools).</param>
     public EngramEngine(IMemoryStore store, MemoryLimits limits, SearchOptions search, IEmbeddingProvider embedder, TimeProvider? clock = null, string? snapshotPath = null,
@@ -183,13 +184,13 @@ public sealed class EngramEngine : IAsyncDisposable
         await _snapshotGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var seq = Index.AppliedSeq;
-            if (!force && seq == Interlocked.Read(ref _snapshotSeq))
+            var state = (Index.AppliedSeq, Index.VectorMoves);
+            if (!force && state == _snapshotState)
             {
                 return false;
             }
             await Task.Run(() => IndexSnapshot.Save(Index, SnapshotPath, Store.StoreId, _searchOptions), ct).ConfigureAwait(false);
-            Interlocked.Exchange(ref _snapshotSeq, seq);
+            _snapshotState = state;
             return true;
         }
         finally
@@ -219,7 +220,7 @@ public sealed class EngramEngine : IAsyncDisposable
                 else
                 {
                     await Follower.ReplaceIndexAsync(loaded).ConfigureAwait(false);
-                    Interlocked.Exchange(ref _snapshotSeq, loaded.AppliedSeq);
+                    _snapshotState = (loaded.AppliedSeq, Index.VectorMoves);
                     source = "snapshot";
                 }
             }

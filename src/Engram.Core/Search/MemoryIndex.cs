@@ -21,6 +21,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
     // exactly next to the graph, so read-your-writes holds for the semantic signal too.
     private readonly Dictionary<int, float[]> _staged = [];
     private long _appliedSeq;
+    private long _vectorMoves;
 
     public DocTable Docs { get; private set; } = new();
 
@@ -31,6 +32,12 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
 
     /// <summary>The model every vector in <see cref="Vectors"/> came from.</summary>
     public string EmbeddingModel { get; } = embeddingModel;
+
+    /// <summary>
+    /// Counts vectors attached to pending memories and moved into the graph. Neither moves <see cref="AppliedSeq"/>,
+    /// yet both change what a snapshot holds: after a large build the graph fills in for minutes with no new write.
+    /// </summary>
+    public long VectorMoves => Interlocked.Read(ref _vectorMoves);
 
     /// <summary>Every change-log entry up to this sequence number is reflected here.</summary>
     public long AppliedSeq
@@ -153,6 +160,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
                 return false;
             }
             _staged[doc] = vector;
+            Interlocked.Increment(ref _vectorMoves);
             return true;
         }
         finally
@@ -217,6 +225,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
                 else
                 {
                     moved++;
+                    Interlocked.Increment(ref _vectorMoves);
                 }
             }
             finally

@@ -35,6 +35,24 @@ public sealed class IndexSnapshotTests : IDisposable
     }
 
     [Fact]
+    public async Task A_snapshot_is_written_again_when_vectors_move_into_the_graph_without_a_new_write()
+    {
+        await using var engine = Open();
+        await engine.EnsureIndexedAsync();
+        await Fill(engine, 50, "note");
+        await engine.Follower.CatchUpAsync();
+        engine.Index.StagedVectors.Should().Be(50, "the follower stages vectors; the drain moves them into the graph");
+        (await engine.SaveSnapshotAsync()).Should().BeTrue();
+        (await engine.SaveSnapshotAsync()).Should().BeFalse("nothing moved since");
+
+        engine.Index.DrainStaged(1_000).Should().Be(50);
+
+        // No write moved the sequence number, but the snapshot still holds the vectors as staged: a restart
+        // would insert every one of them into the graph again.
+        (await engine.SaveSnapshotAsync()).Should().BeTrue();
+    }
+
+    [Fact]
     public async Task Restart_LoadsTheSnapshot_CatchesUpLaterWrites_AndAnswersLikeARebuild()
     {
         List<string> before, beforeFiltered;
