@@ -24,6 +24,27 @@ public sealed class SearchOptions
 
     public double RecencyHalfLifeDays { get; set; } = 30;
 
+    /// <summary>How the two rankings are combined: a weighted sum of scaled scores, or reciprocal-rank fusion.</summary>
+    public FusionMethod Fusion { get; set; } = FusionMethod.Weighted;
+
+    /// <summary>How cosine similarity is scaled to 0..1 before the weighted sum.</summary>
+    public SemanticScale SemanticScale { get; set; } = SemanticScale.Calibrated;
+
+    /// <summary>RRF's rank offset (with <see cref="FusionMethod.Rrf"/>).</summary>
+    public int RrfK { get; set; } = 60;
+
+    /// <summary>
+    /// Leave out candidates with no lexical match, no entity match and a cosine below
+    /// <see cref="SemanticFloor"/>: fewer than k results rather than noise.
+    /// </summary>
+    public bool DropNoise { get; set; } = true;
+
+    /// <summary>The cosine below which a memory that matches no query word is noise; null = the model's calibrated floor.</summary>
+    public double? SemanticFloor { get; set; }
+
+    /// <summary>Default min_score of a search (null: none); a request's min_score replaces it.</summary>
+    public double? MinScore { get; set; }
+
     /// <summary>Default k.</summary>
     public int TopK { get; set; } = 10;
 
@@ -87,9 +108,44 @@ public sealed class SearchOptions
         {
             yield return "Engram:Search:VectorQuantization must be None, Int8 or Int8Rerank";
         }
+        if (!Enum.IsDefined(Fusion) || !Enum.IsDefined(SemanticScale) || RrfK < 1)
+        {
+            yield return "Engram:Search:Fusion must be Weighted or Rrf, SemanticScale Raw, MinMax or Calibrated, RrfK at least 1";
+        }
+        if (SemanticFloor is { } floor && !(floor >= -1 && floor <= 1))
+        {
+            yield return "Engram:Search:SemanticFloor must be between -1 and 1";
+        }
+        if (MinScore is { } min && !double.IsFinite(min))
+        {
+            yield return "Engram:Search:MinScore must be a finite number";
+        }
         if (CandidatesPerResult < 1 || MinCandidates < 1)
         {
             yield return "Engram:Search:CandidatesPerResult and MinCandidates must be at least 1";
         }
     }
+}
+
+/// <summary>How search combines its lexical and semantic rankings.</summary>
+public enum FusionMethod
+{
+    /// <summary>Weighted sum of the scaled scores (BM25 min-max, cosine per <see cref="SearchOptions.SemanticScale"/>).</summary>
+    Weighted,
+
+    /// <summary>Reciprocal-rank fusion: each list contributes (k + 1) / (k + rank).</summary>
+    Rrf,
+}
+
+/// <summary>How cosine similarity becomes the 0..1 semantic signal.</summary>
+public enum SemanticScale
+{
+    /// <summary>The cosine itself (negative as 0).</summary>
+    Raw,
+
+    /// <summary>Min-max over the candidates.</summary>
+    MinMax,
+
+    /// <summary>Through the model's calibration: its "unrelated" level 0, its "strong match" level 1.</summary>
+    Calibrated,
 }
