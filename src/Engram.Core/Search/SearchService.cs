@@ -149,7 +149,7 @@ public sealed class SearchService(
         var (minBm25, maxBm25) = MinMax(signals.Values.Select(v => v.Bm25));
         var (minCosine, maxCosine) = MinMax(signals.Values.Select(v => v.Cosine));
         var calibration = SimilarityCalibration.For(embedder.ModelId);
-        var noiseFloor = options.SemanticFloor ?? calibration.Floor;
+        var noiseFloor = options.SemanticFloor ?? calibration.Noise;
         Dictionary<int, int>? lexicalRank = null, semanticRank = null;
         if (options.Fusion == FusionMethod.Rrf)
         {

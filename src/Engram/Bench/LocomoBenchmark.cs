@@ -32,7 +32,7 @@ public sealed class LocomoBenchmark(IEmbeddingProvider? embedder = null)
         public string Group => Type ?? Category.ToString(CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Recall figures: r1, r5, r10, r20, and any5 / all5 over the questions that have answer sessions.</summary>
+    /// <summary>Recall figures: r1, r5, r10, r20, returned (mean results of the top 50), and any5 / all5 over the questions that have answer sessions.</summary>
     public sealed record Figures(Dictionary<string, double> Recall, int Questions, int SessionQuestions);
 
     public sealed record Summary(Figures Overall, SortedDictionary<string, Figures> ByGroup);
@@ -169,6 +169,7 @@ public sealed class LocomoBenchmark(IEmbeddingProvider? embedder = null)
     {
         var recall = Ks.ToDictionary(k => $"r{k}", k => list.Count == 0 ? 0 : list.Average(r =>
             (double)r.Evidence.Count(e => r.Ranked.Take(k).Contains(e, StringComparer.Ordinal)) / r.Evidence.Count));
+        recall["returned"] = list.Count == 0 ? 0 : list.Average(r => r.Ranked.Count);
         var withSessions = list.Where(r => r.AnswerSessions.Count > 0).ToList();
         if (withSessions.Count > 0)
         {

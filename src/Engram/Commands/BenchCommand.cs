@@ -82,7 +82,7 @@ internal static class BenchCommand
                         Console.WriteLine($"== variant {i + 1}: {(specs[i].Length == 0 ? "(base)" : specs[i])}");
                     }
                     var summary = LocomoBenchmark.Summarize(runs[i]);
-                    Console.WriteLine($"{"group",-26} {"questions",9} {"R@1",6} {"R@5",6} {"R@10",6} {"R@20",6} {"any@5",6} {"all@5",6}");
+                    Console.WriteLine($"{"group",-26} {"questions",9} {"R@1",6} {"R@5",6} {"R@10",6} {"R@20",6} {"ret",5} {"any@5",6} {"all@5",6}");
                     foreach (var (group, figures) in summary.ByGroup)
                     {
                         Console.WriteLine(Row(group, figures));
@@ -119,7 +119,7 @@ internal static class BenchCommand
     {
         var r = f.Recall;
         var sessions = r.TryGetValue("any5", out var any) ? $" {any,6:F3} {r["all5"],6:F3}" : "";
-        return $"{group,-26} {f.Questions,9} {r["r1"],6:F3} {r["r5"],6:F3} {r["r10"],6:F3} {r["r20"],6:F3}{sessions}";
+        return $"{group,-26} {f.Questions,9} {r["r1"],6:F3} {r["r5"],6:F3} {r["r10"],6:F3} {r["r20"],6:F3} {r["returned"],5:F1}{sessions}";
     }
 
     private static Dictionary<string, double> Json(LocomoBenchmark.Figures f) =>
