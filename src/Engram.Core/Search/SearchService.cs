@@ -142,10 +142,20 @@ public sealed class SearchService(
             }
         }
 
-        // BM25 has no absolute scale, so it is min-max normalised over the candidates (best 1, worst 0);
-        // cosine already has one and is used as it is, which keeps a small candidate set from turning
-        // a slightly weaker cosine into 0. Measured on LoCoMo against min-max, z-scores and RRF (bench/README.md).
+        // BM25 has no absolute scale, so it is min-max normalised over the candidates (best 1, worst 0).
+        // Cosine has one, but where "unrelated" and "a match" sit differs per model (GloVe means sit high,
+        // MiniLM's near 0): it is mapped through the model's calibration (SimilarityCalibration) so one set
+        // of weights and one noise floor serve every model. Measured against raw, min-max and RRF (bench/README.md).
         var (minBm25, maxBm25) = MinMax(signals.Values.Select(v => v.Bm25));
+        var (minCosine, maxCosine) = MinMax(signals.Values.Select(v => v.Cosine));
+        var calibration = SimilarityCalibration.For(embedder.ModelId);
+        var noiseFloor = options.SemanticFloor ?? calibration.Noise;
+        Dictionary<int, int>? lexicalRank = null, semanticRank = null;
+        if (options.Fusion == FusionMethod.Rrf)
+        {
+            lexicalRank = RankOf(signals.Where(s => s.Value.Bm25 > 0).Select(s => (s.Key, s.Value.Bm25)));
+            semanticRank = RankOf(signals.Select(s => (s.Key, s.Value.Cosine)));
+        }
         // Entities the query names (whole words, among the names this tenant's memories carry). Found
         // even at weight 0, so explain shows the signal; with no names in the tenant it is one lookup.
         var named = index.Docs.EntitiesNamedIn(tenant, plan.Query);
@@ -162,12 +172,32 @@ public sealed class SearchService(
         foreach (var (doc, (bm25, cosine)) in signals)
         {
             ref readonly var info = ref index.Docs[doc];
-            var lexical = Normalize(bm25, minBm25, maxBm25);
-            var semantic = queryVector is null ? 0 : Math.Max(0, cosine);
+            var entity = named.Length == 0 ? 0 : (double)CountShared(info.Entities, named) / named.Length;
+            // Noise: nothing of the query's words, none of its entities, and a similarity the model gives
+            // unrelated text. Returning fewer than k beats filling k with such memories.
+            if (queryVector is not null && options.DropNoise && bm25 <= 0 && entity <= 0 && cosine < noiseFloor)
+            {
+                continue;
+            }
+            double lexical, semantic;
+            if (options.Fusion == FusionMethod.Rrf)
+            {
+                lexical = lexicalRank!.TryGetValue(doc, out var lr) ? (options.RrfK + 1.0) / (options.RrfK + lr) : 0;
+                semantic = queryVector is null ? 0 : (options.RrfK + 1.0) / (options.RrfK + semanticRank![doc]);
+            }
+            else
+            {
+                lexical = Normalize(bm25, minBm25, maxBm25);
+                semantic = queryVector is null ? 0 : options.SemanticScale switch
+                {
+                    SemanticScale.Raw => Math.Max(0, cosine),
+                    SemanticScale.MinMax => Normalize(cosine, minCosine, maxCosine),
+                    _ => calibration.Scale(cosine),
+                };
+            }
             var ageDays = Math.Max(0, nowMs - info.CreatedAtMs) / 86_400_000.0;
             var recency = Math.Pow(0.5, ageDays / plan.HalfLifeDays);
             var importance = info.Importance;
-            var entity = named.Length == 0 ? 0 : (double)CountShared(info.Entities, named) / named.Length;
             var score = (semanticWeight * semantic) + (plan.Lexical * lexical) + (plan.Recency * recency) + (plan.Importance * importance) + (plan.Entity * entity);
             if (score < plan.MinScore)
             {
@@ -194,6 +224,18 @@ public sealed class SearchService(
             shared += Array.IndexOf(docEntities, key) >= 0 ? 1 : 0;
         }
         return shared;
+    }
+
+    /// <summary>1-based ranks, highest value first.</summary>
+    private static Dictionary<int, int> RankOf(IEnumerable<(int Doc, float Value)> values)
+    {
+        var ranks = new Dictionary<int, int>();
+        var rank = 0;
+        foreach (var (doc, _) in values.OrderByDescending(v => v.Value))
+        {
+            ranks[doc] = ++rank;
+        }
+        return ranks;
     }
 
     private static (float Min, float Max) MinMax(IEnumerable<float> values)
@@ -235,7 +277,7 @@ public sealed class SearchService(
             Weight("weights.importance", w?.Importance, options.ImportanceWeight),
             Weight("weights.entity", w?.Entity, options.EntityWeight),
             request.RecencyHalfLifeDays ?? options.RecencyHalfLifeDays,
-            request.MinScore ?? double.NegativeInfinity);
+            request.MinScore ?? options.MinScore ?? double.NegativeInfinity);
         if (!(plan.HalfLifeDays > 0) || double.IsInfinity(plan.HalfLifeDays))
         {
             throw new ValidationException("recency_half_life_days", "recency_half_life_days must be a positive number");

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Engram.Cli.Bench;
 using Engram.Cli.Output;
 using Engram.Core.Common;
+using Engram.Core.Embeddings;
 
 namespace Engram.Cli.Commands;
 
@@ -18,42 +19,86 @@ internal static class BenchCommand
 
     private static Command Locomo()
     {
-        var data = new Option<string>("--data") { Description = "A LoCoMo JSON file or a folder of them.", Required = true, HelpName = "PATH" };
-        var output = new Option<string?>("--out") { Description = "Write one JSON line per question (question, evidence, top-50 dia_ids).", HelpName = "FILE" };
-        var json = new Option<bool>("--json") { Description = "End with one JSON line: overall and per-category recall." };
-        var command = new Command("locomo", "Recall@1/5/10/20 on LoCoMo conversations, each in a fresh temporary store with default settings.") { data, output, json };
+        var data = new Option<string>("--data") { Description = "A LoCoMo-shaped JSON file or a folder of them (LoCoMo, or LongMemEval converted).", Required = true, HelpName = "PATH" };
+        var output = new Option<string?>("--out") { Description = "Write one JSON line per question (question, evidence, top-50 dia_ids); with variants, of the first.", HelpName = "FILE" };
+        var json = new Option<bool>("--json") { Description = "End with one JSON line per variant: overall and per-group recall." };
+        var embedderName = new Option<string?>("--embedder") { Description = "builtin, transformer or hash (default: the configured one).", HelpName = "NAME" };
+        var model = new Option<string?>("--model") { Description = "The transformer model: arctic-embed-xs or all-minilm-l6-v2.", HelpName = "NAME" };
+        var set = new Option<string[]>("--set") { Description = "Override a search setting for every variant, e.g. --set SemanticWeight=0.5 (repeatable).", HelpName = "NAME=VALUE" };
+        var variant = new Option<string[]>("--variant") { Description = "One run with these settings on top of --set, e.g. \"LexicalWeight=0.4,EntityWeight=0\" (repeatable; default one run).", HelpName = "SETTINGS" };
+        var cache = new Option<string>("--cache") { Description = "Folder of the document-vector cache (model id + text hash).", HelpName = "DIR", DefaultValueFactory = _ => "/var/tmp/engram-bench/embcache" };
+        var noCache = new Option<bool>("--no-cache") { Description = "Embed everything again, no vector cache." };
+        var limit = new Option<int?>("--limit") { Description = "Only the first N files (in name order).", HelpName = "N" };
+        var command = new Command("locomo", "Recall@1/5/10/20 (and session any@5 / all@5 where files name answer sessions) on LoCoMo-shaped files, each in a fresh temporary store.")
+        {
+            data, output, json, embedderName, model, set, variant, cache, noCache, limit,
+        };
         command.SetAction(async (parse, ct) =>
         {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 var files = LocomoBenchmark.ResolveFiles(parse.GetValue(data)!);
+                if (parse.GetValue(limit) is { } first)
+                {
+                    files = files.Take(Math.Max(1, first)).ToList();
+                }
                 var options = Client.ConfiguredOptions.Load();
-                var results = await new LocomoBenchmark(options.Search).RunAsync(files, line => Console.Error.WriteLine(line), ct);
+                var embeddings = options.Embeddings;
+                if (parse.GetValue(embedderName) is { } name)
+                {
+                    embeddings.Provider = name;
+                }
+                if (parse.GetValue(model) is { } modelName)
+                {
+                    embeddings.Transformer.Model = modelName;
+                }
+                var errors = embeddings.Validate().ToList();
+                if (errors.Count > 0)
+                {
+                    throw new ValidationException("embedder", string.Join("; ", errors));
+                }
+                var baseline = SearchSettings.Apply(options.Search, parse.GetValue(set) ?? []);
+                var specs = parse.GetValue(variant) is { Length: > 0 } given ? given : [""];
+                var variants = specs.Select(v => SearchSettings.Apply(baseline, v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))).ToList();
+
+                IEmbeddingProvider embedder = embeddings.CreateProvider();
+                using var cached = parse.GetValue(noCache) ? null : new CachedEmbeddingProvider(embedder, parse.GetValue(cache)!);
+                embedder = cached ?? embedder;
+                Console.Error.WriteLine($"embedder {embedder.ModelId}" + (cached is null ? "" : $", {cached.Loaded} cached vectors"));
+                var runs = await new LocomoBenchmark(embedder).RunAsync(files, variants, line => Console.Error.WriteLine(line), ct);
                 if (parse.GetValue(output) is { } path)
                 {
                     await using var writer = new StreamWriter(path);
-                    foreach (var r in results)
+                    foreach (var r in runs[0])
                     {
-                        await writer.WriteLineAsync(JsonSerializer.Serialize(new { question = r.Question, category = r.Category, evidence = r.Evidence, ranked = r.Ranked }, EngramJson.Options));
+                        await writer.WriteLineAsync(JsonSerializer.Serialize(new { question = r.Question, category = r.Category, type = r.Type, evidence = r.Evidence, answer_sessions = r.AnswerSessions, ranked = r.Ranked, cosines = r.Cosines, bm25 = r.Bm25 }, EngramJson.Options));
                     }
                 }
-                var summary = LocomoBenchmark.Summarize(results);
-                Console.WriteLine($"{"category",-10} {"questions",9} {"R@1",6} {"R@5",6} {"R@10",6} {"R@20",6}");
-                foreach (var (category, (recall, count)) in summary.ByCategory)
+                for (var i = 0; i < runs.Length; i++)
                 {
-                    Console.WriteLine($"{category,-10} {count,9} {recall["r1"],6:F3} {recall["r5"],6:F3} {recall["r10"],6:F3} {recall["r20"],6:F3}");
-                }
-                var o = summary.Overall;
-                Console.WriteLine($"{"overall",-10} {summary.Questions,9} {o["r1"],6:F3} {o["r5"],6:F3} {o["r10"],6:F3} {o["r20"],6:F3}");
-                if (parse.GetValue(json))
-                {
-                    Console.WriteLine(JsonSerializer.Serialize(new
+                    if (runs.Length > 1)
                     {
-                        overall = new { r1 = o["r1"], r5 = o["r5"], r10 = o["r10"], r20 = o["r20"], questions = summary.Questions },
-                        by_category = summary.ByCategory.ToDictionary(c => c.Key.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                            c => new { r1 = c.Value.Recall["r1"], r5 = c.Value.Recall["r5"], r10 = c.Value.Recall["r10"], r20 = c.Value.Recall["r20"], questions = c.Value.Questions }),
-                    }));
+                        Console.WriteLine($"== variant {i + 1}: {(specs[i].Length == 0 ? "(base)" : specs[i])}");
+                    }
+                    var summary = LocomoBenchmark.Summarize(runs[i]);
+                    Console.WriteLine($"{"group",-26} {"questions",9} {"R@1",6} {"R@5",6} {"R@10",6} {"R@20",6} {"ret",5} {"any@5",6} {"all@5",6}");
+                    foreach (var (group, figures) in summary.ByGroup)
+                    {
+                        Console.WriteLine(Row(group, figures));
+                    }
+                    Console.WriteLine(Row("overall", summary.Overall));
+                    if (parse.GetValue(json))
+                    {
+                        Console.WriteLine(JsonSerializer.Serialize(new
+                        {
+                            variant = specs[i],
+                            overall = Json(summary.Overall),
+                            by_group = summary.ByGroup.ToDictionary(g => g.Key, g => Json(g.Value)),
+                        }));
+                    }
                 }
+                Console.Error.WriteLine($"wall time {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds:F1} s" + (cached is null ? "" : $", {cached.Embedded} texts embedded"));
                 return ExitCodes.Ok;
             }
             catch (ValidationException ex)
@@ -69,4 +114,14 @@ internal static class BenchCommand
         });
         return command;
     }
+
+    private static string Row(string group, LocomoBenchmark.Figures f)
+    {
+        var r = f.Recall;
+        var sessions = r.TryGetValue("any5", out var any) ? $" {any,6:F3} {r["all5"],6:F3}" : "";
+        return $"{group,-26} {f.Questions,9} {r["r1"],6:F3} {r["r5"],6:F3} {r["r10"],6:F3} {r["r20"],6:F3} {r["returned"],5:F1}{sessions}";
+    }
+
+    private static Dictionary<string, double> Json(LocomoBenchmark.Figures f) =>
+        new(f.Recall) { ["questions"] = f.Questions };
 }
