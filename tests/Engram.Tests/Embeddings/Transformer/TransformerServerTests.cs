@@ -92,7 +92,15 @@ public sealed class TransformerServerTests
         var created = await server.CreateAsync(new { content = "the deploy key for staging expires in March" });
         var results = await server.SearchAsync(new { query = "deploy key staging" });
         results.Select(r => r.GetProperty("id").GetString()).Should().Contain(created.GetProperty("id").GetString());
-        var stats = server.Services.GetRequiredService<EngramEngine>().IndexStatistics();
+        // The memory's vector is the background worker's job (a persisted model never embeds on the request
+        // path): wait for its first attempt to fail and be recorded.
+        var engine = server.Services.GetRequiredService<EngramEngine>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (engine.IndexStatistics().LastEmbeddingError is null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+        var stats = engine.IndexStatistics();
         stats.PendingEmbeddings.Should().Be(1, "the memory waits for a vector");
         stats.LastEmbeddingError.Should().Contain("SHA-256");
         (await server.Client.GetAsync("/v1/stats")).StatusCode.Should().Be(HttpStatusCode.OK);
