@@ -179,7 +179,7 @@ public sealed class LocomoBenchmark(IEmbeddingProvider? embedder = null)
         return new Figures(recall, list.Count, withSessions.Count);
     }
 
-    private static List<NewMemory> ReadTurns(JsonElement root)
+    internal static List<NewMemory> ReadTurns(JsonElement root)
     {
         var turns = new List<(string Speaker, string Text, string? Caption, string Dia, DateTimeOffset? Date)>();
         // Conversations come either at the top level or under "conversation" (the original release's shape).
@@ -217,7 +217,7 @@ public sealed class LocomoBenchmark(IEmbeddingProvider? embedder = null)
         }).ToList();
     }
 
-    private static List<(string Question, int Category, string? Type, List<string> Evidence, List<string> Sessions)> ReadQuestions(JsonElement root)
+    internal static List<(string Question, int Category, string? Type, List<string> Evidence, List<string> Sessions)> ReadQuestions(JsonElement root)
     {
         var questions = new List<(string, int, string?, List<string>, List<string>)>();
         // LongMemEval files carry the question's type and answer sessions at the top level (one question each).

@@ -14,6 +14,7 @@ internal static class BenchCommand
     {
         var bench = new Command("bench", "Measure Engram (retrieval quality).");
         bench.Subcommands.Add(Locomo());
+        bench.Subcommands.Add(Chunks());
         return bench;
     }
 
@@ -109,6 +110,73 @@ internal static class BenchCommand
             catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException or KeyNotFoundException or InvalidOperationException)
             {
                 Console.Error.WriteLine("engram: cannot read the LoCoMo data: " + ex.Message);
+                return ExitCodes.UserError;
+            }
+        });
+        return command;
+    }
+
+    private static Command Chunks()
+    {
+        var data = new Option<string>("--data") { Description = "A LoCoMo-shaped JSON file or a folder of them.", Required = true, HelpName = "PATH" };
+        var embedderName = new Option<string?>("--embedder") { Description = "builtin, transformer or hash (default: the configured one).", HelpName = "NAME" };
+        var model = new Option<string?>("--model") { Description = "The transformer model: arctic-embed-xs or all-minilm-l6-v2.", HelpName = "NAME" };
+        var size = new Option<int>("--chunk-chars") { Description = "Largest chunk, in characters (about 4 per token in English).", HelpName = "N", DefaultValueFactory = _ => 1000 };
+        var overlap = new Option<int>("--overlap") { Description = "Characters two neighbouring chunks share.", HelpName = "N", DefaultValueFactory = _ => 150 };
+        var cache = new Option<string>("--cache") { Description = "Folder of the document-vector cache (model id + text hash).", HelpName = "DIR", DefaultValueFactory = _ => "/var/tmp/engram-bench/embcache" };
+        var limit = new Option<int?>("--limit") { Description = "Only the first N files (in name order).", HelpName = "N" };
+        var command = new Command("chunks", "Semantic-only recall of whole turns against their best chunk (should long memories be embedded in chunks?).")
+        {
+            data, embedderName, model, size, overlap, cache, limit,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            try
+            {
+                if (parse.GetValue(size) < 100 || parse.GetValue(overlap) < 0 || parse.GetValue(overlap) >= parse.GetValue(size) / 2)
+                {
+                    throw new ValidationException("chunk-chars", "--chunk-chars must be at least 100 and --overlap between 0 and half of it");
+                }
+                var files = LocomoBenchmark.ResolveFiles(parse.GetValue(data)!);
+                if (parse.GetValue(limit) is { } first)
+                {
+                    files = files.Take(Math.Max(1, first)).ToList();
+                }
+                var embeddings = Client.ConfiguredOptions.Load().Embeddings;
+                embeddings.Provider = parse.GetValue(embedderName) ?? embeddings.Provider;
+                embeddings.Transformer.Model = parse.GetValue(model) ?? embeddings.Transformer.Model;
+                var errors = embeddings.Validate().ToList();
+                if (errors.Count > 0)
+                {
+                    throw new ValidationException("embedder", string.Join("; ", errors));
+                }
+                using var cached = new CachedEmbeddingProvider(embeddings.CreateProvider(), parse.GetValue(cache)!);
+                Console.Error.WriteLine($"embedder {cached.ModelId}, {cached.Loaded} cached vectors");
+                var study = new ChunkingStudy(cached, parse.GetValue(size), parse.GetValue(overlap));
+                var rankings = await study.RunAsync(files, line => Console.Error.WriteLine(line), ct);
+                Console.WriteLine($"{study.Turns} turns, {study.ChunkedTurns} longer than {parse.GetValue(size)} chars cut into {study.Chunks} chunks (overlap {parse.GetValue(overlap)})");
+                foreach (var ranking in rankings)
+                {
+                    var summary = LocomoBenchmark.Summarize(ranking.Results);
+                    Console.WriteLine($"== semantic only: {ranking.Name}");
+                    Console.WriteLine($"{"group",-26} {"questions",9} {"R@1",6} {"R@5",6} {"R@10",6} {"R@20",6} {"ret",5} {"any@5",6} {"all@5",6}");
+                    foreach (var (group, figures) in summary.ByGroup)
+                    {
+                        Console.WriteLine(Row(group, figures));
+                    }
+                    Console.WriteLine(Row("overall", summary.Overall));
+                }
+                Console.Error.WriteLine($"{cached.Embedded} texts embedded");
+                return ExitCodes.Ok;
+            }
+            catch (ValidationException ex)
+            {
+                Console.Error.WriteLine("engram: " + ex.Message);
+                return ExitCodes.UserError;
+            }
+            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException or KeyNotFoundException or InvalidOperationException)
+            {
+                Console.Error.WriteLine("engram: cannot read the data: " + ex.Message);
                 return ExitCodes.UserError;
             }
         });
