@@ -276,21 +276,6 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
         return Vectors is { } graph && graph.Dimensions == query.Length ? graph.Similarity(doc, query) : 0f;
     }
 
-    /// <summary>Copies a document's vector into <paramref name="destination"/>; false when it has none of that length.</summary>
-    public bool CopyVector(int doc, Span<float> destination)
-    {
-        if (_staged.TryGetValue(doc, out var staged))
-        {
-            if (staged.Length != destination.Length)
-            {
-                return false;
-            }
-            staged.CopyTo(destination);
-            return true;
-        }
-        return Vectors is { } graph && graph.Dimensions == destination.Length && graph.CopyVector(doc, destination);
-    }
-
     /// <summary>Runs <paramref name="read"/> with the indexes held still (many readers at once).</summary>
     public T Read<T>(Func<MemoryIndex, T> read)
     {

@@ -60,12 +60,6 @@ public sealed class SearchOptions
     /// <summary>Default k.</summary>
     public int TopK { get; set; } = 10;
 
-    /// <summary>Experimental: pseudo-relevance feedback weight (0 = off).</summary>
-    public double SemanticFeedback { get; set; }
-
-    /// <summary>Experimental: how many top results feed the feedback.</summary>
-    public int FeedbackDocs { get; set; } = 3;
-
     public int MaxK { get; set; } = 100;
 
     /// <summary>How many candidates each index contributes per requested result (before fusion).</summary>

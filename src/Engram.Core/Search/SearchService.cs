@@ -168,44 +168,6 @@ public sealed class SearchService(
         }
         var semanticWeight = queryVector is null ? 0 : plan.Semantic;
         var nowMs = now.ToUnixTimeMilliseconds();
-        var ranked = Fuse(signals);
-        if (queryVector is not null && options.SemanticFeedback > 0 && ranked.Count > options.FeedbackDocs)
-        {
-            // Pseudo-relevance feedback (Rocchio): move the query towards the vectors of the best few results
-            // and score every candidate's cosine again with it.
-            ranked.Sort(static (a, b) => b.Score.CompareTo(a.Score));
-            var moved = (float[])queryVector.Clone();
-            var scratch = new float[queryVector.Length];
-            var used = 0;
-            foreach (var top in ranked.Take(options.FeedbackDocs))
-            {
-                if (index.Docs.TryGetDoc(top.Id, out var topDoc) && index.CopyVector(topDoc, scratch))
-                {
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(scratch, (float)(options.SemanticFeedback / options.FeedbackDocs), moved, moved);
-                    used++;
-                }
-            }
-            if (used > 0)
-            {
-                var norm = System.Numerics.Tensors.TensorPrimitives.Norm(moved);
-                System.Numerics.Tensors.TensorPrimitives.Divide(moved, norm, moved);
-                foreach (var doc in signals.Keys.ToList())
-                {
-                    signals[doc] = (signals[doc].Bm25, index.Similarity(doc, moved));
-                }
-                (minCosine, maxCosine) = MinMax(signals.Values.Select(v => v.Cosine));
-                ranked = Fuse(signals);
-            }
-        }
-        ranked.Sort(static (a, b) => b.Score != a.Score ? b.Score.CompareTo(a.Score) : string.CompareOrdinal(b.Id, a.Id));
-        if (ranked.Count > plan.K)
-        {
-            ranked.RemoveRange(plan.K, ranked.Count - plan.K);
-        }
-        return ranked;
-
-        List<Ranked> Fuse(Dictionary<int, (float Bm25, float Cosine)> signals)
-        {
         var ranked = new List<Ranked>(signals.Count);
         foreach (var (doc, (bm25, cosine)) in signals)
         {
@@ -246,8 +208,12 @@ public sealed class SearchService(
                 semanticWeight * semantic, plan.Lexical * lexical, plan.Recency * recency, plan.Importance * importance, plan.Entity * entity,
                 bm25, cosine)));
         }
-        return ranked;
+        ranked.Sort(static (a, b) => b.Score != a.Score ? b.Score.CompareTo(a.Score) : string.CompareOrdinal(b.Id, a.Id));
+        if (ranked.Count > plan.K)
+        {
+            ranked.RemoveRange(plan.K, ranked.Count - plan.K);
         }
+        return ranked;
     }
 
     private static int CountShared(int[] docEntities, int[] named)

@@ -104,22 +104,4 @@ public sealed class FlatVectorIndex(int dimensions) : IVectorIndex
             _lock.ExitReadLock();
         }
     }
-
-    public bool CopyVector(int doc, Span<float> destination)
-    {
-        _lock.EnterReadLock();
-        try
-        {
-            if (destination.Length != Dimensions || doc >= _live.Length || !_live[doc])
-            {
-                return false;
-            }
-            _vectors.AsSpan(doc * Dimensions, Dimensions).CopyTo(destination);
-            return true;
-        }
-        finally
-        {
-            _lock.ExitReadLock();
-        }
-    }
 }

@@ -40,37 +40,4 @@ public sealed unsafe partial class HnswIndex
             _lock.ExitReadLock();
         }
     }
-
-    public bool CopyVector(int doc, Span<float> destination)
-    {
-        if (destination.Length != Dimensions)
-        {
-            return false;
-        }
-        _lock.EnterReadLock();
-        try
-        {
-            var node = doc >= 0 && doc < _nodeOfDoc.Length ? _nodeOfDoc[doc] - 1 : -1;
-            if (node < 0 || node >= _nodeCount || _deleted[node])
-            {
-                return false;
-            }
-            if (_hasFloats)
-            {
-                new ReadOnlySpan<float>(_vectors.Pointer + ((nint)node * _floatStride), Dimensions).CopyTo(destination);
-                return true;
-            }
-            var codes = new ReadOnlySpan<sbyte>(_codes.Pointer + ((nint)node * _codeStride), Dimensions);
-            var scale = _scales.Pointer[node];
-            for (var i = 0; i < codes.Length; i++)
-            {
-                destination[i] = codes[i] * scale;
-            }
-            return true;
-        }
-        finally
-        {
-            _lock.ExitReadLock();
-        }
-    }
 }

@@ -26,8 +26,5 @@ public interface IVectorIndex
     /// <summary>The cosine of <paramref name="doc"/>'s vector with <paramref name="query"/>; 0 when it has none.</summary>
     float Similarity(int doc, ReadOnlySpan<float> query);
 
-    /// <summary>Copies <paramref name="doc"/>'s vector (dequantised) into <paramref name="destination"/>; false when it has none.</summary>
-    bool CopyVector(int doc, Span<float> destination);
-
     int Search<TFilter>(ReadOnlySpan<float> query, Span<ScoredDoc> results, TFilter filter) where TFilter : IDocFilter;
 }
