@@ -1,0 +1,57 @@
+using Engram.Core.Security;
+using Engram.Core.Telemetry;
+using Engram.Server.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry.Metrics;
+
+namespace Engram.Server.Operations;
+
+/// <summary>
+/// <c>GET /metrics</c>: the Prometheus text format, written by OpenTelemetry's Prometheus exporter from
+/// Engram's meter and the built-in meters of ASP.NET Core (request duration, active requests), Kestrel
+/// (connections) and the runtime (GC, heap, thread pool, exceptions). docs/ARCHITECTURE.md says why this
+/// exporter; docs/OPERATIONS.md lists the metrics.
+/// </summary>
+internal static class MetricsSetup
+{
+    public const string Path = "/metrics";
+
+    /// <summary>The meters exported beside <see cref="EngramMeter.Name"/>.</summary>
+    public static readonly string[] BuiltInMeters =
+    [
+        "Microsoft.AspNetCore.Hosting",
+        "Microsoft.AspNetCore.Server.Kestrel",
+        "Microsoft.AspNetCore.Diagnostics",
+        "Microsoft.AspNetCore.RateLimiting",
+        "System.Runtime",
+    ];
+
+    public static IServiceCollection AddEngramMetrics(this IServiceCollection services)
+    {
+        services.AddSingleton<EngramGauges>();
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(EngramMeter.Name)
+            .AddMeter(BuiltInMeters)
+            .AddPrometheusExporter(prometheus =>
+            {
+                // Each scrape reads the instruments afresh (they are cheap: cached counts, counters).
+                prometheus.ScrapeResponseCacheDurationMilliseconds = 0;
+                // The counters' names already end in _total and the gauges carry no unit.
+                prometheus.DisableTotalNameSuffixForCounters = true;
+            }));
+        return services;
+    }
+
+    /// <summary>Admin only, unless Engram:Auth:OpenMetrics lets scrapers in without a key (see <see cref="AuthenticationGate"/>).</summary>
+    public static IEndpointRouteBuilder MapEngramMetrics(this IEndpointRouteBuilder app)
+    {
+        app.MapPrometheusScrapingEndpoint(Path).WithName("Metrics").WithTags("system").Requires(Role.Admin)
+            .WithSummary("Prometheus text format: Engram's metrics and the built-in ASP.NET Core, Kestrel and runtime meters.");
+        // The gauges read the engine from here on (and stop with the server: the container disposes them).
+        app.ServiceProvider.GetRequiredService<EngramGauges>();
+        return app;
+    }
+}
