@@ -58,6 +58,17 @@ internal sealed partial class EngramGauges : IDisposable
     {
         _engine = engine;
         _log = log;
+        // Counters appear in /metrics at their first Add: start the failure counters at 0, so a rate
+        // (and an alert on it) exists before the first failure.
+        foreach (var kind in (ReadOnlySpan<string>)[EngramInstruments.Hybrid, EngramInstruments.Semantic, EngramInstruments.Lexical, EngramInstruments.Graph])
+        {
+            EngramInstruments.SearchRequests.Add(0, new KeyValuePair<string, object?>("kind", kind));
+            EngramInstruments.SearchErrors.Add(0, new KeyValuePair<string, object?>("kind", kind));
+        }
+        foreach (var op in (ReadOnlySpan<string>)[EngramInstruments.Documents, EngramInstruments.Query])
+        {
+            EngramInstruments.EmbeddingFailures.Add(0, new KeyValuePair<string, object?>("op", op));
+        }
         Open[this] = 0;
         RefreshIfStale();
     }

@@ -39,8 +39,6 @@ internal static class MetricsSetup
             {
                 // Each scrape reads the instruments afresh (they are cheap: cached counts, counters).
                 prometheus.ScrapeResponseCacheDurationMilliseconds = 0;
-                // The counters' names already end in _total and the gauges carry no unit.
-                prometheus.DisableTotalNameSuffixForCounters = true;
             }));
         return services;
     }
@@ -51,6 +49,8 @@ internal static class MetricsSetup
         app.MapPrometheusScrapingEndpoint(Path).WithName("Metrics").WithTags("system").Requires(Role.Admin)
             .WithSummary("Prometheus text format: Engram's metrics and the built-in ASP.NET Core, Kestrel and runtime meters.");
         // The gauges read the engine from here on (and stop with the server: the container disposes them).
+        // The provider first, so the gauges' zero counts reach a listening exporter.
+        app.ServiceProvider.GetRequiredService<MeterProvider>();
         app.ServiceProvider.GetRequiredService<EngramGauges>();
         return app;
     }
