@@ -63,7 +63,7 @@ public sealed class RowCountsTests : IDisposable
 
             await engine.Memories.DeleteAsync(Alice, ids[8]);
             await engine.Memories.DeleteAsync(Bob, ids[3]);
-            await engine.Memories.DeleteManyAsync(Alice, new MemoryFilter { Types = ["event"] });
+            await engine.Memories.DeleteManyAsync(Alice, new MemoryFilter { Types = ["event"] }, confirm: true);
             await CheckAsync(engine, "after deletes");
 
             clock.Advance(TimeSpan.FromMinutes(2));
