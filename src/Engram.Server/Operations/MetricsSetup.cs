@@ -35,6 +35,10 @@ internal static class MetricsSetup
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(EngramMeter.Name)
             .AddMeter(BuiltInMeters)
+            // Three runtime gauges end in .count, which Prometheus keeps for a histogram's count (promtool lints them).
+            .AddView("dotnet.assembly.count", "dotnet.assembly.loaded")
+            .AddView("dotnet.process.cpu.count", "dotnet.process.cpus")
+            .AddView("dotnet.timer.count", "dotnet.timers")
             .AddPrometheusExporter(prometheus =>
             {
                 // Each scrape reads the instruments afresh (they are cheap: cached counts, counters).

@@ -128,7 +128,7 @@ public sealed partial class MetricsTests : IDisposable
         Value(exposition, "engram_index_size_bytes", "index=\"vectors\"").Should().NotBeNull();
         var names = SampleNames(exposition);
         names.Should().Contain(["http_server_request_duration_seconds_bucket", "kestrel_active_connections", "dotnet_gc_collections_total",
-            "dotnet_thread_pool_thread_count"]);
+            "dotnet_thread_pool_thread_count_total", "dotnet_assembly_loaded", "dotnet_timers"]);
     }
 
     [Fact]

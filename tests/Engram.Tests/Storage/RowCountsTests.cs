@@ -47,6 +47,7 @@ public sealed class RowCountsTests : IDisposable
                 var written = await engine.Memories.CreateAsync(caller, new NewMemory
                 {
                     Content = $"memory number {i}",
+                    UserId = "u1",
                     Type = types[i % 3],
                     Tier = tiers[i / 3 % 3],
                     TtlSeconds = i % 5 == 0 ? 60 : null,
@@ -63,7 +64,7 @@ public sealed class RowCountsTests : IDisposable
 
             await engine.Memories.DeleteAsync(Alice, ids[8]);
             await engine.Memories.DeleteAsync(Bob, ids[3]);
-            await engine.Memories.DeleteManyAsync(Alice, new MemoryFilter { Types = ["event"] }, confirm: true);
+            await engine.Memories.DeleteManyAsync(Alice, new MemoryFilter { UserId = "u1", Types = ["event"] }, confirm: true);
             await CheckAsync(engine, "after deletes");
 
             clock.Advance(TimeSpan.FromMinutes(2));
