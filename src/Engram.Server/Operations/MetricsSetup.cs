@@ -50,7 +50,12 @@ internal static class MetricsSetup
     /// <summary>Admin only, unless Engram:Auth:OpenMetrics lets scrapers in without a key (see <see cref="AuthenticationGate"/>).</summary>
     public static IEndpointRouteBuilder MapEngramMetrics(this IEndpointRouteBuilder app)
     {
-        app.MapPrometheusScrapingEndpoint(Path).WithName("Metrics").WithTags("system").Requires(Role.Admin)
+        // Like every route, unknown query parameters are refused (a 400 problem body from ProblemMiddleware).
+        app.MapPrometheusScrapingEndpoint(Path, meterProvider: null, configureBranchedPipeline: branch => branch.Use(next => context =>
+        {
+            QueryParser.RefuseAllExcept(context.Request.Query);
+            return next(context);
+        }), optionsName: null).WithName("Metrics").WithTags("system").Requires(Role.Admin)
             .WithSummary("Prometheus text format: Engram's metrics and the built-in ASP.NET Core, Kestrel and runtime meters.");
         // The gauges read the engine from here on (and stop with the server: the container disposes them).
         // The provider first, so the gauges' zero counts reach a listening exporter.
