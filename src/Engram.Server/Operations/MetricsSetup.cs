@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Engram.Core.Security;
 using Engram.Core.Telemetry;
 using Engram.Server.Http;
@@ -32,9 +33,15 @@ internal static class MetricsSetup
     public static IServiceCollection AddEngramMetrics(this IServiceCollection services)
     {
         services.AddSingleton<EngramGauges>();
+        var host = new HostMeters();
+        services.AddSingleton(host);
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(EngramMeter.Name)
             .AddMeter(BuiltInMeters)
+            // ASP.NET Core and Kestrel create their meters through the host's IMeterFactory, under the same
+            // names in every host: this host exports its own only. (Several hosts in one process, the tests,
+            // would otherwise share one stream, which OpenTelemetry ends when the first host stops.)
+            .AddView(instrument => host.IsForeign(instrument.Meter) ? MetricStreamConfiguration.Drop : null)
             // Three runtime gauges end in .count, which Prometheus keeps for a histogram's count (promtool lints them).
             .AddView("dotnet.assembly.count", "dotnet.assembly.loaded")
             .AddView("dotnet.process.cpu.count", "dotnet.process.cpus")
@@ -55,12 +62,21 @@ internal static class MetricsSetup
         {
             QueryParser.RefuseAllExcept(context.Request.Query);
             return next(context);
-        }), optionsName: null).WithName("Metrics").WithTags("system").Requires(Role.Admin)
+        }), optionsName: null).WithMetadata(new HttpMethodMetadata([HttpMethods.Get])).WithName("Metrics").WithTags("system").Requires(Role.Admin)
             .WithSummary("Prometheus text format: Engram's metrics and the built-in ASP.NET Core, Kestrel and runtime meters.");
         // The gauges read the engine from here on (and stop with the server: the container disposes them).
-        // The provider first, so the gauges' zero counts reach a listening exporter.
+        // The provider first (knowing this host's meter factory), so the gauges' zero counts reach a listening exporter.
+        app.ServiceProvider.GetRequiredService<HostMeters>().Factory = app.ServiceProvider.GetRequiredService<IMeterFactory>();
         app.ServiceProvider.GetRequiredService<MeterProvider>();
         app.ServiceProvider.GetRequiredService<EngramGauges>();
         return app;
+    }
+
+    /// <summary>The meter factory of this host, once known; meters of another host's factory are foreign.</summary>
+    internal sealed class HostMeters
+    {
+        public IMeterFactory? Factory { get; set; }
+
+        public bool IsForeign(Meter meter) => Factory is not null && meter.Scope is IMeterFactory scope && !ReferenceEquals(scope, Factory);
     }
 }
