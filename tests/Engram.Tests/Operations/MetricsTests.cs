@@ -16,6 +16,11 @@ namespace Engram.Tests.Operations;
 /// through <c>promtool check rules</c> and <c>promtool test rules</c>, and every metric the dashboard and the
 /// rules read checked against what a running server exports.
 /// </summary>
+/// <remarks>
+/// Alone (no other server in the process meanwhile): ASP.NET Core's meters have the same names in every host,
+/// and OpenTelemetry ends a stream that two hosts share when the first host stops; a production process has one host.
+/// </remarks>
+[Collection(nameof(MetricsCollection))]
 public sealed partial class MetricsTests : IDisposable
 {
     /// <summary>
@@ -255,3 +260,7 @@ public sealed partial class MetricsTests : IDisposable
     [GeneratedRegex(@"label_values\(([^,]+),")]
     private static partial Regex LabelValues();
 }
+
+/// <summary>Runs <see cref="MetricsTests"/> after the parallel tests, with no other server in the process.</summary>
+[CollectionDefinition(nameof(MetricsCollection), DisableParallelization = true)]
+public sealed class MetricsCollection;
