@@ -38,9 +38,10 @@ internal static class MetricsSetup
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(EngramMeter.Name)
             .AddMeter(BuiltInMeters)
-            // ASP.NET Core and Kestrel create their meters through the host's IMeterFactory, under the same
-            // names in every host: this host exports its own only. (Several hosts in one process, the tests,
-            // would otherwise share one stream, which OpenTelemetry ends when the first host stops.)
+            // ASP.NET Core creates its meters through the host's IMeterFactory, under the same names in every
+            // host: this host exports its own only. (Several hosts in one process, the tests, would otherwise
+            // share one stream, which OpenTelemetry ends when the first host stops. Kestrel's meter still is
+            // shared that way, so the metrics tests run alone.)
             .AddView(instrument => host.IsForeign(instrument.Meter) ? MetricStreamConfiguration.Drop : null)
             // Three runtime gauges end in .count, which Prometheus keeps for a histogram's count (promtool lints them).
             .AddView("dotnet.assembly.count", "dotnet.assembly.loaded")
