@@ -9,6 +9,7 @@ using Engram.Core.Storage.Sqlite;
 using Engram.Server.Http;
 using Engram.Server.Jobs;
 using Engram.Server.Mcp;
+using Engram.Server.Operations;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Hosting;
@@ -107,6 +108,7 @@ public static class ServerApplication
         builder.Services.AddEngramMcp().WithHttpTransport(http => http.Stateless = true);
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
+        builder.Services.AddEngramMetrics();
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(OpenApiDocuments.Name, openApi => openApi.AddDocumentTransformer((document, _, _) =>
@@ -175,6 +177,7 @@ public static class ServerApplication
         app.MapKeyValueEndpoints();
         app.MapAdminEndpoints();
         app.MapEngramMcp();
+        app.MapEngramMetrics();
         return app;
     }
 

@@ -110,8 +110,22 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
             throw new ValidationException("query", "query is required and must not be blank");
         }
         var max = GraphValidator.Depth(limit, DefaultSearchLimit, GraphValidator.MaxBatch, "limit");
-        var hits = await _index.SearchAsync(caller.Tenant, query, max, ct).ConfigureAwait(false);
-        return await SubgraphAsync(caller, hits.Select(h => h.Name).ToList(), includeInvalid, relations, ct).ConfigureAwait(false);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var failed = false;
+        try
+        {
+            var hits = await _index.SearchAsync(caller.Tenant, query, max, ct).ConfigureAwait(false);
+            return await SubgraphAsync(caller, hits.Select(h => h.Name).ToList(), includeInvalid, relations, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (Telemetry.EngramInstruments.IsServerFailure(ex))
+        {
+            failed = true;
+            throw;
+        }
+        finally
+        {
+            Telemetry.EngramInstruments.SearchDone(Telemetry.EngramInstruments.Graph, started, failed);
+        }
     }
 
     /// <summary>The named entities (unknown names are left out) and the relations between them (or touching them, see <see cref="SubgraphRelations"/>).</summary>

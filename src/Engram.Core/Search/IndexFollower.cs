@@ -235,14 +235,17 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
     /// <summary>Embeds the memories' content as documents; null (and the error recorded) when the embedder fails.</summary>
     private async Task<float[][]?> EmbedAsync(IReadOnlyList<TenantMemory> memories, CancellationToken ct)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             var vectors = await embedder.EmbedBatchAsync(memories.Select(m => m.Memory.Content).ToList(), ct).ConfigureAwait(false);
             Interlocked.Add(ref _embedded, vectors.Length);
+            Telemetry.EngramInstruments.EmbeddingDone(Telemetry.EngramInstruments.Documents, started, failed: false);
             return vectors;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
+            Telemetry.EngramInstruments.EmbeddingDone(Telemetry.EngramInstruments.Documents, started, failed: true);
             RecordError(ex); // indexed lexically now; the vectors are retried later
             return null;
         }

@@ -7,6 +7,7 @@ using Engram.Core.Indexing;
 using Engram.Core.Memories;
 using Engram.Core.Security;
 using Engram.Core.Storage;
+using Engram.Core.Telemetry;
 
 namespace Engram.Core.Search;
 
@@ -36,6 +37,26 @@ public sealed class SearchService(
         var started = Stopwatch.GetTimestamp();
         var guard = ScopeGuard.Enter(caller, Role.Read, "search memories");
         var plan = Validate(request);
+        // Counted once the request is valid: a refused request is the caller's error, not a search.
+        var kind = plan.Semantic > 0 ? plan.Lexical > 0 ? EngramInstruments.Hybrid : EngramInstruments.Semantic : EngramInstruments.Lexical;
+        var failed = false;
+        try
+        {
+            return await RunAsync(caller, request, guard, plan, started, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (EngramInstruments.IsServerFailure(ex))
+        {
+            failed = true;
+            throw;
+        }
+        finally
+        {
+            EngramInstruments.SearchDone(kind, started, failed);
+        }
+    }
+
+    private async Task<SearchResult> RunAsync(Caller caller, SearchRequest request, ScopeGuard guard, Plan plan, long started, CancellationToken ct)
+    {
         // The scope goes into the filter, which both indexes apply before their top-k cut.
         var filter = guard.Confine(_validate.Filter(ToFilter(request.Filters), "filters."), "filters.");
 
@@ -56,12 +77,15 @@ public sealed class SearchService(
         float[]? queryVector = null;
         if (plan.Semantic > 0)
         {
+            var embedStarted = Stopwatch.GetTimestamp();
             try
             {
                 queryVector = await embedder.EmbedQueryAsync(plan.Query, ct).ConfigureAwait(false);
+                EngramInstruments.EmbeddingDone(EngramInstruments.Query, embedStarted, failed: false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
+                EngramInstruments.EmbeddingDone(EngramInstruments.Query, embedStarted, failed: true);
                 queryVector = null; // the embedder is down: rank on the other signals rather than fail
             }
         }

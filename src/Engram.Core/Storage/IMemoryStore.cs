@@ -52,6 +52,9 @@ public interface IMemoryStore : IAsyncDisposable, IVectorStore
     Task<int> DeleteExpiredAsync(int max, CancellationToken ct = default);
 
     /// <summary>Live memories of the tenant matching <paramref name="filter"/> (all when null), counted by type and tier.</summary>
+    /// <summary>Store-wide counts of memories (by tier and type), key-value keys and graph entities and relations, as the writer keeps them: no scan.</summary>
+    Task<StoreCounts> ReadCountsAsync(CancellationToken ct = default);
+
     Task<MemoryCounts> GetStatsAsync(Caller caller, MemoryFilter? filter = null, CancellationToken ct = default);
 
     /// <summary>The newest sequence number in the change log (0 when empty).</summary>

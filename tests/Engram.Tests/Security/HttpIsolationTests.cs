@@ -207,6 +207,18 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         var admin = a.Role == Role.Admin ? 200 : 403;
         await ReadAsync(a, "/v1/admin/keys", admin);
         await ReadAsync(a, "/v1/admin/audit?limit=1000", admin);
+        // /metrics: store-wide figures (counts, sizes, no tenant's content), so admins only; Prometheus text, not JSON.
+        if (a.Role == Role.Admin)
+        {
+            using var metrics = await SendAsync(a, "GET", "/metrics", null);
+            var text = await metrics.Content.ReadAsStringAsync();
+            ((int)metrics.StatusCode).Should().Be(200, text);
+            AssertNoForeignTokens(a, text, "GET /metrics", "/metrics");
+        }
+        else
+        {
+            await ExpectAsync(a, "GET", "/metrics", null, 403);
+        }
     }
 
     private async Task WritePassAsync(Actor a, List<Actor> actors, List<(string Id, string Tenant, string Scope)> memoryIds, List<(string Tenant, string Partition)> partitions)

@@ -63,8 +63,12 @@ public sealed partial class SqliteMemoryStore
     public Task<MemoryCounts> GetStatsAsync(Caller caller, MemoryFilter? filter = null, CancellationToken ct = default) =>
         _readers.ReadAsync(c =>
         {
+            if (filter is null || filter == MemoryFilter.None)
+            {
+                return CountedStats(c, caller.Tenant, NowMs);
+            }
             // The filter builder puts the tenant and expiry first, as for every other read.
-            var sql = SqliteFilterSql.Build(caller.Tenant, filter ?? MemoryFilter.None, NowMs);
+            var sql = SqliteFilterSql.Build(caller.Tenant, filter, NowMs);
             var byType = CountBy(c, "type", sql);
             var byTier = CountBy(c, "tier", sql);
             return new MemoryCounts(byType.Values.Sum(), byType, byTier);

@@ -486,6 +486,59 @@ internal static class SqliteSchema
         ) STRICT;
         CREATE INDEX memory_vectors_model ON memory_vectors(model);
         """,
+        // 11: counts kept by the writer (GET /v1/stats and the metrics read them instead of a GROUP BY over
+        // every memory: 6.9 s at 1M). Triggers keep them in the transaction of every change, whichever code
+        // path writes (the store, a cascade, an import, maintenance), so they are exact after a crash; the
+        // back-fill counts what exists. kind: memory (by tier and type), kv, entity, relation (tier and type
+        // ''). Key-value entries are counted as kv_entries holds them: SqliteKvWriteBehind folds writes into
+        // the table within moments. Rows past their TTL count until the sweeper deletes them (stats subtract
+        // them, see SqliteMemoryStore.GetStatsAsync). A row that reaches 0 stays, at 0.
+        """
+        CREATE TABLE row_counts (
+            tenant TEXT    NOT NULL,
+            kind   TEXT    NOT NULL,
+            tier   TEXT    NOT NULL,
+            type   TEXT    NOT NULL,
+            n      INTEGER NOT NULL,
+            PRIMARY KEY (tenant, kind, tier, type)
+        ) STRICT, WITHOUT ROWID;
+        INSERT INTO row_counts(tenant, kind, tier, type, n) SELECT tenant, 'memory', tier, type, COUNT(*) FROM memories GROUP BY tenant, tier, type;
+        INSERT INTO row_counts(tenant, kind, tier, type, n) SELECT tenant, 'kv', '', '', COUNT(*) FROM kv_entries GROUP BY tenant;
+        INSERT INTO row_counts(tenant, kind, tier, type, n) SELECT tenant, 'entity', '', '', COUNT(*) FROM graph_entities GROUP BY tenant;
+        INSERT INTO row_counts(tenant, kind, tier, type, n) SELECT tenant, 'relation', '', '', COUNT(*) FROM graph_relations GROUP BY tenant;
+
+        CREATE TRIGGER memories_count_insert AFTER INSERT ON memories BEGIN
+            INSERT INTO row_counts(tenant, kind, tier, type, n) VALUES (new.tenant, 'memory', new.tier, new.type, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER memories_count_delete AFTER DELETE ON memories BEGIN
+            UPDATE row_counts SET n = n - 1 WHERE tenant = old.tenant AND kind = 'memory' AND tier = old.tier AND type = old.type;
+        END;
+        CREATE TRIGGER memories_count_update AFTER UPDATE OF tenant, tier, type ON memories
+            WHEN old.tenant IS NOT new.tenant OR old.tier IS NOT new.tier OR old.type IS NOT new.type BEGIN
+            UPDATE row_counts SET n = n - 1 WHERE tenant = old.tenant AND kind = 'memory' AND tier = old.tier AND type = old.type;
+            INSERT INTO row_counts(tenant, kind, tier, type, n) VALUES (new.tenant, 'memory', new.tier, new.type, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER kv_entries_count_insert AFTER INSERT ON kv_entries BEGIN
+            INSERT INTO row_counts(tenant, kind, tier, type, n) VALUES (new.tenant, 'kv', '', '', 1) ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER kv_entries_count_delete AFTER DELETE ON kv_entries BEGIN
+            UPDATE row_counts SET n = n - 1 WHERE tenant = old.tenant AND kind = 'kv' AND tier = '' AND type = '';
+        END;
+        CREATE TRIGGER graph_entities_count_insert AFTER INSERT ON graph_entities BEGIN
+            INSERT INTO row_counts(tenant, kind, tier, type, n) VALUES (new.tenant, 'entity', '', '', 1) ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER graph_entities_count_delete AFTER DELETE ON graph_entities BEGIN
+            UPDATE row_counts SET n = n - 1 WHERE tenant = old.tenant AND kind = 'entity' AND tier = '' AND type = '';
+        END;
+        CREATE TRIGGER graph_relations_count_insert AFTER INSERT ON graph_relations BEGIN
+            INSERT INTO row_counts(tenant, kind, tier, type, n) VALUES (new.tenant, 'relation', '', '', 1) ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER graph_relations_count_delete AFTER DELETE ON graph_relations BEGIN
+            UPDATE row_counts SET n = n - 1 WHERE tenant = old.tenant AND kind = 'relation' AND tier = '' AND type = '';
+        END;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
