@@ -48,6 +48,8 @@ public static class ServerApplication
 
         var options = EngramServerOptions.Bind(builder.Configuration);
         configure?.Invoke(options);
+        // The caches the server sizes stay within a share of the memory budget (Operations.MemoryBudget).
+        Operations.MemoryBudget.Resolve(options.Memory.BudgetMB).CapCaches(options);
         var errors = options.Validate().Concat(TlsOptions.CheckUrls(listenUrls, options.Tls)).ToList();
         if (errors.Count > 0)
         {
@@ -107,6 +109,10 @@ public static class ServerApplication
         builder.Services.AddEngramMcp().WithHttpTransport(http => http.Stateless = true);
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
+        // Operations (issue 14): the memory monitor (budget, load shedding), the health checks, read-only mode.
+        builder.Services.AddSingleton<Operations.MemoryMonitor>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Operations.MemoryMonitor>());
+        builder.Services.AddSingleton(sp => new Operations.HealthChecks(sp.GetRequiredService<EngramEngine>(), options, sp.GetRequiredService<Operations.MemoryMonitor>()));
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(OpenApiDocuments.Name, openApi => openApi.AddDocumentTransformer((document, _, _) =>
@@ -123,7 +129,7 @@ public static class ServerApplication
         var serverLock = app.Services.GetRequiredService<ServerLock>();
         try
         {
-            app.Services.GetRequiredService<EngramEngine>();
+            app.Services.GetRequiredService<EngramEngine>().Gate.ReadOnly = options.ReadOnly;
         }
         catch
         {
@@ -174,6 +180,7 @@ public static class ServerApplication
         app.MapGraphEndpoints();
         app.MapKeyValueEndpoints();
         app.MapAdminEndpoints();
+        app.MapOperationsEndpoints();
         app.MapEngramMcp();
         return app;
     }
@@ -202,6 +209,8 @@ public static class ServerApplication
             ("EMBEDDINGS_DIMENSIONS", "Embeddings:OpenAi:Dimensions"),
             ("MEMORY_DEFAULT_TTL_SECONDS", "KeyValue:DefaultTtlSeconds"),
             ("ENGRAM_TLS_PASSWORD", "Tls:Password"),
+            ("READONLY_MODE", "ReadOnly"),
+            ("ENGRAM_MEMORY_BUDGET_MB", "Memory:BudgetMB"),
         ];
         foreach (var (variable, key) in map)
         {
