@@ -135,7 +135,6 @@ internal static partial class OperationsEndpoints
         var request = await JsonBody.ReadAsync<ReadOnlyRequest>(http.Request, BodySize.Small, ct);
         var enabled = request.Enabled ?? throw new ValidationException("enabled", "enabled is required (true or false)");
         engine.Gate.ReadOnly = enabled;
-        OperationsGauges.ReadOnly(enabled);
         LogReadOnly(logger, caller.Tenant, caller.Actor, enabled);
         return TypedResults.Ok(new ReadOnlyState(enabled));
     }

@@ -37,7 +37,11 @@ public sealed partial class MemoryMonitor : BackgroundService
         {
             _webhook = OutboundHttp.CreateClient(OutboundPolicy.For([new Uri(hook)], _options.Outbound.AllowedHosts), TimeSpan.FromSeconds(5));
         }
+        OperationsGauges.Register(this);
     }
+
+    /// <summary>The write gate this monitor sheds through (the engine's).</summary>
+    public Core.Operations.WriteGate Gate => _engine.Gate;
 
     /// <summary>The budget in force (settable at run time, e.g. by tests; the next sample applies it).</summary>
     public MemoryBudget Budget { get; set; }
@@ -75,8 +79,6 @@ public sealed partial class MemoryMonitor : BackgroundService
                 Notify("memory_warning", workingSet, budget, ratio);
             }
             _warning = warning;
-            OperationsGauges.Memory(workingSet, budget, ratio, shedding);
-            OperationsGauges.ReadOnly(gate.ReadOnly);
             var sample = new MemorySample(DateTimeOffset.UtcNow, workingSet, budget, Math.Round(ratio, 4), warning, shedding);
             _last = sample;
             return sample;
@@ -140,6 +142,7 @@ public sealed partial class MemoryMonitor : BackgroundService
 
     public override void Dispose()
     {
+        OperationsGauges.Unregister(this);
         _webhook?.Dispose();
         base.Dispose();
     }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Engram.Core.Telemetry;
 
@@ -5,47 +6,38 @@ namespace Engram.Server.Operations;
 
 /// <summary>
 /// The guard's gauges on <see cref="EngramMeter.Meter"/>: working set, budget and its use, write shedding,
-/// read-only mode, readiness and free disk. Created once per process; they report the last values the server's
-/// monitor and health checks recorded (with several servers in one process, as in tests: the latest writer's).
+/// read-only mode, readiness and free disk. Created once per process; they read the running servers' monitors
+/// (one in production; with several in one process, as in tests: read-only and shedding when any server is,
+/// the smallest budget and the highest use).
 /// </summary>
 internal static class OperationsGauges
 {
-    private static long s_workingSet;
-    private static long s_budget;
-    private static double s_ratio;
-    private static int s_shedding;
-    private static int s_readOnly;
+    private static readonly ConcurrentDictionary<MemoryMonitor, byte> s_monitors = new();
     private static int s_ready = 1;
     private static long s_diskFree = -1;
 
     static OperationsGauges()
     {
         var meter = EngramMeter.Meter;
-        meter.CreateObservableGauge("engram_process_working_set_bytes", () => Volatile.Read(ref s_workingSet),
-            description: "The process's working set (resident memory), sampled by the memory monitor.");
-        meter.CreateObservableGauge("engram_memory_budget_bytes", () => Volatile.Read(ref s_budget),
+        meter.CreateObservableGauge("engram_process_working_set_bytes", () => MemoryMonitor.WorkingSet(),
+            description: "The process's working set (resident memory).");
+        meter.CreateObservableGauge("engram_memory_budget_bytes", () => s_monitors.Keys.Select(m => m.Budget.Bytes).DefaultIfEmpty(0).Min(),
             description: "The memory budget (ENGRAM_MEMORY_BUDGET_MB, else the cgroup limit or half the RAM).");
-        meter.CreateObservableGauge("engram_memory_budget_used_ratio", () => Volatile.Read(ref s_ratio),
-            description: "Working set over the budget; writes are shed from 0.95 until back under 0.85.");
-        meter.CreateObservableGauge("engram_write_shedding", () => Volatile.Read(ref s_shedding),
+        meter.CreateObservableGauge("engram_memory_budget_used_ratio", () => s_monitors.Keys.Select(m => m.Last?.Ratio ?? 0).DefaultIfEmpty(0).Max(),
+            description: "Working set over the budget at the last sample; writes are shed from 0.95 until back under 0.85.");
+        meter.CreateObservableGauge("engram_write_shedding", () => s_monitors.Keys.Any(m => m.Gate.Shedding) ? 1 : 0,
             description: "1 while writes are refused because the process is over its memory budget.");
-        meter.CreateObservableGauge("engram_readonly", () => Volatile.Read(ref s_readOnly),
+        meter.CreateObservableGauge("engram_readonly", () => s_monitors.Keys.Any(m => m.Gate.ReadOnly) ? 1 : 0,
             description: "1 while the server is in read-only mode.");
         meter.CreateObservableGauge("engram_health_ready", () => Volatile.Read(ref s_ready),
             description: "1 when the last readiness check passed.");
         meter.CreateObservableGauge("engram_disk_free_bytes", () => Volatile.Read(ref s_diskFree),
-            description: "Free space on the data folder's disk (-1 before the first check).");
+            description: "Free space on the data folder's disk at the last check (-1 before the first).");
     }
 
-    public static void Memory(long workingSet, long budget, double ratio, bool shedding)
-    {
-        Volatile.Write(ref s_workingSet, workingSet);
-        Volatile.Write(ref s_budget, budget);
-        Volatile.Write(ref s_ratio, ratio);
-        Volatile.Write(ref s_shedding, shedding ? 1 : 0);
-    }
+    public static void Register(MemoryMonitor monitor) => s_monitors[monitor] = 0;
 
-    public static void ReadOnly(bool readOnly) => Volatile.Write(ref s_readOnly, readOnly ? 1 : 0);
+    public static void Unregister(MemoryMonitor monitor) => s_monitors.TryRemove(monitor, out _);
 
     public static void Ready(bool ready) => Volatile.Write(ref s_ready, ready ? 1 : 0);
 
