@@ -14,7 +14,8 @@ namespace Engram.Benchmarks.Operations;
 /// The memory soak: an in-process server under steady traffic (creates, deletes keeping a fixed window of memories,
 /// searches with varied queries, key-value sets over a fixed key space), printing the working set, the GC heap and
 /// the request rate every interval. Steady traffic over a steady corpus should give a flat working set after warm-up;
-/// growth there is a leak or an unbounded cache. Usage: <c>soak [--minutes 5] [--clients 4] [--window 2000] [--every 15]</c>.
+/// growth there is a leak or an unbounded cache. Usage: <c>soak [--minutes 5] [--clients 4] [--window 2000] [--every 15] [--creates 40]</c>.
+/// Churn (creates and deletes) grows the in-memory index by its retired slots (HNSW tombstones, document slots) until a rebuild.
 /// </summary>
 public static class SoakBenchmark
 {
@@ -24,6 +25,7 @@ public static class SoakBenchmark
         var clients = (int)Flag(args, "--clients", 4);
         var window = (int)Flag(args, "--window", 2000);
         var every = TimeSpan.FromSeconds(Flag(args, "--every", 15));
+        var creates = (int)Flag(args, "--creates", 40); // percent of requests that create (and delete beyond the window); the rest: 2/3 search, 1/3 kv
         var dataRoot = args.SkipWhile(a => a != "--data-root").Skip(1).FirstOrDefault() ?? Path.GetTempPath();
 
         await using var server = await InProcessServer.StartAsync(dataRoot);
@@ -41,8 +43,8 @@ public static class SoakBenchmark
             while (!stop.IsCancellationRequested)
             {
                 HttpStatusCode status;
-                var pick = random.Next(10);
-                if (pick < 4)
+                var pick = random.Next(100);
+                if (pick < creates)
                 {
                     using var response = await server.Client.PostAsync("/v1/memories", Json($$"""{"content":"{{Sentence(12)}}","user_id":"u{{client}}"}"""));
                     status = response.StatusCode;
@@ -57,7 +59,7 @@ public static class SoakBenchmark
                         Interlocked.Increment(ref requests);
                     }
                 }
-                else if (pick < 8)
+                else if (pick < creates + (100 - creates) * 2 / 3)
                 {
                     using var response = await server.Client.PostAsync("/v1/search", Json($$"""{"query":"{{Sentence(3)}}","k":10}"""));
                     status = response.StatusCode;
@@ -76,10 +78,23 @@ public static class SoakBenchmark
             }
         }
 
-        Console.WriteLine($"# soak: {clients} clients, {minutes} min, window {window} memories (40 % create+delete, 40 % search, 20 % kv set), budget {monitor.Budget.Bytes / 1048576.0:0} MB ({monitor.Budget.Source}); {MachineInfo.BuildConfiguration}");
+        Console.WriteLine($"# soak: {clients} clients, {minutes} min, window {window} memories ({creates} % create+delete, {(100 - creates) * 2 / 3} % search, the rest kv set), budget {monitor.Budget.Bytes / 1048576.0:0} MB ({monitor.Budget.Source}); {MachineInfo.BuildConfiguration}");
         Console.WriteLine();
-        Console.WriteLine("| elapsed s | working set MB | GC heap MB | gen2 GCs | requests/s | memories | 503s |");
-        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| elapsed s | working set MB | GC heap MB | gen2 GCs | requests/s | memories | index slots | 503s |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|");
+        var engine = server.Services.GetRequiredService<Engram.Core.EngramEngine>();
+        // The window is filled first, so searches always run over the same corpus size.
+        var seed = new Random(-1);
+        for (var done = 0; done < window; done += 100)
+        {
+            var batch = Enumerable.Range(0, Math.Min(100, window - done))
+                .Select(i => (NewMemory?)new NewMemory { Content = string.Join(' ', Enumerable.Range(0, 12).Select(_ => words[seed.Next(words.Length)])) + " seed " + (done + i), UserId = "seed" })
+                .ToList();
+            foreach (var id in await server.CreateBatchAsync(batch))
+            {
+                ids.Enqueue(id);
+            }
+        }
         var started = Stopwatch.GetTimestamp();
         var workers = Enumerable.Range(0, clients).Select(c => Task.Run(() => ClientAsync(c))).ToArray();
         var samples = new List<(double Seconds, long WorkingSet)>();
@@ -102,7 +117,7 @@ public static class SoakBenchmark
             var seconds = Stopwatch.GetElapsedTime(started, now).TotalSeconds;
             samples.Add((seconds, sample.WorkingSetBytes));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {seconds:0} | {sample.WorkingSetBytes / 1048576.0:0.0} | {GC.GetTotalMemory(false) / 1048576.0:0.0} | {GC.CollectionCount(2)} | {rate:0} | {ids.Count} | {Interlocked.Read(ref refused)} |"));
+                $"| {seconds:0} | {sample.WorkingSetBytes / 1048576.0:0.0} | {GC.GetTotalMemory(false) / 1048576.0:0.0} | {GC.CollectionCount(2)} | {rate:0} | {ids.Count} | {engine.Index.Read(i => i.Docs.NextDoc)} | {Interlocked.Read(ref refused)} |"));
         }
         await Task.WhenAll(workers);
         var warm = samples.Where(s => s.Seconds >= samples[^1].Seconds / 3).ToList();

@@ -85,6 +85,10 @@ internal static partial class OperationsEndpoints
             new("embedding_pending", index.PendingVectors, null, null, "memories waiting for a vector (rows in the store, embedded in batches)"),
         };
         var tenants = index.Read(i => i.Docs.LargestTenants(LargestTenants));
+        var slots = index.Read(i => i.Docs.NextDoc);
+        // Updates and deletes retire a document slot (and its vector becomes an HNSW tombstone); they are reclaimed only by a rebuild.
+        indexes.Add(new("retired_slots", slots - index.Count, null, (slots - index.Count) * (400L + dims * bytesPerComponent),
+            "slots of updated or deleted memories kept until the indexes are rebuilt (engram reindex --data DIR, then restart)"));
         return TypedResults.Ok(new MemoryReport(sample.WorkingSetBytes, sample.BudgetBytes, monitor.Budget.Source, sample.Ratio, sample.Warning, sample.Shedding,
             new GcReportPart(GC.GetTotalMemory(false), gc.HeapSizeBytes, gc.FragmentedBytes, gc.TotalCommittedBytes, gc.Compacted, generations),
             caches, indexes, queues, [.. tenants.Select(t => new TenantSize(t.Tenant, t.Memories))]));
