@@ -42,9 +42,10 @@ public sealed class EngramEngine : IAsyncDisposable
         Store = store;
         Embedder = embedder;
         Watermark = new WriteWatermark();
-        Memories = new MemoryService(store, limits, Clock, Watermark);
+        Gate = new Operations.WriteGate();
+        Memories = new MemoryService(store, limits, Clock, Watermark, Gate);
         KeyValue = new KvService(store as IKeyValueStore ?? throw new ArgumentException($"the {store.Kind} store does not hold key-value state", nameof(store)),
-            keyValue ?? new KvOptions(), Clock);
+            keyValue ?? new KvOptions(), Clock, Gate);
         Index = new MemoryIndex(_createVectorIndex, embedder.ModelId,
             new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B) { TypoWeight = search.TypoWeight });
         // A remote embedder would hold the first search back for the whole corpus: index lexically
@@ -56,7 +57,7 @@ public sealed class EngramEngine : IAsyncDisposable
         QueryCache = search.QueryCacheSize > 0 ? new QueryVectorCache(search.QueryCacheSize) : null;
         Search = new SearchService(store, Follower, QueryCache is null ? embedder : new CachedQueryEmbedder(embedder, QueryCache), Watermark, Access, search, Clock, limits);
         Graph = store is Graph.IGraphStore graphStore
-            ? new Graph.GraphService(graphStore, Clock)
+            ? new Graph.GraphService(graphStore, Clock, Gate)
             : throw new ArgumentException($"the {store.Kind} store has no knowledge graph", nameof(store));
         _initialBuild = new Lazy<Task<IndexLoadReport>>(LoadOrBuildAsync);
         Search.WaitFor(EnsureIndexedAsync);
@@ -77,6 +78,9 @@ public sealed class EngramEngine : IAsyncDisposable
     public IEmbeddingProvider Embedder { get; }
 
     public WriteWatermark Watermark { get; }
+
+    /// <summary>The one gate every write of memories, key-value state and the graph passes (read-only mode, memory budget).</summary>
+    public Operations.WriteGate Gate { get; }
 
     public MemoryService Memories { get; }
 

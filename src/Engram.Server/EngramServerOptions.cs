@@ -60,6 +60,15 @@ public sealed class EngramServerOptions
     /// <summary>Hosts outbound requests may go to besides the configured endpoints.</summary>
     public OutboundOptions Outbound { get; set; } = new();
 
+    /// <summary>Refuse every write of memories, key-value state and the graph (READONLY_MODE); reads keep working.</summary>
+    public bool ReadOnly { get; set; }
+
+    /// <summary>The process's memory budget (ENGRAM_MEMORY_BUDGET_MB) and its 85 % warning.</summary>
+    public Operations.MemoryBudgetOptions Memory { get; set; } = new();
+
+    /// <summary>Readiness thresholds: free disk, index lag.</summary>
+    public Operations.HealthOptions Health { get; set; } = new();
+
     /// <summary>
     /// Binds the <c>Engram</c> section of <paramref name="configuration"/>. A value of the wrong type
     /// (MEMORY_DEFAULT_TTL_SECONDS=soon, Durability=Fast) is the operator's to fix, so it becomes an
@@ -101,7 +110,8 @@ public sealed class EngramServerOptions
         {
             yield return error;
         }
-        foreach (var error in Limits.Validate().Concat(Search.Validate()).Concat(KeyValue.Validate()).Concat(Embeddings.Validate()).Concat(Auth.Validate()))
+        foreach (var error in Limits.Validate().Concat(Search.Validate()).Concat(KeyValue.Validate()).Concat(Embeddings.Validate()).Concat(Auth.Validate())
+                     .Concat(Memory.Validate()).Concat(Health.Validate()))
         {
             yield return error;
         }

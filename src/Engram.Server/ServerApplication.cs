@@ -49,6 +49,8 @@ public static class ServerApplication
 
         var options = EngramServerOptions.Bind(builder.Configuration);
         configure?.Invoke(options);
+        // The caches the server sizes stay within a share of the memory budget (Operations.MemoryBudget).
+        Operations.MemoryBudget.Resolve(options.Memory.BudgetMB).CapCaches(options);
         var errors = options.Validate().Concat(TlsOptions.CheckUrls(listenUrls, options.Tls)).ToList();
         if (errors.Count > 0)
         {
@@ -109,6 +111,10 @@ public static class ServerApplication
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.AddEngramMetrics();
+        // Operations (issue 14): the memory monitor (budget, load shedding), the health checks, read-only mode.
+        builder.Services.AddSingleton<Operations.MemoryMonitor>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Operations.MemoryMonitor>());
+        builder.Services.AddSingleton(sp => new Operations.HealthChecks(sp.GetRequiredService<EngramEngine>(), options, sp.GetRequiredService<Operations.MemoryMonitor>()));
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(OpenApiDocuments.Name, openApi => openApi.AddDocumentTransformer((document, _, _) =>
@@ -125,7 +131,7 @@ public static class ServerApplication
         var serverLock = app.Services.GetRequiredService<ServerLock>();
         try
         {
-            app.Services.GetRequiredService<EngramEngine>();
+            app.Services.GetRequiredService<EngramEngine>().Gate.ReadOnly = options.ReadOnly;
         }
         catch
         {
@@ -176,6 +182,7 @@ public static class ServerApplication
         app.MapGraphEndpoints();
         app.MapKeyValueEndpoints();
         app.MapAdminEndpoints();
+        app.MapOperationsEndpoints();
         app.MapEngramMcp();
         app.MapEngramMetrics();
         return app;
@@ -205,6 +212,8 @@ public static class ServerApplication
             ("EMBEDDINGS_DIMENSIONS", "Embeddings:OpenAi:Dimensions"),
             ("MEMORY_DEFAULT_TTL_SECONDS", "KeyValue:DefaultTtlSeconds"),
             ("ENGRAM_TLS_PASSWORD", "Tls:Password"),
+            ("READONLY_MODE", "ReadOnly"),
+            ("ENGRAM_MEMORY_BUDGET_MB", "Memory:BudgetMB"),
         ];
         foreach (var (variable, key) in map)
         {

@@ -30,6 +30,7 @@ public static class EngramCli
             ImportCommand.Create(),
             AuditCommand.Create(),
             BenchCommand.Create(),
+            DoctorCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });

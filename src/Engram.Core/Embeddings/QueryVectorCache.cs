@@ -75,6 +75,18 @@ public sealed class QueryVectorCache
         }
     }
 
+    /// <summary>Empties the cache (<c>POST /v1/admin/cache/cleanup</c>); returns how many entries went.</summary>
+    public int Clear()
+    {
+        lock (_lock)
+        {
+            var count = _map.Count;
+            _map.Clear();
+            _order.Clear();
+            return count;
+        }
+    }
+
     private sealed record Entry(string Model, string Text, float[] Vector);
 }
 

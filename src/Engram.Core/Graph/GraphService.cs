@@ -11,7 +11,7 @@ namespace Engram.Core.Graph;
 /// (<see cref="ScopeGuard.Partition"/>): a scoped key has a graph of its own under the tenant, which
 /// the store and the search index keep apart like any other tenant.
 /// </summary>
-public sealed class GraphService(IGraphStore store, TimeProvider clock)
+public sealed class GraphService(IGraphStore store, TimeProvider clock, Operations.WriteGate? gate = null)
 {
     public const int DefaultSearchLimit = 50;
 
@@ -258,7 +258,16 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock)
     }
 
     /// <summary>Checks the role; returns the caller the store and the index see (its partition when scoped).</summary>
-    private static Caller Enter(Caller caller, Role needed, string action) => ScopeGuard.Enter(caller, needed, action).Partition();
+    /// <summary>The role check; for a write also the <see cref="Operations.WriteGate"/> (read-only mode, memory budget).</summary>
+    private Caller Enter(Caller caller, Role needed, string action)
+    {
+        var partition = ScopeGuard.Enter(caller, needed, action).Partition();
+        if (needed >= Role.Write)
+        {
+            gate?.Check(action);
+        }
+        return partition;
+    }
 
     private async Task<KnowledgeGraph> SubgraphAsync(Caller caller, IReadOnlyList<string> names, bool includeInvalid, SubgraphRelations which, CancellationToken ct)
     {

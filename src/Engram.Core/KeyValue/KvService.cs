@@ -12,7 +12,7 @@ namespace Engram.Core.KeyValue;
 /// store the caller's partition (<see cref="ScopeGuard.Partition"/>): a scoped key reads and writes a
 /// namespace of its own under the tenant, while keys are still named (and shown) with the tenant.
 /// </summary>
-public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvider clock)
+public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvider clock, Operations.WriteGate? gate = null)
 {
     public KvOptions Options => options;
 
@@ -185,7 +185,16 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     }
 
     /// <summary>Checks the role; returns the caller the store sees (its partition when scoped).</summary>
-    private static Caller Enter(Caller caller, Role needed, string action) => ScopeGuard.Enter(caller, needed, action).Partition();
+    /// <summary>The role check; for a write also the <see cref="Operations.WriteGate"/> (read-only mode, memory budget).</summary>
+    private Caller Enter(Caller caller, Role needed, string action)
+    {
+        var partition = ScopeGuard.Enter(caller, needed, action).Partition();
+        if (needed >= Role.Write)
+        {
+            gate?.Check(action);
+        }
+        return partition;
+    }
 
     private KvWrite ToWrite(Caller caller, string? key, JsonElement value, long? ttlSeconds, string fieldPrefix, KvCondition condition)
     {

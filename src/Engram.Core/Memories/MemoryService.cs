@@ -13,7 +13,7 @@ namespace Engram.Core.Memories;
 /// <see cref="ScopeGuard"/> first: the caller's role is checked and a scoped caller is confined to its
 /// scope (filters narrowed, writes stamped, memories outside it reported as missing).
 /// </summary>
-public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeProvider clock, WriteWatermark? watermark = null)
+public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeProvider clock, WriteWatermark? watermark = null, Operations.WriteGate? gate = null)
 {
     private static readonly TimeSpan AllowedClockSkew = TimeSpan.FromMinutes(5);
 
@@ -26,9 +26,12 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     /// <summary>The highest sequence number this service acknowledged (searches catch up to it).</summary>
     public WriteWatermark Watermark { get; } = watermark ?? new WriteWatermark();
 
+    /// <summary>Closes writes in read-only mode and while the process sheds load (a private open one when none is given).</summary>
+    public Operations.WriteGate Gate { get; } = gate ?? new Operations.WriteGate();
+
     public async Task<WriteResult> CreateAsync(Caller caller, NewMemory request, DuplicatePolicy policy = DuplicatePolicy.Return, CancellationToken ct = default)
     {
-        var guard = ScopeGuard.Enter(caller, Role.Write, "create memories");
+        var guard = Writing(caller, "create memories");
         // A duplicate is looked for in the stamped scope only, so it can never be another scope's memory.
         var memory = Build(guard.Stamp(request), clock.GetUtcNow());
         return Acknowledge(await Store.CreateAsync(caller, memory, policy, ct).ConfigureAwait(false));
@@ -40,7 +43,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     /// </summary>
     public async Task<IReadOnlyList<BatchItemResult>> CreateBatchAsync(Caller caller, IReadOnlyList<NewMemory?> items, DuplicatePolicy policy = DuplicatePolicy.Return, CancellationToken ct = default)
     {
-        var guard = ScopeGuard.Enter(caller, Role.Write, "create memories");
+        var guard = Writing(caller, "create memories");
         if (items.Count == 0)
         {
             throw new ValidationException("items", "items must hold at least one memory");
@@ -98,7 +101,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     public async Task<WriteResult> UpdateAsync(Caller caller, string id, MemoryPatch patch, long? expectedVersion = null, CancellationToken ct = default)
     {
-        var guard = ScopeGuard.Enter(caller, Role.Write, "update memories");
+        var guard = Writing(caller, "update memories");
         guard.CheckPatch(patch);
         RefuseScopeChange(patch);
         // Before anything that could tell a memory outside the scope from a missing one (a stale If-Match
@@ -165,7 +168,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     public async Task<long> DeleteAsync(Caller caller, string id, CancellationToken ct = default)
     {
-        var guard = ScopeGuard.Enter(caller, Role.Write, "delete memories");
+        var guard = Writing(caller, "delete memories");
         if (caller.IsScoped && await FindInScopeAsync(guard, id, ct).ConfigureAwait(false) is null)
         {
             throw NotFound(id);
@@ -183,7 +186,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     /// </summary>
     public async Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, bool confirm, CancellationToken ct = default)
     {
-        var guard = ScopeGuard.Enter(caller, Role.Write, "delete memories");
+        var guard = Writing(caller, "delete memories");
         filter = guard.Confine(_validate.Filter(filter));
         if (!filter.HasScope)
         {
@@ -223,6 +226,14 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         }
         var lastSeq = await Store.GetLastSeqAsync(ct).ConfigureAwait(false);
         return new StoreStatistics(stats, Store.SizeBytes, lastSeq);
+    }
+
+    /// <summary>A write: the role check, then the <see cref="Operations.WriteGate"/> (read-only mode, memory budget).</summary>
+    private ScopeGuard Writing(Caller caller, string action)
+    {
+        var guard = ScopeGuard.Enter(caller, Role.Write, action);
+        Gate.Check(action);
+        return guard;
     }
 
     private async Task<Memory?> FindInScopeAsync(ScopeGuard guard, string id, CancellationToken ct) =>

@@ -28,6 +28,21 @@ public sealed partial class DocTable
     /// <summary>The symbol number of <paramref name="value"/>, or <see cref="None"/> for null; -2 when never seen (matches nothing).</summary>
     public int Lookup(string? value) => value is null ? None : _symbols.TryGetValue(value, out var id) ? id : -2;
 
+    /// <summary>The <paramref name="top"/> tenants with the most live memories (one pass over the table, no store read).</summary>
+    public IReadOnlyList<(string Tenant, int Memories)> LargestTenants(int top)
+    {
+        var counts = new Dictionary<int, int>();
+        for (var doc = 0; doc < NextDoc; doc++)
+        {
+            if (_docs[doc].Live)
+            {
+                counts[_docs[doc].Tenant] = counts.GetValueOrDefault(_docs[doc].Tenant) + 1;
+            }
+        }
+        var names = _symbols.Where(s => counts.ContainsKey(s.Value)).ToDictionary(s => s.Value, s => s.Key);
+        return [.. counts.OrderByDescending(c => c.Value).Take(top).Select(c => (names.GetValueOrDefault(c.Key, "?"), c.Value))];
+    }
+
     /// <summary>The key symbols of the entity names (named by live memories of <paramref name="tenant"/>) that <paramref name="query"/> mentions.</summary>
     public int[] EntitiesNamedIn(string tenant, string query) =>
         _symbols.TryGetValue(tenant, out var id) ? _entityNames.Find(id, query) : [];

@@ -42,6 +42,17 @@ public sealed class ApiKeyService
 
     public int ActiveKeys => Volatile.Read(ref _activeKeys);
 
+    /// <summary>Keys held in memory after their first use (at most the configured KeyCacheSize).</summary>
+    public int CachedKeys => _cache.Count;
+
+    /// <summary>Empties the key cache (the next request of each key looks it up again); returns how many went.</summary>
+    public int ClearCache()
+    {
+        var count = _cache.Count;
+        _cache.Clear();
+        return count;
+    }
+
     /// <summary>Reads the keys' state from the store now (start-up, and after a change made here).</summary>
     public async Task RefreshAsync(CancellationToken ct = default)
     {

@@ -40,6 +40,7 @@ internal static partial class Problems
     public static IResult FromException(Exception exception, ILogger logger) => exception switch
     {
         ValidationException v => For(400, v.Message, v.Field),
+        Core.Operations.WritesRefusedException w => For(503, w.Message, extra: new Dictionary<string, object?> { ["reason"] = w.Reason == Core.Operations.WriteRefusal.ReadOnly ? "read_only" : "memory_budget" }),
         NotFoundException n => For(404, n.Message),
         ForbiddenException f => For(403, f.Message),
         ConflictException c => For(409, c.Message, extra: c.ExistingId is null ? null : new Dictionary<string, object?> { ["existing_id"] = c.ExistingId }),

@@ -4,6 +4,7 @@ using Engram.Core;
 using Engram.Core.Memories;
 using Engram.Core.Security;
 using Engram.Core.Storage;
+using Engram.Server.Operations;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -21,34 +22,35 @@ internal static class SystemEndpoints
     public static IEndpointRouteBuilder MapSystemEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/health", HealthAsync).WithName("Health").Requires(Role.Read).WithTags("system")
-            .WithSummary("ok when the store answers; 503 with status unavailable when it does not.")
+            .WithSummary("Every check (store, disk, index, embedder, read-only mode, memory budget) with its status and time: ok, degraded (ready, with a warning), or 503 unavailable.")
             .Produces<HealthResponse>().Produces<HealthResponse>(StatusCodes.Status503ServiceUnavailable);
         // Probes for orchestrators: answered without a key, and saying nothing but up/ready.
         app.MapGet("/health/live", Live).WithName("Liveness").WithTags("system").Public()
             .WithSummary("200 while the process runs; no key needed.").Produces<ProbeResponse>();
         app.MapGet("/health/ready", ReadyAsync).WithName("Readiness").WithTags("system").Public()
-            .WithSummary("200 when the store answers, else 503; no key needed.")
+            .WithSummary("200 when the store answers, the disk has room, the indexes are caught up and the embedder answers, else 503; no key needed.")
             .Produces<ProbeResponse>().Produces<ProbeResponse>(StatusCodes.Status503ServiceUnavailable);
         app.MapGet("/v1/stats", StatsAsync).WithName("Stats").Requires(Role.Read).WithTags("system").Produces<StoreStatistics>();
         return app;
     }
 
-    private static async Task<IResult> HealthAsync(HttpContext http, IMemoryStore store, ApiKeyService keys, CancellationToken ct)
+    private static async Task<IResult> HealthAsync(HttpContext http, IMemoryStore store, ApiKeyService keys, HealthChecks checks, EngramEngine engine, CancellationToken ct)
     {
         var auth = keys.HasActiveKeys ? "keys" : "open";
         QueryParser.RefuseAllExcept(http.Request.Query);
         var uptime = (long)Stopwatch.GetElapsedTime(StartedAt).TotalSeconds;
-        try
+        var report = await checks.RunAsync(ct);
+        // The first failing check's finding (the store's: no SQL text, the result code at most) for clients that read only "error".
+        var error = report.Checks.FirstOrDefault(c => c.Status == HealthChecks.Fail) is { } failed ? $"{failed.Name}: {failed.Detail}" : null;
+        var status = !report.Ready ? "unavailable" : report.Checks.Any(c => c.Status == HealthChecks.Warn) ? "degraded" : "ok";
+        var response = new HealthResponse(status, Version, store.Kind, uptime, auth, error)
         {
-            await store.CheckAsync(ct);
-            return TypedResults.Ok(new HealthResponse("ok", Version, store.Kind, uptime, auth, null));
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            // Not the exception's message: a store's can hold SQL text. The result code is enough to start from.
-            var error = ex is Core.Storage.Sqlite.SqliteException sqlite ? $"the store did not answer (SQLite result code {sqlite.ResultCode})" : "the store did not answer";
-            return TypedResults.Json(new HealthResponse("unavailable", Version, store.Kind, uptime, auth, error), statusCode: 503);
-        }
+            ReadOnly = engine.Gate.ReadOnly,
+            Shedding = engine.Gate.Shedding,
+            Ms = report.Ms,
+            Checks = report.Checks,
+        };
+        return report.Ready ? TypedResults.Ok(response) : TypedResults.Json(response, statusCode: 503);
     }
 
     private static IResult Live(HttpContext http)
@@ -57,18 +59,12 @@ internal static class SystemEndpoints
         return TypedResults.Ok(new ProbeResponse("ok"));
     }
 
-    private static async Task<IResult> ReadyAsync(HttpContext http, IMemoryStore store, CancellationToken ct)
+    private static async Task<IResult> ReadyAsync(HttpContext http, HealthChecks checks, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        try
-        {
-            await store.CheckAsync(ct);
-            return TypedResults.Ok(new ProbeResponse("ok"));
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            return TypedResults.Json(new ProbeResponse("unavailable"), statusCode: 503);
-        }
+        // Says nothing but ready or not (no key needed); /health has the findings.
+        var report = await checks.RunAsync(ct);
+        return report.Ready ? TypedResults.Ok(new ProbeResponse("ok")) : TypedResults.Json(new ProbeResponse("unavailable"), statusCode: 503);
     }
 
     private static async Task<IResult> StatsAsync(HttpContext http, EngramEngine engine, CancellationToken ct)
@@ -79,7 +75,21 @@ internal static class SystemEndpoints
 }
 
 /// <param name="Auth">"open" (no API keys: loopback only) or "keys"; nothing about the keys themselves.</param>
+/// <param name="Status">ok; degraded (ready, but a check warns: read-only mode, memory above 85 %); unavailable (not ready, 503).</param>
 public sealed record HealthResponse(string Status, string Version, string Store, long UptimeSeconds, string Auth,
-    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Error);
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Error)
+{
+    /// <summary>Read-only mode: writes get 503.</summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>Writes are shed: the process is over 95 % of its memory budget (until back under 85 %).</summary>
+    public bool Shedding { get; init; }
+
+    /// <summary>How long all checks took.</summary>
+    public double Ms { get; init; }
+
+    /// <summary>Every check with its status (ok, warn, fail), time, finding and what to do.</summary>
+    public IReadOnlyList<Operations.HealthCheck> Checks { get; init; } = [];
+}
 
 public sealed record ProbeResponse(string Status);

@@ -11,10 +11,10 @@ namespace Engram.Server.Jobs;
 /// Reads already hide expired records; the sweeper reclaims their space and records "expired" in history.
 /// It also prunes key-value history older than <see cref="KvOptions.HistoryRetentionDays"/>, continuing
 /// where the last tick stopped and starting over after a complete pass (a live key's newest entry is
-/// kept while it is the newest, and becomes prunable once the key changes again).
+/// kept while it is the newest, and becomes prunable once the key changes again). Paused in read-only mode.
 /// </summary>
 internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore keyValue, IOptions<EngramServerOptions> options, TimeProvider clock,
-    ILogger<ExpirySweeper> logger)
+    ILogger<ExpirySweeper> logger, Core.EngramEngine engine)
     : BackgroundService
 {
     private const int MaxPerRun = 100_000;
@@ -27,6 +27,10 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore k
         {
             do
             {
+                if (engine.Gate.ReadOnly)
+                {
+                    continue; // read-only: the store's content does not change, expiry included (reads hide expired records meanwhile)
+                }
                 try
                 {
                     var deleted = await store.DeleteExpiredAsync(MaxPerRun, stoppingToken);

@@ -86,6 +86,7 @@ internal static class McpToolFailures
     internal static string? Describe(Exception exception) => exception switch
     {
         ValidationException v => $"invalid {v.Field}: {v.Message}",
+        Core.Operations.WritesRefusedException w => "unavailable: " + w.Message,
         NotFoundException n => "not found: " + n.Message,
         ForbiddenException f => "forbidden: " + f.Message,
         ConflictException c => "conflict: " + c.Message + (c.ExistingId is null ? "" : $" (existing id {c.ExistingId})"),

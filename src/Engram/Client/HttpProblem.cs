@@ -28,6 +28,8 @@ internal static class HttpProblem
             409 => new ConflictException(detail, Text(problem.Value, "existing_id")),
             412 => new PreconditionFailedException(detail,
                 problem.Value.TryGetProperty("current_version", out var version) && version.TryGetInt64(out var current) ? current : 0),
+            503 when Text(problem.Value, "reason") is "read_only" => new Core.Operations.WritesRefusedException(Core.Operations.WriteRefusal.ReadOnly, detail),
+            503 when Text(problem.Value, "reason") is "memory_budget" => new Core.Operations.WritesRefusedException(Core.Operations.WriteRefusal.MemoryBudget, detail),
             >= 400 and < 500 => new RequestRefusedException(Text(problem.Value, "title") ?? "Refused", detail, code),
             _ => new BackendUnavailableException($"the server failed ({code}): {detail}"),
         };

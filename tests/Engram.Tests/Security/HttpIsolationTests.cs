@@ -219,6 +219,9 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         {
             await ExpectAsync(a, "GET", "/metrics", null, 403);
         }
+        // Server-wide operations (issue 14): admins only; they reveal no tenant's content (largest_tenants names tenants: admins operate the server).
+        await ReadAsync(a, "/v1/admin/memory", admin);
+        await ReadAsync(a, "/v1/admin/readonly", admin);
     }
 
     private async Task WritePassAsync(Actor a, List<Actor> actors, List<(string Id, string Tenant, string Scope)> memoryIds, List<(string Tenant, string Partition)> partitions)
@@ -266,6 +269,9 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         var foreignKey = await ForeignKeyIdAsync(actors, a.Tenant);
         await ExpectAsync(a, "DELETE", $"/v1/admin/keys/{foreignKey}", null, a.Role == Role.Admin ? 404 : 403);
         await ExpectAsync(a, "POST", $"/v1/admin/keys/{foreignKey}/rotate", null, a.Role == Role.Admin ? 404 : 403);
+        await ExpectAsync(a, "POST", "/v1/admin/cache/cleanup", null, a.Role == Role.Admin ? 200 : 403);
+        await ExpectAsync(a, "POST", "/v1/admin/gc", null, a.Role == Role.Admin ? 200 : 403);
+        await ExpectAsync(a, "POST", "/v1/admin/readonly", new { enabled = false }, a.Role == Role.Admin ? 200 : 403);
         if (a.Role != Role.Admin)
         {
             await ExpectAsync(a, "POST", "/v1/admin/keys", new { role = "admin" }, 403);

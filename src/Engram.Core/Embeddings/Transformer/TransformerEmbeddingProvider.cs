@@ -33,6 +33,12 @@ public sealed class TransformerEmbeddingProvider : IEmbeddingProvider, IDisposab
     /// <summary>True once the model has been loaded (by the first embed or <see cref="WarmUp"/>).</summary>
     public bool IsLoaded => _runtime.IsValueCreated;
 
+    /// <summary>Why the model could not be loaded (the failure is kept: every embed reports it), or null.</summary>
+    public string? LoadError { get; private set; }
+
+    /// <summary>The model package (the DLL holding the ONNX model and its vocabulary) this provider loads.</summary>
+    public string PackagePath => Path.Combine(_options.ModelDirectory ?? ModelPackage.DefaultDirectory, Model.AssemblyFile);
+
     /// <summary>Loads the model now (otherwise the first embed does).</summary>
     public void WarmUp() => _ = _runtime.Value;
 
@@ -89,6 +95,19 @@ public sealed class TransformerEmbeddingProvider : IEmbeddingProvider, IDisposab
     }
 
     private TransformerRuntime Load()
+    {
+        try
+        {
+            return LoadCore();
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            LoadError = ex.Message;
+            throw;
+        }
+    }
+
+    private TransformerRuntime LoadCore()
     {
         var directory = _options.ModelDirectory ?? ModelPackage.DefaultDirectory;
         var dll = Path.Combine(directory, Model.AssemblyFile);

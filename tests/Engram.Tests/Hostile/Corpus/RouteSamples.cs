@@ -120,6 +120,13 @@ internal static class RouteSamples
         new("POST", "/v1/kv/{key}", "/v1/kv/{key}/incr", """{"by":2}""", [200]) { Params = P("key", "hostile:counter"), Writes = true },
         new("POST", "/v1/kv/{key}", "/v1/kv/{key}/expire", """{"ttl_seconds":60}""", [404]) { Params = P("key", "hostile:absent") },
 
+        // Operations (issue 14, guard): server-wide, admin only. The read-only sample turns it off, so no variant can close writes.
+        new("GET", "/v1/admin/memory", "/v1/admin/memory", null, [200]),
+        new("POST", "/v1/admin/cache/cleanup", "/v1/admin/cache/cleanup", null, [200]),
+        new("POST", "/v1/admin/gc", "/v1/admin/gc", null, [200]),
+        new("GET", "/v1/admin/readonly", "/v1/admin/readonly", null, [200]),
+        new("POST", "/v1/admin/readonly", "/v1/admin/readonly", """{"enabled":false}""", [200]),
+
         // MCP (Streamable HTTP): a read-only tool call, so no spoiled variant can write; answers per Exceptions.Mcp.
         new("POST", "/mcp", "/mcp", """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"memory_get","arguments":{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}}}""", [200]),
     ];

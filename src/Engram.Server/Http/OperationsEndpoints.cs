@@ -1,0 +1,174 @@
+using System.Diagnostics;
+using System.Runtime;
+using Engram.Core;
+using Engram.Core.Common;
+using Engram.Core.Security;
+using Engram.Server.Operations;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Logging;
+
+namespace Engram.Server.Http;
+
+/// <summary>
+/// Server-wide operations for admins (issue 14): memory use, cache cleanup, a compacting GC and read-only mode.
+/// They act on the whole process, every tenant included, so a scoped admin key may not use them.
+/// </summary>
+internal static partial class OperationsEndpoints
+{
+    private const int LargestTenants = 10;
+
+    public static IEndpointRouteBuilder MapOperationsEndpoints(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/admin").WithTags("operations");
+        group.MapGet("/memory", Memory).WithName("AdminMemory").Requires(Role.Admin)
+            .WithSummary("Working set against the budget, GC heap by generation, each cache and index with its size, the largest tenants.")
+            .Produces<MemoryReport>();
+        group.MapPost("/cache/cleanup", CacheCleanup).WithName("AdminCacheCleanup").Requires(Role.Admin)
+            .WithSummary("Empties the caches (query vectors, API keys) and reports what was freed.").Produces<CacheCleanupReport>();
+        group.MapPost("/gc", Collect).WithName("AdminGc").Requires(Role.Admin)
+            .WithSummary("A blocking, compacting garbage collection (large object heap included); reports memory before and after.")
+            .Produces<GcReport>();
+        group.MapGet("/readonly", GetReadOnly).WithName("GetReadOnly").Requires(Role.Admin)
+            .WithSummary("Whether the server is in read-only mode.").Produces<ReadOnlyState>();
+        group.MapPost("/readonly", SetReadOnlyAsync).WithName("SetReadOnly").Requires(Role.Admin)
+            .WithSummary("Turns read-only mode on or off ({\"enabled\":true}): every write of memories, key-value state and the graph gets 503; reads keep working.")
+            .Accepts<ReadOnlyRequest>("application/json").Produces<ReadOnlyState>().ProducesProblem(400);
+        return app;
+    }
+
+    private static Caller Operator(HttpContext http, string action)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        var caller = http.GetCaller();
+        caller.Require(Role.Admin, action);
+        if (caller.IsScoped)
+        {
+            throw new ForbiddenException($"a scoped key may not {action}: it acts on the whole server");
+        }
+        return caller;
+    }
+
+    private static IResult Memory(HttpContext http, EngramEngine engine, MemoryMonitor monitor, ApiKeyService keys, Microsoft.Extensions.Options.IOptions<EngramServerOptions> options)
+    {
+        Operator(http, "read the server's memory use");
+        var sample = monitor.Sample();
+        var gc = GC.GetGCMemoryInfo();
+        string[] names = ["gen0", "gen1", "gen2", "loh", "poh"];
+        var generations = new List<GcGeneration>();
+        for (var i = 0; i < gc.GenerationInfo.Length && i < names.Length; i++)
+        {
+            var g = gc.GenerationInfo[i];
+            generations.Add(new GcGeneration(names[i], g.SizeAfterBytes, g.FragmentationAfterBytes, i < 3 ? GC.CollectionCount(i) : null));
+        }
+        var index = engine.Index;
+        var dims = engine.Embedder.Dimensions;
+        var bytesPerComponent = options.Value.Search.VectorQuantization == Core.Indexing.Vector.VectorQuantization.None ? 4 : 1;
+        var snapshot = engine.SnapshotPath is { } path && File.Exists(path) ? new FileInfo(path).Length : (long?)null;
+        var indexes = new List<SizedPart>
+        {
+            // Estimates: vectors at their stored width plus ~16 graph links each; documents at ~400 bytes of table and postings.
+            new("vectors", index.VectorCount, null, (long)index.VectorCount * (dims * bytesPerComponent + 16 * 4 * 2),
+                $"{dims} dimensions, {(bytesPerComponent == 4 ? "float32" : "int8")}; {index.StagedVectors} staged, {index.PendingVectors} pending"),
+            new("lexical_and_documents", index.Count, null, index.Count * 400L, snapshot is null ? "estimate" : $"estimate; the index snapshot on disk is {HealthChecks.Mb(snapshot.Value)}"),
+        };
+        var caches = new List<SizedPart>
+        {
+            Cache(engine),
+            new("api_keys", keys.CachedKeys, options.Value.Auth.KeyCacheSize, keys.CachedKeys * MemoryBudget.ApiKeyBytes, "keys seen since the last refresh"),
+        };
+        var queues = new List<SizedPart>
+        {
+            new("store_writer", null, 10_000, null, "write requests waiting for the single writer (bounded; callers wait when full)"),
+            new("audit_trail", null, 10_000, null, "audit entries waiting to be written (bounded; drops beyond)"),
+            new("embedding_pending", index.PendingVectors, null, null, "memories waiting for a vector (rows in the store, embedded in batches)"),
+        };
+        var tenants = index.Read(i => i.Docs.LargestTenants(LargestTenants));
+        var slots = index.Read(i => i.Docs.NextDoc);
+        // Updates and deletes retire a document slot (and its vector becomes an HNSW tombstone); they are reclaimed only by a rebuild.
+        indexes.Add(new("retired_slots", slots - index.Count, null, (slots - index.Count) * (400L + dims * bytesPerComponent),
+            "slots of updated or deleted memories kept until the indexes are rebuilt (engram reindex --data DIR, then restart)"));
+        return TypedResults.Ok(new MemoryReport(sample.WorkingSetBytes, sample.BudgetBytes, monitor.Budget.Source, sample.Ratio, sample.Warning, sample.Shedding,
+            new GcReportPart(GC.GetTotalMemory(false), gc.HeapSizeBytes, gc.FragmentedBytes, gc.TotalCommittedBytes, gc.Compacted, generations),
+            caches, indexes, queues, [.. tenants.Select(t => new TenantSize(t.Tenant, t.Memories))]));
+    }
+
+    private static SizedPart Cache(EngramEngine engine) => engine.QueryCache is { } cache
+        ? new("query_vectors", cache.Count, cache.Capacity, cache.Count * MemoryBudget.QueryVectorBytes, $"hits {cache.Hits}, misses {cache.Misses}")
+        : new("query_vectors", 0, 0, 0, "off (Engram:Search:QueryCacheSize 0)");
+
+    private static IResult CacheCleanup(HttpContext http, EngramEngine engine, ApiKeyService keys, MemoryMonitor monitor, ILogger<MemoryMonitor> logger)
+    {
+        var caller = Operator(http, "clear the server's caches");
+        var before = MemoryMonitor.WorkingSet();
+        var vectors = engine.QueryCache?.Clear() ?? 0;
+        var apiKeys = keys.ClearCache();
+        LogCleanup(logger, caller.Actor, vectors, apiKeys);
+        var sample = monitor.Sample();
+        return TypedResults.Ok(new CacheCleanupReport(
+            [new("query_vectors", vectors, null, vectors * MemoryBudget.QueryVectorBytes, null), new("api_keys", apiKeys, null, apiKeys * MemoryBudget.ApiKeyBytes, null)],
+            before, sample.WorkingSetBytes, "freed memory returns to the system after a collection (POST /v1/admin/gc)"));
+    }
+
+    private static IResult Collect(HttpContext http, MemoryMonitor monitor, ILogger<MemoryMonitor> logger)
+    {
+        var caller = Operator(http, "run a garbage collection");
+        var workingSet = MemoryMonitor.WorkingSet();
+        var heap = GC.GetTotalMemory(false);
+        var started = Stopwatch.GetTimestamp();
+        GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        var sample = monitor.Sample();
+        LogCollected(logger, caller.Actor, HealthChecks.Mb(workingSet), HealthChecks.Mb(sample.WorkingSetBytes), ms);
+        return TypedResults.Ok(new GcReport(workingSet, sample.WorkingSetBytes, heap, GC.GetTotalMemory(false), Math.Round(ms, 1), sample.Shedding));
+    }
+
+    private static IResult GetReadOnly(HttpContext http, EngramEngine engine)
+    {
+        Operator(http, "read the read-only mode");
+        return TypedResults.Ok(new ReadOnlyState(engine.Gate.ReadOnly));
+    }
+
+    private static async Task<IResult> SetReadOnlyAsync(HttpContext http, EngramEngine engine, ILogger<MemoryMonitor> logger, CancellationToken ct)
+    {
+        var caller = Operator(http, "switch read-only mode");
+        var request = await JsonBody.ReadAsync<ReadOnlyRequest>(http.Request, BodySize.Small, ct);
+        var enabled = request.Enabled ?? throw new ValidationException("enabled", "enabled is required (true or false)");
+        engine.Gate.ReadOnly = enabled;
+        LogReadOnly(logger, caller.Tenant, caller.Actor, enabled);
+        return TypedResults.Ok(new ReadOnlyState(enabled));
+    }
+
+    [LoggerMessage(EventId = 1410, Level = LogLevel.Warning, Message = "read-only mode {Enabled} (by {Tenant}/{Actor})")]
+    private static partial void LogReadOnly(ILogger logger, string tenant, string actor, bool enabled);
+
+    [LoggerMessage(EventId = 1411, Level = LogLevel.Information, Message = "caches cleared by {Actor}: {Vectors} query vectors, {Keys} API keys")]
+    private static partial void LogCleanup(ILogger logger, string actor, int vectors, int keys);
+
+    [LoggerMessage(EventId = 1412, Level = LogLevel.Information, Message = "compacting GC by {Actor}: working set {Before} -> {After} in {Ms:0} ms")]
+    private static partial void LogCollected(ILogger logger, string actor, string before, string after, double ms);
+}
+
+public sealed record ReadOnlyRequest(bool? Enabled);
+
+public sealed record ReadOnlyState(bool Enabled);
+
+/// <summary>A cache, index or queue: entries (null: not counted), its bound (null: none of its own), estimated bytes and a note.</summary>
+public sealed record SizedPart(string Name, long? Entries, long? Capacity, long? EstimatedBytes, string? Note);
+
+public sealed record GcGeneration(string Generation, long SizeBytes, long FragmentationBytes, int? Collections);
+
+public sealed record GcReportPart(long TotalMemoryBytes, long HeapSizeBytes, long FragmentedBytes, long CommittedBytes, bool LastCompacted, IReadOnlyList<GcGeneration> Generations);
+
+public sealed record TenantSize(string Tenant, int Memories);
+
+public sealed record MemoryReport(long WorkingSetBytes, long BudgetBytes, string BudgetSource, double UsedRatio, bool Warning, bool Shedding,
+    GcReportPart Gc, IReadOnlyList<SizedPart> Caches, IReadOnlyList<SizedPart> Indexes, IReadOnlyList<SizedPart> Queues, IReadOnlyList<TenantSize> LargestTenants);
+
+public sealed record CacheCleanupReport(IReadOnlyList<SizedPart> Freed, long WorkingSetBeforeBytes, long WorkingSetAfterBytes, string Note);
+
+public sealed record GcReport(long WorkingSetBeforeBytes, long WorkingSetAfterBytes, long HeapBeforeBytes, long HeapAfterBytes, double Ms, bool Shedding);

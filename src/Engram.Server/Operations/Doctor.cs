@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using Engram.Core;
+using Engram.Core.Security;
+using Engram.Core.Storage.Sqlite;
+using Engram.Server.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
+
+namespace Engram.Server.Operations;
+
+/// <summary>
+/// <c>engram doctor</c> in process: the configuration (every setting's validation, the listen addresses and TLS,
+/// the data folder, API keys when listening beyond loopback, the memory budget against what the store needs), then
+/// the server's own readiness checks (<see cref="HealthChecks"/>) on the data folder. Each problem says what to do.
+/// </summary>
+public static class Doctor
+{
+    /// <summary>Runs every check; <paramref name="dataPath"/> and <paramref name="urls"/> override the configuration.</summary>
+    public static async Task<IReadOnlyList<HealthCheck>> RunAsync(IConfiguration configuration, string? dataPath, string? urls, CancellationToken ct = default)
+    {
+        var checks = new List<HealthCheck>();
+        EngramServerOptions options;
+        try
+        {
+            options = EngramServerOptions.Bind(configuration);
+        }
+        catch (OptionsValidationException ex)
+        {
+            checks.Add(Check("configuration", HealthChecks.Fail, 0, string.Join("; ", ex.Failures), "fix the setting named (appsettings.json, Engram__* or the operator variables)"));
+            return checks;
+        }
+        if (dataPath is not null)
+        {
+            options.DataPath = dataPath;
+        }
+        var listen = urls ?? configuration["urls"] ?? EngramServerOptions.DefaultUrls;
+        var errors = options.Validate().Concat(TlsOptions.CheckUrls(listen, options.Tls)).ToList();
+        checks.Add(errors.Count == 0
+            ? Check("configuration", HealthChecks.Ok, 0, "every setting is valid", null)
+            : Check("configuration", HealthChecks.Fail, 0, string.Join("; ", errors), "fix the settings named (appsettings.json, Engram__* or the operator variables); docs/CONFIGURATION.md"));
+        checks.Add(Tls(options));
+        checks.Add(DataFolder(options.DataPath));
+        if (!File.Exists(Path.Combine(Path.GetFullPath(options.DataPath), SqliteMemoryStore.FileName)))
+        {
+            checks.Add(Check("store", HealthChecks.Fail, 0, $"no Engram database in {Path.GetFullPath(options.DataPath)}",
+                "pass --data DIR (or ENGRAM_DATA) naming the server's data folder; a new server creates the store at its first start"));
+            return checks;
+        }
+        if (errors.Count > 0 && !errors.TrueForAll(e => e.StartsWith("an https://", StringComparison.Ordinal)))
+        {
+            return checks; // the engine cannot be built from invalid settings
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        await using var engine = new EngramEngine(SqliteMemoryStore.Open(options.DataPath, TimeProvider.System, maxReaders: 2), options.Limits, options.Search,
+            options.Embeddings.CreateProvider(options.Outbound));
+        var nonLoopback = ListenAddresses.FirstNonLoopback(listen, configuration);
+        checks.Add(await KeysAsync(engine, nonLoopback, options.DataPath, ct).ConfigureAwait(false));
+        await engine.EnsureIndexedAsync().WaitAsync(ct).ConfigureAwait(false);
+        var loadMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        checks.Add(Budget(options, loadMs));
+        var report = await new HealthChecks(engine, options).RunAsync(ct).ConfigureAwait(false);
+        checks.AddRange(report.Checks.Where(c => c.Name != "memory"));
+        if (options.ReadOnly)
+        {
+            checks.RemoveAll(c => c.Name == "read_only");
+            checks.Add(Check("read_only", HealthChecks.Warn, 0, "READONLY_MODE is set: every write is refused", "unset READONLY_MODE (Engram:ReadOnly) when the maintenance is over"));
+        }
+        return checks;
+    }
+
+    private static HealthCheck Tls(EngramServerOptions options)
+    {
+        if (!options.Tls.Enabled)
+        {
+            return Check("tls", HealthChecks.Ok, 0, "off (plain HTTP; put a TLS proxy in front when listening beyond loopback)", null);
+        }
+        try
+        {
+            using var certificate = options.Tls.LoadCertificate();
+            var left = certificate.NotAfter.ToUniversalTime() - DateTime.UtcNow;
+            return left < TimeSpan.FromDays(14)
+                ? Check("tls", HealthChecks.Warn, 0, $"the certificate expires {certificate.NotAfter:yyyy-MM-dd} ({left.TotalDays:0} days)", "renew the certificate and restart the server")
+                : Check("tls", HealthChecks.Ok, 0, $"certificate valid until {certificate.NotAfter:yyyy-MM-dd}", null);
+        }
+        catch (OptionsValidationException ex)
+        {
+            return Check("tls", HealthChecks.Fail, 0, string.Join("; ", ex.Failures), "fix Engram:Tls:CertificatePath / KeyPath / ENGRAM_TLS_PASSWORD");
+        }
+    }
+
+    private static HealthCheck DataFolder(string dataPath)
+    {
+        var folder = Path.GetFullPath(dataPath);
+        if (!Directory.Exists(folder))
+        {
+            return Check("data_folder", HealthChecks.Fail, 0, $"{folder} does not exist", "create it, or pass --data DIR naming the server's data folder");
+        }
+        var probe = Path.Combine(folder, $".engram-doctor-{Environment.ProcessId}");
+        try
+        {
+            File.WriteAllText(probe, "probe");
+            File.Delete(probe);
+            return Check("data_folder", HealthChecks.Ok, 0, $"{folder} is writable", null);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return Check("data_folder", HealthChecks.Fail, 0, $"{folder} is not writable: {ex.Message}",
+                "give the server's user write access (chown/chmod), or mount the volume read-write");
+        }
+    }
+
+    private static async Task<HealthCheck> KeysAsync(EngramEngine engine, string? nonLoopback, string dataPath, CancellationToken ct)
+    {
+        var keys = await ((IApiKeyStore)engine.Store).ListApiKeysAsync(null, ct).ConfigureAwait(false);
+        var now = DateTimeOffset.UtcNow;
+        var active = keys.Count(k => k.RevokedAt is null && (k.ExpiresAt is null || k.ExpiresAt > now));
+        if (active > 0)
+        {
+            return Check("api_keys", HealthChecks.Ok, 0, $"{active} active key(s)", null);
+        }
+        return nonLoopback is null
+            ? Check("api_keys", HealthChecks.Ok, 0, "no API keys: open mode, served on loopback only", null)
+            : Check("api_keys", HealthChecks.Fail, 0, $"no API keys, but the server would listen on {nonLoopback}: it refuses to start",
+                $"create a key first: engram keys create --data {dataPath} --tenant default --role admin (or listen on 127.0.0.1 only)");
+    }
+
+    /// <summary>
+    /// What the store needs is measured, not guessed: this process's working set after loading the store's indexes
+    /// (as a server does at start). A budget under that (over 85 % of it used right away) sheds writes from the start.
+    /// </summary>
+    private static HealthCheck Budget(EngramServerOptions options, double loadMs)
+    {
+        var budget = MemoryBudget.Resolve(options.Memory.BudgetMB);
+        var needed = MemoryMonitor.WorkingSet();
+        var detail = $"budget {HealthChecks.Mb(budget.Bytes)} ({budget.Source}); loading the indexes took {HealthChecks.Mb(needed)} in {loadMs / 1000:0.0} s";
+        return needed >= budget.Bytes * MemoryMonitor.WarnRatio
+            ? Check("memory_budget", HealthChecks.Fail, 0, detail + ": above 85 % before any traffic",
+                $"raise ENGRAM_MEMORY_BUDGET_MB to at least {needed / 0.7 / (1024 * 1024):0} (leaves room for caches and requests)")
+            : Check("memory_budget", HealthChecks.Ok, 0, detail, null);
+    }
+
+    private static HealthCheck Check(string name, string status, double ms, string detail, string? fix) => new(name, status, ms, detail, fix);
+}

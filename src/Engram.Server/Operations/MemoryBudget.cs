@@ -1,0 +1,91 @@
+using System.Globalization;
+
+namespace Engram.Server.Operations;
+
+/// <summary>
+/// The process's RAM budget: ENGRAM_MEMORY_BUDGET_MB when set, else the cgroup memory limit (v2
+/// <c>/sys/fs/cgroup/memory.max</c>, v1 <c>memory/memory.limit_in_bytes</c>), else half the machine's RAM.
+/// The caches the server sizes (query vectors, API keys) are capped at a small share of it (<see cref="CapCaches"/>).
+/// </summary>
+public sealed record MemoryBudget(long Bytes, string Source)
+{
+    private const long MB = 1024 * 1024;
+
+    /// <summary>Share of the budget each sized cache may hold at most (1 %).</summary>
+    public const double CacheShare = 0.01;
+
+    /// <summary>Resolves the budget from <paramref name="budgetMB"/> (0: automatic).</summary>
+    public static MemoryBudget Resolve(int budgetMB)
+    {
+        if (budgetMB > 0)
+        {
+            return new MemoryBudget(budgetMB * MB, "ENGRAM_MEMORY_BUDGET_MB");
+        }
+        var machine = MachineMemory();
+        if (CgroupLimit() is { } limit && limit < machine)
+        {
+            return new MemoryBudget(limit, "the cgroup memory limit");
+        }
+        return new MemoryBudget(machine / 2, "half the machine's RAM");
+    }
+
+    /// <summary>The cgroup (v2, else v1) memory limit in bytes, or null when there is none.</summary>
+    public static long? CgroupLimit()
+    {
+        foreach (var path in new[] { "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes" })
+        {
+            try
+            {
+                if (File.Exists(path) && long.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var limit) && limit > 0)
+                {
+                    return limit; // "max" (v2) does not parse: no limit; v1's "no limit" is a huge number, above the machine's RAM
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The machine's RAM (MemTotal on Linux), else what the GC sees as available.</summary>
+    public static long MachineMemory()
+    {
+        try
+        {
+            foreach (var line in File.Exists("/proc/meminfo") ? File.ReadLines("/proc/meminfo") : [])
+            {
+                if (line.StartsWith("MemTotal:", StringComparison.Ordinal)
+                    && long.TryParse(line["MemTotal:".Length..].Replace("kB", "", StringComparison.Ordinal).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var kb))
+                {
+                    return kb * 1024;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+        return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+    }
+
+    /// <summary>
+    /// Lowers the configured cache sizes so each stays within <see cref="CacheShare"/> of the budget (never raises
+    /// them): a query vector costs about dimensions × 4 bytes plus the query text (~4 KB at 768 dimensions, taken as
+    /// the bound), a cached API key about 1 KB.
+    /// </summary>
+    public void CapCaches(EngramServerOptions options)
+    {
+        var share = (long)(Bytes * CacheShare);
+        if (options.Search.QueryCacheSize > 0)
+        {
+            options.Search.QueryCacheSize = (int)Math.Min(options.Search.QueryCacheSize, Math.Max(16, share / QueryVectorBytes));
+        }
+        options.Auth.KeyCacheSize = (int)Math.Min(options.Auth.KeyCacheSize, Math.Max(16, share / ApiKeyBytes));
+    }
+
+    /// <summary>The estimate of one query-vector cache entry used for sizing and reporting.</summary>
+    public const long QueryVectorBytes = 4096;
+
+    /// <summary>The estimate of one cached API key used for sizing and reporting.</summary>
+    public const long ApiKeyBytes = 1024;
+}

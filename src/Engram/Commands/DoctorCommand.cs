@@ -1,0 +1,133 @@
+using System.CommandLine;
+using System.Text.Json;
+using Engram.Cli.Client;
+using Engram.Cli.Output;
+using Engram.Server;
+using Engram.Server.Operations;
+using Microsoft.Extensions.Configuration;
+
+namespace Engram.Cli.Commands;
+
+/// <summary>
+/// <c>engram doctor</c>: the server's readiness checks plus configuration problems, each with what to do. In process
+/// on a data folder (<c>--data</c>: <see cref="Doctor"/>), or against a running server (<c>--server</c>: its
+/// <c>/health</c>). Exit code 0 only when every check is ok; 1 when one warns or fails; 2 when the server cannot be reached.
+/// </summary>
+internal static class DoctorCommand
+{
+    public static Command Create()
+    {
+        var backend = new BackendOptions();
+        var urls = new Option<string?>("--urls")
+        {
+            Description = $"The addresses the server listens on, to check (default: the configured urls, else {EngramServerOptions.DefaultUrls}).",
+            HelpName = "URLS",
+        };
+        var command = new Command("doctor", "Check the configuration, the data folder and the server's health; say what to do about each problem.") { urls };
+        backend.AddTo(command);
+        command.SetAction(async (parse, ct) =>
+        {
+            var json = parse.GetValue(backend.Json);
+            try
+            {
+                var data = parse.GetValue(backend.Data);
+                var server = parse.GetValue(backend.Server);
+                if (data is not null && server is not null)
+                {
+                    throw new Core.Common.ValidationException("--server", "give --data or --server, not both");
+                }
+                server ??= data is null ? Environment.GetEnvironmentVariable(BackendOptions.ServerVariable) is { Length: > 0 } s ? s : null : null;
+                var checks = server is not null
+                    ? await RemoteAsync(BackendOptions.ServerUri(server), ct)
+                    : await Doctor.RunAsync(Configuration(), data ?? (Environment.GetEnvironmentVariable(BackendOptions.DataVariable) is { Length: > 0 } d ? d : null),
+                        parse.GetValue(urls), ct);
+                var healthy = checks.All(c => c.Status == HealthChecks.Ok);
+                if (json)
+                {
+                    JsonOutput.Write(Console.Out, new DoctorResponse(healthy, checks));
+                }
+                else
+                {
+                    Print(checks, healthy);
+                }
+                return healthy ? ExitCodes.Ok : ExitCodes.UserError;
+            }
+            catch (Exception ex)
+            {
+                return ErrorReporter.Report(ex, Console.Error, json, command);
+            }
+        });
+        return command;
+    }
+
+    private static IConfiguration Configuration()
+    {
+        var configuration = new ConfigurationBuilder()
+            .SetBasePath(AppContext.BaseDirectory)
+            .AddJsonFile("appsettings.json", optional: true)
+            .AddEnvironmentVariables()
+            .Build();
+        ServerApplication.MapOperatorVariables(configuration);
+        return configuration;
+    }
+
+    private static async Task<IReadOnlyList<HealthCheck>> RemoteAsync(Uri server, CancellationToken ct)
+    {
+        using var http = new HttpClient { BaseAddress = server, Timeout = TimeSpan.FromSeconds(30) };
+        if (Environment.GetEnvironmentVariable(HttpMemoryClient.ApiKeyVariable) is { Length: > 0 } key)
+        {
+            http.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + key.Trim());
+        }
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.GetAsync("health", ct);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new BackendUnavailableException($"cannot reach the Engram server at {server}: {ex.Message}", ex);
+        }
+        using (response)
+        {
+            var body = await response.Content.ReadAsStringAsync(ct);
+            if ((int)response.StatusCode is 401 or 403)
+            {
+                return [new HealthCheck("api_key", HealthChecks.Fail, 0, $"the server answered {(int)response.StatusCode} to GET /health",
+                    $"set {HttpMemoryClient.ApiKeyVariable} to a key of the server (any role)")];
+            }
+            try
+            {
+                using var document = JsonDocument.Parse(body);
+                if (document.RootElement.TryGetProperty("checks", out var list))
+                {
+                    return [.. list.EnumerateArray().Select(c => new HealthCheck(
+                        c.GetProperty("name").GetString() ?? "?", c.GetProperty("status").GetString() ?? HealthChecks.Fail,
+                        c.TryGetProperty("ms", out var ms) ? ms.GetDouble() : 0, c.GetProperty("detail").GetString() ?? "",
+                        c.TryGetProperty("fix", out var fix) ? fix.GetString() : null))];
+                }
+            }
+            catch (JsonException)
+            {
+            }
+            throw new BackendUnavailableException($"the server at {server} answered {(int)response.StatusCode} without Engram's health checks; is it an Engram server of this version?");
+        }
+    }
+
+    private static void Print(IReadOnlyList<HealthCheck> checks, bool healthy)
+    {
+        foreach (var check in checks)
+        {
+            var mark = check.Status switch { HealthChecks.Ok => "ok  ", HealthChecks.Warn => "WARN", _ => "FAIL" };
+            Console.WriteLine($"{mark} {check.Name,-14} {check.Detail}{(check.Ms >= 1 ? $" ({check.Ms:0} ms)" : "")}");
+            if (check.Fix is { } fix)
+            {
+                Console.WriteLine($"     {"",-14} fix: {fix}");
+            }
+        }
+        var problems = checks.Count(c => c.Status != HealthChecks.Ok);
+        Console.WriteLine(healthy ? "All is well." : $"{problems} problem(s) found.");
+    }
+
+    /// <summary>What <c>doctor --json</c> prints.</summary>
+    internal sealed record DoctorResponse(bool Healthy, IReadOnlyList<HealthCheck> Checks);
+}
