@@ -9,6 +9,7 @@ using Engram.Core.Storage.Sqlite;
 using Engram.Server.Http;
 using Engram.Server.Jobs;
 using Engram.Server.Mcp;
+using Engram.Server.Operations;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Hosting;
@@ -107,6 +108,11 @@ public static class ServerApplication
         builder.Services.AddEngramMcp().WithHttpTransport(http => http.Stateless = true);
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
+        builder.Services.AddSingleton<BackupService>(); // backups (issue 14): REST and the schedule
+        if (options.Backup.Enabled)
+        {
+            builder.Services.AddHostedService<BackupScheduler>();
+        }
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(OpenApiDocuments.Name, openApi => openApi.AddDocumentTransformer((document, _, _) =>
@@ -174,6 +180,7 @@ public static class ServerApplication
         app.MapGraphEndpoints();
         app.MapKeyValueEndpoints();
         app.MapAdminEndpoints();
+        app.MapBackupEndpoints();
         app.MapEngramMcp();
         return app;
     }
