@@ -33,6 +33,19 @@ public static class BackupFile
         return new FileStream(path, options);
     }
 
+    /// <summary>Creates a backup folder, owner-only on Unix when new.</summary>
+    public static void CreatePrivateFolder(string folder)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(folder);
+        }
+        else
+        {
+            Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
     /// <summary>Writes the head of a backup: the prefix and the manifest. The payload follows.</summary>
     public static void WriteHead(Stream output, BackupManifest manifest)
     {

@@ -64,7 +64,7 @@ public sealed partial class BackupService
         var started = Stopwatch.GetTimestamp();
         try
         {
-            Directory.CreateDirectory(Folder);
+            BackupFile.CreatePrivateFolder(Folder);
             var name = BackupCatalog.NewName(Folder, _clock.GetUtcNow(), kind);
             var path = Path.Combine(Folder, name);
             // The work is synchronous file and SQLite I/O: off the request's thread.

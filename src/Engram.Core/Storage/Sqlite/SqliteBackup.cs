@@ -36,12 +36,12 @@ public static class SqliteBackup
 
     /// <summary>
     /// Copies the live database at <paramref name="sourcePath"/> into the new file <paramref name="destinationPath"/>,
-    /// then makes the copy self-contained: key-value states still waiting in a writer's memory are folded from their
+    /// (absent, or empty: created beforehand with the permissions wanted), then makes the copy self-contained: key-value states still waiting in a writer's memory are folded from their
     /// history rows into the copy's tables (what any opener does), and the copy is left in rollback-journal form with no WAL.
     /// </summary>
     public static void Copy(string sourcePath, string destinationPath, IProgress<(long Done, long Total)>? progress = null, CancellationToken ct = default)
     {
-        if (File.Exists(destinationPath))
+        if (File.Exists(destinationPath) && new FileInfo(destinationPath).Length > 0)
         {
             throw new IOException($"'{destinationPath}' exists already");
         }
