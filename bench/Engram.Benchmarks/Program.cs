@@ -10,6 +10,7 @@ using Engram.Benchmarks.Store;
 // `kv` compares key-value SET/GET with redis-server (in process, over HTTP, 1/8/32 clients);
 // `auth` times a GET with and without an API key (the gate's cost per request);
 // `mcp` times `engram mcp` start-up to a completed initialize (stdio, 100k memories) and tool calls over stdio and HTTP;
+// `backup` times backup, verify and restore of a 100k-memory store (and the restored store's index rebuild);
 // `embed` measures the transformer embedder (sentences/s, RSS, query latency under a document batch);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
@@ -30,6 +31,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await Engram.Benchmarks.Mcp.McpBenchmark.RunAsync(args[1..]);
     case "embed":
         return await Engram.Benchmarks.Embeddings.EmbedBenchmark.RunAsync(args[1..]);
+    case "backup":
+        return await Engram.Benchmarks.Operations.BackupBenchmark.RunAsync(args[1..]);
     case "metadata":
         return await MetadataFilterBenchmark.RunAsync(args[1..]);
 }

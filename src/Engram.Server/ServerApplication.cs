@@ -130,6 +130,7 @@ public static class ServerApplication
         try
         {
             app.Services.GetRequiredService<EngramEngine>();
+            app.Services.GetRequiredService<BackupService>(); // the backup metrics, seeded from the backup folder
         }
         catch
         {

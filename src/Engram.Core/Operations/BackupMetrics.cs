@@ -28,6 +28,11 @@ public static class BackupMetrics
             description: "Result of the last backup: 1 ok, 0 failed.");
     }
 
+    /// <summary>Creates the instruments (the first use of this class does); the server calls it at start.</summary>
+    public static void Register()
+    {
+    }
+
     public static void Succeeded(DateTimeOffset at, double seconds)
     {
         Duration.Record(seconds);

@@ -27,6 +27,7 @@ public sealed partial class BackupService
         _logger = logger;
         Options = options.Value.Backup;
         Folder = Options.FolderFor(options.Value.DataPath);
+        BackupMetrics.Register();
         try
         {
             if (BackupCatalog.List(Folder).FirstOrDefault(e => e.Kind != "unknown") is { } newest)
