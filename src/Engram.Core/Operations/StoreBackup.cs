@@ -84,14 +84,14 @@ public static class StoreBackup
     /// Checks the backup at <paramref name="file"/>: its head, the payload's length and SHA-256, that it decompresses
     /// to a database of the recorded length and SHA-256, SQLite's integrity check on that database, and that the
     /// database's schema version, last sequence, store id and counts are the manifest's. The database is decompressed
-    /// to <paramref name="keepDatabaseAt"/> when given (kept only when sound), else to a temporary file.
+    /// to <paramref name="keepDatabaseAt"/> when given (kept only when sound), else to a temporary file beside the backup.
     /// </summary>
     public static BackupVerification Verify(string file, string? keepDatabaseAt = null, CancellationToken ct = default)
     {
         var started = Stopwatch.GetTimestamp();
         var problems = new List<string>();
         BackupManifest? manifest = null;
-        var database = keepDatabaseAt ?? Path.Combine(Path.GetTempPath(), $"engram-verify-{Guid.NewGuid():N}.db");
+        var database = keepDatabaseAt ?? ScratchDatabase(file);
         var keep = false;
         try
         {
@@ -237,6 +237,27 @@ public static class StoreBackup
         // Opens as the server would: migrations of an older backup, the key-value fold; proves the store opens.
         SqliteMemoryStore.Open(folder).DisposeAsync().AsTask().GetAwaiter().GetResult();
         return verification;
+    }
+
+    /// <summary>
+    /// Where a verification decompresses to: beside the backup (the backup disk has room for a database; /tmp may be
+    /// a small tmpfs), else the temporary folder when the backup's folder is not writable.
+    /// </summary>
+    private static string ScratchDatabase(string file)
+    {
+        var name = $".engram-verify-{Guid.NewGuid():N}.db";
+        var beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, name);
+        try
+        {
+            using (BackupFile.CreatePrivate(beside))
+            {
+            }
+            return beside;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return Path.Combine(Path.GetTempPath(), name);
+        }
     }
 
     private static void CreatePrivateEmpty(string path)
