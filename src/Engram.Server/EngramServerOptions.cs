@@ -34,6 +34,9 @@ public sealed class EngramServerOptions
     /// <summary>API keys and the audit log: OpenMetrics, AuditMaxRows, KeyCacheSize.</summary>
     public AuthOptions Auth { get; set; } = new();
 
+    /// <summary>Scheduled backups: Enabled, Directory, Schedule, retention (Hourly, Daily, Weekly, Monthly).</summary>
+    public Core.Operations.BackupOptions Backup { get; set; } = new();
+
     /// <summary>Save the indexes next to the store (engram.index) for a fast start.</summary>
     public bool IndexSnapshots { get; set; } = true;
 
@@ -105,6 +108,10 @@ public sealed class EngramServerOptions
         if (RequestTimeoutSeconds is < 0 or > 86_400)
         {
             yield return "Engram:RequestTimeoutSeconds must be between 0 (no limit) and 86400";
+        }
+        foreach (var error in Backup.Validate())
+        {
+            yield return error;
         }
         foreach (var error in RateLimit.Validate().Concat(Tls.Validate()).Concat(Cors.Validate()).Concat(Outbound.Validate()))
         {

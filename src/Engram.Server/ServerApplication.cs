@@ -115,6 +115,11 @@ public static class ServerApplication
         builder.Services.AddSingleton<Operations.MemoryMonitor>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Operations.MemoryMonitor>());
         builder.Services.AddSingleton(sp => new Operations.HealthChecks(sp.GetRequiredService<EngramEngine>(), options, sp.GetRequiredService<Operations.MemoryMonitor>()));
+        builder.Services.AddSingleton<BackupService>(); // backups (issue 14): REST and the schedule
+        if (options.Backup.Enabled)
+        {
+            builder.Services.AddHostedService<BackupScheduler>();
+        }
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(OpenApiDocuments.Name, openApi => openApi.AddDocumentTransformer((document, _, _) =>
@@ -132,6 +137,7 @@ public static class ServerApplication
         try
         {
             app.Services.GetRequiredService<EngramEngine>().Gate.ReadOnly = options.ReadOnly;
+            app.Services.GetRequiredService<BackupService>(); // the backup metrics, seeded from the backup folder
         }
         catch
         {
@@ -183,6 +189,7 @@ public static class ServerApplication
         app.MapKeyValueEndpoints();
         app.MapAdminEndpoints();
         app.MapOperationsEndpoints();
+        app.MapBackupEndpoints();
         app.MapEngramMcp();
         app.MapEngramMetrics();
         return app;

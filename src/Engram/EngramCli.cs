@@ -31,6 +31,8 @@ public static class EngramCli
             AuditCommand.Create(),
             BenchCommand.Create(),
             DoctorCommand.Create(),
+            BackupCommand.Create(),
+            RestoreCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });

@@ -272,6 +272,18 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         await ExpectAsync(a, "POST", "/v1/admin/cache/cleanup", null, a.Role == Role.Admin ? 200 : 403);
         await ExpectAsync(a, "POST", "/v1/admin/gc", null, a.Role == Role.Admin ? 200 : 403);
         await ExpectAsync(a, "POST", "/v1/admin/readonly", new { enabled = false }, a.Role == Role.Admin ? 200 : 403);
+        // Backups (issue 14) are server-wide: admin keys only. The admin makes one and verifies it.
+        await ReadAsync(a, "/v1/admin/backups", a.Role == Role.Admin ? 200 : 403);
+        if (a.Role == Role.Admin)
+        {
+            var backup = await SendCheckedAsync(a, "POST", "/v1/admin/backups", null, 201);
+            await SendCheckedAsync(a, "POST", $"/v1/admin/backups/{backup.GetProperty("name").GetString()}/verify", null, 200);
+        }
+        else
+        {
+            await ExpectAsync(a, "POST", "/v1/admin/backups", null, 403);
+            await ExpectAsync(a, "POST", "/v1/admin/backups/engram-absent.engram-backup/verify", null, 403);
+        }
         if (a.Role != Role.Admin)
         {
             await ExpectAsync(a, "POST", "/v1/admin/keys", new { role = "admin" }, 403);

@@ -48,6 +48,7 @@ public sealed class EngramServer : IAsyncDisposable
         var app = ServerApplication.Build([], o =>
         {
             o.DataPath = path;
+            o.Backup.Enabled = false; // no scheduled backups unless a test asks (a fake clock moved by hours would start them)
             configure?.Invoke(o);
         }, clock, url);
         await app.StartAsync();

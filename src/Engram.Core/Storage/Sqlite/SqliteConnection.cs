@@ -72,6 +72,21 @@ public sealed class SqliteConnection : IDisposable
         return connection;
     }
 
+    /// <summary>Opens (creating) a database with none of the pragmas <see cref="Open"/> sets: the target of a backup copy.</summary>
+    internal static SqliteConnection OpenPlain(string path)
+    {
+        EnsureInitialized();
+        var rc = raw.sqlite3_open_v2(path, out var db, raw.SQLITE_OPEN_READWRITE | raw.SQLITE_OPEN_CREATE | raw.SQLITE_OPEN_NOMUTEX, null);
+        if (rc != raw.SQLITE_OK)
+        {
+            var message = db is null ? raw.sqlite3_errstr(rc).utf8_to_string() : raw.sqlite3_errmsg(db).utf8_to_string();
+            db?.Dispose();
+            throw new SqliteException(rc, $"cannot open SQLite database '{path}': {message}");
+        }
+        raw.sqlite3_extended_result_codes(db, 1);
+        return new SqliteConnection(db, path);
+    }
+
     public static string Version
     {
         get

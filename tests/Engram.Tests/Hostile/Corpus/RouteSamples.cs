@@ -126,6 +126,10 @@ internal static class RouteSamples
         new("POST", "/v1/admin/gc", "/v1/admin/gc", null, [200]),
         new("GET", "/v1/admin/readonly", "/v1/admin/readonly", null, [200]),
         new("POST", "/v1/admin/readonly", "/v1/admin/readonly", """{"enabled":false}""", [200]),
+        // Backups (issue 14): admin only; a backup of the small seeded store takes well under a second.
+        new("GET", "/v1/admin/backups", "/v1/admin/backups", null, [200]),
+        new("POST", "/v1/admin/backups", "/v1/admin/backups", null, [201, 409]) { Writes = true },
+        new("POST", "/v1/admin/backups/{name}/verify", "/v1/admin/backups/{name}/verify", null, [404]) { Params = P("name", "engram-absent.engram-backup") },
 
         // MCP (Streamable HTTP): a read-only tool call, so no spoiled variant can write; answers per Exceptions.Mcp.
         new("POST", "/mcp", "/mcp", """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"memory_get","arguments":{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}}}""", [200]),
