@@ -30,6 +30,8 @@ public static class EngramCli
             ImportCommand.Create(),
             AuditCommand.Create(),
             BenchCommand.Create(),
+            ExportCommand.Create(),
+            MaintenanceCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });

@@ -26,37 +26,34 @@ public static class StoreMaintenance
     {
         var path = Path.Combine(dataPath, SqliteMemoryStore.FileName);
         var problems = new List<string>();
-        string storeId;
-        using (var connection = SqliteConnection.Open(path, readOnly: true, create: false))
+        var storeId = "";
+        try
         {
-            try
+            using var connection = SqliteConnection.Open(path, readOnly: true, create: false);
+            using (var check = connection.Prepare("PRAGMA integrity_check"))
             {
-                using (var check = connection.Prepare("PRAGMA integrity_check"))
+                while (check.Step() && problems.Count < MaxProblems)
                 {
-                    while (check.Step() && problems.Count < MaxProblems)
+                    var line = check.GetText(0);
+                    if (line != "ok")
                     {
-                        var line = check.GetText(0);
-                        if (line != "ok")
-                        {
-                            problems.Add("integrity_check: " + line);
-                        }
+                        problems.Add("integrity_check: " + line);
                     }
                 }
-                using (var keys = connection.Prepare("PRAGMA foreign_key_check"))
-                {
-                    while (keys.Step() && problems.Count < MaxProblems)
-                    {
-                        problems.Add($"foreign_key_check: a row of {keys.GetText(0)} (rowid {keys.GetInt64(1)}) has no parent in {keys.GetText(2)}");
-                    }
-                }
-                storeId = connection.ScalarText("SELECT value FROM store_meta WHERE key = 'store_id'") ?? "";
             }
-            catch (SqliteException ex)
+            using (var keys = connection.Prepare("PRAGMA foreign_key_check"))
             {
-                // A damaged file often fails the check itself ("database disk image is malformed").
-                problems.Add("the database cannot be read: " + ex.Message);
-                storeId = "";
+                while (keys.Step() && problems.Count < MaxProblems)
+                {
+                    problems.Add($"foreign_key_check: a row of {keys.GetText(0)} (rowid {keys.GetInt64(1)}) has no parent in {keys.GetText(2)}");
+                }
             }
+            storeId = connection.ScalarText("SELECT value FROM store_meta WHERE key = 'store_id'") ?? "";
+        }
+        catch (SqliteException ex)
+        {
+            // A damaged file often fails the check itself ("database disk image is malformed", "file is not a database").
+            problems.Add("the database cannot be read: " + ex.Message);
         }
         var snapshotPath = Path.Combine(dataPath, IndexSnapshot.FileName);
         var snapshotProblem = IndexSnapshot.Verify(snapshotPath, storeId, out var snapshotExists);
