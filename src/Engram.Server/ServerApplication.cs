@@ -174,6 +174,7 @@ public static class ServerApplication
         app.MapGraphEndpoints();
         app.MapKeyValueEndpoints();
         app.MapAdminEndpoints();
+        app.MapExportEndpoints();
         app.MapEngramMcp();
         return app;
     }
