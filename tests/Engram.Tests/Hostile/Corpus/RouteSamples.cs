@@ -119,6 +119,9 @@ internal static class RouteSamples
         new("POST", "/v1/kv/{key}", "/v1/kv/{key}/incr", """{"by":2}""", [200]) { Params = P("key", "hostile:counter"), Writes = true },
         new("POST", "/v1/kv/{key}", "/v1/kv/{key}/expire", """{"ttl_seconds":60}""", [404]) { Params = P("key", "hostile:absent") },
 
+        // Export (issue 14): streamed JSON Lines of the caller's tenant (all_tenants=true: every tenant).
+        new("GET", "/v1/admin/export", "/v1/admin/export", null, [200]) { QueryParams = Q(("all_tenants", QueryKind.Bool)) },
+
         // MCP (Streamable HTTP): a read-only tool call, so no spoiled variant can write; answers per Exceptions.Mcp.
         new("POST", "/mcp", "/mcp", """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"memory_get","arguments":{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}}}""", [200]),
     ];
