@@ -11,6 +11,7 @@ using Engram.Benchmarks.Store;
 // `auth` times a GET with and without an API key (the gate's cost per request);
 // `mcp` times `engram mcp` start-up to a completed initialize (stdio, 100k memories) and tool calls over stdio and HTTP;
 // `embed` measures the transformer embedder (sentences/s, RSS, query latency under a document batch);
+// `export` times export and import of 100k memories (issue 14);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
 {
@@ -30,6 +31,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await Engram.Benchmarks.Mcp.McpBenchmark.RunAsync(args[1..]);
     case "embed":
         return await Engram.Benchmarks.Embeddings.EmbedBenchmark.RunAsync(args[1..]);
+    case "export":
+        return await Engram.Benchmarks.Operations.ExportBenchmark.RunAsync(args[1..]);
     case "metadata":
         return await MetadataFilterBenchmark.RunAsync(args[1..]);
 }
