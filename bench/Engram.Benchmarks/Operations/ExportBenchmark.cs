@@ -38,7 +38,7 @@ public static class ExportBenchmark
                 Console.WriteLine($"fill    : {memories:N0} memories in {fill.Elapsed.TotalSeconds:0.0} s (through MemoryService batches of 500)");
 
                 var before = Environment.WorkingSet;
-                var summary = await Timed("export", async () =>
+                var summary = await AfterCollectionAsync(async () =>
                 {
                     await using var output = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
                     return await StoreExport.WriteAsync(store, output, tenant: null, TimeProvider.System);
@@ -71,7 +71,8 @@ public static class ExportBenchmark
         }
     }
 
-    private static async Task<T> Timed<T>(string name, Func<Task<T>> run)
+    /// <summary>Runs <paramref name="run"/> after a full collection, so the working set it reports starts from the live heap.</summary>
+    private static async Task<T> AfterCollectionAsync<T>(Func<Task<T>> run)
     {
         GC.Collect();
         return await run();
