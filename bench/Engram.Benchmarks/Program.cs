@@ -13,6 +13,7 @@ using Engram.Benchmarks.Store;
 // `soak` runs steady traffic against an in-process server and prints the working set over time (issue 14);
 // `backup` times backup, verify and restore of a 100k-memory store (and the restored store's index rebuild);
 // `embed` measures the transformer embedder (sentences/s, RSS, query latency under a document batch);
+// `export` times export and import of 100k memories (issue 14);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
 {
@@ -34,6 +35,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await Engram.Benchmarks.Embeddings.EmbedBenchmark.RunAsync(args[1..]);
     case "backup":
         return await Engram.Benchmarks.Operations.BackupBenchmark.RunAsync(args[1..]);
+    case "export":
+        return await Engram.Benchmarks.Operations.ExportBenchmark.RunAsync(args[1..]);
     case "metadata":
         return await MetadataFilterBenchmark.RunAsync(args[1..]);
     case "soak":

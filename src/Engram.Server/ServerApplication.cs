@@ -190,6 +190,7 @@ public static class ServerApplication
         app.MapAdminEndpoints();
         app.MapOperationsEndpoints();
         app.MapBackupEndpoints();
+        app.MapExportEndpoints();
         app.MapEngramMcp();
         app.MapEngramMetrics();
         return app;

@@ -33,6 +33,8 @@ public static class EngramCli
             DoctorCommand.Create(),
             BackupCommand.Create(),
             RestoreCommand.Create(),
+            ExportCommand.Create(),
+            MaintenanceCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });

@@ -45,6 +45,46 @@ public static class IndexSnapshot
         return new FileInfo(path).Length;
     }
 
+    /// <summary>
+    /// Checks that the snapshot is whole and belongs to the store (length, checksum, format, store id)
+    /// without loading it; null when sound (or absent: <paramref name="exists"/> is false), else why not.
+    /// </summary>
+    public static string? Verify(string path, string storeId, out bool exists)
+    {
+        exists = File.Exists(path);
+        if (!exists)
+        {
+            return null;
+        }
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            if (file.Length < Magic.Length + 32)
+            {
+                return "snapshot is truncated";
+            }
+            var stored = new byte[32];
+            file.Position = file.Length - 32;
+            file.ReadExactly(stored);
+            file.Position = 0;
+            if (!SHA256.HashData(new BoundedStream(file, file.Length - 32)).AsSpan().SequenceEqual(stored))
+            {
+                return "snapshot checksum does not match (damaged file)";
+            }
+            file.Position = 0;
+            using var reader = new BinaryReader(file, System.Text.Encoding.UTF8, leaveOpen: true);
+            if (!reader.ReadBytes(Magic.Length).AsSpan().SequenceEqual(Magic) || reader.ReadInt32() != FormatVersion)
+            {
+                return "not a snapshot of this format version";
+            }
+            return reader.ReadString() != storeId ? "snapshot belongs to another store (restored or replaced database)" : null;
+        }
+        catch (Exception ex) when (ex is IOException or EndOfStreamException or InvalidDataException or UnauthorizedAccessException)
+        {
+            return "snapshot unreadable: " + ex.Message;
+        }
+    }
+
     /// <summary>Loads the snapshot, or returns null with the reason it cannot be used.</summary>
     public static MemoryIndex? TryLoad(string path, string storeId, string embeddingModel, SearchOptions search,
         Func<int, IVectorIndex> createVectorIndex, out string reason)

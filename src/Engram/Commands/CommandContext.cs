@@ -15,6 +15,9 @@ internal sealed class CommandContext(ParseResult parse, BackendOptions backend, 
 
     public bool Json => Parse.GetValue(backend.Json);
 
+    /// <summary>The <c>--data</c> and <c>--server</c> flags as given (commands that work on the store file itself).</summary>
+    public (string? Data, string? Server) BackendFlags => (Parse.GetValue(backend.Data), Parse.GetValue(backend.Server));
+
     public TextWriter Output { get; } = Console.Out;
 
     public IMemoryClient Client => _client ??= backend.Connect(Parse, createsData, Tenant);

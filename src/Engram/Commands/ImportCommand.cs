@@ -1,64 +1,155 @@
 using System.CommandLine;
 using Engram.Cli.Import;
 using Engram.Cli.Output;
+using Engram.Core.Common;
+using Engram.Core.Operations;
 using Engram.Core.Security;
+using Engram.Core.Storage.Sqlite;
 
 namespace Engram.Cli.Commands;
 
 /// <summary>
-/// <c>engram import --format FORMAT FILE</c>: brings another memory system's data into Engram through the same
-/// services as every other write (in process, or the REST API with --server). One format so far, mcp-memory:
-/// the memory.jsonl of the MCP reference memory server. Re-importing a file changes nothing.
+/// <c>engram import</c>, two formats:
+/// <list type="bullet">
+/// <item><c>--in FILE</c> (format engram, the default with --in): an Engram export (<c>engram export</c>,
+/// <c>GET /v1/admin/export</c>) into the store in --data, records kept as they were (ids, versions,
+/// history, times), duplicates skipped, in batches through the store's writer (see <see cref="StoreImport"/>).</item>
+/// <item><c>--format mcp-memory FILE</c>: the memory.jsonl of the MCP reference memory server, through the
+/// same services as every other write (in process, or the REST API with --server). Re-importing changes nothing.</item>
+/// </list>
 /// </summary>
 internal static class ImportCommand
 {
     /// <summary>The formats <c>--format</c> accepts.</summary>
     public const string McpMemory = "mcp-memory";
 
-    private static readonly string[] Formats = [McpMemory];
+    public const string Engram = "engram";
+
+    private static readonly string[] Formats = [Engram, McpMemory];
 
     public static Command Create()
     {
-        var format = new Option<string>("--format")
+        var format = new Option<string?>("--format")
         {
-            Description = "What FILE is: mcp-memory (the MCP reference memory server's memory.jsonl).",
+            Description = "What the file is: engram (an Engram export, read with --in; the default then) or mcp-memory " +
+                "(the MCP reference memory server's memory.jsonl, given as FILE).",
             HelpName = string.Join('|', Formats),
-            Required = true,
         };
         format.Validators.Add(result =>
         {
-            var value = result.GetValueOrDefault<string>();
-            if (!Formats.Contains(value, StringComparer.Ordinal))
+            var value = result.GetValueOrDefault<string?>();
+            if (value is not null && !Formats.Contains(value, StringComparer.Ordinal))
             {
                 result.AddError($"unknown --format '{value}'; the formats are: {string.Join(", ", Formats)}");
             }
         });
-        var file = new Argument<string>("FILE") { Description = "The file to import." };
-        var tenant = OptionFactory.Text("--tenant", "Import into this tenant (default: the default tenant in process, the key's own with --server; " +
-            "another tenant over --server needs an admin key).", "T");
-        return MemoryCommand.Create("import", "Import a knowledge graph from another memory server's file (idempotent: a second run adds nothing).", async context =>
+        var input = OptionFactory.Text("--in", "An Engram export (JSON Lines) to import into the store in --data.", "FILE");
+        var continueOnError = new Option<bool>("--continue-on-error")
         {
-            context.Tenant = context.Get(tenant) is { } named ? TenantNames.Require(named, "--tenant") : null;
-            var path = context.Get(file)!;
-            var source = McpMemoryFile.Read(path);
-            var report = await new GraphImporter(context.Client).ImportAsync(context.Get(format)!, path, source, context.CancellationToken);
-            if (context.Json)
+            Description = "With --in: go on past bad lines (each is reported and counted; the exit code is still 1). Default: stop at the first.",
+        };
+        var file = new Argument<string?>("FILE") { Description = "The mcp-memory file to import (with --format mcp-memory).", Arity = ArgumentArity.ZeroOrOne };
+        var tenant = OptionFactory.Text("--tenant", "mcp-memory: import into this tenant (default: the default tenant in process, the key's own with --server; " +
+            "another tenant over --server needs an admin key). An Engram export keeps each record's own tenant.", "T");
+        return MemoryCommand.Create("import", "Import an Engram export (--in FILE) or another memory server's file (--format mcp-memory FILE); duplicates are skipped.",
+            async context =>
             {
-                JsonOutput.Write(context.Output, report);
-                return;
-            }
-            foreach (var skipped in report.RelationsSkipped)
+                var named = context.Get(format);
+                var exportFile = context.Get(input);
+                if (exportFile is not null || named == Engram)
+                {
+                    await ImportExportAsync(context, exportFile, context.Get(file), named, context.Get(tenant), context.Get(continueOnError));
+                    return;
+                }
+                if (named is null)
+                {
+                    throw new ValidationException("--in", "give --in FILE (an Engram export) or --format mcp-memory FILE");
+                }
+                var path = context.Get(file) ?? throw new ValidationException("FILE", "--format mcp-memory needs the FILE to import");
+                context.Tenant = context.Get(tenant) is { } t ? TenantNames.Require(t, "--tenant") : null;
+                var source = McpMemoryFile.Read(path);
+                var report = await new GraphImporter(context.Client).ImportAsync(named, path, source, context.CancellationToken);
+                if (context.Json)
+                {
+                    JsonOutput.Write(context.Output, report);
+                    return;
+                }
+                foreach (var skipped in report.RelationsSkipped)
+                {
+                    Console.Error.WriteLine($"engram: skipped the relation on line {skipped.Line} ({skipped.From} -[{skipped.RelationType}]-> {skipped.To}): {skipped.Reason}");
+                }
+                context.Output.WriteLine($"Imported {path}: {report.EntitiesCreated} entities created ({report.EntitiesExisting} already there), " +
+                    $"{report.ObservationsAdded} observations added, {report.RelationsCreated} relations created ({report.RelationsExisting} already there" +
+                    (report.RelationsSkipped.Count > 0 ? $", {report.RelationsSkipped.Count} skipped" : "") + ").");
+            }, createsData: true, configure: command =>
             {
-                Console.Error.WriteLine($"engram: skipped the relation on line {skipped.Line} ({skipped.From} -[{skipped.RelationType}]-> {skipped.To}): {skipped.Reason}");
-            }
-            context.Output.WriteLine($"Imported {path}: {report.EntitiesCreated} entities created ({report.EntitiesExisting} already there), " +
-                $"{report.ObservationsAdded} observations added, {report.RelationsCreated} relations created ({report.RelationsExisting} already there" +
-                (report.RelationsSkipped.Count > 0 ? $", {report.RelationsSkipped.Count} skipped" : "") + ").");
-        }, createsData: true, configure: command =>
-        {
-            command.Options.Add(format);
-            command.Arguments.Add(file);
-            command.Options.Add(tenant);
-        });
+                command.Options.Add(input);
+                command.Options.Add(format);
+                command.Arguments.Add(file);
+                command.Options.Add(tenant);
+                command.Options.Add(continueOnError);
+            });
     }
+
+    private static async Task ImportExportAsync(CommandContext context, string? exportFile, string? positional, string? format, string? tenant, bool continueOnError)
+    {
+        if (format is not null and not Engram)
+        {
+            throw new ValidationException("--format", $"--in reads an Engram export; for --format {format} give the file as FILE, without --in");
+        }
+        if (exportFile is null || positional is not null)
+        {
+            throw new ValidationException("--in", exportFile is null ? "--format engram reads the file given with --in FILE" : "give the export with --in FILE only, not also as FILE");
+        }
+        if (tenant is not null)
+        {
+            throw new ValidationException("--tenant", "an Engram export keeps each record's own tenant; --tenant is for --format mcp-memory (export one tenant with engram export --tenant T)");
+        }
+        var (data, server) = context.BackendFlags;
+        if (server is not null)
+        {
+            throw new ValidationException("--server", "--in imports into a data folder in process: give --data DIR (on the server's machine; it is safe beside a running server)");
+        }
+        if (!File.Exists(exportFile))
+        {
+            throw new NotFoundException($"no file '{exportFile}'");
+        }
+        var folder = Path.GetFullPath(data ?? Environment.GetEnvironmentVariable(BackendOptions.DataVariable) ?? BackendOptions.DefaultData);
+        await using var store = SqliteMemoryStore.Open(folder);
+        await using var stream = new FileStream(exportFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        var bar = ProgressBar.ForStderr(context.Json);
+        var report = await StoreImport.ReadAsync(store, stream, continueOnError, bar?.Reporter, context.CancellationToken);
+        bar?.Done();
+        if (context.Json)
+        {
+            JsonOutput.Write(context.Output, new ImportResponse(
+                report.Kinds.ToDictionary(k => k.Key, k => new KindResponse(k.Value.Imported, k.Value.Skipped, k.Value.Failed)),
+                report.Imported, report.Skipped, report.Failed, report.StoppedAtLine, [.. report.Errors], Math.Round(report.Elapsed.TotalMilliseconds, 1)));
+        }
+        else
+        {
+            foreach (var error in report.Errors)
+            {
+                Console.Error.WriteLine($"engram: line {error.Line} ({error.Kind}): {error.Message}");
+            }
+            var kinds = string.Join("; ", report.Kinds.Select(k => $"{k.Key}: {k.Value.Imported:N0} imported, {k.Value.Skipped:N0} skipped" +
+                (k.Value.Failed > 0 ? $", {k.Value.Failed:N0} failed" : "")));
+            context.Output.WriteLine($"Imported {exportFile} into {folder} in {report.Elapsed.TotalSeconds:0.0} s: {kinds}.");
+        }
+        if (report.StoppedAtLine is { } line)
+        {
+            throw new ValidationException("--in", $"stopped at line {line}: what came before it is imported (counted above); fix the line and run the import again " +
+                "(records already imported are skipped), or pass --continue-on-error");
+        }
+        if (report.Failed > 0)
+        {
+            throw new ValidationException("--in", $"{report.Failed} record(s) could not be imported (listed above); the others are imported");
+        }
+    }
+
+    /// <summary>What <c>import --in --json</c> prints.</summary>
+    internal sealed record ImportResponse(Dictionary<string, KindResponse> Kinds, long Imported, long Skipped, long Failed, int? StoppedAtLine,
+        List<ImportError> Errors, double TookMs);
+
+    internal sealed record KindResponse(long Imported, long Skipped, long Failed);
 }

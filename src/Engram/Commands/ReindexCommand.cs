@@ -24,24 +24,7 @@ internal static class ReindexCommand
             var asJson = parse.GetValue(json);
             try
             {
-                var folder = Path.GetFullPath(parse.GetValue(data) ?? System.Environment.GetEnvironmentVariable(BackendOptions.DataVariable) ?? BackendOptions.DefaultData);
-                if (!File.Exists(Path.Combine(folder, SqliteMemoryStore.FileName)))
-                {
-                    throw new NotFoundException($"no Engram database in '{folder}'; pass --data DIR");
-                }
-                var options = ConfiguredOptions.Load();
-                await using var engine = EngramEngine.OpenSqlite(folder, options.Limits, options.Search, options.Embeddings.CreateProvider(), snapshots: true);
-                var bar = asJson ? null : new ProgressBar(Console.Error);
-                var report = await engine.RebuildAsync(bar is null ? null : new InlineProgress(bar.Draw), ct);
-                bar?.Done();
-                if (asJson)
-                {
-                    JsonOutput.Write(Console.Out, new ReindexResponse(report.Memories, report.AppliedSeq, Math.Round(report.Milliseconds, 1), engine.SnapshotPath));
-                }
-                else
-                {
-                    Console.WriteLine($"Rebuilt the indexes: {report.Memories} memories up to seq {report.AppliedSeq} in {report.Milliseconds / 1000:0.0} s; snapshot: {engine.SnapshotPath}");
-                }
+                await RebuildAsync(ExistingStore(parse.GetValue(data)), asJson, ct);
                 return ExitCodes.Ok;
             }
             catch (Exception ex)
@@ -52,54 +35,33 @@ internal static class ReindexCommand
         return command;
     }
 
+    /// <summary>The data folder named by <c>--data</c> (else ENGRAM_DATA, else ./data); it must hold a store.</summary>
+    internal static string ExistingStore(string? option)
+    {
+        var folder = Path.GetFullPath(option ?? System.Environment.GetEnvironmentVariable(BackendOptions.DataVariable) ?? BackendOptions.DefaultData);
+        return File.Exists(Path.Combine(folder, SqliteMemoryStore.FileName))
+            ? folder
+            : throw new NotFoundException($"no Engram database in '{folder}'; pass --data DIR");
+    }
+
+    /// <summary>Rebuilds the indexes of the store in <paramref name="folder"/> and saves a snapshot (also <c>engram maintenance reindex</c>).</summary>
+    internal static async Task RebuildAsync(string folder, bool asJson, CancellationToken ct)
+    {
+        var options = ConfiguredOptions.Load();
+        await using var engine = EngramEngine.OpenSqlite(folder, options.Limits, options.Search, options.Embeddings.CreateProvider(), snapshots: true);
+        var bar = asJson ? null : new ProgressBar(Console.Error);
+        var report = await engine.RebuildAsync(bar is null ? null : new InlineProgress<(string Phase, long Done, long Total)>(bar.Draw), ct);
+        bar?.Done();
+        if (asJson)
+        {
+            JsonOutput.Write(Console.Out, new ReindexResponse(report.Memories, report.AppliedSeq, Math.Round(report.Milliseconds, 1), engine.SnapshotPath));
+        }
+        else
+        {
+            Console.WriteLine($"Rebuilt the indexes: {report.Memories} memories up to seq {report.AppliedSeq} in {report.Milliseconds / 1000:0.0} s; snapshot: {engine.SnapshotPath}");
+        }
+    }
+
     /// <summary>What <c>reindex --json</c> prints.</summary>
     internal sealed record ReindexResponse(int Memories, long AppliedSeq, double TookMs, string? Snapshot);
-
-    /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and draw out of order).</summary>
-    private sealed class InlineProgress(Action<(string Phase, long Done, long Total)> report) : IProgress<(string Phase, long Done, long Total)>
-    {
-        public void Report((string Phase, long Done, long Total) value) => report(value);
-    }
-
-    /// <summary>A one-line bar redrawn in place on a terminal; on a pipe, a line every 10 %.</summary>
-    private sealed class ProgressBar(TextWriter output)
-    {
-        private const int Width = 30;
-        private readonly bool _interactive = !Console.IsErrorRedirected;
-        private int _lastDecile = -1;
-        private string _phase = "";
-
-        public void Draw((string Phase, long Done, long Total) progress)
-        {
-            if (progress.Phase != _phase)
-            {
-                if (_phase.Length > 0 && _interactive)
-                {
-                    output.WriteLine();
-                }
-                _phase = progress.Phase;
-                _lastDecile = -1;
-            }
-            var fraction = progress.Total == 0 ? 1.0 : Math.Clamp((double)progress.Done / progress.Total, 0, 1);
-            var filled = (int)(fraction * Width);
-            var line = $"[{new string('#', filled)}{new string('-', Width - filled)}] {fraction,4:P0}  {progress.Done:N0}/{progress.Total:N0} {progress.Phase}";
-            if (_interactive)
-            {
-                output.Write("\r" + line);
-            }
-            else if ((int)(fraction * 10) > _lastDecile)
-            {
-                _lastDecile = (int)(fraction * 10);
-                output.WriteLine(line);
-            }
-        }
-
-        public void Done()
-        {
-            if (_interactive)
-            {
-                output.WriteLine();
-            }
-        }
-    }
 }

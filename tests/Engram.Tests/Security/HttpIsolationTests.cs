@@ -222,6 +222,30 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         // Server-wide operations (issue 14): admins only; they reveal no tenant's content (largest_tenants names tenants: admins operate the server).
         await ReadAsync(a, "/v1/admin/memory", admin);
         await ReadAsync(a, "/v1/admin/readonly", admin);
+        await ExportPassAsync(a, memoryIds);
+    }
+
+    /// <summary>
+    /// The export (JSON Lines, not one document): an unscoped admin key gets its tenant's records, nothing of
+    /// another tenant (scanned like every body); every other key is refused.
+    /// </summary>
+    private async Task ExportPassAsync(Actor a, List<(string Id, string Tenant, string Scope)> memoryIds)
+    {
+        using var response = await SendAsync(a, "GET", "/v1/admin/export", null);
+        var text = await response.Content.ReadAsStringAsync();
+        var allowed = a.Role == Role.Admin && a.Scope == "all";
+        ((int)response.StatusCode).Should().Be(allowed ? 200 : 403, $"{a.Name} GET /v1/admin/export answered {text}");
+        AssertNoForeignTokens(a, text, "GET /v1/admin/export", "/v1/admin/export");
+        _checkedResponses++;
+        if (allowed)
+        {
+            var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+            lines[0].GetProperty("tenant").GetString().Should().Be(a.Tenant);
+            lines.Skip(1).Should().OnlyContain(l => l.GetProperty("tenant").GetString() == a.Tenant);
+            lines.Where(l => l.GetProperty("kind").GetString() == "memory").Select(l => l.GetProperty("id").GetString())
+                .Should().Contain(memoryIds.Where(m => m.Tenant == a.Tenant).Select(m => m.Id));
+            text.Should().NotContain("egm_", "an export never holds API keys");
+        }
     }
 
     private async Task WritePassAsync(Actor a, List<Actor> actors, List<(string Id, string Tenant, string Scope)> memoryIds, List<(string Tenant, string Partition)> partitions)

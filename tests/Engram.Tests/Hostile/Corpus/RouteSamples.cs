@@ -130,6 +130,8 @@ internal static class RouteSamples
         new("GET", "/v1/admin/backups", "/v1/admin/backups", null, [200]),
         new("POST", "/v1/admin/backups", "/v1/admin/backups", null, [201, 409]) { Writes = true },
         new("POST", "/v1/admin/backups/{name}/verify", "/v1/admin/backups/{name}/verify", null, [404]) { Params = P("name", "engram-absent.engram-backup") },
+        // Export (issue 14): streamed JSON Lines of the caller's tenant (all_tenants=true: every tenant).
+        new("GET", "/v1/admin/export", "/v1/admin/export", null, [200]) { QueryParams = Q(("all_tenants", QueryKind.Bool)) },
 
         // MCP (Streamable HTTP): a read-only tool call, so no spoiled variant can write; answers per Exceptions.Mcp.
         new("POST", "/mcp", "/mcp", """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"memory_get","arguments":{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}}}""", [200]),

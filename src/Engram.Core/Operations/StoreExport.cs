@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Engram.Core.Storage.Sqlite;
+
+namespace Engram.Core.Operations;
+
+/// <summary>
+/// Writes an Engram export: JSON Lines, a header line (format, versions, time, counts), then one
+/// line per record (see <see cref="SqliteExportReader"/>). Streams: each line goes to the output as
+/// it is read, so neither the store nor the file is ever held in memory. API keys, the store secret,
+/// the audit log and embedding vectors are never part of it (vectors are derived: the importing
+/// store embeds again).
+/// </summary>
+public static class StoreExport
+{
+    private static readonly byte[] NewLine = "\n"u8.ToArray();
+
+    public static string EngramVersion { get; } =
+        typeof(StoreExport).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    /// <param name="tenant">Only this tenant's records; null for every tenant.</param>
+    /// <param name="flushEvery">Flush the output after this many lines (an HTTP response then streams steadily).</param>
+    public static async Task<ExportSummary> WriteAsync(SqliteMemoryStore store, Stream output, string? tenant, TimeProvider clock,
+        IProgress<OperationProgress>? progress = null, int flushEvery = 1000, CancellationToken ct = default)
+    {
+        var started = Stopwatch.GetTimestamp();
+        using var reader = await store.OpenExportAsync(tenant, ct).ConfigureAwait(false);
+        var counts = reader.Count();
+        var header = new ExportHeader(ExportKinds.Header, ExportHeader.FormatName, ExportHeader.CurrentVersion, EngramVersion, reader.SchemaVersion,
+            ExportFields.FormatTime(clock.GetUtcNow().ToUnixTimeMilliseconds()), tenant, reader.LastSeq, counts);
+        await output.WriteAsync(SerializeHeader(header), ct).ConfigureAwait(false);
+        await output.WriteAsync(NewLine, ct).ConfigureAwait(false);
+        long written = 0;
+        long bytes = 0;
+        foreach (var line in reader.Lines())
+        {
+            ct.ThrowIfCancellationRequested();
+            await output.WriteAsync(line.Json, ct).ConfigureAwait(false);
+            await output.WriteAsync(NewLine, ct).ConfigureAwait(false);
+            bytes += line.Json.Length + 1;
+            written++;
+            if (written % flushEvery == 0)
+            {
+                await output.FlushAsync(ct).ConfigureAwait(false);
+                progress?.Report(new OperationProgress("records", written, counts.Total));
+            }
+        }
+        await output.FlushAsync(ct).ConfigureAwait(false);
+        progress?.Report(new OperationProgress("records", written, counts.Total));
+        return new ExportSummary(counts, bytes, Stopwatch.GetElapsedTime(started));
+    }
+
+    /// <summary>The header as one line of JSON (snake_case, like the records).</summary>
+    public static byte[] SerializeHeader(ExportHeader header)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteString("kind", header.Kind);
+            w.WriteString("format", header.Format);
+            w.WriteNumber("format_version", header.FormatVersion);
+            w.WriteString("engram_version", header.EngramVersion);
+            w.WriteNumber("schema_version", header.SchemaVersion);
+            w.WriteString("created_at", header.CreatedAt);
+            if (header.Tenant is null)
+            {
+                w.WriteNull("tenant");
+            }
+            else
+            {
+                w.WriteString("tenant", header.Tenant);
+            }
+            w.WriteNumber("last_seq", header.LastSeq);
+            w.WriteStartObject("counts");
+            w.WriteNumber("memories", header.Counts.Memories);
+            w.WriteNumber("kv", header.Counts.KeyValues);
+            w.WriteNumber("entities", header.Counts.Entities);
+            w.WriteNumber("relations", header.Counts.Relations);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return buffer.ToArray();
+    }
+}
+
+/// <summary>What an export wrote: the counts of its header, the bytes of its records and how long it took.</summary>
+public sealed record ExportSummary(ExportCounts Counts, long Bytes, TimeSpan Elapsed);

@@ -1,0 +1,283 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.Storage.Sqlite;
+
+namespace Engram.Core.Operations;
+
+/// <summary>
+/// Reads an Engram export (see <see cref="StoreExport"/>) into a store, in batches: each batch is
+/// one group of writes on the store's writer (one transaction and one sync), acknowledged durable
+/// before the next is read. Records keep their ids, versions, times and history; one already in the
+/// store is skipped (a memory: same id, or same content hash and scope as a memory that was there
+/// before the import; a key: live under the same name; an entity: same name; a relation: same triple).
+/// <para>
+/// A bad line (not JSON, no known kind, a field missing or wrong, a relation to a missing entity) is
+/// reported with its line number. By default the import stops there: the batches before it are
+/// committed and counted, later lines are not read. With <c>continueOnError</c> it goes on and
+/// counts the failures. Either way the report says exactly what was imported, skipped and refused.
+/// </para>
+/// </summary>
+public static class StoreImport
+{
+    public const int BatchSize = 256;
+
+    /// <summary>Errors kept in the report (the counts hold them all).</summary>
+    public const int MaxErrors = 100;
+
+    public static async Task<ImportReport> ReadAsync(SqliteMemoryStore store, Stream input, bool continueOnError,
+        IProgress<OperationProgress>? progress = null, CancellationToken ct = default)
+    {
+        var started = Stopwatch.GetTimestamp();
+        using var reader = new StreamReader(input, leaveOpen: true);
+        var report = new ImportReport();
+        var header = await reader.ReadLineAsync(ct).ConfigureAwait(false);
+        report.Header = ReadHeader(header);
+        var total = HeaderTotal(report.Header.RootElement);
+        var baseline = await store.GetImportBaselineAsync(ct).ConfigureAwait(false);
+        var batch = new List<(int Line, string Kind, JsonDocument Document)>(BatchSize);
+        var lineNumber = 1;
+        try
+        {
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                var line = await reader.ReadLineAsync(ct).ConfigureAwait(false);
+                if (line is not null)
+                {
+                    lineNumber++;
+                    if (line.Length == 0)
+                    {
+                        continue;
+                    }
+                    if (Parse(line, out var document, out var kind, out var error))
+                    {
+                        batch.Add((lineNumber, kind, document!));
+                    }
+                    else
+                    {
+                        report.Fail(lineNumber, kind, error!);
+                        if (!continueOnError)
+                        {
+                            await FlushAsync(store, batch, baseline, report, continueOnError, ct).ConfigureAwait(false);
+                            report.StoppedAtLine ??= lineNumber;
+                            break;
+                        }
+                    }
+                }
+                if (batch.Count == BatchSize || (line is null && batch.Count > 0))
+                {
+                    if (!await FlushAsync(store, batch, baseline, report, continueOnError, ct).ConfigureAwait(false))
+                    {
+                        break;
+                    }
+                    progress?.Report(new OperationProgress("records", report.Processed, total));
+                }
+                if (line is null)
+                {
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            foreach (var item in batch)
+            {
+                item.Document.Dispose();
+            }
+            report.Header.Dispose();
+        }
+        progress?.Report(new OperationProgress("records", report.Processed, Math.Max(total, report.Processed)));
+        report.Elapsed = Stopwatch.GetElapsedTime(started);
+        return report;
+    }
+
+    private static long HeaderTotal(JsonElement header)
+    {
+        long total = 0;
+        if (header.TryGetProperty("counts", out var counts) && counts.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var count in counts.EnumerateObject())
+            {
+                total += count.Value.TryGetInt64(out var n) ? n : 0;
+            }
+        }
+        return total;
+    }
+
+    /// <summary>Writes the batch; false when a record failed and the import stops.</summary>
+    private static async Task<bool> FlushAsync(SqliteMemoryStore store, List<(int Line, string Kind, JsonDocument Document)> batch, long baseline,
+        ImportReport report, bool continueOnError, CancellationToken ct)
+    {
+        if (batch.Count == 0)
+        {
+            return true;
+        }
+        try
+        {
+            var results = await store.ImportAsync([.. batch.Select(b => b.Document.RootElement)], baseline, ct).ConfigureAwait(false);
+            var ok = true;
+            for (var i = 0; i < results.Count; i++)
+            {
+                var (line, kind, _) = batch[i];
+                var (outcome, error) = results[i];
+                switch (outcome)
+                {
+                    case ImportOutcome.Imported:
+                        report.Count(kind).Imported++;
+                        break;
+                    case ImportOutcome.Skipped:
+                        report.Count(kind).Skipped++;
+                        break;
+                    default:
+                        report.Fail(line, kind, Describe(error));
+                        if (!continueOnError)
+                        {
+                            report.StoppedAtLine ??= line;
+                            ok = false;
+                        }
+                        break;
+                }
+            }
+            return ok;
+        }
+        finally
+        {
+            foreach (var item in batch)
+            {
+                item.Document.Dispose();
+            }
+            batch.Clear();
+        }
+    }
+
+    private static string Describe(Exception? error) => error switch
+    {
+        null => "refused",
+        _ => error.Message,
+    };
+
+    private static JsonDocument ReadHeader(string? line)
+    {
+        const string Expected = "the first line must be an Engram export header ({\"kind\":\"header\",\"format\":\"engram-export\",...}); " +
+            "for the MCP memory server's memory.jsonl use --format mcp-memory";
+        if (line is null)
+        {
+            throw new ValidationException("line 1", "the file is empty; " + Expected);
+        }
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(line);
+        }
+        catch (JsonException ex)
+        {
+            throw new ValidationException("line 1", $"line 1 is not JSON ({ex.Message}); {Expected}");
+        }
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object
+            || !root.TryGetProperty("format", out var format) || format.ValueKind != JsonValueKind.String || format.GetString() != ExportHeader.FormatName)
+        {
+            document.Dispose();
+            throw new ValidationException("line 1", Expected);
+        }
+        if (!root.TryGetProperty("format_version", out var version) || !version.TryGetInt32(out var number) || number < 1 || number > ExportHeader.CurrentVersion)
+        {
+            document.Dispose();
+            throw new ValidationException("line 1", $"this engram reads export format version {ExportHeader.CurrentVersion}; the file says {(root.TryGetProperty("format_version", out var v) ? v.GetRawText() : "nothing")}. Use a newer engram.");
+        }
+        return document;
+    }
+
+    private static bool Parse(string line, out JsonDocument? document, out string kind, out string? error)
+    {
+        kind = "unknown";
+        document = null;
+        try
+        {
+            document = JsonDocument.Parse(line);
+        }
+        catch (JsonException ex)
+        {
+            error = $"not valid JSON: {ex.Message}";
+            return false;
+        }
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("kind", out var kindValue) || kindValue.ValueKind != JsonValueKind.String)
+        {
+            document.Dispose();
+            document = null;
+            error = "a record must be a JSON object with a \"kind\"";
+            return false;
+        }
+        var name = kindValue.GetString()!;
+        if (!ExportKinds.Records.Contains(name, StringComparer.Ordinal))
+        {
+            document.Dispose();
+            document = null;
+            error = $"unknown kind '{name}' (the kinds are {string.Join(", ", ExportKinds.Records)})";
+            return false;
+        }
+        kind = name;
+        error = null;
+        return true;
+    }
+}
+
+/// <summary>What an import did, per kind, and the lines it refused.</summary>
+public sealed class ImportReport
+{
+    private readonly Dictionary<string, KindCounts> _counts = ExportKinds.Records.ToDictionary(k => k, _ => new KindCounts(), StringComparer.Ordinal);
+
+    internal JsonDocument Header { get; set; } = null!;
+
+    public IReadOnlyDictionary<string, KindCounts> Kinds => _counts;
+
+    public List<ImportError> Errors { get; } = [];
+
+    /// <summary>The line the import stopped at (without --continue-on-error); null when it read the whole file.</summary>
+    public int? StoppedAtLine { get; internal set; }
+
+    public TimeSpan Elapsed { get; internal set; }
+
+    public long Imported => _counts.Values.Sum(c => c.Imported);
+
+    public long Skipped => _counts.Values.Sum(c => c.Skipped);
+
+    public long Failed => _counts.Values.Sum(c => c.Failed) + UnknownFailures;
+
+    public long Processed => Imported + Skipped + Failed;
+
+    private long UnknownFailures { get; set; }
+
+    internal KindCounts Count(string kind) => _counts[kind];
+
+    internal void Fail(int line, string kind, string message)
+    {
+        if (_counts.TryGetValue(kind, out var counts))
+        {
+            counts.Failed++;
+        }
+        else
+        {
+            UnknownFailures++;
+        }
+        if (Errors.Count < StoreImport.MaxErrors)
+        {
+            Errors.Add(new ImportError(line, kind, message));
+        }
+    }
+}
+
+/// <summary>Imported, skipped (already there) and failed records of one kind.</summary>
+public sealed class KindCounts
+{
+    public long Imported { get; set; }
+
+    public long Skipped { get; set; }
+
+    public long Failed { get; set; }
+}
+
+/// <summary>A line the import refused, and why.</summary>
+public sealed record ImportError(int Line, string Kind, string Message);

@@ -1,0 +1,220 @@
+using System.CommandLine;
+using System.Globalization;
+using Engram.Cli.Output;
+using Engram.Core;
+using Engram.Core.Common;
+using Engram.Core.Memories;
+using Engram.Core.Operations;
+using Engram.Core.Security;
+using Engram.Core.Storage.Sqlite;
+
+namespace Engram.Cli.Commands;
+
+/// <summary>
+/// <c>engram maintenance integrity | vacuum | analyze | reindex | prune</c> on a data folder, in
+/// process (see <see cref="StoreMaintenance"/>). Each may run beside a server on the same folder;
+/// vacuum and reindex hold SQLite's write lock while they run, so the server's writes wait (up to
+/// its busy timeout of 30 s, then fail): run those in a quiet window or with the server stopped.
+/// </summary>
+internal static class MaintenanceCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("maintenance", "Store upkeep: integrity check, vacuum, analyze, reindex, prune.");
+        command.Subcommands.Add(Simple("integrity", "Check the database (PRAGMA integrity_check, foreign keys) and the index snapshot; exit 0 only when sound.",
+            IntegrityAsync));
+        command.Subcommands.Add(Simple("vacuum", "Rewrite the database without its free pages (VACUUM); shows the size before and after. Blocks writes while it runs.",
+            VacuumAsync));
+        command.Subcommands.Add(Simple("analyze", "Refresh SQLite's query-planner statistics (ANALYZE, PRAGMA optimize).", AnalyzeAsync));
+        command.Subcommands.Add(Simple("reindex", "Rebuild SQLite's indexes (REINDEX), then Engram's search indexes and their snapshot (as engram reindex).",
+            ReindexAsync));
+        command.Subcommands.Add(Prune());
+        return command;
+    }
+
+    private static Command Simple(string name, string description, Func<string, bool, CancellationToken, Task<int>> run)
+    {
+        var data = DataOption();
+        var json = JsonOption();
+        var command = new Command(name, description) { data, json };
+        command.SetAction(async (parse, ct) =>
+        {
+            var asJson = parse.GetValue(json);
+            try
+            {
+                return await run(ReindexCommand.ExistingStore(parse.GetValue(data)), asJson, ct);
+            }
+            catch (Exception ex)
+            {
+                return ErrorReporter.Report(ex, Console.Error, asJson, command);
+            }
+        });
+        return command;
+    }
+
+    private static Option<string?> DataOption() =>
+        new("--data") { Description = $"Data folder (default ${BackendOptions.DataVariable}, else ./{BackendOptions.DefaultData}).", HelpName = "DIR" };
+
+    private static Option<bool> JsonOption() =>
+        new("--json") { Description = "Print the result as one JSON object (and errors as JSON on stderr); no progress bar." };
+
+    private static Task<int> IntegrityAsync(string folder, bool json, CancellationToken ct)
+    {
+        var report = StoreMaintenance.CheckIntegrity(folder);
+        if (json)
+        {
+            JsonOutput.Write(Console.Out, new IntegrityResponse(report.Ok, report.Problems, report.SnapshotChecked));
+        }
+        else if (report.Ok)
+        {
+            Console.WriteLine($"ok: the database passed integrity_check and foreign_key_check" +
+                (report.SnapshotChecked ? "; the index snapshot is whole and belongs to it." : "; there is no index snapshot (the next start builds one)."));
+        }
+        else
+        {
+            foreach (var problem in report.Problems)
+            {
+                Console.Error.WriteLine("engram: " + problem);
+            }
+            Console.Error.WriteLine("engram: the store is damaged: restore the newest backup (docs/RUNBOOK.md), or export what can be read (engram export) into a new store.");
+        }
+        return Task.FromResult(report.Ok ? ExitCodes.Ok : ExitCodes.SystemError);
+    }
+
+    private static Task<int> VacuumAsync(string folder, bool json, CancellationToken ct)
+    {
+        var (before, after) = StoreMaintenance.Vacuum(folder);
+        if (json)
+        {
+            JsonOutput.Write(Console.Out, new VacuumResponse(before, after));
+        }
+        else
+        {
+            Console.WriteLine($"Vacuumed: {before / 1048576.0:0.0} MB -> {after / 1048576.0:0.0} MB ({(before - after) / 1048576.0:0.0} MB freed).");
+        }
+        return Task.FromResult(ExitCodes.Ok);
+    }
+
+    private static Task<int> AnalyzeAsync(string folder, bool json, CancellationToken ct)
+    {
+        StoreMaintenance.Analyze(folder);
+        if (json)
+        {
+            JsonOutput.Write(Console.Out, new DoneResponse("analyzed"));
+        }
+        else
+        {
+            Console.WriteLine("Analyzed: the query planner's statistics are fresh.");
+        }
+        return Task.FromResult(ExitCodes.Ok);
+    }
+
+    private static async Task<int> ReindexAsync(string folder, bool json, CancellationToken ct)
+    {
+        StoreMaintenance.ReindexSqlite(folder);
+        if (!json)
+        {
+            Console.WriteLine("Rebuilt SQLite's indexes (REINDEX).");
+        }
+        await ReindexCommand.RebuildAsync(folder, json, ct);
+        return ExitCodes.Ok;
+    }
+
+    private static Command Prune()
+    {
+        var data = DataOption();
+        var json = JsonOption();
+        var types = OptionFactory.Repeatable("--type", "Only memories of this type (repeatable: any of them).", "TYPE");
+        var olderThan = OptionFactory.Text("--older-than", "Only memories created longer ago than this: 90d, 12h, 4w.", "AGE");
+        var user = OptionFactory.Text("--user-id", "Only this user's memories.", "ID");
+        var agent = OptionFactory.Text("--agent-id", "Only this agent's memories.", "ID");
+        var session = OptionFactory.Text("--session-id", "Only this session's memories.", "ID");
+        var ns = OptionFactory.Text("--namespace", "Only memories in this namespace.", "NS");
+        var tenant = OptionFactory.Text("--tenant", $"The tenant to prune (default {Caller.DefaultTenant}).", "T");
+        var dryRun = new Option<bool>("--dry-run") { Description = "Show how many memories would go, and a sample; delete nothing." };
+        var command = new Command("prune", "Delete memories by type and age and/or scope (through the service: history, change log and indexes stay consistent). " +
+            "Ctrl-C stops between batches.")
+        {
+            data, types, olderThan, user, agent, session, ns, tenant, dryRun, json,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var asJson = parse.GetValue(json);
+            try
+            {
+                var folder = ReindexCommand.ExistingStore(parse.GetValue(data));
+                var typeList = parse.GetValue(types) is { Length: > 0 } given ? given : null;
+                DateTimeOffset? before = parse.GetValue(olderThan) is { } age ? DateTimeOffset.UtcNow - ParseAge(age) : null;
+                var filter = new MemoryFilter
+                {
+                    Types = typeList,
+                    CreatedBefore = before,
+                    UserId = parse.GetValue(user),
+                    AgentId = parse.GetValue(agent),
+                    SessionId = parse.GetValue(session),
+                    Namespace = parse.GetValue(ns),
+                };
+                if (typeList is null && before is null && !filter.HasScope)
+                {
+                    throw new ValidationException("--type", "say what to prune: --type, --older-than, or a scope (--user-id, --agent-id, --session-id, --namespace)");
+                }
+                var caller = new Caller(parse.GetValue(tenant) is { } t ? TenantNames.Require(t, "--tenant") : Caller.DefaultTenant, "cli:maintenance-prune");
+                var dry = parse.GetValue(dryRun);
+                await using var engine = EngramEngine.OpenSqlite(folder);
+                var bar = dry ? null : ProgressBar.ForStderr(asJson);
+                var report = await StoreMaintenance.PruneAsync(engine.Store, engine.Memories, caller, filter, dry, progress: bar?.Reporter, ct: ct);
+                bar?.Done();
+                if (asJson)
+                {
+                    JsonOutput.Write(Console.Out, new PruneResponse(report.DryRun, report.Matched, report.Deleted, report.Cancelled,
+                        [.. report.Sample.Select(m => new PruneSample(m.Id, m.Type, m.CreatedAt, Text.OneLine(m.Content, 60)))]));
+                }
+                else
+                {
+                    foreach (var memory in report.Sample)
+                    {
+                        Console.WriteLine($"  {memory.Id}  {memory.Type,-12} {memory.CreatedAt:yyyy-MM-dd}  {Text.OneLine(memory.Content, 60)}");
+                    }
+                    Console.WriteLine(report.DryRun
+                        ? $"Dry run: {report.Matched:N0} memories would be deleted (sample above); nothing was deleted."
+                        : report.Cancelled
+                            ? $"Cancelled: deleted {report.Deleted:N0} of {report.Matched:N0} matching memories; the store is consistent, run it again to go on."
+                            : $"Deleted {report.Deleted:N0} memories in {report.Elapsed.TotalSeconds:0.0} s.");
+                }
+                return report.Cancelled ? ExitCodes.SystemError : ExitCodes.Ok;
+            }
+            catch (Exception ex)
+            {
+                return ErrorReporter.Report(ex, Console.Error, asJson, command);
+            }
+        });
+        return command;
+    }
+
+    /// <summary>90d, 12h, 4w, 30m: a positive whole number and a unit.</summary>
+    internal static TimeSpan ParseAge(string text)
+    {
+        var trimmed = text.Trim();
+        if (trimmed.Length >= 2 && long.TryParse(trimmed[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0)
+        {
+            switch (char.ToLowerInvariant(trimmed[^1]))
+            {
+                case 'm': return TimeSpan.FromMinutes(n);
+                case 'h': return TimeSpan.FromHours(n);
+                case 'd': return TimeSpan.FromDays(n);
+                case 'w': return TimeSpan.FromDays(7 * n);
+            }
+        }
+        throw new ValidationException("--older-than", $"--older-than takes a number and a unit (m, h, d, w), e.g. 90d (got '{text}')");
+    }
+
+    internal sealed record IntegrityResponse(bool Ok, IReadOnlyList<string> Problems, bool SnapshotChecked);
+
+    internal sealed record VacuumResponse(long BytesBefore, long BytesAfter);
+
+    internal sealed record DoneResponse(string Done);
+
+    internal sealed record PruneResponse(bool DryRun, long Matched, long Deleted, bool Cancelled, List<PruneSample> Sample);
+
+    internal sealed record PruneSample(string Id, string Type, DateTimeOffset CreatedAt, string Preview);
+}
