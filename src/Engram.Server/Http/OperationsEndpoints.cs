@@ -111,20 +111,35 @@ internal static partial class OperationsEndpoints
             before, sample.WorkingSetBytes, "freed memory returns to the system after a collection (POST /v1/admin/gc)"));
     }
 
+    // A compacting collection stops every thread; on a large heap it takes seconds. One runs at a time, and a
+    // call within CollectInterval of the last one answers that one's report (skipped: true) instead of stopping
+    // the server again: an admin script in a loop, or a retrying proxy, cannot turn this route into a stall.
+    private static readonly TimeSpan CollectInterval = TimeSpan.FromSeconds(10);
+    private static readonly Lock CollectGate = new();
+    private static GcReport? _lastCollect;
+    private static long _lastCollectAt;
+
     private static IResult Collect(HttpContext http, MemoryMonitor monitor, ILogger<MemoryMonitor> logger)
     {
         var caller = Operator(http, "run a garbage collection");
-        var workingSet = MemoryMonitor.WorkingSet();
-        var heap = GC.GetTotalMemory(false);
-        var started = Stopwatch.GetTimestamp();
-        GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        GC.WaitForPendingFinalizers();
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
-        var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-        var sample = monitor.Sample();
-        LogCollected(logger, caller.Actor, HealthChecks.Mb(workingSet), HealthChecks.Mb(sample.WorkingSetBytes), ms);
-        return TypedResults.Ok(new GcReport(workingSet, sample.WorkingSetBytes, heap, GC.GetTotalMemory(false), Math.Round(ms, 1), sample.Shedding));
+        lock (CollectGate)
+        {
+            if (_lastCollect is { } last && Stopwatch.GetElapsedTime(_lastCollectAt) < CollectInterval)
+            {
+                return TypedResults.Ok(last with { Skipped = true });
+            }
+            var workingSet = MemoryMonitor.WorkingSet();
+            var heap = GC.GetTotalMemory(false);
+            var started = Stopwatch.GetTimestamp();
+            GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            var sample = monitor.Sample();
+            LogCollected(logger, caller.Actor, HealthChecks.Mb(workingSet), HealthChecks.Mb(sample.WorkingSetBytes), ms);
+            _lastCollect = new GcReport(workingSet, sample.WorkingSetBytes, heap, GC.GetTotalMemory(false), Math.Round(ms, 1), sample.Shedding);
+            _lastCollectAt = Stopwatch.GetTimestamp();
+            return TypedResults.Ok(_lastCollect);
+        }
     }
 
     private static IResult GetReadOnly(HttpContext http, EngramEngine engine)
@@ -171,4 +186,5 @@ public sealed record MemoryReport(long WorkingSetBytes, long BudgetBytes, string
 
 public sealed record CacheCleanupReport(IReadOnlyList<SizedPart> Freed, long WorkingSetBeforeBytes, long WorkingSetAfterBytes, string Note);
 
-public sealed record GcReport(long WorkingSetBeforeBytes, long WorkingSetAfterBytes, long HeapBeforeBytes, long HeapAfterBytes, double Ms, bool Shedding);
+/// <param name="Skipped">True when this is the report of a collection that ran less than 10 s ago (none ran for this call).</param>
+public sealed record GcReport(long WorkingSetBeforeBytes, long WorkingSetAfterBytes, long HeapBeforeBytes, long HeapAfterBytes, double Ms, bool Shedding, bool Skipped = false);

@@ -93,7 +93,7 @@ public sealed class McpMemoryImportTests
         using var data = new TempDirectory();
         var format = await CliProcess.RunAsync(["import", "--format", "mem0", "x.jsonl", "--data", data.Path]);
         format.ExitCode.Should().Be(1, format.ToString());
-        format.Stderr.Should().Contain("unknown --format 'mem0'; the formats are: mcp-memory");
+        format.Stderr.Should().Contain("unknown --format 'mem0'; the formats are: engram, mcp-memory");
 
         var missing = await CliProcess.RunAsync(["import", "--format", "mcp-memory", Path.Combine(data.Path, "none.jsonl"), "--data", data.Path]);
         missing.ExitCode.Should().Be(1, missing.ToString());

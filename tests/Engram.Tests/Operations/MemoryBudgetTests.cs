@@ -94,6 +94,10 @@ public sealed class MemoryBudgetTests
         gc.GetProperty("working_set_before_bytes").GetInt64().Should().BeGreaterThan(0);
         gc.GetProperty("working_set_after_bytes").GetInt64().Should().BeGreaterThan(0);
         gc.GetProperty("heap_after_bytes").GetInt64().Should().BeGreaterThan(0);
+        // A second call straight after does not stop the process again: it answers the last collection's report.
+        var again = await (await server.SendJsonAsync("POST", "/v1/admin/gc")).JsonAsync();
+        again.GetProperty("skipped").GetBoolean().Should().BeTrue();
+        again.GetProperty("working_set_after_bytes").GetInt64().Should().BeGreaterThan(0);
     }
 
     [Fact]
