@@ -16,12 +16,7 @@ internal static class ConfiguredOptions
     /// <summary>Every Engram setting, validated (limits, search, the embedder, key-value).</summary>
     public static EngramServerOptions Load()
     {
-        var configuration = new ConfigurationBuilder()
-            .SetBasePath(AppContext.BaseDirectory)
-            .AddJsonFile("appsettings.json", optional: true)
-            .AddEnvironmentVariables()
-            .Build();
-        ServerApplication.MapOperatorVariables(configuration);
+        var configuration = Configuration();
         EngramServerOptions options;
         try
         {
@@ -35,5 +30,17 @@ internal static class ConfiguredOptions
         return errors.Count == 0
             ? options
             : throw new ValidationException("Engram", "invalid configuration: " + string.Join("; ", errors));
+    }
+
+    /// <summary>The configuration the CLI reads: appsettings.json beside the binary, then the environment (operator names mapped).</summary>
+    public static IConfiguration Configuration()
+    {
+        var configuration = new ConfigurationBuilder()
+            .SetBasePath(AppContext.BaseDirectory)
+            .AddJsonFile("appsettings.json", optional: true)
+            .AddEnvironmentVariables()
+            .Build();
+        ServerApplication.MapOperatorVariables(configuration);
+        return configuration;
     }
 }

@@ -39,7 +39,7 @@ internal static class DoctorCommand
                 server ??= data is null ? Environment.GetEnvironmentVariable(BackendOptions.ServerVariable) is { Length: > 0 } s ? s : null : null;
                 var checks = server is not null
                     ? await RemoteAsync(BackendOptions.ServerUri(server), ct)
-                    : await Doctor.RunAsync(Configuration(), data ?? (Environment.GetEnvironmentVariable(BackendOptions.DataVariable) is { Length: > 0 } d ? d : null),
+                    : await Doctor.RunAsync(Client.ConfiguredOptions.Configuration(), data ?? (Environment.GetEnvironmentVariable(BackendOptions.DataVariable) is { Length: > 0 } d ? d : null),
                         parse.GetValue(urls), ct);
                 var healthy = checks.All(c => c.Status == HealthChecks.Ok);
                 if (json)
@@ -58,17 +58,6 @@ internal static class DoctorCommand
             }
         });
         return command;
-    }
-
-    private static IConfiguration Configuration()
-    {
-        var configuration = new ConfigurationBuilder()
-            .SetBasePath(AppContext.BaseDirectory)
-            .AddJsonFile("appsettings.json", optional: true)
-            .AddEnvironmentVariables()
-            .Build();
-        ServerApplication.MapOperatorVariables(configuration);
-        return configuration;
     }
 
     private static async Task<IReadOnlyList<HealthCheck>> RemoteAsync(Uri server, CancellationToken ct)
