@@ -39,26 +39,9 @@ internal static class BenchCommand
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
-                var files = LocomoBenchmark.ResolveFiles(parse.GetValue(data)!);
-                if (parse.GetValue(limit) is { } first)
-                {
-                    files = files.Take(Math.Max(1, first)).ToList();
-                }
+                var files = Files(parse.GetValue(data)!, parse.GetValue(limit));
                 var options = Client.ConfiguredOptions.Load();
-                var embeddings = options.Embeddings;
-                if (parse.GetValue(embedderName) is { } name)
-                {
-                    embeddings.Provider = name;
-                }
-                if (parse.GetValue(model) is { } modelName)
-                {
-                    embeddings.Transformer.Model = modelName;
-                }
-                var errors = embeddings.Validate().ToList();
-                if (errors.Count > 0)
-                {
-                    throw new ValidationException("embedder", string.Join("; ", errors));
-                }
+                var embeddings = Embeddings(options, parse.GetValue(embedderName), parse.GetValue(model));
                 var baseline = SearchSettings.Apply(options.Search, parse.GetValue(set) ?? []);
                 var specs = parse.GetValue(variant) is { Length: > 0 } given ? given : [""];
                 var variants = specs.Select(v => SearchSettings.Apply(baseline, v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))).ToList();
@@ -83,12 +66,7 @@ internal static class BenchCommand
                         Console.WriteLine($"== variant {i + 1}: {(specs[i].Length == 0 ? "(base)" : specs[i])}");
                     }
                     var summary = LocomoBenchmark.Summarize(runs[i]);
-                    Console.WriteLine($"{"group",-26} {"questions",9} {"R@1",6} {"R@5",6} {"R@10",6} {"R@20",6} {"ret",5} {"any@5",6} {"all@5",6}");
-                    foreach (var (group, figures) in summary.ByGroup)
-                    {
-                        Console.WriteLine(Row(group, figures));
-                    }
-                    Console.WriteLine(Row("overall", summary.Overall));
+                    PrintTable(summary);
                     if (parse.GetValue(json))
                     {
                         Console.WriteLine(JsonSerializer.Serialize(new
@@ -137,19 +115,8 @@ internal static class BenchCommand
                 {
                     throw new ValidationException("chunk-chars", "--chunk-chars must be at least 100 and --overlap between 0 and half of it");
                 }
-                var files = LocomoBenchmark.ResolveFiles(parse.GetValue(data)!);
-                if (parse.GetValue(limit) is { } first)
-                {
-                    files = files.Take(Math.Max(1, first)).ToList();
-                }
-                var embeddings = Client.ConfiguredOptions.Load().Embeddings;
-                embeddings.Provider = parse.GetValue(embedderName) ?? embeddings.Provider;
-                embeddings.Transformer.Model = parse.GetValue(model) ?? embeddings.Transformer.Model;
-                var errors = embeddings.Validate().ToList();
-                if (errors.Count > 0)
-                {
-                    throw new ValidationException("embedder", string.Join("; ", errors));
-                }
+                var files = Files(parse.GetValue(data)!, parse.GetValue(limit));
+                var embeddings = Embeddings(Client.ConfiguredOptions.Load(), parse.GetValue(embedderName), parse.GetValue(model));
                 using var cached = new CachedEmbeddingProvider(embeddings.CreateProvider(), parse.GetValue(cache)!);
                 Console.Error.WriteLine($"embedder {cached.ModelId}, {cached.Loaded} cached vectors");
                 var study = new ChunkingStudy(cached, parse.GetValue(size), parse.GetValue(overlap));
@@ -157,14 +124,8 @@ internal static class BenchCommand
                 Console.WriteLine($"{study.Turns} turns, {study.ChunkedTurns} longer than {parse.GetValue(size)} chars cut into {study.Chunks} chunks (overlap {parse.GetValue(overlap)})");
                 foreach (var ranking in rankings)
                 {
-                    var summary = LocomoBenchmark.Summarize(ranking.Results);
                     Console.WriteLine($"== semantic only: {ranking.Name}");
-                    Console.WriteLine($"{"group",-26} {"questions",9} {"R@1",6} {"R@5",6} {"R@10",6} {"R@20",6} {"ret",5} {"any@5",6} {"all@5",6}");
-                    foreach (var (group, figures) in summary.ByGroup)
-                    {
-                        Console.WriteLine(Row(group, figures));
-                    }
-                    Console.WriteLine(Row("overall", summary.Overall));
+                    PrintTable(LocomoBenchmark.Summarize(ranking.Results));
                 }
                 Console.Error.WriteLine($"{cached.Embedded} texts embedded");
                 return ExitCodes.Ok;
@@ -181,6 +142,33 @@ internal static class BenchCommand
             }
         });
         return command;
+    }
+
+    /// <summary>The JSON files of <paramref name="path"/>, only the first <paramref name="limit"/> when given.</summary>
+    private static IReadOnlyList<string> Files(string path, int? limit)
+    {
+        var files = LocomoBenchmark.ResolveFiles(path);
+        return limit is { } first ? files.Take(Math.Max(1, first)).ToList() : files;
+    }
+
+    /// <summary>The configured embedder settings with --embedder and --model applied, validated.</summary>
+    private static EmbeddingSettings Embeddings(Server.EngramServerOptions options, string? provider, string? model)
+    {
+        var embeddings = options.Embeddings;
+        embeddings.Provider = provider ?? embeddings.Provider;
+        embeddings.Transformer.Model = model ?? embeddings.Transformer.Model;
+        var errors = embeddings.Validate().ToList();
+        return errors.Count == 0 ? embeddings : throw new ValidationException("embedder", string.Join("; ", errors));
+    }
+
+    private static void PrintTable(LocomoBenchmark.Summary summary)
+    {
+        Console.WriteLine($"{"group",-26} {"questions",9} {"R@1",6} {"R@5",6} {"R@10",6} {"R@20",6} {"ret",5} {"any@5",6} {"all@5",6}");
+        foreach (var (group, figures) in summary.ByGroup)
+        {
+            Console.WriteLine(Row(group, figures));
+        }
+        Console.WriteLine(Row("overall", summary.Overall));
     }
 
     private static string Row(string group, LocomoBenchmark.Figures f)
