@@ -21,6 +21,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await StoreBenchmark.RunAsync(args[1..]);
     case "lexical":
         return LexicalBenchmark.Run(args[1..]);
+    case "lexical-tail":
+        return LexicalTail.Run(args[1..]);
     case "e2e":
         return await E2eBenchmark.RunAsync(args[1..]);
     case "e2e-vectors":

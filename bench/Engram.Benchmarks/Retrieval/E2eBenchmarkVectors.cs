@@ -31,7 +31,7 @@ public static class E2eVectorBenchmark
     {
         if (Parse(args) is not { } settings)
         {
-            await Console.Error.WriteLineAsync("usage: e2e-vectors [--size N] [--runs glove,arctic-float,arctic-int8,arctic-int8rerank] [--queries N] [--sentences N] [--noise X] [--seed N] [--data-root DIR]");
+            await Console.Error.WriteLineAsync("usage: e2e-vectors [--size N] [--runs glove,arctic-float,arctic-int8,arctic-int8rerank] [--queries N] [--sentences N] [--noise X] [--seed N] [--data-root DIR] [--profile]");
             return 1;
         }
         Console.WriteLine("Engram end-to-end search with persisted vectors");
@@ -49,12 +49,12 @@ public static class E2eVectorBenchmark
         var warmUp = QueryGenerator.Generate(corpus, settings.Size, settings.WarmUp, settings.Seed + 1).Select(q => string.Join(' ', q)).ToList();
         foreach (var run in settings.Runs)
         {
-            await RunOneAsync(folder, run, settings.Size, queries, warmUp);
+            await RunOneAsync(folder, run, settings.Size, queries, warmUp, settings.Profile);
         }
         return 0;
     }
 
-    private static async Task RunOneAsync(string folder, string run, long size, List<string> queries, List<string> warmUp)
+    private static async Task RunOneAsync(string folder, string run, long size, List<string> queries, List<string> warmUp, bool profile)
     {
         await Console.Error.WriteLineAsync($"e2e-vectors {run}");
         Action<EngramServerOptions> configure = run switch
@@ -117,6 +117,10 @@ public static class E2eVectorBenchmark
             if (run == "glove")
             {
                 rows.Add(await SearchLatency.RunAsync("HTTP POST /v1/search", 1, queries, warmUp, OverHttp));
+                if (profile)
+                {
+                    await E2eProfile.RunAsync(engine, queries);
+                }
             }
             else
             {
@@ -292,6 +296,9 @@ public static class E2eVectorBenchmark
                 case "--seed" when int.TryParse(value, out var seed):
                     settings = settings with { Seed = seed };
                     break;
+                case "--profile":
+                    settings = settings with { Profile = true };
+                    continue;
                 case "--data-root" when value is not null:
                     settings = settings with { DataRoot = Path.GetFullPath(value) };
                     break;
@@ -313,7 +320,12 @@ public static class E2eVectorBenchmark
 
         public int Queries { get; init; } = 1_000;
 
-        public int WarmUp { get; init; } = 50;
+        // Enough distinct queries that the search path is fully compiled (tiered JIT) and the store's hot pages
+        // are cached before measuring, as in a server that has been running; 50 left the first 1,000 queries
+        // measured about twice as slow as the same queries a second time.
+        public int WarmUp { get; init; } = 1_000;
+
+        public bool Profile { get; init; }
 
         public int Sentences { get; init; } = 2_000;
 

@@ -66,18 +66,6 @@ public sealed partial class Bm25Index
     /// <summary>Most vocabulary words one misspelt query word is expanded to (the most frequent at the nearest distance).</summary>
     public const int MaxCorrections = 3;
 
-    /// <summary>
-    /// Skips the low-impact tail of long posting lists once the top k is settled (see <see cref="Search{TFilter}"/>);
-    /// the results are those of scoring every posting. Off only to measure what it saves.
-    /// </summary>
-    public bool DynamicPruning { get; set; } = true;
-
-    /// <summary>Whether the last search on this thread took the pruned path (tests check that they exercise it).</summary>
-    internal bool LastSearchPruned => _lastSearchPruned;
-
-    [ThreadStatic]
-    private static bool _lastSearchPruned;
-
     /// <summary>Bytes held by the typo table (the deletion map over the vocabulary).</summary>
     public long TypoTableBytes => _neighbourhood.Bytes;
 
@@ -135,92 +123,6 @@ public sealed partial class Bm25Index
         }
     }
 
-    /// <summary>
-    /// Scores every document that holds a query term and keeps the best <c>results.Length</c> that
-    /// <paramref name="filter"/> allows. Returns how many were written to <paramref name="results"/>, best first.
-    /// </summary>
-    public int Search<TFilter>(ReadOnlySpan<char> query, Span<ScoredDoc> results, TFilter filter)
-        where TFilter : IDocFilter
-    {
-        if (results.IsEmpty)
-        {
-            return 0;
-        }
-        _lock.EnterReadLock();
-        try
-        {
-            if (_liveDocs == 0)
-            {
-                return 0;
-            }
-            var terms = new QueryTerms(this);
-            _analyzer.Analyze(query, ref terms, static (term, ref q) => q.Add(term));
-            if (terms.Count == 0)
-            {
-                terms.Dispose();
-                return 0;
-            }
-            var scores = ScorePool.Rent(_docLength.Length);
-            var touched = ArrayPool<int>.Shared.Rent(Math.Min(_docLength.Length, Math.Max(64, SumPostings(ref terms))));
-            var touchedCount = 0;
-            Span<TermPlan> plan = stackalloc TermPlan[terms.Count];
-            try
-            {
-                var bm25 = new Bm25Scorer(_liveDocs, _totalLength, K1, B);
-                var planned = PlanTerms(ref terms, in bm25, plan);
-                plan = plan[..planned];
-                // Terms go best upper bound first (rare terms, short lists); "remaining" is what the terms
-                // not yet added could still give any document.
-                var best = 0f;
-                _lastSearchPruned = false;
-                for (var t = 0; t < plan.Length; t++)
-                {
-                    var remaining = 0f;
-                    foreach (ref readonly var later in plan[(t + 1)..])
-                    {
-                        remaining += later.UpperBound;
-                    }
-                    Accumulate(in plan[t], in bm25, scores, touched, ref touchedCount, ref best);
-                    // MaxScore-style pruning, term at a time: once the k-th best allowed partial score is at
-                    // least what the remaining terms could add, no untouched document can enter the top k,
-                    // so the remaining (long, low-impact) lists are only probed for the few candidates left.
-                    if (DynamicPruning && _ordered && remaining > 0 && remaining < best
-                        && KthBestAllowed(touched.AsSpan(0, touchedCount), scores, results.Length, filter) is var kth && kth >= remaining)
-                    {
-                        _lastSearchPruned = true;
-                        return FinishPruned(plan[(t + 1)..], in bm25, scores, touched.AsSpan(0, touchedCount), kth - remaining, results, filter);
-                    }
-                }
-
-                var top = new TopK(results);
-                for (var i = 0; i < touchedCount; i++)
-                {
-                    var doc = touched[i];
-                    var score = scores[doc];
-                    if (score > top.Threshold && filter.Allows(doc))
-                    {
-                        top.Add(doc, score);
-                    }
-                }
-                return top.Finish();
-            }
-            finally
-            {
-                for (var i = 0; i < touchedCount; i++)
-                {
-                    scores[touched[i]] = 0;
-                }
-                ScorePool.Return(scores);
-                ArrayPool<int>.Shared.Return(touched);
-                terms.Dispose();
-            }
-        }
-        finally
-        {
-            _lock.ExitReadLock();
-        }
-    }
-
     /// <summary>The query's terms with live documents, their weight (idf × query weight) and score bound, best bound first.</summary>
     private int PlanTerms(ref QueryTerms terms, in Bm25Scorer bm25, Span<TermPlan> plan)
     {
@@ -248,136 +150,6 @@ public sealed partial class Bm25Index
         return count;
     }
 
-    private void Accumulate(in TermPlan term, in Bm25Scorer bm25, float[] scores, int[] touched, ref int touchedCount, ref float best)
-    {
-        ref readonly var postings = ref _postings[term.TermId];
-        var docs = postings.Docs.AsSpan(0, postings.Count);
-        var tfs = postings.Frequencies.AsSpan(0, postings.Count);
-        var weight = term.Weight;
-        for (var i = 0; i < docs.Length; i++)
-        {
-            var doc = docs[i];
-            var length = _docLength[doc];
-            if (length == 0)
-            {
-                continue; // removed
-            }
-            var score = bm25.Score(weight, tfs[i], length);
-            if (scores[doc] == 0)
-            {
-                touched[touchedCount++] = doc;
-            }
-            var sum = scores[doc] += score;
-            best = Math.Max(best, sum);
-        }
-    }
-
-    /// <summary>The k-th best score among the allowed touched documents, or -inf when fewer than k are allowed.</summary>
-    private static float KthBestAllowed<TFilter>(ReadOnlySpan<int> touched, float[] scores, int k, TFilter filter)
-        where TFilter : IDocFilter
-    {
-        if (touched.Length < k)
-        {
-            return float.NegativeInfinity;
-        }
-        var rented = ArrayPool<ScoredDoc>.Shared.Rent(k);
-        try
-        {
-            var top = new TopK(rented.AsSpan(0, k));
-            foreach (var doc in touched)
-            {
-                var score = scores[doc];
-                if (score > top.Threshold && filter.Allows(doc))
-                {
-                    top.Add(doc, score);
-                }
-            }
-            return top.Threshold;
-        }
-        finally
-        {
-            ArrayPool<ScoredDoc>.Shared.Return(rented);
-        }
-    }
-
-    /// <summary>
-    /// Completes the scores of the documents that can still reach the top k (partial score at least
-    /// <paramref name="minPartial"/>, allowed by the filter) with the remaining terms, seeking each
-    /// candidate in their posting lists instead of reading them whole, and keeps the best.
-    /// </summary>
-    private int FinishPruned<TFilter>(ReadOnlySpan<TermPlan> rest, in Bm25Scorer bm25, float[] scores, ReadOnlySpan<int> touched, float minPartial,
-        Span<ScoredDoc> results, TFilter filter)
-        where TFilter : IDocFilter
-    {
-        var alive = ArrayPool<int>.Shared.Rent(touched.Length);
-        try
-        {
-            var count = 0;
-            foreach (var doc in touched)
-            {
-                if (scores[doc] >= minPartial && filter.Allows(doc))
-                {
-                    alive[count++] = doc;
-                }
-            }
-            var candidates = alive.AsSpan(0, count);
-            candidates.Sort();
-            foreach (ref readonly var term in rest)
-            {
-                ref readonly var postings = ref _postings[term.TermId];
-                var docs = postings.Docs.AsSpan(0, postings.Count);
-                var position = 0;
-                foreach (var doc in candidates)
-                {
-                    position = Seek(docs, position, doc);
-                    if (position == docs.Length)
-                    {
-                        break;
-                    }
-                    if (docs[position] == doc)
-                    {
-                        scores[doc] += bm25.Score(term.Weight, postings.Frequencies[position], _docLength[doc]);
-                    }
-                }
-            }
-            var top = new TopK(results);
-            foreach (var doc in candidates)
-            {
-                var score = scores[doc];
-                if (score > top.Threshold)
-                {
-                    top.Add(doc, score);
-                }
-            }
-            return top.Finish();
-        }
-        finally
-        {
-            ArrayPool<int>.Shared.Return(alive);
-        }
-    }
-
-    /// <summary>The first position at or after <paramref name="from"/> whose document is at least <paramref name="target"/> (galloping, then binary search).</summary>
-    private static int Seek(ReadOnlySpan<int> docs, int from, int target)
-    {
-        if (from >= docs.Length || docs[from] >= target)
-        {
-            return from;
-        }
-        var low = from; // docs[low] < target
-        var step = 1;
-        var high = from + 1;
-        while (high < docs.Length && docs[high] < target)
-        {
-            low = high;
-            step <<= 1;
-            high = low + step;
-        }
-        high = Math.Min(high, docs.Length);
-        var found = docs[(low + 1)..high].BinarySearch(target);
-        return low + 1 + (found >= 0 ? found : ~found);
-    }
-
     private readonly record struct TermPlan(int TermId, float Weight, float UpperBound);
 
     /// <summary>The BM25 pieces of one search: idf and the saturating, length-normalised term frequency.</summary>
@@ -393,6 +165,15 @@ public sealed partial class Bm25Index
         /// <summary>One term's BM25 score in one document: <paramref name="weight"/> (idf × query weight) times the saturated frequency.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float Score(float weight, float tf, int length) => weight * tf * (_k1 + 1) / (tf + _lengthNorm + (_lengthScale * length));
+
+        /// <summary>Fills <paramref name="table"/>[length] with the score of one occurrence in a document of that length.</summary>
+        public void FillSingle(float weight, Span<float> table)
+        {
+            for (var length = 0; length < table.Length; length++)
+            {
+                table[length] = Score(weight, 1, length);
+            }
+        }
     }
 
     /// <summary>Drops postings of removed documents when they are a large share; call from a maintenance job.</summary>
@@ -418,16 +199,6 @@ public sealed partial class Bm25Index
         {
             _lock.ExitWriteLock();
         }
-    }
-
-    private int SumPostings(ref QueryTerms query)
-    {
-        var sum = 0;
-        for (var q = 0; q < query.Count; q++)
-        {
-            sum += _postings[query.TermAt(q)].Count;
-        }
-        return sum;
     }
 
     private void RemoveLocked(int doc)
