@@ -35,7 +35,9 @@ public sealed class AuditTrail : IAsyncDisposable
     private readonly Channel<AuditEntry> _queue = Channel.CreateBounded<AuditEntry>(new BoundedChannelOptions(QueueCapacity)
     {
         SingleReader = true,
-        FullMode = BoundedChannelFullMode.DropWrite,
+        // Wait, not DropWrite: in DropWrite mode TryWrite reports success for an item it drops, which would go uncounted
+        // (and stay pending forever); with Wait, TryWrite answers false when full and the caller counts the drop.
+        FullMode = BoundedChannelFullMode.Wait,
     });
     private readonly Task _loop;
     private readonly object _deniedGate = new();

@@ -99,7 +99,17 @@ internal static class RateLimits
 
     private static PartitionedRateLimiter<HttpContext> CreateLimiter(RateLimitOptions options, BoundedKeySet<ClientKey> clients)
     {
-        ClientKey? Key(HttpContext context) => ClientKey.Of(context) is { } key ? (clients.Admit(key) ? key : ClientKey.Overflow) : null;
+        // Admitted once per request (the middleware and the chained limiters ask the partitioner more than once).
+        ClientKey? Key(HttpContext context)
+        {
+            if (context.Items.TryGetValue(typeof(ClientKey), out var known))
+            {
+                return (ClientKey?)known;
+            }
+            ClientKey? key = ClientKey.Of(context) is { } caller ? (clients.Admit(caller) ? caller : ClientKey.Overflow) : null;
+            context.Items[typeof(ClientKey)] = key;
+            return key;
+        }
         var limiters = new List<PartitionedRateLimiter<HttpContext>>(2);
         if (options.PermitsPerSecond > 0)
         {

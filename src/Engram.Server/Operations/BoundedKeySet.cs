@@ -23,7 +23,7 @@ public sealed class BoundedKeySet<TKey>(string part, int capacity, TimeSpan idle
     private readonly long _idleMs = (long)idle.TotalMilliseconds;
     private readonly Lock _sweep = new();
     private int _count;
-    private long _sweptAt = long.MinValue;
+    private long _sweptAt = long.MinValue / 2; // far in the past, without overflowing now - _sweptAt
     private long _overflowed;
 
     public string Part { get; } = part;

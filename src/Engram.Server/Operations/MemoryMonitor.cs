@@ -40,7 +40,8 @@ public sealed partial class MemoryMonitor : BackgroundService
         if (_options.Memory.WarningWebhook is { Length: > 0 } hook)
         {
             _webhook = OutboundHttp.CreateClient(OutboundPolicy.For([new Uri(hook)], _options.Outbound.AllowedHosts), TimeSpan.FromSeconds(5));
-            _notes = Channel.CreateBounded<WebhookNote>(new BoundedChannelOptions(WebhookQueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
+            // Wait mode only so that TryWrite answers false when full (DropWrite reports true and drops silently); Notify never waits.
+            _notes = Channel.CreateBounded<WebhookNote>(new BoundedChannelOptions(WebhookQueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
             _ = Task.Run(() => SendNotesAsync(_webhook, hook, _notes.Reader));
         }
         OperationsGauges.Register(this);
