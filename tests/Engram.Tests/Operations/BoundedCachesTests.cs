@@ -8,7 +8,11 @@ using Engram.Server.Http;
 using Engram.Server.Operations;
 using Engram.Tests.Limits;
 using Engram.Tests.Support;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Engram.Tests.Operations;
 
@@ -210,6 +214,80 @@ public sealed class BoundedCachesTests
             var page = await store.ReadAuditAsync(new AuditQuery(Tenant: "acme", Limit: 1000));
             page.Items.Should().HaveCount(1000);
             held.Written.Should().Be(AuditTrail.QueueCapacity + 1);
+        }
+    }
+
+    [Fact]
+    public async Task StoreWriterQueue_WhenFull_MakesCallersWait_AndLosesNothing()
+    {
+        using var data = new TempDirectory();
+        using var connection = Engram.Core.Storage.Sqlite.SqliteConnection.Open(Path.Combine(data.Path, "w.db"));
+        connection.Execute("CREATE TABLE t (v INTEGER)");
+        await using var writer = new Engram.Core.Storage.Sqlite.SqliteWriter(connection, queueCapacity: 8);
+        using var gate = new ManualResetEventSlim(false);
+        using var running = new ManualResetEventSlim(false);
+        // The first write holds the writer's thread (as a slow disk would); the queue fills behind it.
+        var blocker = writer.WriteAsync(c =>
+        {
+            running.Set();
+            gate.Wait();
+            return c.ExecuteNonQuery("INSERT INTO t VALUES (-1)");
+        });
+        running.Wait(TimeSpan.FromSeconds(30)).Should().BeTrue();
+        var queued = Enumerable.Range(0, 8).Select(i => writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (?1)", i))).ToList();
+        writer.QueueLength.Should().Be(8);
+        var beyond = Enumerable.Range(8, 4).Select(i => writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (?1)", i))).ToList();
+        writer.QueueLength.Should().Be(8, "the bound holds: the callers beyond it wait to enqueue instead of growing the queue");
+        beyond.Should().OnlyContain(t => !t.IsCompleted);
+
+        gate.Set();
+        await blocker;
+        await Task.WhenAll(queued.Concat(beyond));
+        connection.ScalarInt64("SELECT COUNT(*) FROM t WHERE v >= 0").Should().Be(12, "back-pressure, not dropping: every write lands");
+        writer.QueueLength.Should().Be(0);
+    }
+
+    [Fact]
+    public async Task WebhookQueue_WithAHungReceiver_HoldsItsBound_AndTheMonitorNeverBlocks()
+    {
+        using var hang = new CancellationTokenSource();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var receiver = builder.Build();
+        var received = 0;
+        receiver.MapPost("/hook", async () =>
+        {
+            Interlocked.Increment(ref received);
+            await Task.Delay(Timeout.Infinite, hang.Token).ContinueWith(_ => { }, TaskScheduler.Default); // never answers while the test runs
+            return Results.NoContent();
+        });
+        await receiver.StartAsync();
+        try
+        {
+            await using var server = await EngramServer.StartAsync(configure: o =>
+            {
+                o.Memory.BudgetMB = 1024 * 1024;
+                o.Memory.WarningWebhook = receiver.Urls.Single().TrimEnd('/') + "/hook";
+                o.Memory.SampleIntervalMilliseconds = 60_000;
+            });
+            var monitor = server.Services.GetRequiredService<MemoryMonitor>();
+            for (var i = 0; i < 40; i++)
+            {
+                monitor.Budget = new MemoryBudget(1024 * 1024, "test"); // over: a shedding note
+                monitor.Sample().Shedding.Should().BeTrue();
+                monitor.Budget = new MemoryBudget(1L << 40, "test"); // under: a recovered note
+                monitor.Sample().Shedding.Should().BeFalse();
+            }
+            monitor.WebhookPending.Should().BeLessThanOrEqualTo(MemoryMonitor.WebhookQueueCapacity);
+            monitor.WebhookPending.Should().BeGreaterThanOrEqualTo(MemoryMonitor.WebhookQueueCapacity - 1, "80 notes, one in flight at most, the rest beyond the bound dropped");
+            var report = await (await server.Client.GetAsync("/v1/admin/memory")).JsonAsync();
+            Part(report, "queues", "webhook_queue").GetProperty("capacity").GetInt64().Should().Be(MemoryMonitor.WebhookQueueCapacity);
+            Volatile.Read(ref received).Should().BeLessThanOrEqualTo(1, "one sender, stuck on the first post");
+        }
+        finally
+        {
+            await hang.CancelAsync();
         }
     }
 
