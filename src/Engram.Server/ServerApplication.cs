@@ -101,7 +101,7 @@ public static class ServerApplication
         builder.Services.AddSingleton(sp => (IAuditLog)sp.GetRequiredService<IMemoryStore>());
         builder.Services.AddSingleton(sp => new ApiKeyService((IApiKeyStore)sp.GetRequiredService<IMemoryStore>(), sp.GetRequiredService<AuditTrail>(),
             sp.GetRequiredService<TimeProvider>(), options.Auth.KeyCacheSize));
-        builder.Services.AddSingleton(new FailedAuthThrottle(options.Auth.FailedAttemptsPerMinute));
+        builder.Services.AddSingleton(new FailedAuthThrottle(options.Auth.FailedAttemptsPerMinute, options.RateLimit.MaxClients));
         var nonLoopback = ListenAddresses.FirstNonLoopback(listenUrls, builder.Configuration);
         builder.Services.AddSingleton(new AuthMode(OpenAllowed: nonLoopback is null));
         // MCP over Streamable HTTP at /mcp, stateless: the tools read the caller of the HTTP request.
@@ -137,6 +137,7 @@ public static class ServerApplication
         try
         {
             app.Services.GetRequiredService<EngramEngine>().Gate.ReadOnly = options.ReadOnly;
+            app.Services.GetRequiredService<EngramEngine>().Access.Capacity = Operations.MemoryBudget.Resolve(options.Memory.BudgetMB).AccessCounts();
             app.Services.GetRequiredService<BackupService>(); // the backup metrics, seeded from the backup folder
         }
         catch

@@ -45,6 +45,9 @@ public sealed class ApiKeyService
     /// <summary>Keys held in memory after their first use (at most the configured KeyCacheSize).</summary>
     public int CachedKeys => _cache.Count;
 
+    /// <summary>The bound on <see cref="CachedKeys"/> (Engram:Auth:KeyCacheSize, capped by the memory budget).</summary>
+    public int CacheCapacity => _cacheSize;
+
     /// <summary>Empties the key cache (the next request of each key looks it up again); returns how many went.</summary>
     public int ClearCache()
     {
@@ -110,6 +113,9 @@ public sealed class ApiKeyService
             }
             if (_cache.Count >= _cacheSize)
             {
+                // Full: start over rather than track recency on the authentication path. Only keys that exist are
+                // cached, so this happens only with more live keys than the cache holds; each refills on its next request.
+                Operations.BoundOverflow.Count("api_keys", _cache.Count);
                 _cache.Clear();
             }
             cached = new CachedKey(found, generation);

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Engram.Core.Operations;
 
 namespace Engram.Core.Security;
 
@@ -13,8 +14,20 @@ namespace Engram.Core.Security;
 public sealed class AuditTrail : IAsyncDisposable
 {
     public const int MaxDeniedPerSecond = 50;
-    private const int MaxTrackedRemotes = 10_000;
-    private const int QueueCapacity = 10_000;
+
+    /// <summary>Remote addresses whose denials are being counted, at most (~100 bytes each); cleared when full (counted as <c>audit_denied_remotes</c>).</summary>
+    public const int MaxTrackedRemotes = 10_000;
+
+    /// <summary>
+    /// Entries waiting for the background writer, at most (~300 bytes each, ~3 MB). When full, new entries are dropped
+    /// and counted (<see cref="Dropped"/>, <c>engram_bound_overflow_total{part="audit_queue"}</c>), not waited for: the
+    /// request path must not stall on a slow store for an audit line, and denials (the bulk of a flood) are already sampled.
+    /// </summary>
+    public const int QueueCapacity = 10_000;
+
+    /// <summary>Estimated bytes of one queued entry (for <c>GET /v1/admin/memory</c>).</summary>
+    public const long EntryBytes = 300;
+
     private const int BatchSize = 256;
 
     private readonly IAuditLog _log;
@@ -22,7 +35,9 @@ public sealed class AuditTrail : IAsyncDisposable
     private readonly Channel<AuditEntry> _queue = Channel.CreateBounded<AuditEntry>(new BoundedChannelOptions(QueueCapacity)
     {
         SingleReader = true,
-        FullMode = BoundedChannelFullMode.DropWrite,
+        // Wait, not DropWrite: in DropWrite mode TryWrite reports success for an item it drops, which would go uncounted
+        // (and stay pending forever); with Wait, TryWrite answers false when full and the caller counts the drop.
+        FullMode = BoundedChannelFullMode.Wait,
     });
     private readonly Task _loop;
     private readonly object _deniedGate = new();
@@ -45,6 +60,21 @@ public sealed class AuditTrail : IAsyncDisposable
 
     public long Dropped => Interlocked.Read(ref _dropped);
 
+    /// <summary>Entries queued and not written yet (at most <see cref="QueueCapacity"/>).</summary>
+    public long Pending => Math.Max(0, Interlocked.Read(ref _pending));
+
+    /// <summary>Remote addresses tracked for the per-address denial limit (at most <see cref="MaxTrackedRemotes"/>).</summary>
+    public int TrackedRemotes
+    {
+        get
+        {
+            lock (_deniedGate)
+            {
+                return _deniedByRemote.Count;
+            }
+        }
+    }
+
     /// <summary>Writes one entry now; the task completes once it is stored.</summary>
     public Task WriteAsync(AuditEntry entry, CancellationToken ct = default) => _log.AppendAuditAsync([entry], _maxRows, ct);
 
@@ -56,6 +86,7 @@ public sealed class AuditTrail : IAsyncDisposable
         {
             Interlocked.Decrement(ref _pending);
             Interlocked.Increment(ref _dropped);
+            BoundOverflow.Count("audit_queue");
         }
     }
 
@@ -74,6 +105,8 @@ public sealed class AuditTrail : IAsyncDisposable
             }
             if (_deniedByRemote.Count >= MaxTrackedRemotes)
             {
+                // Full: forget every address (their suppressed counts go unreported) rather than grow; a flood of this many addresses is itself logged.
+                BoundOverflow.Count("audit_denied_remotes", _deniedByRemote.Count);
                 _deniedByRemote.Clear();
             }
             var known = _deniedByRemote.TryGetValue(remote, out var seen);

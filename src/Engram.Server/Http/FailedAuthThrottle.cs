@@ -1,5 +1,6 @@
 using System.Net;
 using System.Threading.RateLimiting;
+using Engram.Server.Operations;
 
 namespace Engram.Server.Http;
 
@@ -13,8 +14,15 @@ internal sealed class FailedAuthThrottle : IDisposable
 {
     private readonly PartitionedRateLimiter<IPAddress>? _limiter;
 
-    public FailedAuthThrottle(int perMinute)
+    /// <param name="maxAddresses">
+    /// Addresses with a bucket of their own at a time (Engram:RateLimit:MaxClients, capped by the memory budget);
+    /// beyond it, new addresses share one bucket (<see cref="IPAddress.None"/>, which no client has): a flood of bad keys
+    /// from many addresses is throttled together instead of growing the table.
+    /// </param>
+    public FailedAuthThrottle(int perMinute, int maxAddresses = 100_000)
     {
+        // An address leaves the set after its bucket has refilled (a minute) and the limiter dropped it (10 s).
+        Addresses = new BoundedKeySet<IPAddress>("failed_auth_addresses", Math.Max(1, maxAddresses), TimeSpan.FromSeconds(90));
         if (perMinute <= 0)
         {
             return;
@@ -38,7 +46,8 @@ internal sealed class FailedAuthThrottle : IDisposable
         {
             return true;
         }
-        using var lease = _limiter.AttemptAcquire(RateLimits.ClientKey.Network(address) ?? IPAddress.None);
+        var network = RateLimits.ClientKey.Network(address) ?? IPAddress.None;
+        using var lease = _limiter.AttemptAcquire(Addresses.Admit(network) ? network : IPAddress.None);
         if (lease.IsAcquired)
         {
             return true;
@@ -46,6 +55,9 @@ internal sealed class FailedAuthThrottle : IDisposable
         retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
         return false;
     }
+
+    /// <summary>The addresses with buckets of their own (for <c>GET /v1/admin/memory</c>).</summary>
+    public BoundedKeySet<IPAddress> Addresses { get; }
 
     public void Dispose() => _limiter?.Dispose();
 }

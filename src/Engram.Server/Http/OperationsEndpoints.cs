@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Runtime;
 using Engram.Core;
 using Engram.Core.Common;
+using Engram.Core.Search;
 using Engram.Core.Security;
+using Engram.Core.Storage.Sqlite;
 using Engram.Server.Operations;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -50,7 +52,8 @@ internal static partial class OperationsEndpoints
         return caller;
     }
 
-    private static IResult Memory(HttpContext http, EngramEngine engine, MemoryMonitor monitor, ApiKeyService keys, Microsoft.Extensions.Options.IOptions<EngramServerOptions> options)
+    private static IResult Memory(HttpContext http, EngramEngine engine, MemoryMonitor monitor, ApiKeyService keys, AuditTrail audit, FailedAuthThrottle failedAuth,
+        Microsoft.Extensions.Options.IOptions<EngramServerOptions> options)
     {
         Operator(http, "read the server's memory use");
         var sample = monitor.Sample();
@@ -73,16 +76,30 @@ internal static partial class OperationsEndpoints
                 $"{dims} dimensions, {(bytesPerComponent == 4 ? "float32" : "int8")}; {index.StagedVectors} staged, {index.PendingVectors} pending"),
             new("lexical_and_documents", index.Count, null, index.Count * 400L, snapshot is null ? "estimate" : $"estimate; the index snapshot on disk is {HealthChecks.Mb(snapshot.Value)}"),
         };
+        // Every part that grows with traffic, with its hard bound and what happens when it is full (docs/OPERATIONS.md).
+        var access = engine.Access;
+        var clients = http.RequestServices.GetService(typeof(BoundedKeySet<RateLimits.ClientKey>)) as BoundedKeySet<RateLimits.ClientKey>;
         var caches = new List<SizedPart>
         {
             Cache(engine),
-            new("api_keys", keys.CachedKeys, options.Value.Auth.KeyCacheSize, keys.CachedKeys * MemoryBudget.ApiKeyBytes, "keys seen since the last refresh"),
+            new("api_keys", keys.CachedKeys, keys.CacheCapacity, keys.CachedKeys * MemoryBudget.ApiKeyBytes, "keys seen since the last refresh; emptied when full"),
+            new(AccessTracker.Part, access.Pending, access.Capacity, access.Pending * AccessTracker.EntryBytes,
+                $"search hits waiting to update last_accessed_at; beyond the bound dropped ({access.Dropped} so far)"),
+            clients is null
+                ? new("rate_limit_clients", 0, 0, 0, "off (Engram:RateLimit)")
+                : Clients(clients, "callers with rate limits of their own; beyond the bound they share one limit"),
+            Clients(failedAuth.Addresses, "addresses with a failed-key bucket of their own; beyond the bound they share one"),
+            new("audit_denied_remotes", audit.TrackedRemotes, AuditTrail.MaxTrackedRemotes, audit.TrackedRemotes * 100L, "addresses whose denied requests are being sampled; emptied when full"),
         };
+        var backlog = engine.Store is SqliteMemoryStore sqlite ? sqlite.Backlog : (Writes: 0, KvStates: 0);
         var queues = new List<SizedPart>
         {
-            new("store_writer", null, 10_000, null, "write requests waiting for the single writer (bounded; callers wait when full)"),
-            new("audit_trail", null, 10_000, null, "audit entries waiting to be written (bounded; drops beyond)"),
-            new("embedding_pending", index.PendingVectors, null, null, "memories waiting for a vector (rows in the store, embedded in batches)"),
+            new("store_writer", backlog.Writes, SqliteWriter.DefaultQueueCapacity, null, "write requests waiting for the single writer; when full, callers wait (back-pressure)"),
+            new("kv_write_behind", backlog.KvStates, SqliteMemoryStore.KvStatesHighWater, backlog.KvStates * 400L,
+                "key-value states not folded into the table yet; the writer folds when the bound is reached"),
+            new("audit_queue", audit.Pending, AuditTrail.QueueCapacity, audit.Pending * AuditTrail.EntryBytes, $"audit entries waiting to be written; beyond the bound dropped ({audit.Dropped} so far)"),
+            new("webhook_queue", monitor.WebhookPending, MemoryMonitor.WebhookQueueCapacity, null, "memory notes waiting for the webhook; beyond the bound dropped"),
+            new("embedding_pending", index.PendingVectors, null, null, "memories waiting for a vector: rows in the store, embedded in batches of 64 (part of the index, not bounded)"),
         };
         var tenants = index.Read(i => i.Docs.LargestTenants(LargestTenants));
         var slots = index.Read(i => i.Docs.NextDoc);
@@ -93,6 +110,9 @@ internal static partial class OperationsEndpoints
             new GcReportPart(GC.GetTotalMemory(false), gc.HeapSizeBytes, gc.FragmentedBytes, gc.TotalCommittedBytes, gc.Compacted, generations),
             caches, indexes, queues, [.. tenants.Select(t => new TenantSize(t.Tenant, t.Memories))]));
     }
+
+    private static SizedPart Clients<TKey>(BoundedKeySet<TKey> set, string note) where TKey : notnull =>
+        new(set.Part, set.Count, set.Capacity, set.Count * BoundedKeySet<TKey>.EntryBytes, $"{note} ({set.Overflowed} requests so far)");
 
     private static SizedPart Cache(EngramEngine engine) => engine.QueryCache is { } cache
         ? new("query_vectors", cache.Count, cache.Capacity, cache.Count * MemoryBudget.QueryVectorBytes, $"hits {cache.Hits}, misses {cache.Misses}")

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.RateLimiting;
+using Engram.Server.Operations;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.RateLimiting;
@@ -30,6 +31,13 @@ public sealed class RateLimitOptions
     /// <summary>Requests of one caller waiting for a slot (first come, first served) before more are refused.</summary>
     public int QueueLimit { get; set; } = 256;
 
+    /// <summary>
+    /// Distinct callers (keys or addresses) with limits of their own at a time; beyond it new callers share one
+    /// overflow limit (Operations.BoundedKeySet). Also bounds the failed-authentication buckets. Capped by the
+    /// memory budget (1 % of it at about 1 KB a caller).
+    /// </summary>
+    public int MaxClients { get; set; } = 100_000;
+
     public bool Enabled => PermitsPerSecond > 0 || MaxConcurrentRequests > 0;
 
     public IEnumerable<string> Validate()
@@ -50,6 +58,10 @@ public sealed class RateLimitOptions
         {
             yield return "Engram:RateLimit:QueueLimit must be 0 or more";
         }
+        if (MaxClients < 1)
+        {
+            yield return "Engram:RateLimit:MaxClients must be at least 1";
+        }
     }
 }
 
@@ -57,22 +69,47 @@ public sealed class RateLimitOptions
 /// The rate limiter, built on ASP.NET Core's rate limiting middleware with one global partitioned limiter.
 /// A caller is its API key (<c>Caller.KeyId</c>, set by the authentication gate, which must therefore
 /// run first), else its IP address (an IPv6 client by its /64, which one host usually owns whole). The
-/// public probes are never limited. Memory stays bounded: the partitioned limiter drops a caller's limiters
-/// once they have been idle (bucket full, nothing in flight) for 10 seconds, so a flood of distinct
-/// addresses costs a few hundred bytes each for seconds, not for the life of the process.
+/// public probes are never limited. Memory stays bounded: at most <see cref="RateLimitOptions.MaxClients"/> callers
+/// have partitions of their own (a <see cref="BoundedKeySet{TKey}"/>); callers beyond it share one overflow partition,
+/// and the partitioned limiter drops a caller's limiters once they have been idle for 10 seconds.
 /// </summary>
 internal static class RateLimits
 {
-    public static IServiceCollection AddEngramRateLimits(this IServiceCollection services, RateLimitOptions options) =>
-        services.AddRateLimiter(limiter =>
+    public static IServiceCollection AddEngramRateLimits(this IServiceCollection services, RateLimitOptions options)
+    {
+        var clients = Clients(options);
+        return services.AddSingleton(clients).AddRateLimiter(limiter =>
         {
-            limiter.GlobalLimiter = CreateLimiter(options);
+            limiter.GlobalLimiter = CreateLimiter(options, clients);
             limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
             limiter.OnRejected = (context, _) => RejectAsync(context, options);
         });
+    }
 
-    private static PartitionedRateLimiter<HttpContext> CreateLimiter(RateLimitOptions options)
+    /// <summary>
+    /// The bound on callers with partitions of their own. A caller leaves it after being idle for longer than its
+    /// partitions can live on in the limiter (bucket refill, then the limiter's 10 s), so the partitions stay within
+    /// the bound too (plus the callers of requests running longer than that window).
+    /// </summary>
+    internal static BoundedKeySet<ClientKey> Clients(RateLimitOptions options)
     {
+        var refill = options.PermitsPerSecond > 0 ? TimeSpan.FromSeconds(Math.Min(options.Burst / options.PermitsPerSecond, 86_400)) : TimeSpan.Zero;
+        return new BoundedKeySet<ClientKey>("rate_limit_clients", options.MaxClients, TimeSpan.FromSeconds(60) + refill);
+    }
+
+    private static PartitionedRateLimiter<HttpContext> CreateLimiter(RateLimitOptions options, BoundedKeySet<ClientKey> clients)
+    {
+        // Admitted once per request (the middleware and the chained limiters ask the partitioner more than once).
+        ClientKey? Key(HttpContext context)
+        {
+            if (context.Items.TryGetValue(typeof(ClientKey), out var known))
+            {
+                return (ClientKey?)known;
+            }
+            ClientKey? key = ClientKey.Of(context) is { } caller ? (clients.Admit(caller) ? caller : ClientKey.Overflow) : null;
+            context.Items[typeof(ClientKey)] = key;
+            return key;
+        }
         var limiters = new List<PartitionedRateLimiter<HttpContext>>(2);
         if (options.PermitsPerSecond > 0)
         {
@@ -85,7 +122,7 @@ internal static class RateLimits
                 ReplenishmentPeriod = perSecond >= 1 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(1 / perSecond),
                 QueueLimit = 0, // an empty bucket answers at once, with how long to wait
             };
-            limiters.Add(PartitionedRateLimiter.Create<HttpContext, ClientKey>(context => ClientKey.Of(context) is { } key
+            limiters.Add(PartitionedRateLimiter.Create<HttpContext, ClientKey>(context => Key(context) is { } key
                 ? RateLimitPartition.GetTokenBucketLimiter(key, _ => bucket)
                 : RateLimitPartition.GetNoLimiter(ClientKey.Exempt)));
         }
@@ -97,7 +134,7 @@ internal static class RateLimits
                 QueueLimit = options.QueueLimit,
                 QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
             };
-            limiters.Add(PartitionedRateLimiter.Create<HttpContext, ClientKey>(context => ClientKey.Of(context) is { } key
+            limiters.Add(PartitionedRateLimiter.Create<HttpContext, ClientKey>(context => Key(context) is { } key
                 ? RateLimitPartition.GetConcurrencyLimiter(key, _ => concurrency)
                 : RateLimitPartition.GetNoLimiter(ClientKey.Exempt)));
         }
@@ -130,6 +167,9 @@ internal static class RateLimits
     internal readonly record struct ClientKey(string? KeyId, IPAddress? Address, bool IsExempt)
     {
         public static ClientKey Exempt { get; } = new(null, null, true);
+
+        /// <summary>The one partition every caller beyond <see cref="RateLimitOptions.MaxClients"/> shares (no key id is a ULID like this).</summary>
+        public static ClientKey Overflow { get; } = new("(overflow)", null, false);
 
         /// <summary>Null for the public probes, which must answer an orchestrator even while a client floods.</summary>
         public static ClientKey? Of(HttpContext context)

@@ -5,7 +5,12 @@ namespace Engram.Server.Operations;
 /// <summary>
 /// The process's RAM budget: ENGRAM_MEMORY_BUDGET_MB when set, else the cgroup memory limit (v2
 /// <c>/sys/fs/cgroup/memory.max</c>, v1 <c>memory/memory.limit_in_bytes</c>), else half the machine's RAM.
-/// The caches the server sizes (query vectors, API keys) are capped at a small share of it (<see cref="CapCaches"/>).
+/// Every in-process cache or queue that grows with traffic has a hard bound; those that grow with the number of
+/// clients, keys or queries are also capped at <see cref="CacheShare"/> of the budget each (<see cref="CapCaches"/>,
+/// <see cref="AccessCounts"/>): query vectors, API keys, pending access counts, rate-limit clients and
+/// failed-authentication addresses. The rest have small constant bounds (the store's write queue, the key-value
+/// write-behind, the audit queue, the webhook queue). The indexes are not bounded: they are the data, and what the
+/// budget watches. docs/OPERATIONS.md lists every part with its bound and what happens when it is full.
 /// </summary>
 public sealed record MemoryBudget(long Bytes, string Source)
 {
@@ -81,7 +86,18 @@ public sealed record MemoryBudget(long Bytes, string Source)
             options.Search.QueryCacheSize = (int)Math.Min(options.Search.QueryCacheSize, Math.Max(16, share / QueryVectorBytes));
         }
         options.Auth.KeyCacheSize = (int)Math.Min(options.Auth.KeyCacheSize, Math.Max(16, share / ApiKeyBytes));
+        options.RateLimit.MaxClients = (int)Math.Min(options.RateLimit.MaxClients, Math.Max(MinClients, share / BoundedKeySet<string>.EntryBytes));
     }
+
+    /// <summary>Never fewer callers with limits of their own than this, however small the budget (1 MB at ~1 KB each).</summary>
+    public const int MinClients = 1024;
+
+    /// <summary>
+    /// The bound on memories whose access counts wait for the next flush: <see cref="Core.Search.AccessTracker.MaxPending"/>,
+    /// or fewer so they stay within <see cref="CacheShare"/> of the budget (at least 1,024).
+    /// </summary>
+    public int AccessCounts() =>
+        (int)Math.Min(Core.Search.AccessTracker.MaxPending, Math.Max(1024, (long)(Bytes * CacheShare) / Core.Search.AccessTracker.EntryBytes));
 
     /// <summary>The estimate of one query-vector cache entry used for sizing and reporting.</summary>
     public const long QueryVectorBytes = 4096;

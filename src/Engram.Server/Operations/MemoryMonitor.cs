@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
+using System.Threading.Channels;
 using Engram.Core;
+using Engram.Core.Common;
 using Engram.Core.Net;
+using Engram.Core.Operations;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -11,7 +14,7 @@ namespace Engram.Server.Operations;
 /// <summary>
 /// Samples the working set against the <see cref="MemoryBudget"/> (every Engram:Memory:SampleIntervalMilliseconds,
 /// default 2 s). From 85 % of the budget: a warning (log line, <c>engram_memory_budget_used_ratio</c>, the optional
-/// webhook). From 95 %: writes are shed (the <see cref="Core.Operations.WriteGate"/> answers 503) until usage is back
+/// webhook, and a <c>memory_resolved</c> post when usage is back under 85 %). From 95 %: writes are shed (the <see cref="Core.Operations.WriteGate"/> answers 503) until usage is back
 /// under 85 % (hysteresis, so a server near the line does not flap); reads keep working throughout.
 /// </summary>
 public sealed partial class MemoryMonitor : BackgroundService
@@ -23,6 +26,7 @@ public sealed partial class MemoryMonitor : BackgroundService
     private readonly EngramServerOptions _options;
     private readonly ILogger<MemoryMonitor> _logger;
     private readonly HttpClient? _webhook;
+    private readonly Channel<WebhookNote>? _notes;
     private readonly Lock _lock = new();
     private volatile MemorySample? _last;
     private bool _warning;
@@ -36,6 +40,9 @@ public sealed partial class MemoryMonitor : BackgroundService
         if (_options.Memory.WarningWebhook is { Length: > 0 } hook)
         {
             _webhook = OutboundHttp.CreateClient(OutboundPolicy.For([new Uri(hook)], _options.Outbound.AllowedHosts), TimeSpan.FromSeconds(5));
+            // Wait mode only so that TryWrite answers false when full (DropWrite reports true and drops silently); Notify never waits.
+            _notes = Channel.CreateBounded<WebhookNote>(new BoundedChannelOptions(WebhookQueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+            _ = Task.Run(() => SendNotesAsync(_webhook, hook, _notes.Reader));
         }
         OperationsGauges.Register(this);
     }
@@ -78,6 +85,11 @@ public sealed partial class MemoryMonitor : BackgroundService
                 LogWarning(_logger, HealthChecks.Mb(workingSet), HealthChecks.Mb(budget), ratio);
                 Notify("memory_warning", workingSet, budget, ratio);
             }
+            else if (!warning && _warning && !wasShedding)
+            {
+                LogResolved(_logger, HealthChecks.Mb(workingSet), HealthChecks.Mb(budget), ratio);
+                Notify("memory_resolved", workingSet, budget, ratio);
+            }
             _warning = warning;
             var sample = new MemorySample(DateTimeOffset.UtcNow, workingSet, budget, Math.Round(ratio, 4), warning, shedding);
             _last = sample;
@@ -115,34 +127,58 @@ public sealed partial class MemoryMonitor : BackgroundService
         }
     }
 
+    /// <summary>Notes waiting for the webhook, at most; beyond it new ones are dropped and counted (<c>webhook_queue</c>).</summary>
+    public const int WebhookQueueCapacity = 16;
+
+    /// <summary>Notes waiting to be posted to the webhook (at most <see cref="WebhookQueueCapacity"/>).</summary>
+    public int WebhookPending => _notes?.Reader.Count ?? 0;
+
+    /// <summary>
+    /// Queues a note for the webhook. One sender posts them in order (a receiver sees warning before resolved), and
+    /// the queue is bounded: a webhook that hangs costs at most <see cref="WebhookQueueCapacity"/> small notes, not a
+    /// task per sample. Dropping, not waiting: <see cref="Sample"/> holds the monitor's lock and must not block.
+    /// </summary>
     private void Notify(string kind, long workingSet, long budget, double ratio)
     {
-        if (_webhook is null || _options.Memory.WarningWebhook is not { } url)
+        if (_notes is null)
         {
             return;
         }
-        var note = new { @event = kind, working_set_bytes = workingSet, budget_bytes = budget, ratio = Math.Round(ratio, 4), at = DateTimeOffset.UtcNow };
-        _ = Task.Run(async () =>
+        var note = new WebhookNote(kind, workingSet, budget, Math.Round(ratio, 4), DateTimeOffset.UtcNow);
+        if (!_notes.Writer.TryWrite(note))
         {
-            try
+            BoundOverflow.Count("webhook_queue");
+            LogWebhookFailed(_logger, $"{WebhookQueueCapacity} notes are waiting already; '{kind}' dropped");
+        }
+    }
+
+    private async Task SendNotesAsync(HttpClient client, string url, ChannelReader<WebhookNote> notes)
+    {
+        while (await notes.WaitToReadAsync().ConfigureAwait(false))
+        {
+            while (notes.TryRead(out var note))
             {
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                using var response = await _webhook.PostAsJsonAsync(url, note, timeout.Token);
-                if (!response.IsSuccessStatusCode)
+                try
                 {
-                    LogWebhookFailed(_logger, $"answered {(int)response.StatusCode}");
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                    using var response = await client.PostAsJsonAsync(url, note, EngramJson.Options, timeout.Token).ConfigureAwait(false);
+                    if (!response.IsSuccessStatusCode)
+                    {
+                        LogWebhookFailed(_logger, $"answered {(int)response.StatusCode}");
+                    }
+                }
+                catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or OutboundRefusedException or ObjectDisposedException)
+                {
+                    LogWebhookFailed(_logger, ex.Message);
                 }
             }
-            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
-            {
-                LogWebhookFailed(_logger, ex.Message);
-            }
-        });
+        }
     }
 
     public override void Dispose()
     {
         OperationsGauges.Unregister(this);
+        _notes?.Writer.TryComplete();
         _webhook?.Dispose();
         base.Dispose();
     }
@@ -156,9 +192,19 @@ public sealed partial class MemoryMonitor : BackgroundService
     [LoggerMessage(EventId = 1402, Level = LogLevel.Information, Message = "memory: working set {WorkingSet} is back under 85 % of the {Budget} budget ({Ratio:P0}); writes accepted again")]
     private static partial void LogRecovered(ILogger logger, string workingSet, string budget, double ratio);
 
+    [LoggerMessage(EventId = 1404, Level = LogLevel.Information, Message = "memory: working set {WorkingSet} is back under 85 % of the {Budget} budget ({Ratio:P0})")]
+    private static partial void LogResolved(ILogger logger, string workingSet, string budget, double ratio);
+
     [LoggerMessage(EventId = 1403, Level = LogLevel.Warning, Message = "memory: the warning webhook failed: {Reason}")]
     private static partial void LogWebhookFailed(ILogger logger, string reason);
 }
+
+/// <summary>
+/// The JSON the warning webhook receives: <c>event</c> is <c>memory_warning</c> (crossed 85 %), <c>memory_resolved</c>
+/// (back under 85 % without having shed), <c>memory_shedding</c> (crossed 95 %: writes refused) or
+/// <c>memory_recovered</c> (back under 85 % after shedding: writes accepted). One post per crossing, not per sample.
+/// </summary>
+public sealed record WebhookNote(string Event, long WorkingSetBytes, long BudgetBytes, double Ratio, DateTimeOffset At);
 
 /// <summary>One sample of the working set against the budget.</summary>
 public sealed record MemorySample(DateTimeOffset At, long WorkingSetBytes, long BudgetBytes, double Ratio, bool Warning, bool Shedding);

@@ -31,6 +31,16 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
 
     public string Kind => "sqlite";
 
+    /// <summary>
+    /// The store's in-memory backlogs (for <c>GET /v1/admin/memory</c>): work items waiting for the single writer
+    /// (bounded by <see cref="SqliteWriter.DefaultQueueCapacity"/>; callers wait when it is full) and key-value states
+    /// not folded into <c>kv_entries</c> yet (the writer folds once <see cref="SqliteKvWriteBehind.HighWater"/> are waiting).
+    /// </summary>
+    public (int Writes, int KvStates) Backlog => (_writer.QueueLength, _kvHot.Count);
+
+    /// <summary>The bound of <see cref="Backlog"/>'s key-value states (<see cref="SqliteKvWriteBehind.HighWater"/>).</summary>
+    public static int KvStatesHighWater => SqliteKvWriteBehind.HighWater;
+
     public string StoreId { get; private init; } = "";
 
     public string DatabasePath { get; }

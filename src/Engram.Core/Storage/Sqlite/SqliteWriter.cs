@@ -43,7 +43,7 @@ public sealed class SqliteWriter : IAsyncDisposable
 
     /// <param name="follower">In-memory state that follows this writer's transactions (see <see cref="ITransactionFollower"/>).</param>
     /// <param name="flush">Wraps the WAL sync (tests hold it to observe acknowledgements); see <see cref="SqliteWalSync"/>.</param>
-    internal SqliteWriter(SqliteConnection connection, ITransactionFollower? follower, int queueCapacity = 10_000, Action<Action>? flush = null)
+    internal SqliteWriter(SqliteConnection connection, ITransactionFollower? follower, int queueCapacity = DefaultQueueCapacity, Action<Action>? flush = null)
     {
         _connection = connection;
         _follower = follower;
@@ -65,10 +65,16 @@ public sealed class SqliteWriter : IAsyncDisposable
     }
 
     /// <param name="flush">Wraps the WAL sync (tests hold it to observe acknowledgements); see <see cref="SqliteWalSync"/>.</param>
-    public SqliteWriter(SqliteConnection connection, int queueCapacity = 10_000, Action<Action>? flush = null)
+    public SqliteWriter(SqliteConnection connection, int queueCapacity = DefaultQueueCapacity, Action<Action>? flush = null)
         : this(connection, follower: null, queueCapacity, flush)
     {
     }
+
+    /// <summary>The bound on <see cref="QueueLength"/> when none is given: full, callers wait (back-pressure).</summary>
+    public const int DefaultQueueCapacity = 10_000;
+
+    /// <summary>Work items waiting for the writer (at most the queue's capacity; callers beyond it wait to enqueue).</summary>
+    public int QueueLength => _queue.Reader.Count;
 
     /// <summary>Queues <paramref name="write"/>; the task completes after the transaction holding it has committed.</summary>
     public Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, CancellationToken ct = default) =>
