@@ -10,7 +10,7 @@ namespace Engram.Core.Search;
 /// step under one reader-writer lock so a search never sees a memory in one index and not another.
 /// Fed only by <see cref="IndexFollower"/> from the store's change log; can be dropped and rebuilt.
 /// </summary>
-public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, string embeddingModel, Bm25Index? lexical = null)
+public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, string embeddingModel, Bm25Index? lexical = null)
 {
     private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
     private readonly HashSet<int> _pendingVectors = [];
@@ -307,6 +307,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
                 _staged[doc] = vector;
             }
             AppliedSeq = loaded.AppliedSeq;
+            _lexicalRemoved = loaded._lexicalRemoved;
         }
         finally
         {
@@ -402,6 +403,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
             index.Vectors = HnswIndex.Load(reader.BaseStream);
         }
         index.AppliedSeq = appliedSeq;
+        index._lexicalRemoved = docs.NextDoc - docs.LiveCount; // an upper bound: BM25 checks its own dead share
         reason = "loaded";
         return index;
     }
@@ -412,6 +414,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
         if (old >= 0)
         {
             Lexical.Remove(old);
+            _lexicalRemoved++;
             if (!_staged.Remove(old) && !_pendingVectors.Remove(old))
             {
                 Vectors?.Remove(old);

@@ -14,6 +14,7 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
     private const int PruneChunk = 20_000;
+    private static readonly TimeSpan CompactionCheck = TimeSpan.FromSeconds(2);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -25,6 +26,7 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
             // Pending vectors (a slow or remote model, a model change, an outage) are embedded behind
             // the writes by the worker, in batches, with its own backoff while the embedder fails.
             var embedding = Task.Run(() => RunEmbeddingWorkerAsync(stoppingToken), stoppingToken);
+            var compaction = Task.Run(() => CompactIndexesAsync(stoppingToken), stoppingToken);
             LogBuilt(logger, report.Source, report.Reason, report.Memories, report.AppliedSeq, report.Milliseconds);
             var snapshotEvery = TimeSpan.FromSeconds(options.Value.SnapshotIntervalSeconds);
             var nextSnapshot = DateTime.UtcNow + snapshotEvery;
@@ -84,6 +86,31 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
         }
     }
 
+    /// <summary>
+    /// Reclaims removed entries (HNSW tombstones, BM25 dead postings) once they pass Engram:Search:CompactionShare
+    /// of an index, so churn (updates, deletes, expiring memories) does not grow the process without bound.
+    /// </summary>
+    private async Task CompactIndexesAsync(CancellationToken stoppingToken)
+    {
+        var search = options.Value.Search;
+        using var timer = new PeriodicTimer(CompactionCheck);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                var done = engine.Index.Compact(search.CompactionShare, search.CompactionMinimum, stoppingToken);
+                if (done.Vectors > 0 || done.Postings > 0)
+                {
+                    LogCompacted(logger, done.Vectors, done.Postings);
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogFailed(logger, ex);
+            }
+        }
+    }
+
     private async Task RunEmbeddingWorkerAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
@@ -120,6 +147,9 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
 
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "indexes ready from {Source} ({Reason}): {Count} memories up to seq {Seq} in {Ms:F0} ms")]
     private static partial void LogBuilt(ILogger logger, string source, string reason, int count, long seq, double ms);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "indexes compacted: {Vectors} HNSW tombstones and {Postings} dead BM25 postings reclaimed")]
+    private static partial void LogCompacted(ILogger logger, int vectors, int postings);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "index maintenance failed; retrying on the next tick")]
     private static partial void LogFailed(ILogger logger, Exception exception);
