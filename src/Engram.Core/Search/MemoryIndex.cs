@@ -136,11 +136,13 @@ public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorInde
     }
 
     /// <summary>The memory ids still waiting for a vector (at most <paramref name="max"/>).</summary>
-    public List<(string Id, int Doc)> PendingSnapshot(int max)
+    /// <remarks><paramref name="epoch"/> names the document numbering; hand it back to <see cref="AttachVector"/>.</remarks>
+    public List<(string Id, int Doc)> PendingSnapshot(int max, out long epoch)
     {
         _gate.EnterReadLock();
         try
         {
+            epoch = _docEpoch;
             return _pendingVectors.Take(max).Select(doc => (Docs[doc].Id, doc)).ToList();
         }
         finally
@@ -149,13 +151,16 @@ public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorInde
         }
     }
 
-    /// <summary>Attaches a vector computed later; ignored when the memory changed or went away meanwhile.</summary>
-    public bool AttachVector(int doc, float[] vector)
+    /// <summary>
+    /// Attaches a vector computed later; ignored when the memory changed or went away meanwhile, or when the documents
+    /// were renumbered since <paramref name="epoch"/> (<see cref="PendingSnapshot"/>; the memory stays pending).
+    /// </summary>
+    public bool AttachVector(int doc, float[] vector, long epoch)
     {
         _gate.EnterWriteLock();
         try
         {
-            if (!_pendingVectors.Remove(doc) || !Docs[doc].Live)
+            if (epoch != _docEpoch || !_pendingVectors.Remove(doc) || !Docs[doc].Live)
             {
                 return false;
             }
@@ -175,6 +180,14 @@ public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorInde
     /// memory retired meanwhile is taken out of the graph again.
     /// </summary>
     public int DrainStaged(int max)
+    {
+        lock (_drain) // the batch's document numbers must stay valid: no renumbering meanwhile
+        {
+            return DrainStagedLocked(max);
+        }
+    }
+
+    private int DrainStagedLocked(int max)
     {
         List<KeyValuePair<int, float[]>> batch;
         _gate.EnterWriteLock();

@@ -87,8 +87,8 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
     }
 
     /// <summary>
-    /// Reclaims removed entries (HNSW tombstones, BM25 dead postings) once they pass Engram:Search:CompactionShare
-    /// of an index, so churn (updates, deletes, expiring memories) does not grow the process without bound.
+    /// Reclaims removed entries (HNSW tombstones, BM25 dead postings, retired document numbers) once they pass
+    /// Engram:Search:CompactionShare of an index, so churn (updates, deletes, expiring memories) does not grow the process without bound.
     /// </summary>
     private async Task CompactIndexesAsync(CancellationToken stoppingToken)
     {
@@ -99,9 +99,9 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
             try
             {
                 var done = engine.Index.Compact(search.CompactionShare, search.CompactionMinimum, stoppingToken);
-                if (done.Vectors > 0 || done.Postings > 0)
+                if (done.Vectors > 0 || done.Postings > 0 || done.Documents > 0)
                 {
-                    LogCompacted(logger, done.Vectors, done.Postings);
+                    LogCompacted(logger, done.Vectors, done.Postings, done.Documents);
                 }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -148,8 +148,8 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "indexes ready from {Source} ({Reason}): {Count} memories up to seq {Seq} in {Ms:F0} ms")]
     private static partial void LogBuilt(ILogger logger, string source, string reason, int count, long seq, double ms);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "indexes compacted: {Vectors} HNSW tombstones and {Postings} dead BM25 postings reclaimed")]
-    private static partial void LogCompacted(ILogger logger, int vectors, int postings);
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "indexes compacted: {Vectors} HNSW tombstones, {Postings} dead BM25 postings and {Documents} retired document numbers reclaimed")]
+    private static partial void LogCompacted(ILogger logger, int vectors, int postings, int documents);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "index maintenance failed; retrying on the next tick")]
     private static partial void LogFailed(ILogger logger, Exception exception);

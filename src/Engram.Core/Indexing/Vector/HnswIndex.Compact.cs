@@ -252,3 +252,60 @@ public sealed unsafe partial class HnswIndex
         _rngState = fresh._rngState;
     }
 }
+
+public sealed unsafe partial class HnswIndex
+{
+    /// <summary>
+    /// Renames every document: <paramref name="map"/>[old] is its new number (-1 for one no longer known, whose node
+    /// must be a tombstone). Refused (false) while a compaction runs, whose journal holds old numbers.
+    /// </summary>
+    public bool RenumberDocs(ReadOnlySpan<int> map)
+    {
+        if (!_compaction.TryEnter())
+        {
+            return false;
+        }
+        try
+        {
+            _lock.EnterWriteLock();
+            try
+            {
+                var size = 0;
+                foreach (var doc in map)
+                {
+                    size = Math.Max(size, doc + 1);
+                }
+                var nodeOfDoc = new int[Math.Max(InitialCapacity, size + (size / 4))];
+                for (var node = 0; node < _nodeCount; node++)
+                {
+                    var old = _docOfNode[node];
+                    var doc = old < map.Length ? map[old] : -1;
+                    if (doc < 0)
+                    {
+                        if (!_deleted[node])
+                        {
+                            throw new InvalidOperationException($"document {old} is live in the graph but has no new number");
+                        }
+                        _docOfNode[node] = 0; // a tombstone's document is never looked at again
+                        continue;
+                    }
+                    _docOfNode[node] = doc;
+                    if (!_deleted[node] || nodeOfDoc[doc] == 0)
+                    {
+                        nodeOfDoc[doc] = node + 1;
+                    }
+                }
+                _nodeOfDoc = nodeOfDoc;
+                return true;
+            }
+            finally
+            {
+                _lock.ExitWriteLock();
+            }
+        }
+        finally
+        {
+            _compaction.Exit();
+        }
+    }
+}
