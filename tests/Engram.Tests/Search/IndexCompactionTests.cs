@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using Engram.Core;
 using Engram.Core.Common;
+using Engram.Core.Embeddings;
 using Engram.Core.Indexing;
+using Engram.Core.Indexing.Vector;
 using Engram.Core.Memories;
 using Engram.Core.Search;
 using Engram.Tests.Support;
@@ -71,7 +73,7 @@ public sealed class IndexCompactionTests : IDisposable
         await engine.EnsureIndexedAsync();
         var ids = await CreateAsync(engine, 1_500);
         var deleted = new ConcurrentDictionary<string, byte>(StringComparer.Ordinal);
-        foreach (var id in ids.Where((_, i) => i % 2 == 0))
+        foreach (var id in ids.Where((_, i) => i / Topics.Length % 2 == 0)) // half of every topic
         {
             await engine.Memories.DeleteAsync(Me, id);
             deleted[id] = 0;
@@ -107,7 +109,7 @@ public sealed class IndexCompactionTests : IDisposable
         var writer = Task.Run(async () =>
         {
             var more = await CreateAsync(engine, 200);
-            foreach (var id in more.Take(50).Concat(ids.Where((_, i) => i % 2 == 1).Take(50)))
+            foreach (var id in more.Take(50).Concat(ids.Where((_, i) => i / Topics.Length % 2 == 1).Take(50)))
             {
                 await engine.Memories.DeleteAsync(Me, id);
                 deleted[id] = 0;
@@ -166,6 +168,90 @@ public sealed class IndexCompactionTests : IDisposable
             engine.Index.Tombstones.Should().Be(new IndexTombstones(0, 200, 0, 0));
             (await SearchIdsAsync(engine, "hiking trips")).Should().BeEquivalentTo(before);
         }
+    }
+
+    [Fact]
+    public void Renumbering_keeps_staged_and_pending_vectors_and_refuses_a_vector_for_an_old_number()
+    {
+        var embedder = new HashEmbeddingProvider(32);
+        var index = new MemoryIndex(d => new HnswIndex(d, HnswOptions.Default with { ExactSearchThreshold = 0 }), embedder.ModelId);
+        static Memory MemoryOf(int i) => new()
+        {
+            Id = $"01J00000000000000000{i:D6}",
+            Content = $"memory {i} about topic{i % 7}",
+            ContentHash = "h",
+            Type = "fact",
+            Tier = MemoryTier.LongTerm,
+            Importance = 0.5,
+            Tags = [],
+            Entities = [],
+            Metadata = System.Text.Json.JsonDocument.Parse("{}").RootElement,
+            CreatedAt = DateTimeOffset.UnixEpoch,
+            UpdatedAt = DateTimeOffset.UnixEpoch,
+            Version = 1,
+        };
+        for (var i = 0; i < 200; i++)
+        {
+            index.Upsert("default", MemoryOf(i), embedder.Embed(MemoryOf(i).Content));
+        }
+        while (index.DrainStaged(1_000) > 0)
+        {
+        }
+        for (var i = 200; i < 240; i++)
+        {
+            index.Upsert("default", MemoryOf(i), i < 220 ? embedder.Embed(MemoryOf(i).Content) : null); // 20 staged, 20 pending
+        }
+        for (var i = 0; i < 150; i++)
+        {
+            index.Remove(MemoryOf(i).Id);
+        }
+        var pending = index.PendingSnapshot(100, out var epoch);
+        pending.Should().HaveCount(20);
+
+        var done = index.Compact(Share, 10);
+        done.Vectors.Should().Be(150);
+        done.Documents.Should().Be(150);
+        index.Renumberings.Should().Be(1);
+        index.Read(i => i.Docs.NextDoc).Should().Be(90);
+        index.StagedVectors.Should().Be(20);
+        index.PendingVectors.Should().Be(20);
+        index.Tombstones.Should().Be(new IndexTombstones(0, 50, 0, 0));
+
+        // A vector computed for a number handed out before the renumbering names another document now: refused.
+        index.AttachVector(pending[0].Doc, embedder.Embed("stale"), epoch).Should().BeFalse();
+        index.PendingVectors.Should().Be(20);
+        foreach (var (id, doc) in index.PendingSnapshot(100, out var current))
+        {
+            index.AttachVector(doc, embedder.Embed(MemoryOf(int.Parse(id[^6..], System.Globalization.CultureInfo.InvariantCulture)).Content), current).Should().BeTrue();
+        }
+        while (index.DrainStaged(1_000) > 0)
+        {
+        }
+        index.VectorCount.Should().Be(90);
+
+        // Every number now names the right memory in every index.
+        index.Read(i =>
+        {
+            var results = new ScoredDoc[200];
+            foreach (var n in new[] { 150, 180, 205, 225, 239 })
+            {
+                var memory = MemoryOf(n);
+                var query = embedder.Embed(memory.Content);
+                var count = i.SearchVectors(query, results, new AllDocs());
+                count.Should().Be(90);
+                i.Docs.TryGetDoc(memory.Id, out var doc).Should().BeTrue();
+                i.Similarity(doc, query).Should().BeApproximately(1f, 1e-4f, "the number names this memory's vector");
+                results[0].Score.Should().BeApproximately(1f, 1e-4f); // (a 32-dimension hash may give another memory the same vector)
+                var lexical = i.Lexical.Search($"topic{n % 7}", results, new AllDocs());
+                results.Take(lexical).Select(r => int.Parse(i.Docs[r.Doc].Id[^6..], System.Globalization.CultureInfo.InvariantCulture))
+                    .Should().OnlyContain(m => m >= 150 && m % 7 == n % 7).And.HaveCount(Enumerable.Range(150, 90).Count(m => m % 7 == n % 7));
+            }
+            return 0;
+        });
+
+        // And new documents continue from the dense numbers.
+        index.Upsert("default", MemoryOf(999), embedder.Embed("new"));
+        index.Read(i => i.Docs.TryGetDoc(MemoryOf(999).Id, out var doc) ? doc : -1).Should().Be(90);
     }
 
     private async Task<List<string>> CreateAsync(EngramEngine engine, int count)
