@@ -251,10 +251,7 @@ public sealed unsafe partial class HnswIndex
         _maxLevel = fresh._maxLevel;
         _rngState = fresh._rngState;
     }
-}
 
-public sealed unsafe partial class HnswIndex
-{
     /// <summary>
     /// Renames every document: <paramref name="map"/>[old] is its new number (-1 for one no longer known, whose node
     /// must be a tombstone). Refused (false) while a compaction runs, whose journal holds old numbers.
