@@ -8,7 +8,7 @@ namespace Engram.Server.Jobs;
 /// <summary>
 /// Builds the indexes at start, then keeps them following the change log (so writes by other
 /// processes on the same store show up within a second), runs the embedding worker that fills pending
-/// vectors in behind the writes, drops stored vectors of a previous model, and flushes batched access counts.
+/// vectors in behind the writes, compacts the indexes under churn, drops stored vectors of a previous model, and flushes batched access counts.
 /// </summary>
 internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<EngramServerOptions> options, ILogger<IndexMaintenance> logger) : BackgroundService
 {
@@ -94,20 +94,27 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
     {
         var search = options.Value.Search;
         using var timer = new PeriodicTimer(CompactionCheck);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        try
         {
-            try
+            while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                var done = engine.Index.Compact(search.CompactionShare, search.CompactionMinimum, stoppingToken);
-                if (done.Vectors > 0 || done.Postings > 0 || done.Documents > 0)
+                try
                 {
-                    LogCompacted(logger, done.Vectors, done.Postings, done.Documents);
+                    var done = engine.Index.Compact(search.CompactionShare, search.CompactionMinimum, stoppingToken);
+                    if (done.Vectors > 0 || done.Postings > 0 || done.Documents > 0)
+                    {
+                        LogCompacted(logger, done.Vectors, done.Postings, done.Documents);
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogFailed(logger, ex);
                 }
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                LogFailed(logger, ex);
-            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // stopping: a rebuild in progress was dropped, the graph in use is whole
         }
     }
 
