@@ -58,7 +58,7 @@ internal static class LexicalRenumbering
 
             var oldDocs = reader.ReadInt32();
             writer.Write(liveDocs);
-            var written_ = 0;
+            var nextDoc = 0;
             for (var doc = 0; doc < oldDocs; doc++)
             {
                 var used = reader.ReadBoolean();
@@ -73,11 +73,11 @@ internal static class LexicalRenumbering
                 {
                     continue;
                 }
-                if (map[doc] != written_ || !used)
+                if (map[doc] != nextDoc || !used)
                 {
                     throw new InvalidDataException("lexical renumbering: the documents do not line up with the map");
                 }
-                written_++;
+                nextDoc++;
                 writer.Write(true);
                 writer.Write(length);
                 writer.Write(termCount);
@@ -86,7 +86,7 @@ internal static class LexicalRenumbering
                     writer.Write(term);
                 }
             }
-            for (; written_ < liveDocs; written_++)
+            for (; nextDoc < liveDocs; nextDoc++)
             {
                 writer.Write(true); // live in the table, never added to BM25 (beyond what it has written)
                 writer.Write(0);
