@@ -176,8 +176,10 @@ public sealed class HnswCompactionTests
             index.Contains(doc).Should().Be(expected.Contains(doc), $"document {doc}");
         }
         index.NodeCount.Should().BeLessThanOrEqualTo(9_000 - 2_000, "the tombstones before the compaction are gone");
-        var queries = VectorTestData.Clustered(50, Dimensions, clusters: 20, seed: 26);
-        Recall(index, data, expected, queries, out var returnedRemoved).Should().BeGreaterThanOrEqualTo(BuiltFromLiveRecall(data, expected, queries) - 0.03);
+        // The interleaving (and so the graph) differs from run to run: 2,000 samples and a margin of 0.05 keep
+        // sampling noise (a standard deviation of ~0.01 for the difference) from failing a sound graph.
+        var queries = VectorTestData.Clustered(200, Dimensions, clusters: 20, seed: 26);
+        Recall(index, data, expected, queries, out var returnedRemoved).Should().BeGreaterThanOrEqualTo(BuiltFromLiveRecall(data, expected, queries) - 0.05);
         returnedRemoved.Should().BeFalse();
     }
 
