@@ -37,7 +37,7 @@ public sealed class InProcessServer : IAsyncDisposable
     /// <summary>The host's services (e.g. to create an API key in its store).</summary>
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<InProcessServer> StartAsync(string dataRoot)
+    public static async Task<InProcessServer> StartAsync(string dataRoot, Action<EngramServerOptions>? configure = null)
     {
         var folder = new BenchDataFolder(dataRoot);
         var url = $"http://127.0.0.1:{FreePort()}";
@@ -47,6 +47,7 @@ public sealed class InProcessServer : IAsyncDisposable
             o.DataPath = folder.Path;
             // One client far above any per-client limit: limits so high they never refuse, so the limiter's cost is still measured.
             o.RateLimit = new() { PermitsPerSecond = 1_000_000, Burst = int.MaxValue, MaxConcurrentRequests = 100_000 };
+            configure?.Invoke(o);
         }, urls: url);
         await app.StartAsync();
         return new InProcessServer(app, folder, new Uri(url));

@@ -101,6 +101,7 @@ public sealed partial class DocTable
             return -1;
         }
         _docs[doc].Live = false;
+        _docs[doc].Id = string.Empty; // as a snapshot loads it: a retired number keeps no strings alive
         _docs[doc].Tags = [];
         foreach (var entity in _docs[doc].Entities)
         {

@@ -128,7 +128,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
     /// </summary>
     public async Task<EmbeddingPass> EmbedPendingAsync(int max, CancellationToken ct = default)
     {
-        var pending = index.PendingSnapshot(max);
+        var pending = index.PendingSnapshot(max, out var epoch);
         if (pending.Count == 0)
         {
             return default;
@@ -142,7 +142,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
         {
             if (stored.TryGetValue(m.Memory.Id, out var vectors))
             {
-                attached += index.AttachVector(docById[m.Memory.Id], vectors.First()) ? 1 : 0;
+                attached += index.AttachVector(docById[m.Memory.Id], vectors.First(), epoch) ? 1 : 0;
             }
             else
             {
@@ -160,7 +160,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
         }
         for (var i = 0; i < missing.Count; i++)
         {
-            attached += index.AttachVector(docById[missing[i].Memory.Id], embedded[i]) ? 1 : 0;
+            attached += index.AttachVector(docById[missing[i].Memory.Id], embedded[i], epoch) ? 1 : 0;
         }
         await PersistAsync(missing, embedded, ct).ConfigureAwait(false);
         return new EmbeddingPass(attached, missing.Count, false);

@@ -10,7 +10,7 @@ namespace Engram.Core.Search;
 /// step under one reader-writer lock so a search never sees a memory in one index and not another.
 /// Fed only by <see cref="IndexFollower"/> from the store's change log; can be dropped and rebuilt.
 /// </summary>
-public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, string embeddingModel, Bm25Index? lexical = null)
+public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, string embeddingModel, Bm25Index? lexical = null)
 {
     private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
     private readonly HashSet<int> _pendingVectors = [];
@@ -136,11 +136,13 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
     }
 
     /// <summary>The memory ids still waiting for a vector (at most <paramref name="max"/>).</summary>
-    public List<(string Id, int Doc)> PendingSnapshot(int max)
+    /// <remarks><paramref name="epoch"/> names the document numbering; hand it back to <see cref="AttachVector"/>.</remarks>
+    public List<(string Id, int Doc)> PendingSnapshot(int max, out long epoch)
     {
         _gate.EnterReadLock();
         try
         {
+            epoch = _docEpoch;
             return _pendingVectors.Take(max).Select(doc => (Docs[doc].Id, doc)).ToList();
         }
         finally
@@ -149,13 +151,16 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
         }
     }
 
-    /// <summary>Attaches a vector computed later; ignored when the memory changed or went away meanwhile.</summary>
-    public bool AttachVector(int doc, float[] vector)
+    /// <summary>
+    /// Attaches a vector computed later; ignored when the memory changed or went away meanwhile, or when the documents
+    /// were renumbered since <paramref name="epoch"/> (<see cref="PendingSnapshot"/>; the memory stays pending).
+    /// </summary>
+    public bool AttachVector(int doc, float[] vector, long epoch)
     {
         _gate.EnterWriteLock();
         try
         {
-            if (!_pendingVectors.Remove(doc) || !Docs[doc].Live)
+            if (epoch != _docEpoch || !_pendingVectors.Remove(doc) || !Docs[doc].Live)
             {
                 return false;
             }
@@ -175,6 +180,14 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
     /// memory retired meanwhile is taken out of the graph again.
     /// </summary>
     public int DrainStaged(int max)
+    {
+        lock (_drain) // the batch's document numbers must stay valid: no renumbering meanwhile
+        {
+            return DrainStagedLocked(max);
+        }
+    }
+
+    private int DrainStagedLocked(int max)
     {
         List<KeyValuePair<int, float[]>> batch;
         _gate.EnterWriteLock();
@@ -307,6 +320,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
                 _staged[doc] = vector;
             }
             AppliedSeq = loaded.AppliedSeq;
+            _lexicalRemoved = loaded._lexicalRemoved;
         }
         finally
         {
@@ -402,6 +416,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
             index.Vectors = HnswIndex.Load(reader.BaseStream);
         }
         index.AppliedSeq = appliedSeq;
+        index._lexicalRemoved = docs.NextDoc - docs.LiveCount; // an upper bound: BM25 checks its own dead share
         reason = "loaded";
         return index;
     }
@@ -412,6 +427,7 @@ public sealed class MemoryIndex(Func<int, IVectorIndex> createVectorIndex, strin
         if (old >= 0)
         {
             Lexical.Remove(old);
+            _lexicalRemoved++;
             if (!_staged.Remove(old) && !_pendingVectors.Remove(old))
             {
                 Vectors?.Remove(old);

@@ -100,8 +100,22 @@ public sealed class SearchOptions
     /// <summary>Query vectors kept in an LRU cache keyed by model and query text (0 turns the cache off).</summary>
     public int QueryCacheSize { get; set; } = 1024;
 
+    /// <summary>
+    /// Compact an index (rebuild the HNSW graph from its live vectors; drop BM25's dead postings) once its removed
+    /// entries reach this share of it: 0.2 bounds the dead weight to a quarter of the live set at about four
+    /// graph inserts per removal. Set above 1 to turn automatic compaction off (engram reindex still reclaims all).
+    /// </summary>
+    public double CompactionShare { get; set; } = 0.2;
+
+    /// <summary>...and at least this many removed entries (a small index is not worth the churn of a rebuild).</summary>
+    public int CompactionMinimum { get; set; } = 1_000;
+
     public IEnumerable<string> Validate()
     {
+        if (!(CompactionShare > 0) || CompactionMinimum < 1)
+        {
+            yield return "Engram:Search:CompactionShare must be > 0 and CompactionMinimum at least 1";
+        }
         if (QueryCacheSize < 0)
         {
             yield return "Engram:Search:QueryCacheSize must be >= 0";

@@ -34,10 +34,15 @@ public static class EngramInstruments
     public static readonly Counter<long> EmbeddingFailures = EngramMeter.Meter.CreateCounter<long>(
         "engram_embedding_failures_total", description: "Calls to the embedding model that failed, by op.");
 
+    /// <summary>Index compactions that reclaimed removed entries, by index: vectors (HNSW rebuilt from live rows) or lexical (BM25 dead postings dropped).</summary>
+    public static readonly Counter<long> IndexCompactions = EngramMeter.Meter.CreateCounter<long>(
+        "engram_index_compactions_total", description: "Index compactions that reclaimed removed entries, by index (vectors, lexical).");
+
     public const string Hybrid = "hybrid";
     public const string Semantic = "semantic";
     public const string Lexical = "lexical";
     public const string Graph = "graph";
+    public const string Vectors = "vectors";
     public const string Documents = "documents";
     public const string Query = "query";
 

@@ -103,9 +103,15 @@ internal static partial class OperationsEndpoints
         };
         var tenants = index.Read(i => i.Docs.LargestTenants(LargestTenants));
         var slots = index.Read(i => i.Docs.NextDoc);
-        // Updates and deletes retire a document slot (and its vector becomes an HNSW tombstone); they are reclaimed only by a rebuild.
-        indexes.Add(new("retired_slots", slots - index.Count, null, (slots - index.Count) * (400L + dims * bytesPerComponent),
-            "slots of updated or deleted memories kept until the indexes are rebuilt (engram reindex --data DIR, then restart)"));
+        // Updates and deletes retire a document number (a small doc-table row, never reused) and leave an HNSW
+        // tombstone and dead BM25 postings, which the background compaction reclaims (Engram:Search:CompactionShare).
+        var tombstones = index.Tombstones;
+        indexes.Add(new("retired_slots", slots - index.Count, null, (slots - index.Count) * 120L,
+            "document numbers of updated or deleted memories: about 120 bytes of table each, reclaimed only by a rebuild (engram maintenance reindex)"));
+        indexes.Add(new("vector_tombstones", tombstones.Vectors, null, (long)tombstones.Vectors * (dims * bytesPerComponent + 16 * 4 * 2),
+            $"removed vectors still in the HNSW graph ({tombstones.VectorNodes} nodes held); reclaimed by the background compaction"));
+        indexes.Add(new("lexical_tombstones", tombstones.Lexical, null, null,
+            "removed documents whose BM25 postings are not yet dropped; reclaimed by the background compaction"));
         return TypedResults.Ok(new MemoryReport(sample.WorkingSetBytes, sample.BudgetBytes, monitor.Budget.Source, sample.Ratio, sample.Warning, sample.Shedding,
             new GcReportPart(GC.GetTotalMemory(false), gc.HeapSizeBytes, gc.FragmentedBytes, gc.TotalCommittedBytes, gc.Compacted, generations),
             caches, indexes, queues, [.. tenants.Select(t => new TenantSize(t.Tenant, t.Memories))]));

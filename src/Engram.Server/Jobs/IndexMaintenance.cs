@@ -8,12 +8,13 @@ namespace Engram.Server.Jobs;
 /// <summary>
 /// Builds the indexes at start, then keeps them following the change log (so writes by other
 /// processes on the same store show up within a second), runs the embedding worker that fills pending
-/// vectors in behind the writes, drops stored vectors of a previous model, and flushes batched access counts.
+/// vectors in behind the writes, compacts the indexes under churn, drops stored vectors of a previous model, and flushes batched access counts.
 /// </summary>
 internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<EngramServerOptions> options, ILogger<IndexMaintenance> logger) : BackgroundService
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
     private const int PruneChunk = 20_000;
+    private static readonly TimeSpan CompactionCheck = TimeSpan.FromSeconds(2);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -25,6 +26,7 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
             // Pending vectors (a slow or remote model, a model change, an outage) are embedded behind
             // the writes by the worker, in batches, with its own backoff while the embedder fails.
             var embedding = Task.Run(() => RunEmbeddingWorkerAsync(stoppingToken), stoppingToken);
+            var compaction = Task.Run(() => CompactIndexesAsync(stoppingToken), stoppingToken);
             LogBuilt(logger, report.Source, report.Reason, report.Memories, report.AppliedSeq, report.Milliseconds);
             var snapshotEvery = TimeSpan.FromSeconds(options.Value.SnapshotIntervalSeconds);
             var nextSnapshot = DateTime.UtcNow + snapshotEvery;
@@ -84,6 +86,38 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
         }
     }
 
+    /// <summary>
+    /// Reclaims removed entries (HNSW tombstones, BM25 dead postings, retired document numbers) once they pass
+    /// Engram:Search:CompactionShare of an index, so churn (updates, deletes, expiring memories) does not grow the process without bound.
+    /// </summary>
+    private async Task CompactIndexesAsync(CancellationToken stoppingToken)
+    {
+        var search = options.Value.Search;
+        using var timer = new PeriodicTimer(CompactionCheck);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    var done = engine.Index.Compact(search.CompactionShare, search.CompactionMinimum, stoppingToken);
+                    if (done.Vectors > 0 || done.Postings > 0 || done.Documents > 0)
+                    {
+                        LogCompacted(logger, done.Vectors, done.Postings, done.Documents);
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogFailed(logger, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // stopping: a rebuild in progress was dropped, the graph in use is whole
+        }
+    }
+
     private async Task RunEmbeddingWorkerAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
@@ -120,6 +154,9 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
 
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "indexes ready from {Source} ({Reason}): {Count} memories up to seq {Seq} in {Ms:F0} ms")]
     private static partial void LogBuilt(ILogger logger, string source, string reason, int count, long seq, double ms);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "indexes compacted: {Vectors} HNSW tombstones, {Postings} dead BM25 postings and {Documents} retired document numbers reclaimed")]
+    private static partial void LogCompacted(ILogger logger, int vectors, int postings, int documents);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "index maintenance failed; retrying on the next tick")]
     private static partial void LogFailed(ILogger logger, Exception exception);

@@ -50,6 +50,8 @@ internal sealed partial class EngramGauges : IDisposable
             description: "Change-log entries written but not yet applied to the search index.");
         meter.CreateObservableGauge("engram_embedding_pending", () => Sum(g => g._engine.Index.PendingVectors),
             description: "Memories in the index waiting for their embedding vector.");
+        meter.CreateObservableGauge("engram_index_tombstones", Tombstones,
+            description: "Removed entries an index still holds until it is compacted, by index: vectors (HNSW tombstones), lexical (documents with dead BM25 postings), documents (retired document numbers).");
         meter.CreateObservableGauge("engram_index_size_bytes", IndexSizes,
             description: "Index sizes by index: snapshot (the file on disk), vectors (live vectors x dimensions x 4 bytes, an estimate of the vectors' memory).");
     }
@@ -149,6 +151,19 @@ internal sealed partial class EngramGauges : IDisposable
         {
             yield return new Measurement<long>(n, new KeyValuePair<string, object?>("tier", tier), new KeyValuePair<string, object?>("type", type));
         }
+    }
+
+    private static IEnumerable<Measurement<long>> Tombstones()
+    {
+        long vectors = 0, lexical = 0, documents = 0;
+        foreach (var gauges in Open.Keys)
+        {
+            var tombstones = gauges._engine.Index.Tombstones;
+            (vectors, lexical, documents) = (vectors + tombstones.Vectors, lexical + tombstones.Lexical, documents + tombstones.Documents);
+        }
+        yield return new Measurement<long>(vectors, new KeyValuePair<string, object?>("index", "vectors"));
+        yield return new Measurement<long>(lexical, new KeyValuePair<string, object?>("index", "lexical"));
+        yield return new Measurement<long>(documents, new KeyValuePair<string, object?>("index", "documents"));
     }
 
     private static IEnumerable<Measurement<long>> IndexSizes()

@@ -55,6 +55,7 @@ public sealed unsafe partial class HnswIndex
             _nodeOfDoc[doc] = node + 1;
             _nodeCount = node + 1;
             _liveCount++;
+            _journal?.Add((doc, node));
             if (linkable && (_entry < 0 || level > _maxLevel))
             {
                 _entry = node;

@@ -16,7 +16,8 @@ namespace Engram.Core.Indexing.Vector;
 /// takes the write lock only to copy those lists in and publish the node, so readers never see a half-linked node.
 /// </para>
 /// <para>
-/// Removal tombstones a node: it keeps routing searches but is never returned. Filters are applied to results, not
+/// Removal tombstones a node: it keeps routing searches but is never returned, until <see cref="Compact"/> rebuilds
+/// the graph from the live nodes (HnswIndex.Compact.cs; the server runs it when tombstones pass a share of the nodes). Filters are applied to results, not
 /// to traversal (the graph stays navigable). When a search cannot find enough results within a budget of distance
 /// evaluations (a very selective filter, or many tombstones), it falls back to an exact scan of the allowed
 /// vectors, so a search returns k results whenever k allowed documents exist. The budget is an eighth of the live
@@ -94,7 +95,7 @@ public sealed unsafe partial class HnswIndex : IVectorIndex
 
     public HnswOptions Options => _options;
 
-    /// <summary>Nodes ever added, including tombstoned ones (they still occupy memory and route searches).</summary>
+    /// <summary>Nodes held, including tombstoned ones (they occupy memory and route searches until <see cref="Compact"/>).</summary>
     public int NodeCount => Volatile.Read(ref _nodeCount);
 
     public void Add(int doc, ReadOnlySpan<float> vector)
@@ -150,6 +151,7 @@ public sealed unsafe partial class HnswIndex : IVectorIndex
                 _deleted[node] = true;
                 _deletedCount++;
                 _liveCount--;
+                _journal?.Add((doc, -1));
             }
         }
         finally
