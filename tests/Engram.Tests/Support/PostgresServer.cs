@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Npgsql;
+
+namespace Engram.Tests.Support;
+
+/// <summary>
+/// A real PostgreSQL 15 server from Debian's <c>postgresql-15</c> package (.ci/run installs it), one per
+/// test run: initdb into a temporary folder, a free port on 127.0.0.1, its unix socket in that folder,
+/// trust authentication for the <c>postgres</c> role. Started at first use, stopped (fast shutdown) and
+/// removed when the test process exits. Test classes each take a fresh database
+/// (<see cref="CreateDatabaseAsync"/>). PostgreSQL refuses to run as root, so as root (CI) the binaries
+/// run as the package's <c>postgres</c> user through setpriv; otherwise as the current user.
+/// </summary>
+public sealed partial class PostgresServer
+{
+    public const string BinDirectory = "/usr/lib/postgresql/15/bin";
+
+    private static readonly Lazy<Task<PostgresServer>> Shared = new(StartAsync, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static int _databases;
+
+    private readonly Process _postmaster;
+
+    private PostgresServer(string folder, int port, Process postmaster)
+    {
+        Folder = folder;
+        Port = port;
+        _postmaster = postmaster;
+    }
+
+    /// <summary>The server of this test run, started on the first call.</summary>
+    public static Task<PostgresServer> GetAsync() => Shared.Value;
+
+    public string Folder { get; }
+
+    public int Port { get; }
+
+    /// <summary>An Npgsql connection string for <paramref name="database"/>.</summary>
+    public string ConnectionString(string database) =>
+        $"Host=127.0.0.1;Port={Port};Username=postgres;Database={database};Pooling=true;Maximum Pool Size=20";
+
+    /// <summary>The <c>postgres://</c> URL of <paramref name="database"/> (what --store and DATABASE_URL take).</summary>
+    public string Url(string database) => $"postgres://postgres@127.0.0.1:{Port}/{database}";
+
+    /// <summary>Creates an empty database and returns its name.</summary>
+    public async Task<string> CreateDatabaseAsync()
+    {
+        var name = $"engram_{Environment.ProcessId}_{Interlocked.Increment(ref _databases)}";
+        await using var connection = new NpgsqlConnection(ConnectionString("postgres") + ";Pooling=false");
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
+        await command.ExecuteNonQueryAsync();
+        return name;
+    }
+
+    /// <summary>A fresh database's URL in one call.</summary>
+    public static async Task<string> NewDatabaseUrlAsync()
+    {
+        var server = await GetAsync();
+        return server.Url(await server.CreateDatabaseAsync());
+    }
+
+    private static async Task<PostgresServer> StartAsync()
+    {
+        if (!File.Exists(Path.Combine(BinDirectory, "postgres")))
+        {
+            throw new InvalidOperationException($"PostgreSQL 15 is not installed ({BinDirectory}/postgres is missing): apt-get install postgresql-15, as .ci/run does");
+        }
+        var folder = Path.Combine(Path.GetTempPath(), "engram-tests", "pg-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        var asRoot = Environment.UserName == "root";
+        if (asRoot)
+        {
+            await RunAsync("chown", ["postgres:postgres", folder], asRoot: false, folder);
+        }
+        var data = Path.Combine(folder, "data");
+        await RunAsync(Path.Combine(BinDirectory, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"], asRoot, folder);
+
+        var port = FreePort();
+        var postmaster = Process.Start(Command(Path.Combine(BinDirectory, "postgres"),
+        [
+            "-D", data, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-k", folder, "-c", "listen_addresses=127.0.0.1",
+            // A throwaway server: durability off, room for every test class's pool at once.
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300",
+            "-c", "shared_buffers=64MB", "-c", "logging_collector=off",
+        ], asRoot, folder))!;
+        postmaster.OutputDataReceived += (_, _) => { };
+        postmaster.ErrorDataReceived += (_, _) => { };
+        postmaster.BeginOutputReadLine();
+        postmaster.BeginErrorReadLine();
+        var server = new PostgresServer(folder, port, postmaster);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Stop();
+
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                await using var connection = new NpgsqlConnection(server.ConnectionString("postgres") + ";Pooling=false;Timeout=5");
+                await connection.OpenAsync();
+                return server;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or SocketException && DateTime.UtcNow < deadline && !postmaster.HasExited)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    /// <summary>Fast shutdown (SIGINT: open sessions are ended), then the folder goes.</summary>
+    private void Stop()
+    {
+        try
+        {
+            if (!_postmaster.HasExited)
+            {
+                _ = Kill(_postmaster.Id, 2);
+                if (!_postmaster.WaitForExit(15_000))
+                {
+                    _postmaster.Kill(entireProcessTree: true);
+                }
+            }
+            Directory.Delete(Folder, recursive: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            // Left for the OS temp cleaner.
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int Kill(int pid, int signal);
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static ProcessStartInfo Command(string file, IReadOnlyList<string> arguments, bool asRoot, string workingDirectory)
+    {
+        var start = new ProcessStartInfo
+        {
+            FileName = asRoot ? "setpriv" : file,
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        if (asRoot)
+        {
+            foreach (var a in (ReadOnlySpan<string>)["--reuid=postgres", "--regid=postgres", "--init-groups", "--", file])
+            {
+                start.ArgumentList.Add(a);
+            }
+        }
+        foreach (var a in arguments)
+        {
+            start.ArgumentList.Add(a);
+        }
+        start.Environment["LC_ALL"] = "C";
+        return start;
+    }
+
+    private static async Task RunAsync(string file, IReadOnlyList<string> arguments, bool asRoot, string workingDirectory)
+    {
+        using var process = Process.Start(Command(file, arguments, asRoot, workingDirectory))!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{Path.GetFileName(file)} failed ({process.ExitCode}): {await error}{await output}");
+        }
+    }
+}
