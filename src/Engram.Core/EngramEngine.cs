@@ -69,6 +69,17 @@ public sealed class EngramEngine : IAsyncDisposable
         new(SqliteMemoryStore.Open(dataPath, clock), limits ?? new MemoryLimits(), search ?? new SearchOptions(), embedder ?? BuiltinEmbeddingProvider.Default,
             clock, snapshots ? Path.Combine(Path.GetFullPath(dataPath), IndexSnapshot.FileName) : null, keyValue);
 
+    /// <summary>
+    /// Like <see cref="OpenSqlite"/>, with the backend picked from <paramref name="location"/>: a postgres:// URL or a
+    /// data folder (<see cref="StoreFactory"/>). Index snapshots live in a data folder only.
+    /// </summary>
+    public static EngramEngine Open(string location, MemoryLimits? limits = null, SearchOptions? search = null, IEmbeddingProvider? embedder = null,
+        TimeProvider? clock = null, bool snapshots = false, KvOptions? keyValue = null) =>
+        StoreFactory.IsPostgres(location)
+            ? new(StoreFactory.Open(location, clock), limits ?? new MemoryLimits(), search ?? new SearchOptions(), embedder ?? BuiltinEmbeddingProvider.Default,
+                clock, null, keyValue)
+            : OpenSqlite(location, limits, search, embedder, clock, snapshots, keyValue);
+
     public string? SnapshotPath { get; }
 
     public TimeProvider Clock { get; }

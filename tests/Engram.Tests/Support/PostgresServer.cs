@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Npgsql;
 
 namespace Engram.Tests.Support;
@@ -14,7 +13,7 @@ namespace Engram.Tests.Support;
 /// (<see cref="CreateDatabaseAsync"/>). PostgreSQL refuses to run as root, so as root (CI) the binaries
 /// run as the package's <c>postgres</c> user through setpriv; otherwise as the current user.
 /// </summary>
-public sealed partial class PostgresServer
+public sealed class PostgresServer
 {
     public const string BinDirectory = "/usr/lib/postgresql/15/bin";
 
@@ -116,7 +115,10 @@ public sealed partial class PostgresServer
         {
             if (!_postmaster.HasExited)
             {
-                _ = Kill(_postmaster.Id, 2);
+                using (var kill = Process.Start("kill", ["-INT", _postmaster.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+                {
+                    kill.WaitForExit(5_000);
+                }
                 if (!_postmaster.WaitForExit(15_000))
                 {
                     _postmaster.Kill(entireProcessTree: true);
@@ -129,9 +131,6 @@ public sealed partial class PostgresServer
             // Left for the OS temp cleaner.
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "kill")]
-    private static partial int Kill(int pid, int signal);
 
     private static int FreePort()
     {

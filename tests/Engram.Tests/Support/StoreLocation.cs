@@ -1,0 +1,48 @@
+using Engram.Core.Storage;
+
+namespace Engram.Tests.Support;
+
+/// <summary>The two backends the conformance tests run on.</summary>
+public enum Backend
+{
+    Sqlite,
+    Postgres,
+}
+
+/// <summary>
+/// Where one test keeps its store: a fresh temporary folder (SQLite) or a fresh database on the test
+/// run's PostgreSQL server (<see cref="PostgresServer"/>). <see cref="Value"/> is what --data or --store
+/// takes; <see cref="Open"/> opens the store there (again, after a close, for the reopen tests).
+/// </summary>
+public sealed class StoreLocation : IDisposable
+{
+    private readonly TempDirectory? _folder;
+
+    private StoreLocation(Backend backend, string value, TempDirectory? folder)
+    {
+        Backend = backend;
+        Value = value;
+        _folder = folder;
+    }
+
+    public Backend Backend { get; }
+
+    public string Value { get; }
+
+    public static async Task<StoreLocation> CreateAsync(Backend backend)
+    {
+        if (backend == Backend.Sqlite)
+        {
+            var folder = new TempDirectory();
+            return new StoreLocation(backend, folder.Path, folder);
+        }
+        return new StoreLocation(backend, await PostgresServer.NewDatabaseUrlAsync(), null);
+    }
+
+    /// <summary>Synchronous for constructors and field initialisers (the server starts once per run).</summary>
+    public static StoreLocation Create(Backend backend) => CreateAsync(backend).GetAwaiter().GetResult();
+
+    public IMemoryStore Open(TimeProvider? clock = null) => StoreFactory.Open(Value, clock);
+
+    public void Dispose() => _folder?.Dispose();
+}
