@@ -154,7 +154,7 @@ public sealed class EngramEngine : IAsyncDisposable
     /// <summary>As <see cref="GetStatsAsync(Common.Caller, CancellationToken)"/>, the counts narrowed to <paramref name="filter"/>.</summary>
     public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, MemoryFilter filter, CancellationToken ct = default)
     {
-        var stats = await Memories.GetStatsAsync(caller, filter, ct).ConfigureAwait(false);
+        var stats = await Memories.GetStatsAsync(caller, filter, ct).ConfigureAwait(false) with { Store = new StoreDescription(Store.Kind) };
         return caller.Role >= Security.Role.Admin ? stats with { Index = IndexStatistics() } : stats;
     }
 

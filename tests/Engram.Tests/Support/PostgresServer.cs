@@ -54,6 +54,22 @@ public sealed class PostgresServer
         return name;
     }
 
+    /// <summary>Drops a test's database, ending sessions a test left open.</summary>
+    public void DropDatabase(string name)
+    {
+        try
+        {
+            using var connection = new NpgsqlConnection(ConnectionString("postgres") + ";Pooling=false");
+            connection.Open();
+            using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", connection);
+            command.ExecuteNonQuery();
+        }
+        catch (NpgsqlException)
+        {
+            // The whole server goes at the end of the run.
+        }
+    }
+
     /// <summary>A fresh database's URL in one call.</summary>
     public static async Task<string> NewDatabaseUrlAsync()
     {
@@ -67,7 +83,9 @@ public sealed class PostgresServer
         {
             throw new InvalidOperationException($"PostgreSQL 15 is not installed ({BinDirectory}/postgres is missing): apt-get install postgresql-15, as .ci/run does");
         }
-        var folder = Path.Combine(Path.GetTempPath(), "engram-tests", "pg-" + Guid.NewGuid().ToString("N"));
+        var root = Path.Combine(Path.GetTempPath(), "engram-tests");
+        RemoveOrphans(root);
+        var folder = Path.Combine(root, $"pg-{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
         var asRoot = Environment.UserName == "root";
         if (asRoot)
@@ -108,6 +126,65 @@ public sealed class PostgresServer
         }
     }
 
+    /// <summary>
+    /// Servers of earlier test processes that were killed before they could stop theirs (the folder
+    /// names the process): each is stopped and its folder removed.
+    /// </summary>
+    private static void RemoveOrphans(string root)
+    {
+        if (!Directory.Exists(root))
+        {
+            return;
+        }
+        foreach (var folder in Directory.GetDirectories(root, "pg-*"))
+        {
+            var parts = Path.GetFileName(folder).Split('-');
+            if (parts.Length != 3 || !int.TryParse(parts[1], out var owner) || ProcessAlive(owner))
+            {
+                continue;
+            }
+            var pidFile = Path.Combine(folder, "data", "postmaster.pid");
+            if (File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var postmaster) && ProcessAlive(postmaster))
+            {
+                Signal(postmaster, "-INT");
+                Thread.Sleep(1_000);
+            }
+            RemoveFolder(folder);
+        }
+    }
+
+    private static bool ProcessAlive(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private static void Signal(int pid, string signal)
+    {
+        using var kill = Process.Start("kill", [signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit(5_000);
+    }
+
+    /// <summary>By a detached rm, which finishes even when the test host is ended right after this returns.</summary>
+    private static void RemoveFolder(string folder)
+    {
+        try
+        {
+            Process.Start("rm", ["-rf", folder])?.Dispose();
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            // Left for the OS temp cleaner.
+        }
+    }
+
     /// <summary>Fast shutdown (SIGINT: open sessions are ended), then the folder goes.</summary>
     private void Stop()
     {
@@ -115,18 +192,15 @@ public sealed class PostgresServer
         {
             if (!_postmaster.HasExited)
             {
-                using (var kill = Process.Start("kill", ["-INT", _postmaster.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-                {
-                    kill.WaitForExit(5_000);
-                }
+                Signal(_postmaster.Id, "-INT");
                 if (!_postmaster.WaitForExit(15_000))
                 {
                     _postmaster.Kill(entireProcessTree: true);
                 }
             }
-            Directory.Delete(Folder, recursive: true);
+            RemoveFolder(Folder);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
+        catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception)
         {
             // Left for the OS temp cleaner.
         }

@@ -17,6 +17,7 @@ public enum Backend
 public sealed class StoreLocation : IDisposable
 {
     private readonly TempDirectory? _folder;
+    private Action? _drop;
 
     private StoreLocation(Backend backend, string value, TempDirectory? folder)
     {
@@ -36,7 +37,9 @@ public sealed class StoreLocation : IDisposable
             var folder = new TempDirectory();
             return new StoreLocation(backend, folder.Path, folder);
         }
-        return new StoreLocation(backend, await PostgresServer.NewDatabaseUrlAsync(), null);
+        var server = await PostgresServer.GetAsync();
+        var database = await server.CreateDatabaseAsync();
+        return new StoreLocation(backend, server.Url(database), null) { _drop = () => server.DropDatabase(database) };
     }
 
     /// <summary>Synchronous for constructors and field initialisers (the server starts once per run).</summary>
@@ -44,5 +47,10 @@ public sealed class StoreLocation : IDisposable
 
     public IMemoryStore Open(TimeProvider? clock = null) => StoreFactory.Open(Value, clock);
 
-    public void Dispose() => _folder?.Dispose();
+    /// <summary>Removes the folder, or drops the database (each is some megabytes; a full run makes hundreds).</summary>
+    public void Dispose()
+    {
+        _folder?.Dispose();
+        Interlocked.Exchange(ref _drop, null)?.Invoke();
+    }
 }
