@@ -30,3 +30,43 @@ public sealed class PostgresKvCleanupTests : KeyValue.KvCleanupTests
 {
     protected override Backend Backend => Backend.Postgres;
 }
+
+public sealed class PostgresExpiryTests : Http.ExpiryTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}
+
+public sealed class PostgresMemoriesBatchTests : Http.MemoriesBatchTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}
+
+public sealed class PostgresMemoriesCreateTests : Http.MemoriesCreateTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}
+
+public sealed class PostgresMemoriesEntitiesTests : Http.MemoriesEntitiesTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}
+
+public sealed class PostgresMemoriesReadTests : Http.MemoriesReadTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}
+
+public sealed class PostgresMemoriesUpdateDeleteTests : Http.MemoriesUpdateDeleteTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}
+
+public sealed class PostgresRestContractTests : Http.RestContractTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}
+
+public sealed class PostgresSystemTests : Http.SystemTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}
