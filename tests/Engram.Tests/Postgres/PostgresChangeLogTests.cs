@@ -182,7 +182,7 @@ public sealed class PostgresChangeLogTests
     public async Task Open_refuses_a_schema_newer_than_the_binary()
     {
         var server = await PostgresServer.GetAsync();
-        var database = await server.CreateDatabaseAsync();
+        var database = await server.CreateDatabaseAsync(empty: true);
         await (PostgresMemoryStore.Open(server.Url(database))).DisposeAsync();
         await using (var connection = new Npgsql.NpgsqlConnection(server.ConnectionString(database)))
         {

@@ -21,12 +21,14 @@ public sealed class PostgresServer
     private static int _databases;
 
     private readonly Process _postmaster;
+    private readonly Lazy<Task<string>> _migratedTemplate;
 
     private PostgresServer(string folder, int port, Process postmaster)
     {
         Folder = folder;
         Port = port;
         _postmaster = postmaster;
+        _migratedTemplate = new(CreateMigratedTemplateAsync, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>The server of this test run, started on the first call.</summary>
@@ -43,14 +45,28 @@ public sealed class PostgresServer
     /// <summary>The <c>postgres://</c> URL of <paramref name="database"/> (what --store and DATABASE_URL take).</summary>
     public string Url(string database) => $"postgres://postgres@127.0.0.1:{Port}/{database}";
 
-    /// <summary>Creates an empty database and returns its name.</summary>
-    public async Task<string> CreateDatabaseAsync()
+    /// <summary>
+    /// Creates a database and returns its name: a copy of one the store has already migrated (what most
+    /// tests want: opening it finds the schema current), or with <paramref name="empty"/> an empty one,
+    /// for the tests of the migrations themselves.
+    /// </summary>
+    public async Task<string> CreateDatabaseAsync(bool empty = false)
     {
+        var template = empty ? "template1" : await _migratedTemplate.Value;
         var name = $"engram_{Environment.ProcessId}_{Interlocked.Increment(ref _databases)}";
         await using var connection = new NpgsqlConnection(ConnectionString("postgres") + ";Pooling=false");
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
+        await using var command = new NpgsqlCommand($"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY", connection);
         await command.ExecuteNonQueryAsync();
+        return name;
+    }
+
+    private async Task<string> CreateMigratedTemplateAsync()
+    {
+        var name = await CreateDatabaseAsync(empty: true);
+        // Opening the store applies every migration; closing it leaves no session behind (a template must have none).
+        await Core.Storage.Postgres.PostgresMemoryStore.Open(Url(name)).DisposeAsync();
+        Npgsql.NpgsqlConnection.ClearAllPools();
         return name;
     }
 
