@@ -70,3 +70,13 @@ public sealed class PostgresSystemTests : Http.SystemTests
 {
     protected override Backend Backend => Backend.Postgres;
 }
+
+public sealed class PostgresMemoryStoreConformanceTests : Storage.MemoryStoreConformanceTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}
+
+public sealed class PostgresKvHistoryTests : KeyValue.KvHistoryTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}

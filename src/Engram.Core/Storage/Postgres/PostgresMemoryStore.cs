@@ -17,6 +17,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
 {
     private readonly NpgsqlDataSource _db;
     private readonly TimeProvider _clock;
+    private readonly SemaphoreSlim _logWriters = new(1, 1);
     private bool _disposed;
 
     private PostgresMemoryStore(NpgsqlDataSource db, TimeProvider clock, string database)
@@ -148,13 +149,28 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
 
     private Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, CancellationToken ct) => WriteAsync(write, WriteDurability.Full, ct);
 
-    /// <summary>A write that appends to the change log: takes the log lock first (<see cref="LockLogAsync"/>).</summary>
-    private Task<T> LoggedAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, CancellationToken ct) =>
-        WriteAsync(async c =>
+    /// <summary>
+    /// A write that appends to the change log: takes the log lock first (<see cref="LockLogAsync"/>).
+    /// Such writes run one at a time anyway, so this instance queues them here, in memory, rather than
+    /// as a hundred pooled sessions waiting on one row lock (which PostgreSQL serves far slower); the
+    /// database lock is what orders them against other instances.
+    /// </summary>
+    private async Task<T> LoggedAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, CancellationToken ct)
+    {
+        await _logWriters.WaitAsync(ct).ConfigureAwait(false);
+        try
         {
-            await LockLogAsync(c).ConfigureAwait(false);
-            return await write(c).ConfigureAwait(false);
-        }, durability, ct);
+            return await WriteAsync(async c =>
+            {
+                await LockLogAsync(c).ConfigureAwait(false);
+                return await write(c).ConfigureAwait(false);
+            }, durability, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _logWriters.Release();
+        }
+    }
 
     private Task<T> LoggedAsync<T>(Func<NpgsqlConnection, Task<T>> write, CancellationToken ct) => LoggedAsync(write, WriteDurability.Full, ct);
 
