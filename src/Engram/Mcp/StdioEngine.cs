@@ -63,7 +63,9 @@ internal sealed partial class StdioEngine(string dataPath, ILogger<StdioEngine> 
         }
         catch (Exception ex) when (ex is StoreException or IOException or UnauthorizedAccessException)
         {
-            throw Fail($"engram mcp cannot open the store '{Core.Storage.StoreFactory.Describe(DataPath)}': {ex.Message}", ex);
+            throw Fail(Core.Storage.StoreFactory.IsPostgres(DataPath)
+                ? $"engram mcp cannot open the store '{Core.Storage.StoreFactory.Describe(DataPath)}': {ex.Message}"
+                : $"engram mcp cannot open the data folder '{DataPath}': {ex.Message}", ex);
         }
     }
 
