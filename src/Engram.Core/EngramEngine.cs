@@ -69,6 +69,17 @@ public sealed class EngramEngine : IAsyncDisposable
         new(SqliteMemoryStore.Open(dataPath, clock), limits ?? new MemoryLimits(), search ?? new SearchOptions(), embedder ?? BuiltinEmbeddingProvider.Default,
             clock, snapshots ? Path.Combine(Path.GetFullPath(dataPath), IndexSnapshot.FileName) : null, keyValue);
 
+    /// <summary>
+    /// Like <see cref="OpenSqlite"/>, with the backend picked from <paramref name="location"/>: a postgres:// URL or a
+    /// data folder (<see cref="StoreFactory"/>). Index snapshots live in a data folder only.
+    /// </summary>
+    public static EngramEngine Open(string location, MemoryLimits? limits = null, SearchOptions? search = null, IEmbeddingProvider? embedder = null,
+        TimeProvider? clock = null, bool snapshots = false, KvOptions? keyValue = null) =>
+        StoreFactory.IsPostgres(location)
+            ? new(StoreFactory.Open(location, clock), limits ?? new MemoryLimits(), search ?? new SearchOptions(), embedder ?? BuiltinEmbeddingProvider.Default,
+                clock, null, keyValue)
+            : OpenSqlite(location, limits, search, embedder, clock, snapshots, keyValue);
+
     public string? SnapshotPath { get; }
 
     public TimeProvider Clock { get; }
@@ -143,7 +154,7 @@ public sealed class EngramEngine : IAsyncDisposable
     /// <summary>As <see cref="GetStatsAsync(Common.Caller, CancellationToken)"/>, the counts narrowed to <paramref name="filter"/>.</summary>
     public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, MemoryFilter filter, CancellationToken ct = default)
     {
-        var stats = await Memories.GetStatsAsync(caller, filter, ct).ConfigureAwait(false);
+        var stats = await Memories.GetStatsAsync(caller, filter, ct).ConfigureAwait(false) with { Store = new StoreDescription(Store.Kind) };
         return caller.Role >= Security.Role.Admin ? stats with { Index = IndexStatistics() } : stats;
     }
 

@@ -22,6 +22,15 @@ public sealed class EngramServerOptions
     /// <summary>The data folder holding engram.db. Default <c>./data</c>.</summary>
     public string DataPath { get; set; } = "data";
 
+    /// <summary>
+    /// A PostgreSQL database to keep the store in instead of SQLite: <c>postgres://user:password@host:port/database</c>
+    /// (DATABASE_URL, --store). Empty: the SQLite store in <see cref="DataPath"/>, which still holds this instance's own files.
+    /// </summary>
+    public string? Store { get; set; }
+
+    /// <summary>Where the store is: the PostgreSQL URL when one is set, else the data folder (see <see cref="Core.Storage.StoreFactory"/>).</summary>
+    public string StoreLocation => string.IsNullOrWhiteSpace(Store) ? DataPath : Store;
+
     public MemoryLimits Limits { get; set; } = new();
 
     public SearchOptions Search { get; set; } = new();
@@ -93,6 +102,10 @@ public sealed class EngramServerOptions
 
     public IEnumerable<string> Validate()
     {
+        if (!string.IsNullOrWhiteSpace(Store) && !Core.Storage.StoreFactory.IsPostgres(Store))
+        {
+            yield return "Engram:Store (DATABASE_URL, --store) must be a postgres://user:password@host:port/database URL";
+        }
         if (string.IsNullOrWhiteSpace(DataPath))
         {
             yield return "Engram:DataPath (ENGRAM_DATA, --data) must name a folder";

@@ -87,9 +87,9 @@ public static class ServerApplication
         builder.Services.AddSingleton(_ => ServerLock.Acquire(options.DataPath));
         builder.Services.AddSingleton(clock ?? TimeProvider.System);
         builder.Services.AddSingleton(sp => new EngramEngine(
-            SqliteMemoryStore.Open(options.DataPath, sp.GetRequiredService<TimeProvider>()),
+            StoreFactory.Open(options.StoreLocation, sp.GetRequiredService<TimeProvider>()),
             options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound), sp.GetRequiredService<TimeProvider>(),
-            options.IndexSnapshots ? Path.Combine(Path.GetFullPath(options.DataPath), IndexSnapshot.FileName) : null, options.KeyValue));
+            options.IndexSnapshots && !StoreFactory.IsPostgres(options.StoreLocation) ? Path.Combine(Path.GetFullPath(options.DataPath), IndexSnapshot.FileName) : null, options.KeyValue));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);
@@ -206,6 +206,7 @@ public static class ServerApplication
         (string Variable, string Key)[] map =
         [
             ("ENGRAM_DATA", "DataPath"),
+            ("DATABASE_URL", "Store"),
             ("SEMANTIC_WEIGHT", "Search:SemanticWeight"),
             ("LEXICAL_WEIGHT", "Search:LexicalWeight"),
             ("RECENCY_WEIGHT", "Search:RecencyWeight"),

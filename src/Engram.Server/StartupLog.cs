@@ -51,7 +51,9 @@ internal static class StartupLog
         return string.Join(Environment.NewLine,
             $"Engram {SystemEndpoints.Version} is serving",
             $"  data:      {data}",
-            $"  store:     {engine.Store.Kind}, file {Path.Combine(data, SqliteMemoryStore.FileName)}; index snapshots {(options.IndexSnapshots ? "on" : "off")}",
+            Core.Storage.StoreFactory.IsPostgres(options.StoreLocation)
+                ? $"  store:     {engine.Store.Kind}, {Core.Storage.StoreFactory.Describe(options.StoreLocation)}; index snapshots off"
+                : $"  store:     {engine.Store.Kind}, file {Path.Combine(data, SqliteMemoryStore.FileName)}; index snapshots {(options.IndexSnapshots ? "on" : "off")}",
             $"  embedder:  {options.Embeddings.Provider}, model {embedder.ModelId}{dimensions}",
             $"  listening: {string.Join(", ", addresses)}",
             AuthLine(app.Services.GetRequiredService<Core.Security.ApiKeyService>(), options),
@@ -61,7 +63,7 @@ internal static class StartupLog
     private static string AuthLine(Core.Security.ApiKeyService keys, EngramServerOptions options) => keys.HasActiveKeys
         ? $"  auth:      API keys, {keys.ActiveKeys} active: every route but /health/live and /health/ready needs one"
         : "  auth:      open (no API keys): serving loopback only, every request acts as admin of tenant default; " +
-          $"create a key with: engram keys create --data {options.DataPath} --tenant default --role admin";
+          $"create a key with: engram keys create {(Core.Storage.StoreFactory.IsPostgres(options.StoreLocation) ? "--store URL" : "--data " + options.DataPath)} --tenant default --role admin";
 
     /// <summary>Set once the host has started; read by the log filter on every host log call.</summary>
     public sealed class StartedFlag

@@ -309,7 +309,14 @@ public sealed record StoreStatistics(
 {
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public IndexStatistics? Index { get; init; }
+
+    /// <summary>Which backend holds the store ("sqlite", "postgres").</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public StoreDescription? Store { get; init; }
 }
+
+/// <summary>The backend of the store, as /v1/stats shows it.</summary>
+public sealed record StoreDescription(string Kind);
 
 /// <summary>How far the derived indexes are: the change-log position they reflect and the embedding backlog.</summary>
 /// <remarks>

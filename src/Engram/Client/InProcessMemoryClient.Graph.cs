@@ -8,7 +8,7 @@ internal sealed partial class InProcessMemoryClient
     private GraphService? _graph;
 
     // The graph index is built on the first search only; the other operations go straight to the store.
-    private GraphService Graph => _graph ??= new GraphService(_store, TimeProvider.System, Gate);
+    private GraphService Graph => _graph ??= new GraphService((Core.Graph.IGraphStore)_store, TimeProvider.System, Gate);
 
     public async Task<EntitiesResponse> CreateEntitiesAsync(IReadOnlyList<NewEntity?> entities, CancellationToken ct) =>
         new(await Graph.CreateEntitiesAsync(Caller, entities, ct));

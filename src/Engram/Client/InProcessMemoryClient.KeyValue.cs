@@ -8,7 +8,7 @@ internal sealed partial class InProcessMemoryClient
     private KvService? _keyValue;
 
     /// <summary>Built on first use with the options the server would read, MEMORY_DEFAULT_TTL_SECONDS included.</summary>
-    private KvService KeyValue => _keyValue ??= new KvService(_store, _options.KeyValue, TimeProvider.System, Gate);
+    private KvService KeyValue => _keyValue ??= new KvService((Core.KeyValue.IKeyValueStore)_store, _options.KeyValue, TimeProvider.System, Gate);
 
     public Task<KvWritten> KvSetAsync(string key, JsonElement value, long? ttlSeconds, bool nx, bool xx, CancellationToken ct) =>
         KeyValue.SetAsync(Caller, key, value, ttlSeconds, nx, xx, ct);

@@ -3,6 +3,7 @@ using Engram.Core.Common;
 using Engram.Core.Configuration;
 using Engram.Core.Memories;
 using Engram.Core.Search;
+using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Server;
 using Engram.Server.Http;
@@ -21,7 +22,7 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
     /// <summary>Who the commands act as: admin of the default tenant, or of the tenant a command names (<c>--tenant</c>).</summary>
     private Caller Caller { get; init; } = Caller.Default(Actor);
 
-    private readonly SqliteMemoryStore _store;
+    private readonly IMemoryStore _store;
     private readonly MemoryService _memories;
     private EngramEngine? _engine;
 
@@ -30,7 +31,7 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
     /// <summary>READONLY_MODE (Engram:ReadOnly) holds in process too: the commands' writes are refused as the server's would be.</summary>
     private Core.Operations.WriteGate Gate { get; } = new();
 
-    private InProcessMemoryClient(SqliteMemoryStore store, EngramServerOptions options)
+    private InProcessMemoryClient(IMemoryStore store, EngramServerOptions options)
     {
         _store = store;
         _options = options;
@@ -45,6 +46,13 @@ internal sealed partial class InProcessMemoryClient : IMemoryClient
     /// </summary>
     public static InProcessMemoryClient Open(string dataPath, bool createIfMissing, string? tenant = null)
     {
+        if (StoreFactory.IsPostgres(dataPath))
+        {
+            return new InProcessMemoryClient(StoreFactory.Open(dataPath, TimeProvider.System), ConfiguredOptions.Load())
+            {
+                Caller = new Caller(tenant ?? Caller.DefaultTenant, Actor),
+            };
+        }
         var databasePath = Path.Combine(Path.GetFullPath(dataPath), SqliteMemoryStore.FileName);
         if (!createIfMissing && !File.Exists(databasePath))
         {

@@ -27,6 +27,8 @@ internal sealed class BackendOptions
         HelpName = "URL",
     };
 
+    public Option<string?> Store { get; } = StoreOption.Create();
+
     public Option<bool> Json { get; } = new("--json")
     {
         Description = "Print the JSON the REST API returns (one document) instead of text.",
@@ -36,6 +38,7 @@ internal sealed class BackendOptions
     {
         command.Options.Add(Data);
         command.Options.Add(Server);
+        command.Options.Add(Store);
         command.Options.Add(Json);
     }
 
@@ -50,21 +53,17 @@ internal sealed class BackendOptions
     {
         var data = parse.GetValue(Data);
         var server = parse.GetValue(Server);
-        if (data is not null && server is not null)
+        var store = parse.GetValue(Store);
+        if ((data ?? store) is not null && server is not null)
         {
-            throw new ValidationException("--server", "give --data or --server, not both");
+            throw new ValidationException("--server", $"give {(data is null ? "--store" : "--data")} or --server, not both");
         }
-        server ??= data is null ? Environment(ServerVariable) : null;
+        server ??= data is null && store is null ? Environment(ServerVariable) : null;
         if (server is not null)
         {
             return new HttpMemoryClient(ServerUri(server), tenant);
         }
-        data ??= Environment(DataVariable) ?? DefaultData;
-        if (data.Trim().Length == 0)
-        {
-            throw new ValidationException("--data", "--data must name a folder");
-        }
-        return InProcessMemoryClient.Open(data, createData, tenant);
+        return InProcessMemoryClient.Open(StoreOption.Resolve(store, data), createData, tenant);
     }
 
     private static string? Environment(string name) =>

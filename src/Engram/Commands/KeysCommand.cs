@@ -165,14 +165,16 @@ internal static class KeysCommand
                     break;
             }
         }
+        var storeUrl = StoreOption.Create();
         command.Options.Add(data);
+        command.Options.Add(storeUrl);
         command.Options.Add(json);
         command.SetAction(async (parse, ct) =>
         {
             var asJson = parse.GetValue(json);
             try
             {
-                await using var store = SecurityStore.Open(parse.GetValue(data), create);
+                await using var store = SecurityStore.Open(parse.GetValue(data), create, parse.GetValue(storeUrl));
                 await action(parse, store, asJson, ct);
                 return ExitCodes.Ok;
             }

@@ -45,26 +45,34 @@ internal static class McpCommand
         {
             data, server, tenant,
         };
+        var storeUrl = StoreOption.Create();
+        command.Options.Add(storeUrl);
         command.SetAction(async (parse, ct) =>
         {
             var dataFlag = parse.GetValue(data);
             var serverUrl = parse.GetValue(server);
-            if (dataFlag is not null && serverUrl is not null)
+            var storeFlag = parse.GetValue(storeUrl);
+            if ((dataFlag ?? storeFlag) is not null && serverUrl is not null)
             {
-                return ErrorReporter.ReportUsage("give --data or --server, not both", Console.Error, json: false);
+                return ErrorReporter.ReportUsage($"give {(dataFlag is null ? "--store" : "--data")} or --server, not both", Console.Error, json: false);
             }
+            dataFlag ??= storeFlag;
             // As for the other commands: an explicit --data beats ENGRAM_SERVER.
             serverUrl ??= dataFlag is null && Environment.GetEnvironmentVariable(BackendOptions.ServerVariable) is { Length: > 0 } envServer ? envServer : null;
             if (serverUrl is not null)
             {
                 return await RunProxyAsync(serverUrl, parse.GetValue(tenant), ct);
             }
-            var dataPath = dataFlag ?? (Environment.GetEnvironmentVariable(BackendOptions.DataVariable) is { Length: > 0 } env ? env : BackendOptions.DefaultData);
-            var tenantName = parse.GetValue(tenant) ?? Caller.DefaultTenant;
-            if (dataPath.Trim().Length == 0)
+            string dataPath;
+            try
             {
-                return ErrorReporter.ReportUsage("--data must name a folder", Console.Error, json: false);
+                dataPath = StoreOption.Resolve(storeFlag, storeFlag is null ? parse.GetValue(data) : null);
             }
+            catch (ValidationException ex)
+            {
+                return ErrorReporter.ReportUsage(ex.Message, Console.Error, json: false);
+            }
+            var tenantName = parse.GetValue(tenant) ?? Caller.DefaultTenant;
             var host = BuildInProcess(dataPath, new Caller(tenantName, "mcp"));
             await host.RunAsync(ct);
             return ExitCodes.Ok;

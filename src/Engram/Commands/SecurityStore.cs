@@ -1,6 +1,7 @@
 using System.Globalization;
 using Engram.Core.Common;
 using Engram.Core.Security;
+using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 
 namespace Engram.Cli.Commands;
@@ -14,25 +15,30 @@ internal sealed class SecurityStore : IAsyncDisposable
 {
     public const string Actor = "cli";
 
-    private readonly SqliteMemoryStore _store;
+    private readonly IMemoryStore _store;
 
-    private SecurityStore(SqliteMemoryStore store, int auditMaxRows)
+    private SecurityStore(IMemoryStore store, int auditMaxRows)
     {
         _store = store;
-        Audit = new AuditTrail(store, auditMaxRows);
-        Keys = new ApiKeyService(store, Audit);
+        Audit = new AuditTrail((IAuditLog)store, auditMaxRows);
+        Keys = new ApiKeyService((IApiKeyStore)store, Audit);
     }
 
     public ApiKeyService Keys { get; }
 
     public AuditTrail Audit { get; }
 
-    public IAuditLog Log => _store;
+    public IAuditLog Log => (IAuditLog)_store;
 
     /// <param name="create">Create the folder and store when missing (a key made before the first serve).</param>
-    public static SecurityStore Open(string? data, bool create)
+    public static SecurityStore Open(string? data, bool create, string? store = null)
     {
-        var folder = Path.GetFullPath(data ?? Environment.GetEnvironmentVariable(BackendOptions.DataVariable) ?? BackendOptions.DefaultData);
+        var location = StoreOption.Resolve(store, data);
+        if (StoreFactory.IsPostgres(location))
+        {
+            return new SecurityStore(StoreFactory.Open(location), Client.ConfiguredOptions.Load().Auth.AuditMaxRows);
+        }
+        var folder = Path.GetFullPath(location);
         if (!create && !File.Exists(Path.Combine(folder, SqliteMemoryStore.FileName)))
         {
             throw new NotFoundException($"no Engram database in '{folder}'; pass --data DIR");

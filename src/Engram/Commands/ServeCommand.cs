@@ -29,20 +29,32 @@ internal static partial class ServeCommand
             Description = $"Addresses to listen on, ';'-separated (default {EngramServerOptions.DefaultUrls}).",
             HelpName = "URLS",
         };
-        var command = new Command("serve", "Run the Engram server in the foreground (Ctrl+C stops it).") { data, urls };
+        var store = StoreOption.Create();
+        var command = new Command("serve", "Run the Engram server in the foreground (Ctrl+C stops it).") { data, urls, store };
         command.SetAction(async (parse, ct) =>
         {
             var dataPath = parse.GetValue(data);
+            var storeUrl = parse.GetValue(store);
             WebApplication app;
             try
             {
+                StoreOption.Check(storeUrl);
                 app = ServerApplication.Build([], o =>
                 {
                     if (dataPath is not null)
                     {
                         o.DataPath = dataPath;
+                        o.Store = null; // an explicit --data is SQLite, whatever DATABASE_URL says
+                    }
+                    if (storeUrl is not null)
+                    {
+                        o.Store = storeUrl;
                     }
                 }, urls: parse.GetValue(urls));
+            }
+            catch (Core.Common.ValidationException ex)
+            {
+                return Fail(ex.Message, ExitCodes.UserError);
             }
             catch (OptionsValidationException ex)
             {

@@ -24,7 +24,8 @@ internal sealed partial class StdioEngine(string dataPath, ILogger<StdioEngine> 
     private EngramServerOptions? _options;
     private string? _lastFailure;
 
-    public string DataPath { get; } = Path.GetFullPath(dataPath);
+    /// <summary>The data folder, or the PostgreSQL URL (StoreFactory tells them apart).</summary>
+    public string DataPath { get; } = Core.Storage.StoreFactory.IsPostgres(dataPath) ? dataPath : Path.GetFullPath(dataPath);
 
     /// <summary>The settings (appsettings.json, Engram__* and the operator variables), as for every in-process command.</summary>
     public EngramServerOptions Options
@@ -41,9 +42,10 @@ internal sealed partial class StdioEngine(string dataPath, ILogger<StdioEngine> 
     public EngramEngine Open()
     {
         var options = Options;
-        var engine = Describe(() => new EngramEngine(SqliteMemoryStore.Open(DataPath, TimeProvider.System), options.Limits, options.Search,
+        var postgres = Core.Storage.StoreFactory.IsPostgres(DataPath);
+        var engine = Describe(() => new EngramEngine(Core.Storage.StoreFactory.Open(DataPath, TimeProvider.System), options.Limits, options.Search,
             options.Embeddings.CreateProvider(options.Outbound), TimeProvider.System,
-            options.IndexSnapshots ? Path.Combine(DataPath, IndexSnapshot.FileName) : null, options.KeyValue));
+            options.IndexSnapshots && !postgres ? Path.Combine(DataPath, IndexSnapshot.FileName) : null, options.KeyValue));
         engine.Gate.ReadOnly = options.ReadOnly; // READONLY_MODE holds for the stdio MCP server too
         return engine;
     }
@@ -61,7 +63,9 @@ internal sealed partial class StdioEngine(string dataPath, ILogger<StdioEngine> 
         }
         catch (Exception ex) when (ex is StoreException or IOException or UnauthorizedAccessException)
         {
-            throw Fail($"engram mcp cannot open the data folder '{DataPath}': {ex.Message}", ex);
+            throw Fail(Core.Storage.StoreFactory.IsPostgres(DataPath)
+                ? $"engram mcp cannot open the store '{Core.Storage.StoreFactory.Describe(DataPath)}': {ex.Message}"
+                : $"engram mcp cannot open the data folder '{DataPath}': {ex.Message}", ex);
         }
     }
 

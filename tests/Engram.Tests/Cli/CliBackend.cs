@@ -9,6 +9,12 @@ public enum CliMode
 
     /// <summary><c>--server URL</c>: the CLI calls a real server's REST API.</summary>
     Server,
+
+    /// <summary><c>--store postgres://…</c>: the CLI opens a fresh PostgreSQL database itself.</summary>
+    InProcessPostgres,
+
+    /// <summary><c>--server URL</c> of a server whose store is a fresh PostgreSQL database.</summary>
+    ServerPostgres,
 }
 
 /// <summary>
@@ -17,10 +23,10 @@ public enum CliMode
 /// </summary>
 public sealed class CliBackend : IAsyncDisposable
 {
-    private readonly TempDirectory? _data;
+    private readonly StoreLocation? _data;
     private readonly EngramServer? _server;
 
-    private CliBackend(CliMode mode, TempDirectory? data, EngramServer? server)
+    private CliBackend(CliMode mode, StoreLocation? data, EngramServer? server)
     {
         Mode = mode;
         _data = data;
@@ -29,12 +35,20 @@ public sealed class CliBackend : IAsyncDisposable
 
     public CliMode Mode { get; }
 
-    public string[] BackendArgs => Mode == CliMode.InProcess ? ["--data", _data!.Path] : ["--server", _server!.BaseAddress.ToString()];
+    public string[] BackendArgs => Mode switch
+    {
+        CliMode.InProcess => ["--data", _data!.Value],
+        CliMode.InProcessPostgres => ["--store", _data!.Value],
+        _ => ["--server", _server!.BaseAddress.ToString()],
+    };
 
-    public static async Task<CliBackend> StartAsync(CliMode mode) =>
-        mode == CliMode.InProcess
-            ? new CliBackend(mode, new TempDirectory(), null)
-            : new CliBackend(mode, null, await EngramServer.StartAsync());
+    public static async Task<CliBackend> StartAsync(CliMode mode) => mode switch
+    {
+        CliMode.InProcess => new CliBackend(mode, await StoreLocation.CreateAsync(Backend.Sqlite), null),
+        CliMode.InProcessPostgres => new CliBackend(mode, await StoreLocation.CreateAsync(Backend.Postgres), null),
+        CliMode.ServerPostgres => new CliBackend(mode, null, await EngramServer.StartAsync(Backend.Postgres)),
+        _ => new CliBackend(mode, null, await EngramServer.StartAsync()),
+    };
 
     public Task<CliResult> RunAsync(params string[] args) => CliProcess.RunAsync([.. args, .. BackendArgs]);
 

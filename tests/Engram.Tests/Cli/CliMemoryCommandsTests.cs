@@ -8,6 +8,7 @@ public sealed class CliMemoryCommandsTests
     [Theory]
     [InlineData(CliMode.InProcess)]
     [InlineData(CliMode.Server)]
+    [InlineData(CliMode.InProcessPostgres)]
     public async Task Add_get_update_history_delete_round_trip(CliMode mode)
     {
         await using var engram = await CliBackend.StartAsync(mode);
@@ -65,12 +66,13 @@ public sealed class CliMemoryCommandsTests
         changes.GetProperty("importance").GetProperty("from").GetDouble().Should().Be(0.8);
         changes.GetProperty("importance").GetProperty("to").GetDouble().Should().Be(0.3);
         changes.TryGetProperty("metadata", out _).Should().BeFalse("metadata did not change");
-        history[0].GetProperty("actor").GetString().Should().Be(mode == CliMode.InProcess ? "cli" : "http:cli");
+        history[0].GetProperty("actor").GetString().Should().Be(mode is CliMode.InProcess or CliMode.InProcessPostgres ? "cli" : "http:cli");
     }
 
     [Theory]
     [InlineData(CliMode.InProcess)]
     [InlineData(CliMode.Server)]
+    [InlineData(CliMode.InProcessPostgres)]
     public async Task List_filters_pages_and_follows_cursors(CliMode mode)
     {
         await using var engram = await CliBackend.StartAsync(mode);
@@ -115,6 +117,7 @@ public sealed class CliMemoryCommandsTests
     [Theory]
     [InlineData(CliMode.InProcess)]
     [InlineData(CliMode.Server)]
+    [InlineData(CliMode.InProcessPostgres)]
     public async Task Bulk_delete_needs_a_scope_and_confirm_and_deletes_only_that_scope(CliMode mode)
     {
         await using var engram = await CliBackend.StartAsync(mode);
@@ -147,6 +150,7 @@ public sealed class CliMemoryCommandsTests
     [Theory]
     [InlineData(CliMode.InProcess)]
     [InlineData(CliMode.Server)]
+    [InlineData(CliMode.InProcessPostgres)]
     public async Task Stats_count_by_type_and_tier(CliMode mode)
     {
         await using var engram = await CliBackend.StartAsync(mode);
@@ -170,6 +174,7 @@ public sealed class CliMemoryCommandsTests
     [Theory]
     [InlineData(CliMode.InProcess)]
     [InlineData(CliMode.Server)]
+    [InlineData(CliMode.InProcessPostgres)]
     public async Task Content_dash_reads_stdin_for_add_and_update(CliMode mode)
     {
         await using var engram = await CliBackend.StartAsync(mode);
@@ -195,6 +200,7 @@ public sealed class CliMemoryCommandsTests
     [Theory]
     [InlineData(CliMode.InProcess)]
     [InlineData(CliMode.Server)]
+    [InlineData(CliMode.InProcessPostgres)]
     public async Task Human_output_shows_the_key_facts(CliMode mode)
     {
         await using var engram = await CliBackend.StartAsync(mode);

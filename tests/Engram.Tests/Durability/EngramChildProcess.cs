@@ -71,7 +71,7 @@ public sealed class EngramChildProcess : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = AppContext.BaseDirectory,
         };
-        foreach (var arg in (ReadOnlySpan<string>)[engramDll, "serve", "--data", dataPath, "--urls", url])
+        foreach (var arg in (ReadOnlySpan<string>)[engramDll, "serve", Core.Storage.StoreFactory.IsPostgres(dataPath) ? "--store" : "--data", dataPath, "--urls", url])
         {
             start.ArgumentList.Add(arg);
         }

@@ -8,6 +8,7 @@ public sealed class GraphCliTests
     [Theory]
     [InlineData(CliMode.InProcess)]
     [InlineData(CliMode.Server)]
+    [InlineData(CliMode.InProcessPostgres)]
     public async Task Graph_commands_round_trip(CliMode mode)
     {
         await using var engram = await CliBackend.StartAsync(mode);

@@ -5,12 +5,15 @@ using Engram.Tests.Support;
 namespace Engram.Tests.Graph;
 
 /// <summary>The <c>/v1/graph</c> endpoints on a real server over a real SQLite file.</summary>
-public sealed class GraphHttpTests : IAsyncLifetime
+public class GraphHttpTests : IAsyncLifetime
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private readonly ManualClock _clock = new(DateTimeOffset.UtcNow);
     private EngramServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await EngramServer.StartAsync(clock: _clock);
+    public async Task InitializeAsync() => _server = await EngramServer.StartAsync(Backend, clock: _clock);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 

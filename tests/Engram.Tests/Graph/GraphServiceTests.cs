@@ -1,32 +1,38 @@
 using Engram.Core.Common;
 using Engram.Core.Graph;
+using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Tests.Support;
 
 namespace Engram.Tests.Graph;
 
 /// <summary>The graph facade over a real SQLite file: tenancy, validity with a manual clock, history, search.</summary>
-public sealed class GraphServiceTests : IAsyncLifetime
+public class GraphServiceTests : IAsyncLifetime
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private static readonly Caller Alice = new("tenant-a", "alice");
     private static readonly Caller Bob = new("tenant-b", "bob");
 
-    private readonly TempDirectory _data = new();
+    private StoreLocation? _location;
+
+    private StoreLocation Data => _location ??= StoreLocation.Create(Backend);
     private readonly ManualClock _clock = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-    private SqliteMemoryStore _store = null!;
+    private IMemoryStore _store = null!;
     private GraphService _graph = null!;
 
     public Task InitializeAsync()
     {
-        _store = SqliteMemoryStore.Open(_data.Path, _clock);
-        _graph = new GraphService(_store, _clock);
+        _store = Data.Open(_clock);
+        _graph = new GraphService((IGraphStore)_store, _clock);
         return Task.CompletedTask;
     }
 
     public async Task DisposeAsync()
     {
         await _store.DisposeAsync();
-        _data.Dispose();
+        _location?.Dispose();
     }
 
     private static NewEntity Person(string name, params string[] observations) =>
@@ -157,8 +163,8 @@ public sealed class GraphServiceTests : IAsyncLifetime
     {
         await _graph.CreateEntitiesAsync(Alice, [Person("Ada", "durable fact")]);
         await _store.DisposeAsync();
-        _store = SqliteMemoryStore.Open(_data.Path, _clock);
-        _graph = new GraphService(_store, _clock);
+        _store = Data.Open(_clock);
+        _graph = new GraphService((IGraphStore)_store, _clock);
         (await _graph.ReadGraphAsync(Alice)).Entities.Single().Observations.Should().Equal("durable fact");
         (await _graph.SearchAsync(Alice, "durable")).Entities.Should().ContainSingle();
     }

@@ -5,13 +5,16 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Engram.Tests.Http;
 
-public sealed class ExpiryTests
+public class ExpiryTests
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     [Fact]
     public async Task ExpiredMemory_IsNeverReturned_AndTheSweeperDeletesItWithHistory()
     {
         var clock = new ManualClock(DateTimeOffset.UtcNow);
-        await using var server = await EngramServer.StartAsync(configure: o => o.SweepIntervalSeconds = 3600, clock: clock);
+        await using var server = await EngramServer.StartAsync(Backend, configure: o => o.SweepIntervalSeconds = 3600, clock: clock);
         var id = (await server.CreateAsync(new { content = "ephemeral", ttl_seconds = 60, user_id = "u" })).GetProperty("id").GetString();
         await server.CreateAsync(new { content = "durable", user_id = "u" });
         (await server.Client.GetAsync($"/v1/memories/{id}")).StatusCode.Should().Be(HttpStatusCode.OK);
@@ -39,7 +42,7 @@ public sealed class ExpiryTests
     public async Task Sweeper_RunsInTheBackground()
     {
         var clock = new ManualClock(DateTimeOffset.UtcNow);
-        await using var server = await EngramServer.StartAsync(configure: o => o.SweepIntervalSeconds = 1, clock: clock);
+        await using var server = await EngramServer.StartAsync(Backend, configure: o => o.SweepIntervalSeconds = 1, clock: clock);
         var id = (await server.CreateAsync(new { content = "gone soon", ttl_seconds = 5 })).GetProperty("id").GetString();
         clock.Advance(TimeSpan.FromMinutes(1));
         var deadline = DateTime.UtcNow.AddSeconds(15);

@@ -4,11 +4,14 @@ using Engram.Tests.Support;
 
 namespace Engram.Tests.Http;
 
-public sealed class MemoriesCreateTests : IAsyncLifetime
+public class MemoriesCreateTests : IAsyncLifetime
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private EngramServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await EngramServer.StartAsync();
+    public async Task InitializeAsync() => _server = await EngramServer.StartAsync(Backend);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
@@ -224,7 +227,7 @@ public sealed class MemoriesCreateTests : IAsyncLifetime
     [Fact]
     public async Task Limits_AreConfigurable()
     {
-        await using var strict = await EngramServer.StartAsync(configure: o => o.Limits.MaxContentChars = 10);
+        await using var strict = await EngramServer.StartAsync(Backend, configure: o => o.Limits.MaxContentChars = 10);
         (await strict.PostJsonAsync("/v1/memories", """{"content":"0123456789"}""")).StatusCode.Should().Be(HttpStatusCode.Created);
         await (await strict.PostJsonAsync("/v1/memories", """{"content":"0123456789a"}""")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "content");
     }

@@ -5,11 +5,14 @@ using Engram.Tests.Support;
 namespace Engram.Tests.Http;
 
 /// <summary>The <c>entities</c> field: stored as given (trimmed, NFC, first spelling), filtered case-insensitively.</summary>
-public sealed class MemoriesEntitiesTests : IAsyncLifetime
+public class MemoriesEntitiesTests : IAsyncLifetime
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private EngramServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await EngramServer.StartAsync();
+    public async Task InitializeAsync() => _server = await EngramServer.StartAsync(Backend);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
@@ -69,7 +72,7 @@ public sealed class MemoriesEntitiesTests : IAsyncLifetime
         var tooLong = await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content = "too long", entities = new[] { new string('n', 257) } }));
         (await tooLong.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "entities")).GetProperty("detail").GetString().Should().Contain("256");
 
-        await using var strict = await EngramServer.StartAsync(configure: o => o.Limits.MaxEntities = 1);
+        await using var strict = await EngramServer.StartAsync(Backend, configure: o => o.Limits.MaxEntities = 1);
         await (await strict.PostJsonAsync("/v1/memories", """{"content":"two","entities":["a","b"]}""")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "entities");
     }
 

@@ -3,11 +3,14 @@ using Engram.Tests.Support;
 
 namespace Engram.Tests.Http;
 
-public sealed class MemoriesReadTests : IAsyncLifetime
+public class MemoriesReadTests : IAsyncLifetime
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private EngramServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await EngramServer.StartAsync();
+    public async Task InitializeAsync() => _server = await EngramServer.StartAsync(Backend);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 

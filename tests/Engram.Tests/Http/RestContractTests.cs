@@ -10,11 +10,14 @@ namespace Engram.Tests.Http;
 /// What every route shares: query parameters refused alike, HEAD answered like GET, one title and
 /// type per status, problem bodies where a route does not exist, field names in every 400.
 /// </summary>
-public sealed class RestContractTests : IAsyncLifetime
+public class RestContractTests : IAsyncLifetime
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private EngramServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await EngramServer.StartAsync();
+    public async Task InitializeAsync() => _server = await EngramServer.StartAsync(Backend);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 

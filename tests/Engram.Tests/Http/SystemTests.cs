@@ -3,11 +3,14 @@ using Engram.Tests.Support;
 
 namespace Engram.Tests.Http;
 
-public sealed class SystemTests : IAsyncLifetime
+public class SystemTests : IAsyncLifetime
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private EngramServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await EngramServer.StartAsync();
+    public async Task InitializeAsync() => _server = await EngramServer.StartAsync(Backend);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
@@ -19,7 +22,7 @@ public sealed class SystemTests : IAsyncLifetime
         var body = await response.JsonAsync();
         body.GetProperty("status").GetString().Should().Be("ok");
         body.GetProperty("version").GetString().Should().MatchRegex(@"^\d+\.\d+\.\d+");
-        body.GetProperty("store").GetString().Should().Be("sqlite");
+        body.GetProperty("store").GetString().Should().Be(Backend == Backend.Postgres ? "postgres" : "sqlite");
         body.GetProperty("uptime_seconds").GetInt64().Should().BeGreaterThanOrEqualTo(0);
     }
 
@@ -38,6 +41,7 @@ public sealed class SystemTests : IAsyncLifetime
         memories.GetProperty("by_tier").GetProperty("working").GetInt64().Should().Be(1);
         stats.GetProperty("store_bytes").GetInt64().Should().BeGreaterThan(4096);
         stats.GetProperty("last_seq").GetInt64().Should().Be(last);
+        stats.GetProperty("store").GetProperty("kind").GetString().Should().Be(Backend == Backend.Postgres ? "postgres" : "sqlite");
     }
 
     [Fact]

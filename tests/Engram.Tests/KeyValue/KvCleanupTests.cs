@@ -9,15 +9,18 @@ namespace Engram.Tests.KeyValue;
 /// <c>POST /v1/kv/cleanup</c> is bounded per call (Engram:KeyValue:CleanupBudgetMs): a budget of 0
 /// deletes one chunk of 500 per call, so 1,250 matching keys take three calls, continued with the cursor.
 /// </summary>
-public sealed class KvCleanupTests : IAsyncLifetime
+public class KvCleanupTests : IAsyncLifetime
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private const int Matching = 1_250;
 
     private EngramServer _server = null!;
 
     public async Task InitializeAsync()
     {
-        _server = await EngramServer.StartAsync(configure: o => o.KeyValue.CleanupBudgetMs = 0);
+        _server = await EngramServer.StartAsync(Backend, configure: o => o.KeyValue.CleanupBudgetMs = 0);
         // job:0000… match "job:*"; jobs:1, job and keep:* sit around and inside the pattern's key range but do not match.
         var keys = Enumerable.Range(0, Matching).Select(i => $"job:{i:D4}").Concat(["jobs:1", "job", "keep:1", "keep:2", "jo"]).ToList();
         foreach (var batch in keys.Chunk(1_000))

@@ -24,6 +24,7 @@ public sealed class KvCliTests
     [Theory]
     [InlineData(CliMode.InProcess)]
     [InlineData(CliMode.Server)]
+    [InlineData(CliMode.InProcessPostgres)]
     public async Task Set_get_incr_expire_list_cleanup_del_round_trip(CliMode mode)
     {
         await using var engram = await CliBackend.StartAsync(mode);

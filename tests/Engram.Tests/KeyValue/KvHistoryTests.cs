@@ -4,7 +4,6 @@ using System.Text.Json;
 using Engram.Core;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
-using Engram.Core.Storage.Sqlite;
 using Engram.Tests.Support;
 
 namespace Engram.Tests.KeyValue;
@@ -12,15 +11,24 @@ namespace Engram.Tests.KeyValue;
 /// <summary>
 /// A key's history is a chain of rows (each pointing at the key's previous one) whose head lives on
 /// the entry, or in kv_deleted once the key is gone. These tests walk it through deletes, revivals,
-/// paging and the migration that builds the chain for databases written before it existed.
+/// and paging, on both backends (SqliteKvHistoryMigrationTests: the SQLite migration that built the chain).
 /// </summary>
-public sealed class KvHistoryTests : IDisposable
+public class KvHistoryTests : IDisposable
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private static readonly Caller Acme = new("acme", "test");
     private static readonly Caller Globex = new("globex", "test");
-    private readonly TempDirectory _data = new();
+    private StoreLocation? _location;
 
-    public void Dispose() => _data.Dispose();
+    private StoreLocation Data => _location ??= StoreLocation.Create(Backend);
+
+    public void Dispose()
+    {
+        _location?.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
 
@@ -42,7 +50,7 @@ public sealed class KvHistoryTests : IDisposable
     [Fact]
     public async Task History_SurvivesDeleteAndRevival_AndPagesWalkBackInTime()
     {
-        await using var engine = EngramEngine.OpenSqlite(_data.Path);
+        await using var engine = EngramEngine.Open(Data.Value);
         var kv = engine.KeyValue;
         await kv.SetAsync(Acme, "k", Json("1"), 0);
         await kv.SetAsync(Acme, "other", Json("\"x\""), 0);
@@ -75,7 +83,7 @@ public sealed class KvHistoryTests : IDisposable
     [Fact]
     public async Task HistoryOfADeletedKey_StaysReadable_AndCursorsOfOtherKeysReachNothing()
     {
-        await using var engine = EngramEngine.OpenSqlite(_data.Path);
+        await using var engine = EngramEngine.Open(Data.Value);
         var kv = engine.KeyValue;
         await kv.SetAsync(Acme, "gone", Json("1"), 0);
         await kv.SetAsync(Acme, "gone", Json("2"), 0);
@@ -95,43 +103,10 @@ public sealed class KvHistoryTests : IDisposable
     }
 
     [Fact]
-    public async Task ADatabaseFromBeforeTheChain_IsLinkedByTheMigration()
-    {
-        // Schema 4 as an older engram left it: history found through an index, no chain columns.
-        var path = Path.Combine(_data.Path, SqliteMemoryStore.FileName);
-        using (var old = SqliteConnection.Open(path))
-        {
-            SqliteSchema.Migrate(old, 0, upTo: 4);
-            void History(long hid, string tenant, string key, string ev, long version, string? value) =>
-                old.ExecuteNonQuery("INSERT INTO kv_history(hid, tenant, key, seq, event, actor, at, version, value, expires_at) VALUES (?1, ?2, ?3, ?1, ?4, 'old', 1000, ?5, ?6, NULL)",
-                    hid, tenant, key, ev, version, value);
-            History(1, "acme", "live", "created", 1, "1");
-            History(2, "acme", "dead", "created", 1, "\"a\"");
-            History(3, "globex", "live", "created", 1, "\"g\"");
-            History(4, "acme", "live", "updated", 2, "2");
-            History(5, "acme", "dead", "deleted", 1, null);
-            old.ExecuteNonQuery("INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at) VALUES ('acme', 'live', '2', NULL, 2, 4, 1000, 1000)");
-            old.ExecuteNonQuery("INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at) VALUES ('globex', 'live', '\"g\"', NULL, 1, 3, 1000, 1000)");
-        }
-
-        await using var engine = EngramEngine.OpenSqlite(_data.Path);
-        var kv = engine.KeyValue;
-        (await kv.GetHistoryAsync(Acme, "live")).Items.Select(h => (h.Event, h.Value!.Value.GetInt64())).Should().Equal(("created", 1L), ("updated", 2L));
-        (await kv.GetHistoryAsync(Acme, "dead")).Items.Select(h => h.Event).Should().Equal("created", "deleted");
-        (await kv.GetHistoryAsync(Globex, "live")).Items.Should().ContainSingle();
-
-        // New writes continue the migrated chains, including the deleted key's.
-        await kv.SetAsync(Acme, "live", Json("3"), 0);
-        await kv.SetAsync(Acme, "dead", Json("\"b\""), 0);
-        (await kv.GetHistoryAsync(Acme, "live")).Items.Select(h => h.Version).Should().Equal(1, 2, 3);
-        (await kv.GetHistoryAsync(Acme, "dead")).Items.Select(h => h.Event).Should().Equal("created", "deleted", "created");
-    }
-
-    [Fact]
     public async Task Retention_PrunesOldHistory_KeepsALiveKeysNewestEntry_AndForgetsLongDeletedKeys()
     {
         var clock = new ManualClock(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
-        await using var engine = EngramEngine.OpenSqlite(_data.Path, clock: clock);
+        await using var engine = EngramEngine.Open(Data.Value, clock: clock);
         var kv = engine.KeyValue;
         var store = (IKeyValueStore)engine.Store;
         await kv.SetAsync(Acme, "busy", Json("1"), 0);        // day 0
@@ -172,7 +147,7 @@ public sealed class KvHistoryTests : IDisposable
     public async Task Retention_WorksInBoundedPasses_ThatContinueWhereTheyStopped()
     {
         var clock = new ManualClock(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
-        await using var engine = EngramEngine.OpenSqlite(_data.Path, clock: clock);
+        await using var engine = EngramEngine.Open(Data.Value, clock: clock);
         var kv = engine.KeyValue;
         var store = (IKeyValueStore)engine.Store;
         for (var i = 0; i < 50; i++)
@@ -196,7 +171,7 @@ public sealed class KvHistoryTests : IDisposable
     public async Task TheServersSweeper_AppliesTheConfiguredRetention()
     {
         var start = DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture);
-        await using (var engine = EngramEngine.OpenSqlite(_data.Path, clock: new ManualClock(start)))
+        await using (var engine = EngramEngine.Open(Data.Value, clock: new ManualClock(start)))
         {
             for (var i = 1; i <= 3; i++)
             {
@@ -204,7 +179,7 @@ public sealed class KvHistoryTests : IDisposable
             }
         }
         // Ten days later, with 2 days of retention: the sweep at start keeps only the newest entry.
-        await using var server = await EngramServer.StartAsync(_data.Path, o => o.KeyValue.HistoryRetentionDays = 2, new ManualClock(start.AddDays(10)));
+        await using var server = await EngramServer.StartAsync(Data.Value, o => o.KeyValue.HistoryRetentionDays = 2, new ManualClock(start.AddDays(10)));
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         List<JsonElement> items;
         do
@@ -218,7 +193,7 @@ public sealed class KvHistoryTests : IDisposable
     [Fact]
     public async Task OverHttp_HistoryTakesLimitAndCursor_AndRefusesBadOnes()
     {
-        await using var server = await EngramServer.StartAsync(_data.Path);
+        await using var server = await EngramServer.StartAsync(Data.Value);
         for (var i = 1; i <= 5; i++)
         {
             var put = await server.Client.PutAsync("/v1/kv/counter", new StringContent($$"""{"value":{{i}}}""", Encoding.UTF8, "application/json"));

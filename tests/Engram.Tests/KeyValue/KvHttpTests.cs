@@ -6,11 +6,14 @@ using Engram.Tests.Support;
 namespace Engram.Tests.KeyValue;
 
 /// <summary>The /v1/kv REST API against a real server over a real SQLite file.</summary>
-public sealed class KvHttpTests : IAsyncLifetime
+public class KvHttpTests : IAsyncLifetime
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private EngramServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await EngramServer.StartAsync();
+    public async Task InitializeAsync() => _server = await EngramServer.StartAsync(Backend);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
@@ -98,7 +101,7 @@ public sealed class KvHttpTests : IAsyncLifetime
     [Fact]
     public async Task ValueLimit_IsConfigurable()
     {
-        await using var small = await EngramServer.StartAsync(configure: o => o.KeyValue.MaxValueBytes = 100);
+        await using var small = await EngramServer.StartAsync(Backend, configure: o => o.KeyValue.MaxValueBytes = 100);
         var ok = "\"" + new string('x', 98) + "\"";
         (await small.Client.PutAsync("/v1/kv/k", new StringContent($$"""{"value":{{ok}}}""", Encoding.UTF8, "application/json"))).StatusCode.Should().Be(HttpStatusCode.Created);
         var tooBig = "\"" + new string('x', 99) + "\"";
@@ -109,7 +112,7 @@ public sealed class KvHttpTests : IAsyncLifetime
     [Fact]
     public async Task DefaultTtl_IsConfigurable_AndZeroMeansNoExpiry()
     {
-        await using var persistent = await EngramServer.StartAsync(configure: o => o.KeyValue.DefaultTtlSeconds = 0);
+        await using var persistent = await EngramServer.StartAsync(Backend, configure: o => o.KeyValue.DefaultTtlSeconds = 0);
         (await persistent.Client.PutAsync("/v1/kv/k", new StringContent("""{"value":1}""", Encoding.UTF8, "application/json"))).StatusCode.Should().Be(HttpStatusCode.Created);
         var got = await (await persistent.Client.GetAsync("/v1/kv/k")).JsonAsync();
         got.GetProperty("ttl_seconds").GetInt64().Should().Be(0);

@@ -9,12 +9,17 @@ using Engram.Tests.Support;
 namespace Engram.Tests.KeyValue;
 
 /// <summary>KvService over a real SQLite file: tenants, the naming helper, globs, expiry with an injected clock.</summary>
-public sealed class KvServiceTests : IAsyncLifetime
+public class KvServiceTests : IAsyncLifetime
 {
+    /// <summary>The backend these tests run on; the PostgreSQL run derives from this class (tests/Engram.Tests/Postgres).</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     private static readonly Caller Acme = new("acme", "test");
     private static readonly Caller Globex = new("globex", "test");
 
-    private readonly TempDirectory _data = new();
+    private StoreLocation? _location;
+
+    private StoreLocation Data => _location ??= StoreLocation.Create(Backend);
     private readonly ManualClock _clock = new(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
     private EngramEngine _engine = null!;
 
@@ -22,14 +27,14 @@ public sealed class KvServiceTests : IAsyncLifetime
 
     public Task InitializeAsync()
     {
-        _engine = EngramEngine.OpenSqlite(_data.Path, clock: _clock);
+        _engine = EngramEngine.Open(Data.Value, clock: _clock);
         return Task.CompletedTask;
     }
 
     public async Task DisposeAsync()
     {
         await _engine.DisposeAsync();
-        _data.Dispose();
+        _location?.Dispose();
     }
 
     private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
@@ -163,7 +168,7 @@ public sealed class KvServiceTests : IAsyncLifetime
     {
         await Kv.SetAsync(Acme, "durable", Json("{\"a\":1}"), 0);
         await _engine.DisposeAsync();
-        _engine = EngramEngine.OpenSqlite(_data.Path, clock: _clock);
+        _engine = EngramEngine.Open(Data.Value, clock: _clock);
         (await Kv.GetAsync(Acme, "durable")).Value.GetProperty("a").GetInt64().Should().Be(1);
     }
 
@@ -171,7 +176,7 @@ public sealed class KvServiceTests : IAsyncLifetime
     public async Task Sweeper_DeletesExpiredKeysInTheBackground()
     {
         var clock = new ManualClock(DateTimeOffset.UtcNow);
-        await using var server = await EngramServer.StartAsync(configure: o => o.SweepIntervalSeconds = 1, clock: clock);
+        await using var server = await EngramServer.StartAsync(Backend, configure: o => o.SweepIntervalSeconds = 1, clock: clock);
         (await server.Client.PutAsync("/v1/kv/tmp", new StringContent("""{"value":1,"ttl_seconds":5}""", System.Text.Encoding.UTF8, "application/json")))
             .StatusCode.Should().Be(HttpStatusCode.Created);
         clock.Advance(TimeSpan.FromSeconds(6));

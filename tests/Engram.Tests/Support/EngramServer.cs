@@ -21,6 +21,7 @@ public sealed class EngramServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly TempDirectory? _ownedData;
     private readonly List<HttpClient> _keyClients = [];
+    private StoreLocation? _ownedLocation;
 
     private EngramServer(WebApplication app, string dataPath, TempDirectory? ownedData, Uri baseAddress)
     {
@@ -39,20 +40,44 @@ public sealed class EngramServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
+    /// <param name="dataPath">A data folder, or a postgres:// URL (the server then keeps its own files in a temporary folder).</param>
     public static async Task<EngramServer> StartAsync(string? dataPath = null, Action<EngramServerOptions>? configure = null, TimeProvider? clock = null)
     {
-        var owned = dataPath is null ? new TempDirectory() : null;
-        var path = dataPath ?? owned!.Path;
+        var postgres = Core.Storage.StoreFactory.IsPostgres(dataPath);
+        var owned = dataPath is null || postgres ? new TempDirectory() : null;
+        var path = postgres ? owned!.Path : dataPath ?? owned!.Path;
         var port = FreePort();
         var url = $"http://127.0.0.1:{port}";
         var app = ServerApplication.Build([], o =>
         {
             o.DataPath = path;
+            o.Store = postgres ? dataPath : null;
             o.Backup.Enabled = false; // no scheduled backups unless a test asks (a fake clock moved by hours would start them)
             configure?.Invoke(o);
         }, clock, url);
         await app.StartAsync();
         return new EngramServer(app, path, owned, new Uri(url));
+    }
+
+    /// <summary>A server on a fresh store of <paramref name="backend"/> (a PostgreSQL database is dropped with the server).</summary>
+    public static async Task<EngramServer> StartAsync(Backend backend, Action<EngramServerOptions>? configure = null, TimeProvider? clock = null)
+    {
+        if (backend == Backend.Sqlite)
+        {
+            return await StartAsync(dataPath: null, configure, clock);
+        }
+        var location = await StoreLocation.CreateAsync(backend);
+        try
+        {
+            var server = await StartAsync(location.Value, configure, clock);
+            server._ownedLocation = location;
+            return server;
+        }
+        catch
+        {
+            location.Dispose();
+            throw;
+        }
     }
 
     public static int FreePort()
@@ -146,6 +171,7 @@ public sealed class EngramServer : IAsyncDisposable
         await _app.StopAsync();
         await _app.DisposeAsync();
         _ownedData?.Dispose();
+        _ownedLocation?.Dispose();
     }
 }
 

@@ -133,7 +133,7 @@ public sealed partial class SqliteMemoryStore
         return blob;
     }
 
-    private static MemoryVectors? Decode(VectorKey key, string model, int dims, int count, ReadOnlySpan<byte> blob)
+    internal static MemoryVectors? Decode(VectorKey key, string model, int dims, int count, ReadOnlySpan<byte> blob)
     {
         if (dims <= 0 || count <= 0 || blob.Length != (long)dims * count * sizeof(float))
         {

@@ -1,0 +1,75 @@
+using Engram.Core.Memories;
+using Npgsql;
+
+namespace Engram.Core.Storage.Postgres;
+
+public sealed partial class PostgresMemoryStore
+{
+    /// <summary>The counts the triggers keep in every writing transaction, summed over tenants: no scan.</summary>
+    public Task<StoreCounts> ReadCountsAsync(CancellationToken ct = default) =>
+        ReadAsync(async c =>
+        {
+            var memories = new Dictionary<(string, string), long>();
+            long kv = 0, entities = 0, relations = 0;
+            await using var command = Command(c, "SELECT kind, tier, type, SUM(n)::bigint FROM row_counts GROUP BY kind, tier, type");
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                var n = reader.GetInt64(3);
+                switch (reader.GetString(0))
+                {
+                    case "memory":
+                        memories[(reader.GetString(1), reader.GetString(2))] = n;
+                        break;
+                    case "kv":
+                        kv += n;
+                        break;
+                    case "entity":
+                        entities += n;
+                        break;
+                    case "relation":
+                        relations += n;
+                        break;
+                }
+            }
+            return new StoreCounts(memories, kv, entities, relations);
+        }, ct);
+
+    /// <summary>A tenant's live memories by type and tier: the kept counts less the rows past their TTL not swept yet.</summary>
+    private static async Task<MemoryCounts> CountedStatsAsync(NpgsqlConnection c, string tenant, long now, CancellationToken ct)
+    {
+        var counts = new Dictionary<(string Tier, string Type), long>();
+        await using (var command = Command(c, "SELECT tier, type, n FROM row_counts WHERE tenant = $1 AND kind = 'memory' AND n > 0").Text(tenant))
+        await using (var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                counts[(reader.GetString(0), reader.GetString(1))] = reader.GetInt64(2);
+            }
+        }
+        await using (var command = Command(c,
+            "SELECT tier, type, COUNT(*) FROM memories WHERE expires_at IS NOT NULL AND expires_at <= $1 AND tenant = $2 GROUP BY tier, type").Int(now).Text(tenant))
+        await using (var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                var key = (reader.GetString(0), reader.GetString(1));
+                counts[key] = counts.GetValueOrDefault(key) - reader.GetInt64(2);
+            }
+        }
+        var byType = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        var byTier = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        long total = 0;
+        foreach (var ((tier, type), n) in counts)
+        {
+            if (n <= 0)
+            {
+                continue;
+            }
+            byType[type] = byType.GetValueOrDefault(type) + n;
+            byTier[tier] = byTier.GetValueOrDefault(tier) + n;
+            total += n;
+        }
+        return new MemoryCounts(total, new Dictionary<string, long>(byType, StringComparer.Ordinal), new Dictionary<string, long>(byTier, StringComparer.Ordinal));
+    }
+}

@@ -1,0 +1,429 @@
+using System.Globalization;
+using System.Text;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Npgsql;
+
+namespace Engram.Core.Storage.Postgres;
+
+/// <summary>
+/// Key-value state beside memories, with the SQLite store's semantics: every write appends a history
+/// row (a chain through prev_hid; the entry, or kv_deleted after a delete, holds the head) and a
+/// change-log entry (entity "kv") in the transaction that writes the entry. Writes take the log lock
+/// first, so nx/xx, incr and versions are decided one transaction at a time across every instance.
+/// No write-behind: the entry is written in place (PostgreSQL's MVCC takes the random writes).
+/// </summary>
+public sealed partial class PostgresMemoryStore : IKeyValueStore
+{
+    private const string KvEntryColumns = "key, value, expires_at, version, created_at, updated_at, last_hid";
+
+    public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
+        LoggedAsync(c => SetOneAsync(c, caller, write, NowMs), durability, ct);
+
+    public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct = default) =>
+        LoggedAsync<IReadOnlyList<KvSetResult>>(async c =>
+        {
+            var now = NowMs;
+            var results = new List<KvSetResult>(writes.Count);
+            foreach (var write in writes)
+            {
+                results.Add(await SetOneAsync(c, caller, write, now).ConfigureAwait(false));
+            }
+            return results;
+        }, durability, ct);
+
+    public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
+        ReadAsync(async c => LiveOrNull((await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: false).ConfigureAwait(false)).Entry, NowMs), ct);
+
+    public Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default) =>
+        ReadAsync<IReadOnlyList<KvEntry?>>(async c =>
+        {
+            var now = NowMs;
+            var found = new Dictionary<string, KvEntry>(StringComparer.Ordinal);
+            await using var command = Command(c, $"SELECT {KvEntryColumns} FROM kv_entries WHERE tenant = $1 AND key = ANY($2)")
+                .Text(caller.Tenant).TextArray([.. storedKeys]);
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                var entry = ReadKvEntry(reader);
+                found[entry.StoredKey] = entry;
+            }
+            return [.. storedKeys.Select(k => LiveOrNull(found.GetValueOrDefault(k), now))];
+        }, ct);
+
+    public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
+        LoggedAsync(async c =>
+        {
+            var now = NowMs;
+            if (LiveOrNull((await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: false).ConfigureAwait(false)).Entry, now) is not { } entry)
+            {
+                return false;
+            }
+            await DeleteKvAsync(c, caller, entry, KvEvents.Deleted, now).ConfigureAwait(false);
+            return true;
+        }, durability, ct);
+
+    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, CancellationToken ct = default) =>
+        LoggedAsync(async c =>
+        {
+            var now = NowMs;
+            var (current, head) = await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: true).ConfigureAwait(false);
+            var live = current is not null && current.IsLiveAt(now);
+            long value = 0;
+            if (live && !long.TryParse(current!.ValueJson, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value))
+            {
+                throw new ConflictException($"the value of '{KvKeys.ToDisplay(caller.Tenant, storedKey)}' is not an integer, so it cannot be incremented");
+            }
+            long next;
+            try
+            {
+                next = checked(value + by);
+            }
+            catch (OverflowException)
+            {
+                throw new ConflictException($"incrementing '{KvKeys.ToDisplay(caller.Tenant, storedKey)}' by {by} would overflow a 64-bit integer");
+            }
+            var expires = live ? current!.ExpiresAtMs : expiresAtMsIfNew;
+            await WriteKvAsync(c, caller, storedKey, next.ToString(CultureInfo.InvariantCulture), expires, current, head, live, KvEvents.Incremented, now)
+                .ConfigureAwait(false);
+            return next;
+        }, durability, ct);
+
+    public Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default) =>
+        LoggedAsync(async c =>
+        {
+            var now = NowMs;
+            if (LiveOrNull((await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: false).ConfigureAwait(false)).Entry, now) is not { } entry)
+            {
+                return false;
+            }
+            var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.KeyValueEntity, storedKey, ChangeRecord.Upsert, now).ConfigureAwait(false);
+            var hid = await AppendKvHistoryAsync(c, caller, storedKey, seq, KvEvents.TtlChanged, now, entry.Version + 1, null, expiresAtMs, entry.LastHistoryId)
+                .ConfigureAwait(false);
+            await using var command = Command(c,
+                "UPDATE kv_entries SET expires_at = $3, version = version + 1, seq = $4, updated_at = $5, last_hid = $6 WHERE tenant = $1 AND key = $2")
+                .Text(caller.Tenant).Text(storedKey).Int(expiresAtMs).Int(seq).Int(now).Int(hid);
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            return true;
+        }, durability, ct);
+
+    public Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default) =>
+        ReadAsync(async c =>
+        {
+            var items = await SelectMatchingAsync(c, caller.Tenant, pattern, afterKey, limit + 1, NowMs).ConfigureAwait(false);
+            string? last = null;
+            if (items.Count > limit)
+            {
+                items.RemoveAt(items.Count - 1);
+                last = items[^1].StoredKey;
+            }
+            return new KvStoredPage(items, last);
+        }, ct);
+
+    public async Task<KvDeleteStep> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, string? afterKey, TimeSpan budget, WriteDurability durability,
+        CancellationToken ct = default)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var total = 0;
+        var position = afterKey;
+        while (true)
+        {
+            var before = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            var (deleted, last) = await LoggedAsync(async c =>
+            {
+                var now = NowMs;
+                var doomed = await SelectMatchingAsync(c, caller.Tenant, pattern, position, DeleteChunk, now).ConfigureAwait(false);
+                foreach (var entry in doomed)
+                {
+                    await DeleteKvAsync(c, caller, entry, KvEvents.Deleted, now).ConfigureAwait(false);
+                }
+                return (doomed.Count, doomed.Count == 0 ? position : doomed[^1].StoredKey);
+            }, durability, ct).ConfigureAwait(false);
+            total += deleted;
+            position = last;
+            if (deleted < DeleteChunk)
+            {
+                return new KvDeleteStep(total, null);
+            }
+            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            if (elapsed + (elapsed - before) > budget)
+            {
+                return new KvDeleteStep(total, position);
+            }
+        }
+    }
+
+    public Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, CancellationToken ct = default) =>
+        ReadAsync(async c =>
+        {
+            var next = from ?? (await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: true).ConfigureAwait(false)).Head;
+            var entries = new List<KvHistoryEntry>(Math.Min(limit, 256));
+            while (next is { } hid && entries.Count < limit)
+            {
+                await using var command = Command(c,
+                    "SELECT seq, event, actor, at, version, value, expires_at, prev_hid FROM kv_history WHERE hid = $1 AND tenant = $2 AND key = $3")
+                    .Int(hid).Text(caller.Tenant).Text(storedKey);
+                await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                if (!await reader.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    next = null; // older entries were pruned, or a foreign cursor
+                    break;
+                }
+                entries.Add(new KvHistoryEntry(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), FromMs(reader.GetInt64(3)),
+                    reader.GetInt64(4), reader.TextOrNull(5), FromMs(reader.Int64OrNull(6))));
+                next = reader.Int64OrNull(7);
+            }
+            entries.Reverse();
+            return new KvHistoryPage(entries, next);
+        }, ct);
+
+    public async Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default)
+    {
+        var total = 0;
+        while (total < max)
+        {
+            var chunk = Math.Min(DeleteChunk, max - total);
+            var deleted = await LoggedAsync(async c =>
+            {
+                var now = NowMs;
+                var expired = new List<(string Tenant, KvEntry Entry)>();
+                await using (var command = Command(c,
+                    $"SELECT tenant, {KvEntryColumns} FROM kv_entries WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2")
+                    .Int(now).Int(chunk))
+                await using (var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
+                {
+                    while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                    {
+                        expired.Add((reader.GetString(0), ReadKvEntry(reader, 1)));
+                    }
+                }
+                foreach (var (tenant, entry) in expired)
+                {
+                    await DeleteKvAsync(c, Caller.System("ttl-sweeper", tenant), entry, KvEvents.Expired, now).ConfigureAwait(false);
+                }
+                return expired.Count;
+            }, WriteDurability.Full, ct).ConfigureAwait(false);
+            total += deleted;
+            if (deleted < chunk)
+            {
+                break;
+            }
+        }
+        return total;
+    }
+
+    public async Task<KvHistoryPruning> PruneKvHistoryAsync(long beforeMs, long afterHistoryId, int max, CancellationToken ct = default)
+    {
+        var deleted = 0;
+        var examined = 0;
+        var position = afterHistoryId;
+        while (examined < max)
+        {
+            var chunk = Math.Min(DeleteChunk, max - examined);
+            // Under the log lock: no write moves a key's head while its rows are judged.
+            var (count, last, seen) = await LoggedAsync(c => PruneChunkAsync(c, beforeMs, position, chunk), WriteDurability.Relaxed, ct).ConfigureAwait(false);
+            deleted += count;
+            examined += seen;
+            position = last;
+            if (seen < chunk)
+            {
+                return new KvHistoryPruning(deleted, position, More: false);
+            }
+        }
+        return new KvHistoryPruning(deleted, position, More: true);
+    }
+
+    private static async Task<(int Deleted, long Last, int Seen)> PruneChunkAsync(NpgsqlConnection c, long beforeMs, long afterHid, int chunk)
+    {
+        var candidates = new List<(long Hid, string Tenant, string Key)>(chunk);
+        await using (var command = Command(c, "SELECT hid, tenant, key, at FROM kv_history WHERE hid > $1 ORDER BY hid LIMIT $2").Int(afterHid).Int(chunk))
+        await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync().ConfigureAwait(false) && reader.GetInt64(3) < beforeMs)
+            {
+                candidates.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
+            }
+        }
+        var deleted = 0;
+        foreach (var (hid, tenant, key) in candidates)
+        {
+            await using var command = Command(c,
+                "WITH gone AS (DELETE FROM kv_history WHERE hid = $1 AND NOT EXISTS " +
+                "(SELECT 1 FROM kv_entries WHERE tenant = $2 AND key = $3 AND last_hid = $1) RETURNING hid), " +
+                "forgotten AS (DELETE FROM kv_deleted WHERE tenant = $2 AND key = $3 AND last_hid IN (SELECT hid FROM gone)) " +
+                "SELECT count(*) FROM gone").Int(hid).Text(tenant).Text(key);
+            deleted += (int)(long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
+        }
+        return (deleted, candidates.Count == 0 ? afterHid : candidates[^1].Hid, candidates.Count);
+    }
+
+    private static async Task<KvSetResult> SetOneAsync(NpgsqlConnection c, Caller caller, KvWrite write, long now)
+    {
+        var (current, head) = await CurrentKvAsync(c, caller.Tenant, write.StoredKey, withHead: true).ConfigureAwait(false);
+        var live = current is not null && current.IsLiveAt(now);
+        if (write.Condition == KvCondition.IfMissing && live)
+        {
+            throw new ConflictException($"key '{KvKeys.ToDisplay(caller.Tenant, write.StoredKey)}' exists (nx)");
+        }
+        if (write.Condition == KvCondition.IfExists && !live)
+        {
+            throw new ConflictException($"key '{KvKeys.ToDisplay(caller.Tenant, write.StoredKey)}' does not exist (xx)");
+        }
+        var (version, seq) = await WriteKvAsync(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live,
+            live ? KvEvents.Updated : KvEvents.Created, now).ConfigureAwait(false);
+        return new KvSetResult(!live, version, seq);
+    }
+
+    /// <summary>The key's new state with its history row and change-log entry; a value over an expired entry counts as new (created_at restarts).</summary>
+    private static async Task<(long Version, long Seq)> WriteKvAsync(NpgsqlConnection c, Caller caller, string storedKey, string json, long? expiresAtMs,
+        KvEntry? current, long? head, bool live, string historyEvent, long now)
+    {
+        var version = (current?.Version ?? 0) + 1;
+        var createdAt = live ? current!.CreatedAtMs : now;
+        var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.KeyValueEntity, storedKey, ChangeRecord.Upsert, now).ConfigureAwait(false);
+        var hid = await AppendKvHistoryAsync(c, caller, storedKey, seq, historyEvent, now, version, json, expiresAtMs, head).ConfigureAwait(false);
+        await using var command = Command(c,
+            "WITH undeleted AS (DELETE FROM kv_deleted WHERE tenant = $1 AND key = $2) " +
+            "INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at, last_hid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) " +
+            "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, version = excluded.version, seq = excluded.seq, " +
+            "created_at = excluded.created_at, updated_at = excluded.updated_at, last_hid = excluded.last_hid")
+            .Text(caller.Tenant).Text(storedKey).Text(json).Int(expiresAtMs).Int(version).Int(seq).Int(createdAt).Int(now).Int(hid);
+        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        return (version, seq);
+    }
+
+    private static async Task DeleteKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
+    {
+        var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.KeyValueEntity, entry.StoredKey, ChangeRecord.Delete, now).ConfigureAwait(false);
+        var hid = await AppendKvHistoryAsync(c, caller, entry.StoredKey, seq, historyEvent, now, entry.Version, null, entry.ExpiresAtMs, entry.LastHistoryId)
+            .ConfigureAwait(false);
+        await using var command = Command(c,
+            "WITH gone AS (DELETE FROM kv_entries WHERE tenant = $1 AND key = $2) " +
+            "INSERT INTO kv_deleted(tenant, key, last_hid) VALUES ($1, $2, $3) ON CONFLICT (tenant, key) DO UPDATE SET last_hid = excluded.last_hid")
+            .Text(caller.Tenant).Text(entry.StoredKey).Int(hid);
+        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The key's entry, expired or not (null: none), and the head of its history chain (a deleted key keeps one).</summary>
+    private static async Task<(KvEntry? Entry, long? Head)> CurrentKvAsync(NpgsqlConnection c, string tenant, string storedKey, bool withHead)
+    {
+        await using (var command = Command(c, $"SELECT {KvEntryColumns} FROM kv_entries WHERE tenant = $1 AND key = $2").Text(tenant).Text(storedKey))
+        await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
+        {
+            if (await reader.ReadAsync().ConfigureAwait(false))
+            {
+                var entry = ReadKvEntry(reader);
+                return (entry, entry.LastHistoryId);
+            }
+        }
+        if (!withHead)
+        {
+            return (null, null);
+        }
+        await using var deleted = Command(c, "SELECT last_hid FROM kv_deleted WHERE tenant = $1 AND key = $2").Text(tenant).Text(storedKey);
+        return (null, await deleted.ExecuteScalarAsync().ConfigureAwait(false) as long?);
+    }
+
+    private static KvEntry ReadKvEntry(NpgsqlDataReader r, int first = 0) =>
+        new(r.GetString(first), r.GetString(first + 1), r.Int64OrNull(first + 2), r.GetInt64(first + 3), r.GetInt64(first + 4), r.GetInt64(first + 5),
+            r.Int64OrNull(first + 6));
+
+    private static KvEntry? LiveOrNull(KvEntry? entry, long now) => entry is not null && entry.IsLiveAt(now) ? entry : null;
+
+    /// <summary>Live entries matching <paramref name="pattern"/> after <paramref name="afterKey"/>, in key (byte) order; the literal prefix bounds the scan.</summary>
+    private static async Task<List<KvEntry>> SelectMatchingAsync(NpgsqlConnection c, string tenant, KvGlob pattern, string? afterKey, int limit, long now)
+    {
+        await using var command = Command(c,
+            "SELECT key, '', expires_at, version, created_at, updated_at, last_hid FROM kv_entries " +
+            "WHERE tenant = $1 AND key ~ $2 AND (expires_at IS NULL OR expires_at > $3) AND key >= $4 AND key > $5 " +
+            "AND ($6::text IS NULL OR key < $6) ORDER BY key LIMIT $7")
+            .Text(tenant).Text(GlobToRegex(pattern.Sql)).Int(now).Text(pattern.Prefix).Text(afterKey ?? "").Text(UpperBound(pattern.Prefix)).Int(limit);
+        var items = new List<KvEntry>(Math.Min(limit, 256));
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        while (await reader.ReadAsync().ConfigureAwait(false))
+        {
+            items.Add(ReadKvEntry(reader));
+        }
+        return items;
+    }
+
+    /// <summary>The smallest string above every key starting with <paramref name="prefix"/> in byte order (null: no bound).</summary>
+    private static string? UpperBound(string prefix)
+    {
+        for (var i = prefix.Length - 1; i >= 0; i--)
+        {
+            // Raising the last UTF-16 unit that is not a surrogate and not the last BMP code point keeps byte order for UTF-8.
+            if (!char.IsSurrogate(prefix[i]) && prefix[i] < '\uD7FF')
+            {
+                return prefix[..i] + (char)(prefix[i] + 1);
+            }
+        }
+        return null;
+    }
+
+    /// <summary>SQLite GLOB (what <see cref="KvGlob.Sql"/> holds) as an anchored PostgreSQL regular expression.</summary>
+    internal static string GlobToRegex(string glob)
+    {
+        var regex = new StringBuilder("^");
+        for (var i = 0; i < glob.Length; i++)
+        {
+            var ch = glob[i];
+            switch (ch)
+            {
+                case '*':
+                    regex.Append(".*");
+                    break;
+                case '?':
+                    regex.Append('.');
+                    break;
+                case '[':
+                    var end = i + 1;
+                    if (end < glob.Length && glob[end] == '^')
+                    {
+                        end++;
+                    }
+                    if (end < glob.Length && glob[end] == ']')
+                    {
+                        end++;
+                    }
+                    end = glob.IndexOf(']', end);
+                    if (end < 0)
+                    {
+                        regex.Append("\\[");
+                        break;
+                    }
+                    regex.Append('[');
+                    var j = i + 1;
+                    if (glob[j] == '^')
+                    {
+                        regex.Append('^');
+                        j++;
+                    }
+                    for (; j < end; j++)
+                    {
+                        regex.Append(glob[j] is '\\' or '[' or ']' ? "\\" + glob[j] : glob[j].ToString());
+                    }
+                    regex.Append(']');
+                    i = end;
+                    break;
+                default:
+                    if ("\\^$.|?*+()[]{}".Contains(ch, StringComparison.Ordinal))
+                    {
+                        regex.Append('\\');
+                    }
+                    regex.Append(ch);
+                    break;
+            }
+        }
+        return regex.Append('$').ToString();
+    }
+
+    private static async Task<long> AppendKvHistoryAsync(NpgsqlConnection c, Caller caller, string storedKey, long seq, string historyEvent, long now, long version,
+        string? json, long? expiresAtMs, long? previous)
+    {
+        await using var command = Command(c,
+            "INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING hid")
+            .Text(caller.Tenant).Text(storedKey).Int(seq).Text(historyEvent).Text(caller.Actor).Int(now).Int(version).Text(json).Int(expiresAtMs).Int(previous);
+        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
+    }
+}

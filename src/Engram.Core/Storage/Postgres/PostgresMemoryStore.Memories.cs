@@ -1,0 +1,510 @@
+using System.Text;
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.Memories;
+using Npgsql;
+
+namespace Engram.Core.Storage.Postgres;
+
+/// <summary>Memories: writes (with history and change log in one transaction) and reads, as the SQLite store does them.</summary>
+public sealed partial class PostgresMemoryStore
+{
+    /// <summary>How many rows one transaction of a bulk delete or the sweeper removes, so other writes interleave.</summary>
+    private const int DeleteChunk = 500;
+
+    private const string MemoryColumns =
+        "m.id, m.content, m.content_hash, m.type, m.tier, m.importance, m.valence, m.tags, m.metadata, " +
+        "m.user_id, m.agent_id, m.session_id, m.namespace, m.source, m.created_at, m.updated_at, " +
+        "m.last_accessed_at, m.access_count, m.expires_at, m.valid_from, m.valid_to, m.version, m.entities";
+
+    private const int MemoryColumnCount = 23;
+
+    private const string InsertMemorySql =
+        "INSERT INTO memories (id, tenant, content, content_hash, type, tier, importance, valence, tags, metadata, " +
+        "user_id, agent_id, session_id, namespace, source, created_at, updated_at, last_accessed_at, access_count, " +
+        "expires_at, valid_from, valid_to, version, seq, entities) " +
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) RETURNING rid";
+
+    private const string UpdateMemorySql =
+        "UPDATE memories SET content = $3, content_hash = $4, type = $5, tier = $6, importance = $7, valence = $8, " +
+        "tags = $9, metadata = $10, user_id = $11, agent_id = $12, session_id = $13, namespace = $14, source = $15, " +
+        "created_at = $16, updated_at = $17, last_accessed_at = $18, access_count = $19, expires_at = $20, " +
+        "valid_from = $21, valid_to = $22, version = $23, seq = $24, entities = $25 WHERE id = $1 AND tenant = $2";
+
+    public Task<WriteResult> CreateAsync(Caller caller, Memory memory, DuplicatePolicy policy, CancellationToken ct = default) =>
+        LoggedAsync(async c =>
+        {
+            var outcome = await CreateOneAsync(c, caller, memory, policy, NowMs).ConfigureAwait(false);
+            return outcome.Rejected is { } existing
+                ? throw new ConflictException($"a memory with the same content already exists in this scope: {existing}", existing)
+                : outcome.Result!;
+        }, ct);
+
+    public Task<IReadOnlyList<BatchItemResult>> CreateManyAsync(Caller caller, IReadOnlyList<Memory> memories, DuplicatePolicy policy, CancellationToken ct = default) =>
+        LoggedAsync<IReadOnlyList<BatchItemResult>>(async c =>
+        {
+            var now = NowMs;
+            var results = new BatchItemResult[memories.Count];
+            for (var i = 0; i < memories.Count; i++)
+            {
+                var outcome = await CreateOneAsync(c, caller, memories[i], policy, now).ConfigureAwait(false);
+                results[i] = outcome.Rejected is { } existing
+                    ? new BatchItemResult(BatchItemResult.ErrorStatus, existing, null, $"duplicate of {existing}")
+                    : new BatchItemResult(outcome.Result!.Duplicate ? BatchItemResult.DuplicateStatus : BatchItemResult.Created,
+                        outcome.Result.Memory.Id, outcome.Result.Seq, null);
+            }
+            return results;
+        }, ct);
+
+    public Task<WriteResult> UpdateAsync(Caller caller, string id, long? expectedVersion, Func<Memory, Memory> apply, CancellationToken ct = default) =>
+        LoggedAsync(async c =>
+        {
+            var now = NowMs;
+            var (current, rid, currentSeq) = await FindLiveAsync(c, caller.Tenant, id, now).ConfigureAwait(false)
+                ?? throw new NotFoundException($"no memory with id '{id}'");
+            if (expectedVersion is { } expected && expected != current.Version)
+            {
+                throw new PreconditionFailedException(
+                    $"memory '{id}' is at version {current.Version}, not {expected}; fetch it again and retry", current.Version);
+            }
+            var updated = apply(current);
+            var changes = MemoryDiff.Changes(current, updated);
+            if (changes.EnumerateObject().Any() is false)
+            {
+                return new WriteResult(current, false, currentSeq);
+            }
+            updated = updated with { Version = current.Version + 1 };
+            var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.MemoryEntity, id, ChangeRecord.Upsert, now).ConfigureAwait(false);
+            await using (var command = BindMemory(Command(c, UpdateMemorySql), caller.Tenant, updated, seq))
+            {
+                await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+            if (!current.Tags.SequenceEqual(updated.Tags, StringComparer.Ordinal))
+            {
+                await using var delete = Command(c, "DELETE FROM memory_tags WHERE rid = $1").Int(rid);
+                await delete.ExecuteNonQueryAsync().ConfigureAwait(false);
+                await InsertTagsAsync(c, rid, updated.Tags).ConfigureAwait(false);
+            }
+            if (!current.Entities.SequenceEqual(updated.Entities, StringComparer.Ordinal))
+            {
+                await using var delete = Command(c, "DELETE FROM memory_entities WHERE rid = $1").Int(rid);
+                await delete.ExecuteNonQueryAsync().ConfigureAwait(false);
+                await InsertEntitiesAsync(c, rid, updated.Entities).ConfigureAwait(false);
+            }
+            await CarryVectorsAsync(c, caller.Tenant, id, !string.Equals(current.Content, updated.Content, StringComparison.Ordinal), updated.Version)
+                .ConfigureAwait(false);
+            await AppendHistoryAsync(c, caller, id, seq, HistoryEvents.Updated, updated.UpdatedAt.ToUnixTimeMilliseconds(), updated.Version, changes)
+                .ConfigureAwait(false);
+            return new WriteResult(updated, false, seq);
+        }, ct);
+
+    public Task<long?> DeleteAsync(Caller caller, string id, CancellationToken ct = default) =>
+        LoggedAsync<long?>(async c =>
+        {
+            var now = NowMs;
+            return await FindLiveAsync(c, caller.Tenant, id, now).ConfigureAwait(false) is { } found
+                ? await DeleteOneAsync(c, caller, found.Memory, found.Rid, HistoryEvents.Deleted, now).ConfigureAwait(false)
+                : null;
+        }, ct);
+
+    public async Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, CancellationToken ct = default)
+    {
+        var total = 0;
+        long? lastSeq = null;
+        while (true)
+        {
+            var (deleted, seq) = await LoggedAsync(async c =>
+            {
+                var now = NowMs;
+                var doomed = await SelectRowsAsync(c, PostgresFilterSql.Build(caller.Tenant, filter, now), DeleteChunk).ConfigureAwait(false);
+                long? last = null;
+                foreach (var (memory, rid, _) in doomed)
+                {
+                    last = await DeleteOneAsync(c, caller, memory, rid, HistoryEvents.Deleted, now).ConfigureAwait(false);
+                }
+                return (doomed.Count, last);
+            }, ct).ConfigureAwait(false);
+            total += deleted;
+            lastSeq = seq ?? lastSeq;
+            if (deleted < DeleteChunk)
+            {
+                return new BulkDeleteResult(total, lastSeq);
+            }
+        }
+    }
+
+    public async Task<int> DeleteExpiredAsync(int max, CancellationToken ct = default)
+    {
+        var total = 0;
+        while (total < max)
+        {
+            var chunk = Math.Min(DeleteChunk, max - total);
+            var deleted = await LoggedAsync(async c =>
+            {
+                var now = NowMs;
+                var expired = new List<(Memory Memory, long Rid, string Tenant)>();
+                await using (var command = Command(c,
+                    $"SELECT {MemoryColumns}, m.rid, m.tenant FROM memories m WHERE m.expires_at IS NOT NULL AND m.expires_at <= $1 ORDER BY m.expires_at LIMIT $2")
+                    .Int(now).Int(chunk))
+                await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
+                {
+                    while (await reader.ReadAsync().ConfigureAwait(false))
+                    {
+                        expired.Add((ReadMemory(reader), reader.GetInt64(MemoryColumnCount), reader.GetString(MemoryColumnCount + 1)));
+                    }
+                }
+                foreach (var (memory, rid, tenant) in expired)
+                {
+                    await DeleteOneAsync(c, Caller.System("ttl-sweeper", tenant), memory, rid, HistoryEvents.Expired, now).ConfigureAwait(false);
+                }
+                return expired.Count;
+            }, ct).ConfigureAwait(false);
+            total += deleted;
+            if (deleted < chunk)
+            {
+                break;
+            }
+        }
+        return total;
+    }
+
+    public Task RecordAccessAsync(string tenant, IReadOnlyList<(string Id, int Count, DateTimeOffset At)> accesses, CancellationToken ct = default) =>
+        WriteAsync(async c =>
+        {
+            // In id order, so two instances recording the same memories lock them in the same order.
+            foreach (var (id, count, at) in accesses.OrderBy(a => a.Id, StringComparer.Ordinal))
+            {
+                await using var command = Command(c,
+                    "UPDATE memories SET access_count = access_count + $1, last_accessed_at = GREATEST(COALESCE(last_accessed_at, 0), $2) WHERE id = $3 AND tenant = $4")
+                    .Int(count).Int(at.ToUnixTimeMilliseconds()).Text(id).Text(tenant);
+                await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+            return accesses.Count;
+        }, WriteDurability.Relaxed, ct);
+
+    public Task<Memory?> GetAsync(Caller caller, string id, CancellationToken ct = default) =>
+        ReadAsync(async c => (await FindLiveAsync(c, caller.Tenant, id, NowMs).ConfigureAwait(false))?.Memory, ct);
+
+    public Task<MemoryPage> ListAsync(Caller caller, MemoryFilter filter, int limit, string? cursor, CancellationToken ct = default)
+    {
+        var afterId = cursor is null ? null : DecodeCursor(cursor);
+        return ReadAsync(async c =>
+        {
+            var sql = PostgresFilterSql.Build(caller.Tenant, filter, NowMs);
+            if (afterId is not null)
+            {
+                sql.Append($"m.id < {sql.Param(afterId)}");
+            }
+            var items = new List<Memory>(Math.Min(limit, 256));
+            await using var command = sql.Bind(Command(c, $"SELECT {MemoryColumns} FROM memories m WHERE {sql.Where} ORDER BY m.id DESC LIMIT {limit + 1}"));
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                items.Add(ReadMemory(reader));
+            }
+            string? next = null;
+            if (items.Count > limit)
+            {
+                items.RemoveAt(items.Count - 1);
+                next = EncodeCursor(items[^1].Id);
+            }
+            return new MemoryPage(items, next);
+        }, ct);
+    }
+
+    public Task<IReadOnlyList<HistoryEntry>> GetHistoryAsync(Caller caller, string id, CancellationToken ct = default) =>
+        ReadAsync<IReadOnlyList<HistoryEntry>>(async c =>
+        {
+            var entries = new List<HistoryEntry>();
+            await using var command = Command(c,
+                "SELECT seq, event, actor, at, version, changes FROM memory_history WHERE tenant = $1 AND memory_id = $2 ORDER BY hid").Text(caller.Tenant).Text(id);
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                entries.Add(new HistoryEntry
+                {
+                    Seq = reader.GetInt64(0),
+                    MemoryId = id,
+                    Event = reader.GetString(1),
+                    Actor = reader.GetString(2),
+                    At = FromMs(reader.GetInt64(3)),
+                    Version = reader.GetInt64(4),
+                    Changes = ParseElement(reader.GetString(5)),
+                });
+            }
+            return entries;
+        }, ct);
+
+    public Task<MemoryCounts> GetStatsAsync(Caller caller, MemoryFilter? filter = null, CancellationToken ct = default) =>
+        ReadAsync(async c =>
+        {
+            if (filter is null || filter == MemoryFilter.None)
+            {
+                return await CountedStatsAsync(c, caller.Tenant, NowMs, ct).ConfigureAwait(false);
+            }
+            var byType = await CountByAsync(c, "type", PostgresFilterSql.Build(caller.Tenant, filter, NowMs), ct).ConfigureAwait(false);
+            var byTier = await CountByAsync(c, "tier", PostgresFilterSql.Build(caller.Tenant, filter, NowMs), ct).ConfigureAwait(false);
+            return new MemoryCounts(byType.Values.Sum(), byType, byTier);
+        }, ct);
+
+    public Task<IReadOnlyList<ChangeRecord>> ReadChangesAsync(long afterSeq, int max, CancellationToken ct = default) =>
+        ReadAsync<IReadOnlyList<ChangeRecord>>(async c =>
+        {
+            await using var command = Command(c, "SELECT seq, tenant, entity, entity_id, op, at FROM changelog WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .Int(afterSeq).Int(max);
+            return await ReadChangesAsync(command, ct).ConfigureAwait(false);
+        }, ct);
+
+    public Task<ChangePage> ReadChangesAsync(long afterSeq, int max, string entity, CancellationToken ct = default) =>
+        ReadAsync(async c =>
+        {
+            // log_head's committed value first: every entry up to it is committed (seqs are given in
+            // commit order), so a page that stops short of max has read the log up to it.
+            var newest = await ScalarAsync<long>(c, "SELECT seq FROM log_head", ct).ConfigureAwait(false);
+            await using var command = Command(c,
+                "SELECT seq, tenant, entity, entity_id, op, at FROM changelog WHERE seq > $1 AND seq <= $2 AND entity = $3 ORDER BY seq LIMIT $4")
+                .Int(afterSeq).Int(newest).Text(entity).Int(max);
+            var changes = await ReadChangesAsync(command, ct).ConfigureAwait(false);
+            return new ChangePage(changes, changes.Count == max ? changes[^1].Seq : Math.Max(afterSeq, newest));
+        }, ct);
+
+    private static async Task<List<ChangeRecord>> ReadChangesAsync(NpgsqlCommand command, CancellationToken ct)
+    {
+        var changes = new List<ChangeRecord>();
+        await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            changes.Add(new ChangeRecord(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4),
+                FromMs(reader.GetInt64(5))));
+        }
+        return changes;
+    }
+
+    public Task<IReadOnlyList<TenantMemory>> GetForIndexAsync(IReadOnlyList<string> ids, CancellationToken ct = default) =>
+        ReadAsync<IReadOnlyList<TenantMemory>>(async c =>
+        {
+            var found = new Dictionary<string, TenantMemory>(StringComparer.Ordinal);
+            await using var command = Command(c,
+                $"SELECT {MemoryColumns}, m.tenant FROM memories m WHERE m.id = ANY($1) AND (m.expires_at IS NULL OR m.expires_at > $2)")
+                .TextArray([.. ids]).Int(NowMs);
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                var memory = ReadMemory(reader);
+                found[memory.Id] = new TenantMemory(reader.GetString(MemoryColumnCount), memory);
+            }
+            return [.. ids.Where(found.ContainsKey).Select(id => found[id])];
+        }, ct);
+
+    public Task<IReadOnlyList<string>> ListIdsAsync(Caller caller, MemoryFilter filter, int max, CancellationToken ct = default) =>
+        ReadAsync<IReadOnlyList<string>>(async c =>
+        {
+            var sql = PostgresFilterSql.Build(caller.Tenant, filter, NowMs);
+            var ids = new List<string>();
+            await using var command = sql.Bind(Command(c, $"SELECT m.id FROM memories m WHERE {sql.Where} LIMIT {max}"));
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                ids.Add(reader.GetString(0));
+            }
+            return ids;
+        }, ct);
+
+    public Task<IReadOnlyList<Memory>> GetManyAsync(Caller caller, IReadOnlyList<string> ids, CancellationToken ct = default) =>
+        ReadAsync<IReadOnlyList<Memory>>(async c =>
+        {
+            var found = new Dictionary<string, Memory>(StringComparer.Ordinal);
+            await using var command = Command(c,
+                $"SELECT {MemoryColumns} FROM memories m WHERE m.id = ANY($1) AND m.tenant = $2 AND (m.expires_at IS NULL OR m.expires_at > $3)")
+                .TextArray([.. ids]).Text(caller.Tenant).Int(NowMs);
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                var memory = ReadMemory(reader);
+                found[memory.Id] = memory;
+            }
+            return [.. ids.Where(found.ContainsKey).Select(id => found[id])];
+        }, ct);
+
+    private readonly record struct CreateOutcome(WriteResult? Result, string? Rejected);
+
+    private static async Task<CreateOutcome> CreateOneAsync(NpgsqlConnection c, Caller caller, Memory memory, DuplicatePolicy policy, long now)
+    {
+        // The log lock is held (LoggedAsync): no other instance can insert the same content between this check and the insert.
+        if (policy != DuplicatePolicy.Allow && await FindDuplicateAsync(c, caller.Tenant, memory, now).ConfigureAwait(false) is { } existing)
+        {
+            return policy == DuplicatePolicy.Reject
+                ? new CreateOutcome(null, existing.Memory.Id)
+                : new CreateOutcome(new WriteResult(existing.Memory, true, existing.Seq), null);
+        }
+        var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.MemoryEntity, memory.Id, ChangeRecord.Upsert, now).ConfigureAwait(false);
+        long rid;
+        await using (var command = BindMemory(Command(c, InsertMemorySql), caller.Tenant, memory, seq))
+        {
+            rid = (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
+        }
+        await InsertTagsAsync(c, rid, memory.Tags).ConfigureAwait(false);
+        await InsertEntitiesAsync(c, rid, memory.Entities).ConfigureAwait(false);
+        await AppendHistoryAsync(c, caller, memory.Id, seq, HistoryEvents.Created, memory.UpdatedAt.ToUnixTimeMilliseconds(), memory.Version,
+            MemoryDiff.Snapshot(memory)).ConfigureAwait(false);
+        return new CreateOutcome(new WriteResult(memory, false, seq), null);
+    }
+
+    private static async Task<(Memory Memory, long Seq)?> FindDuplicateAsync(NpgsqlConnection c, string tenant, Memory memory, long now)
+    {
+        await using var command = Command(c,
+            $"SELECT {MemoryColumns}, m.seq FROM memories m WHERE m.tenant = $1 AND m.content_hash = $2 " +
+            "AND m.user_id IS NOT DISTINCT FROM $3 AND m.agent_id IS NOT DISTINCT FROM $4 AND m.session_id IS NOT DISTINCT FROM $5 " +
+            "AND m.namespace IS NOT DISTINCT FROM $6 AND (m.expires_at IS NULL OR m.expires_at > $7) ORDER BY m.rid LIMIT 1")
+            .Text(tenant).Text(memory.ContentHash).Text(memory.UserId).Text(memory.AgentId).Text(memory.SessionId).Text(memory.Namespace).Int(now);
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        return await reader.ReadAsync().ConfigureAwait(false) ? (ReadMemory(reader), reader.GetInt64(MemoryColumnCount)) : null;
+    }
+
+    private static async Task<(Memory Memory, long Rid, long Seq)?> FindLiveAsync(NpgsqlConnection c, string tenant, string id, long now)
+    {
+        await using var command = Command(c,
+            $"SELECT {MemoryColumns}, m.rid, m.seq FROM memories m WHERE m.id = $1 AND m.tenant = $2 AND (m.expires_at IS NULL OR m.expires_at > $3)")
+            .Text(id).Text(tenant).Int(now);
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        return await reader.ReadAsync().ConfigureAwait(false)
+            ? (ReadMemory(reader), reader.GetInt64(MemoryColumnCount), reader.GetInt64(MemoryColumnCount + 1))
+            : null;
+    }
+
+    private static async Task<List<(Memory Memory, long Rid, string Tenant)>> SelectRowsAsync(NpgsqlConnection c, PostgresFilterSql filter, int limit)
+    {
+        var rows = new List<(Memory, long, string)>();
+        await using var command = filter.Bind(Command(c, $"SELECT {MemoryColumns}, m.rid, m.tenant FROM memories m WHERE {filter.Where} ORDER BY m.rid LIMIT {limit}"));
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        while (await reader.ReadAsync().ConfigureAwait(false))
+        {
+            rows.Add((ReadMemory(reader), reader.GetInt64(MemoryColumnCount), reader.GetString(MemoryColumnCount + 1)));
+        }
+        return rows;
+    }
+
+    private static async Task<long> DeleteOneAsync(NpgsqlConnection c, Caller caller, Memory memory, long rid, string historyEvent, long now)
+    {
+        var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.MemoryEntity, memory.Id, ChangeRecord.Delete, now).ConfigureAwait(false);
+        await using (var command = Command(c, "DELETE FROM memories WHERE rid = $1").Int(rid))
+        {
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+        await using (var command = Command(c, "DELETE FROM memory_vectors WHERE tenant = $1 AND memory_id = $2").Text(caller.Tenant).Text(memory.Id))
+        {
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+        await AppendHistoryAsync(c, caller, memory.Id, seq, historyEvent, now, memory.Version, MemoryDiff.Snapshot(memory)).ConfigureAwait(false);
+        return seq;
+    }
+
+    private static async Task InsertTagsAsync(NpgsqlConnection c, long rid, IReadOnlyList<string> tags)
+    {
+        if (tags.Count > 0)
+        {
+            await using var command = Command(c, "INSERT INTO memory_tags(rid, tag) SELECT $1, unnest($2) ON CONFLICT DO NOTHING")
+                .Int(rid).TextArray([.. tags.Distinct(StringComparer.Ordinal)]);
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task InsertEntitiesAsync(NpgsqlConnection c, long rid, IReadOnlyList<string> entities)
+    {
+        if (entities.Count > 0)
+        {
+            await using var command = Command(c, "INSERT INTO memory_entities(rid, name_key) SELECT $1, unnest($2) ON CONFLICT DO NOTHING")
+                .Int(rid).TextArray([.. entities.Select(EntityNames.Key).Distinct(StringComparer.Ordinal)]);
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task AppendHistoryAsync(NpgsqlConnection c, Caller caller, string memoryId, long seq, string historyEvent, long now, long version,
+        JsonElement changes)
+    {
+        await using var command = Command(c,
+            "INSERT INTO memory_history(tenant, memory_id, seq, event, actor, at, version, changes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .Text(caller.Tenant).Text(memoryId).Int(seq).Text(historyEvent).Text(caller.Actor).Int(now).Int(version).Text(changes.GetRawText());
+        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+    }
+
+    private static Memory ReadMemory(NpgsqlDataReader row) => new()
+    {
+        Id = row.GetString(0),
+        Content = row.GetString(1),
+        ContentHash = row.GetString(2),
+        Type = row.GetString(3),
+        Tier = MemoryTiers.TryParse(row.GetString(4), out var tier) ? tier : MemoryTier.LongTerm,
+        Importance = row.GetDouble(5),
+        Valence = row.DoubleOrNull(6),
+        Tags = JsonSerializer.Deserialize<string[]>(row.GetString(7)) ?? [],
+        Metadata = ParseElement(row.GetString(8)),
+        UserId = row.TextOrNull(9),
+        AgentId = row.TextOrNull(10),
+        SessionId = row.TextOrNull(11),
+        Namespace = row.TextOrNull(12),
+        Source = row.TextOrNull(13),
+        CreatedAt = FromMs(row.GetInt64(14)),
+        UpdatedAt = FromMs(row.GetInt64(15)),
+        LastAccessedAt = FromMs(row.Int64OrNull(16)),
+        AccessCount = row.GetInt64(17),
+        ExpiresAt = FromMs(row.Int64OrNull(18)),
+        ValidFrom = FromMs(row.Int64OrNull(19)),
+        ValidTo = FromMs(row.Int64OrNull(20)),
+        Version = row.GetInt64(21),
+        Entities = JsonSerializer.Deserialize<string[]>(row.GetString(22)) ?? [],
+    };
+
+    private static NpgsqlCommand BindMemory(NpgsqlCommand command, string tenant, Memory m, long seq) =>
+        command.Text(m.Id).Text(tenant).Text(m.Content).Text(m.ContentHash).Text(m.Type).Text(m.Tier.ToWire()).Real(m.Importance).Real(m.Valence)
+            .Text(JsonSerializer.Serialize(m.Tags, EngramJson.Options)).Text(m.Metadata.GetRawText())
+            .Text(m.UserId).Text(m.AgentId).Text(m.SessionId).Text(m.Namespace).Text(m.Source)
+            .Int(m.CreatedAt.ToUnixTimeMilliseconds()).Int(m.UpdatedAt.ToUnixTimeMilliseconds()).Int(ToMs(m.LastAccessedAt)).Int(m.AccessCount)
+            .Int(ToMs(m.ExpiresAt)).Int(ToMs(m.ValidFrom)).Int(ToMs(m.ValidTo)).Int(m.Version).Int(seq)
+            .Text(JsonSerializer.Serialize(m.Entities, EngramJson.Options));
+
+    private static async Task<Dictionary<string, long>> CountByAsync(NpgsqlConnection c, string column, PostgresFilterSql filter, CancellationToken ct)
+    {
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using var command = filter.Bind(Command(c,
+            $"SELECT m.{column}, COUNT(*) FROM memories m WHERE {filter.Where} GROUP BY m.{column} ORDER BY m.{column}"));
+        await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            counts[reader.GetString(0)] = reader.GetInt64(1);
+        }
+        return counts;
+    }
+
+    private static JsonElement ParseElement(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.Clone();
+    }
+
+    private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    private static DateTimeOffset? FromMs(long? ms) => ms is null ? null : DateTimeOffset.FromUnixTimeMilliseconds(ms.Value);
+
+    private static long? ToMs(DateTimeOffset? value) => value?.ToUnixTimeMilliseconds();
+
+    private static string EncodeCursor(string lastId) => Convert.ToBase64String(Encoding.UTF8.GetBytes(lastId)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static string DecodeCursor(string cursor)
+    {
+        try
+        {
+            var base64 = cursor.Replace('-', '+').Replace('_', '/');
+            base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
+            var id = Encoding.UTF8.GetString(Convert.FromBase64String(base64));
+            if (Ulid.IsValid(id))
+            {
+                return id;
+            }
+        }
+        catch (FormatException)
+        {
+        }
+        throw new ValidationException("cursor", "cursor is not one this server handed out; pass next_cursor from the previous page unchanged");
+    }
+}

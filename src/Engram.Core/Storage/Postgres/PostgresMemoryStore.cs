@@ -1,0 +1,248 @@
+using Engram.Core.Memories;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Engram.Core.Storage.Postgres;
+
+/// <summary>
+/// The store for teams: one PostgreSQL database that several Engram instances share. Npgsql's pool
+/// (automatic preparation of repeated statements on); every statement parameterised and filtered by
+/// tenant. Every transaction that appends to the change log first takes the one row of
+/// <c>log_head</c> (see <see cref="AppendChangeAsync"/>): sequence numbers are then given in commit
+/// order, which is what lets a follower read "everything above the last seq it saw" and never miss
+/// an entry, and it also serialises the read-check-write steps (duplicate detection, If-Match, nx/xx,
+/// incr) across processes, in the database rather than in one process.
+/// </summary>
+public sealed partial class PostgresMemoryStore : IMemoryStore
+{
+    private readonly NpgsqlDataSource _db;
+    private readonly TimeProvider _clock;
+    private readonly SemaphoreSlim _logWriters = new(1, 1);
+    private bool _disposed;
+
+    private PostgresMemoryStore(NpgsqlDataSource db, TimeProvider clock, string database)
+    {
+        _db = db;
+        _clock = clock;
+        Database = database;
+    }
+
+    public string Kind => "postgres";
+
+    public string StoreId { get; private init; } = "";
+
+    /// <summary>The database's name (never the password): what logs and /health may show.</summary>
+    public string Database { get; }
+
+    /// <summary>Opens the database a <c>postgres://</c> URL (or an Npgsql connection string) names and migrates it.</summary>
+    public static PostgresMemoryStore Open(string urlOrConnectionString, TimeProvider? clock = null)
+    {
+        clock ??= TimeProvider.System;
+        var builder = new NpgsqlConnectionStringBuilder(PostgresUrl.ToConnectionString(urlOrConnectionString));
+        // Statements used more than twice on a connection are prepared on it (the server plans them once).
+        if (builder.MaxAutoPrepare == 0)
+        {
+            builder.MaxAutoPrepare = 64;
+            builder.AutoPrepareMinUsages = 2;
+        }
+        var db = NpgsqlDataSource.Create(builder);
+        try
+        {
+            using var connection = db.OpenConnection();
+            PostgresSchema.Migrate(connection, clock.GetUtcNow().ToUnixTimeMilliseconds());
+            using var command = new NpgsqlCommand("SELECT value FROM store_meta WHERE key = 'store_id'", connection);
+            var storeId = command.ExecuteScalar() as string ?? "";
+            return new PostgresMemoryStore(db, clock, builder.Database ?? "") { StoreId = storeId };
+        }
+        catch (NpgsqlException ex)
+        {
+            db.Dispose();
+            throw new StoreException($"cannot open the PostgreSQL database '{builder.Database}' on {builder.Host}:{builder.Port}: {ex.Message}", ex);
+        }
+        catch
+        {
+            db.Dispose();
+            throw;
+        }
+    }
+
+    public long SizeBytes
+    {
+        get
+        {
+            try
+            {
+                using var command = _db.CreateCommand("SELECT pg_database_size(current_database())");
+                return command.ExecuteScalar() is long size ? size : 0;
+            }
+            catch (NpgsqlException)
+            {
+                return 0;
+            }
+        }
+    }
+
+    public Task CheckAsync(CancellationToken ct = default) => ReadAsync(c => ScalarAsync<int>(c, "SELECT 1", ct), ct);
+
+    /// <summary>The newest committed seq: log_head's value is committed only with the entries up to it.</summary>
+    public Task<long> GetLastSeqAsync(CancellationToken ct = default) =>
+        ReadAsync(c => ScalarAsync<long>(c, "SELECT seq FROM log_head", ct), ct);
+
+    public ValueTask DisposeAsync()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            return _db.DisposeAsync();
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    private long NowMs => _clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>Runs <paramref name="read"/> on a pooled connection (autocommit: each statement its own snapshot).</summary>
+    private async Task<T> ReadAsync<T>(Func<NpgsqlConnection, Task<T>> read, CancellationToken ct)
+    {
+        try
+        {
+            await using var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
+            return await read(connection).ConfigureAwait(false);
+        }
+        catch (NpgsqlException ex) when (ex is not PostgresException { SqlState: "23505" })
+        {
+            throw new StoreException($"the PostgreSQL store failed: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="write"/> in one READ COMMITTED transaction and commits; relaxed durability
+    /// commits without waiting for the WAL flush. A deadlock or serialisation failure is retried (the
+    /// function runs again from the start in a new transaction).
+    /// </summary>
+    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
+                await using var transaction = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
+                if (durability == WriteDurability.Relaxed)
+                {
+                    await ExecuteAsync(connection, "SET LOCAL synchronous_commit = off", ct).ConfigureAwait(false);
+                }
+                var result = await write(connection).ConfigureAwait(false);
+                // Not cancellable: once the work is done, a cancelled caller must not leave it half-known.
+                await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+                return result;
+            }
+            catch (PostgresException ex) when (ex.SqlState is "40001" or "40P01" && attempt < 5)
+            {
+                await Task.Delay(Random.Shared.Next(1, 20 * attempt), ct).ConfigureAwait(false);
+            }
+            catch (NpgsqlException ex)
+            {
+                throw new StoreException($"the PostgreSQL store failed: {ex.Message}", ex);
+            }
+        }
+    }
+
+    private Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, CancellationToken ct) => WriteAsync(write, WriteDurability.Full, ct);
+
+    /// <summary>
+    /// A write that appends to the change log: takes the log lock first (<see cref="LockLogAsync"/>).
+    /// Such writes run one at a time anyway, so this instance queues them here, in memory, rather than
+    /// as a hundred pooled sessions waiting on one row lock (which PostgreSQL serves far slower); the
+    /// database lock is what orders them against other instances.
+    /// </summary>
+    private async Task<T> LoggedAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, CancellationToken ct)
+    {
+        await _logWriters.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await WriteAsync(async c =>
+            {
+                await LockLogAsync(c).ConfigureAwait(false);
+                return await write(c).ConfigureAwait(false);
+            }, durability, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _logWriters.Release();
+        }
+    }
+
+    private Task<T> LoggedAsync<T>(Func<NpgsqlConnection, Task<T>> write, CancellationToken ct) => LoggedAsync(write, WriteDurability.Full, ct);
+
+    /// <summary>
+    /// Appends a change-log entry and returns its seq. The first append of a transaction locks the
+    /// one row of log_head until commit, so the next writer's seq is given only after this
+    /// transaction has committed (or rolled back, when the same seq is given again): seqs are
+    /// contiguous and in commit order, and a follower that reads above its last seq skips nothing.
+    /// Writers that check before they write (duplicates, versions, nx/xx) take it first, so those
+    /// checks are serialised across every instance on the database.
+    /// </summary>
+    private static async Task<long> AppendChangeAsync(NpgsqlConnection c, string tenant, string entity, string entityId, string op, long now)
+    {
+        await using var command = new NpgsqlCommand(
+            "WITH head AS (UPDATE log_head SET seq = seq + 1 RETURNING seq) " +
+            "INSERT INTO changelog(seq, tenant, entity, entity_id, op, at) SELECT seq, $1, $2, $3, $4, $5 FROM head RETURNING seq", c);
+        command.Text(tenant).Text(entity).Text(entityId).Text(op).Int(now);
+        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
+    }
+
+    /// <summary>Takes the log lock first, before any row a check reads, so checks and writes of all instances queue in one order (no deadlock).</summary>
+    private static Task LockLogAsync(NpgsqlConnection c) => ExecuteAsync(c, "SELECT seq FROM log_head FOR UPDATE", CancellationToken.None);
+
+    internal static async Task<int> ExecuteAsync(NpgsqlConnection c, string sql, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(sql, c);
+        return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection c, string sql, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(sql, c);
+        var value = await command.ExecuteScalarAsync(ct).ConfigureAwait(false);
+        return value is null or DBNull ? default! : (T)value;
+    }
+
+    private static NpgsqlCommand Command(NpgsqlConnection c, string sql) => new(sql, c);
+}
+
+/// <summary>Positional parameters with their types given, so a null still has one.</summary>
+internal static class PostgresParameters
+{
+    public static NpgsqlCommand Text(this NpgsqlCommand command, string? value) => Add(command, value, NpgsqlDbType.Text);
+
+    public static NpgsqlCommand Int(this NpgsqlCommand command, long? value) => Add(command, value, NpgsqlDbType.Bigint);
+
+    public static NpgsqlCommand Real(this NpgsqlCommand command, double? value) => Add(command, value, NpgsqlDbType.Double);
+
+    public static NpgsqlCommand Bytes(this NpgsqlCommand command, byte[]? value) => Add(command, value, NpgsqlDbType.Bytea);
+
+    public static NpgsqlCommand TextArray(this NpgsqlCommand command, string[] value) => Add(command, value, NpgsqlDbType.Array | NpgsqlDbType.Text);
+
+    public static NpgsqlCommand Value(this NpgsqlCommand command, object? value) => value switch
+    {
+        null => Add(command, null, NpgsqlDbType.Text),
+        string s => command.Text(s),
+        long l => command.Int(l),
+        int i => command.Int(i),
+        double d => command.Real(d),
+        string[] a => command.TextArray(a),
+        _ => throw new ArgumentException($"no PostgreSQL type for {value.GetType().Name}", nameof(value)),
+    };
+
+    private static NpgsqlCommand Add(NpgsqlCommand command, object? value, NpgsqlDbType type)
+    {
+        command.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value, NpgsqlDbType = type });
+        return command;
+    }
+
+    public static string? TextOrNull(this NpgsqlDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+
+    public static long? Int64OrNull(this NpgsqlDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
+
+    public static double? DoubleOrNull(this NpgsqlDataReader r, int i) => r.IsDBNull(i) ? null : r.GetDouble(i);
+}

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using Engram.Core.Common;
+using Engram.Core.Storage;
+
+namespace Engram.Cli.Commands;
+
+/// <summary>
+/// <c>--store postgres://user:password@host:port/database</c>: the PostgreSQL store, for every command that
+/// takes <c>--data</c>. Without it (and without <c>--data</c>) DATABASE_URL picks PostgreSQL; an explicit
+/// <c>--data</c>, or nothing at all, is the SQLite store in a data folder.
+/// </summary>
+internal static class StoreOption
+{
+    public const string Variable = "DATABASE_URL";
+
+    public static Option<string?> Create() => new("--store")
+    {
+        Description = $"A PostgreSQL database to use instead of a data folder: postgres://user:password@host:port/database (default ${Variable} when --data is not given).",
+        HelpName = "URL",
+    };
+
+    /// <summary>Refuses a --store that is not a postgres:// URL.</summary>
+    public static void Check(string? store)
+    {
+        if (store is not null && !StoreFactory.IsPostgres(store))
+        {
+            throw new ValidationException("--store", "--store must be a postgres://user:password@host:port/database URL (a data folder goes in --data)");
+        }
+    }
+
+    /// <summary>
+    /// The store location a command works on: --store, else an explicit --data, else DATABASE_URL, else
+    /// ENGRAM_DATA, else ./data.
+    /// </summary>
+    public static string Resolve(string? store, string? data)
+    {
+        Check(store);
+        if (store is not null && data is not null)
+        {
+            throw new ValidationException("--store", "give --store or --data, not both");
+        }
+        var location = store ?? data ?? EnvironmentValue(Variable) ?? EnvironmentValue(BackendOptions.DataVariable) ?? BackendOptions.DefaultData;
+        if (location.Trim().Length == 0)
+        {
+            throw new ValidationException("--data", "--data must name a folder");
+        }
+        return location;
+    }
+
+    private static string? EnvironmentValue(string name) =>
+        Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
+}
