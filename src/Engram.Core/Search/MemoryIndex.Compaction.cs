@@ -74,7 +74,7 @@ public sealed partial class MemoryIndex
                     return 0;
                 }
                 var map = Docs.RenumberMap();
-                var lexical = LexicalRenumbering.Renumber(Lexical, map, Docs.LiveCount);
+                var lexical = Lexical.Renumbered(map, Docs.LiveCount);
                 var staged = _staged.ToDictionary(entry => map[entry.Key], entry => entry.Value);
                 var pending = _pendingVectors.Select(doc => map[doc]).ToList();
                 _gate.EnterWriteLock();

@@ -89,6 +89,17 @@ internal sealed class TermNeighbourhood
         }
     }
 
+    /// <summary>An independent copy (a renumbered index gets its own, so the two never share a mutable table).</summary>
+    public TermNeighbourhood Clone() => new()
+    {
+        _keys = (uint[])_keys.Clone(),
+        _heads = (int[])_heads.Clone(),
+        _used = _used,
+        _entryTerm = (int[])_entryTerm.Clone(),
+        _entryNext = (int[])_entryNext.Clone(),
+        _entries = _entries,
+    };
+
     public void Write(BinaryWriter writer)
     {
         writer.Write(_keys.Length);
