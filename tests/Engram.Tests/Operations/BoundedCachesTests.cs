@@ -294,9 +294,9 @@ public sealed class BoundedCachesTests
     [Fact]
     public async Task AdminMemory_ListsEveryBoundedPart_WithCountCapacityAndBytes_SizedFromTheBudget()
     {
-        // 1,200 MB: far above the test process, and small enough that 1 % of it caps each part below its default.
+        // 1,200 MB: small enough that 1 % of it caps each part below its default. The whole suite's process can be
+        // far above it (every test's server shares it), and then the monitor sheds writes: this test only reads.
         await using var server = await EngramServer.StartAsync(configure: o => o.Memory.BudgetMB = 1200);
-        await server.CreateAsync(new { content = "one memory" });
         await server.SearchAsync(new { query = "memory" });
         var report = await (await server.Client.GetAsync("/v1/admin/memory")).JsonAsync();
 
