@@ -40,6 +40,9 @@ public sealed class EngramServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
+    /// <summary>The memory budget of a test server unless its test sets one: 1 TB.</summary>
+    public const int TestProcessBudgetMB = 1024 * 1024;
+
     /// <param name="dataPath">A data folder, or a postgres:// URL (the server then keeps its own files in a temporary folder).</param>
     public static async Task<EngramServer> StartAsync(string? dataPath = null, Action<EngramServerOptions>? configure = null, TimeProvider? clock = null)
     {
@@ -53,6 +56,10 @@ public sealed class EngramServer : IAsyncDisposable
             o.DataPath = path;
             o.Store = postgres ? dataPath : null;
             o.Backup.Enabled = false; // no scheduled backups unless a test asks (a fake clock moved by hours would start them)
+            // The budget is the process's, and this process hosts every test's servers at once (the whole suite's
+            // working set reached 12 GB, the automatic budget on a 24 GB machine, and every server shed writes):
+            // a budget no test process reaches, unless a test sets its own.
+            o.Memory.BudgetMB = TestProcessBudgetMB;
             configure?.Invoke(o);
         }, clock, url);
         await app.StartAsync();
