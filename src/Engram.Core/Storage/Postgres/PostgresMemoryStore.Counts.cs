@@ -9,30 +9,14 @@ public sealed partial class PostgresMemoryStore
     public Task<StoreCounts> ReadCountsAsync(CancellationToken ct = default) =>
         ReadAsync(async c =>
         {
-            var memories = new Dictionary<(string, string), long>();
-            long kv = 0, entities = 0, relations = 0;
+            var counts = new StoreCounts.Builder();
             await using var command = Command(c, "SELECT kind, tier, type, SUM(n)::bigint FROM row_counts GROUP BY kind, tier, type");
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             while (await reader.ReadAsync(ct).ConfigureAwait(false))
             {
-                var n = reader.GetInt64(3);
-                switch (reader.GetString(0))
-                {
-                    case "memory":
-                        memories[(reader.GetString(1), reader.GetString(2))] = n;
-                        break;
-                    case "kv":
-                        kv += n;
-                        break;
-                    case "entity":
-                        entities += n;
-                        break;
-                    case "relation":
-                        relations += n;
-                        break;
-                }
+                counts.Add(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3));
             }
-            return new StoreCounts(memories, kv, entities, relations);
+            return counts.Build();
         }, ct);
 
     /// <summary>A tenant's live memories by type and tier: the kept counts less the rows past their TTL not swept yet.</summary>

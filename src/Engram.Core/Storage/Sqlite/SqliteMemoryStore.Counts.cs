@@ -11,29 +11,13 @@ public sealed partial class SqliteMemoryStore
     public Task<StoreCounts> ReadCountsAsync(CancellationToken ct = default) =>
         _readers.ReadAsync(c =>
         {
-            var memories = new Dictionary<(string, string), long>();
-            long kv = 0, entities = 0, relations = 0;
+            var counts = new StoreCounts.Builder();
             using var statement = c.Prepare("SELECT kind, tier, type, SUM(n) FROM row_counts GROUP BY kind, tier, type");
             while (statement.Step())
             {
-                var n = statement.GetInt64(3);
-                switch (statement.GetText(0))
-                {
-                    case "memory":
-                        memories[(statement.GetText(1), statement.GetText(2))] = n;
-                        break;
-                    case "kv":
-                        kv += n;
-                        break;
-                    case "entity":
-                        entities += n;
-                        break;
-                    case "relation":
-                        relations += n;
-                        break;
-                }
+                counts.Add(statement.GetText(0), statement.GetText(1), statement.GetText(2), statement.GetInt64(3));
             }
-            return new StoreCounts(memories, kv, entities, relations);
+            return counts.Build();
         }, ct).AsTask();
 
     /// <summary>
