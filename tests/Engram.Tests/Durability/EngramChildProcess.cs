@@ -27,6 +27,9 @@ public sealed class EngramChildProcess : IAsyncDisposable
 
     public int ProcessId => _process.Id;
 
+    /// <summary>"running" or how it ended, for failure messages.</summary>
+    public string State => _process.HasExited ? $"exited with code {_process.ExitCode}" : "running";
+
     /// <summary>The last lines the child wrote to stdout and stderr, for failure messages.</summary>
     public string RecentOutput => string.Join(Environment.NewLine, _output);
 
@@ -78,6 +81,7 @@ public sealed class EngramChildProcess : IAsyncDisposable
         // Per-request info logs would only slow the child down and flood the pipe.
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information";
+        start.Environment["Logging__LogLevel__Engram.Server"] = "Information"; // the start-up summary with the bound address
         start.Environment.Remove("ENGRAM_DATA");
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {
@@ -131,6 +135,13 @@ public sealed class EngramChildProcess : IAsyncDisposable
             if (_process.HasExited)
             {
                 return $"the process exited with code {_process.ExitCode}";
+            }
+            // Until the child says it listens, a healthy answer on its port comes from someone else:
+            // another server that picked the same free port between our probe and the child's bind.
+            if (!_output.Any(line => line.Contains("listening: ", StringComparison.Ordinal) && line.Contains(BaseAddress.Authority, StringComparison.Ordinal)))
+            {
+                await Task.Delay(50);
+                continue;
             }
             try
             {

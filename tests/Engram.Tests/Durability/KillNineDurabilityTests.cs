@@ -130,7 +130,17 @@ public sealed class KillNineDurabilityTests(ITestOutputHelper output)
         var problems = new System.Collections.Concurrent.ConcurrentBag<string>();
         await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (id, ct) =>
         {
-            using var response = await client.GetAsync($"/v1/memories/{id}", ct);
+            HttpResponseMessage response;
+            try
+            {
+                response = await client.GetAsync($"/v1/memories/{id}", ct);
+            }
+            catch (HttpRequestException ex)
+            {
+                throw new InvalidOperationException(
+                    $"{because}: GET {id} failed ({ex.Message}); the server is {child.State}{Environment.NewLine}--- child output ---{Environment.NewLine}{child.RecentOutput}", ex);
+            }
+            using var _ = response;
             var body = await response.Content.ReadAsStringAsync(ct);
             if (!response.IsSuccessStatusCode)
             {
