@@ -1,6 +1,8 @@
 using Engram.Core.Security;
 using Npgsql;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Postgres;
 
 /// <summary>API keys, found by their keyed hash; every change bumps store_meta's api_keys_generation in the same transaction.</summary>

@@ -1,5 +1,7 @@
 using Engram.Core.Security;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Postgres;
 
 /// <summary>The audit log: appended in one transaction that also prunes the oldest entries past the bound.</summary>

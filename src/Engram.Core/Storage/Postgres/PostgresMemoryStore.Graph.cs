@@ -4,6 +4,8 @@ using Engram.Core.Graph;
 using Engram.Core.Memories;
 using Npgsql;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Postgres;
 
 /// <summary>The knowledge graph on the same database and change log as the memories, as the SQLite store keeps it.</summary>
@@ -222,7 +224,7 @@ public sealed partial class PostgresMemoryStore : IGraphStore
             }
             var relations = (await ReadRelationsAsync(Command(c, $"SELECT {RelationColumns} FROM graph_relations WHERE tenant = $1 ORDER BY rid").Text(caller.Tenant))
                     .ConfigureAwait(false))
-                .Select(r => Mark(r.Relation, now))
+                .Select(r => MarkValidity(r.Relation, now))
                 .Where(r => includeInvalid || r.Valid)
                 .ToList();
             await transaction.CommitAsync(ct).ConfigureAwait(false);
@@ -271,7 +273,7 @@ public sealed partial class PostgresMemoryStore : IGraphStore
             var relations = await ReadRelationsAsync(Command(c,
                 $"SELECT {RelationColumns} FROM graph_relations WHERE tenant = $1 AND (from_name = ANY($2) OR to_name = ANY($2)) ORDER BY rid")
                 .Text(caller.Tenant).TextArray(list)).ConfigureAwait(false);
-            return relations.Select(r => Mark(r.Relation, now)).Where(r => includeInvalid || r.Valid).ToList();
+            return relations.Select(r => MarkValidity(r.Relation, now)).Where(r => includeInvalid || r.Valid).ToList();
         }, ct);
 
     public Task<IReadOnlyList<GraphHistoryEntry>> GetGraphHistoryAsync(Caller caller, string name, CancellationToken ct = default) =>
@@ -284,15 +286,7 @@ public sealed partial class PostgresMemoryStore : IGraphStore
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             while (await reader.ReadAsync(ct).ConfigureAwait(false))
             {
-                entries.Add(new GraphHistoryEntry
-                {
-                    Seq = reader.GetInt64(0),
-                    Event = reader.GetString(1),
-                    Actor = reader.GetString(2),
-                    At = FromMs(reader.GetInt64(3)),
-                    EntityName = reader.GetString(4),
-                    Changes = ParseElement(reader.GetString(5)),
-                });
+                entries.Add(ReadGraphHistory(new PostgresRow(reader)));
             }
             return entries;
         }, ct);
@@ -339,12 +333,7 @@ public sealed partial class PostgresMemoryStore : IGraphStore
         return observations;
     }
 
-    private static Observation ReadObservation(NpgsqlDataReader row, int first) => new()
-    {
-        Content = row.GetString(first),
-        ValidFrom = FromMs(row.Int64OrNull(first + 1)),
-        ValidTo = FromMs(row.Int64OrNull(first + 2)),
-    };
+    private static Observation ReadObservation(NpgsqlDataReader row, int first) => StoreRows.ReadObservation(new PostgresRow(row), first);
 
     private static async Task<List<(long Rid, Relation Relation)>> ReadRelationsAsync(NpgsqlCommand command)
     {
@@ -353,34 +342,9 @@ public sealed partial class PostgresMemoryStore : IGraphStore
         await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
         while (await reader.ReadAsync().ConfigureAwait(false))
         {
-            relations.Add((reader.GetInt64(0), new Relation
-            {
-                From = reader.GetString(1),
-                To = reader.GetString(2),
-                RelationType = reader.GetString(3),
-                Weight = reader.DoubleOrNull(4),
-                ValidFrom = FromMs(reader.Int64OrNull(5)),
-                ValidTo = FromMs(reader.Int64OrNull(6)),
-                CreatedAt = FromMs(reader.GetInt64(7)),
-            }));
+            relations.Add(ReadRelation(new PostgresRow(reader)));
         }
         return relations;
-    }
-
-    private static Relation Mark(Relation relation, DateTimeOffset now) => relation with { Valid = relation.IsValidAt(now) };
-
-    private static Entity ToEntity(string name, string type, long createdAt, long updatedAt, IReadOnlyList<Observation> all, DateTimeOffset now, bool includeInvalid)
-    {
-        var invalid = all.Where(o => !o.IsValidAt(now)).Select(o => o with { Valid = false }).ToList();
-        return new Entity
-        {
-            Name = name,
-            EntityType = type,
-            Observations = all.Where(o => o.IsValidAt(now)).Select(o => o.Content).ToList(),
-            InvalidObservations = includeInvalid ? invalid : null,
-            CreatedAt = FromMs(createdAt),
-            UpdatedAt = FromMs(updatedAt),
-        };
     }
 
     /// <summary>Inserts the observation unless the entity has one with the same content; returns whether it did.</summary>

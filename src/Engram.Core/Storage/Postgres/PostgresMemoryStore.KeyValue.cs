@@ -4,6 +4,8 @@ using Engram.Core.Common;
 using Engram.Core.KeyValue;
 using Npgsql;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Postgres;
 
 /// <summary>
@@ -169,8 +171,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
                     next = null; // older entries were pruned, or a foreign cursor
                     break;
                 }
-                entries.Add(new KvHistoryEntry(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), FromMs(reader.GetInt64(3)),
-                    reader.GetInt64(4), reader.TextOrNull(5), FromMs(reader.Int64OrNull(6))));
+                entries.Add(ReadKvHistory(new PostgresRow(reader)));
                 next = reader.Int64OrNull(7);
             }
             entries.Reverse();

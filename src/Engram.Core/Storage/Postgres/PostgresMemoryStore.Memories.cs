@@ -4,6 +4,8 @@ using Engram.Core.Common;
 using Engram.Core.Memories;
 using Npgsql;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Postgres;
 
 /// <summary>Memories: writes (with history and change log in one transaction) and reads, as the SQLite store does them.</summary>
@@ -11,13 +13,6 @@ public sealed partial class PostgresMemoryStore
 {
     /// <summary>How many rows one transaction of a bulk delete or the sweeper removes, so other writes interleave.</summary>
     private const int DeleteChunk = 500;
-
-    private const string MemoryColumns =
-        "m.id, m.content, m.content_hash, m.type, m.tier, m.importance, m.valence, m.tags, m.metadata, " +
-        "m.user_id, m.agent_id, m.session_id, m.namespace, m.source, m.created_at, m.updated_at, " +
-        "m.last_accessed_at, m.access_count, m.expires_at, m.valid_from, m.valid_to, m.version, m.entities";
-
-    private const int MemoryColumnCount = 23;
 
     private const string InsertMemorySql =
         "INSERT INTO memories (id, tenant, content, content_hash, type, tier, importance, valence, tags, metadata, " +
@@ -221,16 +216,7 @@ public sealed partial class PostgresMemoryStore
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             while (await reader.ReadAsync(ct).ConfigureAwait(false))
             {
-                entries.Add(new HistoryEntry
-                {
-                    Seq = reader.GetInt64(0),
-                    MemoryId = id,
-                    Event = reader.GetString(1),
-                    Actor = reader.GetString(2),
-                    At = FromMs(reader.GetInt64(3)),
-                    Version = reader.GetInt64(4),
-                    Changes = ParseElement(reader.GetString(5)),
-                });
+                entries.Add(ReadHistory(new PostgresRow(reader), id));
             }
             return entries;
         }, ct);
@@ -274,8 +260,7 @@ public sealed partial class PostgresMemoryStore
         await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
         while (await reader.ReadAsync(ct).ConfigureAwait(false))
         {
-            changes.Add(new ChangeRecord(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4),
-                FromMs(reader.GetInt64(5))));
+            changes.Add(ReadChange(new PostgresRow(reader)));
         }
         return changes;
     }
@@ -428,32 +413,7 @@ public sealed partial class PostgresMemoryStore
         await command.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
-    private static Memory ReadMemory(NpgsqlDataReader row) => new()
-    {
-        Id = row.GetString(0),
-        Content = row.GetString(1),
-        ContentHash = row.GetString(2),
-        Type = row.GetString(3),
-        Tier = MemoryTiers.TryParse(row.GetString(4), out var tier) ? tier : MemoryTier.LongTerm,
-        Importance = row.GetDouble(5),
-        Valence = row.DoubleOrNull(6),
-        Tags = JsonSerializer.Deserialize<string[]>(row.GetString(7)) ?? [],
-        Metadata = ParseElement(row.GetString(8)),
-        UserId = row.TextOrNull(9),
-        AgentId = row.TextOrNull(10),
-        SessionId = row.TextOrNull(11),
-        Namespace = row.TextOrNull(12),
-        Source = row.TextOrNull(13),
-        CreatedAt = FromMs(row.GetInt64(14)),
-        UpdatedAt = FromMs(row.GetInt64(15)),
-        LastAccessedAt = FromMs(row.Int64OrNull(16)),
-        AccessCount = row.GetInt64(17),
-        ExpiresAt = FromMs(row.Int64OrNull(18)),
-        ValidFrom = FromMs(row.Int64OrNull(19)),
-        ValidTo = FromMs(row.Int64OrNull(20)),
-        Version = row.GetInt64(21),
-        Entities = JsonSerializer.Deserialize<string[]>(row.GetString(22)) ?? [],
-    };
+    private static Memory ReadMemory(NpgsqlDataReader row) => StoreRows.ReadMemory(new PostgresRow(row));
 
     private static NpgsqlCommand BindMemory(NpgsqlCommand command, string tenant, Memory m, long seq) =>
         command.Text(m.Id).Text(tenant).Text(m.Content).Text(m.ContentHash).Text(m.Type).Text(m.Tier.ToWire()).Real(m.Importance).Real(m.Valence)
@@ -476,35 +436,4 @@ public sealed partial class PostgresMemoryStore
         return counts;
     }
 
-    private static JsonElement ParseElement(string json)
-    {
-        using var document = JsonDocument.Parse(json);
-        return document.RootElement.Clone();
-    }
-
-    private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
-
-    private static DateTimeOffset? FromMs(long? ms) => ms is null ? null : DateTimeOffset.FromUnixTimeMilliseconds(ms.Value);
-
-    private static long? ToMs(DateTimeOffset? value) => value?.ToUnixTimeMilliseconds();
-
-    private static string EncodeCursor(string lastId) => Convert.ToBase64String(Encoding.UTF8.GetBytes(lastId)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    private static string DecodeCursor(string cursor)
-    {
-        try
-        {
-            var base64 = cursor.Replace('-', '+').Replace('_', '/');
-            base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
-            var id = Encoding.UTF8.GetString(Convert.FromBase64String(base64));
-            if (Ulid.IsValid(id))
-            {
-                return id;
-            }
-        }
-        catch (FormatException)
-        {
-        }
-        throw new ValidationException("cursor", "cursor is not one this server handed out; pass next_cursor from the previous page unchanged");
-    }
 }

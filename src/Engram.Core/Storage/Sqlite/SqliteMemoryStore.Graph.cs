@@ -3,6 +3,8 @@ using Engram.Core.Common;
 using Engram.Core.Graph;
 using Engram.Core.Memories;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Sqlite;
 
 /// <summary>
@@ -206,7 +208,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
                 }
             }
             var relations = ReadRelations(c, $"SELECT {RelationColumns} FROM graph_relations WHERE tenant = ?1 ORDER BY rid", caller.Tenant)
-                .Select(r => Mark(r.Relation, now))
+                .Select(r => MarkValidity(r.Relation, now))
                 .Where(r => includeInvalid || r.Valid)
                 .ToList();
             return new KnowledgeGraph(entities, relations);
@@ -259,7 +261,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
                     $"SELECT {RelationColumns} FROM graph_relations WHERE tenant = ?1 AND from_name = ?2 UNION ALL " +
                     $"SELECT {RelationColumns} FROM graph_relations WHERE tenant = ?1 AND to_name = ?2", caller.Tenant, name))
                 {
-                    var marked = Mark(relation, now);
+                    var marked = MarkValidity(relation, now);
                     if ((includeInvalid || marked.Valid) && seen.Add(rid))
                     {
                         relations.Add((rid, marked));
@@ -279,15 +281,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
             statement.BindAll([caller.Tenant, name]);
             while (statement.Step())
             {
-                entries.Add(new GraphHistoryEntry
-                {
-                    Seq = statement.GetInt64(0),
-                    Event = statement.GetText(1),
-                    Actor = statement.GetText(2),
-                    At = FromMs(statement.GetInt64(3)),
-                    EntityName = statement.GetText(4),
-                    Changes = ParseElement(statement.GetBytes(5)),
-                });
+                entries.Add(ReadGraphHistory(statement));
             }
             return entries;
         }, ct).AsTask();
@@ -330,13 +324,6 @@ public sealed partial class SqliteMemoryStore : IGraphStore
         return observations;
     }
 
-    private static Observation ReadObservation(SqliteStatement row, int first) => new()
-    {
-        Content = row.GetText(first),
-        ValidFrom = FromMs(row.GetInt64OrNull(first + 1)),
-        ValidTo = FromMs(row.GetInt64OrNull(first + 2)),
-    };
-
     private static List<(long Rid, Relation Relation)> ReadRelations(SqliteConnection c, string sql, params ReadOnlySpan<object?> parameters)
     {
         var relations = new List<(long, Relation)>();
@@ -344,34 +331,9 @@ public sealed partial class SqliteMemoryStore : IGraphStore
         statement.BindAll(parameters);
         while (statement.Step())
         {
-            relations.Add((statement.GetInt64(0), new Relation
-            {
-                From = statement.GetText(1),
-                To = statement.GetText(2),
-                RelationType = statement.GetText(3),
-                Weight = statement.GetDoubleOrNull(4),
-                ValidFrom = FromMs(statement.GetInt64OrNull(5)),
-                ValidTo = FromMs(statement.GetInt64OrNull(6)),
-                CreatedAt = FromMs(statement.GetInt64(7)),
-            }));
+            relations.Add(ReadRelation(statement));
         }
         return relations;
-    }
-
-    private static Relation Mark(Relation relation, DateTimeOffset now) => relation with { Valid = relation.IsValidAt(now) };
-
-    private static Entity ToEntity(string name, string type, long createdAt, long updatedAt, IReadOnlyList<Observation> all, DateTimeOffset now, bool includeInvalid)
-    {
-        var invalid = all.Where(o => !o.IsValidAt(now)).Select(o => o with { Valid = false }).ToList();
-        return new Entity
-        {
-            Name = name,
-            EntityType = type,
-            Observations = all.Where(o => o.IsValidAt(now)).Select(o => o.Content).ToList(),
-            InvalidObservations = includeInvalid ? invalid : null,
-            CreatedAt = FromMs(createdAt),
-            UpdatedAt = FromMs(updatedAt),
-        };
     }
 
     private static void InsertObservation(SqliteConnection c, string tenant, string name, Observation observation, long now) =>

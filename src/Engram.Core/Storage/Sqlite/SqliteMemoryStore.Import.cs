@@ -7,6 +7,8 @@ using Engram.Core.Memories;
 using Engram.Core.Operations;
 using Engram.Core.Security;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Sqlite;
 
 /// <summary>

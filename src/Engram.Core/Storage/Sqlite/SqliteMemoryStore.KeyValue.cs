@@ -3,6 +3,8 @@ using System.Text;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Sqlite;
 
 /// <summary>
@@ -185,8 +187,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                     next = null; // older entries were pruned (history retention), or a foreign cursor
                     break;
                 }
-                entries.Add(new KvHistoryEntry(statement.GetInt64(0), statement.GetText(1), statement.GetText(2), FromMs(statement.GetInt64(3)),
-                    statement.GetInt64(4), statement.GetTextOrNull(5), FromMs(statement.GetInt64OrNull(6))));
+                entries.Add(ReadKvHistory(statement));
                 next = statement.GetInt64OrNull(7);
                 statement.ResetForReuse();
             }

@@ -3,6 +3,8 @@ using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Memories;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Sqlite;
 
 public sealed partial class SqliteMemoryStore
@@ -46,16 +48,7 @@ public sealed partial class SqliteMemoryStore
             statement.BindAll([caller.Tenant, id]);
             while (statement.Step())
             {
-                entries.Add(new HistoryEntry
-                {
-                    Seq = statement.GetInt64(0),
-                    MemoryId = id,
-                    Event = statement.GetText(1),
-                    Actor = statement.GetText(2),
-                    At = FromMs(statement.GetInt64(3)),
-                    Version = statement.GetInt64(4),
-                    Changes = ParseElement(statement.GetBytes(5)),
-                });
+                entries.Add(ReadHistory(statement, id));
             }
             return entries;
         }, ct).AsTask();
@@ -102,8 +95,7 @@ public sealed partial class SqliteMemoryStore
     {
         while (statement.Step())
         {
-            changes.Add(new ChangeRecord(statement.GetInt64(0), statement.GetText(1), statement.GetText(2),
-                statement.GetText(3), statement.GetText(4), FromMs(statement.GetInt64(5))));
+            changes.Add(ReadChange(statement));
         }
     }
 
@@ -168,25 +160,5 @@ public sealed partial class SqliteMemoryStore
         return counts;
     }
 
-    // Cursors are opaque to clients: the last id of the page, base64url-encoded.
-    private static string EncodeCursor(string lastId) => Convert.ToBase64String(Encoding.UTF8.GetBytes(lastId)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    private static string DecodeCursor(string cursor)
-    {
-        try
-        {
-            var base64 = cursor.Replace('-', '+').Replace('_', '/');
-            base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
-            var id = Encoding.UTF8.GetString(Convert.FromBase64String(base64));
-            if (Ulid.IsValid(id))
-            {
-                return id;
-            }
-        }
-        catch (FormatException)
-        {
-        }
-        throw new ValidationException("cursor", "cursor is not one this server handed out; pass next_cursor from the previous page unchanged");
-    }
 
 }

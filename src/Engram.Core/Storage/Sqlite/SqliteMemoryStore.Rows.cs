@@ -2,19 +2,12 @@ using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Memories;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Sqlite;
 
 public sealed partial class SqliteMemoryStore
 {
-    /// <summary>The column list every memory query selects, in the order <see cref="ReadMemory"/> reads.</summary>
-    private const string MemoryColumns =
-        "m.id, m.content, m.content_hash, m.type, m.tier, m.importance, m.valence, m.tags, m.metadata, " +
-        "m.user_id, m.agent_id, m.session_id, m.namespace, m.source, m.created_at, m.updated_at, " +
-        "m.last_accessed_at, m.access_count, m.expires_at, m.valid_from, m.valid_to, m.version, m.entities";
-
-    /// <summary>How many columns <see cref="MemoryColumns"/> has: a query selecting more puts them from this index on.</summary>
-    private const int MemoryColumnCount = 23;
-
     private const string InsertMemorySql =
         "INSERT INTO memories (id, tenant, content, content_hash, type, tier, importance, valence, tags, metadata, " +
         "user_id, agent_id, session_id, namespace, source, created_at, updated_at, last_accessed_at, access_count, " +
@@ -26,33 +19,6 @@ public sealed partial class SqliteMemoryStore
         "tags = ?9, metadata = ?10, user_id = ?11, agent_id = ?12, session_id = ?13, namespace = ?14, source = ?15, " +
         "created_at = ?16, updated_at = ?17, last_accessed_at = ?18, access_count = ?19, expires_at = ?20, " +
         "valid_from = ?21, valid_to = ?22, version = ?23, seq = ?24, entities = ?25 WHERE id = ?1 AND tenant = ?2";
-
-    private static Memory ReadMemory(SqliteStatement row) => new()
-    {
-        Id = row.GetText(0),
-        Content = row.GetText(1),
-        ContentHash = row.GetText(2),
-        Type = row.GetText(3),
-        Tier = MemoryTiers.TryParse(row.GetText(4), out var tier) ? tier : MemoryTier.LongTerm,
-        Importance = row.GetDouble(5),
-        Valence = row.GetDoubleOrNull(6),
-        Tags = JsonSerializer.Deserialize<string[]>(row.GetBytes(7)) ?? [],
-        Metadata = ParseElement(row.GetBytes(8)),
-        UserId = row.GetTextOrNull(9),
-        AgentId = row.GetTextOrNull(10),
-        SessionId = row.GetTextOrNull(11),
-        Namespace = row.GetTextOrNull(12),
-        Source = row.GetTextOrNull(13),
-        CreatedAt = FromMs(row.GetInt64(14)),
-        UpdatedAt = FromMs(row.GetInt64(15)),
-        LastAccessedAt = FromMs(row.GetInt64OrNull(16)),
-        AccessCount = row.GetInt64(17),
-        ExpiresAt = FromMs(row.GetInt64OrNull(18)),
-        ValidFrom = FromMs(row.GetInt64OrNull(19)),
-        ValidTo = FromMs(row.GetInt64OrNull(20)),
-        Version = row.GetInt64(21),
-        Entities = JsonSerializer.Deserialize<string[]>(row.GetBytes(22)) ?? [],
-    };
 
     /// <summary>Binds a memory to <see cref="InsertMemorySql"/> / <see cref="UpdateMemorySql"/> (same parameter numbers).</summary>
     private static void BindMemory(SqliteStatement statement, string tenant, Memory m, long seq)
@@ -84,15 +50,4 @@ public sealed partial class SqliteMemoryStore
         statement.Bind(25, JsonSerializer.Serialize(m.Entities, EngramJson.Options));
     }
 
-    private static JsonElement ParseElement(ReadOnlySpan<byte> json)
-    {
-        var reader = new Utf8JsonReader(json);
-        return JsonElement.ParseValue(ref reader);
-    }
-
-    private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
-
-    private static DateTimeOffset? FromMs(long? ms) => ms is null ? null : DateTimeOffset.FromUnixTimeMilliseconds(ms.Value);
-
-    private static long? ToMs(DateTimeOffset? value) => value?.ToUnixTimeMilliseconds();
 }

@@ -2,6 +2,8 @@ using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Memories;
 
+using static Engram.Core.Storage.StoreRows;
+
 namespace Engram.Core.Storage.Sqlite;
 
 public sealed partial class SqliteMemoryStore

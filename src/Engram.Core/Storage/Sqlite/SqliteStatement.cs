@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using System.Text.Json;
 using SQLitePCL;
 
 namespace Engram.Core.Storage.Sqlite;
@@ -8,7 +9,7 @@ namespace Engram.Core.Storage.Sqlite;
 /// A cached prepared statement. Use it in a <c>using</c> block: disposing resets it so the
 /// connection can hand it out again; the native statement is finalized with the connection.
 /// </summary>
-public sealed class SqliteStatement : IDisposable
+public sealed class SqliteStatement : IDisposable, IStoreRow
 {
     private readonly SqliteConnection _connection;
     private readonly sqlite3_stmt _stmt;
@@ -127,6 +128,16 @@ public sealed class SqliteStatement : IDisposable
 
     /// <summary>The column's bytes, valid until the next Step or Reset.</summary>
     public ReadOnlySpan<byte> GetBytes(int column) => raw.sqlite3_column_blob(_stmt, column);
+
+    /// <summary>A column holding a JSON array of strings, read from its UTF-8 bytes without a string in between.</summary>
+    public string[] GetStringArray(int column) => JsonSerializer.Deserialize<string[]>(GetBytes(column)) ?? [];
+
+    /// <summary>A column holding a JSON document, parsed straight from its UTF-8 bytes.</summary>
+    public JsonElement GetJson(int column)
+    {
+        var reader = new Utf8JsonReader(GetBytes(column));
+        return JsonElement.ParseValue(ref reader);
+    }
 
     /// <summary>Rewinds the statement so it can run again with new bindings.</summary>
     public void Reset() => raw.sqlite3_reset(_stmt);
