@@ -298,7 +298,27 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 }
 
 /// <summary>How many live memories a tenant has, in all and by type and tier.</summary>
-public sealed record MemoryCounts(long Total, IReadOnlyDictionary<string, long> ByType, IReadOnlyDictionary<string, long> ByTier);
+public sealed record MemoryCounts(long Total, IReadOnlyDictionary<string, long> ByType, IReadOnlyDictionary<string, long> ByTier)
+{
+    /// <summary>Folds live counts by (tier, type), as a store counts them, into the totals by type and by tier (names in ordinal order).</summary>
+    public static MemoryCounts FromTierAndType(IReadOnlyDictionary<(string Tier, string Type), long> counts)
+    {
+        var byType = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        var byTier = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        long total = 0;
+        foreach (var ((tier, type), n) in counts)
+        {
+            if (n <= 0)
+            {
+                continue;
+            }
+            byType[type] = byType.GetValueOrDefault(type) + n;
+            byTier[tier] = byTier.GetValueOrDefault(tier) + n;
+            total += n;
+        }
+        return new MemoryCounts(total, new Dictionary<string, long>(byType, StringComparer.Ordinal), new Dictionary<string, long>(byTier, StringComparer.Ordinal));
+    }
+}
 
 /// <summary>The body of <c>GET /v1/stats</c>; <see cref="Index"/> is filled where indexes run (the server).</summary>
 /// <remarks><c>StoreBytes</c>, <c>LastSeq</c> and <c>Index</c> describe the whole store (every tenant): admins only, null (left out) otherwise.</remarks>

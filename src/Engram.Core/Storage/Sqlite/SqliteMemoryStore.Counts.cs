@@ -46,19 +46,6 @@ public sealed partial class SqliteMemoryStore
                 counts[key] = counts.GetValueOrDefault(key) - statement.GetInt64(2);
             }
         }
-        var byType = new SortedDictionary<string, long>(StringComparer.Ordinal);
-        var byTier = new SortedDictionary<string, long>(StringComparer.Ordinal);
-        long total = 0;
-        foreach (var ((tier, type), n) in counts)
-        {
-            if (n <= 0)
-            {
-                continue;
-            }
-            byType[type] = byType.GetValueOrDefault(type) + n;
-            byTier[tier] = byTier.GetValueOrDefault(tier) + n;
-            total += n;
-        }
-        return new MemoryCounts(total, new Dictionary<string, long>(byType, StringComparer.Ordinal), new Dictionary<string, long>(byTier, StringComparer.Ordinal));
+        return MemoryCounts.FromTierAndType(counts);
     }
 }
