@@ -14,6 +14,7 @@ using Engram.Benchmarks.Store;
 // `backup` times backup, verify and restore of a 100k-memory store (and the restored store's index rebuild);
 // `embed` measures the transformer embedder (sentences/s, RSS, query latency under a document batch);
 // `export` times export and import of 100k memories (issue 14);
+// `instances` measures write-to-searchable latency from one instance to another on one PostgreSQL database (issue 15);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
 {
@@ -41,6 +42,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await Engram.Benchmarks.Operations.ExportBenchmark.RunAsync(args[1..]);
     case "metadata":
         return await MetadataFilterBenchmark.RunAsync(args[1..]);
+    case "instances":
+        return await Engram.Benchmarks.Instances.InstancesBench.RunAsync(args[1..]);
     case "soak":
         return await Engram.Benchmarks.Operations.SoakBenchmark.RunAsync(args[1..]);
 }

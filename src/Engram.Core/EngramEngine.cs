@@ -90,6 +90,12 @@ public sealed class EngramEngine : IAsyncDisposable
 
     public WriteWatermark Watermark { get; }
 
+    /// <summary>
+    /// Commit notifications from the store (other instances' writes and this one's), when it has them
+    /// (<see cref="IChangeNotifications"/>): the server's index maintenance listens and wakes on it.
+    /// </summary>
+    public ChangeSignal Changes { get; } = new();
+
     /// <summary>The one gate every write of memories, key-value state and the graph passes (read-only mode, memory budget).</summary>
     public Operations.WriteGate Gate { get; }
 
@@ -125,6 +131,11 @@ public sealed class EngramEngine : IAsyncDisposable
         Index.AppliedSeq, Index.Count, Index.VectorCount, Index.PendingVectors, Index.StagedVectors, Embedder.ModelId, Follower.LastEmbeddingError,
         Follower.EmbeddedCount, Math.Round(Embedding.EmbeddingRate, 1));
 
+    /// <summary>The commit listener's state; null for a store without notifications (its followers poll).</summary>
+    public ChangeFeedStatistics? ChangeFeedStatistics() => Store is IChangeNotifications
+        ? new(Changes.Listening, Changes.Down?.Since, Changes.Down?.Reason, Changes.Notifications, Changes.Connects)
+        : null;
+
     /// <summary>
     /// Runs the background embedding worker until <paramref name="ct"/> is cancelled. With a model that
     /// is not in-process and instant (transformer, remote), catch-ups then stop embedding: writes are
@@ -155,7 +166,7 @@ public sealed class EngramEngine : IAsyncDisposable
     public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, MemoryFilter filter, CancellationToken ct = default)
     {
         var stats = await Memories.GetStatsAsync(caller, filter, ct).ConfigureAwait(false) with { Store = new StoreDescription(Store.Kind) };
-        return caller.Role >= Security.Role.Admin ? stats with { Index = IndexStatistics() } : stats;
+        return caller.Role >= Security.Role.Admin ? stats with { Index = IndexStatistics(), ChangeFeed = ChangeFeedStatistics() } : stats;
     }
 
     /// <summary>Loads the snapshot or builds the indexes from the change log (once; later calls wait for the same work).</summary>

@@ -49,6 +49,20 @@ public sealed class EngramServerOptions
     /// <summary>Save the indexes next to the store (engram.index) for a fast start.</summary>
     public bool IndexSnapshots { get; set; } = true;
 
+    /// <summary>
+    /// Where this instance's index snapshot lives (Engram:IndexSnapshotPath); empty: engram.index in the data
+    /// folder. With PostgreSQL every instance keeps its own (its own --data folder, or this setting): a snapshot
+    /// records the store's id and the seq it reflects, so a restart loads it and reads only the log after it.
+    /// </summary>
+    public string? IndexSnapshotPath { get; set; }
+
+    /// <summary>The snapshot file this instance reads and writes; null when <see cref="IndexSnapshots"/> is off.</summary>
+    public string? SnapshotFile() => !IndexSnapshots
+        ? null
+        : string.IsNullOrWhiteSpace(IndexSnapshotPath)
+            ? Path.Combine(Path.GetFullPath(DataPath), Core.Search.IndexSnapshot.FileName)
+            : Path.GetFullPath(IndexSnapshotPath);
+
     /// <summary>How often the snapshot is rewritten while the index changes (also on shutdown).</summary>
     public int SnapshotIntervalSeconds { get; set; } = 600;
 

@@ -89,7 +89,7 @@ public static class ServerApplication
         builder.Services.AddSingleton(sp => new EngramEngine(
             StoreFactory.Open(options.StoreLocation, sp.GetRequiredService<TimeProvider>()),
             options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound), sp.GetRequiredService<TimeProvider>(),
-            options.IndexSnapshots && !StoreFactory.IsPostgres(options.StoreLocation) ? Path.Combine(Path.GetFullPath(options.DataPath), IndexSnapshot.FileName) : null, options.KeyValue));
+            options.SnapshotFile(), options.KeyValue));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);

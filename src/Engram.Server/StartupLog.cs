@@ -52,7 +52,7 @@ internal static class StartupLog
             $"Engram {SystemEndpoints.Version} is serving",
             $"  data:      {data}",
             Core.Storage.StoreFactory.IsPostgres(options.StoreLocation)
-                ? $"  store:     {engine.Store.Kind}, {Core.Storage.StoreFactory.Describe(options.StoreLocation)}; index snapshots off"
+                ? $"  store:     {engine.Store.Kind}, {Core.Storage.StoreFactory.Describe(options.StoreLocation)}; index snapshot {engine.SnapshotPath ?? "off"}"
                 : $"  store:     {engine.Store.Kind}, file {Path.Combine(data, SqliteMemoryStore.FileName)}; index snapshots {(options.IndexSnapshots ? "on" : "off")}",
             $"  embedder:  {options.Embeddings.Provider}, model {embedder.ModelId}{dimensions}",
             $"  listening: {string.Join(", ", addresses)}",

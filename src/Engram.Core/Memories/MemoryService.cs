@@ -330,10 +330,21 @@ public sealed record StoreStatistics(
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public IndexStatistics? Index { get; init; }
 
+    /// <summary>How this instance hears of commits by others (PostgreSQL's LISTEN/NOTIFY); absent where followers only poll.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public ChangeFeedStatistics? ChangeFeed { get; init; }
+
     /// <summary>Which backend holds the store ("sqlite", "postgres").</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public StoreDescription? Store { get; init; }
 }
+
+/// <summary>
+/// The commit listener of this instance: <c>Listening</c> false means writes of other instances reach its
+/// indexes by the poll (within half a second) instead of at once, since <c>DownSince</c>, for <c>DownReason</c>.
+/// <c>Connects</c> above one counts reconnections.
+/// </summary>
+public sealed record ChangeFeedStatistics(bool Listening, DateTimeOffset? DownSince, string? DownReason, long Notifications, long Connects);
 
 /// <summary>The backend of the store, as /v1/stats shows it.</summary>
 public sealed record StoreDescription(string Kind);

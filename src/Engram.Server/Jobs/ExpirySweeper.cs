@@ -12,6 +12,8 @@ namespace Engram.Server.Jobs;
 /// It also prunes key-value history older than <see cref="KvOptions.HistoryRetentionDays"/>, continuing
 /// where the last tick stopped and starting over after a complete pass (a live key's newest entry is
 /// kept while it is the newest, and becomes prunable once the key changes again). Paused in read-only mode.
+/// On a store several instances share (PostgreSQL), a pass runs only under the sweeper's job lock
+/// (<see cref="IJobLocks"/>): one instance sweeps, the others skip that tick.
 /// </summary>
 internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore keyValue, IOptions<EngramServerOptions> options, TimeProvider clock,
     ILogger<ExpirySweeper> logger, Core.EngramEngine engine)
@@ -33,25 +35,10 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore k
                 }
                 try
                 {
-                    var deleted = await store.DeleteExpiredAsync(MaxPerRun, stoppingToken);
-                    if (deleted > 0)
+                    // One instance sweeps at a time on a shared database (the others skip this tick).
+                    if (!await ExclusiveJobs.RunAsync(store, ExclusiveJobs.Sweeper, () => SweepAsync(stoppingToken), stoppingToken))
                     {
-                        LogSwept(logger, deleted);
-                    }
-                    var keys = await keyValue.DeleteExpiredKvAsync(MaxPerRun, stoppingToken);
-                    if (keys > 0)
-                    {
-                        LogSweptKeys(logger, keys);
-                    }
-                    if (options.Value.KeyValue.HistoryRetentionDays > 0)
-                    {
-                        var before = clock.GetUtcNow() - TimeSpan.FromDays(options.Value.KeyValue.HistoryRetentionDays);
-                        var pruned = await keyValue.PruneKvHistoryAsync(before.ToUnixTimeMilliseconds(), _historyPosition, MaxPerRun, stoppingToken);
-                        _historyPosition = pruned.More ? pruned.LastHistoryId : 0;
-                        if (pruned.Deleted > 0)
-                        {
-                            LogPrunedHistory(logger, pruned.Deleted);
-                        }
+                        LogSkipped(logger);
                     }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -67,6 +54,30 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore k
         }
     }
 
+    private async Task SweepAsync(CancellationToken stoppingToken)
+    {
+        var deleted = await store.DeleteExpiredAsync(MaxPerRun, stoppingToken);
+        if (deleted > 0)
+        {
+            LogSwept(logger, deleted);
+        }
+        var keys = await keyValue.DeleteExpiredKvAsync(MaxPerRun, stoppingToken);
+        if (keys > 0)
+        {
+            LogSweptKeys(logger, keys);
+        }
+        if (options.Value.KeyValue.HistoryRetentionDays > 0)
+        {
+            var before = clock.GetUtcNow() - TimeSpan.FromDays(options.Value.KeyValue.HistoryRetentionDays);
+            var pruned = await keyValue.PruneKvHistoryAsync(before.ToUnixTimeMilliseconds(), _historyPosition, MaxPerRun, stoppingToken);
+            _historyPosition = pruned.More ? pruned.LastHistoryId : 0;
+            if (pruned.Deleted > 0)
+            {
+                LogPrunedHistory(logger, pruned.Deleted);
+            }
+        }
+    }
+
     [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "TTL sweeper deleted {Count} expired memories")]
     private static partial void LogSwept(ILogger logger, int count);
 
@@ -75,6 +86,9 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore k
 
     [LoggerMessage(EventId = 2003, Level = LogLevel.Information, Message = "History retention pruned {Count} key-value history entries")]
     private static partial void LogPrunedHistory(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Debug, Message = "TTL sweep skipped: another instance on the database is sweeping")]
+    private static partial void LogSkipped(ILogger logger);
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "TTL sweep failed; retrying on the next tick")]
     private static partial void LogSweepFailed(ILogger logger, Exception exception);

@@ -1,4 +1,6 @@
 using Engram.Core;
+using Engram.Core.Search;
+using Engram.Core.Storage;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -6,8 +8,9 @@ using Microsoft.Extensions.Options;
 namespace Engram.Server.Jobs;
 
 /// <summary>
-/// Builds the indexes at start, then keeps them following the change log (so writes by other
-/// processes on the same store show up within a second), runs the embedding worker that fills pending
+/// Builds the indexes at start, then keeps them following the change log: at once when the store
+/// notifies a commit (PostgreSQL: any instance's), else by the half-second poll (so writes by other
+/// processes on the same store show up within a second either way), runs the embedding worker that fills pending
 /// vectors in behind the writes, compacts the indexes under churn, drops stored vectors of a previous model, and flushes batched access counts.
 /// </summary>
 internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<EngramServerOptions> options, ILogger<IndexMaintenance> logger) : BackgroundService
@@ -15,6 +18,9 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
     private const int PruneChunk = 20_000;
     private static readonly TimeSpan CompactionCheck = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan ListenerGrace = TimeSpan.FromSeconds(5);
+    private bool _reportedUp;
+    private DateTimeOffset? _reportedDownSince;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -32,16 +38,37 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
             var nextSnapshot = DateTime.UtcNow + snapshotEvery;
             var nextPrune = DateTime.UtcNow; // other models' stored vectors go soon after a model change
 
-            using var timer = new PeriodicTimer(PollInterval);
-            while (await timer.WaitForNextTickAsync(stoppingToken))
+            // Other instances' commits wake the follower at once (LISTEN/NOTIFY on PostgreSQL); the poll stays the fallback.
+            var listening = engine.Store is IChangeNotifications notifications
+                ? Task.Run(() => notifications.ListenAsync(engine.Changes, stoppingToken), stoppingToken)
+                : Task.CompletedTask;
+            var wake = new FollowerWake(engine.Changes, PollInterval, FollowerWake.DefaultMinGap);
+            while (!stoppingToken.IsCancellationRequested)
             {
+                if (await wake.WaitAsync(stoppingToken))
+                {
+                    try
+                    {
+                        // Nothing to read when this instance's searches already applied it (read-your-writes).
+                        await engine.Follower.CatchUpToAsync(engine.Changes.NewestSeq, stoppingToken);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        LogFailed(logger, ex);
+                    }
+                    continue;
+                }
+                ReportListener();
                 try
                 {
                     await engine.Follower.CatchUpAsync(stoppingToken);
                     if (DateTime.UtcNow >= nextPrune)
                     {
                         // A full chunk means more may wait: come back on the next tick, else in a while.
-                        var pruned = await engine.PruneStoredVectorsAsync(PruneChunk, stoppingToken);
+                        // One instance at a time prunes (the others skip the turn), as for the sweep.
+                        var pruned = 0;
+                        await ExclusiveJobs.RunAsync(engine.Store, ExclusiveJobs.VectorPruning,
+                            async () => pruned = await engine.PruneStoredVectorsAsync(PruneChunk, stoppingToken), stoppingToken);
                         nextPrune = DateTime.UtcNow + (pruned >= PruneChunk ? TimeSpan.Zero : snapshotEvery);
                     }
                     await engine.Access.FlushAsync(engine.Store, stoppingToken);
@@ -56,9 +83,38 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
                     LogFailed(logger, ex);
                 }
             }
+            await listening;
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>
+    /// Logs when the commit listener comes up, and when it goes down (at once after it was up; after a few
+    /// seconds when it never came up, so a start does not log the moment before the first connection).
+    /// </summary>
+    private void ReportListener()
+    {
+        if (engine.Store is not IChangeNotifications)
+        {
+            return;
+        }
+        var signal = engine.Changes;
+        if (signal.Listening)
+        {
+            if (!_reportedUp)
+            {
+                LogListening(logger, signal.Connects);
+                _reportedUp = true;
+                _reportedDownSince = null;
+            }
+        }
+        else if (signal.Down is { } down && _reportedDownSince != down.Since && (_reportedUp || DateTimeOffset.UtcNow - down.Since > ListenerGrace))
+        {
+            LogListenerDown(logger, down.Reason);
+            _reportedDownSince = down.Since;
+            _reportedUp = false;
         }
     }
 
@@ -157,6 +213,12 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "indexes compacted: {Vectors} HNSW tombstones, {Postings} dead BM25 postings and {Documents} retired document numbers reclaimed")]
     private static partial void LogCompacted(ILogger logger, int vectors, int postings, int documents);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Information, Message = "listening for commits of other instances (connection {Connects})")]
+    private static partial void LogListening(ILogger logger, long connects);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "the commit listener is down ({Reason}); other instances' writes reach the indexes by the poll until it reconnects")]
+    private static partial void LogListenerDown(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "index maintenance failed; retrying on the next tick")]
     private static partial void LogFailed(ILogger logger, Exception exception);

@@ -6,7 +6,9 @@ namespace Engram.Server.Operations;
 /// <summary>
 /// Makes the scheduled backups (<c>Engram:Backup:Enabled</c>, <c>:Schedule</c>): waits until the next one is due
 /// (<see cref="BackupService.NextDue"/>), makes it (which verifies it and applies retention), and starts over. A
-/// failed backup is logged, counted in the metrics and retried a minute later.
+/// failed backup is logged, counted in the metrics and retried a minute later. On a database several instances
+/// share, a backup runs under the backup job lock (<see cref="Core.Storage.IJobLocks"/>): while another instance
+/// makes one, this one waits a minute and looks again.
 /// </summary>
 internal sealed partial class BackupScheduler(BackupService backups, TimeProvider clock, ILogger<BackupScheduler> logger) : BackgroundService
 {
@@ -24,7 +26,11 @@ internal sealed partial class BackupScheduler(BackupService backups, TimeProvide
                 }
                 try
                 {
-                    await backups.CreateAsync(Core.Operations.BackupKinds.Scheduled, stoppingToken);
+                    if (!await Core.Storage.ExclusiveJobs.RunAsync(backups.Store, Core.Storage.ExclusiveJobs.Backup,
+                        () => backups.CreateAsync(Core.Operations.BackupKinds.Scheduled, stoppingToken), stoppingToken))
+                    {
+                        await Task.Delay(BackupService.RetryDelay, clock, stoppingToken);
+                    }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {

@@ -43,6 +43,9 @@ public sealed partial class BackupService
 
     public BackupOptions Options { get; }
 
+    /// <summary>The store backed up (whose job lock a scheduled backup takes).</summary>
+    public IMemoryStore Store => _store;
+
     /// <summary>The backup folder (absolute).</summary>
     public string Folder { get; }
 

@@ -45,10 +45,20 @@ internal sealed partial class StdioEngine(string dataPath, ILogger<StdioEngine> 
         var postgres = Core.Storage.StoreFactory.IsPostgres(DataPath);
         var engine = Describe(() => new EngramEngine(Core.Storage.StoreFactory.Open(DataPath, TimeProvider.System), options.Limits, options.Search,
             options.Embeddings.CreateProvider(options.Outbound), TimeProvider.System,
-            options.IndexSnapshots && !postgres ? Path.Combine(DataPath, IndexSnapshot.FileName) : null, options.KeyValue));
+            SnapshotFile(options, postgres), options.KeyValue));
         engine.Gate.ReadOnly = options.ReadOnly; // READONLY_MODE holds for the stdio MCP server too
         return engine;
     }
+
+    /// <summary>
+    /// The data folder's snapshot for SQLite; for PostgreSQL (no data folder here) only the one
+    /// Engram:IndexSnapshotPath names, else none.
+    /// </summary>
+    private string? SnapshotFile(EngramServerOptions options, bool postgres) => !options.IndexSnapshots
+        ? null
+        : !postgres
+            ? Path.Combine(DataPath, IndexSnapshot.FileName)
+            : string.IsNullOrWhiteSpace(options.IndexSnapshotPath) ? null : Path.GetFullPath(options.IndexSnapshotPath);
 
     /// <summary>Runs <paramref name="open"/>; a failure the user must fix becomes an <see cref="McpException"/> with the reason.</summary>
     private T Describe<T>(Func<T> open)

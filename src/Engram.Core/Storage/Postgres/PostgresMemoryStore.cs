@@ -13,16 +13,19 @@ namespace Engram.Core.Storage.Postgres;
 /// an entry, and it also serialises the read-check-write steps (duplicate detection, If-Match, nx/xx,
 /// incr) across processes, in the database rather than in one process.
 /// </summary>
-public sealed partial class PostgresMemoryStore : IMemoryStore
+public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotifications, IJobLocks
 {
     private readonly NpgsqlDataSource _db;
+    // Unpooled sessions that live as long as their purpose: the listener's, and each job lock's (closing one ends its lock for sure).
+    private readonly NpgsqlDataSource _sessions;
     private readonly TimeProvider _clock;
     private readonly SemaphoreSlim _logWriters = new(1, 1);
     private bool _disposed;
 
-    private PostgresMemoryStore(NpgsqlDataSource db, TimeProvider clock, string database)
+    private PostgresMemoryStore(NpgsqlDataSource db, NpgsqlDataSource sessions, TimeProvider clock, string database)
     {
         _db = db;
+        _sessions = sessions;
         _clock = clock;
         Database = database;
     }
@@ -52,7 +55,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
             PostgresSchema.Migrate(connection, clock.GetUtcNow().ToUnixTimeMilliseconds());
             using var command = new NpgsqlCommand("SELECT value FROM store_meta WHERE key = 'store_id'", connection);
             var storeId = command.ExecuteScalar() as string ?? "";
-            return new PostgresMemoryStore(db, clock, builder.Database ?? "") { StoreId = storeId };
+            return new PostgresMemoryStore(db, SessionSource(builder), clock, builder.Database ?? "") { StoreId = storeId };
         }
         catch (NpgsqlException ex)
         {
@@ -88,14 +91,14 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
     public Task<long> GetLastSeqAsync(CancellationToken ct = default) =>
         ReadAsync(c => ScalarAsync<long>(c, "SELECT seq FROM log_head", ct), ct);
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         if (!_disposed)
         {
             _disposed = true;
-            return _db.DisposeAsync();
+            await _sessions.DisposeAsync().ConfigureAwait(false);
+            await _db.DisposeAsync().ConfigureAwait(false);
         }
-        return ValueTask.CompletedTask;
     }
 
     private long NowMs => _clock.GetUtcNow().ToUnixTimeMilliseconds();
@@ -162,8 +165,10 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
         {
             return await WriteAsync(async c =>
             {
-                await LockLogAsync(c).ConfigureAwait(false);
-                return await write(c).ConfigureAwait(false);
+                var headBefore = await LockLogAsync(c).ConfigureAwait(false);
+                var result = await write(c).ConfigureAwait(false);
+                await NotifyCommitAsync(c, headBefore).ConfigureAwait(false);
+                return result;
             }, durability, ct).ConfigureAwait(false);
         }
         finally
@@ -192,7 +197,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
     }
 
     /// <summary>Takes the log lock first, before any row a check reads, so checks and writes of all instances queue in one order (no deadlock).</summary>
-    private static Task LockLogAsync(NpgsqlConnection c) => ExecuteAsync(c, "SELECT seq FROM log_head FOR UPDATE", CancellationToken.None);
+    private static Task<long> LockLogAsync(NpgsqlConnection c) => ScalarAsync<long>(c, "SELECT seq FROM log_head FOR UPDATE", CancellationToken.None);
 
     internal static async Task<int> ExecuteAsync(NpgsqlConnection c, string sql, CancellationToken ct)
     {

@@ -1,0 +1,64 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Engram.Core.Storage.Postgres;
+
+/// <summary>
+/// One process at a time for a periodic job, across every instance on the database: a session-level
+/// advisory lock on a connection of its own, held for the run. Closing that connection ends the lock,
+/// and so does the death of the process holding it (the server ends the session), so a killed instance
+/// never leaves a job locked.
+/// </summary>
+public sealed partial class PostgresMemoryStore
+{
+    // The advisory-lock key space is the database's, shared with anything else using it: Engram's locks
+    // take one class (the first key, "Engr") and a job's name hashed (the second).
+    private const int JobLockClass = 0x456E6772;
+
+    public async Task<IAsyncDisposable?> TryLockJobAsync(string job, CancellationToken ct = default)
+    {
+        NpgsqlConnection? connection = null;
+        try
+        {
+            connection = await _sessions.OpenConnectionAsync(ct).ConfigureAwait(false);
+            await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock($1, $2)", connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = JobLockClass, NpgsqlDbType = NpgsqlDbType.Integer });
+            command.Parameters.Add(new NpgsqlParameter { Value = JobKey(job), NpgsqlDbType = NpgsqlDbType.Integer });
+            if (await command.ExecuteScalarAsync(ct).ConfigureAwait(false) is not true)
+            {
+                return null;
+            }
+            var held = new HeldJobLock(connection);
+            connection = null;
+            return held;
+        }
+        catch (NpgsqlException ex)
+        {
+            throw new StoreException($"the PostgreSQL store failed: {ex.Message}", ex);
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>FNV-1a of the name: the same number in every process (string.GetHashCode differs per process).</summary>
+    internal static int JobKey(string job)
+    {
+        var hash = 2166136261u;
+        foreach (var ch in job)
+        {
+            hash = (hash ^ ch) * 16777619u;
+        }
+        return unchecked((int)hash);
+    }
+
+    /// <summary>The lock's session: closing it (unpooled) ends the session and with it the lock.</summary>
+    private sealed class HeldJobLock(NpgsqlConnection connection) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => connection.DisposeAsync();
+    }
+}
