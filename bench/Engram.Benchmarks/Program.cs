@@ -14,6 +14,7 @@ using Engram.Benchmarks.Store;
 // `backup` times backup, verify and restore of a 100k-memory store (and the restored store's index rebuild);
 // `embed` measures the transformer embedder (sentences/s, RSS, query latency under a document batch);
 // `export` times export and import of 100k memories (issue 14);
+// `backends` puts SQLite and PostgreSQL side by side: ingest, search at 100k, write-to-searchable across instances (issue 15);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
 {
@@ -43,6 +44,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await MetadataFilterBenchmark.RunAsync(args[1..]);
     case "soak":
         return await Engram.Benchmarks.Operations.SoakBenchmark.RunAsync(args[1..]);
+    case "backends":
+        return await Engram.Benchmarks.Backends.BackendsBenchmark.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(StoreBenchmark).Assembly).Run(args);
