@@ -7,9 +7,11 @@ namespace Engram.Benchmarks.Backends;
 /// <summary>What the loaded store's server did: how soon it answered, its search latency, and its memory beside an empty store's server.</summary>
 public sealed record BackendSearchResult(TimeSpan FirstSearch, IReadOnlyList<SearchRow> Rows, MemorySnapshot Empty, MemorySnapshot Loaded, int Documents)
 {
+    /// <summary>
+    /// The managed heap only: the working set of this process also holds what earlier servers in it committed, so the
+    /// resident size per memory is taken from <c>engram serve</c> processes instead (<see cref="VisibilityResult"/>).
+    /// </summary>
     public double ManagedBytesPerMemory => (double)(Loaded.ManagedBytes - Empty.ManagedBytes) / Documents;
-
-    public double WorkingSetBytesPerMemory => (double)(Loaded.WorkingSetBytes - Empty.WorkingSetBytes) / Documents;
 }
 
 /// <summary>

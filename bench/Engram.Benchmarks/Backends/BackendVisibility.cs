@@ -13,8 +13,8 @@ namespace Engram.Benchmarks.Backends;
 /// the same database. <see cref="OtherInstance"/> is null when the backend refused a second instance
 /// (<see cref="Refusal"/> says why: SQLite allows one server per data folder).
 /// </summary>
-public sealed record VisibilityResult(TimeSpan FirstStart, long RssBytes, LatencyStats WriteAck, LatencyStats SameInstance, LatencyStats? OtherInstance,
-    int Missed, string? Refusal);
+public sealed record VisibilityResult(TimeSpan FirstStart, long EmptyRssBytes, long RssBytes, LatencyStats WriteAck, LatencyStats SameInstance,
+    LatencyStats? OtherInstance, int Missed, string? Refusal);
 
 /// <summary>
 /// Two real <c>engram serve</c> processes on the loaded store (for SQLite the second is tried on the same
@@ -22,14 +22,24 @@ public sealed record VisibilityResult(TimeSpan FirstStart, long RssBytes, Latenc
 /// (<c>POST /v1/memories</c>), then searches for that word (<c>POST /v1/search</c>, k=10) every 2 ms on A,
 /// or on B, until the new id is among the hits; the time from the write's acknowledgement to that answer is
 /// recorded. Probes are spaced by a random 0-600 ms so they do not fall into step with a follower's poll.
+/// Before, the same on an empty store of the backend for the process's resident size without the corpus.
 /// </summary>
 public static class BackendVisibility
 {
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan StartTimeout = TimeSpan.FromMinutes(10);
 
-    public static async Task<VisibilityResult> RunAsync(BenchStore store, int probes, int seed)
+    public static async Task<VisibilityResult> RunAsync(BenchBackend backend, BenchStore store, int probes, int seed)
     {
+        long emptyRss;
+        await using (var fresh = await backend.FreshAsync())
+        {
+            await using var empty = await EngramServeProcess.StartAsync(fresh.InstanceFolder(0), BenchStore.ChildEnvironment, fresh.Url, StartTimeout);
+            using var client = Client(empty.Url);
+            await SearchIdsAsync(client, "warm up");
+            emptyRss = ResidentBytes(empty.ProcessId);
+        }
+
         var clock = Stopwatch.StartNew();
         await using var a = await EngramServeProcess.StartAsync(store.InstanceFolder(0), BenchStore.ChildEnvironment, store.Url, StartTimeout);
         using var clientA = Client(a.Url);
@@ -62,7 +72,7 @@ public static class BackendVisibility
                 await SearchIdsAsync(clientB, "warm up");
                 other = await ProbeAsync(clientA, clientB, probes, random, acks, () => missed++);
             }
-            return new VisibilityResult(firstStart, rss, new LatencyStats(acks), same, other, missed, refusal);
+            return new VisibilityResult(firstStart, emptyRss, rss, new LatencyStats(acks), same, other, missed, refusal);
         }
         finally
         {

@@ -66,7 +66,7 @@ public static class BackendsBenchmark
             await Console.Error.WriteLineAsync($"{backend.Name}: search at {settings.Memories:N0}");
             var search = await BackendSearch.RunAsync(backend, loaded, queries, warmUp);
             await Console.Error.WriteLineAsync($"{backend.Name}: write to searchable");
-            var visibility = await BackendVisibility.RunAsync(loaded, settings.Probes, settings.Seed);
+            var visibility = await BackendVisibility.RunAsync(backend, loaded, settings.Probes, settings.Seed);
             results.Add(new BackendResult(backend.Name, ingest, search, visibility));
         }
 

@@ -15,7 +15,8 @@ public sealed record BackendsSettings
 
     public int Queries { get; init; } = 1_000;
 
-    public int WarmUpQueries { get; init; } = 100;
+    /// <summary>Distinct queries before each timed pass: with 50, tiered JIT and cold store pages made the first pass twice as slow (bench/README.md, e2e).</summary>
+    public int WarmUpQueries { get; init; } = 1_000;
 
     /// <summary>Writes whose time to become searchable is measured, per row.</summary>
     public int Probes { get; init; } = 100;
