@@ -13,7 +13,7 @@ namespace Engram.Benchmarks.Backends;
 /// the same database. <see cref="OtherInstance"/> is null when the backend refused a second instance
 /// (<see cref="Refusal"/> says why: SQLite allows one server per data folder).
 /// </summary>
-public sealed record VisibilityResult(TimeSpan FirstStart, long EmptyRssBytes, long RssBytes, LatencyStats WriteAck, LatencyStats SameInstance,
+public sealed record VisibilityResult(TimeSpan FirstStart, TimeSpan Settled, long EmptyRssBytes, long RssBytes, LatencyStats WriteAck, LatencyStats SameInstance,
     LatencyStats? OtherInstance, int Missed, string? Refusal);
 
 /// <summary>
@@ -37,6 +37,7 @@ public static class BackendVisibility
             await using var empty = await EngramServeProcess.StartAsync(fresh.InstanceFolder(0), BenchStore.ChildEnvironment, fresh.Url, StartTimeout);
             using var client = Client(empty.Url);
             await SearchIdsAsync(client, "warm up");
+            await WaitSettledAsync(client);
             emptyRss = ResidentBytes(empty.ProcessId);
         }
 
@@ -46,7 +47,11 @@ public static class BackendVisibility
         // The first search is answered once the index is built.
         await SearchIdsAsync(clientA, "warm up");
         var firstStart = clock.Elapsed;
+        await WaitSettledAsync(clientA);
+        var settled = clock.Elapsed;
         var rss = ResidentBytes(a.ProcessId);
+        await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"  instance A: first search after {firstStart.TotalSeconds:0.0} s, graph complete after {settled.TotalSeconds:0.0} s, RSS {rss / 1048576} MB"));
 
         EngramServeProcess? b = null;
         string? refusal = null;
@@ -70,9 +75,10 @@ public static class BackendVisibility
             {
                 using var clientB = Client(b.Url);
                 await SearchIdsAsync(clientB, "warm up");
+                await WaitSettledAsync(clientB);
                 other = await ProbeAsync(clientA, clientB, probes, random, acks, () => missed++);
             }
-            return new VisibilityResult(firstStart, emptyRss, rss, new LatencyStats(acks), same, other, missed, refusal);
+            return new VisibilityResult(firstStart, settled, emptyRss, rss, new LatencyStats(acks), same, other, missed, refusal);
         }
         finally
         {
@@ -119,6 +125,29 @@ public static class BackendVisibility
         }
         await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  {probes} probes, {found.Count} found"));
         return found.Count > 0 ? new LatencyStats(found) : throw new InvalidOperationException($"no probe became searchable within {ProbeTimeout.TotalSeconds:0} s");
+    }
+
+    /// <summary>
+    /// Until the instance has applied the whole log and its HNSW graph holds every vector (none staged): an instance
+    /// still building its graph would take CPU from the probes (and from the other instance) on these two cores.
+    /// </summary>
+    private static async Task WaitSettledAsync(HttpClient client)
+    {
+        while (true)
+        {
+            using (var response = await client.GetAsync("/v1/stats"))
+            {
+                response.EnsureSuccessStatusCode();
+                using var body = JsonDocument.Parse(await response.Content.ReadAsStreamAsync());
+                var index = body.RootElement.GetProperty("index");
+                if (index.GetProperty("applied_seq").GetInt64() >= body.RootElement.GetProperty("last_seq").GetInt64()
+                    && index.GetProperty("pending_embeddings").GetInt32() == 0 && index.GetProperty("staged_vectors").GetInt32() == 0)
+                {
+                    return;
+                }
+            }
+            await Task.Delay(200);
+        }
     }
 
     private static async Task<HashSet<string>> SearchIdsAsync(HttpClient client, string query)

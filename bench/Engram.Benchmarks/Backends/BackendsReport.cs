@@ -27,10 +27,11 @@ public static class BackendsReport
         Row("  in-process server, start to first search answered (s)", r => Number(r.Search.FirstSearch.TotalSeconds, "0.0"));
         Section(Invariant($"memory at {memories:N0} memories"));
         Row("  in-process server, managed heap after a full GC, minus an empty store's: bytes per memory", r => Number(r.Search.ManagedBytesPerMemory, "N0"));
-        Row("  engram serve, RSS after start and one search: empty store / loaded (MB)",
+        Row("  engram serve, RSS once the index is complete: empty store / loaded (MB)",
             r => Invariant($"{r.Visibility.EmptyRssBytes / 1048576.0:N0} / {r.Visibility.RssBytes / 1048576.0:N0}"));
         Row("  engram serve, RSS minus the empty store's: bytes per memory", r => Number((double)(r.Visibility.RssBytes - r.Visibility.EmptyRssBytes) / memories, "N0"));
         Row("  engram serve, start to first search answered (s)", r => Number(r.Visibility.FirstStart.TotalSeconds, "0.0"));
+        Row("  engram serve, start to HNSW graph complete (s)", r => Number(r.Visibility.Settled.TotalSeconds, "0.0"));
         Section("write to searchable, engram serve processes (ms)");
         Row("  write acknowledged        p50 / p95 / p99", r => Latency(r.Visibility.WriteAck));
         Row("  same instance, after ack  p50 / p95 / p99", r => Latency(r.Visibility.SameInstance));
