@@ -41,8 +41,8 @@ public sealed partial class PostgresMemoryStore
         }, ct);
 
     /// <summary>
-    /// A batch in two round trips instead of five statements per item: the duplicate candidates of every item
-    /// are read at once and the batch is walked in memory in order (an item duplicates an earlier one of the
+    /// A batch in four round trips instead of five statements per item: the duplicate candidates of every item
+    /// are read at once, then the log head, and the batch is walked in memory in order (an item duplicates an earlier one of the
     /// same batch as it would one by one), then the inserts go as one <see cref="NpgsqlBatch"/> and the tags,
     /// entities, history and change log as another. The log lock is held throughout, so the seqs counted here
     /// are the ones the log gets, and no other writer can add a duplicate in between.
