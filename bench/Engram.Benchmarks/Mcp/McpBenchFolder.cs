@@ -2,21 +2,18 @@ using System.Diagnostics;
 using System.Globalization;
 using Engram.Benchmarks.Retrieval;
 using Engram.Core;
-using Engram.Core.Common;
-using Engram.Core.Memories;
 
 namespace Engram.Benchmarks.Mcp;
 
 /// <summary>
 /// The data folder the <c>mcp</c> benchmark starts on: <c>count</c> memories of the e2e corpus, loaded
-/// once through <see cref="MemoryService.CreateBatchAsync"/> in batches of 1000 (the fastest path the other
-/// benchmarks use), indexed and with the index snapshot a stopped server leaves, then kept under the data
-/// root and reused by later runs. A marker file written last tells a complete folder from an interrupted one.
+/// once by <see cref="CorpusLoader"/>, with the index snapshot a stopped server leaves, then kept under the data root
+/// and reused by later runs (the <c>backends</c> benchmark's SQLite side starts on it too). A marker file written
+/// last tells a complete folder from an interrupted one.
 /// </summary>
 public static class McpBenchFolder
 {
     private const string Marker = "bench-complete";
-    private static readonly Caller Loader = Caller.Default("bench");
 
     public static async Task<string> EnsureAsync(string dataRoot, CorpusGenerator corpus, int count, int seed)
     {
@@ -34,16 +31,8 @@ public static class McpBenchFolder
         var clock = Stopwatch.StartNew();
         await using (var engine = EngramEngine.OpenSqlite(path, snapshots: true))
         {
-            for (var start = 0; start < count; start += 1000)
-            {
-                var batch = Enumerable.Range(start, Math.Min(1000, count - start)).Select(i => (NewMemory?)corpus.Memory(i)).ToList();
-                await engine.Memories.CreateBatchAsync(Loader, batch);
-            }
-            await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"loaded {count:N0} memories in {clock.Elapsed.TotalSeconds:0.0} s; indexing"));
-            await engine.EnsureIndexedAsync();
-            while (engine.Index.DrainStaged(4096) > 0 || engine.Index.StagedVectors > 0)
-            {
-            }
+            await CorpusLoader.LoadAsync(engine, corpus, count);
+            await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"loaded and indexed {count:N0} memories in {clock.Elapsed.TotalSeconds:0.0} s"));
             await engine.SaveSnapshotAsync(force: true);
         }
         await File.WriteAllTextAsync(Path.Combine(path, Marker), DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture));

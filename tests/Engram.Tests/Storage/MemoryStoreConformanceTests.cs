@@ -144,4 +144,50 @@ public class MemoryStoreConformanceTests : IDisposable
         results.Count(r => !r.Duplicate).Should().Be(1);
         results.Select(r => r.Memory.Id).Distinct().Should().ContainSingle();
     }
+
+    [Fact]
+    public async Task Batch_GivesEachItemWhatCreatingItAloneWould()
+    {
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        await using var store = Data.Open(clock);
+        var service = new MemoryService(store, new MemoryLimits(), clock);
+        var stored = await service.CreateAsync(Alice, new NewMemory { Content = "stored before", UserId = "u" });
+        await service.CreateAsync(Alice, new NewMemory { Content = "gone by then", ExpiresAt = clock.GetUtcNow().AddMinutes(1) });
+        clock.Advance(TimeSpan.FromMinutes(2));
+        var head = await store.GetLastSeqAsync();
+
+        var results = await service.CreateBatchAsync(Alice,
+        [
+            new NewMemory { Content = "new one", Tags = ["a", "b"], Entities = ["Priya"] },
+            new NewMemory { Content = "stored before", UserId = "u" },
+            new NewMemory { Content = "stored before", UserId = "someone else" },
+            new NewMemory { Content = "new one" },
+            new NewMemory { Content = "" },
+            new NewMemory { Content = "new one", AgentId = "agent" },
+            new NewMemory { Content = "gone by then" },
+        ]);
+
+        results.Select(r => r.Status).Should().Equal("created", "duplicate", "created", "duplicate", "error", "created", "created");
+        results[1].Should().Be(new BatchItemResult("duplicate", stored.Memory.Id, stored.Seq, null), "a stored memory in the same scope is found");
+        results[3].Should().Be(new BatchItemResult("duplicate", results[0].Id, results[0].Seq, null), "an earlier item of the batch is found too");
+        var created = results.Where(r => r.Status == "created").ToList();
+        created.Select(r => r.Seq!.Value).Should().Equal(head + 1, head + 2, head + 3, head + 4);
+        (await store.ReadChangesAsync(head, 100)).Select(c => (c.Seq, c.EntityId, c.Op)).Should().Equal(created.Select(r => (r.Seq!.Value, r.Id!, "upsert")));
+        (await store.GetLastSeqAsync()).Should().Be(head + 4);
+        (await store.GetHistoryAsync(Alice, results[0].Id!)).Should().ContainSingle().Which.Seq.Should().Be(results[0].Seq!.Value);
+        (await store.ListAsync(Alice, new MemoryFilter { Tags = ["b"] }, 10, null)).Items.Should().ContainSingle().Which.Id.Should().Be(results[0].Id);
+        (await store.ListAsync(Alice, new MemoryFilter { Entity = "priya" }, 10, null)).Items.Should().ContainSingle().Which.Id.Should().Be(results[0].Id);
+
+        var rejected = await service.CreateBatchAsync(Alice, [new NewMemory { Content = "new one" }, new NewMemory { Content = "brand new" }, new NewMemory { Content = "brand new" }],
+            DuplicatePolicy.Reject);
+        rejected.Select(r => (r.Status, r.Seq is null)).Should().Equal(("error", true), ("created", false), ("error", true));
+        rejected[0].Error.Should().Be($"duplicate of {results[0].Id}");
+        rejected[2].Error.Should().Be($"duplicate of {rejected[1].Id}");
+
+        var allowed = await service.CreateBatchAsync(Alice, [new NewMemory { Content = "new one" }, new NewMemory { Content = "new one" }], DuplicatePolicy.Allow);
+        allowed.Should().OnlyContain(r => r.Status == "created");
+        allowed.Select(r => r.Id).Should().OnlyHaveUniqueItems().And.NotContain(results[0].Id);
+        (await store.ListAsync(Alice, MemoryFilter.None, 100, null)).Items.Should().HaveCount(8,
+            "stored before, 4 created by the first batch, 1 by the second and 2 by the third; the expired one is not listed");
+    }
 }

@@ -1,49 +1,40 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Npgsql;
 
 namespace Engram.Tests.Support;
 
 /// <summary>
-/// A real PostgreSQL 15 server from Debian's <c>postgresql-15</c> package (.ci/run installs it), one per
-/// test run: initdb into a temporary folder, a free port on 127.0.0.1, its unix socket in that folder,
-/// trust authentication for the <c>postgres</c> role. Started at first use, stopped (fast shutdown) and
-/// removed when the test process exits. Test classes each take a fresh database
-/// (<see cref="CreateDatabaseAsync"/>). PostgreSQL refuses to run as root, so as root (CI) the binaries
-/// run as the package's <c>postgres</c> user through setpriv; otherwise as the current user.
+/// A real PostgreSQL 15 server (<see cref="PostgresCluster"/>: Debian's <c>postgresql-15</c>, which .ci/run
+/// installs), one per test run, in a temporary folder. Started at first use, stopped (fast shutdown) and
+/// removed when the test process exits. Test classes each take a fresh database (<see cref="CreateDatabaseAsync"/>).
 /// </summary>
 public sealed class PostgresServer
 {
-    public const string BinDirectory = "/usr/lib/postgresql/15/bin";
+    public const string BinDirectory = PostgresCluster.BinDirectory;
 
     private static readonly Lazy<Task<PostgresServer>> Shared = new(StartAsync, LazyThreadSafetyMode.ExecutionAndPublication);
     private static int _databases;
 
-    private readonly Process _postmaster;
+    private readonly PostgresCluster _cluster;
     private readonly Lazy<Task<string>> _migratedTemplate;
 
-    private PostgresServer(string folder, int port, Process postmaster)
+    private PostgresServer(PostgresCluster cluster)
     {
-        Folder = folder;
-        Port = port;
-        _postmaster = postmaster;
+        _cluster = cluster;
         _migratedTemplate = new(CreateMigratedTemplateAsync, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>The server of this test run, started on the first call.</summary>
     public static Task<PostgresServer> GetAsync() => Shared.Value;
 
-    public string Folder { get; }
+    public string Folder => _cluster.Folder;
 
-    public int Port { get; }
+    public int Port => _cluster.Port;
 
     /// <summary>An Npgsql connection string for <paramref name="database"/>.</summary>
-    public string ConnectionString(string database) =>
-        $"Host=127.0.0.1;Port={Port};Username=postgres;Database={database};Pooling=true;Maximum Pool Size=20";
+    public string ConnectionString(string database) => _cluster.ConnectionString(database);
 
     /// <summary>The <c>postgres://</c> URL of <paramref name="database"/> (what --store and DATABASE_URL take).</summary>
-    public string Url(string database) => $"postgres://postgres@127.0.0.1:{Port}/{database}";
+    public string Url(string database) => _cluster.Url(database);
 
     /// <summary>
     /// Creates a database and returns its name: a copy of one the store has already migrated (what most
@@ -95,51 +86,15 @@ public sealed class PostgresServer
 
     private static async Task<PostgresServer> StartAsync()
     {
-        if (!File.Exists(Path.Combine(BinDirectory, "postgres")))
-        {
-            throw new InvalidOperationException($"PostgreSQL 15 is not installed ({BinDirectory}/postgres is missing): apt-get install postgresql-15, as .ci/run does");
-        }
         var root = Path.Combine(Path.GetTempPath(), "engram-tests");
         RemoveOrphans(root);
         var folder = Path.Combine(root, $"pg-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(folder);
-        var asRoot = Environment.UserName == "root";
-        if (asRoot)
-        {
-            await RunAsync("chown", ["postgres:postgres", folder], asRoot: false, folder);
-        }
-        var data = Path.Combine(folder, "data");
-        await RunAsync(Path.Combine(BinDirectory, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"], asRoot, folder);
-
-        var port = FreePort();
-        var postmaster = Process.Start(Command(Path.Combine(BinDirectory, "postgres"),
-        [
-            "-D", data, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-k", folder, "-c", "listen_addresses=127.0.0.1",
-            // A throwaway server: durability off, room for every test class's pool at once.
-            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300",
-            "-c", "shared_buffers=64MB", "-c", "logging_collector=off",
-        ], asRoot, folder))!;
-        postmaster.OutputDataReceived += (_, _) => { };
-        postmaster.ErrorDataReceived += (_, _) => { };
-        postmaster.BeginOutputReadLine();
-        postmaster.BeginErrorReadLine();
-        var server = new PostgresServer(folder, port, postmaster);
+        // A throwaway server: durability off, room for every test class's pool at once.
+        var cluster = await PostgresCluster.StartAsync(folder,
+            ["fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=300", "shared_buffers=64MB"]);
+        var server = new PostgresServer(cluster);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Stop();
-
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            try
-            {
-                await using var connection = new NpgsqlConnection(server.ConnectionString("postgres") + ";Pooling=false;Timeout=5");
-                await connection.OpenAsync();
-                return server;
-            }
-            catch (Exception ex) when (ex is NpgsqlException or SocketException && DateTime.UtcNow < deadline && !postmaster.HasExited)
-            {
-                await Task.Delay(100);
-            }
-        }
+        return server;
     }
 
     /// <summary>
@@ -155,37 +110,13 @@ public sealed class PostgresServer
         foreach (var folder in Directory.GetDirectories(root, "pg-*"))
         {
             var parts = Path.GetFileName(folder).Split('-');
-            if (parts.Length != 3 || !int.TryParse(parts[1], out var owner) || ProcessAlive(owner))
+            if (parts.Length != 3 || !int.TryParse(parts[1], out var owner) || PostgresCluster.ProcessAlive(owner))
             {
                 continue;
             }
-            var pidFile = Path.Combine(folder, "data", "postmaster.pid");
-            if (File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var postmaster) && ProcessAlive(postmaster))
-            {
-                Signal(postmaster, "-INT");
-                Thread.Sleep(1_000);
-            }
+            PostgresCluster.StopLeftover(folder);
             RemoveFolder(folder);
         }
-    }
-
-    private static bool ProcessAlive(int pid)
-    {
-        try
-        {
-            using var process = Process.GetProcessById(pid);
-            return !process.HasExited;
-        }
-        catch (ArgumentException)
-        {
-            return false;
-        }
-    }
-
-    private static void Signal(int pid, string signal)
-    {
-        using var kill = Process.Start("kill", [signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit(5_000);
     }
 
     /// <summary>By a detached rm, which finishes even when the test host is ended right after this returns.</summary>
@@ -193,7 +124,7 @@ public sealed class PostgresServer
     {
         try
         {
-            Process.Start("rm", ["-rf", folder])?.Dispose();
+            System.Diagnostics.Process.Start("rm", ["-rf", folder])?.Dispose();
         }
         catch (System.ComponentModel.Win32Exception)
         {
@@ -201,68 +132,10 @@ public sealed class PostgresServer
         }
     }
 
-    /// <summary>Fast shutdown (SIGINT: open sessions are ended), then the folder goes.</summary>
+    /// <summary>Fast shutdown, then the folder goes.</summary>
     private void Stop()
     {
-        try
-        {
-            if (!_postmaster.HasExited)
-            {
-                Signal(_postmaster.Id, "-INT");
-                if (!_postmaster.WaitForExit(15_000))
-                {
-                    _postmaster.Kill(entireProcessTree: true);
-                }
-            }
-            RemoveFolder(Folder);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception)
-        {
-            // Left for the OS temp cleaner.
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static ProcessStartInfo Command(string file, IReadOnlyList<string> arguments, bool asRoot, string workingDirectory)
-    {
-        var start = new ProcessStartInfo
-        {
-            FileName = asRoot ? "setpriv" : file,
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        if (asRoot)
-        {
-            foreach (var a in (ReadOnlySpan<string>)["--reuid=postgres", "--regid=postgres", "--init-groups", "--", file])
-            {
-                start.ArgumentList.Add(a);
-            }
-        }
-        foreach (var a in arguments)
-        {
-            start.ArgumentList.Add(a);
-        }
-        start.Environment["LC_ALL"] = "C";
-        return start;
-    }
-
-    private static async Task RunAsync(string file, IReadOnlyList<string> arguments, bool asRoot, string workingDirectory)
-    {
-        using var process = Process.Start(Command(file, arguments, asRoot, workingDirectory))!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{Path.GetFileName(file)} failed ({process.ExitCode}): {await error}{await output}");
-        }
+        _cluster.Stop();
+        RemoveFolder(Folder);
     }
 }

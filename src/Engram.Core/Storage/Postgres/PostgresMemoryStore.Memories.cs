@@ -35,21 +35,110 @@ public sealed partial class PostgresMemoryStore
                 : outcome.Result!;
         }, ct);
 
+    /// <summary>
+    /// A batch in four round trips instead of five statements per item: the duplicate candidates of every item
+    /// are read at once, then the log head, and the batch is walked in memory in order (an item duplicates an earlier one of the
+    /// same batch as it would one by one), then the inserts go as one <see cref="NpgsqlBatch"/> and the tags,
+    /// entities, history and change log as another. The log lock is held throughout, so the seqs counted here
+    /// are the ones the log gets, and no other writer can add a duplicate in between.
+    /// </summary>
     public Task<IReadOnlyList<BatchItemResult>> CreateManyAsync(Caller caller, IReadOnlyList<Memory> memories, DuplicatePolicy policy, CancellationToken ct = default) =>
         LoggedAsync<IReadOnlyList<BatchItemResult>>(async c =>
         {
             var now = NowMs;
             var results = new BatchItemResult[memories.Count];
+            var earlier = policy == DuplicatePolicy.Allow ? null : await FindDuplicatesAsync(c, caller.Tenant, memories, now).ConfigureAwait(false);
+            var seq = await ScalarAsync<long>(c, "SELECT seq FROM log_head", CancellationToken.None).ConfigureAwait(false);
+            var created = new List<(Memory Memory, long Seq)>(memories.Count);
             for (var i = 0; i < memories.Count; i++)
             {
-                var outcome = await CreateOneAsync(c, caller, memories[i], policy, now).ConfigureAwait(false);
-                results[i] = outcome.Rejected is { } existing
-                    ? new BatchItemResult(BatchItemResult.ErrorStatus, existing, null, $"duplicate of {existing}")
-                    : new BatchItemResult(outcome.Result!.Duplicate ? BatchItemResult.DuplicateStatus : BatchItemResult.Created,
-                        outcome.Result.Memory.Id, outcome.Result.Seq, null);
+                var memory = memories[i];
+                var scope = DuplicateScope.Of(memory);
+                if (earlier is not null && earlier.TryGetValue(scope, out var existing))
+                {
+                    results[i] = policy == DuplicatePolicy.Reject
+                        ? new BatchItemResult(BatchItemResult.ErrorStatus, existing.Id, null, $"duplicate of {existing.Id}")
+                        : new BatchItemResult(BatchItemResult.DuplicateStatus, existing.Id, existing.Seq, null);
+                    continue;
+                }
+                created.Add((memory, ++seq));
+                results[i] = new BatchItemResult(BatchItemResult.Created, memory.Id, seq, null);
+                // One already expired is no duplicate of anything later, as the query below would not find it.
+                if (earlier is not null && (memory.ExpiresAt is not { } expires || expires.ToUnixTimeMilliseconds() > now))
+                {
+                    earlier.TryAdd(scope, (memory.Id, seq));
+                }
+            }
+            if (created.Count > 0)
+            {
+                await InsertManyAsync(c, caller, created, now).ConfigureAwait(false);
             }
             return results;
         }, ct);
+
+    /// <summary>What makes two memories duplicates: the same content in the same tenant-wide scope (see <see cref="FindDuplicateAsync"/>).</summary>
+    private readonly record struct DuplicateScope(string Hash, string? UserId, string? AgentId, string? SessionId, string? Namespace)
+    {
+        public static DuplicateScope Of(Memory m) => new(m.ContentHash, m.UserId, m.AgentId, m.SessionId, m.Namespace);
+    }
+
+    /// <summary>The live memories a batch's items could duplicate: per scope the first stored (lowest rid), as <see cref="FindDuplicateAsync"/> picks.</summary>
+    private static async Task<Dictionary<DuplicateScope, (string Id, long Seq)>> FindDuplicatesAsync(NpgsqlConnection c, string tenant, IReadOnlyList<Memory> memories,
+        long now)
+    {
+        var found = new Dictionary<DuplicateScope, (string Id, long Seq)>();
+        await using var command = Command(c,
+            "SELECT m.id, m.seq, m.content_hash, m.user_id, m.agent_id, m.session_id, m.namespace FROM memories m " +
+            "WHERE m.tenant = $1 AND m.content_hash = ANY($2) AND (m.expires_at IS NULL OR m.expires_at > $3) ORDER BY m.rid")
+            .Text(tenant).TextArray([.. memories.Select(m => m.ContentHash).Distinct(StringComparer.Ordinal)]).Int(now);
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        while (await reader.ReadAsync().ConfigureAwait(false))
+        {
+            found.TryAdd(new DuplicateScope(reader.GetString(2), reader.TextOrNull(3), reader.TextOrNull(4), reader.TextOrNull(5), reader.TextOrNull(6)),
+                (reader.GetString(0), reader.GetInt64(1)));
+        }
+        return found;
+    }
+
+    /// <summary>The rows of new memories: memories (for their rids) in one round trip, then tags, entities, history and the change log in one more.</summary>
+    private static async Task InsertManyAsync(NpgsqlConnection c, Caller caller, List<(Memory Memory, long Seq)> created, long now)
+    {
+        var rids = new long[created.Count];
+        await using (var inserts = new NpgsqlBatch(c))
+        {
+            foreach (var (memory, seq) in created)
+            {
+                inserts.BatchCommands.Add(ForBatch(BindMemory(new NpgsqlCommand(InsertMemorySql), caller.Tenant, memory, seq)));
+            }
+            await using var reader = await inserts.ExecuteReaderAsync().ConfigureAwait(false);
+            for (var i = 0; i < rids.Length; i++)
+            {
+                if (i > 0)
+                {
+                    await reader.NextResultAsync().ConfigureAwait(false);
+                }
+                await reader.ReadAsync().ConfigureAwait(false);
+                rids[i] = reader.GetInt64(0);
+            }
+        }
+        await using var rest = new NpgsqlBatch(c);
+        AddChangeAppends(rest, caller.Tenant, ChangeRecord.MemoryEntity, [.. created.Select(x => (x.Memory.Id, x.Seq))], ChangeRecord.Upsert, now);
+        for (var i = 0; i < created.Count; i++)
+        {
+            var (memory, seq) = created[i];
+            if (TagsCommand(rids[i], memory.Tags) is { } tags)
+            {
+                rest.BatchCommands.Add(ForBatch(tags));
+            }
+            if (EntitiesCommand(rids[i], memory.Entities) is { } entities)
+            {
+                rest.BatchCommands.Add(ForBatch(entities));
+            }
+            rest.BatchCommands.Add(ForBatch(HistoryCommand(caller, memory.Id, seq, HistoryEvents.Created, memory.UpdatedAt.ToUnixTimeMilliseconds(), memory.Version,
+                MemoryDiff.Snapshot(memory))));
+        }
+        await rest.ExecuteNonQueryAsync().ConfigureAwait(false);
+    }
 
     public Task<WriteResult> UpdateAsync(Caller caller, string id, long? expectedVersion, Func<Memory, Memory> apply, CancellationToken ct = default) =>
         LoggedAsync(async c =>
@@ -386,32 +475,52 @@ public sealed partial class PostgresMemoryStore
 
     private static async Task InsertTagsAsync(NpgsqlConnection c, long rid, IReadOnlyList<string> tags)
     {
-        if (tags.Count > 0)
+        if (TagsCommand(rid, tags) is { } command)
         {
-            await using var command = Command(c, "INSERT INTO memory_tags(rid, tag) SELECT $1, unnest($2) ON CONFLICT DO NOTHING")
-                .Int(rid).TextArray([.. tags.Distinct(StringComparer.Ordinal)]);
-            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            command.Connection = c;
+            await using (command)
+            {
+                await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
         }
     }
 
+    private static NpgsqlCommand? TagsCommand(long rid, IReadOnlyList<string> tags) =>
+        tags.Count == 0
+            ? null
+            : new NpgsqlCommand("INSERT INTO memory_tags(rid, tag) SELECT $1, unnest($2) ON CONFLICT DO NOTHING")
+                .Int(rid).TextArray([.. tags.Distinct(StringComparer.Ordinal)]);
+
     private static async Task InsertEntitiesAsync(NpgsqlConnection c, long rid, IReadOnlyList<string> entities)
     {
-        if (entities.Count > 0)
+        if (EntitiesCommand(rid, entities) is { } command)
         {
-            await using var command = Command(c, "INSERT INTO memory_entities(rid, name_key) SELECT $1, unnest($2) ON CONFLICT DO NOTHING")
-                .Int(rid).TextArray([.. entities.Select(EntityNames.Key).Distinct(StringComparer.Ordinal)]);
-            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            command.Connection = c;
+            await using (command)
+            {
+                await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
         }
     }
+
+    private static NpgsqlCommand? EntitiesCommand(long rid, IReadOnlyList<string> entities) =>
+        entities.Count == 0
+            ? null
+            : new NpgsqlCommand("INSERT INTO memory_entities(rid, name_key) SELECT $1, unnest($2) ON CONFLICT DO NOTHING")
+                .Int(rid).TextArray([.. entities.Select(EntityNames.Key).Distinct(StringComparer.Ordinal)]);
 
     private static async Task AppendHistoryAsync(NpgsqlConnection c, Caller caller, string memoryId, long seq, string historyEvent, long now, long version,
         JsonElement changes)
     {
-        await using var command = Command(c,
-            "INSERT INTO memory_history(tenant, memory_id, seq, event, actor, at, version, changes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .Text(caller.Tenant).Text(memoryId).Int(seq).Text(historyEvent).Text(caller.Actor).Int(now).Int(version).Text(changes.GetRawText());
+        await using var command = HistoryCommand(caller, memoryId, seq, historyEvent, now, version, changes);
+        command.Connection = c;
         await command.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
+
+    private static NpgsqlCommand HistoryCommand(Caller caller, string memoryId, long seq, string historyEvent, long now, long version, JsonElement changes) =>
+        new NpgsqlCommand(
+            "INSERT INTO memory_history(tenant, memory_id, seq, event, actor, at, version, changes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .Text(caller.Tenant).Text(memoryId).Int(seq).Text(historyEvent).Text(caller.Actor).Int(now).Int(version).Text(changes.GetRawText());
 
     private static Memory ReadMemory(NpgsqlDataReader row) => StoreRows.ReadMemory(new PostgresRow(row));
 

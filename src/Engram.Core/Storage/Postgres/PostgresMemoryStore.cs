@@ -196,6 +196,35 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
         return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
     }
 
+    /// <summary>
+    /// <see cref="AppendChangeAsync"/> for many entries at once, as statements of <paramref name="batch"/>: the
+    /// caller holds the log lock and has counted the seqs on from log_head, so the head moves to the last of them
+    /// and the entries go in as given. Whatever AppendChangeAsync does besides must happen here too.
+    /// </summary>
+    private static void AddChangeAppends(NpgsqlBatch batch, string tenant, string entity, IReadOnlyList<(string EntityId, long Seq)> entries, string op, long now)
+    {
+        batch.BatchCommands.Add(ForBatch(new NpgsqlCommand("UPDATE log_head SET seq = $1").Int(entries[^1].Seq)));
+        foreach (var (entityId, seq) in entries)
+        {
+            batch.BatchCommands.Add(ForBatch(new NpgsqlCommand("INSERT INTO changelog(seq, tenant, entity, entity_id, op, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .Int(seq).Text(tenant).Text(entity).Text(entityId).Text(op).Int(now)));
+        }
+    }
+
+    /// <summary>A statement built with the parameter helpers, as one statement of an <see cref="NpgsqlBatch"/> (one round trip for all).</summary>
+    private static NpgsqlBatchCommand ForBatch(NpgsqlCommand command)
+    {
+        using (command)
+        {
+            var statement = new NpgsqlBatchCommand(command.CommandText);
+            foreach (NpgsqlParameter parameter in command.Parameters)
+            {
+                statement.Parameters.Add(parameter.Clone());
+            }
+            return statement;
+        }
+    }
+
     /// <summary>Takes the log lock first, before any row a check reads, so checks and writes of all instances queue in one order (no deadlock).</summary>
     private static Task<long> LockLogAsync(NpgsqlConnection c) => ScalarAsync<long>(c, "SELECT seq FROM log_head FOR UPDATE", CancellationToken.None);
 
