@@ -31,7 +31,7 @@ public static class ExclusiveJobs
     /// Runs <paramref name="job"/> when <paramref name="store"/> has no locks or this process got the lock <paramref name="name"/>;
     /// returns false (without running it) when another process holds it.
     /// </summary>
-    public static async Task<bool> RunAsync(object store, string name, Func<Task> job, CancellationToken ct)
+    public static async Task<bool> RunAsync(IMemoryStore store, string name, Func<Task> job, CancellationToken ct)
     {
         if (store is not IJobLocks locks)
         {
