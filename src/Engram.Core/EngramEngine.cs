@@ -16,7 +16,9 @@ namespace Engram.Core;
 /// </summary>
 public sealed class EngramEngine : IAsyncDisposable
 {
-    private readonly Lazy<Task<IndexLoadReport>> _initialBuild;
+    private readonly Func<Task<IndexLoadReport>> _initialBuild;
+    private readonly Lock _initialBuildLock = new();
+    private Task<IndexLoadReport>? _initialBuildTask;
 
     private readonly SearchOptions _searchOptions;
     private readonly Func<int, IVectorIndex> _createVectorIndex;
@@ -48,6 +50,8 @@ public sealed class EngramEngine : IAsyncDisposable
             keyValue ?? new KvOptions(), Clock, Gate);
         Index = new MemoryIndex(_createVectorIndex, embedder.ModelId,
             new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B) { TypoWeight = search.TypoWeight });
+        // A database can be away while Engram runs (a SQLite store is a local file): keep copies to search from meanwhile.
+        Copies = store.Kind == "postgres" && search.OutageCacheMB > 0 ? new MemoryCopies(search.OutageCacheMB * 1024L * 1024) : null;
         // A remote embedder would hold the first search back for the whole corpus: index lexically
         // first and let the maintenance loop fill the vectors in the background.
         Follower = NewFollower(Index, deferEmbeddings: embedder is not LocalEmbeddingProvider);
@@ -55,11 +59,14 @@ public sealed class EngramEngine : IAsyncDisposable
         Access = new AccessTracker(Clock);
         // Agents repeat queries; with a transformer each embedding costs milliseconds.
         QueryCache = search.QueryCacheSize > 0 ? new QueryVectorCache(search.QueryCacheSize) : null;
-        Search = new SearchService(store, Follower, QueryCache is null ? embedder : new CachedQueryEmbedder(embedder, QueryCache), Watermark, Access, search, Clock, limits);
+        Search = new SearchService(store, Follower, QueryCache is null ? embedder : new CachedQueryEmbedder(embedder, QueryCache), Watermark, Access, search, Clock, limits)
+        {
+            Copies = Copies,
+        };
         Graph = store is Graph.IGraphStore graphStore
             ? new Graph.GraphService(graphStore, Clock, Gate)
             : throw new ArgumentException($"the {store.Kind} store has no knowledge graph", nameof(store));
-        _initialBuild = new Lazy<Task<IndexLoadReport>>(LoadOrBuildAsync);
+        _initialBuild = LoadOrBuildAsync;
         Search.WaitFor(EnsureIndexedAsync);
     }
 
@@ -102,6 +109,9 @@ public sealed class EngramEngine : IAsyncDisposable
 
     public IndexFollower Follower { get; }
 
+    /// <summary>Copies of recently indexed memories that search answers from while the database is away; null with SQLite or when turned off.</summary>
+    public MemoryCopies? Copies { get; }
+
     /// <summary>Fills pending vectors in behind writes once <see cref="RunEmbeddingWorkerAsync"/> runs (the server's maintenance starts it).</summary>
     public EmbeddingWorker Embedding { get; }
 
@@ -142,7 +152,7 @@ public sealed class EngramEngine : IAsyncDisposable
         PersistsVectors ? Store.PruneVectorsAsync(Embedder.ModelId, max, ct) : Task.FromResult(0);
 
     private IndexFollower NewFollower(MemoryIndex index, bool deferEmbeddings) =>
-        new(Store, index, Embedder) { DeferEmbeddings = deferEmbeddings, PersistVectors = PersistsVectors };
+        new(Store, index, Embedder) { DeferEmbeddings = deferEmbeddings, PersistVectors = PersistsVectors, Copies = Copies };
 
     /// <summary>
     /// Stats of the caller's tenant (and scope); for admins with the store's size and the index's
@@ -158,8 +168,22 @@ public sealed class EngramEngine : IAsyncDisposable
         return caller.Role >= Security.Role.Admin ? stats with { Index = IndexStatistics() } : stats;
     }
 
-    /// <summary>Loads the snapshot or builds the indexes from the change log (once; later calls wait for the same work).</summary>
-    public Task<IndexLoadReport> EnsureIndexedAsync() => _initialBuild.Value;
+    /// <summary>
+    /// Loads the snapshot or builds the indexes from the change log (once; later calls wait for the same work). A build
+    /// that failed because the store was away is started again by the next call, so the server does not stay without
+    /// indexes after a database blip at start; any other failure stays (it needs a look, and a reindex).
+    /// </summary>
+    public Task<IndexLoadReport> EnsureIndexedAsync()
+    {
+        lock (_initialBuildLock)
+        {
+            if (_initialBuildTask is null || (_initialBuildTask.IsFaulted && StoreFailure.IsUnavailable(_initialBuildTask.Exception!.GetBaseException())))
+            {
+                _initialBuildTask = _initialBuild();
+            }
+            return _initialBuildTask;
+        }
+    }
 
     /// <summary>
     /// Drops the indexes and rebuilds them from the store, then builds the vector graph, then writes a

@@ -23,6 +23,7 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore k
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.SweepIntervalSeconds), clock);
+        var outage = new StoreOutage(logger, "TTL sweeper");
         try
         {
             do
@@ -53,6 +54,12 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore k
                             LogPrunedHistory(logger, pruned.Deleted);
                         }
                     }
+                    outage.Succeeded();
+                }
+                catch (Exception ex) when (StoreOutage.Is(ex))
+                {
+                    // The database is away: logged once, swept on the first tick after it is back (its interval is the backoff).
+                    outage.Failed(ex);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {

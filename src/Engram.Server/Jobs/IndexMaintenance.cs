@@ -18,10 +18,10 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var outage = new StoreOutage(logger, "index maintenance");
         try
         {
-            var report = await engine.EnsureIndexedAsync().WaitAsync(stoppingToken);
+            var report = await BuildAsync(outage, stoppingToken);
             var drain = Task.Run(() => DrainVectorsAsync(stoppingToken), stoppingToken);
             // Pending vectors (a slow or remote model, a model change, an outage) are embedded behind
             // the writes by the worker, in batches, with its own backoff while the embedder fails.
@@ -38,6 +38,7 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
                 try
                 {
                     await engine.Follower.CatchUpAsync(stoppingToken);
+                    outage.Succeeded();
                     if (DateTime.UtcNow >= nextPrune)
                     {
                         // A full chunk means more may wait: come back on the next tick, else in a while.
@@ -51,6 +52,11 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
                         await engine.SaveSnapshotAsync(ct: stoppingToken);
                     }
                 }
+                catch (Exception ex) when (StoreOutage.Is(ex))
+                {
+                    // The database is away: searches answer from the indexes meanwhile; come back when it may be back.
+                    await Task.Delay(outage.Failed(ex), stoppingToken);
+                }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     LogFailed(logger, ex);
@@ -59,6 +65,24 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>The initial build, started again while the store is away (an exception out of here would stop the host).</summary>
+    private async Task<IndexLoadReport> BuildAsync(StoreOutage outage, CancellationToken stoppingToken)
+    {
+        while (true)
+        {
+            try
+            {
+                var report = await engine.EnsureIndexedAsync().WaitAsync(stoppingToken);
+                outage.Succeeded();
+                return report;
+            }
+            catch (Exception ex) when (StoreOutage.Is(ex))
+            {
+                await Task.Delay(outage.Failed(ex), stoppingToken);
+            }
         }
     }
 
@@ -120,11 +144,22 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
 
     private async Task RunEmbeddingWorkerAsync(CancellationToken stoppingToken)
     {
+        var outage = new StoreOutage(logger, "embedding worker");
         while (!stoppingToken.IsCancellationRequested)
         {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 await engine.RunEmbeddingWorkerAsync(stoppingToken);
+            }
+            catch (Exception ex) when (StoreOutage.Is(ex))
+            {
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > StoreOutage.MaxRetry)
+                {
+                    outage.Succeeded(); // it worked for a while: this is a new outage
+                }
+                // Pending vectors wait in the index (searched lexically) until the store is back.
+                await Task.Delay(outage.Failed(ex), stoppingToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {

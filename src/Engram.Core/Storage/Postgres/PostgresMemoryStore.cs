@@ -20,11 +20,12 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
     private readonly SemaphoreSlim _logWriters = new(1, 1);
     private bool _disposed;
 
-    private PostgresMemoryStore(NpgsqlDataSource db, TimeProvider clock, string database)
+    private PostgresMemoryStore(NpgsqlDataSource db, TimeProvider clock, NpgsqlConnectionStringBuilder settings)
     {
         _db = db;
         _clock = clock;
-        Database = database;
+        Database = settings.Database ?? "";
+        Endpoint = $"{settings.Host}:{settings.Port}/{settings.Database}";
     }
 
     public string Kind => "postgres";
@@ -33,6 +34,19 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
 
     /// <summary>The database's name (never the password): what logs and /health may show.</summary>
     public string Database { get; }
+
+    /// <summary><c>host:port/database</c> (never the user or password): what /health, /v1/stats and problem bodies name.</summary>
+    public string Endpoint { get; }
+
+    /// <summary>
+    /// How long opening a connection may take unless the URL says (<c>?timeout=</c>, seconds): short, so that while the
+    /// database is away (a host that drops packets rather than refusing) a request fails over to a 503, or a search to its
+    /// indexes, well inside the request timeout (30 s), instead of waiting Npgsql's 15 s default per attempt.
+    /// </summary>
+    public const int DefaultConnectTimeoutSeconds = 5;
+
+    /// <summary>How long one statement may run unless the URL says (<c>?command_timeout=</c>): under the request timeout.</summary>
+    public const int DefaultCommandTimeoutSeconds = 20;
 
     /// <summary>Opens the database a <c>postgres://</c> URL (or an Npgsql connection string) names and migrates it.</summary>
     public static PostgresMemoryStore Open(string urlOrConnectionString, TimeProvider? clock = null)
@@ -45,6 +59,15 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
             builder.MaxAutoPrepare = 64;
             builder.AutoPrepareMinUsages = 2;
         }
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = builder.ConnectionString };
+        if (!given.ContainsKey("Timeout"))
+        {
+            builder.Timeout = DefaultConnectTimeoutSeconds;
+        }
+        if (!given.ContainsKey("Command Timeout"))
+        {
+            builder.CommandTimeout = DefaultCommandTimeoutSeconds;
+        }
         var db = NpgsqlDataSource.Create(builder);
         try
         {
@@ -52,7 +75,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
             PostgresSchema.Migrate(connection, clock.GetUtcNow().ToUnixTimeMilliseconds());
             using var command = new NpgsqlCommand("SELECT value FROM store_meta WHERE key = 'store_id'", connection);
             var storeId = command.ExecuteScalar() as string ?? "";
-            return new PostgresMemoryStore(db, clock, builder.Database ?? "") { StoreId = storeId };
+            return new PostgresMemoryStore(db, clock, builder) { StoreId = storeId };
         }
         catch (NpgsqlException ex)
         {
@@ -110,7 +133,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
         }
         catch (NpgsqlException ex) when (ex is not PostgresException { SqlState: "23505" })
         {
-            throw new StoreException($"the PostgreSQL store failed: {ex.Message}", ex);
+            throw Failed(ex);
         }
     }
 
@@ -142,9 +165,26 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
             }
             catch (NpgsqlException ex)
             {
-                throw new StoreException($"the PostgreSQL store failed: {ex.Message}", ex);
+                throw Failed(ex);
             }
         }
+    }
+
+    /// <summary>
+    /// The store's exception for a failed statement: <see cref="StoreUnavailableException"/> when the database is away
+    /// (<see cref="StoreFailure.IsUnavailable(Exception)"/>), else a plain <see cref="StoreException"/>. A database that went
+    /// away leaves broken sessions in the pool (a fast shutdown ends every one of them); Npgsql drops a session only when
+    /// a statement fails on it, so after a restart each stale one would fail one more request. The pool is cleared
+    /// instead: idle sessions are closed now, busy ones when returned, and the next request opens a fresh one.
+    /// </summary>
+    private StoreException Failed(NpgsqlException exception)
+    {
+        if (!StoreFailure.IsUnavailable(exception))
+        {
+            return new StoreException($"the PostgreSQL store failed: {exception.Message}", exception);
+        }
+        _db.Clear();
+        return new StoreUnavailableException($"the PostgreSQL database {Endpoint} is unavailable: {exception.Message}", $"postgres {Endpoint}", exception);
     }
 
     private Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, CancellationToken ct) => WriteAsync(write, WriteDurability.Full, ct);
