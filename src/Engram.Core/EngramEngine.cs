@@ -42,6 +42,7 @@ public sealed class EngramEngine : IAsyncDisposable
         _createVectorIndex = dimensions => new HnswIndex(dimensions, hnsw);
         Clock = clock ?? TimeProvider.System;
         Store = store;
+        Probe = new StoreProbe(store);
         Embedder = embedder;
         Watermark = new WriteWatermark();
         Gate = new Operations.WriteGate();
@@ -92,6 +93,22 @@ public sealed class EngramEngine : IAsyncDisposable
     public TimeProvider Clock { get; }
 
     public IMemoryStore Store { get; }
+
+    /// <summary>Whether the store answers (and in how long), and the last change-log position it gave.</summary>
+    public StoreProbe Probe { get; }
+
+    /// <summary>
+    /// How far the indexes are behind the store: entries (the newest change-log position known, from the store or this
+    /// process's own writes, minus the index's) and for how long (since a catch-up last read the log to its end; 0 when
+    /// not behind). Without a store answer the last known position stands in, so the lag shown is a lower bound.
+    /// </summary>
+    public IndexLag IndexLag()
+    {
+        var newest = Math.Max(Probe.LastKnownSeq ?? 0, Watermark.Last);
+        var entries = Math.Max(0, newest - Index.AppliedSeq);
+        var age = entries == 0 || Follower.CaughtUpAt is not { } caughtUp ? 0 : Math.Max(0, (DateTimeOffset.UtcNow - caughtUp).TotalSeconds);
+        return new IndexLag(entries, Math.Round(age, 3), Follower.CaughtUpAt);
+    }
 
     public IEmbeddingProvider Embedder { get; }
 
@@ -162,10 +179,50 @@ public sealed class EngramEngine : IAsyncDisposable
         GetStatsAsync(caller, MemoryFilter.None, ct);
 
     /// <summary>As <see cref="GetStatsAsync(Common.Caller, CancellationToken)"/>, the counts narrowed to <paramref name="filter"/>.</summary>
+    /// <remarks>
+    /// With the store away this still answers: the counts come from the indexes (<see cref="StoreDescription.CountsFrom"/>
+    /// says so; memories not yet indexed are missing), and <see cref="StoreDescription.Reachable"/> is false.
+    /// </remarks>
     public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, MemoryFilter filter, CancellationToken ct = default)
     {
-        var stats = await Memories.GetStatsAsync(caller, filter, ct).ConfigureAwait(false) with { Store = new StoreDescription(Store.Kind) };
-        return caller.Role >= Security.Role.Admin ? stats with { Index = IndexStatistics() } : stats;
+        StoreStatistics stats;
+        string? countsFrom = null;
+        try
+        {
+            stats = await Memories.GetStatsAsync(caller, filter, ct).ConfigureAwait(false);
+            if (stats.LastSeq is { } seq)
+            {
+                Probe.Saw(seq);
+            }
+        }
+        catch (StoreException ex) when (StoreFailure.IsUnavailable(ex) && filter.Metadata is not { Count: > 0 } && EnsureIndexedAsync().IsCompletedSuccessfully)
+        {
+            var guard = Security.ScopeGuard.Enter(caller, Security.Role.Read, "read statistics");
+            var confined = guard.Confine(filter);
+            var now = Clock.GetUtcNow();
+            var counts = Index.Read(index => index.Docs.Count(new DocFilter(index.Docs, caller.Tenant, confined, now, null)));
+            stats = caller.Role >= Security.Role.Admin ? new StoreStatistics(counts, null, Probe.LastKnownSeq) : new StoreStatistics(counts, null, null);
+            countsFrom = "index";
+        }
+        var admin = caller.Role >= Security.Role.Admin;
+        var probe = countsFrom is null ? await Probe.RunAsync(ct).ConfigureAwait(false) : Probe.Last ?? await Probe.RunAsync(ct).ConfigureAwait(false);
+        if (countsFrom is not null && probe.Reachable)
+        {
+            probe = await Probe.RunAsync(ct).ConfigureAwait(false); // the counts failed: ask again rather than show an old "reachable"
+        }
+        stats = stats with
+        {
+            Store = new StoreDescription(Store.Kind)
+            {
+                Reachable = probe.Reachable,
+                CountsFrom = countsFrom,
+                // Where the store is and how fast it answers are the operator's business (as the store's size is).
+                Location = admin ? Probe.Location : null,
+                RoundTripMs = admin ? probe.RoundTripMs : null,
+                Error = admin ? probe.Error : null,
+            },
+        };
+        return admin ? stats with { Index = IndexStatistics() with { Lag = IndexLag() } } : stats;
     }
 
     /// <summary>
