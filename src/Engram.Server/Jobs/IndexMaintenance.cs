@@ -173,7 +173,15 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
     {
         await base.StopAsync(cancellationToken);
         // The store closes after the hosted services stop: write the last access counts while it is open.
-        await engine.Access.FlushAsync(engine.Store, cancellationToken);
+        try
+        {
+            await engine.Access.FlushAsync(engine.Store, cancellationToken);
+        }
+        catch (Exception ex) when (StoreOutage.Is(ex))
+        {
+            // Stopping while the database is away: the last access counts are bookkeeping, the shutdown goes on.
+            LogFailed(logger, ex);
+        }
         if (engine.EnsureIndexedAsync().IsCompletedSuccessfully)
         {
             try

@@ -13,26 +13,67 @@ namespace Engram.Tests.Support;
 /// (<see cref="CreateDatabaseAsync"/>). PostgreSQL refuses to run as root, so as root (CI) the binaries
 /// run as the package's <c>postgres</c> user through setpriv; otherwise as the current user.
 /// </summary>
-public sealed class PostgresServer
+public sealed class PostgresServer : IDisposable
 {
     public const string BinDirectory = "/usr/lib/postgresql/15/bin";
 
     private static readonly Lazy<Task<PostgresServer>> Shared = new(StartAsync, LazyThreadSafetyMode.ExecutionAndPublication);
     private static int _databases;
 
-    private readonly Process _postmaster;
     private readonly Lazy<Task<string>> _migratedTemplate;
+    private readonly bool _asRoot;
+    private Process _postmaster;
 
-    private PostgresServer(string folder, int port, Process postmaster)
+    private PostgresServer(string folder, int port, Process postmaster, bool asRoot)
     {
         Folder = folder;
         Port = port;
         _postmaster = postmaster;
+        _asRoot = asRoot;
         _migratedTemplate = new(CreateMigratedTemplateAsync, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>The server of this test run, started on the first call.</summary>
     public static Task<PostgresServer> GetAsync() => Shared.Value;
+
+    /// <summary>
+    /// A server of the calling test's own (its own folder and port), for tests that stop and start it
+    /// (<see cref="StopAsync"/>, <see cref="StartAgainAsync"/>): the shared one serves every other test at once.
+    /// Dispose stops it and removes its folder.
+    /// </summary>
+    public static Task<PostgresServer> StartDedicatedAsync() => StartAsync();
+
+    /// <summary>Whether the postmaster runs.</summary>
+    public bool Running => !_postmaster.HasExited;
+
+    /// <summary>
+    /// A fast shutdown, as <c>pg_ctl stop -m fast</c> does (SIGINT: open sessions are ended, the server checkpoints and
+    /// exits); returns once the postmaster is gone and the port refuses connections.
+    /// </summary>
+    public async Task StopAsync()
+    {
+        if (_postmaster.HasExited)
+        {
+            return;
+        }
+        Signal(_postmaster.Id, "-INT");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await _postmaster.WaitForExitAsync(timeout.Token);
+    }
+
+    /// <summary>Starts the server again on the same data folder and port (after <see cref="StopAsync"/>); returns once it accepts connections.</summary>
+    public async Task StartAgainAsync()
+    {
+        if (!_postmaster.HasExited)
+        {
+            return;
+        }
+        _postmaster.Dispose();
+        _postmaster = StartPostmaster(Folder, Port, _asRoot);
+        await WaitUntilUpAsync(this, _postmaster);
+    }
+
+    public void Dispose() => Stop();
 
     public string Folder { get; }
 
@@ -112,9 +153,18 @@ public sealed class PostgresServer
         await RunAsync(Path.Combine(BinDirectory, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"], asRoot, folder);
 
         var port = FreePort();
+        var postmaster = StartPostmaster(folder, port, asRoot);
+        var server = new PostgresServer(folder, port, postmaster, asRoot);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Stop();
+        await WaitUntilUpAsync(server, postmaster);
+        return server;
+    }
+
+    private static Process StartPostmaster(string folder, int port, bool asRoot)
+    {
         var postmaster = Process.Start(Command(Path.Combine(BinDirectory, "postgres"),
         [
-            "-D", data, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-k", folder, "-c", "listen_addresses=127.0.0.1",
+            "-D", Path.Combine(folder, "data"), "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-k", folder, "-c", "listen_addresses=127.0.0.1",
             // A throwaway server: durability off, room for every test class's pool at once.
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300",
             "-c", "shared_buffers=64MB", "-c", "logging_collector=off",
@@ -123,9 +173,11 @@ public sealed class PostgresServer
         postmaster.ErrorDataReceived += (_, _) => { };
         postmaster.BeginOutputReadLine();
         postmaster.BeginErrorReadLine();
-        var server = new PostgresServer(folder, port, postmaster);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Stop();
+        return postmaster;
+    }
 
+    private static async Task WaitUntilUpAsync(PostgresServer server, Process postmaster)
+    {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
@@ -133,7 +185,7 @@ public sealed class PostgresServer
             {
                 await using var connection = new NpgsqlConnection(server.ConnectionString("postgres") + ";Pooling=false;Timeout=5");
                 await connection.OpenAsync();
-                return server;
+                return;
             }
             catch (Exception ex) when (ex is NpgsqlException or SocketException && DateTime.UtcNow < deadline && !postmaster.HasExited)
             {
