@@ -194,5 +194,15 @@ public sealed class PostgresOutageTests
         StoreFailure.IsUnavailable(failure).Should().Be(unavailable);
     }
 
+    [Fact]
+    public void Connections_time_out_well_inside_the_request_time_out_unless_the_url_says_otherwise()
+    {
+        var defaults = Core.Storage.Postgres.PostgresMemoryStore.Settings("postgres://u:secret@db.example:5433/engram");
+        defaults.Timeout.Should().Be(Core.Storage.Postgres.PostgresMemoryStore.DefaultConnectTimeoutSeconds);
+        defaults.CommandTimeout.Should().Be(Core.Storage.Postgres.PostgresMemoryStore.DefaultCommandTimeoutSeconds);
+        var given = Core.Storage.Postgres.PostgresMemoryStore.Settings("postgres://u:secret@db.example:5433/engram?timeout=2&commandtimeout=9&maxpoolsize=7");
+        (given.Timeout, given.CommandTimeout, given.MaxPoolSize).Should().Be((2, 9, 7));
+    }
+
     private static StringContent Json(object body) => new(JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json");
 }

@@ -45,29 +45,14 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
     /// </summary>
     public const int DefaultConnectTimeoutSeconds = 5;
 
-    /// <summary>How long one statement may run unless the URL says (<c>?command_timeout=</c>): under the request timeout.</summary>
+    /// <summary>How long one statement may run unless the URL says (<c>?commandtimeout=</c>): under the request timeout.</summary>
     public const int DefaultCommandTimeoutSeconds = 20;
 
     /// <summary>Opens the database a <c>postgres://</c> URL (or an Npgsql connection string) names and migrates it.</summary>
     public static PostgresMemoryStore Open(string urlOrConnectionString, TimeProvider? clock = null)
     {
         clock ??= TimeProvider.System;
-        var builder = new NpgsqlConnectionStringBuilder(PostgresUrl.ToConnectionString(urlOrConnectionString));
-        // Statements used more than twice on a connection are prepared on it (the server plans them once).
-        if (builder.MaxAutoPrepare == 0)
-        {
-            builder.MaxAutoPrepare = 64;
-            builder.AutoPrepareMinUsages = 2;
-        }
-        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = builder.ConnectionString };
-        if (!given.ContainsKey("Timeout"))
-        {
-            builder.Timeout = DefaultConnectTimeoutSeconds;
-        }
-        if (!given.ContainsKey("Command Timeout"))
-        {
-            builder.CommandTimeout = DefaultCommandTimeoutSeconds;
-        }
+        var builder = Settings(urlOrConnectionString);
         var db = NpgsqlDataSource.Create(builder);
         try
         {
@@ -87,6 +72,28 @@ public sealed partial class PostgresMemoryStore : IMemoryStore
             db.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The connection settings of <paramref name="urlOrConnectionString"/> with Engram's defaults where it sets none.</summary>
+    internal static NpgsqlConnectionStringBuilder Settings(string urlOrConnectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(PostgresUrl.ToConnectionString(urlOrConnectionString));
+        // Statements used more than twice on a connection are prepared on it (the server plans them once).
+        if (builder.MaxAutoPrepare == 0)
+        {
+            builder.MaxAutoPrepare = 64;
+            builder.AutoPrepareMinUsages = 2;
+        }
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = builder.ConnectionString };
+        if (!given.ContainsKey("Timeout"))
+        {
+            builder.Timeout = DefaultConnectTimeoutSeconds;
+        }
+        if (!given.ContainsKey("Command Timeout"))
+        {
+            builder.CommandTimeout = DefaultCommandTimeoutSeconds;
+        }
+        return builder;
     }
 
     public long SizeBytes
