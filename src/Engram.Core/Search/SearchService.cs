@@ -29,6 +29,13 @@ public sealed class SearchService(
 
     private const int MaxMetadataMatches = 200_000;
 
+    /// <summary>How long after a failure searches answer from the indexes without asking the store again.</summary>
+    private const long StoreAwayMs = 1_000;
+
+    private long _storeAwayUntil;
+
+    private void StoreAway() => Interlocked.Exchange(ref _storeAwayUntil, Environment.TickCount64 + StoreAwayMs);
+
 
     public SearchOptions Options => options;
 
@@ -72,13 +79,20 @@ public sealed class SearchService(
         }
         // Read-your-writes: everything this process acknowledged is in the index before we look. With the store away
         // the index is what it is: the search answers from it (stale) rather than fail.
-        var stale = false;
+        // Within a second of the store failing, searches do not ask it again: a database that drops packets would hold
+        // each one for the connect timeout; one search a second finds out whether it is back. A write this process got
+        // acknowledged since (the index is behind the watermark) says it is back, and read-your-writes needs the store.
+        var stale = Copies is not null && Environment.TickCount64 < Interlocked.Read(ref _storeAwayUntil) && follower.Index.AppliedSeq >= watermark.Last;
         try
         {
-            await follower.CatchUpToAsync(watermark.Last, ct).ConfigureAwait(false);
+            if (!stale)
+            {
+                await follower.CatchUpToAsync(watermark.Last, ct).ConfigureAwait(false);
+            }
         }
         catch (StoreException ex) when (Copies is not null && StoreFailure.IsUnavailable(ex))
         {
+            StoreAway();
             stale = true;
         }
 
@@ -125,6 +139,7 @@ public sealed class SearchService(
             }
             catch (StoreException ex) when (Copies is not null && StoreFailure.IsUnavailable(ex))
             {
+                StoreAway();
                 stale = true;
                 memories = Copies.GetMany(caller.Tenant, rankedIds);
             }
