@@ -16,7 +16,9 @@ namespace Engram.Core;
 /// </summary>
 public sealed class EngramEngine : IAsyncDisposable
 {
-    private readonly Lazy<Task<IndexLoadReport>> _initialBuild;
+    private readonly Func<Task<IndexLoadReport>> _initialBuild;
+    private readonly Lock _initialBuildLock = new();
+    private Task<IndexLoadReport>? _initialBuildTask;
 
     private readonly SearchOptions _searchOptions;
     private readonly Func<int, IVectorIndex> _createVectorIndex;
@@ -40,6 +42,7 @@ public sealed class EngramEngine : IAsyncDisposable
         _createVectorIndex = dimensions => new HnswIndex(dimensions, hnsw);
         Clock = clock ?? TimeProvider.System;
         Store = store;
+        Probe = new StoreProbe(store);
         Embedder = embedder;
         Watermark = new WriteWatermark();
         Gate = new Operations.WriteGate();
@@ -48,6 +51,8 @@ public sealed class EngramEngine : IAsyncDisposable
             keyValue ?? new KvOptions(), Clock, Gate);
         Index = new MemoryIndex(_createVectorIndex, embedder.ModelId,
             new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B) { TypoWeight = search.TypoWeight });
+        // A database can be away while Engram runs (a SQLite store is a local file): keep copies to search from meanwhile.
+        Copies = store.Kind == "postgres" && search.OutageCacheMB > 0 ? new MemoryCopies(search.OutageCacheMB * 1024L * 1024) : null;
         // A remote embedder would hold the first search back for the whole corpus: index lexically
         // first and let the maintenance loop fill the vectors in the background.
         Follower = NewFollower(Index, deferEmbeddings: embedder is not LocalEmbeddingProvider);
@@ -55,11 +60,14 @@ public sealed class EngramEngine : IAsyncDisposable
         Access = new AccessTracker(Clock);
         // Agents repeat queries; with a transformer each embedding costs milliseconds.
         QueryCache = search.QueryCacheSize > 0 ? new QueryVectorCache(search.QueryCacheSize) : null;
-        Search = new SearchService(store, Follower, QueryCache is null ? embedder : new CachedQueryEmbedder(embedder, QueryCache), Watermark, Access, search, Clock, limits);
+        Search = new SearchService(store, Follower, QueryCache is null ? embedder : new CachedQueryEmbedder(embedder, QueryCache), Watermark, Access, search, Clock, limits)
+        {
+            Copies = Copies,
+        };
         Graph = store is Graph.IGraphStore graphStore
             ? new Graph.GraphService(graphStore, Clock, Gate)
             : throw new ArgumentException($"the {store.Kind} store has no knowledge graph", nameof(store));
-        _initialBuild = new Lazy<Task<IndexLoadReport>>(LoadOrBuildAsync);
+        _initialBuild = LoadOrBuildAsync;
         Search.WaitFor(EnsureIndexedAsync);
     }
 
@@ -86,6 +94,22 @@ public sealed class EngramEngine : IAsyncDisposable
 
     public IMemoryStore Store { get; }
 
+    /// <summary>Whether the store answers (and in how long), and the last change-log position it gave.</summary>
+    public StoreProbe Probe { get; }
+
+    /// <summary>
+    /// How far the indexes are behind the store: entries (the newest change-log position known, from the store or this
+    /// process's own writes, minus the index's) and for how long (since a catch-up last read the log to its end; 0 when
+    /// not behind). Without a store answer the last known position stands in, so the lag shown is a lower bound.
+    /// </summary>
+    public IndexLag IndexLag()
+    {
+        var newest = Math.Max(Probe.LastKnownSeq ?? 0, Watermark.Last);
+        var entries = Math.Max(0, newest - Index.AppliedSeq);
+        var age = entries == 0 || Follower.CaughtUpAt is not { } caughtUp ? 0 : Math.Max(0, (DateTimeOffset.UtcNow - caughtUp).TotalSeconds);
+        return new IndexLag(entries, Math.Round(age, 3), Follower.CaughtUpAt);
+    }
+
     public IEmbeddingProvider Embedder { get; }
 
     public WriteWatermark Watermark { get; }
@@ -107,6 +131,9 @@ public sealed class EngramEngine : IAsyncDisposable
     public MemoryIndex Index { get; }
 
     public IndexFollower Follower { get; }
+
+    /// <summary>Copies of recently indexed memories that search answers from while the database is away; null with SQLite or when turned off.</summary>
+    public MemoryCopies? Copies { get; }
 
     /// <summary>Fills pending vectors in behind writes once <see cref="RunEmbeddingWorkerAsync"/> runs (the server's maintenance starts it).</summary>
     public EmbeddingWorker Embedding { get; }
@@ -153,7 +180,7 @@ public sealed class EngramEngine : IAsyncDisposable
         PersistsVectors ? Store.PruneVectorsAsync(Embedder.ModelId, max, ct) : Task.FromResult(0);
 
     private IndexFollower NewFollower(MemoryIndex index, bool deferEmbeddings) =>
-        new(Store, index, Embedder) { DeferEmbeddings = deferEmbeddings, PersistVectors = PersistsVectors };
+        new(Store, index, Embedder) { DeferEmbeddings = deferEmbeddings, PersistVectors = PersistsVectors, Copies = Copies };
 
     /// <summary>
     /// Stats of the caller's tenant (and scope); for admins with the store's size and the index's
@@ -163,14 +190,68 @@ public sealed class EngramEngine : IAsyncDisposable
         GetStatsAsync(caller, MemoryFilter.None, ct);
 
     /// <summary>As <see cref="GetStatsAsync(Common.Caller, CancellationToken)"/>, the counts narrowed to <paramref name="filter"/>.</summary>
+    /// <remarks>
+    /// With the store away this still answers: the counts come from the indexes (<see cref="StoreDescription.CountsFrom"/>
+    /// says so; memories not yet indexed are missing), and <see cref="StoreDescription.Reachable"/> is false.
+    /// </remarks>
     public async Task<StoreStatistics> GetStatsAsync(Common.Caller caller, MemoryFilter filter, CancellationToken ct = default)
     {
-        var stats = await Memories.GetStatsAsync(caller, filter, ct).ConfigureAwait(false) with { Store = new StoreDescription(Store.Kind) };
-        return caller.Role >= Security.Role.Admin ? stats with { Index = IndexStatistics(), ChangeFeed = ChangeFeedStatistics() } : stats;
+        StoreStatistics stats;
+        string? countsFrom = null;
+        try
+        {
+            stats = await Memories.GetStatsAsync(caller, filter, ct).ConfigureAwait(false);
+            if (stats.LastSeq is { } seq)
+            {
+                Probe.Saw(seq);
+            }
+        }
+        catch (StoreException ex) when (StoreFailure.IsUnavailable(ex) && filter.Metadata is not { Count: > 0 } && EnsureIndexedAsync().IsCompletedSuccessfully)
+        {
+            var guard = Security.ScopeGuard.Enter(caller, Security.Role.Read, "read statistics");
+            var confined = guard.Confine(filter);
+            var now = Clock.GetUtcNow();
+            var counts = Index.Read(index => index.Docs.Count(new DocFilter(index.Docs, caller.Tenant, confined, now, null)));
+            stats = caller.Role >= Security.Role.Admin ? new StoreStatistics(counts, null, Probe.LastKnownSeq) : new StoreStatistics(counts, null, null);
+            countsFrom = "index";
+        }
+        var admin = caller.Role >= Security.Role.Admin;
+        var probe = countsFrom is null ? await Probe.RunAsync(ct).ConfigureAwait(false) : Probe.Last ?? await Probe.RunAsync(ct).ConfigureAwait(false);
+        if (countsFrom is not null && probe.Reachable)
+        {
+            probe = await Probe.RunAsync(ct).ConfigureAwait(false); // the counts failed: ask again rather than show an old "reachable"
+        }
+        stats = stats with
+        {
+            Store = new StoreDescription(Store.Kind)
+            {
+                Reachable = probe.Reachable,
+                CountsFrom = countsFrom,
+                // Where the store is and how fast it answers are the operator's business (as the store's size is).
+                Location = admin ? Probe.Location : null,
+                RoundTripMs = admin ? probe.RoundTripMs : null,
+                Error = admin ? probe.Error : null,
+            },
+        };
+        return admin ? stats with { Index = IndexStatistics() with { Lag = IndexLag() }, ChangeFeed = ChangeFeedStatistics() } : stats;
     }
 
-    /// <summary>Loads the snapshot or builds the indexes from the change log (once; later calls wait for the same work).</summary>
-    public Task<IndexLoadReport> EnsureIndexedAsync() => _initialBuild.Value;
+    /// <summary>
+    /// Loads the snapshot or builds the indexes from the change log (once; later calls wait for the same work). A build
+    /// that failed because the store was away is started again by the next call, so the server does not stay without
+    /// indexes after a database blip at start; any other failure stays (it needs a look, and a reindex).
+    /// </summary>
+    public Task<IndexLoadReport> EnsureIndexedAsync()
+    {
+        lock (_initialBuildLock)
+        {
+            if (_initialBuildTask is null || (_initialBuildTask.IsFaulted && StoreFailure.IsUnavailable(_initialBuildTask.Exception!.GetBaseException())))
+            {
+                _initialBuildTask = _initialBuild();
+            }
+            return _initialBuildTask;
+        }
+    }
 
     /// <summary>
     /// Drops the indexes and rebuilds them from the store, then builds the vector graph, then writes a

@@ -346,8 +346,28 @@ public sealed record StoreStatistics(
 /// </summary>
 public sealed record ChangeFeedStatistics(bool Listening, DateTimeOffset? DownSince, string? DownReason, long Notifications, long Connects);
 
-/// <summary>The backend of the store, as /v1/stats shows it.</summary>
-public sealed record StoreDescription(string Kind);
+/// <summary>The backend of the store, as /v1/stats shows it: which, whether it answered the stats request, and (admins) where and how fast.</summary>
+public sealed record StoreDescription(string Kind)
+{
+    /// <summary>Whether the store answered just now (false: the database is away; writes get 503, searches answer from the indexes).</summary>
+    public bool Reachable { get; init; } = true;
+
+    /// <summary>"index" when the store was away and the counts come from the in-memory indexes; absent when the store gave them.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? CountsFrom { get; init; }
+
+    /// <summary>Admins: <c>host:port/database</c> (never the user or password), or the SQLite file.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Location { get; init; }
+
+    /// <summary>Admins: how long the store took to answer a trivial statement, in milliseconds (absent when it did not answer).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public double? RoundTripMs { get; init; }
+
+    /// <summary>Admins: why the store did not answer (a connection error, a SQLSTATE; never SQL text).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Error { get; init; }
+}
 
 /// <summary>How far the derived indexes are: the change-log position they reflect and the embedding backlog.</summary>
 /// <remarks>
@@ -356,4 +376,15 @@ public sealed record StoreDescription(string Kind);
 /// second of the background embedding worker while it works (a moving average; 0 before its first batch).
 /// </remarks>
 public sealed record IndexStatistics(long AppliedSeq, int Documents, int Vectors, int PendingEmbeddings, int StagedVectors, string EmbeddingModel, string? LastEmbeddingError,
-    long EmbeddedVectors = 0, double EmbeddingRate = 0);
+    long EmbeddedVectors = 0, double EmbeddingRate = 0)
+{
+    /// <summary>How far the indexes are behind the store's change log (entries, and for how long).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IndexLag? Lag { get; init; }
+}
+
+/// <summary>
+/// Change-log entries the indexes have not applied yet, and for how many seconds they have been behind (0 when caught
+/// up); <c>CaughtUpAt</c>: when they last reflected the whole log.
+/// </summary>
+public sealed record IndexLag(long Entries, double AgeSeconds, DateTimeOffset? CaughtUpAt);

@@ -19,6 +19,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
     private long _lastError;
     private long _embedded;
     private bool _initialBuildDone;
+    private long _caughtUpAt;
 
     public MemoryIndex Index => index;
 
@@ -40,6 +41,15 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
     /// searches wait on a slow model.
     /// </summary>
     public bool BackgroundEmbedding { get; set; }
+
+    /// <summary>Where the memories this follower indexes are copied, for search while the store is away (null: none kept).</summary>
+    public MemoryCopies? Copies { get; init; }
+
+    /// <summary>
+    /// When a catch-up last read the change log to its end: the index reflects the store as of then. With the index
+    /// behind, now minus this is how old what search sees is (the lag's age in /health and /v1/stats). Null before the first.
+    /// </summary>
+    public DateTimeOffset? CaughtUpAt => _caughtUpAt == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(Interlocked.Read(ref _caughtUpAt));
 
     /// <summary>Raised when a catch-up left vectors pending (the worker wakes on it).</summary>
     public event Action? VectorsPending;
@@ -76,6 +86,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
                 total += changes.Count;
                 if (changes.Count < ChangeBatch)
                 {
+                    Interlocked.Exchange(ref _caughtUpAt, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                     _initialBuildDone = true; // read up to the newest entry
                     return total;
                 }
@@ -181,6 +192,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
         foreach (var deleted in last.Values.Where(c => c.Op == ChangeRecord.Delete))
         {
             index.Remove(deleted.EntityId);
+            Copies?.Remove(deleted.EntityId);
         }
         if (upserts.Count == 0)
         {
@@ -192,6 +204,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
         foreach (var gone in upserts.Where(id => !found.Contains(id)))
         {
             index.Remove(gone); // changed and then deleted or expired since
+            Copies?.Remove(gone);
         }
 
         var stored = await StoredVectorsAsync(live, ct).ConfigureAwait(false);
@@ -209,6 +222,7 @@ public sealed class IndexFollower(IMemoryStore store, MemoryIndex index, IEmbedd
         {
             var vector = stored.TryGetValue(m.Memory.Id, out var vectors) ? vectors.First() : fresh.GetValueOrDefault(m.Memory.Id);
             index.Upsert(m.Tenant, m.Memory, vector);
+            Copies?.Put(m.Tenant, m.Memory);
         }
         if (embedded is not null)
         {

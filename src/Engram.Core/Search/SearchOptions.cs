@@ -101,6 +101,12 @@ public sealed class SearchOptions
     public int QueryCacheSize { get; set; } = 1024;
 
     /// <summary>
+    /// With the PostgreSQL store: megabytes of copies of the most recently indexed or found memories (<see cref="MemoryCopies"/>),
+    /// from which search answers while the database is away (0: search fails with the database). Not used with SQLite.
+    /// </summary>
+    public int OutageCacheMB { get; set; } = 64;
+
+    /// <summary>
     /// Compact an index (rebuild the HNSW graph from its live vectors; drop BM25's dead postings) once its removed
     /// entries reach this share of it: 0.2 bounds the dead weight to a quarter of the live set at about four
     /// graph inserts per removal. Set above 1 to turn automatic compaction off (engram reindex still reclaims all).
@@ -119,6 +125,10 @@ public sealed class SearchOptions
         if (QueryCacheSize < 0)
         {
             yield return "Engram:Search:QueryCacheSize must be >= 0";
+        }
+        if (OutageCacheMB is < 0 or > 1_048_576)
+        {
+            yield return "Engram:Search:OutageCacheMB must be between 0 (off) and 1048576";
         }
         foreach (var (name, value) in new[] { ("SemanticWeight", SemanticWeight), ("LexicalWeight", LexicalWeight), ("RecencyWeight", RecencyWeight), ("ImportanceWeight", ImportanceWeight), ("EntityWeight", EntityWeight) })
         {

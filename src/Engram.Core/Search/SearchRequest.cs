@@ -106,4 +106,14 @@ public sealed record SearchExplanation(
     double SemanticContribution, double LexicalContribution, double RecencyContribution, double ImportanceContribution, double EntityContribution,
     double Bm25, double Cosine);
 
-public sealed record SearchResult(IReadOnlyList<SearchHit> Results, double TookMs);
+public sealed record SearchResult(IReadOnlyList<SearchHit> Results, double TookMs)
+{
+    /// <summary>
+    /// The store was away: the results are what the indexes and the copies of recent memories hold (changes since the
+    /// last catch-up, another instance's writes and the latest access counts may be missing).
+    /// </summary>
+    public bool Stale { get; init; }
+
+    /// <summary>With <see cref="Stale"/>: hits the indexes ranked whose memory had no copy to return (left out).</summary>
+    public int Unavailable { get; init; }
+}

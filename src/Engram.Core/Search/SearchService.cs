@@ -29,8 +29,21 @@ public sealed class SearchService(
 
     private const int MaxMetadataMatches = 200_000;
 
+    /// <summary>How long after a failure searches answer from the indexes without asking the store again.</summary>
+    private const long StoreAwayMs = 1_000;
+
+    private long _storeAwayUntil;
+
+    private void StoreAway() => Interlocked.Exchange(ref _storeAwayUntil, Environment.TickCount64 + StoreAwayMs);
+
 
     public SearchOptions Options => options;
+
+    /// <summary>
+    /// Copies of recently indexed memories: while the store is away, search ranks on its indexes as always and returns
+    /// the hits found here (the result is marked stale) instead of failing. Null: search fails with the store.
+    /// </summary>
+    public MemoryCopies? Copies { get; init; }
 
     public async Task<SearchResult> SearchAsync(Caller caller, SearchRequest request, CancellationToken ct = default)
     {
@@ -64,8 +77,24 @@ public sealed class SearchService(
         {
             await _ready().WaitAsync(ct).ConfigureAwait(false);
         }
-        // Read-your-writes: everything this process acknowledged is in the index before we look.
-        await follower.CatchUpToAsync(watermark.Last, ct).ConfigureAwait(false);
+        // Read-your-writes: everything this process acknowledged is in the index before we look. With the store away
+        // the index is what it is: the search answers from it (stale) rather than fail.
+        // Within a second of the store failing, searches do not ask it again: a database that drops packets would hold
+        // each one for the connect timeout; one search a second finds out whether it is back. A write this process got
+        // acknowledged since (the index is behind the watermark) says it is back, and read-your-writes needs the store.
+        var stale = Copies is not null && Environment.TickCount64 < Interlocked.Read(ref _storeAwayUntil) && follower.Index.AppliedSeq >= watermark.Last;
+        try
+        {
+            if (!stale)
+            {
+                await follower.CatchUpToAsync(watermark.Last, ct).ConfigureAwait(false);
+            }
+        }
+        catch (StoreException ex) when (Copies is not null && StoreFailure.IsUnavailable(ex))
+        {
+            StoreAway();
+            stale = true;
+        }
 
         HashSet<string>? metadataMatches = null;
         if (filter.Metadata is { Count: > 0 })
@@ -92,7 +121,29 @@ public sealed class SearchService(
 
         var now = clock.GetUtcNow();
         var ranked = follower.Index.Read(index => Rank(index, caller.Tenant, caller.IsScoped, filter, metadataMatches, plan, queryVector, now));
-        var memories = await store.GetManyAsync(caller, ranked.Select(r => r.Id).ToList(), ct).ConfigureAwait(false);
+        var rankedIds = ranked.Select(r => r.Id).ToList();
+        IReadOnlyList<Memory> memories;
+        if (stale)
+        {
+            memories = Copies!.GetMany(caller.Tenant, rankedIds);
+        }
+        else
+        {
+            try
+            {
+                memories = await store.GetManyAsync(caller, rankedIds, ct).ConfigureAwait(false);
+                foreach (var memory in memories)
+                {
+                    Copies?.Put(caller.Tenant, memory); // the hot ones stay in the copies
+                }
+            }
+            catch (StoreException ex) when (Copies is not null && StoreFailure.IsUnavailable(ex))
+            {
+                StoreAway();
+                stale = true;
+                memories = Copies.GetMany(caller.Tenant, rankedIds);
+            }
+        }
         var byId = memories.ToDictionary(m => m.Id, StringComparer.Ordinal);
         var hits = new List<SearchHit>(ranked.Count);
         foreach (var r in ranked)
@@ -104,7 +155,11 @@ public sealed class SearchService(
             }
         }
         access.Record(caller.Tenant, hits.Select(h => h.Memory.Id));
-        return new SearchResult(hits, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return new SearchResult(hits, Stopwatch.GetElapsedTime(started).TotalMilliseconds)
+        {
+            Stale = stale,
+            Unavailable = stale ? ranked.Count(r => !byId.ContainsKey(r.Id)) : 0,
+        };
     }
 
     private List<Ranked> Rank(MemoryIndex index, string tenant, bool scoped, MemoryFilter filter, HashSet<string>? metadataMatches, Plan plan, float[]? queryVector,

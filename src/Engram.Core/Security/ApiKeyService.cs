@@ -85,6 +85,12 @@ public sealed class ApiKeyService
         {
             await RefreshAsync(ct).ConfigureAwait(false);
         }
+        catch (Storage.StoreException ex) when (Storage.StoreFailure.IsUnavailable(ex))
+        {
+            // The store is away: keep what the last refresh knew (cached keys go on working, so searches answer from
+            // the indexes) and try again in a second, rather than fail the request that happened to come due.
+            Interlocked.Exchange(ref _checkedAtTicks, Environment.TickCount64);
+        }
         finally
         {
             Volatile.Write(ref _refreshing, 0);

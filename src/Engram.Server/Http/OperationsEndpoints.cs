@@ -82,6 +82,10 @@ internal static partial class OperationsEndpoints
         var caches = new List<SizedPart>
         {
             Cache(engine),
+            engine.Copies is { } copies
+                ? new("memory_copies", copies.Count, null, copies.Bytes,
+                    $"copies of recently indexed or found memories that search answers from while the database is away; bounded to {HealthChecks.Mb(copies.CapacityBytes)} (Engram:Search:OutageCacheMB), least recently used out first")
+                : new("memory_copies", 0, 0, 0, "off (SQLite store, or Engram:Search:OutageCacheMB 0)"),
             new("api_keys", keys.CachedKeys, keys.CacheCapacity, keys.CachedKeys * MemoryBudget.ApiKeyBytes, "keys seen since the last refresh; emptied when full"),
             new(AccessTracker.Part, access.Pending, access.Capacity, access.Pending * AccessTracker.EntryBytes,
                 $"search hits waiting to update last_accessed_at; beyond the bound dropped ({access.Dropped} so far)"),
@@ -130,10 +134,13 @@ internal static partial class OperationsEndpoints
         var before = MemoryMonitor.WorkingSet();
         var vectors = engine.QueryCache?.Clear() ?? 0;
         var apiKeys = keys.ClearCache();
+        var copiesBytes = engine.Copies?.Bytes ?? 0;
+        var copies = engine.Copies?.Clear() ?? 0;
         LogCleanup(logger, caller.Actor, vectors, apiKeys);
         var sample = monitor.Sample();
         return TypedResults.Ok(new CacheCleanupReport(
-            [new("query_vectors", vectors, null, vectors * MemoryBudget.QueryVectorBytes, null), new("api_keys", apiKeys, null, apiKeys * MemoryBudget.ApiKeyBytes, null)],
+            [new("query_vectors", vectors, null, vectors * MemoryBudget.QueryVectorBytes, null), new("api_keys", apiKeys, null, apiKeys * MemoryBudget.ApiKeyBytes, null),
+                new("memory_copies", copies, null, copiesBytes, "refilled as memories are indexed and found")],
             before, sample.WorkingSetBytes, "freed memory returns to the system after a collection (POST /v1/admin/gc)"));
     }
 

@@ -49,7 +49,7 @@ internal static partial class Problems
         JsonException j => For(400, JsonErrors.Describe(j, out var field), field),
         OperationCanceledException => For(499, "the request was cancelled"),
         // Never the store's message: it can hold SQL text. 503 only for a store that may answer a retry.
-        StoreException s when StoreFailures.IsUnavailable(s) => LogAndCreate(logger, s, 503, "the store is busy or unavailable; try again later"),
+        StoreException s when StoreFailures.IsUnavailable(s) => LogUnavailable(logger, s),
         _ => LogAndCreate(logger, exception, 500, "an unexpected error occurred; the server log has the details"),
     };
 
@@ -75,6 +75,26 @@ internal static partial class Problems
         503 => ("Store unavailable", Rfc9110 + "15.6.4"),
         _ => (ReasonPhrases.GetReasonPhrase(status) is { Length: > 0 } phrase ? phrase : "Error", "about:blank"),
     };
+
+    /// <summary>
+    /// A store that is away is logged without its stack (one line per refused request, the cause's message only: a
+    /// database outage refuses every write, and the background jobs log the outage itself), a busy one as before.
+    /// </summary>
+    private static IResult LogUnavailable(ILogger logger, StoreException exception)
+    {
+        if (exception is StoreUnavailableException away)
+        {
+            LogDatabaseAway(logger, away.Database, exception.GetBaseException().Message);
+        }
+        else
+        {
+            LogFailure(logger, exception, 503);
+        }
+        return StoreFailures.Unavailable(exception);
+    }
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "request refused with 503: {Database} is unavailable ({Error})")]
+    private static partial void LogDatabaseAway(ILogger logger, string database, string error);
 
     private static IResult LogAndCreate(ILogger logger, Exception exception, int status, string detail)
     {

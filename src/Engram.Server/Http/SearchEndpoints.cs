@@ -20,6 +20,9 @@ internal static class SearchEndpoints
         return app;
     }
 
+    /// <summary>Set on a search answered while the store was away.</summary>
+    public const string StaleHeader = "Engram-Stale";
+
     private static async Task<IResult> SearchAsync(HttpContext http, SearchService search, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
@@ -33,7 +36,14 @@ internal static class SearchEndpoints
             throw new ValidationException(field, $"{field} belongs in filters: {{\"filters\":{{\"{field}\":...}}}}");
         }
         var result = await search.SearchAsync(http.GetCaller(), request, ct);
-        return TypedResults.Ok(new SearchResponse(result.Results.Select(h => new ScoredMemory(h)).ToList(), Math.Round(result.TookMs, 3)));
+        var response = new SearchResponse(result.Results.Select(h => new ScoredMemory(h)).ToList(), Math.Round(result.TookMs, 3));
+        if (result.Stale)
+        {
+            // The database is away: the body says so (clients that read only JSON), and so does a header (proxies, logs).
+            http.Response.Headers[StaleHeader] = "database-unavailable";
+            response = response with { Stale = new StaleResults("database_unavailable", result.Unavailable) };
+        }
+        return TypedResults.Ok(response);
     }
 
     /// <summary>
@@ -53,7 +63,18 @@ internal static class SearchEndpoints
         .Select(p => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name))];
 }
 
-public sealed record SearchResponse(IReadOnlyList<ScoredMemory> Results, double TookMs);
+public sealed record SearchResponse(IReadOnlyList<ScoredMemory> Results, double TookMs)
+{
+    /// <summary>Present only when the store was away and the results came from the in-memory indexes (<see cref="StaleResults"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public StaleResults? Stale { get; init; }
+}
+
+/// <summary>
+/// Why the results may be stale (<c>database_unavailable</c>) and how many ranked hits were left out because no copy of
+/// the memory was at hand (<c>Engram:Search:OutageCacheMB</c>). Changes not yet indexed and the latest access counts may be missing.
+/// </summary>
+public sealed record StaleResults(string Reason, int LeftOut);
 
 /// <summary>A search result: the memory's fields plus <c>score</c> and, when asked, <c>explain</c>.</summary>
 public sealed record ScoredMemory : Memory

@@ -43,12 +43,15 @@ internal static class SystemEndpoints
         // The first failing check's finding (the store's: no SQL text, the result code at most) for clients that read only "error".
         var error = report.Checks.FirstOrDefault(c => c.Status == HealthChecks.Fail) is { } failed ? $"{failed.Name}: {failed.Detail}" : null;
         var status = !report.Ready ? "unavailable" : report.Checks.Any(c => c.Status == HealthChecks.Warn) ? "degraded" : "ok";
+        var probe = engine.Probe.Last;
         var response = new HealthResponse(status, Version, store.Kind, uptime, auth, error)
         {
             ReadOnly = engine.Gate.ReadOnly,
             Shedding = engine.Gate.Shedding,
             Ms = report.Ms,
             Checks = report.Checks,
+            Database = new DatabaseHealth(engine.Probe.Kind, engine.Probe.Location, probe?.Reachable ?? false, probe?.RoundTripMs, probe?.Error),
+            IndexLag = engine.IndexLag(),
         };
         return report.Ready ? TypedResults.Ok(response) : TypedResults.Json(response, statusCode: 503);
     }
@@ -64,7 +67,10 @@ internal static class SystemEndpoints
         QueryParser.RefuseAllExcept(http.Request.Query);
         // Says nothing but ready or not (no key needed); /health has the findings.
         var report = await checks.RunAsync(ct);
-        return report.Ready ? TypedResults.Ok(new ProbeResponse("ok")) : TypedResults.Json(new ProbeResponse("unavailable"), statusCode: 503);
+        // The names of the failing checks only (say "store" while the database is away), never their findings.
+        return report.Ready
+            ? TypedResults.Ok(new ProbeResponse("ok"))
+            : TypedResults.Json(new ProbeResponse("unavailable") { Failing = [.. report.Checks.Where(c => c.Status == HealthChecks.Fail).Select(c => c.Name)] }, statusCode: 503);
     }
 
     private static async Task<IResult> StatsAsync(HttpContext http, EngramEngine engine, CancellationToken ct)
@@ -90,6 +96,23 @@ public sealed record HealthResponse(string Status, string Version, string Store,
 
     /// <summary>Every check with its status (ok, warn, fail), time, finding and what to do.</summary>
     public IReadOnlyList<Operations.HealthCheck> Checks { get; init; } = [];
+
+    /// <summary>The store: backend, where it is (no credentials), whether it answered this check and how fast.</summary>
+    public DatabaseHealth? Database { get; init; }
+
+    /// <summary>How far the indexes are behind the store's change log: entries and for how long.</summary>
+    public IndexLag? IndexLag { get; init; }
 }
 
-public sealed record ProbeResponse(string Status);
+/// <param name="Kind">sqlite or postgres.</param>
+/// <param name="Location">host:port/database (PostgreSQL) or the database file (SQLite).</param>
+public sealed record DatabaseHealth(string Kind, string Location, bool Reachable,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] double? RoundTripMs,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Error);
+
+public sealed record ProbeResponse(string Status)
+{
+    /// <summary>When unavailable: the names of the failing checks (e.g. "store" while the database is away).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? Failing { get; init; }
+}

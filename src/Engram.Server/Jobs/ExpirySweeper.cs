@@ -25,6 +25,7 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore k
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.SweepIntervalSeconds), clock);
+        var outage = new StoreOutage(logger, "TTL sweeper");
         try
         {
             do
@@ -40,6 +41,12 @@ internal sealed partial class ExpirySweeper(IMemoryStore store, IKeyValueStore k
                     {
                         LogSkipped(logger);
                     }
+                    outage.Succeeded();
+                }
+                catch (Exception ex) when (StoreOutage.Is(ex))
+                {
+                    // The database is away: logged once, swept on the first tick after it is back (its interval is the backoff).
+                    outage.Failed(ex);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {

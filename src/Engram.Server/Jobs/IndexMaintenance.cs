@@ -24,10 +24,10 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var outage = new StoreOutage(logger, "index maintenance");
         try
         {
-            var report = await engine.EnsureIndexedAsync().WaitAsync(stoppingToken);
+            var report = await BuildAsync(outage, stoppingToken);
             var drain = Task.Run(() => DrainVectorsAsync(stoppingToken), stoppingToken);
             // Pending vectors (a slow or remote model, a model change, an outage) are embedded behind
             // the writes by the worker, in batches, with its own backoff while the embedder fails.
@@ -62,6 +62,7 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
                 try
                 {
                     await engine.Follower.CatchUpAsync(stoppingToken);
+                    outage.Succeeded();
                     if (DateTime.UtcNow >= nextPrune)
                     {
                         // A full chunk means more may wait: come back on the next tick, else in a while.
@@ -77,6 +78,11 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
                         nextSnapshot = DateTime.UtcNow + snapshotEvery;
                         await engine.SaveSnapshotAsync(ct: stoppingToken);
                     }
+                }
+                catch (Exception ex) when (StoreOutage.Is(ex))
+                {
+                    // The database is away: searches answer from the indexes meanwhile; come back when it may be back.
+                    await Task.Delay(outage.Failed(ex), stoppingToken);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -115,6 +121,24 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
             LogListenerDown(logger, down.Reason);
             _reportedDownSince = down.Since;
             _reportedUp = false;
+        }
+    }
+
+    /// <summary>The initial build, started again while the store is away (an exception out of here would stop the host).</summary>
+    private async Task<IndexLoadReport> BuildAsync(StoreOutage outage, CancellationToken stoppingToken)
+    {
+        while (true)
+        {
+            try
+            {
+                var report = await engine.EnsureIndexedAsync().WaitAsync(stoppingToken);
+                outage.Succeeded();
+                return report;
+            }
+            catch (Exception ex) when (StoreOutage.Is(ex))
+            {
+                await Task.Delay(outage.Failed(ex), stoppingToken);
+            }
         }
     }
 
@@ -176,11 +200,22 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
 
     private async Task RunEmbeddingWorkerAsync(CancellationToken stoppingToken)
     {
+        var outage = new StoreOutage(logger, "embedding worker");
         while (!stoppingToken.IsCancellationRequested)
         {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 await engine.RunEmbeddingWorkerAsync(stoppingToken);
+            }
+            catch (Exception ex) when (StoreOutage.Is(ex))
+            {
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > StoreOutage.MaxRetry)
+                {
+                    outage.Succeeded(); // it worked for a while: this is a new outage
+                }
+                // Pending vectors wait in the index (searched lexically) until the store is back.
+                await Task.Delay(outage.Failed(ex), stoppingToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -194,7 +229,15 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
     {
         await base.StopAsync(cancellationToken);
         // The store closes after the hosted services stop: write the last access counts while it is open.
-        await engine.Access.FlushAsync(engine.Store, cancellationToken);
+        try
+        {
+            await engine.Access.FlushAsync(engine.Store, cancellationToken);
+        }
+        catch (Exception ex) when (StoreOutage.Is(ex))
+        {
+            // Stopping while the database is away: the last access counts are bookkeeping, the shutdown goes on.
+            LogFailed(logger, ex);
+        }
         if (engine.EnsureIndexedAsync().IsCompletedSuccessfully)
         {
             try

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Engram.Core;
 using Engram.Core.Security;
+using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Server.Http;
 using Microsoft.Extensions.Configuration;
@@ -15,8 +16,12 @@ namespace Engram.Server.Operations;
 /// </summary>
 public static class Doctor
 {
-    /// <summary>Runs every check; <paramref name="dataPath"/> and <paramref name="urls"/> override the configuration.</summary>
-    public static async Task<IReadOnlyList<HealthCheck>> RunAsync(IConfiguration configuration, string? dataPath, string? urls, CancellationToken ct = default)
+    /// <summary>
+    /// Runs every check; <paramref name="dataPath"/>, <paramref name="store"/> (a postgres:// URL: the PostgreSQL store
+    /// instead of the data folder's SQLite one) and <paramref name="urls"/> override the configuration.
+    /// </summary>
+    public static async Task<IReadOnlyList<HealthCheck>> RunAsync(IConfiguration configuration, string? dataPath, string? urls, CancellationToken ct = default,
+        string? store = null)
     {
         var checks = new List<HealthCheck>();
         EngramServerOptions options;
@@ -33,14 +38,21 @@ public static class Doctor
         {
             options.DataPath = dataPath;
         }
+        if (store is not null)
+        {
+            options.Store = store;
+        }
         var listen = urls ?? configuration["urls"] ?? EngramServerOptions.DefaultUrls;
         var errors = options.Validate().Concat(TlsOptions.CheckUrls(listen, options.Tls)).ToList();
         checks.Add(errors.Count == 0
             ? Check("configuration", HealthChecks.Ok, 0, "every setting is valid", null)
             : Check("configuration", HealthChecks.Fail, 0, string.Join("; ", errors), "fix the settings named (appsettings.json, Engram__* or the operator variables); docs/CONFIGURATION.md"));
         checks.Add(Tls(options));
-        checks.Add(DataFolder(options.DataPath));
-        if (!File.Exists(Path.Combine(Path.GetFullPath(options.DataPath), SqliteMemoryStore.FileName)))
+        var postgres = StoreFactory.IsPostgres(options.StoreLocation);
+        checks.Add(postgres && !Directory.Exists(Path.GetFullPath(options.DataPath))
+            ? Check("data_folder", HealthChecks.Ok, 0, $"{Path.GetFullPath(options.DataPath)} does not exist yet: the server creates it for its own files (PostgreSQL holds the store)", null)
+            : DataFolder(options.DataPath));
+        if (!postgres && !File.Exists(Path.Combine(Path.GetFullPath(options.DataPath), SqliteMemoryStore.FileName)))
         {
             checks.Add(Check("store", HealthChecks.Fail, 0, $"no Engram database in {Path.GetFullPath(options.DataPath)}",
                 "pass --data DIR (or ENGRAM_DATA) naming the server's data folder; a new server creates the store at its first start"));
@@ -52,8 +64,19 @@ public static class Doctor
         }
 
         var started = Stopwatch.GetTimestamp();
-        await using var engine = new EngramEngine(SqliteMemoryStore.Open(options.DataPath, TimeProvider.System, maxReaders: 2), options.Limits, options.Search,
-            options.Embeddings.CreateProvider(options.Outbound));
+        IMemoryStore opened;
+        try
+        {
+            opened = postgres ? StoreFactory.Open(options.StoreLocation) : SqliteMemoryStore.Open(options.DataPath, TimeProvider.System, maxReaders: 2);
+        }
+        catch (StoreException ex) when (postgres)
+        {
+            // The message names host, port and database, never the password (PostgresMemoryStore.Open).
+            checks.Add(Check("store", HealthChecks.Fail, Stopwatch.GetElapsedTime(started).TotalMilliseconds, $"postgres {StoreFactory.Describe(options.StoreLocation)}: {ex.Message}",
+                "start PostgreSQL or fix the network path (pg_isready -h HOST -p PORT), and check the URL's user, password and database"));
+            return checks;
+        }
+        await using var engine = new EngramEngine(opened, options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound));
         var nonLoopback = ListenAddresses.FirstNonLoopback(listen, configuration);
         checks.Add(await KeysAsync(engine, nonLoopback, options.DataPath, ct).ConfigureAwait(false));
         await engine.EnsureIndexedAsync().WaitAsync(ct).ConfigureAwait(false);

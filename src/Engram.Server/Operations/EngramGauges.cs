@@ -29,7 +29,6 @@ internal sealed partial class EngramGauges : IDisposable
     private readonly EngramEngine _engine;
     private readonly ILogger _log;
     private StoreCounts _counts = StoreCounts.Empty;
-    private long _lastSeq;
     private long _refreshedAt = long.MinValue;
     private int _refreshing;
 
@@ -48,6 +47,12 @@ internal sealed partial class EngramGauges : IDisposable
             description: "Size of the store on disk: the database file and its write-ahead log.");
         meter.CreateObservableGauge("engram_index_lag", () => Sum(g => g.IndexLag()),
             description: "Change-log entries written but not yet applied to the search index.");
+        meter.CreateObservableGauge("engram_index_lag_seconds", () => Max(g => g._engine.IndexLag().AgeSeconds),
+            description: "How long the search index has been behind the change log (0 when caught up); while the store is away, since its last catch-up.");
+        meter.CreateObservableGauge("engram_store_up", StoreUp,
+            description: "1 when the store answered its last probe (at most a second old on a scrape), else 0; labels: backend (sqlite, postgres) and location (host:port/database or the file, no credentials).");
+        meter.CreateObservableGauge("engram_store_round_trip_seconds", StoreRoundTrip,
+            description: "How long the store took to answer its last probe (a trivial statement); absent while it does not answer.");
         meter.CreateObservableGauge("engram_embedding_pending", () => Sum(g => g._engine.Index.PendingVectors),
             description: "Memories in the index waiting for their embedding vector.");
         meter.CreateObservableGauge("engram_index_tombstones", Tombstones,
@@ -80,13 +85,16 @@ internal sealed partial class EngramGauges : IDisposable
 
     public void Dispose() => Open.TryRemove(this, out _);
 
-    /// <summary>Reads the writer's counters and the change log's position now.</summary>
+    /// <summary>Probes the store (reachability, round trip, the change log's position), then reads the writer's counters.</summary>
     public async Task RefreshAsync(CancellationToken ct = default)
     {
+        var probe = await _engine.Probe.RunAsync(ct).ConfigureAwait(false);
+        if (!probe.Reachable)
+        {
+            return; // the last counts stay; engram_store_up says why they do not move (the outage is logged by the jobs)
+        }
         var counts = await _engine.Store.ReadCountsAsync(ct).ConfigureAwait(false);
-        var lastSeq = await _engine.Store.GetLastSeqAsync(ct).ConfigureAwait(false);
         Volatile.Write(ref _counts, counts);
-        Interlocked.Exchange(ref _lastSeq, lastSeq);
     }
 
     private void RefreshIfStale()
@@ -118,11 +126,42 @@ internal sealed partial class EngramGauges : IDisposable
         });
     }
 
-    /// <summary>Entries the change log has beyond what the index applied: the newest known position is this process's last acknowledged write or the last read of the log.</summary>
-    private long IndexLag()
+    /// <summary>Entries the change log has beyond what the index applied: the newest known position is this process's last acknowledged write or the last probe of the store.</summary>
+    private long IndexLag() => _engine.IndexLag().Entries;
+
+    private static double Max(Func<EngramGauges, double> read)
     {
-        var newest = Math.Max(Interlocked.Read(ref _lastSeq), _engine.Watermark.Last);
-        return Math.Max(0, newest - _engine.Index.AppliedSeq);
+        double max = 0;
+        foreach (var gauges in Open.Keys)
+        {
+            gauges.RefreshIfStale();
+            max = Math.Max(max, read(gauges));
+        }
+        return max;
+    }
+
+    private static IEnumerable<Measurement<long>> StoreUp()
+    {
+        foreach (var gauges in Open.Keys)
+        {
+            gauges.RefreshIfStale();
+            var probe = gauges._engine.Probe;
+            yield return new Measurement<long>(probe.Last is { Reachable: true } ? 1 : 0,
+                new KeyValuePair<string, object?>("backend", probe.Kind), new KeyValuePair<string, object?>("location", probe.Location));
+        }
+    }
+
+    private static IEnumerable<Measurement<double>> StoreRoundTrip()
+    {
+        foreach (var gauges in Open.Keys)
+        {
+            var probe = gauges._engine.Probe;
+            if (probe.Last is { RoundTripMs: { } ms })
+            {
+                yield return new Measurement<double>(ms / 1000,
+                    new KeyValuePair<string, object?>("backend", probe.Kind), new KeyValuePair<string, object?>("location", probe.Location));
+            }
+        }
     }
 
     private static long Sum(Func<EngramGauges, long> read)

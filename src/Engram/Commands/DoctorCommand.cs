@@ -31,16 +31,24 @@ internal static class DoctorCommand
             try
             {
                 var data = parse.GetValue(backend.Data);
+                var store = parse.GetValue(backend.Store);
                 var server = parse.GetValue(backend.Server);
-                if (data is not null && server is not null)
+                StoreOption.Check(store);
+                if ((data is not null || store is not null) && server is not null)
                 {
-                    throw new Core.Common.ValidationException("--server", "give --data or --server, not both");
+                    throw new Core.Common.ValidationException("--server", "give --data, --store or --server, not more than one");
                 }
-                server ??= data is null ? Environment.GetEnvironmentVariable(BackendOptions.ServerVariable) is { Length: > 0 } s ? s : null : null;
+                if (data is not null && store is not null)
+                {
+                    throw new Core.Common.ValidationException("--store", "give --store or --data, not both");
+                }
+                server ??= data is null && store is null ? Environment.GetEnvironmentVariable(BackendOptions.ServerVariable) is { Length: > 0 } s ? s : null : null;
+                // Without --data, DATABASE_URL names the store as for every other command.
+                store ??= data is null ? Environment.GetEnvironmentVariable(StoreOption.Variable) is { Length: > 0 } u ? u : null : null;
                 var checks = server is not null
                     ? await RemoteAsync(BackendOptions.ServerUri(server), ct)
                     : await Doctor.RunAsync(Client.ConfiguredOptions.Configuration(), data ?? (Environment.GetEnvironmentVariable(BackendOptions.DataVariable) is { Length: > 0 } d ? d : null),
-                        parse.GetValue(urls), ct);
+                        parse.GetValue(urls), ct, store);
                 var healthy = checks.All(c => c.Status == HealthChecks.Ok);
                 if (json)
                 {

@@ -44,8 +44,9 @@ public sealed class PostgresCluster
     /// <summary>
     /// Starts a server over <paramref name="folder"/> (created, and initialised by initdb unless it already
     /// holds a cluster) with the given <c>name=value</c> settings, and waits until it takes connections.
+    /// <paramref name="port"/>: the port to listen on (a restart on the port clients know), else a free one.
     /// </summary>
-    public static async Task<PostgresCluster> StartAsync(string folder, IReadOnlyList<string> settings)
+    public static async Task<PostgresCluster> StartAsync(string folder, IReadOnlyList<string> settings, int? port = null)
     {
         if (!File.Exists(Path.Combine(BinDirectory, "postgres")))
         {
@@ -63,8 +64,8 @@ public sealed class PostgresCluster
             await RunAsync(Path.Combine(BinDirectory, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"], asRoot, folder);
         }
 
-        var port = FreePort();
-        List<string> arguments = ["-D", data, "-p", port.ToString(CultureInfo.InvariantCulture), "-k", folder, "-c", "listen_addresses=127.0.0.1", "-c", "logging_collector=off"];
+        var listenPort = port ?? FreePort();
+        List<string> arguments = ["-D", data, "-p", listenPort.ToString(CultureInfo.InvariantCulture), "-k", folder, "-c", "listen_addresses=127.0.0.1", "-c", "logging_collector=off"];
         foreach (var setting in settings)
         {
             arguments.Add("-c");
@@ -75,7 +76,7 @@ public sealed class PostgresCluster
         postmaster.ErrorDataReceived += (_, _) => { };
         postmaster.BeginOutputReadLine();
         postmaster.BeginErrorReadLine();
-        var cluster = new PostgresCluster(folder, port, postmaster);
+        var cluster = new PostgresCluster(folder, listenPort, postmaster);
 
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)

@@ -7,14 +7,18 @@ namespace Engram.Tests.Support;
 /// installs), one per test run, in a temporary folder. Started at first use, stopped (fast shutdown) and
 /// removed when the test process exits. Test classes each take a fresh database (<see cref="CreateDatabaseAsync"/>).
 /// </summary>
-public sealed class PostgresServer
+public sealed class PostgresServer : IDisposable
 {
     public const string BinDirectory = PostgresCluster.BinDirectory;
 
     private static readonly Lazy<Task<PostgresServer>> Shared = new(StartAsync, LazyThreadSafetyMode.ExecutionAndPublication);
     private static int _databases;
 
-    private readonly PostgresCluster _cluster;
+    /// <summary>A throwaway server: durability off, room for every test class's pool at once.</summary>
+    private static readonly string[] Settings =
+        ["fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=300", "shared_buffers=64MB"];
+
+    private PostgresCluster _cluster;
     private readonly Lazy<Task<string>> _migratedTemplate;
 
     private PostgresServer(PostgresCluster cluster)
@@ -25,6 +29,31 @@ public sealed class PostgresServer
 
     /// <summary>The server of this test run, started on the first call.</summary>
     public static Task<PostgresServer> GetAsync() => Shared.Value;
+
+    /// <summary>
+    /// A server of the calling test's own (its own folder and port), for tests that stop and start it
+    /// (<see cref="StopAsync"/>, <see cref="StartAgainAsync"/>): the shared one serves every other test at once.
+    /// Dispose stops it and removes its folder.
+    /// </summary>
+    public static Task<PostgresServer> StartDedicatedAsync() => StartAsync();
+
+    /// <summary>Whether the postmaster runs.</summary>
+    public bool Running => !_cluster.HasExited;
+
+    /// <summary>A fast shutdown (open sessions are ended); returns once the postmaster is gone and the port refuses connections.</summary>
+    public Task StopAsync() => Task.Run(_cluster.Stop);
+
+    /// <summary>Starts the server again on the same data folder and port (after <see cref="StopAsync"/>); returns once it accepts connections.</summary>
+    public async Task StartAgainAsync()
+    {
+        if (Running)
+        {
+            return;
+        }
+        _cluster = await PostgresCluster.StartAsync(Folder, Settings, Port);
+    }
+
+    public void Dispose() => Stop();
 
     public string Folder => _cluster.Folder;
 
@@ -89,9 +118,7 @@ public sealed class PostgresServer
         var root = Path.Combine(Path.GetTempPath(), "engram-tests");
         RemoveOrphans(root);
         var folder = Path.Combine(root, $"pg-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        // A throwaway server: durability off, room for every test class's pool at once.
-        var cluster = await PostgresCluster.StartAsync(folder,
-            ["fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=300", "shared_buffers=64MB"]);
+        var cluster = await PostgresCluster.StartAsync(folder, Settings);
         var server = new PostgresServer(cluster);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Stop();
         return server;

@@ -22,12 +22,13 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
     private readonly SemaphoreSlim _logWriters = new(1, 1);
     private bool _disposed;
 
-    private PostgresMemoryStore(NpgsqlDataSource db, NpgsqlDataSource sessions, TimeProvider clock, string database)
+    private PostgresMemoryStore(NpgsqlDataSource db, NpgsqlDataSource sessions, TimeProvider clock, NpgsqlConnectionStringBuilder settings)
     {
         _db = db;
         _sessions = sessions;
         _clock = clock;
-        Database = database;
+        Database = settings.Database ?? "";
+        Endpoint = $"{settings.Host}:{settings.Port}/{settings.Database}";
     }
 
     public string Kind => "postgres";
@@ -37,17 +38,24 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
     /// <summary>The database's name (never the password): what logs and /health may show.</summary>
     public string Database { get; }
 
+    /// <summary><c>host:port/database</c> (never the user or password): what /health, /v1/stats and problem bodies name.</summary>
+    public string Endpoint { get; }
+
+    /// <summary>
+    /// How long opening a connection may take unless the URL says (<c>?timeout=</c>, seconds): short, so that while the
+    /// database is away (a host that drops packets rather than refusing) a request fails over to a 503, or a search to its
+    /// indexes, well inside the request timeout (30 s), instead of waiting Npgsql's 15 s default per attempt.
+    /// </summary>
+    public const int DefaultConnectTimeoutSeconds = 5;
+
+    /// <summary>How long one statement may run unless the URL says (<c>?commandtimeout=</c>): under the request timeout.</summary>
+    public const int DefaultCommandTimeoutSeconds = 20;
+
     /// <summary>Opens the database a <c>postgres://</c> URL (or an Npgsql connection string) names and migrates it.</summary>
     public static PostgresMemoryStore Open(string urlOrConnectionString, TimeProvider? clock = null)
     {
         clock ??= TimeProvider.System;
-        var builder = new NpgsqlConnectionStringBuilder(PostgresUrl.ToConnectionString(urlOrConnectionString));
-        // Statements used more than twice on a connection are prepared on it (the server plans them once).
-        if (builder.MaxAutoPrepare == 0)
-        {
-            builder.MaxAutoPrepare = 64;
-            builder.AutoPrepareMinUsages = 2;
-        }
+        var builder = Settings(urlOrConnectionString);
         var db = NpgsqlDataSource.Create(builder);
         try
         {
@@ -55,7 +63,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
             PostgresSchema.Migrate(connection, clock.GetUtcNow().ToUnixTimeMilliseconds());
             using var command = new NpgsqlCommand("SELECT value FROM store_meta WHERE key = 'store_id'", connection);
             var storeId = command.ExecuteScalar() as string ?? "";
-            return new PostgresMemoryStore(db, SessionSource(builder), clock, builder.Database ?? "") { StoreId = storeId };
+            return new PostgresMemoryStore(db, SessionSource(builder), clock, builder) { StoreId = storeId };
         }
         catch (NpgsqlException ex)
         {
@@ -67,6 +75,28 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
             db.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The connection settings of <paramref name="urlOrConnectionString"/> with Engram's defaults where it sets none.</summary>
+    internal static NpgsqlConnectionStringBuilder Settings(string urlOrConnectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(PostgresUrl.ToConnectionString(urlOrConnectionString));
+        // Statements used more than twice on a connection are prepared on it (the server plans them once).
+        if (builder.MaxAutoPrepare == 0)
+        {
+            builder.MaxAutoPrepare = 64;
+            builder.AutoPrepareMinUsages = 2;
+        }
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = builder.ConnectionString };
+        if (!given.ContainsKey("Timeout"))
+        {
+            builder.Timeout = DefaultConnectTimeoutSeconds;
+        }
+        if (!given.ContainsKey("Command Timeout"))
+        {
+            builder.CommandTimeout = DefaultCommandTimeoutSeconds;
+        }
+        return builder;
     }
 
     public long SizeBytes
@@ -113,7 +143,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
         }
         catch (NpgsqlException ex) when (ex is not PostgresException { SqlState: "23505" })
         {
-            throw new StoreException($"the PostgreSQL store failed: {ex.Message}", ex);
+            throw Failed(ex);
         }
     }
 
@@ -145,9 +175,26 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
             }
             catch (NpgsqlException ex)
             {
-                throw new StoreException($"the PostgreSQL store failed: {ex.Message}", ex);
+                throw Failed(ex);
             }
         }
+    }
+
+    /// <summary>
+    /// The store's exception for a failed statement: <see cref="StoreUnavailableException"/> when the database is away
+    /// (<see cref="StoreFailure.IsUnavailable(Exception)"/>), else a plain <see cref="StoreException"/>. A database that went
+    /// away leaves broken sessions in the pool (a fast shutdown ends every one of them); Npgsql drops a session only when
+    /// a statement fails on it, so after a restart each stale one would fail one more request. The pool is cleared
+    /// instead: idle sessions are closed now, busy ones when returned, and the next request opens a fresh one.
+    /// </summary>
+    private StoreException Failed(NpgsqlException exception)
+    {
+        if (!StoreFailure.IsUnavailable(exception))
+        {
+            return new StoreException($"the PostgreSQL store failed: {exception.Message}", exception);
+        }
+        _db.Clear();
+        return new StoreUnavailableException($"the PostgreSQL database {Endpoint} is unavailable: {exception.Message}", $"postgres {Endpoint}", exception);
     }
 
     private Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, CancellationToken ct) => WriteAsync(write, WriteDurability.Full, ct);
