@@ -35,7 +35,7 @@ public sealed class ExportReader : IAsyncDisposable
 
     private const string EntitySql =
         "SELECT e.tenant, e.name, e.entity_type, e.created_at, e.updated_at, o.oid, o.content, o.valid_from, o.valid_to, o.created_at " +
-        "FROM graph_entities e LEFT JOIN graph_observations o ON o.tenant = e.tenant AND o.entity_name = e.name{0} ORDER BY e.{2}, o.oid";
+        "FROM graph_entities e LEFT JOIN graph_observations o ON o.tenant = e.tenant AND o.entity_name = e.name{0} ORDER BY e.{1}, o.oid";
 
     private const string RelationSql =
         "SELECT r.tenant, r.from_name, r.to_name, r.relation_type, r.weight, r.valid_from, r.valid_to, r.created_at FROM graph_relations r{0} ORDER BY r.rid";
