@@ -84,6 +84,8 @@ internal sealed class PostgresSnapshot : ISnapshot
 
         public double Double(int column) => reader.GetDouble(column);
 
+        public byte[] Bytes(int column) => reader.GetFieldValue<byte[]>(column);
+
         public void WriteRawJson(Utf8JsonWriter writer, int column) => writer.WriteRawValue(reader.GetString(column), skipInputValidation: true);
 
         public async ValueTask DisposeAsync()

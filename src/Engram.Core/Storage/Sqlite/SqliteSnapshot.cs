@@ -73,6 +73,8 @@ internal sealed class SqliteSnapshot : ISnapshot
 
         public double Double(int column) => statement.GetDouble(column);
 
+        public byte[] Bytes(int column) => statement.GetBytes(column).ToArray();
+
         public void WriteRawJson(Utf8JsonWriter writer, int column) => writer.WriteRawValue(statement.GetBytes(column), skipInputValidation: true);
 
         public ValueTask DisposeAsync()

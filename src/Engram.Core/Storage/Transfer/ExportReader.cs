@@ -88,6 +88,21 @@ public sealed class ExportReader : IAsyncDisposable
         return counts;
     }
 
+    /// <summary>
+    /// Each API key's keyed hash by key id (the keys themselves are read through <see cref="Security.IApiKeyStore"/>):
+    /// what a migration copies so that every key keeps working on the target. Never part of an export.
+    /// </summary>
+    public async Task<Dictionary<string, byte[]>> ReadApiKeyHashesAsync(CancellationToken ct = default)
+    {
+        var hashes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        await using var rows = await _snapshot.QueryAsync("SELECT x.id, x.hash FROM api_keys x" + Filter("x"), _tenant, ct).ConfigureAwait(false);
+        while (await rows.ReadAsync(ct).ConfigureAwait(false))
+        {
+            hashes[rows.Text(0)] = rows.Bytes(1);
+        }
+        return hashes;
+    }
+
     private string Filter(string alias) => _tenant is null ? "" : $" WHERE {alias}.tenant = ?1";
 
     /// <summary>

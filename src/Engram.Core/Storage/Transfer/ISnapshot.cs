@@ -35,6 +35,8 @@ public interface ISnapshotRows : IAsyncDisposable
 
     double Double(int column);
 
+    byte[] Bytes(int column);
+
     /// <summary>Writes a text column that holds JSON as the raw value of the current property.</summary>
     void WriteRawJson(Utf8JsonWriter writer, int column);
 }
