@@ -33,6 +33,9 @@ public static class StoreMigration
     /// <summary>store_meta key on the target: when the last run finished with matching counts.</summary>
     public const string CompletedKey = "migration_completed_at";
 
+    /// <summary>store_meta key on the target: "true" when the migration was forced into a store that held other data.</summary>
+    public const string MergedKey = "migration_merged";
+
     public const int BatchSize = 256;
 
     public static async Task<MigrationReport> RunAsync(IMemoryStore source, IMemoryStore target, MigrationOptions options,
@@ -50,6 +53,7 @@ public static class StoreMigration
         if (marker == source.StoreId)
         {
             report.Resumed = true;
+            report.Merged = await to.GetMetaAsync(MergedKey, ct).ConfigureAwait(false) == "true";
         }
         else
         {
@@ -61,6 +65,7 @@ public static class StoreMigration
                     : $"the target was filled from another store (id {marker}) and holds {holds}; pass --force to add this source's records to it");
             }
             report.Merged = holds is not null;
+            await to.SetMetaAsync(MergedKey, report.Merged ? "true" : null, ct).ConfigureAwait(false);
             await to.SetMetaAsync(MarkerKey, source.StoreId, ct).ConfigureAwait(false);
             await to.SetMetaAsync(CompletedKey, null, ct).ConfigureAwait(false);
         }
