@@ -34,6 +34,7 @@ public static class EngramCli
             BackupCommand.Create(),
             RestoreCommand.Create(),
             ExportCommand.Create(),
+            MigrateCommand.Create(),
             MaintenanceCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).

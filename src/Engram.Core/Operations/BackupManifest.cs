@@ -21,7 +21,8 @@ public sealed record BackupManifest(
     long DatabaseBytes,
     string DatabaseSha256,
     long PayloadBytes,
-    string PayloadSha256)
+    string PayloadSha256,
+    string Content = BackupContents.Database)
 {
     internal static readonly JsonSerializerOptions Json = new()
     {
@@ -29,6 +30,17 @@ public sealed record BackupManifest(
         WriteIndented = false,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip,
     };
+}
+
+/// <summary>
+/// What a backup's payload is: a SQLite database file (a SQLite store's backup), or Engram's export of the
+/// store (a logical backup: a PostgreSQL store's; portable to either backend). <c>database_bytes</c> and
+/// <c>database_sha256</c> are then those of the uncompressed export.
+/// </summary>
+public static class BackupContents
+{
+    public const string Database = "sqlite-database";
+    public const string Export = "engram-export";
 }
 
 /// <summary>A backup's kind: made by the schedule (retention applies) or on demand (kept until deleted by hand).</summary>

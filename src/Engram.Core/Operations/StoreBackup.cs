@@ -119,6 +119,11 @@ public static class StoreBackup
                 }
                 ct.ThrowIfCancellationRequested();
                 input.Position = payloadStart;
+                if (manifest.Content == BackupContents.Export)
+                {
+                    LogicalBackup.VerifyPayload(input, manifest, problems, ct);
+                    return Result();
+                }
                 using var output = BackupFile.CreatePrivate(database, FileMode.Create);
                 try
                 {

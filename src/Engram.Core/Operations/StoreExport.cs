@@ -2,13 +2,13 @@ using System.Diagnostics;
 using System.Reflection;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using Engram.Core.Storage.Sqlite;
+using Engram.Core.Storage.Transfer;
 
 namespace Engram.Core.Operations;
 
 /// <summary>
 /// Writes an Engram export: JSON Lines, a header line (format, versions, time, counts), then one
-/// line per record (see <see cref="SqliteExportReader"/>). Streams: each line goes to the output as
+/// line per record (see <see cref="ExportReader"/>; either backend). Streams: each line goes to the output as
 /// it is read, so neither the store nor the file is ever held in memory. API keys, the store secret,
 /// the audit log and embedding vectors are never part of it (vectors are derived: the importing
 /// store embeds again).
@@ -22,21 +22,20 @@ public static class StoreExport
 
     /// <param name="tenant">Only this tenant's records; null for every tenant.</param>
     /// <param name="flushEvery">Flush the output after this many lines (an HTTP response then streams steadily).</param>
-    public static async Task<ExportSummary> WriteAsync(SqliteMemoryStore store, Stream output, string? tenant, TimeProvider clock,
+    public static async Task<ExportSummary> WriteAsync(IStoreTransfer store, Stream output, string? tenant, TimeProvider clock,
         IProgress<OperationProgress>? progress = null, int flushEvery = 1000, CancellationToken ct = default)
     {
         var started = Stopwatch.GetTimestamp();
-        using var reader = await store.OpenExportAsync(tenant, ct).ConfigureAwait(false);
-        var counts = reader.Count();
+        await using var reader = await store.OpenExportAsync(tenant, ct).ConfigureAwait(false);
+        var counts = await reader.CountAsync(ct).ConfigureAwait(false);
         var header = new ExportHeader(ExportKinds.Header, ExportHeader.FormatName, ExportHeader.CurrentVersion, EngramVersion, reader.SchemaVersion,
             ExportFields.FormatTime(clock.GetUtcNow().ToUnixTimeMilliseconds()), tenant, reader.LastSeq, counts);
         await output.WriteAsync(SerializeHeader(header), ct).ConfigureAwait(false);
         await output.WriteAsync(NewLine, ct).ConfigureAwait(false);
         long written = 0;
         long bytes = 0;
-        foreach (var line in reader.Lines())
+        await foreach (var line in reader.LinesAsync(ct).ConfigureAwait(false))
         {
-            ct.ThrowIfCancellationRequested();
             await output.WriteAsync(line.Json, ct).ConfigureAwait(false);
             await output.WriteAsync(NewLine, ct).ConfigureAwait(false);
             bytes += line.Json.Length + 1;

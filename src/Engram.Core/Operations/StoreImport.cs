@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Engram.Core.Common;
-using Engram.Core.Storage.Sqlite;
+using Engram.Core.Storage.Transfer;
 
 namespace Engram.Core.Operations;
 
@@ -25,7 +25,7 @@ public static class StoreImport
     /// <summary>Errors kept in the report (the counts hold them all).</summary>
     public const int MaxErrors = 100;
 
-    public static async Task<ImportReport> ReadAsync(SqliteMemoryStore store, Stream input, bool continueOnError,
+    public static async Task<ImportReport> ReadAsync(IStoreTransfer store, Stream input, bool continueOnError,
         IProgress<OperationProgress>? progress = null, CancellationToken ct = default)
     {
         var started = Stopwatch.GetTimestamp();
@@ -106,7 +106,7 @@ public static class StoreImport
     }
 
     /// <summary>Writes the batch; false when a record failed and the import stops.</summary>
-    private static async Task<bool> FlushAsync(SqliteMemoryStore store, List<(int Line, string Kind, JsonDocument Document)> batch, long baseline,
+    private static async Task<bool> FlushAsync(IStoreTransfer store, List<(int Line, string Kind, JsonDocument Document)> batch, long baseline,
         ImportReport report, bool continueOnError, CancellationToken ct)
     {
         if (batch.Count == 0)
@@ -115,7 +115,7 @@ public static class StoreImport
         }
         try
         {
-            var results = await store.ImportAsync([.. batch.Select(b => b.Document.RootElement)], baseline, ct).ConfigureAwait(false);
+            var results = await store.ImportAsync([.. batch.Select(b => b.Document.RootElement)], new ImportRules(baseline), ct).ConfigureAwait(false);
             var ok = true;
             for (var i = 0; i < results.Count; i++)
             {

@@ -2,7 +2,7 @@ using Engram.Core.Common;
 using Engram.Core.Operations;
 using Engram.Core.Security;
 using Engram.Core.Storage;
-using Engram.Core.Storage.Sqlite;
+using Engram.Core.Storage.Transfer;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -39,11 +39,11 @@ internal static class ExportEndpoints
         {
             throw new ForbiddenException("a scoped key may not export: the export holds every user and agent of the tenant");
         }
-        var sqlite = store as SqliteMemoryStore ?? throw new ValidationException("store", $"the {store.Kind} store cannot be exported yet");
+        var source = (IStoreTransfer)store; // both stores are (see IStoreTransfer)
         var tenant = QueryParser.Bool(http.Request.Query, "all_tenants") ? null : caller.Tenant;
         http.Response.ContentType = ContentType;
         http.Response.Headers.ContentDisposition = $"attachment; filename=\"engram-export-{clock.GetUtcNow():yyyyMMdd-HHmmss}.jsonl\"";
         http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        await StoreExport.WriteAsync(sqlite, http.Response.Body, tenant, clock, ct: ct);
+        await StoreExport.WriteAsync(source, http.Response.Body, tenant, clock, ct: ct);
     }
 }

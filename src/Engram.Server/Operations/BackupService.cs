@@ -57,10 +57,6 @@ public sealed partial class BackupService
     /// </summary>
     public async Task<(BackupManifest Manifest, string Name, BackupVerification Verification)> CreateAsync(string kind, CancellationToken ct = default)
     {
-        if (_store is not SqliteMemoryStore sqlite)
-        {
-            throw new StoreException($"backups are made of SQLite stores; this store is {_store.Kind}");
-        }
         if (!await _gate.WaitAsync(TimeSpan.Zero, ct))
         {
             throw new ConflictException("a backup is running; try again when it has finished");
@@ -71,8 +67,11 @@ public sealed partial class BackupService
             BackupFile.CreatePrivateFolder(Folder);
             var name = BackupCatalog.NewName(Folder, _clock.GetUtcNow(), kind);
             var path = Path.Combine(Folder, name);
-            // The work is synchronous file and SQLite I/O: off the request's thread.
-            var manifest = await Task.Run(() => StoreBackup.Create(sqlite.DatabasePath, path, kind, _clock, ct: ct), ct);
+            // A SQLite store's database file is copied (synchronous file and SQLite I/O: off the request's thread);
+            // another store gets a logical backup, its export from one snapshot.
+            var manifest = _store is SqliteMemoryStore sqlite
+                ? await Task.Run(() => StoreBackup.Create(sqlite.DatabasePath, path, kind, _clock, ct: ct), ct)
+                : await LogicalBackup.CreateAsync(_store, path, kind, _clock, ct);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
             BackupMetrics.Succeeded(manifest.CreatedAt, seconds);
             LogCreated(_logger, name, manifest.LastSeq, new FileInfo(path).Length, seconds);

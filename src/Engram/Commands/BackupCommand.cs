@@ -4,6 +4,7 @@ using Engram.Cli.Client;
 using Engram.Cli.Output;
 using Engram.Core.Common;
 using Engram.Core.Operations;
+using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 
 namespace Engram.Cli.Commands;
@@ -17,9 +18,13 @@ internal static class BackupCommand
     public static Command Create()
     {
         var data = DataOption();
+        var store = StoreOption.Create();
         var output = new Option<string?>("--out") { Description = "The backup file to write (new; owner-only permissions). Default: a new name in the backup folder.", HelpName = "FILE" };
         var json = JsonOption();
-        var command = new Command("backup", "Back up a store (online: a server may keep writing), or list and verify backups.") { data, output, json };
+        var command = new Command("backup", "Back up a store (online: a server may keep writing; a PostgreSQL store gets a logical backup), or list and verify backups.")
+        {
+            data, store, output, json,
+        };
         command.Subcommands.Add(CreateList());
         command.Subcommands.Add(CreateVerify());
         command.SetAction(async (parse, ct) =>
@@ -27,12 +32,11 @@ internal static class BackupCommand
             var asJson = parse.GetValue(json);
             try
             {
-                var folder = DataFolder(parse.GetValue(data));
+                var location = StoreOption.ResolveExisting(parse.GetValue(store), parse.GetValue(data));
+                var postgres = StoreFactory.IsPostgres(location);
+                // A PostgreSQL store's backups go to the configured folder, else <ENGRAM_DATA or ./data>/backups.
+                var folder = postgres ? DataFolder(null) : location;
                 var database = Path.Combine(folder, SqliteMemoryStore.FileName);
-                if (!File.Exists(database))
-                {
-                    throw new NotFoundException($"no Engram database in '{folder}'; pass --data DIR");
-                }
                 var target = parse.GetValue(output);
                 if (target is null)
                 {
@@ -46,7 +50,16 @@ internal static class BackupCommand
                     throw new ValidationException("--out", $"'{target}' exists already; backups are never overwritten, choose another name");
                 }
                 var started = System.Diagnostics.Stopwatch.GetTimestamp();
-                var manifest = await Task.Run(() => StoreBackup.Create(database, target, BackupKinds.Manual, TimeProvider.System, ct: ct), ct);
+                BackupManifest manifest;
+                if (postgres)
+                {
+                    await using var opened = StoreFactory.Open(location);
+                    manifest = await LogicalBackup.CreateAsync(opened, target, BackupKinds.Manual, TimeProvider.System, ct);
+                }
+                else
+                {
+                    manifest = await Task.Run(() => StoreBackup.Create(database, target, BackupKinds.Manual, TimeProvider.System, ct: ct), ct);
+                }
                 var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
                 var size = new FileInfo(target).Length;
                 if (asJson)
@@ -55,8 +68,10 @@ internal static class BackupCommand
                 }
                 else
                 {
-                    Console.WriteLine($"Backed up {folder} to {target}: {Size(size)}, last seq {manifest.LastSeq}, {Counts(manifest)}, in {seconds:0.00} s");
-                    Console.WriteLine("The file holds the API keys' hashes and the store's secret: keep it as safe as the store.");
+                    Console.WriteLine($"Backed up {StoreFactory.Describe(location)} to {target}: {Size(size)}, last seq {manifest.LastSeq}, {Counts(manifest)}, in {seconds:0.00} s");
+                    Console.WriteLine(postgres
+                        ? "A logical backup (Engram's export, verified by engram backup verify): no API keys or audit log; pg_dump or PITR keep those."
+                        : "The file holds the API keys' hashes and the store's secret: keep it as safe as the store.");
                 }
                 return ExitCodes.Ok;
             }

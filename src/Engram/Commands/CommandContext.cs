@@ -15,8 +15,8 @@ internal sealed class CommandContext(ParseResult parse, BackendOptions backend, 
 
     public bool Json => Parse.GetValue(backend.Json);
 
-    /// <summary>The <c>--data</c> and <c>--server</c> flags as given (commands that work on the store file itself).</summary>
-    public (string? Data, string? Server) BackendFlags => (Parse.GetValue(backend.Data), Parse.GetValue(backend.Server));
+    /// <summary>The <c>--data</c>, <c>--server</c> and <c>--store</c> flags as given (commands that work on the store itself).</summary>
+    public (string? Data, string? Server, string? Store) BackendFlags => (Parse.GetValue(backend.Data), Parse.GetValue(backend.Server), Parse.GetValue(backend.Store));
 
     public TextWriter Output { get; } = Console.Out;
 

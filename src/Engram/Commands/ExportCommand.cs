@@ -3,12 +3,13 @@ using Engram.Cli.Output;
 using Engram.Core.Common;
 using Engram.Core.Operations;
 using Engram.Core.Security;
-using Engram.Core.Storage.Sqlite;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Transfer;
 
 namespace Engram.Cli.Commands;
 
 /// <summary>
-/// <c>engram export --data DIR --out FILE</c>: writes every record of the store (every tenant, or
+/// <c>engram export --data DIR|--store URL --out FILE</c>: writes every record of the store (every tenant, or
 /// one with --tenant) as Engram's JSON Lines export (see <see cref="StoreExport"/>), from a
 /// consistent snapshot, with a progress bar. The file is written under a temporary name and renamed
 /// when complete, so a cancelled or failed export never leaves a file that looks whole. Safe beside
@@ -19,20 +20,21 @@ internal static class ExportCommand
     public static Command Create()
     {
         var data = new Option<string?>("--data") { Description = $"Data folder (default ${BackendOptions.DataVariable}, else ./{BackendOptions.DefaultData}).", HelpName = "DIR" };
+        var store = StoreOption.Create();
         var output = new Option<string>("--out") { Description = "The file to write (- for stdout). An existing file is kept unless --force.", HelpName = "FILE", Required = true };
         var tenant = new Option<string?>("--tenant") { Description = "Export only this tenant (default: every tenant).", HelpName = "T" };
         var force = new Option<bool>("--force") { Description = "Overwrite FILE if it exists." };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object (and errors as JSON on stderr); no progress bar." };
         var command = new Command("export", "Export memories (with history), key-value entries and the graph as JSON Lines (never API keys).")
         {
-            data, output, tenant, force, json,
+            data, store, output, tenant, force, json,
         };
         command.SetAction(async (parse, ct) =>
         {
             var asJson = parse.GetValue(json);
             try
             {
-                var folder = ReindexCommand.ExistingStore(parse.GetValue(data));
+                var location = StoreOption.ResolveExisting(parse.GetValue(store), parse.GetValue(data));
                 var only = parse.GetValue(tenant) is { } named ? TenantNames.Require(named, "--tenant") : null;
                 var target = parse.GetValue(output)!;
                 var toStdout = target == "-";
@@ -40,12 +42,13 @@ internal static class ExportCommand
                 {
                     throw new ConflictException($"'{target}' exists; pass --force to overwrite it");
                 }
-                await using var store = SqliteMemoryStore.Open(folder);
+                await using var opened = StoreFactory.Open(location);
+                var source = opened as IStoreTransfer ?? throw new ValidationException("--store", $"the {opened.Kind} store cannot be exported");
                 var bar = ProgressBar.ForStderr(asJson);
                 if (toStdout)
                 {
                     await using var stdout = Console.OpenStandardOutput();
-                    await StoreExport.WriteAsync(store, stdout, only, TimeProvider.System, bar?.Reporter, ct: ct);
+                    await StoreExport.WriteAsync(source, stdout, only, TimeProvider.System, bar?.Reporter, ct: ct);
                     bar?.Done();
                     return ExitCodes.Ok;
                 }
@@ -56,7 +59,7 @@ internal static class ExportCommand
                 {
                     await using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
                     {
-                        summary = await StoreExport.WriteAsync(store, file, only, TimeProvider.System, bar?.Reporter, ct: ct);
+                        summary = await StoreExport.WriteAsync(source, file, only, TimeProvider.System, bar?.Reporter, ct: ct);
                         file.Flush(flushToDisk: true);
                     }
                     File.Move(temporary, full, overwrite: true);

@@ -4,7 +4,8 @@ using Engram.Cli.Output;
 using Engram.Core.Common;
 using Engram.Core.Operations;
 using Engram.Core.Security;
-using Engram.Core.Storage.Sqlite;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Transfer;
 
 namespace Engram.Cli.Commands;
 
@@ -12,7 +13,7 @@ namespace Engram.Cli.Commands;
 /// <c>engram import</c>, two formats:
 /// <list type="bullet">
 /// <item><c>--in FILE</c> (format engram, the default with --in): an Engram export (<c>engram export</c>,
-/// <c>GET /v1/admin/export</c>) into the store in --data, records kept as they were (ids, versions,
+/// <c>GET /v1/admin/export</c>) into the store in --data or --store, records kept as they were (ids, versions,
 /// history, times), duplicates skipped, in batches through the store's writer (see <see cref="StoreImport"/>).</item>
 /// <item><c>--format mcp-memory FILE</c>: the memory.jsonl of the MCP reference memory server, through the
 /// same services as every other write (in process, or the REST API with --server). Re-importing changes nothing.</item>
@@ -105,17 +106,19 @@ internal static class ImportCommand
         {
             throw new ValidationException("--tenant", "an Engram export keeps each record's own tenant; --tenant is for --format mcp-memory (export one tenant with engram export --tenant T)");
         }
-        var (data, server) = context.BackendFlags;
+        var (data, server, storeUrl) = context.BackendFlags;
         if (server is not null)
         {
-            throw new ValidationException("--server", "--in imports into a data folder in process: give --data DIR (on the server's machine; it is safe beside a running server)");
+            throw new ValidationException("--server", "--in imports into a store in process: give --data DIR (on the server's machine; it is safe beside a running server) or --store postgres://...");
         }
         if (!File.Exists(exportFile))
         {
             throw new NotFoundException($"no file '{exportFile}'");
         }
-        var folder = Path.GetFullPath(data ?? Environment.GetEnvironmentVariable(BackendOptions.DataVariable) ?? BackendOptions.DefaultData);
-        await using var store = SqliteMemoryStore.Open(folder);
+        var location = StoreOption.Resolve(storeUrl, data);
+        var folder = StoreFactory.IsPostgres(location) ? StoreFactory.Describe(location) : Path.GetFullPath(location);
+        await using var opened = StoreFactory.Open(StoreFactory.IsPostgres(location) ? location : folder);
+        var store = opened as IStoreTransfer ?? throw new ValidationException("--store", $"the {opened.Kind} store cannot import");
         await using var stream = new FileStream(exportFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         var bar = ProgressBar.ForStderr(context.Json);
         var report = await StoreImport.ReadAsync(store, stream, continueOnError, bar?.Reporter, context.CancellationToken);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Engram.Cli.Output;
 using Engram.Core.Common;
 using Engram.Core.Operations;
+using Engram.Core.Storage;
 using Engram.Server;
 
 namespace Engram.Cli.Commands;
@@ -16,25 +17,36 @@ internal static class RestoreCommand
     public static Command Create()
     {
         var file = new Argument<string>("FILE") { Description = "The backup file." };
-        var data = new Option<string?>("--data") { Description = "The folder to restore into (new, or --force to replace its store).", HelpName = "DIR", Required = true };
+        var data = new Option<string?>("--data") { Description = "The folder to restore into (new, or --force to replace its store).", HelpName = "DIR" };
+        var store = new Option<string?>("--store") { Description = "Restore into this PostgreSQL database instead (it must be empty): postgres://user:password@host:port/database.", HelpName = "URL" };
         var force = new Option<bool>("--force") { Description = "Replace the store in --data (its WAL and index snapshot go too)." };
         var json = BackupCommand.JsonOption();
-        var command = new Command("restore", "Restore a backup into a data folder (verified first; refuses to overwrite a store without --force).") { file, data, force, json };
-        command.SetAction((parse, ct) =>
+        var command = new Command("restore",
+            "Restore a backup into a data folder or an empty PostgreSQL database (verified first; refuses to overwrite a store without --force). Backups are portable between the backends.")
+        {
+            file, data, store, force, json,
+        };
+        command.SetAction(async (parse, ct) =>
         {
             var asJson = parse.GetValue(json);
             try
             {
                 var path = Path.GetFullPath(parse.GetValue(file)!);
-                var folder = BackupCommand.DataFolder(parse.GetValue(data));
+                var url = parse.GetValue(store);
+                StoreOption.Check(url);
+                if ((url is null) == (parse.GetValue(data) is null))
+                {
+                    throw new ValidationException("--data", "give the folder to restore into with --data DIR, or a PostgreSQL database with --store URL (one of them)");
+                }
                 if (!File.Exists(path))
                 {
                     throw new NotFoundException($"no backup file at '{path}'");
                 }
-                // No server may run on the folder while its database is replaced; its lock keeps one from starting meanwhile.
-                using var serverLock = ServerLock.Acquire(folder);
                 var started = System.Diagnostics.Stopwatch.GetTimestamp();
-                var verification = StoreBackup.Restore(path, folder, parse.GetValue(force), ct);
+                var folder = url is null ? BackupCommand.DataFolder(parse.GetValue(data)) : StoreFactory.Describe(url);
+                var verification = url is not null
+                    ? await RestoreIntoStoreAsync(path, url, ct)
+                    : await RestoreIntoFolderAsync(path, folder, parse.GetValue(force), ct);
                 if (!verification.Ok)
                 {
                     BackupCommand.Report(verification, path, asJson);
@@ -42,7 +54,7 @@ internal static class RestoreCommand
                     {
                         Console.Error.WriteLine($"engram: nothing was restored into {folder}");
                     }
-                    return Task.FromResult(ExitCodes.UserError);
+                    return ExitCodes.UserError;
                 }
                 var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
                 var m = verification.Manifest!;
@@ -53,24 +65,47 @@ internal static class RestoreCommand
                 else
                 {
                     Console.WriteLine($"Restored {path} into {folder}: last seq {m.LastSeq}, {BackupCommand.Counts(m)}, in {seconds:0.00} s. " +
-                        "The indexes are rebuilt when the store is next served (or run engram reindex --data " + folder + ").");
+                        "The indexes are rebuilt when the store is next served.");
                 }
-                return Task.FromResult(ExitCodes.Ok);
+                return ExitCodes.Ok;
             }
             catch (RestoreRefusedException ex)
             {
-                return Task.FromResult(ErrorReporter.Report(new ConflictException(ex.Message), Console.Error, asJson, command));
+                return ErrorReporter.Report(new ConflictException(ex.Message), Console.Error, asJson, command);
             }
             catch (ServerLockedException ex)
             {
-                return Task.FromResult(ErrorReporter.Report(new ConflictException(ex.Message), Console.Error, asJson, command));
+                return ErrorReporter.Report(new ConflictException(ex.Message), Console.Error, asJson, command);
             }
             catch (Exception ex)
             {
-                return Task.FromResult(ErrorReporter.Report(ex, Console.Error, asJson, command));
+                return ErrorReporter.Report(ex, Console.Error, asJson, command);
             }
         });
         return command;
+    }
+
+    private static async Task<BackupVerification> RestoreIntoStoreAsync(string path, string url, CancellationToken ct)
+    {
+        await using var target = StoreFactory.Open(url);
+        return await LogicalBackup.RestoreAsync(path, target, ct);
+    }
+
+    /// <summary>A SQLite database backup is written into place; a logical one is imported into a new store in the folder.</summary>
+    private static async Task<BackupVerification> RestoreIntoFolderAsync(string path, string folder, bool force, CancellationToken ct)
+    {
+        // No server may run on the folder while its database is replaced; its lock keeps one from starting meanwhile.
+        using var serverLock = ServerLock.Acquire(folder);
+        if (BackupFile.ReadManifest(path).Content != BackupContents.Export)
+        {
+            return StoreBackup.Restore(path, folder, force, ct);
+        }
+        if (File.Exists(Path.Combine(folder, Core.Storage.Sqlite.SqliteMemoryStore.FileName)))
+        {
+            throw new RestoreRefusedException($"'{folder}' holds an Engram store already; restore a logical backup into a new folder");
+        }
+        await using var target = Core.Storage.Sqlite.SqliteMemoryStore.Open(folder);
+        return await LogicalBackup.RestoreAsync(path, target, ct);
     }
 
     internal sealed record RestoreResult(string File, string Folder, double TookMs, BackupManifest Manifest);

@@ -47,6 +47,25 @@ internal static class StoreOption
         return location;
     }
 
+    /// <summary>
+    /// Like <see cref="Resolve"/>, for commands that read a store that must exist: a data folder must hold an
+    /// Engram database (a PostgreSQL database is migrated on open like any other).
+    /// </summary>
+    public static string ResolveExisting(string? store, string? data) => Existing(Resolve(store, data), "pass --data DIR or --store postgres://...");
+
+    /// <summary><paramref name="location"/> itself when it is a PostgreSQL URL or a folder holding a store (its full path); else <paramref name="hint"/> is said.</summary>
+    public static string Existing(string location, string hint)
+    {
+        if (StoreFactory.IsPostgres(location))
+        {
+            return location;
+        }
+        var folder = Path.GetFullPath(location);
+        return File.Exists(Path.Combine(folder, Core.Storage.Sqlite.SqliteMemoryStore.FileName))
+            ? folder
+            : throw new NotFoundException($"no Engram database in '{folder}'; {hint}");
+    }
+
     private static string? EnvironmentValue(string name) =>
         Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
 }

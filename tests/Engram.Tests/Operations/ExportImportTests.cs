@@ -16,9 +16,9 @@ namespace Engram.Tests.Operations;
 public sealed class ExportImportTests
 {
     /// <summary>A store with two tenants, updated memories (history), key-value entries with history and TTLs, and a graph with validity.</summary>
-    private static async Task<(EngramServer Server, string AdminKey)> SeedAsync()
+    internal static async Task<(EngramServer Server, string AdminKey)> SeedAsync(string? dataPath = null)
     {
-        var server = await EngramServer.StartAsync();
+        var server = await EngramServer.StartAsync(dataPath);
         var key = await server.CreateKeyAsync("default", Role.Admin, name: "seed");
         foreach (var tenant in new[] { "default", "globex" })
         {

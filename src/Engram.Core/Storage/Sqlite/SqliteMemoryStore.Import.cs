@@ -1,11 +1,10 @@
-using System.Globalization;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Graph;
 using Engram.Core.KeyValue;
-using Engram.Core.Memories;
 using Engram.Core.Operations;
 using Engram.Core.Security;
+using Engram.Core.Storage.Transfer;
 
 using static Engram.Core.Storage.StoreRows;
 
@@ -18,7 +17,7 @@ namespace Engram.Core.Storage.Sqlite;
 /// instances pick it up. A record already in the store (same id or key, or the same content in the
 /// same scope) is skipped.
 /// </summary>
-public sealed partial class SqliteMemoryStore
+public sealed partial class SqliteMemoryStore : IStoreTransfer
 {
     private static readonly Caller Importer = Caller.System("import");
 
@@ -26,7 +25,7 @@ public sealed partial class SqliteMemoryStore
     /// Opens a consistent snapshot of the store for an export (<paramref name="tenant"/> null: every
     /// tenant). Key-value states written behind are folded into their table first, so the snapshot holds them.
     /// </summary>
-    public async Task<SqliteExportReader> OpenExportAsync(string? tenant, CancellationToken ct = default)
+    public async Task<ExportReader> OpenExportAsync(string? tenant, CancellationToken ct = default)
     {
         if (!_kvHot.IsEmpty)
         {
@@ -36,26 +35,28 @@ public sealed partial class SqliteMemoryStore
                 return 0;
             }, WriteDurability.Relaxed, ct).ConfigureAwait(false);
         }
-        return new SqliteExportReader(DatabasePath, tenant);
+        return new ExportReader(new SqliteSnapshot(DatabasePath), tenant);
     }
 
-    /// <summary>The newest memory row when an import starts: only rows up to it count as content duplicates (the file's own twins are kept).</summary>
     public Task<long> GetImportBaselineAsync(CancellationToken ct = default) =>
         _readers.ReadAsync(c => c.ScalarInt64("SELECT max(rid) FROM memories") ?? 0, ct).AsTask();
 
-    /// <summary>
-    /// Imports the records as one group of writes (one transaction unless a record fails, which never
-    /// takes the others with it); each result is <see cref="ImportOutcome.Imported"/>,
-    /// <see cref="ImportOutcome.Skipped"/> or the exception that refused it.
-    /// </summary>
-    public async Task<IReadOnlyList<(ImportOutcome Outcome, Exception? Error)>> ImportAsync(IReadOnlyList<JsonElement> records, long baseline,
+    public Task<string?> GetMetaAsync(string key, CancellationToken ct = default) =>
+        _readers.ReadAsync(c => c.ScalarText("SELECT value FROM store_meta WHERE key = ?1", key), ct).AsTask();
+
+    public Task SetMetaAsync(string key, string? value, CancellationToken ct = default) =>
+        _writer.WriteAsync(c => value is null
+            ? c.ExecuteNonQuery("DELETE FROM store_meta WHERE key = ?1", key)
+            : c.ExecuteNonQuery("INSERT INTO store_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value), ct);
+
+    public async Task<IReadOnlyList<(ImportOutcome Outcome, Exception? Error)>> ImportAsync(IReadOnlyList<JsonElement> records, ImportRules rules,
         CancellationToken ct = default)
     {
         var tasks = new Task<ImportOutcome>[records.Count];
         for (var i = 0; i < records.Count; i++)
         {
             var record = records[i];
-            tasks[i] = _writer.WriteAsync(c => ImportOne(c, record, baseline), ct);
+            tasks[i] = _writer.WriteAsync(c => ImportOne(c, record, rules), ct);
         }
         var results = new (ImportOutcome, Exception?)[records.Count];
         for (var i = 0; i < tasks.Length; i++)
@@ -64,7 +65,7 @@ public sealed partial class SqliteMemoryStore
             {
                 results[i] = (await tasks[i].ConfigureAwait(false), null);
             }
-            catch (Exception ex) when (ex is EngramException or StoreException or SqliteException or JsonException or FormatException or InvalidOperationException)
+            catch (Exception ex) when (ex is SqliteException || ImportRecords.IsRecordError(ex))
             {
                 results[i] = (ImportOutcome.Failed, ex);
             }
@@ -72,89 +73,64 @@ public sealed partial class SqliteMemoryStore
         return results;
     }
 
-    private ImportOutcome ImportOne(SqliteConnection c, JsonElement record, long baseline) =>
-        ImportJson.Text(record, "kind") switch
+    private ImportOutcome ImportOne(SqliteConnection c, JsonElement record, ImportRules rules) =>
+        ImportRecords.Kind(record) switch
         {
-            ExportKinds.Memory => ImportMemory(c, record, baseline),
-            ExportKinds.KeyValue => ImportKv(c, record),
-            ExportKinds.Entity => ImportEntity(c, record),
-            ExportKinds.Relation => ImportRelation(c, record),
-            var other => throw new ValidationException("kind", $"unknown kind '{other}'"),
+            ExportKinds.Memory => ImportMemory(c, ImportRecords.Memory(record), rules.Baseline),
+            ExportKinds.KeyValue => ImportKv(c, ImportRecords.KeyValue(record), rules.Exact),
+            ExportKinds.Entity => ImportEntity(c, ImportRecords.Entity(record)),
+            _ => ImportRelation(c, ImportRecords.Relation(record)),
         };
 
-    private ImportOutcome ImportMemory(SqliteConnection c, JsonElement r, long baseline)
+    private ImportOutcome ImportMemory(SqliteConnection c, ImportedMemory m, long baseline)
     {
-        var tenant = ImportJson.Tenant(r);
-        var id = ImportJson.Text(r, "id");
-        var scopes = ExportFields.MemoryScopes.Select(f => ImportJson.TextOrNull(r, f)).ToArray();
-        var hash = ImportJson.Text(r, "content_hash");
-        if (c.ScalarInt64("SELECT 1 FROM memories WHERE id = ?1", id) is not null
+        if (c.ScalarInt64("SELECT 1 FROM memories WHERE id = ?1", m.Id) is not null
             || c.ScalarInt64("SELECT 1 FROM memories WHERE tenant = ?1 AND content_hash = ?2 AND user_id IS ?3 AND agent_id IS ?4 AND session_id IS ?5 " +
                 "AND namespace IS ?6 AND (expires_at IS NULL OR expires_at > ?7) AND rid <= ?8 LIMIT 1",
-                tenant, hash, scopes[0], scopes[1], scopes[2], scopes[3], NowMs, baseline) is not null)
+                m.Tenant, m.ContentHash, m.UserId, m.AgentId, m.SessionId, m.Namespace, NowMs, baseline) is not null)
         {
             return ImportOutcome.Skipped;
         }
-        var tier = ImportJson.Text(r, "tier");
-        if (!MemoryTiers.TryParse(tier, out _))
-        {
-            throw new ValidationException("tier", $"unknown tier '{tier}'");
-        }
-        var tags = ImportJson.StringArray(r, "tags");
-        var entities = ImportJson.StringArray(r, "entities");
-        var metadata = r.GetProperty("metadata");
-        if (metadata.ValueKind != JsonValueKind.Object)
-        {
-            throw new ValidationException("metadata", "metadata must be an object");
-        }
-        var seq = AppendChange(c, tenant, id, ChangeRecord.Upsert, NowMs);
+        var seq = AppendChange(c, m.Tenant, m.Id, ChangeRecord.Upsert, NowMs);
         using (var insert = c.Prepare(InsertMemorySql))
         {
-            insert.BindAll([id, tenant, ImportJson.Text(r, "content"), hash, ImportJson.Text(r, "type"), tier, ImportJson.Number(r, "importance"),
-                ImportJson.NumberOrNull(r, "valence"), r.GetProperty("tags").GetRawText(), metadata.GetRawText(), scopes[0], scopes[1], scopes[2], scopes[3], scopes[4],
-                ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), ImportJson.TimeOrNull(r, "last_accessed_at"), ImportJson.Integer(r, "access_count"),
-                ImportJson.TimeOrNull(r, "expires_at"), ImportJson.TimeOrNull(r, "valid_from"), ImportJson.TimeOrNull(r, "valid_to"), ImportJson.Integer(r, "version"),
-                seq, r.GetProperty("entities").GetRawText()]);
+            insert.BindAll([m.Id, m.Tenant, m.Content, m.ContentHash, m.Type, m.Tier, m.Importance, m.Valence, m.TagsJson, m.MetadataJson,
+                m.UserId, m.AgentId, m.SessionId, m.Namespace, m.Source, m.CreatedAt, m.UpdatedAt, m.LastAccessedAt, m.AccessCount,
+                m.ExpiresAt, m.ValidFrom, m.ValidTo, m.Version, seq, m.EntitiesJson]);
             insert.StepToEnd();
         }
         var rid = c.LastInsertRowId;
-        InsertTags(c, rid, tags);
-        InsertEntities(c, rid, entities);
-        foreach (var entry in ImportJson.Array(r, "history"))
+        InsertTags(c, rid, m.Tags);
+        InsertEntities(c, rid, m.Entities);
+        foreach (var entry in m.History)
         {
             c.ExecuteNonQuery(
                 "INSERT INTO memory_history(tenant, memory_id, seq, event, actor, at, version, changes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                tenant, id, seq, ImportJson.Text(entry, "event"), ImportJson.Text(entry, "actor"), ImportJson.Time(entry, "at"),
-                ImportJson.Integer(entry, "version"), entry.GetProperty("changes").GetRawText());
+                m.Tenant, m.Id, seq, entry.Event, entry.Actor, entry.At, entry.Version, entry.ChangesJson);
         }
         return ImportOutcome.Imported;
     }
 
-    private ImportOutcome ImportKv(SqliteConnection c, JsonElement r)
+    private ImportOutcome ImportKv(SqliteConnection c, ImportedKeyValue r, bool exact)
     {
-        var tenant = ImportJson.Tenant(r);
-        var key = ImportJson.Text(r, "key");
-        var slot = new KvSlot(tenant, key);
+        var slot = new KvSlot(r.Tenant, r.Key);
         var now = NowMs;
         var current = _kvHot.Current(c, slot);
-        if (current?.Entry is { } existing && existing.IsLiveAt(now))
+        if (current?.Entry is { } existing && (exact || existing.IsLiveAt(now)))
         {
             return ImportOutcome.Skipped;
         }
-        var seq = AppendKvChange(c, tenant, key, ChangeRecord.Upsert, now);
+        var seq = AppendKvChange(c, r.Tenant, r.Key, ChangeRecord.Upsert, now);
         // The history rows extend the key's chain (after a deleted key's own, if any); the entry points at the newest.
         var previous = current?.LastHid is > 0 ? current.LastHid : (long?)null;
-        foreach (var entry in ImportJson.Array(r, "history"))
+        foreach (var entry in r.History)
         {
-            var value = entry.GetProperty("value");
             c.ExecuteNonQuery(
                 "INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                tenant, key, seq, ImportJson.Text(entry, "event"), ImportJson.Text(entry, "actor"), ImportJson.Time(entry, "at"), ImportJson.Integer(entry, "version"),
-                value.ValueKind == JsonValueKind.Null ? null : value.GetRawText(), ImportJson.TimeOrNull(entry, "expires_at"), previous);
+                r.Tenant, r.Key, seq, entry.Event, entry.Actor, entry.At, entry.Version, entry.ValueJson, entry.ExpiresAt, previous);
             previous = c.LastInsertRowId;
         }
-        var kv = new KvEntry(key, r.GetProperty("value").GetRawText(), ImportJson.TimeOrNull(r, "expires_at"), ImportJson.Integer(r, "version"),
-            ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), previous);
+        var kv = new KvEntry(r.Key, r.ValueJson, r.ExpiresAt, r.Version, r.CreatedAt, r.UpdatedAt, previous);
         // Written to the table now (a replay after a crash then skips the rows, which are at or below the
         // entry's head) and staged like any write, so the write-behind's view of the key matches.
         var state = new KvHot(kv, previous ?? 0, seq, previous ?? 0);
@@ -163,114 +139,47 @@ public sealed partial class SqliteMemoryStore
         return ImportOutcome.Imported;
     }
 
-    private ImportOutcome ImportEntity(SqliteConnection c, JsonElement r)
+    private ImportOutcome ImportEntity(SqliteConnection c, ImportedEntity r)
     {
-        var tenant = ImportJson.Tenant(r);
-        var name = ImportJson.Text(r, "name");
-        if (EntityExists(c, tenant, name))
+        if (EntityExists(c, r.Tenant, r.Name))
         {
             return ImportOutcome.Skipped;
         }
         var now = NowMs;
-        var type = ImportJson.Text(r, "entity_type");
-        var seq = AppendGraphChange(c, tenant, GraphChangeKinds.Entity, name, ChangeRecord.Upsert, now);
+        var seq = AppendGraphChange(c, r.Tenant, GraphChangeKinds.Entity, r.Name, ChangeRecord.Upsert, now);
         c.ExecuteNonQuery("INSERT INTO graph_entities(tenant, name, entity_type, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            tenant, name, type, ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"));
-        var observations = new List<Observation>();
-        foreach (var o in ImportJson.Array(r, "observations"))
+            r.Tenant, r.Name, r.Type, r.CreatedAt, r.UpdatedAt);
+        foreach (var (observation, createdAt) in r.Observations)
         {
-            var observation = new Observation
-            {
-                Content = ImportJson.Text(o, "content"),
-                ValidFrom = FromMs(ImportJson.TimeOrNull(o, "valid_from")),
-                ValidTo = FromMs(ImportJson.TimeOrNull(o, "valid_to")),
-            };
-            InsertObservation(c, tenant, name, observation, ImportJson.Time(o, "created_at"));
-            observations.Add(observation);
+            InsertObservation(c, r.Tenant, r.Name, observation, createdAt);
         }
-        AppendGraphHistory(c, Importer with { Tenant = tenant }, seq, GraphEvents.EntityCreated, now, name, null, new { entity_type = type, observations });
+        AppendGraphHistory(c, Importer with { Tenant = r.Tenant }, seq, GraphEvents.EntityCreated, now, r.Name, null,
+            new { entity_type = r.Type, observations = r.Observations.Select(o => o.Observation) });
         return ImportOutcome.Imported;
     }
 
-    private ImportOutcome ImportRelation(SqliteConnection c, JsonElement r)
+    private ImportOutcome ImportRelation(SqliteConnection c, ImportedRelation r)
     {
-        var tenant = ImportJson.Tenant(r);
-        var relation = new Relation
-        {
-            From = ImportJson.Text(r, "from"),
-            To = ImportJson.Text(r, "to"),
-            RelationType = ImportJson.Text(r, "relation_type"),
-            Weight = ImportJson.NumberOrNull(r, "weight"),
-            ValidFrom = FromMs(ImportJson.TimeOrNull(r, "valid_from")),
-            ValidTo = FromMs(ImportJson.TimeOrNull(r, "valid_to")),
-        };
+        var relation = r.Relation;
         if (c.ScalarInt64("SELECT 1 FROM graph_relations WHERE tenant = ?1 AND from_name = ?2 AND to_name = ?3 AND relation_type = ?4",
-                tenant, relation.From, relation.To, relation.RelationType) is not null)
+                r.Tenant, relation.From, relation.To, relation.RelationType) is not null)
         {
             return ImportOutcome.Skipped;
         }
         foreach (var (field, name) in (ReadOnlySpan<(string, string)>)[("from", relation.From), ("to", relation.To)])
         {
-            if (!EntityExists(c, tenant, name))
+            if (!EntityExists(c, r.Tenant, name))
             {
-                throw new ValidationException(field, $"no entity named '{name}' in tenant '{tenant}' (entities come before relations in an export)");
+                throw new ValidationException(field, $"no entity named '{name}' in tenant '{r.Tenant}' (entities come before relations in an export)");
             }
         }
         var now = NowMs;
-        var createdAt = ImportJson.Time(r, "created_at");
-        var seq = AppendGraphChange(c, tenant, GraphChangeKinds.Relation, RelationKey(relation), ChangeRecord.Upsert, now);
+        var seq = AppendGraphChange(c, r.Tenant, GraphChangeKinds.Relation, RelationKey(relation), ChangeRecord.Upsert, now);
         c.ExecuteNonQuery(
             "INSERT INTO graph_relations(tenant, from_name, to_name, relation_type, weight, valid_from, valid_to, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            tenant, relation.From, relation.To, relation.RelationType, relation.Weight, ToMs(relation.ValidFrom), ToMs(relation.ValidTo), createdAt);
-        AppendGraphHistory(c, Importer with { Tenant = tenant }, seq, GraphEvents.RelationCreated, now, relation.From, relation.To,
-            relation with { CreatedAt = FromMs(createdAt) });
+            r.Tenant, relation.From, relation.To, relation.RelationType, relation.Weight, ToMs(relation.ValidFrom), ToMs(relation.ValidTo), r.CreatedAt);
+        AppendGraphHistory(c, Importer with { Tenant = r.Tenant }, seq, GraphEvents.RelationCreated, now, relation.From, relation.To,
+            relation with { CreatedAt = FromMs(r.CreatedAt) });
         return ImportOutcome.Imported;
-    }
-}
-
-/// <summary>Reads the fields of an export record, with a clear error naming the field that is missing or wrong.</summary>
-internal static class ImportJson
-{
-    public static string Tenant(JsonElement r) => TenantNames.Require(Text(r, "tenant"), "tenant");
-
-    public static JsonElement Field(JsonElement r, string name) =>
-        r.ValueKind == JsonValueKind.Object && r.TryGetProperty(name, out var value) ? value : throw new ValidationException(name, $"'{name}' is missing");
-
-    public static string Text(JsonElement r, string name) =>
-        Field(r, name) is { ValueKind: JsonValueKind.String } value ? value.GetString()! : throw new ValidationException(name, $"'{name}' must be a string");
-
-    public static string? TextOrNull(JsonElement r, string name) =>
-        r.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? Text(r, name) : null;
-
-    public static double Number(JsonElement r, string name) =>
-        Field(r, name) is { ValueKind: JsonValueKind.Number } value ? value.GetDouble() : throw new ValidationException(name, $"'{name}' must be a number");
-
-    public static double? NumberOrNull(JsonElement r, string name) =>
-        r.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? Number(r, name) : null;
-
-    public static long Integer(JsonElement r, string name) =>
-        Field(r, name) is { ValueKind: JsonValueKind.Number } value && value.TryGetInt64(out var number)
-            ? number
-            : throw new ValidationException(name, $"'{name}' must be an integer");
-
-    public static long Time(JsonElement r, string name) =>
-        DateTimeOffset.TryParse(Text(r, name), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)
-            ? time.ToUnixTimeMilliseconds()
-            : throw new ValidationException(name, $"'{name}' must be an ISO 8601 time");
-
-    public static long? TimeOrNull(JsonElement r, string name) =>
-        r.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? Time(r, name) : null;
-
-    public static JsonElement.ArrayEnumerator Array(JsonElement r, string name) =>
-        Field(r, name) is { ValueKind: JsonValueKind.Array } value ? value.EnumerateArray() : throw new ValidationException(name, $"'{name}' must be an array");
-
-    public static List<string> StringArray(JsonElement r, string name)
-    {
-        var items = new List<string>();
-        foreach (var item in Array(r, name))
-        {
-            items.Add(item.ValueKind == JsonValueKind.String ? item.GetString()! : throw new ValidationException(name, $"'{name}' must be an array of strings"));
-        }
-        return items;
     }
 }

@@ -1,0 +1,245 @@
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Sqlite;
+using Engram.Core.Storage.Transfer;
+
+namespace Engram.Core.Operations;
+
+/// <summary>
+/// Logical backups: the backup file format of <see cref="StoreBackup"/> (manifest + checksummed gzip payload)
+/// holding Engram's export of the store (<see cref="BackupContents.Export"/>) rather than a SQLite database.
+/// What <c>engram backup --store postgres://…</c> and a PostgreSQL-backed server make; operators also have
+/// pg_dump and point-in-time recovery, but this one is verified by Engram and restores into either backend.
+/// It holds what an export holds: no API keys, no audit log (a migration copies the keys; see RUNBOOK).
+/// </summary>
+public static class LogicalBackup
+{
+    private static readonly Dictionary<string, string> ManifestNames = new(StringComparer.Ordinal)
+    {
+        [ExportKinds.Memory] = "memories",
+        [ExportKinds.KeyValue] = "kv_keys",
+        [ExportKinds.Entity] = "graph_entities",
+        [ExportKinds.Relation] = "graph_relations",
+    };
+
+    /// <summary>Backs up <paramref name="store"/> into the new file <paramref name="outFile"/> (owner-only), from one consistent snapshot.</summary>
+    public static async Task<BackupManifest> CreateAsync(IMemoryStore store, string outFile, string kind, TimeProvider clock, CancellationToken ct = default)
+    {
+        var transfer = store as IStoreTransfer ?? throw new StoreException($"the {store.Kind} store cannot be backed up");
+        outFile = Path.GetFullPath(outFile);
+        if (File.Exists(outFile))
+        {
+            throw new IOException($"'{outFile}' exists already; choose another file name");
+        }
+        var folder = Path.GetDirectoryName(outFile)!;
+        Directory.CreateDirectory(folder);
+        var token = Guid.NewGuid().ToString("N")[..12];
+        var export = Path.Combine(folder, $".{Path.GetFileName(outFile)}.{token}.jsonl.tmp");
+        var payload = Path.Combine(folder, $".{Path.GetFileName(outFile)}.{token}.gz.tmp");
+        var partial = Path.Combine(folder, $".{Path.GetFileName(outFile)}.{token}.tmp");
+        try
+        {
+            var createdAt = clock.GetUtcNow();
+            ExportSummary summary;
+            await using (var output = BackupFile.CreatePrivate(export))
+            {
+                summary = await StoreExport.WriteAsync(transfer, output, null, clock, ct: ct).ConfigureAwait(false);
+            }
+            var (schema, lastSeq) = ReadHeaderFacts(File.ReadLines(export).First());
+            using (var input = new FileStream(export, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
+            using (var output = BackupFile.CreatePrivate(payload))
+            {
+                using var gzip = new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true);
+                await input.CopyToAsync(gzip, 1 << 16, ct).ConfigureAwait(false);
+            }
+            var counts = new SortedDictionary<string, long>(StringComparer.Ordinal)
+            {
+                ["memories"] = summary.Counts.Memories,
+                ["kv_keys"] = summary.Counts.KeyValues,
+                ["graph_entities"] = summary.Counts.Entities,
+                ["graph_relations"] = summary.Counts.Relations,
+            };
+            var manifest = new BackupManifest(BackupFile.FormatVersion, StoreBackup.EngramVersion, schema, lastSeq, store.StoreId, counts, createdAt, kind,
+                StoreBackup.Compression, new FileInfo(export).Length, BackupFile.Sha256Of(export), new FileInfo(payload).Length, BackupFile.Sha256Of(payload),
+                BackupContents.Export);
+            using (var output = BackupFile.CreatePrivate(partial))
+            {
+                BackupFile.WriteHead(output, manifest);
+                using (var input = new FileStream(payload, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
+                {
+                    await input.CopyToAsync(output, 1 << 16, ct).ConfigureAwait(false);
+                }
+                output.Flush(flushToDisk: true);
+            }
+            File.Move(partial, outFile, overwrite: false);
+            return manifest;
+        }
+        finally
+        {
+            StoreBackup.DeleteQuietly(export, payload, partial);
+        }
+    }
+
+    private static (int Schema, long LastSeq) ReadHeaderFacts(string header)
+    {
+        using var document = JsonDocument.Parse(header);
+        return (document.RootElement.GetProperty("schema_version").GetInt32(), document.RootElement.GetProperty("last_seq").GetInt64());
+    }
+
+    /// <summary>
+    /// Checks a logical backup's payload (its checksum is checked already; <paramref name="payload"/> is at its start):
+    /// it decompresses to an export of the recorded length and SHA-256, every line parses as a record with every
+    /// field valid, and the records of each kind are as many as the manifest and the export's header say.
+    /// </summary>
+    internal static void VerifyPayload(Stream payload, BackupManifest manifest, List<string> problems, CancellationToken ct)
+    {
+        var start = payload.Position;
+        long length = 0;
+        using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        {
+            try
+            {
+                using var gzip = new GZipStream(payload, CompressionMode.Decompress, leaveOpen: true);
+                var buffer = new byte[1 << 16];
+                int read;
+                while ((read = gzip.Read(buffer)) > 0)
+                {
+                    hash.AppendData(buffer, 0, read);
+                    length += read;
+                }
+            }
+            catch (InvalidDataException ex)
+            {
+                problems.Add($"the payload does not decompress: {ex.Message}");
+                return;
+            }
+            if (length != manifest.DatabaseBytes)
+            {
+                problems.Add($"the export has {length} bytes, the manifest says {manifest.DatabaseBytes}");
+            }
+            var sha = BackupFile.Hex(hash.GetHashAndReset());
+            if (sha != manifest.DatabaseSha256)
+            {
+                problems.Add($"the export's SHA-256 is {sha}, the manifest says {manifest.DatabaseSha256}");
+            }
+        }
+        if (problems.Count > 0)
+        {
+            return;
+        }
+        payload.Position = start;
+        using var reader = new StreamReader(new GZipStream(payload, CompressionMode.Decompress, leaveOpen: true));
+        var counted = ManifestNames.Values.ToDictionary(n => n, _ => 0L, StringComparer.Ordinal);
+        var header = reader.ReadLine();
+        JsonElement headerCounts = default;
+        try
+        {
+            using var document = JsonDocument.Parse(header ?? "");
+            if (!document.RootElement.TryGetProperty("format", out var format) || format.GetString() != ExportHeader.FormatName)
+            {
+                problems.Add("the export's first line is not an Engram export header");
+                return;
+            }
+            headerCounts = document.RootElement.GetProperty("counts").Clone();
+        }
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            problems.Add($"the export's header does not parse: {ex.Message}");
+            return;
+        }
+        var number = 1;
+        for (var line = reader.ReadLine(); line is not null; line = reader.ReadLine())
+        {
+            number++;
+            if (number % 4096 == 0)
+            {
+                ct.ThrowIfCancellationRequested();
+            }
+            try
+            {
+                using var document = JsonDocument.Parse(line);
+                var record = document.RootElement;
+                var kind = ImportRecords.Kind(record);
+                _ = kind switch
+                {
+                    ExportKinds.Memory => (object)ImportRecords.Memory(record),
+                    ExportKinds.KeyValue => ImportRecords.KeyValue(record),
+                    ExportKinds.Entity => ImportRecords.Entity(record),
+                    _ => ImportRecords.Relation(record),
+                };
+                counted[ManifestNames[kind]]++;
+            }
+            catch (Exception ex) when (ex is JsonException || ImportRecords.IsRecordError(ex))
+            {
+                problems.Add($"line {number} of the export is not a valid record: {ex.Message}");
+                if (problems.Count >= 20)
+                {
+                    return;
+                }
+            }
+        }
+        foreach (var (kind, name) in ManifestNames)
+        {
+            var expected = manifest.Counts.GetValueOrDefault(name, -1);
+            if (counted[name] != expected)
+            {
+                problems.Add($"the export has {counted[name]} {name}, the manifest says {expected}");
+            }
+            var inHeader = headerCounts.TryGetProperty(kind == ExportKinds.KeyValue ? "kv" : name.Replace("graph_", "", StringComparison.Ordinal), out var n) ? n.GetInt64() : -1;
+            if (counted[name] != inHeader)
+            {
+                problems.Add($"the export has {counted[name]} {name}, its header says {inHeader}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Restores the backup <paramref name="file"/> (either content) into <paramref name="target"/>, which must be
+    /// empty: verified first (nothing is written when it is unsound); a logical backup is imported record by record,
+    /// a SQLite database backup is copied over as <c>engram migrate</c> would (with its API keys).
+    /// </summary>
+    public static async Task<BackupVerification> RestoreAsync(string file, IMemoryStore target, CancellationToken ct = default)
+    {
+        var transfer = target as IStoreTransfer ?? throw new StoreException($"the {target.Kind} store cannot be restored into");
+        var counts = await target.ReadCountsAsync(ct).ConfigureAwait(false);
+        if (counts.Memories.Values.Sum() + counts.KvKeys + counts.GraphEntities + counts.GraphRelations > 0)
+        {
+            throw new RestoreRefusedException("the target store holds data already; restore into an empty database or a new folder");
+        }
+        var manifest = BackupFile.ReadManifest(file);
+        if (manifest.Content != BackupContents.Export)
+        {
+            var scratch = Path.Combine(Path.GetTempPath(), $"engram-restore-{Guid.NewGuid():N}");
+            Directory.CreateDirectory(scratch);
+            try
+            {
+                var verified = StoreBackup.Verify(file, Path.Combine(scratch, SqliteMemoryStore.FileName), ct);
+                if (!verified.Ok)
+                {
+                    return verified;
+                }
+                await using var source = SqliteMemoryStore.Open(scratch);
+                var report = await StoreMigration.RunAsync(source, target, new MigrationOptions(), null, ct).ConfigureAwait(false);
+                return report.Ok ? verified : throw new StoreException($"the restore did not complete: {string.Join("; ", report.Differences)} {string.Join("; ", report.Errors)}");
+            }
+            finally
+            {
+                Directory.Delete(scratch, recursive: true);
+            }
+        }
+        var verification = StoreBackup.Verify(file, ct: ct);
+        if (!verification.Ok)
+        {
+            return verification;
+        }
+        using var input = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        BackupFile.ReadHead(input);
+        using var gzip = new GZipStream(input, CompressionMode.Decompress);
+        var imported = await StoreImport.ReadAsync(transfer, gzip, continueOnError: false, ct: ct).ConfigureAwait(false);
+        return imported.Failed == 0
+            ? verification
+            : throw new StoreException($"the restore stopped: {string.Join("; ", imported.Errors.Select(e => $"line {e.Line}: {e.Message}"))}");
+    }
+}

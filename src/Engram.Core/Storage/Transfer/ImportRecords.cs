@@ -1,0 +1,177 @@
+using System.Globalization;
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.Graph;
+using Engram.Core.Memories;
+using Engram.Core.Operations;
+using Engram.Core.Security;
+
+namespace Engram.Core.Storage.Transfer;
+
+/// <summary>
+/// The records of an Engram export, read from their JSON lines with every field checked (a clear error
+/// names the field that is missing or wrong): what each backend's import writes, as it was.
+/// </summary>
+public static class ImportRecords
+{
+    public static ImportedMemory Memory(JsonElement r)
+    {
+        var tier = ImportJson.Text(r, "tier");
+        if (!MemoryTiers.TryParse(tier, out _))
+        {
+            throw new ValidationException("tier", $"unknown tier '{tier}'");
+        }
+        var metadata = ImportJson.Field(r, "metadata");
+        if (metadata.ValueKind != JsonValueKind.Object)
+        {
+            throw new ValidationException("metadata", "metadata must be an object");
+        }
+        var history = new List<ImportedMemoryHistory>();
+        foreach (var entry in ImportJson.Array(r, "history"))
+        {
+            history.Add(new ImportedMemoryHistory(ImportJson.Text(entry, "event"), ImportJson.Text(entry, "actor"), ImportJson.Time(entry, "at"),
+                ImportJson.Integer(entry, "version"), ImportJson.Field(entry, "changes").GetRawText()));
+        }
+        return new ImportedMemory(ImportJson.Tenant(r), ImportJson.Text(r, "id"), ImportJson.Text(r, "content"), ImportJson.Text(r, "content_hash"),
+            ImportJson.Text(r, "type"), tier, ImportJson.Number(r, "importance"), ImportJson.NumberOrNull(r, "valence"),
+            ImportJson.StringArray(r, "tags"), ImportJson.Field(r, "tags").GetRawText(), metadata.GetRawText(),
+            ImportJson.StringArray(r, "entities"), ImportJson.Field(r, "entities").GetRawText(),
+            [.. ExportFields.MemoryScopes.Select(f => ImportJson.TextOrNull(r, f))],
+            ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), ImportJson.TimeOrNull(r, "last_accessed_at"), ImportJson.Integer(r, "access_count"),
+            ImportJson.TimeOrNull(r, "expires_at"), ImportJson.TimeOrNull(r, "valid_from"), ImportJson.TimeOrNull(r, "valid_to"), ImportJson.Integer(r, "version"),
+            history);
+    }
+
+    public static ImportedKeyValue KeyValue(JsonElement r)
+    {
+        var history = new List<ImportedKeyValueHistory>();
+        foreach (var entry in ImportJson.Array(r, "history"))
+        {
+            var value = ImportJson.Field(entry, "value");
+            history.Add(new ImportedKeyValueHistory(ImportJson.Text(entry, "event"), ImportJson.Text(entry, "actor"), ImportJson.Time(entry, "at"),
+                ImportJson.Integer(entry, "version"), value.ValueKind == JsonValueKind.Null ? null : value.GetRawText(), ImportJson.TimeOrNull(entry, "expires_at")));
+        }
+        return new ImportedKeyValue(ImportJson.Tenant(r), ImportJson.Text(r, "key"), ImportJson.Field(r, "value").GetRawText(), ImportJson.TimeOrNull(r, "expires_at"),
+            ImportJson.Integer(r, "version"), ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), history);
+    }
+
+    public static ImportedEntity Entity(JsonElement r)
+    {
+        var observations = new List<(Observation, long)>();
+        foreach (var o in ImportJson.Array(r, "observations"))
+        {
+            observations.Add((new Observation
+            {
+                Content = ImportJson.Text(o, "content"),
+                ValidFrom = FromMs(ImportJson.TimeOrNull(o, "valid_from")),
+                ValidTo = FromMs(ImportJson.TimeOrNull(o, "valid_to")),
+            }, ImportJson.Time(o, "created_at")));
+        }
+        return new ImportedEntity(ImportJson.Tenant(r), ImportJson.Text(r, "name"), ImportJson.Text(r, "entity_type"), ImportJson.Time(r, "created_at"),
+            ImportJson.Time(r, "updated_at"), observations);
+    }
+
+    public static ImportedRelation Relation(JsonElement r) => new(ImportJson.Tenant(r), new Relation
+    {
+        From = ImportJson.Text(r, "from"),
+        To = ImportJson.Text(r, "to"),
+        RelationType = ImportJson.Text(r, "relation_type"),
+        Weight = ImportJson.NumberOrNull(r, "weight"),
+        ValidFrom = FromMs(ImportJson.TimeOrNull(r, "valid_from")),
+        ValidTo = FromMs(ImportJson.TimeOrNull(r, "valid_to")),
+    }, ImportJson.Time(r, "created_at"));
+
+    /// <summary>The record's kind (checked against the known kinds).</summary>
+    public static string Kind(JsonElement r) => ImportJson.Text(r, "kind") switch
+    {
+        ExportKinds.Memory or ExportKinds.KeyValue or ExportKinds.Entity or ExportKinds.Relation => ImportJson.Text(r, "kind"),
+        var other => throw new ValidationException("kind", $"unknown kind '{other}'"),
+    };
+
+    /// <summary>What an import refuses a record for: the store's and the record's own errors, not bugs.</summary>
+    public static bool IsRecordError(Exception ex) => ex is EngramException or StoreException or JsonException or FormatException or InvalidOperationException;
+
+    public static DateTimeOffset? FromMs(long? ms) => ms is { } value ? DateTimeOffset.FromUnixTimeMilliseconds(value) : null;
+}
+
+/// <summary>How an import treats a record already in the store.</summary>
+/// <param name="Baseline">Memories up to this row count as content duplicates (0: none do; see <c>GetImportBaselineAsync</c>).</param>
+/// <param name="Exact">
+/// A migration: a record is skipped only when the same record is there (a memory's id, a key whatever its state,
+/// an entity's name, a relation's triple), so a run that is resumed copies what is left and nothing twice.
+/// </param>
+public sealed record ImportRules(long Baseline, bool Exact = false);
+
+public sealed record ImportedMemoryHistory(string Event, string Actor, long At, long Version, string ChangesJson);
+
+public sealed record ImportedMemory(string Tenant, string Id, string Content, string ContentHash, string Type, string Tier, double Importance, double? Valence,
+    IReadOnlyList<string> Tags, string TagsJson, string MetadataJson, IReadOnlyList<string> Entities, string EntitiesJson, string?[] Scopes,
+    long CreatedAt, long UpdatedAt, long? LastAccessedAt, long AccessCount, long? ExpiresAt, long? ValidFrom, long? ValidTo, long Version,
+    IReadOnlyList<ImportedMemoryHistory> History)
+{
+    public string? UserId => Scopes[0];
+
+    public string? AgentId => Scopes[1];
+
+    public string? SessionId => Scopes[2];
+
+    public string? Namespace => Scopes[3];
+
+    public string? Source => Scopes[4];
+}
+
+public sealed record ImportedKeyValueHistory(string Event, string Actor, long At, long Version, string? ValueJson, long? ExpiresAt);
+
+public sealed record ImportedKeyValue(string Tenant, string Key, string ValueJson, long? ExpiresAt, long Version, long CreatedAt, long UpdatedAt,
+    IReadOnlyList<ImportedKeyValueHistory> History);
+
+public sealed record ImportedEntity(string Tenant, string Name, string Type, long CreatedAt, long UpdatedAt, IReadOnlyList<(Observation Observation, long CreatedAt)> Observations);
+
+public sealed record ImportedRelation(string Tenant, Relation Relation, long CreatedAt);
+
+/// <summary>Reads the fields of an export record, with a clear error naming the field that is missing or wrong.</summary>
+internal static class ImportJson
+{
+    public static string Tenant(JsonElement r) => TenantNames.Require(Text(r, "tenant"), "tenant");
+
+    public static JsonElement Field(JsonElement r, string name) =>
+        r.ValueKind == JsonValueKind.Object && r.TryGetProperty(name, out var value) ? value : throw new ValidationException(name, $"'{name}' is missing");
+
+    public static string Text(JsonElement r, string name) =>
+        Field(r, name) is { ValueKind: JsonValueKind.String } value ? value.GetString()! : throw new ValidationException(name, $"'{name}' must be a string");
+
+    public static string? TextOrNull(JsonElement r, string name) =>
+        r.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? Text(r, name) : null;
+
+    public static double Number(JsonElement r, string name) =>
+        Field(r, name) is { ValueKind: JsonValueKind.Number } value ? value.GetDouble() : throw new ValidationException(name, $"'{name}' must be a number");
+
+    public static double? NumberOrNull(JsonElement r, string name) =>
+        r.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? Number(r, name) : null;
+
+    public static long Integer(JsonElement r, string name) =>
+        Field(r, name) is { ValueKind: JsonValueKind.Number } value && value.TryGetInt64(out var number)
+            ? number
+            : throw new ValidationException(name, $"'{name}' must be an integer");
+
+    public static long Time(JsonElement r, string name) =>
+        DateTimeOffset.TryParse(Text(r, name), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)
+            ? time.ToUnixTimeMilliseconds()
+            : throw new ValidationException(name, $"'{name}' must be an ISO 8601 time");
+
+    public static long? TimeOrNull(JsonElement r, string name) =>
+        r.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? Time(r, name) : null;
+
+    public static JsonElement.ArrayEnumerator Array(JsonElement r, string name) =>
+        Field(r, name) is { ValueKind: JsonValueKind.Array } value ? value.EnumerateArray() : throw new ValidationException(name, $"'{name}' must be an array");
+
+    public static List<string> StringArray(JsonElement r, string name)
+    {
+        var items = new List<string>();
+        foreach (var item in Array(r, name))
+        {
+            items.Add(item.ValueKind == JsonValueKind.String ? item.GetString()! : throw new ValidationException(name, $"'{name}' must be an array of strings"));
+        }
+        return items;
+    }
+}
