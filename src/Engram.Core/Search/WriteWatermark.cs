@@ -12,15 +12,6 @@ public sealed class WriteWatermark
 
     public void Advance(long seq)
     {
-        var current = Interlocked.Read(ref _last);
-        while (seq > current)
-        {
-            var seen = Interlocked.CompareExchange(ref _last, seq, current);
-            if (seen == current)
-            {
-                return;
-            }
-            current = seen;
-        }
+        Common.InterlockedMax.Raise(ref _last, seq);
     }
 }

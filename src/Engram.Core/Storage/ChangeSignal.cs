@@ -34,16 +34,7 @@ public sealed class ChangeSignal
     public void Committed(long seq)
     {
         Interlocked.Increment(ref _notifications);
-        var current = Interlocked.Read(ref _newestSeq);
-        while (seq > current)
-        {
-            var seen = Interlocked.CompareExchange(ref _newestSeq, seq, current);
-            if (seen == current)
-            {
-                break;
-            }
-            current = seen;
-        }
+        Common.InterlockedMax.Raise(ref _newestSeq, seq);
         Wake();
     }
 

@@ -37,16 +37,7 @@ public sealed class StoreProbe(IMemoryStore store)
     /// <summary>Records a change-log position seen elsewhere (it only moves forward).</summary>
     public void Saw(long seq)
     {
-        var known = Interlocked.Read(ref _lastSeq);
-        while (seq > known)
-        {
-            var was = Interlocked.CompareExchange(ref _lastSeq, seq, known);
-            if (was == known)
-            {
-                return;
-            }
-            known = was;
-        }
+        Common.InterlockedMax.Raise(ref _lastSeq, seq);
     }
 
     /// <summary>Pings the store and reads its change-log position.</summary>

@@ -28,7 +28,7 @@ public sealed class PostgresChangeFeedHttpTests
         feed.GetProperty("down_reason").ValueKind.Should().Be(JsonValueKind.Null, "no reason while listening");
         feed.GetProperty("down_since").ValueKind.Should().Be(JsonValueKind.Null);
 
-        var memory = NewMemory("the zebra quartet rehearses on thursdays");
+        var memory = TestMemories.New("the zebra quartet rehearses on thursdays");
         var created = await otherInstance.CreateAsync(new Caller("default", "other-instance"), memory, DuplicatePolicy.Allow);
         await WaitForAsync(server, f => f.GetProperty("notifications").GetInt64() >= 1, "the other instance's commit is heard");
 
@@ -70,25 +70,5 @@ public sealed class PostgresChangeFeedHttpTests
             deadline.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(30), what);
             await Task.Delay(20);
         }
-    }
-
-    private static Memory NewMemory(string content)
-    {
-        var now = DateTimeOffset.UtcNow;
-        return new Memory
-        {
-            Id = Ulid.NewUlid(now),
-            Tags = [],
-            Entities = [],
-            Content = content,
-            ContentHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(content))),
-            Type = "fact",
-            Tier = MemoryTier.LongTerm,
-            Importance = 0.5,
-            Metadata = JsonDocument.Parse("{}").RootElement.Clone(),
-            CreatedAt = now,
-            UpdatedAt = now,
-            Version = 1,
-        };
     }
 }

@@ -44,7 +44,7 @@ public sealed class PostgresChangeLogTests
                     }
                     else
                     {
-                        var memory = NewMemory($"writer {w} memory {i}");
+                        var memory = TestMemories.New($"writer {w} memory {i}");
                         var created = await store.CreateAsync(caller, memory, DuplicatePolicy.Allow);
                         acknowledged.TryAdd(created.Seq, memory.Id).Should().BeTrue("a seq is given once");
                     }
@@ -104,7 +104,7 @@ public sealed class PostgresChangeLogTests
             {
                 if (w % 3 == 0)
                 {
-                    await store.CreateAsync(Alice, NewMemory($"m {w} {i}"), DuplicatePolicy.Allow);
+                    await store.CreateAsync(Alice, TestMemories.New($"m {w} {i}"), DuplicatePolicy.Allow);
                 }
                 else
                 {
@@ -140,7 +140,7 @@ public sealed class PostgresChangeLogTests
         var instances = Enumerable.Range(0, 3).Select(_ => PostgresMemoryStore.Open(url)).ToArray();
         try
         {
-            var memory = NewMemory("the same fact, written by everyone at once");
+            var memory = TestMemories.New("the same fact, written by everyone at once");
             var creates = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => Task.Run(() =>
                 instances[i % 3].CreateAsync(Alice, memory with { Id = Ulid.NewUlid(DateTimeOffset.UtcNow) }, DuplicatePolicy.Return))));
             creates.Count(r => !r.Duplicate).Should().Be(1, "one create stores the content, the others find it");
@@ -206,25 +206,5 @@ public sealed class PostgresChangeLogTests
         builder.Username.Should().Be(user);
         builder.Password.Should().Be(password);
         PostgresUrl.Redact(url).Should().NotContain("p@ss");
-    }
-
-    private static Memory NewMemory(string content)
-    {
-        var now = DateTimeOffset.UtcNow;
-        return new Memory
-        {
-            Id = Ulid.NewUlid(now),
-            Tags = [],
-            Entities = [],
-            Content = content,
-            ContentHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(content))),
-            Type = "fact",
-            Tier = MemoryTier.LongTerm,
-            Importance = 0.5,
-            Metadata = JsonDocument.Parse("{}").RootElement.Clone(),
-            CreatedAt = now,
-            UpdatedAt = now,
-            Version = 1,
-        };
     }
 }

@@ -37,15 +37,15 @@ public sealed class PostgresInstanceCoordinationTests(ITestOutputHelper output)
         {
             await WaitUntilAsync(() => signal.Listening, "the listener connects");
 
-            var first = await writer.CreateAsync(Alice, NewMemory("the first note"), DuplicatePolicy.Allow);
+            var first = await writer.CreateAsync(Alice, TestMemories.New("the first note"), DuplicatePolicy.Allow);
             await WaitUntilAsync(() => signal.NewestSeq == first.Seq, "the commit's notification arrives with its seq");
             signal.Notifications.Should().Be(1);
 
             // A rejected duplicate appends nothing: no notification. The next real commit's is the only one after it
             // (notifications arrive in commit order, so one for the rejected write would have come first).
-            var rejected = () => writer.CreateAsync(Alice, NewMemory("the first note"), DuplicatePolicy.Reject);
+            var rejected = () => writer.CreateAsync(Alice, TestMemories.New("the first note"), DuplicatePolicy.Reject);
             await rejected.Should().ThrowAsync<ConflictException>();
-            var batch = await writer.CreateManyAsync(Alice, Enumerable.Range(0, 100).Select(i => NewMemory($"batch note {i}")).ToList(), DuplicatePolicy.Allow);
+            var batch = await writer.CreateManyAsync(Alice, Enumerable.Range(0, 100).Select(i => TestMemories.New($"batch note {i}")).ToList(), DuplicatePolicy.Allow);
             var batchSeq = await writer.GetLastSeqAsync();
             batch.Should().HaveCount(100);
             await WaitUntilAsync(() => signal.NewestSeq == batchSeq, "the batch's notification arrives");
@@ -77,7 +77,7 @@ public sealed class PostgresInstanceCoordinationTests(ITestOutputHelper output)
             await WaitUntilAsync(() => !signal.Listening || signal.Connects > 1, "the listener notices the dropped connection");
             await WaitUntilAsync(() => signal.Listening && signal.Connects == 2, "the listener reconnects with its backoff");
 
-            var after = await writer.CreateAsync(Alice, NewMemory("written after the reconnect"), DuplicatePolicy.Allow);
+            var after = await writer.CreateAsync(Alice, TestMemories.New("written after the reconnect"), DuplicatePolicy.Allow);
             await WaitUntilAsync(() => signal.NewestSeq == after.Seq, "commits are heard again");
         }
         finally
@@ -121,7 +121,7 @@ public sealed class PostgresInstanceCoordinationTests(ITestOutputHelper output)
             {
                 for (var i = w; i < Writes; i += 8)
                 {
-                    await writer.CreateAsync(Alice, NewMemory($"burst note {i}"), DuplicatePolicy.Allow);
+                    await writer.CreateAsync(Alice, TestMemories.New($"burst note {i}"), DuplicatePolicy.Allow);
                 }
             }));
             await Task.WhenAll(writers);
@@ -235,7 +235,7 @@ public sealed class PostgresInstanceCoordinationTests(ITestOutputHelper output)
         }
         for (var i = 0; i < 5; i++)
         {
-            await other.CreateAsync(Alice, NewMemory($"written by another instance meanwhile {i}"), DuplicatePolicy.Allow);
+            await other.CreateAsync(Alice, TestMemories.New($"written by another instance meanwhile {i}"), DuplicatePolicy.Allow);
         }
 
         await using (var restarted = Engine(url, snapshot))
@@ -289,25 +289,5 @@ public sealed class PostgresInstanceCoordinationTests(ITestOutputHelper output)
             }
             await Task.Delay(10);
         }
-    }
-
-    private static Memory NewMemory(string content)
-    {
-        var now = DateTimeOffset.UtcNow;
-        return new Memory
-        {
-            Id = Ulid.NewUlid(now),
-            Tags = [],
-            Entities = [],
-            Content = content,
-            ContentHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(content))),
-            Type = "fact",
-            Tier = MemoryTier.LongTerm,
-            Importance = 0.5,
-            Metadata = JsonDocument.Parse("{}").RootElement.Clone(),
-            CreatedAt = now,
-            UpdatedAt = now,
-            Version = 1,
-        };
     }
 }
