@@ -33,6 +33,23 @@ public static class BackupFile
         return new FileStream(path, options);
     }
 
+    /// <summary>
+    /// Readies a backup about to be written: its full path (refused when the file exists), its folder (created), and the
+    /// prefix for the temporary files written beside it until the backup is complete.
+    /// </summary>
+    public static (string Path, string TemporaryPrefix) PrepareNew(string outFile)
+    {
+        outFile = System.IO.Path.GetFullPath(outFile);
+        if (File.Exists(outFile))
+        {
+            throw new IOException($"'{outFile}' exists already; choose another file name");
+        }
+        var folder = System.IO.Path.GetDirectoryName(outFile)!;
+        Directory.CreateDirectory(folder);
+        var token = Guid.NewGuid().ToString("N")[..12];
+        return (outFile, System.IO.Path.Combine(folder, $".{System.IO.Path.GetFileName(outFile)}.{token}"));
+    }
+
     /// <summary>Creates a backup folder, owner-only on Unix when new.</summary>
     public static void CreatePrivateFolder(string folder)
     {

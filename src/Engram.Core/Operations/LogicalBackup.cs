@@ -28,17 +28,10 @@ public static class LogicalBackup
     public static async Task<BackupManifest> CreateAsync(IMemoryStore store, string outFile, string kind, TimeProvider clock, CancellationToken ct = default)
     {
         var transfer = store as IStoreTransfer ?? throw new StoreException($"the {store.Kind} store cannot be backed up");
-        outFile = Path.GetFullPath(outFile);
-        if (File.Exists(outFile))
-        {
-            throw new IOException($"'{outFile}' exists already; choose another file name");
-        }
-        var folder = Path.GetDirectoryName(outFile)!;
-        Directory.CreateDirectory(folder);
-        var token = Guid.NewGuid().ToString("N")[..12];
-        var export = Path.Combine(folder, $".{Path.GetFileName(outFile)}.{token}.jsonl.tmp");
-        var payload = Path.Combine(folder, $".{Path.GetFileName(outFile)}.{token}.gz.tmp");
-        var partial = Path.Combine(folder, $".{Path.GetFileName(outFile)}.{token}.tmp");
+        (outFile, var temporary) = BackupFile.PrepareNew(outFile);
+        var export = temporary + ".jsonl.tmp";
+        var payload = temporary + ".gz.tmp";
+        var partial = temporary + ".tmp";
         try
         {
             var createdAt = clock.GetUtcNow();

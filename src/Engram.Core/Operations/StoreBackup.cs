@@ -31,17 +31,10 @@ public static class StoreBackup
         {
             throw new StoreException($"no Engram database at '{databasePath}'");
         }
-        outFile = Path.GetFullPath(outFile);
-        if (File.Exists(outFile))
-        {
-            throw new IOException($"'{outFile}' exists already; choose another file name");
-        }
-        var folder = Path.GetDirectoryName(outFile)!;
-        Directory.CreateDirectory(folder);
-        var token = Guid.NewGuid().ToString("N")[..12];
-        var copy = Path.Combine(folder, $".{Path.GetFileName(outFile)}.{token}.db.tmp");
-        var payload = Path.Combine(folder, $".{Path.GetFileName(outFile)}.{token}.gz.tmp");
-        var partial = Path.Combine(folder, $".{Path.GetFileName(outFile)}.{token}.tmp");
+        (outFile, var temporary) = BackupFile.PrepareNew(outFile);
+        var copy = temporary + ".db.tmp";
+        var payload = temporary + ".gz.tmp";
+        var partial = temporary + ".tmp";
         try
         {
             var createdAt = clock.GetUtcNow();

@@ -147,7 +147,9 @@ internal static partial class OperationsEndpoints
     // A compacting collection stops every thread; on a large heap it takes seconds. One runs at a time, and a
     // call within CollectInterval of the last one answers that one's report (skipped: true) instead of stopping
     // the server again: an admin script in a loop, or a retrying proxy, cannot turn this route into a stall.
-    private static readonly TimeSpan CollectInterval = TimeSpan.FromSeconds(10);
+    // A minute: the collection's pause grows with the heap (seconds on a multi-GB one), and memory freed by one
+    // collection is not regained faster than that by another.
+    private static readonly TimeSpan CollectInterval = TimeSpan.FromSeconds(60);
     private static readonly Lock CollectGate = new();
     private static GcReport? _lastCollect;
     private static long _lastCollectAt;
