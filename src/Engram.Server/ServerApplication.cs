@@ -175,7 +175,7 @@ public static class ServerApplication
         app.UseMiddleware<AuthenticationGate>(); // sets the caller (tenant, role, scope) every endpoint and the limiter read
         if (options.RateLimit.Enabled)
         {
-            app.UseRateLimiter(); // after the authentication gate: partitions by the caller's key, else its address
+            app.UseMiddleware<RateLimitMiddleware>(); // after the authentication gate: partitions by the caller's key, else its address
         }
         if (options.RequestTimeoutSeconds > 0)
         {

@@ -3,6 +3,7 @@ using Engram.Core.Common;
 using Engram.Core.Memories;
 using Engram.Core.Search;
 using Engram.Core.Storage;
+using Engram.Core.Storage.Postgres;
 using Engram.Core.Storage.Sqlite;
 
 namespace Engram.Core.Operations;
@@ -61,7 +62,45 @@ public static class StoreMaintenance
         {
             problems.Add($"index snapshot {snapshotPath}: {snapshotProblem} (engram reindex rebuilds it)");
         }
-        return new IntegrityReport(problems.Count == 0, problems, snapshotExists);
+        return new IntegrityReport(problems.Count == 0, problems, snapshotExists, ["integrity_check", "foreign_key_check"]);
+    }
+
+    /// <summary>
+    /// The PostgreSQL store's check (<see cref="PostgresMemoryStore.CheckIntegrityAsync"/>: change log, kept counts,
+    /// amcheck when installed) and this instance's index snapshot, when <paramref name="snapshotPath"/> names one.
+    /// </summary>
+    public static async Task<IntegrityReport> CheckIntegrityAsync(string url, string? snapshotPath, CancellationToken ct = default)
+    {
+        await using var store = PostgresMemoryStore.Open(url);
+        var (done, found) = await store.CheckIntegrityAsync(ct).ConfigureAwait(false);
+        var problems = found.ToList();
+        var snapshotExists = false;
+        if (snapshotPath is not null && IndexSnapshot.Verify(snapshotPath, store.StoreId, out snapshotExists) is { } snapshotProblem)
+        {
+            problems.Add($"index snapshot {snapshotPath}: {snapshotProblem} (engram reindex rebuilds it)");
+        }
+        return new IntegrityReport(problems.Count == 0, problems, snapshotExists, done);
+    }
+
+    /// <summary>VACUUM (ANALYZE), or VACUUM FULL when <paramref name="full"/>, of the PostgreSQL store's tables; the database's size before and after.</summary>
+    public static async Task<(long Before, long After)> VacuumAsync(string url, bool full, CancellationToken ct = default)
+    {
+        await using var store = PostgresMemoryStore.Open(url);
+        return await store.VacuumAsync(full, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>ANALYZE of the PostgreSQL store's tables.</summary>
+    public static async Task AnalyzeAsync(string url, CancellationToken ct = default)
+    {
+        await using var store = PostgresMemoryStore.Open(url);
+        await store.AnalyzeAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>REINDEX TABLE CONCURRENTLY of the PostgreSQL store's tables (writes go on meanwhile).</summary>
+    public static async Task ReindexPostgresAsync(string url, CancellationToken ct = default)
+    {
+        await using var store = PostgresMemoryStore.Open(url);
+        await store.ReindexTablesAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>VACUUM: rewrites the file without its free pages; returns the size before and after.</summary>
@@ -152,8 +191,8 @@ public static class StoreMaintenance
     }
 }
 
-/// <summary>What the integrity check found: sound, or the problems (at most 50).</summary>
-public sealed record IntegrityReport(bool Ok, IReadOnlyList<string> Problems, bool SnapshotChecked);
+/// <summary>What the integrity check found: sound, or the problems (at most 50); and what it checked.</summary>
+public sealed record IntegrityReport(bool Ok, IReadOnlyList<string> Problems, bool SnapshotChecked, IReadOnlyList<string> Checked);
 
 /// <summary>What a prune matched and deleted (nothing in a dry run), a sample of the matching memories, and whether it was cancelled.</summary>
 public sealed record PruneReport(long Matched, long Deleted, IReadOnlyList<Memory> Sample, bool DryRun, bool Cancelled, TimeSpan Elapsed);

@@ -66,24 +66,25 @@ public sealed class RateLimitOptions
 }
 
 /// <summary>
-/// The rate limiter, built on ASP.NET Core's rate limiting middleware with one global partitioned limiter.
-/// A caller is its API key (<c>Caller.KeyId</c>, set by the authentication gate, which must therefore
-/// run first), else its IP address (an IPv6 client by its /64, which one host usually owns whole). The
-/// public probes are never limited. Memory stays bounded: at most <see cref="RateLimitOptions.MaxClients"/> callers
-/// have partitions of their own (a <see cref="BoundedKeySet{TKey}"/>); callers beyond it share one overflow partition,
-/// and the partitioned limiter drops a caller's limiters once they have been idle for 10 seconds.
+/// The rate limiter: one partitioned limiter (<see cref="System.Threading.RateLimiting"/>) asked by
+/// <see cref="RateLimitMiddleware"/> for every request. A caller is its API key (<c>Caller.KeyId</c>, set by the
+/// authentication gate, which must therefore run first), else its IP address (an IPv6 client by its /64, which one
+/// host usually owns whole). The public probes are never limited. Memory stays bounded: at most
+/// <see cref="RateLimitOptions.MaxClients"/> callers have partitions of their own (a <see cref="BoundedKeySet{TKey}"/>);
+/// callers beyond it share one overflow partition, and the partitioned limiter drops a caller's limiters once they
+/// have been idle for 10 seconds.
 /// </summary>
+/// <remarks>
+/// Not ASP.NET Core's rate limiting middleware: it builds a limiter of its own that it never disposes, whose timer
+/// keeps the whole application (services, indexes) reachable after the host stops. This limiter is a singleton of
+/// the host's container, which disposes it (and its timer) with the host.
+/// </remarks>
 internal static class RateLimits
 {
     public static IServiceCollection AddEngramRateLimits(this IServiceCollection services, RateLimitOptions options)
     {
         var clients = Clients(options);
-        return services.AddSingleton(clients).AddRateLimiter(limiter =>
-        {
-            limiter.GlobalLimiter = CreateLimiter(options, clients);
-            limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-            limiter.OnRejected = (context, _) => RejectAsync(context, options);
-        });
+        return services.AddSingleton(clients).AddSingleton(_ => new EngramRateLimiter(CreateLimiter(options, clients), options));
     }
 
     /// <summary>
@@ -142,12 +143,11 @@ internal static class RateLimits
     }
 
     /// <summary>429 with a problem body and <c>Retry-After</c> in whole seconds (at least 1).</summary>
-    private static async ValueTask RejectAsync(OnRejectedContext context, RateLimitOptions options)
+    internal static async Task RejectAsync(HttpContext http, RateLimitLease lease, RateLimitOptions options)
     {
-        var http = context.HttpContext;
         string detail;
         int seconds;
-        if (context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait))
+        if (lease.TryGetMetadata(MetadataName.RetryAfter, out var wait))
         {
             seconds = (int)Math.Clamp(Math.Ceiling(wait.TotalSeconds), 1, int.MaxValue);
             detail = string.Create(CultureInfo.InvariantCulture,

@@ -1,5 +1,10 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Reflection;
+using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using ModelContextProtocol;
 using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
 
 namespace Engram.Server.Mcp;
 
@@ -25,13 +30,37 @@ public static class EngramMcp
             options.ServerInstructions = Instructions;
         });
         builder.WithRequestFilters(filters => filters.AddCallToolFilter(McpToolFailures.Filter));
-        builder.WithTools<MemoryTools>(McpResults.Json);
-        builder.WithTools<KeyValueTools>(McpResults.Json);
-        builder.WithTools<GraphTools>(McpResults.Json);
-        builder.WithResources<MemoryResources>();
-        builder.WithResources<GraphResources>();
-        builder.WithPrompts<MemoryPrompts>();
+        // Options of this container's own: the SDK caches each method's descriptor per serializer options, and the
+        // descriptor holds this container's services. Keyed by shared static options, that cache would keep every
+        // server ever built in the process alive (the test suite builds hundreds); keyed by these, it goes with them.
+        var tools = new JsonSerializerOptions(McpResults.Json);
+        var defaults = new JsonSerializerOptions(McpJsonUtilities.DefaultOptions);
+        builder.WithTools<MemoryTools>(tools);
+        builder.WithTools<KeyValueTools>(tools);
+        builder.WithTools<GraphTools>(tools);
+        AddResources<MemoryResources>(builder, defaults);
+        AddResources<GraphResources>(builder, defaults);
+        builder.WithPrompts<MemoryPrompts>(defaults);
         builder.WithPortableSchemas(); // after the tools: rewrites every registered tool's schemas
         return builder;
+    }
+
+    /// <summary>
+    /// WithResources&lt;T&gt;() with <paramref name="json"/> as the serializer options (the SDK's has no such overload):
+    /// each [McpServerResource] method of <typeparamref name="T"/>, on an instance made per request from its services.
+    /// </summary>
+    private static void AddResources<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods | DynamicallyAccessedMemberTypes.PublicConstructors)] T>(
+        IMcpServerBuilder builder, JsonSerializerOptions json)
+    {
+        foreach (var method in typeof(T).GetMethods(BindingFlags.Public | BindingFlags.Instance))
+        {
+            if (method.GetCustomAttribute<McpServerResourceAttribute>() is null)
+            {
+                continue;
+            }
+            builder.Services.AddSingleton(services => McpServerResource.Create(method,
+                request => ActivatorUtilities.CreateInstance(request.Services ?? services, typeof(T)),
+                new McpServerResourceCreateOptions { Services = services, SerializerOptions = json }));
+        }
     }
 }

@@ -26,7 +26,6 @@ internal static class MetricsSetup
         "Microsoft.AspNetCore.Hosting",
         "Microsoft.AspNetCore.Server.Kestrel",
         "Microsoft.AspNetCore.Diagnostics",
-        "Microsoft.AspNetCore.RateLimiting",
         "System.Runtime",
     ];
 

@@ -11,38 +11,53 @@ using Engram.Core.Storage.Sqlite;
 namespace Engram.Cli.Commands;
 
 /// <summary>
-/// <c>engram maintenance integrity | vacuum | analyze | reindex | prune</c> on a data folder, in
-/// process (see <see cref="StoreMaintenance"/>). Each may run beside a server on the same folder;
-/// vacuum and reindex hold SQLite's write lock while they run, so the server's writes wait (up to
-/// its busy timeout of 30 s, then fail): run those in a quiet window or with the server stopped.
+/// <c>engram maintenance integrity | vacuum | analyze | reindex | prune</c> on a data folder or a
+/// PostgreSQL database (--store), in process (see <see cref="StoreMaintenance"/>). Each may run beside
+/// servers on the same store. On SQLite, vacuum and reindex hold the write lock while they run, so the
+/// server's writes wait (up to its busy timeout of 30 s, then fail): run those in a quiet window or with
+/// the server stopped. On PostgreSQL only vacuum --full blocks (each table while it is rewritten).
 /// </summary>
 internal static class MaintenanceCommand
 {
     public static Command Create()
     {
-        var command = new Command("maintenance", "Store upkeep: integrity check, vacuum, analyze, reindex, prune.");
-        command.Subcommands.Add(Simple("integrity", "Check the database (PRAGMA integrity_check, foreign keys) and the index snapshot; exit 0 only when sound.",
-            IntegrityAsync));
-        command.Subcommands.Add(Simple("vacuum", "Rewrite the database without its free pages (VACUUM); shows the size before and after. Blocks writes while it runs.",
-            VacuumAsync));
-        command.Subcommands.Add(Simple("analyze", "Refresh SQLite's query-planner statistics (ANALYZE, PRAGMA optimize).", AnalyzeAsync));
-        command.Subcommands.Add(Simple("reindex", "Rebuild SQLite's indexes (REINDEX), then Engram's search indexes and their snapshot (as engram reindex).",
-            ReindexAsync));
+        var command = new Command("maintenance", "Store upkeep: integrity check, vacuum, analyze, reindex, prune (a data folder, or --store postgres://...).");
+        command.Subcommands.Add(Simple("integrity",
+            "Check the store and the index snapshot; exit 0 only when sound. SQLite: integrity_check and foreign_key_check. " +
+            "PostgreSQL: the change log's continuity, the kept counts against the rows, amcheck on every index when installed.",
+            (target, json, _, ct) => IntegrityAsync(target, json, ct)));
+        var full = new Option<bool>("--full")
+        {
+            Description = "PostgreSQL: VACUUM FULL, which rewrites each table to give its space back and blocks it meanwhile (SQLite's VACUUM always does).",
+        };
+        command.Subcommands.Add(Simple("vacuum",
+            "Reclaim free space and refresh statistics (SQLite: VACUUM, which blocks writes; PostgreSQL: VACUUM (ANALYZE), which does not). Shows the size before and after.",
+            (target, json, parse, ct) => VacuumAsync(target, parse.GetValue(full), json, ct), full));
+        command.Subcommands.Add(Simple("analyze", "Refresh the query planner's statistics (SQLite: ANALYZE and PRAGMA optimize; PostgreSQL: ANALYZE).",
+            (target, json, _, ct) => AnalyzeAsync(target, json, ct)));
+        command.Subcommands.Add(Simple("reindex",
+            "Rebuild the database's indexes (SQLite: REINDEX; PostgreSQL: REINDEX TABLE CONCURRENTLY), then Engram's search indexes and their snapshot (as engram reindex).",
+            (target, json, _, ct) => ReindexAsync(target, json, ct)));
         command.Subcommands.Add(Prune());
         return command;
     }
 
-    private static Command Simple(string name, string description, Func<string, bool, CancellationToken, Task<int>> run)
+    private static Command Simple(string name, string description, Func<StoreTarget, bool, ParseResult, CancellationToken, Task<int>> run, params Option[] extra)
     {
-        var data = DataOption();
+        var data = ReindexCommand.DataOption();
+        var store = StoreOption.Create();
         var json = JsonOption();
-        var command = new Command(name, description) { data, json };
+        var command = new Command(name, description) { data, store, json };
+        foreach (var option in extra)
+        {
+            command.Options.Add(option);
+        }
         command.SetAction(async (parse, ct) =>
         {
             var asJson = parse.GetValue(json);
             try
             {
-                return await run(ReindexCommand.ExistingStore(parse.GetValue(data)), asJson, ct);
+                return await run(StoreTarget.Resolve(parse.GetValue(store), parse.GetValue(data)), asJson, parse, ct);
             }
             catch (Exception ex)
             {
@@ -52,23 +67,26 @@ internal static class MaintenanceCommand
         return command;
     }
 
-    private static Option<string?> DataOption() =>
-        new("--data") { Description = $"Data folder (default ${BackendOptions.DataVariable}, else ./{BackendOptions.DefaultData}).", HelpName = "DIR" };
-
     private static Option<bool> JsonOption() =>
         new("--json") { Description = "Print the result as one JSON object (and errors as JSON on stderr); no progress bar." };
 
-    private static Task<int> IntegrityAsync(string folder, bool json, CancellationToken ct)
+    private static async Task<int> IntegrityAsync(StoreTarget target, bool json, CancellationToken ct)
     {
-        var report = StoreMaintenance.CheckIntegrity(folder);
+        var report = target.IsPostgres
+            ? await StoreMaintenance.CheckIntegrityAsync(target.Location, target.SnapshotPath, ct)
+            : StoreMaintenance.CheckIntegrity(target.Location);
         if (json)
         {
-            JsonOutput.Write(Console.Out, new IntegrityResponse(report.Ok, report.Problems, report.SnapshotChecked));
+            JsonOutput.Write(Console.Out, new IntegrityResponse(report.Ok, report.Problems, report.SnapshotChecked, report.Checked));
         }
         else if (report.Ok)
         {
-            Console.WriteLine($"ok: the database passed integrity_check and foreign_key_check" +
-                (report.SnapshotChecked ? "; the index snapshot is whole and belongs to it." : "; there is no index snapshot (the next start builds one)."));
+            var snapshot = report.SnapshotChecked
+                ? "; the index snapshot is whole and belongs to it."
+                : target.SnapshotPath is null ? "; no index snapshot named (--data DIR of the instance)." : "; there is no index snapshot (the next start builds one).";
+            Console.WriteLine(target.IsPostgres
+                ? "ok: " + string.Join("; ", report.Checked) + snapshot
+                : "ok: the database passed integrity_check and foreign_key_check" + snapshot);
         }
         else
         {
@@ -76,28 +94,38 @@ internal static class MaintenanceCommand
             {
                 Console.Error.WriteLine("engram: " + problem);
             }
-            Console.Error.WriteLine("engram: the store is damaged: restore the newest backup (docs/RUNBOOK.md), or export what can be read (engram export) into a new store.");
+            Console.Error.WriteLine(target.IsPostgres
+                ? "engram: the store is inconsistent: see docs/RUNBOOK.md (PostgreSQL), restore a backup or export what can be read (engram export) into a new store."
+                : "engram: the store is damaged: restore the newest backup (docs/RUNBOOK.md), or export what can be read (engram export) into a new store.");
         }
-        return Task.FromResult(report.Ok ? ExitCodes.Ok : ExitCodes.SystemError);
+        return report.Ok ? ExitCodes.Ok : ExitCodes.SystemError;
     }
 
-    private static Task<int> VacuumAsync(string folder, bool json, CancellationToken ct)
+    private static async Task<int> VacuumAsync(StoreTarget target, bool full, bool json, CancellationToken ct)
     {
-        var (before, after) = StoreMaintenance.Vacuum(folder);
+        var (before, after) = target.IsPostgres ? await StoreMaintenance.VacuumAsync(target.Location, full, ct) : StoreMaintenance.Vacuum(target.Location);
         if (json)
         {
             JsonOutput.Write(Console.Out, new VacuumResponse(before, after));
         }
         else
         {
-            Console.WriteLine($"Vacuumed: {before / 1048576.0:0.0} MB -> {after / 1048576.0:0.0} MB ({(before - after) / 1048576.0:0.0} MB freed).");
+            Console.WriteLine($"Vacuumed: {before / 1048576.0:0.0} MB -> {after / 1048576.0:0.0} MB ({(before - after) / 1048576.0:0.0} MB freed)." +
+                (target.IsPostgres && !full ? " PostgreSQL reuses the space it freed; --full gives it back to the disk." : ""));
         }
-        return Task.FromResult(ExitCodes.Ok);
+        return ExitCodes.Ok;
     }
 
-    private static Task<int> AnalyzeAsync(string folder, bool json, CancellationToken ct)
+    private static async Task<int> AnalyzeAsync(StoreTarget target, bool json, CancellationToken ct)
     {
-        StoreMaintenance.Analyze(folder);
+        if (target.IsPostgres)
+        {
+            await StoreMaintenance.AnalyzeAsync(target.Location, ct);
+        }
+        else
+        {
+            StoreMaintenance.Analyze(target.Location);
+        }
         if (json)
         {
             JsonOutput.Write(Console.Out, new DoneResponse("analyzed"));
@@ -106,23 +134,31 @@ internal static class MaintenanceCommand
         {
             Console.WriteLine("Analyzed: the query planner's statistics are fresh.");
         }
-        return Task.FromResult(ExitCodes.Ok);
+        return ExitCodes.Ok;
     }
 
-    private static async Task<int> ReindexAsync(string folder, bool json, CancellationToken ct)
+    private static async Task<int> ReindexAsync(StoreTarget target, bool json, CancellationToken ct)
     {
-        StoreMaintenance.ReindexSqlite(folder);
+        if (target.IsPostgres)
+        {
+            await StoreMaintenance.ReindexPostgresAsync(target.Location, ct);
+        }
+        else
+        {
+            StoreMaintenance.ReindexSqlite(target.Location);
+        }
         if (!json)
         {
-            Console.WriteLine("Rebuilt SQLite's indexes (REINDEX).");
+            Console.WriteLine(target.IsPostgres ? "Rebuilt PostgreSQL's indexes (REINDEX TABLE CONCURRENTLY)." : "Rebuilt SQLite's indexes (REINDEX).");
         }
-        await ReindexCommand.RebuildAsync(folder, json, ct);
+        await ReindexCommand.RebuildAsync(target, json, ct);
         return ExitCodes.Ok;
     }
 
     private static Command Prune()
     {
-        var data = DataOption();
+        var data = ReindexCommand.DataOption();
+        var store = StoreOption.Create();
         var json = JsonOption();
         var types = OptionFactory.Repeatable("--type", "Only memories of this type (repeatable: any of them).", "TYPE");
         var olderThan = OptionFactory.Text("--older-than", "Only memories created longer ago than this: 90d, 12h, 4w.", "AGE");
@@ -135,14 +171,14 @@ internal static class MaintenanceCommand
         var command = new Command("prune", "Delete memories by type and age and/or scope (through the service: history, change log and indexes stay consistent). " +
             "Ctrl-C stops between batches.")
         {
-            data, types, olderThan, user, agent, session, ns, tenant, dryRun, json,
+            data, store, types, olderThan, user, agent, session, ns, tenant, dryRun, json,
         };
         command.SetAction(async (parse, ct) =>
         {
             var asJson = parse.GetValue(json);
             try
             {
-                var folder = ReindexCommand.ExistingStore(parse.GetValue(data));
+                var location = StoreOption.ResolveExisting(parse.GetValue(store), parse.GetValue(data));
                 var typeList = parse.GetValue(types) is { Length: > 0 } given ? given : null;
                 DateTimeOffset? before = parse.GetValue(olderThan) is { } age ? DateTimeOffset.UtcNow - ParseAge(age) : null;
                 var filter = new MemoryFilter
@@ -160,7 +196,7 @@ internal static class MaintenanceCommand
                 }
                 var caller = new Caller(parse.GetValue(tenant) is { } t ? TenantNames.Require(t, "--tenant") : Caller.DefaultTenant, "cli:maintenance-prune");
                 var dry = parse.GetValue(dryRun);
-                await using var engine = EngramEngine.OpenSqlite(folder);
+                await using var engine = EngramEngine.Open(location);
                 var bar = dry ? null : ProgressBar.ForStderr(asJson);
                 var report = await StoreMaintenance.PruneAsync(engine.Store, engine.Memories, caller, filter, dry, progress: bar?.Reporter, ct: ct);
                 bar?.Done();
@@ -208,7 +244,7 @@ internal static class MaintenanceCommand
         throw new ValidationException("--older-than", $"--older-than takes a number and a unit (m, h, d, w), e.g. 90d (got '{text}')");
     }
 
-    internal sealed record IntegrityResponse(bool Ok, IReadOnlyList<string> Problems, bool SnapshotChecked);
+    internal sealed record IntegrityResponse(bool Ok, IReadOnlyList<string> Problems, bool SnapshotChecked, IReadOnlyList<string> Checked);
 
     internal sealed record VacuumResponse(long BytesBefore, long BytesAfter);
 

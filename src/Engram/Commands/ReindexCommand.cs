@@ -3,6 +3,7 @@ using Engram.Cli.Client;
 using Engram.Cli.Output;
 using Engram.Core;
 using Engram.Core.Common;
+using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 
 namespace Engram.Cli.Commands;
@@ -16,15 +17,16 @@ internal static class ReindexCommand
 {
     public static Command Create()
     {
-        var data = new Option<string?>("--data") { Description = $"Data folder (default ${BackendOptions.DataVariable}, else ./{BackendOptions.DefaultData}).", HelpName = "DIR" };
+        var data = DataOption();
+        var store = StoreOption.Create();
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object (and errors as JSON on stderr); no progress bar." };
-        var command = new Command("reindex", "Rebuild the search indexes from the store and save a fresh snapshot.") { data, json };
+        var command = new Command("reindex", "Rebuild the search indexes from the store and save a fresh snapshot.") { data, store, json };
         command.SetAction(async (parse, ct) =>
         {
             var asJson = parse.GetValue(json);
             try
             {
-                await RebuildAsync(ExistingStore(parse.GetValue(data)), asJson, ct);
+                await RebuildAsync(StoreTarget.Resolve(parse.GetValue(store), parse.GetValue(data)), asJson, ct);
                 return ExitCodes.Ok;
             }
             catch (Exception ex)
@@ -35,6 +37,13 @@ internal static class ReindexCommand
         return command;
     }
 
+    /// <summary>--data for reindex and maintenance: the store's folder, or with --store the instance's own folder (its snapshot).</summary>
+    internal static Option<string?> DataOption() => new("--data")
+    {
+        Description = $"Data folder (default ${BackendOptions.DataVariable}, else ./{BackendOptions.DefaultData}); with --store, the instance's folder that holds its index snapshot.",
+        HelpName = "DIR",
+    };
+
     /// <summary>The data folder named by <c>--data</c> (else ENGRAM_DATA, else ./data); it must hold a store.</summary>
     internal static string ExistingStore(string? option)
     {
@@ -44,11 +53,12 @@ internal static class ReindexCommand
             : throw new NotFoundException($"no Engram database in '{folder}'; pass --data DIR");
     }
 
-    /// <summary>Rebuilds the indexes of the store in <paramref name="folder"/> and saves a snapshot (also <c>engram maintenance reindex</c>).</summary>
-    internal static async Task RebuildAsync(string folder, bool asJson, CancellationToken ct)
+    /// <summary>Rebuilds the indexes of <paramref name="target"/>'s store and saves its snapshot (also <c>engram maintenance reindex</c>).</summary>
+    internal static async Task RebuildAsync(StoreTarget target, bool asJson, CancellationToken ct)
     {
         var options = ConfiguredOptions.Load();
-        await using var engine = EngramEngine.OpenSqlite(folder, options.Limits, options.Search, options.Embeddings.CreateProvider(), snapshots: true);
+        await using var engine = new EngramEngine(StoreFactory.Open(target.Location), options.Limits, options.Search, options.Embeddings.CreateProvider(),
+            snapshotPath: target.SnapshotPath, keyValue: options.KeyValue);
         var bar = asJson ? null : new ProgressBar(Console.Error);
         var report = await engine.RebuildAsync(bar is null ? null : new InlineProgress<(string Phase, long Done, long Total)>(bar.Draw), ct);
         bar?.Done();
@@ -58,7 +68,10 @@ internal static class ReindexCommand
         }
         else
         {
-            Console.WriteLine($"Rebuilt the indexes: {report.Memories} memories up to seq {report.AppliedSeq} in {report.Milliseconds / 1000:0.0} s; snapshot: {engine.SnapshotPath}");
+            Console.WriteLine($"Rebuilt the indexes: {report.Memories} memories up to seq {report.AppliedSeq} in {report.Milliseconds / 1000:0.0} s; " +
+                (engine.SnapshotPath is { } path
+                    ? "snapshot: " + path
+                    : "no snapshot saved (name the instance's folder with --data, or set Engram:IndexSnapshotPath)"));
         }
     }
 

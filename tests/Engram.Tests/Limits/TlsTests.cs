@@ -28,6 +28,7 @@ public sealed class TlsTests
             o.Tls.CertificatePath = certificatePath;
             o.Tls.KeyPath = keyPath;
             o.Tls.Password = password;
+            o.Memory.BudgetMB = EngramServer.TestProcessBudgetMB;
         }, urls: $"{https};{http}");
         await app.StartAsync();
         try

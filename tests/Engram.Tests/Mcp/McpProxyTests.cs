@@ -73,7 +73,11 @@ public sealed class McpProxyTests
         (await proxy.Client.CallAsync("memory_store", """{"content":"too early"}""")).Text().Should().Contain("cannot reach");
 
         using var data = new TempDirectory();
-        await using var app = ServerApplication.Build([], o => o.DataPath = data.Path, urls: url);
+        await using var app = ServerApplication.Build([], o =>
+        {
+            o.DataPath = data.Path;
+            o.Memory.BudgetMB = EngramServer.TestProcessBudgetMB; // the budget is this whole test process's
+        }, urls: url);
         await app.StartAsync();
         var stored = (await proxy.Client.CallAsync("memory_store", """{"content":"in time"}""")).Structured();
         stored.GetProperty("content").GetString().Should().Be("in time");

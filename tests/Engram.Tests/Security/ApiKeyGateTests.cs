@@ -221,7 +221,11 @@ public sealed class ApiKeyGateTests
             key = (await new ApiKeyService(store, trail).CreateAsync(new NewApiKey("default", Role.Admin), "test")).Secret;
         }
         var port = EngramServer.FreePort();
-        await using var app = ServerApplication.Build([], o => o.DataPath = data.Path, urls: $"http://0.0.0.0:{port}");
+        await using var app = ServerApplication.Build([], o =>
+        {
+            o.DataPath = data.Path;
+            o.Memory.BudgetMB = EngramServer.TestProcessBudgetMB;
+        }, urls: $"http://0.0.0.0:{port}");
         await app.StartAsync();
         using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);

@@ -257,6 +257,14 @@ internal static class PostgresSchema
 
     public static int LatestVersion => Migrations.Length;
 
+    /// <summary>Engram's tables (what maintenance vacuums, analyzes and reindexes); a migration that adds one adds it here.</summary>
+    public static readonly string[] Tables =
+    [
+        "store_meta", "log_head", "changelog", "memories", "memory_tags", "memory_entities", "memory_history", "memory_vectors",
+        "graph_entities", "graph_observations", "graph_relations", "graph_history", "kv_entries", "kv_history", "kv_deleted",
+        "api_keys", "audit_log", "row_counts", "schema_version",
+    ];
+
     public static void Migrate(NpgsqlConnection connection, long nowMs)
     {
         using var transaction = connection.BeginTransaction();
