@@ -83,6 +83,9 @@ public sealed class EngramServerOptions
     /// <summary>Browser origins allowed by CORS (none: CORS off); also the MCP Origin check.</summary>
     public CorsSettings Cors { get; set; } = new();
 
+    /// <summary>The optional language model (LLM_BASE_URL, LLM_MODEL, LLM_API_KEY): extraction, chat, the proxy, reflections.</summary>
+    public Core.Llm.LlmOptions Llm { get; set; } = new();
+
     /// <summary>Hosts outbound requests may go to besides the configured endpoints.</summary>
     public OutboundOptions Outbound { get; set; } = new();
 
@@ -135,6 +138,10 @@ public sealed class EngramServerOptions
         if (RequestTimeoutSeconds is < 0 or > 86_400)
         {
             yield return "Engram:RequestTimeoutSeconds must be between 0 (no limit) and 86400";
+        }
+        foreach (var error in Llm.Validate())
+        {
+            yield return error;
         }
         foreach (var error in Backup.Validate())
         {

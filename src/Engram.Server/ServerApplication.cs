@@ -90,6 +90,7 @@ public static class ServerApplication
             StoreFactory.Open(options.StoreLocation, sp.GetRequiredService<TimeProvider>()),
             options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound), sp.GetRequiredService<TimeProvider>(),
             options.SnapshotFile(), options.KeyValue));
+        builder.Services.AddSingleton(_ => new Core.Llm.LlmAccess(Core.Llm.LanguageModel.CreateIfConfigured(options.Llm, options.Outbound)));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);
@@ -114,7 +115,8 @@ public static class ServerApplication
         // Operations (issue 14): the memory monitor (budget, load shedding), the health checks, read-only mode.
         builder.Services.AddSingleton<Operations.MemoryMonitor>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Operations.MemoryMonitor>());
-        builder.Services.AddSingleton(sp => new Operations.HealthChecks(sp.GetRequiredService<EngramEngine>(), options, sp.GetRequiredService<Operations.MemoryMonitor>()));
+        builder.Services.AddSingleton(sp => new Operations.HealthChecks(sp.GetRequiredService<EngramEngine>(), options, sp.GetRequiredService<Operations.MemoryMonitor>(),
+            sp.GetRequiredService<Core.Llm.LlmAccess>()));
         builder.Services.AddSingleton<BackupService>(); // backups (issue 14): REST and the schedule
         if (options.Backup.Enabled)
         {
@@ -224,6 +226,11 @@ public static class ServerApplication
             ("ENGRAM_TLS_PASSWORD", "Tls:Password"),
             ("READONLY_MODE", "ReadOnly"),
             ("ENGRAM_MEMORY_BUDGET_MB", "Memory:BudgetMB"),
+            ("LLM_BASE_URL", "Llm:BaseUrl"),
+            ("LLM_MODEL", "Llm:Model"),
+            ("LLM_API_KEY", "Llm:ApiKey"),
+            ("LLM_TIMEOUT_SECONDS", "Llm:TimeoutSeconds"),
+            ("LLM_MAX_CONCURRENCY", "Llm:MaxConcurrency"),
         ];
         foreach (var (variable, key) in map)
         {

@@ -334,6 +334,10 @@ public sealed record StoreStatistics(
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public ChangeFeedStatistics? ChangeFeed { get; init; }
 
+    /// <summary>The optional language model: whether one is configured and which (for admins its calls, errors and latency).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public LlmStatistics? Llm { get; init; }
+
     /// <summary>Which backend holds the store ("sqlite", "postgres").</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public StoreDescription? Store { get; init; }
@@ -345,6 +349,13 @@ public sealed record StoreStatistics(
 /// <c>Connects</c> above one counts reconnections.
 /// </summary>
 public sealed record ChangeFeedStatistics(bool Listening, DateTimeOffset? DownSince, string? DownReason, long Notifications, long Connects);
+
+/// <summary>The language model as /v1/stats shows it; <see cref="Status"/> for admins only.</summary>
+public sealed record LlmStatistics(bool Configured, string? Model)
+{
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Llm.LlmStatus? Status { get; init; }
+}
 
 /// <summary>The backend of the store, as /v1/stats shows it: which, whether it answered the stats request, and (admins) where and how fast.</summary>
 public sealed record StoreDescription(string Kind)

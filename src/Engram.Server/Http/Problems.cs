@@ -48,6 +48,9 @@ internal static partial class Problems
         BadHttpRequestException b => For(b.StatusCode, b.Message),
         JsonException j => For(400, JsonErrors.Describe(j, out var field), field),
         OperationCanceledException => For(499, "the request was cancelled"),
+        Core.Llm.LlmNotConfiguredException l => For(503, l.Message, extra: new Dictionary<string, object?> { ["reason"] = "llm_not_configured" }),
+        Core.Llm.LlmUnavailableException l => For(502, l.Message, extra: new Dictionary<string, object?> { ["reason"] = "llm_unavailable" }),
+        Core.Llm.LlmOutputException l => For(502, l.Message, extra: new Dictionary<string, object?> { ["reason"] = "llm_invalid_output" }),
         // Never the store's message: it can hold SQL text. 503 only for a store that may answer a retry.
         StoreException s when StoreFailures.IsUnavailable(s) => LogUnavailable(logger, s),
         _ => LogAndCreate(logger, exception, 500, "an unexpected error occurred; the server log has the details"),
@@ -72,7 +75,8 @@ internal static partial class Problems
         431 => ("Request header fields too large", "https://tools.ietf.org/html/rfc6585#section-5"),
         499 => ("Client closed request", "about:blank"),
         500 => ("Internal error", Rfc9110 + "15.6.1"),
-        503 => ("Store unavailable", Rfc9110 + "15.6.4"),
+        502 => ("Bad gateway", Rfc9110 + "15.6.3"),
+        503 => ("Service unavailable", Rfc9110 + "15.6.4"),
         _ => (ReasonPhrases.GetReasonPhrase(status) is { Length: > 0 } phrase ? phrase : "Error", "about:blank"),
     };
 

@@ -73,10 +73,18 @@ internal static class SystemEndpoints
             : TypedResults.Json(new ProbeResponse("unavailable") { Failing = [.. report.Checks.Where(c => c.Status == HealthChecks.Fail).Select(c => c.Name)] }, statusCode: 503);
     }
 
-    private static async Task<IResult> StatsAsync(HttpContext http, EngramEngine engine, CancellationToken ct)
+    private static async Task<IResult> StatsAsync(HttpContext http, EngramEngine engine, Core.Llm.LlmAccess llm, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        return TypedResults.Ok(await engine.GetStatsAsync(http.GetCaller(), ct));
+        var caller = http.GetCaller();
+        var stats = await engine.GetStatsAsync(caller, ct);
+        // The model's name for everyone (which features work); its endpoint, errors and latency for admins, like the store's.
+        return TypedResults.Ok(stats with
+        {
+            Llm = llm.Model is not { } model ? new Core.Memories.LlmStatistics(false, null)
+                : caller.Role >= Role.Admin ? new Core.Memories.LlmStatistics(true, model.Options.Model) { Status = model.Status() }
+                : new Core.Memories.LlmStatistics(true, model.Options.Model),
+        });
     }
 }
 

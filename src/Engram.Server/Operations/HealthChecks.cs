@@ -12,7 +12,7 @@ namespace Engram.Server.Operations;
 /// Read-only mode and the memory budget are reported beside them but never make the server unready: a server that
 /// refuses writes still serves every read, and taking it out of a load balancer would turn a write outage into a full one.
 /// </summary>
-public sealed class HealthChecks(EngramEngine engine, EngramServerOptions options, MemoryMonitor? memory = null)
+public sealed class HealthChecks(EngramEngine engine, EngramServerOptions options, MemoryMonitor? memory = null, Core.Llm.LlmAccess? llm = null)
 {
     public const string Ok = "ok";
     public const string Warn = "warn";
@@ -33,6 +33,7 @@ public sealed class HealthChecks(EngramEngine engine, EngramServerOptions option
             await TimeAsync("embedder", _ => Task.FromResult(Embedder()), ct).ConfigureAwait(false),
             await TimeAsync("read_only", _ => Task.FromResult(ReadOnly()), ct).ConfigureAwait(false),
             await TimeAsync("memory", _ => Task.FromResult(Memory()), ct).ConfigureAwait(false),
+            await TimeAsync("llm", _ => Task.FromResult(LanguageModel()), ct).ConfigureAwait(false),
         };
         var ready = checks.All(c => c.Status != Fail);
         OperationsGauges.Ready(ready);
@@ -69,6 +70,28 @@ public sealed class HealthChecks(EngramEngine engine, EngramServerOptions option
                 "start PostgreSQL or restore the network path to it (pg_isready -h HOST -p PORT); Engram reconnects by itself, no restart needed")
             : (Fail, $"{where} does not answer: {probe.Error}",
                 "check the data folder's disk and permissions; engram maintenance integrity --data DIR; restore from a backup if it is corrupt");
+    }
+
+    /// <summary>
+    /// The optional language model, from its last calls (no call is made for a health check: a paid API or a busy local
+    /// model is not probed every few seconds). Never fails readiness: without the model only its features answer 503/502.
+    /// </summary>
+    private (string, string, string?) LanguageModel()
+    {
+        if (llm?.Model is not { } model)
+        {
+            return (Ok, "no language model configured (optional: LLM_BASE_URL and LLM_MODEL enable extraction, chat and reflections)", null);
+        }
+        var status = model.Status();
+        var where = $"{status.Model} at {status.Endpoint}";
+        if (status.LastErrorAt is { } failedAt && (status.LastSuccessAt is not { } okAt || failedAt > okAt))
+        {
+            return (Warn, $"{where}: the last call failed: {status.LastError}",
+                "check that the model server runs and knows the model (curl LLM_BASE_URL/models); jobs retry with backoff meanwhile");
+        }
+        return (Ok, status.Calls == 0
+            ? $"{where}: not called yet"
+            : $"{where}: {status.Calls} calls, last in {status.LastLatencyMs:0.#} ms", null);
     }
 
     private (string, string, string?) Disk()

@@ -37,7 +37,8 @@ public sealed partial class PostgresMemoryStore
                 }
                 if (count > 0 && count != max - min + 1)
                 {
-                    problems.Add($"change log: {max - min + 1 - count} entries missing between seq {min} and {max} (a follower that reached the gap skipped them)");
+                    var missing = max - min + 1 - count;
+                    problems.Add($"change log: {missing} {(missing == 1 ? "entry" : "entries")} missing between seq {min} and {max} (a follower that reached the gap skipped them)");
                 }
                 done.Add($"change log: {count:N0} entries, contiguous up to seq {max}");
             }

@@ -1,0 +1,218 @@
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.Llm;
+using Engram.Tests.Support;
+using Microsoft.Extensions.AI;
+
+namespace Engram.Tests.Llm;
+
+/// <summary>The model client against a scripted OpenAI-compatible endpoint: structured answers, retries, time-outs, streaming, limits.</summary>
+public sealed class LanguageModelTests
+{
+    private sealed record Facts(List<Fact> Items);
+
+    private sealed record Fact(string Text, double Importance);
+
+    private static LanguageModel ModelFor(FakeChatModel fake, Action<LlmOptions>? configure = null)
+    {
+        var options = new LlmOptions { BaseUrl = fake.BaseUrl, Model = "fake-1", ApiKey = "sk-test-key", MaxRetries = 2, TimeoutSeconds = 10 };
+        configure?.Invoke(options);
+        return new LanguageModel(options);
+    }
+
+    private static readonly ChatMessage[] Ask = [new(ChatRole.User, "extract the facts")];
+
+    private static string? Valid(Facts facts) => facts.Items is null ? "items is missing" : facts.Items.Any(f => f.Importance is < 0 or > 1) ? "importance must be between 0 and 1" : null;
+
+    private static Task<Facts> AskAsync(LanguageModel model) => model.AskJsonAsync<Facts>(Ask, "facts", EngramJson.Options, Valid);
+
+    [Fact]
+    public async Task A_schema_answer_is_asked_for_with_response_format_and_the_key_and_parsed()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Enqueue(FakeReply.Text("""{"items":[{"text":"lives in Berlin","importance":0.6}]}"""));
+        using var model = ModelFor(fake);
+
+        var facts = await AskAsync(model);
+
+        facts.Items.Should().ContainSingle().Which.Text.Should().Be("lives in Berlin");
+        var request = fake.Requests.Should().ContainSingle().Subject;
+        request.ResponseFormat.Should().Be("json_schema");
+        request.Body.GetProperty("response_format").GetProperty("json_schema").GetProperty("schema").GetProperty("properties").TryGetProperty("items", out _).Should().BeTrue();
+        request.Body.GetProperty("model").GetString().Should().Be("fake-1");
+        request.Authorization.Should().Be("Bearer sk-test-key");
+        model.Status().Calls.Should().Be(1);
+        model.Status().LastError.Should().BeNull();
+    }
+
+    [Theory]
+    [InlineData("```json\n{\"items\":[{\"text\":\"a\",\"importance\":0.5}]}\n```")]
+    [InlineData("<think>The user wants {facts}. Let me think [carefully].</think>\n{\"items\":[{\"text\":\"a\",\"importance\":0.5}]}")]
+    [InlineData("Sure! Here are the facts:\n{\"items\":[{\"text\":\"a\",\"importance\":0.5},]}\nLet me know if you need more.")]
+    [InlineData("{\"items\":[{\"text\":\"a } tricky { string\",\"importance\":0.5}]}")]
+    public async Task Fences_think_blocks_prose_and_trailing_commas_are_read_through(string answer)
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Enqueue(FakeReply.Text(answer));
+        using var model = ModelFor(fake);
+
+        (await AskAsync(model)).Items.Should().ContainSingle();
+        fake.Requests.Should().HaveCount(1, "a usable answer needs no second call");
+    }
+
+    [Theory]
+    [InlineData("I could not find any facts, sorry.")]
+    [InlineData("{\"items\":[{\"text\":\"a\",\"importance\":\"high\"}]}")]
+    [InlineData("{\"items\":[{\"text\":\"a\",\"importance\":7}]}")]
+    [InlineData("{\"items\":[{\"text\":\"a\",\"importance\":0.5}")]
+    public async Task A_bad_answer_is_sent_back_once_with_the_problem_and_the_second_answer_is_used(string bad)
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Enqueue(FakeReply.Text(bad), FakeReply.Text("""{"items":[]}"""));
+        using var model = ModelFor(fake);
+
+        (await AskAsync(model)).Items.Should().BeEmpty();
+
+        fake.Requests.Should().HaveCount(2);
+        var retry = fake.Requests[1].Messages;
+        retry[^2].Should().Be(("assistant", bad));
+        retry[^1].Role.Should().Be("user");
+        retry[^1].Content.Should().StartWith("That answer is not usable: ");
+    }
+
+    [Fact]
+    public async Task Two_bad_answers_fail_with_the_reason_and_the_raw_answer()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Responder = _ => FakeReply.Text("no JSON here");
+        using var model = ModelFor(fake);
+
+        var failure = (await FluentActions.Awaiting(() => AskAsync(model)).Should().ThrowAsync<LlmOutputException>()).Which;
+        failure.Message.Should().Contain("holds no JSON");
+        failure.RawAnswer.Should().Be("no JSON here");
+        fake.Requests.Should().HaveCount(2);
+        model.Status().LastError.Should().StartWith("invalid output: ");
+    }
+
+    [Fact]
+    public async Task A_429_with_Retry_After_is_retried_after_the_wait()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Enqueue(FakeReply.Error(429, retryAfterSeconds: 2), FakeReply.Text("""{"items":[]}"""));
+        using var model = ModelFor(fake);
+
+        (await AskAsync(model)).Items.Should().BeEmpty();
+
+        fake.Requests.Should().HaveCount(2);
+        (fake.Requests[1].ReceivedAt - fake.Requests[0].ReceivedAt).Should().BeGreaterThan(TimeSpan.FromSeconds(1.8), "the endpoint asked for 2 s");
+    }
+
+    [Fact]
+    public async Task Server_errors_are_retried_and_then_reported_with_the_status()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Responder = _ => FakeReply.Error(500, message: "model crashed");
+        using var model = ModelFor(fake, o => o.MaxRetries = 1);
+
+        var failure = (await FluentActions.Awaiting(() => model.CompleteAsync(Ask)).Should().ThrowAsync<LlmUnavailableException>()).Which;
+        failure.Message.Should().Contain("answered 500");
+        fake.Requests.Should().HaveCount(2, "one attempt and one retry");
+        var status = model.Status();
+        status.Failures.Should().Be(1);
+        status.LastError.Should().Contain("500");
+        status.LastErrorAt.Should().NotBeNull();
+    }
+
+    [Fact]
+    public async Task A_model_that_does_not_answer_in_time_fails_with_the_time_out()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Responder = _ => new FakeReply { Content = "late", Delay = TimeSpan.FromSeconds(20) };
+        using var model = ModelFor(fake, o =>
+        {
+            o.TimeoutSeconds = 1;
+            o.MaxRetries = 0;
+        });
+
+        (await FluentActions.Awaiting(() => model.CompleteAsync(Ask)).Should().ThrowAsync<LlmUnavailableException>())
+            .Which.Message.Should().Contain("within 1 s");
+    }
+
+    [Fact]
+    public async Task An_endpoint_without_json_schema_support_is_asked_for_a_json_object_from_then_on()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Responder = request => request.ResponseFormat == "json_schema"
+            ? FakeReply.Error(400, message: "response_format json_schema is not supported by this server")
+            : FakeReply.Text("""{"items":[]}""");
+        using var model = ModelFor(fake);
+
+        (await AskAsync(model)).Items.Should().BeEmpty();
+        (await AskAsync(model)).Items.Should().BeEmpty();
+
+        fake.Requests.Select(r => r.ResponseFormat).Should().Equal("json_schema", "json_object", "json_object");
+        fake.Requests[1].AllText.Should().Contain("\"importance\"", "the schema then travels in the prompt");
+    }
+
+    [Fact]
+    public async Task A_streamed_answer_arrives_in_pieces_that_make_the_whole()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Enqueue(new FakeReply { Chunks = ["You ", "live in ", "Lisbon."] });
+        using var model = ModelFor(fake);
+
+        var pieces = new List<string>();
+        await foreach (var update in model.StreamAsync(Ask))
+        {
+            if (update.Text.Length > 0)
+            {
+                pieces.Add(update.Text);
+            }
+        }
+        pieces.Should().Equal("You ", "live in ", "Lisbon.");
+        fake.Requests.Single().Stream.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task Calls_beyond_the_concurrency_limit_wait_their_turn()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Responder = _ => new FakeReply { Content = "ok", Delay = TimeSpan.FromMilliseconds(200) };
+        using var model = ModelFor(fake, o => o.MaxConcurrency = 2);
+
+        await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => model.CompleteAsync(Ask)));
+
+        fake.Requests.Should().HaveCount(6);
+        fake.MaxConcurrentRequests.Should().Be(2);
+        model.Status().InFlight.Should().Be(0);
+    }
+
+    [Fact]
+    public async Task The_model_host_is_the_only_host_reached()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        using var model = ModelFor(fake);
+        var (response, lease) = await model.SendRawAsync("chat/completions", JsonContent("""{"model":"fake-1","messages":[{"role":"user","content":"hi"}]}"""), CancellationToken.None);
+        using (lease)
+        using (response)
+        {
+            response.IsSuccessStatusCode.Should().BeTrue();
+            (await response.Content.ReadAsStringAsync()).Should().Contain("echo: hi");
+        }
+        fake.Requests.Single().Authorization.Should().Be("Bearer sk-test-key");
+    }
+
+    [Theory]
+    [InlineData("", "m", "go together")]
+    [InlineData("http://x/v1", "", "go together")]
+    [InlineData("ftp://x/v1", "m", "absolute http(s) URL")]
+    [InlineData("http://user:pw@x/v1", "m", "without query or credentials")]
+    public void Settings_are_checked(string baseUrl, string model, string expected) =>
+        new LlmOptions { BaseUrl = baseUrl, Model = model }.Validate().Should().ContainSingle().Which.Should().Contain(expected);
+
+    [Fact]
+    public void No_settings_mean_no_model_and_no_error() =>
+        new LlmOptions().Validate().Should().BeEmpty();
+
+    private static StringContent JsonContent(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
+}

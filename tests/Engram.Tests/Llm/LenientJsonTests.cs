@@ -1,0 +1,31 @@
+using Engram.Core.Llm;
+
+namespace Engram.Tests.Llm;
+
+public sealed class LenientJsonTests
+{
+    [Theory]
+    [InlineData("{\"a\":1}", "{\"a\":1}")]
+    [InlineData("  [1,2]  ", "[1,2]")]
+    [InlineData("```\n{\"a\":\"```\"}\n```", "{\"a\":\"```\"}")]
+    [InlineData("text {not json} then {\"a\":{\"b\":[1,{\"c\":\"}\"}]}} tail", "{\"a\":{\"b\":[1,{\"c\":\"}\"}]}}")]
+    [InlineData("<THINK>{\"wrong\":1}</THINK>{\"right\":2}", "{\"right\":2}")]
+    [InlineData("{\"quote\":\"she said \\\"hi}\\\"\"}", "{\"quote\":\"she said \\\"hi}\\\"\"}")]
+    public void Finds_the_first_json_that_parses(string answer, string expected)
+    {
+        var found = LenientJson.Extract(answer, out var problem);
+        problem.Should().BeNull();
+        System.Text.Json.Nodes.JsonNode.DeepEquals(System.Text.Json.Nodes.JsonNode.Parse(found!.Value.GetRawText()), System.Text.Json.Nodes.JsonNode.Parse(expected)).Should().BeTrue(found.Value.GetRawText());
+    }
+
+    [Theory]
+    [InlineData("", "empty")]
+    [InlineData("no json at all", "no JSON object")]
+    [InlineData("{\"a\":[1,2", "cut off")]
+    [InlineData("<think>{\"a\":1} and it never ends", "no JSON object")]
+    public void Says_why_there_is_nothing(string answer, string reason)
+    {
+        LenientJson.Extract(answer, out var problem).Should().BeNull();
+        problem.Should().Contain(reason);
+    }
+}
