@@ -133,8 +133,9 @@ public sealed class PostgresInstanceCoordinationTests(ITestOutputHelper output)
             var bound = (int)(elapsed.Elapsed / wake.MinGap) + 2;
             output.WriteLine($"{Writes} commits in {elapsed.ElapsedMilliseconds} ms: {engine.Changes.Notifications} notifications, {catchUps} catch-ups (rate bound {bound})");
             engine.Changes.Notifications.Should().Be(Writes, "every commit notifies");
-            catchUps.Should().BeLessThan(Writes / 2, "a burst coalesces into far fewer catch-ups than commits");
-            catchUps.Should().BeLessThanOrEqualTo(bound, "notified catch-ups are at least the minimum gap apart");
+            // How far a burst coalesces depends on how fast the commits come (1,000 catch-ups at most, 56 on a quiet machine,
+            // 631 at load 20 when the commits themselves spread over a minute); what always holds is the minimum gap.
+            catchUps.Should().BeLessThanOrEqualTo(Math.Min(bound, Writes), "notified catch-ups are at least the minimum gap apart");
         }
         finally
         {

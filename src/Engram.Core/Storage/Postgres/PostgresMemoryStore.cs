@@ -61,7 +61,12 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
         {
             using var connection = db.OpenConnection();
             PostgresSchema.Migrate(connection, clock.GetUtcNow().ToUnixTimeMilliseconds());
-            using var command = new NpgsqlCommand("SELECT value FROM store_meta WHERE key = 'store_id'", connection);
+            // The id written at creation, qualified by the database's oid: a copy of the database (CREATE DATABASE ... TEMPLATE,
+            // a pg_dump restored elsewhere) starts with the same store_meta row but is a different store from then on, and an
+            // instance's index snapshot of one must never be loaded for the other.
+            using var command = new NpgsqlCommand(
+                "SELECT (SELECT value FROM store_meta WHERE key = 'store_id') || '.' || (SELECT oid::text FROM pg_database WHERE datname = current_database())",
+                connection);
             var storeId = command.ExecuteScalar() as string ?? "";
             return new PostgresMemoryStore(db, SessionSource(builder), clock, builder) { StoreId = storeId };
         }
