@@ -98,7 +98,9 @@ internal sealed class MemoryTools(MemoryService memories, SearchService search, 
             Explain = explain ?? false,
         };
         var result = await search.SearchAsync(callers.Current, request, ct);
-        return McpResults.Ok(new SearchResponse([.. result.Results.Select(h => new ScoredMemory(h))], Math.Round(result.TookMs, 3)));
+        var response = new SearchResponse([.. result.Results.Select(h => new ScoredMemory(h))], Math.Round(result.TookMs, 3));
+        // As over REST: results from the in-memory indexes while the database is away say so (an agent should not take them as current).
+        return McpResults.Ok(result.Stale ? response with { Stale = new StaleResults("database_unavailable", result.Unavailable) } : response);
     }
 
     [McpServerTool(Name = "memory_get", Title = "Get a memory", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false,

@@ -64,6 +64,13 @@ public sealed class PostgresOutageTests
         found.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("id").GetString()).Should().Contain(keptId);
         found.GetProperty("results")[0].GetProperty("content").GetString().Should().Be("the lighthouse keeper writes the storm into the logbook");
         found.GetProperty("stale").GetProperty("reason").GetString().Should().Be("database_unavailable");
+        // The MCP search tool says so too: an agent must not take such results as current.
+        await using (var mcp = await McpConnections.ConnectHttpAsync(server))
+        {
+            var viaMcp = (await mcp.CallAsync("memory_search", """{"query":"lighthouse storm logbook","k":5}""")).Structured();
+            viaMcp.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("id").GetString()).Should().Contain(keptId);
+            viaMcp.GetProperty("stale").GetProperty("reason").GetString().Should().Be("database_unavailable");
+        }
 
         // Every write is a 503 naming the database, with Retry-After; never a 500.
         var writes = new List<HttpResponseMessage>
