@@ -68,7 +68,11 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
                 "SELECT (SELECT value FROM store_meta WHERE key = 'store_id') || '.' || (SELECT oid::text FROM pg_database WHERE datname = current_database())",
                 connection);
             var storeId = command.ExecuteScalar() as string ?? "";
-            return new PostgresMemoryStore(db, SessionSource(builder), clock, builder) { StoreId = storeId };
+            using var size = new NpgsqlCommand("SELECT pg_database_size(current_database())", connection);
+            var store = new PostgresMemoryStore(db, SessionSource(builder), clock, builder) { StoreId = storeId };
+            store._sizeBytes = size.ExecuteScalar() is long bytes ? bytes : 0;
+            store._sizeReadAt = Environment.TickCount64;
+            return store;
         }
         catch (NpgsqlException ex)
         {
@@ -104,21 +108,49 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
         return builder;
     }
 
+    /// <summary>
+    /// The database's size (pg_database_size), as last read: read at open, then refreshed in the background at most every
+    /// <see cref="SizeRefreshInterval"/> when asked for. A property that a scrape or /v1/stats reads must not wait on a round
+    /// trip (nor on the connect time-out while the database is away); the figure is at most that old.
+    /// </summary>
     public long SizeBytes
     {
         get
         {
-            try
+            var now = Environment.TickCount64;
+            if (now - Volatile.Read(ref _sizeReadAt) >= (long)SizeRefreshInterval.TotalMilliseconds && Interlocked.CompareExchange(ref _sizeRefreshing, 1, 0) == 0)
             {
-                using var command = _db.CreateCommand("SELECT pg_database_size(current_database())");
-                return command.ExecuteScalar() is long size ? size : 0;
+                Volatile.Write(ref _sizeReadAt, now);
+                _ = Task.Run(async () =>
+                {
+                    try
+                    {
+                        await using var command = _db.CreateCommand("SELECT pg_database_size(current_database())");
+                        if (await command.ExecuteScalarAsync().ConfigureAwait(false) is long size)
+                        {
+                            Volatile.Write(ref _sizeBytes, size);
+                        }
+                    }
+                    catch (Exception ex) when (ex is NpgsqlException or ObjectDisposedException or InvalidOperationException)
+                    {
+                        // The last figure stands; the store's probe reports the outage.
+                    }
+                    finally
+                    {
+                        Volatile.Write(ref _sizeRefreshing, 0);
+                    }
+                });
             }
-            catch (NpgsqlException)
-            {
-                return 0;
-            }
+            return Volatile.Read(ref _sizeBytes);
         }
     }
+
+    /// <summary>How old <see cref="SizeBytes"/> may be before a read of it starts a refresh.</summary>
+    public static readonly TimeSpan SizeRefreshInterval = TimeSpan.FromSeconds(10);
+
+    private long _sizeBytes;
+    private long _sizeReadAt;
+    private int _sizeRefreshing;
 
     public Task CheckAsync(CancellationToken ct = default) => ReadAsync(c => ScalarAsync<int>(c, "SELECT 1", ct), ct);
 
