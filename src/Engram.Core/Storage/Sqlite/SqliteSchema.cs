@@ -539,6 +539,46 @@ internal static class SqliteSchema
             UPDATE row_counts SET n = n - 1 WHERE tenant = old.tenant AND kind = 'relation' AND tier = '' AND type = '';
         END;
         """,
+        // Extraction (issue 16): a superseded memory names its successor; conversations are kept as they came
+        // (with their own history), and each is extracted by a durable job (leased, retried, resumable).
+        """
+        ALTER TABLE memories ADD COLUMN superseded_by TEXT;
+        CREATE TABLE conversations (
+            id         TEXT    PRIMARY KEY,
+            tenant     TEXT    NOT NULL,
+            body       TEXT    NOT NULL,
+            created_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE conversation_history (
+            hid             INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant          TEXT    NOT NULL,
+            conversation_id TEXT    NOT NULL,
+            event           TEXT    NOT NULL,
+            actor           TEXT    NOT NULL,
+            at              INTEGER NOT NULL,
+            detail          TEXT
+        ) STRICT;
+        CREATE INDEX conversation_history_conversation ON conversation_history(conversation_id, hid);
+        CREATE TABLE extraction_jobs (
+            id              TEXT    PRIMARY KEY,
+            tenant          TEXT    NOT NULL,
+            conversation_id TEXT    NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            actor           TEXT    NOT NULL,
+            status          TEXT    NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            lease_owner     TEXT,
+            lease_until     INTEGER,
+            plan            TEXT,
+            applied         TEXT,
+            memory_ids      TEXT,
+            error           TEXT,
+            model           TEXT,
+            created_at      INTEGER NOT NULL,
+            updated_at      INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX extraction_jobs_due ON extraction_jobs(status, next_attempt_at);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
