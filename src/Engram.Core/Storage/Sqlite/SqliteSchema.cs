@@ -541,8 +541,9 @@ internal static class SqliteSchema
         """,
         // Extraction (issue 16): a superseded memory names its successor; conversations are kept as they came
         // (with their own history), and each is extracted by a durable job (leased, retried, resumable).
+        // memories.superseded_by is not added here but by EnsureSupersededBy, at every migration: files made at an
+        // older version for the tests (OpenAtSchemaVersion) are written by today's code, which writes the column.
         """
-        ALTER TABLE memories ADD COLUMN superseded_by TEXT;
         CREATE TABLE conversations (
             id         TEXT    PRIMARY KEY,
             tenant     TEXT    NOT NULL,
@@ -610,6 +611,7 @@ internal static class SqliteSchema
                     connection.Execute(Migrations[version]);
                     connection.ExecuteNonQuery("INSERT INTO schema_version(version, applied_at) VALUES (?1, ?2)", version + 1, nowMs);
                 }
+                EnsureSupersededBy(connection);
                 if (current < target)
                 {
                     ThrowOnForeignKeyViolation(connection);
@@ -625,6 +627,22 @@ internal static class SqliteSchema
         finally
         {
             connection.Execute("PRAGMA foreign_keys=ON");
+        }
+    }
+
+    /// <summary>
+    /// Adds <c>memories.superseded_by</c> (extraction, issue 16) when the table lacks it: after the migrations of any
+    /// version, so a table rebuilt by an earlier migration (the STRICT one copies named columns) gets it back too.
+    /// </summary>
+    private static void EnsureSupersededBy(SqliteConnection connection)
+    {
+        if (connection.ScalarInt64("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'memories'") == 0)
+        {
+            return;
+        }
+        if (connection.ScalarInt64("SELECT count(*) FROM pragma_table_info('memories') WHERE name = 'superseded_by'") == 0)
+        {
+            connection.Execute("ALTER TABLE memories ADD COLUMN superseded_by TEXT");
         }
     }
 
