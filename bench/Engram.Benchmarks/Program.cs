@@ -16,6 +16,7 @@ using Engram.Benchmarks.Store;
 // `export` times export and import of 100k memories (issue 14);
 // `instances` measures write-to-searchable latency from one instance to another on one PostgreSQL database (issue 15);
 // `backends` puts SQLite and PostgreSQL side by side: ingest, search at 100k, write-to-searchable across instances (issue 15);
+// `llm-extract` times an add with infer (queued) and extraction jobs per second against a fake model at 300 ms a call (issue 16);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
 {
@@ -49,6 +50,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await Engram.Benchmarks.Operations.SoakBenchmark.RunAsync(args[1..]);
     case "backends":
         return await Engram.Benchmarks.Backends.BackendsBenchmark.RunAsync(args[1..]);
+    case "llm-extract":
+        return await Engram.Benchmarks.Llm.ExtractionBenchmark.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(StoreBenchmark).Assembly).Run(args);

@@ -109,6 +109,12 @@ public static class ServerApplication
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddSingleton<IMcpCallerSource, HttpMcpCallerSource>();
         builder.Services.AddEngramMcp().WithHttpTransport(http => http.Stateless = true);
+        // Extraction (issue 16): the conversation extractor (POST /v1/memories with messages, the chat's remember) and its workers.
+        builder.Services.AddSingleton(sp => new Core.Llm.ConversationExtractor((Core.Llm.IExtractionJobStore)sp.GetRequiredService<EngramEngine>().Store,
+            sp.GetRequiredService<EngramEngine>().Memories, sp.GetRequiredService<EngramEngine>().Search, sp.GetRequiredService<EngramEngine>().Graph,
+            sp.GetRequiredService<Core.Llm.LlmAccess>(), sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton<Core.Llm.IConversationExtractor>(sp => sp.GetRequiredService<Core.Llm.ConversationExtractor>());
+        builder.Services.AddHostedService<ExtractionWorkers>();
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.AddEngramMetrics();
@@ -187,6 +193,7 @@ public static class ServerApplication
         app.MapOpenApi("/openapi/{documentName}.json").AddEndpointFilter(OpenApiDocuments.OnlyKnown).Requires(Core.Security.Role.Read);
         app.MapSystemEndpoints();
         app.MapMemoriesEndpoints();
+        app.MapJobsEndpoints();
         app.MapSearchEndpoints();
         app.MapGraphEndpoints();
         app.MapKeyValueEndpoints();
@@ -231,6 +238,7 @@ public static class ServerApplication
             ("LLM_API_KEY", "Llm:ApiKey"),
             ("LLM_TIMEOUT_SECONDS", "Llm:TimeoutSeconds"),
             ("LLM_MAX_CONCURRENCY", "Llm:MaxConcurrency"),
+            ("LLM_EXTRACTION_WORKERS", "Llm:ExtractionWorkers"),
         ];
         foreach (var (variable, key) in map)
         {

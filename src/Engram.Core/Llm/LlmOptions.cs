@@ -39,6 +39,21 @@ public sealed class LlmOptions
     /// <summary>Sampling temperature for extraction and reflections (chat uses the request's, else the model's default).</summary>
     public double Temperature { get; set; } = 0;
 
+    /// <summary>Extraction jobs run at once by this instance (LLM_EXTRACTION_WORKERS).</summary>
+    public int ExtractionWorkers { get; set; } = 2;
+
+    /// <summary>Times a job is taken before a model that stays unavailable fails it (the input is kept).</summary>
+    public int ExtractionMaxAttempts { get; set; } = 6;
+
+    /// <summary>
+    /// How long a worker holds a job without renewing (it renews every third of this while it runs): a job whose worker
+    /// died is taken over by another worker or instance after this long.
+    /// </summary>
+    public int ExtractionLeaseSeconds { get; set; } = 30;
+
+    /// <summary>Existing memories shown to the model per fact when it decides ADD, UPDATE, SUPERSEDE or NONE.</summary>
+    public int ExtractionCandidates { get; set; } = 5;
+
     /// <summary>Whether a model is configured at all.</summary>
     public bool IsConfigured => !string.IsNullOrWhiteSpace(BaseUrl) && !string.IsNullOrWhiteSpace(Model);
 
@@ -74,6 +89,22 @@ public sealed class LlmOptions
         if (StructuredOutput is not ("json_schema" or "json_object" or "none"))
         {
             yield return Section + "StructuredOutput must be json_schema, json_object or none";
+        }
+        if (ExtractionWorkers is < 0 or > 64)
+        {
+            yield return Section + "ExtractionWorkers must be between 0 and 64 (0: this instance runs no extraction jobs)";
+        }
+        if (ExtractionMaxAttempts is < 1 or > 100)
+        {
+            yield return Section + "ExtractionMaxAttempts must be between 1 and 100";
+        }
+        if (ExtractionLeaseSeconds is < 1 or > 3600)
+        {
+            yield return Section + "ExtractionLeaseSeconds must be between 1 and 3600";
+        }
+        if (ExtractionCandidates is < 1 or > 20)
+        {
+            yield return Section + "ExtractionCandidates must be between 1 and 20";
         }
         if (double.IsNaN(Temperature) || Temperature is < 0 or > 2)
         {

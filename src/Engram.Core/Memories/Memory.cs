@@ -56,6 +56,13 @@ public record Memory
 
     public DateTimeOffset? ValidTo { get; init; }
 
+    /// <summary>
+    /// The memory that replaced this one (set by extraction's SUPERSEDE, with <see cref="ValidTo"/>): no longer current,
+    /// so listing and search leave it out unless asked for <c>include_superseded</c>.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? SupersededBy { get; init; }
+
     /// <summary>Starts at 1 and grows by one with every update; the HTTP ETag.</summary>
     public required long Version { get; init; }
 }

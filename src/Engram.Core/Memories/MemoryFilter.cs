@@ -41,6 +41,9 @@ public sealed record MemoryFilter
 
     public DateTimeOffset? UpdatedBefore { get; init; }
 
+    /// <summary>Leave out memories another has superseded (listing sets this unless include_superseded=true).</summary>
+    public bool ExcludeSuperseded { get; init; }
+
     public bool HasScope => UserId is not null || AgentId is not null || SessionId is not null || Namespace is not null;
 
     public static MemoryFilter None { get; } = new();

@@ -125,6 +125,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         var entities = patch.Entities.HasValue ? _validate.Entities(patch.Entities.Value) : null;
         var metadata = patch.Metadata.HasValue ? _validate.Metadata(patch.Metadata.Value) : (System.Text.Json.JsonElement?)null;
         var source = patch.Source.HasValue ? _validate.Field("source", patch.Source.Value) : null;
+        var supersededBy = patch.SupersededBy.HasValue ? _validate.Field("superseded_by", patch.SupersededBy.Value) : null;
         DateTimeOffset? expiresAt = null;
         var expiryGiven = patch.ExpiresAt.HasValue || patch.TtlSeconds.HasValue;
         if (expiryGiven)
@@ -159,6 +160,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
                 ExpiresAt = expiryGiven ? expiresAt : current.ExpiresAt,
                 ValidFrom = patch.ValidFrom.HasValue ? patch.ValidFrom.Value : current.ValidFrom,
                 ValidTo = patch.ValidTo.HasValue ? patch.ValidTo.Value : current.ValidTo,
+                SupersededBy = patch.SupersededBy.HasValue ? supersededBy : current.SupersededBy,
                 UpdatedAt = now,
             };
             MemoryValidator.Validity(next.ValidFrom, next.ValidTo);
@@ -250,6 +252,10 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     private Memory Build(NewMemory request, DateTimeOffset now)
     {
+        if (request.Messages is not null || request.Infer is not null)
+        {
+            throw new ValidationException("messages", "messages and infer are for one conversation (POST /v1/memories), not for batches or imports");
+        }
         var content = _validate.Content(request.Content);
         var createdAt = request.CreatedAt ?? now;
         if (createdAt > now + AllowedClockSkew)
@@ -355,6 +361,9 @@ public sealed record LlmStatistics(bool Configured, string? Model)
 {
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public Llm.LlmStatus? Status { get; init; }
+
+    /// <summary>Extraction jobs of the caller's tenant queued or running (the queue depth).</summary>
+    public long ExtractionQueue { get; init; }
 }
 
 /// <summary>The backend of the store, as /v1/stats shows it: which, whether it answered the stats request, and (admins) where and how fast.</summary>

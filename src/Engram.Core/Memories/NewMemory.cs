@@ -47,6 +47,15 @@ public sealed record NewMemory
     public DateTimeOffset? ValidFrom { get; init; }
 
     public DateTimeOffset? ValidTo { get; init; }
+
+    /// <summary>
+    /// A conversation to extract memories from instead of <see cref="Content"/> (<c>POST /v1/memories</c> only):
+    /// stored durably, then extracted by a background job (202 with its id), or stored verbatim with <see cref="Infer"/> false.
+    /// </summary>
+    public IReadOnlyList<Llm.ConversationMessage>? Messages { get; init; }
+
+    /// <summary>With <see cref="Messages"/>: true (default) asks the model for facts; false stores each user message as a memory.</summary>
+    public bool? Infer { get; init; }
 }
 
 /// <summary>A partial update (the JSON body of <c>PATCH /v1/memories/{id}</c>): absent fields stay, null clears.</summary>
@@ -78,6 +87,9 @@ public sealed record MemoryPatch
     public Optional<DateTimeOffset?> ValidFrom { get; init; }
 
     public Optional<DateTimeOffset?> ValidTo { get; init; }
+
+    /// <summary>The memory that replaces this one (null: current again); extraction's SUPERSEDE sets it with valid_to.</summary>
+    public Optional<string?> SupersededBy { get; init; }
 
     // Scope fields are accepted by the parser only to refuse them with a clear message.
     public Optional<string?> UserId { get; init; }

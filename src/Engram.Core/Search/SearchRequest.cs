@@ -22,6 +22,9 @@ public sealed record SearchRequest
 
     /// <summary>Adds each signal's contribution to every result.</summary>
     public bool Explain { get; init; }
+
+    /// <summary>Also return memories another has superseded (left out by default).</summary>
+    public bool IncludeSuperseded { get; init; }
 }
 
 /// <summary>Per-request weights; a missing weight takes the configured default.</summary>

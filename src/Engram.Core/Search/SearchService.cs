@@ -149,7 +149,8 @@ public sealed class SearchService(
         foreach (var r in ranked)
         {
             // The guard again on what the store returned: an index lagging behind can never widen a result.
-            if (byId.TryGetValue(r.Id, out var memory) && guard.Covers(memory))
+            // A superseded memory is no longer current: out unless asked for (extraction's SUPERSEDE).
+            if (byId.TryGetValue(r.Id, out var memory) && guard.Covers(memory) && (request.IncludeSuperseded || memory.SupersededBy is null))
             {
                 hits.Add(new SearchHit(memory, r.Score, request.Explain ? r.Explain : null));
             }

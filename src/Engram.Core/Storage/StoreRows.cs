@@ -16,10 +16,10 @@ internal static class StoreRows
     public const string MemoryColumns =
         "m.id, m.content, m.content_hash, m.type, m.tier, m.importance, m.valence, m.tags, m.metadata, " +
         "m.user_id, m.agent_id, m.session_id, m.namespace, m.source, m.created_at, m.updated_at, " +
-        "m.last_accessed_at, m.access_count, m.expires_at, m.valid_from, m.valid_to, m.version, m.entities";
+        "m.last_accessed_at, m.access_count, m.expires_at, m.valid_from, m.valid_to, m.version, m.entities, m.superseded_by";
 
     /// <summary>How many columns <see cref="MemoryColumns"/> has: a query selecting more puts them from this index on.</summary>
-    public const int MemoryColumnCount = 23;
+    public const int MemoryColumnCount = 24;
 
     public static Memory ReadMemory<TRow>(TRow row) where TRow : IStoreRow => new()
     {
@@ -46,6 +46,7 @@ internal static class StoreRows
         ValidTo = FromMs(row.GetInt64OrNull(20)),
         Version = row.GetInt64(21),
         Entities = row.GetStringArray(22),
+        SupersededBy = row.GetTextOrNull(23),
     };
 
     /// <summary>Columns: seq, event, actor, at, version, changes.</summary>

@@ -15,10 +15,12 @@ internal static class MemoriesEndpoints
         var group = app.MapGroup("/v1/memories").WithTags("memories");
 
         group.MapPost("/", CreateAsync).WithName("CreateMemory").Requires(Role.Write)
-            .WithSummary("Remember something. 201 when new; 200 with duplicate=true when the same content exists in the same scope.")
+            .WithSummary("Remember something. 201 when new; 200 with duplicate=true when the same content exists in the same scope. " +
+                "With messages (a conversation) instead of content: 202 with the extraction job's id (wait=true: the job once done), or, with infer=false, each user message stored as it is.")
             .Accepts<NewMemory>("application/json")
             .Produces<WrittenMemory>(StatusCodes.Status201Created).Produces<WrittenMemory>(StatusCodes.Status200OK)
-            .ProducesProblem(400).ProducesProblem(409);
+            .Produces<JobAccepted>(StatusCodes.Status202Accepted).Produces<Core.Llm.ExtractionJob>(StatusCodes.Status200OK)
+            .ProducesProblem(400).ProducesProblem(409).ProducesProblem(503);
         group.MapPost("/batch", CreateBatchAsync).WithName("CreateMemories").Requires(Role.Write)
             .WithSummary("Create up to 1,000 memories in one transaction; each item reports created, duplicate or error.")
             .Accepts<BatchRequest>("application/json").Produces<BatchResponse>().ProducesProblem(400);
@@ -38,17 +40,86 @@ internal static class MemoriesEndpoints
         return app;
     }
 
-    private static async Task<IResult> CreateAsync(HttpContext http, MemoryService memories, CancellationToken ct)
+    private static async Task<IResult> CreateAsync(HttpContext http, MemoryService memories, Core.Llm.ConversationExtractor extractor, CancellationToken ct)
     {
-        QueryParser.RefuseAllExcept(http.Request.Query, "on_duplicate");
+        QueryParser.RefuseAllExcept(http.Request.Query, "on_duplicate", "wait");
         var policy = QueryParser.OnDuplicate(http.Request.Query);
         var request = await JsonBody.ReadAsync<NewMemory>(http.Request, BodySize.Memory, ct);
+        if (request.Messages is not null || request.Infer is not null)
+        {
+            return await ConversationAsync(http, request, policy, memories, extractor, ct);
+        }
+        if (QueryParser.Bool(http.Request.Query, "wait"))
+        {
+            throw new Core.Common.ValidationException("wait", "wait=true waits for an extraction job: send messages (a conversation) with it");
+        }
         var result = await memories.CreateAsync(http.GetCaller(), request, policy, ct);
         SetETag(http, result.Memory.Version);
         var body = new WrittenMemory(result);
         return result.Duplicate
             ? TypedResults.Ok(body)
             : TypedResults.Created($"/v1/memories/{result.Memory.Id}", body);
+    }
+
+    /// <summary>
+    /// A conversation: with infer (the default) it is stored with its extraction job and the job's id answered at once
+    /// (202), or the job once done with wait=true (bounded); with infer=false each user message becomes a memory as it is.
+    /// </summary>
+    private static async Task<IResult> ConversationAsync(HttpContext http, NewMemory request, DuplicatePolicy policy, MemoryService memories,
+        Core.Llm.ConversationExtractor extractor, CancellationToken ct)
+    {
+        if (request.Messages is null)
+        {
+            throw new Core.Common.ValidationException("infer", "infer goes with messages (a conversation to extract memories from)");
+        }
+        if (request.Content is not null)
+        {
+            throw new Core.Common.ValidationException("content", "send content (one memory) or messages (a conversation), not both");
+        }
+        var infer = request.Infer ?? true;
+        var wait = QueryParser.Bool(http.Request.Query, "wait");
+        if (!infer)
+        {
+            if (wait)
+            {
+                throw new Core.Common.ValidationException("wait", "wait=true waits for an extraction job; infer=false stores at once");
+            }
+            // Verbatim: each user message as it is, with the request's fields (type, tags, ...), through the batch path.
+            var items = request.Messages.Where(m => m?.Role == "user").Select(m => (NewMemory?)(request with { Content = m.Content, Messages = null, Infer = null })).ToList();
+            if (items.Count == 0)
+            {
+                throw new Core.Common.ValidationException("messages", "messages must hold at least one user message");
+            }
+            var results = await memories.CreateBatchAsync(http.GetCaller(), items, policy, ct);
+            return TypedResults.Created((string?)null, new BatchResponse(results));
+        }
+        // What the model decides is not the caller's to set.
+        var decided = request.Type is not null ? "type" : request.Tier is not null ? "tier" : request.Importance is not null ? "importance"
+            : request.Valence is not null ? "valence" : request.Tags is not null ? "tags" : request.Entities is not null ? "entities"
+            : request.ExpiresAt is not null ? "expires_at" : request.TtlSeconds is not null ? "ttl_seconds" : request.ValidFrom is not null ? "valid_from"
+            : request.ValidTo is not null ? "valid_to" : request.CreatedAt is not null ? "created_at" : null;
+        if (decided is not null)
+        {
+            throw new Core.Common.ValidationException(decided, $"{decided} is decided per fact by the model when infer is true (send infer=false to store the messages as they are)");
+        }
+        var conversation = new Core.Llm.Conversation(request.Messages)
+        {
+            UserId = request.UserId,
+            AgentId = request.AgentId,
+            SessionId = request.SessionId,
+            Namespace = request.Namespace,
+            Metadata = request.Metadata,
+            Source = request.Source,
+        };
+        var caller = http.GetCaller();
+        var id = await extractor.EnqueueAsync(caller, conversation, ct);
+        http.Response.Headers.Location = $"/v1/jobs/{id}";
+        if (!wait)
+        {
+            return TypedResults.Json(new JobAccepted(id, Core.Llm.ExtractionStatus.Queued), statusCode: StatusCodes.Status202Accepted);
+        }
+        var job = await extractor.WaitAsync(caller, id, Core.Llm.ConversationExtractor.MaxWait, ct);
+        return TypedResults.Json(job, statusCode: job.IsFinished ? StatusCodes.Status200OK : StatusCodes.Status202Accepted);
     }
 
     private static async Task<IResult> CreateBatchAsync(HttpContext http, MemoryService memories, CancellationToken ct)
@@ -71,7 +142,7 @@ internal static class MemoriesEndpoints
     private static async Task<IResult> ListAsync(HttpContext http, MemoryService memories, CancellationToken ct)
     {
         var query = http.Request.Query;
-        var filter = QueryParser.Filter(query, "limit", "cursor");
+        var filter = QueryParser.Filter(query, "limit", "cursor", "include_superseded") with { ExcludeSuperseded = !QueryParser.Bool(query, "include_superseded") };
         var page = await memories.ListAsync(http.GetCaller(), filter, QueryParser.Int(query, "limit"), QueryParser.Single(query, "cursor"), ct);
         return TypedResults.Ok(new MemoryListResponse(page.Items, page.NextCursor));
     }

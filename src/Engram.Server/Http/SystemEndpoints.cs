@@ -73,17 +73,18 @@ internal static class SystemEndpoints
             : TypedResults.Json(new ProbeResponse("unavailable") { Failing = [.. report.Checks.Where(c => c.Status == HealthChecks.Fail).Select(c => c.Name)] }, statusCode: 503);
     }
 
-    private static async Task<IResult> StatsAsync(HttpContext http, EngramEngine engine, Core.Llm.LlmAccess llm, CancellationToken ct)
+    private static async Task<IResult> StatsAsync(HttpContext http, EngramEngine engine, Core.Llm.LlmAccess llm, Core.Llm.ConversationExtractor extractor, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
         var caller = http.GetCaller();
         var stats = await engine.GetStatsAsync(caller, ct);
+        var queue = await extractor.Jobs.CountPendingExtractionJobsAsync(caller.Tenant, ct);
         // The model's name for everyone (which features work); its endpoint, errors and latency for admins, like the store's.
         return TypedResults.Ok(stats with
         {
-            Llm = llm.Model is not { } model ? new Core.Memories.LlmStatistics(false, null)
-                : caller.Role >= Role.Admin ? new Core.Memories.LlmStatistics(true, model.Options.Model) { Status = model.Status() }
-                : new Core.Memories.LlmStatistics(true, model.Options.Model),
+            Llm = llm.Model is not { } model ? new Core.Memories.LlmStatistics(false, null) { ExtractionQueue = queue }
+                : caller.Role >= Role.Admin ? new Core.Memories.LlmStatistics(true, model.Options.Model) { Status = model.Status(), ExtractionQueue = queue }
+                : new Core.Memories.LlmStatistics(true, model.Options.Model) { ExtractionQueue = queue },
         });
     }
 }

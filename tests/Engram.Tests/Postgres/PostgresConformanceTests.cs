@@ -80,3 +80,8 @@ public sealed class PostgresKvHistoryTests : KeyValue.KvHistoryTests
 {
     protected override Backend Backend => Backend.Postgres;
 }
+
+public sealed class PostgresExtractionTests : Llm.ExtractionTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}

@@ -174,6 +174,7 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
             await ReadAsync(a, $"/v1/memories/{id}", status);
             await ReadAsync(a, $"/v1/memories/{id}/history", status);
         }
+        await ReadAsync(a, "/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV", 404); // no such job (ExtractionTests: jobs are tenant- and scope-confined)
 
         var own = KvToken(a.Tenant, a.Scope);
         var keys = await ReadAsync(a, "/v1/kv?pattern=*&limit=1000", 200);

@@ -33,6 +33,10 @@ internal sealed class PostgresFilterSql
         var sql = new PostgresFilterSql();
         sql.Append($"m.tenant = {sql.Param(tenant)}");
         sql.Append($"(m.expires_at IS NULL OR m.expires_at > {sql.Param(nowMs)})");
+        if (filter.ExcludeSuperseded)
+        {
+            sql.Append("m.superseded_by IS NULL");
+        }
         sql.AddIfSet("m.user_id", filter.UserId);
         sql.AddIfSet("m.agent_id", filter.AgentId);
         sql.AddIfSet("m.session_id", filter.SessionId);

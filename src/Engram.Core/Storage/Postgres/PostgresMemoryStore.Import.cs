@@ -101,7 +101,7 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
             .Text(m.Id).Text(m.Tenant).Text(m.Content).Text(m.ContentHash).Text(m.Type).Text(m.Tier).Real(m.Importance).Real(m.Valence)
             .Text(m.TagsJson).Text(m.MetadataJson).Text(m.UserId).Text(m.AgentId).Text(m.SessionId).Text(m.Namespace).Text(m.Source)
             .Int(m.CreatedAt).Int(m.UpdatedAt).Int(m.LastAccessedAt).Int(m.AccessCount).Int(m.ExpiresAt).Int(m.ValidFrom).Int(m.ValidTo).Int(m.Version).Int(seq)
-            .Text(m.EntitiesJson))
+            .Text(m.EntitiesJson).Text(null)) // superseded_by: exports do not carry it yet
         {
             rid = (long)(await insert.ExecuteScalarAsync().ConfigureAwait(false))!;
         }

@@ -17,14 +17,14 @@ public sealed partial class PostgresMemoryStore
     private const string InsertMemorySql =
         "INSERT INTO memories (id, tenant, content, content_hash, type, tier, importance, valence, tags, metadata, " +
         "user_id, agent_id, session_id, namespace, source, created_at, updated_at, last_accessed_at, access_count, " +
-        "expires_at, valid_from, valid_to, version, seq, entities) " +
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) RETURNING rid";
+        "expires_at, valid_from, valid_to, version, seq, entities, superseded_by) " +
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) RETURNING rid";
 
     private const string UpdateMemorySql =
         "UPDATE memories SET content = $3, content_hash = $4, type = $5, tier = $6, importance = $7, valence = $8, " +
         "tags = $9, metadata = $10, user_id = $11, agent_id = $12, session_id = $13, namespace = $14, source = $15, " +
         "created_at = $16, updated_at = $17, last_accessed_at = $18, access_count = $19, expires_at = $20, " +
-        "valid_from = $21, valid_to = $22, version = $23, seq = $24, entities = $25 WHERE id = $1 AND tenant = $2";
+        "valid_from = $21, valid_to = $22, version = $23, seq = $24, entities = $25, superseded_by = $26 WHERE id = $1 AND tenant = $2";
 
     public Task<WriteResult> CreateAsync(Caller caller, Memory memory, DuplicatePolicy policy, CancellationToken ct = default) =>
         LoggedAsync(async c =>
@@ -530,7 +530,7 @@ public sealed partial class PostgresMemoryStore
             .Text(m.UserId).Text(m.AgentId).Text(m.SessionId).Text(m.Namespace).Text(m.Source)
             .Int(m.CreatedAt.ToUnixTimeMilliseconds()).Int(m.UpdatedAt.ToUnixTimeMilliseconds()).Int(ToMs(m.LastAccessedAt)).Int(m.AccessCount)
             .Int(ToMs(m.ExpiresAt)).Int(ToMs(m.ValidFrom)).Int(ToMs(m.ValidTo)).Int(m.Version).Int(seq)
-            .Text(JsonSerializer.Serialize(m.Entities, EngramJson.Options));
+            .Text(JsonSerializer.Serialize(m.Entities, EngramJson.Options)).Text(m.SupersededBy);
 
     private static async Task<Dictionary<string, long>> CountByAsync(NpgsqlConnection c, string column, PostgresFilterSql filter, CancellationToken ct)
     {

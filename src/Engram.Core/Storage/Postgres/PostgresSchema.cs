@@ -253,6 +253,46 @@ internal static class PostgresSchema
         CREATE TRIGGER graph_entities_count AFTER INSERT OR DELETE ON graph_entities FOR EACH ROW EXECUTE FUNCTION simple_count('entity');
         CREATE TRIGGER graph_relations_count AFTER INSERT OR DELETE ON graph_relations FOR EACH ROW EXECUTE FUNCTION simple_count('relation');
         """,
+        // Extraction (issue 16): a superseded memory names its successor; conversations are kept as they came
+        // (with their own history), and each is extracted by a durable job (leased, retried, resumable).
+        """
+        ALTER TABLE memories ADD COLUMN superseded_by text;
+        CREATE TABLE conversations (
+            id         text   PRIMARY KEY,
+            tenant     text   NOT NULL,
+            body       text   NOT NULL,
+            created_at bigint NOT NULL
+        );
+        CREATE TABLE conversation_history (
+            hid             bigserial PRIMARY KEY,
+            tenant          text   NOT NULL,
+            conversation_id text   NOT NULL,
+            event           text   NOT NULL,
+            actor           text   NOT NULL,
+            at              bigint NOT NULL,
+            detail          text
+        );
+        CREATE INDEX conversation_history_conversation ON conversation_history(conversation_id, hid);
+        CREATE TABLE extraction_jobs (
+            id              text   PRIMARY KEY,
+            tenant          text   NOT NULL,
+            conversation_id text   NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            actor           text   NOT NULL,
+            status          text   NOT NULL,
+            attempts        bigint NOT NULL DEFAULT 0,
+            next_attempt_at bigint NOT NULL,
+            lease_owner     text,
+            lease_until     bigint,
+            plan            text,
+            applied         text,
+            memory_ids      text,
+            error           text,
+            model           text,
+            created_at      bigint NOT NULL,
+            updated_at      bigint NOT NULL
+        );
+        CREATE INDEX extraction_jobs_due ON extraction_jobs(status, next_attempt_at);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
@@ -262,7 +302,7 @@ internal static class PostgresSchema
     [
         "store_meta", "log_head", "changelog", "memories", "memory_tags", "memory_entities", "memory_history", "memory_vectors",
         "graph_entities", "graph_observations", "graph_relations", "graph_history", "kv_entries", "kv_history", "kv_deleted",
-        "api_keys", "audit_log", "row_counts", "schema_version",
+        "api_keys", "audit_log", "row_counts", "schema_version", "conversations", "conversation_history", "extraction_jobs",
     ];
 
     public static void Migrate(NpgsqlConnection connection, long nowMs)

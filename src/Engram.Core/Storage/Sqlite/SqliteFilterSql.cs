@@ -25,6 +25,10 @@ internal sealed class SqliteFilterSql
         var sql = new SqliteFilterSql();
         sql.Add("m.tenant = ?", tenant);
         sql.Add("(m.expires_at IS NULL OR m.expires_at > ?)", nowMs);
+        if (filter.ExcludeSuperseded)
+        {
+            sql.Append("m.superseded_by IS NULL");
+        }
         sql.AddIfSet("m.user_id = ?", filter.UserId);
         sql.AddIfSet("m.agent_id = ?", filter.AgentId);
         sql.AddIfSet("m.session_id = ?", filter.SessionId);

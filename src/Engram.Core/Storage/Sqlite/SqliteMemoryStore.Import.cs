@@ -96,7 +96,7 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
         {
             insert.BindAll([m.Id, m.Tenant, m.Content, m.ContentHash, m.Type, m.Tier, m.Importance, m.Valence, m.TagsJson, m.MetadataJson,
                 m.UserId, m.AgentId, m.SessionId, m.Namespace, m.Source, m.CreatedAt, m.UpdatedAt, m.LastAccessedAt, m.AccessCount,
-                m.ExpiresAt, m.ValidFrom, m.ValidTo, m.Version, seq, m.EntitiesJson]);
+                m.ExpiresAt, m.ValidFrom, m.ValidTo, m.Version, seq, m.EntitiesJson, null]); // superseded_by: exports do not carry it yet
             insert.StepToEnd();
         }
         var rid = c.LastInsertRowId;

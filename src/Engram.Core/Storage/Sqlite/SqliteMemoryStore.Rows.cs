@@ -11,14 +11,14 @@ public sealed partial class SqliteMemoryStore
     private const string InsertMemorySql =
         "INSERT INTO memories (id, tenant, content, content_hash, type, tier, importance, valence, tags, metadata, " +
         "user_id, agent_id, session_id, namespace, source, created_at, updated_at, last_accessed_at, access_count, " +
-        "expires_at, valid_from, valid_to, version, seq, entities) " +
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
+        "expires_at, valid_from, valid_to, version, seq, entities, superseded_by) " +
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
     private const string UpdateMemorySql =
         "UPDATE memories SET content = ?3, content_hash = ?4, type = ?5, tier = ?6, importance = ?7, valence = ?8, " +
         "tags = ?9, metadata = ?10, user_id = ?11, agent_id = ?12, session_id = ?13, namespace = ?14, source = ?15, " +
         "created_at = ?16, updated_at = ?17, last_accessed_at = ?18, access_count = ?19, expires_at = ?20, " +
-        "valid_from = ?21, valid_to = ?22, version = ?23, seq = ?24, entities = ?25 WHERE id = ?1 AND tenant = ?2";
+        "valid_from = ?21, valid_to = ?22, version = ?23, seq = ?24, entities = ?25, superseded_by = ?26 WHERE id = ?1 AND tenant = ?2";
 
     /// <summary>Binds a memory to <see cref="InsertMemorySql"/> / <see cref="UpdateMemorySql"/> (same parameter numbers).</summary>
     private static void BindMemory(SqliteStatement statement, string tenant, Memory m, long seq)
@@ -48,6 +48,7 @@ public sealed partial class SqliteMemoryStore
         statement.Bind(23, m.Version);
         statement.Bind(24, seq);
         statement.Bind(25, JsonSerializer.Serialize(m.Entities, EngramJson.Options));
+        statement.Bind(26, m.SupersededBy);
     }
 
 }

@@ -539,6 +539,47 @@ internal static class SqliteSchema
             UPDATE row_counts SET n = n - 1 WHERE tenant = old.tenant AND kind = 'relation' AND tier = '' AND type = '';
         END;
         """,
+        // Extraction (issue 16): a superseded memory names its successor; conversations are kept as they came
+        // (with their own history), and each is extracted by a durable job (leased, retried, resumable).
+        // memories.superseded_by is not added here but by EnsureSupersededBy, at every migration: files made at an
+        // older version for the tests (OpenAtSchemaVersion) are written by today's code, which writes the column.
+        """
+        CREATE TABLE conversations (
+            id         TEXT    PRIMARY KEY,
+            tenant     TEXT    NOT NULL,
+            body       TEXT    NOT NULL,
+            created_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE conversation_history (
+            hid             INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant          TEXT    NOT NULL,
+            conversation_id TEXT    NOT NULL,
+            event           TEXT    NOT NULL,
+            actor           TEXT    NOT NULL,
+            at              INTEGER NOT NULL,
+            detail          TEXT
+        ) STRICT;
+        CREATE INDEX conversation_history_conversation ON conversation_history(conversation_id, hid);
+        CREATE TABLE extraction_jobs (
+            id              TEXT    PRIMARY KEY,
+            tenant          TEXT    NOT NULL,
+            conversation_id TEXT    NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            actor           TEXT    NOT NULL,
+            status          TEXT    NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            lease_owner     TEXT,
+            lease_until     INTEGER,
+            plan            TEXT,
+            applied         TEXT,
+            memory_ids      TEXT,
+            error           TEXT,
+            model           TEXT,
+            created_at      INTEGER NOT NULL,
+            updated_at      INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX extraction_jobs_due ON extraction_jobs(status, next_attempt_at);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
@@ -570,6 +611,7 @@ internal static class SqliteSchema
                     connection.Execute(Migrations[version]);
                     connection.ExecuteNonQuery("INSERT INTO schema_version(version, applied_at) VALUES (?1, ?2)", version + 1, nowMs);
                 }
+                EnsureSupersededBy(connection);
                 if (current < target)
                 {
                     ThrowOnForeignKeyViolation(connection);
@@ -585,6 +627,22 @@ internal static class SqliteSchema
         finally
         {
             connection.Execute("PRAGMA foreign_keys=ON");
+        }
+    }
+
+    /// <summary>
+    /// Adds <c>memories.superseded_by</c> (extraction, issue 16) when the table lacks it: after the migrations of any
+    /// version, so a table rebuilt by an earlier migration (the STRICT one copies named columns) gets it back too.
+    /// </summary>
+    private static void EnsureSupersededBy(SqliteConnection connection)
+    {
+        if (connection.ScalarInt64("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'memories'") == 0)
+        {
+            return;
+        }
+        if (connection.ScalarInt64("SELECT count(*) FROM pragma_table_info('memories') WHERE name = 'superseded_by'") == 0)
+        {
+            connection.Execute("ALTER TABLE memories ADD COLUMN superseded_by TEXT");
         }
     }
 

@@ -78,13 +78,14 @@ internal static class RouteSamples
             [200, 201]) { Writes = true, QueryParams = Q(("on_duplicate", QueryKind.Choice)) },
         new("POST", "/v1/memories/batch", "/v1/memories/batch",
             """{"items":[{"content":"hostile batch probe","user_id":"hostile","tags":["probe"]}]}""", [200]) { Writes = true, QueryParams = Q(("on_duplicate", QueryKind.Choice)) },
-        new("GET", "/v1/memories", "/v1/memories", null, [200]) { QueryParams = ListFilters },
+        new("GET", "/v1/memories", "/v1/memories", null, [200]) { QueryParams = new Dictionary<string, QueryKind>(ListFilters) { ["include_superseded"] = QueryKind.Bool } },
         new("DELETE", "/v1/memories", "/v1/memories", null, [200]) { Query = "user_id=hostile-nobody&confirm=true", QueryParams = ListFilters },
         new("GET", "/v1/memories/{id}", "/v1/memories/{id}", null, [200]) { Params = P("id", "$memory") },
         new("PATCH", "/v1/memories/{id}", "/v1/memories/{id}", """{"content":"scratch patched","importance":0.7,"tags":["p"],"metadata":{"k":1},"ttl_seconds":3600}""", [200])
             { Params = P("id", "$scratch"), Writes = true },
         new("DELETE", "/v1/memories/{id}", "/v1/memories/{id}", null, [404]) { Params = P("id", "$absent") },
         new("GET", "/v1/memories/{id}/history", "/v1/memories/{id}/history", null, [200]) { Params = P("id", "$memory") },
+        new("GET", "/v1/jobs/{id}", "/v1/jobs/{id}", null, [404]) { Params = P("id", "$absent") },
 
         new("POST", "/v1/search", "/v1/search",
             """{"query":"dark mode editor","k":3,"filters":{"user_id":"seed-alice","tags":["ui"],"metadata":{"app":"vscode"}},"min_score":0.0,"weights":{"recency":0.1},"explain":true}""", [200]),
