@@ -25,6 +25,9 @@ internal static class ChatEndpoints
 {
     public const int DefaultK = 5;
 
+    /// <summary>The most turns one chat request takes.</summary>
+    public const int MaxMessages = 1_000;
+
     public static IEndpointRouteBuilder MapChatEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPost("/v1/chat", ChatAsync).WithName("Chat").Requires(Role.Read).WithTags("chat")
@@ -165,6 +168,10 @@ internal static class ChatEndpoints
         if (request.Messages is not { Count: > 0 } messages)
         {
             throw new ValidationException("messages", "messages must be a non-empty array of {role, content}");
+        }
+        if (messages.Count > MaxMessages)
+        {
+            throw new ValidationException("messages", $"messages holds {messages.Count} turns; at most {MaxMessages} are taken (send the recent ones: the memory holds the rest)");
         }
         for (var i = 0; i < messages.Count; i++)
         {

@@ -52,11 +52,12 @@ internal static class ChatProxyEndpoints
         {
             body = await JsonBody.ReadAsync<JsonObject>(http.Request, BodySize.Batch, ct);
         }
-        catch (ArgumentException ex)
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
         {
-            // JsonObject refuses a member given twice.
-            throw new ValidationException("body", "the body names a member twice: " + ex.Message);
+            // JsonObject refuses a member given twice; a name that is not valid UTF-16 (an escaped lone surrogate) cannot be read.
+            throw new ValidationException("body", "the body is not a well-formed request: " + ex.Message);
         }
+        RequireText(body, "");
         var (messages, lastUser, user) = Validate(body);
         var caller = http.GetCaller();
         var model = llm.Require("the chat completions proxy");
@@ -167,6 +168,59 @@ internal static class ChatProxyEndpoints
             throw new ValidationException("stream", "stream must be true or false");
         }
         return (messages, lastUser, user);
+    }
+
+    /// <summary>
+    /// Every string of the body must be Unicode text (no escaped lone surrogate): the body goes to the model as it is,
+    /// and an endpoint that cannot read it fails with a 5xx that would look like the model's.
+    /// </summary>
+    private static void RequireText(JsonNode? node, string path)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (name, value) in o)
+                {
+                    RequireText(value, path.Length == 0 ? name : path + "." + name);
+                }
+                break;
+            case JsonArray a:
+                for (var i = 0; i < a.Count; i++)
+                {
+                    RequireText(a[i], $"{path}[{i}]");
+                }
+                break;
+            case JsonValue v when v.GetValueKind() == JsonValueKind.String:
+                try
+                {
+                    var text = v.GetValue<string>();
+                    if (!IsWellFormed(text))
+                    {
+                        throw new ValidationException(path, path + " is not valid Unicode text (a lone surrogate)");
+                    }
+                }
+                catch (InvalidOperationException)
+                {
+                    throw new ValidationException(path, path + " is not valid Unicode text (a lone surrogate)");
+                }
+                break;
+        }
+    }
+
+    private static bool IsWellFormed(string text)
+    {
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(text[i]))
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static string TextOf(JsonArray parts, int index)
