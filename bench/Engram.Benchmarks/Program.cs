@@ -15,6 +15,7 @@ using Engram.Benchmarks.Store;
 // `embed` measures the transformer embedder (sentences/s, RSS, query latency under a document batch);
 // `export` times export and import of 100k memories (issue 14);
 // `instances` measures write-to-searchable latency from one instance to another on one PostgreSQL database (issue 15);
+// `llm-chat` measures what chat with memory adds to a fake model's fixed 300 ms at 100k memories (issue 16);
 // `backends` puts SQLite and PostgreSQL side by side: ingest, search at 100k, write-to-searchable across instances (issue 15);
 // `llm-extract` times an add with infer (queued) and extraction jobs per second against a fake model at 300 ms a call (issue 16);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
@@ -52,6 +53,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await Engram.Benchmarks.Backends.BackendsBenchmark.RunAsync(args[1..]);
     case "llm-extract":
         return await Engram.Benchmarks.Llm.ExtractionBenchmark.RunAsync(args[1..]);
+    case "llm-chat":
+        return await Engram.Benchmarks.Llm.ChatBenchmark.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(StoreBenchmark).Assembly).Run(args);

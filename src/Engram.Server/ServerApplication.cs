@@ -201,6 +201,7 @@ public static class ServerApplication
         app.MapOperationsEndpoints();
         app.MapBackupEndpoints();
         app.MapExportEndpoints();
+        app.MapChatEndpoints();
         app.MapEngramMcp();
         app.MapEngramMetrics();
         return app;

@@ -65,7 +65,15 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
     [Fact]
     public async Task No_caller_sees_changes_counts_or_deletes_anything_of_another_tenant_or_scope()
     {
-        await using var server = await EngramServer.StartAsync();
+        // The chat routes (issue 16) need a model: this one answers with everything it was sent, so a memory of another
+        // tenant or scope put in a prompt shows up in the answer, where the token scan finds it.
+        await using var model = await FakeChatModel.StartAsync();
+        model.Responder = request => FakeReply.Text(request.AllText);
+        await using var server = await EngramServer.StartAsync(configure: o =>
+        {
+            o.Llm.BaseUrl = model.BaseUrl;
+            o.Llm.Model = "fake";
+        });
         var actors = new List<Actor>();
         foreach (var tenant in Tenants)
         {
@@ -202,6 +210,16 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
             await ReadAsync(a, $"/v1/graph/entities/{g}/history", status);
             await ReadAsync(a, $"/v1/graph/path?from={g}&to=Shared", status);
         }
+        // Chat with memory (issue 16): the prompt holds only what the caller sees (the fake model echoes it into the answer).
+        var chat = await SendCheckedAsync(a, "POST", "/v1/chat", new { messages = new[] { new { role = "user", content = "orchid note own" } }, k = 100 }, 200);
+        chat.GetProperty("memories").EnumerateArray().Select(m => m.GetProperty("id").GetString()).Should().BeSubsetOf(visible, $"{a.Name} chats with what it sees");
+        await SendCheckedAsync(a, "POST", "/v1/chat", new { messages = new[] { new { role = "user", content = "orchid note own" } }, k = 100, user_id = "alice", lens = "valence" },
+            a.Scope is "bob" ? 403 : 200);
+        var proxied = await SendCheckedAsync(a, "POST", "/v1/chat/completions", new { model = "any", messages = new[] { new { role = "user", content = "orchid note own" } } }, 200);
+        proxied.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString().Should().Contain("orchid", $"{a.Name} gets its memories through the proxy");
+        await SendCheckedAsync(a, "POST", "/v1/chat/completions", new { messages = new[] { new { role = "user", content = "orchid note own" } }, user = "bob" }, 200);
+        await ReadAsync(a, "/v1/models", 200);
+
         var linked = await ReadAsync(a, "/v1/graph/entities/Shared/memories", 200);
         linked.GetProperty("items").EnumerateArray().Select(m => m.GetProperty("id").GetString()).Should().BeEquivalentTo(visible);
 

@@ -124,7 +124,7 @@ internal static class BodyPayloads
             yield return Make(sample, target, "whole body", name, body(json), Exceptions.Body(sample, "whole body", "", name));
         }
         yield return Make(sample, target, "whole body", "empty", [], Exceptions.EmptyBody(sample));
-        yield return Make(sample, target, "fields", "unknown field", SampleJson.AddMember(json, [], "\"zz_unknown\":1"), Expectation.Refused);
+        yield return Make(sample, target, "fields", "unknown field", SampleJson.AddMember(json, [], "\"zz_unknown\":1"), Exceptions.Body(sample, "fields", "", "unknown field"));
         yield return Make(sample, target, "fields", "member name in another case", CaseVariant(json), Expectation.Refused);
 
         var fields = SampleJson.Fields(json);
@@ -137,7 +137,8 @@ internal static class BodyPayloads
                 yield return Make(sample, target, "fields", $"duplicate {field.Path}", Duplicate(json, field, member), Expectation.Refused);
                 if (field.Kind == JsonNodeKind.Object && !SampleJson.IsOpaque(member))
                 {
-                    yield return Make(sample, target, "fields", $"unknown field in {field.Path}", SampleJson.AddMember(json, field.Segments, "\"zz_unknown\":1"), Expectation.Refused);
+                    yield return Make(sample, target, "fields", $"unknown field in {field.Path}", SampleJson.AddMember(json, field.Segments, "\"zz_unknown\":1"),
+                        Exceptions.Body(sample, "fields", field.Path, "unknown field"));
                 }
             }
             foreach (var (name, raw) in AnyField)

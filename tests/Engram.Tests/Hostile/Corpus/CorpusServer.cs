@@ -17,15 +17,27 @@ public sealed class CorpusServer : IAsyncLifetime
 
     internal IReadOnlyList<RouteSample> Samples { get; private set; } = [];
 
+    /// <summary>The chat routes' model (issue 16): it answers with what it was sent.</summary>
+    public FakeChatModel Model { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
-        Server = await EngramServer.StartAsync();
+        Model = await FakeChatModel.StartAsync();
+        Server = await EngramServer.StartAsync(configure: o =>
+        {
+            o.Llm.BaseUrl = Model.BaseUrl;
+            o.Llm.Model = "fake";
+        });
         Seed = await SeededStore.SeedAsync(Server);
         Routes = RouteCatalog.Read(Server.Services);
         Samples = RouteSamples.For(Routes);
     }
 
-    public async Task DisposeAsync() => await Server.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        await Model.DisposeAsync();
+    }
 
     /// <summary>The sample's target with its parameters filled (<paramref name="parameters"/> first, raw) and its query plus <paramref name="query"/>.</summary>
     internal string Target(RouteSample sample, IReadOnlyDictionary<string, string>? parameters = null, string query = "")

@@ -26,6 +26,18 @@ internal static class Exceptions
         // A batch validates each item on its own: a bad item is reported in its slot, the batch answers 200 (documented).
         new("POST /v1/memories/batch", "strings", "items[0].", null, _ => ItemErrors()),
         new("POST /v1/memories/batch", "sizes", "items[0].", null, _ => ItemErrors()),
+        // Chat (issue 16): the user turn is free text; a scope field is a filter (matching nothing when odd), as on search.
+        new("POST /v1/chat", "strings", "messages[0].content", "escaped NUL", s => FreeText(s, null)),
+        new("POST /v1/chat", "strings", "messages[0].content", "40,000 characters", _ => Expectation.RefusedOr("a long user turn is recalled for by its last 8,192 characters", 200)),
+        new("POST /v1/chat", "strings", "user_id", "escaped NUL", _ => Expectation.Only("a scope holding U+0000 matches nothing", 200) with { Check = Empty("memories") }),
+        new("POST /v1/chat", "strings", "user_id", "40,000 characters", _ => Expectation.RefusedOr("an over-long scope matches nothing", 200) with { Check = Empty("memories") }),
+        // The proxy speaks OpenAI's format and passes what it does not read to the model untouched (unknown fields,
+        // other types and text the model may take): 200 or a 4xx, never a 5xx.
+        new("POST /v1/chat/completions", "fields", "", null, _ => Proxied()),
+        new("POST /v1/chat/completions", "strings", "", null, _ => Proxied()),
+        new("POST /v1/chat/completions", "wrong type", "", null, _ => Proxied()),
+        new("POST /v1/chat/completions", "sizes", "", null, _ => Proxied()),
+        new("POST /v1/chat/completions", "whole body", "", "10,000 unknown fields", _ => Proxied()),
         // A filter longer than any stored value is a filter that matches nothing, not an error.
         new("POST /v1/search", "strings", "filters.", "40,000 characters", s => Expectation.RefusedOr("an over-long filter matches nothing", 200) with { Check = Empty("results") }),
     ];
@@ -47,6 +59,8 @@ internal static class Exceptions
     ];
 
     private static string[] Finite => ["2^63", "-2^63-1", "2^64", "100-digit integer", "-1", "-0", "1e-400", "2^31", "fraction for an integer"];
+
+    private static Expectation Proxied() => Expectation.RefusedOr("the OpenAI-format proxy passes fields it does not read to the model as they are", 200);
 
     private static Expectation ItemErrors() => Expectation.RefusedOr("a bad batch item is reported in its slot", 200) with
     {

@@ -134,6 +134,11 @@ internal static class RouteSamples
         // Export (issue 14): streamed JSON Lines of the caller's tenant (all_tenants=true: every tenant).
         new("GET", "/v1/admin/export", "/v1/admin/export", null, [200]) { QueryParams = Q(("all_tenants", QueryKind.Bool)) },
 
+        // Chat with memory (issue 16): the corpus server has a scripted model (FakeChatModel, an echo), so valid requests answer 200.
+        new("POST", "/v1/chat", "/v1/chat", """{"messages":[{"role":"user","content":"dark mode editor"}],"user_id":"seed-alice","k":3,"lens":"valence"}""", [200]),
+        new("POST", "/v1/chat/completions", "/v1/chat/completions", """{"messages":[{"role":"user","content":"dark mode editor"}],"user":"seed-alice"}""", [200]),
+        new("GET", "/v1/models", "/v1/models", null, [200]),
+
         // MCP (Streamable HTTP): a read-only tool call, so no spoiled variant can write; answers per Exceptions.Mcp.
         new("POST", "/mcp", "/mcp", """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"memory_get","arguments":{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}}}""", [200]),
     ];
