@@ -91,6 +91,8 @@ public static class ServerApplication
             options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound), sp.GetRequiredService<TimeProvider>(),
             options.SnapshotFile(), options.KeyValue));
         builder.Services.AddSingleton(_ => new Core.Llm.LlmAccess(Core.Llm.LanguageModel.CreateIfConfigured(options.Llm, options.Outbound)));
+        builder.Services.AddSingleton(sp => new Core.Reflection.ReflectionService(sp.GetRequiredService<EngramEngine>(), sp.GetRequiredService<Core.Llm.LlmAccess>(),
+            options.Reflect));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);
@@ -111,6 +113,7 @@ public static class ServerApplication
         builder.Services.AddEngramMcp().WithHttpTransport(http => http.Stateless = true);
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
+        builder.Services.AddHostedService<ReflectionScheduler>(); // reflections (issue 16): on when a model is configured, or Engram:Reflect:Enabled
         builder.Services.AddEngramMetrics();
         // Operations (issue 14): the memory monitor (budget, load shedding), the health checks, read-only mode.
         builder.Services.AddSingleton<Operations.MemoryMonitor>();
@@ -194,6 +197,7 @@ public static class ServerApplication
         app.MapOperationsEndpoints();
         app.MapBackupEndpoints();
         app.MapExportEndpoints();
+        app.MapReflectEndpoints();
         app.MapEngramMcp();
         app.MapEngramMetrics();
         return app;
@@ -231,6 +235,8 @@ public static class ServerApplication
             ("LLM_API_KEY", "Llm:ApiKey"),
             ("LLM_TIMEOUT_SECONDS", "Llm:TimeoutSeconds"),
             ("LLM_MAX_CONCURRENCY", "Llm:MaxConcurrency"),
+            ("REFLECT_INTERVAL_MINUTES", "Reflect:IntervalMinutes"),
+            ("REFLECT_DUPLICATE_THRESHOLD", "Reflect:DuplicateThreshold"),
         ];
         foreach (var (variable, key) in map)
         {
