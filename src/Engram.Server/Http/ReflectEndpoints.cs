@@ -20,7 +20,7 @@ internal static class ReflectEndpoints
     {
         app.MapPost("/v1/reflect", ReflectAsync).WithName("Reflect").WithTags("reflections").Requires(Role.Write)
             .WithSummary("Reflect now: near-duplicates (merged by the model, flagged without one) and reflection memories per changed scope. " +
-                "Body (optional): user_id, agent_id, session_id, namespace narrow the scopes; dry_run plans only; duplicates_only needs no model. " +
+                "Body ({} at least): user_id, agent_id, session_id, namespace narrow the scopes; dry_run plans only; duplicates_only needs no model. " +
                 "Without a model and without duplicates_only: 503.")
             .Accepts<ReflectRequest>("application/json").Produces<ReflectionReport>().ProducesProblem(400).ProducesProblem(502).ProducesProblem(503)
             .DisableRequestTimeout();
@@ -33,9 +33,8 @@ internal static class ReflectEndpoints
     private static async Task<IResult> ReflectAsync(HttpContext http, ReflectionService reflections, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var request = http.Request.ContentLength == 0 || (http.Request.ContentLength is null && http.Request.ContentType is null)
-            ? new ReflectRequest()
-            : await JsonBody.ReadAsync<ReflectRequest>(http.Request, BodySize.Small, ct);
+        // A JSON body is required (at least {}), as on every other POST: an empty one is a 400, not a default run.
+        var request = await JsonBody.ReadAsync<ReflectRequest>(http.Request, BodySize.Small, ct);
         return TypedResults.Ok(await reflections.RunAsync(http.GetCaller(), request, ct: ct));
     }
 
