@@ -86,6 +86,9 @@ public sealed class EngramServerOptions
     /// <summary>The optional language model (LLM_BASE_URL, LLM_MODEL, LLM_API_KEY): extraction, chat, the proxy, reflections.</summary>
     public Core.Llm.LlmOptions Llm { get; set; } = new();
 
+    /// <summary>Reflections and consolidation (Engram:Reflect): IntervalMinutes, Enabled, DuplicateThreshold, per-run bounds.</summary>
+    public Core.Reflection.ReflectionOptions Reflect { get; set; } = new();
+
     /// <summary>Hosts outbound requests may go to besides the configured endpoints.</summary>
     public OutboundOptions Outbound { get; set; } = new();
 
@@ -139,7 +142,7 @@ public sealed class EngramServerOptions
         {
             yield return "Engram:RequestTimeoutSeconds must be between 0 (no limit) and 86400";
         }
-        foreach (var error in Llm.Validate())
+        foreach (var error in Llm.Validate().Concat(Reflect.Validate()))
         {
             yield return error;
         }

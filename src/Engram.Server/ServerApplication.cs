@@ -91,6 +91,8 @@ public static class ServerApplication
             options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound), sp.GetRequiredService<TimeProvider>(),
             options.SnapshotFile(), options.KeyValue));
         builder.Services.AddSingleton(_ => new Core.Llm.LlmAccess(Core.Llm.LanguageModel.CreateIfConfigured(options.Llm, options.Outbound)));
+        builder.Services.AddSingleton(sp => new Core.Reflection.ReflectionService(sp.GetRequiredService<EngramEngine>(), sp.GetRequiredService<Core.Llm.LlmAccess>(),
+            options.Reflect));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Store);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Memories);
         builder.Services.AddSingleton(sp => sp.GetRequiredService<EngramEngine>().Search);
@@ -117,6 +119,7 @@ public static class ServerApplication
         builder.Services.AddHostedService<ExtractionWorkers>();
         builder.Services.AddHostedService<ExpirySweeper>();
         builder.Services.AddHostedService<IndexMaintenance>();
+        builder.Services.AddHostedService<ReflectionScheduler>(); // reflections (issue 16): on when a model is configured, or Engram:Reflect:Enabled
         builder.Services.AddEngramMetrics();
         // Operations (issue 14): the memory monitor (budget, load shedding), the health checks, read-only mode.
         builder.Services.AddSingleton<Operations.MemoryMonitor>();
@@ -202,6 +205,7 @@ public static class ServerApplication
         app.MapBackupEndpoints();
         app.MapExportEndpoints();
         app.MapChatEndpoints();
+        app.MapReflectEndpoints();
         app.MapEngramMcp();
         app.MapEngramMetrics();
         return app;
@@ -240,6 +244,8 @@ public static class ServerApplication
             ("LLM_TIMEOUT_SECONDS", "Llm:TimeoutSeconds"),
             ("LLM_MAX_CONCURRENCY", "Llm:MaxConcurrency"),
             ("LLM_EXTRACTION_WORKERS", "Llm:ExtractionWorkers"),
+            ("REFLECT_INTERVAL_MINUTES", "Reflect:IntervalMinutes"),
+            ("REFLECT_DUPLICATE_THRESHOLD", "Reflect:DuplicateThreshold"),
         ];
         foreach (var (variable, key) in map)
         {

@@ -36,6 +36,7 @@ public static class EngramCli
             ExportCommand.Create(),
             MigrateCommand.Create(),
             MaintenanceCommand.Create(),
+            ReflectCommand.Create(),
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });

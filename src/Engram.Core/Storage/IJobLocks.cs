@@ -27,6 +27,9 @@ public static class ExclusiveJobs
     /// <summary>A scheduled backup.</summary>
     public const string Backup = "backup";
 
+    /// <summary>A scheduled reflection run (reflections and near-duplicates, issue 16).</summary>
+    public const string Reflection = "reflection";
+
     /// <summary>
     /// Runs <paramref name="job"/> when <paramref name="store"/> has no locks or this process got the lock <paramref name="name"/>;
     /// returns false (without running it) when another process holds it.

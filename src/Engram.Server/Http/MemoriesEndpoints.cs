@@ -26,7 +26,7 @@ internal static class MemoriesEndpoints
             .Accepts<BatchRequest>("application/json").Produces<BatchResponse>().ProducesProblem(400);
         group.MapGet("/{id}", GetAsync).WithName("GetMemory").Requires(Role.Read).Produces<Memory>().ProducesProblem(404);
         group.MapGet("/", ListAsync).WithName("ListMemories").Requires(Role.Read)
-            .WithSummary("List memories newest first, filtered; page with limit and next_cursor.")
+            .WithSummary("List memories newest first, filtered; page with limit and next_cursor. duplicate_of=ID (or *) lists the memories flagged as near-duplicates of ID (of any), with limit and cursor only.")
             .Produces<MemoryListResponse>().ProducesProblem(400);
         group.MapPatch("/{id}", UpdateAsync).WithName("UpdateMemory").Requires(Role.Write)
             .WithSummary("Partial update: absent fields stay, null clears. If-Match: \"<version>\" guards against lost updates.")
@@ -139,9 +139,13 @@ internal static class MemoriesEndpoints
         return TypedResults.Ok(memory);
     }
 
-    private static async Task<IResult> ListAsync(HttpContext http, MemoryService memories, CancellationToken ct)
+    private static async Task<IResult> ListAsync(HttpContext http, MemoryService memories, Core.Reflection.ReflectionService reflections, CancellationToken ct)
     {
         var query = http.Request.Query;
+        if (query.ContainsKey("duplicate_of"))
+        {
+            return await ReflectEndpoints.DuplicatesAsync(http, reflections, ct); // flagged near-duplicates (reflections, issue 16)
+        }
         var filter = QueryParser.Filter(query, "limit", "cursor", "include_superseded") with { ExcludeSuperseded = !QueryParser.Bool(query, "include_superseded") };
         var page = await memories.ListAsync(http.GetCaller(), filter, QueryParser.Int(query, "limit"), QueryParser.Single(query, "cursor"), ct);
         return TypedResults.Ok(new MemoryListResponse(page.Items, page.NextCursor));

@@ -36,6 +36,8 @@ internal static class ErrorReporter
         PreconditionFailedException p => new CliProblem(p.Title, 412, p.Message, ExitCodes.UserError) { CurrentVersion = p.CurrentVersion },
         Core.Operations.WritesRefusedException w => new CliProblem(w.Title, 503, w.Message, ExitCodes.SystemError),
         RequestRefusedException r => new CliProblem(r.Title, r.Status, r.Message, ExitCodes.UserError),
+        Core.Llm.LlmNotConfiguredException l => new CliProblem("No language model", 503, l.Message, ExitCodes.UserError),
+        Core.Llm.LlmUnavailableException or Core.Llm.LlmOutputException => new CliProblem("Language model failed", 502, exception.Message, ExitCodes.SystemError),
         EngramException user => new CliProblem(user.Title, 400, user.Message, ExitCodes.UserError),
         BackendUnavailableException backend => new CliProblem("Server unavailable", 503, backend.Message, ExitCodes.SystemError),
         StoreException store => new CliProblem("Store unavailable", 503, "the store failed: " + store.Message, ExitCodes.SystemError),

@@ -181,8 +181,11 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
             var status = SeesMemory(a, tenant, scope) ? 200 : 404;
             await ReadAsync(a, $"/v1/memories/{id}", status);
             await ReadAsync(a, $"/v1/memories/{id}/history", status);
+            await ReadAsync(a, $"/v1/memories/{id}/links", status); // reflections (issue 16)
         }
         await ReadAsync(a, "/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV", 404); // no such job (ExtractionTests: jobs are tenant- and scope-confined)
+        (await ReadAsync(a, "/v1/memories?duplicate_of=*", 200)).GetProperty("items").EnumerateArray().Select(m => m.GetProperty("id").GetString())
+            .Should().BeSubsetOf(visible);
 
         var own = KvToken(a.Tenant, a.Scope);
         var keys = await ReadAsync(a, "/v1/kv?pattern=*&limit=1000", 200);
@@ -301,6 +304,12 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
                 // A batch with one item outside the scope is refused whole: nothing of it is stored.
                 await ExpectAsync(a, "POST", "/v1/memories/batch", new { items = new[] { new { content = "planted batch ok" }, Merge(ScopeFields(scope), new { content = "planted batch " + scope }) } }, 403);
             }
+        }
+        // Reflections (issue 16): a dry run over the caller's own scopes (writes nothing); read keys are refused.
+        await ExpectAsync(a, "POST", "/v1/reflect", new { duplicates_only = true, dry_run = true }, writes ? 200 : 403);
+        foreach (var scope in Scopes.Where(s => s != "all" && a.Scope != "all" && s != a.Scope && SameField(s, a.Scope)))
+        {
+            await ExpectAsync(a, "POST", "/v1/reflect", Merge(ScopeFields(scope), new { duplicates_only = true, dry_run = true }), 403);
         }
         if (!writes)
         {

@@ -124,7 +124,10 @@ public sealed class FakeChatModel : IAsyncDisposable
             {
                 var chunk = new
                 {
-                    id = "chatcmpl-fake", @object = "chat.completion.chunk", created, model,
+                    id = "chatcmpl-fake",
+                    @object = "chat.completion.chunk",
+                    created,
+                    model,
                     choices = new[] { new { index = 0, delta = (object)(i == 0 ? new { role = "assistant", content = pieces[i] } : new { content = pieces[i] }), finish_reason = (string?)null } },
                 };
                 await context.Response.WriteAsync("data: " + JsonSerializer.Serialize(chunk) + "\n\n");
@@ -146,7 +149,10 @@ public sealed class FakeChatModel : IAsyncDisposable
         }
         var body = new
         {
-            id = "chatcmpl-fake", @object = "chat.completion", created, model,
+            id = "chatcmpl-fake",
+            @object = "chat.completion",
+            created,
+            model,
             choices = new[] { new { index = 0, message = new { role = "assistant", content = reply.Content ?? "" }, finish_reason = "stop" } },
             usage = new { prompt_tokens = 10, completion_tokens = 5, total_tokens = 15 },
         };

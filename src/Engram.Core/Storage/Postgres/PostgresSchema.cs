@@ -293,6 +293,28 @@ internal static class PostgresSchema
         );
         CREATE INDEX extraction_jobs_due ON extraction_jobs(status, next_attempt_at);
         """,
+        // Reflections (issue 16): links between memories and each scope's reflection watermark (as SQLite's migration 12).
+        """
+        CREATE TABLE memory_links (
+            lid        bigserial PRIMARY KEY,
+            tenant     text COLLATE "C" NOT NULL,
+            memory_id  text COLLATE "C" NOT NULL,
+            kind       text COLLATE "C" NOT NULL,
+            target_id  text COLLATE "C" NOT NULL,
+            created_at bigint NOT NULL,
+            UNIQUE (tenant, memory_id, kind, target_id)
+        );
+        CREATE INDEX memory_links_target ON memory_links(tenant, target_id, kind);
+        CREATE INDEX memory_links_kind ON memory_links(tenant, kind, lid);
+
+        CREATE TABLE reflection_watermarks (
+            tenant    text COLLATE "C" NOT NULL,
+            scope_key text COLLATE "C" NOT NULL,
+            seq       bigint NOT NULL,
+            run_at    bigint NOT NULL,
+            PRIMARY KEY (tenant, scope_key)
+        );
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
@@ -303,6 +325,7 @@ internal static class PostgresSchema
         "store_meta", "log_head", "changelog", "memories", "memory_tags", "memory_entities", "memory_history", "memory_vectors",
         "graph_entities", "graph_observations", "graph_relations", "graph_history", "kv_entries", "kv_history", "kv_deleted",
         "api_keys", "audit_log", "row_counts", "schema_version", "conversations", "conversation_history", "extraction_jobs",
+        "memory_links", "reflection_watermarks",
     ];
 
     public static void Migrate(NpgsqlConnection connection, long nowMs)

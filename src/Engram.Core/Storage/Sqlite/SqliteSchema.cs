@@ -580,6 +580,30 @@ internal static class SqliteSchema
         ) STRICT;
         CREATE INDEX extraction_jobs_due ON extraction_jobs(status, next_attempt_at);
         """,
+        // 13: reflections (issue 16): links between memories (a reflection derived_from its sources, a near-duplicate
+        // duplicate_of the memory kept; never a column of memories) and the change-log position each scope was reflected
+        // up to. scope_key joins the scope fields (see ReflectionScope.Key).
+        """
+        CREATE TABLE memory_links (
+            lid        INTEGER PRIMARY KEY,
+            tenant     TEXT    NOT NULL,
+            memory_id  TEXT    NOT NULL,
+            kind       TEXT    NOT NULL, -- derived_from, duplicate_of
+            target_id  TEXT    NOT NULL,
+            created_at INTEGER NOT NULL,
+            UNIQUE (tenant, memory_id, kind, target_id)
+        ) STRICT;
+        CREATE INDEX memory_links_target ON memory_links(tenant, target_id, kind);
+        CREATE INDEX memory_links_kind ON memory_links(tenant, kind, lid);
+
+        CREATE TABLE reflection_watermarks (
+            tenant    TEXT    NOT NULL,
+            scope_key TEXT    NOT NULL,
+            seq       INTEGER NOT NULL,
+            run_at    INTEGER NOT NULL,
+            PRIMARY KEY (tenant, scope_key)
+        ) STRICT, WITHOUT ROWID;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

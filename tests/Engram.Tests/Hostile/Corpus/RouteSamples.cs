@@ -86,6 +86,9 @@ internal static class RouteSamples
         new("DELETE", "/v1/memories/{id}", "/v1/memories/{id}", null, [404]) { Params = P("id", "$absent") },
         new("GET", "/v1/memories/{id}/history", "/v1/memories/{id}/history", null, [200]) { Params = P("id", "$memory") },
         new("GET", "/v1/jobs/{id}", "/v1/jobs/{id}", null, [404]) { Params = P("id", "$absent") },
+        // Reflections (issue 16): links of a memory; a duplicates-only run (no model in the corpus server), which may flag seeded near-duplicates.
+        new("GET", "/v1/memories/{id}/links", "/v1/memories/{id}/links", null, [200]) { Params = P("id", "$memory") },
+        new("POST", "/v1/reflect", "/v1/reflect", """{"duplicates_only":true,"dry_run":true,"user_id":"hostile"}""", [200]) { Writes = true },
 
         new("POST", "/v1/search", "/v1/search",
             """{"query":"dark mode editor","k":3,"filters":{"user_id":"seed-alice","tags":["ui"],"metadata":{"app":"vscode"}},"min_score":0.0,"weights":{"recency":0.1},"explain":true}""", [200]),
