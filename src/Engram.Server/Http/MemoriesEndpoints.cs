@@ -40,6 +40,10 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> CreateAsync(HttpContext http, MemoryService memories, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.AddAsync(http, memories, ct));
+        }
         QueryParser.RefuseAllExcept(http.Request.Query, "on_duplicate");
         var policy = QueryParser.OnDuplicate(http.Request.Query);
         var request = await JsonBody.ReadAsync<NewMemory>(http.Request, BodySize.Memory, ct);
@@ -62,6 +66,10 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> GetAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.GetAsync(id, http, memories, ct));
+        }
         QueryParser.RefuseAllExcept(http.Request.Query);
         var memory = await memories.GetAsync(http.GetCaller(), id, ct);
         SetETag(http, memory.Version);
@@ -70,6 +78,10 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> ListAsync(HttpContext http, MemoryService memories, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.ListFromQueryAsync(http, memories, ct));
+        }
         var query = http.Request.Query;
         var filter = QueryParser.Filter(query, "limit", "cursor");
         var page = await memories.ListAsync(http.GetCaller(), filter, QueryParser.Int(query, "limit"), QueryParser.Single(query, "cursor"), ct);
@@ -88,6 +100,10 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> DeleteAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.DeleteAsync(id, http, memories, ct));
+        }
         QueryParser.RefuseAllExcept(http.Request.Query);
         var seq = await memories.DeleteAsync(http.GetCaller(), id, ct);
         http.Response.Headers["X-Engram-Seq"] = seq.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -96,6 +112,10 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> DeleteManyAsync(HttpContext http, MemoryService memories, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.DeleteAllAsync(http, memories, ct));
+        }
         var filter = QueryParser.Filter(http.Request.Query, "confirm");
         var result = await memories.DeleteManyAsync(http.GetCaller(), filter, QueryParser.Bool(http.Request.Query, "confirm"), ct);
         http.Audit(AuditActions.MemoriesBulkDelete, http.Request.QueryString.Value, $"{result.Deleted} deleted");
@@ -104,10 +124,18 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> HistoryAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.HistoryAsync(id, http, memories, ct));
+        }
         QueryParser.RefuseAllExcept(http.Request.Query);
         var history = await memories.GetHistoryAsync(http.GetCaller(), id, ct);
         return TypedResults.Ok(new HistoryResponse(history));
     }
+
+    /// <summary>A mem0 client's request on a path both APIs share: the mem0 handler, with mem0's error bodies.</summary>
+    private static async Task<IResult> Mem0Call(HttpContext http, Func<Task<IResult>> handler) =>
+        (IResult)(await Mem0.Mem0Endpoints.Guard(http, async () => await handler()))!;
 
     private static void SetETag(HttpContext http, long version) =>
         http.Response.Headers.ETag = $"\"{version}\"";
