@@ -16,6 +16,7 @@ using Engram.Benchmarks.Store;
 // `export` times export and import of 100k memories (issue 14);
 // `instances` measures write-to-searchable latency from one instance to another on one PostgreSQL database (issue 15);
 // `backends` puts SQLite and PostgreSQL side by side: ingest, search at 100k, write-to-searchable across instances (issue 15);
+// `mem0` times search through the mem0-compatible API next to /v1/search on the same corpus (issue 17);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
 {
@@ -49,6 +50,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await Engram.Benchmarks.Operations.SoakBenchmark.RunAsync(args[1..]);
     case "backends":
         return await Engram.Benchmarks.Backends.BackendsBenchmark.RunAsync(args[1..]);
+    case "mem0":
+        return await Engram.Benchmarks.Mem0.Mem0Benchmark.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(StoreBenchmark).Assembly).Run(args);

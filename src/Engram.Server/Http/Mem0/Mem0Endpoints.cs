@@ -226,7 +226,8 @@ internal static class Mem0Endpoints
     private static DateTimeOffset? Timestamp(JsonNode? node) => node switch
     {
         null => null,
-        JsonValue v when v.GetValueKind() == JsonValueKind.Number => DateTimeOffset.FromUnixTimeMilliseconds((long)(v.GetValue<double>() * 1000)),
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.GetValue<double>() is var seconds && seconds is >= 0 and < 253_402_300_800 =>
+            DateTimeOffset.FromUnixTimeMilliseconds((long)(seconds * 1000)),
         JsonValue v when v.TryGetValue<string>(out var s) && DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) => t,
         _ => throw new ValidationException("timestamp", "timestamp must be Unix seconds or an ISO 8601 date"),
     };
@@ -235,7 +236,7 @@ internal static class Mem0Endpoints
     {
         null => null,
         JsonValue v when v.TryGetValue<string>(out var s) && DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) =>
-            s.Length <= 10 ? t.AddDays(1) : t, // a date: the memory lasts through that day
+            s.Length <= 10 && t.Year < 9999 ? t.AddDays(1) : t, // a date: the memory lasts through that day
         _ => throw new ValidationException("expiration_date", "expiration_date must be a date (YYYY-MM-DD)"),
     };
 
