@@ -60,19 +60,14 @@ internal static class Mem0Endpoints
 
     /// <summary>
     /// True for a request of a mem0 client on a path Engram's own API also serves (<c>/v1/memories…</c>): such clients
-    /// authenticate with <c>Authorization: Token</c> and write the platform's trailing slash; Engram's own clients do neither.
+    /// always write the platform's trailing slash; Engram's own clients never do (the key's scheme decides nothing).
     /// </summary>
     public static bool IsMem0Request(HttpContext http)
     {
-        var authorization = http.Request.Headers.Authorization;
-        if (authorization.Count > 0 && (authorization[0] ?? "").StartsWith("Token ", StringComparison.OrdinalIgnoreCase))
-        {
-            return true;
-        }
         return (http.Request.Path.Value ?? "").EndsWith('/');
     }
 
-    /// <summary>Runs a mem0 handler; a failure becomes the platform's <c>{"detail": …}</c> with its status.</summary>
+    /// <summary>Runs a mem0 handler; a failure becomes a body with the platform's <c>detail</c> and its status.</summary>
     public static async Task<object?> Guard(HttpContext http, Func<Task<object?>> handler)
     {
         try
@@ -82,7 +77,8 @@ internal static class Mem0Endpoints
         catch (Exception ex) when (Status(ex) is { } status && !http.Response.HasStarted)
         {
             var detail = ex is JsonException json ? JsonErrors.Describe(json, out _) : ex.Message;
-            return Results.Json(new JsonObject { ["detail"] = detail }, statusCode: status);
+            // Engram's problem body: mem0's clients read its "detail", Engram's tooling its type, title and status.
+            return Problems.For(status, detail);
         }
     }
 
