@@ -7,6 +7,7 @@ using Engram.Core.Security;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Server.Http;
+using Engram.Server.Http.Mem0;
 using Engram.Server.Jobs;
 using Engram.Server.Mcp;
 using Engram.Server.Operations;
@@ -70,6 +71,7 @@ public static class ServerApplication
         }
         var origins = new OriginPolicy(options.Cors.AllowedOrigins);
         builder.Services.AddSingleton(origins);
+        builder.Services.AddSingleton<Http.Mem0.Mem0Events>();
         if (origins.CorsEnabled)
         {
             builder.Services.AddEngramCors(origins);
@@ -206,6 +208,7 @@ public static class ServerApplication
         app.MapExportEndpoints();
         app.MapChatEndpoints();
         app.MapReflectEndpoints();
+        app.MapMem0Endpoints();
         app.MapEngramMcp();
         app.MapEngramMetrics();
         return app;

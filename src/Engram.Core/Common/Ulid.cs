@@ -67,4 +67,48 @@ public static class Ulid
         }
         return true;
     }
+    /// <summary>
+    /// The ULID's 128 bits written as a UUID (8-4-4-4-12 lowercase hex), as mem0's clients show memory ids;
+    /// text that is not a ULID comes back unchanged.
+    /// </summary>
+    public static string ToUuid(string ulid)
+    {
+        if (!IsValid(ulid))
+        {
+            return ulid;
+        }
+        UInt128 value = 0;
+        foreach (var c in ulid)
+        {
+            value = (value << 5) | (uint)Alphabet.IndexOf(c);
+        }
+        var hex = value.ToString("x32", System.Globalization.CultureInfo.InvariantCulture);
+        return $"{hex[..8]}-{hex[8..12]}-{hex[12..16]}-{hex[16..20]}-{hex[20..]}";
+    }
+
+    /// <summary>
+    /// An id in either form: a UUID (with or without dashes, any case) becomes the ULID with the same 128 bits;
+    /// anything else (a ULID, a malformed id) comes back unchanged, so the caller's own checks still apply.
+    /// </summary>
+    public static string FromAny(string id)
+    {
+        if (id is null || (id.Length != 36 && id.Length != 32))
+        {
+            return id!;
+        }
+        var hex = id.Length == 36
+            ? (id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-' ? id.Replace("-", "", StringComparison.Ordinal) : null)
+            : id;
+        if (hex is null || hex.Length != 32 || !UInt128.TryParse(hex, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var value))
+        {
+            return id;
+        }
+        Span<char> chars = stackalloc char[26];
+        for (var i = 25; i >= 0; i--)
+        {
+            chars[i] = Alphabet[(int)(value & 31)];
+            value >>= 5;
+        }
+        return new string(chars);
+    }
 }

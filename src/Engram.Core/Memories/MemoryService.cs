@@ -85,7 +85,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     }
 
     public async Task<Memory> GetAsync(Caller caller, string id, CancellationToken ct = default) =>
-        await FindInScopeAsync(ScopeGuard.Enter(caller, Role.Read, "read memories"), id, ct).ConfigureAwait(false) ?? throw NotFound(id);
+        await FindInScopeAsync(ScopeGuard.Enter(caller, Role.Read, "read memories"), id = Ulid.FromAny(id), ct).ConfigureAwait(false) ?? throw NotFound(id);
 
     public Task<MemoryPage> ListAsync(Caller caller, MemoryFilter filter, int? limit = null, string? cursor = null, CancellationToken ct = default)
     {
@@ -101,6 +101,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     public async Task<WriteResult> UpdateAsync(Caller caller, string id, MemoryPatch patch, long? expectedVersion = null, CancellationToken ct = default)
     {
+        id = Ulid.FromAny(id);
         var guard = Writing(caller, "update memories");
         guard.CheckPatch(patch);
         RefuseScopeChange(patch);
@@ -170,6 +171,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     public async Task<long> DeleteAsync(Caller caller, string id, CancellationToken ct = default)
     {
+        id = Ulid.FromAny(id); // a memory id also in its UUID form (the mem0-compatible API shows ids so)
         var guard = Writing(caller, "delete memories");
         if (caller.IsScoped && await FindInScopeAsync(guard, id, ct).ConfigureAwait(false) is null)
         {
@@ -205,6 +207,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
 
     public async Task<IReadOnlyList<HistoryEntry>> GetHistoryAsync(Caller caller, string id, CancellationToken ct = default)
     {
+        id = Ulid.FromAny(id);
         var guard = ScopeGuard.Enter(caller, Role.Read, "read memory history");
         var history = await Store.GetHistoryAsync(caller, id, ct).ConfigureAwait(false);
         return history.Count > 0 && guard.Covers(history) ? history : throw new NotFoundException($"no memory with id '{id}' has ever existed");

@@ -42,6 +42,10 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> CreateAsync(HttpContext http, MemoryService memories, Core.Llm.ConversationExtractor extractor, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.AddAsync(http, memories, ct));
+        }
         QueryParser.RefuseAllExcept(http.Request.Query, "on_duplicate", "wait");
         var policy = QueryParser.OnDuplicate(http.Request.Query);
         var request = await JsonBody.ReadAsync<NewMemory>(http.Request, BodySize.Memory, ct);
@@ -133,6 +137,10 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> GetAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.GetAsync(id, http, memories, ct));
+        }
         QueryParser.RefuseAllExcept(http.Request.Query);
         var memory = await memories.GetAsync(http.GetCaller(), id, ct);
         SetETag(http, memory.Version);
@@ -141,6 +149,10 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> ListAsync(HttpContext http, MemoryService memories, Core.Reflection.ReflectionService reflections, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.ListFromQueryAsync(http, memories, ct));
+        }
         var query = http.Request.Query;
         if (query.ContainsKey("duplicate_of"))
         {
@@ -163,6 +175,10 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> DeleteAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.DeleteAsync(id, http, memories, ct));
+        }
         QueryParser.RefuseAllExcept(http.Request.Query);
         var seq = await memories.DeleteAsync(http.GetCaller(), id, ct);
         http.Response.Headers["X-Engram-Seq"] = seq.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -171,6 +187,10 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> DeleteManyAsync(HttpContext http, MemoryService memories, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.DeleteAllAsync(http, memories, ct));
+        }
         var filter = QueryParser.Filter(http.Request.Query, "confirm");
         var result = await memories.DeleteManyAsync(http.GetCaller(), filter, QueryParser.Bool(http.Request.Query, "confirm"), ct);
         http.Audit(AuditActions.MemoriesBulkDelete, http.Request.QueryString.Value, $"{result.Deleted} deleted");
@@ -179,10 +199,18 @@ internal static class MemoriesEndpoints
 
     private static async Task<IResult> HistoryAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
     {
+        if (Mem0.Mem0Endpoints.IsMem0Request(http))
+        {
+            return await Mem0Call(http, () => Mem0.Mem0Endpoints.HistoryAsync(id, http, memories, ct));
+        }
         QueryParser.RefuseAllExcept(http.Request.Query);
         var history = await memories.GetHistoryAsync(http.GetCaller(), id, ct);
         return TypedResults.Ok(new HistoryResponse(history));
     }
+
+    /// <summary>A mem0 client's request on a path both APIs share: the mem0 handler, with mem0's error bodies.</summary>
+    private static async Task<IResult> Mem0Call(HttpContext http, Func<Task<IResult>> handler) =>
+        (IResult)(await Mem0.Mem0Endpoints.Guard(http, async () => await handler()))!;
 
     private static void SetETag(HttpContext http, long version) =>
         http.Response.Headers.ETag = $"\"{version}\"";

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Engram.Core.Common;
 using Engram.Core.Security;
 using Engram.Tests.Support;
 using FluentAssertions;
@@ -187,6 +188,8 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         (await ReadAsync(a, "/v1/memories?duplicate_of=*", 200)).GetProperty("items").EnumerateArray().Select(m => m.GetProperty("id").GetString())
             .Should().BeSubsetOf(visible);
 
+        await Mem0ReadPassAsync(a, memoryIds, visible);
+
         var own = KvToken(a.Tenant, a.Scope);
         var keys = await ReadAsync(a, "/v1/kv?pattern=*&limit=1000", 200);
         keys.GetProperty("items").EnumerateArray().Select(k => k.GetProperty("key").GetString())
@@ -291,6 +294,8 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
             await ExpectAsync(a, "POST", "/v1/graph/relations/delete", new { relations = new[] { new { from = g, to = "Shared", relation_type = "part_of" } } }, writes ? 200 : 403);
             await ExpectAsync(a, "POST", "/v1/graph/entities/delete", new { entity_names = new[] { g } }, writes ? 200 : 403);
         }
+
+        await Mem0WritePassAsync(a, memoryIds);
 
         // Naming another scope in a write or a filter is refused for scoped keys (and every write for read keys).
         static bool SameField(string x, string y) => (x == "agentx") == (y == "agentx");
@@ -428,6 +433,69 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
                 + graph.GetProperty("relations").GetArrayLength();
         }
         return counts;
+    }
+
+    /// <summary>
+    /// The mem0-compatible API (issue 17) with the same keys: every listing, search and entity list holds only what the
+    /// caller sees, ids are UUIDs of the same memories, and a foreign memory is as unknown as a missing one.
+    /// </summary>
+    private async Task Mem0ReadPassAsync(Actor a, List<(string Id, string Tenant, string Scope)> memoryIds, HashSet<string> visible)
+    {
+        var visibleUuids = visible.Select(Ulid.ToUuid).ToHashSet();
+        (await ReadAsync(a, "/v1/ping/", 200)).GetProperty("org_id").GetString().Should().Be(a.Tenant);
+        var page = await SendCheckedAsync(a, "POST", "/v3/memories/?page=1&page_size=1000", new { filters = new { } }, 200);
+        page.GetProperty("count").GetInt32().Should().Be(visible.Count, $"{a.Name} counts what it sees through the mem0 API");
+        page.GetProperty("results").EnumerateArray().Select(m => m.GetProperty("id").GetString()).Should().BeEquivalentTo(visibleUuids);
+        var listed = await SendCheckedAsync(a, "POST", "/v2/memories/", new { }, 200);
+        listed.GetProperty("results").EnumerateArray().Select(m => m.GetProperty("id").GetString()).Should().BeEquivalentTo(visibleUuids);
+        foreach (var path in new[] { "/v3/memories/search/", "/v2/memories/search/", "/v1/memories/search/" })
+        {
+            var found = await SendCheckedAsync(a, "POST", path, new { query = "orchid note own", top_k = 100, filters = new { OR = new object[] { new { user_id = "*" }, new { agent_id = "*" }, new { NOT = new { user_id = "*" } } } } }, 200);
+            found.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("id").GetString()).Should().BeSubsetOf(visibleUuids, $"{a.Name} finds only what it sees ({path})");
+        }
+        var entities = await ReadAsync(a, "/v1/entities/", 200);
+        entities.GetProperty("results").EnumerateArray().Select(e => e.GetProperty("name").GetString())
+            .Should().BeSubsetOf(a.Scope == "all" ? ["alice", "bob", "agentx"] : [a.Scope]);
+        foreach (var (id, tenant, scope) in memoryIds)
+        {
+            var status = SeesMemory(a, tenant, scope) ? 200 : 404;
+            await ReadAsync(a, $"/v1/memories/{Ulid.ToUuid(id)}/", status);
+            await ReadAsync(a, $"/v1/memories/{Ulid.ToUuid(id)}/history/", status);
+        }
+        await ReadAsync(a, $"/v1/event/{Guid.NewGuid()}/", 404);
+    }
+
+    private async Task Mem0WritePassAsync(Actor a, List<(string Id, string Tenant, string Scope)> memoryIds)
+    {
+        var writes = a.Role >= Role.Write;
+        var hidden = writes ? 404 : 403;
+        foreach (var (id, _, _) in memoryIds.Where(m => !SeesMemory(a, m.Tenant, m.Scope)))
+        {
+            var uuid = Ulid.ToUuid(id);
+            await ExpectAsync(a, "PUT", $"/v1/memories/{uuid}/", new { text = "overwritten" }, hidden);
+            await ExpectAsync(a, "DELETE", $"/v1/memories/{uuid}/", null, hidden);
+            await ExpectAsync(a, "PUT", "/v1/batch/", new { memories = new[] { new { memory_id = uuid, text = "overwritten" } } }, hidden);
+            await ExpectAsync(a, "DELETE", "/v1/batch/", new { memories = new[] { new { memory_id = uuid } } }, hidden);
+        }
+        // Deleting an entity or everything of a kind reaches only the caller's tenant and scope: one nobody has.
+        // (an agent-scoped key may narrow by user: it reaches only its agent's memories, none of them zz-nobody's)
+        var scopedElsewhere = a.Scope is "alice" or "bob";
+        await ExpectAsync(a, "DELETE", "/v2/entities/user/zz-nobody/", null, writes && !scopedElsewhere ? 200 : 403);
+        await ExpectAsync(a, "DELETE", "/v1/entities/user/zz-nobody/", null, writes && !scopedElsewhere ? 200 : 403);
+        await ExpectAsync(a, "DELETE", "/v1/memories/?user_id=zz-nobody", null, writes && !scopedElsewhere ? 200 : 403);
+        if (!writes)
+        {
+            await ExpectAsync(a, "POST", "/v3/memories/add/", new { messages = "planted by a reader", infer = false }, 403);
+            await ExpectAsync(a, "POST", "/v1/memories/", new { messages = new[] { new { role = "user", content = "planted by a reader" } }, infer = false }, 403);
+        }
+        foreach (var scope in Scopes.Where(s => s != "all" && a.Scope != "all" && s != a.Scope && ((s == "agentx") == (a.Scope == "agentx"))))
+        {
+            var field = scope == "agentx" ? "agent_id" : "user_id";
+            var body = new Dictionary<string, object> { ["messages"] = "planted " + scope, ["infer"] = false, [field] = scope };
+            await ExpectAsync(a, "POST", "/v3/memories/add/", body, 403);
+            await ExpectAsync(a, "POST", "/v3/memories/search/", new { query = "orchid", filters = new Dictionary<string, string> { [field] = scope } }, 403);
+            await ExpectAsync(a, "POST", "/v3/memories/", new { filters = new Dictionary<string, string> { [field] = scope } }, 403);
+        }
     }
 
     private async Task<string> ForeignKeyIdAsync(List<Actor> actors, string tenant)

@@ -68,7 +68,7 @@ internal sealed class Barrage(EngramServer server)
     private void Check(Probe probe, HostileAnswer answer)
     {
         var jsonRpc = Exceptions.SpeaksJsonRpc(probe.Request.Target);
-        var expect = jsonRpc ? Exceptions.Mcp(probe.Expect) : probe.Expect;
+        var expect = jsonRpc ? Exceptions.Mcp(probe.Expect) : Exceptions.SpeaksMem0(probe.Request.Target) ? Exceptions.Mem0(probe.Expect) : probe.Expect;
         if (answer.Closed)
         {
             if (!expect.MayClose)

@@ -114,6 +114,31 @@ internal static class Exceptions
         Check = null,
     };
 
+    /// <summary>A request to the mem0-compatible API (issue 17): its own routes, and /v1/memories… with mem0's trailing slash.</summary>
+    public static bool SpeaksMem0(string target)
+    {
+        var path = target.Split('?')[0];
+        return path.StartsWith("/v3/", StringComparison.Ordinal) || path.StartsWith("/v2/", StringComparison.Ordinal)
+            || path.StartsWith("/v1/ping", StringComparison.Ordinal) || path.StartsWith("/v1/entities", StringComparison.Ordinal)
+            || path.StartsWith("/v1/batch", StringComparison.Ordinal) || path.StartsWith("/v1/event", StringComparison.Ordinal)
+            || (path.StartsWith("/v1/memories", StringComparison.Ordinal) && path.EndsWith('/'));
+    }
+
+    /// <summary>
+    /// The mem0-compatible API follows the platform, which accepts and ignores parameters it does not know (unknown
+    /// query parameters and body fields, repeated ones, platform-only ones) and takes any entity name a user gives:
+    /// such a request may succeed (2xx; an add writes in the sample's hostile scope, a delete of an entity nobody has
+    /// deletes nothing), else it is a 4xx problem body. Still never a 5xx, a stack trace or a write outside the ledger.
+    /// </summary>
+    public static Expectation Mem0(Expectation probe) => probe with
+    {
+        Why = probe.Why + "; the mem0-compatible API ignores what the platform ignores (2xx or 4xx)",
+        Statuses = [200, 201, .. Enumerable.Range(400, 100)],
+        AnyBelow500 = false,
+        MayWrite = true,
+        Check = null,
+    };
+
     /// <summary>A JSON-RPC 2.0 error object (plain JSON, or one server-sent event).</summary>
     public static bool IsJsonRpcError(HostileAnswer answer)
     {

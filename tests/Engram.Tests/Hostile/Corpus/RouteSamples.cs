@@ -141,6 +141,28 @@ internal static class RouteSamples
         new("POST", "/v1/chat", "/v1/chat", """{"messages":[{"role":"user","content":"dark mode editor"}],"user_id":"seed-alice","k":3,"lens":"valence"}""", [200]),
         new("POST", "/v1/chat/completions", "/v1/chat/completions", """{"messages":[{"role":"user","content":"dark mode editor"}],"user":"seed-alice"}""", [200]),
         new("GET", "/v1/models", "/v1/models", null, [200]),
+        // The mem0-compatible API (issue 17): writes only in scope hostile, deletes only of nobody's memories.
+        new("GET", "/v1/ping", "/v1/ping/", null, [200]),
+        new("POST", "/v3/memories/add", "/v3/memories/add/",
+            """{"messages":[{"role":"user","content":"hostile mem0 probe"}],"user_id":"hostile","agent_id":"hostile-agent","run_id":"r","app_id":"a","metadata":{"k":"v"},"infer":false,"timestamp":1700000000,"expiration_date":"2999-01-01","org_id":"o"}""",
+            [200]) { Writes = true, AnyJsonFields = ["metadata"] },
+        new("POST", "/v3/memories/search", "/v3/memories/search/",
+            """{"query":"dark mode editor","filters":{"AND":[{"user_id":"seed-alice"},{"OR":[{"agent_id":"*"},{"NOT":{"metadata":{"app":{"ne":"vscode"}}}}]},{"created_at":{"gte":"2000-01-01"}}]},"top_k":5,"threshold":0.0,"rerank":false}""",
+            [200]) { AnyJsonFields = ["filters"] },
+        new("POST", "/v3/memories", "/v3/memories/", """{"filters":{"user_id":"seed-alice"}}""", [200])
+            { Query = "page=1&page_size=10", QueryParams = Q(("page", QueryKind.Int), ("page_size", QueryKind.Int)), AnyJsonFields = ["filters"] },
+        new("POST", "/v2/memories", "/v2/memories/", """{"filters":{"user_id":"seed-alice"}}""", [200])
+            { QueryParams = Q(("page", QueryKind.Int), ("page_size", QueryKind.Int)), AnyJsonFields = ["filters"] },
+        new("POST", "/v2/memories/search", "/v2/memories/search/", """{"query":"dark mode","filters":{"user_id":"seed-alice"},"top_k":3}""", [200]) { AnyJsonFields = ["filters"] },
+        new("POST", "/v1/memories/search", "/v1/memories/search/", """{"query":"dark mode","user_id":"seed-alice","top_k":3}""", [200]),
+        new("PUT", "/v1/memories/{id}", "/v1/memories/{id}/", """{"text":"scratch put","metadata":{"k":2}}""", [200])
+            { Params = P("id", "$scratch"), Writes = true, AnyJsonFields = ["metadata"] },
+        new("GET", "/v1/entities", "/v1/entities/", null, [200]) { QueryParams = Q(("page", QueryKind.Int), ("page_size", QueryKind.Int)) },
+        new("DELETE", "/v1/entities/{type}/{name}", "/v1/entities/{type}/{name}/", null, [200]) { Params = new Dictionary<string, string> { ["type"] = "user", ["name"] = "hostile-nobody" } },
+        new("DELETE", "/v2/entities/{type}/{name}", "/v2/entities/{type}/{name}/", null, [200]) { Params = new Dictionary<string, string> { ["type"] = "user", ["name"] = "hostile-nobody" } },
+        new("PUT", "/v1/batch", "/v1/batch/", """{"memories":[{"memory_id":"00000000-0000-0000-0000-000000000000","text":"x"}]}""", [404]),
+        new("DELETE", "/v1/batch", "/v1/batch/", """{"memories":[{"memory_id":"00000000-0000-0000-0000-000000000000"}]}""", [404]),
+        new("GET", "/v1/event/{id}", "/v1/event/{id}/", null, [404]) { Params = P("id", "hostile-absent") },
 
         // MCP (Streamable HTTP): a read-only tool call, so no spoiled variant can write; answers per Exceptions.Mcp.
         new("POST", "/mcp", "/mcp", """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"memory_get","arguments":{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}}}""", [200]),

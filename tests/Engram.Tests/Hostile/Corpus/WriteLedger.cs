@@ -49,6 +49,10 @@ internal sealed class WriteLedger
             {
                 Memories.TryAdd((string)created!, probe.Label);
             }
+            if ((string?)result["event"] == "ADD" && result["id"] is JsonValue added)
+            {
+                Memories.TryAdd(Engram.Core.Common.Ulid.FromAny((string)added!), probe.Label); // the mem0-compatible add (UUID ids)
+            }
         }
         if (json["key"] is JsonValue key && !json.ContainsKey("found"))
         {

@@ -1,0 +1,130 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.Security;
+using Engram.Tests.Support;
+
+namespace Engram.Tests.Mem0;
+
+/// <summary>The mem0-compatible API over plain HTTP: what the npm clients do not show (ids in both forms, error bodies, paths, `*`, infer).</summary>
+public sealed class Mem0ApiTests
+{
+    private static HttpClient TokenClient(EngramServer server, string key)
+    {
+        var client = new HttpClient { BaseAddress = server.BaseAddress };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Token", key);
+        return client;
+    }
+
+    private static StringContent Json(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
+
+    private static async Task<JsonElement> BodyAsync(HttpResponseMessage response, HttpStatusCode status)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        response.StatusCode.Should().Be(status, text);
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    [Fact]
+    public void Ulid_and_uuid_forms_carry_the_same_128_bits()
+    {
+        var ulid = Ulid.NewUlid(DateTimeOffset.UtcNow);
+        var uuid = Ulid.ToUuid(ulid);
+        uuid.Should().MatchRegex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
+        Ulid.FromAny(uuid).Should().Be(ulid);
+        Ulid.FromAny(uuid.ToUpperInvariant().Replace("-", "", StringComparison.Ordinal)).Should().Be(ulid);
+        Ulid.FromAny(ulid).Should().Be(ulid);
+        Ulid.FromAny("not-an-id").Should().Be("not-an-id");
+        Ulid.ToUuid("7ZZZZZZZZZZZZZZZZZZZZZZZZZ").Should().Be("ffffffff-ffff-ffff-ffff-ffffffffffff");
+    }
+
+    [Fact]
+    public async Task Ids_are_uuids_here_and_accepted_in_both_forms_on_both_apis()
+    {
+        await using var server = await EngramServer.StartAsync();
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        var added = await BodyAsync(await mem0.PostAsync("/v3/memories/add/", Json(new { messages = "I live in Lisbon", user_id = "u1", infer = false, org_id = "x", async_mode = true, output_format = "v1.1" })), HttpStatusCode.OK);
+        var uuid = added.GetProperty("results")[0].GetProperty("id").GetString()!;
+        var ulid = Ulid.FromAny(uuid);
+        ulid.Should().NotBe(uuid);
+
+        (await BodyAsync(await mem0.GetAsync($"/v1/memories/{ulid}/"), HttpStatusCode.OK)).GetProperty("id").GetString().Should().Be(uuid);
+        (await BodyAsync(await mem0.GetAsync($"/v1/memories/{uuid}"), HttpStatusCode.OK)).GetProperty("memory").GetString().Should().Be("I live in Lisbon");
+        // Engram's own route (Bearer, no trailing slash) takes the UUID form too and answers in its own shape.
+        var engram = await BodyAsync(await server.ClientWithKey(await server.CreateKeyAsync("default", Role.Read)).GetAsync($"/v1/memories/{uuid}"), HttpStatusCode.OK);
+        engram.GetProperty("id").GetString().Should().Be(ulid);
+        engram.GetProperty("content").GetString().Should().Be("I live in Lisbon");
+        engram.GetProperty("source").GetString().Should().Be("mem0");
+    }
+
+    [Fact]
+    public async Task Errors_are_detail_bodies_with_the_platform_statuses()
+    {
+        await using var server = await EngramServer.StartAsync();
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        using var bad = TokenClient(server, "egm_nope");
+        (await BodyAsync(await bad.GetAsync("/v1/ping/"), HttpStatusCode.Unauthorized)).GetProperty("detail").GetString().Should().NotBeNullOrEmpty();
+        var ping = await BodyAsync(await mem0.GetAsync("/v1/ping"), HttpStatusCode.OK);
+        ping.GetProperty("status").GetString().Should().Be("ok");
+        ping.GetProperty("org_id").GetString().Should().Be("default");
+
+        var missing = await BodyAsync(await mem0.GetAsync($"/v1/memories/{Guid.NewGuid()}/"), HttpStatusCode.NotFound);
+        missing.GetProperty("detail").GetString().Should().Contain("no memory");
+        (await BodyAsync(await mem0.PostAsync("/v3/memories/search/", Json(new { filters = new { user_id = "u" } })), HttpStatusCode.BadRequest))
+            .GetProperty("detail").GetString().Should().Contain("query");
+        (await BodyAsync(await mem0.PostAsync("/v3/memories/search/", Json(new { query = "x", filters = new { user_id = new { near = 1 } } })), HttpStatusCode.BadRequest))
+            .GetProperty("detail").GetString().Should().Contain("unknown operator");
+        (await BodyAsync(await mem0.DeleteAsync("/v1/memories/"), HttpStatusCode.BadRequest)).GetProperty("detail").GetString().Should().Contain("filter");
+        (await BodyAsync(await mem0.DeleteAsync("/v2/entities/planet/earth/"), HttpStatusCode.BadRequest)).GetProperty("detail").GetString().Should().Contain("user, agent, app or run");
+        (await BodyAsync(await mem0.PostAsync("/v3/memories/add/", Json(new { messages = Array.Empty<object>() })), HttpStatusCode.BadRequest)).GetProperty("detail").GetString().Should().Contain("messages");
+        (await BodyAsync(await mem0.PostAsync("/v3/memories/add/", new StringContent("{\"messages\":", Encoding.UTF8, "application/json")), HttpStatusCode.BadRequest)).GetProperty("detail").GetString().Should().NotBeNullOrEmpty();
+    }
+
+    [Fact]
+    public async Task Star_deletes_every_memory_with_that_kind_of_id_and_keeps_the_rest()
+    {
+        await using var server = await EngramServer.StartAsync();
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = new[] { new { role = "user", content = "agent note" } }, agent_id = "a1", infer = false })), HttpStatusCode.OK);
+        await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = new[] { new { role = "user", content = "user note" } }, user_id = "u1", infer = false })), HttpStatusCode.OK);
+        await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = new[] { new { role = "user", content = "run note" } }, run_id = "r1", app_id = "app", infer = false })), HttpStatusCode.OK);
+
+        (await BodyAsync(await mem0.DeleteAsync("/v1/memories/?agent_id=*"), HttpStatusCode.OK)).GetProperty("deleted").GetInt32().Should().Be(1);
+        var left = await BodyAsync(await mem0.PostAsync("/v3/memories/", Json(new { filters = new { } })), HttpStatusCode.OK);
+        left.GetProperty("count").GetInt32().Should().Be(2);
+        left.GetProperty("results").EnumerateArray().Select(m => m.GetProperty("memory").GetString()).Should().BeEquivalentTo(["user note", "run note"]);
+        var run = left.GetProperty("results").EnumerateArray().Single(m => m.GetProperty("memory").GetString() == "run note");
+        run.GetProperty("run_id").GetString().Should().Be("r1");
+        run.GetProperty("app_id").GetString().Should().Be("app");
+        // Stored under Engram's names: run_id is the session, app_id the namespace.
+        var engram = await BodyAsync(await server.ClientWithKey(await server.CreateKeyAsync("default", Role.Read)).GetAsync("/v1/memories?session_id=r1&namespace=app"), HttpStatusCode.OK);
+        engram.GetProperty("items").GetArrayLength().Should().Be(1);
+    }
+
+    [Fact]
+    public async Task Without_an_extraction_service_infer_stores_user_messages_verbatim_and_says_so()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        await using var server = await EngramServer.StartAsync(configure: o =>
+        {
+            o.Llm.BaseUrl = fake.BaseUrl;
+            o.Llm.Model = "fake";
+        });
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        var added = await BodyAsync(await mem0.PostAsync("/v3/memories/add/", Json(new
+        {
+            messages = new[] { new { role = "system", content = "be nice" }, new { role = "user", content = "I am vegetarian" }, new { role = "assistant", content = "Noted" } },
+            user_id = "u1",
+            metadata = new { k = "v" },
+        })), HttpStatusCode.OK);
+        added.GetProperty("infer").GetBoolean().Should().BeFalse();
+        added.GetProperty("message").GetString().Should().Contain("no inference ran");
+        added.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("memory").GetString()).Should().Equal("I am vegetarian");
+        var eventId = added.GetProperty("event_id").GetString();
+        var evt = await BodyAsync(await mem0.GetAsync($"/v1/event/{eventId}/"), HttpStatusCode.OK);
+        evt.GetProperty("status").GetString().Should().Be("SUCCEEDED");
+        evt.GetProperty("results")[0].GetProperty("metadata").GetProperty("k").GetString().Should().Be("v");
+    }
+}
