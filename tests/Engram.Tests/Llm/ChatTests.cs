@@ -147,15 +147,38 @@ public sealed class ChatTests
     }
 
     [Fact]
-    public async Task Remember_without_the_extraction_queue_is_a_503_problem_before_the_model_is_called()
+    public async Task Remember_queues_an_extraction_of_the_exchange_that_writes_the_fact_in_the_chat_scope()
     {
         await using var s = await StartAsync();
+        s.Model.Enqueue(FakeReply.Text("Lisbon is lovely in spring."));
+        // Then the extraction's calls: the facts of the exchange, and the decision against what alice already has.
+        s.Model.Responder = r => r.AllText.Contains("keep a memory store current", StringComparison.Ordinal)
+            ? FakeReply.Json(new { decisions = new[] { new { fact = 1, @event = "ADD", memory = (int?)null, reason = "new" } } })
+            : FakeReply.Json(new { facts = new[] { new { text = "Alice moved to Lisbon", type = "fact", entities = new[] { "Lisbon" }, importance = 0.8, valence = 0.3 } } });
 
-        var problem = await (await ChatAsync(s.T1, """{"messages":[{"role":"user","content":"I moved to Lisbon"}],"user_id":"alice","remember":true}"""))
-            .ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable);
-        problem.GetProperty("detail").GetString().Should().Contain("the extraction queue is not available");
-        s.Model.Requests.Should().BeEmpty();
+        var response = await ChatAsync(s.T1, """{"messages":[{"role":"user","content":"I moved to Lisbon"}],"user_id":"alice","remember":true}""");
+        var body = await response.JsonAsync();
+        response.StatusCode.Should().Be(HttpStatusCode.OK, body.ToString());
+        body.GetProperty("answer").GetString().Should().Be("Lisbon is lovely in spring.");
+        var jobId = body.GetProperty("remember_job_id").GetString()!;
 
+        JsonElement job;
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while ((job = await (await s.T1.GetAsync($"/v1/jobs/{jobId}")).JsonAsync()).GetProperty("status").GetString() is "queued" or "running")
+        {
+            waited.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(60), "the extraction job finishes");
+            await Task.Delay(100);
+        }
+        job.GetProperty("status").GetString().Should().Be("succeeded", job.ToString());
+        var exchange = job.GetProperty("input").GetProperty("conversation").GetProperty("messages").EnumerateArray()
+            .Select(m => (m.GetProperty("role").GetString(), m.GetProperty("content").GetString())).ToList();
+        exchange.Should().Equal(("user", "I moved to Lisbon"), ("assistant", "Lisbon is lovely in spring."));
+        var id = job.GetProperty("memory_ids")[0].GetString()!;
+        var memory = await (await s.T1.GetAsync($"/v1/memories/{id}")).JsonAsync();
+        memory.GetProperty("content").GetString().Should().Be("Alice moved to Lisbon");
+        memory.GetProperty("user_id").GetString().Should().Be("alice");
+
+        // remember writes: a read key may chat but not remember.
         var reader = s.Server.ClientWithKey(await s.Server.CreateKeyAsync("t1", Role.Read));
         await (await ChatAsync(reader, """{"messages":[{"role":"user","content":"hi"}],"remember":true}""")).ShouldBeProblemAsync(HttpStatusCode.Forbidden);
         (await ChatAsync(reader, """{"messages":[{"role":"user","content":"hi"}]}""")).StatusCode.Should().Be(HttpStatusCode.OK, "a read key may chat");
