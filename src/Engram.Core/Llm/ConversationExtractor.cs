@@ -316,35 +316,9 @@ public sealed class ConversationExtractor : IConversationExtractor
                 case "ADD":
                     return new AppliedDecision(index, decision.Event, await AddAsync(caller, job, fact, decision, ct).ConfigureAwait(false), null);
                 case "UPDATE":
-                {
-                    var current = await _memories.GetAsync(caller, decision.TargetId!, ct).ConfigureAwait(false);
-                    if (current.Content != decision.Text)
-                    {
-                        await _memories.UpdateAsync(caller, current.Id, new MemoryPatch
-                        {
-                            Content = decision.Text,
-                            Metadata = Stamp(current.Metadata, job, decision),
-                        }, ct: ct).ConfigureAwait(false);
-                    }
-                    return new AppliedDecision(index, decision.Event, current.Id, current.Id);
-                }
+                    return await UpdateAsync(caller, job, index, decision, ct).ConfigureAwait(false);
                 case "SUPERSEDE":
-                {
-                    var old = await _memories.GetAsync(caller, decision.TargetId!, ct).ConfigureAwait(false);
-                    var replacement = await AddAsync(caller, job, fact, decision, ct).ConfigureAwait(false);
-                    if (old.SupersededBy != replacement && old.Id != replacement)
-                    {
-                        var now = _clock.GetUtcNow();
-                        var end = fact.ValidFrom is { } from && from <= now ? from : now;
-                        await _memories.UpdateAsync(caller, old.Id, new MemoryPatch
-                        {
-                            ValidTo = old.ValidFrom is { } start && start > end ? start : end,
-                            SupersededBy = replacement,
-                            Metadata = Stamp(old.Metadata, job, decision),
-                        }, ct: ct).ConfigureAwait(false);
-                    }
-                    return new AppliedDecision(index, decision.Event, replacement, old.Id);
-                }
+                    return await SupersedeAsync(caller, job, index, fact, decision, ct).ConfigureAwait(false);
                 default:
                     return new AppliedDecision(index, "NONE", null, decision.TargetId, decision.Reason);
             }
@@ -354,6 +328,36 @@ public sealed class ConversationExtractor : IConversationExtractor
             // The target was deleted meanwhile, or the fact's text or type is refused: this decision is skipped, the job goes on.
             return new AppliedDecision(index, decision.Event, null, decision.TargetId, "skipped: " + ex.Message);
         }
+    }
+
+    private async Task<AppliedDecision> UpdateAsync(Caller caller, ExtractionJob job, int index, PlannedDecision decision, CancellationToken ct)
+    {
+        var current = await _memories.GetAsync(caller, decision.TargetId!, ct).ConfigureAwait(false);
+        if (current.Content != decision.Text)
+        {
+            var patch = new MemoryPatch { Content = decision.Text, Metadata = Stamp(current.Metadata, job, decision) };
+            await _memories.UpdateAsync(caller, current.Id, patch, ct: ct).ConfigureAwait(false);
+        }
+        return new AppliedDecision(index, decision.Event, current.Id, current.Id);
+    }
+
+    private async Task<AppliedDecision> SupersedeAsync(Caller caller, ExtractionJob job, int index, ExtractedFact fact, PlannedDecision decision, CancellationToken ct)
+    {
+        var old = await _memories.GetAsync(caller, decision.TargetId!, ct).ConfigureAwait(false);
+        var replacement = await AddAsync(caller, job, fact, decision, ct).ConfigureAwait(false);
+        if (old.SupersededBy != replacement && old.Id != replacement)
+        {
+            var now = _clock.GetUtcNow();
+            var end = fact.ValidFrom is { } from && from <= now ? from : now;
+            var patch = new MemoryPatch
+            {
+                ValidTo = old.ValidFrom is { } start && start > end ? start : end,
+                SupersededBy = replacement,
+                Metadata = Stamp(old.Metadata, job, decision),
+            };
+            await _memories.UpdateAsync(caller, old.Id, patch, ct: ct).ConfigureAwait(false);
+        }
+        return new AppliedDecision(index, decision.Event, replacement, old.Id);
     }
 
     private async Task<string> AddAsync(Caller caller, ExtractionJob job, ExtractedFact fact, PlannedDecision decision, CancellationToken ct)
