@@ -106,14 +106,9 @@ public sealed class Mem0ApiTests
     }
 
     [Fact]
-    public async Task Without_an_extraction_service_infer_stores_user_messages_verbatim_and_says_so()
+    public async Task Without_a_model_infer_stores_user_messages_verbatim_and_says_so()
     {
-        await using var fake = await FakeChatModel.StartAsync();
-        await using var server = await EngramServer.StartAsync(configure: o =>
-        {
-            o.Llm.BaseUrl = fake.BaseUrl;
-            o.Llm.Model = "fake";
-        });
+        await using var server = await EngramServer.StartAsync();
         using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
         var added = await BodyAsync(await mem0.PostAsync("/v3/memories/add/", Json(new
         {
@@ -122,11 +117,45 @@ public sealed class Mem0ApiTests
             metadata = new { k = "v" },
         })), HttpStatusCode.OK);
         added.GetProperty("infer").GetBoolean().Should().BeFalse();
-        added.GetProperty("message").GetString().Should().Contain("no inference ran");
+        added.GetProperty("message").GetString().Should().Contain("no inference ran").And.Contain("LLM_BASE_URL");
         added.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("memory").GetString()).Should().Equal("I am vegetarian");
         var eventId = added.GetProperty("event_id").GetString();
         var evt = await BodyAsync(await mem0.GetAsync($"/v1/event/{eventId}/"), HttpStatusCode.OK);
         evt.GetProperty("status").GetString().Should().Be("SUCCEEDED");
         evt.GetProperty("results")[0].GetProperty("metadata").GetProperty("k").GetString().Should().Be("v");
+    }
+
+    [Fact]
+    public async Task With_a_model_infer_queues_an_extraction_whose_event_follows_the_job_to_the_memories_it_wrote()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Responder = r => r.AllText.Contains("keep a memory store current", StringComparison.Ordinal)
+            ? FakeReply.Json(new { decisions = new[] { new { fact = 1, @event = "ADD", memory = (int?)null, reason = "new" } } })
+            : FakeReply.Json(new { facts = new[] { new { text = "Is vegetarian", type = "preference", entities = Array.Empty<string>(), importance = 0.8, valence = 0.1 } } });
+        await using var server = await EngramServer.StartAsync(configure: o =>
+        {
+            o.Llm.BaseUrl = fake.BaseUrl;
+            o.Llm.Model = "fake";
+        });
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        var added = await BodyAsync(await mem0.PostAsync("/v3/memories/add/", Json(new
+        {
+            messages = new[] { new { role = "user", content = "I am vegetarian" }, new { role = "assistant", content = "Noted" } },
+            user_id = "u1",
+        })), HttpStatusCode.OK);
+        added.GetProperty("status").GetString().Should().Be("PENDING");
+        var eventId = added.GetProperty("event_id").GetString();
+
+        JsonElement evt;
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while ((evt = await BodyAsync(await mem0.GetAsync($"/v1/event/{eventId}/"), HttpStatusCode.OK)).GetProperty("status").GetString() == "PENDING")
+        {
+            waited.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(60), "the extraction job finishes");
+            await Task.Delay(100);
+        }
+        evt.GetProperty("status").GetString().Should().Be("SUCCEEDED", evt.ToString());
+        evt.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("memory").GetString()).Should().Equal("Is vegetarian");
+        var listed = await BodyAsync(await mem0.GetAsync("/v1/memories/?user_id=u1"), HttpStatusCode.OK);
+        listed.ToString().Should().Contain("Is vegetarian").And.NotContain("I am vegetarian", "the model's fact is stored, not the message");
     }
 }

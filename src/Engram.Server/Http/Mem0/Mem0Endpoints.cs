@@ -605,10 +605,61 @@ internal static class Mem0Endpoints
 
     // ---- events ----
 
-    private static IResult EventAsync(string id, HttpContext http) =>
-        Events(http).Find(http.GetCaller().Tenant, id) is { } found
+    /// <summary>
+    /// The outcome of an add. An add with inference is an extraction job: its event follows the job (PENDING while it is
+    /// queued or running, then SUCCEEDED with the memories it wrote, or FAILED with the reason), also after a restart.
+    /// </summary>
+    private static async Task<IResult> EventAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
+    {
+        var caller = http.GetCaller();
+        var found = Events(http).Find(caller.Tenant, id);
+        if ((found is null || found["status"]?.GetValue<string>() == "PENDING")
+            && http.RequestServices.GetService<ConversationExtractor>() is { } extractor)
+        {
+            ExtractionJob? job = null;
+            try
+            {
+                job = await extractor.GetJobAsync(caller, id, ct);
+            }
+            catch (NotFoundException)
+            {
+                // not a job of this caller: the recorded event (if any) stands
+            }
+            if (job is not null)
+            {
+                var results = new JsonArray();
+                foreach (var memoryId in job.Status == ExtractionStatus.Succeeded ? job.MemoryIds : [])
+                {
+                    try
+                    {
+                        var memory = ToMem0(await memories.GetAsync(caller, memoryId, ct));
+                        memory["event"] = "ADD";
+                        results.Add(memory);
+                    }
+                    catch (NotFoundException)
+                    {
+                        // deleted since
+                    }
+                }
+                return Results.Json(new JsonObject
+                {
+                    ["id"] = id,
+                    ["event_id"] = id,
+                    ["status"] = job.Status switch { ExtractionStatus.Succeeded => "SUCCEEDED", ExtractionStatus.Failed => "FAILED", _ => "PENDING" },
+                    ["message"] = job.Status switch
+                    {
+                        ExtractionStatus.Succeeded => "Memories added",
+                        ExtractionStatus.Failed => "extraction failed: " + job.Error,
+                        _ => "Memory processing has been queued",
+                    },
+                    ["results"] = results,
+                });
+            }
+        }
+        return found is not null
             ? Results.Json(found)
             : throw new NotFoundException($"no event with id '{id}' (events are kept in memory for the latest adds)");
+    }
 
     private static Mem0Events Events(HttpContext http) => http.RequestServices.GetRequiredService<Mem0Events>();
 
