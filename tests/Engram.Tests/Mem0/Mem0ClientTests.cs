@@ -34,4 +34,36 @@ public sealed class Mem0ClientTests(ITestOutputHelper output)
         methods.Values.Should().OnlyContain(v => v == "pass");
         summary.GetProperty("version").GetString().Should().StartWith(client == "v1" ? "2." : "3.");
     }
+
+    [Theory]
+    [InlineData(Backend.Sqlite, "current")]
+    [InlineData(Backend.Sqlite, "v1")]
+    [InlineData(Backend.Postgres, "current")]
+    public async Task An_add_with_inference_is_extracted_by_the_model_and_its_event_succeeds(Backend backend, string client)
+    {
+        await using var model = await FakeChatModel.StartAsync();
+        model.Responder = r => r.AllText.Contains("keep a memory store current", StringComparison.Ordinal)
+            ? FakeReply.Json(new { decisions = new[] { new { fact = 1, @event = "ADD", memory = (int?)null, reason = "new" }, new { fact = 2, @event = "ADD", memory = (int?)null, reason = "new" } } })
+            : FakeReply.Json(new
+            {
+                facts = new[]
+                {
+                    new { text = "Is vegetarian", type = "preference", entities = Array.Empty<string>(), importance = 0.8, valence = 0.1 },
+                    new { text = "Cooks every Sunday", type = "fact", entities = Array.Empty<string>(), importance = 0.5, valence = 0.3 },
+                },
+            });
+        await using var server = await EngramServer.StartAsync(backend, o =>
+        {
+            o.Llm.BaseUrl = model.BaseUrl;
+            o.Llm.Model = "fake";
+        });
+        var key = await server.CreateKeyAsync("default", Role.Write, name: "mem0");
+        var result = await NodeClients.RunAsync(
+            [Path.Combine(NodeClients.NodeFolder, "mem0-infer.mjs"), "--url", server.BaseAddress.ToString().TrimEnd('/'), "--key", key, "--client", client],
+            NodeClients.NodeFolder, null, TimeSpan.FromMinutes(3));
+        output.WriteLine(result.ToString());
+        result.ExitCode.Should().Be(0, result.ToString());
+        result.Json().GetProperty("memories").EnumerateArray().Select(m => m.GetString()).Should().Equal("Cooks every Sunday", "Is vegetarian");
+        model.Requests.Should().NotBeEmpty("the facts came from the model");
+    }
 }
