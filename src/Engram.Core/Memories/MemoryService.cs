@@ -366,7 +366,8 @@ public sealed record LlmStatistics(bool Configured, string? Model)
     public Llm.LlmStatus? Status { get; init; }
 
     /// <summary>Extraction jobs of the caller's tenant queued or running (the queue depth).</summary>
-    public long ExtractionQueue { get; init; }
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public long? ExtractionQueue { get; init; }
 }
 
 /// <summary>The backend of the store, as /v1/stats shows it: which, whether it answered the stats request, and (admins) where and how fast.</summary>

@@ -78,7 +78,15 @@ internal static class SystemEndpoints
         QueryParser.RefuseAllExcept(http.Request.Query);
         var caller = http.GetCaller();
         var stats = await engine.GetStatsAsync(caller, ct);
-        var queue = await extractor.Jobs.CountPendingExtractionJobsAsync(caller.Tenant, ct);
+        long? queue = null;
+        try
+        {
+            queue = await extractor.Jobs.CountPendingExtractionJobsAsync(caller.Tenant, ct);
+        }
+        catch (Core.Storage.StoreUnavailableException)
+        {
+            // The database is away: stats answer from what is kept in memory (as the counts do), without the queue depth.
+        }
         // The model's name for everyone (which features work); its endpoint, errors and latency for admins, like the store's.
         return TypedResults.Ok(stats with
         {
