@@ -30,6 +30,7 @@ public sealed class EngramEngine : IAsyncDisposable
     public EngramEngine(IMemoryStore store, MemoryLimits limits, SearchOptions search, IEmbeddingProvider embedder, TimeProvider? clock = null, string? snapshotPath = null,
         KvOptions? keyValue = null)
     {
+        Limits = limits;
         _searchOptions = search;
         SnapshotPath = snapshotPath;
         var hnsw = HnswOptions.Default with
@@ -89,6 +90,9 @@ public sealed class EngramEngine : IAsyncDisposable
             : OpenSqlite(location, limits, search, embedder, clock, snapshots, keyValue);
 
     public string? SnapshotPath { get; }
+
+    /// <summary>The limits every write and filter is checked against (content, fields, tags, lists).</summary>
+    public MemoryLimits Limits { get; }
 
     public TimeProvider Clock { get; }
 

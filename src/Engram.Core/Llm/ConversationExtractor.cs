@@ -28,7 +28,8 @@ public sealed class ConversationExtractor : IConversationExtractor
     /// <summary>How long <c>wait=true</c> waits for a job before answering with it as it is.</summary>
     public static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(60);
 
-    private const int MaxMessages = 500;
+    /// <summary>Messages one conversation may hold (an extraction, or an add that stores them as they are).</summary>
+    public const int MaxMessages = 500;
     private const int MaxConversationChars = 200_000;
 
     // The model's answers: unknown members are ignored (models add fields), the names are Engram's snake_case.

@@ -43,6 +43,12 @@ public sealed class ReflectionService(EngramEngine engine, LlmAccess llm, Reflec
     public async Task<ReflectionReport> RunAsync(Caller caller, ReflectRequest request, bool allTenants = false, CancellationToken ct = default)
     {
         var guard = ScopeGuard.Enter(caller, Role.Write, "run reflections");
+        // The scope fields are checked as everywhere (length, control characters, valid Unicode).
+        var fields = new MemoryValidator(engine.Limits);
+        fields.Field("user_id", request.UserId);
+        fields.Field("agent_id", request.AgentId);
+        fields.Field("session_id", request.SessionId);
+        fields.Field("namespace", request.Namespace);
         if (!request.DryRun)
         {
             engine.Gate.Check("run reflections");

@@ -39,6 +39,12 @@ internal static class JsonBody
             RefusedBodyMemory.Refused(body.Length);
             throw;
         }
+        catch (ArgumentException) when (typeof(System.Text.Json.Nodes.JsonNode).IsAssignableFrom(typeof(T)))
+        {
+            // A JsonObject refuses a field written twice with ArgumentException (typed bodies with a JsonException).
+            RefusedBodyMemory.Refused(body.Length);
+            throw new ValidationException("body", "the body has a field written twice; write each field once");
+        }
         return value ?? throw new ValidationException("body", "the body must be a JSON object, not null");
     }
 

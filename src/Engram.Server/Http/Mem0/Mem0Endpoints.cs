@@ -124,6 +124,11 @@ internal static class Mem0Endpoints
         {
             throw new ValidationException("messages", "messages must be a non-empty string or list of {role, content}");
         }
+        if (messages.Count > ConversationExtractor.MaxMessages)
+        {
+            // The bound of a conversation (also when each message would be stored as it is: a batch of that size).
+            throw new ValidationException("messages", $"at most {ConversationExtractor.MaxMessages} messages per add");
+        }
         var scope = Scope(body, http.Request.Query);
         var metadata = body["metadata"] is JsonObject m ? JsonSerializer.SerializeToElement(m) : (JsonElement?)null;
         var infer = body["infer"] is not JsonValue inferValue || !inferValue.TryGetValue<bool>(out var flag) || flag;
@@ -684,8 +689,40 @@ internal static class Mem0Endpoints
         ["type"] = m.Type,
     };
 
-    private static async Task<JsonObject> ReadAsync(HttpContext http, BodySize size, CancellationToken ct) =>
-        await JsonBody.ReadAsync<JsonObject>(http.Request, size, ct);
+    private static async Task<JsonObject> ReadAsync(HttpContext http, BodySize size, CancellationToken ct)
+    {
+        var body = await JsonBody.ReadAsync<JsonObject>(http.Request, size, ct);
+        try
+        {
+            // A JsonObject builds its dictionary on first use, and a field written twice throws then: walk it all now,
+            // so that a body with a duplicate field is a 400 here rather than an ArgumentException deep in a handler.
+            Walk(body);
+        }
+        catch (ArgumentException)
+        {
+            throw new ValidationException("body", "the body has a field written twice; write each field once");
+        }
+        return body;
+
+        static void Walk(JsonNode? node)
+        {
+            switch (node)
+            {
+                case JsonObject o:
+                    foreach (var (_, value) in o)
+                    {
+                        Walk(value);
+                    }
+                    break;
+                case JsonArray a:
+                    foreach (var item in a)
+                    {
+                        Walk(item);
+                    }
+                    break;
+            }
+        }
+    }
 
     private static readonly string[] IdFields = ["user_id", "agent_id", "app_id", "run_id"];
 
