@@ -90,9 +90,11 @@ internal static class SystemEndpoints
         // The model's name for everyone (which features work); its endpoint, errors and latency for admins, like the store's.
         return TypedResults.Ok(stats with
         {
-            Llm = llm.Model is not { } model ? new Core.Memories.LlmStatistics(false, null) { ExtractionQueue = queue }
-                : caller.Role >= Role.Admin ? new Core.Memories.LlmStatistics(true, model.Options.Model) { Status = model.Status(), ExtractionQueue = queue }
-                : new Core.Memories.LlmStatistics(true, model.Options.Model) { ExtractionQueue = queue },
+            Llm = new Core.Memories.LlmStatistics(llm.Model is not null, llm.Model?.Options.Model)
+            {
+                Status = caller.Role >= Role.Admin ? llm.Model?.Status() : null,
+                ExtractionQueue = queue,
+            },
         });
     }
 }

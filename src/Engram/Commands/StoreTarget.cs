@@ -16,7 +16,6 @@ internal sealed record StoreTarget(string Location, string? SnapshotPath)
 
     public static StoreTarget Resolve(string? store, string? data)
     {
-        StoreOption.Check(store);
         var url = store ?? (data is null ? Environment.GetEnvironmentVariable(StoreOption.Variable) is { Length: > 0 } fromEnvironment ? fromEnvironment : null : null);
         if (url is null)
         {
