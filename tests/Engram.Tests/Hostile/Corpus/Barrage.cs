@@ -82,6 +82,11 @@ internal sealed class Barrage(EngramServer server)
             Fail(probe, $"{answer.Status} (a server error): {Cut(answer.Text)}");
             return;
         }
+        if (answer.Status == 429)
+        {
+            Fail(probe, "429: the corpus server has no rate limit, so a 429 means the route itself was never probed");
+            return;
+        }
         if (!expect.Allows(answer.Status))
         {
             Fail(probe, $"{answer.Status}, expected {Describe(expect)} ({expect.Why}): {Cut(answer.Text)}");
