@@ -89,6 +89,9 @@ public sealed class EngramServerOptions
     /// <summary>Reflections and consolidation (Engram:Reflect): IntervalMinutes, Enabled, DuplicateThreshold, per-run bounds.</summary>
     public Core.Reflection.ReflectionOptions Reflect { get; set; } = new();
 
+    /// <summary>The Telegram Bot API (TELEGRAM_BOT_TOKEN, TELEGRAM_API_BASE_URL): the chat bot and the Telegram alert channel.</summary>
+    public Telegram.TelegramOptions Telegram { get; set; } = new();
+
     /// <summary>Hosts outbound requests may go to besides the configured endpoints.</summary>
     public OutboundOptions Outbound { get; set; } = new();
 
@@ -142,7 +145,7 @@ public sealed class EngramServerOptions
         {
             yield return "Engram:RequestTimeoutSeconds must be between 0 (no limit) and 86400";
         }
-        foreach (var error in Llm.Validate().Concat(Reflect.Validate()))
+        foreach (var error in Llm.Validate().Concat(Reflect.Validate()).Concat(Telegram.Validate()))
         {
             yield return error;
         }
