@@ -21,6 +21,7 @@ public readonly struct DocFilter : IDocFilter
     private readonly long _nowMs, _createdAfter, _createdBefore, _updatedAfter, _updatedBefore;
     private readonly HashSet<int>? _allowed;
     private readonly bool _matchesNothing;
+    private readonly bool _excludeSuperseded;
 
     public DocFilter(DocTable docs, string tenant, MemoryFilter filter, DateTimeOffset now, HashSet<int>? allowed)
     {
@@ -42,6 +43,7 @@ public readonly struct DocFilter : IDocFilter
         _updatedAfter = filter.UpdatedAfter?.ToUnixTimeMilliseconds() ?? long.MinValue;
         _updatedBefore = filter.UpdatedBefore?.ToUnixTimeMilliseconds() ?? long.MaxValue;
         _allowed = allowed;
+        _excludeSuperseded = filter.ExcludeSuperseded;
         _matchesNothing = _tenant < 0 || (!_anyTag && _tags is not null && _tags.Any(t => t < 0)) || _entity == -2;
     }
 
@@ -55,7 +57,7 @@ public readonly struct DocFilter : IDocFilter
             return false;
         }
         ref readonly var d = ref _docs[doc];
-        if (!d.Live || d.Tenant != _tenant || d.ExpiresAtMs <= _nowMs)
+        if (!d.Live || d.Tenant != _tenant || d.ExpiresAtMs <= _nowMs || (_excludeSuperseded && d.Superseded))
         {
             return false;
         }

@@ -48,6 +48,7 @@ public sealed partial class DocTable
             writer.Write(d.CreatedAtMs);
             writer.Write(d.UpdatedAtMs);
             writer.Write(d.ExpiresAtMs);
+            writer.Write(d.Superseded);
         }
     }
 
@@ -103,6 +104,7 @@ public sealed partial class DocTable
             info.CreatedAtMs = reader.ReadInt64();
             info.UpdatedAtMs = reader.ReadInt64();
             info.ExpiresAtMs = reader.ReadInt64();
+            info.Superseded = reader.ReadBoolean();
             table._docs[doc] = info;
             table._docById[info.Id] = doc;
         }

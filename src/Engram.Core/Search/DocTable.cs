@@ -88,6 +88,7 @@ public sealed partial class DocTable
             CreatedAtMs = memory.CreatedAt.ToUnixTimeMilliseconds(),
             UpdatedAtMs = memory.UpdatedAt.ToUnixTimeMilliseconds(),
             ExpiresAtMs = memory.ExpiresAt?.ToUnixTimeMilliseconds() ?? long.MaxValue,
+            Superseded = memory.SupersededBy is not null,
         };
         _docById[memory.Id] = doc;
         return doc;
@@ -147,4 +148,7 @@ public struct DocInfo
     public long CreatedAtMs;
     public long UpdatedAtMs;
     public long ExpiresAtMs;
+
+    /// <summary>Another memory superseded this one (search leaves it out unless include_superseded).</summary>
+    public bool Superseded;
 }

@@ -17,9 +17,9 @@ public static class IndexSnapshot
     public const string FileName = "engram.index";
     /// <summary>
     /// 2: the doc table keeps each memory's entities. 3: the lexical index indexes CJK and Thai as bigrams
-    /// and carries its typo table. An older snapshot is refused and rebuilt.
+    /// and carries its typo table. 4: each document's superseded flag. An older snapshot is refused and rebuilt.
     /// </summary>
-    private const int FormatVersion = 3;
+    private const int FormatVersion = 4;
     private static readonly byte[] Magic = "ENGRAMIX"u8.ToArray();
 
     /// <summary>Writes <paramref name="index"/> to <paramref name="path"/> atomically; returns the file's size.</summary>

@@ -71,7 +71,8 @@ public sealed class SearchService(
     private async Task<SearchResult> RunAsync(Caller caller, SearchRequest request, ScopeGuard guard, Plan plan, long started, CancellationToken ct)
     {
         // The scope goes into the filter, which both indexes apply before their top-k cut.
-        var filter = guard.Confine(_validate.Filter(ToFilter(request.Filters), "filters."), "filters.");
+        // A superseded memory is left out inside the index's filter, before the top-k cut, so k current ones come back.
+        var filter = guard.Confine(_validate.Filter(ToFilter(request.Filters), "filters."), "filters.") with { ExcludeSuperseded = !request.IncludeSuperseded };
 
         if (_ready is not null)
         {
@@ -149,7 +150,8 @@ public sealed class SearchService(
         foreach (var r in ranked)
         {
             // The guard again on what the store returned: an index lagging behind can never widen a result.
-            // A superseded memory is no longer current: out unless asked for (extraction's SUPERSEDE).
+            // A superseded memory is no longer current: out unless asked for (extraction's SUPERSEDE). The index's filter
+            // left out those it knew; this catches one superseded after the index last saw it.
             if (byId.TryGetValue(r.Id, out var memory) && guard.Covers(memory) && (request.IncludeSuperseded || memory.SupersededBy is null))
             {
                 hits.Add(new SearchHit(memory, r.Score, request.Explain ? r.Explain : null));
