@@ -9,13 +9,23 @@ public static class ExportKinds
     public const string Entity = "entity";
     public const string Relation = "relation";
 
-    public static readonly string[] Records = [Memory, KeyValue, Entity, Relation];
+    /// <summary>A link between two memories (derived_from, duplicate_of); format version 2.</summary>
+    public const string Link = "link";
+
+    /// <summary>A raw conversation kept for extraction, with its history; format version 2.</summary>
+    public const string Conversation = "conversation";
+
+    /// <summary>An extraction job of a conversation; format version 2.</summary>
+    public const string ExtractionJob = "extraction_job";
+
+    /// <summary>The record kinds in the order an export writes them (a later kind may refer to an earlier one).</summary>
+    public static readonly string[] Records = [Memory, KeyValue, Entity, Relation, Link, Conversation, ExtractionJob];
 }
 
 /// <summary>How many records of each kind an export holds.</summary>
-public sealed record ExportCounts(long Memories, long KeyValues, long Entities, long Relations)
+public sealed record ExportCounts(long Memories, long KeyValues, long Entities, long Relations, long Links = 0, long Conversations = 0, long Jobs = 0)
 {
-    public long Total => Memories + KeyValues + Entities + Relations;
+    public long Total => Memories + KeyValues + Entities + Relations + Links + Conversations + Jobs;
 
     public long Of(string kind) => kind switch
     {
@@ -23,7 +33,22 @@ public sealed record ExportCounts(long Memories, long KeyValues, long Entities, 
         ExportKinds.KeyValue => KeyValues,
         ExportKinds.Entity => Entities,
         ExportKinds.Relation => Relations,
+        ExportKinds.Link => Links,
+        ExportKinds.Conversation => Conversations,
+        ExportKinds.ExtractionJob => Jobs,
         _ => 0,
+    };
+
+    /// <summary>The name of each kind's count in the header's <c>counts</c> (the kinds of format version 2 may be absent from a version 1 header).</summary>
+    public static readonly IReadOnlyDictionary<string, string> HeaderNames = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        [ExportKinds.Memory] = "memories",
+        [ExportKinds.KeyValue] = "kv",
+        [ExportKinds.Entity] = "entities",
+        [ExportKinds.Relation] = "relations",
+        [ExportKinds.Link] = "links",
+        [ExportKinds.Conversation] = "conversations",
+        [ExportKinds.ExtractionJob] = "jobs",
     };
 }
 
@@ -34,8 +59,13 @@ public sealed record ExportHeader(string Kind, string Format, int FormatVersion,
     /// <summary>The value of <c>format</c>: what tells an Engram export from any other JSON Lines file.</summary>
     public const string FormatName = "engram-export";
 
-    /// <summary>The version of the line format this engram writes and reads.</summary>
-    public const int CurrentVersion = 1;
+    /// <summary>
+    /// The version of the line format this engram writes; it reads every version up to it. Version 2 added
+    /// <c>superseded_by</c> to memory records and the kinds <c>link</c>, <c>conversation</c> and <c>extraction_job</c>
+    /// (written after relations) with their header counts <c>links</c>, <c>conversations</c> and <c>jobs</c>. A version 1
+    /// file has none of them and still imports: its memories are current (no <c>superseded_by</c>).
+    /// </summary>
+    public const int CurrentVersion = 2;
 }
 
 /// <summary>What became of one imported record.</summary>

@@ -22,7 +22,13 @@ public static class LogicalBackup
         [ExportKinds.KeyValue] = "kv_keys",
         [ExportKinds.Entity] = "graph_entities",
         [ExportKinds.Relation] = "graph_relations",
+        [ExportKinds.Link] = "memory_links",
+        [ExportKinds.Conversation] = "conversations",
+        [ExportKinds.ExtractionJob] = "extraction_jobs",
     };
+
+    /// <summary>Kinds of export format version 2: a backup made before them has no count of them (which is then 0).</summary>
+    private static readonly HashSet<string> LaterKinds = new([ExportKinds.Link, ExportKinds.Conversation, ExportKinds.ExtractionJob], StringComparer.Ordinal);
 
     /// <summary>Backs up <paramref name="store"/> into the new file <paramref name="outFile"/> (owner-only), from one consistent snapshot.</summary>
     public static async Task<BackupManifest> CreateAsync(IMemoryStore store, string outFile, string kind, TimeProvider clock, CancellationToken ct = default)
@@ -53,6 +59,9 @@ public static class LogicalBackup
                 ["kv_keys"] = summary.Counts.KeyValues,
                 ["graph_entities"] = summary.Counts.Entities,
                 ["graph_relations"] = summary.Counts.Relations,
+                ["memory_links"] = summary.Counts.Links,
+                ["conversations"] = summary.Counts.Conversations,
+                ["extraction_jobs"] = summary.Counts.Jobs,
             };
             var manifest = new BackupManifest(BackupFile.FormatVersion, StoreBackup.EngramVersion, schema, lastSeq, store.StoreId, counts, createdAt, kind,
                 StoreBackup.Compression, new FileInfo(export).Length, BackupFile.Sha256Of(export), new FileInfo(payload).Length, BackupFile.Sha256Of(payload),
@@ -160,7 +169,10 @@ public static class LogicalBackup
                     ExportKinds.Memory => (object)ImportRecords.Memory(record),
                     ExportKinds.KeyValue => ImportRecords.KeyValue(record),
                     ExportKinds.Entity => ImportRecords.Entity(record),
-                    _ => ImportRecords.Relation(record),
+                    ExportKinds.Relation => ImportRecords.Relation(record),
+                    ExportKinds.Link => ImportRecords.Link(record),
+                    ExportKinds.Conversation => ImportRecords.Conversation(record),
+                    _ => ImportRecords.Job(record, 0),
                 };
                 counted[ManifestNames[kind]]++;
             }
@@ -175,12 +187,13 @@ public static class LogicalBackup
         }
         foreach (var (kind, name) in ManifestNames)
         {
-            var expected = manifest.Counts.GetValueOrDefault(name, -1);
+            var absent = LaterKinds.Contains(kind) ? 0 : -1;
+            var expected = manifest.Counts.GetValueOrDefault(name, absent);
             if (counted[name] != expected)
             {
                 problems.Add($"the export has {counted[name]} {name}, the manifest says {expected}");
             }
-            var inHeader = headerCounts.TryGetProperty(kind == ExportKinds.KeyValue ? "kv" : name.Replace("graph_", "", StringComparison.Ordinal), out var n) ? n.GetInt64() : -1;
+            var inHeader = headerCounts.TryGetProperty(ExportCounts.HeaderNames[kind], out var n) ? n.GetInt64() : absent;
             if (counted[name] != inHeader)
             {
                 problems.Add($"the export has {counted[name]} {name}, its header says {inHeader}");

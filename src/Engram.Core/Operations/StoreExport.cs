@@ -78,6 +78,9 @@ public static class StoreExport
             w.WriteNumber("kv", header.Counts.KeyValues);
             w.WriteNumber("entities", header.Counts.Entities);
             w.WriteNumber("relations", header.Counts.Relations);
+            w.WriteNumber("links", header.Counts.Links);
+            w.WriteNumber("conversations", header.Counts.Conversations);
+            w.WriteNumber("jobs", header.Counts.Jobs);
             w.WriteEndObject();
             w.WriteEndObject();
         }

@@ -10,9 +10,13 @@ namespace Engram.Core.Operations;
 /// one group of writes on the store's writer (one transaction and one sync), acknowledged durable
 /// before the next is read. Records keep their ids, versions, times and history; one already in the
 /// store is skipped (a memory: same id, or same content hash and scope as a memory that was there
-/// before the import; a key: live under the same name; an entity: same name; a relation: same triple).
+/// before the import; a key: live under the same name; an entity: same name; a relation: same triple; a link: same
+/// memory, kind and target; a conversation or an extraction job: same id). A job that was queued or running is
+/// imported as queued, without a lease and due, so the importing store extracts it once it has a model.
+/// Files of every format version up to <see cref="ExportHeader.CurrentVersion"/> are read.
 /// <para>
-/// A bad line (not JSON, no known kind, a field missing or wrong, a relation to a missing entity) is
+/// A bad line (not JSON, no known kind, a field missing or wrong, a relation to a missing entity, a job of a
+/// missing conversation) is
 /// reported with its line number. By default the import stops there: the batches before it are
 /// committed and counted, later lines are not read. With <c>continueOnError</c> it goes on and
 /// counts the failures. Either way the report says exactly what was imported, skipped and refused.
@@ -184,7 +188,7 @@ public static class StoreImport
         if (!root.TryGetProperty("format_version", out var version) || !version.TryGetInt32(out var number) || number < 1 || number > ExportHeader.CurrentVersion)
         {
             document.Dispose();
-            throw new ValidationException("line 1", $"this engram reads export format version {ExportHeader.CurrentVersion}; the file says {(root.TryGetProperty("format_version", out var v) ? v.GetRawText() : "nothing")}. Use a newer engram.");
+            throw new ValidationException("line 1", $"this engram reads export format versions 1 to {ExportHeader.CurrentVersion}; the file says {(root.TryGetProperty("format_version", out var v) ? v.GetRawText() : "nothing")}. Use a newer engram.");
         }
         return document;
     }

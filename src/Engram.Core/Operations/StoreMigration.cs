@@ -10,7 +10,8 @@ namespace Engram.Core.Operations;
 /// <summary>
 /// <c>engram migrate</c>: copies one store into another, SQLite or PostgreSQL either way, record by
 /// record as they were (ids, versions, times, history; key-value entries with their history chains;
-/// graph entities with their observations, relations), plus the API keys and the secret they are
+/// graph entities with their observations, relations; memory links; conversations with their history and
+/// their extraction jobs, a pending one queued and due on the target), plus the API keys and the secret they are
 /// hashed with, so every key keeps working. The source is read from one consistent snapshot and
 /// streamed: a batch of lines at a time, each batch one transaction on the target.
 /// <para>
@@ -21,7 +22,7 @@ namespace Engram.Core.Operations;
 /// </para>
 /// <para>
 /// At the end the counts per tenant (memories, their history rows, keys and their history rows, entities,
-/// observations, relations) of the source snapshot and the target are compared; any difference fails
+/// observations, relations, memory links, conversations and their history rows, extraction jobs) of the source snapshot and the target are compared; any difference fails
 /// the migration. The audit log stays with the source (it records who did what there).
 /// </para>
 /// </summary>

@@ -210,7 +210,11 @@ internal static class BackupCommand
 
     internal static string Counts(BackupManifest m) =>
         $"{m.Counts.GetValueOrDefault("memories")} memories, {m.Counts.GetValueOrDefault("kv_keys")} keys, " +
-        $"{m.Counts.GetValueOrDefault("graph_entities")} entities, {m.Counts.GetValueOrDefault("graph_relations")} relations";
+        $"{m.Counts.GetValueOrDefault("graph_entities")} entities, {m.Counts.GetValueOrDefault("graph_relations")} relations" +
+        (m.Counts.GetValueOrDefault("memory_links") + m.Counts.GetValueOrDefault("conversations") + m.Counts.GetValueOrDefault("extraction_jobs") > 0
+            ? $", {m.Counts.GetValueOrDefault("memory_links")} memory links, {m.Counts.GetValueOrDefault("conversations")} conversations, " +
+              $"{m.Counts.GetValueOrDefault("extraction_jobs")} extraction jobs"
+            : "");
 
     internal static string Size(long bytes) => bytes switch
     {

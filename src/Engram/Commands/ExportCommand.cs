@@ -74,12 +74,14 @@ internal static class ExportCommand
                 var seconds = summary.Elapsed.TotalSeconds;
                 if (asJson)
                 {
-                    JsonOutput.Write(Console.Out, new ExportResponse(full, counts.Memories, counts.KeyValues, counts.Entities, counts.Relations, summary.Bytes,
+                    JsonOutput.Write(Console.Out, new ExportResponse(full, counts.Memories, counts.KeyValues, counts.Entities, counts.Relations, counts.Links,
+                        counts.Conversations, counts.Jobs, summary.Bytes,
                         Math.Round(seconds * 1000, 1)));
                 }
                 else
                 {
-                    Console.WriteLine($"Exported {counts.Memories:N0} memories, {counts.KeyValues:N0} keys, {counts.Entities:N0} entities and {counts.Relations:N0} relations " +
+                    Console.WriteLine($"Exported {counts.Memories:N0} memories, {counts.KeyValues:N0} keys, {counts.Entities:N0} entities, {counts.Relations:N0} relations, " +
+                        $"{counts.Links:N0} memory links, {counts.Conversations:N0} conversations and {counts.Jobs:N0} extraction jobs " +
                         $"({summary.Bytes / 1048576.0:0.0} MB) to {full} in {seconds:0.0} s ({counts.Total / Math.Max(seconds, 0.001):N0} records/s).");
                 }
                 return ExitCodes.Ok;
@@ -93,5 +95,5 @@ internal static class ExportCommand
     }
 
     /// <summary>What <c>export --json</c> prints.</summary>
-    internal sealed record ExportResponse(string File, long Memories, long Kv, long Entities, long Relations, long Bytes, double TookMs);
+    internal sealed record ExportResponse(string File, long Memories, long Kv, long Entities, long Relations, long Links, long Conversations, long Jobs, long Bytes, double TookMs);
 }

@@ -82,7 +82,7 @@ internal static class MigrateCommand
             $"skipped {report.Skipped:N0} already there, {report.Failed:N0} refused, in {seconds:0.0} s ({report.Processed / Math.Max(seconds, 0.001):N0} records/s).");
         foreach (var (kind, counts) in report.Kinds)
         {
-            Console.WriteLine($"  {kind,-9} copied {counts.Imported,10:N0}  skipped {counts.Skipped,10:N0}  refused {counts.Failed,6:N0}");
+            Console.WriteLine($"  {kind,-14} copied {counts.Imported,10:N0}  skipped {counts.Skipped,10:N0}  refused {counts.Failed,6:N0}");
         }
         Console.WriteLine($"  API keys copied {report.ApiKeysCopied} (skipped {report.ApiKeysSkipped} already there)" + (report.ApiKeysNote is null ? "" : $"; {report.ApiKeysNote}"));
         if (report.Ok)

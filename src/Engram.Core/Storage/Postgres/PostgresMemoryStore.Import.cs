@@ -14,7 +14,8 @@ namespace Engram.Core.Storage.Postgres;
 /// Export and import on PostgreSQL, with the SQLite store's semantics (see <see cref="IStoreTransfer"/>):
 /// the export reads one REPEATABLE READ snapshot (<see cref="PostgresSnapshot"/>); an import writes a batch
 /// in one transaction under the log lock, each record behind a savepoint so one that fails never takes
-/// the others with it, each with a change-log entry so every instance's indexes pick it up.
+/// the others with it, each memory, key, entity and relation with a change-log entry so every instance's indexes
+/// pick it up (links, conversations and extraction jobs are read from their tables).
 /// </summary>
 public sealed partial class PostgresMemoryStore : IStoreTransfer
 {
@@ -79,7 +80,10 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
             ExportKinds.Memory => await ImportMemoryAsync(c, ImportRecords.Memory(record), rules.Baseline).ConfigureAwait(false),
             ExportKinds.KeyValue => await ImportKvAsync(c, ImportRecords.KeyValue(record), rules.Exact).ConfigureAwait(false),
             ExportKinds.Entity => await ImportEntityAsync(c, ImportRecords.Entity(record)).ConfigureAwait(false),
-            _ => await ImportRelationAsync(c, ImportRecords.Relation(record)).ConfigureAwait(false),
+            ExportKinds.Relation => await ImportRelationAsync(c, ImportRecords.Relation(record)).ConfigureAwait(false),
+            ExportKinds.Link => await ImportLinkAsync(c, ImportRecords.Link(record)).ConfigureAwait(false),
+            ExportKinds.Conversation => await ImportConversationAsync(c, ImportRecords.Conversation(record)).ConfigureAwait(false),
+            _ => await ImportJobAsync(c, ImportRecords.Job(record, NowMs)).ConfigureAwait(false),
         };
 
     private async Task<ImportOutcome> ImportMemoryAsync(NpgsqlConnection c, ImportedMemory m, long baseline)
@@ -101,7 +105,7 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
             .Text(m.Id).Text(m.Tenant).Text(m.Content).Text(m.ContentHash).Text(m.Type).Text(m.Tier).Real(m.Importance).Real(m.Valence)
             .Text(m.TagsJson).Text(m.MetadataJson).Text(m.UserId).Text(m.AgentId).Text(m.SessionId).Text(m.Namespace).Text(m.Source)
             .Int(m.CreatedAt).Int(m.UpdatedAt).Int(m.LastAccessedAt).Int(m.AccessCount).Int(m.ExpiresAt).Int(m.ValidFrom).Int(m.ValidTo).Int(m.Version).Int(seq)
-            .Text(m.EntitiesJson).Text(null)) // superseded_by: exports do not carry it yet
+            .Text(m.EntitiesJson).Text(m.SupersededBy))
         {
             rid = (long)(await insert.ExecuteScalarAsync().ConfigureAwait(false))!;
         }
@@ -197,6 +201,61 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
         }
         await AppendGraphHistoryAsync(c, Importer with { Tenant = r.Tenant }, seq, GraphEvents.RelationCreated, now, relation.From, relation.To,
             relation with { CreatedAt = FromMs(r.CreatedAt) }).ConfigureAwait(false);
+        return ImportOutcome.Imported;
+    }
+
+    /// <summary>Links are read from their table only (never through the change log), so they need no change-log entry.</summary>
+    private static async Task<ImportOutcome> ImportLinkAsync(NpgsqlConnection c, ImportedLink r)
+    {
+        await using var insert = Command(c,
+            "INSERT INTO memory_links(tenant, memory_id, kind, target_id, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+            .Text(r.Tenant).Text(r.MemoryId).Text(r.Kind).Text(r.TargetId).Int(r.CreatedAt);
+        return await insert.ExecuteNonQueryAsync().ConfigureAwait(false) > 0 ? ImportOutcome.Imported : ImportOutcome.Skipped;
+    }
+
+    private static async Task<ImportOutcome> ImportConversationAsync(NpgsqlConnection c, ImportedConversation r)
+    {
+        await using (var insert = Command(c, "INSERT INTO conversations(id, tenant, body, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
+            .Text(r.Id).Text(r.Tenant).Text(r.Body).Int(r.CreatedAt))
+        {
+            if (await insert.ExecuteNonQueryAsync().ConfigureAwait(false) == 0)
+            {
+                return ImportOutcome.Skipped;
+            }
+        }
+        foreach (var entry in r.History)
+        {
+            await using var history = Command(c,
+                "INSERT INTO conversation_history(tenant, conversation_id, event, actor, at, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+                .Text(r.Tenant).Text(r.Id).Text(entry.Event).Text(entry.Actor).Int(entry.At).Text(entry.Detail);
+            await history.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+        return ImportOutcome.Imported;
+    }
+
+    /// <summary>Workers find a queued job by polling the table: it needs no change-log entry either.</summary>
+    private static async Task<ImportOutcome> ImportJobAsync(NpgsqlConnection c, ImportedJob r)
+    {
+        await using (var exists = Command(c, "SELECT 1 FROM extraction_jobs WHERE id = $1").Text(r.Id))
+        {
+            if (await exists.ExecuteScalarAsync().ConfigureAwait(false) is not null)
+            {
+                return ImportOutcome.Skipped;
+            }
+        }
+        await using (var conversation = Command(c, "SELECT 1 FROM conversations WHERE id = $1 AND tenant = $2").Text(r.ConversationId).Text(r.Tenant))
+        {
+            if (await conversation.ExecuteScalarAsync().ConfigureAwait(false) is null)
+            {
+                throw r.MissingConversation();
+            }
+        }
+        await using var insert = Command(c,
+            "INSERT INTO extraction_jobs(id, tenant, conversation_id, actor, status, attempts, next_attempt_at, lease_owner, lease_until, plan, applied, " +
+            "memory_ids, error, model, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $9, $10, $11, $12, $13, $14)")
+            .Text(r.Id).Text(r.Tenant).Text(r.ConversationId).Text(r.Actor).Text(r.Status).Int(r.Attempts).Int(r.NextAttemptAt).Text(r.PlanJson)
+            .Text(r.AppliedJson).Text(r.MemoryIdsJson).Text(r.Error).Text(r.Model).Int(r.CreatedAt).Int(r.UpdatedAt);
+        await insert.ExecuteNonQueryAsync().ConfigureAwait(false);
         return ImportOutcome.Imported;
     }
 }

@@ -13,8 +13,8 @@ namespace Engram.Core.Storage.Sqlite;
 /// <summary>
 /// Export and import (see <see cref="StoreExport"/>, <see cref="StoreImport"/>). An export reads a
 /// snapshot on its own connection; an import writes each record as it was (ids, versions, times and
-/// history kept), through the writer and with a change-log entry per record so indexes and other
-/// instances pick it up. A record already in the store (same id or key, or the same content in the
+/// history kept), through the writer and with a change-log entry per memory, key, entity and relation so
+/// indexes and other instances pick it up (links, conversations and extraction jobs are read from their tables). A record already in the store (same id or key, or the same content in the
 /// same scope) is skipped.
 /// </summary>
 public sealed partial class SqliteMemoryStore : IStoreTransfer
@@ -79,7 +79,10 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
             ExportKinds.Memory => ImportMemory(c, ImportRecords.Memory(record), rules.Baseline),
             ExportKinds.KeyValue => ImportKv(c, ImportRecords.KeyValue(record), rules.Exact),
             ExportKinds.Entity => ImportEntity(c, ImportRecords.Entity(record)),
-            _ => ImportRelation(c, ImportRecords.Relation(record)),
+            ExportKinds.Relation => ImportRelation(c, ImportRecords.Relation(record)),
+            ExportKinds.Link => ImportLink(c, ImportRecords.Link(record)),
+            ExportKinds.Conversation => ImportConversation(c, ImportRecords.Conversation(record)),
+            _ => ImportJob(c, ImportRecords.Job(record, NowMs)),
         };
 
     private ImportOutcome ImportMemory(SqliteConnection c, ImportedMemory m, long baseline)
@@ -96,7 +99,7 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
         {
             insert.BindAll([m.Id, m.Tenant, m.Content, m.ContentHash, m.Type, m.Tier, m.Importance, m.Valence, m.TagsJson, m.MetadataJson,
                 m.UserId, m.AgentId, m.SessionId, m.Namespace, m.Source, m.CreatedAt, m.UpdatedAt, m.LastAccessedAt, m.AccessCount,
-                m.ExpiresAt, m.ValidFrom, m.ValidTo, m.Version, seq, m.EntitiesJson, null]); // superseded_by: exports do not carry it yet
+                m.ExpiresAt, m.ValidFrom, m.ValidTo, m.Version, seq, m.EntitiesJson, m.SupersededBy]);
             insert.StepToEnd();
         }
         var rid = c.LastInsertRowId;
@@ -180,6 +183,48 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
             r.Tenant, relation.From, relation.To, relation.RelationType, relation.Weight, ToMs(relation.ValidFrom), ToMs(relation.ValidTo), r.CreatedAt);
         AppendGraphHistory(c, Importer with { Tenant = r.Tenant }, seq, GraphEvents.RelationCreated, now, relation.From, relation.To,
             relation with { CreatedAt = FromMs(r.CreatedAt) });
+        return ImportOutcome.Imported;
+    }
+
+    /// <summary>Links are read from their table only (never through the change log), so they need no change-log entry.</summary>
+    private static ImportOutcome ImportLink(SqliteConnection c, ImportedLink r) =>
+        c.ExecuteNonQuery("INSERT INTO memory_links(tenant, memory_id, kind, target_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            r.Tenant, r.MemoryId, r.Kind, r.TargetId, r.CreatedAt) > 0
+            ? ImportOutcome.Imported
+            : ImportOutcome.Skipped;
+
+    private static ImportOutcome ImportConversation(SqliteConnection c, ImportedConversation r)
+    {
+        if (c.ScalarInt64("SELECT 1 FROM conversations WHERE id = ?1", r.Id) is not null)
+        {
+            return ImportOutcome.Skipped;
+        }
+        c.ExecuteNonQuery("INSERT INTO conversations(id, tenant, body, created_at) VALUES (?1, ?2, ?3, ?4)", r.Id, r.Tenant, r.Body, r.CreatedAt);
+        foreach (var entry in r.History)
+        {
+            c.ExecuteNonQuery("INSERT INTO conversation_history(tenant, conversation_id, event, actor, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                r.Tenant, r.Id, entry.Event, entry.Actor, entry.At, entry.Detail);
+        }
+        return ImportOutcome.Imported;
+    }
+
+    /// <summary>Workers find a queued job by polling the table: it needs no change-log entry either.</summary>
+    private static ImportOutcome ImportJob(SqliteConnection c, ImportedJob r)
+    {
+        if (c.ScalarInt64("SELECT 1 FROM extraction_jobs WHERE id = ?1", r.Id) is not null)
+        {
+            return ImportOutcome.Skipped;
+        }
+        if (c.ScalarInt64("SELECT 1 FROM conversations WHERE id = ?1 AND tenant = ?2", r.ConversationId, r.Tenant) is null)
+        {
+            throw r.MissingConversation();
+        }
+        using var insert = c.Prepare(
+            "INSERT INTO extraction_jobs(id, tenant, conversation_id, actor, status, attempts, next_attempt_at, lease_owner, lease_until, plan, applied, " +
+            "memory_ids, error, model, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+        insert.BindAll([r.Id, r.Tenant, r.ConversationId, r.Actor, r.Status, r.Attempts, r.NextAttemptAt, r.PlanJson, r.AppliedJson, r.MemoryIdsJson,
+            r.Error, r.Model, r.CreatedAt, r.UpdatedAt]);
+        insert.StepToEnd();
         return ImportOutcome.Imported;
     }
 }

@@ -21,7 +21,7 @@ public sealed class ExportReader : IAsyncDisposable
     private const string MemorySql =
         "SELECT m.tenant, m.id, m.content, m.content_hash, m.type, m.tier, m.importance, m.valence, m.tags, m.metadata, m.entities, " +
         "m.user_id, m.agent_id, m.session_id, m.namespace, m.source, m.created_at, m.updated_at, m.last_accessed_at, m.access_count, " +
-        "m.expires_at, m.valid_from, m.valid_to, m.version, h.hid, h.event, h.actor, h.at, h.version, h.changes " +
+        "m.expires_at, m.valid_from, m.valid_to, m.version, m.superseded_by, h.hid, h.event, h.actor, h.at, h.version, h.changes " +
         "FROM memories m LEFT JOIN memory_history h ON h.tenant = m.tenant AND h.memory_id = m.id{0} ORDER BY m.rid, h.hid";
 
     /// <summary>A key's history is the chain from its newest row back through prev_hid (older rows may be pruned: the chain ends there).</summary>
@@ -39,6 +39,17 @@ public sealed class ExportReader : IAsyncDisposable
 
     private const string RelationSql =
         "SELECT r.tenant, r.from_name, r.to_name, r.relation_type, r.weight, r.valid_from, r.valid_to, r.created_at FROM graph_relations r{0} ORDER BY r.rid";
+
+    private const string LinkSql =
+        "SELECT l.tenant, l.memory_id, l.kind, l.target_id, l.created_at FROM memory_links l{0} ORDER BY l.lid";
+
+    private const string ConversationSql =
+        "SELECT c.tenant, c.id, c.body, c.created_at, h.hid, h.event, h.actor, h.at, h.detail " +
+        "FROM conversations c LEFT JOIN conversation_history h ON h.tenant = c.tenant AND h.conversation_id = c.id{0} ORDER BY c.created_at, c.id, h.hid";
+
+    private const string JobSql =
+        "SELECT j.tenant, j.id, j.conversation_id, j.actor, j.status, j.attempts, j.plan, j.applied, j.memory_ids, j.error, j.model, j.created_at, " +
+        "j.updated_at, j.next_attempt_at FROM extraction_jobs j{0} ORDER BY j.created_at, j.id";
 
     private readonly ISnapshot _snapshot;
     private readonly string? _tenant;
@@ -60,7 +71,9 @@ public sealed class ExportReader : IAsyncDisposable
     /// <summary>How many records of each kind the export holds (in the snapshot).</summary>
     public async Task<ExportCounts> CountAsync(CancellationToken ct = default) => new(
         await CountRowsAsync("memories", ct).ConfigureAwait(false), await CountRowsAsync("kv_entries", ct).ConfigureAwait(false),
-        await CountRowsAsync("graph_entities", ct).ConfigureAwait(false), await CountRowsAsync("graph_relations", ct).ConfigureAwait(false));
+        await CountRowsAsync("graph_entities", ct).ConfigureAwait(false), await CountRowsAsync("graph_relations", ct).ConfigureAwait(false),
+        await CountRowsAsync("memory_links", ct).ConfigureAwait(false), await CountRowsAsync("conversations", ct).ConfigureAwait(false),
+        await CountRowsAsync("extraction_jobs", ct).ConfigureAwait(false));
 
     private async Task<long> CountRowsAsync(string table, CancellationToken ct)
     {
@@ -107,12 +120,13 @@ public sealed class ExportReader : IAsyncDisposable
 
     /// <summary>
     /// Every record as one line of UTF-8 JSON (no newline): memories with their history, key-value
-    /// entries with theirs, graph entities with their observations, then relations. A line is valid
-    /// until the enumeration moves on.
+    /// entries with theirs, graph entities with their observations, relations, then memory links,
+    /// conversations with their history and extraction jobs (a job after its conversation). A line is
+    /// valid until the enumeration moves on.
     /// </summary>
     public async IAsyncEnumerable<ExportLine> LinesAsync([EnumeratorCancellation] CancellationToken ct = default)
     {
-        await foreach (var line in GroupedAsync(string.Format(CultureInfo.InvariantCulture, MemorySql, Filter("m")), ExportKinds.Memory, 1, 24,
+        await foreach (var line in GroupedAsync(string.Format(CultureInfo.InvariantCulture, MemorySql, Filter("m")), ExportKinds.Memory, 1, 25,
             WriteMemory, "history", WriteMemoryHistory, ct).ConfigureAwait(false))
         {
             yield return line;
@@ -127,6 +141,28 @@ public sealed class ExportReader : IAsyncDisposable
         {
             yield return line;
         }
+        // One statement at a time: each kind's rows are closed before the next kind's statement runs.
+        await foreach (var line in RelationsAsync(ct).ConfigureAwait(false))
+        {
+            yield return line;
+        }
+        await foreach (var line in LinksAsync(ct).ConfigureAwait(false))
+        {
+            yield return line;
+        }
+        await foreach (var line in GroupedAsync(string.Format(CultureInfo.InvariantCulture, ConversationSql, Filter("c")), ExportKinds.Conversation, 1, 4,
+            WriteConversation, "history", WriteConversationHistory, ct).ConfigureAwait(false))
+        {
+            yield return line;
+        }
+        await foreach (var line in JobsAsync(ct).ConfigureAwait(false))
+        {
+            yield return line;
+        }
+    }
+
+    private async IAsyncEnumerable<ExportLine> RelationsAsync([EnumeratorCancellation] CancellationToken ct)
+    {
         await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, RelationSql, Filter("r")), _tenant, ct).ConfigureAwait(false);
         while (await rows.ReadAsync(ct).ConfigureAwait(false))
         {
@@ -140,6 +176,45 @@ public sealed class ExportReader : IAsyncDisposable
             Time(w, "valid_to", rows, 6);
             Time(w, "created_at", rows, 7);
             yield return Finish(ExportKinds.Relation);
+        }
+    }
+
+    private async IAsyncEnumerable<ExportLine> LinksAsync([EnumeratorCancellation] CancellationToken ct)
+    {
+        await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, LinkSql, Filter("l")), _tenant, ct).ConfigureAwait(false);
+        while (await rows.ReadAsync(ct).ConfigureAwait(false))
+        {
+            var w = Start(ExportKinds.Link);
+            w.WriteString("tenant", rows.Text(0));
+            w.WriteString("memory_id", rows.Text(1));
+            w.WriteString("link_kind", rows.Text(2));
+            w.WriteString("target_id", rows.Text(3));
+            Time(w, "created_at", rows, 4);
+            yield return Finish(ExportKinds.Link);
+        }
+    }
+
+    private async IAsyncEnumerable<ExportLine> JobsAsync([EnumeratorCancellation] CancellationToken ct)
+    {
+        await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, JobSql, Filter("j")), _tenant, ct).ConfigureAwait(false);
+        while (await rows.ReadAsync(ct).ConfigureAwait(false))
+        {
+            var w = Start(ExportKinds.ExtractionJob);
+            w.WriteString("tenant", rows.Text(0));
+            w.WriteString("id", rows.Text(1));
+            w.WriteString("conversation_id", rows.Text(2));
+            w.WriteString("actor", rows.Text(3));
+            w.WriteString("status", rows.Text(4));
+            w.WriteNumber("attempts", rows.Int64(5));
+            RawOrNull(w, "plan", rows, 6);
+            RawOrNull(w, "applied", rows, 7);
+            RawOrNull(w, "memory_ids", rows, 8);
+            Text(w, "error", rows, 9);
+            Text(w, "model", rows, 10);
+            Time(w, "created_at", rows, 11);
+            Time(w, "updated_at", rows, 12);
+            Time(w, "next_attempt_at", rows, 13);
+            yield return Finish(ExportKinds.ExtractionJob);
         }
     }
 
@@ -214,15 +289,16 @@ public sealed class ExportReader : IAsyncDisposable
         Time(w, "valid_from", rows, 21);
         Time(w, "valid_to", rows, 22);
         w.WriteNumber("version", rows.Int64(23));
+        Text(w, "superseded_by", rows, 24);
     }
 
     private static void WriteMemoryHistory(Utf8JsonWriter w, ISnapshotRows rows)
     {
-        w.WriteString("event", rows.Text(25));
-        w.WriteString("actor", rows.Text(26));
-        Time(w, "at", rows, 27);
-        w.WriteNumber("version", rows.Int64(28));
-        Raw(w, "changes", rows, 29);
+        w.WriteString("event", rows.Text(26));
+        w.WriteString("actor", rows.Text(27));
+        Time(w, "at", rows, 28);
+        w.WriteNumber("version", rows.Int64(29));
+        Raw(w, "changes", rows, 30);
     }
 
     private static void WriteKeyValue(Utf8JsonWriter w, ISnapshotRows rows)
@@ -270,6 +346,31 @@ public sealed class ExportReader : IAsyncDisposable
         Time(w, "created_at", rows, 9);
     }
 
+    private static void WriteConversation(Utf8JsonWriter w, ISnapshotRows rows)
+    {
+        w.WriteString("tenant", rows.Text(0));
+        w.WriteString("id", rows.Text(1));
+        var body = rows.Text(2);
+        if (ExportFields.IsStructuredJson(body))
+        {
+            w.WritePropertyName("body");
+            w.WriteRawValue(body, skipInputValidation: true);
+        }
+        else
+        {
+            w.WriteString("body", body);
+        }
+        Time(w, "created_at", rows, 3);
+    }
+
+    private static void WriteConversationHistory(Utf8JsonWriter w, ISnapshotRows rows)
+    {
+        w.WriteString("event", rows.Text(5));
+        w.WriteString("actor", rows.Text(6));
+        Time(w, "at", rows, 7);
+        Text(w, "detail", rows, 8);
+    }
+
     private Utf8JsonWriter Start(string kind)
     {
         _buffer.ResetWrittenCount();
@@ -290,6 +391,18 @@ public sealed class ExportReader : IAsyncDisposable
     {
         w.WritePropertyName(name);
         rows.WriteRawJson(w, column);
+    }
+
+    private static void RawOrNull(Utf8JsonWriter w, string name, ISnapshotRows rows, int column)
+    {
+        if (rows.IsNull(column))
+        {
+            w.WriteNull(name);
+        }
+        else
+        {
+            Raw(w, name, rows, column);
+        }
     }
 
     private static void Text(Utf8JsonWriter w, string name, ISnapshotRows rows, int column)
@@ -343,6 +456,29 @@ public static class ExportFields
 {
     /// <summary>The memory's scope and source columns, in the order the export writes them.</summary>
     public static readonly string[] MemoryScopes = ["user_id", "agent_id", "session_id", "namespace", "source"];
+
+    /// <summary>
+    /// Whether a text column holds a JSON object, array, number, true, false or null (then it is written raw, as the other
+    /// JSON columns are); anything else, a JSON string included, is written as a string, so the text round-trips exactly.
+    /// </summary>
+    public static bool IsStructuredJson(string text)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+        var reader = new Utf8JsonReader(bytes);
+        try
+        {
+            if (!reader.Read() || reader.TokenType == JsonTokenType.String)
+            {
+                return false;
+            }
+            reader.Skip();
+            return !reader.Read();
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>Times are ISO 8601 UTC with milliseconds (the store's precision), so they round-trip exactly.</summary>
     public static string FormatTime(long ms) =>

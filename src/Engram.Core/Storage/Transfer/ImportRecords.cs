@@ -2,8 +2,10 @@ using System.Globalization;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Graph;
+using Engram.Core.Llm;
 using Engram.Core.Memories;
 using Engram.Core.Operations;
+using Engram.Core.Reflection;
 using Engram.Core.Security;
 
 namespace Engram.Core.Storage.Transfer;
@@ -39,7 +41,84 @@ public static class ImportRecords
             [.. ExportFields.MemoryScopes.Select(f => ImportJson.TextOrNull(r, f))],
             ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), ImportJson.TimeOrNull(r, "last_accessed_at"), ImportJson.Integer(r, "access_count"),
             ImportJson.TimeOrNull(r, "expires_at"), ImportJson.TimeOrNull(r, "valid_from"), ImportJson.TimeOrNull(r, "valid_to"), ImportJson.Integer(r, "version"),
-            history);
+            history)
+        {
+            // Format version 2; a version 1 record has no superseded_by: the memory is current.
+            SupersededBy = ImportJson.TextOrNull(r, "superseded_by"),
+        };
+    }
+
+    public static ImportedLink Link(JsonElement r)
+    {
+        var kind = ImportJson.Text(r, "link_kind");
+        if (kind is not (LinkKinds.DerivedFrom or LinkKinds.DuplicateOf))
+        {
+            throw new ValidationException("link_kind", $"unknown link_kind '{kind}' (the kinds are {LinkKinds.DerivedFrom}, {LinkKinds.DuplicateOf})");
+        }
+        return new ImportedLink(ImportJson.Tenant(r), ImportJson.Text(r, "memory_id"), kind, ImportJson.Text(r, "target_id"), ImportJson.Time(r, "created_at"));
+    }
+
+    public static ImportedConversation Conversation(JsonElement r)
+    {
+        // The body as stored: JSON text was written raw, any other text as a string.
+        var body = ImportJson.Field(r, "body");
+        var text = body.ValueKind == JsonValueKind.String ? body.GetString()! : body.GetRawText();
+        var history = new List<ImportedConversationHistory>();
+        foreach (var entry in ImportJson.Array(r, "history"))
+        {
+            history.Add(new ImportedConversationHistory(ImportJson.Text(entry, "event"), ImportJson.Text(entry, "actor"), ImportJson.Time(entry, "at"),
+                ImportJson.TextOrNull(entry, "detail")));
+        }
+        return new ImportedConversation(ImportJson.Tenant(r), ImportJson.Text(r, "id"), text, ImportJson.Time(r, "created_at"), history);
+    }
+
+    /// <summary>
+    /// An extraction job; its plan, applied decisions and memory ids are checked to be what a worker reads. A job that
+    /// was queued or running comes in queued, without a lease, and due at <paramref name="nowMs"/> at the latest.
+    /// </summary>
+    public static ImportedJob Job(JsonElement r, long nowMs)
+    {
+        var status = ImportJson.Text(r, "status");
+        if (status is not (ExtractionStatus.Queued or ExtractionStatus.Running or ExtractionStatus.Succeeded or ExtractionStatus.Failed))
+        {
+            throw new ValidationException("status", $"unknown status '{status}' (queued, running, succeeded or failed)");
+        }
+        var plan = JsonOrNull<ExtractionPlan>(r, "plan", JsonValueKind.Object);
+        var applied = JsonOrNull<List<AppliedDecision>>(r, "applied", JsonValueKind.Array);
+        var memoryIds = JsonOrNull<List<string>>(r, "memory_ids", JsonValueKind.Array);
+        var attempts = ImportJson.Integer(r, "attempts");
+        if (attempts < 0)
+        {
+            throw new ValidationException("attempts", "'attempts' must not be negative");
+        }
+        var updatedAt = ImportJson.Time(r, "updated_at");
+        var pending = status is ExtractionStatus.Queued or ExtractionStatus.Running;
+        var next = ImportJson.TimeOrNull(r, "next_attempt_at") ?? (pending ? nowMs : updatedAt);
+        return new ImportedJob(ImportJson.Tenant(r), ImportJson.Text(r, "id"), ImportJson.Text(r, "conversation_id"), ImportJson.Text(r, "actor"),
+            pending ? ExtractionStatus.Queued : status, attempts, pending ? Math.Min(next, nowMs) : next, plan, applied, memoryIds,
+            ImportJson.TextOrNull(r, "error"), ImportJson.TextOrNull(r, "model"), ImportJson.Time(r, "created_at"), updatedAt);
+    }
+
+    /// <summary>A JSON field (null or absent: null) that must be of <paramref name="kind"/> and read as <typeparamref name="T"/>; its raw text.</summary>
+    private static string? JsonOrNull<T>(JsonElement r, string name, JsonValueKind kind)
+    {
+        if (!r.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+        if (value.ValueKind != kind)
+        {
+            throw new ValidationException(name, $"'{name}' must be {(kind == JsonValueKind.Object ? "an object" : "an array")} or null");
+        }
+        try
+        {
+            _ = value.Deserialize<T>(EngramJson.Options);
+        }
+        catch (JsonException ex)
+        {
+            throw new ValidationException(name, $"'{name}' is not what an extraction job holds: {ex.Message}");
+        }
+        return value.GetRawText();
     }
 
     public static ImportedKeyValue KeyValue(JsonElement r)
@@ -84,7 +163,8 @@ public static class ImportRecords
     /// <summary>The record's kind (checked against the known kinds).</summary>
     public static string Kind(JsonElement r) => ImportJson.Text(r, "kind") switch
     {
-        ExportKinds.Memory or ExportKinds.KeyValue or ExportKinds.Entity or ExportKinds.Relation => ImportJson.Text(r, "kind"),
+        ExportKinds.Memory or ExportKinds.KeyValue or ExportKinds.Entity or ExportKinds.Relation or ExportKinds.Link or ExportKinds.Conversation
+            or ExportKinds.ExtractionJob => ImportJson.Text(r, "kind"),
         var other => throw new ValidationException("kind", $"unknown kind '{other}'"),
     };
 
@@ -118,6 +198,24 @@ public sealed record ImportedMemory(string Tenant, string Id, string Content, st
     public string? Namespace => Scopes[3];
 
     public string? Source => Scopes[4];
+
+    /// <summary>The memory that replaced this one (a superseded fact), or null.</summary>
+    public string? SupersededBy { get; init; }
+}
+
+public sealed record ImportedLink(string Tenant, string MemoryId, string Kind, string TargetId, long CreatedAt);
+
+public sealed record ImportedConversationHistory(string Event, string Actor, long At, string? Detail);
+
+public sealed record ImportedConversation(string Tenant, string Id, string Body, long CreatedAt, IReadOnlyList<ImportedConversationHistory> History);
+
+/// <summary>An extraction job as the importing store writes it (status already queued for one that was pending; no lease).</summary>
+public sealed record ImportedJob(string Tenant, string Id, string ConversationId, string Actor, string Status, long Attempts, long NextAttemptAt,
+    string? PlanJson, string? AppliedJson, string? MemoryIdsJson, string? Error, string? Model, long CreatedAt, long UpdatedAt)
+{
+    /// <summary>The refusal of a job whose conversation is not in the store (in its tenant).</summary>
+    public ValidationException MissingConversation() => new("conversation_id",
+        $"no conversation '{ConversationId}' in tenant '{Tenant}' (conversations come before extraction jobs in an export)");
 }
 
 public sealed record ImportedKeyValueHistory(string Event, string Actor, long At, long Version, string? ValueJson, long? ExpiresAt);

@@ -15,8 +15,13 @@ public sealed class TransferCounts
     public const string Entities = "entities";
     public const string Observations = "observations";
     public const string Relations = "relations";
+    public const string Links = "memory_links";
+    public const string Conversations = "conversations";
+    public const string ConversationHistory = "conversation_history";
+    public const string Jobs = "extraction_jobs";
 
-    public static readonly string[] Kinds = [Memories, MemoryHistory, KeyValues, KeyValueHistory, Entities, Observations, Relations];
+    public static readonly string[] Kinds =
+        [Memories, MemoryHistory, KeyValues, KeyValueHistory, Entities, Observations, Relations, Links, Conversations, ConversationHistory, Jobs];
 
     /// <summary>The statement per kind: (tenant, count) rows; <c>{0}</c> is the tenant filter on alias x, if any.</summary>
     internal static readonly (string Kind, string Sql)[] Queries =
@@ -31,6 +36,12 @@ public sealed class TransferCounts
         (Entities, "SELECT x.tenant, count(*) FROM graph_entities x{0} GROUP BY x.tenant"),
         (Observations, "SELECT x.tenant, count(*) FROM graph_observations x{0} GROUP BY x.tenant"),
         (Relations, "SELECT x.tenant, count(*) FROM graph_relations x{0} GROUP BY x.tenant"),
+        (Links, "SELECT x.tenant, count(*) FROM memory_links x{0} GROUP BY x.tenant"),
+        (Conversations, "SELECT x.tenant, count(*) FROM conversations x{0} GROUP BY x.tenant"),
+        // History rows of conversations that are there (what the export carries with them).
+        (ConversationHistory, "SELECT x.tenant, count(*) FROM conversation_history h JOIN conversations x ON x.tenant = h.tenant AND x.id = h.conversation_id{0} " +
+            "GROUP BY x.tenant"),
+        (Jobs, "SELECT x.tenant, count(*) FROM extraction_jobs x{0} GROUP BY x.tenant"),
     ];
 
     private readonly SortedDictionary<string, SortedDictionary<string, long>> _tenants = new(StringComparer.Ordinal);
