@@ -13,8 +13,8 @@ namespace Engram.Server.Telegram;
 /// The Telegram chat bot (issue 19), a hosted service that runs when TELEGRAM_BOT_TOKEN is set. It takes updates by
 /// long polling (getUpdates with a time-out) or, when TELEGRAM_WEBHOOK_URL is set, registers that URL with setWebhook
 /// and a secret token and takes them from <c>POST /v1/telegram/webhook</c> (<see cref="TelegramWebhookEndpoint"/>).
-/// Updates are handled one at a time, in order, by <see cref="TelegramConversation"/>; the offset after each is saved
-/// (<see cref="TelegramOffsets"/>), and an update below it is skipped, so none is handled twice across restarts.
+/// Updates are handled one at a time, in order, by <see cref="TelegramConversation"/>; the offset past each is saved
+/// before it is handled (<see cref="TelegramOffsets"/>), and an update below it is skipped: at most once, across restarts.
 /// </summary>
 internal sealed partial class TelegramBot : BackgroundService
 {
@@ -133,21 +133,23 @@ internal sealed partial class TelegramBot : BackgroundService
                 LogSkipped(_logger, update.Id);
                 return;
             }
+            // Saved before the update is handled, and not cut short by a stop: at most once, so a restart (or a crash
+            // after the reply went out) never handles it again; a crash while it is handled loses that one update.
+            await WithStoreRetryAsync(async _ =>
+            {
+                await _offsets.SaveAsync(update.Id + 1L, CancellationToken.None);
+                return true;
+            }, ct);
+            _offset = update.Id + 1L;
             try
             {
                 await _conversation.HandleAsync(this, update, ct);
+                Interlocked.Increment(ref _handled);
             }
             catch (Exception ex) when (!ct.IsCancellationRequested)
             {
                 LogUpdateFailed(_logger, update.Id, ex);
             }
-            _offset = update.Id + 1L;
-            Interlocked.Increment(ref _handled);
-            await WithStoreRetryAsync(async token =>
-            {
-                await _offsets.SaveAsync(update.Id + 1L, token);
-                return true;
-            }, ct);
         }
         finally
         {
