@@ -58,7 +58,7 @@ public sealed class FakeTelegram : IAsyncDisposable
 
     public static async Task<FakeTelegram> StartAsync(int port = 0)
     {
-        port = port == 0 ? EngramServer.FreePort() : port;
+        port = port == 0 ? FreePort() : port;
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Logging.ClearProviders();
@@ -67,6 +67,14 @@ public sealed class FakeTelegram : IAsyncDisposable
         app.Run(fake.AnswerAsync);
         await app.StartAsync();
         return fake;
+    }
+
+    /// <summary>A free loopback port (the fake is also linked into the benchmarks, which have no EngramServer).</summary>
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>Queues a text message from <paramref name="user"/> (in their private chat unless <paramref name="chat"/>); returns its update_id.</summary>
