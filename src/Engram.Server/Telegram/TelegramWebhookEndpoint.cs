@@ -33,6 +33,13 @@ internal static class TelegramWebhookEndpoint
     private static async Task<IResult> ReceiveAsync(HttpContext http, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
+        var bound = http.RequestServices.GetRequiredService<RequestBodyLimits>().For(BodySize.Memory);
+        if (http.Request.ContentLength > bound)
+        {
+            // Refused before anything else, bot or not, like every route that takes a body.
+            throw new BadHttpRequestException($"the request body is larger than {bound} bytes, the bound of this route (raise it with {RequestBodyLimits.SettingFor(BodySize.Memory)})",
+                StatusCodes.Status413PayloadTooLarge);
+        }
         if (http.RequestServices.GetService<TelegramBot>() is not { WebhookSecret: { } secret } bot)
         {
             return Problems.For(StatusCodes.Status404NotFound, "the Telegram bot is not in webhook mode on this server (TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_URL)");
