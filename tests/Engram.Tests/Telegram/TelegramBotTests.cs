@@ -283,3 +283,16 @@ public sealed class TelegramBotTests(TelegramBotFixture fixture) : IClassFixture
         TelegramText.Split(unbroken).Select(p => p.Length).Should().Equal(4096, 4096, 808);
     }
 }
+
+public sealed class TelegramOptionsTests
+{
+    [Fact]
+    public void Bad_webhook_settings_and_limits_are_refused_at_start()
+    {
+        var options = new TelegramOptions { WebhookUrl = "not a url", WebhookSecret = "has spaces", RateLimitPerMinute = -1, PollTimeoutSeconds = 0 };
+        options.Validate().Should().HaveCount(4).And.Contain(e => e.Contains("TELEGRAM_WEBHOOK_SECRET", StringComparison.Ordinal));
+        new TelegramOptions { WebhookUrl = "https://bot.example.com/v1/telegram/webhook", WebhookSecret = "ok_Secret-1" }.Validate().Should().BeEmpty();
+        TelegramConversation.Parse("/Recall@engram_bot  dark mode ").Should().Be(("/recall", "dark mode"));
+        TelegramConversation.Parse("just text").Should().Be(((string?)null, "just text"));
+    }
+}
