@@ -133,6 +133,13 @@ public static class ServerApplication
         {
             builder.Services.AddHostedService<BackupScheduler>();
         }
+        if (options.Telegram.Enabled)
+        {
+            // The Telegram chat bot (issue 19): long polling, or the webhook route below with TELEGRAM_WEBHOOK_URL.
+            builder.Services.AddSingleton<Telegram.TelegramConversation>();
+            builder.Services.AddSingleton<Telegram.TelegramBot>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<Telegram.TelegramBot>());
+        }
         builder.Services.ConfigureHttpJsonOptions(json => EngramJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi(OpenApiDocuments.Name, openApi => openApi.AddDocumentTransformer((document, _, _) =>
@@ -209,6 +216,7 @@ public static class ServerApplication
         app.MapChatEndpoints();
         app.MapReflectEndpoints();
         app.MapMem0Endpoints();
+        Telegram.TelegramWebhookEndpoint.MapTelegramWebhook(app);
         app.MapEngramMcp();
         app.MapEngramMetrics();
         return app;
@@ -250,6 +258,9 @@ public static class ServerApplication
             ("TELEGRAM_API_BASE_URL", "Telegram:ApiBaseUrl"),
             ("TELEGRAM_ALLOWED_USERS", "Telegram:AllowedUsers"),
             ("TELEGRAM_ADMINS", "Telegram:Admins"),
+            ("TELEGRAM_WEBHOOK_URL", "Telegram:WebhookUrl"),
+            ("TELEGRAM_WEBHOOK_SECRET", "Telegram:WebhookSecret"),
+            ("TELEGRAM_RATE_LIMIT_PER_MINUTE", "Telegram:RateLimitPerMinute"),
             ("LLM_EXTRACTION_WORKERS", "Llm:ExtractionWorkers"),
             ("REFLECT_INTERVAL_MINUTES", "Reflect:IntervalMinutes"),
             ("REFLECT_DUPLICATE_THRESHOLD", "Reflect:DuplicateThreshold"),

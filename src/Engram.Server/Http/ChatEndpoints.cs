@@ -59,22 +59,14 @@ internal static class ChatEndpoints
             }
         }
 
-        var recalled = await RecallAsync(search, caller, plan, request, ct);
-        var messages = new List<ChatMessage>(request.Messages!.Count + 1) { new(ChatRole.System, ChatContext.SystemMessage(recalled, plan.Lens)) };
-        messages.AddRange(request.Messages!.Select(m => new ChatMessage(new ChatRole(m.Role!), m.Content)));
+        var (messages, used) = Prompt(await RecallAsync(search, caller, plan, request, ct), plan, request);
         var options = new ChatOptions { Temperature = (float?)request.Temperature };
-        var used = recalled.Select(r => new ChatMemory(r.Memory.Id, r.Memory.Content, Math.Round(r.Score, 6), r.Memory.Valence)).ToList();
 
         if (!request.Stream)
         {
-            var modelStarted = Stopwatch.GetTimestamp();
-            var response = await model.CompleteAsync(messages, options, ct);
-            var modelMs = Stopwatch.GetElapsedTime(modelStarted).TotalMilliseconds;
-            var jobId = extractor is null ? null : await RememberAsync(extractor, caller, request, response.Text, ct);
-            await http.Response.WriteAsJsonAsync(new ChatResponse(response.Text, used, response.ModelId ?? model.Options.Model, Ms(started), Math.Round(modelMs, 3))
-            {
-                RememberJobId = jobId,
-            }, EngramJson.Options, ct);
+            var complete = await CompleteAsync(model, messages, options, used, started, ct);
+            var jobId = extractor is null ? null : await RememberAsync(extractor, caller, request, complete.Answer, ct);
+            await http.Response.WriteAsJsonAsync(complete with { RememberJobId = jobId }, EngramJson.Options, ct);
             return;
         }
 
@@ -124,6 +116,34 @@ internal static class ChatEndpoints
         }
         await ServerSentEvents.WriteAsync(http.Response, "done",
             new ChatResponse(answer.ToString(), used, modelId ?? model.Options.Model, Ms(started), Math.Round(modelTime, 3)) { RememberJobId = job }, ct);
+    }
+
+    /// <summary>
+    /// Chat with memory without HTTP: the answer <c>POST /v1/chat</c> gives (not streamed, nothing queued), for the
+    /// caller and the request's scope. The Telegram bot answers plain messages with it.
+    /// </summary>
+    internal static async Task<ChatResponse> AnswerAsync(SearchService search, LanguageModel model, Caller caller, ChatRequest request, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var plan = Validate(request, search.Options.MaxK);
+        var (messages, used) = Prompt(await RecallAsync(search, caller, plan, request, ct), plan, request);
+        return await CompleteAsync(model, messages, new ChatOptions { Temperature = (float?)request.Temperature }, used, started, ct);
+    }
+
+    /// <summary>The model's messages (the recalled memories in a system message, then the conversation) and the memories used.</summary>
+    private static (List<ChatMessage> Messages, List<ChatMemory> Used) Prompt(IReadOnlyList<RecalledMemory> recalled, ChatPlan plan, ChatRequest request)
+    {
+        var messages = new List<ChatMessage>(request.Messages!.Count + 1) { new(ChatRole.System, ChatContext.SystemMessage(recalled, plan.Lens)) };
+        messages.AddRange(request.Messages!.Select(m => new ChatMessage(new ChatRole(m.Role!), m.Content)));
+        return (messages, recalled.Select(r => new ChatMemory(r.Memory.Id, r.Memory.Content, Math.Round(r.Score, 6), r.Memory.Valence)).ToList());
+    }
+
+    private static async Task<ChatResponse> CompleteAsync(LanguageModel model, List<ChatMessage> messages, ChatOptions options, List<ChatMemory> used, long started, CancellationToken ct)
+    {
+        var modelStarted = Stopwatch.GetTimestamp();
+        var response = await model.CompleteAsync(messages, options, ct);
+        var modelMs = Stopwatch.GetElapsedTime(modelStarted).TotalMilliseconds;
+        return new ChatResponse(response.Text, used, response.ModelId ?? model.Options.Model, Ms(started), Math.Round(modelMs, 3));
     }
 
     private static async Task<IReadOnlyList<RecalledMemory>> RecallAsync(SearchService search, Caller caller, ChatPlan plan, ChatRequest request, CancellationToken ct)

@@ -20,7 +20,11 @@ namespace Engram.Server.Http;
 /// </summary>
 internal static class JsonBody
 {
-    public static async Task<T> ReadAsync<T>(HttpRequest request, BodySize size, CancellationToken ct) where T : class
+    public static Task<T> ReadAsync<T>(HttpRequest request, BodySize size, CancellationToken ct) where T : class =>
+        ReadAsync<T>(request, size, null, ct);
+
+    /// <param name="json">A contract other than Engram's (a body in another API's shape, e.g. a Telegram update); null: Engram's.</param>
+    public static async Task<T> ReadAsync<T>(HttpRequest request, BodySize size, JsonSerializerOptions? json, CancellationToken ct) where T : class
     {
         JsonMediaType.Require(request.ContentType);
         var limits = request.HttpContext.RequestServices.GetRequiredService<RequestBodyLimits>();
@@ -32,7 +36,7 @@ internal static class JsonBody
         T? value;
         try
         {
-            value = Deserialize<T>(body, limits.Json);
+            value = Deserialize<T>(body, json ?? limits.Json);
         }
         catch (JsonException)
         {

@@ -225,6 +225,8 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         proxied.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString().Should().Contain("orchid", $"{a.Name} gets its memories through the proxy");
         await SendCheckedAsync(a, "POST", "/v1/chat/completions", new { messages = new[] { new { role = "user", content = "orchid note own" } }, user = "bob" }, 200);
         await ReadAsync(a, "/v1/models", 200);
+        // The Telegram webhook (issue 19): public (Telegram sends no key), and 404 on a server whose bot is not in webhook mode.
+        await SendCheckedAsync(a, "POST", "/v1/telegram/webhook", new { update_id = 1 }, 404);
 
         var linked = await ReadAsync(a, "/v1/graph/entities/Shared/memories", 200);
         linked.GetProperty("items").EnumerateArray().Select(m => m.GetProperty("id").GetString()).Should().BeEquivalentTo(visible);

@@ -141,6 +141,8 @@ internal static class RouteSamples
         new("POST", "/v1/chat", "/v1/chat", """{"messages":[{"role":"user","content":"dark mode editor"}],"user_id":"seed-alice","k":3,"lens":"valence"}""", [200]),
         new("POST", "/v1/chat/completions", "/v1/chat/completions", """{"messages":[{"role":"user","content":"dark mode editor"}],"user":"seed-alice"}""", [200]),
         new("GET", "/v1/models", "/v1/models", null, [200]),
+        // The Telegram bot's webhook (issue 19): public; the corpus server runs no bot, so every request is a 404 problem.
+        new("POST", "/v1/telegram/webhook", "/v1/telegram/webhook", """{"update_id":1,"message":{"message_id":1,"date":0,"chat":{"id":1,"type":"private"},"text":"hi"}}""", [404]),
         // The mem0-compatible API (issue 17): writes only in scope hostile, deletes only of nobody's memories.
         new("GET", "/v1/ping", "/v1/ping/", null, [200]),
         new("POST", "/v3/memories/add", "/v3/memories/add/",
