@@ -136,14 +136,14 @@ internal sealed partial class RespConnection
                         await DrainAsync().ConfigureAwait(false);
                         _reply.Error(WrongInteger);
                     }
-                    else if (ttl <= 0)
+                    else if (!TryExpiry(command == "SETEX" ? "EX"u8 : "PX"u8, ttl, out var at))
                     {
                         await DrainAsync().ConfigureAwait(false);
                         _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
                     }
                     else
                     {
-                        StartSet(caller, Text(1), 3, _kv.NowMs + (command == "SETEX" ? Seconds(ttl) : ttl), KvCondition.Always, PendingKind.Ok);
+                        StartSet(caller, Text(1), 3, at, KvCondition.Always, PendingKind.Ok);
                     }
                 }
                 return;
@@ -576,19 +576,13 @@ internal sealed partial class RespConnection
                     _reply.Error(WrongInteger);
                     return;
                 }
-                if (amount <= 0 || amount > KvOptions.MaxTtlSeconds * 1000)
+                if (!TryExpiry(unit, amount, out var at))
                 {
                     await DrainAsync().ConfigureAwait(false);
                     _reply.Error("ERR invalid expire time in 'set' command");
                     return;
                 }
-                expiresAt = (unit.Length, unit[1] | 0x20) switch
-                {
-                    (2, 'x') => _kv.NowMs + Seconds(amount),
-                    (2, _) => _kv.NowMs + amount,
-                    (4, 'x') => Seconds(amount),
-                    _ => amount,
-                };
+                expiresAt = at;
                 hasExpiry = true;
                 i++;
             }
@@ -661,19 +655,12 @@ internal sealed partial class RespConnection
                 _reply.Error(WrongInteger);
                 return;
             }
-            if (amount <= 0 || amount > KvOptions.MaxTtlSeconds * 1000)
+            if (!TryExpiry(Arg(2), amount, out var at))
             {
                 _reply.Error("ERR invalid expire time in 'getex' command");
                 return;
             }
-            var unit = Arg(2);
-            expiresAt = (unit.Length, unit[1] | 0x20) switch
-            {
-                (2, 'x') => _kv.NowMs + Seconds(amount),
-                (2, _) => _kv.NowMs + amount,
-                (4, 'x') => Seconds(amount),
-                _ => amount,
-            };
+            expiresAt = at;
             change = true;
         }
         else if (_argCount != 2)
@@ -763,6 +750,22 @@ internal sealed partial class RespConnection
             return;
         }
         _reply.Integer(await _kv.ExpireAtAsync(caller, key, expiresAt, ct).ConfigureAwait(false) ? 1 : 0);
+    }
+
+    /// <summary>The expiry of EX/PX (relative) or EXAT/PXAT (absolute) <paramref name="amount"/>; false when it is not positive or too far away.</summary>
+    private bool TryExpiry(ReadOnlySpan<byte> unit, long amount, out long expiresAt)
+    {
+        expiresAt = 0;
+        var seconds = (unit[0] | 0x20) == 'e';
+        var limitMs = KvOptions.MaxTtlSeconds * 1000;
+        if (amount <= 0 || (seconds && amount > long.MaxValue / 1000))
+        {
+            return false;
+        }
+        var ms = seconds ? amount * 1000 : amount;
+        var now = _kv.NowMs;
+        expiresAt = unit.Length == 2 ? (ms > limitMs ? -1 : now + ms) : ms;
+        return expiresAt > 0 && expiresAt <= now + limitMs;
     }
 
     private static long Seconds(long seconds) => seconds > long.MaxValue / 1000 || seconds < long.MinValue / 1000 ? throw new OverflowException() : seconds * 1000;
