@@ -104,6 +104,9 @@ public sealed class EngramServerOptions
     /// <summary>Readiness thresholds: free disk, index lag.</summary>
     public Operations.HealthOptions Health { get; set; } = new();
 
+    /// <summary>The Redis protocol endpoint for key-value state (ENGRAM_RESP, --resp); off by default.</summary>
+    public Resp.RespOptions Resp { get; set; } = new();
+
     /// <summary>
     /// Binds the <c>Engram</c> section of <paramref name="configuration"/>. A value of the wrong type
     /// (MEMORY_DEFAULT_TTL_SECONDS=soon, Durability=Fast) is the operator's to fix, so it becomes an
@@ -158,7 +161,7 @@ public sealed class EngramServerOptions
             yield return error;
         }
         foreach (var error in Limits.Validate().Concat(Search.Validate()).Concat(KeyValue.Validate()).Concat(Embeddings.Validate()).Concat(Auth.Validate())
-                     .Concat(Memory.Validate()).Concat(Health.Validate()))
+                     .Concat(Memory.Validate()).Concat(Health.Validate()).Concat(Resp.Validate()))
         {
             yield return error;
         }

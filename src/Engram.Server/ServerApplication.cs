@@ -120,6 +120,10 @@ public static class ServerApplication
         builder.Services.AddSingleton<Core.Llm.IConversationExtractor>(sp => sp.GetRequiredService<Core.Llm.ConversationExtractor>());
         builder.Services.AddHostedService<ExtractionWorkers>();
         builder.Services.AddHostedService<ExpirySweeper>();
+        if (options.Resp.Enabled)
+        {
+            builder.Services.AddHostedService<Resp.RespListener>(); // the Redis protocol endpoint (issue 20)
+        }
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.AddHostedService<ReflectionScheduler>(); // reflections (issue 16): on when a model is configured, or Engram:Reflect:Enabled
         builder.Services.AddEngramMetrics();
@@ -264,6 +268,7 @@ public static class ServerApplication
             ("LLM_EXTRACTION_WORKERS", "Llm:ExtractionWorkers"),
             ("REFLECT_INTERVAL_MINUTES", "Reflect:IntervalMinutes"),
             ("REFLECT_DUPLICATE_THRESHOLD", "Reflect:DuplicateThreshold"),
+            ("ENGRAM_RESP", "Resp:Listen"),
         ];
         foreach (var (variable, key) in map)
         {

@@ -55,7 +55,7 @@ internal static class StartupLog
                 ? $"  store:     {engine.Store.Kind}, {Core.Storage.StoreFactory.Describe(options.StoreLocation)}; index snapshot {engine.SnapshotPath ?? "off"}"
                 : $"  store:     {engine.Store.Kind}, file {Path.Combine(data, SqliteMemoryStore.FileName)}; index snapshots {(options.IndexSnapshots ? "on" : "off")}",
             $"  embedder:  {options.Embeddings.Provider}, model {embedder.ModelId}{dimensions}",
-            $"  listening: {string.Join(", ", addresses)}",
+            $"  listening: {string.Join(", ", addresses)}" + (options.Resp.Enabled ? $"; Redis protocol (RESP) on {options.Resp.Listen!.Trim()}" : ""),
             AuthLine(app.Services.GetRequiredService<Core.Security.ApiKeyService>(), options),
             "Press Ctrl+C to stop.");
     }

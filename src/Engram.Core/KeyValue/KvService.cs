@@ -184,6 +184,102 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         return new KvHistoryResult(items, page.Next?.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    // The raw entry points of the Redis protocol endpoint (Engram.Server.Resp): the same role checks, write
+    // gate, key rules, tenant naming and store calls as above, but the value is JSON text the caller built
+    // (RESP values are bytes) and entries come back unparsed, so a GET costs no JSON parse.
+
+    /// <summary>Unix milliseconds now, by the service's clock.</summary>
+    public long NowMs => clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>The expiry a write without a TTL gets (<see cref="KvOptions.DefaultTtlSeconds"/>; null: never).</summary>
+    public long? DefaultExpiresAtMs() => ExpiresAt(null, "ttl_seconds");
+
+    /// <summary>The live entry of <paramref name="key"/>, unparsed; null when missing or expired.</summary>
+    public Task<KvEntry?> GetEntryAsync(Caller caller, string key, CancellationToken ct = default)
+    {
+        var partition = Enter(caller, Role.Read, "read keys");
+        KvKeys.Validate(key);
+        return store.GetKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), ct);
+    }
+
+    /// <summary>The live entries of <paramref name="keys"/> in order, unparsed; null where missing.</summary>
+    public Task<IReadOnlyList<KvEntry?>> GetEntriesAsync(Caller caller, IReadOnlyList<string> keys, CancellationToken ct = default)
+    {
+        var partition = Enter(caller, Role.Read, "read keys");
+        CheckBatch(keys, "keys");
+        var stored = new string[keys.Count];
+        for (var i = 0; i < stored.Length; i++)
+        {
+            KvKeys.Validate(keys[i], $"keys[{i}]");
+            stored[i] = KvKeys.ToStored(caller.Tenant, keys[i]);
+        }
+        return store.GetManyKvAsync(partition, stored, ct);
+    }
+
+    /// <summary>
+    /// Sets <paramref name="key"/> to <paramref name="valueJson"/> (valid JSON the caller produced) expiring at
+    /// <paramref name="expiresAtMs"/> (null: never); false when the nx/xx condition does not hold.
+    /// </summary>
+    public async Task<bool> SetJsonAsync(Caller caller, string key, string valueJson, long? expiresAtMs, KvCondition condition, CancellationToken ct = default)
+    {
+        var partition = Enter(caller, Role.Write, "write keys");
+        var write = ToJsonWrite(caller, key, valueJson, expiresAtMs, "");
+        try
+        {
+            await store.SetKvAsync(partition, write with { Condition = condition }, options.Durability, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (ConflictException) when (condition != KvCondition.Always)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Sets every key in one transaction (values are JSON text the caller produced).</summary>
+    public Task<IReadOnlyList<KvSetResult>> SetManyJsonAsync(Caller caller, IReadOnlyList<(string Key, string ValueJson)> items, long? expiresAtMs,
+        CancellationToken ct = default)
+    {
+        var partition = Enter(caller, Role.Write, "write keys");
+        CheckBatch(items, "items");
+        var writes = new KvWrite[items.Count];
+        for (var i = 0; i < writes.Length; i++)
+        {
+            writes[i] = ToJsonWrite(caller, items[i].Key, items[i].ValueJson, expiresAtMs, $"items[{i}].");
+        }
+        return store.SetManyKvAsync(partition, writes, options.Durability, ct);
+    }
+
+    /// <summary>Deletes the key; false when there was no live entry.</summary>
+    public Task<bool> DeleteKeyAsync(Caller caller, string key, CancellationToken ct = default)
+    {
+        var partition = Enter(caller, Role.Write, "delete keys");
+        KvKeys.Validate(key);
+        return store.DeleteKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), options.Durability, ct);
+    }
+
+    /// <summary>Gives the key the expiry <paramref name="expiresAtMs"/> (null: never); false when there is no live entry.</summary>
+    public Task<bool> ExpireAtAsync(Caller caller, string key, long? expiresAtMs, CancellationToken ct = default)
+    {
+        var partition = Enter(caller, Role.Write, "write keys");
+        KvKeys.Validate(key);
+        return store.ExpireKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), expiresAtMs, options.Durability, ct);
+    }
+
+    private KvWrite ToJsonWrite(Caller caller, string key, string valueJson, long? expiresAtMs, string fieldPrefix)
+    {
+        KvKeys.Validate(key, fieldPrefix + "key");
+        var bytes = Encoding.UTF8.GetByteCount(valueJson);
+        if (bytes > options.MaxValueBytes)
+        {
+            throw new ValidationException(fieldPrefix + "value", $"the value is {bytes} bytes of JSON; the limit is {options.MaxValueBytes}");
+        }
+        if (expiresAtMs is { } expires && expires > NowMs + KvOptions.MaxTtlSeconds * 1000)
+        {
+            throw new ValidationException(fieldPrefix + "ttl_seconds", $"the expiry is more than {KvOptions.MaxTtlSeconds} seconds away");
+        }
+        return new KvWrite(KvKeys.ToStored(caller.Tenant, key), valueJson, expiresAtMs);
+    }
+
     /// <summary>Checks the role; returns the caller the store sees (its partition when scoped).</summary>
     /// <summary>The role check; for a write also the <see cref="Operations.WriteGate"/> (read-only mode, memory budget).</summary>
     private Caller Enter(Caller caller, Role needed, string action)

@@ -29,8 +29,13 @@ internal static partial class ServeCommand
             Description = $"Addresses to listen on, ';'-separated (default {EngramServerOptions.DefaultUrls}).",
             HelpName = "URLS",
         };
+        var resp = new Option<string?>("--resp")
+        {
+            Description = "Also speak the Redis protocol (RESP) for key-value state on this address, e.g. 127.0.0.1:6380 (default $ENGRAM_RESP; off when unset).",
+            HelpName = "HOST:PORT",
+        };
         var store = StoreOption.Create();
-        var command = new Command("serve", "Run the Engram server in the foreground (Ctrl+C stops it).") { data, urls, store };
+        var command = new Command("serve", "Run the Engram server in the foreground (Ctrl+C stops it).") { data, urls, store, resp };
         command.SetAction(async (parse, ct) =>
         {
             var dataPath = parse.GetValue(data);
@@ -49,6 +54,10 @@ internal static partial class ServeCommand
                     if (storeUrl is not null)
                     {
                         o.Store = storeUrl;
+                    }
+                    if (parse.GetValue(resp) is { } respAddress)
+                    {
+                        o.Resp.Listen = respAddress;
                     }
                 }, urls: parse.GetValue(urls));
             }

@@ -1,0 +1,1077 @@
+using System.Globalization;
+using System.Text;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+
+namespace Engram.Server.Resp;
+
+/// <summary>The commands: Redis's reply shapes and error texts, each going through <see cref="KvService"/>.</summary>
+internal sealed partial class RespConnection
+{
+    private const string WrongInteger = "ERR value is not an integer or out of range";
+    private const string Syntax = "ERR syntax error";
+    private const int MaxScanCursors = 256;
+
+    private readonly Dictionary<long, string> _scanCursors = [];
+    private long _nextCursor;
+    private Caller? _authenticated;
+    private string? _presentedKey;
+    private long _checkedAt;
+
+    private async ValueTask ExecuteAsync(CancellationToken ct)
+    {
+        if (_argCount == 0)
+        {
+            return;
+        }
+        try
+        {
+            await RunCommandAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            await DrainAsync().ConfigureAwait(false);
+            ReplyFailure(ex);
+        }
+    }
+
+    private async ValueTask RunCommandAsync(CancellationToken ct)
+    {
+        var name = Arg(0);
+        // The hot commands first.
+        if (Ascii.EqualsIgnoreCase(name, "GET"u8))
+        {
+            await GetAsync(ct).ConfigureAwait(false);
+            return;
+        }
+        if (Ascii.EqualsIgnoreCase(name, "SET"u8))
+        {
+            await SetAsync(ct).ConfigureAwait(false);
+            return;
+        }
+        var command = Encoding.ASCII.GetString(name).ToUpperInvariant();
+        switch (command)
+        {
+            case "PING":
+                await DrainAsync().ConfigureAwait(false);
+                Ping();
+                return;
+            case "ECHO":
+                await DrainAsync().ConfigureAwait(false);
+                if (Arity(2, exact: true))
+                {
+                    _reply.Bulk(Arg(1));
+                }
+                return;
+            case "QUIT":
+                await DrainAsync().ConfigureAwait(false);
+                _reply.Ok();
+                _closeAfterReply = true;
+                return;
+            case "HELLO":
+                await DrainAsync().ConfigureAwait(false);
+                await HelloAsync(ct).ConfigureAwait(false);
+                return;
+            case "AUTH":
+                await DrainAsync().ConfigureAwait(false);
+                await AuthAsync(ct).ConfigureAwait(false);
+                return;
+            case "SELECT":
+                await DrainAsync().ConfigureAwait(false);
+                if (Arity(2, exact: true))
+                {
+                    if (!TryLong(1, out var db))
+                    {
+                        _reply.Error(WrongInteger);
+                    }
+                    else if (db != 0)
+                    {
+                        _reply.Error("ERR DB index is out of range");
+                    }
+                    else
+                    {
+                        _reply.Ok();
+                    }
+                }
+                return;
+            case "CLIENT":
+                await DrainAsync().ConfigureAwait(false);
+                Client();
+                return;
+            case "COMMAND":
+                await DrainAsync().ConfigureAwait(false);
+                CommandInfo();
+                return;
+        }
+        if (!Known(command))
+        {
+            await DrainAsync().ConfigureAwait(false);
+            Unknown();
+            return;
+        }
+        var caller = await CallerAsync(ct).ConfigureAwait(false);
+        if (caller is null)
+        {
+            await DrainAsync().ConfigureAwait(false);
+            _reply.Error("NOAUTH Authentication required.");
+            return;
+        }
+        if (_pending.Count >= MaxPending)
+        {
+            await DrainAsync().ConfigureAwait(false); // bounded: a client pipelining thousands of writes waits for the earlier ones
+        }
+        switch (command)
+        {
+            case "SETNX":
+                if (await ArityAsync(3, exact: true).ConfigureAwait(false))
+                {
+                    StartSet(caller, Text(1), 2, _kv.DefaultExpiresAtMs(), KvCondition.IfMissing, PendingKind.OneOrZero);
+                }
+                return;
+            case "SETEX" or "PSETEX":
+                if (await ArityAsync(4, exact: true).ConfigureAwait(false))
+                {
+                    if (!TryLong(2, out var ttl))
+                    {
+                        await DrainAsync().ConfigureAwait(false);
+                        _reply.Error(WrongInteger);
+                    }
+                    else if (!TryExpiry(command == "SETEX" ? "EX"u8 : "PX"u8, ttl, out var at))
+                    {
+                        await DrainAsync().ConfigureAwait(false);
+                        _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
+                    }
+                    else
+                    {
+                        StartSet(caller, Text(1), 3, at, KvCondition.Always, PendingKind.Ok);
+                    }
+                }
+                return;
+            case "DEL" or "UNLINK":
+                if (await ArityAsync(2, exact: false).ConfigureAwait(false))
+                {
+                    if (_argCount == 2)
+                    {
+                        Defer(_kv.DeleteKeyAsync(caller, Text(1), ct), PendingKind.OneOrZero);
+                    }
+                    else
+                    {
+                        await DrainAsync().ConfigureAwait(false);
+                        long deleted = 0;
+                        for (var i = 1; i < _argCount; i++)
+                        {
+                            deleted += await _kv.DeleteKeyAsync(caller, Text(i), ct).ConfigureAwait(false) ? 1 : 0;
+                        }
+                        _reply.Integer(deleted);
+                    }
+                }
+                return;
+            case "INCR" or "DECR":
+                if (await ArityAsync(2, exact: true).ConfigureAwait(false))
+                {
+                    Defer(_kv.IncrementAsync(caller, Text(1), command == "INCR" ? 1 : -1, ct), PendingKind.Integer);
+                }
+                return;
+            case "INCRBY" or "DECRBY":
+                if (await ArityAsync(3, exact: true).ConfigureAwait(false))
+                {
+                    if (!TryLong(2, out var by))
+                    {
+                        await DrainAsync().ConfigureAwait(false);
+                        _reply.Error(WrongInteger);
+                    }
+                    else if (command == "DECRBY" && by == long.MinValue)
+                    {
+                        await DrainAsync().ConfigureAwait(false);
+                        _reply.Error("ERR decrement would overflow");
+                    }
+                    else
+                    {
+                        Defer(_kv.IncrementAsync(caller, Text(1), command == "INCRBY" ? by : -by, ct), PendingKind.Integer);
+                    }
+                }
+                return;
+        }
+        await DrainAsync().ConfigureAwait(false);
+        switch (command)
+        {
+            case "GETDEL":
+                if (Arity(2, exact: true))
+                {
+                    var key = Text(1);
+                    var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
+                    if (entry is not null && await _kv.DeleteKeyAsync(caller, key, ct).ConfigureAwait(false))
+                    {
+                        _reply.Value(entry.ValueJson);
+                    }
+                    else
+                    {
+                        _reply.Null();
+                    }
+                }
+                return;
+            case "GETEX":
+                await GetExAsync(caller, ct).ConfigureAwait(false);
+                return;
+            case "MGET":
+                if (Arity(2, exact: false))
+                {
+                    var keys = new string[_argCount - 1];
+                    for (var i = 1; i < _argCount; i++)
+                    {
+                        keys[i - 1] = Text(i);
+                    }
+                    var entries = await _kv.GetEntriesAsync(caller, keys, ct).ConfigureAwait(false);
+                    _reply.Array(entries.Count);
+                    foreach (var entry in entries)
+                    {
+                        if (entry is null)
+                        {
+                            _reply.Null();
+                        }
+                        else
+                        {
+                            _reply.Value(entry.ValueJson);
+                        }
+                    }
+                }
+                return;
+            case "MSET":
+                if (_argCount < 3 || _argCount % 2 == 0)
+                {
+                    WrongArity();
+                    return;
+                }
+                {
+                    var items = new (string Key, string ValueJson)[(_argCount - 1) / 2];
+                    for (var i = 0; i < items.Length; i++)
+                    {
+                        items[i] = (Text(1 + (2 * i)), Json(2 + (2 * i)));
+                    }
+                    await _kv.SetManyJsonAsync(caller, items, _kv.DefaultExpiresAtMs(), ct).ConfigureAwait(false);
+                    _reply.Ok();
+                }
+                return;
+            case "EXISTS":
+                if (Arity(2, exact: false))
+                {
+                    long found = 0;
+                    for (var i = 1; i < _argCount; i++)
+                    {
+                        found += await _kv.GetEntryAsync(caller, Text(i), ct).ConfigureAwait(false) is null ? 0 : 1;
+                    }
+                    _reply.Integer(found);
+                }
+                return;
+            case "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT":
+                await ExpireAsync(caller, command, ct).ConfigureAwait(false);
+                return;
+            case "TTL" or "PTTL":
+                if (Arity(2, exact: true))
+                {
+                    var entry = await _kv.GetEntryAsync(caller, Text(1), ct).ConfigureAwait(false);
+                    if (entry is null)
+                    {
+                        _reply.Integer(-2);
+                    }
+                    else if (entry.ExpiresAtMs is not { } expires)
+                    {
+                        _reply.Integer(-1);
+                    }
+                    else
+                    {
+                        var left = Math.Max(0, expires - _kv.NowMs);
+                        _reply.Integer(command == "PTTL" ? left : (left + 500) / 1000);
+                    }
+                }
+                return;
+            case "PERSIST":
+                if (Arity(2, exact: true))
+                {
+                    var key = Text(1);
+                    var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
+                    _reply.Integer(entry?.ExpiresAtMs is not null && await _kv.ExpireAtAsync(caller, key, null, ct).ConfigureAwait(false) ? 1 : 0);
+                }
+                return;
+            case "TYPE":
+                if (Arity(2, exact: true))
+                {
+                    _reply.Simple(await _kv.GetEntryAsync(caller, Text(1), ct).ConfigureAwait(false) is null ? "none" : "string");
+                }
+                return;
+            case "SCAN":
+                await ScanAsync(caller, ct).ConfigureAwait(false);
+                return;
+            case "KEYS":
+                if (Arity(2, exact: true))
+                {
+                    var keys = await AllKeysAsync(caller, Text(1), ct).ConfigureAwait(false);
+                    _reply.Array(keys.Count);
+                    foreach (var key in keys)
+                    {
+                        _reply.Bulk(key);
+                    }
+                }
+                return;
+            case "DBSIZE":
+                if (Arity(1, exact: true))
+                {
+                    _reply.Integer((await AllKeysAsync(caller, null, ct).ConfigureAwait(false)).Count);
+                }
+                return;
+            case "INFO":
+                await InfoAsync(caller, ct).ConfigureAwait(false);
+                return;
+        }
+    }
+
+    private static bool Known(string command) => command is "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY"
+        or "GETDEL" or "GETEX" or "MGET" or "MSET" or "EXISTS" or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "TTL" or "PTTL" or "PERSIST"
+        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO";
+
+    /// <summary>The names COMMAND lists, with Redis's arity (negative: at least that many).</summary>
+    private static readonly (string Name, int Arity, bool Write)[] Commands =
+    [
+        ("ping", -1, false), ("echo", 2, false), ("hello", -1, false), ("auth", -2, false), ("select", 2, false), ("quit", -1, false),
+        ("client", -2, false), ("command", -1, false), ("get", 2, false), ("set", -3, true), ("setex", 4, true), ("psetex", 4, true),
+        ("setnx", 3, true), ("getdel", 2, true), ("getex", -2, true), ("mget", -2, false), ("mset", -3, true), ("del", -2, true),
+        ("unlink", -2, true), ("exists", -2, false), ("expire", -3, true), ("pexpire", -3, true), ("expireat", -3, true),
+        ("pexpireat", -3, true), ("ttl", 2, false), ("pttl", 2, false), ("persist", 2, true), ("incr", 2, true), ("incrby", 3, true),
+        ("decr", 2, true), ("decrby", 3, true), ("scan", -2, false), ("keys", 2, false), ("type", 2, false), ("dbsize", 1, false),
+        ("info", -1, false),
+    ];
+
+    // ---- Authentication ----------------------------------------------------------------------------------
+
+    /// <summary>
+    /// The caller of this connection: the key's (AUTH), re-checked once a second so a revoked key stops
+    /// working as it does over HTTP; with no keys at all, a loopback client acts as the open-mode caller.
+    /// </summary>
+    private async ValueTask<Caller?> CallerAsync(CancellationToken ct)
+    {
+        var keys = _listener.Keys;
+        if (_authenticated is not null)
+        {
+            var now = Environment.TickCount64;
+            if (_presentedKey is not null && now - _checkedAt > 1000)
+            {
+                _checkedAt = now;
+                if (await keys.AuthenticateAsync(_presentedKey, ct).ConfigureAwait(false) is null)
+                {
+                    _authenticated = null;
+                    _presentedKey = null;
+                }
+            }
+            if (_authenticated is not null)
+            {
+                return _authenticated;
+            }
+        }
+        await keys.RefreshIfDueAsync(ct).ConfigureAwait(false);
+        return !keys.HasActiveKeys && Remote is { } remote && IPAddressIsLoopback(remote) ? _listener.OpenCaller : null;
+    }
+
+    private static bool IPAddressIsLoopback(System.Net.IPEndPoint remote) =>
+        System.Net.IPAddress.IsLoopback(remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address);
+
+    private async ValueTask AuthAsync(CancellationToken ct)
+    {
+        if (_argCount is < 2 or > 3)
+        {
+            WrongArity();
+            return;
+        }
+        if (_argCount == 3 && !Is(1, "DEFAULT"u8))
+        {
+            await DenyAsync("a user other than 'default'", ct).ConfigureAwait(false);
+            return;
+        }
+        if (await TryAuthenticateAsync(Text(_argCount - 1), ct).ConfigureAwait(false))
+        {
+            _reply.Ok();
+        }
+    }
+
+    /// <summary>Checks the key; on failure writes the error reply (WRONGPASS, or a throttle error) and returns false.</summary>
+    private async ValueTask<bool> TryAuthenticateAsync(string presented, CancellationToken ct)
+    {
+        var keys = _listener.Keys;
+        await keys.RefreshIfDueAsync(ct).ConfigureAwait(false);
+        if (!keys.HasActiveKeys)
+        {
+            _reply.Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+            return false;
+        }
+        var key = await keys.AuthenticateAsync(presented, ct).ConfigureAwait(false);
+        if (key is null)
+        {
+            await DenyAsync("unknown, revoked or expired key", ct).ConfigureAwait(false);
+            return false;
+        }
+        _authenticated = new Caller(key.Tenant, key.Actor, key.Role, key.Scope, key.Id);
+        _presentedKey = presented;
+        _checkedAt = Environment.TickCount64;
+        return true;
+    }
+
+    private ValueTask DenyAsync(string reason, CancellationToken ct)
+    {
+        _ = ct;
+        if (!_listener.Throttle.TryCount(Remote?.Address, out _))
+        {
+            _reply.Error("ERR too many bad API keys from this address; wait before trying again");
+            _closeAfterReply = true;
+        }
+        else
+        {
+            _reply.Error("WRONGPASS invalid username-password pair or user is disabled.");
+        }
+        _listener.AuditDenied(Remote, reason);
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask HelloAsync(CancellationToken ct)
+    {
+        var position = 1;
+        var protocol = _reply.Resp3 ? 3L : 2L;
+        if (_argCount > 1)
+        {
+            if (!TryLong(1, out protocol))
+            {
+                _reply.Error("ERR Protocol version is not an integer or out of range");
+                return;
+            }
+            if (protocol is < 2 or > 3)
+            {
+                _reply.Error("NOPROTO unsupported protocol version");
+                return;
+            }
+            position = 2;
+        }
+        string? name = null;
+        while (position < _argCount)
+        {
+            if (Is(position, "AUTH"u8) && position + 2 < _argCount)
+            {
+                if (!Is(position + 1, "DEFAULT"u8))
+                {
+                    await DenyAsync("a user other than 'default'", ct).ConfigureAwait(false);
+                    return;
+                }
+                if (!await TryAuthenticateAsync(Text(position + 2), ct).ConfigureAwait(false))
+                {
+                    return;
+                }
+                position += 3;
+            }
+            else if (Is(position, "SETNAME"u8) && position + 1 < _argCount)
+            {
+                name = Text(position + 1);
+                position += 2;
+            }
+            else
+            {
+                _reply.Error($"ERR Syntax error in HELLO option '{Encoding.UTF8.GetString(Arg(position))}'");
+                return;
+            }
+        }
+        if (await CallerAsync(ct).ConfigureAwait(false) is null)
+        {
+            _reply.Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+            return;
+        }
+        if (name is not null)
+        {
+            Name = name;
+        }
+        _reply.Resp3 = protocol == 3;
+        _reply.Map(7);
+        _reply.Bulk("server");
+        _reply.Bulk("redis");
+        _reply.Bulk("version");
+        _reply.Bulk(RespListener.RedisVersion);
+        _reply.Bulk("proto");
+        _reply.Integer(protocol);
+        _reply.Bulk("id");
+        _reply.Integer(Id);
+        _reply.Bulk("mode");
+        _reply.Bulk("standalone");
+        _reply.Bulk("role");
+        _reply.Bulk("master");
+        _reply.Bulk("modules");
+        _reply.Array(0);
+    }
+
+    // ---- Strings ------------------------------------------------------------------------------------------
+
+    private async ValueTask GetAsync(CancellationToken ct)
+    {
+        if (!await ArityAsync(2, exact: true).ConfigureAwait(false))
+        {
+            return;
+        }
+        var key = Text(1);
+        var caller = await CallerAsync(ct).ConfigureAwait(false);
+        await DrainAsync().ConfigureAwait(false);
+        if (caller is null)
+        {
+            _reply.Error("NOAUTH Authentication required.");
+            return;
+        }
+        var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
+        if (entry is null)
+        {
+            _reply.Null();
+        }
+        else
+        {
+            _reply.Value(entry.ValueJson);
+        }
+    }
+
+    /// <summary>SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].</summary>
+    private async ValueTask SetAsync(CancellationToken ct)
+    {
+        if (!await ArityAsync(3, exact: false).ConfigureAwait(false))
+        {
+            return;
+        }
+        var caller = await CallerAsync(ct).ConfigureAwait(false);
+        if (caller is null)
+        {
+            await DrainAsync().ConfigureAwait(false);
+            _reply.Error("NOAUTH Authentication required.");
+            return;
+        }
+        var condition = KvCondition.Always;
+        var get = false;
+        var keepTtl = false;
+        long? expiresAt = null;
+        var hasExpiry = false;
+        for (var i = 3; i < _argCount; i++)
+        {
+            var last = i == _argCount - 1;
+            if (Is(i, "NX"u8) && condition == KvCondition.Always)
+            {
+                condition = KvCondition.IfMissing;
+            }
+            else if (Is(i, "XX"u8) && condition == KvCondition.Always)
+            {
+                condition = KvCondition.IfExists;
+            }
+            else if (Is(i, "GET"u8))
+            {
+                get = true;
+            }
+            else if (Is(i, "KEEPTTL"u8) && !hasExpiry)
+            {
+                keepTtl = true;
+            }
+            else if (!last && !keepTtl && !hasExpiry && (Is(i, "EX"u8) || Is(i, "PX"u8) || Is(i, "EXAT"u8) || Is(i, "PXAT"u8)))
+            {
+                var unit = Arg(i);
+                if (!TryLong(i + 1, out var amount))
+                {
+                    await DrainAsync().ConfigureAwait(false);
+                    _reply.Error(WrongInteger);
+                    return;
+                }
+                if (!TryExpiry(unit, amount, out var at))
+                {
+                    await DrainAsync().ConfigureAwait(false);
+                    _reply.Error("ERR invalid expire time in 'set' command");
+                    return;
+                }
+                expiresAt = at;
+                hasExpiry = true;
+                i++;
+            }
+            else
+            {
+                await DrainAsync().ConfigureAwait(false);
+                _reply.Error(Syntax);
+                return;
+            }
+        }
+        var key = Text(1);
+        if (_pending.Count >= MaxPending)
+        {
+            await DrainAsync().ConfigureAwait(false);
+        }
+        if (!get && !keepTtl)
+        {
+            StartSet(caller, key, 2, hasExpiry ? expiresAt : _kv.DefaultExpiresAtMs(), condition, condition == KvCondition.Always ? PendingKind.Ok : PendingKind.OkOrNull);
+            return;
+        }
+        await DrainAsync().ConfigureAwait(false);
+        var json = Json(2);
+        var old = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
+        var expiry = keepTtl ? old?.ExpiresAtMs : hasExpiry ? expiresAt : _kv.DefaultExpiresAtMs();
+        var written = await _kv.SetJsonAsync(caller, key, json, expiry, condition, ct).ConfigureAwait(false);
+        if (get)
+        {
+            if (old is null)
+            {
+                _reply.Null();
+            }
+            else
+            {
+                _reply.Value(old.ValueJson);
+            }
+        }
+        else if (written)
+        {
+            _reply.Ok();
+        }
+        else
+        {
+            _reply.Null();
+        }
+    }
+
+    /// <summary>Starts a write of argument <paramref name="valueArg"/> without waiting for it (its reply comes at the next drain).</summary>
+    private void StartSet(Caller caller, string key, int valueArg, long? expiresAt, KvCondition condition, PendingKind kind)
+    {
+        var json = Json(valueArg);
+        Defer(_kv.SetJsonAsync(caller, key, json, expiresAt, condition), kind);
+    }
+
+    private async ValueTask GetExAsync(Caller caller, CancellationToken ct)
+    {
+        if (!Arity(2, exact: false))
+        {
+            return;
+        }
+        long? expiresAt = null;
+        var change = false;
+        if (_argCount == 3 && Is(2, "PERSIST"u8))
+        {
+            change = true;
+        }
+        else if (_argCount == 4 && (Is(2, "EX"u8) || Is(2, "PX"u8) || Is(2, "EXAT"u8) || Is(2, "PXAT"u8)))
+        {
+            if (!TryLong(3, out var amount))
+            {
+                _reply.Error(WrongInteger);
+                return;
+            }
+            if (!TryExpiry(Arg(2), amount, out var at))
+            {
+                _reply.Error("ERR invalid expire time in 'getex' command");
+                return;
+            }
+            expiresAt = at;
+            change = true;
+        }
+        else if (_argCount != 2)
+        {
+            _reply.Error(Syntax);
+            return;
+        }
+        var key = Text(1);
+        var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
+        if (entry is null)
+        {
+            _reply.Null();
+            return;
+        }
+        if (change && (expiresAt is not null || entry.ExpiresAtMs is not null))
+        {
+            await _kv.ExpireAtAsync(caller, key, expiresAt, ct).ConfigureAwait(false);
+        }
+        _reply.Value(entry.ValueJson);
+    }
+
+    /// <summary>EXPIRE key seconds [NX|XX|GT|LT] and its millisecond / absolute forms; a time in the past deletes the key.</summary>
+    private async ValueTask ExpireAsync(Caller caller, string command, CancellationToken ct)
+    {
+        if (_argCount is < 3 or > 4)
+        {
+            WrongArity();
+            return;
+        }
+        if (!TryLong(2, out var amount))
+        {
+            _reply.Error(WrongInteger);
+            return;
+        }
+        var option = _argCount == 4 ? Encoding.ASCII.GetString(Arg(3)).ToUpperInvariant() : "";
+        if (option is not ("" or "NX" or "XX" or "GT" or "LT"))
+        {
+            _reply.Error("ERR Unsupported option " + Encoding.UTF8.GetString(Arg(3)));
+            return;
+        }
+        var now = _kv.NowMs;
+        long expiresAt;
+        try
+        {
+            expiresAt = command switch
+            {
+                "EXPIRE" => checked(now + Seconds(amount)),
+                "PEXPIRE" => checked(now + amount),
+                "EXPIREAT" => Seconds(amount),
+                _ => amount,
+            };
+        }
+        catch (OverflowException)
+        {
+            _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
+            return;
+        }
+        var key = Text(1);
+        var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
+        if (entry is null)
+        {
+            _reply.Integer(0);
+            return;
+        }
+        var current = entry.ExpiresAtMs;
+        var allowed = option switch
+        {
+            "NX" => current is null,
+            "XX" => current is not null,
+            "GT" => current is { } c && expiresAt > c,
+            "LT" => current is not { } l || expiresAt < l,
+            _ => true,
+        };
+        if (!allowed)
+        {
+            _reply.Integer(0);
+            return;
+        }
+        if (expiresAt <= now)
+        {
+            _reply.Integer(await _kv.DeleteKeyAsync(caller, key, ct).ConfigureAwait(false) ? 1 : 0);
+            return;
+        }
+        if (expiresAt > now + KvOptions.MaxTtlSeconds * 1000)
+        {
+            _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
+            return;
+        }
+        _reply.Integer(await _kv.ExpireAtAsync(caller, key, expiresAt, ct).ConfigureAwait(false) ? 1 : 0);
+    }
+
+    /// <summary>The expiry of EX/PX (relative) or EXAT/PXAT (absolute) <paramref name="amount"/>; false when it is not positive or too far away.</summary>
+    private bool TryExpiry(ReadOnlySpan<byte> unit, long amount, out long expiresAt)
+    {
+        expiresAt = 0;
+        var seconds = (unit[0] | 0x20) == 'e';
+        var limitMs = KvOptions.MaxTtlSeconds * 1000;
+        if (amount <= 0 || (seconds && amount > long.MaxValue / 1000))
+        {
+            return false;
+        }
+        var ms = seconds ? amount * 1000 : amount;
+        var now = _kv.NowMs;
+        expiresAt = unit.Length == 2 ? (ms > limitMs ? -1 : now + ms) : ms;
+        return expiresAt > 0 && expiresAt <= now + limitMs;
+    }
+
+    private static long Seconds(long seconds) => seconds > long.MaxValue / 1000 || seconds < long.MinValue / 1000 ? throw new OverflowException() : seconds * 1000;
+
+    /// <summary>The JSON text of a value argument (see <see cref="RespValues"/>).</summary>
+    private string Json(int i) => RespValues.ToJson(Arg(i)) ?? throw new ValidationException("value", "the value is not valid UTF-8 (Engram keeps values as JSON text)");
+
+    // ---- Keys ---------------------------------------------------------------------------------------------
+
+    /// <summary>SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]: the cursor is a number this connection handed out.</summary>
+    private async ValueTask ScanAsync(Caller caller, CancellationToken ct)
+    {
+        if (!Arity(2, exact: false))
+        {
+            return;
+        }
+        if (!TryLong(1, out var cursor) || cursor < 0)
+        {
+            _reply.Error("ERR invalid cursor");
+            return;
+        }
+        string? pattern = null;
+        var count = 10;
+        var strings = true;
+        for (var i = 2; i < _argCount; i += 2)
+        {
+            if (i + 1 >= _argCount)
+            {
+                _reply.Error(Syntax);
+                return;
+            }
+            if (Is(i, "MATCH"u8))
+            {
+                pattern = Text(i + 1);
+            }
+            else if (Is(i, "COUNT"u8))
+            {
+                if (!TryLong(i + 1, out var n))
+                {
+                    _reply.Error(WrongInteger);
+                    return;
+                }
+                if (n < 1)
+                {
+                    _reply.Error(Syntax);
+                    return;
+                }
+                count = (int)Math.Min(n, _kv.Options.MaxListLimit);
+            }
+            else if (Is(i, "TYPE"u8))
+            {
+                strings = Is(i + 1, "STRING"u8);
+            }
+            else
+            {
+                _reply.Error(Syntax);
+                return;
+            }
+        }
+        string? after = null;
+        if (cursor != 0 && !_scanCursors.Remove(cursor, out after))
+        {
+            _reply.Error("ERR invalid cursor");
+            return;
+        }
+        var page = strings ? await _kv.ListAsync(caller, pattern ?? "*", count, after, ct).ConfigureAwait(false) : new KvPage([], null);
+        long next = 0;
+        if (page.NextCursor is not null)
+        {
+            next = ++_nextCursor;
+            if (_scanCursors.Count >= MaxScanCursors)
+            {
+                _scanCursors.Remove(_scanCursors.Keys.Min());
+            }
+            _scanCursors[next] = page.NextCursor;
+        }
+        _reply.Array(2);
+        _reply.Bulk(next.ToString(CultureInfo.InvariantCulture));
+        _reply.Array(page.Items.Count);
+        foreach (var item in page.Items)
+        {
+            _reply.Bulk(item.Key);
+        }
+    }
+
+    private async Task<List<string>> AllKeysAsync(Caller caller, string? pattern, CancellationToken ct)
+    {
+        var keys = new List<string>();
+        string? cursor = null;
+        do
+        {
+            var page = await _kv.ListAsync(caller, pattern ?? "*", _kv.Options.MaxListLimit, cursor, ct).ConfigureAwait(false);
+            keys.AddRange(page.Items.Select(i => i.Key));
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+        return keys;
+    }
+
+    // ---- Server -------------------------------------------------------------------------------------------
+
+    private void Ping()
+    {
+        if (_argCount > 2)
+        {
+            WrongArity();
+        }
+        else if (_argCount == 2)
+        {
+            _reply.Bulk(Arg(1));
+        }
+        else
+        {
+            _reply.Raw("+PONG\r\n"u8);
+        }
+    }
+
+    private async ValueTask InfoAsync(Caller caller, CancellationToken ct)
+    {
+        var wanted = _argCount > 1 ? Encoding.ASCII.GetString(Arg(1)).ToLowerInvariant() : "default";
+        bool Wants(string section) => wanted is "default" or "all" or "everything" || wanted == section;
+        var text = new StringBuilder();
+        if (Wants("server"))
+        {
+            var process = Environment.ProcessId;
+            text.Append("# Server\r\n")
+                .Append("redis_version:").Append(RespListener.RedisVersion).Append("\r\n")
+                .Append("engram_version:").Append(typeof(RespConnection).Assembly.GetName().Version).Append("\r\n")
+                .Append("redis_mode:standalone\r\n")
+                .Append("process_id:").Append(process).Append("\r\n")
+                .Append("tcp_port:").Append(_listener.Port).Append("\r\n")
+                .Append("uptime_in_seconds:").Append((long)_listener.Uptime.TotalSeconds).Append("\r\n")
+                .Append("\r\n");
+        }
+        if (Wants("clients"))
+        {
+            text.Append("# Clients\r\nconnected_clients:").Append(_listener.ConnectionCount).Append("\r\n\r\n");
+        }
+        if (Wants("memory"))
+        {
+            var used = GC.GetTotalMemory(false);
+            text.Append("# Memory\r\nused_memory:").Append(used).Append("\r\n")
+                .Append("used_memory_rss:").Append(Environment.WorkingSet).Append("\r\n\r\n");
+        }
+        if (Wants("persistence"))
+        {
+            text.Append("# Persistence\r\nloading:0\r\nengram_durability:").Append(_kv.Options.Durability.ToString().ToLowerInvariant()).Append("\r\n\r\n");
+        }
+        if (Wants("replication"))
+        {
+            text.Append("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+        }
+        if (Wants("keyspace"))
+        {
+            text.Append("# Keyspace\r\n");
+            var keys = await AllKeysAsync(caller, null, ct).ConfigureAwait(false);
+            if (keys.Count > 0)
+            {
+                text.Append("db0:keys=").Append(keys.Count).Append(",expires=0,avg_ttl=0\r\n");
+            }
+        }
+        _reply.Bulk(text.ToString());
+    }
+
+    private void Client()
+    {
+        if (_argCount < 2)
+        {
+            WrongArity();
+            return;
+        }
+        var sub = Encoding.ASCII.GetString(Arg(1)).ToUpperInvariant();
+        switch (sub)
+        {
+            case "SETNAME" when _argCount == 3:
+                var name = Text(2);
+                if (name.Any(c => c <= ' ' || c > '~'))
+                {
+                    _reply.Error("ERR Client names cannot contain spaces, newlines or special characters.");
+                    return;
+                }
+                Name = name.Length == 0 ? null : name;
+                _reply.Ok();
+                return;
+            case "GETNAME" when _argCount == 2:
+                if (Name is null)
+                {
+                    _reply.Null();
+                }
+                else
+                {
+                    _reply.Bulk(Name);
+                }
+                return;
+            case "ID" when _argCount == 2:
+                _reply.Integer(Id);
+                return;
+            case "SETINFO" when _argCount == 4:
+                _reply.Ok();
+                return;
+            case "INFO" when _argCount == 2:
+                _reply.Bulk($"id={Id} addr={Remote} name={Name} db=0 resp={(_reply.Resp3 ? 3 : 2)}\n");
+                return;
+            case "SETNAME" or "GETNAME" or "ID" or "SETINFO" or "INFO":
+                _reply.Error($"ERR wrong number of arguments for 'client|{sub.ToLowerInvariant()}' command");
+                return;
+            default:
+                _reply.Error($"ERR unknown subcommand '{Encoding.UTF8.GetString(Arg(1))}'. Try CLIENT HELP.");
+                return;
+        }
+    }
+
+    /// <summary>COMMAND, COMMAND COUNT, COMMAND INFO name…, COMMAND DOCS (empty): enough for clients that probe.</summary>
+    private void CommandInfo()
+    {
+        var sub = _argCount > 1 ? Encoding.ASCII.GetString(Arg(1)).ToUpperInvariant() : "";
+        switch (sub)
+        {
+            case "":
+                _reply.Array(Commands.Length);
+                foreach (var command in Commands)
+                {
+                    WriteCommand(command);
+                }
+                return;
+            case "COUNT":
+                _reply.Integer(Commands.Length);
+                return;
+            case "INFO":
+                _reply.Array(_argCount - 2);
+                for (var i = 2; i < _argCount; i++)
+                {
+                    var wanted = Encoding.ASCII.GetString(Arg(i)).ToLowerInvariant();
+                    var found = Array.FindIndex(Commands, c => c.Name == wanted);
+                    if (found < 0)
+                    {
+                        _reply.Null();
+                    }
+                    else
+                    {
+                        WriteCommand(Commands[found]);
+                    }
+                }
+                return;
+            case "DOCS":
+                _reply.Map(0);
+                return;
+            default:
+                _reply.Error($"ERR unknown subcommand '{Encoding.UTF8.GetString(Arg(1))}'. Try COMMAND HELP.");
+                return;
+        }
+    }
+
+    private void WriteCommand((string Name, int Arity, bool Write) command)
+    {
+        var keyed = command.Name is not ("ping" or "echo" or "hello" or "auth" or "select" or "quit" or "client" or "command" or "scan" or "keys" or "dbsize" or "info");
+        _reply.Array(6);
+        _reply.Bulk(command.Name);
+        _reply.Integer(command.Arity);
+        _reply.Array(1);
+        _reply.Simple(command.Write ? "write" : "readonly");
+        _reply.Integer(keyed ? 1 : 0);
+        _reply.Integer(keyed ? (command.Name is "mget" or "del" or "unlink" or "exists" or "mset" ? -1 : 1) : 0);
+        _reply.Integer(keyed ? (command.Name == "mset" ? 2 : 1) : 0);
+    }
+
+    // ---- Errors -------------------------------------------------------------------------------------------
+
+    /// <summary>Checks the argument count; when it is wrong, writes the error (call only with no writes pending).</summary>
+    private bool Arity(int count, bool exact)
+    {
+        if (exact ? _argCount == count : _argCount >= count)
+        {
+            return true;
+        }
+        WrongArity();
+        return false;
+    }
+
+    /// <summary>As <see cref="Arity"/>, first waiting for the writes under way so the error follows their replies.</summary>
+    private async ValueTask<bool> ArityAsync(int count, bool exact)
+    {
+        if (exact ? _argCount == count : _argCount >= count)
+        {
+            return true;
+        }
+        await DrainAsync().ConfigureAwait(false);
+        WrongArity();
+        return false;
+    }
+
+    private void WrongArity() => _reply.Error($"ERR wrong number of arguments for '{Encoding.UTF8.GetString(Arg(0)).ToLowerInvariant()}' command");
+
+    private void Unknown()
+    {
+        var text = new StringBuilder("ERR unknown command '").Append(Printable(Arg(0))).Append("', with args beginning with: ");
+        for (var i = 1; i < _argCount && text.Length < 512; i++)
+        {
+            text.Append('\'').Append(Printable(Arg(i))).Append("' ");
+        }
+        _reply.Error(text.ToString());
+    }
+
+    private static string Printable(ReadOnlySpan<byte> bytes)
+    {
+        var text = Encoding.UTF8.GetString(bytes.Length > 128 ? bytes[..128] : bytes);
+        return new string([.. text.Select(c => char.IsControl(c) ? ' ' : c)]);
+    }
+}

@@ -1,0 +1,414 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.IO.Pipelines;
+using System.Net;
+using System.Text;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+
+namespace Engram.Server.Resp;
+
+/// <summary>
+/// One RESP client: reads commands from the connection's pipe (arrays of bulk strings, or inline commands
+/// typed by hand), runs them through <see cref="KvService"/> in order and writes the replies into the
+/// pipe, flushing once per batch of pipelined commands. Writes that need no earlier reply (SET, INCR, DEL,
+/// …) are started without waiting for the one before, so a pipelined batch of writes joins one group
+/// commit; any other command first waits for them (a GET after a SET of the same batch sees it).
+/// A command's size is checked from its headers before its bytes are buffered (<see cref="RespOptions.MaxCommandBytes"/>).
+/// </summary>
+internal sealed partial class RespConnection
+{
+    private const int MaxInlineBytes = 64 * 1024;
+    private const int MaxPending = 256;
+
+    private readonly ConnectionContext _context;
+    private readonly RespListener _listener;
+    private readonly RespOptions _options;
+    private readonly KvService _kv;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private readonly RespWriter _reply;
+    private readonly List<Pending> _pending = [];
+
+    // The current command's arguments, copied into one buffer.
+    private byte[] _argBytes = new byte[4096];
+    private int[] _argStart = new int[16];
+    private int[] _argLength = new int[16];
+    private int _argCount;
+    private bool _closeAfterReply;
+
+    public RespConnection(ConnectionContext context, RespListener listener, long id)
+    {
+        _context = context;
+        _listener = listener;
+        _options = listener.Options;
+        _kv = listener.KeyValue;
+        _input = context.Transport.Input;
+        _output = context.Transport.Output;
+        _reply = new RespWriter(_output);
+        Id = id;
+        Remote = context.RemoteEndPoint as IPEndPoint;
+        LastActivity = Environment.TickCount64;
+    }
+
+    public long Id { get; }
+
+    public IPEndPoint? Remote { get; }
+
+    /// <summary><see cref="Environment.TickCount64"/> when the client last sent anything (the idle sweep reads it).</summary>
+    public long LastActivity { get; private set; }
+
+    public string? Name { get; private set; }
+
+    public void Abort() => _context.Abort(new ConnectionAbortedException("idle time-out"));
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        try
+        {
+            while (!_closeAfterReply)
+            {
+                var result = await _input.ReadAsync(stopping).ConfigureAwait(false);
+                LastActivity = Environment.TickCount64;
+                var buffer = result.Buffer;
+                var consumed = buffer.Start;
+                var ran = false;
+                try
+                {
+                    while (!_closeAfterReply)
+                    {
+                        var reader = new SequenceReader<byte>(buffer.Slice(consumed));
+                        if (!TryParse(ref reader))
+                        {
+                            break;
+                        }
+                        consumed = reader.Position;
+                        ran = true;
+                        await ExecuteAsync(stopping).ConfigureAwait(false);
+                    }
+                }
+                catch (RespProtocolException ex)
+                {
+                    await DrainAsync().ConfigureAwait(false);
+                    _reply.Error("ERR Protocol error: " + ex.Message);
+                    _closeAfterReply = true;
+                }
+                _input.AdvanceTo(consumed, buffer.End);
+                if (ran || _closeAfterReply)
+                {
+                    await DrainAsync().ConfigureAwait(false);
+                    ShrinkBuffers();
+                    var flushed = await _output.FlushAsync(stopping).ConfigureAwait(false);
+                    if (flushed.IsCompleted)
+                    {
+                        break;
+                    }
+                }
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ConnectionResetException or ConnectionAbortedException or IOException or InvalidOperationException)
+        {
+            // The client went away, the server is stopping, or the idle sweep closed the connection.
+        }
+        finally
+        {
+            await DrainQuietlyAsync().ConfigureAwait(false);
+            await _input.CompleteAsync().ConfigureAwait(false);
+            await _output.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    // ---- Parsing ---------------------------------------------------------------------------------------
+
+    /// <summary>Reads one whole command into the argument buffer; false when more bytes are needed.</summary>
+    private bool TryParse(ref SequenceReader<byte> reader)
+    {
+        _argCount = 0;
+        if (!reader.TryPeek(out var first))
+        {
+            return false;
+        }
+        if (first != '*')
+        {
+            return TryParseInline(ref reader);
+        }
+        reader.Advance(1);
+        if (!TryReadNumber(ref reader, out var count, "invalid multibulk length"))
+        {
+            return false;
+        }
+        if (count > _options.MaxArguments)
+        {
+            throw new RespProtocolException("invalid multibulk length");
+        }
+        if (count <= 0)
+        {
+            return true; // an empty array is skipped, as Redis does
+        }
+        EnsureArguments((int)count);
+        long total = 0;
+        var used = 0;
+        for (var i = 0; i < count; i++)
+        {
+            if (!reader.TryRead(out var kind))
+            {
+                return false;
+            }
+            if (kind != '$')
+            {
+                throw new RespProtocolException($"expected '$', got '{(char)kind}'");
+            }
+            if (!TryReadNumber(ref reader, out var length, "invalid bulk length"))
+            {
+                return false;
+            }
+            total += length;
+            if (length < 0 || length > _options.MaxCommandBytes || total > _options.MaxCommandBytes)
+            {
+                throw new RespProtocolException("invalid bulk length");
+            }
+            if (reader.Remaining < length + 2)
+            {
+                return false;
+            }
+            EnsureBytes(used + (int)length);
+            reader.UnreadSequence.Slice(0, length).CopyTo(_argBytes.AsSpan(used));
+            reader.Advance(length);
+            if (!reader.IsNext("\r\n"u8, advancePast: true))
+            {
+                throw new RespProtocolException("expected CRLF after a bulk string");
+            }
+            _argStart[i] = used;
+            _argLength[i] = (int)length;
+            used += (int)length;
+        }
+        _argCount = (int)count;
+        return true;
+    }
+
+    private static bool TryReadNumber(ref SequenceReader<byte> reader, out long value, string error)
+    {
+        value = 0;
+        if (!reader.TryReadTo(out ReadOnlySpan<byte> line, (byte)'\n'))
+        {
+            if (reader.Remaining > 32)
+            {
+                throw new RespProtocolException(error);
+            }
+            return false;
+        }
+        if (line.Length < 2 || line[^1] != '\r' || !Utf8Parser.TryParse(line[..^1], out value, out var used) || used != line.Length - 1)
+        {
+            throw new RespProtocolException(error);
+        }
+        return true;
+    }
+
+    /// <summary>A command typed by hand (telnet): words separated by spaces, up to a line break.</summary>
+    private bool TryParseInline(ref SequenceReader<byte> reader)
+    {
+        if (!reader.TryReadTo(out ReadOnlySequence<byte> lineSequence, (byte)'\n'))
+        {
+            if (reader.Remaining > MaxInlineBytes)
+            {
+                throw new RespProtocolException("too big inline request");
+            }
+            return false;
+        }
+        var line = lineSequence.IsSingleSegment ? lineSequence.FirstSpan : lineSequence.ToArray();
+        if (line.Length > 0 && line[^1] == '\r')
+        {
+            line = line[..^1];
+        }
+        EnsureBytes(line.Length);
+        line.CopyTo(_argBytes);
+        var position = 0;
+        var count = 0;
+        while (position < line.Length)
+        {
+            while (position < line.Length && line[position] is (byte)' ' or (byte)'\t')
+            {
+                position++;
+            }
+            if (position >= line.Length)
+            {
+                break;
+            }
+            var start = position;
+            while (position < line.Length && line[position] is not ((byte)' ' or (byte)'\t'))
+            {
+                position++;
+            }
+            EnsureArguments(count + 1);
+            _argStart[count] = start;
+            _argLength[count] = position - start;
+            count++;
+            if (count > _options.MaxArguments)
+            {
+                throw new RespProtocolException("invalid multibulk length");
+            }
+        }
+        _argCount = count;
+        return true;
+    }
+
+    private void EnsureArguments(int count)
+    {
+        if (_argStart.Length < count)
+        {
+            var size = Math.Max(count, _argStart.Length * 2);
+            Array.Resize(ref _argStart, size);
+            Array.Resize(ref _argLength, size);
+        }
+    }
+
+    private void EnsureBytes(int size)
+    {
+        if (_argBytes.Length < size)
+        {
+            Array.Resize(ref _argBytes, Math.Max(size, Math.Min(_argBytes.Length * 2, _options.MaxCommandBytes)));
+        }
+    }
+
+    /// <summary>A connection that once sent a large value does not keep its buffer.</summary>
+    private void ShrinkBuffers()
+    {
+        if (_argBytes.Length > 64 * 1024)
+        {
+            _argBytes = new byte[4096];
+        }
+        if (_argStart.Length > 1024)
+        {
+            _argStart = new int[16];
+            _argLength = new int[16];
+        }
+    }
+
+    private ReadOnlySpan<byte> Arg(int i) => _argBytes.AsSpan(_argStart[i], _argLength[i]);
+
+    /// <summary>The argument as text; a key or pattern that is not UTF-8 is refused.</summary>
+    private string Text(int i) => RespWriter.TryDecode(Arg(i)) ?? throw new ValidationException("key", "the key is not valid UTF-8");
+
+    private bool Is(int i, ReadOnlySpan<byte> upper) => Ascii.EqualsIgnoreCase(Arg(i), upper);
+
+    private bool TryLong(int i, out long value) => Utf8Parser.TryParse(Arg(i), out value, out var used) && used == _argLength[i] && _argLength[i] > 0;
+
+    // ---- Pending writes -------------------------------------------------------------------------------
+
+    private enum PendingKind
+    {
+        Ok,
+        OkOrNull,
+        Integer,
+        OneOrZero,
+    }
+
+    private readonly record struct Pending(Task Task, PendingKind Kind);
+
+    private void Defer(Task task, PendingKind kind) => _pending.Add(new Pending(task, kind));
+
+    /// <summary>Waits for the writes under way, in order, and writes their replies.</summary>
+    private async ValueTask DrainAsync()
+    {
+        if (_pending.Count == 0)
+        {
+            return;
+        }
+        foreach (var pending in _pending)
+        {
+            try
+            {
+                await pending.Task.ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                ReplyFailure(ex);
+                continue;
+            }
+            switch (pending.Kind)
+            {
+                case PendingKind.Ok:
+                    _reply.Ok();
+                    break;
+                case PendingKind.OkOrNull:
+                    if (((Task<bool>)pending.Task).Result)
+                    {
+                        _reply.Ok();
+                    }
+                    else
+                    {
+                        _reply.Null();
+                    }
+                    break;
+                case PendingKind.Integer:
+                    _reply.Integer(((Task<long>)pending.Task).Result);
+                    break;
+                case PendingKind.OneOrZero:
+                    _reply.Integer(((Task<bool>)pending.Task).Result ? 1 : 0);
+                    break;
+            }
+        }
+        _pending.Clear();
+    }
+
+    private async Task DrainQuietlyAsync()
+    {
+        foreach (var pending in _pending)
+        {
+            try
+            {
+                await pending.Task.ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _listener.Log.LogDebug(ex, "A RESP write failed after its client left");
+            }
+        }
+        _pending.Clear();
+    }
+
+    /// <summary>The reply for a command that failed: Redis's codes where one fits, the service's own message otherwise.</summary>
+    private void ReplyFailure(Exception ex)
+    {
+        switch (ex)
+        {
+            case ValidationException v:
+                _reply.Error("ERR " + v.Message);
+                break;
+            case ForbiddenException f:
+                _reply.Error("NOPERM " + f.Message);
+                break;
+            case Core.Operations.WritesRefusedException w:
+                _reply.Error((w.Reason == Core.Operations.WriteRefusal.ReadOnly ? "READONLY " : "OOM ") + w.Message);
+                break;
+            case ConflictException c when c.Message.Contains("overflow", StringComparison.Ordinal):
+                _reply.Error("ERR increment or decrement would overflow");
+                break;
+            case ConflictException:
+                _reply.Error("ERR value is not an integer or out of range");
+                break;
+            case EngramException e:
+                _reply.Error("ERR " + e.Message);
+                break;
+            case Core.Storage.StoreException s:
+                _listener.Log.LogWarning(s, "A RESP command failed in the store");
+                _reply.Error("ERR the store failed: " + s.Message);
+                break;
+            case OperationCanceledException:
+                throw ex;
+            default:
+                _listener.Log.LogError(ex, "A RESP command failed");
+                _reply.Error("ERR internal error");
+                break;
+        }
+    }
+}
+
+/// <summary>The client broke the protocol: the reply is an error and the connection is closed.</summary>
+internal sealed class RespProtocolException(string message) : Exception(message);

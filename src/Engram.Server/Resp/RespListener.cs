@@ -1,0 +1,174 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Engram.Core.Security;
+using Engram.Server.Http;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Engram.Server.Resp;
+
+/// <summary>
+/// The Redis protocol endpoint (issue 20): a TCP listener on <see cref="RespOptions.Listen"/> built on
+/// Kestrel's socket transport (pipelines, its memory pool), started with the host and bound before the
+/// host reports started (a busy port fails the start). Each connection is a <see cref="RespConnection"/>;
+/// an idle sweep closes connections silent for <see cref="RespOptions.IdleTimeoutSeconds"/>.
+/// </summary>
+internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> factories, IOptions<EngramServerOptions> options, KvService kv,
+    ApiKeyService keys, AuditTrail audit, FailedAuthThrottle throttle, TimeProvider clock, ILogger<RespListener> log) : IHostedService, IAsyncDisposable
+{
+    /// <summary>The Redis version Engram answers to (HELLO, INFO): the command set and reply shapes it follows.</summary>
+    public const string RedisVersion = "7.2.0";
+
+    private readonly ConcurrentDictionary<long, (RespConnection Connection, Task Running)> _connections = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Stopwatch _uptime = Stopwatch.StartNew();
+    private IConnectionListener? _listener;
+    private Task? _accepting;
+    private Timer? _sweep;
+    private long _nextId;
+
+    public RespOptions Options => options.Value.Resp;
+
+    public KvService KeyValue => kv;
+
+    public ApiKeyService Keys => keys;
+
+    public FailedAuthThrottle Throttle => throttle;
+
+    public ILogger Log => log;
+
+    /// <summary>The caller of a loopback client while no API key exists (as an HTTP request in open mode).</summary>
+    public Caller OpenCaller { get; } = Caller.Default("resp");
+
+    public int Port => (_listener?.EndPoint as IPEndPoint)?.Port ?? 0;
+
+    public TimeSpan Uptime => _uptime.Elapsed;
+
+    public int ConnectionCount => _connections.Count;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var endpoint = Options.EndPoint();
+        var factory = factories.FirstOrDefault(f => f is IConnectionListenerFactorySelector selector && selector.CanBind(endpoint))
+            ?? factories.FirstOrDefault() ?? throw new InvalidOperationException("no connection transport is registered for the RESP endpoint");
+        _listener = await factory.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        log.LogInformation("Redis protocol (RESP) endpoint listening on {Endpoint}", _listener.EndPoint);
+        _accepting = AcceptAsync(_listener);
+        if (Options.IdleTimeoutSeconds > 0)
+        {
+            var period = TimeSpan.FromSeconds(Math.Clamp(Options.IdleTimeoutSeconds / 4.0, 0.25, 10));
+            _sweep = new Timer(_ => SweepIdle(), null, period, period);
+        }
+    }
+
+    private async Task AcceptAsync(IConnectionListener listener)
+    {
+        while (true)
+        {
+            ConnectionContext? context;
+            try
+            {
+                context = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            if (context is null)
+            {
+                return; // unbound
+            }
+            if (_connections.Count >= Options.MaxConnections)
+            {
+                _ = RefuseAsync(context);
+                continue;
+            }
+            var id = Interlocked.Increment(ref _nextId);
+            var connection = new RespConnection(context, this, id);
+            var running = RunAsync(connection, context);
+            _connections[id] = (connection, running);
+        }
+    }
+
+    private async Task RunAsync(RespConnection connection, ConnectionContext context)
+    {
+        await Task.Yield();
+        try
+        {
+            await connection.RunAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            log.LogWarning(ex, "A RESP connection failed");
+        }
+        finally
+        {
+            _connections.TryRemove(connection.Id, out _);
+            await context.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task RefuseAsync(ConnectionContext context)
+    {
+        try
+        {
+            await context.Transport.Output.WriteAsync("-ERR max number of clients reached\r\n"u8.ToArray()).ConfigureAwait(false);
+            await context.Transport.Output.CompleteAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            await context.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private void SweepIdle()
+    {
+        var limit = Options.IdleTimeoutSeconds * 1000L;
+        var now = Environment.TickCount64;
+        foreach (var (_, (connection, _)) in _connections)
+        {
+            if (now - connection.LastActivity > limit)
+            {
+                connection.Abort();
+            }
+        }
+    }
+
+    /// <summary>A refused AUTH, in the audit log as the HTTP gate records a refused key (rate-limited there).</summary>
+    public void AuditDenied(IPEndPoint? remote, string reason) =>
+        audit.Denied(new AuditEntry(clock.GetUtcNow(), Caller.DefaultTenant, "anonymous", AuditActions.AuthDenied, "RESP AUTH", AuditActions.Unauthorized,
+            remote?.Address.ToString(), reason));
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_sweep is not null)
+        {
+            await _sweep.DisposeAsync().ConfigureAwait(false);
+        }
+        if (_listener is not null)
+        {
+            await _listener.UnbindAsync(cancellationToken).ConfigureAwait(false);
+        }
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        foreach (var (_, (connection, _)) in _connections)
+        {
+            connection.Abort();
+        }
+        var running = _connections.Values.Select(c => c.Running).Append(_accepting ?? Task.CompletedTask).ToArray();
+        await Task.WhenAll(running).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_listener is not null)
+        {
+            await _listener.DisposeAsync().ConfigureAwait(false);
+        }
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,80 @@
+using System.Net;
+
+namespace Engram.Server.Resp;
+
+/// <summary>
+/// The Redis protocol endpoint (configuration section <c>Engram:Resp</c>; ENGRAM_RESP or
+/// <c>engram serve --resp</c> sets <see cref="Listen"/>). Off unless an address is given.
+/// </summary>
+public sealed class RespOptions
+{
+    /// <summary>The TCP address to listen on, <c>host:port</c> (e.g. <c>127.0.0.1:6380</c>); empty: no RESP endpoint.</summary>
+    public string? Listen { get; set; }
+
+    /// <summary>A connection that sends nothing for this many seconds is closed; 0 never closes one. Default 300.</summary>
+    public int IdleTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>
+    /// The most bytes one command may take (its array and every bulk string of it); a client announcing more
+    /// gets an error and is disconnected before anything of it is buffered. Default 4 MB: a 1 MB value written as
+    /// JSON text escapes to at most this much.
+    /// </summary>
+    public int MaxCommandBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>The most arguments one command may have (an MSET of 1,000 keys has 2,001). Default 4,096.</summary>
+    public int MaxArguments { get; set; } = 4096;
+
+    /// <summary>The most connections at once; further ones are answered with an error and closed. Default 10,000.</summary>
+    public int MaxConnections { get; set; } = 10_000;
+
+    public bool Enabled => !string.IsNullOrWhiteSpace(Listen);
+
+    /// <summary>The endpoint <see cref="Listen"/> names; throws <see cref="FormatException"/> when it names none.</summary>
+    public IPEndPoint EndPoint()
+    {
+        var text = Listen!.Trim();
+        if (text.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase))
+        {
+            text = "127.0.0.1" + text["localhost".Length..];
+        }
+        return IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port is > 0 and <= 65535 && text.Contains(':')
+            ? endpoint
+            : throw new FormatException($"'{Listen}' is not host:port with an IP address (e.g. 127.0.0.1:6380)");
+    }
+
+    public IEnumerable<string> Validate()
+    {
+        if (Enabled)
+        {
+            string? error = null;
+            try
+            {
+                EndPoint();
+            }
+            catch (FormatException ex)
+            {
+                error = "Engram:Resp:Listen (ENGRAM_RESP, --resp): " + ex.Message;
+            }
+            if (error is not null)
+            {
+                yield return error;
+            }
+        }
+        if (IdleTimeoutSeconds is < 0 or > 86_400)
+        {
+            yield return "Engram:Resp:IdleTimeoutSeconds must be between 0 (never) and 86400";
+        }
+        if (MaxCommandBytes is < 1024 or > 512 * 1024 * 1024)
+        {
+            yield return "Engram:Resp:MaxCommandBytes must be between 1024 and 536870912";
+        }
+        if (MaxArguments is < 3 or > 1_000_000)
+        {
+            yield return "Engram:Resp:MaxArguments must be between 3 and 1000000";
+        }
+        if (MaxConnections is < 1 or > 1_000_000)
+        {
+            yield return "Engram:Resp:MaxConnections must be between 1 and 1000000";
+        }
+    }
+}

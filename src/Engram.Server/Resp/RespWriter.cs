@@ -1,0 +1,140 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.IO.Pipelines;
+using System.Text;
+
+namespace Engram.Server.Resp;
+
+/// <summary>
+/// Writes RESP2/RESP3 replies straight into the connection's pipe (nothing is sent until the connection
+/// flushes, once per batch of pipelined commands). <see cref="Resp3"/> switches nulls and maps to their
+/// RESP3 forms after <c>HELLO 3</c>.
+/// </summary>
+internal sealed class RespWriter(PipeWriter output)
+{
+    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
+
+    public bool Resp3 { get; set; }
+
+    public void Raw(ReadOnlySpan<byte> bytes)
+    {
+        var span = output.GetSpan(bytes.Length);
+        bytes.CopyTo(span);
+        output.Advance(bytes.Length);
+    }
+
+    public void Ok() => Raw("+OK\r\n"u8);
+
+    public void Simple(string text)
+    {
+        var span = output.GetSpan(text.Length * 3 + 3);
+        span[0] = (byte)'+';
+        var n = Encoding.UTF8.GetBytes(Clean(text), span[1..]);
+        span[n + 1] = (byte)'\r';
+        span[n + 2] = (byte)'\n';
+        output.Advance(n + 3);
+    }
+
+    /// <summary>An error reply; <paramref name="text"/> starts with its code (ERR, WRONGPASS, NOAUTH, …) and holds no line breaks.</summary>
+    public void Error(string text)
+    {
+        var span = output.GetSpan(text.Length * 3 + 3);
+        span[0] = (byte)'-';
+        var n = Encoding.UTF8.GetBytes(Clean(text), span[1..]);
+        span[n + 1] = (byte)'\r';
+        span[n + 2] = (byte)'\n';
+        output.Advance(n + 3);
+    }
+
+    public void Integer(long value) => Header((byte)':', value);
+
+    public void Null() => Raw(Resp3 ? "_\r\n"u8 : "$-1\r\n"u8);
+
+    public void Array(int count) => Header((byte)'*', count);
+
+    /// <summary>A map of <paramref name="pairs"/> entries (RESP3), or a flat array of twice as many (RESP2).</summary>
+    public void Map(int pairs)
+    {
+        if (Resp3)
+        {
+            Header((byte)'%', pairs);
+        }
+        else
+        {
+            Header((byte)'*', pairs * 2L);
+        }
+    }
+
+    public void Bulk(ReadOnlySpan<byte> value)
+    {
+        var span = output.GetSpan(value.Length + 16);
+        span[0] = (byte)'$';
+        Utf8Formatter.TryFormat(value.Length, span[1..], out var n);
+        n++;
+        span[n++] = (byte)'\r';
+        span[n++] = (byte)'\n';
+        value.CopyTo(span[n..]);
+        n += value.Length;
+        span[n++] = (byte)'\r';
+        span[n++] = (byte)'\n';
+        output.Advance(n);
+    }
+
+    /// <summary>A bulk string of <paramref name="value"/>'s UTF-8 bytes.</summary>
+    public void Bulk(ReadOnlySpan<char> value)
+    {
+        var bytes = Encoding.UTF8.GetByteCount(value);
+        var span = output.GetSpan(bytes + 16);
+        span[0] = (byte)'$';
+        Utf8Formatter.TryFormat(bytes, span[1..], out var n);
+        n++;
+        span[n++] = (byte)'\r';
+        span[n++] = (byte)'\n';
+        n += Encoding.UTF8.GetBytes(value, span[n..]);
+        span[n++] = (byte)'\r';
+        span[n++] = (byte)'\n';
+        output.Advance(n);
+    }
+
+    public void Bulk(string value) => Bulk(value.AsSpan());
+
+    /// <summary>The value of a stored entry as RESP bytes: a JSON string's text, any other JSON as its text.</summary>
+    public void Value(string valueJson)
+    {
+        if (RespValues.TryStringContent(valueJson, out var content))
+        {
+            Bulk(content);
+        }
+        else
+        {
+            Bulk(RespValues.DecodeJsonString(valueJson));
+        }
+    }
+
+    private void Header(byte kind, long value)
+    {
+        var span = output.GetSpan(24);
+        span[0] = kind;
+        Utf8Formatter.TryFormat(value, span[1..], out var n);
+        n++;
+        span[n++] = (byte)'\r';
+        span[n++] = (byte)'\n';
+        output.Advance(n);
+    }
+
+    private static string Clean(string text) => text.Contains('\n') || text.Contains('\r') ? text.Replace('\r', ' ').Replace('\n', ' ') : text;
+
+    internal static bool IsUtf8(ReadOnlySpan<byte> bytes) => System.Text.Unicode.Utf8.IsValid(bytes);
+
+    internal static string? TryDecode(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            return StrictUtf8.GetString(bytes);
+        }
+        catch (DecoderFallbackException)
+        {
+            return null;
+        }
+    }
+}

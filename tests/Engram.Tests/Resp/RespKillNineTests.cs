@@ -1,0 +1,105 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Engram.Tests.Durability;
+using Engram.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Engram.Tests.Resp;
+
+/// <summary>
+/// Durability over RESP follows Engram:KeyValue:Durability as over REST: the real <c>engram serve</c> with
+/// ENGRAM_RESP is SIGKILLed while RESP clients SET and INCR (relaxed durability); after each restart
+/// every acknowledged SET is there (or a later value of the same writer) and every counter is at least its
+/// last acknowledged value. (Two kills: each restart costs seconds of the suite's budget.)
+/// </summary>
+[Trait("Category", "Durability")]
+public sealed class RespKillNineTests(ITestOutputHelper output)
+{
+    private const int Writers = 3;
+
+    [Fact]
+    public async Task AcknowledgedRespWrites_SurviveKillNine_WithRelaxedDurability()
+    {
+        // Relaxed is the weaker setting (no fsync at commit); full durability takes the same path plus the fsync.
+        const string durability = "Relaxed";
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
+        {
+            output.WriteLine("skipped: SIGKILL semantics are tested on Unix only");
+            return;
+        }
+        using var data = new TempDirectory();
+        var acknowledged = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
+        var counters = new long[Writers];
+        var next = new long[Writers];
+        var random = new Random(2020);
+        for (var cycle = 1; cycle <= 2; cycle++)
+        {
+            var port = EngramServer.FreePort();
+            var environment = new Dictionary<string, string>
+            {
+                ["ENGRAM_RESP"] = $"127.0.0.1:{port}",
+                ["Engram__KeyValue__Durability"] = durability,
+            };
+            await using var child = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(30), environment);
+            await VerifyAsync(port, acknowledged, counters, $"cycle {cycle}, after restart");
+            using var stop = new CancellationTokenSource();
+            var writers = Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
+            {
+                using var client = await RespClient.ConnectAsync(port);
+                while (!stop.IsCancellationRequested)
+                {
+                    var n = ++next[w];
+                    try
+                    {
+                        if (n % 4 == 0)
+                        {
+                            var value = (long)(await client.CallAsync("INCR", $"w{w}:counter"))!;
+                            Volatile.Write(ref counters[w], Math.Max(Volatile.Read(ref counters[w]), value));
+                        }
+                        else
+                        {
+                            var key = $"w{w}:k{n % 40}";
+                            (await client.CallAsync("SET", key, n.ToString(CultureInfo.InvariantCulture))).Should().Be("+OK");
+                            acknowledged.AddOrUpdate(key, n, (_, old) => Math.Max(old, n));
+                        }
+                    }
+                    catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or EndOfStreamException)
+                    {
+                        return; // the kill cut this command off: it was never acknowledged
+                    }
+                }
+            })).ToList();
+            await Task.Delay(TimeSpan.FromMilliseconds(random.Next(200, 600)));
+            (await child.KillNineAsync()).Should().Be(EngramChildProcess.SigKillExitCode);
+            await stop.CancelAsync();
+            await Task.WhenAll(writers);
+            output.WriteLine($"cycle {cycle}: {acknowledged.Count} keys, counters {string.Join(",", counters)}");
+        }
+        var lastPort = EngramServer.FreePort();
+        await using (var last = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(30),
+            new Dictionary<string, string> { ["ENGRAM_RESP"] = $"127.0.0.1:{lastPort}" }))
+        {
+            await VerifyAsync(lastPort, acknowledged, counters, "after the last kill");
+        }
+        acknowledged.Should().NotBeEmpty();
+    }
+
+    private static async Task VerifyAsync(int port, ConcurrentDictionary<string, long> acknowledged, long[] counters, string when)
+    {
+        using var client = await RespClient.ConnectAsync(port);
+        foreach (var (key, n) in acknowledged)
+        {
+            var value = await client.CallAsync("GET", key);
+            value.Should().NotBeNull($"{key} was acknowledged ({when})");
+            long.Parse((string)value!, CultureInfo.InvariantCulture).Should().BeGreaterThanOrEqualTo(n, $"{key} ({when})");
+        }
+        for (var w = 0; w < counters.Length; w++)
+        {
+            if (counters[w] > 0)
+            {
+                long.Parse((string)(await client.CallAsync("GET", $"w{w}:counter"))!, CultureInfo.InvariantCulture)
+                    .Should().BeGreaterThanOrEqualTo(counters[w], $"counter of writer {w} ({when})");
+            }
+        }
+    }
+}

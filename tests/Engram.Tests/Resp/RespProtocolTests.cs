@@ -1,0 +1,209 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using Engram.Tests.Support;
+
+namespace Engram.Tests.Resp;
+
+/// <summary>
+/// The RESP endpoint over a bare socket: exact replies and error texts, pipelining, the bounded command
+/// buffer, RESP3, and that RESP and REST are one store (a key written on one side reads on the other).
+/// </summary>
+public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture<RespServerFixture>
+{
+    [Fact]
+    public async Task StringCommands_ReplyAsRedisDoes()
+    {
+        using var c = await fixture.ConnectAsync();
+        (await c.CallAsync("PING")).Should().Be("+PONG");
+        (await c.CallAsync("SET", "p:s:1", "hello")).Should().Be("+OK");
+        (await c.CallAsync("GET", "p:s:1")).Should().Be("hello");
+        (await c.CallAsync("GET", "p:s:none")).Should().BeNull();
+        (await c.CallAsync("SET", "p:s:1", "x", "NX")).Should().BeNull();
+        (await c.CallAsync("SET", "p:s:1", "again", "XX", "GET")).Should().Be("hello");
+        (await c.CallAsync("SET", "p:s:1", "px", "PX", "5000")).Should().Be("+OK");
+        ((long)(await c.CallAsync("PTTL", "p:s:1"))!).Should().BeInRange(1, 5000);
+        var at = DateTimeOffset.UtcNow.AddSeconds(100).ToUnixTimeSeconds();
+        (await c.CallAsync("SET", "p:s:1", "exat", "EXAT", at.ToString())).Should().Be("+OK");
+        ((long)(await c.CallAsync("TTL", "p:s:1"))!).Should().BeInRange(95, 100);
+        (await c.CallAsync("GETEX", "p:s:1", "EX", "500")).Should().Be("exat");
+        ((long)(await c.CallAsync("TTL", "p:s:1"))!).Should().BeInRange(495, 500);
+        (await c.CallAsync("EXPIRE", "p:s:1", "50", "LT")).Should().Be(1L);
+        (await c.CallAsync("PEXPIRE", "p:s:1", "60000", "GT")).Should().Be(1L);
+        (await c.CallAsync("PERSIST", "p:s:1")).Should().Be(1L);
+        (await c.CallAsync("TTL", "p:s:1")).Should().Be(-1L);
+        (await c.CallAsync("EXPIREAT", "p:s:1", DateTimeOffset.UtcNow.AddSeconds(-5).ToUnixTimeSeconds().ToString())).Should().Be(1L);
+        (await c.CallAsync("EXISTS", "p:s:1")).Should().Be(0L);
+        (await c.CallAsync("PSETEX", "p:s:2", "90000", "v")).Should().Be("+OK");
+        (await c.CallAsync("GETDEL", "p:s:2")).Should().Be("v");
+        (await c.CallAsync("GETDEL", "p:s:2")).Should().BeNull();
+        (await c.CallAsync("MSET", "p:m:1", "a", "p:m:2", "b")).Should().Be("+OK");
+        (await c.CallAsync("MGET", "p:m:1", "p:m:none", "p:m:2")).Should().BeEquivalentTo(new object?[] { "a", null, "b" }, o => o.WithStrictOrdering());
+        (await c.CallAsync("SET", "p:u:1", "naïve ✓ \"quoted\" \\ \t tab")).Should().Be("+OK");
+        (await c.CallAsync("GET", "p:u:1")).Should().Be("naïve ✓ \"quoted\" \\ \t tab");
+    }
+
+    [Fact]
+    public async Task Counters_AndTheirErrors()
+    {
+        using var c = await fixture.ConnectAsync();
+        (await c.CallAsync("INCR", "p:c:1")).Should().Be(1L);
+        (await c.CallAsync("INCRBY", "p:c:1", "41")).Should().Be(42L);
+        (await c.CallAsync("DECRBY", "p:c:1", "2")).Should().Be(40L);
+        (await c.CallAsync("DECR", "p:c:1")).Should().Be(39L);
+        (await c.CallAsync("GET", "p:c:1")).Should().Be("39");
+        (await c.CallAsync("SET", "p:c:2", "12")).Should().Be("+OK");
+        (await c.CallAsync("INCR", "p:c:2")).Should().Be(13L);
+        (await c.CallAsync("SET", "p:c:3", "012")).Should().Be("+OK");
+        (await c.CallAsync("INCR", "p:c:3")).Should().Be("-ERR value is not an integer or out of range");
+        (await c.CallAsync("INCRBY", "p:c:2", "ten")).Should().Be("-ERR value is not an integer or out of range");
+        (await c.CallAsync("SET", "p:c:4", long.MaxValue.ToString())).Should().Be("+OK");
+        (await c.CallAsync("INCR", "p:c:4")).Should().Be("-ERR increment or decrement would overflow");
+    }
+
+    [Fact]
+    public async Task Errors_HaveRedisTexts_AndKeepTheConnection()
+    {
+        using var c = await fixture.ConnectAsync();
+        (await c.CallAsync("GET")).Should().Be("-ERR wrong number of arguments for 'get' command");
+        (await c.CallAsync("set", "k")).Should().Be("-ERR wrong number of arguments for 'set' command");
+        (await c.CallAsync("SET", "k", "v", "NX", "XX")).Should().Be("-ERR syntax error");
+        (await c.CallAsync("SET", "k", "v", "EX", "0")).Should().Be("-ERR invalid expire time in 'set' command");
+        (await c.CallAsync("SET", "k", "v", "EX", "soon")).Should().Be("-ERR value is not an integer or out of range");
+        (await c.CallAsync("FLUSHALL", "ASYNC", "now")).Should().Be("-ERR unknown command 'FLUSHALL', with args beginning with: 'ASYNC' 'now' ");
+        (await c.CallAsync("SELECT", "1")).Should().Be("-ERR DB index is out of range");
+        (await c.CallAsync("SELECT", "0")).Should().Be("+OK");
+        (await c.CallAsync("SCAN", "banana")).Should().Be("-ERR invalid cursor");
+        (await c.CallAsync("SET", "bad\nkey", "v")).Should().BeOfType<string>().Which.Should().StartWith("-ERR ").And.Contain("control characters");
+        (await c.CallAsync("CLIENT", "NOPE")).Should().Be("-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.");
+        (await c.CallAsync("PING")).Should().Be("+PONG");
+    }
+
+    [Fact]
+    public async Task PipelinedCommands_AreAnsweredInOrder_AndSeeEarlierWrites()
+    {
+        using var c = await fixture.ConnectAsync();
+        var batch = new List<byte>();
+        for (var i = 0; i < 200; i++)
+        {
+            batch.AddRange(RespClient.Encode("SET", $"p:pipe:{i % 7}", $"v{i}"));
+            batch.AddRange(RespClient.Encode("GET", $"p:pipe:{i % 7}"));
+            batch.AddRange(RespClient.Encode("INCR", "p:pipe:count"));
+        }
+        batch.AddRange(RespClient.Encode("BOGUS"));
+        await c.SendRawAsync([.. batch]);
+        for (var i = 0; i < 200; i++)
+        {
+            c.Read().Should().Be("+OK");
+            c.Read().Should().Be($"v{i}");
+            c.Read().Should().Be((long)(i + 1));
+        }
+        c.Read().Should().Be("-ERR unknown command 'BOGUS', with args beginning with: ");
+    }
+
+    [Fact]
+    public async Task AHugeBulkHeader_IsAnErrorAndACloseWithoutBuffering()
+    {
+        using var c = await fixture.ConnectAsync();
+        await c.SendRawAsync(Encoding.ASCII.GetBytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1073741824\r\n"));
+        c.Read().Should().Be("-ERR Protocol error: invalid bulk length");
+        c.IsClosedByServer().Should().BeTrue();
+
+        using var many = await fixture.ConnectAsync();
+        await many.SendRawAsync(Encoding.ASCII.GetBytes("*100000000\r\n"));
+        many.Read().Should().Be("-ERR Protocol error: invalid multibulk length");
+        many.IsClosedByServer().Should().BeTrue();
+
+        using var other = await fixture.ConnectAsync();
+        (await other.CallAsync("PING")).Should().Be("+PONG");
+    }
+
+    [Fact]
+    public async Task RespAndRest_AreOneStore()
+    {
+        using var c = await fixture.ConnectAsync();
+        var http = fixture.Server.Client;
+        (await c.CallAsync("SET", "swarm:agent:a1", "running", "EX", "300")).Should().Be("+OK");
+        var item = await http.GetFromJsonAsync<System.Text.Json.JsonElement>("/v1/kv/swarm:agent:a1");
+        item.GetProperty("value").GetString().Should().Be("running");
+        item.GetProperty("ttl_seconds").GetInt64().Should().BeInRange(290, 300);
+
+        (await c.CallAsync("SET", "swarm:count:a1", "41")).Should().Be("+OK");
+        (await http.GetFromJsonAsync<System.Text.Json.JsonElement>("/v1/kv/swarm:count:a1")).GetProperty("value").GetInt64().Should().Be(41);
+        using (var incr = await http.PostAsync("/v1/kv/swarm:count:a1/incr", JsonContent.Create(new { by = 1 })))
+        {
+            incr.StatusCode.Should().Be(HttpStatusCode.OK);
+        }
+        (await c.CallAsync("GET", "swarm:count:a1")).Should().Be("42");
+
+        using (var put = await http.PutAsJsonAsync("/v1/kv/swarm:plan:a1", new { value = new { steps = new[] { 1, 2 }, done = false } }))
+        {
+            put.IsSuccessStatusCode.Should().BeTrue();
+        }
+        (await c.CallAsync("GET", "swarm:plan:a1")).Should().Be("{\"steps\":[1,2],\"done\":false}");
+
+        // The RESP writes are in the key's history, written by the same code path as REST's.
+        (await c.CallAsync("SET", "swarm:agent:a1", "done")).Should().Be("+OK");
+        var history = await http.GetFromJsonAsync<System.Text.Json.JsonElement>("/v1/kv/swarm:agent:a1?history=true");
+        history.GetProperty("items").EnumerateArray().Select(h => h.GetProperty("value").GetString()).Should().Equal("running", "done");
+        history.GetProperty("items")[0].GetProperty("actor").GetString().Should().Be("resp");
+
+        // Tenant naming: the three-segment key is stored with the tenant inserted, and SCAN MATCH finds it as written.
+        (await c.CallAsync("SCAN", "0", "MATCH", "swarm:agent:*", "COUNT", "100")).Should().BeEquivalentTo(new object?[] { "0", new object?[] { "swarm:agent:a1" } });
+        using var deleted = await http.DeleteAsync("/v1/kv/swarm:agent:a1");
+        deleted.StatusCode.Should().Be(HttpStatusCode.NoContent);
+        (await c.CallAsync("EXISTS", "swarm:agent:a1")).Should().Be(0L);
+    }
+
+    [Fact]
+    public async Task Scan_PagesWithNumericCursors_AndKeysAndDbsizeSeeTheSameKeys()
+    {
+        using var c = await fixture.ConnectAsync();
+        for (var i = 0; i < 25; i++)
+        {
+            (await c.CallAsync("SET", $"scan:item:{i:D2}", "x")).Should().Be("+OK");
+        }
+        var seen = new List<string>();
+        var cursor = "0";
+        var pages = 0;
+        do
+        {
+            var reply = (object?[])(await c.CallAsync("SCAN", cursor, "MATCH", "scan:item:*", "COUNT", "10"))!;
+            cursor = (string)reply[0]!;
+            seen.AddRange(((object?[])reply[1]!).Cast<string>());
+            pages++;
+        }
+        while (cursor != "0");
+        pages.Should().Be(3);
+        seen.Should().HaveCount(25).And.OnlyHaveUniqueItems();
+        ((object?[])(await c.CallAsync("KEYS", "scan:item:1*"))!).Should().HaveCount(10);
+        ((long)(await c.CallAsync("DBSIZE"))!).Should().BeGreaterThanOrEqualTo(25);
+        (await c.CallAsync("TYPE", "scan:item:01")).Should().Be("+string");
+        (await c.CallAsync("DEL", "scan:item:00", "scan:item:01", "scan:item:nope")).Should().Be(2L);
+    }
+
+    [Fact]
+    public async Task Hello3_SwitchesToResp3_AndServerCommandsAnswer()
+    {
+        using var c = await fixture.ConnectAsync();
+        var hello = (object?[])(await c.CallAsync("HELLO", "3", "SETNAME", "agent-7"))!;
+        hello[0].Should().Be("server");
+        hello[5].Should().Be(3L);
+        (await c.CallAsync("GET", "hello:none")).Should().BeNull();
+        (await c.CallAsync("CLIENT", "GETNAME")).Should().Be("agent-7");
+        (await c.CallAsync("CLIENT", "ID")).Should().BeOfType<long>();
+        (await c.CallAsync("HELLO", "4")).Should().Be("-NOPROTO unsupported protocol version");
+        (await c.CallAsync("ECHO", "hi")).Should().Be("hi");
+        (await c.CallAsync("COMMAND", "COUNT")).Should().BeOfType<long>().Which.Should().BeGreaterThan(30);
+        var info = (string)(await c.CallAsync("INFO"))!;
+        info.Should().Contain("# Server").And.Contain("redis_version:").And.Contain("# Memory").And.Contain("# Keyspace");
+        (await c.CallAsync("QUIT")).Should().Be("+OK");
+        c.IsClosedByServer().Should().BeTrue();
+
+        // An inline command, as typed into telnet.
+        using var inline = await fixture.ConnectAsync();
+        await inline.SendRawAsync(Encoding.ASCII.GetBytes("PING\r\nECHO two\r\n"));
+        inline.Read().Should().Be("+PONG");
+        inline.Read().Should().Be("two");
+    }
+}

@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using Engram.Tests.Mcp;
+using StackExchange.Redis;
+
+namespace Engram.Tests.Resp;
+
+/// <summary>
+/// Real Redis clients against the RESP endpoint: Debian's redis-cli running a script whose expected output
+/// was recorded from redis-server 7 itself; ioredis (npm) running the swarm scenario with 16 concurrent
+/// clients; StackExchange.Redis over RESP2 and RESP3.
+/// </summary>
+public sealed class RespRealClientTests(RespServerFixture fixture) : IClassFixture<RespServerFixture>
+{
+    [Fact]
+    public async Task RedisCli_Script_PrintsWhatRedisPrints()
+    {
+        var script = await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "Resp", "redis-cli-script.txt"));
+        var expected = await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "Resp", "redis-cli-expected.txt"));
+        var start = new ProcessStartInfo("redis-cli")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { "-h", "127.0.0.1", "-p", fixture.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        {
+            start.ArgumentList.Add(arg);
+        }
+        Process process;
+        try
+        {
+            process = Process.Start(start)!;
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new InvalidOperationException("cannot start redis-cli (Debian package redis-tools): " + ex.Message, ex);
+        }
+        using (process)
+        {
+            var output = process.StandardOutput.ReadToEndAsync();
+            var errors = process.StandardError.ReadToEndAsync();
+            await process.StandardInput.WriteAsync(script);
+            process.StandardInput.Close();
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+            (await output).Should().Be(expected, "stderr: " + await errors);
+        }
+    }
+
+    [Fact]
+    public async Task IoRedis_SwarmScenario_SixteenClients_ExactSum()
+    {
+        var result = await NodeClients.RunAsync([Path.Combine(NodeClients.NodeFolder, "resp-swarm.mjs"), fixture.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            NodeClients.NodeFolder, null, TimeSpan.FromMinutes(2));
+        result.ExitCode.Should().Be(0, result.ToString());
+        var summary = result.Json();
+        summary.GetProperty("ok").GetBoolean().Should().BeTrue(result.ToString());
+        summary.GetProperty("total").GetInt64().Should().Be(16 * 50);
+        summary.GetProperty("deleted").GetInt64().Should().Be(16 * 25);
+    }
+
+    [Theory]
+    [InlineData("resp2")]
+    [InlineData("resp3")]
+    public async Task StackExchangeRedis_Works(string protocol)
+    {
+        await using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{fixture.Port},protocol={protocol},abortConnect=true,connectTimeout=10000");
+        var db = redis.GetDatabase();
+        var prefix = "se:" + protocol + ":";
+        (await db.StringSetAsync(prefix + "a", "hello", TimeSpan.FromSeconds(60))).Should().BeTrue();
+        ((string?)await db.StringGetAsync(prefix + "a")).Should().Be("hello");
+        (await db.KeyTimeToLiveAsync(prefix + "a")).Should().BeCloseTo(TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(5));
+        (await db.StringSetAsync(prefix + "a", "other", when: When.NotExists)).Should().BeFalse();
+        (await db.StringIncrementAsync(prefix + "n", 5)).Should().Be(5);
+        (await db.StringDecrementAsync(prefix + "n")).Should().Be(4);
+        (await db.KeyExistsAsync(prefix + "missing")).Should().BeFalse();
+        (await db.StringGetAsync([prefix + "a", prefix + "missing", prefix + "n"])).Select(v => (string?)v).Should().Equal("hello", null, "4");
+        (await db.KeyExpireAsync(prefix + "n", TimeSpan.FromMinutes(5))).Should().BeTrue();
+        (await db.KeyPersistAsync(prefix + "n")).Should().BeTrue();
+        var server = redis.GetServer(redis.GetEndPoints()[0]);
+        var keys = new List<string>();
+        await foreach (var key in server.KeysAsync(pattern: prefix + "*", pageSize: 1))
+        {
+            keys.Add(key!);
+        }
+        keys.Should().BeEquivalentTo([prefix + "a", prefix + "n"]);
+        (await db.KeyDeleteAsync([prefix + "a", prefix + "n"])).Should().Be(2);
+        (await db.PingAsync()).Should().BeGreaterThan(TimeSpan.Zero);
+        var batch = Enumerable.Range(0, 100).Select(i => db.StringSetAsync(prefix + "b" + i, i.ToString(System.Globalization.CultureInfo.InvariantCulture))).ToArray();
+        (await Task.WhenAll(batch)).Should().AllSatisfy(ok => ok.Should().BeTrue());
+        ((long)await db.StringGetAsync(prefix + "b99")).Should().Be(99);
+    }
+}
