@@ -20,7 +20,6 @@ using Engram.Benchmarks.Store;
 // `llm-extract` times an add with infer (queued) and extraction jobs per second against a fake model at 300 ms a call (issue 16);
 // `mem0` times search through the mem0-compatible API next to /v1/search on the same corpus (issue 17);
 // `telegram` times bot commands through a fake Telegram Bot API: update queued to reply received (issue 19);
-
 // `resp` runs redis-benchmark against Engram's RESP endpoint and redis-server side by side, -P 1 and -P 16 (issue 20);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
