@@ -76,7 +76,7 @@ internal static class UiMemories
 
     private static void AddForm(HttpContext http, HtmlBuilder html, MemoryFilter filter)
     {
-        html.Add($"<h2>Add a memory</h2><form class=\"card\" method=\"post\" action=\"/ui/memories\">{UiPage.Antiforgery(http)}");
+        html.Add($"<h2>Add a memory</h2><form class=\"card\" id=\"add\" method=\"post\" action=\"/ui/memories\">{UiPage.Antiforgery(http)}");
         html.Add($"<label>Content<textarea name=\"content\" required></textarea></label><div class=\"filters\" style=\"display:grid\">");
         html.Add($"<label>Type<input name=\"type\" placeholder=\"fact\"></label><label>Tags (comma)<input name=\"tags\"></label><label>Entities (comma)<input name=\"entities\"></label>");
         html.Add($"<label>User<input name=\"user_id\" value=\"{filter.UserId}\"></label><label>Agent<input name=\"agent_id\" value=\"{filter.AgentId}\"></label>");

@@ -87,7 +87,7 @@ public sealed class UiBrowserTests(UiBrowserFixture ui) : IClassFixture<UiBrowse
         await UiBrowserFixture.ShotAsync(page, "overview");
 
         await page.GotoAsync("/ui/memories");
-        var add = page.Locator("form[action='/ui/memories']");
+        var add = page.Locator("#add");
         await add.Locator("textarea[name=content]").FillAsync("Alice's team meets on Tuesdays at 10");
         await add.Locator("input[name=user_id]").FillAsync("alice");
         await add.Locator("input[name=tags]").FillAsync("meetings");
@@ -216,7 +216,7 @@ public sealed class UiBrowserTests(UiBrowserFixture ui) : IClassFixture<UiBrowse
         await page.Locator("#backups").GetByRole(AriaRole.Button, new() { Name = "Verify" }).First.ClickAsync();
         await Expect(page.Locator(".notice.ok")).ToContainTextAsync("verified: ok");
         await Expect(page.Locator("#audit")).ToContainTextAsync("key.revoke");
-        await Expect(page.Locator("#config")).ToContainTextAsync("\"DataPath\"");
+        await Expect(page.Locator("#config")).ToContainTextAsync("\"data_path\"");
         await UiBrowserFixture.ShotAsync(page, "admin");
     }
 }
