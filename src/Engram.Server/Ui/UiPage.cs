@@ -24,7 +24,7 @@ internal static class UiPage
         var assets = http.RequestServices.GetRequiredService<UiAssets>();
         var page = new HtmlBuilder();
         page.Add($"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">");
-        page.Add($"<title>{title} · Engram</title><link rel=\"stylesheet\" href=\"{assets.CssPath}\"></head><body>");
+        page.Add($"<title>{title} · Engram</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{assets.CssPath}\"></head><body>");
         page.Add($"<a class=\"sr-only\" href=\"#main\">Skip to content</a><header><a class=\"brand\" href=\"/ui\">Engram</a>");
         if (navigation)
         {
