@@ -9,7 +9,7 @@ namespace Engram.Server.Ui;
 internal static class UiScopes
 {
     /// <summary>The scan is bounded so the page stays fast on a big store; past it the page says the counts are partial.</summary>
-    internal const int MaxScanned = 20_000;
+    internal const int MaxScanned = 5_000;
 
     public static async Task<IResult> PageAsync(HttpContext http, MemoryService memories, CancellationToken ct)
     {

@@ -16,7 +16,11 @@ internal static class UiSearch
 
     private static readonly Dictionary<string, double> Defaults = new()
     {
-        ["semantic"] = 0.55, ["lexical"] = 0.25, ["recency"] = 0.1, ["importance"] = 0.1, ["entity"] = 0.0,
+        ["semantic"] = 0.55,
+        ["lexical"] = 0.25,
+        ["recency"] = 0.1,
+        ["importance"] = 0.1,
+        ["entity"] = 0.0,
     };
 
     public static async Task<IResult> PageAsync(HttpContext http, SearchService search, CancellationToken ct)

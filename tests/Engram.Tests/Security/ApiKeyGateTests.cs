@@ -184,7 +184,7 @@ public sealed class ApiKeyGateTests
         endpoints.Should().NotBeEmpty();
         endpoints.Where(e => e.Metadata.GetMetadata<AccessRule>() is null).Select(e => e.DisplayName).Should().BeEmpty();
         endpoints.Where(e => e.Metadata.GetMetadata<AccessRule>()!.IsPublic).Select(e => ((RouteEndpoint)e).RoutePattern.RawText)
-            .Should().BeEquivalentTo("/health/live", "/health/ready");
+            .Should().BeEquivalentTo("/health/live", "/health/ready", "/ui/login", "/ui/login", "/ui/assets/{name}"); // the UI's login form (GET, POST) and its stylesheet and script
     }
 
     [Theory]
