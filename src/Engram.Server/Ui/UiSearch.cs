@@ -14,17 +14,18 @@ internal static class UiSearch
 {
     private static readonly string[] Signals = ["semantic", "lexical", "recency", "importance", "entity"];
 
-    private static readonly Dictionary<string, double> Defaults = new()
+    public static async Task<IResult> PageAsync(HttpContext http, SearchService search, Microsoft.Extensions.Options.IOptions<EngramServerOptions> options, CancellationToken ct)
     {
-        ["semantic"] = 0.55,
-        ["lexical"] = 0.25,
-        ["recency"] = 0.1,
-        ["importance"] = 0.1,
-        ["entity"] = 0.0,
-    };
-
-    public static async Task<IResult> PageAsync(HttpContext http, SearchService search, CancellationToken ct)
-    {
+        // The sliders start at the server's configured weights, so an untouched search ranks as REST does.
+        var configured = options.Value.Search;
+        var defaults = new Dictionary<string, double>
+        {
+            ["semantic"] = configured.SemanticWeight,
+            ["lexical"] = configured.LexicalWeight,
+            ["recency"] = configured.RecencyWeight,
+            ["importance"] = configured.ImportanceWeight,
+            ["entity"] = configured.EntityWeight,
+        };
         var query = UiPage.Filled(http.Request.Query);
         var allowed = new List<string> { "q", "k", "compare" };
         allowed.AddRange(Signals.Select(s => "a_" + s));
@@ -33,8 +34,8 @@ internal static class UiSearch
         var text = QueryParser.Single(query, "q");
         var k = QueryParser.Int(query, "k") ?? 10;
         var compare = QueryParser.Single(query, "compare") is "on" or "true";
-        var a = Weights(query, "a_");
-        var b = Weights(query, "b_");
+        var a = Weights(query, "a_", defaults);
+        var b = Weights(query, "b_", defaults);
 
         var html = new HtmlBuilder();
         html.Add($"<form class=\"card\" method=\"get\" action=\"/ui/search\" role=\"search\"><div class=\"filters\" style=\"display:grid\">");
@@ -74,9 +75,9 @@ internal static class UiSearch
         return UiPage.Render(http, "Search", "/ui/search", html);
     }
 
-    private static SearchWeights Weights(IQueryCollection query, string prefix)
+    private static SearchWeights Weights(IQueryCollection query, string prefix, Dictionary<string, double> defaults)
     {
-        double Get(string signal) => UiMemories.Number(QueryParser.Single(query, prefix + signal), prefix + signal) ?? Defaults[signal];
+        double Get(string signal) => UiMemories.Number(QueryParser.Single(query, prefix + signal), prefix + signal) ?? defaults[signal];
         return new SearchWeights { Semantic = Get("semantic"), Lexical = Get("lexical"), Recency = Get("recency"), Importance = Get("importance"), Entity = Get("entity") };
     }
 

@@ -102,7 +102,7 @@ public sealed class UiBrowserTests(UiBrowserFixture ui) : IClassFixture<UiBrowse
         await page.GotoAsync("/ui/search?q=dark+mode+editor&user_id=alice");
         await Expect(page.Locator("#results-a li.result").First).ToContainTextAsync("dark mode");
         (await page.Locator("#results-a .bars.explain span").CountAsync()).Should().BeGreaterThan(0);
-        await Expect(page.Locator("output[for=a_semantic]")).ToHaveTextAsync("0.55");
+        await Expect(page.Locator("output[for=a_semantic]")).ToHaveTextAsync("0.60", new() { Timeout = 5000 });
         await page.Locator("#a_lexical").FillAsync("1");
         await Expect(page.Locator("output[for=a_lexical]")).ToHaveTextAsync("1.00", new() { Timeout = 5000 });
         await page.GetByLabel("Compare with a second setting").CheckAsync();
