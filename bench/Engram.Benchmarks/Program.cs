@@ -64,6 +64,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await Engram.Benchmarks.Mem0.Mem0Benchmark.RunAsync(args[1..]);
     case "telegram":
         return await Engram.Benchmarks.Telegram.TelegramBenchmark.RunAsync(args[1..]);
+    case "ui":
+        return await Engram.Benchmarks.Ui.UiBenchmark.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(StoreBenchmark).Assembly).Run(args);

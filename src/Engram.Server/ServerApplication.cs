@@ -11,7 +11,9 @@ using Engram.Server.Http.Mem0;
 using Engram.Server.Jobs;
 using Engram.Server.Mcp;
 using Engram.Server.Operations;
+using Engram.Server.Ui;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -133,6 +135,7 @@ public static class ServerApplication
         builder.Services.AddSingleton(sp => new Operations.HealthChecks(sp.GetRequiredService<EngramEngine>(), options, sp.GetRequiredService<Operations.MemoryMonitor>(),
             sp.GetRequiredService<Core.Llm.LlmAccess>()));
         builder.Services.AddSingleton<BackupService>(); // backups (issue 14): REST and the schedule
+        AddUi(builder.Services, options); // the web UI at /ui (issue 18)
         if (options.Backup.Enabled)
         {
             builder.Services.AddHostedService<BackupScheduler>();
@@ -223,7 +226,27 @@ public static class ServerApplication
         Telegram.TelegramWebhookEndpoint.MapTelegramWebhook(app);
         app.MapEngramMcp();
         app.MapEngramMetrics();
+        app.MapUi();
         return app;
+    }
+
+    /// <summary>
+    /// The web UI's services: Data Protection (its keys kept in the data folder, so a login survives a restart) for
+    /// the session cookie, antiforgery for its forms, and the fingerprinted assets.
+    /// </summary>
+    private static void AddUi(IServiceCollection services, EngramServerOptions options)
+    {
+        services.AddDataProtection().SetApplicationName("Engram")
+            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(Path.GetFullPath(options.DataPath), "ui-keys")));
+        services.AddAntiforgery(antiforgery =>
+        {
+            antiforgery.Cookie.Name = "engram_af";
+            antiforgery.Cookie.SameSite = Microsoft.AspNetCore.Http.SameSiteMode.Strict;
+            antiforgery.Cookie.Path = "/ui";
+            antiforgery.FormFieldName = "_af";
+        });
+        services.AddSingleton<Ui.UiSession>();
+        services.AddSingleton<Ui.UiAssets>();
     }
 
     /// <summary>

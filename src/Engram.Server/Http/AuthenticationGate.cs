@@ -16,7 +16,7 @@ namespace Engram.Server.Http;
 /// whether a key exists; both are audited (rate-limited per address, without anything of the key).
 /// </summary>
 internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService keys, AuditTrail audit, AuthMode mode, IOptions<EngramServerOptions> options,
-    OriginPolicy origins, FailedAuthThrottle throttle, TimeProvider clock)
+    OriginPolicy origins, FailedAuthThrottle throttle, TimeProvider clock, Ui.UiSession uiSession)
 {
     public const string TenantHeader = "X-Engram-Tenant";
     public const string ApiKeyHeader = "X-API-Key";
@@ -43,7 +43,8 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
             return;
         }
 
-        var presented = PresentedKey(context.Request);
+        // The UI's pages take the key from its login cookie (protected; read on /ui paths only) when no header carries one.
+        var presented = PresentedKey(context.Request) ?? uiSession.KeyFrom(context.Request);
         var key = presented is null ? null : await keys.AuthenticateAsync(presented, context.RequestAborted);
         if (key is null)
         {
@@ -141,6 +142,18 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
         audit.Denied(new AuditEntry(clock.GetUtcNow(), key?.Tenant ?? Caller.DefaultTenant, key?.Actor ?? "anonymous", AuditActions.AuthDenied,
             $"{request.Method} {(path.Length > 200 ? path[..200] + "…" : path)}", status == 403 ? AuditActions.Forbidden : AuditActions.Unauthorized,
             context.Connection.RemoteIpAddress?.ToString(), reason));
+        if (Ui.UiSession.IsUiPath(request.Path) && Ui.UiPage.WantsHtml(context))
+        {
+            // A browser on a UI page: a login form instead of a 401, a page instead of a 403 problem body.
+            if (status == 401 && (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method)))
+            {
+                Ui.UiSession.SignOut(context);
+                context.Response.Redirect("/ui/login?return=" + Uri.EscapeDataString(Ui.UiLogin.SafeReturn(path + request.QueryString.Value)));
+                return;
+            }
+            await Ui.UiPage.Error(context, status, status == 401 ? "Log in again: your session has ended." : detail, navigation: false).ExecuteAsync(context);
+            return;
+        }
         if (status == 401)
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";

@@ -30,7 +30,7 @@ internal static class ExportEndpoints
         return app;
     }
 
-    private static async Task ExportAsync(HttpContext http, IMemoryStore store, TimeProvider clock, CancellationToken ct)
+    internal static async Task ExportAsync(HttpContext http, IMemoryStore store, TimeProvider clock, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query, "all_tenants");
         var caller = http.GetCaller();

@@ -184,7 +184,8 @@ public sealed class ApiKeyGateTests
         endpoints.Should().NotBeEmpty();
         endpoints.Where(e => e.Metadata.GetMetadata<AccessRule>() is null).Select(e => e.DisplayName).Should().BeEmpty();
         endpoints.Where(e => e.Metadata.GetMetadata<AccessRule>()!.IsPublic).Select(e => ((RouteEndpoint)e).RoutePattern.RawText)
-            .Should().BeEquivalentTo("/health/live", "/health/ready", "/v1/telegram/webhook"); // Telegram sends no key; the route checks its secret token
+            // Telegram sends no key (the webhook checks its secret token); the UI's login form (GET, POST) and its stylesheet and script.
+            .Should().BeEquivalentTo("/health/live", "/health/ready", "/v1/telegram/webhook", "/ui/login", "/ui/login", "/ui/assets/{name}");
     }
 
     [Theory]

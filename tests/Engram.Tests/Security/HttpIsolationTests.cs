@@ -250,6 +250,61 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         await ReadAsync(a, "/v1/admin/memory", admin);
         await ReadAsync(a, "/v1/admin/readonly", admin);
         await ExportPassAsync(a, memoryIds);
+        await UiPassAsync(a, memoryIds, partitions);
+    }
+
+    /// <summary>
+    /// The web UI (issue 18) with the same keys in the header: every page is scanned like a REST body (HTML, so not parsed),
+    /// hidden memories and graph entities are 404s, admin pages need an unscoped admin; every form post without the page's
+    /// antiforgery token is refused (415 without a form body) after the role check (403 below the route's role).
+    /// </summary>
+    private async Task UiPassAsync(Actor a, List<(string Id, string Tenant, string Scope)> memoryIds, List<(string Tenant, string Partition)> partitions)
+    {
+        var admin = a.Role == Role.Admin ? 200 : 403;
+        var list = await UiAsync(a, "GET", "/ui/memories?limit=100", 200);
+        foreach (var (id, tenant, scope) in memoryIds)
+        {
+            var status = SeesMemory(a, tenant, scope) ? 200 : 404;
+            var page = await UiAsync(a, "GET", $"/ui/memories/{id}", status);
+            if (status == 200)
+            {
+                list.Should().Contain(MemoryToken(tenant, scope), $"{a.Name} sees its memories in the UI listing");
+                page.Should().Contain(MemoryToken(tenant, scope));
+            }
+        }
+        foreach (var path in new[] { "/ui", "/ui/login", "/ui/search?q=orchid+note+own&k=100", "/ui/graph", "/ui/kv?pattern=*", "/ui/kv?key=common", "/ui/scopes" })
+        {
+            await UiAsync(a, "GET", path, 200);
+        }
+        (await UiAsync(a, "GET", "/ui/kv?key=common", 200)).Should().Contain(KvToken(a.Tenant, a.Scope));
+        foreach (var (tenant, partition) in partitions)
+        {
+            await UiAsync(a, "GET", $"/ui/graph?entity={GraphToken(tenant, partition)}", SeesPartition(a, tenant, partition) ? 200 : 404);
+        }
+        await UiAsync(a, "GET", "/ui/assets/app.0000000000000000.css", 404);
+        await UiAsync(a, "GET", "/ui/admin", admin);
+        await UiAsync(a, "GET", "/ui/admin/export", admin == 200 && a.Scope == "all" ? 200 : 403);
+        var someId = memoryIds[0].Id;
+        foreach (var (path, role) in new[]
+        {
+            ("/ui/login", (Role?)null), ("/ui/logout", Role.Read), ("/ui/memories", Role.Write), ("/ui/memories/bulk-delete", Role.Write),
+            ($"/ui/memories/{someId}", Role.Write), ($"/ui/memories/{someId}/delete", Role.Write), ("/ui/admin/keys", Role.Admin),
+            ("/ui/admin/keys/absent/revoke", Role.Admin), ("/ui/admin/keys/absent/rotate", Role.Admin), ("/ui/admin/readonly", Role.Admin),
+            ("/ui/admin/backups", Role.Admin), ("/ui/admin/backups/absent/verify", Role.Admin),
+        })
+        {
+            await UiAsync(a, "POST", path, role is null || a.Role >= role ? 415 : 403);
+        }
+    }
+
+    private async Task<string> UiAsync(Actor a, string method, string path, int status)
+    {
+        using var response = await SendAsync(a, method, path, null);
+        var text = await response.Content.ReadAsStringAsync();
+        ((int)response.StatusCode).Should().Be(status, $"{a.Name} {method} {path} answered {text}");
+        AssertNoForeignTokens(a, text, $"{method} {path}", path);
+        _checkedResponses++;
+        return text;
     }
 
     /// <summary>

@@ -166,6 +166,32 @@ internal static class RouteSamples
         new("DELETE", "/v1/batch", "/v1/batch/", """{"memories":[{"memory_id":"00000000-0000-0000-0000-000000000000"}]}""", [404]),
         new("GET", "/v1/event/{id}", "/v1/event/{id}/", null, [404]) { Params = P("id", "hostile-absent") },
 
+        // The web UI (issue 18): pages are GETs whose blank form fields count as absent (no QueryParams: a blank value is no probe);
+        // every form post needs the page's antiforgery token, which no probe has: 415 without a form body, 400 with one, 413 past the bound.
+        new("GET", "/ui/assets/{name}", "/ui/assets/{name}", null, [404]) { Params = P("name", "app.0000000000000000.css") },
+        new("GET", "/ui/login", "/ui/login", null, [200]),
+        new("POST", "/ui/login", "/ui/login", null, [400, 413, 415]),
+        new("POST", "/ui/logout", "/ui/logout", null, [400, 413, 415]),
+        new("GET", "/ui", "/ui", null, [200]),
+        new("GET", "/ui/memories", "/ui/memories", null, [200]) { Query = "user_id=seed-alice" },
+        new("POST", "/ui/memories", "/ui/memories", null, [400, 413, 415]),
+        new("POST", "/ui/memories/bulk-delete", "/ui/memories/bulk-delete", null, [400, 413, 415]),
+        new("GET", "/ui/memories/{id}", "/ui/memories/{id}", null, [200]) { Params = P("id", "$scratch") },
+        new("POST", "/ui/memories/{id}", "/ui/memories/{id}", null, [400, 413, 415]) { Params = P("id", "$scratch") },
+        new("POST", "/ui/memories/{id}/delete", "/ui/memories/{id}/delete", null, [400, 413, 415]) { Params = P("id", "$scratch") },
+        new("GET", "/ui/search", "/ui/search", null, [200]) { Query = "q=dark+mode&user_id=seed-alice" },
+        new("GET", "/ui/graph", "/ui/graph", null, [200]),
+        new("GET", "/ui/kv", "/ui/kv", null, [200]) { Query = "pattern=seed:*" },
+        new("GET", "/ui/scopes", "/ui/scopes", null, [200]),
+        new("GET", "/ui/admin", "/ui/admin", null, [200]),
+        new("GET", "/ui/admin/export", "/ui/admin/export", null, [200]),
+        new("POST", "/ui/admin/keys", "/ui/admin/keys", null, [400, 413, 415]),
+        new("POST", "/ui/admin/keys/{id}/revoke", "/ui/admin/keys/{id}/revoke", null, [400, 413, 415]) { Params = P("id", "absent") },
+        new("POST", "/ui/admin/keys/{id}/rotate", "/ui/admin/keys/{id}/rotate", null, [400, 413, 415]) { Params = P("id", "absent") },
+        new("POST", "/ui/admin/readonly", "/ui/admin/readonly", null, [400, 413, 415]),
+        new("POST", "/ui/admin/backups", "/ui/admin/backups", null, [400, 413, 415]),
+        new("POST", "/ui/admin/backups/{name}/verify", "/ui/admin/backups/{name}/verify", null, [400, 413, 415]) { Params = P("name", "engram-absent.engram-backup") },
+
         // MCP (Streamable HTTP): a read-only tool call, so no spoiled variant can write; answers per Exceptions.Mcp.
         new("POST", "/mcp", "/mcp", """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"memory_get","arguments":{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}}}""", [200]),
     ];

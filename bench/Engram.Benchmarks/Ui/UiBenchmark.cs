@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.IO.Compression;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Engram.Benchmarks.Mcp;
+using Engram.Benchmarks.Retrieval;
+using Engram.Benchmarks.Store;
+
+namespace Engram.Benchmarks.Ui;
+
+/// <summary>
+/// <c>ui</c>: the web UI's pages (issue 18) over a store of <c>--count</c> memories (default 100k, the corpus the
+/// <c>mcp</c> benchmark caches): sequential GETs of each page as a browser asks for it (Accept: text/html), after
+/// warm-up, timed from request to the last byte of the HTML on loopback; then the JavaScript and CSS a browser downloads.
+/// </summary>
+internal static partial class UiBenchmark
+{
+    private const int Seed = 20261202;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var count = Flag(args, "--count", 100_000);
+        var requests = Flag(args, "--requests", 50);
+        var dataRoot = Option(args, "--data-root") ?? BenchDataFolder.DefaultRoot;
+        Directory.CreateDirectory(dataRoot);
+        Console.WriteLine("Engram web UI benchmark (ui)");
+        foreach (var line in MachineInfo.Describe(dataRoot))
+        {
+            Console.WriteLine(line);
+        }
+        var corpus = new CorpusGenerator(Vocabulary.Load(), Seed);
+        var folder = await McpBenchFolder.EnsureAsync(dataRoot, corpus, count, Seed);
+        var queries = QueryGenerator.Generate(corpus, count, 50, Seed).Select(q => string.Join(' ', q)).ToList();
+        var scratch = McpBenchFolder.CopyToScratch(folder, dataRoot);
+        try
+        {
+            await using var server = await E2eServer.StartAsync(scratch, configure: o => o.Embeddings.Provider = Engram.Core.Embeddings.EmbeddingSettings.Builtin);
+            var stats = await server.StatsAsync();
+            for (var waited = 0; !stats.CaughtUp && waited < 600; waited++)
+            {
+                await Task.Delay(500);
+                stats = await server.StatsAsync();
+            }
+            var first = JsonDocument.Parse(await server.Client.GetStringAsync("/v1/memories?limit=1")).RootElement.GetProperty("items")[0];
+            var id = first.GetProperty("id").GetString()!;
+            var user = first.TryGetProperty("user_id", out var u) && u.ValueKind == JsonValueKind.String ? u.GetString()! : "user-1";
+            var q = Uri.EscapeDataString(queries[0]);
+            Console.WriteLine(Invariant($"store   : {stats.Documents:N0} memories indexed; {requests} sequential GETs per page after 5 warm-up GETs; open mode (loopback, no keys)"));
+            Console.WriteLine("| page | p50 ms | p95 ms | max ms | HTML KB |");
+            Console.WriteLine("|---|---:|---:|---:|---:|");
+            foreach (var (name, path) in new[]
+            {
+                ("/ui (overview)", "/ui"),
+                ("/ui/memories (newest 50)", "/ui/memories"),
+                ("/ui/memories?user_id=… (one user)", "/ui/memories?user_id=" + Uri.EscapeDataString(user)),
+                ("/ui/memories/{id} (detail + history)", "/ui/memories/" + id),
+                ("/ui/search?q=… (k 10, explain)", "/ui/search?q=" + q),
+                ("/ui/search?q=…&compare=on (two searches)", "/ui/search?compare=on&b_lexical=1&q=" + q),
+                ("/ui/graph", "/ui/graph"),
+                ("/ui/kv", "/ui/kv"),
+                ("/ui/scopes (scan of the newest 5,000)", "/ui/scopes"),
+                ("/ui/admin", "/ui/admin"),
+            })
+            {
+                var bytes = 0;
+                for (var i = 0; i < 5; i++)
+                {
+                    bytes = (await GetAsync(server.Client, path)).Length;
+                }
+                var times = new List<double>();
+                for (var i = 0; i < requests; i++)
+                {
+                    var started = Stopwatch.GetTimestamp();
+                    await GetAsync(server.Client, path.Replace("q=" + q, "q=" + Uri.EscapeDataString(queries[i % queries.Count]), StringComparison.Ordinal));
+                    times.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                }
+                times.Sort();
+                Console.WriteLine(Invariant($"| {name} | {P(times, 0.5):0.0} | {P(times, 0.95):0.0} | {times[^1]:0.0} | {bytes / 1024.0:0.0} |"));
+            }
+
+            var page = await GetAsync(server.Client, "/ui");
+            long total = 0, gzipped = 0;
+            Console.WriteLine();
+            Console.WriteLine("| asset | bytes | gzip bytes |");
+            Console.WriteLine("|---|---:|---:|");
+            foreach (Match asset in AssetPattern().Matches(page))
+            {
+                var content = await server.Client.GetByteArrayAsync(asset.Value);
+                using var buffer = new MemoryStream();
+                using (var gzip = new GZipStream(buffer, CompressionLevel.Optimal, leaveOpen: true))
+                {
+                    gzip.Write(content);
+                }
+                total += content.Length;
+                gzipped += buffer.Length;
+                Console.WriteLine(Invariant($"| {asset.Value} | {content.Length:N0} | {buffer.Length:N0} |"));
+            }
+            Console.WriteLine(Invariant($"| total JS + CSS | {total:N0} | {gzipped:N0} |"));
+        }
+        finally
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
+        return 0;
+    }
+
+    private static async Task<string> GetAsync(HttpClient client, string path)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Accept.ParseAdd("text/html");
+        using var response = await client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return response.IsSuccessStatusCode ? text : throw new InvalidOperationException($"{path} answered {(int)response.StatusCode}: {text[..Math.Min(400, text.Length)]}");
+    }
+
+    private static double P(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
+
+    private static int Flag(string[] args, string name, int fallback) =>
+        Option(args, name) is { } value ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
+
+    private static string? Option(string[] args, string name)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    [GeneratedRegex("/ui/assets/app\\.[0-9a-f]{16}\\.(css|js)")]
+    private static partial Regex AssetPattern();
+}

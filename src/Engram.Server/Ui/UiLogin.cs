@@ -1,0 +1,67 @@
+using Engram.Core.Security;
+using Engram.Server.Http;
+using Microsoft.AspNetCore.Http;
+
+namespace Engram.Server.Ui;
+
+/// <summary>Log in with an API key (kept only in the protected session cookie) and log out.</summary>
+internal static class UiLogin
+{
+    public static async Task<IResult> PageAsync(HttpContext http, ApiKeyService keys, AuthMode mode, CancellationToken ct)
+    {
+        var query = UiPage.Filled(http.Request.Query);
+        QueryParser.RefuseAllExcept(query, "return");
+        await keys.RefreshIfDueAsync(ct);
+        return Form(http, keys, mode, QueryParser.Single(query, "return"), null, 200);
+    }
+
+    private static IResult Form(HttpContext http, ApiKeyService keys, AuthMode mode, string? returnTo, string? error, int status)
+    {
+        var html = new HtmlBuilder();
+        if (!keys.HasActiveKeys && mode.OpenAllowed)
+        {
+            html.Add($"<p class=\"notice ok\">No API keys are configured and this server listens on loopback only: no login is needed. <a href=\"/ui\">Open the UI</a>.</p>");
+        }
+        UiPage.Notice(html, null, error);
+        html.Add($"<form class=\"card\" method=\"post\" action=\"/ui/login\" style=\"max-width:28rem\">{UiPage.Antiforgery(http)}");
+        html.Add($"<input type=\"hidden\" name=\"return\" value=\"{SafeReturn(returnTo)}\">");
+        html.Add($"<label>API key<input name=\"key\" type=\"password\" autocomplete=\"current-password\" required autofocus></label><p><button type=\"submit\">Log in</button></p></form>");
+        html.Add($"<p class=\"muted\">The key is kept in an encrypted, HttpOnly cookie for this browser session; what you may see and do follows its role, tenant and scope.</p>");
+        return UiPage.Render(http, "Log in", "", html, status, navigation: false);
+    }
+
+    public static async Task<IResult> LoginAsync(HttpContext http, ApiKeyService keys, AuthMode mode, UiSession session, FailedAuthThrottle throttle, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        var form = await UiPage.ReadFormAsync(http, ct);
+        var presented = UiPage.Field(form, "key");
+        var returnTo = SafeReturn(UiPage.Field(form, "return"));
+        var key = presented is null || presented.Length > 512 ? null : await keys.AuthenticateAsync(presented, ct);
+        if (key is null)
+        {
+            if (!throttle.TryCount(http.Connection.RemoteIpAddress, out _))
+            {
+                return Form(http, keys, mode, returnTo, "Too many bad keys from this address; wait a minute before trying again.", 429);
+            }
+            http.Response.Headers.WWWAuthenticate = "Bearer";
+            return Form(http, keys, mode, returnTo, "That key is not valid (unknown, revoked or expired).", 401);
+        }
+        session.SignIn(http, presented!);
+        return UiPage.SeeOther(returnTo);
+    }
+
+    public static async Task<IResult> LogoutAsync(HttpContext http, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        await UiPage.ReadFormAsync(http, ct);
+        UiSession.SignOut(http);
+        return UiPage.SeeOther("/ui/login");
+    }
+
+    /// <summary>Only a path of the UI itself (never another site, never a scheme-relative //host).</summary>
+    internal static string SafeReturn(string? path) =>
+        path is { Length: > 0 and < 2048 } && path.StartsWith("/ui", StringComparison.Ordinal) && !path.StartsWith("//", StringComparison.Ordinal)
+            && !path.Contains('\\') && !path.Any(char.IsControl)
+            ? path
+            : "/ui";
+}
