@@ -19,6 +19,7 @@ using Engram.Benchmarks.Store;
 // `backends` puts SQLite and PostgreSQL side by side: ingest, search at 100k, write-to-searchable across instances (issue 15);
 // `llm-extract` times an add with infer (queued) and extraction jobs per second against a fake model at 300 ms a call (issue 16);
 // `mem0` times search through the mem0-compatible API next to /v1/search on the same corpus (issue 17);
+// `alerts` measures the alert detection delay after a fault and the memory-event webhook delay (issue 19);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
 {
@@ -56,6 +57,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await Engram.Benchmarks.Llm.ExtractionBenchmark.RunAsync(args[1..]);
     case "llm-chat":
         return await Engram.Benchmarks.Llm.ChatBenchmark.RunAsync(args[1..]);
+    case "alerts":
+        return await Engram.Benchmarks.Operations.AlertsBenchmark.RunAsync(args[1..]);
     case "mem0":
         return await Engram.Benchmarks.Mem0.Mem0Benchmark.RunAsync(args[1..]);
 }

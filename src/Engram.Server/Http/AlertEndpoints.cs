@@ -39,17 +39,12 @@ internal static class AlertEndpoints
         }
     }
 
-    private static int Limit(HttpContext http)
+    private static int Limit(HttpContext http) => QueryParser.Int(http.Request.Query, "limit") switch
     {
-        var value = http.Request.Query["limit"].ToString();
-        if (value.Length == 0)
-        {
-            return 100;
-        }
-        return int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var limit) && limit is >= 1 and <= MaxLimit
-            ? limit
-            : throw new ValidationException("limit", $"limit must be a whole number from 1 to {MaxLimit}");
-    }
+        null => 100,
+        >= 1 and <= MaxLimit and var limit => limit,
+        _ => throw new ValidationException("limit", $"limit must be a whole number from 1 to {MaxLimit}"),
+    };
 
     private static IResult Alerts(HttpContext http, AlertService alerts)
     {
@@ -62,7 +57,7 @@ internal static class AlertEndpoints
     {
         QueryParser.RefuseAllExcept(http.Request.Query, "state", "limit");
         Operator(http, "read the webhook deliveries");
-        var state = http.Request.Query["state"].ToString();
+        var state = QueryParser.Single(http.Request.Query, "state") ?? "";
         if (state.Length > 0 && state is not (WebhookDelivery.Pending or WebhookDelivery.Delivered or WebhookDelivery.Dead))
         {
             throw new ValidationException("state", "state must be pending, delivered or dead");
