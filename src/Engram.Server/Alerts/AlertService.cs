@@ -56,6 +56,7 @@ public sealed partial class AlertService : BackgroundService
         _logger = logger;
         Signals = signals;
         _started = clock.GetUtcNow();
+        Core.Llm.LanguageModel.StartCounters(); // the llm series exist from the start, for the Prometheus twin of llm_failing
         Journal = new AlertJournal(_server.DataPath, _options.MaxRecords);
         _lastNotified = Journal.LastNotified();
         if (_options.ChatIds.Count > 0 && _server.Telegram.Enabled)
