@@ -58,11 +58,9 @@ public sealed class MemoryEventWebhookTests
         created.Body.GetProperty("version").GetInt64().Should().Be(1);
         // The memory as created (the history's record); "memory" is the memory now, null here once the edit followed.
         created.Body.GetProperty("changes").GetRawText().Should().Contain("alice").And.Contain("the webhook test memory");
-        var updatedBody = default(JsonElement);
         var updated = await hook.NextAsync();
         updated.Event.Should().Be(WebhookOptions.Updated);
-        updatedBody = updated.Body;
-        updatedBody.GetProperty("changes").GetRawText().Should().Contain("edited");
+        updated.Body.GetProperty("changes").GetRawText().Should().Contain("edited");
         updated.Body.GetProperty("seq").GetInt64().Should().BeGreaterThan(created.Body.GetProperty("seq").GetInt64());
         var deleted = await hook.NextAsync();
         deleted.Event.Should().Be(WebhookOptions.Deleted);
