@@ -92,6 +92,12 @@ public sealed class EngramServerOptions
     /// <summary>The Telegram Bot API (TELEGRAM_BOT_TOKEN, TELEGRAM_API_BASE_URL): the chat bot and the Telegram alert channel.</summary>
     public Telegram.TelegramOptions Telegram { get; set; } = new();
 
+    /// <summary>Alerts evaluated inside Engram (issue 19): channels (Telegram chat ids, a signed webhook), thresholds, cooldown.</summary>
+    public Alerts.AlertOptions Alerts { get; set; } = new();
+
+    /// <summary>Memory-event webhooks (issue 19): receivers, secret, events, retries.</summary>
+    public Webhooks.WebhookOptions Webhooks { get; set; } = new();
+
     /// <summary>Hosts outbound requests may go to besides the configured endpoints.</summary>
     public OutboundOptions Outbound { get; set; } = new();
 
@@ -148,7 +154,8 @@ public sealed class EngramServerOptions
         {
             yield return "Engram:RequestTimeoutSeconds must be between 0 (no limit) and 86400";
         }
-        foreach (var error in Llm.Validate().Concat(Reflect.Validate()).Concat(Telegram.Validate()))
+        foreach (var error in Llm.Validate().Concat(Reflect.Validate()).Concat(Telegram.Validate())
+                     .Concat(Alerts.Validate(Telegram.Enabled)).Concat(Webhooks.Validate()))
         {
             yield return error;
         }

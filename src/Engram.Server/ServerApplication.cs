@@ -134,6 +134,12 @@ public static class ServerApplication
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Operations.MemoryMonitor>());
         builder.Services.AddSingleton(sp => new Operations.HealthChecks(sp.GetRequiredService<EngramEngine>(), options, sp.GetRequiredService<Operations.MemoryMonitor>(),
             sp.GetRequiredService<Core.Llm.LlmAccess>()));
+        // Alerts and memory-event webhooks (issue 19): off unless configured; the admin API lists them either way.
+        builder.Services.AddSingleton(sp => new Alerts.AlertSignals(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        builder.Services.AddSingleton<Alerts.AlertService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Alerts.AlertService>());
+        builder.Services.AddSingleton<Webhooks.MemoryEventWebhooks>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Webhooks.MemoryEventWebhooks>());
         builder.Services.AddSingleton<BackupService>(); // backups (issue 14): REST and the schedule
         AddUi(builder.Services, options); // the web UI at /ui (issue 18)
         if (options.Backup.Enabled)
@@ -219,6 +225,7 @@ public static class ServerApplication
         app.MapAdminEndpoints();
         app.MapOperationsEndpoints();
         app.MapBackupEndpoints();
+        app.MapAlertEndpoints();
         app.MapExportEndpoints();
         app.MapChatEndpoints();
         app.MapReflectEndpoints();
@@ -288,6 +295,14 @@ public static class ServerApplication
             ("TELEGRAM_WEBHOOK_URL", "Telegram:WebhookUrl"),
             ("TELEGRAM_WEBHOOK_SECRET", "Telegram:WebhookSecret"),
             ("TELEGRAM_RATE_LIMIT_PER_MINUTE", "Telegram:RateLimitPerMinute"),
+            ("ALERT_TELEGRAM_CHAT_IDS", "Alerts:TelegramChatIds"),
+            ("ALERT_WEBHOOK_URL", "Alerts:WebhookUrl"),
+            ("ALERT_WEBHOOK_SECRET", "Alerts:WebhookSecret"),
+            ("ALERT_INTERVAL_SECONDS", "Alerts:EvaluationIntervalSeconds"),
+            ("ALERT_COOLDOWN_MINUTES", "Alerts:CooldownMinutes"),
+            ("WEBHOOK_URLS", "Webhooks:Urls"),
+            ("WEBHOOK_SECRET", "Webhooks:Secret"),
+            ("WEBHOOK_EVENTS", "Webhooks:Events"),
             ("LLM_EXTRACTION_WORKERS", "Llm:ExtractionWorkers"),
             ("REFLECT_INTERVAL_MINUTES", "Reflect:IntervalMinutes"),
             ("REFLECT_DUPLICATE_THRESHOLD", "Reflect:DuplicateThreshold"),

@@ -37,6 +37,9 @@ public sealed class E2eServer : IAsyncDisposable
 
     public HttpClient Client { get; }
 
+    /// <summary>The server's services (the alerts bench reaches the memory monitor through them).</summary>
+    public IServiceProvider Services => _app.Services;
+
     /// <summary>The server's own engine (from its DI container), for in-process searches.</summary>
     public EngramEngine Engine { get; }
 

@@ -23,6 +23,16 @@ public sealed class LanguageModel : IDisposable
     private static readonly Counter<long> Requests = EngramMeter.Meter.CreateCounter<long>(
         "engram_llm_requests_total", description: "Calls to the language model, by result (ok, error, invalid_output).");
 
+    /// <summary>
+    /// Starts the request counter's ok and error series at 0 (a counter appears at its first Add), so a rate over them
+    /// (the EngramLlmFailing rule) has a series from the start. The server calls it once.
+    /// </summary>
+    public static void StartCounters()
+    {
+        Requests.Add(0, new KeyValuePair<string, object?>("result", "ok"));
+        Requests.Add(0, new KeyValuePair<string, object?>("result", "error"));
+    }
+
     private static readonly Histogram<double> Duration = EngramMeter.Meter.CreateHistogram(
         "engram_llm_duration_seconds", unit: null, description: "Time of one call to the language model (retries included).", tags: null,
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120] });

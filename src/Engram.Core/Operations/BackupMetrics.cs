@@ -28,6 +28,12 @@ public static class BackupMetrics
             description: "Result of the last backup: 1 ok, 0 failed.");
     }
 
+    /// <summary>When the last good backup was made (or found at start); null before any.</summary>
+    public static DateTimeOffset? LastSuccessAt => Volatile.Read(ref _lastSuccessMs) is var ms and >= 0 ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+
+    /// <summary>Whether the last backup failed (false before any).</summary>
+    public static bool LastFailed => Volatile.Read(ref _lastResult) == 0;
+
     /// <summary>Creates the instruments (the first use of this class does); the server calls it at start.</summary>
     public static void Register()
     {

@@ -386,6 +386,10 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         await ExpectAsync(a, "POST", "/v1/admin/cache/cleanup", null, a.Role == Role.Admin ? 200 : 403);
         await ExpectAsync(a, "POST", "/v1/admin/gc", null, a.Role == Role.Admin ? 200 : 403);
         await ExpectAsync(a, "POST", "/v1/admin/readonly", new { enabled = false }, a.Role == Role.Admin ? 200 : 403);
+        // Alerts and memory-event webhooks (issue 19) are server-wide: admin keys only (no alert or delivery exists here).
+        await ReadAsync(a, "/v1/admin/alerts", a.Role == Role.Admin ? 200 : 403);
+        await ReadAsync(a, "/v1/admin/webhooks/deliveries?state=dead", a.Role == Role.Admin ? 200 : 403);
+        await ExpectAsync(a, "POST", "/v1/admin/webhooks/deliveries/absent-delivery/retry", null, a.Role == Role.Admin ? 404 : 403);
         // Backups (issue 14) are server-wide: admin keys only. The admin makes one and verifies it.
         await ReadAsync(a, "/v1/admin/backups", a.Role == Role.Admin ? 200 : 403);
         if (a.Role == Role.Admin)

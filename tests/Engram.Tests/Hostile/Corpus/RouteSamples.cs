@@ -135,6 +135,10 @@ internal static class RouteSamples
         new("POST", "/v1/admin/backups", "/v1/admin/backups", null, [201, 409]) { Writes = true },
         new("POST", "/v1/admin/backups/{name}/verify", "/v1/admin/backups/{name}/verify", null, [404]) { Params = P("name", "engram-absent.engram-backup") },
         // Export (issue 14): streamed JSON Lines of the caller's tenant (all_tenants=true: every tenant).
+        // Alerts and memory-event webhooks (issue 19): admin only; the corpus server has none configured (lists answer empty).
+        new("GET", "/v1/admin/alerts", "/v1/admin/alerts", null, [200]) { QueryParams = Q(("limit", QueryKind.Int)) },
+        new("GET", "/v1/admin/webhooks/deliveries", "/v1/admin/webhooks/deliveries", null, [200]) { QueryParams = Q(("state", QueryKind.Choice), ("limit", QueryKind.Int)) },
+        new("POST", "/v1/admin/webhooks/deliveries/{id}/retry", "/v1/admin/webhooks/deliveries/{id}/retry", null, [404]) { Params = P("id", "absent-delivery") },
         new("GET", "/v1/admin/export", "/v1/admin/export", null, [200]) { QueryParams = Q(("all_tenants", QueryKind.Bool)) },
 
         // Chat with memory (issue 16): the corpus server has a scripted model (FakeChatModel, an echo), so valid requests answer 200.

@@ -1,0 +1,385 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Engram.Core.Common;
+using Engram.Core.Memories;
+using Engram.Core.Net;
+using Engram.Core.Storage;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Engram.Server.Webhooks;
+
+/// <summary>
+/// Memory-event webhooks. Writes are never touched: this service follows the change log (the same entries the indexes
+/// follow, written in each write's transaction) from a persisted cursor, turns each memory change into
+/// <c>memory.created</c>, <c>memory.updated</c> or <c>memory.deleted</c>, and queues one delivery per receiver. A
+/// delivery is a signed JSON POST (<see cref="WebhookSignature"/>), retried with doubling delays, and after
+/// <see cref="WebhookOptions.MaxAttempts"/> moved to the dead-letter list (retried on request). The cursor, the pending
+/// deliveries, the dead letters and the delivery log are kept in the data folder's <c>webhooks.json</c>, so a restart
+/// resumes where it stopped (at least once: a delivery sent just before a crash may be sent again; the delivery id
+/// in X-Engram-Delivery lets a receiver drop the repeat). When <see cref="WebhookOptions.QueueCapacity"/> deliveries
+/// wait, the change log is read no further until they drain: a dead receiver costs a bounded file, never a write.
+/// </summary>
+public sealed partial class MemoryEventWebhooks : BackgroundService
+{
+    public const string FileName = "webhooks.json";
+    private static readonly TimeSpan MaxDelay = TimeSpan.FromMinutes(5);
+
+    private readonly IMemoryStore _store;
+    private readonly WebhookOptions _options;
+    private readonly TimeProvider _clock;
+    private readonly ILogger<MemoryEventWebhooks> _logger;
+    private readonly string _path;
+    private readonly HttpClient? _http;
+    private readonly Lock _lock = new();
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly Dictionary<string, long> _due = new(StringComparer.Ordinal); // delivery id → Stopwatch timestamp of its next attempt
+    private WebhookState _state;
+
+    public MemoryEventWebhooks(IMemoryStore store, IOptions<EngramServerOptions> options, TimeProvider clock, ILogger<MemoryEventWebhooks> logger)
+    {
+        _store = store;
+        _options = options.Value.Webhooks;
+        _clock = clock;
+        _logger = logger;
+        _path = Path.Combine(Path.GetFullPath(options.Value.DataPath), FileName);
+        _state = Load(_path);
+        if (_options.Enabled)
+        {
+            _http = OutboundHttp.CreateClient(OutboundPolicy.For(_options.Receivers, options.Value.Outbound.AllowedHosts), TimeSpan.FromSeconds(5));
+        }
+    }
+
+    public bool Enabled => _options.Enabled;
+
+    /// <summary>The change-log position read through.</summary>
+    public long Cursor
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _state.Cursor ?? 0;
+            }
+        }
+    }
+
+    private static WebhookState Load(string path)
+    {
+        try
+        {
+            return File.Exists(path) ? JsonSerializer.Deserialize<WebhookState>(File.ReadAllBytes(path), EngramJson.Options) ?? new() : new();
+        }
+        catch (JsonException)
+        {
+            return new();
+        }
+    }
+
+    private void Save()
+    {
+        var temp = _path + ".tmp";
+        File.WriteAllBytes(temp, JsonSerializer.SerializeToUtf8Bytes(_state, EngramJson.Options));
+        File.Move(temp, _path, overwrite: true);
+    }
+
+    /// <summary>Deliveries by state (pending, delivered, dead; all when null), newest first.</summary>
+    public IReadOnlyList<WebhookDeliveryView> List(string? state, int limit)
+    {
+        lock (_lock)
+        {
+            IEnumerable<WebhookDelivery> all = state switch
+            {
+                WebhookDelivery.Pending => _state.Pending,
+                WebhookDelivery.Delivered => _state.Log,
+                WebhookDelivery.Dead => _state.Dead,
+                _ => _state.Pending.Concat(_state.Log).Concat(_state.Dead),
+            };
+            return [.. all.OrderByDescending(d => d.CreatedAt).ThenByDescending(d => d.Seq).Take(limit).Select(WebhookDeliveryView.Of)];
+        }
+    }
+
+    /// <summary>Moves a dead letter back to the queue (attempts reset); null when no dead letter has that id.</summary>
+    public WebhookDeliveryView? Retry(string id)
+    {
+        lock (_lock)
+        {
+            var dead = _state.Dead.FirstOrDefault(d => d.Id == id);
+            if (dead is null)
+            {
+                return null;
+            }
+            _state.Dead.Remove(dead);
+            var again = dead with { State = WebhookDelivery.Pending, Attempts = 0 };
+            _state.Pending.Add(again);
+            _due[again.Id] = 0;
+            Save();
+            Wake();
+            return WebhookDeliveryView.Of(again);
+        }
+    }
+
+    private void Wake()
+    {
+        if (_wake.CurrentCount == 0)
+        {
+            try
+            {
+                _wake.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+            }
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!_options.Enabled)
+        {
+            return;
+        }
+        try
+        {
+            lock (_lock)
+            {
+                foreach (var pending in _state.Pending)
+                {
+                    _due[pending.Id] = 0;
+                }
+            }
+            if (_state.Cursor is null)
+            {
+                // First start with webhooks: from now on, not the store's whole history.
+                var last = await _store.GetLastSeqAsync(stoppingToken);
+                lock (_lock)
+                {
+                    _state.Cursor = last;
+                    Save();
+                }
+            }
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var read = false;
+                var sent = false;
+                try
+                {
+                    read = await FollowAsync(stoppingToken);
+                    sent = await SendDueAsync(stoppingToken);
+                }
+                catch (Exception ex) when (ex is StoreException or IOException)
+                {
+                    LogFollowFailed(_logger, ex.Message); // the store is away or busy: the next round tries again
+                }
+                if (!read && !sent)
+                {
+                    await _wake.WaitAsync(TimeSpan.FromMilliseconds(250), stoppingToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>Reads the next memory changes into deliveries, while the queue has room; true when any was read.</summary>
+    private async Task<bool> FollowAsync(CancellationToken ct)
+    {
+        int room;
+        long cursor;
+        lock (_lock)
+        {
+            room = _options.QueueCapacity - _state.Pending.Count;
+            cursor = _state.Cursor ?? 0;
+        }
+        var receivers = _options.Receivers;
+        var perChange = Math.Max(1, receivers.Count);
+        if (room < perChange)
+        {
+            return false;
+        }
+        var page = await _store.ReadChangesAsync(cursor, Math.Min(100, room / perChange), ChangeRecord.MemoryEntity, ct);
+        if (page.ReadThrough <= cursor)
+        {
+            return false;
+        }
+        var events = _options.EventSet;
+        var added = new List<WebhookDelivery>();
+        foreach (var change in page.Changes)
+        {
+            // The history entry written in the change's transaction says what happened (created, updated, deleted,
+            // expired) and holds the memory then (or the fields changed); the memory now is added while still that version.
+            var caller = Caller.System("webhooks", change.Tenant);
+            var entry = (await _store.GetHistoryAsync(caller, change.EntityId, ct)).FirstOrDefault(h => h.Seq == change.Seq);
+            var memory = change.Op == ChangeRecord.Delete ? null : await _store.GetAsync(caller, change.EntityId, ct);
+            var what = entry?.Event ?? (change.Op == ChangeRecord.Delete ? HistoryEvents.Deleted : memory is { Version: > 1 } ? HistoryEvents.Updated : HistoryEvents.Created);
+            var name = what switch
+            {
+                HistoryEvents.Created => WebhookOptions.Created,
+                HistoryEvents.Updated => WebhookOptions.Updated,
+                _ => WebhookOptions.Deleted,
+            };
+            if (entry is not null && memory is not null && memory.Version != entry.Version)
+            {
+                memory = null; // changed again since: that later change has its own event
+            }
+            if (!events.Contains(name))
+            {
+                continue;
+            }
+            var body = JsonSerializer.Serialize(new MemoryEventBody(name, what, change.Tenant, change.EntityId, change.Seq, change.At, entry?.Version, memory,
+                entry?.Changes), EngramJson.Options);
+            foreach (var url in receivers)
+            {
+                added.Add(new WebhookDelivery(Guid.NewGuid().ToString("N"), name, url.ToString(), change.Tenant, change.EntityId, change.Seq, _clock.GetUtcNow(),
+                    WebhookDelivery.Pending, 0, null, null, null, null, body));
+            }
+        }
+        lock (_lock)
+        {
+            _state.Pending.AddRange(added);
+            foreach (var delivery in added)
+            {
+                _due[delivery.Id] = 0;
+            }
+            _state.Cursor = page.ReadThrough;
+            Save();
+        }
+        return true;
+    }
+
+    /// <summary>Sends the due deliveries: each receiver's in order, receivers side by side; a failure stops that receiver's round.</summary>
+    private async Task<bool> SendDueAsync(CancellationToken ct)
+    {
+        List<IGrouping<string, WebhookDelivery>> due;
+        var now = Stopwatch.GetTimestamp();
+        lock (_lock)
+        {
+            due = [.. _state.Pending.Where(d => _due.GetValueOrDefault(d.Id) <= now).OrderBy(d => d.Seq).GroupBy(d => d.Url)];
+        }
+        if (due.Count == 0)
+        {
+            return false;
+        }
+        await Task.WhenAll(due.Select(group => SendReceiverAsync([.. group], ct)));
+        return true;
+    }
+
+    private async Task SendReceiverAsync(List<WebhookDelivery> deliveries, CancellationToken ct)
+    {
+        foreach (var delivery in deliveries)
+        {
+            var (ok, status, error) = await AttemptAsync(delivery, ct);
+            lock (_lock)
+            {
+                var index = _state.Pending.FindIndex(d => d.Id == delivery.Id);
+                if (index < 0)
+                {
+                    return;
+                }
+                var attempts = delivery.Attempts + 1;
+                var done = delivery with { Attempts = attempts, LastStatus = status, LastError = error, LastAttemptAt = _clock.GetUtcNow() };
+                _state.Pending.RemoveAt(index);
+                if (ok)
+                {
+                    _due.Remove(delivery.Id);
+                    Bounded(_state.Log, done with { State = WebhookDelivery.Delivered, DeliveredAt = _clock.GetUtcNow(), Body = null });
+                }
+                else if (attempts >= _options.MaxAttempts)
+                {
+                    _due.Remove(delivery.Id);
+                    Bounded(_state.Dead, done with { State = WebhookDelivery.Dead });
+                    LogDead(_logger, delivery.Event, delivery.MemoryId, attempts, error ?? $"HTTP {status}");
+                }
+                else
+                {
+                    _state.Pending.Insert(index, done);
+                    var delay = TimeSpan.FromMilliseconds(Math.Min(MaxDelay.TotalMilliseconds, _options.RetryBaseMilliseconds * Math.Pow(2, attempts - 1)));
+                    _due[delivery.Id] = Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * Stopwatch.Frequency);
+                }
+                Save();
+                if (!ok)
+                {
+                    return; // keep this receiver's order: the rest wait for the failed one's retry
+                }
+            }
+        }
+    }
+
+    private void Bounded(List<WebhookDelivery> list, WebhookDelivery delivery)
+    {
+        list.Add(delivery);
+        if (list.Count > _options.LogSize)
+        {
+            list.RemoveRange(0, list.Count - _options.LogSize);
+        }
+    }
+
+    private async Task<(bool Ok, int? Status, string? Error)> AttemptAsync(WebhookDelivery delivery, CancellationToken ct)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(_options.TimeoutSeconds));
+            using var request = WebhookSignature.Request(new Uri(delivery.Url), _options.Secret!, System.Text.Encoding.UTF8.GetBytes(delivery.Body ?? "{}"),
+                delivery.Event, delivery.Id, DateTimeOffset.UtcNow); // the signature's time is the wall clock's: receivers compare it with theirs
+            using var response = await _http!.SendAsync(request, timeout.Token);
+            var status = (int)response.StatusCode;
+            return (response.IsSuccessStatusCode, status, response.IsSuccessStatusCode ? null : $"answered {status}");
+        }
+        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            return (false, null, ex is OperationCanceledException ? $"no answer within {_options.TimeoutSeconds} s" : ex.Message);
+        }
+    }
+
+    public override void Dispose()
+    {
+        _http?.Dispose();
+        _wake.Dispose();
+        base.Dispose();
+    }
+
+    [LoggerMessage(EventId = 1950, Level = LogLevel.Warning, Message = "webhooks: reading the change log failed, retrying: {Reason}")]
+    private static partial void LogFollowFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 1951, Level = LogLevel.Warning, Message = "webhooks: {Event} of memory {MemoryId} failed {Attempts} times and is now a dead letter ({Reason}); POST /v1/admin/webhooks/deliveries/ID/retry sends it again")]
+    private static partial void LogDead(ILogger logger, string @event, string memoryId, int attempts, string reason);
+
+    private sealed class WebhookState
+    {
+        public long? Cursor { get; set; }
+        public List<WebhookDelivery> Pending { get; set; } = [];
+        public List<WebhookDelivery> Dead { get; set; } = [];
+        public List<WebhookDelivery> Log { get; set; } = [];
+    }
+}
+
+/// <summary>A delivery of one event to one receiver; <see cref="Body"/> is kept until it is delivered.</summary>
+public sealed record WebhookDelivery(string Id, string Event, string Url, string Tenant, string MemoryId, long Seq, DateTimeOffset CreatedAt, string State,
+    int Attempts, int? LastStatus, string? LastError, DateTimeOffset? LastAttemptAt, DateTimeOffset? DeliveredAt, string? Body)
+{
+    public const string Pending = "pending";
+    public const string Delivered = "delivered";
+    public const string Dead = "dead";
+}
+
+/// <summary>A delivery as the admin API shows it (without the body, which holds the memory).</summary>
+public sealed record WebhookDeliveryView(string Id, string Event, string Url, string Tenant, string MemoryId, long Seq, DateTimeOffset CreatedAt, string State,
+    int Attempts, int? LastStatus, string? LastError, DateTimeOffset? LastAttemptAt, DateTimeOffset? DeliveredAt)
+{
+    public static WebhookDeliveryView Of(WebhookDelivery d) =>
+        new(d.Id, d.Event, d.Url, d.Tenant, d.MemoryId, d.Seq, d.CreatedAt, d.State, d.Attempts, d.LastStatus, d.LastError, d.LastAttemptAt, d.DeliveredAt);
+}
+
+/// <summary>
+/// The JSON a receiver gets: the event, where (tenant, memory id, change-log seq) and when it happened;
+/// <c>reason</c> is the history's event (created, updated, deleted, expired); <c>changes</c> the history's record of it (the
+/// whole memory for created and deleted, field → {from, to} for updated); <c>memory</c> the memory while it is still at
+/// that version (null for a delete, or when a later change followed).
+/// </summary>
+public sealed record MemoryEventBody(string Event, string Reason, string Tenant, string MemoryId, long Seq, DateTimeOffset At, long? Version,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] Memory? Memory,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] JsonElement? Changes);
