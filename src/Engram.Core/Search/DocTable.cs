@@ -43,6 +43,47 @@ public sealed partial class DocTable
         return [.. counts.OrderByDescending(c => c.Value).Take(top).Select(c => (names.GetValueOrDefault(c.Key, "?"), c.Value))];
     }
 
+    /// <summary>Per scope field and value, how many documents <paramref name="filter"/> allows name it (one pass over the table).</summary>
+    public IReadOnlyList<ScopeCount> CountScopes(DocFilter filter)
+    {
+        var counts = new Dictionary<(int Field, int Symbol), int>();
+        for (var doc = 0; doc < NextDoc; doc++)
+        {
+            if (!filter.Allows(doc))
+            {
+                continue;
+            }
+            ref readonly var d = ref _docs[doc];
+            Count(counts, 0, d.User);
+            Count(counts, 1, d.Agent);
+            Count(counts, 2, d.Session);
+            Count(counts, 3, d.Namespace);
+        }
+        if (counts.Count == 0)
+        {
+            return [];
+        }
+        var wanted = counts.Keys.Select(k => k.Symbol).ToHashSet();
+        var names = new Dictionary<int, string>(wanted.Count);
+        foreach (var (value, id) in _symbols)
+        {
+            if (wanted.Contains(id))
+            {
+                names[id] = value;
+            }
+        }
+        return [.. counts.Select(c => new ScopeCount(ScopeCount.Fields[c.Key.Field], names[c.Key.Symbol], c.Value))
+            .OrderBy(c => Array.IndexOf(ScopeCount.Fields, c.Field)).ThenBy(c => c.Name, StringComparer.Ordinal)];
+
+        static void Count(Dictionary<(int, int), int> counts, int field, int symbol)
+        {
+            if (symbol != None)
+            {
+                counts[(field, symbol)] = counts.GetValueOrDefault((field, symbol)) + 1;
+            }
+        }
+    }
+
     /// <summary>The key symbols of the entity names (named by live memories of <paramref name="tenant"/>) that <paramref name="query"/> mentions.</summary>
     public int[] EntitiesNamedIn(string tenant, string query) =>
         _symbols.TryGetValue(tenant, out var id) ? _entityNames.Find(id, query) : [];
@@ -151,4 +192,11 @@ public struct DocInfo
 
     /// <summary>Another memory superseded this one (search leaves it out unless include_superseded).</summary>
     public bool Superseded;
+}
+
+/// <summary>How many current memories name one scope value (<see cref="DocTable.CountScopes"/>).</summary>
+public sealed record ScopeCount(string Field, string Name, int Memories)
+{
+    /// <summary>The scope fields, in the order they are listed.</summary>
+    public static readonly string[] Fields = ["user_id", "agent_id", "session_id", "namespace"];
 }

@@ -31,7 +31,16 @@ internal static class SystemEndpoints
             .WithSummary("200 when the store answers, the disk has room, the indexes are caught up and the embedder answers, else 503; no key needed.")
             .Produces<ProbeResponse>().Produces<ProbeResponse>(StatusCodes.Status503ServiceUnavailable);
         app.MapGet("/v1/stats", StatsAsync).WithName("Stats").Requires(Role.Read).WithTags("system").Produces<StoreStatistics>();
+        app.MapGet("/v1/scopes", ScopesAsync).WithName("Scopes").Requires(Role.Read).WithTags("memories")
+            .WithSummary("The users, agents, sessions and namespaces the caller's current memories name, each with its number of memories (from the index, not a store scan).")
+            .Produces<ScopeList>();
         return app;
+    }
+
+    private static async Task<IResult> ScopesAsync(HttpContext http, Core.Search.SearchService search, CancellationToken ct)
+    {
+        QueryParser.RefuseAllExcept(http.Request.Query);
+        return TypedResults.Ok(new ScopeList(await search.CountScopesAsync(http.GetCaller(), ct)));
     }
 
     private static async Task<IResult> HealthAsync(HttpContext http, IMemoryStore store, ApiKeyService keys, HealthChecks checks, EngramEngine engine, CancellationToken ct)
@@ -135,3 +144,6 @@ public sealed record ProbeResponse(string Status)
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<string>? Failing { get; init; }
 }
+
+/// <summary>GET /v1/scopes: every scope value the caller's current memories name, with counts.</summary>
+public sealed record ScopeList(IReadOnlyList<Core.Search.ScopeCount> Items);

@@ -8,41 +8,16 @@ namespace Engram.Server.Ui;
 /// <summary>Scopes: the users, agents, sessions and namespaces the memories name, with counts, each a link to its memories and a delete (dry run first).</summary>
 internal static class UiScopes
 {
-    /// <summary>The scan is bounded so the page stays fast on a big store; past it the page says the counts are partial.</summary>
-    internal const int MaxScanned = 5_000;
-
-    public static async Task<IResult> PageAsync(HttpContext http, MemoryService memories, CancellationToken ct)
+    public static async Task<IResult> PageAsync(HttpContext http, Core.Search.SearchService search, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(UiPage.Filled(http.Request.Query));
         var caller = http.GetCaller();
-        var counts = new SortedDictionary<(string Field, string Name), int>();
-        string? cursor = null;
-        var scanned = 0;
-        do
-        {
-            var page = await memories.ListAsync(caller, new MemoryFilter { ExcludeSuperseded = true }, 1000, cursor, ct);
-            foreach (var m in page.Items)
-            {
-                foreach (var (field, name) in new[] { ("user_id", m.UserId), ("agent_id", m.AgentId), ("session_id", m.SessionId), ("namespace", m.Namespace) })
-                {
-                    if (name is not null)
-                    {
-                        counts[(field, name)] = counts.GetValueOrDefault((field, name)) + 1;
-                    }
-                }
-            }
-            scanned += page.Items.Count;
-            cursor = page.NextCursor;
-        }
-        while (cursor is not null && scanned < MaxScanned);
+        // The same counts as GET /v1/scopes: one pass over the index, exact at any size.
+        var counts = await search.CountScopesAsync(caller, ct);
 
         var html = new HtmlBuilder();
-        if (cursor is not null)
-        {
-            html.Add($"<p class=\"notice error\">Counts cover the newest {scanned} memories only.</p>");
-        }
         html.Add($"<div class=\"table-wrap\"><table><thead><tr><th>Kind</th><th>Name</th><th>Memories</th><th></th></tr></thead><tbody>");
-        foreach (var ((field, name), n) in counts)
+        foreach (var (field, name, n) in counts)
         {
             html.Add($"<tr><td>{field}</td><td><a href=\"/ui/memories?{field}={Uri.EscapeDataString(name)}\">{name}</a></td><td>{n}</td><td>");
             if (caller.Role >= Role.Write)

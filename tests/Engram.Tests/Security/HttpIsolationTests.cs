@@ -170,6 +170,11 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         var stats = await ReadAsync(a, "/v1/stats", 200);
         stats.GetProperty("memories").GetProperty("total").GetInt64().Should().Be(visible.Count, $"{a.Name} counts only what it sees");
 
+        // Scope counts come from the index, confined like a search: they add up to what the caller sees.
+        var scopes = (await ReadAsync(a, "/v1/scopes", 200)).GetProperty("items").EnumerateArray().ToList();
+        scopes.Where(s => s.GetProperty("field").GetString() == "user_id").Sum(s => s.GetProperty("memories").GetInt32())
+            .Should().BeLessThanOrEqualTo(visible.Count, $"{a.Name} counts only the scopes of what it sees");
+
         var list = await ReadAsync(a, "/v1/memories?limit=100", 200);
         list.GetProperty("items").EnumerateArray().Select(m => m.GetProperty("id").GetString()).Should().BeEquivalentTo(visible, $"{a.Name} lists what it sees");
         // A filter on another kind of scope field only narrows (agentx's user_id=alice finds alice's memories of agentx): allowed.

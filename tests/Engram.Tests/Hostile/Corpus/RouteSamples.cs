@@ -70,6 +70,7 @@ internal static class RouteSamples
         new("GET", "/health/live", "/health/live", null, [200]),
         new("GET", "/health/ready", "/health/ready", null, [200]),
         new("GET", "/v1/stats", "/v1/stats", null, [200]),
+        new("GET", "/v1/scopes", "/v1/scopes", null, [200]),
         new("GET", "/metrics", "/metrics", null, [200]),
         new("GET", "/openapi/{documentName}.json", "/openapi/{documentName}.json", null, [200]) { Params = P("documentName", "v1") },
 
