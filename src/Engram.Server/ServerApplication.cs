@@ -137,6 +137,7 @@ public static class ServerApplication
         // Alerts and memory-event webhooks (issue 19): off unless configured; the admin API lists them either way.
         builder.Services.AddSingleton(sp => new Alerts.AlertSignals(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         builder.Services.AddSingleton<Alerts.AlertService>();
+        builder.Services.AddSingleton(sp => new Operations.RequestRate(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(), sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Alerts.AlertService>());
         builder.Services.AddSingleton<Webhooks.MemoryEventWebhooks>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Webhooks.MemoryEventWebhooks>());
@@ -164,6 +165,7 @@ public static class ServerApplication
         }).AddSchemaTransformer(OpenApiSchemas.DescribeCustomConverters));
 
         var app = builder.Build();
+        app.Services.GetRequiredService<Operations.RequestRate>(); // listening from the first request, not from the overview's first view
         // Lock the folder and open the store now: a second server, a bad data folder or a too-new
         // schema fails the start, not the first request.
         var serverLock = app.Services.GetRequiredService<ServerLock>();

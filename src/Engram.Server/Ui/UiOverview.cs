@@ -14,7 +14,7 @@ namespace Engram.Server.Ui;
 internal static class UiOverview
 {
     public static async Task<IResult> PageAsync(HttpContext http, EngramEngine engine, MemoryService memories, KvService kv, GraphService graph,
-        HealthChecks health, BackupService backups, TimeProvider clock, CancellationToken ct)
+        HealthChecks health, BackupService backups, RequestRate requests, TimeProvider clock, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(UiPage.Filled(http.Request.Query));
         var caller = http.GetCaller();
@@ -42,6 +42,10 @@ internal static class UiOverview
         {
             var last = backups.List().OrderByDescending(b => b.CreatedAt).FirstOrDefault();
             Stat(html, "last backup", last is null ? "none" : Age(clock.GetUtcNow() - last.CreatedAt) + " ago");
+            // Store-wide figures (every tenant's requests), so admins only, like /metrics.
+            var (perSecond, p50, p95) = requests.LastMinute();
+            Stat(html, "requests/s (last minute)", perSecond.ToString("0.##", CultureInfo.InvariantCulture));
+            Stat(html, "latency p50 / p95 (last minute)", p50 is null ? "none" : $"{p50.Value.ToString("0.#", CultureInfo.InvariantCulture)} / {p95!.Value.ToString("0.#", CultureInfo.InvariantCulture)} ms");
         }
         html.Add($"</div><div class=\"grid\"><section class=\"card\"><h2>By type</h2><table><tbody>");
         foreach (var (type, n) in stats.Memories.ByType)

@@ -138,7 +138,17 @@ public sealed partial class UiHttpTests(OpenUiServer fixture) : IClassFixture<Op
     public async Task Assets_are_fingerprinted_and_cached_for_good_and_bad_filters_are_a_page_or_a_problem()
     {
         using var browser = new UiBrowserClient(Server.BaseAddress);
+        // The overview (admin: loopback with no keys) shows the last minute's request rate and latency, from the
+        // host's own request metric (recorded as a request ends, so the page may need a second look).
+        (await Server.Client.GetAsync("/health/live")).EnsureSuccessStatusCode();
         var (_, html) = await browser.GetAsync("/ui");
+        for (var attempt = 0; attempt < 50 && html.Contains("<b>none</b><span>latency", StringComparison.Ordinal); attempt++)
+        {
+            await Task.Delay(20);
+            (_, html) = await browser.GetAsync("/ui");
+        }
+        Regex.IsMatch(html, @"<b>[0-9.]+</b><span>requests/s \(last minute\)</span>").Should().BeTrue(html);
+        Regex.IsMatch(html, @"<b>[0-9.]+ / [0-9.]+ ms</b><span>latency p50 / p95 \(last minute\)</span>").Should().BeTrue(html);
         var css = Regex.Match(html, "/ui/assets/app\\.[0-9a-f]{16}\\.css").Value;
         var js = Regex.Match(html, "/ui/assets/app\\.[0-9a-f]{16}\\.js").Value;
         css.Should().NotBeEmpty();
