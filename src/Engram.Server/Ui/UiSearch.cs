@@ -95,7 +95,7 @@ internal static class UiSearch
 
     private static void Results(HtmlBuilder html, SearchResult result)
     {
-        html.Add($"<p class=\"muted\">{result.Results.Count} results in {result.TookMs.ToString("0.0", CultureInfo.InvariantCulture)} ms</p><ol class=\"timeline\">");
+        html.Add($"<p class=\"muted\">{result.Results.Count} {(result.Results.Count == 1 ? "result" : "results")} in {result.TookMs.ToString("0.0", CultureInfo.InvariantCulture)} ms</p><ol class=\"timeline\">");
         foreach (var hit in result.Results)
         {
             html.Add($"<li class=\"result\"><a href=\"/ui/memories/{hit.Memory.Id}\">{UiMemories.Short(hit.Memory.Content, 200)}</a><br><span class=\"mono\">score {hit.Score.ToString("0.000", CultureInfo.InvariantCulture)}</span>");
