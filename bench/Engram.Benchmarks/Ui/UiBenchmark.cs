@@ -59,7 +59,7 @@ internal static partial class UiBenchmark
                 ("/ui/search?q=…&compare=on (two searches)", "/ui/search?compare=on&b_lexical=1&q=" + q),
                 ("/ui/graph", "/ui/graph"),
                 ("/ui/kv", "/ui/kv"),
-                ("/ui/scopes (scan of the newest 5,000)", "/ui/scopes"),
+                ("/ui/scopes (exact, from the index)", "/ui/scopes"),
                 ("/ui/admin", "/ui/admin"),
             })
             {
