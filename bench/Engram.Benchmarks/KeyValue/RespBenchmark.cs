@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 using Engram.Benchmarks.Store;
+using static Engram.Benchmarks.BenchArgs;
 
 namespace Engram.Benchmarks.KeyValue;
 
@@ -146,11 +147,5 @@ public static class RespBenchmark
                 await Task.Delay(50);
             }
         }
-    }
-
-    private static string? Option(string[] args, string name)
-    {
-        var index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
     }
 }

@@ -4,6 +4,7 @@ using Engram.Benchmarks.KeyValue;
 using Engram.Benchmarks.Retrieval;
 using Engram.Benchmarks.Store;
 using ModelContextProtocol.Client;
+using static Engram.Benchmarks.BenchArgs;
 
 namespace Engram.Benchmarks.Mcp;
 
@@ -112,12 +113,6 @@ public static class McpBenchmark
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
-
-    private static string? Option(string[] args, string name)
-    {
-        var index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
-    }
 
     private static int Flag(string[] args, string name, int fallback) =>
         int.TryParse(Option(args, name), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value > 0 ? value : fallback;

@@ -5,6 +5,7 @@ using Engram.Benchmarks.Store;
 using Engram.Core;
 using Engram.Core.Common;
 using Engram.Core.Memories;
+using static Engram.Benchmarks.BenchArgs;
 
 namespace Engram.Benchmarks.Metadata;
 
@@ -71,11 +72,5 @@ public static class MetadataFilterBenchmark
                 $"{label,-36} {matches,7} {times[times.Count / 2],11:0.0} {times[0],8:0.0}-{times[^1]:0.0}"));
         }
         return 0;
-    }
-
-    private static string? Option(string[] args, string name)
-    {
-        var index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
     }
 }

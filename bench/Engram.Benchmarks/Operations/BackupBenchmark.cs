@@ -6,6 +6,7 @@ using Engram.Benchmarks.Store;
 using Engram.Core;
 using Engram.Core.Operations;
 using Engram.Core.Storage.Sqlite;
+using static Engram.Benchmarks.BenchArgs;
 
 namespace Engram.Benchmarks.Operations;
 
@@ -89,13 +90,4 @@ public static class BackupBenchmark
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
-
-    private static int Flag(string[] args, string name, int fallback) =>
-        Option(args, name) is { } value ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
-
-    private static string? Option(string[] args, string name)
-    {
-        var index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
-    }
 }

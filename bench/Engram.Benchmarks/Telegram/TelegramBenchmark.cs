@@ -3,6 +3,7 @@ using System.Globalization;
 using Engram.Benchmarks.Retrieval;
 using Engram.Benchmarks.Store;
 using Engram.Tests.Support;
+using static Engram.Benchmarks.BenchArgs;
 
 namespace Engram.Benchmarks.Telegram;
 
@@ -89,17 +90,6 @@ public static class TelegramBenchmark
         telegram.SendText(User, text);
         await telegram.WaitForSentAsync(before + 1);
         return Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-    }
-
-    private static double P(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
-
-    private static int Flag(string[] args, string name, int fallback) =>
-        Option(args, name) is { } value ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
-
-    private static string? Option(string[] args, string name)
-    {
-        var index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using Engram.Benchmarks.Mcp;
 using Engram.Benchmarks.Retrieval;
 using Engram.Benchmarks.Store;
+using static Engram.Benchmarks.BenchArgs;
 
 namespace Engram.Benchmarks.Ui;
 
@@ -112,17 +113,6 @@ internal static partial class UiBenchmark
         using var response = await client.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         return response.IsSuccessStatusCode ? text : throw new InvalidOperationException($"{path} answered {(int)response.StatusCode}: {text[..Math.Min(400, text.Length)]}");
-    }
-
-    private static double P(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
-
-    private static int Flag(string[] args, string name, int fallback) =>
-        Option(args, name) is { } value ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
-
-    private static string? Option(string[] args, string name)
-    {
-        var index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
