@@ -133,6 +133,9 @@ public interface IExtractionJobStore
 
     Task<ExtractionJob?> GetExtractionJobAsync(string tenant, string id, CancellationToken ct = default);
 
+    /// <summary>The tenant's newest <paramref name="limit"/> jobs, newest first (the admin page's job list).</summary>
+    Task<IReadOnlyList<ExtractionJob>> ListRecentExtractionJobsAsync(string tenant, int limit, CancellationToken ct = default);
+
     /// <summary>Jobs queued or running (all tenants when <paramref name="tenant"/> is null).</summary>
     Task<long> CountPendingExtractionJobsAsync(string? tenant, CancellationToken ct = default);
 }

@@ -80,15 +80,26 @@ internal static class UiAdmin
         html.Add($"<a class=\"button secondary\" href=\"/ui/admin/export\" download>Export (JSON Lines)</a></form>");
 
         long? queue = null;
+        IReadOnlyList<Core.Llm.ExtractionJob> jobs = [];
         try
         {
             queue = await extractor.Jobs.CountPendingExtractionJobsAsync(caller.Tenant, ct);
+            jobs = await extractor.Jobs.ListRecentExtractionJobsAsync(caller.Tenant, 20, ct);
         }
         catch (Core.Storage.StoreUnavailableException)
         {
             // The store is away: the page still renders, without the queue depth.
         }
         html.Add($"<h2>Jobs</h2><p>Language model: {llm.Model?.Options.Model ?? "not configured"}. Extraction jobs waiting: {queue?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}.</p>");
+        if (jobs.Count > 0)
+        {
+            html.Add($"<div class=\"table-wrap\"><table id=\"jobs\"><thead><tr><th>Job</th><th>Status</th><th>Attempts</th><th>Created</th><th>Memories</th><th>Error</th></tr></thead><tbody>");
+            foreach (var job in jobs)
+            {
+                html.Add($"<tr><td class=\"mono\"><a href=\"/v1/jobs/{job.Id}\">{job.Id}</a></td><td>{job.Status}</td><td>{job.Attempts}</td><td class=\"mono\">{job.CreatedAt}</td><td>{job.MemoryIds.Count}</td><td>{job.Error}</td></tr>");
+            }
+            html.Add($"</tbody></table></div>");
+        }
 
         await trail.FlushAsync();
         var entries = await audit.ReadAuditAsync(new AuditQuery(caller.Tenant, null, null, 50), ct);

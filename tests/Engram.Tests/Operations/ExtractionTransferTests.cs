@@ -135,6 +135,9 @@ public sealed class ExtractionTransferTests
         {
             await Read($"/v1/jobs/{job}");
         }
+        // The web UI's admin page lists the tenant's newest jobs, newest first (issue 18), from either store.
+        var admin = await server.Client.GetStringAsync("/ui/admin");
+        answers["ui jobs"] = string.Join(",", System.Text.RegularExpressions.Regex.Matches(admin, "href=\"/v1/jobs/([^\"]+)\"").Select(m => m.Groups[1].Value));
         await Read("/v1/memories?duplicate_of=*", n => new JsonArray([.. n["items"]!.AsArray().Select(m => JsonValue.Create(m!["id"]!.GetValue<string>()))]));
         await Read("/v1/memories?user_id=alice&include_superseded=true", n => new JsonArray([.. n["items"]!.AsArray().Select(m => JsonValue.Create(m!["id"]!.GetValue<string>()))]));
         var found = await server.SearchAsync(new { query = "Lives in", k = 10, filters = new { user_id = "alice" } });
@@ -183,6 +186,7 @@ public sealed class ExtractionTransferTests
         before["search"].Should().Be(seeded.Lisbon, "search hides the superseded memory");
         before["search include_superseded"].Should().Be(string.Join(",", new[] { seeded.Berlin, seeded.Lisbon }.Order(StringComparer.Ordinal)));
         JsonNode.Parse(before[$"/v1/jobs/{seeded.Jobs[2]}"])!["status"]!.GetValue<string>().Should().Be("queued");
+        before["ui jobs"].Split(',').Should().BeEquivalentTo(seeded.Jobs, "the admin page lists every job of the tenant");
 
         var (header, original) = await ExportAsync(source.Value);
         header["format_version"]!.GetValue<int>().Should().Be(2);

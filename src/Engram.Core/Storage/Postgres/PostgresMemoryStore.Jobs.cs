@@ -80,6 +80,19 @@ public sealed partial class PostgresMemoryStore : IExtractionJobStore
     public Task<ExtractionJob?> GetExtractionJobAsync(string tenant, string id, CancellationToken ct = default) =>
         ReadAsync(c => SelectJobAsync(Command(c, ExtractionJobRows.Select + " WHERE j.id = $1 AND j.tenant = $2").Text(id).Text(tenant), ct), ct);
 
+    public Task<IReadOnlyList<ExtractionJob>> ListRecentExtractionJobsAsync(string tenant, int limit, CancellationToken ct = default) =>
+        ReadAsync<IReadOnlyList<ExtractionJob>>(async c =>
+        {
+            await using var command = Command(c, ExtractionJobRows.Select + " WHERE j.tenant = $1 ORDER BY j.created_at DESC, j.id DESC LIMIT $2").Text(tenant).Int(limit);
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            var jobs = new List<ExtractionJob>();
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                jobs.Add(ExtractionJobRows.Read(new PostgresRow(reader)));
+            }
+            return jobs;
+        }, ct);
+
     public Task<long> CountPendingExtractionJobsAsync(string? tenant, CancellationToken ct = default) =>
         ReadAsync(async c =>
         {

@@ -65,6 +65,20 @@ public sealed partial class SqliteMemoryStore : IExtractionJobStore
     public Task<ExtractionJob?> GetExtractionJobAsync(string tenant, string id, CancellationToken ct = default) =>
         _readers.ReadAsync(c => SelectJob(c, ExtractionJobRows.Select + " WHERE j.id = ?1 AND j.tenant = ?2", id, tenant), ct).AsTask();
 
+    public Task<IReadOnlyList<ExtractionJob>> ListRecentExtractionJobsAsync(string tenant, int limit, CancellationToken ct = default) =>
+        _readers.ReadAsync<IReadOnlyList<ExtractionJob>>(c =>
+        {
+            using var statement = c.Prepare(ExtractionJobRows.Select + " WHERE j.tenant = ?1 ORDER BY j.created_at DESC, j.id DESC LIMIT ?2");
+            statement.Bind(1, tenant);
+            statement.Bind(2, (long)limit);
+            var jobs = new List<ExtractionJob>();
+            while (statement.Step())
+            {
+                jobs.Add(ExtractionJobRows.Read(statement));
+            }
+            return jobs;
+        }, ct).AsTask();
+
     public Task<long> CountPendingExtractionJobsAsync(string? tenant, CancellationToken ct = default) =>
         _readers.ReadAsync(c => c.ScalarInt64("SELECT count(*) FROM extraction_jobs WHERE status IN ('queued', 'running') AND (?1 IS NULL OR tenant = ?1)", tenant) ?? 0, ct).AsTask();
 
