@@ -142,11 +142,11 @@ public sealed class ExportReader : IAsyncDisposable
             yield return line;
         }
         // One statement at a time: each kind's rows are closed before the next kind's statement runs.
-        await foreach (var line in RelationsAsync(ct).ConfigureAwait(false))
+        await foreach (var line in FlatAsync(RelationSql, "r", ExportKinds.Relation, WriteRelation, ct).ConfigureAwait(false))
         {
             yield return line;
         }
-        await foreach (var line in LinksAsync(ct).ConfigureAwait(false))
+        await foreach (var line in FlatAsync(LinkSql, "l", ExportKinds.Link, WriteLink, ct).ConfigureAwait(false))
         {
             yield return line;
         }
@@ -155,67 +155,61 @@ public sealed class ExportReader : IAsyncDisposable
         {
             yield return line;
         }
-        await foreach (var line in JobsAsync(ct).ConfigureAwait(false))
+        await foreach (var line in FlatAsync(JobSql, "j", ExportKinds.ExtractionJob, WriteJob, ct).ConfigureAwait(false))
         {
             yield return line;
         }
     }
 
-    private async IAsyncEnumerable<ExportLine> RelationsAsync([EnumeratorCancellation] CancellationToken ct)
+    /// <summary>Lines of records that are one row each (relations, links, jobs), in the statement's order.</summary>
+    private async IAsyncEnumerable<ExportLine> FlatAsync(string sql, string alias, string kind, Action<Utf8JsonWriter, ISnapshotRows> record,
+        [EnumeratorCancellation] CancellationToken ct)
     {
-        await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, RelationSql, Filter("r")), _tenant, ct).ConfigureAwait(false);
+        await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, sql, Filter(alias)), _tenant, ct).ConfigureAwait(false);
         while (await rows.ReadAsync(ct).ConfigureAwait(false))
         {
-            var w = Start(ExportKinds.Relation);
-            w.WriteString("tenant", rows.Text(0));
-            w.WriteString("from", rows.Text(1));
-            w.WriteString("to", rows.Text(2));
-            w.WriteString("relation_type", rows.Text(3));
-            Number(w, "weight", rows, 4);
-            Time(w, "valid_from", rows, 5);
-            Time(w, "valid_to", rows, 6);
-            Time(w, "created_at", rows, 7);
-            yield return Finish(ExportKinds.Relation);
+            record(Start(kind), rows);
+            yield return Finish(kind);
         }
     }
 
-    private async IAsyncEnumerable<ExportLine> LinksAsync([EnumeratorCancellation] CancellationToken ct)
+    private static void WriteRelation(Utf8JsonWriter w, ISnapshotRows rows)
     {
-        await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, LinkSql, Filter("l")), _tenant, ct).ConfigureAwait(false);
-        while (await rows.ReadAsync(ct).ConfigureAwait(false))
-        {
-            var w = Start(ExportKinds.Link);
-            w.WriteString("tenant", rows.Text(0));
-            w.WriteString("memory_id", rows.Text(1));
-            w.WriteString("link_kind", rows.Text(2));
-            w.WriteString("target_id", rows.Text(3));
-            Time(w, "created_at", rows, 4);
-            yield return Finish(ExportKinds.Link);
-        }
+        w.WriteString("tenant", rows.Text(0));
+        w.WriteString("from", rows.Text(1));
+        w.WriteString("to", rows.Text(2));
+        w.WriteString("relation_type", rows.Text(3));
+        Number(w, "weight", rows, 4);
+        Time(w, "valid_from", rows, 5);
+        Time(w, "valid_to", rows, 6);
+        Time(w, "created_at", rows, 7);
     }
 
-    private async IAsyncEnumerable<ExportLine> JobsAsync([EnumeratorCancellation] CancellationToken ct)
+    private static void WriteLink(Utf8JsonWriter w, ISnapshotRows rows)
     {
-        await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, JobSql, Filter("j")), _tenant, ct).ConfigureAwait(false);
-        while (await rows.ReadAsync(ct).ConfigureAwait(false))
-        {
-            var w = Start(ExportKinds.ExtractionJob);
-            w.WriteString("tenant", rows.Text(0));
-            w.WriteString("id", rows.Text(1));
-            w.WriteString("conversation_id", rows.Text(2));
-            w.WriteString("actor", rows.Text(3));
-            w.WriteString("status", rows.Text(4));
-            w.WriteNumber("attempts", rows.Int64(5));
-            RawOrNull(w, "plan", rows, 6);
-            RawOrNull(w, "applied", rows, 7);
-            RawOrNull(w, "memory_ids", rows, 8);
-            Text(w, "error", rows, 9);
-            Text(w, "model", rows, 10);
-            Time(w, "created_at", rows, 11);
-            Time(w, "updated_at", rows, 12);
-            Time(w, "next_attempt_at", rows, 13);
-            yield return Finish(ExportKinds.ExtractionJob);
-        }
+        w.WriteString("tenant", rows.Text(0));
+        w.WriteString("memory_id", rows.Text(1));
+        w.WriteString("link_kind", rows.Text(2));
+        w.WriteString("target_id", rows.Text(3));
+        Time(w, "created_at", rows, 4);
+    }
+
+    private static void WriteJob(Utf8JsonWriter w, ISnapshotRows rows)
+    {
+        w.WriteString("tenant", rows.Text(0));
+        w.WriteString("id", rows.Text(1));
+        w.WriteString("conversation_id", rows.Text(2));
+        w.WriteString("actor", rows.Text(3));
+        w.WriteString("status", rows.Text(4));
+        w.WriteNumber("attempts", rows.Int64(5));
+        RawOrNull(w, "plan", rows, 6);
+        RawOrNull(w, "applied", rows, 7);
+        RawOrNull(w, "memory_ids", rows, 8);
+        Text(w, "error", rows, 9);
+        Text(w, "model", rows, 10);
+        Time(w, "created_at", rows, 11);
+        Time(w, "updated_at", rows, 12);
+        Time(w, "next_attempt_at", rows, 13);
     }
 
     /// <summary>
