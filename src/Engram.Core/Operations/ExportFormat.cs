@@ -18,14 +18,22 @@ public static class ExportKinds
     /// <summary>An extraction job of a conversation; format version 2.</summary>
     public const string ExtractionJob = "extraction_job";
 
+    /// <summary>
+    /// The embedding vectors of one memory version under one model; format version 3. Only in exports that ask for
+    /// them (logical backups and migrations always do): they are derived data, but a transformer model needs hours
+    /// to make them again for a large store.
+    /// </summary>
+    public const string Vector = "vector";
+
     /// <summary>The record kinds in the order an export writes them (a later kind may refer to an earlier one).</summary>
-    public static readonly string[] Records = [Memory, KeyValue, Entity, Relation, Link, Conversation, ExtractionJob];
+    public static readonly string[] Records = [Memory, KeyValue, Entity, Relation, Link, Conversation, ExtractionJob, Vector];
 }
 
-/// <summary>How many records of each kind an export holds.</summary>
-public sealed record ExportCounts(long Memories, long KeyValues, long Entities, long Relations, long Links = 0, long Conversations = 0, long Jobs = 0)
+/// <summary>How many records of each kind an export holds (<see cref="Vectors"/> null: the export carries none).</summary>
+public sealed record ExportCounts(long Memories, long KeyValues, long Entities, long Relations, long Links = 0, long Conversations = 0, long Jobs = 0,
+    long? Vectors = null)
 {
-    public long Total => Memories + KeyValues + Entities + Relations + Links + Conversations + Jobs;
+    public long Total => Memories + KeyValues + Entities + Relations + Links + Conversations + Jobs + (Vectors ?? 0);
 
     public long Of(string kind) => kind switch
     {
@@ -36,6 +44,7 @@ public sealed record ExportCounts(long Memories, long KeyValues, long Entities, 
         ExportKinds.Link => Links,
         ExportKinds.Conversation => Conversations,
         ExportKinds.ExtractionJob => Jobs,
+        ExportKinds.Vector => Vectors ?? 0,
         _ => 0,
     };
 
@@ -49,6 +58,7 @@ public sealed record ExportCounts(long Memories, long KeyValues, long Entities, 
         [ExportKinds.Link] = "links",
         [ExportKinds.Conversation] = "conversations",
         [ExportKinds.ExtractionJob] = "jobs",
+        [ExportKinds.Vector] = "vectors",
     };
 }
 
@@ -63,9 +73,10 @@ public sealed record ExportHeader(string Kind, string Format, int FormatVersion,
     /// The version of the line format this engram writes; it reads every version up to it. Version 2 added
     /// <c>superseded_by</c> to memory records and the kinds <c>link</c>, <c>conversation</c> and <c>extraction_job</c>
     /// (written after relations) with their header counts <c>links</c>, <c>conversations</c> and <c>jobs</c>. A version 1
-    /// file has none of them and still imports: its memories are current (no <c>superseded_by</c>).
+    /// file has none of them and still imports: its memories are current (no <c>superseded_by</c>). Version 3 added
+    /// the kind <c>vector</c> (written last, counted as <c>vectors</c> in the header only when the export carries them).
     /// </summary>
-    public const int CurrentVersion = 2;
+    public const int CurrentVersion = 3;
 }
 
 /// <summary>What became of one imported record.</summary>

@@ -12,7 +12,8 @@ namespace Engram.Core.Operations;
 /// holding Engram's export of the store (<see cref="BackupContents.Export"/>) rather than a SQLite database.
 /// What <c>engram backup --store postgres://…</c> and a PostgreSQL-backed server make; operators also have
 /// pg_dump and point-in-time recovery, but this one is verified by Engram and restores into either backend.
-/// It holds what an export holds: no API keys, no audit log (a migration copies the keys; see RUNBOOK).
+/// It holds what an export holds: no API keys, no audit log (a migration copies the keys; see RUNBOOK); and the stored
+/// embedding vectors, so a restore embeds nothing again.
 /// </summary>
 public static class LogicalBackup
 {
@@ -25,10 +26,12 @@ public static class LogicalBackup
         [ExportKinds.Link] = "memory_links",
         [ExportKinds.Conversation] = "conversations",
         [ExportKinds.ExtractionJob] = "extraction_jobs",
+        [ExportKinds.Vector] = "vectors",
     };
 
-    /// <summary>Kinds of export format version 2: a backup made before them has no count of them (which is then 0).</summary>
-    private static readonly HashSet<string> LaterKinds = new([ExportKinds.Link, ExportKinds.Conversation, ExportKinds.ExtractionJob], StringComparer.Ordinal);
+    /// <summary>Kinds of export format versions 2 and 3: a backup made before them has no count of them (which is then 0).</summary>
+    private static readonly HashSet<string> LaterKinds = new([ExportKinds.Link, ExportKinds.Conversation, ExportKinds.ExtractionJob, ExportKinds.Vector],
+        StringComparer.Ordinal);
 
     /// <summary>Backs up <paramref name="store"/> into the new file <paramref name="outFile"/> (owner-only), from one consistent snapshot.</summary>
     public static async Task<BackupManifest> CreateAsync(IMemoryStore store, string outFile, string kind, TimeProvider clock, CancellationToken ct = default)
@@ -44,7 +47,7 @@ public static class LogicalBackup
             ExportSummary summary;
             await using (var output = BackupFile.CreatePrivate(export))
             {
-                summary = await StoreExport.WriteAsync(transfer, output, null, clock, ct: ct).ConfigureAwait(false);
+                summary = await StoreExport.WriteAsync(transfer, output, null, clock, vectors: true, ct: ct).ConfigureAwait(false);
             }
             var (schema, lastSeq) = ReadHeaderFacts(File.ReadLines(export).First());
             using (var input = new FileStream(export, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
@@ -62,6 +65,7 @@ public static class LogicalBackup
                 ["memory_links"] = summary.Counts.Links,
                 ["conversations"] = summary.Counts.Conversations,
                 ["extraction_jobs"] = summary.Counts.Jobs,
+                ["vectors"] = summary.Counts.Vectors ?? 0,
             };
             var manifest = new BackupManifest(BackupFile.FormatVersion, StoreBackup.EngramVersion, schema, lastSeq, store.StoreId, counts, createdAt, kind,
                 StoreBackup.Compression, new FileInfo(export).Length, BackupFile.Sha256Of(export), new FileInfo(payload).Length, BackupFile.Sha256Of(payload),
@@ -172,6 +176,7 @@ public static class LogicalBackup
                     ExportKinds.Relation => ImportRecords.Relation(record),
                     ExportKinds.Link => ImportRecords.Link(record),
                     ExportKinds.Conversation => ImportRecords.Conversation(record),
+                    ExportKinds.Vector => ImportRecords.Vector(record),
                     _ => ImportRecords.Job(record, 0),
                 };
                 counted[ManifestNames[kind]]++;

@@ -9,9 +9,10 @@ namespace Engram.Core.Operations;
 /// <summary>
 /// Writes an Engram export: JSON Lines, a header line (format, versions, time, counts), then one
 /// line per record (see <see cref="ExportReader"/>; either backend). Streams: each line goes to the output as
-/// it is read, so neither the store nor the file is ever held in memory. API keys, the store secret,
-/// the audit log and embedding vectors are never part of it (vectors are derived: the importing
-/// store embeds again).
+/// it is read, so neither the store nor the file is ever held in memory. API keys, the store secret and
+/// the audit log are never part of it. Stored embedding vectors are, when asked for (<c>vectors</c>): they are
+/// derived, but a transformer model takes hours to make them again for a large store, so logical backups and
+/// migrations always carry them.
 /// </summary>
 public static class StoreExport
 {
@@ -22,11 +23,13 @@ public static class StoreExport
 
     /// <param name="tenant">Only this tenant's records; null for every tenant.</param>
     /// <param name="flushEvery">Flush the output after this many lines (an HTTP response then streams steadily).</param>
+    /// <param name="vectors">Carry the stored embedding vectors (<see cref="ExportKinds.Vector"/> records, last).</param>
     public static async Task<ExportSummary> WriteAsync(IStoreTransfer store, Stream output, string? tenant, TimeProvider clock,
-        IProgress<OperationProgress>? progress = null, int flushEvery = 1000, CancellationToken ct = default)
+        IProgress<OperationProgress>? progress = null, int flushEvery = 1000, bool vectors = false, CancellationToken ct = default)
     {
         var started = Stopwatch.GetTimestamp();
         await using var reader = await store.OpenExportAsync(tenant, ct).ConfigureAwait(false);
+        reader.Vectors = vectors;
         var counts = await reader.CountAsync(ct).ConfigureAwait(false);
         var header = new ExportHeader(ExportKinds.Header, ExportHeader.FormatName, ExportHeader.CurrentVersion, EngramVersion, reader.SchemaVersion,
             ExportFields.FormatTime(clock.GetUtcNow().ToUnixTimeMilliseconds()), tenant, reader.LastSeq, counts);
@@ -81,6 +84,10 @@ public static class StoreExport
             w.WriteNumber("links", header.Counts.Links);
             w.WriteNumber("conversations", header.Counts.Conversations);
             w.WriteNumber("jobs", header.Counts.Jobs);
+            if (header.Counts.Vectors is { } vectors)
+            {
+                w.WriteNumber("vectors", vectors);
+            }
             w.WriteEndObject();
             w.WriteEndObject();
         }

@@ -11,7 +11,8 @@ namespace Engram.Core.Operations;
 /// <c>engram migrate</c>: copies one store into another, SQLite or PostgreSQL either way, record by
 /// record as they were (ids, versions, times, history; key-value entries with their history chains;
 /// graph entities with their observations, relations; memory links; conversations with their history and
-/// their extraction jobs, a pending one queued and due on the target), plus the API keys and the secret they are
+/// their extraction jobs, a pending one queued and due on the target; the stored embedding vectors of each memory's
+/// current version, so nothing is embedded again), plus the API keys and the secret they are
 /// hashed with, so every key keeps working. The source is read from one consistent snapshot and
 /// streamed: a batch of lines at a time, each batch one transaction on the target.
 /// <para>
@@ -73,6 +74,8 @@ public static class StoreMigration
 
         await using (var reader = await from.OpenExportAsync(null, ct).ConfigureAwait(false))
         {
+            // The stored vectors too: without them the target's instances would embed the whole corpus again.
+            reader.Vectors = true;
             report.SourceCounts = await reader.CountPerTenantAsync(ct).ConfigureAwait(false);
             if (options.ApiKeys)
             {

@@ -14,7 +14,7 @@ namespace Engram.Server.Http;
 /// <c>GET /v1/admin/export</c>: the store as Engram's JSON Lines export (the format of
 /// <c>engram export</c>), streamed as it is read from a consistent snapshot, so the server never
 /// holds it in memory. The caller's tenant by default (its key's, or the one X-Engram-Tenant names);
-/// <c>?all_tenants=true</c> exports every tenant. Admin keys only, and not scoped ones (a scope limits
+/// <c>?all_tenants=true</c> exports every tenant; <c>?vectors=true</c> adds the stored embedding vectors. Admin keys only, and not scoped ones (a scope limits
 /// a key to some users or agents of its tenant; an export would reach past it). Never API keys.
 /// Not bound by Engram:RequestTimeoutSeconds: an export takes as long as the store is large.
 /// </summary>
@@ -25,14 +25,14 @@ internal static class ExportEndpoints
     public static IEndpointRouteBuilder MapExportEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/v1/admin/export", ExportAsync).WithName("ExportStore").WithTags("admin").Requires(Role.Admin)
-            .WithSummary("The tenant's memories (with history), key-value entries and graph as JSON Lines, streamed; all_tenants=true for every tenant.")
+            .WithSummary("The tenant's memories (with history), key-value entries and graph as JSON Lines, streamed; all_tenants=true for every tenant, vectors=true with the stored embedding vectors.")
             .Produces(StatusCodes.Status200OK, contentType: ContentType).ProducesProblem(403).DisableRequestTimeout();
         return app;
     }
 
     internal static async Task ExportAsync(HttpContext http, IMemoryStore store, TimeProvider clock, CancellationToken ct)
     {
-        QueryParser.RefuseAllExcept(http.Request.Query, "all_tenants");
+        QueryParser.RefuseAllExcept(http.Request.Query, "all_tenants", "vectors");
         var caller = http.GetCaller();
         caller.Require(Role.Admin, "export the store");
         if (caller.IsScoped)
@@ -44,6 +44,7 @@ internal static class ExportEndpoints
         http.Response.ContentType = ContentType;
         http.Response.Headers.ContentDisposition = $"attachment; filename=\"engram-export-{clock.GetUtcNow():yyyyMMdd-HHmmss}.jsonl\"";
         http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        await StoreExport.WriteAsync(source, http.Response.Body, tenant, clock, ct: ct);
+        var vectors = QueryParser.Bool(http.Request.Query, "vectors");
+        await StoreExport.WriteAsync(source, http.Response.Body, tenant, clock, vectors: vectors, ct: ct);
     }
 }

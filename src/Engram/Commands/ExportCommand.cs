@@ -24,10 +24,14 @@ internal static class ExportCommand
         var output = new Option<string>("--out") { Description = "The file to write (- for stdout). An existing file is kept unless --force.", HelpName = "FILE", Required = true };
         var tenant = new Option<string?>("--tenant") { Description = "Export only this tenant (default: every tenant).", HelpName = "T" };
         var force = new Option<bool>("--force") { Description = "Overwrite FILE if it exists." };
+        var vectors = new Option<bool>("--vectors")
+        {
+            Description = "Also write the stored embedding vectors (about 2 KB per memory with a 384-dimension model), so an import embeds nothing again.",
+        };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object (and errors as JSON on stderr); no progress bar." };
         var command = new Command("export", "Export memories (with history), key-value entries and the graph as JSON Lines (never API keys).")
         {
-            data, store, output, tenant, force, json,
+            data, store, output, tenant, force, vectors, json,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -48,7 +52,7 @@ internal static class ExportCommand
                 if (toStdout)
                 {
                     await using var stdout = Console.OpenStandardOutput();
-                    await StoreExport.WriteAsync(source, stdout, only, TimeProvider.System, bar?.Reporter, ct: ct);
+                    await StoreExport.WriteAsync(source, stdout, only, TimeProvider.System, bar?.Reporter, vectors: parse.GetValue(vectors), ct: ct);
                     bar?.Done();
                     return ExitCodes.Ok;
                 }
@@ -59,7 +63,7 @@ internal static class ExportCommand
                 {
                     await using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
                     {
-                        summary = await StoreExport.WriteAsync(source, file, only, TimeProvider.System, bar?.Reporter, ct: ct);
+                        summary = await StoreExport.WriteAsync(source, file, only, TimeProvider.System, bar?.Reporter, vectors: parse.GetValue(vectors), ct: ct);
                         file.Flush(flushToDisk: true);
                     }
                     File.Move(temporary, full, overwrite: true);
@@ -75,13 +79,14 @@ internal static class ExportCommand
                 if (asJson)
                 {
                     JsonOutput.Write(Console.Out, new ExportResponse(full, counts.Memories, counts.KeyValues, counts.Entities, counts.Relations, counts.Links,
-                        counts.Conversations, counts.Jobs, summary.Bytes,
+                        counts.Conversations, counts.Jobs, counts.Vectors, summary.Bytes,
                         Math.Round(seconds * 1000, 1)));
                 }
                 else
                 {
                     Console.WriteLine($"Exported {counts.Memories:N0} memories, {counts.KeyValues:N0} keys, {counts.Entities:N0} entities, {counts.Relations:N0} relations, " +
                         $"{counts.Links:N0} memory links, {counts.Conversations:N0} conversations and {counts.Jobs:N0} extraction jobs " +
+                        (counts.Vectors is { } written ? $"with {written:N0} stored vectors " : "") +
                         $"({summary.Bytes / 1048576.0:0.0} MB) to {full} in {seconds:0.0} s ({counts.Total / Math.Max(seconds, 0.001):N0} records/s).");
                 }
                 return ExitCodes.Ok;
@@ -95,5 +100,6 @@ internal static class ExportCommand
     }
 
     /// <summary>What <c>export --json</c> prints.</summary>
-    internal sealed record ExportResponse(string File, long Memories, long Kv, long Entities, long Relations, long Links, long Conversations, long Jobs, long Bytes, double TookMs);
+    internal sealed record ExportResponse(string File, long Memories, long Kv, long Entities, long Relations, long Links, long Conversations, long Jobs, long? Vectors, long Bytes,
+        double TookMs);
 }

@@ -93,7 +93,7 @@ public sealed class ExportImportTests
             text.Should().NotContain("egm_", "API keys are never exported").And.NotContain("api_key_secret");
             var header = JsonNode.Parse(File.ReadLines(first).First())!;
             header["format"]!.GetValue<string>().Should().Be("engram-export");
-            header["format_version"]!.GetValue<int>().Should().Be(2);
+            header["format_version"]!.GetValue<int>().Should().Be(3);
             header["counts"]!["memories"]!.GetValue<long>().Should().Be(10);
 
             // Every version is in the memory's history; the kv entry's history holds both sets.

@@ -189,7 +189,7 @@ public sealed class ExtractionTransferTests
         before["ui jobs"].Split(',').Should().BeEquivalentTo(seeded.Jobs, "the admin page lists every job of the tenant");
 
         var (header, original) = await ExportAsync(source.Value);
-        header["format_version"]!.GetValue<int>().Should().Be(2);
+        header["format_version"]!.GetValue<int>().Should().Be(3);
         header["counts"]!["links"]!.GetValue<long>().Should().Be(3, "two derived_from, one duplicate_of");
         header["counts"]!["conversations"]!.GetValue<long>().Should().Be(3);
         header["counts"]!["jobs"]!.GetValue<long>().Should().Be(3);

@@ -21,7 +21,7 @@ public sealed class PersistedVectorTests : IDisposable
     private EngramEngine Open(CountingEmbedder embedder) => EngramEngine.OpenSqlite(_dir.Path, embedder: embedder, snapshots: true);
 
     /// <summary>Catches up and embeds whatever is pending, as the server's worker would.</summary>
-    private static async Task SettleAsync(EngramEngine engine)
+    internal static async Task SettleAsync(EngramEngine engine)
     {
         await engine.EnsureIndexedAsync();
         await engine.Follower.CatchUpAsync();

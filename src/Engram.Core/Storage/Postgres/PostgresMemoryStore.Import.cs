@@ -3,6 +3,7 @@ using Engram.Core.Common;
 using Engram.Core.Graph;
 using Engram.Core.Memories;
 using Engram.Core.Operations;
+using Engram.Core.Storage.Sqlite;
 using Engram.Core.Storage.Transfer;
 using Npgsql;
 
@@ -83,6 +84,7 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
             ExportKinds.Relation => await ImportRelationAsync(c, ImportRecords.Relation(record)).ConfigureAwait(false),
             ExportKinds.Link => await ImportLinkAsync(c, ImportRecords.Link(record)).ConfigureAwait(false),
             ExportKinds.Conversation => await ImportConversationAsync(c, ImportRecords.Conversation(record)).ConfigureAwait(false),
+            ExportKinds.Vector => await ImportVectorAsync(c, ImportRecords.Vector(record)).ConfigureAwait(false),
             _ => await ImportJobAsync(c, ImportRecords.Job(record, NowMs)).ConfigureAwait(false),
         };
 
@@ -210,6 +212,17 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
         await using var insert = Command(c,
             "INSERT INTO memory_links(tenant, memory_id, kind, target_id, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
             .Text(r.Tenant).Text(r.MemoryId).Text(r.Kind).Text(r.TargetId).Int(r.CreatedAt);
+        return await insert.ExecuteNonQueryAsync().ConfigureAwait(false) > 0 ? ImportOutcome.Imported : ImportOutcome.Skipped;
+    }
+
+    /// <summary>As SQLite's: the vectors of a memory version that is in the store, once.</summary>
+    private static async Task<ImportOutcome> ImportVectorAsync(NpgsqlConnection c, MemoryVectors v)
+    {
+        await using var insert = Command(c,
+            "INSERT INTO memory_vectors(tenant, memory_id, version, model, dims, count, vectors) " +
+            "SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM memories WHERE tenant = $1 AND id = $2 AND version = $3) " +
+            "ON CONFLICT (tenant, memory_id, model, version) DO NOTHING")
+            .Text(v.Key.Tenant).Text(v.Key.MemoryId).Int(v.Key.Version).Text(v.Model).Int(v.Dimensions).Int(v.Count).Bytes(SqliteMemoryStore.Encode(v.Values));
         return await insert.ExecuteNonQueryAsync().ConfigureAwait(false) > 0 ? ImportOutcome.Imported : ImportOutcome.Skipped;
     }
 

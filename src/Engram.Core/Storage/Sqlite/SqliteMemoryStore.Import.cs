@@ -82,6 +82,7 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
             ExportKinds.Relation => ImportRelation(c, ImportRecords.Relation(record)),
             ExportKinds.Link => ImportLink(c, ImportRecords.Link(record)),
             ExportKinds.Conversation => ImportConversation(c, ImportRecords.Conversation(record)),
+            ExportKinds.Vector => ImportVector(c, ImportRecords.Vector(record)),
             _ => ImportJob(c, ImportRecords.Job(record, NowMs)),
         };
 
@@ -190,6 +191,19 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
     private static ImportOutcome ImportLink(SqliteConnection c, ImportedLink r) =>
         c.ExecuteNonQuery("INSERT INTO memory_links(tenant, memory_id, kind, target_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             r.Tenant, r.MemoryId, r.Kind, r.TargetId, r.CreatedAt) > 0
+            ? ImportOutcome.Imported
+            : ImportOutcome.Skipped;
+
+    /// <summary>
+    /// Stored vectors of a memory version that is in the store (the index reads them instead of embedding again); a row
+    /// already there, or a memory version that is not (skipped as a duplicate, or changed since), is skipped.
+    /// </summary>
+    private static ImportOutcome ImportVector(SqliteConnection c, MemoryVectors v) =>
+        c.ExecuteNonQuery(
+            "INSERT INTO memory_vectors(tenant, memory_id, version, model, dims, count, vectors) " +
+            "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM memories WHERE tenant = ?1 AND id = ?2 AND version = ?3) " +
+            "ON CONFLICT (tenant, memory_id, model, version) DO NOTHING",
+            v.Key.Tenant, v.Key.MemoryId, v.Key.Version, v.Model, v.Dimensions, v.Count, Encode(v.Values)) > 0
             ? ImportOutcome.Imported
             : ImportOutcome.Skipped;
 

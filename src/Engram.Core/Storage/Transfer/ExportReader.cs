@@ -51,6 +51,11 @@ public sealed class ExportReader : IAsyncDisposable
         "SELECT j.tenant, j.id, j.conversation_id, j.actor, j.status, j.attempts, j.plan, j.applied, j.memory_ids, j.error, j.model, j.created_at, " +
         "j.updated_at, j.next_attempt_at FROM extraction_jobs j{0} ORDER BY j.created_at, j.id";
 
+    /// <summary>The vectors of each memory's current version (older versions' rows are garbage the pruner drops), in memory order.</summary>
+    private const string VectorSql =
+        "SELECT v.tenant, v.memory_id, v.version, v.model, v.dims, v.count, v.vectors FROM memory_vectors v " +
+        "JOIN memories m ON m.tenant = v.tenant AND m.id = v.memory_id AND m.version = v.version{0} ORDER BY m.rid, v.model";
+
     private readonly ISnapshot _snapshot;
     private readonly string? _tenant;
     private readonly ArrayBufferWriter<byte> _buffer = new(4096);
@@ -65,6 +70,9 @@ public sealed class ExportReader : IAsyncDisposable
 
     public int SchemaVersion => _snapshot.SchemaVersion;
 
+    /// <summary>Whether the export carries the stored embedding vectors (<see cref="ExportKinds.Vector"/> records, last).</summary>
+    public bool Vectors { get; set; }
+
     /// <summary>The change log's newest sequence number in the snapshot.</summary>
     public long LastSeq => _snapshot.LastSeq;
 
@@ -73,11 +81,13 @@ public sealed class ExportReader : IAsyncDisposable
         await CountRowsAsync("memories", ct).ConfigureAwait(false), await CountRowsAsync("kv_entries", ct).ConfigureAwait(false),
         await CountRowsAsync("graph_entities", ct).ConfigureAwait(false), await CountRowsAsync("graph_relations", ct).ConfigureAwait(false),
         await CountRowsAsync("memory_links", ct).ConfigureAwait(false), await CountRowsAsync("conversations", ct).ConfigureAwait(false),
-        await CountRowsAsync("extraction_jobs", ct).ConfigureAwait(false));
+        await CountRowsAsync("extraction_jobs", ct).ConfigureAwait(false),
+        Vectors ? await CountRowsAsync("memory_vectors v JOIN memories m ON m.tenant = v.tenant AND m.id = v.memory_id AND m.version = v.version", ct, "v").ConfigureAwait(false) : null);
 
-    private async Task<long> CountRowsAsync(string table, CancellationToken ct)
+    private async Task<long> CountRowsAsync(string table, CancellationToken ct, string? alias = null)
     {
-        await using var rows = await _snapshot.QueryAsync($"SELECT count(*) FROM {table}" + (_tenant is null ? "" : " WHERE tenant = ?1"), _tenant, ct)
+        var tenant = alias is null ? "tenant" : alias + ".tenant";
+        await using var rows = await _snapshot.QueryAsync($"SELECT count(*) FROM {table}" + (_tenant is null ? "" : $" WHERE {tenant} = ?1"), _tenant, ct)
             .ConfigureAwait(false);
         return await rows.ReadAsync(ct).ConfigureAwait(false) ? rows.Int64(0) : 0;
     }
@@ -121,8 +131,8 @@ public sealed class ExportReader : IAsyncDisposable
     /// <summary>
     /// Every record as one line of UTF-8 JSON (no newline): memories with their history, key-value
     /// entries with theirs, graph entities with their observations, relations, then memory links,
-    /// conversations with their history and extraction jobs (a job after its conversation). A line is
-    /// valid until the enumeration moves on.
+    /// conversations with their history and extraction jobs (a job after its conversation), and with
+    /// <see cref="Vectors"/> the stored vectors last. A line is valid until the enumeration moves on.
     /// </summary>
     public async IAsyncEnumerable<ExportLine> LinesAsync([EnumeratorCancellation] CancellationToken ct = default)
     {
@@ -159,6 +169,13 @@ public sealed class ExportReader : IAsyncDisposable
         {
             yield return line;
         }
+        if (Vectors)
+        {
+            await foreach (var line in FlatAsync(VectorSql, "v", ExportKinds.Vector, WriteVector, ct).ConfigureAwait(false))
+            {
+                yield return line;
+            }
+        }
     }
 
     /// <summary>Lines of records that are one row each (relations, links, jobs), in the statement's order.</summary>
@@ -183,6 +200,18 @@ public sealed class ExportReader : IAsyncDisposable
         Time(w, "valid_from", rows, 5);
         Time(w, "valid_to", rows, 6);
         Time(w, "created_at", rows, 7);
+    }
+
+    /// <summary>The floats as they are stored: count x dims float32, little-endian, base64.</summary>
+    private static void WriteVector(Utf8JsonWriter w, ISnapshotRows rows)
+    {
+        w.WriteString("tenant", rows.Text(0));
+        w.WriteString("memory_id", rows.Text(1));
+        w.WriteNumber("version", rows.Int64(2));
+        w.WriteString("model", rows.Text(3));
+        w.WriteNumber("dims", rows.Int64(4));
+        w.WriteNumber("count", rows.Int64(5));
+        w.WriteBase64String("vectors", rows.Bytes(6));
     }
 
     private static void WriteLink(Utf8JsonWriter w, ISnapshotRows rows)

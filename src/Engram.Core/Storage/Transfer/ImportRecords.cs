@@ -7,6 +7,7 @@ using Engram.Core.Memories;
 using Engram.Core.Operations;
 using Engram.Core.Reflection;
 using Engram.Core.Security;
+using Engram.Core.Storage.Sqlite;
 
 namespace Engram.Core.Storage.Transfer;
 
@@ -160,11 +161,58 @@ public static class ImportRecords
         ValidTo = FromMs(ImportJson.TimeOrNull(r, "valid_to")),
     }, ImportJson.Time(r, "created_at"));
 
+    /// <summary>Largest vector an import takes: wider than any embedding model's (OpenAI's largest is 3,072).</summary>
+    public const int MaxVectorDimensions = 16_384;
+
+    /// <summary>Most vectors of one memory version an import takes (one per chunk of a long memory).</summary>
+    public const int MaxVectorsPerMemory = 1_024;
+
+    /// <summary>
+    /// Stored vectors of one memory version: the base64 must hold exactly count x dims little-endian float32 values,
+    /// each finite (one NaN would poison every distance the index computes with it).
+    /// </summary>
+    public static MemoryVectors Vector(JsonElement r)
+    {
+        var dims = ImportJson.Integer(r, "dims");
+        if (dims is < 1 or > MaxVectorDimensions)
+        {
+            throw new ValidationException("dims", $"'dims' must be 1 to {MaxVectorDimensions}");
+        }
+        var count = ImportJson.Integer(r, "count");
+        if (count is < 1 or > MaxVectorsPerMemory)
+        {
+            throw new ValidationException("count", $"'count' must be 1 to {MaxVectorsPerMemory}");
+        }
+        var field = ImportJson.Field(r, "vectors");
+        if (field.ValueKind != JsonValueKind.String || !field.TryGetBytesFromBase64(out var bytes))
+        {
+            throw new ValidationException("vectors", "'vectors' must be base64 text");
+        }
+        var key = new VectorKey(ImportJson.Tenant(r), ImportJson.Text(r, "memory_id"), ImportJson.Integer(r, "version"));
+        var model = ImportJson.Text(r, "model");
+        if (SqliteMemoryStore.Decode(key, model, (int)dims, (int)count, bytes) is not { } vectors)
+        {
+            throw new ValidationException("vectors", $"'vectors' holds {bytes.Length} bytes; {count} x {dims} float32 values are {count * dims * sizeof(float)}");
+        }
+        foreach (var value in vectors.Values)
+        {
+            if (!float.IsFinite(value))
+            {
+                throw new ValidationException("vectors", "'vectors' must hold finite values (no NaN or infinity)");
+            }
+        }
+        if (!vectors.Values.AsSpan().ContainsAnyExcept(0f))
+        {
+            throw new ValidationException("vectors", "'vectors' is all zeros, which no model embeds");
+        }
+        return vectors;
+    }
+
     /// <summary>The record's kind (checked against the known kinds).</summary>
     public static string Kind(JsonElement r) => ImportJson.Text(r, "kind") switch
     {
         ExportKinds.Memory or ExportKinds.KeyValue or ExportKinds.Entity or ExportKinds.Relation or ExportKinds.Link or ExportKinds.Conversation
-            or ExportKinds.ExtractionJob => ImportJson.Text(r, "kind"),
+            or ExportKinds.ExtractionJob or ExportKinds.Vector => ImportJson.Text(r, "kind"),
         var other => throw new ValidationException("kind", $"unknown kind '{other}'"),
     };
 
