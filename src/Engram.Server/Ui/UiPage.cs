@@ -24,7 +24,7 @@ internal static class UiPage
     {
         var headers = http.Response.Headers;
         headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-        headers.CacheControl = "no-store";
+        headers.CacheControl = "no-cache, no-store"; // as antiforgery sets it (it warns when it has to override anything else)
         headers.XContentTypeOptions = "nosniff";
         headers["Referrer-Policy"] = "same-origin";
         return new RazorComponentResult<TPage>(new Dictionary<string, object?> { ["Model"] = model })
