@@ -241,7 +241,7 @@ public static class ServerApplication
 
     /// <summary>
     /// The web UI's services: Data Protection (its keys kept in the data folder, so a login survives a restart) for
-    /// the session cookie, antiforgery for its forms, and the fingerprinted assets.
+    /// the session cookie, antiforgery for its forms, the fingerprinted assets, and the Razor component renderer.
     /// </summary>
     private static void AddUi(IServiceCollection services, EngramServerOptions options)
     {
@@ -256,6 +256,7 @@ public static class ServerApplication
         });
         services.AddSingleton<Ui.UiSession>();
         services.AddSingleton<Ui.UiAssets>();
+        services.AddRazorComponents(); // the pages are Razor components, rendered statically per route (RazorComponentResult)
     }
 
     /// <summary>

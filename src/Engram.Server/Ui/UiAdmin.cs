@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Engram.Core;
@@ -39,46 +38,6 @@ internal static class UiAdmin
         var llm = services.GetRequiredService<Core.Llm.LlmAccess>();
         var options = services.GetRequiredService<IOptions<EngramServerOptions>>().Value;
 
-        var html = new HtmlBuilder();
-        UiPage.Notice(html, ok, error);
-        if (secret is not null)
-        {
-            html.Add($"<div class=\"notice ok\" role=\"status\">The new key, shown this once: <code class=\"mono\" id=\"new-key\">{secret}</code></div>");
-        }
-
-        html.Add($"<h2>API keys</h2><div class=\"table-wrap\"><table id=\"keys\"><thead><tr><th>Name</th><th>Prefix</th><th>Role</th><th>Scope</th><th>Created</th><th>Last used</th><th>State</th><th></th></tr></thead><tbody>");
-        foreach (var key in await keys.ListAsync(caller.Tenant, ct))
-        {
-            var scope = key.Scope is null ? "" : string.Join(" ", new[] { ("user", key.Scope.UserId), ("agent", key.Scope.AgentId) }.Where(p => p.Item2 is not null).Select(p => $"{p.Item1}:{p.Item2}"));
-            html.Add($"<tr><td>{key.Name}</td><td class=\"mono\">{key.Prefix}</td><td>{key.Role.Name()}</td><td class=\"mono\">{scope}</td><td class=\"mono\">{key.CreatedAt}</td><td class=\"mono\">{key.LastUsedAt}</td>");
-            html.Add($"<td>{(key.RevokedAt is null ? "active" : "revoked")}</td><td>");
-            if (key.RevokedAt is null)
-            {
-                html.Add($"<form method=\"post\" action=\"/ui/admin/keys/{key.Id}/rotate\" class=\"inline\" data-confirm=\"Rotate this key? The old one stops working.\">{UiPage.Antiforgery(http)}<button class=\"secondary\" type=\"submit\">Rotate</button></form> ");
-                html.Add($"<form method=\"post\" action=\"/ui/admin/keys/{key.Id}/revoke\" class=\"inline\" data-confirm=\"Revoke this key?\">{UiPage.Antiforgery(http)}<button class=\"danger\" type=\"submit\">Revoke</button></form>");
-            }
-            html.Add($"</td></tr>");
-        }
-        html.Add($"</tbody></table></div>");
-        html.Add($"<form class=\"card filters\" method=\"post\" action=\"/ui/admin/keys\">{UiPage.Antiforgery(http)}<label>Name<input name=\"name\"></label>");
-        html.Add($"<label>Role<select name=\"role\"><option>read</option><option selected>write</option><option>admin</option></select></label>");
-        html.Add($"<label>Scope: user<input name=\"user_id\"></label><label>Scope: agent<input name=\"agent_id\"></label><button type=\"submit\">Create key</button></form>");
-
-        var readOnly = engine.Gate.ReadOnly;
-        html.Add($"<h2>Read-only mode</h2><form class=\"card row\" method=\"post\" action=\"/ui/admin/readonly\">{UiPage.Antiforgery(http)}");
-        html.Add($"<span id=\"readonly-state\">The server is {(readOnly ? "read-only: writes are refused" : "accepting writes")}.</span><input type=\"hidden\" name=\"enabled\" value=\"{(readOnly ? "false" : "true")}\">");
-        html.Add($"<button type=\"submit\" class=\"secondary\">{(readOnly ? "Accept writes again" : "Switch to read-only")}</button></form>");
-
-        html.Add($"<h2>Backups</h2><p class=\"muted\">Folder {backups.Folder}{(backups.Options.Enabled ? ", schedule " + backups.Options.Schedule : ", no schedule")}.</p>");
-        html.Add($"<div class=\"table-wrap\"><table id=\"backups\"><thead><tr><th>Name</th><th>Created</th><th>Size</th><th>Kind</th><th>Verified</th><th></th></tr></thead><tbody>");
-        foreach (var b in backups.List())
-        {
-            html.Add($"<tr><td class=\"mono\">{b.Name}</td><td class=\"mono\">{b.CreatedAt}</td><td>{(b.SizeBytes / 1024.0).ToString("0.0", CultureInfo.InvariantCulture)} KB</td><td>{b.Kind}</td><td>{b.Verified} {b.Problem}</td>");
-            html.Add($"<td><form method=\"post\" action=\"/ui/admin/backups/{Uri.EscapeDataString(b.Name)}/verify\" class=\"inline\">{UiPage.Antiforgery(http)}<button class=\"secondary\" type=\"submit\">Verify</button></form></td></tr>");
-        }
-        html.Add($"</tbody></table></div><form class=\"row\" method=\"post\" action=\"/ui/admin/backups\">{UiPage.Antiforgery(http)}<button type=\"submit\">Back up now</button>");
-        html.Add($"<a class=\"button secondary\" href=\"/ui/admin/export\" download>Export (JSON Lines)</a></form>");
-
         long? queue = null;
         IReadOnlyList<Core.Llm.ExtractionJob> jobs = [];
         try
@@ -90,28 +49,11 @@ internal static class UiAdmin
         {
             // The store is away: the page still renders, without the queue depth.
         }
-        html.Add($"<h2>Jobs</h2><p>Language model: {llm.Model?.Options.Model ?? "not configured"}. Extraction jobs waiting: {queue?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}.</p>");
-        if (jobs.Count > 0)
-        {
-            html.Add($"<div class=\"table-wrap\"><table id=\"jobs\"><thead><tr><th>Job</th><th>Status</th><th>Attempts</th><th>Created</th><th>Memories</th><th>Error</th></tr></thead><tbody>");
-            foreach (var job in jobs)
-            {
-                html.Add($"<tr><td class=\"mono\"><a href=\"/v1/jobs/{job.Id}\">{job.Id}</a></td><td>{job.Status}</td><td>{job.Attempts}</td><td class=\"mono\">{job.CreatedAt}</td><td>{job.MemoryIds.Count}</td><td>{job.Error}</td></tr>");
-            }
-            html.Add($"</tbody></table></div>");
-        }
-
         await trail.FlushAsync();
         var entries = await audit.ReadAuditAsync(new AuditQuery(caller.Tenant, null, null, 50), ct);
-        html.Add($"<h2>Audit log</h2><div class=\"table-wrap\"><table id=\"audit\"><thead><tr><th>At</th><th>Actor</th><th>Action</th><th>Target</th><th>Outcome</th><th>Detail</th></tr></thead><tbody>");
-        foreach (var e in entries.Items)
-        {
-            html.Add($"<tr><td class=\"mono\">{e.At}</td><td>{e.Actor}</td><td>{e.Action}</td><td class=\"mono\">{e.Target}</td><td>{e.Outcome}</td><td>{e.Detail}</td></tr>");
-        }
-        html.Add($"</tbody></table></div>");
-
-        html.Add($"<h2>Configuration</h2><pre class=\"card mono\" id=\"config\">{MaskedConfiguration(options)}</pre>");
-        return UiPage.Render(http, "Admin", "/ui/admin", html);
+        return UiPage.Render<AdminPage>(http, new AdminPage.Data(ok, error, secret, await keys.ListAsync(caller.Tenant, ct), engine.Gate.ReadOnly,
+            backups.Folder, backups.Options.Enabled ? backups.Options.Schedule : null, backups.List(), llm.Model?.Options.Model, queue, jobs, entries.Items,
+            MaskedConfiguration(options)));
     }
 
     private static readonly string[] SecretWords = ["key", "token", "password", "secret", "credential", "store", "connection"];

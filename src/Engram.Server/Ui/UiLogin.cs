@@ -15,20 +15,8 @@ internal static class UiLogin
         return Form(http, keys, mode, QueryParser.Single(query, "return"), null, 200);
     }
 
-    private static IResult Form(HttpContext http, ApiKeyService keys, AuthMode mode, string? returnTo, string? error, int status)
-    {
-        var html = new HtmlBuilder();
-        if (!keys.HasActiveKeys && mode.OpenAllowed)
-        {
-            html.Add($"<p class=\"notice ok\">No API keys are configured and this server listens on loopback only: no login is needed. <a href=\"/ui\">Open the UI</a>.</p>");
-        }
-        UiPage.Notice(html, null, error);
-        html.Add($"<form class=\"card\" method=\"post\" action=\"/ui/login\" style=\"max-width:28rem\">{UiPage.Antiforgery(http)}");
-        html.Add($"<input type=\"hidden\" name=\"return\" value=\"{SafeReturn(returnTo)}\">");
-        html.Add($"<label>API key<input name=\"key\" type=\"password\" autocomplete=\"current-password\" required autofocus></label><p><button type=\"submit\">Log in</button></p></form>");
-        html.Add($"<p class=\"muted\">The key is kept in an encrypted, HttpOnly cookie for this browser session; what you may see and do follows its role, tenant and scope.</p>");
-        return UiPage.Render(http, "Log in", "", html, status, navigation: false);
-    }
+    private static IResult Form(HttpContext http, ApiKeyService keys, AuthMode mode, string? returnTo, string? error, int status) =>
+        UiPage.Render<LoginPage>(http, new LoginPage.Data(!keys.HasActiveKeys && mode.OpenAllowed, SafeReturn(returnTo), error), status);
 
     public static async Task<IResult> LoginAsync(HttpContext http, ApiKeyService keys, AuthMode mode, UiSession session, FailedAuthThrottle throttle, CancellationToken ct)
     {

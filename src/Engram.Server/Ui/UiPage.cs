@@ -1,74 +1,47 @@
+using System.Globalization;
 using Engram.Core.Common;
 using Engram.Core.Security;
 using Engram.Server.Http;
 using Microsoft.AspNetCore.Antiforgery;
+using Microsoft.AspNetCore.Components;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Primitives;
 
 namespace Engram.Server.Ui;
 
-/// <summary>The shared layout of every UI page, its security headers, and the form helpers (antiforgery, bounded form reads).</summary>
+/// <summary>How every UI page is rendered (a Razor component under the security headers), and the form helpers (antiforgery, bounded form reads).</summary>
 internal static class UiPage
 {
-    private static readonly (string Href, string Label, Role Needs)[] Navigation =
-    [
-        ("/ui", "Overview", Role.Read), ("/ui/memories", "Memories", Role.Read), ("/ui/search", "Search", Role.Read),
-        ("/ui/graph", "Graph", Role.Read), ("/ui/kv", "Key-value", Role.Read), ("/ui/scopes", "Scopes", Role.Read), ("/ui/admin", "Admin", Role.Admin),
-    ];
-
-    /// <summary>The whole page: layout, navigation (the current page marked), the body, the fingerprinted assets.</summary>
-    public static IResult Render(HttpContext http, string title, string active, HtmlBuilder body, int status = 200, bool navigation = true)
-    {
-        var assets = http.RequestServices.GetRequiredService<UiAssets>();
-        var page = new HtmlBuilder();
-        page.Add($"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">");
-        page.Add($"<title>{title} · Engram</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{assets.CssPath}\"></head><body>");
-        page.Add($"<a class=\"sr-only\" href=\"#main\">Skip to content</a><header><a class=\"brand\" href=\"/ui\">Engram</a>");
-        if (navigation)
-        {
-            var caller = http.GetCaller();
-            page.Add($"<nav aria-label=\"Main\">");
-            foreach (var (href, label, needs) in Navigation.Where(n => caller.Role >= n.Needs))
-            {
-                page.Add($"<a href=\"{href}\"{new Raw(href == active ? " aria-current=\"page\"" : "")}>{label}</a>");
-            }
-            page.Add($"</nav><div class=\"who\"><span>{caller.Actor} · {caller.Tenant} · {caller.Role.Name()}</span>");
-            if (HasSession(http))
-            {
-                page.Add($"<form method=\"post\" action=\"/ui/logout\" class=\"inline\">{Antiforgery(http)}<button class=\"secondary\" type=\"submit\">Log out</button></form>");
-            }
-            page.Add($"</div>");
-        }
-        page.Add($"</header><main id=\"main\"><h1>{title}</h1>");
-        page.AddRaw(body.ToString());
-        page.Add($"</main><script src=\"{assets.JsPath}\" defer></script></body></html>");
-        return Html(http, page.ToString(), status);
-    }
-
-    public static IResult Html(HttpContext http, string html, int status = 200)
+    /// <summary>
+    /// The page component <typeparamref name="TPage"/> rendered statically (the same renderer as MapRazorComponents) with its
+    /// model, under the UI's security headers. Each page is one minimal-API route, so its access rule stays on the route.
+    /// </summary>
+    public static RazorComponentResult Render<TPage>(HttpContext http, object? model, int status = 200, bool stream = false)
+        where TPage : IComponent
     {
         var headers = http.Response.Headers;
         headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-        headers.CacheControl = "no-store";
+        headers.CacheControl = "no-cache, no-store"; // as antiforgery sets it (it warns when it has to override anything else)
         headers.XContentTypeOptions = "nosniff";
         headers["Referrer-Policy"] = "same-origin";
-        return Results.Content(html, "text/html; charset=utf-8", System.Text.Encoding.UTF8, status);
+        return new RazorComponentResult<TPage>(new Dictionary<string, object?> { ["Model"] = model })
+        {
+            StatusCode = status,
+            ContentType = "text/html; charset=utf-8",
+            PreventStreamingRendering = !stream,
+        };
     }
 
     public static bool HasSession(HttpContext http) => http.Request.Cookies.ContainsKey(UiSession.CookieName);
 
-    /// <summary>The hidden antiforgery field every form carries (the token pair's cookie half is set with it).</summary>
-    public static Raw Antiforgery(HttpContext http)
-    {
-        if (http.Items["ui.af"] is not AntiforgeryTokenSet tokens)
-        {
-            tokens = http.RequestServices.GetRequiredService<IAntiforgery>().GetAndStoreTokens(http);
-            http.Items["ui.af"] = tokens;
-        }
-        return new Raw($"<input type=\"hidden\" name=\"{HtmlBuilder.Encode(tokens.FormFieldName)}\" value=\"{HtmlBuilder.Encode(tokens.RequestToken)}\">");
-    }
+    /// <summary>
+    /// Whether this browser runs the UI's script (app.js sets the cookie): only then are slow parts streamed, since
+    /// a streamed part arrives as a template that script puts in place; without it the page waits and comes whole.
+    /// </summary>
+    public static bool Streams(HttpContext http) => http.Request.Cookies.ContainsKey("engram_js");
 
     /// <summary>
     /// The posted form, read within the bound of a one-memory body and checked for its antiforgery token: anything
@@ -147,25 +120,14 @@ internal static class UiPage
 
     public static IResult SeeOther(string location) => Results.Redirect(location, permanent: false, preserveMethod: false);
 
-    public static void Notice(HtmlBuilder html, string? ok, string? error)
-    {
-        if (ok is not null)
-        {
-            html.Add($"<p class=\"notice ok\" role=\"status\">{ok}</p>");
-        }
-        if (error is not null)
-        {
-            html.Add($"<p class=\"notice error\" role=\"alert\">{error}</p>");
-        }
-    }
-
     /// <summary>A page-level error as HTML for browsers (the status kept), so a bad filter or a missing memory reads as a page.</summary>
-    public static IResult Error(HttpContext http, int status, string message, bool navigation = true)
-    {
-        var body = new HtmlBuilder();
-        body.Add($"<p class=\"notice error\" role=\"alert\">{message}</p><p><a href=\"/ui\">Back to the overview</a></p>");
-        return Render(http, status switch { 404 => "Not found", 403 => "Forbidden", 409 or 412 => "Conflict", _ => "Cannot show this" }, "", body, status, navigation);
-    }
+    public static IResult Error(HttpContext http, int status, string message, bool navigation = true) =>
+        Render<ErrorPage>(http, new ErrorPage.Data(status, message, navigation), status);
+
+    /// <summary>A time as the UI shows it (UTC, to the second); empty when there is none.</summary>
+    public static string Time(DateTimeOffset? t) => t?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) ?? "";
+
+    public static string Number(double value, string format = "0.###") => value.ToString(format, CultureInfo.InvariantCulture);
 
     public static bool WantsHtml(HttpContext http) =>
         http.Request.Headers.Accept.Any(a => a is not null && a.Contains("text/html", StringComparison.OrdinalIgnoreCase));

@@ -47,6 +47,6 @@ internal sealed partial class UiBrowserClient : IDisposable
 
     public void Dispose() => _client.Dispose();
 
-    [GeneratedRegex("<input type=\"hidden\" name=\"(_af)\" value=\"([^\"]+)\">")]
+    [GeneratedRegex("<input type=\"hidden\" name=\"(_af)\" value=\"([^\"]+)\" />")]
     private static partial Regex TokenPattern();
 }

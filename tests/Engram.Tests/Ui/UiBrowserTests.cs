@@ -10,8 +10,13 @@ namespace Engram.Tests.Ui;
 /// One Engram server (with API keys, on a temporary data folder) and one headless Chromium for the browser tests:
 /// Debian's /usr/bin/chromium driven by Playwright's bundled driver; no browser is ever downloaded.
 /// </summary>
-public sealed class UiBrowserFixture : IAsyncLifetime
+public class UiBrowserFixture : IAsyncLifetime
 {
+    protected virtual Backend Backend => Backend.Sqlite;
+
+    /// <summary>Put before each screenshot's name (the PostgreSQL run keeps its own).</summary>
+    protected virtual string ShotPrefix => "";
+
     public EngramServer Server { get; private set; } = null!;
 
     public IBrowser Browser { get; private set; } = null!;
@@ -28,7 +33,7 @@ public sealed class UiBrowserFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(Screenshots);
-        Server = await EngramServer.StartAsync();
+        Server = await EngramServer.StartAsync(Backend);
         AdminKey = await Server.CreateKeyAsync("default", Role.Admin, name: "browser-admin");
         Rest = Server.ClientWithKey(AdminKey);
         _playwright = await Playwright.CreateAsync();
@@ -41,9 +46,14 @@ public sealed class UiBrowserFixture : IAsyncLifetime
     }
 
     /// <summary>A fresh browser context (its own cookies) logged in with the admin key through the login form.</summary>
-    public async Task<IPage> LoggedInPageAsync(int width = 1280, int height = 900)
+    public async Task<IPage> LoggedInPageAsync(int width = 1280, int height = 900, bool javaScript = true)
     {
-        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = Server.BaseAddress.ToString(), ViewportSize = new ViewportSize { Width = width, Height = height } });
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = Server.BaseAddress.ToString(),
+            ViewportSize = new ViewportSize { Width = width, Height = height },
+            JavaScriptEnabled = javaScript,
+        });
         var page = await context.NewPageAsync();
         page.Dialog += async (_, dialog) => await dialog.AcceptAsync(); // data-confirm prompts: answer yes
         await page.GotoAsync("/ui");
@@ -54,8 +64,8 @@ public sealed class UiBrowserFixture : IAsyncLifetime
         return page;
     }
 
-    public static Task ShotAsync(IPage page, string name) =>
-        page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Screenshots, name + ".png"), FullPage = true });
+    public Task ShotAsync(IPage page, string name) =>
+        page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Screenshots, ShotPrefix + name + ".png"), FullPage = true });
 
     public async Task<string> CreateAsync(object body)
     {
@@ -77,70 +87,10 @@ public sealed class UiBrowserFixture : IAsyncLifetime
 public sealed class UiBrowserTests(UiBrowserFixture ui) : IClassFixture<UiBrowserFixture>
 {
     [Fact]
-    public async Task Log_in_add_a_memory_and_search_it_with_explain_and_two_weight_settings()
-    {
-        await ui.CreateAsync(new { content = "Alice prefers dark mode in every editor", user_id = "alice", type = "preference", tags = new[] { "editor", "ui" }, importance = 0.8 });
-        await ui.CreateAsync(new { content = "Alice works on the Engram search ranking", user_id = "alice", type = "fact", entities = new[] { "Engram" } });
-        await ui.CreateAsync(new { content = "Bob drinks green tea every morning", user_id = "bob", type = "fact", tags = new[] { "habit" } });
-        var page = await ui.LoggedInPageAsync();
-        await Expect(page.Locator("main")).ToContainTextAsync("memories");
-        await UiBrowserFixture.ShotAsync(page, "overview");
-
-        await page.GotoAsync("/ui/memories");
-        var add = page.Locator("#add");
-        await add.Locator("textarea[name=content]").FillAsync("Alice's team meets on Tuesdays at 10");
-        await add.Locator("input[name=user_id]").FillAsync("alice");
-        await add.Locator("input[name=tags]").FillAsync("meetings");
-        await add.GetByRole(AriaRole.Button, new() { Name = "Add" }).ClickAsync();
-        await Expect(page.Locator(".notice.ok")).ToHaveTextAsync("Added.");
-        await Expect(page.Locator("#memory-content")).ToHaveTextAsync("Alice's team meets on Tuesdays at 10");
-
-        await page.GotoAsync("/ui/memories?user_id=alice");
-        await Expect(page.Locator("tbody tr")).ToHaveCountAsync(3);
-        await UiBrowserFixture.ShotAsync(page, "memories");
-
-        await page.GotoAsync("/ui/search?q=dark+mode+editor&user_id=alice");
-        await Expect(page.Locator("#results-a li.result").First).ToContainTextAsync("dark mode");
-        (await page.Locator("#results-a .bars.explain span").CountAsync()).Should().BeGreaterThan(0);
-        await Expect(page.Locator("output[for=a_semantic]")).ToHaveTextAsync("0.60", new() { Timeout = 5000 });
-        await page.Locator("#a_lexical").FillAsync("1");
-        await Expect(page.Locator("output[for=a_lexical]")).ToHaveTextAsync("1.00", new() { Timeout = 5000 });
-        await page.GetByLabel("Compare with a second setting").CheckAsync();
-        await page.Locator("#b_semantic").FillAsync("0");
-        await page.GetByRole(AriaRole.Button, new() { Name = "Search" }).ClickAsync();
-        await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("compare=on"));
-        await Expect(page.Locator("#results-b li.result").First).ToBeVisibleAsync();
-        await UiBrowserFixture.ShotAsync(page, "search");
-    }
+    public Task Log_in_add_a_memory_and_search_it_with_explain_and_two_weight_settings() => UiBrowserFlows.LogInAddAndSearchAsync(ui);
 
     [Fact]
-    public async Task Edit_with_a_conflict_then_history_and_delete()
-    {
-        var id = await ui.CreateAsync(new { content = "The release is planned for March", user_id = "carol" });
-        var page = await ui.LoggedInPageAsync();
-        await page.GotoAsync($"/ui/memories/{id}");
-        (await ui.Rest.PatchAsync($"/v1/memories/{id}", JsonContent.Create(new { content = "The release is planned for April" }))).EnsureSuccessStatusCode();
-
-        var edit = page.Locator("#edit");
-        await edit.Locator("textarea[name=content]").FillAsync("The release is planned for May");
-        await edit.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
-        await Expect(page.Locator(".notice.error")).ToContainTextAsync("Conflict");
-        await Expect(page.Locator("#memory-content")).ToHaveTextAsync("The release is planned for April");
-        await Expect(edit.Locator("textarea[name=content]")).ToHaveValueAsync("The release is planned for May");
-        await UiBrowserFixture.ShotAsync(page, "edit-conflict");
-
-        await edit.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
-        await Expect(page.Locator(".notice.ok")).ToHaveTextAsync("Saved as version 3.");
-        var history = page.Locator("ol.timeline li");
-        await Expect(history).ToHaveCountAsync(3);
-        await Expect(history.First.Locator("ins").First).ToHaveTextAsync("The release is planned for May");
-        await Expect(history.First.Locator("del").First).ToHaveTextAsync("The release is planned for April");
-        await UiBrowserFixture.ShotAsync(page, "memory-history");
-
-        await page.GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
-        await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/ui/memories\\?deleted=" + id));
-        (await ui.Rest.GetAsync($"/v1/memories/{id}")).StatusCode.Should().Be(System.Net.HttpStatusCode.NotFound);
-    }
+    public Task Edit_with_a_conflict_then_history_and_delete() => UiBrowserFlows.EditWithConflictAsync(ui);
 
     [Fact]
     public async Task Graph_key_value_and_scopes_pages()
@@ -167,7 +117,7 @@ public sealed class UiBrowserTests(UiBrowserFixture ui) : IClassFixture<UiBrowse
         await Expect(page.Locator("#graph circle")).ToHaveCountAsync(3);
         await Expect(page.Locator("#neighbours")).ToContainTextAsync("owns the deploy pipeline");
         await Expect(page.Locator("main")).ToContainTextAsync("Dana moved to Berlin");
-        await UiBrowserFixture.ShotAsync(page, "graph");
+        await ui.ShotAsync(page, "graph");
         await page.Locator("#graph a[aria-label=Berlin]").ClickAsync();
         await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("entity=Berlin"));
 
@@ -176,16 +126,16 @@ public sealed class UiBrowserTests(UiBrowserFixture ui) : IClassFixture<UiBrowse
         await Expect(page.Locator("#kv-value pre").First).ToContainTextAsync("\"step\":4");
         await Expect(page.Locator("#kv-value [data-expires]")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^(59\\d|600) s$"));
         await Expect(page.Locator("#kv-value ol.timeline li")).ToHaveCountAsync(2);
-        await UiBrowserFixture.ShotAsync(page, "kv");
+        await ui.ShotAsync(page, "kv");
 
         await page.GotoAsync("/ui/scopes");
         await Expect(page.Locator("main table")).ToContainTextAsync("dana");
-        await UiBrowserFixture.ShotAsync(page, "scopes");
+        await ui.ShotAsync(page, "scopes");
 
         var phone = await ui.LoggedInPageAsync(390, 844);
         await phone.GotoAsync("/ui/memories");
         (await phone.EvaluateAsync<int>("document.documentElement.scrollWidth")).Should().BeLessThanOrEqualTo(390, "no sideways scrolling on a phone");
-        await UiBrowserFixture.ShotAsync(phone, "memories-phone");
+        await ui.ShotAsync(phone, "memories-phone");
     }
 
     [Fact]
@@ -217,6 +167,102 @@ public sealed class UiBrowserTests(UiBrowserFixture ui) : IClassFixture<UiBrowse
         await Expect(page.Locator(".notice.ok")).ToContainTextAsync("verified: ok");
         await Expect(page.Locator("#audit")).ToContainTextAsync("key.revoke");
         await Expect(page.Locator("#config")).ToContainTextAsync("\"data_path\"");
-        await UiBrowserFixture.ShotAsync(page, "admin");
+        await ui.ShotAsync(page, "admin");
+    }
+}
+
+/// <summary>The browser flows the SQLite and the PostgreSQL runs share.</summary>
+internal static class UiBrowserFlows
+{
+    public static async Task LogInAddAndSearchAsync(UiBrowserFixture ui)
+    {
+        await ui.CreateAsync(new { content = "Alice prefers dark mode in every editor", user_id = "alice", type = "preference", tags = new[] { "editor", "ui" }, importance = 0.8 });
+        await ui.CreateAsync(new { content = "Alice works on the Engram search ranking", user_id = "alice", type = "fact", entities = new[] { "Engram" } });
+        await ui.CreateAsync(new { content = "Bob drinks green tea every morning", user_id = "bob", type = "fact", tags = new[] { "habit" } });
+        var page = await ui.LoggedInPageAsync();
+        await Expect(page.Locator("main")).ToContainTextAsync("memories");
+        await ui.ShotAsync(page, "overview");
+
+        await page.GotoAsync("/ui/memories");
+        var add = page.Locator("#add");
+        await add.Locator("textarea[name=content]").FillAsync("Alice's team meets on Tuesdays at 10");
+        await add.Locator("input[name=user_id]").FillAsync("alice");
+        await add.Locator("input[name=tags]").FillAsync("meetings");
+        await add.GetByRole(AriaRole.Button, new() { Name = "Add" }).ClickAsync();
+        await Expect(page.Locator(".notice.ok")).ToHaveTextAsync("Added.");
+        await Expect(page.Locator("#memory-content")).ToHaveTextAsync("Alice's team meets on Tuesdays at 10");
+
+        await page.GotoAsync("/ui/memories?user_id=alice");
+        await Expect(page.Locator("tbody tr")).ToHaveCountAsync(3);
+        await ui.ShotAsync(page, "memories");
+
+        await page.GotoAsync("/ui/search?q=dark+mode+editor&user_id=alice");
+        await Expect(page.Locator("#results-a li.result").First).ToContainTextAsync("dark mode");
+        (await page.Locator("#results-a .bars.explain span").CountAsync()).Should().BeGreaterThan(0);
+        await Expect(page.Locator("output[for=a_semantic]")).ToHaveTextAsync("0.60", new() { Timeout = 5000 });
+        await page.Locator("#a_lexical").FillAsync("1");
+        await Expect(page.Locator("output[for=a_lexical]")).ToHaveTextAsync("1.00", new() { Timeout = 5000 });
+        await page.GetByLabel("Compare with a second setting").CheckAsync();
+        await page.Locator("#b_semantic").FillAsync("0");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Search" }).ClickAsync();
+        await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("compare=on"));
+        await Expect(page.Locator("#results-b li.result").First).ToBeVisibleAsync();
+        await ui.ShotAsync(page, "search");
+        (await page.Locator("blazor-ssr").CountAsync()).Should().Be(0, "the streamed results were put in place");
+
+        // With JavaScript off nothing is streamed: the results come in place in the one response.
+        var noScript = await ui.LoggedInPageAsync(javaScript: false);
+        await noScript.GotoAsync("/ui/search?q=dark+mode+editor&user_id=alice&compare=on");
+        await Expect(noScript.Locator("#results-a li.result").First).ToContainTextAsync("dark mode");
+        await Expect(noScript.Locator("#results-b li.result").First).ToContainTextAsync("dark mode");
+        await Expect(noScript.Locator("main")).Not.ToContainTextAsync("Searching");
+    }
+
+    public static async Task EditWithConflictAsync(UiBrowserFixture ui)
+    {
+        var id = await ui.CreateAsync(new { content = "The release is planned for March", user_id = "carol" });
+        var page = await ui.LoggedInPageAsync();
+        await page.GotoAsync($"/ui/memories/{id}");
+        (await ui.Rest.PatchAsync($"/v1/memories/{id}", JsonContent.Create(new { content = "The release is planned for April" }))).EnsureSuccessStatusCode();
+
+        var edit = page.Locator("#edit");
+        await edit.Locator("textarea[name=content]").FillAsync("The release is planned for May");
+        await edit.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Expect(page.Locator(".notice.error")).ToContainTextAsync("Conflict");
+        await Expect(page.Locator("#memory-content")).ToHaveTextAsync("The release is planned for April");
+        await Expect(edit.Locator("textarea[name=content]")).ToHaveValueAsync("The release is planned for May");
+        await ui.ShotAsync(page, "edit-conflict");
+
+        await edit.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Expect(page.Locator(".notice.ok")).ToHaveTextAsync("Saved as version 3.");
+        var history = page.Locator("ol.timeline li");
+        await Expect(history).ToHaveCountAsync(3);
+        await Expect(history.First.Locator("ins").First).ToHaveTextAsync("The release is planned for May");
+        await Expect(history.First.Locator("del").First).ToHaveTextAsync("The release is planned for April");
+        await ui.ShotAsync(page, "memory-history");
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
+        await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/ui/memories\\?deleted=" + id));
+        (await ui.Rest.GetAsync($"/v1/memories/{id}")).StatusCode.Should().Be(System.Net.HttpStatusCode.NotFound);
+    }
+}
+
+/// <summary>The browser fixture on a PostgreSQL database.</summary>
+public sealed class PostgresUiBrowserFixture : UiBrowserFixture
+{
+    protected override Backend Backend => Backend.Postgres;
+
+    protected override string ShotPrefix => "postgres-";
+}
+
+/// <summary>The web UI in Chromium on PostgreSQL: log in, add, search with explain (streamed and not), edit with a conflict, history, delete.</summary>
+[Trait("Category", "Browser")]
+public sealed class PostgresUiBrowserTests(PostgresUiBrowserFixture ui) : IClassFixture<PostgresUiBrowserFixture>
+{
+    [Fact]
+    public async Task Log_in_add_search_with_explain_and_edit_with_a_conflict_on_postgres()
+    {
+        await UiBrowserFlows.LogInAddAndSearchAsync(ui);
+        await UiBrowserFlows.EditWithConflictAsync(ui);
     }
 }

@@ -5,21 +5,34 @@ using Engram.Tests.Support;
 
 namespace Engram.Tests.Ui;
 
-/// <summary>One open-mode server (no keys, loopback) for the plain-HTTP UI tests.</summary>
-public sealed class OpenUiServer : IAsyncLifetime
+/// <summary>One open-mode server (no keys, loopback) for the plain-HTTP UI tests, on SQLite.</summary>
+public class OpenUiServer : IAsyncLifetime
 {
+    protected virtual Backend Backend => Backend.Sqlite;
+
     public EngramServer Server { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Server = await EngramServer.StartAsync();
+    public async Task InitializeAsync() => Server = await EngramServer.StartAsync(Backend);
 
     public async Task DisposeAsync() => await Server.DisposeAsync();
 }
 
+/// <summary>The same on a PostgreSQL database (the test run's server, a fresh database).</summary>
+public sealed class PostgresOpenUiServer : OpenUiServer
+{
+    protected override Backend Backend => Backend.Postgres;
+}
+
+public sealed class UiHttpTests(OpenUiServer fixture) : UiHttpChecks(fixture), IClassFixture<OpenUiServer>;
+
+public sealed class PostgresUiHttpTests(PostgresOpenUiServer fixture) : UiHttpChecks(fixture), IClassFixture<PostgresOpenUiServer>;
+
 /// <summary>
 /// The web UI without a browser (issue 18): pages render on the server (JS off) from shareable links, hostile
 /// memory content is shown as text, every form post needs its antiforgery token, assets are fingerprinted and cached.
+/// Run on SQLite (<see cref="UiHttpTests"/>) and on PostgreSQL (<see cref="PostgresUiHttpTests"/>).
 /// </summary>
-public sealed partial class UiHttpTests(OpenUiServer fixture) : IClassFixture<OpenUiServer>
+public abstract partial class UiHttpChecks(OpenUiServer fixture)
 {
     private EngramServer Server => fixture.Server;
 
@@ -163,6 +176,38 @@ public sealed partial class UiHttpTests(OpenUiServer fixture) : IClassFixture<Op
         bad.StatusCode.Should().Be(HttpStatusCode.BadRequest);
         page.Should().Contain("<!doctype html>").And.Contain("tier must be one of");
         (await Server.Client.GetAsync("/ui/memories?tier=nope")).Content.Headers.ContentType!.MediaType.Should().Be("application/problem+json", "a non-browser client gets a problem body");
+    }
+
+    [Fact]
+    public async Task Search_results_stream_after_the_shell_with_the_script_and_come_in_place_without_it()
+    {
+        await Server.CreateAsync(new { content = "streams the ranked list after the form", user_id = "ui-stream" });
+        const string path = "/ui/search?q=ranked+list+form&user_id=ui-stream&compare=on";
+        using var noScript = new UiBrowserClient(Server.BaseAddress);
+        var (_, whole) = await noScript.GetAsync(path);
+        whole.Should().NotContain("<blazor-ssr>", "without the script nothing is streamed").And.NotContain("Searching…");
+        foreach (var id in new[] { "results-a", "results-b" })
+        {
+            Regex.Match(whole, $"<section[^>]*id=\"{id}\".*?</section>", RegexOptions.Singleline).Value.Should().Contain("streams the ranked list").And.Contain("class=\"bars explain\"");
+        }
+
+        using var withScript = new UiBrowserClient(Server.BaseAddress);
+        withScript.Cookies.Add(Server.BaseAddress, new Cookie("engram_js", "1", "/ui"));
+        var (response, streamed) = await withScript.GetAsync(path);
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+        var end = streamed.IndexOf("</html>", StringComparison.Ordinal);
+        var shell = streamed[..end];
+        shell.Should().Contain("name=\"q\"").And.Contain("Searching…").And.NotContain("streams the ranked list", "the shell and the form go out before the results");
+        var updates = streamed[end..];
+        updates.Should().StartWith("</html><blazor-ssr><template blazor-component-id=").And.Contain("streams the ranked list").And.Contain("class=\"bars explain\"");
+        Regex.Matches(updates, "<template blazor-component-id=").Count.Should().Be(2, "each setting's list is streamed");
+
+        var (bad, page) = await noScript.GetAsync("/ui/search?q=x&k=100000");
+        bad.StatusCode.Should().Be(HttpStatusCode.BadRequest, "not streamed, a refused search keeps its status");
+        page.Should().Contain("k must be between");
+        var (late, inline) = await withScript.GetAsync("/ui/search?q=x&k=100000");
+        late.StatusCode.Should().Be(HttpStatusCode.OK, "streamed, the status went out with the shell");
+        inline[inline.IndexOf("</html>", StringComparison.Ordinal)..].Should().Contain("notice error").And.Contain("k must be between", "the refusal shows where the results would be");
     }
 
     [GeneratedRegex("<script[^>]*>")]

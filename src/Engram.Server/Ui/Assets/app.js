@@ -1,6 +1,21 @@
 // Engram UI: progressive enhancement only; every page works without this file.
 (function () {
   "use strict";
+  // This browser runs the script: the server may stream slow parts (search results) from now on.
+  document.cookie = "engram_js=1; path=/ui; SameSite=Strict";
+  // A streamed part arrives after the page as <blazor-ssr><template blazor-component-id=N>: it replaces what
+  // stood between the <!--bl:N--> and <!--/bl:N--> markers (a "Searching…" placeholder). This script is
+  // deferred, so it runs once the whole response is in.
+  document.querySelectorAll("blazor-ssr template[blazor-component-id]").forEach(function (t) {
+    var id = t.getAttribute("blazor-component-id"), walk = document.createTreeWalker(document.body, NodeFilter.SHOW_COMMENT), start = null, end = null;
+    while (walk.nextNode() && !end) {
+      if (walk.currentNode.data === "bl:" + id) { start = walk.currentNode; } else if (start && walk.currentNode.data === "/bl:" + id) { end = walk.currentNode; }
+    }
+    if (!end) { return; }
+    while (start.nextSibling !== end) { start.parentNode.removeChild(start.nextSibling); }
+    end.parentNode.insertBefore(t.content, end);
+  });
+  document.querySelectorAll("blazor-ssr, blazor-ssr-end").forEach(function (e) { e.remove(); });
   // Confirmation for destructive forms.
   document.addEventListener("submit", function (e) {
     var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");
@@ -25,9 +40,9 @@
     tick(); setInterval(tick, 1000);
   }
   // Graph: a small force layout drawn as SVG from the server's JSON; the neighbour list stays as the fallback.
-  var data = document.getElementById("graph-data"), svg = document.getElementById("graph");
-  if (data && svg) {
-    var g = JSON.parse(data.textContent), ns = "http://www.w3.org/2000/svg";
+  var svg = document.getElementById("graph");
+  if (svg && svg.getAttribute("data-graph")) {
+    var g = JSON.parse(svg.getAttribute("data-graph")), ns = "http://www.w3.org/2000/svg";
     var w = svg.clientWidth || 800, h = svg.clientHeight || 480, byName = {};
     var nodes = g.nodes.map(function (n, i) {
       var a = 2 * Math.PI * i / Math.max(1, g.nodes.length);
