@@ -308,4 +308,33 @@ public sealed class AlertRuleTests
         await ExpectAsync(hook, "alert.resolved", "index_lag", "critical");
         Quiet(hook, 3);
     }
+
+    [Fact]
+    public async Task Memory_at_85_percent_warns_at_95_escalates_inside_the_cooldown_falls_back_and_resolves()
+    {
+        await using var hook = await SignedWebhookReceiver.StartAsync();
+        await using var server = await StartAsync(hook, o => o.Alerts.EvaluationIntervalSeconds = 3600); // the evaluations below are the test's own
+        var alerts = server.Services.GetRequiredService<AlertService>();
+        var monitor = server.Services.GetRequiredService<MemoryMonitor>();
+        async Task<AlertCondition> AtAsync(double ratio)
+        {
+            // A budget that puts the working set read now at this share of it (90 %: the middle of the warning band).
+            monitor.Budget = new MemoryBudget((long)(MemoryMonitor.WorkingSet() / ratio), "test");
+            return (await alerts.EvaluateAsync()).Single(c => c.Name == "memory_high");
+        }
+
+        (await AtAsync(0.90)).Severity.Should().Be("warning");
+        (await ExpectAsync(hook, "alert.firing", "memory_high", "warning")).GetProperty("summary").GetString().Should().Contain("budget");
+        (await AtAsync(50)).Severity.Should().Be("critical");
+        (await ExpectAsync(hook, "alert.escalated", "memory_high", "critical")).GetProperty("summary").GetString().Should().Contain("writes are shed");
+        (await AtAsync(0.90)).Severity.Should().Be("warning");
+        (await AtAsync(0.01)).Firing.Should().BeFalse();
+        await ExpectAsync(hook, "alert.resolved", "memory_high", "warning");
+
+        var journal = await server.Client.GetFromJsonAsync<JsonElement>("/v1/admin/alerts?limit=4");
+        journal.GetProperty("events").EnumerateArray()
+            .Select(e => $"{e.GetProperty("state").GetString()}:{e.GetProperty("severity").GetString()}:{e.GetProperty("notified").GetBoolean()}")
+            .Should().Equal(["resolved:warning:True", "deescalated:warning:False", "escalated:critical:True", "firing:warning:True"], "newest first");
+        Quiet(hook, 3);
+    }
 }
