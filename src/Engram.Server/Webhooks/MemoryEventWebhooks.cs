@@ -1,12 +1,12 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Text.Json;
-using System.Threading.Channels;
 using System.Text.Json.Serialization;
+using System.Threading.Channels;
 using Engram.Core.Common;
 using Engram.Core.Memories;
-using Engram.Core.Search;
 using Engram.Core.Net;
+using Engram.Core.Search;
 using Engram.Core.Storage;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
