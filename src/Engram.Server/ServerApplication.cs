@@ -135,7 +135,7 @@ public static class ServerApplication
         builder.Services.AddSingleton(sp => new Operations.HealthChecks(sp.GetRequiredService<EngramEngine>(), options, sp.GetRequiredService<Operations.MemoryMonitor>(),
             sp.GetRequiredService<Core.Llm.LlmAccess>()));
         // Alerts and memory-event webhooks (issue 19): off unless configured; the admin API lists them either way.
-        builder.Services.AddSingleton(sp => new Alerts.AlertSignals(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        builder.Services.AddSingleton(sp => new Alerts.AlertSignals(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(), options.Alerts.IsOn ? sp.GetRequiredService<EngramEngine>().Search : null));
         builder.Services.AddSingleton<Alerts.AlertService>();
         builder.Services.AddSingleton(sp => new Operations.RequestRate(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(), sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Alerts.AlertService>());

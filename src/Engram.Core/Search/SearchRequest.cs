@@ -120,3 +120,6 @@ public sealed record SearchResult(IReadOnlyList<SearchHit> Results, double TookM
     /// <summary>With <see cref="Stale"/>: hits the indexes ranked whose memory had no copy to return (left out).</summary>
     public int Unavailable { get; init; }
 }
+
+/// <summary>One finished search of an instance (<see cref="SearchService.Completed"/>): the result is null when it failed or was cancelled.</summary>
+public sealed record SearchCompleted(Common.Caller Caller, SearchRequest Request, string Kind, SearchResult? Result, double Seconds, bool Failed);

@@ -63,6 +63,12 @@ public sealed class SearchService(
         return follower.Index.Read(index => index.Docs.CountScopes(new DocFilter(index.Docs, caller.Tenant, filter, now, null)));
     }
 
+    /// <summary>
+    /// This instance's searches as they finish (valid ones, answered or failed), on the search's own thread: an observer
+    /// must be quick and never throw (the alert rules' p95 window, the search.performed webhook's bounded queue).
+    /// </summary>
+    public Action<SearchCompleted>? Completed { get; set; }
+
     public async Task<SearchResult> SearchAsync(Caller caller, SearchRequest request, CancellationToken ct = default)
     {
         var started = Stopwatch.GetTimestamp();
@@ -71,9 +77,11 @@ public sealed class SearchService(
         // Counted once the request is valid: a refused request is the caller's error, not a search.
         var kind = plan.Semantic > 0 ? plan.Lexical > 0 ? EngramInstruments.Hybrid : EngramInstruments.Semantic : EngramInstruments.Lexical;
         var failed = false;
+        SearchResult? result = null;
         try
         {
-            return await RunAsync(caller, request, guard, plan, started, ct).ConfigureAwait(false);
+            result = await RunAsync(caller, request, guard, plan, started, ct).ConfigureAwait(false);
+            return result;
         }
         catch (Exception ex) when (EngramInstruments.IsServerFailure(ex))
         {
@@ -83,6 +91,7 @@ public sealed class SearchService(
         finally
         {
             EngramInstruments.SearchDone(kind, started, failed);
+            Completed?.Invoke(new SearchCompleted(caller, request, kind, result, Stopwatch.GetElapsedTime(started).TotalSeconds, failed));
         }
     }
 

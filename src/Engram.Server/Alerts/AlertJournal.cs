@@ -64,19 +64,22 @@ public sealed class AlertJournal
     {
         lock (_lock)
         {
-            return _events.Where(e => e.State == AlertEvent.Firing && e.Notified)
+            return _events.Where(e => e.State is AlertEvent.Firing or AlertEvent.Escalated && e.Notified)
                 .GroupBy(e => e.Alert).ToDictionary(g => g.Key, g => g.Max(e => e.At), StringComparer.Ordinal);
         }
     }
 }
 
 /// <summary>
-/// One alert event: <c>firing</c> (the condition began; <see cref="Notified"/> false when a cooldown held the message back)
-/// or <c>resolved</c> (it cleared; notified when its firing was).
+/// One alert event: <c>firing</c> (the condition began; <see cref="Notified"/> false when a cooldown held the message back),
+/// <c>escalated</c> (its severity rose, warning to critical: always sent), <c>deescalated</c> (it fell back: recorded, not
+/// sent) or <c>resolved</c> (it cleared; notified when a message about it was sent).
 /// </summary>
 public sealed record AlertEvent(string Id, string Alert, string Severity, string State, string Summary, DateTimeOffset At, bool Notified,
     DateTimeOffset? FiringSince = null)
 {
     public const string Firing = "firing";
     public const string Resolved = "resolved";
+    public const string Escalated = "escalated";
+    public const string Deescalated = "deescalated";
 }

@@ -34,17 +34,26 @@ public sealed class AlertOptions
     /// <summary>write_errors fires when this many writes failed (5xx: store errors, read-only, shedding) within one interval.</summary>
     public int WriteErrors { get; set; } = 5;
 
-    /// <summary>search_slow fires when the p95 of the searches of the last interval (at least 5) is above this.</summary>
+    /// <summary>search_slow fires (warning) when the p95 of the searches of the last interval (at least 5) is above this.</summary>
     public int SearchP95Milliseconds { get; set; } = 1000;
 
-    /// <summary>index_lag fires when the indexes trail the change log by more than this many changes.</summary>
+    /// <summary>search_slow is critical above this p95 (never below the warning threshold: the higher of the two counts).</summary>
+    public int SearchP95CriticalMilliseconds { get; set; } = 5000;
+
+    /// <summary>index_lag fires (warning) when the indexes trail the change log by more than this many changes.</summary>
     public int IndexLag { get; set; } = 1000;
+
+    /// <summary>index_lag is critical above this many changes (at least the warning threshold).</summary>
+    public int IndexLagCritical { get; set; } = 10_000;
 
     /// <summary>backup_stale fires when scheduled backups are on and the last good one is older than this.</summary>
     public double BackupMaxAgeHours { get; set; } = 26;
 
-    /// <summary>disk_low fires below this much free space on the data folder's disk.</summary>
+    /// <summary>disk_low fires (warning) below this much free space on the data folder's disk.</summary>
     public int MinFreeDiskMB { get; set; } = 2048;
+
+    /// <summary>disk_low is critical below this much free space (at most the warning threshold: the lower of the two counts).</summary>
+    public int MinFreeDiskCriticalMB { get; set; } = 1024;
 
     /// <summary>Alert events kept in the data folder's alerts.json (GET /v1/admin/alerts); the oldest go first.</summary>
     public int MaxRecords { get; set; } = 500;
@@ -93,6 +102,10 @@ public sealed class AlertOptions
         if (WriteErrors < 1 || SearchP95Milliseconds < 1 || IndexLag < 0 || MinFreeDiskMB < 0 || !(BackupMaxAgeHours > 0))
         {
             yield return "Engram:Alerts: WriteErrors and SearchP95Milliseconds must be at least 1, IndexLag and MinFreeDiskMB 0 or more, BackupMaxAgeHours above 0";
+        }
+        if (SearchP95CriticalMilliseconds < 1 || IndexLagCritical < 0 || MinFreeDiskCriticalMB < 0)
+        {
+            yield return "Engram:Alerts: SearchP95CriticalMilliseconds must be at least 1, IndexLagCritical and MinFreeDiskCriticalMB 0 or more";
         }
         if (MaxRecords is < 10 or > 100_000)
         {

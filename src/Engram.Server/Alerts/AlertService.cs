@@ -25,12 +25,16 @@ public sealed partial class AlertService : BackgroundService
 {
     private const int QueueCapacity = 256;
 
+    /// <summary>The longest the first evaluation waits for the indexes to load at start.</summary>
+    public static readonly TimeSpan StartGrace = TimeSpan.FromMinutes(10);
+
     private readonly EngramEngine _engine;
     private readonly EngramServerOptions _server;
     private readonly AlertOptions _options;
     private readonly HealthChecks _health;
     private readonly MemoryMonitor _memory;
     private readonly Core.Llm.LlmAccess _llm;
+    private readonly BackupService _backups;
     private readonly TimeProvider _clock;
     private readonly ILogger<AlertService> _logger;
     private readonly SemaphoreSlim _evaluating = new(1, 1);
@@ -44,8 +48,9 @@ public sealed partial class AlertService : BackgroundService
     private Task? _sender;
 
     public AlertService(EngramEngine engine, IOptions<EngramServerOptions> options, HealthChecks health, MemoryMonitor memory, Core.Llm.LlmAccess llm,
-        TimeProvider clock, ILogger<AlertService> logger, AlertSignals signals)
+        TimeProvider clock, ILogger<AlertService> logger, AlertSignals signals, BackupService backups)
     {
+        _backups = backups;
         _engine = engine;
         _server = options.Value;
         _options = _server.Alerts;
@@ -96,6 +101,13 @@ public sealed partial class AlertService : BackgroundService
             return;
         }
         _sender = Task.Run(() => SendAllAsync(stoppingToken), CancellationToken.None);
+        // A starting server is unready while its indexes load: that is no incident. Evaluation starts once they are
+        // built (or failed to build, which not_ready reports), or after StartGrace at the latest.
+        await ((Task)_engine.EnsureIndexedAsync()).WaitAsync(StartGrace, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (stoppingToken.IsCancellationRequested)
+        {
+            return;
+        }
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(_options.EvaluationIntervalSeconds));
         try
         {
@@ -141,6 +153,21 @@ public sealed partial class AlertService : BackgroundService
                         _active[condition.Name] = new ActiveAlert(condition.Name, condition.Severity, condition.Summary, now, notify);
                         change = new AlertEvent(Guid.NewGuid().ToString("N"), condition.Name, condition.Severity, AlertEvent.Firing, condition.Summary, now, notify);
                     }
+                    else if (condition.Firing && active is not null && condition.Severity != active.Severity)
+                    {
+                        // A severity change inside one incident: a rise is sent whatever the cooldown (the operator must
+                        // hear that it got worse); a fall back is recorded and logged only.
+                        var rising = Rank(condition.Severity) > Rank(active.Severity);
+                        active.Severity = condition.Severity;
+                        active.Summary = condition.Summary;
+                        if (rising)
+                        {
+                            active.Notified = true;
+                            _lastNotified[condition.Name] = now;
+                        }
+                        change = new AlertEvent(Guid.NewGuid().ToString("N"), condition.Name, condition.Severity, rising ? AlertEvent.Escalated : AlertEvent.Deescalated,
+                            condition.Summary, now, rising, active.Since);
+                    }
                     else if (condition.Firing && active is not null)
                     {
                         active.Summary = condition.Summary;
@@ -161,6 +188,10 @@ public sealed partial class AlertService : BackgroundService
                         {
                             LogDropped(_logger, change.Alert);
                         }
+                    }
+                    else if (change.State == AlertEvent.Deescalated)
+                    {
+                        LogAlert(_logger, change.State, change.Alert, change.Severity, change.Summary);
                     }
                     else
                     {
@@ -192,12 +223,15 @@ public sealed partial class AlertService : BackgroundService
         list.Add(new("write_errors", "critical", writeErrors >= _options.WriteErrors,
             $"{writeErrors} writes failed (5xx) in the last {_options.EvaluationIntervalSeconds} s (threshold {_options.WriteErrors})"));
         var p95Ms = p95 is { } s ? s * 1000 : 0;
-        list.Add(new("search_slow", "warning", searches >= 5 && p95Ms > _options.SearchP95Milliseconds,
-            $"search p95 {p95Ms:0} ms over {searches} searches (threshold {_options.SearchP95Milliseconds} ms)"));
+        var p95Critical = Math.Max(_options.SearchP95Milliseconds, _options.SearchP95CriticalMilliseconds);
+        list.Add(new("search_slow", searches >= 5 && p95Ms > p95Critical ? "critical" : "warning", searches >= 5 && p95Ms > _options.SearchP95Milliseconds,
+            $"search p95 {p95Ms:0} ms over {searches} searches (warning above {_options.SearchP95Milliseconds} ms, critical above {p95Critical} ms)"));
 
         var lag = _engine.IndexLag();
         var lagging = lag.Entries > _options.IndexLag;
-        list.Add(new("index_lag", "warning", lagging, $"the indexes are {lag.Entries} changes behind the change log (threshold {_options.IndexLag})"));
+        var lagCritical = Math.Max(_options.IndexLag, _options.IndexLagCritical);
+        list.Add(new("index_lag", lag.Entries > lagCritical ? "critical" : "warning", lagging,
+            $"the indexes are {lag.Entries} changes behind the change log (warning above {_options.IndexLag}, critical above {lagCritical})"));
 
         var embedder = checks.GetValueOrDefault("embedder");
         var embedderFailing = embedder?.Status == HealthChecks.Fail;
@@ -215,16 +249,18 @@ public sealed partial class AlertService : BackgroundService
 
         if (_server.Backup.Enabled)
         {
-            var lastOk = Core.Operations.BackupMetrics.LastSuccessAt;
+            var lastOk = _backups.LastSuccessAt;
             var age = _clock.GetUtcNow() - (lastOk ?? _started);
-            list.Add(new("backup_failed", "warning", Core.Operations.BackupMetrics.LastFailed, "the last backup failed; see the server log"));
+            list.Add(new("backup_failed", "warning", _backups.LastFailed, "the last backup failed; see the server log"));
             list.Add(new("backup_stale", "warning", age.TotalHours > _options.BackupMaxAgeHours,
                 lastOk is null ? $"no backup yet, {age.TotalHours:0.#} h after start" : $"the last good backup is {age.TotalHours:0.#} h old (limit {_options.BackupMaxAgeHours} h)"));
         }
 
         var free = HealthChecks.FreeDiskBytes(_server.DataPath);
         var diskLow = free is { } bytes && bytes < (long)_options.MinFreeDiskMB * 1024 * 1024;
-        list.Add(new("disk_low", "warning", diskLow, free is { } b ? $"{HealthChecks.Mb(b)} free on the data folder's disk (threshold {_options.MinFreeDiskMB} MB)" : "free space unknown"));
+        var diskCritical = Math.Min(_options.MinFreeDiskMB, _options.MinFreeDiskCriticalMB);
+        list.Add(new("disk_low", free is { } fb && fb < (long)diskCritical * 1024 * 1024 ? "critical" : "warning", diskLow,
+            free is { } b ? $"{HealthChecks.Mb(b)} free on the data folder's disk (warning below {_options.MinFreeDiskMB} MB, critical below {diskCritical} MB)" : "free space unknown"));
 
         // Not ready: the failing checks that no alert of their own reports already (one fault, one message).
         var covered = new HashSet<string>(StringComparer.Ordinal);
@@ -261,9 +297,13 @@ public sealed partial class AlertService : BackgroundService
     }
 
     /// <summary>The Telegram text of <paramref name="alert"/>.</summary>
-    public static string Text(AlertEvent alert, string instance) => alert.State == AlertEvent.Firing
-        ? $"🔴 Engram alert [{alert.Severity}] {alert.Alert} on {instance}\n{alert.Summary}\nsince {alert.At:yyyy-MM-dd HH:mm:ss} UTC"
-        : $"✅ Resolved: {alert.Alert} on {instance}\n{alert.Summary}\nfiring from {alert.FiringSince:yyyy-MM-dd HH:mm:ss} to {alert.At:yyyy-MM-dd HH:mm:ss} UTC";
+    public static string Text(AlertEvent alert, string instance) => alert.State switch
+    {
+        AlertEvent.Firing => $"🔴 Engram alert [{alert.Severity}] {alert.Alert} on {instance}\n{alert.Summary}\nsince {alert.At:yyyy-MM-dd HH:mm:ss} UTC",
+        AlertEvent.Escalated => $"🔺 Escalated to [{alert.Severity}]: {alert.Alert} on {instance}\n{alert.Summary}\nfiring since {alert.FiringSince:yyyy-MM-dd HH:mm:ss} UTC",
+        AlertEvent.Deescalated => $"🔻 Back to [{alert.Severity}]: {alert.Alert} on {instance}\n{alert.Summary}\nfiring since {alert.FiringSince:yyyy-MM-dd HH:mm:ss} UTC",
+        _ => $"✅ Resolved: {alert.Alert} on {instance}\n{alert.Summary}\nfiring from {alert.FiringSince:yyyy-MM-dd HH:mm:ss} to {alert.At:yyyy-MM-dd HH:mm:ss} UTC",
+    };
 
     private async Task SendAsync(AlertEvent alert, CancellationToken ct)
     {
@@ -334,13 +374,17 @@ public sealed partial class AlertService : BackgroundService
         base.Dispose();
     }
 
+    private static int Rank(string severity) => severity == "critical" ? 2 : 1;
+
     private sealed class ActiveAlert(string name, string severity, string summary, DateTimeOffset since, bool notified)
     {
         public string Name { get; } = name;
-        public string Severity { get; } = severity;
+        public string Severity { get; set; } = severity;
         public string Summary { get; set; } = summary;
         public DateTimeOffset Since { get; } = since;
-        public bool Notified { get; } = notified;
+
+        /// <summary>Whether a message about this incident went out (its firing, or an escalation): its resolution is sent then.</summary>
+        public bool Notified { get; set; } = notified;
     }
 
     [LoggerMessage(EventId = 1900, Level = LogLevel.Warning, Message = "alert {State}: {Alert} [{Severity}] {Summary}")]

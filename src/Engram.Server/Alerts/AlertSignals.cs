@@ -1,13 +1,13 @@
 using System.Diagnostics.Metrics;
-using Engram.Core.Telemetry;
 
 namespace Engram.Server.Alerts;
 
 /// <summary>
-/// The two signals the alert rules read from the metrics rather than from state: the latency of recent searches
-/// (<c>engram_search_duration_seconds</c>) and writes that failed with a 5xx (ASP.NET Core's
-/// <c>http.server.request.duration</c> of this host: POST, PUT, PATCH and DELETE answered 5xx). A
-/// <see cref="MeterListener"/> collects them between two evaluations, in bounded memory.
+/// The two signals the alert rules read from events rather than from state: the latency of this instance's recent searches
+/// (its <see cref="Core.Search.SearchService.Completed"/>, not the process-wide <c>engram_search_duration_seconds</c>, so
+/// servers sharing a process do not see each other's) and writes that failed with a 5xx (ASP.NET Core's
+/// <c>http.server.request.duration</c> of this host: POST, PUT, PATCH and DELETE answered 5xx, through a
+/// <see cref="MeterListener"/>). Collected between two evaluations, in bounded memory.
 /// </summary>
 public sealed class AlertSignals : IDisposable
 {
@@ -21,12 +21,15 @@ public sealed class AlertSignals : IDisposable
     private long _searchTotal;
     private long _writeErrors;
 
-    public AlertSignals(IMeterFactory? hostMeters)
+    public AlertSignals(IMeterFactory? hostMeters, Core.Search.SearchService? searches = null)
     {
+        if (searches is not null)
+        {
+            searches.Completed += search => RecordSearch(search.Seconds);
+        }
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (ReferenceEquals(instrument, EngramInstruments.SearchDuration)
-                || (instrument.Name == "http.server.request.duration" && instrument.Meter.Name == "Microsoft.AspNetCore.Hosting"
+            if ((instrument.Name == "http.server.request.duration" && instrument.Meter.Name == "Microsoft.AspNetCore.Hosting"
                     && (hostMeters is null || ReferenceEquals(instrument.Meter.Scope, hostMeters))))
             {
                 listener.EnableMeasurementEvents(instrument);
@@ -38,11 +41,6 @@ public sealed class AlertSignals : IDisposable
 
     private void OnMeasurement(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags, object? state)
     {
-        if (ReferenceEquals(instrument, EngramInstruments.SearchDuration))
-        {
-            RecordSearch(value);
-            return;
-        }
         string? method = null;
         var status = 0;
         foreach (var tag in tags)

@@ -33,6 +33,7 @@ public sealed partial class BackupService
             if (BackupCatalog.List(Folder).FirstOrDefault(e => e.Kind != "unknown") is { } newest)
             {
                 BackupMetrics.Found(newest.CreatedAt);
+                _lastSuccessMs = newest.CreatedAt.ToUnixTimeMilliseconds();
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
@@ -42,6 +43,18 @@ public sealed partial class BackupService
     }
 
     public BackupOptions Options { get; }
+
+    private long _lastSuccessMs = -1;
+    private volatile bool _lastFailed;
+
+    /// <summary>
+    /// This instance's last good backup (or the newest found in its folder at start); null before any. The alert rules read
+    /// these rather than the process-wide metrics, which every server of a process (tests) shares.
+    /// </summary>
+    public DateTimeOffset? LastSuccessAt => Interlocked.Read(ref _lastSuccessMs) is var ms and >= 0 ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+
+    /// <summary>Whether this instance's last backup failed (false before any).</summary>
+    public bool LastFailed => _lastFailed;
 
     /// <summary>The store backed up (whose job lock a scheduled backup takes).</summary>
     public IMemoryStore Store => _store;
@@ -74,6 +87,8 @@ public sealed partial class BackupService
                 : await LogicalBackup.CreateAsync(_store, path, kind, _clock, ct);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
             BackupMetrics.Succeeded(manifest.CreatedAt, seconds);
+            Interlocked.Exchange(ref _lastSuccessMs, Math.Max(Interlocked.Read(ref _lastSuccessMs), manifest.CreatedAt.ToUnixTimeMilliseconds()));
+            _lastFailed = false;
             LogCreated(_logger, name, manifest.LastSeq, new FileInfo(path).Length, seconds);
             var verification = await Task.Run(() => StoreBackup.Verify(path, ct: ct), ct);
             BackupCatalog.WriteVerification(path, verification, _clock.GetUtcNow());
@@ -93,6 +108,7 @@ public sealed partial class BackupService
         catch (Exception ex) when (ex is not OperationCanceledException and not ConflictException)
         {
             BackupMetrics.Failed(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            _lastFailed = true;
             LogFailed(_logger, ex);
             throw ex is IOException or UnauthorizedAccessException or SqliteException
                 ? new StoreException($"the backup failed: {ex.Message}", ex)

@@ -1,10 +1,14 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Threading.Channels;
 using Engram.Core.Common;
 using Engram.Core.Memories;
 using Engram.Core.Net;
+using Engram.Core.Search;
 using Engram.Core.Storage;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -21,34 +25,57 @@ namespace Engram.Server.Webhooks;
 /// resumes where it stopped (at least once: a delivery sent just before a crash may be sent again; the delivery id
 /// in X-Engram-Delivery lets a receiver drop the repeat). When <see cref="WebhookOptions.QueueCapacity"/> deliveries
 /// wait, the change log is read no further until they drain: a dead receiver costs a bounded file, never a write.
+/// The optional <c>search.performed</c> event comes from the search path instead (<see cref="SearchService.Completed"/>):
+/// the search offers a small record to a bounded queue and goes on (a full queue drops it, counted); this service turns
+/// the queued ones into deliveries like the others.
 /// </summary>
 public sealed partial class MemoryEventWebhooks : BackgroundService
 {
     public const string FileName = "webhooks.json";
     private static readonly TimeSpan MaxDelay = TimeSpan.FromMinutes(5);
 
+    /// <summary>The top results a search.performed event names.</summary>
+    public const int SearchEventTop = 10;
+
+    private static readonly Counter<long> SearchEventsDroppedTotal = Core.Telemetry.EngramMeter.Meter.CreateCounter<long>(
+        "engram_webhook_search_events_dropped_total", description: "search.performed webhook events dropped because their queue was full (the search never waits).");
+
     private readonly IMemoryStore _store;
     private readonly WebhookOptions _options;
     private readonly TimeProvider _clock;
     private readonly ILogger<MemoryEventWebhooks> _logger;
     private readonly string _path;
-    private readonly HttpClient? _http;
+    private readonly HttpClient? _client;
     private readonly Lock _lock = new();
     private readonly SemaphoreSlim _wake = new(0, 1);
     private readonly Dictionary<string, long> _due = new(StringComparer.Ordinal); // delivery id → Stopwatch timestamp of its next attempt
+    private readonly Channel<SearchEventBody>? _searches;
+    private readonly IHttpContextAccessor? _http;
+    private long _searchesDropped;
     private WebhookState _state;
 
-    public MemoryEventWebhooks(IMemoryStore store, IOptions<EngramServerOptions> options, TimeProvider clock, ILogger<MemoryEventWebhooks> logger)
+    public MemoryEventWebhooks(IMemoryStore store, IOptions<EngramServerOptions> options, TimeProvider clock, ILogger<MemoryEventWebhooks> logger,
+        Core.EngramEngine? engine = null, IHttpContextAccessor? http = null)
     {
         _store = store;
+        _http = http;
         _options = options.Value.Webhooks;
         _clock = clock;
         _logger = logger;
         _path = Path.Combine(Path.GetFullPath(options.Value.DataPath), FileName);
         _state = Load(_path);
+        if (_options.Enabled && _options.EventSet.Contains(WebhookOptions.SearchPerformed) && engine is not null)
+        {
+            _searches = Channel.CreateBounded<SearchEventBody>(new BoundedChannelOptions(_options.SearchQueueCapacity)
+            {
+                SingleReader = true,
+                FullMode = BoundedChannelFullMode.DropWrite,
+            });
+            engine.Search.Completed += OnSearch;
+        }
         if (_options.Enabled)
         {
-            _http = OutboundHttp.CreateClient(OutboundPolicy.For(_options.Receivers, options.Value.Outbound.AllowedHosts), TimeSpan.FromSeconds(5));
+            _client = OutboundHttp.CreateClient(OutboundPolicy.For(_options.Receivers, options.Value.Outbound.AllowedHosts), TimeSpan.FromSeconds(5));
         }
     }
 
@@ -121,6 +148,81 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
         }
     }
 
+    /// <summary>search.performed events dropped since start because their queue was full.</summary>
+    public long SearchEventsDropped => Interlocked.Read(ref _searchesDropped);
+
+    /// <summary>On the search's thread: a small record offered to the bounded queue, never a wait (a full queue drops it).</summary>
+    private void OnSearch(SearchCompleted search)
+    {
+        if (search.Result is not { } result || _searches is null)
+        {
+            return; // a failed or cancelled search is no search.performed
+        }
+        var top = new SearchEventHit[Math.Min(SearchEventTop, result.Results.Count)];
+        for (var i = 0; i < top.Length; i++)
+        {
+            top[i] = new SearchEventHit(result.Results[i].Memory.Id, Math.Round(result.Results[i].Score, 6));
+        }
+        var body = new SearchEventBody(WebhookOptions.SearchPerformed, search.Caller.Tenant, RouteOf(_http?.HttpContext?.Request.Path.Value), search.Request.Query,
+            search.Request.K, search.Request.Filters, result.Results.Count, top, Math.Round(search.Seconds * 1000, 3), search.Kind, _clock.GetUtcNow());
+        if (_searches.Writer.TryWrite(body))
+        {
+            Wake();
+        }
+        else
+        {
+            Interlocked.Increment(ref _searchesDropped);
+            SearchEventsDroppedTotal.Add(1);
+        }
+    }
+
+    /// <summary>Where a search came from, by its request's path: rest, mcp, mem0, ui, chat, or internal (no request: the Telegram bot, jobs).</summary>
+    public static string RouteOf(string? path) => path switch
+    {
+        null => "internal",
+        _ when path.StartsWith(Mcp.McpEndpoint.Path, StringComparison.Ordinal) => "mcp",
+        _ when path.StartsWith("/ui", StringComparison.Ordinal) => "ui",
+        "/v1/memories/search" or "/v2/memories/search" or "/v3/memories/search" => "mem0",
+        _ when path.StartsWith("/v1/chat", StringComparison.Ordinal) => "chat",
+        _ => "rest",
+    };
+
+    /// <summary>Turns the queued search events into deliveries, while the delivery queue has room; true when any was taken.</summary>
+    private bool DrainSearches()
+    {
+        if (_searches is null)
+        {
+            return false;
+        }
+        var receivers = _options.Receivers;
+        var added = new List<WebhookDelivery>();
+        lock (_lock)
+        {
+            var room = _options.QueueCapacity - _state.Pending.Count;
+            while (room >= receivers.Count && _searches.Reader.TryRead(out var search))
+            {
+                var body = JsonSerializer.Serialize(search, EngramJson.Options);
+                foreach (var url in receivers)
+                {
+                    added.Add(new WebhookDelivery(Guid.NewGuid().ToString("N"), WebhookOptions.SearchPerformed, url.ToString(), search.Tenant, "", 0, search.At,
+                        WebhookDelivery.Pending, 0, null, null, null, null, body));
+                }
+                room -= receivers.Count;
+            }
+            if (added.Count == 0)
+            {
+                return false;
+            }
+            _state.Pending.AddRange(added);
+            foreach (var delivery in added)
+            {
+                _due[delivery.Id] = 0;
+            }
+            Save();
+        }
+        return true;
+    }
+
     private void Wake()
     {
         if (_wake.CurrentCount == 0)
@@ -167,6 +269,7 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
                 try
                 {
                     read = await FollowAsync(stoppingToken);
+                    read |= DrainSearches();
                     sent = await SendDueAsync(stoppingToken);
                 }
                 catch (Exception ex) when (ex is StoreException or IOException)
@@ -325,7 +428,7 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
             timeout.CancelAfter(TimeSpan.FromSeconds(_options.TimeoutSeconds));
             using var request = WebhookSignature.Request(new Uri(delivery.Url), _options.Secret!, System.Text.Encoding.UTF8.GetBytes(delivery.Body ?? "{}"),
                 delivery.Event, delivery.Id, DateTimeOffset.UtcNow); // the signature's time is the wall clock's: receivers compare it with theirs
-            using var response = await _http!.SendAsync(request, timeout.Token);
+            using var response = await _client!.SendAsync(request, timeout.Token);
             var status = (int)response.StatusCode;
             return (response.IsSuccessStatusCode, status, response.IsSuccessStatusCode ? null : $"answered {status}");
         }
@@ -337,7 +440,7 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
 
     public override void Dispose()
     {
-        _http?.Dispose();
+        _client?.Dispose();
         _wake.Dispose();
         base.Dispose();
     }
@@ -383,3 +486,13 @@ public sealed record WebhookDeliveryView(string Id, string Event, string Url, st
 public sealed record MemoryEventBody(string Event, string Reason, string Tenant, string MemoryId, long Seq, DateTimeOffset At, long? Version,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] Memory? Memory,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] JsonElement? Changes);
+
+/// <summary>
+/// The search.performed JSON: who searched (tenant), through which route (rest, mcp, mem0, ui, chat, internal), the query,
+/// k and filters as asked, how many results came back, the top ones' ids and scores, the latency and the search kind.
+/// </summary>
+public sealed record SearchEventBody(string Event, string Tenant, string Route, string? Query, int? K, SearchFilters? Filters, int Results,
+    IReadOnlyList<SearchEventHit> Top, double LatencyMs, string Kind, DateTimeOffset At);
+
+/// <summary>One of a search.performed event's top results.</summary>
+public sealed record SearchEventHit(string Id, double Score);

@@ -10,13 +10,16 @@ public sealed class WebhookOptions
     public const string Updated = "memory.updated";
     public const string Deleted = "memory.deleted";
 
+    /// <summary>Optional, off unless <see cref="Events"/> names it: one event per answered search (any route).</summary>
+    public const string SearchPerformed = "search.performed";
+
     /// <summary>Receivers, comma-separated (WEBHOOK_URLS); none: off.</summary>
     public string? Urls { get; set; }
 
     /// <summary>The HMAC-SHA256 key of the signature header (WEBHOOK_SECRET), at least 16 characters.</summary>
     public string? Secret { get; set; }
 
-    /// <summary>The events sent, comma-separated (WEBHOOK_EVENTS); default all three memory events.</summary>
+    /// <summary>The events sent, comma-separated (WEBHOOK_EVENTS); default the three memory events (search.performed only when named).</summary>
     public string Events { get; set; } = $"{Created},{Updated},{Deleted}";
 
     /// <summary>Attempts per delivery before it goes to the dead-letter list.</summary>
@@ -30,6 +33,12 @@ public sealed class WebhookOptions
 
     /// <summary>Deliveries waiting at most; past it the change log is read no further until they drain (writes never wait).</summary>
     public int QueueCapacity { get; set; } = 10_000;
+
+    /// <summary>
+    /// search.performed events waiting to become deliveries, at most: a search only offers its event to this queue and
+    /// never waits; when it is full the event is dropped and counted (engram_webhook_search_events_dropped_total).
+    /// </summary>
+    public int SearchQueueCapacity { get; set; } = 1000;
 
     /// <summary>Finished deliveries kept in the log, and dead letters kept.</summary>
     public int LogSize { get; set; } = 1000;
@@ -54,9 +63,13 @@ public sealed class WebhookOptions
         {
             yield return "Engram:Webhooks:Secret (WEBHOOK_SECRET) must be set, at least 16 characters, with webhook URLs";
         }
-        foreach (var name in EventSet.Where(e => e is not (Created or Updated or Deleted)))
+        foreach (var name in EventSet.Where(e => e is not (Created or Updated or Deleted or SearchPerformed)))
         {
-            yield return $"Engram:Webhooks:Events (WEBHOOK_EVENTS): unknown event '{name}' (known: {Created}, {Updated}, {Deleted})";
+            yield return $"Engram:Webhooks:Events (WEBHOOK_EVENTS): unknown event '{name}' (known: {Created}, {Updated}, {Deleted}, {SearchPerformed})";
+        }
+        if (SearchQueueCapacity is < 1 or > 1_000_000)
+        {
+            yield return "Engram:Webhooks:SearchQueueCapacity must be 1-1000000";
         }
         if (MaxAttempts is < 1 or > 50 || RetryBaseMilliseconds is < 10 or > 600_000 || TimeoutSeconds is < 1 or > 300)
         {

@@ -141,4 +141,47 @@ public sealed class MemoryEventWebhookTests
         WebhookSignature.Verify("secret-0123456789", null, body, now, TimeSpan.FromMinutes(5)).Should().BeFalse();
         new WebhookOptions { Urls = "http://a.example/hook", Secret = "short", Events = "memory.created,memory.moved" }.Validate().Should().HaveCount(2);
     }
+
+    [Fact]
+    public async Task Search_performed_is_sent_signed_only_when_named_with_the_route_query_scope_and_top_results()
+    {
+        await using var hook = await SignedWebhookReceiver.StartAsync();
+        await using var server = await EngramServer.StartAsync(configure: o =>
+        {
+            Hooks(hook.Url)(o);
+            o.Webhooks.Events = $"{WebhookOptions.Created},{WebhookOptions.SearchPerformed}";
+        });
+        var id = (await server.CreateAsync(new { content = "orchids need bright indirect light", user_id = "alice" })).GetProperty("id").GetString()!;
+        var rest = await server.SearchAsync(new { query = "orchids light", k = 3, filters = new { user_id = "alice" } });
+        rest.Should().ContainSingle();
+        (await server.PostJsonAsync("/v1/memories/search", """{"query":"bright orchids","user_id":"alice","top_k":2}""")).EnsureSuccessStatusCode();
+
+        var received = new List<SignedWebhookReceiver.Received> { await hook.NextAsync(), await hook.NextAsync(), await hook.NextAsync() };
+        received.Select(r => r.Event).Should().BeEquivalentTo([WebhookOptions.Created, WebhookOptions.SearchPerformed, WebhookOptions.SearchPerformed]);
+        var searches = received.Where(r => r.Event == WebhookOptions.SearchPerformed).Select(r => r.Body).ToDictionary(b => b.GetProperty("route").GetString()!);
+        searches.Keys.Should().BeEquivalentTo(["rest", "mem0"]);
+        var viaRest = searches["rest"];
+        viaRest.GetProperty("event").GetString().Should().Be(WebhookOptions.SearchPerformed);
+        viaRest.GetProperty("tenant").GetString().Should().Be("default");
+        viaRest.GetProperty("query").GetString().Should().Be("orchids light");
+        viaRest.GetProperty("k").GetInt32().Should().Be(3);
+        viaRest.GetProperty("filters").GetProperty("user_id").GetString().Should().Be("alice");
+        viaRest.GetProperty("results").GetInt32().Should().Be(1);
+        var top = viaRest.GetProperty("top").EnumerateArray().Single();
+        top.GetProperty("id").GetString().Should().Be(id);
+        top.GetProperty("score").GetDouble().Should().BeApproximately(rest[0].GetProperty("score").GetDouble(), 1e-5);
+        viaRest.GetProperty("latency_ms").GetDouble().Should().BeGreaterThan(0);
+        searches["mem0"].GetProperty("query").GetString().Should().Be("bright orchids");
+        searches["mem0"].GetProperty("k").GetInt32().Should().Be(2);
+        searches["mem0"].GetProperty("filters").GetProperty("user_id").GetString().Should().Be("alice");
+        hook.BadSignatures.Should().Be(0);
+
+        (await DeliveriesAsync(server, "delivered")).Select(d => d.GetProperty("event").GetString()).Should().Contain(WebhookOptions.SearchPerformed);
+        MemoryEventWebhooks.RouteOf("/mcp").Should().Be("mcp");
+        MemoryEventWebhooks.RouteOf("/ui/search").Should().Be("ui");
+        MemoryEventWebhooks.RouteOf("/v1/chat").Should().Be("chat");
+        MemoryEventWebhooks.RouteOf(null).Should().Be("internal");
+        new WebhookOptions { Urls = "https://hooks.example/x", Secret = "0123456789abcdef", Events = "search.performed,memory.created" }.Validate().Should().BeEmpty();
+        new WebhookOptions().EventSet.Should().NotContain(WebhookOptions.SearchPerformed, "off unless named");
+    }
 }
