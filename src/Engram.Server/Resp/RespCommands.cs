@@ -198,11 +198,11 @@ internal sealed partial class RespConnection
             case "GETDEL":
                 if (Arity(2, exact: true))
                 {
-                    var key = Text(1);
-                    var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
-                    if (entry is not null && await _kv.DeleteKeyAsync(caller, key, ct).ConfigureAwait(false))
+                    var (entry, deleted) = await _kv.UpdateAsync(caller, Text(1), (current, _) => current is null ? KvChange.Keep : KvChange.Remove, ct)
+                        .ConfigureAwait(false);
+                    if (deleted)
                     {
-                        _reply.Value(entry.ValueJson);
+                        _reply.Value(entry!.ValueJson);
                     }
                     else
                     {
@@ -288,9 +288,9 @@ internal sealed partial class RespConnection
             case "PERSIST":
                 if (Arity(2, exact: true))
                 {
-                    var key = Text(1);
-                    var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
-                    _reply.Integer(entry?.ExpiresAtMs is not null && await _kv.ExpireAtAsync(caller, key, null, ct).ConfigureAwait(false) ? 1 : 0);
+                    var persisted = await _kv.UpdateAsync(caller, Text(1), (current, _) => current?.ExpiresAtMs is null ? KvChange.Keep : KvChange.ExpireAt(null), ct)
+                        .ConfigureAwait(false);
+                    _reply.Integer(persisted.Changed ? 1 : 0);
                 }
                 return;
             case "TYPE":
@@ -605,9 +605,12 @@ internal sealed partial class RespConnection
         }
         await DrainAsync().ConfigureAwait(false);
         var json = Json(2);
-        var old = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
-        var expiry = keepTtl ? old?.ExpiresAtMs : hasExpiry ? expiresAt : _kv.DefaultExpiresAtMs();
-        var written = await _kv.SetJsonAsync(caller, key, json, expiry, condition, ct).ConfigureAwait(false);
+        var expiry = hasExpiry ? expiresAt : _kv.DefaultExpiresAtMs();
+        // Read and write in one step of the store: the old value returned is the one this write replaced.
+        var (old, written) = await _kv.UpdateAsync(caller, key, (current, _) =>
+            (condition == KvCondition.IfMissing && current is not null) || (condition == KvCondition.IfExists && current is null)
+                ? KvChange.Keep
+                : KvChange.Write(json, keepTtl ? current?.ExpiresAtMs : expiry), ct).ConfigureAwait(false);
         if (get)
         {
             if (old is null)
@@ -669,15 +672,16 @@ internal sealed partial class RespConnection
             return;
         }
         var key = Text(1);
-        var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
+        // Without an option GETEX only reads; with one, the value returned is the one whose expiry was set.
+        var entry = change
+            ? (await _kv.UpdateAsync(caller, key, (current, _) => current is null || (expiresAt is null && current.ExpiresAtMs is null)
+                ? KvChange.Keep
+                : KvChange.ExpireAt(expiresAt), ct).ConfigureAwait(false)).Previous
+            : await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
         if (entry is null)
         {
             _reply.Null();
             return;
-        }
-        if (change && (expiresAt is not null || entry.ExpiresAtMs is not null))
-        {
-            await _kv.ExpireAtAsync(caller, key, expiresAt, ct).ConfigureAwait(false);
         }
         _reply.Value(entry.ValueJson);
     }
@@ -718,38 +722,37 @@ internal sealed partial class RespConnection
             _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
             return;
         }
-        var key = Text(1);
-        var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
-        if (entry is null)
+        // The condition is judged on the entry the change applies to, in one step of the store.
+        var tooFar = false;
+        var result = await _kv.UpdateAsync(caller, Text(1), (entry, at) =>
         {
-            _reply.Integer(0);
-            return;
-        }
-        var current = entry.ExpiresAtMs;
-        var allowed = option switch
-        {
-            "NX" => current is null,
-            "XX" => current is not null,
-            "GT" => current is { } c && expiresAt > c,
-            "LT" => current is not { } l || expiresAt < l,
-            _ => true,
-        };
-        if (!allowed)
-        {
-            _reply.Integer(0);
-            return;
-        }
-        if (expiresAt <= now)
-        {
-            _reply.Integer(await _kv.DeleteKeyAsync(caller, key, ct).ConfigureAwait(false) ? 1 : 0);
-            return;
-        }
-        if (expiresAt > now + KvOptions.MaxTtlSeconds * 1000)
+            tooFar = false;
+            var current = entry?.ExpiresAtMs;
+            var allowed = entry is not null && option switch
+            {
+                "NX" => current is null,
+                "XX" => current is not null,
+                "GT" => current is { } c && expiresAt > c,
+                "LT" => current is not { } l || expiresAt < l,
+                _ => true,
+            };
+            if (!allowed)
+            {
+                return KvChange.Keep;
+            }
+            if (expiresAt <= at)
+            {
+                return KvChange.Remove;
+            }
+            tooFar = expiresAt > at + KvOptions.MaxTtlSeconds * 1000;
+            return tooFar ? KvChange.Keep : KvChange.ExpireAt(expiresAt);
+        }, ct).ConfigureAwait(false);
+        if (tooFar)
         {
             _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
             return;
         }
-        _reply.Integer(await _kv.ExpireAtAsync(caller, key, expiresAt, ct).ConfigureAwait(false) ? 1 : 0);
+        _reply.Integer(result.Changed ? 1 : 0);
     }
 
     /// <summary>The expiry of EX/PX (relative) or EXAT/PXAT (absolute) <paramref name="amount"/>; false when it is not positive or too far away.</summary>
