@@ -41,15 +41,18 @@ internal sealed partial class RespConnection
         // The hot commands first.
         if (Ascii.EqualsIgnoreCase(name, "GET"u8))
         {
+            _tally.Commands[RespStats.Get]++;
             await GetAsync(ct).ConfigureAwait(false);
             return;
         }
         if (Ascii.EqualsIgnoreCase(name, "SET"u8))
         {
+            _tally.Commands[RespStats.Set]++;
             await SetAsync(ct).ConfigureAwait(false);
             return;
         }
         var command = Encoding.ASCII.GetString(name).ToUpperInvariant();
+        _tally.Commands[RespStats.CommandIndex(command)]++;
         switch (command)
         {
             case "PING":
@@ -906,6 +909,47 @@ internal sealed partial class RespConnection
         if (Wants("clients"))
         {
             text.Append("# Clients\r\nconnected_clients:").Append(_listener.ConnectionCount).Append("\r\n\r\n");
+        }
+        if (Wants("stats"))
+        {
+            var stats = _listener.Stats;
+            stats.Add(_tally); // this connection's commands so far, this INFO included
+            text.Append("# Stats\r\ntotal_connections_received:").Append(stats.Accepted).Append("\r\n")
+                .Append("total_commands_processed:").Append(stats.TotalCommands).Append("\r\n")
+                .Append("total_net_input_bytes:").Append(stats.BytesIn).Append("\r\n")
+                .Append("total_net_output_bytes:").Append(stats.BytesOut).Append("\r\n")
+                .Append("rejected_connections:").Append(stats.Closed(RespStats.ClosedMaxClients)).Append("\r\n")
+                .Append("total_error_replies:").Append(stats.TotalErrors).Append("\r\n")
+                .Append("engram_closed_idle_timeout:").Append(stats.Closed(RespStats.ClosedIdle)).Append("\r\n")
+                .Append("engram_closed_oversized_input:").Append(stats.Closed(RespStats.ClosedOversized)).Append("\r\n")
+                .Append("engram_closed_protocol_error:").Append(stats.Closed(RespStats.ClosedProtocol)).Append("\r\n\r\n");
+        }
+        if (wanted is "all" or "everything" or "commandstats")
+        {
+            var stats = _listener.Stats;
+            stats.Add(_tally);
+            text.Append("# Commandstats\r\n");
+            for (var i = 0; i < RespStats.CommandNames.Length; i++)
+            {
+                if (stats.Commands(i) is var calls && calls > 0)
+                {
+                    text.Append("cmdstat_").Append(RespStats.CommandNames[i]).Append(":calls=").Append(calls).Append("\r\n");
+                }
+            }
+            text.Append("\r\n");
+        }
+        if (wanted is "all" or "everything" or "errorstats")
+        {
+            var stats = _listener.Stats;
+            text.Append("# Errorstats\r\n");
+            for (var i = 0; i < RespStats.ErrorKinds.Length; i++)
+            {
+                if (stats.Errors(i) is var count && count > 0)
+                {
+                    text.Append("errorstat_").Append(RespStats.ErrorKinds[i]).Append(":count=").Append(count).Append("\r\n");
+                }
+            }
+            text.Append("\r\n");
         }
         if (Wants("memory"))
         {
