@@ -257,14 +257,6 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         return store.DeleteKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), options.Durability, ct);
     }
 
-    /// <summary>Gives the key the expiry <paramref name="expiresAtMs"/> (null: never); false when there is no live entry.</summary>
-    public Task<bool> ExpireAtAsync(Caller caller, string key, long? expiresAtMs, CancellationToken ct = default)
-    {
-        var partition = Enter(caller, Role.Write, "write keys");
-        KvKeys.Validate(key);
-        return store.ExpireKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), expiresAtMs, options.Durability, ct);
-    }
-
     /// <summary>
     /// Reads the key's live entry and makes the change <paramref name="decide"/> returns, in one step of the
     /// store that no other write of the key interleaves with (SET … GET, GETDEL, GETEX, EXPIRE NX/XX/GT/LT,

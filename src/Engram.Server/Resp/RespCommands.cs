@@ -325,12 +325,15 @@ internal sealed partial class RespConnection
             case "INFO":
                 await InfoAsync(caller, ct).ConfigureAwait(false);
                 return;
+            case "OBJECT":
+                await ObjectAsync(caller, ct).ConfigureAwait(false);
+                return;
         }
     }
 
     private static bool Known(string command) => command is "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY"
         or "GETDEL" or "GETEX" or "MGET" or "MSET" or "EXISTS" or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "TTL" or "PTTL" or "PERSIST"
-        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO";
+        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT";
 
     /// <summary>The names COMMAND lists, with Redis's arity (negative: at least that many).</summary>
     private static readonly (string Name, int Arity, bool Write)[] Commands =
@@ -341,7 +344,7 @@ internal sealed partial class RespConnection
         ("unlink", -2, true), ("exists", -2, false), ("expire", -3, true), ("pexpire", -3, true), ("expireat", -3, true),
         ("pexpireat", -3, true), ("ttl", 2, false), ("pttl", 2, false), ("persist", 2, true), ("incr", 2, true), ("incrby", 3, true),
         ("decr", 2, true), ("decrby", 3, true), ("scan", -2, false), ("keys", 2, false), ("type", 2, false), ("dbsize", 1, false),
-        ("info", -1, false),
+        ("info", -1, false), ("object", -2, false),
     ];
 
     // ---- Authentication ----------------------------------------------------------------------------------
@@ -1014,15 +1017,62 @@ internal sealed partial class RespConnection
                 _reply.Ok();
                 return;
             case "INFO" when _argCount == 2:
-                _reply.Bulk($"id={Id} addr={Remote} name={Name} db=0 resp={(_reply.Resp3 ? 3 : 2)}\n");
+                _reply.Bulk(ClientLine(this));
                 return;
-            case "SETNAME" or "GETNAME" or "ID" or "SETINFO" or "INFO":
+            case "LIST" when _argCount == 2:
+                // The connections of this client's tenant only (in open mode: every loopback client); before AUTH, itself.
+                var anonymousOpen = _authenticated is null && !_listener.Keys.HasActiveKeys;
+                var lines = new StringBuilder();
+                foreach (var other in _listener.Connections.OrderBy(c => c.Id))
+                {
+                    if (other == this || (Tenant is not null && other.Tenant == Tenant) || (anonymousOpen && other.Tenant is null))
+                    {
+                        lines.Append(ClientLine(other));
+                    }
+                }
+                _reply.Bulk(lines.ToString());
+                return;
+            case "SETNAME" or "GETNAME" or "ID" or "SETINFO" or "INFO" or "LIST":
                 _reply.Error($"ERR wrong number of arguments for 'client|{sub.ToLowerInvariant()}' command");
                 return;
             default:
                 _reply.Error($"ERR unknown subcommand '{Encoding.UTF8.GetString(Arg(1))}'. Try CLIENT HELP.");
                 return;
         }
+    }
+
+    /// <summary>One line of CLIENT LIST / CLIENT INFO in Redis's format (the fields clients read).</summary>
+    private string ClientLine(RespConnection c)
+    {
+        var now = Environment.TickCount64;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"id={c.Id} addr={c.Remote} name={c.Name} age={(now - c.OpenedAt) / 1000} idle={(now - c.LastActivity) / 1000} db=0 resp={(c == this && _reply.Resp3 ? 3 : 2)} cmd={(c == this ? "client|list" : "NULL")}\n");
+    }
+
+    /// <summary>OBJECT ENCODING key (int, embstr or raw, as Redis would keep the value; nil for a missing key), OBJECT HELP.</summary>
+    private async ValueTask ObjectAsync(Caller caller, CancellationToken ct)
+    {
+        if (_argCount == 3 && Is(1, "ENCODING"u8))
+        {
+            var entry = await _kv.GetEntryAsync(caller, Text(2), ct).ConfigureAwait(false);
+            if (entry is null)
+            {
+                _reply.Null();
+                return;
+            }
+            var json = entry.ValueJson;
+            _reply.Bulk(long.TryParse(json, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _) ? "int"
+                : Encoding.UTF8.GetByteCount(json) - 2 <= 44 ? "embstr" : "raw");
+            return;
+        }
+        if (_argCount == 2 && Is(1, "HELP"u8))
+        {
+            _reply.Array(2);
+            _reply.Simple("OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+            _reply.Simple("ENCODING <key>");
+            return;
+        }
+        _reply.Error($"ERR unknown subcommand or wrong number of arguments for '{(_argCount > 1 ? Encoding.UTF8.GetString(Arg(1)) : "")}'. Try OBJECT HELP.");
     }
 
     /// <summary>COMMAND, COMMAND COUNT, COMMAND INFO name…, COMMAND DOCS (empty): enough for clients that probe.</summary>
@@ -1068,7 +1118,7 @@ internal sealed partial class RespConnection
 
     private void WriteCommand((string Name, int Arity, bool Write) command)
     {
-        var keyed = command.Name is not ("ping" or "echo" or "hello" or "auth" or "select" or "quit" or "client" or "command" or "scan" or "keys" or "dbsize" or "info");
+        var keyed = command.Name is not ("object" or "ping" or "echo" or "hello" or "auth" or "select" or "quit" or "client" or "command" or "scan" or "keys" or "dbsize" or "info");
         _reply.Array(6);
         _reply.Bulk(command.Name);
         _reply.Integer(command.Arity);

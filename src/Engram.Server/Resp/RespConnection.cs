@@ -64,6 +64,12 @@ internal sealed partial class RespConnection
 
     public string? Name { get; private set; }
 
+    /// <summary><see cref="Environment.TickCount64"/> when the connection was accepted.</summary>
+    public long OpenedAt { get; } = Environment.TickCount64;
+
+    /// <summary>The tenant of the key the client authenticated with; null before AUTH (and always in open mode).</summary>
+    public string? Tenant => _authenticated?.Tenant;
+
     /// <summary>Closes the connection for idle time-out (the idle sweep).</summary>
     public void Abort()
     {

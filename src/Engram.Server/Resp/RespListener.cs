@@ -51,6 +51,9 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
 
     public int ConnectionCount => _connections.Count;
 
+    /// <summary>The open connections (CLIENT LIST).</summary>
+    public IEnumerable<RespConnection> Connections => _connections.Values.Select(c => c.Connection);
+
     /// <summary>Commands, errors, connections and bytes (metrics and INFO stats).</summary>
     public RespStats Stats { get; } = new();
 
