@@ -36,6 +36,15 @@ public interface IKeyValueStore
     /// <summary>Sets a new expiry (null: never); returns false when there is no live entry.</summary>
     Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default);
 
+    /// <summary>
+    /// Reads the key's live entry (null: missing or expired) and makes the change <paramref name="decide"/>
+    /// returns for it, in one step that no other write of the key can interleave with (Redis's SET … GET,
+    /// GETDEL, GETEX, EXPIRE NX/XX/GT/LT). <paramref name="decide"/> gets the entry and the store's time
+    /// (unix ms); it must be quick and free of side effects (it may run twice when a write is retried), and
+    /// may throw to refuse (nothing is written). History and change log as for any write.
+    /// </summary>
+    Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability, CancellationToken ct = default);
+
     /// <summary>Live entries matching <paramref name="pattern"/> in key order, after <paramref name="afterKey"/>.</summary>
     Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default);
 

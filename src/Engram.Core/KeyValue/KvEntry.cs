@@ -22,6 +22,33 @@ public enum KvCondition
     IfExists,
 }
 
+/// <summary>What an atomic update does with a key, decided from its live entry (<see cref="IKeyValueStore.UpdateKvAsync"/>).</summary>
+public enum KvChangeKind
+{
+    None,
+    Set,
+    Delete,
+    Expire,
+}
+
+/// <summary>
+/// The change an atomic update makes: nothing, a new value and expiry (history "created" or "updated"), a
+/// delete, or a new expiry that keeps the value (null: never). Delete and Expire of a missing key do nothing.
+/// </summary>
+public readonly record struct KvChange(KvChangeKind Kind, string? ValueJson = null, long? ExpiresAtMs = null)
+{
+    public static KvChange Keep => default;
+
+    public static KvChange Remove => new(KvChangeKind.Delete);
+
+    public static KvChange Write(string valueJson, long? expiresAtMs) => new(KvChangeKind.Set, valueJson, expiresAtMs);
+
+    public static KvChange ExpireAt(long? expiresAtMs) => new(KvChangeKind.Expire, null, expiresAtMs);
+}
+
+/// <summary>What an atomic update found (the live entry before it, null when missing or expired) and whether it changed the key.</summary>
+public sealed record KvUpdated(KvEntry? Previous, bool Changed);
+
 /// <summary>What a set did: created a new entry or replaced a live one; its version and change-log seq.</summary>
 public sealed record KvSetResult(bool Created, long Version, long Seq);
 

@@ -257,12 +257,30 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         return store.DeleteKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), options.Durability, ct);
     }
 
-    /// <summary>Gives the key the expiry <paramref name="expiresAtMs"/> (null: never); false when there is no live entry.</summary>
-    public Task<bool> ExpireAtAsync(Caller caller, string key, long? expiresAtMs, CancellationToken ct = default)
+    /// <summary>
+    /// Reads the key's live entry and makes the change <paramref name="decide"/> returns, in one step of the
+    /// store that no other write of the key interleaves with (SET … GET, GETDEL, GETEX, EXPIRE NX/XX/GT/LT,
+    /// PERSIST over RESP). A new value or expiry is checked as any write's (size, farthest expiry); the
+    /// decision may throw to refuse. Needs the write role even when nothing changes.
+    /// </summary>
+    public Task<KvUpdated> UpdateAsync(Caller caller, string key, Func<KvEntry?, long, KvChange> decide, CancellationToken ct = default)
     {
         var partition = Enter(caller, Role.Write, "write keys");
         KvKeys.Validate(key);
-        return store.ExpireKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), expiresAtMs, options.Durability, ct);
+        return store.UpdateKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), (entry, now) => Checked(decide(entry, now), now), options.Durability, ct);
+    }
+
+    private KvChange Checked(KvChange change, long now)
+    {
+        if (change.Kind == KvChangeKind.Set && Encoding.UTF8.GetByteCount(change.ValueJson!) is var bytes && bytes > options.MaxValueBytes)
+        {
+            throw new ValidationException("value", $"the value is {bytes} bytes of JSON; the limit is {options.MaxValueBytes}");
+        }
+        if (change.Kind is KvChangeKind.Set or KvChangeKind.Expire && change.ExpiresAtMs is { } expires && expires > now + KvOptions.MaxTtlSeconds * 1000)
+        {
+            throw new ValidationException("ttl_seconds", $"the expiry is more than {KvOptions.MaxTtlSeconds} seconds away");
+        }
+        return change;
     }
 
     private KvWrite ToJsonWrite(Caller caller, string key, string valueJson, long? expiresAtMs, string fieldPrefix)

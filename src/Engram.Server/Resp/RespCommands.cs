@@ -41,15 +41,18 @@ internal sealed partial class RespConnection
         // The hot commands first.
         if (Ascii.EqualsIgnoreCase(name, "GET"u8))
         {
+            _tally.Commands[RespStats.Get]++;
             await GetAsync(ct).ConfigureAwait(false);
             return;
         }
         if (Ascii.EqualsIgnoreCase(name, "SET"u8))
         {
+            _tally.Commands[RespStats.Set]++;
             await SetAsync(ct).ConfigureAwait(false);
             return;
         }
         var command = Encoding.ASCII.GetString(name).ToUpperInvariant();
+        _tally.Commands[RespStats.CommandIndex(command)]++;
         switch (command)
         {
             case "PING":
@@ -198,11 +201,11 @@ internal sealed partial class RespConnection
             case "GETDEL":
                 if (Arity(2, exact: true))
                 {
-                    var key = Text(1);
-                    var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
-                    if (entry is not null && await _kv.DeleteKeyAsync(caller, key, ct).ConfigureAwait(false))
+                    var (entry, deleted) = await _kv.UpdateAsync(caller, Text(1), (current, _) => current is null ? KvChange.Keep : KvChange.Remove, ct)
+                        .ConfigureAwait(false);
+                    if (deleted)
                     {
-                        _reply.Value(entry.ValueJson);
+                        _reply.Value(entry!.ValueJson);
                     }
                     else
                     {
@@ -288,9 +291,9 @@ internal sealed partial class RespConnection
             case "PERSIST":
                 if (Arity(2, exact: true))
                 {
-                    var key = Text(1);
-                    var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
-                    _reply.Integer(entry?.ExpiresAtMs is not null && await _kv.ExpireAtAsync(caller, key, null, ct).ConfigureAwait(false) ? 1 : 0);
+                    var persisted = await _kv.UpdateAsync(caller, Text(1), (current, _) => current?.ExpiresAtMs is null ? KvChange.Keep : KvChange.ExpireAt(null), ct)
+                        .ConfigureAwait(false);
+                    _reply.Integer(persisted.Changed ? 1 : 0);
                 }
                 return;
             case "TYPE":
@@ -322,12 +325,15 @@ internal sealed partial class RespConnection
             case "INFO":
                 await InfoAsync(caller, ct).ConfigureAwait(false);
                 return;
+            case "OBJECT":
+                await ObjectAsync(caller, ct).ConfigureAwait(false);
+                return;
         }
     }
 
     private static bool Known(string command) => command is "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY"
         or "GETDEL" or "GETEX" or "MGET" or "MSET" or "EXISTS" or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "TTL" or "PTTL" or "PERSIST"
-        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO";
+        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT";
 
     /// <summary>The names COMMAND lists, with Redis's arity (negative: at least that many).</summary>
     private static readonly (string Name, int Arity, bool Write)[] Commands =
@@ -338,7 +344,7 @@ internal sealed partial class RespConnection
         ("unlink", -2, true), ("exists", -2, false), ("expire", -3, true), ("pexpire", -3, true), ("expireat", -3, true),
         ("pexpireat", -3, true), ("ttl", 2, false), ("pttl", 2, false), ("persist", 2, true), ("incr", 2, true), ("incrby", 3, true),
         ("decr", 2, true), ("decrby", 3, true), ("scan", -2, false), ("keys", 2, false), ("type", 2, false), ("dbsize", 1, false),
-        ("info", -1, false),
+        ("info", -1, false), ("object", -2, false),
     ];
 
     // ---- Authentication ----------------------------------------------------------------------------------
@@ -605,9 +611,12 @@ internal sealed partial class RespConnection
         }
         await DrainAsync().ConfigureAwait(false);
         var json = Json(2);
-        var old = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
-        var expiry = keepTtl ? old?.ExpiresAtMs : hasExpiry ? expiresAt : _kv.DefaultExpiresAtMs();
-        var written = await _kv.SetJsonAsync(caller, key, json, expiry, condition, ct).ConfigureAwait(false);
+        var expiry = hasExpiry ? expiresAt : _kv.DefaultExpiresAtMs();
+        // Read and write in one step of the store: the old value returned is the one this write replaced.
+        var (old, written) = await _kv.UpdateAsync(caller, key, (current, _) =>
+            (condition == KvCondition.IfMissing && current is not null) || (condition == KvCondition.IfExists && current is null)
+                ? KvChange.Keep
+                : KvChange.Write(json, keepTtl ? current?.ExpiresAtMs : expiry), ct).ConfigureAwait(false);
         if (get)
         {
             if (old is null)
@@ -669,15 +678,16 @@ internal sealed partial class RespConnection
             return;
         }
         var key = Text(1);
-        var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
+        // Without an option GETEX only reads; with one, the value returned is the one whose expiry was set.
+        var entry = change
+            ? (await _kv.UpdateAsync(caller, key, (current, _) => current is null || (expiresAt is null && current.ExpiresAtMs is null)
+                ? KvChange.Keep
+                : KvChange.ExpireAt(expiresAt), ct).ConfigureAwait(false)).Previous
+            : await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
         if (entry is null)
         {
             _reply.Null();
             return;
-        }
-        if (change && (expiresAt is not null || entry.ExpiresAtMs is not null))
-        {
-            await _kv.ExpireAtAsync(caller, key, expiresAt, ct).ConfigureAwait(false);
         }
         _reply.Value(entry.ValueJson);
     }
@@ -718,38 +728,37 @@ internal sealed partial class RespConnection
             _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
             return;
         }
-        var key = Text(1);
-        var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
-        if (entry is null)
+        // The condition is judged on the entry the change applies to, in one step of the store.
+        var tooFar = false;
+        var result = await _kv.UpdateAsync(caller, Text(1), (entry, at) =>
         {
-            _reply.Integer(0);
-            return;
-        }
-        var current = entry.ExpiresAtMs;
-        var allowed = option switch
-        {
-            "NX" => current is null,
-            "XX" => current is not null,
-            "GT" => current is { } c && expiresAt > c,
-            "LT" => current is not { } l || expiresAt < l,
-            _ => true,
-        };
-        if (!allowed)
-        {
-            _reply.Integer(0);
-            return;
-        }
-        if (expiresAt <= now)
-        {
-            _reply.Integer(await _kv.DeleteKeyAsync(caller, key, ct).ConfigureAwait(false) ? 1 : 0);
-            return;
-        }
-        if (expiresAt > now + KvOptions.MaxTtlSeconds * 1000)
+            tooFar = false;
+            var current = entry?.ExpiresAtMs;
+            var allowed = entry is not null && option switch
+            {
+                "NX" => current is null,
+                "XX" => current is not null,
+                "GT" => current is { } c && expiresAt > c,
+                "LT" => current is not { } l || expiresAt < l,
+                _ => true,
+            };
+            if (!allowed)
+            {
+                return KvChange.Keep;
+            }
+            if (expiresAt <= at)
+            {
+                return KvChange.Remove;
+            }
+            tooFar = expiresAt > at + KvOptions.MaxTtlSeconds * 1000;
+            return tooFar ? KvChange.Keep : KvChange.ExpireAt(expiresAt);
+        }, ct).ConfigureAwait(false);
+        if (tooFar)
         {
             _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
             return;
         }
-        _reply.Integer(await _kv.ExpireAtAsync(caller, key, expiresAt, ct).ConfigureAwait(false) ? 1 : 0);
+        _reply.Integer(result.Changed ? 1 : 0);
     }
 
     /// <summary>The expiry of EX/PX (relative) or EXAT/PXAT (absolute) <paramref name="amount"/>; false when it is not positive or too far away.</summary>
@@ -904,6 +913,47 @@ internal sealed partial class RespConnection
         {
             text.Append("# Clients\r\nconnected_clients:").Append(_listener.ConnectionCount).Append("\r\n\r\n");
         }
+        if (Wants("stats"))
+        {
+            var stats = _listener.Stats;
+            stats.Add(_tally); // this connection's commands so far, this INFO included
+            text.Append("# Stats\r\ntotal_connections_received:").Append(stats.Accepted).Append("\r\n")
+                .Append("total_commands_processed:").Append(stats.TotalCommands).Append("\r\n")
+                .Append("total_net_input_bytes:").Append(stats.BytesIn).Append("\r\n")
+                .Append("total_net_output_bytes:").Append(stats.BytesOut).Append("\r\n")
+                .Append("rejected_connections:").Append(stats.Closed(RespStats.ClosedMaxClients)).Append("\r\n")
+                .Append("total_error_replies:").Append(stats.TotalErrors).Append("\r\n")
+                .Append("engram_closed_idle_timeout:").Append(stats.Closed(RespStats.ClosedIdle)).Append("\r\n")
+                .Append("engram_closed_oversized_input:").Append(stats.Closed(RespStats.ClosedOversized)).Append("\r\n")
+                .Append("engram_closed_protocol_error:").Append(stats.Closed(RespStats.ClosedProtocol)).Append("\r\n\r\n");
+        }
+        if (wanted is "all" or "everything" or "commandstats")
+        {
+            var stats = _listener.Stats;
+            stats.Add(_tally);
+            text.Append("# Commandstats\r\n");
+            for (var i = 0; i < RespStats.CommandNames.Length; i++)
+            {
+                if (stats.Commands(i) is var calls && calls > 0)
+                {
+                    text.Append("cmdstat_").Append(RespStats.CommandNames[i]).Append(":calls=").Append(calls).Append("\r\n");
+                }
+            }
+            text.Append("\r\n");
+        }
+        if (wanted is "all" or "everything" or "errorstats")
+        {
+            var stats = _listener.Stats;
+            text.Append("# Errorstats\r\n");
+            for (var i = 0; i < RespStats.ErrorKinds.Length; i++)
+            {
+                if (stats.Errors(i) is var count && count > 0)
+                {
+                    text.Append("errorstat_").Append(RespStats.ErrorKinds[i]).Append(":count=").Append(count).Append("\r\n");
+                }
+            }
+            text.Append("\r\n");
+        }
         if (Wants("memory"))
         {
             var used = GC.GetTotalMemory(false);
@@ -967,15 +1017,62 @@ internal sealed partial class RespConnection
                 _reply.Ok();
                 return;
             case "INFO" when _argCount == 2:
-                _reply.Bulk($"id={Id} addr={Remote} name={Name} db=0 resp={(_reply.Resp3 ? 3 : 2)}\n");
+                _reply.Bulk(ClientLine(this));
                 return;
-            case "SETNAME" or "GETNAME" or "ID" or "SETINFO" or "INFO":
+            case "LIST" when _argCount == 2:
+                // The connections of this client's tenant only (in open mode: every loopback client); before AUTH, itself.
+                var anonymousOpen = _authenticated is null && !_listener.Keys.HasActiveKeys;
+                var lines = new StringBuilder();
+                foreach (var other in _listener.Connections.OrderBy(c => c.Id))
+                {
+                    if (other == this || (Tenant is not null && other.Tenant == Tenant) || (anonymousOpen && other.Tenant is null))
+                    {
+                        lines.Append(ClientLine(other));
+                    }
+                }
+                _reply.Bulk(lines.ToString());
+                return;
+            case "SETNAME" or "GETNAME" or "ID" or "SETINFO" or "INFO" or "LIST":
                 _reply.Error($"ERR wrong number of arguments for 'client|{sub.ToLowerInvariant()}' command");
                 return;
             default:
                 _reply.Error($"ERR unknown subcommand '{Encoding.UTF8.GetString(Arg(1))}'. Try CLIENT HELP.");
                 return;
         }
+    }
+
+    /// <summary>One line of CLIENT LIST / CLIENT INFO in Redis's format (the fields clients read).</summary>
+    private string ClientLine(RespConnection c)
+    {
+        var now = Environment.TickCount64;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"id={c.Id} addr={c.Remote} name={c.Name} age={(now - c.OpenedAt) / 1000} idle={(now - c.LastActivity) / 1000} db=0 resp={(c == this && _reply.Resp3 ? 3 : 2)} cmd={(c == this ? "client|list" : "NULL")}\n");
+    }
+
+    /// <summary>OBJECT ENCODING key (int, embstr or raw, as Redis would keep the value; nil for a missing key), OBJECT HELP.</summary>
+    private async ValueTask ObjectAsync(Caller caller, CancellationToken ct)
+    {
+        if (_argCount == 3 && Is(1, "ENCODING"u8))
+        {
+            var entry = await _kv.GetEntryAsync(caller, Text(2), ct).ConfigureAwait(false);
+            if (entry is null)
+            {
+                _reply.Null();
+                return;
+            }
+            var json = entry.ValueJson;
+            _reply.Bulk(long.TryParse(json, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _) ? "int"
+                : Encoding.UTF8.GetByteCount(json) - 2 <= 44 ? "embstr" : "raw");
+            return;
+        }
+        if (_argCount == 2 && Is(1, "HELP"u8))
+        {
+            _reply.Array(2);
+            _reply.Simple("OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+            _reply.Simple("ENCODING <key>");
+            return;
+        }
+        _reply.Error($"ERR unknown subcommand or wrong number of arguments for '{(_argCount > 1 ? Encoding.UTF8.GetString(Arg(1)) : "")}'. Try OBJECT HELP.");
     }
 
     /// <summary>COMMAND, COMMAND COUNT, COMMAND INFO name…, COMMAND DOCS (empty): enough for clients that probe.</summary>
@@ -1021,7 +1118,7 @@ internal sealed partial class RespConnection
 
     private void WriteCommand((string Name, int Arity, bool Write) command)
     {
-        var keyed = command.Name is not ("ping" or "echo" or "hello" or "auth" or "select" or "quit" or "client" or "command" or "scan" or "keys" or "dbsize" or "info");
+        var keyed = command.Name is not ("object" or "ping" or "echo" or "hello" or "auth" or "select" or "quit" or "client" or "command" or "scan" or "keys" or "dbsize" or "info");
         _reply.Array(6);
         _reply.Bulk(command.Name);
         _reply.Integer(command.Arity);

@@ -31,6 +31,8 @@ internal sealed partial class RespConnection
     private readonly PipeWriter _output;
     private readonly RespWriter _reply;
     private readonly List<Pending> _pending = [];
+    private readonly RespTally _tally = new();
+    private int _closeReason = RespStats.ClosedByClient;
 
     // The current command's arguments, copied into one buffer.
     private byte[] _argBytes = new byte[4096];
@@ -47,7 +49,7 @@ internal sealed partial class RespConnection
         _kv = listener.KeyValue;
         _input = context.Transport.Input;
         _output = context.Transport.Output;
-        _reply = new RespWriter(_output);
+        _reply = new RespWriter(_output) { Tally = _tally };
         Id = id;
         Remote = context.RemoteEndPoint as IPEndPoint;
         LastActivity = Environment.TickCount64;
@@ -62,7 +64,18 @@ internal sealed partial class RespConnection
 
     public string? Name { get; private set; }
 
-    public void Abort() => _context.Abort(new ConnectionAbortedException("idle time-out"));
+    /// <summary><see cref="Environment.TickCount64"/> when the connection was accepted.</summary>
+    public long OpenedAt { get; } = Environment.TickCount64;
+
+    /// <summary>The tenant of the key the client authenticated with; null before AUTH (and always in open mode).</summary>
+    public string? Tenant => _authenticated?.Tenant;
+
+    /// <summary>Closes the connection for idle time-out (the idle sweep).</summary>
+    public void Abort()
+    {
+        _closeReason = RespStats.ClosedIdle;
+        _context.Abort(new ConnectionAbortedException("idle time-out"));
+    }
 
     public async Task RunAsync(CancellationToken stopping)
     {
@@ -94,12 +107,19 @@ internal sealed partial class RespConnection
                     await DrainAsync().ConfigureAwait(false);
                     _reply.Error("ERR Protocol error: " + ex.Message);
                     _closeAfterReply = true;
+                    _closeReason = ex.Oversized ? RespStats.ClosedOversized : RespStats.ClosedProtocol;
                 }
+                _tally.BytesIn += buffer.Slice(buffer.Start, consumed).Length;
                 _input.AdvanceTo(consumed, buffer.End);
                 if (ran || _closeAfterReply)
                 {
                     await DrainAsync().ConfigureAwait(false);
                     ShrinkBuffers();
+                    if (_output.CanGetUnflushedBytes)
+                    {
+                        _tally.BytesOut += _output.UnflushedBytes;
+                    }
+                    _listener.Stats.Add(_tally);
                     var flushed = await _output.FlushAsync(stopping).ConfigureAwait(false);
                     if (flushed.IsCompleted)
                     {
@@ -119,6 +139,8 @@ internal sealed partial class RespConnection
         finally
         {
             await DrainQuietlyAsync().ConfigureAwait(false);
+            _listener.Stats.Add(_tally);
+            _listener.Stats.Close(_closeReason);
             await _input.CompleteAsync().ConfigureAwait(false);
             await _output.CompleteAsync().ConfigureAwait(false);
         }
@@ -145,7 +167,7 @@ internal sealed partial class RespConnection
         }
         if (count > _options.MaxArguments)
         {
-            throw new RespProtocolException("invalid multibulk length");
+            throw new RespProtocolException("invalid multibulk length", oversized: true);
         }
         if (count <= 0)
         {
@@ -171,7 +193,7 @@ internal sealed partial class RespConnection
             total += length;
             if (length < 0 || length > _options.MaxCommandBytes || total > _options.MaxCommandBytes)
             {
-                throw new RespProtocolException("invalid bulk length");
+                throw new RespProtocolException("invalid bulk length", oversized: length > 0);
             }
             if (reader.Remaining < length + 2)
             {
@@ -217,7 +239,7 @@ internal sealed partial class RespConnection
         {
             if (reader.Remaining > MaxInlineBytes)
             {
-                throw new RespProtocolException("too big inline request");
+                throw new RespProtocolException("too big inline request", oversized: true);
             }
             return false;
         }
@@ -251,7 +273,7 @@ internal sealed partial class RespConnection
             count++;
             if (count > _options.MaxArguments)
             {
-                throw new RespProtocolException("invalid multibulk length");
+                throw new RespProtocolException("invalid multibulk length", oversized: true);
             }
         }
         _argCount = count;
@@ -411,4 +433,8 @@ internal sealed partial class RespConnection
 }
 
 /// <summary>The client broke the protocol: the reply is an error and the connection is closed.</summary>
-internal sealed class RespProtocolException(string message) : Exception(message);
+internal sealed class RespProtocolException(string message, bool oversized = false) : Exception(message)
+{
+    /// <summary>Whether the command was refused for its size (a bulk string, argument count or inline line over the limits).</summary>
+    public bool Oversized => oversized;
+}

@@ -51,6 +51,12 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
 
     public int ConnectionCount => _connections.Count;
 
+    /// <summary>The open connections (CLIENT LIST).</summary>
+    public IEnumerable<RespConnection> Connections => _connections.Values.Select(c => c.Connection);
+
+    /// <summary>Commands, errors, connections and bytes (metrics and INFO stats).</summary>
+    public RespStats Stats { get; } = new();
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var endpoint = Options.EndPoint();
@@ -58,6 +64,8 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
             ?? factories.FirstOrDefault() ?? throw new InvalidOperationException("no connection transport is registered for the RESP endpoint");
         _listener = await factory.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
         log.LogInformation("Redis protocol (RESP) endpoint listening on {Endpoint}", _listener.EndPoint);
+        Stats.Connections = () => _connections.Count;
+        Stats.Start();
         _accepting = AcceptAsync(_listener);
         if (Options.IdleTimeoutSeconds > 0)
         {
@@ -83,8 +91,10 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
             {
                 return; // unbound
             }
+            Stats.Accept();
             if (_connections.Count >= Options.MaxConnections)
             {
+                Stats.Close(RespStats.ClosedMaxClients);
                 _ = RefuseAsync(context);
                 continue;
             }
@@ -146,6 +156,7 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        Stats.Stop();
         if (_sweep is not null)
         {
             await _sweep.DisposeAsync().ConfigureAwait(false);
@@ -165,6 +176,7 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
 
     public async ValueTask DisposeAsync()
     {
+        Stats.Stop();
         if (_listener is not null)
         {
             await _listener.DisposeAsync().ConfigureAwait(false);

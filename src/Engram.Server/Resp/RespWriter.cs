@@ -16,6 +16,9 @@ internal sealed class RespWriter(PipeWriter output)
 
     public bool Resp3 { get; set; }
 
+    /// <summary>Where error replies are counted by kind (the connection's metrics).</summary>
+    public RespTally? Tally { get; set; }
+
     public void Raw(ReadOnlySpan<byte> bytes)
     {
         var span = output.GetSpan(bytes.Length);
@@ -38,6 +41,7 @@ internal sealed class RespWriter(PipeWriter output)
     /// <summary>An error reply; <paramref name="text"/> starts with its code (ERR, WRONGPASS, NOAUTH, …) and holds no line breaks.</summary>
     public void Error(string text)
     {
+        Tally?.Error(text);
         var span = output.GetSpan(text.Length * 3 + 3);
         span[0] = (byte)'-';
         var n = Encoding.UTF8.GetBytes(Clean(text), span[1..]);

@@ -191,7 +191,22 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         hello[5].Should().Be(3L);
         (await c.CallAsync("GET", "hello:none")).Should().BeNull();
         (await c.CallAsync("CLIENT", "GETNAME")).Should().Be("agent-7");
-        (await c.CallAsync("CLIENT", "ID")).Should().BeOfType<long>();
+        var id = (long)(await c.CallAsync("CLIENT", "ID"))!;
+        using (var other = await fixture.ConnectAsync())
+        {
+            (await other.CallAsync("CLIENT", "SETNAME", "agent-8")).Should().Be("+OK");
+            var list = (string)(await c.CallAsync("CLIENT", "LIST"))!;
+            list.Should().Contain($"id={id} ").And.Contain(" name=agent-7 ").And.Contain(" name=agent-8 ").And.EndWith("\n");
+            ((string)(await c.CallAsync("CLIENT", "INFO"))!).Should().StartWith($"id={id} ").And.Contain(" resp=3 ");
+        }
+        (await c.CallAsync("SET", "object:int", "42")).Should().Be("+OK");
+        (await c.CallAsync("SET", "object:short", "hello")).Should().Be("+OK");
+        (await c.CallAsync("SET", "object:long", new string('x', 100))).Should().Be("+OK");
+        (await c.CallAsync("OBJECT", "ENCODING", "object:int")).Should().Be("int");
+        (await c.CallAsync("OBJECT", "ENCODING", "object:short")).Should().Be("embstr");
+        (await c.CallAsync("OBJECT", "ENCODING", "object:long")).Should().Be("raw");
+        (await c.CallAsync("OBJECT", "ENCODING", "object:none")).Should().BeNull();
+        ((string)(await c.CallAsync("OBJECT", "FREQ", "object:int"))!).Should().StartWith("-ERR unknown subcommand");
         (await c.CallAsync("HELLO", "4")).Should().Be("-NOPROTO unsupported protocol version");
         (await c.CallAsync("ECHO", "hi")).Should().Be("hi");
         (await c.CallAsync("COMMAND", "COUNT")).Should().BeOfType<long>().Which.Should().BeGreaterThan(30);

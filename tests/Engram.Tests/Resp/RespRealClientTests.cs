@@ -7,9 +7,10 @@ namespace Engram.Tests.Resp;
 /// <summary>
 /// Real Redis clients against the RESP endpoint: Debian's redis-cli running a script whose expected output
 /// was recorded from redis-server 7 itself; ioredis (npm) running the swarm scenario with 16 concurrent
-/// clients; StackExchange.Redis over RESP2 and RESP3.
+/// clients; StackExchange.Redis over RESP2 and RESP3. On SQLite (<see cref="RespRealClientTests"/>) and
+/// PostgreSQL (<see cref="RespRealClientPostgresTests"/>): the same replies from either store.
 /// </summary>
-public sealed class RespRealClientTests(RespServerFixture fixture) : IClassFixture<RespServerFixture>
+public abstract class RespRealClientScenarios(RespServerFixture fixture)
 {
     [Fact]
     public async Task RedisCli_Script_PrintsWhatRedisPrints()
@@ -91,3 +92,9 @@ public sealed class RespRealClientTests(RespServerFixture fixture) : IClassFixtu
         ((long)await db.StringGetAsync(prefix + "b99")).Should().Be(99);
     }
 }
+
+/// <summary>The real clients against a server on SQLite.</summary>
+public sealed class RespRealClientTests(RespServerFixture fixture) : RespRealClientScenarios(fixture), IClassFixture<RespServerFixture>;
+
+/// <summary>The real clients against a server on PostgreSQL.</summary>
+public sealed class RespRealClientPostgresTests(RespPostgresFixture fixture) : RespRealClientScenarios(fixture), IClassFixture<RespPostgresFixture>;

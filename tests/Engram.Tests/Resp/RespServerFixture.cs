@@ -8,8 +8,11 @@ namespace Engram.Tests.Resp;
 /// in tenant default), shared by a test class. Entries written without a TTL never expire here (DefaultTtlSeconds
 /// 0), as in Redis, so replies can be compared with Redis's own.
 /// </summary>
-public sealed class RespServerFixture : IAsyncLifetime
+public class RespServerFixture : IAsyncLifetime
 {
+    /// <summary>The store the server runs on.</summary>
+    protected virtual Backend Backend => Backend.Sqlite;
+
     public EngramServer Server { get; private set; } = null!;
 
     public int Port { get; private set; }
@@ -17,7 +20,7 @@ public sealed class RespServerFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Port = EngramServer.FreePort();
-        Server = await EngramServer.StartAsync(configure: o => Configure(o, Port));
+        Server = await EngramServer.StartAsync(Backend, o => Configure(o, Port));
     }
 
     internal static void Configure(EngramServerOptions options, int port)
@@ -30,4 +33,10 @@ public sealed class RespServerFixture : IAsyncLifetime
     public Task<RespClient> ConnectAsync() => RespClient.ConnectAsync(Port);
 
     public async Task DisposeAsync() => await Server.DisposeAsync();
+}
+
+/// <summary><see cref="RespServerFixture"/> on a fresh PostgreSQL database.</summary>
+public sealed class RespPostgresFixture : RespServerFixture
+{
+    protected override Backend Backend => Backend.Postgres;
 }

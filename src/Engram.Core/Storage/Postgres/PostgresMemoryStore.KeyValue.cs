@@ -99,14 +99,34 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             {
                 return false;
             }
-            var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.KeyValueEntity, storedKey, ChangeRecord.Upsert, now).ConfigureAwait(false);
-            var hid = await AppendKvHistoryAsync(c, caller, storedKey, seq, KvEvents.TtlChanged, now, entry.Version + 1, null, expiresAtMs, entry.LastHistoryId)
-                .ConfigureAwait(false);
-            await using var command = Command(c,
-                "UPDATE kv_entries SET expires_at = $3, version = version + 1, seq = $4, updated_at = $5, last_hid = $6 WHERE tenant = $1 AND key = $2")
-                .Text(caller.Tenant).Text(storedKey).Int(expiresAtMs).Int(seq).Int(now).Int(hid);
-            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            await ExpireKvAsync(c, caller, entry, expiresAtMs, now).ConfigureAwait(false);
             return true;
+        }, durability, ct);
+
+    public Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability,
+        CancellationToken ct = default) =>
+        // Under the log lock (LoggedAsync): no other write, on any instance, comes between the read and the write.
+        LoggedAsync(async c =>
+        {
+            var now = NowMs;
+            var (current, head) = await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: true).ConfigureAwait(false);
+            var live = LiveOrNull(current, now);
+            var change = decide(live, now);
+            switch (change.Kind)
+            {
+                case KvChangeKind.Set:
+                    await WriteKvAsync(c, caller, storedKey, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null,
+                        live is null ? KvEvents.Created : KvEvents.Updated, now).ConfigureAwait(false);
+                    return new KvUpdated(live, true);
+                case KvChangeKind.Delete when live is not null:
+                    await DeleteKvAsync(c, caller, live, KvEvents.Deleted, now).ConfigureAwait(false);
+                    return new KvUpdated(live, true);
+                case KvChangeKind.Expire when live is not null:
+                    await ExpireKvAsync(c, caller, live, change.ExpiresAtMs, now).ConfigureAwait(false);
+                    return new KvUpdated(live, true);
+                default:
+                    return new KvUpdated(live, false);
+            }
         }, durability, ct);
 
     public Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default) =>
@@ -291,6 +311,18 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             .Text(caller.Tenant).Text(storedKey).Text(json).Int(expiresAtMs).Int(version).Int(seq).Int(createdAt).Int(now).Int(hid);
         await command.ExecuteNonQueryAsync().ConfigureAwait(false);
         return (version, seq);
+    }
+
+    /// <summary>Gives the live <paramref name="entry"/> a new expiry (null: never), keeping its value.</summary>
+    private static async Task ExpireKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long now)
+    {
+        var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.KeyValueEntity, entry.StoredKey, ChangeRecord.Upsert, now).ConfigureAwait(false);
+        var hid = await AppendKvHistoryAsync(c, caller, entry.StoredKey, seq, KvEvents.TtlChanged, now, entry.Version + 1, null, expiresAtMs, entry.LastHistoryId)
+            .ConfigureAwait(false);
+        await using var command = Command(c,
+            "UPDATE kv_entries SET expires_at = $3, version = version + 1, seq = $4, updated_at = $5, last_hid = $6 WHERE tenant = $1 AND key = $2")
+            .Text(caller.Tenant).Text(entry.StoredKey).Int(expiresAtMs).Int(seq).Int(now).Int(hid);
+        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
     private static async Task DeleteKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, string historyEvent, long now)

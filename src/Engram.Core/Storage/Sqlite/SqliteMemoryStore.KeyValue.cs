@@ -97,11 +97,34 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             {
                 return false;
             }
-            var seq = AppendKvChange(c, caller.Tenant, storedKey, ChangeRecord.Upsert, now);
-            var hid = AppendKvHistory(c, caller, storedKey, seq, KvEvents.TtlChanged, now, entry.Version + 1, null, expiresAtMs, entry.LastHistoryId);
-            _kvHot.Stage(new KvSlot(caller.Tenant, storedKey), entry with { ExpiresAtMs = expiresAtMs, Version = entry.Version + 1, UpdatedAtMs = now, LastHistoryId = hid },
-                hid, seq);
+            ExpireKv(c, caller, entry, expiresAtMs, now);
             return true;
+        }, durability, ct);
+
+    public Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability,
+        CancellationToken ct = default) =>
+        // One item of the single writer: nothing else writes between the read and the write.
+        _writer.WriteAsync(c =>
+        {
+            var now = NowMs;
+            var (current, head) = CurrentKv(c, caller.Tenant, storedKey);
+            var live = LiveOrNull(current, now);
+            var change = decide(live, now);
+            switch (change.Kind)
+            {
+                case KvChangeKind.Set:
+                    WriteKv(c, caller, storedKey, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null,
+                        live is null ? KvEvents.Created : KvEvents.Updated, now);
+                    return new KvUpdated(live, true);
+                case KvChangeKind.Delete when live is not null:
+                    DeleteKv(c, caller, live, KvEvents.Deleted, now);
+                    return new KvUpdated(live, true);
+                case KvChangeKind.Expire when live is not null:
+                    ExpireKv(c, caller, live, change.ExpiresAtMs, now);
+                    return new KvUpdated(live, true);
+                default:
+                    return new KvUpdated(live, false);
+            }
         }, durability, ct);
 
     public async Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default)
@@ -330,6 +353,15 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         var hid = AppendKvHistory(c, caller, storedKey, seq, historyEvent, now, version, json, expiresAtMs, head);
         _kvHot.Stage(new KvSlot(caller.Tenant, storedKey), new KvEntry(storedKey, json, expiresAtMs, version, createdAt, now, hid), hid, seq);
         return (version, seq);
+    }
+
+    /// <summary>Gives the live <paramref name="entry"/> a new expiry (null: never), keeping its value.</summary>
+    private void ExpireKv(SqliteConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long now)
+    {
+        var seq = AppendKvChange(c, caller.Tenant, entry.StoredKey, ChangeRecord.Upsert, now);
+        var hid = AppendKvHistory(c, caller, entry.StoredKey, seq, KvEvents.TtlChanged, now, entry.Version + 1, null, expiresAtMs, entry.LastHistoryId);
+        _kvHot.Stage(new KvSlot(caller.Tenant, entry.StoredKey),
+            entry with { ExpiresAtMs = expiresAtMs, Version = entry.Version + 1, UpdatedAtMs = now, LastHistoryId = hid }, hid, seq);
     }
 
     private void DeleteKv(SqliteConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
