@@ -116,7 +116,7 @@ internal sealed partial class RespConnection
             _reply.Error("NOAUTH Authentication required.");
             return;
         }
-        if (_pending.Count >= MaxPending)
+        if (PendingCount >= MaxPending)
         {
             await DrainAsync().ConfigureAwait(false); // bounded: a client pipelining thousands of writes waits for the earlier ones
         }
@@ -594,7 +594,7 @@ internal sealed partial class RespConnection
             }
         }
         var key = Text(1);
-        if (_pending.Count >= MaxPending)
+        if (PendingCount >= MaxPending)
         {
             await DrainAsync().ConfigureAwait(false);
         }
@@ -633,6 +633,11 @@ internal sealed partial class RespConnection
     private void StartSet(Caller caller, string key, int valueArg, long? expiresAt, KvCondition condition, PendingKind kind)
     {
         var json = Json(valueArg);
+        if (condition == KvCondition.Always && kind == PendingKind.Ok)
+        {
+            QueueSet(_kv.PrepareSet(caller, key, json, expiresAt));
+            return;
+        }
         Defer(_kv.SetJsonAsync(caller, key, json, expiresAt, condition), kind);
     }
 

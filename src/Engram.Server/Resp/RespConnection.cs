@@ -31,6 +31,9 @@ internal sealed partial class RespConnection
     private readonly PipeWriter _output;
     private readonly RespWriter _reply;
     private readonly List<Pending> _pending = [];
+    // Plain SETs of the current batch not handed to the store yet (see StartSet): written as one store write.
+    private List<KvWrite> _sets = [];
+    private Caller? _setsPartition;
 
     // The current command's arguments, copied into one buffer.
     private byte[] _argBytes = new byte[4096];
@@ -307,15 +310,53 @@ internal sealed partial class RespConnection
         OkOrNull,
         Integer,
         OneOrZero,
+        /// <summary><see cref="Pending.Count"/> plain SETs written together: that many +OK (or errors).</summary>
+        OkMany,
     }
 
-    private readonly record struct Pending(Task Task, PendingKind Kind);
+    private readonly record struct Pending(Task Task, PendingKind Kind, int Count = 1);
 
-    private void Defer(Task task, PendingKind kind) => _pending.Add(new Pending(task, kind));
+    /// <summary>Writes and commands waiting for their replies, the SETs not handed over yet included.</summary>
+    private int PendingCount => _pending.Count + _sets.Count;
+
+    private void Defer(Task task, PendingKind kind)
+    {
+        SubmitSets(); // the store's writer takes writes in the order they are handed to it
+        _pending.Add(new Pending(task, kind));
+    }
+
+    /// <summary>
+    /// Queues a checked plain SET (no condition, reply +OK). The run of SETs a pipelined batch holds goes to
+    /// the store as one write at the next hand-off (<see cref="SubmitSets"/>: before any other write, any other
+    /// command and at the end of the batch), instead of one writer item, task and queue hand-off per SET.
+    /// </summary>
+    private void QueueSet(KvPreparedSet set)
+    {
+        if (_setsPartition is not null && !_setsPartition.Equals(set.Partition))
+        {
+            SubmitSets();
+        }
+        _sets.Add(set.Write);
+        _setsPartition = set.Partition;
+    }
+
+    /// <summary>Hands the queued SETs to the store as one write; their replies come at the next drain.</summary>
+    private void SubmitSets()
+    {
+        if (_sets.Count == 0)
+        {
+            return;
+        }
+        var writes = _sets;
+        _sets = [];
+        _pending.Add(new Pending(_kv.SetPreparedAsync(_setsPartition!, writes), PendingKind.OkMany, writes.Count));
+        _setsPartition = null;
+    }
 
     /// <summary>Waits for the writes under way, in order, and writes their replies.</summary>
     private async ValueTask DrainAsync()
     {
+        SubmitSets();
         if (_pending.Count == 0)
         {
             return;
@@ -328,11 +369,20 @@ internal sealed partial class RespConnection
             }
             catch (Exception ex)
             {
-                ReplyFailure(ex);
+                for (var i = 0; i < pending.Count; i++)
+                {
+                    ReplyFailure(ex);
+                }
                 continue;
             }
             switch (pending.Kind)
             {
+                case PendingKind.OkMany:
+                    for (var i = 0; i < pending.Count; i++)
+                    {
+                        _reply.Ok();
+                    }
+                    break;
                 case PendingKind.Ok:
                     _reply.Ok();
                     break;
@@ -359,6 +409,7 @@ internal sealed partial class RespConnection
 
     private async Task DrainQuietlyAsync()
     {
+        SubmitSets(); // SETs the client sent are written as they would have been had it stayed
         foreach (var pending in _pending)
         {
             try
