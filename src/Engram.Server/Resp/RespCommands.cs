@@ -120,6 +120,10 @@ internal sealed partial class RespConnection
         {
             await DrainAsync().ConfigureAwait(false); // bounded: a client pipelining thousands of writes waits for the earlier ones
         }
+        if (command is not ("SETEX" or "PSETEX"))
+        {
+            SubmitSets(); // the SETs queued so far reach the store's writer before this command's write does
+        }
         switch (command)
         {
             case "SETNX":
@@ -638,6 +642,7 @@ internal sealed partial class RespConnection
             QueueSet(_kv.PrepareSet(caller, key, json, expiresAt));
             return;
         }
+        SubmitSets(); // before this write is started: the writer takes writes in the order they are handed to it
         Defer(_kv.SetJsonAsync(caller, key, json, expiresAt, condition), kind);
     }
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
 using System.Text;
@@ -319,9 +320,10 @@ internal sealed partial class RespConnection
     /// <summary>Writes and commands waiting for their replies, the SETs not handed over yet included.</summary>
     private int PendingCount => _pending.Count + _sets.Count;
 
+    /// <summary>Records a started write; the queued SETs must have been submitted before it started (<see cref="SubmitSets"/>).</summary>
     private void Defer(Task task, PendingKind kind)
     {
-        SubmitSets(); // the store's writer takes writes in the order they are handed to it
+        Debug.Assert(_sets.Count == 0, "queued SETs must reach the writer before a later write");
         _pending.Add(new Pending(task, kind));
     }
 

@@ -136,6 +136,25 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         }
         (await c.CallAsync("TTL", "p:batch:after")).Should().BeOfType<long>().Which.Should().BeInRange(99, 100);
 
+        // Writes of other kinds between the SETs keep their order in the store.
+        var mixed = new List<byte>();
+        mixed.AddRange(RespClient.Encode("SET", "p:order:k", "a"));
+        mixed.AddRange(RespClient.Encode("DEL", "p:order:k"));
+        mixed.AddRange(RespClient.Encode("SET", "p:order:k", "b"));
+        mixed.AddRange(RespClient.Encode("SET", "p:order:n", "5"));
+        mixed.AddRange(RespClient.Encode("INCR", "p:order:n"));
+        mixed.AddRange(RespClient.Encode("SETEX", "p:order:n", "100", "10"));
+        mixed.AddRange(RespClient.Encode("INCRBY", "p:order:n", "2"));
+        mixed.AddRange(RespClient.Encode("SET", "p:order:s", "x"));
+        mixed.AddRange(RespClient.Encode("SETNX", "p:order:s", "y"));
+        mixed.AddRange(RespClient.Encode("MGET", "p:order:k", "p:order:n", "p:order:s"));
+        await c.SendRawAsync([.. mixed]);
+        foreach (var expected in new object?[] { "+OK", 1L, "+OK", "+OK", 6L, "+OK", 12L, "+OK", 0L })
+        {
+            c.Read().Should().Be(expected);
+        }
+        c.Read().Should().BeEquivalentTo(new object?[] { "b", "12", "x" });
+
         // The same texts over REST: a JSON string each (the integer as a number), escaped as the serializer escapes.
         for (var i = 0; i < values.Length; i++)
         {
