@@ -253,6 +253,10 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     public Task<IReadOnlyList<KvSetResult>> SetPreparedAsync(Caller partition, IReadOnlyList<KvWrite> writes, CancellationToken ct = default) =>
         store.SetManyKvAsync(partition, writes, options.Durability, ct);
 
+    /// <summary>Writes one SET from <see cref="PrepareSet"/> (an unpipelined client's).</summary>
+    public Task<KvSetResult> SetPreparedAsync(KvPreparedSet set, CancellationToken ct = default) =>
+        store.SetKvAsync(set.Partition, set.Write, options.Durability, ct);
+
     /// <summary>Sets every key in one transaction (values are JSON text the caller produced).</summary>
     public Task<IReadOnlyList<KvSetResult>> SetManyJsonAsync(Caller caller, IReadOnlyList<(string Key, string ValueJson)> items, long? expiresAtMs,
         CancellationToken ct = default)

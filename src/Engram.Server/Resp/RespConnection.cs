@@ -349,9 +349,18 @@ internal sealed partial class RespConnection
         {
             return;
         }
-        var writes = _sets;
-        _sets = [];
-        _pending.Add(new Pending(_kv.SetPreparedAsync(_setsPartition!, writes), PendingKind.OkMany, writes.Count));
+        if (_sets.Count == 1)
+        {
+            // An unpipelined client: one write as it is, and the list stays for the next batch.
+            _pending.Add(new Pending(_kv.SetPreparedAsync(new KvPreparedSet(_setsPartition!, _sets[0])), PendingKind.Ok));
+            _sets.Clear();
+        }
+        else
+        {
+            var writes = _sets;
+            _sets = [];
+            _pending.Add(new Pending(_kv.SetPreparedAsync(_setsPartition!, writes), PendingKind.OkMany, writes.Count));
+        }
         _setsPartition = null;
     }
 
