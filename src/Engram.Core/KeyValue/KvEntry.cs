@@ -11,6 +11,9 @@ public sealed record KvEntry(string StoredKey, string ValueJson, long? ExpiresAt
     public bool IsLiveAt(long nowMs) => ExpiresAtMs is not { } expires || expires > nowMs;
 }
 
+/// <summary>A write <see cref="KvService.PrepareSet"/> checked, with the partition (the caller as the store sees it) it goes to.</summary>
+public readonly record struct KvPreparedSet(Common.Caller Partition, KvWrite Write);
+
 /// <summary>One write of an mset (or a set): stored key, JSON text, expiry, and the nx/xx condition.</summary>
 public sealed record KvWrite(string StoredKey, string ValueJson, long? ExpiresAtMs, KvCondition Condition = KvCondition.Always);
 

@@ -235,6 +235,28 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         }
     }
 
+    /// <summary>
+    /// An unconditional SET checked as <see cref="SetJsonAsync"/> checks it (role, write gate, key, value size, expiry)
+    /// but not written yet: the RESP endpoint collects a pipelined run of them and writes it with
+    /// <see cref="SetPreparedAsync"/>, one hand-off to the store's writer instead of one per SET.
+    /// </summary>
+    public KvPreparedSet PrepareSet(Caller caller, string key, string valueJson, long? expiresAtMs)
+    {
+        var partition = Enter(caller, Role.Write, "write keys");
+        return new KvPreparedSet(partition, ToJsonWrite(caller, key, valueJson, expiresAtMs, ""));
+    }
+
+    /// <summary>
+    /// Writes SETs from <see cref="PrepareSet"/> of one <paramref name="partition"/>, in order, in one store write
+    /// (one transaction; unconditional writes cannot fail one by one, so they succeed or fail together).
+    /// </summary>
+    public Task<IReadOnlyList<KvSetResult>> SetPreparedAsync(Caller partition, IReadOnlyList<KvWrite> writes, CancellationToken ct = default) =>
+        store.SetManyKvAsync(partition, writes, options.Durability, ct);
+
+    /// <summary>Writes one SET from <see cref="PrepareSet"/> (an unpipelined client's).</summary>
+    public Task<KvSetResult> SetPreparedAsync(KvPreparedSet set, CancellationToken ct = default) =>
+        store.SetKvAsync(set.Partition, set.Write, options.Durability, ct);
+
     /// <summary>Sets every key in one transaction (values are JSON text the caller produced).</summary>
     public Task<IReadOnlyList<KvSetResult>> SetManyJsonAsync(Caller caller, IReadOnlyList<(string Key, string ValueJson)> items, long? expiresAtMs,
         CancellationToken ct = default)

@@ -119,9 +119,13 @@ internal sealed partial class RespConnection
             _reply.Error("NOAUTH Authentication required.");
             return;
         }
-        if (_pending.Count >= MaxPending)
+        if (PendingCount >= MaxPending)
         {
             await DrainAsync().ConfigureAwait(false); // bounded: a client pipelining thousands of writes waits for the earlier ones
+        }
+        if (command is not ("SETEX" or "PSETEX"))
+        {
+            SubmitSets(); // the SETs queued so far reach the store's writer before this command's write does
         }
         switch (command)
         {
@@ -600,7 +604,7 @@ internal sealed partial class RespConnection
             }
         }
         var key = Text(1);
-        if (_pending.Count >= MaxPending)
+        if (PendingCount >= MaxPending)
         {
             await DrainAsync().ConfigureAwait(false);
         }
@@ -642,6 +646,12 @@ internal sealed partial class RespConnection
     private void StartSet(Caller caller, string key, int valueArg, long? expiresAt, KvCondition condition, PendingKind kind)
     {
         var json = Json(valueArg);
+        if (condition == KvCondition.Always && kind == PendingKind.Ok)
+        {
+            QueueSet(_kv.PrepareSet(caller, key, json, expiresAt));
+            return;
+        }
+        SubmitSets(); // before this write is started: the writer takes writes in the order they are handed to it
         Defer(_kv.SetJsonAsync(caller, key, json, expiresAt, condition), kind);
     }
 

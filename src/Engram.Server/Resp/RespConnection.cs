@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
 using System.Text;
@@ -33,6 +34,9 @@ internal sealed partial class RespConnection
     private readonly List<Pending> _pending = [];
     private readonly RespTally _tally = new();
     private int _closeReason = RespStats.ClosedByClient;
+    // Plain SETs of the current batch not handed to the store yet (see StartSet): written as one store write.
+    private List<KvWrite> _sets = [];
+    private Caller? _setsPartition;
 
     // The current command's arguments, copied into one buffer.
     private byte[] _argBytes = new byte[4096];
@@ -329,15 +333,63 @@ internal sealed partial class RespConnection
         OkOrNull,
         Integer,
         OneOrZero,
+        /// <summary><see cref="Pending.Count"/> plain SETs written together: that many +OK (or errors).</summary>
+        OkMany,
     }
 
-    private readonly record struct Pending(Task Task, PendingKind Kind);
+    private readonly record struct Pending(Task Task, PendingKind Kind, int Count = 1);
 
-    private void Defer(Task task, PendingKind kind) => _pending.Add(new Pending(task, kind));
+    /// <summary>Writes and commands waiting for their replies, the SETs not handed over yet included.</summary>
+    private int PendingCount => _pending.Count + _sets.Count;
+
+    /// <summary>Records a started write; the queued SETs must have been submitted before it started (<see cref="SubmitSets"/>).</summary>
+    private void Defer(Task task, PendingKind kind)
+    {
+        Debug.Assert(_sets.Count == 0, "queued SETs must reach the writer before a later write");
+        _pending.Add(new Pending(task, kind));
+    }
+
+    /// <summary>
+    /// Queues a checked plain SET (no condition, reply +OK). The run of SETs a pipelined batch holds goes to
+    /// the store as one write at the next hand-off (<see cref="SubmitSets"/>: before any other write, any other
+    /// command and at the end of the batch), instead of one writer item, task and queue hand-off per SET.
+    /// </summary>
+    private void QueueSet(KvPreparedSet set)
+    {
+        if (_setsPartition is not null && !_setsPartition.Equals(set.Partition))
+        {
+            SubmitSets();
+        }
+        _sets.Add(set.Write);
+        _setsPartition = set.Partition;
+    }
+
+    /// <summary>Hands the queued SETs to the store as one write; their replies come at the next drain.</summary>
+    private void SubmitSets()
+    {
+        if (_sets.Count == 0)
+        {
+            return;
+        }
+        if (_sets.Count == 1)
+        {
+            // An unpipelined client: one write as it is, and the list stays for the next batch.
+            _pending.Add(new Pending(_kv.SetPreparedAsync(new KvPreparedSet(_setsPartition!, _sets[0])), PendingKind.Ok));
+            _sets.Clear();
+        }
+        else
+        {
+            var writes = _sets;
+            _sets = [];
+            _pending.Add(new Pending(_kv.SetPreparedAsync(_setsPartition!, writes), PendingKind.OkMany, writes.Count));
+        }
+        _setsPartition = null;
+    }
 
     /// <summary>Waits for the writes under way, in order, and writes their replies.</summary>
     private async ValueTask DrainAsync()
     {
+        SubmitSets();
         if (_pending.Count == 0)
         {
             return;
@@ -350,11 +402,20 @@ internal sealed partial class RespConnection
             }
             catch (Exception ex)
             {
-                ReplyFailure(ex);
+                for (var i = 0; i < pending.Count; i++)
+                {
+                    ReplyFailure(ex);
+                }
                 continue;
             }
             switch (pending.Kind)
             {
+                case PendingKind.OkMany:
+                    for (var i = 0; i < pending.Count; i++)
+                    {
+                        _reply.Ok();
+                    }
+                    break;
                 case PendingKind.Ok:
                     _reply.Ok();
                     break;
@@ -381,6 +442,7 @@ internal sealed partial class RespConnection
 
     private async Task DrainQuietlyAsync()
     {
+        SubmitSets(); // SETs the client sent are written as they would have been had it stayed
         foreach (var pending in _pending)
         {
             try

@@ -35,7 +35,149 @@ internal static class RespValues
             buffer[n + 1] = '"';
             return new string(buffer[..(n + 2)]);
         }
+        if (System.Text.Ascii.IsValid(value) && value.IndexOf((byte)0x7F) < 0)
+        {
+            return EscapeAscii(value);
+        }
         return JsonSerializer.Serialize(Encoding.UTF8.GetString(value), Relaxed);
+    }
+
+    /// <summary>
+    /// ASCII text with quotes, backslashes or control characters as a JSON string, escaped exactly as the relaxed
+    /// serializer does (short forms, else <c>\u00XX</c>) without its string round trip: redis-benchmark's values hold backslashes.
+    /// </summary>
+    private static string EscapeAscii(ReadOnlySpan<byte> value)
+    {
+        var length = 2;
+        foreach (var b in value)
+        {
+            length += b switch
+            {
+                (byte)'"' or (byte)'\\' or (byte)'\b' or (byte)'\f' or (byte)'\n' or (byte)'\r' or (byte)'\t' => 2,
+                < 0x20 => 6,
+                _ => 1,
+            };
+        }
+        return string.Create(length, value.ToArray(), static (chars, bytes) =>
+        {
+            var n = 0;
+            chars[n++] = '"';
+            foreach (var b in bytes)
+            {
+                switch (b)
+                {
+                    case (byte)'"' or (byte)'\\':
+                        chars[n++] = '\\';
+                        chars[n++] = (char)b;
+                        break;
+                    case (byte)'\b':
+                        chars[n++] = '\\';
+                        chars[n++] = 'b';
+                        break;
+                    case (byte)'\f':
+                        chars[n++] = '\\';
+                        chars[n++] = 'f';
+                        break;
+                    case (byte)'\n':
+                        chars[n++] = '\\';
+                        chars[n++] = 'n';
+                        break;
+                    case (byte)'\r':
+                        chars[n++] = '\\';
+                        chars[n++] = 'r';
+                        break;
+                    case (byte)'\t':
+                        chars[n++] = '\\';
+                        chars[n++] = 't';
+                        break;
+                    case < 0x20:
+                        chars[n++] = '\\';
+                        chars[n++] = 'u';
+                        chars[n++] = '0';
+                        chars[n++] = '0';
+                        chars[n++] = HexUpper[b >> 4];
+                        chars[n++] = HexUpper[b & 0xF];
+                        break;
+                    default:
+                        chars[n++] = (char)b;
+                        break;
+                }
+            }
+            chars[n] = '"';
+        });
+    }
+
+    private const string HexUpper = "0123456789ABCDEF";
+
+    /// <summary>
+    /// The text of the JSON string <paramref name="json"/> (quotes included) with its escapes resolved into
+    /// <paramref name="destination"/> (at least <c>json.Length</c> chars); false when it is not a well-formed JSON string.
+    /// </summary>
+    public static bool TryUnescape(ReadOnlySpan<char> json, Span<char> destination, out int written)
+    {
+        written = 0;
+        if (json.Length < 2 || json[0] != '"' || json[^1] != '"')
+        {
+            return false;
+        }
+        var inner = json[1..^1];
+        var n = 0;
+        var i = 0;
+        while (i < inner.Length)
+        {
+            var next = inner[i..].IndexOf('\\');
+            if (next < 0)
+            {
+                inner[i..].CopyTo(destination[n..]);
+                n += inner.Length - i;
+                break;
+            }
+            inner.Slice(i, next).CopyTo(destination[n..]);
+            n += next;
+            i += next;
+            if (i + 1 >= inner.Length)
+            {
+                return false;
+            }
+            var c = inner[i + 1];
+            switch (c)
+            {
+                case '"' or '\\' or '/':
+                    destination[n++] = c;
+                    i += 2;
+                    break;
+                case 'b':
+                    destination[n++] = '\b';
+                    i += 2;
+                    break;
+                case 'f':
+                    destination[n++] = '\f';
+                    i += 2;
+                    break;
+                case 'n':
+                    destination[n++] = '\n';
+                    i += 2;
+                    break;
+                case 'r':
+                    destination[n++] = '\r';
+                    i += 2;
+                    break;
+                case 't':
+                    destination[n++] = '\t';
+                    i += 2;
+                    break;
+                case 'u' when i + 6 <= inner.Length
+                    && ushort.TryParse(inner.Slice(i + 2, 4), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var code)
+                    && !char.IsSurrogate((char)code):
+                    destination[n++] = (char)code;
+                    i += 6;
+                    break;
+                default:
+                    return false; // a malformed escape, or a surrogate (the JSON reader's path checks its pair)
+            }
+        }
+        written = n;
+        return true;
     }
 
     /// <summary>Redis's integers: an optional '-', no leading zeros or '+', within a 64-bit integer.</summary>

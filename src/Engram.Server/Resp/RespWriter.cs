@@ -108,11 +108,30 @@ internal sealed class RespWriter(PipeWriter output)
         if (RespValues.TryStringContent(valueJson, out var content))
         {
             Bulk(content);
+            return;
         }
-        else
+        if (valueJson.Length > 0 && valueJson[0] == '"')
         {
-            Bulk(RespValues.DecodeJsonString(valueJson));
+            // Escapes (redis-benchmark's values hold backslashes): resolved into a buffer, no JSON document.
+            char[]? rented = null;
+            var buffer = valueJson.Length <= 512 ? stackalloc char[512] : (rented = ArrayPool<char>.Shared.Rent(valueJson.Length));
+            try
+            {
+                if (RespValues.TryUnescape(valueJson, buffer, out var written))
+                {
+                    Bulk(buffer[..written]);
+                    return;
+                }
+            }
+            finally
+            {
+                if (rented is not null)
+                {
+                    ArrayPool<char>.Shared.Return(rented);
+                }
+            }
         }
+        Bulk(RespValues.DecodeJsonString(valueJson));
     }
 
     private void Header(byte kind, long value)

@@ -214,4 +214,34 @@ public sealed class KvWriteBehindTests : IDisposable
         (await kv.ListAsync(Acme, "*", 10, null)).Items.Select(i => i.Key).Should().Equal("renewed");
         (await store.DeleteExpiredKvAsync(1000)).Should().Be(0);
     }
+
+    [Fact]
+    public async Task A_folded_state_kept_for_readers_gives_way_to_another_process_writes()
+    {
+        await using var server = EngramEngine.OpenSqlite(Folder("folded"));
+        var store = (SqliteMemoryStore)server.Store;
+        await server.KeyValue.SetAsync(Acme, "k", Json("1"), 0);
+        // The idle writer folds the state into kv_entries and keeps it for readers.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (store.KvWaitingStates > 0)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "the idle writer folds within a second or two");
+            await Task.Delay(50);
+        }
+        (await server.KeyValue.GetAsync(Acme, "k")).Value.GetInt32().Should().Be(1);
+        await using (var cli = EngramEngine.OpenSqlite(Folder("folded")))
+        {
+            await cli.KeyValue.SetAsync(Acme, "k", Json("2"), 0);
+            await cli.KeyValue.DeleteAsync(Acme, "k");
+            await cli.KeyValue.SetAsync(Acme, "k", Json("3"), 0);
+        }
+        // The next transaction (here: the idle look) notices the other writer; the kept state must not outlive that.
+        while ((await server.KeyValue.GetAsync(Acme, "k")).Value.GetInt32() != 3)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline.AddSeconds(10), "the server should have caught up with the other process");
+            await Task.Delay(50);
+        }
+        (await server.KeyValue.IncrementAsync(Acme, "k", 1)).Should().Be(4);
+        (await server.KeyValue.GetHistoryAsync(Acme, "k")).Items.Select(h => h.Event).Should().Equal("created", "updated", "deleted", "created", "incremented");
+    }
 }

@@ -102,6 +102,69 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task PipelinedSets_AreWrittenTogether_AndABadOneFailsAlone_InOrder()
+    {
+        using var c = await fixture.ConnectAsync();
+        var http = fixture.Server.Client;
+        // redis-benchmark's values hold backslashes and quotes; these also hold control characters.
+        var values = new[] { "plain", "back\\slash \"quoted\"", "line\nbreak\ttab\u0001\u001f\u007f", "{\"json\":1}", "12", "héllo \\ wörld" };
+        var batch = new List<byte>();
+        for (var i = 0; i < values.Length; i++)
+        {
+            batch.AddRange(RespClient.Encode("SET", $"p:batch:{i}", values[i]));
+        }
+        batch.AddRange(RespClient.Encode("SET", new string('k', 600), "too long a key"));
+        batch.AddRange(RespClient.Encode("SET", "p:batch:after", "ok", "EX", "100"));
+        batch.AddRange(RespClient.Encode("SETNX", "p:batch:0", "not written"));
+        batch.AddRange(RespClient.Encode("SET", "p:batch:last", "x"));
+        for (var i = 0; i < values.Length; i++)
+        {
+            batch.AddRange(RespClient.Encode("GET", $"p:batch:{i}"));
+        }
+        await c.SendRawAsync([.. batch]);
+        for (var i = 0; i < values.Length; i++)
+        {
+            c.Read().Should().Be("+OK");
+        }
+        c.Read().Should().BeOfType<string>().Which.Should().StartWith("-ERR the key is 600 UTF-8 bytes");
+        c.Read().Should().Be("+OK");
+        c.Read().Should().Be(0L);
+        c.Read().Should().Be("+OK");
+        for (var i = 0; i < values.Length; i++)
+        {
+            c.Read().Should().Be(values[i]);
+        }
+        (await c.CallAsync("TTL", "p:batch:after")).Should().BeOfType<long>().Which.Should().BeInRange(99, 100);
+
+        // Writes of other kinds between the SETs keep their order in the store.
+        var mixed = new List<byte>();
+        mixed.AddRange(RespClient.Encode("SET", "p:order:k", "a"));
+        mixed.AddRange(RespClient.Encode("DEL", "p:order:k"));
+        mixed.AddRange(RespClient.Encode("SET", "p:order:k", "b"));
+        mixed.AddRange(RespClient.Encode("SET", "p:order:n", "5"));
+        mixed.AddRange(RespClient.Encode("INCR", "p:order:n"));
+        mixed.AddRange(RespClient.Encode("SETEX", "p:order:n", "100", "10"));
+        mixed.AddRange(RespClient.Encode("INCRBY", "p:order:n", "2"));
+        mixed.AddRange(RespClient.Encode("SET", "p:order:s", "x"));
+        mixed.AddRange(RespClient.Encode("SETNX", "p:order:s", "y"));
+        mixed.AddRange(RespClient.Encode("MGET", "p:order:k", "p:order:n", "p:order:s"));
+        await c.SendRawAsync([.. mixed]);
+        foreach (var expected in new object?[] { "+OK", 1L, "+OK", "+OK", 6L, "+OK", 12L, "+OK", 0L })
+        {
+            c.Read().Should().Be(expected);
+        }
+        c.Read().Should().BeEquivalentTo(new object?[] { "b", "12", "x" });
+
+        // The same texts over REST: a JSON string each (the integer as a number), escaped as the serializer escapes.
+        for (var i = 0; i < values.Length; i++)
+        {
+            var item = await http.GetFromJsonAsync<System.Text.Json.JsonElement>($"/v1/kv/p:batch:{i}");
+            var value = item.GetProperty("value");
+            (value.ValueKind == System.Text.Json.JsonValueKind.Number ? value.GetRawText() : value.GetString()).Should().Be(values[i]);
+        }
+    }
+
+    [Fact]
     public async Task AHugeBulkHeader_IsAnErrorAndACloseWithoutBuffering()
     {
         using var c = await fixture.ConnectAsync();

@@ -50,6 +50,12 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     private const string WatermarkKey = "kv_folded_hid";
 
     private readonly ConcurrentDictionary<KvSlot, KvHot> _committed = new();
+    /// <summary>
+    /// States a fold has written to the table, kept for readers (at most <see cref="HighWater"/>): a GET of a
+    /// key this process wrote is then served from memory, not by a SQLite read (bench/README.md, `resp`). Writes
+    /// never consult it (they read the table), and it is cleared whenever the tables are caught up with another process.
+    /// </summary>
+    private readonly ConcurrentDictionary<KvSlot, KvHot> _folded = new();
     private readonly List<(KvSlot Slot, KvHot State)> _staged = [];
     private readonly Dictionary<KvSlot, int> _stagedIndex = [];
     /// <summary>Every history row at or below this id is reflected in the tables (store_meta <c>kv_folded_hid</c>).</summary>
@@ -66,7 +72,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     public void Open(SqliteConnection connection) => CatchUp(connection);
 
     /// <summary>The committed state of <paramref name="slot"/> when the table may be behind it (any thread).</summary>
-    public bool TryGetCommitted(KvSlot slot, out KvHot state) => _committed.TryGetValue(slot, out state!);
+    public bool TryGetCommitted(KvSlot slot, out KvHot state) => _committed.TryGetValue(slot, out state!) || _folded.TryGetValue(slot, out state!);
 
     /// <summary>The newest state in the running transaction: staged, else committed; null when the table has it.</summary>
     public KvHot? Find(KvSlot slot) =>
@@ -160,6 +166,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         _dataVersion = version;
         _watermark = watermark;
         _lastHid = Math.Max(_lastHid, watermark);
+        _folded.Clear();
         _committed.Clear();
     }
 
@@ -248,8 +255,14 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             throw;
         }
         _watermark = watermark;
+        if (_folded.Count + count > HighWater)
+        {
+            _folded.Clear();
+        }
         for (var i = 0; i < count; i++)
         {
+            // Kept for readers before it leaves the waiting states, so a reader always finds one of the two.
+            _folded[states[i].Key] = states[i].Value;
             _committed.TryRemove(states[i]);
         }
     }
