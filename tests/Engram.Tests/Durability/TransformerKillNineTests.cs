@@ -70,7 +70,9 @@ public sealed class TransformerKillNineTests(ITestOutputHelper output)
             var stored = await store.GetVectorsAsync(keys, Model);
             storedAfterKill = await store.CountVectorRowsAsync();
             storedAfterKill.Should().Be(stored.Count, "every stored vector row belongs to a live memory version of the model");
-            stored.Should().OnlyContain(v => v.Dimensions == 384 && v.Count >= 1);
+            // The kill may land between a batch's embedding (counted by the server) and its vectors' commit, so none may
+            // have reached the store; what did must be whole. The restart below then embeds exactly what is missing.
+            stored.Should().AllSatisfy(v => (v.Dimensions == 384 && v.Count >= 1).Should().BeTrue());
         }
         output.WriteLine($"embedded before the kill (per the server): {embeddedBeforeKill}; vector rows that survived: {storedAfterKill}");
 
