@@ -22,6 +22,9 @@ public sealed class RedisBaseline : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The redis-server process (its CPU time is read from /proc).</summary>
+    public int ProcessId => _server.Id;
+
     /// <summary>Installs Debian's redis-server and redis-tools when they are not on the PATH (needs root).</summary>
     public static Task EnsureInstalledAsync() => Tools.EnsureInstalledAsync(["redis-server", "redis-benchmark"], ["redis-server", "redis-tools"]);
 

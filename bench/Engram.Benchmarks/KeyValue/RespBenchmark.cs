@@ -9,19 +9,24 @@ namespace Engram.Benchmarks.KeyValue;
 /// <summary>
 /// <c>resp</c> (issue 20): redis-benchmark against Engram's RESP endpoint (the real <c>engram serve --resp</c>
 /// as a child process, relaxed and full key-value durability) and against Debian's redis-server without
-/// persistence, in the same run on the same machine: <c>-t get,set -d 100 -c 50 -n N</c>, pipelining off
-/// (<c>-P 1</c>) and 16 deep (<c>-P 16</c>), side by side. Each Engram server first takes a warm-up run
-/// (discarded) so the JIT has settled.
-/// Options: --requests N (default 100000), --repeat N (passes; median reported), --data-root DIR.
+/// persistence, on the same machine: <c>-t set</c> then <c>-t get</c>, <c>-d 100 -c 50</c>, pipelining off
+/// (<c>-P 1</c>, N requests) and 16 deep (<c>-P 16</c>, 8 N requests, so a run lasts about as long). The three
+/// servers run side by side and every measurement runs them back to back (redis, relaxed, full), so a change
+/// in the machine's speed during the run touches all three alike; each pass repeats all of it and the median
+/// is reported. Beside requests/s it prints each server's CPU time per request (user + system, from /proc),
+/// which the other process on the 2 cores disturbs far less than the rate. Each Engram server first takes a
+/// warm-up run (discarded) so the JIT has settled.
+/// Options: --requests N (default 100000), --repeat N (passes; default 3), --data-root DIR.
 /// </summary>
 public static class RespBenchmark
 {
     private static readonly int[] Pipelines = [1, 16];
+    private static readonly string[] Ops = ["SET", "GET"];
 
     public static async Task<int> RunAsync(string[] args)
     {
         var requests = int.Parse(Option(args, "--requests") ?? "100000", CultureInfo.InvariantCulture);
-        var repeat = int.Parse(Option(args, "--repeat") ?? "1", CultureInfo.InvariantCulture);
+        var repeat = int.Parse(Option(args, "--repeat") ?? "3", CultureInfo.InvariantCulture);
         var dataRoot = Option(args, "--data-root") ?? BenchDataFolder.DefaultRoot;
         Directory.CreateDirectory(dataRoot);
         await RedisBaseline.EnsureInstalledAsync();
@@ -29,48 +34,41 @@ public static class RespBenchmark
         {
             Console.WriteLine(line);
         }
-        Console.WriteLine($"redis-benchmark -t get,set -d 100 -c 50 -n {requests}, -P 1 and -P 16; {repeat} pass(es)");
+        Console.WriteLine($"redis-benchmark -t set, then -t get, -d 100 -c 50; -P 1 with {requests:N0} requests, -P 16 with {requests * 8:N0}; {repeat} pass(es)");
         Console.WriteLine();
 
-        var results = new Dictionary<(string System, int Pipeline, string Op), List<double>>();
-        void Add(string system, int pipeline, IReadOnlyDictionary<string, double> figures)
+        var rates = new Dictionary<(string System, int Pipeline, string Op), List<double>>();
+        var cpus = new Dictionary<(string System, int Pipeline, string Op), List<double>>();
+        using var relaxedData = new BenchDataFolder(dataRoot);
+        using var fullData = new BenchDataFolder(dataRoot);
+        await using var redis = await RedisBaseline.StartAsync(fsyncAlways: false, dataRoot);
+        await using var relaxed = await StartEngramAsync(relaxedData.Path, "Relaxed");
+        await using var full = await StartEngramAsync(fullData.Path, "Full");
+        var systems = new (string Name, int Port, int Pid)[]
         {
-            foreach (var (op, rps) in figures)
+            ("redis", redis.Port, redis.ProcessId), ("engram relaxed", relaxed.Port, relaxed.Server.ProcessId), ("engram full", full.Port, full.Server.ProcessId),
+        };
+        foreach (var (_, port, _) in systems.Skip(1))
+        {
+            foreach (var op in Ops)
             {
-                var key = (system, pipeline, op.ToUpperInvariant());
-                if (!results.TryGetValue(key, out var list))
-                {
-                    results[key] = list = [];
-                }
-                list.Add(rps);
+                await RunBenchmarkAsync(port, requests, 16, op); // warm-up, discarded
             }
         }
-
         for (var pass = 1; pass <= repeat; pass++)
         {
-            await using (var redis = await RedisBaseline.StartAsync(fsyncAlways: false, dataRoot))
+            foreach (var pipeline in Pipelines)
             {
-                foreach (var pipeline in Pipelines)
+                foreach (var op in Ops)
                 {
-                    Add("redis", pipeline, await RunBenchmarkAsync(redis.Port, requests, pipeline));
-                }
-            }
-            foreach (var durability in new[] { "Relaxed", "Full" })
-            {
-                using var data = new BenchDataFolder(dataRoot);
-                var port = InProcessServer.FreePort();
-                {
-                    await using var engram = await EngramServeProcess.StartAsync(data.Path, new Dictionary<string, string>
+                    foreach (var (name, port, pid) in systems)
                     {
-                        ["ENGRAM_RESP"] = $"127.0.0.1:{port}",
-                        ["Engram__KeyValue__Durability"] = durability,
-                    });
-                    await WaitForPortAsync(port);
-                    await RunBenchmarkAsync(port, requests, 16); // warm-up, discarded
-                    await RunBenchmarkAsync(port, requests, 1);
-                    foreach (var pipeline in Pipelines)
-                    {
-                        Add("engram " + durability.ToLowerInvariant(), pipeline, await RunBenchmarkAsync(port, requests, pipeline));
+                        var n = pipeline == 1 ? requests : requests * 8;
+                        var cpuBefore = CpuTime(pid);
+                        var rate = await RunBenchmarkAsync(port, n, pipeline, op);
+                        var cpu = CpuTime(pid) - cpuBefore;
+                        Add(rates, (name, pipeline, op), rate);
+                        Add(cpus, (name, pipeline, op), cpu.TotalMicroseconds / n);
                     }
                 }
             }
@@ -78,20 +76,74 @@ public static class RespBenchmark
         }
 
         Console.WriteLine();
+        Console.WriteLine("Requests/s (median of the passes):");
+        Console.WriteLine();
         Console.WriteLine("| op | pipeline | redis (no persistence) | engram relaxed | × redis | engram full | × redis |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
-        foreach (var op in new[] { "SET", "GET" })
+        foreach (var op in Ops)
         {
             foreach (var pipeline in Pipelines)
             {
-                var redis = Median(results, "redis", pipeline, op);
-                var relaxed = Median(results, "engram relaxed", pipeline, op);
-                var full = Median(results, "engram full", pipeline, op);
+                var r = Median(rates, "redis", pipeline, op);
+                var rx = Median(rates, "engram relaxed", pipeline, op);
+                var f = Median(rates, "engram full", pipeline, op);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {op} | {pipeline} | {redis:N0} | {relaxed:N0} | {relaxed / redis:0.00} | {full:N0} | {full / redis:0.00} |"));
+                    $"| {op} | {pipeline} | {r:N0} | {rx:N0} | {rx / r:0.00} | {f:N0} | {f / r:0.00} |"));
+            }
+        }
+        Console.WriteLine();
+        Console.WriteLine("Server CPU µs per request (user + system, median of the passes):");
+        Console.WriteLine();
+        Console.WriteLine("| op | pipeline | redis | engram relaxed | engram full |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        foreach (var op in Ops)
+        {
+            foreach (var pipeline in Pipelines)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {op} | {pipeline} | {Median(cpus, "redis", pipeline, op):0.00} | {Median(cpus, "engram relaxed", pipeline, op):0.00} | {Median(cpus, "engram full", pipeline, op):0.00} |"));
             }
         }
         return 0;
+    }
+
+    private sealed class EngramUnderTest(EngramServeProcess server, int port) : IAsyncDisposable
+    {
+        public EngramServeProcess Server => server;
+
+        public int Port => port;
+
+        public ValueTask DisposeAsync() => server.DisposeAsync();
+    }
+
+    private static async Task<EngramUnderTest> StartEngramAsync(string dataPath, string durability)
+    {
+        var port = InProcessServer.FreePort();
+        var server = await EngramServeProcess.StartAsync(dataPath, new Dictionary<string, string>
+        {
+            ["ENGRAM_RESP"] = $"127.0.0.1:{port}",
+            ["Engram__KeyValue__Durability"] = durability,
+        });
+        await WaitForPortAsync(port);
+        return new EngramUnderTest(server, port);
+    }
+
+    private static void Add(Dictionary<(string, int, string), List<double>> results, (string, int, string) key, double value)
+    {
+        if (!results.TryGetValue(key, out var list))
+        {
+            results[key] = list = [];
+        }
+        list.Add(value);
+    }
+
+    /// <summary>User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms).</summary>
+    private static TimeSpan CpuTime(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        return TimeSpan.FromMilliseconds(ticks * 10);
     }
 
     private static double Median(Dictionary<(string, int, string), List<double>> results, string system, int pipeline, string op)
@@ -104,13 +156,13 @@ public static class RespBenchmark
         return sorted[sorted.Count / 2];
     }
 
-    /// <summary>Runs redis-benchmark for SET and GET; ops/s by test name.</summary>
-    private static async Task<IReadOnlyDictionary<string, double>> RunBenchmarkAsync(int port, int requests, int pipeline)
+    /// <summary>Runs redis-benchmark for one test (SET or GET); returns its requests/s.</summary>
+    private static async Task<double> RunBenchmarkAsync(int port, int requests, int pipeline, string op)
     {
         var start = new ProcessStartInfo("redis-benchmark") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in new[]
         {
-            "-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-t", "set,get", "-d", "100", "-c", "50",
+            "-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-t", op.ToLowerInvariant(), "-d", "100", "-c", "50",
             "-n", requests.ToString(CultureInfo.InvariantCulture), "-P", pipeline.ToString(CultureInfo.InvariantCulture), "-q", "--csv",
         })
         {
@@ -129,7 +181,7 @@ public static class RespBenchmark
                 results[fields[0]] = rps;
             }
         }
-        return results.Count == 2 ? results : throw new InvalidOperationException("redis-benchmark printed no SET/GET figures: " + output);
+        return results.TryGetValue(op, out var figure) ? figure : throw new InvalidOperationException($"redis-benchmark printed no {op} figure: " + output);
     }
 
     private static async Task WaitForPortAsync(int port)

@@ -20,6 +20,19 @@ public interface IKeyValueStore
 
     Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default);
 
+    /// <summary>
+    /// Whether <see cref="GetKvAsync"/> of this key would answer without blocking the calling thread (from memory,
+    /// or by asynchronous I/O): the RESP endpoint runs such reads on the socket event thread, and moves any other to
+    /// the thread pool first.
+    /// </summary>
+    bool ReadsKvWithoutBlocking(Caller caller, string storedKey);
+
+    /// <summary>
+    /// The key's live entry (null: missing or expired) when the store holds its state in memory, without a task;
+    /// false when only <see cref="GetKvAsync"/> can answer. The RESP endpoint's GET.
+    /// </summary>
+    bool TryGetKvFromMemory(Caller caller, string storedKey, out KvEntry? entry);
+
     /// <summary>In the order given; null where the key is missing or expired.</summary>
     Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default);
 

@@ -46,6 +46,25 @@ public static class KvKeys
         }
     }
 
+    /// <summary>
+    /// <see cref="Validate"/>'s checks without an exception, for fast paths that fall back to the checked one. Stricter:
+    /// a key holding any surrogate (a character outside the Basic Multilingual Plane) is left to <see cref="Validate"/>.
+    /// </summary>
+    public static bool IsValid(string? key)
+    {
+        if (string.IsNullOrEmpty(key))
+        {
+            return false;
+        }
+        var span = key.AsSpan();
+        if (span.IndexOfAnyInRange('\u0000', '\u001F') >= 0 || span.IndexOfAnyInRange('\u007F', '\u009F') >= 0 || span.IndexOfAnyInRange('\uD800', '\uDFFF') >= 0)
+        {
+            return false;
+        }
+        // Without surrogates a character is at most 3 UTF-8 bytes: short keys need no count.
+        return key.Length <= KvOptions.MaxKeyBytes / 3 || Encoding.UTF8.GetByteCount(span) <= KvOptions.MaxKeyBytes;
+    }
+
     /// <summary>The stored form of a key the caller wrote (see the class summary).</summary>
     public static string ToStored(string tenant, string key)
     {

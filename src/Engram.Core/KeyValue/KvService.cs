@@ -202,6 +202,39 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         return store.GetKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), ct);
     }
 
+    /// <summary>
+    /// Whether <see cref="GetEntryAsync"/> of <paramref name="key"/> would answer without blocking the calling thread
+    /// (<see cref="IKeyValueStore.ReadsKvWithoutBlocking"/>); false for a key the checks would refuse, whose error
+    /// then comes from <see cref="GetEntryAsync"/> itself.
+    /// </summary>
+    public bool ReadsWithoutBlocking(Caller caller, string key)
+    {
+        try
+        {
+            var partition = Enter(caller, Role.Read, "read keys");
+            KvKeys.Validate(key);
+            return store.ReadsKvWithoutBlocking(partition, KvKeys.ToStored(caller.Tenant, key));
+        }
+        catch (EngramException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="GetEntryAsync"/> without a task when the store holds the key's state in memory and the caller may read
+    /// it; false otherwise (also for a key the checks refuse), and <see cref="GetEntryAsync"/> answers, or throws.
+    /// </summary>
+    public bool TryGetEntryFromMemory(Caller caller, string key, out KvEntry? entry)
+    {
+        entry = null;
+        if (caller.Role < Role.Read || caller.IsScoped || !KvKeys.IsValid(key))
+        {
+            return false; // scoped callers take the full path: their partition is built per call
+        }
+        return store.TryGetKvFromMemory(caller, KvKeys.ToStored(caller.Tenant, key), out entry);
+    }
+
     /// <summary>The live entries of <paramref name="keys"/> in order, unparsed; null where missing.</summary>
     public Task<IReadOnlyList<KvEntry?>> GetEntriesAsync(Caller caller, IReadOnlyList<string> keys, CancellationToken ct = default)
     {
@@ -320,7 +353,6 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         return new KvWrite(KvKeys.ToStored(caller.Tenant, key), valueJson, expiresAtMs);
     }
 
-    /// <summary>Checks the role; returns the caller the store sees (its partition when scoped).</summary>
     /// <summary>The role check; for a write also the <see cref="Operations.WriteGate"/> (read-only mode, memory budget).</summary>
     private Caller Enter(Caller caller, Role needed, string action)
     {

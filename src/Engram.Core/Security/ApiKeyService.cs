@@ -69,6 +69,9 @@ public sealed class ApiKeyService
         Interlocked.Exchange(ref _checkedAtTicks, Environment.TickCount64);
     }
 
+    /// <summary>Whether the next <see cref="RefreshIfDueAsync"/> reads the store (callers on a thread that must not block move off it first).</summary>
+    public bool RefreshDue => Environment.TickCount64 - Interlocked.Read(ref _checkedAtTicks) >= RefreshIntervalMs;
+
     /// <summary>Refreshes when the last check is more than a second old; only one caller at a time does it, the others go on.</summary>
     public ValueTask RefreshIfDueAsync(CancellationToken ct = default)
     {

@@ -53,6 +53,10 @@ internal sealed partial class RespConnection
         }
         var command = Encoding.ASCII.GetString(name).ToUpperInvariant();
         _tally.Commands[RespStats.CommandIndex(command)]++;
+        if (OnEventThread && !RunsInline(command))
+        {
+            await Task.Yield(); // to the thread pool: the command may block (see OnEventThread)
+        }
         switch (command)
         {
             case "PING":
@@ -357,7 +361,46 @@ internal sealed partial class RespConnection
     /// The caller of this connection: the key's (AUTH), re-checked once a second so a revoked key stops
     /// working as it does over HTTP; with no keys at all, a loopback client acts as the open-mode caller.
     /// </summary>
-    private async ValueTask<Caller?> CallerAsync(CancellationToken ct)
+    /// <summary>
+    /// GET answered from memory with no task or state machine: the hot command of a cache client. Anything else (another
+    /// command, writes of the batch still waiting for their replies, a key check due, a key not in memory, a refusal)
+    /// returns false and takes <see cref="ExecuteAsync"/>, which does the same with every check.
+    /// </summary>
+    private bool TryGetFromMemory()
+    {
+        if (_argCount != 2 || _pending.Count != 0 || _sets.Count != 0 || !Is(0, "GET"u8) || !TryCallerNow(out var caller)
+            || RespWriter.TryDecode(Arg(1)) is not { } key || !_kv.TryGetEntryFromMemory(caller, key, out var entry))
+        {
+            return false;
+        }
+        _tally.Commands[RespStats.Get]++;
+        if (entry is null)
+        {
+            _reply.Null();
+        }
+        else
+        {
+            _reply.Value(entry.ValueJson);
+        }
+        return true;
+    }
+
+    /// <summary>The caller when <see cref="CallerAsync"/> would know it without reading anything (no key check or refresh due).</summary>
+    private bool TryCallerNow([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Caller? caller)
+    {
+        if (_authenticated is not null)
+        {
+            caller = _authenticated;
+            return _presentedKey is null || Environment.TickCount64 - _checkedAt <= 1000;
+        }
+        var keys = _listener.Keys;
+        caller = _listener.OpenCaller;
+        return _loopback && !keys.RefreshDue && !keys.HasActiveKeys;
+    }
+
+    private ValueTask<Caller?> CallerAsync(CancellationToken ct) => TryCallerNow(out var caller) ? new(caller) : CheckCallerAsync(ct);
+
+    private async ValueTask<Caller?> CheckCallerAsync(CancellationToken ct)
     {
         var keys = _listener.Keys;
         if (_authenticated is not null)
@@ -365,6 +408,10 @@ internal sealed partial class RespConnection
             var now = Environment.TickCount64;
             if (_presentedKey is not null && now - _checkedAt > 1000)
             {
+                if (OnEventThread)
+                {
+                    await Task.Yield(); // the key check may read the store
+                }
                 _checkedAt = now;
                 if (await keys.AuthenticateAsync(_presentedKey, ct).ConfigureAwait(false) is null)
                 {
@@ -377,8 +424,12 @@ internal sealed partial class RespConnection
                 return _authenticated;
             }
         }
+        if (keys.RefreshDue && OnEventThread)
+        {
+            await Task.Yield(); // the refresh reads the store
+        }
         await keys.RefreshIfDueAsync(ct).ConfigureAwait(false);
-        return !keys.HasActiveKeys && Remote is { } remote && IPAddressIsLoopback(remote) ? _listener.OpenCaller : null;
+        return !keys.HasActiveKeys && _loopback ? _listener.OpenCaller : null;
     }
 
     private static bool IPAddressIsLoopback(System.Net.IPEndPoint remote) =>
@@ -528,6 +579,10 @@ internal sealed partial class RespConnection
             _reply.Error("NOAUTH Authentication required.");
             return;
         }
+        if (OnEventThread && !_kv.ReadsWithoutBlocking(caller, key))
+        {
+            await Task.Yield(); // a read from SQLite, not from memory: off the socket event thread
+        }
         var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
         if (entry is null)
         {
@@ -536,6 +591,39 @@ internal sealed partial class RespConnection
         else
         {
             _reply.Value(entry.ValueJson);
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="command"/> (other than GET and SET, which check for themselves) may run on the socket
+    /// event thread: it only hands a write to the store's writer, or reads keys whose states are in memory. Key
+    /// checks, scans, INFO and the rest run on the thread pool.
+    /// </summary>
+    private bool RunsInline(string command)
+    {
+        switch (command)
+        {
+            case "PING" or "ECHO" or "QUIT" or "SELECT":
+                return true;
+            case "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY" or "GETDEL" or "PERSIST"
+                or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "MSET":
+                return !_listener.Keys.RefreshDue || _authenticated is not null;
+            case "TTL" or "PTTL" or "TYPE" or "EXISTS" or "GETEX" or "MGET":
+                if (_argCount > 17 || (_authenticated is null && _listener.Keys.RefreshDue))
+                {
+                    return false;
+                }
+                var caller = _authenticated ?? _listener.OpenCaller;
+                for (var i = 1; i < _argCount; i++)
+                {
+                    if (RespWriter.TryDecode(Arg(i)) is not { } key || !_kv.ReadsWithoutBlocking(caller, key))
+                    {
+                        return false;
+                    }
+                }
+                return true;
+            default:
+                return false;
         }
     }
 

@@ -23,6 +23,7 @@ internal sealed partial class RespConnection
 {
     private const int MaxInlineBytes = 64 * 1024;
     private const int MaxPending = 256;
+    private static readonly int MaxInlineCommands = int.Parse(Environment.GetEnvironmentVariable("ENGRAM_RESP_K") ?? "64", System.Globalization.CultureInfo.InvariantCulture);
 
     private readonly ConnectionContext _context;
     private readonly RespListener _listener;
@@ -44,6 +45,7 @@ internal sealed partial class RespConnection
     private int[] _argLength = new int[16];
     private int _argCount;
     private bool _closeAfterReply;
+    private readonly bool _loopback;
 
     public RespConnection(ConnectionContext context, RespListener listener, long id)
     {
@@ -56,6 +58,7 @@ internal sealed partial class RespConnection
         _reply = new RespWriter(_output) { Tally = _tally };
         Id = id;
         Remote = context.RemoteEndPoint as IPEndPoint;
+        _loopback = Remote is { } remote && IPAddressIsLoopback(remote);
         LastActivity = Environment.TickCount64;
     }
 
@@ -90,20 +93,23 @@ internal sealed partial class RespConnection
                 var result = await _input.ReadAsync(stopping).ConfigureAwait(false);
                 LastActivity = Environment.TickCount64;
                 var buffer = result.Buffer;
-                var consumed = buffer.Start;
+                long consumed = 0;
                 var ran = false;
+                var inline = 0;
                 try
                 {
-                    while (!_closeAfterReply)
+                    while (!_closeAfterReply && TryParseAt(buffer, consumed, out var used))
                     {
-                        var reader = new SequenceReader<byte>(buffer.Slice(consumed));
-                        if (!TryParse(ref reader))
-                        {
-                            break;
-                        }
-                        consumed = reader.Position;
+                        consumed += used;
                         ran = true;
-                        await ExecuteAsync(stopping).ConfigureAwait(false);
+                        if (OnEventThread && ++inline > MaxInlineCommands)
+                        {
+                            await Task.Yield(); // a long pipeline: the rest on the pool, so the event thread serves other clients
+                        }
+                        if (!TryGetFromMemory())
+                        {
+                            await ExecuteAsync(stopping).ConfigureAwait(false);
+                        }
                     }
                 }
                 catch (RespProtocolException ex)
@@ -113,8 +119,8 @@ internal sealed partial class RespConnection
                     _closeAfterReply = true;
                     _closeReason = ex.Oversized ? RespStats.ClosedOversized : RespStats.ClosedProtocol;
                 }
-                _tally.BytesIn += buffer.Slice(buffer.Start, consumed).Length;
-                _input.AdvanceTo(consumed, buffer.End);
+                _tally.BytesIn += consumed;
+                _input.AdvanceTo(buffer.GetPosition(consumed), buffer.End);
                 if (ran || _closeAfterReply)
                 {
                     await DrainAsync().ConfigureAwait(false);
@@ -151,6 +157,118 @@ internal sealed partial class RespConnection
     }
 
     // ---- Parsing ---------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Reads one whole command starting <paramref name="offset"/> bytes into <paramref name="buffer"/>; false when more
+    /// bytes are needed. A command array in one contiguous buffer (nearly always) is parsed from a span.
+    /// </summary>
+    private bool TryParseAt(in ReadOnlySequence<byte> buffer, long offset, out long used)
+    {
+        if (buffer.IsSingleSegment)
+        {
+            var span = buffer.FirstSpan[(int)offset..];
+            if (span.IsEmpty)
+            {
+                used = 0;
+                return false;
+            }
+            if (span[0] == (byte)'*')
+            {
+                var parsed = TryParseArray(span, out var length);
+                used = length;
+                return parsed;
+            }
+        }
+        var reader = new SequenceReader<byte>(buffer.Slice(offset));
+        var done = TryParse(ref reader);
+        used = reader.Consumed;
+        return done;
+    }
+
+    /// <summary><see cref="TryParse"/> for a command array (<c>*</c>) held in one span: the same checks and errors.</summary>
+    private bool TryParseArray(ReadOnlySpan<byte> span, out int used)
+    {
+        used = 0;
+        _argCount = 0;
+        var position = 1;
+        if (!TryReadNumber(span, ref position, out var count, "invalid multibulk length"))
+        {
+            return false;
+        }
+        if (count > _options.MaxArguments)
+        {
+            throw new RespProtocolException("invalid multibulk length", oversized: true);
+        }
+        if (count <= 0)
+        {
+            used = position;
+            return true; // an empty array is skipped, as Redis does
+        }
+        EnsureArguments((int)count);
+        long total = 0;
+        var bytes = 0;
+        for (var i = 0; i < count; i++)
+        {
+            if (position >= span.Length)
+            {
+                return false;
+            }
+            if (span[position] != (byte)'$')
+            {
+                throw new RespProtocolException($"expected '$', got '{(char)span[position]}'");
+            }
+            position++;
+            if (!TryReadNumber(span, ref position, out var length, "invalid bulk length"))
+            {
+                return false;
+            }
+            total += length;
+            if (length < 0 || length > _options.MaxCommandBytes || total > _options.MaxCommandBytes)
+            {
+                throw new RespProtocolException("invalid bulk length", oversized: length > 0);
+            }
+            if (span.Length - position < length + 2)
+            {
+                return false;
+            }
+            EnsureBytes(bytes + (int)length);
+            span.Slice(position, (int)length).CopyTo(_argBytes.AsSpan(bytes));
+            position += (int)length;
+            if (span[position] != (byte)'\r' || span[position + 1] != (byte)'\n')
+            {
+                throw new RespProtocolException("expected CRLF after a bulk string");
+            }
+            position += 2;
+            _argStart[i] = bytes;
+            _argLength[i] = (int)length;
+            bytes += (int)length;
+        }
+        _argCount = (int)count;
+        used = position;
+        return true;
+    }
+
+    private static bool TryReadNumber(ReadOnlySpan<byte> span, ref int position, out long value, string error)
+    {
+        value = 0;
+        var rest = span[position..];
+        var end = rest.IndexOf((byte)'\n');
+        if (end < 0)
+        {
+            if (rest.Length > 32)
+            {
+                throw new RespProtocolException(error);
+            }
+            return false;
+        }
+        var line = rest[..end];
+        if (line.Length < 2 || line[^1] != '\r' || !Utf8Parser.TryParse(line[..^1], out value, out var used) || used != line.Length - 1)
+        {
+            throw new RespProtocolException(error);
+        }
+        position += end + 1;
+        return true;
+    }
 
     /// <summary>Reads one whole command into the argument buffer; false when more bytes are needed.</summary>
     private bool TryParse(ref SequenceReader<byte> reader)
@@ -315,6 +433,13 @@ internal sealed partial class RespConnection
             _argLength = new int[16];
         }
     }
+
+    /// <summary>
+    /// True on the socket engine's event thread (<see cref="RespOptions.InlineCompletions"/>; it is not a pool thread):
+    /// every socket of the process waits while code runs there, so a command that may block (a SQLite read, a key
+    /// check, a scan) first yields to the thread pool. Continuations of the store's writes run on pool threads.
+    /// </summary>
+    private static bool OnEventThread => !Thread.CurrentThread.IsThreadPoolThread;
 
     private ReadOnlySpan<byte> Arg(int i) => _argBytes.AsSpan(_argStart[i], _argLength[i]);
 

@@ -19,7 +19,7 @@ namespace Engram.Server.Resp;
 /// an idle sweep closes connections silent for <see cref="RespOptions.IdleTimeoutSeconds"/>.
 /// </summary>
 internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> factories, IOptions<EngramServerOptions> options, KvService kv,
-    ApiKeyService keys, AuditTrail audit, FailedAuthThrottle throttle, TimeProvider clock, ILogger<RespListener> log) : IHostedService, IAsyncDisposable
+    ApiKeyService keys, AuditTrail audit, FailedAuthThrottle throttle, TimeProvider clock, ILoggerFactory loggers, ILogger<RespListener> log) : IHostedService, IAsyncDisposable
 {
     /// <summary>The Redis version Engram answers to (HELLO, INFO): the command set and reply shapes it follows.</summary>
     public const string RedisVersion = "7.2.0";
@@ -60,8 +60,10 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var endpoint = Options.EndPoint();
-        var factory = factories.FirstOrDefault(f => f is IConnectionListenerFactorySelector selector && selector.CanBind(endpoint))
-            ?? factories.FirstOrDefault() ?? throw new InvalidOperationException("no connection transport is registered for the RESP endpoint");
+        var factory = Options.InlineCompletions
+            ? InlineTransport.Create(loggers)
+            : factories.FirstOrDefault(f => f is IConnectionListenerFactorySelector selector && selector.CanBind(endpoint))
+                ?? factories.FirstOrDefault() ?? throw new InvalidOperationException("no connection transport is registered for the RESP endpoint");
         _listener = await factory.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
         log.LogInformation("Redis protocol (RESP) endpoint listening on {Endpoint}", _listener.EndPoint);
         Stats.Connections = () => _connections.Count;
@@ -97,6 +99,10 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
                 Stats.Close(RespStats.ClosedMaxClients);
                 _ = RefuseAsync(context);
                 continue;
+            }
+            if (Options.InlineCompletions && !InlineTransport.TryPreferInline(context))
+            {
+                log.LogWarning("This runtime does not let the RESP endpoint complete socket I/O inline; it dispatches to the thread pool");
             }
             var id = Interlocked.Increment(ref _nextId);
             var connection = new RespConnection(context, this, id);

@@ -37,6 +37,16 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
         ReadAsync(async c => LiveOrNull((await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: false).ConfigureAwait(false)).Entry, NowMs), ct);
 
+    /// <summary>Every read is asynchronous I/O with Npgsql: the calling thread never waits for the server.</summary>
+    public bool ReadsKvWithoutBlocking(Caller caller, string storedKey) => true;
+
+    /// <summary>Never: this store keeps no key-value state in memory (every instance reads the database).</summary>
+    public bool TryGetKvFromMemory(Caller caller, string storedKey, out KvEntry? entry)
+    {
+        entry = null;
+        return false;
+    }
+
     public Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default) =>
         ReadAsync<IReadOnlyList<KvEntry?>>(async c =>
         {

@@ -42,6 +42,20 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             ? Task.FromResult(LiveOrNull(hot.Entry, NowMs))
             : _readers.ReadAsync(c => FindLiveKv(c, caller.Tenant, storedKey, NowMs), ct).AsTask();
 
+    /// <summary>Only a key whose state is held in memory: any other read is a synchronous SQLite query.</summary>
+    public bool ReadsKvWithoutBlocking(Caller caller, string storedKey) => _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out _);
+
+    public bool TryGetKvFromMemory(Caller caller, string storedKey, out KvEntry? entry)
+    {
+        if (_kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out var hot))
+        {
+            entry = LiveOrNull(hot.Entry, NowMs);
+            return true;
+        }
+        entry = null;
+        return false;
+    }
+
     public Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default) =>
         _readers.ReadAsync<IReadOnlyList<KvEntry?>>(c =>
         {
