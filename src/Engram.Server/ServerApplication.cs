@@ -124,6 +124,10 @@ public static class ServerApplication
         builder.Services.AddHostedService<ExpirySweeper>();
         if (options.Resp.Enabled)
         {
+            if (options.Resp.InlineCompletions)
+            {
+                Resp.InlineTransport.UseEventThreadPerCore();
+            }
             builder.Services.AddHostedService<Resp.RespListener>(); // the Redis protocol endpoint (issue 20)
         }
         builder.Services.AddHostedService<IndexMaintenance>();

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using Engram.Core.Common;
 
@@ -17,6 +18,10 @@ namespace Engram.Core.KeyValue;
 /// </summary>
 public static class KvKeys
 {
+    /// <summary>Control characters and surrogates: one vectorized pass decides <see cref="IsValid"/>.</summary>
+    private static readonly SearchValues<char> NotInFastKeys = SearchValues.Create(
+        string.Concat(Enumerable.Range(0, 0x20).Concat(Enumerable.Range(0x7F, 0x21)).Concat(Enumerable.Range(0xD800, 0x800)).Select(c => (char)c)));
+
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Throws <see cref="ValidationException"/> naming <paramref name="field"/> unless the key is 1..512 UTF-8 bytes without control characters.</summary>
@@ -57,7 +62,7 @@ public static class KvKeys
             return false;
         }
         var span = key.AsSpan();
-        if (span.IndexOfAnyInRange('\u0000', '\u001F') >= 0 || span.IndexOfAnyInRange('\u007F', '\u009F') >= 0 || span.IndexOfAnyInRange('\uD800', '\uDFFF') >= 0)
+        if (span.ContainsAny(NotInFastKeys))
         {
             return false;
         }
@@ -68,16 +73,11 @@ public static class KvKeys
     /// <summary>The stored form of a key the caller wrote (see the class summary).</summary>
     public static string ToStored(string tenant, string key)
     {
+        if (key.AsSpan().Count(':') != 2)
+        {
+            return key; // one vectorized pass: only {prefix}:{type}:{id} keys get the tenant inserted
+        }
         var first = key.IndexOf(':');
-        if (first < 0)
-        {
-            return key;
-        }
-        var second = key.IndexOf(':', first + 1);
-        if (second < 0 || key.IndexOf(':', second + 1) >= 0)
-        {
-            return key;
-        }
         return string.Concat(key.AsSpan(0, first + 1), tenant, key.AsSpan(first));
     }
 

@@ -18,6 +18,24 @@ namespace Engram.Server.Resp;
 /// </summary>
 internal static class InlineTransport
 {
+    /// <summary>The runtime's setting for how many socket event threads the process runs (read once, at its first socket).</summary>
+    public const string EventThreadsVariable = "DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT";
+
+    /// <summary>
+    /// One socket event thread per core unless the operator chose a count: with commands running on the event threads, a
+    /// single thread would cap the endpoint at one core (the runtime makes the same choice when inline completions are
+    /// switched on for the whole process). Only how sockets are spread over event threads changes; HTTP sockets still
+    /// dispatch to the pool. It takes effect only when no socket was used in the process yet, as when <c>engram serve</c>
+    /// starts (a server hosted in a process that already used sockets keeps its count).
+    /// </summary>
+    public static void UseEventThreadPerCore()
+    {
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(EventThreadsVariable)))
+        {
+            Environment.SetEnvironmentVariable(EventThreadsVariable, Environment.ProcessorCount.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
     public static IConnectionListenerFactory Create(ILoggerFactory loggers) =>
         new SocketTransportFactory(Options.Create(new SocketTransportOptions { UnsafePreferInlineScheduling = true }), loggers);
 

@@ -14,6 +14,8 @@ internal sealed class RespWriter(PipeWriter output)
 {
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
 
+    private readonly char[] _chars = new char[4096];
+
     public bool Resp3 { get; set; }
 
     /// <summary>Where error replies are counted by kind (the connection's metrics).</summary>
@@ -112,14 +114,15 @@ internal sealed class RespWriter(PipeWriter output)
         }
         if (valueJson.Length > 0 && valueJson[0] == '"')
         {
-            // Escapes (redis-benchmark's values hold backslashes): resolved into a buffer, no JSON document.
+            // Escapes (redis-benchmark's values hold backslashes): resolved into the connection's buffer (kept for values
+            // up to 4 KB, not cleared per use as a stackalloc would be), no JSON document.
             char[]? rented = null;
-            var buffer = valueJson.Length <= 512 ? stackalloc char[512] : (rented = ArrayPool<char>.Shared.Rent(valueJson.Length));
+            var buffer = valueJson.Length <= _chars.Length ? _chars : (rented = ArrayPool<char>.Shared.Rent(valueJson.Length));
             try
             {
                 if (RespValues.TryUnescape(valueJson, buffer, out var written))
                 {
-                    Bulk(buffer[..written]);
+                    Bulk(buffer.AsSpan(0, written));
                     return;
                 }
             }
