@@ -13,29 +13,32 @@ public sealed class SqliteStatement : IDisposable, IStoreRow
 {
     private readonly SqliteConnection _connection;
     private readonly sqlite3_stmt _stmt;
+    /// <summary>The native statement, for <see cref="SqliteNative"/>: valid until <see cref="Close"/>, which only the connection calls when it closes.</summary>
+    private readonly IntPtr _handle;
     private readonly string _sql;
 
     internal SqliteStatement(SqliteConnection connection, sqlite3_stmt stmt, string sql)
     {
         _connection = connection;
         _stmt = stmt;
+        _handle = stmt.DangerousGetHandle();
         _sql = sql;
     }
 
-    public int ParameterCount => raw.sqlite3_bind_parameter_count(_stmt);
+    public int ParameterCount => SqliteNative.BindParameterCount(_handle);
 
     public void Bind(int index, object? value)
     {
         var rc = value switch
         {
-            null => raw.sqlite3_bind_null(_stmt, index),
+            null => SqliteNative.BindNull(_handle, index),
             string s => BindText(index, s),
-            long l => raw.sqlite3_bind_int64(_stmt, index, l),
-            int i => raw.sqlite3_bind_int64(_stmt, index, i),
-            double d => raw.sqlite3_bind_double(_stmt, index, d),
-            float f => raw.sqlite3_bind_double(_stmt, index, f),
-            bool b => raw.sqlite3_bind_int64(_stmt, index, b ? 1 : 0),
-            byte[] bytes => raw.sqlite3_bind_blob(_stmt, index, bytes),
+            long l => SqliteNative.BindInt64(_handle, index, l),
+            int i => SqliteNative.BindInt64(_handle, index, i),
+            double d => SqliteNative.BindDouble(_handle, index, d),
+            float f => SqliteNative.BindDouble(_handle, index, f),
+            bool b => SqliteNative.BindInt64(_handle, index, b ? 1 : 0),
+            byte[] bytes => BindBlob(index, bytes),
             _ => throw new ArgumentException($"cannot bind a {value.GetType().Name} to a SQLite parameter", nameof(value)),
         };
         if (rc != raw.SQLITE_OK)
@@ -51,25 +54,39 @@ public sealed class SqliteStatement : IDisposable, IStoreRow
     private int BindText(int index, string text)
     {
         const int StackLimit = 512;
-        if (text.Length == 0)
-        {
-            return raw.sqlite3_bind_text(_stmt, index, text); // an empty span would pin as NULL and bind SQL NULL
-        }
         if (text.Length <= StackLimit / 3)
         {
             Span<byte> buffer = stackalloc byte[StackLimit];
-            var length = Encoding.UTF8.GetBytes(text, buffer);
-            return raw.sqlite3_bind_text(_stmt, index, buffer[..length]);
+            return BindUtf8(index, buffer[..Encoding.UTF8.GetBytes(text, buffer)]);
         }
         var rented = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetByteCount(text));
         try
         {
-            var length = Encoding.UTF8.GetBytes(text, rented);
-            return raw.sqlite3_bind_text(_stmt, index, rented.AsSpan(0, length));
+            return BindUtf8(index, rented.AsSpan(0, Encoding.UTF8.GetBytes(text, rented)));
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Binds UTF-8 text, copied by SQLite. An empty text is bound from a non-null pointer: a null one would bind SQL NULL.</summary>
+    private unsafe int BindUtf8(int index, ReadOnlySpan<byte> utf8)
+    {
+        byte empty = 0;
+        fixed (byte* text = utf8)
+        {
+            return SqliteNative.BindText(_handle, index, text is null ? &empty : text, utf8.Length, SqliteNative.Transient);
+        }
+    }
+
+    private unsafe int BindBlob(int index, byte[] bytes)
+    {
+        byte empty = 0;
+        fixed (byte* data = bytes)
+        {
+            // A zero-length blob, not NULL (SQLite binds NULL for a null pointer).
+            return SqliteNative.BindBlob(_handle, index, data is null ? &empty : data, bytes.Length, SqliteNative.Transient);
         }
     }
 
@@ -84,7 +101,7 @@ public sealed class SqliteStatement : IDisposable, IStoreRow
     /// <summary>Advances to the next row; false when the statement is done.</summary>
     public bool Step()
     {
-        var rc = raw.sqlite3_step(_stmt);
+        var rc = SqliteNative.Step(_handle);
         if (rc == raw.SQLITE_ROW)
         {
             return true;
@@ -104,13 +121,13 @@ public sealed class SqliteStatement : IDisposable, IStoreRow
         }
     }
 
-    public bool IsNull(int column) => raw.sqlite3_column_type(_stmt, column) == raw.SQLITE_NULL;
+    public bool IsNull(int column) => SqliteNative.ColumnType(_handle, column) == raw.SQLITE_NULL;
 
-    public long GetInt64(int column) => raw.sqlite3_column_int64(_stmt, column);
+    public long GetInt64(int column) => SqliteNative.ColumnInt64(_handle, column);
 
     public long? GetInt64OrNull(int column) => IsNull(column) ? null : GetInt64(column);
 
-    public double GetDouble(int column) => raw.sqlite3_column_double(_stmt, column);
+    public double GetDouble(int column) => SqliteNative.ColumnDouble(_handle, column);
 
     public double? GetDoubleOrNull(int column) => IsNull(column) ? null : GetDouble(column);
 
@@ -122,12 +139,11 @@ public sealed class SqliteStatement : IDisposable, IStoreRow
         {
             return null;
         }
-        var bytes = raw.sqlite3_column_blob(_stmt, column);
-        return Encoding.UTF8.GetString(bytes);
+        return Encoding.UTF8.GetString(SqliteNative.ColumnSpan(_handle, column));
     }
 
     /// <summary>The column's bytes, valid until the next Step or Reset.</summary>
-    public ReadOnlySpan<byte> GetBytes(int column) => raw.sqlite3_column_blob(_stmt, column);
+    public ReadOnlySpan<byte> GetBytes(int column) => SqliteNative.ColumnSpan(_handle, column);
 
     /// <summary>A column holding a JSON array of strings, read from its UTF-8 bytes without a string in between.</summary>
     public string[] GetStringArray(int column) => JsonSerializer.Deserialize<string[]>(GetBytes(column)) ?? [];
@@ -140,12 +156,12 @@ public sealed class SqliteStatement : IDisposable, IStoreRow
     }
 
     /// <summary>Rewinds the statement so it can run again with new bindings.</summary>
-    public void Reset() => raw.sqlite3_reset(_stmt);
+    public void Reset() => SqliteNative.Reset(_handle);
 
     internal void ResetForReuse()
     {
-        raw.sqlite3_reset(_stmt);
-        raw.sqlite3_clear_bindings(_stmt);
+        SqliteNative.Reset(_handle);
+        SqliteNative.ClearBindings(_handle);
     }
 
     internal void Close() => _stmt.Dispose();
@@ -153,6 +169,6 @@ public sealed class SqliteStatement : IDisposable, IStoreRow
     public void Dispose()
     {
         // Reset so that a read statement releases its snapshot; bindings stay until the next use.
-        raw.sqlite3_reset(_stmt);
+        SqliteNative.Reset(_handle);
     }
 }
