@@ -31,6 +31,7 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
     private Task? _accepting;
     private Timer? _sweep;
     private long _nextId;
+    private int _inlineWarned;
 
     public RespOptions Options => options.Value.Resp;
 
@@ -100,7 +101,7 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
                 _ = RefuseAsync(context);
                 continue;
             }
-            if (Options.InlineCompletions && !InlineTransport.TryPreferInline(context))
+            if (Options.InlineCompletions && !InlineTransport.TryPreferInline(context) && Interlocked.Exchange(ref _inlineWarned, 1) == 0)
             {
                 log.LogWarning("This runtime does not let the RESP endpoint complete socket I/O inline; it dispatches to the thread pool");
             }
