@@ -244,13 +244,16 @@ public static class ServerApplication
     }
 
     /// <summary>
-    /// The web UI's services: Data Protection (its keys kept in the data folder, so a login survives a restart) for
+    /// The web UI's services: Data Protection (its keys kept in the store, so a login survives a restart and works on every instance) for
     /// the session cookie, antiforgery for its forms, the fingerprinted assets, and the Razor component renderer.
     /// </summary>
     private static void AddUi(IServiceCollection services, EngramServerOptions options)
     {
-        services.AddDataProtection().SetApplicationName("Engram")
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(Path.GetFullPath(options.DataPath), "ui-keys")));
+        services.AddDataProtection().SetApplicationName("Engram");
+        // The keys live in the store (Ui/StoreKeyRepository): shared by every instance on one database.
+        services.AddSingleton<IConfigureOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>>(sp =>
+            new ConfigureOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>(keys => keys.XmlRepository = new Ui.StoreKeyRepository(
+                (Core.Storage.Transfer.IStoreTransfer)sp.GetRequiredService<IMemoryStore>(), Path.Combine(Path.GetFullPath(options.DataPath), "ui-keys"))));
         services.AddAntiforgery(antiforgery =>
         {
             antiforgery.Cookie.Name = "engram_af";

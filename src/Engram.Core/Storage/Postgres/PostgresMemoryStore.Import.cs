@@ -44,6 +44,19 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
             return await command.ExecuteScalarAsync(ct).ConfigureAwait(false) as string;
         }, ct);
 
+    public Task<IReadOnlyList<KeyValuePair<string, string>>> ListMetaAsync(string prefix, CancellationToken ct = default) =>
+        ReadAsync<IReadOnlyList<KeyValuePair<string, string>>>(async c =>
+        {
+            var rows = new List<KeyValuePair<string, string>>();
+            await using var command = Command(c, "SELECT key, value FROM store_meta WHERE left(key, length($1)) = $1 ORDER BY key COLLATE \"C\"").Text(prefix);
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                rows.Add(new(reader.GetString(0), reader.GetString(1)));
+            }
+            return rows;
+        }, ct);
+
     public Task SetMetaAsync(string key, string? value, CancellationToken ct = default) =>
         WriteAsync(async c =>
         {

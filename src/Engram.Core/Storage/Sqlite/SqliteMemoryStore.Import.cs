@@ -44,6 +44,19 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
     public Task<string?> GetMetaAsync(string key, CancellationToken ct = default) =>
         _readers.ReadAsync(c => c.ScalarText("SELECT value FROM store_meta WHERE key = ?1", key), ct).AsTask();
 
+    public Task<IReadOnlyList<KeyValuePair<string, string>>> ListMetaAsync(string prefix, CancellationToken ct = default) =>
+        _readers.ReadAsync<IReadOnlyList<KeyValuePair<string, string>>>(c =>
+        {
+            var rows = new List<KeyValuePair<string, string>>();
+            using var statement = c.Prepare("SELECT key, value FROM store_meta WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key");
+            statement.Bind(1, prefix);
+            while (statement.Step())
+            {
+                rows.Add(new(statement.GetText(0), statement.GetText(1)));
+            }
+            return rows;
+        }, ct).AsTask();
+
     public Task SetMetaAsync(string key, string? value, CancellationToken ct = default) =>
         _writer.WriteAsync(c => value is null
             ? c.ExecuteNonQuery("DELETE FROM store_meta WHERE key = ?1", key)

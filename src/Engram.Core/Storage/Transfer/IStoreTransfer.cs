@@ -27,6 +27,9 @@ public interface IStoreTransfer
     /// <summary>A value of the store's own settings table (store_meta), or null.</summary>
     Task<string?> GetMetaAsync(string key, CancellationToken ct = default);
 
+    /// <summary>The store_meta rows whose key starts with <paramref name="prefix"/>, in key order.</summary>
+    Task<IReadOnlyList<KeyValuePair<string, string>>> ListMetaAsync(string prefix, CancellationToken ct = default);
+
     /// <summary>Sets (or with null removes) a value of store_meta.</summary>
     Task SetMetaAsync(string key, string? value, CancellationToken ct = default);
 }
