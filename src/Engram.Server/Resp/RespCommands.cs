@@ -607,9 +607,9 @@ internal sealed partial class RespConnection
                 return true;
             case "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY" or "GETDEL" or "PERSIST"
                 or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "MSET":
-                return !_listener.Keys.RefreshDue || _authenticated is not null;
+                return true; // (a due key check moves itself to the pool: CheckCallerAsync)
             case "TTL" or "PTTL" or "TYPE" or "EXISTS" or "GETEX" or "MGET":
-                if (_argCount > 17 || (_authenticated is null && _listener.Keys.RefreshDue))
+                if (_argCount > 17)
                 {
                     return false;
                 }
