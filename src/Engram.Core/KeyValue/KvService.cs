@@ -207,19 +207,8 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// (<see cref="IKeyValueStore.ReadsKvWithoutBlocking"/>); false for a key the checks would refuse, whose error
     /// then comes from <see cref="GetEntryAsync"/> itself.
     /// </summary>
-    public bool ReadsWithoutBlocking(Caller caller, string key)
-    {
-        try
-        {
-            var partition = Enter(caller, Role.Read, "read keys");
-            KvKeys.Validate(key);
-            return store.ReadsKvWithoutBlocking(partition, KvKeys.ToStored(caller.Tenant, key));
-        }
-        catch (EngramException)
-        {
-            return false;
-        }
-    }
+    public bool ReadsWithoutBlocking(Caller caller, string key) =>
+        TryReadKey(caller, key, out var partition, out var stored) && store.ReadsKvWithoutBlocking(partition, stored);
 
     /// <summary>
     /// <see cref="GetEntryAsync"/> without a task when the store holds the key's state in memory and the caller may read
@@ -228,11 +217,24 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     public bool TryGetEntryFromMemory(Caller caller, string key, out KvEntry? entry)
     {
         entry = null;
-        if (caller.Role < Role.Read || caller.IsScoped || !KvKeys.IsValid(key))
+        return TryReadKey(caller, key, out var partition, out var stored) && store.TryGetKvFromMemory(partition, stored, out entry);
+    }
+
+    /// <summary>
+    /// <see cref="GetEntryAsync"/>'s checks without exceptions, for the fast paths: false when the caller may not read or the
+    /// key is not plainly valid (<see cref="KvKeys.IsValid"/>), and the checked path then answers with the error.
+    /// </summary>
+    private static bool TryReadKey(Caller caller, string key, out Caller partition, out string stored)
+    {
+        partition = caller;
+        stored = key;
+        if (caller.Role < Role.Read || !KvKeys.IsValid(key))
         {
-            return false; // scoped callers take the full path: their partition is built per call
+            return false;
         }
-        return store.TryGetKvFromMemory(caller, KvKeys.ToStored(caller.Tenant, key), out entry);
+        partition = ScopeGuard.Enter(caller, Role.Read, "read keys").Partition(); // the role is checked: it does not throw
+        stored = KvKeys.ToStored(caller.Tenant, key);
+        return true;
     }
 
     /// <summary>The live entries of <paramref name="keys"/> in order, unparsed; null where missing.</summary>

@@ -14,6 +14,33 @@ namespace Engram.Tests.Resp;
 public sealed class RespAuthTests
 {
     [Fact]
+    public async Task ScopedKeys_ReadAndWriteTheirOwnPartition_OverResp()
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        var alice = await server.CreateKeyAsync("acme", Role.Write, new KeyScope("alice", null));
+        var bob = await server.CreateKeyAsync("acme", Role.Write, new KeyScope("bob", null));
+        var tenant = await server.CreateKeyAsync("acme", Role.Write);
+
+        using var onAlice = await RespClient.ConnectAsync(port);
+        (await onAlice.CallAsync("AUTH", alice)).Should().Be("+OK");
+        using var onBob = await RespClient.ConnectAsync(port);
+        (await onBob.CallAsync("AUTH", bob)).Should().Be("+OK");
+        using var onTenant = await RespClient.ConnectAsync(port);
+        (await onTenant.CallAsync("AUTH", tenant)).Should().Be("+OK");
+
+        (await onAlice.CallAsync("SET", "app:state:1", "alice's")).Should().Be("+OK");
+        (await onBob.CallAsync("SET", "app:state:1", "bob's")).Should().Be("+OK");
+        // GETs of keys held in memory take the fast path; a scoped key must still read its own partition there.
+        (await onAlice.CallAsync("GET", "app:state:1")).Should().Be("alice's");
+        (await onBob.CallAsync("GET", "app:state:1")).Should().Be("bob's");
+        (await onTenant.CallAsync("GET", "app:state:1")).Should().BeNull("the unscoped tenant namespace holds neither");
+        ((object?[])(await onAlice.CallAsync("MGET", "app:state:1", "app:state:2"))!).Should().Equal(new object?[] { "alice's", null });
+        (await onBob.CallAsync("EXISTS", "app:state:1")).Should().Be(1L);
+        (await onTenant.CallAsync("EXISTS", "app:state:1")).Should().Be(0L);
+    }
+
+    [Fact]
     public async Task Keys_DecideTenantAndRole_OverResp()
     {
         var port = EngramServer.FreePort();

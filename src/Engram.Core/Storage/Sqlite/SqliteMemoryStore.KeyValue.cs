@@ -38,8 +38,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }, durability, ct);
 
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
-        _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out var hot)
-            ? Task.FromResult(LiveOrNull(hot.Entry, NowMs))
+        TryGetKvFromMemory(caller, storedKey, out var entry)
+            ? Task.FromResult(entry)
             : _readers.ReadAsync(c => FindLiveKv(c, caller.Tenant, storedKey, NowMs), ct).AsTask();
 
     /// <summary>Only a key whose state is held in memory: any other read is a synchronous SQLite query.</summary>
