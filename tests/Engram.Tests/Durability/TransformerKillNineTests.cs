@@ -72,7 +72,7 @@ public sealed class TransformerKillNineTests(ITestOutputHelper output)
             storedAfterKill.Should().Be(stored.Count, "every stored vector row belongs to a live memory version of the model");
             // The kill may land between a batch's embedding (counted by the server) and its vectors' commit, so none may
             // have reached the store; what did must be whole. The restart below then embeds exactly what is missing.
-            stored.Should().AllSatisfy(v => (v.Dimensions == 384 && v.Count >= 1).Should().BeTrue());
+            stored.Where(v => v.Dimensions != 384 || v.Count < 1).Should().BeEmpty("a stored vector is whole (none at all is fine)");
         }
         output.WriteLine($"embedded before the kill (per the server): {embeddedBeforeKill}; vector rows that survived: {storedAfterKill}");
 

@@ -114,8 +114,7 @@ public static class SqliteBackup
     internal static DatabaseFacts ReadFacts(SqliteConnection connection)
     {
         var schema = SqliteSchema.CurrentVersion(connection);
-        var lastSeq = Math.Max(connection.ScalarInt64("SELECT MAX(seq) FROM changelog") ?? 0,
-            connection.ScalarInt64("SELECT seq FROM sqlite_sequence WHERE name = 'changelog'") ?? 0);
+        var lastSeq = connection.ScalarInt64(SqliteMemoryStore.NewestSeqSql) ?? 0;
         var counts = new SortedDictionary<string, long>(StringComparer.Ordinal);
         foreach (var (name, table) in CountedTables)
         {

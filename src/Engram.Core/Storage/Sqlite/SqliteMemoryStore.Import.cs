@@ -137,15 +137,21 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
         {
             return ImportOutcome.Skipped;
         }
-        var seq = AppendKvChange(c, r.Tenant, r.Key, ChangeRecord.Upsert, now);
+        // Each history row is a change of its own (schema 14, see NextKvSeq); a key imported without history, or into an
+        // older file, is one change-log entry.
+        var inHistory = _kvChangesInHistoryAfter is not null && r.History.Count > 0;
+        var seq = inHistory ? 0 : AppendKvChange(c, r.Tenant, r.Key, ChangeRecord.Upsert, now);
         // The history rows extend the key's chain (after a deleted key's own, if any); the entry points at the newest.
         var previous = current?.LastHid is > 0 ? current.LastHid : (long?)null;
+        using var seqs = ReserveKvSeqs(c, inHistory ? r.History.Count : 0);
         foreach (var entry in r.History)
         {
-            c.ExecuteNonQuery(
-                "INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                r.Tenant, r.Key, seq, entry.Event, entry.Actor, entry.At, entry.Version, entry.ValueJson, entry.ExpiresAt, previous);
-            previous = c.LastInsertRowId;
+            if (inHistory)
+            {
+                seq = NextKvSeq(c, r.Tenant, r.Key, ChangeRecord.Upsert, now);
+            }
+            previous = InsertKvHistory(c, inHistory ? seq : null, r.Tenant, r.Key, seq, entry.Event, entry.Actor, entry.At, entry.Version, entry.ValueJson,
+                entry.ExpiresAt, previous);
         }
         var kv = new KvEntry(r.Key, r.ValueJson, r.ExpiresAt, r.Version, r.CreatedAt, r.UpdatedAt, previous);
         // Written to the table now (a replay after a crash then skips the rows, which are at or below the

@@ -34,7 +34,13 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         _writer.WriteAsync<IReadOnlyList<KvSetResult>>(c =>
         {
             var now = NowMs;
-            return [.. writes.Select(w => SetOne(c, caller, w, now))];
+            using var seqs = ReserveKvSeqs(c, writes.Count);
+            var results = new KvSetResult[writes.Count];
+            for (var i = 0; i < results.Length; i++)
+            {
+                results[i] = SetOne(c, caller, writes[i], now);
+            }
+            return results;
         }, durability, ct);
 
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
@@ -181,6 +187,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                 var now = NowMs;
                 FlushKv(c, caller.Tenant, pattern);
                 var doomed = SelectMatching(c, caller.Tenant, pattern, position, DeleteChunk, now);
+                using var seqs = ReserveKvSeqs(c, doomed.Count);
                 foreach (var entry in doomed)
                 {
                     DeleteKv(c, caller, entry, KvEvents.Deleted, now);
@@ -268,6 +275,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                     expired.TryAdd(slot, entry);
                 }
             }
+            using var seqs = ReserveKvSeqs(c, expired.Count);
             foreach (var (slot, entry) in expired)
             {
                 DeleteKv(c, Caller.System("ttl-sweeper", slot.Tenant), entry, KvEvents.Expired, now);
@@ -363,7 +371,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     {
         var version = (current?.Version ?? 0) + 1;
         var createdAt = live ? current!.CreatedAtMs : now;
-        var seq = AppendKvChange(c, caller.Tenant, storedKey, ChangeRecord.Upsert, now);
+        var seq = NextKvSeq(c, caller.Tenant, storedKey, ChangeRecord.Upsert, now);
         var hid = AppendKvHistory(c, caller, storedKey, seq, historyEvent, now, version, json, expiresAtMs, head);
         _kvHot.Stage(new KvSlot(caller.Tenant, storedKey), new KvEntry(storedKey, json, expiresAtMs, version, createdAt, now, hid), hid, seq);
         return (version, seq);
@@ -372,7 +380,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// <summary>Gives the live <paramref name="entry"/> a new expiry (null: never), keeping its value.</summary>
     private void ExpireKv(SqliteConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long now)
     {
-        var seq = AppendKvChange(c, caller.Tenant, entry.StoredKey, ChangeRecord.Upsert, now);
+        var seq = NextKvSeq(c, caller.Tenant, entry.StoredKey, ChangeRecord.Upsert, now);
         var hid = AppendKvHistory(c, caller, entry.StoredKey, seq, KvEvents.TtlChanged, now, entry.Version + 1, null, expiresAtMs, entry.LastHistoryId);
         _kvHot.Stage(new KvSlot(caller.Tenant, entry.StoredKey),
             entry with { ExpiresAtMs = expiresAtMs, Version = entry.Version + 1, UpdatedAtMs = now, LastHistoryId = hid }, hid, seq);
@@ -380,7 +388,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
 
     private void DeleteKv(SqliteConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
     {
-        var seq = AppendKvChange(c, caller.Tenant, entry.StoredKey, ChangeRecord.Delete, now);
+        var seq = NextKvSeq(c, caller.Tenant, entry.StoredKey, ChangeRecord.Delete, now);
         var hid = AppendKvHistory(c, caller, entry.StoredKey, seq, historyEvent, now, entry.Version, null, entry.ExpiresAtMs, entry.LastHistoryId);
         _kvHot.Stage(new KvSlot(caller.Tenant, entry.StoredKey), null, hid, seq);
     }
@@ -458,13 +466,33 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         return c.LastInsertRowId;
     }
 
-    /// <summary>Appends a history row linked to the key's previous one; returns its id, the key's new chain head.</summary>
-    private static long AppendKvHistory(SqliteConnection c, Caller caller, string storedKey, long seq, string historyEvent, long now, long version,
-        string? json, long? expiresAtMs, long? previous)
+    /// <summary>
+    /// Appends a history row linked to the key's previous one; returns its id, the key's new chain head. From schema 14
+    /// the id is the change's <paramref name="seq"/> (<see cref="NextKvSeq"/>), else the next rowid.
+    /// </summary>
+    private long AppendKvHistory(SqliteConnection c, Caller caller, string storedKey, long seq, string historyEvent, long now, long version,
+        string? json, long? expiresAtMs, long? previous) =>
+        InsertKvHistory(c, _kvChangesInHistoryAfter is null ? null : seq, caller.Tenant, storedKey, seq, historyEvent, caller.Actor, now, version, json,
+            expiresAtMs, previous);
+
+    /// <summary>Inserts a history row with id <paramref name="hid"/> (null: the next rowid); returns its id.</summary>
+    private static long InsertKvHistory(SqliteConnection c, long? hid, string tenant, string storedKey, long seq, string historyEvent, string actor, long at,
+        long version, string? json, long? expiresAtMs, long? previous)
     {
-        c.ExecuteNonQuery(
-            "INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            caller.Tenant, storedKey, seq, historyEvent, caller.Actor, now, version, json, expiresAtMs, previous);
-        return c.LastInsertRowId;
+        using var insert = c.Prepare(
+            "INSERT INTO kv_history(hid, tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+        insert.Bind(1, hid);
+        insert.Bind(2, tenant);
+        insert.Bind(3, storedKey);
+        insert.Bind(4, seq);
+        insert.Bind(5, historyEvent);
+        insert.Bind(6, actor);
+        insert.Bind(7, at);
+        insert.Bind(8, version);
+        insert.Bind(9, json);
+        insert.Bind(10, expiresAtMs);
+        insert.Bind(11, previous);
+        insert.StepToEnd();
+        return hid ?? c.LastInsertRowId;
     }
 }

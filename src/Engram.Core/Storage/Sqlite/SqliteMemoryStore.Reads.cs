@@ -67,38 +67,6 @@ public sealed partial class SqliteMemoryStore
             return new MemoryCounts(byType.Values.Sum(), byType, byTier);
         }, ct).AsTask();
 
-    public Task<IReadOnlyList<ChangeRecord>> ReadChangesAsync(long afterSeq, int max, CancellationToken ct = default) =>
-        _readers.ReadAsync<IReadOnlyList<ChangeRecord>>(c =>
-        {
-            var changes = new List<ChangeRecord>();
-            using var statement = c.Prepare("SELECT seq, tenant, entity, entity_id, op, at FROM changelog WHERE seq > ?1 ORDER BY seq LIMIT ?2");
-            statement.BindAll([afterSeq, max]);
-            ReadChanges(statement, changes);
-            return changes;
-        }, ct).AsTask();
-
-    public Task<ChangePage> ReadChangesAsync(long afterSeq, int max, string entity, CancellationToken ct = default) =>
-        _readers.ReadAsync(c =>
-        {
-            // The newest entry first: everything up to it is committed (one writer at a time assigns
-            // seqs in commit order), so a page that stops short of max has read the log up to it.
-            var newest = c.ScalarInt64("SELECT MAX(seq) FROM changelog") ?? 0;
-            var changes = new List<ChangeRecord>();
-            using var statement = c.Prepare(
-                "SELECT seq, tenant, entity, entity_id, op, at FROM changelog WHERE seq > ?1 AND seq <= ?2 AND entity = ?3 ORDER BY seq LIMIT ?4");
-            statement.BindAll([afterSeq, newest, entity, max]);
-            ReadChanges(statement, changes);
-            return new ChangePage(changes, changes.Count == max ? changes[^1].Seq : Math.Max(afterSeq, newest));
-        }, ct).AsTask();
-
-    private static void ReadChanges(SqliteStatement statement, List<ChangeRecord> changes)
-    {
-        while (statement.Step())
-        {
-            changes.Add(ReadChange(statement));
-        }
-    }
-
     public Task<IReadOnlyList<TenantMemory>> GetForIndexAsync(IReadOnlyList<string> ids, CancellationToken ct = default) =>
         _readers.ReadAsync<IReadOnlyList<TenantMemory>>(c =>
         {

@@ -18,9 +18,12 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
     private readonly SqliteConnectionPool _readers;
     private readonly TimeProvider _clock;
     private bool _disposed;
+    /// <summary>Key-value changes after this seq are read from kv_history, not changelog; null in a file older than schema 14 (<see cref="NextKvSeq"/>).</summary>
+    private readonly long? _kvChangesInHistoryAfter;
 
-    private SqliteMemoryStore(string path, SqliteConnection writeConnection, SqliteKvWriteBehind kvHot, TimeProvider clock, int maxReaders)
+    private SqliteMemoryStore(string path, SqliteConnection writeConnection, SqliteKvWriteBehind kvHot, TimeProvider clock, int maxReaders, long? kvChangesAfter)
     {
+        _kvChangesInHistoryAfter = kvChangesAfter;
         DatabasePath = path;
         _writeConnection = writeConnection;
         _clock = clock;
@@ -84,7 +87,8 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
             throw;
         }
         var storeId = connection.ScalarText("SELECT value FROM store_meta WHERE key = 'store_id'") ?? "";
-        return new SqliteMemoryStore(path, connection, kvHot, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2))
+        var kvChangesAfter = connection.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{KvChangesInHistoryAfterKey}'");
+        return new SqliteMemoryStore(path, connection, kvHot, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2), kvChangesAfter)
         {
             StoreId = storeId,
             HasVectorTable = schemaVersion is not { } stopped || stopped >= VectorTableVersion,
@@ -114,9 +118,6 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
     /// <summary>Runs SQLite's integrity check; "ok" when the file is sound.</summary>
     public Task<string> IntegrityCheckAsync(CancellationToken ct = default) =>
         _readers.ReadAsync(c => c.ScalarText("PRAGMA integrity_check") ?? "no answer", ct).AsTask();
-
-    public Task<long> GetLastSeqAsync(CancellationToken ct = default) =>
-        _readers.ReadAsync(c => c.ScalarInt64("SELECT MAX(seq) FROM changelog") ?? 0, ct).AsTask();
 
     public async ValueTask DisposeAsync()
     {

@@ -604,6 +604,15 @@ internal static class SqliteSchema
             PRIMARY KEY (tenant, scope_key)
         ) STRICT, WITHOUT ROWID;
         """,
+        // 14: a key-value change is no longer a changelog row as well as a history row: its history row's id is its seq,
+        // from the changelog's sequence (SqliteMemoryStore.Changes.cs). The sequence first moves above every seq and
+        // history id there is; store_meta records the seq after which key-value changes are read from kv_history.
+        """
+        INSERT INTO sqlite_sequence(name, seq) SELECT 'changelog', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'changelog');
+        UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(seq) FROM changelog), 0), coalesce((SELECT max(hid) FROM kv_history), 0))
+            WHERE name = 'changelog';
+        INSERT INTO store_meta(key, value) SELECT 'kv_changes_in_history_after', CAST(seq AS TEXT) FROM sqlite_sequence WHERE name = 'changelog';
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

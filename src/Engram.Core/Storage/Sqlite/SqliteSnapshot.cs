@@ -18,7 +18,7 @@ internal sealed class SqliteSnapshot : ISnapshot
         {
             _connection.Execute("BEGIN");
             SchemaVersion = SqliteSchema.CurrentVersion(_connection);
-            LastSeq = _connection.ScalarInt64("SELECT MAX(seq) FROM changelog") ?? 0;
+            LastSeq = _connection.ScalarInt64(SqliteMemoryStore.NewestSeqSql) ?? 0;
         }
         catch
         {

@@ -47,6 +47,23 @@ public sealed class SqliteStatement : IDisposable, IStoreRow
         }
     }
 
+    /// <summary>Binds an integer without boxing it (hot writes).</summary>
+    public void Bind(int index, long value) => Check(SqliteNative.BindInt64(_handle, index, value));
+
+    /// <summary>Binds an integer or NULL without boxing it (hot writes).</summary>
+    public void Bind(int index, long? value) => Check(value is { } v ? SqliteNative.BindInt64(_handle, index, v) : SqliteNative.BindNull(_handle, index));
+
+    /// <summary>Binds text or NULL (hot writes).</summary>
+    public void Bind(int index, string? value) => Check(value is null ? SqliteNative.BindNull(_handle, index) : BindText(index, value));
+
+    private void Check(int rc)
+    {
+        if (rc != raw.SQLITE_OK)
+        {
+            _connection.ThrowError(rc, _sql);
+        }
+    }
+
     /// <summary>
     /// Binds text as UTF-8 encoded into a stack or pooled buffer (SQLite copies it): the string
     /// overload of SQLitePCLRaw allocates a fresh byte array per call, several per key-value write.
