@@ -22,7 +22,12 @@ public sealed class KvRelaxedKillNineTests(ITestOutputHelper output)
     private const int Cycles = 6;
     private const int Writers = 4;
     private static readonly TimeSpan HealthTimeout = TimeSpan.FromSeconds(30);
-    private static readonly Dictionary<string, string> Relaxed = new() { ["Engram__KeyValue__Durability"] = "Relaxed" };
+    // The writers go as fast as the server lets them: a per-client rate limit would refuse writes (429), not test them.
+    private static readonly Dictionary<string, string> Relaxed = new()
+    {
+        ["Engram__KeyValue__Durability"] = "Relaxed",
+        ["Engram__RateLimit__PermitsPerSecond"] = "0",
+    };
 
     [Fact]
     public async Task AcknowledgedKeyValueWrites_SurviveKillNine_WithRelaxedDurability()

@@ -116,8 +116,13 @@ public sealed class MultiInstanceTests(ITestOutputHelper output)
         }
     }
 
+    // The checks poll every acknowledged write in parallel: a per-client rate limit would answer 429, not test them.
     private static Task<EngramChildProcess> StartAsync(string url, string data) =>
-        EngramChildProcess.StartAsync(url, HealthTimeout, new Dictionary<string, string> { ["ENGRAM_DATA"] = data });
+        EngramChildProcess.StartAsync(url, HealthTimeout, new Dictionary<string, string>
+        {
+            ["ENGRAM_DATA"] = data,
+            ["Engram__RateLimit__PermitsPerSecond"] = "0",
+        });
 
     private static HttpClient Client(EngramChildProcess child) => new() { BaseAddress = child.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
 
