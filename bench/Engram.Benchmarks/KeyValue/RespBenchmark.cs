@@ -14,9 +14,11 @@ namespace Engram.Benchmarks.KeyValue;
 /// servers run side by side and every measurement runs them back to back (redis, relaxed, full), so a change
 /// in the machine's speed during the run touches all three alike; each pass repeats all of it and the median
 /// is reported. Beside requests/s it prints each server's CPU time per request (user + system, from /proc),
-/// which the other process on the 2 cores disturbs far less than the rate. Each Engram server first takes a
-/// warm-up run (discarded) so the JIT has settled.
-/// Options: --requests N (default 100000), --repeat N (passes; default 3), --data-root DIR.
+/// which the other process on the 2 cores disturbs far less than the rate. Each Engram server first takes
+/// --warmup seconds of SET and GET load (discarded): .NET's tiered JIT keeps recompiling hot paths for 15-20 s of
+/// load (see <see cref="KvBenchmark"/>), and one short run left the first pass measuring code still being tiered.
+/// Options: --requests N (default 100000), --repeat N (passes; default 3), --warmup S (per Engram server, default 15),
+/// --data-root DIR.
 /// </summary>
 public static class RespBenchmark
 {
@@ -27,6 +29,7 @@ public static class RespBenchmark
     {
         var requests = int.Parse(Option(args, "--requests") ?? "100000", CultureInfo.InvariantCulture);
         var repeat = int.Parse(Option(args, "--repeat") ?? "3", CultureInfo.InvariantCulture);
+        var warmUp = TimeSpan.FromSeconds(double.Parse(Option(args, "--warmup") ?? "15", CultureInfo.InvariantCulture));
         var dataRoot = Option(args, "--data-root") ?? BenchDataFolder.DefaultRoot;
         Directory.CreateDirectory(dataRoot);
         await RedisBaseline.EnsureInstalledAsync();
@@ -34,7 +37,7 @@ public static class RespBenchmark
         {
             Console.WriteLine(line);
         }
-        Console.WriteLine($"redis-benchmark -t set, then -t get, -d 100 -c 50; -P 1 with {requests:N0} requests, -P 16 with {requests * 8:N0}; {repeat} pass(es)");
+        Console.WriteLine($"redis-benchmark -t set, then -t get, -d 100 -c 50; -P 1 with {requests:N0} requests, -P 16 with {requests * 8:N0}; {repeat} pass(es) after {warmUp.TotalSeconds:0} s of warm-up per Engram server");
         Console.WriteLine();
 
         var rates = new Dictionary<(string System, int Pipeline, string Op), List<double>>();
@@ -50,10 +53,16 @@ public static class RespBenchmark
         };
         foreach (var (_, port, _) in systems.Skip(1))
         {
-            foreach (var op in Ops)
+            var warming = Stopwatch.StartNew();
+            do
             {
-                await RunBenchmarkAsync(port, requests, 16, op); // warm-up, discarded
+                foreach (var op in Ops)
+                {
+                    await RunBenchmarkAsync(port, requests, 16, op); // warm-up, discarded
+                    await RunBenchmarkAsync(port, requests / 4, 1, op);
+                }
             }
+            while (warming.Elapsed < warmUp);
         }
         for (var pass = 1; pass <= repeat; pass++)
         {
