@@ -358,7 +358,11 @@ internal sealed partial class RespConnection
         return true;
     }
 
-    /// <summary>A command typed by hand (telnet): words separated by spaces, up to a line break.</summary>
+    /// <summary>
+    /// A command typed by hand (telnet), up to a line break, split into arguments as Redis splits it: at white space,
+    /// except inside double quotes (with <c>\n \r \t \b \a \\ \"</c> and <c>\xHH</c> escapes) or single quotes (with
+    /// <c>\'</c>); a closing quote must end its argument. Unbalanced quotes are a protocol error, as in Redis.
+    /// </summary>
     private bool TryParseInline(ref SequenceReader<byte> reader)
     {
         if (!reader.TryReadTo(out ReadOnlySequence<byte> lineSequence, (byte)'\n'))
@@ -374,13 +378,13 @@ internal sealed partial class RespConnection
         {
             line = line[..^1];
         }
-        EnsureBytes(line.Length);
-        line.CopyTo(_argBytes);
+        EnsureBytes(line.Length); // an argument never decodes longer than it was typed
         var position = 0;
+        var used = 0;
         var count = 0;
-        while (position < line.Length)
+        while (true)
         {
-            while (position < line.Length && line[position] is (byte)' ' or (byte)'\t')
+            while (position < line.Length && IsInlineSpace(line[position]))
             {
                 position++;
             }
@@ -388,14 +392,50 @@ internal sealed partial class RespConnection
             {
                 break;
             }
-            var start = position;
-            while (position < line.Length && line[position] is not ((byte)' ' or (byte)'\t'))
-            {
-                position++;
-            }
             EnsureArguments(count + 1);
-            _argStart[count] = start;
-            _argLength[count] = position - start;
+            _argStart[count] = used;
+            var quote = line[position] is (byte)'"' or (byte)'\'' ? line[position++] : (byte)0;
+            while (true)
+            {
+                if (position >= line.Length)
+                {
+                    if (quote != 0)
+                    {
+                        throw new RespProtocolException("unbalanced quotes in request");
+                    }
+                    break;
+                }
+                var b = line[position];
+                if (quote == 0)
+                {
+                    if (IsInlineSpace(b))
+                    {
+                        break;
+                    }
+                    _argBytes[used++] = b;
+                    position++;
+                }
+                else if (b == quote)
+                {
+                    position++;
+                    if (position < line.Length && !IsInlineSpace(line[position]))
+                    {
+                        throw new RespProtocolException("unbalanced quotes in request"); // "a"b: the quote must end the argument
+                    }
+                    break;
+                }
+                else if (b == '\\' && position + 1 < line.Length)
+                {
+                    position += InlineEscape(line, position, quote, out var decoded);
+                    _argBytes[used++] = decoded;
+                }
+                else
+                {
+                    _argBytes[used++] = b;
+                    position++;
+                }
+            }
+            _argLength[count] = used - _argStart[count];
             count++;
             if (count > _options.MaxArguments)
             {
@@ -405,6 +445,39 @@ internal sealed partial class RespConnection
         _argCount = count;
         return true;
     }
+
+    private static bool IsInlineSpace(byte b) => b is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n' or (byte)'\v' or (byte)'\f';
+
+    /// <summary>The byte a backslash escape at <paramref name="at"/> stands for inside quotes, and how many bytes it took.</summary>
+    private static int InlineEscape(ReadOnlySpan<byte> line, int at, byte quote, out byte decoded)
+    {
+        var next = line[at + 1];
+        if (quote == '\'')
+        {
+            // Single quotes know one escape, \'; any other backslash is itself.
+            decoded = next == '\'' ? (byte)'\'' : (byte)'\\';
+            return next == '\'' ? 2 : 1;
+        }
+        if (next == 'x' && at + 3 < line.Length && IsHex(line[at + 2]) && IsHex(line[at + 3]))
+        {
+            decoded = (byte)((HexValue(line[at + 2]) << 4) | HexValue(line[at + 3]));
+            return 4;
+        }
+        decoded = next switch
+        {
+            (byte)'n' => (byte)'\n',
+            (byte)'r' => (byte)'\r',
+            (byte)'t' => (byte)'\t',
+            (byte)'b' => (byte)'\b',
+            (byte)'a' => 7,
+            _ => next,
+        };
+        return 2;
+    }
+
+    private static bool IsHex(byte b) => char.IsAsciiHexDigit((char)b);
+
+    private static int HexValue(byte b) => b <= '9' ? b - '0' : (b | 0x20) - 'a' + 10;
 
     private void EnsureArguments(int count)
     {

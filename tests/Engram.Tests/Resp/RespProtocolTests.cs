@@ -283,5 +283,17 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         await inline.SendRawAsync(Encoding.ASCII.GetBytes("PING\r\nECHO two\r\n"));
         inline.Read().Should().Be("+PONG");
         inline.Read().Should().Be("two");
+        // Quoted arguments split as Redis splits them: double quotes with escapes, single quotes with \' only.
+        await inline.SendRawAsync(Encoding.ASCII.GetBytes("SET \"inline key\" \"a \\\"b\\\" \\x41\\n\"\r\nGET 'inline key'\r\nECHO 'it\\'s \\n'\r\n  ECHO\t\"\"  \r\n"));
+        inline.Read().Should().Be("+OK");
+        inline.Read().Should().Be("a \"b\" A\n");
+        inline.Read().Should().Be("it's \\n");
+        inline.Read().Should().Be("");
+        await inline.SendRawAsync(Encoding.ASCII.GetBytes("ECHO \"open\r\n"));
+        inline.Read().Should().Be("-ERR Protocol error: unbalanced quotes in request");
+        inline.IsClosedByServer().Should().BeTrue();
+        using var glued = await fixture.ConnectAsync();
+        await glued.SendRawAsync(Encoding.ASCII.GetBytes("ECHO \"a\"b\r\n"));
+        glued.Read().Should().Be("-ERR Protocol error: unbalanced quotes in request", "a closing quote must end its argument");
     }
 }
