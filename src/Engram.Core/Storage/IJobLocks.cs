@@ -15,6 +15,16 @@ public interface IJobLocks
     Task<IAsyncDisposable?> TryLockJobAsync(string job, CancellationToken ct = default);
 }
 
+/// <summary>
+/// A lock held for as long as a process keeps a role (not just one run), which must notice when it lost it: a
+/// PostgreSQL advisory lock lives in its session, and a cut connection ends both without telling the holder.
+/// </summary>
+public interface IHeldJobLock : IAsyncDisposable
+{
+    /// <summary>False once the lock is gone (its session ended); the holder should then stop acting on it and dispose it.</summary>
+    Task<bool> IsHeldAsync(CancellationToken ct = default);
+}
+
 /// <summary>The jobs that take a <see cref="IJobLocks"/> lock, by name, and how a job runs under one.</summary>
 public static class ExclusiveJobs
 {
@@ -29,6 +39,9 @@ public static class ExclusiveJobs
 
     /// <summary>A scheduled reflection run (reflections and near-duplicates, issue 16).</summary>
     public const string Reflection = "reflection";
+
+    /// <summary>Delivering memory-event webhooks: one instance of a shared store at a time, held while it delivers.</summary>
+    public const string Webhooks = "webhooks";
 
     /// <summary>
     /// Runs <paramref name="job"/> when <paramref name="store"/> has no locks or this process got the lock <paramref name="name"/>;

@@ -53,7 +53,7 @@ internal static class AlertEndpoints
         return TypedResults.Ok(new AlertList(alerts.Enabled, alerts.Active(), alerts.Journal.Recent(Limit(http))));
     }
 
-    private static IResult Deliveries(HttpContext http, MemoryEventWebhooks webhooks)
+    private static async Task<IResult> Deliveries(HttpContext http, MemoryEventWebhooks webhooks)
     {
         QueryParser.RefuseAllExcept(http.Request.Query, "state", "limit");
         Operator(http, "read the webhook deliveries");
@@ -62,14 +62,15 @@ internal static class AlertEndpoints
         {
             throw new ValidationException("state", "state must be pending, delivered or dead");
         }
-        return TypedResults.Ok(new WebhookDeliveryList(webhooks.Enabled, webhooks.Cursor, webhooks.List(state.Length == 0 ? null : state, Limit(http))));
+        var (cursor, deliveries) = await webhooks.ReadAsync(state.Length == 0 ? null : state, Limit(http), http.RequestAborted);
+        return TypedResults.Ok(new WebhookDeliveryList(webhooks.Enabled, webhooks.Delivering, cursor, deliveries));
     }
 
-    private static IResult Retry(string id, HttpContext http, MemoryEventWebhooks webhooks)
+    private static async Task<IResult> Retry(string id, HttpContext http, MemoryEventWebhooks webhooks)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
         Operator(http, "retry a webhook delivery");
-        return webhooks.Retry(id) is { } delivery
+        return await webhooks.RetryAsync(id, http.RequestAborted) is { } delivery
             ? TypedResults.Ok(delivery)
             : throw new NotFoundException($"no dead letter has the id '{id}'");
     }
@@ -78,5 +79,8 @@ internal static class AlertEndpoints
 /// <summary>Whether alerts are on, the alerts firing now and the recorded events (newest first).</summary>
 internal sealed record AlertList(bool Enabled, IReadOnlyList<ActiveAlertView> Active, IReadOnlyList<AlertEvent> Events);
 
-/// <summary>Whether memory-event webhooks are on, the change-log position read through, and deliveries (newest first).</summary>
-internal sealed record WebhookDeliveryList(bool Enabled, long Cursor, IReadOnlyList<WebhookDeliveryView> Deliveries);
+/// <summary>
+/// Whether memory-event webhooks are on, whether this instance delivers them (on a store several instances share, one
+/// does), the change-log position read through, and deliveries (newest first).
+/// </summary>
+internal sealed record WebhookDeliveryList(bool Enabled, bool Delivering, long Cursor, IReadOnlyList<WebhookDeliveryView> Deliveries);

@@ -28,6 +28,11 @@ namespace Engram.Server.Webhooks;
 /// The optional <c>search.performed</c> event comes from the search path instead (<see cref="SearchService.Completed"/>):
 /// the search offers a small record to a bounded queue and goes on (a full queue drops it, counted); this service turns
 /// the queued ones into deliveries like the others.
+/// <para>
+/// On a store several instances share (PostgreSQL), one instance delivers at a time: the one holding the
+/// <see cref="ExclusiveJobs.Webhooks"/> lock, which keeps the state in the store instead of a file, so another instance
+/// takes over where it stopped (MemoryEventWebhooks.Shared.cs).
+/// </para>
 /// </summary>
 public sealed partial class MemoryEventWebhooks : BackgroundService
 {
@@ -53,6 +58,11 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
     private readonly IHttpContextAccessor? _http;
     private long _searchesDropped;
     private WebhookState _state;
+    /// <summary>The shared store's locks when several instances may deliver (PostgreSQL); null: this instance always delivers, from its file.</summary>
+    private readonly IJobLocks? _locks;
+    private readonly Core.Storage.Transfer.IStoreTransfer? _meta;
+    /// <summary>The shared state changed since it was last written to the store (<see cref="FlushSharedAsync"/>).</summary>
+    private bool _dirty;
 
     public MemoryEventWebhooks(IMemoryStore store, IOptions<EngramServerOptions> options, TimeProvider clock, ILogger<MemoryEventWebhooks> logger,
         Core.EngramEngine? engine = null, IHttpContextAccessor? http = null)
@@ -63,7 +73,12 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
         _clock = clock;
         _logger = logger;
         _path = Path.Combine(Path.GetFullPath(options.Value.DataPath), FileName);
-        _state = Load(_path);
+        if (store is IJobLocks locks && store is Core.Storage.Transfer.IStoreTransfer meta)
+        {
+            _locks = locks;
+            _meta = meta;
+        }
+        _state = _locks is null ? Load(_path) : new(); // a shared store's state is loaded by the instance that takes the lead
         if (_options.Enabled && _options.EventSet.Contains(WebhookOptions.SearchPerformed) && engine is not null)
         {
             _searches = Channel.CreateBounded<SearchEventBody>(new BoundedChannelOptions(_options.SearchQueueCapacity)
@@ -81,18 +96,6 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
 
     public bool Enabled => _options.Enabled;
 
-    /// <summary>The change-log position read through.</summary>
-    public long Cursor
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _state.Cursor ?? 0;
-            }
-        }
-    }
-
     private static WebhookState Load(string path)
     {
         try
@@ -107,45 +110,80 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
 
     private void Save()
     {
+        if (_locks is not null)
+        {
+            _dirty = true; // written to the store by the delivery loop (FlushSharedAsync)
+            return;
+        }
         var temp = _path + ".tmp";
         File.WriteAllBytes(temp, JsonSerializer.SerializeToUtf8Bytes(_state, EngramJson.Options));
         File.Move(temp, _path, overwrite: true);
     }
 
-    /// <summary>Deliveries by state (pending, delivered, dead; all when null), newest first.</summary>
-    public IReadOnlyList<WebhookDeliveryView> List(string? state, int limit)
+    /// <summary>
+    /// The change-log position read through and the deliveries by state (pending, delivered, dead; all when null), newest
+    /// first. On an instance of a shared store that does not deliver, as the delivering one last wrote them.
+    /// </summary>
+    public async Task<(long Cursor, IReadOnlyList<WebhookDeliveryView> Deliveries)> ReadAsync(string? state, int limit, CancellationToken ct = default)
     {
+        if (ElsewhereDelivered)
+        {
+            var shared = await LoadSharedAsync(ct) ?? new WebhookState();
+            return (shared.Cursor ?? 0, ListOf(shared, state, limit));
+        }
         lock (_lock)
         {
-            IEnumerable<WebhookDelivery> all = state switch
-            {
-                WebhookDelivery.Pending => _state.Pending,
-                WebhookDelivery.Delivered => _state.Log,
-                WebhookDelivery.Dead => _state.Dead,
-                _ => _state.Pending.Concat(_state.Log).Concat(_state.Dead),
-            };
-            return [.. all.OrderByDescending(d => d.CreatedAt).ThenByDescending(d => d.Seq).Take(limit).Select(WebhookDeliveryView.Of)];
+            return (_state.Cursor ?? 0, ListOf(_state, state, limit));
         }
     }
 
-    /// <summary>Moves a dead letter back to the queue (attempts reset); null when no dead letter has that id.</summary>
-    public WebhookDeliveryView? Retry(string id)
+    private static List<WebhookDeliveryView> ListOf(WebhookState from, string? state, int limit)
     {
+        IEnumerable<WebhookDelivery> all = state switch
+        {
+            WebhookDelivery.Pending => from.Pending,
+            WebhookDelivery.Delivered => from.Log,
+            WebhookDelivery.Dead => from.Dead,
+            _ => from.Pending.Concat(from.Log).Concat(from.Dead),
+        };
+        return [.. all.OrderByDescending(d => d.CreatedAt).ThenByDescending(d => d.Seq).Take(limit).Select(WebhookDeliveryView.Of)];
+    }
+
+    /// <summary>
+    /// Moves a dead letter back to the queue (attempts reset); null when no dead letter has that id. On an instance of a
+    /// shared store that does not deliver, the request is left in the store for the one that does.
+    /// </summary>
+    public async Task<WebhookDeliveryView?> RetryAsync(string id, CancellationToken ct = default)
+    {
+        if (ElsewhereDelivered)
+        {
+            return await RequestRetryAsync(id, ct);
+        }
         lock (_lock)
         {
-            var dead = _state.Dead.FirstOrDefault(d => d.Id == id);
-            if (dead is null)
+            var again = RetryLocked(id);
+            if (again is not null)
             {
-                return null;
+                Save();
+                Wake();
             }
-            _state.Dead.Remove(dead);
-            var again = dead with { State = WebhookDelivery.Pending, Attempts = 0 };
-            _state.Pending.Add(again);
-            _due[again.Id] = 0;
-            Save();
-            Wake();
-            return WebhookDeliveryView.Of(again);
+            return again;
         }
+    }
+
+    /// <summary>Under <see cref="_lock"/>: moves the dead letter <paramref name="id"/> back to the queue; null when there is none.</summary>
+    private WebhookDeliveryView? RetryLocked(string id)
+    {
+        var dead = _state.Dead.FirstOrDefault(d => d.Id == id);
+        if (dead is null)
+        {
+            return null;
+        }
+        _state.Dead.Remove(dead);
+        var again = dead with { State = WebhookDelivery.Pending, Attempts = 0 };
+        _state.Pending.Add(again);
+        _due[again.Id] = 0;
+        return WebhookDeliveryView.Of(again);
     }
 
     /// <summary>search.performed events dropped since start because their queue was full.</summary>
@@ -195,32 +233,35 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
             return false;
         }
         var receivers = _options.Receivers;
-        var added = new List<WebhookDelivery>();
         lock (_lock)
         {
             var room = _options.QueueCapacity - _state.Pending.Count;
+            var taken = false;
             while (room >= receivers.Count && _searches.Reader.TryRead(out var search))
             {
-                var body = JsonSerializer.Serialize(search, EngramJson.Options);
-                foreach (var url in receivers)
-                {
-                    added.Add(new WebhookDelivery(Guid.NewGuid().ToString("N"), WebhookOptions.SearchPerformed, url.ToString(), search.Tenant, "", 0, search.At,
-                        WebhookDelivery.Pending, 0, null, null, null, null, body));
-                }
+                AddSearchDeliveries(search, receivers);
                 room -= receivers.Count;
+                taken = true;
             }
-            if (added.Count == 0)
+            if (taken)
             {
-                return false;
+                Save();
             }
-            _state.Pending.AddRange(added);
-            foreach (var delivery in added)
-            {
-                _due[delivery.Id] = 0;
-            }
-            Save();
+            return taken;
         }
-        return true;
+    }
+
+    /// <summary>Under <see cref="_lock"/>: one pending delivery of <paramref name="search"/> per receiver, due now.</summary>
+    private void AddSearchDeliveries(SearchEventBody search, IReadOnlyList<Uri> receivers)
+    {
+        var body = JsonSerializer.Serialize(search, EngramJson.Options);
+        foreach (var url in receivers)
+        {
+            var delivery = new WebhookDelivery(Guid.NewGuid().ToString("N"), WebhookOptions.SearchPerformed, url.ToString(), search.Tenant, "", 0, search.At,
+                WebhookDelivery.Pending, 0, null, null, null, null, body);
+            _state.Pending.Add(delivery);
+            _due[delivery.Id] = 0;
+        }
     }
 
     private void Wake()
@@ -245,22 +286,9 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
         }
         try
         {
-            lock (_lock)
+            if (_locks is null)
             {
-                foreach (var pending in _state.Pending)
-                {
-                    _due[pending.Id] = 0;
-                }
-            }
-            if (_state.Cursor is null)
-            {
-                // First start with webhooks: from now on, not the store's whole history.
-                var last = await _store.GetLastSeqAsync(stoppingToken);
-                lock (_lock)
-                {
-                    _state.Cursor = last;
-                    Save();
-                }
+                await StartDeliveringAsync(stoppingToken);
             }
             while (!stoppingToken.IsCancellationRequested)
             {
@@ -268,9 +296,19 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
                 var sent = false;
                 try
                 {
-                    read = await FollowAsync(stoppingToken);
+                    if (_locks is not null && !await LeadAsync(stoppingToken))
+                    {
+                        // Another instance delivers: this one hands it its search events and stands by.
+                        await ShareSearchesAsync(stoppingToken);
+                        await _wake.WaitAsync(TimeSpan.FromMilliseconds(250), stoppingToken);
+                        continue;
+                    }
+                    read = await TakeRequestsAsync(stoppingToken);
+                    read |= await FollowAsync(stoppingToken);
                     read |= DrainSearches();
+                    await FlushSharedAsync(stoppingToken); // the cursor and the new deliveries are stored before any is sent
                     sent = await SendDueAsync(stoppingToken);
+                    await FlushSharedAsync(stoppingToken);
                 }
                 catch (Exception ex) when (ex is StoreException or IOException)
                 {
@@ -284,6 +322,33 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+        finally
+        {
+            await ResignAsync(flush: true);
+        }
+    }
+
+    /// <summary>Before the first round of delivering: every pending delivery is due, and a first start follows the log from now on.</summary>
+    private async Task StartDeliveringAsync(CancellationToken ct)
+    {
+        lock (_lock)
+        {
+            _due.Clear();
+            foreach (var pending in _state.Pending)
+            {
+                _due[pending.Id] = 0;
+            }
+        }
+        if (_state.Cursor is null)
+        {
+            // First start with webhooks: from now on, not the store's whole history.
+            var last = await _store.GetLastSeqAsync(ct);
+            lock (_lock)
+            {
+                _state.Cursor = last;
+                Save();
+            }
         }
     }
 

@@ -57,8 +57,22 @@ public sealed partial class PostgresMemoryStore
     }
 
     /// <summary>The lock's session: closing it (unpooled) ends the session and with it the lock.</summary>
-    private sealed class HeldJobLock(NpgsqlConnection connection) : IAsyncDisposable
+    private sealed class HeldJobLock(NpgsqlConnection connection) : IHeldJobLock
     {
+        /// <summary>The session still answers: a session-level advisory lock lasts as long as its session.</summary>
+        public async Task<bool> IsHeldAsync(CancellationToken ct = default)
+        {
+            try
+            {
+                await using var command = new NpgsqlCommand("SELECT 1", connection);
+                return await command.ExecuteScalarAsync(ct).ConfigureAwait(false) is 1;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or IOException or TimeoutException)
+            {
+                return false;
+            }
+        }
+
         public ValueTask DisposeAsync() => connection.DisposeAsync();
     }
 }
