@@ -1,10 +1,10 @@
 using System.Net.Http.Json;
 using System.Text.Json;
+using Engram.Core.Storage.Postgres;
 using Engram.Server;
 using Engram.Server.Webhooks;
 using Engram.Tests.Alerts;
 using Engram.Tests.Support;
-using Engram.Core.Storage.Postgres;
 using Npgsql;
 
 namespace Engram.Tests.Postgres;
