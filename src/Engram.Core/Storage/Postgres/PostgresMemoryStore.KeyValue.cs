@@ -276,14 +276,28 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             }
         }
         var deleted = 0;
+        long unlogged = 0;
         foreach (var (hid, tenant, key) in candidates)
         {
+            // The change's log entry goes with its history row, so key-value churn does not grow the log for ever.
             await using var command = Command(c,
                 "WITH gone AS (DELETE FROM kv_history WHERE hid = $1 AND NOT EXISTS " +
-                "(SELECT 1 FROM kv_entries WHERE tenant = $2 AND key = $3 AND last_hid = $1) RETURNING hid), " +
-                "forgotten AS (DELETE FROM kv_deleted WHERE tenant = $2 AND key = $3 AND last_hid IN (SELECT hid FROM gone)) " +
-                "SELECT count(*) FROM gone").Int(hid).Text(tenant).Text(key);
-            deleted += (int)(long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
+                "(SELECT 1 FROM kv_entries WHERE tenant = $2 AND key = $3 AND last_hid = $1) RETURNING hid, seq), " +
+                "forgotten AS (DELETE FROM kv_deleted WHERE tenant = $2 AND key = $3 AND last_hid IN (SELECT hid FROM gone)), " +
+                $"unlogged AS (DELETE FROM changelog WHERE seq IN (SELECT seq FROM gone) AND entity = '{ChangeRecord.KeyValueEntity}' RETURNING seq) " +
+                "SELECT (SELECT count(*) FROM gone), (SELECT max(seq) FROM unlogged)").Int(hid).Text(tenant).Text(key);
+            await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+            await reader.ReadAsync().ConfigureAwait(false);
+            deleted += (int)reader.GetInt64(0);
+            unlogged = reader.IsDBNull(1) ? unlogged : Math.Max(unlogged, reader.GetInt64(1));
+        }
+        if (unlogged > 0)
+        {
+            // Below this seq the log may have gaps (pruned key-value entries); the integrity check looks for them only above it.
+            await using var command = Command(c,
+                $"INSERT INTO store_meta(key, value) VALUES ('{ChangeLogPrunedThroughKey}', $1) ON CONFLICT (key) DO UPDATE " +
+                "SET value = greatest(store_meta.value::bigint, excluded.value::bigint)::text").Text(unlogged.ToString(CultureInfo.InvariantCulture));
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
         }
         return (deleted, candidates.Count == 0 ? afterHid : candidates[^1].Hid, candidates.Count);
     }

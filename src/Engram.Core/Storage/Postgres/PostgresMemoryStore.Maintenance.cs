@@ -12,6 +12,15 @@ namespace Engram.Core.Storage.Postgres;
 public sealed partial class PostgresMemoryStore
 {
     /// <summary>Problems reported by <see cref="CheckIntegrityAsync"/>, at most.</summary>
+    /// <summary>store_meta key: the newest seq whose key-value log entry was pruned with its history (the log may have gaps up to it).</summary>
+    internal const string ChangeLogPrunedThroughKey = "changelog_pruned_through";
+
+    private static async Task<long> CountAboveAsync(NpgsqlConnection c, long seq, CancellationToken ct)
+    {
+        await using var command = Maintenance(c, "SELECT count(*) FROM changelog WHERE seq > $1").Int(seq);
+        return (long)(await command.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+    }
+
     private const int MaxIntegrityProblems = 50;
 
     /// <summary>
@@ -25,22 +34,33 @@ public sealed partial class PostgresMemoryStore
             // One snapshot for every comparison, so that writes committing meanwhile cannot look like damage.
             await using var transaction = await c.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct).ConfigureAwait(false);
 
-            // The log: seqs are given from log_head in commit order, contiguous, and never removed.
-            await using (var command = Maintenance(c, "SELECT (SELECT seq FROM log_head), coalesce(max(seq), 0), coalesce(min(seq), 1), count(*) FROM changelog"))
-            await using (var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
+            // The log: seqs are given from log_head in commit order, contiguous; the only entries ever removed are key-value
+            // ones pruned with their history, all at or below store_meta's changelog_pruned_through (0: none).
+            await using (var command = Maintenance(c,
+                "SELECT (SELECT seq FROM log_head), coalesce(max(seq), 0), coalesce(min(seq), 1), count(*), " +
+                $"coalesce((SELECT value::bigint FROM store_meta WHERE key = '{ChangeLogPrunedThroughKey}'), 0) FROM changelog"))
             {
-                await reader.ReadAsync(ct).ConfigureAwait(false);
-                var (head, max, min, count) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
-                if (head != max)
+                long head, max, min, count, pruned;
+                await using (var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
+                {
+                    await reader.ReadAsync(ct).ConfigureAwait(false);
+                    (head, max, min, count, pruned) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4));
+                }
+                if (head < max || (head > max && head > pruned))
                 {
                     problems.Add($"change log: log_head says seq {head}, the newest entry is {max} (followers would {(head < max ? "never see entries above the head" : "wait for entries that do not exist")})");
                 }
-                if (count > 0 && count != max - min + 1)
+                // Contiguous above the pruned part: every seq from there (or from the oldest entry) to the newest is present.
+                var from = Math.Max(pruned, min - 1);
+                var above = pruned > 0 && count > 0 ? await CountAboveAsync(c, from, ct).ConfigureAwait(false) : count;
+                if (count > 0 && max > from && above != max - from)
                 {
-                    var missing = max - min + 1 - count;
-                    problems.Add($"change log: {missing} {(missing == 1 ? "entry" : "entries")} missing between seq {min} and {max} (a follower that reached the gap skipped them)");
+                    var missing = max - from - above;
+                    problems.Add($"change log: {missing} {(missing == 1 ? "entry" : "entries")} missing between seq {from + 1} and {max} (a follower that reached the gap skipped them)");
                 }
-                done.Add($"change log: {count:N0} entries, contiguous up to seq {max}");
+                done.Add(pruned > 0
+                    ? $"change log: {count:N0} entries, contiguous from seq {from + 1} up to seq {max} (key-value entries pruned with their history up to seq {pruned})"
+                    : $"change log: {count:N0} entries, contiguous up to seq {max}");
             }
 
             // The counts the triggers keep (what /v1/stats and the metrics show) against the rows themselves.
