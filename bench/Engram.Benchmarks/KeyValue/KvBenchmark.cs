@@ -126,7 +126,13 @@ public static class KvBenchmark
             using (var folder = new BenchDataFolder(dataRoot))
             {
                 await using var server = await EngramServeProcess.StartAsync(folder.Path,
-                    new Dictionary<string, string> { ["Engram__KeyValue__Durability"] = durability.ToString() });
+                    new Dictionary<string, string>
+                    {
+                        ["Engram__KeyValue__Durability"] = durability.ToString(),
+                        // wrk is one client at full speed: the per-client limits would measure themselves (429), not the store.
+                        ["Engram__RateLimit__PermitsPerSecond"] = "0",
+                        ["Engram__RateLimit__MaxConcurrentRequests"] = "0",
+                    });
                 var url = server.Url;
                 using (var client = new HttpClient { BaseAddress = new Uri(url) })
                 {
