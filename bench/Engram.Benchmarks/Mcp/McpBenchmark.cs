@@ -72,7 +72,9 @@ public static class McpBenchmark
             await Console.Error.WriteLineAsync($"(c) Streamable HTTP: {calls} calls per tool");
             await using (var server = await EngramServeProcess.StartAsync(scratch, new Dictionary<string, string>
             {
-                ["Engram__RateLimit__Enabled"] = "false",
+                // No per-client limits (RateLimitOptions has no Enabled setting to bind: the key this had set did nothing).
+                ["Engram__RateLimit__PermitsPerSecond"] = "0",
+                ["Engram__RateLimit__MaxConcurrentRequests"] = "0",
             }))
             await using (var http = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
             {
