@@ -98,6 +98,16 @@ public sealed class SqliteKvChangesTests : IDisposable
         changes[3].Seq.Should().BeGreaterThan(before);
         (await engine.KeyValue.GetHistoryAsync(Acme, "x")).Items.Select(h => h.Value!.Value.GetInt64()).Should().Equal(1, 2, 3);
         (await engine.Store.ReadChangesAsync(0, 100, ChangeRecord.KeyValueEntity)).Changes.Should().HaveCount(4, "each change once, old or new");
+
+        // The rows an older engram logged go by the history's retention too; the memory's entry stays.
+        clock.Advance(TimeSpan.FromDays(8));
+        await engine.KeyValue.SetAsync(Acme, "x", Json("4"), 0);
+        var store = (IKeyValueStore)engine.Store;
+        (await store.PruneKvHistoryAsync(clock.GetUtcNow().AddDays(-7).ToUnixTimeMilliseconds(), 0, 1000)).More.Should().BeFalse();
+        RawScalar("SELECT count(*) FROM changelog WHERE entity = 'kv'").Should().Be(0);
+        var kept = await engine.Store.ReadChangesAsync(0, 100);
+        kept.Select(c => (c.Entity, c.EntityId)).Should().Equal(("memory", changes[2].EntityId), ("kv", "y"), ("kv", "x"));
+        (await engine.KeyValue.GetHistoryAsync(Acme, "x")).Items.Select(h => h.Value!.Value.GetInt64()).Should().Equal(4);
     }
 
     [Fact]

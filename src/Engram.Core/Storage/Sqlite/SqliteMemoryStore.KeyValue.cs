@@ -306,11 +306,70 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             position = last;
             if (seen < chunk)
             {
+                await PruneLoggedKvChangesAsync(beforeMs, max, ct).ConfigureAwait(false);
                 return new KvHistoryPruning(deleted, position, More: false);
             }
         }
         return new KvHistoryPruning(deleted, position, More: true);
     }
+
+    /// <summary>
+    /// Key-value changes logged as changelog rows before schema 14 (Changes.cs) go by the same retention as the history
+    /// that replaced them: walked in seq (= time) order from where the last pass stopped (store_meta
+    /// <c>kv_changelog_pruned_through</c>), never past the migration's seq, memory and graph entries left alone. Returns the
+    /// entries deleted (not counted as history).
+    /// </summary>
+    private async Task<int> PruneLoggedKvChangesAsync(long beforeMs, int max, CancellationToken ct)
+    {
+        if (_kvChangesInHistoryAfter is not { } migrated)
+        {
+            return 0;
+        }
+        var deleted = 0;
+        for (var examined = 0; examined < max;)
+        {
+            var (count, seen) = await _writer.WriteAsync(c =>
+            {
+                var from = c.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{LoggedKvPrunedKey}'") ?? 0;
+                var doomed = new List<long>();
+                long last = from;
+                var seen = 0;
+                using (var statement = c.Prepare("SELECT seq, entity, at FROM changelog WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3"))
+                {
+                    statement.BindAll([from, migrated, DeleteChunk]);
+                    while (statement.Step() && statement.GetInt64(2) < beforeMs)
+                    {
+                        seen++;
+                        last = statement.GetInt64(0);
+                        if (statement.GetText(1) == ChangeRecord.KeyValueEntity)
+                        {
+                            doomed.Add(last);
+                        }
+                    }
+                }
+                foreach (var seq in doomed)
+                {
+                    c.ExecuteNonQuery("DELETE FROM changelog WHERE seq = ?1", seq);
+                }
+                if (last > from)
+                {
+                    c.ExecuteNonQuery("INSERT INTO store_meta(key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        LoggedKvPrunedKey, last.ToString(CultureInfo.InvariantCulture));
+                }
+                return (doomed.Count, seen);
+            }, WriteDurability.Relaxed, ct).ConfigureAwait(false);
+            deleted += count;
+            examined += seen;
+            if (seen < DeleteChunk)
+            {
+                break; // the legacy entries are done, or the rest are younger than the cutoff
+            }
+        }
+        return deleted;
+    }
+
+    /// <summary>store_meta key: every legacy key-value changelog row up to this seq has been judged by <see cref="PruneLoggedKvChangesAsync"/>.</summary>
+    private const string LoggedKvPrunedKey = "kv_changelog_pruned_through";
 
     /// <summary>
     /// One chunk of history pruning, in history order (the primary key: no scan of the table). Rows
