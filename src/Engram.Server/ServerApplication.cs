@@ -195,6 +195,7 @@ public static class ServerApplication
                 $"engram keys create --data {options.DataPath} --tenant default --role admin");
         }
         StartupLog.ReportWhenStarted(app, options, started);
+        StartupLog.ReportUnknownSettings(app, UnknownSettings.Find(builder.Configuration));
 
         // HEAD outermost, so it counts the problem bodies too; routing after both, so HEAD reaches the
         // GET endpoints and a refusal by the limits is a problem body.
@@ -272,7 +273,17 @@ public static class ServerApplication
     /// </summary>
     public static void MapOperatorVariables(IConfiguration configuration)
     {
-        (string Variable, string Key)[] map =
+        foreach (var (variable, key) in OperatorVariables)
+        {
+            if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value)
+            {
+                configuration[$"{EngramServerOptions.Section}:{key}"] = value;
+            }
+        }
+    }
+
+    /// <summary>The operator variables and the settings (under <c>Engram</c>) they set.</summary>
+    public static IReadOnlyList<(string Variable, string Key)> OperatorVariables { get; } =
         [
             ("ENGRAM_DATA", "DataPath"),
             ("DATABASE_URL", "Store"),
@@ -318,12 +329,4 @@ public static class ServerApplication
             ("REFLECT_DUPLICATE_THRESHOLD", "Reflect:DuplicateThreshold"),
             ("ENGRAM_RESP", "Resp:Listen"),
         ];
-        foreach (var (variable, key) in map)
-        {
-            if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value)
-            {
-                configuration[$"{EngramServerOptions.Section}:{key}"] = value;
-            }
-        }
-    }
 }

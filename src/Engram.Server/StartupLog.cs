@@ -41,6 +41,16 @@ internal static class StartupLog
         });
     }
 
+    /// <summary>Warns of each setting that binds to nothing (<see cref="UnknownSettings"/>): the binder would ignore it in silence.</summary>
+    public static void ReportUnknownSettings(WebApplication app, IReadOnlyList<string> unknown)
+    {
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(Category);
+        foreach (var setting in unknown)
+        {
+            logger.LogWarning(2, "Ignored setting {Setting}; docs/CONFIGURATION.md lists every setting", setting);
+        }
+    }
+
     private static string Describe(WebApplication app, EngramServerOptions options)
     {
         var engine = app.Services.GetRequiredService<EngramEngine>();

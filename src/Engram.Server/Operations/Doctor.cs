@@ -47,6 +47,10 @@ public static class Doctor
         checks.Add(errors.Count == 0
             ? Check("configuration", HealthChecks.Ok, 0, "every setting is valid", null)
             : Check("configuration", HealthChecks.Fail, 0, string.Join("; ", errors), "fix the settings named (appsettings.json, Engram__* or the operator variables); docs/CONFIGURATION.md"));
+        var unknown = UnknownSettings.Find(configuration);
+        checks.Add(unknown.Count == 0
+            ? Check("settings", HealthChecks.Ok, 0, "every setting given is one Engram reads", null)
+            : Check("settings", HealthChecks.Warn, 0, "ignored: " + string.Join("; ", unknown), "correct or remove them; docs/CONFIGURATION.md lists every setting"));
         checks.Add(Tls(options));
         var postgres = StoreFactory.IsPostgres(options.StoreLocation);
         checks.Add(postgres && !Directory.Exists(Path.GetFullPath(options.DataPath))
