@@ -75,24 +75,34 @@ public sealed partial class MemoryEventWebhooks
         {
             return false;
         }
+        WebhookState state;
         try
         {
-            var state = await LoadSharedAsync(ct) ?? TakeOverLocalFile() ?? new WebhookState();
-            lock (_lock)
-            {
-                _state = state;
-                _dirty = true;
-            }
-            await StartDeliveringAsync(ct);
-            await FlushSharedAsync(ct);
+            state = await LoadSharedAsync(ct) ?? TakeOverLocalFile() ?? new WebhookState();
         }
         catch
         {
             await taken.DisposeAsync();
             throw;
         }
+        lock (_lock)
+        {
+            _state = state;
+            _dirty = true;
+        }
         _leadership = taken as IHeldJobLock ?? new HeldForGood(taken);
+
         _leadCheckedAt = now;
+        try
+        {
+            await StartDeliveringAsync(ct);
+            await FlushSharedAsync(ct); // the state as taken over (a first cursor included) is stored before anything is sent
+        }
+        catch
+        {
+            await ResignAsync(flush: false);
+            throw;
+        }
         LogLeading(_logger);
         return true;
     }

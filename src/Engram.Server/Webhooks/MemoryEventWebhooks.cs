@@ -340,12 +340,20 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
                 _due[pending.Id] = 0;
             }
         }
-        if (_state.Cursor is null)
+        var last = await _store.GetLastSeqAsync(ct);
+        lock (_lock)
         {
-            // First start with webhooks: from now on, not the store's whole history.
-            var last = await _store.GetLastSeqAsync(ct);
-            lock (_lock)
+            if (_state.Cursor is { } cursor && cursor > last)
             {
+                // A cursor past the store's newest change belongs to another store (an older backup restored under the
+                // same folder, a file taken over from elsewhere): following it would skip every change until the log
+                // caught up. From now on instead, as at a first start.
+                LogCursorReset(_logger, cursor);
+                _state.Cursor = null;
+            }
+            if (_state.Cursor is null)
+            {
+                // First start with webhooks: from now on, not the store's whole history.
                 _state.Cursor = last;
                 Save();
             }
@@ -512,6 +520,9 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
 
     [LoggerMessage(EventId = 1950, Level = LogLevel.Warning, Message = "webhooks: reading the change log failed, retrying: {Reason}")]
     private static partial void LogFollowFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 1954, Level = LogLevel.Warning, Message = "webhooks: the stored cursor {Cursor} is past the store's newest change; following the change log from now on")]
+    private static partial void LogCursorReset(ILogger logger, long cursor);
 
     [LoggerMessage(EventId = 1951, Level = LogLevel.Warning, Message = "webhooks: {Event} of memory {MemoryId} failed {Attempts} times and is now a dead letter ({Reason}); POST /v1/admin/webhooks/deliveries/ID/retry sends it again")]
     private static partial void LogDead(ILogger logger, string @event, string memoryId, int attempts, string reason);

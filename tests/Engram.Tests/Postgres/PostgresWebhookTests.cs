@@ -162,6 +162,42 @@ public sealed class PostgresWebhookTests
         hook.Unread.Should().Be(0);
     }
 
+    [Fact]
+    public async Task The_webhooks_file_of_an_instance_from_before_is_taken_over_once()
+    {
+        // An instance that delivered from its own webhooks.json (here: a dead letter) before its store was shared.
+        using var data = new TempDirectory();
+        var dead = $"http://127.0.0.1:{EngramServer.FreePort()}/hook";
+        await using (var before = await EngramServer.StartAsync(data.Path, Hooks(dead, maxAttempts: 1)))
+        {
+            await before.CreateAsync(new { content = "its delivery dies" });
+            for (var deadline = DateTime.UtcNow.AddSeconds(30); DateTime.UtcNow < deadline; await Task.Delay(50))
+            {
+                if ((await DeliveriesAsync(before, "dead")).GetProperty("deliveries").GetArrayLength() == 1)
+                {
+                    break;
+                }
+            }
+        }
+        File.Exists(Path.Combine(data.Path, MemoryEventWebhooks.FileName)).Should().BeTrue();
+
+        using var location = await StoreLocation.CreateAsync(Backend.Postgres);
+        await using var shared = await EngramServer.StartAsync(location.Value, o =>
+        {
+            Hooks(dead, maxAttempts: 1)(o);
+            o.DataPath = data.Path; // the instance's own files: its webhooks.json among them
+        });
+        await DelivererAsync(shared);
+        (await DeliveriesAsync(shared, "dead")).GetProperty("deliveries").GetArrayLength().Should().Be(1, "the file's dead letter is in the shared state");
+        File.Exists(Path.Combine(data.Path, MemoryEventWebhooks.FileName)).Should().BeFalse("taken over once");
+        File.Exists(Path.Combine(data.Path, MemoryEventWebhooks.FileName + ".taken-over")).Should().BeTrue();
+
+        // The file's cursor counted another store's changes (it came from a SQLite folder): delivering goes on from now.
+        await using var hook = await SignedWebhookReceiver.StartAsync(new Uri(dead).Port);
+        var id = (await shared.CreateAsync(new { content = "written after the take-over" })).GetProperty("id").GetString()!;
+        (await ReceiveExactlyAsync(hook, 1)).Should().Equal(id);
+    }
+
     /// <summary>Ends the database session holding the webhooks lock, as a dropped connection or a dead process would.</summary>
     private static async Task TerminateLockSessionAsync(string url)
     {
