@@ -316,19 +316,18 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// <summary>
     /// Key-value changes logged as changelog rows before schema 14 (Changes.cs) go by the same retention as the history
     /// that replaced them: walked in seq (= time) order from where the last pass stopped (store_meta
-    /// <c>kv_changelog_pruned_through</c>), never past the migration's seq, memory and graph entries left alone. Returns the
-    /// entries deleted (not counted as history).
+    /// <c>kv_changelog_pruned_through</c>), never past the migration's seq, memory and graph entries left alone (not counted as
+    /// history in the pass's result).
     /// </summary>
-    private async Task<int> PruneLoggedKvChangesAsync(long beforeMs, int max, CancellationToken ct)
+    private async Task PruneLoggedKvChangesAsync(long beforeMs, int max, CancellationToken ct)
     {
         if (_kvChangesInHistoryAfter is not { } migrated)
         {
-            return 0;
+            return;
         }
-        var deleted = 0;
         for (var examined = 0; examined < max;)
         {
-            var (count, seen) = await _writer.WriteAsync(c =>
+            var seen = await _writer.WriteAsync(c =>
             {
                 var from = c.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{LoggedKvPrunedKey}'") ?? 0;
                 var doomed = new List<long>();
@@ -356,16 +355,14 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                     c.ExecuteNonQuery("INSERT INTO store_meta(key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                         LoggedKvPrunedKey, last.ToString(CultureInfo.InvariantCulture));
                 }
-                return (doomed.Count, seen);
+                return seen;
             }, WriteDurability.Relaxed, ct).ConfigureAwait(false);
-            deleted += count;
             examined += seen;
             if (seen < DeleteChunk)
             {
                 break; // the legacy entries are done, or the rest are younger than the cutoff
             }
         }
-        return deleted;
     }
 
     /// <summary>store_meta key: every legacy key-value changelog row up to this seq has been judged by <see cref="PruneLoggedKvChangesAsync"/>.</summary>
