@@ -240,15 +240,28 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// <summary>The live entries of <paramref name="keys"/> in order, unparsed; null where missing.</summary>
     public Task<IReadOnlyList<KvEntry?>> GetEntriesAsync(Caller caller, IReadOnlyList<string> keys, CancellationToken ct = default)
     {
-        var partition = Enter(caller, Role.Read, "read keys");
-        CheckBatch(keys, "keys");
+        var partition = CheckGetEntries(caller, keys);
         var stored = new string[keys.Count];
         for (var i = 0; i < stored.Length; i++)
         {
-            KvKeys.Validate(keys[i], $"keys[{i}]");
             stored[i] = KvKeys.ToStored(caller.Tenant, keys[i]);
         }
         return store.GetManyKvAsync(partition, stored, ct);
+    }
+
+    /// <summary>
+    /// What <see cref="GetEntriesAsync"/> checks (role, batch size, every key), without reading: a caller that reads
+    /// the keys in parts (RESP's MGET) fails before it has answered any of them.
+    /// </summary>
+    public Caller CheckGetEntries(Caller caller, IReadOnlyList<string> keys)
+    {
+        var partition = Enter(caller, Role.Read, "read keys");
+        CheckBatch(keys, "keys");
+        for (var i = 0; i < keys.Count; i++)
+        {
+            KvKeys.Validate(keys[i], $"keys[{i}]");
+        }
+        return partition;
     }
 
     /// <summary>

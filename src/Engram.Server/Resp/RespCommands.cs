@@ -227,24 +227,7 @@ internal sealed partial class RespConnection
             case "MGET":
                 if (Arity(2, exact: false))
                 {
-                    var keys = new string[_argCount - 1];
-                    for (var i = 1; i < _argCount; i++)
-                    {
-                        keys[i - 1] = Text(i);
-                    }
-                    var entries = await _kv.GetEntriesAsync(caller, keys, ct).ConfigureAwait(false);
-                    _reply.Array(entries.Count);
-                    foreach (var entry in entries)
-                    {
-                        if (entry is null)
-                        {
-                            _reply.Null();
-                        }
-                        else
-                        {
-                            _reply.Value(entry.ValueJson);
-                        }
-                    }
+                    await MGetAsync(caller, ct).ConfigureAwait(false);
                 }
                 return;
             case "MSET":
@@ -1139,12 +1122,60 @@ internal sealed partial class RespConnection
         }
     }
 
+    /// <summary>
+    /// MGET, read <see cref="MGetChunk"/> keys at a time and sent as it goes past <see cref="MaxUnsentReplyBytes"/>:
+    /// 1,000 keys of 1 MB values would otherwise be read into memory and written to the pipe at once. Each key is
+    /// read as it is at its turn, as a GET of each would be; Redis's MGET is a snapshot of all of them.
+    /// </summary>
+    private async ValueTask MGetAsync(Caller caller, CancellationToken ct)
+    {
+        var keys = new string[_argCount - 1];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = Text(i + 1);
+        }
+        _kv.CheckGetEntries(caller, keys); // every error before the first element of the reply
+        _reply.Array(keys.Length);
+        try
+        {
+            for (var start = 0; start < keys.Length; start += MGetChunk)
+            {
+                var chunk = keys.Length <= MGetChunk ? keys : keys.AsSpan(start, Math.Min(MGetChunk, keys.Length - start)).ToArray();
+                var entries = await _kv.GetEntriesAsync(caller, chunk, ct).ConfigureAwait(false);
+                foreach (var entry in entries)
+                {
+                    if (entry is null)
+                    {
+                        _reply.Null();
+                    }
+                    else
+                    {
+                        _reply.Value(entry.ValueJson);
+                    }
+                }
+                if (UnflushedPastBound && !await SendAsync(ct).ConfigureAwait(false))
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Part of the array is written: an error reply now would be read as its next element. Close after it.
+            _closeAfterReply = true;
+            throw;
+        }
+    }
+
+    /// <summary>The keys of an MGET read together; a chunk of 1 MB values is 32 MB of text at most.</summary>
+    private const int MGetChunk = 16;
+
     /// <summary>One line of CLIENT LIST / CLIENT INFO in Redis's format (the fields clients read).</summary>
     private string ClientLine(RespConnection c)
     {
         var now = Environment.TickCount64;
         return string.Create(CultureInfo.InvariantCulture,
-            $"id={c.Id} addr={c.Remote} name={c.Name} age={(now - c.OpenedAt) / 1000} idle={(now - c.LastActivity) / 1000} db=0 resp={(c == this && _reply.Resp3 ? 3 : 2)} cmd={(c == this ? "client|list" : "NULL")}\n");
+            $"id={c.Id} addr={c.Remote} name={c.Name} age={(now - c.OpenedAt) / 1000} idle={(now - c.LastActivity) / 1000} db=0 resp={(c == this && _reply.Resp3 ? 3 : 2)} cmd={(c == this ? "client|list" : "NULL")} tot-net-in={c.TotalBytesIn} tot-net-out={c.TotalBytesOut} tot-cmds={c.TotalCommands}\n");
     }
 
     /// <summary>OBJECT ENCODING key (int, embstr or raw, as Redis would keep the value; nil for a missing key), OBJECT HELP.</summary>

@@ -75,6 +75,13 @@ internal sealed partial class RespConnection
 
     public string? Name { get; private set; }
 
+    /// <summary>Commands run and bytes read and sent on this connection, as last reported (CLIENT LIST's tot-* fields).</summary>
+    public long TotalCommands { get; private set; }
+
+    public long TotalBytesIn { get; private set; }
+
+    public long TotalBytesOut { get; private set; }
+
     /// <summary><see cref="Environment.TickCount64"/> when the connection was accepted.</summary>
     public long OpenedAt { get; } = Environment.TickCount64;
 
@@ -98,6 +105,7 @@ internal sealed partial class RespConnection
                 LastActivity = Environment.TickCount64;
                 var buffer = result.Buffer;
                 long consumed = 0;
+                long counted = 0; // of consumed, in the tally already
                 var ran = false;
                 var inline = 0;
                 try
@@ -114,6 +122,12 @@ internal sealed partial class RespConnection
                         {
                             await ExecuteAsync(stopping).ConfigureAwait(false);
                         }
+                        if (UnflushedPastBound)
+                        {
+                            _tally.BytesIn += consumed - counted;
+                            counted = consumed;
+                            _closeAfterReply = !await SendAsync(stopping).ConfigureAwait(false);
+                        }
                     }
                 }
                 catch (RespProtocolException ex)
@@ -123,19 +137,13 @@ internal sealed partial class RespConnection
                     _closeAfterReply = true;
                     _closeReason = ex.Oversized ? RespStats.ClosedOversized : RespStats.ClosedProtocol;
                 }
-                _tally.BytesIn += consumed;
+                _tally.BytesIn += consumed - counted;
                 _input.AdvanceTo(buffer.GetPosition(consumed), buffer.End);
                 if (ran || _closeAfterReply)
                 {
                     await DrainAsync().ConfigureAwait(false);
                     ShrinkBuffers();
-                    if (_output.CanGetUnflushedBytes)
-                    {
-                        _tally.BytesOut += _output.UnflushedBytes;
-                    }
-                    _listener.Stats.Add(_tally);
-                    var flushed = await _output.FlushAsync(stopping).ConfigureAwait(false);
-                    if (flushed.IsCompleted)
+                    if (!await SendAsync(stopping).ConfigureAwait(false))
                     {
                         break;
                     }
@@ -153,11 +161,48 @@ internal sealed partial class RespConnection
         finally
         {
             await DrainQuietlyAsync().ConfigureAwait(false);
-            _listener.Stats.Add(_tally);
+            Report();
             _listener.Stats.Close(_closeReason);
             await _input.CompleteAsync().ConfigureAwait(false);
             await _output.CompleteAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Past this many bytes of replies not yet sent, the connection sends them before it runs the next command of a
+    /// pipeline (or the next keys of an MGET). Sending waits while the socket is full, so a client that pipelines
+    /// commands with large replies and does not read them stops its own connection at about this much buffered, as
+    /// the bounded command buffer stops one that sends too much. Without it a read of pipelined GETs (up to the
+    /// transport's 1 MB input buffer, some 45,000 commands) ran to its end and held every reply in memory.
+    /// </summary>
+    internal const int MaxUnsentReplyBytes = 256 * 1024;
+
+    private bool UnflushedPastBound => _output.CanGetUnflushedBytes && _output.UnflushedBytes >= MaxUnsentReplyBytes;
+
+    /// <summary>Sends the replies written so far; false when the client has gone (nothing more can be sent).</summary>
+    private async ValueTask<bool> SendAsync(CancellationToken stopping)
+    {
+        if (_output.CanGetUnflushedBytes)
+        {
+            _tally.BytesOut += _output.UnflushedBytes;
+        }
+        Report();
+        var flushed = await _output.FlushAsync(stopping).ConfigureAwait(false);
+        return !flushed.IsCompleted;
+    }
+
+    /// <summary>Adds the tally to the endpoint's figures (INFO, metrics) and to this connection's own (CLIENT LIST).</summary>
+    private void Report()
+    {
+        var commands = 0L;
+        foreach (var count in _tally.Commands)
+        {
+            commands += count;
+        }
+        TotalCommands += commands;
+        TotalBytesIn += _tally.BytesIn;
+        TotalBytesOut += _tally.BytesOut;
+        _listener.Stats.Add(_tally);
     }
 
     // ---- Parsing ---------------------------------------------------------------------------------------
