@@ -73,9 +73,10 @@ public interface IKeyValueStore
     /// <summary>
     /// The newest <paramref name="limit"/> history entries of the key, starting at the history position
     /// <paramref name="from"/> (a previous page's <see cref="KvHistoryPage.Next"/>; null: the newest entry),
-    /// in chronological order; kept after the entry is deleted.
+    /// in chronological order; kept after the entry is deleted. The page ends early, with a <see cref="KvHistoryPage.Next"/>,
+    /// after the entry that brings its values to <paramref name="maxValueChars"/> characters (it holds one entry at least).
     /// </summary>
-    Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, CancellationToken ct = default);
+    Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, long maxValueChars, CancellationToken ct = default);
 
     /// <summary>
     /// Deletes history entries written before <paramref name="beforeMs"/>, oldest first, in every tenant,

@@ -54,12 +54,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     public async Task<IReadOnlyList<KvLookup>> GetManyAsync(Caller caller, IReadOnlyList<string?>? keys, CancellationToken ct = default)
     {
-        var partition = Enter(caller, Role.Read, "read keys");
-        CheckBatch(keys, "keys");
-        for (var i = 0; i < keys!.Count; i++)
-        {
-            KvKeys.Validate(keys[i], $"keys[{i}]");
-        }
+        var partition = CheckGetMany(caller, keys);
         var entries = await store.GetManyKvAsync(partition, [.. keys.Select(k => KvKeys.ToStored(caller.Tenant, k!))], ct).ConfigureAwait(false);
         return [.. entries.Select((entry, i) =>
         {
@@ -69,6 +64,22 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
             }
             var (ttl, expires) = Ttl(entry.ExpiresAtMs);
             return new KvLookup(keys[i]!, true, Parse(entry.ValueJson), ttl, expires);
+        })];
+    }
+
+    /// <summary><see cref="GetManyAsync"/> with the values as stored text, parsed only when written (see <see cref="StoredJsonText"/>).</summary>
+    public async Task<IReadOnlyList<KvStoredLookup>> GetManyStoredAsync(Caller caller, IReadOnlyList<string?>? keys, CancellationToken ct = default)
+    {
+        var partition = CheckGetMany(caller, keys);
+        var entries = await store.GetManyKvAsync(partition, [.. keys.Select(k => KvKeys.ToStored(caller.Tenant, k!))], ct).ConfigureAwait(false);
+        return [.. entries.Select((entry, i) =>
+        {
+            if (entry is null)
+            {
+                return new KvStoredLookup(keys[i]!, false, null, null, null);
+            }
+            var (ttl, expires) = Ttl(entry.ExpiresAtMs);
+            return new KvStoredLookup(keys[i]!, true, new StoredJsonText(entry.ValueJson), ttl, expires);
         })];
     }
 
@@ -159,6 +170,12 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// The key's history, newest <paramref name="limit"/> entries first fetched, returned in chronological
     /// order; <see cref="KvHistoryResult.NextCursor"/> continues with the entries before them.
     /// </summary>
+    /// <summary>
+    /// A history page ends early (with a cursor) once its values reach this many characters: 1,000 versions of a
+    /// 1 MB value would otherwise be read and parsed at once. Callers page with the cursor as they do past the limit.
+    /// </summary>
+    public const long HistoryPageValueChars = 8 * 1024 * 1024;
+
     public async Task<KvHistoryResult> GetHistoryAsync(Caller caller, string? key, int? limit = null, string? cursor = null, CancellationToken ct = default)
     {
         var partition = Enter(caller, Role.Read, "read key history");
@@ -175,7 +192,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
                 ? hid
                 : throw new ValidationException("cursor", "the cursor is not one this server returned");
         }
-        var page = await store.GetKvHistoryAsync(partition, KvKeys.ToStored(caller.Tenant, key!), take, from, ct).ConfigureAwait(false);
+        var page = await store.GetKvHistoryAsync(partition, KvKeys.ToStored(caller.Tenant, key!), take, from, HistoryPageValueChars, ct).ConfigureAwait(false);
         if (page.Items.Count == 0 && cursor is null)
         {
             throw new NotFoundException($"key '{key}' has no history");
@@ -240,7 +257,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// <summary>The live entries of <paramref name="keys"/> in order, unparsed; null where missing.</summary>
     public Task<IReadOnlyList<KvEntry?>> GetEntriesAsync(Caller caller, IReadOnlyList<string> keys, CancellationToken ct = default)
     {
-        var partition = CheckGetEntries(caller, keys);
+        var partition = CheckGetMany(caller, keys);
         var stored = new string[keys.Count];
         for (var i = 0; i < stored.Length; i++)
         {
@@ -250,14 +267,15 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     }
 
     /// <summary>
-    /// What <see cref="GetEntriesAsync"/> checks (role, batch size, every key), without reading: a caller that reads
-    /// the keys in parts (RESP's MGET) fails before it has answered any of them.
+    /// What <see cref="GetManyAsync"/> and <see cref="GetEntriesAsync"/> check (role, batch size, every key), without
+    /// reading: a caller that reads the keys in parts (mget over HTTP and RESP, sent as they are read) fails before it
+    /// has answered any of them. Returns the caller's partition.
     /// </summary>
-    public Caller CheckGetEntries(Caller caller, IReadOnlyList<string> keys)
+    public Caller CheckGetMany(Caller caller, [System.Diagnostics.CodeAnalysis.NotNull] IReadOnlyList<string?>? keys)
     {
         var partition = Enter(caller, Role.Read, "read keys");
         CheckBatch(keys, "keys");
-        for (var i = 0; i < keys.Count; i++)
+        for (var i = 0; i < keys!.Count; i++)
         {
             KvKeys.Validate(keys[i], $"keys[{i}]");
         }

@@ -16,6 +16,12 @@ public sealed record KvWritten(string Key, bool Created, long Version, long TtlS
 /// <summary>One answer of an mget, in request order; <see cref="Found"/> tells a missing key from a stored null.</summary>
 public sealed record KvLookup(string Key, bool Found, [property: JsonConverter(typeof(StoredJsonConverter))] JsonElement? Value, long? TtlSeconds, DateTimeOffset? ExpiresAt);
 
+/// <summary>
+/// <see cref="KvLookup"/> with the value as stored text (the same JSON when written): what a streamed mget writes, so
+/// no value is parsed and kept before its turn.
+/// </summary>
+public sealed record KvStoredLookup(string Key, bool Found, StoredJsonText? Value, long? TtlSeconds, DateTimeOffset? ExpiresAt);
+
 /// <summary>One key of a listing (values are not listed: fetch them with mget, like Redis's SCAN).</summary>
 public sealed record KvKeyInfo(string Key, long TtlSeconds, DateTimeOffset? ExpiresAt, long Version, DateTimeOffset UpdatedAt);
 

@@ -44,7 +44,8 @@ internal static class KeyValueEndpoints
             .ProducesProblem(400).ProducesProblem(409);
         group.MapGet("/{**key}", GetAsync).WithName("GetKey").Requires(Role.Read)
             .WithSummary("The value, seconds to live (0: none) and expiry of a key; ?history=true for its history instead " +
-                "(the newest limit entries, default 100, max 1000, in chronological order; next_cursor continues with older ones).")
+                "(the newest limit entries, default 100, max 1000, in chronological order; next_cursor continues with older ones; " +
+                "a page ends early once its values reach 8 MB).")
             .Produces<KvItem>().Produces<KvHistoryResult>().ProducesProblem(404);
         group.MapDelete("/{**key}", DeleteAsync).WithName("DeleteKey").Requires(Role.Write).Produces(StatusCodes.Status204NoContent).ProducesProblem(404);
         group.MapPost("/{**key}", PostAsync).WithName("IncrementOrExpireKey").Requires(Role.Write)
@@ -129,7 +130,31 @@ internal static class KeyValueEndpoints
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
         var request = await JsonBody.ReadAsync<KvMGetRequest>(http.Request, BodySize.Batch, ct);
-        return TypedResults.Ok(new KvItemsResponse<KvLookup>(await kv.GetManyAsync(http.GetCaller(), request.Keys, ct)));
+        var caller = http.GetCaller();
+        kv.CheckGetMany(caller, request.Keys); // a 400 or 403 before the response starts
+        return TypedResults.Ok(new KvItemsStream<KvStoredLookup>(ReadInChunksAsync(kv, caller, request.Keys!, ct)));
+    }
+
+    /// <summary>The keys of an mget read and serialized together; a chunk of 1 MB values is 16 values in memory at most.</summary>
+    private const int MGetChunk = 16;
+
+    /// <summary>
+    /// An mget's items, read <see cref="MGetChunk"/> keys at a time while the serializer writes and sends the ones
+    /// before, each value parsed only as it is written: 1,000 keys of 1 MB values were read, parsed and held at once
+    /// (two such requests took the server's peak resident memory up by 950 MB) and now take a chunk's worth, the
+    /// client's socket setting the pace. Each key is read at its turn.
+    /// </summary>
+    private static async IAsyncEnumerable<KvStoredLookup> ReadInChunksAsync(KvService kv, Caller caller, IReadOnlyList<string?> keys,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        for (var start = 0; start < keys.Count; start += MGetChunk)
+        {
+            var chunk = keys.Count <= MGetChunk ? keys : keys.Skip(start).Take(MGetChunk).ToArray();
+            foreach (var item in await kv.GetManyStoredAsync(caller, chunk, ct).ConfigureAwait(false))
+            {
+                yield return item;
+            }
+        }
     }
 
     private static async Task<IResult> SetManyAsync(HttpContext http, KvService kv, CancellationToken ct)
@@ -246,3 +271,6 @@ public sealed record KvMSetRequest(IReadOnlyList<KvSetItem?>? Items);
 public sealed record KvCleanupRequest(string? Pattern, string? Cursor = null);
 
 public sealed record KvItemsResponse<T>(IReadOnlyList<T> Items);
+
+/// <summary><see cref="KvItemsResponse{T}"/> written as its items are read (the same JSON).</summary>
+public sealed record KvItemsStream<T>(IAsyncEnumerable<T> Items);

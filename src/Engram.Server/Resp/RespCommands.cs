@@ -1134,7 +1134,7 @@ internal sealed partial class RespConnection
         {
             keys[i] = Text(i + 1);
         }
-        _kv.CheckGetEntries(caller, keys); // every error before the first element of the reply
+        _kv.CheckGetMany(caller, keys); // every error before the first element of the reply
         _reply.Array(keys.Length);
         try
         {

@@ -67,6 +67,57 @@ public sealed class BodyMemoryTests(ITestOutputHelper output)
             $"resident memory went from {before / 1048576} MB to {after / 1048576} MB (peak {peak / 1048576} MB)");
     }
 
+    [Fact]
+    public async Task Big_mgets_are_sent_as_they_are_read_not_held_whole()
+    {
+        // Two concurrent mgets of 500 keys of a 1 MB value: 1 GB of answers. Read and parsed whole, they took the
+        // server's peak resident memory up by about that much; read in chunks and sent as the client reads, by a chunk's.
+        using var data = new TempDirectory();
+        await using var child = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = child.BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
+        var value = new string('b', 1_000_000);
+        (await client.PutAsync("/v1/kv/big", new StringContent($$"""{"value":"{{value}}"}""", Encoding.UTF8, "application/json"))).IsSuccessStatusCode.Should().BeTrue();
+        var body = $$"""{"keys":[{{string.Join(",", Enumerable.Repeat("\"big\"", 500))}}]}""";
+        await ReadMgetAsync(client, """{"keys":["big"]}"""); // warm up the path
+        var before = ResidentBytes(child.ProcessId);
+        ResetPeak(child.ProcessId);
+
+        var lengths = await Task.WhenAll(ReadMgetAsync(client, body), ReadMgetAsync(client, body));
+        var peak = PeakResidentBytes(child.ProcessId);
+
+        output.WriteLine($"VmRSS before {before / 1048576} MB, peak during the mgets {peak / 1048576} MB; answers of {string.Join(", ", lengths)} bytes");
+        lengths.Should().OnlyContain(n => n > 500L * 1_000_000, "every value is answered");
+        (peak - before).Should().BeLessThan(AllowedGrowthBytes, $"resident memory peaked at {peak / 1048576} MB from {before / 1048576} MB");
+    }
+
+    /// <summary>Reads an mget's answer as a stream (the test process does not hold it) and returns its length.</summary>
+    private static async Task<long> ReadMgetAsync(HttpClient client, string body)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/kv/mget") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+        await using var stream = await response.Content.ReadAsStreamAsync();
+        var buffer = new byte[64 * 1024];
+        long total = 0;
+        int n;
+        while ((n = await stream.ReadAsync(buffer)) > 0)
+        {
+            total += n;
+        }
+        return total;
+    }
+
+    /// <summary>Resets the process's peak resident size (VmHWM) to its current one.</summary>
+    private static void ResetPeak(int processId) => File.WriteAllText($"/proc/{processId}/clear_refs", "5");
+
+    private static long PeakResidentBytes(int processId) => StatusKilobytes(processId, "VmHWM:") * 1024;
+
+    private static long StatusKilobytes(int processId, string field)
+    {
+        var line = File.ReadLines($"/proc/{processId}/status").First(l => l.StartsWith(field, StringComparison.Ordinal));
+        return long.Parse(line[field.Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>The answer's status, or null when the server closed the connection on the unread body before the client saw it.</summary>
     private static async Task<HttpStatusCode?> SendAsync(HttpClient client, string path, long bytes, bool chunked, bool batch = false)
     {
@@ -82,12 +133,7 @@ public sealed class BodyMemoryTests(ITestOutputHelper output)
         }
     }
 
-    private static long ResidentBytes(int processId)
-    {
-        var line = File.ReadLines($"/proc/{processId}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-        var kb = long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
-        return kb * 1024;
-    }
+    private static long ResidentBytes(int processId) => StatusKilobytes(processId, "VmRSS:") * 1024;
 
     /// <summary>A JSON body of one long content string, generated as it is sent (the test process stays small).</summary>
     private sealed class PatternContent : HttpContent

@@ -185,12 +185,13 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         }
     }
 
-    public Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, CancellationToken ct = default) =>
+    public Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, long maxValueChars, CancellationToken ct = default) =>
         ReadAsync(async c =>
         {
             var next = from ?? (await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: true).ConfigureAwait(false)).Head;
             var entries = new List<KvHistoryEntry>(Math.Min(limit, 256));
-            while (next is { } hid && entries.Count < limit)
+            long chars = 0;
+            while (next is { } hid && entries.Count < limit && chars < maxValueChars)
             {
                 await using var command = Command(c,
                     "SELECT seq, event, actor, at, version, value, expires_at, prev_hid FROM kv_history WHERE hid = $1 AND tenant = $2 AND key = $3")
@@ -201,7 +202,9 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
                     next = null; // older entries were pruned, or a foreign cursor
                     break;
                 }
-                entries.Add(ReadKvHistory(new PostgresRow(reader)));
+                var entry = ReadKvHistory(new PostgresRow(reader));
+                entries.Add(entry);
+                chars += entry.ValueJson?.Length ?? 0;
                 next = reader.Int64OrNull(7);
             }
             entries.Reverse();

@@ -210,7 +210,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }
     }
 
-    public Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, CancellationToken ct = default) =>
+    public Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, long maxValueChars, CancellationToken ct = default) =>
         _readers.ReadAsync(c =>
         {
             // Walk the chain from the newest entry (or from the cursor: the next entry a previous page
@@ -223,7 +223,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             var entries = new List<KvHistoryEntry>(Math.Min(limit, 256));
             using var statement = c.Prepare(
                 "SELECT seq, event, actor, at, version, value, expires_at, prev_hid FROM kv_history WHERE hid = ?1 AND tenant = ?2 AND key = ?3");
-            while (next is { } hid && entries.Count < limit)
+            long chars = 0;
+            while (next is { } hid && entries.Count < limit && chars < maxValueChars)
             {
                 statement.BindAll([hid, caller.Tenant, storedKey]);
                 if (!statement.Step())
@@ -231,7 +232,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                     next = null; // older entries were pruned (history retention), or a foreign cursor
                     break;
                 }
-                entries.Add(ReadKvHistory(statement));
+                var entry = ReadKvHistory(statement);
+                entries.Add(entry);
+                chars += entry.ValueJson?.Length ?? 0;
                 next = statement.GetInt64OrNull(7);
                 statement.ResetForReuse();
             }
