@@ -12,8 +12,9 @@ namespace Engram.Core.Operations;
 /// holding Engram's export of the store (<see cref="BackupContents.Export"/>) rather than a SQLite database.
 /// What <c>engram backup --store postgres://…</c> and a PostgreSQL-backed server make; operators also have
 /// pg_dump and point-in-time recovery, but this one is verified by Engram and restores into either backend.
-/// It holds what an export holds: no API keys, no audit log (a migration copies the keys; see RUNBOOK); and the stored
-/// embedding vectors, so a restore embeds nothing again.
+/// It holds what an export holds, the stored embedding vectors (a restore embeds nothing again), and after the records
+/// one line of the API keys with their hashes and the secret they are keyed with (<see cref="ApiKeyTransfer"/>), so a
+/// restore gives users back working keys; no audit log.
 /// </summary>
 public static class LogicalBackup
 {
@@ -45,9 +46,16 @@ public static class LogicalBackup
         {
             var createdAt = clock.GetUtcNow();
             ExportSummary summary;
+            var apiKeys = await ApiKeyTransfer.ReadAsync(store, ct).ConfigureAwait(false);
             await using (var output = BackupFile.CreatePrivate(export))
             {
                 summary = await StoreExport.WriteAsync(transfer, output, null, clock, vectors: true, ct: ct).ConfigureAwait(false);
+                if (apiKeys is not null)
+                {
+                    // After the records, one line of the keys: a restore gives users back working keys.
+                    await output.WriteAsync(ApiKeyTransfer.ToLine(apiKeys), ct).ConfigureAwait(false);
+                    await output.WriteAsync("\n"u8.ToArray(), ct).ConfigureAwait(false);
+                }
             }
             var (schema, lastSeq) = ReadHeaderFacts(File.ReadLines(export).First());
             using (var input = new FileStream(export, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
@@ -66,6 +74,7 @@ public static class LogicalBackup
                 ["conversations"] = summary.Counts.Conversations,
                 ["extraction_jobs"] = summary.Counts.Jobs,
                 ["vectors"] = summary.Counts.Vectors ?? 0,
+                [ApiKeyTransfer.Kind] = apiKeys?.Keys.Count ?? 0,
             };
             var manifest = new BackupManifest(BackupFile.FormatVersion, StoreBackup.EngramVersion, schema, lastSeq, store.StoreId, counts, createdAt, kind,
                 StoreBackup.Compression, new FileInfo(export).Length, BackupFile.Sha256Of(export), new FileInfo(payload).Length, BackupFile.Sha256Of(payload),
@@ -87,6 +96,10 @@ public static class LogicalBackup
             StoreBackup.DeleteQuietly(export, payload, partial);
         }
     }
+
+    private static bool IsApiKeys(JsonElement record) =>
+        record.ValueKind == JsonValueKind.Object && record.TryGetProperty("kind", out var kind) && kind.ValueKind == JsonValueKind.String
+        && kind.ValueEquals(ApiKeyTransfer.Kind);
 
     private static (int Schema, long LastSeq) ReadHeaderFacts(string header)
     {
@@ -138,6 +151,7 @@ public static class LogicalBackup
         payload.Position = start;
         using var reader = new StreamReader(new GZipStream(payload, CompressionMode.Decompress, leaveOpen: true));
         var counted = ManifestNames.Values.ToDictionary(n => n, _ => 0L, StringComparer.Ordinal);
+        long apiKeys = 0;
         var header = reader.ReadLine();
         JsonElement headerCounts = default;
         try
@@ -167,6 +181,11 @@ public static class LogicalBackup
             {
                 using var document = JsonDocument.Parse(line);
                 var record = document.RootElement;
+                if (IsApiKeys(record))
+                {
+                    apiKeys += ApiKeyTransfer.FromLine(record).Keys.Count;
+                    continue;
+                }
                 var kind = ImportRecords.Kind(record);
                 _ = kind switch
                 {
@@ -189,6 +208,11 @@ public static class LogicalBackup
                     return;
                 }
             }
+        }
+        // Backups before the keys were carried have no count of them (and no line).
+        if (apiKeys != manifest.Counts.GetValueOrDefault(ApiKeyTransfer.Kind, 0))
+        {
+            problems.Add($"the export has {apiKeys} {ApiKeyTransfer.Kind}, the manifest says {manifest.Counts.GetValueOrDefault(ApiKeyTransfer.Kind, 0)}");
         }
         foreach (var (kind, name) in ManifestNames)
         {
@@ -248,7 +272,8 @@ public static class LogicalBackup
         using var input = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         BackupFile.ReadHead(input);
         using var gzip = new GZipStream(input, CompressionMode.Decompress);
-        var imported = await StoreImport.ReadAsync(transfer, gzip, continueOnError: false, ct: ct).ConfigureAwait(false);
+        var imported = await StoreImport.ReadAsync(transfer, gzip, continueOnError: false, ct: ct,
+            apiKeys: async (record, token) => await ApiKeyTransfer.WriteAsync(target, ApiKeyTransfer.FromLine(record), token).ConfigureAwait(false)).ConfigureAwait(false);
         return imported.Failed == 0
             ? verification
             : throw new StoreException($"the restore stopped: {string.Join("; ", imported.Errors.Select(e => $"line {e.Line}: {e.Message}"))}");

@@ -29,8 +29,12 @@ public static class StoreImport
     /// <summary>Errors kept in the report (the counts hold them all).</summary>
     public const int MaxErrors = 100;
 
+    /// <param name="apiKeys">
+    /// Takes the <see cref="ApiKeyTransfer.Kind"/> line of a logical backup being restored; null (an import) refuses
+    /// such a line, so an export file can never bring keys into a store.
+    /// </param>
     public static async Task<ImportReport> ReadAsync(IStoreTransfer store, Stream input, bool continueOnError,
-        IProgress<OperationProgress>? progress = null, CancellationToken ct = default)
+        IProgress<OperationProgress>? progress = null, CancellationToken ct = default, Func<JsonElement, CancellationToken, Task>? apiKeys = null)
     {
         var started = Stopwatch.GetTimestamp();
         using var reader = new StreamReader(input, leaveOpen: true);
@@ -54,13 +58,24 @@ public static class StoreImport
                     {
                         continue;
                     }
-                    if (Parse(line, out var document, out var kind, out var error))
+                    if (Parse(line, out var document, out var kind, out var error) && kind == ApiKeyTransfer.Kind)
+                    {
+                        using (document)
+                        {
+                            error = apiKeys is null ? "API keys are put back by a backup's restore only, never imported" : null;
+                            if (apiKeys is not null)
+                            {
+                                await apiKeys(document!.RootElement, ct).ConfigureAwait(false); // not a record: not in the counts
+                            }
+                        }
+                    }
+                    else if (error is null)
                     {
                         batch.Add((lineNumber, kind, document!));
                     }
-                    else
+                    if (error is not null)
                     {
-                        report.Fail(lineNumber, kind, error!);
+                        report.Fail(lineNumber, kind, error);
                         if (!continueOnError)
                         {
                             await FlushAsync(store, batch, baseline, report, continueOnError, ct).ConfigureAwait(false);
@@ -215,7 +230,7 @@ public static class StoreImport
             return false;
         }
         var name = kindValue.GetString()!;
-        if (!ExportKinds.Records.Contains(name, StringComparer.Ordinal))
+        if (!ExportKinds.Records.Contains(name, StringComparer.Ordinal) && name != ApiKeyTransfer.Kind)
         {
             document.Dispose();
             document = null;

@@ -79,7 +79,7 @@ public static class StoreMigration
             report.SourceCounts = await reader.CountPerTenantAsync(ct).ConfigureAwait(false);
             if (options.ApiKeys)
             {
-                await CopyApiKeysAsync(reader, source, target, report, ct).ConfigureAwait(false);
+                await CopyApiKeysAsync(source, target, report, ct).ConfigureAwait(false);
             }
             var total = (await reader.CountAsync(ct).ConfigureAwait(false)).Total;
             var batch = new List<(string Kind, JsonDocument Document)>(BatchSize);
@@ -161,60 +161,22 @@ public static class StoreMigration
     }
 
     /// <summary>
-    /// Copies the API keys with their hashes, and the secret the hashes are keyed with: without the same
-    /// secret no key would match. A target that has keys under another secret keeps them, and the source's
-    /// are not copied (said in the report).
+    /// Copies the API keys with their hashes and the secret the hashes are keyed with (<see cref="ApiKeyTransfer"/>). A
+    /// target that has keys under another secret keeps them, and the source's are not copied (said in the report).
     /// </summary>
-    private static async Task CopyApiKeysAsync(ExportReader reader, IMemoryStore source, IMemoryStore target, MigrationReport report, CancellationToken ct)
+    private static async Task CopyApiKeysAsync(IMemoryStore source, IMemoryStore target, MigrationReport report, CancellationToken ct)
     {
-        if (source is not IApiKeyStore from || target is not IApiKeyStore to)
+        if (await ApiKeyTransfer.ReadAsync(source, ct).ConfigureAwait(false) is not { } keys)
         {
             return;
         }
-        var keys = await from.ListApiKeysAsync(null, ct).ConfigureAwait(false);
-        if (keys.Count == 0)
+        var result = await ApiKeyTransfer.WriteAsync(target, keys, ct).ConfigureAwait(false);
+        report.ApiKeysCopied += result.Copied;
+        if (result.Note is null)
         {
-            return;
+            report.ApiKeysSkipped += result.Skipped;
         }
-        var secret = await from.GetApiKeySecretAsync(create: false, ct).ConfigureAwait(false);
-        var targetSecret = await to.GetApiKeySecretAsync(create: false, ct).ConfigureAwait(false);
-        var existing = await to.ListApiKeysAsync(null, ct).ConfigureAwait(false);
-        if (secret is null)
-        {
-            return;
-        }
-        if (targetSecret is not null && !targetSecret.AsSpan().SequenceEqual(secret))
-        {
-            if (existing.Count > 0)
-            {
-                report.ApiKeysNote = $"the target has {existing.Count} API keys of its own, hashed with another secret: the source's {keys.Count} keys were not copied";
-                return;
-            }
-        }
-        if (targetSecret is null || !targetSecret.AsSpan().SequenceEqual(secret))
-        {
-            await ((IStoreTransfer)target).SetMetaAsync("api_key_secret", Convert.ToHexStringLower(secret), ct).ConfigureAwait(false);
-        }
-        var hashes = await reader.ReadApiKeyHashesAsync(ct).ConfigureAwait(false);
-        var present = existing.Select(k => k.Id).ToHashSet(StringComparer.Ordinal);
-        foreach (var key in keys)
-        {
-            if (present.Contains(key.Id) || !hashes.TryGetValue(key.Id, out var hash))
-            {
-                report.ApiKeysSkipped++;
-                continue;
-            }
-            await to.InsertApiKeyAsync(key, hash, ct).ConfigureAwait(false);
-            if (key.RevokedAt is { } revoked)
-            {
-                await to.RevokeApiKeyAsync(key.Id, revoked, ct).ConfigureAwait(false);
-            }
-            if (key.LastUsedAt is { } used)
-            {
-                await to.TouchApiKeyAsync(key.Id, used, ct).ConfigureAwait(false);
-            }
-            report.ApiKeysCopied++;
-        }
+        report.ApiKeysNote = result.Note;
     }
 }
 
