@@ -287,6 +287,37 @@ internal sealed partial class RespConnection
                     _reply.Integer(persisted.Changed ? 1 : 0);
                 }
                 return;
+            case "STRLEN":
+                if (Arity(2, exact: true))
+                {
+                    var entry = await _kv.GetEntryAsync(caller, Text(1), ct).ConfigureAwait(false);
+                    _reply.Integer(entry is null ? 0 : RespWriter.ValueLength(entry.ValueJson));
+                }
+                return;
+            case "EXPIRETIME" or "PEXPIRETIME":
+                if (Arity(2, exact: true))
+                {
+                    var entry = await _kv.GetEntryAsync(caller, Text(1), ct).ConfigureAwait(false);
+                    _reply.Integer(entry is null ? -2 : entry.ExpiresAtMs is not { } at ? -1 : command == "PEXPIRETIME" ? at : at / 1000);
+                }
+                return;
+            case "GETSET":
+                if (Arity(3, exact: true))
+                {
+                    // SET key value GET: the old value, and the new one with the default TTL (Redis's GETSET drops the TTL).
+                    var json = Json(2);
+                    var expiry = _kv.DefaultExpiresAtMs();
+                    var (old, _) = await _kv.UpdateAsync(caller, Text(1), (_, _) => KvChange.Write(json, expiry), ct).ConfigureAwait(false);
+                    if (old is null)
+                    {
+                        _reply.Null();
+                    }
+                    else
+                    {
+                        _reply.Value(old.ValueJson);
+                    }
+                }
+                return;
             case "TYPE":
                 if (Arity(2, exact: true))
                 {
@@ -324,7 +355,7 @@ internal sealed partial class RespConnection
 
     private static bool Known(string command) => command is "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY"
         or "GETDEL" or "GETEX" or "MGET" or "MSET" or "EXISTS" or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "TTL" or "PTTL" or "PERSIST"
-        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT";
+        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT" or "STRLEN" or "EXPIRETIME" or "PEXPIRETIME" or "GETSET";
 
     /// <summary>The names COMMAND lists, with Redis's arity (negative: at least that many).</summary>
     private static readonly (string Name, int Arity, bool Write)[] Commands =
@@ -335,7 +366,8 @@ internal sealed partial class RespConnection
         ("unlink", -2, true), ("exists", -2, false), ("expire", -3, true), ("pexpire", -3, true), ("expireat", -3, true),
         ("pexpireat", -3, true), ("ttl", 2, false), ("pttl", 2, false), ("persist", 2, true), ("incr", 2, true), ("incrby", 3, true),
         ("decr", 2, true), ("decrby", 3, true), ("scan", -2, false), ("keys", 2, false), ("type", 2, false), ("dbsize", 1, false),
-        ("info", -1, false), ("object", -2, false),
+        ("info", -1, false), ("object", -2, false), ("strlen", 2, false), ("expiretime", 2, false), ("pexpiretime", 2, false),
+        ("getset", 3, true),
     ];
 
     // ---- Authentication ----------------------------------------------------------------------------------
@@ -588,10 +620,10 @@ internal sealed partial class RespConnection
         {
             case "PING" or "ECHO" or "QUIT" or "SELECT":
                 return true;
-            case "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY" or "GETDEL" or "PERSIST"
+            case "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY" or "GETDEL" or "GETSET" or "PERSIST"
                 or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "MSET":
                 return true; // (a due key check moves itself to the pool: CheckCallerAsync)
-            case "TTL" or "PTTL" or "TYPE" or "EXISTS" or "GETEX" or "MGET":
+            case "TTL" or "PTTL" or "TYPE" or "EXISTS" or "GETEX" or "MGET" or "STRLEN" or "EXPIRETIME" or "PEXPIRETIME":
                 if (_argCount > 17)
                 {
                     return false;

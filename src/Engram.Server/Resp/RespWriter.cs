@@ -137,6 +137,31 @@ internal sealed class RespWriter(PipeWriter output)
         Bulk(RespValues.DecodeJsonString(valueJson));
     }
 
+    /// <summary>How many bytes <see cref="Value"/> writes for <paramref name="valueJson"/> (STRLEN).</summary>
+    public static int ValueLength(string valueJson)
+    {
+        if (RespValues.TryStringContent(valueJson, out var content))
+        {
+            return Encoding.UTF8.GetByteCount(content);
+        }
+        if (valueJson.Length > 0 && valueJson[0] == '"')
+        {
+            var rented = ArrayPool<char>.Shared.Rent(valueJson.Length);
+            try
+            {
+                if (RespValues.TryUnescape(valueJson, rented, out var written))
+                {
+                    return Encoding.UTF8.GetByteCount(rented.AsSpan(0, written));
+                }
+            }
+            finally
+            {
+                ArrayPool<char>.Shared.Return(rented);
+            }
+        }
+        return Encoding.UTF8.GetByteCount(RespValues.DecodeJsonString(valueJson));
+    }
+
     private void Header(byte kind, long value)
     {
         var span = output.GetSpan(24);

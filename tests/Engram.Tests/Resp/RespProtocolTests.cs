@@ -41,6 +41,14 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         (await c.CallAsync("MGET", "p:m:1", "p:m:none", "p:m:2")).Should().BeEquivalentTo(new object?[] { "a", null, "b" }, o => o.WithStrictOrdering());
         (await c.CallAsync("SET", "p:u:1", "naïve ✓ \"quoted\" \\ \t tab")).Should().Be("+OK");
         (await c.CallAsync("GET", "p:u:1")).Should().Be("naïve ✓ \"quoted\" \\ \t tab");
+        (await c.CallAsync("STRLEN", "p:u:1")).Should().Be((long)Encoding.UTF8.GetByteCount("naïve ✓ \"quoted\" \\ \t tab"), "bytes, as GET returns them");
+
+        var expires = DateTimeOffset.UtcNow.AddSeconds(300).ToUnixTimeMilliseconds();
+        (await c.CallAsync("SET", "p:e:1", "v", "PXAT", expires.ToString())).Should().Be("+OK");
+        (await c.CallAsync("PEXPIRETIME", "p:e:1")).Should().Be(expires);
+        (await c.CallAsync("EXPIRETIME", "p:e:1")).Should().Be(expires / 1000);
+        (await c.CallAsync("GETSET", "p:e:1", "w")).Should().Be("v");
+        (await c.CallAsync("EXPIRETIME", "p:e:1")).Should().Be(-1L, "GETSET writes the default TTL, none here, as Redis drops the TTL");
     }
 
     [Fact]
