@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.IO.Enumeration;
 using System.Text;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
@@ -318,6 +319,9 @@ internal sealed partial class RespConnection
                     }
                 }
                 return;
+            case "CONFIG":
+                Config();
+                return;
             case "TYPE":
                 if (Arity(2, exact: true))
                 {
@@ -355,7 +359,7 @@ internal sealed partial class RespConnection
 
     private static bool Known(string command) => command is "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY"
         or "GETDEL" or "GETEX" or "MGET" or "MSET" or "EXISTS" or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "TTL" or "PTTL" or "PERSIST"
-        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT" or "STRLEN" or "EXPIRETIME" or "PEXPIRETIME" or "GETSET";
+        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT" or "STRLEN" or "EXPIRETIME" or "PEXPIRETIME" or "GETSET" or "CONFIG";
 
     /// <summary>The names COMMAND lists, with Redis's arity (negative: at least that many).</summary>
     private static readonly (string Name, int Arity, bool Write)[] Commands =
@@ -367,7 +371,7 @@ internal sealed partial class RespConnection
         ("pexpireat", -3, true), ("ttl", 2, false), ("pttl", 2, false), ("persist", 2, true), ("incr", 2, true), ("incrby", 3, true),
         ("decr", 2, true), ("decrby", 3, true), ("scan", -2, false), ("keys", 2, false), ("type", 2, false), ("dbsize", 1, false),
         ("info", -1, false), ("object", -2, false), ("strlen", 2, false), ("expiretime", 2, false), ("pexpiretime", 2, false),
-        ("getset", 3, true),
+        ("getset", 3, true), ("config", -2, false),
     ];
 
     // ---- Authentication ----------------------------------------------------------------------------------
@@ -618,7 +622,7 @@ internal sealed partial class RespConnection
     {
         switch (command)
         {
-            case "PING" or "ECHO" or "QUIT" or "SELECT":
+            case "PING" or "ECHO" or "QUIT" or "SELECT" or "CONFIG":
                 return true;
             case "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY" or "GETDEL" or "GETSET" or "PERSIST"
                 or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "MSET":
@@ -1201,6 +1205,58 @@ internal sealed partial class RespConnection
 
     /// <summary>The keys of an MGET read together; a chunk of 1 MB values is 32 MB of text at most.</summary>
     private const int MGetChunk = 16;
+
+    /// <summary>
+    /// CONFIG GET pattern…: the Redis settings clients and tools ask for (redis-benchmark warned "Could not fetch server
+    /// CONFIG" without it), answered from Engram's own. Read-only: Engram reads its settings at start, so CONFIG SET,
+    /// REWRITE and RESETSTAT are refused with the reason.
+    /// </summary>
+    private void Config()
+    {
+        var sub = _argCount >= 2 ? Encoding.ASCII.GetString(Arg(1)).ToUpperInvariant() : "";
+        switch (sub)
+        {
+            case "" or "GET" when _argCount < 3:
+                _reply.Error($"ERR wrong number of arguments for '{(sub.Length == 0 ? "config" : "config|get")}' command");
+                return;
+            case "GET":
+                var patterns = Enumerable.Range(2, _argCount - 2).Select(Text).ToList();
+                var matched = ConfigValues().Where(p => patterns.Any(pattern => FileSystemName.MatchesSimpleExpression(pattern, p.Name, ignoreCase: true))).ToList();
+                _reply.Map(matched.Count);
+                foreach (var (name, value) in matched)
+                {
+                    _reply.Bulk(name);
+                    _reply.Bulk(value);
+                }
+                return;
+            case "SET" or "REWRITE" or "RESETSTAT":
+                _reply.Error($"ERR CONFIG {sub} is not supported: Engram reads its settings (Engram:Resp, Engram:KeyValue) at start");
+                return;
+            default:
+                _reply.Error($"ERR unknown subcommand '{Encoding.UTF8.GetString(Arg(1))}'. Try CONFIG HELP.");
+                return;
+        }
+    }
+
+    private IEnumerable<(string Name, string Value)> ConfigValues()
+    {
+        var endpoint = _options.EndPoint();
+        var full = _kv.Options.Durability == Core.Storage.WriteDurability.Full;
+        return
+        [
+            ("appendonly", "yes"), // every write is in the store before it is acknowledged
+            ("appendfsync", full ? "always" : "no"), // relaxed: synced by the next full write or checkpoint
+            ("save", ""),
+            ("databases", "1"),
+            ("bind", endpoint.Address.ToString()),
+            ("port", endpoint.Port.ToString(CultureInfo.InvariantCulture)),
+            ("maxclients", _options.MaxConnections.ToString(CultureInfo.InvariantCulture)),
+            ("timeout", _options.IdleTimeoutSeconds.ToString(CultureInfo.InvariantCulture)),
+            ("proto-max-bulk-len", _options.MaxCommandBytes.ToString(CultureInfo.InvariantCulture)),
+            ("maxmemory", "0"),
+            ("maxmemory-policy", "noeviction"),
+        ];
+    }
 
     /// <summary>One line of CLIENT LIST / CLIENT INFO in Redis's format (the fields clients read).</summary>
     private string ClientLine(RespConnection c)

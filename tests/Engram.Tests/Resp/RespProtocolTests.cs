@@ -281,6 +281,11 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         (await c.CallAsync("HELLO", "4")).Should().Be("-NOPROTO unsupported protocol version");
         (await c.CallAsync("ECHO", "hi")).Should().Be("hi");
         (await c.CallAsync("COMMAND", "COUNT")).Should().BeOfType<long>().Which.Should().BeGreaterThan(30);
+        // CONFIG GET answers from Engram's settings (a RESP3 map here; the fixture's durability is relaxed).
+        (await c.CallAsync("CONFIG", "GET", "appendfsync", "max*", "port"))
+            .Should().BeEquivalentTo(new object?[] { "appendfsync", "no", "port", fixture.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "maxclients", "10000", "maxmemory", "0", "maxmemory-policy", "noeviction" }, o => o.WithStrictOrdering());
+        ((string)(await c.CallAsync("CONFIG", "SET", "maxclients", "5"))!).Should().StartWith("-ERR CONFIG SET is not supported");
         var info = (string)(await c.CallAsync("INFO"))!;
         info.Should().Contain("# Server").And.Contain("redis_version:").And.Contain("# Memory").And.Contain("# Keyspace");
         (await c.CallAsync("QUIT")).Should().Be("+OK");
