@@ -322,6 +322,9 @@ internal sealed partial class RespConnection
             case "CONFIG":
                 Config();
                 return;
+            case "MEMORY":
+                await MemoryAsync(caller, ct).ConfigureAwait(false);
+                return;
             case "TYPE":
                 if (Arity(2, exact: true))
                 {
@@ -359,7 +362,7 @@ internal sealed partial class RespConnection
 
     private static bool Known(string command) => command is "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY"
         or "GETDEL" or "GETEX" or "MGET" or "MSET" or "EXISTS" or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "TTL" or "PTTL" or "PERSIST"
-        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT" or "STRLEN" or "EXPIRETIME" or "PEXPIRETIME" or "GETSET" or "CONFIG";
+        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT" or "STRLEN" or "EXPIRETIME" or "PEXPIRETIME" or "GETSET" or "CONFIG" or "MEMORY";
 
     /// <summary>The names COMMAND lists, with Redis's arity (negative: at least that many).</summary>
     private static readonly (string Name, int Arity, bool Write)[] Commands =
@@ -371,7 +374,7 @@ internal sealed partial class RespConnection
         ("pexpireat", -3, true), ("ttl", 2, false), ("pttl", 2, false), ("persist", 2, true), ("incr", 2, true), ("incrby", 3, true),
         ("decr", 2, true), ("decrby", 3, true), ("scan", -2, false), ("keys", 2, false), ("type", 2, false), ("dbsize", 1, false),
         ("info", -1, false), ("object", -2, false), ("strlen", 2, false), ("expiretime", 2, false), ("pexpiretime", 2, false),
-        ("getset", 3, true), ("config", -2, false),
+        ("getset", 3, true), ("config", -2, false), ("memory", -2, false),
     ];
 
     // ---- Authentication ----------------------------------------------------------------------------------
@@ -1028,7 +1031,8 @@ internal sealed partial class RespConnection
         }
         if (Wants("clients"))
         {
-            text.Append("# Clients\r\nconnected_clients:").Append(_listener.ConnectionCount).Append("\r\n\r\n");
+            // No command blocks (no BLPOP and the like); redis-cli --stat prints garbage when the field is missing.
+            text.Append("# Clients\r\nconnected_clients:").Append(_listener.ConnectionCount).Append("\r\nblocked_clients:0\r\n\r\n");
         }
         if (Wants("stats"))
         {
@@ -1237,6 +1241,50 @@ internal sealed partial class RespConnection
                 return;
         }
     }
+
+    /// <summary>
+    /// MEMORY USAGE key [SAMPLES n]: an estimate of the bytes the key's entry takes in the store (its key, its value as
+    /// stored, about 64 bytes of the row's other columns; its history is not counted), nil for a missing key: what
+    /// <c>redis-cli --memkeys</c> reads.
+    /// </summary>
+    private async ValueTask MemoryAsync(Caller caller, CancellationToken ct)
+    {
+        var sub = _argCount >= 2 ? Encoding.ASCII.GetString(Arg(1)).ToUpperInvariant() : "";
+        if (sub != "USAGE")
+        {
+            _reply.Error(sub.Length == 0 ? "ERR wrong number of arguments for 'memory' command" : $"ERR unknown subcommand '{Encoding.UTF8.GetString(Arg(1))}'. Try MEMORY HELP.");
+            return;
+        }
+        if (_argCount < 3)
+        {
+            _reply.Error("ERR wrong number of arguments for 'memory|usage' command");
+            return;
+        }
+        for (var i = 3; i < _argCount; i += 2) // SAMPLES n, parsed as Redis does (any number: one value is no sample)
+        {
+            if (!Is(i, "SAMPLES"u8) || i + 1 >= _argCount)
+            {
+                _reply.Error(Syntax);
+                return;
+            }
+            if (!TryLong(i + 1, out _))
+            {
+                _reply.Error(WrongInteger);
+                return;
+            }
+        }
+        var key = Text(2);
+        var entry = await _kv.GetEntryAsync(caller, key, ct).ConfigureAwait(false);
+        if (entry is null)
+        {
+            _reply.Null();
+            return;
+        }
+        _reply.Integer(Encoding.UTF8.GetByteCount(key) + Encoding.UTF8.GetByteCount(entry.ValueJson) + StoredEntryOverheadBytes);
+    }
+
+    /// <summary>What a stored entry takes beyond its key and value: tenant, version, seq, times and the B-tree cell (about).</summary>
+    private const int StoredEntryOverheadBytes = 64;
 
     private IEnumerable<(string Name, string Value)> ConfigValues()
     {

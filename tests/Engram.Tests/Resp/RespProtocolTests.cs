@@ -286,6 +286,9 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
             .Should().BeEquivalentTo(new object?[] { "appendfsync", "no", "port", fixture.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "maxclients", "10000", "maxmemory", "0", "maxmemory-policy", "noeviction" }, o => o.WithStrictOrdering());
         ((string)(await c.CallAsync("CONFIG", "SET", "maxclients", "5"))!).Should().StartWith("-ERR CONFIG SET is not supported");
+        (await c.CallAsync("MEMORY", "USAGE", "object:long")).Should().Be((long)("object:long".Length + 102 + 64), "key, value as stored (a JSON string), the row");
+        (await c.CallAsync("MEMORY", "USAGE", "object:none", "SAMPLES", "0")).Should().BeNull();
+        ((string)(await c.CallAsync("INFO", "clients"))!).Should().Contain("blocked_clients:0", "redis-cli --stat reads it");
         var info = (string)(await c.CallAsync("INFO"))!;
         info.Should().Contain("# Server").And.Contain("redis_version:").And.Contain("# Memory").And.Contain("# Keyspace");
         (await c.CallAsync("QUIT")).Should().Be("+OK");
