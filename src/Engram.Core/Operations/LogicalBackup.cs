@@ -14,7 +14,8 @@ namespace Engram.Core.Operations;
 /// pg_dump and point-in-time recovery, but this one is verified by Engram and restores into either backend.
 /// It holds what an export holds, the stored embedding vectors (a restore embeds nothing again), and after the records
 /// one line of the API keys with their hashes and the secret they are keyed with (<see cref="ApiKeyTransfer"/>), so a
-/// restore gives users back working keys; no audit log.
+/// restore gives users back working keys, and one of the web UI's login keys (<see cref="StoreMetaTransfer"/>); no
+/// audit log.
 /// </summary>
 public static class LogicalBackup
 {
@@ -47,6 +48,7 @@ public static class LogicalBackup
             var createdAt = clock.GetUtcNow();
             ExportSummary summary;
             var apiKeys = await ApiKeyTransfer.ReadAsync(store, ct).ConfigureAwait(false);
+            var meta = await StoreMetaTransfer.ReadAsync(transfer, ct).ConfigureAwait(false);
             await using (var output = BackupFile.CreatePrivate(export))
             {
                 summary = await StoreExport.WriteAsync(transfer, output, null, clock, vectors: true, ct: ct).ConfigureAwait(false);
@@ -54,6 +56,11 @@ public static class LogicalBackup
                 {
                     // After the records, one line of the keys: a restore gives users back working keys.
                     await output.WriteAsync(ApiKeyTransfer.ToLine(apiKeys), ct).ConfigureAwait(false);
+                    await output.WriteAsync("\n"u8.ToArray(), ct).ConfigureAwait(false);
+                }
+                if (meta.Count > 0)
+                {
+                    await output.WriteAsync(StoreMetaTransfer.ToLine(meta), ct).ConfigureAwait(false);
                     await output.WriteAsync("\n"u8.ToArray(), ct).ConfigureAwait(false);
                 }
             }
@@ -75,6 +82,7 @@ public static class LogicalBackup
                 ["extraction_jobs"] = summary.Counts.Jobs,
                 ["vectors"] = summary.Counts.Vectors ?? 0,
                 [ApiKeyTransfer.Kind] = apiKeys?.Keys.Count ?? 0,
+                [StoreMetaTransfer.Kind] = meta.Count,
             };
             var manifest = new BackupManifest(BackupFile.FormatVersion, StoreBackup.EngramVersion, schema, lastSeq, store.StoreId, counts, createdAt, kind,
                 StoreBackup.Compression, new FileInfo(export).Length, BackupFile.Sha256Of(export), new FileInfo(payload).Length, BackupFile.Sha256Of(payload),
@@ -97,9 +105,24 @@ public static class LogicalBackup
         }
     }
 
-    private static bool IsApiKeys(JsonElement record) =>
+    /// <summary>The kind of a line that is not an export record but a backup's own (API keys, carried settings); null for a record.</summary>
+    private static string? BackupLineKind(JsonElement record) =>
         record.ValueKind == JsonValueKind.Object && record.TryGetProperty("kind", out var kind) && kind.ValueKind == JsonValueKind.String
-        && kind.ValueEquals(ApiKeyTransfer.Kind);
+            ? kind.ValueEquals(ApiKeyTransfer.Kind) ? ApiKeyTransfer.Kind : kind.ValueEquals(StoreMetaTransfer.Kind) ? StoreMetaTransfer.Kind : null
+            : null;
+
+    /// <summary>Takes a backup's own line while it is restored into <paramref name="target"/>.</summary>
+    private static async Task RestoreLineAsync(IMemoryStore target, string kind, JsonElement line, CancellationToken ct)
+    {
+        if (kind == ApiKeyTransfer.Kind)
+        {
+            await ApiKeyTransfer.WriteAsync(target, ApiKeyTransfer.FromLine(line), ct).ConfigureAwait(false);
+        }
+        else
+        {
+            await StoreMetaTransfer.WriteAsync((IStoreTransfer)target, StoreMetaTransfer.FromLine(line), ct).ConfigureAwait(false);
+        }
+    }
 
     private static (int Schema, long LastSeq) ReadHeaderFacts(string header)
     {
@@ -151,7 +174,7 @@ public static class LogicalBackup
         payload.Position = start;
         using var reader = new StreamReader(new GZipStream(payload, CompressionMode.Decompress, leaveOpen: true));
         var counted = ManifestNames.Values.ToDictionary(n => n, _ => 0L, StringComparer.Ordinal);
-        long apiKeys = 0;
+        long apiKeys = 0, metaRows = 0;
         var header = reader.ReadLine();
         JsonElement headerCounts = default;
         try
@@ -181,10 +204,14 @@ public static class LogicalBackup
             {
                 using var document = JsonDocument.Parse(line);
                 var record = document.RootElement;
-                if (IsApiKeys(record))
+                switch (BackupLineKind(record))
                 {
-                    apiKeys += ApiKeyTransfer.FromLine(record).Keys.Count;
-                    continue;
+                    case ApiKeyTransfer.Kind:
+                        apiKeys += ApiKeyTransfer.FromLine(record).Keys.Count;
+                        continue;
+                    case StoreMetaTransfer.Kind:
+                        metaRows += StoreMetaTransfer.FromLine(record).Count;
+                        continue;
                 }
                 var kind = ImportRecords.Kind(record);
                 _ = kind switch
@@ -209,10 +236,13 @@ public static class LogicalBackup
                 }
             }
         }
-        // Backups before the keys were carried have no count of them (and no line).
-        if (apiKeys != manifest.Counts.GetValueOrDefault(ApiKeyTransfer.Kind, 0))
+        // Backups before these were carried have no count of them (and no line).
+        foreach (var (name, count) in new[] { (ApiKeyTransfer.Kind, apiKeys), (StoreMetaTransfer.Kind, metaRows) })
         {
-            problems.Add($"the export has {apiKeys} {ApiKeyTransfer.Kind}, the manifest says {manifest.Counts.GetValueOrDefault(ApiKeyTransfer.Kind, 0)}");
+            if (count != manifest.Counts.GetValueOrDefault(name, 0))
+            {
+                problems.Add($"the export has {count} {name}, the manifest says {manifest.Counts.GetValueOrDefault(name, 0)}");
+            }
         }
         foreach (var (kind, name) in ManifestNames)
         {
@@ -273,7 +303,7 @@ public static class LogicalBackup
         BackupFile.ReadHead(input);
         using var gzip = new GZipStream(input, CompressionMode.Decompress);
         var imported = await StoreImport.ReadAsync(transfer, gzip, continueOnError: false, ct: ct,
-            apiKeys: async (record, token) => await ApiKeyTransfer.WriteAsync(target, ApiKeyTransfer.FromLine(record), token).ConfigureAwait(false)).ConfigureAwait(false);
+            backupLines: (kind, line, token) => RestoreLineAsync(target, kind, line, token)).ConfigureAwait(false);
         return imported.Failed == 0
             ? verification
             : throw new StoreException($"the restore stopped: {string.Join("; ", imported.Errors.Select(e => $"line {e.Line}: {e.Message}"))}");

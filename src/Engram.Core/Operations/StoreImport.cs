@@ -29,12 +29,14 @@ public static class StoreImport
     /// <summary>Errors kept in the report (the counts hold them all).</summary>
     public const int MaxErrors = 100;
 
-    /// <param name="apiKeys">
-    /// Takes the <see cref="ApiKeyTransfer.Kind"/> line of a logical backup being restored; null (an import) refuses
-    /// such a line, so an export file can never bring keys into a store.
+    /// <param name="backupLines">
+    /// Takes the lines of a logical backup being restored that are not records (<see cref="ApiKeyTransfer.Kind"/>,
+    /// <see cref="StoreMetaTransfer.Kind"/>), with their kind; null (an import) refuses them, so an export file can never
+    /// bring keys or settings into a store.
     /// </param>
     public static async Task<ImportReport> ReadAsync(IStoreTransfer store, Stream input, bool continueOnError,
-        IProgress<OperationProgress>? progress = null, CancellationToken ct = default, Func<JsonElement, CancellationToken, Task>? apiKeys = null)
+        IProgress<OperationProgress>? progress = null, CancellationToken ct = default,
+        Func<string, JsonElement, CancellationToken, Task>? backupLines = null)
     {
         var started = Stopwatch.GetTimestamp();
         using var reader = new StreamReader(input, leaveOpen: true);
@@ -58,14 +60,14 @@ public static class StoreImport
                     {
                         continue;
                     }
-                    if (Parse(line, out var document, out var kind, out var error) && kind == ApiKeyTransfer.Kind)
+                    if (Parse(line, out var document, out var kind, out var error) && kind is ApiKeyTransfer.Kind or StoreMetaTransfer.Kind)
                     {
                         using (document)
                         {
-                            error = apiKeys is null ? "API keys are put back by a backup's restore only, never imported" : null;
-                            if (apiKeys is not null)
+                            error = backupLines is null ? $"{kind} lines are put back by a backup's restore only, never imported" : null;
+                            if (backupLines is not null)
                             {
-                                await apiKeys(document!.RootElement, ct).ConfigureAwait(false); // not a record: not in the counts
+                                await backupLines(kind, document!.RootElement, ct).ConfigureAwait(false); // not a record: not in the counts
                             }
                         }
                     }
@@ -230,7 +232,7 @@ public static class StoreImport
             return false;
         }
         var name = kindValue.GetString()!;
-        if (!ExportKinds.Records.Contains(name, StringComparer.Ordinal) && name != ApiKeyTransfer.Kind)
+        if (!ExportKinds.Records.Contains(name, StringComparer.Ordinal) && name is not (ApiKeyTransfer.Kind or StoreMetaTransfer.Kind))
         {
             document.Dispose();
             document = null;

@@ -81,6 +81,8 @@ public static class StoreMigration
             {
                 await CopyApiKeysAsync(source, target, report, ct).ConfigureAwait(false);
             }
+            // The web UI's login keys, so a migrated deployment keeps its users logged in.
+            await StoreMetaTransfer.WriteAsync(to, await StoreMetaTransfer.ReadAsync(from, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
             var total = (await reader.CountAsync(ct).ConfigureAwait(false)).Total;
             var batch = new List<(string Kind, JsonDocument Document)>(BatchSize);
             try

@@ -18,7 +18,7 @@ namespace Engram.Server.Ui;
 internal sealed class StoreKeyRepository(IStoreTransfer store, string legacyFolder) : IXmlRepository
 {
     /// <summary>The prefix of the key rows in <c>store_meta</c>; the rest of the row's key is the key's friendly name.</summary>
-    public const string MetaPrefix = "ui_data_protection_key:";
+    public const string MetaPrefix = Core.Operations.StoreMetaTransfer.UiDataProtectionPrefix; // carried by logical backups and migrations
 
     private int _legacyChecked;
 

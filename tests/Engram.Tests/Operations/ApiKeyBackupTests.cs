@@ -7,6 +7,7 @@ using Engram.Core.Operations;
 using Engram.Core.Security;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
+using Engram.Core.Storage.Transfer;
 using Engram.Tests.Support;
 
 namespace Engram.Tests.Operations;
@@ -14,7 +15,8 @@ namespace Engram.Tests.Operations;
 /// <summary>
 /// A logical backup (what a PostgreSQL-backed server makes) carries the API keys with their hashes and the secret the
 /// hashes are keyed with, so a restore gives users back working keys: before, a PostgreSQL store restored from its own
-/// backup had no keys at all, and every client was locked out. An export never carries keys, and an import refuses them.
+/// backup had no keys at all, and every client was locked out. The web UI's login keys travel the same way. An export
+/// never carries either, and an import refuses them.
 /// A real PostgreSQL server and real SQLite files.
 /// </summary>
 public sealed class ApiKeyBackupTests : IDisposable
@@ -42,6 +44,9 @@ public sealed class ApiKeyBackupTests : IDisposable
             revoked = await keys.CreateAsync(new NewApiKey("acme", Role.Read), "test");
             await keys.RevokeAsync(revoked.Key.Id, null, "test");
             (await keys.AuthenticateAsync(writer.Secret)).Should().NotBeNull();
+            // A web UI login key travels with the deployment; an instance's own position does not.
+            await ((IStoreTransfer)store).SetMetaAsync(StoreMetaTransfer.UiDataProtectionPrefix + "key-1", "<key id=\"1\" />");
+            await ((IStoreTransfer)store).SetMetaAsync("webhooks:state", "{}");
         }
 
         var backup = Path.Combine(_dir.Path, "pg.backup");
@@ -49,6 +54,7 @@ public sealed class ApiKeyBackupTests : IDisposable
         {
             var manifest = await LogicalBackup.CreateAsync(store, backup, "manual", TimeProvider.System);
             manifest.Counts[ApiKeyTransfer.Kind].Should().Be(3);
+            manifest.Counts[StoreMetaTransfer.Kind].Should().Be(1);
         }
         var verified = StoreBackup.Verify(backup);
         verified.Ok.Should().BeTrue(string.Join("; ", verified.Problems));
@@ -69,6 +75,9 @@ public sealed class ApiKeyBackupTests : IDisposable
             (await keys.AuthenticateAsync(revoked.Secret)).Should().BeNull("a revoked key stays revoked");
             (await keys.ListAsync(null)).Should().HaveCount(3);
             (await store.ReadCountsAsync()).Memories.Values.Sum().Should().Be(1);
+            var transfer = (IStoreTransfer)store;
+            (await transfer.GetMetaAsync(StoreMetaTransfer.UiDataProtectionPrefix + "key-1")).Should().Be("<key id=\"1\" />", "users stay logged in");
+            (await transfer.GetMetaAsync("webhooks:state")).Should().BeNull("the source's delivery position is not the target's");
         }
     }
 

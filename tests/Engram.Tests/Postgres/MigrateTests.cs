@@ -40,6 +40,10 @@ public sealed class MigrateTests
         var (server, key) = await ExportImportTests.SeedAsync(source);
         await server.DisposeAsync();
         var url = await PostgresServer.NewDatabaseUrlAsync();
+        await using (var store = SqliteMemoryStore.Open(source))
+        {
+            await ((Core.Storage.Transfer.IStoreTransfer)store).SetMetaAsync(Core.Operations.StoreMetaTransfer.UiDataProtectionPrefix + "k1", "<key id=\"k1\" />");
+        }
 
         var there = await CliProcess.RunAsync(["migrate", "--from", source, "--to", url, "--json"]);
         there.ExitCode.Should().Be(0, there.ToString());
@@ -57,6 +61,12 @@ public sealed class MigrateTests
         var back = Path.Combine(temp.Path, "back");
         var returned = await CliProcess.RunAsync(["migrate", "--from", url, "--to", back, "--json"]);
         returned.ExitCode.Should().Be(0, returned.ToString());
+        foreach (var location in new[] { url, back })
+        {
+            await using var store = Core.Storage.StoreFactory.Open(location);
+            (await ((Core.Storage.Transfer.IStoreTransfer)store).GetMetaAsync(Core.Operations.StoreMetaTransfer.UiDataProtectionPrefix + "k1"))
+                .Should().Be("<key id=\"k1\" />", "the web UI's login keys travel with a migration");
+        }
 
         // Every record of every kind, every field (ids, versions, times, TTLs, tags, metadata, history, chains, observations).
         var original = await ExportAsync(temp.Path, source);
