@@ -160,6 +160,13 @@ public sealed class HnswCompactionTests
             }
         });
 
+        // The searchers run before the compaction starts: on a loaded machine their tasks could otherwise be scheduled
+        // only after it ended (this test once saw 0 searches).
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (Volatile.Read(ref searches) == 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(1);
+        }
         var dropped = await Task.Run(() => index.Compact(0.2));
         await writer.WaitAsync(TimeSpan.FromMinutes(5));
         await stop.CancelAsync();
