@@ -1,5 +1,6 @@
 // The swarm scenario of issue 20 with ioredis against Engram's RESP endpoint: 16 agents at once
-// SET their state with EX, GET it back, INCR a shared counter (the sum must be exact), then the
+// SET their state with EX, GET it back, INCR a shared counter (the sum must be exact), claim in a
+// MULTI/EXEC and add themselves to a shared board with WATCH (no update lost), then the
 // cleanup SCANs by pattern and DELs. Usage: node resp-swarm.mjs <port> [password]
 // Prints one JSON summary on stdout; exits 1 when anything did not hold.
 import Redis from "ioredis";
@@ -30,9 +31,25 @@ await Promise.all(clients.map(async (redis, a) => {
   for (let i = 0; i < incrsPerAgent; i++) pipeline.incr("swarm:counter:total");
   const results = await pipeline.exec();
   check(results.every(([error]) => error === null), `incr errors for a${a}`);
+
+  // MULTI/EXEC: the agent's claim and the claims counter in one transaction.
+  const claim = await redis.multi().set(`swarm:claim:a${a}`, "taken", "EX", 60).incr("swarm:claims").get(`swarm:claim:a${a}`).exec();
+  check(Array.isArray(claim) && claim.every(([error]) => error === null) && claim[0][1] === "OK" && claim[2][1] === "taken",
+    `multi a${a}: ${JSON.stringify(claim)}`);
+  // WATCH/MULTI/EXEC: an optimistic update of a shared task board, retried when another agent wrote it first.
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    await redis.watch("swarm:board");
+    const board = JSON.parse((await redis.get("swarm:board")) ?? "[]");
+    board.push(a);
+    if ((await redis.multi().set("swarm:board", JSON.stringify(board)).exec()) !== null) break;
+    check(attempt < 999, `board: a${a} never committed`);
+  }
 }));
 
 const total = Number(await clients[0].get("swarm:counter:total"));
+const board = JSON.parse(await clients[0].get("swarm:board"));
+check(board.length === agents && new Set(board).size === agents, `board ${JSON.stringify(board)}: an update was lost`);
+check(Number(await clients[0].get("swarm:claims")) === agents, "claims counter");
 check(total === agents * incrsPerAgent, `counter ${total}, expected ${agents * incrsPerAgent}`);
 // Set with EX 60 at most `elapsed` seconds ago (a slow store or a busy machine makes the run longer, not the TTL wrong).
 const elapsed = Math.ceil((Date.now() - started) / 1000);
@@ -58,5 +75,5 @@ check(rest.length === 0, `${rest.length} keys left after cleanup`);
 check((await clients[0].exists("swarm:agent:a0")) === 1, "agent key deleted by the state cleanup");
 
 await Promise.all(clients.map(c => c.quit()));
-console.log(JSON.stringify({ ok: failures.length === 0, total, scanned: found.length, deleted, failures: failures.slice(0, 20) }));
+console.log(JSON.stringify({ ok: failures.length === 0, total, board: board.length, scanned: found.length, deleted, failures: failures.slice(0, 20) }));
 process.exit(failures.length === 0 ? 0 : 1);

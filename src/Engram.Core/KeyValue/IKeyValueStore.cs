@@ -58,6 +58,16 @@ public interface IKeyValueStore
     /// </summary>
     Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability, CancellationToken ct = default);
 
+    /// <summary>
+    /// A multi-key transaction (Redis's MULTI/EXEC): reads the entries of <paramref name="storedKeys"/>, runs
+    /// <paramref name="run"/> on them (a <see cref="KvTransaction"/>, which records the changes its commands make) and
+    /// writes those changes in order, all in one step that no other write interleaves with; an exception from
+    /// <paramref name="run"/> writes nothing. <paramref name="run"/> must be synchronous and may run twice when a write
+    /// is retried. History and change log as for any write.
+    /// </summary>
+    Task<T> TransactKvAsync<T>(Caller caller, IReadOnlyCollection<string> storedKeys, Func<KvTransaction, T> run, WriteDurability durability,
+        CancellationToken ct = default);
+
     /// <summary>Live entries matching <paramref name="pattern"/> in key order, after <paramref name="afterKey"/>.</summary>
     Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default);
 

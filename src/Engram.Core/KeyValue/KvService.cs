@@ -345,6 +345,29 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         return store.DeleteKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), options.Durability, ct);
     }
 
+    /// <summary>The most keys one transaction may name (its commands' keys and the watched ones together).</summary>
+    public const int MaxTransactionKeys = 10_000;
+
+    /// <summary>
+    /// Runs <paramref name="run"/> as one transaction over <paramref name="keys"/> (Redis's MULTI/EXEC): the
+    /// <see cref="KvTransactionView.Kv"/> it gets is this service over the keys' entries as one step of the store read
+    /// them, with every check of a call as here (roles, read-only mode, values, TTLs), and the changes its calls make
+    /// are written in order in that step, with nothing between. Keys that are not valid are left out (a call on one
+    /// fails as it would outside). <paramref name="run"/> must complete synchronously and may run twice (a retried
+    /// write); when it throws, nothing is written.
+    /// </summary>
+    public Task<T> TransactAsync<T>(Caller caller, IEnumerable<string> keys, Func<KvTransactionView, T> run, CancellationToken ct = default)
+    {
+        var partition = Enter(caller, Role.Read, "read keys");
+        var stored = keys.Where(KvKeys.IsValid).Select(k => KvKeys.ToStored(caller.Tenant, k)).Distinct(StringComparer.Ordinal).ToList();
+        if (stored.Count > MaxTransactionKeys)
+        {
+            throw new ValidationException("keys", $"the transaction names {stored.Count} keys; the limit is {MaxTransactionKeys}");
+        }
+        return store.TransactKvAsync(partition, stored,
+            transaction => run(new KvTransactionView(new KvService(transaction, options, clock, gate), transaction, caller.Tenant)), options.Durability, ct);
+    }
+
     /// <summary>
     /// Reads the key's live entry and makes the change <paramref name="decide"/> returns, in one step of the
     /// store that no other write of the key interleaves with (SET … GET, GETDEL, GETEX, EXPIRE NX/XX/GT/LT,
@@ -475,4 +498,16 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
             throw new ValidationException("cursor", "the cursor is not one this server returned");
         }
     }
+}
+
+/// <summary>What a transaction's commands run on (<see cref="KvService.TransactAsync{T}"/>): the service over its keys, and their history heads.</summary>
+public sealed class KvTransactionView(KvService kv, KvTransaction transaction, string tenant)
+{
+    public KvService Kv => kv;
+
+    /// <summary>
+    /// The head of the key's history when the transaction read it (0: none); any change of the key since an earlier
+    /// read moves it (Redis's WATCH compares it).
+    /// </summary>
+    public long HeadAtStart(string key) => transaction.HeadAtStart(KvKeys.ToStored(tenant, key));
 }

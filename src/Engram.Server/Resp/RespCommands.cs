@@ -38,6 +38,14 @@ internal sealed partial class RespConnection
 
     private async ValueTask RunCommandAsync(CancellationToken ct)
     {
+        if (InMulti)
+        {
+            await DrainAsync().ConfigureAwait(false);
+            if (TryQueue(Encoding.ASCII.GetString(Arg(0)).ToUpperInvariant()))
+            {
+                return;
+            }
+        }
         var name = Arg(0);
         // The hot commands first.
         if (Ascii.EqualsIgnoreCase(name, "GET"u8))
@@ -109,6 +117,30 @@ internal sealed partial class RespConnection
             case "COMMAND":
                 await DrainAsync().ConfigureAwait(false);
                 CommandInfo();
+                return;
+            case "MULTI":
+                await DrainAsync().ConfigureAwait(false);
+                await MultiAsync(ct).ConfigureAwait(false);
+                return;
+            case "EXEC":
+                await DrainAsync().ConfigureAwait(false);
+                await ExecAsync(ct).ConfigureAwait(false);
+                return;
+            case "DISCARD":
+                await DrainAsync().ConfigureAwait(false);
+                Discard();
+                return;
+            case "WATCH":
+                await DrainAsync().ConfigureAwait(false);
+                await WatchAsync(ct).ConfigureAwait(false);
+                return;
+            case "UNWATCH":
+                await DrainAsync().ConfigureAwait(false);
+                if (Arity(1, exact: true))
+                {
+                    _watched = null;
+                    _reply.Ok();
+                }
                 return;
         }
         if (!Known(command))
@@ -374,7 +406,8 @@ internal sealed partial class RespConnection
         ("pexpireat", -3, true), ("ttl", 2, false), ("pttl", 2, false), ("persist", 2, true), ("incr", 2, true), ("incrby", 3, true),
         ("decr", 2, true), ("decrby", 3, true), ("scan", -2, false), ("keys", 2, false), ("type", 2, false), ("dbsize", 1, false),
         ("info", -1, false), ("object", -2, false), ("strlen", 2, false), ("expiretime", 2, false), ("pexpiretime", 2, false),
-        ("getset", 3, true), ("config", -2, false), ("memory", -2, false),
+        ("getset", 3, true), ("config", -2, false), ("memory", -2, false), ("multi", 1, false), ("exec", 1, false), ("discard", 1, false),
+        ("watch", -2, false), ("unwatch", 1, false),
     ];
 
     // ---- Authentication ----------------------------------------------------------------------------------
@@ -390,7 +423,7 @@ internal sealed partial class RespConnection
     /// </summary>
     private bool TryGetFromMemory()
     {
-        if (_argCount != 2 || _pending.Count != 0 || _sets.Count != 0 || !Is(0, "GET"u8) || !TryCallerNow(out var caller)
+        if (_argCount != 2 || _pending.Count != 0 || _sets.Count != 0 || InMulti || !Is(0, "GET"u8) || !TryCallerNow(out var caller)
             || RespWriter.TryDecode(Arg(1)) is not { } key || !_kv.TryGetEntryFromMemory(caller, key, out var entry))
         {
             return false;
@@ -420,7 +453,9 @@ internal sealed partial class RespConnection
         return _loopback && !keys.RefreshDue && !keys.HasActiveKeys;
     }
 
-    private ValueTask<Caller?> CallerAsync(CancellationToken ct) => TryCallerNow(out var caller) ? new(caller) : CheckCallerAsync(ct);
+    private ValueTask<Caller?> CallerAsync(CancellationToken ct) =>
+        _transactionCaller is not null ? new(_transactionCaller) // EXEC checked it for the whole transaction
+        : TryCallerNow(out var caller) ? new(caller) : CheckCallerAsync(ct);
 
     private async ValueTask<Caller?> CheckCallerAsync(CancellationToken ct)
     {
@@ -625,7 +660,7 @@ internal sealed partial class RespConnection
     {
         switch (command)
         {
-            case "PING" or "ECHO" or "QUIT" or "SELECT" or "CONFIG":
+            case "PING" or "ECHO" or "QUIT" or "SELECT" or "CONFIG" or "DISCARD" or "UNWATCH":
                 return true;
             case "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY" or "GETDEL" or "GETSET" or "PERSIST"
                 or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "MSET":

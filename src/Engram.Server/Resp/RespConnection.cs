@@ -32,10 +32,10 @@ internal sealed partial class RespConnection
     private readonly ConnectionContext _context;
     private readonly RespListener _listener;
     private readonly RespOptions _options;
-    private readonly KvService _kv;
+    private KvService _kv; // a transaction's own while EXEC runs its commands (RespTransactions)
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
-    private readonly RespWriter _reply;
+    private RespWriter _reply; // a buffer's while EXEC runs its commands
     private readonly List<Pending> _pending = [];
     private readonly RespTally _tally = new();
     private int _closeReason = RespStats.ClosedByClient;
@@ -177,7 +177,7 @@ internal sealed partial class RespConnection
     /// </summary>
     internal const int MaxUnsentReplyBytes = 256 * 1024;
 
-    private bool UnflushedPastBound => _output.CanGetUnflushedBytes && _output.UnflushedBytes >= MaxUnsentReplyBytes;
+    private bool UnflushedPastBound => _transactionCaller is null && _output.CanGetUnflushedBytes && _output.UnflushedBytes >= MaxUnsentReplyBytes;
 
     /// <summary>Sends the replies written so far; false when the client has gone (nothing more can be sent).</summary>
     private async ValueTask<bool> SendAsync(CancellationToken stopping)
@@ -561,7 +561,7 @@ internal sealed partial class RespConnection
     /// every socket of the process waits while code runs there, so a command that may block (a SQLite read, a key
     /// check, a scan) first yields to the thread pool. Continuations of the store's writes run on pool threads.
     /// </summary>
-    private static bool OnEventThread => !Thread.CurrentThread.IsThreadPoolThread;
+    private bool OnEventThread => _transactionCaller is null && !Thread.CurrentThread.IsThreadPoolThread; // (EXEC's commands run where the store runs them)
 
     private ReadOnlySpan<byte> Arg(int i) => _argBytes.AsSpan(_argStart[i], _argLength[i]);
 

@@ -21,7 +21,8 @@ internal sealed class RespStats
     [
         "get", "set", "ping", "echo", "quit", "hello", "auth", "select", "client", "command", "setnx", "setex", "psetex", "del", "unlink",
         "incr", "decr", "incrby", "decrby", "getdel", "getex", "mget", "mset", "exists", "expire", "pexpire", "expireat", "pexpireat",
-        "ttl", "pttl", "persist", "type", "scan", "keys", "dbsize", "info", "object", "strlen", "expiretime", "pexpiretime", "getset", "config", "memory", "unknown",
+        "ttl", "pttl", "persist", "type", "scan", "keys", "dbsize", "info", "object", "strlen", "expiretime", "pexpiretime", "getset", "config", "memory", "multi", "exec", "discard", "watch",
+        "unwatch", "unknown",
     ];
 
     public const int Get = 0;
@@ -30,7 +31,7 @@ internal sealed class RespStats
     public static readonly int Unknown = CommandNames.Length - 1;
 
     /// <summary>The error label values: the codes Engram replies with, then <c>other</c>.</summary>
-    public static readonly string[] ErrorKinds = ["ERR", "NOAUTH", "WRONGPASS", "NOPERM", "READONLY", "OOM", "NOPROTO", "other"];
+    public static readonly string[] ErrorKinds = ["ERR", "NOAUTH", "WRONGPASS", "NOPERM", "READONLY", "OOM", "NOPROTO", "EXECABORT", "other"];
 
     /// <summary>Why the server closed a connection (a client that leaves on its own or says QUIT counts as <c>client</c>).</summary>
     public static readonly string[] CloseReasons = ["client", "idle_timeout", "oversized_input", "protocol_error", "max_clients"];

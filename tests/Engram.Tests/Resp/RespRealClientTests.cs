@@ -58,6 +58,7 @@ public abstract class RespRealClientScenarios(RespServerFixture fixture)
         summary.GetProperty("ok").GetBoolean().Should().BeTrue(result.ToString());
         summary.GetProperty("total").GetInt64().Should().Be(16 * 50);
         summary.GetProperty("deleted").GetInt64().Should().Be(16 * 25);
+        summary.GetProperty("board").GetInt64().Should().Be(16, "every agent's WATCH/MULTI/EXEC update landed once");
     }
 
     [Theory]
@@ -90,6 +91,29 @@ public abstract class RespRealClientScenarios(RespServerFixture fixture)
         var batch = Enumerable.Range(0, 100).Select(i => db.StringSetAsync(prefix + "b" + i, i.ToString(System.Globalization.CultureInfo.InvariantCulture))).ToArray();
         (await Task.WhenAll(batch)).Should().AllSatisfy(ok => ok.Should().BeTrue());
         ((long)await db.StringGetAsync(prefix + "b99")).Should().Be(99);
+
+        // Transactions with conditions (WATCH + MULTI/EXEC underneath), and the distributed lock built on them.
+#pragma warning disable SER301 // (use SET IFEQ instead): the WATCH + MULTI/EXEC path is what is checked here
+        var transaction = db.CreateTransaction();
+        transaction.AddCondition(Condition.StringEqual(prefix + "b1", "1"));
+        var set = transaction.StringSetAsync(prefix + "b1", "one");
+        var incr = transaction.StringIncrementAsync(prefix + "b2");
+        (await transaction.ExecuteAsync()).Should().BeTrue();
+        (await set).Should().BeTrue();
+        (await incr).Should().Be(3);
+        var refused = db.CreateTransaction();
+        refused.AddCondition(Condition.StringEqual(prefix + "b1", "1"));
+        _ = refused.StringSetAsync(prefix + "b1", "not written");
+        (await refused.ExecuteAsync()).Should().BeFalse("the condition no longer holds");
+#pragma warning restore SER301
+        ((string?)await db.StringGetAsync(prefix + "b1")).Should().Be("one");
+        (await db.LockTakeAsync(prefix + "lock", "agent-1", TimeSpan.FromSeconds(30))).Should().BeTrue();
+        (await db.LockTakeAsync(prefix + "lock", "agent-2", TimeSpan.FromSeconds(30))).Should().BeFalse();
+        (await db.LockExtendAsync(prefix + "lock", "agent-1", TimeSpan.FromSeconds(60))).Should().BeTrue();
+        (await db.LockReleaseAsync(prefix + "lock", "agent-2")).Should().BeFalse("only the holder releases");
+        ((string?)await db.LockQueryAsync(prefix + "lock")).Should().Be("agent-1");
+        (await db.LockReleaseAsync(prefix + "lock", "agent-1")).Should().BeTrue();
+        (await db.LockTakeAsync(prefix + "lock", "agent-2", TimeSpan.FromSeconds(30))).Should().BeTrue();
     }
 }
 

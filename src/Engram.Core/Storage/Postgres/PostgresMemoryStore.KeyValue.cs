@@ -81,20 +81,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             var now = NowMs;
             var (current, head) = await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: true).ConfigureAwait(false);
             var live = current is not null && current.IsLiveAt(now);
-            long value = 0;
-            if (live && !long.TryParse(current!.ValueJson, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value))
-            {
-                throw new ConflictException($"the value of '{KvKeys.ToDisplay(caller.Tenant, storedKey)}' is not an integer, so it cannot be incremented");
-            }
-            long next;
-            try
-            {
-                next = checked(value + by);
-            }
-            catch (OverflowException)
-            {
-                throw new ConflictException($"incrementing '{KvKeys.ToDisplay(caller.Tenant, storedKey)}' by {by} would overflow a 64-bit integer");
-            }
+            var next = KvWrites.Increment(caller, storedKey, live ? current : null, by);
             var expires = live ? current!.ExpiresAtMs : expiresAtMsIfNew;
             await WriteKvAsync(c, caller, storedKey, next.ToString(CultureInfo.InvariantCulture), expires, current, head, live, KvEvents.Incremented, now)
                 .ConfigureAwait(false);
@@ -137,6 +124,41 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
                 default:
                     return new KvUpdated(live, false);
             }
+        }, durability, ct);
+
+    public Task<T> TransactKvAsync<T>(Caller caller, IReadOnlyCollection<string> storedKeys, Func<KvTransaction, T> run, WriteDurability durability,
+        CancellationToken ct = default) =>
+        // Under the log lock (LoggedAsync): no other write, on any instance, comes between the reads and the writes.
+        LoggedAsync(async c =>
+        {
+            var now = NowMs;
+            var read = new List<(string, KvEntry?, long?)>(storedKeys.Count);
+            foreach (var key in storedKeys)
+            {
+                var (entry, head) = await CurrentKvAsync(c, caller.Tenant, key, withHead: true).ConfigureAwait(false);
+                read.Add((key, entry, head));
+            }
+            var transaction = new KvTransaction(caller, now, read);
+            var result = run(transaction);
+            foreach (var change in transaction.Changes)
+            {
+                var (current, head) = await CurrentKvAsync(c, caller.Tenant, change.StoredKey, withHead: true).ConfigureAwait(false);
+                var live = LiveOrNull(current, now);
+                switch (change.Kind)
+                {
+                    case KvChangeKind.Set:
+                        await WriteKvAsync(c, caller, change.StoredKey, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null, change.Event, now)
+                            .ConfigureAwait(false);
+                        break;
+                    case KvChangeKind.Delete when live is not null:
+                        await DeleteKvAsync(c, caller, live, change.Event, now).ConfigureAwait(false);
+                        break;
+                    case KvChangeKind.Expire when live is not null:
+                        await ExpireKvAsync(c, caller, live, change.ExpiresAtMs, now).ConfigureAwait(false);
+                        break;
+                }
+            }
+            return result;
         }, durability, ct);
 
     public Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default) =>
@@ -309,14 +331,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     {
         var (current, head) = await CurrentKvAsync(c, caller.Tenant, write.StoredKey, withHead: true).ConfigureAwait(false);
         var live = current is not null && current.IsLiveAt(now);
-        if (write.Condition == KvCondition.IfMissing && live)
-        {
-            throw new ConflictException($"key '{KvKeys.ToDisplay(caller.Tenant, write.StoredKey)}' exists (nx)");
-        }
-        if (write.Condition == KvCondition.IfExists && !live)
-        {
-            throw new ConflictException($"key '{KvKeys.ToDisplay(caller.Tenant, write.StoredKey)}' does not exist (xx)");
-        }
+        KvWrites.CheckCondition(caller, write, live);
         var (version, seq) = await WriteKvAsync(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live,
             live ? KvEvents.Updated : KvEvents.Created, now).ConfigureAwait(false);
         return new KvSetResult(!live, version, seq);

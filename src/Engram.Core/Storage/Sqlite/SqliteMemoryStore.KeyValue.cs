@@ -89,20 +89,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             var now = NowMs;
             var (current, head) = CurrentKv(c, caller.Tenant, storedKey);
             var live = current is not null && current.IsLiveAt(now);
-            long value = 0;
-            if (live && !long.TryParse(current!.ValueJson, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value))
-            {
-                throw new ConflictException($"the value of '{KvKeys.ToDisplay(caller.Tenant, storedKey)}' is not an integer, so it cannot be incremented");
-            }
-            long next;
-            try
-            {
-                next = checked(value + by);
-            }
-            catch (OverflowException)
-            {
-                throw new ConflictException($"incrementing '{KvKeys.ToDisplay(caller.Tenant, storedKey)}' by {by} would overflow a 64-bit integer");
-            }
+            var next = KvWrites.Increment(caller, storedKey, live ? current : null, by);
             var json = next.ToString(CultureInfo.InvariantCulture);
             var expires = live ? current!.ExpiresAtMs : expiresAtMsIfNew;
             WriteKv(c, caller, storedKey, json, expires, current, head, live, KvEvents.Incremented, now);
@@ -145,6 +132,39 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                 default:
                     return new KvUpdated(live, false);
             }
+        }, durability, ct);
+
+    public Task<T> TransactKvAsync<T>(Caller caller, IReadOnlyCollection<string> storedKeys, Func<KvTransaction, T> run, WriteDurability durability,
+        CancellationToken ct = default) =>
+        // One item of the single writer: the reads, the commands and the writes with nothing between them.
+        _writer.WriteAsync(c =>
+        {
+            var now = NowMs;
+            var transaction = new KvTransaction(caller, now, storedKeys.Select(key =>
+            {
+                var (entry, head) = CurrentKv(c, caller.Tenant, key);
+                return (key, entry, head);
+            }).ToList());
+            var result = run(transaction);
+            using var seqs = ReserveKvSeqs(c, transaction.Changes.Count);
+            foreach (var change in transaction.Changes)
+            {
+                var (current, head) = CurrentKv(c, caller.Tenant, change.StoredKey);
+                var live = LiveOrNull(current, now);
+                switch (change.Kind)
+                {
+                    case KvChangeKind.Set:
+                        WriteKv(c, caller, change.StoredKey, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null, change.Event, now);
+                        break;
+                    case KvChangeKind.Delete when live is not null:
+                        DeleteKv(c, caller, live, change.Event, now);
+                        break;
+                    case KvChangeKind.Expire when live is not null:
+                        ExpireKv(c, caller, live, change.ExpiresAtMs, now);
+                        break;
+                }
+            }
+            return result;
         }, durability, ct);
 
     public async Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default)
@@ -407,14 +427,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     {
         var (current, head) = CurrentKv(c, caller.Tenant, write.StoredKey);
         var live = current is not null && current.IsLiveAt(now);
-        if (write.Condition == KvCondition.IfMissing && live)
-        {
-            throw new ConflictException($"key '{KvKeys.ToDisplay(caller.Tenant, write.StoredKey)}' exists (nx)");
-        }
-        if (write.Condition == KvCondition.IfExists && !live)
-        {
-            throw new ConflictException($"key '{KvKeys.ToDisplay(caller.Tenant, write.StoredKey)}' does not exist (xx)");
-        }
+        KvWrites.CheckCondition(caller, write, live);
         var (version, seq) = WriteKv(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live, live ? KvEvents.Updated : KvEvents.Created, now);
         return new KvSetResult(!live, version, seq);
     }

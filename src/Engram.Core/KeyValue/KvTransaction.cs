@@ -1,0 +1,202 @@
+using Engram.Core.Common;
+using Engram.Core.Storage;
+
+namespace Engram.Core.KeyValue;
+
+/// <summary>
+/// A multi-key transaction (Redis's MULTI/EXEC) as a store of its own: the entries of a fixed set of keys, read in one
+/// write step of the real store (<see cref="IKeyValueStore.TransactKvAsync{T}"/>), on which the transaction's commands
+/// run as they would on the store (KvService over this object), while it records their changes in order. The real
+/// store then makes the recorded changes, with history and change log, in the same step: no other write of any key
+/// comes between the reads and the writes, and either all of the changes are written or none.
+/// <para>
+/// Everything completes synchronously (the tasks returned are finished), so the commands run inside the store's write
+/// step. Only the declared keys can be touched; listings, pattern deletes and history are not transaction commands.
+/// Results carry seq 0: seqs are taken when the store writes the changes.
+/// </para>
+/// </summary>
+public sealed class KvTransaction : IKeyValueStore
+{
+    private readonly Dictionary<string, Slot> _slots;
+    private readonly List<Change> _changes = [];
+
+    /// <param name="partition">The caller as the store sees it; every key belongs to its tenant.</param>
+    /// <param name="nowMs">The store's time for the whole transaction (unix ms).</param>
+    /// <param name="read">Each declared key's newest entry, expired or not (null: none), and the head of its history (null: none).</param>
+    public KvTransaction(Caller partition, long nowMs, IEnumerable<(string StoredKey, KvEntry? Entry, long? Head)> read)
+    {
+        Partition = partition;
+        NowMs = nowMs;
+        _slots = new Dictionary<string, Slot>(StringComparer.Ordinal);
+        foreach (var (key, entry, head) in read)
+        {
+            _slots[key] = new Slot(entry is not null && entry.IsLiveAt(nowMs) ? entry : null, head);
+        }
+    }
+
+    public Caller Partition { get; }
+
+    public long NowMs { get; }
+
+    /// <summary>The changes in the order the commands made them: what the store writes.</summary>
+    public IReadOnlyList<Change> Changes => _changes;
+
+    /// <summary>
+    /// The head of the key's history when the transaction read it (0: none): every change of a key (set, delete, expiry,
+    /// an expired entry swept) adds a history entry, so a different head means the key was touched (Redis's WATCH).
+    /// </summary>
+    public long HeadAtStart(string storedKey) => Find(storedKey).HeadAtStart ?? 0;
+
+    /// <summary>One change to write: a set (with its history event), a delete or a new expiry of a live entry.</summary>
+    public readonly record struct Change(string StoredKey, KvChangeKind Kind, string? ValueJson, long? ExpiresAtMs, string Event);
+
+    private sealed class Slot(KvEntry? live, long? headAtStart)
+    {
+        public KvEntry? Live { get; set; } = live;
+
+        public long? HeadAtStart { get; } = headAtStart;
+    }
+
+    private Slot Find(string storedKey) =>
+        _slots.TryGetValue(storedKey, out var slot)
+            ? slot
+            : throw new InvalidOperationException($"the transaction did not declare key '{storedKey}' before it started");
+
+    private KvEntry? Live(string storedKey)
+    {
+        var live = Find(storedKey).Live;
+        return live is not null && live.IsLiveAt(NowMs) ? live : null;
+    }
+
+    private void Write(string storedKey, string valueJson, long? expiresAtMs, string historyEvent)
+    {
+        var slot = Find(storedKey);
+        var live = Live(storedKey);
+        slot.Live = new KvEntry(storedKey, valueJson, expiresAtMs, (slot.Live?.Version ?? 0) + 1, live?.CreatedAtMs ?? NowMs, NowMs);
+        _changes.Add(new Change(storedKey, KvChangeKind.Set, valueJson, expiresAtMs, historyEvent));
+    }
+
+    private bool Delete(string storedKey)
+    {
+        if (Live(storedKey) is null)
+        {
+            return false;
+        }
+        Find(storedKey).Live = null;
+        _changes.Add(new Change(storedKey, KvChangeKind.Delete, null, null, KvEvents.Deleted));
+        return true;
+    }
+
+    private bool Expire(string storedKey, long? expiresAtMs)
+    {
+        if (Live(storedKey) is not { } live)
+        {
+            return false;
+        }
+        Find(storedKey).Live = live with { ExpiresAtMs = expiresAtMs, Version = live.Version + 1, UpdatedAtMs = NowMs };
+        _changes.Add(new Change(storedKey, KvChangeKind.Expire, null, expiresAtMs, KvEvents.TtlChanged));
+        return true;
+    }
+
+    private KvSetResult SetOne(KvWrite write)
+    {
+        var live = Live(write.StoredKey);
+        KvWrites.CheckCondition(Partition, write, live is not null);
+        Write(write.StoredKey, write.ValueJson, write.ExpiresAtMs, live is null ? KvEvents.Created : KvEvents.Updated);
+        return new KvSetResult(live is null, Find(write.StoredKey).Live!.Version, 0);
+    }
+
+    // ---- IKeyValueStore over the working set ---------------------------------------------------------------
+
+    public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
+        Task.FromResult(SetOne(write));
+
+    public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct = default)
+    {
+        // All or none, as in the store: every condition is judged before anything is written (on the state the
+        // earlier writes of the batch leave, which only matters for a key written twice).
+        var changesBefore = _changes.Count;
+        var saved = writes.Select(w => (w.StoredKey, Find(w.StoredKey).Live)).ToList();
+        try
+        {
+            return Task.FromResult<IReadOnlyList<KvSetResult>>([.. writes.Select(SetOne)]);
+        }
+        catch
+        {
+            foreach (var (key, live) in Enumerable.Reverse(saved))
+            {
+                Find(key).Live = live;
+            }
+            _changes.RemoveRange(changesBefore, _changes.Count - changesBefore);
+            throw;
+        }
+    }
+
+    public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) => Task.FromResult(Live(storedKey));
+
+    public bool ReadsKvWithoutBlocking(Caller caller, string storedKey) => true;
+
+    public bool TryGetKvFromMemory(Caller caller, string storedKey, out KvEntry? entry)
+    {
+        entry = Live(storedKey);
+        return true;
+    }
+
+    public Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default) =>
+        Task.FromResult<IReadOnlyList<KvEntry?>>([.. storedKeys.Select(Live)]);
+
+    public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
+        Task.FromResult(Delete(storedKey));
+
+    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, CancellationToken ct = default)
+    {
+        var live = Live(storedKey);
+        var next = KvWrites.Increment(Partition, storedKey, live, by);
+        Write(storedKey, next.ToString(System.Globalization.CultureInfo.InvariantCulture), live is null ? expiresAtMsIfNew : live.ExpiresAtMs, KvEvents.Incremented);
+        return Task.FromResult(next);
+    }
+
+    public Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default) =>
+        Task.FromResult(Expire(storedKey, expiresAtMs));
+
+    public Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability,
+        CancellationToken ct = default)
+    {
+        var live = Live(storedKey);
+        var change = decide(live, NowMs);
+        var changed = false;
+        switch (change.Kind)
+        {
+            case KvChangeKind.Set:
+                Write(storedKey, change.ValueJson!, change.ExpiresAtMs, live is null ? KvEvents.Created : KvEvents.Updated);
+                changed = true;
+                break;
+            case KvChangeKind.Delete:
+                changed = Delete(storedKey);
+                break;
+            case KvChangeKind.Expire:
+                changed = Expire(storedKey, change.ExpiresAtMs);
+                break;
+        }
+        return Task.FromResult(new KvUpdated(live, changed));
+    }
+
+    public Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default) =>
+        throw NotInTransaction("listing keys");
+
+    public Task<KvDeleteStep> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, string? afterKey, TimeSpan budget, WriteDurability durability,
+        CancellationToken ct = default) => throw NotInTransaction("deleting keys by pattern");
+
+    public Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, long maxValueChars, CancellationToken ct = default) =>
+        throw NotInTransaction("reading a key's history");
+
+    public Task<KvHistoryPruning> PruneKvHistoryAsync(long beforeMs, long afterHistoryId, int max, CancellationToken ct = default) =>
+        throw NotInTransaction("pruning history");
+
+    public Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default) => throw NotInTransaction("sweeping expired keys");
+
+    public Task<T> TransactKvAsync<T>(Caller caller, IReadOnlyCollection<string> storedKeys, Func<KvTransaction, T> run, WriteDurability durability,
+        CancellationToken ct = default) => throw NotInTransaction("a nested transaction");
+
+    private static ValidationException NotInTransaction(string what) => new("command", $"{what} is not possible inside a transaction (MULTI)");
+}

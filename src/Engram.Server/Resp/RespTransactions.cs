@@ -1,0 +1,311 @@
+using System.Buffers;
+using System.Text;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+
+namespace Engram.Server.Resp;
+
+/// <summary>
+/// MULTI / EXEC / DISCARD / WATCH / UNWATCH. After MULTI the key commands are checked and queued (+QUEUED); EXEC runs
+/// them as one transaction of the store (<see cref="KvService.TransactAsync{T}"/>): their keys are read in one write
+/// step, the commands run on those entries through the very code that runs them outside a transaction (this
+/// connection with <see cref="_kv"/> pointed at the transaction and the replies going to a buffer), and their changes
+/// are written in the same step, so no other client's write (RESP, REST, another instance) comes between them. As in
+/// Redis, a command that fails at run time answers its error inside EXEC's reply and the others still run; an error
+/// while queueing (unknown command, wrong arity, a command that is not a transaction command here) discards the
+/// transaction at EXEC (EXECABORT). WATCH remembers each key's history head; EXEC answers a null array and writes
+/// nothing when one has moved (any write of the key, this connection's included, or its expiry swept).
+/// </summary>
+internal sealed partial class RespConnection
+{
+    /// <summary>The most commands one transaction may queue.</summary>
+    internal const int MaxQueuedCommands = 10_000;
+
+    /// <summary>The most bytes of arguments one transaction may queue, and of replies its EXEC may build.</summary>
+    internal const int MaxTransactionBytes = 64 * 1024 * 1024;
+
+    // The commands that run inside a transaction: those that name their keys, and the replies that need no store.
+    private static readonly HashSet<string> TransactionCommands =
+    [
+        "GET", "SET", "SETNX", "SETEX", "PSETEX", "GETDEL", "GETEX", "GETSET", "MGET", "MSET", "DEL", "UNLINK", "EXISTS", "EXPIRE", "PEXPIRE",
+        "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "PERSIST", "INCR", "INCRBY", "DECR", "DECRBY", "TYPE", "STRLEN", "EXPIRETIME", "PEXPIRETIME",
+        "PING", "ECHO", "SELECT",
+    ];
+
+    private List<byte[][]>? _queued; // not null between MULTI and EXEC / DISCARD
+    private long _queuedBytes;
+    private bool _queueFailed;
+    private Dictionary<string, long>? _watched; // key → its history head at WATCH
+    private Caller? _transactionCaller; // while EXEC runs the queued commands
+
+    private bool InMulti => _queued is not null;
+
+    /// <summary>Commands while MULTI is open: checked and queued, or (EXEC, DISCARD, MULTI, WATCH, QUIT) run.</summary>
+    private bool TryQueue(string command)
+    {
+        if (command is "EXEC" or "DISCARD" or "MULTI" or "WATCH" or "UNWATCH" or "QUIT")
+        {
+            return false;
+        }
+        var known = Array.FindIndex(Commands, c => c.Name.Equals(command, StringComparison.OrdinalIgnoreCase));
+        if (known < 0)
+        {
+            Unknown();
+            _queueFailed = true;
+            return true;
+        }
+        var arity = Commands[known].Arity;
+        if (arity > 0 ? _argCount != arity : _argCount < -arity)
+        {
+            WrongArity();
+            _queueFailed = true;
+            return true;
+        }
+        if (!TransactionCommands.Contains(command))
+        {
+            _reply.Error($"ERR '{command.ToLowerInvariant()}' cannot run inside MULTI on Engram: a transaction runs commands on the keys they name");
+            _queueFailed = true;
+            return true;
+        }
+        if (_queueFailed)
+        {
+            _reply.Raw("+QUEUED\r\n"u8); // EXEC will discard it anyway: keep nothing
+            return true;
+        }
+        var bytes = 0L;
+        var args = new byte[_argCount][];
+        for (var i = 0; i < _argCount; i++)
+        {
+            args[i] = Arg(i).ToArray();
+            bytes += args[i].Length + 16;
+        }
+        if (_queued!.Count >= MaxQueuedCommands || _queuedBytes + bytes > MaxTransactionBytes)
+        {
+            _reply.Error($"ERR the transaction is over {MaxQueuedCommands} commands or {MaxTransactionBytes / (1024 * 1024)} MB; it is discarded at EXEC");
+            _queueFailed = true;
+            _queued.Clear();
+            _queuedBytes = 0;
+            return true;
+        }
+        _queued.Add(args);
+        _queuedBytes += bytes;
+        _reply.Raw("+QUEUED\r\n"u8);
+        return true;
+    }
+
+    private async ValueTask MultiAsync(CancellationToken ct)
+    {
+        if (!Arity(1, exact: true))
+        {
+            return;
+        }
+        if (InMulti)
+        {
+            _reply.Error("ERR MULTI calls can not be nested");
+            return;
+        }
+        if (await CallerAsync(ct).ConfigureAwait(false) is null)
+        {
+            _reply.Error("NOAUTH Authentication required.");
+            return;
+        }
+        _queued = [];
+        _queuedBytes = 0;
+        _queueFailed = false;
+        _reply.Ok();
+    }
+
+    private void Discard()
+    {
+        if (!Arity(1, exact: true))
+        {
+            return;
+        }
+        if (!InMulti)
+        {
+            _reply.Error("ERR DISCARD without MULTI");
+            return;
+        }
+        EndTransaction();
+        _reply.Ok();
+    }
+
+    private void EndTransaction()
+    {
+        _queued = null;
+        _queuedBytes = 0;
+        _queueFailed = false;
+        _watched = null;
+    }
+
+    private async ValueTask WatchAsync(CancellationToken ct)
+    {
+        if (!Arity(2, exact: false))
+        {
+            return;
+        }
+        if (InMulti)
+        {
+            _reply.Error("ERR WATCH inside MULTI is not allowed");
+            return;
+        }
+        var caller = await CallerAsync(ct).ConfigureAwait(false);
+        if (caller is null)
+        {
+            _reply.Error("NOAUTH Authentication required.");
+            return;
+        }
+        var keys = new List<string>(_argCount - 1);
+        for (var i = 1; i < _argCount; i++)
+        {
+            var key = Text(i);
+            KvKeys.Validate(key);
+            keys.Add(key);
+        }
+        _watched ??= new Dictionary<string, long>(StringComparer.Ordinal);
+        if (_watched.Count + keys.Count > KvService.MaxTransactionKeys)
+        {
+            _reply.Error($"ERR a connection may watch up to {KvService.MaxTransactionKeys} keys");
+            return;
+        }
+        // A read in a step of the store's writer: the heads are those of every write acknowledged before.
+        var heads = await _kv.TransactAsync(caller, keys, view => keys.Select(view.HeadAtStart).ToList(), ct).ConfigureAwait(false);
+        for (var i = 0; i < keys.Count; i++)
+        {
+            _watched.TryAdd(keys[i], heads[i]); // a key watched twice keeps its first head, as in Redis
+        }
+        _reply.Ok();
+    }
+
+    private async ValueTask ExecAsync(CancellationToken ct)
+    {
+        if (!Arity(1, exact: true))
+        {
+            return;
+        }
+        if (!InMulti)
+        {
+            _reply.Error("ERR EXEC without MULTI");
+            return;
+        }
+        var queued = _queued!;
+        var failed = _queueFailed;
+        var watched = _watched;
+        EndTransaction();
+        if (failed)
+        {
+            _reply.Error("EXECABORT Transaction discarded because of previous errors.");
+            return;
+        }
+        var caller = await CallerAsync(ct).ConfigureAwait(false);
+        if (caller is null)
+        {
+            _reply.Error("NOAUTH Authentication required.");
+            return;
+        }
+        var keys = new List<string>();
+        foreach (var args in queued)
+        {
+            AddKeys(args, keys);
+        }
+        if (watched is not null)
+        {
+            keys.AddRange(watched.Keys);
+        }
+        var replies = await _kv.TransactAsync(caller, keys, view =>
+        {
+            if (watched is not null && watched.Any(w => view.HeadAtStart(w.Key) != w.Value))
+            {
+                return null; // a watched key moved: nothing runs
+            }
+            return RunQueued(caller, view.Kv, queued);
+        }, ct).ConfigureAwait(false);
+        if (replies is null)
+        {
+            _reply.Raw(_reply.Resp3 ? "_\r\n"u8 : "*-1\r\n"u8);
+            return;
+        }
+        _reply.Array(queued.Count);
+        _reply.Raw(replies.WrittenSpan);
+    }
+
+    /// <summary>
+    /// Runs the queued commands on <paramref name="kv"/> (a service over the transaction's working set, so each one
+    /// completes without waiting), their replies into a buffer of their own: this may run again when the store
+    /// retries the write, and nothing of a run that was not kept may reach the client.
+    /// </summary>
+    private ArrayBufferWriter<byte> RunQueued(Caller caller, KvService kv, List<byte[][]> queued)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        var (savedKv, savedReply) = (_kv, _reply);
+        _kv = kv;
+        _reply = new RespWriter(buffer) { Resp3 = savedReply.Resp3, Tally = _tally };
+        _transactionCaller = caller;
+        try
+        {
+            foreach (var args in queued)
+            {
+                LoadArguments(args);
+                var run = ExecuteAsync(CancellationToken.None);
+                if (!run.IsCompleted)
+                {
+                    throw new InvalidOperationException($"'{Encoding.ASCII.GetString(args[0])}' waited inside a transaction");
+                }
+                run.GetAwaiter().GetResult();
+                var drained = DrainAsync();
+                if (!drained.IsCompleted)
+                {
+                    throw new InvalidOperationException("a write waited inside a transaction");
+                }
+                drained.GetAwaiter().GetResult();
+                if (buffer.WrittenCount > MaxTransactionBytes)
+                {
+                    throw new ValidationException("transaction", $"its replies are over {MaxTransactionBytes / (1024 * 1024)} MB; nothing was written");
+                }
+            }
+            return buffer;
+        }
+        finally
+        {
+            _kv = savedKv;
+            _reply = savedReply;
+            _transactionCaller = null;
+        }
+    }
+
+    /// <summary>Makes <paramref name="args"/> the current command's arguments.</summary>
+    private void LoadArguments(byte[][] args)
+    {
+        EnsureArguments(args.Length);
+        EnsureBytes(args.Sum(a => a.Length));
+        var at = 0;
+        for (var i = 0; i < args.Length; i++)
+        {
+            args[i].CopyTo(_argBytes.AsSpan(at));
+            _argStart[i] = at;
+            _argLength[i] = args[i].Length;
+            at += args[i].Length;
+        }
+        _argCount = args.Length;
+    }
+
+    /// <summary>The keys a queued command names (those that are not text are left out: the command fails on them when it runs).</summary>
+    private static void AddKeys(byte[][] args, List<string> keys)
+    {
+        var command = Encoding.ASCII.GetString(args[0]).ToUpperInvariant();
+        var (first, step) = command switch
+        {
+            "PING" or "ECHO" or "SELECT" => (args.Length, 1),
+            "MGET" or "DEL" or "UNLINK" or "EXISTS" => (1, 1),
+            "MSET" => (1, 2),
+            _ => (1, args.Length), // one key, the first argument
+        };
+        for (var i = first; i < args.Length; i += step)
+        {
+            if (RespWriter.TryDecode(args[i]) is { } key)
+            {
+                keys.Add(key);
+            }
+        }
+    }
+}
