@@ -28,9 +28,24 @@ public sealed class KvTransaction : IKeyValueStore
         Partition = partition;
         NowMs = nowMs;
         _slots = new Dictionary<string, Slot>(StringComparer.Ordinal);
+        long chars = 0;
         foreach (var (key, entry, head) in read)
         {
             _slots[key] = new Slot(entry is not null && entry.IsLiveAt(nowMs) ? entry : null, head);
+            CountRead(ref chars, entry);
+        }
+    }
+
+    /// <summary>The most characters of values one transaction may read (its working set lives in memory for the step).</summary>
+    public const long MaxReadChars = 64L * 1024 * 1024;
+
+    /// <summary>Adds the entry's value to <paramref name="chars"/>; past <see cref="MaxReadChars"/> the transaction is refused (nothing written).</summary>
+    public static void CountRead(ref long chars, KvEntry? entry)
+    {
+        chars += entry?.ValueJson.Length ?? 0;
+        if (chars > MaxReadChars)
+        {
+            throw new ValidationException("transaction", $"its keys hold over {MaxReadChars / (1024 * 1024)} M characters of values; a transaction reads less");
         }
     }
 

@@ -1228,6 +1228,7 @@ internal sealed partial class RespConnection
                         _reply.Value(entry.ValueJson);
                     }
                 }
+                CheckTransactionReplies();
                 if (UnflushedPastBound && !await SendAsync(ct).ConfigureAwait(false))
                 {
                     return;
@@ -1236,8 +1237,9 @@ internal sealed partial class RespConnection
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // Part of the array is written: an error reply now would be read as its next element. Close after it.
-            _closeAfterReply = true;
+            // Part of the array is written: an error reply now would be read as its next element. Close after it
+            // (in a transaction the replies are a buffer, dropped when the transaction fails).
+            _closeAfterReply |= _transactionCaller is null;
             throw;
         }
     }

@@ -161,6 +161,7 @@ internal sealed partial class RespConnection
         finally
         {
             await DrainQuietlyAsync().ConfigureAwait(false);
+            EndTransaction(); // a MULTI left open gives back its share of the queue bound
             Report();
             _listener.Stats.Close(_closeReason);
             await _input.CompleteAsync().ConfigureAwait(false);

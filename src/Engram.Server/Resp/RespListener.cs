@@ -58,6 +58,24 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
     /// <summary>Commands, errors, connections and bytes (metrics and INFO stats).</summary>
     public RespStats Stats { get; } = new();
 
+    /// <summary>The most bytes of queued transaction commands all connections may hold together.</summary>
+    public const long MaxQueuedTransactionBytes = 256L * 1024 * 1024;
+
+    private long _queuedTransactionBytes;
+
+    /// <summary>Reserves <paramref name="bytes"/> of the shared transaction queue; false (nothing reserved) when it would overflow.</summary>
+    public bool TryReserveQueued(long bytes)
+    {
+        if (Interlocked.Add(ref _queuedTransactionBytes, bytes) <= MaxQueuedTransactionBytes)
+        {
+            return true;
+        }
+        Interlocked.Add(ref _queuedTransactionBytes, -bytes);
+        return false;
+    }
+
+    public void ReleaseQueued(long bytes) => Interlocked.Add(ref _queuedTransactionBytes, -bytes);
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var endpoint = Options.EndPoint();

@@ -21,8 +21,11 @@ internal sealed partial class RespConnection
     /// <summary>The most commands one transaction may queue.</summary>
     internal const int MaxQueuedCommands = 10_000;
 
-    /// <summary>The most bytes of arguments one transaction may queue, and of replies its EXEC may build.</summary>
-    internal const int MaxTransactionBytes = 64 * 1024 * 1024;
+    /// <summary>
+    /// The most bytes of arguments one transaction may queue, and of replies its EXEC may build (all connections together
+    /// may queue <see cref="RespListener.MaxQueuedTransactionBytes"/>).
+    /// </summary>
+    internal const int MaxTransactionBytes = 16 * 1024 * 1024;
 
     // The commands that run inside a transaction: those that name their keys, and the replies that need no store.
     private static readonly HashSet<string> TransactionCommands =
@@ -37,6 +40,7 @@ internal sealed partial class RespConnection
     private bool _queueFailed;
     private Dictionary<string, long>? _watched; // key → its history head at WATCH
     private Caller? _transactionCaller; // while EXEC runs the queued commands
+    private ArrayBufferWriter<byte>? _transactionReplies; // their replies
 
     private bool InMulti => _queued is not null;
 
@@ -51,20 +55,20 @@ internal sealed partial class RespConnection
         if (known < 0)
         {
             Unknown();
-            _queueFailed = true;
+            FailQueue();
             return true;
         }
         var arity = Commands[known].Arity;
         if (arity > 0 ? _argCount != arity : _argCount < -arity)
         {
             WrongArity();
-            _queueFailed = true;
+            FailQueue();
             return true;
         }
         if (!TransactionCommands.Contains(command))
         {
             _reply.Error($"ERR '{command.ToLowerInvariant()}' cannot run inside MULTI on Engram: a transaction runs commands on the keys they name");
-            _queueFailed = true;
+            FailQueue();
             return true;
         }
         if (_queueFailed)
@@ -82,9 +86,13 @@ internal sealed partial class RespConnection
         if (_queued!.Count >= MaxQueuedCommands || _queuedBytes + bytes > MaxTransactionBytes)
         {
             _reply.Error($"ERR the transaction is over {MaxQueuedCommands} commands or {MaxTransactionBytes / (1024 * 1024)} MB; it is discarded at EXEC");
-            _queueFailed = true;
-            _queued.Clear();
-            _queuedBytes = 0;
+            FailQueue();
+            return true;
+        }
+        if (!_listener.TryReserveQueued(bytes))
+        {
+            _reply.Error("ERR the server holds too many queued transaction commands; this transaction is discarded at EXEC");
+            FailQueue();
             return true;
         }
         _queued.Add(args);
@@ -130,12 +138,23 @@ internal sealed partial class RespConnection
         _reply.Ok();
     }
 
+    /// <summary>Ends MULTI (EXEC, DISCARD, the connection closing): the queue and its share of the server's bound go, and the watches.</summary>
     private void EndTransaction()
     {
+        _listener.ReleaseQueued(_queuedBytes);
         _queued = null;
         _queuedBytes = 0;
         _queueFailed = false;
         _watched = null;
+    }
+
+    /// <summary>A queueing error: EXEC will answer EXECABORT, so nothing queued is kept until then.</summary>
+    private void FailQueue()
+    {
+        _queueFailed = true;
+        _queued?.Clear();
+        _listener.ReleaseQueued(_queuedBytes);
+        _queuedBytes = 0;
     }
 
     private async ValueTask WatchAsync(CancellationToken ct)
@@ -237,6 +256,7 @@ internal sealed partial class RespConnection
     private ArrayBufferWriter<byte> RunQueued(Caller caller, KvService kv, List<byte[][]> queued)
     {
         var buffer = new ArrayBufferWriter<byte>();
+        _transactionReplies = buffer;
         var (savedKv, savedReply) = (_kv, _reply);
         _kv = kv;
         _reply = new RespWriter(buffer) { Resp3 = savedReply.Resp3, Tally = _tally };
@@ -258,10 +278,7 @@ internal sealed partial class RespConnection
                     throw new InvalidOperationException("a write waited inside a transaction");
                 }
                 drained.GetAwaiter().GetResult();
-                if (buffer.WrittenCount > MaxTransactionBytes)
-                {
-                    throw new ValidationException("transaction", $"its replies are over {MaxTransactionBytes / (1024 * 1024)} MB; nothing was written");
-                }
+                CheckTransactionReplies();
             }
             return buffer;
         }
@@ -270,6 +287,16 @@ internal sealed partial class RespConnection
             _kv = savedKv;
             _reply = savedReply;
             _transactionCaller = null;
+            _transactionReplies = null;
+        }
+    }
+
+    /// <summary>Inside EXEC: throws (the transaction then writes nothing) once its replies are over the bound.</summary>
+    private void CheckTransactionReplies()
+    {
+        if (_transactionReplies is { WrittenCount: > MaxTransactionBytes })
+        {
+            throw new ValidationException("transaction", $"its replies are over {MaxTransactionBytes / (1024 * 1024)} MB; nothing was written");
         }
     }
 

@@ -228,4 +228,86 @@ public sealed class RespTransactionTests
         (await writer.CallAsync("EXISTS", "r:big")).Should().Be(0L);
         (await writer.CallAsync("PING")).Should().Be("+PONG");
     }
+
+    /// <summary>
+    /// What one transaction may hold is bounded, and going past a bound writes nothing and keeps the connection: its
+    /// replies (16 MB), the values it reads (64 M characters), and the queued commands of all connections together (256 MB).
+    /// </summary>
+    [Fact]
+    public async Task Replies_reads_and_queues_are_bounded()
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        using var client = await RespClient.ConnectAsync(port);
+        var big = new string('x', 1_000_000);
+        var keys = Enumerable.Range(0, 70).Select(i => $"big:{i}").ToArray();
+        foreach (var key in keys)
+        {
+            (await client.CallAsync("SET", key, big)).Should().Be("+OK");
+        }
+
+        (await client.CallAsync("MULTI")).Should().Be("+OK");
+        (await client.CallAsync("SET", "marker", "1")).Should().Be("+QUEUED");
+        for (var i = 0; i < 17; i++)
+        {
+            (await client.CallAsync("GET", keys[i])).Should().Be("+QUEUED");
+        }
+        (await client.CallAsync("EXEC")).Should().Be("-ERR its replies are over 16 MB; nothing was written");
+        (await client.CallAsync("EXISTS", "marker")).Should().Be(0L);
+
+        (await client.CallAsync("MULTI")).Should().Be("+OK");
+        (await client.CallAsync("SET", "marker", "1")).Should().Be("+QUEUED");
+        (await client.CallAsync(["MGET", .. keys[..17]])).Should().Be("+QUEUED");
+        (await client.CallAsync("EXEC")).Should().Be("-ERR its replies are over 16 MB; nothing was written");
+        (await client.CallAsync("EXISTS", "marker")).Should().Be(0L, "an MGET past the bound fails the transaction too");
+
+        (await client.CallAsync("MULTI")).Should().Be("+OK");
+        (await client.CallAsync("SET", "marker", "1")).Should().Be("+QUEUED");
+        (await client.CallAsync(["EXISTS", .. keys])).Should().Be("+QUEUED");
+        (await client.CallAsync("EXEC")).Should().Be("-ERR its keys hold over 64 M characters of values; a transaction reads less");
+        (await client.CallAsync("EXISTS", "marker")).Should().Be(0L);
+        (await client.CallAsync("PING")).Should().Be("+PONG");
+
+        // 18 connections queue up to 15 MB each: the server-wide 256 MB runs out in the last one.
+        var holders = new List<RespClient>();
+        try
+        {
+            var value = new string('y', 1024 * 1024 - 64);
+            string? refused = null;
+            for (var c = 0; c < 18 && refused is null; c++)
+            {
+                var holder = await RespClient.ConnectAsync(port);
+                holders.Add(holder);
+                (await holder.CallAsync("MULTI")).Should().Be("+OK");
+                for (var i = 0; i < 15 && refused is null; i++)
+                {
+                    if (await holder.CallAsync("SET", $"q:{c}:{i}", value) is string reply && reply != "+QUEUED")
+                    {
+                        refused = reply;
+                    }
+                }
+            }
+            refused.Should().Be("-ERR the server holds too many queued transaction commands; this transaction is discarded at EXEC");
+            (await holders[^1].CallAsync("EXEC")).Should().Be("-EXECABORT Transaction discarded because of previous errors.");
+            (await holders[0].CallAsync("DISCARD")).Should().Be("+OK");
+            // What a discarded or closed transaction held is given back.
+            holders[1].Dispose();
+            object? queued = null;
+            for (var attempt = 0; attempt < 100 && queued is not "+QUEUED"; attempt++)
+            {
+                await Task.Delay(attempt == 0 ? 0 : 100); // the server sees the closed connection a moment later
+                (await holders[^1].CallAsync("MULTI")).Should().Be("+OK");
+                queued = await holders[^1].CallAsync("SET", "q:last", value);
+                (await holders[^1].CallAsync("DISCARD")).Should().Be("+OK");
+            }
+            queued.Should().Be("+QUEUED");
+        }
+        finally
+        {
+            foreach (var holder in holders)
+            {
+                holder.Dispose();
+            }
+        }
+    }
 }

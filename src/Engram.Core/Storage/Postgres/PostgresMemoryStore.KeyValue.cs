@@ -133,9 +133,11 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         {
             var now = NowMs;
             var read = new List<(string, KvEntry?, long?)>(storedKeys.Count);
+            long chars = 0;
             foreach (var key in storedKeys)
             {
                 var (entry, head) = await CurrentKvAsync(c, caller.Tenant, key, withHead: true).ConfigureAwait(false);
+                KvTransaction.CountRead(ref chars, entry); // stops the reading at the transaction's bound
                 read.Add((key, entry, head));
             }
             var transaction = new KvTransaction(caller, now, read);

@@ -140,11 +140,12 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         _writer.WriteAsync(c =>
         {
             var now = NowMs;
+            // Read as the transaction takes them, so its bound on the values read stops the reading too.
             var transaction = new KvTransaction(caller, now, storedKeys.Select(key =>
             {
                 var (entry, head) = CurrentKv(c, caller.Tenant, key);
                 return (key, entry, head);
-            }).ToList());
+            }));
             var result = run(transaction);
             using var seqs = ReserveKvSeqs(c, transaction.Changes.Count);
             foreach (var change in transaction.Changes)
