@@ -10,7 +10,7 @@ namespace Engram.Server.Resp;
 /// flushes, once per batch of pipelined commands). <see cref="Resp3"/> switches nulls and maps to their
 /// RESP3 forms after <c>HELLO 3</c>.
 /// </summary>
-internal sealed class RespWriter(IBufferWriter<byte> output)
+internal sealed class RespWriter(PipeWriter output)
 {
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
 
