@@ -10,7 +10,9 @@ namespace Engram.Tests.Resp;
 /// Durability over RESP follows Engram:KeyValue:Durability as over REST: the real <c>engram serve</c> with
 /// ENGRAM_RESP is SIGKILLed while RESP clients SET and INCR (relaxed durability); after each restart
 /// every acknowledged SET is there (or a later value of the same writer) and every counter is at least its
-/// last acknowledged value. (Two kills: each restart costs seconds of the suite's budget.)
+/// last acknowledged value. A further client runs MULTI / INCR / INCRBY 2 / EXEC on two keys: after each restart
+/// the two are in step (b = 2a: a transaction is written whole or not at all) and a is at least the number of
+/// acknowledged EXECs. (Two kills: each restart costs seconds of the suite's budget.)
 /// </summary>
 [Trait("Category", "Durability")]
 public sealed class RespKillNineTests(ITestOutputHelper output)
@@ -32,6 +34,7 @@ public sealed class RespKillNineTests(ITestOutputHelper output)
         var counters = new long[Writers];
         var next = new long[Writers];
         var random = new Random(2020);
+        var transactions = 0L; // acknowledged EXECs
         for (var cycle = 1; cycle <= 2; cycle++)
         {
             var port = EngramServer.FreePort();
@@ -41,7 +44,7 @@ public sealed class RespKillNineTests(ITestOutputHelper output)
                 ["Engram__KeyValue__Durability"] = durability,
             };
             await using var child = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(30), environment);
-            await VerifyAsync(port, acknowledged, counters, $"cycle {cycle}, after restart");
+            await VerifyAsync(port, acknowledged, counters, transactions, $"cycle {cycle}, after restart");
             using var stop = new CancellationTokenSource();
             var writers = Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
             {
@@ -69,22 +72,43 @@ public sealed class RespKillNineTests(ITestOutputHelper output)
                     }
                 }
             })).ToList();
+            writers.Add(Task.Run(async () =>
+            {
+                using var client = await RespClient.ConnectAsync(port);
+                while (!stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        (await client.CallAsync("MULTI")).Should().Be("+OK");
+                        (await client.CallAsync("INCR", "tx:a")).Should().Be("+QUEUED");
+                        (await client.CallAsync("INCRBY", "tx:b", "2")).Should().Be("+QUEUED");
+                        var replies = (object?[])(await client.CallAsync("EXEC"))!;
+                        ((long)replies[1]!).Should().Be(2 * (long)replies[0]!, "EXEC's replies");
+                        Interlocked.Increment(ref transactions);
+                    }
+                    catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or EndOfStreamException)
+                    {
+                        return;
+                    }
+                }
+            }));
             await Task.Delay(TimeSpan.FromMilliseconds(random.Next(200, 600)));
             (await child.KillNineAsync()).Should().Be(EngramChildProcess.SigKillExitCode);
             await stop.CancelAsync();
             await Task.WhenAll(writers);
-            output.WriteLine($"cycle {cycle}: {acknowledged.Count} keys, counters {string.Join(",", counters)}");
+            output.WriteLine($"cycle {cycle}: {acknowledged.Count} keys, counters {string.Join(",", counters)}, {transactions} transactions");
         }
         var lastPort = EngramServer.FreePort();
         await using (var last = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(30),
             new Dictionary<string, string> { ["ENGRAM_RESP"] = $"127.0.0.1:{lastPort}" }))
         {
-            await VerifyAsync(lastPort, acknowledged, counters, "after the last kill");
+            await VerifyAsync(lastPort, acknowledged, counters, transactions, "after the last kill");
         }
         acknowledged.Should().NotBeEmpty();
+        transactions.Should().BePositive();
     }
 
-    private static async Task VerifyAsync(int port, ConcurrentDictionary<string, long> acknowledged, long[] counters, string when)
+    private static async Task VerifyAsync(int port, ConcurrentDictionary<string, long> acknowledged, long[] counters, long transactions, string when)
     {
         using var client = await RespClient.ConnectAsync(port);
         foreach (var (key, n) in acknowledged)
@@ -101,5 +125,9 @@ public sealed class RespKillNineTests(ITestOutputHelper output)
                     .Should().BeGreaterThanOrEqualTo(counters[w], $"counter of writer {w} ({when})");
             }
         }
+        var a = long.Parse((string?)await client.CallAsync("GET", "tx:a") ?? "0", CultureInfo.InvariantCulture);
+        var b = long.Parse((string?)await client.CallAsync("GET", "tx:b") ?? "0", CultureInfo.InvariantCulture);
+        a.Should().BeGreaterThanOrEqualTo(transactions, $"every acknowledged EXEC is kept ({when})");
+        b.Should().Be(2 * a, $"a transaction is written whole or not at all ({when})");
     }
 }
