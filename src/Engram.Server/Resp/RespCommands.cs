@@ -935,7 +935,7 @@ internal sealed partial class RespConnection
     private static long Seconds(long seconds) => seconds > long.MaxValue / 1000 || seconds < long.MinValue / 1000 ? throw new OverflowException() : seconds * 1000;
 
     /// <summary>The JSON text of a value argument (see <see cref="RespValues"/>).</summary>
-    private string Json(int i) => RespValues.ToJson(Arg(i)) ?? throw new ValidationException("value", "the value is not valid UTF-8 (Engram keeps values as JSON text)");
+    private string Json(int i) => RespValues.ToJson(Arg(i));
 
     // ---- Keys ---------------------------------------------------------------------------------------------
 

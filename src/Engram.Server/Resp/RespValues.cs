@@ -8,15 +8,22 @@ namespace Engram.Server.Resp;
 /// <summary>
 /// RESP values are bytes, key-value entries hold JSON. A value written over RESP is stored as a JSON
 /// string of its (UTF-8) text, except a canonical 64-bit integer (<c>42</c>, <c>-7</c>), which is stored as
-/// a JSON number so that INCR and REST see a number. Read back over RESP, a JSON string gives its text and
-/// any other JSON value its JSON text, so a value written as JSON over REST reads as that JSON.
+/// a JSON number so that INCR and REST see a number, and bytes that are not UTF-8 (pickles, msgpack, compressed
+/// data; also UTF-8 that is mostly control bytes, six characters each in a JSON string), which are stored as
+/// <c>{"$bytes":"&lt;base64&gt;"}</c>: JSON has no byte strings, and a REST client sees an explicit, decodable form. Read back over RESP, a JSON string gives its text, that object (written over RESP or
+/// REST) its bytes, and any other JSON value its JSON text, so a value written as JSON over REST reads as that JSON.
 /// </summary>
 internal static class RespValues
 {
     private static readonly JsonSerializerOptions Relaxed = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    /// <summary>The JSON text for <paramref name="value"/>; null when the bytes are not UTF-8.</summary>
-    public static string? ToJson(ReadOnlySpan<byte> value)
+    /// <summary>The JSON form of bytes that are not UTF-8 text: <c>{"$bytes":"</c>, their base64, <c>"}</c>.</summary>
+    internal const string BytesPrefix = "{\"$bytes\":\"";
+
+    private const string BytesProperty = "$bytes";
+
+    /// <summary>The JSON text for <paramref name="value"/>.</summary>
+    public static string ToJson(ReadOnlySpan<byte> value)
     {
         if (IsCanonicalInteger(value))
         {
@@ -24,7 +31,7 @@ internal static class RespValues
         }
         if (!RespWriter.IsUtf8(value))
         {
-            return null;
+            return BytesPrefix + Convert.ToBase64String(value) + "\"}";
         }
         if (value.IndexOfAnyInRange((byte)0, (byte)0x1F) < 0 && value.IndexOfAny((byte)'"', (byte)'\\') < 0)
         {
@@ -35,11 +42,39 @@ internal static class RespValues
             buffer[n + 1] = '"';
             return new string(buffer[..(n + 2)]);
         }
+        if (LongerAsJsonThanAsBytes(value))
+        {
+            return BytesPrefix + Convert.ToBase64String(value) + "\"}";
+        }
         if (System.Text.Ascii.IsValid(value) && value.IndexOf((byte)0x7F) < 0)
         {
             return EscapeAscii(value);
         }
         return JsonSerializer.Serialize(Encoding.UTF8.GetString(value), Relaxed);
+    }
+
+    /// <summary>
+    /// Whether valid UTF-8 with control bytes that have no short escape (zero-filled buffers, packed integers: binary
+    /// data that happens to be UTF-8) is longer as a JSON string, six characters per such byte, than as base64.
+    /// </summary>
+    private static bool LongerAsJsonThanAsBytes(ReadOnlySpan<byte> value)
+    {
+        long extra = 0;
+        var longEscapes = false;
+        foreach (var b in value)
+        {
+            if (b < 0x20)
+            {
+                var shortEscape = b is (byte)'\b' or (byte)'\f' or (byte)'\n' or (byte)'\r' or (byte)'\t';
+                longEscapes |= !shortEscape;
+                extra += shortEscape ? 1 : 5;
+            }
+            else if (b is (byte)'"' or (byte)'\\')
+            {
+                extra++;
+            }
+        }
+        return longEscapes && value.Length + 2 + extra > BytesPrefix.Length + ((value.Length + 2L) / 3 * 4) + 2;
     }
 
     /// <summary>
@@ -200,6 +235,48 @@ internal static class RespValues
         }
         content = default;
         return false;
+    }
+
+    /// <summary>
+    /// The bytes of a <c>{"$bytes":"&lt;base64&gt;"}</c> value: its compact form (as RESP writes it) without a parse, any
+    /// other spelling of an object with that one property (as a REST client may write it) through a parse. Null for
+    /// any other JSON, which reads as its text.
+    /// </summary>
+    public static byte[]? TryBytes(string json)
+    {
+        if (json.Length == 0 || json[0] != '{')
+        {
+            return null;
+        }
+        if (json.StartsWith(BytesPrefix, StringComparison.Ordinal) && json.EndsWith("\"}", StringComparison.Ordinal))
+        {
+            var base64 = json.AsSpan(BytesPrefix.Length, json.Length - BytesPrefix.Length - 2);
+            var bytes = new byte[base64.Length / 4 * 3];
+            if (Convert.TryFromBase64Chars(base64, bytes, out var written))
+            {
+                return written == bytes.Length ? bytes : bytes[..written];
+            }
+            return null;
+        }
+        if (!json.Contains(BytesProperty, StringComparison.Ordinal))
+        {
+            return null;
+        }
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || root.GetPropertyCount() != 1
+                || !root.TryGetProperty(BytesProperty, out var property) || property.ValueKind != JsonValueKind.String)
+            {
+                return null;
+            }
+            return property.TryGetBytesFromBase64(out var decoded) ? decoded : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>A JSON string's text (escapes resolved); any other JSON value's own text.</summary>

@@ -104,7 +104,10 @@ internal sealed class RespWriter(PipeWriter output)
 
     public void Bulk(string value) => Bulk(value.AsSpan());
 
-    /// <summary>The value of a stored entry as RESP bytes: a JSON string's text, any other JSON as its text.</summary>
+    /// <summary>
+    /// The value of a stored entry as RESP bytes: a JSON string's text, a <c>{"$bytes":"&lt;base64&gt;"}</c> value its
+    /// bytes, any other JSON its text (<see cref="RespValues"/>).
+    /// </summary>
     public void Value(string valueJson)
     {
         if (RespValues.TryStringContent(valueJson, out var content))
@@ -134,6 +137,11 @@ internal sealed class RespWriter(PipeWriter output)
                 }
             }
         }
+        if (RespValues.TryBytes(valueJson) is { } bytes)
+        {
+            Bulk(bytes);
+            return;
+        }
         Bulk(RespValues.DecodeJsonString(valueJson));
     }
 
@@ -159,7 +167,7 @@ internal sealed class RespWriter(PipeWriter output)
                 ArrayPool<char>.Shared.Return(rented);
             }
         }
-        return Encoding.UTF8.GetByteCount(RespValues.DecodeJsonString(valueJson));
+        return RespValues.TryBytes(valueJson) is { } bytes ? bytes.Length : Encoding.UTF8.GetByteCount(RespValues.DecodeJsonString(valueJson));
     }
 
     private void Header(byte kind, long value)

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Engram.Tests.Mcp;
 using StackExchange.Redis;
 
@@ -114,6 +116,51 @@ public abstract class RespRealClientScenarios(RespServerFixture fixture)
         ((string?)await db.LockQueryAsync(prefix + "lock")).Should().Be("agent-1");
         (await db.LockReleaseAsync(prefix + "lock", "agent-1")).Should().BeTrue();
         (await db.LockTakeAsync(prefix + "lock", "agent-2", TimeSpan.FromSeconds(30))).Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task StackExchangeRedis_BinaryValues_RoundTrip_AndRestSeesThemAsBase64()
+    {
+        await using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{fixture.Port},abortConnect=true,connectTimeout=10000");
+        var db = redis.GetDatabase();
+        var random = new Random(20);
+        List<byte[]> values =
+        [
+            Enumerable.Range(0, 256).Select(b => (byte)b).ToArray(), // every byte value, 0x80-0xFF not UTF-8 where they stand
+            [0xFF],
+            [0xC3], // a cut-off two-byte sequence
+            [0x80, (byte)'a', (byte)'b'],
+            new byte[700_000], // zeros: valid UTF-8 control characters, stored as an escaped JSON string
+        ];
+        var large = new byte[500_000];
+        random.NextBytes(large);
+        values.Add(large);
+        for (var i = 0; i < values.Count; i++)
+        {
+            var key = $"bin:{i}";
+            (await db.StringSetAsync(key, values[i])).Should().BeTrue();
+            ((byte[]?)await db.StringGetAsync(key)).Should().Equal(values[i], $"value {i} reads back byte for byte");
+            (await db.StringLengthAsync(key)).Should().Be(values[i].Length);
+        }
+        ((byte[]?)await db.StringGetSetAsync("bin:1", new byte[] { 0xFE, 0x00 })).Should().Equal(0xFF);
+        (await db.StringGetAsync(["bin:1", "bin:2"])).Select(v => (byte[]?)v).Should().BeEquivalentTo(
+            new[] { new byte[] { 0xFE, 0x00 }, new byte[] { 0xC3 } }, o => o.WithStrictOrdering());
+        var thrown = async () => await db.StringIncrementAsync("bin:1");
+        (await thrown.Should().ThrowAsync<RedisServerException>()).Which.Message.Should().Contain("not an integer");
+
+        // REST reads such a value as an explicit base64 object, and one written that way over REST reads as its bytes.
+        var http = fixture.Server.Client;
+        var stored = await http.GetFromJsonAsync<JsonElement>("/v1/kv/bin:1");
+        stored.GetProperty("value").GetProperty("$bytes").GetString().Should().Be(Convert.ToBase64String([0xFE, 0x00]));
+        (await fixture.Server.SendJsonAsync("PUT", "/v1/kv/bin:rest", "{\"value\": { \"$bytes\" : \"AP8=\" }}")).IsSuccessStatusCode.Should().BeTrue();
+        ((byte[]?)await db.StringGetAsync("bin:rest")).Should().Equal(0x00, 0xFF);
+        (await db.StringLengthAsync("bin:rest")).Should().Be(2);
+        // Any other object, even one naming $bytes, is JSON and reads as its text.
+        foreach (var (key, json) in new[] { ("bin:json", "{\"$bytes\": \"AP8=\", \"x\": 1}"), ("bin:bad", "{\"$bytes\": \"not base64!\"}") })
+        {
+            (await fixture.Server.SendJsonAsync("PUT", "/v1/kv/" + key, "{\"value\": " + json + "}")).IsSuccessStatusCode.Should().BeTrue();
+            ((string?)await db.StringGetAsync(key)).Should().Be(json);
+        }
     }
 }
 
