@@ -342,7 +342,7 @@ internal sealed partial class RespConnection
 /// Replies kept in memory (EXEC's, until the transaction is written). A <see cref="PipeWriter"/> because
 /// <see cref="RespWriter"/> writes to one: typed as the abstract class, its calls on the socket's pipe stay virtual
 /// calls the JIT devirtualizes (through <see cref="IBufferWriter{T}"/> they were interface calls: pipelined GET
-/// measured about 10% slower).
+/// measured about 8% dearer in server CPU, bench/README.md "Sessions 22-23").
 /// </summary>
 internal sealed class ReplyBuffer : PipeWriter
 {

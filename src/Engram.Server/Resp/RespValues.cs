@@ -10,15 +10,18 @@ namespace Engram.Server.Resp;
 /// string of its (UTF-8) text, except a canonical 64-bit integer (<c>42</c>, <c>-7</c>), which is stored as
 /// a JSON number so that INCR and REST see a number, and bytes that are not UTF-8 (pickles, msgpack, compressed
 /// data; also UTF-8 that is mostly control bytes, six characters each in a JSON string), which are stored as
-/// <c>{"$bytes":"&lt;base64&gt;"}</c>: JSON has no byte strings, and a REST client sees an explicit, decodable form. Read back over RESP, a JSON string gives its text, that object (written over RESP or
-/// REST) its bytes, and any other JSON value its JSON text, so a value written as JSON over REST reads as that JSON.
+/// <c>{"$bytes":"&lt;base64&gt;"}</c>: JSON has no byte strings, and a REST client sees an explicit, decodable form.
+/// Read back over RESP, a JSON string gives its text, that object (written over RESP or REST) its bytes, and any other
+/// JSON value its JSON text, so a value written as JSON over REST reads as that JSON.
 /// </summary>
 internal static class RespValues
 {
     private static readonly JsonSerializerOptions Relaxed = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>The JSON form of bytes that are not UTF-8 text: <c>{"$bytes":"</c>, their base64, <c>"}</c>.</summary>
-    internal const string BytesPrefix = "{\"$bytes\":\"";
+    private const string BytesPrefix = "{\"$bytes\":\"";
+
+    private const string BytesSuffix = "\"}";
 
     private const string BytesProperty = "$bytes";
 
@@ -31,7 +34,7 @@ internal static class RespValues
         }
         if (!RespWriter.IsUtf8(value))
         {
-            return BytesPrefix + Convert.ToBase64String(value) + "\"}";
+            return BytesJson(value);
         }
         if (value.IndexOfAnyInRange((byte)0, (byte)0x1F) < 0 && value.IndexOfAny((byte)'"', (byte)'\\') < 0)
         {
@@ -44,7 +47,7 @@ internal static class RespValues
         }
         if (LongerAsJsonThanAsBytes(value))
         {
-            return BytesPrefix + Convert.ToBase64String(value) + "\"}";
+            return BytesJson(value);
         }
         if (System.Text.Ascii.IsValid(value) && value.IndexOf((byte)0x7F) < 0)
         {
@@ -52,6 +55,8 @@ internal static class RespValues
         }
         return JsonSerializer.Serialize(Encoding.UTF8.GetString(value), Relaxed);
     }
+
+    private static string BytesJson(ReadOnlySpan<byte> value) => BytesPrefix + Convert.ToBase64String(value) + BytesSuffix;
 
     /// <summary>
     /// Whether valid UTF-8 with control bytes that have no short escape (zero-filled buffers, packed integers: binary
@@ -74,7 +79,7 @@ internal static class RespValues
                 extra++;
             }
         }
-        return longEscapes && value.Length + 2 + extra > BytesPrefix.Length + ((value.Length + 2L) / 3 * 4) + 2;
+        return longEscapes && value.Length + 2 + extra > BytesPrefix.Length + ((value.Length + 2L) / 3 * 4) + BytesSuffix.Length;
     }
 
     /// <summary>
@@ -248,15 +253,12 @@ internal static class RespValues
         {
             return null;
         }
-        if (json.StartsWith(BytesPrefix, StringComparison.Ordinal) && json.EndsWith("\"}", StringComparison.Ordinal))
+        if (json.StartsWith(BytesPrefix, StringComparison.Ordinal) && json.EndsWith(BytesSuffix, StringComparison.Ordinal))
         {
-            var base64 = json.AsSpan(BytesPrefix.Length, json.Length - BytesPrefix.Length - 2);
-            var bytes = new byte[base64.Length / 4 * 3];
-            if (Convert.TryFromBase64Chars(base64, bytes, out var written))
-            {
-                return written == bytes.Length ? bytes : bytes[..written];
-            }
-            return null;
+            var base64 = json.AsSpan(BytesPrefix.Length, json.Length - BytesPrefix.Length - BytesSuffix.Length);
+            var padding = base64.EndsWith("==") ? 2 : base64.EndsWith("=") ? 1 : 0;
+            var bytes = new byte[Math.Max(0, (base64.Length / 4 * 3) - padding)];
+            return Convert.TryFromBase64Chars(base64, bytes, out var written) && written == bytes.Length ? bytes : null;
         }
         if (!json.Contains(BytesProperty, StringComparison.Ordinal))
         {
