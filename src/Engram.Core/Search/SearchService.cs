@@ -34,7 +34,25 @@ public sealed class SearchService(
 
     private long _storeAwayUntil;
 
-    private void StoreAway() => Interlocked.Exchange(ref _storeAwayUntil, Environment.TickCount64 + StoreAwayMs);
+    /// <summary>The write watermark when the store last failed: a write acknowledged since then says it is back.</summary>
+    private long _storeAwayAtWrite;
+
+    private void StoreAway()
+    {
+        Interlocked.Exchange(ref _storeAwayAtWrite, watermark.Last);
+        Interlocked.Exchange(ref _storeAwayUntil, Environment.TickCount64 + StoreAwayMs);
+    }
+
+    /// <summary>
+    /// Whether a search should skip the store: it failed under a second ago, no write has been acknowledged since
+    /// (the follower may already have applied that write, so the index being current proves nothing), and the index
+    /// has everything acknowledged before.
+    /// </summary>
+    private bool SkipStore() =>
+        Copies is not null
+        && Environment.TickCount64 < Interlocked.Read(ref _storeAwayUntil)
+        && watermark.Last <= Interlocked.Read(ref _storeAwayAtWrite)
+        && follower.Index.AppliedSeq >= watermark.Last;
 
 
     public SearchOptions Options => options;
@@ -109,8 +127,8 @@ public sealed class SearchService(
         // the index is what it is: the search answers from it (stale) rather than fail.
         // Within a second of the store failing, searches do not ask it again: a database that drops packets would hold
         // each one for the connect timeout; one search a second finds out whether it is back. A write this process got
-        // acknowledged since (the index is behind the watermark) says it is back, and read-your-writes needs the store.
-        var stale = Copies is not null && Environment.TickCount64 < Interlocked.Read(ref _storeAwayUntil) && follower.Index.AppliedSeq >= watermark.Last;
+        // acknowledged since (the watermark moved) says it is back, and read-your-writes needs the store.
+        var stale = SkipStore();
         try
         {
             if (!stale)

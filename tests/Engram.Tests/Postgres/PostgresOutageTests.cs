@@ -122,6 +122,9 @@ public sealed class PostgresOutageTests
         doctorStore.Status.Should().Be(HealthChecks.Fail);
         doctorStore.Detail.Should().Contain(endpoint);
 
+        // A search just before the database comes back: for a second after, searches do not ask the store again,
+        // unless a write is acknowledged in between (the fresh search below must not stay stale on that window).
+        (await client.PostAsync("/v1/search", Json(new { query = "lighthouse", k = 5 }))).Headers.Contains("Engram-Stale").Should().BeTrue();
         await postgres.StartAgainAsync();
 
         // Writes succeed again within a few seconds, without restarting Engram, and readiness returns.
