@@ -75,7 +75,8 @@ public sealed class KvTransaction : IKeyValueStore
     private Slot Find(string storedKey) =>
         _slots.TryGetValue(storedKey, out var slot)
             ? slot
-            : throw new InvalidOperationException($"the transaction did not declare key '{storedKey}' before it started");
+            : throw new ValidationException("key",
+                $"key '{KvKeys.ToDisplay(Partition.Tenant, storedKey)}' is not among the keys the transaction declared (a script names every key it touches in KEYS)");
 
     private KvEntry? Live(string storedKey)
     {

@@ -142,6 +142,14 @@ internal sealed partial class RespConnection
                     _reply.Ok();
                 }
                 return;
+            case "EVAL" or "EVALSHA" or "EVAL_RO" or "EVALSHA_RO":
+                await DrainAsync().ConfigureAwait(false);
+                await EvalAsync(command, ct).ConfigureAwait(false);
+                return;
+            case "SCRIPT":
+                await DrainAsync().ConfigureAwait(false);
+                await ScriptAsync(ct).ConfigureAwait(false);
+                return;
         }
         if (!Known(command))
         {
@@ -407,7 +415,8 @@ internal sealed partial class RespConnection
         ("decr", 2, true), ("decrby", 3, true), ("scan", -2, false), ("keys", 2, false), ("type", 2, false), ("dbsize", 1, false),
         ("info", -1, false), ("object", -2, false), ("strlen", 2, false), ("expiretime", 2, false), ("pexpiretime", 2, false),
         ("getset", 3, true), ("config", -2, false), ("memory", -2, false), ("multi", 1, false), ("exec", 1, false), ("discard", 1, false),
-        ("watch", -2, false), ("unwatch", 1, false),
+        ("watch", -2, false), ("unwatch", 1, false), ("eval", -3, true), ("evalsha", -3, true), ("eval_ro", -3, false),
+        ("evalsha_ro", -3, false), ("script", -2, false),
     ];
 
     // ---- Authentication ----------------------------------------------------------------------------------
@@ -1420,7 +1429,8 @@ internal sealed partial class RespConnection
 
     private void WriteCommand((string Name, int Arity, bool Write) command)
     {
-        var keyed = command.Name is not ("object" or "ping" or "echo" or "hello" or "auth" or "select" or "quit" or "client" or "command" or "scan" or "keys" or "dbsize" or "info");
+        var keyed = command.Name is not ("object" or "ping" or "echo" or "hello" or "auth" or "select" or "quit" or "client" or "command" or "scan" or "keys" or "dbsize" or "info"
+            or "eval" or "evalsha" or "eval_ro" or "evalsha_ro" or "script"); // (a script's keys are movable: numkeys says)
         _reply.Array(6);
         _reply.Bulk(command.Name);
         _reply.Integer(command.Arity);

@@ -58,6 +58,9 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
     /// <summary>Commands, errors, connections and bytes (metrics and INFO stats).</summary>
     public RespStats Stats { get; } = new();
 
+    /// <summary>The scripts EVALSHA finds, and the thread scripts run on.</summary>
+    public Scripting.ScriptHost Scripts { get; } = new(options.Value.Resp);
+
     /// <summary>The most bytes of queued transaction commands all connections may hold together.</summary>
     public const long MaxQueuedTransactionBytes = 256L * 1024 * 1024;
 
@@ -202,6 +205,7 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
     public async ValueTask DisposeAsync()
     {
         Stats.Stop();
+        Scripts.Dispose();
         if (_listener is not null)
         {
             await _listener.DisposeAsync().ConfigureAwait(false);

@@ -35,6 +35,15 @@ public sealed class RespOptions
     /// </summary>
     public bool InlineCompletions { get; set; } = true;
 
+    /// <summary>
+    /// The longest a script (EVAL) may run, in milliseconds; then it is stopped and nothing it did is written. A script runs
+    /// inside one write step of the store, so no other write goes through meanwhile. Default 1000.
+    /// </summary>
+    public int ScriptTimeLimitMs { get; set; } = 1000;
+
+    /// <summary>The most memory one script's Lua state may use, in MB; past it the script is stopped. Default 64.</summary>
+    public int ScriptMemoryMb { get; set; } = 64;
+
     public bool Enabled => !string.IsNullOrWhiteSpace(Listen);
 
     /// <summary>The endpoint <see cref="Listen"/> names; throws <see cref="FormatException"/> when it names none.</summary>
@@ -83,6 +92,14 @@ public sealed class RespOptions
         if (MaxConnections is < 1 or > 1_000_000)
         {
             yield return "Engram:Resp:MaxConnections must be between 1 and 1000000";
+        }
+        if (ScriptTimeLimitMs is < 10 or > 60_000)
+        {
+            yield return "Engram:Resp:ScriptTimeLimitMs must be between 10 and 60000";
+        }
+        if (ScriptMemoryMb is < 1 or > 4096)
+        {
+            yield return "Engram:Resp:ScriptMemoryMb must be between 1 and 4096";
         }
     }
 }

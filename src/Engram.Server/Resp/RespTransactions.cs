@@ -352,6 +352,11 @@ internal sealed class ReplyBuffer : PipeWriter
 
     public ReadOnlySpan<byte> WrittenSpan => _buffer.WrittenSpan;
 
+    public ReadOnlyMemory<byte> WrittenMemory => _buffer.WrittenMemory;
+
+    /// <summary>Forgets what was written (the buffer is kept for the next reply).</summary>
+    public void Clear() => _buffer.ResetWrittenCount();
+
     public override void Advance(int bytes) => _buffer.Advance(bytes);
 
     public override Memory<byte> GetMemory(int sizeHint = 0) => _buffer.GetMemory(sizeHint);

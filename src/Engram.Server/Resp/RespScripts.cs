@@ -1,0 +1,246 @@
+using System.Text;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Engram.Server.Resp.Scripting;
+using Microsoft.Extensions.Logging;
+
+namespace Engram.Server.Resp;
+
+/// <summary>
+/// EVAL / EVALSHA / EVAL_RO / EVALSHA_RO and SCRIPT (LOAD, EXISTS, FLUSH, KILL). A script is a transaction of the store, as
+/// EXEC is (<see cref="KvService.TransactAsync{T}"/>): the keys it names in KEYS are read in one write step, its
+/// <c>redis.call</c>s run through the very code that runs the commands outside (this connection pointed at the
+/// transaction), and its changes are written in that step, so no other write comes between. Unlike Redis, a script that
+/// fails (an error it does not catch, its time or memory limit, SCRIPT KILL) writes nothing at all, and a script may touch
+/// only the keys it declares in KEYS (Redis asks that of scripts too; here it is enforced, because the keys are read before
+/// the script starts). The Lua side is <see cref="LuaSandbox"/>.
+/// </summary>
+internal sealed partial class RespConnection
+{
+    private async ValueTask EvalAsync(string command, CancellationToken ct)
+    {
+        if (!Arity(3, exact: false))
+        {
+            return;
+        }
+        var caller = await CallerAsync(ct).ConfigureAwait(false);
+        if (caller is null)
+        {
+            _reply.Error("NOAUTH Authentication required.");
+            return;
+        }
+        if (!TryLong(2, out var keyCount))
+        {
+            _reply.Error(WrongInteger);
+            return;
+        }
+        if (keyCount < 0)
+        {
+            _reply.Error("ERR Number of keys can't be negative");
+            return;
+        }
+        if (keyCount > _argCount - 3)
+        {
+            _reply.Error("ERR Number of keys can't be greater than number of args");
+            return;
+        }
+        var scripts = _listener.Scripts;
+        byte[] script;
+        string sha;
+        if (command is "EVAL" or "EVAL_RO")
+        {
+            script = Arg(1).ToArray();
+            scripts.TryAdd(caller.Tenant, script, out sha); // a full cache still runs the script
+        }
+        else
+        {
+            sha = Encoding.ASCII.GetString(Arg(1));
+            if (scripts.Find(caller.Tenant, sha) is not { } found)
+            {
+                _reply.Error("NOSCRIPT No matching script. Please use EVAL.");
+                return;
+            }
+            script = found;
+            sha = sha.ToLowerInvariant();
+        }
+        var keys = new byte[keyCount][];
+        var keyNames = new List<string>((int)keyCount);
+        for (var i = 0; i < keyCount; i++)
+        {
+            keys[i] = Arg(3 + i).ToArray();
+            if (RespWriter.TryDecode(keys[i]) is { } name)
+            {
+                keyNames.Add(name); // a key that is not text is not read: a command on it fails as it would outside
+            }
+        }
+        var argv = new byte[_argCount - 3 - keyCount][];
+        for (var i = 0; i < argv.Length; i++)
+        {
+            argv[i] = Arg(3 + (int)keyCount + i).ToArray();
+        }
+        var readOnly = command.EndsWith("_RO", StringComparison.Ordinal);
+        var resp3 = _reply.Resp3;
+        ReplyBuffer reply;
+        try
+        {
+            reply = await _kv.TransactAsync(caller, keyNames, view => RunScript(caller, view.Kv, script, sha, keys, argv, readOnly, resp3), ct)
+                .ConfigureAwait(false);
+        }
+        catch (ScriptException ex)
+        {
+            _reply.Error(ex.Reply);
+            return;
+        }
+        _reply.Raw(reply.WrittenSpan);
+    }
+
+    /// <summary>
+    /// Runs the script on the script thread while the store's write step (this thread) waits; returns its reply. May run
+    /// twice (a retried write); when it throws, nothing is written.
+    /// </summary>
+    private ReplyBuffer RunScript(Caller caller, KvService kv, byte[] script, string sha, byte[][] keys, byte[][] argv, bool readOnly, bool resp3)
+    {
+        var output = new ReplyBuffer();
+        var writer = new RespWriter(output) { Resp3 = resp3, Tally = _tally };
+        var scratch = new ReplyBuffer();
+        var host = _listener.Scripts;
+        var run = new ScriptRun(caller.Tenant, readOnly, args => ScriptCommand(args, scratch, readOnly), host.TimeLimitMs)
+        {
+            Log = (level, message) => _listener.Log.Log(level switch { 3 => LogLevel.Warning, 2 => LogLevel.Information, _ => LogLevel.Debug },
+                "Script {Sha}: {Message}", sha, message),
+        };
+        var (savedKv, savedReply) = (_kv, _reply);
+        _kv = kv;
+        _transactionCaller = caller;
+        try
+        {
+            host.Run(run, () => LuaSandbox.Execute(run, script, sha, keys, argv, writer, host.MemoryLimitBytes));
+            return output;
+        }
+        finally
+        {
+            _kv = savedKv;
+            _reply = savedReply;
+            _transactionCaller = null;
+            _transactionReplies = null;
+        }
+    }
+
+    /// <summary>One redis.call of a script (on the script thread, the store's step waiting): its RESP2 reply, errors included.</summary>
+    private ReadOnlyMemory<byte> ScriptCommand(byte[][] args, ReplyBuffer scratch, bool readOnly)
+    {
+        scratch.Clear();
+        _reply = new RespWriter(scratch) { Tally = _tally }; // RESP2, as Redis gives scripts by default
+        _transactionReplies = scratch;
+        var name = Encoding.ASCII.GetString(args[0]).ToUpperInvariant();
+        var known = Array.FindIndex(Commands, c => c.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
+        if (known < 0)
+        {
+            _reply.Error("ERR Unknown Redis command called from script");
+        }
+        else if (!TransactionCommands.Contains(name))
+        {
+            _reply.Error($"ERR This Redis command is not allowed from script: '{name.ToLowerInvariant()}' (a script runs commands on the keys it declares)");
+        }
+        else if (Commands[known].Arity is var arity && (arity > 0 ? args.Length != arity : args.Length < -arity))
+        {
+            _reply.Error("ERR Wrong number of args calling Redis command from script");
+        }
+        else if (readOnly && Commands[known].Write)
+        {
+            _reply.Error("ERR Write commands are not allowed from read-only scripts.");
+        }
+        else
+        {
+            LoadArguments(args);
+            var run = ExecuteAsync(CancellationToken.None);
+            if (!run.IsCompleted)
+            {
+                throw new InvalidOperationException($"'{name}' waited inside a script");
+            }
+            run.GetAwaiter().GetResult();
+            var drained = DrainAsync();
+            if (!drained.IsCompleted)
+            {
+                throw new InvalidOperationException("a write waited inside a script");
+            }
+            drained.GetAwaiter().GetResult();
+            CheckTransactionReplies();
+        }
+        return scratch.WrittenMemory;
+    }
+
+    private async ValueTask ScriptAsync(CancellationToken ct)
+    {
+        if (!Arity(2, exact: false))
+        {
+            return;
+        }
+        var sub = Encoding.ASCII.GetString(Arg(1)).ToUpperInvariant();
+        if (sub == "HELP")
+        {
+            string[] lines =
+            [
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "EXISTS <sha1> [<sha1> ...]", "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]", "    Flush the Lua scripts cache (this tenant's).",
+                "KILL", "    Kill the currently executing Lua script (nothing it did is written).",
+                "LOAD <script>", "    Load a script into the scripts cache without executing it.",
+                "HELP", "    Print this help.",
+            ];
+            _reply.Array(lines.Length);
+            foreach (var line in lines)
+            {
+                _reply.Simple(line);
+            }
+            return;
+        }
+        var caller = await CallerAsync(ct).ConfigureAwait(false);
+        if (caller is null)
+        {
+            _reply.Error("NOAUTH Authentication required.");
+            return;
+        }
+        var scripts = _listener.Scripts;
+        switch (sub)
+        {
+            case "LOAD" when _argCount == 3:
+                if (scripts.TryAdd(caller.Tenant, Arg(2).ToArray(), out var sha))
+                {
+                    _reply.Bulk(sha);
+                }
+                else
+                {
+                    _reply.Error($"ERR the script cache is full ({ScriptHost.MaxCachedScripts} scripts or {ScriptHost.MaxCachedBytes / (1024 * 1024)} MB); SCRIPT FLUSH empties this tenant's part");
+                }
+                return;
+            case "EXISTS" when _argCount >= 3:
+                _reply.Array(_argCount - 2);
+                for (var i = 2; i < _argCount; i++)
+                {
+                    _reply.Integer(scripts.Find(caller.Tenant, Encoding.ASCII.GetString(Arg(i))) is null ? 0 : 1);
+                }
+                return;
+            case "FLUSH" when _argCount == 2 || (_argCount == 3 && (Is(2, "ASYNC"u8) || Is(2, "SYNC"u8))):
+                scripts.Flush(caller.Tenant);
+                _reply.Ok();
+                return;
+            case "KILL" when _argCount == 2:
+                if (scripts.Kill(caller.Tenant))
+                {
+                    _reply.Ok();
+                }
+                else
+                {
+                    _reply.Error("NOTBUSY No scripts in execution right now.");
+                }
+                return;
+            case "LOAD" or "EXISTS" or "FLUSH" or "KILL":
+                _reply.Error($"ERR wrong number of arguments for 'script|{sub.ToLowerInvariant()}' command");
+                return;
+            default:
+                _reply.Error($"ERR unknown subcommand '{Printable(Arg(1))}'. Try SCRIPT HELP.");
+                return;
+        }
+    }
+}

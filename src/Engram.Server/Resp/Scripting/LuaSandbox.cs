@@ -1,0 +1,572 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using static Engram.Server.Resp.Scripting.LuaNative;
+
+namespace Engram.Server.Resp.Scripting;
+
+/// <summary>
+/// Runs one Redis script (EVAL's Lua) in a Lua 5.4 state of its own: only the base, table, string, math and utf8
+/// libraries (no io, os, package, debug, load or dofile), Redis's <c>redis</c> table, <c>KEYS</c> and <c>ARGV</c>, a
+/// memory limit (the state's allocator refuses growth past it) and a stop (an instruction hook: past the time limit, on
+/// SCRIPT KILL or when the waiting side gave up, the next instructions raise an error). Replies convert as in Redis:
+/// integers to numbers, bulk strings to strings, nulls to false, status and error replies to <c>{ok=…}</c> and
+/// <c>{err=…}</c>, and back.
+/// <para>
+/// Lua raises errors with <c>longjmp</c>, which must never unwind a managed frame. So the managed callbacks
+/// (<c>redis.call</c>, the allocator, the hook) never raise one: <c>redis.call</c> returns an <c>{err=…}</c> table that a
+/// Lua wrapper raises, the memory limit is not enforced while managed code pushes values, and the hook stops a script
+/// by installing the library's own <c>luaL_error</c> as the hook, so the error is raised from C. Finalizers (<c>__gc</c>)
+/// run with hooks off, so scripts may not set them.
+/// </para>
+/// </summary>
+internal static unsafe class LuaSandbox
+{
+    /// <summary>How many Lua instructions run between two looks at the time limit.</summary>
+    private const int HookEvery = 10_000;
+
+    private const int MaxDepth = 64;
+    private const int MaxMessageChars = 4096;
+    private const int MaxLogLines = 100;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Budget
+    {
+        public long Used;
+        public long Limit;
+        public int Enforced;
+        public int LogLines;
+    }
+
+    [ThreadStatic]
+    private static ScriptRun? t_run;
+
+    [ThreadStatic]
+    private static Budget* t_budget;
+
+    private static readonly nint RaiseError = Export("luaL_error");
+
+    private static readonly (string Name, nint Open)[] Libraries =
+    [
+        ("_G", Export("luaopen_base")), ("table", Export("luaopen_table")), ("string", Export("luaopen_string")),
+        ("math", Export("luaopen_math")), ("utf8", Export("luaopen_utf8")),
+    ];
+
+    private static readonly byte[] Prelude = Encoding.UTF8.GetBytes(PreludeSource);
+
+    /// <summary>
+    /// Runs <paramref name="script"/> and writes its result to <paramref name="output"/>; throws
+    /// <see cref="ScriptException"/> when it does not compile, raises an error, runs out of memory or is stopped.
+    /// </summary>
+    public static void Execute(ScriptRun run, ReadOnlySpan<byte> script, string sha, byte[][] keys, byte[][] argv, RespWriter output, long memoryLimit)
+    {
+        var budget = (Budget*)NativeMemory.AllocZeroed((nuint)sizeof(Budget));
+        budget->Limit = memoryLimit;
+        var state = lua_newstate(&Allocate, (nint)budget);
+        if (state == 0)
+        {
+            NativeMemory.Free(budget);
+            throw new ScriptException("ERR the script's Lua state could not be created");
+        }
+        var outerRun = t_run;
+        var outerBudget = t_budget;
+        t_run = run;
+        t_budget = budget;
+        try
+        {
+            Prepare(state);
+            PushArray(state, keys);
+            lua_setglobal(state, "KEYS");
+            PushArray(state, argv);
+            lua_setglobal(state, "ARGV");
+            byte none = 0;
+            int status;
+            fixed (byte* p = script)
+            {
+                status = luaL_loadbufferx(state, script.IsEmpty ? &none : p, (nuint)script.Length, "@user_script", "t");
+            }
+            if (status != Ok)
+            {
+                throw new ScriptException("ERR Error compiling script (new function): " + Text(state, -1));
+            }
+            lua_sethook(state, (nint)(delegate* unmanaged<nint, nint, void>)&Hook, MaskCount, HookEvery);
+            budget->Enforced = 1;
+            status = lua_pcallk(state, 0, 1, 0, 0, 0);
+            budget->Enforced = 0;
+            lua_sethook(state, 0, 0, 0);
+            run.ShouldStop(); // a long C call at the end runs past the limit with no hook after it
+            switch (run.Stop)
+            {
+                case ScriptStop.TimeLimit or ScriptStop.Abandoned:
+                    throw new ScriptException($"BUSY the script ran over its time limit of {run.TimeLimitMs} ms and was stopped; nothing it did was written");
+                case ScriptStop.Killed:
+                    throw new ScriptException("ERR the script was killed by SCRIPT KILL; nothing it did was written");
+            }
+            if (status == ErrorMemory)
+            {
+                throw new ScriptException($"OOM the script used more than {memoryLimit / (1024 * 1024)} MB of memory and was stopped; nothing it did was written");
+            }
+            if (status != Ok)
+            {
+                throw new ScriptException(Failure(state, sha));
+            }
+            long bytes = 0;
+            WriteValue(state, lua_gettop(state), output, 0, ref bytes);
+        }
+        finally
+        {
+            budget->Enforced = 0;
+            // Finalizers cannot be set by scripts; anything else Lua code would do while closing is stopped at once.
+            lua_sethook(state, RaiseError, MaskCount, 1);
+            lua_close(state);
+            NativeMemory.Free(budget);
+            t_run = outerRun;
+            t_budget = outerBudget;
+        }
+    }
+
+    /// <summary>The script's SHA1 as EVALSHA names it (40 lowercase hex digits).</summary>
+    public static string Sha1(ReadOnlySpan<byte> script) => Convert.ToHexStringLower(SHA1.HashData(script));
+
+    private static void Prepare(nint state)
+    {
+        foreach (var (name, open) in Libraries)
+        {
+            luaL_requiref(state, name, open, 1);
+            Pop(state, 1);
+        }
+        lua_pushcclosure(state, &Call, 0);
+        lua_setglobal(state, "__engram_call");
+        lua_pushcclosure(state, &Sha1Hex, 0);
+        lua_setglobal(state, "__engram_sha1hex");
+        lua_pushcclosure(state, &Log, 0);
+        lua_setglobal(state, "__engram_log");
+        fixed (byte* p = Prelude)
+        {
+            if (luaL_loadbufferx(state, p, (nuint)Prelude.Length, "=prelude", "t") != Ok || lua_pcallk(state, 0, 0, 0, 0, 0) != Ok)
+            {
+                throw new InvalidOperationException("the script prelude failed: " + Text(state, -1));
+            }
+        }
+    }
+
+    private static void PushArray(nint state, byte[][] items)
+    {
+        lua_createtable(state, items.Length, 0);
+        for (var i = 0; i < items.Length; i++)
+        {
+            PushBytes(state, items[i]);
+            lua_rawseti(state, -2, i + 1);
+        }
+    }
+
+    /// <summary>The error reply for an error the script raised: a redis.call failure keeps its code, anything else is ERR.</summary>
+    private static string Failure(nint state, string sha)
+    {
+        var message = lua_type(state, -1) switch
+        {
+            TypeTable when RawGetField(state, -1, "err") == TypeString => Text(state, -1),
+            TypeString or TypeNumber => "ERR " + Text(state, -1),
+            _ => "ERR the script raised an error that is not a string",
+        };
+        return $"{message} script: {sha}";
+    }
+
+    /// <summary>The string at <paramref name="index"/> as text (bounded, invalid UTF-8 replaced); empty for other types.</summary>
+    private static string Text(nint state, int index)
+    {
+        if (lua_type(state, index) is not (TypeString or TypeNumber))
+        {
+            return "";
+        }
+        var bytes = ToBytes(state, index);
+        var text = Encoding.UTF8.GetString(bytes.Length > MaxMessageChars ? bytes[..MaxMessageChars] : bytes);
+        return text;
+    }
+
+    /// <summary>Lua → RESP, as Redis converts a script's result.</summary>
+    private static void WriteValue(nint state, int index, RespWriter output, int depth, ref long bytes)
+    {
+        if (depth > MaxDepth || lua_checkstack(state, 4) == 0)
+        {
+            throw new ScriptException("ERR reached lua stack limit");
+        }
+        switch (lua_type(state, index))
+        {
+            case TypeString:
+                var value = ToBytes(state, index);
+                bytes += value.Length + 16;
+                if (bytes > RespConnection.MaxTransactionBytes)
+                {
+                    throw new ScriptException($"ERR the script's reply is over {RespConnection.MaxTransactionBytes / (1024 * 1024)} MB");
+                }
+                output.Bulk(value);
+                return;
+            case TypeNumber:
+                output.Integer(lua_isinteger(state, index) != 0 ? lua_tointegerx(state, index, out _) : Truncate(lua_tonumberx(state, index, out _)));
+                return;
+            case TypeBoolean:
+                if (lua_toboolean(state, index) != 0)
+                {
+                    output.Integer(1);
+                }
+                else
+                {
+                    output.Null();
+                }
+                return;
+            case TypeTable:
+                if (RawGetField(state, index, "err") == TypeString)
+                {
+                    var error = Text(state, -1);
+                    Pop(state, 1);
+                    output.Error(error.Length == 0 ? "ERR" : error);
+                    return;
+                }
+                Pop(state, 1);
+                if (RawGetField(state, index, "ok") == TypeString)
+                {
+                    var status = Text(state, -1);
+                    Pop(state, 1);
+                    output.Simple(status);
+                    return;
+                }
+                Pop(state, 1);
+                var count = 0;
+                while (lua_rawgeti(state, index, count + 1) != TypeNil)
+                {
+                    Pop(state, 1);
+                    count++;
+                    bytes += 16;
+                    if (bytes > RespConnection.MaxTransactionBytes)
+                    {
+                        throw new ScriptException($"ERR the script's reply is over {RespConnection.MaxTransactionBytes / (1024 * 1024)} MB");
+                    }
+                }
+                Pop(state, 1);
+                output.Array(count);
+                for (var i = 1; i <= count; i++)
+                {
+                    lua_rawgeti(state, index, i);
+                    WriteValue(state, lua_gettop(state), output, depth + 1, ref bytes);
+                    Pop(state, 1);
+                }
+                return;
+            default:
+                output.Null(); // nil, functions, coroutines
+                return;
+        }
+    }
+
+    /// <summary>A Lua float as Redis returns it: truncated toward zero (NaN and out-of-range values clamp).</summary>
+    private static long Truncate(double value) =>
+        double.IsNaN(value) ? 0 : value >= long.MaxValue ? long.MaxValue : value <= long.MinValue ? long.MinValue : (long)value;
+
+    /// <summary>RESP2 (a command's reply) → Lua, as Redis converts for redis.call. False when the reply is not well-formed.</summary>
+    private static bool PushReply(nint state, ReadOnlySpan<byte> reply, ref int at, int depth)
+    {
+        if (depth > MaxDepth || at >= reply.Length || lua_checkstack(state, 4) == 0)
+        {
+            return false;
+        }
+        var kind = reply[at];
+        var end = reply[at..].IndexOf("\r\n"u8);
+        if (end < 0)
+        {
+            return false;
+        }
+        var line = reply.Slice(at + 1, end - 1);
+        at += end + 2;
+        switch (kind)
+        {
+            case (byte)'+' or (byte)'-':
+                lua_createtable(state, 0, 1);
+                PushString(state, kind == (byte)'+' ? "ok" : "err");
+                PushBytes(state, line);
+                lua_rawset(state, -3);
+                return true;
+            case (byte)':':
+                if (!long.TryParse(line, out var integer))
+                {
+                    return false;
+                }
+                lua_pushinteger(state, integer);
+                return true;
+            case (byte)'$':
+                if (!int.TryParse(line, out var length) || length < -1 || (length >= 0 && at + length + 2 > reply.Length))
+                {
+                    return false;
+                }
+                if (length < 0)
+                {
+                    lua_pushboolean(state, 0);
+                    return true;
+                }
+                PushBytes(state, reply.Slice(at, length));
+                at += length + 2;
+                return true;
+            case (byte)'*':
+                if (!int.TryParse(line, out var count) || count < -1)
+                {
+                    return false;
+                }
+                if (count < 0)
+                {
+                    lua_pushboolean(state, 0);
+                    return true;
+                }
+                lua_createtable(state, count, 0);
+                for (var i = 1; i <= count; i++)
+                {
+                    if (!PushReply(state, reply, ref at, depth + 1))
+                    {
+                        return false;
+                    }
+                    lua_rawseti(state, -2, i);
+                }
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private static void PushError(nint state, string message)
+    {
+        lua_createtable(state, 0, 1);
+        PushString(state, "err");
+        PushString(state, message);
+        lua_rawset(state, -3);
+    }
+
+    // ---- Callbacks from Lua. None may throw or raise a Lua error (see the class comment). ----
+
+    /// <summary>The state's allocator: frees, and grows only within the budget while the script's own code runs.</summary>
+    [UnmanagedCallersOnly]
+    private static nint Allocate(nint ud, nint block, nuint oldSize, nuint newSize)
+    {
+        var budget = (Budget*)ud;
+        if (newSize == 0)
+        {
+            if (block != 0)
+            {
+                NativeMemory.Free((void*)block);
+                budget->Used -= (long)oldSize;
+            }
+            return 0;
+        }
+        var old = block == 0 ? 0 : (long)oldSize; // for a new block, oldSize is the kind of object, not a size
+        var growth = (long)newSize - old;
+        if (growth > 0 && budget->Enforced != 0 && budget->Used + growth > budget->Limit)
+        {
+            return 0; // Lua raises its memory error (from C)
+        }
+        var grown = NativeMemory.Realloc((void*)block, newSize);
+        if (grown is null)
+        {
+            return 0;
+        }
+        budget->Used += growth;
+        return (nint)grown;
+    }
+
+    /// <summary>Every <see cref="HookEvery"/> instructions: once the run must stop, the next instruction raises an error.</summary>
+    [UnmanagedCallersOnly]
+    private static void Hook(nint state, nint debug)
+    {
+        if (t_run is { } run && run.ShouldStop())
+        {
+            // luaL_error as the hook: called as hook(L, ar), it raises an error from C with the message at ar (the event
+            // number, a byte below 5: no format directive). The reason is known from the run, not from the message.
+            lua_sethook(state, RaiseError, MaskCount, 1);
+        }
+    }
+
+    /// <summary>redis.call / redis.pcall: runs the command and returns its reply, or an <c>{err=…}</c> table.</summary>
+    [UnmanagedCallersOnly]
+    private static int Call(nint state)
+    {
+        var budget = t_budget;
+        var enforced = budget->Enforced;
+        budget->Enforced = 0;
+        try
+        {
+            var run = t_run;
+            var count = lua_gettop(state);
+            if (run is null)
+            {
+                PushError(state, "ERR no script is running");
+                return 1;
+            }
+            if (count == 0)
+            {
+                PushError(state, "ERR Please specify at least one argument for this redis lib call");
+                return 1;
+            }
+            var args = new byte[count][];
+            for (var i = 1; i <= count; i++)
+            {
+                switch (lua_type(state, i))
+                {
+                    case TypeString:
+                        args[i - 1] = ToBytes(state, i).ToArray();
+                        break;
+                    case TypeNumber when lua_isinteger(state, i) != 0:
+                        args[i - 1] = Encoding.ASCII.GetBytes(lua_tointegerx(state, i, out _).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                        break;
+                    case TypeNumber:
+                        args[i - 1] = Encoding.ASCII.GetBytes(lua_tonumberx(state, i, out _).ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+                        break;
+                    default:
+                        PushError(state, "ERR Lua redis lib command arguments must be strings or integers");
+                        return 1;
+                }
+            }
+            ReadOnlyMemory<byte> reply;
+            lock (run.Gate)
+            {
+                if (run.Stop == ScriptStop.Abandoned)
+                {
+                    PushError(state, "ERR the script was stopped");
+                    return 1;
+                }
+                reply = run.Command(args);
+            }
+            var top = lua_gettop(state);
+            var at = 0;
+            if (!PushReply(state, reply.Span, ref at, 0))
+            {
+                lua_settop(state, top);
+                PushError(state, "ERR the command's reply could not be read");
+            }
+            return 1;
+        }
+        catch (Exception ex)
+        {
+            PushError(state, ex is ScriptException s ? s.Reply : "ERR " + ex.Message);
+            return 1;
+        }
+        finally
+        {
+            budget->Enforced = enforced;
+        }
+    }
+
+    /// <summary>redis.sha1hex(text): the prelude checked the argument.</summary>
+    [UnmanagedCallersOnly]
+    private static int Sha1Hex(nint state)
+    {
+        var budget = t_budget;
+        var enforced = budget->Enforced;
+        budget->Enforced = 0;
+        try
+        {
+            PushString(state, Sha1(ToBytes(state, 1)));
+            return 1;
+        }
+        catch (Exception)
+        {
+            lua_pushnil(state);
+            return 1;
+        }
+        finally
+        {
+            budget->Enforced = enforced;
+        }
+    }
+
+    /// <summary>redis.log(level, message): to the server's log, at most <see cref="MaxLogLines"/> lines per run.</summary>
+    [UnmanagedCallersOnly]
+    private static int Log(nint state)
+    {
+        try
+        {
+            var budget = t_budget;
+            if (t_run is { } run && budget->LogLines++ < MaxLogLines)
+            {
+                run.Log?.Invoke((int)lua_tointegerx(state, 1, out _), Text(state, 2));
+            }
+        }
+        catch (Exception)
+        {
+            // a failing logger must not reach Lua
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// Trusted Lua run before each script: Redis's <c>redis</c> table over the callbacks, Lua 5.1's <c>unpack</c> and a
+    /// <c>bit</c> library (scripts written for Redis use both), and the sandbox (no loading of code, no finalizers).
+    /// </summary>
+    private const string PreludeSource = """
+        local call, sha1hex, log = __engram_call, __engram_sha1hex, __engram_log
+        __engram_call, __engram_sha1hex, __engram_log = nil, nil, nil
+        local type, rawget, error, select, tostring, concat = type, rawget, error, select, tostring, table.concat
+        local setmetatable_ = setmetatable
+        dofile, loadfile, load, print, collectgarbage = nil, nil, nil, nil, nil
+        string.dump = nil
+        function setmetatable(t, mt)
+          if type(mt) == 'table' and rawget(mt, '__gc') ~= nil then error('scripts may not set __gc', 2) end
+          return setmetatable_(t, mt)
+        end
+        unpack = table.unpack
+        local function failed(r) return type(r) == 'table' and rawget(r, 'err') ~= nil end
+        local function text(value, what)
+          if type(value) ~= 'string' then error('wrong number or type of arguments to ' .. what, 3) end
+          return value
+        end
+        redis = {
+          call = function(...) local r = call(...) if failed(r) then error(r, 0) end return r end,
+          pcall = function(...) return call(...) end,
+          error_reply = function(message) return { err = text(message, 'redis.error_reply') } end,
+          status_reply = function(message) return { ok = text(message, 'redis.status_reply') } end,
+          sha1hex = function(value)
+            if type(value) ~= 'string' and type(value) ~= 'number' then error('wrong number of arguments', 2) end
+            return sha1hex(tostring(value))
+          end,
+          log = function(level, ...)
+            if type(level) ~= 'number' or select('#', ...) == 0 then error('redis.log() requires two arguments or more.', 2) end
+            local parts = { ... }
+            for i = 1, #parts do parts[i] = tostring(parts[i]) end
+            log(level, concat(parts, ' '))
+          end,
+          setresp = function(version)
+            if version ~= 2 and version ~= 3 then error('RESP version must be 2 or 3.', 2) end
+          end,
+          set_repl = function() end,
+          replicate_commands = function() return true end,
+          breakpoint = function() return false end,
+          debug = function() end,
+          LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+          REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
+          REDIS_VERSION = '7.0.15', REDIS_VERSION_NUM = 0x07000f,
+        }
+        local function tobit(x)
+          x = math.tointeger(x) or math.floor(x)
+          x = x & 0xffffffff
+          if x >= 0x80000000 then x = x - 0x100000000 end
+          return x
+        end
+        local function fold(op, a, ...)
+          local r = tobit(a)
+          for i = 1, select('#', ...) do r = tobit(op(r, tobit((select(i, ...))))) end
+          return r
+        end
+        bit = {
+          tobit = tobit,
+          bnot = function(x) return tobit(~tobit(x)) end,
+          band = function(...) return fold(function(a, b) return a & b end, ...) end,
+          bor = function(...) return fold(function(a, b) return a | b end, ...) end,
+          bxor = function(...) return fold(function(a, b) return a ~ b end, ...) end,
+          lshift = function(x, n) return tobit((tobit(x) & 0xffffffff) << (n & 31)) end,
+          rshift = function(x, n) return tobit((tobit(x) & 0xffffffff) >> (n & 31)) end,
+          arshift = function(x, n) return tobit(tobit(x) // (1 << (n & 31))) end,
+          tohex = function(x, n)
+            n = n or 8
+            local upper = n < 0
+            if upper then n = -n end
+            local s = string.format(upper and '%08X' or '%08x', tobit(x) & 0xffffffff)
+            return s:sub(-n)
+          end,
+        }
+        """;
+}

@@ -1,0 +1,66 @@
+namespace Engram.Server.Resp.Scripting;
+
+/// <summary>Why a script was stopped before it finished.</summary>
+internal enum ScriptStop
+{
+    None,
+    TimeLimit,
+    Killed,
+    Abandoned,
+}
+
+/// <summary>
+/// One execution of a script: what its <c>redis.call</c> runs, its limits, and whether it must stop. Shared by the
+/// thread that runs the Lua code and the one that waits for it (the store's writer step).
+/// </summary>
+internal sealed class ScriptRun(string tenant, bool readOnly, Func<byte[][], ReadOnlyMemory<byte>> commands, long timeLimitMs)
+{
+    /// <summary>The tenant whose keys the script runs on (SCRIPT KILL stops only its own tenant's script).</summary>
+    public string Tenant => tenant;
+
+    /// <summary>EVAL_RO / EVALSHA_RO: a write command from the script is refused.</summary>
+    public bool ReadOnly => readOnly;
+
+    public long TimeLimitMs => timeLimitMs;
+
+    /// <summary>Where redis.log writes (level 0-3: debug, verbose, notice, warning).</summary>
+    public Action<int, string>? Log { get; init; }
+
+    /// <summary>Held while a command of the script runs, and taken to abandon the run: no command runs after that.</summary>
+    public object Gate { get; } = new();
+
+    private readonly long _deadline = Environment.TickCount64 + timeLimitMs;
+    private int _stop;
+
+    public ScriptStop Stop => (ScriptStop)Volatile.Read(ref _stop);
+
+    /// <summary>Whether the Lua code must stop now (the instruction hook asks): past its time, killed or abandoned.</summary>
+    public bool ShouldStop()
+    {
+        if (_stop == 0 && Environment.TickCount64 > _deadline)
+        {
+            Interlocked.CompareExchange(ref _stop, (int)ScriptStop.TimeLimit, 0);
+        }
+        return Volatile.Read(ref _stop) != 0;
+    }
+
+    public void Kill() => Interlocked.CompareExchange(ref _stop, (int)ScriptStop.Killed, 0);
+
+    /// <summary>The waiting side gave up: the script's commands are refused from now on (its changes are not written).</summary>
+    public void Abandon()
+    {
+        lock (Gate)
+        {
+            Interlocked.Exchange(ref _stop, (int)ScriptStop.Abandoned);
+        }
+    }
+
+    /// <summary>Runs one command of the script (its arguments as bytes) and returns its RESP2 reply.</summary>
+    public ReadOnlyMemory<byte> Command(byte[][] args) => commands(args);
+}
+
+/// <summary>A script that did not complete: <see cref="Reply"/> is the error reply (with its code); nothing it did is written.</summary>
+internal sealed class ScriptException(string reply) : Exception(reply)
+{
+    public string Reply => Message;
+}

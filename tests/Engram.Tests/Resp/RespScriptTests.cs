@@ -1,0 +1,265 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Role = Engram.Core.Security.Role;
+using Engram.Tests.Support;
+using StackExchange.Redis;
+
+namespace Engram.Tests.Resp;
+
+/// <summary>
+/// EVAL / EVALSHA / SCRIPT on both stores: Redis's conversions both ways, redis.call and redis.pcall, the script cache,
+/// read-only scripts, atomicity under concurrent clients (a read-modify-write script that was not atomic loses
+/// updates), all-or-nothing on an error, the sandbox, and the limits: time, memory, SCRIPT KILL and a C function that
+/// runs past the limit.
+/// </summary>
+public sealed class RespScriptTests
+{
+    [Theory]
+    [InlineData(Backend.Sqlite)]
+    [InlineData(Backend.Postgres)]
+    public async Task Scripts_follow_redis_and_are_atomic(Backend backend)
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(backend, o => RespServerFixture.Configure(o, port));
+        using var client = await RespClient.ConnectAsync(port);
+
+        // Lua → RESP, as Redis converts.
+        (await client.CallAsync("EVAL", "return 1", "0")).Should().Be(1L);
+        (await client.CallAsync("EVAL", "return 3.99", "0")).Should().Be(3L, "a float is truncated to an integer");
+        ((object?[])(await client.CallAsync("EVAL", "return {1, 'two', {3, 'x'}, false, true, nil, 7}", "0"))!)
+            .Should().BeEquivalentTo(new object?[] { 1L, "two", new object?[] { 3L, "x" }, null, 1L }, o => o.WithStrictOrdering());
+        (await client.CallAsync("EVAL", "return redis.status_reply('FINE')", "0")).Should().Be("+FINE");
+        (await client.CallAsync("EVAL", "return redis.error_reply('MYERR went wrong')", "0")).Should().Be("-MYERR went wrong");
+        (await client.CallAsync("EVAL", "return nil", "0")).Should().BeNull();
+        (await client.CallAsync("EVAL", "return KEYS[1] .. '|' .. ARGV[1] .. '|' .. #KEYS .. #ARGV", "1", "k", "a", "b")).Should().Be("k|a|12");
+
+        // redis.call: RESP → Lua, writes seen over RESP and REST, with their history.
+        (await client.CallAsync("EVAL", "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])", "1", "s:k", "hello")).Should().Be("hello");
+        (await client.CallAsync("GET", "s:k")).Should().Be("hello");
+        (await server.Client.GetFromJsonAsync<JsonElement>("/v1/kv/s:k")).GetProperty("value").GetString().Should().Be("hello");
+        (await client.CallAsync("EVAL", "return type(redis.call('GET', KEYS[1]))", "1", "s:none")).Should().Be("boolean", "a null reply is false");
+        (await client.CallAsync("EVAL", "return redis.call('SET', KEYS[1], 'v').ok", "1", "s:k")).Should().Be("OK");
+        (await client.CallAsync("EVAL", "return redis.call('INCRBY', KEYS[1], 5) + 1", "1", "s:n")).Should().Be(6L);
+        (await client.CallAsync("EVAL", "return redis.call('MGET', KEYS[1], KEYS[2])", "2", "s:n", "s:none"))
+            .Should().BeEquivalentTo(new object?[] { "5", null });
+        var history = await server.Client.GetFromJsonAsync<JsonElement>("/v1/kv/s:k?history=true");
+        history.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("event").GetString()).Should().Equal("created", "updated");
+
+        // Errors: redis.call raises the command's error, redis.pcall returns it; a failed script writes nothing.
+        var incr = "return redis.call('INCR', KEYS[1])";
+        var failed = (string)(await client.CallAsync("EVAL", incr, "1", "s:k"))!;
+        failed.Should().StartWith("-ERR value is not an integer or out of range").And.EndWith("script: " + Sha1(incr));
+        (await client.CallAsync("EVAL", "return redis.pcall('INCR', KEYS[1]).err", "1", "s:k")).Should().Be("ERR value is not an integer or out of range");
+        (await client.CallAsync("EVAL", "redis.call('SET', KEYS[1], 'changed') error('boom')", "1", "s:atom"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-ERR user_script:1: boom script: ");
+        (await client.CallAsync("EXISTS", "s:atom")).Should().Be(0L, "a script that fails writes nothing");
+        (await client.CallAsync("EVAL", "return redis.call('GET', 'undeclared')", "0"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-ERR key 'undeclared' is not among the keys");
+        (await client.CallAsync("EVAL", "return redis.call('KEYS', '*')", "0"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-ERR This Redis command is not allowed from script");
+        (await client.CallAsync("EVAL", "return redis.call('HSET', KEYS[1], 'f', 'v')", "1", "h"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-ERR Unknown Redis command called from script");
+        (await client.CallAsync("EVAL", "return redis.call('GET')", "0"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-ERR Wrong number of args calling Redis command from script");
+        (await client.CallAsync("EVAL", "return redis.call('GET', {})", "0"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-ERR Lua redis lib command arguments must be strings or integers");
+        (await client.CallAsync("EVAL", "return +", "0")).Should().BeOfType<string>().Which.Should().StartWith("-ERR Error compiling script (new function): user_script:1:");
+        (await client.CallAsync("EVAL", "return 1", "2", "a")).Should().Be("-ERR Number of keys can't be greater than number of args");
+        (await client.CallAsync("EVAL", "return 1", "-1")).Should().Be("-ERR Number of keys can't be negative");
+        (await client.CallAsync("EVAL", "return 1", "x")).Should().Be("-ERR value is not an integer or out of range");
+
+        // The script cache: EVALSHA, SCRIPT LOAD / EXISTS / FLUSH; EVAL caches too.
+        var echo = "return ARGV[1]";
+        (await client.CallAsync("SCRIPT", "LOAD", echo)).Should().Be(Sha1(echo));
+        (await client.CallAsync("EVALSHA", Sha1(echo), "0", "x")).Should().Be("x");
+        (await client.CallAsync("EVALSHA", Sha1(echo).ToUpperInvariant(), "0", "y")).Should().Be("y");
+        (await client.CallAsync("EVALSHA", Sha1(incr), "1", "s:n")).Should().Be(6L, "EVAL cached its script");
+        ((object?[])(await client.CallAsync("SCRIPT", "EXISTS", Sha1(echo), new string('0', 40)))!).Should().Equal(1L, 0L);
+        (await client.CallAsync("SCRIPT", "FLUSH")).Should().Be("+OK");
+        (await client.CallAsync("EVALSHA", Sha1(echo), "0", "x")).Should().Be("-NOSCRIPT No matching script. Please use EVAL.");
+        (await client.CallAsync("SCRIPT", "KILL")).Should().Be("-NOTBUSY No scripts in execution right now.");
+        (await client.CallAsync("SCRIPT", "NOPE")).Should().BeOfType<string>().Which.Should().StartWith("-ERR unknown subcommand 'NOPE'");
+
+        // Read-only scripts read and may not write.
+        (await client.CallAsync("EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "s:k")).Should().Be("v");
+        (await client.CallAsync("EVAL_RO", "return redis.call('SET', KEYS[1], 'x')", "1", "s:k"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-ERR Write commands are not allowed from read-only scripts.");
+
+        // The sandbox: no files, processes, modules or code loading; Redis's helpers are there.
+        (await client.CallAsync("EVAL", "return tostring(io) .. tostring(os) .. tostring(load) .. tostring(dofile) .. tostring(require) .. tostring(string.dump)", "0"))
+            .Should().Be("nilnilnilnilnilnil");
+        (await client.CallAsync("EVAL", "return setmetatable({}, {__gc = function() end})", "0"))
+            .Should().BeOfType<string>().Which.Should().Contain("scripts may not set __gc");
+        (await client.CallAsync("EVAL", "return {bit.band(0xff, 0x0f), bit.bor(1, 2, 4), bit.bxor(5, 1), bit.tohex(255), bit.arshift(-16, 2), bit.lshift(1, 31), unpack({9})}", "0"))
+            .Should().BeEquivalentTo(new object?[] { 15L, 7L, 4L, "000000ff", -4L, -2147483648L, 9L }, o => o.WithStrictOrdering());
+        (await client.CallAsync("EVAL", "return redis.sha1hex('')", "0")).Should().Be("da39a3ee5e6b4b0d3255bfef95601890afd80709");
+
+        // Atomic: 8 clients each take 25 units with GET, SET and INCRBY in one script, while 2 others sum both keys.
+        await AtomicTransfersAsync(port);
+    }
+
+    private static async Task AtomicTransfersAsync(int port)
+    {
+        const int total = 1000;
+        const string transfer = """
+            local a = tonumber(redis.call('GET', KEYS[1]))
+            redis.call('SET', KEYS[1], a - 1)
+            redis.call('INCRBY', KEYS[2], 1)
+            return a
+            """;
+        const string sum = "return tonumber(redis.call('GET', KEYS[1])) + tonumber(redis.call('GET', KEYS[2]))";
+        var clients = new RespClient[10];
+        for (var i = 0; i < clients.Length; i++)
+        {
+            clients[i] = await RespClient.ConnectAsync(port);
+        }
+        try
+        {
+            (await clients[0].CallAsync("MSET", "bank:a", total.ToString(CultureInfo.InvariantCulture), "bank:b", "0")).Should().Be("+OK");
+            using var done = new CancellationTokenSource();
+            var sums = new List<long>();
+            var readers = clients.Skip(8).Select(client => Task.Run(async () =>
+            {
+                while (!done.IsCancellationRequested)
+                {
+                    var seen = (long)(await client.CallAsync("EVAL_RO", sum, "2", "bank:a", "bank:b"))!;
+                    lock (sums)
+                    {
+                        sums.Add(seen);
+                    }
+                }
+            })).ToList();
+            await Task.WhenAll(clients.Take(8).Select(client => Task.Run(async () =>
+            {
+                for (var r = 0; r < 25; r++)
+                {
+                    (await client.CallAsync("EVAL", transfer, "2", "bank:a", "bank:b")).Should().BeOfType<long>();
+                }
+            })));
+            await done.CancelAsync();
+            await Task.WhenAll(readers);
+            sums.Should().NotBeEmpty().And.OnlyContain(s => s == total, "no script sees another one half done");
+            (await clients[0].CallAsync("GET", "bank:a")).Should().Be((total - 200).ToString(CultureInfo.InvariantCulture), "no read-modify-write was lost");
+            (await clients[0].CallAsync("GET", "bank:b")).Should().Be("200");
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Limits_stop_a_script_and_write_nothing_and_the_server_goes_on()
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o =>
+        {
+            RespServerFixture.Configure(o, port);
+            o.Resp.ScriptTimeLimitMs = 500;
+            o.Resp.ScriptMemoryMb = 16;
+        });
+        using var client = await RespClient.ConnectAsync(port);
+        using var other = await RespClient.ConnectAsync(port);
+
+        // A loop past the time limit: stopped, nothing written; a write of another client waited for it and then went through.
+        var looping = Task.Run(() => client.CallAsync("EVAL", "redis.call('SET', KEYS[1], 'x') while true do end", "1", "l:loop"));
+        await Task.Delay(50);
+        var write = Task.Run(() => other.CallAsync("SET", "l:other", "1"));
+        (await looping).Should().BeOfType<string>().Which.Should().StartWith("-BUSY the script ran over its time limit of 500 ms");
+        (await write).Should().Be("+OK");
+        (await client.CallAsync("EXISTS", "l:loop")).Should().Be(0L);
+
+        // Memory: a table that grows, and one huge string.
+        (await client.CallAsync("EVAL", "local t = {} for i = 1, 1e8 do t[i] = string.rep('x', 4096) .. i end", "0"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-OOM the script used more than 16 MB");
+        (await client.CallAsync("EVAL", "return #string.rep('x', 1e9)", "0"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-OOM ");
+        // Deep recursion and a reply that refers to itself are errors, not crashes.
+        (await client.CallAsync("EVAL", "local function f(n) return f(n + 1) + 1 end return f(1)", "0"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-");
+        (await client.CallAsync("EVAL", "local t = {} t[1] = t return t", "0")).Should().Be("-ERR reached lua stack limit");
+
+        // A pattern match that runs in C for seconds (no hook fires inside it): the write step gives up after the limit
+        // and a grace, writes nothing, and the next scripts run on a new thread.
+        var watch = Stopwatch.StartNew();
+        (await client.CallAsync("EVAL", "redis.call('SET', KEYS[1], 'x') return string.find(string.rep('a', 1500), 'a*a*b')", "1", "l:slow"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-BUSY ");
+        (await client.CallAsync("EXISTS", "l:slow")).Should().Be(0L);
+        (await client.CallAsync("EVAL", "return redis.call('SET', KEYS[1], 'after').ok", "1", "l:after")).Should().Be("OK");
+        (await other.CallAsync("GET", "l:after")).Should().Be("after");
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task Script_kill_stops_the_tenants_running_script_and_roles_hold()
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o =>
+        {
+            RespServerFixture.Configure(o, port);
+            o.Resp.ScriptTimeLimitMs = 20_000;
+        });
+        var writerKey = await server.CreateKeyAsync("acme", Role.Write);
+        var readerKey = await server.CreateKeyAsync("acme", Role.Read);
+        var strangerKey = await server.CreateKeyAsync("other", Role.Write);
+        using var writer = await RespClient.ConnectAsync(port);
+        (await writer.CallAsync("AUTH", writerKey)).Should().Be("+OK");
+        using var reader = await RespClient.ConnectAsync(port);
+        (await reader.CallAsync("AUTH", readerKey)).Should().Be("+OK");
+        using var stranger = await RespClient.ConnectAsync(port);
+        (await stranger.CallAsync("AUTH", strangerKey)).Should().Be("+OK");
+        using var anonymous = await RespClient.ConnectAsync(port);
+
+        var looping = Task.Run(() => writer.CallAsync("EVAL", "redis.call('SET', KEYS[1], 'x') while true do end", "1", "k:loop"));
+        var waited = Stopwatch.StartNew();
+        object? killed;
+        while ((killed = await reader.CallAsync("SCRIPT", "KILL")) is "-NOTBUSY No scripts in execution right now.")
+        {
+            waited.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(10));
+            (await stranger.CallAsync("SCRIPT", "KILL")).Should().Be("-NOTBUSY No scripts in execution right now.", "another tenant's script is not its to kill");
+            await Task.Delay(20);
+        }
+        killed.Should().Be("+OK");
+        (await looping).Should().Be("-ERR the script was killed by SCRIPT KILL; nothing it did was written");
+        (await writer.CallAsync("EXISTS", "k:loop")).Should().Be(0L);
+
+        // Roles hold inside scripts; the cache is per tenant.
+        (await reader.CallAsync("EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "k:r"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-NOPERM ");
+        var script = "return 'acme'";
+        (await writer.CallAsync("SCRIPT", "LOAD", script)).Should().Be(Sha1(script));
+        (await stranger.CallAsync("EVALSHA", Sha1(script), "0")).Should().Be("-NOSCRIPT No matching script. Please use EVAL.");
+        (await reader.CallAsync("EVALSHA", Sha1(script), "0")).Should().Be("acme");
+        (await anonymous.CallAsync("EVAL", "return 1", "0")).Should().Be("-NOAUTH Authentication required.");
+        (await anonymous.CallAsync("SCRIPT", "LOAD", "return 1")).Should().Be("-NOAUTH Authentication required.");
+    }
+
+    [Fact]
+    public async Task StackExchangeRedis_runs_scripts()
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{port},abortConnect=true,connectTimeout=10000");
+        var db = redis.GetDatabase();
+        (await db.StringSetAsync("se:a", "41")).Should().BeTrue();
+        var result = await db.ScriptEvaluateAsync("return redis.call('INCR', KEYS[1])", ["se:a"]);
+        ((long)result).Should().Be(42);
+        var prepared = LuaScript.Prepare("redis.call('SET', @key, @value) return redis.call('GET', @key)");
+        var value = await db.ScriptEvaluateAsync(prepared, new { key = (RedisKey)"se:b", value = "from a prepared script" });
+        ((string?)value).Should().Be("from a prepared script");
+        var loaded = await prepared.LoadAsync(redis.GetServer(redis.GetEndPoints()[0]));
+        var again = await db.ScriptEvaluateAsync(loaded, new { key = (RedisKey)"se:b", value = "again" });
+        ((string?)again).Should().Be("again");
+        var array = (RedisResult[])(await db.ScriptEvaluateAsync("return {KEYS[1], ARGV[1], 3}", ["se:c"], ["v"]))!;
+        array.Select(r => r.ToString()).Should().Equal("se:c", "v", "3");
+    }
+
+    private static string Sha1(string script) => Convert.ToHexStringLower(SHA1.HashData(Encoding.UTF8.GetBytes(script)));
+}
