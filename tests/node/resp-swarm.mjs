@@ -1,7 +1,8 @@
 // The swarm scenario of issue 20 with ioredis against Engram's RESP endpoint: 16 agents at once
 // SET their state with EX, GET it back, INCR a shared counter (the sum must be exact), claim in a
 // MULTI/EXEC and add themselves to a shared board with WATCH (no update lost), then the
-// cleanup SCANs by pattern and DELs. Usage: node resp-swarm.mjs <port> [password]
+// cleanup SCANs by pattern and DELs; a lease (SET NX PX, released by a Lua script through
+// ioredis's defineCommand: EVALSHA, then EVAL on NOSCRIPT) guards a read-modify-write. Usage: node resp-swarm.mjs <port> [password]
 // Prints one JSON summary on stdout; exits 1 when anything did not hold.
 import Redis from "ioredis";
 
@@ -15,6 +16,9 @@ const check = (ok, what) => { if (!ok) failures.push(what); };
 
 const connect = () => new Redis({ host: "127.0.0.1", port, password, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
 const clients = Array.from({ length: agents }, connect);
+// Compare-and-delete: only the holder's token releases the lease (the usual Redis lock release).
+const releaseLua = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+for (const c of clients) c.defineCommand("releaseLease", { numberOfKeys: 1, lua: releaseLua });
 await Promise.all(clients.map(c => c.connect()));
 
 const started = Date.now();
@@ -44,6 +48,19 @@ await Promise.all(clients.map(async (redis, a) => {
     if ((await redis.multi().set("swarm:board", JSON.stringify(board)).exec()) !== null) break;
     check(attempt < 999, `board: a${a} never committed`);
   }
+
+  // A lease around a GET-then-SET that is only safe under it; a wrong token does not release it.
+  const token = `agent-${a}-${Math.random()}`;
+  for (let attempt = 0; ; attempt++) {
+    if ((await redis.set("swarm:lease", token, "PX", 10000, "NX")) === "OK") break;
+    check(attempt < 5000, `lease: a${a} never got it`);
+    if (attempt >= 5000) return;
+    await new Promise(r => setTimeout(r, 2));
+  }
+  check((await redis.releaseLease("swarm:lease", "not-the-token")) === 0, `a${a}: a wrong token released the lease`);
+  const count = Number((await redis.get("swarm:leased")) ?? "0");
+  await redis.set("swarm:leased", String(count + 1));
+  check((await redis.releaseLease("swarm:lease", token)) === 1, `a${a}: its own token did not release the lease`);
 }));
 
 const total = Number(await clients[0].get("swarm:counter:total"));
@@ -51,6 +68,8 @@ const board = JSON.parse(await clients[0].get("swarm:board"));
 check(board.length === agents && new Set(board).size === agents, `board ${JSON.stringify(board)}: an update was lost`);
 check(Number(await clients[0].get("swarm:claims")) === agents, "claims counter");
 check(total === agents * incrsPerAgent, `counter ${total}, expected ${agents * incrsPerAgent}`);
+const leased = Number(await clients[0].get("swarm:leased"));
+check(leased === agents, `leased ${leased}: the lease let two agents in at once`);
 // Set with EX 60 at most `elapsed` seconds ago (a slow store or a busy machine makes the run longer, not the TTL wrong).
 const elapsed = Math.ceil((Date.now() - started) / 1000);
 const ttl = await clients[1].ttl("swarm:state:a3-k4");
@@ -75,5 +94,5 @@ check(rest.length === 0, `${rest.length} keys left after cleanup`);
 check((await clients[0].exists("swarm:agent:a0")) === 1, "agent key deleted by the state cleanup");
 
 await Promise.all(clients.map(c => c.quit()));
-console.log(JSON.stringify({ ok: failures.length === 0, total, board: board.length, scanned: found.length, deleted, failures: failures.slice(0, 20) }));
+console.log(JSON.stringify({ ok: failures.length === 0, total, board: board.length, leased, scanned: found.length, deleted, failures: failures.slice(0, 20) }));
 process.exit(failures.length === 0 ? 0 : 1);

@@ -61,6 +61,7 @@ public abstract class RespRealClientScenarios(RespServerFixture fixture)
         summary.GetProperty("total").GetInt64().Should().Be(16 * 50);
         summary.GetProperty("deleted").GetInt64().Should().Be(16 * 25);
         summary.GetProperty("board").GetInt64().Should().Be(16, "every agent's WATCH/MULTI/EXEC update landed once");
+        summary.GetProperty("leased").GetInt64().Should().Be(16, "the lease (released by a Lua script) let one agent in at a time");
     }
 
     [Theory]

@@ -97,6 +97,11 @@ public sealed class RespScriptTests
         (await client.CallAsync("EVAL", "return {bit.band(0xff, 0x0f), bit.bor(1, 2, 4), bit.bxor(5, 1), bit.tohex(255), bit.arshift(-16, 2), bit.lshift(1, 31), unpack({9})}", "0"))
             .Should().BeEquivalentTo(new object?[] { 15L, 7L, 4L, "000000ff", -4L, -2147483648L, 9L }, o => o.WithStrictOrdering());
         (await client.CallAsync("EVAL", "return redis.sha1hex('')", "0")).Should().Be("da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        // Scripts share a Lua state but not their globals: what one changes, the next does not see.
+        (await client.CallAsync("EVAL", "leaked = 'yes' string.rep = nil redis.call = nil KEYS[1] = 'x' return 1", "0")).Should().Be(1L);
+        ((object?[])(await client.CallAsync("EVAL", "return {tostring(leaked), string.rep('a', 2), redis.call('PING').ok, tostring(KEYS[1])}", "0"))!)
+            .Should().Equal("nil", "aa", "PONG", "nil");
+        (await client.CallAsync("EVAL", "return tostring(getmetatable(''))", "0")).Should().Be("false", "the strings' shared metatable is hidden");
 
         // Atomic: 8 clients each take 25 units with GET, SET and INCRBY in one script, while 2 others sum both keys.
         await AtomicTransfersAsync(port);

@@ -13,6 +13,7 @@ internal static unsafe partial class LuaNative
     private const string Lib = "lua54";
 
     public const int Ok = 0;
+    public const int ErrorRun = 2;
     public const int ErrorMemory = 4;
     public const int MultiReturn = -1;
     public const int MaskCount = 1 << 3;
@@ -23,6 +24,7 @@ internal static unsafe partial class LuaNative
     public const int TypeNumber = 3;
     public const int TypeString = 4;
     public const int TypeTable = 5;
+    public const int TypeFunction = 6;
 
     [LibraryImport(Lib)]
     public static partial nint lua_newstate(delegate* unmanaged<nint, nint, nuint, nuint, nint> alloc, nint ud);
@@ -74,6 +76,12 @@ internal static unsafe partial class LuaNative
 
     [LibraryImport(Lib)]
     public static partial void lua_setglobal(nint state, [MarshalAs(UnmanagedType.LPUTF8Str)] string name);
+
+    [LibraryImport(Lib)]
+    public static partial int lua_getglobal(nint state, [MarshalAs(UnmanagedType.LPUTF8Str)] string name);
+
+    [LibraryImport(Lib)]
+    public static partial nint lua_setupvalue(nint state, int function, int n);
 
     [LibraryImport(Lib)]
     public static partial int lua_type(nint state, int index);

@@ -199,14 +199,21 @@ internal sealed class ScriptHost(RespOptions options) : IDisposable
 
         private void Loop()
         {
-            foreach (var item in _items.GetConsumingEnumerable())
+            try
             {
-                item.Run();
-                if (LeftBehind)
+                foreach (var item in _items.GetConsumingEnumerable())
                 {
-                    _host.Ended(this);
-                    return;
+                    item.Run();
+                    if (LeftBehind)
+                    {
+                        _host.Ended(this);
+                        return;
+                    }
                 }
+            }
+            finally
+            {
+                LuaSandbox.ReleaseThreadState();
             }
         }
     }
