@@ -9,7 +9,8 @@ namespace Engram.Benchmarks.KeyValue;
 /// <summary>
 /// <c>resp</c> (issue 20): redis-benchmark against Engram's RESP endpoint (the real <c>engram serve --resp</c>
 /// as a child process, relaxed and full key-value durability) and against Debian's redis-server without
-/// persistence, on the same machine: <c>-t set</c> then <c>-t get</c>, <c>-d 100 -c 50</c>, pipelining off
+/// persistence, on the same machine: <c>-t set</c>, <c>-t get</c>, then EVALSHA of a one-key INCR script (a fifth of
+/// the requests: a script is a store transaction of its own), <c>-d 100 -c 50</c>, pipelining off
 /// (<c>-P 1</c>, N requests) and 16 deep (<c>-P 16</c>, 8 N requests, so a run lasts about as long). The three
 /// servers run side by side and every measurement runs them back to back (redis, relaxed, full), so a change
 /// in the machine's speed during the run touches all three alike; each pass repeats all of it and the median
@@ -23,7 +24,10 @@ namespace Engram.Benchmarks.KeyValue;
 public static class RespBenchmark
 {
     private static readonly int[] Pipelines = [1, 16];
-    private static readonly string[] Ops = ["SET", "GET"];
+    private static readonly string[] Ops = ["SET", "GET", "EVALSHA"];
+
+    /// <summary>The script of the EVALSHA runs: a read-modify-write of one key, as a rate limiter or lease does.</summary>
+    private const string Script = "return redis.call('INCR', KEYS[1])";
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -37,7 +41,7 @@ public static class RespBenchmark
         {
             Console.WriteLine(line);
         }
-        Console.WriteLine($"redis-benchmark -t set, then -t get, -d 100 -c 50; -P 1 with {requests:N0} requests, -P 16 with {requests * 8:N0}; {repeat} pass(es) after {warmUp.TotalSeconds:0} s of warm-up per Engram server");
+        Console.WriteLine($"redis-benchmark -t set, then -t get, then EVALSHA of \"{Script}\" on one key; -d 100 -c 50; -P 1 with {requests:N0} requests, -P 16 with {requests * 8:N0}; {repeat} pass(es) after {warmUp.TotalSeconds:0} s of warm-up per Engram server");
         Console.WriteLine();
 
         var rates = new Dictionary<(string System, int Pipeline, string Op), List<double>>();
@@ -51,6 +55,10 @@ public static class RespBenchmark
         {
             ("redis", redis.Port, redis.ProcessId), ("engram relaxed", relaxed.Port, relaxed.Server.ProcessId), ("engram full", full.Port, full.Server.ProcessId),
         };
+        foreach (var (_, port, _) in systems)
+        {
+            await LoadScriptAsync(port);
+        }
         foreach (var (_, port, _) in systems.Skip(1))
         {
             var warming = Stopwatch.StartNew();
@@ -58,8 +66,9 @@ public static class RespBenchmark
             {
                 foreach (var op in Ops)
                 {
-                    await RunBenchmarkAsync(port, requests, 16, op); // warm-up, discarded
-                    await RunBenchmarkAsync(port, requests / 4, 1, op);
+                    var scale = op == "EVALSHA" ? 5 : 1;
+                    await RunBenchmarkAsync(port, requests / scale, 16, op); // warm-up, discarded
+                    await RunBenchmarkAsync(port, requests / 4 / scale, 1, op);
                 }
             }
             while (warming.Elapsed < warmUp);
@@ -72,7 +81,7 @@ public static class RespBenchmark
                 {
                     foreach (var (name, port, pid) in systems)
                     {
-                        var n = pipeline == 1 ? requests : requests * 8;
+                        var n = (pipeline == 1 ? requests : requests * 8) / (op == "EVALSHA" ? 5 : 1);
                         var cpuBefore = CpuTime(pid);
                         var rate = await RunBenchmarkAsync(port, n, pipeline, op);
                         var cpu = CpuTime(pid) - cpuBefore;
@@ -165,15 +174,35 @@ public static class RespBenchmark
         return sorted[sorted.Count / 2];
     }
 
-    /// <summary>Runs redis-benchmark for one test (SET or GET); returns its requests/s.</summary>
+    /// <summary>SCRIPT LOAD of <see cref="Script"/> (redis-cli), so EVALSHA finds it.</summary>
+    private static async Task LoadScriptAsync(int port)
+    {
+        var start = new ProcessStartInfo("redis-cli") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[] { "-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "SCRIPT", "LOAD", Script })
+        {
+            start.ArgumentList.Add(arg);
+        }
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("cannot start redis-cli");
+        var sha = (await process.StandardOutput.ReadToEndAsync()).Trim();
+        await process.WaitForExitAsync();
+        if (sha != ScriptSha)
+        {
+            throw new InvalidOperationException($"SCRIPT LOAD on port {port} answered '{sha}', not {ScriptSha}");
+        }
+    }
+
+    private static readonly string ScriptSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script)));
+
+    /// <summary>Runs redis-benchmark for one test (SET, GET or EVALSHA); returns its requests/s.</summary>
     private static async Task<double> RunBenchmarkAsync(int port, int requests, int pipeline, string op)
     {
         var start = new ProcessStartInfo("redis-benchmark") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        string[] test = op == "EVALSHA" ? ["evalsha", ScriptSha, "1", "bench:script"] : ["-t", op.ToLowerInvariant()];
         foreach (var arg in new[]
         {
-            "-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-t", op.ToLowerInvariant(), "-d", "100", "-c", "50",
+            "-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-d", "100", "-c", "50",
             "-n", requests.ToString(CultureInfo.InvariantCulture), "-P", pipeline.ToString(CultureInfo.InvariantCulture), "-q", "--csv",
-        })
+        }.Concat(test))
         {
             start.ArgumentList.Add(arg);
         }
@@ -190,7 +219,8 @@ public static class RespBenchmark
                 results[fields[0]] = rps;
             }
         }
-        return results.TryGetValue(op, out var figure) ? figure : throw new InvalidOperationException($"redis-benchmark printed no {op} figure: " + output);
+        var figure = results.FirstOrDefault(r => r.Key.StartsWith(op, StringComparison.OrdinalIgnoreCase));
+        return figure.Key is not null ? figure.Value : throw new InvalidOperationException($"redis-benchmark printed no {op} figure: " + output);
     }
 
     private static async Task WaitForPortAsync(int port)
