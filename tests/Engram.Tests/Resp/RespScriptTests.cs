@@ -4,9 +4,9 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Role = Engram.Core.Security.Role;
 using Engram.Tests.Support;
 using StackExchange.Redis;
+using Role = Engram.Core.Security.Role;
 
 namespace Engram.Tests.Resp;
 

@@ -39,10 +39,10 @@ internal static unsafe class LuaSandbox
     }
 
     [ThreadStatic]
-    private static ScriptRun? t_run;
+    private static ScriptRun? _run;
 
     [ThreadStatic]
-    private static Budget* t_budget;
+    private static Budget* _budget;
 
     private static readonly nint RaiseError = Export("luaL_error");
 
@@ -81,18 +81,18 @@ internal static unsafe class LuaSandbox
     private const int MaxCompiled = 1000;
 
     [ThreadStatic]
-    private static PreparedState? t_prepared;
+    private static PreparedState? _prepared;
 
     /// <summary>Closes this thread's kept state (a script thread that ends).</summary>
     public static void ReleaseThreadState()
     {
-        t_prepared?.Close();
-        t_prepared = null;
+        _prepared?.Close();
+        _prepared = null;
     }
 
     private static PreparedState Prepared(long memoryLimit)
     {
-        if (t_prepared is { } kept && kept.Budget->Limit == memoryLimit && kept.Compiled < MaxCompiled)
+        if (_prepared is { } kept && kept.Budget->Limit == memoryLimit && kept.Compiled < MaxCompiled)
         {
             return kept;
         }
@@ -115,7 +115,7 @@ internal static unsafe class LuaSandbox
             prepared.Close();
             throw;
         }
-        return t_prepared = prepared;
+        return _prepared = prepared;
     }
 
     /// <summary>
@@ -127,10 +127,10 @@ internal static unsafe class LuaSandbox
         var prepared = Prepared(memoryLimit);
         var state = prepared.State;
         var budget = prepared.Budget;
-        var outerRun = t_run;
-        var outerBudget = t_budget;
-        t_run = run;
-        t_budget = budget;
+        var outerRun = _run;
+        var outerBudget = _budget;
+        _run = run;
+        _budget = budget;
         budget->LogLines = 0;
         var keep = false;
         try
@@ -207,8 +207,8 @@ internal static unsafe class LuaSandbox
             {
                 ReleaseThreadState();
             }
-            t_run = outerRun;
-            t_budget = outerBudget;
+            _run = outerRun;
+            _budget = outerBudget;
         }
     }
 
@@ -467,7 +467,7 @@ internal static unsafe class LuaSandbox
     [UnmanagedCallersOnly]
     private static void Hook(nint state, nint debug)
     {
-        if (t_run is { } run && run.ShouldStop())
+        if (_run is { } run && run.ShouldStop())
         {
             // luaL_error as the hook: called as hook(L, ar), it raises an error from C with the message at ar (the event
             // number, a byte below 5: no format directive). The reason is known from the run, not from the message.
@@ -479,12 +479,12 @@ internal static unsafe class LuaSandbox
     [UnmanagedCallersOnly]
     private static int Call(nint state)
     {
-        var budget = t_budget;
+        var budget = _budget;
         var enforced = budget->Enforced;
         budget->Enforced = 0;
         try
         {
-            var run = t_run;
+            var run = _run;
             var count = lua_gettop(state);
             if (run is null)
             {
@@ -549,7 +549,7 @@ internal static unsafe class LuaSandbox
     [UnmanagedCallersOnly]
     private static int Sha1Hex(nint state)
     {
-        var budget = t_budget;
+        var budget = _budget;
         var enforced = budget->Enforced;
         budget->Enforced = 0;
         try
@@ -574,8 +574,8 @@ internal static unsafe class LuaSandbox
     {
         try
         {
-            var budget = t_budget;
-            if (t_run is { } run && budget->LogLines++ < MaxLogLines)
+            var budget = _budget;
+            if (_run is { } run && budget->LogLines++ < MaxLogLines)
             {
                 run.Log?.Invoke((int)lua_tointegerx(state, 1, out _), Text(state, 2));
             }
