@@ -97,6 +97,26 @@ public sealed class RespScriptTests
         (await client.CallAsync("EVAL", "return {bit.band(0xff, 0x0f), bit.bor(1, 2, 4), bit.bxor(5, 1), bit.tohex(255), bit.arshift(-16, 2), bit.lshift(1, 31), unpack({9})}", "0"))
             .Should().BeEquivalentTo(new object?[] { 15L, 7L, 4L, "000000ff", -4L, -2147483648L, 9L }, o => o.WithStrictOrdering());
         (await client.CallAsync("EVAL", "return redis.sha1hex('')", "0")).Should().Be("da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        // cjson, as Redis ships it: JSON values of keys read and written by scripts.
+        (await client.CallAsync("SET", "j:agent", """{"name":"scout","tasks":[1,2],"lead":null,"ok":true,"note":"caf\u00e9 ✓"}""")).Should().Be("+OK");
+        ((object?[])(await client.CallAsync("EVAL", """
+            local a = cjson.decode(redis.call('GET', KEYS[1]))
+            return {a.name, #a.tasks, a.tasks[2], tostring(a.lead == cjson.null), tostring(a.ok), a.note}
+            """, "1", "j:agent"))!).Should().Equal("scout", 2L, 2L, "true", "true", "café ✓");
+        (await client.CallAsync("EVAL", """
+            local a = cjson.decode(redis.call('GET', KEYS[1]))
+            a.tasks[#a.tasks + 1] = 3
+            a.name = nil
+            redis.call('SET', KEYS[1], cjson.encode(a))
+            return cjson.encode({a.tasks, {}, cjson.null, 1.5, 'q"\\'})
+            """, "1", "j:agent")).Should().Be("""[[1,2,3],{},null,1.5,"q\"\\"]""");
+        var stored = (await server.Client.GetFromJsonAsync<JsonElement>("/v1/kv/j:agent")).GetProperty("value");
+        JsonDocument.Parse(stored.GetString()!).RootElement.GetProperty("tasks").EnumerateArray().Select(t => t.GetInt32()).Should().Equal(1, 2, 3);
+        (await client.CallAsync("EVAL", "return cjson.decode('{\"a\":')", "0")).Should().BeOfType<string>().Which.Should().Contain("Invalid JSON");
+        (await client.CallAsync("EVAL", "return cjson.encode({[1] = 1, [100] = 2})", "0")).Should().BeOfType<string>().Which.Should().Contain("excessively sparse array");
+        (await client.CallAsync("EVAL", "local t = {} t.self = t return cjson.encode(t)", "0")).Should().BeOfType<string>().Which.Should().Contain("excessive nesting");
+        (await client.CallAsync("EVAL", "return cjson.encode(function() end)", "0")).Should().BeOfType<string>().Which.Should().Contain("Cannot serialise function");
+
         // Scripts share a Lua state but not their globals: what one changes, the next does not see.
         (await client.CallAsync("EVAL", "leaked = 'yes' string.rep = nil redis.call = nil KEYS[1] = 'x' return 1", "0")).Should().Be(1L);
         ((object?[])(await client.CallAsync("EVAL", "return {tostring(leaked), string.rep('a', 2), redis.call('PING').ok, tostring(KEYS[1])}", "0"))!)

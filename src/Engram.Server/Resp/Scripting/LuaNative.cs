@@ -18,6 +18,9 @@ internal static unsafe partial class LuaNative
     public const int MultiReturn = -1;
     public const int MaskCount = 1 << 3;
 
+    /// <summary>The pseudo-index of a C closure's first upvalue (LUA_REGISTRYINDEX - 1).</summary>
+    public const int FirstUpvalue = -1_001_000 - 1;
+
     // lua_type
     public const int TypeNil = 0;
     public const int TypeBoolean = 1;
@@ -49,6 +52,16 @@ internal static unsafe partial class LuaNative
 
     [LibraryImport(Lib)]
     public static partial void lua_pushboolean(nint state, int b);
+
+    [LibraryImport(Lib)]
+    public static partial void lua_pushnumber(nint state, double n);
+
+    /// <summary>Raw traversal (no metamethods); raises an error only for a key not in the table, which callers never pass.</summary>
+    [LibraryImport(Lib)]
+    public static partial int lua_next(nint state, int index);
+
+    [LibraryImport(Lib)]
+    public static partial int lua_rawequal(nint state, int index1, int index2);
 
     [LibraryImport(Lib)]
     public static partial nint lua_pushlstring(nint state, byte* s, nuint length);

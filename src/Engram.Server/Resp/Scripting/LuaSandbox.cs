@@ -20,7 +20,7 @@ namespace Engram.Server.Resp.Scripting;
 /// run with hooks off, so scripts may not set them.
 /// </para>
 /// </summary>
-internal static unsafe class LuaSandbox
+internal static unsafe partial class LuaSandbox
 {
     /// <summary>How many Lua instructions run between two looks at the time limit.</summary>
     private const int HookEvery = 10_000;
@@ -235,6 +235,15 @@ internal static unsafe class LuaSandbox
         lua_setglobal(state, "__engram_sha1hex");
         lua_pushcclosure(state, &Log, 0);
         lua_setglobal(state, "__engram_log");
+        // cjson: its null is a table of its own, an upvalue of both functions.
+        lua_createtable(state, 0, 0);
+        lua_pushvalue(state, -1);
+        lua_setglobal(state, "__engram_json_null");
+        lua_pushvalue(state, -1);
+        lua_pushcclosure(state, &JsonDecode, 1);
+        lua_setglobal(state, "__engram_json_decode");
+        lua_pushcclosure(state, &JsonEncode, 1);
+        lua_setglobal(state, "__engram_json_encode");
         fixed (byte* p = Prelude)
         {
             if (luaL_loadbufferx(state, p, (nuint)Prelude.Length, "=prelude", "t") != Ok || lua_pcallk(state, 0, 0, 0, 0, 0) != Ok)
@@ -593,7 +602,9 @@ internal static unsafe class LuaSandbox
     /// </summary>
     private const string PreludeSource = """
         local call, sha1hex, log = __engram_call, __engram_sha1hex, __engram_log
+        local json_null, json_decode, json_encode = __engram_json_null, __engram_json_decode, __engram_json_encode
         __engram_call, __engram_sha1hex, __engram_log = nil, nil, nil
+        __engram_json_null, __engram_json_decode, __engram_json_encode = nil, nil, nil
         local type, rawget, error, select, tostring, concat = type, rawget, error, select, tostring, table.concat
         local setmetatable_ = setmetatable
         dofile, loadfile, load, print, collectgarbage = nil, nil, nil, nil, nil
@@ -662,6 +673,20 @@ internal static unsafe class LuaSandbox
             return s:sub(-n)
           end,
         }
+        cjson = {
+          null = json_null,
+          decode = function(text)
+            if type(text) ~= 'string' then error('bad argument #1 to \'decode\' (string expected)', 2) end
+            local value, failure = json_decode(text)
+            if failure ~= nil then error(failure, 2) end
+            return value
+          end,
+          encode = function(value)
+            local text, failure = json_encode(value)
+            if failure ~= nil then error(failure, 2) end
+            return text
+          end,
+        }
         -- Each script's globals: copies of what is above, so a script that changes them changes its own copies. The
         -- string metatable (shared by every string) is hidden from getmetatable.
         getmetatable('').__metatable = false
@@ -670,7 +695,7 @@ internal static unsafe class LuaSandbox
             'select', 'setmetatable', 'getmetatable', 'tonumber', 'tostring', 'type', 'xpcall', 'unpack', '_VERSION' }) do
           base[name] = _G[name]
         end
-        local libraries = { string = string, table = table, math = math, utf8 = utf8, redis = redis, bit = bit }
+        local libraries = { string = string, table = table, math = math, utf8 = utf8, redis = redis, bit = bit, cjson = cjson }
         local next = next
         local function copy(t)
           local c = {}
