@@ -255,6 +255,13 @@ public sealed class RespScriptTests
         (await looping).Should().Be("-ERR the script was killed by SCRIPT KILL; nothing it did was written");
         (await writer.CallAsync("EXISTS", "k:loop")).Should().Be(0L);
 
+        // A script's commands and the bytes it passes them are bounded (its writes wait in memory for its one step).
+        (await writer.CallAsync("EVAL", "for i = 1, 100001 do redis.call('PING') end return 1", "0"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-ERR the script ran over 100000 commands");
+        (await writer.CallAsync("EVAL", "local v = string.rep('x', 1000000) for i = 1, 100 do redis.call('SET', KEYS[1], v) end", "1", "k:big"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-ERR the script passed over 64 MB to its commands");
+        (await writer.CallAsync("EXISTS", "k:big")).Should().Be(0L);
+
         // Roles hold inside scripts; the cache is per tenant.
         (await reader.CallAsync("EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "k:r"))
             .Should().BeOfType<string>().Which.Should().StartWith("-NOPERM ");

@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace Engram.Server.Resp.Scripting;
 
 /// <summary>Why a script was stopped before it finished.</summary>
@@ -55,8 +57,32 @@ internal sealed class ScriptRun(string tenant, bool readOnly, Func<byte[][], Rea
         }
     }
 
-    /// <summary>Runs one command of the script (its arguments as bytes) and returns its RESP2 reply.</summary>
-    public ReadOnlyMemory<byte> Command(byte[][] args) => commands(args);
+    /// <summary>The most commands one script may run: each write is a history row written in the script's one step.</summary>
+    public const int MaxCommands = 100_000;
+
+    /// <summary>The most bytes of command arguments one script may pass: its writes are held until the step writes them.</summary>
+    public const long MaxArgumentBytes = 64L * 1024 * 1024;
+
+    private int _commands;
+    private long _argumentBytes;
+
+    /// <summary>Runs one command of the script (its arguments as bytes) and returns its RESP2 reply; past a bound, an error reply.</summary>
+    public ReadOnlyMemory<byte> Command(byte[][] args)
+    {
+        if (++_commands > MaxCommands)
+        {
+            return Encoding.ASCII.GetBytes($"-ERR the script ran over {MaxCommands} commands (a script's commands are bounded)\r\n");
+        }
+        foreach (var arg in args)
+        {
+            _argumentBytes += arg.Length;
+        }
+        if (_argumentBytes > MaxArgumentBytes)
+        {
+            return Encoding.ASCII.GetBytes($"-ERR the script passed over {MaxArgumentBytes / (1024 * 1024)} MB to its commands (a script's arguments are bounded)\r\n");
+        }
+        return commands(args);
+    }
 }
 
 /// <summary>A script that did not complete: <see cref="Reply"/> is the error reply (with its code); nothing it did is written.</summary>
