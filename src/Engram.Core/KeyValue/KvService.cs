@@ -510,4 +510,9 @@ public sealed class KvTransactionView(KvService kv, KvTransaction transaction, s
     /// read moves it (Redis's WATCH compares it).
     /// </summary>
     public long HeadAtStart(string key) => transaction.HeadAtStart(KvKeys.ToStored(tenant, key));
+
+    /// <summary>Where the transaction is now: <see cref="RollBack"/> undoes everything its commands did after it.</summary>
+    public KvTransaction.Savepoint Save() => transaction.Save();
+
+    public void RollBack(KvTransaction.Savepoint savepoint) => transaction.RollBack(savepoint);
 }

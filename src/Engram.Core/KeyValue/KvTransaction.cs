@@ -62,6 +62,22 @@ public sealed class KvTransaction : IKeyValueStore
     /// </summary>
     public long HeadAtStart(string storedKey) => Find(storedKey).HeadAtStart ?? 0;
 
+    /// <summary>The state of the working set at a point (its entries and how many changes were recorded).</summary>
+    public sealed record Savepoint(int Changes, IReadOnlyList<(string StoredKey, KvEntry? Live)> Entries);
+
+    /// <summary>Where the transaction is now (a script inside EXEC that fails must leave nothing of itself).</summary>
+    public Savepoint Save() => new(_changes.Count, [.. _slots.Select(s => (s.Key, s.Value.Live))]);
+
+    /// <summary>Undoes every change recorded after <paramref name="savepoint"/>.</summary>
+    public void RollBack(Savepoint savepoint)
+    {
+        foreach (var (key, live) in savepoint.Entries)
+        {
+            _slots[key].Live = live;
+        }
+        _changes.RemoveRange(savepoint.Changes, _changes.Count - savepoint.Changes);
+    }
+
     /// <summary>One change to write: a set (with its history event), a delete or a new expiry of a live entry.</summary>
     public readonly record struct Change(string StoredKey, KvChangeKind Kind, string? ValueJson, long? ExpiresAtMs, string Event);
 

@@ -17,6 +17,8 @@ namespace Engram.Server.Resp;
 /// </summary>
 internal sealed partial class RespConnection
 {
+    private static bool IsScript(string command) => command is "EVAL" or "EVALSHA" or "EVAL_RO" or "EVALSHA_RO";
+
     private async ValueTask EvalAsync(string command, CancellationToken ct)
     {
         if (!Arity(3, exact: false))
@@ -81,6 +83,23 @@ internal sealed partial class RespConnection
         var readOnly = command.EndsWith("_RO", StringComparison.Ordinal);
         var resp3 = _reply.Resp3;
         ReplyBuffer reply;
+        if (_transactionView is { } view)
+        {
+            // Queued in MULTI: EXEC's transaction is the script's; a script that fails leaves nothing of itself in it.
+            var savepoint = view.Save();
+            try
+            {
+                reply = RunScript(caller, view.Kv, script, sha, keys, argv, readOnly, resp3);
+            }
+            catch (ScriptException ex)
+            {
+                view.RollBack(savepoint);
+                _reply.Error(ex.Reply);
+                return;
+            }
+            _reply.Raw(reply.WrittenSpan);
+            return;
+        }
         try
         {
             reply = await _kv.TransactAsync(caller, keyNames, view => RunScript(caller, view.Kv, script, sha, keys, argv, readOnly, resp3), ct)
@@ -109,7 +128,7 @@ internal sealed partial class RespConnection
             Log = (level, message) => _listener.Log.Log(level switch { 3 => LogLevel.Warning, 2 => LogLevel.Information, _ => LogLevel.Debug },
                 "Script {Sha}: {Message}", sha, message),
         };
-        var (savedKv, savedReply) = (_kv, _reply);
+        var (savedKv, savedReply, savedCaller, savedReplies) = (_kv, _reply, _transactionCaller, _transactionReplies);
         _kv = kv;
         _transactionCaller = caller;
         try
@@ -119,10 +138,8 @@ internal sealed partial class RespConnection
         }
         finally
         {
-            _kv = savedKv;
-            _reply = savedReply;
-            _transactionCaller = null;
-            _transactionReplies = null;
+            // (Inside EXEC these are EXEC's own, which its next commands use.)
+            (_kv, _reply, _transactionCaller, _transactionReplies) = (savedKv, savedReply, savedCaller, savedReplies);
         }
     }
 

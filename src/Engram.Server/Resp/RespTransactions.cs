@@ -41,6 +41,7 @@ internal sealed partial class RespConnection
     private bool _queueFailed;
     private Dictionary<string, long>? _watched; // key → its history head at WATCH
     private Caller? _transactionCaller; // while EXEC runs the queued commands
+    private KvTransactionView? _transactionView; // the same, for a script among them (its savepoint)
     private ReplyBuffer? _transactionReplies; // their replies
 
     private bool InMulti => _queued is not null;
@@ -66,7 +67,7 @@ internal sealed partial class RespConnection
             FailQueue();
             return true;
         }
-        if (!TransactionCommands.Contains(command))
+        if (!TransactionCommands.Contains(command) && !IsScript(command))
         {
             _reply.Error($"ERR '{command.ToLowerInvariant()}' cannot run inside MULTI on Engram: a transaction runs commands on the keys they name");
             FailQueue();
@@ -238,7 +239,7 @@ internal sealed partial class RespConnection
             {
                 return null; // a watched key moved: nothing runs
             }
-            return RunQueued(caller, view.Kv, queued);
+            return RunQueued(caller, view, queued);
         }, ct).ConfigureAwait(false);
         if (replies is null)
         {
@@ -254,12 +255,13 @@ internal sealed partial class RespConnection
     /// completes without waiting), their replies into a buffer of their own: this may run again when the store
     /// retries the write, and nothing of a run that was not kept may reach the client.
     /// </summary>
-    private ReplyBuffer RunQueued(Caller caller, KvService kv, List<byte[][]> queued)
+    private ReplyBuffer RunQueued(Caller caller, KvTransactionView view, List<byte[][]> queued)
     {
         var buffer = new ReplyBuffer();
         _transactionReplies = buffer;
         var (savedKv, savedReply) = (_kv, _reply);
-        _kv = kv;
+        _kv = view.Kv;
+        _transactionView = view;
         _reply = new RespWriter(buffer) { Resp3 = savedReply.Resp3, Tally = _tally };
         _transactionCaller = caller;
         try
@@ -289,6 +291,7 @@ internal sealed partial class RespConnection
             _reply = savedReply;
             _transactionCaller = null;
             _transactionReplies = null;
+            _transactionView = null;
         }
     }
 
@@ -321,6 +324,21 @@ internal sealed partial class RespConnection
     private static void AddKeys(byte[][] args, List<string> keys)
     {
         var command = Encoding.ASCII.GetString(args[0]).ToUpperInvariant();
+        if (IsScript(command))
+        {
+            // EVAL script numkeys key … arg …: the keys are the numkeys arguments after the count.
+            if (args.Length >= 3 && long.TryParse(Encoding.ASCII.GetString(args[2]), out var count) && count >= 0 && count <= args.Length - 3)
+            {
+                for (var i = 3; i < 3 + count; i++)
+                {
+                    if (RespWriter.TryDecode(args[i]) is { } scriptKey)
+                    {
+                        keys.Add(scriptKey);
+                    }
+                }
+            }
+            return;
+        }
         var (first, step) = command switch
         {
             "PING" or "ECHO" or "SELECT" => (args.Length, 1),

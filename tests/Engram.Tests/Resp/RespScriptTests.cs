@@ -123,6 +123,22 @@ public sealed class RespScriptTests
             .Should().Equal("nil", "aa", "PONG", "nil");
         (await client.CallAsync("EVAL", "return tostring(getmetatable(''))", "0")).Should().Be("false", "the strings' shared metatable is hidden");
 
+        // Scripts queued in MULTI run in EXEC's transaction; one that fails leaves nothing of itself, the others stay.
+        (await client.CallAsync("SET", "m:a", "1")).Should().Be("+OK");
+        (await client.CallAsync("MULTI")).Should().Be("+OK");
+        (await client.CallAsync("INCR", "m:a")).Should().Be("+QUEUED");
+        (await client.CallAsync("EVAL", "return redis.call('INCRBY', KEYS[1], 10)", "1", "m:a")).Should().Be("+QUEUED");
+        (await client.CallAsync("EVAL", "redis.call('SET', KEYS[1], 'lost') redis.call('INCR', KEYS[2]) error('no')", "2", "m:b", "m:a")).Should().Be("+QUEUED");
+        (await client.CallAsync("EVALSHA", new string('f', 40), "0")).Should().Be("+QUEUED");
+        (await client.CallAsync("GET", "m:a")).Should().Be("+QUEUED");
+        var inExec = (object?[])(await client.CallAsync("EXEC"))!;
+        inExec.Should().HaveCount(5);
+        inExec[..2].Should().Equal(2L, 12L);
+        inExec[2].Should().BeOfType<string>().Which.Should().StartWith("-ERR user_script:1: no script: ");
+        inExec[3].Should().Be("-NOSCRIPT No matching script. Please use EVAL.");
+        inExec[4].Should().Be("12", "the failed script's INCR was rolled back");
+        (await client.CallAsync("EXISTS", "m:b")).Should().Be(0L);
+
         // Atomic: 8 clients each take 25 units with GET, SET and INCRBY in one script, while 2 others sum both keys.
         await AtomicTransfersAsync(port);
     }
