@@ -228,7 +228,7 @@ internal sealed partial class RespConnection
                 }
                 else
                 {
-                    _reply.Error($"ERR the script cache is full ({ScriptHost.MaxCachedScripts} scripts or {ScriptHost.MaxCachedBytes / (1024 * 1024)} MB); SCRIPT FLUSH empties this tenant's part");
+                    _reply.Error($"ERR the script cache is full ({ScriptHost.MaxTenantScripts} scripts or {ScriptHost.MaxTenantBytes / (1024 * 1024)} MB per tenant, {ScriptHost.MaxCachedScripts} or {ScriptHost.MaxCachedBytes / (1024 * 1024)} MB in all); SCRIPT FLUSH empties this tenant's part");
                 }
                 return;
             case "EXISTS" when _argCount >= 3:

@@ -287,6 +287,18 @@ public sealed class RespScriptTests
         (await reader.CallAsync("EVALSHA", Sha1(script), "0")).Should().Be("acme");
         (await anonymous.CallAsync("EVAL", "return 1", "0")).Should().Be("-NOAUTH Authentication required.");
         (await anonymous.CallAsync("SCRIPT", "LOAD", "return 1")).Should().Be("-NOAUTH Authentication required.");
+
+        // One tenant filling its share of the script cache does not stop another's; EVAL still runs; FLUSH frees the share.
+        for (var i = 0; i < Engram.Server.Resp.Scripting.ScriptHost.MaxTenantScripts; i++)
+        {
+            (await stranger.CallAsync("SCRIPT", "LOAD", $"return {i}")).Should().BeOfType<string>().Which.Should().HaveLength(40);
+        }
+        (await stranger.CallAsync("SCRIPT", "LOAD", "return 'one more'")).Should().BeOfType<string>().Which.Should().StartWith("-ERR the script cache is full");
+        (await stranger.CallAsync("EVAL", "return 'still runs'", "0")).Should().Be("still runs");
+        (await writer.CallAsync("SCRIPT", "LOAD", "return 'acme again'")).Should().Be(Sha1("return 'acme again'"));
+        (await stranger.CallAsync("SCRIPT", "FLUSH")).Should().Be("+OK");
+        (await stranger.CallAsync("SCRIPT", "LOAD", "return 'one more'")).Should().Be(Sha1("return 'one more'"));
+        (await reader.CallAsync("EVALSHA", Sha1(script), "0")).Should().Be("acme", "a flush of another tenant leaves this one's scripts");
     }
 
     [Fact]

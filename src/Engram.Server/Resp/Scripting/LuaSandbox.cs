@@ -463,7 +463,15 @@ internal static unsafe partial class LuaSandbox
         {
             return 0; // Lua raises its memory error (from C)
         }
-        var grown = NativeMemory.Realloc((void*)block, newSize);
+        void* grown;
+        try
+        {
+            grown = NativeMemory.Realloc((void*)block, newSize);
+        }
+        catch (OutOfMemoryException)
+        {
+            return 0; // (an exception must not leave a callback from native code)
+        }
         if (grown is null)
         {
             return 0;

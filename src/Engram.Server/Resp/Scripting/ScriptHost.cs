@@ -19,13 +19,20 @@ internal sealed class ScriptHost(RespOptions options) : IDisposable
 {
     public const int MaxCachedScripts = 10_000;
     public const long MaxCachedBytes = 64L * 1024 * 1024;
+
+    /// <summary>One tenant's share of the cache, so that one tenant filling it cannot stop the others' EVALSHA.</summary>
+    public const int MaxTenantScripts = 1_000;
+    public const long MaxTenantBytes = 16L * 1024 * 1024;
+
     public const int MaxStuckThreads = 2;
 
     /// <summary>How long past its time limit the step waits for a script before leaving its thread behind.</summary>
     private const int GraceMs = 1000;
 
     private readonly ConcurrentDictionary<(string Tenant, string Sha), byte[]> _cache = new();
+    private readonly Dictionary<string, (int Count, long Bytes)> _usage = new(StringComparer.Ordinal);
     private long _cachedBytes;
+    private readonly Lock _cacheGate = new();
     private readonly Lock _runGate = new();
     private readonly Lock _threadGate = new();
     private Worker? _worker;
@@ -39,7 +46,10 @@ internal sealed class ScriptHost(RespOptions options) : IDisposable
     /// <summary>Scripts cached, over all tenants (INFO).</summary>
     public int CachedCount => _cache.Count;
 
-    /// <summary>Caches the script under its SHA1 and returns that; false when the cache is full (the script still runs).</summary>
+    /// <summary>
+    /// Caches the script under its SHA1 and returns that; false when the cache, or the tenant's share of it, is full
+    /// (an EVAL still runs; SCRIPT LOAD says so).
+    /// </summary>
     public bool TryAdd(string tenant, byte[] script, out string sha)
     {
         sha = LuaSandbox.Sha1(script);
@@ -47,31 +57,37 @@ internal sealed class ScriptHost(RespOptions options) : IDisposable
         {
             return true;
         }
-        if (_cache.Count >= MaxCachedScripts || Interlocked.Add(ref _cachedBytes, script.Length) > MaxCachedBytes)
+        lock (_cacheGate)
         {
-            if (_cache.Count < MaxCachedScripts)
+            var (count, bytes) = _usage.GetValueOrDefault(tenant);
+            if (_cache.Count >= MaxCachedScripts || _cachedBytes + script.Length > MaxCachedBytes
+                || count >= MaxTenantScripts || bytes + script.Length > MaxTenantBytes)
             {
-                Interlocked.Add(ref _cachedBytes, -script.Length);
+                return false;
             }
-            return false;
+            if (_cache.TryAdd((tenant, sha), script))
+            {
+                _cachedBytes += script.Length;
+                _usage[tenant] = (count + 1, bytes + script.Length);
+            }
+            return true;
         }
-        if (!_cache.TryAdd((tenant, sha), script))
-        {
-            Interlocked.Add(ref _cachedBytes, -script.Length);
-        }
-        return true;
     }
 
     public byte[]? Find(string tenant, string sha) => _cache.TryGetValue((tenant, sha.ToLowerInvariant()), out var script) ? script : null;
 
     public void Flush(string tenant)
     {
-        foreach (var key in _cache.Keys)
+        lock (_cacheGate)
         {
-            if (key.Tenant == tenant && _cache.TryRemove(key, out var script))
+            foreach (var key in _cache.Keys)
             {
-                Interlocked.Add(ref _cachedBytes, -script.Length);
+                if (key.Tenant == tenant && _cache.TryRemove(key, out var script))
+                {
+                    _cachedBytes -= script.Length;
+                }
             }
+            _usage.Remove(tenant);
         }
     }
 
