@@ -169,20 +169,7 @@ internal sealed partial class RespConnection
         }
         else
         {
-            LoadArguments(args);
-            var run = ExecuteAsync(CancellationToken.None);
-            if (!run.IsCompleted)
-            {
-                throw new InvalidOperationException($"'{name}' waited inside a script");
-            }
-            run.GetAwaiter().GetResult();
-            var drained = DrainAsync();
-            if (!drained.IsCompleted)
-            {
-                throw new InvalidOperationException("a write waited inside a script");
-            }
-            drained.GetAwaiter().GetResult();
-            CheckTransactionReplies();
+            RunInTransaction(args);
         }
         return scratch.WrittenMemory;
     }

@@ -268,20 +268,7 @@ internal sealed partial class RespConnection
         {
             foreach (var args in queued)
             {
-                LoadArguments(args);
-                var run = ExecuteAsync(CancellationToken.None);
-                if (!run.IsCompleted)
-                {
-                    throw new InvalidOperationException($"'{Encoding.ASCII.GetString(args[0])}' waited inside a transaction");
-                }
-                run.GetAwaiter().GetResult();
-                var drained = DrainAsync();
-                if (!drained.IsCompleted)
-                {
-                    throw new InvalidOperationException("a write waited inside a transaction");
-                }
-                drained.GetAwaiter().GetResult();
-                CheckTransactionReplies();
+                RunInTransaction(args);
             }
             return buffer;
         }
@@ -293,6 +280,28 @@ internal sealed partial class RespConnection
             _transactionReplies = null;
             _transactionView = null;
         }
+    }
+
+    /// <summary>
+    /// Runs one command of a transaction (EXEC's queue, a script's redis.call) to its end on this thread: on the
+    /// transaction's working set every call completes without waiting. Its reply goes to <see cref="_reply"/>.
+    /// </summary>
+    private void RunInTransaction(byte[][] args)
+    {
+        LoadArguments(args);
+        var run = ExecuteAsync(CancellationToken.None);
+        if (!run.IsCompleted)
+        {
+            throw new InvalidOperationException($"'{Encoding.ASCII.GetString(args[0])}' waited inside a transaction");
+        }
+        run.GetAwaiter().GetResult();
+        var drained = DrainAsync();
+        if (!drained.IsCompleted)
+        {
+            throw new InvalidOperationException("a write waited inside a transaction");
+        }
+        drained.GetAwaiter().GetResult();
+        CheckTransactionReplies();
     }
 
     /// <summary>Inside EXEC: throws (the transaction then writes nothing) once its replies are over the bound.</summary>
