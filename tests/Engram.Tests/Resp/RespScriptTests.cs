@@ -229,13 +229,11 @@ public sealed class RespScriptTests
 
         // A pattern match that runs in C for seconds (no hook fires inside it): the write step gives up after the limit
         // and a grace, writes nothing, and the next scripts run on a new thread.
-        var watch = Stopwatch.StartNew();
         (await client.CallAsync("EVAL", "redis.call('SET', KEYS[1], 'x') return string.find(string.rep('a', 1500), 'a*a*b')", "1", "l:slow"))
             .Should().BeOfType<string>().Which.Should().StartWith("-BUSY ");
         (await client.CallAsync("EXISTS", "l:slow")).Should().Be(0L);
         (await client.CallAsync("EVAL", "return redis.call('SET', KEYS[1], 'after').ok", "1", "l:after")).Should().Be("OK");
         (await other.CallAsync("GET", "l:after")).Should().Be("after");
-        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(30));
     }
 
     [Fact]

@@ -21,9 +21,7 @@ internal static unsafe partial class LuaSandbox
     [UnmanagedCallersOnly]
     private static int JsonDecode(nint state)
     {
-        var budget = _budget;
-        var enforced = budget->Enforced;
-        budget->Enforced = 0;
+        using var unlimited = new Unlimited();
         var top = lua_gettop(state);
         try
         {
@@ -45,10 +43,6 @@ internal static unsafe partial class LuaSandbox
         catch (Exception ex)
         {
             return DecodeFailed(state, top, "cjson.decode failed: " + ex.Message);
-        }
-        finally
-        {
-            budget->Enforced = enforced;
         }
     }
 
@@ -128,9 +122,7 @@ internal static unsafe partial class LuaSandbox
     [UnmanagedCallersOnly]
     private static int JsonEncode(nint state)
     {
-        var budget = _budget;
-        var enforced = budget->Enforced;
-        budget->Enforced = 0;
+        using var unlimited = new Unlimited();
         var top = lua_gettop(state);
         try
         {
@@ -153,10 +145,6 @@ internal static unsafe partial class LuaSandbox
         catch (Exception ex)
         {
             return DecodeFailed(state, top, "cjson.encode failed: " + ex.Message);
-        }
-        finally
-        {
-            budget->Enforced = enforced;
         }
     }
 

@@ -480,6 +480,25 @@ internal static unsafe partial class LuaSandbox
         return (nint)grown;
     }
 
+    /// <summary>
+    /// The memory limit lifted while a managed callback pushes values: a refused allocation there would raise a Lua
+    /// error through the callback's managed frame. The script's own code is limited again when the callback returns.
+    /// </summary>
+    private readonly ref struct Unlimited
+    {
+        private readonly Budget* _target;
+        private readonly int _enforced;
+
+        public Unlimited()
+        {
+            _target = _budget;
+            _enforced = _target->Enforced;
+            _target->Enforced = 0;
+        }
+
+        public void Dispose() => _target->Enforced = _enforced;
+    }
+
     /// <summary>Every <see cref="HookEvery"/> instructions: once the run must stop, the next instruction raises an error.</summary>
     [UnmanagedCallersOnly]
     private static void Hook(nint state, nint debug)
@@ -496,9 +515,7 @@ internal static unsafe partial class LuaSandbox
     [UnmanagedCallersOnly]
     private static int Call(nint state)
     {
-        var budget = _budget;
-        var enforced = budget->Enforced;
-        budget->Enforced = 0;
+        using var unlimited = new Unlimited();
         try
         {
             var run = _run;
@@ -556,19 +573,13 @@ internal static unsafe partial class LuaSandbox
             PushError(state, ex is ScriptException s ? s.Reply : "ERR " + ex.Message);
             return 1;
         }
-        finally
-        {
-            budget->Enforced = enforced;
-        }
     }
 
     /// <summary>redis.sha1hex(text): the prelude checked the argument.</summary>
     [UnmanagedCallersOnly]
     private static int Sha1Hex(nint state)
     {
-        var budget = _budget;
-        var enforced = budget->Enforced;
-        budget->Enforced = 0;
+        using var unlimited = new Unlimited();
         try
         {
             PushString(state, Sha1(ToBytes(state, 1)));
@@ -579,20 +590,16 @@ internal static unsafe partial class LuaSandbox
             lua_pushnil(state);
             return 1;
         }
-        finally
-        {
-            budget->Enforced = enforced;
-        }
     }
 
     /// <summary>redis.log(level, message): to the server's log, at most <see cref="MaxLogLines"/> lines per run.</summary>
     [UnmanagedCallersOnly]
     private static int Log(nint state)
     {
+        using var unlimited = new Unlimited();
         try
         {
-            var budget = _budget;
-            if (_run is { } run && budget->LogLines++ < MaxLogLines)
+            if (_run is { } run && _budget->LogLines++ < MaxLogLines)
             {
                 run.Log?.Invoke((int)lua_tointegerx(state, 1, out _), Text(state, 2));
             }
