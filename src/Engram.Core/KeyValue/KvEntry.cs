@@ -9,6 +9,34 @@ public sealed record KvEntry(string StoredKey, string ValueJson, long? ExpiresAt
 {
     /// <summary>Whether the entry has not expired at <paramref name="nowMs"/> (unix milliseconds).</summary>
     public bool IsLiveAt(long nowMs) => ExpiresAtMs is not { } expires || expires > nowMs;
+
+    private Derived? _derived;
+
+    /// <summary>
+    /// The value in a form a protocol computes from <see cref="ValueJson"/> (the RESP endpoint: the bytes of its reply),
+    /// computed on the first call and kept with the entry, so a key read many times is converted once. Entries are
+    /// shared by readers and never change, so racing callers at worst both compute it. The form is tied to the
+    /// value's string, so a copy made with <c>with</c> and another value never reuses it.
+    /// </summary>
+    public T GetDerived<T>(Func<string, T> derive) where T : class
+    {
+        if (_derived is { } derived && ReferenceEquals(derived.Source, ValueJson) && derived.Value is T value)
+        {
+            return value;
+        }
+        value = derive(ValueJson);
+        _derived = new Derived(ValueJson, value);
+        return value;
+    }
+
+    // The cache is not part of the entry's value: equality and hashing see the seven properties only.
+    public bool Equals(KvEntry? other) =>
+        other is not null && StoredKey == other.StoredKey && ValueJson == other.ValueJson && ExpiresAtMs == other.ExpiresAtMs
+        && Version == other.Version && CreatedAtMs == other.CreatedAtMs && UpdatedAtMs == other.UpdatedAtMs && LastHistoryId == other.LastHistoryId;
+
+    public override int GetHashCode() => HashCode.Combine(StoredKey, ValueJson, ExpiresAtMs, Version, CreatedAtMs, UpdatedAtMs, LastHistoryId);
+
+    private sealed record Derived(string Source, object Value);
 }
 
 /// <summary>A write <see cref="KvService.PrepareSet"/> checked, with the partition (the caller as the store sees it) it goes to.</summary>

@@ -444,7 +444,7 @@ internal sealed partial class RespConnection
         }
         else
         {
-            _reply.Value(entry.ValueJson);
+            _reply.Value(entry);
         }
         return true;
     }
@@ -656,7 +656,7 @@ internal sealed partial class RespConnection
         }
         else
         {
-            _reply.Value(entry.ValueJson);
+            _reply.Value(entry);
         }
     }
 
@@ -853,7 +853,7 @@ internal sealed partial class RespConnection
             _reply.Null();
             return;
         }
-        _reply.Value(entry.ValueJson);
+        _reply.Value(entry);
     }
 
     /// <summary>EXPIRE key seconds [NX|XX|GT|LT] and its millisecond / absolute forms; a time in the past deletes the key.</summary>
@@ -1235,7 +1235,7 @@ internal sealed partial class RespConnection
                     }
                     else
                     {
-                        _reply.Value(entry.ValueJson);
+                        _reply.Value(entry);
                     }
                 }
                 CheckTransactionReplies();

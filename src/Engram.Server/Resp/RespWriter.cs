@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.IO.Pipelines;
 using System.Text;
+using Engram.Core.KeyValue;
 
 namespace Engram.Server.Resp;
 
@@ -143,6 +144,80 @@ internal sealed class RespWriter(PipeWriter output)
             return;
         }
         Bulk(RespValues.DecodeJsonString(valueJson));
+    }
+
+    /// <summary>
+    /// The longest value (in JSON characters) whose reply bytes an entry keeps (<see cref="KvEntry.GetDerived{T}"/>): a
+    /// key read again is then one copy, not an unescape and a transcoding per read. Longer values are converted per read,
+    /// so the cache adds at most this much to an entry held in memory.
+    /// </summary>
+    internal const int MaxKeptReplyChars = 4096;
+
+    /// <summary><see cref="Value(string)"/> for an entry, from the reply bytes it keeps when the value is short.</summary>
+    public void Value(KvEntry entry)
+    {
+        if (entry.ValueJson.Length <= MaxKeptReplyChars)
+        {
+            Raw(entry.GetDerived(static valueJson => BulkReply(valueJson)));
+            return;
+        }
+        Value(entry.ValueJson);
+    }
+
+    /// <summary>The whole bulk reply (header, bytes, CRLF) <see cref="Value(string)"/> writes for <paramref name="valueJson"/>.</summary>
+    internal static byte[] BulkReply(string valueJson)
+    {
+        if (RespValues.TryStringContent(valueJson, out var content))
+        {
+            return Framed(content);
+        }
+        if (valueJson.Length > 0 && valueJson[0] == '"')
+        {
+            var rented = ArrayPool<char>.Shared.Rent(valueJson.Length);
+            try
+            {
+                if (RespValues.TryUnescape(valueJson, rented, out var written))
+                {
+                    return Framed(rented.AsSpan(0, written));
+                }
+            }
+            finally
+            {
+                ArrayPool<char>.Shared.Return(rented);
+            }
+        }
+        return RespValues.TryBytes(valueJson) is { } bytes ? Framed(bytes) : Framed(RespValues.DecodeJsonString(valueJson));
+    }
+
+    private static byte[] Framed(ReadOnlySpan<char> text)
+    {
+        var length = Encoding.UTF8.GetByteCount(text);
+        var reply = FrameOf(length, out var at);
+        Encoding.UTF8.GetBytes(text, reply.AsSpan(at));
+        return reply;
+    }
+
+    private static byte[] Framed(ReadOnlySpan<byte> bytes)
+    {
+        var reply = FrameOf(bytes.Length, out var at);
+        bytes.CopyTo(reply.AsSpan(at));
+        return reply;
+    }
+
+    /// <summary>An array for a bulk reply of <paramref name="length"/> bytes with its header and CRLF written; the bytes go at <paramref name="at"/>.</summary>
+    private static byte[] FrameOf(int length, out int at)
+    {
+        Span<byte> header = stackalloc byte[16];
+        header[0] = (byte)'$';
+        Utf8Formatter.TryFormat(length, header[1..], out var digits);
+        at = digits + 3;
+        var reply = new byte[at + length + 2];
+        header[..(digits + 1)].CopyTo(reply);
+        reply[digits + 1] = (byte)'\r';
+        reply[digits + 2] = (byte)'\n';
+        reply[^2] = (byte)'\r';
+        reply[^1] = (byte)'\n';
+        return reply;
     }
 
     /// <summary>How many bytes <see cref="Value"/> writes for <paramref name="valueJson"/> (STRLEN).</summary>

@@ -63,4 +63,72 @@ public sealed class RespValuesTests
         RespValues.TryUnescape("42", buffer, out _).Should().BeFalse();
         RespValues.DecodeJsonString("\"\\ud83d\\ude00\"").Should().Be("😀");
     }
+
+    [Theory]
+    [InlineData("\"plain text\"")]
+    [InlineData("\"with \\\"escapes\\\" and \\\\ \\u00e9\"")]
+    [InlineData("\"\\ud83d\\ude00 a surrogate pair\"")]
+    [InlineData("\"\"")]
+    [InlineData("{\"$bytes\":\"AP+AYQ==\"}")]
+    [InlineData("{\"a\":[1,2,{\"b\":null}]}")]
+    [InlineData("12345")]
+    [InlineData("\"héllo wörld\"")]
+    public void AnEntrysKeptReply_IsExactlyWhatTheValueWrites(string valueJson)
+    {
+        var pipe = new System.IO.Pipelines.Pipe();
+        new RespWriter(pipe.Writer).Value(valueJson);
+        pipe.Writer.Complete();
+        pipe.Reader.TryRead(out var read).Should().BeTrue();
+        var written = System.Buffers.BuffersExtensions.ToArray(read.Buffer);
+
+        RespWriter.BulkReply(valueJson).Should().Equal(written);
+
+        var entry = new Engram.Core.KeyValue.KvEntry("k", valueJson, null, 1, 0, 0);
+        var pipe2 = new System.IO.Pipelines.Pipe();
+        var writer = new RespWriter(pipe2.Writer);
+        writer.Value(entry);
+        writer.Value(entry); // the second from the kept bytes
+        pipe2.Writer.Complete();
+        pipe2.Reader.TryRead(out var twice).Should().BeTrue();
+        System.Buffers.BuffersExtensions.ToArray(twice.Buffer).Should().Equal([.. written, .. written]);
+    }
+
+    [Fact]
+    public void AKeptReply_BelongsToItsValue_AndIsNotPartOfTheEntrysEquality()
+    {
+        var entry = new Engram.Core.KeyValue.KvEntry("k", "\"one\"", null, 1, 0, 0);
+        var first = entry.GetDerived(RespWriter.BulkReply);
+        entry.GetDerived<byte[]>(_ => throw new InvalidOperationException("computed twice")).Should().BeSameAs(first);
+
+        var sameValue = entry with { Version = 2 };
+        sameValue.GetDerived<byte[]>(_ => throw new InvalidOperationException("the value did not change")).Should().BeSameAs(first);
+        var otherValue = entry with { ValueJson = "\"two\"" };
+        Encoding.UTF8.GetString(otherValue.GetDerived(RespWriter.BulkReply)).Should().Be("$3\r\ntwo\r\n");
+
+        var fresh = new Engram.Core.KeyValue.KvEntry("k", "\"one\"", null, 1, 0, 0);
+        fresh.Should().Be(entry, "a kept reply is a cache, not part of the value");
+        fresh.GetHashCode().Should().Be(entry.GetHashCode());
+        fresh.Should().NotBe(sameValue);
+    }
+
+    [Fact]
+    public void TheCheapClock_SaysAheadOnlyWhenSurely_AndAlwaysReadsATestClock()
+    {
+        var clock = new Engram.Core.Common.CheapClock(TimeProvider.System);
+        var now = clock.NowMs();
+        clock.SurelyAhead(now + 60_000).Should().BeTrue("a minute ahead, measured a moment ago");
+        clock.SurelyAhead(now + Engram.Core.Common.CheapClock.Slack / 2).Should().BeFalse("within the slack: the caller reads the clock");
+        clock.SurelyAhead(now - 1).Should().BeFalse();
+        clock.IsLive(null).Should().BeTrue();
+        clock.IsLive(now + 60_000).Should().BeTrue();
+        clock.IsLive(now - 1).Should().BeFalse();
+
+        var manual = new Engram.Tests.Support.ManualClock(DateTimeOffset.FromUnixTimeMilliseconds(1_000_000));
+        var test = new Engram.Core.Common.CheapClock(manual);
+        test.NowMs().Should().Be(1_000_000);
+        test.SurelyAhead(2_000_000).Should().BeFalse("a test clock can jump: never estimated");
+        test.IsLive(1_500_000).Should().BeTrue();
+        manual.Advance(TimeSpan.FromSeconds(600));
+        test.IsLive(1_500_000).Should().BeFalse("the jump is seen at once");
+    }
 }

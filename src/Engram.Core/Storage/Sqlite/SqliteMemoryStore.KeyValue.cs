@@ -55,7 +55,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     {
         if (_kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out var hot))
         {
-            entry = LiveOrNull(hot.Entry, NowMs);
+            entry = hot.Entry is { } found && _expiryClock.IsLive(found.ExpiresAtMs) ? found : null;
             return true;
         }
         entry = null;

@@ -17,6 +17,7 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
     private readonly SqliteKvWriteBehind _kvHot;
     private readonly SqliteConnectionPool _readers;
     private readonly TimeProvider _clock;
+    private readonly CheapClock _expiryClock; // expiry checks of reads from memory
     private bool _disposed;
     /// <summary>Key-value changes after this seq are read from kv_history, not changelog; null in a file older than schema 14 (<see cref="NextKvSeq"/>).</summary>
     private readonly long? _kvChangesInHistoryAfter;
@@ -27,6 +28,7 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
         DatabasePath = path;
         _writeConnection = writeConnection;
         _clock = clock;
+        _expiryClock = new CheapClock(clock);
         _kvHot = kvHot;
         _writer = new SqliteWriter(writeConnection, kvHot);
         _readers = new SqliteConnectionPool(path, maxReaders);
