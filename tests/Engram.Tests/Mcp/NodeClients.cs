@@ -46,10 +46,15 @@ public static class NodeClients
     public static Task<NodeResult> RunInspectorAsync(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) =>
         RunAsync([InspectorCli, "--cli", .. args], Path.GetDirectoryName(InspectorCli)!, environment, TimeSpan.FromMinutes(2));
 
-    public static async Task<NodeResult> RunAsync(IReadOnlyList<string> args, string workingDirectory, IReadOnlyDictionary<string, string>? environment,
-        TimeSpan timeout)
+    public static Task<NodeResult> RunAsync(IReadOnlyList<string> args, string workingDirectory, IReadOnlyDictionary<string, string>? environment,
+        TimeSpan timeout) =>
+        RunProgramAsync("node", "Node.js 20+ must be on PATH for the MCP client tests", args, workingDirectory, environment, timeout);
+
+    /// <summary>Runs <paramref name="program"/> (node, python3) with its output captured; <paramref name="missing"/> says what to install when it is not there.</summary>
+    public static async Task<NodeResult> RunProgramAsync(string program, string missing, IReadOnlyList<string> args, string workingDirectory,
+        IReadOnlyDictionary<string, string>? environment, TimeSpan timeout)
     {
-        var start = new ProcessStartInfo("node")
+        var start = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -78,7 +83,7 @@ public static class NodeClients
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
-            throw new InvalidOperationException("cannot start `node` (Node.js 20+ must be on PATH for the MCP client tests): " + ex.Message, ex);
+            throw new InvalidOperationException($"cannot start `{program}` ({missing}): " + ex.Message, ex);
         }
         using (process)
         {
@@ -94,7 +99,7 @@ public static class NodeClients
             {
                 process.Kill(entireProcessTree: true);
                 await process.WaitForExitAsync();
-                throw new TimeoutException($"node {string.Join(' ', args)} did not finish within {timeout.TotalSeconds} s\n" +
+                throw new TimeoutException($"{program} {string.Join(' ', args)} did not finish within {timeout.TotalSeconds} s\n" +
                     new NodeResult(-1, await stdout, await stderr));
             }
             return new NodeResult(process.ExitCode, await stdout, await stderr);

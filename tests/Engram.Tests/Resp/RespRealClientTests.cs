@@ -9,7 +9,7 @@ namespace Engram.Tests.Resp;
 /// <summary>
 /// Real Redis clients against the RESP endpoint: Debian's redis-cli running a script whose expected output
 /// was recorded from redis-server 7 itself; ioredis (npm) running the swarm scenario with 16 concurrent
-/// clients; StackExchange.Redis over RESP2 and RESP3. On SQLite (<see cref="RespRealClientTests"/>) and
+/// clients; redis-py (Debian's python3-redis) running it with 16 threads, locks and scripts; StackExchange.Redis over RESP2 and RESP3. On SQLite (<see cref="RespRealClientTests"/>) and
 /// PostgreSQL (<see cref="RespRealClientPostgresTests"/>): the same replies from either store.
 /// </summary>
 public abstract class RespRealClientScenarios(RespServerFixture fixture)
@@ -62,6 +62,28 @@ public abstract class RespRealClientScenarios(RespServerFixture fixture)
         summary.GetProperty("deleted").GetInt64().Should().Be(16 * 25);
         summary.GetProperty("board").GetInt64().Should().Be(16, "every agent's WATCH/MULTI/EXEC update landed once");
         summary.GetProperty("leased").GetInt64().Should().Be(16, "the lease (released by a Lua script) let one agent in at a time");
+    }
+
+    [Fact]
+    public async Task RedisPy_SwarmScenario_SixteenThreads_SameAsRedis()
+    {
+        // The figures are what redis-server 7.0.15 gives for the same script (tests/python/resp_swarm.py).
+        var script = Path.Combine(Path.GetDirectoryName(NodeClients.NodeFolder)!, "python", "resp_swarm.py");
+        var result = await NodeClients.RunProgramAsync("/usr/bin/python3", "Debian packages python3 and python3-redis (redis-py): Debian's own Python, not another on PATH", [script, fixture.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            Path.GetDirectoryName(script)!, null, TimeSpan.FromMinutes(2));
+        result.ExitCode.Should().Be(0, result.ToString());
+        var summary = result.Json();
+        summary.GetProperty("ok").GetBoolean().Should().BeTrue(result.ToString());
+        summary.GetProperty("total").GetInt64().Should().Be(16 * 50, "every pipelined INCR counted once");
+        summary.GetProperty("claims").GetInt64().Should().Be(16);
+        summary.GetProperty("board").GetInt64().Should().Be(16, "WATCH retried every lost race: no agent's update lost");
+        summary.GetProperty("boardDistinct").GetInt64().Should().Be(16);
+        summary.GetProperty("ledger").GetInt64().Should().Be(16 * 5, "redis-py's Lock (Lua extend and release) let one agent in at a time");
+        summary.GetProperty("allowed").GetInt64().Should().Be(100, "the script rate limiter allowed exactly its limit of the 160 calls");
+        summary.GetProperty("limiterCount").GetInt64().Should().Be(160);
+        summary.GetProperty("reloaded").GetInt64().Should().Be(1, "the registered script ran again after SCRIPT FLUSH");
+        summary.GetProperty("deleted").GetInt64().Should().Be(16 * 20);
+        summary.GetProperty("left").GetInt64().Should().Be(0);
     }
 
     [Theory]

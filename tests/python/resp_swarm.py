@@ -1,0 +1,169 @@
+"""The swarm scenario of issue 20 with redis-py (Debian's python3-redis) against Engram's RESP endpoint.
+
+Python is where most agent frameworks live, and redis-py is what they use: this drives the endpoint the way
+they do. 16 agents on threads, each with its own client: SET with EX and GET (text and raw bytes), MSET/MGET,
+INCR of a shared counter through a plain pipeline (the sum must be exact), a claim in a transactional pipeline
+(MULTI/EXEC), a shared board updated with WATCH through `Redis.transaction` (no update lost), redis-py's `Lock`
+(SET NX PX to take it, Lua scripts to extend and release it) guarding a read-modify-write, a rate limiter as a
+registered script (EVALSHA, and EVAL again after SCRIPT FLUSH), TTL/EXPIRE/PERSIST/GETDEL, then the cleanup:
+`scan_iter` by pattern and DEL. Usage: python3 resp_swarm.py <port> [password]
+Prints one JSON summary on stdout; exits 1 when anything did not hold.
+"""
+
+import json
+import sys
+import threading
+import time
+
+import redis
+
+port = int(sys.argv[1])
+password = sys.argv[2] if len(sys.argv) > 2 else None
+AGENTS = 16
+KEYS_PER_AGENT = 20
+INCRS_PER_AGENT = 50
+LEASE_ROUNDS = 5
+
+failures = []
+failures_lock = threading.Lock()
+
+
+def check(ok, what):
+    if not ok:
+        with failures_lock:
+            failures.append(what)
+
+
+def connect():
+    return redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=30)
+
+
+# A fixed-window rate limiter: INCR the window's counter, set its expiry on the first hit, refuse past the limit.
+RATE_LIMIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then return 0 end
+return n
+"""
+
+allowed = [0] * AGENTS
+board_adds = [0] * AGENTS
+
+
+def agent(a):
+    r = connect()
+    r.set(f"swarm:agent:a{a}", json.dumps({"agent": a, "status": "running"}), ex=120)
+    for k in range(KEYS_PER_AGENT):
+        check(r.set(f"swarm:state:a{a}-k{k}", f"state {a}/{k} ✓", ex=60) is True, f"set a{a}-k{k}")
+    for k in range(KEYS_PER_AGENT):
+        value = r.get(f"swarm:state:a{a}-k{k}")
+        check(value == f"state {a}/{k} ✓".encode(), f"get a{a}-k{k}: {value!r}")
+
+    # Raw bytes, every byte value: what a pickled or msgpack'd state looks like.
+    blob = bytes(range(256)) * 2
+    r.set(f"swarm:blob:a{a}", blob, px=60_000)
+    check(r.get(f"swarm:blob:a{a}") == blob, f"blob a{a}")
+
+    check(r.mset({f"swarm:m:a{a}-{i}": str(i) for i in range(5)}) is True, f"mset a{a}")
+    check(r.mget([f"swarm:m:a{a}-{i}" for i in range(5)] + ["swarm:m:missing"]) == [b"0", b"1", b"2", b"3", b"4", None], f"mget a{a}")
+
+    pipe = r.pipeline(transaction=False)
+    for _ in range(INCRS_PER_AGENT):
+        pipe.incr("swarm:counter:total")
+    results = pipe.execute()
+    check(len(results) == INCRS_PER_AGENT and all(isinstance(n, int) for n in results), f"incr pipeline a{a}")
+
+    # MULTI/EXEC: the agent's claim and the claims counter in one transaction.
+    claim = r.pipeline(transaction=True).set(f"swarm:claim:a{a}", "taken", ex=60).incr("swarm:claims").get(f"swarm:claim:a{a}").execute()
+    check(claim[0] is True and isinstance(claim[1], int) and claim[2] == b"taken", f"claim a{a}: {claim!r}")
+
+    # WATCH: read the board, add this agent, write it back; redis-py retries when another agent got there first.
+    def add_to_board(p):
+        raw = p.get("swarm:board")
+        board = json.loads(raw) if raw else []
+        p.multi()
+        p.set("swarm:board", json.dumps(board + [a]))
+        board_adds[a] += 1
+
+    r.transaction(add_to_board, "swarm:board")
+
+    # A lock around a read-modify-write that is not atomic by itself.
+    lock = r.lock("swarm:lock:ledger", timeout=10, blocking_timeout=60)
+    for _ in range(LEASE_ROUNDS):
+        check(lock.acquire(), f"lock a{a}")
+        try:
+            current = int(r.get("swarm:ledger") or 0)
+            check(lock.extend(5), f"extend a{a}")
+            r.set("swarm:ledger", current + 1)
+        finally:
+            lock.release()
+
+    limiter = r.register_script(RATE_LIMIT)
+    for _ in range(10):
+        if limiter(keys=["swarm:rate:shared"], args=[100, 60_000]) != 0:
+            allowed[a] += 1
+
+    check(r.ttl(f"swarm:agent:a{a}") in range(110, 121), f"ttl a{a}")
+    check(r.expire(f"swarm:agent:a{a}", 300) is True and r.ttl(f"swarm:agent:a{a}") in range(290, 301), f"expire a{a}")
+    check(r.persist(f"swarm:agent:a{a}") is True and r.ttl(f"swarm:agent:a{a}") == -1, f"persist a{a}")
+    check(r.getdel(f"swarm:m:a{a}-0") == b"0" and r.exists(f"swarm:m:a{a}-0") == 0, f"getdel a{a}")
+    r.close()
+
+
+started = time.monotonic()
+errors = []
+
+
+def guarded(a):
+    try:
+        agent(a)
+    except Exception as error:  # noqa: BLE001 - every failure goes in the summary
+        errors.append(f"agent {a}: {error!r}")
+
+
+threads = [threading.Thread(target=guarded, args=(a,)) for a in range(AGENTS)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+
+r = connect()
+total = int(r.get("swarm:counter:total") or 0)
+claims = int(r.get("swarm:claims") or 0)
+board = json.loads(r.get("swarm:board") or "[]")
+ledger = int(r.get("swarm:ledger") or 0)
+limited = int(r.get("swarm:rate:shared") or 0)
+
+# After a SCRIPT FLUSH the registered script reloads itself (NOSCRIPT, then EVAL).
+r.script_flush()
+again = r.register_script(RATE_LIMIT)(keys=["swarm:rate:other"], args=[5, 60_000])
+
+# Cleanup: SCAN by pattern and DEL in batches, as the swarm's cleanup job does.
+deleted = 0
+batch = []
+for key in r.scan_iter(match="swarm:state:*", count=100):
+    batch.append(key)
+    if len(batch) == 50:
+        deleted += r.delete(*batch)
+        batch = []
+if batch:
+    deleted += r.delete(*batch)
+left = list(r.scan_iter(match="swarm:state:*"))
+
+summary = {
+    "total": total,
+    "claims": claims,
+    "board": len(board),
+    "boardDistinct": len(set(board)),
+    "ledger": ledger,
+    "allowed": sum(allowed),
+    "limiterCount": limited,
+    "reloaded": again,
+    "deleted": deleted,
+    "left": len(left),
+    "seconds": round(time.monotonic() - started, 2),
+    "failures": failures[:20] + errors[:20],
+}
+summary["ok"] = not failures and not errors
+print(json.dumps(summary))
+sys.exit(0 if summary["ok"] else 1)
