@@ -244,4 +244,40 @@ public sealed class KvWriteBehindTests : IDisposable
         (await server.KeyValue.IncrementAsync(Acme, "k", 1)).Should().Be(4);
         (await server.KeyValue.GetHistoryAsync(Acme, "k")).Items.Select(h => h.Event).Should().Equal("created", "updated", "deleted", "created", "incremented");
     }
+
+    [Fact]
+    public async Task Folded_states_are_read_from_memory_up_to_a_bound_and_the_rest_from_the_table()
+    {
+        const int keys = 2 * SqliteKvWriteBehind.HighWater + SqliteKvWriteBehind.ChunkSize;
+        await using var engine = EngramEngine.OpenSqlite(Folder("readable"));
+        var kv = engine.KeyValue;
+        var store = (SqliteMemoryStore)engine.Store;
+        for (var start = 0; start < keys; start += 1000)
+        {
+            await kv.SetManyAsync(Acme, [.. Enumerable.Range(start, Math.Min(1000, keys - start)).Select(i => new KvSetItem($"key:{i:D6}", Json($"{i}"), 0))]);
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (store.KvWaitingStates > 0)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "the idle writer folds everything");
+            await Task.Delay(50);
+        }
+        store.KvReadableStates.Should().BeGreaterThan(0, "folded states stay for readers")
+            .And.BeLessThanOrEqualTo(SqliteKvWriteBehind.HighWater + SqliteKvWriteBehind.ChunkSize, "but only up to the bound");
+
+        var newest = $"key:{keys - 1:D6}";
+        store.ReadsKvWithoutBlocking(Acme, newest).Should().BeTrue("the newest folded state is kept");
+        store.ReadsKvWithoutBlocking(Acme, "key:000000").Should().BeFalse("the oldest were forgotten: the table answers");
+        (await kv.GetAsync(Acme, newest)).Value.GetInt32().Should().Be(keys - 1);
+        (await kv.GetAsync(Acme, "key:000000")).Value.GetInt32().Should().Be(0);
+
+        // A folded key written again: readers see the new state at once, and the old one nowhere.
+        await kv.SetAsync(Acme, newest, Json("\"again\""), 0);
+        store.TryGetKvFromMemory(Acme, newest, out var entry).Should().BeTrue();
+        entry!.ValueJson.Should().Be("\"again\"");
+        await kv.DeleteAsync(Acme, newest);
+        store.TryGetKvFromMemory(Acme, newest, out entry).Should().BeTrue("a deletion is a state too");
+        entry.Should().BeNull();
+        (await kv.GetEntryAsync(Acme, newest)).Should().BeNull();
+    }
 }

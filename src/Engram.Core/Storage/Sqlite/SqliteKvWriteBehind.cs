@@ -51,11 +51,12 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
 
     private readonly ConcurrentDictionary<KvSlot, KvHot> _committed = new();
     /// <summary>
-    /// States a fold has written to the table, kept for readers (at most <see cref="HighWater"/>): a GET of a
-    /// key this process wrote is then served from memory, not by a SQLite read (bench/README.md, `resp`). Writes
+    /// What readers look in: every committed state, waiting or already folded into the table. Folded ones are kept (up
+    /// to <see cref="HighWater"/> of them beside the waiting ones) so a GET of a key this process wrote is served from
+    /// memory, not by a SQLite read (bench/README.md, `resp`), with one lookup whether the key was folded or not. Writes
     /// never consult it (they read the table), and it is cleared whenever the tables are caught up with another process.
     /// </summary>
-    private readonly ConcurrentDictionary<KvSlot, KvHot> _folded = new();
+    private readonly ConcurrentDictionary<KvSlot, KvHot> _readable = new();
     private readonly List<(KvSlot Slot, KvHot State)> _staged = [];
     private readonly Dictionary<KvSlot, int> _stagedIndex = [];
     /// <summary>Every history row at or below this id is reflected in the tables (store_meta <c>kv_folded_hid</c>).</summary>
@@ -68,11 +69,14 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
 
     public bool IsEmpty => _committed.IsEmpty;
 
+    /// <summary>States readers find here: the waiting ones and the folded ones kept for them.</summary>
+    public int ReadableCount => _readable.Count;
+
     /// <summary>Brings the tables up to date with the history (after a crash, or another process's writes) and starts following.</summary>
     public void Open(SqliteConnection connection) => CatchUp(connection);
 
     /// <summary>The committed state of <paramref name="slot"/> when the table may be behind it (any thread).</summary>
-    public bool TryGetCommitted(KvSlot slot, out KvHot state) => _committed.TryGetValue(slot, out state!) || _folded.TryGetValue(slot, out state!);
+    public bool TryGetCommitted(KvSlot slot, out KvHot state) => _readable.TryGetValue(slot, out state!);
 
     /// <summary>The newest state in the running transaction: staged, else committed; null when the table has it.</summary>
     public KvHot? Find(KvSlot slot) =>
@@ -166,7 +170,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         _dataVersion = version;
         _watermark = watermark;
         _lastHid = Math.Max(_lastHid, watermark);
-        _folded.Clear();
+        _readable.Clear();
         _committed.Clear();
     }
 
@@ -197,6 +201,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         foreach (var (slot, state) in _staged)
         {
             _committed[slot] = state;
+            _readable[slot] = state;
             _lastHid = Math.Max(_lastHid, state.LastHid);
         }
         RolledBack();
@@ -255,15 +260,25 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             throw;
         }
         _watermark = watermark;
-        if (_folded.Count + count > HighWater)
-        {
-            _folded.Clear();
-        }
         for (var i = 0; i < count; i++)
         {
-            // Kept for readers before it leaves the waiting states, so a reader always finds one of the two.
-            _folded[states[i].Key] = states[i].Value;
-            _committed.TryRemove(states[i]);
+            _committed.TryRemove(states[i]); // readers still find it, folded, until ForgetFolded
+        }
+        if (_readable.Count > _committed.Count + HighWater)
+        {
+            ForgetFolded();
+        }
+    }
+
+    /// <summary>Drops the folded states readers kept (the table has them); the waiting ones stay. Writer thread only.</summary>
+    private void ForgetFolded()
+    {
+        foreach (var state in _readable)
+        {
+            if (!_committed.ContainsKey(state.Key))
+            {
+                _readable.TryRemove(state); // only if it is still that state (it is: states change on this thread)
+            }
         }
     }
 

@@ -27,6 +27,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// <summary>Key-value states written behind and not folded into kv_entries yet (tests, diagnostics).</summary>
     internal int KvWaitingStates => _kvHot.Count;
 
+    /// <summary>States readers find in memory: the waiting ones and folded ones kept (tests).</summary>
+    internal int KvReadableStates => _kvHot.ReadableCount;
+
     public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
         _writer.WriteAsync(c => SetOne(c, caller, write, NowMs), durability, ct);
 
