@@ -52,61 +52,61 @@ board_adds = [0] * AGENTS
 
 def agent(a):
     r = connect()
-    r.set(f"swarm:agent:a{a}", json.dumps({"agent": a, "status": "running"}), ex=120)
+    r.set(f"pyswarm:agent:a{a}", json.dumps({"agent": a, "status": "running"}), ex=120)
     for k in range(KEYS_PER_AGENT):
-        check(r.set(f"swarm:state:a{a}-k{k}", f"state {a}/{k} ✓", ex=60) is True, f"set a{a}-k{k}")
+        check(r.set(f"pyswarm:state:a{a}-k{k}", f"state {a}/{k} ✓", ex=60) is True, f"set a{a}-k{k}")
     for k in range(KEYS_PER_AGENT):
-        value = r.get(f"swarm:state:a{a}-k{k}")
+        value = r.get(f"pyswarm:state:a{a}-k{k}")
         check(value == f"state {a}/{k} ✓".encode(), f"get a{a}-k{k}: {value!r}")
 
     # Raw bytes, every byte value: what a pickled or msgpack'd state looks like.
     blob = bytes(range(256)) * 2
-    r.set(f"swarm:blob:a{a}", blob, px=60_000)
-    check(r.get(f"swarm:blob:a{a}") == blob, f"blob a{a}")
+    r.set(f"pyswarm:blob:a{a}", blob, px=60_000)
+    check(r.get(f"pyswarm:blob:a{a}") == blob, f"blob a{a}")
 
-    check(r.mset({f"swarm:m:a{a}-{i}": str(i) for i in range(5)}) is True, f"mset a{a}")
-    check(r.mget([f"swarm:m:a{a}-{i}" for i in range(5)] + ["swarm:m:missing"]) == [b"0", b"1", b"2", b"3", b"4", None], f"mget a{a}")
+    check(r.mset({f"pyswarm:m:a{a}-{i}": str(i) for i in range(5)}) is True, f"mset a{a}")
+    check(r.mget([f"pyswarm:m:a{a}-{i}" for i in range(5)] + ["pyswarm:m:missing"]) == [b"0", b"1", b"2", b"3", b"4", None], f"mget a{a}")
 
     pipe = r.pipeline(transaction=False)
     for _ in range(INCRS_PER_AGENT):
-        pipe.incr("swarm:counter:total")
+        pipe.incr("pyswarm:counter:total")
     results = pipe.execute()
     check(len(results) == INCRS_PER_AGENT and all(isinstance(n, int) for n in results), f"incr pipeline a{a}")
 
     # MULTI/EXEC: the agent's claim and the claims counter in one transaction.
-    claim = r.pipeline(transaction=True).set(f"swarm:claim:a{a}", "taken", ex=60).incr("swarm:claims").get(f"swarm:claim:a{a}").execute()
+    claim = r.pipeline(transaction=True).set(f"pyswarm:claim:a{a}", "taken", ex=60).incr("pyswarm:claims").get(f"pyswarm:claim:a{a}").execute()
     check(claim[0] is True and isinstance(claim[1], int) and claim[2] == b"taken", f"claim a{a}: {claim!r}")
 
     # WATCH: read the board, add this agent, write it back; redis-py retries when another agent got there first.
     def add_to_board(p):
-        raw = p.get("swarm:board")
+        raw = p.get("pyswarm:board")
         board = json.loads(raw) if raw else []
         p.multi()
-        p.set("swarm:board", json.dumps(board + [a]))
+        p.set("pyswarm:board", json.dumps(board + [a]))
         board_adds[a] += 1
 
-    r.transaction(add_to_board, "swarm:board")
+    r.transaction(add_to_board, "pyswarm:board")
 
     # A lock around a read-modify-write that is not atomic by itself.
-    lock = r.lock("swarm:lock:ledger", timeout=10, blocking_timeout=60)
+    lock = r.lock("pyswarm:lock:ledger", timeout=10, blocking_timeout=60)
     for _ in range(LEASE_ROUNDS):
         check(lock.acquire(), f"lock a{a}")
         try:
-            current = int(r.get("swarm:ledger") or 0)
+            current = int(r.get("pyswarm:ledger") or 0)
             check(lock.extend(5), f"extend a{a}")
-            r.set("swarm:ledger", current + 1)
+            r.set("pyswarm:ledger", current + 1)
         finally:
             lock.release()
 
     limiter = r.register_script(RATE_LIMIT)
     for _ in range(10):
-        if limiter(keys=["swarm:rate:shared"], args=[100, 60_000]) != 0:
+        if limiter(keys=["pyswarm:rate:shared"], args=[100, 60_000]) != 0:
             allowed[a] += 1
 
-    check(r.ttl(f"swarm:agent:a{a}") in range(110, 121), f"ttl a{a}")
-    check(r.expire(f"swarm:agent:a{a}", 300) is True and r.ttl(f"swarm:agent:a{a}") in range(290, 301), f"expire a{a}")
-    check(r.persist(f"swarm:agent:a{a}") is True and r.ttl(f"swarm:agent:a{a}") == -1, f"persist a{a}")
-    check(r.getdel(f"swarm:m:a{a}-0") == b"0" and r.exists(f"swarm:m:a{a}-0") == 0, f"getdel a{a}")
+    check(r.ttl(f"pyswarm:agent:a{a}") in range(110, 121), f"ttl a{a}")
+    check(r.expire(f"pyswarm:agent:a{a}", 300) is True and r.ttl(f"pyswarm:agent:a{a}") in range(290, 301), f"expire a{a}")
+    check(r.persist(f"pyswarm:agent:a{a}") is True and r.ttl(f"pyswarm:agent:a{a}") == -1, f"persist a{a}")
+    check(r.getdel(f"pyswarm:m:a{a}-0") == b"0" and r.exists(f"pyswarm:m:a{a}-0") == 0, f"getdel a{a}")
     r.close()
 
 
@@ -128,27 +128,27 @@ for t in threads:
     t.join()
 
 r = connect()
-total = int(r.get("swarm:counter:total") or 0)
-claims = int(r.get("swarm:claims") or 0)
-board = json.loads(r.get("swarm:board") or "[]")
-ledger = int(r.get("swarm:ledger") or 0)
-limited = int(r.get("swarm:rate:shared") or 0)
+total = int(r.get("pyswarm:counter:total") or 0)
+claims = int(r.get("pyswarm:claims") or 0)
+board = json.loads(r.get("pyswarm:board") or "[]")
+ledger = int(r.get("pyswarm:ledger") or 0)
+limited = int(r.get("pyswarm:rate:shared") or 0)
 
 # After a SCRIPT FLUSH the registered script reloads itself (NOSCRIPT, then EVAL).
 r.script_flush()
-again = r.register_script(RATE_LIMIT)(keys=["swarm:rate:other"], args=[5, 60_000])
+again = r.register_script(RATE_LIMIT)(keys=["pyswarm:rate:other"], args=[5, 60_000])
 
 # Cleanup: SCAN by pattern and DEL in batches, as the swarm's cleanup job does.
 deleted = 0
 batch = []
-for key in r.scan_iter(match="swarm:state:*", count=100):
+for key in r.scan_iter(match="pyswarm:state:*", count=100):
     batch.append(key)
     if len(batch) == 50:
         deleted += r.delete(*batch)
         batch = []
 if batch:
     deleted += r.delete(*batch)
-left = list(r.scan_iter(match="swarm:state:*"))
+left = list(r.scan_iter(match="pyswarm:state:*"))
 
 summary = {
     "total": total,

@@ -114,8 +114,8 @@ internal sealed partial class RespConnection
     }
 
     /// <summary>
-    /// Runs the script on the script thread while the store's write step (this thread) waits; returns its reply. May run
-    /// twice (a retried write); when it throws, nothing is written.
+    /// Runs the script in the store's write step (this thread), on this thread or on the script thread while this one
+    /// waits; returns its reply. May run twice (a retried write); when it throws, nothing is written.
     /// </summary>
     private ReplyBuffer RunScript(Caller caller, KvService kv, byte[] script, string sha, byte[][] keys, byte[][] argv, bool readOnly, bool resp3)
     {
@@ -133,7 +133,9 @@ internal sealed partial class RespConnection
         _transactionCaller = caller;
         try
         {
-            host.Run(run, () => LuaSandbox.Execute(run, script, sha, keys, argv, writer, host.MemoryLimitBytes));
+            // A script that names no pattern function runs right here, in a state without them (ScriptHost has why).
+            var bounded = !LuaSandbox.MayUsePatterns(script);
+            host.Run(run, () => LuaSandbox.Execute(run, script, sha, keys, argv, writer, host.MemoryLimitBytes, bounded), onThisThread: bounded);
             return output;
         }
         finally
@@ -143,7 +145,7 @@ internal sealed partial class RespConnection
         }
     }
 
-    /// <summary>One redis.call of a script (on the script thread, the store's step waiting): its RESP2 reply, errors included.</summary>
+    /// <summary>One redis.call of a script (inside the store's step): its RESP2 reply, errors included.</summary>
     private ReadOnlyMemory<byte> ScriptCommand(byte[][] args, ReplyBuffer scratch, bool readOnly)
     {
         scratch.Clear();

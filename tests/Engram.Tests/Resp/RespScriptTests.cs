@@ -234,6 +234,18 @@ public sealed class RespScriptTests
         (await client.CallAsync("EXISTS", "l:slow")).Should().Be(0L);
         (await client.CallAsync("EVAL", "return redis.call('SET', KEYS[1], 'after').ok", "1", "l:after")).Should().Be("OK");
         (await other.CallAsync("GET", "l:after")).Should().Be("after");
+
+        // A script that names no pattern function runs on the write step's thread, in a state without them: a computed
+        // name finds nothing, by the library or by a string's methods. One that names them has them.
+        (await client.CallAsync("EVAL", "return {type(string['fi' .. 'nd']), type(('x')['gs' .. 'ub']), string.upper('ok')}", "0"))
+            .Should().BeEquivalentTo(new object?[] { "nil", "nil", "OK" }, o => o.WithStrictOrdering());
+        (await client.CallAsync("EVAL", "return {type(string.find), type(('x').gmatch), type(string['g' .. 'sub'])}", "0"))
+            .Should().BeEquivalentTo(new object?[] { "function", "function", "function" }, o => o.WithStrictOrdering());
+        (await client.CallAsync("EVAL", "return string.gsub('a-b', '-', '+')", "0")).Should().Be("a+b");
+        // And the time limit stops a loop on either path (here with no pattern name: the step's own thread).
+        (await client.CallAsync("EVAL", "local n = 0 while true do n = n + 1 end", "0"))
+            .Should().BeOfType<string>().Which.Should().StartWith("-BUSY the script ran over its time limit");
+        (await client.CallAsync("EVAL", "return 'still here'", "0")).Should().Be("still here");
     }
 
     [Fact]

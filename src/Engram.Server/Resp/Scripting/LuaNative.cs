@@ -94,6 +94,9 @@ internal static unsafe partial class LuaNative
     public static partial int lua_getglobal(nint state, [MarshalAs(UnmanagedType.LPUTF8Str)] string name);
 
     [LibraryImport(Lib)]
+    public static partial void lua_setfield(nint state, int index, [MarshalAs(UnmanagedType.LPUTF8Str)] string key);
+
+    [LibraryImport(Lib)]
     public static partial nint lua_setupvalue(nint state, int function, int n);
 
     [LibraryImport(Lib)]

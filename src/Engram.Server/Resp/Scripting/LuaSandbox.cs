@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -83,20 +84,43 @@ internal static unsafe partial class LuaSandbox
     [ThreadStatic]
     private static PreparedState? _prepared;
 
-    /// <summary>Closes this thread's kept state (a script thread that ends).</summary>
+    [ThreadStatic]
+    private static PreparedState? _preparedBounded; // without the pattern functions (MayUsePatterns)
+
+    /// <summary>Closes this thread's kept states (a script thread that ends).</summary>
     public static void ReleaseThreadState()
     {
         _prepared?.Close();
         _prepared = null;
+        _preparedBounded?.Close();
+        _preparedBounded = null;
     }
 
-    private static PreparedState Prepared(long memoryLimit)
+    /// <summary>The names of the string library's pattern functions (gmatch contains match).</summary>
+    private static readonly SearchValues<string> PatternFunctions = SearchValues.Create(["find", "match", "gsub"], StringComparison.Ordinal);
+
+    /// <summary>
+    /// Whether the script's text names a pattern function: the only C functions of the sandbox whose work is not bounded
+    /// by the memory limit (a crafted pattern runs for hours with no hook firing). A script that names none of them runs
+    /// in a state that does not have them, so it cannot reach them by a computed name either (it gets nil).
+    /// </summary>
+    public static bool MayUsePatterns(ReadOnlySpan<byte> script)
     {
-        if (_prepared is { } kept && kept.Budget->Limit == memoryLimit && kept.Compiled < MaxCompiled)
+        // Latin-1 widening keeps every ASCII byte where it was; names are ASCII.
+        var chars = script.Length <= 4096 ? stackalloc char[script.Length] : new char[script.Length];
+        Encoding.Latin1.GetChars(script, chars);
+        return chars.ContainsAny(PatternFunctions);
+    }
+
+    private static PreparedState Prepared(long memoryLimit, bool bounded)
+    {
+        ref var slot = ref bounded ? ref _preparedBounded : ref _prepared;
+        if (slot is { } kept && kept.Budget->Limit == memoryLimit && kept.Compiled < MaxCompiled)
         {
             return kept;
         }
-        ReleaseThreadState();
+        slot?.Close();
+        slot = null;
         var budget = (Budget*)NativeMemory.AllocZeroed((nuint)sizeof(Budget));
         budget->Limit = memoryLimit;
         var state = lua_newstate(&Allocate, (nint)budget);
@@ -108,23 +132,24 @@ internal static unsafe partial class LuaSandbox
         var prepared = new PreparedState(state, budget);
         try
         {
-            Prepare(state);
+            Prepare(state, bounded);
         }
         catch
         {
             prepared.Close();
             throw;
         }
-        return _prepared = prepared;
+        return slot = prepared;
     }
 
     /// <summary>
     /// Runs <paramref name="script"/> and writes its result to <paramref name="output"/>; throws
     /// <see cref="ScriptException"/> when it does not compile, raises an error, runs out of memory or is stopped.
     /// </summary>
-    public static void Execute(ScriptRun run, ReadOnlySpan<byte> script, string sha, byte[][] keys, byte[][] argv, RespWriter output, long memoryLimit)
+    public static void Execute(ScriptRun run, ReadOnlySpan<byte> script, string sha, byte[][] keys, byte[][] argv, RespWriter output, long memoryLimit,
+        bool bounded = false)
     {
-        var prepared = Prepared(memoryLimit);
+        var prepared = Prepared(memoryLimit, bounded);
         var state = prepared.State;
         var budget = prepared.Budget;
         var outerRun = _run;
@@ -205,7 +230,8 @@ internal static unsafe partial class LuaSandbox
             }
             else
             {
-                ReleaseThreadState();
+                prepared.Close();
+                (bounded ? ref _preparedBounded : ref _prepared) = null;
             }
             _run = outerRun;
             _budget = outerBudget;
@@ -222,11 +248,22 @@ internal static unsafe partial class LuaSandbox
     /// <summary>The script's SHA1 as EVALSHA names it (40 lowercase hex digits).</summary>
     public static string Sha1(ReadOnlySpan<byte> script) => Convert.ToHexStringLower(SHA1.HashData(script));
 
-    private static void Prepare(nint state)
+    private static void Prepare(nint state, bool bounded)
     {
         foreach (var (name, open) in Libraries)
         {
             luaL_requiref(state, name, open, 1);
+            Pop(state, 1);
+        }
+        if (bounded)
+        {
+            // Before the prelude copies the library for scripts, and from the table strings' methods come from.
+            lua_getglobal(state, "string");
+            foreach (var name in (ReadOnlySpan<string>)["find", "match", "gmatch", "gsub"])
+            {
+                lua_pushnil(state);
+                lua_setfield(state, -2, name);
+            }
             Pop(state, 1);
         }
         lua_pushcclosure(state, &Call, 0);
