@@ -88,8 +88,16 @@ public sealed class KvTransaction : IKeyValueStore
         public long? HeadAtStart { get; } = headAtStart;
     }
 
+    private HashSet<string>? _only;
+
+    /// <summary>
+    /// Narrows what the commands may touch to <paramref name="storedKeys"/> (null: every key read), so scripts run one after
+    /// another in one transaction each see their own KEYS only, as each would alone.
+    /// </summary>
+    public void Only(IEnumerable<string>? storedKeys) => _only = storedKeys is null ? null : new HashSet<string>(storedKeys, StringComparer.Ordinal);
+
     private Slot Find(string storedKey) =>
-        _slots.TryGetValue(storedKey, out var slot)
+        (_only is null || _only.Contains(storedKey)) && _slots.TryGetValue(storedKey, out var slot)
             ? slot
             : throw new ValidationException("key",
                 $"key '{KvKeys.ToDisplay(Partition.Tenant, storedKey)}' is not among the keys the transaction declared (a script names every key it touches in KEYS)");

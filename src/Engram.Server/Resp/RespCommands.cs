@@ -38,6 +38,17 @@ internal sealed partial class RespConnection
 
     private async ValueTask RunCommandAsync(CancellationToken ct)
     {
+        if (_scripts.Count != 0 && !IsScriptCommand(Arg(0)))
+        {
+            // The scripts before this command run first; their redis.calls load their own arguments, so this command's are kept.
+            var args = new byte[_argCount][];
+            for (var i = 0; i < args.Length; i++)
+            {
+                args[i] = Arg(i).ToArray();
+            }
+            await RunQueuedScriptsAsync(ct).ConfigureAwait(false);
+            LoadArguments(args);
+        }
         if (InMulti)
         {
             await DrainAsync().ConfigureAwait(false);
@@ -143,7 +154,10 @@ internal sealed partial class RespConnection
                 }
                 return;
             case "EVAL" or "EVALSHA" or "EVAL_RO" or "EVALSHA_RO":
-                await DrainAsync().ConfigureAwait(false);
+                if (_scripts.Count == 0)
+                {
+                    await DrainAsync().ConfigureAwait(false); // (with scripts queued, nothing else is under way)
+                }
                 await EvalAsync(command, ct).ConfigureAwait(false);
                 return;
             case "SCRIPT":
@@ -432,7 +446,7 @@ internal sealed partial class RespConnection
     /// </summary>
     private bool TryGetFromMemory()
     {
-        if (_argCount != 2 || _pending.Count != 0 || _sets.Count != 0 || InMulti || !Is(0, "GET"u8) || !TryCallerNow(out var caller)
+        if (_argCount != 2 || _pending.Count != 0 || _sets.Count != 0 || _scripts.Count != 0 || InMulti || !Is(0, "GET"u8) || !TryCallerNow(out var caller)
             || RespWriter.TryDecode(Arg(1)) is not { } key || !_kv.TryGetEntryFromMemory(caller, key, out var entry))
         {
             return false;

@@ -637,6 +637,7 @@ internal sealed partial class RespConnection
     /// <summary>Waits for the writes under way, in order, and writes their replies.</summary>
     private async ValueTask DrainAsync()
     {
+        await RunQueuedScriptsAsync(default).ConfigureAwait(false);
         SubmitSets();
         if (_pending.Count == 0)
         {
@@ -690,6 +691,14 @@ internal sealed partial class RespConnection
 
     private async Task DrainQuietlyAsync()
     {
+        try
+        {
+            await RunQueuedScriptsAsync(default).ConfigureAwait(false); // scripts it sent run as they would have, too
+        }
+        catch (Exception ex)
+        {
+            _listener.Log.LogDebug(ex, "RESP scripts failed after their client left");
+        }
         SubmitSets(); // SETs the client sent are written as they would have been had it stayed
         foreach (var pending in _pending)
         {

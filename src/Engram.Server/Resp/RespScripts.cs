@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
@@ -19,32 +20,88 @@ internal sealed partial class RespConnection
 {
     private static bool IsScript(string command) => command is "EVAL" or "EVALSHA" or "EVAL_RO" or "EVALSHA_RO";
 
+    /// <summary>A checked EVAL/EVALSHA waiting to run with the scripts pipelined after it (<see cref="RunQueuedScriptsAsync"/>).</summary>
+    private sealed record QueuedScript(byte[] Script, string Sha, byte[][] Keys, List<string> KeyNames, byte[][] Argv, bool ReadOnly);
+
+    /// <summary>The most scripts, and keys they name, that run as one write step.</summary>
+    private const int MaxQueuedScripts = 64;
+    private const int MaxQueuedScriptKeys = 1024;
+
+    /// <summary>
+    /// Once the scripts of a write step have run this long, the rest wait for the next step, so a pipeline of scripts
+    /// does not hold up every other write for the sum of their time limits.
+    /// </summary>
+    private static readonly TimeSpan ScriptStepBudget = TimeSpan.FromMilliseconds(50);
+
+    private List<QueuedScript> _scripts = [];
+    private int _scriptKeys;
+    private Caller? _scriptsCaller;
+
+    private static bool IsScriptCommand(ReadOnlySpan<byte> name) =>
+        Ascii.EqualsIgnoreCase(name, "EVALSHA"u8) || Ascii.EqualsIgnoreCase(name, "EVAL"u8)
+        || Ascii.EqualsIgnoreCase(name, "EVALSHA_RO"u8) || Ascii.EqualsIgnoreCase(name, "EVAL_RO"u8);
+
+    /// <summary>
+    /// EVAL and the rest. Outside MULTI a checked script is queued, and the scripts a read holds in a row run as one
+    /// write step of the store, each on its own savepoint (<see cref="RunQueuedScriptsAsync"/>), at the next command
+    /// that is not a script or the end of the read; a pipeline of scripts then costs one hand-off to the writer, not one
+    /// each. Queued in MULTI, a script runs in EXEC's step as soon as EXEC reaches it.
+    /// </summary>
     private async ValueTask EvalAsync(string command, CancellationToken ct)
     {
-        if (!Arity(3, exact: false))
+        var caller = await CallerAsync(ct).ConfigureAwait(false);
+        QueuedScript? queued = null;
+        var error = caller is null ? "NOAUTH Authentication required." : TryPrepareScript(command, caller, out queued);
+        if (error is not null)
         {
+            await RunQueuedScriptsAsync(ct).ConfigureAwait(false); // its error follows the replies of the scripts before it
+            _reply.Error(error);
             return;
         }
-        var caller = await CallerAsync(ct).ConfigureAwait(false);
-        if (caller is null)
+        if (_transactionView is { } view)
         {
-            _reply.Error("NOAUTH Authentication required.");
+            // Queued in MULTI: EXEC's transaction is the script's; a script that fails leaves nothing of itself in it.
+            var savepoint = view.Save();
+            try
+            {
+                _reply.Raw(RunScript(caller!, view.Kv, queued!).WrittenSpan);
+            }
+            catch (ScriptException ex)
+            {
+                view.RollBack(savepoint);
+                _reply.Error(ex.Reply);
+            }
             return;
+        }
+        if (_scripts.Count >= MaxQueuedScripts || _scriptKeys + queued!.Keys.Length > MaxQueuedScriptKeys
+            || (_scriptsCaller is not null && !ReferenceEquals(_scriptsCaller, caller)))
+        {
+            await RunQueuedScriptsAsync(ct).ConfigureAwait(false);
+        }
+        _scripts.Add(queued!);
+        _scriptKeys += queued!.Keys.Length;
+        _scriptsCaller = caller;
+    }
+
+    /// <summary>Checks an EVAL's arguments and finds its script; null when it can run, else the error to answer.</summary>
+    private string? TryPrepareScript(string command, Caller caller, out QueuedScript? queued)
+    {
+        queued = null;
+        if (_argCount < 3)
+        {
+            return $"ERR wrong number of arguments for '{command.ToLowerInvariant()}' command";
         }
         if (!TryLong(2, out var keyCount))
         {
-            _reply.Error(WrongInteger);
-            return;
+            return WrongInteger;
         }
         if (keyCount < 0)
         {
-            _reply.Error("ERR Number of keys can't be negative");
-            return;
+            return "ERR Number of keys can't be negative";
         }
         if (keyCount > _argCount - 3)
         {
-            _reply.Error("ERR Number of keys can't be greater than number of args");
-            return;
+            return "ERR Number of keys can't be greater than number of args";
         }
         var scripts = _listener.Scripts;
         byte[] script;
@@ -59,8 +116,7 @@ internal sealed partial class RespConnection
             sha = Encoding.ASCII.GetString(Arg(1));
             if (scripts.Find(caller.Tenant, sha) is not { } found)
             {
-                _reply.Error("NOSCRIPT No matching script. Please use EVAL.");
-                return;
+                return "NOSCRIPT No matching script. Please use EVAL.";
             }
             script = found;
             sha = sha.ToLowerInvariant();
@@ -80,45 +136,95 @@ internal sealed partial class RespConnection
         {
             argv[i] = Arg(3 + (int)keyCount + i).ToArray();
         }
-        var readOnly = command.EndsWith("_RO", StringComparison.Ordinal);
-        var resp3 = _reply.Resp3;
-        ReplyBuffer reply;
-        if (_transactionView is { } view)
+        queued = new QueuedScript(script, sha, keys, keyNames, argv, command.EndsWith("_RO", StringComparison.Ordinal));
+        return null;
+    }
+
+    /// <summary>
+    /// Runs the queued scripts as one write step over the keys they name, in order, and writes their replies. Each runs
+    /// on a savepoint and sees only its own KEYS (as alone); one that fails is rolled back alone. Past
+    /// <see cref="ScriptStepBudget"/> the rest run in another step.
+    /// </summary>
+    private async ValueTask RunQueuedScriptsAsync(CancellationToken ct)
+    {
+        while (_scripts.Count > 0)
         {
-            // Queued in MULTI: EXEC's transaction is the script's; a script that fails leaves nothing of itself in it.
-            var savepoint = view.Save();
+            var batch = _scripts;
+            var caller = _scriptsCaller!;
+            _scripts = [];
+            _scriptKeys = 0;
+            _scriptsCaller = null;
+            var keys = batch.SelectMany(s => s.KeyNames).Distinct(StringComparer.Ordinal).ToList();
+            var results = new (ReplyBuffer? Reply, string? Error)[batch.Count];
+            int ran;
             try
             {
-                reply = RunScript(caller, view.Kv, script, sha, keys, argv, readOnly, resp3);
+                ran = await _kv.TransactAsync(caller, keys, view =>
+                {
+                    var started = Stopwatch.GetTimestamp();
+                    var done = 0;
+                    try
+                    {
+                        for (; done < batch.Count && (done == 0 || Stopwatch.GetElapsedTime(started) < ScriptStepBudget); done++)
+                        {
+                            view.Only(batch[done].KeyNames);
+                            var savepoint = view.Save();
+                            try
+                            {
+                                results[done] = (RunScript(caller, view.Kv, batch[done]), null);
+                            }
+                            catch (ScriptException ex)
+                            {
+                                view.RollBack(savepoint);
+                                results[done] = (null, ex.Reply);
+                            }
+                        }
+                    }
+                    finally
+                    {
+                        view.Only(null);
+                    }
+                    return done;
+                }, ct).ConfigureAwait(false);
             }
-            catch (ScriptException ex)
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                view.RollBack(savepoint);
-                _reply.Error(ex.Reply);
-                return;
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    ReplyFailure(ex);
+                }
+                continue;
             }
-            _reply.Raw(reply.WrittenSpan);
-            return;
+            for (var i = 0; i < ran; i++)
+            {
+                if (results[i].Error is { } error)
+                {
+                    _reply.Error(error);
+                }
+                else
+                {
+                    _reply.Raw(results[i].Reply!.WrittenSpan);
+                }
+            }
+            if (ran < batch.Count)
+            {
+                // Not reached in this step: first in line for the next one.
+                batch.RemoveRange(0, ran);
+                batch.AddRange(_scripts);
+                _scripts = batch;
+                _scriptKeys = batch.Sum(s => s.Keys.Length);
+                _scriptsCaller = caller;
+            }
         }
-        try
-        {
-            reply = await _kv.TransactAsync(caller, keyNames, view => RunScript(caller, view.Kv, script, sha, keys, argv, readOnly, resp3), ct)
-                .ConfigureAwait(false);
-        }
-        catch (ScriptException ex)
-        {
-            _reply.Error(ex.Reply);
-            return;
-        }
-        _reply.Raw(reply.WrittenSpan);
     }
 
     /// <summary>
     /// Runs the script in the store's write step (this thread), on this thread or on the script thread while this one
     /// waits; returns its reply. May run twice (a retried write); when it throws, nothing is written.
     /// </summary>
-    private ReplyBuffer RunScript(Caller caller, KvService kv, byte[] script, string sha, byte[][] keys, byte[][] argv, bool readOnly, bool resp3)
+    private ReplyBuffer RunScript(Caller caller, KvService kv, QueuedScript queued)
     {
+        var (script, sha, keys, argv, readOnly, resp3) = (queued.Script, queued.Sha, queued.Keys, queued.Argv, queued.ReadOnly, _reply.Resp3);
         var output = new ReplyBuffer();
         var writer = new RespWriter(output) { Resp3 = resp3, Tally = _tally };
         var scratch = new ReplyBuffer();

@@ -196,6 +196,67 @@ public sealed class RespScriptTests
         }
     }
 
+    [Theory]
+    [InlineData(Backend.Sqlite)]
+    [InlineData(Backend.Postgres)]
+    public async Task Pipelined_scripts_run_in_order_each_alone_with_the_commands_between_them(Backend backend)
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(backend, o => RespServerFixture.Configure(o, port));
+        using var client = await RespClient.ConnectAsync(port);
+        var incr = "return redis.call('INCR', KEYS[1])";
+        var sha = (string)(await client.CallAsync("SCRIPT", "LOAD", incr))!;
+
+        // One write: scripts in a row run as one step of the store; the replies keep the order of the commands.
+        string[][] pipeline =
+        [
+            ["SET", "p:a", "10"],
+            ["EVALSHA", sha, "1", "p:a"],
+            ["EVAL", incr, "1", "p:a"],
+            ["EVALSHA", "0000000000000000000000000000000000000000", "1", "p:a"],
+            ["EVAL", "redis.call('SET', KEYS[1], 'x') error('boom')", "1", "p:b"],
+            ["EVAL", "return redis.call('GET', 'p:a')", "1", "p:c"],
+            ["EVALSHA", sha, "1", "p:a"],
+            ["EVAL", "return", "x"],
+            ["GET", "p:a"],
+            ["EVAL", "redis.call('SET', KEYS[1], 'y') return redis.call('GET', KEYS[1])", "1", "p:b"],
+            ["EXISTS", "p:b"],
+        ];
+        await client.SendRawAsync([.. pipeline.SelectMany(RespClient.Encode)]);
+        var replies = pipeline.Select(_ => client.Read()).ToList();
+        replies[0].Should().Be("+OK");
+        replies[1].Should().Be(11L);
+        replies[2].Should().Be(12L);
+        replies[3].Should().Be("-NOSCRIPT No matching script. Please use EVAL.");
+        replies[4].Should().BeOfType<string>().Which.Should().StartWith("-ERR user_script:1: boom", "a failed script is rolled back alone");
+        replies[5].Should().BeOfType<string>().Which.Should().Contain("'p:a' is not among the keys",
+            "a script sees only its own KEYS, though its neighbours in the step declared p:a");
+        replies[6].Should().Be(13L);
+        replies[7].Should().Be("-ERR value is not an integer or out of range");
+        replies[8].Should().Be("13");
+        replies[9].Should().Be("y");
+        replies[10].Should().Be(1L);
+
+        // Many scripts in one pipeline, from several connections at once: every increment counted once.
+        var clients = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => RespClient.ConnectAsync(port)));
+        await Task.WhenAll(clients.Select(c => Task.Run(async () =>
+        {
+            for (var round = 0; round < 5; round++)
+            {
+                await c.SendRawAsync([.. Enumerable.Range(0, 100).SelectMany(_ => RespClient.Encode("EVALSHA", sha, "1", "p:count"))]);
+                for (var i = 0; i < 100; i++)
+                {
+                    c.Read().Should().BeOfType<long>();
+                }
+            }
+        })));
+        (await client.CallAsync("GET", "p:count")).Should().Be("2000");
+        foreach (var c in clients)
+        {
+            c.Dispose();
+        }
+    }
+
     [Fact]
     public async Task Limits_stop_a_script_and_write_nothing_and_the_server_goes_on()
     {
