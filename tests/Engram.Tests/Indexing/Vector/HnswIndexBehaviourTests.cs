@@ -167,7 +167,12 @@ public sealed class HnswIndexBehaviourTests
             {
                 var before = index.Count;
                 var n = index.Search(data[i++ % data.Length], results, new AllDocs());
-                n.Should().BeGreaterThanOrEqualTo(Math.Min(K, before));
+                if (before >= 2 * K)
+                {
+                    // A full page once the index is well above K. (Not min(K, before) at any size: the writer removes a
+                    // document every seventh insert, so the first document can be gone between the count and the search.)
+                    n.Should().Be(K);
+                }
                 results.Take(n).Select(x => x.Doc).Should().OnlyHaveUniqueItems();
                 Interlocked.Increment(ref searches);
             }
