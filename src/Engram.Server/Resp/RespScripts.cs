@@ -21,11 +21,19 @@ internal sealed partial class RespConnection
     private static bool IsScript(string command) => command is "EVAL" or "EVALSHA" or "EVAL_RO" or "EVALSHA_RO";
 
     /// <summary>A checked EVAL/EVALSHA waiting to run with the scripts pipelined after it (<see cref="RunQueuedScriptsAsync"/>).</summary>
-    private sealed record QueuedScript(byte[] Script, string Sha, byte[][] Keys, List<string> KeyNames, byte[][] Argv, bool ReadOnly);
+    private sealed record QueuedScript(byte[] Script, string Sha, byte[][] Keys, List<string> KeyNames, byte[][] Argv, bool ReadOnly)
+    {
+        /// <summary>What it holds in memory while queued (the script text is the cache's for EVALSHA, counted anyway).</summary>
+        public long Bytes { get; } = Script.Length + Keys.Sum(k => (long)k.Length + 16) + Argv.Sum(a => (long)a.Length + 16);
+    }
 
-    /// <summary>The most scripts, and keys they name, that run as one write step.</summary>
+    /// <summary>
+    /// The most scripts, keys they name and bytes they hold (script text, keys, arguments) queued to run as one write
+    /// step: a client pipelining large EVALs keeps about one command's worth queued, as it did when each ran at once.
+    /// </summary>
     private const int MaxQueuedScripts = 64;
     private const int MaxQueuedScriptKeys = 1024;
+    private const long MaxQueuedScriptBytes = 1024 * 1024;
 
     /// <summary>
     /// Once the scripts of a write step have run this long, the rest wait for the next step, so a pipeline of scripts
@@ -35,6 +43,7 @@ internal sealed partial class RespConnection
 
     private List<QueuedScript> _scripts = [];
     private int _scriptKeys;
+    private long _scriptBytes;
     private Caller? _scriptsCaller;
 
     private static bool IsScriptCommand(ReadOnlySpan<byte> name) =>
@@ -58,13 +67,14 @@ internal sealed partial class RespConnection
             _reply.Error(error);
             return;
         }
+        var ready = queued!; // (checked: no error)
         if (_transactionView is { } view)
         {
             // Queued in MULTI: EXEC's transaction is the script's; a script that fails leaves nothing of itself in it.
             var savepoint = view.Save();
             try
             {
-                _reply.Raw(RunScript(caller!, view.Kv, queued!).WrittenSpan);
+                _reply.Raw(RunScript(caller!, view.Kv, ready).WrittenSpan);
             }
             catch (ScriptException ex)
             {
@@ -73,14 +83,19 @@ internal sealed partial class RespConnection
             }
             return;
         }
-        if (_scripts.Count >= MaxQueuedScripts || _scriptKeys + queued!.Keys.Length > MaxQueuedScriptKeys
-            || (_scriptsCaller is not null && !ReferenceEquals(_scriptsCaller, caller)))
+        if (_scripts.Count >= MaxQueuedScripts || _scriptKeys + ready.Keys.Length > MaxQueuedScriptKeys
+            || _scriptBytes + ready.Bytes > MaxQueuedScriptBytes || (_scriptsCaller is not null && !ReferenceEquals(_scriptsCaller, caller)))
         {
             await RunQueuedScriptsAsync(ct).ConfigureAwait(false);
         }
-        _scripts.Add(queued!);
-        _scriptKeys += queued!.Keys.Length;
+        _scripts.Add(ready);
+        _scriptKeys += ready.Keys.Length;
+        _scriptBytes += ready.Bytes;
         _scriptsCaller = caller;
+        if (_scriptBytes > MaxQueuedScriptBytes)
+        {
+            await RunQueuedScriptsAsync(ct).ConfigureAwait(false); // one large script: at once, as if alone
+        }
     }
 
     /// <summary>Checks an EVAL's arguments and finds its script; null when it can run, else the error to answer.</summary>
@@ -153,6 +168,7 @@ internal sealed partial class RespConnection
             var caller = _scriptsCaller!;
             _scripts = [];
             _scriptKeys = 0;
+            _scriptBytes = 0;
             _scriptsCaller = null;
             var keys = batch.SelectMany(s => s.KeyNames).Distinct(StringComparer.Ordinal).ToList();
             var results = new (ReplyBuffer? Reply, string? Error)[batch.Count];
@@ -213,6 +229,7 @@ internal sealed partial class RespConnection
                 batch.AddRange(_scripts);
                 _scripts = batch;
                 _scriptKeys = batch.Sum(s => s.Keys.Length);
+                _scriptBytes = batch.Sum(s => s.Bytes);
                 _scriptsCaller = caller;
             }
         }
