@@ -41,11 +41,7 @@ internal sealed partial class RespConnection
         if (_scripts.Count != 0 && !IsScriptCommand(Arg(0)))
         {
             // The scripts before this command run first; their redis.calls load their own arguments, so this command's are kept.
-            var args = new byte[_argCount][];
-            for (var i = 0; i < args.Length; i++)
-            {
-                args[i] = Arg(i).ToArray();
-            }
+            var args = CopyArguments();
             await RunQueuedScriptsAsync(ct).ConfigureAwait(false);
             LoadArguments(args);
         }

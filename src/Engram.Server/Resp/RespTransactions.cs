@@ -78,13 +78,8 @@ internal sealed partial class RespConnection
             _reply.Raw("+QUEUED\r\n"u8); // EXEC will discard it anyway: keep nothing
             return true;
         }
-        var bytes = 0L;
-        var args = new byte[_argCount][];
-        for (var i = 0; i < _argCount; i++)
-        {
-            args[i] = Arg(i).ToArray();
-            bytes += args[i].Length + 16;
-        }
+        var args = CopyArguments();
+        var bytes = args.Sum(a => a.Length + 16L);
         if (_queued!.Count >= MaxQueuedCommands || _queuedBytes + bytes > MaxTransactionBytes)
         {
             _reply.Error($"ERR the transaction is over {MaxQueuedCommands} commands or {MaxTransactionBytes / (1024 * 1024)} MB; it is discarded at EXEC");
@@ -311,6 +306,17 @@ internal sealed partial class RespConnection
         {
             throw new ValidationException("transaction", $"its replies are over {MaxTransactionBytes / (1024 * 1024)} MB; nothing was written");
         }
+    }
+
+    /// <summary>The current command's arguments, copied (what <see cref="LoadArguments"/> takes back).</summary>
+    private byte[][] CopyArguments()
+    {
+        var args = new byte[_argCount][];
+        for (var i = 0; i < args.Length; i++)
+        {
+            args[i] = Arg(i).ToArray();
+        }
+        return args;
     }
 
     /// <summary>Makes <paramref name="args"/> the current command's arguments.</summary>

@@ -220,29 +220,11 @@ internal sealed class RespWriter(PipeWriter output)
         return reply;
     }
 
-    /// <summary>How many bytes <see cref="Value"/> writes for <paramref name="valueJson"/> (STRLEN).</summary>
+    /// <summary>How many bytes <see cref="Value"/> writes for <paramref name="valueJson"/> (STRLEN): the reply less its header and CRLF.</summary>
     public static int ValueLength(string valueJson)
     {
-        if (RespValues.TryStringContent(valueJson, out var content))
-        {
-            return Encoding.UTF8.GetByteCount(content);
-        }
-        if (valueJson.Length > 0 && valueJson[0] == '"')
-        {
-            var rented = ArrayPool<char>.Shared.Rent(valueJson.Length);
-            try
-            {
-                if (RespValues.TryUnescape(valueJson, rented, out var written))
-                {
-                    return Encoding.UTF8.GetByteCount(rented.AsSpan(0, written));
-                }
-            }
-            finally
-            {
-                ArrayPool<char>.Shared.Return(rented);
-            }
-        }
-        return RespValues.TryBytes(valueJson) is { } bytes ? bytes.Length : Encoding.UTF8.GetByteCount(RespValues.DecodeJsonString(valueJson));
+        var reply = BulkReply(valueJson);
+        return reply.Length - reply.AsSpan().IndexOf((byte)'\n') - 3;
     }
 
     private void Header(byte kind, long value)
