@@ -58,6 +58,12 @@ internal sealed partial class RespConnection
     /// </summary>
     private async ValueTask EvalAsync(string command, CancellationToken ct)
     {
+        if (_argCount < 3)
+        {
+            await RunQueuedScriptsAsync(ct).ConfigureAwait(false);
+            WrongArity(); // before the key check, as Redis answers
+            return;
+        }
         var caller = await CallerAsync(ct).ConfigureAwait(false);
         QueuedScript? queued = null;
         var error = caller is null ? "NOAUTH Authentication required." : TryPrepareScript(command, caller, out queued);
@@ -102,10 +108,6 @@ internal sealed partial class RespConnection
     private string? TryPrepareScript(string command, Caller caller, out QueuedScript? queued)
     {
         queued = null;
-        if (_argCount < 3)
-        {
-            return $"ERR wrong number of arguments for '{command.ToLowerInvariant()}' command";
-        }
         if (!TryLong(2, out var keyCount))
         {
             return WrongInteger;
