@@ -29,6 +29,34 @@ public sealed class RespValuesTests
     }
 
     [Fact]
+    public void LongAsciiValues_WithEscapesAnywhere_AreEscapedAsTheSerializerDoes()
+    {
+        // The escaper copies the runs between escapes in vector-sized blocks: runs longer and shorter than a vector,
+        // escapes first, last and back to back.
+        var random = new Random(20);
+        const string alphabet = "abcdefghijklmnopqrstuvwxyz0123456789 \"\\\t\n\u0001\u001f~";
+        for (var round = 0; round < 500; round++)
+        {
+            var chars = new char[random.Next(1, 300)];
+            var escapeShare = random.NextDouble();
+            for (var i = 0; i < chars.Length; i++)
+            {
+                chars[i] = random.NextDouble() < escapeShare ? alphabet[random.Next(alphabet.Length)] : (char)random.Next('a', 'z' + 1);
+            }
+            var text = new string(chars);
+            var json = RespValues.ToJson(Encoding.ASCII.GetBytes(text));
+            if (!json.StartsWith("{\"$bytes\"", StringComparison.Ordinal))
+            {
+                json.Should().Be(JsonSerializer.Serialize(text, Relaxed), $"round {round}");
+            }
+            else
+            {
+                RespValues.TryBytes(json).Should().Equal(Encoding.ASCII.GetBytes(text), $"round {round}");
+            }
+        }
+    }
+
+    [Fact]
     public void BytesThatAreNotUtf8_AreStoredAsBase64_AndReadBack()
     {
         byte[] bytes = [0x00, 0xFF, 0x80, (byte)'a'];
