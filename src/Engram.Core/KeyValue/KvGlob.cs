@@ -28,6 +28,132 @@ public sealed class KvGlob
     public string Prefix { get; }
 
     /// <summary>
+    /// Whether <paramref name="storedKey"/> matches, exactly as SQLite's GLOB with <see cref="Sql"/> decides (code point by
+    /// code point; a class is <c>[^…]</c>, ranges <c>a-z</c>, a <c>]</c> first is literal): for keys a store does not
+    /// list itself, such as those a transaction has changed but not written yet.
+    /// </summary>
+    public bool Matches(string storedKey) => GlobMatches(Sql, storedKey);
+
+    private static bool GlobMatches(ReadOnlySpan<char> pattern, ReadOnlySpan<char> text)
+    {
+        int p = 0, t = 0, starP = -1, starT = -1;
+        while (t < text.Length)
+        {
+            Rune.DecodeFromUtf16(text[t..], out var ch, out var chLength);
+            if (p < pattern.Length)
+            {
+                if (pattern[p] == '*')
+                {
+                    starP = ++p;
+                    starT = t;
+                    continue;
+                }
+                if (pattern[p] == '?')
+                {
+                    p++;
+                    t += chLength;
+                    continue;
+                }
+                if (pattern[p] == '[')
+                {
+                    if (ClassMatches(pattern, p + 1, ch, out var afterClass))
+                    {
+                        p = afterClass;
+                        t += chLength;
+                        continue;
+                    }
+                }
+                else
+                {
+                    Rune.DecodeFromUtf16(pattern[p..], out var literal, out var literalLength);
+                    if (literal == ch)
+                    {
+                        p += literalLength;
+                        t += chLength;
+                        continue;
+                    }
+                }
+            }
+            if (starP < 0)
+            {
+                return false;
+            }
+            // The last '*' takes one more character, and matching resumes after it.
+            Rune.DecodeFromUtf16(text[starT..], out _, out var skipped);
+            starT += skipped;
+            t = starT;
+            p = starP;
+        }
+        while (p < pattern.Length && pattern[p] == '*')
+        {
+            p++;
+        }
+        return p == pattern.Length;
+    }
+
+    /// <summary>SQLite's class rule from <paramref name="start"/> (after '['); <paramref name="end"/> is the index after its ']'.</summary>
+    private static bool ClassMatches(ReadOnlySpan<char> pattern, int start, Rune ch, out int end)
+    {
+        var i = start;
+        var invert = false;
+        var seen = false;
+        end = pattern.Length;
+        if (!Next(pattern, ref i, out var member))
+        {
+            return false;
+        }
+        if (member.Value == '^')
+        {
+            invert = true;
+            if (!Next(pattern, ref i, out member))
+            {
+                return false;
+            }
+        }
+        if (member.Value == ']')
+        {
+            seen = ch.Value == ']';
+            if (!Next(pattern, ref i, out member))
+            {
+                return false;
+            }
+        }
+        var prior = 0;
+        while (member.Value != ']')
+        {
+            if (member.Value == '-' && i < pattern.Length && pattern[i] != ']' && prior > 0)
+            {
+                Next(pattern, ref i, out var upper);
+                seen |= ch.Value >= prior && ch.Value <= upper.Value;
+                prior = 0;
+            }
+            else
+            {
+                seen |= ch == member;
+                prior = member.Value;
+            }
+            if (!Next(pattern, ref i, out member))
+            {
+                return false; // no closing ']': SQLite matches nothing
+            }
+        }
+        end = i;
+        return seen != invert;
+    }
+
+    private static bool Next(ReadOnlySpan<char> pattern, ref int i, out Rune rune)
+    {
+        if (i >= pattern.Length)
+        {
+            rune = default;
+            return false;
+        }
+        Rune.DecodeFromUtf16(pattern[i..], out rune, out var length);
+        i += length;
+        return true;
+    }
+
+    /// <summary>
     /// Parses the pattern a caller wrote. Like keys, a pattern of exactly three ':'-separated segments
     /// gets the caller's tenant inserted as the second segment, so <c>app:session:*</c> finds the keys
     /// written as <c>app:session:…</c>.

@@ -102,4 +102,20 @@ public static class KvKeys
         }
         return string.Concat(storedKey.AsSpan(0, first), storedKey.AsSpan(second));
     }
+
+    /// <summary>
+    /// Orders stored keys as the stores do (SQLite's binary collation, PostgreSQL's "C": UTF-8 bytes, which is code point
+    /// order). Ordinal UTF-16 order differs from it only where a surrogate pair meets a character from U+E000 up.
+    /// </summary>
+    public static int CompareStored(string a, string b)
+    {
+        var common = a.AsSpan().CommonPrefixLength(b);
+        if (common == a.Length || common == b.Length)
+        {
+            return a.Length.CompareTo(b.Length);
+        }
+        char x = a[common], y = b[common];
+        var (surrogateX, surrogateY) = (char.IsSurrogate(x), char.IsSurrogate(y));
+        return surrogateX == surrogateY ? x.CompareTo(y) : surrogateX ? 1 : -1;
+    }
 }

@@ -11,28 +11,40 @@ namespace Engram.Core.KeyValue;
 /// comes between the reads and the writes, and either all of the changes are written or none.
 /// <para>
 /// Everything completes synchronously (the tasks returned are finished), so the commands run inside the store's write
-/// step. Only the declared keys can be touched; listings, pattern deletes and history are not transaction commands.
-/// Results carry seq 0: seqs are taken when the store writes the changes.
+/// step. Only the declared keys can be touched. Listings (KEYS, SCAN, DBSIZE inside MULTI) read the store's keys as the
+/// step found them through the store's <see cref="Lister"/>, with the declared keys as the transaction has left them so
+/// far; pattern deletes and history are not transaction commands. Results carry seq 0: seqs are taken when the store
+/// writes the changes.
 /// </para>
 /// </summary>
 public sealed class KvTransaction : IKeyValueStore
 {
     private readonly Dictionary<string, Slot> _slots;
     private readonly List<Change> _changes = [];
+    private readonly Lister? _list;
+    private long _readChars;
+
+    /// <summary>
+    /// The store's live entries of the transaction's tenant matching <paramref name="pattern"/>, after
+    /// <paramref name="afterKey"/> (null: from the first), in key (byte) order, at most <paramref name="limit"/>: as
+    /// the store holds them in the transaction's step, before any of its changes.
+    /// </summary>
+    public delegate IReadOnlyList<KvEntry> Lister(KvGlob pattern, string? afterKey, int limit);
 
     /// <param name="partition">The caller as the store sees it; every key belongs to its tenant.</param>
     /// <param name="nowMs">The store's time for the whole transaction (unix ms).</param>
     /// <param name="read">Each declared key's newest entry, expired or not (null: none), and the head of its history (null: none).</param>
-    public KvTransaction(Caller partition, long nowMs, IEnumerable<(string StoredKey, KvEntry? Entry, long? Head)> read)
+    /// <param name="list">The store's listing inside the step (null: listings are refused).</param>
+    public KvTransaction(Caller partition, long nowMs, IEnumerable<(string StoredKey, KvEntry? Entry, long? Head)> read, Lister? list = null)
     {
         Partition = partition;
         NowMs = nowMs;
+        _list = list;
         _slots = new Dictionary<string, Slot>(StringComparer.Ordinal);
-        long chars = 0;
         foreach (var (key, entry, head) in read)
         {
             _slots[key] = new Slot(entry is not null && entry.IsLiveAt(nowMs) ? entry : null, head);
-            CountRead(ref chars, entry);
+            CountRead(ref _readChars, entry);
         }
     }
 
@@ -221,8 +233,38 @@ public sealed class KvTransaction : IKeyValueStore
         return Task.FromResult(new KvUpdated(live, changed));
     }
 
-    public Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default) =>
-        throw NotInTransaction("listing keys");
+    public Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default)
+    {
+        if (_list is null)
+        {
+            throw NotInTransaction("listing keys");
+        }
+        // The declared keys in the page's range are taken from the working set (changed or not), the others from the
+        // store. Asking the store for as many more keys as there are declared ones leaves a full page however many of
+        // them the transaction deleted.
+        var declared = _slots.Where(s => (afterKey is null || KvKeys.CompareStored(s.Key, afterKey) > 0) && pattern.Matches(s.Key)).ToList();
+        var asked = limit + declared.Count + 1;
+        var stored = _list(pattern, afterKey, asked);
+        _readChars += stored.Sum(e => (long)e.StoredKey.Length);
+        if (_readChars > MaxReadChars)
+        {
+            throw new ValidationException("transaction", $"its keys and listings read over {MaxReadChars / (1024 * 1024)} M characters; a transaction reads less");
+        }
+        var merged = new List<KvEntry>(stored.Count + declared.Count);
+        merged.AddRange(stored.Where(e => !_slots.ContainsKey(e.StoredKey)));
+        merged.AddRange(declared.Select(s => s.Value.Live).OfType<KvEntry>().Where(e => e.IsLiveAt(NowMs)));
+        merged.Sort(static (a, b) => KvKeys.CompareStored(a.StoredKey, b.StoredKey));
+        if (merged.Count <= limit)
+        {
+            // Only when the store's answer was short (a full one leaves more than a page after dropping the declared keys):
+            // nothing follows.
+            return Task.FromResult(new KvStoredPage(merged, null));
+        }
+        // A full answer may stop before the end of the keys: the cut falls at or before its last key, so the declared keys
+        // past it, sorted behind, go to a later page.
+        merged.RemoveRange(limit, merged.Count - limit);
+        return Task.FromResult(new KvStoredPage(merged, merged[^1].StoredKey));
+    }
 
     public Task<KvDeleteStep> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, string? afterKey, TimeSpan budget, WriteDurability durability,
         CancellationToken ct = default) => throw NotInTransaction("deleting keys by pattern");

@@ -13,7 +13,7 @@ namespace Engram.Server.Resp;
 /// connection with <see cref="_kv"/> pointed at the transaction and the replies going to a buffer), and their changes
 /// are written in the same step, so no other client's write (RESP, REST, another instance) comes between them. As in
 /// Redis, a command that fails at run time answers its error inside EXEC's reply and the others still run; an error
-/// while queueing (unknown command, wrong arity, a command that is not a transaction command here) discards the
+/// while queueing (unknown command, wrong arity, AUTH or HELLO) discards the
 /// transaction at EXEC (EXECABORT). WATCH remembers each key's history head; EXEC answers a null array and writes
 /// nothing when one has moved (any write of the key, this connection's included, or its expiry swept).
 /// </summary>
@@ -28,12 +28,14 @@ internal sealed partial class RespConnection
     /// </summary>
     internal const int MaxTransactionBytes = 16 * 1024 * 1024;
 
-    // The commands that run inside a transaction: those that name their keys, and the replies that need no store.
+    // The commands that run inside a transaction: those that name their keys, the listings (the store's keys as the step
+    // finds them, with the transaction's own changes so far), and the replies that need no store. Not AUTH and HELLO:
+    // the caller is fixed for the whole transaction at EXEC.
     private static readonly HashSet<string> TransactionCommands =
     [
         "GET", "SET", "SETNX", "SETEX", "PSETEX", "GETDEL", "GETEX", "GETSET", "MGET", "MSET", "DEL", "UNLINK", "EXISTS", "EXPIRE", "PEXPIRE",
         "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "PERSIST", "INCR", "INCRBY", "DECR", "DECRBY", "TYPE", "STRLEN", "EXPIRETIME", "PEXPIRETIME",
-        "PING", "ECHO", "SELECT",
+        "OBJECT", "MEMORY", "KEYS", "SCAN", "DBSIZE", "INFO", "PING", "ECHO", "SELECT", "CLIENT", "COMMAND", "CONFIG",
     ];
 
     private List<byte[][]>? _queued; // not null between MULTI and EXEC / DISCARD
@@ -69,7 +71,7 @@ internal sealed partial class RespConnection
         }
         if (!TransactionCommands.Contains(command) && !IsScript(command))
         {
-            _reply.Error($"ERR '{command.ToLowerInvariant()}' cannot run inside MULTI on Engram: a transaction runs commands on the keys they name");
+            _reply.Error($"ERR '{command.ToLowerInvariant()}' cannot run inside MULTI on Engram: AUTH, HELLO and SCRIPT change the connection or the script cache, and run outside a transaction");
             FailQueue();
             return true;
         }
@@ -356,7 +358,8 @@ internal sealed partial class RespConnection
         }
         var (first, step) = command switch
         {
-            "PING" or "ECHO" or "SELECT" => (args.Length, 1),
+            "PING" or "ECHO" or "SELECT" or "KEYS" or "SCAN" or "DBSIZE" or "INFO" or "CLIENT" or "COMMAND" or "CONFIG" => (args.Length, 1),
+            "OBJECT" or "MEMORY" => (2, args.Length), // OBJECT ENCODING key, MEMORY USAGE key
             "MGET" or "DEL" or "UNLINK" or "EXISTS" => (1, 1),
             "MSET" => (1, 2),
             _ => (1, args.Length), // one key, the first argument

@@ -64,4 +64,18 @@ public sealed class KvKeysTests
             validates.Should().BeTrue("astral characters are valid keys; only the fast path leaves them out");
         }
     }
+
+    [Fact]
+    public void CompareStored_OrdersAsUtf8Bytes_TheStoresOrder()
+    {
+        var random = new Random(3);
+        string[] parts = ["a", "z", "é", "\uD7FF", "\uE000", "\uFFFD", "😀", "𝄞", ""];
+        for (var i = 0; i < 5000; i++)
+        {
+            var a = string.Concat(Enumerable.Range(0, random.Next(0, 4)).Select(_ => parts[random.Next(parts.Length)]));
+            var b = string.Concat(Enumerable.Range(0, random.Next(0, 4)).Select(_ => parts[random.Next(parts.Length)]));
+            var bytes = System.Text.Encoding.UTF8.GetBytes(a).AsSpan().SequenceCompareTo(System.Text.Encoding.UTF8.GetBytes(b));
+            Math.Sign(KvKeys.CompareStored(a, b)).Should().Be(Math.Sign(bytes), $"'{a}' against '{b}'");
+        }
+    }
 }

@@ -124,7 +124,7 @@ public sealed class RespTransactionTests
         // A queueing error (arity, unknown command, a command that is not a transaction command) discards all of it.
         (await client.CallAsync("MULTI")).Should().Be("+OK");
         (await client.CallAsync("SET", "t:a", "1")).Should().Be("+QUEUED");
-        (await client.CallAsync("SCAN", "0")).Should().BeOfType<string>().Which.Should().StartWith("-ERR 'scan' cannot run inside MULTI");
+        (await client.CallAsync("SCRIPT", "FLUSH")).Should().BeOfType<string>().Which.Should().StartWith("-ERR 'script' cannot run inside MULTI");
         (await client.CallAsync("EXEC")).Should().Be("-EXECABORT Transaction discarded because of previous errors.");
         (await client.CallAsync("EXISTS", "t:a")).Should().Be(0L);
 
@@ -309,5 +309,68 @@ public sealed class RespTransactionTests
                 holder.Dispose();
             }
         }
+    }
+
+    [Theory]
+    [InlineData(Backend.Sqlite)]
+    [InlineData(Backend.Postgres)]
+    public async Task Listings_inside_multi_see_the_store_with_the_transactions_own_changes(Backend backend)
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(backend, o => RespServerFixture.Configure(o, port));
+        using var client = await RespClient.ConnectAsync(port);
+        (await client.CallAsync("MSET", "ls:a", "1", "ls:b", "2", "ls:c", "3", "other", "x")).Should().Be("+OK");
+        var paged = Enumerable.Range(0, 150).Select(i => $"ls:p:{i:D3}").ToList();
+        (await client.CallAsync([.. new[] { "MSET" }.Concat(paged.SelectMany(k => new[] { k, "v" }))])).Should().Be("+OK");
+
+        string[] queued =
+        [
+            "DBSIZE", "SET ls:d 4", "DEL ls:a", "KEYS ls:?", "DBSIZE", "DEL ls:p:005", "SET ls:p:150 v", "KEYS ls:p:*",
+            "SCAN 0 MATCH ls:p:* COUNT 1000", "INFO keyspace", "CLIENT SETNAME tx", "CLIENT GETNAME", "OBJECT ENCODING ls:b", "EXISTS ls:a ls:d",
+        ];
+        (await client.CallAsync("MULTI")).Should().Be("+OK");
+        foreach (var command in queued)
+        {
+            (await client.CallAsync(command.Split(' '))).Should().Be("+QUEUED", command);
+        }
+        var replies = (object?[])(await client.CallAsync("EXEC"))!;
+        replies.Should().HaveCount(queued.Length);
+        replies[0].Should().Be(154L, "3 + 1 + 150 keys before the transaction's changes");
+        replies[3].Should().BeOfType<object?[]>().Which.Should().BeEquivalentTo(new[] { "ls:b", "ls:c", "ls:d" }, "ls:a deleted and ls:d set before the KEYS");
+        replies[4].Should().Be(154L, "one set, one deleted");
+        var expectedPaged = paged.Where(k => k != "ls:p:005").Append("ls:p:150").ToList();
+        replies[7].Should().BeOfType<object?[]>().Which.Should().BeEquivalentTo(expectedPaged);
+        var scan = (object?[])replies[8]!;
+        scan[0].Should().Be("0", "one page holds them all");
+        scan[1].Should().BeOfType<object?[]>().Which.Should().BeEquivalentTo(expectedPaged);
+        replies[9].Should().BeOfType<string>().Which.Should().Contain("db0:keys=154,");
+        replies[10].Should().Be("+OK");
+        replies[11].Should().Be("tx");
+        replies[12].Should().Be("int");
+        replies[13].Should().Be(1L);
+
+        // Written as the transaction left them, and seen alike outside it.
+        ((object?[])(await client.CallAsync("KEYS", "ls:?"))!).Should().BeEquivalentTo(new[] { "ls:b", "ls:c", "ls:d" });
+        (await client.CallAsync("DBSIZE")).Should().Be(154L);
+        (await client.CallAsync("CLIENT", "GETNAME")).Should().Be("tx");
+
+        // SCAN pages inside transactions: every key once, the transaction's own new key included, its deleted one not.
+        var seen = new List<string>();
+        var cursor = "0";
+        var pages = 0;
+        do
+        {
+            (await client.CallAsync("MULTI")).Should().Be("+OK");
+            (await client.CallAsync("SET", "ls:p:0405", "v")).Should().Be("+QUEUED");
+            (await client.CallAsync("DEL", "ls:p:010")).Should().Be("+QUEUED");
+            (await client.CallAsync("SCAN", cursor, "MATCH", "ls:p:*", "COUNT", "7")).Should().Be("+QUEUED");
+            var page = (object?[])((object?[])(await client.CallAsync("EXEC"))!)[2]!;
+            cursor = (string)page[0]!;
+            seen.AddRange(((object?[])page[1]!).Cast<string>());
+            pages++;
+        }
+        while (cursor != "0");
+        pages.Should().BeGreaterThan(20);
+        seen.Should().OnlyHaveUniqueItems().And.BeEquivalentTo(expectedPaged.Where(k => k != "ls:p:010").Append("ls:p:0405"));
     }
 }

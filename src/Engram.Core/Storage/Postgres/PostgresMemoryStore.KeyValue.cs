@@ -140,7 +140,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
                 KvTransaction.CountRead(ref chars, entry); // stops the reading at the transaction's bound
                 read.Add((key, entry, head));
             }
-            var transaction = new KvTransaction(caller, now, read);
+            var transaction = new KvTransaction(caller, now, read, (pattern, afterKey, limit) => SelectMatching(c, caller.Tenant, pattern, afterKey, limit, now));
             var result = run(transaction);
             foreach (var change in transaction.Changes)
             {
@@ -410,11 +410,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     /// <summary>Live entries matching <paramref name="pattern"/> after <paramref name="afterKey"/>, in key (byte) order; the literal prefix bounds the scan.</summary>
     private static async Task<List<KvEntry>> SelectMatchingAsync(NpgsqlConnection c, string tenant, KvGlob pattern, string? afterKey, int limit, long now)
     {
-        await using var command = Command(c,
-            "SELECT key, '', expires_at, version, created_at, updated_at, last_hid FROM kv_entries " +
-            "WHERE tenant = $1 AND key ~ $2 AND (expires_at IS NULL OR expires_at > $3) AND key >= $4 AND key > $5 " +
-            "AND ($6::text IS NULL OR key < $6) ORDER BY key LIMIT $7")
-            .Text(tenant).Text(GlobToRegex(pattern.Sql)).Int(now).Text(pattern.Prefix).Text(afterKey ?? "").Text(UpperBound(pattern.Prefix)).Int(limit);
+        await using var command = SelectMatchingCommand(c, tenant, pattern, afterKey, limit, now);
         var items = new List<KvEntry>(Math.Min(limit, 256));
         await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
         while (await reader.ReadAsync().ConfigureAwait(false))
@@ -423,6 +419,26 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         }
         return items;
     }
+
+    /// <summary><see cref="SelectMatchingAsync"/> blocking: a transaction's commands run synchronously inside its step (KEYS in MULTI).</summary>
+    private static List<KvEntry> SelectMatching(NpgsqlConnection c, string tenant, KvGlob pattern, string? afterKey, int limit, long now)
+    {
+        using var command = SelectMatchingCommand(c, tenant, pattern, afterKey, limit, now);
+        var items = new List<KvEntry>(Math.Min(limit, 256));
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            items.Add(ReadKvEntry(reader));
+        }
+        return items;
+    }
+
+    private static NpgsqlCommand SelectMatchingCommand(NpgsqlConnection c, string tenant, KvGlob pattern, string? afterKey, int limit, long now) =>
+        Command(c,
+            "SELECT key, '', expires_at, version, created_at, updated_at, last_hid FROM kv_entries " +
+            "WHERE tenant = $1 AND key ~ $2 AND (expires_at IS NULL OR expires_at > $3) AND key >= $4 AND key > $5 " +
+            "AND ($6::text IS NULL OR key < $6) ORDER BY key LIMIT $7")
+            .Text(tenant).Text(GlobToRegex(pattern.Sql)).Int(now).Text(pattern.Prefix).Text(afterKey ?? "").Text(UpperBound(pattern.Prefix)).Int(limit);
 
     /// <summary>The smallest string above every key starting with <paramref name="prefix"/> in byte order (null: no bound).</summary>
     private static string? UpperBound(string prefix)

@@ -144,11 +144,19 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         {
             var now = NowMs;
             // Read as the transaction takes them, so its bound on the values read stops the reading too.
+            var flushed = new HashSet<string>(StringComparer.Ordinal); // prefixes whose waiting states are in the table already
             var transaction = new KvTransaction(caller, now, storedKeys.Select(key =>
             {
                 var (entry, head) = CurrentKv(c, caller.Tenant, key);
                 return (key, entry, head);
-            }));
+            }), (pattern, afterKey, limit) =>
+            {
+                if (flushed.Add(pattern.Prefix))
+                {
+                    FlushKv(c, caller.Tenant, pattern); // the listing reads kv_entries, as ListKvAsync's does
+                }
+                return SelectMatching(c, caller.Tenant, pattern, afterKey, limit, now);
+            });
             var result = run(transaction);
             using var seqs = ReserveKvSeqs(c, transaction.Changes.Count);
             foreach (var change in transaction.Changes)
