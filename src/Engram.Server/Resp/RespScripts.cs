@@ -282,7 +282,7 @@ internal sealed partial class RespConnection
         {
             _reply.Error("ERR Unknown Redis command called from script");
         }
-        else if (!TransactionCommands.Contains(name))
+        else if (!TransactionCommands.Contains(name) || NotFromScripts.Contains(name))
         {
             _reply.Error($"ERR This Redis command is not allowed from script: '{name.ToLowerInvariant()}' (a script runs commands on the keys it declares)");
         }

@@ -38,6 +38,13 @@ internal sealed partial class RespConnection
         "OBJECT", "MEMORY", "KEYS", "SCAN", "DBSIZE", "INFO", "PING", "ECHO", "SELECT", "CLIENT", "COMMAND", "CONFIG",
     ];
 
+    /// <summary>
+    /// Transaction commands a script may not call: the listings read the store through the step's connection, which a
+    /// script running on its own thread (one that uses pattern functions, ScriptHost) must not touch, and CLIENT and
+    /// CONFIG are not for scripts in Redis either.
+    /// </summary>
+    private static readonly HashSet<string> NotFromScripts = ["KEYS", "SCAN", "DBSIZE", "INFO", "CLIENT", "CONFIG"];
+
     private List<byte[][]>? _queued; // not null between MULTI and EXEC / DISCARD
     private long _queuedBytes;
     private bool _queueFailed;
