@@ -407,12 +407,16 @@ internal sealed partial class RespConnection
             case "OBJECT":
                 await ObjectAsync(caller, ct).ConfigureAwait(false);
                 return;
+            default:
+                await StringCommandAsync(command, caller, ct).ConfigureAwait(false);
+                return;
         }
     }
 
     private static bool Known(string command) => command is "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY"
         or "GETDEL" or "GETEX" or "MGET" or "MSET" or "EXISTS" or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "TTL" or "PTTL" or "PERSIST"
-        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT" or "STRLEN" or "EXPIRETIME" or "PEXPIRETIME" or "GETSET" or "CONFIG" or "MEMORY";
+        or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT" or "STRLEN" or "EXPIRETIME" or "PEXPIRETIME" or "GETSET" or "CONFIG" or "MEMORY"
+        || IsStringCommand(command);
 
     /// <summary>The names COMMAND lists, with Redis's arity (negative: at least that many).</summary>
     private static readonly (string Name, int Arity, bool Write)[] Commands =
@@ -426,7 +430,9 @@ internal sealed partial class RespConnection
         ("info", -1, false), ("object", -2, false), ("strlen", 2, false), ("expiretime", 2, false), ("pexpiretime", 2, false),
         ("getset", 3, true), ("config", -2, false), ("memory", -2, false), ("multi", 1, false), ("exec", 1, false), ("discard", 1, false),
         ("watch", -2, false), ("unwatch", 1, false), ("eval", -3, true), ("evalsha", -3, true), ("eval_ro", -3, false),
-        ("evalsha_ro", -3, false), ("script", -2, false),
+        ("evalsha_ro", -3, false), ("script", -2, false), ("append", 3, true), ("incrbyfloat", 3, true), ("getrange", 4, false),
+        ("substr", 4, false), ("setrange", 4, true), ("rename", 3, true), ("renamenx", 3, true), ("copy", -3, true), ("msetnx", -3, true),
+        ("touch", -2, false), ("time", 1, false), ("flushdb", -1, true), ("flushall", -1, true),
     ];
 
     // ---- Authentication ----------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ internal sealed class RespStats
         "get", "set", "ping", "echo", "quit", "hello", "auth", "select", "client", "command", "setnx", "setex", "psetex", "del", "unlink",
         "incr", "decr", "incrby", "decrby", "getdel", "getex", "mget", "mset", "exists", "expire", "pexpire", "expireat", "pexpireat",
         "ttl", "pttl", "persist", "type", "scan", "keys", "dbsize", "info", "object", "strlen", "expiretime", "pexpiretime", "getset", "config", "memory", "multi", "exec", "discard", "watch",
-        "unwatch", "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "unknown",
+        "unwatch", "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "append", "incrbyfloat", "getrange", "substr", "setrange", "rename",
+        "renamenx", "copy", "msetnx", "touch", "time", "flushdb", "flushall", "unknown",
     ];
 
     public const int Get = 0;

@@ -35,7 +35,8 @@ internal sealed partial class RespConnection
     [
         "GET", "SET", "SETNX", "SETEX", "PSETEX", "GETDEL", "GETEX", "GETSET", "MGET", "MSET", "DEL", "UNLINK", "EXISTS", "EXPIRE", "PEXPIRE",
         "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "PERSIST", "INCR", "INCRBY", "DECR", "DECRBY", "TYPE", "STRLEN", "EXPIRETIME", "PEXPIRETIME",
-        "OBJECT", "MEMORY", "KEYS", "SCAN", "DBSIZE", "INFO", "PING", "ECHO", "SELECT", "CLIENT", "COMMAND", "CONFIG",
+        "OBJECT", "MEMORY", "KEYS", "SCAN", "DBSIZE", "INFO", "PING", "ECHO", "SELECT", "CLIENT", "COMMAND", "CONFIG", "APPEND", "INCRBYFLOAT",
+        "GETRANGE", "SUBSTR", "SETRANGE", "RENAME", "RENAMENX", "COPY", "MSETNX", "TOUCH", "TIME",
     ];
 
     /// <summary>
@@ -367,11 +368,14 @@ internal sealed partial class RespConnection
         {
             "PING" or "ECHO" or "SELECT" or "KEYS" or "SCAN" or "DBSIZE" or "INFO" or "CLIENT" or "COMMAND" or "CONFIG" => (args.Length, 1),
             "OBJECT" or "MEMORY" => (2, args.Length), // OBJECT ENCODING key, MEMORY USAGE key
-            "MGET" or "DEL" or "UNLINK" or "EXISTS" => (1, 1),
-            "MSET" => (1, 2),
+            "TIME" => (args.Length, 1),
+            "MGET" or "DEL" or "UNLINK" or "EXISTS" or "TOUCH" => (1, 1),
+            "MSET" or "MSETNX" => (1, 2),
+            "RENAME" or "RENAMENX" or "COPY" => (1, 1), // the two keys (COPY's options after them are not keys: see the end)
             _ => (1, args.Length), // one key, the first argument
         };
-        for (var i = first; i < args.Length; i += step)
+        var end = command == "COPY" ? Math.Min(args.Length, 3) : args.Length;
+        for (var i = first; i < end; i += step)
         {
             if (RespWriter.TryDecode(args[i]) is { } key)
             {

@@ -1,0 +1,404 @@
+using System.Globalization;
+using System.Text;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+
+namespace Engram.Server.Resp;
+
+/// <summary>
+/// Redis's other string commands, beyond the ones a swarm's state needs most: APPEND, INCRBYFLOAT, GETRANGE/SUBSTR,
+/// SETRANGE, RENAME/RENAMENX, COPY, MSETNX, TOUCH, TIME, FLUSHDB/FLUSHALL. Each goes through <see cref="KvService"/>
+/// like the others: a read-modify-write is one <see cref="KvService.UpdateAsync"/> step, and the commands over two or
+/// more keys are one transaction of the store (or part of the running one inside MULTI and scripts), so no other write
+/// comes between their read and their write.
+/// </summary>
+internal sealed partial class RespConnection
+{
+    private static bool IsStringCommand(string command) => command is "APPEND" or "INCRBYFLOAT" or "GETRANGE" or "SUBSTR" or "SETRANGE" or "RENAME"
+        or "RENAMENX" or "COPY" or "MSETNX" or "TOUCH" or "TIME" or "FLUSHDB" or "FLUSHALL";
+
+    private async ValueTask StringCommandAsync(string command, Caller caller, CancellationToken ct)
+    {
+        switch (command)
+        {
+            case "APPEND":
+                if (Arity(3, exact: true))
+                {
+                    await AppendAsync(caller, ct).ConfigureAwait(false);
+                }
+                return;
+            case "INCRBYFLOAT":
+                if (Arity(3, exact: true))
+                {
+                    await IncrementByFloatAsync(caller, ct).ConfigureAwait(false);
+                }
+                return;
+            case "GETRANGE" or "SUBSTR":
+                if (Arity(4, exact: true))
+                {
+                    await GetRangeAsync(caller, ct).ConfigureAwait(false);
+                }
+                return;
+            case "SETRANGE":
+                if (Arity(4, exact: true))
+                {
+                    await SetRangeAsync(caller, ct).ConfigureAwait(false);
+                }
+                return;
+            case "RENAME" or "RENAMENX":
+                if (Arity(3, exact: true))
+                {
+                    await RenameAsync(caller, onlyIfMissing: command == "RENAMENX", ct).ConfigureAwait(false);
+                }
+                return;
+            case "COPY":
+                if (Arity(3, exact: false))
+                {
+                    await CopyAsync(caller, ct).ConfigureAwait(false);
+                }
+                return;
+            case "MSETNX":
+                if (_argCount < 3 || _argCount % 2 == 0)
+                {
+                    WrongArity();
+                    return;
+                }
+                await MSetIfNoneExistAsync(caller, ct).ConfigureAwait(false);
+                return;
+            case "TOUCH":
+                if (Arity(2, exact: false))
+                {
+                    long found = 0;
+                    for (var i = 1; i < _argCount; i++)
+                    {
+                        found += await _kv.GetEntryAsync(caller, Text(i), ct).ConfigureAwait(false) is null ? 0 : 1;
+                    }
+                    _reply.Integer(found);
+                }
+                return;
+            case "TIME":
+                if (Arity(1, exact: true))
+                {
+                    var micros = (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks / 10;
+                    _reply.Array(2);
+                    _reply.Bulk((micros / 1_000_000).ToString(CultureInfo.InvariantCulture));
+                    _reply.Bulk((micros % 1_000_000).ToString(CultureInfo.InvariantCulture));
+                }
+                return;
+            case "FLUSHDB" or "FLUSHALL":
+                if (_argCount > 2 || (_argCount == 2 && !Is(1, "ASYNC"u8) && !Is(1, "SYNC"u8)))
+                {
+                    _reply.Error(Syntax);
+                    return;
+                }
+                // Every key of the caller's tenant (a tenant is the client's whole keyspace), deleted with history as DEL would.
+                await _kv.CleanupAsync(caller, "*", ct).ConfigureAwait(false);
+                _reply.Ok();
+                return;
+        }
+    }
+
+    /// <summary>The value's bytes as GET returns them (empty for none).</summary>
+    private static ReadOnlySpan<byte> ValueBytes(KvEntry? entry)
+    {
+        if (entry is null)
+        {
+            return [];
+        }
+        var reply = RespWriter.BulkReply(entry.ValueJson);
+        var start = reply.AsSpan().IndexOf((byte)'\n') + 1;
+        return reply.AsSpan(start, reply.Length - start - 2);
+    }
+
+    /// <summary>Refuses a value of <paramref name="bytes"/> before it is built, as Redis refuses one over its 512 MB.</summary>
+    private bool TooLarge(long bytes)
+    {
+        if (bytes <= _kv.Options.MaxValueBytes)
+        {
+            return false;
+        }
+        _reply.Error($"ERR string exceeds maximum allowed size ({_kv.Options.MaxValueBytes} bytes, Engram:KeyValue:MaxValueBytes)");
+        return true;
+    }
+
+    /// <summary>A new key gets the default TTL; a changed one keeps its own, as in Redis.</summary>
+    private long? KeptExpiry(KvEntry? current) => current is null ? _kv.DefaultExpiresAtMs() : current.ExpiresAtMs;
+
+    private async ValueTask AppendAsync(Caller caller, CancellationToken ct)
+    {
+        var suffix = Arg(2).ToArray();
+        long length = 0;
+        var tooLarge = false;
+        await _kv.UpdateAsync(caller, Text(1), (current, _) =>
+        {
+            var old = ValueBytes(current);
+            length = old.Length + suffix.Length;
+            tooLarge = length > _kv.Options.MaxValueBytes;
+            if (tooLarge)
+            {
+                return KvChange.Keep;
+            }
+            var joined = new byte[length];
+            old.CopyTo(joined);
+            suffix.CopyTo(joined.AsSpan(old.Length));
+            return KvChange.Write(RespValues.ToJson(joined), KeptExpiry(current));
+        }, ct).ConfigureAwait(false);
+        if (!TooLarge(tooLarge ? length : 0))
+        {
+            _reply.Integer(length);
+        }
+    }
+
+    private async ValueTask IncrementByFloatAsync(Caller caller, CancellationToken ct)
+    {
+        if (!TryFloat(Arg(2), out var by))
+        {
+            _reply.Error("ERR value is not a valid float");
+            return;
+        }
+        string? result = null;
+        string? error = null;
+        await _kv.UpdateAsync(caller, Text(1), (current, _) =>
+        {
+            result = null;
+            if (!TryFloat(ValueBytes(current), out var old) && current is not null)
+            {
+                error = "ERR value is not a valid float";
+                return KvChange.Keep;
+            }
+            var sum = (current is null ? 0 : old) + by;
+            if (!double.IsFinite(sum))
+            {
+                error = "ERR increment would produce NaN or Infinity";
+                return KvChange.Keep;
+            }
+            error = null;
+            result = FormatFloat(sum);
+            return KvChange.Write(RespValues.ToJson(Encoding.ASCII.GetBytes(result)), KeptExpiry(current));
+        }, ct).ConfigureAwait(false);
+        if (error is not null)
+        {
+            _reply.Error(error);
+        }
+        else
+        {
+            _reply.Bulk(result!);
+        }
+    }
+
+    /// <summary>
+    /// A float as Redis takes one: decimal or exponent notation, or inf / -inf (which then fails as an infinite result), no
+    /// spaces, not NaN. (Redis also reads hexadecimal through strtold; .NET's parser does not.)
+    /// </summary>
+    private static bool TryFloat(ReadOnlySpan<byte> text, out double value)
+    {
+        value = 0;
+        if (text.Length is 0 or > 128 || text[0] is (byte)' ' or (byte)'\t' || text[^1] is (byte)' ' or (byte)'\t')
+        {
+            return false;
+        }
+        var sign = text[0] == (byte)'-' ? -1 : 1;
+        var unsigned = text[0] is (byte)'-' or (byte)'+' ? text[1..] : text;
+        if (Ascii.EqualsIgnoreCase(unsigned, "inf"u8) || Ascii.EqualsIgnoreCase(unsigned, "infinity"u8))
+        {
+            value = sign * double.PositiveInfinity;
+            return true;
+        }
+        return double.TryParse(Encoding.ASCII.GetString(text), NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value);
+    }
+
+    /// <summary>Fixed-point, the shortest digits that read back as the same double, no exponent (Redis's human-friendly form: 3.5, 10.6, 1e20 as digits).</summary>
+    internal static string FormatFloat(double value)
+    {
+        var shortest = value.ToString("R", CultureInfo.InvariantCulture);
+        if (!shortest.Contains('E', StringComparison.Ordinal))
+        {
+            return shortest;
+        }
+        var fixedPoint = value.ToString("F17", CultureInfo.InvariantCulture).TrimEnd('0');
+        return fixedPoint.EndsWith('.') ? fixedPoint[..^1] : fixedPoint;
+    }
+
+    private async ValueTask GetRangeAsync(Caller caller, CancellationToken ct)
+    {
+        if (!TryLong(2, out var start) || !TryLong(3, out var end))
+        {
+            _reply.Error(WrongInteger);
+            return;
+        }
+        var entry = await _kv.GetEntryAsync(caller, Text(1), ct).ConfigureAwait(false);
+        var bytes = ValueBytes(entry);
+        long length = bytes.Length;
+        // Redis's getrangeCommand, step by step.
+        if (start < 0 && end < 0 && start > end)
+        {
+            _reply.Bulk(ReadOnlySpan<byte>.Empty);
+            return;
+        }
+        start = start < 0 ? Math.Max(0, length + start) : start;
+        end = end < 0 ? Math.Max(0, length + end) : end;
+        end = Math.Min(end, length - 1);
+        if (length == 0 || start > end)
+        {
+            _reply.Bulk(ReadOnlySpan<byte>.Empty);
+            return;
+        }
+        _reply.Bulk(bytes[(int)start..(int)(end + 1)]);
+    }
+
+    private async ValueTask SetRangeAsync(Caller caller, CancellationToken ct)
+    {
+        if (!TryLong(2, out var offset))
+        {
+            _reply.Error(WrongInteger);
+            return;
+        }
+        if (offset < 0)
+        {
+            _reply.Error("ERR offset is out of range");
+            return;
+        }
+        var patch = Arg(3).ToArray();
+        if (patch.Length > 0 && TooLarge(Math.Min(offset, int.MaxValue) + (long)patch.Length)) // (no overflow past long.MaxValue)
+        {
+            return;
+        }
+        long length = 0;
+        var tooLarge = false;
+        await _kv.UpdateAsync(caller, Text(1), (current, _) =>
+        {
+            var old = ValueBytes(current);
+            length = old.Length;
+            if (patch.Length == 0)
+            {
+                return KvChange.Keep; // nothing to write: the length, or 0 for a missing key (which stays missing)
+            }
+            length = Math.Max(old.Length, offset + patch.Length);
+            tooLarge = length > _kv.Options.MaxValueBytes;
+            if (tooLarge)
+            {
+                return KvChange.Keep;
+            }
+            var patched = new byte[length]; // zeros where the old value ends before the offset
+            old.CopyTo(patched);
+            patch.CopyTo(patched.AsSpan((int)offset));
+            return KvChange.Write(RespValues.ToJson(patched), KeptExpiry(current));
+        }, ct).ConfigureAwait(false);
+        if (!TooLarge(tooLarge ? length : 0))
+        {
+            _reply.Integer(length);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="run"/> over <paramref name="keys"/> with no other write between its reads and its writes: in a
+    /// transaction of its own, or inside the running one (MULTI, a script), whose commands complete without waiting.
+    /// </summary>
+    private async ValueTask<T> AtomicallyAsync<T>(Caller caller, IReadOnlyList<string> keys, Func<KvService, T> run, CancellationToken ct) =>
+        _transactionCaller is not null ? run(_kv) : await _kv.TransactAsync(caller, keys, view => run(view.Kv), ct).ConfigureAwait(false);
+
+    /// <summary>The result of a call on a transaction's service, which has finished it.</summary>
+    private static T Done<T>(Task<T> task) =>
+        task.IsCompleted ? task.GetAwaiter().GetResult() : throw new InvalidOperationException("a key-value call waited inside a transaction");
+
+    private async ValueTask RenameAsync(Caller caller, bool onlyIfMissing, CancellationToken ct)
+    {
+        var (source, target) = (Text(1), Text(2));
+        var outcome = await AtomicallyAsync(caller, [source, target], kv =>
+        {
+            if (Done(kv.GetEntryAsync(caller, source)) is not { } entry)
+            {
+                return -1;
+            }
+            if (source == target)
+            {
+                return onlyIfMissing ? 0 : 1;
+            }
+            if (onlyIfMissing && Done(kv.GetEntryAsync(caller, target)) is not null)
+            {
+                return 0;
+            }
+            Done(kv.UpdateAsync(caller, target, (_, _) => KvChange.Write(entry.ValueJson, entry.ExpiresAtMs)));
+            Done(kv.DeleteKeyAsync(caller, source));
+            return 1;
+        }, ct).ConfigureAwait(false);
+        if (outcome < 0)
+        {
+            _reply.Error("ERR no such key");
+        }
+        else if (onlyIfMissing)
+        {
+            _reply.Integer(outcome);
+        }
+        else
+        {
+            _reply.Ok();
+        }
+    }
+
+    private async ValueTask CopyAsync(Caller caller, CancellationToken ct)
+    {
+        var replace = false;
+        for (var i = 3; i < _argCount; i++)
+        {
+            if (Is(i, "REPLACE"u8))
+            {
+                replace = true;
+            }
+            else if (Is(i, "DB"u8) && i + 1 < _argCount)
+            {
+                if (!TryLong(++i, out var db))
+                {
+                    _reply.Error(WrongInteger);
+                    return;
+                }
+                if (db != 0)
+                {
+                    _reply.Error("ERR DB index is out of range");
+                    return;
+                }
+            }
+            else
+            {
+                _reply.Error(Syntax);
+                return;
+            }
+        }
+        var (source, target) = (Text(1), Text(2));
+        if (source == target)
+        {
+            _reply.Error("ERR source and destination objects are the same");
+            return;
+        }
+        var copied = await AtomicallyAsync(caller, [source, target], kv =>
+        {
+            if (Done(kv.GetEntryAsync(caller, source)) is not { } entry || (!replace && Done(kv.GetEntryAsync(caller, target)) is not null))
+            {
+                return false;
+            }
+            Done(kv.UpdateAsync(caller, target, (_, _) => KvChange.Write(entry.ValueJson, entry.ExpiresAtMs)));
+            return true;
+        }, ct).ConfigureAwait(false);
+        _reply.Integer(copied ? 1 : 0);
+    }
+
+    private async ValueTask MSetIfNoneExistAsync(Caller caller, CancellationToken ct)
+    {
+        var items = new (string Key, string ValueJson)[(_argCount - 1) / 2];
+        for (var i = 0; i < items.Length; i++)
+        {
+            items[i] = (Text(1 + (2 * i)), Json(2 + (2 * i)));
+        }
+        var expiry = _kv.DefaultExpiresAtMs();
+        var written = await AtomicallyAsync(caller, [.. items.Select(i => i.Key)], kv =>
+        {
+            if (items.Any(item => Done(kv.GetEntryAsync(caller, item.Key)) is not null))
+            {
+                return false;
+            }
+            Done(kv.SetManyJsonAsync(caller, items, expiry));
+            return true;
+        }, ct).ConfigureAwait(false);
+        _reply.Integer(written ? 1 : 0);
+    }
+}
