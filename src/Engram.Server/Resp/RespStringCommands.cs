@@ -173,7 +173,7 @@ internal sealed partial class RespConnection
                 return KvChange.Keep;
             }
             error = null;
-            result = FormatFloat(sum);
+            result = DecimalSum(current is null ? "0"u8 : ValueBytes(current), Arg(2)) ?? FormatFloat(sum);
             return KvChange.Write(RespValues.ToJson(Encoding.ASCII.GetBytes(result)), KeptExpiry(current));
         }, ct).ConfigureAwait(false);
         if (error is not null)
@@ -205,6 +205,33 @@ internal sealed partial class RespConnection
             return true;
         }
         return double.TryParse(Encoding.ASCII.GetString(text), NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value);
+    }
+
+    /// <summary>
+    /// The sum in decimal arithmetic, printed as Redis prints its sums (fixed-point, at most 17 decimals, no trailing
+    /// zeros); null when either number is outside decimal's range. Exact where a binary float is not: 1.5007 - 2.25 is
+    /// -0.7493, which a double gives as -0.7493000000000001. Redis adds in long double, whose error shows only past the
+    /// 17th significant digit, so the two agree wherever Redis's own answer is exact.
+    /// </summary>
+    private static string? DecimalSum(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    {
+        if (!decimal.TryParse(Encoding.ASCII.GetString(a), NumberStyles.Float, CultureInfo.InvariantCulture, out var x)
+            || !decimal.TryParse(Encoding.ASCII.GetString(b), NumberStyles.Float, CultureInfo.InvariantCulture, out var y))
+        {
+            return null;
+        }
+        decimal sum;
+        try
+        {
+            sum = Math.Round(x + y, 17, MidpointRounding.ToEven);
+        }
+        catch (OverflowException)
+        {
+            return null;
+        }
+        var text = sum.ToString("F17", CultureInfo.InvariantCulture).TrimEnd('0');
+        text = text.EndsWith('.') ? text[..^1] : text;
+        return text == "-0" ? "0" : text;
     }
 
     /// <summary>Fixed-point, the shortest digits that read back as the same double, no exponent (Redis's human-friendly form: 3.5, 10.6, 1e20 as digits).</summary>
