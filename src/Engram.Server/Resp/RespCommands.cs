@@ -839,14 +839,18 @@ internal sealed partial class RespConnection
         }
         else if (_argCount == 4 && (Is(2, "EX"u8) || Is(2, "PX"u8) || Is(2, "EXAT"u8) || Is(2, "PXAT"u8)))
         {
-            if (!TryLong(3, out var amount))
+            var valid = TryLong(3, out var amount);
+            if (!valid || !TryExpiry(Arg(2), amount, out var at))
             {
-                _reply.Error(WrongInteger);
-                return;
-            }
-            if (!TryExpiry(Arg(2), amount, out var at))
-            {
-                _reply.Error("ERR invalid expire time in 'getex' command");
+                // As Redis: a missing key is answered nil before the time is looked at.
+                if (await _kv.GetEntryAsync(caller, Text(1), ct).ConfigureAwait(false) is null)
+                {
+                    _reply.Null();
+                }
+                else
+                {
+                    _reply.Error(valid ? "ERR invalid expire time in 'getex' command" : WrongInteger);
+                }
                 return;
             }
             expiresAt = at;
@@ -875,20 +879,50 @@ internal sealed partial class RespConnection
     /// <summary>EXPIRE key seconds [NX|XX|GT|LT] and its millisecond / absolute forms; a time in the past deletes the key.</summary>
     private async ValueTask ExpireAsync(Caller caller, string command, CancellationToken ct)
     {
-        if (_argCount is < 3 or > 4)
+        if (_argCount < 3)
         {
             WrongArity();
+            return;
+        }
+        // Redis 7's order: the options (any number, repeats allowed), their compatibility, then the time.
+        bool nx = false, xx = false, gt = false, lt = false;
+        for (var i = 3; i < _argCount; i++)
+        {
+            if (Is(i, "NX"u8))
+            {
+                nx = true;
+            }
+            else if (Is(i, "XX"u8))
+            {
+                xx = true;
+            }
+            else if (Is(i, "GT"u8))
+            {
+                gt = true;
+            }
+            else if (Is(i, "LT"u8))
+            {
+                lt = true;
+            }
+            else
+            {
+                _reply.Error("ERR Unsupported option " + Encoding.UTF8.GetString(Arg(i)));
+                return;
+            }
+        }
+        if (nx && (xx || gt || lt))
+        {
+            _reply.Error("ERR NX and XX, GT or LT options at the same time are not compatible");
+            return;
+        }
+        if (gt && lt)
+        {
+            _reply.Error("ERR GT and LT options at the same time are not compatible");
             return;
         }
         if (!TryLong(2, out var amount))
         {
             _reply.Error(WrongInteger);
-            return;
-        }
-        var option = _argCount == 4 ? Encoding.ASCII.GetString(Arg(3)).ToUpperInvariant() : "";
-        if (option is not ("" or "NX" or "XX" or "GT" or "LT"))
-        {
-            _reply.Error("ERR Unsupported option " + Encoding.UTF8.GetString(Arg(3)));
             return;
         }
         var now = _kv.NowMs;
@@ -914,14 +948,9 @@ internal sealed partial class RespConnection
         {
             tooFar = false;
             var current = entry?.ExpiresAtMs;
-            var allowed = entry is not null && option switch
-            {
-                "NX" => current is null,
-                "XX" => current is not null,
-                "GT" => current is { } c && expiresAt > c,
-                "LT" => current is not { } l || expiresAt < l,
-                _ => true,
-            };
+            // XX with GT or LT: both hold (a key without a TTL has an infinite one, so GT never passes it).
+            var allowed = entry is not null && (!nx || current is null) && (!xx || current is not null)
+                && (!gt || (current is { } c && expiresAt > c)) && (!lt || current is not { } l || expiresAt < l);
             if (!allowed)
             {
                 return KvChange.Keep;
