@@ -187,8 +187,8 @@ internal sealed partial class RespConnection
     }
 
     /// <summary>
-    /// A float as Redis takes one: decimal or exponent notation, or inf / -inf (which then fails as an infinite result), no
-    /// spaces, not NaN. (Redis also reads hexadecimal through strtold; .NET's parser does not.)
+    /// A float as Redis takes one (strtold, whole text): decimal or exponent notation, hexadecimal (0x1.8p3), or inf / -inf
+    /// (which then fails as an infinite result); no spaces, not NaN.
     /// </summary>
     private static bool TryFloat(ReadOnlySpan<byte> text, out double value)
     {
@@ -204,8 +204,72 @@ internal sealed partial class RespConnection
             value = sign * double.PositiveInfinity;
             return true;
         }
+        if (unsigned.Length > 1 && unsigned[0] == (byte)'0' && (unsigned[1] | 0x20) == 'x')
+        {
+            if (!TryHexFloat(unsigned[2..], out value))
+            {
+                return false;
+            }
+            value *= sign;
+            return true;
+        }
         return double.TryParse(Encoding.ASCII.GetString(text), NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value);
     }
+
+    /// <summary>The hexadecimal float after "0x": hex digits with an optional point, then an optional binary exponent (p-3).</summary>
+    private static bool TryHexFloat(ReadOnlySpan<byte> text, out double value)
+    {
+        value = 0;
+        double mantissa = 0;
+        long exponent = 0;
+        var digits = 0;
+        var point = false;
+        var i = 0;
+        for (; i < text.Length; i++)
+        {
+            if (text[i] == (byte)'.' && !point)
+            {
+                point = true;
+                continue;
+            }
+            var digit = HexDigit(text[i]);
+            if (digit < 0)
+            {
+                break;
+            }
+            mantissa = (mantissa * 16) + digit;
+            digits++;
+            exponent -= point ? 4 : 0;
+        }
+        if (digits == 0)
+        {
+            return false;
+        }
+        if (i < text.Length && (text[i] | 0x20) == 'p')
+        {
+            if (!long.TryParse(Encoding.ASCII.GetString(text[(i + 1)..]), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var power)
+                || text.Length == i + 1 || text[i + 1] is (byte)' ')
+            {
+                return false;
+            }
+            exponent += Math.Clamp(power, -100_000, 100_000);
+            i = text.Length;
+        }
+        if (i != text.Length)
+        {
+            return false;
+        }
+        value = Math.ScaleB(mantissa, (int)Math.Clamp(exponent, -100_000, 100_000));
+        return double.IsFinite(value);
+    }
+
+    private static int HexDigit(byte c) => c switch
+    {
+        >= (byte)'0' and <= (byte)'9' => c - '0',
+        >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
+        >= (byte)'A' and <= (byte)'F' => c - 'A' + 10,
+        _ => -1,
+    };
 
     /// <summary>
     /// The sum in decimal arithmetic, printed as Redis prints its sums (fixed-point, at most 17 decimals, no trailing

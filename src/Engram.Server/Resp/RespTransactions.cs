@@ -29,8 +29,9 @@ internal sealed partial class RespConnection
     internal const int MaxTransactionBytes = 16 * 1024 * 1024;
 
     // The commands that run inside a transaction: those that name their keys, the listings (the store's keys as the step
-    // finds them, with the transaction's own changes so far), and the replies that need no store. Not AUTH and HELLO:
-    // the caller is fixed for the whole transaction at EXEC.
+    // finds them, with the transaction's own changes so far), and the replies that need no store. Not AUTH and HELLO
+    // (the caller is fixed for the whole transaction at EXEC), SCRIPT (the cache is not the store's) and FLUSHDB/FLUSHALL
+    // (a transaction changes only the keys it declared).
     private static readonly HashSet<string> TransactionCommands =
     [
         "GET", "SET", "SETNX", "SETEX", "PSETEX", "GETDEL", "GETEX", "GETSET", "MGET", "MSET", "DEL", "UNLINK", "EXISTS", "EXPIRE", "PEXPIRE",
@@ -79,7 +80,7 @@ internal sealed partial class RespConnection
         }
         if (!TransactionCommands.Contains(command) && !IsScript(command))
         {
-            _reply.Error($"ERR '{command.ToLowerInvariant()}' cannot run inside MULTI on Engram: AUTH, HELLO and SCRIPT change the connection or the script cache, and run outside a transaction");
+            _reply.Error($"ERR '{command.ToLowerInvariant()}' cannot run inside MULTI on Engram: AUTH, HELLO, SCRIPT, FLUSHDB and FLUSHALL run outside a transaction");
             FailQueue();
             return true;
         }

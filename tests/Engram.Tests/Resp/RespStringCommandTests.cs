@@ -68,6 +68,16 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
         ["INCRBYFLOAT", "sc:fl", "0"],
         ["SET", "sc:dec", "1.5007"],
         ["INCRBYFLOAT", "sc:dec", "-2.25"], // -0.7493: in double arithmetic, -0.7493000000000001
+        ["INCRBYFLOAT", "sc:hex", "0x10"],
+        ["INCRBYFLOAT", "sc:hex", "0x1.8p1"],
+        ["INCRBYFLOAT", "sc:hex", "-0X.8"],
+        ["INCRBYFLOAT", "sc:hex", "0x1P-2"],
+        ["INCRBYFLOAT", "sc:hex", "0x"],
+        ["INCRBYFLOAT", "sc:hex", "0x1p"],
+        ["INCRBYFLOAT", "sc:hex", "0xg"],
+        ["INCRBYFLOAT", "sc:hex", "0x1.8p1 "],
+        ["SET", "sc:hex2", "0x7"],
+        ["INCRBYFLOAT", "sc:hex2", "1"],
         ["INCRBYFLOAT", "sc:big", "1e20"],
         ["INCRBYFLOAT", "sc:small", "1e-5"],
         ["INCR", "sc:small"],
@@ -140,8 +150,7 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
         // into 10.5 (10.5007), write no digits.
         string[] keys = ["fz:a", "fz:b", "fz:c"];
         string[] values = ["", "x", "10", "-3", "abc", "héllo", " 7", "007", "-0"];
-        // (No "x" in what APPEND and SETRANGE splice in: 0x7 is a hexadecimal float to Redis's strtold, not to .NET.)
-        string[] text = ["", "q", "abc", "héllo", " "];
+        string[] text = ["", "x", "abc", "héllo", " "]; // ("x" makes hexadecimal floats: SETRANGE of 007 gives 0x7)
         string[] floats = ["1", "0.5", "-2.25", "abc", "1e3", "", "inf"];
         string[] ranges = ["0", "1", "2", "5", "-1", "-2", "-7", "100", "-100"];
         var random = new Random(42);
