@@ -297,7 +297,7 @@ internal sealed partial class RespConnection
                     _reply.Ok();
                 }
                 return;
-            case "EXISTS":
+            case "EXISTS" or "TOUCH": // (no access times to touch: TOUCH counts the keys that exist, as EXISTS)
                 if (Arity(2, exact: false))
                 {
                     long found = 0;
@@ -416,7 +416,7 @@ internal sealed partial class RespConnection
     private static bool Known(string command) => command is "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY"
         or "GETDEL" or "GETEX" or "MGET" or "MSET" or "EXISTS" or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "TTL" or "PTTL" or "PERSIST"
         or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT" or "STRLEN" or "EXPIRETIME" or "PEXPIRETIME" or "GETSET" or "CONFIG" or "MEMORY"
-        || IsStringCommand(command);
+        or "TOUCH" || IsStringCommand(command);
 
     /// <summary>The names COMMAND lists, with Redis's arity (negative: at least that many).</summary>
     private static readonly (string Name, int Arity, bool Write)[] Commands =

@@ -7,7 +7,7 @@ namespace Engram.Server.Resp;
 
 /// <summary>
 /// Redis's other string commands, beyond the ones a swarm's state needs most: APPEND, INCRBYFLOAT, GETRANGE/SUBSTR,
-/// SETRANGE, RENAME/RENAMENX, COPY, MSETNX, TOUCH, TIME, FLUSHDB/FLUSHALL. Each goes through <see cref="KvService"/>
+/// SETRANGE, RENAME/RENAMENX, COPY, MSETNX, TIME, FLUSHDB/FLUSHALL (TOUCH is EXISTS). Each goes through <see cref="KvService"/>
 /// like the others: a read-modify-write is one <see cref="KvService.UpdateAsync"/> step, and the commands over two or
 /// more keys are one transaction of the store (or part of the running one inside MULTI and scripts), so no other write
 /// comes between their read and their write.
@@ -15,7 +15,7 @@ namespace Engram.Server.Resp;
 internal sealed partial class RespConnection
 {
     private static bool IsStringCommand(string command) => command is "APPEND" or "INCRBYFLOAT" or "GETRANGE" or "SUBSTR" or "SETRANGE" or "RENAME"
-        or "RENAMENX" or "COPY" or "MSETNX" or "TOUCH" or "TIME" or "FLUSHDB" or "FLUSHALL";
+        or "RENAMENX" or "COPY" or "MSETNX" or "TIME" or "FLUSHDB" or "FLUSHALL";
 
     private async ValueTask StringCommandAsync(string command, Caller caller, CancellationToken ct)
     {
@@ -65,17 +65,6 @@ internal sealed partial class RespConnection
                 }
                 await MSetIfNoneExistAsync(caller, ct).ConfigureAwait(false);
                 return;
-            case "TOUCH":
-                if (Arity(2, exact: false))
-                {
-                    long found = 0;
-                    for (var i = 1; i < _argCount; i++)
-                    {
-                        found += await _kv.GetEntryAsync(caller, Text(i), ct).ConfigureAwait(false) is null ? 0 : 1;
-                    }
-                    _reply.Integer(found);
-                }
-                return;
             case "TIME":
                 if (Arity(1, exact: true))
                 {
@@ -110,16 +99,9 @@ internal sealed partial class RespConnection
         return reply.AsSpan(start, reply.Length - start - 2);
     }
 
-    /// <summary>Refuses a value of <paramref name="bytes"/> before it is built, as Redis refuses one over its 512 MB.</summary>
-    private bool TooLarge(long bytes)
-    {
-        if (bytes <= _kv.Options.MaxValueBytes)
-        {
-            return false;
-        }
+    /// <summary>The refusal of a value over the limit, before it is built, as Redis refuses one over its 512 MB.</summary>
+    private void ReplyTooLarge() =>
         _reply.Error($"ERR string exceeds maximum allowed size ({_kv.Options.MaxValueBytes} bytes, Engram:KeyValue:MaxValueBytes)");
-        return true;
-    }
 
     /// <summary>A new key gets the default TTL; a changed one keeps its own, as in Redis.</summary>
     private long? KeptExpiry(KvEntry? current) => current is null ? _kv.DefaultExpiresAtMs() : current.ExpiresAtMs;
@@ -143,7 +125,11 @@ internal sealed partial class RespConnection
             suffix.CopyTo(joined.AsSpan(old.Length));
             return KvChange.Write(RespValues.ToJson(joined), KeptExpiry(current));
         }, ct).ConfigureAwait(false);
-        if (!TooLarge(tooLarge ? length : 0))
+        if (tooLarge)
+        {
+            ReplyTooLarge();
+        }
+        else
         {
             _reply.Integer(length);
         }
@@ -350,8 +336,9 @@ internal sealed partial class RespConnection
             return;
         }
         var patch = Arg(3).ToArray();
-        if (patch.Length > 0 && TooLarge(Math.Min(offset, int.MaxValue) + (long)patch.Length)) // (no overflow past long.MaxValue)
+        if (patch.Length > 0 && Math.Min(offset, int.MaxValue) + (long)patch.Length > _kv.Options.MaxValueBytes) // (no overflow past long.MaxValue)
         {
+            ReplyTooLarge();
             return;
         }
         long length = 0;
@@ -375,7 +362,11 @@ internal sealed partial class RespConnection
             patch.CopyTo(patched.AsSpan((int)offset));
             return KvChange.Write(RespValues.ToJson(patched), KeptExpiry(current));
         }, ct).ConfigureAwait(false);
-        if (!TooLarge(tooLarge ? length : 0))
+        if (tooLarge)
+        {
+            ReplyTooLarge();
+        }
+        else
         {
             _reply.Integer(length);
         }
