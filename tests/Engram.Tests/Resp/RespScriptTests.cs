@@ -57,6 +57,11 @@ public sealed class RespScriptTests
         (await client.CallAsync("EVAL", "redis.call('SET', KEYS[1], 'changed') error('boom')", "1", "s:atom"))
             .Should().BeOfType<string>().Which.Should().StartWith("-ERR user_script:1: boom script: ");
         (await client.CallAsync("EXISTS", "s:atom")).Should().Be(0L, "a script that fails writes nothing");
+        // The line an error came from, as Redis 7 appends it (Lua 5.4 words run-time errors its own way: "a nil value (local 't')").
+        var nilIndex = "local t = nil\n\n\nreturn t.x";
+        (await client.CallAsync("EVAL", nilIndex, "0")).Should().Be($"-ERR user_script:4: attempt to index a nil value (local 't') script: {Sha1(nilIndex)}, on @user_script:4.");
+        // A redis.call in tail position has no line: the tail call has replaced the script's frame by the time it fails.
+        failed.Should().NotContain(", on @user_script");
         (await client.CallAsync("EVAL", "return redis.call('GET', 'undeclared')", "0"))
             .Should().BeOfType<string>().Which.Should().StartWith("-ERR key 'undeclared' is not among the keys");
         (await client.CallAsync("EVAL", "return redis.call('KEYS', '*')", "0"))

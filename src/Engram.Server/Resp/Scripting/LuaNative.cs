@@ -97,6 +97,12 @@ internal static unsafe partial class LuaNative
     public static partial void lua_setfield(nint state, int index, [MarshalAs(UnmanagedType.LPUTF8Str)] string key);
 
     [LibraryImport(Lib)]
+    public static partial void lua_rotate(nint state, int index, int n);
+
+    [LibraryImport(Lib)]
+    public static partial long lua_tointegerx(nint state, int index, nint isNumber);
+
+    [LibraryImport(Lib)]
     public static partial nint lua_setupvalue(nint state, int function, int n);
 
     [LibraryImport(Lib)]

@@ -50,6 +50,7 @@ internal static unsafe partial class LuaSandbox
     [
         ("_G", Export("luaopen_base")), ("table", Export("luaopen_table")), ("string", Export("luaopen_string")),
         ("math", Export("luaopen_math")), ("utf8", Export("luaopen_utf8")),
+        ("debug", Export("luaopen_debug")), // for the prelude's error lines only: it takes getinfo and removes the library
     ];
 
     private static readonly byte[] Prelude = Encoding.UTF8.GetBytes(PreludeSource);
@@ -187,9 +188,13 @@ internal static unsafe partial class LuaSandbox
             lua_pushvalue(state, 1);
             lua_setupvalue(state, 3, 1);
 
+            // 3: the message handler (the line an error came from, as Redis reports it), 4: the function.
+            lua_getglobal(state, "__engram_error");
+            lua_rotate(state, 3, 1);
+
             lua_sethook(state, (nint)(delegate* unmanaged<nint, nint, void>)&Hook, MaskCount, HookEvery);
             budget->Enforced = 1;
-            var status = lua_pcallk(state, 0, 1, 0, 0, 0);
+            var status = lua_pcallk(state, 0, 1, 3, 0, 0);
             budget->Enforced = 0;
             lua_sethook(state, 0, 0, 0);
             run.ShouldStop(); // a long C call at the end runs past the limit with no hook after it
@@ -295,13 +300,17 @@ internal static unsafe partial class LuaSandbox
     /// <summary>The error reply for an error the script raised: a redis.call failure keeps its code, anything else is ERR.</summary>
     private static string Failure(nint state, string sha)
     {
-        var message = lua_type(state, -1) switch
+        if (lua_type(state, -1) != TypeTable || RawGetField(state, -1, "err") != TypeString)
         {
-            TypeTable when RawGetField(state, -1, "err") == TypeString => Text(state, -1),
-            TypeString or TypeNumber => "ERR " + Text(state, -1),
-            _ => "ERR the script raised an error that is not a string",
-        };
-        return $"{message} script: {sha}";
+            // The message handler makes a table of every string or number raised; anything else is no message.
+            return $"ERR the script raised an error that is not a string script: {sha}";
+        }
+        var message = Text(state, -1);
+        Pop(state, 1);
+        // Redis 7's suffix: the line of the script the error came from (the message handler's).
+        return RawGetField(state, -1, "line") == TypeNumber
+            ? $"{message} script: {sha}, on @user_script:{lua_tointegerx(state, -1, 0)}."
+            : $"{message} script: {sha}";
     }
 
     /// <summary>The string at <paramref name="index"/> as text (bounded, invalid UTF-8 replaced); empty for other types.</summary>
@@ -646,6 +655,29 @@ internal static unsafe partial class LuaSandbox
     /// </summary>
     private const string PreludeSource = """
         local call, sha1hex, log = __engram_call, __engram_sha1hex, __engram_log
+        local getinfo = debug.getinfo
+        debug = nil
+        -- The line of the innermost frame of the script itself (not the prelude's functions, not C), as Redis reports.
+        local function userline(level)
+          while true do
+            local frame = getinfo(level, 'Sl')
+            if frame == nil then return nil end
+            if frame.source == '@user_script' then return frame.currentline end
+            level = level + 1
+          end
+        end
+        -- The message handler of every script run: a string or number raised becomes Redis's {err=...}, and an error
+        -- table gets the line it was raised from (redis.call's already has it).
+        function __engram_error(e)
+          local t = type(e)
+          if t == 'string' or t == 'number' then
+            return { err = 'ERR ' .. tostring(e), line = userline(2) }
+          end
+          if t == 'table' and rawget(e, 'err') ~= nil and rawget(e, 'line') == nil then
+            rawset(e, 'line', userline(2))
+          end
+          return e
+        end
         local json_null, json_decode, json_encode = __engram_json_null, __engram_json_decode, __engram_json_encode
         __engram_call, __engram_sha1hex, __engram_log = nil, nil, nil
         __engram_json_null, __engram_json_decode, __engram_json_encode = nil, nil, nil
@@ -664,7 +696,11 @@ internal static unsafe partial class LuaSandbox
           return value
         end
         redis = {
-          call = function(...) local r = call(...) if failed(r) then error(r, 0) end return r end,
+          call = function(...)
+            local r = call(...)
+            if failed(r) then r.line = userline(2) error(r, 0) end
+            return r
+          end,
           pcall = function(...) return call(...) end,
           error_reply = function(message) return { err = text(message, 'redis.error_reply') } end,
           status_reply = function(message) return { ok = text(message, 'redis.status_reply') } end,
