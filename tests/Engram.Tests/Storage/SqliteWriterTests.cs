@@ -205,7 +205,9 @@ public sealed class SqliteWriterTests : IDisposable
         {
             await writer.WriteAsync(c => c.ExecuteNonQuery("INSERT INTO t VALUES (randomblob(100000))"));
         }
-        new FileInfo(path + "-wal").Length.Should().BeLessThan(24L * 1024 * 1024);
+        // Without restarts the WAL would hold all 40 MB. With them it stays near the 16 MB backstop, plus what the
+        // checkpointer lags behind: once, under a full suite's load, 26.7 MB, so the bound leaves room for that.
+        new FileInfo(path + "-wal").Length.Should().BeLessThan(32L * 1024 * 1024, "the WAL restarts instead of growing with the 40 MB written");
         connection.ScalarInt64("SELECT COUNT(*) FROM t").Should().Be(430);
     }
 
