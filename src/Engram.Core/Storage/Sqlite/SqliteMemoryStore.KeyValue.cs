@@ -144,14 +144,14 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         {
             var now = NowMs;
             // Read as the transaction takes them, so its bound on the values read stops the reading too.
-            var flushed = new HashSet<string>(StringComparer.Ordinal); // prefixes whose waiting states are in the table already
+            HashSet<string>? flushed = null; // prefixes whose waiting states are in the table already (made by a first listing: most transactions list nothing)
             var transaction = new KvTransaction(caller, now, storedKeys.Select(key =>
             {
                 var (entry, head) = CurrentKv(c, caller.Tenant, key);
                 return (key, entry, head);
             }), (pattern, afterKey, limit) =>
             {
-                if (flushed.Add(pattern.Prefix))
+                if ((flushed ??= new HashSet<string>(StringComparer.Ordinal)).Add(pattern.Prefix))
                 {
                     FlushKv(c, caller.Tenant, pattern); // the listing reads kv_entries, as ListKvAsync's does
                 }
