@@ -165,6 +165,15 @@ public sealed class PostgresInstanceCoordinationTests(ITestOutputHelper output)
         var taken = await b.TryLockJobAsync(ExclusiveJobs.Sweeper);
         taken.Should().NotBeNull("released when the run ends");
 
+        // Released when the dispose returns, not some time after: the other instance asks straight away, many times.
+        var holders = new[] { b, a };
+        for (var round = 0; round < 40; round++)
+        {
+            await taken!.DisposeAsync();
+            taken = await holders[round % 2].TryLockJobAsync(ExclusiveJobs.Sweeper);
+            taken.Should().NotBeNull($"released by the end of the dispose (round {round})");
+        }
+
         // The holder dies (its session ends without a word): the lock goes with it.
         (await TerminateLockHoldersAsync(url)).Should().Be(1);
         await WaitUntilAsync(async () =>

@@ -28,7 +28,7 @@ public sealed partial class PostgresMemoryStore
             {
                 return null;
             }
-            var held = new HeldJobLock(connection);
+            var held = new HeldJobLock(connection, JobKey(job));
             connection = null;
             return held;
         }
@@ -57,7 +57,7 @@ public sealed partial class PostgresMemoryStore
     }
 
     /// <summary>The lock's session: closing it (unpooled) ends the session and with it the lock.</summary>
-    private sealed class HeldJobLock(NpgsqlConnection connection) : IHeldJobLock
+    private sealed class HeldJobLock(NpgsqlConnection connection, int key) : IHeldJobLock
     {
         /// <summary>The session still answers: a session-level advisory lock lasts as long as its session.</summary>
         public async Task<bool> IsHeldAsync(CancellationToken ct = default)
@@ -73,6 +73,29 @@ public sealed partial class PostgresMemoryStore
             }
         }
 
-        public ValueTask DisposeAsync() => connection.DisposeAsync();
+        /// <summary>
+        /// Unlocks first, then closes. Closing alone would free the lock too, but only once the server has
+        /// ended the session, after the close has returned: another instance asking right after a run could
+        /// still find the job taken. A session that is already gone has nothing left to unlock.
+        /// </summary>
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await using var command = new NpgsqlCommand("SELECT pg_advisory_unlock($1, $2)", connection);
+                command.Parameters.Add(new NpgsqlParameter { Value = JobLockClass, NpgsqlDbType = NpgsqlDbType.Integer });
+                command.Parameters.Add(new NpgsqlParameter { Value = key, NpgsqlDbType = NpgsqlDbType.Integer });
+                command.CommandTimeout = 5;
+                await command.ExecuteScalarAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or IOException or TimeoutException)
+            {
+                // The session died (the lock went with it) or the server is unreachable (closing ends it).
+            }
+            finally
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
     }
 }
