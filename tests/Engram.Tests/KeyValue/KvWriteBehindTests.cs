@@ -138,6 +138,42 @@ public sealed class KvWriteBehindTests : IDisposable
     }
 
     [Fact]
+    public async Task A_key_written_many_times_in_one_group_shows_its_last_state_and_keeps_every_change()
+    {
+        var clock = new ManualClock(Start);
+        await using (var engine = EngramEngine.OpenSqlite(Folder("hot"), clock: clock))
+        {
+            var kv = engine.KeyValue;
+            // One write item per set-many: the same keys over and over, with a delete and a re-create among them.
+            await kv.SetManyAsync(Acme, [.. Enumerable.Range(0, 30).Select(i => new KvSetItem($"hot{i % 3}", Json($"{i}"), 0))]);
+            await kv.TransactAsync(Acme, ["hot0", "hot1"], t =>
+            {
+                // Commands in a transaction complete at once (the store is the transaction's, in memory).
+                t.Kv.SetAsync(Acme, "hot0", Json("100"), 0).GetAwaiter().GetResult();
+                t.Kv.DeleteAsync(Acme, "hot1").GetAwaiter().GetResult();
+                t.Kv.SetAsync(Acme, "hot0", Json("101"), 0).GetAwaiter().GetResult();
+                t.Kv.SetAsync(Acme, "hot1", Json("\"again\""), 0).GetAwaiter().GetResult();
+                return 0;
+            });
+            // And many concurrent writers of one key, so the writer's groups hold it many times.
+            await Task.WhenAll(Enumerable.Range(0, 200).Select(i => kv.SetAsync(Acme, "counted", Json($"{i}"), 0)));
+            await kv.SetAsync(Acme, "counted", Json("\"last\""), 0);
+
+            (await kv.GetAsync(Acme, "hot0")).Value.GetInt32().Should().Be(101);
+            (await kv.GetAsync(Acme, "hot1")).Value.GetString().Should().Be("again");
+            (await kv.GetAsync(Acme, "hot2")).Value.GetInt32().Should().Be(29);
+            (await kv.GetAsync(Acme, "counted")).Value.GetString().Should().Be("last");
+            (await kv.GetHistoryAsync(Acme, "hot0", limit: 100)).Items.Should().HaveCount(12, "ten sets, then two in the transaction");
+            (await kv.GetHistoryAsync(Acme, "hot1", limit: 100)).Items.Select(h => h.Event).Should()
+                .Equal(["created", .. Enumerable.Repeat("updated", 9), "deleted", "created"], "ten sets, the delete and the re-creation");
+            (await kv.GetHistoryAsync(Acme, "counted", limit: 500)).Items.Should().HaveCount(201);
+        }
+        // Folded at the close: the table holds the last states.
+        Tables(Folder("hot")).Where(r => r.StartsWith("acme|", StringComparison.Ordinal)).Select(r => string.Join("|", r.Split('|')[1..3]))
+            .Should().Equal("counted|\"last\"", "hot0|101", "hot1|\"again\"", "hot2|29");
+    }
+
+    [Fact]
     public async Task An_idle_server_notices_another_process_writes_without_writing_itself()
     {
         await using var server = EngramEngine.OpenSqlite(Folder("idle"));

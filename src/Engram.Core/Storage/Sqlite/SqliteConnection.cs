@@ -17,6 +17,12 @@ public sealed class SqliteConnection : IDisposable
 
     private readonly sqlite3 _db;
     private readonly Dictionary<string, SqliteStatement> _statements = new(StringComparer.Ordinal);
+    /// <summary>
+    /// The cached statements whose SQL is a literal of the code (an interned string), found by reference: no hash and
+    /// compare of the whole SQL text per statement run, which was a visible part of a key-value write (bench/README.md,
+    /// session 27). SQL built at run time is never added here, so this stays as small as the code's literals.
+    /// </summary>
+    private readonly Dictionary<string, SqliteStatement> _literals = new(ReferenceEqualityComparer.Instance);
     private bool _disposed;
 
     private SqliteConnection(sqlite3 db, string path)
@@ -130,7 +136,7 @@ public sealed class SqliteConnection : IDisposable
     public SqliteStatement Prepare(string sql)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_statements.TryGetValue(sql, out var cached))
+        if (_literals.TryGetValue(sql, out var cached) || _statements.TryGetValue(sql, out cached))
         {
             cached.ResetForReuse();
             return cached;
@@ -150,9 +156,14 @@ public sealed class SqliteConnection : IDisposable
                 statement.Close();
             }
             _statements.Clear();
+            _literals.Clear();
         }
         var prepared = new SqliteStatement(this, stmt, sql);
         _statements[sql] = prepared;
+        if (ReferenceEquals(string.IsInterned(sql), sql))
+        {
+            _literals[sql] = prepared;
+        }
         return prepared;
     }
 
@@ -209,6 +220,7 @@ public sealed class SqliteConnection : IDisposable
             statement.Close();
         }
         _statements.Clear();
+        _literals.Clear();
         var rc = raw.sqlite3_close_v2(_db);
         Debug.Assert(rc == raw.SQLITE_OK, "close_v2 defers until statements are finalized");
         _db.Dispose();
