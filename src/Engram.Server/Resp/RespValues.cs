@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -27,6 +28,7 @@ internal static class RespValues
     private const string BytesProperty = "$bytes";
 
     /// <summary>The JSON text for <paramref name="value"/>.</summary>
+    [SkipLocalsInit] // the stack buffer is read only where written
     public static string ToJson(ReadOnlySpan<byte> value)
     {
         if (IsCanonicalInteger(value))
