@@ -174,6 +174,31 @@ public sealed class KvWriteBehindTests : IDisposable
     }
 
     [Fact]
+    public async Task History_rows_written_together_by_one_item_read_back_as_rows_written_one_by_one()
+    {
+        var clock = new ManualClock(Start);
+        await using var engine = EngramEngine.OpenSqlite(Folder("rows"), clock: clock);
+        var kv = engine.KeyValue;
+        // 37 changes in one item: two statements of 16 rows and five single rows, against the same writes one at a time.
+        var items = Enumerable.Range(0, 37).Select(i => new KvSetItem($"k{i:D2}", Json(i % 2 == 0 ? $"{i}" : $"\"v{i}\""), i % 3 * 60)).ToList();
+        await kv.SetManyAsync(Acme, [.. items.Select(i => i with { Key = "many:" + i.Key })]);
+        foreach (var item in items)
+        {
+            await kv.SetAsync(Acme, "one:" + item.Key, item.Value, item.TtlSeconds);
+        }
+        // The change log lists every change once, in the order written.
+        (await engine.Store.ReadChangesAsync(0, 1000)).Where(c => c.Entity == Engram.Core.Storage.ChangeRecord.KeyValueEntity).Select(c => c.EntityId)
+            .Should().Equal([.. items.Select(i => "many:" + i.Key), .. items.Select(i => "one:" + i.Key)]);
+        foreach (var item in items)
+        {
+            var many = (await kv.GetHistoryAsync(Acme, "many:" + item.Key)).Items.Should().ContainSingle().Subject;
+            var one = (await kv.GetHistoryAsync(Acme, "one:" + item.Key)).Items.Should().ContainSingle().Subject;
+            (many.Event, many.Version, many.Value?.GetRawText(), many.ExpiresAt, many.At).Should().Be((one.Event, one.Version, one.Value?.GetRawText(), one.ExpiresAt, one.At));
+            many.Value!.Value.GetRawText().Should().Be(item.Value.GetRawText());
+        }
+    }
+
+    [Fact]
     public async Task An_idle_server_notices_another_process_writes_without_writing_itself()
     {
         await using var server = EngramEngine.OpenSqlite(Folder("idle"));

@@ -38,11 +38,13 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         {
             var now = NowMs;
             using var seqs = ReserveKvSeqs(c, writes.Count);
+            using var rows = CollectKvHistory(writes.Count);
             var results = new KvSetResult[writes.Count];
             for (var i = 0; i < results.Length; i++)
             {
                 results[i] = SetOne(c, caller, writes[i], now);
             }
+            _kvRows.Insert(c);
             return results;
         }, durability, ct);
 
@@ -159,6 +161,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             });
             var result = run(transaction);
             using var seqs = ReserveKvSeqs(c, transaction.Changes.Count);
+            using var rows = CollectKvHistory(transaction.Changes.Count);
             foreach (var change in transaction.Changes)
             {
                 var (current, head) = CurrentKv(c, caller.Tenant, change.StoredKey);
@@ -176,6 +179,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                         break;
                 }
             }
+            _kvRows.Insert(c);
             return result;
         }, durability, ct);
 
@@ -555,9 +559,24 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// the id is the change's <paramref name="seq"/> (<see cref="NextKvSeq"/>), else the next rowid.
     /// </summary>
     private long AppendKvHistory(SqliteConnection c, Caller caller, string storedKey, long seq, string historyEvent, long now, long version,
-        string? json, long? expiresAtMs, long? previous) =>
-        InsertKvHistory(c, _kvChangesInHistoryAfter is null ? null : seq, caller.Tenant, storedKey, seq, historyEvent, caller.Actor, now, version, json,
+        string? json, long? expiresAtMs, long? previous)
+    {
+        if (_kvRows.Collecting)
+        {
+            _kvRows.Add(new KvHistoryRow(seq, caller.Tenant, storedKey, seq, historyEvent, caller.Actor, now, version, json, expiresAtMs, previous));
+            return seq;
+        }
+        return InsertKvHistory(c, _kvChangesInHistoryAfter is null ? null : seq, caller.Tenant, storedKey, seq, historyEvent, caller.Actor, now, version, json,
             expiresAtMs, previous);
+    }
+
+    /// <summary>
+    /// Lets an item that writes <paramref name="changes"/> key-value changes insert their history rows together at its end
+    /// (<see cref="SqliteKvHistoryRows"/>), when there is more than one and their ids are their seqs (not in a store whose
+    /// key-value changes still go to the change log, where the row id comes from the insert).
+    /// </summary>
+    private SqliteKvHistoryRows.Scope? CollectKvHistory(int changes) =>
+        changes > 1 && _kvChangesInHistoryAfter is not null ? _kvRows.Collect() : null;
 
     /// <summary>Inserts a history row with id <paramref name="hid"/> (null: the next rowid); returns its id.</summary>
     private static long InsertKvHistory(SqliteConnection c, long? hid, string tenant, string storedKey, long seq, string historyEvent, string actor, long at,

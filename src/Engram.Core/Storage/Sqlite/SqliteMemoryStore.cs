@@ -21,6 +21,8 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
     private bool _disposed;
     /// <summary>Key-value changes after this seq are read from kv_history, not changelog; null in a file older than schema 14 (<see cref="NextKvSeq"/>).</summary>
     private readonly long? _kvChangesInHistoryAfter;
+    /// <summary>Key-value history rows of the running write item, inserted together at its end (writer thread only).</summary>
+    private readonly SqliteKvHistoryRows _kvRows = new();
 
     private SqliteMemoryStore(string path, SqliteConnection writeConnection, SqliteKvWriteBehind kvHot, TimeProvider clock, int maxReaders, long? kvChangesAfter)
     {
