@@ -95,8 +95,14 @@ public sealed class RespScriptTests
             .Should().BeOfType<string>().Which.Should().StartWith("-ERR Write commands are not allowed from read-only scripts.");
 
         // The sandbox: no files, processes, modules or code loading; Redis's helpers are there.
-        (await client.CallAsync("EVAL", "return tostring(io) .. tostring(os) .. tostring(load) .. tostring(dofile) .. tostring(require) .. tostring(string.dump)", "0"))
-            .Should().Be("nilnilnilnilnilnil");
+        (await client.CallAsync("EVAL", """
+            local missing = {}
+            for _, name in ipairs({ 'io', 'os', 'load', 'loadfile', 'dofile', 'require', 'package', 'debug', 'collectgarbage', 'print' }) do
+              local ok, e = pcall(function() return _G[name] end)
+              if ok or not e:find("nonexistent global variable '" .. name .. "'", 1, true) then return 'reachable: ' .. name end
+            end
+            return tostring(string.dump)
+            """, "0")).Should().Be("nil");
         (await client.CallAsync("EVAL", "return setmetatable({}, {__gc = function() end})", "0"))
             .Should().BeOfType<string>().Which.Should().Contain("scripts may not set __gc");
         (await client.CallAsync("EVAL", "return {bit.band(0xff, 0x0f), bit.bor(1, 2, 4), bit.bxor(5, 1), bit.tohex(255), bit.arshift(-16, 2), bit.lshift(1, 31), unpack({9})}", "0"))
@@ -122,11 +128,32 @@ public sealed class RespScriptTests
         (await client.CallAsync("EVAL", "local t = {} t.self = t return cjson.encode(t)", "0")).Should().BeOfType<string>().Which.Should().Contain("excessive nesting");
         (await client.CallAsync("EVAL", "return cjson.encode(function() end)", "0")).Should().BeOfType<string>().Which.Should().Contain("Cannot serialise function");
 
-        // Scripts share a Lua state but not their globals: what one changes, the next does not see.
-        (await client.CallAsync("EVAL", "leaked = 'yes' string.rep = nil redis.call = nil KEYS[1] = 'x' return 1", "0")).Should().Be(1L);
-        ((object?[])(await client.CallAsync("EVAL", "return {tostring(leaked), string.rep('a', 2), redis.call('PING').ok, tostring(KEYS[1])}", "0"))!)
-            .Should().Equal("nil", "aa", "PONG", "nil");
-        (await client.CallAsync("EVAL", "return tostring(getmetatable(''))", "0")).Should().Be("false", "the strings' shared metatable is hidden");
+        // Scripts share a Lua state and its globals, which are read-only (as in Redis 7): nothing one script could change
+        // is seen by the next. Each assignment below is refused, raw or not; the script's own tables (KEYS) are its own.
+        foreach (var change in new[]
+        {
+            "leaked = 'yes'", "string.rep = nil", "redis.call = nil", "rawset(string, 'rep', nil)", "rawset(_G, 'leaked', 1)",
+            "setmetatable(cjson, {})", "table.insert(math, 1)", "getmetatable('').__index = {}", "_G.fresh = 1",
+        })
+        {
+            (await client.CallAsync("EVAL", change + " return 1", "0")).Should().BeOfType<string>()
+                .Which.Should().Contain("Attempt to modify a readonly table", change);
+        }
+        (await client.CallAsync("EVAL", "KEYS[1] = 'x' table.insert(ARGV, 'y') return KEYS[1] .. #ARGV", "1", "k")).Should().Be("x1");
+        // Iterating a library hands out its functions, never the real table behind the view.
+        (await client.CallAsync("EVAL", """
+            local seen, n = {}, 0
+            for _, library in ipairs({ string, table, math, utf8, redis, bit, cjson, _G }) do
+              local iterate, state = pairs(library)
+              if state ~= nil and state ~= library then return 'a table behind the view was handed out' end
+              for name, value in pairs(library) do n = n + 1 if type(value) == 'table' and value ~= cjson.null then seen[#seen + 1] = name end end
+            end
+            table.sort(seen)
+            return tostring(n > 100) .. ' ' .. table.concat(seen, ',')
+            """, "0")).Should().Be("true ARGV,KEYS,_G,bit,cjson,math,redis,string,table,utf8");
+        ((object?[])(await client.CallAsync("EVAL", "return {string.rep('a', 2), redis.call('PING').ok, tostring(KEYS[1]), tostring(rawget(_G, 'leaked'))}", "0"))!)
+            .Should().Equal("aa", "PONG", "nil", "nil");
+        (await client.CallAsync("EVAL", "return getmetatable('').__index == string and ('x'):rep(2)", "0")).Should().Be("xx", "the strings' metatable is a read-only stand-in");
 
         // Scripts queued in MULTI run in EXEC's transaction; one that fails leaves nothing of itself, the others stay.
         (await client.CallAsync("SET", "m:a", "1")).Should().Be("+OK");

@@ -132,6 +132,23 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
         ["EVAL", "local function f()\n  return redis.call('INCR', KEYS[1]) + 1\nend\nreturn f()", "1", "sc:text"],
         ["EVAL", "error({err='MY custom'})", "0"],
         ["EVAL", "return redis.pcall('INCR', KEYS[1])", "1", "sc:text"],
+        // Globals are read-only and a missing one is an error, as in Redis 7. (Not compared: assigning a global that
+        // exists, such as KEYS = nil, which Redis refuses and Engram lets change the run's own table of globals.)
+        ["EVAL", "x = 1 return 1", "0"],
+        ["EVAL", "return y", "0"],
+        ["EVAL", "return type(os)", "0"],
+        ["EVAL", "string.foo = 1 return 1", "0"],
+        ["EVAL", "string.format = nil return 1", "0"],
+        ["EVAL", "redis.call = nil return 1", "0"],
+        ["EVAL", "rawset(string, 'foo', 1) return 1", "0"],
+        ["EVAL", "rawset(_G, 'z', 1) return 1", "0"],
+        ["EVAL", "setmetatable(string, {}) return 1", "0"],
+        ["EVAL", "table.insert(string, 1) return 1", "0"],
+        ["EVAL", "local ok, e = pcall(function() return undefinedvar end) return e", "0"],
+        ["EVAL", "local ok, e = pcall(function() x = 1 end) return e", "0"],
+        ["EVAL", "KEYS[1] = 'x' table.insert(ARGV, 'y') return {KEYS[1], _G.KEYS[1], #ARGV}", "1", "sc:k", "a"],
+        ["EVAL", "return {type(string.format), tostring(_G == _G._G), type(getmetatable('')), type(rawget(_G, 'KEYS'))}", "0"],
+        ["EVAL", "local f = function() return 1 end return f()", "0"],
         // (Not compared: sc:text after the failed script. Redis keeps the SET made before error('boom'); Engram writes
         // nothing of a script that fails.)
         ["EXISTS", "sc:lua", "sc:lua2", "sc:luaf"],

@@ -57,8 +57,10 @@ internal static unsafe partial class LuaSandbox
 
     /// <summary>
     /// A Lua state with the libraries and the prelude loaded, kept by the script thread between scripts (creating one
-    /// costs about 100 µs, more than most scripts run). Each script gets a fresh environment of copies of the libraries
-    /// (<c>__engram_fresh</c>), so nothing one script sets is seen by the next; its compiled function is cached by SHA1.
+    /// costs about 100 µs, more than most scripts run). Each script gets a fresh, read-only environment over globals that
+    /// every script shares (<c>__engram_fresh</c>): as in Redis 7 nothing global can be changed, so nothing one script
+    /// does is seen by the next (copying the libraries for each script instead was most of a script's cost, bench/README.md
+    /// session 27); its compiled function is cached by SHA1.
     /// A state whose script was stopped or ran out of memory is closed, not reused.
     /// </summary>
     private sealed class PreparedState(nint state, Budget* budget)
@@ -156,12 +158,12 @@ internal static unsafe partial class LuaSandbox
             lua_settop(state, 0);
             // 1: the script's environment.
             lua_getglobal(state, "__engram_fresh");
-            if (lua_pcallk(state, 0, 1, 0, 0, 0) != Ok)
+            PushArray(state, keys);
+            PushArray(state, argv);
+            if (lua_pcallk(state, 2, 1, 0, 0, 0) != Ok)
             {
                 throw new InvalidOperationException("the script environment could not be made: " + Text(state, -1));
             }
-            SetField(state, 1, "KEYS", keys);
-            SetField(state, 1, "ARGV", argv);
             // 2: the cache of compiled scripts; 3: this one.
             lua_getglobal(state, "__engram_scripts");
             PushString(state, sha);
@@ -235,13 +237,6 @@ internal static unsafe partial class LuaSandbox
         }
     }
 
-    private static void SetField(nint state, int table, string name, byte[][] items)
-    {
-        PushString(state, name);
-        PushArray(state, items);
-        lua_rawset(state, table);
-    }
-
     /// <summary>The script's SHA1 as EVALSHA names it (40 lowercase hex digits).</summary>
     public static string Sha1(ReadOnlySpan<byte> script) => Convert.ToHexStringLower(SHA1.HashData(script));
 
@@ -254,7 +249,7 @@ internal static unsafe partial class LuaSandbox
         }
         if (bounded)
         {
-            // Before the prelude copies the library for scripts, and from the table strings' methods come from.
+            // From the library itself: the scripts' read-only view of it and strings' methods both read this table.
             lua_getglobal(state, "string");
             foreach (var name in (ReadOnlySpan<string>)["find", "match", "gmatch", "gsub"])
             {
@@ -655,7 +650,7 @@ internal static unsafe partial class LuaSandbox
     /// </summary>
     private const string PreludeSource = """
         local call, sha1hex, log = __engram_call, __engram_sha1hex, __engram_log
-        local getinfo = debug.getinfo
+        local getinfo, getmetatable_ = debug.getinfo, debug.getmetatable
         debug = nil
         -- The line of the innermost frame of the script itself (not the prelude's functions, not C), as Redis reports.
         local function userline(level)
@@ -683,10 +678,13 @@ internal static unsafe partial class LuaSandbox
         __engram_json_null, __engram_json_decode, __engram_json_encode = nil, nil, nil
         local type, rawget, error, select, tostring, concat = type, rawget, error, select, tostring, table.concat
         local setmetatable_ = setmetatable
+        local load_ = load -- (for the run's globals below only)
         dofile, loadfile, load, print, collectgarbage = nil, nil, nil, nil, nil
         string.dump = nil
         function setmetatable(t, mt)
           if type(mt) == 'table' and rawget(mt, '__gc') ~= nil then error('scripts may not set __gc', 2) end
+          local current = getmetatable_(t)
+          if current ~= nil and rawget(current, '__engram_readonly') == true then error('Attempt to modify a readonly table', 0) end
           return setmetatable_(t, mt)
         end
         unpack = table.unpack
@@ -767,27 +765,53 @@ internal static unsafe partial class LuaSandbox
             return text
           end,
         }
-        -- Each script's globals: copies of what is above, so a script that changes them changes its own copies. The
-        -- string metatable (shared by every string) is hidden from getmetatable.
-        getmetatable('').__metatable = false
-        local base = {}
+        -- Globals as Redis 7 has them: read-only, and reading one that does not exist is an error. The libraries are
+        -- read-only views of the real tables (rawset and setmetatable refuse them too) that every script shares; each run
+        -- gets a table of its own holding the names (not copies of the libraries, which was most of a script's cost), so
+        -- nothing one script does is seen by the next. A script keeps its state in locals and in tables it makes.
+        local next, rawset_ = next, rawset
+        local function readonly() error('Attempt to modify a readonly table', 2) end
+        function rawset(t, k, v)
+          if type(t) ~= 'table' then error("bad argument #1 to 'rawset' (table expected, got " .. type(t) .. ')', 2) end
+          local mt = getmetatable_(t)
+          if mt ~= nil and rawget(mt, '__engram_readonly') == true then error('Attempt to modify a readonly table', 0) end
+          return rawset_(t, k, v)
+        end
+        -- (pairs of a view iterates through a closure: handing out next with the real table would hand out the table.)
+        local function view(t)
+          return setmetatable_({}, { __index = t, __newindex = readonly, __metatable = false, __engram_readonly = true,
+            __pairs = function()
+              local key
+              return function()
+                local value
+                key, value = next(t, key)
+                return key, value
+              end
+            end,
+            __len = function() return #t end })
+        end
+        local names, values = {}, {}
         for _, name in ipairs({ 'assert', 'error', 'ipairs', 'next', 'pairs', 'pcall', 'rawequal', 'rawget', 'rawlen', 'rawset',
             'select', 'setmetatable', 'getmetatable', 'tonumber', 'tostring', 'type', 'xpcall', 'unpack', '_VERSION' }) do
-          base[name] = _G[name]
+          names[#names + 1], values[#values + 1] = name, _G[name]
         end
-        local libraries = { string = string, table = table, math = math, utf8 = utf8, redis = redis, bit = bit, cjson = cjson }
-        local next = next
-        local function copy(t)
-          local c = {}
-          for k, v in next, t do c[k] = v end
-          return c
+        local views = {}
+        for _, name in ipairs({ 'string', 'table', 'math', 'utf8', 'redis', 'bit', 'cjson' }) do
+          views[name] = view(_G[name])
+          names[#names + 1], values[#values + 1] = name, views[name]
         end
-        function __engram_fresh()
-          local env = copy(base)
-          for name, library in next, libraries do env[name] = copy(library) end
-          env._G = env
-          return env
-        end
+        -- The strings' shared metatable: scripts see a read-only stand-in whose __index is the string library's view.
+        getmetatable('').__metatable = view({ __index = views.string })
+        local envmeta = { __index = function(_, name)
+          error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+        end, __newindex = readonly, __metatable = view({}), __engram_readonly = true }
+        -- One table constructor for a run's globals (sized once, no rehashing), the shared values as its upvalues.
+        local source = { 'local envmeta, setmetatable' }
+        for i = 1, #names do source[#source + 1] = ', v' .. i end
+        source[#source + 1] = ' = ...\nreturn function(keys, argv)\nlocal env = { KEYS = keys, ARGV = argv'
+        for i = 1, #names do source[#source + 1] = ', ' .. names[i] .. ' = v' .. i end
+        source[#source + 1] = ' }\nenv._G = env\nreturn setmetatable(env, envmeta)\nend'
+        __engram_fresh = load_(concat(source), '=globals', 't', {})(envmeta, setmetatable_, table.unpack(values))
         __engram_scripts = {}
         """;
 }
