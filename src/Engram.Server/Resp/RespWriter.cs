@@ -15,7 +15,13 @@ internal sealed class RespWriter(PipeWriter output)
 {
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
 
-    private readonly char[] _chars = new char[4096];
+    /// <summary>
+    /// Where escaped values are resolved, made at the first one (a connection's writer keeps it): the writers made for each
+    /// script and each command a script runs mostly never need it, and 8 KB each was most of what a script allocated.
+    /// </summary>
+    private char[]? _chars;
+
+    private const int CharsKept = 4096;
 
     public bool Resp3 { get; set; }
 
@@ -121,7 +127,8 @@ internal sealed class RespWriter(PipeWriter output)
             // Escapes (redis-benchmark's values hold backslashes): resolved into the connection's buffer (kept for values
             // up to 4 KB, not cleared per use as a stackalloc would be), no JSON document.
             char[]? rented = null;
-            var buffer = valueJson.Length <= _chars.Length ? _chars : (rented = ArrayPool<char>.Shared.Rent(valueJson.Length));
+            var buffer = valueJson.Length <= CharsKept ? _chars ??= GC.AllocateUninitializedArray<char>(CharsKept)
+                : (rented = ArrayPool<char>.Shared.Rent(valueJson.Length));
             try
             {
                 if (RespValues.TryUnescape(valueJson, buffer, out var written))
