@@ -515,8 +515,4 @@ public sealed class KvTransactionView(KvService kv, KvTransaction transaction, s
     public KvTransaction.Savepoint Save() => transaction.Save();
 
     public void RollBack(KvTransaction.Savepoint savepoint) => transaction.RollBack(savepoint);
-
-    /// <summary>Lets the commands touch only <paramref name="keys"/> of the transaction's keys (null: all of them again).</summary>
-    public void Only(IEnumerable<string>? keys) =>
-        transaction.Only(keys?.Where(KvKeys.IsValid).Select(k => KvKeys.ToStored(tenant, k)));
 }

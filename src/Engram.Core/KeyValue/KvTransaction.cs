@@ -11,7 +11,9 @@ namespace Engram.Core.KeyValue;
 /// comes between the reads and the writes, and either all of the changes are written or none.
 /// <para>
 /// Everything completes synchronously (the tasks returned are finished), so the commands run inside the store's write
-/// step. Only the declared keys can be touched. Listings (KEYS, SCAN, DBSIZE inside MULTI) read the store's keys as the
+/// step. The declared keys are read up front; any other key a command touches is read when first touched, through the
+/// store's <see cref="Loader"/> (a script may build key names, as standalone Redis allows), up to
+/// <see cref="KvService.MaxTransactionKeys"/> keys in all. Listings (KEYS, SCAN, DBSIZE inside MULTI) read the store's keys as the
 /// step found them through the store's <see cref="Lister"/>, with the declared keys as the transaction has left them so
 /// far; pattern deletes and history are not transaction commands. Results carry seq 0: seqs are taken when the store
 /// writes the changes.
@@ -22,7 +24,13 @@ public sealed class KvTransaction : IKeyValueStore
     private readonly Dictionary<string, Slot> _slots;
     private readonly List<Change> _changes = [];
     private readonly Lister? _list;
+    private readonly Loader? _load;
+    /// <summary>The keys in the order they were read: a savepoint knows which came after it by their count.</summary>
+    private readonly List<string> _order = [];
     private long _readChars;
+
+    /// <summary>A key's newest entry in the store's step, expired or not (null: none), and the head of its history (null: none).</summary>
+    public delegate (KvEntry? Entry, long? Head) Loader(string storedKey);
 
     /// <summary>
     /// The store's live entries of the transaction's tenant matching <paramref name="pattern"/>, after
@@ -35,17 +43,30 @@ public sealed class KvTransaction : IKeyValueStore
     /// <param name="nowMs">The store's time for the whole transaction (unix ms).</param>
     /// <param name="read">Each declared key's newest entry, expired or not (null: none), and the head of its history (null: none).</param>
     /// <param name="list">The store's listing inside the step (null: listings are refused).</param>
-    public KvTransaction(Caller partition, long nowMs, IEnumerable<(string StoredKey, KvEntry? Entry, long? Head)> read, Lister? list = null)
+    /// <param name="load">The store's read of a key that was not declared (null: only the declared keys can be touched).</param>
+    public KvTransaction(Caller partition, long nowMs, IEnumerable<(string StoredKey, KvEntry? Entry, long? Head)> read, Lister? list = null,
+        Loader? load = null)
     {
         Partition = partition;
         NowMs = nowMs;
         _list = list;
+        _load = load;
         _slots = new Dictionary<string, Slot>(StringComparer.Ordinal);
         foreach (var (key, entry, head) in read)
         {
-            _slots[key] = new Slot(entry is not null && entry.IsLiveAt(nowMs) ? entry : null, head);
-            CountRead(ref _readChars, entry);
+            Add(key, entry, head);
         }
+    }
+
+    private Slot Add(string storedKey, KvEntry? entry, long? head)
+    {
+        CountRead(ref _readChars, entry);
+        var slot = new Slot(entry is not null && entry.IsLiveAt(NowMs) ? entry : null, head);
+        if (_slots.TryAdd(storedKey, slot))
+        {
+            _order.Add(storedKey);
+        }
+        return _slots[storedKey];
     }
 
     /// <summary>The most characters of values one transaction may read (its working set lives in memory for the step).</summary>
@@ -74,18 +95,23 @@ public sealed class KvTransaction : IKeyValueStore
     /// </summary>
     public long HeadAtStart(string storedKey) => Find(storedKey).HeadAtStart ?? 0;
 
-    /// <summary>The state of the working set at a point (its entries and how many changes were recorded).</summary>
-    public sealed record Savepoint(int Changes, IReadOnlyList<(string StoredKey, KvEntry? Live)> Entries);
+    /// <summary>The state of the working set at a point (its entries, how many keys were read and how many changes were recorded).</summary>
+    public sealed record Savepoint(int Changes, int Keys, IReadOnlyList<(string StoredKey, KvEntry? Live)> Entries);
 
     /// <summary>Where the transaction is now (a script inside EXEC that fails must leave nothing of itself).</summary>
-    public Savepoint Save() => new(_changes.Count, [.. _slots.Select(s => (s.Key, s.Value.Live))]);
+    public Savepoint Save() => new(_changes.Count, _order.Count, [.. _slots.Select(s => (s.Key, s.Value.Live))]);
 
-    /// <summary>Undoes every change recorded after <paramref name="savepoint"/>.</summary>
+    /// <summary>Undoes every change recorded after <paramref name="savepoint"/>, to keys read before it and after it.</summary>
     public void RollBack(Savepoint savepoint)
     {
         foreach (var (key, live) in savepoint.Entries)
         {
             _slots[key].Live = live;
+        }
+        for (var i = savepoint.Keys; i < _order.Count; i++)
+        {
+            var slot = _slots[_order[i]];
+            slot.Live = slot.AsRead;
         }
         _changes.RemoveRange(savepoint.Changes, _changes.Count - savepoint.Changes);
     }
@@ -97,22 +123,30 @@ public sealed class KvTransaction : IKeyValueStore
     {
         public KvEntry? Live { get; set; } = live;
 
+        /// <summary>The live entry as the store held it when the key was read.</summary>
+        public KvEntry? AsRead { get; } = live;
+
         public long? HeadAtStart { get; } = headAtStart;
     }
 
-    private HashSet<string>? _only;
-
-    /// <summary>
-    /// Narrows what the commands may touch to <paramref name="storedKeys"/> (null: every key read), so scripts run one after
-    /// another in one transaction each see their own KEYS only, as each would alone.
-    /// </summary>
-    public void Only(IEnumerable<string>? storedKeys) => _only = storedKeys is null ? null : new HashSet<string>(storedKeys, StringComparer.Ordinal);
-
-    private Slot Find(string storedKey) =>
-        (_only is null || _only.Contains(storedKey)) && _slots.TryGetValue(storedKey, out var slot)
-            ? slot
-            : throw new ValidationException("key",
-                $"key '{KvKeys.ToDisplay(Partition.Tenant, storedKey)}' is not among the keys the transaction declared (a script names every key it touches in KEYS)");
+    private Slot Find(string storedKey)
+    {
+        if (_slots.TryGetValue(storedKey, out var slot))
+        {
+            return slot;
+        }
+        if (_load is not null)
+        {
+            if (_slots.Count >= KvService.MaxTransactionKeys)
+            {
+                throw new ValidationException("key", $"the transaction touches more than {KvService.MaxTransactionKeys} keys; nothing was written");
+            }
+            var (entry, head) = _load(storedKey);
+            return Add(storedKey, entry, head);
+        }
+        throw new ValidationException("key",
+            $"key '{KvKeys.ToDisplay(Partition.Tenant, storedKey)}' is not among the keys the transaction declared");
+    }
 
     private KvEntry? Live(string storedKey)
     {

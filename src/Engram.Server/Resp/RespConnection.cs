@@ -619,19 +619,39 @@ internal sealed partial class RespConnection
         {
             return;
         }
+        // The batch leaves this connection's state before the store sees it, and a store that refuses it at once (a
+        // transaction's store throws rather than fault its task) fails its commands' replies: a SET left behind would be
+        // written by the next drain, outside the script or EXEC that made it.
+        var partition = _setsPartition!;
+        _setsPartition = null;
+        Task write;
         if (_sets.Count == 1)
         {
             // An unpipelined client: one write as it is, and the list stays for the next batch.
-            _pending.Add(new Pending(_kv.SetPreparedAsync(new KvPreparedSet(_setsPartition!, _sets[0])), PendingKind.Ok));
+            var set = new KvPreparedSet(partition, _sets[0]);
             _sets.Clear();
+            try
+            {
+                write = _kv.SetPreparedAsync(set);
+            }
+            catch (Exception ex)
+            {
+                write = Task.FromException(ex);
+            }
+            _pending.Add(new Pending(write, PendingKind.Ok));
+            return;
         }
-        else
+        var writes = _sets;
+        _sets = [];
+        try
         {
-            var writes = _sets;
-            _sets = [];
-            _pending.Add(new Pending(_kv.SetPreparedAsync(_setsPartition!, writes), PendingKind.OkMany, writes.Count));
+            write = _kv.SetPreparedAsync(partition, writes);
         }
-        _setsPartition = null;
+        catch (Exception ex)
+        {
+            write = Task.FromException(ex);
+        }
+        _pending.Add(new Pending(write, PendingKind.OkMany, writes.Count));
     }
 
     /// <summary>Waits for the writes under way, in order, and writes their replies.</summary>

@@ -11,10 +11,10 @@ namespace Engram.Server.Resp;
 /// EVAL / EVALSHA / EVAL_RO / EVALSHA_RO and SCRIPT (LOAD, EXISTS, FLUSH, KILL). A script is a transaction of the store, as
 /// EXEC is (<see cref="KvService.TransactAsync{T}"/>): the keys it names in KEYS are read in one write step, its
 /// <c>redis.call</c>s run through the very code that runs the commands outside (this connection pointed at the
-/// transaction), and its changes are written in that step, so no other write comes between. Unlike Redis, a script that
-/// fails (an error it does not catch, its time or memory limit, SCRIPT KILL) writes nothing at all, and a script may touch
-/// only the keys it declares in KEYS (Redis asks that of scripts too; here it is enforced, because the keys are read before
-/// the script starts). The Lua side is <see cref="LuaSandbox"/>.
+/// transaction), and its changes are written in that step, so no other write comes between. A key the script did not
+/// declare (a name it builds, the keys KEYS or SCAN found) is read when first touched, in the same step. Unlike Redis, a
+/// script that fails (an error it does not catch, its time or memory limit, SCRIPT KILL) writes nothing at all. The Lua
+/// side is <see cref="LuaSandbox"/>.
 /// </summary>
 internal sealed partial class RespConnection
 {
@@ -181,26 +181,18 @@ internal sealed partial class RespConnection
                 {
                     var started = Stopwatch.GetTimestamp();
                     var done = 0;
-                    try
+                    for (; done < batch.Count && (done == 0 || Stopwatch.GetElapsedTime(started) < ScriptStepBudget); done++)
                     {
-                        for (; done < batch.Count && (done == 0 || Stopwatch.GetElapsedTime(started) < ScriptStepBudget); done++)
+                        var savepoint = view.Save();
+                        try
                         {
-                            view.Only(batch[done].KeyNames);
-                            var savepoint = view.Save();
-                            try
-                            {
-                                results[done] = (RunScript(caller, view.Kv, batch[done]), null);
-                            }
-                            catch (ScriptException ex)
-                            {
-                                view.RollBack(savepoint);
-                                results[done] = (null, ex.Reply);
-                            }
+                            results[done] = (RunScript(caller, view.Kv, batch[done]), null);
                         }
-                    }
-                    finally
-                    {
-                        view.Only(null);
+                        catch (ScriptException ex)
+                        {
+                            view.RollBack(savepoint);
+                            results[done] = (null, ex.Reply);
+                        }
                     }
                     return done;
                 }, ct).ConfigureAwait(false);
@@ -284,7 +276,7 @@ internal sealed partial class RespConnection
         }
         else if (!TransactionCommands.Contains(name) || NotFromScripts.Contains(name))
         {
-            _reply.Error($"ERR This Redis command is not allowed from script: '{name.ToLowerInvariant()}' (a script runs commands on the keys it declares)");
+            _reply.Error("ERR This Redis command is not allowed from script");
         }
         else if (Commands[known].Arity is var arity && (arity > 0 ? args.Length != arity : args.Length < -arity))
         {

@@ -41,11 +41,12 @@ internal sealed partial class RespConnection
     ];
 
     /// <summary>
-    /// Transaction commands a script may not call: the listings read the store through the step's connection, which a
-    /// script running on its own thread (one that uses pattern functions, ScriptHost) must not touch, and CLIENT and
-    /// CONFIG are not for scripts in Redis either.
+    /// Transaction commands a script may not call (Redis marks them noscript too). Listings and keys a script did not
+    /// declare read the store through the step's connection, also from a script on its own thread (one that uses pattern
+    /// functions, ScriptHost): the step's thread waits meanwhile, and a script it gives up on runs no command after that
+    /// (<see cref="Scripting.ScriptRun.Abandon"/> waits for the command in progress).
     /// </summary>
-    private static readonly HashSet<string> NotFromScripts = ["KEYS", "SCAN", "DBSIZE", "INFO", "CLIENT", "CONFIG"];
+    private static readonly HashSet<string> NotFromScripts = ["CLIENT", "CONFIG"];
 
     private List<byte[][]>? _queued; // not null between MULTI and EXEC / DISCARD
     private long _queuedBytes;

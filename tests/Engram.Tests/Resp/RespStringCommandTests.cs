@@ -132,6 +132,16 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
         ["EVAL", "local function f()\n  return redis.call('INCR', KEYS[1]) + 1\nend\nreturn f()", "1", "sc:text"],
         ["EVAL", "error({err='MY custom'})", "0"],
         ["EVAL", "return redis.pcall('INCR', KEYS[1])", "1", "sc:text"],
+        // Keys a script did not declare, and listings from scripts.
+        ["SET", "sc:pat:1", "a"],
+        ["SET", "sc:pat:2", "b"],
+        ["EVAL", "local found = redis.call('KEYS', ARGV[1]) table.sort(found) return found", "0", "sc:pat:*"],
+        ["EVAL", "local r = redis.call('SCAN', '0', 'MATCH', ARGV[1], 'COUNT', '1000') table.sort(r[2]) return r[2]", "0", "sc:pat:*"],
+        ["EVAL", "return redis.call('DBSIZE') > 0", "0"],
+        ["EVAL", "redis.call('APPEND', ARGV[1] .. ':1', 'z') return redis.call('GET', ARGV[1] .. ':1')", "0", "sc:pat"],
+        ["EVAL", "return redis.call('DEL', unpack(redis.call('KEYS', ARGV[1])))", "0", "sc:pat:*"],
+        ["EXISTS", "sc:pat:1", "sc:pat:2"],
+        ["EVAL", "local id = redis.call('CLIENT', 'ID') return id", "0"],
         // Globals are read-only and a missing one is an error, as in Redis 7. (Not compared: assigning a global that
         // exists, such as KEYS = nil, which Redis refuses and Engram lets change the run's own table of globals.)
         ["EVAL", "x = 1 return 1", "0"],

@@ -140,7 +140,8 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
                 KvTransaction.CountRead(ref chars, entry); // stops the reading at the transaction's bound
                 read.Add((key, entry, head));
             }
-            var transaction = new KvTransaction(caller, now, read, (pattern, afterKey, limit) => SelectMatching(c, caller.Tenant, pattern, afterKey, limit, now));
+            var transaction = new KvTransaction(caller, now, read, (pattern, afterKey, limit) => SelectMatching(c, caller.Tenant, pattern, afterKey, limit, now),
+                key => CurrentKv(c, caller.Tenant, key));
             var result = run(transaction);
             foreach (var change in transaction.Changes)
             {
@@ -399,6 +400,25 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         }
         await using var deleted = Command(c, "SELECT last_hid FROM kv_deleted WHERE tenant = $1 AND key = $2").Text(tenant).Text(storedKey);
         return (null, await deleted.ExecuteScalarAsync().ConfigureAwait(false) as long?);
+    }
+
+    /// <summary>
+    /// <see cref="CurrentKvAsync"/> with the head, synchronously: for a transaction's keys read while it runs (its commands
+    /// are synchronous, and the step's connection waits for them meanwhile).
+    /// </summary>
+    private static (KvEntry? Entry, long? Head) CurrentKv(NpgsqlConnection c, string tenant, string storedKey)
+    {
+        using (var command = Command(c, $"SELECT {KvEntryColumns} FROM kv_entries WHERE tenant = $1 AND key = $2").Text(tenant).Text(storedKey))
+        using (var reader = command.ExecuteReader())
+        {
+            if (reader.Read())
+            {
+                var entry = ReadKvEntry(reader);
+                return (entry, entry.LastHistoryId);
+            }
+        }
+        using var deleted = Command(c, "SELECT last_hid FROM kv_deleted WHERE tenant = $1 AND key = $2").Text(tenant).Text(storedKey);
+        return (null, deleted.ExecuteScalar() as long?);
     }
 
     private static KvEntry ReadKvEntry(NpgsqlDataReader r, int first = 0) =>

@@ -158,7 +158,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                     FlushKv(c, caller.Tenant, pattern); // the listing reads kv_entries, as ListKvAsync's does
                 }
                 return SelectMatching(c, caller.Tenant, pattern, afterKey, limit, now);
-            });
+            }, key => CurrentKv(c, caller.Tenant, key));
             var result = run(transaction);
             using var seqs = ReserveKvSeqs(c, transaction.Changes.Count);
             using var rows = CollectKvHistory(transaction.Changes.Count);
