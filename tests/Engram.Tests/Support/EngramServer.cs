@@ -49,21 +49,33 @@ public sealed class EngramServer : IAsyncDisposable
         var postgres = Core.Storage.StoreFactory.IsPostgres(dataPath);
         var owned = dataPath is null || postgres ? new TempDirectory() : null;
         var path = postgres ? owned!.Path : dataPath ?? owned!.Path;
-        var port = FreePort();
-        var url = $"http://127.0.0.1:{port}";
-        var app = ServerApplication.Build([], o =>
+        // A port found free can be taken before Kestrel binds it (another test's server, a client socket's local port):
+        // then the server starts again on another one.
+        for (var attempt = 1; ; attempt++)
         {
-            o.DataPath = path;
-            o.Store = postgres ? dataPath : null;
-            o.Backup.Enabled = false; // no scheduled backups unless a test asks (a fake clock moved by hours would start them)
-            // The budget is the process's, and this process hosts every test's servers at once (the whole suite's
-            // working set reached 12 GB, the automatic budget on a 24 GB machine, and every server shed writes):
-            // a budget no test process reaches, unless a test sets its own.
-            o.Memory.BudgetMB = TestProcessBudgetMB;
-            configure?.Invoke(o);
-        }, clock, url);
-        await app.StartAsync();
-        return new EngramServer(app, path, owned, new Uri(url));
+            var url = $"http://127.0.0.1:{FreePort()}";
+            var app = ServerApplication.Build([], o =>
+            {
+                o.DataPath = path;
+                o.Store = postgres ? dataPath : null;
+                o.Backup.Enabled = false; // no scheduled backups unless a test asks (a fake clock moved by hours would start them)
+                // The budget is the process's, and this process hosts every test's servers at once (the whole suite's
+                // working set reached 12 GB, the automatic budget on a 24 GB machine, and every server shed writes):
+                // a budget no test process reaches, unless a test sets its own.
+                o.Memory.BudgetMB = TestProcessBudgetMB;
+                configure?.Invoke(o);
+            }, clock, url);
+            try
+            {
+                await app.StartAsync();
+                return new EngramServer(app, path, owned, new Uri(url));
+            }
+            catch (IOException ex) when (attempt < 5 && ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException
+                && ex.Message.Contains(url, StringComparison.Ordinal))
+            {
+                await app.DisposeAsync();
+            }
+        }
     }
 
     /// <summary>A server on a fresh store of <paramref name="backend"/> (a PostgreSQL database is dropped with the server).</summary>
