@@ -46,9 +46,12 @@ public sealed class RespKillNineTests(ITestOutputHelper output)
             await using var child = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(30), environment);
             await VerifyAsync(port, acknowledged, counters, transactions, $"cycle {cycle}, after restart");
             using var stop = new CancellationTokenSource();
+            // Connected before the clock to the kill starts: on a loaded machine a writer's task could otherwise first run
+            // after the kill and fail to connect at all.
+            var clients = await Task.WhenAll(Enumerable.Range(0, Writers + 1).Select(_ => RespClient.ConnectAsync(port)));
             var writers = Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
             {
-                using var client = await RespClient.ConnectAsync(port);
+                using var client = clients[w];
                 while (!stop.IsCancellationRequested)
                 {
                     var n = ++next[w];
@@ -74,7 +77,7 @@ public sealed class RespKillNineTests(ITestOutputHelper output)
             })).ToList();
             writers.Add(Task.Run(async () =>
             {
-                using var client = await RespClient.ConnectAsync(port);
+                using var client = clients[Writers];
                 while (!stop.IsCancellationRequested)
                 {
                     try
