@@ -13,7 +13,7 @@ namespace Engram.Core.KeyValue;
 /// Everything completes synchronously (the tasks returned are finished), so the commands run inside the store's write
 /// step. The declared keys are read up front; any other key a command touches is read when first touched, through the
 /// store's <see cref="Loader"/> (a script may build key names, as standalone Redis allows), up to
-/// <see cref="KvService.MaxTransactionKeys"/> keys in all. Listings (KEYS, SCAN, DBSIZE inside MULTI) read the store's keys as the
+/// <see cref="KvService.MaxTransactionKeys"/> keys in all. Listings (KEYS, SCAN, DBSIZE inside MULTI or a script) read the store's keys as the
 /// step found them through the store's <see cref="Lister"/>, with the declared keys as the transaction has left them so
 /// far; pattern deletes and history are not transaction commands. Results carry seq 0: seqs are taken when the store
 /// writes the changes.
@@ -62,11 +62,12 @@ public sealed class KvTransaction : IKeyValueStore
     {
         CountRead(ref _readChars, entry);
         var slot = new Slot(entry is not null && entry.IsLiveAt(NowMs) ? entry : null, head);
-        if (_slots.TryAdd(storedKey, slot))
+        _slots[storedKey] = slot; // (a key declared twice keeps its first place in the order)
+        if (_slots.Count > _order.Count)
         {
             _order.Add(storedKey);
         }
-        return _slots[storedKey];
+        return slot;
     }
 
     /// <summary>The most characters of values one transaction may read (its working set lives in memory for the step).</summary>

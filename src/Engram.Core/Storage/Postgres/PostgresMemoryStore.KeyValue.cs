@@ -385,7 +385,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     /// <summary>The key's entry, expired or not (null: none), and the head of its history chain (a deleted key keeps one).</summary>
     private static async Task<(KvEntry? Entry, long? Head)> CurrentKvAsync(NpgsqlConnection c, string tenant, string storedKey, bool withHead)
     {
-        await using (var command = Command(c, $"SELECT {KvEntryColumns} FROM kv_entries WHERE tenant = $1 AND key = $2").Text(tenant).Text(storedKey))
+        await using (var command = Command(c, SelectKvEntry).Text(tenant).Text(storedKey))
         await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
         {
             if (await reader.ReadAsync().ConfigureAwait(false))
@@ -398,9 +398,13 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         {
             return (null, null);
         }
-        await using var deleted = Command(c, "SELECT last_hid FROM kv_deleted WHERE tenant = $1 AND key = $2").Text(tenant).Text(storedKey);
+        await using var deleted = Command(c, SelectDeletedHead).Text(tenant).Text(storedKey);
         return (null, await deleted.ExecuteScalarAsync().ConfigureAwait(false) as long?);
     }
+
+    private const string SelectKvEntry = $"SELECT {KvEntryColumns} FROM kv_entries WHERE tenant = $1 AND key = $2";
+
+    private const string SelectDeletedHead = "SELECT last_hid FROM kv_deleted WHERE tenant = $1 AND key = $2";
 
     /// <summary>
     /// <see cref="CurrentKvAsync"/> with the head, synchronously: for a transaction's keys read while it runs (its commands
@@ -408,7 +412,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     /// </summary>
     private static (KvEntry? Entry, long? Head) CurrentKv(NpgsqlConnection c, string tenant, string storedKey)
     {
-        using (var command = Command(c, $"SELECT {KvEntryColumns} FROM kv_entries WHERE tenant = $1 AND key = $2").Text(tenant).Text(storedKey))
+        using (var command = Command(c, SelectKvEntry).Text(tenant).Text(storedKey))
         using (var reader = command.ExecuteReader())
         {
             if (reader.Read())
@@ -417,7 +421,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
                 return (entry, entry.LastHistoryId);
             }
         }
-        using var deleted = Command(c, "SELECT last_hid FROM kv_deleted WHERE tenant = $1 AND key = $2").Text(tenant).Text(storedKey);
+        using var deleted = Command(c, SelectDeletedHead).Text(tenant).Text(storedKey);
         return (null, deleted.ExecuteScalar() as long?);
     }
 

@@ -681,10 +681,14 @@ internal static unsafe partial class LuaSandbox
         local load_ = load -- (for the run's globals below only)
         dofile, loadfile, load, print, collectgarbage = nil, nil, nil, nil, nil
         string.dump = nil
+        -- The globals' tables (below) carry this mark in their real metatables: rawset and setmetatable refuse them.
+        local function refuseifreadonly(t)
+          local mt = getmetatable_(t)
+          if mt ~= nil and rawget(mt, '__engram_readonly') == true then error('Attempt to modify a readonly table', 0) end
+        end
         function setmetatable(t, mt)
           if type(mt) == 'table' and rawget(mt, '__gc') ~= nil then error('scripts may not set __gc', 2) end
-          local current = getmetatable_(t)
-          if current ~= nil and rawget(current, '__engram_readonly') == true then error('Attempt to modify a readonly table', 0) end
+          refuseifreadonly(t)
           return setmetatable_(t, mt)
         end
         unpack = table.unpack
@@ -773,8 +777,7 @@ internal static unsafe partial class LuaSandbox
         local function readonly() error('Attempt to modify a readonly table', 2) end
         function rawset(t, k, v)
           if type(t) ~= 'table' then error("bad argument #1 to 'rawset' (table expected, got " .. type(t) .. ')', 2) end
-          local mt = getmetatable_(t)
-          if mt ~= nil and rawget(mt, '__engram_readonly') == true then error('Attempt to modify a readonly table', 0) end
+          refuseifreadonly(t)
           return rawset_(t, k, v)
         end
         -- (pairs of a view iterates through a closure: handing out next with the real table would hand out the table.)
