@@ -48,8 +48,13 @@ public sealed class EngramEngine : IAsyncDisposable
         Watermark = new WriteWatermark();
         Gate = new Operations.WriteGate();
         Memories = new MemoryService(store, limits, Clock, Watermark, Gate);
+        keyValue ??= new KvOptions();
         KeyValue = new KvService(store as IKeyValueStore ?? throw new ArgumentException($"the {store.Kind} store does not hold key-value state", nameof(store)),
-            keyValue ?? new KvOptions(), Clock, Gate);
+            keyValue, Clock, Gate);
+        if (store is Storage.Sqlite.SqliteMemoryStore sqlite)
+        {
+            sqlite.KvCacheBytesLimit = keyValue.CacheMB * 1024L * 1024;
+        }
         Index = new MemoryIndex(_createVectorIndex, embedder.ModelId,
             new Indexing.Text.Bm25Index(new Indexing.Text.TextAnalyzer(stem: search.Stemming), search.Bm25K1, search.Bm25B) { TypoWeight = search.TypoWeight });
         // A database can be away while Engram runs (a SQLite store is a local file): keep copies to search from meanwhile.

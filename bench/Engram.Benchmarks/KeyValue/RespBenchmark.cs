@@ -19,7 +19,8 @@ namespace Engram.Benchmarks.KeyValue;
 /// --warmup seconds of SET and GET load (discarded): .NET's tiered JIT keeps recompiling hot paths for 15-20 s of
 /// load (see <see cref="KvBenchmark"/>), and one short run left the first pass measuring code still being tiered.
 /// Options: --requests N (default 100000), --repeat N (passes; default 3), --warmup S (per Engram server, default 15),
-/// --data-root DIR.
+/// --keyspace N (SET and GET pick their key at random among N, redis-benchmark's <c>-r N</c>; default: one key, as
+/// redis-benchmark does without it, so every request hits the same hot key), --data-root DIR.
 /// </summary>
 public static class RespBenchmark
 {
@@ -35,6 +36,7 @@ public static class RespBenchmark
         var repeat = int.Parse(Option(args, "--repeat") ?? "3", CultureInfo.InvariantCulture);
         var warmUp = TimeSpan.FromSeconds(double.Parse(Option(args, "--warmup") ?? "15", CultureInfo.InvariantCulture));
         var dataRoot = Option(args, "--data-root") ?? BenchDataFolder.DefaultRoot;
+        var keySpace = Option(args, "--keyspace") is { } keys ? int.Parse(keys, CultureInfo.InvariantCulture) : (int?)null;
         Directory.CreateDirectory(dataRoot);
         await RedisBaseline.EnsureInstalledAsync();
         foreach (var line in MachineInfo.Describe(dataRoot))
@@ -42,6 +44,7 @@ public static class RespBenchmark
             Console.WriteLine(line);
         }
         Console.WriteLine($"redis-benchmark -t set, then -t get, then EVALSHA of \"{Script}\" on one key; -d 100 -c 50; -P 1 with {requests:N0} requests, -P 16 with {requests * 8:N0}; {repeat} pass(es) after {warmUp.TotalSeconds:0} s of warm-up per Engram server");
+        Console.WriteLine(keySpace is { } space ? $"SET and GET keys: -r {space:N0} (random among {space:N0} keys)" : "SET and GET keys: one (no -r)");
         Console.WriteLine();
 
         var rates = new Dictionary<(string System, int Pipeline, string Op), List<double>>();
@@ -67,8 +70,8 @@ public static class RespBenchmark
                 foreach (var op in Ops)
                 {
                     var scale = op == "EVALSHA" ? 5 : 1;
-                    await RunBenchmarkAsync(port, requests / scale, 16, op); // warm-up, discarded
-                    await RunBenchmarkAsync(port, requests / 4 / scale, 1, op);
+                    await RunBenchmarkAsync(port, requests / scale, 16, op, keySpace); // warm-up, discarded
+                    await RunBenchmarkAsync(port, requests / 4 / scale, 1, op, keySpace);
                 }
             }
             while (warming.Elapsed < warmUp);
@@ -83,7 +86,7 @@ public static class RespBenchmark
                     {
                         var n = (pipeline == 1 ? requests : requests * 8) / (op == "EVALSHA" ? 5 : 1);
                         var cpuBefore = CpuTime(pid);
-                        var rate = await RunBenchmarkAsync(port, n, pipeline, op);
+                        var rate = await RunBenchmarkAsync(port, n, pipeline, op, keySpace);
                         var cpu = CpuTime(pid) - cpuBefore;
                         Add(rates, (name, pipeline, op), rate);
                         Add(cpus, (name, pipeline, op), cpu.TotalMicroseconds / n);
@@ -194,10 +197,12 @@ public static class RespBenchmark
     private static readonly string ScriptSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script)));
 
     /// <summary>Runs redis-benchmark for one test (SET, GET or EVALSHA); returns its requests/s.</summary>
-    private static async Task<double> RunBenchmarkAsync(int port, int requests, int pipeline, string op)
+    private static async Task<double> RunBenchmarkAsync(int port, int requests, int pipeline, string op, int? keySpace)
     {
         var start = new ProcessStartInfo("redis-benchmark") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        string[] test = op == "EVALSHA" ? ["evalsha", ScriptSha, "1", "bench:script"] : ["-t", op.ToLowerInvariant()];
+        string[] test = op == "EVALSHA" ? ["evalsha", ScriptSha, "1", "bench:script"]
+            : keySpace is { } space ? ["-r", space.ToString(CultureInfo.InvariantCulture), "-t", op.ToLowerInvariant()]
+            : ["-t", op.ToLowerInvariant()];
         foreach (var arg in new[]
         {
             "-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-d", "100", "-c", "50",

@@ -46,6 +46,13 @@ public sealed class KvOptions
     /// </summary>
     public int CleanupBudgetMs { get; set; } = 1_000;
 
+    /// <summary>
+    /// Megabytes (estimated) of key states the SQLite store keeps in memory, so that reads and writes of them need no
+    /// query: states written or read recently, and keys found missing. Past the bound some are dropped (the table has
+    /// them); states waiting to be written to the table are not counted out. 0 keeps only those. Default 128.
+    /// </summary>
+    public int CacheMB { get; set; } = (int)(Storage.Sqlite.SqliteKvWriteBehind.DefaultCacheBytes / (1024 * 1024));
+
     /// <summary>The most keys one mget or mset may name.</summary>
     public int MaxBatchItems { get; set; } = 1_000;
 
@@ -70,6 +77,10 @@ public sealed class KvOptions
         if (CleanupBudgetMs < 0 || CleanupBudgetMs > 60_000)
         {
             yield return "Engram:KeyValue:CleanupBudgetMs must be between 0 (one chunk per call) and 60000";
+        }
+        if (CacheMB < 0 || CacheMB > 1024 * 1024)
+        {
+            yield return "Engram:KeyValue:CacheMB must be between 0 (only key states waiting to be written) and 1048576";
         }
         if (MaxBatchItems < 1)
         {

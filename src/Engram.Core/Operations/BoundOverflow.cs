@@ -7,7 +7,7 @@ namespace Engram.Core.Operations;
 /// <c>engram_bound_overflow_total{part}</c>: entries a bounded in-process cache or queue dropped, evicted or sent to a
 /// shared overflow slot because it was full. Every such structure counts here under its name in
 /// <c>GET /v1/admin/memory</c> (<c>access_counts</c>, <c>audit_queue</c>, <c>audit_denied_remotes</c>, <c>api_keys</c>,
-/// <c>rate_limit_clients</c>, <c>failed_auth_addresses</c>, <c>webhook_queue</c>), so an operator sees a bound being hit
+/// <c>rate_limit_clients</c>, <c>failed_auth_addresses</c>, <c>webhook_queue</c>, <c>kv_states</c>), so an operator sees a bound being hit
 /// instead of guessing from a flat working set. A steady rise means the bound is too small for the traffic (raise the
 /// budget) or a client is flooding (the bound is doing its job).
 /// </summary>

@@ -87,6 +87,7 @@ internal static partial class OperationsEndpoints
                     $"copies of recently indexed or found memories that search answers from while the database is away; bounded to {HealthChecks.Mb(copies.CapacityBytes)} (Engram:Search:OutageCacheMB), least recently used out first")
                 : new("memory_copies", 0, 0, 0, "off (SQLite store, or Engram:Search:OutageCacheMB 0)"),
             new("api_keys", keys.CachedKeys, keys.CacheCapacity, keys.CachedKeys * MemoryBudget.ApiKeyBytes, "keys seen since the last refresh; emptied when full"),
+            engine.Store is SqliteMemoryStore kvStore ? KvStates(kvStore) : new(SqliteMemoryStore.KvStatesPart, 0, 0, 0, "off (PostgreSQL store: key-value reads go to the database)"),
             new(AccessTracker.Part, access.Pending, access.Capacity, access.Pending * AccessTracker.EntryBytes,
                 $"search hits waiting to update last_accessed_at; beyond the bound dropped ({access.Dropped} so far)"),
             clients is null
@@ -95,12 +96,13 @@ internal static partial class OperationsEndpoints
             Clients(failedAuth.Addresses, "addresses with a failed-key bucket of their own; beyond the bound they share one"),
             new("audit_denied_remotes", audit.TrackedRemotes, AuditTrail.MaxTrackedRemotes, audit.TrackedRemotes * 100L, "addresses whose denied requests are being sampled; emptied when full"),
         };
-        var backlog = engine.Store is SqliteMemoryStore sqlite ? sqlite.Backlog : (Writes: 0, KvStates: 0);
+        var sqlite = engine.Store as SqliteMemoryStore;
+        var backlog = sqlite?.Backlog ?? (Writes: 0, KvStates: 0);
         var queues = new List<SizedPart>
         {
             new("store_writer", backlog.Writes, SqliteWriter.DefaultQueueCapacity, null, "write requests waiting for the single writer; when full, callers wait (back-pressure)"),
-            new("kv_write_behind", backlog.KvStates, SqliteMemoryStore.KvStatesHighWater, backlog.KvStates * 400L,
-                "key-value states not folded into the table yet; the writer folds when the bound is reached"),
+            new("kv_write_behind", backlog.KvStates, sqlite?.KvStatesBound ?? 0, sqlite?.KvWaitingBytes ?? 0,
+                "key-value states not folded into the table yet; the writer folds a chunk after each group from half the bound, and more past it"),
             new("audit_queue", audit.Pending, AuditTrail.QueueCapacity, audit.Pending * AuditTrail.EntryBytes, $"audit entries waiting to be written; beyond the bound dropped ({audit.Dropped} so far)"),
             new("webhook_queue", monitor.WebhookPending, MemoryMonitor.WebhookQueueCapacity, null, "memory notes waiting for the webhook; beyond the bound dropped"),
             new("embedding_pending", index.PendingVectors, null, null, "memories waiting for a vector: rows in the store, embedded in batches of 64 (part of the index, not bounded)"),
@@ -121,6 +123,19 @@ internal static partial class OperationsEndpoints
             caches, indexes, queues, [.. tenants.Select(t => new TenantSize(t.Tenant, t.Memories))]));
     }
 
+    /// <summary>The key-value states kept in memory: bounded in bytes, so the capacity is what the bound holds at their average size.</summary>
+    private static SizedPart KvStates(SqliteMemoryStore store)
+    {
+        var (entries, bytes, limit) = (store.KvReadableStates, store.KvCacheBytes, store.KvCacheBytesLimit);
+        var perState = entries > 0 && bytes > 0 ? (double)bytes / entries : TypicalKvStateBytes;
+        return new(SqliteMemoryStore.KvStatesPart, entries, store.Backlog.KvStates + (long)(limit / perState), bytes,
+            $"key-value states read or written recently, and keys found missing; bounded to {HealthChecks.Mb(limit)} (Engram:KeyValue:CacheMB, at most 10 % of the budget), " +
+            "beyond which some of those the table holds are dropped (capacity: what the bound holds at their average size, plus the states waiting to be folded)");
+    }
+
+    /// <summary>A key-value state with a 100-byte value and a short key, as estimated (used before any is held).</summary>
+    private const double TypicalKvStateBytes = 560;
+
     private static SizedPart Clients<TKey>(BoundedKeySet<TKey> set, string note) where TKey : notnull =>
         new(set.Part, set.Count, set.Capacity, set.Count * BoundedKeySet<TKey>.EntryBytes, $"{note} ({set.Overflowed} requests so far)");
 
@@ -136,11 +151,16 @@ internal static partial class OperationsEndpoints
         var apiKeys = keys.ClearCache();
         var copiesBytes = engine.Copies?.Bytes ?? 0;
         var copies = engine.Copies?.Clear() ?? 0;
+        var kvStore = engine.Store as SqliteMemoryStore;
+        var kvBytes = kvStore?.KvCacheBytes ?? 0;
+        var kvStates = kvStore?.ClearKvCache() ?? 0;
+        kvBytes -= kvStore?.KvCacheBytes ?? 0;
         LogCleanup(logger, caller.Actor, vectors, apiKeys);
         var sample = monitor.Sample();
         return TypedResults.Ok(new CacheCleanupReport(
             [new("query_vectors", vectors, null, vectors * MemoryBudget.QueryVectorBytes, null), new("api_keys", apiKeys, null, apiKeys * MemoryBudget.ApiKeyBytes, null),
-                new("memory_copies", copies, null, copiesBytes, "refilled as memories are indexed and found")],
+                new("memory_copies", copies, null, copiesBytes, "refilled as memories are indexed and found"),
+                new(SqliteMemoryStore.KvStatesPart, kvStates, null, kvBytes, "refilled as keys are read and written; states waiting to be folded stay")],
             before, sample.WorkingSetBytes, "freed memory returns to the system after a collection (POST /v1/admin/gc)"));
     }
 

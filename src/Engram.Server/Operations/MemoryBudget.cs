@@ -8,8 +8,8 @@ namespace Engram.Server.Operations;
 /// Every in-process cache or queue that grows with traffic has a hard bound; those that grow with the number of
 /// clients, keys or queries are also capped at <see cref="CacheShare"/> of the budget each (<see cref="CapCaches"/>,
 /// <see cref="AccessCounts"/>): query vectors, API keys, pending access counts, rate-limit clients and
-/// failed-authentication addresses. The rest have small constant bounds (the store's write queue, the key-value
-/// write-behind, the audit queue, the webhook queue). The indexes are not bounded: they are the data, and what the
+/// failed-authentication addresses; the key-value states kept in memory at <see cref="KvCacheShare"/>. The rest have
+/// small constant bounds (the store's write queue, the key-value write-behind, the audit queue, the webhook queue). The indexes are not bounded: they are the data, and what the
 /// budget watches. docs/OPERATIONS.md lists every part with its bound and what happens when it is full.
 /// </summary>
 public sealed record MemoryBudget(long Bytes, string Source)
@@ -87,7 +87,14 @@ public sealed record MemoryBudget(long Bytes, string Source)
         }
         options.Auth.KeyCacheSize = (int)Math.Min(options.Auth.KeyCacheSize, Math.Max(16, share / ApiKeyBytes));
         options.RateLimit.MaxClients = (int)Math.Min(options.RateLimit.MaxClients, Math.Max(MinClients, share / BoundedKeySet<string>.EntryBytes));
+        options.KeyValue.CacheMB = (int)Math.Min(options.KeyValue.CacheMB, (long)(Bytes * KvCacheShare) / MB);
     }
+
+    /// <summary>
+    /// Share of the budget the key-value states kept in memory may hold at most (10 %): more than a sized cache's 1 %,
+    /// because they are the key-value data itself, which a Redis client expects to be read from memory.
+    /// </summary>
+    public const double KvCacheShare = 0.10;
 
     /// <summary>Never fewer callers with limits of their own than this, however small the budget (1 MB at ~1 KB each).</summary>
     public const int MinClients = 1024;

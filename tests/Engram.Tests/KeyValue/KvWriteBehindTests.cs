@@ -1,7 +1,10 @@
 using System.Text.Json;
 using Engram.Core;
 using Engram.Core.Common;
+using Engram.Core.Configuration;
+using Engram.Core.Embeddings;
 using Engram.Core.KeyValue;
+using Engram.Core.Search;
 using Engram.Core.Storage.Sqlite;
 using Engram.Tests.Support;
 
@@ -26,6 +29,27 @@ public sealed class KvWriteBehindTests : IDisposable
     private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
 
     private string Folder(string name) => Path.Combine(_data.Path, name);
+
+    /// <summary>An engine whose write-behind folds after a few keys (and keeps at most <paramref name="cacheBytes"/> of states), not thousands.</summary>
+    private static EngramEngine OpenSmall(string folder, int highWater, int chunk, long rows, long cacheBytes = SqliteKvWriteBehind.DefaultCacheBytes,
+        TimeProvider? clock = null)
+    {
+        var store = SqliteMemoryStore.OpenWithWriteBehind(folder,
+            new SqliteKvWriteBehind { HighWater = highWater, ChunkSize = chunk, MaxUnfoldedRows = rows }, clock);
+        var engine = new EngramEngine(store, new MemoryLimits(), new SearchOptions(), BuiltinEmbeddingProvider.Default, clock);
+        store.KvCacheBytesLimit = cacheBytes;
+        return engine;
+    }
+
+    private static async Task WaitUntilFoldedAsync(SqliteMemoryStore store)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (store.KvWaitingStates > 0)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "the idle writer folds everything");
+            await Task.Delay(50);
+        }
+    }
 
     /// <summary>A mix of every kind of KV write, with time passing so some TTLs run out on the way.</summary>
     private static async Task WriteMixAsync(KvService kv, ManualClock clock)
@@ -87,8 +111,10 @@ public sealed class KvWriteBehindTests : IDisposable
         return rows;
     }
 
-    [Fact]
-    public async Task States_left_unfolded_by_a_crash_replay_to_exactly_the_rows_a_clean_fold_writes()
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(8, 3)] // fold cycles under way all through the writes, one chunk of 3 keys after each group
+    public async Task States_left_unfolded_by_a_crash_replay_to_exactly_the_rows_a_clean_fold_writes(int highWater, int chunk)
     {
         // Reference: the same writes, then a clean close (the writer folds everything).
         var referenceClock = new ManualClock(Start);
@@ -99,7 +125,9 @@ public sealed class KvWriteBehindTests : IDisposable
 
         // The crash: the process that wrote never folds; a second opener finds only the history.
         var clock = new ManualClock(Start);
-        await using var crashed = EngramEngine.OpenSqlite(Folder("crash"), clock: clock);
+        await using var crashed = highWater == 0
+            ? EngramEngine.OpenSqlite(Folder("crash"), clock: clock)
+            : OpenSmall(Folder("crash"), highWater, chunk, rows: 64, clock: clock);
         await WriteMixAsync(crashed.KeyValue, clock);
         ((SqliteMemoryStore)crashed.Store).KvWaitingStates.Should().BeGreaterThan(0, "the writes wait in memory, not in kv_entries");
         var unfolded = Tables(Folder("crash"));
@@ -219,23 +247,27 @@ public sealed class KvWriteBehindTests : IDisposable
     [Fact]
     public async Task Many_keys_fold_in_chunks_and_every_operation_sees_the_newest_values()
     {
-        const int keys = SqliteKvWriteBehind.HighWater + 3 * SqliteKvWriteBehind.ChunkSize;
-        await using var engine = EngramEngine.OpenSqlite(Folder("many"));
+        const int highWater = 1024;
+        const int keys = highWater * 20;
+        await using var engine = OpenSmall(Folder("many"), highWater, chunk: 128, rows: 4 * highWater);
         var kv = engine.KeyValue;
+        var store = (SqliteMemoryStore)engine.Store;
+        var bound = store.KvStatesBound;
+        bound.Should().Be(2 * highWater);
         for (var start = 0; start < keys; start += 1000)
         {
             await kv.SetManyAsync(Acme, [.. Enumerable.Range(start, Math.Min(1000, keys - start)).Select(i => new KvSetItem($"key:{i:D6}", Json($"{i}"), 0))]);
+            store.KvWaitingStates.Should().BeLessThanOrEqualTo(bound + 1000, "the writer folds until the bound holds after every group");
         }
-        var store = (SqliteMemoryStore)engine.Store;
         // A group is acknowledged before the writer folds after it; one more write waits for that fold.
         await kv.SetAsync(Acme, "probe", Json("0"), 0);
-        store.KvWaitingStates.Should().BeLessThanOrEqualTo(SqliteKvWriteBehind.HighWater, "the writer folds until the bound holds after every group")
+        store.KvWaitingStates.Should().BeLessThanOrEqualTo(bound, "the writer folds until the bound holds after every group")
             .And.BeGreaterThan(0, "the newest states wait");
         // Groups far larger than a chunk: 30 msets of 1,000 new keys queued at once.
         await Task.WhenAll(Enumerable.Range(0, 30).Select(b => kv.SetManyAsync(Acme,
             [.. Enumerable.Range(0, 1000).Select(i => new KvSetItem($"burst:{b:D2}:{i:D4}", Json("true"), 0))])));
         await kv.SetAsync(Acme, "probe", Json("1"), 0);
-        store.KvWaitingStates.Should().BeLessThanOrEqualTo(SqliteKvWriteBehind.HighWater);
+        store.KvWaitingStates.Should().BeLessThanOrEqualTo(bound);
 
         (await kv.GetManyAsync(Acme, [.. Enumerable.Range(0, 1000).Select(i => (string?)$"key:{i * (keys / 1000):D6}")]))
             .Select(l => l.Value!.Value.GetInt32()).Should().Equal(Enumerable.Range(0, 1000).Select(i => i * (keys / 1000)));
@@ -250,8 +282,9 @@ public sealed class KvWriteBehindTests : IDisposable
         while (cursor is not null);
         listed.Should().HaveCount(keys).And.BeInAscendingOrder(StringComparer.Ordinal);
         (await kv.CleanupAsync(Acme, "key:00*")).Should().Be(10_000);
+        (await kv.CleanupAsync(Acme, "key:*")).Should().Be(keys - 10_000);
         (await kv.CleanupAsync(Acme, "burst:*")).Should().Be(30_000);
-        (await kv.ListAsync(Acme, "*", 1000, null)).Items.Should().HaveCount(1000);
+        (await kv.ListAsync(Acme, "*", 1000, null)).Items.Select(i => i.Key).Should().Equal("probe");
     }
 
     [Fact]
@@ -307,32 +340,47 @@ public sealed class KvWriteBehindTests : IDisposable
     }
 
     [Fact]
-    public async Task Folded_states_are_read_from_memory_up_to_a_bound_and_the_rest_from_the_table()
+    public async Task Key_states_are_kept_up_to_a_byte_bound_and_the_rest_read_from_the_table()
     {
-        const int keys = 2 * SqliteKvWriteBehind.HighWater + SqliteKvWriteBehind.ChunkSize;
-        await using var engine = EngramEngine.OpenSqlite(Folder("readable"));
+        const int keys = 6000;
+        const long cacheBytes = 512 * 1024; // some 1,500 of the 6,000 states
+        await using var engine = OpenSmall(Folder("readable"), highWater: 256, chunk: 64, rows: 1024, cacheBytes);
         var kv = engine.KeyValue;
         var store = (SqliteMemoryStore)engine.Store;
-        for (var start = 0; start < keys; start += 1000)
+        for (var start = 0; start < keys; start += 500)
         {
-            await kv.SetManyAsync(Acme, [.. Enumerable.Range(start, Math.Min(1000, keys - start)).Select(i => new KvSetItem($"key:{i:D6}", Json($"{i}"), 0))]);
+            await kv.SetManyAsync(Acme, [.. Enumerable.Range(start, 500).Select(i => new KvSetItem($"key:{i:D6}", Json($"{i}"), 0))]);
         }
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (store.KvWaitingStates > 0)
+        await WaitUntilFoldedAsync(store);
+        store.KvCacheBytes.Should().BeGreaterThan(0, "states stay for readers").And.BeLessThanOrEqualTo(cacheBytes, "but only up to the bound");
+        var names = Enumerable.Range(0, keys).Select(i => $"key:{i:D6}").ToList();
+        var dropped = names.Where(k => !store.ReadsKvWithoutBlocking(Acme, k)).ToList();
+        dropped.Count.Should().BeGreaterThan(keys / 2, "most states were dropped: the table answers for them");
+
+        // Every key reads right, from memory or from the table; a key read from the table is kept for the next read.
+        foreach (var i in Enumerable.Range(0, keys).Where(i => i % 7 == 0))
         {
-            DateTime.UtcNow.Should().BeBefore(deadline, "the idle writer folds everything");
-            await Task.Delay(50);
+            (await kv.GetAsync(Acme, names[i])).Value.GetInt32().Should().Be(i);
         }
-        store.KvReadableStates.Should().BeGreaterThan(0, "folded states stay for readers")
-            .And.BeLessThanOrEqualTo(SqliteKvWriteBehind.HighWater + SqliteKvWriteBehind.ChunkSize, "but only up to the bound");
+        var reread = dropped[^1];
+        (await kv.GetAsync(Acme, reread)).Value.GetInt32().Should().Be(int.Parse(reread[4..]));
+        (await kv.GetAsync(Acme, reread)).Value.GetInt32().Should().Be(int.Parse(reread[4..])); // once more, if the first read made room
+        store.ReadsKvWithoutBlocking(Acme, reread).Should().BeTrue("what a reader found in the table is kept");
+        (await kv.GetManyAsync(Acme, [dropped[0], "never-written"])).Select(e => e?.Value?.GetInt32()).Should().Equal(int.Parse(dropped[0][4..]), null);
+        store.ReadsKvWithoutBlocking(Acme, dropped[0]).Should().BeTrue("mget keeps what it read too");
 
-        var newest = $"key:{keys - 1:D6}";
-        store.ReadsKvWithoutBlocking(Acme, newest).Should().BeTrue("the newest folded state is kept");
-        store.ReadsKvWithoutBlocking(Acme, "key:000000").Should().BeFalse("the oldest were forgotten: the table answers");
-        (await kv.GetAsync(Acme, newest)).Value.GetInt32().Should().Be(keys - 1);
-        (await kv.GetAsync(Acme, "key:000000")).Value.GetInt32().Should().Be(0);
+        // A key found missing is remembered as missing, and gives way to the write that creates it.
+        await kv.Invoking(k => k.GetAsync(Acme, "absent")).Should().ThrowAsync<NotFoundException>();
+        store.ReadsKvWithoutBlocking(Acme, "absent").Should().BeTrue("a missing key is remembered");
+        await kv.Invoking(k => k.GetHistoryAsync(Acme, "absent")).Should().ThrowAsync<NotFoundException>("as for a key never cached");
+        await kv.SetAsync(Acme, "absent", Json("\"here\""), 0);
+        (await kv.GetAsync(Acme, "absent")).Value.GetString().Should().Be("here");
+        (await kv.GetHistoryAsync(Acme, "absent")).Items.Select(h => h.Event).Should().Equal("created");
+        await kv.Invoking(k => k.SetAsync(Acme, "absent", Json("1"), 0, nx: true, xx: false)).Should()
+            .ThrowAsync<ConflictException>("nx sees the created key, not the remembered absence");
 
-        // A folded key written again: readers see the new state at once, and the old one nowhere.
+        // A state written again: readers see the new one at once, and the old one nowhere.
+        var newest = names[^1];
         await kv.SetAsync(Acme, newest, Json("\"again\""), 0);
         store.TryGetKvFromMemory(Acme, newest, out var entry).Should().BeTrue();
         entry!.ValueJson.Should().Be("\"again\"");
@@ -340,5 +388,50 @@ public sealed class KvWriteBehindTests : IDisposable
         store.TryGetKvFromMemory(Acme, newest, out entry).Should().BeTrue("a deletion is a state too");
         entry.Should().BeNull();
         (await kv.GetEntryAsync(Acme, newest)).Should().BeNull();
+
+        // Clearing drops the clean states only: what waits to be folded stays readable.
+        await kv.SetAsync(Acme, "waiting", Json("7"), 0);
+        store.ClearKvCache().Should().BeGreaterThan(0);
+        store.KvReadableStates.Should().Be(store.KvWaitingStates);
+        store.ReadsKvWithoutBlocking(Acme, "waiting").Should().BeTrue();
+        (await kv.GetAsync(Acme, "waiting")).Value.GetInt32().Should().Be(7);
+        (await kv.GetAsync(Acme, names[0])).Value.GetInt32().Should().Be(0);
+    }
+
+    [Fact]
+    public async Task A_reader_that_read_the_table_before_a_newer_state_was_folded_and_dropped_does_not_keep_its_old_one()
+    {
+        await using var engine = EngramEngine.OpenSqlite(Folder("race"));
+        var kv = engine.KeyValue;
+        var store = (SqliteMemoryStore)engine.Store;
+        await kv.SetAsync(Acme, "k", Json("1"), 0);
+        await WaitUntilFoldedAsync(store);
+        store.ClearKvCache();
+        store.ReadsKvWithoutBlocking(Acme, "k").Should().BeFalse("the table answers for k");
+
+        // A reader reads k = 1 from the table and is held before it keeps what it read.
+        using var read = new SemaphoreSlim(0);
+        using var release = new SemaphoreSlim(0);
+        store.AfterKvReadForTests = () =>
+        {
+            read.Release();
+            release.Wait(TimeSpan.FromSeconds(30));
+        };
+        var reader = Task.Run(() => kv.GetEntryAsync(Acme, "k"));
+        (await read.WaitAsync(TimeSpan.FromSeconds(30))).Should().BeTrue();
+        store.AfterKvReadForTests = null;
+
+        // Meanwhile k = 2 is written, folded into the table and dropped from memory.
+        await kv.SetAsync(Acme, "k", Json("2"), 0);
+        await WaitUntilFoldedAsync(store);
+        store.ClearKvCache();
+
+        var inMemory = store.ReadsKvWithoutBlocking(Acme, "k");
+        release.Release();
+        (await reader)!.ValueJson.Should().Be("1", "the reader answers what it read");
+        var kept = store.TryGetKvFromMemory(Acme, "k", out var keptEntry) ? keptEntry?.ValueJson ?? "(missing)" : "(not kept)";
+        (await kv.GetEntryAsync(Acme, "k"))!.ValueJson.Should().Be("2", $"but it did not keep it: a later reader reads 2 (before the release in memory: {inMemory}; after: {kept})");
+        store.ReadsKvWithoutBlocking(Acme, "k").Should().BeTrue("that later reader kept what it read");
+        (await kv.GetEntryAsync(Acme, "k"))!.ValueJson.Should().Be("2");
     }
 }

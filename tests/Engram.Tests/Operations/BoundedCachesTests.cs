@@ -24,7 +24,7 @@ namespace Engram.Tests.Operations;
 public sealed class BoundedCachesTests
 {
     private static readonly string[] ExpectedParts =
-        ["query_vectors", "api_keys", "access_counts", "rate_limit_clients", "failed_auth_addresses", "audit_denied_remotes"];
+        ["query_vectors", "api_keys", "access_counts", "rate_limit_clients", "failed_auth_addresses", "audit_denied_remotes", "kv_states"];
 
     private static readonly string[] ExpectedQueues = ["store_writer", "kv_write_behind", "audit_queue", "webhook_queue", "embedding_pending"];
 
@@ -320,6 +320,11 @@ public sealed class BoundedCachesTests
         Part(report, "caches", "rate_limit_clients").GetProperty("capacity").GetInt64().Should().Be(1200L * 1024 * 1024 / 100 / BoundedKeySet<string>.EntryBytes);
         Part(report, "caches", "failed_auth_addresses").GetProperty("capacity").GetInt64().Should().Be(1200L * 1024 * 1024 / 100 / BoundedKeySet<string>.EntryBytes);
         Part(report, "caches", "query_vectors").GetProperty("entries").GetInt64().Should().Be(1);
+        // Key-value states: 10 % of the budget (below the 128 MB default), so 120 MB.
+        Part(report, "caches", "kv_states").GetProperty("note").GetString().Should().Contain("120 MB");
+        var options = new Engram.Server.EngramServerOptions();
+        budget.CapCaches(options);
+        options.KeyValue.CacheMB.Should().Be(120);
     }
 
     [Fact]
@@ -335,6 +340,8 @@ public sealed class BoundedCachesTests
         var huge = MemoryBudget.Resolve(1024 * 1024);
         huge.CapCaches(large);
         large.RateLimit.MaxClients.Should().Be(new RateLimitOptions().MaxClients, "a cap never raises the configured size");
+        large.KeyValue.CacheMB.Should().Be(new Engram.Core.KeyValue.KvOptions().CacheMB);
+        small.KeyValue.CacheMB.Should().Be(0, "a 1 MB budget keeps only the states waiting to be folded");
         huge.AccessCounts().Should().Be(AccessTracker.MaxPending);
     }
 

@@ -33,7 +33,18 @@ internal readonly struct KvSlot(string tenant, string key) : IEquatable<KvSlot>
 /// the head of its history chain, the change-log seq of its last change, and the oldest history row
 /// of the key that the table does not reflect (what recovery must replay from).
 /// </summary>
-internal sealed record KvHot(KvEntry? Entry, long LastHid, long Seq, long FirstUnfoldedHid);
+internal sealed record KvHot(KvEntry? Entry, long LastHid, long Seq, long FirstUnfoldedHid)
+{
+    /// <summary>A key the tables know nothing of, remembered so that a GET of a missing key does not ask SQLite each time.</summary>
+    public static readonly KvHot Absent = new(null, 0, 0, 0);
+
+    /// <summary>What the cache counts this state as holding: the objects, the key and the value (UTF-16).</summary>
+    public static long EstimateBytes(KvSlot slot, KvHot state) =>
+        StateOverheadBytes + 2L * (slot.Tenant.Length + slot.Key.Length + (state.Entry?.ValueJson.Length ?? 0));
+
+    /// <summary>The dictionary node, this record, the entry and the strings' headers (measured order of magnitude).</summary>
+    private const long StateOverheadBytes = 240;
+}
 
 /// <summary>
 /// Write-behind for key-value entries. A write appends its history row and change-log entry (what
@@ -59,25 +70,64 @@ internal sealed record KvHot(KvEntry? Entry, long LastHid, long Seq, long FirstU
 /// </summary>
 internal sealed class SqliteKvWriteBehind : ITransactionFollower
 {
-    /// <summary>States waiting in memory after any group, at most (some 400 bytes each, so about 6 MB).</summary>
-    public const int HighWater = 16_384;
+    /// <summary>
+    /// Waiting states that start a fold cycle (some 560 bytes each with a 100-byte value). A fold writes each state to a
+    /// random page of <c>kv_entries</c>; the more keys one cycle folds, the more of them share a page: with 100,000 keys
+    /// written at random, a cycle of 1,024 wrote 0.9 pages per key, one of 65,536 about 0.07 (bench/README.md, session 28).
+    /// </summary>
+    public const int DefaultHighWater = 65_536;
 
-    /// <summary>States folded per transaction: large enough to share pages, small enough not to stall writes for long (a few ms).</summary>
-    public const int ChunkSize = 1024;
 
-    /// <summary>History rows above the watermark before the writer folds anyway: bounds the replay after a crash.</summary>
-    public const long MaxUnfoldedRows = 65_536;
+    /// <summary>States folded per transaction: a cycle folds one chunk after each group, so no write waits long behind it.</summary>
+    public const int DefaultChunkSize = 4096;
+
+    /// <summary>History rows above the watermark that start a fold cycle anyway: bounds the replay after a crash.</summary>
+    public const long DefaultMaxUnfoldedRows = 262_144;
+
+    /// <summary>Estimated bytes of the waiting states that start a fold cycle (values can be large: a megabyte each).</summary>
+    public const long DefaultMaxWaitingBytes = 64L * 1024 * 1024;
+
+    /// <summary><see cref="DefaultHighWater"/> unless a test makes folds come sooner.</summary>
+    public int HighWater { get; init; } = DefaultHighWater;
+
+    /// <summary>Waiting states after any group, at most: past it the writer folds more than a chunk per group.</summary>
+    public int MaxWaiting => 2 * HighWater;
+
+    public int ChunkSize { get; init; } = DefaultChunkSize;
+
+    public long MaxUnfoldedRows { get; init; } = DefaultMaxUnfoldedRows;
+
+    public long MaxWaitingBytes { get; init; } = DefaultMaxWaitingBytes;
 
     private const string WatermarkKey = "kv_folded_hid";
 
+    /// <summary>The default bound of <see cref="CacheBytes"/> (Engram:KeyValue:CacheMB).</summary>
+    public const long DefaultCacheBytes = 128L * 1024 * 1024;
+
     private readonly ConcurrentDictionary<KvSlot, KvHot> _committed = new();
     /// <summary>
-    /// What readers look in: every committed state, waiting or already folded into the table. Folded ones are kept (up
-    /// to <see cref="HighWater"/> of them beside the waiting ones) so a GET of a key this process wrote is served from
-    /// memory, not by a SQLite read (bench/README.md, `resp`), with one lookup whether the key was folded or not. Writes
-    /// never consult it (they read the table), and it is cleared whenever the tables are caught up with another process.
+    /// What readers look in, a cache of the key states: every committed state (waiting or folded into the table
+    /// since), every state the writer loaded from the table, and every state a reader found there (a key the tables
+    /// know nothing of as <see cref="KvHot.Absent"/>). A GET, and the writer's look-up of a key's current state, then
+    /// cost one dictionary look-up instead of a SQLite query: with 100,000 keys written at random, 7-9 GETs in 10 and
+    /// most SETs went to the table before (bench/README.md, session 28). The states not waiting to be folded are
+    /// <em>clean</em> (the table holds them) and are dropped when the estimate passes <see cref="CacheBytesLimit"/>;
+    /// the waiting ones stay (<see cref="MaxWaiting"/> bounds them). Cleared whenever the tables are caught up with
+    /// another process.
     /// </summary>
     private readonly ConcurrentDictionary<KvSlot, KvHot> _readable = new();
+    /// <summary>
+    /// Held while clean states leave <see cref="_readable"/> and while a reader adds what it read: with <see cref="_evictions"/>
+    /// it keeps a reader from adding a state it read before a newer one was folded and dropped (see <see cref="Remember"/>).
+    /// </summary>
+    private readonly Lock _evictLock = new();
+    private long _evictions;
+    private long _cacheBytes;
+    /// <summary>Estimated bytes of the waiting states (<see cref="_committed"/>).</summary>
+    private long _waitingBytes;
+    /// <summary>The keys of the fold cycle under way, in key order (table order), and the next to fold; null between cycles.</summary>
+    private KvSlot[]? _cycle;
+    private int _cycleNext;
     private readonly List<(KvSlot Slot, KvHot State)> _staged = [];
     private readonly Dictionary<KvSlot, int> _stagedIndex = [];
     /// <summary>Every history row at or below this id is reflected in the tables (store_meta <c>kv_folded_hid</c>).</summary>
@@ -90,8 +140,23 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
 
     public bool IsEmpty => _committed.IsEmpty;
 
-    /// <summary>States readers find here: the waiting ones and the folded ones kept for them.</summary>
+    /// <summary>States readers find here: the waiting ones and the clean ones kept for them (counts every entry: not for hot paths).</summary>
     public int ReadableCount => _readable.Count;
+
+    /// <summary>The estimated bytes of the states waiting to be folded (writer thread; elsewhere a recent figure).</summary>
+    public long WaitingBytes => Volatile.Read(ref _waitingBytes);
+
+    /// <summary>The estimated bytes of the states readers find here (<see cref="KvHot.EstimateBytes"/>).</summary>
+    public long CacheBytes => Volatile.Read(ref _cacheBytes);
+
+    /// <summary>Past this estimate the writer drops clean states until a quarter of it is free again.</summary>
+    public long CacheBytesLimit { get; set; } = DefaultCacheBytes;
+
+    /// <summary>
+    /// Read before a reader's SQLite read of a key whose state it did not find here, and handed to <see cref="Remember"/>
+    /// with what it read.
+    /// </summary>
+    public long EvictionsSoFar => Volatile.Read(ref _evictions);
 
     /// <summary>Brings the tables up to date with the history (after a crash, or another process's writes) and starts following.</summary>
     public void Open(SqliteConnection connection) => CatchUp(connection);
@@ -106,7 +171,80 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         : null;
 
     /// <summary>The key's newest state in the running transaction: waiting here, else as the tables hold it (null: they know nothing of it).</summary>
-    public KvHot? Current(SqliteConnection c, KvSlot slot) => Find(slot) ?? Load(c, slot);
+    public KvHot? Current(SqliteConnection c, KvSlot slot)
+    {
+        if (Find(slot) is { } waiting)
+        {
+            return waiting;
+        }
+        if (_readable.TryGetValue(slot, out var known))
+        {
+            // Not staged or waiting, so a clean state: what the table holds.
+            return ReferenceEquals(known, KvHot.Absent) ? null : known;
+        }
+        var loaded = Load(c, slot);
+        // On the writer's thread, inside its transaction: the tables show every committed change of this key (states
+        // staged by this transaction are found above), so the state is clean and no reader can hold a newer one.
+        var state = loaded ?? KvHot.Absent;
+        if (CacheBytes < CacheBytesLimit && _readable.TryAdd(slot, state))
+        {
+            Interlocked.Add(ref _cacheBytes, KvHot.EstimateBytes(slot, state));
+        }
+        return loaded;
+    }
+
+    /// <summary>
+    /// Keeps what a reader found in the tables for a key it did not find here (<paramref name="state"/> null: nothing),
+    /// unless the cache is full or a key's state has left the cache since <paramref name="evictionsBefore"/> (read with
+    /// <see cref="EvictionsSoFar"/> before the read began). A newer state of the key is either still here (the add fails)
+    /// or was dropped after its fold committed, after the read began: then the count moved and nothing is added. The
+    /// lock makes the check and the add one step against a drop; a reader never waits for it.
+    /// </summary>
+    public void Remember(KvSlot slot, KvHot? state, long evictionsBefore)
+    {
+        if (!_evictLock.TryEnter())
+        {
+            return;
+        }
+        try
+        {
+            state ??= KvHot.Absent;
+            if (CacheBytes >= CacheBytesLimit)
+            {
+                // Full: make room as the writer would (a server that only reads keeps caching what it reads). The drop
+                // counts as an eviction, so this read, begun before it, is not kept; the next one is.
+                DropOverBound();
+            }
+            else if (_evictions == evictionsBefore && _readable.TryAdd(slot, state))
+            {
+                Interlocked.Add(ref _cacheBytes, KvHot.EstimateBytes(slot, state));
+            }
+        }
+        finally
+        {
+            _evictLock.Exit();
+        }
+    }
+
+    /// <summary>Drops the clean state of a deleted key whose last history row <paramref name="hid"/> was pruned (writer thread).</summary>
+    public void ForgetDeleted(KvSlot slot, long hid)
+    {
+        if (!_readable.TryGetValue(slot, out var state) || state.Entry is not null || state.LastHid != hid || _committed.ContainsKey(slot))
+        {
+            return;
+        }
+        lock (_evictLock)
+        {
+            _evictions++;
+            if (_readable.TryRemove(new KeyValuePair<KvSlot, KvHot>(slot, state)))
+            {
+                Interlocked.Add(ref _cacheBytes, -KvHot.EstimateBytes(slot, state));
+            }
+        }
+    }
+
+    /// <summary>The state readers see for the key, if any (any thread).</summary>
+    public static KvHot? Known(KvHot state) => ReferenceEquals(state, KvHot.Absent) ? null : state;
 
     /// <summary>Records the key's new state (<paramref name="entry"/> null: deleted) written by history row <paramref name="hid"/>.</summary>
     public void Stage(KvSlot slot, KvEntry? entry, long hid, long seq)
@@ -194,8 +332,15 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         _dataVersion = version;
         _watermark = watermark;
         _lastHid = Math.Max(_lastHid, watermark);
-        _readable.Clear();
+        lock (_evictLock)
+        {
+            _evictions++;
+            _readable.Clear();
+            Volatile.Write(ref _cacheBytes, 0);
+        }
         _committed.Clear();
+        _waitingBytes = 0;
+        _cycle = null;
     }
 
     public int Mark() => _staged.Count;
@@ -223,27 +368,43 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     public void Committed()
     {
         // A key's last state only: a hot key set many times in one group is published once (its history has every change).
+        long added = 0;
         foreach (var index in _stagedIndex.Values)
         {
             var (slot, state) = _staged[index];
+            var size = KvHot.EstimateBytes(slot, state);
+            _waitingBytes += size - (_committed.TryGetValue(slot, out var waiting) ? KvHot.EstimateBytes(slot, waiting) : 0);
             _committed[slot] = state;
+            added += size - (_readable.TryGetValue(slot, out var before) ? KvHot.EstimateBytes(slot, before) : 0);
             _readable[slot] = state;
             _lastHid = Math.Max(_lastHid, state.LastHid);
         }
+        Interlocked.Add(ref _cacheBytes, added);
         RolledBack();
     }
 
     /// <summary>
-    /// Folds chunks until both bounds hold again: one group can add far more than a chunk (a group of
-    /// msets of 1,000 keys each), and memory must stay bounded by <see cref="HighWater"/> after every group.
+    /// Folds the next chunk of the cycle under way, or starts one once a bound is reached. Past the hard bounds (a group
+    /// of msets of 1,000 keys each can add far more than a chunk) it folds until they hold again, so memory and the replay
+    /// after a crash stay bounded after every group.
     /// </summary>
     public void AfterGroup(SqliteConnection connection)
     {
-        while (_committed.Count >= HighWater || _lastHid - _watermark >= MaxUnfoldedRows)
+        if (_cycle is not null || CycleDue)
         {
-            Fold(connection, ChunkSize);
+            FoldChunk(connection);
+        }
+        while (_committed.Count >= MaxWaiting || _waitingBytes >= 2 * MaxWaitingBytes || _lastHid - _watermark >= 2 * MaxUnfoldedRows)
+        {
+            FoldChunk(connection);
+        }
+        if (CacheBytes > CacheBytesLimit)
+        {
+            DropOverBound();
         }
     }
+
+    private bool CycleDue => _committed.Count >= HighWater || _waitingBytes >= MaxWaitingBytes || _lastHid - _watermark >= MaxUnfoldedRows;
 
     public void Idle(SqliteConnection connection)
     {
@@ -251,83 +412,143 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         {
             CatchUp(connection);
         }
-        else if (!_committed.IsEmpty)
+        else
         {
-            Fold(connection, int.MaxValue);
+            // Nothing else to do: finish the cycle under way, then fold whatever still waits.
+            while (_cycle is not null || !_committed.IsEmpty)
+            {
+                FoldChunk(connection);
+            }
+        }
+        if (CacheBytes > CacheBytesLimit)
+        {
+            DropOverBound();
         }
     }
 
     public void Closing(SqliteConnection connection) => Idle(connection);
 
     /// <summary>
-    /// Folds up to <paramref name="max"/> states into the tables, those waiting longest first, and
-    /// moves the watermark up to just below the oldest state left (or to the newest history row).
+    /// Folds the next <see cref="ChunkSize"/> keys of the cycle (starting one if none is under way: every waiting key, in
+    /// key order, so a chunk's writes walk the table's pages in order and neighbours share them). Each key's newest state
+    /// is written; a state that changed meanwhile stays waiting. The watermark moves when a cycle ends: to just below the
+    /// oldest row of the states still waiting, or to the newest history row. A replay from an older watermark after a
+    /// crash is harmless (it skips rows the table reflects).
     /// </summary>
-    private void Fold(SqliteConnection c, int max)
+    private void FoldChunk(SqliteConnection c)
     {
+        if (_cycle is null)
+        {
+            var keys = _committed.Keys.ToArray();
+            Array.Sort(keys, static (a, b) =>
+            {
+                var byTenant = string.CompareOrdinal(a.Tenant, b.Tenant);
+                return byTenant != 0 ? byTenant : string.CompareOrdinal(a.Key, b.Key);
+            });
+            (_cycle, _cycleNext) = (keys, 0);
+        }
         c.ExecuteNonQuery("BEGIN IMMEDIATE");
         if (!InSync(c))
         {
             c.ExecuteNonQuery("ROLLBACK");
-            CatchUp(c);
+            CatchUp(c); // the replay folds everything, and ends the cycle
             return;
         }
-        KeyValuePair<KvSlot, KvHot>[] states;
-        int count;
-        long watermark;
+        var folded = new List<KeyValuePair<KvSlot, KvHot>>(Math.Min(ChunkSize, _cycle.Length - _cycleNext));
+        var end = Math.Min(_cycleNext + ChunkSize, _cycle.Length);
+        var last = end == _cycle.Length;
+        long watermark = _watermark;
         try
         {
-            (states, count, watermark) = WriteOldest(c, max);
+            for (var i = _cycleNext; i < end; i++)
+            {
+                if (_committed.TryGetValue(_cycle[i], out var state))
+                {
+                    WriteState(c, _cycle[i], state);
+                    folded.Add(new(_cycle[i], state));
+                }
+            }
+            if (last)
+            {
+                watermark = WatermarkAfter(c, folded);
+                SaveWatermark(c, watermark);
+            }
             c.ExecuteNonQuery("COMMIT");
         }
         catch
         {
             RollBackOwn(c);
+            _cycle = null; // the next fold starts again from what waits then
             throw;
         }
-        _watermark = watermark;
-        for (var i = 0; i < count; i++)
+        foreach (var pair in folded)
         {
-            _committed.TryRemove(states[i]); // readers still find it, folded, until ForgetFolded
-        }
-        if (_readable.Count > _committed.Count + HighWater)
-        {
-            ForgetFolded();
-        }
-    }
-
-    /// <summary>Drops the folded states readers kept (the table has them); the waiting ones stay. Writer thread only.</summary>
-    private void ForgetFolded()
-    {
-        foreach (var state in _readable)
-        {
-            if (!_committed.ContainsKey(state.Key))
+            if (_committed.TryRemove(pair)) // readers still find it, now clean, until it is dropped
             {
-                _readable.TryRemove(state); // only if it is still that state (it is: states change on this thread)
+                _waitingBytes -= KvHot.EstimateBytes(pair.Key, pair.Value);
             }
         }
+        _watermark = watermark;
+        _cycleNext = end;
+        if (last)
+        {
+            _cycle = null;
+        }
     }
 
-    /// <summary>Writes the <paramref name="max"/> states waiting longest; returns them (oldest first), how many were written and the new watermark.</summary>
-    private (KeyValuePair<KvSlot, KvHot>[] States, int Count, long Watermark) WriteOldest(SqliteConnection c, int max)
+    /// <summary>
+    /// The watermark once <paramref name="folding"/> commits: just below the oldest history row of any state that will
+    /// still wait, else the newest history row.
+    /// </summary>
+    private long WatermarkAfter(SqliteConnection c, List<KeyValuePair<KvSlot, KvHot>> folding)
     {
-        var states = _committed.ToArray();
-        var order = new long[states.Length];
-        for (var i = 0; i < states.Length; i++)
+        var leaving = new Dictionary<KvSlot, KvHot>(folding.Count);
+        foreach (var (slot, state) in folding)
         {
-            order[i] = states[i].Value.FirstUnfoldedHid;
+            leaving[slot] = state;
         }
-        Array.Sort(order, states);
-        var count = Math.Min(max, states.Length);
-        for (var i = 0; i < count; i++)
+        var oldest = long.MaxValue;
+        foreach (var (slot, state) in _committed)
         {
-            WriteState(c, states[i].Key, states[i].Value);
+            if (!(leaving.TryGetValue(slot, out var folded) && ReferenceEquals(folded, state)))
+            {
+                oldest = Math.Min(oldest, state.FirstUnfoldedHid);
+            }
         }
-        var watermark = count < states.Length
-            ? states[count].Value.FirstUnfoldedHid - 1
-            : c.ScalarInt64("SELECT max(hid) FROM kv_history") ?? _watermark;
-        SaveWatermark(c, watermark);
-        return (states, count, watermark);
+        return oldest != long.MaxValue ? oldest - 1 : c.ScalarInt64("SELECT max(hid) FROM kv_history") ?? _watermark;
+    }
+
+    /// <summary>The cache's part name in <c>/v1/admin/memory</c> and <c>engram_bound_overflow_total</c>.</summary>
+    public const string CachePart = SqliteMemoryStore.KvStatesPart;
+
+    /// <summary>Drops clean states until a quarter of the bound is free, counting them as the bound's overflow.</summary>
+    private void DropOverBound() => Operations.BoundOverflow.Count(CachePart, DropClean(CacheBytesLimit / 4 * 3));
+
+    /// <summary>
+    /// Drops clean states (the table has them; the waiting ones stay) until the estimate is at most <paramref name="keepBytes"/>,
+    /// and recounts it. Which ones: those the dictionary lists last, an order unrelated to the keys. Any thread.
+    /// </summary>
+    public int DropClean(long keepBytes)
+    {
+        var dropped = 0;
+        lock (_evictLock) // re-entered from Remember
+        {
+            _evictions++;
+            long kept = 0;
+            foreach (var pair in _readable)
+            {
+                var size = KvHot.EstimateBytes(pair.Key, pair.Value);
+                // A state the writer made waiting since is newer than this pair: TryRemove of the pair leaves it.
+                if (kept + size > keepBytes && !_committed.ContainsKey(pair.Key) && _readable.TryRemove(pair))
+                {
+                    dropped++;
+                    continue;
+                }
+                kept += size;
+            }
+            Volatile.Write(ref _cacheBytes, kept);
+        }
+        return dropped;
     }
 
     private static void RollBackOwn(SqliteConnection c)
@@ -400,7 +621,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     }
 
     /// <summary>The key's state as the tables hold it, or null when they know nothing of it.</summary>
-    private static KvHot? Load(SqliteConnection c, KvSlot slot)
+    public static KvHot? Load(SqliteConnection c, KvSlot slot)
     {
         using (var statement = c.Prepare("SELECT value, expires_at, version, created_at, updated_at, last_hid, seq FROM kv_entries WHERE tenant = ?1 AND key = ?2"))
         {

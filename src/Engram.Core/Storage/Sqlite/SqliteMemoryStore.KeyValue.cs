@@ -27,8 +27,24 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// <summary>Key-value states written behind and not folded into kv_entries yet (tests, diagnostics).</summary>
     internal int KvWaitingStates => _kvHot.Count;
 
-    /// <summary>States readers find in memory: the waiting ones and folded ones kept (tests).</summary>
-    internal int KvReadableStates => _kvHot.ReadableCount;
+    /// <summary>States readers find in memory: the waiting ones and the clean ones kept (tests, the memory report).</summary>
+    public int KvReadableStates => _kvHot.ReadableCount;
+
+    /// <summary>The key states held in memory, as <c>/v1/admin/memory</c> and <c>engram_bound_overflow_total</c> name them.</summary>
+    public const string KvStatesPart = "kv_states";
+
+    /// <summary>The estimated bytes of the key states held in memory (<see cref="KvReadableStates"/>).</summary>
+    public long KvCacheBytes => _kvHot.CacheBytes;
+
+    /// <summary>The bound of <see cref="KvCacheBytes"/> past which clean states are dropped (Engram:KeyValue:CacheMB).</summary>
+    public long KvCacheBytesLimit
+    {
+        get => _kvHot.CacheBytesLimit;
+        set => _kvHot.CacheBytesLimit = value;
+    }
+
+    /// <summary>Drops the clean key states (the table has them); returns how many. States waiting to be folded stay.</summary>
+    public int ClearKvCache() => _kvHot.DropClean(0);
 
     public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
         _writer.WriteAsync(c => SetOne(c, caller, write, NowMs), durability, ct);
@@ -51,7 +67,20 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
         TryGetKvFromMemory(caller, storedKey, out var entry)
             ? Task.FromResult(entry)
-            : _readers.ReadAsync(c => FindLiveKv(c, caller.Tenant, storedKey, NowMs), ct).AsTask();
+            : _readers.ReadAsync(c => LiveOrNull(ReadKvState(c, new KvSlot(caller.Tenant, storedKey))?.Entry, NowMs), ct).AsTask();
+
+    /// <summary>A key's state as the tables hold it, read by a reader that did not find it in memory, and kept there for the next read.</summary>
+    private KvHot? ReadKvState(SqliteConnection c, KvSlot slot)
+    {
+        var evictions = _kvHot.EvictionsSoFar;
+        var state = SqliteKvWriteBehind.Load(c, slot);
+        AfterKvReadForTests?.Invoke();
+        _kvHot.Remember(slot, state, evictions);
+        return state;
+    }
+
+    /// <summary>Runs between a reader's table read and its <see cref="SqliteKvWriteBehind.Remember"/>: tests hold a reader there.</summary>
+    internal Action? AfterKvReadForTests { get; set; }
 
     /// <summary>Only a key whose state is held in memory: any other read is a synchronous SQLite query.</summary>
     public bool ReadsKvWithoutBlocking(Caller caller, string storedKey) => _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out _);
@@ -71,9 +100,11 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         _readers.ReadAsync<IReadOnlyList<KvEntry?>>(c =>
         {
             var now = NowMs;
-            return [.. storedKeys.Select(k => _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, k), out var hot)
-                ? LiveOrNull(hot.Entry, now)
-                : FindLiveKv(c, caller.Tenant, k, now))];
+            return [.. storedKeys.Select(k =>
+            {
+                var slot = new KvSlot(caller.Tenant, k);
+                return LiveOrNull(_kvHot.TryGetCommitted(slot, out var hot) ? hot.Entry : ReadKvState(c, slot)?.Entry, now);
+            })];
         }, ct).AsTask();
 
     public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
@@ -253,7 +284,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             // did not reach) towards the oldest, one rowid seek per entry. The tenant and key in the
             // seek make a cursor from another key or tenant reach nothing.
             var next = from
-                ?? (_kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out var hot) ? hot.LastHid : (long?)null)
+                ?? (_kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out var hot) ? SqliteKvWriteBehind.Known(hot)?.LastHid : null)
                 ?? c.ScalarInt64("SELECT last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey)
                 ?? c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey);
             var entries = new List<KvHistoryEntry>(Math.Min(limit, 256));
@@ -338,7 +369,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         while (examined < max)
         {
             var chunk = Math.Min(DeleteChunk, max - examined);
-            var (count, last, seen) = await _writer.WriteAsync(c => PruneChunk(c, beforeMs, position, reflected, chunk), WriteDurability.Relaxed, ct)
+            var (count, last, seen) = await _writer.WriteAsync(c => PruneChunk(c, _kvHot, beforeMs, position, reflected, chunk), WriteDurability.Relaxed, ct)
                 .ConfigureAwait(false);
             deleted += count;
             examined += seen;
@@ -412,7 +443,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// are appended in time order, so the walk stops at the first row not older than the cutoff.
     /// Relaxed durability: a pruning lost to a power cut is simply redone.
     /// </summary>
-    private static (int Deleted, long Last, int Seen) PruneChunk(SqliteConnection c, long beforeMs, long afterHid, long reflected, int chunk)
+    private static (int Deleted, long Last, int Seen) PruneChunk(SqliteConnection c, SqliteKvWriteBehind kvHot, long beforeMs, long afterHid, long reflected,
+        int chunk)
     {
         var candidates = new List<(long Hid, string Tenant, string Key)>(chunk);
         // Strictly below the newest row: kv_history's ids are rowids, so deleting the newest would let
@@ -433,7 +465,10 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                 continue; // the newest entry of a live key stays
             }
             c.ExecuteNonQuery("DELETE FROM kv_history WHERE hid = ?1", hid);
-            c.ExecuteNonQuery("DELETE FROM kv_deleted WHERE tenant = ?1 AND key = ?2 AND last_hid = ?3", tenant, key, hid);
+            if (c.ExecuteNonQuery("DELETE FROM kv_deleted WHERE tenant = ?1 AND key = ?2 AND last_hid = ?3", tenant, key, hid) > 0)
+            {
+                kvHot.ForgetDeleted(new KvSlot(tenant, key), hid); // the tables now know nothing of the key
+            }
             deleted++;
         }
         return (deleted, candidates.Count == 0 ? afterHid : candidates[^1].Hid, candidates.Count);
@@ -498,17 +533,6 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         _kvHot.Flush(c, slot => slot.Tenant == tenant && slot.Key.StartsWith(pattern.Prefix, StringComparison.Ordinal));
 
     private static KvEntry? LiveOrNull(KvEntry? entry, long now) => entry is not null && entry.IsLiveAt(now) ? entry : null;
-
-    /// <summary>The key's live entry as kv_entries holds it (readers call this after missing the write-behind states).</summary>
-    private static KvEntry? FindLiveKv(SqliteConnection c, string tenant, string storedKey, long now)
-    {
-        using var statement = c.Prepare($"SELECT value, expires_at, version, created_at, updated_at, last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2 AND {KvLive}");
-        statement.BindAll([tenant, storedKey, now]);
-        return statement.Step()
-            ? new KvEntry(storedKey, statement.GetText(0), statement.GetInt64OrNull(1), statement.GetInt64(2), statement.GetInt64(3), statement.GetInt64(4),
-                statement.GetInt64OrNull(5))
-            : null;
-    }
 
     /// <summary>
     /// Live entries matching <paramref name="pattern"/> after <paramref name="afterKey"/>, in key order, without values.

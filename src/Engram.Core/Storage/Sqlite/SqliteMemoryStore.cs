@@ -41,12 +41,15 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
     /// <summary>
     /// The store's in-memory backlogs (for <c>GET /v1/admin/memory</c>): work items waiting for the single writer
     /// (bounded by <see cref="SqliteWriter.DefaultQueueCapacity"/>; callers wait when it is full) and key-value states
-    /// not folded into <c>kv_entries</c> yet (the writer folds once <see cref="SqliteKvWriteBehind.HighWater"/> are waiting).
+    /// not folded into <c>kv_entries</c> yet (the writer starts folding once <see cref="SqliteKvWriteBehind.HighWater"/> are waiting).
     /// </summary>
     public (int Writes, int KvStates) Backlog => (_writer.QueueLength, _kvHot.Count);
 
-    /// <summary>The bound of <see cref="Backlog"/>'s key-value states (<see cref="SqliteKvWriteBehind.HighWater"/>).</summary>
-    public static int KvStatesHighWater => SqliteKvWriteBehind.HighWater;
+    /// <summary>The bound of <see cref="Backlog"/>'s key-value states after any group (<see cref="SqliteKvWriteBehind.MaxWaiting"/>).</summary>
+    public int KvStatesBound => _kvHot.MaxWaiting;
+
+    /// <summary>The estimated bytes of the key-value states waiting to be folded.</summary>
+    public long KvWaitingBytes => _kvHot.WaitingBytes;
 
     public string StoreId { get; private init; } = "";
 
@@ -65,7 +68,11 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
     internal static SqliteMemoryStore OpenAtSchemaVersion(string dataDirectory, int schemaVersion, TimeProvider? clock = null) =>
         Open(dataDirectory, clock, maxReaders: 0, schemaVersion);
 
-    private static SqliteMemoryStore Open(string dataDirectory, TimeProvider? clock, int maxReaders, int? schemaVersion)
+    /// <summary>Opens the store with a write-behind of its own: tests make its folds come after a few keys instead of thousands.</summary>
+    internal static SqliteMemoryStore OpenWithWriteBehind(string dataDirectory, SqliteKvWriteBehind kvHot, TimeProvider? clock = null) =>
+        Open(dataDirectory, clock, maxReaders: 0, schemaVersion: null, kvHot);
+
+    private static SqliteMemoryStore Open(string dataDirectory, TimeProvider? clock, int maxReaders, int? schemaVersion, SqliteKvWriteBehind? kvHot = null)
     {
         clock ??= TimeProvider.System;
         try
@@ -78,7 +85,7 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
         }
         var path = Path.Combine(Path.GetFullPath(dataDirectory), FileName);
         var connection = SqliteConnection.Open(path);
-        var kvHot = new SqliteKvWriteBehind();
+        kvHot ??= new SqliteKvWriteBehind();
         try
         {
             SqliteSchema.Migrate(connection, clock.GetUtcNow().ToUnixTimeMilliseconds(), schemaVersion);

@@ -43,6 +43,9 @@ public sealed class SqliteWriter : IAsyncDisposable
 
     /// <param name="follower">In-memory state that follows this writer's transactions (see <see cref="ITransactionFollower"/>).</param>
     /// <param name="flush">Wraps the WAL sync (tests hold it to observe acknowledgements); see <see cref="SqliteWalSync"/>.</param>
+    /// <summary>The writer connection's page cache, in KiB (SQLite's default is 2 MB).</summary>
+    public const int WriterCacheKibibytes = 64 * 1024;
+
     internal SqliteWriter(SqliteConnection connection, ITransactionFollower? follower, int queueCapacity = DefaultQueueCapacity, Action<Action>? flush = null)
     {
         _connection = connection;
@@ -55,6 +58,10 @@ public sealed class SqliteWriter : IAsyncDisposable
         _connection.Execute($"PRAGMA wal_autocheckpoint={SqliteCheckpointer.WriterBackstopPages}");
         // Commits write the WAL without fsync; _walSync makes them durable before Full callers hear back.
         _connection.Execute("PRAGMA synchronous=NORMAL");
+        // A fold cycle writes key states across the whole of kv_entries; with SQLite's default 2 MB cache every page it
+        // touched was read again from the file the next cycle (13% more random-key SETs with 64 MB, bench/README.md,
+        // session 28). The cache grows only as pages are used.
+        _connection.Execute($"PRAGMA cache_size=-{WriterCacheKibibytes}");
         _walSync = new SqliteWalSync(connection.Path, flush);
         _setWake = _wake.Set;
         _checkpointer = new SqliteCheckpointer(connection.Path);
