@@ -114,6 +114,7 @@ public sealed class KvWriteBehindTests : IDisposable
     [Theory]
     [InlineData(0, 0)]
     [InlineData(8, 3)] // fold cycles under way all through the writes, one chunk of 3 keys after each group
+    [InlineData(24, 24)] // chunks long enough for the 16-row statements
     public async Task States_left_unfolded_by_a_crash_replay_to_exactly_the_rows_a_clean_fold_writes(int highWater, int chunk)
     {
         // Reference: the same writes, then a clean close (the writer folds everything).
@@ -271,6 +272,16 @@ public sealed class KvWriteBehindTests : IDisposable
 
         (await kv.GetManyAsync(Acme, [.. Enumerable.Range(0, 1000).Select(i => (string?)$"key:{i * (keys / 1000):D6}")]))
             .Select(l => l.Value!.Value.GetInt32()).Should().Equal(Enumerable.Range(0, 1000).Select(i => i * (keys / 1000)));
+        // The same from the table: folds write 16 entries to a statement, and a key deleted before must leave kv_deleted.
+        await kv.DeleteAsync(Acme, "key:000001");
+        await kv.SetManyAsync(Acme, [.. Enumerable.Range(0, 40).Select(i => new KvSetItem($"key:{i:D6}", Json($"{-i}"), 0))]);
+        await WaitUntilFoldedAsync(store);
+        store.ClearKvCache();
+        (await kv.GetManyAsync(Acme, [.. Enumerable.Range(0, 1000).Select(i => (string?)$"key:{i * (keys / 1000):D6}")]))
+            .Select(l => l.Value!.Value.GetInt32()).Should().Equal(Enumerable.Range(0, 1000).Select(i => i * (keys / 1000) < 40 ? -i * (keys / 1000) : i * (keys / 1000)));
+        (await kv.GetManyAsync(Acme, [.. Enumerable.Range(0, 40).Select(i => (string?)$"key:{i:D6}")])).Select(l => l.Value!.Value.GetInt32())
+            .Should().Equal(Enumerable.Range(0, 40).Select(i => -i));
+        (await kv.GetHistoryAsync(Acme, "key:000001")).Items.Select(h => h.Event).Should().Equal("created", "deleted", "created");
         var listed = new List<string>();
         string? cursor = null;
         do
