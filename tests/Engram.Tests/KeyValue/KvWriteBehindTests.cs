@@ -410,6 +410,24 @@ public sealed class KvWriteBehindTests : IDisposable
     }
 
     [Fact]
+    public async Task With_no_cache_only_the_states_waiting_to_be_folded_are_read_from_memory()
+    {
+        await using var engine = OpenSmall(Folder("nocache"), highWater: 64, chunk: 16, rows: 256, cacheBytes: 0);
+        var kv = engine.KeyValue;
+        var store = (SqliteMemoryStore)engine.Store;
+        await kv.SetManyAsync(Acme, [.. Enumerable.Range(0, 200).Select(i => new KvSetItem($"key:{i:D3}", Json($"{i}"), 0))]);
+        await WaitUntilFoldedAsync(store);
+        await kv.SetAsync(Acme, "probe", Json("0"), 0); // the group after the fold drops the folded states
+        await kv.SetAsync(Acme, "waiting", Json("1"), 0);
+        store.KvReadableStates.Should().Be(store.KvWaitingStates, "nothing the table holds is kept");
+        store.ReadsKvWithoutBlocking(Acme, "waiting").Should().BeTrue();
+        (await kv.GetAsync(Acme, "key:042")).Value.GetInt32().Should().Be(42);
+        store.ReadsKvWithoutBlocking(Acme, "key:042").Should().BeFalse("a reader does not keep what it read");
+        await kv.Invoking(k => k.GetAsync(Acme, "missing")).Should().ThrowAsync<NotFoundException>();
+        store.ReadsKvWithoutBlocking(Acme, "missing").Should().BeFalse();
+    }
+
+    [Fact]
     public async Task A_reader_that_read_the_table_before_a_newer_state_was_folded_and_dropped_does_not_keep_its_old_one()
     {
         await using var engine = EngramEngine.OpenSqlite(Folder("race"));

@@ -202,7 +202,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     /// </summary>
     public void Remember(KvSlot slot, KvHot? state, long evictionsBefore)
     {
-        if (!_evictLock.TryEnter())
+        if (CacheBytesLimit == 0 || !_evictLock.TryEnter())
         {
             return;
         }
@@ -213,7 +213,10 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             {
                 // Full: make room as the writer would (a server that only reads keeps caching what it reads). The drop
                 // counts as an eviction, so this read, begun before it, is not kept; the next one is.
-                DropOverBound();
+                if (OverBound)
+                {
+                    DropOverBound();
+                }
             }
             else if (_evictions == evictionsBefore && _readable.TryAdd(slot, state))
             {
@@ -398,7 +401,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         {
             FoldChunk(connection);
         }
-        if (CacheBytes > CacheBytesLimit)
+        if (OverBound)
         {
             DropOverBound();
         }
@@ -420,7 +423,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
                 FoldChunk(connection);
             }
         }
-        if (CacheBytes > CacheBytesLimit)
+        if (OverBound)
         {
             DropOverBound();
         }
@@ -520,6 +523,12 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
 
     /// <summary>The cache's part name in <c>/v1/admin/memory</c> and <c>engram_bound_overflow_total</c>.</summary>
     public const string CachePart = SqliteMemoryStore.KvStatesPart;
+
+    /// <summary>
+    /// Past the bound, with clean states worth a quarter of it to drop: waiting states count in the estimate but are never
+    /// dropped, so when they alone fill the bound a scan of the dictionary after every group or read would free nothing.
+    /// </summary>
+    private bool OverBound => CacheBytes > CacheBytesLimit && CacheBytes - WaitingBytes > CacheBytesLimit / 4;
 
     /// <summary>Drops clean states until a quarter of the bound is free, counting them as the bound's overflow.</summary>
     private void DropOverBound() => Operations.BoundOverflow.Count(CachePart, DropClean(CacheBytesLimit / 4 * 3));
