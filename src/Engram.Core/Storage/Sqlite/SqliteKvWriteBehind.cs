@@ -180,7 +180,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         if (_readable.TryGetValue(slot, out var known))
         {
             // Not staged or waiting, so a clean state: what the table holds.
-            return ReferenceEquals(known, KvHot.Absent) ? null : known;
+            return Known(known);
         }
         var loaded = Load(c, slot);
         // On the writer's thread, inside its transaction: the tables show every committed change of this key (states
