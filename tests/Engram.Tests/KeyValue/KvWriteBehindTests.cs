@@ -428,6 +428,30 @@ public sealed class KvWriteBehindTests : IDisposable
     }
 
     [Fact]
+    public async Task A_cache_exactly_at_its_bound_makes_room_for_what_readers_read()
+    {
+        await using var engine = OpenSmall(Folder("at-bound"), highWater: 64, chunk: 16, rows: 256);
+        var kv = engine.KeyValue;
+        var store = (SqliteMemoryStore)engine.Store;
+        await kv.SetManyAsync(Acme, [.. Enumerable.Range(0, 200).Select(i => new KvSetItem($"key:{i:D3}", Json($"{i}"), 0))]);
+        await WaitUntilFoldedAsync(store);
+        store.ClearKvCache();
+        for (var i = 0; i < 100; i++)
+        {
+            await kv.GetAsync(Acme, $"key:{i:D3}");
+        }
+        store.KvCacheBytes.Should().BePositive();
+        store.KvCacheBytesLimit = store.KvCacheBytes; // full, to the byte
+        store.ReadsKvWithoutBlocking(Acme, "key:150").Should().BeFalse();
+
+        // The first read finds the cache full and makes room (keeping nothing: it began before the drop); the next keeps.
+        (await kv.GetAsync(Acme, "key:150")).Value.GetInt32().Should().Be(150);
+        (await kv.GetAsync(Acme, "key:150")).Value.GetInt32().Should().Be(150);
+        store.ReadsKvWithoutBlocking(Acme, "key:150").Should().BeTrue("a cache at its bound drops as one past it does");
+        store.KvCacheBytes.Should().BeLessThan(store.KvCacheBytesLimit);
+    }
+
+    [Fact]
     public async Task With_no_cache_only_the_states_waiting_to_be_folded_are_read_from_memory()
     {
         await using var engine = OpenSmall(Folder("nocache"), highWater: 64, chunk: 16, rows: 256, cacheBytes: 0);

@@ -525,10 +525,12 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     public const string CachePart = SqliteMemoryStore.KvStatesPart;
 
     /// <summary>
-    /// Past the bound, with clean states worth a quarter of it to drop: waiting states count in the estimate but are never
-    /// dropped, so when they alone fill the bound a scan of the dictionary after every group or read would free nothing.
+    /// At or past the bound, with clean states worth a quarter of it to drop: waiting states count in the estimate but are never
+    /// dropped, so when they alone fill the bound a scan of the dictionary after every group or read would free nothing. At
+    /// counts: a reader finds the cache full there and keeps nothing, so a cache that landed exactly on the bound must drop
+    /// too, or no reader would keep a state again until a write pushed it past (a stress run caught it: 5 reads, none kept).
     /// </summary>
-    private bool OverBound => CacheBytes > CacheBytesLimit && CacheBytes - WaitingBytes > CacheBytesLimit / 4;
+    private bool OverBound => CacheBytes >= CacheBytesLimit && CacheBytes - WaitingBytes > CacheBytesLimit / 4;
 
     /// <summary>Drops clean states until a quarter of the bound is free, counting them as the bound's overflow.</summary>
     private void DropOverBound() => Operations.BoundOverflow.Count(CachePart, DropClean(CacheBytesLimit / 4 * 3));
