@@ -213,7 +213,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             {
                 // Full: make room as the writer would (a server that only reads keeps caching what it reads). The drop
                 // counts as an eviction, so this read, begun before it, is not kept; the next one is.
-                if (OverBound)
+                if (DropDue)
                 {
                     DropOverBound();
                 }
@@ -401,7 +401,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         {
             FoldChunk(connection);
         }
-        if (OverBound)
+        if (DropDue)
         {
             DropOverBound();
         }
@@ -423,7 +423,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
                 FoldChunk(connection);
             }
         }
-        if (OverBound)
+        if (DropDue)
         {
             DropOverBound();
         }
@@ -530,7 +530,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     /// counts: a reader finds the cache full there and keeps nothing, so a cache that landed exactly on the bound must drop
     /// too, or no reader would keep a state again until a write pushed it past (a stress run caught it: 5 reads, none kept).
     /// </summary>
-    private bool OverBound => CacheBytes >= CacheBytesLimit && CacheBytes - WaitingBytes > CacheBytesLimit / 4;
+    private bool DropDue => CacheBytes >= CacheBytesLimit && CacheBytes - WaitingBytes > CacheBytesLimit / 4;
 
     /// <summary>Drops clean states until a quarter of the bound is free, counting them as the bound's overflow.</summary>
     private void DropOverBound() => Operations.BoundOverflow.Count(CachePart, DropClean(CacheBytesLimit / 4 * 3));
