@@ -5,6 +5,7 @@ using Engram.Core.Configuration;
 using Engram.Core.Embeddings;
 using Engram.Core.KeyValue;
 using Engram.Core.Search;
+using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Tests.Support;
 
@@ -314,6 +315,55 @@ public sealed class KvWriteBehindTests : IDisposable
         (await kv.CleanupAsync(Acme, "key:*")).Should().Be(keys - 10_000);
         (await kv.CleanupAsync(Acme, "burst:*")).Should().Be(30_000);
         (await kv.ListAsync(Acme, "*", 1000, null)).Items.Select(i => i.Key).Should().Equal("probe");
+    }
+
+    [Fact]
+    public async Task Paging_through_a_listing_writes_each_waiting_state_to_the_table_once()
+    {
+        // No fold starts on its own before the idle writer's: the states wait while the listing pages through them.
+        await using var engine = OpenSmall(Folder("pages"), highWater: 100_000, chunk: 4096, rows: 1_000_000);
+        var kv = engine.KeyValue;
+        var store = (SqliteMemoryStore)engine.Store;
+        await kv.SetManyAsync(Acme, [.. Enumerable.Range(0, 1000).Select(i => new KvSetItem($"page:{i:D4}", Json($"{i}"), 0))]);
+        await kv.SetManyAsync(Globex, [.. Enumerable.Range(0, 100).Select(i => new KvSetItem($"page:{i:D4}", Json("0"), 0))]);
+
+        async Task<List<KvKeyInfo>> ListAllAsync(int pageSize)
+        {
+            var listed = new List<KvKeyInfo>();
+            string? cursor = null;
+            do
+            {
+                var page = await kv.ListAsync(Acme, "page:*", pageSize, cursor);
+                listed.AddRange(page.Items);
+                cursor = page.NextCursor;
+            }
+            while (cursor is not null);
+            return listed;
+        }
+
+        var listed = await ListAllAsync(50); // 20 pages: each used to write all 1,000 states again
+        listed.Select(i => i.Key).Should().Equal(Enumerable.Range(0, 1000).Select(i => $"page:{i:D4}"));
+        await WaitUntilFoldedAsync(store);
+        store.KvStatesWrittenToTable.Should().Be(1100, "each state reaches the table once: Acme's by the listing's flush (its fold skips them), Globex's by the fold");
+
+        // States changed after a flush are flushed again (and only they), whether or not a fold came between.
+        await kv.SetManyAsync(Acme, [.. Enumerable.Range(0, 10).Select(i => new KvSetItem($"page:{i * 100:D4}", Json("-1"), 0))]);
+        (await ListAllAsync(1000)).Where(i => i.Version == 2).Select(i => i.Key).Should().Equal(Enumerable.Range(0, 10).Select(i => $"page:{i * 100:D4}"));
+        (await ListAllAsync(1000)).Should().HaveCount(1000);
+        await WaitUntilFoldedAsync(store);
+        store.KvStatesWrittenToTable.Should().Be(1110);
+
+        // A flush inside a transaction that fails is undone with it: the states still count as not in the table.
+        await kv.SetManyAsync(Acme, [.. Enumerable.Range(0, 5).Select(i => new KvSetItem($"page:{i:D4}", Json("-2"), 0))]);
+        var failing = () => store.TransactKvAsync<int>(Acme, [], tx =>
+        {
+            tx.ListKvAsync(Acme, KvGlob.Parse(Acme.Tenant, "page:*"), 10, null).Result.Items.Should().HaveCount(10);
+            throw new InvalidOperationException("the transaction fails after its listing");
+        }, WriteDurability.Full);
+        await failing.Should().ThrowAsync<InvalidOperationException>();
+        await kv.SetAsync(Acme, "other", Json("1"), 0); // a commit after the failure must not count the undone writes as done
+        (await ListAllAsync(1000)).Where(i => i.Version == 2 || (i.Version == 3 && i.Key == "page:0000")).Select(i => i.Key)
+            .Should().Equal(Enumerable.Range(0, 5).Select(i => $"page:{i:D4}").Concat(Enumerable.Range(1, 9).Select(i => $"page:{i * 100:D4}")));
     }
 
     [Fact]

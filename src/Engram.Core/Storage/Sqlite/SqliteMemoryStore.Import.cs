@@ -27,7 +27,7 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
     /// </summary>
     public async Task<ExportReader> OpenExportAsync(string? tenant, CancellationToken ct = default)
     {
-        if (!_kvHot.IsEmpty)
+        if (_kvHot.HasUnflushed)
         {
             await _writer.WriteAsync(c =>
             {

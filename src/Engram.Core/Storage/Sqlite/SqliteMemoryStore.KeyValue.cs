@@ -27,6 +27,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// <summary>Key-value states written behind and not folded into kv_entries yet (tests, diagnostics).</summary>
     internal int KvWaitingStates => _kvHot.Count;
 
+    /// <summary>Key states the write-behind has written to the tables by flushes and folds (tests).</summary>
+    internal long KvStatesWrittenToTable => _kvHot.StatesWritten;
+
     /// <summary>States readers find in memory: the waiting ones and the clean ones kept (tests, the memory report).</summary>
     public int KvReadableStates => _kvHot.ReadableCount;
 
@@ -216,7 +219,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
 
     public async Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default)
     {
-        if (!_kvHot.IsEmpty)
+        if (_kvHot.HasUnflushed)
         {
             // The listing reads kv_entries: bring the keys it can match up to date there first.
             await _writer.WriteAsync(c =>
@@ -541,15 +544,19 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     private static List<KvEntry> SelectMatching(SqliteConnection c, string tenant, KvGlob pattern, string? afterKey, int limit, long now)
     {
         var upper = UpperBound(pattern.Prefix);
+        // One lower bound, the higher of the prefix and the page's last key: given both, SQLite seeks by one and filters
+        // by the other, so each page of a listing read every key before it (SCAN COUNT 1000 through 100,000 keys: 5.7 ms
+        // a page at the start, 22 ms at the end, and redis-cli --scan took 2 minutes).
+        var (lowerOp, lower) = afterKey is not null && KvKeys.CompareStored(afterKey, pattern.Prefix) >= 0 ? (">", afterKey) : (">=", pattern.Prefix);
         var sql = "SELECT key, expires_at, version, created_at, updated_at, last_hid FROM kv_entries " +
-            $"WHERE tenant = ?1 AND key GLOB ?2 AND {KvLive} AND key >= ?4 AND key > ?5" +
-            (upper is null ? "" : " AND key < CAST(?6 AS TEXT)") + " ORDER BY key LIMIT " + limit.ToString(CultureInfo.InvariantCulture);
+            $"WHERE tenant = ?1 AND key GLOB ?2 AND {KvLive} AND key {lowerOp} ?4" +
+            (upper is null ? "" : " AND key < CAST(?5 AS TEXT)") + " ORDER BY key LIMIT " + limit.ToString(CultureInfo.InvariantCulture);
         var items = new List<KvEntry>(Math.Min(limit, 256));
         using var statement = c.Prepare(sql);
-        statement.BindAll([tenant, pattern.Sql, now, pattern.Prefix, afterKey ?? ""]);
+        statement.BindAll([tenant, pattern.Sql, now, lower]);
         if (upper is not null)
         {
-            statement.Bind(6, upper);
+            statement.Bind(5, upper);
         }
         while (statement.Step())
         {
