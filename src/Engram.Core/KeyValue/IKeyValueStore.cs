@@ -71,6 +71,9 @@ public interface IKeyValueStore
     /// <summary>Live entries matching <paramref name="pattern"/> in key order, after <paramref name="afterKey"/>.</summary>
     Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default);
 
+    /// <summary>Counts the live entries matching <paramref name="pattern"/> in one query (no listing, no values read).</summary>
+    Task<KvCount> CountKvAsync(Caller caller, KvGlob pattern, CancellationToken ct = default);
+
     /// <summary>
     /// Deletes the live entries matching <paramref name="pattern"/> in key order after
     /// <paramref name="afterKey"/>, in chunks (one transaction each), until none is left or

@@ -83,11 +83,17 @@ public sealed record KvUpdated(KvEntry? Previous, bool Changed);
 /// <summary>What a set did: created a new entry or replaced a live one; its version and change-log seq.</summary>
 public sealed record KvSetResult(bool Created, long Version, long Seq);
 
-/// <summary>A page of a listing; <see cref="LastKey"/> is the stored key to continue after, null on the last page.</summary>
 /// <summary>One bounded step of a pattern delete: <see cref="LastKey"/> (a stored key) is where the next step starts; null when done.</summary>
 public sealed record KvDeleteStep(int Deleted, string? LastKey);
 
+/// <summary>A page of a listing; <see cref="LastKey"/> is the stored key to continue after, null on the last page.</summary>
 public sealed record KvStoredPage(IReadOnlyList<KvEntry> Items, string? LastKey);
+
+/// <summary>
+/// The live entries matching a pattern: how many, how many of them expire, and the mean time those have left
+/// (milliseconds, 0 when none expires): Redis's DBSIZE and the <c>keys</c>, <c>expires</c> and <c>avg_ttl</c> of INFO keyspace.
+/// </summary>
+public readonly record struct KvCount(long Keys, long Expiring, long AverageTtlMs);
 
 /// <summary>One history entry of a key: set, incremented, ttl, deleted, expired, with the actor and the value after it.</summary>
 public sealed record KvHistoryEntry(long Seq, string Event, string Actor, DateTimeOffset At, long Version, string? ValueJson, DateTimeOffset? ExpiresAt);

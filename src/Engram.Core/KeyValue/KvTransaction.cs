@@ -301,6 +301,30 @@ public sealed class KvTransaction : IKeyValueStore
         return Task.FromResult(new KvStoredPage(merged, merged[^1].StoredKey));
     }
 
+    /// <summary>Counted from the listing, so the transaction's own changes so far count (as KEYS shows them).</summary>
+    public async Task<KvCount> CountKvAsync(Caller caller, KvGlob pattern, CancellationToken ct = default)
+    {
+        long keys = 0, expiring = 0;
+        double ttl = 0;
+        string? after = null;
+        do
+        {
+            var page = await ListKvAsync(caller, pattern, 1000, after, ct).ConfigureAwait(false); // completes at once: the step is synchronous
+            foreach (var entry in page.Items)
+            {
+                keys++;
+                if (entry.ExpiresAtMs is { } at)
+                {
+                    expiring++;
+                    ttl += at - NowMs;
+                }
+            }
+            after = page.LastKey;
+        }
+        while (after is not null);
+        return new KvCount(keys, expiring, expiring == 0 ? 0 : (long)Math.Round(ttl / expiring));
+    }
+
     public Task<KvDeleteStep> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, string? afterKey, TimeSpan budget, WriteDurability durability,
         CancellationToken ct = default) => throw NotInTransaction("deleting keys by pattern");
 

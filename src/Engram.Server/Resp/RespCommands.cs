@@ -398,7 +398,7 @@ internal sealed partial class RespConnection
             case "DBSIZE":
                 if (Arity(1, exact: true))
                 {
-                    _reply.Integer((await AllKeysAsync(caller, null, ct).ConfigureAwait(false)).Count);
+                    _reply.Integer((await _kv.CountAsync(caller, null, ct).ConfigureAwait(false)).Keys);
                 }
                 return;
             case "INFO":
@@ -1182,10 +1182,10 @@ internal sealed partial class RespConnection
         if (Wants("keyspace"))
         {
             text.Append("# Keyspace\r\n");
-            var keys = await AllKeysAsync(caller, null, ct).ConfigureAwait(false);
-            if (keys.Count > 0)
+            var count = await _kv.CountAsync(caller, null, ct).ConfigureAwait(false);
+            if (count.Keys > 0)
             {
-                text.Append("db0:keys=").Append(keys.Count).Append(",expires=0,avg_ttl=0\r\n");
+                text.Append("db0:keys=").Append(count.Keys).Append(",expires=").Append(count.Expiring).Append(",avg_ttl=").Append(count.AverageTtlMs).Append("\r\n");
             }
         }
         _reply.Bulk(text.ToString());

@@ -177,6 +177,18 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             return new KvStoredPage(items, last);
         }, ct);
 
+    public Task<KvCount> CountKvAsync(Caller caller, KvGlob pattern, CancellationToken ct = default) =>
+        ReadAsync(async c =>
+        {
+            await using var command = Command(c,
+                "SELECT count(*), count(expires_at), coalesce(round(avg(expires_at - $3)), 0)::bigint FROM kv_entries " +
+                "WHERE tenant = $1 AND key ~ $2 AND (expires_at IS NULL OR expires_at > $3) AND key >= $4 AND ($5::text IS NULL OR key < $5)")
+                .Text(caller.Tenant).Text(GlobToRegex(pattern.Sql)).Int(NowMs).Text(pattern.Prefix).Text(UpperBound(pattern.Prefix));
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await reader.ReadAsync(ct).ConfigureAwait(false);
+            return new KvCount(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+        }, ct);
+
     public async Task<KvDeleteStep> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, string? afterKey, TimeSpan budget, WriteDurability durability,
         CancellationToken ct = default)
     {

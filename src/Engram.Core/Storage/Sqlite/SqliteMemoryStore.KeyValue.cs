@@ -241,6 +241,32 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }, ct).ConfigureAwait(false);
     }
 
+    public async Task<KvCount> CountKvAsync(Caller caller, KvGlob pattern, CancellationToken ct = default)
+    {
+        if (_kvHot.HasUnflushed)
+        {
+            // The count reads kv_entries, as a listing does.
+            await _writer.WriteAsync(c =>
+            {
+                FlushKv(c, caller.Tenant, pattern);
+                return 0;
+            }, WriteDurability.Relaxed, ct).ConfigureAwait(false);
+        }
+        return await _readers.ReadAsync(c =>
+        {
+            var upper = UpperBound(pattern.Prefix);
+            using var statement = c.Prepare("SELECT count(*), count(expires_at), coalesce(avg(expires_at - ?3), 0) FROM kv_entries " +
+                $"WHERE tenant = ?1 AND key GLOB ?2 AND {KvLive} AND key >= ?4" + (upper is null ? "" : " AND key < CAST(?5 AS TEXT)"));
+            statement.BindAll([caller.Tenant, pattern.Sql, NowMs, pattern.Prefix]);
+            if (upper is not null)
+            {
+                statement.Bind(5, upper);
+            }
+            statement.Step();
+            return new KvCount(statement.GetInt64(0), statement.GetInt64(1), (long)Math.Round(statement.GetDouble(2)));
+        }, ct).ConfigureAwait(false);
+    }
+
     public async Task<KvDeleteStep> DeleteMatchingKvAsync(Caller caller, KvGlob pattern, string? afterKey, TimeSpan budget, WriteDurability durability,
         CancellationToken ct = default)
     {
