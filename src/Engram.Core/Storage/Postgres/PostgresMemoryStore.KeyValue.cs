@@ -180,10 +180,15 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     public Task<KvCount> CountKvAsync(Caller caller, KvGlob pattern, CancellationToken ct = default) =>
         ReadAsync(async c =>
         {
+            var upper = UpperBound(pattern.Prefix);
             await using var command = Command(c,
                 "SELECT count(*), count(expires_at), coalesce(round(avg(expires_at - $3)), 0)::bigint FROM kv_entries " +
-                "WHERE tenant = $1 AND key ~ $2 AND (expires_at IS NULL OR expires_at > $3) AND key >= $4 AND ($5::text IS NULL OR key < $5)")
-                .Text(caller.Tenant).Text(GlobToRegex(pattern.Sql)).Int(NowMs).Text(pattern.Prefix).Text(UpperBound(pattern.Prefix));
+                "WHERE tenant = $1 AND key ~ $2 AND (expires_at IS NULL OR expires_at > $3) AND key >= $4" + (upper is null ? "" : " AND key < $5"))
+                .Text(caller.Tenant).Text(GlobToRegex(pattern.Sql)).Int(NowMs).Text(pattern.Prefix);
+            if (upper is not null)
+            {
+                command.Text(upper);
+            }
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await reader.ReadAsync(ct).ConfigureAwait(false);
             return new KvCount(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
@@ -469,12 +474,18 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         return items;
     }
 
-    private static NpgsqlCommand SelectMatchingCommand(NpgsqlConnection c, string tenant, KvGlob pattern, string? afterKey, int limit, long now) =>
-        Command(c,
+    private static NpgsqlCommand SelectMatchingCommand(NpgsqlConnection c, string tenant, KvGlob pattern, string? afterKey, int limit, long now)
+    {
+        // The upper bound only when there is one, written as such: `$6 IS NULL OR key < $6` is no index condition in a
+        // generic plan, so a page past a prefix's last key went on through every later key of the tenant.
+        var upper = UpperBound(pattern.Prefix);
+        var command = Command(c,
             "SELECT key, '', expires_at, version, created_at, updated_at, last_hid FROM kv_entries " +
             "WHERE tenant = $1 AND key ~ $2 AND (expires_at IS NULL OR expires_at > $3) AND key >= $4 AND key > $5 " +
-            "AND ($6::text IS NULL OR key < $6) ORDER BY key LIMIT $7")
-            .Text(tenant).Text(GlobToRegex(pattern.Sql)).Int(now).Text(pattern.Prefix).Text(afterKey ?? "").Text(UpperBound(pattern.Prefix)).Int(limit);
+            (upper is null ? "" : "AND key < $7 ") + "ORDER BY key LIMIT $6")
+            .Text(tenant).Text(GlobToRegex(pattern.Sql)).Int(now).Text(pattern.Prefix).Text(afterKey ?? "").Int(limit);
+        return upper is null ? command : command.Text(upper);
+    }
 
     /// <summary>The smallest string above every key starting with <paramref name="prefix"/> in byte order (null: no bound).</summary>
     private static string? UpperBound(string prefix)
