@@ -363,15 +363,20 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     {
         var version = (current?.Version ?? 0) + 1;
         var createdAt = live ? current!.CreatedAtMs : now;
-        var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.KeyValueEntity, storedKey, ChangeRecord.Upsert, now).ConfigureAwait(false);
-        var hid = await AppendKvHistoryAsync(c, caller, storedKey, seq, historyEvent, now, version, json, expiresAtMs, head).ConfigureAwait(false);
+        // The change-log entry (AppendChangeAsync), the history row (AppendKvHistoryAsync) and the entry in one statement:
+        // one round trip instead of three, each of them a wait while this instance's writes queue behind the log lock.
         await using var command = Command(c,
-            "WITH undeleted AS (DELETE FROM kv_deleted WHERE tenant = $1 AND key = $2) " +
-            "INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at, last_hid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) " +
+            "WITH head AS (UPDATE log_head SET seq = seq + 1 RETURNING seq), " +
+            "logged AS (INSERT INTO changelog(seq, tenant, entity, entity_id, op, at) SELECT seq, $1, $9, $2, $10, $7 FROM head RETURNING seq), " +
+            "history AS (INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) " +
+            "SELECT $1, $2, seq, $11, $12, $7, $5, $3, $4, $8 FROM logged RETURNING hid, seq), " +
+            "undeleted AS (DELETE FROM kv_deleted WHERE tenant = $1 AND key = $2) " +
+            "INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at, last_hid) SELECT $1, $2, $3, $4, $5, seq, $6, $7, hid FROM history " +
             "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, version = excluded.version, seq = excluded.seq, " +
-            "created_at = excluded.created_at, updated_at = excluded.updated_at, last_hid = excluded.last_hid")
-            .Text(caller.Tenant).Text(storedKey).Text(json).Int(expiresAtMs).Int(version).Int(seq).Int(createdAt).Int(now).Int(hid);
-        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            "created_at = excluded.created_at, updated_at = excluded.updated_at, last_hid = excluded.last_hid RETURNING seq")
+            .Text(caller.Tenant).Text(storedKey).Text(json).Int(expiresAtMs).Int(version).Int(createdAt).Int(now).Int(head)
+            .Text(ChangeRecord.KeyValueEntity).Text(ChangeRecord.Upsert).Text(historyEvent).Text(caller.Actor);
+        var seq = (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
         return (version, seq);
     }
 
@@ -402,26 +407,36 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     /// <summary>The key's entry, expired or not (null: none), and the head of its history chain (a deleted key keeps one).</summary>
     private static async Task<(KvEntry? Entry, long? Head)> CurrentKvAsync(NpgsqlConnection c, string tenant, string storedKey, bool withHead)
     {
-        await using (var command = Command(c, SelectKvEntry).Text(tenant).Text(storedKey))
-        await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
+        await using var command = Command(c, withHead ? SelectKvEntryOrHead : SelectKvEntry).Text(tenant).Text(storedKey);
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        (KvEntry? Entry, long? Head) found = (null, null);
+        while (await reader.ReadAsync().ConfigureAwait(false))
         {
-            if (await reader.ReadAsync().ConfigureAwait(false))
-            {
-                var entry = ReadKvEntry(reader);
-                return (entry, entry.LastHistoryId);
-            }
+            found = ReadEntryOrHead(reader, found);
         }
-        if (!withHead)
-        {
-            return (null, null);
-        }
-        await using var deleted = Command(c, SelectDeletedHead).Text(tenant).Text(storedKey);
-        return (null, await deleted.ExecuteScalarAsync().ConfigureAwait(false) as long?);
+        return found;
     }
 
     private const string SelectKvEntry = $"SELECT {KvEntryColumns} FROM kv_entries WHERE tenant = $1 AND key = $2";
 
-    private const string SelectDeletedHead = "SELECT last_hid FROM kv_deleted WHERE tenant = $1 AND key = $2";
+    /// <summary>
+    /// The entry, or the head a deleted key keeps, in one round trip (the two were two queries, one after the other, for
+    /// every write of a new or deleted key): a row of kv_entries, else one of kv_deleted with nulls in the entry's columns.
+    /// </summary>
+    private const string SelectKvEntryOrHead =
+        $"SELECT {KvEntryColumns}, NULL::bigint FROM kv_entries WHERE tenant = $1 AND key = $2 " +
+        "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, last_hid FROM kv_deleted WHERE tenant = $1 AND key = $2";
+
+    private static (KvEntry? Entry, long? Head) ReadEntryOrHead(NpgsqlDataReader reader, (KvEntry? Entry, long? Head) found)
+    {
+        if (!reader.IsDBNull(0))
+        {
+            var entry = ReadKvEntry(reader);
+            return (entry, entry.LastHistoryId);
+        }
+        // A key is in one of the two tables (a write moves it); should it be in both, the entry wins.
+        return found.Entry is not null || reader.FieldCount < 8 ? found : (null, reader.Int64OrNull(7));
+    }
 
     /// <summary>
     /// <see cref="CurrentKvAsync"/> with the head, synchronously: for a transaction's keys read while it runs (its commands
@@ -429,17 +444,14 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     /// </summary>
     private static (KvEntry? Entry, long? Head) CurrentKv(NpgsqlConnection c, string tenant, string storedKey)
     {
-        using (var command = Command(c, SelectKvEntry).Text(tenant).Text(storedKey))
-        using (var reader = command.ExecuteReader())
+        using var command = Command(c, SelectKvEntryOrHead).Text(tenant).Text(storedKey);
+        using var reader = command.ExecuteReader();
+        (KvEntry? Entry, long? Head) found = (null, null);
+        while (reader.Read())
         {
-            if (reader.Read())
-            {
-                var entry = ReadKvEntry(reader);
-                return (entry, entry.LastHistoryId);
-            }
+            found = ReadEntryOrHead(reader, found);
         }
-        using var deleted = Command(c, SelectDeletedHead).Text(tenant).Text(storedKey);
-        return (null, deleted.ExecuteScalar() as long?);
+        return found;
     }
 
     private static KvEntry ReadKvEntry(NpgsqlDataReader r, int first = 0) =>

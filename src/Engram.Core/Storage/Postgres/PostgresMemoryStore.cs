@@ -189,7 +189,11 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
     /// commits without waiting for the WAL flush. A deadlock or serialisation failure is retried (the
     /// function runs again from the start in a new transaction).
     /// </summary>
-    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, CancellationToken ct)
+    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, CancellationToken ct) =>
+        await WriteAsync(write, durability, durabilitySetByWrite: false, ct).ConfigureAwait(false);
+
+    /// <summary><paramref name="durabilitySetByWrite"/>: <paramref name="write"/>'s first statement sets relaxed durability itself (<see cref="LockLogAsync"/>).</summary>
+    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, bool durabilitySetByWrite, CancellationToken ct)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -197,7 +201,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
             {
                 await using var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
                 await using var transaction = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
-                if (durability == WriteDurability.Relaxed)
+                if (durability == WriteDurability.Relaxed && !durabilitySetByWrite)
                 {
                     await ExecuteAsync(connection, "SET LOCAL synchronous_commit = off", ct).ConfigureAwait(false);
                 }
@@ -249,11 +253,11 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
         {
             return await WriteAsync(async c =>
             {
-                var headBefore = await LockLogAsync(c).ConfigureAwait(false);
+                var headBefore = await LockLogAsync(c, durability).ConfigureAwait(false);
                 var result = await write(c).ConfigureAwait(false);
                 await NotifyCommitAsync(c, headBefore).ConfigureAwait(false);
                 return result;
-            }, durability, ct).ConfigureAwait(false);
+            }, durability, durabilitySetByWrite: true, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -310,7 +314,11 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
     }
 
     /// <summary>Takes the log lock first, before any row a check reads, so checks and writes of all instances queue in one order (no deadlock).</summary>
-    private static Task<long> LockLogAsync(NpgsqlConnection c) => ScalarAsync<long>(c, "SELECT seq FROM log_head FOR UPDATE", CancellationToken.None);
+    private static Task<long> LockLogAsync(NpgsqlConnection c, WriteDurability durability) => ScalarAsync<long>(c,
+        // Relaxed durability (SET LOCAL synchronous_commit = off) set in the same statement: one round trip fewer per write.
+        durability == WriteDurability.Relaxed
+            ? "SELECT seq, set_config('synchronous_commit', 'off', true) FROM log_head FOR UPDATE"
+            : "SELECT seq FROM log_head FOR UPDATE", CancellationToken.None);
 
     internal static async Task<int> ExecuteAsync(NpgsqlConnection c, string sql, CancellationToken ct)
     {
