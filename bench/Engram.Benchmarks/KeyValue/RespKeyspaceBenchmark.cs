@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
-using System.Text;
 using Engram.Benchmarks.Store;
+using Engram.Tests.Resp;
 using static Engram.Benchmarks.BenchArgs;
 
 namespace Engram.Benchmarks.KeyValue;
@@ -46,7 +46,7 @@ public static class RespKeyspaceBenchmark
             await WaitForPortAsync(ports[s]);
             await FillAsync(ports[s], keys);
             results[s] = [];
-            using var client = await MiniRespClient.ConnectAsync(ports[s]);
+            using var client = await RespClient.ConnectAsync(ports[s]);
             foreach (var round in new[] { 1, 2 })
             {
                 foreach (var (name, run) in Commands)
@@ -74,7 +74,7 @@ public static class RespKeyspaceBenchmark
     private static string Ms(TimeSpan t) => t.TotalMilliseconds < 10 ? $"{t.TotalMilliseconds:0.00} ms" : $"{t.TotalMilliseconds:N0} ms";
 
     /// <summary>Each command's name and how it runs; each returns the number of keys it reported.</summary>
-    private static readonly (string Name, Func<MiniRespClient, Task<long>> Run)[] Commands =
+    private static readonly (string Name, Func<RespClient, Task<long>> Run)[] Commands =
     [
         ("DBSIZE", async c => (long)(await c.CallAsync("DBSIZE"))!),
         ("INFO keyspace", async c => long.Parse(((string)(await c.CallAsync("INFO", "keyspace"))!).Split("keys=")[1].Split(',')[0], CultureInfo.InvariantCulture)),
@@ -83,7 +83,7 @@ public static class RespKeyspaceBenchmark
         ("KEYS *", async c => ((object?[])(await c.CallAsync("KEYS", "*"))!).Length),
     ];
 
-    private static async Task<long> ScanAsync(MiniRespClient client, int count)
+    private static async Task<long> ScanAsync(RespClient client, int count)
     {
         var distinct = new HashSet<string>(StringComparer.Ordinal);
         var cursor = "0";
@@ -123,8 +123,8 @@ public static class RespKeyspaceBenchmark
         {
             try
             {
-                using var client = await MiniRespClient.ConnectAsync(port);
-                if (await client.CallAsync("PING") is "PONG")
+                using var client = await RespClient.ConnectAsync(port);
+                if (await client.CallAsync("PING") is "+PONG")
                 {
                     return;
                 }
@@ -133,97 +133,6 @@ public static class RespKeyspaceBenchmark
             {
             }
             await Task.Delay(100);
-        }
-    }
-
-    /// <summary>Just enough RESP2 for these commands: simple strings, integers, bulk strings and arrays.</summary>
-    private sealed class MiniRespClient : IDisposable
-    {
-        private readonly TcpClient _tcp;
-        private readonly NetworkStream _stream;
-        private readonly BufferedStream _input;
-
-        private MiniRespClient(TcpClient tcp)
-        {
-            _tcp = tcp;
-            _stream = tcp.GetStream();
-            _input = new BufferedStream(_stream, 1 << 16);
-        }
-
-        public static async Task<MiniRespClient> ConnectAsync(int port)
-        {
-            var tcp = new TcpClient { NoDelay = true };
-            await tcp.ConnectAsync("127.0.0.1", port);
-            return new MiniRespClient(tcp);
-        }
-
-        public async Task<object?> CallAsync(params string[] args)
-        {
-            var text = new StringBuilder().Append('*').Append(args.Length).Append("\r\n");
-            foreach (var arg in args)
-            {
-                text.Append('$').Append(Encoding.UTF8.GetByteCount(arg)).Append("\r\n").Append(arg).Append("\r\n");
-            }
-            await _stream.WriteAsync(Encoding.UTF8.GetBytes(text.ToString()));
-            return Read();
-        }
-
-        private object? Read()
-        {
-            var line = ReadLine();
-            var body = line[1..];
-            switch (line[0])
-            {
-                case '+':
-                    return body;
-                case '-':
-                    throw new InvalidOperationException(body);
-                case ':':
-                    return long.Parse(body, CultureInfo.InvariantCulture);
-                case '$':
-                    var length = int.Parse(body, CultureInfo.InvariantCulture);
-                    if (length < 0)
-                    {
-                        return null;
-                    }
-                    var bytes = new byte[length + 2];
-                    _input.ReadExactly(bytes);
-                    return Encoding.UTF8.GetString(bytes, 0, length);
-                case '*':
-                    var items = new object?[int.Parse(body, CultureInfo.InvariantCulture)];
-                    for (var i = 0; i < items.Length; i++)
-                    {
-                        items[i] = Read();
-                    }
-                    return items;
-                default:
-                    throw new InvalidDataException("unexpected reply: " + line);
-            }
-        }
-
-        private string ReadLine()
-        {
-            var line = new StringBuilder();
-            while (true)
-            {
-                var b = _input.ReadByte();
-                if (b < 0)
-                {
-                    throw new EndOfStreamException("the server closed the connection");
-                }
-                if (b == '\r')
-                {
-                    _input.ReadByte();
-                    return line.ToString();
-                }
-                line.Append((char)b);
-            }
-        }
-
-        public void Dispose()
-        {
-            _input.Dispose();
-            _tcp.Dispose();
         }
     }
 }

@@ -60,6 +60,21 @@ public sealed class KvWriteBehindTests : IDisposable
         return 0;
     }
 
+    /// <summary>Every key of Acme's matching <paramref name="pattern"/>, page by page.</summary>
+    private static async Task<List<KvKeyInfo>> ListAllAsync(KvService kv, string pattern, int pageSize)
+    {
+        var listed = new List<KvKeyInfo>();
+        string? cursor = null;
+        do
+        {
+            var page = await kv.ListAsync(Acme, pattern, pageSize, cursor);
+            listed.AddRange(page.Items);
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+        return listed;
+    }
+
     private static async Task WaitUntilFoldedAsync(SqliteMemoryStore store)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);
@@ -301,16 +316,7 @@ public sealed class KvWriteBehindTests : IDisposable
         (await kv.GetManyAsync(Acme, [.. Enumerable.Range(0, 40).Select(i => (string?)$"key:{i:D6}")])).Select(l => l.Value!.Value.GetInt32())
             .Should().Equal(Enumerable.Range(0, 40).Select(i => -i));
         (await kv.GetHistoryAsync(Acme, "key:000001")).Items.Select(h => h.Event).Should().Equal("created", "deleted", "created");
-        var listed = new List<string>();
-        string? cursor = null;
-        do
-        {
-            var page = await kv.ListAsync(Acme, "key:*", 1000, cursor);
-            listed.AddRange(page.Items.Select(i => i.Key));
-            cursor = page.NextCursor;
-        }
-        while (cursor is not null);
-        listed.Should().HaveCount(keys).And.BeInAscendingOrder(StringComparer.Ordinal);
+        (await ListAllAsync(kv, "key:*", 1000)).Select(i => i.Key).Should().HaveCount(keys).And.BeInAscendingOrder(StringComparer.Ordinal);
         (await kv.CleanupAsync(Acme, "key:00*")).Should().Be(10_000);
         (await kv.CleanupAsync(Acme, "key:*")).Should().Be(keys - 10_000);
         (await kv.CleanupAsync(Acme, "burst:*")).Should().Be(30_000);
@@ -327,29 +333,15 @@ public sealed class KvWriteBehindTests : IDisposable
         await kv.SetManyAsync(Acme, [.. Enumerable.Range(0, 1000).Select(i => new KvSetItem($"page:{i:D4}", Json($"{i}"), 0))]);
         await kv.SetManyAsync(Globex, [.. Enumerable.Range(0, 100).Select(i => new KvSetItem($"page:{i:D4}", Json("0"), 0))]);
 
-        async Task<List<KvKeyInfo>> ListAllAsync(int pageSize)
-        {
-            var listed = new List<KvKeyInfo>();
-            string? cursor = null;
-            do
-            {
-                var page = await kv.ListAsync(Acme, "page:*", pageSize, cursor);
-                listed.AddRange(page.Items);
-                cursor = page.NextCursor;
-            }
-            while (cursor is not null);
-            return listed;
-        }
-
-        var listed = await ListAllAsync(50); // 20 pages: each used to write all 1,000 states again
+        var listed = await ListAllAsync(kv, "page:*", 50); // 20 pages: each used to write all 1,000 states again
         listed.Select(i => i.Key).Should().Equal(Enumerable.Range(0, 1000).Select(i => $"page:{i:D4}"));
         await WaitUntilFoldedAsync(store);
         store.KvStatesWrittenToTable.Should().Be(1100, "each state reaches the table once: Acme's by the listing's flush (its fold skips them), Globex's by the fold");
 
         // States changed after a flush are flushed again (and only they), whether or not a fold came between.
         await kv.SetManyAsync(Acme, [.. Enumerable.Range(0, 10).Select(i => new KvSetItem($"page:{i * 100:D4}", Json("-1"), 0))]);
-        (await ListAllAsync(1000)).Where(i => i.Version == 2).Select(i => i.Key).Should().Equal(Enumerable.Range(0, 10).Select(i => $"page:{i * 100:D4}"));
-        (await ListAllAsync(1000)).Should().HaveCount(1000);
+        (await ListAllAsync(kv, "page:*", 1000)).Where(i => i.Version == 2).Select(i => i.Key).Should().Equal(Enumerable.Range(0, 10).Select(i => $"page:{i * 100:D4}"));
+        (await ListAllAsync(kv, "page:*", 1000)).Should().HaveCount(1000);
         await WaitUntilFoldedAsync(store);
         store.KvStatesWrittenToTable.Should().Be(1110);
 
@@ -362,7 +354,7 @@ public sealed class KvWriteBehindTests : IDisposable
         }, WriteDurability.Full);
         await failing.Should().ThrowAsync<InvalidOperationException>();
         await kv.SetAsync(Acme, "other", Json("1"), 0); // a commit after the failure must not count the undone writes as done
-        (await ListAllAsync(1000)).Where(i => i.Version == 2 || (i.Version == 3 && i.Key == "page:0000")).Select(i => i.Key)
+        (await ListAllAsync(kv, "page:*", 1000)).Where(i => i.Version == 2 || (i.Version == 3 && i.Key == "page:0000")).Select(i => i.Key)
             .Should().Equal(Enumerable.Range(0, 5).Select(i => $"page:{i:D4}").Concat(Enumerable.Range(1, 9).Select(i => $"page:{i * 100:D4}")));
     }
 

@@ -219,15 +219,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
 
     public async Task<KvStoredPage> ListKvAsync(Caller caller, KvGlob pattern, int limit, string? afterKey, CancellationToken ct = default)
     {
-        if (_kvHot.HasUnflushed)
-        {
-            // The listing reads kv_entries: bring the keys it can match up to date there first.
-            await _writer.WriteAsync(c =>
-            {
-                FlushKv(c, caller.Tenant, pattern);
-                return 0;
-            }, WriteDurability.Relaxed, ct).ConfigureAwait(false);
-        }
+        await FlushKvAsync(caller.Tenant, pattern, ct).ConfigureAwait(false);
         return await _readers.ReadAsync(c =>
         {
             var items = SelectMatching(c, caller.Tenant, pattern, afterKey, limit + 1, NowMs);
@@ -243,15 +235,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
 
     public async Task<KvCount> CountKvAsync(Caller caller, KvGlob pattern, CancellationToken ct = default)
     {
-        if (_kvHot.HasUnflushed)
-        {
-            // The count reads kv_entries, as a listing does.
-            await _writer.WriteAsync(c =>
-            {
-                FlushKv(c, caller.Tenant, pattern);
-                return 0;
-            }, WriteDurability.Relaxed, ct).ConfigureAwait(false);
-        }
+        await FlushKvAsync(caller.Tenant, pattern, ct).ConfigureAwait(false);
         return await _readers.ReadAsync(c =>
         {
             var upper = UpperBound(pattern.Prefix);
@@ -556,6 +540,22 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             { Entry: { } entry } => (entry, entry.LastHistoryId),
             var deleted => (null, deleted.LastHid),
         };
+
+    /// <summary>
+    /// <see cref="FlushKv"/> as a writer item of its own, when some state is missing from the table: for a listing or count
+    /// on a reader connection, which reads kv_entries.
+    /// </summary>
+    private async Task FlushKvAsync(string tenant, KvGlob pattern, CancellationToken ct)
+    {
+        if (_kvHot.HasUnflushed)
+        {
+            await _writer.WriteAsync(c =>
+            {
+                FlushKv(c, tenant, pattern);
+                return 0;
+            }, WriteDurability.Relaxed, ct).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>Writes the states of keys <paramref name="pattern"/> can match to kv_entries, for the queries that read the table.</summary>
     private void FlushKv(SqliteConnection c, string tenant, KvGlob pattern) =>
