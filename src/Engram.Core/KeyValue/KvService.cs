@@ -136,15 +136,11 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     }
 
     /// <summary>
-    /// How many of the caller's live keys match <paramref name="pattern"/> (null: all), how many of them expire and
-    /// their mean time left: one query of the store, where a listing would page through every key.
+    /// How many live keys the caller has, how many of them expire and their mean time left: one query of the store,
+    /// where a listing would page through every key.
     /// </summary>
-    public Task<KvCount> CountAsync(Caller caller, string? pattern = null, CancellationToken ct = default)
-    {
-        var partition = Enter(caller, Role.Read, "count keys");
-        var glob = pattern is null ? KvGlob.All : KvGlob.Parse(caller.Tenant, pattern);
-        return store.CountKvAsync(partition, glob, ct);
-    }
+    public Task<KvCount> CountAsync(Caller caller, CancellationToken ct = default) =>
+        store.CountKvAsync(Enter(caller, Role.Read, "count keys"), KvGlob.All, ct);
 
     /// <summary>
     /// Deletes the caller's keys matching <paramref name="pattern"/> for at most

@@ -398,7 +398,7 @@ internal sealed partial class RespConnection
             case "DBSIZE":
                 if (Arity(1, exact: true))
                 {
-                    _reply.Integer((await _kv.CountAsync(caller, null, ct).ConfigureAwait(false)).Keys);
+                    _reply.Integer((await _kv.CountAsync(caller, ct).ConfigureAwait(false)).Keys);
                 }
                 return;
             case "INFO":
@@ -1182,7 +1182,7 @@ internal sealed partial class RespConnection
         if (Wants("keyspace"))
         {
             text.Append("# Keyspace\r\n");
-            var count = await _kv.CountAsync(caller, null, ct).ConfigureAwait(false);
+            var count = await _kv.CountAsync(caller, ct).ConfigureAwait(false);
             if (count.Keys > 0)
             {
                 text.Append("db0:keys=").Append(count.Keys).Append(",expires=").Append(count.Expiring).Append(",avg_ttl=").Append(count.AverageTtlMs).Append("\r\n");

@@ -435,7 +435,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             return (entry, entry.LastHistoryId);
         }
         // A key is in one of the two tables (a write moves it); should it be in both, the entry wins.
-        return found.Entry is not null || reader.FieldCount < 8 ? found : (null, reader.Int64OrNull(7));
+        return found.Entry is not null ? found : (null, reader.Int64OrNull(7));
     }
 
     /// <summary>

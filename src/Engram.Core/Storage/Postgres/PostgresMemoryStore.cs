@@ -189,8 +189,8 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
     /// commits without waiting for the WAL flush. A deadlock or serialisation failure is retried (the
     /// function runs again from the start in a new transaction).
     /// </summary>
-    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, CancellationToken ct) =>
-        await WriteAsync(write, durability, durabilitySetByWrite: false, ct).ConfigureAwait(false);
+    private Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, CancellationToken ct) =>
+        WriteAsync(write, durability, durabilitySetByWrite: false, ct);
 
     /// <summary><paramref name="durabilitySetByWrite"/>: <paramref name="write"/>'s first statement sets relaxed durability itself (<see cref="LockLogAsync"/>).</summary>
     private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, bool durabilitySetByWrite, CancellationToken ct)

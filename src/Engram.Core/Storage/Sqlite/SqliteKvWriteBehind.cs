@@ -149,8 +149,6 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     /// <summary>Committed states not folded yet.</summary>
     public int Count => _committed.Count;
 
-    public bool IsEmpty => _committed.IsEmpty;
-
     /// <summary>States written to the table by flushes and folds so far (writer thread; elsewhere a recent figure).</summary>
     public long StatesWritten => Volatile.Read(ref _statesWritten);
 
