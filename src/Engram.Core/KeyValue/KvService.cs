@@ -278,10 +278,10 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// reading: a caller that reads the keys in parts (mget over HTTP and RESP, sent as they are read) fails before it
     /// has answered any of them. Returns the caller's partition.
     /// </summary>
-    public Caller CheckGetMany(Caller caller, [System.Diagnostics.CodeAnalysis.NotNull] IReadOnlyList<string?>? keys)
+    public Caller CheckGetMany(Caller caller, [System.Diagnostics.CodeAnalysis.NotNull] IReadOnlyList<string?>? keys, int? limit = null)
     {
         var partition = Enter(caller, Role.Read, "read keys");
-        CheckBatch(keys, "keys");
+        CheckBatch(keys, "keys", limit);
         for (var i = 0; i < keys!.Count; i++)
         {
             KvKeys.Validate(keys[i], $"keys[{i}]");
@@ -332,10 +332,10 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     /// <summary>Sets every key in one transaction (values are JSON text the caller produced).</summary>
     public Task<IReadOnlyList<KvSetResult>> SetManyJsonAsync(Caller caller, IReadOnlyList<(string Key, string ValueJson)> items, long? expiresAtMs,
-        CancellationToken ct = default)
+        CancellationToken ct = default, int? limit = null)
     {
         var partition = Enter(caller, Role.Write, "write keys");
-        CheckBatch(items, "items");
+        CheckBatch(items, "items", limit);
         var writes = new KvWrite[items.Count];
         for (var i = 0; i < writes.Length; i++)
         {
@@ -472,15 +472,20 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         return new KvWritten(key, result.Created, result.Version, ttl, expires);
     }
 
-    private void CheckBatch<T>(IReadOnlyList<T>? items, string field)
+    /// <summary>
+    /// A batch must have entries and at most <paramref name="limit"/> (<see cref="KvOptions.MaxBatchItems"/> unless the
+    /// caller has a bound of its own: the RESP endpoint's is its command size, as Redis's MGET and MSET have no count).
+    /// </summary>
+    private void CheckBatch<T>(IReadOnlyList<T>? items, string field, int? limit = null)
     {
         if (items is null || items.Count == 0)
         {
             throw new ValidationException(field, $"{field} must be a non-empty array");
         }
-        if (items.Count > options.MaxBatchItems)
+        var most = limit ?? options.MaxBatchItems;
+        if (items.Count > most)
         {
-            throw new ValidationException(field, $"{field} has {items.Count} entries; the limit is {options.MaxBatchItems}");
+            throw new ValidationException(field, $"{field} has {items.Count} entries; the limit is {most}");
         }
     }
 

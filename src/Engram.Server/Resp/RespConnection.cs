@@ -43,7 +43,7 @@ internal sealed partial class RespConnection
     private List<KvWrite> _sets = [];
     private Caller? _setsPartition;
 
-    // The current command's arguments, copied into one buffer.
+    // The current command's arguments, copied into one buffer (a command array is parsed into the _arriving* buffers).
     private byte[] _argBytes = new byte[4096];
     private int[] _argStart = new int[16];
     private int[] _argLength = new int[16];
@@ -110,9 +110,14 @@ internal sealed partial class RespConnection
                 var inline = 0;
                 try
                 {
-                    while (!_closeAfterReply && TryParseAt(buffer, consumed, out var used))
+                    while (!_closeAfterReply)
                     {
-                        consumed += used;
+                        var parsed = TryParseAt(buffer, consumed, out var used);
+                        consumed += used; // a command still arriving gives up its complete arguments too
+                        if (!parsed)
+                        {
+                            break;
+                        }
                         ran = true;
                         if (OnEventThread && ++inline > MaxInlineCommands)
                         {
@@ -209,8 +214,11 @@ internal sealed partial class RespConnection
     // ---- Parsing ---------------------------------------------------------------------------------------
 
     /// <summary>
-    /// Reads one whole command starting <paramref name="offset"/> bytes into <paramref name="buffer"/>; false when more
-    /// bytes are needed. A command array in one contiguous buffer (nearly always) is parsed from a span.
+    /// Reads one command starting <paramref name="offset"/> bytes into <paramref name="buffer"/>; false when more bytes
+    /// are needed. <paramref name="used"/> is what was consumed either way: a command array's complete arguments are
+    /// copied into the argument buffer as they arrive and the parse resumes after them on the next read, so a command
+    /// of a million arguments is read once, not again from its start for every chunk. A command array in one
+    /// contiguous buffer (nearly always) is parsed from a span.
     /// </summary>
     private bool TryParseAt(in ReadOnlySequence<byte> buffer, long offset, out long used)
     {
@@ -222,7 +230,7 @@ internal sealed partial class RespConnection
                 used = 0;
                 return false;
             }
-            if (span[0] == (byte)'*')
+            if (_arriving >= 0 || span[0] == (byte)'*')
             {
                 var parsed = TryParseArray(span, out var length);
                 used = length;
@@ -230,9 +238,80 @@ internal sealed partial class RespConnection
             }
         }
         var reader = new SequenceReader<byte>(buffer.Slice(offset));
-        var done = TryParse(ref reader);
-        used = reader.Consumed;
-        return done;
+        return TryParse(ref reader, out used);
+    }
+
+    // A command array still arriving: how many arguments it has (-1 when none is), how many are complete, and where
+    // they are. It has buffers of its own, swapped with the current command's when it is complete: a script queued
+    // before it runs at the end of the read (RunQueuedScriptsAsync) and loads its redis.calls' arguments meanwhile.
+    private int _arriving = -1;
+    private int _arrived;
+    private int _arrivedBytes;
+    private byte[] _arrivingBytes = new byte[4096];
+    private int[] _arrivingStart = new int[16];
+    private int[] _arrivingLength = new int[16];
+
+    /// <summary>Starts a command array of <paramref name="count"/> arguments; false when it is empty (skipped, as Redis does).</summary>
+    private bool BeginArray(long count)
+    {
+        if (count > _options.MaxArguments)
+        {
+            throw new RespProtocolException("invalid multibulk length", oversized: true);
+        }
+        if (count <= 0)
+        {
+            return false;
+        }
+        _arriving = (int)count;
+        _arrived = 0;
+        _arrivedBytes = 0;
+        return true;
+    }
+
+    /// <summary>Checks the next argument's length against the command bounds before its bytes are waited for.</summary>
+    private void CheckBulkLength(long length)
+    {
+        if (length < 0 || length > _options.MaxCommandBytes || _arrivedBytes + length > _options.MaxCommandBytes)
+        {
+            throw new RespProtocolException("invalid bulk length", oversized: length > 0);
+        }
+    }
+
+    /// <summary>Takes note of an argument whose bytes were copied to the end of the argument buffer.</summary>
+    private void Arrived(int length)
+    {
+        if (_arrivingStart.Length == _arrived)
+        {
+            // Grown as arguments come, not from the header, which costs a client nothing to send.
+            Array.Resize(ref _arrivingStart, _arrived * 2);
+            Array.Resize(ref _arrivingLength, _arrived * 2);
+        }
+        _arrivingStart[_arrived] = _arrivedBytes;
+        _arrivingLength[_arrived] = length;
+        _arrived++;
+        _arrivedBytes += length;
+    }
+
+    /// <summary>Room in the arriving command's buffer for <paramref name="length"/> more bytes.</summary>
+    private Span<byte> ArrivingRoom(int length)
+    {
+        var size = _arrivedBytes + length;
+        if (_arrivingBytes.Length < size)
+        {
+            Array.Resize(ref _arrivingBytes, Math.Max(size, Math.Min(_arrivingBytes.Length * 2, _options.MaxCommandBytes)));
+        }
+        return _arrivingBytes.AsSpan(_arrivedBytes, length);
+    }
+
+    /// <summary>The command array is complete: its arguments become the current command (the buffers trade places).</summary>
+    private bool Complete()
+    {
+        (_argBytes, _arrivingBytes) = (_arrivingBytes, _argBytes);
+        (_argStart, _arrivingStart) = (_arrivingStart, _argStart);
+        (_argLength, _arrivingLength) = (_arrivingLength, _argLength);
+        _argCount = _arriving;
+        _arriving = -1;
+        return true;
     }
 
     /// <summary><see cref="TryParse"/> for a command array (<c>*</c>) held in one span: the same checks and errors.</summary>
@@ -240,24 +319,21 @@ internal sealed partial class RespConnection
     {
         used = 0;
         _argCount = 0;
-        var position = 1;
-        if (!TryReadNumber(span, ref position, out var count, "invalid multibulk length"))
+        var position = 0;
+        if (_arriving < 0)
         {
-            return false;
-        }
-        if (count > _options.MaxArguments)
-        {
-            throw new RespProtocolException("invalid multibulk length", oversized: true);
-        }
-        if (count <= 0)
-        {
+            position = 1;
+            if (!TryReadNumber(span, ref position, out var count, "invalid multibulk length"))
+            {
+                return false;
+            }
             used = position;
-            return true; // an empty array is skipped, as Redis does
+            if (!BeginArray(count))
+            {
+                return true;
+            }
         }
-        EnsureArguments((int)count);
-        long total = 0;
-        var bytes = 0;
-        for (var i = 0; i < count; i++)
+        while (_arrived < _arriving)
         {
             if (position >= span.Length)
             {
@@ -267,35 +343,26 @@ internal sealed partial class RespConnection
             {
                 throw new RespProtocolException($"expected '$', got '{(char)span[position]}'");
             }
-            position++;
-            if (!TryReadNumber(span, ref position, out var length, "invalid bulk length"))
+            var at = position + 1;
+            if (!TryReadNumber(span, ref at, out var length, "invalid bulk length"))
             {
                 return false;
             }
-            total += length;
-            if (length < 0 || length > _options.MaxCommandBytes || total > _options.MaxCommandBytes)
-            {
-                throw new RespProtocolException("invalid bulk length", oversized: length > 0);
-            }
-            if (span.Length - position < length + 2)
+            CheckBulkLength(length);
+            if (span.Length - at < length + 2)
             {
                 return false;
             }
-            EnsureBytes(bytes + (int)length);
-            span.Slice(position, (int)length).CopyTo(_argBytes.AsSpan(bytes));
-            position += (int)length;
-            if (span[position] != (byte)'\r' || span[position + 1] != (byte)'\n')
+            span.Slice(at, (int)length).CopyTo(ArrivingRoom((int)length));
+            at += (int)length;
+            if (span[at] != (byte)'\r' || span[at + 1] != (byte)'\n')
             {
                 throw new RespProtocolException("expected CRLF after a bulk string");
             }
-            position += 2;
-            _argStart[i] = bytes;
-            _argLength[i] = (int)length;
-            bytes += (int)length;
+            Arrived((int)length);
+            position = used = at + 2;
         }
-        _argCount = (int)count;
-        used = position;
-        return true;
+        return Complete();
     }
 
     private static bool TryReadNumber(ReadOnlySpan<byte> span, ref int position, out long value, string error)
@@ -320,35 +387,35 @@ internal sealed partial class RespConnection
         return true;
     }
 
-    /// <summary>Reads one whole command into the argument buffer; false when more bytes are needed.</summary>
-    private bool TryParse(ref SequenceReader<byte> reader)
+    /// <summary>Reads one command into the argument buffer; false when more bytes are needed (see <see cref="TryParseAt"/>).</summary>
+    private bool TryParse(ref SequenceReader<byte> reader, out long used)
     {
+        used = 0;
         _argCount = 0;
-        if (!reader.TryPeek(out var first))
+        if (_arriving < 0)
         {
-            return false;
+            if (!reader.TryPeek(out var first))
+            {
+                return false;
+            }
+            if (first != '*')
+            {
+                var done = TryParseInline(ref reader);
+                used = reader.Consumed;
+                return done;
+            }
+            reader.Advance(1);
+            if (!TryReadNumber(ref reader, out var count, "invalid multibulk length"))
+            {
+                return false;
+            }
+            used = reader.Consumed;
+            if (!BeginArray(count))
+            {
+                return true;
+            }
         }
-        if (first != '*')
-        {
-            return TryParseInline(ref reader);
-        }
-        reader.Advance(1);
-        if (!TryReadNumber(ref reader, out var count, "invalid multibulk length"))
-        {
-            return false;
-        }
-        if (count > _options.MaxArguments)
-        {
-            throw new RespProtocolException("invalid multibulk length", oversized: true);
-        }
-        if (count <= 0)
-        {
-            return true; // an empty array is skipped, as Redis does
-        }
-        EnsureArguments((int)count);
-        long total = 0;
-        var used = 0;
-        for (var i = 0; i < count; i++)
+        while (_arrived < _arriving)
         {
             if (!reader.TryRead(out var kind))
             {
@@ -362,28 +429,21 @@ internal sealed partial class RespConnection
             {
                 return false;
             }
-            total += length;
-            if (length < 0 || length > _options.MaxCommandBytes || total > _options.MaxCommandBytes)
-            {
-                throw new RespProtocolException("invalid bulk length", oversized: length > 0);
-            }
+            CheckBulkLength(length);
             if (reader.Remaining < length + 2)
             {
                 return false;
             }
-            EnsureBytes(used + (int)length);
-            reader.UnreadSequence.Slice(0, length).CopyTo(_argBytes.AsSpan(used));
+            reader.UnreadSequence.Slice(0, length).CopyTo(ArrivingRoom((int)length));
             reader.Advance(length);
             if (!reader.IsNext("\r\n"u8, advancePast: true))
             {
                 throw new RespProtocolException("expected CRLF after a bulk string");
             }
-            _argStart[i] = used;
-            _argLength[i] = (int)length;
-            used += (int)length;
+            Arrived((int)length);
+            used = reader.Consumed;
         }
-        _argCount = (int)count;
-        return true;
+        return Complete();
     }
 
     private static bool TryReadNumber(ref SequenceReader<byte> reader, out long value, string error)
@@ -554,6 +614,15 @@ internal sealed partial class RespConnection
         {
             _argStart = new int[16];
             _argLength = new int[16];
+        }
+        if (_arriving < 0 && _arrivingBytes.Length > 64 * 1024)
+        {
+            _arrivingBytes = new byte[4096];
+        }
+        if (_arriving < 0 && _arrivingStart.Length > 1024)
+        {
+            _arrivingStart = new int[16];
+            _arrivingLength = new int[16];
         }
     }
 

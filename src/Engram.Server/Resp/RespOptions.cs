@@ -21,8 +21,12 @@ public sealed class RespOptions
     /// </summary>
     public int MaxCommandBytes { get; set; } = 4 * 1024 * 1024;
 
-    /// <summary>The most arguments one command may have (an MSET of 1,000 keys has 2,001). Default 4,096.</summary>
-    public int MaxArguments { get; set; } = 4096;
+    /// <summary>
+    /// The most arguments one command may have (an MSET of 1,000 keys has 2,001). Default 1,048,576: a DEL or MGET of
+    /// many keys from a client library works, as against Redis; memory is bounded by <see cref="MaxCommandBytes"/> and
+    /// 8 bytes per argument received (the count in a command's header reserves nothing).
+    /// </summary>
+    public int MaxArguments { get; set; } = 1024 * 1024;
 
     /// <summary>The most connections at once; further ones are answered with an error and closed. Default 10,000.</summary>
     public int MaxConnections { get; set; } = 10_000;
@@ -85,9 +89,9 @@ public sealed class RespOptions
         {
             yield return "Engram:Resp:MaxCommandBytes must be between 1024 and 536870912";
         }
-        if (MaxArguments is < 3 or > 1_000_000)
+        if (MaxArguments is < 3 or > 16 * 1024 * 1024)
         {
-            yield return "Engram:Resp:MaxArguments must be between 3 and 1000000";
+            yield return "Engram:Resp:MaxArguments must be between 3 and 16777216";
         }
         if (MaxConnections is < 1 or > 1_000_000)
         {

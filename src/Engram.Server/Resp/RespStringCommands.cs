@@ -478,7 +478,7 @@ internal sealed partial class RespConnection
             {
                 return false;
             }
-            Done(kv.SetManyJsonAsync(caller, items, expiry));
+            Done(kv.SetManyJsonAsync(caller, items, expiry, limit: int.MaxValue));
             return true;
         }, ct).ConfigureAwait(false);
         _reply.Integer(written ? 1 : 0);

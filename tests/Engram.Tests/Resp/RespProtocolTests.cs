@@ -190,6 +190,44 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task ACommandOfManyArguments_ArrivingInChunks_RunsAsOneCommand()
+    {
+        // A DEL of 5,000 keys, as a client library sends it (redis-py's delete(*keys)): over Redis's old 4,096-argument
+        // bound here, and long enough to arrive over many reads. It is sent in 997-byte pieces with pauses, so
+        // arguments and their headers are cut everywhere; before it, a script that runs at the end of the first read.
+        using var c = await fixture.ConnectAsync();
+        var keys = Enumerable.Range(0, 5_000).Select(i => $"p:many:{i}").ToArray();
+        (await c.CallAsync(["MSET", .. keys.SelectMany(k => new[] { k, "v" + k })])).Should().Be("+OK", "an MSET of 5,000 keys is one command, as in Redis");
+        (await c.CallAsync("GET", keys[4_321])).Should().Be("v" + keys[4_321]);
+        (await c.CallAsync(["EXISTS", .. keys, keys[0], "p:many:absent"])).Should().Be(5_001L, "a key named twice counts twice, as in Redis");
+        var script = RespClient.Encode("EVAL", "return redis.call('SET', KEYS[1], ARGV[1])", "1", "p:many:script", "ran");
+        var del = RespClient.Encode(["DEL", .. keys, "p:many:absent"]);
+        var bytes = script.Concat(del).Concat(RespClient.Encode("GET", "p:many:script")).ToArray();
+        for (var at = 0; at < bytes.Length; at += 997)
+        {
+            await c.SendRawAsync(bytes[at..Math.Min(at + 997, bytes.Length)]);
+            if (at % (997 * 20) == 0)
+            {
+                await Task.Delay(20);
+            }
+        }
+        c.Read().Should().Be("+OK");
+        c.Read().Should().Be(5_000L, "every key named was deleted but the one that never was");
+        c.Read().Should().Be("ran");
+        (await c.CallAsync("EXISTS", keys[0], keys[4_999])).Should().Be(0L);
+        (await c.CallAsync("SET", "p:many:twice", "v")).Should().Be("+OK");
+        (await c.CallAsync("DEL", "p:many:twice", "p:many:twice")).Should().Be(1L, "a key named twice is deleted once");
+
+        // An MGET of 20,000 keys (20,001 arguments, more than a REST batch may have) in one write: the replies in order.
+        var mget = await c.CallAsync(["MGET", .. Enumerable.Range(0, 20_000).Select(i => i == 7 ? "p:many:script" : $"p:many:none:{i}")]);
+        mget.Should().BeOfType<object?[]>("the reply was {0}", mget);
+        var values = (object?[])mget!;
+        values.Should().HaveCount(20_000);
+        values[7].Should().Be("ran");
+        values.Count(v => v is null).Should().Be(19_999);
+    }
+
+    [Fact]
     public async Task RespAndRest_AreOneStore()
     {
         using var c = await fixture.ConnectAsync();
