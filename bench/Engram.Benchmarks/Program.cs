@@ -21,7 +21,8 @@ using Engram.Benchmarks.Store;
 // `mem0` times search through the mem0-compatible API next to /v1/search on the same corpus (issue 17);
 // `telegram` times bot commands through a fake Telegram Bot API: update queued to reply received (issue 19);
 // `resp` runs redis-benchmark against Engram's RESP endpoint and redis-server side by side, -P 1 and -P 16 (issue 20);
-// `resp-keyspace` times DBSIZE, INFO keyspace, SCAN to the end and KEYS * at 100,000 keys on both (issue 20);
+// `resp-keyspace` times DBSIZE, INFO keyspace, SCAN to the end and KEYS * at 100,000 keys, and MSET/MGET/EXISTS/DEL of
+// 100,000 keys in one command, on both (issue 20);
 // `alerts` measures the alert detection delay after a fault and the memory-event webhook delay (issue 19);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)

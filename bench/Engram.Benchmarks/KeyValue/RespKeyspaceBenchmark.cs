@@ -13,13 +13,16 @@ namespace Engram.Benchmarks.KeyValue;
 /// durability) and redis-server without persistence, each filled by redis-benchmark with SETs of random keys among
 /// --keys N (default 100,000; 4 N requests at -P 16, so about 98 % of them exist). Each is timed twice: right after the
 /// SETs, while Engram still holds many key states waiting to be written to its table (a listing writes them first), and
-/// again. Options: --keys N, --data-root DIR.
+/// again. Then one command of many keys on each (MSET, MGET, EXISTS, DEL of --many N new keys, default 100,000, each one
+/// command of 2N + 1 or N + 1 arguments, several MB: it arrives over many socket reads). Options: --keys N, --many N,
+/// --data-root DIR.
 /// </summary>
 public static class RespKeyspaceBenchmark
 {
     public static async Task<int> RunAsync(string[] args)
     {
         var keys = int.Parse(Option(args, "--keys") ?? "100000", CultureInfo.InvariantCulture);
+        var many = int.Parse(Option(args, "--many") ?? "100000", CultureInfo.InvariantCulture);
         var dataRoot = Option(args, "--data-root") ?? BenchDataFolder.DefaultRoot;
         Directory.CreateDirectory(dataRoot);
         await RedisBaseline.EnsureInstalledAsync();
@@ -40,6 +43,7 @@ public static class RespKeyspaceBenchmark
         Console.WriteLine("| command | redis first | redis again | engram first | engram again | keys seen (redis / engram) |");
         Console.WriteLine("|---|---:|---:|---:|---:|---|");
         var results = new Dictionary<string, (List<TimeSpan> Times, long Seen)>[2];
+        var manyResults = new List<(string Name, TimeSpan Time, long Reply)>[2];
         var ports = new[] { redis.Port, enginePort };
         for (var s = 0; s < ports.Length; s++)
         {
@@ -47,6 +51,7 @@ public static class RespKeyspaceBenchmark
             await FillAsync(ports[s], keys);
             results[s] = [];
             using var client = await RespClient.ConnectAsync(ports[s]);
+            manyResults[s] = await ManyKeysAsync(client, many);
             foreach (var round in new[] { 1, 2 })
             {
                 foreach (var (name, run) in Commands)
@@ -68,7 +73,42 @@ public static class RespKeyspaceBenchmark
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {name} | {Ms(r.Times[0])} | {Ms(r.Times[1])} | {Ms(e.Times[0])} | {Ms(e.Times[1])} | {r.Seen:N0} / {e.Seen:N0} |"));
         }
+        Console.WriteLine();
+        Console.WriteLine($"One command of {many:N0} keys (timed before the commands above)");
+        Console.WriteLine();
+        Console.WriteLine("| command | redis | engram | reply (redis / engram) |");
+        Console.WriteLine("|---|---:|---:|---|");
+        for (var i = 0; i < manyResults[0].Count; i++)
+        {
+            var (r, e) = (manyResults[0][i], manyResults[1][i]);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {r.Name} | {Ms(r.Time)} | {Ms(e.Time)} | {r.Reply:N0} / {e.Reply:N0} |"));
+        }
         return 0;
+    }
+
+    /// <summary>
+    /// MSET (8-byte values), MGET, EXISTS and DEL of <paramref name="count"/> new keys, one command each; the reply as a number (MSET: its
+    /// keys when it answered OK; MGET: the values found).
+    /// </summary>
+    private static async Task<List<(string Name, TimeSpan Time, long Reply)>> ManyKeysAsync(RespClient client, int count)
+    {
+        var keys = Enumerable.Range(0, count).Select(i => $"many:{i}").ToArray();
+        var value = "value-10"; // 10 bytes a value: 100,000 pairs are some 2.6 MB, under the 4 MB MaxCommandBytes
+        var steps = new (string Name, string[] Command, Func<object?, long> Reply)[]
+        {
+            ("MSET", ["MSET", .. keys.SelectMany(k => new[] { k, value })], r => r is "+OK" ? count : -1),
+            ("MGET", ["MGET", .. keys], r => r is object?[] values ? values.Count(v => v is not null) : -1),
+            ("EXISTS", ["EXISTS", .. keys], r => r is long n ? n : -1),
+            ("DEL", ["DEL", .. keys], r => r is long n ? n : -1),
+        };
+        var timed = new List<(string, TimeSpan, long)>();
+        foreach (var (name, command, reply) in steps)
+        {
+            var started = Stopwatch.GetTimestamp();
+            var answer = await client.CallAsync(command);
+            timed.Add((name, Stopwatch.GetElapsedTime(started), reply(answer)));
+        }
+        return timed;
     }
 
     private static string Ms(TimeSpan t) => t.TotalMilliseconds < 10 ? $"{t.TotalMilliseconds:0.00} ms" : $"{t.TotalMilliseconds:N0} ms";
