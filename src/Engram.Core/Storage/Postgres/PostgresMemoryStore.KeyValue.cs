@@ -19,20 +19,11 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
 {
     private const string KvEntryColumns = "key, value, expires_at, version, created_at, updated_at, last_hid";
 
-    public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
-        LoggedAsync(c => SetOneAsync(c, caller, write, NowMs), durability, ct);
+    public async Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
+        (await SetGroupedAsync(caller, [write], durability, ct).ConfigureAwait(false))[0];
 
     public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct = default) =>
-        LoggedAsync<IReadOnlyList<KvSetResult>>(async c =>
-        {
-            var now = NowMs;
-            var results = new List<KvSetResult>(writes.Count);
-            foreach (var write in writes)
-            {
-                results.Add(await SetOneAsync(c, caller, write, now).ConfigureAwait(false));
-            }
-            return results;
-        }, durability, ct);
+        SetGroupedAsync(caller, writes, durability, ct);
 
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
         ReadAsync(async c => LiveOrNull((await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: false).ConfigureAwait(false)).Entry, NowMs), ct);

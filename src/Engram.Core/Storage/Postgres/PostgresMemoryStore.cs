@@ -19,7 +19,6 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
     // Unpooled sessions that live as long as their purpose: the listener's, and each job lock's (closing one ends its lock for sure).
     private readonly NpgsqlDataSource _sessions;
     private readonly TimeProvider _clock;
-    private readonly SemaphoreSlim _logWriters = new(1, 1);
     private bool _disposed;
 
     private PostgresMemoryStore(NpgsqlDataSource db, NpgsqlDataSource sessions, TimeProvider clock, NpgsqlConnectionStringBuilder settings)
@@ -239,31 +238,6 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
     }
 
     private Task<T> WriteAsync<T>(Func<NpgsqlConnection, Task<T>> write, CancellationToken ct) => WriteAsync(write, WriteDurability.Full, ct);
-
-    /// <summary>
-    /// A write that appends to the change log: takes the log lock first (<see cref="LockLogAsync"/>).
-    /// Such writes run one at a time anyway, so this instance queues them here, in memory, rather than
-    /// as a hundred pooled sessions waiting on one row lock (which PostgreSQL serves far slower); the
-    /// database lock is what orders them against other instances.
-    /// </summary>
-    private async Task<T> LoggedAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, CancellationToken ct)
-    {
-        await _logWriters.WaitAsync(ct).ConfigureAwait(false);
-        try
-        {
-            return await WriteAsync(async c =>
-            {
-                var headBefore = await LockLogAsync(c, durability).ConfigureAwait(false);
-                var result = await write(c).ConfigureAwait(false);
-                await NotifyCommitAsync(c, headBefore).ConfigureAwait(false);
-                return result;
-            }, durability, durabilitySetByWrite: true, ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            _logWriters.Release();
-        }
-    }
 
     private Task<T> LoggedAsync<T>(Func<NpgsqlConnection, Task<T>> write, CancellationToken ct) => LoggedAsync(write, WriteDurability.Full, ct);
 

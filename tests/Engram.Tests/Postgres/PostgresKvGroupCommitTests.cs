@@ -1,0 +1,125 @@
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Postgres;
+using Engram.Tests.Support;
+using Npgsql;
+
+namespace Engram.Tests.Postgres;
+
+/// <summary>
+/// Key-value SETs queued behind one another on a PostgreSQL instance share a transaction (group commit), and that changes
+/// nothing a caller can see: every write keeps its order against the others (a SET, an INCR and a SET of one key), its
+/// own outcome (a refused nx, a statement error), its version, its history row and its change-log entry.
+/// </summary>
+public sealed class PostgresKvGroupCommitTests
+{
+    private static readonly Caller Acme = new("acme", "test");
+
+    [Fact]
+    public async Task Queued_sets_share_one_transaction_and_keep_their_order_and_their_own_outcomes()
+    {
+        var url = await PostgresServer.NewDatabaseUrlAsync();
+        await using var store = PostgresMemoryStore.Open(url);
+        IKeyValueStore kv = store;
+        await Set(kv, "taken", "\"first\"");
+        var groupsBefore = store.LogGroupsRun;
+
+        // Phase 1: the database's log lock is held elsewhere, so the first SET waits on it and the rest queue behind it.
+        var writes = new List<Task<KvSetResult>>();
+        Task<long> increment;
+        Task<KvSetResult> refused;
+        Task<IReadOnlyList<KvSetResult>> many;
+        await using (var holder = await HoldLogLockAsync(url))
+        {
+            writes.Add(Set(kv, "lead", "0"));
+            await WaitUntilAsync(() => LockWaiters(url), "the first SET waits on the log lock");
+            for (var i = 0; i < 20; i++)
+            {
+                writes.Add(Set(kv, $"k{i % 10}", i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            }
+            writes.Add(Set(kv, "ordered", "1"));
+            increment = kv.IncrementKvAsync(Acme, "ordered", 1, null, WriteDurability.Relaxed);
+            writes.Add(Set(kv, "ordered", "10"));
+            refused = Set(kv, "taken", "\"second\"", KvCondition.IfMissing);
+            many = kv.SetManyKvAsync(Acme, [new KvWrite("m1", "1", null), new KvWrite("m2", "2", null), new KvWrite("k0", "\"last\"", null)], WriteDurability.Relaxed);
+            await holder.CommitAsync();
+        }
+        var results = await Task.WhenAll(writes);
+        (await increment).Should().Be(2, "the INCR ran after the SET before it and before the SET after it");
+        await ((Func<Task>)(() => refused)).Should().ThrowAsync<ConflictException>();
+        var manyResults = await many;
+        manyResults.Select(r => r.Version).Should().Equal(1, 1, 3);
+
+        store.LargestLogGroup.Should().BeGreaterThanOrEqualTo(20, "the 20 SETs queued behind the lock went in one transaction");
+        (store.LogGroupsRun - groupsBefore).Should().BeLessThan(8);
+        results.Skip(1).Take(20).Select(r => r.Version).Should().Equal(Enumerable.Range(0, 20).Select(i => (long)(i / 10) + 1));
+        (await kv.GetKvAsync(Acme, "ordered"))!.ValueJson.Should().Be("10");
+        (await kv.GetKvAsync(Acme, "taken"))!.ValueJson.Should().Be("\"first\"");
+        (await kv.GetKvAsync(Acme, "k0"))!.ValueJson.Should().Be("\"last\"");
+        (await kv.GetKvAsync(Acme, "k9"))!.ValueJson.Should().Be("19");
+        (await kv.GetKvHistoryAsync(Acme, "k0", 10, null, 100)).Items.Should().HaveCount(3);
+        var seqs = results.Select(r => r.Seq).Concat(manyResults.Select(r => r.Seq)).ToList();
+        seqs.Should().OnlyHaveUniqueItems();
+        (await store.CheckIntegrityAsync()).Problems.Should().BeEmpty("the change log has no gap");
+
+        // Phase 2: a SET that fails in PostgreSQL (a NUL character in text) aborts the group's transaction; the others are
+        // written alone, each with its outcome, and the failed one leaves nothing.
+        writes.Clear();
+        await using (var holder = await HoldLogLockAsync(url))
+        {
+            writes.Add(Set(kv, "lead", "1"));
+            await WaitUntilAsync(() => LockWaiters(url), "the first SET waits on the log lock");
+            for (var i = 0; i < 6; i++)
+            {
+                writes.Add(i == 3
+                    ? Set(kv, "bad", "\"a\0b\"")
+                    : Set(kv, $"p2:{i}", "1"));
+            }
+            await holder.CommitAsync();
+        }
+        await ((Func<Task>)(() => writes[4])).Should().ThrowAsync<StoreException>();
+        foreach (var i in new[] { 1, 2, 3, 5, 6 })
+        {
+            (await writes[i]).Version.Should().Be(1);
+        }
+        (await kv.GetKvAsync(Acme, "bad")).Should().BeNull();
+        (await kv.GetKvAsync(Acme, "p2:5"))!.ValueJson.Should().Be("1");
+        (await store.CheckIntegrityAsync()).Problems.Should().BeEmpty();
+    }
+
+    private static Task<KvSetResult> Set(IKeyValueStore kv, string key, string json, KvCondition condition = KvCondition.Always) =>
+        kv.SetKvAsync(Acme, new KvWrite(key, json, null, condition), WriteDurability.Relaxed);
+
+    /// <summary>An outside transaction holding the log lock (as another instance's write would) until it commits.</summary>
+    private static async Task<NpgsqlTransaction> HoldLogLockAsync(string url)
+    {
+        var connection = new NpgsqlConnection(PostgresUrl.ToConnectionString(url) + ";Pooling=false");
+        await connection.OpenAsync();
+        var transaction = await connection.BeginTransactionAsync();
+        await using var command = new NpgsqlCommand("SELECT seq FROM log_head FOR UPDATE", connection, transaction);
+        await command.ExecuteScalarAsync();
+        return transaction;
+    }
+
+    private static async Task<bool> LockWaiters(string url)
+    {
+        await using var connection = new NpgsqlConnection(PostgresUrl.ToConnectionString(url) + ";Pooling=false");
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()", connection);
+        return (long)(await command.ExecuteScalarAsync())! > 0;
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        for (var i = 0; i < 500; i++)
+        {
+            if (await condition())
+            {
+                return;
+            }
+            await Task.Delay(20);
+        }
+        throw new TimeoutException("waited 10 s for: " + what);
+    }
+}
