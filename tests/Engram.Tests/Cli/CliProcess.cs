@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Engram.Tests.Support;
 
 namespace Engram.Tests.Cli;
 
@@ -27,13 +28,16 @@ public static class CliProcess
     public static async Task<CliResult> RunAsync(IEnumerable<string> args, string? stdin = null, string? workingDirectory = null,
         IReadOnlyDictionary<string, string>? environment = null)
     {
+        // Without a folder of its own, a folder that is this run's alone: a command given no --data uses ./data, and a
+        // shared working folder (/tmp) let one run's leftovers (an index snapshot of another store) fail the next.
+        using var ownFolder = workingDirectory is null ? new TempDirectory() : null;
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            WorkingDirectory = workingDirectory ?? Path.GetTempPath(),
+            WorkingDirectory = workingDirectory ?? ownFolder!.Path,
         };
         start.ArgumentList.Add(EngramDll);
         foreach (var arg in args)
@@ -44,6 +48,7 @@ public static class CliProcess
         start.Environment.Remove("ENGRAM_DATA");
         start.Environment.Remove("ENGRAM_SERVER");
         start.Environment.Remove("ENGRAM_API_KEY");
+        start.Environment.Remove("DATABASE_URL");
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             start.Environment[key] = value;
