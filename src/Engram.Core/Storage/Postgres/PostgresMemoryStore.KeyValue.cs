@@ -354,7 +354,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     {
         var version = (current?.Version ?? 0) + 1;
         var createdAt = live ? current!.CreatedAtMs : now;
-        // The change-log entry (AppendChangeAsync), the history row (AppendKvHistoryAsync) and the entry in one statement:
+        // The change-log entry (AppendChangeAsync), the history row and the entry in one statement:
         // one round trip instead of three, each of them a wait while this instance's writes queue behind the log lock.
         await using var command = Command(c,
             "WITH head AS (UPDATE log_head SET seq = seq + 1 RETURNING seq), " +
@@ -371,27 +371,39 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         return (version, seq);
     }
 
+    /// <summary>
+    /// The change-log entry and the history row of a write that keeps no value in its history (an expiry change, a
+    /// delete), as the first steps of one statement of data-modifying CTEs (<c>history</c> gives the row's hid): one round
+    /// trip with the statement that follows them instead of three. Parameters $1-$8; the caller's own start at $9.
+    /// </summary>
+    private const string LogAndHistory =
+        "WITH head AS (UPDATE log_head SET seq = seq + 1 RETURNING seq), " +
+        "logged AS (INSERT INTO changelog(seq, tenant, entity, entity_id, op, at) SELECT seq, $1, $3, $2, $4, $5 FROM head RETURNING seq), " +
+        "history AS (INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) " +
+        "SELECT $1, $2, seq, $6, $7, $5, $8, NULL, $9, $10 FROM logged RETURNING hid, seq) ";
+
+    private static NpgsqlCommand LoggedCommand(NpgsqlConnection c, string rest, Caller caller, string storedKey, string op, long now, string historyEvent,
+        long version, long? expiresAtMs, long? previous) =>
+        Command(c, LogAndHistory + rest)
+            .Text(caller.Tenant).Text(storedKey).Text(ChangeRecord.KeyValueEntity).Text(op).Int(now).Text(historyEvent).Text(caller.Actor).Int(version)
+            .Int(expiresAtMs).Int(previous);
+
     /// <summary>Gives the live <paramref name="entry"/> a new expiry (null: never), keeping its value.</summary>
     private static async Task ExpireKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long now)
     {
-        var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.KeyValueEntity, entry.StoredKey, ChangeRecord.Upsert, now).ConfigureAwait(false);
-        var hid = await AppendKvHistoryAsync(c, caller, entry.StoredKey, seq, KvEvents.TtlChanged, now, entry.Version + 1, null, expiresAtMs, entry.LastHistoryId)
-            .ConfigureAwait(false);
-        await using var command = Command(c,
-            "UPDATE kv_entries SET expires_at = $3, version = version + 1, seq = $4, updated_at = $5, last_hid = $6 WHERE tenant = $1 AND key = $2")
-            .Text(caller.Tenant).Text(entry.StoredKey).Int(expiresAtMs).Int(seq).Int(now).Int(hid);
+        await using var command = LoggedCommand(c,
+            "UPDATE kv_entries SET expires_at = $9, version = version + 1, seq = history.seq, updated_at = $5, last_hid = history.hid FROM history " +
+            "WHERE tenant = $1 AND key = $2",
+            caller, entry.StoredKey, ChangeRecord.Upsert, now, KvEvents.TtlChanged, entry.Version + 1, expiresAtMs, entry.LastHistoryId);
         await command.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
     private static async Task DeleteKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
     {
-        var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.KeyValueEntity, entry.StoredKey, ChangeRecord.Delete, now).ConfigureAwait(false);
-        var hid = await AppendKvHistoryAsync(c, caller, entry.StoredKey, seq, historyEvent, now, entry.Version, null, entry.ExpiresAtMs, entry.LastHistoryId)
-            .ConfigureAwait(false);
-        await using var command = Command(c,
-            "WITH gone AS (DELETE FROM kv_entries WHERE tenant = $1 AND key = $2) " +
-            "INSERT INTO kv_deleted(tenant, key, last_hid) VALUES ($1, $2, $3) ON CONFLICT (tenant, key) DO UPDATE SET last_hid = excluded.last_hid")
-            .Text(caller.Tenant).Text(entry.StoredKey).Int(hid);
+        await using var command = LoggedCommand(c,
+            ", gone AS (DELETE FROM kv_entries WHERE tenant = $1 AND key = $2) " +
+            "INSERT INTO kv_deleted(tenant, key, last_hid) SELECT $1, $2, hid FROM history ON CONFLICT (tenant, key) DO UPDATE SET last_hid = excluded.last_hid",
+            caller, entry.StoredKey, ChangeRecord.Delete, now, historyEvent, entry.Version, entry.ExpiresAtMs, entry.LastHistoryId);
         await command.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
@@ -559,14 +571,5 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             }
         }
         return regex.Append('$').ToString();
-    }
-
-    private static async Task<long> AppendKvHistoryAsync(NpgsqlConnection c, Caller caller, string storedKey, long seq, string historyEvent, long now, long version,
-        string? json, long? expiresAtMs, long? previous)
-    {
-        await using var command = Command(c,
-            "INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING hid")
-            .Text(caller.Tenant).Text(storedKey).Int(seq).Text(historyEvent).Text(caller.Actor).Int(now).Int(version).Text(json).Int(expiresAtMs).Int(previous);
-        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
     }
 }
