@@ -44,7 +44,7 @@ public sealed partial class PostgresMemoryStore
     /// <summary>Transactions of grouped key-value SETs run so far (a group of one included); for tests and metrics.</summary>
     internal long LogGroupsRun => Volatile.Read(ref _logGroups);
 
-    /// <summary>The most SETs one group has held so far.</summary>
+    /// <summary>The most queued writes (a SET or an MSET each) one group has held so far.</summary>
     internal int LargestLogGroup => Volatile.Read(ref _largestLogGroup);
 
     /// <summary>A write that appends to the change log: queued, and run in its turn under the log lock.</summary>
@@ -97,13 +97,13 @@ public sealed partial class PostgresMemoryStore
                 {
                     break; // it runs alone, or in the next group
                 }
-                sets += next.Writes?.Count ?? 0;
                 _logQueue.TryDequeue(out _);
                 if (next.Cancellation.IsCancellationRequested)
                 {
                     next.TrySetCanceled(next.Cancellation); // cancelled while it waited: never run
                     continue;
                 }
+                sets += next.Writes?.Count ?? 0;
                 group.Add(next);
                 if (!next.Groupable)
                 {
