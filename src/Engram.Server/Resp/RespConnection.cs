@@ -216,7 +216,7 @@ internal sealed partial class RespConnection
     /// <summary>
     /// Reads one command starting <paramref name="offset"/> bytes into <paramref name="buffer"/>; false when more bytes
     /// are needed. <paramref name="used"/> is what was consumed either way: a command array's complete arguments are
-    /// copied into the argument buffer as they arrive and the parse resumes after them on the next read, so a command
+    /// copied into the arriving command's buffers as they come and the parse resumes after them on the next read, so a command
     /// of a million arguments is read once, not again from its start for every chunk. A command array in one
     /// contiguous buffer (nearly always) is parsed from a span.
     /// </summary>
@@ -387,7 +387,7 @@ internal sealed partial class RespConnection
         return true;
     }
 
-    /// <summary>Reads one command into the argument buffer; false when more bytes are needed (see <see cref="TryParseAt"/>).</summary>
+    /// <summary>Reads one command (an inline one into the argument buffer, an array through the arriving command's); false when more bytes are needed (see <see cref="TryParseAt"/>).</summary>
     private bool TryParse(ref SequenceReader<byte> reader, out long used)
     {
         used = 0;
