@@ -5,8 +5,9 @@ they do. 16 agents on threads, each with its own client: SET with EX and GET (te
 INCR of a shared counter through a plain pipeline (the sum must be exact), a claim in a transactional pipeline
 (MULTI/EXEC), a shared board updated with WATCH through `Redis.transaction` (no update lost), redis-py's `Lock`
 (SET NX PX to take it, Lua scripts to extend and release it) guarding a read-modify-write, a rate limiter as a
-registered script (EVALSHA, and EVAL again after SCRIPT FLUSH), TTL/EXPIRE/PERSIST/GETDEL, then the cleanup:
-`scan_iter` by pattern and DEL. Usage: python3 resp_swarm.py <port> [password]
+registered script (EVALSHA, and EVAL again after SCRIPT FLUSH), TTL/EXPIRE/PERSIST/GETDEL, a bulk load through a
+default (transactional) pipeline of 10,500 SETs and its removal the same way, then the cleanup: `scan_iter` by pattern
+and DEL. Usage: python3 resp_swarm.py <port> [password]
 Prints one JSON summary on stdout; exits 1 when anything did not hold.
 """
 
@@ -142,6 +143,21 @@ limited = int(r.get("pyswarm:rate:shared") or 0)
 r.script_flush()
 again = r.register_script(RATE_LIMIT)(keys=["pyswarm:rate:other"], args=[5, 60_000])
 
+# redis-py's default pipeline is a transaction (MULTI ... EXEC): a bulk load of more commands than Engram once queued in
+# one transaction (10,000), run whole as Redis runs it, then read back with one MGET and removed the same way.
+BULK = 10_500
+pipe = r.pipeline()
+for i in range(BULK):
+    pipe.set(f"pyswarm:bulk:{i}", f"v{i}", ex=300)
+bulk_set = sum(1 for ok in pipe.execute() if ok is True)
+bulk_keys = [f"pyswarm:bulk:{i}" for i in range(BULK)]
+bulk_read = sum(1 for i, value in enumerate(r.mget(bulk_keys)) if value == f"v{i}".encode())
+pipe = r.pipeline()
+for key in bulk_keys:
+    pipe.delete(key)
+bulk_deleted = sum(pipe.execute())
+bulk_left = r.exists(*bulk_keys)
+
 # Cleanup: SCAN by pattern and DEL in batches, as the swarm's cleanup job does.
 deleted = 0
 batch = []
@@ -165,6 +181,10 @@ summary = {
     "reloaded": again,
     "deleted": deleted,
     "left": len(left),
+    "bulkSet": bulk_set,
+    "bulkRead": bulk_read,
+    "bulkDeleted": bulk_deleted,
+    "bulkLeft": bulk_left,
     "seconds": round(time.monotonic() - started, 2),
     "failures": failures[:20] + errors[:20],
 }

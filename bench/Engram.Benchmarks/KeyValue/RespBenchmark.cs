@@ -14,10 +14,11 @@ namespace Engram.Benchmarks.KeyValue;
 /// (<c>-P 1</c>, N requests) and 16 deep (<c>-P 16</c>, 8 N requests, so a run lasts about as long). The three
 /// servers run side by side and every measurement runs them back to back (redis, relaxed, full), so a change
 /// in the machine's speed during the run touches all three alike; each pass repeats all of it and the median
-/// is reported. Beside requests/s it prints each server's CPU time per request (user + system, from /proc),
-/// which the other process on the 2 cores disturbs far less than the rate. Each Engram server first takes
-/// --warmup seconds of SET and GET load (discarded): .NET's tiered JIT keeps recompiling hot paths for 15-20 s of
-/// load (see <see cref="KvBenchmark"/>), and one short run left the first pass measuring code still being tiered.
+/// is reported. ECHO of 100 bytes runs last: the ceiling of the transport and the parser, no state behind it.
+/// Beside requests/s it prints each server's CPU time per request (user + system, from /proc), which the other
+/// process on the 2 cores disturbs far less than the rate. Each Engram server first takes --warmup seconds of load
+/// (discarded): .NET's tiered JIT keeps recompiling hot paths for 15-20 s of load (see <see cref="KvBenchmark"/>),
+/// and one short run left the first pass measuring code still being tiered.
 /// Options: --requests N (default 100000), --repeat N (passes; default 3), --warmup S (per Engram server, default 15),
 /// --keyspace N (SET and GET pick their key at random among N, redis-benchmark's <c>-r N</c>; default: one key, as
 /// redis-benchmark does without it, so every request hits the same hot key), --data-root DIR.
@@ -25,7 +26,13 @@ namespace Engram.Benchmarks.KeyValue;
 public static class RespBenchmark
 {
     private static readonly int[] Pipelines = [1, 16];
-    private static readonly string[] Ops = ["SET", "GET", "EVALSHA"];
+    private static readonly string[] Ops = ["SET", "GET", "EVALSHA", "ECHO"];
+
+    /// <summary>
+    /// ECHO of a 100-byte argument: a request of SET's size and a reply of GET's that touches no state in either server,
+    /// so its rate is what the transport and the parser allow; no command that does more can beat it.
+    /// </summary>
+    private static readonly string EchoArgument = new('x', 100);
 
     /// <summary>The script of the EVALSHA runs: a read-modify-write of one key, as a rate limiter or lease does.</summary>
     private const string Script = "return redis.call('INCR', KEYS[1])";
@@ -43,7 +50,7 @@ public static class RespBenchmark
         {
             Console.WriteLine(line);
         }
-        Console.WriteLine($"redis-benchmark -t set, then -t get, then EVALSHA of \"{Script}\" on one key; -d 100 -c 50; -P 1 with {requests:N0} requests, -P 16 with {requests * 8:N0}; {repeat} pass(es) after {warmUp.TotalSeconds:0} s of warm-up per Engram server");
+        Console.WriteLine($"redis-benchmark -t set, then -t get, then EVALSHA of \"{Script}\" on one key, then ECHO of 100 bytes (no state); -d 100 -c 50; -P 1 with {requests:N0} requests, -P 16 with {requests * 8:N0}; {repeat} pass(es) after {warmUp.TotalSeconds:0} s of warm-up per Engram server");
         Console.WriteLine(keySpace is { } space ? $"SET and GET keys: -r {space:N0} (random among {space:N0} keys)" : "SET and GET keys: one (no -r)");
         Console.WriteLine();
 
@@ -201,6 +208,7 @@ public static class RespBenchmark
     {
         var start = new ProcessStartInfo("redis-benchmark") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         string[] test = op == "EVALSHA" ? ["evalsha", ScriptSha, "1", "bench:script"]
+            : op == "ECHO" ? ["echo", EchoArgument]
             : keySpace is { } space ? ["-r", space.ToString(CultureInfo.InvariantCulture), "-t", op.ToLowerInvariant()]
             : ["-t", op.ToLowerInvariant()];
         foreach (var arg in new[]

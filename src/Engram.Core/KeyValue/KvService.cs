@@ -352,8 +352,19 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         return store.DeleteKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), options.Durability, ct);
     }
 
-    /// <summary>The most keys one transaction may name (its commands' keys and the watched ones together).</summary>
-    public const int MaxTransactionKeys = 10_000;
+    /// <summary>
+    /// The most keys one transaction may name (its commands' keys and the watched ones together). Its working set lives in
+    /// memory for the step, a few hundred bytes a key beside the values (which <see cref="KvTransaction.MaxReadChars"/>
+    /// bounds); what a RESP client can queue (<c>RespConnection.MaxQueuedBytes</c>) stays below it in practice. It was
+    /// 10,000, and redis-py's default pipeline (MULTI … EXEC) of more commands than that failed where Redis runs it.
+    /// </summary>
+    public const int MaxTransactionKeys = 1_000_000;
+
+    /// <summary>
+    /// The most keys a transaction may touch beyond those it named (a script that builds key names): each is read from
+    /// the store when first touched, inside the step (a round trip on PostgreSQL).
+    /// </summary>
+    public const int MaxUndeclaredKeys = 10_000;
 
     /// <summary>
     /// Runs <paramref name="run"/> as one transaction over <paramref name="keys"/> (Redis's MULTI/EXEC): the

@@ -13,7 +13,7 @@ namespace Engram.Core.KeyValue;
 /// Everything completes synchronously (the tasks returned are finished), so the commands run inside the store's write
 /// step. The declared keys are read up front; any other key a command touches is read when first touched, through the
 /// store's <see cref="Loader"/> (a script may build key names, as standalone Redis allows), up to
-/// <see cref="KvService.MaxTransactionKeys"/> keys in all. Listings (KEYS, SCAN, DBSIZE inside MULTI or a script) read the store's keys as the
+/// <see cref="KvService.MaxUndeclaredKeys"/> of them. Listings (KEYS, SCAN, DBSIZE inside MULTI or a script) read the store's keys as the
 /// step found them through the store's <see cref="Lister"/>, with the declared keys as the transaction has left them so
 /// far; pattern deletes and history are not transaction commands. Results carry seq 0: seqs are taken when the store
 /// writes the changes.
@@ -28,6 +28,8 @@ public sealed class KvTransaction : IKeyValueStore
     /// <summary>The keys in the order they were read: a savepoint knows which came after it by their count.</summary>
     private readonly List<string> _order = [];
     private long _readChars;
+    /// <summary>Keys read when first touched (not declared): bounded by <see cref="KvService.MaxUndeclaredKeys"/>.</summary>
+    private int _undeclared;
 
     /// <summary>A key's newest entry in the store's step, expired or not (null: none), and the head of its history (null: none).</summary>
     public delegate (KvEntry? Entry, long? Head) Loader(string storedKey);
@@ -138,9 +140,9 @@ public sealed class KvTransaction : IKeyValueStore
         }
         if (_load is not null)
         {
-            if (_slots.Count >= KvService.MaxTransactionKeys)
+            if (++_undeclared > KvService.MaxUndeclaredKeys)
             {
-                throw new ValidationException("key", $"the transaction touches more than {KvService.MaxTransactionKeys} keys; nothing was written");
+                throw new ValidationException("key", $"the transaction touches more than {KvService.MaxUndeclaredKeys} keys it did not declare; nothing was written");
             }
             var (entry, head) = _load(storedKey);
             return Add(storedKey, entry, head);

@@ -1243,21 +1243,16 @@ internal sealed partial class RespConnection
     }
 
     /// <summary>
-    /// MGET, read <see cref="MGetChunk"/> keys at a time and sent as it goes past <see cref="MaxUnsentReplyBytes"/>:
-    /// 1,000 keys of 1 MB values would otherwise be read into memory and written to the pipe at once. Each key is
-    /// read as it is at its turn, as a GET of each would be; Redis's MGET is a snapshot of all of them.
-    /// </summary>
-    /// <summary>
     /// DEL/UNLINK of several keys: one transaction, so it is atomic as in Redis and one write step of the store, not one
-    /// per key (100,000 keys one by one took 9 s). Past <see cref="KvService.MaxTransactionKeys"/> keys, one
-    /// transaction per that many.
+    /// per key (100,000 keys one by one took 9 s). Past <see cref="DeleteChunk"/> keys, one transaction per that many:
+    /// on PostgreSQL each key is a round trip under the log lock, and a chunk lets other writers in between.
     /// </summary>
     private async ValueTask<long> DeleteKeysAsync(Caller caller, CancellationToken ct)
     {
         long deleted = 0;
-        for (var start = 1; start < _argCount; start += KvService.MaxTransactionKeys)
+        for (var start = 1; start < _argCount; start += DeleteChunk)
         {
-            var keys = new string[Math.Min(KvService.MaxTransactionKeys, _argCount - start)];
+            var keys = new string[Math.Min(DeleteChunk, _argCount - start)];
             for (var i = 0; i < keys.Length; i++)
             {
                 keys[i] = Text(start + i);
@@ -1294,6 +1289,11 @@ internal sealed partial class RespConnection
         return found;
     }
 
+    /// <summary>
+    /// MGET, read <see cref="MGetChunk"/> keys at a time and sent as it goes past <see cref="MaxUnsentReplyBytes"/>:
+    /// 1,000 keys of 1 MB values would otherwise be read into memory and written to the pipe at once. Each key is
+    /// read as it is at its turn, as a GET of each would be; Redis's MGET is a snapshot of all of them.
+    /// </summary>
     private async ValueTask MGetAsync(Caller caller, CancellationToken ct)
     {
         var keys = new string[_argCount - 1];
@@ -1338,6 +1338,9 @@ internal sealed partial class RespConnection
 
     /// <summary>The keys of an MGET read together; a chunk of 1 MB values is 32 MB of text at most.</summary>
     private const int MGetChunk = 16;
+
+    /// <summary>The keys of one transaction of a multi-key DEL/UNLINK (<see cref="DeleteKeysAsync"/>).</summary>
+    private const int DeleteChunk = 10_000;
 
     /// <summary>
     /// CONFIG GET pattern…: the Redis settings clients and tools ask for (redis-benchmark warned "Could not fetch server

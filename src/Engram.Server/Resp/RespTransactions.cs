@@ -19,13 +19,20 @@ namespace Engram.Server.Resp;
 /// </summary>
 internal sealed partial class RespConnection
 {
-    /// <summary>The most commands one transaction may queue.</summary>
-    internal const int MaxQueuedCommands = 10_000;
+    /// <summary>
+    /// The most commands one transaction may queue. It was 10,000: redis-py's default pipeline wraps its commands in
+    /// MULTI … EXEC, and a pipeline of 20,000 SETs failed on Engram where Redis runs it. Now the bytes queued
+    /// (<see cref="MaxQueuedBytes"/>) are what bounds a transaction in practice.
+    /// </summary>
+    internal const int MaxQueuedCommands = 1_000_000;
 
     /// <summary>
-    /// The most bytes of arguments one transaction may queue, and of replies its EXEC may build (all connections together
-    /// may queue <see cref="RespListener.MaxQueuedTransactionBytes"/>).
+    /// The most bytes of arguments one transaction may queue, each argument counted with some overhead (all connections
+    /// together may queue <see cref="RespListener.MaxQueuedTransactionBytes"/>): some 400,000 SETs of 50-byte values.
     /// </summary>
+    internal const int MaxQueuedBytes = 64 * 1024 * 1024;
+
+    /// <summary>The most bytes of replies an EXEC may build, and of what a script returns or serialises.</summary>
     internal const int MaxTransactionBytes = 16 * 1024 * 1024;
 
     // The commands that run inside a transaction: those that name their keys, the listings (the store's keys as the step
@@ -92,9 +99,9 @@ internal sealed partial class RespConnection
         }
         var args = CopyArguments();
         var bytes = args.Sum(a => a.Length + 16L);
-        if (_queued!.Count >= MaxQueuedCommands || _queuedBytes + bytes > MaxTransactionBytes)
+        if (_queued!.Count >= MaxQueuedCommands || _queuedBytes + bytes > MaxQueuedBytes)
         {
-            _reply.Error($"ERR the transaction is over {MaxQueuedCommands} commands or {MaxTransactionBytes / (1024 * 1024)} MB; it is discarded at EXEC");
+            _reply.Error($"ERR the transaction is over {MaxQueuedCommands} commands or {MaxQueuedBytes / (1024 * 1024)} MB; it is discarded at EXEC");
             FailQueue();
             return true;
         }

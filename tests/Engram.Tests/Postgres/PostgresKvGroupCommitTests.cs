@@ -88,6 +88,74 @@ public sealed class PostgresKvGroupCommitTests
         (await store.CheckIntegrityAsync()).Problems.Should().BeEmpty();
     }
 
+    /// <summary>
+    /// An MSET and a transaction of thousands of keys (past the 1,000 keys one state read takes) log each change once, with
+    /// seqs that follow one another and a log head moved to the last of them; a key written twice in one step chains its
+    /// history through the first write, whose state the step keeps without reading it back.
+    /// </summary>
+    [Fact]
+    public async Task Steps_of_thousands_of_keys_log_every_change_once_in_order()
+    {
+        var url = await PostgresServer.NewDatabaseUrlAsync();
+        await using var store = PostgresMemoryStore.Open(url);
+        IKeyValueStore kv = store;
+        const int count = 2_500;
+        var keys = Enumerable.Range(0, count).Select(i => $"big:{i}").ToArray();
+        var headBefore = await HeadAsync(url);
+
+        // An MSET naming big:0 twice: the second write sees the first.
+        var writes = keys.Select(k => new KvWrite(k, "1", null)).Append(new KvWrite("big:0", "2", null)).ToArray();
+        var set = await kv.SetManyKvAsync(Acme, writes, WriteDurability.Relaxed);
+        set.Select(r => r.Seq).Should().Equal(Enumerable.Range(1, count + 1).Select(i => headBefore + i), "one seq per write, in order, none skipped");
+        set[^1].Version.Should().Be(2);
+        set[^1].Created.Should().BeFalse();
+        (await HeadAsync(url)).Should().Be(headBefore + count + 1);
+
+        // One transaction: even keys set twice, odd keys deleted, big:0 (now at version 2) given an expiry as well.
+        var headAfterSet = headBefore + count + 1;
+        var expiry = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeMilliseconds();
+        var changed = await kv.TransactKvAsync(Acme, keys, transaction =>
+        {
+            for (var i = 0; i < count; i++)
+            {
+                if (i % 2 == 0)
+                {
+                    transaction.SetKvAsync(Acme, new KvWrite(keys[i], "3", null), WriteDurability.Relaxed);
+                    transaction.SetKvAsync(Acme, new KvWrite(keys[i], "4", null), WriteDurability.Relaxed);
+                }
+                else
+                {
+                    transaction.DeleteKvAsync(Acme, keys[i], WriteDurability.Relaxed);
+                }
+            }
+            transaction.ExpireKvAsync(Acme, "big:0", expiry, WriteDurability.Relaxed);
+            return transaction.Changes.Count;
+        }, WriteDurability.Relaxed);
+        changed.Should().Be(count / 2 * 3 + 1);
+        (await HeadAsync(url)).Should().Be(headAfterSet + changed, "the head moved once, to the last of the step's seqs");
+
+        var zero = await kv.GetKvAsync(Acme, "big:0");
+        zero!.ValueJson.Should().Be("4");
+        zero.Version.Should().Be(5, "created, set again by the MSET, twice by the transaction, then its expiry");
+        zero.ExpiresAtMs.Should().Be(expiry);
+        (await kv.GetKvAsync(Acme, "big:1")).Should().BeNull();
+        (await kv.GetKvAsync(Acme, $"big:{count - 2}"))!.Version.Should().Be(3);
+        var history = (await kv.GetKvHistoryAsync(Acme, "big:0", 10, null, 1000)).Items;
+        history.Select(h => (h.Event, h.Version)).Should().Equal(
+            (KvEvents.Created, 1L), (KvEvents.Updated, 2L), (KvEvents.Updated, 3L), (KvEvents.Updated, 4L), (KvEvents.TtlChanged, 5L));
+        (await kv.GetKvHistoryAsync(Acme, "big:1", 10, null, 1000)).Items.Select(h => h.Event).Should().Equal(KvEvents.Created, KvEvents.Deleted);
+        history.Select(h => h.Seq).Should().BeInAscendingOrder();
+        (await store.CheckIntegrityAsync()).Problems.Should().BeEmpty("the change log has no gap");
+    }
+
+    private static async Task<long> HeadAsync(string url)
+    {
+        await using var connection = new NpgsqlConnection(PostgresUrl.ToConnectionString(url) + ";Pooling=false");
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT seq FROM log_head", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
     private static Task<KvSetResult> Set(IKeyValueStore kv, string key, string json, KvCondition condition = KvCondition.Always) =>
         kv.SetKvAsync(Acme, new KvWrite(key, json, null, condition), WriteDurability.Relaxed);
 

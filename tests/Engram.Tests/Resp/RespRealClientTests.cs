@@ -84,6 +84,10 @@ public abstract class RespRealClientScenarios(RespServerFixture fixture)
         summary.GetProperty("reloaded").GetInt64().Should().Be(1, "the registered script ran again after SCRIPT FLUSH");
         summary.GetProperty("deleted").GetInt64().Should().Be(16 * 20);
         summary.GetProperty("left").GetInt64().Should().Be(0);
+        summary.GetProperty("bulkSet").GetInt64().Should().Be(10_500, "redis-py's default pipeline (MULTI … EXEC) of 10,500 SETs ran whole");
+        summary.GetProperty("bulkRead").GetInt64().Should().Be(10_500);
+        summary.GetProperty("bulkDeleted").GetInt64().Should().Be(10_500);
+        summary.GetProperty("bulkLeft").GetInt64().Should().Be(0);
     }
 
     [Theory]

@@ -215,15 +215,16 @@ public sealed class RespTransactionTests
         (await anonymous.CallAsync("MULTI")).Should().Be("-NOAUTH Authentication required.");
         (await anonymous.CallAsync("WATCH", "r:a")).Should().Be("-NOAUTH Authentication required.");
 
-        // Past the queue's bound the transaction is discarded, and the connection goes on.
+        // Past the queue's bound (64 MB of arguments) the transaction is discarded, and the connection goes on.
         (await writer.CallAsync("MULTI")).Should().Be("+OK");
-        var batch = Enumerable.Range(0, 10_001).SelectMany(i => RespClient.Encode("SET", "r:big", "x")).ToArray();
+        var megabyte = new string('x', 1024 * 1024 - 64);
+        var batch = Enumerable.Range(0, 65).SelectMany(i => RespClient.Encode("SET", "r:big", megabyte)).ToArray();
         await writer.SendRawAsync(batch);
-        for (var i = 0; i < 10_000; i++)
+        for (var i = 0; i < 64; i++)
         {
             writer.Read().Should().Be("+QUEUED");
         }
-        writer.Read().Should().BeOfType<string>().Which.Should().StartWith("-ERR the transaction is over 10000 commands");
+        writer.Read().Should().BeOfType<string>().Which.Should().StartWith("-ERR the transaction is over 1000000 commands or 64 MB");
         (await writer.CallAsync("EXEC")).Should().Be("-EXECABORT Transaction discarded because of previous errors.");
         (await writer.CallAsync("EXISTS", "r:big")).Should().Be(0L);
         (await writer.CallAsync("PING")).Should().Be("+PONG");

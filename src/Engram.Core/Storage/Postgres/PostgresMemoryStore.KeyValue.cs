@@ -123,32 +123,46 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         LoggedAsync(async c =>
         {
             var now = NowMs;
+            // Each key's state as this step knows it: read KvStateChunk keys a query (one round trip per key made a
+            // 20,000-command MULTI take 10 s), then kept up to date from what each write returns, so a change needs no
+            // read of its own.
+            var known = new Dictionary<string, (KvEntry? Entry, long? Head)>(storedKeys.Count, StringComparer.Ordinal);
             var read = new List<(string, KvEntry?, long?)>(storedKeys.Count);
             long chars = 0;
-            foreach (var key in storedKeys)
+            foreach (var chunk in storedKeys.Chunk(KvStateChunk))
             {
-                var (entry, head) = await CurrentKvAsync(c, caller.Tenant, key, withHead: true).ConfigureAwait(false);
-                KvTransaction.CountRead(ref chars, entry); // stops the reading at the transaction's bound
-                read.Add((key, entry, head));
+                await ReadKvStatesAsync(c, caller.Tenant, chunk, known).ConfigureAwait(false);
+                foreach (var key in chunk)
+                {
+                    var (entry, head) = known[key];
+                    KvTransaction.CountRead(ref chars, entry); // stops the reading at the transaction's bound
+                    read.Add((key, entry, head));
+                }
             }
             var transaction = new KvTransaction(caller, now, read, (pattern, afterKey, limit) => SelectMatching(c, caller.Tenant, pattern, afterKey, limit, now),
-                key => CurrentKv(c, caller.Tenant, key));
+                key => known[key] = CurrentKv(c, caller.Tenant, key));
             var result = run(transaction);
             foreach (var change in transaction.Changes)
             {
-                var (current, head) = await CurrentKvAsync(c, caller.Tenant, change.StoredKey, withHead: true).ConfigureAwait(false);
+                if (!known.TryGetValue(change.StoredKey, out var state))
+                {
+                    state = await CurrentKvAsync(c, caller.Tenant, change.StoredKey, withHead: true).ConfigureAwait(false);
+                }
+                var (current, head) = state;
                 var live = LiveOrNull(current, now);
                 switch (change.Kind)
                 {
                     case KvChangeKind.Set:
-                        await WriteKvAsync(c, caller, change.StoredKey, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null, change.Event, now)
-                            .ConfigureAwait(false);
+                        var written = await WriteKvAsync(c, caller, change.StoredKey, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null,
+                            change.Event, now).ConfigureAwait(false);
+                        known[change.StoredKey] = (written.Entry, written.Entry.LastHistoryId);
                         break;
                     case KvChangeKind.Delete when live is not null:
-                        await DeleteKvAsync(c, caller, live, change.Event, now).ConfigureAwait(false);
+                        known[change.StoredKey] = (null, await DeleteKvAsync(c, caller, live, change.Event, now).ConfigureAwait(false));
                         break;
                     case KvChangeKind.Expire when live is not null:
-                        await ExpireKvAsync(c, caller, live, change.ExpiresAtMs, now).ConfigureAwait(false);
+                        var hid = await ExpireKvAsync(c, caller, live, change.ExpiresAtMs, now).ConfigureAwait(false);
+                        known[change.StoredKey] = (live with { ExpiresAtMs = change.ExpiresAtMs, Version = live.Version + 1, UpdatedAtMs = now, LastHistoryId = hid }, hid);
                         break;
                 }
             }
@@ -338,18 +352,25 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         return (deleted, candidates.Count == 0 ? afterHid : candidates[^1].Hid, candidates.Count);
     }
 
-    private static async Task<KvSetResult> SetOneAsync(NpgsqlConnection c, Caller caller, KvWrite write, long now)
+    /// <summary>
+    /// A SET of <paramref name="write"/> over the key's state (<paramref name="current"/>, <paramref name="head"/>); the
+    /// key's state after it, for a caller that writes the key again in the same step.
+    /// </summary>
+    private static async Task<(KvSetResult Result, KvEntry Entry)> SetOneAsync(NpgsqlConnection c, Caller caller, KvWrite write, KvEntry? current,
+        long? head, long now)
     {
-        var (current, head) = await CurrentKvAsync(c, caller.Tenant, write.StoredKey, withHead: true).ConfigureAwait(false);
         var live = current is not null && current.IsLiveAt(now);
         KvWrites.CheckCondition(caller, write, live);
-        var (version, seq) = await WriteKvAsync(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live,
+        var (entry, seq) = await WriteKvAsync(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live,
             live ? KvEvents.Updated : KvEvents.Created, now).ConfigureAwait(false);
-        return new KvSetResult(!live, version, seq);
+        return (new KvSetResult(!live, entry.Version, seq), entry);
     }
 
-    /// <summary>The key's new state with its history row and change-log entry; a value over an expired entry counts as new (created_at restarts).</summary>
-    private static async Task<(long Version, long Seq)> WriteKvAsync(NpgsqlConnection c, Caller caller, string storedKey, string json, long? expiresAtMs,
+    /// <summary>
+    /// The key's new state with its history row and change-log entry; a value over an expired entry counts as new (created_at
+    /// restarts). Returns the entry as written (its history head included) and the change's seq.
+    /// </summary>
+    private static async Task<(KvEntry Entry, long Seq)> WriteKvAsync(NpgsqlConnection c, Caller caller, string storedKey, string json, long? expiresAtMs,
         KvEntry? current, long? head, bool live, string historyEvent, long now)
     {
         var version = (current?.Version ?? 0) + 1;
@@ -357,18 +378,20 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         // The change-log entry (AppendChangeAsync), the history row and the entry in one statement:
         // one round trip instead of three, each of them a wait while this instance's writes queue behind the log lock.
         await using var command = Command(c,
-            "WITH head AS (UPDATE log_head SET seq = seq + 1 RETURNING seq), " +
+            $"WITH {NextSeq}, " +
             "logged AS (INSERT INTO changelog(seq, tenant, entity, entity_id, op, at) SELECT seq, $1, $9, $2, $10, $7 FROM head RETURNING seq), " +
             "history AS (INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) " +
             "SELECT $1, $2, seq, $11, $12, $7, $5, $3, $4, $8 FROM logged RETURNING hid, seq), " +
             "undeleted AS (DELETE FROM kv_deleted WHERE tenant = $1 AND key = $2) " +
             "INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at, last_hid) SELECT $1, $2, $3, $4, $5, seq, $6, $7, hid FROM history " +
             "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, version = excluded.version, seq = excluded.seq, " +
-            "created_at = excluded.created_at, updated_at = excluded.updated_at, last_hid = excluded.last_hid RETURNING seq")
+            "created_at = excluded.created_at, updated_at = excluded.updated_at, last_hid = excluded.last_hid RETURNING seq, last_hid")
             .Text(caller.Tenant).Text(storedKey).Text(json).Int(expiresAtMs).Int(version).Int(createdAt).Int(now).Int(head)
             .Text(ChangeRecord.KeyValueEntity).Text(ChangeRecord.Upsert).Text(historyEvent).Text(caller.Actor);
-        var seq = (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
-        return (version, seq);
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        await reader.ReadAsync().ConfigureAwait(false);
+        var (seq, hid) = (reader.GetInt64(0), reader.GetInt64(1));
+        return (new KvEntry(storedKey, json, expiresAtMs, version, createdAt, now, hid), seq);
     }
 
     /// <summary>
@@ -377,7 +400,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     /// trip with the statement that follows them instead of three. Parameters $1-$8; the caller's own start at $9.
     /// </summary>
     private const string LogAndHistory =
-        "WITH head AS (UPDATE log_head SET seq = seq + 1 RETURNING seq), " +
+        $"WITH {NextSeq}, " +
         "logged AS (INSERT INTO changelog(seq, tenant, entity, entity_id, op, at) SELECT seq, $1, $3, $2, $4, $5 FROM head RETURNING seq), " +
         "history AS (INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) " +
         "SELECT $1, $2, seq, $6, $7, $5, $8, NULL, $9, $10 FROM logged RETURNING hid, seq) ";
@@ -388,23 +411,25 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             .Text(caller.Tenant).Text(storedKey).Text(ChangeRecord.KeyValueEntity).Text(op).Int(now).Text(historyEvent).Text(caller.Actor).Int(version)
             .Int(expiresAtMs).Int(previous);
 
-    /// <summary>Gives the live <paramref name="entry"/> a new expiry (null: never), keeping its value.</summary>
-    private static async Task ExpireKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long now)
+    /// <summary>Gives the live <paramref name="entry"/> a new expiry (null: never), keeping its value; returns the history row's id.</summary>
+    private static async Task<long> ExpireKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long now)
     {
         await using var command = LoggedCommand(c,
             "UPDATE kv_entries SET expires_at = $9, version = version + 1, seq = history.seq, updated_at = $5, last_hid = history.hid FROM history " +
-            "WHERE tenant = $1 AND key = $2",
+            "WHERE tenant = $1 AND key = $2 RETURNING history.hid",
             caller, entry.StoredKey, ChangeRecord.Upsert, now, KvEvents.TtlChanged, entry.Version + 1, expiresAtMs, entry.LastHistoryId);
-        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
     }
 
-    private static async Task DeleteKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
+    /// <summary>Deletes the live <paramref name="entry"/>; returns the history row's id (the head the deleted key keeps).</summary>
+    private static async Task<long> DeleteKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
     {
         await using var command = LoggedCommand(c,
             ", gone AS (DELETE FROM kv_entries WHERE tenant = $1 AND key = $2) " +
-            "INSERT INTO kv_deleted(tenant, key, last_hid) SELECT $1, $2, hid FROM history ON CONFLICT (tenant, key) DO UPDATE SET last_hid = excluded.last_hid",
+            "INSERT INTO kv_deleted(tenant, key, last_hid) SELECT $1, $2, hid FROM history ON CONFLICT (tenant, key) DO UPDATE SET last_hid = excluded.last_hid " +
+            "RETURNING last_hid",
             caller, entry.StoredKey, ChangeRecord.Delete, now, historyEvent, entry.Version, entry.ExpiresAtMs, entry.LastHistoryId);
-        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
     }
 
     /// <summary>The key's entry, expired or not (null: none), and the head of its history chain (a deleted key keeps one).</summary>
@@ -429,6 +454,31 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     private const string SelectKvEntryOrHead =
         $"SELECT {KvEntryColumns}, NULL::bigint FROM kv_entries WHERE tenant = $1 AND key = $2 " +
         "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, last_hid FROM kv_deleted WHERE tenant = $1 AND key = $2";
+
+    /// <summary>Keys whose states one query reads (<see cref="ReadKvStatesAsync"/>).</summary>
+    private const int KvStateChunk = 1000;
+
+    /// <summary>
+    /// The entry or head (<see cref="SelectKvEntryOrHead"/>) of each of <paramref name="keys"/> (distinct, at most
+    /// <see cref="KvStateChunk"/>) in one round trip, into <paramref name="into"/>; a key in neither table gets (null, null).
+    /// </summary>
+    private static async Task ReadKvStatesAsync(NpgsqlConnection c, string tenant, string[] keys, Dictionary<string, (KvEntry? Entry, long? Head)> into)
+    {
+        foreach (var key in keys)
+        {
+            into[key] = (null, null);
+        }
+        await using var command = Command(c,
+            $"SELECT {KvEntryColumns}, NULL::bigint, key FROM kv_entries WHERE tenant = $1 AND key = ANY($2) " +
+            "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, last_hid, key FROM kv_deleted WHERE tenant = $1 AND key = ANY($2)")
+            .Text(tenant).TextArray(keys);
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        while (await reader.ReadAsync().ConfigureAwait(false))
+        {
+            var key = reader.GetString(8);
+            into[key] = ReadEntryOrHead(reader, into[key]);
+        }
+    }
 
     private static (KvEntry? Entry, long? Head) ReadEntryOrHead(NpgsqlDataReader reader, (KvEntry? Entry, long? Head) found)
     {

@@ -48,7 +48,7 @@ public sealed partial class PostgresMemoryStore
             var now = NowMs;
             var results = new BatchItemResult[memories.Count];
             var earlier = policy == DuplicatePolicy.Allow ? null : await FindDuplicatesAsync(c, caller.Tenant, memories, now).ConfigureAwait(false);
-            var seq = await ScalarAsync<long>(c, "SELECT seq FROM log_head", CancellationToken.None).ConfigureAwait(false);
+            var seq = await ScalarAsync<long>(c, "SELECT current_setting('engram.log_seq')::bigint", CancellationToken.None).ConfigureAwait(false);
             var created = new List<(Memory Memory, long Seq)>(memories.Count);
             for (var i = 0; i < memories.Count; i++)
             {

@@ -17,14 +17,15 @@ public sealed partial class PostgresMemoryStore
     private static readonly TimeSpan ListenerMaxRetry = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// Notifies when the transaction appended to the log (the head moved past <paramref name="headBefore"/>):
-    /// a rejected duplicate or a failed If-Match wakes nobody. One notification per transaction, however many
-    /// entries it appended (a batch of 1,000 is one wake-up).
+    /// Moves log_head to the transaction's last seq (<see cref="NextSeq"/>) and notifies, when the transaction appended to
+    /// the log: a rejected duplicate or a failed If-Match moves nothing and wakes nobody. One update and one notification
+    /// per transaction, however many entries it appended (a batch of 1,000 is one wake-up).
     /// </summary>
-    private static async Task NotifyCommitAsync(NpgsqlConnection c, long headBefore)
+    private static async Task MoveHeadAndNotifyAsync(NpgsqlConnection c)
     {
-        await using var command = new NpgsqlCommand($"SELECT pg_notify('{ChangeChannel}', seq::text) FROM log_head WHERE seq > $1", c);
-        command.Int(headBefore);
+        await using var command = new NpgsqlCommand(
+            "WITH moved AS (UPDATE log_head SET seq = current_setting('engram.log_seq')::bigint WHERE seq <> current_setting('engram.log_seq')::bigint RETURNING seq) " +
+            $"SELECT pg_notify('{ChangeChannel}', seq::text) FROM moved", c);
         await command.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
