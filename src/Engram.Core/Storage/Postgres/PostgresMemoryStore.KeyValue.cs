@@ -415,8 +415,8 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     private static async Task<long> ExpireKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long now)
     {
         await using var command = LoggedCommand(c,
-            "UPDATE kv_entries SET expires_at = $9, version = version + 1, seq = history.seq, updated_at = $5, last_hid = history.hid FROM history " +
-            "WHERE tenant = $1 AND key = $2 RETURNING history.hid",
+            ", updated AS (UPDATE kv_entries SET expires_at = $9, version = version + 1, seq = history.seq, updated_at = $5, last_hid = history.hid " +
+            "FROM history WHERE tenant = $1 AND key = $2) SELECT hid FROM history",
             caller, entry.StoredKey, ChangeRecord.Upsert, now, KvEvents.TtlChanged, entry.Version + 1, expiresAtMs, entry.LastHistoryId);
         return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
     }
