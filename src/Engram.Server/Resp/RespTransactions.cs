@@ -327,7 +327,6 @@ internal sealed partial class RespConnection
         }
     }
 
-    /// <summary>The current command's arguments, copied (what <see cref="LoadArguments"/> takes back).</summary>
     /// <summary>
     /// What a queued command holds in memory: its array (header and a reference per argument) and each argument's array
     /// (header and bytes). Counted as 16 bytes an argument until session 32, a third of what a queued PING held.
@@ -343,6 +342,7 @@ internal sealed partial class RespConnection
         return bytes;
     }
 
+    /// <summary>The current command's arguments, copied (what <see cref="LoadArguments"/> takes back).</summary>
     private byte[][] CopyArguments()
     {
         var args = new byte[_argCount][];
