@@ -12,8 +12,9 @@ namespace Engram.Core.Storage.Postgres;
 /// instance queues them here, in memory and in arrival order, rather than as a hundred pooled sessions waiting on one row
 /// lock (which PostgreSQL serves far slower); the database lock is what orders them against other instances. One task at
 /// a time, the leader, takes the writes off the queue. A run of key-value SETs (and MSETs) at its head goes into one
-/// transaction: the lock, then each SET's two statements (read the entry, write it with its history row and change-log
-/// entry), one notification and one commit, instead of five round trips per SET. Any other write runs in a transaction
+/// transaction: the lock, then for each SET a read of its entry (an MSET's entries 1,000 to a query) and one statement
+/// that writes it with its history row and change-log entry, then the log head moved, one notification and one commit,
+/// instead of five round trips per SET. Any other write runs in a transaction
 /// of its own, in its turn.
 /// </para>
 /// <para>
@@ -40,13 +41,13 @@ public sealed partial class PostgresMemoryStore
     private readonly ConcurrentQueue<LoggedWrite> _logQueue = new();
     private int _logLeader; // 1 while a task takes writes off the queue
     private long _logGroups;
-    private int _largestLogGroup;
+    private long _largestLogGroup;
 
     /// <summary>Transactions of grouped key-value SETs run so far (a group of one included); for tests and metrics.</summary>
     internal long LogGroupsRun => Volatile.Read(ref _logGroups);
 
     /// <summary>The most queued writes (a SET or an MSET each) one group has held so far.</summary>
-    internal int LargestLogGroup => Volatile.Read(ref _largestLogGroup);
+    internal int LargestLogGroup => (int)Interlocked.Read(ref _largestLogGroup);
 
     /// <summary>A write that appends to the change log: queued, and run in its turn under the log lock.</summary>
     private async Task<T> LoggedAsync<T>(Func<NpgsqlConnection, Task<T>> write, WriteDurability durability, CancellationToken ct)
@@ -73,6 +74,7 @@ public sealed partial class PostgresMemoryStore
         var results = new KvSetResult[writes.Count];
         if (writes.Count == 1)
         {
+            // The common case (an unpipelined SET): the prepared single-key lookup, no array or dictionary.
             var (current, head) = await CurrentKvAsync(c, caller.Tenant, writes[0].StoredKey, withHead: true).ConfigureAwait(false);
             results[0] = (await SetOneAsync(c, caller, writes[0], current, head, now).ConfigureAwait(false)).Result;
             return results;
@@ -234,16 +236,7 @@ public sealed partial class PostgresMemoryStore
     private void Count(int sets)
     {
         Interlocked.Increment(ref _logGroups);
-        var largest = Volatile.Read(ref _largestLogGroup);
-        while (sets > largest)
-        {
-            var seen = Interlocked.CompareExchange(ref _largestLogGroup, sets, largest);
-            if (seen == largest)
-            {
-                break;
-            }
-            largest = seen;
-        }
+        InterlockedMax.Raise(ref _largestLogGroup, sets);
     }
 
     /// <summary>The log lock, the work, the notification of the new entries, the commit.</summary>

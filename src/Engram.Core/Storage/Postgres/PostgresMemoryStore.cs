@@ -251,7 +251,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
     /// A setting made with <c>set_config(…, true)</c> is rolled back with the transaction or savepoint that made it, as
     /// the row's update was.
     /// </summary>
-    internal const string NextSeq =
+    private const string NextSeq =
         "head AS (SELECT set_config('engram.log_seq', (current_setting('engram.log_seq')::bigint + 1)::text, true)::bigint AS seq)";
 
     /// <summary>
