@@ -113,7 +113,7 @@ public sealed class PostgresMaintenanceCliTests
         File.Exists(Path.Combine(foreign.Path, "engram.index")).Should().BeTrue();
 
         await ExecuteAsync(postgres, database, "DELETE FROM changelog WHERE seq = 3");
-        await ExecuteAsync(postgres, database, "UPDATE row_counts SET n = n + 4 WHERE kind = 'memory' AND type = 'fact'");
+        await ExecuteAsync(postgres, database, "INSERT INTO row_count_deltas(tenant, kind, tier, type, n) SELECT DISTINCT tenant, 'memory', tier, type, 4 FROM memories WHERE type = 'fact'");
         var damaged = await CliProcess.RunAsync(["maintenance", "integrity", "--store", url, "--data", foreign.Path, "--json"]);
         damaged.ExitCode.Should().Be(2, damaged.ToString());
         var problems = damaged.Json().GetProperty("problems").EnumerateArray().Select(p => p.GetString()!).ToList();

@@ -142,30 +142,43 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             var transaction = new KvTransaction(caller, now, read, (pattern, afterKey, limit) => SelectMatching(c, caller.Tenant, pattern, afterKey, limit, now),
                 key => known[key] = CurrentKv(c, caller.Tenant, key));
             var result = run(transaction);
+            // The changes go in batches (KvWriteBatch): a change is decided from its key's state once the batch holds no
+            // write of that key, and each statement's row brings the state up to date.
+            await using var batch = new KvWriteBatch(c);
             foreach (var change in transaction.Changes)
             {
-                if (!known.TryGetValue(change.StoredKey, out var state))
+                var key = change.StoredKey;
+                await batch.BeforeWriteOfAsync(key).ConfigureAwait(false);
+                if (!known.TryGetValue(key, out var state))
                 {
-                    state = await CurrentKvAsync(c, caller.Tenant, change.StoredKey, withHead: true).ConfigureAwait(false);
+                    state = await CurrentKvAsync(c, caller.Tenant, key, withHead: true).ConfigureAwait(false);
+                    known[key] = state;
                 }
                 var (current, head) = state;
                 var live = LiveOrNull(current, now);
                 switch (change.Kind)
                 {
                     case KvChangeKind.Set:
-                        var written = await WriteKvAsync(c, caller, change.StoredKey, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null,
-                            change.Event, now).ConfigureAwait(false);
-                        known[change.StoredKey] = (written.Entry, written.Entry.LastHistoryId);
+                        var (statement, entry) = WriteKvCommand(c, caller, key, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null,
+                            change.Event, now);
+                        await batch.AddAsync(key, statement, row => known[key] = (entry with { LastHistoryId = row.GetInt64(1) }, row.GetInt64(1)))
+                            .ConfigureAwait(false);
                         break;
                     case KvChangeKind.Delete when live is not null:
-                        known[change.StoredKey] = (null, await DeleteKvAsync(c, caller, live, change.Event, now).ConfigureAwait(false));
+                        await batch.AddAsync(key, DeleteKvCommand(c, caller, live, change.Event, now), row => known[key] = (null, row.GetInt64(0)))
+                            .ConfigureAwait(false);
                         break;
                     case KvChangeKind.Expire when live is not null:
-                        var hid = await ExpireKvAsync(c, caller, live, change.ExpiresAtMs, now).ConfigureAwait(false);
-                        known[change.StoredKey] = (live with { ExpiresAtMs = change.ExpiresAtMs, Version = live.Version + 1, UpdatedAtMs = now, LastHistoryId = hid }, hid);
+                        var expires = change.ExpiresAtMs;
+                        await batch.AddAsync(key, ExpireKvCommand(c, caller, live, expires, now), row =>
+                        {
+                            var hid = row.GetInt64(0);
+                            known[key] = (live with { ExpiresAtMs = expires, Version = live.Version + 1, UpdatedAtMs = now, LastHistoryId = hid }, hid);
+                        }).ConfigureAwait(false);
                         break;
                 }
             }
+            await batch.SendAsync().ConfigureAwait(false);
             return result;
         }, durability, ct);
 
@@ -373,11 +386,26 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     private static async Task<(KvEntry Entry, long Seq)> WriteKvAsync(NpgsqlConnection c, Caller caller, string storedKey, string json, long? expiresAtMs,
         KvEntry? current, long? head, bool live, string historyEvent, long now)
     {
+        var (statement, entry) = WriteKvCommand(c, caller, storedKey, json, expiresAtMs, current, head, live, historyEvent, now);
+        await using var command = statement;
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        await reader.ReadAsync().ConfigureAwait(false);
+        var (seq, hid) = (reader.GetInt64(0), reader.GetInt64(1));
+        return (entry with { LastHistoryId = hid }, seq);
+    }
+
+    /// <summary>
+    /// The statement of a SET (<see cref="WriteKvAsync"/>; its row: seq, history id) and the entry it writes, less the
+    /// history id the statement returns.
+    /// </summary>
+    private static (NpgsqlCommand Statement, KvEntry Entry) WriteKvCommand(NpgsqlConnection c, Caller caller, string storedKey, string json, long? expiresAtMs,
+        KvEntry? current, long? head, bool live, string historyEvent, long now)
+    {
         var version = (current?.Version ?? 0) + 1;
         var createdAt = live ? current!.CreatedAtMs : now;
         // The change-log entry (AppendChangeAsync), the history row and the entry in one statement:
         // one round trip instead of three, each of them a wait while this instance's writes queue behind the log lock.
-        await using var command = Command(c,
+        var command = Command(c,
             $"WITH {NextSeq}, " +
             "logged AS (INSERT INTO changelog(seq, tenant, entity, entity_id, op, at) SELECT seq, $1, $9, $2, $10, $7 FROM head RETURNING seq), " +
             "history AS (INSERT INTO kv_history(tenant, key, seq, event, actor, at, version, value, expires_at, prev_hid) " +
@@ -388,10 +416,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             "created_at = excluded.created_at, updated_at = excluded.updated_at, last_hid = excluded.last_hid RETURNING seq, last_hid")
             .Text(caller.Tenant).Text(storedKey).Text(json).Int(expiresAtMs).Int(version).Int(createdAt).Int(now).Int(head)
             .Text(ChangeRecord.KeyValueEntity).Text(ChangeRecord.Upsert).Text(historyEvent).Text(caller.Actor);
-        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
-        await reader.ReadAsync().ConfigureAwait(false);
-        var (seq, hid) = (reader.GetInt64(0), reader.GetInt64(1));
-        return (new KvEntry(storedKey, json, expiresAtMs, version, createdAt, now, hid), seq);
+        return (command, new KvEntry(storedKey, json, expiresAtMs, version, createdAt, now, null));
     }
 
     /// <summary>
@@ -414,23 +439,31 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     /// <summary>Gives the live <paramref name="entry"/> a new expiry (null: never), keeping its value; returns the history row's id.</summary>
     private static async Task<long> ExpireKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long now)
     {
-        await using var command = LoggedCommand(c,
+        await using var command = ExpireKvCommand(c, caller, entry, expiresAtMs, now);
+        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
+    }
+
+    /// <summary>The statement of <see cref="ExpireKvAsync"/>; its row: the history row's id.</summary>
+    private static NpgsqlCommand ExpireKvCommand(NpgsqlConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long now) =>
+        LoggedCommand(c,
             ", updated AS (UPDATE kv_entries SET expires_at = $9, version = version + 1, seq = history.seq, updated_at = $5, last_hid = history.hid " +
             "FROM history WHERE tenant = $1 AND key = $2) SELECT hid FROM history",
             caller, entry.StoredKey, ChangeRecord.Upsert, now, KvEvents.TtlChanged, entry.Version + 1, expiresAtMs, entry.LastHistoryId);
-        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
-    }
 
     /// <summary>Deletes the live <paramref name="entry"/>; returns the history row's id (the head the deleted key keeps).</summary>
     private static async Task<long> DeleteKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
     {
-        await using var command = LoggedCommand(c,
+        await using var command = DeleteKvCommand(c, caller, entry, historyEvent, now);
+        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
+    }
+
+    /// <summary>The statement of <see cref="DeleteKvAsync"/>; its row: the history row's id.</summary>
+    private static NpgsqlCommand DeleteKvCommand(NpgsqlConnection c, Caller caller, KvEntry entry, string historyEvent, long now) =>
+        LoggedCommand(c,
             ", gone AS (DELETE FROM kv_entries WHERE tenant = $1 AND key = $2) " +
             "INSERT INTO kv_deleted(tenant, key, last_hid) SELECT $1, $2, hid FROM history ON CONFLICT (tenant, key) DO UPDATE SET last_hid = excluded.last_hid " +
             "RETURNING last_hid",
             caller, entry.StoredKey, ChangeRecord.Delete, now, historyEvent, entry.Version, entry.ExpiresAtMs, entry.LastHistoryId);
-        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
-    }
 
     /// <summary>The key's entry, expired or not (null: none), and the head of its history chain (a deleted key keeps one).</summary>
     private static async Task<(KvEntry? Entry, long? Head)> CurrentKvAsync(NpgsqlConnection c, string tenant, string storedKey, bool withHead)

@@ -12,9 +12,9 @@ namespace Engram.Core.Storage.Postgres;
 /// instance queues them here, in memory and in arrival order, rather than as a hundred pooled sessions waiting on one row
 /// lock (which PostgreSQL serves far slower); the database lock is what orders them against other instances. One task at
 /// a time, the leader, takes the writes off the queue. A run of key-value SETs (and MSETs) at its head goes into one
-/// transaction: the lock, then for each SET a read of its entry (an MSET's entries 1,000 to a query) and one statement
-/// that writes it with its history row and change-log entry, then the log head moved, one notification and one commit,
-/// instead of five round trips per SET. Any other write runs in a transaction
+/// transaction: the lock, the entries of all its keys (1,000 to a query), the statements that write each SET with its
+/// history row and change-log entry (256 to a round trip, <see cref="SetBatchedAsync"/>), then the log head moved, one
+/// notification and one commit, instead of five round trips per SET. Any other write runs in a transaction
 /// of its own, in its turn.
 /// </para>
 /// <para>
@@ -60,47 +60,24 @@ public sealed partial class PostgresMemoryStore
     private async Task<IReadOnlyList<KvSetResult>> SetGroupedAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability,
         CancellationToken ct)
     {
-        var result = await Enqueue(new LoggedWrite(c => SetAllAsync(c, caller, writes, NowMs), writes, durability, ct)).ConfigureAwait(false);
+        var result = await Enqueue(new LoggedWrite(c => SetAllAsync(c, caller, writes, NowMs), (caller, writes), durability, ct)).ConfigureAwait(false);
         return (IReadOnlyList<KvSetResult>)result!;
     }
 
     /// <summary>
-    /// The SETs of one queued write (a SET, or an MSET's keys in order). The keys' states are read <see cref="KvStateChunk"/>
-    /// a query, not one round trip each (an MSET of 10,000 keys took 4.8 s), and kept up to date as the SETs write them, so
-    /// a key named twice sees the first write.
+    /// The SETs of one queued write run alone (a SET, or an MSET's keys in order): see <see cref="SetBatchedAsync"/>, which a
+    /// group's SETs go through together.
     /// </summary>
     private static async Task<object?> SetAllAsync(NpgsqlConnection c, Caller caller, IReadOnlyList<KvWrite> writes, long now)
     {
-        var results = new KvSetResult[writes.Count];
         if (writes.Count == 1)
         {
             // The common case (an unpipelined SET): the prepared single-key lookup, no array or dictionary.
             var (current, head) = await CurrentKvAsync(c, caller.Tenant, writes[0].StoredKey, withHead: true).ConfigureAwait(false);
-            results[0] = (await SetOneAsync(c, caller, writes[0], current, head, now).ConfigureAwait(false)).Result;
-            return results;
+            return new[] { (await SetOneAsync(c, caller, writes[0], current, head, now).ConfigureAwait(false)).Result };
         }
-        var known = new Dictionary<string, (KvEntry? Entry, long? Head)>(writes.Count, StringComparer.Ordinal);
-        for (var start = 0; start < writes.Count; start += KvStateChunk)
-        {
-            var end = Math.Min(writes.Count, start + KvStateChunk);
-            var keys = new HashSet<string>(StringComparer.Ordinal);
-            for (var i = start; i < end; i++)
-            {
-                if (!known.ContainsKey(writes[i].StoredKey))
-                {
-                    keys.Add(writes[i].StoredKey);
-                }
-            }
-            await ReadKvStatesAsync(c, caller.Tenant, [.. keys], known).ConfigureAwait(false);
-            for (var i = start; i < end; i++)
-            {
-                var (current, head) = known[writes[i].StoredKey];
-                var (result, entry) = await SetOneAsync(c, caller, writes[i], current, head, now).ConfigureAwait(false);
-                results[i] = result;
-                known[writes[i].StoredKey] = (entry, entry.LastHistoryId);
-            }
-        }
-        return results;
+        var outcome = (await SetBatchedAsync(c, [(caller, writes)], now).ConfigureAwait(false))[0];
+        return outcome is ConflictException refused ? throw refused : outcome;
     }
 
     private Task<object?> Enqueue(LoggedWrite write)
@@ -151,14 +128,14 @@ public sealed partial class PostgresMemoryStore
                 }
                 continue;
             }
-            if (group.Count > 1 && await TryRunGroupAsync(group).ConfigureAwait(false))
+            if (!(group.Count > 1 && await TryRunGroupAsync(group).ConfigureAwait(false)))
             {
-                continue;
+                foreach (var write in group)
+                {
+                    await RunAloneAsync(write).ConfigureAwait(false);
+                }
             }
-            foreach (var write in group)
-            {
-                await RunAloneAsync(write).ConfigureAwait(false);
-            }
+            FoldCountsNowAndThen();
         }
     }
 
@@ -191,19 +168,9 @@ public sealed partial class PostgresMemoryStore
             var durability = group.Exists(w => w.Durability == WriteDurability.Full) ? WriteDurability.Full : WriteDurability.Relaxed;
             outcomes = await InLogTransactionAsync(async c =>
             {
-                var results = new object?[group.Count]; // (new on every attempt: a serialization failure runs it all again)
-                for (var i = 0; i < group.Count; i++)
-                {
-                    try
-                    {
-                        results[i] = await group[i].Run(c).ConfigureAwait(false);
-                    }
-                    catch (ConflictException refused) when (group[i].Writes!.Count == 1)
-                    {
-                        results[i] = refused; // its condition failed before it wrote anything
-                    }
-                }
-                return (object?)results;
+                // New outcomes on every attempt (a serialization failure runs it all again); a SET whose condition
+                // failed has written nothing and gets its ConflictException.
+                return (object?)await SetBatchedAsync(c, [.. group.Select(w => w.Sets!.Value)], NowMs).ConfigureAwait(false);
             }, durability).ConfigureAwait(false) as object?[] ?? throw new InvalidOperationException("a group returned no outcomes");
         }
         catch (StoreUnavailableException away)
@@ -250,17 +217,19 @@ public sealed partial class PostgresMemoryStore
         }, durability, durabilitySetByWrite: true, CancellationToken.None); // queued writes are not cancelled once they run
 
     /// <summary>
-    /// A queued write: <see cref="Writes"/> is set for key-value SETs (<see cref="Groupable"/>), null for any other.
-    /// Continuations run on the pool, not on the leader, which goes on with the next group.
+    /// A queued write: <see cref="Sets"/> (the caller and its SETs) is set for key-value SETs (<see cref="Groupable"/>), null
+    /// for any other. Continuations run on the pool, not on the leader, which goes on with the next group.
     /// </summary>
-    private sealed class LoggedWrite(Func<NpgsqlConnection, Task<object?>> run, IReadOnlyList<KvWrite>? writes,
+    private sealed class LoggedWrite(Func<NpgsqlConnection, Task<object?>> run, (Caller Caller, IReadOnlyList<KvWrite> Writes)? sets,
         WriteDurability durability, CancellationToken cancellation) : TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously)
     {
         public Func<NpgsqlConnection, Task<object?>> Run => run;
 
-        public IReadOnlyList<KvWrite>? Writes => writes;
+        public (Caller Caller, IReadOnlyList<KvWrite> Writes)? Sets => sets;
 
-        public bool Groupable => writes is not null;
+        public IReadOnlyList<KvWrite>? Writes => sets?.Writes;
+
+        public bool Groupable => sets is not null;
 
         public WriteDurability Durability => durability;
 

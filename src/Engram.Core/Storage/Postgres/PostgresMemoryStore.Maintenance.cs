@@ -65,7 +65,7 @@ public sealed partial class PostgresMemoryStore
 
             // The counts the triggers keep (what /v1/stats and the metrics show) against the rows themselves.
             var kept = new Dictionary<(string Tenant, string Kind, string Tier, string Type), long>();
-            await using (var command = Maintenance(c, "SELECT tenant, kind, tier, type, n FROM row_counts WHERE n <> 0"))
+            await using (var command = Maintenance(c, $"SELECT tenant, kind, tier, type, SUM(n)::bigint FROM {KeptCounts} GROUP BY 1, 2, 3, 4 HAVING SUM(n) <> 0"))
             await using (var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))

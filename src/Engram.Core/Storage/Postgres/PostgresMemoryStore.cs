@@ -162,6 +162,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
         if (!_disposed)
         {
             _disposed = true;
+            await _countFold.ConfigureAwait(false); // never throws (FoldCountsNowAndThen)
             await _sessions.DisposeAsync().ConfigureAwait(false);
             await _db.DisposeAsync().ConfigureAwait(false);
         }

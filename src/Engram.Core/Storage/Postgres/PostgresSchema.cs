@@ -315,6 +315,23 @@ internal static class PostgresSchema
             PRIMARY KEY (tenant, scope_key)
         );
         """,
+        // Kept counts as appended deltas: the count triggers updated one row_counts row per inserted or deleted row, and
+        // PostgreSQL reaches a row updated many times in one transaction through a chain of its versions, so a
+        // transaction of many new or deleted keys (an MSET, a pipeline, a big DEL) slowed with each one: 10,000 new keys
+        // in one transaction took 1.9 s of statements, 0.57 s with deltas (session 33). Readers add the deltas to
+        // row_counts; FoldRowCountsAsync moves them there now and then.
+        """
+        CREATE TABLE row_count_deltas (
+            tenant text   NOT NULL,
+            kind   text   NOT NULL,
+            tier   text   NOT NULL,
+            type   text   NOT NULL,
+            n      bigint NOT NULL
+        );
+        CREATE OR REPLACE FUNCTION row_counts_add(p_tenant text, p_kind text, p_tier text, p_type text, p_n bigint) RETURNS void LANGUAGE sql AS $$
+            INSERT INTO row_count_deltas(tenant, kind, tier, type, n) VALUES (p_tenant, p_kind, p_tier, p_type, p_n)
+        $$;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
@@ -325,7 +342,7 @@ internal static class PostgresSchema
         "store_meta", "log_head", "changelog", "memories", "memory_tags", "memory_entities", "memory_history", "memory_vectors",
         "graph_entities", "graph_observations", "graph_relations", "graph_history", "kv_entries", "kv_history", "kv_deleted",
         "api_keys", "audit_log", "row_counts", "schema_version", "conversations", "conversation_history", "extraction_jobs",
-        "memory_links", "reflection_watermarks",
+        "memory_links", "reflection_watermarks", "row_count_deltas",
     ];
 
     public static void Migrate(NpgsqlConnection connection, long nowMs)

@@ -1,0 +1,147 @@
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Npgsql;
+
+namespace Engram.Core.Storage.Postgres;
+
+public sealed partial class PostgresMemoryStore
+{
+    /// <summary>
+    /// The key-value writes of one step (an MSET, a group of SETs, a transaction, a multi-key DEL), sent to PostgreSQL
+    /// <see cref="MaxStatements"/> to a round trip (an <see cref="NpgsqlBatch"/>) instead of one each: a 20,000-command
+    /// MULTI spent more of its time in round trips than in the statements (bench/README.md, session 33).
+    /// <para>
+    /// Each statement is made from its key's state before it (version, history head, whether it is live), which the step
+    /// keeps in <c>known</c> and each statement's outcome updates. So a batch holds at most one write per key: before a
+    /// write of a key the batch holds is decided, <see cref="BeforeWriteOfAsync"/> sends the batch, and the key's state is
+    /// in place. Statements run in the order they were added, so seqs and history rows come out as they would one by one.
+    /// A failed statement fails the batch and the transaction with it, as it failed the step before.
+    /// </para>
+    /// </summary>
+    private sealed class KvWriteBatch(NpgsqlConnection connection) : IAsyncDisposable
+    {
+        /// <summary>Statements per round trip; their replies (a row each) stay far below a socket buffer.</summary>
+        internal const int MaxStatements = 256;
+
+        private readonly NpgsqlBatch _batch = new(connection);
+        private readonly List<Action<NpgsqlDataReader>> _outcomes = [];
+        private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
+
+        /// <summary>Sends the batch if it holds a write of <paramref name="storedKey"/>: call before deciding another.</summary>
+        public Task BeforeWriteOfAsync(string storedKey) => _keys.Contains(storedKey) ? SendAsync() : Task.CompletedTask;
+
+        /// <summary>
+        /// Adds <paramref name="statement"/> (which returns one row) for <paramref name="storedKey"/>; <paramref name="outcome"/>
+        /// reads that row when the batch has run. Sends the batch when it is full.
+        /// </summary>
+        public Task AddAsync(string storedKey, NpgsqlCommand statement, Action<NpgsqlDataReader> outcome)
+        {
+            if (!_keys.Add(storedKey))
+            {
+                throw new InvalidOperationException($"the batch already writes key '{storedKey}' (BeforeWriteOfAsync first)");
+            }
+            _batch.BatchCommands.Add(ForBatch(statement));
+            _outcomes.Add(outcome);
+            return _outcomes.Count >= MaxStatements ? SendAsync() : Task.CompletedTask;
+        }
+
+        /// <summary>Runs what the batch holds and gives each statement's row to its outcome.</summary>
+        public async Task SendAsync()
+        {
+            if (_outcomes.Count == 0)
+            {
+                return;
+            }
+            await using (var reader = await _batch.ExecuteReaderAsync().ConfigureAwait(false))
+            {
+                for (var i = 0; i < _outcomes.Count; i++)
+                {
+                    if (i > 0)
+                    {
+                        await reader.NextResultAsync().ConfigureAwait(false);
+                    }
+                    if (!await reader.ReadAsync().ConfigureAwait(false))
+                    {
+                        throw new InvalidOperationException("a key-value write statement returned no row");
+                    }
+                    _outcomes[i](reader);
+                }
+            }
+            _batch.BatchCommands.Clear();
+            _outcomes.Clear();
+            _keys.Clear();
+        }
+
+        public ValueTask DisposeAsync() => _batch.DisposeAsync();
+    }
+
+    /// <summary>
+    /// The SETs of queued writes (each a SET or an MSET, of its own caller), in order, in the transaction on
+    /// <paramref name="c"/>: the keys' states read <see cref="KvStateChunk"/> a query, the writes sent in batches. Returns each
+    /// queued write's outcome: its results (<see cref="KvSetResult"/>[]), or the <see cref="ConflictException"/> of a single
+    /// SET whose condition failed (it wrote nothing; a failed condition in an MSET fails the whole step).
+    /// </summary>
+    private static async Task<object?[]> SetBatchedAsync(NpgsqlConnection c, IReadOnlyList<(Caller Caller, IReadOnlyList<KvWrite> Writes)> queued, long now)
+    {
+        var outcomes = new object?[queued.Count];
+        var states = new Dictionary<(string Tenant, string Key), (KvEntry? Entry, long? Head)>();
+        await ReadStatesAsync(c, queued, states).ConfigureAwait(false);
+        await using var batch = new KvWriteBatch(c);
+        for (var q = 0; q < queued.Count; q++)
+        {
+            var (caller, writes) = queued[q];
+            var results = new KvSetResult[writes.Count];
+            outcomes[q] = results;
+            for (var i = 0; i < writes.Count; i++)
+            {
+                var write = writes[i];
+                var slot = (caller.Tenant, write.StoredKey);
+                await batch.BeforeWriteOfAsync(BatchKey(slot)).ConfigureAwait(false);
+                var (current, head) = states[slot];
+                var live = current is not null && current.IsLiveAt(now);
+                try
+                {
+                    KvWrites.CheckCondition(caller, write, live);
+                }
+                catch (ConflictException refused) when (writes.Count == 1)
+                {
+                    outcomes[q] = refused;
+                    break;
+                }
+                var (statement, entry) = WriteKvCommand(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live,
+                    live ? KvEvents.Updated : KvEvents.Created, now);
+                var at = i;
+                await batch.AddAsync(BatchKey(slot), statement, row =>
+                {
+                    var (seq, hid) = (row.GetInt64(0), row.GetInt64(1));
+                    states[slot] = (entry with { LastHistoryId = hid }, hid);
+                    results[at] = new KvSetResult(!live, entry.Version, seq);
+                }).ConfigureAwait(false);
+            }
+        }
+        await batch.SendAsync().ConfigureAwait(false);
+        return outcomes;
+    }
+
+    /// <summary>A batch's name for a key of a tenant (a group's SETs may come from several tenants).</summary>
+    private static string BatchKey((string Tenant, string Key) slot) => slot.Tenant + "\n" + slot.Key;
+
+    /// <summary>The states of every key the queued writes name, per tenant, <see cref="KvStateChunk"/> keys a query.</summary>
+    private static async Task ReadStatesAsync(NpgsqlConnection c, IReadOnlyList<(Caller Caller, IReadOnlyList<KvWrite> Writes)> queued,
+        Dictionary<(string Tenant, string Key), (KvEntry? Entry, long? Head)> into)
+    {
+        foreach (var tenant in queued.Select(q => q.Caller.Tenant).Distinct(StringComparer.Ordinal))
+        {
+            var keys = queued.Where(q => q.Caller.Tenant == tenant).SelectMany(q => q.Writes).Select(w => w.StoredKey).Distinct(StringComparer.Ordinal).ToArray();
+            var read = new Dictionary<string, (KvEntry? Entry, long? Head)>(keys.Length, StringComparer.Ordinal);
+            foreach (var chunk in keys.Chunk(KvStateChunk))
+            {
+                await ReadKvStatesAsync(c, tenant, chunk, read).ConfigureAwait(false);
+            }
+            foreach (var (key, state) in read)
+            {
+                into[(tenant, key)] = state;
+            }
+        }
+    }
+}
