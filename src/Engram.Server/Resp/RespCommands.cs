@@ -422,7 +422,7 @@ internal sealed partial class RespConnection
         ("watch", -2, false), ("unwatch", 1, false), ("eval", -3, true), ("evalsha", -3, true), ("eval_ro", -3, false),
         ("evalsha_ro", -3, false), ("script", -2, false), ("append", 3, true), ("incrbyfloat", 3, true), ("getrange", 4, false),
         ("substr", 4, false), ("setrange", 4, true), ("rename", 3, true), ("renamenx", 3, true), ("copy", -3, true), ("msetnx", -3, true),
-        ("touch", -2, false), ("time", 1, false), ("flushdb", -1, true), ("flushall", -1, true),
+        ("touch", -2, false), ("time", 1, false), ("lastsave", 1, false), ("role", 1, false), ("flushdb", -1, true), ("flushall", -1, true),
     ];
 
     // ---- Authentication ----------------------------------------------------------------------------------
@@ -1163,7 +1163,12 @@ internal sealed partial class RespConnection
         }
         if (Wants("persistence"))
         {
-            text.Append("# Persistence\r\nloading:0\r\nengram_durability:").Append(_kv.Options.Durability.ToString().ToLowerInvariant()).Append("\r\n\r\n");
+            // Every write is appended to the key's history before it is acknowledged (Redis's AOF, with appendfsync no or
+            // always as CONFIG GET reports it); backups are the snapshots (RDB saves).
+            text.Append("# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:").Append(LastSaveSeconds)
+                .Append("\r\nrdb_last_bgsave_status:").Append(Engram.Core.Operations.BackupMetrics.LastFailed ? "err" : "ok")
+                .Append("\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\nengram_durability:").Append(_kv.Options.Durability.ToString().ToLowerInvariant())
+                .Append("\r\n\r\n");
         }
         if (Wants("replication"))
         {
@@ -1218,7 +1223,7 @@ internal sealed partial class RespConnection
                 _reply.Ok();
                 return;
             case "INFO" when _argCount == 2:
-                _reply.Bulk(ClientLine(this));
+                _reply.Bulk(ClientLine(this, "client|info"));
                 return;
             case "LIST" when _argCount == 2:
                 // The connections of this client's tenant only (in open mode: every loopback client); before AUTH, itself.
@@ -1228,7 +1233,7 @@ internal sealed partial class RespConnection
                 {
                     if (other == this || (Tenant is not null && other.Tenant == Tenant) || (anonymousOpen && other.Tenant is null))
                     {
-                        lines.Append(ClientLine(other));
+                        lines.Append(ClientLine(other, "client|list"));
                     }
                 }
                 _reply.Bulk(lines.ToString());
@@ -1438,12 +1443,15 @@ internal sealed partial class RespConnection
         ];
     }
 
-    /// <summary>One line of CLIENT LIST / CLIENT INFO in Redis's format (the fields clients read).</summary>
-    private string ClientLine(RespConnection c)
+    /// <summary>
+    /// One line of CLIENT LIST / CLIENT INFO in Redis's format (the fields clients read); <paramref name="running"/> is the
+    /// command this connection runs (its own line's <c>cmd</c>; other connections' last commands are not kept).
+    /// </summary>
+    private string ClientLine(RespConnection c, string running)
     {
         var now = Environment.TickCount64;
         return string.Create(CultureInfo.InvariantCulture,
-            $"id={c.Id} addr={c.Remote} name={c.Name} age={(now - c.OpenedAt) / 1000} idle={(now - c.LastActivity) / 1000} db=0 resp={(c == this && _reply.Resp3 ? 3 : 2)} cmd={(c == this ? "client|list" : "NULL")} tot-net-in={c.TotalBytesIn} tot-net-out={c.TotalBytesOut} tot-cmds={c.TotalCommands}\n");
+            $"id={c.Id} addr={c.Remote} name={c.Name} age={(now - c.OpenedAt) / 1000} idle={(now - c.LastActivity) / 1000} db=0 resp={(c == this && _reply.Resp3 ? 3 : 2)} cmd={(c == this ? running : "NULL")} tot-net-in={c.TotalBytesIn} tot-net-out={c.TotalBytesOut} tot-cmds={c.TotalCommands}\n");
     }
 
     /// <summary>OBJECT ENCODING key (int, embstr or raw, as Redis would keep the value; nil for a missing key), OBJECT HELP.</summary>

@@ -7,15 +7,15 @@ namespace Engram.Server.Resp;
 
 /// <summary>
 /// Redis's other string commands, beyond the ones a swarm's state needs most: APPEND, INCRBYFLOAT, GETRANGE/SUBSTR,
-/// SETRANGE, RENAME/RENAMENX, COPY, MSETNX, TIME, FLUSHDB/FLUSHALL (TOUCH is EXISTS). Each goes through <see cref="KvService"/>
-/// like the others: a read-modify-write is one <see cref="KvService.UpdateAsync"/> step, and the commands over two or
-/// more keys are one transaction of the store (or part of the running one inside MULTI and scripts), so no other write
-/// comes between their read and their write.
+/// SETRANGE, RENAME/RENAMENX, COPY, MSETNX, FLUSHDB/FLUSHALL (TOUCH is EXISTS); and the server's TIME, LASTSAVE and ROLE.
+/// Each goes through <see cref="KvService"/> like the others: a read-modify-write is one <see cref="KvService.UpdateAsync"/>
+/// step, and the commands over two or more keys are one transaction of the store (or part of the running one inside MULTI
+/// and scripts), so no other write comes between their read and their write.
 /// </summary>
 internal sealed partial class RespConnection
 {
     private static bool IsStringCommand(string command) => command is "APPEND" or "INCRBYFLOAT" or "GETRANGE" or "SUBSTR" or "SETRANGE" or "RENAME"
-        or "RENAMENX" or "COPY" or "MSETNX" or "TIME" or "FLUSHDB" or "FLUSHALL";
+        or "RENAMENX" or "COPY" or "MSETNX" or "TIME" or "LASTSAVE" or "ROLE" or "FLUSHDB" or "FLUSHALL";
 
     private async ValueTask StringCommandAsync(string command, Caller caller, CancellationToken ct)
     {
@@ -72,6 +72,22 @@ internal sealed partial class RespConnection
                     _reply.Array(2);
                     _reply.Bulk((micros / 1_000_000).ToString(CultureInfo.InvariantCulture));
                     _reply.Bulk((micros % 1_000_000).ToString(CultureInfo.InvariantCulture));
+                }
+                return;
+            case "LASTSAVE":
+                if (Arity(1, exact: true))
+                {
+                    _reply.Integer(LastSaveSeconds);
+                }
+                return;
+            case "ROLE":
+                // A primary without replicas: monitoring tools and Sentinel-aware clients ask.
+                if (Arity(1, exact: true))
+                {
+                    _reply.Array(3);
+                    _reply.Bulk("master");
+                    _reply.Integer(0);
+                    _reply.Array(0);
                 }
                 return;
             case "FLUSHDB" or "FLUSHALL":
@@ -483,4 +499,10 @@ internal sealed partial class RespConnection
         }, ct).ConfigureAwait(false);
         _reply.Integer(written ? 1 : 0);
     }
+    /// <summary>
+    /// LASTSAVE and INFO's <c>rdb_last_save_time</c>: the Unix time of the last good backup (Engram's snapshot of the
+    /// store, as an RDB save is Redis's), else when the endpoint started, as Redis reports its start before a first save.
+    /// </summary>
+    private long LastSaveSeconds =>
+        (Engram.Core.Operations.BackupMetrics.LastSuccessAt ?? DateTimeOffset.UtcNow - _listener.Uptime).ToUnixTimeSeconds();
 }

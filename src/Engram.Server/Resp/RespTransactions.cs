@@ -44,7 +44,7 @@ internal sealed partial class RespConnection
         "GET", "SET", "SETNX", "SETEX", "PSETEX", "GETDEL", "GETEX", "GETSET", "MGET", "MSET", "DEL", "UNLINK", "EXISTS", "EXPIRE", "PEXPIRE",
         "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "PERSIST", "INCR", "INCRBY", "DECR", "DECRBY", "TYPE", "STRLEN", "EXPIRETIME", "PEXPIRETIME",
         "OBJECT", "MEMORY", "KEYS", "SCAN", "DBSIZE", "INFO", "PING", "ECHO", "SELECT", "CLIENT", "COMMAND", "CONFIG", "APPEND", "INCRBYFLOAT",
-        "GETRANGE", "SUBSTR", "SETRANGE", "RENAME", "RENAMENX", "COPY", "MSETNX", "TOUCH", "TIME",
+        "GETRANGE", "SUBSTR", "SETRANGE", "RENAME", "RENAMENX", "COPY", "MSETNX", "TOUCH", "TIME", "LASTSAVE", "ROLE",
     ];
 
     /// <summary>
@@ -392,7 +392,7 @@ internal sealed partial class RespConnection
         {
             "PING" or "ECHO" or "SELECT" or "KEYS" or "SCAN" or "DBSIZE" or "INFO" or "CLIENT" or "COMMAND" or "CONFIG" => (args.Length, 1),
             "OBJECT" or "MEMORY" => (2, args.Length), // OBJECT ENCODING key, MEMORY USAGE key
-            "TIME" => (args.Length, 1),
+            "TIME" or "LASTSAVE" or "ROLE" => (args.Length, 1),
             "MGET" or "DEL" or "UNLINK" or "EXISTS" or "TOUCH" => (1, 1),
             "MSET" or "MSETNX" => (1, 2),
             "RENAME" or "RENAMENX" or "COPY" => (1, 1), // the two keys (COPY's options after them are not keys: see the end)

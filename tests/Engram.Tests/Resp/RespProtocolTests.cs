@@ -305,8 +305,8 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         {
             (await other.CallAsync("CLIENT", "SETNAME", "agent-8")).Should().Be("+OK");
             var list = (string)(await c.CallAsync("CLIENT", "LIST"))!;
-            list.Should().Contain($"id={id} ").And.Contain(" name=agent-7 ").And.Contain(" name=agent-8 ").And.EndWith("\n");
-            ((string)(await c.CallAsync("CLIENT", "INFO"))!).Should().StartWith($"id={id} ").And.Contain(" resp=3 ");
+            list.Should().Contain($"id={id} ").And.Contain(" name=agent-7 ").And.Contain(" name=agent-8 ").And.Contain(" cmd=client|list ").And.EndWith("\n");
+            ((string)(await c.CallAsync("CLIENT", "INFO"))!).Should().StartWith($"id={id} ").And.Contain(" resp=3 ").And.Contain(" cmd=client|info ");
         }
         (await c.CallAsync("SET", "object:int", "42")).Should().Be("+OK");
         (await c.CallAsync("SET", "object:short", "hello")).Should().Be("+OK");

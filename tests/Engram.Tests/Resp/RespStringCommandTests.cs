@@ -299,6 +299,38 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
         long.Parse(Field(engramInfo, "avg_ttl"), CultureInfo.InvariantCulture).Should().BeInRange(60_000, 75_000);
     }
 
+    /// <summary>
+    /// ROLE as Redis answers it (a primary without replicas); LASTSAVE and INFO persistence report the last backup, Engram's
+    /// snapshot of the store, as Redis reports its last RDB save.
+    /// </summary>
+    [Fact]
+    public async Task Role_is_a_primary_and_lastsave_is_the_last_backup()
+    {
+        using var engramClient = await RespClient.ConnectAsync(engram.Port);
+        using var redisClient = await RespClient.ConnectAsync(reference.Redis.Port);
+        (await engramClient.CallAsync("ROLE")).Should().BeEquivalentTo(await redisClient.CallAsync("ROLE"), o => o.WithStrictOrdering());
+        (await engramClient.CallAsync("ROLE")).Should().BeEquivalentTo(new object?[] { "master", 0L, Array.Empty<object?>() }, o => o.WithStrictOrdering());
+        (await engramClient.CallAsync("LASTSAVE", "x")).Should().BeOfType<string>().Which.Should().StartWith("-ERR wrong number of arguments");
+        var first = (long)(await engramClient.CallAsync("LASTSAVE"))!;
+        first.Should().BeLessThanOrEqualTo(DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+
+        var before = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        using (var made = await engram.Server.Client.PostAsync("/v1/admin/backups", null))
+        {
+            made.StatusCode.Should().Be(System.Net.HttpStatusCode.Created, await made.Content.ReadAsStringAsync());
+        }
+        var saved = (long)(await engramClient.CallAsync("LASTSAVE"))!;
+        saved.Should().BeInRange(before - 1, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        var persistence = (string)(await engramClient.CallAsync("INFO", "persistence"))!;
+        long.Parse(Field(persistence, "rdb_last_save_time"), CultureInfo.InvariantCulture).Should().BeInRange(before - 1, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        Field(persistence, "rdb_last_bgsave_status").Should().Be("ok");
+        Field(persistence, "aof_enabled").Should().Be("1");
+        Field(persistence, "rdb_bgsave_in_progress").Should().Be("0");
+
+        static string Field(string info, string name) =>
+            info.Split("\r\n").Single(l => l.StartsWith(name + ":", StringComparison.Ordinal))[(name.Length + 1)..];
+    }
+
     [Fact]
     public async Task Time_is_now_and_flushdb_empties_the_keyspace()
     {
