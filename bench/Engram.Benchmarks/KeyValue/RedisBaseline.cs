@@ -29,7 +29,15 @@ public sealed class RedisBaseline : IAsyncDisposable
     public static Task EnsureInstalledAsync() => Tools.EnsureInstalledAsync(["redis-server", "redis-benchmark"], ["redis-server", "redis-tools"]);
 
     /// <summary>Starts redis-server; <paramref name="fsyncAlways"/> turns on the AOF with appendfsync always (durable like Engram).</summary>
-    public static async Task<RedisBaseline> StartAsync(bool fsyncAlways, string dataRoot)
+    public static Task<RedisBaseline> StartAsync(bool fsyncAlways, string dataRoot) => StartAsync(fsyncAlways ? "always" : null, dataRoot);
+
+    /// <summary>
+    /// Starts redis-server with the AOF on and <paramref name="appendFsync"/> (<c>always</c>, <c>everysec</c>, <c>no</c>), or
+    /// without persistence when it is null. Redis writes the AOF buffer to the file before it sends the replies of a loop
+    /// turn, whatever the fsync policy: with <c>everysec</c> or <c>no</c> an acknowledged write survives a kill of the
+    /// process (not a power loss), as with Engram's relaxed durability; with <c>always</c> it is synced first, as with full.
+    /// </summary>
+    public static async Task<RedisBaseline> StartAsync(string? appendFsync, string dataRoot)
     {
         var port = Store.InProcessServer.FreePort();
         var start = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -38,11 +46,11 @@ public sealed class RedisBaseline : IAsyncDisposable
         {
             start.ArgumentList.Add(arg);
         }
-        if (fsyncAlways)
+        if (appendFsync is not null)
         {
             dir = Path.Combine(dataRoot, "redis-" + Guid.NewGuid().ToString("N"));
             Directory.CreateDirectory(dir);
-            foreach (var arg in new[] { "--appendonly", "yes", "--appendfsync", "always", "--dir", dir })
+            foreach (var arg in new[] { "--appendonly", "yes", "--appendfsync", appendFsync!, "--dir", dir })
             {
                 start.ArgumentList.Add(arg);
             }
