@@ -79,8 +79,9 @@ public sealed class PostgresKvBatchTests
     }
 
     /// <summary>
-    /// SETs queued behind the log lock from two tenants, on the same key names, go into one group: each tenant's key keeps
-    /// its own versions and value (a batch holds one write per key of a tenant, not per key name).
+    /// SETs queued behind the log lock from two tenants, on the same key names, go into one group and its batches: each
+    /// tenant's key keeps its own versions, value and history chain (each statement finds its key's head in SQL, after
+    /// the writes before it in the batch).
     /// </summary>
     [Fact]
     public async Task A_group_of_two_tenants_writing_the_same_key_names_keeps_them_apart()

@@ -11,10 +11,11 @@ public sealed partial class PostgresMemoryStore
     /// <see cref="MaxStatements"/> to a round trip (an <see cref="NpgsqlBatch"/>) instead of one each: a 20,000-command
     /// MULTI spent more of its time in round trips than in the statements (bench/README.md, session 33).
     /// <para>
-    /// Each statement is made from its key's state before it (version, history head, whether it is live), which the step
-    /// keeps in <c>known</c> and each statement's outcome updates. So a batch holds at most one write per key: before a
-    /// write of a key the batch holds is decided, <see cref="BeforeWriteOfAsync"/> sends the batch, and the key's state is
-    /// in place. Statements run in the order they were added, so seqs and history rows come out as they would one by one.
+    /// A write's statement is made from its key's state as the step's writes before it left it (version, created_at, live
+    /// or not), which the step keeps in memory as it adds them. The one thing only the database knows after a write, the
+    /// key's new history head, the next write of the key reads in SQL (<see cref="HeadOfKey"/>; a key's first write of
+    /// the step passes the head read with its state). So a batch may hold many writes of one key. Statements
+    /// run in the order they were added, each seeing the ones before it: seqs and history chains come out as one by one.
     /// A failed statement fails the batch and the transaction with it, as it failed the step before.
     /// </para>
     /// </summary>
@@ -24,22 +25,14 @@ public sealed partial class PostgresMemoryStore
         internal const int MaxStatements = 256;
 
         private readonly NpgsqlBatch _batch = new(connection);
-        private readonly List<Action<NpgsqlDataReader>> _outcomes = [];
-        private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
-
-        /// <summary>Sends the batch if it holds a write of <paramref name="storedKey"/>: call before deciding another.</summary>
-        public Task BeforeWriteOfAsync(string storedKey) => _keys.Contains(storedKey) ? SendAsync() : Task.CompletedTask;
+        private readonly List<Action<NpgsqlDataReader>?> _outcomes = [];
 
         /// <summary>
-        /// Adds <paramref name="statement"/> (which returns one row) for <paramref name="storedKey"/>; <paramref name="outcome"/>
-        /// reads that row when the batch has run. Sends the batch when it is full.
+        /// Adds <paramref name="statement"/> (which returns one row); <paramref name="outcome"/>, if any, reads that row when
+        /// the batch has run. Sends the batch when it is full.
         /// </summary>
-        public Task AddAsync(string storedKey, NpgsqlCommand statement, Action<NpgsqlDataReader> outcome)
+        public Task AddAsync(NpgsqlCommand statement, Action<NpgsqlDataReader>? outcome = null)
         {
-            if (!_keys.Add(storedKey))
-            {
-                throw new InvalidOperationException($"the batch already writes key '{storedKey}' (BeforeWriteOfAsync first)");
-            }
             _batch.BatchCommands.Add(ForBatch(statement));
             _outcomes.Add(outcome);
             return _outcomes.Count >= MaxStatements ? SendAsync() : Task.CompletedTask;
@@ -64,12 +57,11 @@ public sealed partial class PostgresMemoryStore
                     {
                         throw new InvalidOperationException("a key-value write statement returned no row");
                     }
-                    _outcomes[i](reader);
+                    _outcomes[i]?.Invoke(reader);
                 }
             }
             _batch.BatchCommands.Clear();
             _outcomes.Clear();
-            _keys.Clear();
         }
 
         public ValueTask DisposeAsync() => _batch.DisposeAsync();
@@ -96,7 +88,6 @@ public sealed partial class PostgresMemoryStore
             {
                 var write = writes[i];
                 var slot = (caller.Tenant, write.StoredKey);
-                await batch.BeforeWriteOfAsync(BatchKey(slot)).ConfigureAwait(false);
                 var (current, head) = states[slot];
                 var live = current is not null && current.IsLiveAt(now);
                 try
@@ -110,21 +101,14 @@ public sealed partial class PostgresMemoryStore
                 }
                 var (statement, entry) = WriteKvCommand(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live,
                     live ? KvEvents.Updated : KvEvents.Created, now);
+                states[slot] = (entry, HeadFromTables); // its head is this write's history row, which the next write reads in SQL
                 var at = i;
-                await batch.AddAsync(BatchKey(slot), statement, row =>
-                {
-                    var (seq, hid) = (row.GetInt64(0), row.GetInt64(1));
-                    states[slot] = (entry with { LastHistoryId = hid }, hid);
-                    results[at] = new KvSetResult(!live, entry.Version, seq);
-                }).ConfigureAwait(false);
+                await batch.AddAsync(statement, row => results[at] = new KvSetResult(!live, entry.Version, row.GetInt64(0))).ConfigureAwait(false);
             }
         }
         await batch.SendAsync().ConfigureAwait(false);
         return outcomes;
     }
-
-    /// <summary>A batch's name for a key of a tenant (a group's SETs may come from several tenants).</summary>
-    private static string BatchKey((string Tenant, string Key) slot) => slot.Tenant + "\n" + slot.Key;
 
     /// <summary>The states of every key the queued writes name, per tenant, <see cref="KvStateChunk"/> keys a query.</summary>
     private static async Task ReadStatesAsync(NpgsqlConnection c, IReadOnlyList<(Caller Caller, IReadOnlyList<KvWrite> Writes)> queued,
