@@ -429,9 +429,9 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         $"SELECT $1, $2, seq, $6, $7, $5, $8, NULL, $9, {(head == HeadFromTables ? HeadOfKey : "$10")} FROM logged RETURNING hid, seq) ";
 
     /// <summary>
-    /// A history head that says "the statement reads the key's head itself" (<see cref="HeadOfKey"/>): for a key another
-    /// write of the same batch changes before it, or a caller that did not read it. Any other value (null: no history) is
-    /// passed as a parameter, which spares the statement two index probes (about a tenth of its time).
+    /// A history head that says "the statement reads the key's head itself" (<see cref="HeadOfKey"/>): for a key that an
+    /// earlier write of the same step changed, whose new head only the database knows yet. Any other value (null: no
+    /// history) is passed as a parameter, which spares the statement two index probes (about a tenth of its time).
     /// </summary>
     private const long HeadFromTables = long.MinValue;
 
