@@ -91,6 +91,19 @@ internal sealed partial class RespConnection
                 _reply.Ok();
                 _closeAfterReply = true;
                 return;
+            case "RESET":
+                // As Redis 6.2+: the connection as it was when it opened, but still open and with its name. A MULTI block
+                // is discarded, watches go, RESP2 again, and the caller is forgotten (with keys, AUTH is needed again).
+                await DrainAsync().ConfigureAwait(false);
+                if (Arity(1, exact: true))
+                {
+                    EndTransaction();
+                    _authenticated = null;
+                    _presentedKey = null;
+                    _reply.Resp3 = false;
+                    _reply.Simple("RESET");
+                }
+                return;
             case "HELLO":
                 await DrainAsync().ConfigureAwait(false);
                 await HelloAsync(ct).ConfigureAwait(false);
@@ -411,7 +424,7 @@ internal sealed partial class RespConnection
     /// <summary>The names COMMAND lists, with Redis's arity (negative: at least that many).</summary>
     private static readonly (string Name, int Arity, bool Write)[] Commands =
     [
-        ("ping", -1, false), ("echo", 2, false), ("hello", -1, false), ("auth", -2, false), ("select", 2, false), ("quit", -1, false),
+        ("ping", -1, false), ("echo", 2, false), ("hello", -1, false), ("auth", -2, false), ("select", 2, false), ("quit", -1, false), ("reset", 1, false),
         ("client", -2, false), ("command", -1, false), ("get", 2, false), ("set", -3, true), ("setex", 4, true), ("psetex", 4, true),
         ("setnx", 3, true), ("getdel", 2, true), ("getex", -2, true), ("mget", -2, false), ("mset", -3, true), ("del", -2, true),
         ("unlink", -2, true), ("exists", -2, false), ("expire", -3, true), ("pexpire", -3, true), ("expireat", -3, true),
@@ -675,7 +688,7 @@ internal sealed partial class RespConnection
     {
         switch (command)
         {
-            case "PING" or "ECHO" or "QUIT" or "SELECT" or "CONFIG" or "DISCARD" or "UNWATCH":
+            case "PING" or "ECHO" or "QUIT" or "RESET" or "SELECT" or "CONFIG" or "DISCARD" or "UNWATCH":
                 return true;
             case "SETNX" or "SETEX" or "PSETEX" or "DEL" or "UNLINK" or "INCR" or "DECR" or "INCRBY" or "DECRBY" or "GETDEL" or "GETSET" or "PERSIST"
                 or "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT" or "MSET":

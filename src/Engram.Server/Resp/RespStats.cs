@@ -19,7 +19,7 @@ internal sealed class RespStats
     /// <summary>The command label values: every command the endpoint answers, then <c>unknown</c>.</summary>
     public static readonly string[] CommandNames =
     [
-        "get", "set", "ping", "echo", "quit", "hello", "auth", "select", "client", "command", "setnx", "setex", "psetex", "del", "unlink",
+        "get", "set", "ping", "echo", "quit", "reset", "hello", "auth", "select", "client", "command", "setnx", "setex", "psetex", "del", "unlink",
         "incr", "decr", "incrby", "decrby", "getdel", "getex", "mget", "mset", "exists", "expire", "pexpire", "expireat", "pexpireat",
         "ttl", "pttl", "persist", "type", "scan", "keys", "dbsize", "info", "object", "strlen", "expiretime", "pexpiretime", "getset", "config", "memory", "multi", "exec", "discard", "watch",
         "unwatch", "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "append", "incrbyfloat", "getrange", "substr", "setrange", "rename",

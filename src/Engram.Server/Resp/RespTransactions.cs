@@ -65,10 +65,10 @@ internal sealed partial class RespConnection
 
     private bool InMulti => _queued is not null;
 
-    /// <summary>Commands while MULTI is open: checked and queued, or (EXEC, DISCARD, MULTI, WATCH, QUIT) run.</summary>
+    /// <summary>Commands while MULTI is open: checked and queued, or (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET) run.</summary>
     private bool TryQueue(string command)
     {
-        if (command is "EXEC" or "DISCARD" or "MULTI" or "WATCH" or "UNWATCH" or "QUIT")
+        if (command is "EXEC" or "DISCARD" or "MULTI" or "WATCH" or "UNWATCH" or "QUIT" or "RESET")
         {
             return false;
         }

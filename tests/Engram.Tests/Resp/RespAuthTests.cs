@@ -40,6 +40,46 @@ public sealed class RespAuthTests
         (await onTenant.CallAsync("EXISTS", "app:state:1")).Should().Be(0L);
     }
 
+    /// <summary>
+    /// RESET (Redis 6.2+): a MULTI block is discarded and the watches with it, the protocol is RESP2 again, and the key is
+    /// forgotten, so the next data command needs AUTH; the connection and its name stay.
+    /// </summary>
+    [Fact]
+    public async Task Reset_DiscardsTheTransaction_BackToResp2_AndForgetsTheKey()
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        var key = await server.CreateKeyAsync("acme", Role.Write);
+
+        using var client = await RespClient.ConnectAsync(port);
+        (await client.CallAsync("RESET")).Should().Be("+RESET", "allowed before AUTH, as in Redis");
+        (await client.CallAsync("HELLO", "3", "AUTH", "default", key, "SETNAME", "pooled")).Should().BeOfType<object?[]>();
+        (await client.CallAsync("SET", "reset:kept", "1")).Should().Be("+OK");
+        (await client.CallAsync("WATCH", "reset:kept")).Should().Be("+OK");
+        (await client.CallAsync("MULTI")).Should().Be("+OK");
+        (await client.CallAsync("SET", "reset:queued", "1")).Should().Be("+QUEUED");
+        (await client.CallAsync("RESET", "now")).Should().BeOfType<string>().Which.Should().StartWith("-ERR wrong number of arguments");
+        (await client.CallAsync("RESET")).Should().Be("+RESET");
+        (await client.CallAsync("EXEC")).Should().Be("-ERR EXEC without MULTI", "RESET discarded the block");
+        (await client.CallAsync("GET", "reset:kept")).Should().Be("-NOAUTH Authentication required.");
+        (await client.CallAsync("CLIENT", "GETNAME")).Should().Be("pooled", "the name stays, as in Redis");
+        (await client.CallAsync("AUTH", key)).Should().Be("+OK");
+        (await client.CallAsync("EXISTS", "reset:queued")).Should().Be(0L, "the queued SET never ran");
+        ((string)(await client.CallAsync("CLIENT", "INFO"))!).Should().Contain(" resp=2 ", "RESET went back to RESP2");
+
+        // A watch alone goes too: another client's change of the watched key no longer aborts the next EXEC.
+        using var other = await RespClient.ConnectAsync(port);
+        (await other.CallAsync("AUTH", key)).Should().Be("+OK");
+        (await client.CallAsync("WATCH", "reset:kept")).Should().Be("+OK");
+        (await client.CallAsync("RESET")).Should().Be("+RESET");
+        (await client.CallAsync("AUTH", key)).Should().Be("+OK");
+        (await other.CallAsync("SET", "reset:kept", "changed")).Should().Be("+OK");
+        (await client.CallAsync("MULTI")).Should().Be("+OK");
+        (await client.CallAsync("SET", "reset:kept", "2")).Should().Be("+QUEUED");
+        (await client.CallAsync("EXEC")).Should().BeEquivalentTo(new object?[] { "+OK" });
+        (await client.CallAsync("GET", "reset:kept")).Should().Be("2");
+    }
+
     [Fact]
     public async Task Keys_DecideTenantAndRole_OverResp()
     {

@@ -14,9 +14,9 @@ public sealed partial class PostgresMemoryStore
     /// A write's statement is made from its key's state as the step's writes before it left it (version, created_at, live
     /// or not), which the step keeps in memory as it adds them. The one thing only the database knows after a write, the
     /// key's new history head, the next write of the key reads in SQL (<see cref="HeadOfKey"/>; a key's first write of
-    /// the step passes the head read with its state). So a batch may hold many writes of one key. Statements
-    /// run in the order they were added, each seeing the ones before it: seqs and history chains come out as one by one.
-    /// A failed statement fails the batch and the transaction with it, as it failed the step before.
+    /// the step passes the head read with its state). So a batch may hold many writes of one key. Statements run in the
+    /// order they were added, each seeing the ones before it: seqs and history chains come out as one by one. A failed
+    /// statement fails the batch and the transaction with it, as it failed the step before.
     /// </para>
     /// </summary>
     private sealed class KvWriteBatch(NpgsqlConnection connection) : IAsyncDisposable
