@@ -90,10 +90,10 @@ public sealed class PostgresKvBatchTests
         await using var store = PostgresMemoryStore.Open(url);
         IKeyValueStore kv = store;
         var writes = new List<Task<KvSetResult>>();
-        await using (var holder = await HoldLogLockAsync(url))
+        await using (var holder = await OutsideLogLock.HoldAsync(url))
         {
             writes.Add(kv.SetKvAsync(Acme, new KvWrite("lead", "0", null), WriteDurability.Relaxed));
-            await WaitUntilAsync(() => LockWaitersAsync(url));
+            await OutsideLogLock.WaitForWaiterAsync(url);
             for (var i = 0; i < 30; i++)
             {
                 var caller = i % 3 == 0 ? Beta : Acme;
@@ -135,31 +135,5 @@ public sealed class PostgresKvBatchTests
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private static async Task<NpgsqlTransaction> HoldLogLockAsync(string url)
-    {
-        var connection = new NpgsqlConnection(PostgresUrl.ToConnectionString(url) + ";Pooling=false");
-        await connection.OpenAsync();
-        var transaction = await connection.BeginTransactionAsync();
-        await using var command = new NpgsqlCommand("SELECT seq FROM log_head FOR UPDATE", connection, transaction);
-        await command.ExecuteScalarAsync();
-        return transaction;
-    }
-
-    private static async Task<bool> LockWaitersAsync(string url) =>
-        await ScalarAsync(url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") > 0;
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        for (var i = 0; i < 500; i++)
-        {
-            if (await condition())
-            {
-                return;
-            }
-            await Task.Delay(20);
-        }
-        throw new TimeoutException("waited 10 s for the first SET to wait on the log lock");
     }
 }

@@ -30,10 +30,10 @@ public sealed class PostgresKvGroupCommitTests
         Task<long> increment;
         Task<KvSetResult> refused;
         Task<IReadOnlyList<KvSetResult>> many;
-        await using (var holder = await HoldLogLockAsync(url))
+        await using (var holder = await OutsideLogLock.HoldAsync(url))
         {
             writes.Add(Set(kv, "lead", "0"));
-            await WaitUntilAsync(() => LockWaiters(url), "the first SET waits on the log lock");
+            await OutsideLogLock.WaitForWaiterAsync(url);
             for (var i = 0; i < 20; i++)
             {
                 writes.Add(Set(kv, $"k{i % 10}", i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
@@ -66,10 +66,10 @@ public sealed class PostgresKvGroupCommitTests
         // Phase 2: a SET that fails in PostgreSQL (a NUL character in text) aborts the group's transaction; the others are
         // written alone, each with its outcome, and the failed one leaves nothing.
         writes.Clear();
-        await using (var holder = await HoldLogLockAsync(url))
+        await using (var holder = await OutsideLogLock.HoldAsync(url))
         {
             writes.Add(Set(kv, "lead", "1"));
-            await WaitUntilAsync(() => LockWaiters(url), "the first SET waits on the log lock");
+            await OutsideLogLock.WaitForWaiterAsync(url);
             for (var i = 0; i < 6; i++)
             {
                 writes.Add(i == 3
@@ -158,36 +158,4 @@ public sealed class PostgresKvGroupCommitTests
 
     private static Task<KvSetResult> Set(IKeyValueStore kv, string key, string json, KvCondition condition = KvCondition.Always) =>
         kv.SetKvAsync(Acme, new KvWrite(key, json, null, condition), WriteDurability.Relaxed);
-
-    /// <summary>An outside transaction holding the log lock (as another instance's write would) until it commits.</summary>
-    private static async Task<NpgsqlTransaction> HoldLogLockAsync(string url)
-    {
-        var connection = new NpgsqlConnection(PostgresUrl.ToConnectionString(url) + ";Pooling=false");
-        await connection.OpenAsync();
-        var transaction = await connection.BeginTransactionAsync();
-        await using var command = new NpgsqlCommand("SELECT seq FROM log_head FOR UPDATE", connection, transaction);
-        await command.ExecuteScalarAsync();
-        return transaction;
-    }
-
-    private static async Task<bool> LockWaiters(string url)
-    {
-        await using var connection = new NpgsqlConnection(PostgresUrl.ToConnectionString(url) + ";Pooling=false");
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()", connection);
-        return (long)(await command.ExecuteScalarAsync())! > 0;
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
-    {
-        for (var i = 0; i < 500; i++)
-        {
-            if (await condition())
-            {
-                return;
-            }
-            await Task.Delay(20);
-        }
-        throw new TimeoutException("waited 10 s for: " + what);
-    }
 }
