@@ -359,17 +359,15 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     }
 
     /// <summary>
-    /// A SET of <paramref name="write"/> over the key's state (<paramref name="current"/>, <paramref name="head"/>); the
-    /// key's state after it.
+    /// A SET of <paramref name="write"/> over the key's state (<paramref name="current"/>, <paramref name="head"/>), alone.
     /// </summary>
-    private static async Task<(KvSetResult Result, KvEntry Entry)> SetOneAsync(NpgsqlConnection c, Caller caller, KvWrite write, KvEntry? current,
-        long? head, long now)
+    private static async Task<KvSetResult> SetOneAsync(NpgsqlConnection c, Caller caller, KvWrite write, KvEntry? current, long? head, long now)
     {
         var live = current is not null && current.IsLiveAt(now);
         KvWrites.CheckCondition(caller, write, live);
         var (entry, seq) = await WriteKvAsync(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live,
             live ? KvEvents.Updated : KvEvents.Created, now).ConfigureAwait(false);
-        return (new KvSetResult(!live, entry.Version, seq), entry);
+        return new KvSetResult(!live, entry.Version, seq);
     }
 
     /// <summary>

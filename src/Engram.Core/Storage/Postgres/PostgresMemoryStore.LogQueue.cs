@@ -74,7 +74,7 @@ public sealed partial class PostgresMemoryStore
         {
             // The common case (an unpipelined SET): the prepared single-key lookup, no array or dictionary.
             var (current, head) = await CurrentKvAsync(c, caller.Tenant, writes[0].StoredKey, withHead: true).ConfigureAwait(false);
-            return new[] { (await SetOneAsync(c, caller, writes[0], current, head, now).ConfigureAwait(false)).Result };
+            return new[] { await SetOneAsync(c, caller, writes[0], current, head, now).ConfigureAwait(false) };
         }
         var outcome = (await SetBatchedAsync(c, [(caller, writes)], now).ConfigureAwait(false))[0];
         return outcome is ConflictException refused ? throw refused : outcome;
