@@ -101,4 +101,11 @@ public interface IKeyValueStore
 
     /// <summary>Deletes up to <paramref name="max"/> entries past their expiry, in every tenant, recording "expired".</summary>
     Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default);
+
+    /// <summary>
+    /// Returns once every write acknowledged before the call is on disk, as a <see cref="WriteDurability.Full"/> write
+    /// would be: the writes of a store run with relaxed durability, which are acknowledged before their sync (RESP's
+    /// WAITAOF). One sync covers them all, whichever connection or instance wrote them.
+    /// </summary>
+    Task SyncKvAsync(CancellationToken ct = default);
 }

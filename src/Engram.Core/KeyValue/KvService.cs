@@ -330,6 +330,19 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     public Task<KvSetResult> SetPreparedAsync(KvPreparedSet set, CancellationToken ct = default) =>
         store.SetKvAsync(set.Partition, set.Write, options.Durability, ct);
 
+    /// <summary>Whether a write is on disk when it is acknowledged (full durability), so that waiting for the disk is never needed.</summary>
+    public bool WritesSyncedOnAcknowledgement => options.Durability == Storage.WriteDurability.Full;
+
+    /// <summary>
+    /// Returns once every key-value write acknowledged so far is on disk: at once with full durability (each was synced
+    /// before its acknowledgement), after one sync of the store with relaxed durability (RESP's WAITAOF).
+    /// </summary>
+    public Task SyncAsync(Caller caller, CancellationToken ct = default)
+    {
+        Enter(caller, Role.Read, "wait for the disk");
+        return WritesSyncedOnAcknowledgement ? Task.CompletedTask : store.SyncKvAsync(ct);
+    }
+
     /// <summary>Sets every key in one transaction (values are JSON text the caller produced).</summary>
     public Task<IReadOnlyList<KvSetResult>> SetManyJsonAsync(Caller caller, IReadOnlyList<(string Key, string ValueJson)> items, long? expiresAtMs,
         CancellationToken ct = default, int? limit = null)

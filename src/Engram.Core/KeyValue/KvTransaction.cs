@@ -338,6 +338,8 @@ public sealed class KvTransaction : IKeyValueStore
 
     public Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default) => throw NotInTransaction("sweeping expired keys");
 
+    public Task SyncKvAsync(CancellationToken ct = default) => throw NotInTransaction("waiting for the disk");
+
     public Task<T> TransactKvAsync<T>(Caller caller, IReadOnlyCollection<string> storedKeys, Func<KvTransaction, T> run, WriteDurability durability,
         CancellationToken ct = default) => throw NotInTransaction("a nested transaction");
 

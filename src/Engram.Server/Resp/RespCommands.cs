@@ -436,6 +436,7 @@ internal sealed partial class RespConnection
         ("evalsha_ro", -3, false), ("script", -2, false), ("append", 3, true), ("incrbyfloat", 3, true), ("getrange", 4, false),
         ("substr", 4, false), ("setrange", 4, true), ("rename", 3, true), ("renamenx", 3, true), ("copy", -3, true), ("msetnx", -3, true),
         ("touch", -2, false), ("time", 1, false), ("lastsave", 1, false), ("role", 1, false), ("flushdb", -1, true), ("flushall", -1, true),
+        ("wait", 3, false), ("waitaof", 4, false),
     ];
 
     // ---- Authentication ----------------------------------------------------------------------------------
@@ -1124,7 +1125,8 @@ internal sealed partial class RespConnection
         if (Wants("clients"))
         {
             // No command blocks (no BLPOP and the like); redis-cli --stat prints garbage when the field is missing.
-            text.Append("# Clients\r\nconnected_clients:").Append(_listener.ConnectionCount).Append("\r\nblocked_clients:0\r\n\r\n");
+            text.Append("# Clients\r\nconnected_clients:").Append(_listener.ConnectionCount).Append("\r\nblocked_clients:").Append(_listener.BlockedCount)
+                .Append("\r\n\r\n");
         }
         if (Wants("stats"))
         {

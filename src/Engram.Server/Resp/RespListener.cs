@@ -52,6 +52,14 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
 
     public int ConnectionCount => _connections.Count;
 
+    private int _blocked;
+
+    /// <summary>Connections waiting in WAIT or WAITAOF for replicas (INFO's <c>blocked_clients</c>).</summary>
+    public int BlockedCount => Volatile.Read(ref _blocked);
+
+    /// <summary>Counts a connection into (+1) or out of (-1) <see cref="BlockedCount"/>.</summary>
+    public void Blocked(int change) => Interlocked.Add(ref _blocked, change);
+
     /// <summary>The open connections (CLIENT LIST).</summary>
     public IEnumerable<RespConnection> Connections => _connections.Values.Select(c => c.Connection);
 

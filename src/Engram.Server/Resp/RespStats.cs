@@ -23,7 +23,7 @@ internal sealed class RespStats
         "incr", "decr", "incrby", "decrby", "getdel", "getex", "mget", "mset", "exists", "expire", "pexpire", "expireat", "pexpireat",
         "ttl", "pttl", "persist", "type", "scan", "keys", "dbsize", "info", "object", "strlen", "expiretime", "pexpiretime", "getset", "config", "memory", "multi", "exec", "discard", "watch",
         "unwatch", "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "append", "incrbyfloat", "getrange", "substr", "setrange", "rename",
-        "renamenx", "copy", "msetnx", "touch", "time", "lastsave", "role", "flushdb", "flushall", "unknown",
+        "renamenx", "copy", "msetnx", "touch", "time", "lastsave", "role", "flushdb", "flushall", "wait", "waitaof", "unknown",
     ];
 
     public const int Get = 0;

@@ -7,7 +7,7 @@ namespace Engram.Server.Resp;
 
 /// <summary>
 /// Redis's other string commands, beyond the ones a swarm's state needs most: APPEND, INCRBYFLOAT, GETRANGE/SUBSTR,
-/// SETRANGE, RENAME/RENAMENX, COPY, MSETNX, FLUSHDB/FLUSHALL (TOUCH is EXISTS); and the server's TIME, LASTSAVE and ROLE.
+/// SETRANGE, RENAME/RENAMENX, COPY, MSETNX, FLUSHDB/FLUSHALL (TOUCH is EXISTS); and the server's TIME, LASTSAVE, ROLE, WAIT and WAITAOF.
 /// Each goes through <see cref="KvService"/> like the others: a read-modify-write is one <see cref="KvService.UpdateAsync"/>
 /// step, and the commands over two or more keys are one transaction of the store (or part of the running one inside MULTI
 /// and scripts), so no other write comes between their read and their write.
@@ -15,7 +15,7 @@ namespace Engram.Server.Resp;
 internal sealed partial class RespConnection
 {
     private static bool IsStringCommand(string command) => command is "APPEND" or "INCRBYFLOAT" or "GETRANGE" or "SUBSTR" or "SETRANGE" or "RENAME"
-        or "RENAMENX" or "COPY" or "MSETNX" or "TIME" or "LASTSAVE" or "ROLE" or "FLUSHDB" or "FLUSHALL";
+        or "RENAMENX" or "COPY" or "MSETNX" or "TIME" or "LASTSAVE" or "ROLE" or "FLUSHDB" or "FLUSHALL" or "WAIT" or "WAITAOF";
 
     private async ValueTask StringCommandAsync(string command, Caller caller, CancellationToken ct)
     {
@@ -90,6 +90,20 @@ internal sealed partial class RespConnection
                     _reply.Array(0);
                 }
                 return;
+            case "WAIT":
+                await DrainAsync().ConfigureAwait(false);
+                if (Arity(3, exact: true))
+                {
+                    await WaitAsync(ct).ConfigureAwait(false);
+                }
+                return;
+            case "WAITAOF":
+                await DrainAsync().ConfigureAwait(false);
+                if (Arity(4, exact: true))
+                {
+                    await WaitAofAsync(caller, ct).ConfigureAwait(false);
+                }
+                return;
             case "FLUSHDB" or "FLUSHALL":
                 if (_argCount > 2 || (_argCount == 2 && !Is(1, "ASYNC"u8) && !Is(1, "SYNC"u8)))
                 {
@@ -100,6 +114,117 @@ internal sealed partial class RespConnection
                 await _kv.CleanupAsync(caller, "*", ct).ConfigureAwait(false);
                 _reply.Ok();
                 return;
+        }
+    }
+
+    /// <summary>
+    /// WAIT numreplicas timeout: Engram has no replicas, so it answers 0, at once when none is asked for, else when the
+    /// timeout ends as Redis does when its replicas do not answer (see <see cref="WaitForReplicasAsync"/>).
+    /// </summary>
+    private async ValueTask WaitAsync(CancellationToken ct)
+    {
+        if (!TryLong(1, out var replicas))
+        {
+            _reply.Error(WrongInteger);
+            return;
+        }
+        if (!TryTimeout(2, out var timeoutMs))
+        {
+            return;
+        }
+        if (replicas > 0)
+        {
+            await WaitForReplicasAsync(timeoutMs, ct).ConfigureAwait(false);
+        }
+        _reply.Integer(0);
+    }
+
+    /// <summary>
+    /// WAITAOF numlocal numreplicas timeout (Redis 7.2): the reply is [local, replicas], whether this server has every
+    /// write acknowledged before the command on disk, and how many replicas have (none: Engram has none). Every write is
+    /// in its key's history before it is acknowledged (INFO's <c>aof_enabled:1</c>); with full durability it was synced
+    /// first, so the answer is 1 at once. With relaxed durability numlocal 1 makes the store sync (one sync covers every
+    /// earlier write), so a client can make the writes that matter survive a power cut; numlocal 0 does not wait, and
+    /// answers 0 then, the store not knowing whether a sync came since.
+    /// </summary>
+    private async ValueTask WaitAofAsync(Caller caller, CancellationToken ct)
+    {
+        if (!TryLong(1, out var local))
+        {
+            _reply.Error(WrongInteger);
+            return;
+        }
+        if (local is < 0 or > 1)
+        {
+            _reply.Error("ERR value is out of range, value must between 0 and 1");
+            return;
+        }
+        if (!TryLong(2, out var replicas))
+        {
+            _reply.Error(WrongInteger);
+            return;
+        }
+        if (replicas < 0)
+        {
+            _reply.Error("ERR value is out of range, must be positive");
+            return;
+        }
+        if (!TryTimeout(3, out var timeoutMs))
+        {
+            return;
+        }
+        var synced = _kv.WritesSyncedOnAcknowledgement;
+        if (local == 1 && !synced)
+        {
+            await _kv.SyncAsync(caller, ct).ConfigureAwait(false);
+            synced = true;
+        }
+        if (replicas > 0)
+        {
+            await WaitForReplicasAsync(timeoutMs, ct).ConfigureAwait(false);
+        }
+        _reply.Array(2);
+        _reply.Integer(synced ? 1 : 0);
+        _reply.Integer(0);
+    }
+
+    /// <summary>A WAIT/WAITAOF timeout in milliseconds (0: none); false after replying Redis's error.</summary>
+    private bool TryTimeout(int i, out long timeoutMs)
+    {
+        if (!TryLong(i, out timeoutMs))
+        {
+            _reply.Error("ERR timeout is not an integer or out of range");
+            return false;
+        }
+        if (timeoutMs < 0)
+        {
+            _reply.Error("ERR timeout is negative");
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Waits as Redis does for replicas that never answer: until the timeout ends (0: no end), the client leaves, or the
+    /// server stops. The connection reads nothing meanwhile, as a blocked Redis client; the idle sweep still closes it after
+    /// <see cref="RespOptions.IdleTimeoutSeconds"/>, since it sends nothing.
+    /// </summary>
+    private async ValueTask WaitForReplicasAsync(long timeoutMs, CancellationToken ct)
+    {
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(ct, _context.ConnectionClosed);
+        _listener.Blocked(+1);
+        try
+        {
+            await Task.Delay(timeoutMs == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(Math.Min(timeoutMs, int.MaxValue)), either.Token)
+                .ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            // The client left: the reply goes nowhere.
+        }
+        finally
+        {
+            _listener.Blocked(-1);
         }
     }
 

@@ -37,8 +37,8 @@ internal sealed partial class RespConnection
 
     // The commands that run inside a transaction: those that name their keys, the listings (the store's keys as the step
     // finds them, with the transaction's own changes so far), and the replies that need no store. Not AUTH and HELLO
-    // (the caller is fixed for the whole transaction at EXEC), SCRIPT (the cache is not the store's) and FLUSHDB/FLUSHALL
-    // (a transaction changes only the keys it declared).
+    // (the caller is fixed for the whole transaction at EXEC), SCRIPT (the cache is not the store's), FLUSHDB/FLUSHALL
+    // (a transaction changes only the keys it declared) and WAIT/WAITAOF (a step of the store cannot wait for its own sync).
     private static readonly HashSet<string> TransactionCommands =
     [
         "GET", "SET", "SETNX", "SETEX", "PSETEX", "GETDEL", "GETEX", "GETSET", "MGET", "MSET", "DEL", "UNLINK", "EXISTS", "EXPIRE", "PEXPIRE",
@@ -88,7 +88,7 @@ internal sealed partial class RespConnection
         }
         if (!TransactionCommands.Contains(command) && !IsScript(command))
         {
-            _reply.Error($"ERR '{command.ToLowerInvariant()}' cannot run inside MULTI on Engram: AUTH, HELLO, SCRIPT, FLUSHDB and FLUSHALL run outside a transaction");
+            _reply.Error($"ERR '{command.ToLowerInvariant()}' cannot run inside MULTI on Engram: AUTH, HELLO, SCRIPT, FLUSHDB, FLUSHALL, WAIT and WAITAOF run outside a transaction");
             FailQueue();
             return true;
         }

@@ -264,6 +264,17 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             return new KvHistoryPage(entries, next);
         }, ct);
 
+    /// <summary>
+    /// A transaction that writes WAL (the log head's row lock) committed with <c>synchronous_commit</c> on, set for this
+    /// transaction (the client asked for the disk, whatever the server's default): PostgreSQL then flushes the WAL up to its
+    /// commit record before the commit returns, so every commit before it (a relaxed write's, from any session) is on disk
+    /// too. A transaction that only takes an id is not enough: with no WAL of its own, PostgreSQL commits it asynchronously.
+    /// The lock also queues the sync behind the writes under way.
+    /// </summary>
+    public Task SyncKvAsync(CancellationToken ct = default) =>
+        WriteAsync(c => ScalarAsync<long>(c, "SELECT seq FROM log_head, set_config('synchronous_commit', 'on', true) FOR UPDATE OF log_head", ct),
+            WriteDurability.Full, ct);
+
     public async Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default)
     {
         var total = 0;

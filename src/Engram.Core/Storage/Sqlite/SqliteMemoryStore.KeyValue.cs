@@ -67,6 +67,15 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             return results;
         }, durability, ct);
 
+    /// <summary>
+    /// An item that writes nothing, acknowledged as a full-durability write is: after a sync of the WAL, which holds every
+    /// frame committed before it (the writer runs items in order, so every write acknowledged before the call is among them).
+    /// </summary>
+    public Task SyncKvAsync(CancellationToken ct = default) => _writer.WriteAsync(static _ => 0, WriteDurability.Full, ct);
+
+    /// <summary>The WAL syncs made so far (tests).</summary>
+    internal long WalSyncs => _writer.WalSyncs;
+
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
         TryGetKvFromMemory(caller, storedKey, out var entry)
             ? Task.FromResult(entry)

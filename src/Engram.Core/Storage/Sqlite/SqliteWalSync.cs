@@ -31,6 +31,10 @@ internal sealed partial class SqliteWalSync : IDisposable
     private List<IPendingWrite> _waiting = [];
     private bool _stopping;
     private FileStream? _wal;
+    private long _syncs;
+
+    /// <summary>Syncs that succeeded so far (tests).</summary>
+    public long Syncs => Interlocked.Read(ref _syncs);
 
     /// <param name="databasePath">The database whose <c>-wal</c> file is synced.</param>
     /// <param name="flush">Replaces the sync itself (tests hold it to observe acknowledgements).</param>
@@ -101,6 +105,7 @@ internal sealed partial class SqliteWalSync : IDisposable
             {
                 _flush();
             }
+            Interlocked.Increment(ref _syncs);
         }
         catch (Exception ex)
         {

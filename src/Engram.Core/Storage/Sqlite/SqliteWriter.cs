@@ -36,6 +36,9 @@ public sealed class SqliteWriter : IAsyncDisposable
     private readonly SqliteCheckpointer _checkpointer;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SqliteWalSync _walSync;
+
+    /// <summary>WAL syncs made so far (tests).</summary>
+    internal long WalSyncs => _walSync.Syncs;
     private readonly List<IPendingWrite> _durable = [];
     private readonly ManualResetEventSlim _wake = new(initialState: false, spinCount: 0);
     private readonly Action _setWake;
