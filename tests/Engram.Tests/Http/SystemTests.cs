@@ -1,5 +1,7 @@
 using System.Net;
+using Engram.Core;
 using Engram.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Engram.Tests.Http;
 
@@ -17,8 +19,10 @@ public class SystemTests : IAsyncLifetime
     [Fact]
     public async Task Health_ReportsOkVersionStoreAndUptime()
     {
+        // While the indexes load the server is not ready, and /health says so with a 503 (a fresh server takes a moment).
+        await _server.Services.GetRequiredService<EngramEngine>().EnsureIndexedAsync();
         var response = await _server.Client.GetAsync("/health");
-        response.StatusCode.Should().Be(HttpStatusCode.OK);
+        response.StatusCode.Should().Be(HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
         var body = await response.JsonAsync();
         body.GetProperty("status").GetString().Should().Be("ok");
         body.GetProperty("version").GetString().Should().MatchRegex(@"^\d+\.\d+\.\d+");
