@@ -278,6 +278,31 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
         }
     }
 
+    /// <summary>The store's newest change when this service started, before the server took requests (null: unknown).</summary>
+    private long? _startSeq;
+
+    /// <summary>
+    /// Notes the store's newest change before the server listens: a first start follows the log from there, so a write the
+    /// server accepts before the delivery loop's first round (it starts in the background, and on PostgreSQL only once
+    /// this instance leads) still gets its event. Reading it from the loop had lost a create and an update made right
+    /// after the start.
+    /// </summary>
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_options.Enabled)
+        {
+            try
+            {
+                _startSeq = await _store.GetLastSeqAsync(cancellationToken);
+            }
+            catch (StoreException ex)
+            {
+                LogFollowFailed(_logger, ex.Message); // the store is away: the first round reads its newest change then
+            }
+        }
+        await base.StartAsync(cancellationToken);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!_options.Enabled)
@@ -353,8 +378,8 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
             }
             if (_state.Cursor is null)
             {
-                // First start with webhooks: from now on, not the store's whole history.
-                _state.Cursor = last;
+                // First start with webhooks: from this server's start on, not the store's whole history.
+                _state.Cursor = _startSeq is { } started && started <= last ? started : last;
                 Save();
             }
         }

@@ -77,6 +77,20 @@ internal sealed class Barrage(EngramServer server)
             }
             return;
         }
+        if (answer.Truncated)
+        {
+            // The answer began and the connection closed before its end. Where the server may close (a request whose body
+            // breaks off, which Kestrel finds out while the route already answers), only its status can be checked.
+            if (!expect.MayClose)
+            {
+                Fail(probe, $"the connection ended inside a {answer.Status} answer: {Cut(answer.Text)}");
+            }
+            else if (answer.Status >= 500 || !expect.Allows(answer.Status))
+            {
+                Fail(probe, $"{answer.Status} (cut off), expected {Describe(expect)} ({expect.Why})");
+            }
+            return;
+        }
         if (answer.Status >= 500)
         {
             Fail(probe, $"{answer.Status} (a server error): {Cut(answer.Text)}");

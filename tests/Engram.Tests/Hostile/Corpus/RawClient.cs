@@ -37,6 +37,9 @@ internal sealed record HostileAnswer(int Status, IReadOnlyDictionary<string, str
 {
     public bool Closed => Status == 0;
 
+    /// <summary>The connection ended inside the body (of a chunked answer): <see cref="Body"/> is what came, still chunked.</summary>
+    public bool Truncated { get; init; }
+
     public string Header(string name) => Headers.TryGetValue(name, out var value) ? value : "";
 
     public string Text => Encoding.UTF8.GetString(Body);
@@ -159,7 +162,11 @@ internal static class RawClient
         var body = received.ToArray()[(headerEnd + 4)..];
         if (headers.TryGetValue("Transfer-Encoding", out var te) && te.Contains("chunked", StringComparison.OrdinalIgnoreCase))
         {
-            body = Dechunk(body);
+            if (Dechunk(body) is not { } whole)
+            {
+                return new HostileAnswer(status, headers, body) { Truncated = true };
+            }
+            body = whole;
         }
         return new HostileAnswer(status, headers, head ? [] : body);
     }
@@ -180,7 +187,8 @@ internal static class RawClient
         return headers.TryGetValue("Content-Length", out var length) && long.TryParse(length, CultureInfo.InvariantCulture, out var n) && body.Length >= n;
     }
 
-    private static byte[] Dechunk(byte[] body)
+    /// <summary>The chunks' data, or null when the body ends inside a chunk (the connection closed first).</summary>
+    private static byte[]? Dechunk(byte[] body)
     {
         var result = new MemoryStream();
         var position = 0;
@@ -194,11 +202,15 @@ internal static class RawClient
             var size = Convert.ToInt32(Encoding.ASCII.GetString(body, position, lineEnd).Split(';')[0], 16);
             if (size == 0)
             {
-                break;
+                return result.ToArray();
+            }
+            if (position + lineEnd + 2 + size > body.Length)
+            {
+                return null;
             }
             result.Write(body, position + lineEnd + 2, size);
             position += lineEnd + 2 + size + 2;
         }
-        return result.ToArray();
+        return null; // no last chunk
     }
 }
