@@ -75,6 +75,11 @@ internal sealed partial class RespConnection
 
     public string? Name { get; private set; }
 
+    /// <summary>Whether the connection waits in WAIT or WAITAOF for replicas (the idle sweep leaves it).</summary>
+    public bool Blocked => Volatile.Read(ref _blocked);
+
+    private bool _blocked;
+
     /// <summary>Commands run and bytes read and sent on this connection, as last reported (CLIENT LIST's tot-* fields).</summary>
     public long TotalCommands { get; private set; }
 

@@ -178,7 +178,8 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
         var now = Environment.TickCount64;
         foreach (var (_, (connection, _)) in _connections)
         {
-            if (now - connection.LastActivity > limit)
+            // A client blocked in WAIT/WAITAOF waits on purpose, as Redis exempts blocked clients; it leaves by closing its socket.
+            if (now - connection.LastActivity > limit && !connection.Blocked)
             {
                 connection.Abort();
             }

@@ -205,14 +205,15 @@ internal sealed partial class RespConnection
     }
 
     /// <summary>
-    /// Waits as Redis does for replicas that never answer: until the timeout ends (0: no end), the client leaves, or the
-    /// server stops. The connection reads nothing meanwhile, as a blocked Redis client; the idle sweep still closes it after
-    /// <see cref="RespOptions.IdleTimeoutSeconds"/>, since it sends nothing.
+    /// Waits as Redis does for replicas that never answer: until the timeout ends (0: no end), the client leaves (Kestrel's
+    /// <c>ConnectionClosed</c>), or the server stops. The connection reads nothing meanwhile, as a blocked Redis client, and
+    /// the idle sweep leaves it (<see cref="Blocked"/>), as Redis's idle time-out leaves blocked clients.
     /// </summary>
     private async ValueTask WaitForReplicasAsync(long timeoutMs, CancellationToken ct)
     {
         using var either = CancellationTokenSource.CreateLinkedTokenSource(ct, _context.ConnectionClosed);
         _listener.Blocked(+1);
+        Volatile.Write(ref _blocked, true);
         try
         {
             await Task.Delay(timeoutMs == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(Math.Min(timeoutMs, int.MaxValue)), either.Token)
@@ -224,7 +225,9 @@ internal sealed partial class RespConnection
         }
         finally
         {
+            Volatile.Write(ref _blocked, false);
             _listener.Blocked(-1);
+            LastActivity = Environment.TickCount64; // the wait was not silence: the idle time-out counts from its end
         }
     }
 

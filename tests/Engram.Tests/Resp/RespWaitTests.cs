@@ -87,6 +87,26 @@ public abstract class RespWaitScenarios(RespServerFixture engram, RedisReference
         after.Blocked.Should().Be(before.Blocked);
     }
 
+    /// <summary>The idle sweep closes a silent client, and leaves one that waits in WAIT (as Redis's idle time-out leaves blocked clients).</summary>
+    [Fact]
+    public async Task The_idle_sweep_leaves_a_blocked_wait()
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(Backend, o =>
+        {
+            RespServerFixture.Configure(o, port);
+            o.Resp.IdleTimeoutSeconds = 1;
+        });
+        using var idle = await RespClient.ConnectAsync(port);
+        using var blocked = await RespClient.ConnectAsync(port);
+        await blocked.SendRawAsync(RespClient.Encode("WAIT", "1", "0"));
+        idle.IsClosedByServer().Should().BeTrue("a client silent for over a second is closed");
+
+        using var observer = await RespClient.ConnectAsync(port);
+        var clients = Clients((string)(await observer.CallAsync("INFO", "clients"))!);
+        clients.Should().Be((2L, 1L), "the waiting client is still connected, and blocked");
+    }
+
     private static async Task<(long Connected, long Blocked)> EventuallyAsync(RespClient observer, Func<(long Connected, long Blocked), bool> done)
     {
         var waited = Stopwatch.StartNew();
