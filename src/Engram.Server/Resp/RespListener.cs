@@ -52,13 +52,8 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
 
     public int ConnectionCount => _connections.Count;
 
-    private int _blocked;
-
-    /// <summary>Connections waiting in WAIT or WAITAOF for replicas (INFO's <c>blocked_clients</c>).</summary>
-    public int BlockedCount => Volatile.Read(ref _blocked);
-
-    /// <summary>Counts a connection into (+1) or out of (-1) <see cref="BlockedCount"/>.</summary>
-    public void Blocked(int change) => Interlocked.Add(ref _blocked, change);
+    /// <summary>Connections waiting in WAIT or WAITAOF for replicas (INFO's <c>blocked_clients</c>; not for hot paths).</summary>
+    public int BlockedCount => _connections.Values.Count(c => c.Connection.Blocked);
 
     /// <summary>The open connections (CLIENT LIST).</summary>
     public IEnumerable<RespConnection> Connections => _connections.Values.Select(c => c.Connection);

@@ -212,7 +212,6 @@ internal sealed partial class RespConnection
     private async ValueTask WaitForReplicasAsync(long timeoutMs, CancellationToken ct)
     {
         using var either = CancellationTokenSource.CreateLinkedTokenSource(ct, _context.ConnectionClosed);
-        _listener.Blocked(+1);
         Volatile.Write(ref _blocked, true);
         try
         {
@@ -226,7 +225,6 @@ internal sealed partial class RespConnection
         finally
         {
             Volatile.Write(ref _blocked, false);
-            _listener.Blocked(-1);
             LastActivity = Environment.TickCount64; // the wait was not silence: the idle time-out counts from its end
         }
     }
