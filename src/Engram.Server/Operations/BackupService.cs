@@ -82,6 +82,10 @@ public sealed partial class BackupService
             var path = Path.Combine(Folder, name);
             // A SQLite store's database file is copied (synchronous file and SQLite I/O: off the request's thread);
             // another store gets a logical backup, its export from one snapshot.
+            if (_store is SqliteMemoryStore journaled)
+            {
+                await journaled.ApplyKvJournalAsync(ct); // relaxed SETs acknowledged so far are in the file it copies
+            }
             var manifest = _store is SqliteMemoryStore sqlite
                 ? await Task.Run(() => StoreBackup.Create(sqlite.DatabasePath, path, kind, _clock, ct: ct), ct)
                 : await LogicalBackup.CreateAsync(_store, path, kind, _clock, ct);

@@ -38,6 +38,13 @@ internal sealed record KvHot(KvEntry? Entry, long LastHid, long Seq, long FirstU
     /// <summary>A key the tables know nothing of, remembered so that a GET of a missing key does not ask SQLite each time.</summary>
     public static readonly KvHot Absent = new(null, 0, 0, 0);
 
+    /// <summary>
+    /// Non-zero for a state a journaled SET published (<see cref="SqliteKvJournal"/>): what readers see while its record
+    /// waits to be applied. The number is the record's. Its history ids are those of the state it was computed from (the
+    /// record has none yet); the writer never computes from it, and nothing drops it before its record is applied.
+    /// </summary>
+    public long Journaled { get; init; }
+
     /// <summary>What the cache counts this state as holding: the objects, the key and the value (UTF-16).</summary>
     public static long EstimateBytes(KvSlot slot, KvHot state) =>
         StateOverheadBytes + 2L * (slot.Tenant.Length + slot.Key.Length + (state.Entry?.ValueJson.Length ?? 0));
@@ -105,6 +112,29 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     public const long DefaultCacheBytes = 128L * 1024 * 1024;
 
     private readonly ConcurrentDictionary<KvSlot, KvHot> _committed = new();
+
+    /// <summary>
+    /// Held while a journaled SET computes and publishes its state (<see cref="SqliteKvJournal"/>), while the writer runs
+    /// a group that reads or writes key states, and while states are published or the cache is cleared: the states
+    /// readers see then change in one order.
+    /// </summary>
+    public Lock StateLock { get; } = new();
+
+    /// <summary>The newest journal record applied by the writer (see <see cref="KvHot.Journaled"/>).</summary>
+    private long _appliedJsn;
+
+    /// <summary>The writer applied the journal records up to <paramref name="jsn"/> in the running transaction.</summary>
+    public void AppliedJournal(long jsn) => _appliedJsn = Math.Max(_appliedJsn, jsn);
+
+    /// <summary>
+    /// Makes <paramref name="state"/>, computed from <paramref name="previous"/> by a journaled SET, what readers see for
+    /// <paramref name="slot"/> (under <see cref="StateLock"/>).
+    /// </summary>
+    public void PublishJournaled(KvSlot slot, KvHot state, KvHot previous)
+    {
+        _readable[slot] = state;
+        Interlocked.Add(ref _cacheBytes, KvHot.EstimateBytes(slot, state) - KvHot.EstimateBytes(slot, previous));
+    }
     /// <summary>
     /// What readers look in, a cache of the key states: every committed state (waiting or folded into the table
     /// since), every state the writer loaded from the table, and every state a reader found there (a key the tables
@@ -194,11 +224,12 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         {
             return waiting;
         }
-        if (_readable.TryGetValue(slot, out var known))
+        if (_readable.TryGetValue(slot, out var known) && known.Journaled == 0)
         {
             // Not staged or waiting, so a clean state: what the table holds.
             return Known(known);
         }
+        // Unknown, or a journaled SET's state, which the writer is applying now: the table holds the state before it.
         var loaded = Load(c, slot);
         // On the writer's thread, inside its transaction: the tables show every committed change of this key (states
         // staged by this transaction are found above), so the state is clean and no reader can hold a newer one.
@@ -262,6 +293,15 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             }
         }
     }
+
+    /// <summary>
+    /// The newest history row of the key that the tables or the write-behind hold, when known here (any thread); null: ask
+    /// the tables. A journaled SET's state does not know it (its row is written later): the last applied state does.
+    /// </summary>
+    public long? HistoryHead(KvSlot slot) =>
+        _readable.TryGetValue(slot, out var state) && state.Journaled == 0 ? Known(state)?.LastHid
+        : _committed.TryGetValue(slot, out var waiting) ? waiting.LastHid
+        : null;
 
     /// <summary>The state readers see for the key, if any (any thread).</summary>
     public static KvHot? Known(KvHot state) => ReferenceEquals(state, KvHot.Absent) ? null : state;
@@ -365,11 +405,26 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         _dataVersion = version;
         _watermark = watermark;
         _lastHid = Math.Max(_lastHid, watermark);
-        lock (_evictLock)
+        lock (StateLock)
         {
-            _evictions++;
-            _readable.Clear();
-            Volatile.Write(ref _cacheBytes, 0);
+            lock (_evictLock)
+            {
+                _evictions++;
+                long kept = 0;
+                foreach (var pair in _readable)
+                {
+                    // A journaled SET's state stays: its record is applied later, over the tables as they are now.
+                    if (pair.Value.Journaled != 0)
+                    {
+                        kept += KvHot.EstimateBytes(pair.Key, pair.Value);
+                    }
+                    else
+                    {
+                        _readable.TryRemove(pair);
+                    }
+                }
+                Volatile.Write(ref _cacheBytes, kept);
+            }
         }
         _committed.Clear();
         _unflushed.Clear();
@@ -405,6 +460,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
 
     public void Committed()
     {
+        using var published = StateLock.EnterScope();
         // A key's last state only: a hot key set many times in one group is published once (its history has every change).
         long added = 0;
         foreach (var index in _stagedIndex.Values)
@@ -413,8 +469,13 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             var size = KvHot.EstimateBytes(slot, state);
             _waitingBytes += size - (_committed.TryGetValue(slot, out var waiting) ? KvHot.EstimateBytes(slot, waiting) : 0);
             _committed[slot] = state;
-            added += size - (_readable.TryGetValue(slot, out var before) ? KvHot.EstimateBytes(slot, before) : 0);
-            _readable[slot] = state;
+            var known = _readable.TryGetValue(slot, out var before);
+            // A journaled SET newer than every record applied here stays what readers see: its record comes later.
+            if (!known || before!.Journaled <= _appliedJsn)
+            {
+                added += size - (known ? KvHot.EstimateBytes(slot, before!) : 0);
+                _readable[slot] = state;
+            }
             _unflushed.Add(slot);
             _lastHid = Math.Max(_lastHid, state.LastHid);
         }
@@ -601,7 +662,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             {
                 var size = KvHot.EstimateBytes(pair.Key, pair.Value);
                 // A state the writer made waiting since is newer than this pair: TryRemove of the pair leaves it.
-                if (kept + size > keepBytes && !_committed.ContainsKey(pair.Key) && _readable.TryRemove(pair))
+                if (kept + size > keepBytes && pair.Value.Journaled == 0 && !_committed.ContainsKey(pair.Key) && _readable.TryRemove(pair))
                 {
                     dropped++;
                     continue;

@@ -17,7 +17,7 @@ public sealed partial class SqliteMemoryStore : IApiKeyStore
         {
             var fresh = Convert.ToHexStringLower(ApiKeyFormat.NewSecret());
             // Another process may create it first: the first one stays.
-            hex = await _writer.WriteAsync(c =>
+            hex = await WriteApartFromKvAsync(c =>
             {
                 c.ExecuteNonQuery("INSERT OR IGNORE INTO store_meta(key, value) VALUES ('api_key_secret', ?1)", fresh);
                 return c.ScalarText("SELECT value FROM store_meta WHERE key = 'api_key_secret'");
@@ -27,7 +27,7 @@ public sealed partial class SqliteMemoryStore : IApiKeyStore
     }
 
     public Task InsertApiKeyAsync(ApiKey key, byte[] hash, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             InsertKey(c, key, hash);
             BumpKeyGeneration(c);
@@ -50,7 +50,7 @@ public sealed partial class SqliteMemoryStore : IApiKeyStore
         _readers.ReadAsync(c => SelectKeys(c, $"SELECT {KeyColumns} FROM api_keys WHERE ?1 IS NULL OR tenant = ?1 ORDER BY created_at, id", tenant), ct).AsTask();
 
     public Task<bool> RevokeApiKeyAsync(string id, DateTimeOffset at, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             var changed = c.ExecuteNonQuery("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", id, at.ToUnixTimeMilliseconds()) > 0;
             if (changed)
@@ -61,7 +61,7 @@ public sealed partial class SqliteMemoryStore : IApiKeyStore
         }, ct);
 
     public Task RotateApiKeyAsync(string oldId, ApiKey replacement, byte[] hash, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             if (c.ExecuteNonQuery("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", oldId,
                     replacement.CreatedAt.ToUnixTimeMilliseconds()) == 0)
@@ -74,7 +74,7 @@ public sealed partial class SqliteMemoryStore : IApiKeyStore
         }, ct);
 
     public Task TouchApiKeyAsync(string id, DateTimeOffset at, CancellationToken ct = default) =>
-        _writer.WriteAsync(c => c.ExecuteNonQuery("UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1",
+        WriteApartFromKvAsync(c => c.ExecuteNonQuery("UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1",
             id, at.ToUnixTimeMilliseconds()), WriteDurability.Relaxed, ct);
 
     public Task<ApiKeyState> GetApiKeyStateAsync(CancellationToken ct = default) =>

@@ -6,7 +6,7 @@ namespace Engram.Core.Storage.Sqlite;
 public sealed partial class SqliteMemoryStore : IAuditLog
 {
     public Task AppendAuditAsync(IReadOnlyList<AuditEntry> entries, int maxRows, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             using (var insert = c.Prepare("INSERT INTO audit_log(at, tenant, actor, action, target, outcome, remote, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
             {

@@ -16,7 +16,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
     private const string RelationColumns = "rid, from_name, to_name, relation_type, weight, valid_from, valid_to, created_at";
 
     public Task<IReadOnlyList<Entity>> CreateEntitiesAsync(Caller caller, IReadOnlyList<EntityDraft> entities, CancellationToken ct = default) =>
-        _writer.WriteAsync<IReadOnlyList<Entity>>(c =>
+        WriteApartFromKvAsync<IReadOnlyList<Entity>>(c =>
         {
             var now = NowMs;
             var created = new List<Entity>();
@@ -42,7 +42,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
         }, ct);
 
     public Task<IReadOnlyList<Relation>> CreateRelationsAsync(Caller caller, IReadOnlyList<Relation> relations, CancellationToken ct = default) =>
-        _writer.WriteAsync<IReadOnlyList<Relation>>(c =>
+        WriteApartFromKvAsync<IReadOnlyList<Relation>>(c =>
         {
             var now = NowMs;
             var created = new List<Relation>();
@@ -73,7 +73,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
         }, ct);
 
     public Task<IReadOnlyList<ObservationsAdded>> AddObservationsAsync(Caller caller, IReadOnlyList<(string EntityName, IReadOnlyList<Observation> Observations)> additions, CancellationToken ct = default) =>
-        _writer.WriteAsync<IReadOnlyList<ObservationsAdded>>(c =>
+        WriteApartFromKvAsync<IReadOnlyList<ObservationsAdded>>(c =>
         {
             var now = NowMs;
             var results = new List<ObservationsAdded>();
@@ -105,7 +105,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
         }, ct);
 
     public Task<int> DeleteEntitiesAsync(Caller caller, IReadOnlyList<string> names, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             var now = NowMs;
             var deleted = 0;
@@ -133,7 +133,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
         }, ct);
 
     public Task<int> DeleteObservationsAsync(Caller caller, IReadOnlyList<(string EntityName, IReadOnlyList<string> Contents)> deletions, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             var now = NowMs;
             var total = 0;
@@ -161,7 +161,7 @@ public sealed partial class SqliteMemoryStore : IGraphStore
         }, ct);
 
     public Task<int> DeleteRelationsAsync(Caller caller, IReadOnlyList<Relation> relations, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             var now = NowMs;
             var total = 0;

@@ -27,7 +27,7 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
     /// </summary>
     public async Task<ExportReader> OpenExportAsync(string? tenant, CancellationToken ct = default)
     {
-        if (_kvHot.HasUnflushed)
+        if (_kvHot.HasUnflushed || _journal is { Pending: > 0 })
         {
             await _writer.WriteAsync(c =>
             {

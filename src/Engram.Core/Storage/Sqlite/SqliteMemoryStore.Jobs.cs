@@ -11,7 +11,7 @@ namespace Engram.Core.Storage.Sqlite;
 public sealed partial class SqliteMemoryStore : IExtractionJobStore
 {
     public Task EnqueueExtractionAsync(ExtractionJob job, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             var at = job.CreatedAt.ToUnixTimeMilliseconds();
             c.ExecuteNonQuery("INSERT INTO conversations(id, tenant, body, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -26,7 +26,7 @@ public sealed partial class SqliteMemoryStore : IExtractionJobStore
         }, ct);
 
     public Task<ExtractionJob?> ClaimExtractionJobAsync(string owner, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             var nowMs = now.ToUnixTimeMilliseconds();
             string? id;
@@ -46,7 +46,7 @@ public sealed partial class SqliteMemoryStore : IExtractionJobStore
         }, ct);
 
     public Task<bool> SaveExtractionJobAsync(ExtractionJob job, string owner, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             var changed = c.ExecuteNonQuery(
                 "UPDATE extraction_jobs SET status = ?3, next_attempt_at = ?4, lease_owner = ?5, lease_until = ?6, plan = ?7, applied = ?8, memory_ids = ?9, " +

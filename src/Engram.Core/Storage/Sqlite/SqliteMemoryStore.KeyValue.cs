@@ -50,9 +50,16 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     public int ClearKvCache() => _kvHot.DropClean(0);
 
     public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
-        _writer.WriteAsync(c => SetOne(c, caller, write, NowMs), durability, ct);
+        durability == WriteDurability.Relaxed && _journal is not null && _journal.TryAppend(caller, [write], NowMs, out var journaled)
+            ? Task.FromResult(journaled![0])
+            : _writer.WriteAsync(c => SetOne(c, caller, write, NowMs), durability, ct);
 
     public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct = default) =>
+        durability == WriteDurability.Relaxed && _journal is not null && _journal.TryAppend(caller, writes, NowMs, out var journaled)
+            ? Task.FromResult<IReadOnlyList<KvSetResult>>(journaled!)
+            : SetThroughWriterAsync(caller, writes, durability, ct);
+
+    private Task<IReadOnlyList<KvSetResult>> SetThroughWriterAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct) =>
         _writer.WriteAsync<IReadOnlyList<KvSetResult>>(c =>
         {
             var now = NowMs;
@@ -66,6 +73,38 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             _kvRows.Insert(c);
             return results;
         }, durability, ct);
+
+    /// <summary>
+    /// Applies journaled SETs (<see cref="SqliteKvJournal"/>) in the writer's transaction, in order, as the writer applies any
+    /// SET: each from the key's state in the tables and the write-behind at this moment, at the time it was acknowledged.
+    /// </summary>
+    private void ApplyJournal(SqliteConnection c, List<SqliteKvJournal.Record> records)
+    {
+        using var seqs = ReserveKvSeqs(c, records.Count);
+        using var rows = CollectKvHistory(records.Count);
+        foreach (var record in records)
+        {
+            SetOne(c, record.Caller, record.Write, record.At);
+        }
+        _kvRows.Insert(c);
+        var newest = records[^1].Jsn;
+        c.ExecuteNonQuery("INSERT INTO store_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            SqliteKvJournal.AppliedKey, newest.ToString(CultureInfo.InvariantCulture));
+        _kvHot.AppliedJournal(newest);
+    }
+
+    /// <summary>
+    /// Returns once every SET journaled so far is in the tables (an item that touches key states applies them first): before
+    /// something reads the database file itself (a backup).
+    /// </summary>
+    public Task ApplyKvJournalAsync(CancellationToken ct = default) =>
+        _journal is { Pending: > 0 } ? _writer.WriteAsync(static _ => 0, WriteDurability.Relaxed, ct) : Task.CompletedTask;
+
+    /// <summary>The key-value journal, when this process owns it (tests, diagnostics).</summary>
+    internal SqliteKvJournal? KvJournal => _journal;
+
+    /// <summary>The lock journaled SETs and the writer's key-value groups take (tests hold the writer back with it).</summary>
+    internal Lock KvStateLock => _kvHot.StateLock;
 
     /// <summary>
     /// An item that writes nothing, acknowledged as a full-durability write is: after a sync of the WAL, which holds every
@@ -299,14 +338,17 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }
     }
 
-    public Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, long maxValueChars, CancellationToken ct = default) =>
-        _readers.ReadAsync(c =>
+    public async Task<KvHistoryPage> GetKvHistoryAsync(Caller caller, string storedKey, int limit, long? from, long maxValueChars, CancellationToken ct = default)
+    {
+        // The history rows of journaled SETs are written when the writer applies them.
+        await ApplyKvJournalAsync(ct).ConfigureAwait(false);
+        return await _readers.ReadAsync(c =>
         {
             // Walk the chain from the newest entry (or from the cursor: the next entry a previous page
             // did not reach) towards the oldest, one rowid seek per entry. The tenant and key in the
             // seek make a cursor from another key or tenant reach nothing.
             var next = from
-                ?? (_kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out var hot) ? SqliteKvWriteBehind.Known(hot)?.LastHid : null)
+                ?? _kvHot.HistoryHead(new KvSlot(caller.Tenant, storedKey))
                 ?? c.ScalarInt64("SELECT last_hid FROM kv_entries WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey)
                 ?? c.ScalarInt64("SELECT last_hid FROM kv_deleted WHERE tenant = ?1 AND key = ?2", caller.Tenant, storedKey);
             var entries = new List<KvHistoryEntry>(Math.Min(limit, 256));
@@ -329,7 +371,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             }
             entries.Reverse();
             return new KvHistoryPage(entries, next);
-        }, ct).AsTask();
+        }, ct).ConfigureAwait(false);
+    }
 
     public Task<int> DeleteExpiredKvAsync(int max, CancellationToken ct = default) =>
         InChunksAsync(max, (c, chunk, now) =>
@@ -556,7 +599,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// </summary>
     private async Task FlushKvAsync(string tenant, KvGlob pattern, CancellationToken ct)
     {
-        if (_kvHot.HasUnflushed)
+        if (_kvHot.HasUnflushed || _journal is { Pending: > 0 })
         {
             await _writer.WriteAsync(c =>
             {

@@ -38,7 +38,7 @@ public sealed partial class SqliteMemoryStore : IReflectionStore
         }, ct).AsTask();
 
     public Task SetReflectionWatermarkAsync(ReflectionScope scope, long seq, DateTimeOffset at, CancellationToken ct = default) =>
-        _writer.WriteAsync(c => c.ExecuteNonQuery(
+        WriteApartFromKvAsync(c => c.ExecuteNonQuery(
             "INSERT INTO reflection_watermarks(tenant, scope_key, seq, run_at) VALUES (?1, ?2, ?3, ?4) " +
             "ON CONFLICT(tenant, scope_key) DO UPDATE SET seq = max(seq, excluded.seq), run_at = excluded.run_at",
             scope.Tenant, scope.Key, seq, at.ToUnixTimeMilliseconds()), ct);
@@ -59,7 +59,7 @@ public sealed partial class SqliteMemoryStore : IReflectionStore
         }, ct).AsTask();
 
     public Task AddLinksAsync(string tenant, IReadOnlyList<MemoryLink> links, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             using var insert = c.Prepare(
                 "INSERT INTO memory_links(tenant, memory_id, kind, target_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING");

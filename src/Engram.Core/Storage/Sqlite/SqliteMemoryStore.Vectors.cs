@@ -41,7 +41,7 @@ public sealed partial class SqliteMemoryStore
         }
         // Encoded before queueing: the writer's thread only binds and steps.
         var rows = vectors.Select(v => (v, Encode(v.Values))).ToList();
-        return _writer.WriteAsync(c =>
+        return WriteApartFromKvAsync(c =>
         {
             var written = 0;
             using var insert = c.Prepare(
@@ -66,7 +66,7 @@ public sealed partial class SqliteMemoryStore
             var chunk = Math.Min(VectorPruneChunk, max - total);
             // Other models' rows through the model index (both sides of the kept one), then rows whose
             // memory version is gone (written by an older binary, or by a process that crashed mid-way).
-            var deleted = await _writer.WriteAsync(c =>
+            var deleted = await WriteApartFromKvAsync(c =>
             {
                 var n = c.ExecuteNonQuery(
                     "DELETE FROM memory_vectors WHERE rowid IN (SELECT rowid FROM memory_vectors WHERE model < ?1 OR model > ?1 LIMIT ?2)", keepModel, chunk);

@@ -12,7 +12,7 @@ public sealed partial class SqliteMemoryStore
     private const int DeleteChunk = 500;
 
     public Task<WriteResult> CreateAsync(Caller caller, Memory memory, DuplicatePolicy policy, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             var outcome = CreateOne(c, caller, memory, policy, NowMs);
             return outcome.Rejected is { } existing
@@ -21,7 +21,7 @@ public sealed partial class SqliteMemoryStore
         }, ct);
 
     public Task<IReadOnlyList<BatchItemResult>> CreateManyAsync(Caller caller, IReadOnlyList<Memory> memories, DuplicatePolicy policy, CancellationToken ct = default) =>
-        _writer.WriteAsync<IReadOnlyList<BatchItemResult>>(c =>
+        WriteApartFromKvAsync<IReadOnlyList<BatchItemResult>>(c =>
         {
             var now = NowMs;
             var results = new BatchItemResult[memories.Count];
@@ -37,7 +37,7 @@ public sealed partial class SqliteMemoryStore
         }, ct);
 
     public async Task<WriteResult> UpdateAsync(Caller caller, string id, long? expectedVersion, Func<Memory, Memory> apply, CancellationToken ct = default) =>
-        await _writer.WriteAsync(c =>
+        await WriteApartFromKvAsync(c =>
         {
             var now = NowMs;
             var (current, rid, currentSeq) = FindLive(c, caller.Tenant, id, now)
@@ -76,7 +76,7 @@ public sealed partial class SqliteMemoryStore
         }, ct).ConfigureAwait(false);
 
     public Task<long?> DeleteAsync(Caller caller, string id, CancellationToken ct = default) =>
-        _writer.WriteAsync<long?>(c =>
+        WriteApartFromKvAsync<long?>(c =>
         {
             var now = NowMs;
             return FindLive(c, caller.Tenant, id, now) is { } found
@@ -90,7 +90,7 @@ public sealed partial class SqliteMemoryStore
         long? lastSeq = null;
         while (true)
         {
-            var (deleted, seq) = await _writer.WriteAsync(c =>
+            var (deleted, seq) = await WriteApartFromKvAsync(c =>
             {
                 var now = NowMs;
                 var doomed = SelectRows(c, SqliteFilterSql.Build(caller.Tenant, filter, now), DeleteChunk);
@@ -141,7 +141,7 @@ public sealed partial class SqliteMemoryStore
         while (total < max)
         {
             var chunk = Math.Min(DeleteChunk, max - total);
-            var deleted = await _writer.WriteAsync(c => deleteChunk(c, chunk, NowMs), ct).ConfigureAwait(false);
+            var deleted = await WriteApartFromKvAsync(c => deleteChunk(c, chunk, NowMs), ct).ConfigureAwait(false);
             total += deleted;
             if (deleted < chunk)
             {
@@ -152,7 +152,7 @@ public sealed partial class SqliteMemoryStore
     }
 
     public Task RecordAccessAsync(string tenant, IReadOnlyList<(string Id, int Count, DateTimeOffset At)> accesses, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+        WriteApartFromKvAsync(c =>
         {
             foreach (var (id, count, at) in accesses)
             {

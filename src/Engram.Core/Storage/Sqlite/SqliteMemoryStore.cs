@@ -23,8 +23,11 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
     private readonly long? _kvChangesInHistoryAfter;
     /// <summary>Key-value history rows of the running write item, inserted together at its end (writer thread only).</summary>
     private readonly SqliteKvHistoryRows _kvRows = new();
+    /// <summary>Relaxed SETs acknowledged before the writer applies them; null when another process owns the file.</summary>
+    private readonly SqliteKvJournal? _journal;
 
-    private SqliteMemoryStore(string path, SqliteConnection writeConnection, SqliteKvWriteBehind kvHot, TimeProvider clock, int maxReaders, long? kvChangesAfter)
+    private SqliteMemoryStore(string path, SqliteConnection writeConnection, SqliteKvWriteBehind kvHot, SqliteKvJournal? journal, TimeProvider clock,
+        int maxReaders, long? kvChangesAfter)
     {
         _kvChangesInHistoryAfter = kvChangesAfter;
         DatabasePath = path;
@@ -34,6 +37,18 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
         _kvHot = kvHot;
         _writer = new SqliteWriter(writeConnection, kvHot);
         _readers = new SqliteConnectionPool(path, maxReaders);
+        if (journal is not null && kvChangesAfter is not null)
+        {
+            _journal = journal;
+            journal.Apply = ApplyJournal;
+            journal.Nudge = _writer.Nudge;
+            journal.WriterHasKvWork = () => _writer.KvItemsUnderWay > 0;
+            _writer.Gate = journal;
+        }
+        else
+        {
+            journal?.Dispose();
+        }
     }
 
     public string Kind => "sqlite";
@@ -99,11 +114,29 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
         }
         var storeId = connection.ScalarText("SELECT value FROM store_meta WHERE key = 'store_id'") ?? "";
         var kvChangesAfter = connection.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{KvChangesInHistoryAfterKey}'");
-        return new SqliteMemoryStore(path, connection, kvHot, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2), kvChangesAfter)
+        SqliteKvJournal? journal;
+        try
+        {
+            var applied = connection.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{SqliteKvJournal.AppliedKey}'") ?? 0;
+            journal = SqliteKvJournal.TryOpen(path, kvHot, applied);
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException)
+        {
+            connection.Dispose();
+            throw new StoreException($"cannot read the key-value journal beside '{path}': {ex.Message}", ex);
+        }
+        var store = new SqliteMemoryStore(path, connection, kvHot, journal, clock, maxReaders > 0 ? maxReaders : Math.Max(4, Environment.ProcessorCount * 2),
+            kvChangesAfter)
         {
             StoreId = storeId,
             HasVectorTable = schemaVersion is not { } stopped || stopped >= VectorTableVersion,
         };
+        if (store._journal is { Pending: > 0 })
+        {
+            // SETs acknowledged before a crash and not applied then: in the tables before anyone reads.
+            store.ApplyKvJournalAsync().GetAwaiter().GetResult();
+        }
+        return store;
     }
 
     public long SizeBytes
@@ -137,8 +170,15 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
             return;
         }
         _disposed = true;
+        if (_journal is not null)
+        {
+            // Journaled SETs reach the tables before the writer stops; SETs from now on queue behind them.
+            _journal.StopAccepting();
+            await ApplyKvJournalAsync().ConfigureAwait(false);
+        }
         // Drain queued writes first: everything a caller was told is pending still commits.
         await _writer.DisposeAsync().ConfigureAwait(false);
+        _journal?.Dispose();
         _readers.Dispose();
         try
         {
@@ -151,6 +191,17 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
         }
         _writeConnection.Dispose();
     }
+
+    /// <summary>
+    /// A write of something other than key-value state (memories, the graph, API keys, jobs): journaled SETs go on while
+    /// its group runs, where a group that touches key states holds them back (<see cref="IWriterGate"/>).
+    /// </summary>
+    private Task<T> WriteApartFromKvAsync<T>(Func<SqliteConnection, T> write, CancellationToken ct) =>
+        _writer.WriteAsync(write, WriteDurability.Full, touchesKv: false, ct);
+
+    /// <inheritdoc cref="WriteApartFromKvAsync{T}(Func{SqliteConnection, T}, CancellationToken)"/>
+    private Task<T> WriteApartFromKvAsync<T>(Func<SqliteConnection, T> write, WriteDurability durability, CancellationToken ct) =>
+        _writer.WriteAsync(write, durability, touchesKv: false, ct);
 
     private long NowMs => _clock.GetUtcNow().ToUnixTimeMilliseconds();
 }

@@ -86,6 +86,15 @@ public sealed class SqliteWriter : IAsyncDisposable
     /// <summary>Work items waiting for the writer (at most the queue's capacity; callers beyond it wait to enqueue).</summary>
     public int QueueLength => _queue.Reader.Count;
 
+    /// <summary>
+    /// Runs around every group (the key-value journal, <see cref="SqliteKvJournal"/>): may hand the writer an item to run
+    /// first, and is told when the group ended. Set once, before the first write.
+    /// </summary>
+    internal IWriterGate? Gate { get; set; }
+
+    /// <summary>Wakes the writer for a group even when nothing is queued (the gate has work for it).</summary>
+    internal void Nudge() => _queue.Writer.TryWrite(NudgeItem.Instance);
+
     /// <summary>Queues <paramref name="write"/>; the task completes after the transaction holding it has committed.</summary>
     public Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, CancellationToken ct = default) =>
         WriteAsync(write, WriteDurability.Full, ct);
@@ -97,19 +106,45 @@ public sealed class SqliteWriter : IAsyncDisposable
     /// see <see cref="RunOptimistically"/>), so it must act only through the connection it is given
     /// (and the writer's <see cref="ITransactionFollower"/>, which follows its transaction).
     /// </summary>
-    public async Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, WriteDurability durability, CancellationToken ct = default)
+    public Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, WriteDurability durability, CancellationToken ct = default) =>
+        WriteAsync(write, durability, touchesKv: true, ct);
+
+    /// <summary>
+    /// <see cref="WriteAsync{T}(Func{SqliteConnection, T}, WriteDurability, CancellationToken)"/>, saying whether the item reads or
+    /// writes key-value states (<paramref name="touchesKv"/>; when unsure, it does): a group of such items runs after the
+    /// journal's waiting SETs and holds the journaled SETs back until it commits (<see cref="IWriterGate"/>).
+    /// </summary>
+    internal async Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, WriteDurability durability, bool touchesKv, CancellationToken ct = default)
     {
-        var item = new WorkItem<T>(write, durability);
+        var item = new WorkItem<T>(write, durability) { TouchesKv = touchesKv };
+        if (touchesKv)
+        {
+            // Counted from the call, before the item is queued: a journaled SET made after this call must not overtake it.
+            Interlocked.Increment(ref _kvItemsUnderWay);
+        }
         try
         {
             await _queue.Writer.WriteAsync(item, ct).ConfigureAwait(false);
         }
-        catch (ChannelClosedException)
+        catch (Exception ex)
         {
-            throw new ObjectDisposedException(nameof(SqliteWriter), "the store is closed");
+            if (touchesKv)
+            {
+                Interlocked.Decrement(ref _kvItemsUnderWay);
+            }
+            if (ex is ChannelClosedException)
+            {
+                throw new ObjectDisposedException(nameof(SqliteWriter), "the store is closed");
+            }
+            throw;
         }
         return await item.Task.ConfigureAwait(false);
     }
+
+    /// <summary>Items that touch key states, from their call until their group ended (see <see cref="IWriterGate"/>).</summary>
+    internal int KvItemsUnderWay => Volatile.Read(ref _kvItemsUnderWay);
+
+    private int _kvItemsUnderWay;
 
     private void Run()
     {
@@ -135,15 +170,34 @@ public sealed class SqliteWriter : IAsyncDisposable
             {
                 group.Add(item);
             }
+            var gate = Gate;
+            var kvItems = 0;
+            foreach (var item in group)
+            {
+                kvItems += item.TouchesKv ? 1 : 0;
+            }
+            var touchesKv = kvItems > 0;
+            IWorkItem? first = null;
+            if (gate?.BeginGroup(touchesKv) is { } work)
+            {
+                first = new WorkItem<int>(work, WriteDurability.Relaxed) { TouchesKv = false };
+                group.Insert(0, first);
+            }
             var committed = false;
             try
             {
-                committed = RunGroup(group);
+                // A group of nudges alone has nothing to write.
+                committed = first is null && group.TrueForAll(static i => i is NudgeItem) || RunGroup(group);
             }
             catch (Exception ex)
             {
                 // Never let the one writer loop die: fail this group's callers and keep serving.
                 AbortGroup(group, ex);
+            }
+            finally
+            {
+                gate?.EndGroup(touchesKv, applied: committed && first is { Failed: false });
+                Interlocked.Add(ref _kvItemsUnderWay, -kvItems);
             }
             Acknowledge(group, committed);
             if (committed)
@@ -396,6 +450,8 @@ public sealed class SqliteWriter : IAsyncDisposable
     {
         WriteDurability Durability { get; }
 
+        bool TouchesKv { get; }
+
         void Run(SqliteConnection connection);
     }
 
@@ -411,6 +467,8 @@ public sealed class SqliteWriter : IAsyncDisposable
         private Exception? _error;
 
         public WriteDurability Durability => durability;
+
+        public bool TouchesKv { get; init; } = true;
 
         public Task<T> Task => _completion.Task;
 
@@ -432,4 +490,40 @@ public sealed class SqliteWriter : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Wakes the loop for the gate's work (<see cref="Nudge"/>); runs as nothing and answers no one.</summary>
+    private sealed class NudgeItem : IWorkItem
+    {
+        public static readonly NudgeItem Instance = new();
+
+        public WriteDurability Durability => WriteDurability.Relaxed;
+
+        public bool TouchesKv => false;
+
+        public bool Failed => false;
+
+        public void Run(SqliteConnection connection)
+        {
+        }
+
+        public void Fail(Exception error)
+        {
+        }
+
+        public void Publish()
+        {
+        }
+    }
+}
+
+/// <summary>
+/// What runs around each of the writer's groups (<see cref="SqliteKvJournal"/>); called on the writer's thread.
+/// </summary>
+internal interface IWriterGate
+{
+    /// <summary>A group is about to run (<paramref name="touchesKv"/>: some item reads or writes key states); returns work to run first in it, if any.</summary>
+    Func<SqliteConnection, int>? BeginGroup(bool touchesKv);
+
+    /// <summary>The group ended, after its commit was published to the follower; <paramref name="applied"/>: the first work committed.</summary>
+    void EndGroup(bool touchesKv, bool applied);
 }

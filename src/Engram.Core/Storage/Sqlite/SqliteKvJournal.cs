@@ -1,0 +1,443 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Text;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Microsoft.Win32.SafeHandles;
+
+namespace Engram.Core.Storage.Sqlite;
+
+/// <summary>
+/// The key-value journal: how a relaxed-durability SET is acknowledged without a round trip through the writer.
+/// <para>
+/// A relaxed SET promises that an acknowledged write survives a crash of the process (not a power loss). Through the
+/// writer that costs a hand-off to its thread, a transaction and a thread wake-up back for every group of SETs, and at
+/// small groups most of a WAL page per SET (bench/README.md, session 35). Here the caller's own thread computes the key's
+/// new state from the state in memory, publishes it to readers, appends a record of the write to this file with one
+/// <c>pwrite</c> (in the operating system's hands, so a crash of the process keeps it) and answers. The writer applies the
+/// waiting records later, in order, through the same code as any SET (history row, change-log seq, write-behind state),
+/// many per transaction; once every record in the file is applied, the next is written at its start again.
+/// </para>
+/// <para>
+/// Only unconditional SETs of keys whose state is in memory take this way (<see cref="TryAppend"/>); anything else goes to
+/// the writer, whose groups that touch key states first apply every waiting record and hold <see cref="SqliteKvWriteBehind.StateLock"/>
+/// until they commit, so the two ways see one order of changes. A record's seq and history id are given when it is
+/// applied: the change log stays in commit order. After a crash the next opener applies what the file holds above the
+/// store's <c>kv_journal_applied</c> mark. One process owns the file (an exclusive lock); another process on the same
+/// store (the CLI beside a server) has no journal and writes through its writer.
+/// </para>
+/// </summary>
+internal sealed class SqliteKvJournal : IWriterGate, IDisposable
+{
+    /// <summary>Appended to the database's path: <c>engram.db-kvjournal</c>.</summary>
+    public const string Suffix = "-kvjournal";
+
+    /// <summary>store_meta key of the newest record applied to the tables.</summary>
+    public const string AppliedKey = "kv_journal_applied";
+
+    /// <summary>Records waiting to be applied past which SETs go to the writer (back-pressure from its bounded queue).</summary>
+    public const int DefaultMaxPending = 65_536;
+
+    /// <summary>File size past which SETs go to the writer until the file can be emptied.</summary>
+    public const long DefaultMaxFileBytes = 64L * 1024 * 1024;
+
+    /// <summary>Length and CRC-32 of the payload.</summary>
+    private const int HeaderBytes = 8;
+
+    /// <summary>A SET waiting to be applied: the caller's partition (tenant and actor), the write and when it was acknowledged.</summary>
+    internal readonly record struct Record(long Jsn, Caller Caller, KvWrite Write, long At);
+
+    private readonly FileStream _file;
+    private readonly SafeFileHandle _handle;
+    private readonly SqliteKvWriteBehind _states;
+    private List<Record> _pending = [];
+    /// <summary>Records the writer took for the running group: back to the front of <see cref="_pending"/> if it fails.</summary>
+    private List<Record> _applying = [];
+    private long _nextJsn;
+    private long _fileBytes;
+    private byte[] _buffer = new byte[8192];
+    private bool _accepting = true;
+    /// <summary>Wakes the writer <see cref="LingerMs"/> after a record starts waiting alone.</summary>
+    private readonly Timer _linger;
+    private bool _lingering;
+
+    /// <summary>Records waiting that wake the writer at once.</summary>
+    public int ApplyBatch { get; set; } = 512;
+
+    /// <summary>
+    /// How long the first record waits for others before the writer applies it (ms): nobody waits on it. Tests set
+    /// <see cref="Timeout.Infinite"/> (and a huge <see cref="ApplyBatch"/>) to keep records waiting.
+    /// </summary>
+    public int LingerMs { get; set; } = 2;
+
+    private SqliteKvJournal(FileStream file, SqliteKvWriteBehind states, long nextJsn, long fileBytes, List<Record> leftover)
+    {
+        _file = file;
+        _handle = file.SafeFileHandle;
+        _states = states;
+        _nextJsn = nextJsn;
+        _fileBytes = fileBytes;
+        _pending = leftover;
+        _linger = new Timer(static journal => ((SqliteKvJournal)journal!).Nudge?.Invoke(), this, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    public string Path => _file.Name;
+
+    public int MaxPending { get; init; } = DefaultMaxPending;
+
+    public long MaxFileBytes { get; init; } = DefaultMaxFileBytes;
+
+    /// <summary>Applies records to the tables inside the writer's transaction (the store's SET code); set once, before use.</summary>
+    public Action<SqliteConnection, List<Record>>? Apply { get; set; }
+
+    /// <summary>Whether the writer has items that touch key states queued or running; set once, before use.</summary>
+    public Func<bool>? WriterHasKvWork { get; set; }
+
+    /// <summary>Wakes the writer when the first record starts waiting; set once, before use.</summary>
+    public Action? Nudge { get; set; }
+
+    /// <summary>Records acknowledged and not applied yet (any thread; a recent figure).</summary>
+    public int Pending => Volatile.Read(ref _pendingCount);
+
+    private int _pendingCount;
+
+    /// <summary>The file's length in bytes (a recent figure).</summary>
+    public long FileBytes => Volatile.Read(ref _fileBytes);
+
+    /// <summary>SETs acknowledged through the journal so far.</summary>
+    public long Appended => Volatile.Read(ref _appended);
+
+    private long _appended;
+
+    /// <summary>
+    /// Opens the journal beside <paramref name="databasePath"/> and takes its lock, or returns null when another process holds
+    /// it (that process applies its own records). Records above <paramref name="appliedJsn"/> (left by a crash) wait in it
+    /// to be applied; a torn record at the end (a write the crash cut short, so never acknowledged) is cut off.
+    /// </summary>
+    public static SqliteKvJournal? TryOpen(string databasePath, SqliteKvWriteBehind states, long appliedJsn)
+    {
+        FileStream file;
+        try
+        {
+            // FileShare.None takes an exclusive advisory lock (flock) on Unix: one owner per file.
+            file = new FileStream(databasePath + Suffix, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+        try
+        {
+            var (records, validBytes, newest) = Read(file.SafeFileHandle, appliedJsn);
+            // New records follow the sound part (what follows it is a torn write or older, applied records), or start the
+            // file again when nothing waits.
+            return new SqliteKvJournal(file, states, Math.Max(appliedJsn, newest) + 1, records.Count == 0 ? 0 : validBytes, records)
+            {
+                _pendingCount = records.Count,
+            };
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Acknowledges unconditional <paramref name="writes"/> of <paramref name="caller"/>'s partition (in order) if every
+    /// key's state is in memory and the journal has room: publishes the new states and writes their records. False: nothing
+    /// was done; the caller writes through the writer.
+    /// </summary>
+    public bool TryAppend(Caller caller, IReadOnlyList<KvWrite> writes, long now, out KvSetResult[]? results)
+    {
+        results = null;
+        bool wasEmpty, wake, linger;
+        // The writer holds the lock while a group of its own reads or writes key states; waiting for it (a transaction
+        // without a sync) keeps these SETs on this way instead of queueing them behind the group.
+        lock (_states.StateLock)
+        {
+            // A write handed to the writer before this call and not applied yet must stay before it: then this one queues too.
+            if (!_accepting || WriterHasKvWork?.Invoke() != false || _pending.Count + writes.Count > MaxPending || _fileBytes > MaxFileBytes)
+            {
+                return false;
+            }
+            foreach (var write in writes)
+            {
+                if (write.Condition != KvCondition.Always || !_states.TryGetCommitted(new KvSlot(caller.Tenant, write.StoredKey), out _))
+                {
+                    return false;
+                }
+            }
+            wasEmpty = _pending.Count == 0;
+            var firstJsn = _nextJsn;
+            var published = new (KvSlot Slot, KvHot Before, KvHot After)[writes.Count];
+            var length = 0;
+            try
+            {
+                var done = new KvSetResult[writes.Count];
+                for (var i = 0; i < writes.Count; i++)
+                {
+                    var write = writes[i];
+                    var slot = new KvSlot(caller.Tenant, write.StoredKey);
+                    _states.TryGetCommitted(slot, out var before);
+                    var current = before!.Entry;
+                    var live = current is not null && current.IsLiveAt(now);
+                    var jsn = _nextJsn++;
+                    // The same transition the writer makes (SetOne); the writer recomputes it from the tables when it applies the record.
+                    var entry = new KvEntry(write.StoredKey, write.ValueJson, write.ExpiresAtMs, (current?.Version ?? 0) + 1, live ? current!.CreatedAtMs : now,
+                        now, before.LastHid == 0 ? null : before.LastHid);
+                    var after = new KvHot(entry, before.LastHid, before.Seq, before.FirstUnfoldedHid) { Journaled = jsn };
+                    _states.PublishJournaled(slot, after, before);
+                    published[i] = (slot, before, after);
+                    done[i] = new KvSetResult(!live, entry.Version, 0);
+                    var record = new Record(jsn, caller, write, now);
+                    _pending.Add(record);
+                    length = Serialize(record, length);
+                }
+                RandomAccess.Write(_handle, _buffer.AsSpan(0, length), _fileBytes);
+                _fileBytes += length;
+                results = done;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Not acknowledged: readers see the states before these writes again.
+                for (var i = published.Length - 1; i >= 0; i--)
+                {
+                    if (published[i].After is { } after)
+                    {
+                        _states.PublishJournaled(published[i].Slot, published[i].Before, after);
+                    }
+                }
+                _pending.RemoveRange(_pending.Count - (int)(_nextJsn - firstJsn), (int)(_nextJsn - firstJsn));
+                _nextJsn = firstJsn;
+                throw new StoreException("the key-value journal could not be written: " + ex.Message, ex);
+            }
+            Volatile.Write(ref _pendingCount, _pending.Count);
+            Interlocked.Add(ref _appended, writes.Count);
+            // The writer is woken once a batch waits, or a short while after the first record: applying a dozen records
+            // at a time (what unpipelined clients made it do) cost a transaction and most of a WAL page for each few.
+            wake = _pending.Count >= ApplyBatch && (wasEmpty || _pending.Count - writes.Count < ApplyBatch);
+            linger = !wake && wasEmpty && !_lingering;
+            _lingering |= linger;
+        }
+        if (wake)
+        {
+            Nudge?.Invoke();
+        }
+        else if (linger)
+        {
+            _linger.Change(LingerMs, Timeout.Infinite);
+        }
+        return true;
+    }
+
+    /// <summary>Stops acknowledging SETs (the store is closing): the ones that come go to the writer.</summary>
+    public void StopAccepting()
+    {
+        lock (_states.StateLock)
+        {
+            _accepting = false;
+        }
+    }
+
+    /// <summary>
+    /// The writer is about to run a group (<paramref name="touchesKv"/>: one whose items read or write key states). Such a
+    /// group holds the state lock until <see cref="EndGroup"/>; every group first applies the records waiting, in the
+    /// returned item.
+    /// </summary>
+    public Func<SqliteConnection, int>? BeginGroup(bool touchesKv)
+    {
+        if (touchesKv)
+        {
+            _states.StateLock.Enter();
+        }
+        lock (_states.StateLock)
+        {
+            if (_pending.Count == 0)
+            {
+                return null;
+            }
+            (_applying, _pending) = (_pending, _applying);
+            Volatile.Write(ref _pendingCount, 0);
+            Drains++;
+            _lingering = false;
+        }
+        var apply = Apply ?? throw new InvalidOperationException("the journal has no Apply");
+        var records = _applying;
+        return c =>
+        {
+            apply(c, records);
+            return 0;
+        };
+    }
+
+    /// <summary>
+    /// The group ended; <paramref name="applied"/>: its records committed. Otherwise they wait again, first. Once nothing
+    /// waits, every record in the file is in the tables and the file is emptied.
+    /// </summary>
+    public void EndGroup(bool touchesKv, bool applied)
+    {
+        try
+        {
+            lock (_states.StateLock)
+            {
+                if (_applying.Count > 0)
+                {
+                    if (!applied)
+                    {
+                        _pending.InsertRange(0, _applying);
+                        Volatile.Write(ref _pendingCount, _pending.Count);
+                    }
+                    _applying.Clear();
+                }
+                if (_pending.Count == 0)
+                {
+                    // Every record in the file is applied: the next is written at its start, over pages the file already
+                    // has (emptying it made the system free and zero them again on every cycle: 8% of the CPU under load).
+                    // What lies beyond the records written since is older and applied: a replay skips it.
+                    _fileBytes = 0;
+                }
+            }
+        }
+        finally
+        {
+            if (touchesKv)
+            {
+                _states.StateLock.Exit();
+            }
+        }
+    }
+
+    /// <summary>Times the writer took the waiting records to apply them (tests, diagnostics).</summary>
+    public long Drains { get; private set; }
+
+    public void Dispose()
+    {
+        _linger.Dispose();
+        lock (_states.StateLock)
+        {
+            _accepting = false;
+            var empty = _pending.Count == 0 && _applying.Count == 0;
+            if (empty)
+            {
+                // Everything is in the tables: no file is left beside a closed store.
+                try
+                {
+                    File.Delete(_file.Name);
+                }
+                catch (IOException)
+                {
+                    // Left as it is: every record in it is at or below the applied mark, which a replay skips.
+                }
+            }
+            _file.Dispose();
+        }
+    }
+
+    /// <summary>Appends the record at <paramref name="offset"/> of the buffer; returns the new length.</summary>
+    private int Serialize(in Record record, int offset)
+    {
+        var tenant = record.Caller.Tenant;
+        var actor = record.Caller.Actor;
+        var key = record.Write.StoredKey;
+        var json = record.Write.ValueJson;
+        var most = 24 + 16 + Encoding.UTF8.GetMaxByteCount(tenant.Length + actor.Length + key.Length + json.Length);
+        if (_buffer.Length < offset + HeaderBytes + most)
+        {
+            Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, offset + HeaderBytes + most));
+        }
+        var payload = _buffer.AsSpan(offset + HeaderBytes);
+        BinaryPrimitives.WriteInt64LittleEndian(payload, record.Jsn);
+        BinaryPrimitives.WriteInt64LittleEndian(payload[8..], record.At);
+        BinaryPrimitives.WriteInt64LittleEndian(payload[16..], record.Write.ExpiresAtMs ?? long.MinValue);
+        var at = 24;
+        at += WriteText(payload[at..], tenant);
+        at += WriteText(payload[at..], actor);
+        at += WriteText(payload[at..], key);
+        at += WriteText(payload[at..], json);
+        BinaryPrimitives.WriteInt32LittleEndian(_buffer.AsSpan(offset), at);
+        BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(offset + 4), Crc32.HashToUInt32(payload[..at]));
+        return offset + HeaderBytes + at;
+    }
+
+    private static int WriteText(Span<byte> to, string text)
+    {
+        var length = Encoding.UTF8.GetBytes(text, to[4..]);
+        BinaryPrimitives.WriteInt32LittleEndian(to, length);
+        return 4 + length;
+    }
+
+    /// <summary>The records above <paramref name="appliedJsn"/>, the length of the sound part of the file and the newest number in it.</summary>
+    internal static (List<Record> Records, long ValidBytes, long Newest) Read(SafeFileHandle handle, long appliedJsn)
+    {
+        var length = RandomAccess.GetLength(handle);
+        var records = new List<Record>();
+        if (length == 0)
+        {
+            return (records, 0, 0);
+        }
+        var bytes = new byte[length];
+        var read = 0;
+        while (read < length)
+        {
+            var n = RandomAccess.Read(handle, bytes.AsSpan(read), read);
+            if (n == 0)
+            {
+                break;
+            }
+            read += n;
+        }
+        long position = 0;
+        long newest = 0;
+        var span = bytes.AsSpan(0, read);
+        while (span.Length - position >= HeaderBytes)
+        {
+            var size = BinaryPrimitives.ReadInt32LittleEndian(span[(int)position..]);
+            var crc = BinaryPrimitives.ReadUInt32LittleEndian(span[((int)position + 4)..]);
+            if (size < 40 || size > span.Length - position - HeaderBytes)
+            {
+                break;
+            }
+            var payload = span.Slice((int)position + HeaderBytes, size);
+            if (Crc32.HashToUInt32(payload) != crc)
+            {
+                break;
+            }
+            var jsn = BinaryPrimitives.ReadInt64LittleEndian(payload);
+            if (jsn <= newest)
+            {
+                break; // an older record the writes since the file started again did not reach: applied
+            }
+            var at = BinaryPrimitives.ReadInt64LittleEndian(payload[8..]);
+            var expires = BinaryPrimitives.ReadInt64LittleEndian(payload[16..]);
+            var offset = 24;
+            var tenant = ReadText(payload, ref offset);
+            var actor = ReadText(payload, ref offset);
+            var key = ReadText(payload, ref offset);
+            var json = ReadText(payload, ref offset);
+            newest = jsn;
+            if (jsn > appliedJsn)
+            {
+                records.Add(new Record(jsn, new Caller(tenant, actor), new KvWrite(key, json, expires == long.MinValue ? null : expires), at));
+            }
+            position += HeaderBytes + size;
+        }
+        return (records, position, newest);
+    }
+
+    private static string ReadText(ReadOnlySpan<byte> payload, ref int offset)
+    {
+        var length = BinaryPrimitives.ReadInt32LittleEndian(payload[offset..]);
+        if (length < 0 || length > payload.Length - offset - 4)
+        {
+            throw new InvalidDataException("a key-value journal record is malformed");
+        }
+        var text = Encoding.UTF8.GetString(payload.Slice(offset + 4, length));
+        offset += 4 + length;
+        return text;
+    }
+}

@@ -1,0 +1,305 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Sqlite;
+using Engram.Tests.Support;
+
+namespace Engram.Tests.KeyValue;
+
+/// <summary>
+/// Relaxed SETs on SQLite are acknowledged through the key-value journal (SqliteKvJournal): the caller's thread publishes
+/// the new state and appends a record to a file, and the writer applies the records later. These tests hold it to what a
+/// SET through the writer gives: the value reads back at once, every SET has its history row in order with the versions
+/// the writer gives, operations that read the tables see the journaled keys, writes through the writer are ordered with
+/// the journaled ones, and records a crash left unapplied are applied by the next opener.
+/// </summary>
+public sealed class KvJournalTests : IDisposable
+{
+    private static readonly Caller Acme = new("acme", "test");
+    private readonly TempDirectory _data = new();
+
+    public void Dispose() => _data.Dispose();
+
+    private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
+
+    private static KvService Relaxed(SqliteMemoryStore store) =>
+        new(store, new KvOptions { Durability = WriteDurability.Relaxed, DefaultTtlSeconds = 0 }, TimeProvider.System);
+
+    private string Folder(string name) => Path.Combine(_data.Path, name);
+
+    /// <summary>Keeps records waiting until something makes the writer apply them.</summary>
+    private static SqliteKvJournal Hold(SqliteMemoryStore store)
+    {
+        var journal = store.KvJournal ?? throw new InvalidOperationException("the store has no journal");
+        journal.LingerMs = Timeout.Infinite;
+        journal.ApplyBatch = int.MaxValue;
+        return journal;
+    }
+
+    [Fact]
+    public async Task Relaxed_sets_are_journaled_read_back_at_once_and_get_their_history_in_order()
+    {
+        await using var store = SqliteMemoryStore.Open(Folder("a"));
+        var journal = Hold(store);
+        var kv = Relaxed(store);
+
+        var first = await kv.SetAsync(Acme, "agent:1", Json("1"), null);
+        var second = await kv.SetAsync(Acme, "agent:1", Json("\"two\""), null);
+        var third = await kv.SetAsync(Acme, "agent:1", Json("{\"n\":3}"), null);
+
+        journal.Appended.Should().Be(2, "the first SET of a key unknown here goes through the writer, which loads its state; the next are journaled");
+        journal.Pending.Should().Be(2, "the writer has not applied them");
+        (first.Created, first.Version, second.Created, second.Version, third.Version).Should().Be((true, 1L, false, 2L, 3L));
+        (await kv.GetAsync(Acme, "agent:1")).Value.GetRawText().Should().Be("{\"n\":3}");
+
+        var history = await kv.GetHistoryAsync(Acme, "agent:1");
+        journal.Pending.Should().Be(0, "reading the history applies what waits");
+        history.Items.Select(h => (h.Event, h.Version, h.Value!.Value.GetRawText()))
+            .Should().Equal((KvEvents.Created, 1L, "1"), (KvEvents.Updated, 2L, "\"two\""), (KvEvents.Updated, 3L, "{\"n\":3}"));
+        history.Items.Select(h => h.Seq).Should().BeInAscendingOrder().And.OnlyHaveUniqueItems();
+    }
+
+    [Fact]
+    public async Task Conditional_sets_go_through_the_writer_and_are_ordered_after_the_journaled_ones()
+    {
+        await using var store = SqliteMemoryStore.Open(Folder("b"));
+        var journal = Hold(store);
+        var kv = Relaxed(store);
+
+        await kv.SetAsync(Acme, "k", Json("1"), null);
+        await kv.SetAsync(Acme, "k", Json("2"), null);
+        // NX on a key that exists (only as a journaled SET so far): the writer must see it.
+        var refused = async () => await kv.SetAsync(Acme, "k", Json("3"), null, nx: true);
+        await refused.Should().ThrowAsync<ConflictException>();
+        (await kv.DeleteKeyAsync(Acme, "k")).Should().BeTrue();
+        await kv.SetAsync(Acme, "k", Json("4"), null);
+        var xx = await kv.SetAsync(Acme, "k", Json("5"), null, xx: true);
+        await kv.SetAsync(Acme, "k", Json("6"), null);
+        (await kv.IncrementAsync(Acme, "n", 5)).Should().Be(5);
+
+        journal.Appended.Should().Be(3, "the unconditional SETs of k once its state is known (2, 4, 6) are journaled; the first, NX, XX, DEL and INCR are not");
+        xx.Version.Should().Be(2, "XX sees the journaled SET of 4 that recreated the key");
+        (await kv.GetAsync(Acme, "k")).Value.GetRawText().Should().Be("6");
+        var history = await kv.GetHistoryAsync(Acme, "k");
+        history.Items.Select(h => (h.Event, h.Version, h.Value?.GetRawText()))
+            .Should().Equal((KvEvents.Created, 1L, "1"), (KvEvents.Updated, 2L, "2"), (KvEvents.Deleted, 2L, null), (KvEvents.Created, 1L, "4"),
+                (KvEvents.Updated, 2L, "5"), (KvEvents.Updated, 3L, "6"));
+    }
+
+    [Fact]
+    public async Task A_set_made_while_an_earlier_write_waits_for_the_writer_does_not_overtake_it()
+    {
+        // A RESP pipeline hands its writes over without waiting for each: INCR, then a plain SET of the same key.
+        await using var store = SqliteMemoryStore.Open(Folder("order"));
+        var journal = Hold(store);
+        var kv = Relaxed(store);
+        await kv.SetAsync(Acme, "n", Json("1"), null);
+        await kv.SetAsync(Acme, "n", Json("5"), null);
+        journal.Appended.Should().Be(1);
+
+        // The test holds the state lock, so the writer cannot finish the INCR before the SET is made (this thread may
+        // take the lock again, as a journaled SET does).
+        Task<long> increment;
+        Task<KvWritten> set;
+        lock (store.KvStateLock)
+        {
+            increment = kv.IncrementAsync(Acme, "n");
+            set = kv.SetAsync(Acme, "n", Json("100"), null);
+        }
+        (await increment).Should().Be(6, "the INCR comes after the journaled SET of 5, which its group applies first");
+        await set;
+        journal.Appended.Should().Be(1, "the SET queued behind the INCR instead of being journaled past it");
+        (await kv.GetAsync(Acme, "n")).Value.GetRawText().Should().Be("100");
+        (await kv.GetHistoryAsync(Acme, "n")).Items.Select(h => h.Value!.Value.GetRawText()).Should().Equal("1", "5", "6", "100");
+    }
+
+    [Fact]
+    public async Task Listing_counting_and_exports_see_keys_that_only_the_journal_holds_so_far()
+    {
+        await using var store = SqliteMemoryStore.Open(Folder("c"));
+        var journal = Hold(store);
+        var kv = Relaxed(store);
+        var keys = Enumerable.Range(0, 20).Select(i => $"swarm:{i:D2}").ToList();
+        // A read of a missing key keeps that it is missing, so the SETs that create the keys are journaled.
+        (await kv.GetManyAsync(Acme, [.. keys])).Should().OnlyContain(l => !l.Found);
+        for (var i = 0; i < keys.Count; i++)
+        {
+            await kv.SetAsync(Acme, keys[i], Json(i.ToString(System.Globalization.CultureInfo.InvariantCulture)), null);
+        }
+        journal.Pending.Should().Be(20);
+
+        var page = await kv.ListAsync(Acme, "swarm:*", 100, null);
+        page.Items.Select(i => i.Key).Should().Equal(keys);
+        journal.Pending.Should().Be(0);
+    }
+
+    [Fact]
+    public async Task Concurrent_journaled_sets_and_writes_through_the_writer_leave_one_consistent_history_per_key()
+    {
+        await using var store = SqliteMemoryStore.Open(Folder("d"));
+        var journal = store.KvJournal!;
+        journal.LingerMs = 1;
+        journal.ApplyBatch = 16;
+        var kv = Relaxed(store);
+        var keys = Enumerable.Range(0, 6).Select(i => $"hot:{i}").ToArray();
+        var changes = new int[keys.Length];
+        var plainSets = 0;
+        var tasks = Enumerable.Range(0, 4).Select(t => Task.Run(async () =>
+        {
+            var random = new Random(t);
+            for (var n = 0; n < 400; n++)
+            {
+                var k = random.Next(keys.Length);
+                switch (random.Next(10))
+                {
+                    case 0:
+                        if (await kv.DeleteKeyAsync(Acme, keys[k]))
+                        {
+                            Interlocked.Increment(ref changes[k]);
+                        }
+                        break;
+                    case 1:
+                        try
+                        {
+                            await kv.SetAsync(Acme, keys[k], Json($"\"nx{t}-{n}\""), null, nx: true);
+                            Interlocked.Increment(ref changes[k]);
+                        }
+                        catch (ConflictException)
+                        {
+                        }
+                        break;
+                    default:
+                        await kv.SetAsync(Acme, keys[k], Json($"\"t{t}-{n}\""), null);
+                        Interlocked.Increment(ref changes[k]);
+                        Interlocked.Increment(ref plainSets);
+                        break;
+                }
+            }
+        })).ToArray();
+        await Task.WhenAll(tasks);
+        // Both ways were taken: journaled, and through the writer while another task's write waited there.
+        journal.Appended.Should().BeGreaterThan(100).And.BeLessThan(plainSets);
+
+        for (var k = 0; k < keys.Length; k++)
+        {
+            var history = await ReadAllHistoryAsync(kv, keys[k]);
+            history.Should().HaveCount(changes[k], $"every acknowledged change of {keys[k]} has one history row");
+            history.Select(h => h.Seq).Should().BeInAscendingOrder().And.OnlyHaveUniqueItems();
+            for (var i = 1; i < history.Count; i++)
+            {
+                var (before, after) = (history[i - 1], history[i]);
+                var expected = after.Event == KvEvents.Deleted ? before.Version
+                    : before.Event == KvEvents.Deleted ? 1
+                    : before.Version + 1;
+                after.Version.Should().Be(expected, $"{keys[k]}: {before.Event} v{before.Version} then {after.Event}");
+            }
+            var last = history[^1];
+            var exists = await kv.GetManyAsync(Acme, [keys[k]]);
+            if (last.Event == KvEvents.Deleted)
+            {
+                exists[0].Found.Should().BeFalse();
+            }
+            else
+            {
+                exists[0].Value!.Value.GetRawText().Should().Be(last.Value!.Value.GetRawText(), "the key holds its last history row's value");
+            }
+        }
+    }
+
+    private static async Task<List<KvHistoryItem>> ReadAllHistoryAsync(KvService kv, string key)
+    {
+        var items = new List<KvHistoryItem>();
+        string? cursor = null;
+        do
+        {
+            var page = await kv.GetHistoryAsync(Acme, key, 100, cursor);
+            items.InsertRange(0, page.Items);
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+        return items;
+    }
+
+    [Fact]
+    public async Task Records_a_crash_left_unapplied_are_applied_by_the_next_opener_and_a_torn_record_is_ignored()
+    {
+        var live = Folder("live");
+        var image = Folder("image");
+        await using (var store = SqliteMemoryStore.Open(live))
+        {
+            var kv = Relaxed(store);
+            await kv.SetAsync(Acme, "before", Json("0"), null);
+            await kv.SetAsync(Acme, "k1", Json("\"a\""), 60);
+            await kv.GetManyAsync(Acme, ["k2"]); // missing, and known to be
+            await kv.GetHistoryAsync(Acme, "before"); // applied: in the tables
+            var journal = Hold(store);
+            await kv.SetAsync(Acme, "k1", Json("\"b\""), 60);
+            await kv.SetAsync(Acme, "k2", Json("\"c\""), null);
+            await kv.SetAsync(Acme, "before", Json("1"), null);
+            journal.Pending.Should().Be(3);
+
+            // What a kill -9 leaves: the database and its WAL as the OS has them, and the journal (copied with cp, which
+            // does not take the journal's lock), plus the start of a record whose write the crash cut short.
+            Directory.CreateDirectory(image);
+            foreach (var file in new[] { "engram.db", "engram.db-wal", "engram.db-kvjournal" })
+            {
+                var copy = Process.Start("cp", [Path.Combine(live, file), Path.Combine(image, file)])!;
+                await copy.WaitForExitAsync();
+                copy.ExitCode.Should().Be(0, file);
+            }
+            await File.AppendAllTextAsync(Path.Combine(image, "engram.db-kvjournal"), "\u0040\u0000\u0000\u0000torn");
+        }
+
+        await using (var reopened = SqliteMemoryStore.Open(image))
+        {
+            var kv = Relaxed(reopened);
+            reopened.KvJournal!.Pending.Should().Be(0, "the opener applied the records before serving");
+            var k1 = await kv.GetAsync(Acme, "k1");
+            k1.Value.GetRawText().Should().Be("\"b\"");
+            k1.TtlSeconds.Should().BeInRange(1, 60, "the expiry travels with the record");
+            (await kv.GetAsync(Acme, "k2")).Value.GetRawText().Should().Be("\"c\"");
+            (await kv.GetAsync(Acme, "before")).Value.GetRawText().Should().Be("1");
+            (await kv.GetHistoryAsync(Acme, "k1")).Items.Select(h => (h.Version, h.Value!.Value.GetRawText())).Should().Equal((1L, "\"a\""), (2L, "\"b\""));
+            (await kv.GetHistoryAsync(Acme, "before")).Items.Select(h => h.Version).Should().Equal(1, 2);
+
+            // New SETs go on from there, and a second open applies nothing twice.
+            await kv.SetAsync(Acme, "k1", Json("\"d\""), null);
+        }
+        await using (var again = SqliteMemoryStore.Open(image))
+        {
+            var kv = Relaxed(again);
+            (await kv.GetHistoryAsync(Acme, "k1")).Items.Select(h => h.Version).Should().Equal(1, 2, 3);
+        }
+        File.Exists(Path.Combine(image, "engram.db-kvjournal")).Should().BeFalse("a store closed with everything applied leaves no journal");
+    }
+
+    [Fact]
+    public async Task A_second_store_on_the_same_file_has_no_journal_and_the_first_applies_its_sets_over_the_others_writes()
+    {
+        var folder = Folder("shared");
+        await using var server = SqliteMemoryStore.Open(folder);
+        var serverKv = Relaxed(server);
+        await serverKv.SetAsync(Acme, "x", Json("1"), null);
+        await serverKv.SetAsync(Acme, "x", Json("2"), null);
+        server.KvJournal!.Appended.Should().Be(1, "the second SET: the first loaded the state");
+        await serverKv.GetHistoryAsync(Acme, "x"); // applied
+
+        // The CLI beside the server: a process of its own on the same file, opened for one command.
+        await using (var cli = SqliteMemoryStore.Open(folder))
+        {
+            cli.KvJournal.Should().BeNull("one process owns the journal; another writes through its writer");
+            var cliKv = Relaxed(cli);
+            (await cliKv.GetAsync(Acme, "x")).Value.GetRawText().Should().Be("2");
+            await cliKv.SetAsync(Acme, "x", Json("3"), null);
+        }
+
+        // The server's state of x predates the CLI's write; applying its next SET, the writer first catches up with the
+        // other process, so the history goes on from the CLI's row.
+        await serverKv.SetAsync(Acme, "x", Json("4"), null);
+        var history = await serverKv.GetHistoryAsync(Acme, "x");
+        history.Items.Select(h => (h.Version, h.Value!.Value.GetRawText())).Should().Equal((1L, "1"), (2L, "2"), (3L, "3"), (4L, "4"));
+        (await serverKv.GetAsync(Acme, "x")).Value.GetRawText().Should().Be("4");
+    }
+}
