@@ -32,7 +32,8 @@ public class KvHistoryTests : IDisposable
 
     private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
 
-    private static async Task<List<KvHistoryItem>> AllHistoryAsync(KvService kv, Caller caller, string key, int pageSize)
+    /// <summary>Every history entry of the key, oldest first, read page by page (pages of at most <paramref name="pageSize"/>).</summary>
+    internal static async Task<List<KvHistoryItem>> AllHistoryAsync(KvService kv, Caller caller, string key, int pageSize)
     {
         var all = new List<KvHistoryItem>();
         string? cursor = null;

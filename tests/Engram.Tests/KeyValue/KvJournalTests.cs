@@ -184,7 +184,7 @@ public sealed class KvJournalTests : IDisposable
 
         for (var k = 0; k < keys.Length; k++)
         {
-            var history = await ReadAllHistoryAsync(kv, keys[k]);
+            var history = await KvHistoryTests.AllHistoryAsync(kv, Acme, keys[k], 100);
             history.Should().HaveCount(changes[k], $"every acknowledged change of {keys[k]} has one history row");
             history.Select(h => h.Seq).Should().BeInAscendingOrder().And.OnlyHaveUniqueItems();
             for (var i = 1; i < history.Count; i++)
@@ -206,20 +206,6 @@ public sealed class KvJournalTests : IDisposable
                 exists[0].Value!.Value.GetRawText().Should().Be(last.Value!.Value.GetRawText(), "the key holds its last history row's value");
             }
         }
-    }
-
-    private static async Task<List<KvHistoryItem>> ReadAllHistoryAsync(KvService kv, string key)
-    {
-        var items = new List<KvHistoryItem>();
-        string? cursor = null;
-        do
-        {
-            var page = await kv.GetHistoryAsync(Acme, key, 100, cursor);
-            items.InsertRange(0, page.Items);
-            cursor = page.NextCursor;
-        }
-        while (cursor is not null);
-        return items;
     }
 
     [Fact]

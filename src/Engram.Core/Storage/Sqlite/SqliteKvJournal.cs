@@ -36,10 +36,10 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
     public const string AppliedKey = "kv_journal_applied";
 
     /// <summary>Records waiting to be applied past which SETs go to the writer (back-pressure from its bounded queue).</summary>
-    public const int DefaultMaxPending = 65_536;
+    public const int MaxPending = 65_536;
 
     /// <summary>File size past which SETs go to the writer until the file can be emptied.</summary>
-    public const long DefaultMaxFileBytes = 64L * 1024 * 1024;
+    public const long MaxFileBytes = 64L * 1024 * 1024;
 
     /// <summary>Length and CRC-32 of the payload.</summary>
     private const int HeaderBytes = 8;
@@ -81,12 +81,6 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
         _linger = new Timer(static journal => ((SqliteKvJournal)journal!).Nudge?.Invoke(), this, Timeout.Infinite, Timeout.Infinite);
     }
 
-    public string Path => _file.Name;
-
-    public int MaxPending { get; init; } = DefaultMaxPending;
-
-    public long MaxFileBytes { get; init; } = DefaultMaxFileBytes;
-
     /// <summary>Applies records to the tables inside the writer's transaction (the store's SET code); set once, before use.</summary>
     public Action<SqliteConnection, List<Record>>? Apply { get; set; }
 
@@ -100,9 +94,6 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
     public int Pending => Volatile.Read(ref _pendingCount);
 
     private int _pendingCount;
-
-    /// <summary>The file's length in bytes (a recent figure).</summary>
-    public long FileBytes => Volatile.Read(ref _fileBytes);
 
     /// <summary>SETs acknowledged through the journal so far.</summary>
     public long Appended => Volatile.Read(ref _appended);
@@ -156,12 +147,16 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
     {
         results = null;
         bool wasEmpty, wake, linger;
-        // The writer holds the lock while a group of its own reads or writes key states; waiting for it (a transaction
-        // without a sync) keeps these SETs on this way instead of queueing them behind the group.
+        // A write handed to the writer before this call and not applied yet must stay before it: then this one queues
+        // too. Asked first without the lock, which the writer holds while such a group runs: a caller (the socket
+        // engine's thread, for RESP) then never waits for a transaction here.
+        if (WriterHasKvWork?.Invoke() != false)
+        {
+            return false;
+        }
         lock (_states.StateLock)
         {
-            // A write handed to the writer before this call and not applied yet must stay before it: then this one queues too.
-            if (!_accepting || WriterHasKvWork?.Invoke() != false || _pending.Count + writes.Count > MaxPending || _fileBytes > MaxFileBytes)
+            if (!_accepting || WriterHasKvWork() || _pending.Count + writes.Count > MaxPending || _fileBytes > MaxFileBytes)
             {
                 return false;
             }
@@ -263,7 +258,6 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
             }
             (_applying, _pending) = (_pending, _applying);
             Volatile.Write(ref _pendingCount, 0);
-            Drains++;
             _lingering = false;
         }
         var apply = Apply ?? throw new InvalidOperationException("the journal has no Apply");
@@ -311,9 +305,6 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
             }
         }
     }
-
-    /// <summary>Times the writer took the waiting records to apply them (tests, diagnostics).</summary>
-    public long Drains { get; private set; }
 
     public void Dispose()
     {
