@@ -116,7 +116,7 @@ public sealed class KvJournalTests : IDisposable
     }
 
     [Fact]
-    public async Task Listing_counting_and_exports_see_keys_that_only_the_journal_holds_so_far()
+    public async Task A_listing_sees_keys_that_only_the_journal_holds_so_far()
     {
         await using var store = SqliteMemoryStore.Open(Folder("c"));
         var journal = Hold(store);

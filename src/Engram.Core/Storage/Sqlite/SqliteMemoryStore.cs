@@ -37,17 +37,13 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
         _kvHot = kvHot;
         _writer = new SqliteWriter(writeConnection, kvHot);
         _readers = new SqliteConnectionPool(path, maxReaders);
-        if (journal is not null && kvChangesAfter is not null)
+        if (journal is not null)
         {
             _journal = journal;
             journal.Apply = ApplyJournal;
             journal.Nudge = _writer.Nudge;
             journal.WriterHasKvWork = () => _writer.KvItemsUnderWay > 0;
             _writer.Gate = journal;
-        }
-        else
-        {
-            journal?.Dispose();
         }
     }
 
@@ -114,11 +110,15 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
         }
         var storeId = connection.ScalarText("SELECT value FROM store_meta WHERE key = 'store_id'") ?? "";
         var kvChangesAfter = connection.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{KvChangesInHistoryAfterKey}'");
-        SqliteKvJournal? journal;
+        SqliteKvJournal? journal = null;
         try
         {
-            var applied = connection.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{SqliteKvJournal.AppliedKey}'") ?? 0;
-            journal = SqliteKvJournal.TryOpen(path, kvHot, applied);
+            // A file older than schema 14 (tests write such files) gives a SET's history row its id at the insert: no journal.
+            if (kvChangesAfter is not null)
+            {
+                var applied = connection.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{SqliteKvJournal.AppliedKey}'") ?? 0;
+                journal = SqliteKvJournal.TryOpen(path, kvHot, applied);
+            }
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException)
         {
