@@ -12,11 +12,17 @@ namespace Engram.Core.KeyValue;
 /// </summary>
 public interface IKeyValueStore
 {
-    /// <summary>Throws <see cref="ConflictException"/> when the write's condition does not hold.</summary>
-    Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default);
+    /// <summary>
+    /// Throws <see cref="ConflictException"/> when the write's condition does not hold. <paramref name="afterWritesUnderWay"/>:
+    /// the caller handed the store earlier writes it has not heard back from (a RESP pipeline), and this one must take
+    /// effect after them; otherwise the store may acknowledge it ahead of writes other callers queued (the SQLite
+    /// key-value journal does), which is fine for writes nobody ordered.
+    /// </summary>
+    Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, bool afterWritesUnderWay = false, CancellationToken ct = default);
 
-    /// <summary>All writes in one transaction: a failing condition fails them all.</summary>
-    Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct = default);
+    /// <summary>All writes in one transaction: a failing condition fails them all (<paramref name="afterWritesUnderWay"/>: as for <see cref="SetKvAsync"/>).</summary>
+    Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default);
 
     Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default);
 

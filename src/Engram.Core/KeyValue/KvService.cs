@@ -24,7 +24,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
             throw new ValidationException("nx", "nx and xx exclude each other");
         }
         var write = ToWrite(caller, key, value, ttlSeconds, "", nx ? KvCondition.IfMissing : xx ? KvCondition.IfExists : KvCondition.Always);
-        var result = await store.SetKvAsync(partition, write, options.Durability, ct).ConfigureAwait(false);
+        var result = await store.SetKvAsync(partition, write, options.Durability, ct: ct).ConfigureAwait(false);
         return Written(key!, result, write.ExpiresAtMs);
     }
 
@@ -38,7 +38,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
             var item = items[i] ?? throw new ValidationException($"items[{i}]", "an item must be an object");
             writes[i] = ToWrite(caller, item.Key, item.Value, item.TtlSeconds, $"items[{i}].", KvCondition.Always);
         }
-        var results = await store.SetManyKvAsync(partition, writes, options.Durability, ct).ConfigureAwait(false);
+        var results = await store.SetManyKvAsync(partition, writes, options.Durability, ct: ct).ConfigureAwait(false);
         return [.. results.Select((r, i) => Written(items[i]!.Key!, r, writes[i].ExpiresAtMs))];
     }
 
@@ -299,7 +299,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         var write = ToJsonWrite(caller, key, valueJson, expiresAtMs, "");
         try
         {
-            await store.SetKvAsync(partition, write with { Condition = condition }, options.Durability, ct).ConfigureAwait(false);
+            await store.SetKvAsync(partition, write with { Condition = condition }, options.Durability, ct: ct).ConfigureAwait(false);
             return true;
         }
         catch (ConflictException) when (condition != KvCondition.Always)
@@ -322,13 +322,16 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// <summary>
     /// Writes SETs from <see cref="PrepareSet"/> of one <paramref name="partition"/>, in order, in one store write
     /// (one transaction; unconditional writes cannot fail one by one, so they succeed or fail together).
+    /// <paramref name="afterWritesUnderWay"/>: the caller has earlier writes it has not heard back from, which these
+    /// must follow (<see cref="IKeyValueStore.SetKvAsync"/>).
     /// </summary>
-    public Task<IReadOnlyList<KvSetResult>> SetPreparedAsync(Caller partition, IReadOnlyList<KvWrite> writes, CancellationToken ct = default) =>
-        store.SetManyKvAsync(partition, writes, options.Durability, ct);
+    public Task<IReadOnlyList<KvSetResult>> SetPreparedAsync(Caller partition, IReadOnlyList<KvWrite> writes, bool afterWritesUnderWay = false,
+        CancellationToken ct = default) =>
+        store.SetManyKvAsync(partition, writes, options.Durability, afterWritesUnderWay, ct);
 
-    /// <summary>Writes one SET from <see cref="PrepareSet"/> (an unpipelined client's).</summary>
-    public Task<KvSetResult> SetPreparedAsync(KvPreparedSet set, CancellationToken ct = default) =>
-        store.SetKvAsync(set.Partition, set.Write, options.Durability, ct);
+    /// <summary>Writes one SET from <see cref="PrepareSet"/> (an unpipelined client's); <paramref name="afterWritesUnderWay"/> as above.</summary>
+    public Task<KvSetResult> SetPreparedAsync(KvPreparedSet set, bool afterWritesUnderWay = false, CancellationToken ct = default) =>
+        store.SetKvAsync(set.Partition, set.Write, options.Durability, afterWritesUnderWay, ct);
 
     /// <summary>Whether a write is on disk when it is acknowledged (full durability), so that waiting for the disk is never needed.</summary>
     public bool WritesSyncedOnAcknowledgement => options.Durability == Storage.WriteDurability.Full;
@@ -345,7 +348,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     /// <summary>Sets every key in one transaction (values are JSON text the caller produced).</summary>
     public Task<IReadOnlyList<KvSetResult>> SetManyJsonAsync(Caller caller, IReadOnlyList<(string Key, string ValueJson)> items, long? expiresAtMs,
-        CancellationToken ct = default, int? limit = null)
+        CancellationToken ct = default, int? limit = null, bool afterWritesUnderWay = false)
     {
         var partition = Enter(caller, Role.Write, "write keys");
         CheckBatch(items, "items", limit);
@@ -354,7 +357,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         {
             writes[i] = ToJsonWrite(caller, items[i].Key, items[i].ValueJson, expiresAtMs, $"items[{i}].");
         }
-        return store.SetManyKvAsync(partition, writes, options.Durability, ct);
+        return store.SetManyKvAsync(partition, writes, options.Durability, afterWritesUnderWay, ct);
     }
 
     /// <summary>Deletes the key; false when there was no live entry.</summary>

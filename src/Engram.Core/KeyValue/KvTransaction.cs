@@ -197,10 +197,12 @@ public sealed class KvTransaction : IKeyValueStore
 
     // ---- IKeyValueStore over the working set ---------------------------------------------------------------
 
-    public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
+    // A transaction's writes run one after another on its own view: afterWritesUnderWay holds by itself.
+    public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, bool afterWritesUnderWay = false, CancellationToken ct = default) =>
         Task.FromResult(SetOne(write));
 
-    public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct = default)
+    public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default)
     {
         // All or none, as in the store: every condition is judged before anything is written (on the state the
         // earlier writes of the batch leave, which only matters for a key written twice).

@@ -301,7 +301,7 @@ internal sealed partial class RespConnection
                     {
                         items[i] = (Text(1 + (2 * i)), Json(2 + (2 * i)));
                     }
-                    await _kv.SetManyJsonAsync(caller, items, _kv.DefaultExpiresAtMs(), ct, limit: int.MaxValue).ConfigureAwait(false); // (bounded by MaxCommandBytes)
+                    await _kv.SetManyJsonAsync(caller, items, _kv.DefaultExpiresAtMs(), ct, limit: int.MaxValue, afterWritesUnderWay: WritesUnderWay).ConfigureAwait(false); // (bounded by MaxCommandBytes)
                     _reply.Ok();
                 }
                 return;

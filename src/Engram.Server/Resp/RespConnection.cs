@@ -686,6 +686,26 @@ internal sealed partial class RespConnection
         _setsPartition = set.Partition;
     }
 
+    /// <summary>
+    /// Whether a write this connection started has not finished: a SET must then take effect after it, as Redis runs a
+    /// client's commands in order (the store may otherwise acknowledge a plain SET ahead of writes it has queued, see
+    /// <see cref="KvService.SetPreparedAsync(KvPreparedSet, bool, CancellationToken)"/>).
+    /// </summary>
+    private bool WritesUnderWay
+    {
+        get
+        {
+            foreach (var pending in _pending)
+            {
+                if (!pending.Task.IsCompleted)
+                {
+                    return true;
+                }
+            }
+            return false;
+        }
+    }
+
     /// <summary>Hands the queued SETs to the store as one write; their replies come at the next drain.</summary>
     private void SubmitSets()
     {
@@ -706,7 +726,7 @@ internal sealed partial class RespConnection
             _sets.Clear();
             try
             {
-                write = _kv.SetPreparedAsync(set);
+                write = _kv.SetPreparedAsync(set, WritesUnderWay);
             }
             catch (Exception ex)
             {
@@ -719,7 +739,7 @@ internal sealed partial class RespConnection
         _sets = [];
         try
         {
-            write = _kv.SetPreparedAsync(partition, writes);
+            write = _kv.SetPreparedAsync(partition, writes, WritesUnderWay);
         }
         catch (Exception ex)
         {

@@ -26,5 +26,5 @@ internal sealed class TelegramOffsets(IKeyValueStore store, string botId)
     }
 
     public Task SaveAsync(long offset, CancellationToken ct) =>
-        store.SetKvAsync(Owner, new KvWrite(Key, offset.ToString(CultureInfo.InvariantCulture), null), WriteDurability.Full, ct);
+        store.SetKvAsync(Owner, new KvWrite(Key, offset.ToString(CultureInfo.InvariantCulture), null), WriteDurability.Full, ct: ct);
 }

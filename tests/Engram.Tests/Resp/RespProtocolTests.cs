@@ -1,7 +1,10 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Sqlite;
 using Engram.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Engram.Tests.Resp;
 
@@ -170,6 +173,45 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
             var value = item.GetProperty("value");
             (value.ValueKind == System.Text.Json.JsonValueKind.Number ? value.GetRawText() : value.GetString()).Should().Be(values[i]);
         }
+    }
+
+    [Fact]
+    public async Task APipelinedSet_AfterAWriteStillQueued_IsNotAcknowledgedAheadOfIt()
+    {
+        // A plain SET may be acknowledged through the key-value journal ahead of writes other clients queued, but never
+        // ahead of its own connection's earlier write. The test holds the state lock, so the INCR's writer group cannot
+        // start before the SET is handed over; a SET journaled past it would make INCR answer 101 and leave "101".
+        var store = (SqliteMemoryStore)fixture.Server.Services.GetRequiredService<IMemoryStore>();
+        using var c = await fixture.ConnectAsync();
+        (await c.CallAsync("SET", "p:own:n", "1")).Should().Be("+OK");
+        (await c.CallAsync("SET", "p:own:n", "5")).Should().Be("+OK"); // journaled: the key's state is in memory now
+        var journaled = store.KvJournal!.Appended;
+        using var held = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var holder = new Thread(() =>
+        {
+            lock (store.KvStateLock)
+            {
+                held.Set();
+                release.Wait();
+            }
+        });
+        holder.Start();
+        held.Wait();
+        try
+        {
+            await c.SendRawAsync([.. RespClient.Encode("INCR", "p:own:n"), .. RespClient.Encode("SET", "p:own:n", "100"), .. RespClient.Encode("GET", "p:own:n")]);
+            await Task.Delay(200); // the server reads the pipeline meanwhile; an overtaking SET would wait here for the lock
+        }
+        finally
+        {
+            release.Set();
+            holder.Join();
+        }
+        c.Read().Should().Be(6L);
+        c.Read().Should().Be("+OK");
+        c.Read().Should().Be("100");
+        store.KvJournal.Appended.Should().Be(journaled, "the SET followed the connection's INCR through the writer");
     }
 
     [Fact]

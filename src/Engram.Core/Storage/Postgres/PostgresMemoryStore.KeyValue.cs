@@ -19,10 +19,12 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
 {
     private const string KvEntryColumns = "key, value, expires_at, version, created_at, updated_at, last_hid";
 
-    public async Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
+    // Every write queues in order here (no write is acknowledged ahead of the queue): afterWritesUnderWay holds by itself.
+    public async Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, bool afterWritesUnderWay = false, CancellationToken ct = default) =>
         (await SetGroupedAsync(caller, [write], durability, ct).ConfigureAwait(false))[0];
 
-    public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct = default) =>
+    public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default) =>
         SetGroupedAsync(caller, writes, durability, ct);
 
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.IO.Hashing;
 using System.Text;
 using Engram.Core.Common;
@@ -57,9 +58,10 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
     private long _fileBytes;
     private byte[] _buffer = new byte[8192];
     private bool _accepting = true;
-    /// <summary>Wakes the writer <see cref="LingerMs"/> after a record starts waiting alone.</summary>
-    private readonly Timer _linger;
-    private bool _lingering;
+    /// <summary>A writer group that touches key states holds <see cref="SqliteKvWriteBehind.StateLock"/> (from BeginGroup to EndGroup).</summary>
+    private volatile bool _kvGroupRunning;
+    /// <summary><see cref="Stopwatch"/> timestamp of the oldest waiting record (the writer's deadline counts from it).</summary>
+    private long _firstPendingAt;
 
     /// <summary>Records waiting that wake the writer at once.</summary>
     public int ApplyBatch { get; set; } = 512;
@@ -70,6 +72,31 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
     /// </summary>
     public int LingerMs { get; set; } = 2;
 
+    /// <summary>
+    /// When the writer should apply the waiting records (<see cref="IWriterGate"/>): at once when a batch waits, else
+    /// <see cref="LingerMs"/> after the first. The writer waits for that on its own event; a timer here woke a pool thread
+    /// for every batch, which then spun (bench/README.md, session 36).
+    /// </summary>
+    public int MillisecondsUntilDue()
+    {
+        var count = Volatile.Read(ref _pendingCount);
+        if (count == 0)
+        {
+            return Timeout.Infinite;
+        }
+        var linger = LingerMs;
+        if (count >= ApplyBatch || linger == 0)
+        {
+            return 0;
+        }
+        if (linger == Timeout.Infinite)
+        {
+            return Timeout.Infinite;
+        }
+        var waited = Stopwatch.GetElapsedTime(Volatile.Read(ref _firstPendingAt)).TotalMilliseconds;
+        return waited >= linger ? 0 : Math.Max(1, (int)Math.Ceiling(linger - waited));
+    }
+
     private SqliteKvJournal(FileStream file, SqliteKvWriteBehind states, long nextJsn, long fileBytes, List<Record> leftover)
     {
         _file = file;
@@ -78,22 +105,26 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
         _nextJsn = nextJsn;
         _fileBytes = fileBytes;
         _pending = leftover;
-        _linger = new Timer(static journal => ((SqliteKvJournal)journal!).Nudge?.Invoke(), this, Timeout.Infinite, Timeout.Infinite);
+        _firstPendingAt = Stopwatch.GetTimestamp();
     }
 
     /// <summary>Applies records to the tables inside the writer's transaction (the store's SET code); set once, before use.</summary>
     public Action<SqliteConnection, List<Record>>? Apply { get; set; }
 
-    /// <summary>Whether the writer has items that touch key states queued or running; set once, before use.</summary>
-    public Func<bool>? WriterHasKvWork { get; set; }
-
-    /// <summary>Wakes the writer when the first record starts waiting; set once, before use.</summary>
+    /// <summary>Wakes the writer when its deadline changed (<see cref="MillisecondsUntilDue"/>); set once, before use.</summary>
     public Action? Nudge { get; set; }
 
-    /// <summary>Records acknowledged and not applied yet (any thread; a recent figure).</summary>
-    public int Pending => Volatile.Read(ref _pendingCount);
+    /// <summary>
+    /// Records acknowledged and not in the tables yet: waiting, or taken by a writer group that has not committed (any
+    /// thread; a recent figure). A read that must see every acknowledged SET queues behind the writer while it is not 0.
+    /// </summary>
+    public int Pending => Volatile.Read(ref _pendingCount) + Volatile.Read(ref _applyingCount);
 
+    /// <summary>Records waiting for a group (the writer's deadline, <see cref="MillisecondsUntilDue"/>).</summary>
     private int _pendingCount;
+
+    /// <summary>Records the running group took; set before <see cref="_pendingCount"/> drops, so <see cref="Pending"/> never reads 0 early.</summary>
+    private int _applyingCount;
 
     /// <summary>SETs acknowledged through the journal so far.</summary>
     public long Appended => Volatile.Read(ref _appended);
@@ -146,17 +177,19 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
     public bool TryAppend(Caller caller, IReadOnlyList<KvWrite> writes, long now, out KvSetResult[]? results)
     {
         results = null;
-        bool wasEmpty, wake, linger;
-        // A write handed to the writer before this call and not applied yet must stay before it: then this one queues
-        // too. Asked first without the lock, which the writer holds while such a group runs: a caller (the socket
-        // engine's thread, for RESP) then never waits for a transaction here.
-        if (WriterHasKvWork?.Invoke() != false)
+        bool wake;
+        // While a writer group that touches key states runs, it holds the state lock until its commit is published: this
+        // SET then goes to the writer too, so a caller (the socket engine's thread, for RESP) never waits for a
+        // transaction here. Writes queued and not started yet may be overtaken: nobody was answered for them, so only
+        // their own caller ordered them before this one, and that caller says so (afterWritesUnderWay, which never
+        // reaches here).
+        if (_kvGroupRunning)
         {
             return false;
         }
         lock (_states.StateLock)
         {
-            if (!_accepting || WriterHasKvWork() || _pending.Count + writes.Count > MaxPending || _fileBytes > MaxFileBytes)
+            if (!_accepting || _pending.Count + writes.Count > MaxPending || _fileBytes > MaxFileBytes)
             {
                 return false;
             }
@@ -167,7 +200,7 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
                     return false;
                 }
             }
-            wasEmpty = _pending.Count == 0;
+            var wasEmpty = _pending.Count == 0;
             var firstJsn = _nextJsn;
             var published = new (KvSlot Slot, KvHot Before, KvHot After)[writes.Count];
             var length = 0;
@@ -211,21 +244,20 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
                 _nextJsn = firstJsn;
                 throw new StoreException("the key-value journal could not be written: " + ex.Message, ex);
             }
+            if (wasEmpty)
+            {
+                Volatile.Write(ref _firstPendingAt, Stopwatch.GetTimestamp());
+            }
             Volatile.Write(ref _pendingCount, _pending.Count);
             Interlocked.Add(ref _appended, writes.Count);
-            // The writer is woken once a batch waits, or a short while after the first record: applying a dozen records
-            // at a time (what unpipelined clients made it do) cost a transaction and most of a WAL page for each few.
-            wake = _pending.Count >= ApplyBatch && (wasEmpty || _pending.Count - writes.Count < ApplyBatch);
-            linger = !wake && wasEmpty && !_lingering;
-            _lingering |= linger;
+            // The writer applies once a batch waits, or a short while after the first record (applying a dozen records at a
+            // time, what unpipelined clients made it do, cost a transaction and most of a WAL page for each few). It is
+            // told when its deadline moves: at the first record and when the batch is full.
+            wake = wasEmpty || (_pending.Count >= ApplyBatch && _pending.Count - writes.Count < ApplyBatch);
         }
         if (wake)
         {
             Nudge?.Invoke();
-        }
-        else if (linger)
-        {
-            _linger.Change(LingerMs, Timeout.Infinite);
         }
         return true;
     }
@@ -249,6 +281,7 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
         if (touchesKv)
         {
             _states.StateLock.Enter();
+            _kvGroupRunning = true;
         }
         lock (_states.StateLock)
         {
@@ -257,8 +290,8 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
                 return null;
             }
             (_applying, _pending) = (_pending, _applying);
+            Volatile.Write(ref _applyingCount, _applying.Count);
             Volatile.Write(ref _pendingCount, 0);
-            _lingering = false;
         }
         var apply = Apply ?? throw new InvalidOperationException("the journal has no Apply");
         var records = _applying;
@@ -283,10 +316,13 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
                 {
                     if (!applied)
                     {
+                        // Tried again a while later (a disk that is full stays full for more than the linger).
+                        Volatile.Write(ref _firstPendingAt, Stopwatch.GetTimestamp() + Stopwatch.Frequency / 10);
                         _pending.InsertRange(0, _applying);
                         Volatile.Write(ref _pendingCount, _pending.Count);
                     }
                     _applying.Clear();
+                    Volatile.Write(ref _applyingCount, 0);
                 }
                 if (_pending.Count == 0)
                 {
@@ -301,6 +337,7 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
         {
             if (touchesKv)
             {
+                _kvGroupRunning = false;
                 _states.StateLock.Exit();
             }
         }
@@ -308,7 +345,6 @@ internal sealed class SqliteKvJournal : IWriterGate, IDisposable
 
     public void Dispose()
     {
-        _linger.Dispose();
         lock (_states.StateLock)
         {
             _accepting = false;

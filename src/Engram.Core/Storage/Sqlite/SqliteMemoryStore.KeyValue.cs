@@ -49,13 +49,14 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// <summary>Drops the clean key states (the table has them); returns how many. States waiting to be folded stay.</summary>
     public int ClearKvCache() => _kvHot.DropClean(0);
 
-    public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, CancellationToken ct = default) =>
-        durability == WriteDurability.Relaxed && _journal is not null && _journal.TryAppend(caller, [write], NowMs, out var journaled)
+    public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, bool afterWritesUnderWay = false, CancellationToken ct = default) =>
+        durability == WriteDurability.Relaxed && !afterWritesUnderWay && _journal is not null && _journal.TryAppend(caller, [write], NowMs, out var journaled)
             ? Task.FromResult(journaled![0])
             : _writer.WriteAsync(c => SetOne(c, caller, write, NowMs), durability, ct);
 
-    public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, CancellationToken ct = default) =>
-        durability == WriteDurability.Relaxed && _journal is not null && _journal.TryAppend(caller, writes, NowMs, out var journaled)
+    public Task<IReadOnlyList<KvSetResult>> SetManyKvAsync(Caller caller, IReadOnlyList<KvWrite> writes, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default) =>
+        durability == WriteDurability.Relaxed && !afterWritesUnderWay && _journal is not null && _journal.TryAppend(caller, writes, NowMs, out var journaled)
             ? Task.FromResult<IReadOnlyList<KvSetResult>>(journaled!)
             : SetThroughWriterAsync(caller, writes, durability, ct);
 

@@ -42,7 +42,6 @@ public sealed partial class SqliteMemoryStore : IMemoryStore
             _journal = journal;
             journal.Apply = ApplyJournal;
             journal.Nudge = _writer.Nudge;
-            journal.WriterHasKvWork = () => _writer.KvItemsUnderWay > 0;
             _writer.Gate = journal;
         }
     }

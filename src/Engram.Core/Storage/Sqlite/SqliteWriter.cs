@@ -41,7 +41,8 @@ public sealed class SqliteWriter : IAsyncDisposable
     internal long WalSyncs => _walSync.Syncs;
     private readonly List<IPendingWrite> _durable = [];
     private readonly ManualResetEventSlim _wake = new(initialState: false, spinCount: 0);
-    private readonly Action _setWake;
+    /// <summary>1 while the loop sleeps on <see cref="_wake"/> (or is about to): a producer then sets it.</summary>
+    private int _sleeping;
     private readonly ITransactionFollower? _follower;
 
     /// <param name="follower">In-memory state that follows this writer's transactions (see <see cref="ITransactionFollower"/>).</param>
@@ -66,7 +67,6 @@ public sealed class SqliteWriter : IAsyncDisposable
         // session 28). The cache grows only as pages are used.
         _connection.Execute($"PRAGMA cache_size=-{WriterCacheKibibytes}");
         _walSync = new SqliteWalSync(connection.Path, flush);
-        _setWake = _wake.Set;
         _checkpointer = new SqliteCheckpointer(connection.Path);
         // A thread of its own, not the thread pool: the loop blocks in SQLite for every commit, and a
         // dedicated thread wakes without a pool dispatch (and shows up by name in a profiler).
@@ -92,8 +92,21 @@ public sealed class SqliteWriter : IAsyncDisposable
     /// </summary>
     internal IWriterGate? Gate { get; set; }
 
-    /// <summary>Wakes the writer for a group even when nothing is queued (the gate has work for it).</summary>
-    internal void Nudge() => _queue.Writer.TryWrite(NudgeItem.Instance);
+    /// <summary>
+    /// Wakes the writer if it sleeps: something was queued, or the gate has work (<see cref="IWriterGate.MillisecondsUntilDue"/>
+    /// changed). Called after the change is visible; the full fence pairs with the one in <see cref="WaitForWork"/>, so either
+    /// the loop sees the change before it sleeps or this call sees it sleeping. The loop is woken directly, not through the
+    /// channel's continuation, which the channel runs on a pool thread: a pool thread woken for every group spun in
+    /// <c>sched_yield</c> afterwards, ~10% of the process's CPU under pipelined SETs (bench/README.md, session 36).
+    /// </summary>
+    internal void Nudge()
+    {
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _sleeping) != 0)
+        {
+            _wake.Set();
+        }
+    }
 
     /// <summary>Queues <paramref name="write"/>; the task completes after the transaction holding it has committed.</summary>
     public Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, CancellationToken ct = default) =>
@@ -117,34 +130,17 @@ public sealed class SqliteWriter : IAsyncDisposable
     internal async Task<T> WriteAsync<T>(Func<SqliteConnection, T> write, WriteDurability durability, bool touchesKv, CancellationToken ct = default)
     {
         var item = new WorkItem<T>(write, durability) { TouchesKv = touchesKv };
-        if (touchesKv)
-        {
-            // Counted from the call, before the item is queued: a journaled SET made after this call must not overtake it.
-            Interlocked.Increment(ref _kvItemsUnderWay);
-        }
         try
         {
             await _queue.Writer.WriteAsync(item, ct).ConfigureAwait(false);
         }
-        catch (Exception ex)
+        catch (ChannelClosedException)
         {
-            if (touchesKv)
-            {
-                Interlocked.Decrement(ref _kvItemsUnderWay);
-            }
-            if (ex is ChannelClosedException)
-            {
-                throw new ObjectDisposedException(nameof(SqliteWriter), "the store is closed");
-            }
-            throw;
+            throw new ObjectDisposedException(nameof(SqliteWriter), "the store is closed");
         }
+        Nudge();
         return await item.Task.ConfigureAwait(false);
     }
-
-    /// <summary>Items that touch key states, from their call until their group ended (see <see cref="IWriterGate"/>).</summary>
-    internal int KvItemsUnderWay => Volatile.Read(ref _kvItemsUnderWay);
-
-    private int _kvItemsUnderWay;
 
     private void Run()
     {
@@ -171,23 +167,22 @@ public sealed class SqliteWriter : IAsyncDisposable
                 group.Add(item);
             }
             var gate = Gate;
-            var kvItems = 0;
+            var touchesKv = false;
             foreach (var item in group)
             {
-                kvItems += item.TouchesKv ? 1 : 0;
+                touchesKv |= item.TouchesKv;
             }
-            var touchesKv = kvItems > 0;
-            IWorkItem? first = null;
+            GateItem? first = null;
             if (gate?.BeginGroup(touchesKv) is { } work)
             {
-                first = new WorkItem<int>(work, WriteDurability.Relaxed) { TouchesKv = false };
+                first = new GateItem(work);
                 group.Insert(0, first);
             }
             var committed = false;
             try
             {
-                // A group of nudges alone has nothing to write.
-                committed = first is null && group.TrueForAll(static i => i is NudgeItem) || RunGroup(group);
+                // Woken for the gate, which had nothing after all (another group took it): nothing to write.
+                committed = group.Count == 0 || RunGroup(group);
             }
             catch (Exception ex)
             {
@@ -197,7 +192,6 @@ public sealed class SqliteWriter : IAsyncDisposable
             finally
             {
                 gate?.EndGroup(touchesKv, applied: committed && first is { Failed: false });
-                Interlocked.Add(ref _kvItemsUnderWay, -kvItems);
             }
             Acknowledge(group, committed);
             if (committed)
@@ -226,33 +220,45 @@ public sealed class SqliteWriter : IAsyncDisposable
     }
 
     /// <summary>
-    /// Blocks this thread until an item is queued; false once the queue is closed and empty. Polls
-    /// for about <see cref="SpinIterations"/> short pauses first (no system calls: a caller that
-    /// answers fast is caught without a futex wake-up, which costs tens of µs on a VM), then sleeps
-    /// on an event that never spins: <c>Task.Wait</c> spins with <c>sched_yield</c>, which took ~10%
-    /// of the writer's time under load (measured) on cores the request threads need.
+    /// Blocks this thread until an item is queued or the gate's work is due (<see cref="IWriterGate.MillisecondsUntilDue"/>);
+    /// false once the queue is closed and empty. Polls for about <see cref="SpinIterations"/> short pauses first (no system
+    /// calls: a caller that answers fast is caught without a futex wake-up, which costs tens of µs on a VM), then sleeps on an
+    /// event that never spins (<c>Task.Wait</c> spins with <c>sched_yield</c>, which took ~10% of the writer's time under load,
+    /// measured, on cores the request threads need) until <see cref="Nudge"/> or the gate's deadline.
     /// </summary>
     private bool WaitForWork(ChannelReader<IWorkItem> reader)
     {
         for (var i = 0; i < SpinIterations; i++)
         {
             Thread.SpinWait(20);
-            if (reader.TryPeek(out _))
+            if (reader.TryPeek(out _) || Gate?.MillisecondsUntilDue() == 0)
             {
                 return true;
             }
         }
-        var wait = reader.WaitToReadAsync();
-        if (!wait.IsCompleted)
+        while (true)
         {
             _wake.Reset();
-            wait.GetAwaiter().UnsafeOnCompleted(_setWake);
-            while (!_wake.Wait(IdleInterval))
+            Interlocked.Exchange(ref _sleeping, 1); // a full fence: see Nudge
+            var due = Gate?.MillisecondsUntilDue() ?? Timeout.Infinite;
+            if (reader.TryPeek(out _) || due == 0)
+            {
+                Volatile.Write(ref _sleeping, 0);
+                return true;
+            }
+            if (reader.Completion.IsCompleted)
+            {
+                Volatile.Write(ref _sleeping, 0);
+                return false;
+            }
+            var idle = (int)IdleInterval.TotalMilliseconds;
+            var woken = _wake.Wait(due == Timeout.Infinite ? idle : Math.Min(due, idle));
+            Volatile.Write(ref _sleeping, 0);
+            if (!woken && (due == Timeout.Infinite || due >= idle))
             {
                 FollowerTurn(f => f.Idle(_connection));
             }
         }
-        return wait.GetAwaiter().GetResult();
     }
 
     /// <summary>Runs and commits one group; true when it committed (its items may still have failed one by one).</summary>
@@ -290,6 +296,10 @@ public sealed class SqliteWriter : IAsyncDisposable
         _durable.Clear();
         foreach (var item in group)
         {
+            if (item is GateItem)
+            {
+                continue; // nobody waits on the gate's work: publishing it would only wake a pool thread
+            }
             if (committed && !item.Failed && item.Durability == WriteDurability.Full)
             {
                 _durable.Add(item);
@@ -440,6 +450,7 @@ public sealed class SqliteWriter : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _queue.Writer.TryComplete();
+        Nudge();
         await _stopped.Task.ConfigureAwait(false);
         _walSync.Dispose(); // acknowledges what the last groups committed
         _checkpointer.Dispose();
@@ -491,24 +502,20 @@ public sealed class SqliteWriter : IAsyncDisposable
         }
     }
 
-    /// <summary>Wakes the loop for the gate's work (<see cref="Nudge"/>); runs as nothing and answers no one.</summary>
-    private sealed class NudgeItem : IWorkItem
+    /// <summary>The gate's work that opens a group (<see cref="IWriterGate.BeginGroup"/>): nobody waits on it.</summary>
+    private sealed class GateItem(Func<SqliteConnection, int> work) : IWorkItem
     {
-        public static readonly NudgeItem Instance = new();
+        private bool _failed;
 
         public WriteDurability Durability => WriteDurability.Relaxed;
 
         public bool TouchesKv => false;
 
-        public bool Failed => false;
+        public bool Failed => _failed;
 
-        public void Run(SqliteConnection connection)
-        {
-        }
+        public void Run(SqliteConnection connection) => work(connection);
 
-        public void Fail(Exception error)
-        {
-        }
+        public void Fail(Exception error) => _failed = true;
 
         public void Publish()
         {
@@ -526,4 +533,10 @@ internal interface IWriterGate
 
     /// <summary>The group ended, after its commit was published to the follower; <paramref name="applied"/>: the first work committed.</summary>
     void EndGroup(bool touchesKv, bool applied);
+
+    /// <summary>
+    /// How long until the gate wants a group even with nothing queued: 0 now, <see cref="Timeout.Infinite"/> never (until it
+    /// changes, and then it calls <see cref="SqliteWriter.Nudge"/>). Called on the writer's thread without a lock.
+    /// </summary>
+    int MillisecondsUntilDue();
 }
