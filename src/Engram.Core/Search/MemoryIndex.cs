@@ -20,6 +20,8 @@ public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorInde
     // (an LSM-style buffer): the change log is applied at BM25 speed, and searches scan this buffer
     // exactly next to the graph, so read-your-writes holds for the semantic signal too.
     private readonly Dictionary<int, float[]> _staged = [];
+    /// <summary>Released when a vector is staged, so the drain sleeps until there is work (<see cref="WaitForStagedAsync"/>).</summary>
+    private readonly SemaphoreSlim _stagedSignal = new(0, 1);
     private long _appliedSeq;
     private long _vectorMoves;
 
@@ -110,6 +112,7 @@ public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorInde
             if (vector is not null)
             {
                 _staged[doc] = vector;
+                SignalStaged();
             }
             else
             {
@@ -165,12 +168,34 @@ public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorInde
                 return false;
             }
             _staged[doc] = vector;
+            SignalStaged();
             Interlocked.Increment(ref _vectorMoves);
             return true;
         }
         finally
         {
             _gate.ExitWriteLock();
+        }
+    }
+
+    /// <summary>
+    /// Waits until a vector is staged after the last wait returned, or <paramref name="atMost"/> passed. The drain waits here
+    /// instead of polling: a 50 ms poll woke a pool thread 20 times a second on an idle server, each of which then spun.
+    /// </summary>
+    public Task<bool> WaitForStagedAsync(TimeSpan atMost, CancellationToken ct) => _stagedSignal.WaitAsync(atMost, ct);
+
+    private void SignalStaged()
+    {
+        if (_stagedSignal.CurrentCount == 0)
+        {
+            try
+            {
+                _stagedSignal.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Another stager released it first: one wake-up is enough.
+            }
         }
     }
 

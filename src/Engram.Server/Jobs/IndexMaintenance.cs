@@ -151,7 +151,8 @@ internal sealed partial class IndexMaintenance(EngramEngine engine, IOptions<Eng
             {
                 if (engine.Index.DrainStaged(256) == 0 && engine.Index.StagedVectors == 0)
                 {
-                    await Task.Delay(50, stoppingToken);
+                    // Woken when a vector is staged; the bound only covers a way of staging that does not signal.
+                    await engine.Index.WaitForStagedAsync(TimeSpan.FromSeconds(1), stoppingToken);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

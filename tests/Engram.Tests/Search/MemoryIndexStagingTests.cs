@@ -37,6 +37,30 @@ public sealed class MemoryIndexStagingTests
         });
 
     [Fact]
+    public async Task TheDrainSleepsUntilAVectorIsStaged()
+    {
+        var index = new MemoryIndex(d => new HnswIndex(d, HnswOptions.Default), Embedder.ModelId);
+        var idle = index.WaitForStagedAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+        await Task.Delay(50);
+        idle.IsCompleted.Should().BeFalse("nothing was staged: the drain sleeps");
+
+        index.Upsert("default", MemoryOf(1), null); // no vector yet: nothing to drain
+        await Task.Delay(50);
+        idle.IsCompleted.Should().BeFalse();
+        index.Upsert("default", MemoryOf(2), Embedder.Embed("two"));
+        (await idle.WaitAsync(TimeSpan.FromSeconds(10))).Should().BeTrue("staging a vector wakes the drain");
+
+        // A vector attached later (computed after the write) wakes it too.
+        var pending = index.PendingSnapshot(10, out var epoch);
+        pending.Should().ContainSingle();
+        var next = index.WaitForStagedAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+        index.DrainStaged(10).Should().Be(1);
+        index.AttachVector(pending[0].Doc, Embedder.Embed("one"), epoch).Should().BeTrue();
+        (await next.WaitAsync(TimeSpan.FromSeconds(10))).Should().BeTrue();
+        (await index.WaitForStagedAsync(TimeSpan.FromMilliseconds(20), CancellationToken.None)).Should().BeFalse("one wake per staging, not a level that stays set");
+    }
+
+    [Fact]
     public void StagedAndDrainedVectors_AnswerTheSame_AndRetiredOnesNeverComeBack()
     {
         var index = new MemoryIndex(d => new HnswIndex(d, HnswOptions.Default with { ExactSearchThreshold = 0 }), Embedder.ModelId);
