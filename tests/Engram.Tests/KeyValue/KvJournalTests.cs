@@ -99,6 +99,37 @@ public sealed class KvJournalTests : IDisposable
     }
 
     [Fact]
+    public async Task A_full_journal_sends_the_set_to_the_writer_which_applies_everything_and_starts_the_file_again()
+    {
+        var folder = Folder("full");
+        await using var store = SqliteMemoryStore.Open(folder);
+        var journal = Hold(store);
+        var kv = Relaxed(store);
+        var file = new FileInfo(Path.Combine(folder, "engram.db" + SqliteKvJournal.Suffix));
+        file.Length.Should().Be(SqliteKvJournal.CapacityBytes, "the file is reserved at its full size when it opens");
+        var big = Json("\"" + new string('x', 900_000) + "\"");
+        await kv.SetAsync(Acme, "big", Json("0"), null); // through the writer: loads the key's state
+
+        var versions = new List<long> { 1 };
+        var appended = new List<long>();
+        for (var i = 0; i < 24; i++)
+        {
+            versions.Add((await kv.SetAsync(Acme, "big", big, null)).Version);
+            appended.Add(journal.Appended);
+        }
+
+        // Records fit until the next could pass the reserved size; that SET went through the writer, whose group applied
+        // every waiting record first, and the records after it start at the file's beginning again.
+        var first = Enumerable.Range(1, appended.Count - 1).First(i => appended[i] == appended[i - 1]);
+        first.Should().BeGreaterThan(5, "several 900 KB records fit in the reserved size first");
+        appended[first].Should().Be(appended[first - 1], "that SET was not journaled");
+        appended[first + 1].Should().Be(appended[first] + 1, "the next one is, at the file's start");
+        versions.Should().Equal(Enumerable.Range(1, 25).Select(v => (long)v), "one order of versions across both ways");
+        new FileInfo(file.FullName).Length.Should().Be(SqliteKvJournal.CapacityBytes, "the file never grows past its reservation");
+        (await KvHistoryTests.AllHistoryAsync(kv, Acme, "big", 100)).Select(h => h.Version).Should().Equal(Enumerable.Range(1, 25).Select(v => (long)v));
+    }
+
+    [Fact]
     public async Task Conditional_sets_go_through_the_writer_and_are_ordered_after_the_journaled_ones()
     {
         await using var store = SqliteMemoryStore.Open(Folder("b"));
@@ -297,7 +328,13 @@ public sealed class KvJournalTests : IDisposable
                 await copy.WaitForExitAsync();
                 copy.ExitCode.Should().Be(0, file);
             }
-            await File.AppendAllTextAsync(Path.Combine(image, "engram.db-kvjournal"), "\u0040\u0000\u0000\u0000torn");
+            // The journal is reserved at its full size (zeros after the records): the torn record goes right after the last one.
+            using (var copied = File.OpenHandle(Path.Combine(image, "engram.db-kvjournal"), FileMode.Open, FileAccess.ReadWrite))
+            {
+                var (records, validBytes, _) = SqliteKvJournal.Read(copied, 0);
+                records.Should().HaveCount(3, "the three waiting SETs (the first SET of each key went through the writer)");
+                RandomAccess.Write(copied, "\u0040\u0000\u0000\u0000torn"u8, validBytes);
+            }
         }
 
         await using (var reopened = SqliteMemoryStore.Open(image))
