@@ -31,7 +31,9 @@ public class ExpiryTests
         await server.CreateAsync(new { content = "ephemeral", user_id = "u" });
 
         var store = server.Services.GetRequiredService<IMemoryStore>();
-        (await store.DeleteExpiredAsync(1000)).Should().Be(1);
+        // The sweeper's pass at start-up runs in the background: on a loaded machine (PostgreSQL takes its job lock first)
+        // it can come after the clock moved and take the memory itself. Either way it is deleted once, with one history entry.
+        (await store.DeleteExpiredAsync(1000)).Should().BeInRange(0, 1);
         (await store.DeleteExpiredAsync(1000)).Should().Be(0);
         var history = (await (await server.Client.GetAsync($"/v1/memories/{id}/history")).JsonAsync()).GetProperty("items").EnumerateArray().ToList();
         history.Select(h => h.GetProperty("event").GetString()).Should().Equal("created", "expired");
