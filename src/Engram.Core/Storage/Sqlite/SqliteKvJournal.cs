@@ -18,8 +18,7 @@ namespace Engram.Core.Storage.Sqlite;
 /// small groups most of a WAL page per SET (bench/README.md, session 35). Here the caller's own thread computes the key's
 /// new state from the state in memory, publishes it to readers, copies a record of the write into this file's memory
 /// mapping (in the operating system's page cache at once, so a crash of the process keeps it; see <see cref="CapacityBytes"/>)
-/// and answers. The writer applies the
-/// waiting records later, in order, through the same code as any SET (history row, change-log seq, write-behind state),
+/// and answers. The writer applies the waiting records later, in order, through the same code as any SET (history row, change-log seq, write-behind state),
 /// many per transaction; once every record in the file is applied, the next is written at its start again.
 /// </para>
 /// <para>
@@ -382,7 +381,7 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
 
     /// <summary>
     /// The group ended; <paramref name="applied"/>: its records committed. Otherwise they wait again, first. Once nothing
-    /// waits, every record in the file is in the tables and the file is emptied.
+    /// waits, every record in the file is in the tables and the next one is written at the file's start.
     /// </summary>
     public void EndGroup(bool touchesKv, bool applied)
     {

@@ -97,7 +97,7 @@ public sealed class SqliteWriter : IAsyncDisposable
     /// changed). Called after the change is visible; the full fence pairs with the one in <see cref="WaitForWork"/>, so either
     /// the loop sees the change before it sleeps or this call sees it sleeping. The loop is woken directly, not through the
     /// channel's continuation, which the channel runs on a pool thread: a pool thread woken for every group spun in
-    /// <c>sched_yield</c> afterwards, ~10% of the process's CPU under pipelined SETs (bench/README.md, session 36).
+    /// <c>sched_yield</c> afterwards: 6% of the process's CPU under pipelined SETs, 1.9% after (bench/README.md, session 36).
     /// </summary>
     internal void Nudge()
     {
