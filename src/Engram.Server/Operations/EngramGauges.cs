@@ -41,6 +41,10 @@ internal sealed partial class EngramGauges : IDisposable
         meter.CreateObservableGauge("engram_memories", Memories,
             description: "Memories stored, by tier and type (the writer's counts; rows past their TTL count until the sweeper removes them).");
         meter.CreateObservableGauge("engram_kv_keys", () => Sum(g => g._counts.KvKeys), description: "Key-value keys stored.");
+        meter.CreateObservableCounter("engram_kv_journal_sets_total", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.JournaledSets : 0),
+            description: "Relaxed SETs acknowledged through the key-value journal (SQLite) instead of a writer transaction; the rest of the SETs went through the writer.");
+        meter.CreateObservableGauge("engram_kv_journal_pending", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.JournalPending : 0),
+            description: "Relaxed SETs acknowledged through the key-value journal and not yet applied to the database (the writer applies them within milliseconds).");
         meter.CreateObservableGauge("engram_graph_entities", () => Sum(g => g._counts.GraphEntities), description: "Knowledge-graph entities.");
         meter.CreateObservableGauge("engram_graph_relations", () => Sum(g => g._counts.GraphRelations), description: "Knowledge-graph relations.");
         meter.CreateObservableGauge("engram_store_size_bytes", () => Sum(g => g._engine.Store.SizeBytes),

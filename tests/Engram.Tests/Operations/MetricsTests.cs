@@ -178,6 +178,20 @@ public sealed partial class MetricsTests : IDisposable
     }
 
     /// <summary>Writes memories, keys, a graph, searches of each kind and one backup, then scrapes <c>/metrics</c> (open mode: loopback, no keys).</summary>
+    [Fact]
+    public async Task Relaxed_sets_through_the_key_value_journal_are_counted()
+    {
+        await using var server = await EngramServer.StartAsync(configure: o => o.KeyValue.Durability = Core.Storage.WriteDurability.Relaxed);
+        // The first SET of a key goes through the writer (it loads the key's state); the next ones are journaled.
+        for (var i = 0; i < 4; i++)
+        {
+            (await server.Client.PutAsJsonAsync("/v1/kv/metrics:journaled", new { value = i })).EnsureSuccessStatusCode();
+        }
+        var body = await server.Client.GetStringAsync("/metrics");
+        Value(body, "engram_kv_journal_sets_total").Should().BeGreaterThanOrEqualTo(3, body);
+        Value(body, "engram_kv_journal_pending").Should().NotBeNull(body);
+    }
+
     private static async Task<string> ExerciseAndScrapeAsync(EngramServer server)
     {
         for (var i = 0; i < 3; i++)

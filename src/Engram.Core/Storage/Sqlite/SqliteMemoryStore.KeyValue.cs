@@ -101,6 +101,10 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     public Task ApplyKvJournalAsync(CancellationToken ct = default) =>
         _journal is { Pending: > 0 } ? _writer.WriteAsync(static _ => 0, WriteDurability.Relaxed, ct) : Task.CompletedTask;
 
+    public long JournaledSets => _journal?.Appended ?? 0;
+
+    public int JournalPending => _journal?.Pending ?? 0;
+
     /// <summary>The key-value journal, when this process owns it (tests, diagnostics).</summary>
     internal SqliteKvJournal? KvJournal => _journal;
 

@@ -8,7 +8,7 @@ namespace Engram.Core.Storage.Sqlite;
 /// and a pool of readers per process; other processes on the same file (the CLI next to a running
 /// server) wait on SQLite's lock through the busy timeout rather than failing.
 /// </summary>
-public sealed partial class SqliteMemoryStore : IMemoryStore
+public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
 {
     public const string FileName = "engram.db";
 
