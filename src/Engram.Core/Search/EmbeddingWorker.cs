@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Engram.Core.Common;
 
 namespace Engram.Core.Search;
 
@@ -79,17 +80,5 @@ public sealed class EmbeddingWorker
     }
 
     /// <summary>Wakes the loop (idempotent).</summary>
-    public void Wake()
-    {
-        try
-        {
-            if (_wake.CurrentCount == 0)
-            {
-                _wake.Release();
-            }
-        }
-        catch (SemaphoreFullException)
-        {
-        }
-    }
+    public void Wake() => _wake.WakeOnce();
 }

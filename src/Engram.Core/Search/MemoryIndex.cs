@@ -1,3 +1,4 @@
+using Engram.Core.Common;
 using Engram.Core.Indexing;
 using Engram.Core.Indexing.Text;
 using Engram.Core.Indexing.Vector;
@@ -112,7 +113,7 @@ public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorInde
             if (vector is not null)
             {
                 _staged[doc] = vector;
-                SignalStaged();
+                _stagedSignal.WakeOnce();
             }
             else
             {
@@ -168,7 +169,7 @@ public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorInde
                 return false;
             }
             _staged[doc] = vector;
-            SignalStaged();
+            _stagedSignal.WakeOnce();
             Interlocked.Increment(ref _vectorMoves);
             return true;
         }
@@ -183,21 +184,6 @@ public sealed partial class MemoryIndex(Func<int, IVectorIndex> createVectorInde
     /// instead of polling: a 50 ms poll woke a pool thread 20 times a second on an idle server, each of which then spun.
     /// </summary>
     public Task<bool> WaitForStagedAsync(TimeSpan atMost, CancellationToken ct) => _stagedSignal.WaitAsync(atMost, ct);
-
-    private void SignalStaged()
-    {
-        if (_stagedSignal.CurrentCount == 0)
-        {
-            try
-            {
-                _stagedSignal.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-                // Another stager released it first: one wake-up is enough.
-            }
-        }
-    }
 
     /// <summary>
     /// Moves up to <paramref name="max"/> staged vectors into the graph; returns how many. The graph

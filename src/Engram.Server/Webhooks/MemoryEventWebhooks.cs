@@ -264,19 +264,7 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
         }
     }
 
-    private void Wake()
-    {
-        if (_wake.CurrentCount == 0)
-        {
-            try
-            {
-                _wake.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-            }
-        }
-    }
+    private void Wake() => _wake.WakeOnce();
 
     /// <summary>The store's newest change when this service started, before the server took requests (null: unknown).</summary>
     private long? _startSeq;

@@ -1,3 +1,5 @@
+using Engram.Core.Common;
+
 namespace Engram.Core.Storage.Sqlite;
 
 /// <summary>
@@ -34,20 +36,7 @@ internal sealed class SqliteCheckpointer : IDisposable
     }
 
     /// <summary>Something was committed: checkpoint soon. Cheap and never blocks.</summary>
-    public void Signal()
-    {
-        if (_signal.CurrentCount == 0)
-        {
-            try
-            {
-                _signal.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-                // Another commit signalled first: one pass covers both.
-            }
-        }
-    }
+    public void Signal() => _signal.WakeOnce(); // commits in quick succession: one pass covers them
 
     private void Run()
     {

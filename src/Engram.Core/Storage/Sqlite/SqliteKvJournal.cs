@@ -277,17 +277,20 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         _nextJsn = firstJsn;
     }
 
-    /// <summary>The most bytes the records of <paramref name="writes"/> can take (UTF-8 of every text at its longest).</summary>
+    /// <summary>The most bytes the records of <paramref name="writes"/> can take in the file.</summary>
     private static long MostBytes(Caller caller, IReadOnlyList<KvWrite> writes)
     {
         long most = 0;
-        var texts = caller.Tenant.Length + caller.Actor.Length;
         foreach (var write in writes)
         {
-            most += HeaderBytes + 40 + (3L * (texts + write.StoredKey.Length + write.ValueJson.Length));
+            most += HeaderBytes + MostPayloadBytes(caller, write);
         }
         return most;
     }
+
+    /// <summary>The most bytes a record's payload can take: three numbers, four lengths, every text's UTF-8 at its longest.</summary>
+    private static int MostPayloadBytes(Caller caller, KvWrite write) =>
+        24 + 16 + Encoding.UTF8.GetMaxByteCount(caller.Tenant.Length + caller.Actor.Length + write.StoredKey.Length + write.ValueJson.Length);
 
     /// <summary>
     /// Reserves the file's <see cref="CapacityBytes"/> on disk and maps it; without both (not Linux, a file system without
@@ -450,7 +453,7 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         var actor = record.Caller.Actor;
         var key = record.Write.StoredKey;
         var json = record.Write.ValueJson;
-        var most = 24 + 16 + Encoding.UTF8.GetMaxByteCount(tenant.Length + actor.Length + key.Length + json.Length);
+        var most = MostPayloadBytes(record.Caller, record.Write);
         if (_buffer.Length < offset + HeaderBytes + most)
         {
             Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, offset + HeaderBytes + most));
