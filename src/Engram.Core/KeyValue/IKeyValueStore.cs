@@ -37,7 +37,7 @@ public interface IKeyValueStore
     /// The key's live entry (null: missing or expired) when the store holds its state in memory, without a task;
     /// false when only <see cref="GetKvAsync"/> can answer. The RESP endpoint's GET.
     /// </summary>
-    bool TryGetKvFromMemory(Caller caller, string storedKey, out KvEntry? entry);
+    bool TryGetKvFromMemory(Caller caller, ReadOnlySpan<char> storedKey, out KvEntry? entry);
 
     /// <summary>In the order given; null where the key is missing or expired.</summary>
     Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default);

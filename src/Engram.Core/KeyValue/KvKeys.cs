@@ -55,31 +55,52 @@ public static class KvKeys
     /// <see cref="Validate"/>'s checks without an exception, for fast paths that fall back to the checked one. Stricter:
     /// a key holding any surrogate (a character outside the Basic Multilingual Plane) is left to <see cref="Validate"/>.
     /// </summary>
-    public static bool IsValid(string? key)
+    public static bool IsValid(string? key) => IsValid(key.AsSpan());
+
+    /// <inheritdoc cref="IsValid(string?)"/>
+    public static bool IsValid(ReadOnlySpan<char> key)
     {
-        if (string.IsNullOrEmpty(key))
-        {
-            return false;
-        }
-        var span = key.AsSpan();
-        if (span.ContainsAny(NotInFastKeys))
+        if (key.IsEmpty || key.ContainsAny(NotInFastKeys))
         {
             return false;
         }
         // Without surrogates a character is at most 3 UTF-8 bytes: short keys need no count.
-        return key.Length <= KvOptions.MaxKeyBytes / 3 || Encoding.UTF8.GetByteCount(span) <= KvOptions.MaxKeyBytes;
+        return key.Length <= KvOptions.MaxKeyBytes / 3 || Encoding.UTF8.GetByteCount(key) <= KvOptions.MaxKeyBytes;
     }
 
     /// <summary>The stored form of a key the caller wrote (see the class summary).</summary>
     public static string ToStored(string tenant, string key)
     {
-        if (key.AsSpan().Count(':') != 2)
-        {
-            return key; // one vectorized pass: only {prefix}:{type}:{id} keys get the tenant inserted
-        }
-        var first = key.IndexOf(':');
-        return string.Concat(key.AsSpan(0, first + 1), tenant, key.AsSpan(first));
+        var first = TenantGoesAfter(key);
+        return first < 0 ? key : string.Concat(key.AsSpan(0, first + 1), tenant, key.AsSpan(first));
     }
+
+    /// <summary>
+    /// <see cref="ToStored(string, string)"/> without a string: the key itself, or the stored form written into
+    /// <paramref name="buffer"/>; false when that is too short.
+    /// </summary>
+    public static bool TryToStored(string tenant, ReadOnlySpan<char> key, Span<char> buffer, out ReadOnlySpan<char> stored)
+    {
+        stored = key;
+        var first = TenantGoesAfter(key);
+        if (first < 0)
+        {
+            return true;
+        }
+        if (key.Length + tenant.Length + 1 > buffer.Length)
+        {
+            return false;
+        }
+        key[..(first + 1)].CopyTo(buffer);
+        tenant.CopyTo(buffer[(first + 1)..]);
+        key[first..].CopyTo(buffer[(first + 1 + tenant.Length)..]);
+        stored = buffer[..(key.Length + tenant.Length + 1)];
+        return true;
+    }
+
+    /// <summary>Where the tenant goes in a stored key: after the first ':' of a three-segment key; -1 for any other key.</summary>
+    private static int TenantGoesAfter(ReadOnlySpan<char> key) =>
+        key.Count(':') == 2 ? key.IndexOf(':') : -1; // one vectorized pass decides for most keys
 
     /// <summary>The key as the caller wrote it: the inverse of <see cref="ToStored"/> for this tenant.</summary>
     public static string ToDisplay(string tenant, string storedKey)

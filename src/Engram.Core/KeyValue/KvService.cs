@@ -238,10 +238,21 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// <see cref="GetEntryAsync"/> without a task when the store holds the key's state in memory and the caller may read
     /// it; false otherwise (also for a key the checks refuse), and <see cref="GetEntryAsync"/> answers, or throws.
     /// </summary>
-    public bool TryGetEntryFromMemory(Caller caller, string key, out KvEntry? entry)
+    [System.Runtime.CompilerServices.SkipLocalsInit] // the buffers are read only where written
+    public bool TryGetEntryFromMemory(Caller caller, ReadOnlySpan<byte> utf8Key, out KvEntry? entry)
     {
+        // The key is decoded and given its tenant in buffers on the stack: a pipelined GET allocates nothing here.
         entry = null;
-        return TryReadKey(caller, key, out var partition, out var stored) && store.TryGetKvFromMemory(partition, stored, out entry);
+        Span<char> key = stackalloc char[KvOptions.MaxKeyBytes];
+        if (caller.Role < Role.Read || utf8Key.Length > KvOptions.MaxKeyBytes
+            || System.Text.Unicode.Utf8.ToUtf16(utf8Key, key, out _, out var chars, replaceInvalidSequences: false) != System.Buffers.OperationStatus.Done
+            || !KvKeys.IsValid(key[..chars]))
+        {
+            return false;
+        }
+        Span<char> buffer = stackalloc char[KvOptions.MaxKeyBytes + 1 + 128];
+        return KvKeys.TryToStored(caller.Tenant, key[..chars], buffer, out var stored)
+            && store.TryGetKvFromMemory(ScopeGuard.Enter(caller, Role.Read, "read keys").Partition(), stored, out entry);
     }
 
     /// <summary>

@@ -227,9 +227,9 @@ public sealed class KvTransaction : IKeyValueStore
 
     public bool ReadsKvWithoutBlocking(Caller caller, string storedKey) => true;
 
-    public bool TryGetKvFromMemory(Caller caller, string storedKey, out KvEntry? entry)
+    public bool TryGetKvFromMemory(Caller caller, ReadOnlySpan<char> storedKey, out KvEntry? entry)
     {
-        entry = Live(storedKey);
+        entry = Live(storedKey.ToString());
         return true;
     }
 

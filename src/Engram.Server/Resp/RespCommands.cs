@@ -453,7 +453,7 @@ internal sealed partial class RespConnection
     private bool TryGetFromMemory()
     {
         if (_argCount != 2 || _pending.Count != 0 || _sets.Count != 0 || _scripts.Count != 0 || InMulti || !Is(0, "GET"u8) || !TryCallerNow(out var caller)
-            || RespWriter.TryDecode(Arg(1)) is not { } key || !_kv.TryGetEntryFromMemory(caller, key, out var entry))
+            || !_kv.TryGetEntryFromMemory(caller, Arg(1), out var entry))
         {
             return false;
         }

@@ -63,6 +63,50 @@ public class KvServiceTests : IAsyncLifetime
         await FluentActions.Awaiting(() => Kv.GetHistoryAsync(Globex, "app:session:42")).Should().ThrowAsync<NotFoundException>();
     }
 
+    [Theory]
+    [InlineData("app:session:42")]
+    [InlineData("a:b")]
+    [InlineData("a:b:c:d")]
+    [InlineData("::")]
+    [InlineData("plain")]
+    public void NamingHelper_WithoutAString_GivesTheSameStoredKey(string key)
+    {
+        Span<char> buffer = stackalloc char[64];
+        KvKeys.TryToStored("acme", key, buffer, out var stored).Should().BeTrue();
+        stored.ToString().Should().Be(KvKeys.ToStored("acme", key));
+        // A buffer too short for the tenant is a refusal, not a truncated key.
+        KvKeys.TryToStored("acme", key, buffer[..key.Length], out var unchanged).Should().Be(KvKeys.ToStored("acme", key) == key);
+        if (KvKeys.ToStored("acme", key) == key)
+        {
+            unchanged.ToString().Should().Be(key);
+        }
+    }
+
+    [Fact]
+    public async Task AGetFromMemory_ByUtf8Bytes_FindsTheCallersOwnEntry()
+    {
+        await Kv.SetAsync(Acme, "app:session:42", Json("\"acme's\""), null);
+        await Kv.SetAsync(Globex, "app:session:42", Json("\"globex's\""), null);
+        await Kv.SetAsync(Acme, "caf\u00e9", Json("2"), null);
+        if (_engine.Store.Kind == "postgres")
+        {
+            // Every instance reads PostgreSQL itself: nothing is answered from memory.
+            Kv.TryGetEntryFromMemory(Acme, "app:session:42"u8, out _).Should().BeFalse();
+            return;
+        }
+
+        Kv.TryGetEntryFromMemory(Acme, "app:session:42"u8, out var acme).Should().BeTrue();
+        acme!.ValueJson.Should().Be("\"acme's\"");
+        Kv.TryGetEntryFromMemory(Globex, "app:session:42"u8, out var globex).Should().BeTrue();
+        globex!.ValueJson.Should().Be("\"globex's\"");
+        Kv.TryGetEntryFromMemory(Acme, "caf\u00e9"u8, out var accented).Should().BeTrue();
+        accented!.ValueJson.Should().Be("2");
+        // Bytes that are not UTF-8, control characters and readers without the role go to the checked path.
+        Kv.TryGetEntryFromMemory(Acme, [(byte)'k', 0xC0, 0xAF], out _).Should().BeFalse();
+        Kv.TryGetEntryFromMemory(Acme, "a\u0001b"u8, out _).Should().BeFalse();
+        Kv.TryGetEntryFromMemory(Acme with { Role = 0 }, "app:session:42"u8, out _).Should().BeFalse();
+    }
+
     [Fact]
     public async Task NamingHelper_InsertsTheTenant_AndShowsKeysAsWritten()
     {

@@ -34,7 +34,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     public bool ReadsKvWithoutBlocking(Caller caller, string storedKey) => true;
 
     /// <summary>Never: this store keeps no key-value state in memory (every instance reads the database).</summary>
-    public bool TryGetKvFromMemory(Caller caller, string storedKey, out KvEntry? entry)
+    public bool TryGetKvFromMemory(Caller caller, ReadOnlySpan<char> storedKey, out KvEntry? entry)
     {
         entry = null;
         return false;

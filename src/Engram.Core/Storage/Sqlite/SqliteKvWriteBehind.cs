@@ -12,7 +12,7 @@ namespace Engram.Core.Storage.Sqlite;
 /// </summary>
 internal readonly struct KvSlot(string tenant, string key) : IEquatable<KvSlot>
 {
-    private readonly int _hash = HashCode.Combine(tenant, key);
+    private readonly int _hash = Hash(tenant, key);
 
     public string Tenant { get; } = tenant;
 
@@ -26,6 +26,34 @@ internal readonly struct KvSlot(string tenant, string key) : IEquatable<KvSlot>
     public override int GetHashCode() => _hash;
 
     public override string ToString() => $"{Tenant}/{Key}";
+
+    /// <summary>The hash of a slot; a key's characters hash alike as a string or a span.</summary>
+    public static int Hash(string tenant, ReadOnlySpan<char> key) => HashCode.Combine(tenant.GetHashCode(), string.GetHashCode(key));
+}
+
+/// <summary>A slot whose key is still in a caller's buffer: the RESP GET looks its key up without making a string.</summary>
+internal readonly ref struct KvSlotSpan(string tenant, ReadOnlySpan<char> key)
+{
+    public string Tenant { get; } = tenant;
+
+    public ReadOnlySpan<char> Key { get; } = key;
+}
+
+/// <summary>Compares slots, and a <see cref="KvSlotSpan"/> with a slot (the key states' alternate look-up).</summary>
+internal sealed class KvSlotComparer : IEqualityComparer<KvSlot>, IAlternateEqualityComparer<KvSlotSpan, KvSlot>
+{
+    public static readonly KvSlotComparer Instance = new();
+
+    public bool Equals(KvSlot x, KvSlot y) => x.Equals(y);
+
+    public int GetHashCode(KvSlot obj) => obj.GetHashCode();
+
+    public bool Equals(KvSlotSpan alternate, KvSlot other) =>
+        alternate.Key.SequenceEqual(other.Key) && string.Equals(alternate.Tenant, other.Tenant, StringComparison.Ordinal);
+
+    public int GetHashCode(KvSlotSpan alternate) => KvSlot.Hash(alternate.Tenant, alternate.Key);
+
+    public KvSlot Create(KvSlotSpan alternate) => new(alternate.Tenant, alternate.Key.ToString());
 }
 
 /// <summary>
@@ -145,7 +173,10 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     /// the waiting ones stay (<see cref="MaxWaiting"/> bounds them). Cleared whenever the tables are caught up with
     /// another process.
     /// </summary>
-    private readonly ConcurrentDictionary<KvSlot, KvHot> _readable = new();
+    private readonly ConcurrentDictionary<KvSlot, KvHot> _readable = new(KvSlotComparer.Instance);
+    private readonly ConcurrentDictionary<KvSlot, KvHot>.AlternateLookup<KvSlotSpan> _readableBySpan;
+
+    public SqliteKvWriteBehind() => _readableBySpan = _readable.GetAlternateLookup<KvSlotSpan>();
     /// <summary>
     /// Held while clean states leave <see cref="_readable"/> and while a reader adds what it read: with <see cref="_evictions"/>
     /// it keeps a reader from adding a state it read before a newer one was folded and dropped (see <see cref="Remember"/>).
@@ -210,6 +241,10 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
 
     /// <summary>The committed state of <paramref name="slot"/> when the table may be behind it (any thread).</summary>
     public bool TryGetCommitted(KvSlot slot, out KvHot state) => _readable.TryGetValue(slot, out state!);
+
+    /// <summary><see cref="TryGetCommitted(KvSlot, out KvHot)"/> for a key not made into a string.</summary>
+    public bool TryGetCommitted(string tenant, ReadOnlySpan<char> key, out KvHot state) =>
+        _readableBySpan.TryGetValue(new KvSlotSpan(tenant, key), out state!);
 
     /// <summary>The newest state in the running transaction: staged, else committed; null when the table has it.</summary>
     public KvHot? Find(KvSlot slot) =>

@@ -141,9 +141,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// <summary>Only a key whose state is held in memory: any other read is a synchronous SQLite query.</summary>
     public bool ReadsKvWithoutBlocking(Caller caller, string storedKey) => _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out _);
 
-    public bool TryGetKvFromMemory(Caller caller, string storedKey, out KvEntry? entry)
+    public bool TryGetKvFromMemory(Caller caller, ReadOnlySpan<char> storedKey, out KvEntry? entry)
     {
-        if (_kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out var hot))
+        if (_kvHot.TryGetCommitted(caller.Tenant, storedKey, out var hot))
         {
             entry = hot.Entry is { } found && _expiryClock.IsLive(found.ExpiresAtMs) ? found : null;
             return true;
