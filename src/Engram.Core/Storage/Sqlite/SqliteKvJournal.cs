@@ -221,8 +221,9 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
                 var write = writes[i];
                 var slot = new KvSlot(caller.Tenant, write.StoredKey);
                 // Looked up once (a key written twice in the batch finds the state its first write published). A key whose
-                // state is not in memory, or a condition, sends the whole batch to the writer: what this one published is undone.
-                if (write.Condition != KvCondition.Always || !_states.TryGetCommitted(slot, out var before))
+                // state is not in memory (unless it never had one), or a condition, sends the whole batch to the writer:
+                // what this one published is undone.
+                if (write.Condition != KvCondition.Always || !TryGetState(slot, out var before))
                 {
                     Undo(i, firstJsn);
                     return false;
@@ -262,6 +263,21 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
             Nudge?.Invoke();
         }
         return true;
+    }
+
+    /// <summary>
+    /// The key's state as readers see it, or <see cref="KvHot.Absent"/> for a key that never had one (a new key is
+    /// journaled like a known one); false when only the tables can tell. Under the state lock, so no writer group stages
+    /// a state meanwhile.
+    /// </summary>
+    private bool TryGetState(KvSlot slot, out KvHot state)
+    {
+        if (_states.TryGetCommitted(slot, out state))
+        {
+            return true;
+        }
+        state = KvHot.Absent;
+        return !_states.MayHold(slot.Tenant, slot.Key);
     }
 
     /// <summary>Takes back the first <paramref name="count"/> writes of a batch that turned out not to fit: readers see the states before them again.</summary>

@@ -242,6 +242,21 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     /// <summary>The committed state of <paramref name="slot"/> when the table may be behind it (any thread).</summary>
     public bool TryGetCommitted(KvSlot slot, out KvHot state) => _readable.TryGetValue(slot, out state!);
 
+    /// <summary>
+    /// Every key the tables hold a row for or that has a state here (<see cref="KvKeyFilter"/>); null until the first
+    /// catch-up built it. Replaced, not cleared: by a catch-up (another process wrote keys it does not know) and when full.
+    /// </summary>
+    private KvKeyFilter? _keys;
+
+    /// <summary>
+    /// False when the key has no state anywhere, neither in the tables nor here: a look-up for it needs no SQLite read
+    /// (any thread). A key's bits are set when the writer stages its first state, before any reader can be told of it.
+    /// </summary>
+    public bool MayHold(string tenant, ReadOnlySpan<char> key) => Volatile.Read(ref _keys)?.MayContain(tenant, key) ?? true;
+
+    /// <summary>The key filter's size and fill, for the metrics (null before the first catch-up).</summary>
+    public (long Keys, long Capacity, long Bytes)? KeyFilterFigures => Volatile.Read(ref _keys) is { } keys ? (keys.Added, keys.Capacity, keys.Bytes) : null;
+
     /// <summary><see cref="TryGetCommitted(KvSlot, out KvHot)"/> for a key not made into a string.</summary>
     public bool TryGetCommitted(string tenant, ReadOnlySpan<char> key, out KvHot state) =>
         _readableBySpan.TryGetValue(new KvSlotSpan(tenant, key), out state!);
@@ -265,7 +280,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
             return Known(known);
         }
         // Unknown, or a journaled SET's state, which the writer is applying now: the table holds the state before it.
-        var loaded = Load(c, slot);
+        var loaded = MayHold(slot.Tenant, slot.Key) ? Load(c, slot) : null;
         // On the writer's thread, inside its transaction: the tables show every committed change of this key (states
         // staged by this transaction are found above), so the state is clean and no reader can hold a newer one.
         var state = loaded ?? KvHot.Absent;
@@ -344,6 +359,10 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     /// <summary>Records the key's new state (<paramref name="entry"/> null: deleted) written by history row <paramref name="hid"/>.</summary>
     public void Stage(KvSlot slot, KvEntry? entry, long hid, long seq)
     {
+        if (_keys is { } keys && !keys.MayContain(slot.Tenant, slot.Key))
+        {
+            keys.Add(slot.Tenant, slot.Key); // before the commit that lets anyone see the state
+        }
         ref var index = ref CollectionsMarshal.GetValueRefOrAddDefault(_stagedIndex, slot, out var staged);
         var first = staged ? _staged[index].State.FirstUnfoldedHid
             : _committed.TryGetValue(slot, out var committed) ? committed.FirstUnfoldedHid
@@ -467,6 +486,58 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         Volatile.Write(ref _unflushedCount, 0);
         _waitingBytes = 0;
         _cycle = null;
+        // The tables may hold keys another process wrote: the filter is built anew, at once for a small store (a CLI
+        // command opens one and runs a single operation), else on the writer's next turn, and meanwhile says "maybe".
+        Volatile.Write(ref _keys, null);
+        _keysDue = true;
+        if ((connection.ScalarInt64("SELECT max(hid) FROM kv_history") ?? 0) <= KeysScannedAtOnce)
+        {
+            RebuildKeys(connection);
+        }
+    }
+
+    /// <summary>History rows (an upper bound on the keys) up to which a catch-up builds the key filter at once: ~50 ms.</summary>
+    private const long KeysScannedAtOnce = 250_000;
+
+    /// <summary>The key filter is to be built on the writer's next turn (after a catch-up of a large store).</summary>
+    private bool _keysDue;
+
+    /// <summary>
+    /// Builds the key filter anew, sized for twice the keys it finds: every key of the tables (read outside a transaction,
+    /// on the writer's thread, so nothing is folded meanwhile), then every state here. Under the state lock for the last
+    /// step, so a SET journaled meanwhile (its state is only here until the writer applies it) is in the new filter.
+    /// </summary>
+    private void RebuildKeys(SqliteConnection c)
+    {
+        var hashes = new List<ulong>();
+        using (var rows = c.Prepare("SELECT tenant, key FROM kv_entries UNION ALL SELECT tenant, key FROM kv_deleted"))
+        {
+            while (rows.Step())
+            {
+                hashes.Add(KvKeyFilter.Hash(rows.GetText(0), rows.GetText(1)));
+            }
+        }
+        _keysDue = false;
+        var filter = new KvKeyFilter(2L * (hashes.Count + _committed.Count + _readable.Count));
+        foreach (var hash in hashes)
+        {
+            filter.Add(hash);
+        }
+        foreach (var slot in _committed.Keys)
+        {
+            filter.Add(slot.Tenant, slot.Key);
+        }
+        lock (StateLock)
+        {
+            foreach (var (slot, state) in _readable)
+            {
+                if (state.Entry is not null || state.LastHid != 0) // not a remembered absence
+                {
+                    filter.Add(slot.Tenant, slot.Key);
+                }
+            }
+            Volatile.Write(ref _keys, filter);
+        }
     }
 
     public int Mark() => _staged.Count;
@@ -542,6 +613,10 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         {
             FoldChunk(connection);
         }
+        if (_keysDue || _keys is { Full: true })
+        {
+            RebuildKeys(connection);
+        }
         if (DropDue)
         {
             DropOverBound();
@@ -551,6 +626,19 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     private bool CycleDue => _committed.Count >= HighWater || _waitingBytes >= MaxWaitingBytes || _lastHid - _watermark >= MaxUnfoldedRows;
 
     public void Idle(SqliteConnection connection)
+    {
+        Settle(connection);
+        if (_keysDue || _keys is { Full: true })
+        {
+            RebuildKeys(connection);
+        }
+    }
+
+    /// <summary>Not <see cref="Idle"/>: a store that closes builds no key filter.</summary>
+    public void Closing(SqliteConnection connection) => Settle(connection);
+
+    /// <summary>Catches up with another process's writes, or folds whatever waits; drops states past the cache bound.</summary>
+    private void Settle(SqliteConnection connection)
     {
         if (!InSyncOutsideTransaction(connection))
         {
@@ -570,7 +658,6 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         }
     }
 
-    public void Closing(SqliteConnection connection) => Idle(connection);
 
     /// <summary>
     /// Folds the next <see cref="ChunkSize"/> keys of the cycle (starting one if none is under way: every waiting key, in

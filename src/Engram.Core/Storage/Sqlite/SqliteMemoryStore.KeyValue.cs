@@ -128,6 +128,10 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// <summary>A key's state as the tables hold it, read by a reader that did not find it in memory, and kept there for the next read.</summary>
     private KvHot? ReadKvState(SqliteConnection c, KvSlot slot)
     {
+        if (!_kvHot.MayHold(slot.Tenant, slot.Key))
+        {
+            return null; // never written: nothing to read, nor to remember
+        }
         var evictions = _kvHot.EvictionsSoFar;
         var state = SqliteKvWriteBehind.Load(c, slot);
         AfterKvReadForTests?.Invoke();
@@ -139,7 +143,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     internal Action? AfterKvReadForTests { get; set; }
 
     /// <summary>Only a key whose state is held in memory: any other read is a synchronous SQLite query.</summary>
-    public bool ReadsKvWithoutBlocking(Caller caller, string storedKey) => _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out _);
+    public bool ReadsKvWithoutBlocking(Caller caller, string storedKey) =>
+        _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out _) || !_kvHot.MayHold(caller.Tenant, storedKey);
 
     public bool TryGetKvFromMemory(Caller caller, ReadOnlySpan<char> storedKey, out KvEntry? entry)
     {
@@ -149,7 +154,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             return true;
         }
         entry = null;
-        return false;
+        return !_kvHot.MayHold(caller.Tenant, storedKey); // a key never written is missing without a read
     }
 
     public Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default) =>
