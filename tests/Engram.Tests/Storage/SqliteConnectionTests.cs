@@ -38,6 +38,14 @@ public sealed class SqliteConnectionTests : IDisposable
     }
 
     [Fact]
+    public void SqliteKeepsNoMemoryStatistics_SoItsAllocationsTakeNoGlobalMutex()
+    {
+        using var c = SqliteConnection.Open(DbPath);
+        SqliteConnection.MemoryStatistics.Should().BeFalse("SQLITE_CONFIG_MEMSTATUS is turned off before SQLite starts");
+        c.ScalarInt64("SELECT 1").Should().Be(1, "SQLite started again after the setting");
+    }
+
+    [Fact]
     public void BindsAndReadsEveryType()
     {
         using var c = SqliteConnection.Open(DbPath);

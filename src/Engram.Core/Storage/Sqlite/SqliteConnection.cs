@@ -102,6 +102,18 @@ public sealed class SqliteConnection : IDisposable
         }
     }
 
+    /// <summary>Whether SQLite still keeps memory statistics (its build refused to turn them off).</summary>
+    private static bool _memoryStatistics;
+
+    internal static bool MemoryStatistics
+    {
+        get
+        {
+            EnsureInitialized();
+            return _memoryStatistics;
+        }
+    }
+
     private static void EnsureInitialized()
     {
         if (_initialized)
@@ -113,6 +125,12 @@ public sealed class SqliteConnection : IDisposable
             if (!_initialized)
             {
                 Batteries_V2.Init();
+                // No memory statistics: with them on, every SQLite allocation and free takes one process-wide mutex
+                // (nothing here reads sqlite3_memory_used or sets a heap limit). A setting only SQLite's start-up takes.
+                raw.sqlite3_shutdown();
+                var rc = raw.sqlite3_config(raw.SQLITE_CONFIG_MEMSTATUS, 0);
+                raw.sqlite3_initialize();
+                _memoryStatistics = rc != raw.SQLITE_OK;
                 _initialized = true;
             }
         }
