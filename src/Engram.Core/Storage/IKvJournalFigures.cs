@@ -2,7 +2,8 @@ namespace Engram.Core.Storage;
 
 /// <summary>
 /// What a store that acknowledges relaxed SETs through a journal (SQLite's key-value journal) reports about it, for the
-/// metrics: how many SETs took that way, and how many of them the database does not hold yet.
+/// metrics: how many SETs took that way, how many of them the database does not hold yet, and the memory of the key
+/// filter that lets new keys take that way too.
 /// </summary>
 public interface IKvJournalFigures
 {
@@ -11,4 +12,7 @@ public interface IKvJournalFigures
 
     /// <summary>SETs acknowledged through the journal and not yet applied to the database's tables.</summary>
     int JournalPending { get; }
+
+    /// <summary>Bytes held by the filter of the keys the store holds (0 while it is being built).</summary>
+    long KeyFilterBytes { get; }
 }

@@ -182,7 +182,7 @@ public sealed partial class MetricsTests : IDisposable
     public async Task Relaxed_sets_through_the_key_value_journal_are_counted()
     {
         await using var server = await EngramServer.StartAsync(configure: o => o.KeyValue.Durability = Core.Storage.WriteDurability.Relaxed);
-        // The first SET of a key goes through the writer (it loads the key's state); the next ones are journaled.
+        // A new key is journaled from its first SET (the key filter knows it has no state), and so are the next ones.
         for (var i = 0; i < 4; i++)
         {
             (await server.Client.PutAsJsonAsync("/v1/kv/metrics:journaled", new { value = i })).EnsureSuccessStatusCode();
@@ -190,6 +190,7 @@ public sealed partial class MetricsTests : IDisposable
         var body = await server.Client.GetStringAsync("/metrics");
         Value(body, "engram_kv_journal_sets_total").Should().BeGreaterThanOrEqualTo(3, body);
         Value(body, "engram_kv_journal_pending").Should().NotBeNull(body);
+        Value(body, "engram_kv_key_filter_bytes").Should().BeGreaterThanOrEqualTo(256 * 1024, "the smallest filter is 256 KB; " + body);
     }
 
     private static async Task<string> ExerciseAndScrapeAsync(EngramServer server)

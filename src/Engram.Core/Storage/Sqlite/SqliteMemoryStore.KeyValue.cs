@@ -105,6 +105,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
 
     public int JournalPending => _journal?.Pending ?? 0;
 
+    public long KeyFilterBytes => _kvHot.KeyFilterFigures?.Bytes ?? 0;
+
     /// <summary>The key-value journal, when this process owns it (tests, diagnostics).</summary>
     internal SqliteKvJournal? KvJournal => _journal;
 
