@@ -36,15 +36,8 @@ internal static class InlineTransport
         }
     }
 
-    /// <summary>
-    /// The transport for the endpoint. Besides inline scheduling, a socket receives straight into a buffer instead of
-    /// first waiting with a zero-byte read (the transport's default, which spares an idle connection its buffer): the
-    /// zero-byte read was a second <c>recvfrom</c> for every batch a client sent, 6-8% of the server's CPU for pipelined
-    /// GETs (bench/README.md, session 37). The price is one 4 KB pool block held per idle connection, at most 40 MB at
-    /// the default <see cref="RespOptions.MaxConnections"/>; Redis keeps a query buffer per client too.
-    /// </summary>
     public static IConnectionListenerFactory Create(ILoggerFactory loggers) =>
-        new SocketTransportFactory(Options.Create(new SocketTransportOptions { UnsafePreferInlineScheduling = true, WaitForDataBeforeAllocatingBuffer = false }), loggers);
+        new SocketTransportFactory(Options.Create(new SocketTransportOptions { UnsafePreferInlineScheduling = true }), loggers);
 
     /// <summary>Marks the connection's socket for inline completions; false when the runtime offers no such switch.</summary>
     public static bool TryPreferInline(ConnectionContext context)

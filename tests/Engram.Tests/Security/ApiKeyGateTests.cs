@@ -109,6 +109,13 @@ public sealed class ApiKeyGateTests
     public async Task The_probes_answer_without_a_key_and_health_says_whether_auth_is_open_without_key_data()
     {
         await using var server = await EngramServer.StartAsync();
+        // Ready first: on a loaded machine the indexes may still be loading, and /health then answers 503 (not ready).
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await server.Client.GetAsync("/health/ready")).StatusCode != HttpStatusCode.OK)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "the server should become ready");
+            await Task.Delay(50);
+        }
         (await server.Client.GetStringAsync("/health")).Should().Contain("\"auth\":\"open\"");
 
         var key = await server.CreateKeyAsync("default", Role.Read);
