@@ -23,6 +23,7 @@ using Engram.Benchmarks.Store;
 // `resp` runs redis-benchmark against Engram's RESP endpoint and redis-server side by side, -P 1 and -P 16 (issue 20);
 // `resp-keyspace` times DBSIZE, INFO keyspace, SCAN to the end and KEYS * at 100,000 keys, and MSET/MGET/EXISTS/DEL of
 // 100,000 keys in one command, on both (issue 20);
+// `kv-filter` times the key-value key filter's build at 1,000,000 keys (the writer's stall at start-up and when it fills);
 // `alerts` measures the alert detection delay after a fault and the memory-event webhook delay (issue 19);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)
@@ -65,6 +66,8 @@ switch (args.Length > 0 ? args[0] : null)
         return await RespBenchmark.RunAsync(args[1..]);
     case "resp-keyspace":
         return await RespKeyspaceBenchmark.RunAsync(args[1..]);
+    case "kv-filter":
+        return await KvKeyFilterBenchmark.RunAsync(args[1..]);
     case "alerts":
         return await Engram.Benchmarks.Operations.AlertsBenchmark.RunAsync(args[1..]);
     case "mem0":

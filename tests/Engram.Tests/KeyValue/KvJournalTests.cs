@@ -393,6 +393,39 @@ public sealed class KvJournalTests : IDisposable
         (await serverKv.GetAsync(Acme, "other")).Value.GetRawText().Should().Be("1");
     }
 
+    [Fact]
+    public async Task A_reopened_store_finds_every_key_through_the_filter_it_built_from_the_tables()
+    {
+        var folder = Folder("reopen");
+        var globex = new Caller("globex", "test");
+        string[] keys = ["caf\u00e9", "\u65e5\u672c:\u30ad\u30fc", "app:session:1", "plain", "emoji \U0001F600"];
+        await using (var store = SqliteMemoryStore.Open(folder))
+        {
+            var kv = Relaxed(store);
+            foreach (var key in keys)
+            {
+                await kv.SetAsync(Acme, key, Json("\"acme\""), null);
+                await kv.SetAsync(globex, key, Json("\"globex\""), null);
+            }
+            await kv.SetAsync(Acme, "gone", Json("1"), null);
+            await kv.DeleteKeyAsync(Acme, "gone");
+        } // closing applies and folds everything: the next open builds its filter from kv_entries and kv_deleted
+
+        await using (var store = SqliteMemoryStore.Open(folder))
+        {
+            var kv = Relaxed(store);
+            foreach (var key in keys)
+            {
+                (await kv.GetAsync(Acme, key)).Value.GetString().Should().Be("acme", key);
+                (await kv.GetAsync(globex, key)).Value.GetString().Should().Be("globex", key);
+            }
+            store.ReadsKvWithoutBlocking(Acme, "never written").Should().BeTrue();
+            store.ReadsKvWithoutBlocking(Acme, "gone").Should().BeFalse("a deleted key keeps its history, so the filter holds it");
+            (await kv.SetAsync(Acme, "gone", Json("2"), null)).Version.Should().Be(1);
+            (await kv.GetHistoryAsync(Acme, "gone")).Items.Select(h => h.Event).Should().Equal(KvEvents.Created, KvEvents.Deleted, KvEvents.Created);
+        }
+    }
+
     private static async Task<bool> ExistsAsync(KvService kv, string key)
     {
         try

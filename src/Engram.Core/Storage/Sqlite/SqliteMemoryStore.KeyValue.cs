@@ -107,6 +107,15 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
 
     public long KeyFilterBytes => _kvHot.KeyFilterFigures?.Bytes ?? 0;
 
+    /// <summary>Builds the key filter anew on the writer's thread and returns how long that took (the benchmark's).</summary>
+    internal Task<TimeSpan> RebuildKvKeyFilterAsync() =>
+        _writer.WriteAsync(c =>
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            _kvHot.RebuildKeys(c);
+            return System.Diagnostics.Stopwatch.GetElapsedTime(started);
+        }, WriteDurability.Relaxed);
+
     /// <summary>The key-value journal, when this process owns it (tests, diagnostics).</summary>
     internal SqliteKvJournal? KvJournal => _journal;
 
