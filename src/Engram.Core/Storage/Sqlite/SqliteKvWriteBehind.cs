@@ -496,7 +496,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         }
     }
 
-    /// <summary>History rows (an upper bound on the keys) up to which a catch-up builds the key filter at once: ~50 ms.</summary>
+    /// <summary>History rows (an upper bound on the keys) up to which a catch-up builds the key filter at once: under ~0.1 s.</summary>
     private const long KeysScannedAtOnce = 250_000;
 
     /// <summary>The key filter is to be built on the writer's next turn (after a catch-up of a large store).</summary>
