@@ -23,7 +23,7 @@ using Engram.Benchmarks.Store;
 // `resp` runs redis-benchmark against Engram's RESP endpoint and redis-server side by side, -P 1 and -P 16 (issue 20);
 // `resp-keyspace` times DBSIZE, INFO keyspace, SCAN to the end and KEYS * at 100,000 keys, and MSET/MGET/EXISTS/DEL of
 // 100,000 keys in one command, on both (issue 20);
-// `kv-filter` times the key-value key filter's build at 1,000,000 keys (the writer's stall at start-up and when it fills);
+// `kv-filter` times a build of the key-value key filter at 1,000,000 keys (its scan of the tables and the filter made);
 // `alerts` measures the alert detection delay after a fault and the memory-event webhook delay (issue 19);
 // anything else goes to BenchmarkDotNet's switcher for the micro-benchmarks.
 switch (args.Length > 0 ? args[0] : null)

@@ -426,6 +426,54 @@ public sealed class KvJournalTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_filter_built_by_a_reader_holds_the_tables_keys_and_those_written_meanwhile()
+    {
+        // Every catch-up defers the build here, as past 250,000 history rows: a reader scans the tables, the writer installs.
+        var folder = Folder("scan");
+        var keys = Enumerable.Range(0, 300).Select(i => $"swarm:task:{i:D4}").ToList();
+        await using (var store = SqliteMemoryStore.OpenWithWriteBehind(folder, new SqliteKvWriteBehind { KeysScannedAtOnce = 0 }))
+        {
+            await Relaxed(store).SetManyAsync(Acme, [.. keys.Select(k => (KvSetItem?)new KvSetItem(k, Json("1"), null))]);
+        }
+
+        var behind = new SqliteKvWriteBehind { KeysScannedAtOnce = 0 };
+        await using (var store = SqliteMemoryStore.OpenWithWriteBehind(folder, behind))
+        {
+            // The scan reads its snapshot, then is held: a key written now is in neither that snapshot nor the keys in
+            // memory when the scan began; only the record of keys staged during the scan brings it into the filter.
+            using var scanned = new SemaphoreSlim(0);
+            using var release = new SemaphoreSlim(0);
+            var scan = behind.ScanKeysOnReader!;
+            behind.ScanKeysOnReader = async () =>
+            {
+                var hashes = await scan();
+                scanned.Release();
+                await release.WaitAsync();
+                return hashes;
+            };
+            var kv = Relaxed(store);
+            store.KeyFilterBytes.Should().Be(0, "no filter until the writer's turn has installed the reader's scan");
+            store.ReadsKvWithoutBlocking(Acme, "never written").Should().BeFalse("without a filter every unknown key is a table read");
+            await kv.SetAsync(Acme, "before:0", Json("0"), null); // its group's turn starts the scan
+            (await scanned.WaitAsync(TimeSpan.FromSeconds(20))).Should().BeTrue("the writer's turn starts the scan");
+
+            await kv.SetAsync(Acme, "during:0", Json("2"), null);
+            await WaitUntilAsync(() => store.KvWaitingStates == 0, "the idle writer folds the key into the table");
+            release.Release();
+            await WaitUntilAsync(() => store.KeyFilterBytes > 0, "the writer installs the filter on a later turn");
+
+            store.ClearKvCache(); // from here a key is found only through the filter and the tables
+            (await kv.GetAsync(Acme, "during:0")).Value.GetInt32().Should().Be(2, "a key staged while the scan ran is in the filter");
+            (await kv.GetAsync(Acme, "before:0")).Value.GetInt32().Should().Be(0);
+            foreach (var key in keys)
+            {
+                (await kv.GetAsync(Acme, key)).Value.GetInt32().Should().Be(1, key);
+            }
+            store.ReadsKvWithoutBlocking(Acme, "never written").Should().BeTrue("the installed filter knows the key is new");
+        }
+    }
+
     private static async Task<bool> ExistsAsync(KvService kv, string key)
     {
         try

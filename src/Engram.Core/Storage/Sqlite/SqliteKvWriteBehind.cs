@@ -363,6 +363,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         {
             keys.Add(slot.Tenant, slot.Key); // before the commit that lets anyone see the state
         }
+        _stagedDuringScan?.Add(KvKeyFilter.Hash(slot.Tenant, slot.Key));
         ref var index = ref CollectionsMarshal.GetValueRefOrAddDefault(_stagedIndex, slot, out var staged);
         var first = staged ? _staged[index].State.FirstUnfoldedHid
             : _committed.TryGetValue(slot, out var committed) ? committed.FirstUnfoldedHid
@@ -490,64 +491,147 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         // command opens one and runs a single operation), else on the writer's next turn, and meanwhile says "maybe".
         Volatile.Write(ref _keys, null);
         _keysDue = true;
+        (_scan, _stagedDuringScan) = (null, null); // a scan under way may have missed the other process's keys
         if ((connection.ScalarInt64("SELECT max(hid) FROM kv_history") ?? 0) <= KeysScannedAtOnce)
         {
             RebuildKeys(connection);
         }
     }
 
-    /// <summary>History rows (an upper bound on the keys) up to which a catch-up builds the key filter at once: under ~0.1 s.</summary>
-    private const long KeysScannedAtOnce = 250_000;
+    /// <summary>
+    /// History rows (an upper bound on the keys) up to which a catch-up builds the key filter at once, on the writer's
+    /// thread (under ~0.1 s); past it a reader scans the tables and the writer installs the filter on a later turn.
+    /// </summary>
+    public long KeysScannedAtOnce { get; init; } = 250_000;
 
     /// <summary>The key filter is to be built on the writer's next turn (after a catch-up of a large store).</summary>
     private bool _keysDue;
 
     /// <summary>
-    /// Builds the key filter anew, sized for twice the keys it finds: every key of the tables (read outside a transaction,
-    /// on the writer's thread, so nothing is folded meanwhile), then every state here. Under the state lock for the last
-    /// step, so a SET journaled meanwhile (its state is only here until the writer applies it) is in the new filter.
+    /// Reads the hash of every key of the tables on a reader connection, off the writer's thread (set by the store):
+    /// the writer then only installs the result. Null: the writer reads the tables itself.
     /// </summary>
+    internal Func<Task<List<ulong>>>? ScanKeysOnReader { get; set; }
+
+    /// <summary>A build of the key filter under way: the tables' keys, read by a reader.</summary>
+    private Task<List<ulong>>? _scan;
+
+    /// <summary>While <see cref="_scan"/> runs: every key in memory when it began, and every key staged since.</summary>
+    private List<ulong>? _stagedDuringScan;
+
+    /// <summary>Builds the key filter anew on the writer's thread, tables and all (at a catch-up of a small store; the benchmark's).</summary>
     internal void RebuildKeys(SqliteConnection c)
     {
-        var hashes = new List<ulong>();
-        using (var rows = c.Prepare("SELECT tenant, key FROM kv_entries UNION ALL SELECT tenant, key FROM kv_deleted"))
+        _keysDue = false;
+        Install(ScanKeyHashes(c), InMemoryKeyHashes());
+    }
+
+    /// <summary>
+    /// On the writer's turn, outside a transaction: starts a build when one is due (after a catch-up of a large store, or
+    /// when the filter is full), or installs the one whose scan has finished. The scan runs on a reader, so the writer
+    /// never stalls for it (0.27-0.45 s a million keys, bench/README.md, session 37); what it cannot see is covered by
+    /// the keys in memory when it began and those staged since, and the journaled states added at the swap.
+    /// </summary>
+    private void BuildKeysOnTurn(SqliteConnection c)
+    {
+        if (_scan is { } scan)
         {
-            // Keys decoded into one buffer and the tenant made a string only when it changes (rows come in tenant order):
-            // no string per row (0.35-0.49 s a million keys with two, bench/README.md, session 37).
-            var tenant = "";
-            byte[] tenantBytes = [];
-            var chars = new char[1024];
-            while (rows.Step())
+            if (!scan.IsCompleted)
             {
-                var tenantUtf8 = rows.GetBytes(0);
-                if (!tenantUtf8.SequenceEqual(tenantBytes))
-                {
-                    tenantBytes = tenantUtf8.ToArray();
-                    tenant = System.Text.Encoding.UTF8.GetString(tenantBytes);
-                }
-                var key = rows.GetBytes(1);
-                if (key.Length > chars.Length)
-                {
-                    chars = new char[key.Length]; // a UTF-8 key never has more characters than bytes
-                }
-                hashes.Add(KvKeyFilter.Hash(tenant, chars.AsSpan(0, System.Text.Encoding.UTF8.GetChars(key, chars))));
+                return;
             }
+            var staged = _stagedDuringScan!;
+            (_scan, _stagedDuringScan) = (null, null);
+            if (scan.IsCompletedSuccessfully)
+            {
+                Install(scan.Result, staged);
+            }
+            else
+            {
+                _keysDue = true; // a failed read: the next turn tries again
+            }
+            return;
+        }
+        if (!_keysDue && _keys is not { Full: true })
+        {
+            return;
         }
         _keysDue = false;
-        var filter = new KvKeyFilter(2L * (hashes.Count + _committed.Count + _readable.Count));
-        foreach (var hash in hashes)
+        if (ScanKeysOnReader is not { } read)
+        {
+            Install(ScanKeyHashes(c), InMemoryKeyHashes());
+            return;
+        }
+        _stagedDuringScan = InMemoryKeyHashes();
+        _scan = read(); // its read transaction begins after this point: every fold committed so far is in it
+    }
+
+    /// <summary>Every key of <c>kv_entries</c> and <c>kv_deleted</c>, hashed as <see cref="KvKeyFilter.Hash"/>.</summary>
+    internal static List<ulong> ScanKeyHashes(SqliteConnection c)
+    {
+        var hashes = new List<ulong>();
+        using var rows = c.Prepare("SELECT tenant, key FROM kv_entries UNION ALL SELECT tenant, key FROM kv_deleted");
+        // Keys decoded into one buffer and the tenant made a string only when it changes (rows come in tenant order):
+        // no string per row (0.35-0.49 s a million keys with two, bench/README.md, session 37).
+        var tenant = "";
+        byte[] tenantBytes = [];
+        var chars = new char[1024];
+        while (rows.Step())
+        {
+            var tenantUtf8 = rows.GetBytes(0);
+            if (!tenantUtf8.SequenceEqual(tenantBytes))
+            {
+                tenantBytes = tenantUtf8.ToArray();
+                tenant = System.Text.Encoding.UTF8.GetString(tenantBytes);
+            }
+            var key = rows.GetBytes(1);
+            if (key.Length > chars.Length)
+            {
+                chars = new char[key.Length]; // a UTF-8 key never has more characters than bytes
+            }
+            hashes.Add(KvKeyFilter.Hash(tenant, chars.AsSpan(0, System.Text.Encoding.UTF8.GetChars(key, chars))));
+        }
+        return hashes;
+    }
+
+    /// <summary>The keys with a state here (waiting, or readable and not a remembered absence), on the writer's thread.</summary>
+    private List<ulong> InMemoryKeyHashes()
+    {
+        var hashes = new List<ulong>(_committed.Count);
+        foreach (var slot in _committed.Keys)
+        {
+            hashes.Add(KvKeyFilter.Hash(slot.Tenant, slot.Key));
+        }
+        foreach (var (slot, state) in _readable)
+        {
+            if (state.Entry is not null || state.LastHid != 0)
+            {
+                hashes.Add(KvKeyFilter.Hash(slot.Tenant, slot.Key));
+            }
+        }
+        return hashes;
+    }
+
+    /// <summary>
+    /// Makes a filter sized for twice the keys given and swaps it in. Under the state lock for the last step, so a SET
+    /// journaled meanwhile (its state is only in the cache until the writer applies it) is in the new filter.
+    /// </summary>
+    private void Install(List<ulong> tables, List<ulong> memory)
+    {
+        var filter = new KvKeyFilter(2L * (tables.Count + memory.Count));
+        foreach (var hash in tables)
         {
             filter.Add(hash);
         }
-        foreach (var slot in _committed.Keys)
+        foreach (var hash in memory)
         {
-            filter.Add(slot.Tenant, slot.Key);
+            filter.Add(hash);
         }
         lock (StateLock)
         {
             foreach (var (slot, state) in _readable)
             {
-                if (state.Entry is not null || state.LastHid != 0) // not a remembered absence
+                if (state.Journaled != 0)
                 {
                     filter.Add(slot.Tenant, slot.Key);
                 }
@@ -629,10 +713,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         {
             FoldChunk(connection);
         }
-        if (_keysDue || _keys is { Full: true })
-        {
-            RebuildKeys(connection);
-        }
+        BuildKeysOnTurn(connection);
         if (DropDue)
         {
             DropOverBound();
@@ -644,10 +725,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     public void Idle(SqliteConnection connection)
     {
         Settle(connection);
-        if (_keysDue || _keys is { Full: true })
-        {
-            RebuildKeys(connection);
-        }
+        BuildKeysOnTurn(connection);
     }
 
     /// <summary>Not <see cref="Idle"/>: a store that closes builds no key filter.</summary>

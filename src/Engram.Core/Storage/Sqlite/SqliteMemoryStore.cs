@@ -37,6 +37,9 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
         _kvHot = kvHot;
         _writer = new SqliteWriter(writeConnection, kvHot);
         _readers = new SqliteConnectionPool(path, maxReaders);
+        // The key filter's scan of the tables runs on a reader, off the writer's thread (Task.Run: a free reader slot
+        // would otherwise run it on the calling thread).
+        kvHot.ScanKeysOnReader = () => Task.Run(() => _readers.ReadAsync(SqliteKvWriteBehind.ScanKeyHashes).AsTask());
         if (journal is not null)
         {
             _journal = journal;
