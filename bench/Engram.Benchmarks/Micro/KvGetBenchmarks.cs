@@ -9,9 +9,9 @@ namespace Engram.Benchmarks.Micro;
 
 /// <summary>
 /// The in-memory look-up of a RESP GET (RespCommands.TryGetFromMemory): the key as it arrives (UTF-8 bytes) to the
-/// key's entry. <see cref="StringKey"/> is what the endpoint did until session 37 (decode the key into a string, give it
-/// its tenant, look its slot up by strings); <see cref="SpanKey"/> is <see cref="KvService.TryGetEntryFromMemory"/>, which
-/// decodes onto the stack and looks the slot up by span. A two-segment key (redis-benchmark's) and a three-segment one,
+/// key's entry. <see cref="StringKey"/> makes the strings the endpoint made until session 37 (the key decoded into a
+/// string, then given its tenant) before the same look-up; <see cref="SpanKey"/> is
+/// <see cref="KvService.TryGetEntryFromMemory"/>, which decodes onto the stack and looks the slot up by span. A two-segment key (redis-benchmark's) and a three-segment one,
 /// which gets the tenant inserted.
 /// </summary>
 [MemoryDiagnoser]

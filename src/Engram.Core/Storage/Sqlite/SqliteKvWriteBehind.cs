@@ -254,8 +254,8 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     /// </summary>
     public bool MayHold(string tenant, ReadOnlySpan<char> key) => Volatile.Read(ref _keys)?.MayContain(tenant, key) ?? true;
 
-    /// <summary>The key filter's size and fill, for the metrics (null before the first catch-up).</summary>
-    public (long Keys, long Capacity, long Bytes)? KeyFilterFigures => Volatile.Read(ref _keys) is { } keys ? (keys.Added, keys.Capacity, keys.Bytes) : null;
+    /// <summary>The key filter's memory, for the metrics (0 while none is installed).</summary>
+    public long KeyFilterBytes => Volatile.Read(ref _keys)?.Bytes ?? 0;
 
     /// <summary><see cref="TryGetCommitted(KvSlot, out KvHot)"/> for a key not made into a string.</summary>
     public bool TryGetCommitted(string tenant, ReadOnlySpan<char> key, out KvHot state) =>

@@ -105,7 +105,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
 
     public int JournalPending => _journal?.Pending ?? 0;
 
-    public long KeyFilterBytes => _kvHot.KeyFilterFigures?.Bytes ?? 0;
+    public long KeyFilterBytes => _kvHot.KeyFilterBytes;
 
     /// <summary>Builds the key filter anew on the writer's thread and returns how long that took (the benchmark's).</summary>
     internal Task<TimeSpan> RebuildKvKeyFilterAsync() =>
