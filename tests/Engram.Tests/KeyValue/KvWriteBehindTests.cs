@@ -470,6 +470,43 @@ public sealed class KvWriteBehindTests : IDisposable
     }
 
     [Fact]
+    public async Task A_drop_stops_once_it_has_freed_enough_and_keeps_the_estimate_exact()
+    {
+        await using var engine = OpenSmall(Folder("drop-part"), highWater: 256, chunk: 64, rows: 1024);
+        var kv = engine.KeyValue;
+        var store = (SqliteMemoryStore)engine.Store;
+        for (var start = 0; start < 4000; start += 500)
+        {
+            await kv.SetManyAsync(Acme, [.. Enumerable.Range(start, 500).Select(i => new KvSetItem($"key:{i:D6}", Json($"{i}"), 0))]);
+        }
+        await WaitUntilFoldedAsync(store);
+        var states = store.KvReadableStates;
+        var before = store.KvCacheBytes;
+        before.Should().Be(store.RecountKvCacheBytes());
+        var perState = before / states;
+
+        // Down to half: about half the states go, the estimate follows the drop exactly, and no more is dropped than needed.
+        var dropped = store.DropKvCacheTo(before / 2);
+        store.KvCacheBytes.Should().Be(store.RecountKvCacheBytes(), "a drop that stops early subtracts what it freed");
+        store.KvCacheBytes.Should().BeLessThanOrEqualTo(before / 2).And.BeGreaterThan(before / 2 - 2 * perState, "the walk stops once enough is free");
+        dropped.Should().BeInRange(states / 2 - states / 20, states / 2 + states / 20);
+        store.KvReadableStates.Should().Be(states - dropped);
+
+        // The states dropped are read from the table and kept again; the estimate stays exact through it all.
+        var names = Enumerable.Range(0, 4000).Select(i => $"key:{i:D6}").ToList();
+        foreach (var i in Enumerable.Range(0, 4000).Where(i => i % 3 == 0))
+        {
+            (await kv.GetAsync(Acme, names[i])).Value.GetInt32().Should().Be(i);
+        }
+        await kv.SetAsync(Acme, names[1], Json("\"new\""), 0);
+        await WaitUntilFoldedAsync(store);
+        store.KvCacheBytes.Should().Be(store.RecountKvCacheBytes());
+        store.ClearKvCache().Should().BePositive();
+        store.KvReadableStates.Should().Be(0, "nothing waits, so every state was clean");
+        store.KvCacheBytes.Should().Be(0);
+    }
+
+    [Fact]
     public async Task A_cache_exactly_at_its_bound_makes_room_for_what_readers_read()
     {
         await using var engine = OpenSmall(Folder("at-bound"), highWater: 64, chunk: 16, rows: 256);

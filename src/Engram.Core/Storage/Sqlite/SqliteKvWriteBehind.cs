@@ -864,8 +864,12 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     private void DropOverBound() => Operations.BoundOverflow.Count(CachePart, DropClean(CacheBytesLimit / 4 * 3));
 
     /// <summary>
-    /// Drops clean states (the table has them; the waiting ones stay) until the estimate is at most <paramref name="keepBytes"/>,
-    /// and recounts it. Which ones: those the dictionary lists last, an order unrelated to the keys. Any thread.
+    /// Drops clean states (the table has them; the waiting ones stay) until the estimate is at most <paramref name="keepBytes"/>.
+    /// Which ones: the first the dictionary lists, an order unrelated to the keys. The walk stops once enough is dropped, so
+    /// its cost follows what it frees: it used to walk every state, keeping the first <paramref name="keepBytes"/> and
+    /// dropping clean ones after that, and with waiting states filling that tail, each drop at a million new keys walked
+    /// 300,000 states (~100 ms) to free a few thousand, and came again after the next few thousand SETs. A walk to the end
+    /// recounts the estimate. Any thread.
     /// </summary>
     public int DropClean(long keepBytes)
     {
@@ -873,21 +877,47 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         lock (_evictLock) // re-entered from Remember
         {
             _evictions++;
-            long kept = 0;
+            var excess = CacheBytes - keepBytes;
+            long freed = 0, kept = 0;
+            var walkedAll = true;
             foreach (var pair in _readable)
             {
+                if (freed >= excess && keepBytes > 0)
+                {
+                    walkedAll = false;
+                    break;
+                }
                 var size = KvHot.EstimateBytes(pair.Key, pair.Value);
                 // A state the writer made waiting since is newer than this pair: TryRemove of the pair leaves it.
-                if (kept + size > keepBytes && pair.Value.Journaled == 0 && !_committed.ContainsKey(pair.Key) && _readable.TryRemove(pair))
+                if (pair.Value.Journaled == 0 && !_committed.ContainsKey(pair.Key) && _readable.TryRemove(pair))
                 {
+                    freed += size;
                     dropped++;
                     continue;
                 }
                 kept += size;
             }
-            Volatile.Write(ref _cacheBytes, kept);
+            if (walkedAll)
+            {
+                Volatile.Write(ref _cacheBytes, kept);
+            }
+            else
+            {
+                Interlocked.Add(ref _cacheBytes, -freed);
+            }
         }
         return dropped;
+    }
+
+    /// <summary>The estimate of every state held, counted one by one (tests compare it with <see cref="CacheBytes"/>).</summary>
+    public long RecountCacheBytes()
+    {
+        long bytes = 0;
+        foreach (var pair in _readable)
+        {
+            bytes += KvHot.EstimateBytes(pair.Key, pair.Value);
+        }
+        return bytes;
     }
 
     private static void RollBackOwn(SqliteConnection c)

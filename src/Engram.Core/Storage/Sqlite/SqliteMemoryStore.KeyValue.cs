@@ -49,6 +49,12 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     /// <summary>Drops the clean key states (the table has them); returns how many. States waiting to be folded stay.</summary>
     public int ClearKvCache() => _kvHot.DropClean(0);
 
+    /// <summary>Drops clean key states until the estimate is at most <paramref name="keepBytes"/> (tests).</summary>
+    internal int DropKvCacheTo(long keepBytes) => _kvHot.DropClean(keepBytes);
+
+    /// <summary>The estimate <see cref="KvCacheBytes"/> counted again from every state held (tests).</summary>
+    internal long RecountKvCacheBytes() => _kvHot.RecountCacheBytes();
+
     public Task<KvSetResult> SetKvAsync(Caller caller, KvWrite write, WriteDurability durability, bool afterWritesUnderWay = false, CancellationToken ct = default) =>
         durability == WriteDurability.Relaxed && !afterWritesUnderWay && _journal is not null && _journal.TryAppend(caller, [write], NowMs, out var journaled)
             ? Task.FromResult(journaled![0])
