@@ -9,7 +9,7 @@ namespace Engram.Tests.Resp;
 /// <summary>
 /// Real Redis clients against the RESP endpoint: Debian's redis-cli running a script whose expected output
 /// was recorded from redis-server 7 itself; ioredis (npm) running the swarm scenario with 16 concurrent
-/// clients; redis-py (Debian's python3-redis) running it with 16 threads, locks and scripts; StackExchange.Redis over RESP2 and RESP3. On SQLite (<see cref="RespRealClientTests"/>) and
+/// clients; node-redis (npm `redis`) running it over RESP2 and RESP3; redis-py (Debian's python3-redis) running it with 16 threads, locks and scripts; StackExchange.Redis over RESP2 and RESP3. On SQLite (<see cref="RespRealClientTests"/>) and
 /// PostgreSQL (<see cref="RespRealClientPostgresTests"/>): the same replies from either store.
 /// </summary>
 public abstract class RespRealClientScenarios(RespServerFixture fixture)
@@ -62,6 +62,27 @@ public abstract class RespRealClientScenarios(RespServerFixture fixture)
         summary.GetProperty("deleted").GetInt64().Should().Be(16 * 25);
         summary.GetProperty("board").GetInt64().Should().Be(16, "every agent's WATCH/MULTI/EXEC update landed once");
         summary.GetProperty("leased").GetInt64().Should().Be(16, "the lease (released by a Lua script) let one agent in at a time");
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task NodeRedis_SwarmScenario_SixteenClients_SameAsRedis(int resp)
+    {
+        // The figures are what redis-server 7.0.15 gives for the same script (tests/node/resp-node-redis.mjs).
+        var result = await NodeClients.RunAsync([Path.Combine(NodeClients.NodeFolder, "resp-node-redis.mjs"),
+            fixture.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), resp.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            NodeClients.NodeFolder, null, TimeSpan.FromMinutes(2));
+        result.ExitCode.Should().Be(0, result.ToString());
+        var summary = result.Json();
+        summary.GetProperty("ok").GetBoolean().Should().BeTrue(result.ToString());
+        summary.GetProperty("resp").GetInt32().Should().Be(resp);
+        summary.GetProperty("total").GetInt64().Should().Be(16 * 50, "every concurrent INCR counted once");
+        summary.GetProperty("score").GetInt64().Should().Be(16 * 2, "the registered script ran once per agent");
+        summary.GetProperty("board").GetInt64().Should().Be(16, "WATCH retried every lost race: no agent's update lost");
+        summary.GetProperty("boardDistinct").GetInt64().Should().Be(16);
+        summary.GetProperty("deleted").GetInt64().Should().Be(16 * 25, "the scan found every state key once");
+        summary.GetProperty("left").GetInt64().Should().Be(0);
     }
 
     [Fact]
