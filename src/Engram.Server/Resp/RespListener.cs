@@ -82,11 +82,14 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
 
     public void ReleaseQueued(long bytes) => Interlocked.Add(ref _queuedTransactionBytes, -bytes);
 
+    /// <summary>Whether connections are served by Engram's epoll loops (<see cref="RespOptions.EventLoop"/>).</summary>
+    public bool UsesEventLoop => Options.EventLoop && EventLoop.EpollNative.IsSupported;
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var endpoint = Options.EndPoint();
-        var factory = Options.InlineCompletions
-            ? InlineTransport.Create(loggers)
+        var factory = UsesEventLoop ? new EventLoop.EpollTransport(loggers)
+            : Options.InlineCompletions ? InlineTransport.Create(loggers)
             : factories.FirstOrDefault(f => f is IConnectionListenerFactorySelector selector && selector.CanBind(endpoint))
                 ?? factories.FirstOrDefault() ?? throw new InvalidOperationException("no connection transport is registered for the RESP endpoint");
         _listener = await factory.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
@@ -125,7 +128,7 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
                 _ = RefuseAsync(context);
                 continue;
             }
-            if (Options.InlineCompletions && !InlineTransport.TryPreferInline(context) && Interlocked.Exchange(ref _inlineWarned, 1) == 0)
+            if (!UsesEventLoop && Options.InlineCompletions && !InlineTransport.TryPreferInline(context) && Interlocked.Exchange(ref _inlineWarned, 1) == 0)
             {
                 log.LogWarning("This runtime does not let the RESP endpoint complete socket I/O inline; it dispatches to the thread pool");
             }

@@ -40,6 +40,14 @@ public sealed class RespOptions
     public bool InlineCompletions { get; set; } = true;
 
     /// <summary>
+    /// On Linux x86-64, serve connections from Engram's own epoll loops (one thread per core, level-triggered, one
+    /// <c>recv</c> and one <c>send</c> per request as Redis's loop makes) instead of the runtime's socket engine, which
+    /// tries a second <c>recv</c> after every request. Elsewhere, or false: the runtime's sockets, with
+    /// <see cref="InlineCompletions"/>. Default true.
+    /// </summary>
+    public bool EventLoop { get; set; } = true;
+
+    /// <summary>
     /// The longest a script (EVAL) may run, in milliseconds; then it is stopped and nothing it did is written. A script runs
     /// inside one write step of the store, so no other write goes through meanwhile. Default 1000.
     /// </summary>

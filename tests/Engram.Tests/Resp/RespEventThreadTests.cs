@@ -14,7 +14,7 @@ using Xunit.Abstractions;
 namespace Engram.Tests.Resp;
 
 /// <summary>
-/// Commands on the socket event thread (<see cref="RespOptions.InlineCompletions"/>): the transport really marks its
+/// Commands on the socket event thread (<see cref="RespOptions.InlineCompletions"/>, with <see cref="RespOptions.EventLoop"/> off): the transport really marks its
 /// sockets, <c>engram serve</c> runs an event thread per core, and a pipeline mixing commands answered on the event
 /// thread with commands that first move to the pool (cold keys read from SQLite, scans, past 64 commands) is answered
 /// in order and sees its own earlier writes, with the switch on and off.
@@ -73,16 +73,17 @@ public sealed class RespEventThreadTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task MixedPipeline_OfColdAndHotKeys_IsAnsweredInOrder(bool inline)
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    [InlineData(false, false)]
+    public async Task MixedPipeline_OfColdAndHotKeys_IsAnsweredInOrder(bool eventLoop, bool inline)
     {
         using var data = new TempDirectory();
         const int cold = 300;
         // Written by a first server, then read by a second one on the same file: its write-behind holds none of them,
         // so every GET of a cold key reads SQLite, off the event thread.
         var port = EngramServer.FreePort();
-        await using (var first = await EngramServer.StartAsync(data.Path, o => Configure(o, port, inline)))
+        await using (var first = await EngramServer.StartAsync(data.Path, o => Configure(o, port, eventLoop, inline)))
         {
             using var writer = await RespClient.ConnectAsync(port);
             var script = new List<byte>();
@@ -97,7 +98,7 @@ public sealed class RespEventThreadTests(ITestOutputHelper output)
             }
         }
         port = EngramServer.FreePort();
-        await using var second = await EngramServer.StartAsync(data.Path, o => Configure(o, port, inline));
+        await using var second = await EngramServer.StartAsync(data.Path, o => Configure(o, port, eventLoop, inline));
         var clients = Enumerable.Range(0, 8).Select(c => Task.Run(async () =>
         {
             using var client = await RespClient.ConnectAsync(port);
@@ -133,9 +134,10 @@ public sealed class RespEventThreadTests(ITestOutputHelper output)
         await Task.WhenAll(clients);
     }
 
-    private static void Configure(Server.EngramServerOptions options, int port, bool inline)
+    private static void Configure(Server.EngramServerOptions options, int port, bool eventLoop, bool inline)
     {
         RespServerFixture.Configure(options, port);
+        options.Resp.EventLoop = eventLoop;
         options.Resp.InlineCompletions = inline;
     }
 
