@@ -6,10 +6,10 @@ using Microsoft.Extensions.Logging;
 namespace Engram.Server.Resp.EventLoop;
 
 /// <summary>
-/// The RESP endpoint's own transport on Linux (<see cref="RespOptions.EventLoop"/>): one <see cref="EpollLoop"/> per core,
-/// each connection on one of them, round robin. Accepting stays with the runtime's sockets (rare, and async).
+/// The RESP endpoint's own transport on Linux (<see cref="RespOptions.EventLoop"/>): <see cref="RespOptions.EventLoops"/>
+/// <see cref="EpollLoop"/>s (one per core unless set), each connection on one of them, round robin. Accepting stays with the runtime's sockets (rare, and async).
 /// </summary>
-internal sealed class EpollTransport(ILoggerFactory loggers) : IConnectionListenerFactory
+internal sealed class EpollTransport(ILoggerFactory loggers, int loopCount) : IConnectionListenerFactory
 {
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
@@ -30,7 +30,7 @@ internal sealed class EpollTransport(ILoggerFactory loggers) : IConnectionListen
             throw;
         }
         var log = loggers.CreateLogger<EpollTransport>();
-        var loops = new EpollLoop[Math.Max(1, Environment.ProcessorCount)];
+        var loops = new EpollLoop[loopCount > 0 ? loopCount : Math.Max(1, Environment.ProcessorCount)];
         for (var i = 0; i < loops.Length; i++)
         {
             loops[i] = new EpollLoop(i, log);
