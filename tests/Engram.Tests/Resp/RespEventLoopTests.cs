@@ -33,7 +33,7 @@ public sealed class RespEventLoopTests
             o.Resp.EventLoops = 5; // no other test asks for five: their loop threads are named up to engram-resp-4
         });
         Listener(server).UsesEventLoop.Should().BeTrue();
-        var names = Directory.GetDirectories("/proc/self/task").Select(task => File.ReadAllText(Path.Combine(task, "comm")).Trim()).ToList();
+        var names = Directory.GetDirectories("/proc/self/task").Select(RespEventThreadTests.ThreadName).ToList();
         names.Should().Contain("engram-resp-4", "the listener runs the five loops it was given");
         new RespOptions { Listen = "127.0.0.1:1", EventLoops = -1 }.Validate().Should().ContainSingle(e => e.Contains("EventLoops", StringComparison.Ordinal));
 

@@ -145,5 +145,18 @@ public sealed class RespEventThreadTests(ITestOutputHelper output)
         (bool)typeof(SafeSocketHandle).GetProperty("PreferInlineCompletions", BindingFlags.Instance | BindingFlags.NonPublic)!.GetValue(socket.SafeHandle)!;
 
     private static int SocketEventThreads(int pid) =>
-        Directory.GetDirectories($"/proc/{pid}/task").Count(task => File.ReadAllText(Path.Combine(task, "comm")).Trim() == ".NET Sockets");
+        Directory.GetDirectories($"/proc/{pid}/task").Count(task => ThreadName(task) == ".NET Sockets");
+
+    /// <summary>A thread's name from /proc; empty for one that ended meanwhile.</summary>
+    internal static string ThreadName(string task)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(task, "comm")).Trim();
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
 }
