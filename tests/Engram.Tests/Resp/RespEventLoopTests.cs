@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Net.Sockets;
 using Engram.Server.Resp;
@@ -116,6 +117,69 @@ public sealed class RespEventLoopTests
         await EventuallyAsync(() => !inodes.Any(ProcessHolds), "the server closed the sockets of the connections that ended");
         var counted = (long)(await steady.CallAsync("INCR", "loop:count"))!;
         counted.Should().BeInRange(1, 20 * 100 + 1, "INCRs that reached the store before a reset count; nothing counts twice");
+    }
+
+    [Fact]
+    public async Task AnAbortAfterTheClose_LeavesTheSocketThatReusedTheDescriptorAlone()
+    {
+        if (!EpollNative.IsSupported)
+        {
+            return;
+        }
+        // The idle sweep or a stop can abort a connection that is closing; by then its descriptor's number may name the next
+        // connection's socket, which a shutdown of that number would cut.
+        var transport = new EpollTransport(Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, 1);
+        var listener = await transport.BindAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        var clients = new List<TcpClient>();
+        try
+        {
+            var (closed, _) = await ConnectAsync(listener, clients, new TcpClient());
+            // The next client's socket is made first, so the number the close frees goes to the next accepted socket.
+            var nextClient = new TcpClient();
+            await closed.DisposeAsync();
+            EpollConnection? next = null;
+            for (var attempt = 0; attempt < 20; attempt++)
+            {
+                (next, _) = await ConnectAsync(listener, clients, nextClient); // Linux hands out the lowest free number
+                if (next.Descriptor == closed.Descriptor)
+                {
+                    break;
+                }
+                nextClient = new TcpClient(); // another thread of this process took the number meanwhile: try again
+                await next.DisposeAsync();
+                next = null;
+            }
+            next.Should().NotBeNull("a later connection got the closed one's descriptor number");
+            var reused = next!;
+
+            closed.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException("late"));
+            await Task.Delay(200);
+
+            // The next connection still carries bytes both ways.
+            await nextClient.GetStream().WriteAsync("ping"u8.ToArray());
+            var read = await reused.Transport.Input.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            System.Text.Encoding.ASCII.GetString(read.Buffer.ToArray()).Should().Be("ping");
+            reused.Transport.Input.AdvanceTo(read.Buffer.End);
+            await reused.Transport.Output.WriteAsync("pong"u8.ToArray());
+            var buffer = new byte[4];
+            await nextClient.GetStream().ReadExactlyAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            System.Text.Encoding.ASCII.GetString(buffer).Should().Be("pong");
+            await reused.DisposeAsync();
+        }
+        finally
+        {
+            clients.ForEach(c => c.Dispose());
+            await listener.DisposeAsync();
+        }
+    }
+
+    private static async Task<(EpollConnection Connection, TcpClient Client)> ConnectAsync(Microsoft.AspNetCore.Connections.IConnectionListener listener,
+        List<TcpClient> clients, TcpClient client)
+    {
+        clients.Add(client);
+        var accepting = listener.AcceptAsync().AsTask();
+        await client.ConnectAsync((System.Net.IPEndPoint)listener.EndPoint);
+        return ((EpollConnection)(await accepting.WaitAsync(TimeSpan.FromSeconds(10)))!, client);
     }
 
     /// <summary>

@@ -63,6 +63,9 @@ internal sealed class EpollConnection : ConnectionContext
     /// <summary>The connection's number in its loop's epoll set.</summary>
     public ulong Key { get; }
 
+    /// <summary>The socket's descriptor (tests: a closed connection's number is soon another's).</summary>
+    internal int Descriptor => _fd;
+
     public override IDuplexPipe Transport { get; set; }
 
     public override string ConnectionId { get; set; }
@@ -331,8 +334,17 @@ internal sealed class EpollConnection : ConnectionContext
 
     public override void Abort(ConnectionAbortedException abortReason)
     {
-        // The peer sees the connection end; the loop finishes the input, and a sender waiting for room gives up.
-        Shutdown(_fd, ShutReadWrite);
+        // The peer sees the connection end; the loop finishes the input, and a sender waiting for room gives up. Not once
+        // released: the descriptor's number may already name another connection's socket (the idle sweep or a stop can
+        // reach a connection that is closing).
+        lock (_gate)
+        {
+            if (_disposed != 0)
+            {
+                return;
+            }
+            Shutdown(_fd, ShutReadWrite);
+        }
         _loop.Post(() =>
         {
             EndReading(abortReason);
@@ -360,11 +372,15 @@ internal sealed class EpollConnection : ConnectionContext
         await _output.Writer.CompleteAsync().ConfigureAwait(false);
         await _input.Reader.CompleteAsync().ConfigureAwait(false);
         // Replies still unsent (QUIT's +OK, an error before a close) go out first, unless the peer does not take them.
-        if (await Task.WhenAny(_sending, Task.Delay(DrainTime)).ConfigureAwait(false) != _sending)
+        try
+        {
+            await _sending.WaitAsync(DrainTime).ConfigureAwait(false); // its timer goes with it: no timer left per closed connection
+        }
+        catch (TimeoutException)
         {
             Abort(new ConnectionAbortedException("the peer did not take the last replies"));
+            await _sending.ConfigureAwait(false);
         }
-        await _sending.ConfigureAwait(false);
         _loop.Post(Release);
         await _gone.Task.ConfigureAwait(false); // the token source is not disposed: its cancel may still be queued
     }
@@ -380,10 +396,10 @@ internal sealed class EpollConnection : ConnectionContext
                 _registered = false;
             }
             _disposed = 1;
+            _socket.Dispose(); // under the gate: an abort either shut this socket down before, or sees it released
         }
         _loop.Remove(this);
         EndReading(null);
-        _socket.Dispose();
         _gone.TrySetResult();
     }
 
