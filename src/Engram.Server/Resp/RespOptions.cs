@@ -49,7 +49,7 @@ public sealed class RespOptions
 
     /// <summary>
     /// How many event loops (threads) serve the connections when <see cref="EventLoop"/> is on; 0: one per core. One is
-    /// Redis's model; on a 2-core machine shared with a benchmark client it used 6-8% less CPU per request than two.
+    /// Redis's model; on a 2-core machine shared with a benchmark client it used 6-9% less CPU per request than two.
     /// </summary>
     public int EventLoops { get; set; }
 

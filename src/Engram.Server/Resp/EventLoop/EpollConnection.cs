@@ -98,7 +98,7 @@ internal sealed class EpollConnection : ConnectionContext
         {
             if ((events & (Out | Err | Hup)) != 0)
             {
-                SignalWritable();
+                WakeSender();
             }
             if ((events & (In | ReadHup | Err | Hup)) != 0)
             {
@@ -298,7 +298,8 @@ internal sealed class EpollConnection : ConnectionContext
         }
     }
 
-    private void SignalWritable()
+    /// <summary>Wakes a sender waiting for room: to send again, or with <paramref name="error"/> to give up.</summary>
+    private void WakeSender(Exception? error = null)
     {
         TaskCompletionSource? writable;
         lock (_gate)
@@ -306,7 +307,14 @@ internal sealed class EpollConnection : ConnectionContext
             (writable, _writable) = (_writable, null);
             UpdateInterest();
         }
-        writable?.TrySetResult();
+        if (error is null)
+        {
+            writable?.TrySetResult();
+        }
+        else
+        {
+            writable?.TrySetException(error);
+        }
     }
 
     /// <summary>
@@ -348,19 +356,8 @@ internal sealed class EpollConnection : ConnectionContext
         _loop.Post(() =>
         {
             EndReading(abortReason);
-            FailWritable(abortReason);
+            WakeSender(abortReason);
         });
-    }
-
-    private void FailWritable(Exception error)
-    {
-        TaskCompletionSource? writable;
-        lock (_gate)
-        {
-            (writable, _writable) = (_writable, null);
-            UpdateInterest();
-        }
-        writable?.TrySetException(error);
     }
 
     public override async ValueTask DisposeAsync()

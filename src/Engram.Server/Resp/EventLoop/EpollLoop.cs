@@ -46,8 +46,6 @@ internal sealed unsafe class EpollLoop : IDisposable
         _thread.Start();
     }
 
-    public bool OnLoopThread => Thread.CurrentThread == _thread;
-
     public void Add(EpollConnection connection) => _connections[connection.Key] = connection;
 
     public void Remove(EpollConnection connection) => _connections.TryRemove(connection.Key, out _);
