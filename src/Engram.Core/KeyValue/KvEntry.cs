@@ -81,7 +81,7 @@ public readonly record struct KvChange(KvChangeKind Kind, string? ValueJson = nu
 public sealed record KvUpdated(KvEntry? Previous, bool Changed);
 
 /// <summary>What a set did: created a new entry or replaced a live one; its version and change-log seq.</summary>
-public sealed record KvSetResult(bool Created, long Version, long Seq);
+public readonly record struct KvSetResult(bool Created, long Version, long Seq);
 
 /// <summary>One bounded step of a pattern delete: <see cref="LastKey"/> (a stored key) is where the next step starts; null when done.</summary>
 public sealed record KvDeleteStep(int Deleted, string? LastKey);

@@ -62,6 +62,44 @@ public sealed class KvJournalTests : IDisposable
     }
 
     [Fact]
+    public async Task A_run_of_sets_of_one_key_applied_together_gives_each_its_history_and_keeps_the_last_state_across_a_reopen()
+    {
+        // The writer applies consecutive records of one key as a run and stages only the last state: the states between
+        // must still be computed one by one (an expiry inside the run makes the next SET a creation).
+        var folder = Folder("run");
+        long createdAnew;
+        await using (var store = SqliteMemoryStore.Open(folder))
+        {
+            var journal = Hold(store);
+            var kv = Relaxed(store);
+            var expires = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 60;
+            await kv.SetJsonAsync(Acme, "run:a", "1", expires, KvCondition.Always);
+            await kv.SetJsonAsync(Acme, "run:a", "2", expires, KvCondition.Always);
+            await Task.Delay(120);
+            await kv.SetJsonAsync(Acme, "run:a", "3", null, KvCondition.Always);
+            createdAnew = (await store.GetKvAsync(Acme, "run:a"))!.CreatedAtMs;
+            await kv.SetJsonAsync(Acme, "run:b", "\"b\"", null, KvCondition.Always);
+            await kv.SetJsonAsync(Acme, "run:a", "4", null, KvCondition.Always);
+            await kv.SetJsonAsync(Acme, "run:a", "5", null, KvCondition.Always);
+            (journal.Appended, journal.Pending).Should().Be((6L, 6));
+
+            var history = await kv.GetHistoryAsync(Acme, "run:a");
+            journal.Pending.Should().Be(0);
+            history.Items.Select(h => (h.Event, h.Version, h.Value!.Value.GetRawText())).Should().Equal(
+                (KvEvents.Created, 1L, "1"), (KvEvents.Updated, 2L, "2"), (KvEvents.Created, 3L, "3"), (KvEvents.Updated, 4L, "4"), (KvEvents.Updated, 5L, "5"));
+            var applied = (await store.GetKvAsync(Acme, "run:a"))!;
+            (applied.ValueJson, applied.Version, applied.CreatedAtMs, applied.ExpiresAtMs).Should().Be(("5", 5L, createdAnew, (long?)null));
+        }
+        await using (var reopened = SqliteMemoryStore.Open(folder))
+        {
+            var a = (await reopened.GetKvAsync(Acme, "run:a"))!;
+            (a.ValueJson, a.Version, a.CreatedAtMs).Should().Be(("5", 5L, createdAnew), "the last state of the run reached the tables");
+            (await reopened.GetKvAsync(Acme, "run:b"))!.Version.Should().Be(1);
+            (await Relaxed(reopened).GetHistoryAsync(Acme, "run:a")).Items.Should().HaveCount(5);
+        }
+    }
+
+    [Fact]
     public async Task An_idle_writer_applies_a_lone_record_at_its_deadline_and_a_full_batch_at_once()
     {
         await using var store = SqliteMemoryStore.Open(Folder("idle"));

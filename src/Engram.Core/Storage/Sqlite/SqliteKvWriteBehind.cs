@@ -357,7 +357,13 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     public static KvHot? Known(KvHot state) => ReferenceEquals(state, KvHot.Absent) ? null : state;
 
     /// <summary>Records the key's new state (<paramref name="entry"/> null: deleted) written by history row <paramref name="hid"/>.</summary>
-    public void Stage(KvSlot slot, KvEntry? entry, long hid, long seq)
+    public void Stage(KvSlot slot, KvEntry? entry, long hid, long seq) => Stage(slot, entry, hid, seq, hid);
+
+    /// <summary>
+    /// <see cref="Stage(KvSlot, KvEntry?, long, long)"/> for the last of several history rows the running transaction wrote
+    /// for the key, the first of which is <paramref name="firstHid"/> (the oldest row a fold must cover, if nothing waits).
+    /// </summary>
+    public void Stage(KvSlot slot, KvEntry? entry, long hid, long seq, long firstHid)
     {
         if (_keys is { } keys && !keys.MayContain(slot.Tenant, slot.Key))
         {
@@ -367,7 +373,7 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
         ref var index = ref CollectionsMarshal.GetValueRefOrAddDefault(_stagedIndex, slot, out var staged);
         var first = staged ? _staged[index].State.FirstUnfoldedHid
             : _committed.TryGetValue(slot, out var committed) ? committed.FirstUnfoldedHid
-            : hid;
+            : firstHid;
         index = _staged.Count;
         _staged.Add((slot, new KvHot(entry, hid, seq, first)));
     }

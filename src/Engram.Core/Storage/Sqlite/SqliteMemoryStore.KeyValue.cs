@@ -89,15 +89,55 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     {
         using var seqs = ReserveKvSeqs(c, records.Count);
         using var rows = CollectKvHistory(records.Count);
-        foreach (var record in records)
+        for (var i = 0; i < records.Count;)
         {
-            SetOne(c, record.Caller, record.Write, record.At);
+            i = ApplyJournalRun(c, records, i);
         }
         _kvRows.Insert(c);
         var newest = records[^1].Jsn;
         c.ExecuteNonQuery("INSERT INTO store_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             SqliteKvJournal.AppliedKey, newest.ToString(CultureInfo.InvariantCulture));
         _kvHot.AppliedJournal(newest);
+    }
+
+    /// <summary>
+    /// Applies the records from <paramref name="start"/> on that set one key one after another (a hot key's SETs, from a
+    /// pipeline or many clients), each as <see cref="SetOne"/> would, but stages only the last state: no one sees the
+    /// states between (readers see the journal's until the commit publishes the last), and each would cost an entry, a
+    /// state and two look-ups. Returns the index after the run.
+    /// </summary>
+    private int ApplyJournalRun(SqliteConnection c, List<SqliteKvJournal.Record> records, int start)
+    {
+        var tenant = records[start].Caller.Tenant;
+        var key = records[start].Write.StoredKey;
+        var (current, head) = CurrentKv(c, tenant, key);
+        var exists = current is not null;
+        var version = current?.Version ?? 0;
+        var createdAt = current?.CreatedAtMs ?? 0;
+        var expiresAt = current?.ExpiresAtMs;
+        long firstHid = 0, hid = 0, seq = 0;
+        var end = start;
+        for (; end < records.Count; end++)
+        {
+            var (_, caller, write, at) = records[end];
+            if (end > start && !(caller.Tenant == tenant && write.StoredKey == key))
+            {
+                break;
+            }
+            var live = exists && (expiresAt is not { } expires || expires > at); // KvEntry.IsLiveAt
+            KvWrites.CheckCondition(caller, write, live);
+            version++;
+            createdAt = live ? createdAt : at;
+            seq = NextKvSeq(c, tenant, key, ChangeRecord.Upsert, at);
+            hid = AppendKvHistory(c, caller, key, seq, live ? KvEvents.Updated : KvEvents.Created, at, version, write.ValueJson, write.ExpiresAtMs, head);
+            firstHid = end == start ? hid : firstHid;
+            head = hid;
+            exists = true;
+            expiresAt = write.ExpiresAtMs;
+        }
+        var last = records[end - 1];
+        _kvHot.Stage(new KvSlot(tenant, key), new KvEntry(key, last.Write.ValueJson, expiresAt, version, createdAt, last.At, hid), hid, seq, firstHid);
+        return end;
     }
 
     /// <summary>
