@@ -213,10 +213,44 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     // (RESP values are bytes) and entries come back unparsed, so a GET costs no JSON parse.
 
     /// <summary>Unix milliseconds now, by the service's clock.</summary>
-    public long NowMs => clock.GetUtcNow().ToUnixTimeMilliseconds();
+    public long NowMs
+    {
+        get
+        {
+            var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+            NoteNow(now);
+            return now;
+        }
+    }
 
     /// <summary>The expiry a write without a TTL gets (<see cref="KvOptions.DefaultTtlSeconds"/>; null: never).</summary>
     public long? DefaultExpiresAtMs() => ExpiresAt(null, "ttl_seconds");
+
+    /// <summary><see cref="DefaultExpiresAtMs()"/> from a reading of <see cref="NowMs"/> the caller made (one for a pipeline of SETs).</summary>
+    public long? DefaultExpiresAtMs(long nowMs)
+    {
+        NoteNow(nowMs);
+        return options.DefaultTtlSeconds == 0 ? null : nowMs + options.DefaultTtlSeconds * 1000;
+    }
+
+    /// <summary>The latest reading of the wall clock made here: the clock is at or past it (see <see cref="TooFarAhead"/>).</summary>
+    private long _latestNowMs;
+
+    private void NoteNow(long nowMs)
+    {
+        if (nowMs > Volatile.Read(ref _latestNowMs))
+        {
+            Volatile.Write(ref _latestNowMs, nowMs); // a lost race leaves an older reading: still at or before the clock
+        }
+    }
+
+    /// <summary>
+    /// Whether an expiry is more than <see cref="KvOptions.MaxTtlSeconds"/> away. Against the latest reading first: the clock
+    /// is at or past it, so an expiry within the limit of that reading is within the limit of now, and the clock is read only
+    /// for an expiry beyond it (a plain SET's expiry was its second reading of the clock).
+    /// </summary>
+    private bool TooFarAhead(long expiresAtMs) =>
+        expiresAtMs > Volatile.Read(ref _latestNowMs) + KvOptions.MaxTtlSeconds * 1000 && expiresAtMs > NowMs + KvOptions.MaxTtlSeconds * 1000;
 
     /// <summary>The live entry of <paramref name="key"/>, unparsed; null when missing or expired.</summary>
     public Task<KvEntry?> GetEntryAsync(Caller caller, string key, CancellationToken ct = default)
@@ -447,7 +481,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         {
             throw new ValidationException(fieldPrefix + "value", $"the value is {bytes} bytes of JSON; the limit is {options.MaxValueBytes}");
         }
-        if (expiresAtMs is { } expires && expires > NowMs + KvOptions.MaxTtlSeconds * 1000)
+        if (expiresAtMs is { } expires && TooFarAhead(expires))
         {
             throw new ValidationException(fieldPrefix + "ttl_seconds", $"the expiry is more than {KvOptions.MaxTtlSeconds} seconds away");
         }
@@ -491,7 +525,11 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         {
             throw new ValidationException(field, $"ttl_seconds must be between 0 (no expiry) and {KvOptions.MaxTtlSeconds} (got {ttl})");
         }
-        return ttl == 0 ? null : clock.GetUtcNow().ToUnixTimeMilliseconds() + ttl * 1000;
+        if (ttl == 0)
+        {
+            return null;
+        }
+        return NowMs + ttl * 1000;
     }
 
     private (long Ttl, DateTimeOffset? ExpiresAt) Ttl(long? expiresAtMs)

@@ -784,7 +784,7 @@ internal sealed partial class RespConnection
         }
         if (!get && !keepTtl)
         {
-            StartSet(caller, key, 2, hasExpiry ? expiresAt : _kv.DefaultExpiresAtMs(), condition, condition == KvCondition.Always ? PendingKind.Ok : PendingKind.OkOrNull);
+            StartSet(caller, key, 2, hasExpiry ? expiresAt : _kv.DefaultExpiresAtMs(ReadNowMs()), condition, condition == KvCondition.Always ? PendingKind.Ok : PendingKind.OkOrNull);
             return;
         }
         await SetReadingOldAsync(caller, key, condition, get, keepTtl, hasExpiry ? expiresAt : _kv.DefaultExpiresAtMs(), ct).ConfigureAwait(false);
@@ -993,7 +993,7 @@ internal sealed partial class RespConnection
             return false;
         }
         var ms = seconds ? amount * 1000 : amount;
-        var now = _kv.NowMs;
+        var now = ReadNowMs();
         expiresAt = unit.Length == 2 ? (ms > limitMs ? -1 : now + ms) : ms;
         return expiresAt > 0 && expiresAt <= now + limitMs;
     }

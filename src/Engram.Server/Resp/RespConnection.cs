@@ -93,6 +93,16 @@ internal sealed partial class RespConnection
     /// <summary>The tenant of the key the client authenticated with; null before AUTH (and always in open mode).</summary>
     public string? Tenant => _authenticated?.Tenant;
 
+    /// <summary>The wall clock as <see cref="ReadNowMs"/> read it for the input being run; 0: not read yet.</summary>
+    private long _readNowMs;
+
+    /// <summary>
+    /// The wall clock in unix milliseconds, read once per arrival of input: the SETs of a pipeline take their expiries from
+    /// one reading, as Redis takes a command's time from its event loop's turn. A reading cost ~20 ns on a virtual machine,
+    /// and a plain SET made two.
+    /// </summary>
+    private long ReadNowMs() => _readNowMs != 0 ? _readNowMs : _readNowMs = _kv.NowMs;
+
     /// <summary>Closes the connection for idle time-out (the idle sweep).</summary>
     public void Abort()
     {
@@ -108,6 +118,7 @@ internal sealed partial class RespConnection
             {
                 var result = await _input.ReadAsync(stopping).ConfigureAwait(false);
                 LastActivity = Environment.TickCount64;
+                _readNowMs = 0;
                 var buffer = result.Buffer;
                 long consumed = 0;
                 long counted = 0; // of consumed, in the tally already
@@ -755,6 +766,7 @@ internal sealed partial class RespConnection
         SubmitSets();
         if (_pending.Count == 0)
         {
+            _readNowMs = 0; // scripts may have run a while: later commands read the clock again
             return;
         }
         foreach (var pending in _pending)
@@ -801,6 +813,7 @@ internal sealed partial class RespConnection
             }
         }
         _pending.Clear();
+        _readNowMs = 0; // the writes took a while: later commands read the clock again
     }
 
     private async Task DrainQuietlyAsync()

@@ -40,6 +40,24 @@ public class KvServiceTests : IAsyncLifetime
     private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
 
     [Fact]
+    public async Task An_expiry_more_than_the_limit_away_is_refused_judged_by_the_clock_now()
+    {
+        // The limit is checked against the latest clock reading first, and the clock read only beyond it: an expiry that
+        // reading would refuse is accepted once the clock has moved on, and refused while it has not.
+        const long LimitMs = KvOptions.MaxTtlSeconds * 1000;
+        var read = Kv.NowMs;
+        await Kv.SetJsonAsync(Acme, "far", "1", read + LimitMs, KvCondition.Always);
+        await FluentActions.Awaiting(() => Kv.SetJsonAsync(Acme, "far", "2", read + LimitMs + 1, KvCondition.Always))
+            .Should().ThrowAsync<ValidationException>().WithMessage("*seconds away*");
+
+        _clock.Advance(TimeSpan.FromDays(1));
+        await Kv.SetJsonAsync(Acme, "far", "3", read + LimitMs + 60_000, KvCondition.Always);
+        await FluentActions.Awaiting(() => Kv.SetJsonAsync(Acme, "far", "4", read + LimitMs + 86_400_000 + 1, KvCondition.Always))
+            .Should().ThrowAsync<ValidationException>();
+        (await Kv.GetAsync(Acme, "far")).Value.GetInt64().Should().Be(3);
+    }
+
+    [Fact]
     public async Task Tenants_NeverSeeEachOthersKeys()
     {
         await Kv.SetAsync(Acme, "plain", Json("1"), null);
