@@ -421,23 +421,33 @@ internal sealed partial class RespConnection
         or "TYPE" or "SCAN" or "KEYS" or "DBSIZE" or "INFO" or "OBJECT" or "STRLEN" or "EXPIRETIME" or "PEXPIRETIME" or "GETSET" or "CONFIG" or "MEMORY"
         or "TOUCH" || IsStringCommand(command);
 
-    /// <summary>The names COMMAND lists, with Redis's arity (negative: at least that many).</summary>
-    private static readonly (string Name, int Arity, bool Write)[] Commands =
+    /// <summary>
+    /// The commands COMMAND lists: Redis's arity (negative: at least that many) and key positions (first, last, step;
+    /// last -1: to the end; all 0: no keys, or keys a script's numkeys names), which cluster-aware clients route by.
+    /// </summary>
+    private static readonly CommandSpec[] Commands =
     [
-        ("ping", -1, false), ("echo", 2, false), ("hello", -1, false), ("auth", -2, false), ("select", 2, false), ("quit", -1, false), ("reset", 1, false),
-        ("client", -2, false), ("command", -1, false), ("get", 2, false), ("set", -3, true), ("setex", 4, true), ("psetex", 4, true),
-        ("setnx", 3, true), ("getdel", 2, true), ("getex", -2, true), ("mget", -2, false), ("mset", -3, true), ("del", -2, true),
-        ("unlink", -2, true), ("exists", -2, false), ("expire", -3, true), ("pexpire", -3, true), ("expireat", -3, true),
-        ("pexpireat", -3, true), ("ttl", 2, false), ("pttl", 2, false), ("persist", 2, true), ("incr", 2, true), ("incrby", 3, true),
-        ("decr", 2, true), ("decrby", 3, true), ("scan", -2, false), ("keys", 2, false), ("type", 2, false), ("dbsize", 1, false),
-        ("info", -1, false), ("object", -2, false), ("strlen", 2, false), ("expiretime", 2, false), ("pexpiretime", 2, false),
-        ("getset", 3, true), ("config", -2, false), ("memory", -2, false), ("multi", 1, false), ("exec", 1, false), ("discard", 1, false),
-        ("watch", -2, false), ("unwatch", 1, false), ("eval", -3, true), ("evalsha", -3, true), ("eval_ro", -3, false),
-        ("evalsha_ro", -3, false), ("script", -2, false), ("append", 3, true), ("incrbyfloat", 3, true), ("getrange", 4, false),
-        ("substr", 4, false), ("setrange", 4, true), ("rename", 3, true), ("renamenx", 3, true), ("copy", -3, true), ("msetnx", -3, true),
-        ("touch", -2, false), ("time", 1, false), ("lastsave", 1, false), ("role", 1, false), ("flushdb", -1, true), ("flushall", -1, true),
-        ("wait", 3, false), ("waitaof", 4, false),
+        new("ping", -1), new("echo", 2), new("hello", -1), new("auth", -2), new("select", 2), new("quit", -1), new("reset", 1),
+        new("client", -2), new("command", -1), new("get", 2, First: 1, Last: 1), new("set", -3, true, 1, 1),
+        new("setex", 4, true, 1, 1), new("psetex", 4, true, 1, 1), new("setnx", 3, true, 1, 1), new("getdel", 2, true, 1, 1),
+        new("getex", -2, true, 1, 1), new("mget", -2, First: 1, Last: -1), new("mset", -3, true, 1, -1, 2), new("del", -2, true, 1, -1),
+        new("unlink", -2, true, 1, -1), new("exists", -2, First: 1, Last: -1), new("expire", -3, true, 1, 1), new("pexpire", -3, true, 1, 1),
+        new("expireat", -3, true, 1, 1), new("pexpireat", -3, true, 1, 1), new("ttl", 2, First: 1, Last: 1), new("pttl", 2, First: 1, Last: 1),
+        new("persist", 2, true, 1, 1), new("incr", 2, true, 1, 1), new("incrby", 3, true, 1, 1), new("decr", 2, true, 1, 1),
+        new("decrby", 3, true, 1, 1), new("scan", -2), new("keys", 2), new("type", 2, First: 1, Last: 1), new("dbsize", 1),
+        new("info", -1), new("object", -2), new("strlen", 2, First: 1, Last: 1), new("expiretime", 2, First: 1, Last: 1),
+        new("pexpiretime", 2, First: 1, Last: 1), new("getset", 3, true, 1, 1), new("config", -2), new("memory", -2),
+        new("multi", 1), new("exec", 1), new("discard", 1), new("watch", -2, First: 1, Last: -1), new("unwatch", 1),
+        new("eval", -3, true, Movable: true), new("evalsha", -3, true, Movable: true), new("eval_ro", -3, Movable: true),
+        new("evalsha_ro", -3, Movable: true), new("script", -2), new("append", 3, true, 1, 1), new("incrbyfloat", 3, true, 1, 1),
+        new("getrange", 4, First: 1, Last: 1), new("substr", 4, First: 1, Last: 1), new("setrange", 4, true, 1, 1),
+        new("rename", 3, true, 1, 2), new("renamenx", 3, true, 1, 2), new("copy", -3, true, 1, 2), new("msetnx", -3, true, 1, -1, 2),
+        new("touch", -2, First: 1, Last: -1), new("time", 1), new("lastsave", 1), new("role", 1), new("flushdb", -1, true),
+        new("flushall", -1, true), new("wait", 3), new("waitaof", 4),
     ];
+
+    /// <summary>A command as COMMAND describes it; <paramref name="Movable"/>: its keys follow a numkeys argument (EVAL).</summary>
+    private readonly record struct CommandSpec(string Name, int Arity, bool Write = false, int First = 0, int Last = 0, int Step = 1, bool Movable = false);
 
     // ---- Authentication ----------------------------------------------------------------------------------
 
@@ -1503,7 +1513,10 @@ internal sealed partial class RespConnection
         _reply.Error($"ERR unknown subcommand or wrong number of arguments for '{(_argCount > 1 ? Encoding.UTF8.GetString(Arg(1)) : "")}'. Try OBJECT HELP.");
     }
 
-    /// <summary>COMMAND, COMMAND COUNT, COMMAND INFO name…, COMMAND DOCS (empty): enough for clients that probe.</summary>
+    /// <summary>
+    /// COMMAND, COMMAND COUNT, COMMAND INFO [name…], COMMAND LIST [FILTERBY PATTERN p | MODULE m], COMMAND GETKEYS, COMMAND
+    /// DOCS (empty), COMMAND HELP: what clients probe (redis-cli's hints, cluster clients' key positions).
+    /// </summary>
     private void CommandInfo()
     {
         var sub = _argCount > 1 ? Encoding.ASCII.GetString(Arg(1)).ToUpperInvariant() : "";
@@ -1519,24 +1532,48 @@ internal sealed partial class RespConnection
             case "COUNT":
                 _reply.Integer(Commands.Length);
                 return;
+            case "INFO" when _argCount == 2:
+                goto case "";
             case "INFO":
                 _reply.Array(_argCount - 2);
                 for (var i = 2; i < _argCount; i++)
                 {
-                    var wanted = Encoding.ASCII.GetString(Arg(i)).ToLowerInvariant();
-                    var found = Array.FindIndex(Commands, c => c.Name == wanted);
-                    if (found < 0)
+                    if (FindCommand(i) is { } found)
                     {
-                        _reply.Null();
+                        WriteCommand(found);
                     }
                     else
                     {
-                        WriteCommand(Commands[found]);
+                        _reply.Null();
                     }
                 }
                 return;
+            case "LIST":
+                CommandList();
+                return;
+            case "GETKEYS":
+                CommandGetKeys();
+                return;
             case "DOCS":
                 _reply.Map(0);
+                return;
+            case "HELP":
+                string[] help =
+                [
+                    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "(no subcommand)", "    Return details about all commands.",
+                    "COUNT", "    Return the total number of commands.",
+                    "GETKEYS <full-command>", "    Return the keys from a full command.",
+                    "INFO [<command-name> ...]", "    Return details about the named commands, or all of them.",
+                    "LIST [FILTERBY (MODULE <module-name>|PATTERN <pattern>)]", "    Return the names of the commands, filtered.",
+                    "DOCS [<command-name> ...]", "    Return documentary information (none here).",
+                    "HELP", "    Print this help.",
+                ];
+                _reply.Array(help.Length);
+                foreach (var line in help)
+                {
+                    _reply.Simple(line);
+                }
                 return;
             default:
                 _reply.Error($"ERR unknown subcommand '{Encoding.UTF8.GetString(Arg(1))}'. Try COMMAND HELP.");
@@ -1544,18 +1581,110 @@ internal sealed partial class RespConnection
         }
     }
 
-    private void WriteCommand((string Name, int Arity, bool Write) command)
+    private CommandSpec? FindCommand(int arg)
     {
-        var keyed = command.Name is not ("object" or "ping" or "echo" or "hello" or "auth" or "select" or "quit" or "client" or "command" or "scan" or "keys" or "dbsize" or "info"
-            or "eval" or "evalsha" or "eval_ro" or "evalsha_ro" or "script"); // (a script's keys are movable: numkeys says)
+        var wanted = Encoding.UTF8.GetString(Arg(arg)).ToLowerInvariant();
+        var found = Array.FindIndex(Commands, c => c.Name == wanted);
+        return found < 0 ? null : Commands[found];
+    }
+
+    /// <summary>COMMAND LIST [FILTERBY PATTERN p | MODULE m] (no modules here: that filter lists nothing).</summary>
+    private void CommandList()
+    {
+        if (_argCount == 2)
+        {
+            _reply.Array(Commands.Length);
+            foreach (var command in Commands)
+            {
+                _reply.Bulk(command.Name);
+            }
+            return;
+        }
+        if (_argCount != 5 || !Is(2, "FILTERBY"u8) || !(Is(3, "PATTERN"u8) || Is(3, "MODULE"u8)))
+        {
+            _reply.Error(Syntax);
+            return;
+        }
+        if (Is(3, "MODULE"u8))
+        {
+            _reply.Array(0);
+            return;
+        }
+        var pattern = Encoding.UTF8.GetString(Arg(4)); // as CONFIG GET matches: * and ? (Redis's [] classes are not needed for names)
+        var names = Commands.Where(c => FileSystemName.MatchesSimpleExpression(pattern, c.Name, ignoreCase: true)).ToArray();
+        _reply.Array(names.Length);
+        foreach (var command in names)
+        {
+            _reply.Bulk(command.Name);
+        }
+    }
+
+    /// <summary>COMMAND GETKEYS command arg…: the key arguments, by the command's key positions (a script's by its numkeys).</summary>
+    private void CommandGetKeys()
+    {
+        if (_argCount < 3)
+        {
+            WrongArity();
+            return;
+        }
+        if (FindCommand(2) is not { } command)
+        {
+            _reply.Error("ERR Invalid command specified");
+            return;
+        }
+        var argc = _argCount - 2; // the command's own arguments, its name included
+        if (command.Arity > 0 ? argc != command.Arity : argc < -command.Arity)
+        {
+            _reply.Error("ERR Invalid number of arguments specified for command");
+            return;
+        }
+        var keys = new List<int>();
+        if (command.Movable)
+        {
+            if (!TryLong(4, out var numKeys) || numKeys < 0 || numKeys > argc - 3)
+            {
+                _reply.Error(numKeys < 0 ? "ERR Number of keys can't be negative" : "ERR Number of keys can't be greater than number of args");
+                return;
+            }
+            for (var i = 0; i < numKeys; i++)
+            {
+                keys.Add(5 + i);
+            }
+        }
+        else if (command.First > 0)
+        {
+            var last = command.Last < 0 ? argc - 1 : command.Last;
+            for (var k = command.First; k <= last; k += command.Step)
+            {
+                keys.Add(2 + k);
+            }
+        }
+        if (keys.Count == 0)
+        {
+            _reply.Error("ERR The command has no key arguments");
+            return;
+        }
+        _reply.Array(keys.Count);
+        foreach (var at in keys)
+        {
+            _reply.Bulk(Arg(at));
+        }
+    }
+
+    private void WriteCommand(CommandSpec command)
+    {
         _reply.Array(6);
         _reply.Bulk(command.Name);
         _reply.Integer(command.Arity);
-        _reply.Array(1);
+        _reply.Array(command.Movable ? 2 : 1);
         _reply.Simple(command.Write ? "write" : "readonly");
-        _reply.Integer(keyed ? 1 : 0);
-        _reply.Integer(keyed ? (command.Name is "mget" or "del" or "unlink" or "exists" or "mset" ? -1 : 1) : 0);
-        _reply.Integer(keyed ? (command.Name == "mset" ? 2 : 1) : 0);
+        if (command.Movable)
+        {
+            _reply.Simple("movablekeys");
+        }
+        _reply.Integer(command.First);
+        _reply.Integer(command.Last);
+        _reply.Integer(command.First == 0 ? 0 : command.Step);
     }
 
     // ---- Errors -------------------------------------------------------------------------------------------

@@ -360,7 +360,32 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         ((string)(await c.CallAsync("OBJECT", "FREQ", "object:int"))!).Should().StartWith("-ERR unknown subcommand");
         (await c.CallAsync("HELLO", "4")).Should().Be("-NOPROTO unsupported protocol version");
         (await c.CallAsync("ECHO", "hi")).Should().Be("hi");
-        (await c.CallAsync("COMMAND", "COUNT")).Should().BeOfType<long>().Which.Should().BeGreaterThan(30);
+        var count = (await c.CallAsync("COMMAND", "COUNT")).Should().BeOfType<long>().Which;
+        count.Should().BeGreaterThan(30);
+        // Key positions, which cluster-aware clients route by: first, last (-1: to the end), step; none for TIME.
+        ((object?[])(await c.CallAsync("COMMAND", "INFO", "get", "MSET", "eval", "time", "nosuch"))!).Should().BeEquivalentTo(new object?[]
+        {
+            new object?[] { "get", 2L, new object?[] { "+readonly" }, 1L, 1L, 1L },
+            new object?[] { "mset", -3L, new object?[] { "+write" }, 1L, -1L, 2L },
+            new object?[] { "eval", -3L, new object?[] { "+write", "+movablekeys" }, 0L, 0L, 0L },
+            new object?[] { "time", 1L, new object?[] { "+readonly" }, 0L, 0L, 0L },
+            null,
+        }, o => o.WithStrictOrdering());
+        ((object?[])(await c.CallAsync("COMMAND", "INFO"))!).Should().HaveCount((int)count, "COMMAND INFO without names describes every command");
+        var names = ((object?[])(await c.CallAsync("COMMAND", "LIST"))!).Cast<string>().ToList();
+        names.Should().HaveCount((int)count).And.Contain(["get", "set", "scan", "eval"]);
+        ((object?[])(await c.CallAsync("COMMAND", "LIST", "FILTERBY", "PATTERN", "get*"))!).Should().BeEquivalentTo(
+            names.Where(n => n.StartsWith("get", StringComparison.Ordinal)), "get, getdel, getex, getset, getrange");
+        ((object?[])(await c.CallAsync("COMMAND", "LIST", "FILTERBY", "MODULE", "search"))!).Should().BeEmpty();
+        (await c.CallAsync("COMMAND", "LIST", "FILTERBY", "ACLCAT")).Should().Be("-ERR syntax error");
+        (await c.CallAsync("COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2")).Should().BeEquivalentTo(new object?[] { "a", "b" }, o => o.WithStrictOrdering());
+        (await c.CallAsync("COMMAND", "GETKEYS", "RENAME", "from", "to")).Should().BeEquivalentTo(new object?[] { "from", "to" }, o => o.WithStrictOrdering());
+        (await c.CallAsync("COMMAND", "GETKEYS", "EVAL", "return 1", "2", "k1", "k2", "arg"))
+            .Should().BeEquivalentTo(new object?[] { "k1", "k2" }, o => o.WithStrictOrdering());
+        (await c.CallAsync("COMMAND", "GETKEYS", "PING")).Should().Be("-ERR The command has no key arguments");
+        (await c.CallAsync("COMMAND", "GETKEYS", "GET")).Should().Be("-ERR Invalid number of arguments specified for command");
+        (await c.CallAsync("COMMAND", "GETKEYS", "NOSUCH", "x")).Should().Be("-ERR Invalid command specified");
+        ((object?[])(await c.CallAsync("COMMAND", "HELP"))!).Should().Contain("+GETKEYS <full-command>");
         // CONFIG GET answers from Engram's settings (a RESP3 map here; the fixture's durability is relaxed).
         (await c.CallAsync("CONFIG", "GET", "appendfsync", "max*", "port"))
             .Should().BeEquivalentTo(new object?[] { "appendfsync", "no", "port", fixture.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
