@@ -88,7 +88,7 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var endpoint = Options.EndPoint();
-        var factory = UsesEventLoop ? new EventLoop.EpollTransport(loggers, Options.EventLoops)
+        var factory = UsesEventLoop ? new EventLoop.EpollTransport(loggers, Options.EventLoopsFor(Environment.ProcessorCount))
             : Options.InlineCompletions ? InlineTransport.Create(loggers)
             : factories.FirstOrDefault(f => f is IConnectionListenerFactorySelector selector && selector.CanBind(endpoint))
                 ?? factories.FirstOrDefault() ?? throw new InvalidOperationException("no connection transport is registered for the RESP endpoint");

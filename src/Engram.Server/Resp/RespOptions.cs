@@ -48,10 +48,15 @@ public sealed class RespOptions
     public bool EventLoop { get; set; } = true;
 
     /// <summary>
-    /// How many event loops (threads) serve the connections when <see cref="EventLoop"/> is on; 0: one per core. One is
-    /// Redis's model; on a 2-core machine shared with a benchmark client it used 6-9% less CPU per request than two.
+    /// How many event loops (threads) serve the connections when <see cref="EventLoop"/> is on; 0: one per two cores (at
+    /// least one), leaving the other cores to the writer, the checkpointer and HTTP. One is Redis's model; on a 2-core
+    /// machine shared with redis-benchmark one loop used 6-9% less CPU per request than two and served 6-7% more
+    /// unpipelined SETs and GETs, with -P16 within noise (bench/README.md, sessions 38-39).
     /// </summary>
     public int EventLoops { get; set; }
+
+    /// <summary>The loops <see cref="EventLoops"/> asks for on a machine of <paramref name="cores"/> cores.</summary>
+    public int EventLoopsFor(int cores) => EventLoops > 0 ? EventLoops : Math.Max(1, cores / 2);
 
     /// <summary>
     /// The longest a script (EVAL) may run, in milliseconds; then it is stopped and nothing it did is written. A script runs
@@ -113,7 +118,7 @@ public sealed class RespOptions
         }
         if (EventLoops is < 0 or > 1024)
         {
-            yield return "Engram:Resp:EventLoops must be between 0 (one per core) and 1024";
+            yield return "Engram:Resp:EventLoops must be between 0 (one per two cores) and 1024";
         }
         if (ScriptTimeLimitMs is < 10 or > 60_000)
         {

@@ -37,6 +37,9 @@ public sealed class RespEventLoopTests
         var names = Directory.GetDirectories("/proc/self/task").Select(RespEventThreadTests.ThreadName).ToList();
         names.Should().Contain("engram-resp-4", "the listener runs the five loops it was given");
         new RespOptions { Listen = "127.0.0.1:1", EventLoops = -1 }.Validate().Should().ContainSingle(e => e.Contains("EventLoops", StringComparison.Ordinal));
+        // Unset: one loop per two cores, at least one.
+        new[] { 1, 2, 3, 8 }.Select(new RespOptions().EventLoopsFor).Should().Equal(1, 1, 1, 4);
+        new RespOptions { EventLoops = 3 }.EventLoopsFor(8).Should().Be(3);
 
         using var client = await RespClient.ConnectAsync(port);
         (await client.CallAsync("SET", "loop:k", "v")).Should().Be("+OK");

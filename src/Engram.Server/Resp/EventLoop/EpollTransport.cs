@@ -30,7 +30,7 @@ internal sealed class EpollTransport(ILoggerFactory loggers, int loopCount) : IC
             throw;
         }
         var log = loggers.CreateLogger<EpollTransport>();
-        var loops = new EpollLoop[loopCount > 0 ? loopCount : Math.Max(1, Environment.ProcessorCount)];
+        var loops = new EpollLoop[Math.Max(1, loopCount)];
         for (var i = 0; i < loops.Length; i++)
         {
             loops[i] = new EpollLoop(i, log);
