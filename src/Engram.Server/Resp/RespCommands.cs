@@ -1505,9 +1505,7 @@ internal sealed partial class RespConnection
         }
         if (_argCount == 2 && Is(1, "HELP"u8))
         {
-            _reply.Array(2);
-            _reply.Simple("OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
-            _reply.Simple("ENCODING <key>");
+            _reply.Lines(["OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "ENCODING <key>"]);
             return;
         }
         _reply.Error($"ERR unknown subcommand or wrong number of arguments for '{(_argCount > 1 ? Encoding.UTF8.GetString(Arg(1)) : "")}'. Try OBJECT HELP.");
@@ -1558,7 +1556,7 @@ internal sealed partial class RespConnection
                 _reply.Map(0);
                 return;
             case "HELP":
-                string[] help =
+                _reply.Lines(
                 [
                     "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                     "(no subcommand)", "    Return details about all commands.",
@@ -1568,12 +1566,7 @@ internal sealed partial class RespConnection
                     "LIST [FILTERBY (MODULE <module-name>|PATTERN <pattern>)]", "    Return the names of the commands, filtered.",
                     "DOCS [<command-name> ...]", "    Return documentary information (none here).",
                     "HELP", "    Print this help.",
-                ];
-                _reply.Array(help.Length);
-                foreach (var line in help)
-                {
-                    _reply.Simple(line);
-                }
+                ]);
                 return;
             default:
                 _reply.Error($"ERR unknown subcommand '{Encoding.UTF8.GetString(Arg(1))}'. Try COMMAND HELP.");

@@ -302,7 +302,7 @@ internal sealed partial class RespConnection
         var sub = Encoding.ASCII.GetString(Arg(1)).ToUpperInvariant();
         if (sub == "HELP")
         {
-            string[] lines =
+            _reply.Lines(
             [
                 "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "EXISTS <sha1> [<sha1> ...]", "    Return information about the existence of the scripts in the script cache.",
@@ -310,12 +310,7 @@ internal sealed partial class RespConnection
                 "KILL", "    Kill the currently executing Lua script (nothing it did is written).",
                 "LOAD <script>", "    Load a script into the scripts cache without executing it.",
                 "HELP", "    Print this help.",
-            ];
-            _reply.Array(lines.Length);
-            foreach (var line in lines)
-            {
-                _reply.Simple(line);
-            }
+            ]);
             return;
         }
         var caller = await CallerAsync(ct).ConfigureAwait(false);

@@ -47,6 +47,16 @@ internal sealed class RespWriter(PipeWriter output)
         output.Advance(n + 3);
     }
 
+    /// <summary>An array of simple strings: what the HELP subcommands answer.</summary>
+    public void Lines(IReadOnlyList<string> lines)
+    {
+        Array(lines.Count);
+        foreach (var line in lines)
+        {
+            Simple(line);
+        }
+    }
+
     /// <summary>An error reply; <paramref name="text"/> starts with its code (ERR, WRONGPASS, NOAUTH, …) and holds no line breaks.</summary>
     public void Error(string text)
     {

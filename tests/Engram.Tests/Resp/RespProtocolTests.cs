@@ -386,6 +386,8 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         (await c.CallAsync("COMMAND", "GETKEYS", "GET")).Should().Be("-ERR Invalid number of arguments specified for command");
         (await c.CallAsync("COMMAND", "GETKEYS", "NOSUCH", "x")).Should().Be("-ERR Invalid command specified");
         ((object?[])(await c.CallAsync("COMMAND", "HELP"))!).Should().Contain("+GETKEYS <full-command>");
+        ((object?[])(await c.CallAsync("OBJECT", "HELP"))!).Should().Equal("+OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "+ENCODING <key>");
+        ((object?[])(await c.CallAsync("SCRIPT", "HELP"))!).Should().HaveCount(11).And.Contain("+LOAD <script>");
         // CONFIG GET answers from Engram's settings (a RESP3 map here; the fixture's durability is relaxed).
         (await c.CallAsync("CONFIG", "GET", "appendfsync", "max*", "port"))
             .Should().BeEquivalentTo(new object?[] { "appendfsync", "no", "port", fixture.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
