@@ -525,11 +525,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         {
             throw new ValidationException(field, $"ttl_seconds must be between 0 (no expiry) and {KvOptions.MaxTtlSeconds} (got {ttl})");
         }
-        if (ttl == 0)
-        {
-            return null;
-        }
-        return NowMs + ttl * 1000;
+        return ttl == 0 ? null : NowMs + ttl * 1000;
     }
 
     private (long Ttl, DateTimeOffset? ExpiresAt) Ttl(long? expiresAtMs)
