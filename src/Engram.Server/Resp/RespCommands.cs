@@ -1636,7 +1636,9 @@ internal sealed partial class RespConnection
         {
             if (!TryLong(4, out var numKeys) || numKeys < 0 || numKeys > argc - 3)
             {
-                _reply.Error(numKeys < 0 ? "ERR Number of keys can't be negative" : "ERR Number of keys can't be greater than number of args");
+                _reply.Error(!TryLong(4, out _) ? WrongInteger
+                    : numKeys < 0 ? "ERR Number of keys can't be negative"
+                    : "ERR Number of keys can't be greater than number of args");
                 return;
             }
             for (var i = 0; i < numKeys; i++)

@@ -40,7 +40,7 @@ public sealed class RespOptions
     public bool InlineCompletions { get; set; } = true;
 
     /// <summary>
-    /// On Linux x86-64, serve connections from Engram's own epoll loops (one thread per core, level-triggered, one
+    /// On Linux x86-64, serve connections from Engram's own epoll loops (<see cref="EventLoops"/> threads, level-triggered, one
     /// <c>recv</c> and one <c>send</c> per request as Redis's loop makes) instead of the runtime's socket engine, which
     /// tries a second <c>recv</c> after every request. Elsewhere, or false: the runtime's sockets, with
     /// <see cref="InlineCompletions"/>. Default true.

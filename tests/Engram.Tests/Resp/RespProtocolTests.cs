@@ -382,6 +382,8 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         (await c.CallAsync("COMMAND", "GETKEYS", "RENAME", "from", "to")).Should().BeEquivalentTo(new object?[] { "from", "to" }, o => o.WithStrictOrdering());
         (await c.CallAsync("COMMAND", "GETKEYS", "EVAL", "return 1", "2", "k1", "k2", "arg"))
             .Should().BeEquivalentTo(new object?[] { "k1", "k2" }, o => o.WithStrictOrdering());
+        (await c.CallAsync("COMMAND", "GETKEYS", "EVAL", "return 1", "x", "k1")).Should().Be("-ERR value is not an integer or out of range");
+        (await c.CallAsync("COMMAND", "GETKEYS", "EVAL", "return 1", "3", "k1")).Should().Be("-ERR Number of keys can't be greater than number of args");
         (await c.CallAsync("COMMAND", "GETKEYS", "PING")).Should().Be("-ERR The command has no key arguments");
         (await c.CallAsync("COMMAND", "GETKEYS", "GET")).Should().Be("-ERR Invalid number of arguments specified for command");
         (await c.CallAsync("COMMAND", "GETKEYS", "NOSUCH", "x")).Should().Be("-ERR Invalid command specified");

@@ -7,7 +7,7 @@ namespace Engram.Server.Resp.EventLoop;
 
 /// <summary>
 /// The RESP endpoint's own transport on Linux (<see cref="RespOptions.EventLoop"/>): <see cref="RespOptions.EventLoops"/>
-/// <see cref="EpollLoop"/>s (one per core unless set), each connection on one of them, round robin. Accepting stays with the runtime's sockets (rare, and async).
+/// <see cref="EpollLoop"/>s (<see cref="RespOptions.EventLoopsFor"/>: one per two cores unless set), each connection on one of them, round robin. Accepting stays with the runtime's sockets (rare, and async).
 /// </summary>
 internal sealed class EpollTransport(ILoggerFactory loggers, int loopCount) : IConnectionListenerFactory
 {
