@@ -83,6 +83,8 @@ public sealed class EngramChildProcess : IAsyncDisposable
         start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information";
         start.Environment["Logging__LogLevel__Engram.Server"] = "Information"; // the start-up summary with the bound address
         start.Environment.Remove("ENGRAM_DATA");
+        // As in EngramServer: readiness by the code under test, not by how full the CI machine's disk is.
+        start.Environment["Engram__Health__MinFreeDiskMB"] = "1";
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {
             start.Environment[name] = value;
