@@ -1,15 +1,23 @@
 using System.Threading.RateLimiting;
 using Engram.Core.Telemetry;
+using Engram.Server.Operations;
 using Microsoft.AspNetCore.Http;
 
 namespace Engram.Server.Http;
 
-/// <summary>The host's limiter (see <see cref="RateLimits"/>) and its settings; disposed with the host's container.</summary>
-internal sealed class EngramRateLimiter(PartitionedRateLimiter<HttpContext> limiter, RateLimitOptions options) : IAsyncDisposable
+/// <summary>The host's limiter (see <see cref="RateLimits"/>), the callers it admits, and its settings; disposed with the host's container.</summary>
+internal sealed class EngramRateLimiter(CallerRateLimiter limiter, BoundedKeySet<RateLimits.ClientKey> clients, RateLimitOptions options) : IAsyncDisposable
 {
-    public PartitionedRateLimiter<HttpContext> Limiter { get; } = limiter;
+    public CallerRateLimiter Limiter { get; } = limiter;
 
     public RateLimitOptions Options { get; } = options;
+
+    /// <summary>A lease for <paramref name="context"/>'s request, counted against its caller (or the shared overflow caller).</summary>
+    public ValueTask<RateLimitLease> AcquireAsync(HttpContext context, CancellationToken ct)
+    {
+        RateLimits.ClientKey? key = RateLimits.ClientKey.Of(context) is { } caller ? (clients.Admit(caller) ? caller : RateLimits.ClientKey.Overflow) : null;
+        return Limiter.AcquireAsync(key, ct);
+    }
 
     public ValueTask DisposeAsync() => Limiter.DisposeAsync();
 }
@@ -26,7 +34,7 @@ internal sealed class RateLimitMiddleware(RequestDelegate next, EngramRateLimite
         RateLimitLease lease;
         try
         {
-            lease = await limits.Limiter.AcquireAsync(context, 1, context.RequestAborted);
+            lease = await limits.AcquireAsync(context, context.RequestAborted);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {

@@ -3,9 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Threading.RateLimiting;
 using Engram.Server.Operations;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Engram.Server.Http;
@@ -66,80 +64,35 @@ public sealed class RateLimitOptions
 }
 
 /// <summary>
-/// The rate limiter: one partitioned limiter (<see cref="System.Threading.RateLimiting"/>) asked by
-/// <see cref="RateLimitMiddleware"/> for every request. A caller is its API key (<c>Caller.KeyId</c>, set by the
-/// authentication gate, which must therefore run first), else its IP address (an IPv6 client by its /64, which one
-/// host usually owns whole). The public probes are never limited. Memory stays bounded: at most
-/// <see cref="RateLimitOptions.MaxClients"/> callers have partitions of their own (a <see cref="BoundedKeySet{TKey}"/>);
-/// callers beyond it share one overflow partition, and the partitioned limiter drops a caller's limiters once they
-/// have been idle for 10 seconds.
+/// The rate limiter: a <see cref="CallerRateLimiter"/> asked by <see cref="RateLimitMiddleware"/> for every request. A
+/// caller is its API key (<c>Caller.KeyId</c>, set by the authentication gate, which must therefore run first), else its
+/// IP address (an IPv6 client by its /64, which one host usually owns whole). The public probes are never limited.
+/// Memory stays bounded: at most <see cref="RateLimitOptions.MaxClients"/> callers have limits of their own (a
+/// <see cref="BoundedKeySet{TKey}"/>); callers beyond it share one overflow partition, and the limiter drops a caller's
+/// limits once its bucket has refilled while it was idle.
 /// </summary>
 /// <remarks>
 /// Not ASP.NET Core's rate limiting middleware: it builds a limiter of its own that it never disposes, whose timer
 /// keeps the whole application (services, indexes) reachable after the host stops. This limiter is a singleton of
-/// the host's container, which disposes it (and its timer) with the host.
+/// the host's container, which disposes it (and its sweep) with the host.
 /// </remarks>
 internal static class RateLimits
 {
     public static IServiceCollection AddEngramRateLimits(this IServiceCollection services, RateLimitOptions options)
     {
         var clients = Clients(options);
-        return services.AddSingleton(clients).AddSingleton(_ => new EngramRateLimiter(CreateLimiter(options, clients), options));
+        return services.AddSingleton(clients).AddSingleton(_ => new EngramRateLimiter(new CallerRateLimiter(options), clients, options));
     }
 
     /// <summary>
-    /// The bound on callers with partitions of their own. A caller leaves it after being idle for longer than its
-    /// partitions can live on in the limiter (bucket refill, then the limiter's 10 s), so the partitions stay within
-    /// the bound too (plus the callers of requests running longer than that window).
+    /// The bound on callers with limits of their own. A caller leaves it after being idle for longer than its limits can
+    /// live on in the limiter (bucket refill, then the limiter's sweep), so the limiter's callers stay within the bound
+    /// too (plus the callers of requests running longer than that window).
     /// </summary>
     internal static BoundedKeySet<ClientKey> Clients(RateLimitOptions options)
     {
         var refill = options.PermitsPerSecond > 0 ? TimeSpan.FromSeconds(Math.Min(options.Burst / options.PermitsPerSecond, 86_400)) : TimeSpan.Zero;
         return new BoundedKeySet<ClientKey>("rate_limit_clients", options.MaxClients, TimeSpan.FromSeconds(60) + refill);
-    }
-
-    private static PartitionedRateLimiter<HttpContext> CreateLimiter(RateLimitOptions options, BoundedKeySet<ClientKey> clients)
-    {
-        // Admitted once per request (the middleware and the chained limiters ask the partitioner more than once).
-        ClientKey? Key(HttpContext context)
-        {
-            if (context.Items.TryGetValue(typeof(ClientKey), out var known))
-            {
-                return (ClientKey?)known;
-            }
-            ClientKey? key = ClientKey.Of(context) is { } caller ? (clients.Admit(caller) ? caller : ClientKey.Overflow) : null;
-            context.Items[typeof(ClientKey)] = key;
-            return key;
-        }
-        var limiters = new List<PartitionedRateLimiter<HttpContext>>(2);
-        if (options.PermitsPerSecond > 0)
-        {
-            // Whole tokens per period: below one per second, one token per 1/rate seconds.
-            var perSecond = options.PermitsPerSecond;
-            var bucket = new TokenBucketRateLimiterOptions
-            {
-                TokenLimit = options.Burst,
-                TokensPerPeriod = perSecond >= 1 ? (int)Math.Min(Math.Round(perSecond), int.MaxValue) : 1,
-                ReplenishmentPeriod = perSecond >= 1 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(1 / perSecond),
-                QueueLimit = 0, // an empty bucket answers at once, with how long to wait
-            };
-            limiters.Add(PartitionedRateLimiter.Create<HttpContext, ClientKey>(context => Key(context) is { } key
-                ? RateLimitPartition.GetTokenBucketLimiter(key, _ => bucket)
-                : RateLimitPartition.GetNoLimiter(ClientKey.Exempt)));
-        }
-        if (options.MaxConcurrentRequests > 0)
-        {
-            var concurrency = new ConcurrencyLimiterOptions
-            {
-                PermitLimit = options.MaxConcurrentRequests,
-                QueueLimit = options.QueueLimit,
-                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-            };
-            limiters.Add(PartitionedRateLimiter.Create<HttpContext, ClientKey>(context => Key(context) is { } key
-                ? RateLimitPartition.GetConcurrencyLimiter(key, _ => concurrency)
-                : RateLimitPartition.GetNoLimiter(ClientKey.Exempt)));
-        }
-        return limiters.Count == 1 ? limiters[0] : PartitionedRateLimiter.CreateChained([.. limiters]);
     }
 
     /// <summary>429 with a problem body and <c>Retry-After</c> in whole seconds (at least 1).</summary>
@@ -164,12 +117,10 @@ internal static class RateLimits
     }
 
     /// <summary>Who a request counts against: its API key, else its address.</summary>
-    internal readonly record struct ClientKey(string? KeyId, IPAddress? Address, bool IsExempt)
+    internal readonly record struct ClientKey(string? KeyId, IPAddress? Address)
     {
-        public static ClientKey Exempt { get; } = new(null, null, true);
-
         /// <summary>The one partition every caller beyond <see cref="RateLimitOptions.MaxClients"/> shares (no key id is a ULID like this).</summary>
-        public static ClientKey Overflow { get; } = new("(overflow)", null, false);
+        public static ClientKey Overflow { get; } = new("(overflow)", null);
 
         /// <summary>Null for the public probes, which must answer an orchestrator even while a client floods.</summary>
         public static ClientKey? Of(HttpContext context)
@@ -180,9 +131,9 @@ internal static class RateLimits
             }
             if (context.GetCaller().KeyId is { } keyId)
             {
-                return new ClientKey(keyId, null, false);
+                return new ClientKey(keyId, null);
             }
-            return new ClientKey(null, Network(context.Connection.RemoteIpAddress), false);
+            return new ClientKey(null, Network(context.Connection.RemoteIpAddress));
         }
 
         /// <summary>The address a limit counts: IPv4 as is, IPv6 by its /64 (one host usually holds a whole /64).</summary>
