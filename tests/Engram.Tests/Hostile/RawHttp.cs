@@ -47,18 +47,25 @@ internal static class RawHttp
             $"{method} {path} HTTP/1.1\r\nHost: {server.Authority}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n{extraHeaders}\r\n"));
         var head = Encoding.ASCII.GetBytes("{\"content\":\"");
         var chunk = Encoding.ASCII.GetBytes(new string('a', 8192));
-        await WriteChunkAsync(stream, head);
-        long sent = head.Length;
-        while (sent < totalBytes && client.Available == 0)
+        try
         {
-            await WriteChunkAsync(stream, chunk);
-            sent += chunk.Length;
-            await Task.Yield();
+            await WriteChunkAsync(stream, head);
+            long sent = head.Length;
+            while (sent < totalBytes && client.Available == 0)
+            {
+                await WriteChunkAsync(stream, chunk);
+                sent += chunk.Length;
+                await Task.Yield();
+            }
+            if (client.Available == 0)
+            {
+                await WriteChunkAsync(stream, Encoding.ASCII.GetBytes("\"}"));
+                await stream.WriteAsync(Encoding.ASCII.GetBytes("0\r\n\r\n"));
+            }
         }
-        if (client.Available == 0)
+        catch (IOException)
         {
-            await WriteChunkAsync(stream, Encoding.ASCII.GetBytes("\"}"));
-            await stream.WriteAsync(Encoding.ASCII.GetBytes("0\r\n\r\n"));
+            // The server answered and closed between the check for an answer and a write (broken pipe): read the answer.
         }
         return await ReadAnswerAsync(stream, timeout);
     }
