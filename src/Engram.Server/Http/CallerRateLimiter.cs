@@ -36,8 +36,7 @@ internal sealed class CallerRateLimiter : IAsyncDisposable
     {
         _options = options;
         _clock = clock ?? TimeProvider.System;
-        var refill = options.PermitsPerSecond > 0 ? TimeSpan.FromSeconds(Math.Min(options.Burst / options.PermitsPerSecond, 86_400)) : TimeSpan.Zero;
-        _retention = refill + SweepInterval;
+        _retention = options.RefillTime + SweepInterval;
         if (options.MaxConcurrentRequests > 0)
         {
             _concurrency = new ConcurrencyLimiterOptions

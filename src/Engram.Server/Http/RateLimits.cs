@@ -38,6 +38,9 @@ public sealed class RateLimitOptions
 
     public bool Enabled => PermitsPerSecond > 0 || MaxConcurrentRequests > 0;
 
+    /// <summary>How long an emptied bucket takes to fill again (at most a day); zero without a rate limit.</summary>
+    public TimeSpan RefillTime => PermitsPerSecond > 0 ? TimeSpan.FromSeconds(Math.Min(Burst / PermitsPerSecond, 86_400)) : TimeSpan.Zero;
+
     public IEnumerable<string> Validate()
     {
         if (!double.IsFinite(PermitsPerSecond) || PermitsPerSecond < 0 || (PermitsPerSecond > 0 && PermitsPerSecond < 1.0 / 86400))
@@ -91,8 +94,7 @@ internal static class RateLimits
     /// </summary>
     internal static BoundedKeySet<ClientKey> Clients(RateLimitOptions options)
     {
-        var refill = options.PermitsPerSecond > 0 ? TimeSpan.FromSeconds(Math.Min(options.Burst / options.PermitsPerSecond, 86_400)) : TimeSpan.Zero;
-        return new BoundedKeySet<ClientKey>("rate_limit_clients", options.MaxClients, TimeSpan.FromSeconds(60) + refill);
+        return new BoundedKeySet<ClientKey>("rate_limit_clients", options.MaxClients, TimeSpan.FromSeconds(60) + options.RefillTime);
     }
 
     /// <summary>429 with a problem body and <c>Retry-After</c> in whole seconds (at least 1).</summary>
