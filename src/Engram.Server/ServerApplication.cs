@@ -206,6 +206,7 @@ public static class ServerApplication
         app.UseMiddleware<HeadRequestMiddleware>();
         app.UseMiddleware<ProblemMiddleware>();
         app.UseMiddleware<RequestLimits>();
+        app.UseMiddleware<RawPathRouting>(); // keys and entity names with a "." or ".." segment are routed as sent
         app.UseRouting();
         if (origins.CorsEnabled)
         {

@@ -126,7 +126,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
             throw new ValidationException("limit", $"limit must be between 1 and {options.MaxListLimit} (got {take})");
         }
         var glob = pattern is null ? KvGlob.All : KvGlob.Parse(caller.Tenant, pattern);
-        var page = await store.ListKvAsync(partition, glob, take, cursor is null ? null : DecodeCursor(cursor), ct).ConfigureAwait(false);
+        var page = await store.ListKvAsync(partition, glob, take, cursor is null ? null : DecodeCursor(cursor, glob), ct).ConfigureAwait(false);
         var items = page.Items.Select(e =>
         {
             var (ttl, expires) = Ttl(e.ExpiresAtMs);
@@ -153,7 +153,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         // A bulk delete of keys needs the write role: it reaches only the caller's own partition.
         var partition = Enter(caller, Role.Write, "delete keys");
         var glob = KvGlob.Parse(caller.Tenant, pattern);
-        var step = await store.DeleteMatchingKvAsync(partition, glob, cursor is null ? null : DecodeCursor(cursor),
+        var step = await store.DeleteMatchingKvAsync(partition, glob, cursor is null ? null : DecodeCursor(cursor, glob),
             TimeSpan.FromMilliseconds(options.CleanupBudgetMs), options.Durability, ct).ConfigureAwait(false);
         return new KvCleanupResult(step.Deleted, step.LastKey is null, step.LastKey is null ? null : EncodeCursor(step.LastKey));
     }
@@ -569,19 +569,33 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     private static string EncodeCursor(string storedKey) => Convert.ToBase64String(Encoding.UTF8.GetBytes(storedKey)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
-    private static string DecodeCursor(string cursor)
+    /// <summary>
+    /// The stored key a cursor stands for, checked strictly: the canonical base64url of UTF-8 text that the page's pattern
+    /// matches (every cursor this server returns is the last key of a page of that pattern). Decoding leniently read
+    /// "garbage" as a junk key to start after, so a listing answered an empty last page and a cleanup said "done" with
+    /// keys left.
+    /// </summary>
+    private static string DecodeCursor(string cursor, KvGlob glob)
     {
+        string? key = null;
         try
         {
             var base64 = cursor.Replace('-', '+').Replace('_', '/');
             base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
-            return Encoding.UTF8.GetString(Convert.FromBase64String(base64));
+            key = StrictUtf8.GetString(Convert.FromBase64String(base64));
         }
-        catch (FormatException)
+        catch (Exception ex) when (ex is FormatException or ArgumentException)
         {
-            throw new ValidationException("cursor", "the cursor is not one this server returned");
+            // not base64, or not UTF-8 (DecoderFallbackException is an ArgumentException)
         }
+        if (key is null || key.Length == 0 || EncodeCursor(key) != cursor || !glob.Matches(key))
+        {
+            throw new ValidationException("cursor", "the cursor is not one this server returned for this pattern; pass next_cursor from the previous answer unchanged");
+        }
+        return key;
     }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 }
 
 /// <summary>What a transaction's commands run on (<see cref="KvService.TransactAsync{T}"/>): the service over its keys, and their history heads.</summary>

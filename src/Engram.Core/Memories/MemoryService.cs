@@ -111,7 +111,34 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         {
             throw NotFound(id);
         }
+        if (patch.SupersededBy is { HasValue: true, Value: { } successor })
+        {
+            patch = patch with { SupersededBy = await SuccessorAsync(guard, id, successor, ct).ConfigureAwait(false) };
+        }
         return Acknowledge(await UpdateCoreAsync(guard, id, patch, expectedVersion, ct).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// The id in <c>superseded_by</c>: another memory the caller can see (in either id form). Listings and search hide a
+    /// superseded memory, so any text was accepted and a typo made the memory vanish. A successor deleted later leaves
+    /// the link as it is, as an extraction's replacement does.
+    /// </summary>
+    private async Task<string> SuccessorAsync(ScopeGuard guard, string id, string successor, CancellationToken ct)
+    {
+        var successorId = Ulid.FromAny(_validate.Field("superseded_by", successor)!);
+        if (!Ulid.IsValid(successorId))
+        {
+            throw new ValidationException("superseded_by", "superseded_by must be the id of the memory that replaces this one");
+        }
+        if (successorId == id)
+        {
+            throw new ValidationException("superseded_by", "a memory cannot supersede itself");
+        }
+        if (await FindInScopeAsync(guard, successorId, ct).ConfigureAwait(false) is null)
+        {
+            throw new ValidationException("superseded_by", $"no memory with id '{successorId}' to supersede this one");
+        }
+        return successorId;
     }
 
     private Task<WriteResult> UpdateCoreAsync(ScopeGuard guard, string id, MemoryPatch patch, long? expectedVersion, CancellationToken ct)

@@ -43,6 +43,12 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
             return;
         }
 
+        if (HasConflictingKeys(context.Request))
+        {
+            await DenyAsync(context, 401, null, $"the request carries more than one API key (Authorization and {ApiKeyHeader}, or a header given twice) and they differ; send one key",
+                "conflicting keys");
+            return;
+        }
         // The UI's pages take the key from its login cookie (protected; read on /ui paths only) when no header carries one.
         var presented = PresentedKey(context.Request) ?? uiSession.KeyFrom(context.Request);
         var key = presented is null ? null : await keys.AuthenticateAsync(presented, context.RequestAborted);
@@ -133,6 +139,40 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
         }
         var apiKey = request.Headers[ApiKeyHeader];
         return apiKey.Count > 0 ? (apiKey[0] ?? "").Trim() : null;
+    }
+
+    /// <summary>
+    /// Whether the key headers name different keys. The first header present used to win, so a request carrying an admin
+    /// key and a read key acted as whichever came first in this method's order, not as its sender may have meant.
+    /// </summary>
+    internal static bool HasConflictingKeys(HttpRequest request)
+    {
+        var authorization = request.Headers.Authorization;
+        var apiKey = request.Headers[ApiKeyHeader];
+        if (authorization.Count + apiKey.Count < 2)
+        {
+            return false;
+        }
+        string? first = null;
+        foreach (var value in authorization)
+        {
+            var text = value ?? "";
+            var space = text.IndexOf(' ');
+            var key = space < 0 ? "" : text[(space + 1)..].Trim();
+            if ((first ??= key) != key)
+            {
+                return true;
+            }
+        }
+        foreach (var value in apiKey)
+        {
+            var key = (value ?? "").Trim();
+            if ((first ??= key) != key)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private async Task DenyAsync(HttpContext context, int status, ApiKey? key, string detail, string reason)

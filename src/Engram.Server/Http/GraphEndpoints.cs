@@ -130,6 +130,7 @@ internal static class GraphEndpoints
 
     private static async Task<IResult> NeighborsAsync(string name, HttpContext http, GraphService graph, CancellationToken ct)
     {
+        name = EntityName(http, name);
         var query = http.Request.Query;
         QueryParser.RefuseAllExcept(query, "depth", "relation_type", "include_invalid");
         return TypedResults.Ok(await graph.NeighborsAsync(http.GetCaller(), name, QueryParser.Int(query, "depth"), QueryParser.Single(query, "relation_type"),
@@ -146,6 +147,7 @@ internal static class GraphEndpoints
 
     private static async Task<IResult> MemoriesAsync(string name, HttpContext http, GraphService graph, MemoryService memories, CancellationToken ct)
     {
+        name = EntityName(http, name);
         var query = http.Request.Query;
         QueryParser.RefuseAllExcept(query, "limit", "cursor");
         var caller = http.GetCaller();
@@ -156,9 +158,18 @@ internal static class GraphEndpoints
 
     private static async Task<IResult> HistoryAsync(string name, HttpContext http, GraphService graph, CancellationToken ct)
     {
+        name = EntityName(http, name);
         QueryParser.RefuseAllExcept(http.Request.Query);
         return TypedResults.Ok(new GraphHistoryResponse(await graph.GetHistoryAsync(http.GetCaller(), name, ct)));
     }
+
+    /// <summary>
+    /// The entity's name as sent: a name may hold '/' (sent as <c>%2F</c>, which routing leaves encoded) or be <c>..</c>
+    /// (see <see cref="RawPaths"/>), so it is read from the raw target rather than the routed value.
+    /// </summary>
+    private static string EntityName(HttpContext http, string routed) => RawPaths.Segment(http, EntitiesPrefix, routed, "name");
+
+    private const string EntitiesPrefix = "/v1/graph/entities/";
 }
 
 public sealed record CreateEntitiesRequest(IReadOnlyList<NewEntity?>? Entities);

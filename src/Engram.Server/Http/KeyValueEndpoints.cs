@@ -188,58 +188,12 @@ internal static class KeyValueEndpoints
         }
         if (IsUnder(raw))
         {
-            return DecodeKey(KeyPart(raw, suffix));
+            return RawPaths.Decode(KeyPart(raw, suffix), "key");
         }
         // An absolute-form target or a rewritten path: the decoded path is all there is.
         var path = http.Request.Path.Value ?? "";
         return IsUnder(path) ? KeyPart(path, suffix) : "";
     }
-
-    /// <summary>
-    /// Percent-decodes a key strictly: every '%' starts two hex digits (<c>%25</c> is a literal '%') and
-    /// the bytes decode as UTF-8. Lenient decoding kept <c>%zz</c> or <c>%ff</c> as text, so
-    /// <c>/v1/kv/%ff</c> and <c>/v1/kv/%25ff</c> named the same key.
-    /// </summary>
-    private static string DecodeKey(string encoded)
-    {
-        if (!encoded.Contains('%'))
-        {
-            return encoded;
-        }
-        var bytes = new List<byte>(encoded.Length);
-        Span<byte> utf8 = stackalloc byte[4];
-        for (var i = 0; i < encoded.Length; i++)
-        {
-            if (encoded[i] == '%')
-            {
-                if (i + 2 >= encoded.Length || !char.IsAsciiHexDigit(encoded[i + 1]) || !char.IsAsciiHexDigit(encoded[i + 2]))
-                {
-                    throw new ValidationException("key", "a '%' in the key must start a percent-encoded byte such as %2F (%25 for a literal '%')");
-                }
-                bytes.Add(Convert.ToByte(encoded.Substring(i + 1, 2), 16));
-                i += 2;
-            }
-            else if (Rune.TryGetRuneAt(encoded, i, out var rune))
-            {
-                bytes.AddRange(utf8[..rune.EncodeToUtf8(utf8)]);
-                i += rune.Utf16SequenceLength - 1;
-            }
-            else
-            {
-                throw new ValidationException("key", "the key is not valid Unicode");
-            }
-        }
-        try
-        {
-            return StrictUtf8.GetString(bytes.ToArray());
-        }
-        catch (DecoderFallbackException)
-        {
-            throw new ValidationException("key", "the key's percent-encoded bytes are not UTF-8");
-        }
-    }
-
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private static bool IsUnder(string target) =>
         target.StartsWith(Collection, StringComparison.OrdinalIgnoreCase) && (target.Length == Collection.Length || target[Collection.Length] == '/');

@@ -103,8 +103,16 @@ internal static class QueryParser
         }
     }
 
-    private static List<string>? List(IQueryCollection query, string key) =>
-        Single(query, key)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+    /// <summary>A comma-separated list; one that names nothing (<c>tags=,,</c>) is refused as an empty one is, not read as no filter.</summary>
+    private static List<string>? List(IQueryCollection query, string key)
+    {
+        if (Single(query, key) is not { } text)
+        {
+            return null;
+        }
+        var items = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+        return items.Count > 0 ? items : throw new ValidationException(key, $"'{key}' must name at least one value (a comma-separated list)");
+    }
 
     private static string? Entity(IQueryCollection query)
     {

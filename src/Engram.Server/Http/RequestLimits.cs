@@ -60,6 +60,13 @@ internal sealed class RequestLimits(RequestDelegate next)
             throw new ValidationException(withNul, $"'{withNul}' holds a NUL character (%00), which no query parameter takes");
         }
         var headers = context.Request.Headers;
+        if (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true && UnsupportedCoding(headers.ContentEncoding) is { } coding)
+        {
+            // A compressed body would otherwise be read as it is: "malformed JSON" for gzip, or a body stored as sent
+            // while the client believed it compressed. RFC 9110: 415, and Accept-Encoding says what is taken.
+            context.Response.Headers.AcceptEncoding = "identity";
+            return Problems.For(415, $"Content-Encoding '{coding}' is not supported; send the body uncompressed").ExecuteAsync(context);
+        }
         if (headers.Count > MaxHeaderCount)
         {
             throw new BadHttpRequestException($"the request has {headers.Count} header fields; the limit is {MaxHeaderCount}",
@@ -78,5 +85,21 @@ internal sealed class RequestLimits(RequestDelegate next)
             ? throw new BadHttpRequestException($"the request headers are {bytes} bytes; the limit is {MaxHeaderBytes}",
                 StatusCodes.Status431RequestHeaderFieldsTooLarge)
             : next(context);
+    }
+
+    /// <summary>The first content coding other than <c>identity</c> the request names, if any.</summary>
+    private static string? UnsupportedCoding(Microsoft.Extensions.Primitives.StringValues values)
+    {
+        foreach (var value in values)
+        {
+            foreach (var coding in (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!coding.Equals("identity", StringComparison.OrdinalIgnoreCase))
+                {
+                    return coding.Length > 40 ? coding[..40] + "…" : coding;
+                }
+            }
+        }
+        return null;
     }
 }

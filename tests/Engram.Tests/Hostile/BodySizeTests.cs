@@ -114,7 +114,7 @@ public sealed class BodySizeTests : IAsyncLifetime
         var response = await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content = new string('a', 250_000) }));
         (await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "content")).GetProperty("detail").GetString().Should().Contain("32768");
         var tag = await _server.PostJsonAsync("/v1/memories/batch", JsonSerializer.Serialize(new { items = new[] { new { content = "x", tags = new[] { new string('t', 300_000) } } } }));
-        await tag.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "tags");
+        await tag.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "items[0].tags");
     }
 
     [Fact]

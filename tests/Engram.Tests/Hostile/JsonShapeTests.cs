@@ -22,7 +22,7 @@ public sealed class JsonShapeTests : IAsyncLifetime
     [InlineData("POST", "/v1/memories", """{"content":"a","content":"b"}""", "content")]
     [InlineData("POST", "/v1/memories", """{"content":"a","metadata":{"x":1,"x":2}}""", "metadata")]
     [InlineData("POST", "/v1/memories", """{"content":"a","metadata":{"o":{"deep":[{"y":1,"y":1}]}}}""", null)]
-    [InlineData("POST", "/v1/search", """{"query":"a","filters":{"user_id":"u","user_id":"v"}}""", "user_id")]
+    [InlineData("POST", "/v1/search", """{"query":"a","filters":{"user_id":"u","user_id":"v"}}""", "filters.user_id")]
     [InlineData("PUT", "/v1/kv/d", """{"value":1,"value":2}""", "value")]
     [InlineData("PUT", "/v1/kv/d", """{"value":{"a":{"b":1,"b":2}}}""", null)]
     [InlineData("PUT", "/v1/kv/d", """{"value":[{"z":true,"z":false}]}""", null)]
@@ -71,7 +71,7 @@ public sealed class JsonShapeTests : IAsyncLifetime
         (await (await _server.Client.GetAsync($"/v1/memories/{id}")).JsonAsync()).GetProperty("tier").GetString().Should().Be("working");
 
         var search = await _server.SendJsonAsync("POST", "/v1/search", "{\"query\":\"x\",\"filters\":{\"tier\":[" + tier + "]}}");
-        await search.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "tier");
+        await search.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "filters.tier");
     }
 
     [Theory]

@@ -158,7 +158,7 @@ public sealed class SearchApiTests : IAsyncLifetime
     [InlineData("""{"query":"x","weights":{"vibes":1}}""", "vibes")]
     [InlineData("""{"query":"x","weights":{"semantic":0,"lexical":0,"recency":0,"importance":0,"entity":0}}""", "weights")]
     [InlineData("""{"query":"x","recency_half_life_days":0}""", "recency_half_life_days")]
-    [InlineData("""{"query":"x","filters":{"tier":["forever"]}}""", "tier")]
+    [InlineData("""{"query":"x","filters":{"tier":["forever"]}}""", "filters.tier")]
     [InlineData("""{"query":"x","filters":{"tags_match":"some"}}""", "filters.tags_match")]
     [InlineData("""{"query":"x","filters":{"usr_id":"a"}}""", "usr_id")]
     [InlineData("""{"query":"x","filters":{"metadata":{"a":{"nested":1}}}}""", "filters.metadata")]
