@@ -6,33 +6,67 @@ namespace Engram.Core.KeyValue;
 /// <summary>
 /// A Redis-style key pattern (<c>*</c>, <c>?</c>, <c>[abc]</c>, <c>[^a-z]</c>, <c>\x</c> for a literal x),
 /// translated to SQLite's GLOB (same wildcards, no escape character: a literal special is written
-/// <c>[*]</c>). <see cref="Prefix"/> is the literal text before the first wildcard, which lets the store
-/// scan only that key range instead of the whole tenant.
+/// <c>[*]</c>).
+/// <para>
+/// A pattern matches a key by either of its names: as the caller sees it (<see cref="KvKeys.ToDisplay"/>) or as it is
+/// stored. The two differ only for a key of three segments, stored (and also nameable) with the caller's tenant as its
+/// second segment: <c>app:sess:*</c> finds <c>app:sess:x</c> (stored <c>app:acme:sess:x</c>) as well as
+/// <c>app:sess:x:y</c>, and a swarm's <c>app:acme:*</c> finds the keys it wrote as <c>app:acme:task:1</c> (shown as
+/// <c>app:task:1</c>). Patterns used to be rewritten as keys are, so a three-segment pattern matched only stored
+/// four-segment keys: <c>KEYS app:sess:*</c> missed <c>app:sess:x:y</c> and a cleanup by it left keys behind.
+/// </para>
+/// <para>
+/// <see cref="Prefix"/> bounds the store's scan: the literal text before the first wildcard, cut where it and its
+/// stored form (the tenant after its first ':') part.
+/// </para>
 /// </summary>
 public sealed class KvGlob
 {
     public const int MaxPatternChars = 1024;
 
-    private KvGlob(string sql, string prefix)
+    private KvGlob(string sql, string prefix, string tenant)
     {
         Sql = sql;
         Prefix = prefix;
+        Tenant = tenant;
     }
 
     /// <summary>Matches every key.</summary>
-    public static KvGlob All { get; } = new("*", "");
+    public static KvGlob All { get; } = new("*", "", "");
 
-    /// <summary>The pattern in SQLite GLOB syntax.</summary>
+    /// <summary>The pattern in SQLite GLOB syntax, matched against a key's stored name and its shown name.</summary>
     public string Sql { get; }
 
+    /// <summary>Every stored key a match can have starts with this.</summary>
     public string Prefix { get; }
 
+    /// <summary>The tenant whose keys are shown without it (<see cref="KvKeys.ToDisplay"/>).</summary>
+    public string Tenant { get; }
+
     /// <summary>
-    /// Whether <paramref name="storedKey"/> matches, exactly as SQLite's GLOB with <see cref="Sql"/> decides (code point by
-    /// code point; a class is <c>[^…]</c>, ranges <c>a-z</c>, a <c>]</c> first is literal): for keys a store does not
-    /// list itself, such as those a transaction has changed but not written yet.
+    /// Whether <paramref name="storedKey"/> matches by either name, exactly as the stores decide with SQLite's GLOB and
+    /// <see cref="Sql"/> (code point by code point; a class is <c>[^…]</c>, ranges <c>a-z</c>, a <c>]</c> first is literal):
+    /// for keys a store does not list itself, such as those a transaction has changed but not written yet.
     /// </summary>
-    public bool Matches(string storedKey) => GlobMatches(Sql, storedKey);
+    public bool Matches(string storedKey)
+    {
+        if (GlobMatches(Sql, storedKey))
+        {
+            return true;
+        }
+        var shown = Tenant.Length == 0 ? storedKey : KvKeys.ToDisplay(Tenant, storedKey);
+        return !ReferenceEquals(shown, storedKey) && GlobMatches(Sql, shown);
+    }
+
+    /// <summary>
+    /// The SQL condition the stores use (SQLite GLOB here; PostgreSQL passes its regular-expression operator): the stored
+    /// key matches, or it is a key shown without the tenant (<paramref name="tenantParameter"/>: four segments, the second
+    /// the tenant) whose shown name matches. <see cref="KvKeys.ToDisplay"/> in SQL.
+    /// </summary>
+    public static string SqlCondition(string tenantParameter, string patternParameter, string matchOperator = "GLOB", string position = "instr") =>
+        $"(key {matchOperator} {patternParameter} OR (CASE WHEN length(key) - length(replace(key, ':', '')) = 3 " +
+        $"AND substr(key, {position}(key, ':') + 1, length({tenantParameter}) + 1) = {tenantParameter} || ':' " +
+        $"THEN substr(key, 1, {position}(key, ':')) || substr(key, {position}(key, ':') + length({tenantParameter}) + 2) END) {matchOperator} {patternParameter})";
 
     private static bool GlobMatches(ReadOnlySpan<char> pattern, ReadOnlySpan<char> text)
     {
@@ -153,11 +187,7 @@ public sealed class KvGlob
         return true;
     }
 
-    /// <summary>
-    /// Parses the pattern a caller wrote. Like keys, a pattern of exactly three ':'-separated segments
-    /// gets the caller's tenant inserted as the second segment, so <c>app:session:*</c> finds the keys
-    /// written as <c>app:session:…</c>.
-    /// </summary>
+    /// <summary>Parses the pattern <paramref name="tenant"/>'s caller wrote (see the class summary for what it matches).</summary>
     public static KvGlob Parse(string tenant, string? pattern, string field = "pattern")
     {
         if (string.IsNullOrEmpty(pattern))
@@ -172,24 +202,27 @@ public sealed class KvGlob
         {
             throw new ValidationException(field, "the pattern must not contain control characters");
         }
-        return Translate(KvKeys.ToStored(EscapeLiteral(tenant), pattern), field);
+        var (sql, literal) = Translate(pattern, field);
+        return new KvGlob(sql, RangePrefix(tenant, literal), tenant);
     }
 
-    private static string EscapeLiteral(string text)
+    /// <summary>
+    /// What every stored key matching by either name starts with, given the pattern's literal prefix: the prefix itself
+    /// when it holds no ':' (a stored name with the tenant starts like its shown name up to the first ':'), else the part
+    /// the prefix shares with its stored form, which has the tenant after the first ':'.
+    /// </summary>
+    private static string RangePrefix(string tenant, string literal)
     {
-        var builder = new StringBuilder(text.Length);
-        foreach (var ch in text)
+        var colon = literal.IndexOf(':');
+        if (colon < 0)
         {
-            if (ch is '*' or '?' or '[' or ']' or '\\')
-            {
-                builder.Append('\\');
-            }
-            builder.Append(ch);
+            return literal;
         }
-        return builder.ToString();
+        var stored = string.Concat(literal.AsSpan(0, colon + 1), tenant, ":", literal.AsSpan(colon + 1));
+        return literal[..literal.AsSpan().CommonPrefixLength(stored)];
     }
 
-    private static KvGlob Translate(string pattern, string field)
+    private static (string Sql, string Literal) Translate(string pattern, string field)
     {
         var sql = new StringBuilder(pattern.Length + 8);
         var prefix = new StringBuilder();
@@ -223,7 +256,7 @@ public sealed class KvGlob
                     break;
             }
         }
-        return new KvGlob(sql.ToString(), prefix.ToString());
+        return (sql.ToString(), prefix.ToString());
     }
 
     private static void AppendLiteral(StringBuilder sql, char ch)

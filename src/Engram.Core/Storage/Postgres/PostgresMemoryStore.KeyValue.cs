@@ -196,7 +196,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             var upper = UpperBound(pattern.Prefix);
             await using var command = Command(c,
                 "SELECT count(*), count(expires_at), coalesce(round(avg(expires_at - $3)), 0)::bigint FROM kv_entries " +
-                "WHERE tenant = $1 AND key ~ $2 AND (expires_at IS NULL OR expires_at > $3) AND key >= $4" + (upper is null ? "" : " AND key < $5"))
+                "WHERE tenant = $1 AND " + KvPatternCondition + " AND (expires_at IS NULL OR expires_at > $3) AND key >= $4" + (upper is null ? "" : " AND key < $5"))
                 .Text(caller.Tenant).Text(GlobToRegex(pattern.Sql)).Int(NowMs).Text(pattern.Prefix);
             if (upper is not null)
             {
@@ -600,6 +600,9 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         return items;
     }
 
+    /// <summary>A key matching the pattern ($2, a regular expression) by its stored or its shown name (tenant $1): <see cref="KvGlob.SqlCondition"/>.</summary>
+    private static readonly string KvPatternCondition = KvGlob.SqlCondition("$1", "$2", "~", "strpos");
+
     private static NpgsqlCommand SelectMatchingCommand(NpgsqlConnection c, string tenant, KvGlob pattern, string? afterKey, int limit, long now)
     {
         // The upper bound only when there is one, written as such: `$6 IS NULL OR key < $6` is no index condition in a
@@ -607,7 +610,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         var upper = UpperBound(pattern.Prefix);
         var command = Command(c,
             "SELECT key, '', expires_at, version, created_at, updated_at, last_hid FROM kv_entries " +
-            "WHERE tenant = $1 AND key ~ $2 AND (expires_at IS NULL OR expires_at > $3) AND key >= $4 AND key > $5 " +
+            "WHERE tenant = $1 AND " + KvPatternCondition + " AND (expires_at IS NULL OR expires_at > $3) AND key >= $4 AND key > $5 " +
             (upper is null ? "" : "AND key < $7 ") + "ORDER BY key LIMIT $6")
             .Text(tenant).Text(GlobToRegex(pattern.Sql)).Int(now).Text(pattern.Prefix).Text(afterKey ?? "").Int(limit);
         return upper is null ? command : command.Text(upper);

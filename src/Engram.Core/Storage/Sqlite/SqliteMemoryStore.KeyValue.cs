@@ -355,7 +355,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         {
             var upper = UpperBound(pattern.Prefix);
             using var statement = c.Prepare("SELECT count(*), count(expires_at), coalesce(avg(expires_at - ?3), 0) FROM kv_entries " +
-                $"WHERE tenant = ?1 AND key GLOB ?2 AND {KvLive} AND key >= ?4" + (upper is null ? "" : " AND key < CAST(?5 AS TEXT)"));
+                $"WHERE tenant = ?1 AND {KvPatternCondition} AND {KvLive} AND key >= ?4" + (upper is null ? "" : " AND key < CAST(?5 AS TEXT)"));
             statement.BindAll([caller.Tenant, pattern.Sql, NowMs, pattern.Prefix]);
             if (upper is not null)
             {
@@ -682,6 +682,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
 
     private static KvEntry? LiveOrNull(KvEntry? entry, long now) => entry is not null && entry.IsLiveAt(now) ? entry : null;
 
+    /// <summary>A key matching the pattern (?2) by its stored or its shown name (tenant ?1): <see cref="KvGlob.SqlCondition"/>.</summary>
+    private static readonly string KvPatternCondition = KvGlob.SqlCondition("?1", "?2");
+
     /// <summary>
     /// Live entries matching <paramref name="pattern"/> after <paramref name="afterKey"/>, in key order, without values.
     /// The literal prefix bounds the scan to its key range (GLOB alone could not use the primary key here).
@@ -694,7 +697,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         // a page at the start, 22 ms at the end, and redis-cli --scan took 2 minutes).
         var (lowerOp, lower) = afterKey is not null && KvKeys.CompareStored(afterKey, pattern.Prefix) >= 0 ? (">", afterKey) : (">=", pattern.Prefix);
         var sql = "SELECT key, expires_at, version, created_at, updated_at, last_hid FROM kv_entries " +
-            $"WHERE tenant = ?1 AND key GLOB ?2 AND {KvLive} AND key {lowerOp} ?4" +
+            $"WHERE tenant = ?1 AND {KvPatternCondition} AND {KvLive} AND key {lowerOp} ?4" +
             (upper is null ? "" : " AND key < CAST(?5 AS TEXT)") + " ORDER BY key LIMIT " + limit.ToString(CultureInfo.InvariantCulture);
         var items = new List<KvEntry>(Math.Min(limit, 256));
         using var statement = c.Prepare(sql);
