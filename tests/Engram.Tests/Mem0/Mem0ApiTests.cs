@@ -85,6 +85,30 @@ public sealed class Mem0ApiTests
     }
 
     [Fact]
+    public async Task In_and_nin_take_a_single_value_as_a_one_item_list()
+    {
+        await using var server = await EngramServer.StartAsync();
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = "hello from mem0", user_id = "m0" })), HttpStatusCode.OK);
+        await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = "hello from another user", user_id = "m1" })), HttpStatusCode.OK);
+
+        static IEnumerable<string?> Users(JsonElement body) =>
+            (body.ValueKind == JsonValueKind.Array ? body : body.GetProperty("results")).EnumerateArray().Select(m => m.GetProperty("user_id").GetString());
+
+        var found = await BodyAsync(await mem0.PostAsync("/v1/memories/search/", Json(new { query = "hello", filters = new { user_id = new { @in = "m0" } } })), HttpStatusCode.OK);
+        Users(found).Should().Equal("m0");
+        var listed = await BodyAsync(await mem0.PostAsync("/v2/memories/", Json(new { filters = new { user_id = new { nin = "zz" } } })), HttpStatusCode.OK);
+        Users(listed).Should().BeEquivalentTo(["m0", "m1"]);
+        listed = await BodyAsync(await mem0.PostAsync("/v3/memories/", Json(new { filters = new { OR = new object[] { new { user_id = new { nin = "m0" } } } } })), HttpStatusCode.OK);
+        Users(listed).Should().Equal("m1");
+        // The same filter twice in one process (the request's nodes are read, never moved) and a list as before.
+        found = await BodyAsync(await mem0.PostAsync("/v3/memories/search/", Json(new { query = "hello", filters = new { user_id = new { @in = "m0" } } })), HttpStatusCode.OK);
+        Users(found).Should().Equal("m0");
+        found = await BodyAsync(await mem0.PostAsync("/v3/memories/search/", Json(new { query = "hello", filters = new { user_id = new { @in = new[] { "m0", "m1" } } } })), HttpStatusCode.OK);
+        Users(found).Should().BeEquivalentTo(["m0", "m1"]);
+    }
+
+    [Fact]
     public async Task Star_deletes_every_memory_with_that_kind_of_id_and_keeps_the_rest()
     {
         await using var server = await EngramServer.StartAsync();
