@@ -108,6 +108,57 @@ public sealed class Mem0ApiTests
         Users(found).Should().BeEquivalentTo(["m0", "m1"]);
     }
 
+    public static TheoryData<string, string> BadTopLevelIds => new()
+    {
+        { "user_id", "5" },
+        { "user_id", "\"\"" },
+        { "userId", "\"\"" },
+        { "agent_id", "true" },
+        { "run_id", "{}" },
+        { "app_id", "[\"a\"]" },
+        { "agentId", "7" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadTopLevelIds))]
+    public async Task A_top_level_id_that_is_not_a_non_empty_string_is_400_naming_it_on_every_route_never_dropped(string field, string value)
+    {
+        await using var server = await EngramServer.StartAsync();
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = "kept memory", user_id = "u1", infer = false })), HttpStatusCode.OK);
+
+        StringContent Body(string rest) => new($$"""{"{{field}}":{{value}},{{rest}}}""", Encoding.UTF8, "application/json");
+        var refused = new List<(string Route, HttpResponseMessage Response)>
+        {
+            ("add v1", await mem0.PostAsync("/v1/memories/", Body("\"messages\":\"scope probe A\",\"infer\":false"))),
+            ("add v3", await mem0.PostAsync("/v3/memories/add/", Body("\"messages\":\"scope probe B\",\"infer\":false"))),
+            ("search v1", await mem0.PostAsync("/v1/memories/search/", Body("\"query\":\"memory\""))),
+            ("search v2", await mem0.PostAsync("/v2/memories/search/", Body("\"query\":\"memory\""))),
+            ("search v3", await mem0.PostAsync("/v3/memories/search/", Body("\"query\":\"memory\""))),
+            ("list v2", await mem0.PostAsync("/v2/memories/", Body("\"filters\":{}"))),
+            ("list v3", await mem0.PostAsync("/v3/memories/", Body("\"filters\":{}"))),
+        };
+        if (value == "\"\"")
+        {
+            // The query string has no types: only an empty value can be wrong there.
+            refused.Add(("list query", await mem0.GetAsync($"/v1/memories/?{field}=")));
+            refused.Add(("delete query", await mem0.DeleteAsync($"/v1/memories/?{field}=")));
+            refused.Add(("list query, blank", await mem0.GetAsync($"/v1/memories/?{field}=%20%20")));
+        }
+        foreach (var (route, response) in refused)
+        {
+            var text = await response.Content.ReadAsStringAsync();
+            response.StatusCode.Should().Be(HttpStatusCode.BadRequest, $"{route}: {text}");
+            JsonDocument.Parse(text).RootElement.GetProperty("detail").GetString().Should().StartWith($"{field} must be a non-empty string", route);
+        }
+
+        // Nothing was stored, nothing deleted; null stays "not given".
+        var all = await BodyAsync(await mem0.PostAsync("/v3/memories/", Json(new { filters = new { } })), HttpStatusCode.OK);
+        all.GetProperty("results").EnumerateArray().Select(m => m.GetProperty("memory").GetString()).Should().Equal("kept memory");
+        var unset = await BodyAsync(await mem0.PostAsync("/v1/memories/search/", new StringContent($$"""{"query":"memory","{{field}}":null}""", Encoding.UTF8, "application/json")), HttpStatusCode.OK);
+        unset.GetProperty("results").GetArrayLength().Should().Be(1);
+    }
+
     [Fact]
     public async Task Star_deletes_every_memory_with_that_kind_of_id_and_keeps_the_rest()
     {

@@ -464,7 +464,7 @@ internal static class Mem0Endpoints
     /// <summary>DELETE /v1/memories/?user_id=…: refused without a filter; <c>*</c> means every memory with that kind of id.</summary>
     public static async Task<IResult> DeleteAllAsync(HttpContext http, MemoryService memories, CancellationToken ct)
     {
-        var ids = TopLevelIds(http.Request.Query).ToList();
+        var ids = TopLevelIds(http.Request.Query);
         if (ids.Count == 0)
         {
             throw new ValidationException("user_id", "At least one filter is required to delete memories: user_id, agent_id, app_id or run_id ('*' for all of a kind)");
@@ -695,29 +695,57 @@ internal static class Mem0Endpoints
 
     private static readonly string[] IdFields = ["user_id", "agent_id", "app_id", "run_id"];
 
-    private static IEnumerable<KeyValuePair<string, string>> TopLevelIds(JsonObject body)
+    /// <summary>
+    /// The entity ids written at the top of a body (user_id, agent_id, app_id, run_id, snake_case or camelCase). null
+    /// is absent (clients send an unset id as null); anything else must be a non-empty string. A number or "" is
+    /// refused, not skipped: skipping it would store an add with no scope and widen a search, list or delete to every one.
+    /// </summary>
+    private static List<KeyValuePair<string, string>> TopLevelIds(JsonObject body)
     {
+        var ids = new List<KeyValuePair<string, string>>();
         foreach (var (key, value) in body)
         {
             var field = Mem0Filter.Canonical(key);
-            if (IdFields.Contains(field) && value is JsonValue v && v.TryGetValue<string>(out var text) && text.Length > 0)
+            if (!IdFields.Contains(field) || value is null)
             {
-                yield return new(field, text);
+                continue;
             }
+            if (value is not JsonValue v || !v.TryGetValue<string>(out var text))
+            {
+                throw new ValidationException(key, $"{key} must be a non-empty string (got {KindOf(value.GetValueKind())})");
+            }
+            ids.Add(new(field, RequireId(key, text)));
         }
+        return ids;
     }
 
-    private static IEnumerable<KeyValuePair<string, string>> TopLevelIds(IQueryCollection query)
+    /// <summary>The same ids from the query string (GET and DELETE /v1/memories/): a parameter given with no value is refused.</summary>
+    private static List<KeyValuePair<string, string>> TopLevelIds(IQueryCollection query)
     {
+        var ids = new List<KeyValuePair<string, string>>();
         foreach (var (key, values) in query)
         {
             var field = Mem0Filter.Canonical(key);
-            if (IdFields.Contains(field) && values.LastOrDefault() is { Length: > 0 } text)
+            if (IdFields.Contains(field))
             {
-                yield return new(field, text);
+                ids.Add(new(field, RequireId(key, values.LastOrDefault())));
             }
         }
+        return ids;
     }
+
+    private static string RequireId(string key, string? text) => string.IsNullOrWhiteSpace(text)
+        ? throw new ValidationException(key, $"{key} must be a non-empty string (got {(text is null ? "no value" : text.Length == 0 ? "\"\"" : "only white space")})")
+        : text;
+
+    private static string KindOf(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        _ => kind.ToString().ToLowerInvariant(),
+    };
 
     private static (string? UserId, string? AgentId, string? SessionId, string? Namespace) Scope(JsonObject body, IQueryCollection query)
     {
