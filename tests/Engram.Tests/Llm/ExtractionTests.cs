@@ -85,6 +85,19 @@ public class ExtractionTests
         (await (await server.Client.GetAsync("/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV")).ShouldBeProblemAsync(HttpStatusCode.NotFound)).ValueKind.Should().Be(JsonValueKind.Object);
     }
 
+    [Theory]
+    [InlineData("""{"messages":[]}""", "messages")]
+    [InlineData("""{"messages":[null]}""", "messages[0]")]
+    [InlineData("""{"messages":[{"role":"user","content":""}]}""", "messages[0].content")]
+    [InlineData("""{"messages":[{"role":"wizard","content":"hi"}]}""", "messages[0].role")]
+    [InlineData("""{"messages":[{"role":"assistant","content":"hi"}]}""", "messages")]
+    public async Task Without_a_model_a_conversation_that_could_never_be_extracted_is_400_not_503(string body, string field)
+    {
+        await using var server = await EngramServer.StartAsync(Backend);
+        using var response = await server.PostJsonAsync("/v1/memories", body);
+        await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, field);
+    }
+
     [Fact]
     public async Task A_conversation_is_queued_at_once_and_the_job_writes_memories_as_the_model_with_the_job_recorded()
     {
