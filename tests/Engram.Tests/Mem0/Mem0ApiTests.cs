@@ -160,6 +160,39 @@ public sealed class Mem0ApiTests
     }
 
     [Fact]
+    public async Task An_update_without_text_metadata_or_expiration_date_is_400_naming_text_and_changes_nothing()
+    {
+        await using var server = await EngramServer.StartAsync();
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        var added = await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = "I live in Lisbon", user_id = "u1", infer = false })), HttpStatusCode.OK);
+        var id = added.GetProperty("results")[0].GetProperty("id").GetString();
+
+        async Task<string> RefusedAsync(string body)
+        {
+            using var response = await mem0.PutAsync($"/v1/memories/{id}/", new StringContent(body, Encoding.UTF8, "application/json"));
+            return (await BodyAsync(response, HttpStatusCode.BadRequest)).GetProperty("detail").GetString()!;
+        }
+        (await RefusedAsync("{}")).Should().StartWith("text is required");
+        (await RefusedAsync("""{"content":"I live in Porto"}""")).Should().StartWith("text is required").And.Contain("'content'");
+        (await RefusedAsync("""{"text":null}""")).Should().StartWith("text must be a string");
+        (await RefusedAsync("""{"text":5}""")).Should().StartWith("text must be a string");
+        (await RefusedAsync("""{"metadata":"vip"}""")).Should().StartWith("metadata must be an object");
+        (await RefusedAsync("""{"text":"I live in Porto","timestamp":1700000000}""")).Should().StartWith("timestamp");
+        var unchanged = await BodyAsync(await mem0.GetAsync($"/v1/memories/{id}/"), HttpStatusCode.OK);
+        unchanged.GetProperty("memory").GetString().Should().Be("I live in Lisbon");
+        unchanged.GetProperty("metadata").ValueKind.Should().Be(JsonValueKind.Null);
+
+        // What mem0's update takes: text, metadata (alone or together), expiration_date.
+        (await BodyAsync(await mem0.PutAsync($"/v1/memories/{id}/", Json(new { text = "I live in Porto" })), HttpStatusCode.OK))
+            .GetProperty("memory").GetString().Should().Be("I live in Porto");
+        var tagged = await BodyAsync(await mem0.PutAsync($"/v1/memories/{id}/", Json(new { metadata = new { tier = "vip" } })), HttpStatusCode.OK);
+        tagged.GetProperty("memory").GetString().Should().Be("I live in Porto");
+        tagged.GetProperty("metadata").GetProperty("tier").GetString().Should().Be("vip");
+        (await BodyAsync(await mem0.PutAsync($"/v1/memories/{id}/", Json(new { expiration_date = "2999-01-01" })), HttpStatusCode.OK))
+            .GetProperty("expiration_date").GetString().Should().StartWith("2999-01-02");
+    }
+
+    [Fact]
     public async Task Star_deletes_every_memory_with_that_kind_of_id_and_keeps_the_rest()
     {
         await using var server = await EngramServer.StartAsync();

@@ -42,7 +42,7 @@ internal static class Mem0Endpoints
         g.MapPost("/v1/memories/search", SearchV1).WithName("Mem0SearchV1").Requires(Role.Read)
             .WithSummary("mem0 compatibility (1.x/2.x clients): search");
         g.MapPut("/v1/memories/{id}", UpdateAsync).WithName("Mem0Update").Requires(Role.Write)
-            .WithSummary("mem0 compatibility: replace a memory's text, metadata or expiration date");
+            .WithSummary("mem0 compatibility: replace a memory's text, metadata or expiration date (at least one of them)");
         g.MapGet("/v1/entities", EntitiesAsync).WithName("Mem0Entities").Requires(Role.Read)
             .WithSummary("mem0 compatibility: the users, agents, runs (sessions) and apps (namespaces) that hold memories");
         g.MapDelete("/v1/entities/{type}/{name}", DeleteEntityAsync).WithName("Mem0DeleteEntityV1").Requires(Role.Write)
@@ -383,17 +383,37 @@ internal static class Mem0Endpoints
     {
         var body = await ReadAsync(http, BodySize.Memory, ct);
         var patch = new MemoryPatch();
-        if (body["text"] is { } text)
+        if (body.TryGetPropertyValue("text", out var text))
         {
-            patch = patch with { Content = text is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new ValidationException("text", "text must be a string") };
+            patch = patch with { Content = text is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new ValidationException("text", "text must be a string (the memory's new content)") };
         }
-        if (body.ContainsKey("metadata"))
+        if (body.TryGetPropertyValue("metadata", out var metadata))
         {
-            patch = patch with { Metadata = body["metadata"] is JsonObject m ? JsonSerializer.SerializeToElement(m) : (JsonElement?)null };
+            patch = patch with
+            {
+                Metadata = metadata switch
+                {
+                    JsonObject m => JsonSerializer.SerializeToElement(m),
+                    null => null, // clears it
+                    _ => throw new ValidationException("metadata", "metadata must be an object (or null to clear it)"),
+                },
+            };
         }
         if (body.ContainsKey("expiration_date") || body.ContainsKey("expirationDate"))
         {
             patch = patch with { ExpiresAt = ExpirationDate(body["expiration_date"] ?? body["expirationDate"]) };
+        }
+        if (body.ContainsKey("timestamp"))
+        {
+            // The platform moves the memory's date; Engram's created_at is when the memory was written and stays.
+            throw new ValidationException("timestamp", "timestamp cannot be updated here: a memory keeps the date it was created with (set it when adding)");
+        }
+        if (!patch.Content.HasValue && !patch.Metadata.HasValue && !patch.ExpiresAt.HasValue)
+        {
+            // Only these are read: anything else (content, memory, data, ...) would be dropped and the memory left as it was.
+            var other = body.Select(p => p.Key).FirstOrDefault();
+            throw new ValidationException("text", "text is required: send text (the memory's new content), metadata or expiration_date" +
+                (other is null ? "" : $"; '{(other.Length > 40 ? other[..40] + "…" : other)}' is not read by this route"));
         }
         var result = await memories.UpdateAsync(http.GetCaller(), id, patch, null, ct);
         return Results.Json(ToMem0(result.Memory));
