@@ -62,10 +62,12 @@ public sealed class ConversationExtractor : IConversationExtractor
 
     public async Task<string> EnqueueAsync(Caller caller, Conversation conversation, CancellationToken ct = default)
     {
-        _llm.Require(Feature);
         var guard = ScopeGuard.Enter(caller, Role.Write, "extract memories");
+        // The caller's mistakes (a conversation that could never be extracted: 400; a scope outside the key's: 403) come
+        // before the server's lack of a model (503), which the caller cannot fix.
         Check(conversation);
         var stamped = guard.Stamp(new NewMemory { UserId = conversation.UserId, AgentId = conversation.AgentId });
+        _llm.Require(Feature);
         var now = _clock.GetUtcNow();
         var job = new ExtractionJob
         {

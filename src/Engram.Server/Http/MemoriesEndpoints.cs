@@ -16,7 +16,8 @@ internal static class MemoriesEndpoints
 
         group.MapPost("/", CreateAsync).WithName("CreateMemory").Requires(Role.Write)
             .WithSummary("Remember something. 201 when new; 200 with duplicate=true when the same content exists in the same scope. " +
-                "With messages (a conversation) instead of content: 202 with the extraction job's id (wait=true: the job once done), or, with infer=false, each user message stored as it is.")
+                "With messages (a conversation) instead of content: 202 with the extraction job's id (wait=true: the job once done), or, with infer=false, each user message stored as it is " +
+                "(results per message: 201 when one was created, 200 when all were duplicates, 400 or 409 with the results when none was stored).")
             .Accepts<NewMemory>("application/json")
             .Produces<WrittenMemory>(StatusCodes.Status201Created).Produces<WrittenMemory>(StatusCodes.Status200OK)
             .Produces<JobAccepted>(StatusCodes.Status202Accepted).Produces<Core.Llm.ExtractionJob>(StatusCodes.Status200OK)
@@ -89,13 +90,13 @@ internal static class MemoriesEndpoints
                 throw new Core.Common.ValidationException("wait", "wait=true waits for an extraction job; infer=false stores at once");
             }
             // Verbatim: each user message as it is, with the request's fields (type, tags, ...), through the batch path.
-            var items = request.Messages.Where(m => m?.Role == "user").Select(m => (NewMemory?)(request with { Content = m.Content, Messages = null, Infer = null })).ToList();
+            var positions = request.Messages.Select((m, i) => (m, i)).Where(p => p.m?.Role == "user").Select(p => p.i).ToList();
+            var items = positions.Select(i => (NewMemory?)(request with { Content = request.Messages[i]!.Content, Messages = null, Infer = null })).ToList();
             if (items.Count == 0)
             {
                 throw new Core.Common.ValidationException("messages", "messages must hold at least one user message");
             }
-            var results = await memories.CreateBatchAsync(http.GetCaller(), items, policy, ct);
-            return TypedResults.Created((string?)null, new BatchResponse(results));
+            return VerbatimOutcome(await memories.CreateBatchAsync(http.GetCaller(), items, policy, ct), positions);
         }
         // What the model decides is not the caller's to set.
         var decided = request.Type is not null ? "type" : request.Tier is not null ? "tier" : request.Importance is not null ? "importance"
@@ -124,6 +125,34 @@ internal static class MemoriesEndpoints
         }
         var job = await extractor.WaitAsync(caller, id, Core.Llm.ConversationExtractor.MaxWait, ct);
         return TypedResults.Json(job, statusCode: job.IsFinished ? StatusCodes.Status200OK : StatusCodes.Status202Accepted);
+    }
+
+    /// <summary>
+    /// The answer to a conversation stored verbatim. Each user message is an item of a batch and reports in its slot, as
+    /// on the batch route; the status tells what became of the whole: 201 when a memory was created, 200 when every
+    /// stored message was a duplicate of an existing memory, and a problem body with the per-message results when
+    /// nothing was stored (409 when every message was a duplicate refused by on_duplicate=reject, else 400).
+    /// </summary>
+    private static IResult VerbatimOutcome(IReadOnlyList<BatchItemResult> results, List<int> positions)
+    {
+        var body = new BatchResponse(results);
+        if (results.Any(r => r.Status == BatchItemResult.Created))
+        {
+            return TypedResults.Created((string?)null, body);
+        }
+        if (results.Any(r => r.Status == BatchItemResult.DuplicateStatus))
+        {
+            return TypedResults.Ok(body);
+        }
+        // Every item failed: a refused duplicate carries the existing memory's id, a validation error none.
+        var rejected = results.All(r => r.Id is not null);
+        var extra = new Dictionary<string, object?> { ["results"] = results };
+        if (rejected)
+        {
+            extra["existing_id"] = results[0].Id;
+        }
+        var detail = $"nothing was stored: messages[{positions[0]}]: {results[0].Error}" + (results.Count > 1 ? $" (and {results.Count - 1} more; see results)" : "");
+        return Problems.For(rejected ? StatusCodes.Status409Conflict : StatusCodes.Status400BadRequest, detail, rejected ? null : "messages", extra);
     }
 
     private static async Task<IResult> CreateBatchAsync(HttpContext http, MemoryService memories, CancellationToken ct)

@@ -10,7 +10,8 @@ namespace Engram.Server.Mcp;
 
 /// <summary>
 /// Engram's MCP server, the same for both transports: its identity, instructions, tools, resources and
-/// prompts, and the call filter that checks roles and turns user errors into tool errors. The server
+/// prompts, the message checks (<see cref="McpMessageChecks"/>), and the call filter that checks roles and turns
+/// user errors into tool errors. The server
 /// adds the Streamable HTTP transport (<c>/mcp</c>); <c>engram mcp</c> adds stdio.
 /// </summary>
 public static class EngramMcp
@@ -29,6 +30,7 @@ public static class EngramMcp
             options.ServerInfo = new Implementation { Name = "engram", Title = "Engram memory", Version = Http.SystemEndpoints.Version };
             options.ServerInstructions = Instructions;
         });
+        builder.WithMessageFilters(filters => filters.AddIncomingFilter(McpMessageChecks.Filter));
         builder.WithRequestFilters(filters => filters.AddCallToolFilter(McpToolFailures.Filter));
         // Options of this container's own: the SDK caches each method's descriptor per serializer options, and the
         // descriptor holds this container's services. Keyed by shared static options, that cache would keep every

@@ -34,6 +34,7 @@ internal static class McpProxy
                 options.ServerInstructions = EngramMcp.Instructions;
             })
             .WithStdioServerTransport()
+            .WithMessageFilters(filters => filters.AddIncomingFilter(McpMessageChecks.Filter)) // what the server would refuse, refused here as it would
             .WithListToolsHandler((context, ct) => ForwardAsync(upstream, (c, t) => c.ListToolsAsync(context.Params ?? new(), t), ct))
             .WithCallToolHandler(async (context, ct) =>
             {

@@ -86,6 +86,60 @@ public class ExtractionTests
     }
 
     [Fact]
+    public async Task Infer_false_answers_with_a_status_that_says_what_was_stored_and_reports_each_message_in_its_slot()
+    {
+        await using var server = await EngramServer.StartAsync(Backend);
+        // Nothing valid: 400 with the per-message results, and nothing stored.
+        using (var none = await server.PostJsonAsync("/v1/memories", """{"messages":[{"role":"user","content":null}],"infer":false,"user_id":"carol"}"""))
+        {
+            var problem = await none.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "messages");
+            problem.GetProperty("detail").GetString().Should().Contain("messages[0]").And.Contain("content");
+            problem.GetProperty("results")[0].GetProperty("status").GetString().Should().Be("error");
+        }
+        using (var assistantFirst = await server.PostJsonAsync("/v1/memories",
+            """{"messages":[{"role":"assistant","content":"hi"},{"role":"user","content":"   "},{"role":"user","content":null}],"infer":false,"user_id":"carol"}"""))
+        {
+            // The detail names the message as the caller numbered it (the assistant's is not stored, so not a result).
+            (await assistantFirst.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "messages")).GetProperty("detail").GetString()
+                .Should().Contain("messages[1]").And.Contain("1 more");
+        }
+        (await (await server.Client.GetAsync("/v1/memories?user_id=carol")).JsonAsync()).GetProperty("items").GetArrayLength().Should().Be(0);
+
+        // A mix: the valid message is stored (201) and the invalid one reported in its slot, as on the batch route.
+        using (var mix = await server.PostJsonAsync("/v1/memories",
+            """{"messages":[{"role":"user","content":null},{"role":"user","content":"I like green tea"}],"infer":false,"user_id":"carol"}"""))
+        {
+            mix.StatusCode.Should().Be(HttpStatusCode.Created, await mix.Content.ReadAsStringAsync());
+            (await mix.JsonAsync()).GetProperty("results").EnumerateArray().Select(r => r.GetProperty("status").GetString()).Should().Equal("error", "created");
+        }
+        // Only duplicates: nothing created, so 200 (as a single duplicate create), or 409 when they are refused.
+        using (var again = await server.PostJsonAsync("/v1/memories", """{"messages":[{"role":"user","content":"I like green tea"}],"infer":false,"user_id":"carol"}"""))
+        {
+            again.StatusCode.Should().Be(HttpStatusCode.OK, await again.Content.ReadAsStringAsync());
+            (await again.JsonAsync()).GetProperty("results")[0].GetProperty("status").GetString().Should().Be("duplicate");
+        }
+        using (var rejected = await server.PostJsonAsync("/v1/memories?on_duplicate=reject", """{"messages":[{"role":"user","content":"I like green tea"}],"infer":false,"user_id":"carol"}"""))
+        {
+            var problem = await rejected.ShouldBeProblemAsync(HttpStatusCode.Conflict);
+            problem.GetProperty("existing_id").GetString().Should().NotBeNullOrEmpty();
+        }
+        (await (await server.Client.GetAsync("/v1/memories?user_id=carol")).JsonAsync()).GetProperty("items").GetArrayLength().Should().Be(1);
+    }
+
+    [Theory]
+    [InlineData("""{"messages":[]}""", "messages")]
+    [InlineData("""{"messages":[null]}""", "messages[0]")]
+    [InlineData("""{"messages":[{"role":"user","content":""}]}""", "messages[0].content")]
+    [InlineData("""{"messages":[{"role":"wizard","content":"hi"}]}""", "messages[0].role")]
+    [InlineData("""{"messages":[{"role":"assistant","content":"hi"}]}""", "messages")]
+    public async Task Without_a_model_a_conversation_that_could_never_be_extracted_is_400_not_503(string body, string field)
+    {
+        await using var server = await EngramServer.StartAsync(Backend);
+        using var response = await server.PostJsonAsync("/v1/memories", body);
+        await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, field);
+    }
+
+    [Fact]
     public async Task A_conversation_is_queued_at_once_and_the_job_writes_memories_as_the_model_with_the_job_recorded()
     {
         await using var model = await FakeChatModel.StartAsync();

@@ -1,6 +1,7 @@
 using System.Text;
 using Engram.Tests.Hostile;
 using Engram.Tests.Support;
+using Microsoft.Extensions.Logging;
 
 namespace Engram.Tests.Mcp;
 
@@ -120,6 +121,61 @@ public sealed class McpHostileBodyTests : IAsyncLifetime
         // 100 KB of content: more than Kestrel's default bound for bodiless routes (64 KiB), well under the MCP bound.
         var big = await McpHttpRaw.PostAsync(_server.Client, McpHttpRaw.ToolCall("memory_store", $$$"""{"content":"{{{new string('b', 30_000)}}}","metadata":{"pad":"{{{new string('p', 70_000)}}}"}}"""));
         big.Status.Should().Be(200, big.ToString());
+        await StillServesAsync();
+    }
+
+    public static TheoryData<string, string> NotUnicode => new()
+    {
+        { """{"content":"\ud800"}""", "arguments.content" },
+        { """{"content":"a\udc00b"}""", "arguments.content" },
+        { """{"content":"\ud83d\ude00 then \ud83d"}""", "arguments.content" },
+        { """{"content":"x","tags":["ok","\udbff"]}""", "arguments.tags[1]" },
+        { """{"content":"x","metadata":{"a":{"b":"\ud800"}}}""", "arguments.metadata.a.b" },
+        { """{"content":"x","metadata":{"\ud800":1}}""", "a key of arguments.metadata" },
+    };
+
+    [Theory]
+    [MemberData(nameof(NotUnicode))]
+    public async Task Text_that_is_not_valid_unicode_is_invalid_params_naming_where_with_nothing_in_the_log(string arguments, string path)
+    {
+        var log = LogCapture.AttachTo(_server);
+        var answer = await McpHttpRaw.PostAsync(_server.Client, McpHttpRaw.ToolCall("memory_store", arguments));
+        answer.Status.Should().Be(200, answer.ToString());
+        var error = answer.Message.GetProperty("error");
+        error.GetProperty("code").GetInt32().Should().Be(-32602, answer.ToString());
+        error.GetProperty("message").GetString().Should().Be($"{path} is not valid Unicode: it holds a lone surrogate (such as \\ud800 without its pair) or invalid UTF-8");
+        log.Entries.Where(e => e.Level >= LogLevel.Warning).Should().BeEmpty(log.AllText);
+        log.AllText.Should().NotContain("UTF-16");
+
+        // A valid pair passes, and REST refuses the same text with the same words.
+        var pair = await McpHttpRaw.PostAsync(_server.Client, McpHttpRaw.ToolCall("memory_store", """{"content":"a pair \ud83d\ude00 is fine"}"""));
+        var stored = pair.Message.GetProperty("result");
+        (stored.TryGetProperty("isError", out var isError) && isError.GetBoolean()).Should().BeFalse(pair.ToString());
+        using var rest = await _server.PostJsonAsync("/v1/memories", """{"content":"\ud800"}""");
+        (await rest.ShouldBeProblemAsync(System.Net.HttpStatusCode.BadRequest, "content")).GetProperty("detail").GetString().Should().Contain("is not valid Unicode");
+        await StillServesAsync();
+    }
+
+    [Fact]
+    public async Task A_huge_method_tool_or_prompt_name_is_answered_and_logged_with_its_first_200_characters()
+    {
+        var log = LogCapture.AttachTo(_server);
+        var method = await McpHttpRaw.PostAsync(_server.Client, $$$"""{"jsonrpc":"2.0","id":1,"method":"{{{new string('m', 10_000)}}}","params":{}}""");
+        var error = method.Message.GetProperty("error");
+        error.GetProperty("code").GetInt32().Should().Be(-32601, method.ToString());
+        error.GetProperty("message").GetString().Should().StartWith("Method 'mmm").And.Contain("(10000 characters)").And.NotContain(new string('m', 201));
+
+        var tool = await McpHttpRaw.PostAsync(_server.Client, McpHttpRaw.ToolCall(new string('t', 10_000), "{}"));
+        tool.Status.Should().Be(200, tool.ToString());
+        tool.Body.Should().Contain("ttt").And.Contain("(10000 characters)").And.NotContain(new string('t', 201));
+        var prompt = await McpHttpRaw.PostAsync(_server.Client, $$$"""{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"{{{new string('p', 10_000)}}}"}}""");
+        prompt.Message.GetProperty("error").GetProperty("message").GetString().Should().Contain("(10000 characters)").And.NotContain(new string('p', 201));
+
+        log.AllText.Should().Contain("ttt", "the SDK still logs the unknown tool, with its name cut")
+            .And.NotContain(new string('m', 201)).And.NotContain(new string('t', 201)).And.NotContain(new string('p', 201));
+        // A short unknown method is answered as before.
+        var unknown = await McpHttpRaw.PostAsync(_server.Client, """{"jsonrpc":"2.0","id":1,"method":"memory/steal","params":{}}""");
+        unknown.Message.GetProperty("error").GetProperty("message").GetString().Should().Be("Method 'memory/steal' is not available.");
         await StillServesAsync();
     }
 

@@ -40,4 +40,21 @@ public sealed class McpStdioToolsTests
         var prompt = await client.GetPromptAsync("recall", new Dictionary<string, object?> { ["topic"] = "cello" });
         ((TextContentBlock)prompt.Messages.Single().Content).Text.Should().Contain("memory_search");
     }
+
+    [Fact]
+    public async Task Text_that_is_not_valid_unicode_is_invalid_params_over_stdio_too_with_nothing_on_stderr()
+    {
+        using var data = new TempDirectory();
+        await using var session = RawStdioSession.Start(["--data", data.Path]);
+        await session.InitializeAsync();
+        await session.SendAsync("""{"jsonrpc":"2.0","method":"notifications/initialized"}""");
+        var refused = await session.RequestAsync(2, "tools/call", """{"name":"memory_store","arguments":{"content":"\ud800"}}""");
+        var error = refused.GetProperty("error");
+        error.GetProperty("code").GetInt32().Should().Be(-32602, refused.ToString());
+        error.GetProperty("message").GetString().Should().StartWith("arguments.content is not valid Unicode");
+        var stored = await session.RequestAsync(3, "tools/call", """{"name":"memory_store","arguments":{"content":"a pair \ud83d\ude00 is fine"}}""");
+        stored.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString().Should().Contain("a pair");
+        await session.CloseAsync();
+        session.Stderr.Should().NotContain("UTF-16").And.NotContain("   at ");
+    }
 }

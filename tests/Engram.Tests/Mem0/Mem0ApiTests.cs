@@ -85,6 +85,114 @@ public sealed class Mem0ApiTests
     }
 
     [Fact]
+    public async Task In_and_nin_take_a_single_value_as_a_one_item_list()
+    {
+        await using var server = await EngramServer.StartAsync();
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = "hello from mem0", user_id = "m0" })), HttpStatusCode.OK);
+        await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = "hello from another user", user_id = "m1" })), HttpStatusCode.OK);
+
+        static IEnumerable<string?> Users(JsonElement body) =>
+            (body.ValueKind == JsonValueKind.Array ? body : body.GetProperty("results")).EnumerateArray().Select(m => m.GetProperty("user_id").GetString());
+
+        var found = await BodyAsync(await mem0.PostAsync("/v1/memories/search/", Json(new { query = "hello", filters = new { user_id = new { @in = "m0" } } })), HttpStatusCode.OK);
+        Users(found).Should().Equal("m0");
+        var listed = await BodyAsync(await mem0.PostAsync("/v2/memories/", Json(new { filters = new { user_id = new { nin = "zz" } } })), HttpStatusCode.OK);
+        Users(listed).Should().BeEquivalentTo(["m0", "m1"]);
+        listed = await BodyAsync(await mem0.PostAsync("/v3/memories/", Json(new { filters = new { OR = new object[] { new { user_id = new { nin = "m0" } } } } })), HttpStatusCode.OK);
+        Users(listed).Should().Equal("m1");
+        // The same filter twice in one process (the request's nodes are read, never moved) and a list as before.
+        found = await BodyAsync(await mem0.PostAsync("/v3/memories/search/", Json(new { query = "hello", filters = new { user_id = new { @in = "m0" } } })), HttpStatusCode.OK);
+        Users(found).Should().Equal("m0");
+        found = await BodyAsync(await mem0.PostAsync("/v3/memories/search/", Json(new { query = "hello", filters = new { user_id = new { @in = new[] { "m0", "m1" } } } })), HttpStatusCode.OK);
+        Users(found).Should().BeEquivalentTo(["m0", "m1"]);
+    }
+
+    public static TheoryData<string, string> BadTopLevelIds => new()
+    {
+        { "user_id", "5" },
+        { "user_id", "\"\"" },
+        { "userId", "\"\"" },
+        { "agent_id", "true" },
+        { "run_id", "{}" },
+        { "app_id", "[\"a\"]" },
+        { "agentId", "7" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadTopLevelIds))]
+    public async Task A_top_level_id_that_is_not_a_non_empty_string_is_400_naming_it_on_every_route_never_dropped(string field, string value)
+    {
+        await using var server = await EngramServer.StartAsync();
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = "kept memory", user_id = "u1", infer = false })), HttpStatusCode.OK);
+
+        StringContent Body(string rest) => new($$"""{"{{field}}":{{value}},{{rest}}}""", Encoding.UTF8, "application/json");
+        var refused = new List<(string Route, HttpResponseMessage Response)>
+        {
+            ("add v1", await mem0.PostAsync("/v1/memories/", Body("\"messages\":\"scope probe A\",\"infer\":false"))),
+            ("add v3", await mem0.PostAsync("/v3/memories/add/", Body("\"messages\":\"scope probe B\",\"infer\":false"))),
+            ("search v1", await mem0.PostAsync("/v1/memories/search/", Body("\"query\":\"memory\""))),
+            ("search v2", await mem0.PostAsync("/v2/memories/search/", Body("\"query\":\"memory\""))),
+            ("search v3", await mem0.PostAsync("/v3/memories/search/", Body("\"query\":\"memory\""))),
+            ("list v2", await mem0.PostAsync("/v2/memories/", Body("\"filters\":{}"))),
+            ("list v3", await mem0.PostAsync("/v3/memories/", Body("\"filters\":{}"))),
+        };
+        if (value == "\"\"")
+        {
+            // The query string has no types: only an empty value can be wrong there.
+            refused.Add(("list query", await mem0.GetAsync($"/v1/memories/?{field}=")));
+            refused.Add(("delete query", await mem0.DeleteAsync($"/v1/memories/?{field}=")));
+            refused.Add(("list query, blank", await mem0.GetAsync($"/v1/memories/?{field}=%20%20")));
+        }
+        foreach (var (route, response) in refused)
+        {
+            var text = await response.Content.ReadAsStringAsync();
+            response.StatusCode.Should().Be(HttpStatusCode.BadRequest, $"{route}: {text}");
+            JsonDocument.Parse(text).RootElement.GetProperty("detail").GetString().Should().StartWith($"{field} must be a non-empty string", route);
+        }
+
+        // Nothing was stored, nothing deleted; null stays "not given".
+        var all = await BodyAsync(await mem0.PostAsync("/v3/memories/", Json(new { filters = new { } })), HttpStatusCode.OK);
+        all.GetProperty("results").EnumerateArray().Select(m => m.GetProperty("memory").GetString()).Should().Equal("kept memory");
+        var unset = await BodyAsync(await mem0.PostAsync("/v1/memories/search/", new StringContent($$"""{"query":"memory","{{field}}":null}""", Encoding.UTF8, "application/json")), HttpStatusCode.OK);
+        unset.GetProperty("results").GetArrayLength().Should().Be(1);
+    }
+
+    [Fact]
+    public async Task An_update_without_text_metadata_or_expiration_date_is_400_naming_text_and_changes_nothing()
+    {
+        await using var server = await EngramServer.StartAsync();
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        var added = await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = "I live in Lisbon", user_id = "u1", infer = false })), HttpStatusCode.OK);
+        var id = added.GetProperty("results")[0].GetProperty("id").GetString();
+
+        async Task<string> RefusedAsync(string body)
+        {
+            using var response = await mem0.PutAsync($"/v1/memories/{id}/", new StringContent(body, Encoding.UTF8, "application/json"));
+            return (await BodyAsync(response, HttpStatusCode.BadRequest)).GetProperty("detail").GetString()!;
+        }
+        (await RefusedAsync("{}")).Should().StartWith("text is required");
+        (await RefusedAsync("""{"content":"I live in Porto"}""")).Should().StartWith("text is required").And.Contain("'content'");
+        (await RefusedAsync("""{"text":null}""")).Should().StartWith("text must be a string");
+        (await RefusedAsync("""{"text":5}""")).Should().StartWith("text must be a string");
+        (await RefusedAsync("""{"metadata":"vip"}""")).Should().StartWith("metadata must be an object");
+        (await RefusedAsync("""{"text":"I live in Porto","timestamp":1700000000}""")).Should().StartWith("timestamp");
+        var unchanged = await BodyAsync(await mem0.GetAsync($"/v1/memories/{id}/"), HttpStatusCode.OK);
+        unchanged.GetProperty("memory").GetString().Should().Be("I live in Lisbon");
+        unchanged.GetProperty("metadata").ValueKind.Should().Be(JsonValueKind.Null);
+
+        // What mem0's update takes: text, metadata (alone or together), expiration_date.
+        (await BodyAsync(await mem0.PutAsync($"/v1/memories/{id}/", Json(new { text = "I live in Porto" })), HttpStatusCode.OK))
+            .GetProperty("memory").GetString().Should().Be("I live in Porto");
+        var tagged = await BodyAsync(await mem0.PutAsync($"/v1/memories/{id}/", Json(new { metadata = new { tier = "vip" } })), HttpStatusCode.OK);
+        tagged.GetProperty("memory").GetString().Should().Be("I live in Porto");
+        tagged.GetProperty("metadata").GetProperty("tier").GetString().Should().Be("vip");
+        (await BodyAsync(await mem0.PutAsync($"/v1/memories/{id}/", Json(new { expiration_date = "2999-01-01" })), HttpStatusCode.OK))
+            .GetProperty("expiration_date").GetString().Should().StartWith("2999-01-02");
+    }
+
+    [Fact]
     public async Task Star_deletes_every_memory_with_that_kind_of_id_and_keeps_the_rest()
     {
         await using var server = await EngramServer.StartAsync();

@@ -42,7 +42,7 @@ internal static class Mem0Endpoints
         g.MapPost("/v1/memories/search", SearchV1).WithName("Mem0SearchV1").Requires(Role.Read)
             .WithSummary("mem0 compatibility (1.x/2.x clients): search");
         g.MapPut("/v1/memories/{id}", UpdateAsync).WithName("Mem0Update").Requires(Role.Write)
-            .WithSummary("mem0 compatibility: replace a memory's text, metadata or expiration date");
+            .WithSummary("mem0 compatibility: replace a memory's text, metadata or expiration date (at least one of them)");
         g.MapGet("/v1/entities", EntitiesAsync).WithName("Mem0Entities").Requires(Role.Read)
             .WithSummary("mem0 compatibility: the users, agents, runs (sessions) and apps (namespaces) that hold memories");
         g.MapDelete("/v1/entities/{type}/{name}", DeleteEntityAsync).WithName("Mem0DeleteEntityV1").Requires(Role.Write)
@@ -383,17 +383,37 @@ internal static class Mem0Endpoints
     {
         var body = await ReadAsync(http, BodySize.Memory, ct);
         var patch = new MemoryPatch();
-        if (body["text"] is { } text)
+        if (body.TryGetPropertyValue("text", out var text))
         {
-            patch = patch with { Content = text is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new ValidationException("text", "text must be a string") };
+            patch = patch with { Content = text is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new ValidationException("text", "text must be a string (the memory's new content)") };
         }
-        if (body.ContainsKey("metadata"))
+        if (body.TryGetPropertyValue("metadata", out var metadata))
         {
-            patch = patch with { Metadata = body["metadata"] is JsonObject m ? JsonSerializer.SerializeToElement(m) : (JsonElement?)null };
+            patch = patch with
+            {
+                Metadata = metadata switch
+                {
+                    JsonObject m => JsonSerializer.SerializeToElement(m),
+                    null => null, // clears it
+                    _ => throw new ValidationException("metadata", "metadata must be an object (or null to clear it)"),
+                },
+            };
         }
         if (body.ContainsKey("expiration_date") || body.ContainsKey("expirationDate"))
         {
             patch = patch with { ExpiresAt = ExpirationDate(body["expiration_date"] ?? body["expirationDate"]) };
+        }
+        if (body.ContainsKey("timestamp"))
+        {
+            // The platform moves the memory's date; Engram's created_at is when the memory was written and stays.
+            throw new ValidationException("timestamp", "timestamp cannot be updated here: a memory keeps the date it was created with (set it when adding)");
+        }
+        if (!patch.Content.HasValue && !patch.Metadata.HasValue && !patch.ExpiresAt.HasValue)
+        {
+            // Only these are read: anything else (content, memory, data, ...) would be dropped and the memory left as it was.
+            var other = body.Select(p => p.Key).FirstOrDefault();
+            throw new ValidationException("text", "text is required: send text (the memory's new content), metadata or expiration_date" +
+                (other is null ? "" : $"; '{(other.Length > 40 ? other[..40] + "…" : other)}' is not read by this route"));
         }
         var result = await memories.UpdateAsync(http.GetCaller(), id, patch, null, ct);
         return Results.Json(ToMem0(result.Memory));
@@ -464,7 +484,7 @@ internal static class Mem0Endpoints
     /// <summary>DELETE /v1/memories/?user_id=…: refused without a filter; <c>*</c> means every memory with that kind of id.</summary>
     public static async Task<IResult> DeleteAllAsync(HttpContext http, MemoryService memories, CancellationToken ct)
     {
-        var ids = TopLevelIds(http.Request.Query).ToList();
+        var ids = TopLevelIds(http.Request.Query);
         if (ids.Count == 0)
         {
             throw new ValidationException("user_id", "At least one filter is required to delete memories: user_id, agent_id, app_id or run_id ('*' for all of a kind)");
@@ -695,29 +715,57 @@ internal static class Mem0Endpoints
 
     private static readonly string[] IdFields = ["user_id", "agent_id", "app_id", "run_id"];
 
-    private static IEnumerable<KeyValuePair<string, string>> TopLevelIds(JsonObject body)
+    /// <summary>
+    /// The entity ids written at the top of a body (user_id, agent_id, app_id, run_id, snake_case or camelCase). null
+    /// is absent (clients send an unset id as null); anything else must be a non-empty string. A number or "" is
+    /// refused, not skipped: skipping it would store an add with no scope and widen a search, list or delete to every one.
+    /// </summary>
+    private static List<KeyValuePair<string, string>> TopLevelIds(JsonObject body)
     {
+        var ids = new List<KeyValuePair<string, string>>();
         foreach (var (key, value) in body)
         {
             var field = Mem0Filter.Canonical(key);
-            if (IdFields.Contains(field) && value is JsonValue v && v.TryGetValue<string>(out var text) && text.Length > 0)
+            if (!IdFields.Contains(field) || value is null)
             {
-                yield return new(field, text);
+                continue;
             }
+            if (value is not JsonValue v || !v.TryGetValue<string>(out var text))
+            {
+                throw new ValidationException(key, $"{key} must be a non-empty string (got {KindOf(value.GetValueKind())})");
+            }
+            ids.Add(new(field, RequireId(key, text)));
         }
+        return ids;
     }
 
-    private static IEnumerable<KeyValuePair<string, string>> TopLevelIds(IQueryCollection query)
+    /// <summary>The same ids from the query string (GET and DELETE /v1/memories/): a parameter given with no value is refused.</summary>
+    private static List<KeyValuePair<string, string>> TopLevelIds(IQueryCollection query)
     {
+        var ids = new List<KeyValuePair<string, string>>();
         foreach (var (key, values) in query)
         {
             var field = Mem0Filter.Canonical(key);
-            if (IdFields.Contains(field) && values.LastOrDefault() is { Length: > 0 } text)
+            if (IdFields.Contains(field))
             {
-                yield return new(field, text);
+                ids.Add(new(field, RequireId(key, values.LastOrDefault())));
             }
         }
+        return ids;
     }
+
+    private static string RequireId(string key, string? text) => string.IsNullOrWhiteSpace(text)
+        ? throw new ValidationException(key, $"{key} must be a non-empty string (got {(text is null ? "no value" : text.Length == 0 ? "\"\"" : "only white space")})")
+        : text;
+
+    private static string KindOf(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        _ => kind.ToString().ToLowerInvariant(),
+    };
 
     private static (string? UserId, string? AgentId, string? SessionId, string? Namespace) Scope(JsonObject body, IQueryCollection query)
     {

@@ -10,7 +10,7 @@ namespace Engram.Server.Http.Mem0;
 /// <summary>
 /// mem0's <c>filters</c>: a JSON object whose keys are fields (ANDed), or <c>AND</c>/<c>OR</c>/<c>NOT</c> over
 /// nested filters; a field's value is a plain value (equality), <c>"*"</c> (any non-null value) or an object of
-/// operators (<c>eq ne gt gte lt lte in nin contains icontains</c>). Parsed once into a predicate over Engram's
+/// operators (<c>eq ne gt gte lt lte in nin contains icontains</c>; <c>in</c>/<c>nin</c> take a list or one value). Parsed once into a predicate over Engram's
 /// <see cref="Memory"/>; the AND of plain scope equalities also becomes Engram's own filter (<see cref="Pushdown"/>),
 /// so the store and the indexes narrow first and the predicate decides the rest.
 /// </summary>
@@ -194,7 +194,11 @@ internal sealed record Condition(string Field, string Op, JsonNode? Value) : Mem
         };
     }
 
-    private IEnumerable<JsonNode?> Values() => Value is JsonArray array ? array : [Value];
+    /// <summary>
+    /// The list an <c>in</c>/<c>nin</c> compares with; a single value is taken as a one-item list. The value stays
+    /// where it is in the request's tree (a node has one parent: adding it to a new array would throw).
+    /// </summary>
+    private IEnumerable<JsonNode?> Values() => Value is JsonArray array ? array : Enumerable.Repeat(Value, 1);
 
     /// <summary>The field's value(s) in the memory: one for a scalar field, each element for a list (categories).</summary>
     private IReadOnlyList<object?> Read(Memory m)

@@ -1,0 +1,112 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Engram.Core.Common;
+using ModelContextProtocol;
+using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
+
+namespace Engram.Server.Mcp;
+
+/// <summary>
+/// Checks every request before the SDK reads it, for what the SDK would fail on or write to the log in full:
+/// <list type="bullet">
+/// <item>params holding text that is not valid Unicode (a lone surrogate escape such as <c>"\ud800"</c>, or invalid
+/// UTF-8): System.Text.Json refuses to unescape it when the SDK binds the params, which the SDK answers with an
+/// internal error and logs with a stack. Here it is an invalid-params error (-32602) naming where, as REST answers 400;</item>
+/// <item>a method name longer than <see cref="MaxName"/> (no MCP method comes near): method-not-found quoting its
+/// start, since the SDK logs the method of an unknown one in full three times;</item>
+/// <item>a tool or prompt name longer than <see cref="MaxName"/> (no registered one comes near) is cut to that length, so
+/// the SDK's own "unknown tool/prompt" answer and its log lines quote the cut name.</item>
+/// </list>
+/// One filter for every transport: <see cref="EngramMcp.AddEngramMcp"/> registers it, and the stdio proxy too.
+/// </summary>
+public static class McpMessageChecks
+{
+    /// <summary>The longest method, tool or prompt name passed on as it is (Engram's are under 40 characters).</summary>
+    public const int MaxName = 200;
+
+    /// <summary>The incoming-message filter.</summary>
+    public static McpMessageFilter Filter => next => (context, ct) =>
+    {
+        if (context.JsonRpcMessage is JsonRpcRequest request)
+        {
+            Check(request);
+        }
+        return next(context, ct);
+    };
+
+    private static void Check(JsonRpcRequest request)
+    {
+        if (request.Method.Length > MaxName)
+        {
+            throw new McpProtocolException($"Method '{Cut(request.Method)}' is not available.", McpErrorCode.MethodNotFound);
+        }
+        if (InvalidUnicodeAt(request.Params, "") is { } path)
+        {
+            throw new McpProtocolException(
+                $"{(path.Length == 0 ? "params" : Cut(path))} is not valid Unicode: it holds a lone surrogate (such as \\ud800 without its pair) or invalid UTF-8",
+                McpErrorCode.InvalidParams);
+        }
+        if (request.Method is RequestMethods.ToolsCall or RequestMethods.PromptsGet
+            && request.Params is JsonObject parameters && parameters["name"] is JsonValue value
+            && value.TryGetValue<string>(out var name) && name.Length > MaxName)
+        {
+            parameters["name"] = Cut(name);
+        }
+    }
+
+    private static string Cut(string name) => name.Length > MaxName ? $"{name[..MaxName]}… ({name.Length} characters)" : name;
+
+    /// <summary>
+    /// The path (<c>arguments.content</c>, <c>arguments.tags[2]</c>) of the first string in <paramref name="node"/> that
+    /// is not valid Unicode, or of the object holding such a key; null when there is none. Strings the parser kept as
+    /// raw JSON are checked in place, without unescaping (which is what throws).
+    /// </summary>
+    internal static string? InvalidUnicodeAt(JsonNode? node, string path)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                List<KeyValuePair<string, JsonNode?>> members;
+                try
+                {
+                    members = [.. obj]; // reads the keys, unescaping them
+                }
+                catch (InvalidOperationException)
+                {
+                    return path.Length == 0 ? "a key of params" : $"a key of {path}";
+                }
+                foreach (var (key, value) in members)
+                {
+                    var inner = path.Length == 0 ? key : $"{path}.{key}";
+                    if (!UnicodeText.IsValid(key))
+                    {
+                        return path.Length == 0 ? "a key of params" : $"a key of {path}";
+                    }
+                    if (InvalidUnicodeAt(value, inner) is { } found)
+                    {
+                        return found;
+                    }
+                }
+                return null;
+            case JsonArray array:
+                for (var i = 0; i < array.Count; i++)
+                {
+                    if (InvalidUnicodeAt(array[i], $"{path}[{i}]") is { } found)
+                    {
+                        return found;
+                    }
+                }
+                return null;
+            case JsonValue value when value.GetValueKind() == JsonValueKind.String:
+                if (value.TryGetValue<JsonElement>(out var element))
+                {
+                    return UnicodeText.IsValidJson(JsonMarshal.GetRawUtf8Value(element)) ? null : path;
+                }
+                return value.TryGetValue<string>(out var text) && !UnicodeText.IsValid(text) ? path : null;
+            default:
+                return null;
+        }
+    }
+}
