@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
 using Engram.Core.Security;
@@ -92,7 +93,14 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
             : Options.InlineCompletions ? InlineTransport.Create(loggers)
             : factories.FirstOrDefault(f => f is IConnectionListenerFactorySelector selector && selector.CanBind(endpoint))
                 ?? factories.FirstOrDefault() ?? throw new InvalidOperationException("no connection transport is registered for the RESP endpoint");
-        _listener = await factory.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _listener = await factory.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or IOException)
+        {
+            throw new RespListenException(endpoint, ex);
+        }
         log.LogInformation("Redis protocol (RESP) endpoint listening on {Endpoint}", _listener.EndPoint);
         Stats.Connections = () => _connections.Count;
         Stats.Start();
@@ -219,4 +227,14 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
         }
         _stopping.Dispose();
     }
+}
+
+/// <summary>The RESP endpoint could not bind its address: one line for <c>engram serve</c> that names that address, not the HTTP one.</summary>
+public sealed class RespListenException(EndPoint endpoint, Exception inner) : IOException(Describe(endpoint, inner), inner)
+{
+    private static string Describe(EndPoint endpoint, Exception inner) =>
+        inner is AddressInUseException or SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse }
+            ? $"the Redis-protocol address {endpoint} is already in use (another engram serve, or a Redis server); choose another with --resp " +
+              (endpoint is IPEndPoint ip && ip.Port < 65535 ? new IPEndPoint(ip.Address, ip.Port + 1).ToString() : "127.0.0.1:6380")
+            : $"cannot listen for the Redis protocol on {endpoint}: {inner.Message.Split('\n')[0].Trim()}";
 }

@@ -111,6 +111,10 @@ internal static partial class ServeCommand
     /// <summary>Kestrel's bind failure as one line; for a busy port, with the flag that picks another.</summary>
     private static string ListenFailure(Exception ex, string? configuredUrls)
     {
+        if ((ex as Engram.Server.Resp.RespListenException ?? ex.InnerException as Engram.Server.Resp.RespListenException) is { } resp)
+        {
+            return resp.Message;
+        }
         var busy = ex as AddressInUseException ?? ex.InnerException as AddressInUseException;
         var match = FailedAddress().Match(ex.Message);
         var url = match.Success ? match.Groups["url"].Value : configuredUrls ?? EngramServerOptions.DefaultUrls;

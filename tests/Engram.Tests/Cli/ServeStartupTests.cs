@@ -31,6 +31,36 @@ public sealed class ServeStartupTests
     }
 
     [Fact]
+    public async Task A_busy_resp_port_is_one_line_naming_that_address_not_the_http_one()
+    {
+        using var data = new TempDirectory();
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+
+        var result = await CliProcess.RunAsync(["serve", "--data", data.Path, "--urls", $"http://127.0.0.1:{EngramServer.FreePort()}", "--resp", $"127.0.0.1:{port}"]);
+
+        result.ExitCode.Should().Be(1, result.ToString());
+        result.Stderr.Should().Be(
+            $"engram: the Redis-protocol address 127.0.0.1:{port} is already in use (another engram serve, or a Redis server); choose another with --resp 127.0.0.1:{port + 1}\n");
+    }
+
+    [Fact]
+    public async Task A_second_server_cannot_share_a_running_servers_resp_port()
+    {
+        // .NET's ReuseAddress sets SO_REUSEPORT on Linux: a second engram bound the same port and took a share of the
+        // connections (and their writes, into its own store).
+        var port = EngramServer.FreePort();
+        await using var first = await EngramServer.StartAsync(configure: o => o.Resp.Listen = $"127.0.0.1:{port}");
+        using var data = new TempDirectory();
+
+        var second = await CliProcess.RunAsync(["serve", "--data", data.Path, "--urls", $"http://127.0.0.1:{EngramServer.FreePort()}", "--resp", $"127.0.0.1:{port}"]);
+
+        second.ExitCode.Should().Be(1, second.ToString());
+        second.Stderr.Should().Contain($"127.0.0.1:{port} is already in use");
+    }
+
+    [Fact]
     public async Task The_start_up_log_says_where_the_data_is_which_store_and_embedder_the_addresses_and_that_auth_is_open_on_loopback_only()
     {
         using var data = new TempDirectory();

@@ -11,6 +11,9 @@ namespace Engram.Server.Resp.EventLoop;
 /// </summary>
 internal sealed class EpollTransport(ILoggerFactory loggers, int loopCount) : IConnectionListenerFactory
 {
+    private const int SolSocket = 1; // Linux's SOL_SOCKET and SO_REUSEADDR (this transport runs only on Linux)
+    private const int SoReuseAddr = 2;
+
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -20,7 +23,9 @@ internal sealed class EpollTransport(ILoggerFactory loggers, int loopCount) : IC
             {
                 socket.DualMode = true;
             }
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            // SO_REUSEADDR alone (a restart binds over connections in TIME_WAIT). .NET's ReuseAddress also sets SO_REUSEPORT
+            // on Linux, which let a second engram bind the same port and take a share of the connections, and their writes.
+            socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
             socket.Bind(endpoint);
             socket.Listen(512);
         }
