@@ -609,6 +609,12 @@ public sealed class KvTransactionView(KvService kv, KvTransaction transaction, s
     /// </summary>
     public long HeadAtStart(string key) => transaction.HeadAtStart(KvKeys.ToStored(tenant, key));
 
+    /// <summary>When the key, live when the transaction read it, expires (null: missing then, or no expiry).</summary>
+    public long? ExpiryAtStart(string key) => transaction.ExpiryAtStart(KvKeys.ToStored(tenant, key));
+
+    /// <summary>The transaction's time (unix ms): a key whose expiry is at or before it has expired.</summary>
+    public long NowMs => transaction.NowMs;
+
     /// <summary>Where the transaction is now: <see cref="RollBack"/> undoes everything its commands did after it.</summary>
     public KvTransaction.Savepoint Save() => transaction.Save();
 

@@ -98,6 +98,9 @@ public sealed class KvTransaction : IKeyValueStore
     /// </summary>
     public long HeadAtStart(string storedKey) => Find(storedKey).HeadAtStart ?? 0;
 
+    /// <summary>When the key, live when the transaction read it, expires (null: missing then, or no expiry).</summary>
+    public long? ExpiryAtStart(string storedKey) => Find(storedKey).AsRead?.ExpiresAtMs;
+
     /// <summary>The state of the working set at a point (its entries, how many keys were read and how many changes were recorded).</summary>
     public sealed record Savepoint(int Changes, int Keys, IReadOnlyList<(string StoredKey, KvEntry? Live)> Entries);
 

@@ -637,9 +637,9 @@ internal sealed partial class RespConnection
             _reply.Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
             return;
         }
-        if (name is not null)
+        if (name is not null && !TrySetName(name))
         {
-            Name = name;
+            return; // as Redis: the name is checked as CLIENT SETNAME checks it, and a bad one ends HELLO with its error
         }
         _reply.Resp3 = protocol == 3;
         _reply.Map(7);
@@ -1230,14 +1230,10 @@ internal sealed partial class RespConnection
         switch (sub)
         {
             case "SETNAME" when _argCount == 3:
-                var name = Text(2);
-                if (name.Any(c => c <= ' ' || c > '~'))
+                if (TrySetName(Text(2)))
                 {
-                    _reply.Error("ERR Client names cannot contain spaces, newlines or special characters.");
-                    return;
+                    _reply.Ok();
                 }
-                Name = name.Length == 0 ? null : name;
-                _reply.Ok();
                 return;
             case "GETNAME" when _argCount == 2:
                 if (Name is null)
@@ -1253,7 +1249,20 @@ internal sealed partial class RespConnection
                 _reply.Integer(Id);
                 return;
             case "SETINFO" when _argCount == 4:
-                _reply.Ok();
+                // Accepted and not kept, as Redis checks it: a known attribute, and a value CLIENT LIST could show.
+                var attribute = Encoding.ASCII.GetString(Arg(2)).ToLowerInvariant();
+                if (attribute is not ("lib-name" or "lib-ver"))
+                {
+                    _reply.Error($"ERR Unrecognized option '{Encoding.UTF8.GetString(Arg(2))}'");
+                }
+                else if (!IsPrintableName(Text(3)))
+                {
+                    _reply.Error($"ERR {attribute} cannot contain spaces, newlines or special characters.");
+                }
+                else
+                {
+                    _reply.Ok();
+                }
                 return;
             case "INFO" when _argCount == 2:
                 _reply.Bulk(ClientLine(this, "client|info"));
@@ -1706,6 +1715,23 @@ internal sealed partial class RespConnection
         WrongArity();
         return false;
     }
+
+    /// <summary>
+    /// Names the connection (empty: no name), or answers Redis's error for a name with a space, a newline or a character
+    /// outside printable ASCII: CLIENT LIST shows it on a line of its own fields, which such a name could forge.
+    /// </summary>
+    private bool TrySetName(string name)
+    {
+        if (!IsPrintableName(name))
+        {
+            _reply.Error("ERR Client names cannot contain spaces, newlines or special characters.");
+            return false;
+        }
+        Name = name.Length == 0 ? null : name;
+        return true;
+    }
+
+    private static bool IsPrintableName(string text) => !text.Any(c => c <= ' ' || c > '~');
 
     private void WrongArity() => _reply.Error($"ERR wrong number of arguments for '{Encoding.UTF8.GetString(Arg(0)).ToLowerInvariant()}' command");
 

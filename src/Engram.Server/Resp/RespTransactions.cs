@@ -58,7 +58,18 @@ internal sealed partial class RespConnection
     private List<byte[][]>? _queued; // not null between MULTI and EXEC / DISCARD
     private long _queuedBytes;
     private bool _queueFailed;
-    private Dictionary<string, long>? _watched; // key → its history head at WATCH
+    private Dictionary<string, Watched>? _watched;
+
+    /// <summary>A watched key's history head at WATCH, and when it expires if it was live then with an expiry.</summary>
+    private readonly record struct Watched(long Head, long? ExpiresAtMs)
+    {
+        /// <summary>
+        /// Whether the key changed since WATCH: any write moves its head; a key that was live with an expiry also changed
+        /// once that time passed, whether or not the sweeper has removed it yet (as Redis 6.0.9 and later).
+        /// </summary>
+        public bool ChangedIn(KvTransactionView view, string key) =>
+            view.HeadAtStart(key) != Head || (ExpiresAtMs is { } expires && expires <= view.NowMs);
+    }
     private Caller? _transactionCaller; // while EXEC runs the queued commands
     private KvTransactionView? _transactionView; // the same, for a script among them (its savepoint)
     private ReplyBuffer? _transactionReplies; // their replies
@@ -197,17 +208,18 @@ internal sealed partial class RespConnection
             KvKeys.Validate(key);
             keys.Add(key);
         }
-        _watched ??= new Dictionary<string, long>(StringComparer.Ordinal);
+        _watched ??= new Dictionary<string, Watched>(StringComparer.Ordinal);
         if (_watched.Count + keys.Count > KvService.MaxTransactionKeys)
         {
             _reply.Error($"ERR a connection may watch up to {KvService.MaxTransactionKeys} keys");
             return;
         }
         // A read in a step of the store's writer: the heads are those of every write acknowledged before.
-        var heads = await _kv.TransactAsync(caller, keys, view => keys.Select(view.HeadAtStart).ToList(), ct).ConfigureAwait(false);
+        var states = await _kv.TransactAsync(caller, keys, view => keys.Select(k => new Watched(view.HeadAtStart(k), view.ExpiryAtStart(k))).ToList(), ct)
+            .ConfigureAwait(false);
         for (var i = 0; i < keys.Count; i++)
         {
-            _watched.TryAdd(keys[i], heads[i]); // a key watched twice keeps its first head, as in Redis
+            _watched.TryAdd(keys[i], states[i]); // a key watched twice keeps its first state, as in Redis
         }
         _reply.Ok();
     }
@@ -249,7 +261,7 @@ internal sealed partial class RespConnection
         }
         var replies = await _kv.TransactAsync(caller, keys, view =>
         {
-            if (watched is not null && watched.Any(w => view.HeadAtStart(w.Key) != w.Value))
+            if (watched is not null && watched.Any(w => w.Value.ChangedIn(view, w.Key)))
             {
                 return null; // a watched key moved: nothing runs
             }

@@ -141,7 +141,7 @@ internal static class KvCommand
     private static Command Increment()
     {
         var key = KeyArgument();
-        var by = new Option<long?>("--by") { Description = "Add this (may be negative; default 1).", HelpName = "N" };
+        var by = OptionFactory.WholeNumber("--by", "Add this (may be negative; default 1).");
         return MemoryCommand.Create("incr", "Add to an integer value atomically (a missing key starts at 0); print the result.", async context =>
         {
             var name = ValidKey(context.Get(key));
@@ -157,7 +157,7 @@ internal static class KvCommand
     private static Command Expire()
     {
         var key = KeyArgument();
-        var seconds = new Argument<long>("seconds") { Description = "The new TTL in seconds; 0 removes the expiry." };
+        var seconds = OptionFactory.WholeNumberArgument("seconds", "The new TTL in seconds; 0 removes the expiry.");
         return MemoryCommand.Create("expire", "Give a key a new TTL.", async context =>
         {
             var name = ValidKey(context.Get(key));

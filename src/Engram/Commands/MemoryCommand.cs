@@ -56,10 +56,22 @@ internal static class MemoryCommand
                     var close = Suggestions.DidYouMean(token.Value, command.Options.Select(o => o.Name));
                     throw new ValidationException(argument.Name, close.Length > 0
                         ? $"unknown option '{token.Value}'{close}"
-                        : $"unknown option '{token.Value}'; to pass text that starts with '-', put it after --, e.g. engram {command.Name} -- \"{token.Value}\"");
+                        : $"unknown option '{token.Value}'; to pass text that starts with '-', put it after --, e.g. engram {CommandPath(command)} -- \"{token.Value}\"");
                 }
             }
         }
+    }
+
+    /// <summary>The command as typed after <c>engram</c>: <c>kv expire</c>, not <c>expire</c>.</summary>
+    private static string CommandPath(Command command)
+    {
+        var names = new List<string> { command.Name };
+        for (var parent = command.Parents.OfType<Command>().FirstOrDefault(); parent is not null and not RootCommand;
+             parent = parent.Parents.OfType<Command>().FirstOrDefault())
+        {
+            names.Insert(0, parent.Name);
+        }
+        return string.Join(' ', names);
     }
 
     private static int IndexOf(IReadOnlyList<Token> tokens, Token token)

@@ -26,6 +26,22 @@ internal static class OptionFactory
             long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v)),
     };
 
+    /// <summary>A required whole-number argument, refused in words rather than by its .NET type.</summary>
+    public static Argument<long> WholeNumberArgument(string name, string description) => new(name)
+    {
+        Description = description,
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+            {
+                return value;
+            }
+            result.AddError($"{name} must be a whole number (got '{text}')");
+            return 0;
+        },
+    };
+
     public static Option<string?> Text(string name, string description, string helpName) => new(name)
     {
         Description = description,

@@ -39,6 +39,7 @@ internal static class ErrorReporter
         Core.Llm.LlmNotConfiguredException l => new CliProblem("No language model", 503, l.Message, ExitCodes.UserError),
         Core.Llm.LlmUnavailableException or Core.Llm.LlmOutputException => new CliProblem("Language model failed", 502, exception.Message, ExitCodes.SystemError),
         EngramException user => new CliProblem(user.Title, 400, user.Message, ExitCodes.UserError),
+        Core.Operations.BackupFormatException backup => new CliProblem("Not a backup", 400, backup.Message, ExitCodes.UserError),
         BackendUnavailableException backend => new CliProblem("Server unavailable", 503, backend.Message, ExitCodes.SystemError),
         StoreException store => new CliProblem("Store unavailable", 503, "the store failed: " + store.Message, ExitCodes.SystemError),
         IOException or UnauthorizedAccessException => new CliProblem("I/O error", 500, exception.Message, ExitCodes.SystemError),

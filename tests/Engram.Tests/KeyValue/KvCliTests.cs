@@ -84,4 +84,29 @@ public sealed class KvCliTests
         lines.Stdout.Should().Contain("\tv2\tincremented\t").And.Contain("\t6\n").And.Contain("\tdeleted\t");
         (await engram.RunAsync("kv", "history", "never-set")).ExitCode.Should().Be(1);
     }
+
+    [Theory]
+    [InlineData(new[] { "kv", "incr", "k", "--by", "abc" }, "engram: --by must be a whole number (got 'abc')")]
+    [InlineData(new[] { "kv", "expire", "k", "abc" }, "engram: seconds must be a whole number (got 'abc')")]
+    [InlineData(new[] { "kv", "expire", "k", "-5" }, "engram kv expire -- \"-5\"")]
+    public async Task A_bad_number_is_named_in_words_and_the_hint_names_the_whole_command(string[] args, string message)
+    {
+        // A probe (session 41): the parser's messages named .NET types (System.Nullable`1[System.Int64]), and the hint for
+        // a value starting with '-' said "engram expire".
+        using var data = new Support.TempDirectory();
+        var result = await CliProcess.RunAsync([.. args, "--data", data.Path]);
+        result.ExitCode.Should().Be(1, result.ToString());
+        result.Stderr.Should().Contain(message).And.NotContain("System.");
+    }
+
+    [Fact]
+    public async Task Restoring_a_file_that_is_not_a_backup_is_a_user_error()
+    {
+        using var data = new Support.TempDirectory();
+        var junk = Path.Combine(data.Path, "junk.bak");
+        await File.WriteAllTextAsync(junk, "this is not a backup");
+        var result = await CliProcess.RunAsync(["restore", junk, "--data", Path.Combine(data.Path, "target")]);
+        result.ExitCode.Should().Be(1, result.ToString());
+        result.Stderr.Should().StartWith("engram: ").And.NotContain("unexpected error");
+    }
 }

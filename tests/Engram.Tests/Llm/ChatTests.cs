@@ -190,7 +190,7 @@ public sealed class ChatTests
     [InlineData("""{"messages":"hi"}""", "messages")]
     [InlineData("""{"messages":[{"role":"robot","content":"hi"}]}""", "messages[0].role")]
     [InlineData("""{"messages":[{"role":"user"}]}""", "messages[0].content")]
-    [InlineData("""{"messages":[{"role":"user","content":{"text":"hi"}}]}""", "content")]
+    [InlineData("""{"messages":[{"role":"user","content":{"text":"hi"}}]}""", "messages[0].content")]
     [InlineData("""{"messages":[{"role":"assistant","content":"hello"}]}""", "messages")]
     [InlineData("""{"messages":[{"role":"user","content":"   "}]}""", "messages")]
     [InlineData("""{"messages":[null]}""", "messages[0]")]

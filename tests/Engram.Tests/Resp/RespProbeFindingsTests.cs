@@ -1,0 +1,76 @@
+using Engram.Tests.Support;
+
+namespace Engram.Tests.Resp;
+
+/// <summary>
+/// What a probe of the RESP endpoint found in session 41: a watched key that expired did not abort EXEC, HELLO's SETNAME
+/// skipped the name check (a name with a newline forged a line of CLIENT LIST), and CLIENT SETINFO took anything.
+/// </summary>
+public sealed class RespProbeFindingsTests
+{
+    [Fact]
+    public async Task A_watched_key_that_expires_before_EXEC_aborts_it_and_one_that_has_not_does_not()
+    {
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port), clock: clock);
+        using var client = await RespClient.ConnectAsync(port);
+
+        (await client.CallAsync("SET", "lock", "1", "PX", "500")).Should().Be("+OK");
+        (await client.CallAsync("SET", "later", "1", "EX", "3600")).Should().Be("+OK");
+        (await client.CallAsync("WATCH", "lock")).Should().Be("+OK");
+        clock.Advance(TimeSpan.FromSeconds(1));
+        (await client.CallAsync("MULTI")).Should().Be("+OK");
+        (await client.CallAsync("SET", "lock", "2")).Should().Be("+QUEUED");
+        (await client.CallAsync("EXEC")).Should().BeNull("the watched key expired after WATCH");
+        (await client.CallAsync("GET", "lock")).Should().BeNull();
+
+        (await client.CallAsync("WATCH", "later")).Should().Be("+OK");
+        clock.Advance(TimeSpan.FromSeconds(1));
+        (await client.CallAsync("MULTI")).Should().Be("+OK");
+        (await client.CallAsync("SET", "later", "2")).Should().Be("+QUEUED");
+        ((object?[])(await client.CallAsync("EXEC"))!).Should().Equal("+OK");
+        (await client.CallAsync("GET", "later")).Should().Be("2");
+
+        // A key already gone at WATCH that stays gone is no change.
+        (await client.CallAsync("WATCH", "lock")).Should().Be("+OK");
+        clock.Advance(TimeSpan.FromSeconds(1));
+        (await client.CallAsync("MULTI")).Should().Be("+OK");
+        (await client.CallAsync("SET", "lock", "3")).Should().Be("+QUEUED");
+        ((object?[])(await client.CallAsync("EXEC"))!).Should().Equal("+OK");
+    }
+
+    [Fact]
+    public async Task HELLO_SETNAME_checks_the_name_as_CLIENT_SETNAME_does_and_an_empty_name_clears_it()
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        using var client = await RespClient.ConnectAsync(port);
+        using var other = await RespClient.ConnectAsync(port);
+
+        (await client.CallAsync("HELLO", "2", "SETNAME", "evil\nid=999 addr=6.6.6.6:1 name=fake")).Should()
+            .Be("-ERR Client names cannot contain spaces, newlines or special characters.");
+        var list = (string)(await other.CallAsync("CLIENT", "LIST"))!;
+        list.Should().NotContain("id=999").And.NotContain("evil");
+        (await client.CallAsync("CLIENT", "GETNAME")).Should().BeNull();
+
+        (await client.CallAsync("HELLO", "2", "SETNAME", "worker-1")).Should().BeOfType<object?[]>();
+        (await client.CallAsync("CLIENT", "GETNAME")).Should().Be("worker-1");
+        (await client.CallAsync("HELLO", "2", "SETNAME", "")).Should().BeOfType<object?[]>();
+        (await client.CallAsync("CLIENT", "GETNAME")).Should().BeNull("an empty name clears it, as CLIENT SETNAME \"\" does");
+    }
+
+    [Theory]
+    [InlineData("LIB-NAME", "redis-py", "+OK")]
+    [InlineData("lib-ver", "5.0.1", "+OK")]
+    [InlineData("FOO", "x", "-ERR Unrecognized option 'FOO'")]
+    [InlineData("LIB-NAME", "a b", "-ERR lib-name cannot contain spaces, newlines or special characters.")]
+    [InlineData("LIB-VER", "1\n2", "-ERR lib-ver cannot contain spaces, newlines or special characters.")]
+    public async Task CLIENT_SETINFO_takes_the_two_attributes_Redis_knows_with_printable_values(string attribute, string value, string reply)
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        using var client = await RespClient.ConnectAsync(port);
+        (await client.CallAsync("CLIENT", "SETINFO", attribute, value)).Should().Be(reply);
+    }
+}
