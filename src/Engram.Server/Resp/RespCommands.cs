@@ -11,10 +11,6 @@ internal sealed partial class RespConnection
 {
     private const string WrongInteger = "ERR value is not an integer or out of range";
     private const string Syntax = "ERR syntax error";
-    private const int MaxScanCursors = 256;
-
-    private readonly Dictionary<long, string> _scanCursors = [];
-    private long _nextCursor;
     private Caller? _authenticated;
     private string? _presentedKey;
     private long _checkedAt;
@@ -1015,7 +1011,7 @@ internal sealed partial class RespConnection
 
     // ---- Keys ---------------------------------------------------------------------------------------------
 
-    /// <summary>SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]: the cursor is a number this connection handed out.</summary>
+    /// <summary>SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]: the cursor is a number this listener handed out (<see cref="RespScanCursors"/>).</summary>
     private async ValueTask ScanAsync(Caller caller, CancellationToken ct)
     {
         if (!Arity(2, exact: false))
@@ -1066,21 +1062,20 @@ internal sealed partial class RespConnection
             }
         }
         string? after = null;
-        if (cursor != 0 && !_scanCursors.Remove(cursor, out after))
+        if (cursor != 0)
         {
-            _reply.Error("ERR invalid cursor");
-            return;
+            if (!_listener.ScanCursors.TryGet(caller.Tenant, cursor, out var place))
+            {
+                _reply.Error("ERR invalid cursor");
+                return;
+            }
+            after = place;
         }
         var page = strings ? await _kv.ListAsync(caller, pattern ?? "*", count, after, ct).ConfigureAwait(false) : new KvPage([], null);
         long next = 0;
         if (page.NextCursor is not null)
         {
-            next = ++_nextCursor;
-            if (_scanCursors.Count >= MaxScanCursors)
-            {
-                _scanCursors.Remove(_scanCursors.Keys.Min());
-            }
-            _scanCursors[next] = page.NextCursor;
+            next = _listener.ScanCursors.Add(caller.Tenant, page.NextCursor);
         }
         _reply.Array(2);
         _reply.Bulk(next.ToString(CultureInfo.InvariantCulture));

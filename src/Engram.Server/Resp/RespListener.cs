@@ -62,6 +62,9 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
     /// <summary>Commands, errors, connections and bytes (metrics and INFO stats).</summary>
     public RespStats Stats { get; } = new();
 
+    /// <summary>SCAN's cursors, shared by every connection.</summary>
+    public RespScanCursors ScanCursors { get; } = new();
+
     /// <summary>The scripts EVALSHA finds, and the thread scripts run on.</summary>
     public Scripting.ScriptHost Scripts { get; } = new(options.Value.Resp);
 

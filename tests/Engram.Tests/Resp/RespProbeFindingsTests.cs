@@ -73,4 +73,33 @@ public sealed class RespProbeFindingsTests
         using var client = await RespClient.ConnectAsync(port);
         (await client.CallAsync("CLIENT", "SETINFO", attribute, value)).Should().Be(reply);
     }
+
+    [Fact]
+    public async Task A_SCAN_cursor_works_on_any_connection_and_more_than_once_but_only_for_its_tenant()
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        var acme = await server.CreateKeyAsync("acme", Core.Security.Role.Write);
+        var other = await server.CreateKeyAsync("other", Core.Security.Role.Write);
+        using var first = await RespClient.ConnectAsync(port);
+        using var second = await RespClient.ConnectAsync(port);
+        using var stranger = await RespClient.ConnectAsync(port);
+        (await first.CallAsync("AUTH", acme)).Should().Be("+OK");
+        (await second.CallAsync("AUTH", acme)).Should().Be("+OK");
+        (await stranger.CallAsync("AUTH", other)).Should().Be("+OK");
+        for (var i = 0; i < 5; i++)
+        {
+            (await first.CallAsync("SET", $"k{i}", "v")).Should().Be("+OK");
+        }
+
+        var page = (object?[])(await first.CallAsync("SCAN", "0", "COUNT", "2"))!;
+        var cursor = (string)page[0]!;
+        cursor.Should().NotBe("0");
+        // A pooled client sends the next SCAN on another connection, and may retry it.
+        var onSecond = (object?[])(await second.CallAsync("SCAN", cursor, "COUNT", "2"))!;
+        var again = (object?[])(await first.CallAsync("SCAN", cursor, "COUNT", "2"))!;
+        ((object?[])again[1]!).Should().Equal((object?[])onSecond[1]!);
+        ((object?[])onSecond[1]!).Should().HaveCount(2).And.NotIntersectWith((object?[])page[1]!);
+        (await stranger.CallAsync("SCAN", cursor)).Should().Be("-ERR invalid cursor", "a cursor serves only its own tenant");
+    }
 }
