@@ -19,6 +19,34 @@ internal static class ListenAddresses
         return configured.FirstOrDefault(url => !IsLoopback(url));
     }
 
+    /// <summary>
+    /// Each listen address that Kestrel would refuse only once the store is open and the indexes loaded (or refuse with a
+    /// message naming another address): one line each, for <c>engram serve</c> to print before it starts anything.
+    /// </summary>
+    public static IEnumerable<string> CheckSyntax(string urls)
+    {
+        foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            BindingAddress address;
+            try
+            {
+                address = BindingAddress.Parse(url);
+            }
+            catch (FormatException)
+            {
+                address = null!;
+            }
+            if (address is null || !(address.Scheme.Equals("http", StringComparison.OrdinalIgnoreCase) || address.Scheme.Equals("https", StringComparison.OrdinalIgnoreCase)))
+            {
+                yield return $"'{url}' is not a listen address (--urls, ASPNETCORE_URLS): use http://HOST:PORT, e.g. {EngramServerOptions.DefaultUrls}";
+            }
+            else if (!address.IsUnixPipe && !address.IsNamedPipe && address.Port is < 0 or > 65535)
+            {
+                yield return $"'{url}' has port {address.Port}; a port is 1-65535 (0 picks a free one)";
+            }
+        }
+    }
+
     public static bool IsLoopback(string url)
     {
         BindingAddress address;

@@ -54,7 +54,7 @@ public static class ServerApplication
         configure?.Invoke(options);
         // The caches the server sizes stay within a share of the memory budget (Operations.MemoryBudget).
         Operations.MemoryBudget.Resolve(options.Memory.BudgetMB).CapCaches(options);
-        var errors = options.Validate().Concat(TlsOptions.CheckUrls(listenUrls, options.Tls)).ToList();
+        var errors = options.Validate().Concat(ListenAddresses.CheckSyntax(listenUrls)).Concat(TlsOptions.CheckUrls(listenUrls, options.Tls)).ToList();
         if (errors.Count > 0)
         {
             throw new OptionsValidationException(EngramServerOptions.Section, typeof(EngramServerOptions), errors);

@@ -93,7 +93,18 @@ public static class EngramCli
         {
             return unknown.Select(t => $"unexpected argument '{t}' (quote text that contains spaces)").ToList();
         }
-        return parse.Errors.Select(e => e.Message.TrimEnd('.')).ToList();
+        // System.CommandLine says "Required argument missing for command: 'set'" once per missing argument, without its name.
+        var missing = command.Arguments
+            .Where(a => a.Arity.MinimumNumberOfValues > 0 && !a.HasDefaultValue && (parse.GetResult(a)?.Tokens.Count ?? 0) == 0)
+            .Select(a => $"<{a.Name}>")
+            .ToList();
+        var errors = parse.Errors.Select(e => e.Message.TrimEnd('.'))
+            .Where(m => missing.Count == 0 || !m.StartsWith("Required argument missing", StringComparison.Ordinal));
+        if (missing.Count > 0)
+        {
+            errors = errors.Prepend($"missing {(missing.Count == 1 ? "argument" : "arguments")} {string.Join(' ', missing)}");
+        }
+        return errors.Distinct(StringComparer.Ordinal).ToList();
     }
 
     private static IEnumerable<string> CommandPath(CommandResult result)

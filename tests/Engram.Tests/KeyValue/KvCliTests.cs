@@ -89,6 +89,7 @@ public sealed class KvCliTests
     [InlineData(new[] { "kv", "incr", "k", "--by", "abc" }, "engram: --by must be a whole number (got 'abc')")]
     [InlineData(new[] { "kv", "expire", "k", "abc" }, "engram: seconds must be a whole number (got 'abc')")]
     [InlineData(new[] { "kv", "expire", "k", "-5" }, "engram kv expire -- \"-5\"")]
+    [InlineData(new[] { "kv", "set" }, "engram: missing arguments <key> <value>\n")]
     public async Task A_bad_number_is_named_in_words_and_the_hint_names_the_whole_command(string[] args, string message)
     {
         // A probe (session 41): the parser's messages named .NET types (System.Nullable`1[System.Int64]), and the hint for
