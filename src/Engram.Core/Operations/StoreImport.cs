@@ -120,7 +120,11 @@ public static class StoreImport
         {
             foreach (var count in counts.EnumerateObject())
             {
-                total += count.Value.TryGetInt64(out var n) ? n : 0;
+                // Only a count: the total drives the progress bar, nothing else (a header's counts are not checked).
+                if (count.Value.ValueKind == JsonValueKind.Number && count.Value.TryGetInt64(out var n) && n > 0)
+                {
+                    total = n > long.MaxValue - total ? long.MaxValue : total + n;
+                }
             }
         }
         return total;
@@ -202,12 +206,27 @@ public static class StoreImport
             document.Dispose();
             throw new ValidationException("line 1", Expected);
         }
-        if (!root.TryGetProperty("format_version", out var version) || !version.TryGetInt32(out var number) || number < 1 || number > ExportHeader.CurrentVersion)
+        // Every message is made before the document is disposed (the elements read from it).
+        var problem = !root.TryGetProperty("format_version", out var version)
+            ? $"the header has no format_version (this engram reads export format versions 1 to {ExportHeader.CurrentVersion})"
+            : version.ValueKind != JsonValueKind.Number || !version.TryGetInt64(out var number)
+                ? $"format_version must be an integer (the header says {Shown(version)})"
+                : number < 1 || number > ExportHeader.CurrentVersion
+                    ? $"unsupported format_version {number} (this engram reads 1 to {ExportHeader.CurrentVersion})" + (number > ExportHeader.CurrentVersion ? "; use a newer engram" : "")
+                    : null;
+        if (problem is not null)
         {
             document.Dispose();
-            throw new ValidationException("line 1", $"this engram reads export format versions 1 to {ExportHeader.CurrentVersion}; the file says {(root.TryGetProperty("format_version", out var v) ? v.GetRawText() : "nothing")}. Use a newer engram.");
+            throw new ValidationException("format_version", "line 1: " + problem);
         }
         return document;
+    }
+
+    /// <summary>A value of the file quoted in a message: its JSON text, cut at 40 characters.</summary>
+    private static string Shown(JsonElement value)
+    {
+        var text = value.GetRawText();
+        return text.Length <= 40 ? text : text[..40] + "…";
     }
 
     private static bool Parse(string line, out JsonDocument? document, out string kind, out string? error)
