@@ -34,9 +34,10 @@ public static class StoreImport
     /// <see cref="StoreMetaTransfer.Kind"/>), with their kind; null (an import) refuses them, so an export file can never
     /// bring keys or settings into a store.
     /// </param>
+    /// <param name="validation">The write paths' rules and limits each record is held to (null: <see cref="ImportValidation.Default"/>).</param>
     public static async Task<ImportReport> ReadAsync(IStoreTransfer store, Stream input, bool continueOnError,
         IProgress<OperationProgress>? progress = null, CancellationToken ct = default,
-        Func<string, JsonElement, CancellationToken, Task>? backupLines = null)
+        Func<string, JsonElement, CancellationToken, Task>? backupLines = null, ImportValidation? validation = null)
     {
         var started = Stopwatch.GetTimestamp();
         using var reader = new StreamReader(input, leaveOpen: true);
@@ -44,7 +45,7 @@ public static class StoreImport
         var header = await reader.ReadLineAsync(ct).ConfigureAwait(false);
         report.Header = ReadHeader(header);
         var total = HeaderTotal(report.Header.RootElement);
-        var baseline = await store.GetImportBaselineAsync(ct).ConfigureAwait(false);
+        var rules = new ImportRules(await store.GetImportBaselineAsync(ct).ConfigureAwait(false), validation ?? ImportValidation.Default);
         var batch = new List<(int Line, string Kind, JsonDocument Document)>(BatchSize);
         var lineNumber = 1;
         try
@@ -80,7 +81,7 @@ public static class StoreImport
                         report.Fail(lineNumber, kind, error);
                         if (!continueOnError)
                         {
-                            await FlushAsync(store, batch, baseline, report, continueOnError, ct).ConfigureAwait(false);
+                            await FlushAsync(store, batch, rules, report, continueOnError, ct).ConfigureAwait(false);
                             report.StoppedAtLine ??= lineNumber;
                             break;
                         }
@@ -88,7 +89,7 @@ public static class StoreImport
                 }
                 if (batch.Count == BatchSize || (line is null && batch.Count > 0))
                 {
-                    if (!await FlushAsync(store, batch, baseline, report, continueOnError, ct).ConfigureAwait(false))
+                    if (!await FlushAsync(store, batch, rules, report, continueOnError, ct).ConfigureAwait(false))
                     {
                         break;
                     }
@@ -131,7 +132,7 @@ public static class StoreImport
     }
 
     /// <summary>Writes the batch; false when a record failed and the import stops.</summary>
-    private static async Task<bool> FlushAsync(IStoreTransfer store, List<(int Line, string Kind, JsonDocument Document)> batch, long baseline,
+    private static async Task<bool> FlushAsync(IStoreTransfer store, List<(int Line, string Kind, JsonDocument Document)> batch, ImportRules rules,
         ImportReport report, bool continueOnError, CancellationToken ct)
     {
         if (batch.Count == 0)
@@ -140,7 +141,7 @@ public static class StoreImport
         }
         try
         {
-            var results = await store.ImportAsync([.. batch.Select(b => b.Document.RootElement)], new ImportRules(baseline), ct).ConfigureAwait(false);
+            var results = await store.ImportAsync([.. batch.Select(b => b.Document.RootElement)], rules, ct).ConfigureAwait(false);
             var ok = true;
             for (var i = 0; i < results.Count; i++)
             {
@@ -176,9 +177,11 @@ public static class StoreImport
         }
     }
 
+    /// <summary>Why a record was refused, naming the field when the message does not.</summary>
     private static string Describe(Exception? error) => error switch
     {
         null => "refused",
+        ValidationException v when !v.Message.Contains(v.Field, StringComparison.Ordinal) => $"{v.Field}: {v.Message}",
         _ => error.Message,
     };
 
