@@ -1,9 +1,11 @@
+using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Engram.Core.Common;
 using Engram.Core.Llm;
 using Engram.Core.Operations;
+using Engram.Core.Storage.Sqlite;
 using Engram.Core.Storage.Transfer;
 using Engram.Tests.Cli;
 using Engram.Tests.Support;
@@ -273,5 +275,24 @@ public sealed class ImportValidationTests
             environment: new Dictionary<string, string> { ["Engram__Limits__MaxContentChars"] = "100000" });
         raised.ExitCode.Should().Be(0, raised.ToString());
         raised.Json().GetProperty("imported").GetInt64().Should().Be(2);
+    }
+
+    [Fact]
+    public async Task A_memory_at_the_highest_version_cannot_be_updated_and_its_version_never_wraps()
+    {
+        await using var server = await EngramServer.StartAsync();
+        var id = (await server.CreateAsync(new { content = "a memory at the end of its versions" })).GetProperty("id").GetString()!;
+        // Only an edited import could have brought such a version (imports refuse it now); written directly here.
+        using (var db = SqliteConnection.Open(Path.Combine(server.DataPath, SqliteMemoryStore.FileName)))
+        {
+            db.ExecuteNonQuery("UPDATE memories SET version = ?1 WHERE id = ?2", long.MaxValue, id);
+        }
+
+        var patched = await server.PatchJsonAsync($"/v1/memories/{id}", """{"importance":0.9}""");
+        var problem = await patched.ShouldBeProblemAsync(HttpStatusCode.Conflict);
+        problem.GetProperty("detail").GetString().Should().Contain($"is at version {long.MaxValue}").And.Contain("cannot be updated");
+        var current = await (await server.Client.GetAsync($"/v1/memories/{id}")).JsonAsync();
+        current.GetProperty("version").GetInt64().Should().Be(long.MaxValue);
+        current.GetProperty("importance").GetDouble().Should().Be(0.5, "nothing of the refused update is stored");
     }
 }
