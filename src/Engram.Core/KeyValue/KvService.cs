@@ -506,15 +506,24 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         {
             throw new ValidationException(fieldPrefix + "value", "value is required (any JSON, including null)");
         }
-        // Size and Unicode are checked on the value's own bytes: turning invalid UTF-8 into a string would throw.
-        var bytes = UnicodeText.RawUtf8(value).Length;
-        if (bytes > options.MaxValueBytes)
-        {
-            throw new ValidationException(fieldPrefix + "value", $"the value is {bytes} bytes of JSON; the limit is {options.MaxValueBytes}");
-        }
-        UnicodeText.RequireJson(value, fieldPrefix + "value");
+        CheckValue(value, options.MaxValueBytes, fieldPrefix + "value");
         var json = value.GetRawText();
         return new KvWrite(KvKeys.ToStored(caller.Tenant, key!), json, ExpiresAt(ttlSeconds, fieldPrefix + "ttl_seconds"), condition);
+    }
+
+    /// <summary>
+    /// The rules of a JSON value written over REST (and of an imported one): at most <paramref name="maxValueBytes"/> bytes
+    /// of JSON text, every string and key valid Unicode. Checked on the value's own bytes: turning invalid UTF-8 into a
+    /// string would throw.
+    /// </summary>
+    public static void CheckValue(JsonElement value, int maxValueBytes, string field)
+    {
+        var bytes = UnicodeText.RawUtf8(value).Length;
+        if (bytes > maxValueBytes)
+        {
+            throw new ValidationException(field, $"the value is {bytes} bytes of JSON; the limit is {maxValueBytes}");
+        }
+        UnicodeText.RequireJson(value, field);
     }
 
     /// <summary>Null TTL: the default; 0: never expires.</summary>

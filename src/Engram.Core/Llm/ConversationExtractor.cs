@@ -447,7 +447,8 @@ public sealed class ConversationExtractor : IConversationExtractor
         }
     }
 
-    private void Check(Conversation conversation)
+    /// <summary>The rules of a conversation to extract from (also of an imported one, <see cref="Storage.Transfer.ImportRecords"/>).</summary>
+    internal static void Check(Conversation conversation)
     {
         if (conversation.Messages is not { Count: > 0 } messages)
         {

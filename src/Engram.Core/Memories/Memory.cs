@@ -65,4 +65,14 @@ public record Memory
 
     /// <summary>Starts at 1 and grows by one with every update; the HTTP ETag.</summary>
     public required long Version { get; init; }
+
+    /// <summary>
+    /// The version an update gives the memory: one more. A memory already at <see cref="long.MaxValue"/> (which only an
+    /// edited import could have brought; imports now refuse versions above <see cref="Storage.Transfer.ImportValidation.MaxVersion"/>)
+    /// cannot be updated: a 409, where the addition would have wrapped to a negative version.
+    /// </summary>
+    public long NextVersion() => Version < long.MaxValue
+        ? Version + 1
+        : throw new Common.ConflictException($"memory '{Id}' is at version {Version}, the highest a version can be, and cannot be updated; " +
+            "create its content as a new memory instead");
 }

@@ -133,7 +133,8 @@ public static class LogicalBackup
     /// <summary>
     /// Checks a logical backup's payload (its checksum is checked already; <paramref name="payload"/> is at its start):
     /// it decompresses to an export of the recorded length and SHA-256, every line parses as a record with every
-    /// field valid, and the records of each kind are as many as the manifest and the export's header say.
+    /// field valid (by the write paths' rules, but for the configurable sizes: <see cref="ImportValidation.Unbounded"/>),
+    /// and the records of each kind are as many as the manifest and the export's header say.
     /// </summary>
     internal static void VerifyPayload(Stream payload, BackupManifest manifest, List<string> problems, CancellationToken ct)
     {
@@ -216,8 +217,8 @@ public static class LogicalBackup
                 var kind = ImportRecords.Kind(record);
                 _ = kind switch
                 {
-                    ExportKinds.Memory => (object)ImportRecords.Memory(record),
-                    ExportKinds.KeyValue => ImportRecords.KeyValue(record),
+                    ExportKinds.Memory => (object)ImportRecords.Memory(record, ImportValidation.Unbounded),
+                    ExportKinds.KeyValue => ImportRecords.KeyValue(record, ImportValidation.Unbounded),
                     ExportKinds.Entity => ImportRecords.Entity(record),
                     ExportKinds.Relation => ImportRecords.Relation(record),
                     ExportKinds.Link => ImportRecords.Link(record),
@@ -265,7 +266,8 @@ public static class LogicalBackup
     /// empty: verified first (nothing is written when it is unsound); a logical backup is imported record by record,
     /// a SQLite database backup is copied over as <c>engram migrate</c> would (with its API keys).
     /// </summary>
-    public static async Task<BackupVerification> RestoreAsync(string file, IMemoryStore target, CancellationToken ct = default)
+    /// <param name="validation">The rules and limits each record is held to (null: <see cref="ImportValidation.Default"/>).</param>
+    public static async Task<BackupVerification> RestoreAsync(string file, IMemoryStore target, CancellationToken ct = default, ImportValidation? validation = null)
     {
         var transfer = target as IStoreTransfer ?? throw new StoreException($"the {target.Kind} store cannot be restored into");
         var counts = await target.ReadCountsAsync(ct).ConfigureAwait(false);
@@ -286,7 +288,7 @@ public static class LogicalBackup
                     return verified;
                 }
                 await using var source = SqliteMemoryStore.Open(scratch);
-                var report = await StoreMigration.RunAsync(source, target, new MigrationOptions(), null, ct).ConfigureAwait(false);
+                var report = await StoreMigration.RunAsync(source, target, new MigrationOptions { Validation = validation }, null, ct).ConfigureAwait(false);
                 return report.Ok ? verified : throw new StoreException($"the restore did not complete: {string.Join("; ", report.Differences)} {string.Join("; ", report.Errors)}");
             }
             finally
@@ -303,7 +305,7 @@ public static class LogicalBackup
         BackupFile.ReadHead(input);
         using var gzip = new GZipStream(input, CompressionMode.Decompress);
         var imported = await StoreImport.ReadAsync(transfer, gzip, continueOnError: false, ct: ct,
-            backupLines: (kind, line, token) => RestoreLineAsync(target, kind, line, token)).ConfigureAwait(false);
+            backupLines: (kind, line, token) => RestoreLineAsync(target, kind, line, token), validation: validation).ConfigureAwait(false);
         return imported.Failed == 0
             ? verification
             : throw new StoreException($"the restore stopped: {string.Join("; ", imported.Errors.Select(e => $"line {e.Line}: {e.Message}"))}");

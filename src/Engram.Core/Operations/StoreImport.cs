@@ -34,9 +34,10 @@ public static class StoreImport
     /// <see cref="StoreMetaTransfer.Kind"/>), with their kind; null (an import) refuses them, so an export file can never
     /// bring keys or settings into a store.
     /// </param>
+    /// <param name="validation">The write paths' rules and limits each record is held to (null: <see cref="ImportValidation.Default"/>).</param>
     public static async Task<ImportReport> ReadAsync(IStoreTransfer store, Stream input, bool continueOnError,
         IProgress<OperationProgress>? progress = null, CancellationToken ct = default,
-        Func<string, JsonElement, CancellationToken, Task>? backupLines = null)
+        Func<string, JsonElement, CancellationToken, Task>? backupLines = null, ImportValidation? validation = null)
     {
         var started = Stopwatch.GetTimestamp();
         using var reader = new StreamReader(input, leaveOpen: true);
@@ -44,7 +45,7 @@ public static class StoreImport
         var header = await reader.ReadLineAsync(ct).ConfigureAwait(false);
         report.Header = ReadHeader(header);
         var total = HeaderTotal(report.Header.RootElement);
-        var baseline = await store.GetImportBaselineAsync(ct).ConfigureAwait(false);
+        var rules = new ImportRules(await store.GetImportBaselineAsync(ct).ConfigureAwait(false), validation ?? ImportValidation.Default);
         var batch = new List<(int Line, string Kind, JsonDocument Document)>(BatchSize);
         var lineNumber = 1;
         try
@@ -80,7 +81,7 @@ public static class StoreImport
                         report.Fail(lineNumber, kind, error);
                         if (!continueOnError)
                         {
-                            await FlushAsync(store, batch, baseline, report, continueOnError, ct).ConfigureAwait(false);
+                            await FlushAsync(store, batch, rules, report, continueOnError, ct).ConfigureAwait(false);
                             report.StoppedAtLine ??= lineNumber;
                             break;
                         }
@@ -88,7 +89,7 @@ public static class StoreImport
                 }
                 if (batch.Count == BatchSize || (line is null && batch.Count > 0))
                 {
-                    if (!await FlushAsync(store, batch, baseline, report, continueOnError, ct).ConfigureAwait(false))
+                    if (!await FlushAsync(store, batch, rules, report, continueOnError, ct).ConfigureAwait(false))
                     {
                         break;
                     }
@@ -120,14 +121,18 @@ public static class StoreImport
         {
             foreach (var count in counts.EnumerateObject())
             {
-                total += count.Value.TryGetInt64(out var n) ? n : 0;
+                // Only a count: the total drives the progress bar, nothing else (a header's counts are not checked).
+                if (count.Value.ValueKind == JsonValueKind.Number && count.Value.TryGetInt64(out var n) && n > 0)
+                {
+                    total = n > long.MaxValue - total ? long.MaxValue : total + n;
+                }
             }
         }
         return total;
     }
 
     /// <summary>Writes the batch; false when a record failed and the import stops.</summary>
-    private static async Task<bool> FlushAsync(IStoreTransfer store, List<(int Line, string Kind, JsonDocument Document)> batch, long baseline,
+    private static async Task<bool> FlushAsync(IStoreTransfer store, List<(int Line, string Kind, JsonDocument Document)> batch, ImportRules rules,
         ImportReport report, bool continueOnError, CancellationToken ct)
     {
         if (batch.Count == 0)
@@ -136,7 +141,7 @@ public static class StoreImport
         }
         try
         {
-            var results = await store.ImportAsync([.. batch.Select(b => b.Document.RootElement)], new ImportRules(baseline), ct).ConfigureAwait(false);
+            var results = await store.ImportAsync([.. batch.Select(b => b.Document.RootElement)], rules, ct).ConfigureAwait(false);
             var ok = true;
             for (var i = 0; i < results.Count; i++)
             {
@@ -172,9 +177,11 @@ public static class StoreImport
         }
     }
 
+    /// <summary>Why a record was refused, naming the field when the message does not.</summary>
     private static string Describe(Exception? error) => error switch
     {
         null => "refused",
+        ValidationException v when !v.Message.Contains(v.Field, StringComparison.Ordinal) => $"{v.Field}: {v.Message}",
         _ => error.Message,
     };
 
@@ -202,12 +209,27 @@ public static class StoreImport
             document.Dispose();
             throw new ValidationException("line 1", Expected);
         }
-        if (!root.TryGetProperty("format_version", out var version) || !version.TryGetInt32(out var number) || number < 1 || number > ExportHeader.CurrentVersion)
+        // Every message is made before the document is disposed (the elements read from it).
+        var problem = !root.TryGetProperty("format_version", out var version)
+            ? $"the header has no format_version (this engram reads export format versions 1 to {ExportHeader.CurrentVersion})"
+            : version.ValueKind != JsonValueKind.Number || !version.TryGetInt64(out var number)
+                ? $"format_version must be an integer (the header says {Shown(version)})"
+                : number < 1 || number > ExportHeader.CurrentVersion
+                    ? $"unsupported format_version {number} (this engram reads 1 to {ExportHeader.CurrentVersion})" + (number > ExportHeader.CurrentVersion ? "; use a newer engram" : "")
+                    : null;
+        if (problem is not null)
         {
             document.Dispose();
-            throw new ValidationException("line 1", $"this engram reads export format versions 1 to {ExportHeader.CurrentVersion}; the file says {(root.TryGetProperty("format_version", out var v) ? v.GetRawText() : "nothing")}. Use a newer engram.");
+            throw new ValidationException("format_version", "line 1: " + problem);
         }
         return document;
+    }
+
+    /// <summary>A value of the file quoted in a message: its JSON text, cut at 40 characters.</summary>
+    private static string Shown(JsonElement value)
+    {
+        var text = value.GetRawText();
+        return text.Length <= 40 ? text : text[..40] + "…";
     }
 
     private static bool Parse(string line, out JsonDocument? document, out string kind, out string? error)

@@ -85,6 +85,7 @@ public static class StoreMigration
             await StoreMetaTransfer.WriteAsync(to, await StoreMetaTransfer.ReadAsync(from, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
             var total = (await reader.CountAsync(ct).ConfigureAwait(false)).Total;
             var batch = new List<(string Kind, JsonDocument Document)>(BatchSize);
+            var rules = new ImportRules(0, options.Validation ?? ImportValidation.Default, Exact: true);
             try
             {
                 await foreach (var line in reader.LinesAsync(ct).ConfigureAwait(false))
@@ -93,11 +94,11 @@ public static class StoreMigration
                     batch.Add((line.Kind, JsonDocument.Parse(line.Json.ToArray())));
                     if (batch.Count == BatchSize)
                     {
-                        await FlushAsync(to, batch, report, ct).ConfigureAwait(false);
+                        await FlushAsync(to, batch, rules, report, ct).ConfigureAwait(false);
                         progress?.Report(new OperationProgress("records", report.Processed, total));
                     }
                 }
-                await FlushAsync(to, batch, report, ct).ConfigureAwait(false);
+                await FlushAsync(to, batch, rules, report, ct).ConfigureAwait(false);
                 progress?.Report(new OperationProgress("records", report.Processed, total));
             }
             finally
@@ -138,7 +139,8 @@ public static class StoreMigration
             : $"{memories} memories, {counts.KvKeys} keys, {counts.GraphEntities} entities, {counts.GraphRelations} relations, {keys} API keys";
     }
 
-    private static async Task FlushAsync(IStoreTransfer target, List<(string Kind, JsonDocument Document)> batch, MigrationReport report, CancellationToken ct)
+    private static async Task FlushAsync(IStoreTransfer target, List<(string Kind, JsonDocument Document)> batch, ImportRules rules, MigrationReport report,
+        CancellationToken ct)
     {
         if (batch.Count == 0)
         {
@@ -146,7 +148,7 @@ public static class StoreMigration
         }
         try
         {
-            var results = await target.ImportAsync([.. batch.Select(b => b.Document.RootElement)], new ImportRules(0, Exact: true), ct).ConfigureAwait(false);
+            var results = await target.ImportAsync([.. batch.Select(b => b.Document.RootElement)], rules, ct).ConfigureAwait(false);
             for (var i = 0; i < results.Count; i++)
             {
                 report.Count(batch[i].Kind, results[i].Outcome, results[i].Error);
@@ -185,7 +187,11 @@ public static class StoreMigration
 /// <summary>What <c>engram migrate</c> may do beyond copying into an empty store.</summary>
 /// <param name="Force">Copy into a target that holds other data (its records stay; the source's are added).</param>
 /// <param name="ApiKeys">Copy the API keys and their secret (default), so users' keys keep working on the target.</param>
-public sealed record MigrationOptions(bool Force = false, bool ApiKeys = true);
+public sealed record MigrationOptions(bool Force = false, bool ApiKeys = true)
+{
+    /// <summary>The rules and limits each record is held to on the target (null: <see cref="ImportValidation.Default"/>).</summary>
+    public ImportValidation? Validation { get; init; }
+}
 
 /// <summary>What a migration did, per kind, and whether the target's counts match the source's.</summary>
 public sealed class MigrationReport

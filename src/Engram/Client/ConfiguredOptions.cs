@@ -1,4 +1,5 @@
 using Engram.Core.Common;
+using Engram.Core.Storage.Transfer;
 using Engram.Server;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
@@ -30,6 +31,16 @@ internal static class ConfiguredOptions
         return errors.Count == 0
             ? options
             : throw new ValidationException("Engram", "invalid configuration: " + string.Join("; ", errors));
+    }
+
+    /// <summary>
+    /// The write paths' rules under the configured limits (<c>Engram:Limits</c>, <c>Engram:KeyValue:MaxValueBytes</c>), for
+    /// what reads records into a store (import, restore, migrate): a record the API here would refuse is refused.
+    /// </summary>
+    public static ImportValidation ImportValidation()
+    {
+        var options = Load();
+        return new ImportValidation(options.Limits, options.KeyValue.MaxValueBytes);
     }
 
     /// <summary>The configuration the CLI reads: appsettings.json beside the binary, then the environment (operator names mapped).</summary>

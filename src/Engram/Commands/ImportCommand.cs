@@ -115,13 +115,15 @@ internal static class ImportCommand
         {
             throw new NotFoundException($"no file '{exportFile}'");
         }
+        // The API's rules under this process's limits (a file from a server with raised limits needs the same settings here).
+        var validation = Client.ConfiguredOptions.ImportValidation();
         var location = StoreOption.Resolve(storeUrl, data);
         var folder = StoreFactory.IsPostgres(location) ? StoreFactory.Describe(location) : Path.GetFullPath(location);
         await using var opened = StoreFactory.Open(StoreFactory.IsPostgres(location) ? location : folder);
         var store = opened as IStoreTransfer ?? throw new ValidationException("--store", $"the {opened.Kind} store cannot import");
         await using var stream = new FileStream(exportFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         var bar = ProgressBar.ForStderr(context.Json);
-        var report = await StoreImport.ReadAsync(store, stream, continueOnError, bar?.Reporter, context.CancellationToken);
+        var report = await StoreImport.ReadAsync(store, stream, continueOnError, bar?.Reporter, context.CancellationToken, validation: validation);
         bar?.Done();
         if (context.Json)
         {

@@ -47,7 +47,10 @@ internal static class MigrateCommand
                 await using var sourceStore = StoreFactory.Open(source);
                 await using var targetStore = StoreFactory.Open(target);
                 var bar = ProgressBar.ForStderr(asJson);
-                var report = await StoreMigration.RunAsync(sourceStore, targetStore, new MigrationOptions(parse.GetValue(force), !parse.GetValue(noKeys)),
+                var report = await StoreMigration.RunAsync(sourceStore, targetStore, new MigrationOptions(parse.GetValue(force), !parse.GetValue(noKeys))
+                {
+                    Validation = Client.ConfiguredOptions.ImportValidation(),
+                },
                     bar?.Reporter, ct);
                 bar?.Done();
                 Print(report, StoreFactory.Describe(source), StoreFactory.Describe(target), asJson);

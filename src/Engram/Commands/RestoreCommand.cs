@@ -88,7 +88,7 @@ internal static class RestoreCommand
     private static async Task<BackupVerification> RestoreIntoStoreAsync(string path, string url, CancellationToken ct)
     {
         await using var target = StoreFactory.Open(url);
-        return await LogicalBackup.RestoreAsync(path, target, ct);
+        return await LogicalBackup.RestoreAsync(path, target, ct, Client.ConfiguredOptions.ImportValidation());
     }
 
     /// <summary>A SQLite database backup is written into place; a logical one is imported into a new store in the folder.</summary>
@@ -105,7 +105,7 @@ internal static class RestoreCommand
             throw new RestoreRefusedException($"'{folder}' holds an Engram store already; restore a logical backup into a new folder");
         }
         await using var target = Core.Storage.Sqlite.SqliteMemoryStore.Open(folder);
-        return await LogicalBackup.RestoreAsync(path, target, ct);
+        return await LogicalBackup.RestoreAsync(path, target, ct, Client.ConfiguredOptions.ImportValidation());
     }
 
     internal sealed record RestoreResult(string File, string Folder, double TookMs, BackupManifest Manifest);

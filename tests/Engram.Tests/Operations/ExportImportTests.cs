@@ -15,7 +15,11 @@ namespace Engram.Tests.Operations;
 /// </summary>
 public sealed class ExportImportTests
 {
-    /// <summary>A store with two tenants, updated memories (history), key-value entries with history and TTLs, and a graph with validity.</summary>
+    /// <summary>
+    /// A store with two tenants, updated memories (history), key-value entries with history and TTLs (one key of three parts,
+    /// stored with its tenant inserted), and a graph with validity: what an import must take back exactly, every field
+    /// passing the write paths' rules it is checked by.
+    /// </summary>
     internal static async Task<(EngramServer Server, string AdminKey)> SeedAsync(string? dataPath = null)
     {
         var server = await EngramServer.StartAsync(dataPath);
@@ -30,7 +34,7 @@ public sealed class ExportImportTests
                     ["content"] = $"{tenant} memory {i} about Alice",
                     ["type"] = i == 0 ? "observation" : "fact",
                     ["tags"] = new[] { "t" + i, "shared" },
-                    ["entities"] = new[] { "Alice" },
+                    ["entities"] = i == 2 ? new[] { "Alice", "Zoë" } : new[] { "Alice" },
                     ["metadata"] = new { n = i, nested = new { s = "é ü 😀" } },
                     ["importance"] = 0.25 + i / 10.0,
                 };
@@ -41,6 +45,11 @@ public sealed class ExportImportTests
                 if (i == 4)
                 {
                     body["ttl_seconds"] = 86400;
+                }
+                if (i == 1)
+                {
+                    body["valence"] = -0.5;
+                    body["agent_id"] = "agent 7";
                 }
                 var created = await client.PostAsJsonAsync("/v1/memories", body);
                 created.StatusCode.Should().Be(HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
@@ -55,12 +64,13 @@ public sealed class ExportImportTests
             (await client.PostAsJsonAsync("/v1/kv/counter/incr", new { by = 5 })).EnsureSuccessStatusCode();
             (await client.PutAsJsonAsync("/v1/kv/gone", new { value = "x" })).EnsureSuccessStatusCode();
             (await client.DeleteAsync("/v1/kv/gone")).EnsureSuccessStatusCode();
+            (await client.PutAsJsonAsync("/v1/kv/app:task:1", new { value = "claimed", ttl_seconds = 0 })).EnsureSuccessStatusCode();
             (await client.PostAsJsonAsync("/v1/graph/entities", new
             {
                 entities = new object[]
                 {
                     new { name = "Alice", entity_type = "person", observations = new[] { "likes tea" } },
-                    new { name = "Acme", entity_type = "org", observations = Array.Empty<string>() },
+                    new { name = "Acme", entity_type = "org", observations = new object[] { new { content = "founded long ago", valid_from = "2001-01-01T00:00:00Z" } } },
                 },
             })).EnsureSuccessStatusCode();
             (await client.PostAsJsonAsync("/v1/graph/relations", new
@@ -85,7 +95,7 @@ public sealed class ExportImportTests
             exported.ExitCode.Should().Be(0, exported.ToString());
             var summary = exported.Json();
             summary.GetProperty("memories").GetInt64().Should().Be(10);
-            summary.GetProperty("kv").GetInt64().Should().Be(4);
+            summary.GetProperty("kv").GetInt64().Should().Be(6);
             summary.GetProperty("entities").GetInt64().Should().Be(4);
             summary.GetProperty("relations").GetInt64().Should().Be(2);
 
@@ -119,7 +129,7 @@ public sealed class ExportImportTests
             var imported = await CliProcess.RunAsync(["import", "--data", copy, "--in", first, "--json"]);
             imported.ExitCode.Should().Be(0, imported.ToString());
             var counts = imported.Json();
-            counts.GetProperty("imported").GetInt64().Should().Be(20);
+            counts.GetProperty("imported").GetInt64().Should().Be(22);
             counts.GetProperty("skipped").GetInt64().Should().Be(0);
             counts.GetProperty("failed").GetInt64().Should().Be(0);
 
@@ -133,6 +143,9 @@ public sealed class ExportImportTests
             search.Json().GetProperty("results").GetArrayLength().Should().BeGreaterThan(0);
             var kv = await CliProcess.RunAsync(["kv", "get", "config", "--data", copy]);
             kv.Stdout.Trim().Should().Be("""{"a":2,"b":[1,2]}""");
+            Records(second).Should().Contain(l => l.Contains("\"key\":\"app:default:task:1\"", StringComparison.Ordinal), "a key of three parts is stored with its tenant");
+            var task = await CliProcess.RunAsync(["kv", "get", "app:task:1", "--data", copy]);
+            task.Stdout.Trim().Should().Be("\"claimed\"", task.ToString());
         }
     }
 
@@ -154,11 +167,11 @@ public sealed class ExportImportTests
         var once = await CliProcess.RunAsync(["import", "--data", data, "--in", file, "--json"]);
         once.ExitCode.Should().Be(0, once.ToString());
         once.Json().GetProperty("kinds").GetProperty("memory").GetProperty("skipped").GetInt64().Should().Be(1);
-        once.Json().GetProperty("imported").GetInt64().Should().Be(19);
+        once.Json().GetProperty("imported").GetInt64().Should().Be(21);
 
         var again = await CliProcess.RunAsync(["import", "--data", data, "--in", file]);
         again.ExitCode.Should().Be(0, again.ToString());
-        again.Stdout.Should().Contain("memory: 0 imported, 10 skipped").And.Contain("kv: 0 imported, 4 skipped")
+        again.Stdout.Should().Contain("memory: 0 imported, 10 skipped").And.Contain("kv: 0 imported, 6 skipped")
             .And.Contain("entity: 0 imported, 4 skipped").And.Contain("relation: 0 imported, 2 skipped");
     }
 

@@ -270,10 +270,14 @@ public sealed class ExtractionTransferTests
     {
         using var location = await StoreLocation.CreateAsync(backend);
         const string Time = "2026-01-01T00:00:00.000Z";
+        // Ids as Engram makes them (ULIDs): an import refuses any other.
+        const string OldMemory = "01JQ0000000000000000000001", OtherMemory = "01JQ0000000000000000000X01";
+        const string Conversation1 = "01JQ0000000000000000000C01", MissingConversation = "01JQ0000000000000000000C99";
+        const string RunningJob = "01JQ0000000000000000000J01", OrphanJob = "01JQ0000000000000000000J02";
         var v1 = new StringBuilder()
             .Append("{\"kind\":\"header\",\"format\":\"engram-export\",\"format_version\":1,\"engram_version\":\"0\",\"schema_version\":11,\"created_at\":\"")
             .Append(Time).Append("\",\"tenant\":null,\"last_seq\":0,\"counts\":{\"memories\":1,\"kv\":0,\"entities\":0,\"relations\":0}}\n")
-            .Append("{\"kind\":\"memory\",\"tenant\":\"default\",\"id\":\"mem_old\",\"content\":\"an old memory\",\"content_hash\":\"h1\",\"type\":\"fact\",")
+            .Append("{\"kind\":\"memory\",\"tenant\":\"default\",\"id\":\"").Append(OldMemory).Append("\",\"content\":\"an old memory\",\"content_hash\":\"h1\",\"type\":\"fact\",")
             .Append("\"tier\":\"long_term\",\"importance\":0.5,\"valence\":null,\"tags\":[],\"metadata\":{},\"entities\":[],\"user_id\":null,\"agent_id\":null,")
             .Append("\"session_id\":null,\"namespace\":null,\"source\":null,\"created_at\":\"").Append(Time).Append("\",\"updated_at\":\"").Append(Time)
             .Append("\",\"last_accessed_at\":null,\"access_count\":0,\"expires_at\":null,\"valid_from\":null,\"valid_to\":null,\"version\":1,\"history\":[]}\n");
@@ -287,27 +291,27 @@ public sealed class ExtractionTransferTests
         string Job(string id, string conversation, string status) =>
             $$"""{"kind":"extraction_job","tenant":"default","id":"{{id}}","conversation_id":"{{conversation}}","actor":"test","status":"{{status}}","attempts":1,"plan":null,"applied":[],"memory_ids":[],"error":null,"model":null,"created_at":"{{Time}}","updated_at":"{{Time}}","next_attempt_at":"{{future}}"}""";
         var v2 = "{\"kind\":\"header\",\"format\":\"engram-export\",\"format_version\":2,\"counts\":{}}\n" +
-            $$"""{"kind":"conversation","tenant":"default","id":"conv_1","body":{{body}},"created_at":"{{Time}}","history":[{"event":"created","actor":"test","at":"{{Time}}","detail":"job_running"}]}""" + "\n" +
-            Job("job_running", "conv_1", "running") + "\n" +
-            Job("job_orphan", "conv_missing", "queued") + "\n" +
-            $$"""{"kind":"link","tenant":"default","memory_id":"mem_old","link_kind":"sibling_of","target_id":"mem_x","created_at":"{{Time}}"}""" + "\n";
+            $$"""{"kind":"conversation","tenant":"default","id":"{{Conversation1}}","body":{{body}},"created_at":"{{Time}}","history":[{"event":"created","actor":"test","at":"{{Time}}","detail":"job_running"}]}""" + "\n" +
+            Job(RunningJob, Conversation1, "running") + "\n" +
+            Job(OrphanJob, MissingConversation, "queued") + "\n" +
+            $$"""{"kind":"link","tenant":"default","memory_id":"{{OldMemory}}","link_kind":"sibling_of","target_id":"{{OtherMemory}}","created_at":"{{Time}}"}""" + "\n";
         var report = await ImportAsync(location.Value, v2);
         report.Kinds["conversation"].Imported.Should().Be(1);
         report.Kinds["extraction_job"].Imported.Should().Be(1);
         report.Errors.Select(e => (e.Line, e.Kind)).Should().Equal((4, "extraction_job"), (5, "link"));
-        report.Errors[0].Message.Should().Contain("no conversation 'conv_missing' in tenant 'default'");
+        report.Errors[0].Message.Should().Contain($"no conversation '{MissingConversation}' in tenant 'default'");
         report.Errors[1].Message.Should().Contain("unknown link_kind 'sibling_of'");
 
         await using var store = StoreFactory.Open(location.Value);
-        (await store.GetAsync(Caller.Default("test"), "mem_old"))!.SupersededBy.Should().BeNull("a version 1 memory is current");
+        (await store.GetAsync(Caller.Default("test"), OldMemory))!.SupersededBy.Should().BeNull("a version 1 memory is current");
         var jobs = (IExtractionJobStore)store;
-        var job = await jobs.GetExtractionJobAsync("default", "job_running");
+        var job = await jobs.GetExtractionJobAsync("default", RunningJob);
         job!.Status.Should().Be(ExtractionStatus.Queued, "a job that was running comes in queued");
         job.LeaseOwner.Should().BeNull();
         job.Attempts.Should().Be(1);
         job.NextAttemptAt.Should().BeOnOrBefore(DateTimeOffset.UtcNow, "and due now, though its file said tomorrow");
         job.Input.Conversation.Messages[0].Content.Should().Be("I play the cello");
         var now = DateTimeOffset.UtcNow;
-        (await jobs.ClaimExtractionJobAsync("worker", now, now.AddMinutes(1)))!.Id.Should().Be("job_running");
+        (await jobs.ClaimExtractionJobAsync("worker", now, now.AddMinutes(1)))!.Id.Should().Be(RunningJob);
     }
 }

@@ -50,13 +50,13 @@ public sealed class MigrateTests
         var report = there.Json();
         report.GetProperty("ok").GetBoolean().Should().BeTrue();
         report.GetProperty("resumed").GetBoolean().Should().BeFalse();
-        report.GetProperty("copied").GetInt64().Should().Be(10 + 4 + 4 + 2);
+        report.GetProperty("copied").GetInt64().Should().Be(10 + 6 + 4 + 2);
         report.GetProperty("api_keys_copied").GetInt32().Should().Be(1);
         report.GetProperty("differences").GetArrayLength().Should().Be(0);
         var counts = report.GetProperty("target_counts").GetProperty("globex");
         counts.GetProperty("memories").GetInt64().Should().Be(5);
         counts.GetProperty("memory_history").GetInt64().Should().Be(7, "two of the five were updated");
-        counts.GetProperty("kv_history").GetInt64().Should().Be(3, "config was set twice, counter incremented once");
+        counts.GetProperty("kv_history").GetInt64().Should().Be(4, "config was set twice, counter incremented once, app:task:1 set once");
 
         var back = Path.Combine(temp.Path, "back");
         var returned = await CliProcess.RunAsync(["migrate", "--from", url, "--to", back, "--json"]);
@@ -70,7 +70,7 @@ public sealed class MigrateTests
 
         // Every record of every kind, every field (ids, versions, times, TTLs, tags, metadata, history, chains, observations).
         var original = await ExportAsync(temp.Path, source);
-        original.Should().HaveCount(20);
+        original.Should().HaveCount(22);
         (await ExportAsync(temp.Path, url)).Should().Equal(original);
         (await ExportAsync(temp.Path, back)).Should().Equal(original);
 
@@ -113,7 +113,7 @@ public sealed class MigrateTests
             .Append(",\"kv\":").Append(memories).Append(",\"entities\":0,\"relations\":0}}\n");
         for (var i = 0; i < memories; i++)
         {
-            text.Append("{\"kind\":\"memory\",\"tenant\":\"").Append(i % 3 == 0 ? "acme" : "default").Append("\",\"id\":\"mem_").Append(i.ToString("D8"))
+            text.Append("{\"kind\":\"memory\",\"tenant\":\"").Append(i % 3 == 0 ? "acme" : "default").Append("\",\"id\":\"01JQ").Append(i.ToString("D22")) // a ULID, as Engram makes ids
                 .Append("\",\"content\":\"memory number ").Append(i).Append("\",\"content_hash\":\"h").Append(i)
                 .Append("\",\"type\":\"fact\",\"tier\":\"long_term\",\"importance\":0.5,\"valence\":null,\"tags\":[\"t").Append(i % 7)
                 .Append("\"],\"metadata\":{\"i\":").Append(i).Append("},\"entities\":[],\"user_id\":null,\"agent_id\":null,\"session_id\":null,\"namespace\":null,\"source\":null,")

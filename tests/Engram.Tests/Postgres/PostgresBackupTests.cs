@@ -28,7 +28,7 @@ public sealed class PostgresBackupTests
         var (server, _) = await ExportImportTests.SeedAsync(url);
         await server.DisposeAsync();
         var original = await ExportAsync(temp.Path, "--store", url);
-        original.Should().HaveCount(20);
+        original.Should().HaveCount(22);
 
         var file = Path.Combine(temp.Path, "pg.engram-backup");
         var made = await CliProcess.RunAsync(["backup", "--store", url, "--out", file, "--json"]);
@@ -84,7 +84,7 @@ public sealed class PostgresBackupTests
             var admin = server.ClientWithKey(key);
             using var export = await admin.GetAsync("/v1/admin/export?all_tenants=true");
             export.StatusCode.Should().Be(HttpStatusCode.OK, await export.Content.ReadAsStringAsync());
-            (await export.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Should().HaveCount(21);
+            (await export.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Should().HaveCount(23);
 
             var created = await admin.PostAsync("/v1/admin/backups", null);
             created.StatusCode.Should().Be(HttpStatusCode.Created, await created.Content.ReadAsStringAsync());

@@ -91,8 +91,8 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
     private async Task<ImportOutcome> ImportOneAsync(NpgsqlConnection c, JsonElement record, ImportRules rules) =>
         ImportRecords.Kind(record) switch
         {
-            ExportKinds.Memory => await ImportMemoryAsync(c, ImportRecords.Memory(record), rules.Baseline).ConfigureAwait(false),
-            ExportKinds.KeyValue => await ImportKvAsync(c, ImportRecords.KeyValue(record), rules.Exact).ConfigureAwait(false),
+            ExportKinds.Memory => await ImportMemoryAsync(c, ImportRecords.Memory(record, rules.Validation), rules.Baseline).ConfigureAwait(false),
+            ExportKinds.KeyValue => await ImportKvAsync(c, ImportRecords.KeyValue(record, rules.Validation), rules.Exact).ConfigureAwait(false),
             ExportKinds.Entity => await ImportEntityAsync(c, ImportRecords.Entity(record)).ConfigureAwait(false),
             ExportKinds.Relation => await ImportRelationAsync(c, ImportRecords.Relation(record)).ConfigureAwait(false),
             ExportKinds.Link => await ImportLinkAsync(c, ImportRecords.Link(record)).ConfigureAwait(false),

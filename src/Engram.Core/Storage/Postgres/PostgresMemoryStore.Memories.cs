@@ -157,7 +157,7 @@ public sealed partial class PostgresMemoryStore
             {
                 return new WriteResult(current, false, currentSeq);
             }
-            updated = updated with { Version = current.Version + 1 };
+            updated = updated with { Version = current.NextVersion() };
             var seq = await AppendChangeAsync(c, caller.Tenant, ChangeRecord.MemoryEntity, id, ChangeRecord.Upsert, now).ConfigureAwait(false);
             await using (var command = BindMemory(Command(c, UpdateMemorySql), caller.Tenant, updated, seq))
             {

@@ -53,7 +53,7 @@ public sealed partial class SqliteMemoryStore
             {
                 return new WriteResult(current, false, currentSeq); // nothing changed: no version, no history
             }
-            updated = updated with { Version = current.Version + 1 };
+            updated = updated with { Version = current.NextVersion() };
             var seq = AppendChange(c, caller.Tenant, id, ChangeRecord.Upsert, now);
             using (var statement = c.Prepare(UpdateMemorySql))
             {

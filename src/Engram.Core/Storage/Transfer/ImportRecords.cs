@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Graph;
+using Engram.Core.KeyValue;
 using Engram.Core.Llm;
 using Engram.Core.Memories;
 using Engram.Core.Operations;
@@ -13,40 +14,89 @@ namespace Engram.Core.Storage.Transfer;
 
 /// <summary>
 /// The records of an Engram export, read from their JSON lines with every field checked (a clear error
-/// names the field that is missing or wrong): what each backend's import writes, as it was.
+/// names the field that is missing or wrong): what each backend's import writes, as it was. Each field is
+/// held to the rule the API's write path holds it to, through the same validators (<see cref="ImportValidation"/>),
+/// so a record the API could not have stored is refused rather than written; what the validators normalise
+/// (trimmed tags, entity names in NFC) is written normalised, and the content hash is computed from the content,
+/// never taken from the file.
 /// </summary>
 public static class ImportRecords
 {
-    public static ImportedMemory Memory(JsonElement r)
+    public static ImportedMemory Memory(JsonElement r, ImportValidation rules)
     {
+        var check = rules.Memories;
+        var tenant = ImportJson.Tenant(r);
+        var id = Id(r, "id");
+        var content = check.Content(ImportJson.Text(r, "content"));
+        var type = check.Type(ImportJson.Text(r, "type"));
         var tier = ImportJson.Text(r, "tier");
         if (!MemoryTiers.TryParse(tier, out _))
         {
             throw new ValidationException("tier", $"unknown tier '{tier}'");
         }
+        var importance = MemoryValidator.Importance(ImportJson.Number(r, "importance"));
+        var valence = MemoryValidator.Valence(ImportJson.NumberOrNull(r, "valence"));
         var metadata = ImportJson.Field(r, "metadata");
         if (metadata.ValueKind != JsonValueKind.Object)
         {
             throw new ValidationException("metadata", "metadata must be an object");
         }
+        check.Metadata(metadata);
+        var (tags, tagsJson) = Checked(r, "tags", check.Tags);
+        var (entities, entitiesJson) = Checked(r, "entities", check.Entities);
+        string?[] scopes = [.. ExportFields.MemoryScopes.Select(f => check.Field(f, ImportJson.TextOrNull(r, f)))];
+        var validFrom = ImportJson.TimeOrNull(r, "valid_from");
+        var validTo = ImportJson.TimeOrNull(r, "valid_to");
+        MemoryValidator.Validity(FromMs(validFrom), FromMs(validTo));
+        var accessCount = ImportJson.Integer(r, "access_count");
+        if (accessCount < 0)
+        {
+            throw new ValidationException("access_count", $"'access_count' must not be negative (got {accessCount})");
+        }
         var history = new List<ImportedMemoryHistory>();
+        var i = 0;
         foreach (var entry in ImportJson.Array(r, "history"))
         {
             history.Add(new ImportedMemoryHistory(ImportJson.Text(entry, "event"), ImportJson.Text(entry, "actor"), ImportJson.Time(entry, "at"),
-                ImportJson.Integer(entry, "version"), ImportJson.Field(entry, "changes").GetRawText()));
+                Version(entry, $"history[{i++}].version"), ImportJson.Field(entry, "changes").GetRawText()));
         }
-        return new ImportedMemory(ImportJson.Tenant(r), ImportJson.Text(r, "id"), ImportJson.Text(r, "content"), ImportJson.Text(r, "content_hash"),
-            ImportJson.Text(r, "type"), tier, ImportJson.Number(r, "importance"), ImportJson.NumberOrNull(r, "valence"),
-            ImportJson.StringArray(r, "tags"), ImportJson.Field(r, "tags").GetRawText(), metadata.GetRawText(),
-            ImportJson.StringArray(r, "entities"), ImportJson.Field(r, "entities").GetRawText(),
-            [.. ExportFields.MemoryScopes.Select(f => ImportJson.TextOrNull(r, f))],
-            ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), ImportJson.TimeOrNull(r, "last_accessed_at"), ImportJson.Integer(r, "access_count"),
-            ImportJson.TimeOrNull(r, "expires_at"), ImportJson.TimeOrNull(r, "valid_from"), ImportJson.TimeOrNull(r, "valid_to"), ImportJson.Integer(r, "version"),
-            history)
+        return new ImportedMemory(tenant, id, content, ContentNormalizer.Hash(ContentNormalizer.Normalize(content)), type, tier, importance, valence,
+            tags, tagsJson, metadata.GetRawText(), entities, entitiesJson, scopes,
+            ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), ImportJson.TimeOrNull(r, "last_accessed_at"), accessCount,
+            ImportJson.TimeOrNull(r, "expires_at"), validFrom, validTo, Version(r, "version"), history)
         {
             // Format version 2; a version 1 record has no superseded_by: the memory is current.
-            SupersededBy = ImportJson.TextOrNull(r, "superseded_by"),
+            SupersededBy = check.Field("superseded_by", ImportJson.TextOrNull(r, "superseded_by")),
         };
+    }
+
+    /// <summary>
+    /// A list field through its validator: the file's own JSON text when the validator keeps the list as it is (so an
+    /// export round-trips byte for byte), else the validated list written as the write path writes it.
+    /// </summary>
+    private static (IReadOnlyList<string> Items, string Json) Checked(JsonElement r, string name, Func<IReadOnlyList<string>, IReadOnlyList<string>> validate)
+    {
+        var given = ImportJson.StringArray(r, name);
+        var valid = validate(given);
+        return valid.SequenceEqual(given, StringComparer.Ordinal)
+            ? (valid, ImportJson.Field(r, name).GetRawText())
+            : (valid, JsonSerializer.Serialize(valid, EngramJson.Options));
+    }
+
+    /// <summary>An id Engram made (a memory, a conversation, a job): a ULID, as every write path mints them.</summary>
+    private static string Id(JsonElement r, string name)
+    {
+        var id = ImportJson.Text(r, name);
+        return Ulid.IsValid(id) ? id : throw new ValidationException(name, $"'{name}' must be a ULID (26 characters of Crockford base32), as Engram makes ids");
+    }
+
+    /// <summary>A version: 1 to <see cref="ImportValidation.MaxVersion"/> (versions start at 1 and grow by one per write).</summary>
+    private static long Version(JsonElement r, string field, string name = "version")
+    {
+        var version = ImportJson.Integer(r, name);
+        return version is >= 1 and <= ImportValidation.MaxVersion
+            ? version
+            : throw new ValidationException(field, $"'{field}' must be 1 to {ImportValidation.MaxVersion} (got {version})");
     }
 
     public static ImportedLink Link(JsonElement r)
@@ -56,21 +106,33 @@ public static class ImportRecords
         {
             throw new ValidationException("link_kind", $"unknown link_kind '{kind}' (the kinds are {LinkKinds.DerivedFrom}, {LinkKinds.DuplicateOf})");
         }
-        return new ImportedLink(ImportJson.Tenant(r), ImportJson.Text(r, "memory_id"), kind, ImportJson.Text(r, "target_id"), ImportJson.Time(r, "created_at"));
+        return new ImportedLink(ImportJson.Tenant(r), Id(r, "memory_id"), kind, Id(r, "target_id"), ImportJson.Time(r, "created_at"));
     }
 
+    /// <summary>A conversation: its body must be one the extraction wrote (a stored conversation that passes its rules), which a job reads back.</summary>
     public static ImportedConversation Conversation(JsonElement r)
     {
+        var id = Id(r, "id");
         // The body as stored: JSON text was written raw, any other text as a string.
         var body = ImportJson.Field(r, "body");
         var text = body.ValueKind == JsonValueKind.String ? body.GetString()! : body.GetRawText();
+        UnicodeText.RequireJson(body, "body");
+        try
+        {
+            var stored = JsonSerializer.Deserialize<StoredConversation>(text, EngramJson.Options);
+            ConversationExtractor.Check(stored?.Conversation ?? throw new ValidationException("body", "it holds no conversation"));
+        }
+        catch (Exception ex) when (ex is JsonException or ValidationException)
+        {
+            throw new ValidationException("body", $"'body' is not a conversation as Engram stores one: {ex.Message}");
+        }
         var history = new List<ImportedConversationHistory>();
         foreach (var entry in ImportJson.Array(r, "history"))
         {
             history.Add(new ImportedConversationHistory(ImportJson.Text(entry, "event"), ImportJson.Text(entry, "actor"), ImportJson.Time(entry, "at"),
                 ImportJson.TextOrNull(entry, "detail")));
         }
-        return new ImportedConversation(ImportJson.Tenant(r), ImportJson.Text(r, "id"), text, ImportJson.Time(r, "created_at"), history);
+        return new ImportedConversation(ImportJson.Tenant(r), id, text, ImportJson.Time(r, "created_at"), history);
     }
 
     /// <summary>
@@ -87,6 +149,10 @@ public static class ImportRecords
         var plan = JsonOrNull<ExtractionPlan>(r, "plan", JsonValueKind.Object);
         var applied = JsonOrNull<List<AppliedDecision>>(r, "applied", JsonValueKind.Array);
         var memoryIds = JsonOrNull<List<string>>(r, "memory_ids", JsonValueKind.Array);
+        if (memoryIds is not null && JsonSerializer.Deserialize<List<string>>(memoryIds, EngramJson.Options)!.Any(m => m is null || !Ulid.IsValid(m)))
+        {
+            throw new ValidationException("memory_ids", "'memory_ids' must hold memory ids (ULIDs)");
+        }
         var attempts = ImportJson.Integer(r, "attempts");
         if (attempts < 0)
         {
@@ -95,7 +161,7 @@ public static class ImportRecords
         var updatedAt = ImportJson.Time(r, "updated_at");
         var pending = status is ExtractionStatus.Queued or ExtractionStatus.Running;
         var next = ImportJson.TimeOrNull(r, "next_attempt_at") ?? (pending ? nowMs : updatedAt);
-        return new ImportedJob(ImportJson.Tenant(r), ImportJson.Text(r, "id"), ImportJson.Text(r, "conversation_id"), ImportJson.Text(r, "actor"),
+        return new ImportedJob(ImportJson.Tenant(r), Id(r, "id"), Id(r, "conversation_id"), ImportJson.Text(r, "actor"),
             pending ? ExtractionStatus.Queued : status, attempts, pending ? Math.Min(next, nowMs) : next, plan, applied, memoryIds,
             ImportJson.TextOrNull(r, "error"), ImportJson.TextOrNull(r, "model"), ImportJson.Time(r, "created_at"), updatedAt);
     }
@@ -122,44 +188,80 @@ public static class ImportRecords
         return value.GetRawText();
     }
 
-    public static ImportedKeyValue KeyValue(JsonElement r)
+    /// <summary>A key: its name by the REST key rules, its value and every value of its history by the value rules.</summary>
+    public static ImportedKeyValue KeyValue(JsonElement r, ImportValidation rules)
     {
+        var tenant = ImportJson.Tenant(r);
+        var key = StoredKey(tenant, ImportJson.Text(r, "key"));
+        var value = ImportJson.Field(r, "value");
+        KvService.CheckValue(value, rules.MaxKvValueBytes, "value");
         var history = new List<ImportedKeyValueHistory>();
+        var i = 0;
         foreach (var entry in ImportJson.Array(r, "history"))
         {
-            var value = ImportJson.Field(entry, "value");
+            var field = $"history[{i++}]";
+            var old = ImportJson.Field(entry, "value");
+            KvService.CheckValue(old, rules.MaxKvValueBytes, field + ".value");
             history.Add(new ImportedKeyValueHistory(ImportJson.Text(entry, "event"), ImportJson.Text(entry, "actor"), ImportJson.Time(entry, "at"),
-                ImportJson.Integer(entry, "version"), value.ValueKind == JsonValueKind.Null ? null : value.GetRawText(), ImportJson.TimeOrNull(entry, "expires_at")));
+                Version(entry, field + ".version"), old.ValueKind == JsonValueKind.Null ? null : old.GetRawText(), ImportJson.TimeOrNull(entry, "expires_at")));
         }
-        return new ImportedKeyValue(ImportJson.Tenant(r), ImportJson.Text(r, "key"), ImportJson.Field(r, "value").GetRawText(), ImportJson.TimeOrNull(r, "expires_at"),
-            ImportJson.Integer(r, "version"), ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), history);
+        return new ImportedKeyValue(tenant, key, value.GetRawText(), ImportJson.TimeOrNull(r, "expires_at"),
+            Version(r, "version"), ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), history);
+    }
+
+    /// <summary>
+    /// A key as the store keeps it (what an export writes): the stored form of a key a caller could write
+    /// (<see cref="KvKeys.Validate"/>: 1..512 UTF-8 bytes, no control characters), so REST reads, lists and deletes it
+    /// under the name it shows. A key of three ':'-separated parts is stored with the tenant inserted, so one stored
+    /// without it could never be named.
+    /// </summary>
+    private static string StoredKey(string tenant, string stored)
+    {
+        var key = KvKeys.ToDisplay(tenant, stored);
+        KvKeys.Validate(key);
+        var expected = KvKeys.ToStored(tenant, key);
+        return string.Equals(expected, stored, StringComparison.Ordinal)
+            ? stored
+            : throw new ValidationException("key", $"the key '{stored}' is not as a store keeps it: a key of three ':'-separated parts is stored with " +
+                $"its tenant as the second part ('{expected}')");
     }
 
     public static ImportedEntity Entity(JsonElement r)
     {
         var observations = new List<(Observation, long)>();
+        var i = 0;
         foreach (var o in ImportJson.Array(r, "observations"))
         {
+            var field = $"observations[{i++}]";
+            var validFrom = FromMs(ImportJson.TimeOrNull(o, "valid_from"));
+            var validTo = FromMs(ImportJson.TimeOrNull(o, "valid_to"));
+            GraphValidator.Window(validFrom, validTo, field);
             observations.Add((new Observation
             {
-                Content = ImportJson.Text(o, "content"),
-                ValidFrom = FromMs(ImportJson.TimeOrNull(o, "valid_from")),
-                ValidTo = FromMs(ImportJson.TimeOrNull(o, "valid_to")),
+                Content = GraphValidator.ObservationText(ImportJson.Text(o, "content"), field + ".content"),
+                ValidFrom = validFrom,
+                ValidTo = validTo,
             }, ImportJson.Time(o, "created_at")));
         }
-        return new ImportedEntity(ImportJson.Tenant(r), ImportJson.Text(r, "name"), ImportJson.Text(r, "entity_type"), ImportJson.Time(r, "created_at"),
-            ImportJson.Time(r, "updated_at"), observations);
+        return new ImportedEntity(ImportJson.Tenant(r), GraphValidator.Name(ImportJson.Text(r, "name"), "name"),
+            GraphValidator.Type(ImportJson.Text(r, "entity_type"), "entity_type"), ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), observations);
     }
 
-    public static ImportedRelation Relation(JsonElement r) => new(ImportJson.Tenant(r), new Relation
+    public static ImportedRelation Relation(JsonElement r)
     {
-        From = ImportJson.Text(r, "from"),
-        To = ImportJson.Text(r, "to"),
-        RelationType = ImportJson.Text(r, "relation_type"),
-        Weight = ImportJson.NumberOrNull(r, "weight"),
-        ValidFrom = FromMs(ImportJson.TimeOrNull(r, "valid_from")),
-        ValidTo = FromMs(ImportJson.TimeOrNull(r, "valid_to")),
-    }, ImportJson.Time(r, "created_at"));
+        var validFrom = FromMs(ImportJson.TimeOrNull(r, "valid_from"));
+        var validTo = FromMs(ImportJson.TimeOrNull(r, "valid_to"));
+        GraphValidator.Window(validFrom, validTo, "relation");
+        return new(ImportJson.Tenant(r), new Relation
+        {
+            From = GraphValidator.Name(ImportJson.Text(r, "from"), "from"),
+            To = GraphValidator.Name(ImportJson.Text(r, "to"), "to"),
+            RelationType = GraphValidator.Type(ImportJson.Text(r, "relation_type"), "relation_type"),
+            Weight = GraphValidator.Weight(ImportJson.NumberOrNull(r, "weight"), "weight"),
+            ValidFrom = validFrom,
+            ValidTo = validTo,
+        }, ImportJson.Time(r, "created_at"));
+    }
 
     /// <summary>Largest vector an import takes: wider than any embedding model's (OpenAI's largest is 3,072).</summary>
     public const int MaxVectorDimensions = 16_384;
@@ -188,7 +290,7 @@ public static class ImportRecords
         {
             throw new ValidationException("vectors", "'vectors' must be base64 text");
         }
-        var key = new VectorKey(ImportJson.Tenant(r), ImportJson.Text(r, "memory_id"), ImportJson.Integer(r, "version"));
+        var key = new VectorKey(ImportJson.Tenant(r), ImportJson.Text(r, "memory_id"), Version(r, "version"));
         var model = ImportJson.Text(r, "model");
         if (SqliteMemoryStore.Decode(key, model, (int)dims, (int)count, bytes) is not { } vectors)
         {
@@ -228,7 +330,8 @@ public static class ImportRecords
 /// A migration: a record is skipped only when the same record is there (a memory's id, a key whatever its state,
 /// an entity's name, a relation's triple), so a run that is resumed copies what is left and nothing twice.
 /// </param>
-public sealed record ImportRules(long Baseline, bool Exact = false);
+/// <param name="Validation">The write paths' rules and limits each record is held to (<see cref="ImportValidation"/>).</param>
+public sealed record ImportRules(long Baseline, ImportValidation Validation, bool Exact = false);
 
 public sealed record ImportedMemoryHistory(string Event, string Actor, long At, long Version, string ChangesJson);
 

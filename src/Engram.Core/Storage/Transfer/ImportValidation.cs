@@ -1,0 +1,46 @@
+using Engram.Core.Configuration;
+using Engram.Core.KeyValue;
+using Engram.Core.Memories;
+
+namespace Engram.Core.Storage.Transfer;
+
+/// <summary>
+/// The write paths' rules that <see cref="ImportRecords"/> holds every record to, so an import (and a restore or a
+/// migration, which read records the same way) never stores what the API would have refused: the memory fields through
+/// <see cref="MemoryValidator"/>, keys through <see cref="KvKeys"/>, values through <see cref="KvService.CheckValue"/>,
+/// the graph through <see cref="Graph.GraphValidator"/>, under the limits of the importing process's configuration
+/// (<c>Engram:Limits</c>, <c>Engram:KeyValue:MaxValueBytes</c>): a file written by a server whose limits were raised
+/// imports where the same limits are set.
+/// </summary>
+public sealed class ImportValidation(MemoryLimits memories, int maxKvValueBytes)
+{
+    /// <summary>
+    /// The highest version (of a memory, a key, a history entry or stored vectors) an import takes: 2^53 - 1, the
+    /// largest integer every JSON reader holds exactly. Versions start at 1 and grow by one per write, so no store
+    /// reaches it (a million writes a second for 285 years); a file that says more was edited, and a version near
+    /// <see cref="long.MaxValue"/> would wrap to a negative one on the next write.
+    /// </summary>
+    public const long MaxVersion = (1L << 53) - 1;
+
+    /// <summary>The defaults of <see cref="MemoryLimits"/> and <see cref="KvOptions"/>.</summary>
+    public static ImportValidation Default { get; } = new(new MemoryLimits(), new KvOptions().MaxValueBytes);
+
+    /// <summary>
+    /// Every rule but the configurable sizes: what a backup's verification checks, which must not call a backup of a
+    /// server with raised limits unsound (the restore itself checks the sizes, under the restoring process's limits).
+    /// </summary>
+    public static ImportValidation Unbounded { get; } = new(new MemoryLimits
+    {
+        MaxContentChars = int.MaxValue,
+        MaxMetadataBytes = int.MaxValue,
+        MaxTags = int.MaxValue,
+        MaxTagChars = int.MaxValue,
+        MaxEntities = int.MaxValue,
+        MaxEntityChars = int.MaxValue,
+        MaxFieldChars = int.MaxValue,
+    }, int.MaxValue);
+
+    public MemoryValidator Memories { get; } = new(memories);
+
+    public int MaxKvValueBytes { get; } = maxKvValueBytes;
+}
