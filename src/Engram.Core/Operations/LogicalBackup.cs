@@ -187,6 +187,11 @@ public static class LogicalBackup
                 return;
             }
             headerCounts = document.RootElement.GetProperty("counts").Clone();
+            if (headerCounts.ValueKind != JsonValueKind.Object)
+            {
+                problems.Add("the export's header has no counts object");
+                return;
+            }
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
         {
@@ -253,7 +258,9 @@ public static class LogicalBackup
             {
                 problems.Add($"the export has {counted[name]} {name}, the manifest says {expected}");
             }
-            var inHeader = headerCounts.TryGetProperty(ExportCounts.HeaderNames[kind], out var n) ? n.GetInt64() : absent;
+            // A count that is not a whole number (a hand-made file) is a mismatch to report, not an exception.
+            var inHeader = !headerCounts.TryGetProperty(ExportCounts.HeaderNames[kind], out var n) ? absent
+                : n.ValueKind == JsonValueKind.Number && n.TryGetInt64(out var whole) ? whole : long.MinValue;
             if (counted[name] != inHeader)
             {
                 problems.Add($"the export has {counted[name]} {name}, its header says {inHeader}");
