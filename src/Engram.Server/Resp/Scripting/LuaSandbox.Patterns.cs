@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -390,7 +389,7 @@ internal static unsafe partial class LuaSandbox
         var replacement = ToBytes(state, 3);
         var matcher = new LuaPattern(s, p, _run);
         var patternStart = anchor ? 1 : 0;
-        var output = new ArrayBufferWriter<byte>(Math.Min(s.Length + 16, 4096));
+        var output = new ByteBuilder(Math.Min(s.Length + 16, 4096));
         var room = _budget is null ? long.MaxValue : _budget->Limit - _budget->Used;
         var at = 0;
         var last = -1;
@@ -401,20 +400,20 @@ internal static unsafe partial class LuaSandbox
             if (end != -1 && end != last)
             {
                 n++;
-                AddReplacement(output, replacement, ref matcher, s, at, end);
+                AddReplacement(ref output, replacement, ref matcher, s, at, end);
                 at = last = end;
             }
             else if (at < s.Length)
             {
-                output.Write(s.Slice(at++, 1));
+                output.Add(s[at++]);
             }
             else
             {
                 break;
             }
-            if (output.WrittenCount > room)
+            if (output.Count > room)
             {
-                throw new PatternFailure("not enough memory", output.WrittenCount + s.Length - at);
+                throw new PatternFailure("not enough memory", output.Count + s.Length - at);
             }
             if (anchor)
             {
@@ -427,16 +426,16 @@ internal static unsafe partial class LuaSandbox
         }
         else
         {
-            output.Write(s[at..]);
-            Afford(output.WrittenCount + 32L);
-            PushBytes(state, output.WrittenSpan);
+            output.Add(s[at..]);
+            Afford(output.Count + 32L);
+            PushBytes(state, output.Written);
         }
         lua_pushinteger(state, n);
         return 2;
     }
 
     /// <summary>add_s: the replacement with %0-%9 and %% expanded.</summary>
-    private static void AddReplacement(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> replacement, ref LuaPattern matcher, ReadOnlySpan<byte> s,
+    private static void AddReplacement(ref ByteBuilder output, ReadOnlySpan<byte> replacement, ref LuaPattern matcher, ReadOnlySpan<byte> s,
         int start, int end)
     {
         while (true)
@@ -444,28 +443,28 @@ internal static unsafe partial class LuaSandbox
             var escape = replacement.IndexOf((byte)'%');
             if (escape < 0)
             {
-                output.Write(replacement);
+                output.Add(replacement);
                 return;
             }
-            output.Write(replacement[..escape]);
+            output.Add(replacement[..escape]);
             var next = escape + 1 < replacement.Length ? replacement[escape + 1] : (byte)0; // C reads the terminating '\0'
             if (next == '%')
             {
-                output.Write("%"u8);
+                output.Add((byte)'%');
             }
             else if (next == '0')
             {
-                output.Write(s[start..end]);
+                output.Add(s[start..end]);
             }
             else if (next is >= (byte)'1' and <= (byte)'9')
             {
                 if (matcher.Capture(next - '1', start, end, out var from, out var length, out var position))
                 {
-                    output.Write(s.Slice(from, length));
+                    output.Add(s.Slice(from, length));
                 }
                 else
                 {
-                    output.Write(Encoding.ASCII.GetBytes(position.ToString(CultureInfo.InvariantCulture)));
+                    output.Add(Encoding.ASCII.GetBytes(position.ToString(CultureInfo.InvariantCulture)));
                 }
             }
             else
@@ -505,6 +504,35 @@ internal static unsafe partial class LuaSandbox
                 return 0;
             }
             at++;
+        }
+    }
+
+    /// <summary>gsub's result as it grows (a plain array: the loop adds a byte or a few at a time).</summary>
+    private struct ByteBuilder(int capacity)
+    {
+        private byte[] _bytes = new byte[capacity];
+
+        public int Count { get; private set; }
+
+        public readonly ReadOnlySpan<byte> Written => _bytes.AsSpan(0, Count);
+
+        public void Add(byte value)
+        {
+            if (Count == _bytes.Length)
+            {
+                Array.Resize(ref _bytes, _bytes.Length * 2);
+            }
+            _bytes[Count++] = value;
+        }
+
+        public void Add(ReadOnlySpan<byte> values)
+        {
+            if (Count + values.Length > _bytes.Length)
+            {
+                Array.Resize(ref _bytes, (int)Math.Min(Array.MaxLength, Math.Max(_bytes.Length * 2L, Count + (long)values.Length)));
+            }
+            values.CopyTo(_bytes.AsSpan(Count));
+            Count += values.Length;
         }
     }
 }
