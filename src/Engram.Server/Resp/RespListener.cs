@@ -223,7 +223,6 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
     public async ValueTask DisposeAsync()
     {
         Stats.Stop();
-        Scripts.Dispose();
         if (_listener is not null)
         {
             await _listener.DisposeAsync().ConfigureAwait(false);

@@ -230,8 +230,7 @@ internal sealed partial class RespConnection
     }
 
     /// <summary>
-    /// Runs the script in the store's write step (this thread), on this thread or on the script thread while this one
-    /// waits; returns its reply. May run twice (a retried write); when it throws, nothing is written.
+    /// Runs the script in the store's write step, on this thread; returns its reply. May run twice (a retried write); when it throws, nothing is written.
     /// </summary>
     private ReplyBuffer RunScript(Caller caller, KvService kv, QueuedScript queued)
     {
@@ -250,9 +249,7 @@ internal sealed partial class RespConnection
         _transactionCaller = caller;
         try
         {
-            // A script that names no pattern function runs right here, in a state without them (ScriptHost has why).
-            var bounded = !LuaSandbox.MayUsePatterns(script);
-            host.Run(run, () => LuaSandbox.Execute(run, script, sha, keys, argv, writer, host.MemoryLimitBytes, bounded), onThisThread: bounded);
+            host.Run(run, () => LuaSandbox.Execute(run, script, sha, keys, argv, writer, host.MemoryLimitBytes));
             return output;
         }
         finally

@@ -49,9 +49,7 @@ internal sealed partial class RespConnection
 
     /// <summary>
     /// Transaction commands a script may not call (Redis marks them noscript too). Listings and keys a script did not
-    /// declare read the store through the step's connection, also from a script on its own thread (one that uses pattern
-    /// functions, ScriptHost): the step's thread waits meanwhile, and a script it gives up on runs no command after that
-    /// (<see cref="Scripting.ScriptRun.Abandon"/> waits for the command in progress).
+    /// declare read the store through the step's connection (scripts run on the step's own thread).
     /// </summary>
     private static readonly HashSet<string> NotFromScripts = ["CLIENT", "CONFIG"];
 

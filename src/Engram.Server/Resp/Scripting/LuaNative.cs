@@ -21,6 +21,9 @@ internal static unsafe partial class LuaNative
     /// <summary>The pseudo-index of a C closure's first upvalue (LUA_REGISTRYINDEX - 1).</summary>
     public const int FirstUpvalue = -1_001_000 - 1;
 
+    /// <summary>The pseudo-index of a C closure's n-th upvalue (lua_upvalueindex).</summary>
+    public static int Upvalue(int n) => -1_001_000 - n;
+
     // lua_type
     public const int TypeNil = 0;
     public const int TypeBoolean = 1;
@@ -134,6 +137,25 @@ internal static unsafe partial class LuaNative
     public static partial void lua_sethook(nint state, nint hook, int mask, int count);
 
     [LibraryImport(Lib)]
+    public static partial int lua_isnumber(nint state, int index);
+
+    [LibraryImport(Lib)]
+    public static partial void lua_copy(nint state, int from, int to);
+
+    [LibraryImport(Lib)]
+    public static partial int lua_getstack(nint state, int level, byte* debug);
+
+    [LibraryImport(Lib)]
+    public static partial int lua_getinfo(nint state, [MarshalAs(UnmanagedType.LPUTF8Str)] string what, byte* debug);
+
+    /// <summary>A plain state with the standard allocator (tests compare the sandbox with the stock library on one).</summary>
+    [LibraryImport(Lib)]
+    public static partial nint luaL_newstate();
+
+    [LibraryImport(Lib)]
+    public static partial void luaL_openlibs(nint state);
+
+    [LibraryImport(Lib)]
     public static partial void luaL_requiref(nint state, [MarshalAs(UnmanagedType.LPUTF8Str)] string module, nint open, int global);
 
     /// <summary>A C function of the library by name (the libraries' openers, <c>luaL_error</c>).</summary>
@@ -150,6 +172,16 @@ internal static unsafe partial class LuaNative
             // A non-null pointer even for the empty string: lua_pushlstring reads nothing then.
             byte empty = 0;
             lua_pushlstring(state, bytes.IsEmpty ? &empty : p, (nuint)bytes.Length);
+        }
+    }
+
+    /// <summary>Compiles a text chunk and pushes it (or the error message); returns the status.</summary>
+    public static int LoadChunk(nint state, ReadOnlySpan<byte> code, string name)
+    {
+        byte none = 0;
+        fixed (byte* p = code)
+        {
+            return luaL_loadbufferx(state, code.IsEmpty ? &none : p, (nuint)code.Length, name, "t");
         }
     }
 

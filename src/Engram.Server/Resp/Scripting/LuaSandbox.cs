@@ -9,7 +9,8 @@ namespace Engram.Server.Resp.Scripting;
 /// Runs one Redis script (EVAL's Lua) in a Lua 5.4 state of its own: only the base, table, string, math and utf8
 /// libraries (no io, os, package, debug, load or dofile), Redis's <c>redis</c> table, <c>KEYS</c> and <c>ARGV</c>, a
 /// memory limit (the state's allocator refuses growth past it) and a stop (an instruction hook: past the time limit, on
-/// SCRIPT KILL or when the waiting side gave up, the next instructions raise an error). Replies convert as in Redis:
+/// SCRIPT KILL, the next instructions raise an error; the pattern functions are our own, which look at the same stop,
+/// <see cref="LuaPattern"/>). Replies convert as in Redis:
 /// integers to numbers, bulk strings to strings, nulls to false, status and error replies to <c>{ok=…}</c> and
 /// <c>{err=…}</c>, and back.
 /// <para>
@@ -56,7 +57,7 @@ internal static unsafe partial class LuaSandbox
     private static readonly byte[] Prelude = Encoding.UTF8.GetBytes(PreludeSource);
 
     /// <summary>
-    /// A Lua state with the libraries and the prelude loaded, kept by the script thread between scripts (creating one
+    /// A Lua state with the libraries and the prelude loaded, kept by the thread that runs scripts (the store's write step) between scripts (creating one
     /// costs about 100 µs, more than most scripts run). Each script gets a fresh, read-only environment over globals that
     /// every script shares (<c>__engram_fresh</c>): as in Redis 7 nothing global can be changed, so nothing one script
     /// does is seen by the next (copying the libraries for each script instead was most of a script's cost, bench/README.md
@@ -86,30 +87,9 @@ internal static unsafe partial class LuaSandbox
     [ThreadStatic]
     private static PreparedState? _prepared;
 
-    [ThreadStatic]
-    private static PreparedState? _preparedBounded; // without the pattern functions (MayUsePatterns)
-
-    /// <summary>Closes this thread's kept states (a script thread that ends).</summary>
-    public static void ReleaseThreadState()
+    private static PreparedState Prepared(long memoryLimit)
     {
-        _prepared?.Close();
-        _prepared = null;
-        _preparedBounded?.Close();
-        _preparedBounded = null;
-    }
-
-    /// <summary>
-    /// Whether the script's text names a pattern function (find, match, gsub; gmatch contains match): the only C functions
-    /// of the sandbox whose work is not bounded by the memory limit (a crafted pattern runs for hours with no hook firing).
-    /// A script that names none of them runs in a state that does not have them, so it cannot reach them by a computed
-    /// name either (it gets nil). Runs per script: a vectorized search of the bytes, no copy.
-    /// </summary>
-    public static bool MayUsePatterns(ReadOnlySpan<byte> script) =>
-        script.IndexOf("find"u8) >= 0 || script.IndexOf("match"u8) >= 0 || script.IndexOf("gsub"u8) >= 0;
-
-    private static PreparedState Prepared(long memoryLimit, bool bounded)
-    {
-        ref var slot = ref bounded ? ref _preparedBounded : ref _prepared;
+        ref var slot = ref _prepared;
         if (slot is { } kept && kept.Budget->Limit == memoryLimit && kept.Compiled < MaxCompiled)
         {
             return kept;
@@ -127,7 +107,7 @@ internal static unsafe partial class LuaSandbox
         var prepared = new PreparedState(state, budget);
         try
         {
-            Prepare(state, bounded);
+            Prepare(state);
         }
         catch
         {
@@ -141,10 +121,9 @@ internal static unsafe partial class LuaSandbox
     /// Runs <paramref name="script"/> and writes its result to <paramref name="output"/>; throws
     /// <see cref="ScriptException"/> when it does not compile, raises an error, runs out of memory or is stopped.
     /// </summary>
-    public static void Execute(ScriptRun run, ReadOnlySpan<byte> script, string sha, byte[][] keys, byte[][] argv, RespWriter output, long memoryLimit,
-        bool bounded = false)
+    public static void Execute(ScriptRun run, ReadOnlySpan<byte> script, string sha, byte[][] keys, byte[][] argv, RespWriter output, long memoryLimit)
     {
-        var prepared = Prepared(memoryLimit, bounded);
+        var prepared = Prepared(memoryLimit);
         var state = prepared.State;
         var budget = prepared.Budget;
         var outerRun = _run;
@@ -202,7 +181,7 @@ internal static unsafe partial class LuaSandbox
             run.ShouldStop(); // a long C call at the end runs past the limit with no hook after it
             switch (run.Stop)
             {
-                case ScriptStop.TimeLimit or ScriptStop.Abandoned:
+                case ScriptStop.TimeLimit:
                     throw new ScriptException($"BUSY the script ran over its time limit of {run.TimeLimitMs} ms and was stopped; nothing it did was written");
                 case ScriptStop.Killed:
                     throw new ScriptException("ERR the script was killed by SCRIPT KILL; nothing it did was written");
@@ -230,7 +209,7 @@ internal static unsafe partial class LuaSandbox
             else
             {
                 prepared.Close();
-                (bounded ? ref _preparedBounded : ref _prepared) = null;
+                _prepared = null;
             }
             _run = outerRun;
             _budget = outerBudget;
@@ -240,24 +219,15 @@ internal static unsafe partial class LuaSandbox
     /// <summary>The script's SHA1 as EVALSHA names it (40 lowercase hex digits).</summary>
     public static string Sha1(ReadOnlySpan<byte> script) => Convert.ToHexStringLower(SHA1.HashData(script));
 
-    private static void Prepare(nint state, bool bounded)
+    private static void Prepare(nint state)
     {
         foreach (var (name, open) in Libraries)
         {
             luaL_requiref(state, name, open, 1);
             Pop(state, 1);
         }
-        if (bounded)
-        {
-            // From the library itself: the scripts' read-only view of it and strings' methods both read this table.
-            lua_getglobal(state, "string");
-            foreach (var name in (ReadOnlySpan<string>)["find", "match", "gmatch", "gsub"])
-            {
-                lua_pushnil(state);
-                lua_setfield(state, -2, name);
-            }
-            Pop(state, 1);
-        }
+        // The C library's pattern functions are not bounded by the hook (a crafted pattern ran for hours): ours are.
+        InstallPatterns(state);
         lua_pushcclosure(state, &Call, 0);
         lua_setglobal(state, "__engram_call");
         lua_pushcclosure(state, &Sha1Hex, 0);
@@ -525,11 +495,20 @@ internal static unsafe partial class LuaSandbox
         public Unlimited()
         {
             _target = _budget;
-            _enforced = _target->Enforced;
-            _target->Enforced = 0;
+            if (_target is not null) // (null: a plain state of the tests)
+            {
+                _enforced = _target->Enforced;
+                _target->Enforced = 0;
+            }
         }
 
-        public void Dispose() => _target->Enforced = _enforced;
+        public void Dispose()
+        {
+            if (_target is not null)
+            {
+                _target->Enforced = _enforced;
+            }
+        }
     }
 
     /// <summary>Every <see cref="HookEvery"/> instructions: once the run must stop, the next instruction raises an error.</summary>
@@ -582,16 +561,7 @@ internal static unsafe partial class LuaSandbox
                         return 1;
                 }
             }
-            ReadOnlyMemory<byte> reply;
-            lock (run.Gate)
-            {
-                if (run.Stop == ScriptStop.Abandoned)
-                {
-                    PushError(state, "ERR the script was stopped");
-                    return 1;
-                }
-                reply = run.Command(args);
-            }
+            var reply = run.Command(args);
             var top = lua_gettop(state);
             var at = 0;
             if (!PushReply(state, reply.Span, ref at, 0))

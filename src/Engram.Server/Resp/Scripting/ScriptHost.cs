@@ -1,25 +1,20 @@
 using System.Collections.Concurrent;
-using System.Runtime.ExceptionServices;
 
 namespace Engram.Server.Resp.Scripting;
 
 /// <summary>
 /// The RESP endpoint's scripts: the cache EVALSHA reads (per tenant: SCRIPT FLUSH and SCRIPT EXISTS see only the
-/// caller's tenant), and the thread that runs them.
+/// caller's tenant), and the script running now (SCRIPT KILL).
 /// <para>
 /// A script runs inside one write step of the store (its keys read, its commands run, its changes written with nothing
-/// between), so while it runs no other write goes through. The instruction hook stops Lua code at the time limit, but
-/// no hook fires inside a C function, and the string library's pattern matcher (find, match, gmatch, gsub) can run
-/// for hours on a crafted pattern. So a script whose text names one of those runs on a thread of its own while the
-/// step waits: past the limit and a grace the step gives up, writes nothing, and the stuck thread is left to finish on
-/// its own (a new one serves the next script); with <see cref="MaxStuckThreads"/> of them still busy, scripts are
-/// refused (BUSY) until one ends. Every other script runs on the step's own thread, in a Lua state whose string
-/// library lacks the four functions (<see cref="LuaSandbox.MayUsePatterns"/>): the C functions left do work bounded
-/// by the script's memory limit, and two thread switches per script are saved (EVALSHA at 50 clients: 46 µs of CPU
-/// per script instead of 74, bench/README.md).
+/// between), on the step's own thread, so while it runs no other write goes through. Its time limit and SCRIPT KILL stop
+/// it through the instruction hook and, inside string.find, match, gmatch and gsub, through our own pattern matcher,
+/// which looks at the same stop (<see cref="LuaPattern"/>). Until the matcher was ours, the C library's could run for
+/// hours on a crafted pattern with no hook firing, so scripts naming those functions ran on a thread of their own that
+/// the step could give up on; two stuck threads made every such script answer BUSY until a restart.
 /// </para>
 /// </summary>
-internal sealed class ScriptHost(RespOptions options) : IDisposable
+internal sealed class ScriptHost(RespOptions options)
 {
     public const int MaxCachedScripts = 10_000;
     public const long MaxCachedBytes = 64L * 1024 * 1024;
@@ -28,19 +23,11 @@ internal sealed class ScriptHost(RespOptions options) : IDisposable
     public const int MaxTenantScripts = 1_000;
     public const long MaxTenantBytes = 16L * 1024 * 1024;
 
-    public const int MaxStuckThreads = 2;
-
-    /// <summary>How long past its time limit the step waits for a script before leaving its thread behind.</summary>
-    private const int GraceMs = 1000;
-
     private readonly ConcurrentDictionary<(string Tenant, string Sha), byte[]> _cache = new();
     private readonly Dictionary<string, (int Count, long Bytes)> _usage = new(StringComparer.Ordinal);
     private long _cachedBytes;
     private readonly Lock _cacheGate = new();
     private readonly Lock _runGate = new();
-    private readonly Lock _threadGate = new();
-    private Worker? _worker;
-    private int _stuck;
     private ScriptRun? _running;
 
     public long TimeLimitMs => options.ScriptTimeLimitMs;
@@ -107,149 +94,21 @@ internal sealed class ScriptHost(RespOptions options) : IDisposable
     }
 
     /// <summary>
-    /// Runs <paramref name="work"/> (the Lua side of <paramref name="run"/>) on this thread, or on the script thread while
-    /// this one waits; the caller is the store's write step. Throws what the work threw, or <see cref="ScriptException"/> when it did not end in
-    /// time or too many earlier scripts are still stuck.
+    /// Runs <paramref name="work"/> (the Lua side of <paramref name="run"/>) on this thread, the store's write step, as
+    /// the running script SCRIPT KILL can stop. Scripts run one at a time.
     /// </summary>
-    public void Run(ScriptRun run, Action work, bool onThisThread = false)
+    public void Run(ScriptRun run, Action work)
     {
-        if (onThisThread)
-        {
-            lock (_runGate)
-            {
-                Volatile.Write(ref _running, run);
-                try
-                {
-                    work();
-                }
-                finally
-                {
-                    Volatile.Write(ref _running, null);
-                }
-                return;
-            }
-        }
         lock (_runGate)
         {
-            Worker worker;
-            lock (_threadGate)
-            {
-                if (_stuck >= MaxStuckThreads)
-                {
-                    throw new ScriptException($"BUSY {_stuck} earlier scripts did not stop within their time limit and still run; try again later");
-                }
-                worker = _worker ??= new Worker(this);
-            }
-            var item = new WorkItem(work);
             Volatile.Write(ref _running, run);
-            try
-            {
-                worker.Post(item);
-                if (!item.Done.Wait(TimeSpan.FromMilliseconds(run.TimeLimitMs + GraceMs)))
-                {
-                    run.Abandon(); // waits for a command of the script in progress; none runs after this
-                    lock (_threadGate)
-                    {
-                        if (_worker == worker)
-                        {
-                            _worker = null;
-                            _stuck++;
-                            worker.LeftBehind = true;
-                        }
-                    }
-                    throw new ScriptException($"BUSY the script did not stop within its time limit of {run.TimeLimitMs} ms; nothing it did was written");
-                }
-            }
-            finally
-            {
-                Volatile.Write(ref _running, null);
-            }
-            if (item.Failure is { } failure)
-            {
-                ExceptionDispatchInfo.Throw(failure);
-            }
-        }
-    }
-
-    public void Dispose()
-    {
-        lock (_threadGate)
-        {
-            _worker?.Stop();
-            _worker = null;
-        }
-    }
-
-    private void Ended(Worker worker)
-    {
-        lock (_threadGate)
-        {
-            if (worker.LeftBehind)
-            {
-                _stuck--;
-            }
-        }
-    }
-
-    private sealed class WorkItem(Action work)
-    {
-        public ManualResetEventSlim Done { get; } = new();
-
-        public Exception? Failure { get; private set; }
-
-        public void Run()
-        {
             try
             {
                 work();
             }
-            catch (Exception ex)
-            {
-                Failure = ex;
-            }
             finally
             {
-                Done.Set();
-            }
-        }
-    }
-
-    /// <summary>A thread that runs one script at a time; once left behind, it ends after its script does.</summary>
-    private sealed class Worker
-    {
-        private readonly BlockingCollection<WorkItem> _items = [];
-        private readonly ScriptHost _host;
-
-        public Worker(ScriptHost host)
-        {
-            _host = host;
-            // Lua's C recursion (patterns, nested calls) runs on this stack: a generous one.
-            new Thread(Loop, 16 * 1024 * 1024) { IsBackground = true, Name = "engram-lua" }.Start();
-        }
-
-        public volatile bool LeftBehind;
-
-        public void Post(WorkItem item) => _items.Add(item);
-
-        public void Stop() => _items.CompleteAdding();
-
-        private void Loop()
-        {
-            try
-            {
-                foreach (var item in _items.GetConsumingEnumerable())
-                {
-                    item.Run();
-                    if (LeftBehind)
-                    {
-                        _host.Ended(this);
-                        return;
-                    }
-                }
-            }
-            finally
-            {
-                LuaSandbox.ReleaseThreadState();
+                Volatile.Write(ref _running, null);
             }
         }
     }

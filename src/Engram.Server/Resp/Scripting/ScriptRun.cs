@@ -8,12 +8,11 @@ internal enum ScriptStop
     None,
     TimeLimit,
     Killed,
-    Abandoned,
 }
 
 /// <summary>
-/// One execution of a script: what its <c>redis.call</c> runs, its limits, and whether it must stop. Shared by the
-/// thread that runs the Lua code and the one that waits for it (the store's writer step).
+/// One execution of a script: what its <c>redis.call</c> runs, its limits, and whether it must stop. It runs on the
+/// store's write step; SCRIPT KILL (another connection's thread) only sets its stop.
 /// </summary>
 internal sealed class ScriptRun(string tenant, bool readOnly, Func<byte[][], ReadOnlyMemory<byte>> commands, long timeLimitMs)
 {
@@ -28,15 +27,12 @@ internal sealed class ScriptRun(string tenant, bool readOnly, Func<byte[][], Rea
     /// <summary>Where redis.log writes (level 0-3: debug, verbose, notice, warning).</summary>
     public Action<int, string>? Log { get; init; }
 
-    /// <summary>Held while a command of the script runs, and taken to abandon the run: no command runs after that.</summary>
-    public object Gate { get; } = new();
-
     private readonly long _deadline = Environment.TickCount64 + timeLimitMs;
     private int _stop;
 
     public ScriptStop Stop => (ScriptStop)Volatile.Read(ref _stop);
 
-    /// <summary>Whether the Lua code must stop now (the instruction hook asks): past its time, killed or abandoned.</summary>
+    /// <summary>Whether the Lua code must stop now (the instruction hook and the pattern matcher ask): past its time, or killed.</summary>
     public bool ShouldStop()
     {
         if (_stop == 0 && Environment.TickCount64 > _deadline)
@@ -47,15 +43,6 @@ internal sealed class ScriptRun(string tenant, bool readOnly, Func<byte[][], Rea
     }
 
     public void Kill() => Interlocked.CompareExchange(ref _stop, (int)ScriptStop.Killed, 0);
-
-    /// <summary>The waiting side gave up: the script's commands are refused from now on (its changes are not written).</summary>
-    public void Abandon()
-    {
-        lock (Gate)
-        {
-            Interlocked.Exchange(ref _stop, (int)ScriptStop.Abandoned);
-        }
-    }
 
     /// <summary>The most commands one script may run: each write is a history row written in the script's one step.</summary>
     public const int MaxCommands = 100_000;
