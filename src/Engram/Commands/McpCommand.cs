@@ -134,7 +134,7 @@ internal static class McpCommand
         builder.Services.AddHostedService<DeferredJobs>();
         builder.Services.AddEngramMcp()
             .WithMessageFilters(filters => filters.AddIncomingFilter(handshake.Filter))
-            .WithStdioServerTransport();
+            .WithStreamServerTransport(StdioLines.Stdin.Input, StdioLines.Stdin.Output);
         return builder.Build();
     }
 }

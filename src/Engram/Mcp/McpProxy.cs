@@ -33,7 +33,7 @@ internal static class McpProxy
                 options.ServerInfo = new Implementation { Name = "engram", Title = "Engram memory", Version = Version };
                 options.ServerInstructions = EngramMcp.Instructions;
             })
-            .WithStdioServerTransport()
+            .WithStreamServerTransport(StdioLines.Stdin.Input, StdioLines.Stdin.Output)
             .WithMessageFilters(filters => filters.AddIncomingFilter(McpMessageChecks.Filter)) // what the server would refuse, refused here as it would
             .WithListToolsHandler((context, ct) => ForwardAsync(upstream, (c, t) => c.ListToolsAsync(context.Params ?? new(), t), ct))
             .WithCallToolHandler(async (context, ct) =>

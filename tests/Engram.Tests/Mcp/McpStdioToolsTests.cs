@@ -57,4 +57,26 @@ public sealed class McpStdioToolsTests
         await session.CloseAsync();
         session.Stderr.Should().NotContain("UTF-16").And.NotContain("   at ");
     }
+
+    [Fact]
+    public async Task A_line_that_is_not_a_message_is_answered_with_id_null_and_the_session_goes_on()
+    {
+        // A probe (session 41): the SDK's stdio transport skipped such lines without an answer, so a client waited for ever.
+        using var data = new TempDirectory();
+        await using var session = RawStdioSession.Start(["--data", data.Path]);
+        await session.InitializeAsync();
+        foreach (var line in new[] { "garbage", "{", "null", "[]", """{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}""", "", "   " })
+        {
+            await session.SendAsync(line);
+        }
+        var pong = await session.RequestAsync(2, "ping", "{}");
+        pong.GetProperty("result").ValueKind.Should().Be(JsonValueKind.Object);
+
+        var answers = session.StdoutLines.Skip(1).SkipLast(1).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        answers.Select(a => a.GetProperty("error").GetProperty("code").GetInt32()).Should().Equal(-32700, -32700, -32600, -32600, -32600);
+        answers.Should().OnlyContain(a => a.GetProperty("id").ValueKind == JsonValueKind.Null);
+        answers[4].GetProperty("error").GetProperty("message").GetString().Should().Contain("id must be a string or a number");
+        await session.CloseAsync();
+        session.Stderr.Should().NotContain("   at ");
+    }
 }
