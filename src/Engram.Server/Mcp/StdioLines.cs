@@ -18,9 +18,9 @@ public sealed class StdioLines
     public const int MaxLineBytes = 4 * 1024 * 1024;
 
     /// <summary>The process's own stdin and stdout, checked (made once: the streams are the process's).</summary>
-    public static StdioLines Stdin => s_stdin.Value;
+    public static StdioLines Stdin => ProcessStreams.Value;
 
-    private static readonly Lazy<StdioLines> s_stdin = new(() => new StdioLines(Console.OpenStandardInput(), Console.OpenStandardOutput()));
+    private static readonly Lazy<StdioLines> ProcessStreams = new(() => new StdioLines(Console.OpenStandardInput(), Console.OpenStandardOutput()));
 
     public StdioLines(Stream stdin, Stream stdout)
     {
