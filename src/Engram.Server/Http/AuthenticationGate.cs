@@ -130,15 +130,21 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
         var authorization = request.Headers.Authorization;
         if (authorization.Count > 0)
         {
-            var value = authorization[0] ?? "";
-            var space = value.IndexOf(' ');
-            var scheme = space < 0 ? value : value[..space];
-            return scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase) || scheme.Equals("Token", StringComparison.OrdinalIgnoreCase)
-                ? value[(space + 1)..].Trim()
-                : "";
+            return KeyInAuthorization(authorization[0]);
         }
         var apiKey = request.Headers[ApiKeyHeader];
         return apiKey.Count > 0 ? (apiKey[0] ?? "").Trim() : null;
+    }
+
+    /// <summary>The key an <c>Authorization</c> value carries (<c>Bearer</c> or <c>Token</c>); "" for another scheme, a bad key.</summary>
+    private static string KeyInAuthorization(string? value)
+    {
+        value ??= "";
+        var space = value.IndexOf(' ');
+        var scheme = space < 0 ? value : value[..space];
+        return space >= 0 && (scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase) || scheme.Equals("Token", StringComparison.OrdinalIgnoreCase))
+            ? value[(space + 1)..].Trim()
+            : "";
     }
 
     /// <summary>
@@ -156,9 +162,7 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
         string? first = null;
         foreach (var value in authorization)
         {
-            var text = value ?? "";
-            var space = text.IndexOf(' ');
-            var key = space < 0 ? "" : text[(space + 1)..].Trim();
+            var key = KeyInAuthorization(value);
             if ((first ??= key) != key)
             {
                 return true;

@@ -1,11 +1,9 @@
-using System.Text;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
 using Engram.Core.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 
 namespace Engram.Server.Http;
@@ -180,12 +178,7 @@ internal static class KeyValueEndpoints
     /// </summary>
     internal static string KeyOf(HttpContext http, string suffix)
     {
-        var raw = http.Features.Get<IHttpRequestFeature>()?.RawTarget ?? "";
-        var query = raw.IndexOf('?');
-        if (query >= 0)
-        {
-            raw = raw[..query];
-        }
+        var raw = RawPaths.RawPath(http) ?? "";
         if (IsUnder(raw))
         {
             return RawPaths.Decode(KeyPart(raw, suffix), "key");
