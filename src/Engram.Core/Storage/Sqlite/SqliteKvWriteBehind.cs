@@ -73,9 +73,16 @@ internal sealed record KvHot(KvEntry? Entry, long LastHid, long Seq, long FirstU
     /// </summary>
     public long Journaled { get; init; }
 
+    /// <summary>
+    /// The value's length in characters, read once, while the new entry is in the processor's cache. A write subtracts the
+    /// size of the state it replaces, and with 100,000 keys reading that state's value (long out of the cache) again was a
+    /// quarter of a journaled SET's look-up time (bench/README.md, session 42).
+    /// </summary>
+    private readonly int _valueChars = Entry?.ValueJson.Length ?? 0;
+
     /// <summary>What the cache counts this state as holding: the objects, the key and the value (UTF-16).</summary>
     public static long EstimateBytes(KvSlot slot, KvHot state) =>
-        StateOverheadBytes + 2L * (slot.Tenant.Length + slot.Key.Length + (state.Entry?.ValueJson.Length ?? 0));
+        StateOverheadBytes + 2L * (slot.Tenant.Length + slot.Key.Length + state._valueChars);
 
     /// <summary>The dictionary node, this record, the entry and the strings' headers (measured order of magnitude).</summary>
     private const long StateOverheadBytes = 240;
