@@ -68,6 +68,11 @@ internal static class ExportCommand
                     }
                     File.Move(temporary, full, overwrite: true);
                 }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && !File.Exists(temporary))
+                {
+                    // The file beside the target could not even be made: the message names the target, not that file.
+                    throw new IOException($"cannot write '{target}': {ex.Message.Replace(temporary, full, StringComparison.Ordinal)}", ex);
+                }
                 catch
                 {
                     File.Delete(temporary);

@@ -234,6 +234,13 @@ public sealed class ExportImportTests
         again.Stderr.Should().Contain("--force");
         (await CliProcess.RunAsync(["export", "--data", data, "--out", file, "--force"])).ExitCode.Should().Be(0);
         Records(file).Should().ContainSingle().Which.Should().Contain("\"kind\":\"entity\"");
+
+        // A target in a folder that does not exist: the message names the target, not the temporary file beside it.
+        var nowhere = Path.Combine(temp.Path, "missing", "out.jsonl");
+        var unwritable = await CliProcess.RunAsync(["export", "--data", data, "--out", nowhere]);
+        unwritable.ExitCode.Should().Be(2, unwritable.ToString());
+        unwritable.Stderr.Should().Contain($"cannot write '{nowhere}'").And.NotContain(".partial");
+        File.Exists(nowhere + ".partial").Should().BeFalse();
     }
 
     [Fact]
