@@ -48,9 +48,11 @@ public interface IKeyValueStore
     /// <summary>
     /// Adds <paramref name="by"/> to the integer value inside the write transaction (so concurrent
     /// increments never lose one). A missing key starts at 0 and gets <paramref name="expiresAtMsIfNew"/>;
-    /// an existing key keeps its expiry. A value that is not a JSON integer, or overflow: <see cref="ConflictException"/>.
+    /// an existing key keeps its expiry. A value that is not a JSON integer (<paramref name="textIntegers"/>: nor a JSON string
+    /// holding one, as Redis reads its values), or overflow: <see cref="ConflictException"/>.
     /// </summary>
-    Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, CancellationToken ct = default);
+    Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
+        CancellationToken ct = default);
 
     /// <summary>Sets a new expiry (null: never); returns false when there is no live entry.</summary>
     Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default);

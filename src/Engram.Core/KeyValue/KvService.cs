@@ -93,11 +93,19 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         }
     }
 
-    public Task<long> IncrementAsync(Caller caller, string? key, long by = 1, CancellationToken ct = default)
+    public Task<long> IncrementAsync(Caller caller, string? key, long by = 1, CancellationToken ct = default) =>
+        IncrementAsync(caller, key, by, textIntegers: false, ct);
+
+    /// <summary>
+    /// <see cref="IncrementAsync(Caller, string?, long, CancellationToken)"/>; <paramref name="textIntegers"/>: a JSON string
+    /// holding a canonical integer (<c>"42"</c>) counts as that integer. Over RESP a value is its text, so <c>GET</c> shows
+    /// both <c>42</c> and <c>"42"</c> as 42 and <c>INCR</c> must take both, as Redis would; REST keeps JSON's types.
+    /// </summary>
+    public Task<long> IncrementAsync(Caller caller, string? key, long by, bool textIntegers, CancellationToken ct = default)
     {
         var partition = Enter(caller, Role.Write, "write keys");
         KvKeys.Validate(key);
-        return store.IncrementKvAsync(partition, KvKeys.ToStored(caller.Tenant, key!), by, ExpiresAt(null, "ttl_seconds"), options.Durability, ct);
+        return store.IncrementKvAsync(partition, KvKeys.ToStored(caller.Tenant, key!), by, ExpiresAt(null, "ttl_seconds"), options.Durability, textIntegers, ct);
     }
 
     /// <summary>Gives the key a new TTL (0: never expires); returns its new state.</summary>

@@ -242,10 +242,11 @@ public sealed class KvTransaction : IKeyValueStore
     public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
         Task.FromResult(Delete(storedKey));
 
-    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, CancellationToken ct = default)
+    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
+        CancellationToken ct = default)
     {
         var live = Live(storedKey);
-        var next = KvWrites.Increment(Partition, storedKey, live, by);
+        var next = KvWrites.Increment(Partition, storedKey, live, by, textIntegers);
         Write(storedKey, next.ToString(System.Globalization.CultureInfo.InvariantCulture), live is null ? expiresAtMsIfNew : live.ExpiresAtMs, KvEvents.Incremented);
         return Task.FromResult(next);
     }

@@ -235,7 +235,7 @@ internal sealed partial class RespConnection
             case "INCR" or "DECR":
                 if (await ArityAsync(2, exact: true).ConfigureAwait(false))
                 {
-                    Defer(_kv.IncrementAsync(caller, Text(1), command == "INCR" ? 1 : -1, ct), PendingKind.Integer);
+                    Defer(_kv.IncrementAsync(caller, Text(1), command == "INCR" ? 1 : -1, textIntegers: true, ct), PendingKind.Integer);
                 }
                 return;
             case "INCRBY" or "DECRBY":
@@ -253,7 +253,7 @@ internal sealed partial class RespConnection
                     }
                     else
                     {
-                        Defer(_kv.IncrementAsync(caller, Text(1), command == "INCRBY" ? by : -by, ct), PendingKind.Integer);
+                        Defer(_kv.IncrementAsync(caller, Text(1), command == "INCRBY" ? by : -by, textIntegers: true, ct), PendingKind.Integer);
                     }
                 }
                 return;

@@ -307,6 +307,40 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task Incr_TakesAnIntegerThatRestWroteAsAJsonString_AsRedisReadsIt()
+    {
+        using var c = await fixture.ConnectAsync();
+        var http = fixture.Server.Client;
+        foreach (var (key, value) in new[] { ("p:txt:a", "123"), ("p:txt:b", "-7"), ("p:txt:c", "10"), ("p:txt:d", "007"), ("p:txt:e", "-0"), ("p:txt:f", "+1"), ("p:txt:g", "1.5"), ("p:txt:h", "99999999999999999999") })
+        {
+            using var put = await http.PutAsJsonAsync($"/v1/kv/{key}", new { value });
+            put.IsSuccessStatusCode.Should().BeTrue();
+        }
+        (await c.CallAsync("GET", "p:txt:a")).Should().Be("123");
+        (await c.CallAsync("INCR", "p:txt:a")).Should().Be(124L);
+        (await c.CallAsync("DECRBY", "p:txt:b", "3")).Should().Be(-10L);
+        (await c.CallAsync("MULTI")).Should().Be("+OK");
+        (await c.CallAsync("INCR", "p:txt:c")).Should().Be("+QUEUED");
+        ((object?[])(await c.CallAsync("EXEC"))!).Should().Equal(11L);
+        (await c.CallAsync("EVAL", "return redis.call('INCRBY', KEYS[1], 5)", "1", "p:txt:c")).Should().Be(16L);
+        // What Redis refuses as an integer stays refused, and the value is kept.
+        foreach (var key in new[] { "p:txt:d", "p:txt:e", "p:txt:f", "p:txt:g", "p:txt:h" })
+        {
+            (await c.CallAsync("INCR", key)).Should().Be("-ERR value is not an integer or out of range", key);
+        }
+        (await c.CallAsync("GET", "p:txt:d")).Should().Be("007");
+
+        // The result is a number, as every INCR writes; REST's own incr keeps JSON's types and refuses a string.
+        (await http.GetFromJsonAsync<System.Text.Json.JsonElement>("/v1/kv/p:txt:a")).GetProperty("value").GetInt64().Should().Be(124);
+        using (var put = await http.PutAsJsonAsync("/v1/kv/p:txt:r", new { value = "5" }))
+        {
+            put.IsSuccessStatusCode.Should().BeTrue();
+        }
+        using var restIncr = await http.PostAsync("/v1/kv/p:txt:r/incr", JsonContent.Create(new { by = 1 }));
+        restIncr.StatusCode.Should().Be(HttpStatusCode.Conflict);
+    }
+
+    [Fact]
     public async Task Scan_PagesWithNumericCursors_AndKeysAndDbsizeSeeTheSameKeys()
     {
         using var c = await fixture.ConnectAsync();

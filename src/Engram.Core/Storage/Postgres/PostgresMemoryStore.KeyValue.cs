@@ -68,13 +68,14 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             return true;
         }, durability, ct);
 
-    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, CancellationToken ct = default) =>
+    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
+        CancellationToken ct = default) =>
         LoggedAsync(async c =>
         {
             var now = NowMs;
             var (current, head) = await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: true).ConfigureAwait(false);
             var live = current is not null && current.IsLiveAt(now);
-            var next = KvWrites.Increment(caller, storedKey, live ? current : null, by);
+            var next = KvWrites.Increment(caller, storedKey, live ? current : null, by, textIntegers);
             var expires = live ? current!.ExpiresAtMs : expiresAtMsIfNew;
             await WriteKvAsync(c, caller, storedKey, next.ToString(CultureInfo.InvariantCulture), expires, current, head, live, KvEvents.Incremented, now)
                 .ConfigureAwait(false);

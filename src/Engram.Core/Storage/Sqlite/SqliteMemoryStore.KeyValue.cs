@@ -237,13 +237,14 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             return true;
         }, durability, ct);
 
-    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, CancellationToken ct = default) =>
+    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
+        CancellationToken ct = default) =>
         _writer.WriteAsync(c =>
         {
             var now = NowMs;
             var (current, head) = CurrentKv(c, caller.Tenant, storedKey);
             var live = current is not null && current.IsLiveAt(now);
-            var next = KvWrites.Increment(caller, storedKey, live ? current : null, by);
+            var next = KvWrites.Increment(caller, storedKey, live ? current : null, by, textIntegers);
             var json = next.ToString(CultureInfo.InvariantCulture);
             var expires = live ? current!.ExpiresAtMs : expiresAtMsIfNew;
             WriteKv(c, caller, storedKey, json, expires, current, head, live, KvEvents.Incremented, now);
