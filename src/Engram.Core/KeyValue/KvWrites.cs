@@ -54,7 +54,7 @@ public static class KvWrites
         }
         var text = json.AsSpan(1, json.Length - 2);
         var digits = text[0] == '-' ? text[1..] : text;
-        if (digits.IsEmpty || !System.Text.Ascii.IsValid(digits) || digits.ContainsAnyExceptInRange('0', '9') || (digits[0] == '0' && (digits.Length > 1 || text[0] == '-')))
+        if (digits.IsEmpty || digits.ContainsAnyExceptInRange('0', '9') || (digits[0] == '0' && (digits.Length > 1 || text[0] == '-')))
         {
             return false;
         }
