@@ -1,4 +1,7 @@
+using System.Buffers;
+using System.Buffers.Text;
 using System.Globalization;
+using System.Text;
 using Engram.Core.Common;
 
 namespace Engram.Core.KeyValue;
@@ -42,22 +45,25 @@ public static class KvWrites
     }
 
     /// <summary>
-    /// A JSON string whose text is an integer as Redis writes one (<c>"42"</c>, <c>"-7"</c>; not <c>"+1"</c>, <c>"007"</c>,
-    /// <c>"-0"</c>, <c>" 1"</c>) that fits 64 bits.
+    /// Redis's integers: an optional '-', no leading zeros or '+', within a 64-bit integer. Over RESP such a value is
+    /// stored as a JSON number, and a JSON string holding one counts as one for INCR (<see cref="Increment"/>).
     /// </summary>
+    public static bool IsCanonicalInteger(ReadOnlySpan<byte> value)
+    {
+        if (value.IsEmpty || value.Length > 20 || (value[0] == '0' && value.Length > 1) || (value[0] == '-' && (value.Length == 1 || value[1] == '0')))
+        {
+            return false;
+        }
+        return Utf8Parser.TryParse(value, out long _, out var consumed) && consumed == value.Length && value[0] != '+';
+    }
+
+    /// <summary>A JSON string whose text is a <see cref="IsCanonicalInteger">canonical integer</see> (<c>"42"</c>, <c>"-7"</c>).</summary>
     private static bool TryTextInteger(string json, out long value)
     {
         value = 0;
-        if (json.Length < 3 || json.Length > 22 || json[0] != '"' || json[^1] != '"')
-        {
-            return false;
-        }
-        var text = json.AsSpan(1, json.Length - 2);
-        var digits = text[0] == '-' ? text[1..] : text;
-        if (digits.IsEmpty || digits.ContainsAnyExceptInRange('0', '9') || (digits[0] == '0' && (digits.Length > 1 || text[0] == '-')))
-        {
-            return false;
-        }
-        return long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value);
+        Span<byte> text = stackalloc byte[20];
+        return json.Length is >= 3 and <= 22 && json[0] == '"' && json[^1] == '"'
+            && Ascii.FromUtf16(json.AsSpan(1, json.Length - 2), text, out var length) == OperationStatus.Done
+            && IsCanonicalInteger(text[..length]) && Utf8Parser.TryParse(text[..length], out value, out _);
     }
 }

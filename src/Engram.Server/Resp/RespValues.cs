@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Engram.Core.KeyValue;
 
 namespace Engram.Server.Resp;
 
@@ -31,7 +32,7 @@ internal static class RespValues
     [SkipLocalsInit] // the stack buffer is read only where written
     public static string ToJson(ReadOnlySpan<byte> value)
     {
-        if (IsCanonicalInteger(value))
+        if (KvWrites.IsCanonicalInteger(value))
         {
             return Encoding.ASCII.GetString(value);
         }
@@ -234,16 +235,6 @@ internal static class RespValues
         }
         written = n;
         return true;
-    }
-
-    /// <summary>Redis's integers: an optional '-', no leading zeros or '+', within a 64-bit integer.</summary>
-    public static bool IsCanonicalInteger(ReadOnlySpan<byte> value)
-    {
-        if (value.IsEmpty || value.Length > 20 || (value[0] == '0' && value.Length > 1) || (value[0] == '-' && (value.Length == 1 || value[1] == '0')))
-        {
-            return false;
-        }
-        return Utf8Parser.TryParse(value, out long _, out var consumed) && consumed == value.Length && value[0] != '+';
     }
 
     /// <summary>The text of a JSON string that holds no escapes (the common case), without a copy.</summary>
