@@ -29,7 +29,9 @@ public static class KvWrites
     public static long Increment(Caller partition, string storedKey, KvEntry? live, long by, bool textIntegers = false)
     {
         long value = 0;
-        if (live is not null && !long.TryParse(live.ValueJson, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value)
+        // Read as Redis reads (textIntegers), the JSON number -0 is the text "-0", which Redis does not take for an integer.
+        if (live is not null && (!long.TryParse(live.ValueJson, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value)
+                || (textIntegers && live.ValueJson == "-0"))
             && !(textIntegers && TryTextInteger(live.ValueJson, out value)))
         {
             throw new ConflictException($"the value of '{KvKeys.ToDisplay(partition.Tenant, storedKey)}' is not an integer, so it cannot be incremented");

@@ -330,6 +330,21 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         }
         (await c.CallAsync("GET", "p:txt:d")).Should().Be("007");
 
+        // JSON's number -0 reads as the text "-0" over RESP, which Redis refuses too; REST's incr does JSON's arithmetic.
+        foreach (var key in new[] { "p:num:z", "p:num:y" })
+        {
+            using var put = await http.PutAsync($"/v1/kv/{key}", new StringContent("{\"value\": -0}", System.Text.Encoding.UTF8, "application/json"));
+            put.IsSuccessStatusCode.Should().BeTrue();
+        }
+        (await c.CallAsync("GET", "p:num:z")).Should().Be("-0");
+        (await c.CallAsync("INCR", "p:num:z")).Should().Be("-ERR value is not an integer or out of range");
+        (await c.CallAsync("EVAL", "return redis.pcall('INCRBY', KEYS[1], 2).err", "1", "p:num:z")).Should().Be("ERR value is not an integer or out of range");
+        using (var restZero = await http.PostAsync("/v1/kv/p:num:y/incr", JsonContent.Create(new { by = 1 })))
+        {
+            restZero.StatusCode.Should().Be(HttpStatusCode.OK);
+        }
+        (await http.GetFromJsonAsync<System.Text.Json.JsonElement>("/v1/kv/p:num:y")).GetProperty("value").GetInt64().Should().Be(1);
+
         // The result is a number, as every INCR writes; REST's own incr keeps JSON's types and refuses a string.
         (await http.GetFromJsonAsync<System.Text.Json.JsonElement>("/v1/kv/p:txt:a")).GetProperty("value").GetInt64().Should().Be(124);
         using (var put = await http.PutAsJsonAsync("/v1/kv/p:txt:r", new { value = "5" }))
