@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 
@@ -43,14 +44,25 @@ public static class UnicodeText
     /// UTF-8, and every <c>\uD800</c>-<c>\uDFFF</c> escape part of a high-low pair. Reads the escapes
     /// in place, so a long value costs no copy (unescaping would rent one from the shared pool).
     /// </summary>
-    public static bool IsValidJson(ReadOnlySpan<byte> utf8Json)
+    public static bool IsValidJson(ReadOnlySpan<byte> utf8Json) => IsValidJson(utf8Json, out _);
+
+    /// <summary>
+    /// <see cref="IsValidJson(ReadOnlySpan{byte})"/>, and how deeply the value nests: 0 for a scalar, 1 for an object or
+    /// array of scalars, one more for each level inside.
+    /// </summary>
+    public static bool IsValidJson(ReadOnlySpan<byte> utf8Json, out int depth)
     {
+        depth = 0;
         var reader = new Utf8JsonReader(utf8Json, new JsonReaderOptions { MaxDepth = 1024 });
         try
         {
             while (reader.Read())
             {
-                if (reader.TokenType is (JsonTokenType.String or JsonTokenType.PropertyName)
+                if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                {
+                    depth = Math.Max(depth, reader.CurrentDepth + 1);
+                }
+                else if (reader.TokenType is (JsonTokenType.String or JsonTokenType.PropertyName)
                     && (!Utf8.IsValid(reader.ValueSpan) || (reader.ValueIsEscaped && !EscapesArePaired(reader.ValueSpan))))
                 {
                     return false;
@@ -62,6 +74,54 @@ public static class UnicodeText
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// <paramref name="text"/> in the Unicode normalization <paramref name="form"/>. .NET's normalization (ICU) throws for
+    /// U+FFFE, a noncharacter but valid Unicode that JSON and UTF-8 carry, and for a lone surrogate; those are kept as they
+    /// are and the text between them is normalized. Both are starters that compose with nothing, so this is what
+    /// normalizing the whole would give.
+    /// </summary>
+    public static string Normalize(string text, NormalizationForm form)
+    {
+        var at = IndexOfUnnormalizable(text);
+        if (at < 0)
+        {
+            return text.IsNormalized(form) ? text : text.Normalize(form);
+        }
+        var builder = new StringBuilder(text.Length);
+        var start = 0;
+        while (at >= 0)
+        {
+            AppendNormalized(builder, text[start..at], form);
+            builder.Append(text[at]);
+            start = at + 1;
+            var next = IndexOfUnnormalizable(text.AsSpan(start));
+            at = next < 0 ? -1 : start + next;
+        }
+        AppendNormalized(builder, text[start..], form);
+        return builder.ToString();
+    }
+
+    private static void AppendNormalized(StringBuilder builder, string piece, NormalizationForm form) =>
+        builder.Append(piece.IsNormalized(form) ? piece : piece.Normalize(form));
+
+    /// <summary>The first U+FFFE or unpaired surrogate, or -1.</summary>
+    private static int IndexOfUnnormalizable(ReadOnlySpan<char> text)
+    {
+        var i = text.IndexOfAnyInRange('\uD800', '\uDFFF');
+        var nonCharacter = text.IndexOf('\uFFFE');
+        while (i >= 0 && (nonCharacter < 0 || i < nonCharacter))
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                var next = text[(i + 2)..].IndexOfAnyInRange('\uD800', '\uDFFF');
+                i = next < 0 ? -1 : i + 2 + next;
+                continue;
+            }
+            return i;
+        }
+        return nonCharacter;
     }
 
     /// <summary>Walks the escapes of one JSON string's raw bytes (the reader has checked their syntax).</summary>

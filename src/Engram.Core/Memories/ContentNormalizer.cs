@@ -12,7 +12,7 @@ public static class ContentNormalizer
 {
     public static string Normalize(string content)
     {
-        var nfc = content.IsNormalized(NormalizationForm.FormC) ? content : content.Normalize(NormalizationForm.FormC);
+        var nfc = Common.UnicodeText.Normalize(content, NormalizationForm.FormC);
         var span = nfc.AsSpan().Trim();
         if (!NeedsCollapse(span))
         {

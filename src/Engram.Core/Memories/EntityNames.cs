@@ -14,7 +14,7 @@ public static class EntityNames
     public static string Normalize(string name)
     {
         var trimmed = name.Trim();
-        return trimmed.IsNormalized(NormalizationForm.FormC) ? trimmed : trimmed.Normalize(NormalizationForm.FormC);
+        return Common.UnicodeText.Normalize(trimmed, NormalizationForm.FormC);
     }
 
     /// <summary>The case-folded form of a (raw or normalised) name: what every comparison uses.</summary>

@@ -17,6 +17,9 @@ internal static partial class Problems
 {
     private const string Rfc9110 = "https://tools.ietf.org/html/rfc9110#section-";
 
+    /// <summary>How System.Text.Json's message begins when a value could not be written (its reads say "could not be converted").</summary>
+    private const string SerializeFailed = "The object or value could not be serialized";
+
     public static IResult For(int status, string detail, string? field = null, IDictionary<string, object?>? extra = null)
     {
         var (title, type) = KindOf(status);
@@ -46,6 +49,9 @@ internal static partial class Problems
         ConflictException c => For(409, c.Message, extra: c.ExistingId is null ? null : new Dictionary<string, object?> { ["existing_id"] = c.ExistingId }),
         PreconditionFailedException p => For(412, p.Message, extra: new Dictionary<string, object?> { ["current_version"] = p.CurrentVersion }),
         BadHttpRequestException b => For(b.StatusCode, b.Message),
+        // Writing a response failed (the server's fault, whatever the request was): not "malformed JSON" from the client.
+        JsonException { InnerException: InvalidOperationException } j when j.Message.StartsWith(SerializeFailed, StringComparison.Ordinal) =>
+            LogAndCreate(logger, exception, 500, "an unexpected error occurred; the server log has the details"),
         JsonException j => For(400, JsonErrors.Describe(j, out var field), field),
         OperationCanceledException => For(499, "the request was cancelled"),
         Core.Llm.LlmNotConfiguredException l => For(503, l.Message, extra: new Dictionary<string, object?> { ["reason"] = "llm_not_configured" }),

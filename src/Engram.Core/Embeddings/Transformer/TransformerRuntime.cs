@@ -65,7 +65,7 @@ internal sealed class TransformerRuntime : IDisposable
     public int[] Encode(string text, int maxTokens)
     {
         // NFD first: accents become separate marks, which the tokenizer strips (uncased BERT's normalisation).
-        var normalized = SpacesForWhitespace(text.IsNormalized(NormalizationForm.FormD) ? text : text.Normalize(NormalizationForm.FormD));
+        var normalized = SpacesForWhitespace(Common.UnicodeText.Normalize(text, NormalizationForm.FormD));
         var ids = _tokenizer.EncodeToIds(normalized, maxTokens - 2, addSpecialTokens: false, out _, out _);
         var result = new int[ids.Count + 2];
         result[0] = _tokenizer.ClassificationTokenId;

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 using Engram.Core.Common;
 using Engram.Core.Llm;
 using Engram.Core.Memories;
@@ -690,6 +691,14 @@ internal static class Mem0Endpoints
 
     // ---- shared ----
 
+    /// <summary>
+    /// Metadata goes into the answer as the store holds it, written by <see cref="StoredJsonConverter"/>: metadata nested
+    /// nearly as deep as a request may carry would otherwise overflow the writer's depth inside <c>results</c>. (A
+    /// <see cref="JsonElement"/> in a <see cref="JsonValue"/> is always written as itself, whatever converter it is given.)
+    /// </summary>
+    private static readonly JsonTypeInfo<StoredJsonText> StoredMetadata =
+        (JsonTypeInfo<StoredJsonText>)new JsonSerializerOptions { TypeInfoResolver = new DefaultJsonTypeInfoResolver() }.GetTypeInfo(typeof(StoredJsonText));
+
     /// <summary>A memory as the platform shows it.</summary>
     public static JsonObject ToMem0(Memory m) => new()
     {
@@ -700,7 +709,7 @@ internal static class Mem0Endpoints
         ["app_id"] = m.Namespace,
         ["run_id"] = m.SessionId,
         ["hash"] = m.ContentHash,
-        ["metadata"] = m.Metadata.ValueKind == JsonValueKind.Object && m.Metadata.EnumerateObject().Any() ? JsonNode.Parse(m.Metadata.GetRawText()) : null,
+        ["metadata"] = m.Metadata.ValueKind == JsonValueKind.Object && m.Metadata.EnumerateObject().Any() ? JsonValue.Create(new StoredJsonText(m.Metadata.GetRawText()), StoredMetadata) : null,
         ["categories"] = new JsonArray([.. m.Tags.Select(t => (JsonNode?)t)]),
         ["created_at"] = m.CreatedAt.ToString("o", CultureInfo.InvariantCulture),
         ["updated_at"] = m.UpdatedAt.ToString("o", CultureInfo.InvariantCulture),
