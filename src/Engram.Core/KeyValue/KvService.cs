@@ -521,7 +521,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     /// <summary>
     /// The rules of a JSON value written over REST (and of an imported one): at most <paramref name="maxValueBytes"/> bytes
-    /// of JSON text, every string and key valid Unicode. Checked on the value's own bytes: turning invalid UTF-8 into a
+    /// of JSON text, every string and key valid Unicode, at most <see cref="StoredJsonRules.MaxDepth"/> levels deep. Checked on the value's own bytes: turning invalid UTF-8 into a
     /// string would throw.
     /// </summary>
     public static void CheckValue(JsonElement value, int maxValueBytes, string field)
@@ -531,7 +531,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         {
             throw new ValidationException(field, $"the value is {bytes} bytes of JSON; the limit is {maxValueBytes}");
         }
-        UnicodeText.RequireJson(value, field);
+        StoredJsonRules.Require(value, field);
     }
 
     /// <summary>Null TTL: the default; 0: never expires.</summary>

@@ -153,7 +153,7 @@ public sealed class MemoryValidator(MemoryLimits limits)
         {
             throw new ValidationException("metadata", $"metadata is {size} bytes of JSON; the limit is {Limits.MaxMetadataBytes}");
         }
-        UnicodeText.RequireJson(metadata.Value, "metadata");
+        StoredJsonRules.Require(metadata.Value, "metadata");
         return metadata.Value.Clone();
     }
 

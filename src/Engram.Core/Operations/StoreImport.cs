@@ -232,13 +232,19 @@ public static class StoreImport
         return text.Length <= 40 ? text : text[..40] + "…";
     }
 
+    /// <summary>
+    /// A record wraps a memory's metadata a few levels down, and metadata may nest as deeply as a request body carries it
+    /// (64 levels): an export of such a memory must import again.
+    /// </summary>
+    private static readonly JsonDocumentOptions RecordOptions = new() { MaxDepth = 128 };
+
     private static bool Parse(string line, out JsonDocument? document, out string kind, out string? error)
     {
         kind = "unknown";
         document = null;
         try
         {
-            document = JsonDocument.Parse(line);
+            document = JsonDocument.Parse(line, RecordOptions);
         }
         catch (JsonException ex)
         {

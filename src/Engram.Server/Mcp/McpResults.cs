@@ -17,13 +17,23 @@ public static class McpResults
     /// </summary>
     public static JsonSerializerOptions Json { get; } = EngramJson.Options;
 
+    /// <summary>
+    /// The deepest result sent as <c>structuredContent</c>: the SDK writes it inside the JSON-RPC response (three levels
+    /// more) with System.Text.Json's limit of 64. Only a value stored before <see cref="StoredJsonRules"/> bounded nesting
+    /// can be deeper; such a result goes as text alone rather than failing the call.
+    /// </summary>
+    private const int MaxStructuredDepth = 56;
+
     public static CallToolResult Ok<T>(T value)
     {
-        var element = JsonSerializer.SerializeToElement(value, Json);
+        var utf8 = JsonSerializer.SerializeToUtf8Bytes(value, Json);
+        UnicodeText.IsValidJson(utf8, out var depth);
+        using var document = JsonDocument.Parse(utf8, new JsonDocumentOptions { MaxDepth = 1024 });
+        var element = document.RootElement.Clone();
         return new CallToolResult
         {
             Content = [new TextContentBlock { Text = element.GetRawText() }],
-            StructuredContent = element,
+            StructuredContent = depth <= MaxStructuredDepth ? element : null,
         };
     }
 }

@@ -2,15 +2,18 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Engram.Core.Common;
+using Engram.Core.KeyValue;
 using Engram.Core.Memories;
+using Engram.Core.Storage;
 using Engram.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Engram.Tests.Hostile;
 
 /// <summary>
 /// What a hostile-input probe found in session 43: U+FFFE (valid Unicode that .NET's normalization refuses) gave 500s,
 /// and a graph entity named with it broke every entity's memories; metadata nested just under the parser's limit was
-/// stored, then could not be written inside a listing (400 "malformed JSON", or a 200 cut off half-way).
+/// stored, then could not be written inside a listing (400 "malformed JSON", or a 200 cut off half-way) nor sent over MCP.
 /// </summary>
 public sealed class NonCharacterAndDepthTests : IAsyncLifetime
 {
@@ -79,19 +82,60 @@ public sealed class NonCharacterAndDepthTests : IAsyncLifetime
         bad.StatusCode.Should().Be(HttpStatusCode.OK, await bad.Content.ReadAsStringAsync());
     }
 
-    [Theory]
-    [InlineData(61)]
-    [InlineData(62)]
-    [InlineData(63)] // the deepest a request body (64 levels) can carry inside "metadata"
-    public async Task Deep_metadata_reads_back_in_every_listing(int depth)
+    private static string Nested(int depth) => string.Concat(Enumerable.Repeat("{\"a\":", depth)) + "1" + new string('}', depth);
+
+    [Fact]
+    public async Task Values_nested_deeper_than_the_limit_are_refused_naming_the_field()
     {
-        var metadata = string.Concat(Enumerable.Repeat("{\"a\":", depth)) + "1" + new string('}', depth);
-        var user = $"deep{depth}";
-        var created = await RawHttp.RequestAsync(_server.BaseAddress, "POST", "/v1/memories",
-            $$"""{"content":"deeply nested metadata","user_id":"{{user}}","metadata":{{metadata}}}""", Timeout);
-        created.Status.Should().Be(201, created.Body);
-        var id = JsonDocument.Parse(created.Body, new JsonDocumentOptions { MaxDepth = 128 }).RootElement.GetProperty("id").GetString();
-        // Enough other memories after it that the listing's response is already under way when the deep one is written.
+        var limit = StoredJsonRules.MaxDepth;
+        foreach (var (path, template, field) in new (string, string, string?)[]
+        {
+            ("/v1/memories", "{\"content\":\"nested\",\"metadata\":X}", "metadata"),
+            ("/v1/memories/", "{\"messages\":\"nested\",\"user_id\":\"u\",\"infer\":false,\"metadata\":X}", null), // mem0's error shape has no field
+            ("/v1/kv/mset", "{\"items\":[{\"key\":\"n\",\"value\":X}]}", "items[0].value"),
+        })
+        {
+            var refused = await RawHttp.RequestAsync(_server.BaseAddress, "POST", path, template.Replace("X", Nested(limit + 1), StringComparison.Ordinal), Timeout);
+            refused.Status.Should().Be(400, $"{path}: {refused.Body}");
+            refused.Json.GetProperty("detail").GetString().Should().Contain($"nests {limit + 1} levels").And.Contain($"the limit is {limit}");
+            if (field is not null)
+            {
+                refused.Json.GetProperty("field").GetString().Should().Be(field, path);
+            }
+            var taken = await RawHttp.RequestAsync(_server.BaseAddress, "POST", path, template.Replace("X", Nested(limit), StringComparison.Ordinal), Timeout);
+            taken.Status.Should().BeOneOf([200, 201], $"{path}: {taken.Body}");
+        }
+        var put = await RawHttp.RequestAsync(_server.BaseAddress, "PUT", "/v1/kv/deep", "{\"value\":" + Nested(limit + 1) + "}", Timeout);
+        put.Status.Should().Be(400, put.Body);
+        put.Json.GetProperty("field").GetString().Should().Be("value");
+    }
+
+    [Fact]
+    public async Task Values_stored_deeper_before_the_limit_read_back_in_every_listing_and_over_MCP()
+    {
+        // Written below the services, as a server before the limit took them: 63 levels, the most a request carried.
+        var deep = Nested(63);
+        var user = "legacy";
+        var now = DateTimeOffset.UtcNow;
+        var memory = new Memory
+        {
+            Id = Ulid.NewUlid(now),
+            Content = "deeply nested metadata",
+            ContentHash = ContentNormalizer.Hash("deeply nested metadata"),
+            Type = "fact",
+            Tier = MemoryTier.LongTerm,
+            Importance = 0.5,
+            Tags = [],
+            Entities = [],
+            UserId = user,
+            Metadata = JsonDocument.Parse(deep).RootElement.Clone(),
+            CreatedAt = now,
+            UpdatedAt = now,
+            Version = 1,
+        };
+        await _server.Services.GetRequiredService<IMemoryStore>().CreateAsync(Caller.Default("test"), memory, DuplicatePolicy.Allow);
+        await _server.Services.GetRequiredService<IKeyValueStore>().SetKvAsync(Caller.Default("test"), new KvWrite("deep", deep, null), WriteDurability.Full);
+        // Enough other memories after it that a listing's response is already under way when the deep one is written.
         for (var i = 0; i < 30; i++)
         {
             await _server.CreateAsync(new { content = $"filler {i} " + string.Concat(Enumerable.Repeat("lorem ipsum ", 100)), user_id = user });
@@ -99,17 +143,28 @@ public sealed class NonCharacterAndDepthTests : IAsyncLifetime
         foreach (var (method, path, body) in new[]
         {
             ("GET", $"/v1/memories?user_id={user}&limit=100", ""),
-            ("GET", $"/v1/memories/{id}/history", ""),
-            ("POST", "/v1/search", $$$"""{"query":"deeply nested","filters":{"user_id":"{{{user}}}"}}"""),
+            ("GET", $"/v1/memories/{memory.Id}/history", ""),
+            ("POST", "/v1/search", "{\"query\":\"deeply nested\",\"filters\":{\"user_id\":\"" + user + "\"}}"),
             ("GET", $"/v1/memories/?user_id={user}", ""),
-            ("POST", "/v2/memories/search/", $$$"""{"query":"deeply nested","filters":{"user_id":"{{{user}}}"}}"""),
+            ("POST", "/v2/memories/search/", "{\"query\":\"deeply nested\",\"filters\":{\"user_id\":\"" + user + "\"}}"),
+            ("GET", "/v1/kv/deep", ""),
+            ("GET", "/v1/kv/deep?history=true", ""),
+            ("POST", "/v1/kv/mget", "{\"keys\":[\"deep\"]}"),
         })
         {
             var response = await RawHttp.RequestAsync(_server.BaseAddress, method, path, body, Timeout);
             response.Status.Should().Be(200, $"{method} {path}: {response.Body[..Math.Min(300, response.Body.Length)]}");
             // Whole and well-formed: a response cut off half-way would not parse.
             using var parsed = JsonDocument.Parse(response.Body, new JsonDocumentOptions { MaxDepth = 128 });
-            response.Body.Should().Contain(metadata, $"{method} {path} carries the metadata whole");
+            response.Body.Should().Contain(deep, $"{method} {path} carries the value whole");
+        }
+
+        await using var mcp = await McpConnections.ConnectHttpAsync(_server);
+        foreach (var (tool, arguments) in new[] { ("memory_search", "{\"query\":\"deeply nested\"}"), ("memory_get", "{\"id\":\"" + memory.Id + "\"}"), ("kv_get", "{\"key\":\"deep\"}") })
+        {
+            var result = await mcp.CallAsync(tool, arguments);
+            result.IsError.Should().NotBe(true, result.Text());
+            result.Text().Should().Contain(deep, tool);
         }
     }
 }

@@ -150,6 +150,32 @@ public sealed class ExportImportTests
     }
 
     [Fact]
+    public async Task Values_nested_as_deeply_as_stored_values_may_export_and_import_again()
+    {
+        using var temp = new TempDirectory();
+        // A record wraps a value a few levels down (a memory's history, a key's history).
+        var depth = Engram.Core.Common.StoredJsonRules.MaxDepth;
+        var deep = string.Concat(Enumerable.Repeat("{\"a\":", depth)) + "1" + new string('}', depth);
+        var file = Path.Combine(temp.Path, "deep.jsonl");
+        await using (var server = await EngramServer.StartAsync())
+        {
+            (await server.PostJsonAsync("/v1/memories", "{\"content\":\"deep metadata\",\"metadata\":" + deep + "}")).StatusCode.Should().Be(HttpStatusCode.Created);
+            (await server.SendJsonAsync("PUT", "/v1/kv/deep", "{\"value\":" + deep + "}")).StatusCode.Should().Be(HttpStatusCode.Created);
+            (await server.SendJsonAsync("PUT", "/v1/kv/deep", "{\"value\":" + deep.Replace("1", "2", StringComparison.Ordinal) + "}")).StatusCode.Should().Be(HttpStatusCode.OK);
+            var exported = await CliProcess.RunAsync(["export", "--data", server.DataPath, "--out", file]);
+            exported.ExitCode.Should().Be(0, exported.ToString());
+        }
+        var copy = Path.Combine(temp.Path, "copy");
+        var imported = await CliProcess.RunAsync(["import", "--data", copy, "--in", file, "--json"]);
+        imported.ExitCode.Should().Be(0, imported.ToString());
+        imported.Json().GetProperty("imported").GetInt64().Should().Be(2);
+        var again = Path.Combine(temp.Path, "again.jsonl");
+        (await CliProcess.RunAsync(["export", "--data", copy, "--out", again])).ExitCode.Should().Be(0);
+        Records(again).Should().Equal(Records(file));
+        Records(again).Should().Contain(l => l.Contains(deep, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Importing_into_a_store_that_has_the_records_skips_them_and_counts_each_kind()
     {
         using var temp = new TempDirectory();
