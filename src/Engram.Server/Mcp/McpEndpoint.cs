@@ -64,7 +64,34 @@ internal static class McpEndpoint
             RefusedBodyMemory.Refused(bound);
             await TooLarge(bound).ExecuteAsync(context);
         }
+        catch (System.Text.Json.JsonException ex) when (!context.Response.HasStarted)
+        {
+            // The transport reads an initialize request's params itself, before any message filter: a JSON-RPC error
+            // (without an id, which it did not get to) rather than a REST problem body.
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsJsonAsync(new InvalidMessage(new InvalidMessageError(
+                (int)ModelContextProtocol.McpErrorCode.InvalidParams, InvalidParams(ex))));
+        }
     });
+
+    /// <summary>What is wrong with the params the transport read, without .NET type names.</summary>
+    private static string InvalidParams(System.Text.Json.JsonException exception)
+    {
+        const string Missing = "missing required properties including: ";
+        var at = exception.Message.IndexOf(Missing, StringComparison.Ordinal);
+        return at >= 0
+            ? "params lack required fields: " + exception.Message[(at + Missing.Length)..].Split(" Path:")[0].TrimEnd('.')
+            : "invalid params: " + JsonErrors.Describe(exception, out _);
+    }
+
+    private sealed record InvalidMessage(InvalidMessageError Error)
+    {
+        public string Jsonrpc => "2.0";
+
+        public object? Id => null;
+    }
+
+    private sealed record InvalidMessageError(int Code, string Message);
 
     /// <summary>
     /// An MCP message carries one tool call, so the bound is that of the largest single-item REST route: a

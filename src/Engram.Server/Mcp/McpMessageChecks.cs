@@ -32,8 +32,90 @@ public static class McpMessageChecks
         if (context.JsonRpcMessage is JsonRpcRequest request)
         {
             Check(request);
+            CheckShape(request, context.Server.ServerOptions);
         }
         return next(context, ct);
+    };
+
+    /// <summary>The levels <c>logging/setLevel</c> takes (RFC 5424's, as MCP names them).</summary>
+    private static readonly string[] LoggingLevels = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+
+    /// <summary>
+    /// The params of the methods whose handlers take a client's input apart: a wrong shape (params that are not an object,
+    /// <c>arguments</c> that are not one, a prompt's missing or non-text argument, an unknown resource or prompt, a level
+    /// that is none) is the client's mistake, answered -32602 (-32002 for an unknown resource) here. The SDK's handlers
+    /// answered an internal error (-32603) for most, and logged each client mistake at warning or error with a stack.
+    /// </summary>
+    private static void CheckShape(JsonRpcRequest request, McpServerOptions options)
+    {
+        switch (request.Method)
+        {
+            case RequestMethods.ToolsCall:
+                {
+                    var parameters = ParamsObject(request);
+                    RequireString(parameters, "name");
+                    OptionalObject(parameters, "arguments");
+                    break;
+                }
+            case RequestMethods.ResourcesRead:
+                {
+                    var uri = RequireString(ParamsObject(request), "uri");
+                    if (options.ResourceCollection is { } resources && !resources.Any(r => r.IsMatch(uri)))
+                    {
+                        throw new McpProtocolException($"Unknown resource URI: '{Cut(uri)}'", McpErrorCode.ResourceNotFound);
+                    }
+                    break;
+                }
+            case RequestMethods.PromptsGet:
+                {
+                    var parameters = ParamsObject(request);
+                    var name = RequireString(parameters, "name");
+                    var arguments = OptionalObject(parameters, "arguments");
+                    if (options.PromptCollection is not { } prompts || !prompts.TryGetPrimitive(name, out var prompt))
+                    {
+                        throw new McpProtocolException($"Unknown prompt: '{name}'", McpErrorCode.InvalidParams); // Check has cut a long name already
+                    }
+                    foreach (var (key, value) in arguments ?? [])
+                    {
+                        if (value is not JsonValue text || text.GetValueKind() != JsonValueKind.String)
+                        {
+                            throw new McpProtocolException($"arguments.{Cut(key)} must be a string (prompt arguments are text)", McpErrorCode.InvalidParams);
+                        }
+                    }
+                    foreach (var argument in prompt.ProtocolPrompt.Arguments ?? [])
+                    {
+                        if (argument.Required == true && arguments?[argument.Name] is null)
+                        {
+                            throw new McpProtocolException($"prompt '{name}' needs the argument '{argument.Name}'", McpErrorCode.InvalidParams);
+                        }
+                    }
+                    break;
+                }
+            case "logging/setLevel": // deprecated by the 2026-07-28 spec, still answered for older clients
+                {
+                    var level = RequireString(ParamsObject(request), "level");
+                    if (!LoggingLevels.Contains(level, StringComparer.Ordinal))
+                    {
+                        throw new McpProtocolException($"level must be one of {string.Join(", ", LoggingLevels)} (got '{Cut(level)}')", McpErrorCode.InvalidParams);
+                    }
+                    break;
+                }
+        }
+    }
+
+    private static JsonObject ParamsObject(JsonRpcRequest request) => request.Params as JsonObject
+        ?? throw new McpProtocolException($"params of {request.Method} must be an object", McpErrorCode.InvalidParams);
+
+    private static string RequireString(JsonObject parameters, string field) =>
+        parameters[field] is JsonValue value && value.GetValueKind() == JsonValueKind.String && value.TryGetValue<string>(out var text)
+            ? text
+            : throw new McpProtocolException($"params.{field} is required and must be a string", McpErrorCode.InvalidParams);
+
+    private static JsonObject? OptionalObject(JsonObject parameters, string field) => parameters[field] switch
+    {
+        null => null,
+        JsonObject obj => obj,
+        _ => throw new McpProtocolException($"params.{field} must be an object", McpErrorCode.InvalidParams),
     };
 
     private static void Check(JsonRpcRequest request)

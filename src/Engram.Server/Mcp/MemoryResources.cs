@@ -67,7 +67,9 @@ internal sealed class MemoryResources(MemoryService memories, EngramEngine engin
     private static int Limit(string? text) =>
         text is null ? DefaultRecent
         : int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value
-        : throw new ValidationException("limit", $"limit must be a whole number (got '{text}')");
+        : text.Length > 0 && text.AsSpan().IndexOfAnyExceptInRange('0', '9') < 0
+            ? throw new ValidationException("limit", $"limit is out of range (got '{(text.Length > 20 ? text[..20] + "…" : text)}')")
+            : throw new ValidationException("limit", $"limit must be a whole number (got '{(text.Length > 20 ? text[..20] + "…" : text)}')");
 
     private static TextResourceContents Json<T>(string uri, T value) => new()
     {

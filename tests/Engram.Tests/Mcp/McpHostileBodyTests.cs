@@ -156,6 +156,53 @@ public sealed class McpHostileBodyTests : IAsyncLifetime
         await StillServesAsync();
     }
 
+    public static TheoryData<string, string, int, string> WrongParams => new()
+    {
+        { "tools/call", "[]", -32602, "params of tools/call must be an object" },
+        { "tools/call", """{"name":"memory_stats","arguments":"x"}""", -32602, "params.arguments must be an object" },
+        { "tools/call", """{"name":"memory_stats","arguments":[]}""", -32602, "params.arguments must be an object" },
+        { "resources/read", "{}", -32602, "params.uri is required and must be a string" },
+        { "resources/read", """{"uri":"memory://nope"}""", -32002, "Unknown resource URI: 'memory://nope'" },
+        { "prompts/get", """{"name":"recall"}""", -32602, "prompt 'recall' needs the argument 'topic'" },
+        { "prompts/get", """{"name":"recall","arguments":{"topic":1}}""", -32602, "arguments.topic must be a string (prompt arguments are text)" },
+        { "prompts/get", """{"name":"recall","arguments":[]}""", -32602, "params.arguments must be an object" },
+        { "prompts/get", """{"name":"nope"}""", -32602, "Unknown prompt: 'nope'" },
+        { "logging/setLevel", """{"level":"nope"}""", -32602, "level must be one of debug, info, notice, warning, error, critical, alert, emergency (got 'nope')" },
+    };
+
+    /// <summary>The SDK's handlers answered most of these with an internal error (-32603) and logged each with a stack.</summary>
+    [Theory]
+    [MemberData(nameof(WrongParams))]
+    public async Task Params_of_the_wrong_shape_are_invalid_params_saying_what_with_nothing_in_the_log(string method, string parameters, int code, string message)
+    {
+        var log = LogCapture.AttachTo(_server);
+        var answer = await McpHttpRaw.PostAsync(_server.Client, $$$"""{"jsonrpc":"2.0","id":7,"method":"{{{method}}}","params":{{{parameters}}}}""");
+        answer.Status.Should().Be(200, answer.ToString());
+        var error = answer.Message.GetProperty("error");
+        error.GetProperty("code").GetInt32().Should().Be(code, answer.ToString());
+        error.GetProperty("message").GetString().Should().Be(message);
+        answer.Message.GetProperty("id").GetInt32().Should().Be(7);
+        log.Entries.Where(e => e.Level >= LogLevel.Warning).Should().BeEmpty(log.AllText);
+
+        // The same methods with proper params still work.
+        var prompt = await McpHttpRaw.PostAsync(_server.Client, """{"jsonrpc":"2.0","id":8,"method":"prompts/get","params":{"name":"recall","arguments":{"topic":"tea"}}}""");
+        prompt.Message.TryGetProperty("result", out _).Should().BeTrue(prompt.ToString());
+        var recent = await McpHttpRaw.PostAsync(_server.Client, """{"jsonrpc":"2.0","id":9,"method":"resources/read","params":{"uri":"memory://recent?limit=5"}}""");
+        recent.Message.TryGetProperty("result", out _).Should().BeTrue(recent.ToString());
+    }
+
+    [Fact]
+    public async Task An_initialize_without_its_params_is_a_json_rpc_error_naming_the_fields()
+    {
+        var answer = await McpHttpRaw.PostAsync(_server.Client, """{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}""");
+        answer.Status.Should().Be(400, answer.ToString());
+        var error = answer.Message.GetProperty("error");
+        error.GetProperty("code").GetInt32().Should().Be(-32602);
+        error.GetProperty("message").GetString().Should().Be("params lack required fields: 'protocolVersion', 'capabilities', 'clientInfo'");
+        answer.Message.GetProperty("jsonrpc").GetString().Should().Be("2.0");
+        await StillServesAsync();
+    }
+
     [Fact]
     public async Task A_huge_method_tool_or_prompt_name_is_answered_and_logged_with_its_first_200_characters()
     {
