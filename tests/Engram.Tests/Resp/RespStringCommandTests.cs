@@ -125,6 +125,9 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
         ["EXEC"],
         ["EVAL", "redis.call('APPEND', KEYS[1], ARGV[1]) redis.call('RENAME', KEYS[1], KEYS[2]) return {redis.call('GETRANGE', KEYS[2], 0, -1), redis.call('INCRBYFLOAT', KEYS[3], '0.25'), #redis.call('TIME')}", "3", "sc:lua", "sc:lua2", "sc:luaf", "xyz"],
         ["EVAL", "local r = redis.call('RENAME', KEYS[1], KEYS[2]) return r", "2", "sc:nothing", "sc:lua3"],
+        // Float arguments of redis.call are C's %.17g text, infinities and NaNs as C writes them.
+        ["EVAL", "local t = {1/0, -1/0, 0/0, -(0/0), 0.1, 1e15 + 0.5, 2^60 + 0.0, 1e-7, -2.5e-300, 1e300 * 1e10} for i, v in ipairs(t) do redis.call('SET', KEYS[1] .. i, v) end "
+            + "local r = {} for i = 1, #t do r[i] = redis.call('GET', KEYS[1] .. i) end return r", "1", "sc:num:"],
         // Script errors carry the line they came from (Redis 7's ", on @user_script:N."): raised, run-time, redis.call's.
         ["SET", "sc:text", "abc"],
         ["EVAL", "local x = 1\nlocal y = redis.call('INCR', KEYS[1])\nreturn y", "1", "sc:text"],

@@ -262,6 +262,25 @@ internal static unsafe partial class LuaSandbox
         }
     }
 
+    /// <summary>
+    /// A float argument of redis.call as Redis passes it on: C's <c>%.17g</c> (<c>0.1</c> is <c>0.10000000000000001</c>,
+    /// <c>1e+17</c> with a lower-case, signed, two-digit exponent), and <c>inf</c>, <c>-inf</c>, <c>nan</c> or <c>-nan</c>
+    /// (by the sign bit: the processor's 0/0 has it set) rather than .NET's <c>Infinity</c> and <c>NaN</c>.
+    /// </summary>
+    internal static string NumberArgument(double value)
+    {
+        if (double.IsNaN(value))
+        {
+            return BitConverter.DoubleToInt64Bits(value) < 0 ? "-nan" : "nan";
+        }
+        if (double.IsInfinity(value))
+        {
+            return value > 0 ? "inf" : "-inf";
+        }
+        // .NET's G17 is C's %.17g (fixed notation for exponents from -5 to 16, at least two exponent digits) but for the E.
+        return value.ToString("G17", System.Globalization.CultureInfo.InvariantCulture).Replace('E', 'e');
+    }
+
     /// <summary>The error reply for an error the script raised: a redis.call failure keeps its code, anything else is ERR.</summary>
     private static string Failure(nint state, string sha)
     {
@@ -554,7 +573,7 @@ internal static unsafe partial class LuaSandbox
                         args[i - 1] = Encoding.ASCII.GetBytes(lua_tointegerx(state, i, out _).ToString(System.Globalization.CultureInfo.InvariantCulture));
                         break;
                     case TypeNumber:
-                        args[i - 1] = Encoding.ASCII.GetBytes(lua_tonumberx(state, i, out _).ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+                        args[i - 1] = Encoding.ASCII.GetBytes(NumberArgument(lua_tonumberx(state, i, out _)));
                         break;
                     default:
                         PushError(state, "ERR Lua redis lib command arguments must be strings or integers");
