@@ -42,6 +42,10 @@ internal static class ExportCommand
                 var only = parse.GetValue(tenant) is { } named ? TenantNames.Require(named, "--tenant") : null;
                 var target = parse.GetValue(output)!;
                 var toStdout = target == "-";
+                if (!toStdout && Directory.Exists(target))
+                {
+                    throw new ValidationException("--out", $"'{target}' is a folder; give the file to write, such as {Path.Combine(target, "engram-export.jsonl")}");
+                }
                 if (!toStdout && File.Exists(target) && !parse.GetValue(force))
                 {
                     throw new ConflictException($"'{target}' exists; pass --force to overwrite it");

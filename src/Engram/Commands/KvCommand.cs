@@ -80,11 +80,11 @@ internal static class KvCommand
     private static Command List()
     {
         var pattern = new Option<string?>("--pattern") { Description = "Glob like Redis: *, ?, [abc], \\x for a literal x (default *).", HelpName = "GLOB" };
-        var limit = OptionFactory.WholeNumber("--limit", "At most this many keys (default 100, max 1000).");
+        var limit = OptionFactory.Count("--limit", "At most this many keys (default 100, max 1000).");
         var cursor = new Option<string?>("--cursor") { Description = "Continue after a previous page (its next_cursor).", HelpName = "CURSOR" };
         return MemoryCommand.Create("list", "List keys matching a pattern, in key order, one page at a time.", async context =>
         {
-            var take = context.Get(limit) is { } n ? (int)Math.Min(n, int.MaxValue) : (int?)null;
+            var take = context.Get(limit);
             var page = await context.Client.KvListAsync(context.Get(pattern), take, context.Get(cursor), context.CancellationToken);
             if (context.Json)
             {
@@ -110,11 +110,11 @@ internal static class KvCommand
     private static Command History()
     {
         var key = KeyArgument();
-        var limit = OptionFactory.WholeNumber("--limit", "The newest this many changes (default 100, max 1000).");
+        var limit = OptionFactory.Count("--limit", "The newest this many changes (default 100, max 1000).");
         var cursor = new Option<string?>("--cursor") { Description = "Continue with the changes before a previous page (its next_cursor).", HelpName = "CURSOR" };
         return MemoryCommand.Create("history", "A key's changes, oldest first: who set, incremented, expired or deleted it, and the value after.", async context =>
         {
-            var take = context.Get(limit) is { } n ? (int)Math.Min(n, int.MaxValue) : (int?)null;
+            var take = context.Get(limit);
             var page = await context.Client.KvHistoryAsync(ValidKey(context.Get(key)), take, context.Get(cursor), context.CancellationToken);
             if (context.Json)
             {

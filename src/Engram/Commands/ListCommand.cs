@@ -11,20 +11,14 @@ internal static class ListCommand
     public static Command Create()
     {
         var filters = new FilterOptions("list");
-        var limit = OptionFactory.WholeNumber("--limit", "Memories per page (default 50, at most 1000).");
+        var limit = OptionFactory.Count("--limit", "Memories per page (default 50, at most 1000).");
         var cursor = OptionFactory.Text("--cursor", "Continue after an earlier page: its next_cursor.", "CURSOR");
         var all = new Option<bool>("--all") { Description = "Follow the cursors and print every matching memory." };
 
         return MemoryCommand.Create("list", "List memories, newest first.", async context =>
         {
             var filter = filters.Build(context.Parse);
-            var pageSize = context.Get(limit) switch
-            {
-                null => (int?)null,
-                // Any value goes to the backend, which owns the limit's rule and message; only
-                // squeeze it into an int (a huge --limit then reads as 2147483647 in that message).
-                var n => (int)Math.Clamp(n.Value, int.MinValue, int.MaxValue),
-            };
+            var pageSize = context.Get(limit); // any value goes to the backend, which owns the limit's rule and message
             var followCursors = context.Get(all);
             var printer = new ListPrinter(context.Output, context.Json);
             var next = context.Get(cursor);

@@ -26,6 +26,32 @@ internal static class OptionFactory
             long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v)),
     };
 
+    /// <summary>
+    /// A count (a page size, k): a whole number that fits an int. The backend owns the range's rule and its message; a
+    /// number past any int is refused here as out of range, quoting it as given.
+    /// </summary>
+    public static Option<int?> Count(string name, string description, string helpName = "N") => new(name)
+    {
+        Description = description,
+        HelpName = helpName,
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+            var digits = text.StartsWith('-') ? text[1..] : text;
+            if (digits.Length == 0 || !digits.All(char.IsAsciiDigit))
+            {
+                result.AddError($"{name} must be a whole number (got '{text}')");
+                return null;
+            }
+            if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+            {
+                result.AddError($"{name} is out of range (got {text})");
+                return null;
+            }
+            return value;
+        },
+    };
+
     /// <summary>A required whole-number argument, refused in words rather than by its .NET type.</summary>
     public static Argument<long> WholeNumberArgument(string name, string description) => new(name)
     {

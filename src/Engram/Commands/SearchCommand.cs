@@ -10,7 +10,7 @@ internal static class SearchCommand
     public static Command Create()
     {
         var query = new Argument<string>("query") { Description = "What to look for, in plain words." };
-        var k = OptionFactory.WholeNumber("--k", "How many results (default 10, at most 100).");
+        var k = OptionFactory.Count("--k", "How many results (default 10, at most 100).");
         var filters = new FilterOptions("search");
         var minScore = OptionFactory.Number("--min-score", "Drop results scoring below this.");
         var semantic = OptionFactory.Number("--semantic", "Weight of meaning similarity (default from configuration).", "W");
@@ -27,7 +27,7 @@ internal static class SearchCommand
             var request = new SearchRequest
             {
                 Query = context.Get(query),
-                K = context.Get(k) is { } n ? (int)Math.Clamp(n, int.MinValue, int.MaxValue) : null,
+                K = context.Get(k),
                 Filters = SearchFilters.From(filter),
                 MinScore = context.Get(minScore),
                 Weights = context.Get(semantic) is null && context.Get(lexical) is null && context.Get(recency) is null && context.Get(importance) is null

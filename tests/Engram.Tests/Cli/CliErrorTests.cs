@@ -27,6 +27,9 @@ public sealed class CliErrorTests
         await ShouldFailAsync(engram.RunAsync("update", id), "engram: nothing to update");
         await ShouldFailAsync(engram.RunAsync("update", id, "--valence", "0.5", "--clear-valence"), "engram: give --valence or --clear-valence, not both\n");
         await ShouldFailAsync(engram.RunAsync("list", "--limit", "0"), "engram: --limit must be between 1 and 1000 (got 0)\n");
+        await ShouldFailAsync(engram.RunAsync("list", "--limit", "99999999999999"), "engram: --limit is out of range (got 99999999999999)\n");
+        await ShouldFailAsync(engram.RunAsync("search", "fact", "--k", "-99999999999999999999999"), "engram: --k is out of range (got -99999999999999999999999)\n");
+        await ShouldFailAsync(engram.RunAsync("kv", "list", "--limit", "ten"), "engram: --limit must be a whole number (got 'ten')\n");
         await ShouldFailAsync(engram.RunAsync("list", "--tier", "forever"), "engram: --tier must be one of working, short_term, long_term (got 'forever')\n");
         await ShouldFailAsync(engram.RunAsync("list", "--cursor", "not-a-cursor"), "engram: --cursor is not one this server handed out");
         await ShouldFailAsync(engram.RunAsync("list", "--created-after", "yesterday"), "engram: --created-after must be an ISO 8601 timestamp");

@@ -267,6 +267,12 @@ public sealed class ExportImportTests
         unwritable.ExitCode.Should().Be(2, unwritable.ToString());
         unwritable.Stderr.Should().Contain($"cannot write '{nowhere}'").And.NotContain(".partial");
         File.Exists(nowhere + ".partial").Should().BeFalse();
+
+        // A folder as the target is the user's mistake, said before any record is read.
+        var folder = await CliProcess.RunAsync(["export", "--data", data, "--out", temp.Path]);
+        folder.ExitCode.Should().Be(1, folder.ToString());
+        folder.Stderr.Should().Be($"engram: '{temp.Path}' is a folder; give the file to write, such as {Path.Combine(temp.Path, "engram-export.jsonl")}\n");
+        File.Exists(temp.Path + ".partial").Should().BeFalse();
     }
 
     [Fact]
