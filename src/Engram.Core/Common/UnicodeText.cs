@@ -30,14 +30,29 @@ public static class UnicodeText
         return true;
     }
 
-    /// <summary>Throws a <see cref="ValidationException"/> naming <paramref name="field"/> unless <paramref name="text"/> is valid Unicode.</summary>
+    /// <summary>
+    /// Throws a <see cref="ValidationException"/> naming <paramref name="field"/> unless <paramref name="text"/> is valid
+    /// Unicode without a NUL character (U+0000): PostgreSQL's text cannot hold one, so neither store takes it, and a write
+    /// answers alike on both.
+    /// </summary>
     public static void Require(string? text, string field)
     {
-        if (text is not null && !IsValid(text))
+        if (text is null)
+        {
+            return;
+        }
+        if (!IsValid(text))
         {
             throw Invalid(field);
         }
+        if (text.Contains('\0'))
+        {
+            throw HoldsNul(field);
+        }
     }
+
+    internal static ValidationException HoldsNul(string field) =>
+        new(field, $"{field} holds a NUL character (U+0000), which Engram does not store (PostgreSQL's text cannot hold one)");
 
     /// <summary>
     /// True when every string and object key of the JSON text, at any depth, is valid Unicode: valid
@@ -123,6 +138,9 @@ public static class UnicodeText
         }
         return nonCharacter;
     }
+
+    /// <summary>One JSON string's raw bytes (as the reader holds them) are valid Unicode.</summary>
+    internal static bool IsValidJsonString(ReadOnlySpan<byte> raw, bool escaped) => Utf8.IsValid(raw) && (!escaped || EscapesArePaired(raw));
 
     /// <summary>Walks the escapes of one JSON string's raw bytes (the reader has checked their syntax).</summary>
     private static bool EscapesArePaired(ReadOnlySpan<byte> raw)
