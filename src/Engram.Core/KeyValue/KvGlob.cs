@@ -271,7 +271,12 @@ public sealed class KvGlob
         }
     }
 
-    /// <summary>Translates the class starting at <paramref name="start"/> ('['); returns the index of its ']'.</summary>
+    /// <summary>
+    /// Translates the class starting at <paramref name="start"/> ('['); returns the index of its ']'. Redis's reading: a
+    /// backslash makes the next character a member; <c>x-y</c> is a range, and a reversed one (<c>z-a</c>) is the same
+    /// range as Redis swaps it. SQLite's syntax for the same set: a literal ']' first, a literal '^' anywhere but first, a
+    /// literal '-' last (where it cannot make a range), ranges low to high.
+    /// </summary>
     private static int TranslateClass(string pattern, int start, StringBuilder sql, string field)
     {
         var i = start + 1;
@@ -283,35 +288,77 @@ public sealed class KvGlob
         var members = new StringBuilder();
         var closeBracket = false;
         var caret = false;
+        var dash = false;
         for (; i < pattern.Length; i++)
         {
             var ch = pattern[i];
+            var escaped = false;
             if (ch == '\\' && i + 1 < pattern.Length)
             {
                 ch = pattern[++i];
-                if (ch == ']')
-                {
-                    closeBracket = true;
-                    continue;
-                }
+                escaped = true;
             }
             else if (ch == ']')
             {
-                if (members.Length == 0 && !closeBracket && !caret)
+                if (members.Length == 0 && !closeBracket && !caret && !dash)
                 {
                     throw new ValidationException(field, $"the pattern has an empty character class at position {start + 1}");
                 }
-                // SQLite wants a literal ']' first and a literal '^' anywhere but first.
-                sql.Append('[').Append(negate ? "^" : "").Append(closeBracket ? "]" : "").Append(members).Append(caret ? "^" : "").Append(']');
+                sql.Append(SqliteClass(negate, closeBracket, members.ToString(), caret, dash));
                 return i;
             }
-            if (ch == '^')
+            // A range: an unescaped member, an unescaped '-', and a last member that is not the class's end.
+            if (!escaped && i + 2 < pattern.Length && pattern[i + 1] == '-' && pattern[i + 2] != ']')
             {
-                caret = true;
+                var high = pattern[i + 2];
+                i += 2;
+                if (high == '\\' && i + 1 < pattern.Length)
+                {
+                    high = pattern[++i];
+                }
+                var (low, top) = ch <= high ? (ch, high) : (high, ch);
+                if (low == top)
+                {
+                    AddMember(low);
+                }
+                else
+                {
+                    members.Append(low).Append('-').Append(top);
+                }
                 continue;
             }
-            members.Append(ch);
+            AddMember(ch);
         }
         throw new ValidationException(field, $"the pattern has an unclosed '[' at position {start + 1}");
+
+        void AddMember(char member)
+        {
+            switch (member)
+            {
+                case ']':
+                    closeBracket = true;
+                    break;
+                case '^':
+                    caret = true;
+                    break;
+                case '-':
+                    dash = true;
+                    break;
+                default:
+                    members.Append(member);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>The SQLite GLOB class of the given members, placed where SQLite reads each as itself.</summary>
+    private static string SqliteClass(bool negate, bool closeBracket, string members, bool caret, bool dash)
+    {
+        if (!negate && !closeBracket && members.Length == 0)
+        {
+            // Only '^' and '-': a class cannot start with '^' (it would negate), and outside one '^' is itself.
+            return caret && dash ? "[-^]" : caret ? "^" : "-";
+        }
+        return "[" + (negate ? "^" : "") + (closeBracket ? "]" : "") + members + (caret ? "^" : "") + (dash ? "-" : "") + "]";
     }
 }

@@ -131,9 +131,11 @@ internal sealed class PostgresFilterSql
             return;
         }
         var text = $"(jsonb_typeof({node}) = 'string' AND (m.metadata_jsonb #>> {path}) = {Param(value)})";
-        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
+        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number))
         {
-            Append($"({text} OR (jsonb_typeof({node}) = 'number' AND (m.metadata_jsonb #>> {path})::float8 = {Param(number)}))");
+            // jsonb's own equality of numbers (numeric, exact): a cast of every row's value to float8 failed the whole
+            // query on one stored number beyond a double (1e-400), since SQL does not promise to test the type first.
+            Append($"({text} OR {node} = to_jsonb({Param(value.Trim())}::numeric))");
             return;
         }
         Append(text);

@@ -662,18 +662,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
                         regex.Append("\\[");
                         break;
                     }
-                    regex.Append('[');
-                    var j = i + 1;
-                    if (glob[j] == '^')
-                    {
-                        regex.Append('^');
-                        j++;
-                    }
-                    for (; j < end; j++)
-                    {
-                        regex.Append(glob[j] is '\\' or '[' or ']' ? "\\" + glob[j] : glob[j].ToString());
-                    }
-                    regex.Append(']');
+                    AppendClass(regex, glob.AsSpan(i + 1, end - i - 1));
                     i = end;
                     break;
                 default:
@@ -687,4 +676,55 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         }
         return regex.Append('$').ToString();
     }
+
+    /// <summary>
+    /// A SQLite GLOB class's inside as a PostgreSQL bracket expression: members read as SQLite reads them (a '-' between
+    /// two members makes a range, else it is itself; a range ends the run, so <c>a-c-e</c> is a to c, '-' and e), the
+    /// characters special in brackets escaped, and a reversed range left out (it holds nothing; PostgreSQL refused it).
+    /// </summary>
+    private static void AppendClass(StringBuilder regex, ReadOnlySpan<char> inside)
+    {
+        var invert = inside.Length > 0 && inside[0] == '^';
+        if (invert)
+        {
+            inside = inside[1..];
+        }
+        var members = new StringBuilder();
+        var prior = '\0';
+        for (var j = 0; j < inside.Length; j++)
+        {
+            var c = inside[j];
+            if (c == '-' && prior != '\0' && j + 1 < inside.Length)
+            {
+                var high = inside[++j];
+                if (high >= prior)
+                {
+                    AppendMember(members, prior).Append('-');
+                    AppendMember(members, high);
+                }
+                prior = '\0';
+                continue;
+            }
+            if (prior != '\0')
+            {
+                AppendMember(members, prior);
+            }
+            prior = c;
+        }
+        if (prior != '\0')
+        {
+            AppendMember(members, prior);
+        }
+        if (members.Length == 0)
+        {
+            // Nothing is in the class: a class of U+0001 alone, which no key holds (keys refuse control characters).
+            members.Append("\\u0001");
+        }
+        regex.Append('[').Append(invert ? "^" : "").Append(members).Append(']');
+    }
+
+    /// <summary>One member of a bracket expression: the characters special there escaped (a backslash before a letter or
+    /// digit would make an escape such as \d, so nothing else is).</summary>
+    private static StringBuilder AppendMember(StringBuilder members, char c) =>
+        c is ']' or '\\' or '^' or '-' or '[' ? members.Append('\\').Append(c) : members.Append(c);
 }

@@ -1,0 +1,117 @@
+using System.Net;
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.Memories;
+using Engram.Core.Storage;
+using Engram.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Engram.Tests.Postgres;
+
+/// <summary>
+/// What a probe of the PostgreSQL store found in session 43 (500s where SQLite answered), on both stores alike: a batch
+/// with a NUL in one item, numeric metadata filters over a stored number beyond a double, an observation of 4 KB, and
+/// key patterns with reversed or chained ranges.
+/// </summary>
+public sealed class StoreEdgeValueTests
+{
+    public static TheoryData<Backend> Backends => new() { Backend.Sqlite, Backend.Postgres };
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public async Task A_batch_reports_an_item_with_a_NUL_in_its_slot_and_stores_the_others(Backend backend)
+    {
+        await using var server = await EngramServer.StartAsync(backend);
+        var response = await server.PostJsonAsync("/v1/memories/batch",
+            """{"items":[{"content":"batch ok 1"},{"content":"batch \u0000 bad"},{"content":"batch ok 2","metadata":{"x":"\u0000"}},{"content":"batch ok 3","metadata":{"n":1e400}}]}""");
+        response.StatusCode.Should().Be(HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var results = (await response.JsonAsync()).GetProperty("results").EnumerateArray().ToList();
+        results.Select(r => r.GetProperty("status").GetString()).Should().Equal("created", "error", "error", "error");
+        results[1].GetProperty("error").ToString().Should().Contain("NUL character");
+        results[3].GetProperty("error").ToString().Should().Contain("beyond what a double holds");
+        var listed = await server.Client.GetAsync("/v1/memories");
+        (await listed.JsonAsync()).GetProperty("items").EnumerateArray().Select(m => m.GetProperty("content").GetString()).Should().Equal("batch ok 1");
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public async Task Numeric_metadata_filters_answer_over_a_number_stored_beyond_a_double(Backend backend)
+    {
+        await using var server = await EngramServer.StartAsync(backend);
+        // Written below the service, as a server before the rule took them: PostgreSQL's jsonb holds them exactly.
+        var store = server.Services.GetRequiredService<IMemoryStore>();
+        foreach (var (content, metadata) in new[] { ("tiny", """{"n":1e-400}"""), ("huge", """{"n":1e400}""") })
+        {
+            var now = DateTimeOffset.UtcNow;
+            await store.CreateAsync(Caller.Default("test"), new Memory
+            {
+                Id = Ulid.NewUlid(now),
+                Content = content,
+                ContentHash = ContentNormalizer.Hash(content),
+                Type = "fact",
+                Tier = MemoryTier.LongTerm,
+                Importance = 0.5,
+                Tags = [],
+                Entities = [],
+                Metadata = JsonDocument.Parse(metadata).RootElement.Clone(),
+                CreatedAt = now,
+                UpdatedAt = now,
+                Version = 1,
+            }, DuplicatePolicy.Allow);
+        }
+        await server.CreateAsync(new { content = "five", metadata = new { n = 5 } });
+
+        foreach (var (filter, expected) in new[] { ("5", "five"), ("5.0", "five") })
+        {
+            var list = await server.Client.GetAsync($"/v1/memories?metadata.n={filter}");
+            list.StatusCode.Should().Be(HttpStatusCode.OK, await list.Content.ReadAsStringAsync());
+            (await list.JsonAsync()).GetProperty("items").EnumerateArray().Select(m => m.GetProperty("content").GetString()).Should().Contain(expected, filter);
+        }
+        var search = await server.PostJsonAsync("/v1/search", """{"query":"five","filters":{"metadata":{"n":"5"}}}""");
+        search.StatusCode.Should().Be(HttpStatusCode.OK, await search.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public async Task An_observation_as_long_as_the_limit_is_stored_once(Backend backend)
+    {
+        await using var server = await EngramServer.StartAsync(backend);
+        var random = new Random(3);
+        var text = new string([.. Enumerable.Range(0, 4096).Select(_ => (char)random.Next('a', 'z' + 1))]);
+        foreach (var attempt in new[] { 1, 2 })
+        {
+            var body = JsonSerializer.Serialize(new { entities = new[] { new { name = "Long", entity_type = "thing", observations = new[] { text } } } });
+            var response = await server.PostJsonAsync("/v1/graph/entities", body);
+            response.StatusCode.Should().Be(HttpStatusCode.OK, $"attempt {attempt}: {await response.Content.ReadAsStringAsync()}");
+        }
+        var added = await server.PostJsonAsync("/v1/graph/observations", JsonSerializer.Serialize(new { observations = new[] { new { entity_name = "Long", contents = new[] { text, text[..4000] } } } }));
+        added.StatusCode.Should().Be(HttpStatusCode.OK, await added.Content.ReadAsStringAsync());
+        var graph = await server.Client.GetAsync("/v1/graph");
+        var entity = (await graph.JsonAsync()).GetProperty("entities").EnumerateArray().Single(e => e.GetProperty("name").GetString() == "Long");
+        entity.GetProperty("observations").EnumerateArray().Select(o => o.ValueKind == JsonValueKind.String ? o.GetString() : o.GetProperty("content").GetString())
+            .Should().Equal(text, text[..4000]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public async Task Key_patterns_with_reversed_or_chained_ranges_list_as_Redis_reads_them(Backend backend)
+    {
+        await using var server = await EngramServer.StartAsync(backend);
+        foreach (var key in new[] { "pa", "pb", "pd", "p-", "p^", "pz" })
+        {
+            (await server.SendJsonAsync("PUT", $"/v1/kv/{key}", """{"value":1}""")).StatusCode.Should().Be(HttpStatusCode.Created);
+        }
+        foreach (var (pattern, expected) in new[]
+        {
+            ("p[z-a]", new[] { "pa", "pb", "pd", "pz" }),
+            ("p[a-c-e]", new[] { "p-", "pa", "pb" }),
+            ("p[\\^]", new[] { "p^" }),
+            ("p[a\\-z]", new[] { "p-", "pa", "pz" }),
+        })
+        {
+            var list = await server.Client.GetAsync($"/v1/kv?pattern={Uri.EscapeDataString(pattern)}");
+            list.StatusCode.Should().Be(HttpStatusCode.OK, await list.Content.ReadAsStringAsync());
+            (await list.JsonAsync()).GetProperty("items").EnumerateArray().Select(i => i.GetProperty("key").GetString()).Should().BeEquivalentTo(expected, pattern);
+        }
+    }
+}
