@@ -3,9 +3,9 @@ using Engram.Core.Common;
 using Engram.Core.KeyValue;
 using Engram.Core.Storage.Postgres;
 using Engram.Core.Storage.Sqlite;
-using Npgsql;
 using Engram.Tests.Support;
 using FluentAssertions;
+using Npgsql;
 using Xunit;
 
 namespace Engram.Tests.KeyValue;
