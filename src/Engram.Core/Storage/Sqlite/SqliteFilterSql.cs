@@ -112,7 +112,10 @@ internal sealed class SqliteFilterSql
         {
             Append("((json_type(m.metadata_jsonb, ?) = 'text' AND json_extract(m.metadata_jsonb, ?) = ?) OR " +
                    "(json_type(m.metadata_jsonb, ?) IN ('integer', 'real') AND json_extract(m.metadata_jsonb, ?) = ?))");
-            Parameters.AddRange([path, path, value, path, path, number]);
+            // A whole number goes as an integer: SQLite compares a stored integer with it exactly (9007199254740993 is not
+            // 9007199254740992, which a double would make of both), and a stored real by value, as PostgreSQL does.
+            object bound = long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var whole) ? (object)whole : number;
+            Parameters.AddRange([path, path, value, path, path, bound]);
             return;
         }
         Append("(json_type(m.metadata_jsonb, ?) = 'text' AND json_extract(m.metadata_jsonb, ?) = ?)");
