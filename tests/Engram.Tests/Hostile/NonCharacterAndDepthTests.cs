@@ -116,23 +116,7 @@ public sealed class NonCharacterAndDepthTests : IAsyncLifetime
         // Written below the services, as a server before the limit took them: 63 levels, the most a request carried.
         var deep = Nested(63);
         var user = "legacy";
-        var now = DateTimeOffset.UtcNow;
-        var memory = new Memory
-        {
-            Id = Ulid.NewUlid(now),
-            Content = "deeply nested metadata",
-            ContentHash = ContentNormalizer.Hash("deeply nested metadata"),
-            Type = "fact",
-            Tier = MemoryTier.LongTerm,
-            Importance = 0.5,
-            Tags = [],
-            Entities = [],
-            UserId = user,
-            Metadata = JsonDocument.Parse(deep).RootElement.Clone(),
-            CreatedAt = now,
-            UpdatedAt = now,
-            Version = 1,
-        };
+        var memory = TestMemories.New("deeply nested metadata") with { UserId = user, Metadata = JsonDocument.Parse(deep).RootElement.Clone() };
         await _server.Services.GetRequiredService<IMemoryStore>().CreateAsync(Caller.Default("test"), memory, DuplicatePolicy.Allow);
         await _server.Services.GetRequiredService<IKeyValueStore>().SetKvAsync(Caller.Default("test"), new KvWrite("deep", deep, null), WriteDurability.Full);
         // Enough other memories after it that a listing's response is already under way when the deep one is written.

@@ -42,22 +42,8 @@ public sealed class StoreEdgeValueTests
         var store = server.Services.GetRequiredService<IMemoryStore>();
         foreach (var (content, metadata) in new[] { ("tiny", """{"n":1e-400}"""), ("huge", """{"n":1e400}""") })
         {
-            var now = DateTimeOffset.UtcNow;
-            await store.CreateAsync(Caller.Default("test"), new Memory
-            {
-                Id = Ulid.NewUlid(now),
-                Content = content,
-                ContentHash = ContentNormalizer.Hash(content),
-                Type = "fact",
-                Tier = MemoryTier.LongTerm,
-                Importance = 0.5,
-                Tags = [],
-                Entities = [],
-                Metadata = JsonDocument.Parse(metadata).RootElement.Clone(),
-                CreatedAt = now,
-                UpdatedAt = now,
-                Version = 1,
-            }, DuplicatePolicy.Allow);
+            var memory = TestMemories.New(content) with { Metadata = JsonDocument.Parse(metadata).RootElement.Clone() };
+            await store.CreateAsync(Caller.Default("test"), memory, DuplicatePolicy.Allow);
         }
         await server.CreateAsync(new { content = "five", metadata = new { n = 5 } });
         await server.CreateAsync(new { content = "big", metadata = new { n = 9007199254740993 } });
