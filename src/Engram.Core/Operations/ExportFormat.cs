@@ -85,6 +85,9 @@ public enum ImportOutcome
     Imported,
     Skipped,
     Failed,
+
+    /// <summary>Not written: a record before it in the same batch was refused and the import stops there (<see cref="Storage.Transfer.ImportRules.StopAtRefusal"/>).</summary>
+    NotReached,
 }
 
 /// <summary>Progress of a long operation: what it is doing, how far it got, and of how many (0 when unknown).</summary>

@@ -45,7 +45,8 @@ public static class StoreImport
         var header = await reader.ReadLineAsync(ct).ConfigureAwait(false);
         report.Header = ReadHeader(header);
         var total = HeaderTotal(report.Header.RootElement);
-        var rules = new ImportRules(await store.GetImportBaselineAsync(ct).ConfigureAwait(false), validation ?? ImportValidation.Default);
+        var rules = new ImportRules(await store.GetImportBaselineAsync(ct).ConfigureAwait(false), validation ?? ImportValidation.Default,
+            StopAtRefusal: !continueOnError);
         var batch = new List<(int Line, string Kind, JsonDocument Document)>(BatchSize);
         var lineNumber = 1;
         try
@@ -155,6 +156,8 @@ public static class StoreImport
                     case ImportOutcome.Skipped:
                         report.Count(kind).Skipped++;
                         break;
+                    case ImportOutcome.NotReached:
+                        break; // after the refused record the import stops at: neither imported nor counted
                     default:
                         report.Fail(line, kind, Describe(error));
                         if (!continueOnError)

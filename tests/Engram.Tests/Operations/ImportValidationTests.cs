@@ -240,8 +240,9 @@ public sealed class ImportValidationTests
         using var temp = new TempDirectory();
         var (header, memory, _, _, _, _, _) = await ExportTemplatesAsync(temp.Path);
         var refused = Edit(memory, m => (m["id"], m["importance"]) = (Id(7), 7));
+        var after = Edit(memory, m => (m["id"], m["content"]) = (Id(8), "a line after the refused one, in the same batch"));
         var file = Path.Combine(temp.Path, "edited.jsonl");
-        await File.WriteAllLinesAsync(file, [header, memory.ToJsonString(), refused.ToJsonString()]);
+        await File.WriteAllLinesAsync(file, [header, memory.ToJsonString(), refused.ToJsonString(), after.ToJsonString()]);
 
         var data = Path.Combine(temp.Path, "target");
         var result = await CliProcess.RunAsync(["import", "--in", file, "--data", data]);
@@ -249,9 +250,13 @@ public sealed class ImportValidationTests
         result.Stderr.Should().Contain("engram: line 3 (memory): importance must be between 0 and 1 (got 7)").And.Contain("stopped at line 3");
         result.Stdout.Should().Contain("memory: 1 imported, 0 skipped, 1 failed");
         (await CliProcess.RunAsync(["get", memory["id"]!.GetValue<string>(), "--data", data])).ExitCode.Should().Be(0);
-        var missing = await CliProcess.RunAsync(["get", Id(7), "--data", data]);
-        missing.ExitCode.Should().Be(1, missing.ToString());
-        missing.Stderr.Should().Contain("no memory with id");
+        foreach (var id in new[] { Id(7), Id(8) })
+        {
+            // Neither the refused record nor the one after it in the same batch: the import stops at line 3.
+            var missing = await CliProcess.RunAsync(["get", id, "--data", data]);
+            missing.ExitCode.Should().Be(1, missing.ToString());
+            missing.Stderr.Should().Contain("no memory with id");
+        }
     }
 
     [Fact]

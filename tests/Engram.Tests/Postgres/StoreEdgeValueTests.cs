@@ -2,7 +2,9 @@ using System.Net;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Memories;
+using Engram.Core.Operations;
 using Engram.Core.Storage;
+using Engram.Core.Storage.Transfer;
 using Engram.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -11,7 +13,7 @@ namespace Engram.Tests.Postgres;
 /// <summary>
 /// What a probe of the PostgreSQL store found in session 43 (500s where SQLite answered), on both stores alike: a batch
 /// with a NUL in one item, numeric metadata filters over a stored number beyond a double, an observation of 4 KB, and
-/// key patterns with reversed or chained ranges.
+/// key patterns with reversed or chained ranges; and, from session 44, metadata key paths that PostgreSQL read into arrays.
 /// </summary>
 public sealed class StoreEdgeValueTests
 {
@@ -57,6 +59,42 @@ public sealed class StoreEdgeValueTests
         }
         var search = await server.PostJsonAsync("/v1/search", """{"query":"five","filters":{"metadata":{"n":"5"}}}""");
         search.StatusCode.Should().Be(HttpStatusCode.OK, await search.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public async Task A_metadata_key_path_steps_into_objects_and_never_into_arrays(Backend backend)
+    {
+        await using var server = await EngramServer.StartAsync(backend);
+        await server.CreateAsync(new { content = "array", metadata = new { tags = new object[] { "red", 5, true }, deep = new[] { new { x = "y" } } } });
+        await server.CreateAsync(new { content = "object", metadata = new Dictionary<string, object> { ["tags"] = new Dictionary<string, object> { ["0"] = "red", ["1"] = 5, ["2"] = true }, ["deep"] = new Dictionary<string, object> { ["0"] = new { x = "y" } } } });
+
+        // Dots name nested object keys on both stores; PostgreSQL's #> read "tags.0" as the first element of an array too.
+        foreach (var (filter, expected) in new[] { ("tags.0=red", new[] { "object" }), ("tags.1=5", ["object"]), ("tags.2=true", ["object"]), ("deep.0.x=y", ["object"]), ("tags=red", []) })
+        {
+            var list = await server.Client.GetAsync($"/v1/memories?metadata.{filter}");
+            list.StatusCode.Should().Be(HttpStatusCode.OK, await list.Content.ReadAsStringAsync());
+            (await list.JsonAsync()).GetProperty("items").EnumerateArray().Select(m => m.GetProperty("content").GetString()).Should().Equal(expected, filter);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public async Task An_import_that_stops_at_a_refused_record_writes_nothing_after_it_in_its_batch(Backend backend)
+    {
+        await using var server = await EngramServer.StartAsync(backend);
+        var transfer = (IStoreTransfer)server.Services.GetRequiredService<IMemoryStore>();
+        static JsonElement Kv(string key, string value) => JsonDocument.Parse(
+            $$"""{"kind":"kv","tenant":"default","key":"{{key}}","value":{{value}},"expires_at":null,"version":1,"created_at":"2026-01-01T00:00:00.000Z","updated_at":"2026-01-01T00:00:00.000Z","history":[]}""").RootElement.Clone();
+        JsonElement[] records = [Kv("before", "1"), Kv("refused", "{\"n\":1e400}"), Kv("after", "3")];
+
+        foreach (var (stop, expected) in new[] { (true, new[] { ImportOutcome.Imported, ImportOutcome.Failed, ImportOutcome.NotReached }), (false, [ImportOutcome.Skipped, ImportOutcome.Failed, ImportOutcome.Imported]) })
+        {
+            var results = await transfer.ImportAsync(records, new ImportRules(0, ImportValidation.Default, StopAtRefusal: stop));
+            results.Select(r => r.Outcome).Should().Equal(expected, $"StopAtRefusal: {stop}");
+            results[1].Error!.Message.Should().Contain("beyond what a double holds");
+            (await server.Client.GetAsync("/v1/kv/after")).StatusCode.Should().Be(stop ? HttpStatusCode.NotFound : HttpStatusCode.OK);
+        }
     }
 
     [Theory]

@@ -123,14 +123,13 @@ internal sealed class PostgresFilterSql
     /// </summary>
     private void AddMetadataEquals(string key, string value)
     {
-        var path = Param(key.Split('.'));
-        var node = $"(m.metadata_jsonb #> {path})";
+        var node = MetadataNode(key.Split('.'));
         if (value is "true" or "false")
         {
             Append($"{node} = {Param(value)}::jsonb");
             return;
         }
-        var text = $"(jsonb_typeof({node}) = 'string' AND (m.metadata_jsonb #>> {path}) = {Param(value)})";
+        var text = $"(jsonb_typeof({node}) = 'string' AND ({node} #>> '{{}}') = {Param(value)})";
         if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number))
         {
             // jsonb's own equality of numbers (numeric, exact): a cast of every row's value to float8 failed the whole
@@ -139,5 +138,25 @@ internal sealed class PostgresFilterSql
             return;
         }
         Append(text);
+    }
+
+    /// <summary>
+    /// The value at a metadata key's path, stepping only into objects, as SQLite's <c>$."a"."b"</c> does: <c>#&gt;</c> alone
+    /// also steps into arrays, so <c>tags.0</c> matched a first tag here and nothing on SQLite.
+    /// </summary>
+    private string MetadataNode(string[] segments)
+    {
+        var node = $"(m.metadata_jsonb #> {Param(segments)})";
+        if (segments.Length == 1)
+        {
+            return node; // the metadata itself is always an object
+        }
+        var guards = new StringBuilder();
+        for (var depth = 1; depth < segments.Length; depth++)
+        {
+            guards.Append(guards.Length == 0 ? "" : " AND ")
+                .Append($"jsonb_typeof(m.metadata_jsonb #> {Param(segments[..depth])}) = 'object'");
+        }
+        return $"(CASE WHEN {guards} THEN {node} END)";
     }
 }

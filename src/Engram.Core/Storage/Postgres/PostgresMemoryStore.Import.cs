@@ -71,8 +71,14 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
         LoggedAsync<IReadOnlyList<(ImportOutcome, Exception?)>>(async c =>
         {
             var results = new (ImportOutcome, Exception?)[records.Count];
+            var refused = false;
             for (var i = 0; i < records.Count; i++)
             {
+                if (refused)
+                {
+                    results[i] = (ImportOutcome.NotReached, null);
+                    continue;
+                }
                 await ExecuteAsync(c, "SAVEPOINT record", ct).ConfigureAwait(false);
                 try
                 {
@@ -83,6 +89,7 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
                 {
                     await ExecuteAsync(c, "ROLLBACK TO SAVEPOINT record", ct).ConfigureAwait(false);
                     results[i] = (ImportOutcome.Failed, ex is PostgresException pg ? new StoreException($"PostgreSQL refused the record: {pg.MessageText}", pg) : ex);
+                    refused = rules.StopAtRefusal;
                 }
             }
             return results;

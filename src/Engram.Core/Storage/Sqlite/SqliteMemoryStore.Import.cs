@@ -66,10 +66,26 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
         CancellationToken ct = default)
     {
         var tasks = new Task<ImportOutcome>[records.Count];
+        var refused = false; // read and written by the writer's items only, which run one after another in this order
         for (var i = 0; i < records.Count; i++)
         {
             var record = records[i];
-            tasks[i] = _writer.WriteAsync(c => ImportOne(c, record, rules), ct);
+            tasks[i] = _writer.WriteAsync(c =>
+            {
+                if (refused)
+                {
+                    return ImportOutcome.NotReached;
+                }
+                try
+                {
+                    return ImportOne(c, record, rules);
+                }
+                catch (Exception ex) when (ex is SqliteException || ImportRecords.IsRecordError(ex))
+                {
+                    refused = rules.StopAtRefusal;
+                    throw;
+                }
+            }, ct);
         }
         var results = new (ImportOutcome, Exception?)[records.Count];
         for (var i = 0; i < tasks.Length; i++)

@@ -20,7 +20,8 @@ public interface IStoreTransfer
     /// <summary>
     /// Imports the records as one group of writes (one transaction; a record that fails never takes the
     /// others with it); each result is <see cref="ImportOutcome.Imported"/>, <see cref="ImportOutcome.Skipped"/>
-    /// or the exception that refused it.
+    /// or the exception that refused it; with <see cref="ImportRules.StopAtRefusal"/> the records after a refused one are
+    /// <see cref="ImportOutcome.NotReached"/>.
     /// </summary>
     Task<IReadOnlyList<(ImportOutcome Outcome, Exception? Error)>> ImportAsync(IReadOnlyList<JsonElement> records, ImportRules rules, CancellationToken ct = default);
 

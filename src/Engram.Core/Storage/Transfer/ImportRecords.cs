@@ -331,7 +331,11 @@ public static class ImportRecords
 /// an entity's name, a relation's triple), so a run that is resumed copies what is left and nothing twice.
 /// </param>
 /// <param name="Validation">The write paths' rules and limits each record is held to (<see cref="ImportValidation"/>).</param>
-public sealed record ImportRules(long Baseline, ImportValidation Validation, bool Exact = false);
+/// <param name="StopAtRefusal">
+/// An import without <c>--continue-on-error</c>: after a refused record, the rest of the batch is not written
+/// (<see cref="ImportOutcome.NotReached"/>), so the import stops exactly at the line it names.
+/// </param>
+public sealed record ImportRules(long Baseline, ImportValidation Validation, bool Exact = false, bool StopAtRefusal = false);
 
 public sealed record ImportedMemoryHistory(string Event, string Actor, long At, long Version, string ChangesJson);
 
