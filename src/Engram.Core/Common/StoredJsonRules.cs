@@ -7,7 +7,8 @@ namespace Engram.Core.Common;
 /// The rules of a JSON value Engram keeps for a caller (memory metadata, a key-value value), the same on both stores:
 /// <list type="bullet">
 /// <item>every string and key valid Unicode (<see cref="UnicodeText"/>) without a NUL character (<c>\u0000</c>), which
-/// PostgreSQL's jsonb refuses;</item>
+/// PostgreSQL's jsonb refuses (metadata is jsonb there; a key-value value is kept as JSON text on both stores, and a value
+/// written over RESP is bytes that may hold NUL, so key-value values may hold it);</item>
 /// <item>every number one a double holds, neither overflowing (<c>1e400</c>) nor underflowing (<c>1e-400</c>): JSON's
 /// interoperable range (RFC 8259), and PostgreSQL's numeric stops at far smaller exponents than the text allows;</item>
 /// <item>at most <see cref="MaxDepth"/> levels of nesting. Every answer wraps the value a few levels down (a listing's
@@ -22,7 +23,8 @@ public static class StoredJsonRules
     public const int MaxDepth = 32;
 
     /// <summary>Throws a <see cref="ValidationException"/> naming <paramref name="field"/> unless the value keeps the rules.</summary>
-    public static void Require(JsonElement value, string field)
+    /// <param name="nulAllowed">A key-value value: <c>\u0000</c> in its strings is kept (see above).</param>
+    public static void Require(JsonElement value, string field, bool nulAllowed = false)
     {
         if (value.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null or JsonValueKind.True or JsonValueKind.False)
         {
@@ -42,7 +44,7 @@ public static class StoredJsonRules
                     {
                         UnicodeText.RequireJson(value, field); // throws, with the Unicode rule's message
                     }
-                    if (reader.ValueIsEscaped && reader.ValueSpan.IndexOf("u0000"u8) >= 0 && reader.GetString()!.Contains('\0'))
+                    if (!nulAllowed && reader.ValueIsEscaped && reader.ValueSpan.IndexOf("u0000"u8) >= 0 && reader.GetString()!.Contains('\0'))
                     {
                         throw UnicodeText.HoldsNul(field);
                     }

@@ -522,7 +522,8 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// <summary>
     /// The rules of a JSON value written over REST (and of an imported one): at most <paramref name="maxValueBytes"/> bytes
     /// of JSON text, every string and key valid Unicode, at most <see cref="StoredJsonRules.MaxDepth"/> levels deep. Checked on the value's own bytes: turning invalid UTF-8 into a
-    /// string would throw.
+    /// string would throw. A NUL character (<c>\u0000</c>) is allowed: the value is JSON text on both stores, and RESP writes
+    /// bytes that hold it, which an export then carries (refusing it here made such a store's export fail to import).
     /// </summary>
     public static void CheckValue(JsonElement value, int maxValueBytes, string field)
     {
@@ -531,7 +532,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         {
             throw new ValidationException(field, $"the value is {bytes} bytes of JSON; the limit is {maxValueBytes}");
         }
-        StoredJsonRules.Require(value, field);
+        StoredJsonRules.Require(value, field, nulAllowed: true);
     }
 
     /// <summary>Null TTL: the default; 0: never expires.</summary>

@@ -13,7 +13,7 @@ namespace Engram.Tests.Postgres;
 /// <summary>
 /// What a probe of the PostgreSQL store found in session 43 (500s where SQLite answered), on both stores alike: a batch
 /// with a NUL in one item, numeric metadata filters over a stored number beyond a double, an observation of 4 KB, and
-/// key patterns with reversed or chained ranges; and, from session 44, metadata key paths that PostgreSQL read into arrays.
+/// key patterns with reversed or chained ranges; and, from session 44, metadata key paths that PostgreSQL read into arrays, an import's stop, and key-value values holding NUL.
 /// </summary>
 public sealed class StoreEdgeValueTests
 {
@@ -95,6 +95,23 @@ public sealed class StoreEdgeValueTests
             results[1].Error!.Message.Should().Contain("beyond what a double holds");
             (await server.Client.GetAsync("/v1/kv/after")).StatusCode.Should().Be(stop ? HttpStatusCode.NotFound : HttpStatusCode.OK);
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public async Task A_key_value_value_holding_NUL_is_written_read_and_imported(Backend backend)
+    {
+        // RESP writes bytes, NUL among them, and an export carries them as \u0000: the import refused them (session 44).
+        await using var server = await EngramServer.StartAsync(backend);
+        var put = await server.SendJsonAsync("PUT", "/v1/kv/bin", """{"value":{"bytes":"a\u0000b"}}""");
+        put.IsSuccessStatusCode.Should().BeTrue(await put.Content.ReadAsStringAsync());
+        var transfer = (IStoreTransfer)server.Services.GetRequiredService<IMemoryStore>();
+        var record = JsonDocument.Parse("""{"kind":"kv","tenant":"default","key":"imported","value":"x\u0000y","expires_at":null,"version":1,""" +
+            """ "created_at":"2026-01-01T00:00:00.000Z","updated_at":"2026-01-01T00:00:00.000Z","history":[]}""").RootElement.Clone();
+        (await transfer.ImportAsync([record], new ImportRules(0, ImportValidation.Default))).Single().Outcome.Should().Be(ImportOutcome.Imported);
+
+        (await (await server.Client.GetAsync("/v1/kv/bin")).JsonAsync()).GetProperty("value").GetProperty("bytes").GetString().Should().Be("a\0b");
+        (await (await server.Client.GetAsync("/v1/kv/imported")).JsonAsync()).GetProperty("value").GetString().Should().Be("x\0y");
     }
 
     [Theory]

@@ -17,6 +17,9 @@ internal static class Exceptions
         // U+0000 written as \u0000 is valid JSON and valid Unicode, but PostgreSQL's text cannot hold it: nothing stores it
         // (content, observations, names, keys, scopes refuse it alike on both stores). A query is not stored: it may hold one.
         new("POST /v1/search", "strings", "query", "escaped NUL", s => FreeText(s)),
+        // A key-value value is kept as JSON text on both stores (never jsonb), and RESP writes bytes that hold NUL: it may hold one.
+        new("PUT /v1/kv/{key}", "strings", "value", "escaped NUL", _ => Expectation.Only("a key-value value may hold U+0000 (JSON text on both stores; RESP values are bytes)", 200)),
+        new("POST /v1/kv/mset", "strings", "items[0].value", "escaped NUL", _ => Expectation.Only("a key-value value may hold U+0000 (JSON text on both stores; RESP values are bytes)", 200)),
         new("POST /v1/search", "strings", "filters.", "escaped NUL", s => Expectation.Only("a filter holding U+0000 matches nothing", 200) with { Check = Empty("results") }),
         // A batch validates each item on its own: a bad item is reported in its slot, the batch answers 200 (documented).
         new("POST /v1/memories/batch", "strings", "items[0].", null, _ => ItemErrors()),
