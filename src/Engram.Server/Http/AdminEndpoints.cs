@@ -77,6 +77,10 @@ internal static class AdminEndpoints
         QueryParser.RefuseAllExcept(query, "since", "action", "tenant", "limit", "cursor");
         var caller = http.GetCaller();
         caller.Require(Role.Admin, "read the audit log");
+        if (caller.IsScoped)
+        {
+            throw new ForbiddenException("a scoped key may not read the audit log (it records the whole tenant's keys and requests)");
+        }
         if (QueryParser.Single(query, "tenant") is { } tenant && tenant != caller.Tenant)
         {
             throw new ForbiddenException($"this request acts for tenant '{caller.Tenant}'; name another tenant with the {AuthenticationGate.TenantHeader} header");

@@ -79,6 +79,12 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
                 await DenyAsync(context, 403, key, $"only an admin key may act for another tenant ({TenantHeader})", $"{TenantHeader} from a {key.Role.Name()} key");
                 return;
             }
+            if (key.Scope is not null)
+            {
+                // A scope confines a key within its tenant (README): its role says what it may do there, never where.
+                await DenyAsync(context, 403, key, $"a scoped key acts only within its own tenant and scope ({TenantHeader})", $"{TenantHeader} from a scoped key");
+                return;
+            }
             tenant = ValidTenant(named);
         }
         context.Features.Set<ICallerFeature>(new CallerFeature(new Caller(tenant, key.Actor, key.Role, key.Scope, key.Id)));

@@ -53,17 +53,28 @@ internal static class SystemEndpoints
         var error = report.Checks.FirstOrDefault(c => c.Status == HealthChecks.Fail) is { } failed ? $"{failed.Name}: {failed.Detail}" : null;
         var status = !report.Ready ? "unavailable" : report.Checks.Any(c => c.Status == HealthChecks.Warn) ? "degraded" : "ok";
         var probe = engine.Probe.Last;
-        var response = new HealthResponse(status, Version, store.Kind, uptime, auth, error)
+        // The findings name the server's files or database host, its memory and the whole store's counts: an admin's
+        // (as /v1/stats shows them). Any other key, one tenant's or one scope's, sees each check's name and status.
+        var caller = http.GetCaller();
+        var operator_ = caller.Role >= Role.Admin && !caller.IsScoped;
+        var response = new HealthResponse(status, Version, store.Kind, uptime, auth, operator_ ? error : Withheld(report))
         {
             ReadOnly = engine.Gate.ReadOnly,
             Shedding = engine.Gate.Shedding,
             Ms = report.Ms,
-            Checks = report.Checks,
-            Database = new DatabaseHealth(engine.Probe.Kind, engine.Probe.Location, probe?.Reachable ?? false, probe?.RoundTripMs, probe?.Error),
-            IndexLag = engine.IndexLag(),
+            Checks = operator_ ? report.Checks : [.. report.Checks.Select(c => c with { Detail = WithheldDetail, Fix = null })],
+            Database = new DatabaseHealth(engine.Probe.Kind, operator_ ? engine.Probe.Location : null, probe?.Reachable ?? false, probe?.RoundTripMs,
+                operator_ ? probe?.Error : null),
+            IndexLag = operator_ ? engine.IndexLag() : null,
         };
         return report.Ready ? TypedResults.Ok(response) : TypedResults.Json(response, statusCode: 503);
     }
+
+    private const string WithheldDetail = "(an admin key sees the finding)";
+
+    /// <summary>The failing checks' names, for a caller that may not see their findings.</summary>
+    private static string? Withheld(HealthReport report) =>
+        report.Checks.Where(c => c.Status == HealthChecks.Fail).Select(c => c.Name).ToList() is { Count: > 0 } failing ? "failing: " + string.Join(", ", failing) : null;
 
     private static IResult Live(HttpContext http)
     {
@@ -125,16 +136,18 @@ public sealed record HealthResponse(string Status, string Version, string Store,
     /// <summary>Every check with its status (ok, warn, fail), time, finding and what to do.</summary>
     public IReadOnlyList<Operations.HealthCheck> Checks { get; init; } = [];
 
-    /// <summary>The store: backend, where it is (no credentials), whether it answered this check and how fast.</summary>
+    /// <summary>The store: backend, where it is (no credentials; an admin's answer only), whether it answered this check and how fast.</summary>
     public DatabaseHealth? Database { get; init; }
 
-    /// <summary>How far the indexes are behind the store's change log: entries and for how long.</summary>
+    /// <summary>How far the indexes are behind the store's change log: entries and for how long (an admin's answer only).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public IndexLag? IndexLag { get; init; }
 }
 
 /// <param name="Kind">sqlite or postgres.</param>
-/// <param name="Location">host:port/database (PostgreSQL) or the database file (SQLite).</param>
-public sealed record DatabaseHealth(string Kind, string Location, bool Reachable,
+/// <param name="Location">host:port/database (PostgreSQL) or the database file (SQLite); null for a key that is not an unscoped admin's.</param>
+public sealed record DatabaseHealth(string Kind,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Location, bool Reachable,
     [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] double? RoundTripMs,
     [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Error);
 

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Engram.Core.Common;
 using Engram.Core.Security;
 using Engram.Core.Telemetry;
 using Engram.Server.Http;
@@ -61,6 +62,10 @@ internal static class MetricsSetup
         app.MapPrometheusScrapingEndpoint(Path, meterProvider: null, configureBranchedPipeline: branch => branch.Use(next => context =>
         {
             QueryParser.RefuseAllExcept(context.Request.Query);
+            if (context.GetCaller() is { IsScoped: true })
+            {
+                throw new ForbiddenException("a scoped key may not read the metrics (they count the whole server)");
+            }
             return next(context);
         }), optionsName: null).WithMetadata(new HttpMethodMetadata([HttpMethods.Get])).WithName("Metrics").WithTags("system").Requires(Role.Admin)
             .WithSummary("Prometheus text format: Engram's metrics and the built-in ASP.NET Core, Kestrel and runtime meters.");

@@ -3,6 +3,7 @@ using System.IO.Enumeration;
 using System.Text;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
+using Microsoft.Extensions.Logging;
 
 namespace Engram.Server.Resp;
 
@@ -34,6 +35,11 @@ internal sealed partial class RespConnection
 
     private async ValueTask RunCommandAsync(CancellationToken ct)
     {
+        if (Ascii.EqualsIgnoreCase(Arg(0), "POST"u8) || Ascii.EqualsIgnoreCase(Arg(0), "HOST:"u8))
+        {
+            RefuseHttp();
+            return;
+        }
         if (_scripts.Count != 0 && !IsScriptCommand(Arg(0)))
         {
             // The scripts before this command run first; their redis.calls load their own arguments, so this command's are kept.
@@ -1153,7 +1159,8 @@ internal sealed partial class RespConnection
                 .Append("total_error_replies:").Append(stats.TotalErrors).Append("\r\n")
                 .Append("engram_closed_idle_timeout:").Append(stats.Closed(RespStats.ClosedIdle)).Append("\r\n")
                 .Append("engram_closed_oversized_input:").Append(stats.Closed(RespStats.ClosedOversized)).Append("\r\n")
-                .Append("engram_closed_protocol_error:").Append(stats.Closed(RespStats.ClosedProtocol)).Append("\r\n\r\n");
+                .Append("engram_closed_protocol_error:").Append(stats.Closed(RespStats.ClosedProtocol)).Append("\r\n")
+                .Append("engram_closed_cross_protocol:").Append(stats.Closed(RespStats.ClosedCrossProtocol)).Append("\r\n\r\n");
         }
         if (wanted is "all" or "everything" or "commandstats")
         {
@@ -1729,6 +1736,20 @@ internal sealed partial class RespConnection
     private static bool IsPrintableName(string text) => !text.Any(c => c <= ' ' || c > '~');
 
     private void WrongArity() => _reply.Error($"ERR wrong number of arguments for '{Encoding.UTF8.GetString(Arg(0)).ToLowerInvariant()}' command");
+
+    /// <summary>
+    /// An HTTP request on the RESP port: a web page the user opened can make the browser POST to 127.0.0.1:6380, and the
+    /// inline parser would answer each header line "unknown command", then run the body's lines (<c>SET …</c>,
+    /// <c>FLUSHDB</c>) as commands, with the loopback trust of a server without keys. As Redis does, a command named
+    /// <c>POST</c> or <c>Host:</c> closes the connection at once, without running anything after it.
+    /// </summary>
+    private void RefuseHttp()
+    {
+        _closeAfterReply = true;
+        _closeReason = RespStats.ClosedCrossProtocol;
+        _listener.Log.LogWarning("RESP: a client sent an HTTP request line or header ({Command}), likely a web page's cross-protocol request; the connection is closed",
+            Printable(Arg(0)));
+    }
 
     private void Unknown()
     {

@@ -35,13 +35,14 @@ internal sealed class RespStats
     public static readonly string[] ErrorKinds = ["ERR", "NOAUTH", "WRONGPASS", "NOPERM", "READONLY", "OOM", "NOPROTO", "EXECABORT", "other"];
 
     /// <summary>Why the server closed a connection (a client that leaves on its own or says QUIT counts as <c>client</c>).</summary>
-    public static readonly string[] CloseReasons = ["client", "idle_timeout", "oversized_input", "protocol_error", "max_clients"];
+    public static readonly string[] CloseReasons = ["client", "idle_timeout", "oversized_input", "protocol_error", "max_clients", "cross_protocol"];
 
     public const int ClosedByClient = 0;
     public const int ClosedIdle = 1;
     public const int ClosedOversized = 2;
     public const int ClosedProtocol = 3;
     public const int ClosedMaxClients = 4;
+    public const int ClosedCrossProtocol = 5;
 
     private static readonly FrozenDictionary<string, int> Indexes = CommandNames.Select((n, i) => (n.ToUpperInvariant(), i))
         .ToFrozenDictionary(p => p.Item1, p => p.i, StringComparer.Ordinal);

@@ -34,6 +34,19 @@ internal static class ConfiguredOptions
     }
 
     /// <summary>
+    /// READONLY_MODE (Engram:ReadOnly) for the commands that write into a store below the services (import, restore,
+    /// migrate) or in bulk (prune, reflect): refused up front, as <c>engram add --data</c> is, before anything is opened.
+    /// </summary>
+    public static void RefuseIfReadOnly(string action)
+    {
+        if (Load().ReadOnly)
+        {
+            throw new Core.Operations.WritesRefusedException(Core.Operations.WriteRefusal.ReadOnly,
+                $"read-only mode is on (READONLY_MODE / Engram:ReadOnly): cannot {action}; unset it to write");
+        }
+    }
+
+    /// <summary>
     /// The write paths' rules under the configured limits (<c>Engram:Limits</c>, <c>Engram:KeyValue:MaxValueBytes</c>), for
     /// what reads records into a store (import, restore, migrate): a record the API here would refuse is refused.
     /// </summary>

@@ -115,6 +115,7 @@ internal static class ImportCommand
         {
             throw new NotFoundException($"no file '{exportFile}'");
         }
+        Client.ConfiguredOptions.RefuseIfReadOnly("import records");
         // The API's rules under this process's limits (a file from a server with raised limits needs the same settings here).
         var validation = Client.ConfiguredOptions.ImportValidation();
         var location = StoreOption.Resolve(storeUrl, data);

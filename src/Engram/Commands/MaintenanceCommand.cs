@@ -196,6 +196,10 @@ internal static class MaintenanceCommand
                 }
                 var caller = new Caller(parse.GetValue(tenant) is { } t ? TenantNames.Require(t, "--tenant") : Caller.DefaultTenant, "cli:maintenance-prune");
                 var dry = parse.GetValue(dryRun);
+                if (!dry)
+                {
+                    Client.ConfiguredOptions.RefuseIfReadOnly("prune memories");
+                }
                 await using var engine = EngramEngine.Open(location);
                 var bar = dry ? null : ProgressBar.ForStderr(asJson);
                 var report = await StoreMaintenance.PruneAsync(engine.Store, engine.Memories, caller, filter, dry, progress: bar?.Reporter, ct: ct);

@@ -33,6 +33,7 @@ internal static class MigrateCommand
             var asJson = parse.GetValue(json);
             try
             {
+                Client.ConfiguredOptions.RefuseIfReadOnly("migrate into a store");
                 var source = StoreOption.Existing(parse.GetValue(from)!, "--from must name a data folder holding a store, or a postgres:// URL");
                 var target = parse.GetValue(to)!;
                 if (target.Trim().Length == 0)

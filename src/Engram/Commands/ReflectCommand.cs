@@ -48,6 +48,10 @@ internal static class ReflectCommand
                 }
                 var caller = new Caller(parse.GetValue(tenant) is { } t ? TenantNames.Require(t, "--tenant") : Caller.DefaultTenant, "cli:reflect");
                 var options = ConfiguredOptions.Load();
+                if (!parse.GetValue(dryRun))
+                {
+                    ConfiguredOptions.RefuseIfReadOnly("reflect (it links and writes memories)");
+                }
                 await using var engine = EngramEngine.Open(location, options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound));
                 using var llm = new LlmAccess(LanguageModel.CreateIfConfigured(options.Llm, options.Outbound));
                 var reflections = new ReflectionService(engine, llm, options.Reflect);

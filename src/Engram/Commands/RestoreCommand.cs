@@ -42,6 +42,7 @@ internal static class RestoreCommand
                 {
                     throw new NotFoundException($"no backup file at '{path}'");
                 }
+                Client.ConfiguredOptions.RefuseIfReadOnly("restore a backup into a store");
                 var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 var folder = url is null ? BackupCommand.DataFolder(parse.GetValue(data)) : StoreFactory.Describe(url);
                 var verification = url is not null

@@ -119,6 +119,41 @@ public sealed class ReadOnlyModeTests
         (await CliProcess.RunAsync(["list", "--server", server.BaseAddress.ToString()])).ExitCode.Should().Be(0);
     }
 
+    [Fact]
+    public async Task Cli_commands_that_write_below_the_services_refuse_under_readonly_mode_and_their_dry_runs_work()
+    {
+        // Found by a probe in session 44: import, prune and reflect wrote under READONLY_MODE (restore and migrate too).
+        using var temp = new TempDirectory();
+        var data = Path.Combine(temp.Path, "data");
+        (await CliProcess.RunAsync(["add", "Alice prefers tea", "--user", "alice", "--data", data])).ExitCode.Should().Be(0);
+        (await CliProcess.RunAsync(["add", "Alice prefers tea.", "--user", "alice", "--data", data])).ExitCode.Should().Be(0);
+        var export = Path.Combine(temp.Path, "export.jsonl");
+        (await CliProcess.RunAsync(["export", "--data", data, "--out", export])).ExitCode.Should().Be(0);
+        var backup = Path.Combine(temp.Path, "store.engram-backup");
+        (await CliProcess.RunAsync(["backup", "--data", data, "--out", backup])).ExitCode.Should().Be(0);
+
+        var env = new Dictionary<string, string> { ["READONLY_MODE"] = "true" };
+        var fresh = Path.Combine(temp.Path, "fresh");
+        foreach (var args in new[]
+        {
+            new[] { "import", "--in", export, "--data", fresh },
+            ["restore", backup, "--data", fresh],
+            ["migrate", "--from", data, "--to", fresh],
+            ["maintenance", "prune", "--user-id", "alice", "--data", data],
+            ["reflect", "--duplicates-only", "--data", data],
+        })
+        {
+            var refused = await CliProcess.RunAsync(args, environment: env);
+            refused.ExitCode.Should().NotBe(0, refused.ToString());
+            refused.Stderr.Should().Contain("read-only mode is on", args[0]);
+        }
+        Directory.Exists(fresh).Should().BeFalse("nothing was imported, restored or migrated");
+        var list = await CliProcess.RunAsync(["list", "--json", "--data", data], environment: env);
+        list.Stdout.Should().Contain("Alice prefers tea.").And.Contain("Alice prefers tea\"");
+        (await CliProcess.RunAsync(["maintenance", "prune", "--user-id", "alice", "--dry-run", "--data", data], environment: env)).ExitCode.Should().Be(0);
+        (await CliProcess.RunAsync(["reflect", "--duplicates-only", "--dry-run", "--data", data], environment: env)).ExitCode.Should().Be(0);
+    }
+
     private static StringContent Json(string body) => new(body, System.Text.Encoding.UTF8, "application/json");
 
     /// <summary>The current value of one of Engram's observable gauges, read through a MeterListener.</summary>

@@ -1,10 +1,12 @@
+using System.Text;
 using Engram.Tests.Support;
 
 namespace Engram.Tests.Resp;
 
 /// <summary>
 /// What a probe of the RESP endpoint found in session 41: a watched key that expired did not abort EXEC, HELLO's SETNAME
-/// skipped the name check (a name with a newline forged a line of CLIENT LIST), and CLIENT SETINFO took anything.
+/// skipped the name check (a name with a newline forged a line of CLIENT LIST), and CLIENT SETINFO took anything; and in
+/// session 44, a web page's HTTP request whose body lines ran as commands.
 /// </summary>
 public sealed class RespProbeFindingsTests
 {
@@ -101,5 +103,41 @@ public sealed class RespProbeFindingsTests
         ((object?[])again[1]!).Should().Equal((object?[])onSecond[1]!);
         ((object?[])onSecond[1]!).Should().HaveCount(2).And.NotIntersectWith((object?[])page[1]!);
         (await stranger.CallAsync("SCAN", cursor)).Should().Be("-ERR invalid cursor", "a cursor serves only its own tenant");
+    }
+
+    [Fact]
+    public async Task An_HTTP_request_on_the_RESP_port_is_closed_before_its_body_runs()
+    {
+        // What a page can make a browser send to 127.0.0.1:6380 without keys (a form POST, text/plain), and a GET.
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        using (var post = await RespClient.ConnectAsync(port))
+        {
+            await post.SendRawAsync(Encoding.ASCII.GetBytes(
+                "POST / HTTP/1.1\r\nHost: 127.0.0.1:" + port + "\r\nContent-Type: text/plain\r\nContent-Length: 40\r\n\r\nSET web:x pwned\r\nFLUSHDB\r\nSET web:y after\r\n"));
+            post.IsClosedByServer().Should().BeTrue("the request line closes the connection, with no reply");
+        }
+        using (var get = await RespClient.ConnectAsync(port))
+        {
+            await get.SendRawAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: localhost\r\n\r\nSET web:z pwned\r\n"));
+            ((string)get.Read()!).Should().StartWith("-ERR wrong number of arguments for 'get'");
+            get.IsClosedByServer().Should().BeTrue("the Host: header closes it");
+        }
+        using (var pipelined = await RespClient.ConnectAsync(port))
+        {
+            // Any form, even inside MULTI: nothing after it runs.
+            await pipelined.SendRawAsync([.. RespClient.Encode("MULTI"), .. RespClient.Encode("SET", "web:m", "1"), .. RespClient.Encode("post"), .. RespClient.Encode("EXEC")]);
+            pipelined.Read().Should().Be("+OK");
+            pipelined.Read().Should().Be("+QUEUED");
+            pipelined.IsClosedByServer().Should().BeTrue();
+        }
+
+        using var client = await RespClient.ConnectAsync(port);
+        foreach (var key in new[] { "web:x", "web:y", "web:z", "web:m" })
+        {
+            (await client.CallAsync("GET", key)).Should().BeNull(key);
+        }
+        (await client.CallAsync("SET", "still", "here")).Should().Be("+OK");
+        ((string)(await client.CallAsync("INFO", "stats"))!).Should().Contain("engram_closed_cross_protocol:3");
     }
 }
