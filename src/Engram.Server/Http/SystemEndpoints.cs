@@ -56,16 +56,16 @@ internal static class SystemEndpoints
         // The findings name the server's files or database host, its memory and the whole store's counts: an admin's
         // (as /v1/stats shows them). Any other key, one tenant's or one scope's, sees each check's name and status.
         var caller = http.GetCaller();
-        var operator_ = caller.Role >= Role.Admin && !caller.IsScoped;
-        var response = new HealthResponse(status, Version, store.Kind, uptime, auth, operator_ ? error : Withheld(report))
+        var seesFindings = caller.Role >= Role.Admin && !caller.IsScoped;
+        var response = new HealthResponse(status, Version, store.Kind, uptime, auth, seesFindings ? error : Withheld(report))
         {
             ReadOnly = engine.Gate.ReadOnly,
             Shedding = engine.Gate.Shedding,
             Ms = report.Ms,
-            Checks = operator_ ? report.Checks : [.. report.Checks.Select(c => c with { Detail = WithheldDetail, Fix = null })],
-            Database = new DatabaseHealth(engine.Probe.Kind, operator_ ? engine.Probe.Location : null, probe?.Reachable ?? false, probe?.RoundTripMs,
-                operator_ ? probe?.Error : null),
-            IndexLag = operator_ ? engine.IndexLag() : null,
+            Checks = seesFindings ? report.Checks : [.. report.Checks.Select(c => c with { Detail = WithheldDetail, Fix = null })],
+            Database = new DatabaseHealth(engine.Probe.Kind, seesFindings ? engine.Probe.Location : null, probe?.Reachable ?? false, probe?.RoundTripMs,
+                seesFindings ? probe?.Error : null),
+            IndexLag = seesFindings ? engine.IndexLag() : null,
         };
         return report.Ready ? TypedResults.Ok(response) : TypedResults.Json(response, statusCode: 503);
     }

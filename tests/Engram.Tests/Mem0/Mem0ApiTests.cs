@@ -62,6 +62,25 @@ public sealed class Mem0ApiTests
     }
 
     [Fact]
+    public async Task An_add_and_an_update_answer_the_times_a_read_shows()
+    {
+        // The store keeps milliseconds; the answers showed the clock's ticks (a probe in session 44).
+        await using var server = await EngramServer.StartAsync();
+        using var mem0 = TokenClient(server, await server.CreateKeyAsync("default", Role.Write));
+        var added = (await BodyAsync(await mem0.PostAsync("/v1/memories/", Json(new { messages = "I live in Lisbon", user_id = "u1", infer = false })), HttpStatusCode.OK))
+            .GetProperty("results")[0];
+        var id = added.GetProperty("id").GetString()!;
+        var read = await BodyAsync(await mem0.GetAsync($"/v1/memories/{id}/"), HttpStatusCode.OK);
+        added.GetProperty("created_at").GetString().Should().Be(read.GetProperty("created_at").GetString());
+        added.GetProperty("created_at").GetString().Should().MatchRegex(@"\.\d{3}0000\+00:00$");
+
+        var updated = await BodyAsync(await mem0.PutAsync($"/v1/memories/{id}/", Json(new { text = "I live in Porto" })), HttpStatusCode.OK);
+        var reread = await BodyAsync(await mem0.GetAsync($"/v1/memories/{id}/"), HttpStatusCode.OK);
+        reread.GetProperty("updated_at").GetString().Should().MatchRegex(@"\.\d{3}0000\+00:00$");
+        updated.GetProperty("updated_at").GetString().Should().Be(reread.GetProperty("updated_at").GetString());
+    }
+
+    [Fact]
     public async Task Errors_are_detail_bodies_with_the_platform_statuses()
     {
         await using var server = await EngramServer.StartAsync();

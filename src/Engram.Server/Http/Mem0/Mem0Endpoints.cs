@@ -472,8 +472,8 @@ internal static class Mem0Endpoints
                 ["input"] = null,
                 ["actor"] = entry.Actor,
                 ["version"] = entry.Version,
-                ["created_at"] = entry.At.ToString("o", CultureInfo.InvariantCulture),
-                ["updated_at"] = entry.At.ToString("o", CultureInfo.InvariantCulture),
+                ["created_at"] = Stamp(entry.At),
+                ["updated_at"] = Stamp(entry.At),
             });
             previous = newMemory ?? previous;
         }
@@ -553,8 +553,8 @@ internal static class Mem0Endpoints
             ["owner"] = tenant,
             ["organization"] = tenant,
             ["metadata"] = new JsonObject(),
-            ["created_at"] = e.Value.First.ToString("o", CultureInfo.InvariantCulture),
-            ["updated_at"] = e.Value.Last.ToString("o", CultureInfo.InvariantCulture),
+            ["created_at"] = Stamp(e.Value.First),
+            ["updated_at"] = Stamp(e.Value.Last),
         }).ToList();
         var query = http.Request.Query;
         var page = QueryInt(query, "page") ?? 1;
@@ -711,12 +711,21 @@ internal static class Mem0Endpoints
         ["hash"] = m.ContentHash,
         ["metadata"] = m.Metadata.ValueKind == JsonValueKind.Object && m.Metadata.EnumerateObject().Any() ? JsonValue.Create(new StoredJsonText(m.Metadata.GetRawText()), StoredMetadata) : null,
         ["categories"] = new JsonArray([.. m.Tags.Select(t => (JsonNode?)t)]),
-        ["created_at"] = m.CreatedAt.ToString("o", CultureInfo.InvariantCulture),
-        ["updated_at"] = m.UpdatedAt.ToString("o", CultureInfo.InvariantCulture),
-        ["expiration_date"] = m.ExpiresAt?.ToString("o", CultureInfo.InvariantCulture),
+        ["created_at"] = Stamp(m.CreatedAt),
+        ["updated_at"] = Stamp(m.UpdatedAt),
+        ["expiration_date"] = Stamp(m.ExpiresAt),
         ["immutable"] = false,
         ["type"] = m.Type,
     };
+
+    /// <summary>
+    /// A time as ISO 8601, to the millisecond the store keeps: an add or update answered the clock's ticks
+    /// (<c>…32.4528283</c>) that a read of the same memory then showed as <c>…32.4520000</c>.
+    /// </summary>
+    private static string Stamp(DateTimeOffset time) =>
+        new DateTimeOffset(time.Ticks - (time.Ticks % TimeSpan.TicksPerMillisecond), time.Offset).ToString("o", CultureInfo.InvariantCulture);
+
+    private static string? Stamp(DateTimeOffset? time) => time is { } value ? Stamp(value) : null;
 
     // A field written twice is refused by JsonBody (a 400), as on every route.
     private static async Task<JsonObject> ReadAsync(HttpContext http, BodySize size, CancellationToken ct) =>
