@@ -21,7 +21,7 @@ public static class StoreExport
     public static string EngramVersion { get; } =
         typeof(StoreExport).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    /// <param name="tenant">Only this tenant's records; null for every tenant.</param>
+    /// <param name="tenant">Only this tenant's records (its scope partitions' key-value entries and graph included); null for every tenant.</param>
     /// <param name="flushEvery">Flush the output after this many lines (an HTTP response then streams steadily).</param>
     /// <param name="vectors">Carry the stored embedding vectors (<see cref="ExportKinds.Vector"/> records, last).</param>
     public static async Task<ExportSummary> WriteAsync(IStoreTransfer store, Stream output, string? tenant, TimeProvider clock,

@@ -131,6 +131,94 @@ public readonly struct ScopeGuard
         return name;
     }
 
+    /// <summary>The part that names a reserved partition Engram keeps for itself (no key's scope can produce it).</summary>
+    private const string InternalPart = "engram=";
+
+    /// <summary>
+    /// A partition of <paramref name="tenant"/> that Engram keeps for its own state (<c>tenant␟engram=owner</c>, such as the
+    /// Telegram bot's offsets): no API key reaches it, since a key's partition only ever holds <c>user_id=</c> and <c>agent_id=</c>
+    /// parts. <paramref name="owner"/> follows the tenant name rules.
+    /// </summary>
+    public static string InternalPartition(string tenant, string owner) =>
+        TenantNames.IsValid(owner) ? tenant + PartitionSeparator + InternalPart + owner : throw new ArgumentException($"invalid owner '{owner}'", nameof(owner));
+
+    /// <summary>
+    /// Whether <paramref name="name"/> is a store-level tenant the store itself makes: a tenant name, a partition exactly as
+    /// <see cref="PartitionOf"/> builds it (a valid tenant, then <c>␟user_id=U</c> and/or <c>␟agent_id=A</c> in that order, each
+    /// value held to the rule a key's scope is) or an <see cref="InternalPartition"/>. What an import, a restore and a migration
+    /// accept as a record's tenant, so a file can hold nothing the store could not have written.
+    /// </summary>
+    public static bool IsStoreTenant(string? name)
+    {
+        if (name is null)
+        {
+            return false;
+        }
+        var cut = name.IndexOf(PartitionSeparator, StringComparison.Ordinal);
+        if (cut < 0)
+        {
+            return TenantNames.IsValid(name);
+        }
+        var tenant = name[..cut];
+        if (!TenantNames.IsValid(tenant))
+        {
+            return false;
+        }
+        var parts = name[(cut + 1)..].Split(PartitionSeparator);
+        if (parts is [var only] && only.StartsWith(InternalPart, StringComparison.Ordinal))
+        {
+            return TenantNames.IsValid(only.AsSpan(InternalPart.Length));
+        }
+        string? user = null, agent = null;
+        foreach (var part in parts)
+        {
+            if (user is null && agent is null && part.StartsWith("user_id=", StringComparison.Ordinal))
+            {
+                user = part["user_id=".Length..];
+            }
+            else if (agent is null && part.StartsWith("agent_id=", StringComparison.Ordinal))
+            {
+                agent = part["agent_id=".Length..];
+            }
+            else
+            {
+                return false;
+            }
+        }
+        // Rebuilt by PartitionOf itself, so the rule can never drift from the names the store makes.
+        return IsScopeValue(user) && IsScopeValue(agent) && string.Equals(PartitionOf(tenant, new KeyScope(user, agent)), name, StringComparison.Ordinal);
+    }
+
+    /// <summary>Returns <paramref name="name"/> when <see cref="IsStoreTenant"/>, or throws a <see cref="ValidationException"/> naming <paramref name="field"/>.</summary>
+    public static string RequireStoreTenant(string? name, string field) =>
+        IsStoreTenant(name)
+            ? name!
+            : throw new ValidationException(field, $"{field} must be a tenant (1-{TenantNames.MaxLength} characters of A-Z, a-z, 0-9, '.', '_' or '-') " +
+                "or one of its scope partitions as the store names them (the tenant, then U+001F user_id=U and/or U+001F agent_id=A)");
+
+    /// <summary>
+    /// Whether the store-level tenant <paramref name="storeTenant"/> is <paramref name="tenant"/> or one of its partitions:
+    /// the data an export of the tenant holds.
+    /// </summary>
+    public static bool BelongsTo(string storeTenant, string tenant) =>
+        storeTenant.StartsWith(tenant, StringComparison.Ordinal)
+        && (storeTenant.Length == tenant.Length || storeTenant[tenant.Length] == PartitionSeparator);
+
+    /// <summary>The tenant a store-level tenant belongs to: itself, or the tenant before a partition's first separator.</summary>
+    public static string BaseTenant(string storeTenant) =>
+        storeTenant.IndexOf(PartitionSeparator, StringComparison.Ordinal) is var cut and >= 0 ? storeTenant[..cut] : storeTenant;
+
+    /// <summary>
+    /// Bounds that every partition of <paramref name="tenant"/>, and nothing else, lies strictly between in code-point (byte)
+    /// order: <c>tenant␟</c> and the tenant followed by the character after the separator. For a range query that needs no
+    /// LIKE (whose wildcards '_' and '%' tenant names may hold).
+    /// </summary>
+    public static (string After, string Before) PartitionBounds(string tenant) =>
+        (tenant + PartitionSeparator, tenant + (char)(PartitionSeparator + 1));
+
+    /// <summary>A store-level tenant for people to read: the separator shown as ␟ (U+241F).</summary>
+    public static string Display(string storeTenant) => storeTenant.Replace(PartitionSeparator, '\u241f');
+
     private bool Covers(string? userId, string? agentId) =>
         Scope is not { } scope
         || ((scope.UserId is null || string.Equals(scope.UserId, userId, StringComparison.Ordinal))
@@ -155,7 +243,9 @@ public readonly struct ScopeGuard
 
     // A separator inside a scope value would let two scopes share a partition; the key tooling refuses such values, this is the backstop.
     private static string Checked(string value) =>
-        value.Length > 0 && !value.Any(char.IsControl)
+        IsScopeValue(value)
             ? value
             : throw new ForbiddenException("this key's scope holds an empty value or a control character; recreate the key");
+
+    private static bool IsScopeValue(string? value) => value is null || (value.Length > 0 && !value.Any(char.IsControl));
 }

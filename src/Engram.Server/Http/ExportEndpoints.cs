@@ -13,7 +13,8 @@ namespace Engram.Server.Http;
 /// <summary>
 /// <c>GET /v1/admin/export</c>: the store as Engram's JSON Lines export (the format of
 /// <c>engram export</c>), streamed as it is read from a consistent snapshot, so the server never
-/// holds it in memory. The caller's tenant by default (its key's, or the one X-Engram-Tenant names);
+/// holds it in memory. The caller's tenant by default (its key's, or the one X-Engram-Tenant names), with the
+/// key-value entries and graphs its scoped keys keep in the tenant's partitions;
 /// <c>?all_tenants=true</c> exports every tenant; <c>?vectors=true</c> adds the stored embedding vectors. Admin keys only, and not scoped ones (a scope limits
 /// a key to some users or agents of its tenant; an export would reach past it). Never API keys.
 /// Not bound by Engram:RequestTimeoutSeconds: an export takes as long as the store is large.

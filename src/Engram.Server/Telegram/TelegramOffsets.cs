@@ -15,7 +15,7 @@ namespace Engram.Server.Telegram;
 internal sealed class TelegramOffsets(IKeyValueStore store, string botId)
 {
     /// <summary>The store-level owner of the offset entries.</summary>
-    public static readonly Caller Owner = new(Caller.DefaultTenant + ScopeGuard.PartitionSeparator + "engram=telegram-bot", "system:telegram-bot");
+    public static readonly Caller Owner = new(ScopeGuard.InternalPartition(Caller.DefaultTenant, "telegram-bot"), "system:telegram-bot");
 
     private string Key => "offset:" + botId;
 

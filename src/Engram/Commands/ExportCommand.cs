@@ -22,7 +22,7 @@ internal static class ExportCommand
         var data = new Option<string?>("--data") { Description = $"Data folder (default ${BackendOptions.DataVariable}, else ./{BackendOptions.DefaultData}).", HelpName = "DIR" };
         var store = StoreOption.Create();
         var output = new Option<string>("--out") { Description = "The file to write (- for stdout). An existing file is kept unless --force.", HelpName = "FILE", Required = true };
-        var tenant = new Option<string?>("--tenant") { Description = "Export only this tenant (default: every tenant).", HelpName = "T" };
+        var tenant = new Option<string?>("--tenant") { Description = "Export only this tenant, with its scoped keys' key-value entries and graphs (default: every tenant).", HelpName = "T" };
         var force = new Option<bool>("--force") { Description = "Overwrite FILE if it exists." };
         var vectors = new Option<bool>("--vectors")
         {

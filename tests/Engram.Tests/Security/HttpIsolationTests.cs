@@ -288,7 +288,7 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
         }
         await UiAsync(a, "GET", "/ui/assets/app.0000000000000000.css", 404);
         await UiAsync(a, "GET", "/ui/admin", admin);
-        await UiAsync(a, "GET", "/ui/admin/export", admin == 200 && a.Scope == "all" ? 200 : 403);
+        await ExportPassAsync(a, memoryIds, "/ui/admin/export");
         var someId = memoryIds[0].Id;
         foreach (var (path, role) in new[]
         {
@@ -313,22 +313,39 @@ public sealed class HttpIsolationTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// The export (JSON Lines, not one document): an unscoped admin key gets its tenant's records, nothing of
-    /// another tenant (scanned like every body); every other key is refused.
+    /// The export (JSON Lines, not one document): an unscoped admin key gets its tenant's records, its scoped keys'
+    /// partitions (key-value entries, graphs) included, since they are the tenant's data, and nothing of another tenant
+    /// (scanned like every body); every other key is refused. The same at the web UI's <c>/ui/admin/export</c>.
     /// </summary>
-    private async Task ExportPassAsync(Actor a, List<(string Id, string Tenant, string Scope)> memoryIds)
+    private async Task ExportPassAsync(Actor a, List<(string Id, string Tenant, string Scope)> memoryIds, string path = "/v1/admin/export")
     {
-        using var response = await SendAsync(a, "GET", "/v1/admin/export", null);
+        using var response = await SendAsync(a, "GET", path, null);
         var text = await response.Content.ReadAsStringAsync();
         var allowed = a.Role == Role.Admin && a.Scope == "all";
-        ((int)response.StatusCode).Should().Be(allowed ? 200 : 403, $"{a.Name} GET /v1/admin/export answered {text}");
-        AssertNoForeignTokens(a, text, "GET /v1/admin/export", "/v1/admin/export");
+        ((int)response.StatusCode).Should().Be(allowed ? 200 : 403, $"{a.Name} GET {path} answered {text}");
+        if (!allowed)
+        {
+            AssertNoForeignTokens(a, text, "GET " + path, path);
+        }
         _checkedResponses++;
         if (allowed)
         {
+            foreach (var tenant in Tenants.Where(t => t != a.Tenant))
+            {
+                foreach (var token in new[] { "zzm", "zzk", "zzg", "zzn" })
+                {
+                    text.Should().NotContain(token + tenant, $"{a.Name}'s export holds nothing of {tenant}");
+                }
+            }
+            foreach (var scope in Scopes)
+            {
+                text.Should().Contain(KvToken(a.Tenant, scope), $"{a.Name}'s export holds the {scope} partition's keys")
+                    .And.Contain(GraphToken(a.Tenant, scope), "and its graph");
+            }
             var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
             lines[0].GetProperty("tenant").GetString().Should().Be(a.Tenant);
-            lines.Skip(1).Should().OnlyContain(l => l.GetProperty("tenant").GetString() == a.Tenant);
+            lines.Skip(1).Select(l => l.GetProperty("tenant").GetString()!)
+                .Should().OnlyContain(t => t == a.Tenant || t.StartsWith(a.Tenant + ScopeGuard.PartitionSeparator, StringComparison.Ordinal));
             lines.Where(l => l.GetProperty("kind").GetString() == "memory").Select(l => l.GetProperty("id").GetString())
                 .Should().Contain(memoryIds.Where(m => m.Tenant == a.Tenant).Select(m => m.Id));
             text.Should().NotContain("egm_", "an export never holds API keys");

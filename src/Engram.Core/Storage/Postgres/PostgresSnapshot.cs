@@ -47,13 +47,16 @@ internal sealed class PostgresSnapshot : ISnapshot
 
     public string EntityOrder => "eid";
 
-    public async ValueTask<ISnapshotRows> QueryAsync(string sql, string? tenant, CancellationToken ct)
+    public string CodePointOrder => " COLLATE \"C\"";
+
+    public async ValueTask<ISnapshotRows> QueryAsync(string sql, IReadOnlyList<string> parameters, CancellationToken ct)
     {
-        var uses = sql.Contains("?1", StringComparison.Ordinal);
-        var command = new NpgsqlCommand(sql.Replace("?1", "$1", StringComparison.Ordinal), _connection, _transaction);
-        if (uses)
+        var command = new NpgsqlCommand(sql, _connection, _transaction);
+        // Bind as many as the statement names (PostgreSQL refuses a parameter it does not use).
+        for (var i = 1; i <= parameters.Count && sql.Contains($"?{i}", StringComparison.Ordinal); i++)
         {
-            command.Text(tenant);
+            command.CommandText = command.CommandText.Replace($"?{i}", $"${i}", StringComparison.Ordinal);
+            command.Text(parameters[i - 1]);
         }
         try
         {

@@ -23,7 +23,8 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
 
     /// <summary>
     /// Opens a consistent snapshot of the store for an export (<paramref name="tenant"/> null: every
-    /// tenant). Key-value states written behind are folded into their table first, so the snapshot holds them.
+    /// tenant; else the tenant with its partitions). Key-value states written behind are folded into their table
+    /// first, so the snapshot holds them.
     /// </summary>
     public async Task<ExportReader> OpenExportAsync(string? tenant, CancellationToken ct = default)
     {
@@ -31,7 +32,7 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
         {
             await _writer.WriteAsync(c =>
             {
-                _kvHot.Flush(c, slot => tenant is null || slot.Tenant == tenant);
+                _kvHot.Flush(c, slot => tenant is null || ScopeGuard.BelongsTo(slot.Tenant, tenant));
                 return 0;
             }, WriteDurability.Relaxed, ct).ConfigureAwait(false);
         }

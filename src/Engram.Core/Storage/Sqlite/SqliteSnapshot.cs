@@ -33,12 +33,14 @@ internal sealed class SqliteSnapshot : ISnapshot
 
     public string EntityOrder => "rowid";
 
-    public ValueTask<ISnapshotRows> QueryAsync(string sql, string? tenant, CancellationToken ct)
+    public string CodePointOrder => "";
+
+    public ValueTask<ISnapshotRows> QueryAsync(string sql, IReadOnlyList<string> parameters, CancellationToken ct)
     {
         var statement = _connection.Prepare(sql);
-        if (statement.ParameterCount > 0)
+        for (var i = 1; i <= statement.ParameterCount; i++)
         {
-            statement.Bind(1, tenant);
+            statement.Bind(i, parameters[i - 1]);
         }
         return ValueTask.FromResult<ISnapshotRows>(new Rows(statement));
     }

@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Engram.Core.Operations;
+using Engram.Core.Security;
 
 namespace Engram.Core.Storage.Transfer;
 
@@ -58,6 +59,9 @@ public sealed class ExportReader : IAsyncDisposable
 
     private readonly ISnapshot _snapshot;
     private readonly string? _tenant;
+
+    /// <summary>What <c>?1</c>, <c>?2</c> and <c>?3</c> of the tenant filter bind (none for every tenant).</summary>
+    private readonly string[] _parameters;
     private readonly ArrayBufferWriter<byte> _buffer = new(4096);
     private readonly Utf8JsonWriter _json;
 
@@ -65,6 +69,15 @@ public sealed class ExportReader : IAsyncDisposable
     {
         _snapshot = snapshot;
         _tenant = tenant;
+        if (tenant is null)
+        {
+            _parameters = [];
+        }
+        else
+        {
+            var (after, before) = ScopeGuard.PartitionBounds(tenant);
+            _parameters = [tenant, after, before];
+        }
         _json = new Utf8JsonWriter(_buffer, WriterOptions);
     }
 
@@ -86,9 +99,7 @@ public sealed class ExportReader : IAsyncDisposable
 
     private async Task<long> CountRowsAsync(string table, CancellationToken ct, string? alias = null)
     {
-        var tenant = alias is null ? "tenant" : alias + ".tenant";
-        await using var rows = await _snapshot.QueryAsync($"SELECT count(*) FROM {table}" + (_tenant is null ? "" : $" WHERE {tenant} = ?1"), _tenant, ct)
-            .ConfigureAwait(false);
+        await using var rows = await _snapshot.QueryAsync($"SELECT count(*) FROM {table}" + Filter(alias), _parameters, ct).ConfigureAwait(false);
         return await rows.ReadAsync(ct).ConfigureAwait(false) ? rows.Int64(0) : 0;
     }
 
@@ -102,7 +113,7 @@ public sealed class ExportReader : IAsyncDisposable
         var counts = new TransferCounts();
         foreach (var (kind, sql) in TransferCounts.Queries)
         {
-            await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, sql, Filter("x")), _tenant, ct).ConfigureAwait(false);
+            await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, sql, Filter("x")), _parameters, ct).ConfigureAwait(false);
             while (await rows.ReadAsync(ct).ConfigureAwait(false))
             {
                 counts.Add(rows.Text(0), kind, rows.Int64(1));
@@ -118,7 +129,7 @@ public sealed class ExportReader : IAsyncDisposable
     public async Task<Dictionary<string, byte[]>> ReadApiKeyHashesAsync(CancellationToken ct = default)
     {
         var hashes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        await using var rows = await _snapshot.QueryAsync("SELECT x.id, x.hash FROM api_keys x" + Filter("x"), _tenant, ct).ConfigureAwait(false);
+        await using var rows = await _snapshot.QueryAsync("SELECT x.id, x.hash FROM api_keys x" + Filter("x"), _parameters, ct).ConfigureAwait(false);
         while (await rows.ReadAsync(ct).ConfigureAwait(false))
         {
             hashes[rows.Text(0)] = rows.Bytes(1);
@@ -126,7 +137,20 @@ public sealed class ExportReader : IAsyncDisposable
         return hashes;
     }
 
-    private string Filter(string alias) => _tenant is null ? "" : $" WHERE {alias}.tenant = ?1";
+    private string Filter(string? alias) => _tenant is null ? "" : " WHERE " + TenantCondition(alias);
+
+    /// <summary>
+    /// The tenant's rows and its partitions' (a scoped key's key-value entries and graph live in a store tenant of their own,
+    /// <c>tenant␟user_id=…</c>, and are the tenant's data as much as the rest): its name, or a name strictly between the bounds
+    /// of <see cref="ScopeGuard.PartitionBounds"/>, compared by code point on both backends. A range, not LIKE: '_' and '%'
+    /// are wildcards there and tenant names may hold '_', so a LIKE would reach another tenant's rows.
+    /// </summary>
+    private string TenantCondition(string? alias)
+    {
+        var tenant = alias is null ? "tenant" : alias + ".tenant";
+        var ordered = tenant + _snapshot.CodePointOrder;
+        return $"({tenant} = ?1 OR ({ordered} > ?2 AND {ordered} < ?3))";
+    }
 
     /// <summary>
     /// Every record as one line of UTF-8 JSON (no newline): memories with their history, key-value
@@ -141,7 +165,7 @@ public sealed class ExportReader : IAsyncDisposable
         {
             yield return line;
         }
-        await foreach (var line in GroupedAsync(string.Format(CultureInfo.InvariantCulture, KeyValueSql, Filter("e"), _tenant is null ? "" : " AND e.tenant = ?1"),
+        await foreach (var line in GroupedAsync(string.Format(CultureInfo.InvariantCulture, KeyValueSql, Filter("e"), _tenant is null ? "" : " AND " + TenantCondition("e")),
             ExportKinds.KeyValue, 1, 7, WriteKeyValue, "history", WriteKeyValueHistory, ct).ConfigureAwait(false))
         {
             yield return line;
@@ -182,7 +206,7 @@ public sealed class ExportReader : IAsyncDisposable
     private async IAsyncEnumerable<ExportLine> FlatAsync(string sql, string alias, string kind, Action<Utf8JsonWriter, ISnapshotRows> record,
         [EnumeratorCancellation] CancellationToken ct)
     {
-        await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, sql, Filter(alias)), _tenant, ct).ConfigureAwait(false);
+        await using var rows = await _snapshot.QueryAsync(string.Format(CultureInfo.InvariantCulture, sql, Filter(alias)), _parameters, ct).ConfigureAwait(false);
         while (await rows.ReadAsync(ct).ConfigureAwait(false))
         {
             record(Start(kind), rows);
@@ -248,7 +272,7 @@ public sealed class ExportReader : IAsyncDisposable
     private async IAsyncEnumerable<ExportLine> GroupedAsync(string sql, string kind, int keyColumn, int childColumn, Action<Utf8JsonWriter, ISnapshotRows> record,
         string children, Action<Utf8JsonWriter, ISnapshotRows> child, [EnumeratorCancellation] CancellationToken ct)
     {
-        await using var rows = await _snapshot.QueryAsync(sql, _tenant, ct).ConfigureAwait(false);
+        await using var rows = await _snapshot.QueryAsync(sql, _parameters, ct).ConfigureAwait(false);
         string? tenant = null;
         string? key = null;
         while (await rows.ReadAsync(ct).ConfigureAwait(false))

@@ -18,8 +18,14 @@ public interface ISnapshot : IAsyncDisposable
     /// <summary>How the backend names the column that orders graph entities by creation (SQLite's rowid, PostgreSQL's eid).</summary>
     string EntityOrder { get; }
 
-    /// <summary>Runs <paramref name="sql"/>, where <c>?1</c> (if present) is <paramref name="tenant"/>.</summary>
-    ValueTask<ISnapshotRows> QueryAsync(string sql, string? tenant, CancellationToken ct);
+    /// <summary>
+    /// What follows a text column to compare it by code point (the byte order of UTF-8): nothing on SQLite, whose default
+    /// collation is BINARY; <c>COLLATE "C"</c> on PostgreSQL, whose tenant columns mostly take the database's collation.
+    /// </summary>
+    string CodePointOrder { get; }
+
+    /// <summary>Runs <paramref name="sql"/>, where <c>?1</c>, <c>?2</c>… (if present) are the <paramref name="parameters"/> in order.</summary>
+    ValueTask<ISnapshotRows> QueryAsync(string sql, IReadOnlyList<string> parameters, CancellationToken ct);
 }
 
 /// <summary>A statement's rows, read forward; the getters read the current row by column position.</summary>

@@ -11,7 +11,10 @@ namespace Engram.Core.Storage.Transfer;
 /// </summary>
 public interface IStoreTransfer
 {
-    /// <summary>Opens a consistent snapshot of the store for an export (<paramref name="tenant"/> null: every tenant).</summary>
+    /// <summary>
+    /// Opens a consistent snapshot of the store for an export (<paramref name="tenant"/> null: every tenant; else that tenant
+    /// and its scope partitions, see <see cref="Security.ScopeGuard.Partition"/>).
+    /// </summary>
     Task<ExportReader> OpenExportAsync(string? tenant, CancellationToken ct = default);
 
     /// <summary>The newest memory row when an import starts: only rows up to it count as content duplicates (the file's own twins are kept).</summary>

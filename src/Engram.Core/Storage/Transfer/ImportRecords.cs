@@ -191,8 +191,9 @@ public static class ImportRecords
     /// <summary>A key: its name by the REST key rules, its value and every value of its history by the value rules.</summary>
     public static ImportedKeyValue KeyValue(JsonElement r, ImportValidation rules)
     {
-        var tenant = ImportJson.Tenant(r);
-        var key = StoredKey(tenant, ImportJson.Text(r, "key"));
+        var tenant = ImportJson.StoreTenant(r);
+        // A partition's keys take the tenant convention with the caller's tenant, as KvService stores them, not the partition's name.
+        var key = StoredKey(ScopeGuard.BaseTenant(tenant), ImportJson.Text(r, "key"));
         var value = ImportJson.Field(r, "value");
         KvService.CheckValue(value, rules.MaxKvValueBytes, "value");
         var history = new List<ImportedKeyValueHistory>();
@@ -243,7 +244,7 @@ public static class ImportRecords
                 ValidTo = validTo,
             }, ImportJson.Time(o, "created_at")));
         }
-        return new ImportedEntity(ImportJson.Tenant(r), GraphValidator.Name(ImportJson.Text(r, "name"), "name"),
+        return new ImportedEntity(ImportJson.StoreTenant(r), GraphValidator.Name(ImportJson.Text(r, "name"), "name"),
             GraphValidator.Type(ImportJson.Text(r, "entity_type"), "entity_type"), ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), observations);
     }
 
@@ -252,7 +253,7 @@ public static class ImportRecords
         var validFrom = FromMs(ImportJson.TimeOrNull(r, "valid_from"));
         var validTo = FromMs(ImportJson.TimeOrNull(r, "valid_to"));
         GraphValidator.Window(validFrom, validTo, "relation");
-        return new(ImportJson.Tenant(r), new Relation
+        return new(ImportJson.StoreTenant(r), new Relation
         {
             From = GraphValidator.Name(ImportJson.Text(r, "from"), "from"),
             To = GraphValidator.Name(ImportJson.Text(r, "to"), "to"),
@@ -385,7 +386,21 @@ public sealed record ImportedRelation(string Tenant, Relation Relation, long Cre
 /// <summary>Reads the fields of an export record, with a clear error naming the field that is missing or wrong.</summary>
 internal static class ImportJson
 {
-    public static string Tenant(JsonElement r) => TenantNames.Require(Text(r, "tenant"), "tenant");
+    /// <summary>The tenant of a record the store keeps under its tenant (memories, links, conversations, jobs, vectors): never a partition.</summary>
+    public static string Tenant(JsonElement r)
+    {
+        var tenant = Text(r, "tenant");
+        return TenantNames.IsValid(tenant) || !ScopeGuard.IsStoreTenant(tenant)
+            ? TenantNames.Require(tenant, "tenant")
+            : throw new ValidationException("tenant", $"'tenant' names the scope partition '{ScopeGuard.Display(tenant)}', which holds only key-value " +
+                "entries and the graph; this kind of record is kept under its tenant");
+    }
+
+    /// <summary>
+    /// The tenant of a key-value entry, an entity or a relation: a tenant, or one of its partitions (a scoped key's, where the
+    /// store keeps that key's entries and graph), exactly as the store names them (<see cref="ScopeGuard.IsStoreTenant"/>).
+    /// </summary>
+    public static string StoreTenant(JsonElement r) => ScopeGuard.RequireStoreTenant(Text(r, "tenant"), "tenant");
 
     public static JsonElement Field(JsonElement r, string name) =>
         r.ValueKind == JsonValueKind.Object && r.TryGetProperty(name, out var value) ? value : throw new ValidationException(name, $"'{name}' is missing");

@@ -90,5 +90,5 @@ public sealed class TransferCounts
 public sealed record CountDifference(string Tenant, string Kind, long Source, long Target)
 {
     public override string ToString() =>
-        string.Create(CultureInfo.InvariantCulture, $"tenant '{Tenant}': {Kind} source {Source}, target {Target} ({Target - Source:+#;-#;0})");
+        string.Create(CultureInfo.InvariantCulture, $"tenant '{Security.ScopeGuard.Display(Tenant)}': {Kind} source {Source}, target {Target} ({Target - Source:+#;-#;0})");
 }
