@@ -291,7 +291,7 @@ public static class StoreBackup
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                // A leftover temporary file; the next run or the operator removes it.
+                // Left for the operator: each run names its files anew, so no later run removes them (a killed run leaves them too).
             }
         }
     }
