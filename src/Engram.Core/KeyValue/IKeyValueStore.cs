@@ -46,6 +46,13 @@ public interface IKeyValueStore
     Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default);
 
     /// <summary>
+    /// Deletes the live entries among <paramref name="storedKeys"/> (distinct keys) in one step, as atomic as a
+    /// <see cref="TransactKvAsync{T}"/>: each with its history entry and change-log entry, in the order given. Returns
+    /// how many were deleted (a multi-key DEL).
+    /// </summary>
+    Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, CancellationToken ct = default);
+
+    /// <summary>
     /// Adds <paramref name="by"/> to the integer value inside the write transaction (so concurrent
     /// increments never lose one). A missing key starts at 0 and gets <paramref name="expiresAtMsIfNew"/>;
     /// an existing key keeps its expiry. A value that is not a JSON integer (<paramref name="textIntegers"/>: nor a JSON string

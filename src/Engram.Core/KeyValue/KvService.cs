@@ -422,6 +422,27 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     }
 
     /// <summary>
+    /// Deletes the keys in one step of the store (atomic, as Redis's DEL of several keys); a key named twice counts once.
+    /// Returns how many live entries were deleted.
+    /// </summary>
+    public Task<int> DeleteKeysAsync(Caller caller, IReadOnlyList<string> keys, CancellationToken ct = default)
+    {
+        var partition = Enter(caller, Role.Write, "delete keys");
+        var stored = new List<string>(keys.Count);
+        var seen = new HashSet<string>(keys.Count, StringComparer.Ordinal);
+        foreach (var key in keys)
+        {
+            KvKeys.Validate(key);
+            var storedKey = KvKeys.ToStored(caller.Tenant, key);
+            if (seen.Add(storedKey))
+            {
+                stored.Add(storedKey);
+            }
+        }
+        return store.DeleteManyKvAsync(partition, stored, options.Durability, ct);
+    }
+
+    /// <summary>
     /// The most keys one transaction may name (its commands' keys and the watched ones together). Its working set lives in
     /// memory for the step, a few hundred bytes a key beside the values (which <see cref="KvTransaction.MaxReadChars"/>
     /// bounds); what a RESP client can queue (<c>RespConnection.MaxQueuedBytes</c>) stays below it in practice. It was

@@ -242,6 +242,9 @@ public sealed class KvTransaction : IKeyValueStore
     public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
         Task.FromResult(Delete(storedKey));
 
+    public Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, CancellationToken ct = default) =>
+        Task.FromResult(storedKeys.Count(Delete));
+
     public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
         CancellationToken ct = default)
     {

@@ -1292,9 +1292,9 @@ internal sealed partial class RespConnection
     }
 
     /// <summary>
-    /// DEL/UNLINK of several keys: one transaction, so it is atomic as in Redis and one write step of the store, not one
-    /// per key (100,000 keys one by one took 9 s). Past <see cref="DeleteChunk"/> keys, one transaction per that many:
-    /// on PostgreSQL each key is a round trip under the log lock, and a chunk lets other writers in between.
+    /// DEL/UNLINK of several keys: one step of the store (<see cref="KvService.DeleteKeysAsync"/>), so it is atomic as in
+    /// Redis, not one write per key (100,000 keys one by one took 9 s). Past <see cref="DeleteChunk"/> keys, one step per
+    /// that many, so other writers get in between.
     /// </summary>
     private async ValueTask<long> DeleteKeysAsync(Caller caller, CancellationToken ct)
     {
@@ -1306,15 +1306,8 @@ internal sealed partial class RespConnection
             {
                 keys[i] = Text(start + i);
             }
-            deleted += await AtomicallyAsync(caller, keys, kv =>
-            {
-                long count = 0;
-                foreach (var key in keys)
-                {
-                    count += Done(kv.DeleteKeyAsync(caller, key)) ? 1 : 0;
-                }
-                return count;
-            }, ct).ConfigureAwait(false);
+            // Inside MULTI, _kv is the transaction's: the call is done when it returns.
+            deleted += await _kv.DeleteKeysAsync(caller, keys, ct).ConfigureAwait(false);
         }
         return deleted;
     }

@@ -225,7 +225,7 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
             8 => random.Next(2) == 0 ? ["COPY", Key(), Key()] : ["COPY", Key(), Key(), "REPLACE"],
             9 => ["MSETNX", Key(), Value(), Key(), Value()],
             10 => ["TOUCH", Key(), Key()],
-            11 => ["DEL", Key()],
+            11 => random.Next(3) switch { 0 => ["DEL", Key()], 1 => ["DEL", Key(), Key(), Key()], _ => ["UNLINK", Key(), Key()] },
             12 => ["STRLEN", Key()],
             13 => ["MGET", .. keys],
             14 => ["DECRBY", Key(), "2"],

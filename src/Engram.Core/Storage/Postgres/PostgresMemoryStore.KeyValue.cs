@@ -221,10 +221,8 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             {
                 var now = NowMs;
                 var doomed = await SelectMatchingAsync(c, caller.Tenant, pattern, position, DeleteChunk, now).ConfigureAwait(false);
-                foreach (var entry in doomed)
-                {
-                    await DeleteKvAsync(c, caller, entry, KvEvents.Deleted, now).ConfigureAwait(false);
-                }
+                var keys = doomed.Select(e => e.StoredKey).ToArray();
+                await DeleteKvSetAsync(c, [.. keys.Select(_ => caller.Tenant)], keys, caller.Actor, KvEvents.Deleted, expired: false, now, ct).ConfigureAwait(false);
                 return (doomed.Count, doomed.Count == 0 ? position : doomed[^1].StoredKey);
             }, durability, ct).ConfigureAwait(false);
             total += deleted;
@@ -287,22 +285,19 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             var deleted = await LoggedAsync(async c =>
             {
                 var now = NowMs;
-                var expired = new List<(string Tenant, KvEntry Entry)>();
+                var (tenants, keys) = (new List<string>(chunk), new List<string>(chunk));
                 await using (var command = Command(c,
-                    $"SELECT tenant, {KvEntryColumns} FROM kv_entries WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2")
-                    .Int(now).Int(chunk))
+                    "SELECT tenant, key FROM kv_entries WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2").Int(now).Int(chunk))
                 await using (var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
                 {
                     while (await reader.ReadAsync(ct).ConfigureAwait(false))
                     {
-                        expired.Add((reader.GetString(0), ReadKvEntry(reader, 1)));
+                        tenants.Add(reader.GetString(0));
+                        keys.Add(reader.GetString(1));
                     }
                 }
-                foreach (var (tenant, entry) in expired)
-                {
-                    await DeleteKvAsync(c, Caller.System("ttl-sweeper", tenant), entry, KvEvents.Expired, now).ConfigureAwait(false);
-                }
-                return expired.Count;
+                return await DeleteKvSetAsync(c, [.. tenants], [.. keys], Caller.System("ttl-sweeper").Actor, KvEvents.Expired, expired: true, now, ct)
+                    .ConfigureAwait(false);
             }, WriteDurability.Full, ct).ConfigureAwait(false);
             total += deleted;
             if (deleted < chunk)

@@ -338,6 +338,20 @@ internal static class PostgresSchema
         ALTER TABLE graph_observations DROP CONSTRAINT graph_observations_tenant_entity_name_content_key;
         CREATE UNIQUE INDEX graph_observations_content_key ON graph_observations (tenant, entity_name, md5(content));
         """,
+        // Deleted keys counted once per statement (a transition table) instead of once per row: a set-based delete of
+        // 1,000 keys spent 41 ms of its 62 in the row trigger, 0.6 ms in this one (session 45). Inserts keep the row
+        // trigger: a statement trigger would also run for every SET that updates a key (an upsert inserts nothing then).
+        """
+        DROP TRIGGER kv_entries_count ON kv_entries;
+        CREATE TRIGGER kv_entries_count AFTER INSERT ON kv_entries FOR EACH ROW EXECUTE FUNCTION simple_count('kv');
+        CREATE FUNCTION removed_count() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO row_count_deltas(tenant, kind, tier, type, n) SELECT tenant, TG_ARGV[0], '', '', -count(*) FROM removed GROUP BY tenant;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER kv_entries_count_removed AFTER DELETE ON kv_entries REFERENCING OLD TABLE AS removed
+            FOR EACH STATEMENT EXECUTE FUNCTION removed_count('kv');
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

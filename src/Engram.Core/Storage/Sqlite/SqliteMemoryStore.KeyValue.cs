@@ -237,6 +237,27 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             return true;
         }, durability, ct);
 
+    public Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, CancellationToken ct = default) =>
+        // One item of the single writer: every key's state read and deleted with nothing between them.
+        _writer.WriteAsync(c =>
+        {
+            var now = NowMs;
+            var doomed = new List<KvEntry>(storedKeys.Count);
+            foreach (var key in storedKeys)
+            {
+                if (LiveOrNull(CurrentKv(c, caller.Tenant, key).Entry, now) is { } entry)
+                {
+                    doomed.Add(entry);
+                }
+            }
+            using var seqs = ReserveKvSeqs(c, doomed.Count);
+            foreach (var entry in doomed)
+            {
+                DeleteKv(c, caller, entry, KvEvents.Deleted, now);
+            }
+            return doomed.Count;
+        }, durability, ct);
+
     public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
         CancellationToken ct = default) =>
         _writer.WriteAsync(c =>
