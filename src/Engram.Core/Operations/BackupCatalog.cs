@@ -93,6 +93,75 @@ public static class BackupCatalog
         }
     }
 
+    /// <summary>How long a temporary file of a backup or a verification goes unchanged before <see cref="RemoveLeftovers"/> takes it for a killed run's.</summary>
+    public static readonly TimeSpan LeftoverAge = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// Deletes the temporary files of backup and verification runs that were killed (a run deletes its own when it ends,
+    /// however it ends, but a kill -9 or a power cut leaves them, each the size of the database): the names those runs
+    /// give (<c>.NAME.engram-backup.TOKEN.db.tmp</c> and its other stages, <c>.engram-verify-GUID.db</c> with SQLite's
+    /// side files), unchanged for <see cref="LeftoverAge"/>. The age is what makes it safe without a lock: a run under way,
+    /// here or in another process sharing the folder, writes its files as it goes, and no run takes a day between writes.
+    /// Returns the names deleted.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveLeftovers(string folder, DateTimeOffset now)
+    {
+        var removed = new List<string>();
+        if (!Directory.Exists(folder))
+        {
+            return removed;
+        }
+        foreach (var path in Directory.EnumerateFiles(folder, ".*"))
+        {
+            var name = Path.GetFileName(path);
+            if (!IsLeftoverName(name))
+            {
+                continue;
+            }
+            try
+            {
+                if (now - File.GetLastWriteTimeUtc(path) < LeftoverAge)
+                {
+                    continue;
+                }
+                File.Delete(path);
+                removed.Add(name);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Gone meanwhile, or not ours to delete: the next run looks again.
+            }
+        }
+        return removed;
+    }
+
+    /// <summary>Whether <paramref name="name"/> is one a backup or verification run gives its temporary files (see <see cref="RemoveLeftovers"/>).</summary>
+    internal static bool IsLeftoverName(string name)
+    {
+        if (name.StartsWith(".engram-verify-", StringComparison.Ordinal))
+        {
+            var rest = name[".engram-verify-".Length..];
+            var dot = rest.IndexOf('.', StringComparison.Ordinal);
+            return dot == 32 && IsHex(rest[..dot]) && rest[dot..] is ".db" or ".db-journal" or ".db-wal" or ".db-shm";
+        }
+        // .NAME.TOKEN.STAGE: NAME a backup's file name, TOKEN 12 hex digits (BackupFile.PrepareNew), STAGE one of the run's.
+        foreach (var stage in (ReadOnlySpan<string>)[".db.tmp", ".db.tmp-journal", ".db.tmp-wal", ".db.tmp-shm", ".gz.tmp", ".jsonl.tmp", ".tmp"])
+        {
+            if (name.Length > stage.Length + 14 && name[0] == '.' && name.EndsWith(stage, StringComparison.Ordinal))
+            {
+                var head = name[1..^stage.Length];
+                var dot = head.LastIndexOf('.');
+                if (dot > 0 && head.Length - dot - 1 == 12 && IsHex(head[(dot + 1)..]) && head[..dot].EndsWith(BackupFile.Extension, StringComparison.Ordinal))
+                {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private static bool IsHex(string text) => text.Length > 0 && text.All(char.IsAsciiHexDigitLower);
+
     /// <summary>Deletes the scheduled backups of <paramref name="folder"/> that <paramref name="policy"/> does not keep; returns their names.</summary>
     public static IReadOnlyList<string> Prune(string folder, RetentionPolicy policy)
     {

@@ -291,7 +291,7 @@ public static class StoreBackup
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                // Left for the operator: each run names its files anew, so no later run removes them (a killed run leaves them too).
+                // Left behind (as a killed run's are): the backup service removes them a day later (BackupCatalog.RemoveLeftovers).
             }
         }
     }

@@ -107,6 +107,10 @@ public sealed partial class BackupService
                     LogPruned(_logger, expired);
                 }
             }
+            foreach (var leftover in BackupCatalog.RemoveLeftovers(Folder, _clock.GetUtcNow()))
+            {
+                LogLeftoverRemoved(_logger, leftover);
+            }
             return (manifest, name, verification);
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not ConflictException)
@@ -173,6 +177,9 @@ public sealed partial class BackupService
 
     [LoggerMessage(EventId = 2403, Level = LogLevel.Information, Message = "Backup {Name} deleted by retention")]
     private static partial void LogPruned(ILogger logger, string name);
+
+    [LoggerMessage(EventId = 2405, Level = LogLevel.Information, Message = "Removed {Name}, a temporary file a killed backup or verification left a day ago or more")]
+    private static partial void LogLeftoverRemoved(ILogger logger, string name);
 
     [LoggerMessage(EventId = 2404, Level = LogLevel.Warning, Message = "Cannot list the backup folder {Folder}")]
     private static partial void LogListFailed(ILogger logger, string folder, Exception exception);

@@ -136,6 +136,7 @@ public sealed partial class PostgresMemoryStore
                 }
             }
             FoldCountsNowAndThen();
+            RefreshKvStatisticsNowAndThen();
         }
     }
 

@@ -163,6 +163,7 @@ public sealed partial class PostgresMemoryStore : IMemoryStore, IChangeNotificat
         {
             _disposed = true;
             await _countFold.ConfigureAwait(false); // never throws (FoldCountsNowAndThen)
+            await _kvStatisticsCheck.ConfigureAwait(false); // nor this (RefreshKvStatisticsNowAndThen)
             await _sessions.DisposeAsync().ConfigureAwait(false);
             await _db.DisposeAsync().ConfigureAwait(false);
         }
