@@ -88,6 +88,50 @@ public sealed class PostgresKvGroupCommitTests
         (await store.CheckIntegrityAsync()).Problems.Should().BeEmpty();
     }
 
+    [Fact]
+    public async Task Queued_deletes_share_the_group_with_sets_in_their_order()
+    {
+        var url = await PostgresServer.NewDatabaseUrlAsync();
+        await using var store = PostgresMemoryStore.Open(url);
+        IKeyValueStore kv = store;
+        for (var i = 0; i < 10; i++)
+        {
+            await Set(kv, $"d{i}", "1");
+        }
+        var groupsBefore = store.LogGroupsRun;
+        var deletes = new List<Task<bool>>();
+        Task<KvSetResult> recreated;
+        Task<bool> deletedAgain;
+        await using (var holder = await OutsideLogLock.HoldAsync(url))
+        {
+            var lead = Set(kv, "lead", "0");
+            await OutsideLogLock.WaitForWaiterAsync(url);
+            for (var i = 0; i < 10; i++)
+            {
+                deletes.Add(kv.DeleteKvAsync(Acme, $"d{i}", WriteDurability.Relaxed));
+            }
+            deletes.Add(kv.DeleteKvAsync(Acme, "d0", WriteDurability.Relaxed)); // deleted just before, in the same group
+            deletes.Add(kv.DeleteKvAsync(Acme, "never", WriteDurability.Relaxed));
+            recreated = Set(kv, "d1", "2");
+            deletedAgain = kv.DeleteKvAsync(Acme, "d1", WriteDurability.Full); // a full-durability write makes the group's commit full
+            await holder.CommitAsync();
+            await lead;
+        }
+        (await Task.WhenAll(deletes)).Should().Equal([.. Enumerable.Repeat(true, 10), false, false]);
+        (await recreated).Created.Should().BeTrue("the key was deleted before it in the same group");
+        (await deletedAgain).Should().BeTrue();
+        (store.LogGroupsRun - groupsBefore).Should().BeLessThan(5, "the queued deletes went in groups, not one transaction each");
+        store.LargestLogGroup.Should().BeGreaterThanOrEqualTo(12);
+
+        (await kv.GetManyKvAsync(Acme, [.. Enumerable.Range(0, 10).Select(i => $"d{i}")])).Should().OnlyContain(e => e == null);
+        var history = (await kv.GetKvHistoryAsync(Acme, "d1", 10, null, 100)).Items;
+        // The history goes on through the delete in the group (a key made anew starts at version 1 again).
+        history.Select(h => (h.Event, h.Version)).Should().Equal((KvEvents.Created, 1L), (KvEvents.Deleted, 1L), (KvEvents.Created, 1L), (KvEvents.Deleted, 1L));
+        history.Select(h => h.Seq).Should().BeInAscendingOrder();
+        (await store.ReadCountsAsync()).KvKeys.Should().Be(1, "only the lead is left");
+        (await store.CheckIntegrityAsync()).Problems.Should().BeEmpty("the change log has no gap and the counts match");
+    }
+
     /// <summary>
     /// An MSET and a transaction of thousands of keys (past the 1,000 keys one state read takes) log each change once, with
     /// seqs that follow one another and a log head moved to the last of them; a key written twice in one step chains its

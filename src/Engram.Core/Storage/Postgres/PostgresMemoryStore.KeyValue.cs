@@ -60,16 +60,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         }, ct);
 
     public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
-        LoggedAsync(async c =>
-        {
-            var now = NowMs;
-            if (LiveOrNull((await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: false).ConfigureAwait(false)).Entry, now) is not { } entry)
-            {
-                return false;
-            }
-            await DeleteKvAsync(c, caller, entry, KvEvents.Deleted, now).ConfigureAwait(false);
-            return true;
-        }, durability, ct);
+        DeleteGroupedAsync(caller, storedKey, durability, ct);
 
     public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
         CancellationToken ct = default) =>

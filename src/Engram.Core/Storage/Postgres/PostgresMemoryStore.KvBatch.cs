@@ -68,12 +68,13 @@ public sealed partial class PostgresMemoryStore
     }
 
     /// <summary>
-    /// The SETs of queued writes (each a SET or an MSET, of its own caller), in order, in the transaction on
+    /// The queued writes (each a SET, an MSET or the DEL of one key, of its own caller), in order, in the transaction on
     /// <paramref name="c"/>: the keys' states read <see cref="KvStateChunk"/> a query, the writes sent in batches. Returns each
-    /// queued write's outcome: its results (<see cref="KvSetResult"/>[]), or the <see cref="ConflictException"/> of a single
-    /// SET whose condition failed (it wrote nothing; a failed condition in an MSET fails the whole step).
+    /// queued write's outcome: a SET's results (<see cref="KvSetResult"/>[]), or the <see cref="ConflictException"/> of a single
+    /// SET whose condition failed (it wrote nothing; a failed condition in an MSET fails the whole step); a DEL's whether
+    /// it deleted a live entry.
     /// </summary>
-    private static async Task<object?[]> SetBatchedAsync(NpgsqlConnection c, IReadOnlyList<(Caller Caller, IReadOnlyList<KvWrite> Writes)> queued, long now)
+    private static async Task<object?[]> SetBatchedAsync(NpgsqlConnection c, IReadOnlyList<GroupedKvWrite> queued, long now)
     {
         var outcomes = new object?[queued.Count];
         var states = new Dictionary<(string Tenant, string Key), (KvEntry? Entry, long? Head)>();
@@ -81,7 +82,22 @@ public sealed partial class PostgresMemoryStore
         await using var batch = new KvWriteBatch(c);
         for (var q = 0; q < queued.Count; q++)
         {
-            var (caller, writes) = queued[q];
+            var (caller, writes, deletedKey) = queued[q];
+            if (deletedKey is not null)
+            {
+                // A DEL: decided from the key's state as the writes before it in the group left it.
+                var key = (caller.Tenant, deletedKey);
+                var (current, head) = states[key];
+                if (LiveOrNull(current, now) is not { } live)
+                {
+                    outcomes[q] = false;
+                    continue;
+                }
+                states[key] = (null, HeadFromTables);
+                outcomes[q] = true;
+                await batch.AddAsync(DeleteKvCommand(c, caller, live, KvEvents.Deleted, head, now)).ConfigureAwait(false);
+                continue;
+            }
             var results = new KvSetResult[writes.Count];
             outcomes[q] = results;
             for (var i = 0; i < writes.Count; i++)
@@ -111,12 +127,13 @@ public sealed partial class PostgresMemoryStore
     }
 
     /// <summary>The states of every key the queued writes name, per tenant, <see cref="KvStateChunk"/> keys a query.</summary>
-    private static async Task ReadStatesAsync(NpgsqlConnection c, IReadOnlyList<(Caller Caller, IReadOnlyList<KvWrite> Writes)> queued,
+    private static async Task ReadStatesAsync(NpgsqlConnection c, IReadOnlyList<GroupedKvWrite> queued,
         Dictionary<(string Tenant, string Key), (KvEntry? Entry, long? Head)> into)
     {
         foreach (var tenant in queued.Select(q => q.Caller.Tenant).Distinct(StringComparer.Ordinal))
         {
-            var keys = queued.Where(q => q.Caller.Tenant == tenant).SelectMany(q => q.Writes).Select(w => w.StoredKey).Distinct(StringComparer.Ordinal).ToArray();
+            var keys = queued.Where(q => q.Caller.Tenant == tenant)
+                .SelectMany(q => q.DeletedKey is { } deleted ? [deleted] : q.Writes.Select(w => w.StoredKey)).Distinct(StringComparer.Ordinal).ToArray();
             var read = new Dictionary<string, (KvEntry? Entry, long? Head)>(keys.Length, StringComparer.Ordinal);
             foreach (var chunk in keys.Chunk(KvStateChunk))
             {
