@@ -263,6 +263,9 @@ internal sealed partial class RespConnection
                     }
                 }
                 return;
+            case "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT":
+                await ExpireAsync(caller, command, ct).ConfigureAwait(false);
+                return;
         }
         await DrainAsync().ConfigureAwait(false);
         switch (command)
@@ -312,9 +315,6 @@ internal sealed partial class RespConnection
                 {
                     _reply.Integer(await CountExistingAsync(caller, ct).ConfigureAwait(false));
                 }
-                return;
-            case "EXPIRE" or "PEXPIRE" or "EXPIREAT" or "PEXPIREAT":
-                await ExpireAsync(caller, command, ct).ConfigureAwait(false);
                 return;
             case "TTL" or "PTTL":
                 if (Arity(2, exact: true))
@@ -905,6 +905,7 @@ internal sealed partial class RespConnection
     {
         if (_argCount < 3)
         {
+            await DrainAsync().ConfigureAwait(false); // the replies of the writes under way come first
             WrongArity();
             return;
         }
@@ -930,22 +931,26 @@ internal sealed partial class RespConnection
             }
             else
             {
+                await DrainAsync().ConfigureAwait(false);
                 _reply.Error("ERR Unsupported option " + Encoding.UTF8.GetString(Arg(i)));
                 return;
             }
         }
         if (nx && (xx || gt || lt))
         {
+            await DrainAsync().ConfigureAwait(false);
             _reply.Error("ERR NX and XX, GT or LT options at the same time are not compatible");
             return;
         }
         if (gt && lt)
         {
+            await DrainAsync().ConfigureAwait(false);
             _reply.Error("ERR GT and LT options at the same time are not compatible");
             return;
         }
         if (!TryLong(2, out var amount))
         {
+            await DrainAsync().ConfigureAwait(false);
             _reply.Error(WrongInteger);
             return;
         }
@@ -963,12 +968,24 @@ internal sealed partial class RespConnection
         }
         catch (OverflowException)
         {
+            await DrainAsync().ConfigureAwait(false);
             _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
             return;
         }
-        // The condition is judged on the entry the change applies to, in one step of the store.
+        // Started without waiting, as DEL and INCR are: a pipeline of EXPIREs reaches the store together (on PostgreSQL,
+        // in one group's transaction instead of a commit each).
+        Defer(ExpireInStoreAsync(caller, Text(1), command, nx, xx, gt, lt, expiresAt, ct), PendingKind.OneOrZero);
+    }
+
+    /// <summary>
+    /// The change of an EXPIRE family command: its condition judged on the entry the change applies to, in one step of the
+    /// store. Whether it changed the key; an expiry too far away for Engram is refused with Redis's error.
+    /// </summary>
+    private async Task<bool> ExpireInStoreAsync(Caller caller, string key, string command, bool nx, bool xx, bool gt, bool lt, long expiresAt,
+        CancellationToken ct)
+    {
         var tooFar = false;
-        var result = await _kv.UpdateAsync(caller, Text(1), (entry, at) =>
+        var result = await _kv.UpdateAsync(caller, key, (entry, at) =>
         {
             tooFar = false;
             var current = entry?.ExpiresAtMs;
@@ -986,12 +1003,7 @@ internal sealed partial class RespConnection
             tooFar = expiresAt > at + KvOptions.MaxTtlSeconds * 1000;
             return tooFar ? KvChange.Keep : KvChange.ExpireAt(expiresAt);
         }, ct).ConfigureAwait(false);
-        if (tooFar)
-        {
-            _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
-            return;
-        }
-        _reply.Integer(result.Changed ? 1 : 0);
+        return tooFar ? throw new RespErrorReplyException($"ERR invalid expire time in '{command.ToLowerInvariant()}' command") : result.Changed;
     }
 
     /// <summary>The expiry of EX/PX (relative) or EXAT/PXAT (absolute) <paramref name="amount"/>; false when it is not positive or too far away.</summary>

@@ -846,6 +846,9 @@ internal sealed partial class RespConnection
     {
         switch (ex)
         {
+            case RespErrorReplyException reply:
+                _reply.Error(reply.Message);
+                break;
             case ValidationException v:
                 _reply.Error("ERR " + v.Message);
                 break;
@@ -879,6 +882,9 @@ internal sealed partial class RespConnection
 }
 
 /// <summary>The client broke the protocol: the reply is an error and the connection is closed.</summary>
+/// <summary>A deferred command's refusal, answered with <see cref="Exception.Message"/> as the error reply, as Redis words it.</summary>
+internal sealed class RespErrorReplyException(string reply) : Exception(reply);
+
 internal sealed class RespProtocolException(string message, bool oversized = false) : Exception(message)
 {
     /// <summary>Whether the command was refused for its size (a bulk string, argument count or inline line over the limits).</summary>

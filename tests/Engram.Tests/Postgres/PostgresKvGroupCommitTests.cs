@@ -89,7 +89,7 @@ public sealed class PostgresKvGroupCommitTests
     }
 
     [Fact]
-    public async Task Queued_deletes_share_the_group_with_sets_in_their_order()
+    public async Task Queued_single_key_changes_share_the_group_with_sets_in_their_order()
     {
         var url = await PostgresServer.NewDatabaseUrlAsync();
         await using var store = PostgresMemoryStore.Open(url);
@@ -98,10 +98,16 @@ public sealed class PostgresKvGroupCommitTests
         {
             await Set(kv, $"d{i}", "1");
         }
+        await Set(kv, "text", "\"abc\"");
+        await Set(kv, "e", "1");
         var groupsBefore = store.LogGroupsRun;
         var deletes = new List<Task<bool>>();
+        var increments = new List<Task<long>>();
         Task<KvSetResult> recreated;
         Task<bool> deletedAgain;
+        Task<long>? refused = null;
+        Task<bool> expired, expiredMissing;
+        Task<KvUpdated> taken;
         await using (var holder = await OutsideLogLock.HoldAsync(url))
         {
             var lead = Set(kv, "lead", "0");
@@ -114,21 +120,42 @@ public sealed class PostgresKvGroupCommitTests
             deletes.Add(kv.DeleteKvAsync(Acme, "never", WriteDurability.Relaxed));
             recreated = Set(kv, "d1", "2");
             deletedAgain = kv.DeleteKvAsync(Acme, "d1", WriteDurability.Full); // a full-durability write makes the group's commit full
+            for (var i = 0; i < 30; i++)
+            {
+                increments.Add(kv.IncrementKvAsync(Acme, "n", 1, null, WriteDurability.Relaxed));
+                if (i == 10)
+                {
+                    refused = kv.IncrementKvAsync(Acme, "text", 1, null, WriteDurability.Relaxed); // refused alone: not an integer
+                }
+            }
+            expired = kv.ExpireKvAsync(Acme, "e", long.MaxValue / 2, WriteDurability.Relaxed);
+            expiredMissing = kv.ExpireKvAsync(Acme, "never", long.MaxValue / 2, WriteDurability.Relaxed);
+            taken = kv.UpdateKvAsync(Acme, "n", (live, _) => live is null ? KvChange.Keep : KvChange.Remove, WriteDurability.Relaxed); // GETDEL
             await holder.CommitAsync();
             await lead;
         }
+        (await Task.WhenAll(increments)).Should().Equal(Enumerable.Range(1, 30).Select(i => (long)i), "each INCR saw the ones queued before it");
+        await ((Func<Task>)(() => refused!)).Should().ThrowAsync<ConflictException>();
+        (await kv.GetKvAsync(Acme, "text"))!.ValueJson.Should().Be("\"abc\"");
+        (await expired).Should().BeTrue();
+        (await kv.GetKvAsync(Acme, "e"))!.ExpiresAtMs.Should().Be(long.MaxValue / 2);
+        (await expiredMissing).Should().BeFalse();
+        var getdel = await taken;
+        getdel.Changed.Should().BeTrue();
+        getdel.Previous!.ValueJson.Should().Be("30", "the GETDEL came after the 30 INCRs");
+        (await kv.GetKvAsync(Acme, "n")).Should().BeNull();
         (await Task.WhenAll(deletes)).Should().Equal([.. Enumerable.Repeat(true, 10), false, false]);
         (await recreated).Created.Should().BeTrue("the key was deleted before it in the same group");
         (await deletedAgain).Should().BeTrue();
         (store.LogGroupsRun - groupsBefore).Should().BeLessThan(5, "the queued deletes went in groups, not one transaction each");
-        store.LargestLogGroup.Should().BeGreaterThanOrEqualTo(12);
+        store.LargestLogGroup.Should().BeGreaterThanOrEqualTo(40);
 
         (await kv.GetManyKvAsync(Acme, [.. Enumerable.Range(0, 10).Select(i => $"d{i}")])).Should().OnlyContain(e => e == null);
         var history = (await kv.GetKvHistoryAsync(Acme, "d1", 10, null, 100)).Items;
         // The history goes on through the delete in the group (a key made anew starts at version 1 again).
         history.Select(h => (h.Event, h.Version)).Should().Equal((KvEvents.Created, 1L), (KvEvents.Deleted, 1L), (KvEvents.Created, 1L), (KvEvents.Deleted, 1L));
         history.Select(h => h.Seq).Should().BeInAscendingOrder();
-        (await store.ReadCountsAsync()).KvKeys.Should().Be(1, "only the lead is left");
+        (await store.ReadCountsAsync()).KvKeys.Should().Be(3, "the lead, text and e are left");
         (await store.CheckIntegrityAsync()).Problems.Should().BeEmpty("the change log has no gap and the counts match");
     }
 

@@ -196,10 +196,10 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
         string Key() => keys[random.Next(keys.Length)];
         string Value() => values[random.Next(values.Length)];
         string Range() => ranges[random.Next(ranges.Length)];
-        // SETEX and SET EX take 100 s, EXPIRE other times: an EXPIRE GT/LT of the same time a few ms later compares
-        // differently on a server that serves the two within one millisecond (Redis) and one that does not.
+        // SETEX, SET EX and GETEX EX take times EXPIRE never takes: an EXPIRE GT/LT of the same time a few ms later
+        // compares differently on a server that serves the two within one millisecond (Redis) and one that does not.
         string Seconds() => random.Next(4) switch { 0 => "0", 1 => "-5", 2 => "1000", _ => "100" };
-        string ExpireSeconds() => random.Next(4) switch { 0 => "0", 1 => "-5", 2 => "1000", _ => "50" };
+        string ExpireSeconds() => random.Next(4) switch { 0 => "0", 1 => "-5", 2 => "2000", _ => "50" };
         string[] Next() => random.Next(28) switch
         {
             16 => ["SET", Key(), Value(), .. SetOptions()],
@@ -268,6 +268,33 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
         object?[] items => items.Select(WithoutDetail).ToArray(),
         _ => reply,
     };
+
+    /// <summary>
+    /// Writes sent in one pipeline are started without waiting for one another (on PostgreSQL they share a transaction):
+    /// each still sees the ones before it, and the replies, refusals included, come in the order sent.
+    /// </summary>
+    [Fact]
+    public async Task Pipelined_deletes_increments_and_expiries_reply_in_order_as_redis_server_does()
+    {
+        string[][] commands =
+        [
+            ["DEL", "pl:a", "pl:b", "pl:n"], ["SET", "pl:a", "1"], ["SET", "pl:b", "2"], ["EXPIRE", "pl:a", "100"], ["EXPIRE", "pl:a", "10", "BAD"],
+            ["EXPIRE", "pl:a", "50", "GT"], ["EXPIRE", "pl:a", "50", "LT"], ["EXPIRE", "pl:a", "60", "NX"], ["EXPIRE", "pl:a", "x"],
+            ["EXPIRE", "pl:a", "10", "NX", "XX"], ["INCR", "pl:n"], ["INCRBY", "pl:n", "5"], ["INCR", "pl:b"], ["DEL", "pl:b"], ["EXPIRE", "pl:b", "10"],
+            ["INCR", "pl:b"], ["DEL", "pl:a", "pl:a", "pl:nothing"], ["EXPIRE", "pl:a", "10"], ["SET", "pl:a", "z"], ["PEXPIRE", "pl:a", "-1"],
+            ["UNLINK", "pl:b"], ["EXPIRE", "pl:n", "0"], ["MGET", "pl:a", "pl:b", "pl:n"], ["EXISTS", "pl:a", "pl:b", "pl:n"],
+        ];
+        var pipeline = commands.SelectMany(c => RespClient.Encode(c)).ToArray();
+        var replies = new List<object?[]>();
+        foreach (var port in new[] { engram.Port, reference.Redis.Port })
+        {
+            using var client = await RespClient.ConnectAsync(port);
+            await client.SendRawAsync(pipeline);
+            replies.Add([.. commands.Select(_ => WithoutDetail(client.Read()))]);
+        }
+        replies[0].Should().BeEquivalentTo(replies[1], o => o.WithStrictOrdering());
+        replies[0].Should().Contain("-ERR Unsupported option BAD", "the refusals are in the replies, where they were sent");
+    }
 
     [Fact]
     public async Task Dbsize_and_info_keyspace_count_keys_and_expiring_keys_as_redis_server_does()

@@ -59,60 +59,38 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             return [.. storedKeys.Select(k => LiveOrNull(found.GetValueOrDefault(k), now))];
         }, ct);
 
-    public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
-        DeleteGroupedAsync(caller, storedKey, durability, ct);
+    // The single-key changes below are decisions over the key's live entry (KeyChange), which the log queue runs in its
+    // groups beside SETs, or alone: the same code either way (SetBatchedAsync).
+    public async Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
+        (bool)(await ChangeGroupedAsync(caller, storedKey, (live, _) => live is null
+            ? new KeyDecision(KvChange.Keep, "", false)
+            : new KeyDecision(KvChange.Remove, KvEvents.Deleted, true), durability, ct).ConfigureAwait(false))!;
 
-    public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
+    public async Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability,
+        bool textIntegers = false, CancellationToken ct = default) =>
+        (long)(await ChangeGroupedAsync(caller, storedKey, (live, _) =>
+        {
+            var next = KvWrites.Increment(caller, storedKey, live, by, textIntegers);
+            return new KeyDecision(KvChange.Write(next.ToString(CultureInfo.InvariantCulture), live is null ? expiresAtMsIfNew : live.ExpiresAtMs),
+                KvEvents.Incremented, next);
+        }, durability, ct).ConfigureAwait(false))!;
+
+    public async Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default) =>
+        (bool)(await ChangeGroupedAsync(caller, storedKey, (live, _) => live is null
+            ? new KeyDecision(KvChange.Keep, "", false)
+            : new KeyDecision(KvChange.ExpireAt(expiresAtMs), KvEvents.TtlChanged, true), durability, ct).ConfigureAwait(false))!;
+
+    // Under the log lock (a queued write): no other write, on any instance, comes between the read and the write.
+    public async Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability,
         CancellationToken ct = default) =>
-        LoggedAsync(async c =>
+        (KvUpdated)(await ChangeGroupedAsync(caller, storedKey, (live, now) =>
         {
-            var now = NowMs;
-            var (current, head) = await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: true).ConfigureAwait(false);
-            var live = current is not null && current.IsLiveAt(now);
-            var next = KvWrites.Increment(caller, storedKey, live ? current : null, by, textIntegers);
-            var expires = live ? current!.ExpiresAtMs : expiresAtMsIfNew;
-            await WriteKvAsync(c, caller, storedKey, next.ToString(CultureInfo.InvariantCulture), expires, current, head, live, KvEvents.Incremented, now)
-                .ConfigureAwait(false);
-            return next;
-        }, durability, ct);
-
-    public Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default) =>
-        LoggedAsync(async c =>
-        {
-            var now = NowMs;
-            if (LiveOrNull((await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: false).ConfigureAwait(false)).Entry, now) is not { } entry)
-            {
-                return false;
-            }
-            await ExpireKvAsync(c, caller, entry, expiresAtMs, now).ConfigureAwait(false);
-            return true;
-        }, durability, ct);
-
-    public Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability,
-        CancellationToken ct = default) =>
-        // Under the log lock (LoggedAsync): no other write, on any instance, comes between the read and the write.
-        LoggedAsync(async c =>
-        {
-            var now = NowMs;
-            var (current, head) = await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: true).ConfigureAwait(false);
-            var live = LiveOrNull(current, now);
             var change = decide(live, now);
-            switch (change.Kind)
-            {
-                case KvChangeKind.Set:
-                    await WriteKvAsync(c, caller, storedKey, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null,
-                        live is null ? KvEvents.Created : KvEvents.Updated, now).ConfigureAwait(false);
-                    return new KvUpdated(live, true);
-                case KvChangeKind.Delete when live is not null:
-                    await DeleteKvAsync(c, caller, live, KvEvents.Deleted, now).ConfigureAwait(false);
-                    return new KvUpdated(live, true);
-                case KvChangeKind.Expire when live is not null:
-                    await ExpireKvAsync(c, caller, live, change.ExpiresAtMs, now).ConfigureAwait(false);
-                    return new KvUpdated(live, true);
-                default:
-                    return new KvUpdated(live, false);
-            }
-        }, durability, ct);
+            var changed = change.Kind == KvChangeKind.Set || (change.Kind != KvChangeKind.None && live is not null);
+            return new KeyDecision(change, change.Kind == KvChangeKind.Set && live is not null ? KvEvents.Updated
+                : change.Kind == KvChangeKind.Set ? KvEvents.Created : change.Kind == KvChangeKind.Delete ? KvEvents.Deleted : KvEvents.TtlChanged,
+                new KvUpdated(live, changed));
+        }, durability, ct).ConfigureAwait(false))!;
 
     public async Task<T> TransactKvAsync<T>(Caller caller, IReadOnlyCollection<string> storedKeys, Func<KvTransaction, T> run, WriteDurability durability,
         CancellationToken ct = default)
@@ -461,28 +439,20 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         return head == HeadFromTables ? command : command.Int(head);
     }
 
-    /// <summary>Gives the live <paramref name="entry"/> a new expiry (null: never), keeping its value; returns the history row's id.</summary>
-    private static async Task<long> ExpireKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long now)
-    {
-        await using var command = ExpireKvCommand(c, caller, entry, expiresAtMs, entry.LastHistoryId, now);
-        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
-    }
-
-    /// <summary>The statement of <see cref="ExpireKvAsync"/>; its row: the history row's id.</summary>
+    /// <summary>
+    /// Gives the live <paramref name="entry"/> a new expiry (null: never), keeping its value (history head
+    /// <paramref name="head"/>, see <see cref="HeadFromTables"/>); its row: the history row's id.
+    /// </summary>
     private static NpgsqlCommand ExpireKvCommand(NpgsqlConnection c, Caller caller, KvEntry entry, long? expiresAtMs, long? head, long now) =>
         LoggedCommand(c,
             ", updated AS (UPDATE kv_entries SET expires_at = $9, version = version + 1, seq = history.seq, updated_at = $5, last_hid = history.hid " +
             "FROM history WHERE tenant = $1 AND key = $2) SELECT hid FROM history",
             caller, entry.StoredKey, ChangeRecord.Upsert, now, KvEvents.TtlChanged, entry.Version + 1, expiresAtMs, head);
 
-    /// <summary>Deletes the live <paramref name="entry"/>; returns the history row's id (the head the deleted key keeps).</summary>
-    private static async Task<long> DeleteKvAsync(NpgsqlConnection c, Caller caller, KvEntry entry, string historyEvent, long now)
-    {
-        await using var command = DeleteKvCommand(c, caller, entry, historyEvent, entry.LastHistoryId, now);
-        return (long)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
-    }
-
-    /// <summary>The statement of <see cref="DeleteKvAsync"/>; its row: the history row's id.</summary>
+    /// <summary>
+    /// Deletes the live <paramref name="entry"/> (history head <paramref name="head"/>); its row: the history row's id (the
+    /// head the deleted key keeps). Many keys at once: <see cref="DeleteKvSetAsync"/>.
+    /// </summary>
     private static NpgsqlCommand DeleteKvCommand(NpgsqlConnection c, Caller caller, KvEntry entry, string historyEvent, long? head, long now) =>
         LoggedCommand(c,
             ", gone AS (DELETE FROM kv_entries WHERE tenant = $1 AND key = $2) " +

@@ -82,20 +82,10 @@ public sealed partial class PostgresMemoryStore
         await using var batch = new KvWriteBatch(c);
         for (var q = 0; q < queued.Count; q++)
         {
-            var (caller, writes, deletedKey) = queued[q];
-            if (deletedKey is not null)
+            var (caller, writes, change) = queued[q];
+            if (change is not null)
             {
-                // A DEL: decided from the key's state as the writes before it in the group left it.
-                var key = (caller.Tenant, deletedKey);
-                var (current, head) = states[key];
-                if (LiveOrNull(current, now) is not { } live)
-                {
-                    outcomes[q] = false;
-                    continue;
-                }
-                states[key] = (null, HeadFromTables);
-                outcomes[q] = true;
-                await batch.AddAsync(DeleteKvCommand(c, caller, live, KvEvents.Deleted, head, now)).ConfigureAwait(false);
+                outcomes[q] = await AddChangeAsync(c, batch, caller, change, states, now).ConfigureAwait(false);
                 continue;
             }
             var results = new KvSetResult[writes.Count];
@@ -126,14 +116,62 @@ public sealed partial class PostgresMemoryStore
         return outcomes;
     }
 
-    /// <summary>The states of every key the queued writes name, per tenant, <see cref="KvStateChunk"/> keys a query.</summary>
+    /// <summary>
+    /// Adds the statement of a change of one key (<paramref name="change"/>), decided from the key's state as the writes
+    /// before it in the step left it (<paramref name="states"/>, which it updates as <see cref="SetBatchedAsync"/> does for a
+    /// SET). Returns the decision's outcome, or the exception with which the decision refused (then nothing is added).
+    /// </summary>
+    private static async Task<object?> AddChangeAsync(NpgsqlConnection c, KvWriteBatch batch, Caller caller, KeyChange change,
+        Dictionary<(string Tenant, string Key), (KvEntry? Entry, long? Head)> states, long now)
+    {
+        var slot = (caller.Tenant, change.StoredKey);
+        var (current, head) = states[slot];
+        var live = LiveOrNull(current, now);
+        KeyDecision decision;
+        try
+        {
+            decision = change.Decide(live, now);
+        }
+        catch (Exception refused)
+        {
+            return refused;
+        }
+        var (kind, json, expiresAtMs) = decision.Change;
+        switch (kind)
+        {
+            case KvChangeKind.Set:
+                var (statement, entry) = WriteKvCommand(c, caller, change.StoredKey, json!, expiresAtMs, current, head, live is not null, decision.Event, now);
+                states[slot] = (entry, HeadFromTables);
+                await batch.AddAsync(statement).ConfigureAwait(false);
+                break;
+            case KvChangeKind.Delete when live is not null:
+                states[slot] = (null, HeadFromTables);
+                await batch.AddAsync(DeleteKvCommand(c, caller, live, KvEvents.Deleted, head, now)).ConfigureAwait(false);
+                break;
+            case KvChangeKind.Expire when live is not null:
+                states[slot] = (live with { ExpiresAtMs = expiresAtMs, Version = live.Version + 1, UpdatedAtMs = now }, HeadFromTables);
+                await batch.AddAsync(ExpireKvCommand(c, caller, live, expiresAtMs, head, now)).ConfigureAwait(false);
+                break;
+        }
+        return decision.Outcome;
+    }
+
+    /// <summary>
+    /// The states of every key the queued writes name, per tenant, <see cref="KvStateChunk"/> keys a query; one key (an
+    /// unpipelined write alone) by the prepared single-key look-up.
+    /// </summary>
     private static async Task ReadStatesAsync(NpgsqlConnection c, IReadOnlyList<GroupedKvWrite> queued,
         Dictionary<(string Tenant, string Key), (KvEntry? Entry, long? Head)> into)
     {
         foreach (var tenant in queued.Select(q => q.Caller.Tenant).Distinct(StringComparer.Ordinal))
         {
             var keys = queued.Where(q => q.Caller.Tenant == tenant)
-                .SelectMany(q => q.DeletedKey is { } deleted ? [deleted] : q.Writes.Select(w => w.StoredKey)).Distinct(StringComparer.Ordinal).ToArray();
+                .SelectMany(q => q.Change is { } change ? [change.StoredKey] : q.Writes.Select(w => w.StoredKey)).Distinct(StringComparer.Ordinal).ToArray();
+            if (keys.Length == 1)
+            {
+                into[(tenant, keys[0])] = await CurrentKvAsync(c, tenant, keys[0], withHead: true).ConfigureAwait(false);
+                continue;
+            }
             var read = new Dictionary<string, (KvEntry? Entry, long? Head)>(keys.Length, StringComparer.Ordinal);
             foreach (var chunk in keys.Chunk(KvStateChunk))
             {

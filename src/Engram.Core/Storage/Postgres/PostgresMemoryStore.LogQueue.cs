@@ -66,26 +66,24 @@ public sealed partial class PostgresMemoryStore
     }
 
     /// <summary>
-    /// The DEL of one key, as one queued write that may share its transaction with the writes queued beside it: a pipeline
-    /// of single-key DELs was one transaction (and, at full durability, one WAL flush) per key, 20,000 of them 24-30 s.
-    /// Returns whether a live entry was deleted.
+    /// A change of one key decided from its live entry (DEL, INCR, EXPIRE, an atomic update), as one queued write that may
+    /// share its transaction with the writes queued beside it: a pipeline of single-key DELs was one transaction (and, at
+    /// full durability, one WAL flush) per key, 20,000 of them 24-30 s. Returns the decision's outcome; a decision that
+    /// throws refuses the write (nothing is written) and the exception is the caller's.
     /// </summary>
-    private async Task<bool> DeleteGroupedAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct)
+    private Task<object?> ChangeGroupedAsync(Caller caller, string storedKey, Func<KvEntry?, long, KeyDecision> decide, WriteDurability durability,
+        CancellationToken ct)
     {
-        var result = await Enqueue(new LoggedWrite(c => DeleteAloneAsync(c, caller, storedKey, NowMs), new GroupedKvWrite(caller, [], storedKey), durability, ct))
-            .ConfigureAwait(false);
-        return (bool)result!;
-    }
-
-    /// <summary>The DEL of one queued write run alone.</summary>
-    private static async Task<object?> DeleteAloneAsync(NpgsqlConnection c, Caller caller, string storedKey, long now)
-    {
-        if (LiveOrNull((await CurrentKvAsync(c, caller.Tenant, storedKey, withHead: false).ConfigureAwait(false)).Entry, now) is not { } entry)
+        var grouped = new GroupedKvWrite(caller, [], new KeyChange(storedKey, decide));
+        return Enqueue(new LoggedWrite(async c =>
         {
-            return false;
-        }
-        await DeleteKvAsync(c, caller, entry, KvEvents.Deleted, now).ConfigureAwait(false);
-        return true;
+            var outcome = (await SetBatchedAsync(c, [grouped], NowMs).ConfigureAwait(false))[0];
+            if (outcome is Exception refused)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(refused);
+            }
+            return outcome;
+        }, grouped, durability, ct));
     }
 
     /// <summary>
@@ -243,13 +241,22 @@ public sealed partial class PostgresMemoryStore
 
     /// <summary>
     /// A queued key-value write that may share a group's transaction: SETs (a SET or an MSET's keys, <see cref="Writes"/>), or
-    /// the DEL of one key (<see cref="DeletedKey"/>; no writes).
+    /// a change of one key (<see cref="Change"/>; no writes).
     /// </summary>
-    private sealed record GroupedKvWrite(Caller Caller, IReadOnlyList<KvWrite> Writes, string? DeletedKey = null)
+    private sealed record GroupedKvWrite(Caller Caller, IReadOnlyList<KvWrite> Writes, KeyChange? Change = null)
     {
         /// <summary>The keys it writes, as a group's bound (<see cref="MaxLogGroupSets"/>) counts them.</summary>
-        public int Count => DeletedKey is null ? Writes.Count : 1;
+        public int Count => Change is null ? Writes.Count : 1;
     }
+
+    /// <summary>
+    /// A change of one key: <see cref="Decide"/> gets the key's live entry (null: missing or expired) and the time, and says
+    /// what to write; quick and free of side effects (it runs again when its group's transaction is retried or falls apart).
+    /// </summary>
+    private sealed record KeyChange(string StoredKey, Func<KvEntry?, long, KeyDecision> Decide);
+
+    /// <summary>What a <see cref="KeyChange"/> writes (<see cref="KvChange.Keep"/>: nothing), the history event of a SET, and what the caller gets.</summary>
+    private readonly record struct KeyDecision(KvChange Change, string Event, object? Outcome);
 
     /// <summary>
     /// A queued write: <see cref="Grouped"/> is set for the key-value writes a group may take (<see cref="Groupable"/>), null
