@@ -251,10 +251,12 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                 }
             }
             using var seqs = ReserveKvSeqs(c, doomed.Count);
+            using var rows = CollectKvHistory(doomed.Count); // the history rows inserted together, as a transaction's are
             foreach (var entry in doomed)
             {
                 DeleteKv(c, caller, entry, KvEvents.Deleted, now);
             }
+            _kvRows.Insert(c);
             return doomed.Count;
         }, durability, ct);
 
@@ -405,10 +407,12 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                 FlushKv(c, caller.Tenant, pattern);
                 var doomed = SelectMatching(c, caller.Tenant, pattern, position, DeleteChunk, now);
                 using var seqs = ReserveKvSeqs(c, doomed.Count);
+                using var rows = CollectKvHistory(doomed.Count);
                 foreach (var entry in doomed)
                 {
                     DeleteKv(c, caller, entry, KvEvents.Deleted, now);
                 }
+                _kvRows.Insert(c);
                 return (doomed.Count, doomed.Count == 0 ? position : doomed[^1].StoredKey);
             }, durability, ct).ConfigureAwait(false);
             total += deleted;
