@@ -86,10 +86,15 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         (KvUpdated)(await ChangeGroupedAsync(caller, storedKey, (live, now) =>
         {
             var change = decide(live, now);
+            var historyEvent = change.Kind switch
+            {
+                KvChangeKind.Set => live is null ? KvEvents.Created : KvEvents.Updated,
+                KvChangeKind.Delete => KvEvents.Deleted,
+                _ => KvEvents.TtlChanged,
+            };
+            // A delete or an expiry change of a missing key changes nothing.
             var changed = change.Kind == KvChangeKind.Set || (change.Kind != KvChangeKind.None && live is not null);
-            return new KeyDecision(change, change.Kind == KvChangeKind.Set && live is not null ? KvEvents.Updated
-                : change.Kind == KvChangeKind.Set ? KvEvents.Created : change.Kind == KvChangeKind.Delete ? KvEvents.Deleted : KvEvents.TtlChanged,
-                new KvUpdated(live, changed));
+            return new KeyDecision(change, historyEvent, new KvUpdated(live, changed));
         }, durability, ct).ConfigureAwait(false))!;
 
     public async Task<T> TransactKvAsync<T>(Caller caller, IReadOnlyCollection<string> storedKeys, Func<KvTransaction, T> run, WriteDurability durability,

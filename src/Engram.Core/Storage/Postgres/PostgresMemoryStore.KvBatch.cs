@@ -68,11 +68,11 @@ public sealed partial class PostgresMemoryStore
     }
 
     /// <summary>
-    /// The queued writes (each a SET, an MSET or the DEL of one key, of its own caller), in order, in the transaction on
+    /// The queued writes (each a SET, an MSET or a change of one key, of its own caller), in order, in the transaction on
     /// <paramref name="c"/>: the keys' states read <see cref="KvStateChunk"/> a query, the writes sent in batches. Returns each
     /// queued write's outcome: a SET's results (<see cref="KvSetResult"/>[]), or the <see cref="ConflictException"/> of a single
-    /// SET whose condition failed (it wrote nothing; a failed condition in an MSET fails the whole step); a DEL's whether
-    /// it deleted a live entry.
+    /// SET whose condition failed (it wrote nothing; a failed condition in an MSET fails the whole step); a change's
+    /// decided outcome, or the exception its decision refused with (<see cref="AddChangeAsync"/>).
     /// </summary>
     private static async Task<object?[]> SetBatchedAsync(NpgsqlConnection c, IReadOnlyList<GroupedKvWrite> queued, long now)
     {

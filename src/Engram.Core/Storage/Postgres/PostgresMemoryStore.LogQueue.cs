@@ -11,11 +11,11 @@ namespace Engram.Core.Storage.Postgres;
 /// Such writes run one at a time anyway (each takes the database's log lock, <see cref="LockLogAsync"/>), so the
 /// instance queues them here, in memory and in arrival order, rather than as a hundred pooled sessions waiting on one row
 /// lock (which PostgreSQL serves far slower); the database lock is what orders them against other instances. One task at
-/// a time, the leader, takes the writes off the queue. A run of key-value SETs, MSETs and single-key DELs at its head goes
-/// into one transaction: the lock, the entries of all its keys (1,000 to a query), the statements that write each SET or
-/// DEL with its history row and change-log entry (256 to a round trip, <see cref="SetBatchedAsync"/>), then the log head
-/// moved, one notification and one commit, instead of five round trips per write. Any other write runs in a transaction
-/// of its own, in its turn.
+/// a time, the leader, takes the writes off the queue. A run of key-value SETs, MSETs and changes of one key (DEL, INCR,
+/// EXPIRE, an atomic update) at its head goes into one transaction: the lock, the entries of all its keys (1,000 to a
+/// query), the statements that write each with its history row and change-log entry (256 to a round trip,
+/// <see cref="SetBatchedAsync"/>), then the log head moved, one notification and one commit, instead of five round trips
+/// per write. Any other write runs in a transaction of its own, in its turn.
 /// </para>
 /// <para>
 /// A SET whose condition (nx/xx) fails has written nothing (the condition is checked before its one write statement), so
