@@ -97,10 +97,10 @@ public static class BackupCatalog
     public static readonly TimeSpan LeftoverAge = TimeSpan.FromHours(24);
 
     /// <summary>
-    /// Deletes the temporary files of backup and verification runs that were killed (a run deletes its own when it ends,
-    /// however it ends, but a kill -9 or a power cut leaves them, each the size of the database): the names those runs
-    /// give (<c>.NAME.engram-backup.TOKEN.db.tmp</c> and its other stages, <c>.engram-verify-GUID.db</c> with SQLite's
-    /// side files), unchanged for <see cref="LeftoverAge"/>. The age is what makes it safe without a lock: a run under way,
+    /// Deletes the temporary files of backup, verification and restore runs that were killed (a run deletes its own when
+    /// it ends, however it ends, but a kill -9 or a power cut leaves them, each the size of the database): the names those
+    /// runs give (<c>.NAME.engram-backup.TOKEN.db.tmp</c> and its other stages, <c>.engram-verify-GUID.db</c> with SQLite's
+    /// side files, a restore's <c>.engram.db.restore-GUID.tmp</c>), unchanged for <see cref="LeftoverAge"/>. The age is what makes it safe without a lock: a run under way,
     /// here or in another process sharing the folder, writes its files as it goes, and no run takes a day between writes.
     /// Returns the names deleted.
     /// </summary>
@@ -143,6 +143,13 @@ public static class BackupCatalog
             var rest = name[".engram-verify-".Length..];
             var dot = rest.IndexOf('.', StringComparison.Ordinal);
             return dot == 32 && IsHex(rest[..dot]) && rest[dot..] is ".db" or ".db-journal" or ".db-wal" or ".db-shm";
+        }
+        // A restore's staged database in the data folder (StoreBackup.Restore): .engram.db.restore-GUID.tmp.
+        const string Staged = "." + Storage.Sqlite.SqliteMemoryStore.FileName + ".restore-";
+        if (name.StartsWith(Staged, StringComparison.Ordinal))
+        {
+            var rest = name[Staged.Length..];
+            return rest.Length == 36 && rest.EndsWith(".tmp", StringComparison.Ordinal) && IsHex(rest[..32]);
         }
         // .NAME.TOKEN.STAGE: NAME a backup's file name, TOKEN 12 hex digits (BackupFile.PrepareNew), STAGE one of the run's.
         foreach (var stage in (ReadOnlySpan<string>)[".db.tmp", ".db.tmp-journal", ".db.tmp-wal", ".db.tmp-shm", ".gz.tmp", ".jsonl.tmp", ".tmp"])

@@ -216,6 +216,7 @@ public static class StoreBackup
             throw new RestoreRefusedException($"'{folder}' holds an Engram store already; restore into a new folder, or pass --force to replace it");
         }
         Directory.CreateDirectory(folder);
+        BackupCatalog.RemoveLeftovers(folder, DateTimeOffset.UtcNow); // a killed restore's staged database, a day old or more
         var staged = Path.Combine(folder, $".{SqliteMemoryStore.FileName}.restore-{Guid.NewGuid():N}.tmp");
         var verification = Verify(file, staged, ct);
         if (!verification.Ok)

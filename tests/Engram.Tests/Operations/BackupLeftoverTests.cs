@@ -25,12 +25,13 @@ public sealed class BackupLeftoverTests
         [
             $".{Backup}.0123456789ab.db.tmp", $".{Backup}.0123456789ab.db.tmp-journal", $".{Backup}.0123456789ab.gz.tmp",
             $".{Backup}.0123456789ab.tmp", $".{Backup}.fedcba987654.jsonl.tmp",
-            $".engram-verify-{Guid.NewGuid():N}.db", $".engram-verify-{Guid.NewGuid():N}.db-wal",
+            $".engram-verify-{Guid.NewGuid():N}.db", $".engram-verify-{Guid.NewGuid():N}.db-wal", $".engram.db.restore-{Guid.NewGuid():N}.tmp",
         ];
         string[] kept =
         [
             Backup, Backup + BackupCatalog.VerifySuffix, // the backup itself, and its verification record
             ".keep", ".engram-verify-notaguid.db", $".{Backup}.0123456789AB.db.tmp", $".{Backup}.0123456789a.db.tmp", ".other.0123456789ab.db.tmp",
+            ".engram.db.restore-x.tmp", ".engram.db", ".engram.db-wal",
         ];
         foreach (var name in leftovers.Concat(kept))
         {
@@ -68,6 +69,27 @@ public sealed class BackupLeftoverTests
         {
             await store.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task A_restore_removes_the_database_a_killed_restore_staged_a_day_ago()
+    {
+        using var data = new TempDirectory();
+        using var target = new TempDirectory();
+        var store = SqliteMemoryStore.Open(data.Path);
+        await store.DisposeAsync();
+        var backup = Path.Combine(data.Path, Backup);
+        StoreBackup.Create(Path.Combine(data.Path, SqliteMemoryStore.FileName), backup, BackupKinds.Manual, TimeProvider.System);
+        var old = $".{SqliteMemoryStore.FileName}.restore-{Guid.NewGuid():N}.tmp";
+        var recent = $".{SqliteMemoryStore.FileName}.restore-{Guid.NewGuid():N}.tmp";
+        Write(target.Path, old, DateTimeOffset.UtcNow - TimeSpan.FromDays(2));
+        Write(target.Path, recent, DateTimeOffset.UtcNow - TimeSpan.FromHours(1)); // perhaps a restore under way: kept
+
+        StoreBackup.Restore(backup, target.Path, force: false).Ok.Should().BeTrue();
+
+        File.Exists(Path.Combine(target.Path, old)).Should().BeFalse();
+        File.Exists(Path.Combine(target.Path, recent)).Should().BeTrue();
+        File.Exists(Path.Combine(target.Path, SqliteMemoryStore.FileName)).Should().BeTrue();
     }
 
     private static void Write(string folder, string name, DateTimeOffset modified)
