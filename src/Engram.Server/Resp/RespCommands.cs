@@ -931,27 +931,23 @@ internal sealed partial class RespConnection
             }
             else
             {
-                await DrainAsync().ConfigureAwait(false);
-                _reply.Error("ERR Unsupported option " + Encoding.UTF8.GetString(Arg(i)));
+                await RefuseAsync("ERR Unsupported option " + Encoding.UTF8.GetString(Arg(i)));
                 return;
             }
         }
         if (nx && (xx || gt || lt))
         {
-            await DrainAsync().ConfigureAwait(false);
-            _reply.Error("ERR NX and XX, GT or LT options at the same time are not compatible");
+            await RefuseAsync("ERR NX and XX, GT or LT options at the same time are not compatible");
             return;
         }
         if (gt && lt)
         {
-            await DrainAsync().ConfigureAwait(false);
-            _reply.Error("ERR GT and LT options at the same time are not compatible");
+            await RefuseAsync("ERR GT and LT options at the same time are not compatible");
             return;
         }
         if (!TryLong(2, out var amount))
         {
-            await DrainAsync().ConfigureAwait(false);
-            _reply.Error(WrongInteger);
+            await RefuseAsync(WrongInteger);
             return;
         }
         var now = _kv.NowMs;
@@ -968,13 +964,19 @@ internal sealed partial class RespConnection
         }
         catch (OverflowException)
         {
-            await DrainAsync().ConfigureAwait(false);
-            _reply.Error($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
+            await RefuseAsync($"ERR invalid expire time in '{command.ToLowerInvariant()}' command");
             return;
         }
         // Started without waiting, as DEL and INCR are: a pipeline of EXPIREs reaches the store together (on PostgreSQL,
         // in one group's transaction instead of a commit each).
         Defer(ExpireInStoreAsync(caller, Text(1), command, nx, xx, gt, lt, expiresAt, ct), PendingKind.OneOrZero);
+    }
+
+    /// <summary>Replies <paramref name="error"/> after the replies of the writes under way (a refusal of a command that defers its write).</summary>
+    private async ValueTask RefuseAsync(string error)
+    {
+        await DrainAsync().ConfigureAwait(false);
+        _reply.Error(error);
     }
 
     /// <summary>

@@ -65,24 +65,33 @@ public sealed partial class PostgresMemoryStore
     /// ago and has ended (called by the log queue's leader after each write it ran). A failed fold is left to the next one:
     /// the deltas stay counted where they are.
     /// </summary>
-    private void FoldCountsNowAndThen()
+    private void FoldCountsNowAndThen() =>
+        // Whatever stops a fold (the database away, the store closing), the deltas stay counted where they are and the
+        // next fold moves them.
+        _countFold = StartNowAndThen(ref _lastCountFold, CountFoldInterval, _countFold, FoldRowCountsAsync);
+
+    /// <summary>
+    /// Starts <paramref name="work"/> in the background when its last start (<paramref name="lastStart"/>, ticks) was more
+    /// than <paramref name="interval"/> ago and that run (<paramref name="running"/>) has ended; returns the task now running.
+    /// Nothing waits for the work, so it never faults: a failure is left to the next run, and DisposeAsync awaits the task.
+    /// </summary>
+    private Task StartNowAndThen(ref long lastStart, TimeSpan interval, Task running, Func<CancellationToken, Task> work)
     {
         var now = Environment.TickCount64;
-        if (now - Volatile.Read(ref _lastCountFold) < (long)CountFoldInterval.TotalMilliseconds || !_countFold.IsCompleted || _disposed)
+        if (now - Volatile.Read(ref lastStart) < (long)interval.TotalMilliseconds || !running.IsCompleted || _disposed)
         {
-            return;
+            return running;
         }
-        Volatile.Write(ref _lastCountFold, now);
-        _countFold = Task.Run(async () =>
+        Volatile.Write(ref lastStart, now);
+        return Task.Run(async () =>
         {
             try
             {
-                await FoldRowCountsAsync().ConfigureAwait(false);
+                await work(CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception)
             {
-                // Whatever stopped it (the database away, the store closing), the deltas stay counted where they are and
-                // the next fold moves them: nothing waits for this one, and DisposeAsync awaits it without a fault.
+                // The next run tries again.
             }
         });
     }

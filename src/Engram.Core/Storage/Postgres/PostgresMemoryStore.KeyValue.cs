@@ -60,7 +60,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
         }, ct);
 
     // The single-key changes below are decisions over the key's live entry (KeyChange), which the log queue runs in its
-    // groups beside SETs, or alone: the same code either way (SetBatchedAsync).
+    // groups beside SETs, or alone: the same code either way (WriteBatchedAsync).
     public async Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
         (bool)(await ChangeGroupedAsync(caller, storedKey, (live, _) => live is null
             ? new KeyDecision(KvChange.Keep, "", false)

@@ -74,7 +74,7 @@ public sealed partial class PostgresMemoryStore
     /// SET whose condition failed (it wrote nothing; a failed condition in an MSET fails the whole step); a change's
     /// decided outcome, or the exception its decision refused with (<see cref="AddChangeAsync"/>).
     /// </summary>
-    private static async Task<object?[]> SetBatchedAsync(NpgsqlConnection c, IReadOnlyList<GroupedKvWrite> queued, long now)
+    private static async Task<object?[]> WriteBatchedAsync(NpgsqlConnection c, IReadOnlyList<GroupedKvWrite> queued, long now)
     {
         var outcomes = new object?[queued.Count];
         var states = new Dictionary<(string Tenant, string Key), (KvEntry? Entry, long? Head)>();
@@ -118,7 +118,7 @@ public sealed partial class PostgresMemoryStore
 
     /// <summary>
     /// Adds the statement of a change of one key (<paramref name="change"/>), decided from the key's state as the writes
-    /// before it in the step left it (<paramref name="states"/>, which it updates as <see cref="SetBatchedAsync"/> does for a
+    /// before it in the step left it (<paramref name="states"/>, which it updates as <see cref="WriteBatchedAsync"/> does for a
     /// SET). Returns the decision's outcome, or the exception with which the decision refused (then nothing is added).
     /// </summary>
     private static async Task<object?> AddChangeAsync(NpgsqlConnection c, KvWriteBatch batch, Caller caller, KeyChange change,

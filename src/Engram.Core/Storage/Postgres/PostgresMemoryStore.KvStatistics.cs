@@ -82,24 +82,6 @@ public sealed partial class PostgresMemoryStore
     /// Starts a check of the key tables' statistics in the background when the last one began more than
     /// <see cref="KvStatisticsInterval"/> ago and has ended (called by the log queue's leader after each write it ran).
     /// </summary>
-    private void RefreshKvStatisticsNowAndThen()
-    {
-        var now = Environment.TickCount64;
-        if (now - Volatile.Read(ref _lastKvStatisticsCheck) < (long)KvStatisticsInterval.TotalMilliseconds || !_kvStatisticsCheck.IsCompleted || _disposed)
-        {
-            return;
-        }
-        Volatile.Write(ref _lastKvStatisticsCheck, now);
-        _kvStatisticsCheck = Task.Run(async () =>
-        {
-            try
-            {
-                await RefreshKvStatisticsAsync().ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                // The database away, the store closing: the next check looks again; nothing waits for this one.
-            }
-        });
-    }
+    private void RefreshKvStatisticsNowAndThen() =>
+        _kvStatisticsCheck = StartNowAndThen(ref _lastKvStatisticsCheck, KvStatisticsInterval, _kvStatisticsCheck, RefreshKvStatisticsAsync);
 }

@@ -14,7 +14,7 @@ namespace Engram.Core.Storage.Postgres;
 /// a time, the leader, takes the writes off the queue. A run of key-value SETs, MSETs and changes of one key (DEL, INCR,
 /// EXPIRE, an atomic update) at its head goes into one transaction: the lock, the entries of all its keys (1,000 to a
 /// query), the statements that write each with its history row and change-log entry (256 to a round trip,
-/// <see cref="SetBatchedAsync"/>), then the log head moved, one notification and one commit, instead of five round trips
+/// <see cref="WriteBatchedAsync"/>), then the log head moved, one notification and one commit, instead of five round trips
 /// per write. Any other write runs in a transaction of its own, in its turn.
 /// </para>
 /// <para>
@@ -77,7 +77,7 @@ public sealed partial class PostgresMemoryStore
         var grouped = new GroupedKvWrite(caller, [], new KeyChange(storedKey, decide));
         return Enqueue(new LoggedWrite(async c =>
         {
-            var outcome = (await SetBatchedAsync(c, [grouped], NowMs).ConfigureAwait(false))[0];
+            var outcome = (await WriteBatchedAsync(c, [grouped], NowMs).ConfigureAwait(false))[0];
             if (outcome is Exception refused)
             {
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(refused);
@@ -87,7 +87,7 @@ public sealed partial class PostgresMemoryStore
     }
 
     /// <summary>
-    /// The SETs of one queued write run alone (a SET, or an MSET's keys in order): see <see cref="SetBatchedAsync"/>, which a
+    /// The SETs of one queued write run alone (a SET, or an MSET's keys in order): see <see cref="WriteBatchedAsync"/>, which a
     /// group's SETs go through together.
     /// </summary>
     private static async Task<object?> SetAllAsync(NpgsqlConnection c, Caller caller, IReadOnlyList<KvWrite> writes, long now)
@@ -98,7 +98,7 @@ public sealed partial class PostgresMemoryStore
             var (current, head) = await CurrentKvAsync(c, caller.Tenant, writes[0].StoredKey, withHead: true).ConfigureAwait(false);
             return new[] { await SetOneAsync(c, caller, writes[0], current, head, now).ConfigureAwait(false) };
         }
-        var outcome = (await SetBatchedAsync(c, [new GroupedKvWrite(caller, writes)], now).ConfigureAwait(false))[0];
+        var outcome = (await WriteBatchedAsync(c, [new GroupedKvWrite(caller, writes)], now).ConfigureAwait(false))[0];
         return outcome is ConflictException refused ? throw refused : outcome;
     }
 
@@ -193,7 +193,7 @@ public sealed partial class PostgresMemoryStore
             {
                 // New outcomes on every attempt (a serialization failure runs it all again); a SET whose condition
                 // failed has written nothing and gets its ConflictException.
-                return (object?)await SetBatchedAsync(c, [.. group.Select(w => w.Grouped!)], NowMs).ConfigureAwait(false);
+                return (object?)await WriteBatchedAsync(c, [.. group.Select(w => w.Grouped!)], NowMs).ConfigureAwait(false);
             }, durability).ConfigureAwait(false) as object?[] ?? throw new InvalidOperationException("a group returned no outcomes");
         }
         catch (StoreUnavailableException away)
