@@ -241,6 +241,70 @@ public class KvServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SetMany_OverNewLiveExpiredAndDeletedKeys_WritesEachInOrder_WithHistoryLogAndCounts()
+    {
+        // 2,500 keys in one step, more than one set-based statement's worth on PostgreSQL (1,000): a quarter never written,
+        // a quarter live, a quarter expired, a quarter deleted.
+        var keys = Enumerable.Range(0, 2500).Select(i => $"m:{i:D4}").ToArray();
+        string[] Quarter(int q) => [.. keys.Where((_, i) => i % 4 == q)];
+        await Kv.SetManyJsonAsync(Acme, [.. Quarter(1).Select(k => (k, "\"live\""))], null, limit: 5000);
+        await Kv.SetManyJsonAsync(Acme, [.. Quarter(2).Select(k => (k, "\"short\""))], Kv.NowMs + 5_000, limit: 5000);
+        await Kv.SetManyJsonAsync(Acme, [.. Quarter(3).Select(k => (k, "\"gone\""))], null, limit: 5000);
+        (await Kv.DeleteKeysAsync(Acme, Quarter(3))).Should().Be(625);
+        await Kv.SetAsync(Globex, "m:0001", Json("9"), null);
+        _clock.Advance(TimeSpan.FromSeconds(5));
+        var countsBefore = await KeyCountAsync();
+        var seqBefore = (await _engine.Store.ReadChangesAsync(0, 100_000)).Max(c => c.Seq);
+
+        // Every key once, then m:0001 (live) and m:0003 (deleted) again: a key's second write follows its first.
+        (string, string)[] items = [.. keys.Select((k, i) => (k, i.ToString(System.Globalization.CultureInfo.InvariantCulture))), ("m:0001", "\"again\""), ("m:0003", "\"again\"")];
+        var results = await Kv.SetManyJsonAsync(Acme, items, null, limit: 5000);
+
+        results.Select(r => r.Seq).Should().Equal(Enumerable.Range(1, 2502).Select(i => seqBefore + i), "one change each, seqs contiguous in the order given");
+        for (var i = 0; i < 2500; i++)
+        {
+            // A live key is updated (version 2); a new, expired or deleted one is created: version 1, or 2 over the expired entry.
+            var (created, version) = (i % 4) switch { 0 => (true, 1L), 1 => (false, 2L), 2 => (true, 2L), _ => (true, 1L) };
+            (results[i].Created, results[i].Version).Should().Be((created, version), $"key {keys[i]}");
+        }
+        (results[2500].Created, results[2500].Version, results[2501].Created, results[2501].Version).Should().Be((false, 3L, false, 2L));
+        var changes = (await _engine.Store.ReadChangesAsync(seqBefore, 100_000)).ToList();
+        changes.Select(c => c.EntityId).Should().Equal([.. keys, "m:0001", "m:0003"]);
+        changes.Should().OnlyContain(c => c.Op == ChangeRecord.Upsert && c.Tenant == "acme");
+
+        var read = new List<KvLookup>();
+        foreach (var chunk in keys.Chunk(1000))
+        {
+            read.AddRange(await Kv.GetManyAsync(Acme, chunk));
+        }
+        read.Select(r => r.Value!.Value.ToString()).Should().Equal(keys.Select((_, i) => i switch { 1 or 3 => "again", _ => i.ToString(System.Globalization.CultureInfo.InvariantCulture) }));
+        read.Should().OnlyContain(r => r.TtlSeconds == 0 && r.ExpiresAt == null, "the MSET gave every key no expiry");
+        (await Kv.GetAsync(Globex, "m:0001")).Value.GetInt64().Should().Be(9, "another tenant's key of the same name stays");
+        // New and deleted keys come back; an expired key too where only live keys are counted (PostgreSQL counts its row,
+        // which stays until the sweeper takes it, and the write updates in place).
+        (await KeyCountAsync()).Should().Be(countsBefore + 625 + 625 + (Backend == Backend.Postgres ? 0 : 625));
+
+        // Each key's history goes on from where it was: the live and expired keys' first writes, the deleted key's delete.
+        (await Kv.GetHistoryAsync(Acme, "m:0001")).Items.Select(h => (h.Event, h.Version, h.Value?.ToString()))
+            .Should().Equal((KvEvents.Created, 1L, "live"), (KvEvents.Updated, 2L, "1"), (KvEvents.Updated, 3L, "again"));
+        (await Kv.GetHistoryAsync(Acme, "m:0002")).Items.Select(h => (h.Event, h.Version))
+            .Should().Equal((KvEvents.Created, 1L), (KvEvents.Created, 2L));
+        var deleted = (await Kv.GetHistoryAsync(Acme, "m:0003")).Items;
+        deleted.Select(h => (h.Event, h.Version)).Should().Equal((KvEvents.Created, 1L), (KvEvents.Deleted, 1L), (KvEvents.Created, 1L), (KvEvents.Updated, 2L));
+        deleted.Select(h => h.Seq).Should().Equal(deleted[0].Seq, deleted[1].Seq, seqBefore + 4, seqBefore + 2502);
+        (await Kv.GetHistoryAsync(Acme, "m:2496")).Items.Select(h => h.Event).Should().Equal(KvEvents.Created);
+
+        // A deleted key written again is deleted again as one.
+        (await Kv.DeleteKeysAsync(Acme, ["m:0003", "m:0007"])).Should().Be(2);
+        (await Kv.GetHistoryAsync(Acme, "m:0003")).Items.Select(h => h.Event).Should().EndWith([KvEvents.Updated, KvEvents.Deleted]);
+        if (_engine.Store is Engram.Core.Storage.Postgres.PostgresMemoryStore postgres)
+        {
+            // Change log, kept counts, and each key in one of kv_entries and kv_deleted with its own history head.
+            (await postgres.CheckIntegrityAsync()).Problems.Should().BeEmpty();
+        }
+    }
+
+    [Fact]
     public async Task TheSweeper_DeletesExpiredKeysOfEveryTenant_EachWithItsOwnHistory()
     {
         for (var i = 0; i < 1200; i++)

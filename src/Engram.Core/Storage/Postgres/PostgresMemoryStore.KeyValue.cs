@@ -144,9 +144,9 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
                 switch (change.Kind)
                 {
                     case KvChangeKind.Set:
-                        var (statement, entry) = WriteKvCommand(c, caller, key, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null, change.Event, now);
+                        var entry = await batch.AddSetAsync(caller, key, change.ValueJson!, change.ExpiresAtMs, current, head, live is not null, change.Event, now)
+                            .ConfigureAwait(false);
                         known[key] = (entry, HeadFromTables);
-                        await batch.AddAsync(statement).ConfigureAwait(false);
                         break;
                     case KvChangeKind.Delete when live is not null:
                         known[key] = (null, HeadFromTables);
@@ -385,8 +385,20 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
     private static (NpgsqlCommand Statement, KvEntry Entry) WriteKvCommand(NpgsqlConnection c, Caller caller, string storedKey, string json, long? expiresAtMs,
         KvEntry? current, long? head, bool live, string historyEvent, long now)
     {
-        var version = (current?.Version ?? 0) + 1;
-        var createdAt = live ? current!.CreatedAtMs : now;
+        var entry = WrittenEntry(storedKey, json, expiresAtMs, current, live, now);
+        return (SetKvCommand(c, caller.Tenant, caller.Actor, entry, head, historyEvent), entry);
+    }
+
+    /// <summary>The entry a SET over <paramref name="current"/> writes, less its history id: a value over an expired entry counts as new.</summary>
+    private static KvEntry WrittenEntry(string storedKey, string json, long? expiresAtMs, KvEntry? current, bool live, long now) =>
+        new(storedKey, json, expiresAtMs, (current?.Version ?? 0) + 1, live ? current!.CreatedAtMs : now, now, null);
+
+    /// <summary>
+    /// The statement that writes <paramref name="entry"/> (its updated_at the time) with its history row and change-log entry;
+    /// its row: seq, history id. Many keys at once: <see cref="UpsertKvSet"/>.
+    /// </summary>
+    private static NpgsqlCommand SetKvCommand(NpgsqlConnection c, string tenant, string actor, KvEntry entry, long? head, string historyEvent)
+    {
         // The change-log entry (AppendChangeAsync), the history row and the entry in one statement:
         // one round trip instead of three, each of them a wait while this instance's writes queue behind the log lock.
         var command = Command(c,
@@ -398,13 +410,9 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             "INSERT INTO kv_entries(tenant, key, value, expires_at, version, seq, created_at, updated_at, last_hid) SELECT $1, $2, $3, $4, $5, seq, $6, $7, hid FROM history " +
             "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, version = excluded.version, seq = excluded.seq, " +
             "created_at = excluded.created_at, updated_at = excluded.updated_at, last_hid = excluded.last_hid RETURNING seq, last_hid")
-            .Text(caller.Tenant).Text(storedKey).Text(json).Int(expiresAtMs).Int(version).Int(createdAt).Int(now)
-            .Text(ChangeRecord.KeyValueEntity).Text(ChangeRecord.Upsert).Text(historyEvent).Text(caller.Actor);
-        if (head != HeadFromTables)
-        {
-            command.Int(head);
-        }
-        return (command, new KvEntry(storedKey, json, expiresAtMs, version, createdAt, now, null));
+            .Text(tenant).Text(entry.StoredKey).Text(entry.ValueJson).Int(entry.ExpiresAtMs).Int(entry.Version).Int(entry.CreatedAtMs).Int(entry.UpdatedAtMs)
+            .Text(ChangeRecord.KeyValueEntity).Text(ChangeRecord.Upsert).Text(historyEvent).Text(actor);
+        return head == HeadFromTables ? command : command.Int(head);
     }
 
     /// <summary>

@@ -19,7 +19,7 @@ public sealed partial class PostgresMemoryStore
     /// statement fails the batch and the transaction with it, as it failed the step before.
     /// </para>
     /// </summary>
-    private sealed class KvWriteBatch(NpgsqlConnection connection) : IAsyncDisposable
+    private sealed partial class KvWriteBatch(NpgsqlConnection connection) : IAsyncDisposable
     {
         /// <summary>Statements per round trip; their replies (a row each) stay far below a socket buffer.</summary>
         internal const int MaxStatements = 256;
@@ -28,10 +28,16 @@ public sealed partial class PostgresMemoryStore
         private readonly List<Action<NpgsqlDataReader>?> _outcomes = [];
 
         /// <summary>
-        /// Adds <paramref name="statement"/> (which returns one row); <paramref name="outcome"/>, if any, reads that row when
-        /// the batch has run. Sends the batch when it is full.
+        /// Adds <paramref name="statement"/> (which returns one row) after the SETs waiting before it (<see cref="AddSetAsync"/>);
+        /// <paramref name="outcome"/>, if any, reads that row when the batch has run. Sends the batch when it is full.
         /// </summary>
-        public Task AddAsync(NpgsqlCommand statement, Action<NpgsqlDataReader>? outcome = null)
+        public async Task AddAsync(NpgsqlCommand statement, Action<NpgsqlDataReader>? outcome = null)
+        {
+            await FlushSetsAsync().ConfigureAwait(false);
+            await AddStatementAsync(statement, outcome).ConfigureAwait(false);
+        }
+
+        private Task AddStatementAsync(NpgsqlCommand statement, Action<NpgsqlDataReader>? outcome)
         {
             _batch.BatchCommands.Add(ForBatch(statement));
             _outcomes.Add(outcome);
@@ -41,6 +47,7 @@ public sealed partial class PostgresMemoryStore
         /// <summary>Runs what the batch holds and gives each statement's row to its outcome.</summary>
         public async Task SendAsync()
         {
+            await FlushSetsAsync().ConfigureAwait(false);
             if (_outcomes.Count == 0)
             {
                 return;
@@ -105,11 +112,10 @@ public sealed partial class PostgresMemoryStore
                     outcomes[q] = refused;
                     break;
                 }
-                var (statement, entry) = WriteKvCommand(c, caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live,
-                    live ? KvEvents.Updated : KvEvents.Created, now);
+                var (at, version) = (i, (current?.Version ?? 0) + 1);
+                var entry = await batch.AddSetAsync(caller, write.StoredKey, write.ValueJson, write.ExpiresAtMs, current, head, live,
+                    live ? KvEvents.Updated : KvEvents.Created, now, seq => results[at] = new KvSetResult(!live, version, seq)).ConfigureAwait(false);
                 states[slot] = (entry, HeadFromTables); // its head is this write's history row, which the next write reads in SQL
-                var at = i;
-                await batch.AddAsync(statement, row => results[at] = new KvSetResult(!live, entry.Version, row.GetInt64(0))).ConfigureAwait(false);
             }
         }
         await batch.SendAsync().ConfigureAwait(false);
@@ -140,9 +146,9 @@ public sealed partial class PostgresMemoryStore
         switch (kind)
         {
             case KvChangeKind.Set:
-                var (statement, entry) = WriteKvCommand(c, caller, change.StoredKey, json!, expiresAtMs, current, head, live is not null, decision.Event, now);
+                var entry = await batch.AddSetAsync(caller, change.StoredKey, json!, expiresAtMs, current, head, live is not null, decision.Event, now)
+                    .ConfigureAwait(false);
                 states[slot] = (entry, HeadFromTables);
-                await batch.AddAsync(statement).ConfigureAwait(false);
                 break;
             case KvChangeKind.Delete when live is not null:
                 states[slot] = (null, HeadFromTables);

@@ -98,6 +98,33 @@ public sealed partial class PostgresMemoryStore
             }
             done.Add($"kept counts: {actual.Count} groups against the rows");
 
+            // A key is in one of kv_entries and kv_deleted (a write moves it); each names the head of the key's own history
+            // chain. A key left in both, or a head that is another key's row, would make the next write link its history
+            // to the wrong row.
+            await using (var command = Maintenance(c, """
+                SELECT (SELECT count(*) FROM kv_deleted d JOIN kv_entries e USING (tenant, key)),
+                       (SELECT count(*) FROM kv_entries e LEFT JOIN kv_history h ON h.hid = e.last_hid
+                         WHERE e.last_hid IS NOT NULL AND (h.hid IS NULL OR h.tenant <> e.tenant OR h.key <> e.key)),
+                       (SELECT count(*) FROM kv_deleted d LEFT JOIN kv_history h ON h.hid = d.last_hid
+                         WHERE h.hid IS NULL OR h.tenant <> d.tenant OR h.key <> d.key),
+                       (SELECT count(*) FROM kv_entries) + (SELECT count(*) FROM kv_deleted)
+                """))
+            await using (var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
+            {
+                await reader.ReadAsync(ct).ConfigureAwait(false);
+                var (both, entryHeads, deletedHeads) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+                if (both > 0)
+                {
+                    problems.Add($"key-value heads: {both:N0} {(both == 1 ? "key is" : "keys are")} both stored and deleted (kv_entries and kv_deleted)");
+                }
+                if (entryHeads + deletedHeads > 0)
+                {
+                    problems.Add($"key-value heads: {entryHeads + deletedHeads:N0} {(entryHeads + deletedHeads == 1 ? "key names" : "keys name")} a history head " +
+                        "that is missing or another key's (kv_entries.last_hid, kv_deleted.last_hid)");
+                }
+                done.Add($"key-value heads: {reader.GetInt64(3):N0} keys, each in one table, each head its own key's history row");
+            }
+
             // amcheck, when installed: every B-tree index of Engram's tables agrees with itself (bt_index_check takes
             // only the lock a SELECT takes). Engram does not install extensions in an operator's database.
             var amcheck = await ScalarAsync<long>(c, "SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'", ct).ConfigureAwait(false) > 0;

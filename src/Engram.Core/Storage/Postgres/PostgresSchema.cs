@@ -352,6 +352,31 @@ internal static class PostgresSchema
         CREATE TRIGGER kv_entries_count_removed AFTER DELETE ON kv_entries REFERENCING OLD TABLE AS removed
             FOR EACH STATEMENT EXECUTE FUNCTION removed_count('kv');
         """,
+        // The row count triggers append their delta themselves: through row_counts_add, a SQL function that PERFORM runs as
+        // a query of its own, PostgreSQL set up and planned its body again for every row (about 20 µs a row: 20-40 ms of a
+        // 1,000-key set-based SET of new keys, which took 18-37 ms without the trigger); an INSERT in PL/pgSQL keeps its
+        // plan (session 46).
+        """
+        CREATE OR REPLACE FUNCTION memories_count() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP IN ('DELETE', 'UPDATE') THEN
+                INSERT INTO row_count_deltas(tenant, kind, tier, type, n) VALUES (OLD.tenant, 'memory', OLD.tier, OLD.type, -1);
+            END IF;
+            IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                INSERT INTO row_count_deltas(tenant, kind, tier, type, n) VALUES (NEW.tenant, 'memory', NEW.tier, NEW.type, 1);
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE OR REPLACE FUNCTION simple_count() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'DELETE' THEN
+                INSERT INTO row_count_deltas(tenant, kind, tier, type, n) VALUES (OLD.tenant, TG_ARGV[0], '', '', -1);
+            ELSE
+                INSERT INTO row_count_deltas(tenant, kind, tier, type, n) VALUES (NEW.tenant, TG_ARGV[0], '', '', 1);
+            END IF;
+            RETURN NULL;
+        END $$;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
