@@ -2,6 +2,7 @@ using System.CommandLine;
 using Engram.Cli.Output;
 using Engram.Core.Common;
 using Engram.Core.Operations;
+using Engram.Core.Security;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Transfer;
 
@@ -91,8 +92,13 @@ internal static class MigrateCommand
         Console.WriteLine($"  API keys copied {report.ApiKeysCopied} (skipped {report.ApiKeysSkipped} already there)" + (report.ApiKeysNote is null ? "" : $"; {report.ApiKeysNote}"));
         if (report.Ok)
         {
-            Console.WriteLine($"Counts match for {report.SourceCounts.Tenants.Count} tenants: " + string.Join(", ",
-                TransferCounts.Kinds.Select(k => $"{report.SourceCounts.Total(k):N0} {k}")) + ".");
+            // The counts are kept per store-level tenant: a scoped key's partition (tenant␟agent_id=…) is one of its tenant's.
+            var stored = report.SourceCounts.Tenants.Keys;
+            var tenants = stored.Select(ScopeGuard.BaseTenant).Distinct(StringComparer.Ordinal).Count();
+            var partitions = stored.Count(t => t.Contains(ScopeGuard.PartitionSeparator, StringComparison.Ordinal));
+            Console.WriteLine($"Counts match for {tenants} {(tenants == 1 ? "tenant" : "tenants")}" +
+                (partitions == 0 ? "" : $" ({partitions} scoped {(partitions == 1 ? "partition" : "partitions")} among them)") + ": " +
+                string.Join(", ", TransferCounts.Kinds.Select(k => $"{report.SourceCounts.Total(k):N0} {k}")) + ".");
             return;
         }
         Console.Error.WriteLine("engram: " + Problem(report));

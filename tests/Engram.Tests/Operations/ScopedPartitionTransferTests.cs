@@ -176,6 +176,11 @@ public sealed class ScopedPartitionTransferTests
             counts.GetProperty("entities").GetInt64().Should().Be(2);
             counts.GetProperty("relations").GetInt64().Should().Be(1);
             (await CliExportAsync(temp.Path, migrated)).Should().Equal(everything);
+
+            // Its summary counts tenants, not store tenants: acme, acm_ and acme-eu, with acme's two partitions and the others' one each.
+            var text = await CliProcess.RunAsync(["migrate", "--from", source.Value, "--to", Path.Combine(temp.Path, "sqlite-copy")]);
+            text.ExitCode.Should().Be(0, text.ToString());
+            text.Stdout.Should().Contain("Counts match for 3 tenants (4 scoped partitions among them): ");
         }
         else
         {
