@@ -305,6 +305,51 @@ public class KvServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ATransaction_OfSetsAndDeletesOfTheSameKeys_AppliesThemInOrder_WithHistoryAndLog()
+    {
+        var store = (IKeyValueStore)_engine.Store;
+        const WriteDurability Full = WriteDurability.Full; // acknowledged once in the log (a relaxed write reaches SQLite's log later)
+        await store.SetManyKvAsync(Acme, [new KvWrite("x:b", "1", null), new KvWrite("x:c", "1", Kv.NowMs + 1000), new KvWrite("x:e", "1", null)], Full);
+        _clock.Advance(TimeSpan.FromSeconds(2)); // x:c has expired
+        var seqBefore = (await _engine.Store.ReadChangesAsync(0, 100_000)).Max(c => c.Seq);
+
+        // Deletes of distinct keys in a row (x:b, x:c, x:e) share a statement on PostgreSQL; a key's second delete, a SET
+        // between, or a delete of a key set before it in the step, each starts another.
+        var deleted = await store.TransactKvAsync(Acme, ["x:a", "x:b", "x:c", "x:d", "x:e"], t =>
+        {
+            List<Task<bool>> outcomes = [];
+            t.SetKvAsync(Acme, new KvWrite("x:a", "1", null), Full);
+            outcomes.Add(t.DeleteKvAsync(Acme, "x:a", Full));
+            t.SetKvAsync(Acme, new KvWrite("x:a", "2", null), Full);
+            outcomes.Add(t.DeleteKvAsync(Acme, "x:b", Full));
+            outcomes.Add(t.DeleteKvAsync(Acme, "x:c", Full));
+            outcomes.Add(t.DeleteKvAsync(Acme, "x:e", Full));
+            outcomes.Add(t.DeleteKvAsync(Acme, "x:b", Full));
+            t.SetKvAsync(Acme, new KvWrite("x:d", "3", null), Full);
+            outcomes.Add(t.DeleteKvAsync(Acme, "x:d", Full));
+            outcomes.Add(t.DeleteKvAsync(Acme, "x:a", Full));
+            t.SetKvAsync(Acme, new KvWrite("x:b", "4", null), Full);
+            return outcomes.Select(o => o.Result).ToArray();
+        }, Full);
+
+        deleted.Should().Equal(true, true, false, true, false, true, true);
+        var changes = (await _engine.Store.ReadChangesAsync(seqBefore, 100)).ToList();
+        changes.Select(c => (c.EntityId, c.Op)).Should().Equal(
+            ("x:a", ChangeRecord.Upsert), ("x:a", ChangeRecord.Delete), ("x:a", ChangeRecord.Upsert), ("x:b", ChangeRecord.Delete),
+            ("x:e", ChangeRecord.Delete), ("x:d", ChangeRecord.Upsert), ("x:d", ChangeRecord.Delete), ("x:a", ChangeRecord.Delete), ("x:b", ChangeRecord.Upsert));
+        changes.Select(c => c.Seq).Should().Equal(Enumerable.Range(1, 9).Select(i => seqBefore + i));
+        (await store.GetKvHistoryAsync(Acme, "x:a", 20, null, 100)).Items.Select(h => (h.Event, h.Version, h.ValueJson))
+            .Should().Equal((KvEvents.Created, 1L, "1"), (KvEvents.Deleted, 1L, null), (KvEvents.Created, 1L, "2"), (KvEvents.Deleted, 1L, null));
+        (await store.GetKvHistoryAsync(Acme, "x:b", 20, null, 100)).Items.Select(h => h.Event)
+            .Should().Equal(KvEvents.Created, KvEvents.Deleted, KvEvents.Created);
+        (await store.GetManyKvAsync(Acme, ["x:a", "x:b", "x:c", "x:d", "x:e"])).Select(e => e?.ValueJson).Should().Equal(null, "4", null, null, null);
+        if (_engine.Store is Engram.Core.Storage.Postgres.PostgresMemoryStore postgres)
+        {
+            (await postgres.CheckIntegrityAsync()).Problems.Should().BeEmpty();
+        }
+    }
+
+    [Fact]
     public async Task TheSweeper_DeletesExpiredKeysOfEveryTenant_EachWithItsOwnHistory()
     {
         for (var i = 0; i < 1200; i++)

@@ -150,7 +150,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
                         break;
                     case KvChangeKind.Delete when live is not null:
                         known[key] = (null, HeadFromTables);
-                        await batch.AddAsync(DeleteKvCommand(c, caller, live, change.Event, head, now)).ConfigureAwait(false);
+                        await batch.AddDeleteAsync(caller, key, change.Event, now).ConfigureAwait(false);
                         break;
                     case KvChangeKind.Expire when live is not null:
                         known[key] = (live with { ExpiresAtMs = change.ExpiresAtMs, Version = live.Version + 1, UpdatedAtMs = now }, HeadFromTables);
@@ -461,17 +461,6 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             ", updated AS (UPDATE kv_entries SET expires_at = $9, version = version + 1, seq = history.seq, updated_at = $5, last_hid = history.hid " +
             "FROM history WHERE tenant = $1 AND key = $2) SELECT hid FROM history",
             caller, entry.StoredKey, ChangeRecord.Upsert, now, KvEvents.TtlChanged, entry.Version + 1, expiresAtMs, head);
-
-    /// <summary>
-    /// Deletes the live <paramref name="entry"/> (history head <paramref name="head"/>); its row: the history row's id (the
-    /// head the deleted key keeps). Many keys at once: <see cref="DeleteKvSetAsync"/>.
-    /// </summary>
-    private static NpgsqlCommand DeleteKvCommand(NpgsqlConnection c, Caller caller, KvEntry entry, string historyEvent, long? head, long now) =>
-        LoggedCommand(c,
-            ", gone AS (DELETE FROM kv_entries WHERE tenant = $1 AND key = $2) " +
-            "INSERT INTO kv_deleted(tenant, key, last_hid) SELECT $1, $2, hid FROM history ON CONFLICT (tenant, key) DO UPDATE SET last_hid = excluded.last_hid " +
-            "RETURNING last_hid",
-            caller, entry.StoredKey, ChangeRecord.Delete, now, historyEvent, entry.Version, entry.ExpiresAtMs, head);
 
     /// <summary>The key's entry, expired or not (null: none), and the head of its history chain (a deleted key keeps one).</summary>
     private static async Task<(KvEntry? Entry, long? Head)> CurrentKvAsync(NpgsqlConnection c, string tenant, string storedKey, bool withHead)

@@ -34,6 +34,7 @@ public sealed partial class PostgresMemoryStore
         public async Task AddAsync(NpgsqlCommand statement, Action<NpgsqlDataReader>? outcome = null)
         {
             await FlushSetsAsync().ConfigureAwait(false);
+            await FlushDeletesAsync().ConfigureAwait(false);
             await AddStatementAsync(statement, outcome).ConfigureAwait(false);
         }
 
@@ -48,6 +49,7 @@ public sealed partial class PostgresMemoryStore
         public async Task SendAsync()
         {
             await FlushSetsAsync().ConfigureAwait(false);
+            await FlushDeletesAsync().ConfigureAwait(false);
             if (_outcomes.Count == 0)
             {
                 return;
@@ -152,7 +154,7 @@ public sealed partial class PostgresMemoryStore
                 break;
             case KvChangeKind.Delete when live is not null:
                 states[slot] = (null, HeadFromTables);
-                await batch.AddAsync(DeleteKvCommand(c, caller, live, KvEvents.Deleted, head, now)).ConfigureAwait(false);
+                await batch.AddDeleteAsync(caller, change.StoredKey, decision.Event, now).ConfigureAwait(false);
                 break;
             case KvChangeKind.Expire when live is not null:
                 states[slot] = (live with { ExpiresAtMs = expiresAtMs, Version = live.Version + 1, UpdatedAtMs = now }, HeadFromTables);

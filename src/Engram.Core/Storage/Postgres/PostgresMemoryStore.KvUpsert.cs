@@ -37,6 +37,7 @@ public sealed partial class PostgresMemoryStore
         public async Task<KvEntry> AddSetAsync(Caller caller, string storedKey, string json, long? expiresAtMs, KvEntry? current, long? head, bool live,
             string historyEvent, long now, Action<long>? outcome = null)
         {
+            await FlushDeletesAsync().ConfigureAwait(false);
             if (!_setKeys.Add((caller.Tenant, storedKey)))
             {
                 await FlushSetsAsync().ConfigureAwait(false);
