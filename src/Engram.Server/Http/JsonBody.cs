@@ -96,7 +96,18 @@ internal static class JsonBody
             RefusedBodyMemory.Refused(Math.Max(held, limit));
             throw held > 0 ? ex : TooLarge(limit, size);
         }
+        catch (IOException ex) when (ex is not BadHttpRequestException)
+        {
+            throw Unreadable(ex);
+        }
     }
+
+    /// <summary>
+    /// A body the transport could not read is the client's fault: Kestrel throws a plain IOException for some framing
+    /// errors (a chunk size past 64 bits: "Bad chunk size data.", an OverflowException inside), which was a 500.
+    /// </summary>
+    internal static BadHttpRequestException Unreadable(IOException exception) =>
+        new($"the request body could not be read: {exception.Message}", StatusCodes.Status400BadRequest, exception);
 
     private static BadHttpRequestException TooLarge(long limit, BodySize size) =>
         new($"the request body is larger than {limit} bytes, the bound of this route (raise it with {RequestBodyLimits.SettingFor(size)})",

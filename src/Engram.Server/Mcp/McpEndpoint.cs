@@ -64,6 +64,10 @@ internal static class McpEndpoint
             RefusedBodyMemory.Refused(bound);
             await TooLarge(bound).ExecuteAsync(context);
         }
+        catch (IOException ex) when (ex is not BadHttpRequestException && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+        {
+            await Problems.For(400, JsonBody.Unreadable(ex).Message).ExecuteAsync(context);
+        }
         catch (System.Text.Json.JsonException ex) when (!context.Response.HasStarted)
         {
             // The transport reads an initialize request's params itself, before any message filter: a JSON-RPC error

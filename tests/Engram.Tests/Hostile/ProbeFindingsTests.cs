@@ -44,6 +44,27 @@ public sealed class ProbeFindingsTests : IAsyncLifetime
         (await RawHttp.RequestAsync(_server.BaseAddress, "GET", path, "", Timeout)).Status.Should().Be(404);
     }
 
+    /// <summary>
+    /// A chunk size past 64 bits made Kestrel throw a plain IOException ("Bad chunk size data.") from the body read,
+    /// which every route that reads a body answered 500 and logged with its stack (a probe, session 46); a chunk size
+    /// that is not hex was already a 400.
+    /// </summary>
+    [Theory]
+    [InlineData("POST", "/v1/memories", "FFFFFFFFFFFFFFFF")]
+    [InlineData("PUT", "/v1/kv/chunky", "10000000000000000000")]
+    [InlineData("POST", "/v1/search", "FFFFFFFFFFFFFFFFF")]
+    [InlineData("POST", "/v2/memories/", "FFFFFFFFFFFFFFFF")]
+    [InlineData("POST", "/mcp", "FFFFFFFFFFFFFFFF")]
+    [InlineData("POST", "/v1/memories", "zz")]
+    public async Task A_chunk_size_the_server_cannot_read_is_a_bad_request(string method, string path, string chunkSize)
+    {
+        var answer = await RawHttp.RawAsync(_server.BaseAddress, method, path, "Transfer-Encoding: chunked\r\n", $"{chunkSize}\r\nabc\r\n0\r\n\r\n", Timeout);
+        answer.Status.Should().Be(400, answer.Body);
+        answer.ContentType.Should().StartWith("application/problem+json");
+        answer.Json.GetProperty("detail").GetString().Should().Contain("chunk size");
+        (await _server.Client.GetAsync("/v1/kv/chunky")).StatusCode.Should().Be(HttpStatusCode.NotFound, "nothing was written");
+    }
+
     [Fact]
     public async Task A_dot_key_from_an_mset_is_reachable_by_its_encoded_path()
     {

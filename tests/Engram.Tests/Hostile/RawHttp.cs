@@ -38,6 +38,19 @@ internal static class RawHttp
         return await ReadAnswerAsync(stream, timeout);
     }
 
+    /// <summary>
+    /// Sends <paramref name="method"/> <paramref name="path"/> with a JSON Content-Type, <paramref name="headers"/> (each
+    /// ending in CRLF) and <paramref name="body"/> exactly as given, framing and all; then reads the answer.
+    /// </summary>
+    public static async Task<Answer> RawAsync(Uri server, string method, string path, string headers, string body, TimeSpan timeout)
+    {
+        using var client = await ConnectAsync(server);
+        var stream = client.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"{method} {path} HTTP/1.1\r\nHost: {server.Authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{headers}\r\n{body}"));
+        return await ReadAnswerAsync(stream, timeout);
+    }
+
     /// <summary>Streams a chunked body of <paramref name="totalBytes"/> (a JSON object with one long string) and stops once the server answers.</summary>
     public static async Task<Answer> ChunkedAsync(Uri server, string method, string path, long totalBytes, TimeSpan timeout, string extraHeaders = "")
     {
