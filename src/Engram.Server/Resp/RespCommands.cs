@@ -1208,7 +1208,9 @@ internal sealed partial class RespConnection
             var used = GC.GetTotalMemory(false);
             text.Append("# Memory\r\nused_memory:").Append(used).Append("\r\n")
                 .Append("used_memory_rss:").Append(Environment.WorkingSet).Append("\r\n")
-                .Append("number_of_cached_scripts:").Append(_listener.Scripts.CachedCount).Append("\r\n\r\n");
+                .Append("number_of_cached_scripts:").Append(_listener.Scripts.CachedCount).Append("\r\n")
+                .Append("engram_arriving_bytes:").Append(_listener.ArrivingBytes).Append("\r\n")
+                .Append("engram_max_arriving_bytes:").Append(_options.MaxArrivingBytes).Append("\r\n\r\n");
         }
         if (Wants("persistence"))
         {

@@ -159,7 +159,15 @@ internal sealed partial class RespConnection
                     _closeReason = ex.Oversized ? RespStats.ClosedOversized : RespStats.ClosedProtocol;
                 }
                 _tally.BytesIn += consumed - counted;
+                var arriving = buffer.Length - consumed + (_arriving >= 0 ? _arrivedBytes : 0);
                 _input.AdvanceTo(buffer.GetPosition(consumed), buffer.End);
+                if (!_closeAfterReply && !HoldArriving(arriving))
+                {
+                    _reply.Error($"ERR partly received commands of all connections would pass the server's bound of {_options.MaxArrivingBytes} bytes " +
+                        "(Engram:Resp:MaxArrivingBytes); this command is refused and the connection closed");
+                    _closeAfterReply = true;
+                    _closeReason = RespStats.ClosedOversized;
+                }
                 if (ran || _closeAfterReply)
                 {
                     await DrainAsync().ConfigureAwait(false);
@@ -183,11 +191,38 @@ internal sealed partial class RespConnection
         {
             await DrainQuietlyAsync().ConfigureAwait(false);
             EndTransaction(); // a MULTI left open gives back its share of the queue bound
+            HoldArriving(0); // and a command left half sent its share of the arriving bound
             Report();
             _listener.Stats.Close(_closeReason);
             await _input.CompleteAsync().ConfigureAwait(false);
             await _output.CompleteAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Bytes of a command still arriving that a connection holds without counting them in the listener's bound.</summary>
+    private const long OwnArrivingBytes = 16 * 1024;
+
+    /// <summary>What of <see cref="RespOptions.MaxArrivingBytes"/> this connection holds.</summary>
+    private long _arrivingCounted;
+
+    /// <summary>
+    /// Counts the <paramref name="arriving"/> bytes of a partly received command (in the input buffer and copied) in the
+    /// listener's bound, past the connection's own first <see cref="OwnArrivingBytes"/>; false when they would pass it.
+    /// </summary>
+    private bool HoldArriving(long arriving)
+    {
+        var counted = arriving > OwnArrivingBytes ? arriving : 0;
+        var more = counted - _arrivingCounted;
+        if (more > 0 && !_listener.TryReserveArriving(more))
+        {
+            return false;
+        }
+        if (more < 0)
+        {
+            _listener.ReleaseArriving(-more);
+        }
+        _arrivingCounted = counted;
+        return true;
     }
 
     /// <summary>

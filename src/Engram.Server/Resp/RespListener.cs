@@ -86,6 +86,27 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
 
     public void ReleaseQueued(long bytes) => Interlocked.Add(ref _queuedTransactionBytes, -bytes);
 
+    private long _arrivingBytes;
+
+    /// <summary>
+    /// Reserves <paramref name="bytes"/> more of the bound on commands still arriving over all connections
+    /// (<see cref="RespOptions.MaxArrivingBytes"/>); false (nothing reserved) when it would pass the bound.
+    /// </summary>
+    public bool TryReserveArriving(long bytes)
+    {
+        if (Interlocked.Add(ref _arrivingBytes, bytes) <= Options.MaxArrivingBytes)
+        {
+            return true;
+        }
+        Interlocked.Add(ref _arrivingBytes, -bytes);
+        return false;
+    }
+
+    public void ReleaseArriving(long bytes) => Interlocked.Add(ref _arrivingBytes, -bytes);
+
+    /// <summary>Bytes of commands still arriving that connections hold past their own first 16 KB (INFO memory).</summary>
+    public long ArrivingBytes => Volatile.Read(ref _arrivingBytes);
+
     /// <summary>Whether connections are served by Engram's epoll loops (<see cref="RespOptions.EventLoop"/>).</summary>
     public bool UsesEventLoop => Options.EventLoop && EventLoop.EpollNative.IsSupported;
 

@@ -22,6 +22,15 @@ public sealed class RespOptions
     public int MaxCommandBytes { get; set; } = 4 * 1024 * 1024;
 
     /// <summary>
+    /// The most bytes of commands still arriving that all connections together may hold (a connection's first 16 KB are
+    /// its own). A client that starts a command and stalls makes the server hold what came so far, up to
+    /// <see cref="MaxCommandBytes"/> per connection: without this bound, many such connections could hold
+    /// <see cref="MaxConnections"/> times that. A command that would pass it gets an error and its connection is closed.
+    /// Default 256 MB; at least <see cref="MaxCommandBytes"/>.
+    /// </summary>
+    public long MaxArrivingBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>
     /// The most arguments one command may have (an MSET of 1,000 keys has 2,001). Default 1,048,576: a DEL or MGET of
     /// many keys from a client library works, as against Redis; memory is bounded by <see cref="MaxCommandBytes"/> and
     /// 8 bytes per argument received (the count in a command's header reserves nothing).
@@ -107,6 +116,10 @@ public sealed class RespOptions
         if (MaxCommandBytes is < 1024 or > 512 * 1024 * 1024)
         {
             yield return "Engram:Resp:MaxCommandBytes must be between 1024 and 536870912";
+        }
+        if (MaxArrivingBytes < MaxCommandBytes || MaxArrivingBytes > 1L << 40)
+        {
+            yield return "Engram:Resp:MaxArrivingBytes must be at least Engram:Resp:MaxCommandBytes and at most 1099511627776";
         }
         if (MaxArguments is < 3 or > 16 * 1024 * 1024)
         {

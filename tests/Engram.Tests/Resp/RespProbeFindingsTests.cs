@@ -10,6 +10,61 @@ namespace Engram.Tests.Resp;
 /// </summary>
 public sealed class RespProbeFindingsTests
 {
+    /// <summary>
+    /// A client that starts big commands on many connections and stalls made the server hold up to MaxCommandBytes per
+    /// connection, with no bound over all of them (a probe, session 46: 300 connections, 2 GB). Commands still arriving are
+    /// now counted against one bound; the connection whose command would pass it gets an error and is closed, and what
+    /// others hold stays theirs to finish.
+    /// </summary>
+    [Fact]
+    public async Task Partly_received_commands_of_all_connections_are_bounded_together()
+    {
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o =>
+        {
+            RespServerFixture.Configure(o, port);
+            o.Resp.MaxCommandBytes = 1024 * 1024;
+            o.Resp.MaxArrivingBytes = 2_500_000;
+        });
+        using var observer = await RespClient.ConnectAsync(port);
+        async Task<long> ArrivingAsync() => long.Parse(((string)(await observer.CallAsync("INFO", "memory"))!).Split("\r\n")
+            .Single(l => l.StartsWith("engram_arriving_bytes:", StringComparison.Ordinal)).Split(':')[1], System.Globalization.CultureInfo.InvariantCulture);
+        async Task WaitForArrivingAsync(long bytes)
+        {
+            for (var i = 0; i < 200 && await ArrivingAsync() < bytes; i++)
+            {
+                await Task.Delay(25);
+            }
+            (await ArrivingAsync()).Should().BeGreaterThanOrEqualTo(bytes);
+        }
+        var head = Encoding.ASCII.GetBytes("*3\r\n$3\r\nSET\r\n$4\r\nbig1\r\n$1000000\r\n");
+        var part = Encoding.ASCII.GetBytes(new string('x', 900_000));
+
+        using var first = await RespClient.ConnectAsync(port);
+        await first.SendRawAsync([.. head, .. part]);
+        await WaitForArrivingAsync(900_000);
+        using var second = await RespClient.ConnectAsync(port);
+        await second.SendRawAsync([.. head, .. part]);
+        await WaitForArrivingAsync(1_800_000);
+        using var third = await RespClient.ConnectAsync(port);
+        await third.SendRawAsync([.. head, .. part]);
+        ((string)third.Read()!).Should().StartWith("-ERR partly received commands of all connections would pass the server's bound of 2500000 bytes");
+        FluentActions.Invoking(() => third.Read()).Should().Throw<Exception>("the connection is closed");
+        (await ArrivingAsync()).Should().BeLessThan(2_000_000, "the refused connection holds nothing");
+
+        // The others finish their commands; what they held is given back.
+        await first.SendRawAsync([.. Encoding.ASCII.GetBytes(new string('y', 100_000)), .. "\r\n"u8.ToArray()]);
+        first.Read().Should().Be("+OK");
+        second.Dispose();
+        for (var i = 0; i < 200 && await ArrivingAsync() > 0; i++)
+        {
+            await Task.Delay(25);
+        }
+        (await ArrivingAsync()).Should().Be(0);
+        (await observer.CallAsync("STRLEN", "big1")).Should().Be(1_000_000L);
+        (await observer.CallAsync("PING")).Should().Be("+PONG");
+    }
+
     [Fact]
     public async Task A_watched_key_that_expires_before_EXEC_aborts_it_and_one_that_has_not_does_not()
     {
