@@ -196,7 +196,13 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         }, ct);
     }
 
-    public async Task<long> DeleteAsync(Caller caller, string id, CancellationToken ct = default)
+    public Task<long> DeleteAsync(Caller caller, string id, CancellationToken ct = default) => DeleteAsync(caller, id, null, ct);
+
+    /// <summary>
+    /// Deletes the memory; with <paramref name="expectedVersion"/> (an If-Match), only while it is at that version, else
+    /// <see cref="PreconditionFailedException"/> (a guarded delete of a memory someone changed meanwhile would lose their change).
+    /// </summary>
+    public async Task<long> DeleteAsync(Caller caller, string id, long? expectedVersion, CancellationToken ct = default)
     {
         id = Ulid.FromAny(id); // a memory id also in its UUID form (the mem0-compatible API shows ids so)
         var guard = Writing(caller, "delete memories");
@@ -204,7 +210,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
         {
             throw NotFound(id);
         }
-        var seq = await Store.DeleteAsync(caller, id, ct).ConfigureAwait(false) ?? throw NotFound(id);
+        var seq = await Store.DeleteAsync(caller, id, expectedVersion, ct).ConfigureAwait(false) ?? throw NotFound(id);
         Watermark.Advance(seq);
         return seq;
     }

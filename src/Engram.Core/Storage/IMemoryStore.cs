@@ -40,7 +40,7 @@ public interface IMemoryStore : IAsyncDisposable, IVectorStore
     Task<WriteResult> UpdateAsync(Caller caller, string id, long? expectedVersion, Func<Memory, Memory> apply, CancellationToken ct = default);
 
     /// <summary>Deletes one memory; returns the change's sequence number, or null when there was none.</summary>
-    Task<long?> DeleteAsync(Caller caller, string id, CancellationToken ct = default);
+    Task<long?> DeleteAsync(Caller caller, string id, long? expectedVersion = null, CancellationToken ct = default);
 
     /// <summary>Deletes every memory that matches <paramref name="filter"/> (callers insist on a scope).</summary>
     Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, CancellationToken ct = default);

@@ -12,6 +12,19 @@ namespace Engram.Core.Storage;
 /// </summary>
 internal static class StoreRows
 {
+    /// <summary>
+    /// An If-Match check of a memory write, inside its step: the memory must be at <paramref name="expectedVersion"/> (null:
+    /// any version), or the write is refused with the version it is at.
+    /// </summary>
+    public static void CheckVersion(string id, Memory current, long? expectedVersion)
+    {
+        if (expectedVersion is { } expected && expected != current.Version)
+        {
+            throw new PreconditionFailedException(
+                $"memory '{id}' is at version {current.Version}, not {expected}; fetch it again and retry", current.Version);
+        }
+    }
+
     /// <summary>The column list every memory query selects, in the order <see cref="ReadMemory{TRow}"/> reads.</summary>
     public const string MemoryColumns =
         "m.id, m.content, m.content_hash, m.type, m.tier, m.importance, m.valence, m.tags, m.metadata, " +

@@ -33,7 +33,8 @@ internal static class MemoriesEndpoints
             .WithSummary("Partial update: absent fields stay, null clears. If-Match: \"<version>\" guards against lost updates.")
             .Accepts<MemoryPatch>("application/json").Produces<WrittenMemory>()
             .ProducesProblem(400).ProducesProblem(404).ProducesProblem(412);
-        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteMemory").Requires(Role.Write).Produces(StatusCodes.Status204NoContent).ProducesProblem(404);
+        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteMemory").Requires(Role.Write).Produces(StatusCodes.Status204NoContent).ProducesProblem(404)
+            .ProducesProblem(412).WithSummary("Deletes a memory. If-Match: \"<version>\" deletes it only at that version.");
         group.MapDelete("/", DeleteManyAsync).WithName("DeleteMemories").Requires(Role.Write)
             .WithSummary("Delete every memory matching a filter; needs a scope filter and confirm=true.")
             .Produces<BulkDeleteResponse>().ProducesProblem(400);
@@ -209,7 +210,7 @@ internal static class MemoriesEndpoints
             return await Mem0Call(http, () => Mem0.Mem0Endpoints.DeleteAsync(id, http, memories, ct));
         }
         QueryParser.RefuseAllExcept(http.Request.Query);
-        var seq = await memories.DeleteAsync(http.GetCaller(), id, ct);
+        var seq = await memories.DeleteAsync(http.GetCaller(), id, ParseIfMatch(http.Request.Headers.IfMatch.ToString()), ct);
         http.Response.Headers["X-Engram-Seq"] = seq.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return TypedResults.NoContent();
     }

@@ -95,6 +95,29 @@ public class MemoriesUpdateDeleteTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Delete_IfMatch_StaleVersionGives412AndKeepsTheMemory_CurrentDeletes()
+    {
+        var id = (await _server.CreateAsync(new { content = "guarded delete" })).GetProperty("id").GetString();
+        (await _server.PatchJsonAsync($"/v1/memories/{id}", """{"importance":0.1}""", "\"1\"")).StatusCode.Should().Be(HttpStatusCode.OK);
+
+        async Task<HttpResponseMessage> DeleteAsync(string ifMatch)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Delete, $"/v1/memories/{id}");
+            request.Headers.TryAddWithoutValidation("If-Match", ifMatch);
+            return await _server.Client.SendAsync(request);
+        }
+        // Deleting the version one read before someone else's change would lose that change.
+        (await (await DeleteAsync("\"1\"")).ShouldBeProblemAsync(HttpStatusCode.PreconditionFailed)).GetProperty("current_version").GetInt64().Should().Be(2);
+        await (await DeleteAsync("banana")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "If-Match");
+        (await _server.Client.GetAsync($"/v1/memories/{id}")).StatusCode.Should().Be(HttpStatusCode.OK, "a refused delete deletes nothing");
+        var history = await (await _server.Client.GetAsync($"/v1/memories/{id}/history")).JsonAsync();
+        history.GetProperty("items").GetArrayLength().Should().Be(2, "created and updated only");
+
+        (await DeleteAsync("W/\"2\"")).StatusCode.Should().Be(HttpStatusCode.NoContent);
+        await (await DeleteAsync("\"2\"")).ShouldBeProblemAsync(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
     public async Task Delete_Gives204ThenGone_AndSecondDeleteIs404()
     {
         var id = (await _server.CreateAsync(new { content = "to forget" })).GetProperty("id").GetString();

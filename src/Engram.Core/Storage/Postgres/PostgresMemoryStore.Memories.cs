@@ -146,11 +146,7 @@ public sealed partial class PostgresMemoryStore
             var now = NowMs;
             var (current, rid, currentSeq) = await FindLiveAsync(c, caller.Tenant, id, now).ConfigureAwait(false)
                 ?? throw new NotFoundException($"no memory with id '{id}'");
-            if (expectedVersion is { } expected && expected != current.Version)
-            {
-                throw new PreconditionFailedException(
-                    $"memory '{id}' is at version {current.Version}, not {expected}; fetch it again and retry", current.Version);
-            }
+            StoreRows.CheckVersion(id, current, expectedVersion);
             var updated = apply(current);
             var changes = MemoryDiff.Changes(current, updated);
             if (changes.EnumerateObject().Any() is false)
@@ -182,13 +178,16 @@ public sealed partial class PostgresMemoryStore
             return new WriteResult(updated, false, seq);
         }, ct);
 
-    public Task<long?> DeleteAsync(Caller caller, string id, CancellationToken ct = default) =>
+    public Task<long?> DeleteAsync(Caller caller, string id, long? expectedVersion = null, CancellationToken ct = default) =>
         LoggedAsync<long?>(async c =>
         {
             var now = NowMs;
-            return await FindLiveAsync(c, caller.Tenant, id, now).ConfigureAwait(false) is { } found
-                ? await DeleteOneAsync(c, caller, found.Memory, found.Rid, HistoryEvents.Deleted, now).ConfigureAwait(false)
-                : null;
+            if (await FindLiveAsync(c, caller.Tenant, id, now).ConfigureAwait(false) is not { } found)
+            {
+                return null;
+            }
+            StoreRows.CheckVersion(id, found.Memory, expectedVersion);
+            return await DeleteOneAsync(c, caller, found.Memory, found.Rid, HistoryEvents.Deleted, now).ConfigureAwait(false);
         }, ct);
 
     public async Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, CancellationToken ct = default)

@@ -42,11 +42,7 @@ public sealed partial class SqliteMemoryStore
             var now = NowMs;
             var (current, rid, currentSeq) = FindLive(c, caller.Tenant, id, now)
                 ?? throw new NotFoundException($"no memory with id '{id}'");
-            if (expectedVersion is { } expected && expected != current.Version)
-            {
-                throw new PreconditionFailedException(
-                    $"memory '{id}' is at version {current.Version}, not {expected}; fetch it again and retry", current.Version);
-            }
+            StoreRows.CheckVersion(id, current, expectedVersion);
             var updated = apply(current);
             var changes = MemoryDiff.Changes(current, updated);
             if (changes.EnumerateObject().Any() is false)
@@ -75,13 +71,16 @@ public sealed partial class SqliteMemoryStore
             return new WriteResult(updated, false, seq);
         }, ct).ConfigureAwait(false);
 
-    public Task<long?> DeleteAsync(Caller caller, string id, CancellationToken ct = default) =>
+    public Task<long?> DeleteAsync(Caller caller, string id, long? expectedVersion = null, CancellationToken ct = default) =>
         WriteApartFromKvAsync<long?>(c =>
         {
             var now = NowMs;
-            return FindLive(c, caller.Tenant, id, now) is { } found
-                ? DeleteOne(c, caller, found.Memory, found.Rid, HistoryEvents.Deleted, now)
-                : null;
+            if (FindLive(c, caller.Tenant, id, now) is not { } found)
+            {
+                return null;
+            }
+            StoreRows.CheckVersion(id, found.Memory, expectedVersion);
+            return DeleteOne(c, caller, found.Memory, found.Rid, HistoryEvents.Deleted, now);
         }, ct);
 
     public async Task<BulkDeleteResult> DeleteManyAsync(Caller caller, MemoryFilter filter, CancellationToken ct = default)
