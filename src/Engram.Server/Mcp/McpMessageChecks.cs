@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -32,10 +33,16 @@ public static class McpMessageChecks
         if (context.JsonRpcMessage is JsonRpcRequest request)
         {
             Check(request);
-            CheckShape(request, context.Server.ServerOptions);
+            CheckShape(request, context.Server.ServerOptions, context.Services);
         }
         return next(context, ct);
     };
+
+    /// <summary>Every request method the SDK knows (<see cref="RequestMethods"/>), and the deprecated <c>logging/setLevel</c>.</summary>
+    private static readonly FrozenSet<string> KnownMethods = typeof(RequestMethods)
+        .GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+        .Where(f => f is { IsLiteral: true } && f.FieldType == typeof(string)).Select(f => (string)f.GetRawConstantValue()!)
+        .Append("logging/setLevel").ToFrozenSet(StringComparer.Ordinal);
 
     /// <summary>The levels <c>logging/setLevel</c> takes (RFC 5424's, as MCP names them).</summary>
     private static readonly string[] LoggingLevels = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
@@ -46,8 +53,13 @@ public static class McpMessageChecks
     /// that is none) is the client's mistake, answered -32602 (-32002 for an unknown resource) here. The SDK's handlers
     /// answered an internal error (-32603) for most, and logged each client mistake at warning or error with a stack.
     /// </summary>
-    private static void CheckShape(JsonRpcRequest request, McpServerOptions options)
+    private static void CheckShape(JsonRpcRequest request, McpServerOptions options, IServiceProvider? services)
     {
+        if (request.Params is not null and not JsonObject)
+        {
+            // JSON-RPC's params by position: no MCP method takes them (the SDK failed binding them, -32603 with a stack).
+            throw new McpProtocolException($"params of {request.Method} must be an object", McpErrorCode.InvalidParams);
+        }
         switch (request.Method)
         {
             case RequestMethods.ToolsCall:
@@ -63,6 +75,17 @@ public static class McpMessageChecks
                     if (options.ResourceCollection is { } resources && !resources.Any(r => r.IsMatch(uri)))
                     {
                         throw new McpProtocolException($"Unknown resource URI: '{Cut(uri)}'", McpErrorCode.ResourceNotFound);
+                    }
+                    if (uri.StartsWith(MemoryResources.RecentUri, StringComparison.Ordinal))
+                    {
+                        try
+                        {
+                            MemoryResources.CheckRecentArguments(uri, (services?.GetService(typeof(Core.Memories.MemoryService)) as Core.Memories.MemoryService)?.Limits);
+                        }
+                        catch (ValidationException invalid)
+                        {
+                            throw new McpProtocolException(McpToolFailures.Describe(invalid)!, McpErrorCode.InvalidParams);
+                        }
                     }
                     break;
                 }
@@ -120,8 +143,9 @@ public static class McpMessageChecks
 
     private static void Check(JsonRpcRequest request)
     {
-        if (request.Method.Length > MaxName)
+        if (request.Method.Length > MaxName || !KnownMethods.Contains(request.Method))
         {
+            // The SDK answers the same, after logging it with a stack.
             throw new McpProtocolException($"Method '{Cut(request.Method)}' is not available.", McpErrorCode.MethodNotFound);
         }
         if (InvalidUnicodeAt(request.Params, "") is { } path)

@@ -64,10 +64,34 @@ internal sealed class MemoryResources(MemoryService memories, EngramEngine engin
         }
     }
 
+    /// <summary>
+    /// Checks the arguments of a <see cref="RecentUri"/> read as <see cref="RecentAsync"/> will (scope fields, limit; the
+    /// limit's range from <paramref name="limits"/> when given), for the message checks to refuse a bad one before the
+    /// SDK runs the resource: a resource's failure is logged by the SDK with its stack, twice (<see cref="McpMessageChecks"/>).
+    /// </summary>
+    internal static void CheckRecentArguments(string uri, Core.Configuration.MemoryLimits? limits)
+    {
+        var query = uri.IndexOf('?', StringComparison.Ordinal) is var at and >= 0 ? uri[(at + 1)..] : "";
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            var name = Uri.UnescapeDataString(equals < 0 ? pair : pair[..equals]);
+            values[name] = equals < 0 ? "" : Uri.UnescapeDataString(pair[(equals + 1)..]);
+        }
+        McpScope.Of(values.GetValueOrDefault("user_id"), values.GetValueOrDefault("agent_id"), values.GetValueOrDefault("session_id"),
+            values.GetValueOrDefault("namespace"));
+        var limit = Limit(values.GetValueOrDefault("limit"));
+        if (limits is not null && (limit < 1 || limit > limits.MaxListLimit))
+        {
+            throw new ValidationException("limit", $"limit must be between 1 and {limits.MaxListLimit} (got {limit})");
+        }
+    }
+
     private static int Limit(string? text) =>
         text is null ? DefaultRecent
         : int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value
-        : text.Length > 0 && text.AsSpan().IndexOfAnyExceptInRange('0', '9') < 0
+        : text.Length > 0 && text.AsSpan(text[0] == '-' ? 1 : 0).IndexOfAnyExceptInRange('0', '9') < 0 && text != "-"
             ? throw new ValidationException("limit", $"limit is out of range (got '{(text.Length > 20 ? text[..20] + "…" : text)}')")
             : throw new ValidationException("limit", $"limit must be a whole number (got '{(text.Length > 20 ? text[..20] + "…" : text)}')");
 

@@ -168,6 +168,15 @@ public sealed class McpHostileBodyTests : IAsyncLifetime
         { "prompts/get", """{"name":"recall","arguments":[]}""", -32602, "params.arguments must be an object" },
         { "prompts/get", """{"name":"nope"}""", -32602, "Unknown prompt: 'nope'" },
         { "logging/setLevel", """{"level":"nope"}""", -32602, "level must be one of debug, info, notice, warning, error, critical, alert, emergency (got 'nope')" },
+        // Session 46's probe: the SDK answered these right but logged each at warning or error with a stack, or answered -32603.
+        { "tools/list", "[]", -32602, "params of tools/list must be an object" },
+        { "tools/list", "\"x\"", -32602, "params of tools/list must be an object" },
+        { "nosuch", "{}", -32601, "Method 'nosuch' is not available." },
+        { "resources/read", """{"uri":"memory://recent?limit=abc"}""", -32602, "invalid limit: limit must be a whole number (got 'abc')" },
+        { "resources/read", """{"uri":"memory://recent?limit=-1"}""", -32602, "invalid limit: limit is out of range (got '-1')" },
+        { "resources/read", """{"uri":"memory://recent?limit=5000"}""", -32602, "invalid limit: limit must be between 1 and 1000 (got 5000)" },
+        { "resources/read", """{"uri":"memory://recent?limit=99999999999"}""", -32602, "invalid limit: limit is out of range (got '99999999999')" },
+        { "resources/read", """{"uri":"memory://recent?user_id=%20&limit=2"}""", -32602, "invalid user_id: user_id must not be empty; leave it out to match every value" },
     };
 
     /// <summary>The SDK's handlers answered most of these with an internal error (-32603) and logged each with a stack.</summary>
