@@ -94,8 +94,9 @@ internal sealed partial class RespConnection
                 _closeAfterReply = true;
                 return;
             case "RESET":
-                // As Redis 6.2+: the connection as it was when it opened, but still open and with its name. A MULTI block
-                // is discarded, watches go, RESP2 again, and the caller is forgotten (with keys, AUTH is needed again).
+                // As Redis 6.2+: the connection as it was when it opened, but still open. A MULTI block is discarded,
+                // watches go, RESP2 again, the name goes (redis-server 7.0 answers CLIENT GETNAME with nil after RESET),
+                // and the caller is forgotten (with keys, AUTH is needed again).
                 await DrainAsync().ConfigureAwait(false);
                 if (Arity(1, exact: true))
                 {
@@ -103,6 +104,7 @@ internal sealed partial class RespConnection
                     _authenticated = null;
                     _presentedKey = null;
                     _reply.Resp3 = false;
+                    Name = null;
                     _reply.Simple("RESET");
                 }
                 return;

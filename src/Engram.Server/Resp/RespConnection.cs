@@ -430,7 +430,7 @@ internal sealed partial class RespConnection
             return false;
         }
         var line = rest[..end];
-        if (line.Length < 2 || line[^1] != '\r' || !Utf8Parser.TryParse(line[..^1], out value, out var used) || used != line.Length - 1)
+        if (line.Length < 2 || line[^1] != '\r' || !RespInteger.TryParse(line[..^1], out value))
         {
             throw new RespProtocolException(error);
         }
@@ -508,7 +508,7 @@ internal sealed partial class RespConnection
             }
             return false;
         }
-        if (line.Length < 2 || line[^1] != '\r' || !Utf8Parser.TryParse(line[..^1], out value, out var used) || used != line.Length - 1)
+        if (line.Length < 2 || line[^1] != '\r' || !RespInteger.TryParse(line[..^1], out value))
         {
             throw new RespProtocolException(error);
         }
@@ -691,7 +691,7 @@ internal sealed partial class RespConnection
 
     private bool Is(int i, ReadOnlySpan<byte> upper) => Ascii.EqualsIgnoreCase(Arg(i), upper);
 
-    private bool TryLong(int i, out long value) => Utf8Parser.TryParse(Arg(i), out value, out var used) && used == _argLength[i] && _argLength[i] > 0;
+    private bool TryLong(int i, out long value) => RespInteger.TryParse(Arg(i), out value);
 
     // ---- Pending writes -------------------------------------------------------------------------------
 

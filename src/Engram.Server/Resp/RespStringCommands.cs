@@ -211,6 +211,12 @@ internal sealed partial class RespConnection
     /// </summary>
     private async ValueTask WaitForReplicasAsync(long timeoutMs, CancellationToken ct)
     {
+        // The replies of the commands before it go now, as Redis sends them before it blocks: a PING pipelined before a
+        // WAIT 1 0 (no time-out) had its +PONG held for ever.
+        if (!await SendAsync(ct).ConfigureAwait(false))
+        {
+            return;
+        }
         using var either = CancellationTokenSource.CreateLinkedTokenSource(ct, _context.ConnectionClosed);
         Volatile.Write(ref _blocked, true);
         try

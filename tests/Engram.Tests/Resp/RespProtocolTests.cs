@@ -214,6 +214,21 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         store.KvJournal.Appended.Should().Be(journaled, "the SET followed the connection's INCR through the writer");
     }
 
+    [Theory]
+    [InlineData("*01\r\n$4\r\nPING\r\n", "invalid multibulk length")]
+    [InlineData("*+1\r\n$4\r\nPING\r\n", "invalid multibulk length")]
+    [InlineData("*1\r\n$+4\r\nPING\r\n", "invalid bulk length")]
+    [InlineData("*1\r\n$04\r\nPING\r\n", "invalid bulk length")]
+    [InlineData("*2\r\n$4\r\nECHO\r\n$-0\r\n", "invalid bulk length")]
+    public async Task A_length_header_redis_would_not_read_is_a_protocol_error(string raw, string error)
+    {
+        // Redis reads these numbers strictly (no sign, no leading zero, no "-0"); they had been taken.
+        using var c = await fixture.ConnectAsync();
+        await c.SendRawAsync(Encoding.ASCII.GetBytes(raw));
+        c.Read().Should().Be("-ERR Protocol error: " + error);
+        c.IsClosedByServer().Should().BeTrue();
+    }
+
     [Fact]
     public async Task AHugeBulkHeader_IsAnErrorAndACloseWithoutBuffering()
     {

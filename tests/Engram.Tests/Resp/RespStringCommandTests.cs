@@ -165,6 +165,14 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
         // (Not compared: sc:text after the failed script. Redis keeps the SET made before error('boom'); Engram writes
         // nothing of a script that fails.)
         ["EXISTS", "sc:lua", "sc:lua2", "sc:luaf"],
+        // Integer arguments as Redis reads them (session 46's probe: a sign, a leading zero and "-0" were taken).
+        ["SET", "sc:int", "5"],
+        ["INCRBY", "sc:int", "+1"], ["INCRBY", "sc:int", "01"], ["INCRBY", "sc:int", "-0"], ["INCRBY", "sc:int", " 1"], ["INCRBY", "sc:int", ""],
+        ["INCRBY", "sc:int", "0"], ["INCRBY", "sc:int", "-5"], ["DECRBY", "sc:int", "-9223372036854775808"],
+        ["SET", "sc:int", "1", "EX", "+10"], ["SET", "sc:int", "1", "EX", "010"], ["EXPIRE", "sc:int", "+10"], ["GET", "sc:int"],
+        ["SCAN", "0", "COUNT", "+10"], ["GETRANGE", "sc:int", "-0", "5"],
+        // RESET forgets the connection's name, as redis-server does.
+        ["CLIENT", "SETNAME", "before-reset"], ["RESET"], ["CLIENT", "GETNAME"],
     ];
 
     [Fact]

@@ -18,6 +18,16 @@ public abstract class RespWaitScenarios(RespServerFixture engram, RedisReference
     protected RespServerFixture Engram => engram;
 
     [Fact]
+    public async Task The_replies_before_a_blocking_wait_are_sent_before_it_blocks()
+    {
+        // A PING and a WAIT for a replica with no time-out in one write: +PONG comes at once, the WAIT's reply never.
+        using var client = await engram.ConnectAsync();
+        await client.SendRawAsync([.. RespClient.Encode("PING"), .. RespClient.Encode("WAIT", "1", "0")]);
+        var read = Task.Run(client.Read);
+        (await read.WaitAsync(TimeSpan.FromSeconds(10))).Should().Be("+PONG", "the reply was held while the WAIT blocked");
+    }
+
+    [Fact]
     public async Task Wait_answers_as_redis_without_replicas()
     {
         using var engramClient = await engram.ConnectAsync();
