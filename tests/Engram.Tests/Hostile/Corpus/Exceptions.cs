@@ -82,7 +82,10 @@ internal static class Exceptions
         ? Expectation.Only("incr without a body adds 1 (documented)", 200) with { MayWrite = true }
         : Expectation.Refused;
 
-    /// <summary>An If-Match header on a PATCH: a malformed one is a 400, a version that is not the memory's a 412; an empty one is no condition.</summary>
+    /// <summary>
+    /// An If-Match header where a route reads one (a PATCH; a memory's DELETE since session 46): a malformed one is a 400,
+    /// a version that is not the memory's a 412 (404 for a memory that is not there); an empty one is no condition.
+    /// </summary>
     public static Expectation IfMatch(RouteSample sample, string value) =>
         value.Length == 0 ? Expectation.Only("an empty If-Match sets no condition", sample.Statuses) with { MayWrite = true } : Expectation.Refused;
 

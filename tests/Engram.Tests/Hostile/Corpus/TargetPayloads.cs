@@ -10,6 +10,10 @@ namespace Engram.Tests.Hostile.Corpus;
 /// </summary>
 internal static class TargetPayloads
 {
+    /// <summary>Routes that read If-Match: a memory's PATCH and DELETE.</summary>
+    private static bool ReadsIfMatch(RouteSample sample) =>
+        sample.Method == "PATCH" || (sample.Method == "DELETE" && sample.Pattern == "/v1/memories/{id}");
+
     /// <summary>Route parameter values, written into the target exactly as given (already percent-encoded where shown).</summary>
     public static readonly (string Name, string Raw)[] ParamValues =
     [
@@ -210,7 +214,7 @@ internal static class TargetPayloads
         foreach (var ifMatch in new[] { "\"x", "W/", "*, \"1\"", "\"9223372036854775808\"", "\"-1\"", "garbage", "\"1\"\"2\"", "" })
         {
             yield return Make("odd headers", $"If-Match: {ifMatch}", Request() with { Headers = [("If-Match", ifMatch)] },
-                sample.Method == "PATCH" ? Exceptions.IfMatch(sample, ifMatch) : asSample);
+                ReadsIfMatch(sample) ? Exceptions.IfMatch(sample, ifMatch) : asSample);
         }
         yield return Make("odd headers", "a 40 KB header", Request() with { Headers = [("X-Junk", new string('j', 40_000))] }, Expectation.Only("headers over Engram's 32 KB", 431));
         yield return Make("odd headers", "a 70 KB header", Request() with { Headers = [("X-Junk", new string('j', 70_000))] }, Expectation.Only("headers over Kestrel's 64 KB", 431));
