@@ -47,6 +47,8 @@ public sealed class PostgresKvStatisticsTests
             await kv.SetKvAsync(Acme, new KvWrite("stats:tick", "1", null), WriteDurability.Relaxed);
             return await ReltuplesAsync(url, "kv_entries") >= 3_000;
         });
+        // The background check counts its ANALYZE once the statement has returned, a moment after the new statistics show.
+        await EventuallyAsync(() => Task.FromResult(store.KvTablesAnalyzed >= 2));
         store.KvTablesAnalyzed.Should().Be(2);
         store.KvStatisticsInterval = TimeSpan.MaxValue;
 

@@ -28,14 +28,21 @@ public sealed partial class PostgresMemoryStore
         private readonly List<Action<NpgsqlDataReader>?> _outcomes = [];
 
         /// <summary>
-        /// Adds <paramref name="statement"/> (which returns one row) after the SETs waiting before it (<see cref="AddSetAsync"/>);
-        /// <paramref name="outcome"/>, if any, reads that row when the batch has run. Sends the batch when it is full.
+        /// Adds <paramref name="statement"/> (which returns one row) after the SETs and deletes waiting before it
+        /// (<see cref="AddSetAsync"/>, <see cref="AddDeleteAsync"/>); <paramref name="outcome"/>, if any, reads that row when
+        /// the batch has run. Sends the batch when it is full.
         /// </summary>
         public async Task AddAsync(NpgsqlCommand statement, Action<NpgsqlDataReader>? outcome = null)
         {
+            await FlushRunsAsync().ConfigureAwait(false);
+            await AddStatementAsync(statement, outcome).ConfigureAwait(false);
+        }
+
+        /// <summary>Adds the set-based statements of the SETs or deletes waiting (one of the two runs is empty).</summary>
+        private async Task FlushRunsAsync()
+        {
             await FlushSetsAsync().ConfigureAwait(false);
             await FlushDeletesAsync().ConfigureAwait(false);
-            await AddStatementAsync(statement, outcome).ConfigureAwait(false);
         }
 
         private Task AddStatementAsync(NpgsqlCommand statement, Action<NpgsqlDataReader>? outcome)
@@ -48,8 +55,7 @@ public sealed partial class PostgresMemoryStore
         /// <summary>Runs what the batch holds and gives each statement's row to its outcome.</summary>
         public async Task SendAsync()
         {
-            await FlushSetsAsync().ConfigureAwait(false);
-            await FlushDeletesAsync().ConfigureAwait(false);
+            await FlushRunsAsync().ConfigureAwait(false);
             if (_outcomes.Count == 0)
             {
                 return;
