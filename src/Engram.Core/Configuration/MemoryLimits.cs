@@ -22,6 +22,11 @@ public sealed class MemoryLimits
 
     public int MaxListLimit { get; set; } = 1_000;
 
+    /// <summary>A page of a memory listing: <paramref name="pageSize"/> if it is 1..<see cref="MaxListLimit"/>, else a validation error naming limit.</summary>
+    public int CheckListLimit(int pageSize) => pageSize >= 1 && pageSize <= MaxListLimit
+        ? pageSize
+        : throw new Common.ValidationException("limit", $"limit must be between 1 and {MaxListLimit} (got {pageSize})");
+
     /// <summary>Scope fields, type and source.</summary>
     public int MaxFieldChars { get; set; } = 256;
 

@@ -91,11 +91,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     {
         var guard = ScopeGuard.Enter(caller, Role.Read, "list memories");
         filter = guard.Confine(_validate.Filter(filter));
-        var pageSize = limit ?? Limits.DefaultListLimit;
-        if (pageSize < 1 || pageSize > Limits.MaxListLimit)
-        {
-            throw new ValidationException("limit", $"limit must be between 1 and {Limits.MaxListLimit} (got {pageSize})");
-        }
+        var pageSize = Limits.CheckListLimit(limit ?? Limits.DefaultListLimit);
         return Store.ListAsync(caller, filter, pageSize, string.IsNullOrEmpty(cursor) ? null : cursor, ct);
     }
 

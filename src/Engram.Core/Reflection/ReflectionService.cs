@@ -106,11 +106,7 @@ public sealed class ReflectionService(EngramEngine engine, LlmAccess llm, Reflec
     public async Task<MemoryPage> ListDuplicatesAsync(Caller caller, string targetId, int? limit, string? cursor, CancellationToken ct = default)
     {
         var guard = ScopeGuard.Enter(caller, Role.Read, "list memories");
-        var pageSize = limit ?? engine.Memories.Limits.DefaultListLimit;
-        if (pageSize < 1 || pageSize > engine.Memories.Limits.MaxListLimit)
-        {
-            throw new ValidationException("limit", $"limit must be between 1 and {engine.Memories.Limits.MaxListLimit} (got {pageSize})");
-        }
+        var pageSize = engine.Memories.Limits.CheckListLimit(limit ?? engine.Memories.Limits.DefaultListLimit);
         long? before = null;
         if (!string.IsNullOrEmpty(cursor))
         {

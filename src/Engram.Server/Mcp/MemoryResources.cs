@@ -81,11 +81,8 @@ internal sealed class MemoryResources(MemoryService memories, EngramEngine engin
         }
         McpScope.Of(values.GetValueOrDefault("user_id"), values.GetValueOrDefault("agent_id"), values.GetValueOrDefault("session_id"),
             values.GetValueOrDefault("namespace"));
-        var limit = Limit(values.GetValueOrDefault("limit"));
-        if (limits is not null && (limit < 1 || limit > limits.MaxListLimit))
-        {
-            throw new ValidationException("limit", $"limit must be between 1 and {limits.MaxListLimit} (got {limit})");
-        }
+        var limit = Limit(values.GetValueOrDefault("limit")); // parsed whether or not the range is known
+        limits?.CheckListLimit(limit);
     }
 
     private static int Limit(string? text) =>

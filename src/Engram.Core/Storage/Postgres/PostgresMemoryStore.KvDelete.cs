@@ -24,9 +24,10 @@ public sealed partial class PostgresMemoryStore
 
         /// <summary>
         /// Adds the delete of the key's live entry (which the step's state says is there): a change-log entry, a history row
-        /// with the deleted version and expiry, and the head the deleted key keeps. Consecutive deletes of distinct keys with the same event, actor and time share a set-based statement
-        /// (<see cref="DeleteKvSet"/>): a redis-py pipeline of 20,000 DELs had been 20,000 statements. Anything else added
-        /// sends the deletes before it first, so statements still run in the order they were added.
+        /// with the deleted version and expiry, and the head the deleted key keeps. Consecutive deletes of distinct keys with
+        /// the same event, actor and time share a set-based statement (<see cref="DeleteKvSet"/>): a redis-py pipeline of
+        /// 20,000 DELs had been 20,000 statements. Anything else added sends the deletes before it first, so statements
+        /// still run in the order they were added.
         /// </summary>
         public async Task AddDeleteAsync(Caller caller, string storedKey, string historyEvent, long now)
         {
