@@ -537,9 +537,14 @@ internal sealed partial class RespConnection
 
     private async ValueTask AuthAsync(CancellationToken ct)
     {
-        if (_argCount is < 2 or > 3)
+        if (_argCount < 2)
         {
             WrongArity();
+            return;
+        }
+        if (_argCount > 3)
+        {
+            _reply.Error(Syntax); // as Redis: AUTH takes a password, or a user and a password
             return;
         }
         if (_argCount == 3 && !Is(1, "DEFAULT"u8))
@@ -1033,14 +1038,15 @@ internal sealed partial class RespConnection
 
     // ---- Keys ---------------------------------------------------------------------------------------------
 
-    /// <summary>SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]: the cursor is a number this listener handed out (<see cref="RespScanCursors"/>).</summary>
+    /// <summary>SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]: the cursor is a number this listener handed out (<see cref="RespScanCursors"/>); any other starts over.</summary>
     private async ValueTask ScanAsync(Caller caller, CancellationToken ct)
     {
         if (!Arity(2, exact: false))
         {
             return;
         }
-        if (!TryLong(1, out var cursor) || cursor < 0)
+        // Redis reads the cursor as an unsigned 64-bit number (strtoul, so "-1" too); anything else is not a cursor.
+        if (!TryLong(1, out var cursor) && !ulong.TryParse(Arg(1), NumberStyles.None, CultureInfo.InvariantCulture, out _))
         {
             _reply.Error("ERR invalid cursor");
             return;
@@ -1083,14 +1089,12 @@ internal sealed partial class RespConnection
                 return;
             }
         }
+        // A cursor this listener did not hand out to this tenant, or no longer keeps (a restart, many newer ones), starts
+        // the scan over. Redis takes any number as a cursor too; starting over keeps SCAN's promise (every key present
+        // from start to end is returned; some may come twice), where an error would fail a cleanup loop for good.
         string? after = null;
-        if (cursor != 0)
+        if (cursor != 0 && _listener.ScanCursors.TryGet(caller.Tenant, cursor, out var place))
         {
-            if (!_listener.ScanCursors.TryGet(caller.Tenant, cursor, out var place))
-            {
-                _reply.Error("ERR invalid cursor");
-                return;
-            }
             after = place;
         }
         var page = strings ? await _kv.ListAsync(caller, pattern ?? "*", count, after, ct).ConfigureAwait(false) : new KvPage([], null);
@@ -1287,26 +1291,65 @@ internal sealed partial class RespConnection
             case "INFO" when _argCount == 2:
                 _reply.Bulk(ClientLine(this, "client|info"));
                 return;
-            case "LIST" when _argCount == 2:
-                // The connections of this client's tenant only (in open mode: every loopback client); before AUTH, itself.
-                var anonymousOpen = _authenticated is null && !_listener.Keys.HasActiveKeys;
-                var lines = new StringBuilder();
-                foreach (var other in _listener.Connections.OrderBy(c => c.Id))
-                {
-                    if (other == this || (Tenant is not null && other.Tenant == Tenant) || (anonymousOpen && other.Tenant is null))
-                    {
-                        lines.Append(ClientLine(other, "client|list"));
-                    }
-                }
-                _reply.Bulk(lines.ToString());
+            case "LIST":
+                ClientList();
                 return;
-            case "SETNAME" or "GETNAME" or "ID" or "SETINFO" or "INFO" or "LIST":
+            case "SETNAME" or "GETNAME" or "ID" or "SETINFO" or "INFO":
                 _reply.Error($"ERR wrong number of arguments for 'client|{sub.ToLowerInvariant()}' command");
                 return;
             default:
                 _reply.Error($"ERR unknown subcommand '{Encoding.UTF8.GetString(Arg(1))}'. Try CLIENT HELP.");
                 return;
         }
+    }
+
+    /// <summary>
+    /// CLIENT LIST [TYPE type | ID id ...], with Redis 7.0's checks: one filter, a known type (every connection here is
+    /// <c>normal</c>; <c>master</c>, <c>replica</c>/<c>slave</c> and <c>pubsub</c> list none), whole-number ids. The
+    /// connections of this client's tenant only (in open mode: every loopback client); before AUTH, itself.
+    /// </summary>
+    private void ClientList()
+    {
+        HashSet<long>? ids = null;
+        var none = false;
+        if (_argCount > 3 && Is(2, "ID"u8))
+        {
+            ids = [];
+            for (var i = 3; i < _argCount; i++)
+            {
+                if (!TryLong(i, out var id))
+                {
+                    _reply.Error("ERR Invalid client ID");
+                    return;
+                }
+                ids.Add(id);
+            }
+        }
+        else if (_argCount == 4 && Is(2, "TYPE"u8))
+        {
+            if (!(Is(3, "NORMAL"u8) || Is(3, "MASTER"u8) || Is(3, "REPLICA"u8) || Is(3, "SLAVE"u8) || Is(3, "PUBSUB"u8)))
+            {
+                _reply.Error($"ERR Unknown client type '{Printable(Arg(3))}'");
+                return;
+            }
+            none = !Is(3, "NORMAL"u8);
+        }
+        else if (_argCount != 2)
+        {
+            _reply.Error(Syntax);
+            return;
+        }
+        var anonymousOpen = _authenticated is null && !_listener.Keys.HasActiveKeys;
+        var lines = new StringBuilder();
+        foreach (var other in _listener.Connections.OrderBy(c => c.Id))
+        {
+            if (!none && (ids is null || ids.Contains(other.Id))
+                && (other == this || (Tenant is not null && other.Tenant == Tenant) || (anonymousOpen && other.Tenant is null)))
+            {
+                lines.Append(ClientLine(other, "client|list"));
+            }
+        }
+        _reply.Bulk(lines.ToString());
     }
 
     /// <summary>

@@ -350,7 +350,10 @@ internal sealed partial class RespConnection
                     _reply.Error("NOTBUSY No scripts in execution right now.");
                 }
                 return;
-            case "LOAD" or "EXISTS" or "FLUSH" or "KILL":
+            case "FLUSH":
+                _reply.Error("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+                return;
+            case "LOAD" or "EXISTS" or "KILL":
                 _reply.Error($"ERR wrong number of arguments for 'script|{sub.ToLowerInvariant()}' command");
                 return;
             default:

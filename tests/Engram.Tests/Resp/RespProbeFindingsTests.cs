@@ -157,7 +157,39 @@ public sealed class RespProbeFindingsTests
         var again = (object?[])(await first.CallAsync("SCAN", cursor, "COUNT", "2"))!;
         ((object?[])again[1]!).Should().Equal((object?[])onSecond[1]!);
         ((object?[])onSecond[1]!).Should().HaveCount(2).And.NotIntersectWith((object?[])page[1]!);
-        (await stranger.CallAsync("SCAN", cursor)).Should().Be("-ERR invalid cursor", "a cursor serves only its own tenant");
+        // A cursor serves only its own tenant: another tenant's scan starts over in its own (empty) key space.
+        var strangers = (object?[])(await stranger.CallAsync("SCAN", cursor))!;
+        strangers[0].Should().Be("0");
+        ((object?[])strangers[1]!).Should().BeEmpty();
+    }
+
+    [Theory]
+    [InlineData("99999")]
+    [InlineData("-1")]
+    [InlineData("18446744073709551615")]
+    public async Task A_SCAN_cursor_the_server_does_not_know_starts_the_scan_over(string cursor)
+    {
+        // Redis takes any number as a cursor (a client may keep one across a restart); an error would end a cleanup loop.
+        var port = EngramServer.FreePort();
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        using var client = await RespClient.ConnectAsync(port);
+        for (var i = 0; i < 5; i++)
+        {
+            (await client.CallAsync("SET", $"k{i}", "v")).Should().Be("+OK");
+        }
+
+        var seen = new List<object?>();
+        var next = cursor;
+        do
+        {
+            var page = (object?[])(await client.CallAsync("SCAN", next, "COUNT", "2"))!;
+            seen.AddRange((object?[])page[1]!);
+            next = (string)page[0]!;
+        }
+        while (next != "0");
+        seen.Should().BeEquivalentTo(["k0", "k1", "k2", "k3", "k4"]);
+        (await client.CallAsync("SCAN", "18446744073709551616")).Should().Be("-ERR invalid cursor");
+        (await client.CallAsync("SCAN", "1.5")).Should().Be("-ERR invalid cursor");
     }
 
     [Fact]

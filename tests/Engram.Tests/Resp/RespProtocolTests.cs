@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -412,6 +413,11 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
             (await other.CallAsync("CLIENT", "SETNAME", "agent-8")).Should().Be("+OK");
             var list = (string)(await c.CallAsync("CLIENT", "LIST"))!;
             list.Should().Contain($"id={id} ").And.Contain(" name=agent-7 ").And.Contain(" name=agent-8 ").And.Contain(" cmd=client|list ").And.EndWith("\n");
+            // Filters: every connection is a normal one; by id, only the ones named.
+            ((string)(await c.CallAsync("CLIENT", "LIST", "TYPE", "NORMAL"))!).Should().Contain(" name=agent-7 ").And.Contain(" name=agent-8 ");
+            ((string)(await c.CallAsync("CLIENT", "LIST", "TYPE", "replica"))!).Should().BeEmpty();
+            var mine = (string)(await c.CallAsync("CLIENT", "LIST", "ID", id.ToString(CultureInfo.InvariantCulture), "999999"))!;
+            mine.Should().StartWith($"id={id} ").And.Contain(" name=agent-7 ").And.NotContain("agent-8");
             ((string)(await c.CallAsync("CLIENT", "INFO"))!).Should().StartWith($"id={id} ").And.Contain(" resp=3 ").And.Contain(" cmd=client|info ");
         }
         (await c.CallAsync("SET", "object:int", "42")).Should().Be("+OK");

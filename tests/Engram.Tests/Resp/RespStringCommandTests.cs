@@ -173,6 +173,13 @@ public abstract class RespStringCommandScenarios(RespServerFixture engram, Redis
         ["SCAN", "0", "COUNT", "+10"], ["GETRANGE", "sc:int", "-0", "5"],
         // RESET forgets the connection's name, as redis-server does.
         ["CLIENT", "SETNAME", "before-reset"], ["RESET"], ["CLIENT", "GETNAME"],
+        // Session 47: error texts the probe found different, and CLIENT LIST's filters (replies without a connection
+        // line: those hold ids, ports and ages that differ between the two servers).
+        ["AUTH", "a", "b", "c"], ["AUTH"], ["SCRIPT", "FLUSH", "X"], ["SCRIPT", "FLUSH", "SYNC", "X"], ["SCRIPT", "FLUSH", "ASYNC"],
+        ["CLIENT", "LIST", "TYPE", "bogus"], ["CLIENT", "LIST", "TYPE", "pubsub"], ["CLIENT", "LIST", "TYPE", "Master"],
+        ["CLIENT", "LIST", "TYPE"], ["CLIENT", "LIST", "ID"], ["CLIENT", "LIST", "ID", "x"], ["CLIENT", "LIST", "ID", "0", "-1"],
+        ["CLIENT", "LIST", "foo"], ["CLIENT", "LIST", "TYPE", "normal", "ID", "5"],
+        ["SCAN", "banana"], ["SCAN", "18446744073709551616"], ["SCAN", " 0"],
     ];
 
     [Fact]
