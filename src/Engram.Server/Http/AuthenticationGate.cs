@@ -115,11 +115,12 @@ internal sealed class AuthenticationGate(RequestDelegate next, ApiKeyService key
             return Problems.For(403, "with no API keys Engram refuses requests from browser pages of other origins (the Origin header); " +
                 "allow the origin with Engram:Cors:AllowedOrigins or create a key").ExecuteAsync(context);
         }
+        var caller = CallerResolver.OpenCaller(context.Request);
         if (context.Request.Headers.TryGetValue(TenantHeader, out var named))
         {
-            var tenant = ValidTenant(named);
-            context.Features.Set<ICallerFeature>(new CallerFeature(context.GetCaller() with { Tenant = tenant }));
+            caller = caller with { Tenant = ValidTenant(named) };
         }
+        context.Features.Set<ICallerFeature>(new CallerFeature(caller));
         return next(context);
     }
 

@@ -254,6 +254,42 @@ public sealed class ProbeFindingsTests : IAsyncLifetime
         (await server.Client.SendAsync(same)).StatusCode.Should().Be(HttpStatusCode.OK);
     }
 
+    /// <summary>
+    /// An X-Engram-Actor that cannot be a name (too long, or with characters that hide or reorder text: U+202E turned
+    /// "http:eve" into what reads as another name in history) was dropped silently or stored as given (session 46's
+    /// probe). It is a 400 naming the header, and nothing is written.
+    /// </summary>
+    [Theory]
+    [InlineData("5000")]
+    [InlineData("\u202Eevil")]
+    [InlineData("a\u200Bb")]
+    [InlineData("tab\there")]
+    [InlineData("nbsp\u00A0x")]
+    [InlineData("")]
+    public async Task An_actor_header_that_cannot_be_a_name_is_a_400_and_writes_nothing(string actor)
+    {
+        actor = actor == "5000" ? new string('a', 5000) : System.Text.RegularExpressions.Regex.Unescape(actor);
+        const string body = """{"content":"who wrote this"}""";
+        var answer = await RawHttp.RawAsync(_server.BaseAddress, "POST", "/v1/memories",
+            $"X-Engram-Actor: {actor}\r\nContent-Length: {body.Length}\r\n", body, Timeout);
+        answer.Status.Should().Be(400, answer.Body);
+        answer.Json.GetProperty("detail").GetString().Should().Contain("X-Engram-Actor");
+        var list = await (await _server.Client.GetAsync("/v1/memories")).JsonAsync();
+        list.GetProperty("items").GetArrayLength().Should().Be(0);
+    }
+
+    [Fact]
+    public async Task An_actor_header_with_spaces_and_letters_beyond_ASCII_is_the_history_actor()
+    {
+        const string body = """{"content":"who wrote this"}""";
+        var answer = await RawHttp.RawAsync(_server.BaseAddress, "POST", "/v1/memories",
+            $"X-Engram-Actor: Zoë planner 🤖\r\nContent-Length: {body.Length}\r\n", body, Timeout);
+        answer.Status.Should().Be(201, answer.Body);
+        var id = answer.Json.GetProperty("id").GetString();
+        var history = await (await _server.Client.GetAsync($"/v1/memories/{id}/history")).JsonAsync();
+        history.GetProperty("items")[0].GetProperty("actor").GetString().Should().Be("http:Zoë planner 🤖");
+    }
+
     private async Task<string> CreateMemoryAsync(string content) =>
         await IdOfAsync(await _server.SendJsonAsync("POST", "/v1/memories", $$"""{"content":"{{content}}","user_id":"probe","tags":["t"]}"""));
 

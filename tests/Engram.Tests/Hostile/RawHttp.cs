@@ -40,13 +40,14 @@ internal static class RawHttp
 
     /// <summary>
     /// Sends <paramref name="method"/> <paramref name="path"/> with a JSON Content-Type, <paramref name="headers"/> (each
-    /// ending in CRLF) and <paramref name="body"/> exactly as given, framing and all; then reads the answer.
+    /// ending in CRLF) and <paramref name="body"/> exactly as given, framing and all (in UTF-8, as a client that sends
+    /// header values beyond ASCII does); then reads the answer.
     /// </summary>
     public static async Task<Answer> RawAsync(Uri server, string method, string path, string headers, string body, TimeSpan timeout)
     {
         using var client = await ConnectAsync(server);
         var stream = client.GetStream();
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(
             $"{method} {path} HTTP/1.1\r\nHost: {server.Authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{headers}\r\n{body}"));
         return await ReadAnswerAsync(stream, timeout);
     }
