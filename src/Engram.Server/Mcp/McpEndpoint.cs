@@ -57,6 +57,13 @@ internal static class McpEndpoint
         }
         try
         {
+            if (HttpMethods.IsPost(context.Request.Method) && await EnvelopeRefusalAsync(context.Request, bound) is { } refusal)
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync(JsonRpcEnvelope.Error(refusal.Code, refusal.Message));
+                return;
+            }
             await next(context);
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge && !context.Response.HasStarted)
@@ -77,6 +84,19 @@ internal static class McpEndpoint
                 (int)ModelContextProtocol.McpErrorCode.InvalidParams, InvalidParams(ex))));
         }
     });
+
+    /// <summary>
+    /// Reads the body (buffered, so the transport reads it again; it is at most <paramref name="bound"/> bytes) and checks
+    /// its envelope (<see cref="JsonRpcEnvelope"/>).
+    /// </summary>
+    private static async Task<(int Code, string Message)?> EnvelopeRefusalAsync(HttpRequest request, long bound)
+    {
+        request.EnableBuffering(bufferThreshold: 64 * 1024, bufferLimit: bound);
+        using var body = new MemoryStream();
+        await request.Body.CopyToAsync(body, request.HttpContext.RequestAborted);
+        request.Body.Position = 0;
+        return JsonRpcEnvelope.Refusal(body.GetBuffer().AsSpan(0, (int)body.Length), "the body");
+    }
 
     /// <summary>What is wrong with the params the transport read, without .NET type names.</summary>
     private static string InvalidParams(System.Text.Json.JsonException exception)

@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Json;
 
 namespace Engram.Server.Mcp;
 
@@ -8,8 +7,8 @@ namespace Engram.Server.Mcp;
 /// transport skipped a line it could not read without a word to the client (a probe, session 41: <c>garbage</c>,
 /// <c>null</c>, <c>[]</c> or an object id got no answer while HTTP answers 400 with -32600), so a client waited for
 /// ever. <see cref="Input"/> passes on only lines that are JSON-RPC-shaped objects and answers the others on
-/// <see cref="Output"/>: -32700 for text that is not JSON, -32600 for JSON that is not a request, with id null as
-/// JSON-RPC says. <see cref="Output"/> writes whole lines under one lock, so an answer from here never lands inside
+/// <see cref="Output"/> (<see cref="JsonRpcEnvelope"/>): -32700 for text that is not JSON, -32600 for JSON that is not a
+/// request, with id null as JSON-RPC says. <see cref="Output"/> writes whole lines under one lock, so an answer from here never lands inside
 /// one of the SDK's.
 /// </summary>
 public sealed class StdioLines
@@ -35,44 +34,12 @@ public sealed class StdioLines
     public Stream Output { get; }
 
     /// <summary>The answer to a line that is not a message, or null when it may be one (or is blank).</summary>
-    internal static string? Refusal(ReadOnlySpan<byte> line)
-    {
-        if (line.Trim(" \t\r"u8).IsEmpty)
-        {
-            return null;
-        }
-        try
-        {
-            using var document = JsonDocument.Parse(line.ToArray(), new JsonDocumentOptions { MaxDepth = 64 });
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return Error(-32600, $"Invalid Request: a message is one JSON object, not {Kind(root.ValueKind)} (batches are not part of MCP)");
-            }
-            if (root.TryGetProperty("id", out var id) && id.ValueKind is not (JsonValueKind.String or JsonValueKind.Number or JsonValueKind.Null))
-            {
-                return Error(-32600, $"Invalid Request: id must be a string or a number, not {Kind(id.ValueKind)}");
-            }
-            return null;
-        }
-        catch (JsonException ex)
-        {
-            return Error(-32700, "Parse error: the line is not JSON (" + ex.Message.Split(" Path:")[0].TrimEnd('.') + ")");
-        }
-    }
+    internal static string? Refusal(ReadOnlySpan<byte> line) =>
+        line.Trim(" \t\r"u8).IsEmpty ? null
+        : JsonRpcEnvelope.Refusal(line, "the line") is { } refusal ? Error(refusal.Code, refusal.Message)
+        : null;
 
-    private static string Kind(JsonValueKind kind) => kind switch
-    {
-        JsonValueKind.Array => "an array",
-        JsonValueKind.Object => "an object",
-        JsonValueKind.String => "a string",
-        JsonValueKind.Number => "a number",
-        JsonValueKind.True or JsonValueKind.False => "a boolean",
-        _ => "null",
-    };
-
-    internal static string Error(int code, string message) =>
-        JsonSerializer.Serialize(new { jsonrpc = "2.0", id = (string?)null, error = new { code, message } });
+    internal static string Error(int code, string message) => JsonRpcEnvelope.Error(code, message);
 
     /// <summary>stdout, written a whole line at a time under a lock.</summary>
     private sealed class LineWriter(Stream inner) : Stream

@@ -51,6 +51,30 @@ public sealed class McpHostileBodyTests : IAsyncLifetime
         await StillServesAsync();
     }
 
+    /// <summary>
+    /// The envelope is checked before the SDK's transport reads it: text that is not JSON is -32700 (the transport said
+    /// -32600), and the transport's words for an envelope it could not map named .NET types (session 46's probe).
+    /// </summary>
+    [Theory]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":", -32700, "Parse error: the body is not JSON")]
+    [InlineData("", -32700, "Parse error: the body is not JSON")]
+    [InlineData("\"tools/list\"", -32600, "Invalid Request: a message is one JSON object, not a string")]
+    [InlineData("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", -32600, "Invalid Request: a message is one JSON object, not an array (batches are not part of MCP)")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":42}", -32600, "Invalid Request: method must be a string, not a number")]
+    [InlineData("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}", -32600, "Invalid Request: jsonrpc must be the string 2.0")]
+    [InlineData("{\"id\":1,\"method\":\"ping\"}", -32600, "Invalid Request: jsonrpc must be the string 2.0")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"id\":{\"a\":1},\"method\":\"ping\"}", -32600, "Invalid Request: id must be a string, an integer or null, not an object")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"id\":1e300,\"method\":\"ping\"}", -32600, "Invalid Request: id must be a string, an integer or null, not a fraction or a number past 64 bits")]
+    public async Task A_body_that_is_not_a_JSON_RPC_message_is_answered_by_its_fault_with_id_null(string body, int code, string message)
+    {
+        var answer = await McpHttpRaw.PostAsync(_server.Client, body);
+        answer.Status.Should().Be(400, answer.ToString());
+        answer.Message.GetProperty("id").ValueKind.Should().Be(System.Text.Json.JsonValueKind.Null);
+        answer.Message.GetProperty("error").GetProperty("code").GetInt32().Should().Be(code);
+        answer.Message.GetProperty("error").GetProperty("message").GetString().Should().StartWith(message).And.NotContain("ModelContextProtocol").And.NotContain("LineNumber");
+        await StillServesAsync();
+    }
+
     public static TheoryData<string, string> ToolErrors => new()
     {
         { "a required argument missing", """{}""" },

@@ -65,7 +65,11 @@ public sealed class McpStdioToolsTests
         using var data = new TempDirectory();
         await using var session = RawStdioSession.Start(["--data", data.Path]);
         await session.InitializeAsync();
-        foreach (var line in new[] { "garbage", "{", "null", "[]", """{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}""", "", "   " })
+        foreach (var line in new[]
+                 {
+                     "garbage", "{", "null", "[]", """{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}""", "", "   ",
+                     """{"jsonrpc":"2.0","id":7,"method":5}""", """{"id":8,"method":"ping"}""", """{"jsonrpc":"2.0","id":1.5,"method":"ping"}""",
+                 })
         {
             await session.SendAsync(line);
         }
@@ -73,9 +77,13 @@ public sealed class McpStdioToolsTests
         pong.GetProperty("result").ValueKind.Should().Be(JsonValueKind.Object);
 
         var answers = session.StdoutLines.Skip(1).SkipLast(1).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
-        answers.Select(a => a.GetProperty("error").GetProperty("code").GetInt32()).Should().Equal(-32700, -32700, -32600, -32600, -32600);
+        answers.Select(a => a.GetProperty("error").GetProperty("code").GetInt32()).Should().Equal(-32700, -32700, -32600, -32600, -32600, -32600, -32600, -32600);
         answers.Should().OnlyContain(a => a.GetProperty("id").ValueKind == JsonValueKind.Null);
-        answers[4].GetProperty("error").GetProperty("message").GetString().Should().Contain("id must be a string or a number");
+        answers.Select(a => a.GetProperty("error").GetProperty("message").GetString()).Skip(4).Should().Equal(
+            "Invalid Request: id must be a string, an integer or null, not an object",
+            "Invalid Request: method must be a string, not a number",
+            "Invalid Request: jsonrpc must be the string 2.0",
+            "Invalid Request: id must be a string, an integer or null, not a fraction or a number past 64 bits");
         await session.CloseAsync();
         session.Stderr.Should().NotContain("   at ");
     }
