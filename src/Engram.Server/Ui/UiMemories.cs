@@ -31,7 +31,7 @@ internal static class UiMemories
             Content = UiPage.Field(form, "content"),
             Type = UiPage.Field(form, "type"),
             Tags = List(UiPage.Field(form, "tags")),
-            Entities = List(UiPage.Field(form, "entities")),
+            Entities = Lines(UiPage.Field(form, "entities")),
             UserId = UiPage.Field(form, "user_id"),
             AgentId = UiPage.Field(form, "agent_id"),
             Importance = Number(UiPage.Field(form, "importance"), "importance"),
@@ -76,7 +76,7 @@ internal static class UiMemories
             Tier = parsedTier,
             Importance = Number(UiPage.Field(form, "importance"), "importance"),
             Tags = List(UiPage.Field(form, "tags")) ?? [],
-            Entities = List(UiPage.Field(form, "entities")) ?? [],
+            Entities = Lines(UiPage.Field(form, "entities")) ?? [],
         };
         var caller = http.GetCaller();
         try
@@ -139,7 +139,14 @@ internal static class UiMemories
 
     internal static string Short(string text, int max) => text.Length <= max ? text : text[..max] + "…";
 
+    /// <summary>Tags, comma-separated (a tag cannot hold a comma).</summary>
     internal static List<string>? List(string? text) => text?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+
+    /// <summary>
+    /// Entity names, one per line: a name may hold a comma ("Acme, Inc.") but no control character, so a line is
+    /// unambiguous. (The forms had one comma-separated field, and saving an edit split "Acme, Inc." in two.)
+    /// </summary>
+    internal static List<string>? Lines(string? text) => text?.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
 
     internal static double? Number(string? text, string field) => text is null
         ? null

@@ -92,6 +92,35 @@ public sealed class UiBrowserTests(UiBrowserFixture ui) : IClassFixture<UiBrowse
     [Fact]
     public Task Edit_with_a_conflict_then_history_and_delete() => UiBrowserFlows.EditWithConflictAsync(ui);
 
+    /// <summary>
+    /// Saving an edit of the content alone leaves the other fields as stored. A probe (session 47) found the form split
+    /// "Acme, Inc." into two entities (one comma-separated field) and wrote importance back rounded to 3 decimals, and
+    /// a value finer than its step (0.01) made the browser refuse to submit the form at all.
+    /// </summary>
+    [Fact]
+    public async Task Saving_an_edit_of_the_content_keeps_entities_with_commas_and_an_exact_importance()
+    {
+        var id = await ui.CreateAsync(new { content = "Dana works at Acme", user_id = "dana", entities = new[] { "Acme, Inc.", "Dana" }, importance = 0.123456789 });
+        var page = await ui.LoggedInPageAsync();
+        await page.GotoAsync($"/ui/memories/{id}");
+        var edit = page.Locator("#edit");
+        await edit.Locator("textarea[name=content]").FillAsync("Dana works at Acme in Berlin");
+        await edit.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Expect(page.Locator(".notice.ok")).ToHaveTextAsync("Saved as version 2.");
+
+        var stored = await (await ui.Rest.GetAsync($"/v1/memories/{id}")).JsonAsync();
+        stored.GetProperty("content").GetString().Should().Be("Dana works at Acme in Berlin");
+        stored.GetProperty("entities").EnumerateArray().Select(e => e.GetString()).Should().Equal("Acme, Inc.", "Dana");
+        stored.GetProperty("importance").GetDouble().Should().Be(0.123456789);
+
+        // A new entity is a new line.
+        await edit.Locator("textarea[name=entities]").FillAsync("Acme, Inc.\nDana\nBerlin");
+        await edit.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Expect(page.Locator(".notice.ok")).ToHaveTextAsync("Saved as version 3.");
+        stored = await (await ui.Rest.GetAsync($"/v1/memories/{id}")).JsonAsync();
+        stored.GetProperty("entities").EnumerateArray().Select(e => e.GetString()).Should().Equal("Acme, Inc.", "Dana", "Berlin");
+    }
+
     [Fact]
     public async Task Graph_key_value_and_scopes_pages()
     {
