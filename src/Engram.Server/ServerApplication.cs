@@ -55,6 +55,10 @@ public static class ServerApplication
         // The caches the server sizes stay within a share of the memory budget (Operations.MemoryBudget).
         Operations.MemoryBudget.Resolve(options.Memory.BudgetMB).CapCaches(options);
         var errors = options.Validate().Concat(ListenAddresses.CheckSyntax(listenUrls)).Concat(TlsOptions.CheckUrls(listenUrls, options.Tls)).ToList();
+        if (errors.Count == 0 && options.Backup.FolderRefusal(options.DataPath) is { } backupFolder)
+        {
+            errors.Add(backupFolder);
+        }
         if (errors.Count > 0)
         {
             throw new OptionsValidationException(EngramServerOptions.Section, typeof(EngramServerOptions), errors);

@@ -50,6 +50,49 @@ public static class BackupFile
         return (outFile, System.IO.Path.Combine(folder, $".{System.IO.Path.GetFileName(outFile)}.{token}"));
     }
 
+    /// <summary>
+    /// Why backups cannot be written into <paramref name="folder"/>, or null when they can. Creates nothing: an existing
+    /// folder gets a probe file written and deleted; a missing one needs its nearest existing parent to be a folder that
+    /// takes a probe file (the backup creates the rest). Checked at start and before each backup, so a folder that cannot
+    /// work is named as such rather than surfacing as a failed store write.
+    /// </summary>
+    public static string? FolderProblem(string folder)
+    {
+        folder = System.IO.Path.GetFullPath(folder);
+        if (File.Exists(folder))
+        {
+            return $"the backup folder '{folder}' is a file";
+        }
+        var existing = folder;
+        while (!Directory.Exists(existing))
+        {
+            var parent = System.IO.Path.GetDirectoryName(existing);
+            if (parent is null)
+            {
+                return $"the backup folder '{folder}' cannot be created: no part of its path exists";
+            }
+            if (File.Exists(parent))
+            {
+                return $"the backup folder '{folder}' cannot be created: '{parent}' is a file";
+            }
+            existing = parent;
+        }
+        var probe = System.IO.Path.Combine(existing, $".engram-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+            {
+            }
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return existing == folder
+                ? $"the backup folder '{folder}' cannot be written: {ex.Message}"
+                : $"the backup folder '{folder}' cannot be created in '{existing}': {ex.Message}";
+        }
+    }
+
     /// <summary>Creates a backup folder, owner-only on Unix when new.</summary>
     public static void CreatePrivateFolder(string folder)
     {
@@ -140,3 +183,6 @@ public static class BackupFile
 
 /// <summary>A file that is not a sound Engram backup (bad head, checksum, truncation).</summary>
 public sealed class BackupFormatException(string message) : Exception(message);
+
+/// <summary>The backup folder cannot take a backup (<see cref="BackupFile.FolderProblem"/>): the operator's setting, not the store.</summary>
+public sealed class BackupFolderException(string detail) : Exception(detail);

@@ -30,6 +30,11 @@ public sealed class BackupOptions
     public string FolderFor(string dataPath) =>
         Path.GetFullPath(string.IsNullOrWhiteSpace(Directory) ? Path.Combine(dataPath, "backups") : Directory);
 
+    /// <summary>The one-line refusal of a start whose scheduled backups could not be written, or null (<see cref="BackupFile.FolderProblem"/>).</summary>
+    public string? FolderRefusal(string dataPath) => Enabled && BackupFile.FolderProblem(FolderFor(dataPath)) is { } problem
+        ? $"Engram:Backup:Directory: {problem}; set it to a writable folder, or turn scheduled backups off (Engram:Backup:Enabled=false)"
+        : null;
+
     /// <summary>The time between scheduled backups, or null when <see cref="Schedule"/> is not understood.</summary>
     public TimeSpan? Interval => Schedule.Trim().ToLowerInvariant() switch
     {

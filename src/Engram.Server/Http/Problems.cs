@@ -54,6 +54,7 @@ internal static partial class Problems
             LogAndCreate(logger, exception, 500, "an unexpected error occurred; the server log has the details"),
         JsonException j => For(400, JsonErrors.Describe(j, out var field), field),
         OperationCanceledException => For(499, "the request was cancelled"),
+        Core.Operations.BackupFolderException b => For(503, b.Message, extra: new Dictionary<string, object?> { ["reason"] = "backup_folder" }),
         Core.Llm.LlmNotConfiguredException l => For(503, l.Message, extra: new Dictionary<string, object?> { ["reason"] = "llm_not_configured" }),
         Core.Llm.LlmUnavailableException l => For(502, l.Message, extra: new Dictionary<string, object?> { ["reason"] = "llm_unavailable" }),
         Core.Llm.LlmOutputException l => For(502, l.Message, extra: new Dictionary<string, object?> { ["reason"] = "llm_invalid_output" }),

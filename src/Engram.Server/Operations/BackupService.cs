@@ -77,6 +77,10 @@ public sealed partial class BackupService
         var started = Stopwatch.GetTimestamp();
         try
         {
+            if (BackupFile.FolderProblem(Folder) is { } problem)
+            {
+                throw new BackupFolderException(problem + " (Engram:Backup:Directory)");
+            }
             BackupFile.CreatePrivateFolder(Folder);
             var name = BackupCatalog.NewName(Folder, _clock.GetUtcNow(), kind);
             var path = Path.Combine(Folder, name);

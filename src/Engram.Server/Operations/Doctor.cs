@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Engram.Core;
+using Engram.Core.Operations;
 using Engram.Core.Security;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
@@ -42,8 +43,9 @@ public static class Doctor
         {
             options.Store = store;
         }
-        var listen = urls ?? configuration["urls"] ?? EngramServerOptions.DefaultUrls;
-        var errors = options.Validate().Concat(TlsOptions.CheckUrls(listen, options.Tls)).ToList();
+        // As serve reads them: --urls, the urls setting, ASPNETCORE_URLS (the web host's own variable).
+        var listen = urls ?? configuration["urls"] ?? (Environment.GetEnvironmentVariable("ASPNETCORE_URLS") is { Length: > 0 } aspnet ? aspnet : null) ?? EngramServerOptions.DefaultUrls;
+        var errors = options.Validate().Concat(ListenAddresses.CheckSyntax(listen)).Concat(TlsOptions.CheckUrls(listen, options.Tls)).ToList();
         checks.Add(errors.Count == 0
             ? Check("configuration", HealthChecks.Ok, 0, "every setting is valid", null)
             : Check("configuration", HealthChecks.Fail, 0, string.Join("; ", errors), "fix the settings named (appsettings.json, Engram__* or the operator variables); docs/CONFIGURATION.md"));
@@ -56,6 +58,12 @@ public static class Doctor
         checks.Add(postgres && !Directory.Exists(Path.GetFullPath(options.DataPath))
             ? Check("data_folder", HealthChecks.Ok, 0, $"{Path.GetFullPath(options.DataPath)} does not exist yet: the server creates it for its own files (PostgreSQL holds the store)", null)
             : DataFolder(options.DataPath));
+        checks.Add(!options.Backup.Enabled
+            ? Check("backup_folder", HealthChecks.Ok, 0, "scheduled backups are off (Engram:Backup:Enabled=false)", null)
+            : BackupFile.FolderProblem(options.Backup.FolderFor(options.DataPath)) is { } backupProblem
+                ? Check("backup_folder", HealthChecks.Fail, 0, backupProblem + ": the server refuses to start",
+                    "set Engram:Backup:Directory to a folder the server's user can write, or turn scheduled backups off (Engram:Backup:Enabled=false)")
+                : Check("backup_folder", HealthChecks.Ok, 0, $"{options.Backup.FolderFor(options.DataPath)} takes backups", null));
         if (!postgres && !File.Exists(Path.Combine(Path.GetFullPath(options.DataPath), SqliteMemoryStore.FileName)))
         {
             checks.Add(Check("store", HealthChecks.Fail, 0, $"no Engram database in {Path.GetFullPath(options.DataPath)}",

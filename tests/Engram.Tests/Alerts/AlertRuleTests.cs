@@ -222,7 +222,6 @@ public sealed class AlertRuleTests
         await using var hook = await SignedWebhookReceiver.StartAsync();
         using var place = new TempDirectory();
         var blocker = Path.Combine(place.Path, "not-a-folder");
-        await File.WriteAllTextAsync(blocker, "a file where the backup folder's parent should be");
         var clock = new ManualClock(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
         await using var server = await StartAsync(hook, o =>
         {
@@ -230,6 +229,8 @@ public sealed class AlertRuleTests
             o.Backup.Directory = Path.Combine(blocker, "backups");
             o.Alerts.BackupMaxAgeHours = 1;
         }, clock);
+        // After the start (which refuses a folder that cannot be made): a volume gone, a path taken by a file.
+        await File.WriteAllTextAsync(blocker, "a file where the backup folder's parent should be");
 
         var failed = await server.PostJsonAsync("/v1/admin/backups", "{}");
         ((int)failed.StatusCode).Should().BeGreaterThanOrEqualTo(500, await failed.Content.ReadAsStringAsync());
