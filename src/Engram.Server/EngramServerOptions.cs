@@ -127,10 +127,49 @@ public sealed class EngramServerOptions
         }
         catch (InvalidOperationException ex)
         {
-            throw new OptionsValidationException(Section, typeof(EngramServerOptions), [ex.Message + " " + ex.InnerException?.Message]);
+            throw new OptionsValidationException(Section, typeof(EngramServerOptions), [DescribeBindFailure(ex)]);
         }
         return options;
     }
+
+    /// <summary>
+    /// The binder's "Failed to convert configuration value 'maybe' at 'Engram:ReadOnly' to type 'System.Boolean'" as
+    /// "Engram:ReadOnly (READONLY_MODE) must be true or false (got 'maybe')": the variable the operator set, and what the
+    /// setting takes, in the words of the other settings' checks.
+    /// </summary>
+    internal static string DescribeBindFailure(InvalidOperationException exception)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(exception.Message,
+            "^Failed to convert configuration value '(?<value>.*)' at '(?<key>[^']+)' to type '(?<type>[^']+)'", System.Text.RegularExpressions.RegexOptions.Singleline);
+        if (!match.Success)
+        {
+            return exception.Message + " " + exception.InnerException?.Message;
+        }
+        var key = match.Groups["key"].Value;
+        var variable = ServerApplication.OperatorVariables.FirstOrDefault(v => string.Equals($"{Section}:{v.Key}", key, StringComparison.OrdinalIgnoreCase)).Variable;
+        var named = variable is not null && Environment.GetEnvironmentVariable(variable) is { Length: > 0 }
+            ? $"{key} ({variable})"
+            : $"{key} ({key.Replace(":", "__", StringComparison.Ordinal)})";
+        var type = match.Groups["type"].Value;
+        var takes = type switch
+        {
+            "System.Boolean" => "true or false",
+            "System.Int32" or "System.Int64" or "System.Nullable`1[System.Int32]" or "System.Nullable`1[System.Int64]" => "a whole number",
+            "System.Double" or "System.Single" or "System.Nullable`1[System.Double]" => "a number",
+            "System.TimeSpan" => "a time span such as 00:30:00",
+            _ when type.StartsWith("System.Nullable`1[System.Int", StringComparison.Ordinal) => "a whole number",
+            _ when EnumNamed(type) is { } names => "one of " + names,
+            _ => "a value of another kind",
+        };
+        var value = match.Groups["value"].Value;
+        return $"{named} must be {takes} (got '{(value.Length > 40 ? value[..40] + "…" : value)}')";
+    }
+
+    /// <summary>The names of the enum type <paramref name="fullName"/> (one of Engram's settings), or null when it is no enum.</summary>
+    private static string? EnumNamed(string fullName) =>
+        AppDomain.CurrentDomain.GetAssemblies().Select(a => a.GetType(fullName)).FirstOrDefault(t => t is not null) is { IsEnum: true } type
+            ? string.Join(", ", Enum.GetNames(type))
+            : null;
 
     public IEnumerable<string> Validate()
     {

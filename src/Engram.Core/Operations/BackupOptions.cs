@@ -30,8 +30,11 @@ public sealed class BackupOptions
     public string FolderFor(string dataPath) =>
         Path.GetFullPath(string.IsNullOrWhiteSpace(Directory) ? Path.Combine(dataPath, "backups") : Directory);
 
-    /// <summary>The one-line refusal of a start whose scheduled backups could not be written, or null (<see cref="BackupFile.FolderProblem"/>).</summary>
-    public string? FolderRefusal(string dataPath) => Enabled && BackupFile.FolderProblem(FolderFor(dataPath)) is { } problem
+    /// <summary>
+    /// The one-line refusal of a start whose scheduled backups could not be written into the folder set, or null
+    /// (<see cref="BackupFile.FolderProblem"/>). The default folder is inside the data folder, whose own check names the problem.
+    /// </summary>
+    public string? FolderRefusal(string dataPath) => Enabled && !string.IsNullOrWhiteSpace(Directory) && BackupFile.FolderProblem(FolderFor(dataPath)) is { } problem
         ? $"Engram:Backup:Directory: {problem}; set it to a writable folder, or turn scheduled backups off (Engram:Backup:Enabled=false)"
         : null;
 

@@ -143,7 +143,9 @@ public sealed class SearchOptions
         }
         if (MaxK < 1 || TopK < 1 || TopK > MaxK)
         {
-            yield return "Engram:Search:TopK must be between 1 and MaxK";
+            yield return MaxK < 1
+                ? $"Engram:Search:MaxK must be at least 1 (got {MaxK})"
+                : $"Engram:Search:TopK (TOP_K_RETRIEVAL) must be between 1 and Engram:Search:MaxK, {MaxK} (got {TopK})";
         }
         if (!(Bm25K1 >= 0) || !(Bm25B >= 0 && Bm25B <= 1))
         {

@@ -86,9 +86,11 @@ public sealed class CliErrorTests
     }
 
     [Theory]
-    [InlineData("Engram__KeyValue__Durability", "Fast", "'Fast' at 'Engram:KeyValue:Durability'")]
-    [InlineData("TOP_K_RETRIEVAL", "0", "Engram:Search:TopK must be between")]
-    [InlineData("MEMORY_DEFAULT_TTL_SECONDS", "soon", "'soon' at 'Engram:KeyValue:DefaultTtlSeconds'")]
+    [InlineData("Engram__KeyValue__Durability", "Fast", "Engram:KeyValue:Durability (Engram__KeyValue__Durability) must be one of Full, Relaxed (got 'Fast')")]
+    [InlineData("TOP_K_RETRIEVAL", "0", "Engram:Search:TopK (TOP_K_RETRIEVAL) must be between 1 and Engram:Search:MaxK, 100 (got 0)")]
+    [InlineData("MEMORY_DEFAULT_TTL_SECONDS", "soon", "Engram:KeyValue:DefaultTtlSeconds (MEMORY_DEFAULT_TTL_SECONDS) must be a whole number (got 'soon')")]
+    [InlineData("READONLY_MODE", "maybe", "Engram:ReadOnly (READONLY_MODE) must be true or false (got 'maybe')")]
+    [InlineData("SEMANTIC_WEIGHT", "abc", "Engram:Search:SemanticWeight (SEMANTIC_WEIGHT) must be a number (got 'abc')")]
     public async Task Serve_with_a_bad_setting_says_which_and_exits_1_without_a_stack_trace(string variable, string value, string expected)
     {
         using var folder = new TempDirectory();
