@@ -42,13 +42,18 @@ public static class PostgresUrl
             var eq = pair.IndexOf('=', StringComparison.Ordinal);
             var key = Uri.UnescapeDataString(eq < 0 ? pair : pair[..eq]);
             var value = eq < 0 ? "" : Uri.UnescapeDataString(pair[(eq + 1)..]);
+            var keyword = key.Equals("sslmode", StringComparison.OrdinalIgnoreCase) ? "SSL Mode" : key;
             try
             {
-                builder[key.Equals("sslmode", StringComparison.OrdinalIgnoreCase) ? "SSL Mode" : key] = value;
+                builder[keyword] = value;
             }
-            catch (ArgumentException ex)
+            catch (Exception ex) when (ex is ArgumentException or FormatException or InvalidCastException or OverflowException)
             {
-                throw new StoreException($"the store URL has an option PostgreSQL's client does not know: {key}", ex);
+                // An option the client knows with a value it does not take is not an unknown option.
+                throw new StoreException(new NpgsqlConnectionStringBuilder().TryGetValue(keyword, out _)
+                    ? $"the store URL's option {key} has a value PostgreSQL's client does not take"
+                      + (keyword.Contains("password", StringComparison.OrdinalIgnoreCase) ? "" : $" ('{(value.Length > 40 ? value[..40] + "…" : value)}')")
+                    : $"the store URL has an option PostgreSQL's client does not know: {key}", ex);
             }
         }
         return builder.ConnectionString;
