@@ -25,8 +25,15 @@ internal static class ListenAddresses
     /// </summary>
     public static IEnumerable<string> CheckSyntax(string urls)
     {
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
+            if (!seen.Add(url.TrimEnd('/')))
+            {
+                // Kestrel would fail on the second bind with "address already in use", blaming another program.
+                yield return $"'{url}' is given twice (--urls, ASPNETCORE_URLS)";
+                continue;
+            }
             BindingAddress address;
             try
             {
