@@ -44,14 +44,7 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
     public async Task<IReadOnlyList<BatchItemResult>> CreateBatchAsync(Caller caller, IReadOnlyList<NewMemory?> items, DuplicatePolicy policy = DuplicatePolicy.Return, CancellationToken ct = default)
     {
         var guard = Writing(caller, "create memories");
-        if (items.Count == 0)
-        {
-            throw new ValidationException("items", "items must hold at least one memory");
-        }
-        if (items.Count > Limits.MaxBatchItems)
-        {
-            throw new ValidationException("items", $"a batch holds at most {Limits.MaxBatchItems} items (got {items.Count})");
-        }
+        CheckBatchSize(items.Count);
         // An item naming another scope refuses the whole batch (403): nothing of a batch that tries to
         // write outside the key's scope is stored, unlike a validation error, which fails its item alone.
         var stamped = items.Select((item, i) => item is null ? null : guard.Stamp(item, $"items[{i}].")).ToList();
@@ -82,6 +75,38 @@ public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeP
             }
         }
         return results!;
+    }
+
+    /// <summary>
+    /// Creates <paramref name="items"/> all or none, in one transaction: every item is validated before anything is
+    /// written, and the first that fails refuses the whole request with its <see cref="ValidationException"/>. A memory
+    /// with the same content in the same scope is answered as it is (<see cref="DuplicatePolicy.Return"/>): no item can
+    /// fail in the store, so the request is never stored in part. Answers each item's memory, in order.
+    /// </summary>
+    public async Task<IReadOnlyList<WriteResult>> CreateAllAsync(Caller caller, IReadOnlyList<NewMemory> items, CancellationToken ct = default)
+    {
+        var guard = Writing(caller, "create memories");
+        CheckBatchSize(items.Count);
+        var now = clock.GetUtcNow();
+        var built = items.Select(item => Build(guard.Stamp(item), now)).ToList();
+        var stored = await Store.CreateManyAsync(caller, built, DuplicatePolicy.Return, ct).ConfigureAwait(false);
+        Watermark.Advance(stored.Max(r => r.Seq ?? 0));
+        // The stored rows, read back once: a duplicate is answered with the memory it duplicates.
+        var rows = (await Store.GetManyAsync(caller, [.. stored.Select(r => r.Id!).Distinct(StringComparer.Ordinal)], ct).ConfigureAwait(false))
+            .ToDictionary(m => m.Id, StringComparer.Ordinal);
+        return [.. stored.Select((r, i) => new WriteResult(rows.GetValueOrDefault(r.Id!) ?? built[i], r.Status == BatchItemResult.DuplicateStatus, r.Seq ?? 0))];
+    }
+
+    private void CheckBatchSize(int count)
+    {
+        if (count == 0)
+        {
+            throw new ValidationException("items", "items must hold at least one memory");
+        }
+        if (count > Limits.MaxBatchItems)
+        {
+            throw new ValidationException("items", $"a batch holds at most {Limits.MaxBatchItems} items (got {count})");
+        }
     }
 
     public async Task<Memory> GetAsync(Caller caller, string id, CancellationToken ct = default) =>

@@ -12,7 +12,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Primitives;
+using static Engram.Server.Http.Mem0.Mem0Values;
 
 namespace Engram.Server.Http.Mem0;
 
@@ -131,8 +131,8 @@ internal static class Mem0Endpoints
             throw new ValidationException("messages", $"at most {ConversationExtractor.MaxMessages} messages per add");
         }
         var scope = Scope(body, http.Request.Query);
-        var metadata = body["metadata"] is JsonObject m ? JsonSerializer.SerializeToElement(m) : (JsonElement?)null;
-        var infer = body["infer"] is not JsonValue inferValue || !inferValue.TryGetValue<bool>(out var flag) || flag;
+        var metadata = ObjectValue(body["metadata"], "metadata") is { } m ? JsonSerializer.SerializeToElement(m) : (JsonElement?)null;
+        var infer = Bool(body["infer"], "infer") ?? true;
         var createdAt = Timestamp(body["timestamp"]);
         var expiresAt = ExpirationDate(body["expiration_date"] ?? body["expirationDate"]);
         var caller = http.GetCaller();
@@ -157,21 +157,21 @@ internal static class Mem0Endpoints
                 return Results.Json(queued);
             }
             notInferred = llm is { IsConfigured: true }
-                ? "no inference ran: this server has no extraction service, so each user message was stored verbatim"
-                : "no inference ran: no language model is configured (LLM_BASE_URL, LLM_MODEL), so each user message was stored verbatim";
+                ? "no inference ran: this server has no extraction service"
+                : "no inference ran: no language model is configured (LLM_BASE_URL, LLM_MODEL)";
         }
 
-        var results = new JsonArray();
-        foreach (var message in messages)
+        var items = new List<NewMemory>();
+        foreach (var (message, i) in messages.Select((message, i) => (message, i)))
         {
             // infer=false stores every message of the conversation as it is; the fallback of infer=true only the user's.
             if (message.Role == "system" || (infer && message.Role != "user") || string.IsNullOrWhiteSpace(message.Content))
             {
                 continue;
             }
-            var written = await memories.CreateAsync(caller, new NewMemory
+            items.Add(new NewMemory
             {
-                Content = message.Content,
+                Content = CheckText(memories, message.Content, body["messages"] is JsonArray ? $"messages[{i}].content" : "messages"),
                 UserId = scope.UserId,
                 AgentId = scope.AgentId,
                 SessionId = scope.SessionId,
@@ -180,14 +180,26 @@ internal static class Mem0Endpoints
                 Source = "mem0",
                 CreatedAt = createdAt,
                 ExpiresAt = expiresAt,
-            }, DuplicatePolicy.Return, ct);
+            });
+        }
+        if (items.Count == 0)
+        {
+            // As Engram's own route: an add that stores nothing is refused, not answered SUCCEEDED with no results.
+            throw new ValidationException("messages", infer
+                ? $"nothing to store: {notInferred}, so only user messages are stored (verbatim), and this conversation has none with text (send infer=false to store every non-system message as it is)"
+                : "nothing to store: messages hold no message with text other than system messages");
+        }
+        var results = new JsonArray();
+        // All or nothing, in one transaction: a message the store refuses (too long, NUL, …) refuses the whole add.
+        foreach (var written in await memories.CreateAllAsync(caller, items, ct))
+        {
             var item = ToMem0(written.Memory);
             item["event"] = written.Duplicate ? "NONE" : "ADD";
             item["data"] = new JsonObject { ["memory"] = written.Memory.Content };
             results.Add(item);
         }
         var eventId = Guid.NewGuid().ToString();
-        var response = Events(http).Record(caller.Tenant, eventId, "SUCCEEDED", results, notInferred);
+        var response = Events(http).Record(caller.Tenant, eventId, "SUCCEEDED", results, notInferred is null ? null : notInferred + ", so each user message was stored verbatim");
         response["infer"] = notInferred is null && infer;
         return Results.Json(response);
     }
@@ -265,7 +277,7 @@ internal static class Mem0Endpoints
         {
             throw new ValidationException("top_k", $"top_k must be between 1 and {max} (got {topK})");
         }
-        var threshold = body["threshold"] is JsonValue t && t.GetValueKind() == JsonValueKind.Number ? t.GetValue<double>() : (double?)null;
+        var threshold = Number(body["threshold"], "threshold");
         var (pushed, exact) = filter.Pushdown();
         var result = await search.SearchAsync(http.GetCaller(), new SearchRequest
         {
@@ -330,16 +342,7 @@ internal static class Mem0Endpoints
             var all = new JsonArray([.. matching.Select(m => (JsonNode)ToMem0(m))]);
             return outputFormat == "v1.0" ? Results.Json(all) : Results.Json(new JsonObject { ["results"] = all });
         }
-        var number = page ?? 1;
-        var size = pageSize ?? 100;
-        if (number < 1)
-        {
-            throw new ValidationException("page", "page must be 1 or more");
-        }
-        if (size is < 1 or > 1000)
-        {
-            throw new ValidationException("page_size", "page_size must be between 1 and 1000");
-        }
+        var (number, size) = Page(page, pageSize, 100);
         var slice = matching.Skip((int)Math.Min(int.MaxValue, (long)(number - 1) * size)).Take(size).Select(m => (JsonNode)ToMem0(m));
         return Results.Json(new JsonObject
         {
@@ -378,7 +381,7 @@ internal static class Mem0Endpoints
     // ---- one memory ----
 
     public static async Task<IResult> GetAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct) =>
-        Results.Json(ToMem0(await memories.GetAsync(http.GetCaller(), id, ct)));
+        Results.Json(ToMem0(await AsSentAsync(id, () => memories.GetAsync(http.GetCaller(), id, ct))));
 
     private static async Task<IResult> UpdateAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
     {
@@ -416,19 +419,19 @@ internal static class Mem0Endpoints
             throw new ValidationException("text", "text is required: send text (the memory's new content), metadata or expiration_date" +
                 (other is null ? "" : $"; '{(other.Length > 40 ? other[..40] + "…" : other)}' is not read by this route"));
         }
-        var result = await memories.UpdateAsync(http.GetCaller(), id, patch, null, ct);
+        var result = await AsSentAsync(id, () => memories.UpdateAsync(http.GetCaller(), id, patch, null, ct));
         return Results.Json(ToMem0(result.Memory));
     }
 
     public static async Task<IResult> DeleteAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
     {
-        await memories.DeleteAsync(http.GetCaller(), id, ct);
+        await AsSentAsync(id, () => memories.DeleteAsync(http.GetCaller(), id, ct));
         return Results.Json(new JsonObject { ["message"] = "Memory deleted successfully!" });
     }
 
     public static async Task<IResult> HistoryAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
     {
-        var history = await memories.GetHistoryAsync(http.GetCaller(), id, ct);
+        var history = await AsSentAsync(id, () => memories.GetHistoryAsync(http.GetCaller(), id, ct));
         var items = new JsonArray();
         string? previous = null;
         foreach (var entry in history)
@@ -557,12 +560,8 @@ internal static class Mem0Endpoints
             ["updated_at"] = Stamp(e.Value.Last),
         }).ToList();
         var query = http.Request.Query;
-        var page = QueryInt(query, "page") ?? 1;
-        var size = QueryInt(query, "page_size") ?? Math.Max(1, rows.Count);
-        if (page < 1 || size < 1)
-        {
-            throw new ValidationException("page", "page and page_size must be 1 or more");
-        }
+        // Without page_size every entity is one page, as before; a page_size given is bounded as the memory lists'.
+        var (page, size) = Page(QueryInt(query, "page"), QueryInt(query, "page_size"), Math.Max(1, rows.Count));
         return Results.Json(new JsonObject
         {
             ["count"] = rows.Count,
@@ -580,16 +579,17 @@ internal static class Mem0Endpoints
         foreach (var (item, i) in items.Select((item, i) => (item, i)))
         {
             var text = item["text"] is JsonValue t && t.TryGetValue<string>(out var s) ? s : throw new ValidationException($"memories[{i}].text", $"memories[{i}].text must be a string");
-            updates.Add((BatchId(item, i), text));
+            updates.Add((BatchId(item, i), CheckText(memories, text, $"memories[{i}].text")));
         }
-        // Every id must exist before any changes: an unknown one refuses the whole batch.
+        // Every item is checked (its text above, its memory here) before any changes: the store has no update of many
+        // memories in one transaction, so a refusal found while writing would leave the batch applied in part.
         foreach (var (id, _) in updates)
         {
-            await memories.GetAsync(caller, id, ct);
+            await AsSentAsync(id, () => memories.GetAsync(caller, id, ct));
         }
         foreach (var (id, text) in updates)
         {
-            await memories.UpdateAsync(caller, id, new MemoryPatch { Content = text }, null, ct);
+            await AsSentAsync(id, () => memories.UpdateAsync(caller, id, new MemoryPatch { Content = text }, null, ct));
         }
         return Results.Json(new JsonObject { ["message"] = $"Successfully updated {updates.Count} memories" });
     }
@@ -598,14 +598,16 @@ internal static class Mem0Endpoints
     {
         var items = await BatchItemsAsync(http, ct);
         var caller = http.GetCaller();
-        var ids = items.Select(BatchId).ToList();
+        // A memory named twice (or in both id forms) is deleted once: the second delete found it gone and answered 404
+        // after the first had deleted it.
+        var ids = items.Select(BatchId).DistinctBy(Ulid.FromAny, StringComparer.Ordinal).ToList();
         foreach (var id in ids)
         {
-            await memories.GetAsync(caller, id, ct);
+            await AsSentAsync(id, () => memories.GetAsync(caller, id, ct));
         }
         foreach (var id in ids)
         {
-            await memories.DeleteAsync(caller, id, ct);
+            await AsSentAsync(id, () => memories.DeleteAsync(caller, id, ct));
         }
         return Results.Json(new JsonObject { ["message"] = $"Successfully deleted {ids.Count} memories" });
     }
@@ -776,15 +778,6 @@ internal static class Mem0Endpoints
         ? throw new ValidationException(key, $"{key} must be a non-empty string (got {(text is null ? "no value" : text.Length == 0 ? "\"\"" : "only white space")})")
         : text;
 
-    private static string KindOf(JsonValueKind kind) => kind switch
-    {
-        JsonValueKind.Number => "a number",
-        JsonValueKind.True or JsonValueKind.False => "a boolean",
-        JsonValueKind.Object => "an object",
-        JsonValueKind.Array => "an array",
-        _ => kind.ToString().ToLowerInvariant(),
-    };
-
     private static (string? UserId, string? AgentId, string? SessionId, string? Namespace) Scope(JsonObject body, IQueryCollection query)
     {
         var ids = TopLevelIds(body).Concat(TopLevelIds(query)).GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.First().Value);
@@ -794,24 +787,36 @@ internal static class Mem0Endpoints
     private static string? OutputFormat(JsonObject? body, IQueryCollection query) =>
         body?["output_format"] is JsonValue v && v.TryGetValue<string>(out var s) ? s : query["output_format"].LastOrDefault();
 
-    private static int? Int(JsonNode? node, string field) => node switch
+    /// <summary>
+    /// The store's rule for a memory's text (empty, too long, NUL, …), checked for each item of a request before any
+    /// is written, and named by the item's place in the request: the store would only say "content".
+    /// </summary>
+    private static string CheckText(MemoryService memories, string text, string path)
     {
-        null => null,
-        JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<int>(out var i) => i,
-        JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.GetValue<double>() is var d && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue => (int)d,
-        _ => throw new ValidationException(field, $"{field} must be an integer"),
-    };
-
-    private static int? QueryInt(IQueryCollection query, string name)
-    {
-        StringValues values = query[name];
-        if (values.Count == 0 || string.IsNullOrEmpty(values[^1]))
+        try
         {
-            return null;
+            return new MemoryValidator(memories.Limits).Content(text);
         }
-        return int.TryParse(values[^1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var value)
-            ? value
-            : throw new ValidationException(name, $"{name} must be an integer");
+        catch (ValidationException ex)
+        {
+            throw new ValidationException(path, $"{path}: {ex.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Runs an action on the memory <paramref name="id"/>; a 404 names the id as the client sent it. The service names
+    /// it as Engram keeps it (the ULID), which a mem0 client, that only ever saw the UUID form, would not recognise.
+    /// </summary>
+    private static async Task<T> AsSentAsync<T>(string id, Func<Task<T>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (NotFoundException ex) when (Ulid.FromAny(id) is var kept && kept != id && ex.Message.Contains($"'{kept}'", StringComparison.Ordinal))
+        {
+            throw new NotFoundException(ex.Message.Replace($"'{kept}'", $"'{id}'", StringComparison.Ordinal));
+        }
     }
 }
 

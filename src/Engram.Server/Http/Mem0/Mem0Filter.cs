@@ -87,7 +87,7 @@ internal abstract record Mem0Filter
         }
         if (value is JsonObject ops && ops.Count > 0 && ops.All(o => Operators.Contains(o.Key)))
         {
-            var parts = ops.Select(o => (Mem0Filter)new Condition(field, o.Key, o.Value)).ToList();
+            var parts = ops.Select(o => (Mem0Filter)new Condition(field, o.Key, o.Value).Checked()).ToList();
             return parts.Count == 1 ? parts[0] : new AndFilter(parts);
         }
         if (value is JsonObject other && field != "metadata" && !field.StartsWith("metadata.", StringComparison.Ordinal))
@@ -95,7 +95,7 @@ internal abstract record Mem0Filter
             var unknown = other.Select(o => o.Key).FirstOrDefault(k => !Operators.Contains(k)) ?? "";
             throw new ValidationException(field, $"unknown operator '{unknown}' on {field}: use eq, ne, gt, gte, lt, lte, in, nin, contains or icontains");
         }
-        return new Condition(field, "eq", value);
+        return new Condition(field, "eq", value).Checked();
     }
 
     /// <summary>A field's canonical name: snake_case and camelCase both accepted.</summary>
@@ -192,6 +192,28 @@ internal sealed record Condition(string Field, string Op, JsonNode? Value) : Mem
             "icontains" => actual.Any(a => Text(a) is { } t && Text(Value) is { } s && t.Contains(s, StringComparison.OrdinalIgnoreCase)),
             _ => false,
         };
+    }
+
+    /// <summary>
+    /// This condition, refused (400 naming the field) when it compares a date field with something that is not a date:
+    /// such a value matched nothing, and a typo answered 200 with no results as if nothing had been found.
+    /// </summary>
+    public Condition Checked()
+    {
+        if (Field is not ("created_at" or "updated_at") || Op == "exists")
+        {
+            return this;
+        }
+        foreach (var value in Op is "in" or "nin" ? Values() : [Value])
+        {
+            if (Time(value) is null)
+            {
+                var given = value?.ToJsonString() ?? "null";
+                throw new ValidationException(Field, $"{Field} takes a date: ISO 8601 (2024-05-01 or 2024-05-01T12:00:00Z) or Unix seconds " +
+                    $"(got {(given.Length > 40 ? given[..40] + "…" : given)} in {Op})");
+            }
+        }
+        return this;
     }
 
     /// <summary>
