@@ -48,7 +48,10 @@ public static class StoreMigration
         var to = Transfer(target, "target");
         if (source.StoreId.Length > 0 && source.StoreId == target.StoreId)
         {
-            throw new ValidationException("--to", "the source and the target are the same store");
+            // A restored backup or a copied folder keeps its store id: it holds the source's own records (same ids),
+            // so merging it back would have nothing to tell apart. Say so rather than "the same store" for two folders.
+            throw new ValidationException("--to", "the source and the target are the same store, or copies of one (a restored backup or a copied " +
+                "folder keeps the store id): migrate into a new or empty store instead");
         }
         var report = new MigrationReport { SourceStoreId = source.StoreId };
         var marker = await to.GetMetaAsync(MarkerKey, ct).ConfigureAwait(false);
