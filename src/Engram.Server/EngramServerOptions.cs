@@ -165,6 +165,19 @@ public sealed class EngramServerOptions
         return $"{named} must be {takes} (got '{(value.Length > 40 ? value[..40] + "…" : value)}')";
     }
 
+    private static string? StoreUrlProblem(string url)
+    {
+        try
+        {
+            Core.Storage.Postgres.PostgresUrl.ToConnectionString(url);
+            return null;
+        }
+        catch (Core.Storage.StoreException ex)
+        {
+            return ex.Message;
+        }
+    }
+
     /// <summary>The names of the enum type <paramref name="fullName"/> (one of Engram's settings), or null when it is no enum.</summary>
     private static string? EnumNamed(string fullName) =>
         AppDomain.CurrentDomain.GetAssemblies().Select(a => a.GetType(fullName)).FirstOrDefault(t => t is not null) is { IsEnum: true } type
@@ -176,6 +189,10 @@ public sealed class EngramServerOptions
         if (!string.IsNullOrWhiteSpace(Store) && !Core.Storage.StoreFactory.IsPostgres(Store))
         {
             yield return "Engram:Store (DATABASE_URL, --store) must be a postgres://user:password@host:port/database URL";
+        }
+        else if (!string.IsNullOrWhiteSpace(Store) && StoreUrlProblem(Store) is { } problem)
+        {
+            yield return $"Engram:Store (DATABASE_URL, --store): {problem}"; // a setting to fix (exit 1), not a store that failed
         }
         if (string.IsNullOrWhiteSpace(DataPath))
         {

@@ -86,6 +86,21 @@ public sealed class CliErrorTests
     }
 
     [Theory]
+    [InlineData("postgres://", "Engram:Store (DATABASE_URL, --store): the store URL is not a valid postgres://")]
+    [InlineData("postgres://u@db.example/engram?sslmode=bogus", "Engram:Store (DATABASE_URL, --store): the store URL's option sslmode has a value")]
+    [InlineData("garbage", "Engram:Store (DATABASE_URL, --store) must be a postgres://")]
+    public async Task Serve_with_a_DATABASE_URL_that_cannot_be_read_is_a_setting_to_fix_exit_1(string url, string expected)
+    {
+        // "postgres://" was a store failure (exit 2) where "garbage" was a setting (exit 1); neither touches the folder.
+        using var folder = new TempDirectory();
+        var result = await CliProcess.RunAsync(["serve", "--urls", $"http://127.0.0.1:{Support.EngramServer.FreePort()}"], workingDirectory: folder.Path,
+            environment: new Dictionary<string, string> { ["DATABASE_URL"] = url });
+        result.ExitCode.Should().Be(1, result.ToString());
+        result.Stderr.Should().StartWith("engram: invalid configuration: " + expected);
+        Directory.EnumerateFileSystemEntries(folder.Path).Should().BeEmpty("nothing starts before the settings are checked");
+    }
+
+    [Theory]
     [InlineData("Engram__KeyValue__Durability", "Fast", "Engram:KeyValue:Durability (Engram__KeyValue__Durability) must be one of Full, Relaxed (got 'Fast')")]
     [InlineData("TOP_K_RETRIEVAL", "0", "Engram:Search:TopK (TOP_K_RETRIEVAL) must be between 1 and Engram:Search:MaxK, 100 (got 0)")]
     [InlineData("MEMORY_DEFAULT_TTL_SECONDS", "soon", "Engram:KeyValue:DefaultTtlSeconds (MEMORY_DEFAULT_TTL_SECONDS) must be a whole number (got 'soon')")]
