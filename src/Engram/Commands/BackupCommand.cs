@@ -45,6 +45,12 @@ internal static class BackupCommand
                     target = Path.Combine(backups, BackupCatalog.NewName(backups, DateTimeOffset.UtcNow, BackupKinds.Manual));
                 }
                 target = Path.GetFullPath(target);
+                // A -wal or -shm that is not there yet, or the index snapshot, would not be caught by the test for an existing file.
+                StoreFiles.RefuseOwnFile(folder, target, "--out");
+                if (Directory.Exists(target))
+                {
+                    throw new ValidationException("--out", $"'{target}' is a folder; give the backup file to write, such as {Path.Combine(target, "engram-backup.db")}");
+                }
                 if (File.Exists(target))
                 {
                     throw new ValidationException("--out", $"'{target}' exists already; backups are never overwritten, choose another name");
