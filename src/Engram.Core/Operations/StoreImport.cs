@@ -49,6 +49,7 @@ public static class StoreImport
             StopAtRefusal: !continueOnError);
         var batch = new List<(int Line, string Kind, JsonDocument Document)>(BatchSize);
         var lineNumber = 1;
+        long records = 0; // the record lines read, whatever became of them: what the header's counts are compared with
         try
         {
             while (true)
@@ -58,9 +59,9 @@ public static class StoreImport
                 if (line is not null)
                 {
                     lineNumber++;
-                    if (line.Length == 0)
+                    if (string.IsNullOrWhiteSpace(line))
                     {
-                        continue;
+                        continue; // a blank line, spaces or not, as an editor may leave one: no record
                     }
                     if (Parse(line, out var document, out var kind, out var error) && kind is ApiKeyTransfer.Kind or StoreMetaTransfer.Kind)
                     {
@@ -73,9 +74,13 @@ public static class StoreImport
                             }
                         }
                     }
-                    else if (error is null)
+                    else
                     {
-                        batch.Add((lineNumber, kind, document!));
+                        records++;
+                        if (error is null)
+                        {
+                            batch.Add((lineNumber, kind, document!));
+                        }
                     }
                     if (error is not null)
                     {
@@ -94,7 +99,8 @@ public static class StoreImport
                     {
                         break;
                     }
-                    progress?.Report(new OperationProgress("records", report.Processed, total));
+                    // A file with more records than its header counts (edited, or bad lines with --continue-on-error) never shows 12/10.
+                    progress?.Report(new OperationProgress("records", report.Processed, Math.Max(total, report.Processed)));
                 }
                 if (line is null)
                 {
@@ -111,6 +117,14 @@ public static class StoreImport
             report.Header.Dispose();
         }
         progress?.Report(new OperationProgress("records", report.Processed, Math.Max(total, report.Processed)));
+        // An export's header counts its records from the same snapshot the records are read from (StoreExport, also beside a
+        // running server), so a whole file has at least as many: fewer means the file was cut, at a line boundary too, where
+        // every line read is sound. Only fewer is said: a header whose counts are not numbers counts nothing (HeaderTotal),
+        // and lines added by hand are records like any other.
+        if (report.StoppedAtLine is null && records < total)
+        {
+            report.EndsEarly = new ImportShortfall(records, total);
+        }
         report.Elapsed = Stopwatch.GetElapsedTime(started);
         return report;
     }
@@ -292,6 +306,9 @@ public sealed class ImportReport
 
     public TimeSpan Elapsed { get; internal set; }
 
+    /// <summary>Set when the file ends before the records its header announces (a cut file); what was read is imported.</summary>
+    public ImportShortfall? EndsEarly { get; internal set; }
+
     public long Imported => _counts.Values.Sum(c => c.Imported);
 
     public long Skipped => _counts.Values.Sum(c => c.Skipped);
@@ -330,6 +347,9 @@ public sealed class KindCounts
 
     public long Failed { get; set; }
 }
+
+/// <summary>The records a file held (<paramref name="Read"/>) and the records its header announced.</summary>
+public sealed record ImportShortfall(long Read, long Announced);
 
 /// <summary>A line the import refused, and why.</summary>
 public sealed record ImportError(int Line, string Kind, string Message);

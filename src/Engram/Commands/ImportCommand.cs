@@ -147,6 +147,12 @@ internal static class ImportCommand
             throw new ValidationException("--in", $"stopped at line {line}: what came before it is imported (counted above); fix the line and run the import again " +
                 "(records already imported are skipped), or pass --continue-on-error");
         }
+        if (report.EndsEarly is { } cut)
+        {
+            throw new ValidationException("--in", $"the file ends after {cut.Read:N0} of the {cut.Announced:N0} records its header announces (truncated?); " +
+                "the records read are imported and stay (counted above)" + (report.Failed > 0 ? $", {report.Failed:N0} of them refused (listed above)" : "") +
+                "; import the whole file again to add the rest (records already imported are skipped)");
+        }
         if (report.Failed > 0)
         {
             throw new ValidationException("--in", $"{report.Failed} record(s) could not be imported (listed above); the others are imported");

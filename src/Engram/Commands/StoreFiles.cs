@@ -27,7 +27,7 @@ internal static class StoreFiles
         if (IsStoreFile(dataFolder, target))
         {
             throw new ValidationException(option, $"'{target}' is one of the store's own files in {Path.GetFullPath(dataFolder)}; writing it would destroy the store. " +
-                "Choose a file outside the data folder's store files");
+                "Give another name, or a file outside the data folder");
         }
     }
 

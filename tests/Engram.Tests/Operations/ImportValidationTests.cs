@@ -88,7 +88,11 @@ public sealed class ImportValidationTests
         var records = lines.Skip(1).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
         JsonObject Of(string kind) => records.Single(r => r["kind"]!.GetValue<string>() == kind);
         var entities = records.Where(r => r["kind"]!.GetValue<string>() == "entity").ToList();
-        return (lines[0], Of("memory"), Of("kv"), entities.Single(e => e["name"]!.GetValue<string>() == "Alice"),
+        // The tests' files are made of edited records, fewer or more than the export's: their header counts nothing, as a
+        // header that announced the export's records would have the import refuse such a file as cut short.
+        var header = JsonNode.Parse(lines[0])!.AsObject();
+        header.Remove("counts");
+        return (header.ToJsonString(), Of("memory"), Of("kv"), entities.Single(e => e["name"]!.GetValue<string>() == "Alice"),
             entities.Single(e => e["name"]!.GetValue<string>() == "Acme"), Of("relation"), lines[1..]);
     }
 
@@ -232,6 +236,40 @@ public sealed class ImportValidationTests
         records.Should().HaveCount(5);
         exported.Should().Contain(records, "the source's records come back exactly, the memory's content hash the content's whatever the file said");
         exported.Should().ContainSingle(l => l.Contains("\"kind\":\"conversation\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_file_cut_at_a_line_boundary_is_refused_as_truncated_and_what_it_held_stays_imported()
+    {
+        using var temp = new TempDirectory();
+        await ExportTemplatesAsync(temp.Path);
+        var whole = await File.ReadAllLinesAsync(Path.Combine(temp.Path, "source.jsonl"));
+        whole.Should().HaveCount(6, "a header and five records");
+        var cut = Path.Combine(temp.Path, "cut.jsonl");
+        await File.WriteAllLinesAsync(cut, whole[..3]);
+
+        var data = Path.Combine(temp.Path, "target");
+        var result = await CliProcess.RunAsync(["import", "--in", cut, "--data", data]);
+        result.ExitCode.Should().Be(1, result.ToString());
+        result.Stderr.Should().Contain("the file ends after 2 of the 5 records its header announces (truncated?)")
+            .And.Contain("the records read are imported and stay");
+        var memoryId = JsonNode.Parse(whole[1])!["id"]!.GetValue<string>();
+        (await CliProcess.RunAsync(["get", memoryId, "--data", data])).ExitCode.Should().Be(0, "what the cut file held is imported");
+
+        var headerOnly = Path.Combine(temp.Path, "header-only.jsonl");
+        await File.WriteAllLinesAsync(headerOnly, whole[..1]);
+        var empty = await CliProcess.RunAsync(["import", "--in", headerOnly, "--data", Path.Combine(temp.Path, "empty"), "--json"]);
+        empty.ExitCode.Should().Be(1, empty.ToString());
+        JsonDocument.Parse(empty.Stderr).RootElement.GetProperty("detail").GetString().Should()
+            .StartWith("the file ends after 0 of the 5 records its header announces (truncated?)");
+
+        // The whole file, blank lines (spaces only too) between its records, imports; the cut one's records are skipped.
+        var spaced = Path.Combine(temp.Path, "spaced.jsonl");
+        await File.WriteAllLinesAsync(spaced, [whole[0], .. whole[1..].SelectMany(l => new[] { l, "   \t " }), ""]);
+        var rest = await CliProcess.RunAsync(["import", "--in", spaced, "--data", data, "--json"]);
+        rest.ExitCode.Should().Be(0, rest.ToString());
+        rest.Json().GetProperty("imported").GetInt64().Should().Be(3);
+        rest.Json().GetProperty("skipped").GetInt64().Should().Be(2);
     }
 
     [Fact]
