@@ -163,6 +163,8 @@ public sealed class ImportValidationTests
             (acme, null),
             (relation, null),
             (conversation, null),
+            // A successor deleted after the link was made: the API keeps such a link, so a sound store exports it.
+            (Memory(m => m["superseded_by"] = Id(999)), null),
         };
         var bad = new List<(JsonObject Record, string Refusal)>
         {
@@ -180,6 +182,12 @@ public sealed class ImportValidationTests
             (Memory(m => m["history"]![0]!["version"] = 0), "'history[0].version' must be 1 to"),
             (Memory(m => m["access_count"] = -1), "'access_count' must not be negative"),
             (Memory(m => m["superseded_by"] = ""), "superseded_by must be 1-256 characters"),
+            (Memory(m => m["superseded_by"] = m["id"]!.GetValue<string>()), "superseded_by is the memory's own id: a memory cannot supersede itself"),
+            (Memory(m => m["created_at"] = "2030-01-01T00:00:00.000Z"), "created_at must not be in the future"),
+            (Memory(m => m["updated_at"] = "2001-01-01T00:00:00.000Z"), "updated_at (2001-01-01T00:00:00.000Z) must not be before created_at"),
+            (Memory(m => m["version"] = 7), "the memory is at version 7 but its history has 1 entry"),
+            (Memory(m => (m["version"], m["history"]) = (2, new JsonArray())), "the memory is at version 2 but its history has 0 entries"),
+            (Memory(m => m["history"]!.AsArray().Add(m["history"]![0]!.DeepClone())), "'history[1].version' must be 2"),
             (Memory(m => (m["valid_from"], m["valid_to"]) = ("2026-02-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z")), "valid_to must not be before valid_from"),
             (Key(k => k["key"] = ""), "the key must not be empty"),
             (Key(k => k["key"] = "ctl\u0001key"), "the key must not contain control characters"),
