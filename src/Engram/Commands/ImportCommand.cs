@@ -111,6 +111,10 @@ internal static class ImportCommand
         {
             throw new ValidationException("--server", "--in imports into a store in process: give --data DIR (on the server's machine; it is safe beside a running server) or --store postgres://...");
         }
+        if (Directory.Exists(exportFile))
+        {
+            throw new ValidationException("--in", $"'{exportFile}' is a folder; give the export file to import");
+        }
         if (!File.Exists(exportFile))
         {
             throw new NotFoundException($"no file '{exportFile}'");
