@@ -41,12 +41,17 @@ public static class StoreImport
     {
         var started = Stopwatch.GetTimestamp();
         using var reader = new StreamReader(input, leaveOpen: true);
+        validation ??= ImportValidation.Default;
+        var lines = new BoundedLineReader(reader, validation.MaxLineChars);
         var report = new ImportReport();
-        var header = await reader.ReadLineAsync(ct).ConfigureAwait(false);
-        report.Header = ReadHeader(header);
+        var header = await lines.ReadLineAsync(ct).ConfigureAwait(false);
+        if (header is { TooLong: > 0 } longHeader)
+        {
+            throw new ValidationException("line 1", $"line 1 is {longHeader.TooLong:N0} characters long, no export header; the file is not an Engram export");
+        }
+        report.Header = ReadHeader(header?.Text);
         var total = HeaderTotal(report.Header.RootElement);
-        var rules = new ImportRules(await store.GetImportBaselineAsync(ct).ConfigureAwait(false), validation ?? ImportValidation.Default,
-            StopAtRefusal: !continueOnError);
+        var rules = new ImportRules(await store.GetImportBaselineAsync(ct).ConfigureAwait(false), validation, StopAtRefusal: !continueOnError);
         var batch = new List<(int Line, string Kind, JsonDocument Document)>(BatchSize);
         var lineNumber = 1;
         long records = 0; // the record lines read, whatever became of them: what the header's counts are compared with
@@ -55,15 +60,25 @@ public static class StoreImport
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                var line = await reader.ReadLineAsync(ct).ConfigureAwait(false);
-                if (line is not null)
+                var read = await lines.ReadLineAsync(ct).ConfigureAwait(false);
+                var line = read?.Text;
+                if (read is { } current)
                 {
                     lineNumber++;
-                    if (string.IsNullOrWhiteSpace(line))
+                    if (line is not null && string.IsNullOrWhiteSpace(line))
                     {
                         continue; // a blank line, spaces or not, as an editor may leave one: no record
                     }
-                    if (Parse(line, out var document, out var kind, out var error) && kind is ApiKeyTransfer.Kind or StoreMetaTransfer.Kind)
+                    JsonDocument? document = null;
+                    var kind = "unknown";
+                    string? error;
+                    if (line is null)
+                    {
+                        // Read to its end but not kept: no record is this long, and holding it whole had cost gigabytes.
+                        records++;
+                        error = $"the line is {current.TooLong:N0} characters long, more than any record can be (at most {lines.MaxChars:N0}); it was not read";
+                    }
+                    else if (Parse(line, out document, out kind, out error) && kind is ApiKeyTransfer.Kind or StoreMetaTransfer.Kind)
                     {
                         using (document)
                         {
@@ -93,7 +108,7 @@ public static class StoreImport
                         }
                     }
                 }
-                if (batch.Count == BatchSize || (line is null && batch.Count > 0))
+                if (batch.Count == BatchSize || (read is null && batch.Count > 0))
                 {
                     if (!await FlushAsync(store, batch, rules, report, continueOnError, ct).ConfigureAwait(false))
                     {
@@ -102,7 +117,7 @@ public static class StoreImport
                     // A file with more records than its header counts (edited, or bad lines with --continue-on-error) never shows 12/10.
                     progress?.Report(new OperationProgress("records", report.Processed, Math.Max(total, report.Processed)));
                 }
-                if (line is null)
+                if (read is null)
                 {
                     break;
                 }

@@ -281,6 +281,45 @@ public sealed class ImportValidationTests
     }
 
     [Fact]
+    public async Task A_line_longer_than_any_record_is_refused_while_reading_and_the_lines_after_it_import()
+    {
+        using var temp = new TempDirectory();
+        var (header, memory, _, _, _, _, _) = await ExportTemplatesAsync(temp.Path);
+        var after = Edit(memory, m => (m["id"], m["content"]) = (Id(2), "the line after the long one"));
+        var file = Path.Combine(temp.Path, "long.jsonl");
+        // Past the bound (about 90 million characters: the largest vector record) without being one JSON document in memory here.
+        const int Chunk = 1 << 20;
+        var filler = new string('x', Chunk);
+        await using (var writer = new StreamWriter(file))
+        {
+            await writer.WriteLineAsync(header);
+            await writer.WriteLineAsync(memory.ToJsonString());
+            await writer.WriteAsync("""{"kind":"memory","content":" """);
+            for (var i = 0; i < 100; i++)
+            {
+                await writer.WriteAsync(filler);
+            }
+            await writer.WriteLineAsync("\"}");
+            await writer.WriteLineAsync(after.ToJsonString());
+        }
+
+        var result = await CliProcess.RunAsync(["import", "--in", file, "--data", Path.Combine(temp.Path, "target"), "--continue-on-error", "--json"]);
+        result.ExitCode.Should().Be(1, result.ToString()[..Math.Min(2000, result.ToString().Length)]);
+        var report = result.Json();
+        report.GetProperty("imported").GetInt64().Should().Be(2);
+        var error = report.GetProperty("errors").EnumerateArray().Single();
+        error.GetProperty("line").GetInt32().Should().Be(3);
+        error.GetProperty("message").GetString().Should().Contain("characters long, more than any record can be");
+
+        // Whitespace-only lines are blank lines, skipped as empty ones are (not a raw JSON error).
+        var blank = Path.Combine(temp.Path, "blank.jsonl");
+        await File.WriteAllTextAsync(blank, header + "\n \t \n" + after.ToJsonString() + "\r\n   \n");
+        var spaced = await CliProcess.RunAsync(["import", "--in", blank, "--data", Path.Combine(temp.Path, "blank"), "--json"]);
+        spaced.ExitCode.Should().Be(0, spaced.ToString());
+        spaced.Json().GetProperty("imported").GetInt64().Should().Be(1);
+    }
+
+    [Fact]
     public async Task Without_continue_on_error_a_refused_record_stops_the_import_with_exit_1_and_is_not_stored()
     {
         using var temp = new TempDirectory();
