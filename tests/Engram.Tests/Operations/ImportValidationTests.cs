@@ -320,6 +320,32 @@ public sealed class ImportValidationTests
     }
 
     [Fact]
+    public async Task The_progress_never_counts_past_its_total_when_a_file_holds_more_lines_than_its_header_counts()
+    {
+        using var temp = new TempDirectory();
+        var header = """{"kind":"header","format":"engram-export","format_version":3,"counts":{"memories":1}}""";
+        const string Key = """{"kind":"kv","tenant":"default","key":"k","value":"v","expires_at":null,"version":1,"created_at":"2026-01-01T00:00:00.000Z",""" +
+            """ "updated_at":"2026-01-01T00:00:00.000Z","history":[]}""";
+        var text = string.Join('\n', [header, "not json", "{\"kind\":\"nothing\"}", "[]", Key]) + "\n";
+        var seen = new List<Engram.Core.Operations.OperationProgress>();
+        await using var store = Engram.Core.Storage.StoreFactory.Open(Path.Combine(temp.Path, "data"));
+        using var input = new MemoryStream(Encoding.UTF8.GetBytes(text));
+        var report = await StoreImport.ReadAsync((IStoreTransfer)store, input, continueOnError: true,
+            progress: new SynchronousProgress(seen.Add));
+
+        report.Failed.Should().Be(3);
+        report.Imported.Should().Be(1);
+        report.EndsEarly.Should().BeNull("four lines were read where the header counts one");
+        seen.Should().HaveCountGreaterThan(1).And.OnlyContain(p => p.Done <= p.Total, "the batch's report said 4/1 records");
+        seen[^1].Done.Should().Be(4);
+    }
+
+    private sealed class SynchronousProgress(Action<Engram.Core.Operations.OperationProgress> report) : IProgress<Engram.Core.Operations.OperationProgress>
+    {
+        public void Report(Engram.Core.Operations.OperationProgress value) => report(value);
+    }
+
+    [Fact]
     public async Task Without_continue_on_error_a_refused_record_stops_the_import_with_exit_1_and_is_not_stored()
     {
         using var temp = new TempDirectory();
