@@ -40,6 +40,10 @@ public static class EngramCli
         };
         // Response files (@file) are off: memory content often starts with '@' (a mention, a handle).
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+        if (!SpeaksOnTheConsole(parse.CommandResult))
+        {
+            TerminalSafeWriter.Install();
+        }
         if (parse.Action is ParseErrorAction)
         {
             return ReportParseErrors(parse, args);
@@ -106,6 +110,13 @@ public static class EngramCli
         }
         return errors.Distinct(StringComparer.Ordinal).ToList();
     }
+
+    /// <summary>
+    /// serve logs through the console logger (its colours are escape sequences) and mcp speaks JSON-RPC on stdio: their
+    /// output is left as it is; every other command's goes through <see cref="TerminalSafeWriter"/>.
+    /// </summary>
+    private static bool SpeaksOnTheConsole(CommandResult result) =>
+        CommandPath(result).FirstOrDefault() is "serve" or "mcp";
 
     private static IEnumerable<string> CommandPath(CommandResult result)
     {

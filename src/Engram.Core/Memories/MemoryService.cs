@@ -15,7 +15,8 @@ namespace Engram.Core.Memories;
 /// </summary>
 public sealed class MemoryService(IMemoryStore store, MemoryLimits limits, TimeProvider clock, WriteWatermark? watermark = null, Operations.WriteGate? gate = null)
 {
-    private static readonly TimeSpan AllowedClockSkew = TimeSpan.FromMinutes(5);
+    /// <summary>How far in the future a created_at may be (the caller's clock ahead of the server's); imports allow the same.</summary>
+    internal static readonly TimeSpan AllowedClockSkew = TimeSpan.FromMinutes(5);
 
     private readonly MemoryValidator _validate = new(limits);
 

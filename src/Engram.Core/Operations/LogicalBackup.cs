@@ -222,7 +222,7 @@ public static class LogicalBackup
                 var kind = ImportRecords.Kind(record);
                 _ = kind switch
                 {
-                    ExportKinds.Memory => (object)ImportRecords.Memory(record, ImportValidation.Unbounded),
+                    ExportKinds.Memory => (object)ImportRecords.Memory(record, ImportValidation.Unbounded, nowMs: null),
                     ExportKinds.KeyValue => ImportRecords.KeyValue(record, ImportValidation.Unbounded),
                     ExportKinds.Entity => ImportRecords.Entity(record),
                     ExportKinds.Relation => ImportRecords.Relation(record),

@@ -41,28 +41,44 @@ public static class StoreImport
     {
         var started = Stopwatch.GetTimestamp();
         using var reader = new StreamReader(input, leaveOpen: true);
+        validation ??= ImportValidation.Default;
+        var lines = new BoundedLineReader(reader, validation.MaxLineChars);
         var report = new ImportReport();
-        var header = await reader.ReadLineAsync(ct).ConfigureAwait(false);
-        report.Header = ReadHeader(header);
+        var header = await lines.ReadLineAsync(ct).ConfigureAwait(false);
+        if (header is { TooLong: > 0 } longHeader)
+        {
+            throw new ValidationException("line 1", $"line 1 is {longHeader.TooLong:N0} characters long, no export header; the file is not an Engram export");
+        }
+        report.Header = ReadHeader(header?.Text);
         var total = HeaderTotal(report.Header.RootElement);
-        var rules = new ImportRules(await store.GetImportBaselineAsync(ct).ConfigureAwait(false), validation ?? ImportValidation.Default,
-            StopAtRefusal: !continueOnError);
+        var rules = new ImportRules(await store.GetImportBaselineAsync(ct).ConfigureAwait(false), validation, StopAtRefusal: !continueOnError);
         var batch = new List<(int Line, string Kind, JsonDocument Document)>(BatchSize);
         var lineNumber = 1;
+        long records = 0; // the record lines read, whatever became of them: what the header's counts are compared with
         try
         {
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                var line = await reader.ReadLineAsync(ct).ConfigureAwait(false);
-                if (line is not null)
+                var read = await lines.ReadLineAsync(ct).ConfigureAwait(false);
+                var line = read?.Text;
+                if (read is { } current)
                 {
                     lineNumber++;
-                    if (line.Length == 0)
+                    if (line is not null && string.IsNullOrWhiteSpace(line))
                     {
-                        continue;
+                        continue; // a blank line, spaces or not, as an editor may leave one: no record
                     }
-                    if (Parse(line, out var document, out var kind, out var error) && kind is ApiKeyTransfer.Kind or StoreMetaTransfer.Kind)
+                    JsonDocument? document = null;
+                    var kind = "unknown";
+                    string? error;
+                    if (line is null)
+                    {
+                        // Read to its end but not kept: no record is this long, and holding it whole had cost gigabytes.
+                        records++;
+                        error = $"the line is {current.TooLong:N0} characters long, more than any record can be (at most {lines.MaxChars:N0}); it was not read";
+                    }
+                    else if (Parse(line, out document, out kind, out error) && kind is ApiKeyTransfer.Kind or StoreMetaTransfer.Kind)
                     {
                         using (document)
                         {
@@ -73,9 +89,13 @@ public static class StoreImport
                             }
                         }
                     }
-                    else if (error is null)
+                    else
                     {
-                        batch.Add((lineNumber, kind, document!));
+                        records++;
+                        if (error is null)
+                        {
+                            batch.Add((lineNumber, kind, document!));
+                        }
                     }
                     if (error is not null)
                     {
@@ -88,15 +108,16 @@ public static class StoreImport
                         }
                     }
                 }
-                if (batch.Count == BatchSize || (line is null && batch.Count > 0))
+                if (batch.Count == BatchSize || (read is null && batch.Count > 0))
                 {
                     if (!await FlushAsync(store, batch, rules, report, continueOnError, ct).ConfigureAwait(false))
                     {
                         break;
                     }
-                    progress?.Report(new OperationProgress("records", report.Processed, total));
+                    // A file with more records than its header counts (edited, or bad lines with --continue-on-error) never shows 12/10.
+                    progress?.Report(new OperationProgress("records", report.Processed, Math.Max(total, report.Processed)));
                 }
-                if (line is null)
+                if (read is null)
                 {
                     break;
                 }
@@ -111,6 +132,14 @@ public static class StoreImport
             report.Header.Dispose();
         }
         progress?.Report(new OperationProgress("records", report.Processed, Math.Max(total, report.Processed)));
+        // An export's header counts its records from the same snapshot the records are read from (StoreExport, also beside a
+        // running server), so a whole file has at least as many: fewer means the file was cut, at a line boundary too, where
+        // every line read is sound. Only fewer is said: a header whose counts are not numbers counts nothing (HeaderTotal),
+        // and lines added by hand are records like any other.
+        if (report.StoppedAtLine is null && records < total)
+        {
+            report.EndsEarly = new ImportShortfall(records, total);
+        }
         report.Elapsed = Stopwatch.GetElapsedTime(started);
         return report;
     }
@@ -292,6 +321,9 @@ public sealed class ImportReport
 
     public TimeSpan Elapsed { get; internal set; }
 
+    /// <summary>Set when the file ends before the records its header announces (a cut file); what was read is imported.</summary>
+    public ImportShortfall? EndsEarly { get; internal set; }
+
     public long Imported => _counts.Values.Sum(c => c.Imported);
 
     public long Skipped => _counts.Values.Sum(c => c.Skipped);
@@ -330,6 +362,9 @@ public sealed class KindCounts
 
     public long Failed { get; set; }
 }
+
+/// <summary>The records a file held (<paramref name="Read"/>) and the records its header announced.</summary>
+public sealed record ImportShortfall(long Read, long Announced);
 
 /// <summary>A line the import refused, and why.</summary>
 public sealed record ImportError(int Line, string Kind, string Message);

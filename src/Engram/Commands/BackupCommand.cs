@@ -45,6 +45,12 @@ internal static class BackupCommand
                     target = Path.Combine(backups, BackupCatalog.NewName(backups, DateTimeOffset.UtcNow, BackupKinds.Manual));
                 }
                 target = Path.GetFullPath(target);
+                // A -wal or -shm that is not there yet, or the index snapshot, would not be caught by the test for an existing file.
+                StoreFiles.RefuseOwnFile(folder, target, "--out");
+                if (Directory.Exists(target))
+                {
+                    throw new ValidationException("--out", $"'{target}' is a folder; give the backup file to write, such as {Path.Combine(target, "engram-backup.db")}");
+                }
                 if (File.Exists(target))
                 {
                     throw new ValidationException("--out", $"'{target}' exists already; backups are never overwritten, choose another name");
@@ -95,6 +101,11 @@ internal static class BackupCommand
             try
             {
                 var folder = parse.GetValue(dir) is { } given ? Path.GetFullPath(given) : ConfiguredOptions.Load().Backup.FolderFor(DataFolder(parse.GetValue(data)));
+                if (parse.GetValue(dir) is not null && !Directory.Exists(folder))
+                {
+                    // A mistyped --dir is not an empty backup folder. (The default folder may not exist yet: no backups.)
+                    throw new NotFoundException(File.Exists(folder) ? $"'{folder}' is a file, not a backup folder" : $"no folder '{folder}'");
+                }
                 var entries = BackupCatalog.List(folder);
                 if (asJson)
                 {
@@ -134,10 +145,7 @@ internal static class BackupCommand
             try
             {
                 var path = Path.GetFullPath(parse.GetValue(file)!);
-                if (!File.Exists(path))
-                {
-                    throw new NotFoundException($"no backup file at '{path}'");
-                }
+                RequireBackupFile(path);
                 var verification = StoreBackup.Verify(path, ct: ct);
                 if (File.Exists(path) && verification.Manifest is not null)
                 {
@@ -193,6 +201,19 @@ internal static class BackupCommand
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // A read-only backup folder: the verification stands, only the listing will not show it.
+        }
+    }
+
+    /// <summary>Refuses a backup path that is a folder (saying so) or names nothing.</summary>
+    internal static void RequireBackupFile(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            throw new ValidationException("FILE", $"'{path}' is a folder; give the backup file in it (engram backup list --dir '{path}' shows them)");
+        }
+        if (!File.Exists(path))
+        {
+            throw new NotFoundException($"no backup file at '{path}'");
         }
     }
 

@@ -27,15 +27,17 @@ internal static class CliInput
 
     /// <summary>
     /// A memory id as typed. Ids are ULIDs, which Crockford base32 makes case-insensitive, so lower case
-    /// is accepted. Anything else cannot name a memory; refusing it here also keeps text such as
-    /// "a/b" or ".." out of REST paths, where the server would see a different id (or route).
+    /// is accepted; so is the UUID form the mem0-compatible API shows (the same 128 bits), turned into the ULID by
+    /// <see cref="Ulid.FromAny"/> as the REST routes turn it. Anything else cannot name a memory; refusing it here also
+    /// keeps text such as "a/b" or ".." out of REST paths, where the server would see a different id (or route).
     /// </summary>
     public static string MemoryId(string text)
     {
-        var id = text.Trim().ToUpperInvariant();
+        var id = Ulid.FromAny(text.Trim()).ToUpperInvariant();
         return Ulid.IsValid(id)
             ? id
-            : throw new ValidationException("id", $"'{text}' is not a memory id: ids are 26-character ULIDs such as 01ARZ3NDEKTSV4RRFFQ69G5FAV");
+            : throw new ValidationException("id", $"'{text}' is not a memory id: ids are 26-character ULIDs such as 01ARZ3NDEKTSV4RRFFQ69G5FAV " +
+                "(or the same id as a UUID, such as 01a24fc0-9a2f-6646-3996-d876214b1e3f)");
     }
 
     public static JsonElement Metadata(string json)

@@ -46,6 +46,11 @@ internal static class ExportCommand
                 {
                     throw new ValidationException("--out", $"'{target}' is a folder; give the file to write, such as {Path.Combine(target, "engram-export.jsonl")}");
                 }
+                if (!toStdout && !StoreFactory.IsPostgres(location))
+                {
+                    // --force is for an older export; never for the database (or its -wal, lock...) the export reads.
+                    StoreFiles.RefuseOwnFile(location, target, "--out");
+                }
                 if (!toStdout && File.Exists(target) && !parse.GetValue(force))
                 {
                     throw new ConflictException($"'{target}' exists; pass --force to overwrite it");

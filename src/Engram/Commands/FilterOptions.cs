@@ -50,7 +50,7 @@ internal sealed class FilterOptions(string verb)
         AgentId = CliInput.FilterValue(parse.GetValue(Scope.Agent), "--agent"),
         SessionId = CliInput.FilterValue(parse.GetValue(Scope.Session), "--session"),
         Namespace = CliInput.FilterValue(parse.GetValue(Scope.Namespace), "--namespace"),
-        Types = CliInput.List(parse.GetValue(Types), "--type"),
+        Types = CliInput.List(parse.GetValue(Types), "--type")?.Select(TypeRule.Type).ToList(),
         Tiers = CliInput.List(parse.GetValue(Tiers), "--tier")?.Select(CliInput.Tier).ToList(),
         Tags = CliInput.List(parse.GetValue(Tags), "--tag"),
         TagsMatch = parse.GetValue(TagsMatch) == "any" ? TagMatch.Any : TagMatch.All,
@@ -60,6 +60,12 @@ internal sealed class FilterOptions(string verb)
         CreatedAfter = CliInput.Timestamp(parse.GetValue(CreatedAfter), "--created-after"),
         CreatedBefore = CliInput.Timestamp(parse.GetValue(CreatedBefore), "--created-before"),
     };
+
+    /// <summary>
+    /// A type no memory can have is refused with add's words: as a filter it matched nothing, silently, where add says why.
+    /// (Only the type's form is checked; the size limits play no part in it.)
+    /// </summary>
+    private static readonly MemoryValidator TypeRule = new(new Core.Configuration.MemoryLimits());
 
     private IEnumerable<Option> AddedOptions() =>
         [Scope.User, Scope.Agent, Scope.Session, Scope.Namespace, Types, Tiers, Tags, TagsMatch, Entity, Metadata, Source, CreatedAfter, CreatedBefore];

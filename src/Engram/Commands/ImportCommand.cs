@@ -111,6 +111,10 @@ internal static class ImportCommand
         {
             throw new ValidationException("--server", "--in imports into a store in process: give --data DIR (on the server's machine; it is safe beside a running server) or --store postgres://...");
         }
+        if (Directory.Exists(exportFile))
+        {
+            throw new ValidationException("--in", $"'{exportFile}' is a folder; give the export file to import");
+        }
         if (!File.Exists(exportFile))
         {
             throw new NotFoundException($"no file '{exportFile}'");
@@ -146,6 +150,12 @@ internal static class ImportCommand
         {
             throw new ValidationException("--in", $"stopped at line {line}: what came before it is imported (counted above); fix the line and run the import again " +
                 "(records already imported are skipped), or pass --continue-on-error");
+        }
+        if (report.EndsEarly is { } cut)
+        {
+            throw new ValidationException("--in", $"the file ends after {cut.Read:N0} of the {cut.Announced:N0} records its header announces (truncated?); " +
+                "the records read are imported and stay (counted above)" + (report.Failed > 0 ? $", {report.Failed:N0} of them refused (listed above)" : "") +
+                "; import the whole file again to add the rest (records already imported are skipped)");
         }
         if (report.Failed > 0)
         {

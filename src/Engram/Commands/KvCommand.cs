@@ -41,6 +41,11 @@ internal static class KvCommand
         var asString = new Option<bool>("--string") { Description = "Store VALUE as a JSON string even when it parses as JSON." };
         return MemoryCommand.Create("set", "Set a key to a value.", async context =>
         {
+            if (context.Get(nx) && context.Get(xx))
+            {
+                // Before the backend, whose words name its fields ("nx and xx"), not the flags.
+                throw new ValidationException("--nx", "--nx and --xx exclude each other");
+            }
             var name = ValidKey(context.Get(key));
             var json = ParseValue(context.Get(value)!, context.Get(asString));
             var written = await context.Client.KvSetAsync(name, json, context.Get(ttl), context.Get(nx), context.Get(xx), context.CancellationToken);

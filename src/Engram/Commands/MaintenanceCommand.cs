@@ -231,18 +231,39 @@ internal static class MaintenanceCommand
         return command;
     }
 
-    /// <summary>90d, 12h, 4w, 30m: a positive whole number and a unit.</summary>
+    /// <summary>
+    /// The longest --older-than: a thousand years. Counted back from now it stays far from the first representable time
+    /// (a larger span had been an ArgumentOutOfRangeException, and one past TimeSpan's range an OverflowException, exit 2).
+    /// </summary>
+    internal const long MaxAgeDays = 365_000;
+
+    /// <summary>90d, 12h, 4w, 30m: a positive whole number and a unit, at most <see cref="MaxAgeDays"/> days.</summary>
     internal static TimeSpan ParseAge(string text)
     {
         var trimmed = text.Trim();
+        if (trimmed.Length >= 2 && trimmed[..^1].All(char.IsAsciiDigit) && !long.TryParse(trimmed[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out _)
+            && "mhdwMHDW".Contains(trimmed[^1], StringComparison.Ordinal))
+        {
+            throw new ValidationException("--older-than", $"--older-than is too large (at most {MaxAgeDays} days; got '{text}')"); // more digits than a long holds
+        }
         if (trimmed.Length >= 2 && long.TryParse(trimmed[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0)
         {
-            switch (char.ToLowerInvariant(trimmed[^1]))
+            // Minutes per unit; the comparison is made before any TimeSpan is built, so no amount overflows.
+            long? minutesPerUnit = char.ToLowerInvariant(trimmed[^1]) switch
             {
-                case 'm': return TimeSpan.FromMinutes(n);
-                case 'h': return TimeSpan.FromHours(n);
-                case 'd': return TimeSpan.FromDays(n);
-                case 'w': return TimeSpan.FromDays(7 * n);
+                'm' => 1,
+                'h' => 60,
+                'd' => 24 * 60,
+                'w' => 7 * 24 * 60,
+                _ => null,
+            };
+            if (minutesPerUnit is { } per)
+            {
+                if (n > MaxAgeDays * 24 * 60 / per)
+                {
+                    throw new ValidationException("--older-than", $"--older-than is too large (at most {MaxAgeDays} days; got '{text}')");
+                }
+                return TimeSpan.FromMinutes(n * per);
             }
         }
         throw new ValidationException("--older-than", $"--older-than takes a number and a unit (m, h, d, w), e.g. 90d (got '{text}')");

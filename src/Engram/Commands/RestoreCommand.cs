@@ -29,6 +29,8 @@ internal static class RestoreCommand
         command.SetAction(async (parse, ct) =>
         {
             var asJson = parse.GetValue(json);
+            string? createdFolder = null;
+            var restored = false;
             try
             {
                 var path = Path.GetFullPath(parse.GetValue(file)!);
@@ -38,13 +40,17 @@ internal static class RestoreCommand
                 {
                     throw new ValidationException("--data", "give the folder to restore into with --data DIR, or a PostgreSQL database with --store URL (one of them)");
                 }
-                if (!File.Exists(path))
-                {
-                    throw new NotFoundException($"no backup file at '{path}'");
-                }
+                BackupCommand.RequireBackupFile(path);
                 Client.ConfiguredOptions.RefuseIfReadOnly("restore a backup into a store");
                 var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 var folder = url is null ? BackupCommand.DataFolder(parse.GetValue(data)) : StoreFactory.Describe(url);
+                if (url is null && File.Exists(folder))
+                {
+                    throw new ValidationException("--data", $"'{folder}' is a file; --data names the folder to restore into");
+                }
+                // A folder this restore makes is removed again when nothing is restored (a refused or failed restore left it
+                // behind, with the lock file in it, looking like a data folder).
+                createdFolder = url is null && !Directory.Exists(folder) ? folder : null;
                 var verification = url is not null
                     ? await RestoreIntoStoreAsync(path, url, ct)
                     : await RestoreIntoFolderAsync(path, folder, parse.GetValue(force), ct);
@@ -68,6 +74,7 @@ internal static class RestoreCommand
                     Console.WriteLine($"Restored {path} into {folder}: last seq {m.LastSeq}, {BackupCommand.Counts(m)}, in {seconds:0.00} s. " +
                         "The indexes are rebuilt when the store is next served.");
                 }
+                restored = true;
                 return ExitCodes.Ok;
             }
             catch (RestoreRefusedException ex)
@@ -81,6 +88,13 @@ internal static class RestoreCommand
             catch (Exception ex)
             {
                 return ErrorReporter.Report(ex, Console.Error, asJson, command);
+            }
+            finally
+            {
+                if (!restored && createdFolder is not null)
+                {
+                    RemoveQuietly(createdFolder);
+                }
             }
         });
         return command;
@@ -107,6 +121,18 @@ internal static class RestoreCommand
         }
         await using var target = Core.Storage.Sqlite.SqliteMemoryStore.Open(folder);
         return await LogicalBackup.RestoreAsync(path, target, ct, Client.ConfiguredOptions.ImportValidation());
+    }
+
+    private static void RemoveQuietly(string folder)
+    {
+        try
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The refusal already said what went wrong; a folder left behind is harmless.
+        }
     }
 
     internal sealed record RestoreResult(string File, string Folder, double TookMs, BackupManifest Manifest);

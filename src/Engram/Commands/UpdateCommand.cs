@@ -57,7 +57,7 @@ internal static class UpdateCommand
                 throw new ValidationException("update", "nothing to update: give at least one field to change (see engram update --help)");
             }
 
-            var written = await context.Client.UpdateAsync(memoryId, patch, context.Get(ifVersion), context.CancellationToken);
+            var written = await context.Client.UpdateAsync(memoryId, patch, IfVersion(context.Get(ifVersion)), context.CancellationToken);
             if (context.Json)
             {
                 JsonOutput.Write(context.Output, written);
@@ -80,6 +80,11 @@ internal static class UpdateCommand
     }
 
     private static Option<bool> Flag(string name, string description) => new(name) { Description = description };
+
+    /// <summary>A version to match: versions start at 1, so 0 or less could only ever fail (as a confusing "version mismatch").</summary>
+    private static long? IfVersion(long? version) => version is null or >= 1
+        ? version
+        : throw new ValidationException("--if-version", $"--if-version must be a version, 1 or more (got {version})");
 
     /// <summary>A value sets the field, the clear flag sets it to null, neither leaves it absent; both is a mistake.</summary>
     private static Optional<T?> SetOrClear<T>(T? value, bool clear, string setFlag, string clearFlag) where T : class =>

@@ -20,7 +20,7 @@ internal sealed class ProgressBar(TextWriter output)
     private string _phase = "";
 
     /// <summary>A bar on stderr, or null when <paramref name="quiet"/> (JSON output).</summary>
-    public static ProgressBar? ForStderr(bool quiet) => quiet ? null : new ProgressBar(Console.Error);
+    public static ProgressBar? ForStderr(bool quiet) => quiet ? null : new ProgressBar(TerminalSafeWriter.RawError); // its own \r redraw the line
 
     public IProgress<OperationProgress> Reporter => new InlineProgress<OperationProgress>(p => Draw((p.Phase, p.Done, p.Total)));
 

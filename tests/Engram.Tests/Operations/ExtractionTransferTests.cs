@@ -280,7 +280,8 @@ public sealed class ExtractionTransferTests
             .Append("{\"kind\":\"memory\",\"tenant\":\"default\",\"id\":\"").Append(OldMemory).Append("\",\"content\":\"an old memory\",\"content_hash\":\"h1\",\"type\":\"fact\",")
             .Append("\"tier\":\"long_term\",\"importance\":0.5,\"valence\":null,\"tags\":[],\"metadata\":{},\"entities\":[],\"user_id\":null,\"agent_id\":null,")
             .Append("\"session_id\":null,\"namespace\":null,\"source\":null,\"created_at\":\"").Append(Time).Append("\",\"updated_at\":\"").Append(Time)
-            .Append("\",\"last_accessed_at\":null,\"access_count\":0,\"expires_at\":null,\"valid_from\":null,\"valid_to\":null,\"version\":1,\"history\":[]}\n");
+            .Append("\",\"last_accessed_at\":null,\"access_count\":0,\"expires_at\":null,\"valid_from\":null,\"valid_to\":null,\"version\":1,")
+            .Append("\"history\":[{\"event\":\"created\",\"actor\":\"test\",\"at\":\"").Append(Time).Append("\",\"version\":1,\"changes\":{}}]}\n");
         var old = await ImportAsync(location.Value, v1.ToString());
         old.Failed.Should().Be(0, string.Join("; ", old.Errors.Select(e => e.Message)));
         old.Kinds["memory"].Imported.Should().Be(1);

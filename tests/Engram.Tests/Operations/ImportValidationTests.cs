@@ -88,7 +88,11 @@ public sealed class ImportValidationTests
         var records = lines.Skip(1).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
         JsonObject Of(string kind) => records.Single(r => r["kind"]!.GetValue<string>() == kind);
         var entities = records.Where(r => r["kind"]!.GetValue<string>() == "entity").ToList();
-        return (lines[0], Of("memory"), Of("kv"), entities.Single(e => e["name"]!.GetValue<string>() == "Alice"),
+        // The tests' files are made of edited records, fewer or more than the export's: their header counts nothing, as a
+        // header that announced the export's records would have the import refuse such a file as cut short.
+        var header = JsonNode.Parse(lines[0])!.AsObject();
+        header.Remove("counts");
+        return (header.ToJsonString(), Of("memory"), Of("kv"), entities.Single(e => e["name"]!.GetValue<string>() == "Alice"),
             entities.Single(e => e["name"]!.GetValue<string>() == "Acme"), Of("relation"), lines[1..]);
     }
 
@@ -159,6 +163,8 @@ public sealed class ImportValidationTests
             (acme, null),
             (relation, null),
             (conversation, null),
+            // A successor deleted after the link was made: the API keeps such a link, so a sound store exports it.
+            (Memory(m => m["superseded_by"] = Id(999)), null),
         };
         var bad = new List<(JsonObject Record, string Refusal)>
         {
@@ -176,6 +182,12 @@ public sealed class ImportValidationTests
             (Memory(m => m["history"]![0]!["version"] = 0), "'history[0].version' must be 1 to"),
             (Memory(m => m["access_count"] = -1), "'access_count' must not be negative"),
             (Memory(m => m["superseded_by"] = ""), "superseded_by must be 1-256 characters"),
+            (Memory(m => m["superseded_by"] = m["id"]!.GetValue<string>()), "superseded_by is the memory's own id: a memory cannot supersede itself"),
+            (Memory(m => m["created_at"] = "2030-01-01T00:00:00.000Z"), "created_at must not be in the future"),
+            (Memory(m => m["updated_at"] = "2001-01-01T00:00:00.000Z"), "updated_at (2001-01-01T00:00:00.000Z) must not be before created_at"),
+            (Memory(m => m["version"] = 7), "the memory is at version 7 but its history has 1 entry"),
+            (Memory(m => (m["version"], m["history"]) = (2, new JsonArray())), "the memory is at version 2 but its history has 0 entries"),
+            (Memory(m => m["history"]!.AsArray().Add(m["history"]![0]!.DeepClone())), "'history[1].version' must be 2"),
             (Memory(m => (m["valid_from"], m["valid_to"]) = ("2026-02-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z")), "valid_to must not be before valid_from"),
             (Key(k => k["key"] = ""), "the key must not be empty"),
             (Key(k => k["key"] = "ctl\u0001key"), "the key must not contain control characters"),
@@ -232,6 +244,105 @@ public sealed class ImportValidationTests
         records.Should().HaveCount(5);
         exported.Should().Contain(records, "the source's records come back exactly, the memory's content hash the content's whatever the file said");
         exported.Should().ContainSingle(l => l.Contains("\"kind\":\"conversation\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_file_cut_at_a_line_boundary_is_refused_as_truncated_and_what_it_held_stays_imported()
+    {
+        using var temp = new TempDirectory();
+        await ExportTemplatesAsync(temp.Path);
+        var whole = await File.ReadAllLinesAsync(Path.Combine(temp.Path, "source.jsonl"));
+        whole.Should().HaveCount(6, "a header and five records");
+        var cut = Path.Combine(temp.Path, "cut.jsonl");
+        await File.WriteAllLinesAsync(cut, whole[..3]);
+
+        var data = Path.Combine(temp.Path, "target");
+        var result = await CliProcess.RunAsync(["import", "--in", cut, "--data", data]);
+        result.ExitCode.Should().Be(1, result.ToString());
+        result.Stderr.Should().Contain("the file ends after 2 of the 5 records its header announces (truncated?)")
+            .And.Contain("the records read are imported and stay");
+        var memoryId = JsonNode.Parse(whole[1])!["id"]!.GetValue<string>();
+        (await CliProcess.RunAsync(["get", memoryId, "--data", data])).ExitCode.Should().Be(0, "what the cut file held is imported");
+
+        var headerOnly = Path.Combine(temp.Path, "header-only.jsonl");
+        await File.WriteAllLinesAsync(headerOnly, whole[..1]);
+        var empty = await CliProcess.RunAsync(["import", "--in", headerOnly, "--data", Path.Combine(temp.Path, "empty"), "--json"]);
+        empty.ExitCode.Should().Be(1, empty.ToString());
+        JsonDocument.Parse(empty.Stderr).RootElement.GetProperty("detail").GetString().Should()
+            .StartWith("the file ends after 0 of the 5 records its header announces (truncated?)");
+
+        // The whole file, blank lines (spaces only too) between its records, imports; the cut one's records are skipped.
+        var spaced = Path.Combine(temp.Path, "spaced.jsonl");
+        await File.WriteAllLinesAsync(spaced, [whole[0], .. whole[1..].SelectMany(l => new[] { l, "   \t " }), ""]);
+        var rest = await CliProcess.RunAsync(["import", "--in", spaced, "--data", data, "--json"]);
+        rest.ExitCode.Should().Be(0, rest.ToString());
+        rest.Json().GetProperty("imported").GetInt64().Should().Be(3);
+        rest.Json().GetProperty("skipped").GetInt64().Should().Be(2);
+    }
+
+    [Fact]
+    public async Task A_line_longer_than_any_record_is_refused_while_reading_and_the_lines_after_it_import()
+    {
+        using var temp = new TempDirectory();
+        var (header, memory, _, _, _, _, _) = await ExportTemplatesAsync(temp.Path);
+        var after = Edit(memory, m => (m["id"], m["content"]) = (Id(2), "the line after the long one"));
+        var file = Path.Combine(temp.Path, "long.jsonl");
+        // Past the bound (about 90 million characters: the largest vector record) without being one JSON document in memory here.
+        const int Chunk = 1 << 20;
+        var filler = new string('x', Chunk);
+        await using (var writer = new StreamWriter(file))
+        {
+            await writer.WriteLineAsync(header);
+            await writer.WriteLineAsync(memory.ToJsonString());
+            await writer.WriteAsync("""{"kind":"memory","content":" """);
+            for (var i = 0; i < 100; i++)
+            {
+                await writer.WriteAsync(filler);
+            }
+            await writer.WriteLineAsync("\"}");
+            await writer.WriteLineAsync(after.ToJsonString());
+        }
+
+        var result = await CliProcess.RunAsync(["import", "--in", file, "--data", Path.Combine(temp.Path, "target"), "--continue-on-error", "--json"]);
+        result.ExitCode.Should().Be(1, result.ToString()[..Math.Min(2000, result.ToString().Length)]);
+        var report = result.Json();
+        report.GetProperty("imported").GetInt64().Should().Be(2);
+        var error = report.GetProperty("errors").EnumerateArray().Single();
+        error.GetProperty("line").GetInt32().Should().Be(3);
+        error.GetProperty("message").GetString().Should().Contain("characters long, more than any record can be");
+
+        // Whitespace-only lines are blank lines, skipped as empty ones are (not a raw JSON error).
+        var blank = Path.Combine(temp.Path, "blank.jsonl");
+        await File.WriteAllTextAsync(blank, header + "\n \t \n" + after.ToJsonString() + "\r\n   \n");
+        var spaced = await CliProcess.RunAsync(["import", "--in", blank, "--data", Path.Combine(temp.Path, "blank"), "--json"]);
+        spaced.ExitCode.Should().Be(0, spaced.ToString());
+        spaced.Json().GetProperty("imported").GetInt64().Should().Be(1);
+    }
+
+    [Fact]
+    public async Task The_progress_never_counts_past_its_total_when_a_file_holds_more_lines_than_its_header_counts()
+    {
+        using var temp = new TempDirectory();
+        var header = """{"kind":"header","format":"engram-export","format_version":3,"counts":{"memories":1}}""";
+        const string Key = """{"kind":"kv","tenant":"default","key":"k","value":"v","expires_at":null,"version":1,"created_at":"2026-01-01T00:00:00.000Z",""" +
+            """ "updated_at":"2026-01-01T00:00:00.000Z","history":[]}""";
+        var text = string.Join('\n', [header, "not json", "{\"kind\":\"nothing\"}", "[]", Key]) + "\n";
+        var seen = new List<Engram.Core.Operations.OperationProgress>();
+        await using var store = Engram.Core.Storage.StoreFactory.Open(Path.Combine(temp.Path, "data"));
+        using var input = new MemoryStream(Encoding.UTF8.GetBytes(text));
+        var report = await StoreImport.ReadAsync((IStoreTransfer)store, input, continueOnError: true,
+            progress: new SynchronousProgress(seen.Add));
+
+        report.Failed.Should().Be(3);
+        report.Imported.Should().Be(1);
+        report.EndsEarly.Should().BeNull("four lines were read where the header counts one");
+        seen.Should().HaveCountGreaterThan(1).And.OnlyContain(p => p.Done <= p.Total, "the batch's report said 4/1 records");
+        seen[^1].Done.Should().Be(4);
+    }
+
+    private sealed class SynchronousProgress(Action<Engram.Core.Operations.OperationProgress> report) : IProgress<Engram.Core.Operations.OperationProgress>
+    {
+        public void Report(Engram.Core.Operations.OperationProgress value) => report(value);
     }
 
     [Fact]

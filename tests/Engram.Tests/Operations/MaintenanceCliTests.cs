@@ -83,6 +83,24 @@ public sealed class MaintenanceCliTests
         (await ListAsync(temp.Path)).Should().HaveCount(2);
     }
 
+    [Theory]
+    [InlineData("5000000d")]
+    [InlineData("99999999999d")]
+    [InlineData("9999999999999999999w")]
+    [InlineData("365001d")]
+    public async Task An_older_than_past_the_longest_age_is_refused_as_too_large(string age)
+    {
+        using var temp = new TempDirectory();
+        (await CliProcess.RunAsync(["add", "kept", "--data", temp.Path])).ExitCode.Should().Be(0);
+        var result = await CliProcess.RunAsync(["maintenance", "prune", "--data", temp.Path, "--older-than", age, "--dry-run"]);
+        result.ExitCode.Should().Be(1, result.ToString());
+        result.Stderr.Should().Contain("--older-than is too large (at most 365000 days").And.NotContain("unexpected error");
+
+        var longest = await CliProcess.RunAsync(["maintenance", "prune", "--data", temp.Path, "--older-than", "365000d", "--dry-run"]);
+        longest.ExitCode.Should().Be(0, longest.ToString());
+        longest.Stdout.Should().Contain("0 memories would be deleted");
+    }
+
     [Fact]
     public async Task Integrity_vacuum_analyze_and_reindex_succeed_on_a_sound_store()
     {

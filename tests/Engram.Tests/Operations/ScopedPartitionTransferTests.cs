@@ -244,7 +244,8 @@ public sealed class ScopedPartitionTransferTests
         $$"""{"kind":"memory","tenant":{{JsonSerializer.Serialize(tenant)}},"id":"01JQ0000000000000000000001","content":"a memory","importance":0.5""" +
         ""","content_hash":"h","type":"fact","tier":"long_term","valence":null,"tags":[],"metadata":{},"entities":[],"user_id":"alice","agent_id":null""" +
         $$""","session_id":null,"namespace":null,"source":null,"created_at":"{{Time}}","updated_at":"{{Time}}","last_accessed_at":null,"access_count":0""" +
-        ""","expires_at":null,"valid_from":null,"valid_to":null,"version":1,"history":[]}""";
+        ""","expires_at":null,"valid_from":null,"valid_to":null,"version":1""" +
+        ",\"history\":[{\"event\":\"created\",\"actor\":\"test\",\"at\":\"" + Time + "\",\"version\":1,\"changes\":{}}]}";
 
     [Theory]
     [InlineData(Backend.Sqlite)]

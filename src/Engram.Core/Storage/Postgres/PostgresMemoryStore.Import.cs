@@ -98,7 +98,7 @@ public sealed partial class PostgresMemoryStore : IStoreTransfer
     private async Task<ImportOutcome> ImportOneAsync(NpgsqlConnection c, JsonElement record, ImportRules rules) =>
         ImportRecords.Kind(record) switch
         {
-            ExportKinds.Memory => await ImportMemoryAsync(c, ImportRecords.Memory(record, rules.Validation), rules.Baseline).ConfigureAwait(false),
+            ExportKinds.Memory => await ImportMemoryAsync(c, ImportRecords.Memory(record, rules.Validation, NowMs), rules.Baseline).ConfigureAwait(false),
             ExportKinds.KeyValue => await ImportKvAsync(c, ImportRecords.KeyValue(record, rules.Validation), rules.Exact).ConfigureAwait(false),
             ExportKinds.Entity => await ImportEntityAsync(c, ImportRecords.Entity(record)).ConfigureAwait(false),
             ExportKinds.Relation => await ImportRelationAsync(c, ImportRecords.Relation(record)).ConfigureAwait(false),

@@ -106,7 +106,7 @@ public sealed partial class SqliteMemoryStore : IStoreTransfer
     private ImportOutcome ImportOne(SqliteConnection c, JsonElement record, ImportRules rules) =>
         ImportRecords.Kind(record) switch
         {
-            ExportKinds.Memory => ImportMemory(c, ImportRecords.Memory(record, rules.Validation), rules.Baseline),
+            ExportKinds.Memory => ImportMemory(c, ImportRecords.Memory(record, rules.Validation, NowMs), rules.Baseline),
             ExportKinds.KeyValue => ImportKv(c, ImportRecords.KeyValue(record, rules.Validation), rules.Exact),
             ExportKinds.Entity => ImportEntity(c, ImportRecords.Entity(record)),
             ExportKinds.Relation => ImportRelation(c, ImportRecords.Relation(record)),

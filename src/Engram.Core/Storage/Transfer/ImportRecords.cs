@@ -22,7 +22,11 @@ namespace Engram.Core.Storage.Transfer;
 /// </summary>
 public static class ImportRecords
 {
-    public static ImportedMemory Memory(JsonElement r, ImportValidation rules)
+    /// <param name="nowMs">
+    /// The importing store's time, which created_at must not be after (beyond the API's clock skew); null checks no time
+    /// against now (a backup's verification, which may run long after the backup was made, on another clock).
+    /// </param>
+    public static ImportedMemory Memory(JsonElement r, ImportValidation rules, long? nowMs)
     {
         var check = rules.Memories;
         var tenant = ImportJson.Tenant(r);
@@ -53,21 +57,76 @@ public static class ImportRecords
         {
             throw new ValidationException("access_count", $"'access_count' must not be negative (got {accessCount})");
         }
+        var (createdAt, updatedAt) = MemoryTimes(r, nowMs);
+        var version = Version(r, "version");
+        var history = MemoryHistory(r, version);
+        // Format version 2; a version 1 record has no superseded_by: the memory is current. Only the memory's own id is
+        // refused, as the API refuses it. An id of no memory in the store or the file is not: the API leaves the link when
+        // the successor is deleted later (an extraction's replacement too), so a sound store exports such links, and stores
+        // of older versions took any text there.
+        var supersededBy = check.Field("superseded_by", ImportJson.TextOrNull(r, "superseded_by"));
+        if (supersededBy is not null && Ulid.FromAny(supersededBy) == id)
+        {
+            throw new ValidationException("superseded_by", "superseded_by is the memory's own id: a memory cannot supersede itself");
+        }
+        return new ImportedMemory(tenant, id, content, ContentNormalizer.Hash(ContentNormalizer.Normalize(content)), type, tier, importance, valence,
+            tags, tagsJson, metadata.GetRawText(), entities, entitiesJson, scopes,
+            createdAt, updatedAt, ImportJson.TimeOrNull(r, "last_accessed_at"), accessCount,
+            ImportJson.TimeOrNull(r, "expires_at"), validFrom, validTo, version, history)
+        {
+            SupersededBy = supersededBy,
+        };
+    }
+
+    /// <summary>
+    /// created_at and updated_at as the API sets them: created_at given by the caller but not in the future (beyond
+    /// <see cref="MemoryService.AllowedClockSkew"/>), updated_at the server's time of the last write. A created_at up to
+    /// that skew ahead of the server's clock is stored with updated_at = now, so updated_at may be before created_at by
+    /// as much, not more.
+    /// </summary>
+    private static (long CreatedAt, long UpdatedAt) MemoryTimes(JsonElement r, long? nowMs)
+    {
+        var createdAt = ImportJson.Time(r, "created_at");
+        var updatedAt = ImportJson.Time(r, "updated_at");
+        var skew = (long)MemoryService.AllowedClockSkew.TotalMilliseconds;
+        if (nowMs is { } now && createdAt > now + skew)
+        {
+            throw new ValidationException("created_at", $"created_at must not be in the future (got {ExportFields.FormatTime(createdAt)})");
+        }
+        if (updatedAt < createdAt - skew)
+        {
+            throw new ValidationException("updated_at", $"updated_at ({ExportFields.FormatTime(updatedAt)}) must not be before created_at ({ExportFields.FormatTime(createdAt)})");
+        }
+        return (createdAt, updatedAt);
+    }
+
+    /// <summary>
+    /// A memory's history as its writes make it: one entry per version, 1 to the memory's version in order (created at
+    /// version 1, one "updated" per later version; nothing deletes a live memory's history), so a history that is empty,
+    /// shorter or longer than the version, or out of order was edited.
+    /// </summary>
+    private static List<ImportedMemoryHistory> MemoryHistory(JsonElement r, long version)
+    {
         var history = new List<ImportedMemoryHistory>();
         var i = 0;
         foreach (var entry in ImportJson.Array(r, "history"))
         {
+            var field = $"history[{i}].version";
+            var entryVersion = Version(entry, field);
+            if (entryVersion != i + 1)
+            {
+                throw new ValidationException(field, $"'{field}' must be {i + 1} (a memory's history has one entry per version, in order; got {entryVersion})");
+            }
             history.Add(new ImportedMemoryHistory(ImportJson.Text(entry, "event"), ImportJson.Text(entry, "actor"), ImportJson.Time(entry, "at"),
-                Version(entry, $"history[{i++}].version"), ImportJson.Field(entry, "changes").GetRawText()));
+                entryVersion, ImportJson.Field(entry, "changes").GetRawText()));
+            i++;
         }
-        return new ImportedMemory(tenant, id, content, ContentNormalizer.Hash(ContentNormalizer.Normalize(content)), type, tier, importance, valence,
-            tags, tagsJson, metadata.GetRawText(), entities, entitiesJson, scopes,
-            ImportJson.Time(r, "created_at"), ImportJson.Time(r, "updated_at"), ImportJson.TimeOrNull(r, "last_accessed_at"), accessCount,
-            ImportJson.TimeOrNull(r, "expires_at"), validFrom, validTo, Version(r, "version"), history)
+        if (history.Count != version)
         {
-            // Format version 2; a version 1 record has no superseded_by: the memory is current.
-            SupersededBy = check.Field("superseded_by", ImportJson.TextOrNull(r, "superseded_by")),
-        };
+            throw new ValidationException("history", $"the memory is at version {version} but its history has {history.Count} {(history.Count == 1 ? "entry" : "entries")} " +
+                "(one per version: created, then each update)");
+        }
+        return history;
     }
 
     /// <summary>

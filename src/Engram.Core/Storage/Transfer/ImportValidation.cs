@@ -42,5 +42,17 @@ public sealed class ImportValidation(MemoryLimits memories, int maxKvValueBytes)
 
     public MemoryValidator Memories { get; } = new(memories);
 
+    /// <summary>
+    /// The longest line an import reads, in characters: longer is refused while reading, before it is held whole (a
+    /// 200 MB line had cost 1.5 GB of memory before its record was refused). A record's size has no exact bound (a memory
+    /// keeps every version in its history), so the bound is generous: the largest vector record the import takes
+    /// (<see cref="ImportRecords.MaxVectorsPerMemory"/> vectors of <see cref="ImportRecords.MaxVectorDimensions"/> floats in
+    /// base64, about 90 million characters), or 64 times the largest memory or key-value value these limits allow,
+    /// whichever is more.
+    /// </summary>
+    public int MaxLineChars { get; } = (int)Math.Min(int.MaxValue - 1024, Math.Max(
+        ((long)ImportRecords.MaxVectorsPerMemory * ImportRecords.MaxVectorDimensions * sizeof(float) + 2) / 3 * 4 + 64 * 1024,
+        64L * Math.Max(memories.SingleRequestBodyBytes(), maxKvValueBytes)));
+
     public int MaxKvValueBytes { get; } = maxKvValueBytes;
 }
