@@ -40,7 +40,7 @@ internal static class JsonRpcEnvelope
             return (InvalidRequest, $"Invalid Request: a message is one JSON object, not {Kind(root.ValueKind)}"
                 + (root.ValueKind == JsonValueKind.Array ? " (batches are not part of MCP)" : ""));
         }
-        if (!root.TryGetProperty("jsonrpc", out var version) || version.ValueKind != JsonValueKind.String || !version.ValueEquals("2.0"u8))
+        if (!root.TryGetProperty("jsonrpc", out var version) || version.ValueKind != JsonValueKind.String || !IsVersion2(version))
         {
             return (InvalidRequest, "Invalid Request: jsonrpc must be the string 2.0");
         }
@@ -54,6 +54,19 @@ internal static class JsonRpcEnvelope
             return (InvalidRequest, $"Invalid Request: id must be a string, an integer or null, not {(id.ValueKind == JsonValueKind.Number ? "a fraction or a number past 64 bits" : Kind(id.ValueKind))}");
         }
         return null;
+    }
+
+    /// <summary>Whether the string is "2.0"; a string holding a lone surrogate escape (which cannot be compared: the reader throws) is not.</summary>
+    private static bool IsVersion2(JsonElement version)
+    {
+        try
+        {
+            return version.ValueEquals("2.0"u8);
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     /// <summary>The error response to a refused message: id null, as JSON-RPC says when the id could not be read.</summary>

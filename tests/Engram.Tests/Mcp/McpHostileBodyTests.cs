@@ -63,6 +63,7 @@ public sealed class McpHostileBodyTests : IAsyncLifetime
     [InlineData("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":42}", -32600, "Invalid Request: method must be a string, not a number")]
     [InlineData("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}", -32600, "Invalid Request: jsonrpc must be the string 2.0")]
     [InlineData("{\"id\":1,\"method\":\"ping\"}", -32600, "Invalid Request: jsonrpc must be the string 2.0")]
+    [InlineData("{\"jsonrpc\":\"\\ud800\",\"id\":1,\"method\":\"ping\"}", -32600, "Invalid Request: jsonrpc must be the string 2.0")]
     [InlineData("{\"jsonrpc\":\"2.0\",\"id\":{\"a\":1},\"method\":\"ping\"}", -32600, "Invalid Request: id must be a string, an integer or null, not an object")]
     [InlineData("{\"jsonrpc\":\"2.0\",\"id\":1e300,\"method\":\"ping\"}", -32600, "Invalid Request: id must be a string, an integer or null, not a fraction or a number past 64 bits")]
     public async Task A_body_that_is_not_a_JSON_RPC_message_is_answered_by_its_fault_with_id_null(string body, int code, string message)
