@@ -150,14 +150,18 @@ public sealed class EngramServerOptions
         var named = variable is not null && Environment.GetEnvironmentVariable(variable) is { Length: > 0 }
             ? $"{key} ({variable})"
             : $"{key} ({key.Replace(":", "__", StringComparison.Ordinal)})";
+        const string Nullable = "System.Nullable`1[";
         var type = match.Groups["type"].Value;
+        if (type.StartsWith(Nullable, StringComparison.Ordinal))
+        {
+            type = type[Nullable.Length..^1]; // an optional setting takes what its type takes
+        }
         var takes = type switch
         {
             "System.Boolean" => "true or false",
-            "System.Int32" or "System.Int64" or "System.Nullable`1[System.Int32]" or "System.Nullable`1[System.Int64]" => "a whole number",
-            "System.Double" or "System.Single" or "System.Nullable`1[System.Double]" => "a number",
+            "System.Int32" or "System.Int64" => "a whole number",
+            "System.Double" or "System.Single" => "a number",
             "System.TimeSpan" => "a time span such as 00:30:00",
-            _ when type.StartsWith("System.Nullable`1[System.Int", StringComparison.Ordinal) => "a whole number",
             _ when EnumNamed(type) is { } names => "one of " + names,
             _ => "a value of another kind",
         };

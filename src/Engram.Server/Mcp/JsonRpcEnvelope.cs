@@ -14,24 +14,39 @@ internal static class JsonRpcEnvelope
     public const int ParseError = -32700;
     public const int InvalidRequest = -32600;
 
+    private static readonly JsonDocumentOptions Options = new() { MaxDepth = 64 };
+
     /// <summary>Why <paramref name="message"/> cannot be a JSON-RPC message (code and text), or null when it may be one.</summary>
     /// <param name="what">What the message came as, for the parse error: "the line", "the body".</param>
-    public static (int Code, string Message)? Refusal(ReadOnlySpan<byte> message, string what)
+    public static (int Code, string Message)? Refusal(ReadOnlyMemory<byte> message, string what)
     {
-        JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(message.ToArray(), new JsonDocumentOptions { MaxDepth = 64 });
+            using var document = JsonDocument.Parse(message, Options);
+            return Refusal(document.RootElement);
         }
         catch (JsonException ex)
         {
-            return (ParseError, $"Parse error: {what} is not JSON (" + ex.Message.Split(" Path:")[0].Split(" LineNumber:")[0].TrimEnd('.', ' ') + ")");
-        }
-        using (document)
-        {
-            return Refusal(document.RootElement);
+            return NotJson(ex, what);
         }
     }
+
+    /// <summary>As <see cref="Refusal(ReadOnlyMemory{byte}, string)"/>, reading <paramref name="message"/> to its end.</summary>
+    public static async Task<(int Code, string Message)?> RefusalAsync(Stream message, string what, CancellationToken ct)
+    {
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(message, Options, ct).ConfigureAwait(false);
+            return Refusal(document.RootElement);
+        }
+        catch (JsonException ex)
+        {
+            return NotJson(ex, what);
+        }
+    }
+
+    private static (int Code, string Message) NotJson(JsonException exception, string what) =>
+        (ParseError, $"Parse error: {what} is not JSON (" + exception.Message.Split(" Path:")[0].Split(" LineNumber:")[0].TrimEnd('.', ' ') + ")");
 
     private static (int Code, string Message)? Refusal(JsonElement root)
     {

@@ -92,10 +92,9 @@ internal static class McpEndpoint
     private static async Task<(int Code, string Message)?> EnvelopeRefusalAsync(HttpRequest request, long bound)
     {
         request.EnableBuffering(bufferThreshold: 64 * 1024, bufferLimit: bound);
-        using var body = new MemoryStream();
-        await request.Body.CopyToAsync(body, request.HttpContext.RequestAborted);
+        var refusal = await JsonRpcEnvelope.RefusalAsync(request.Body, "the body", request.HttpContext.RequestAborted);
         request.Body.Position = 0;
-        return JsonRpcEnvelope.Refusal(body.GetBuffer().AsSpan(0, (int)body.Length), "the body");
+        return refusal;
     }
 
     /// <summary>What is wrong with the params the transport read, without .NET type names.</summary>

@@ -34,8 +34,8 @@ public sealed class StdioLines
     public Stream Output { get; }
 
     /// <summary>The answer to a line that is not a message, or null when it may be one (or is blank).</summary>
-    internal static string? Refusal(ReadOnlySpan<byte> line) =>
-        line.Trim(" \t\r"u8).IsEmpty ? null
+    internal static string? Refusal(ReadOnlyMemory<byte> line) =>
+        line.Span.Trim(" \t\r"u8).IsEmpty ? null
         : JsonRpcEnvelope.Refusal(line, "the line") is { } refusal ? Error(refusal.Code, refusal.Message)
         : null;
 
@@ -197,7 +197,7 @@ public sealed class StdioLines
         private async Task<byte[]?> CheckAsync(CancellationToken ct)
         {
             var line = _line.GetBuffer().AsMemory(0, (int)_line.Length);
-            if (Refusal(line.Span) is { } refusal)
+            if (Refusal(line) is { } refusal)
             {
                 await AnswerAsync(refusal, ct).ConfigureAwait(false);
                 return null;

@@ -241,28 +241,25 @@ internal static class MaintenanceCommand
     internal static TimeSpan ParseAge(string text)
     {
         var trimmed = text.Trim();
-        if (trimmed.Length >= 2 && trimmed[..^1].All(char.IsAsciiDigit) && !long.TryParse(trimmed[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out _)
-            && "mhdwMHDW".Contains(trimmed[^1], StringComparison.Ordinal))
+        // Minutes per unit; the bound is checked before any TimeSpan is built, so no amount overflows.
+        long? minutesPerUnit = trimmed.Length < 2 ? null : char.ToLowerInvariant(trimmed[^1]) switch
         {
-            throw new ValidationException("--older-than", $"--older-than is too large (at most {MaxAgeDays} days; got '{text}')"); // more digits than a long holds
-        }
-        if (trimmed.Length >= 2 && long.TryParse(trimmed[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0)
+            'm' => 1,
+            'h' => 60,
+            'd' => 24 * 60,
+            'w' => 7 * 24 * 60,
+            _ => null,
+        };
+        var digits = trimmed.Length < 2 ? "" : trimmed[..^1];
+        if (minutesPerUnit is { } per && digits.All(char.IsAsciiDigit))
         {
-            // Minutes per unit; the comparison is made before any TimeSpan is built, so no amount overflows.
-            long? minutesPerUnit = char.ToLowerInvariant(trimmed[^1]) switch
+            // More digits than a long holds is too large as well, not "not a number".
+            if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n > MaxAgeDays * 24 * 60 / per)
             {
-                'm' => 1,
-                'h' => 60,
-                'd' => 24 * 60,
-                'w' => 7 * 24 * 60,
-                _ => null,
-            };
-            if (minutesPerUnit is { } per)
+                throw new ValidationException("--older-than", $"--older-than is too large (at most {MaxAgeDays} days; got '{text}')");
+            }
+            if (n > 0)
             {
-                if (n > MaxAgeDays * 24 * 60 / per)
-                {
-                    throw new ValidationException("--older-than", $"--older-than is too large (at most {MaxAgeDays} days; got '{text}')");
-                }
                 return TimeSpan.FromMinutes(n * per);
             }
         }

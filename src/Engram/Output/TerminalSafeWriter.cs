@@ -39,18 +39,6 @@ internal sealed class TerminalSafeWriter(TextWriter inner) : TextWriter(CultureI
         Console.SetError(Synchronized(new TerminalSafeWriter(Console.Error) { NewLine = Console.Error.NewLine }));
     }
 
-    /// <summary><paramref name="text"/> with its control characters escaped as this writer writes them (a lone \r included).</summary>
-    public static string Escape(string text)
-    {
-        using var output = new StringWriter(CultureInfo.InvariantCulture);
-        using (var safe = new TerminalSafeWriter(output))
-        {
-            safe.Write(text);
-            safe.Flush();
-        }
-        return output.ToString();
-    }
-
     public override void Write(char value)
     {
         if (_pendingReturn)
