@@ -31,6 +31,42 @@ public static class UnicodeText
     }
 
     /// <summary>
+    /// The characters of <paramref name="text"/> as limits count them: Unicode scalar values (code points), so an emoji
+    /// or a rare CJK ideograph counts once, as Python's <c>len()</c> counts it, not as the two UTF-16 units .NET holds
+    /// it in. A lone surrogate counts as one (the write paths refuse it anyway).
+    /// </summary>
+    public static int CountCharacters(ReadOnlySpan<char> text)
+    {
+        var count = text.Length;
+        var i = text.IndexOfAnyInRange('\uD800', '\uDBFF');
+        while (i >= 0)
+        {
+            if (i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                count--;
+                i++;
+            }
+            var next = text[(i + 1)..].IndexOfAnyInRange('\uD800', '\uDBFF');
+            i = next < 0 ? -1 : i + 1 + next;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// The first <paramref name="characters"/> characters of <paramref name="text"/> for a message, never cutting a surrogate
+    /// pair in two (half a pair makes the message invalid Unicode, which a client's JSON parser may refuse).
+    /// </summary>
+    public static string Excerpt(string text, int characters)
+    {
+        var end = Math.Min(characters, text.Length);
+        if (end > 0 && end < text.Length && char.IsHighSurrogate(text[end - 1]) && char.IsLowSurrogate(text[end]))
+        {
+            end--;
+        }
+        return text[..end];
+    }
+
+    /// <summary>
     /// Throws a <see cref="ValidationException"/> naming <paramref name="field"/> unless <paramref name="text"/> is valid
     /// Unicode without a NUL character (U+0000): PostgreSQL's text cannot hold one, so neither store takes it, and a write
     /// answers alike on both.

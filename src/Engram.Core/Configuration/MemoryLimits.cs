@@ -38,7 +38,7 @@ public sealed class MemoryLimits
 
     /// <summary>
     /// Largest body of a single-memory request (create, update, search), in bytes; 0 (default) derives it
-    /// from the limits above, counting 6 bytes per character (a \uXXXX escape), with a floor of 64 KiB.
+    /// from the limits above, counting 12 bytes per character (an emoji as two \uXXXX escapes), with a floor of 64 KiB.
     /// </summary>
     public int MaxRequestBodyBytes { get; set; }
 
@@ -52,7 +52,9 @@ public sealed class MemoryLimits
         {
             return MaxRequestBodyBytes;
         }
-        const long perChar = 6; // a character may arrive as a \uXXXX escape (Python's json.dumps writes non-ASCII so)
+        // A character may arrive as \uXXXX escapes (Python's json.dumps writes non-ASCII so): one, or two for a character
+        // outside the Basic Multilingual Plane (an emoji), which counts as one character.
+        const long perChar = 12;
         var strings = (long)MaxContentChars + (long)MaxTags * MaxTagChars + (long)MaxEntities * MaxEntityChars + 8L * MaxFieldChars;
         return Math.Max(MinRequestBodyBytes, (strings * perChar) + MaxMetadataBytes + 4096);
     }

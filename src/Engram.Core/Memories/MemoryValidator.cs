@@ -24,9 +24,10 @@ public sealed class MemoryValidator(MemoryLimits limits)
         {
             throw new ValidationException("content", "content must not be empty or only white space");
         }
-        if (content.Length > Limits.MaxContentChars)
+        // Characters are code points (UnicodeText.CountCharacters); a string of UTF-16 units within the limit needs no count.
+        if (content.Length > Limits.MaxContentChars && UnicodeText.CountCharacters(content) is var characters && characters > Limits.MaxContentChars)
         {
-            throw new ValidationException("content", $"content has {content.Length} characters; the limit is {Limits.MaxContentChars}");
+            throw new ValidationException("content", $"content has {characters} characters; the limit is {Limits.MaxContentChars}");
         }
         UnicodeText.Require(content, "content");
         return content;
@@ -78,9 +79,9 @@ public sealed class MemoryValidator(MemoryLimits limits)
             {
                 throw new ValidationException("tags", "tags must be non-empty strings");
             }
-            if (tag.Length > Limits.MaxTagChars)
+            if (tag.Length > Limits.MaxTagChars && UnicodeText.CountCharacters(tag) is var characters && characters > Limits.MaxTagChars)
             {
-                throw new ValidationException("tags", $"tag '{tag[..Math.Min(20, tag.Length)]}…' has {tag.Length} characters; the limit is {Limits.MaxTagChars}");
+                throw new ValidationException("tags", $"tag '{UnicodeText.Excerpt(tag, 20)}…' has {characters} characters; the limit is {Limits.MaxTagChars}");
             }
             if (HasControl(tag) || tag.Contains(','))
             {
@@ -120,9 +121,9 @@ public sealed class MemoryValidator(MemoryLimits limits)
             {
                 throw new ValidationException("entities", "entities must be non-empty strings");
             }
-            if (name.Length > Limits.MaxEntityChars)
+            if (name.Length > Limits.MaxEntityChars && UnicodeText.CountCharacters(name) is var characters && characters > Limits.MaxEntityChars)
             {
-                throw new ValidationException("entities", $"entity '{name[..Math.Min(20, name.Length)]}…' has {name.Length} characters; the limit is {Limits.MaxEntityChars}");
+                throw new ValidationException("entities", $"entity '{UnicodeText.Excerpt(name, 20)}…' has {characters} characters; the limit is {Limits.MaxEntityChars}");
             }
             if (HasControl(name))
             {
@@ -164,7 +165,7 @@ public sealed class MemoryValidator(MemoryLimits limits)
         {
             return null;
         }
-        if (value.Length == 0 || value.Length > Limits.MaxFieldChars || HasControl(value) || value.AsSpan().Trim().Length != value.Length)
+        if (value.Length == 0 || (value.Length > Limits.MaxFieldChars && UnicodeText.CountCharacters(value) > Limits.MaxFieldChars) || HasControl(value) || value.AsSpan().Trim().Length != value.Length)
         {
             throw new ValidationException(name,
                 $"{name} must be 1-{Limits.MaxFieldChars} characters without control characters or surrounding white space");

@@ -10,8 +10,11 @@ namespace Engram.Server.Http;
 /// </summary>
 internal sealed class BoundedStringConverter(long maxChars) : JsonConverter<string>
 {
-    /// <summary>A character may arrive as a 6-byte \uXXXX escape.</summary>
-    private const int MaxBytesPerChar = 6;
+    /// <summary>
+    /// A character may arrive as a 6-byte \uXXXX escape, or two of them for one outside the Basic Multilingual Plane
+    /// (limits count characters as code points, <see cref="Core.Common.UnicodeText.CountCharacters"/>).
+    /// </summary>
+    private const int MaxBytesPerChar = 12;
 
     public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {

@@ -110,10 +110,12 @@ public sealed class BodySizeTests : IAsyncLifetime
     [Fact]
     public async Task A_string_longer_than_any_field_takes_is_refused_while_parsing()
     {
-        // 250,000 characters fit the single-memory bound (6 bytes a character allow for escapes) but no field.
-        var response = await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content = new string('a', 250_000) }));
-        (await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "content")).GetProperty("detail").GetString().Should().Contain("32768");
-        var tag = await _server.PostJsonAsync("/v1/memories/batch", JsonSerializer.Serialize(new { items = new[] { new { content = "x", tags = new[] { new string('t', 300_000) } } } }));
+        // 400,000 characters fit the single-memory bound (12 bytes a character allow for escapes) but no field: longer
+        // than 12 bytes for each of the longest field's 32,768 characters, it is refused before it becomes a string.
+        var response = await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content = new string('a', 400_000) }));
+        (await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "content")).GetProperty("detail").GetString()
+            .Should().Be("content is longer than 32768 characters, the most any field takes");
+        var tag = await _server.PostJsonAsync("/v1/memories/batch", JsonSerializer.Serialize(new { items = new[] { new { content = "x", tags = new[] { new string('t', 400_000) } } } }));
         await tag.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "items[0].tags");
     }
 

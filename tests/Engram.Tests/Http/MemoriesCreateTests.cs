@@ -203,6 +203,39 @@ public class MemoriesCreateTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Limits_CountCharactersAsCodePoints_SoAnEmojiIsOne()
+    {
+        // 32,768 emoji are 65,536 UTF-16 units; sent escaped as Python's json.dumps sends them, 393,216 bytes of JSON.
+        var emoji = string.Concat(Enumerable.Repeat("\U0001F600", 32_768));
+        var escaped = JsonSerializer.Serialize(new { content = emoji }); // System.Text.Json escapes non-ASCII as \uXXXX
+        escaped.Length.Should().BeGreaterThan(32_768 * 12);
+        (await _server.PostJsonAsync("/v1/memories", escaped)).StatusCode.Should().Be(HttpStatusCode.Created);
+        var response = await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content = emoji + "b" }));
+        (await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "content")).GetProperty("detail").GetString()
+            .Should().Be("content is longer than 32768 characters, the most any field takes"); // 12 bytes of escapes for each, and one more
+        // Unescaped (UTF-8), the same content is counted by the validator.
+        var raw = new StringContent($"{{\"content\":\"{emoji}b\"}}", System.Text.Encoding.UTF8, "application/json");
+        (await (await _server.Client.PostAsync("/v1/memories", raw)).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "content")).GetProperty("detail").GetString()
+            .Should().Be("content has 32769 characters; the limit is 32768");
+
+        // A tag of 64 emoji fits; one of 65 is refused, and the message's excerpt does not cut an emoji in two.
+        var tag = string.Concat(Enumerable.Repeat("\U0001F600", 64));
+        (await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content = "emoji tag", tags = new[] { tag } }))).StatusCode
+            .Should().Be(HttpStatusCode.Created);
+        var longTag = "x" + tag;
+        var detail = (await (await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content = "long emoji tag", tags = new[] { longTag } })))
+            .ShouldBeProblemAsync(HttpStatusCode.BadRequest, "tags")).GetProperty("detail").GetString()!;
+        detail.Should().Be($"tag '{longTag[..19]}…' has 65 characters; the limit is 64");
+
+        // Scope fields: 256 emoji are 256 characters.
+        var user = string.Concat(Enumerable.Repeat("\U0001F600", 256));
+        (await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content = "emoji user", user_id = user }))).StatusCode
+            .Should().Be(HttpStatusCode.Created);
+        await (await _server.PostJsonAsync("/v1/memories", JsonSerializer.Serialize(new { content = "emoji user", user_id = user + "x" })))
+            .ShouldBeProblemAsync(HttpStatusCode.BadRequest, "user_id");
+    }
+
+    [Fact]
     public async Task Limits_Tags()
     {
         var sixtyFour = Enumerable.Range(0, 64).Select(i => $"t{i}").ToArray();
