@@ -88,6 +88,27 @@ internal static class RawPaths
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="rawPath"/> has a '%' that starts no escape or escapes that are not UTF-8. Paths under
+    /// <see cref="NamePrefixes"/> are left to <see cref="Segment"/>, whose refusal names the key or entity.
+    /// </summary>
+    internal static bool Undecodable(string rawPath)
+    {
+        if (!rawPath.Contains('%') || Array.Exists(NamePrefixes, p => rawPath.StartsWith(p, StringComparison.OrdinalIgnoreCase)))
+        {
+            return false;
+        }
+        try
+        {
+            Decode(rawPath, "path");
+            return false;
+        }
+        catch (ValidationException)
+        {
+            return true;
+        }
+    }
+
     /// <summary>Whether a raw path under a name prefix has a <c>.</c> or <c>..</c> segment (also percent-encoded) that Kestrel removed.</summary>
     internal static bool NeedsRawRouting(string rawPath)
     {

@@ -8,7 +8,7 @@ namespace Engram.Server.Http;
 
 /// <summary>
 /// Limits on the request target and headers that the app enforces itself, so a refusal gets a problem
-/// body (414, 431), and a query that is not UTF-8 once percent-decoded (400, <see cref="QueryEncoding"/>).
+/// body (414, 431), and a path or query that is not UTF-8 once percent-decoded (400, <see cref="QueryEncoding"/>).
 /// Kestrel answers its own limits before any middleware runs; its limits are therefore set above
 /// Engram's (a request between the two reaches this middleware). What Kestrel still refuses itself
 /// (beyond its limits, or a request it cannot parse) gets its problem body from
@@ -50,6 +50,13 @@ internal sealed class RequestLimits(RequestDelegate next)
             throw new BadHttpRequestException(
                 $"the request target is {target.Length} bytes; the limit is {MaxTargetBytes} (send long filters in a body, e.g. POST /v1/search)",
                 StatusCodes.Status414UriTooLong);
+        }
+        if (RawPaths.RawPath(context) is { } rawPath && RawPaths.Undecodable(rawPath))
+        {
+            // Kestrel keeps an escape that is not UTF-8 as text, so /v1/entities/user/%ff named the user literally called
+            // "%ff" (sent as %25ff) and deleted that user's memories.
+            throw new ValidationException("path", "the request path is not UTF-8 once percent-decoded, or has a '%' that starts no escape; " +
+                "encode text as UTF-8 before percent-encoding it (%25 for a literal '%')");
         }
         if (QueryEncoding.FindInvalidParameter(context.Request.QueryString.Value) is { } parameter)
         {

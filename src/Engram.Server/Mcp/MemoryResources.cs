@@ -76,8 +76,10 @@ internal sealed class MemoryResources(MemoryService memories, EngramEngine engin
         foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
         {
             var equals = pair.IndexOf('=', StringComparison.Ordinal);
-            var name = Uri.UnescapeDataString(equals < 0 ? pair : pair[..equals]);
-            values[name] = equals < 0 ? "" : Uri.UnescapeDataString(pair[(equals + 1)..]);
+            // Strictly: Uri.UnescapeDataString keeps an escape that is not UTF-8 as text, so user_id=%ff read the memories of
+            // the user literally called "%ff".
+            var name = Http.RawPaths.Decode(equals < 0 ? pair : pair[..equals], "query");
+            values[name] = equals < 0 ? "" : Http.RawPaths.Decode(pair[(equals + 1)..], name);
         }
         McpScope.Of(values.GetValueOrDefault("user_id"), values.GetValueOrDefault("agent_id"), values.GetValueOrDefault("session_id"),
             values.GetValueOrDefault("namespace"));

@@ -290,6 +290,28 @@ public sealed class ProbeFindingsTests : IAsyncLifetime
         history.GetProperty("items")[0].GetProperty("actor").GetString().Should().Be("http:Zoë planner 🤖");
     }
 
+    [Theory]
+    [InlineData("DELETE", "/v1/entities/user/%ff/")] // mem0: deleted the memories of the user literally called "%ff"
+    [InlineData("DELETE", "/v1/entities/user/50%/")]
+    [InlineData("GET", "/v1/memories/%c3%28")]
+    [InlineData("GET", "/v1/memories/%zz")]
+    public async Task A_path_that_is_not_UTF8_once_percent_decoded_is_a_400_naming_the_path(string method, string path)
+    {
+        const string literal = """{"content":"belongs to the user called %ff","user_id":"%ff"}""";
+        (await _server.Client.PostAsync("/v1/memories", Json(literal))).StatusCode.Should().Be(HttpStatusCode.Created);
+        var answer = await RawHttp.RawAsync(_server.BaseAddress, method, path, "", "", Timeout);
+        answer.Status.Should().Be(400, answer.Body);
+        answer.Json.GetProperty("field").GetString().Should().Be("path");
+        var left = await (await _server.Client.GetAsync("/v1/memories?user_id=%25ff")).JsonAsync();
+        left.GetProperty("items").GetArrayLength().Should().Be(1);
+
+        // The literal name, sent as %25ff, is that user.
+        var delete = await RawHttp.RawAsync(_server.BaseAddress, "DELETE", "/v1/entities/user/%25ff/", "", "", Timeout);
+        delete.Status.Should().Be(200, delete.Body);
+        left = await (await _server.Client.GetAsync("/v1/memories?user_id=%25ff")).JsonAsync();
+        left.GetProperty("items").GetArrayLength().Should().Be(0);
+    }
+
     private async Task<string> CreateMemoryAsync(string content) =>
         await IdOfAsync(await _server.SendJsonAsync("POST", "/v1/memories", $$"""{"content":"{{content}}","user_id":"probe","tags":["t"]}"""));
 

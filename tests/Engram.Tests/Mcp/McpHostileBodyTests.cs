@@ -202,6 +202,9 @@ public sealed class McpHostileBodyTests : IAsyncLifetime
         { "resources/read", """{"uri":"memory://recent?limit=5000"}""", -32602, "invalid limit: limit must be between 1 and 1000 (got 5000)" },
         { "resources/read", """{"uri":"memory://recent?limit=99999999999"}""", -32602, "invalid limit: limit is out of range (got '99999999999')" },
         { "resources/read", """{"uri":"memory://recent?user_id=%20&limit=2"}""", -32602, "invalid user_id: user_id must not be empty; leave it out to match every value" },
+        // Session 48: an escape that is not UTF-8 was kept as text, reading the memories of the user literally called "%ff".
+        { "resources/read", """{"uri":"memory://recent?user_id=%ff"}""", -32602, "invalid user_id: the user_id's percent-encoded bytes are not UTF-8" },
+        { "resources/read", """{"uri":"memory://recent?user_id=50%"}""", -32602, "invalid user_id: a '%' in the user_id must start a percent-encoded byte such as %2F (%25 for a literal '%')" },
     };
 
     /// <summary>The SDK's handlers answered most of these with an internal error (-32603) and logged each with a stack.</summary>
