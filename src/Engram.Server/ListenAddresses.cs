@@ -51,7 +51,23 @@ internal static class ListenAddresses
             {
                 yield return $"'{url}' has port {address.Port}; a port is 1-65535 (0 picks a free one)";
             }
+            else if (!address.IsUnixPipe && !address.IsNamedPipe && IsBadIPv4(address.Host))
+            {
+                // Kestrel takes a host it cannot parse as a name and listens on every interface for it.
+                yield return $"'{url}': {address.Host} is not an IP address (four numbers of 0-255)";
+            }
         }
+    }
+
+    /// <summary>Digits and dots, as an IPv4 address is written, but not four numbers of 0-255 (<c>256.1.1.1</c>, <c>10.0.0</c>).</summary>
+    private static bool IsBadIPv4(string host)
+    {
+        if (host.Length == 0 || !host.Contains('.') || host.AsSpan().IndexOfAnyExcept("0123456789.") >= 0)
+        {
+            return false;
+        }
+        var parts = host.Split('.');
+        return parts.Length != 4 || Array.Exists(parts, p => p.Length is 0 or > 3 || int.Parse(p, System.Globalization.CultureInfo.InvariantCulture) > 255);
     }
 
     public static bool IsLoopback(string url)

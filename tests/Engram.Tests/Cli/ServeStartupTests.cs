@@ -34,6 +34,8 @@ public sealed class ServeStartupTests
     [InlineData("notaurl", "'notaurl' is not a listen address")]
     [InlineData("http://127.0.0.1:99999", "'http://127.0.0.1:99999' has port 99999; a port is 1-65535")]
     [InlineData("ftp://127.0.0.1:21", "'ftp://127.0.0.1:21' is not a listen address")]
+    [InlineData("http://256.1.1.1:7070", "'http://256.1.1.1:7070': 256.1.1.1 is not an IP address (four numbers of 0-255)")]
+    [InlineData("http://127.0.0:7070", "'http://127.0.0:7070': 127.0.0 is not an IP address (four numbers of 0-255)")]
     [InlineData("http://127.0.0.1:7312;http://127.0.0.1:7312/", "'http://127.0.0.1:7312/' is given twice")]
     public async Task A_listen_address_Kestrel_would_refuse_is_refused_before_anything_starts(string urls, string message)
     {
