@@ -377,7 +377,21 @@ internal static class PostgresSchema
             RETURN NULL;
         END $$;
         """,
+        // Graph entity names in NFC, merging entities whose names become equal: code (CodeSteps), run after this in the
+        // same transaction.
+        """
+        -- see PostgresGraphNameMigration
+        """,
     ];
+
+    /// <summary>Work a migration does in code, after its script, keyed by the version it takes the schema to.</summary>
+    private static readonly Dictionary<int, Action<NpgsqlConnection, long>> CodeSteps = new()
+    {
+        [GraphNamesInNfc] = PostgresGraphNameMigration.Run,
+    };
+
+    /// <summary>The version whose migration brings graph entity names to NFC (the last script above).</summary>
+    internal const int GraphNamesInNfc = 8;
 
     public static int LatestVersion => Migrations.Length;
 
@@ -406,6 +420,7 @@ internal static class PostgresSchema
         for (var version = current; version < LatestVersion; version++)
         {
             Execute(connection, Migrations[version]);
+            CodeSteps.GetValueOrDefault(version + 1)?.Invoke(connection, nowMs);
             using var record = new NpgsqlCommand("INSERT INTO schema_version(version, applied_at) VALUES ($1, $2)", connection);
             record.Value(version + 1).Int(nowMs);
             record.ExecuteNonQuery();
