@@ -50,11 +50,16 @@ public static class GraphNameMerge
         return moving.Where(o => !held.Add(o.Content)).Select(o => o.Oid).ToList();
     }
 
-    /// <summary>True when <paramref name="name"/> changes under NFC; <paramref name="normalized"/> is its NFC form.</summary>
+    /// <summary>
+    /// True when <paramref name="name"/> changes under NFC; <paramref name="normalized"/> is its NFC form. A name whose NFC
+    /// form is longer than <see cref="GraphValidator.MaxNameLength"/> (a few characters, such as U+0958, decompose) stays
+    /// as stored: the service would refuse that form anyway, and on PostgreSQL the longer key could pass what a B-tree
+    /// entry takes and fail the whole migration, so the store would not open.
+    /// </summary>
     public static bool NeedsNormalizing(string name, out string normalized)
     {
         normalized = GraphValidator.NormalizeName(name);
-        return !string.Equals(normalized, name, StringComparison.Ordinal);
+        return !string.Equals(normalized, name, StringComparison.Ordinal) && normalized.Length <= GraphValidator.MaxNameLength;
     }
 
     private static bool Touches(RelationRow row, string name) => row.From == name || row.To == name;

@@ -42,4 +42,13 @@ public sealed class GraphNameMergeTests
         NeedsNormalizing(name, out var normalized).Should().Be(renamed);
         normalized.Should().Be(GraphValidator.NormalizeName(name));
     }
+
+    [Fact]
+    public void A_name_too_long_in_NFC_stays_as_stored()
+    {
+        // U+0958 decomposes: 200 characters stored before the migration would be 400 in NFC, past the 256 a name takes.
+        NeedsNormalizing(new string('\u0958', 200), out _).Should().BeFalse();
+        NeedsNormalizing(new string('\u0958', 128), out var normalized).Should().BeTrue();
+        normalized.Length.Should().Be(256);
+    }
 }

@@ -5,7 +5,8 @@ namespace Engram.Core.Storage.Sqlite;
 /// <summary>
 /// Schema version 15: graph entity names in NFC (<see cref="GraphValidator.NormalizeName"/>). Before it, "José" written
 /// precomposed and decomposed were two entities that looked alike; the service now normalizes every name it takes, so a
-/// stored name not in NFC could no longer be reached. Each such entity is renamed to its NFC form, or merged into the
+/// stored name not in NFC could no longer be reached. Each such entity (but one too long in NFC, see
+/// <see cref="GraphNameMerge.NeedsNormalizing"/>) is renamed to its NFC form, or merged into the
 /// entity that already has it (<see cref="GraphNameMerge"/>: observations and relations move, duplicates are dropped, the
 /// target's type is kept, the earlier created_at and the later updated_at). History rows are re-keyed (also those of
 /// deleted entities), so an entity's history reads as one. Each rename appends change-log entries (the old name deleted,
