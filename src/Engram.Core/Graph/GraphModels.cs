@@ -139,14 +139,22 @@ public sealed record ObservationInput(string? Content, DateTimeOffset? ValidFrom
 
 internal sealed class ObservationInputConverter : JsonConverter<ObservationInput>
 {
+    private const string Shape = "an observation is a string or an object with content, valid_from and valid_to";
+
     public override ObservationInput Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
         if (reader.TokenType == JsonTokenType.String)
         {
             return new ObservationInput(reader.GetString());
         }
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            // Thrown here, not by the nested Deserialize below: that one starts a path of its own and its "could not be
+            // converted" came out as "the body must be a JSON object" instead of naming the observation.
+            throw new JsonException(Shape);
+        }
         var shape = JsonSerializer.Deserialize<ObservationObject>(ref reader, options)
-            ?? throw new JsonException("an observation is a string or an object with content, valid_from and valid_to");
+            ?? throw new JsonException(Shape);
         return new ObservationInput(shape.Content, shape.ValidFrom, shape.ValidTo);
     }
 

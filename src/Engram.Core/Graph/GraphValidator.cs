@@ -28,6 +28,10 @@ public static class GraphValidator
         }
     }
 
+    /// <summary>
+    /// An entity name as the graph keeps and looks it up: trimmed and in NFC (see <see cref="NormalizeName"/>), so every
+    /// route, tool, import and lookup that takes a name agrees on which entity it means.
+    /// </summary>
     public static string Name(string? value, string field)
     {
         var name = value?.Trim();
@@ -35,6 +39,9 @@ public static class GraphValidator
         {
             throw new ValidationException(field, $"{field} is required and must not be blank");
         }
+        UnicodeText.Require(name, field);
+        // Normalized before the length check: NFC may lengthen a name (U+0958 and a few others decompose).
+        name = NormalizeName(name);
         if (name.Length > MaxNameLength)
         {
             throw new ValidationException(field, $"{field} is {name.Length} characters; at most {MaxNameLength}");
@@ -43,9 +50,16 @@ public static class GraphValidator
         {
             throw new ValidationException(field, $"{field} must not contain control characters");
         }
-        UnicodeText.Require(name, field);
         return name;
     }
+
+    /// <summary>
+    /// A name in Unicode NFC, the form memory entity names take (<see cref="Memories.EntityNames.Normalize"/>): "José"
+    /// typed precomposed (U+00E9) and decomposed (e + U+0301) is one entity, not two that look alike. Stores written
+    /// before names were normalized are brought to this form by their schema migration (SqliteGraphNameMigration,
+    /// PostgresGraphNameMigration), which merges entities whose names become equal.
+    /// </summary>
+    public static string NormalizeName(string name) => UnicodeText.Normalize(name, NormalizationForm.FormC);
 
     /// <summary>Entity and relation types: free text up to 128 characters (MCP clients use words like "person" or "works_at").</summary>
     public static string Type(string? value, string field)

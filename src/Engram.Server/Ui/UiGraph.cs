@@ -19,7 +19,9 @@ internal static class UiGraph
     {
         var query = UiPage.Filled(http.Request.Query);
         QueryParser.RefuseAllExcept(query, "entity", "depth");
-        var entity = QueryParser.Single(query, "entity");
+        // As the graph keeps names (trimmed, NFC): the picture marks its centre by comparing with the names it holds, and
+        // " Alice" or a decomposed "Zoë" found the entity but centred nothing.
+        var entity = QueryParser.Single(query, "entity") is { } named ? GraphValidator.Name(named, "entity") : null;
         var depth = QueryParser.Int(query, "depth") ?? 1;
         var caller = http.GetCaller();
         var picture = entity is null

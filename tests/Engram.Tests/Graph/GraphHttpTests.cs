@@ -121,6 +121,34 @@ public class GraphHttpTests : IAsyncLifetime
         await (await _server.Client.GetAsync("/v1/graph/entities/a/neighbors?deep=2")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "deep");
     }
 
+    [Theory]
+    [InlineData("5")]
+    [InlineData("true")]
+    [InlineData("[\"nested\"]")]
+    public async Task An_observation_neither_string_nor_object_is_a_400_naming_the_observations(string observation)
+    {
+        // Before, the converter's nested read lost the path: "the body must be a JSON object", field "body".
+        var created = await _server.PostJsonAsync("/v1/graph/entities", $$"""{"entities":[{"name":"a","entity_type":"t","observations":[{{observation}}]}]}""");
+        (await created.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "entities[0].observations")).GetProperty("detail").GetString()
+            .Should().Contain("an observation is a string or an object");
+        await PostAsync("/v1/graph/entities", """{"entities":[{"name":"a","entity_type":"t"}]}""");
+        var added = await _server.PostJsonAsync("/v1/graph/observations", $$"""{"observations":[{"entity_name":"a","contents":[{{observation}}]}]}""");
+        await added.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "observations[0].contents");
+    }
+
+    [Fact]
+    public async Task A_name_sent_decomposed_names_the_entity_written_precomposed()
+    {
+        // "José" with U+00E9, then with e + U+0301: one entity (NFC), reached by either spelling in bodies and paths.
+        await PostAsync("/v1/graph/entities", """{"entities":[{"name":"Jos\u00e9","entity_type":"person"},{"name":"Ann","entity_type":"person"}]}""");
+        (await PostAsync("/v1/graph/entities", """{"entities":[{"name":"Jose\u0301","entity_type":"person"}]}""")).GetProperty("entities").GetArrayLength()
+            .Should().Be(0, "the name exists");
+        await PostAsync("/v1/graph/relations", """{"relations":[{"from":"Jose\u0301","to":"Ann","relation_type":"knows"}]}""");
+        Names(await GetAsync("/v1/graph")).Should().Equal("Jos\u00e9", "Ann");
+        Names(await GetAsync("/v1/graph/entities/Jose%CC%81/neighbors")).Should().Equal("Jos\u00e9", "Ann");
+        Edges(await GetAsync("/v1/graph/path?from=Ann&to=Jose%CC%81")).Should().Equal("Jos\u00e9-knows->Ann");
+    }
+
     [Fact]
     public async Task Path_IsShortest_InOrder_Or404()
     {

@@ -1,5 +1,6 @@
 using Engram.Core.Common;
 using Engram.Core.Graph;
+using Engram.Core.Security;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Tests.Support;
@@ -39,6 +40,27 @@ public class GraphServiceTests : IAsyncLifetime
         new() { Name = name, EntityType = "person", Observations = observations.Select(o => (ObservationInput?)o).ToList() };
 
     private static NewRelation Rel(string from, string type, string to) => new() { From = from, To = to, RelationType = type };
+
+    [Fact]
+    public async Task A_relation_of_the_longest_names_and_type_under_the_longest_scope_is_stored_once()
+    {
+        // Random 3-byte characters (no compression helps): two 256-character scope values make the partition ~1.6 KB of
+        // UTF-8, the names 768 bytes each and the type 384. PostgreSQL's unique B-tree over the whole triple took at most
+        // 2,704 bytes and answered 500; the triple is unique on hashes of its parts there now.
+        var random = new Random(48);
+        string Text(int length) => string.Concat(Enumerable.Range(0, length).Select(_ => (char)random.Next(0x4E00, 0x9FFF)));
+        var scoped = new Caller("tenant-a", "agent", Role.Write, new KeyScope(Text(256), Text(256)));
+        var (from, to, type) = (Text(GraphValidator.MaxNameLength), Text(GraphValidator.MaxNameLength), Text(GraphValidator.MaxTypeLength));
+        await _graph.CreateEntitiesAsync(scoped, [Person(from), Person(to)]);
+
+        (await _graph.CreateRelationsAsync(scoped, [Rel(from, type, to)])).Should().ContainSingle();
+        (await _graph.CreateRelationsAsync(scoped, [Rel(from, type, to)])).Should().BeEmpty("the same triple is a duplicate");
+        (await _graph.CreateRelationsAsync(scoped, [Rel(to, type, from)])).Should().ContainSingle("the reverse is another triple");
+        (await _graph.NeighborsAsync(scoped, from)).Relations.Should().HaveCount(2);
+        (await _graph.DeleteRelationsAsync(scoped, [Rel(from, type, to)])).Should().Be(1);
+        (await _graph.ReadGraphAsync(scoped)).Relations.Should().ContainSingle().Which.From.Should().Be(to);
+        (await _graph.ReadGraphAsync(Alice)).Entities.Should().BeEmpty("a scoped key's graph is its own");
+    }
 
     [Fact]
     public async Task OtherTenants_SeeNothing_AndCannotRelateDeleteOrObserveAcrossTenants()

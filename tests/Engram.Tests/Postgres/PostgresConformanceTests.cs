@@ -11,6 +11,11 @@ public sealed class PostgresGraphServiceTests : Graph.GraphServiceTests
     protected override Backend Backend => Backend.Postgres;
 }
 
+public sealed class PostgresGraphNameMigrationTests : Graph.GraphNameMigrationTests
+{
+    protected override Backend Backend => Backend.Postgres;
+}
+
 public sealed class PostgresKvServiceTests : KeyValue.KvServiceTests
 {
     protected override Backend Backend => Backend.Postgres;

@@ -82,6 +82,20 @@ public abstract partial class UiHttpChecks(OpenUiServer fixture)
         detail.Should().NotContain("</textarea> \"", "the closing tag inside the content cannot end the edit form's textarea");
     }
 
+    [Theory]
+    [InlineData("Zo%C3%ABUi")]      // as stored (NFC)
+    [InlineData("Zoe%CC%88Ui")]     // decomposed
+    [InlineData("%20Zo%C3%ABUi%20")] // with spaces around it
+    public async Task The_graph_page_centres_the_entity_however_its_name_is_spelled(string entity)
+    {
+        await Server.PostJsonAsync("/v1/graph/entities", """{"entities":[{"name":"Zo\u00ebUi","entity_type":"person"},{"name":"PalUi","entity_type":"person"}]}""");
+        await Server.PostJsonAsync("/v1/graph/relations", """{"relations":[{"from":"Zo\u00ebUi","to":"PalUi","relation_type":"knows"}]}""");
+        using var browser = new UiBrowserClient(Server.BaseAddress);
+        var (response, html) = await browser.GetAsync($"/ui/graph?entity={entity}");
+        response.StatusCode.Should().Be(HttpStatusCode.OK, html);
+        html.Should().Contain("&quot;center&quot;:true", "the picture marks the entity it was asked for");
+    }
+
     [Fact]
     public async Task Form_posts_without_the_antiforgery_token_are_refused_and_with_it_accepted()
     {

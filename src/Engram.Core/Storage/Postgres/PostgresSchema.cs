@@ -377,7 +377,31 @@ internal static class PostgresSchema
             RETURN NULL;
         END $$;
         """,
+        // Graph entity names in NFC, merging entities whose names become equal: code (CodeSteps), run after this in the
+        // same transaction.
+        """
+        -- see PostgresGraphNameMigration
+        """,
+        // A relation's triple was unique through a B-tree over (tenant, from_name, to_name, relation_type): up to ~3.5 KB
+        // of key under a scoped key's partition (two 256-character scope values) with names and type of 3-byte characters,
+        // past the 2,704 bytes a B-tree entry takes, so the insert failed (a 500; a probe, session 48). The triple stays
+        // unique on hashes of its parts, as observations on a hash of their text; (tenant, from_name) gets the index the
+        // constraint gave lookups by the from side. Written to run again (the tests set the schema back before version 8).
+        """
+        ALTER TABLE graph_relations DROP CONSTRAINT IF EXISTS graph_relations_tenant_from_name_to_name_relation_type_key;
+        CREATE UNIQUE INDEX IF NOT EXISTS graph_relations_triple_key ON graph_relations (tenant, md5(from_name), md5(to_name), md5(relation_type));
+        CREATE INDEX IF NOT EXISTS graph_relations_from ON graph_relations (tenant, from_name);
+        """,
     ];
+
+    /// <summary>Work a migration does in code, after its script, keyed by the version it takes the schema to.</summary>
+    private static readonly Dictionary<int, Action<NpgsqlConnection, long>> CodeSteps = new()
+    {
+        [GraphNamesInNfc] = PostgresGraphNameMigration.Run,
+    };
+
+    /// <summary>The version whose migration brings graph entity names to NFC.</summary>
+    internal const int GraphNamesInNfc = 8;
 
     public static int LatestVersion => Migrations.Length;
 
@@ -406,6 +430,7 @@ internal static class PostgresSchema
         for (var version = current; version < LatestVersion; version++)
         {
             Execute(connection, Migrations[version]);
+            CodeSteps.GetValueOrDefault(version + 1)?.Invoke(connection, nowMs);
             using var record = new NpgsqlCommand("INSERT INTO schema_version(version, applied_at) VALUES ($1, $2)", connection);
             record.Value(version + 1).Int(nowMs);
             record.ExecuteNonQuery();

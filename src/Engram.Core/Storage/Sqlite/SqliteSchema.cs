@@ -613,7 +613,21 @@ internal static class SqliteSchema
             WHERE name = 'changelog';
         INSERT INTO store_meta(key, value) SELECT 'kv_changes_in_history_after', CAST(seq AS TEXT) FROM sqlite_sequence WHERE name = 'changelog';
         """,
+        // 15: graph entity names in NFC, merging entities whose names become equal. SQLite has no Unicode normalization,
+        // so the work is code (CodeSteps), run after this script in the same transaction.
+        """
+        -- see SqliteGraphNameMigration
+        """,
     ];
+
+    /// <summary>Work a migration does in code, after its script, keyed by the version it takes the schema to.</summary>
+    private static readonly Dictionary<int, Action<SqliteConnection, long>> CodeSteps = new()
+    {
+        [GraphNamesInNfc] = SqliteGraphNameMigration.Run,
+    };
+
+    /// <summary>The version whose migration brings graph entity names to NFC (the last script above).</summary>
+    internal const int GraphNamesInNfc = 15;
 
     public static int LatestVersion => Migrations.Length;
 
@@ -642,6 +656,7 @@ internal static class SqliteSchema
                 for (var version = current; version < target; version++)
                 {
                     connection.Execute(Migrations[version]);
+                    CodeSteps.GetValueOrDefault(version + 1)?.Invoke(connection, nowMs);
                     connection.ExecuteNonQuery("INSERT INTO schema_version(version, applied_at) VALUES (?1, ?2)", version + 1, nowMs);
                 }
                 EnsureSupersededBy(connection);

@@ -1,0 +1,150 @@
+using System.Text;
+using Engram.Core.Common;
+using Engram.Core.Graph;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Postgres;
+using Engram.Core.Storage.Sqlite;
+using Engram.Tests.Support;
+using Npgsql;
+
+namespace Engram.Tests.Graph;
+
+/// <summary>
+/// The schema migration that brings graph entity names to NFC (SqliteGraphNameMigration, PostgresGraphNameMigration).
+/// A store written before it holds names as they were sent: the tests write such rows through the store itself (which
+/// takes names as given; only the service normalizes), set the schema back to the version before the migration and
+/// open the store again, which runs it. The PostgreSQL run derives from this class (PostgresConformanceTests).
+/// </summary>
+public class GraphNameMigrationTests : IAsyncLifetime
+{
+    protected virtual Backend Backend => Backend.Sqlite;
+
+    private static readonly Caller Acme = new("acme", "tester");
+    private static readonly Caller Other = new("other", "tester");
+    private static readonly string JoseNfc = "Jos\u00e9";
+    private static readonly string JoseNfd = "Jose\u0301";
+    private static readonly string ZoeNfd = "Zoe\u0308";
+    private static readonly string ElNfd = "E\u0301l";
+
+    private StoreLocation _location = null!;
+    private readonly ManualClock _clock = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+
+    public async Task InitializeAsync() => _location = await StoreLocation.CreateAsync(Backend);
+
+    public Task DisposeAsync()
+    {
+        _location.Dispose();
+        return Task.CompletedTask;
+    }
+
+    private static EntityDraft Draft(string name, string type, params string[] observations) =>
+        new(name, type, observations.Select(o => new Observation { Content = o }).ToList());
+
+    private static Relation Rel(string from, string type, string to) => new() { From = from, To = to, RelationType = type };
+
+    [Fact]
+    public async Task Names_not_in_NFC_are_renamed_or_merged_with_their_observations_relations_and_history()
+    {
+        JoseNfd.Should().NotBe(JoseNfc).And.Be(JoseNfc.Normalize(NormalizationForm.FormD));
+        await using (var store = _location.Open(_clock))
+        {
+            var graph = (IGraphStore)store;
+            await graph.CreateEntitiesAsync(Acme, [Draft(JoseNfc, "person", "likes tea", "spelled precomposed"), Draft("Ann", "person")]);
+            _clock.Advance(TimeSpan.FromMinutes(1));
+            await graph.CreateEntitiesAsync(Acme, [Draft(JoseNfd, "human", "likes tea", "spelled decomposed"), Draft(ZoeNfd, "person", "only decomposed"), Draft(ElNfd, "place")]);
+            await graph.CreateRelationsAsync(Acme,
+            [
+                Rel(JoseNfc, "knows", "Ann"),
+                Rel(JoseNfd, "knows", "Ann"),   // the same triple once merged: dropped
+                Rel(JoseNfd, "likes", "Ann"),   // moves to José
+                Rel(JoseNfd, "self", JoseNfd),  // a self-relation stays one
+                Rel(JoseNfc, "twin", JoseNfd),  // both become José-twin-José: the older is kept
+                Rel(JoseNfd, "twin", JoseNfc),
+                Rel("Ann", "knows", ZoeNfd),
+            ]);
+            await graph.DeleteEntitiesAsync(Acme, [ElNfd]);
+            await graph.CreateEntitiesAsync(Other, [Draft(JoseNfd, "person", "another tenant's")]);
+        }
+
+        await RewindBeforeNfcAsync();
+
+        await using (var store = _location.Open(_clock))
+        {
+            var service = new GraphService((IGraphStore)store, _clock);
+            var whole = await service.ReadGraphAsync(Acme);
+            whole.Entities.Select(e => e.Name).Should().BeEquivalentTo([JoseNfc, "Ann", "Zo\u00eb"]);
+            var jose = whole.Entities.Single(e => e.Name == JoseNfc);
+            jose.EntityType.Should().Be("person", "the entity already under the NFC name keeps its type");
+            jose.Observations.Should().Equal("likes tea", "spelled precomposed", "spelled decomposed");
+            whole.Relations.Select(r => (r.From, r.RelationType, r.To)).Should().BeEquivalentTo(
+            [
+                (JoseNfc, "knows", "Ann"), (JoseNfc, "likes", "Ann"), (JoseNfc, "self", JoseNfc), (JoseNfc, "twin", JoseNfc), ("Ann", "knows", "Zo\u00eb"),
+            ]);
+
+            // Reached under either spelling, since the service normalizes what it is given.
+            (await service.NeighborsAsync(Acme, JoseNfd)).Entities.Select(e => e.Name).Should().BeEquivalentTo([JoseNfc, "Ann"]);
+            var history = await service.GetHistoryAsync(Acme, JoseNfd);
+            history.Count(h => h.Event == GraphEvents.EntityCreated).Should().Be(2, "both spellings' histories read as one");
+            (await service.GetHistoryAsync(Acme, "\u00c9l")).Select(h => h.Event).Should().Contain(GraphEvents.EntityDeleted, "a deleted entity's history is re-keyed too");
+
+            // The search index, built from the change log, finds the merged and the renamed entity and not the old names.
+            (await service.SearchAsync(Acme, "decomposed")).Entities.Select(e => e.Name).Should().BeEquivalentTo([JoseNfc, "Zo\u00eb"]);
+
+            // The other tenant's entity is renamed in its own graph, not merged into acme's.
+            var other = await service.ReadGraphAsync(Other);
+            other.Entities.Should().ContainSingle().Which.Observations.Should().Equal("another tenant's");
+            other.Entities[0].Name.Should().Be(JoseNfc);
+
+            var counts = await store.ReadCountsAsync();
+            counts.GraphEntities.Should().Be(4, "acme's José, Ann, Zoë and the other tenant's José");
+            counts.GraphRelations.Should().Be(5);
+        }
+    }
+
+    [Fact]
+    public async Task After_the_migration_both_spellings_name_one_entity()
+    {
+        await using var store = _location.Open(_clock);
+        var service = new GraphService((IGraphStore)store, _clock);
+        await service.CreateEntitiesAsync(Acme, [new NewEntity { Name = JoseNfc, EntityType = "person", Observations = ["first"] }]);
+        (await service.CreateEntitiesAsync(Acme, [new NewEntity { Name = JoseNfd, EntityType = "person", Observations = ["second"] }]))
+            .Should().BeEmpty("the decomposed spelling names the entity that exists");
+        await service.AddObservationsAsync(Acme, [new ObservationAddition { EntityName = JoseNfd, Contents = ["added decomposed"] }]);
+        await service.CreateEntitiesAsync(Acme, [new NewEntity { Name = "Ann", EntityType = "person" }]);
+        await service.CreateRelationsAsync(Acme, [new NewRelation { From = JoseNfd, To = "Ann", RelationType = "knows" }]);
+
+        var whole = await service.ReadGraphAsync(Acme);
+        whole.Entities.Select(e => e.Name).Should().Equal(JoseNfc, "Ann");
+        whole.Entities[0].Observations.Should().Equal("first", "added decomposed");
+        whole.Relations.Should().ContainSingle().Which.From.Should().Be(JoseNfc);
+        (await service.PathAsync(Acme, JoseNfd, "Ann")).Relations.Should().ContainSingle();
+        (await service.OpenNodesAsync(Acme, [JoseNfd])).Entities.Should().ContainSingle();
+        (await service.DeleteEntitiesAsync(Acme, [JoseNfd])).Should().Be(1);
+        (await service.ReadGraphAsync(Acme)).Relations.Should().BeEmpty();
+    }
+
+    [Fact]
+    public void A_name_longer_in_NFC_is_measured_after_normalizing()
+    {
+        // U+0958 (DEVANAGARI LETTER QA) is a composition exclusion: NFC writes it as two characters.
+        var name = new string('\u0958', 200);
+        name.Normalize(NormalizationForm.FormC).Length.Should().Be(400);
+        FluentActions.Invoking(() => GraphValidator.Name(name, "name")).Should().Throw<ValidationException>()
+            .WithMessage("*400 characters; at most 256*");
+    }
+
+    /// <summary>Sets the schema back to the version before the NFC migration, so the next open runs it.</summary>
+    private async Task RewindBeforeNfcAsync()
+    {
+        if (Backend == Backend.Sqlite)
+        {
+            using var c = SqliteConnection.Open(Path.Combine(_location.Value, SqliteMemoryStore.FileName), readOnly: false, create: false);
+            c.ExecuteNonQuery("DELETE FROM schema_version WHERE version >= ?1", SqliteSchema.GraphNamesInNfc);
+            return;
+        }
+        await using var connection = new NpgsqlConnection(PostgresUrl.ToConnectionString(_location.Value));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"DELETE FROM schema_version WHERE version >= {PostgresSchema.GraphNamesInNfc}", connection);
+        await command.ExecuteNonQueryAsync();
+    }
+}
