@@ -59,7 +59,7 @@ public static class GraphNameMerge
     public static bool NeedsNormalizing(string name, out string normalized)
     {
         normalized = GraphValidator.NormalizeName(name);
-        return !string.Equals(normalized, name, StringComparison.Ordinal) && normalized.Length <= GraphValidator.MaxNameLength;
+        return !string.Equals(normalized, name, StringComparison.Ordinal) && Common.UnicodeText.CountCharacters(normalized) <= GraphValidator.MaxNameLength;
     }
 
     private static bool Touches(RelationRow row, string name) => row.From == name || row.To == name;

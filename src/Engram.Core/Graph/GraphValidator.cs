@@ -42,9 +42,9 @@ public static class GraphValidator
         UnicodeText.Require(name, field);
         // Normalized before the length check: NFC may lengthen a name (U+0958 and a few others decompose).
         name = NormalizeName(name);
-        if (name.Length > MaxNameLength)
+        if (name.Length > MaxNameLength && UnicodeText.CountCharacters(name) is var characters && characters > MaxNameLength)
         {
-            throw new ValidationException(field, $"{field} is {name.Length} characters; at most {MaxNameLength}");
+            throw new ValidationException(field, $"{field} is {characters} characters; at most {MaxNameLength}");
         }
         if (name.Any(char.IsControl))
         {
@@ -69,9 +69,9 @@ public static class GraphValidator
         {
             throw new ValidationException(field, $"{field} is required and must not be blank");
         }
-        if (type.Length > MaxTypeLength)
+        if (type.Length > MaxTypeLength && UnicodeText.CountCharacters(type) is var characters && characters > MaxTypeLength)
         {
-            throw new ValidationException(field, $"{field} is {type.Length} characters; at most {MaxTypeLength}");
+            throw new ValidationException(field, $"{field} is {characters} characters; at most {MaxTypeLength}");
         }
         if (type.Any(char.IsControl))
         {

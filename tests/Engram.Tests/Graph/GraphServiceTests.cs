@@ -200,6 +200,9 @@ public class GraphServiceTests : IAsyncLifetime
         (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, []))).Should().Be("entities");
         (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, [new NewEntity { Name = " ", EntityType = "x" }]))).Should().Be("entities[0].name");
         (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, [new NewEntity { Name = new string('n', 257), EntityType = "x" }]))).Should().Be("entities[0].name");
+        // Characters are code points: 257 emoji are refused, 256 (512 UTF-16 units) are a name.
+        var emoji = string.Concat(Enumerable.Repeat("\U0001F600", 256));
+        (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, [new NewEntity { Name = emoji + "\U0001F600", EntityType = "x" }]))).Should().Be("entities[0].name");
         (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, [new NewEntity { Name = "a", EntityType = new string('t', 129) }]))).Should().Be("entities[0].entity_type");
         (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, [Person("a", new string('o', 4097))]))).Should().Be("entities[0].observations[0]");
         (await FieldOf(() => _graph.CreateEntitiesAsync(Alice, Enumerable.Range(0, 1001).Select(i => (NewEntity?)Person($"p{i}")).ToList()))).Should().Be("entities");
@@ -207,5 +210,7 @@ public class GraphServiceTests : IAsyncLifetime
         (await FieldOf(() => _graph.NeighborsAsync(Alice, "a", depth: 6))).Should().Be("depth");
         (await FieldOf(() => _graph.SearchAsync(Alice, " "))).Should().Be("query");
         (await _graph.ReadGraphAsync(Alice)).Entities.Should().BeEmpty();
+        await _graph.CreateEntitiesAsync(Alice, [new NewEntity { Name = emoji, EntityType = string.Concat(Enumerable.Repeat("\U0001F600", 128)) }]);
+        (await _graph.ReadGraphAsync(Alice)).Entities.Single().Name.Should().Be(emoji);
     }
 }
