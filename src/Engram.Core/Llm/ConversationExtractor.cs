@@ -214,6 +214,12 @@ public sealed class ConversationExtractor : IConversationExtractor
         {
             await FailAsync(run, ex.Message).ConfigureAwait(false);
         }
+        catch (Exception ex) when (!stopping.IsCancellationRequested)
+        {
+            // Anything unforeseen counts as an attempt too: left to escape, the job stayed "running" and was taken again
+            // each time its lease ran out, without end (attempts climbing past the limit, the model called every time).
+            await RetryLaterAsync(run, ex).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Another worker holds the job now (this one's lease ran out).</summary>

@@ -355,6 +355,25 @@ public class ExtractionTests
     }
 
     /// <summary>
+    /// Found by the probe: an answer the OpenAI client cannot read made it throw an exception the job did not expect; the
+    /// job stayed "running" and was taken again each time its lease ran out, without end. It is an attempt like any other.
+    /// </summary>
+    [Fact]
+    public async Task An_answer_that_is_not_a_chat_completion_is_retried_and_then_fails_the_job_never_left_running()
+    {
+        await using var model = await FakeChatModel.StartAsync();
+        model.Responder = _ => new FakeReply { RawBody = """{"choices":[]}""" };
+        await using var server = await StartAsync(model, o => o.Llm.ExtractionMaxAttempts = 2);
+
+        var job = await AddAndWaitAsync(server, Conversation("I live in Berlin"));
+
+        job.GetProperty("status").GetString().Should().Be("failed", job.GetRawText());
+        job.GetProperty("attempts").GetInt32().Should().Be(2);
+        job.GetProperty("error").GetString().Should().StartWith("gave up after 2 attempts").And.Contain("OpenAI-compatible chat completion");
+        model.Requests.Should().HaveCount(2);
+    }
+
+    /// <summary>
     /// A worker died after the model's plan was saved and after it had written the first memory but before recording it:
     /// the next server takes the job over when the lease runs out and finishes it without asking the model and without a
     /// second copy of the first memory.
