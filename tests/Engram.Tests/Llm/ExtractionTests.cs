@@ -376,6 +376,19 @@ public class ExtractionTests
         job.GetProperty("memory_ids").GetArrayLength().Should().Be(1);
     }
 
+    /// <summary>Found by the probe: wait=true (up to 60 s) was cut by the 30 s request time-out with a 503, after the job was queued.</summary>
+    [Fact]
+    public async Task Wait_true_outlasts_the_request_time_out_and_answers_with_the_finished_job()
+    {
+        await using var model = await FakeChatModel.StartAsync();
+        model.Enqueue(FakeReply.Text(Facts("Lives in Berlin")) with { Delay = TimeSpan.FromSeconds(4) });
+        await using var server = await StartAsync(model, o => o.RequestTimeoutSeconds = 2);
+
+        var job = await AddAndWaitAsync(server, Conversation("I live in Berlin"));
+
+        job.GetProperty("status").GetString().Should().Be("succeeded", job.GetRawText());
+    }
+
     [Fact]
     public async Task A_model_that_stays_down_fails_the_job_after_the_attempts_and_keeps_the_input()
     {
