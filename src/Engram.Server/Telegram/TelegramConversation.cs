@@ -256,7 +256,8 @@ internal sealed partial class TelegramConversation(IOptions<EngramServerOptions>
             UserId = UserIdOf(user),
         }, ct);
         await memories.CreateAsync(caller, new NewMemory { Content = text, UserId = UserIdOf(user), Source = "telegram" }, ct: ct);
-        return answer.Answer.Length > 0 ? answer.Answer : "(the model gave an empty answer)";
+        // White space only is an empty answer too: Telegram refuses to send it, and the user heard nothing.
+        return string.IsNullOrWhiteSpace(answer.Answer) ? "(the model gave an empty answer)" : answer.Answer;
     }
 
     private static string Numbered(string title, IEnumerable<Memory> found)
