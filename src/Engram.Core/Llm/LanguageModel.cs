@@ -72,7 +72,7 @@ public sealed class LanguageModel : IDisposable
             {
                 Endpoint = Endpoint,
                 NetworkTimeout = TimeSpan.FromSeconds(options.TimeoutSeconds),
-                RetryPolicy = new ClientRetryPolicy(options.MaxRetries),
+                RetryPolicy = new BoundedRetryPolicy(options.MaxRetries),
                 Transport = new HttpClientPipelineTransport(_http),
             }).GetChatClient(options.Model).AsIChatClient();
     }
@@ -352,10 +352,7 @@ public sealed class LanguageModel : IDisposable
         _ => new LlmUnavailableException("the model endpoint's answer could not be read as an OpenAI-compatible chat completion: " + Trim(ex.Message), ex),
     };
 
-    private static TimeSpan? RetryAfterOf(ClientResultException e) =>
-        e.GetRawResponse()?.Headers.TryGetValue("Retry-After", out var value) == true && int.TryParse(value, out var seconds) && seconds > 0
-            ? TimeSpan.FromSeconds(seconds)
-            : null;
+    private static TimeSpan? RetryAfterOf(ClientResultException e) => BoundedRetryPolicy.RetryAfterOf(e.GetRawResponse());
 
     private static string Trim(string message) => message.Length <= 300 ? message : message[..300] + "…";
 

@@ -107,6 +107,25 @@ public sealed class LanguageModelTests
         (fake.Requests[1].ReceivedAt - fake.Requests[0].ReceivedAt).Should().BeGreaterThan(TimeSpan.FromSeconds(1.8), "the endpoint asked for 2 s");
     }
 
+    /// <summary>Found by the probe: the client waited out any Retry-After, so a 429 asking for an hour held a chat request (and a slot) for hours.</summary>
+    [Fact]
+    public async Task A_429_asking_for_a_long_wait_fails_at_once_with_the_wait_instead_of_holding_the_call()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Enqueue(FakeReply.Error(429, retryAfterSeconds: 3600), FakeReply.Text("too late"));
+        using var model = ModelFor(fake);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        var failure = (await FluentActions.Awaiting(() => model.CompleteAsync(Ask).WaitAsync(TimeSpan.FromSeconds(30)))
+            .Should().ThrowAsync<LlmUnavailableException>()).Which;
+
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(10));
+        failure.Message.Should().Contain("answered 429");
+        failure.RetryAfter.Should().Be(TimeSpan.FromHours(1), "an extraction job backs off this long");
+        fake.Requests.Should().HaveCount(1, "no retry in place");
+        model.Status().InFlight.Should().Be(0);
+    }
+
     [Fact]
     public async Task Server_errors_are_retried_and_then_reported_with_the_status()
     {
