@@ -204,6 +204,23 @@ public sealed class TelegramBotTests(TelegramBotFixture fixture) : IClassFixture
         Telegram.Sent.Count(m => m.ChatId == user).Should().Be(before + TelegramText.MaxReplyParts + 1, "the cut reply, then the help");
     }
 
+    /// <summary>Found by the probe: when remembering the message failed after the model answered (read-only mode), the user got only the error.</summary>
+    [Fact]
+    public async Task A_plain_message_that_cannot_be_remembered_still_gets_the_models_answer()
+    {
+        const long user = TelegramBotFixture.Bob;
+        (await fixture.Server.Client.PostAsJsonAsync("/v1/admin/readonly", new { enabled = true })).EnsureSuccessStatusCode();
+        try
+        {
+            var reply = await AskAsync(user, "Is the server writable?");
+            reply.Should().StartWith("echo: Is the server writable?").And.Contain("I did not remember this message.");
+        }
+        finally
+        {
+            (await fixture.Server.Client.PostAsJsonAsync("/v1/admin/readonly", new { enabled = false })).EnsureSuccessStatusCode();
+        }
+    }
+
     [Theory]
     [InlineData(Backend.Sqlite)]
     [InlineData(Backend.Postgres)]
