@@ -214,6 +214,12 @@ public sealed class ConversationExtractor : IConversationExtractor
         {
             await FailAsync(run, ex.Message).ConfigureAwait(false);
         }
+        catch (Exception ex) when (!stopping.IsCancellationRequested)
+        {
+            // Anything unforeseen counts as an attempt too: left to escape, the job stayed "running" and was taken again
+            // each time its lease ran out, without end (attempts climbing past the limit, the model called every time).
+            await RetryLaterAsync(run, ex).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Another worker holds the job now (this one's lease ran out).</summary>
@@ -296,9 +302,9 @@ public sealed class ConversationExtractor : IConversationExtractor
         {
             var d = answer.Decisions!.FirstOrDefault(d => d.Fact == i + 1);
             var verb = d?.Event?.Trim().ToUpperInvariant() ?? "ADD";
-            var target = d?.Memory is { } n && verb is "UPDATE" or "SUPERSEDE" ? candidates[n - 1].Id : null;
+            var target = d?.Memory is { } n && verb is "UPDATE" or "SUPERSEDE" ? candidates[n - 1] : null;
             var text = verb == "UPDATE" && !string.IsNullOrWhiteSpace(d?.Text) ? d!.Text!.Trim() : found[i].Text!;
-            decisions.Add(new PlannedDecision(i, verb, text, target, d?.Reason));
+            decisions.Add(new PlannedDecision(i, verb, text, target?.Id, d?.Reason, target?.Version));
         }
         return new ExtractionPlan(found, decisions);
     }
@@ -319,7 +325,7 @@ public sealed class ConversationExtractor : IConversationExtractor
                 case "ADD":
                     return new AppliedDecision(index, decision.Event, await AddAsync(caller, job, fact, decision, ct).ConfigureAwait(false), null);
                 case "UPDATE":
-                    return await UpdateAsync(caller, job, index, decision, ct).ConfigureAwait(false);
+                    return await UpdateAsync(caller, job, index, fact, decision, ct).ConfigureAwait(false);
                 case "SUPERSEDE":
                     return await SupersedeAsync(caller, job, index, fact, decision, ct).ConfigureAwait(false);
                 default:
@@ -333,15 +339,32 @@ public sealed class ConversationExtractor : IConversationExtractor
         }
     }
 
-    private async Task<AppliedDecision> UpdateAsync(Caller caller, ExtractionJob job, int index, PlannedDecision decision, CancellationToken ct)
+    private async Task<AppliedDecision> UpdateAsync(Caller caller, ExtractionJob job, int index, ExtractedFact fact, PlannedDecision decision, CancellationToken ct)
     {
         var current = await _memories.GetAsync(caller, decision.TargetId!, ct).ConfigureAwait(false);
-        if (current.Content != decision.Text)
+        if (current.Content == decision.Text)
         {
-            var patch = new MemoryPatch { Content = decision.Text, Metadata = Stamp(current.Metadata, job, decision) };
-            await _memories.UpdateAsync(caller, current.Id, patch, ct: ct).ConfigureAwait(false);
+            return new AppliedDecision(index, decision.Event, current.Id, current.Id); // applied before (a resumed job)
         }
-        return new AppliedDecision(index, decision.Event, current.Id, current.Id);
+        // The model merged the fact into the text it read. Another job running on the same scope, or a client, may have
+        // changed the memory since: writing the merge over that change would lose it, so the fact becomes its own memory.
+        var expected = decision.TargetVersion ?? current.Version;
+        if (current.Version == expected)
+        {
+            try
+            {
+                var patch = new MemoryPatch { Content = decision.Text, Metadata = Stamp(current.Metadata, job, decision) };
+                await _memories.UpdateAsync(caller, current.Id, patch, expected, ct).ConfigureAwait(false);
+                return new AppliedDecision(index, decision.Event, current.Id, current.Id);
+            }
+            catch (PreconditionFailedException)
+            {
+                // changed between the read and the write: as below
+            }
+        }
+        var added = await AddAsync(caller, job, fact, decision with { Event = "ADD", Text = fact.Text! }, ct).ConfigureAwait(false);
+        return new AppliedDecision(index, decision.Event, added, current.Id,
+            "the memory changed after the model read it: the fact was added as a memory of its own instead of rewriting it");
     }
 
     private async Task<AppliedDecision> SupersedeAsync(Caller caller, ExtractionJob job, int index, ExtractedFact fact, PlannedDecision decision, CancellationToken ct)

@@ -104,7 +104,11 @@ public sealed record FactRelation
 /// <param name="Event">ADD, UPDATE, SUPERSEDE or NONE.</param>
 /// <param name="Text">The memory's new text (the fact's, or the model's rewrite for UPDATE).</param>
 /// <param name="TargetId">The existing memory an UPDATE rewrites or a SUPERSEDE replaces.</param>
-public sealed record PlannedDecision(int Fact, string Event, string Text, string? TargetId, string? Reason);
+/// <param name="TargetVersion">
+/// The target's version the model read (null in plans saved before it was recorded): an UPDATE whose target changed
+/// since then adds the fact instead of rewriting the memory, which would drop that change.
+/// </param>
+public sealed record PlannedDecision(int Fact, string Event, string Text, string? TargetId, string? Reason, long? TargetVersion = null);
 
 public sealed record ExtractionPlan(IReadOnlyList<ExtractedFact> Facts, IReadOnlyList<PlannedDecision> Decisions);
 

@@ -37,6 +37,12 @@ public sealed class LanguageModel : IDisposable
         "engram_llm_duration_seconds", unit: null, description: "Time of one call to the language model (retries included).", tags: null,
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120] });
 
+    /// <summary>
+    /// The longest answer body read from the endpoint (16 MB: a long chat answer is well under 1 MB). Answers are
+    /// buffered whole, so a broken or hostile endpoint that sends without end fails the call instead of the server.
+    /// </summary>
+    public const long MaxAnswerBytes = 16L * 1024 * 1024;
+
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _slots;
     private readonly Lock _lock = new();
@@ -57,7 +63,8 @@ public sealed class LanguageModel : IDisposable
         }
         Options = options;
         Endpoint = new Uri(options.BaseUrl.TrimEnd('/') + "/");
-        _http = OutboundHttp.CreateClient(OutboundPolicy.For([Endpoint], outbound?.AllowedHosts), TimeSpan.FromSeconds(Math.Min(30, options.TimeoutSeconds)));
+        _http = OutboundHttp.CreateClient(OutboundPolicy.For([Endpoint], outbound?.AllowedHosts), TimeSpan.FromSeconds(Math.Min(30, options.TimeoutSeconds)),
+            MaxAnswerBytes);
         _slots = new SemaphoreSlim(options.MaxConcurrency, options.MaxConcurrency);
         Client = client ?? new OpenAIClient(
             new ApiKeyCredential(string.IsNullOrEmpty(options.ApiKey) ? "none" : options.ApiKey),
@@ -65,7 +72,7 @@ public sealed class LanguageModel : IDisposable
             {
                 Endpoint = Endpoint,
                 NetworkTimeout = TimeSpan.FromSeconds(options.TimeoutSeconds),
-                RetryPolicy = new ClientRetryPolicy(options.MaxRetries),
+                RetryPolicy = new BoundedRetryPolicy(options.MaxRetries),
                 Transport = new HttpClientPipelineTransport(_http),
             }).GetChatClient(options.Model).AsIChatClient();
     }
@@ -103,10 +110,15 @@ public sealed class LanguageModel : IDisposable
             Record(started, response.IsSuccessStatusCode ? null : $"the model endpoint answered {(int)response.StatusCode}");
             return (response, lease);
         }
-        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
+        catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             lease.Dispose();
-            var message = ex is OperationCanceledException ? $"the model did not answer within {Options.TimeoutSeconds} s" : "the model endpoint cannot be reached: " + ex.Message;
+            var message = ex switch
+            {
+                OperationCanceledException => $"the model did not answer within {Options.TimeoutSeconds} s",
+                ResponseTooLargeException => ex.Message,
+                _ => "the model endpoint cannot be reached: " + ex.Message,
+            };
             Record(started, message);
             throw new LlmUnavailableException(message, ex);
         }
@@ -304,22 +316,43 @@ public sealed class LanguageModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// A relayed answer (<see cref="SendRawAsync"/>) that broke off after its headers: counted as the model's failure, so
+    /// /health, /v1/stats and the llm_failing alert see it like any other.
+    /// </summary>
+    public void RecordRelayFailure(string error)
+    {
+        Interlocked.Increment(ref _failures);
+        Requests.Add(1, new KeyValuePair<string, object?>("result", "error"));
+        lock (_lock)
+        {
+            _lastError = error;
+            _lastErrorAt = DateTimeOffset.UtcNow;
+        }
+    }
+
+    /// <summary>
+    /// Whatever the client throws while calling the endpoint and reading its answer is the endpoint's failure, except a
+    /// cancellation by the caller: besides HTTP errors, an answer that is not an OpenAI chat completion (no choices, a
+    /// role or finish reason the client does not know, invalid UTF-8, a value of the wrong type) makes the client throw
+    /// ArgumentException, InvalidOperationException, even NullReferenceException. Those were answered 500 as if
+    /// Engram were broken; they are the model's (502) and a job retries them.
+    /// </summary>
     private static bool IsModelFailure(Exception ex, CancellationToken ct) =>
-        ex is ClientResultException or HttpRequestException or OutboundRefusedException or JsonException
-        || (ex is OperationCanceledException && !ct.IsCancellationRequested);
+        ex is not OperationCanceledException || !ct.IsCancellationRequested;
 
     private LlmUnavailableException Describe(Exception ex) => ex switch
     {
+        ClientResultException { Status: 0, InnerException: ResponseTooLargeException big } => new LlmUnavailableException(big.Message, ex),
         ClientResultException { Status: 0 } e => new LlmUnavailableException("the model endpoint cannot be reached: " + (e.InnerException?.Message ?? e.Message), ex),
         ClientResultException e => new LlmUnavailableException($"the model endpoint answered {e.Status}: {Trim(e.Message)}", ex, RetryAfterOf(e)),
         OperationCanceledException => new LlmUnavailableException($"the model did not answer within {Options.TimeoutSeconds} s", ex),
-        _ => new LlmUnavailableException("the model call failed: " + ex.Message, ex),
+        ResponseTooLargeException => new LlmUnavailableException(ex.Message, ex),
+        HttpRequestException or IOException or OutboundRefusedException => new LlmUnavailableException("the model call failed: " + ex.Message, ex),
+        _ => new LlmUnavailableException("the model endpoint's answer could not be read as an OpenAI-compatible chat completion: " + Trim(ex.Message), ex),
     };
 
-    private static TimeSpan? RetryAfterOf(ClientResultException e) =>
-        e.GetRawResponse()?.Headers.TryGetValue("Retry-After", out var value) == true && int.TryParse(value, out var seconds) && seconds > 0
-            ? TimeSpan.FromSeconds(seconds)
-            : null;
+    private static TimeSpan? RetryAfterOf(ClientResultException e) => BoundedRetryPolicy.RetryAfterOf(e.GetRawResponse());
 
     private static string Trim(string message) => message.Length <= 300 ? message : message[..300] + "…";
 

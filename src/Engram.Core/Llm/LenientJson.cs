@@ -11,6 +11,13 @@ public static class LenientJson
 {
     private static readonly JsonDocumentOptions Tolerant = new() { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip, MaxDepth = 64 };
 
+    /// <summary>
+    /// Brackets tried as the start of the JSON, per candidate text. Each try scans to its closing bracket, so trying
+    /// every one was quadratic: an answer of 30,000 nested brackets took seconds, one of a few hundred thousand, minutes
+    /// of a core. The JSON asked for comes first or after a little prose.
+    /// </summary>
+    internal const int MaxStarts = 64;
+
     public static JsonElement? Extract(string? answer, out string? problem)
     {
         problem = null;
@@ -23,8 +30,14 @@ public static class LenientJson
         var fenced = FencedBlock(text);
         foreach (var candidate in fenced is null ? [text] : new[] { fenced, text })
         {
+            var tried = 0;
             for (var start = NextOpening(candidate, 0); start >= 0; start = NextOpening(candidate, start + 1))
             {
+                if (++tried > MaxStarts)
+                {
+                    problem = $"no JSON object parses among the first {MaxStarts} brackets of the answer";
+                    break;
+                }
                 var end = MatchingClose(candidate, start);
                 if (end < 0)
                 {

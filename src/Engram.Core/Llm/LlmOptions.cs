@@ -23,7 +23,10 @@ public sealed class LlmOptions
     /// <summary>Time allowed for one attempt (a local model on a CPU can take a minute for a long extraction).</summary>
     public int TimeoutSeconds { get; set; } = 120;
 
-    /// <summary>Retries after the first attempt, for 408, 429, 5xx and network failures; a Retry-After from the endpoint is honoured.</summary>
+    /// <summary>
+    /// Retries after the first attempt, for 408, 429, 5xx and network failures; a Retry-After from the endpoint is honoured
+    /// up to 10 s in place (a longer one fails the call at once, and an extraction job waits it out as its backoff).
+    /// </summary>
     public int MaxRetries { get; set; } = 3;
 
     /// <summary>Calls to the model at once from this instance; more wait their turn (a local model serves one or two at a time well).</summary>

@@ -12,23 +12,33 @@ namespace Engram.Core.Net;
 /// </summary>
 public static class OutboundHttp
 {
-    public static HttpClient CreateClient(OutboundPolicy policy, TimeSpan connectTimeout) =>
-        new(new AllowListHandler(policy)
+    /// <param name="policy">The hosts requests may go to.</param>
+    /// <param name="connectTimeout">Time allowed to open a connection.</param>
+    /// <param name="maxResponseBytes">
+    /// When set, an answer body longer than this fails with <see cref="ResponseTooLargeException"/> as soon as it is
+    /// known (its Content-Length) or read that far, so a broken or hostile endpoint cannot fill the server's memory.
+    /// </param>
+    public static HttpClient CreateClient(OutboundPolicy policy, TimeSpan connectTimeout, long? maxResponseBytes = null)
+    {
+        HttpMessageHandler handler = new SocketsHttpHandler
         {
-            InnerHandler = new SocketsHttpHandler
-            {
-                AllowAutoRedirect = false,
-                // Bounded connection lifetime so a long-running server follows DNS changes of the endpoint.
-                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-                ConnectTimeout = connectTimeout,
-                // No ambient proxy credentials or cookies travel with Engram's requests.
-                UseCookies = false,
-            },
-        })
+            AllowAutoRedirect = false,
+            // Bounded connection lifetime so a long-running server follows DNS changes of the endpoint.
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            ConnectTimeout = connectTimeout,
+            // No ambient proxy credentials or cookies travel with Engram's requests.
+            UseCookies = false,
+        };
+        if (maxResponseBytes is { } max)
+        {
+            handler = new ResponseSizeLimit(max) { InnerHandler = handler };
+        }
+        return new(new AllowListHandler(policy) { InnerHandler = handler })
         {
             // Callers bound each attempt themselves (a linked token); a client-wide time-out would count the whole call.
             Timeout = Timeout.InfiniteTimeSpan,
         };
+    }
 
     private sealed class AllowListHandler(OutboundPolicy policy) : DelegatingHandler
     {
@@ -58,6 +68,9 @@ public static class OutboundHttp
         private static string Origin(Uri uri) => uri.IsAbsoluteUri ? uri.GetLeftPart(UriPartial.Authority) : "(relative)";
     }
 }
+
+/// <summary>An outbound answer longer than the client's bound (<see cref="OutboundHttp.CreateClient"/>): read no further.</summary>
+public sealed class ResponseTooLargeException(string message) : IOException(message);
 
 /// <summary>An outbound request Engram refused to send or to follow: a host not configured, or a redirect. Not transient.</summary>
 public sealed class OutboundRefusedException(string message) : HttpRequestException(message);

@@ -48,4 +48,7 @@ public sealed record DuplicateFound(string DuplicateId, string KeptId, double Si
 {
     public const string Flagged = "flagged";
     public const string Merged = "merged";
+
+    /// <summary>The kept memory changed (or went) while the model merged the pair: nothing was written; the next run sees the pair again.</summary>
+    public const string Skipped = "skipped";
 }

@@ -75,7 +75,7 @@ public sealed class ReflectionService(EngramEngine engine, LlmAccess llm, Reflec
             var scopes = plans.Select(p => new ScopeReport(p.Scope.UserId, p.Scope.AgentId, p.Scope.SessionId, p.Scope.Namespace, p.Changes.Count,
                 p.Reflections.Select(r => new ReflectionWritten(r.WrittenId, r.Content, [.. r.Sources.Select(s => s.Id)])).ToList(),
                 p.Duplicates.Select(d => new DuplicateFound(d.Duplicate.Id, d.Kept.Id, Math.Round(d.Similarity, 4),
-                    d.Merged is null ? DuplicateFound.Flagged : DuplicateFound.Merged, d.Merged)).ToList())).ToList();
+                    d.Skipped ? DuplicateFound.Skipped : d.Merged is null ? DuplicateFound.Flagged : DuplicateFound.Merged, d.Merged)).ToList())).ToList();
             return new ReflectionReport(request.DryRun, model is not null, plans.Count, plans.Sum(p => p.Changes.Count),
                 scopes.Sum(s => s.Reflections.Count), scopes.Sum(s => s.Duplicates.Count(d => d.Action == DuplicateFound.Flagged)),
                 scopes.Sum(s => s.Duplicates.Count(d => d.Action == DuplicateFound.Merged)), scopes);
@@ -351,8 +351,19 @@ public sealed class ReflectionService(EngramEngine engine, LlmAccess llm, Reflec
         {
             if (duplicate.Merged is { } merged && merged != duplicate.Kept.Content)
             {
-                var result = await engine.Memories.UpdateAsync(caller, duplicate.Kept.Id, new MemoryPatch { Content = merged }, ct: ct).ConfigureAwait(false);
-                ownWrites.Add(result.Seq);
+                try
+                {
+                    // Written only over the version the model merged: an edit made while it worked would otherwise be lost.
+                    var result = await engine.Memories.UpdateAsync(caller, duplicate.Kept.Id, new MemoryPatch { Content = merged }, duplicate.Kept.Version, ct)
+                        .ConfigureAwait(false);
+                    ownWrites.Add(result.Seq);
+                }
+                catch (Exception ex) when (ex is PreconditionFailedException or NotFoundException)
+                {
+                    // The pair is left as it is; that change is past the watermark, so the next run reads the pair again.
+                    duplicate.Skipped = true;
+                    continue;
+                }
             }
             await Store.AddLinksAsync(scope.Tenant, [new MemoryLink(duplicate.Duplicate.Id, LinkKinds.DuplicateOf, duplicate.Kept.Id, now)], ct).ConfigureAwait(false);
         }
@@ -405,6 +416,9 @@ public sealed class ReflectionService(EngramEngine engine, LlmAccess llm, Reflec
         public double Similarity { get; } = similarity;
 
         public string? Merged { get; set; }
+
+        /// <summary>Not applied: the kept memory changed or went while the model merged.</summary>
+        public bool Skipped { get; set; }
     }
 
     private sealed class ReflectionPlan(string content, IReadOnlyList<Memory> sources, double importance)

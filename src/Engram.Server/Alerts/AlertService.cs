@@ -322,7 +322,8 @@ public sealed partial class AlertService : BackgroundService
             await WithRetriesAsync("webhook", async token =>
             {
                 using var request = WebhookSignature.Request(new Uri(_options.WebhookUrl!), _options.WebhookSecret!, body, "alert." + alert.State, alert.Id, DateTimeOffset.UtcNow); // wall clock: receivers compare it with theirs
-                using var response = await _webhookHttp.SendAsync(request, token);
+                // Only the status is read: the receiver's body is never buffered.
+                using var response = await _webhookHttp.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token);
                 if (!response.IsSuccessStatusCode)
                 {
                     throw new HttpRequestException($"the webhook answered {(int)response.StatusCode}", null, response.StatusCode);

@@ -106,18 +106,35 @@ internal static class ChatProxyEndpoints
             http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
             await using var upstream = await response.Content.ReadAsStreamAsync(ct);
             var buffer = new byte[16 * 1024];
+            // The time-out of the call ends with the headers: each read of the body gets the same time again, so a model
+            // that stops sending mid-answer frees the client and its concurrency slot instead of holding both for ever.
+            var idle = TimeSpan.FromSeconds(model.Options.TimeoutSeconds);
+            using var quiet = CancellationTokenSource.CreateLinkedTokenSource(ct);
             try
             {
                 int read;
-                while ((read = await upstream.ReadAsync(buffer, ct)) > 0)
+                quiet.CancelAfter(idle);
+                while ((read = await upstream.ReadAsync(buffer, quiet.Token)) > 0)
                 {
                     await http.Response.Body.WriteAsync(buffer.AsMemory(0, read), ct);
                     await http.Response.Body.FlushAsync(ct);
+                    quiet.CancelAfter(idle);
                 }
             }
-            catch (Exception ex) when (ex is HttpRequestException or IOException && !ct.IsCancellationRequested)
+            catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
             {
-                // The model went away mid-answer: the status is sent, so the client sees a cut body, as from the model itself.
+                var failure = ex is OperationCanceledException
+                    ? $"the model sent nothing for {model.Options.TimeoutSeconds} s in the middle of an answer"
+                    : "the model's answer broke off: " + ex.Message;
+                model.RecordRelayFailure(failure);
+                if (!http.Response.HasStarted)
+                {
+                    // Nothing of the body was relayed yet: the client still gets a clear 502 instead of a cut answer.
+                    http.Response.Clear();
+                    await Problems.For(StatusCodes.Status502BadGateway, failure, extra: new Dictionary<string, object?> { ["reason"] = "llm_unavailable" }).ExecuteAsync(http);
+                    return;
+                }
+                // The status is sent: the client sees a cut body, as from the model itself.
                 http.Abort();
             }
         }

@@ -124,6 +124,10 @@ internal static class MemoriesEndpoints
         {
             return TypedResults.Json(new JobAccepted(id, Core.Llm.ExtractionStatus.Queued), statusCode: StatusCodes.Status202Accepted);
         }
+        // The job is stored: what is left is waiting, bounded by MaxWait itself. Under the request time-out (30 s by
+        // default) a wait past it was answered 503 "read before retrying", and a client retrying queued the same
+        // conversation again.
+        http.Features.Get<Microsoft.AspNetCore.Http.Timeouts.IHttpRequestTimeoutFeature>()?.DisableTimeout();
         var job = await extractor.WaitAsync(caller, id, Core.Llm.ConversationExtractor.MaxWait, ct);
         return TypedResults.Json(job, statusCode: job.IsFinished ? StatusCodes.Status200OK : StatusCodes.Status202Accepted);
     }

@@ -157,10 +157,10 @@ internal sealed partial class TelegramBot : BackgroundService
         }
     }
 
-    /// <summary>Sends <paramref name="text"/> to a chat, split into messages Telegram takes, each retried on 429 and network errors.</summary>
+    /// <summary>Sends <paramref name="text"/> to a chat, as the messages Telegram takes (<see cref="TelegramText.Reply"/>), each retried on 429 and network errors.</summary>
     public async Task SendAsync(long chatId, string text, global::Telegram.Bot.Types.ReplyMarkups.ReplyMarkup? markup, CancellationToken ct)
     {
-        var parts = TelegramText.Split(text);
+        var parts = TelegramText.Reply(text);
         for (var i = 0; i < parts.Count; i++)
         {
             var part = parts[i];

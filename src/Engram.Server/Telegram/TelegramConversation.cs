@@ -255,8 +255,19 @@ internal sealed partial class TelegramConversation(IOptions<EngramServerOptions>
             Messages = [new ChatTurn { Role = "user", Content = text }],
             UserId = UserIdOf(user),
         }, ct);
-        await memories.CreateAsync(caller, new NewMemory { Content = text, UserId = UserIdOf(user), Source = "telegram" }, ct: ct);
-        return answer.Answer.Length > 0 ? answer.Answer : "(the model gave an empty answer)";
+        // White space only is an empty answer too: Telegram refuses to send it, and the user heard nothing.
+        var reply = string.IsNullOrWhiteSpace(answer.Answer) ? "(the model gave an empty answer)" : answer.Answer;
+        try
+        {
+            await memories.CreateAsync(caller, new NewMemory { Content = text, UserId = UserIdOf(user), Source = "telegram" }, ct: ct);
+        }
+        catch (Exception ex) when (Explain(ex) is { } why)
+        {
+            // The answer stands; only remembering the message failed (read-only mode, the store away): say so, rather
+            // than replacing the answer the model gave with the error.
+            return $"{reply}\n\n({why} I did not remember this message.)";
+        }
+        return reply;
     }
 
     private static string Numbered(string title, IEnumerable<Memory> found)

@@ -514,7 +514,8 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
             timeout.CancelAfter(TimeSpan.FromSeconds(_options.TimeoutSeconds));
             using var request = WebhookSignature.Request(new Uri(delivery.Url), _options.Secret!, System.Text.Encoding.UTF8.GetBytes(delivery.Body ?? "{}"),
                 delivery.Event, delivery.Id, DateTimeOffset.UtcNow); // the signature's time is the wall clock's: receivers compare it with theirs
-            using var response = await _client!.SendAsync(request, timeout.Token);
+            // Only the status is read: the receiver's body is never buffered (an endless one grew the server by gigabytes).
+            using var response = await _client!.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             var status = (int)response.StatusCode;
             return (response.IsSuccessStatusCode, status, response.IsSuccessStatusCode ? null : $"answered {status}");
         }

@@ -81,6 +81,29 @@ public sealed class MemoryEventWebhookTests
         (await server.Client.PostAsync("/v1/admin/webhooks/deliveries/nope/retry", null)).StatusCode.Should().Be(HttpStatusCode.NotFound);
     }
 
+    /// <summary>
+    /// Found by the probe: the receiver's answer body was read whole before the delivery counted, so a body that never
+    /// ends failed every attempt (and one sent fast grew the server by gigabytes, up to HttpClient's 2 GB buffer).
+    /// Only the status counts.
+    /// </summary>
+    [Fact]
+    public async Task A_receiver_whose_answer_body_never_ends_is_delivered_on_its_status()
+    {
+        await using var hook = await SignedWebhookReceiver.StartAsync();
+        hook.EndlessBody = true;
+        await using var server = await EngramServer.StartAsync(configure: o =>
+        {
+            Hooks(hook.Url, maxAttempts: 2)(o);
+            o.Webhooks.TimeoutSeconds = 2;
+        });
+        var id = (await server.CreateAsync(new { content = "endless answer body" })).GetProperty("id").GetString()!;
+
+        (await hook.NextAsync()).Body.GetProperty("memory_id").GetString().Should().Be(id);
+        var delivered = await WaitForAsync(server, "delivered", 1);
+        delivered.Should().ContainSingle().Which.GetProperty("last_status").GetInt32().Should().Be(200);
+        delivered[0].GetProperty("attempts").GetInt32().Should().Be(1);
+    }
+
     [Fact]
     public async Task A_dead_receiver_never_fails_a_write_its_deliveries_become_dead_letters_and_survive_a_restart_without_repeats()
     {

@@ -39,6 +39,9 @@ public sealed class SignedWebhookReceiver : IAsyncDisposable
 
     public volatile bool FailAll;
 
+    /// <summary>Accept with 200, then send a body that never ends (a byte every 100 ms until the sender hangs up).</summary>
+    public volatile bool EndlessBody;
+
     /// <summary>Every POST, answered or refused.</summary>
     public int Posts => Volatile.Read(ref _posts);
 
@@ -75,6 +78,24 @@ public sealed class SignedWebhookReceiver : IAsyncDisposable
         using var json = JsonDocument.Parse(body);
         await _received.Writer.WriteAsync(new Received(http.Request.Headers[WebhookSignature.EventHeader].ToString(),
             http.Request.Headers[WebhookSignature.DeliveryHeader].ToString(), json.RootElement.Clone()));
+        if (EndlessBody)
+        {
+            http.Response.StatusCode = 200;
+            try
+            {
+                while (!http.RequestAborted.IsCancellationRequested)
+                {
+                    await http.Response.Body.WriteAsync("x"u8.ToArray(), http.RequestAborted);
+                    await http.Response.Body.FlushAsync(http.RequestAborted);
+                    await Task.Delay(100, http.RequestAborted);
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException)
+            {
+                // the sender hung up
+            }
+            return Results.Empty;
+        }
         return Results.NoContent();
     }
 

@@ -93,6 +93,38 @@ public sealed class ChatProxyTests
         seen.AllText.Should().Contain("zzalice").And.NotContain("zzbob");
     }
 
+    /// <summary>
+    /// Found by the probe: the call's time-out ended with the upstream headers, so a model that stopped sending mid-answer
+    /// held the client, and one of the model's concurrency slots, for as long as the client waited (for ever).
+    /// </summary>
+    [Fact]
+    public async Task A_model_that_goes_quiet_mid_answer_is_cut_off_after_the_time_out_and_frees_its_slot()
+    {
+        await using var s = await StartAsync(o =>
+        {
+            o.TimeoutSeconds = 1;
+            o.MaxRetries = 0;
+        });
+        s.Model.Enqueue(new FakeReply { Chunks = ["Avoid ", "peanuts", "."], ChunkDelay = TimeSpan.FromSeconds(12) });
+        var client = s.Server.ClientWithKey(s.WriterKey);
+        client.Timeout = TimeSpan.FromSeconds(60);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = new StringContent("""{"messages":[{"role":"user","content":"hi"}],"stream":true}""", Encoding.UTF8, "application/json"),
+        };
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+        await FluentActions.Awaiting(() => response.Content.ReadAsStringAsync()).Should().ThrowAsync<Exception>("the relay is cut when the model goes quiet");
+
+        started.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(9), "cut after about the 1 s time-out, not after the model's 12 s pause");
+        var admin = s.Server.ClientWithKey(await s.Server.CreateKeyAsync("t1", Role.Admin));
+        var llm = (await (await admin.GetAsync("/v1/stats")).JsonAsync()).GetProperty("llm").GetProperty("status");
+        llm.GetProperty("in_flight").GetInt32().Should().Be(0, "the slot is given back");
+        llm.GetProperty("last_error").GetString().Should().Contain("sent nothing for 1 s");
+    }
+
     [Fact]
     public async Task A_scoped_key_decides_the_scope_whatever_user_the_request_names()
     {

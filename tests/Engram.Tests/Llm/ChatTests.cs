@@ -147,6 +147,21 @@ public sealed class ChatTests
     }
 
     [Fact]
+    public async Task A_model_answer_that_is_not_a_chat_completion_is_a_502_problem_not_a_500()
+    {
+        await using var s = await StartAsync(o => o.MaxRetries = 0);
+        s.Model.Responder = request => request.Stream
+            ? new FakeReply { RawBytes = "data: [1,2]\n\n"u8.ToArray() }
+            : new FakeReply { RawBody = """{"choices":[]}""" };
+
+        var whole = await (await ChatAsync(s.T1, """{"messages":[{"role":"user","content":"coffee"}]}""")).ShouldBeProblemAsync(HttpStatusCode.BadGateway);
+        whole.GetProperty("reason").GetString().Should().Be("llm_unavailable");
+        whole.GetProperty("detail").GetString().Should().Contain("OpenAI-compatible chat completion");
+        var streamed = await (await ChatAsync(s.T1, """{"messages":[{"role":"user","content":"coffee"}],"stream":true}""")).ShouldBeProblemAsync(HttpStatusCode.BadGateway);
+        streamed.GetProperty("reason").GetString().Should().Be("llm_unavailable");
+    }
+
+    [Fact]
     public async Task Remember_queues_an_extraction_of_the_exchange_that_writes_the_fact_in_the_chat_scope()
     {
         await using var s = await StartAsync();

@@ -230,6 +230,40 @@ public class ExtractionTests
         graph.GetProperty("relations").EnumerateArray().Should().Contain(r => r.GetProperty("relation_type").GetString() == "lives_in");
     }
 
+    /// <summary>
+    /// Found by the probe (two extractions on one user, or a client editing): UPDATE wrote the model's merge of the text
+    /// it had read over whatever the memory said by then, so a change made while the model thought was lost.
+    /// </summary>
+    [Fact]
+    public async Task An_UPDATE_whose_memory_changed_while_the_model_decided_adds_the_fact_and_keeps_the_change()
+    {
+        await using var model = await FakeChatModel.StartAsync();
+        await using var server = await StartAsync(model);
+        model.Responder = _ => FakeReply.Text(Facts("Plays chess"));
+        var chess = (await AddAndWaitAsync(server, Conversation("I play chess"))).GetProperty("memory_ids")[0].GetString()!;
+
+        model.Responder = r =>
+        {
+            if (!IsDecision(r))
+            {
+                return FakeReply.Text(Facts("Plays chess at the club"));
+            }
+            // While the model decides, a client edits the memory the model is reading.
+            using var edit = server.Client.PatchAsync($"/v1/memories/{chess}",
+                new StringContent("""{"content":"Plays chess and go"}""", System.Text.Encoding.UTF8, "application/json")).GetAwaiter().GetResult();
+            edit.StatusCode.Should().Be(HttpStatusCode.OK);
+            return FakeReply.Text(Decisions(new { fact = 1, @event = "UPDATE", memory = 1, text = "Plays chess at the club", reason = "more detail" }));
+        };
+        var job = await AddAndWaitAsync(server, Conversation("I play chess at the club"));
+
+        job.GetProperty("status").GetString().Should().Be("succeeded", job.GetRawText());
+        (await (await server.Client.GetAsync($"/v1/memories/{chess}")).JsonAsync()).GetProperty("content").GetString().Should().Be("Plays chess and go", "the client's change is kept");
+        var added = job.GetProperty("memory_ids").EnumerateArray().Select(i => i.GetString()).Should().ContainSingle().Subject;
+        added.Should().NotBe(chess);
+        (await (await server.Client.GetAsync($"/v1/memories/{added}")).JsonAsync()).GetProperty("content").GetString().Should().Be("Plays chess at the club");
+        job.GetProperty("applied")[0].GetProperty("note").GetString().Should().Contain("changed after the model read it");
+    }
+
     [Fact]
     public async Task UPDATE_rewrites_the_memory_keeping_the_old_text_in_history_and_NONE_writes_nothing()
     {
@@ -342,6 +376,19 @@ public class ExtractionTests
         job.GetProperty("memory_ids").GetArrayLength().Should().Be(1);
     }
 
+    /// <summary>Found by the probe: wait=true (up to 60 s) was cut by the 30 s request time-out with a 503, after the job was queued.</summary>
+    [Fact]
+    public async Task Wait_true_outlasts_the_request_time_out_and_answers_with_the_finished_job()
+    {
+        await using var model = await FakeChatModel.StartAsync();
+        model.Enqueue(FakeReply.Text(Facts("Lives in Berlin")) with { Delay = TimeSpan.FromSeconds(4) });
+        await using var server = await StartAsync(model, o => o.RequestTimeoutSeconds = 2);
+
+        var job = await AddAndWaitAsync(server, Conversation("I live in Berlin"));
+
+        job.GetProperty("status").GetString().Should().Be("succeeded", job.GetRawText());
+    }
+
     [Fact]
     public async Task A_model_that_stays_down_fails_the_job_after_the_attempts_and_keeps_the_input()
     {
@@ -352,6 +399,25 @@ public class ExtractionTests
         job.GetProperty("status").GetString().Should().Be("failed");
         job.GetProperty("error").GetString().Should().StartWith("gave up after 2 attempts");
         job.GetProperty("input").GetProperty("conversation").GetProperty("user_id").GetString().Should().Be("alice");
+    }
+
+    /// <summary>
+    /// Found by the probe: an answer the OpenAI client cannot read made it throw an exception the job did not expect; the
+    /// job stayed "running" and was taken again each time its lease ran out, without end. It is an attempt like any other.
+    /// </summary>
+    [Fact]
+    public async Task An_answer_that_is_not_a_chat_completion_is_retried_and_then_fails_the_job_never_left_running()
+    {
+        await using var model = await FakeChatModel.StartAsync();
+        model.Responder = _ => new FakeReply { RawBody = """{"choices":[]}""" };
+        await using var server = await StartAsync(model, o => o.Llm.ExtractionMaxAttempts = 2);
+
+        var job = await AddAndWaitAsync(server, Conversation("I live in Berlin"));
+
+        job.GetProperty("status").GetString().Should().Be("failed", job.GetRawText());
+        job.GetProperty("attempts").GetInt32().Should().Be(2);
+        job.GetProperty("error").GetString().Should().StartWith("gave up after 2 attempts").And.Contain("OpenAI-compatible chat completion");
+        model.Requests.Should().HaveCount(2);
     }
 
     /// <summary>

@@ -107,6 +107,25 @@ public sealed class LanguageModelTests
         (fake.Requests[1].ReceivedAt - fake.Requests[0].ReceivedAt).Should().BeGreaterThan(TimeSpan.FromSeconds(1.8), "the endpoint asked for 2 s");
     }
 
+    /// <summary>Found by the probe: the client waited out any Retry-After, so a 429 asking for an hour held a chat request (and a slot) for hours.</summary>
+    [Fact]
+    public async Task A_429_asking_for_a_long_wait_fails_at_once_with_the_wait_instead_of_holding_the_call()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Enqueue(FakeReply.Error(429, retryAfterSeconds: 3600), FakeReply.Text("too late"));
+        using var model = ModelFor(fake);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        var failure = (await FluentActions.Awaiting(() => model.CompleteAsync(Ask).WaitAsync(TimeSpan.FromSeconds(30)))
+            .Should().ThrowAsync<LlmUnavailableException>()).Which;
+
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(10));
+        failure.Message.Should().Contain("answered 429");
+        failure.RetryAfter.Should().Be(TimeSpan.FromHours(1), "an extraction job backs off this long");
+        fake.Requests.Should().HaveCount(1, "no retry in place");
+        model.Status().InFlight.Should().Be(0);
+    }
+
     [Fact]
     public async Task Server_errors_are_retried_and_then_reported_with_the_status()
     {
@@ -209,6 +228,65 @@ public sealed class LanguageModelTests
     [InlineData("http://user:pw@x/v1", "m", "without query or credentials")]
     public void Settings_are_checked(string baseUrl, string model, string expected) =>
         new LlmOptions { BaseUrl = baseUrl, Model = model }.Validate().Should().ContainSingle().Which.Should().Contain(expected);
+
+    /// <summary>
+    /// Found by the hostile-provider probe: the OpenAI client throws ArgumentException, InvalidOperationException or
+    /// NullReferenceException on a 200 answer that is not a chat completion, and those escaped as Engram's own 500s.
+    /// </summary>
+    [Theory]
+    [InlineData("{}")]
+    [InlineData("[]")]
+    [InlineData("null")]
+    [InlineData("\"a string\"")]
+    [InlineData("""{"choices":[]}""")]
+    [InlineData("""{"choices":null}""")]
+    [InlineData("""{"choices":[{"index":0,"message":null}]}""")]
+    [InlineData("""{"choices":[{"index":0,"message":{"role":"wizard","content":"x"}}]}""")]
+    [InlineData("""{"choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"tired"}]}""")]
+    [InlineData("""{"error":{"message":"quota"}}""")]
+    public async Task A_200_answer_that_is_not_a_chat_completion_is_the_model_failing(string body)
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Responder = _ => new FakeReply { RawBody = body };
+        using var model = ModelFor(fake, o => o.MaxRetries = 0);
+
+        var failure = (await FluentActions.Awaiting(() => model.CompleteAsync(Ask)).Should().ThrowAsync<LlmUnavailableException>()).Which;
+        failure.Message.Should().Contain("could not be read as an OpenAI-compatible chat completion");
+        model.Status().Failures.Should().Be(1);
+    }
+
+    [Fact]
+    public async Task An_answer_that_is_not_UTF_8_is_the_model_failing_streamed_or_not()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        var bytes = "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"ab"u8.ToArray().Concat(new byte[] { 0xFF, 0xFE })
+            .Concat("\"},\"finish_reason\":\"stop\"}]}"u8.ToArray()).ToArray();
+        fake.Responder = request => request.Stream
+            ? new FakeReply { RawBytes = "data: \"not a chunk\"\n\ndata: [DONE]\n\n"u8.ToArray() }
+            : new FakeReply { RawBytes = bytes };
+        using var model = ModelFor(fake, o => o.MaxRetries = 0);
+
+        await FluentActions.Awaiting(() => model.CompleteAsync(Ask)).Should().ThrowAsync<LlmUnavailableException>();
+        await FluentActions.Awaiting(async () =>
+        {
+            await foreach (var _ in model.StreamAsync(Ask))
+            {
+            }
+        }).Should().ThrowAsync<LlmUnavailableException>();
+        model.Status().Failures.Should().Be(2);
+    }
+
+    [Fact]
+    public async Task An_answer_longer_than_the_bound_fails_the_call_without_being_read_whole()
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        var huge = new string('x', (int)LanguageModel.MaxAnswerBytes + 1024);
+        fake.Responder = _ => FakeReply.Text(huge);
+        using var model = ModelFor(fake, o => o.MaxRetries = 0);
+
+        (await FluentActions.Awaiting(() => model.CompleteAsync(Ask)).Should().ThrowAsync<LlmUnavailableException>())
+            .Which.Message.Should().Contain("longer than 16 MB");
+    }
 
     [Fact]
     public void No_settings_mean_no_model_and_no_error() =>

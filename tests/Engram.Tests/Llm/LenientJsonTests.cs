@@ -28,4 +28,17 @@ public sealed class LenientJsonTests
         LenientJson.Extract(answer, out var problem).Should().BeNull();
         problem.Should().Contain(reason);
     }
+
+    /// <summary>Found by the probe: every bracket was tried as a start, each scanning to its close, so deep nesting was quadratic.</summary>
+    [Fact]
+    public void Deeply_nested_brackets_are_given_up_on_in_linear_time()
+    {
+        var answer = new string('[', 200_000) + new string(']', 200_000);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        LenientJson.Extract(answer, out var problem).Should().BeNull();
+
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(5), "before, this took minutes");
+        problem.Should().NotBeNull();
+    }
 }

@@ -201,6 +201,35 @@ public sealed class ReflectionTests(ITestOutputHelper output)
         model.Requests.Count.Should().Be(asked);
     }
 
+    /// <summary>Found by the probe: the merge was written over the kept memory whatever it said by then, so an edit made while the model merged was lost.</summary>
+    [Fact]
+    public async Task A_kept_memory_edited_while_the_model_merges_keeps_the_edit_and_the_pair_is_left_for_the_next_run()
+    {
+        await using var model = await FakeChatModel.StartAsync();
+        await using var server = await StartAsync(Backend.Sqlite, model);
+        var kept = await CreateAsync(server, Kept);
+        await CreateAsync(server, Duplicate);
+        await CreateAsync(server, Other);
+        model.Responder = r =>
+        {
+            if (!AsksMerge(r))
+            {
+                return AsksReflections(r) ? FakeReply.Json(new { reflections = Array.Empty<object>() }) : FakeReply.Text("unexpected");
+            }
+            // While the model merges, a client edits the memory it is merging into.
+            using var edit = server.Client.PatchAsync($"/v1/memories/{kept}",
+                new StringContent("""{"content":"Alice prefers light mode now"}""", System.Text.Encoding.UTF8, "application/json")).GetAwaiter().GetResult();
+            edit.StatusCode.Should().Be(HttpStatusCode.OK);
+            return FakeReply.Json(new { content = "Alice prefers dark mode in all her code editors" });
+        };
+
+        var report = await ReflectAsync(server, new { });
+
+        report.GetProperty("duplicates_merged").GetInt32().Should().Be(0);
+        (await (await server.Client.GetAsync($"/v1/memories/{kept}")).JsonAsync()).GetProperty("content").GetString().Should().Be("Alice prefers light mode now");
+        (await ListAsync(server, "duplicate_of=*")).Should().BeEmpty("nothing of the merge was written");
+    }
+
     [Theory]
     [InlineData(Backend.Sqlite)]
     [InlineData(Backend.Postgres)]

@@ -116,6 +116,13 @@ public sealed class FakeChatModel : IAsyncDisposable
         }
         var model = request.Body.TryGetProperty("model", out var m) ? m.GetString() : "fake";
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        if (reply.RawBytes is not null)
+        {
+            // Bytes as they are, streamed or not: invalid UTF-8, events that are not chunks.
+            context.Response.ContentType = request.Stream ? "text/event-stream" : "application/json";
+            await context.Response.Body.WriteAsync(reply.RawBytes);
+            return;
+        }
         if (request.Stream)
         {
             context.Response.ContentType = "text/event-stream";
@@ -205,6 +212,9 @@ public sealed record FakeReply
     public string? Content { get; init; }
 
     public string? RawBody { get; init; }
+
+    /// <summary>A body sent byte for byte (also for a streamed request), for answers a string cannot hold.</summary>
+    public byte[]? RawBytes { get; init; }
 
     public int Status { get; init; } = 200;
 

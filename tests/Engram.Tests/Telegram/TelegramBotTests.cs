@@ -181,6 +181,46 @@ public sealed class TelegramBotTests(TelegramBotFixture fixture) : IClassFixture
             .Should().Be(longAnswer.Replace("\n", "", StringComparison.Ordinal).Replace(" ", "", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// Found by the probe: a blank answer was sent as is and refused by Telegram, a broken one escaped as an unexplained
+    /// error, so in both cases the user heard nothing; a huge one became a message per 4,096 characters.
+    /// </summary>
+    [Fact]
+    public async Task A_blank_broken_or_huge_model_answer_still_gets_the_user_a_short_reply()
+    {
+        const long user = TelegramBotFixture.Alice;
+        fixture.Model.Enqueue(FakeReply.Text("\n\n   \n"));
+        (await AskAsync(user, "Say nothing")).Should().Be("(the model gave an empty answer)");
+
+        fixture.Model.Enqueue(new FakeReply { RawBody = """{"choices":[]}""" });
+        (await AskAsync(user, "Are you there?")).Should().Contain("not answering right now");
+
+        var before = Telegram.Sent.Count(m => m.ChatId == user);
+        fixture.Model.Enqueue(FakeReply.Text(string.Concat(Enumerable.Repeat("word ", 10_000))));
+        var parts = await TalkAsync(Telegram, user, "Tell me more than everything", replies: TelegramText.MaxReplyParts);
+        parts.Should().OnlyContain(p => p.Text.Length <= TelegramText.MaxMessageLength);
+        parts[^1].Text.Should().Contain("(cut: the reply is 50,000 characters");
+        (await AskAsync(user, "/help")).Should().Contain("/remember");
+        Telegram.Sent.Count(m => m.ChatId == user).Should().Be(before + TelegramText.MaxReplyParts + 1, "the cut reply, then the help");
+    }
+
+    /// <summary>Found by the probe: when remembering the message failed after the model answered (read-only mode), the user got only the error.</summary>
+    [Fact]
+    public async Task A_plain_message_that_cannot_be_remembered_still_gets_the_models_answer()
+    {
+        const long user = TelegramBotFixture.Bob;
+        (await fixture.Server.Client.PostAsJsonAsync("/v1/admin/readonly", new { enabled = true })).EnsureSuccessStatusCode();
+        try
+        {
+            var reply = await AskAsync(user, "Is the server writable?");
+            reply.Should().StartWith("echo: Is the server writable?").And.Contain("I did not remember this message.");
+        }
+        finally
+        {
+            (await fixture.Server.Client.PostAsJsonAsync("/v1/admin/readonly", new { enabled = false })).EnsureSuccessStatusCode();
+        }
+    }
+
     [Theory]
     [InlineData(Backend.Sqlite)]
     [InlineData(Backend.Postgres)]
