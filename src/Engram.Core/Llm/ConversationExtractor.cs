@@ -522,7 +522,7 @@ public sealed class ConversationExtractor : IConversationExtractor
             {
                 return $"facts[{i}].text is missing";
             }
-            if (f.Text.Length > _memories.Limits.MaxContentChars)
+            if (f.Text.Length > _memories.Limits.MaxContentChars && UnicodeText.CountCharacters(f.Text) > _memories.Limits.MaxContentChars)
             {
                 return $"facts[{i}].text is longer than {_memories.Limits.MaxContentChars} characters";
             }
