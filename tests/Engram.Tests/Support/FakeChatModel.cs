@@ -141,7 +141,14 @@ public sealed class FakeChatModel : IAsyncDisposable
                 await context.Response.Body.FlushAsync();
                 if (reply.ChunkDelay > TimeSpan.Zero)
                 {
-                    await Task.Delay(reply.ChunkDelay);
+                    try
+                    {
+                        await Task.Delay(reply.ChunkDelay, context.RequestAborted);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return; // the caller hung up (a proxy that cut the model off): no more to send
+                    }
                 }
             }
             var last = new { id = "chatcmpl-fake", @object = "chat.completion.chunk", created, model, choices = new[] { new { index = 0, delta = new { }, finish_reason = "stop" } } };
