@@ -7,7 +7,8 @@ namespace Engram.Cli.Output;
 /// Wraps stdout and stderr so stored text never reaches the terminal as control characters: memory content, metadata,
 /// key-value values, entity names, actors in the audit log are anyone's text, and an ESC or a BEL in them would otherwise
 /// be obeyed by the terminal (clear the screen, retitle the window, hide lines: escape injection). Every C0 and C1 control
-/// character and DEL is written as a visible escape (<c>\x1b</c>; <c>\u009b</c>, JSON's own escape), except a line break and a tab, which the
+/// character and DEL (and a bidirectional override, <see cref="IsControl"/>) is written as a visible escape (<c>\x1b</c>; <c>\u009b</c>,
+/// JSON's own escape), except a line break and a tab, which the
 /// views lay out themselves (<c>get</c> indents each line of a memory; listings put content on one line). A carriage
 /// return counts as a line break only before a line feed (a Windows line end); alone it could overwrite a line in place.
 /// <para>
@@ -74,7 +75,8 @@ internal sealed class TerminalSafeWriter(TextWriter inner) : TextWriter(CultureI
             return;
         }
         // The common case, text without a control character, goes through in one piece.
-        if (!_pendingReturn && !value.AsSpan().ContainsAnyInRange('\0', '\x1f') && !value.AsSpan().ContainsAnyInRange('\x7f', '\x9f'))
+        if (!_pendingReturn && !value.AsSpan().ContainsAnyInRange('\0', '\x1f') && !value.AsSpan().ContainsAnyInRange('\x7f', '\x9f')
+            && !value.AsSpan().ContainsAnyInRange('\u202a', '\u202e') && !value.AsSpan().ContainsAnyInRange('\u2066', '\u2069'))
         {
             inner.Write(value);
             return;
@@ -104,7 +106,12 @@ internal sealed class TerminalSafeWriter(TextWriter inner) : TextWriter(CultureI
         inner.Flush();
     }
 
-    private static bool IsControl(char c) => c < ' ' || c is >= '\x7f' and <= '\x9f';
+    /// <summary>
+    /// C0, DEL and C1, and the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): those
+    /// reorder what the terminal shows, so "invoice\u202Egpj.exe" would read as "invoiceexe.jpg" (the "Trojan Source"
+    /// trick). The marks U+200E/U+200F reorder nothing on their own and stay.
+    /// </summary>
+    private static bool IsControl(char c) => c < ' ' || c is >= '\x7f' and <= '\x9f' or >= '\u202a' and <= '\u202e' or >= '\u2066' and <= '\u2069';
 
     protected override void Dispose(bool disposing)
     {

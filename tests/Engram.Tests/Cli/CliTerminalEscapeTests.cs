@@ -48,4 +48,21 @@ public sealed class CliTerminalEscapeTests
         var json = await engram.JsonAsync("get", id);
         json.GetProperty("content").GetString().Should().Be(Evil + " again");
     }
+
+    [Fact]
+    public async Task A_bidirectional_override_is_shown_escaped_not_obeyed()
+    {
+        // "invoice\u202Egpj.exe" shows as "invoiceexe.jpg" in a terminal that obeys the override (U+202E, RIGHT-TO-LEFT OVERRIDE).
+        const string spoof = "invoice\u202Egpj.exe and \u2067isolate\u2069";
+        await using var engram = await CliBackend.StartAsync(CliMode.InProcess);
+        var id = (await engram.JsonAsync("add", spoof, "--user", "bidi")).GetProperty("id").GetString()!;
+        foreach (var args in new[] { new[] { "get", id }, ["list", "--user", "bidi"] })
+        {
+            var result = await engram.RunAsync(args);
+            result.ExitCode.Should().Be(0, result.ToString());
+            result.Stdout.Should().NotContain("\u202E").And.NotContain("\u2067").And.NotContain("\u2069");
+            result.Stdout.Should().Contain(@"invoice\u202egpj.exe", string.Join(' ', args));
+        }
+        (await engram.JsonAsync("get", id)).GetProperty("content").GetString().Should().Be(spoof);
+    }
 }
