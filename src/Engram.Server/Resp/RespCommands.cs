@@ -14,6 +14,7 @@ internal sealed partial class RespConnection
 {
     private const string WrongInteger = "ERR value is not an integer or out of range";
     private const string Syntax = "ERR syntax error";
+    private const string NoAuth = "NOAUTH Authentication required.";
 
     private async ValueTask ExecuteAsync(CancellationToken ct)
     {
@@ -187,7 +188,7 @@ internal sealed partial class RespConnection
         if (caller is null)
         {
             await DrainAsync().ConfigureAwait(false);
-            _reply.Error("NOAUTH Authentication required.");
+            _reply.Error(NoAuth);
             return;
         }
         if (PendingCount >= MaxPending)

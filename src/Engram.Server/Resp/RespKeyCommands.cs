@@ -46,7 +46,7 @@ internal sealed partial class RespConnection
         await DrainAsync().ConfigureAwait(false);
         if (caller is null)
         {
-            _reply.Error("NOAUTH Authentication required.");
+            _reply.Error(NoAuth);
             return;
         }
         if (OnEventThread && !_kv.ReadsWithoutBlocking(caller, key))
@@ -108,7 +108,7 @@ internal sealed partial class RespConnection
         if (caller is null)
         {
             await DrainAsync().ConfigureAwait(false);
-            _reply.Error("NOAUTH Authentication required.");
+            _reply.Error(NoAuth);
             return;
         }
         var condition = KvCondition.Always;
@@ -499,15 +499,22 @@ internal sealed partial class RespConnection
         long deleted = 0;
         for (var start = 1; start < _argCount; start += DeleteChunk)
         {
-            var keys = new string[Math.Min(DeleteChunk, _argCount - start)];
-            for (var i = 0; i < keys.Length; i++)
-            {
-                keys[i] = Text(start + i);
-            }
+            var keys = KeyArguments(start, DeleteChunk);
             // Inside MULTI, _kv is the transaction's: the call is done when it returns.
             deleted += await _kv.DeleteKeysAsync(caller, keys, ct).ConfigureAwait(false);
         }
         return deleted;
+    }
+
+    /// <summary>Arguments from <paramref name="start"/> on as key texts, at most <paramref name="most"/> of them (a chunk of a many-key command).</summary>
+    private string[] KeyArguments(int start, int most)
+    {
+        var keys = new string[Math.Min(most, _argCount - start)];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = Text(start + i);
+        }
+        return keys;
     }
 
     /// <summary>EXISTS/TOUCH: how many of the keys exist, a key named twice counted twice; read in chunks as MGET reads.</summary>
@@ -516,11 +523,7 @@ internal sealed partial class RespConnection
         long found = 0;
         for (var start = 1; start < _argCount; start += MGetChunk)
         {
-            var keys = new string[Math.Min(MGetChunk, _argCount - start)];
-            for (var i = 0; i < keys.Length; i++)
-            {
-                keys[i] = Text(start + i);
-            }
+            var keys = KeyArguments(start, MGetChunk);
             foreach (var entry in await _kv.GetEntriesAsync(caller, keys, ct).ConfigureAwait(false))
             {
                 found += entry is null ? 0 : 1;

@@ -66,7 +66,7 @@ internal sealed partial class RespConnection
         }
         var caller = await CallerAsync(ct).ConfigureAwait(false);
         QueuedScript? queued = null;
-        var error = caller is null ? "NOAUTH Authentication required." : TryPrepareScript(command, caller, out queued);
+        var error = caller is null ? NoAuth : TryPrepareScript(command, caller, out queued);
         if (error is not null)
         {
             await RunQueuedScriptsAsync(ct).ConfigureAwait(false); // its error follows the replies of the scripts before it
@@ -313,7 +313,7 @@ internal sealed partial class RespConnection
         var caller = await CallerAsync(ct).ConfigureAwait(false);
         if (caller is null)
         {
-            _reply.Error("NOAUTH Authentication required.");
+            _reply.Error(NoAuth);
             return;
         }
         var scripts = _listener.Scripts;

@@ -139,7 +139,7 @@ internal sealed partial class RespConnection
         }
         if (await CallerAsync(ct).ConfigureAwait(false) is null)
         {
-            _reply.Error("NOAUTH Authentication required.");
+            _reply.Error(NoAuth);
             return;
         }
         _queued = [];
@@ -196,7 +196,7 @@ internal sealed partial class RespConnection
         var caller = await CallerAsync(ct).ConfigureAwait(false);
         if (caller is null)
         {
-            _reply.Error("NOAUTH Authentication required.");
+            _reply.Error(NoAuth);
             return;
         }
         var keys = new List<string>(_argCount - 1);
@@ -245,7 +245,7 @@ internal sealed partial class RespConnection
         var caller = await CallerAsync(ct).ConfigureAwait(false);
         if (caller is null)
         {
-            _reply.Error("NOAUTH Authentication required.");
+            _reply.Error(NoAuth);
             return;
         }
         var keys = new List<string>();
