@@ -56,10 +56,11 @@ public interface IKeyValueStore
     /// Adds <paramref name="by"/> to the integer value inside the write transaction (so concurrent
     /// increments never lose one). A missing key starts at 0 and gets <paramref name="expiresAtMsIfNew"/>;
     /// an existing key keeps its expiry. A value that is not a JSON integer (<paramref name="textIntegers"/>: nor a JSON string
-    /// holding one, as Redis reads its values), or overflow: <see cref="ConflictException"/>.
+    /// holding one, as Redis reads its values), or overflow: <see cref="ConflictException"/>. <paramref name="afterWritesUnderWay"/>:
+    /// as for <see cref="SetKvAsync"/> (a relaxed increment may otherwise be acknowledged ahead of writes queued before it).
     /// </summary>
     Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
-        CancellationToken ct = default);
+        bool afterWritesUnderWay = false, CancellationToken ct = default);
 
     /// <summary>Sets a new expiry (null: never); returns false when there is no live entry.</summary>
     Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default);

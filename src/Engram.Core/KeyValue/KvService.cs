@@ -100,12 +100,14 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// <see cref="IncrementAsync(Caller, string?, long, CancellationToken)"/>; <paramref name="textIntegers"/>: a JSON string
     /// holding a canonical integer (<c>"42"</c>) counts as that integer. Over RESP a value is its text, so <c>GET</c> shows
     /// both <c>42</c> and <c>"42"</c> as 42 and <c>INCR</c> must take both, as Redis would; REST keeps JSON's types.
+    /// <paramref name="afterWritesUnderWay"/>: as for <see cref="SetPreparedAsync(KvPreparedSet, bool, CancellationToken)"/>.
     /// </summary>
-    public Task<long> IncrementAsync(Caller caller, string? key, long by, bool textIntegers, CancellationToken ct = default)
+    public Task<long> IncrementAsync(Caller caller, string? key, long by, bool textIntegers, CancellationToken ct = default, bool afterWritesUnderWay = false)
     {
         var partition = Enter(caller, Role.Write, "write keys");
         KvKeys.Validate(key);
-        return store.IncrementKvAsync(partition, KvKeys.ToStored(caller.Tenant, key!), by, ExpiresAt(null, "ttl_seconds"), options.Durability, textIntegers, ct);
+        return store.IncrementKvAsync(partition, KvKeys.ToStored(caller.Tenant, key!), by, ExpiresAt(null, "ttl_seconds"), options.Durability, textIntegers,
+            afterWritesUnderWay, ct);
     }
 
     /// <summary>Gives the key a new TTL (0: never expires); returns its new state.</summary>

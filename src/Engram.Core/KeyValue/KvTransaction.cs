@@ -246,7 +246,7 @@ public sealed class KvTransaction : IKeyValueStore
         Task.FromResult(storedKeys.Count(Delete));
 
     public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
-        CancellationToken ct = default)
+        bool afterWritesUnderWay = false, CancellationToken ct = default)
     {
         var live = Live(storedKey);
         var next = KvWrites.Increment(Partition, storedKey, live, by, textIntegers);

@@ -243,7 +243,7 @@ internal sealed partial class RespConnection
             case "INCR" or "DECR":
                 if (await ArityAsync(2, exact: true).ConfigureAwait(false))
                 {
-                    Defer(_kv.IncrementAsync(caller, Text(1), command == "INCR" ? 1 : -1, textIntegers: true, ct), PendingKind.Integer);
+                    Defer(_kv.IncrementAsync(caller, Text(1), command == "INCR" ? 1 : -1, textIntegers: true, ct, afterWritesUnderWay: WritesUnderWay), PendingKind.Integer);
                 }
                 return;
             case "INCRBY" or "DECRBY":
@@ -261,7 +261,7 @@ internal sealed partial class RespConnection
                     }
                     else
                     {
-                        Defer(_kv.IncrementAsync(caller, Text(1), command == "INCRBY" ? by : -by, textIntegers: true, ct), PendingKind.Integer);
+                        Defer(_kv.IncrementAsync(caller, Text(1), command == "INCRBY" ? by : -by, textIntegers: true, ct, afterWritesUnderWay: WritesUnderWay), PendingKind.Integer);
                     }
                 }
                 return;

@@ -184,7 +184,7 @@ public sealed class KvJournalTests : IDisposable
         await kv.SetAsync(Acme, "k", Json("6"), null);
         (await kv.IncrementAsync(Acme, "n", 5)).Should().Be(5);
 
-        journal.Appended.Should().Be(4, "the unconditional SETs of k (1, 2, 4, 6) are journaled; NX, XX, DEL and INCR are not");
+        journal.Appended.Should().Be(5, "the unconditional SETs of k (1, 2, 4, 6) and the INCR of n are journaled; NX, XX and DEL are not");
         xx.Version.Should().Be(2, "XX sees the journaled SET of 4 that recreated the key");
         (await kv.GetAsync(Acme, "k")).Value.GetRawText().Should().Be("6");
         var history = await kv.GetHistoryAsync(Acme, "k");
@@ -196,8 +196,8 @@ public sealed class KvJournalTests : IDisposable
     [Fact]
     public async Task A_set_made_while_the_same_callers_earlier_write_waits_for_the_writer_does_not_overtake_it()
     {
-        // A RESP pipeline hands its writes over without waiting for each: INCR, then a plain SET of the same key, which
-        // says that it follows a write under way.
+        // A RESP pipeline hands its writes over without waiting for each: SET XX (through the writer), then a plain SET and
+        // an INCR of the same key, which say that they follow a write under way.
         await using var store = SqliteMemoryStore.Open(Folder("order"));
         var journal = Hold(store);
         var kv = Relaxed(store);
@@ -205,44 +205,147 @@ public sealed class KvJournalTests : IDisposable
         await kv.SetAsync(Acme, "n", Json("5"), null);
         journal.Appended.Should().Be(2);
 
-        // The test holds the state lock, so the writer cannot finish the INCR before the SET is made (this thread may
+        // The test holds the state lock, so the writer cannot finish the SET XX before the others are made (this thread may
         // take the lock again, as a journaled SET does).
-        Task<long> increment;
+        Task<KvWritten> conditional;
         Task<KvSetResult> set;
+        Task<long> increment;
         lock (store.KvStateLock)
         {
-            increment = kv.IncrementAsync(Acme, "n");
+            conditional = kv.SetAsync(Acme, "n", Json("6"), null, xx: true);
             set = kv.SetPreparedAsync(kv.PrepareSet(Acme, "n", "100", null), afterWritesUnderWay: true);
+            increment = kv.IncrementAsync(Acme, "n", 1, textIntegers: false, afterWritesUnderWay: true);
         }
-        (await increment).Should().Be(6, "the INCR comes after the journaled SET of 5, which its group applies first");
+        (await conditional).Version.Should().Be(3, "the SET XX comes after the journaled SET of 5, which its group applies first");
         (await set).Version.Should().Be(4);
-        journal.Appended.Should().Be(2, "the SET queued behind the INCR instead of being journaled past it");
-        (await kv.GetAsync(Acme, "n")).Value.GetRawText().Should().Be("100");
-        (await kv.GetHistoryAsync(Acme, "n")).Items.Select(h => h.Value!.Value.GetRawText()).Should().Equal("1", "5", "6", "100");
+        (await increment).Should().Be(101);
+        journal.Appended.Should().Be(2, "the SET and the INCR queued behind the SET XX instead of being journaled past it");
+        (await kv.GetAsync(Acme, "n")).Value.GetRawText().Should().Be("101");
+        (await kv.GetHistoryAsync(Acme, "n")).Items.Select(h => (h.Event, h.Value!.Value.GetRawText()))
+            .Should().Equal((KvEvents.Created, "1"), (KvEvents.Updated, "5"), (KvEvents.Updated, "6"), (KvEvents.Updated, "100"), (KvEvents.Incremented, "101"));
     }
 
     [Fact]
     public async Task A_set_of_another_caller_is_journaled_while_a_write_waits_for_the_writer_and_takes_effect_first()
     {
-        // Two clients: one's INCR is queued (not answered), the other's SET comes meanwhile. Neither was answered before
-        // the other began, so either order is right; the SET does not wait behind the writer's queue.
+        // Two clients: one's SET XX is queued (not answered), the other's SET and INCR come meanwhile. Neither was answered
+        // before the other began, so either order is right; the SET and INCR do not wait behind the writer's queue.
         await using var store = SqliteMemoryStore.Open(Folder("others"));
         var journal = Hold(store);
         var kv = Relaxed(store);
         await kv.SetAsync(Acme, "n", Json("1"), null);
 
-        Task<long> increment;
+        Task<KvWritten> conditional;
         Task<KvWritten> set;
+        Task<long> increment;
         lock (store.KvStateLock)
         {
-            increment = kv.IncrementAsync(Acme, "n");
+            conditional = kv.SetAsync(Acme, "n", Json("7"), null, xx: true);
             set = kv.SetAsync(Acme, "n", Json("100"), null);
+            increment = kv.IncrementAsync(Acme, "n");
             set.IsCompleted.Should().BeTrue("a journaled SET is answered at once, while the writer cannot run");
+            increment.IsCompleted.Should().BeTrue("so is a journaled INCR");
         }
         (await set).Version.Should().Be(2);
-        journal.Appended.Should().Be(2);
-        (await increment).Should().Be(101, "the INCR's group applies the journaled SET before it");
-        (await kv.GetHistoryAsync(Acme, "n")).Items.Select(h => h.Value!.Value.GetRawText()).Should().Equal("1", "100", "101");
+        (await increment).Should().Be(101);
+        journal.Appended.Should().Be(3);
+        (await conditional).Version.Should().Be(4, "the SET XX's group applies the journaled SET and INCR before it");
+        (await kv.GetHistoryAsync(Acme, "n")).Items.Select(h => h.Value!.Value.GetRawText()).Should().Equal("1", "100", "101", "7");
+    }
+
+    [Fact]
+    public async Task Relaxed_increments_are_journaled_keep_or_give_the_ttl_refuse_non_integers_and_survive_a_crash_as_incremented()
+    {
+        var live = Folder("incr");
+        var image = Folder("incr-image");
+        await using (var store = SqliteMemoryStore.Open(live))
+        {
+            var kv = new KvService(store, new KvOptions { Durability = WriteDurability.Relaxed, DefaultTtlSeconds = 3600 }, TimeProvider.System);
+            await kv.SetAsync(Acme, "hits", Json("10"), 60);
+            await kv.SetAsync(Acme, "name", Json("\"ten\""), null);
+            await kv.GetHistoryAsync(Acme, "hits"); // applied: in the tables
+            var journal = Hold(store);
+            var before = journal.Appended;
+
+            (await kv.IncrementAsync(Acme, "hits")).Should().Be(11);
+            (await kv.IncrementAsync(Acme, "hits", 5)).Should().Be(16);
+            (await kv.IncrementAsync(Acme, "hits", -20)).Should().Be(-4);
+            (await kv.IncrementAsync(Acme, "fresh", 3)).Should().Be(3, "a key never written starts at 0");
+            (await kv.IncrementAsync(Acme, "text", 2, textIntegers: true)).Should().Be(2);
+            var notInteger = async () => await kv.IncrementAsync(Acme, "name");
+            await notInteger.Should().ThrowAsync<ConflictException>();
+            await kv.SetAsync(Acme, "max", Json(long.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture)), null);
+            var overflow = async () => await kv.IncrementAsync(Acme, "max");
+            await overflow.Should().ThrowAsync<ConflictException>();
+
+            journal.Appended.Should().Be(before + 6, "five increments and the SET of max; the refused ones wrote nothing");
+            journal.Pending.Should().Be(6);
+            (await kv.GetAsync(Acme, "hits")).TtlSeconds.Should().BeInRange(1, 60, "an existing key keeps its TTL");
+            (await kv.GetAsync(Acme, "fresh")).TtlSeconds.Should().BeInRange(3500, 3600, "a new key gets the default TTL");
+
+            // What a kill -9 leaves (see Records_a_crash_left_unapplied_are_applied_by_the_next_opener_and_a_torn_record_is_ignored).
+            Directory.CreateDirectory(image);
+            foreach (var file in new[] { "engram.db", "engram.db-wal", "engram.db-kvjournal" })
+            {
+                var copy = Process.Start("cp", [Path.Combine(live, file), Path.Combine(image, file)])!;
+                await copy.WaitForExitAsync();
+                copy.ExitCode.Should().Be(0, file);
+            }
+            using var copied = File.OpenHandle(Path.Combine(image, "engram.db-kvjournal"));
+            SqliteKvJournal.Read(copied, 0).Records.Count(r => r.Incremented).Should().Be(5);
+        }
+
+        await using var reopened = SqliteMemoryStore.Open(image);
+        var after = new KvService(reopened, new KvOptions { Durability = WriteDurability.Relaxed, DefaultTtlSeconds = 3600 }, TimeProvider.System);
+        reopened.KvJournal!.Pending.Should().Be(0, "the opener applied the records before serving");
+        var hits = await after.GetAsync(Acme, "hits");
+        hits.Value.GetRawText().Should().Be("-4");
+        hits.TtlSeconds.Should().BeInRange(1, 60);
+        (await after.GetAsync(Acme, "fresh")).TtlSeconds.Should().BeInRange(3500, 3600);
+        (await after.GetAsync(Acme, "name")).Value.GetRawText().Should().Be("\"ten\"");
+        (await after.GetHistoryAsync(Acme, "hits")).Items.Select(h => (h.Event, h.Version, h.Value!.Value.GetRawText()))
+            .Should().Equal((KvEvents.Created, 1L, "10"), (KvEvents.Incremented, 2L, "11"), (KvEvents.Incremented, 3L, "16"), (KvEvents.Incremented, 4L, "-4"));
+        (await after.GetHistoryAsync(Acme, "fresh")).Items.Select(h => (h.Event, h.Version)).Should().Equal((KvEvents.Incremented, 1L));
+        (await after.IncrementAsync(Acme, "text", 1, textIntegers: true)).Should().Be(3);
+    }
+
+    [Fact]
+    public async Task Increments_from_sixteen_callers_beside_writes_through_the_writer_lose_none_and_leave_one_history()
+    {
+        await using var store = SqliteMemoryStore.Open(Folder("many"));
+        var kv = Relaxed(store);
+        await kv.SetAsync(Acme, "counter", Json("0"), null);
+        var before = store.KvJournal!.Appended;
+        var workers = Enumerable.Range(0, 16).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < 250; i++)
+            {
+                await kv.IncrementAsync(Acme, "counter");
+                if (w == 0 && i % 25 == 0)
+                {
+                    // Writes through the writer between them: an expiry change and a conditional SET of another key.
+                    await kv.ExpireAsync(Acme, "counter", 600);
+                    await kv.SetAsync(Acme, "other", Json("1"), null, nx: i == 0);
+                }
+            }
+        })).ToArray();
+        await Task.WhenAll(workers);
+
+        (await kv.GetAsync(Acme, "counter")).Value.GetRawText().Should().Be("4000");
+        store.KvJournal.Appended.Should().BeGreaterThan(before, "increments of a key in memory are journaled");
+        var history = new List<KvHistoryItem>();
+        string? cursor = null;
+        do
+        {
+            var page = await kv.GetHistoryAsync(Acme, "counter", 1000, cursor);
+            history.InsertRange(0, page.Items);
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+        var increments = history.Where(h => h.Event == KvEvents.Incremented).ToList();
+        increments.Select(h => h.Value!.Value.GetInt64()).Should().Equal(Enumerable.Range(1, 4000).Select(i => (long)i), "each increment once, in order");
+        history.Select(h => h.Version).Should().BeInAscendingOrder().And.OnlyHaveUniqueItems();
+        history.Select(h => h.Seq).Should().BeInAscendingOrder().And.OnlyHaveUniqueItems();
     }
 
     [Fact]

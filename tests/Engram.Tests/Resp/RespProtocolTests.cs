@@ -179,9 +179,9 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
     [Fact]
     public async Task APipelinedSet_AfterAWriteStillQueued_IsNotAcknowledgedAheadOfIt()
     {
-        // A plain SET may be acknowledged through the key-value journal ahead of writes other clients queued, but never
-        // ahead of its own connection's earlier write. The test holds the state lock, so the INCR's writer group cannot
-        // start before the SET is handed over; a SET journaled past it would make INCR answer 101 and leave "101".
+        // A plain SET or INCR may be acknowledged through the key-value journal ahead of writes other clients queued, but
+        // never ahead of its own connection's earlier write. The test holds the state lock, so the SET XX's writer group
+        // cannot start before the others are handed over; a SET journaled past it would leave "6" at the end.
         var store = (SqliteMemoryStore)fixture.Server.Services.GetRequiredService<IMemoryStore>();
         using var c = await fixture.ConnectAsync();
         (await c.CallAsync("SET", "p:own:n", "1")).Should().Be("+OK");
@@ -201,7 +201,8 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         held.Wait();
         try
         {
-            await c.SendRawAsync([.. RespClient.Encode("INCR", "p:own:n"), .. RespClient.Encode("SET", "p:own:n", "100"), .. RespClient.Encode("GET", "p:own:n")]);
+            await c.SendRawAsync([.. RespClient.Encode("SET", "p:own:n", "6", "XX"), .. RespClient.Encode("SET", "p:own:n", "100"),
+                .. RespClient.Encode("INCR", "p:own:n"), .. RespClient.Encode("GET", "p:own:n")]);
             await Task.Delay(200); // the server reads the pipeline meanwhile; an overtaking SET would wait here for the lock
         }
         finally
@@ -209,10 +210,12 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
             release.Set();
             holder.Join();
         }
-        c.Read().Should().Be(6L);
         c.Read().Should().Be("+OK");
-        c.Read().Should().Be("100");
-        store.KvJournal.Appended.Should().Be(journaled, "the SET followed the connection's INCR through the writer");
+        c.Read().Should().Be("+OK");
+        c.Read().Should().Be(101L);
+        c.Read().Should().Be("101");
+        store.KvJournal.Appended.Should().Be(journaled, "the SET and INCR followed the connection's SET XX through the writer");
+        (await c.CallAsync("GET", "p:own:n")).Should().Be("101");
     }
 
     [Theory]

@@ -67,7 +67,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
             : new KeyDecision(KvChange.Remove, KvEvents.Deleted, true), durability, ct).ConfigureAwait(false))!;
 
     public async Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability,
-        bool textIntegers = false, CancellationToken ct = default) =>
+        bool textIntegers = false, bool afterWritesUnderWay = false, CancellationToken ct = default) =>
         (long)(await ChangeGroupedAsync(caller, storedKey, (live, _) =>
         {
             var next = KvWrites.Increment(caller, storedKey, live, by, textIntegers);

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Globalization;
 using System.IO.Hashing;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
@@ -54,8 +55,14 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
     /// <summary>Length and CRC-32 of the payload.</summary>
     private const int HeaderBytes = 8;
 
-    /// <summary>A SET waiting to be applied: the caller's partition (tenant and actor), the write and when it was acknowledged.</summary>
-    internal readonly record struct Record(long Jsn, Caller Caller, KvWrite Write, long At);
+    /// <summary>
+    /// A write waiting to be applied: the caller's partition (tenant and actor), the write and when it was acknowledged.
+    /// <paramref name="Incremented"/>: an INCR, recorded as the value and expiry it produced (history says <c>incremented</c>).
+    /// </summary>
+    internal readonly record struct Record(long Jsn, Caller Caller, KvWrite Write, long At, bool Incremented = false);
+
+    /// <summary>The byte after an increment's texts (a SET's record ends with its value; older readers skip the byte).</summary>
+    private const byte IncrementMark = 1;
 
     private readonly FileStream _file;
     private MemoryMappedFile? _map;
@@ -204,7 +211,7 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         }
         lock (_states.StateLock)
         {
-            if (!_accepting || _pending.Count + writes.Count > MaxPending || _fileBytes + MostBytes(caller, writes) > CapacityBytes)
+            if (!HasRoom(writes.Count, MostBytes(caller, writes)))
             {
                 return false;
             }
@@ -243,26 +250,84 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
                 length = Serialize(record, length);
             }
             Array.Clear(_published, 0, writes.Count);
-            // Into the page cache with a copy, no system call: a crash of this process from here on keeps the records.
-            _buffer.AsSpan(0, length).CopyTo(new Span<byte>(_base + _fileBytes, length));
-            _fileBytes += length;
             results = done;
-            if (wasEmpty)
-            {
-                Volatile.Write(ref _firstPendingAt, Stopwatch.GetTimestamp());
-            }
-            Volatile.Write(ref _pendingCount, _pending.Count);
-            Interlocked.Add(ref _appended, writes.Count);
-            // The writer applies once a batch waits, or a short while after the first record (applying a dozen records at a
-            // time, what unpipelined clients made it do, cost a transaction and most of a WAL page for each few). It is
-            // told when its deadline moves: at the first record and when the batch is full.
-            wake = wasEmpty || (_pending.Count >= ApplyBatch && _pending.Count - writes.Count < ApplyBatch);
+            wake = Written(length, writes.Count, wasEmpty);
         }
         if (wake)
         {
             Nudge?.Invoke();
         }
         return true;
+    }
+
+    /// <summary>
+    /// Acknowledges an INCR (INCRBY, DECR…) of a key whose state is in memory, as <see cref="TryAppend"/> does a SET: the
+    /// new value comes from the state readers see, which holds every write acknowledged before (journaled or committed), so
+    /// the writer reaches the same value when it applies the record. A value that is not an integer, or overflow, throws
+    /// <see cref="ConflictException"/> with nothing written, as the writer's increment does. False: nothing was done; the
+    /// caller increments through the writer.
+    /// </summary>
+    public bool TryIncrement(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, bool textIntegers, long now, out long value)
+    {
+        value = 0;
+        bool wake;
+        if (_kvGroupRunning)
+        {
+            return false; // as in TryAppend: a caller never waits for a writer group here
+        }
+        lock (_states.StateLock)
+        {
+            // The longest value an increment writes is a 64-bit integer's 20 characters.
+            var most = HeaderBytes + 24 + 16 + 1 + Encoding.UTF8.GetMaxByteCount(caller.Tenant.Length + caller.Actor.Length + storedKey.Length + 20);
+            var slot = new KvSlot(caller.Tenant, storedKey);
+            if (!HasRoom(1, most) || !TryGetState(slot, out var before))
+            {
+                return false;
+            }
+            var current = before.Entry;
+            var live = current is not null && current.IsLiveAt(now);
+            var next = KvWrites.Increment(caller, storedKey, live ? current : null, by, textIntegers);
+            var write = new KvWrite(storedKey, next.ToString(CultureInfo.InvariantCulture), live ? current!.ExpiresAtMs : expiresAtMsIfNew);
+            var wasEmpty = _pending.Count == 0;
+            var jsn = _nextJsn++;
+            var entry = new KvEntry(storedKey, write.ValueJson, write.ExpiresAtMs, (current?.Version ?? 0) + 1, live ? current!.CreatedAtMs : now,
+                now, before.LastHid == 0 ? null : before.LastHid);
+            _states.PublishJournaled(slot, new KvHot(entry, before.LastHid, before.Seq, before.FirstUnfoldedHid) { Journaled = jsn }, before);
+            var record = new Record(jsn, caller, write, now, Incremented: true);
+            _pending.Add(record);
+            wake = Written(Serialize(record, 0), 1, wasEmpty);
+            value = next;
+        }
+        if (wake)
+        {
+            Nudge?.Invoke();
+        }
+        return true;
+    }
+
+    /// <summary>Whether <paramref name="records"/> more records of at most <paramref name="mostBytes"/> fit (under the state lock).</summary>
+    private bool HasRoom(int records, long mostBytes) =>
+        _accepting && _pending.Count + records <= MaxPending && _fileBytes + mostBytes <= CapacityBytes;
+
+    /// <summary>
+    /// Copies the <paramref name="length"/> bytes of records serialized into the buffer to the file and counts them
+    /// (under the state lock); returns whether the writer must be told its deadline moved.
+    /// </summary>
+    private bool Written(int length, int records, bool wasEmpty)
+    {
+        // Into the page cache with a copy, no system call: a crash of this process from here on keeps the records.
+        _buffer.AsSpan(0, length).CopyTo(new Span<byte>(_base + _fileBytes, length));
+        _fileBytes += length;
+        if (wasEmpty)
+        {
+            Volatile.Write(ref _firstPendingAt, Stopwatch.GetTimestamp());
+        }
+        Volatile.Write(ref _pendingCount, _pending.Count);
+        Interlocked.Add(ref _appended, records);
+        // The writer applies once a batch waits, or a short while after the first record (applying a dozen records at a
+        // time, what unpipelined clients made it do, cost a transaction and most of a WAL page for each few). It is
+        // told when its deadline moves: at the first record and when the batch is full.
+        return wasEmpty || (_pending.Count >= ApplyBatch && _pending.Count - records < ApplyBatch);
     }
 
     /// <summary>
@@ -304,9 +369,9 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         return most;
     }
 
-    /// <summary>The most bytes a record's payload can take: three numbers, four lengths, every text's UTF-8 at its longest.</summary>
+    /// <summary>The most bytes a record's payload can take: three numbers, four lengths, every text's UTF-8 at its longest, a mark.</summary>
     private static int MostPayloadBytes(Caller caller, KvWrite write) =>
-        24 + 16 + Encoding.UTF8.GetMaxByteCount(caller.Tenant.Length + caller.Actor.Length + write.StoredKey.Length + write.ValueJson.Length);
+        24 + 16 + 1 + Encoding.UTF8.GetMaxByteCount(caller.Tenant.Length + caller.Actor.Length + write.StoredKey.Length + write.ValueJson.Length);
 
     /// <summary>
     /// Reserves the file's <see cref="CapacityBytes"/> on disk and maps it; without both (not Linux, a file system without
@@ -483,6 +548,10 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         at += WriteText(payload[at..], actor);
         at += WriteText(payload[at..], key);
         at += WriteText(payload[at..], json);
+        if (record.Incremented)
+        {
+            payload[at++] = IncrementMark;
+        }
         BinaryPrimitives.WriteInt32LittleEndian(_buffer.AsSpan(offset), at);
         BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(offset + 4), Crc32.HashToUInt32(payload[..at]));
         return offset + HeaderBytes + at;
@@ -553,10 +622,11 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
             var actor = ReadText(payload, ref offset);
             var key = ReadText(payload, ref offset);
             var json = ReadText(payload, ref offset);
+            var incremented = offset < payload.Length && payload[offset] == IncrementMark;
             newest = jsn;
             if (jsn > appliedJsn)
             {
-                records.Add(new Record(jsn, new Caller(tenant, actor), new KvWrite(key, json, expires == long.MinValue ? null : expires), at));
+                records.Add(new Record(jsn, new Caller(tenant, actor), new KvWrite(key, json, expires == long.MinValue ? null : expires), at, incremented));
             }
             position += HeaderBytes + size;
         }

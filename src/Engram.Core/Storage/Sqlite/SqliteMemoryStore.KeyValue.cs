@@ -119,7 +119,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         var end = start;
         for (; end < records.Count; end++)
         {
-            var (_, caller, write, at) = records[end];
+            var (_, caller, write, at, incremented) = records[end];
             if (end > start && !(caller.Tenant == tenant && write.StoredKey == key))
             {
                 break;
@@ -129,7 +129,8 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             version++;
             createdAt = live ? createdAt : at;
             seq = NextKvSeq(c, tenant, key, ChangeRecord.Upsert, at);
-            hid = AppendKvHistory(c, caller, key, seq, live ? KvEvents.Updated : KvEvents.Created, at, version, write.ValueJson, write.ExpiresAtMs, head);
+            var historyEvent = incremented ? KvEvents.Incremented : live ? KvEvents.Updated : KvEvents.Created;
+            hid = AppendKvHistory(c, caller, key, seq, historyEvent, at, version, write.ValueJson, write.ExpiresAtMs, head);
             firstHid = end == start ? hid : firstHid;
             head = hid;
             exists = true;
@@ -261,7 +262,27 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }, durability, ct);
 
     public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
-        CancellationToken ct = default) =>
+        bool afterWritesUnderWay = false, CancellationToken ct = default)
+    {
+        if (durability == WriteDurability.Relaxed && !afterWritesUnderWay && _journal is not null)
+        {
+            try
+            {
+                if (_journal.TryIncrement(caller, storedKey, by, expiresAtMsIfNew, textIntegers, NowMs, out var value))
+                {
+                    return Task.FromResult(value);
+                }
+            }
+            catch (ConflictException ex)
+            {
+                return Task.FromException<long>(ex); // a task, as the writer's answer: a RESP pipeline replies in order
+            }
+        }
+        return IncrementThroughWriterAsync(caller, storedKey, by, expiresAtMsIfNew, durability, textIntegers, ct);
+    }
+
+    private Task<long> IncrementThroughWriterAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability,
+        bool textIntegers, CancellationToken ct) =>
         _writer.WriteAsync(c =>
         {
             var now = NowMs;
