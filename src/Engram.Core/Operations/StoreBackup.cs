@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.IO.Compression;
 using System.Reflection;
+using Engram.Core.Common;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 
@@ -227,7 +228,7 @@ public static class StoreBackup
         {
             DeleteQuietly(target + "-wal", target + "-shm", target + "-journal", Path.Combine(folder, Search.IndexSnapshot.FileName));
             File.Move(staged, target, overwrite: true);
-            SyncFolder(folder);
+            DurableFile.SyncFolder(folder);
         }
         finally
         {
@@ -262,24 +263,6 @@ public static class StoreBackup
     private static void CreatePrivateEmpty(string path)
     {
         using var _ = BackupFile.CreatePrivate(path);
-    }
-
-    /// <summary>Makes a rename durable: fsync of the folder (Unix; a no-op where folders cannot be opened).</summary>
-    private static void SyncFolder(string folder)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-        try
-        {
-            using var handle = File.OpenHandle(folder, FileMode.Open, FileAccess.Read);
-            RandomAccess.FlushToDisk(handle);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            // Best effort: the data is synced; only the name might not survive a power cut.
-        }
     }
 
     internal static void DeleteQuietly(params ReadOnlySpan<string> paths)

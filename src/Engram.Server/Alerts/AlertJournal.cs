@@ -44,9 +44,7 @@ public sealed class AlertJournal
             {
                 _events.RemoveRange(0, _events.Count - _max);
             }
-            var temp = _path + ".tmp";
-            File.WriteAllBytes(temp, JsonSerializer.SerializeToUtf8Bytes(_events, EngramJson.Options));
-            File.Move(temp, _path, overwrite: true);
+            DurableFile.Replace(_path, JsonSerializer.SerializeToUtf8Bytes(_events, EngramJson.Options));
         }
     }
 

@@ -115,9 +115,7 @@ public sealed partial class MemoryEventWebhooks : BackgroundService
             _dirty = true; // written to the store by the delivery loop (FlushSharedAsync)
             return;
         }
-        var temp = _path + ".tmp";
-        File.WriteAllBytes(temp, JsonSerializer.SerializeToUtf8Bytes(_state, EngramJson.Options));
-        File.Move(temp, _path, overwrite: true);
+        DurableFile.Replace(_path, JsonSerializer.SerializeToUtf8Bytes(_state, EngramJson.Options));
     }
 
     /// <summary>
