@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
@@ -19,7 +20,8 @@ namespace Engram.Server.Http;
 /// leading system messages); the scope is the scoped key's, else the request's standard <c>user</c> field as user_id,
 /// else the caller's whole tenant. Every other field goes to the configured model untouched, except <c>model</c>, which
 /// is always the configured one (clients send their own defaults, which the endpoint may not know). The upstream answer
-/// is returned unchanged: its status, content type and body, a streamed one relayed as it arrives and flushed per read.
+/// is returned unchanged: its status, content type and body, a streamed one relayed as it arrives and flushed per read;
+/// except a refusal of Engram's own credentials (401, 403, 407), which is a 502 problem naming the model's key.
 /// <c>GET /v1/models</c> lists the configured model (none without one).
 /// </summary>
 internal static class ChatProxyEndpoints
@@ -94,6 +96,16 @@ internal static class ChatProxyEndpoints
         using (lease)
         using (response)
         {
+            if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden or HttpStatusCode.ProxyAuthenticationRequired)
+            {
+                // The model refused Engram's own credentials (Engram:Llm:ApiKey), which the client cannot fix: relayed as
+                // they are, an OpenAI client reports its Engram key as wrong (AuthenticationError) and the operator looks
+                // in the wrong place.
+                var refused = $"the language model refused Engram's credentials ({(int)response.StatusCode}); check the configured API key of the model";
+                model.RecordRelayFailure(refused);
+                await Problems.For(StatusCodes.Status502BadGateway, refused, extra: new Dictionary<string, object?> { ["reason"] = "llm_unavailable" }).ExecuteAsync(http);
+                return;
+            }
             http.Response.StatusCode = (int)response.StatusCode;
             if (response.Content.Headers.ContentType is { } type)
             {

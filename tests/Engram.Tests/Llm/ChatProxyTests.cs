@@ -150,6 +150,30 @@ public sealed class ChatProxyTests
         (await response.Content.ReadAsStringAsync()).Should().Contain("slow down");
     }
 
+    [Theory]
+    [InlineData(401)]
+    [InlineData(403)]
+    [InlineData(407)]
+    public async Task A_model_that_refuses_engrams_credentials_is_a_502_problem_not_the_clients_authentication_error(int status)
+    {
+        // Relayed as it was, a 401 made the OpenAI client raise AuthenticationError about the Engram key it sent.
+        await using var s = await StartAsync(o => o.MaxRetries = 0);
+        s.Model.Enqueue(FakeReply.Error(status, message: "Incorrect API key provided: sk-upst*****"));
+
+        using var response = await s.Server.ClientWithKey(s.WriterKey).PostAsync("/v1/chat/completions",
+            new StringContent("""{"model":"x","messages":[{"role":"user","content":"hi"}]}""", Encoding.UTF8, "application/json"));
+
+        response.StatusCode.Should().Be(HttpStatusCode.BadGateway);
+        response.Content.Headers.ContentType!.MediaType.Should().Be("application/problem+json");
+        var body = await response.Content.ReadAsStringAsync();
+        body.Should().Contain($"refused Engram's credentials ({status})").And.Contain("llm_unavailable").And.NotContain("sk-upst");
+
+        // The official client (which retries a 502 on its own: every answer is the refusal) reports a server error.
+        s.Model.Responder = _ => FakeReply.Error(status);
+        var official = async () => await s.Client(s.WriterKey).CompleteChatAsync("hi");
+        (await official.Should().ThrowAsync<ClientResultException>()).Which.Status.Should().Be(502);
+    }
+
     [Fact]
     public async Task No_model_is_a_503_problem_and_an_unreachable_one_a_502_problem()
     {
