@@ -71,7 +71,17 @@ public sealed record Relation
 public sealed record KnowledgeGraph(IReadOnlyList<Entity> Entities, IReadOnlyList<Relation> Relations)
 {
     public static KnowledgeGraph Empty { get; } = new([], []);
+
+    /// <summary>A neighbourhood cut at its limit: more entities lie within the depth (only written when true).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Truncated { get; init; }
 }
+
+/// <summary>A page of an entity's history and the position after its last entry when more follow.</summary>
+public sealed record GraphHistoryPage(IReadOnlyList<GraphHistoryEntry> Items, long? Next);
+
+/// <summary>A page of an entity's history, oldest first; <see cref="NextCursor"/> (null: the last page) continues it.</summary>
+public sealed record GraphHistoryResult(IReadOnlyList<GraphHistoryEntry> Items, string? NextCursor);
 
 /// <summary>Which relations a subgraph of chosen entities (search hits, opened nodes) carries.</summary>
 public enum SubgraphRelations

@@ -137,16 +137,32 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock, Operatio
         return SubgraphAsync(caller, names!.Select((n, i) => GraphValidator.Name(n, $"names[{i}]")).ToList(), includeInvalid, relations, ct);
     }
 
+    /// <summary>Entities a neighbourhood holds besides its start unless the caller asks for fewer or more.</summary>
+    public const int DefaultNeighborLimit = 1_000;
+
+    /// <summary>The most entities one neighbourhood answer holds besides its start.</summary>
+    public const int MaxNeighborLimit = 10_000;
+
+    /// <summary>Entries of an entity's history per page unless the caller asks for fewer or more.</summary>
+    public const int DefaultHistoryLimit = 1_000;
+
+    /// <summary>The most entries of an entity's history one page holds.</summary>
+    public const int MaxHistoryLimit = 10_000;
+
     /// <summary>
     /// Everything within <paramref name="depth"/> hops of <paramref name="name"/>, following relations in
-    /// both directions (breadth first), optionally only relations of <paramref name="relationType"/>.
+    /// both directions (breadth first), optionally only relations of <paramref name="relationType"/>: at most
+    /// <paramref name="limit"/> entities besides the start (the first reached, hop by hop), and the relations among
+    /// them; <see cref="KnowledgeGraph.Truncated"/> says more lay within the depth. A hub entity related to tens of
+    /// thousands of others made an answer of tens of megabytes, at depth 2 of the whole graph.
     /// </summary>
     public async Task<KnowledgeGraph> NeighborsAsync(Caller caller, string? name, int? depth = null, string? relationType = null,
-        bool includeInvalid = false, CancellationToken ct = default)
+        bool includeInvalid = false, CancellationToken ct = default, int? limit = null)
     {
         caller = Enter(caller, Role.Read, "read the graph");
         var start = GraphValidator.Name(name, "name");
         var hops = GraphValidator.Depth(depth, 1, GraphValidator.MaxDepth, "depth");
+        var most = GraphValidator.Depth(limit, DefaultNeighborLimit, MaxNeighborLimit, "limit");
         var type = relationType is null ? null : GraphValidator.Type(relationType, "relation_type");
         var startEntity = await store.GetEntitiesAsync(caller, [start], includeInvalid, ct).ConfigureAwait(false);
         if (startEntity.Count == 0)
@@ -158,29 +174,43 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock, Operatio
         var relations = new List<Relation>();
         var taken = new HashSet<(string, string, string)>();
         var frontier = new List<string> { start };
+        var truncated = false;
         for (var hop = 0; hop < hops && frontier.Count > 0; hop++)
         {
             var next = new List<string>();
             foreach (var relation in await store.GetRelationsTouchingAsync(caller, frontier, includeInvalid, ct).ConfigureAwait(false))
             {
-                if ((type is not null && relation.RelationType != type) || !taken.Add((relation.From, relation.RelationType, relation.To)))
+                if ((type is not null && relation.RelationType != type) || taken.Contains((relation.From, relation.RelationType, relation.To)))
                 {
                     continue;
                 }
-                relations.Add(relation);
+                // A relation is kept when both its ends are in the answer; a new end is taken while there is room.
+                var room = true;
                 foreach (var end in (ReadOnlySpan<string>)[relation.From, relation.To])
                 {
-                    if (seen.Add(end))
+                    if (!seen.Contains(end))
                     {
+                        if (visited.Count > most)
+                        {
+                            room = false;
+                            truncated = true;
+                            continue;
+                        }
+                        seen.Add(end);
                         visited.Add(end);
                         next.Add(end);
                     }
+                }
+                if (room)
+                {
+                    taken.Add((relation.From, relation.RelationType, relation.To));
+                    relations.Add(relation);
                 }
             }
             frontier = next;
         }
         var entities = await store.GetEntitiesAsync(caller, visited, includeInvalid, ct).ConfigureAwait(false);
-        return new KnowledgeGraph(entities, relations);
+        return new KnowledgeGraph(entities, relations) { Truncated = truncated };
     }
 
     /// <summary>
@@ -248,13 +278,26 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock, Operatio
         return names.Count == 0 ? throw new NotFoundException($"no entity named '{entity}'") : names;
     }
 
-    /// <summary>Every change of an entity, its observations and its relations, oldest first (also after deletion).</summary>
-    public async Task<IReadOnlyList<GraphHistoryEntry>> GetHistoryAsync(Caller caller, string? name, CancellationToken ct = default)
+    /// <summary>
+    /// The changes of an entity, its observations and its relations, oldest first (also after deletion): at most
+    /// <paramref name="limit"/> per page; <see cref="GraphHistoryResult.NextCursor"/> continues after the page's last.
+    /// </summary>
+    public async Task<GraphHistoryResult> GetHistoryAsync(Caller caller, string? name, int? limit = null, string? cursor = null, CancellationToken ct = default)
     {
         caller = Enter(caller, Role.Read, "read the graph");
         var entity = GraphValidator.Name(name, "name");
-        var history = await store.GetGraphHistoryAsync(caller, entity, ct).ConfigureAwait(false);
-        return history.Count == 0 ? throw new NotFoundException($"no entity named '{entity}' has ever existed") : history;
+        var take = GraphValidator.Depth(limit, DefaultHistoryLimit, MaxHistoryLimit, "limit");
+        long after = 0;
+        if (cursor is not null && (!long.TryParse(cursor, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out after) || after < 1))
+        {
+            throw new ValidationException("cursor", "cursor must be a next_cursor this endpoint returned");
+        }
+        var page = await store.GetGraphHistoryAsync(caller, entity, after, take, ct).ConfigureAwait(false);
+        if (page.Items.Count == 0 && cursor is null)
+        {
+            throw new NotFoundException($"no entity named '{entity}' has ever existed");
+        }
+        return new GraphHistoryResult(page.Items, page.Next?.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     /// <summary>Checks the role; returns the caller the store and the index see (its partition when scoped).</summary>

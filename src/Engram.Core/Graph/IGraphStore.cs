@@ -48,8 +48,11 @@ public interface IGraphStore
     /// <summary>Relations with either end among <paramref name="names"/> (one hop of a traversal), in creation order.</summary>
     Task<IReadOnlyList<Relation>> GetRelationsTouchingAsync(Caller caller, IReadOnlyCollection<string> names, bool includeInvalid, CancellationToken ct = default);
 
-    /// <summary>Every change of an entity, its observations and the relations touching it, oldest first; kept after deletion.</summary>
-    Task<IReadOnlyList<GraphHistoryEntry>> GetGraphHistoryAsync(Caller caller, string name, CancellationToken ct = default);
+    /// <summary>
+    /// The changes of an entity, its observations and the relations touching it, oldest first, kept after deletion: at most
+    /// <paramref name="limit"/> after position <paramref name="afterHid"/> (0: from the first), and where the next page starts.
+    /// </summary>
+    Task<GraphHistoryPage> GetGraphHistoryAsync(Caller caller, string name, long afterHid, int limit, CancellationToken ct = default);
 
     /// <summary>The entities named by change-log entries, in any tenant, with all observations (for the lexical index). Missing ones are left out.</summary>
     Task<IReadOnlyList<TenantEntity>> GetEntitiesForIndexAsync(IReadOnlyList<(string Tenant, string Name)> keys, CancellationToken ct = default);

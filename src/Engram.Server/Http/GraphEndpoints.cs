@@ -43,13 +43,13 @@ internal static class GraphEndpoints
             .WithSummary("The named entities (names=a,b) and the relations between them.")
             .Produces<KnowledgeGraph>().ProducesProblem(400);
         group.MapGet("/entities/{name}/neighbors", NeighborsAsync).WithName("GraphNeighbors").Requires(Role.Read)
-            .WithSummary("Entities within depth hops (1-5, both directions), optionally through one relation_type.")
+            .WithSummary("Entities within depth hops (1-5, both directions), optionally through one relation_type; at most limit (default 1,000, at most 10,000) besides the start, truncated: true when more lay within the depth.")
             .Produces<KnowledgeGraph>().ProducesProblem(400).ProducesProblem(404);
         group.MapGet("/entities/{name}/memories", MemoriesAsync).WithName("GraphEntityMemories").Requires(Role.Read)
             .WithSummary("Memories whose entities name this entity (case-insensitively), newest first; page with limit and next_cursor. 404 for an unknown entity.")
             .Produces<MemoryListResponse>().ProducesProblem(400).ProducesProblem(404);
         group.MapGet("/entities/{name}/history", HistoryAsync).WithName("GraphEntityHistory").Requires(Role.Read)
-            .WithSummary("Every change of an entity, its observations and its relations, oldest first.")
+            .WithSummary("Every change of an entity, its observations and its relations, oldest first; limit per page (default 1,000, at most 10,000), next_cursor continues.")
             .Produces<GraphHistoryResponse>().ProducesProblem(404);
         group.MapGet("/path", PathAsync).WithName("GraphPath").Requires(Role.Read)
             .WithSummary("A shortest path (at most 6 relations, either direction) from one entity to another; 404 when none.")
@@ -132,9 +132,9 @@ internal static class GraphEndpoints
     {
         name = EntityName(http, name);
         var query = http.Request.Query;
-        QueryParser.RefuseAllExcept(query, "depth", "relation_type", "include_invalid");
+        QueryParser.RefuseAllExcept(query, "depth", "relation_type", "include_invalid", "limit");
         return TypedResults.Ok(await graph.NeighborsAsync(http.GetCaller(), name, QueryParser.Int(query, "depth"), QueryParser.Single(query, "relation_type"),
-            QueryParser.Bool(query, "include_invalid"), ct));
+            QueryParser.Bool(query, "include_invalid"), ct, QueryParser.Int(query, "limit")));
     }
 
     private static async Task<IResult> PathAsync(HttpContext http, GraphService graph, CancellationToken ct)
@@ -159,8 +159,10 @@ internal static class GraphEndpoints
     private static async Task<IResult> HistoryAsync(string name, HttpContext http, GraphService graph, CancellationToken ct)
     {
         name = EntityName(http, name);
-        QueryParser.RefuseAllExcept(http.Request.Query);
-        return TypedResults.Ok(new GraphHistoryResponse(await graph.GetHistoryAsync(http.GetCaller(), name, ct)));
+        var query = http.Request.Query;
+        QueryParser.RefuseAllExcept(query, "limit", "cursor");
+        var page = await graph.GetHistoryAsync(http.GetCaller(), name, QueryParser.Int(query, "limit"), QueryParser.Single(query, "cursor"), ct);
+        return TypedResults.Ok(new GraphHistoryResponse(page.Items, page.NextCursor));
     }
 
     /// <summary>
@@ -190,4 +192,4 @@ public sealed record AddObservationsResponse(IReadOnlyList<ObservationsAdded> Re
 
 public sealed record DeletedResponse(int Deleted);
 
-public sealed record GraphHistoryResponse(IReadOnlyList<GraphHistoryEntry> Items);
+public sealed record GraphHistoryResponse(IReadOnlyList<GraphHistoryEntry> Items, string? NextCursor);

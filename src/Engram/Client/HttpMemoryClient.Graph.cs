@@ -29,7 +29,7 @@ internal sealed partial class HttpMemoryClient
     public Task<KnowledgeGraph> SearchGraphAsync(string query, bool includeInvalid, CancellationToken ct) =>
         GetGraphAsync("v1/graph/search", [("query", query)], includeInvalid, ct);
 
-    public Task<KnowledgeGraph> NeighborsAsync(string name, int? depth, string? relationType, bool includeInvalid, CancellationToken ct)
+    public Task<KnowledgeGraph> NeighborsAsync(string name, int? depth, string? relationType, bool includeInvalid, int? limit, CancellationToken ct)
     {
         var query = new List<(string, string)>();
         if (depth is { } hops)
@@ -39,6 +39,10 @@ internal sealed partial class HttpMemoryClient
         if (relationType is not null)
         {
             query.Add(("relation_type", relationType));
+        }
+        if (limit is { } most)
+        {
+            query.Add(("limit", most.ToString(CultureInfo.InvariantCulture)));
         }
         return GetGraphAsync($"v1/graph/entities/{Uri.EscapeDataString(name)}/neighbors", query, includeInvalid, ct);
     }

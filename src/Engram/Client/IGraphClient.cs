@@ -20,7 +20,7 @@ internal interface IGraphClient
 
     Task<KnowledgeGraph> SearchGraphAsync(string query, bool includeInvalid, CancellationToken ct);
 
-    Task<KnowledgeGraph> NeighborsAsync(string name, int? depth, string? relationType, bool includeInvalid, CancellationToken ct);
+    Task<KnowledgeGraph> NeighborsAsync(string name, int? depth, string? relationType, bool includeInvalid, int? limit, CancellationToken ct);
 
     Task<KnowledgeGraph> PathAsync(string from, string to, bool includeInvalid, CancellationToken ct);
 }

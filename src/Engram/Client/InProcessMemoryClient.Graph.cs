@@ -30,8 +30,8 @@ internal sealed partial class InProcessMemoryClient
     public Task<KnowledgeGraph> SearchGraphAsync(string query, bool includeInvalid, CancellationToken ct) =>
         Graph.SearchAsync(Caller, query, null, includeInvalid, ct);
 
-    public Task<KnowledgeGraph> NeighborsAsync(string name, int? depth, string? relationType, bool includeInvalid, CancellationToken ct) =>
-        Graph.NeighborsAsync(Caller, name, depth, relationType, includeInvalid, ct);
+    public Task<KnowledgeGraph> NeighborsAsync(string name, int? depth, string? relationType, bool includeInvalid, int? limit, CancellationToken ct) =>
+        Graph.NeighborsAsync(Caller, name, depth, relationType, includeInvalid, ct, limit);
 
     public Task<KnowledgeGraph> PathAsync(string from, string to, bool includeInvalid, CancellationToken ct) =>
         Graph.PathAsync(Caller, from, to, includeInvalid, ct);

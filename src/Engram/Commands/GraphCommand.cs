@@ -146,15 +146,17 @@ internal static class GraphCommand
         var name = new Argument<string>("name") { Description = "The entity to start from." };
         var depth = new Option<int?>("--depth") { Description = "How many hops to follow (1-5, default 1).", HelpName = "N" };
         var relationType = OptionFactory.Text("--relation-type", "Follow only relations of this type.", "TYPE");
+        var limit = new Option<int?>("--limit") { Description = "At most this many entities besides the start (1-10000, default 1000).", HelpName = "N" };
         var includeInvalid = IncludeInvalid();
         return MemoryCommand.Create("neighbors", "Show the entities within N hops of an entity, in both directions.", async context =>
             WriteGraph(context, await context.Client.NeighborsAsync(context.Get(name)!, context.Get(depth), context.Get(relationType),
-                context.Get(includeInvalid), context.CancellationToken)),
+                context.Get(includeInvalid), context.Get(limit), context.CancellationToken)),
             configure: command =>
             {
                 command.Arguments.Add(name);
                 command.Options.Add(depth);
                 command.Options.Add(relationType);
+                command.Options.Add(limit);
                 command.Options.Add(includeInvalid);
             });
     }

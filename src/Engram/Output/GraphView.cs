@@ -32,6 +32,11 @@ internal static class GraphView
         {
             output.WriteLine(RelationLine(relation));
         }
+        if (graph.Truncated)
+        {
+            output.WriteLine();
+            output.WriteLine($"(cut at {graph.Entities.Count - 1} entities besides the start: more lie within the depth; raise --limit to see them)");
+        }
     }
 
     public static string RelationLine(Relation relation) =>

@@ -38,6 +38,11 @@ public sealed class GraphCliTests
 
         var neighbors = await engram.JsonAsync("graph", "neighbors", "Ada Lovelace", "--depth", "2");
         neighbors.GetProperty("entities").GetArrayLength().Should().Be(3);
+        var cut = await engram.JsonAsync("graph", "neighbors", "Ada Lovelace", "--depth", "2", "--limit", "1");
+        (cut.GetProperty("entities").GetArrayLength(), cut.GetProperty("truncated").GetBoolean()).Should().Be((2, true));
+        var cutText = await engram.RunAsync("graph", "neighbors", "Ada Lovelace", "--depth", "2", "--limit", "1");
+        cutText.Stdout.Should().Contain("(cut at 1 entities besides the start", cutText.ToString());
+        (await engram.RunAsync("graph", "neighbors", "Ada Lovelace", "--limit", "0")).ExitCode.Should().NotBe(0);
 
         var path = await engram.JsonAsync("graph", "path", "Ada Lovelace", "Babbage");
         path.GetProperty("entities").EnumerateArray().Select(e => e.GetProperty("name").GetString()).Should().Equal("Ada Lovelace", "Analytical Engine", "Babbage");

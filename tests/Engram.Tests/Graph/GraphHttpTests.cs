@@ -119,6 +119,29 @@ public class GraphHttpTests : IAsyncLifetime
         await (await _server.Client.GetAsync("/v1/graph/entities/ghost/neighbors")).ShouldBeProblemAsync(HttpStatusCode.NotFound);
         await (await _server.Client.GetAsync("/v1/graph/entities/a/neighbors?depth=9")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "depth");
         await (await _server.Client.GetAsync("/v1/graph/entities/a/neighbors?deep=2")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "deep");
+
+        // limit: at most that many besides the start, "truncated" only when something was left out.
+        var cut = await GetAsync("/v1/graph/entities/a/neighbors?depth=5&relation_type=knows&limit=2");
+        Names(cut).Should().BeEquivalentTo("a", "b", "c");
+        cut.GetProperty("truncated").GetBoolean().Should().BeTrue();
+        two.TryGetProperty("truncated", out _).Should().BeFalse();
+        await (await _server.Client.GetAsync("/v1/graph/entities/a/neighbors?limit=0")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "limit");
+    }
+
+    [Fact]
+    public async Task History_ComesInPages_WithANextCursor()
+    {
+        await SeedChainAsync();
+        var first = await GetAsync("/v1/graph/entities/b/history?limit=1");
+        first.GetProperty("items").GetArrayLength().Should().Be(1);
+        var cursor = first.GetProperty("next_cursor").GetString();
+        var rest = await GetAsync($"/v1/graph/entities/b/history?cursor={cursor}");
+        rest.GetProperty("next_cursor").ValueKind.Should().Be(JsonValueKind.Null);
+        var whole = await GetAsync("/v1/graph/entities/b/history");
+        whole.GetProperty("items").GetArrayLength().Should().Be(1 + rest.GetProperty("items").GetArrayLength());
+        rest.GetProperty("items")[0].GetProperty("seq").GetInt64().Should().Be(whole.GetProperty("items")[1].GetProperty("seq").GetInt64());
+        await (await _server.Client.GetAsync("/v1/graph/entities/b/history?cursor=abc")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "cursor");
+        await (await _server.Client.GetAsync("/v1/graph/entities/b/history?limit=10001")).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "limit");
     }
 
     [Theory]

@@ -83,9 +83,9 @@ public class GraphNameMigrationTests : IAsyncLifetime
 
             // Reached under either spelling, since the service normalizes what it is given.
             (await service.NeighborsAsync(Acme, JoseNfd)).Entities.Select(e => e.Name).Should().BeEquivalentTo([JoseNfc, "Ann"]);
-            var history = await service.GetHistoryAsync(Acme, JoseNfd);
+            var history = (await service.GetHistoryAsync(Acme, JoseNfd)).Items;
             history.Count(h => h.Event == GraphEvents.EntityCreated).Should().Be(2, "both spellings' histories read as one");
-            (await service.GetHistoryAsync(Acme, "\u00c9l")).Select(h => h.Event).Should().Contain(GraphEvents.EntityDeleted, "a deleted entity's history is re-keyed too");
+            (await service.GetHistoryAsync(Acme, "\u00c9l")).Items.Select(h => h.Event).Should().Contain(GraphEvents.EntityDeleted, "a deleted entity's history is re-keyed too");
 
             // The search index, built from the change log, finds the merged and the renamed entity and not the old names.
             (await service.SearchAsync(Acme, "decomposed")).Entities.Select(e => e.Name).Should().BeEquivalentTo([JoseNfc, "Zo\u00eb"]);

@@ -42,6 +42,75 @@ public class GraphServiceTests : IAsyncLifetime
     private static NewRelation Rel(string from, string type, string to) => new() { From = from, To = to, RelationType = type };
 
     [Fact]
+    public async Task A_hubs_neighbourhood_stops_at_its_limit_keeps_only_relations_among_what_it_returns_and_says_it_was_cut()
+    {
+        // A hub related to 30 leaves, each leaf to one further node: depth 1 holds 30 entities, depth 2 holds 60.
+        await _graph.CreateEntitiesAsync(Alice, [Person("hub"), .. Enumerable.Range(0, 30).SelectMany(i => new[] { Person($"leaf{i:00}"), Person($"far{i:00}") })]);
+        await _graph.CreateRelationsAsync(Alice, [.. Enumerable.Range(0, 30).Select(i => Rel("hub", "has", $"leaf{i:00}"))]);
+        await _graph.CreateRelationsAsync(Alice, [.. Enumerable.Range(0, 30).Select(i => Rel($"leaf{i:00}", "knows", $"far{i:00}"))]);
+
+        var whole = await _graph.NeighborsAsync(Alice, "hub", depth: 2);
+        (whole.Entities.Count, whole.Relations.Count, whole.Truncated).Should().Be((61, 60, false));
+
+        var cut = await _graph.NeighborsAsync(Alice, "hub", depth: 2, limit: 40);
+        cut.Truncated.Should().BeTrue();
+        cut.Entities.Should().HaveCount(41, "the start and 40 others");
+        cut.Entities.Select(e => e.Name).Should().Contain([.. Enumerable.Range(0, 30).Select(i => $"leaf{i:00}")], "the first hop is reached first");
+        var names = cut.Entities.Select(e => e.Name).ToHashSet();
+        cut.Relations.Should().OnlyContain(r => names.Contains(r.From) && names.Contains(r.To), "no relation points outside the answer");
+        cut.Relations.Should().HaveCount(40);
+
+        var exact = await _graph.NeighborsAsync(Alice, "hub", limit: 30);
+        (exact.Entities.Count, exact.Truncated).Should().Be((31, false), "exactly the limit is not a cut");
+        (await _graph.NeighborsAsync(Alice, "hub", limit: 29)).Truncated.Should().BeTrue();
+
+        foreach (var bad in new[] { 0, -1, GraphService.MaxNeighborLimit + 1 })
+        {
+            (await FluentActions.Awaiting(() => _graph.NeighborsAsync(Alice, "hub", limit: bad)).Should().ThrowAsync<ValidationException>())
+                .Which.Field.Should().Be("limit");
+        }
+    }
+
+    [Fact]
+    public async Task An_entitys_history_comes_in_pages_oldest_first_and_the_cursor_continues_without_gaps_or_repeats()
+    {
+        await _graph.CreateEntitiesAsync(Alice, [Person("Ada"), Person("Other")]);
+        for (var i = 0; i < 12; i++)
+        {
+            await _graph.AddObservationsAsync(Alice, [new ObservationAddition { EntityName = "Ada", Contents = [$"fact {i}"] }]);
+            await _graph.AddObservationsAsync(Alice, [new ObservationAddition { EntityName = "Other", Contents = [$"noise {i}"] }]);
+        }
+        var whole = (await _graph.GetHistoryAsync(Alice, "Ada")).Items;
+        whole.Should().HaveCount(13);
+
+        var paged = new List<GraphHistoryEntry>();
+        string? cursor = null;
+        var pages = 0;
+        do
+        {
+            var page = await _graph.GetHistoryAsync(Alice, "Ada", limit: 5, cursor: cursor);
+            page.Items.Count.Should().BeLessThanOrEqualTo(5);
+            paged.AddRange(page.Items);
+            cursor = page.NextCursor;
+            pages++;
+        }
+        while (cursor is not null);
+        pages.Should().Be(3);
+        paged.Select(h => h.Seq).Should().Equal(whole.Select(h => h.Seq));
+        (await _graph.GetHistoryAsync(Alice, "Ada", limit: 13)).NextCursor.Should().BeNull("a page that ends the history has no cursor");
+
+        foreach (var bad in new[] { "x", "-3", "0", "1.5" })
+        {
+            (await FluentActions.Awaiting(() => _graph.GetHistoryAsync(Alice, "Ada", cursor: bad)).Should().ThrowAsync<ValidationException>())
+                .Which.Field.Should().Be("cursor");
+        }
+        (await FluentActions.Awaiting(() => _graph.GetHistoryAsync(Alice, "Ada", limit: GraphService.MaxHistoryLimit + 1)).Should().ThrowAsync<ValidationException>())
+            .Which.Field.Should().Be("limit");
+        var past = await _graph.GetHistoryAsync(Alice, "Ada", cursor: long.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        (past.Items.Count, past.NextCursor).Should().Be((0, (string?)null), "past the end is an empty page, not a 404");
+    }
+
+    [Fact]
     public async Task A_relation_of_the_longest_names_and_type_under_the_longest_scope_is_stored_once()
     {
         // Random 3-byte characters (no compression helps): two 256-character scope values make the partition ~1.6 KB of
@@ -144,7 +213,7 @@ public class GraphServiceTests : IAsyncLifetime
         await _graph.DeleteObservationsAsync(Alice, [new ObservationDeletion { EntityName = "Ada", Observations = ["first"] }]);
         await _graph.DeleteEntitiesAsync(Alice, ["Ada"]);
 
-        var history = await _graph.GetHistoryAsync(Alice, "Ada");
+        var history = (await _graph.GetHistoryAsync(Alice, "Ada")).Items;
         history.Select(h => h.Event).Should().Equal(
             GraphEvents.EntityCreated, GraphEvents.RelationCreated, GraphEvents.ObservationAdded,
             GraphEvents.ObservationDeleted, GraphEvents.RelationDeleted, GraphEvents.EntityDeleted);

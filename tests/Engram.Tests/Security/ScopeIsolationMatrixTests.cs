@@ -447,7 +447,7 @@ public sealed class ScopeIsolationMatrixTests(ITestOutputHelper output) : IAsync
                 }
             }),
             new("graph.history", Role.Read, async who =>
-                (await graph.GetHistoryAsync(who.Caller, "Ada")).Should().OnlyContain(h => h.Actor.StartsWith(who.ScopeLabel + "-", StringComparison.Ordinal)
+                (await graph.GetHistoryAsync(who.Caller, "Ada")).Items.Should().OnlyContain(h => h.Actor.StartsWith(who.ScopeLabel + "-", StringComparison.Ordinal)
                     && h.Actor.EndsWith("@" + who.Tenant, StringComparison.Ordinal))),
             new("graph.observe", Role.Write, async who =>
             {

@@ -276,19 +276,26 @@ public sealed partial class PostgresMemoryStore : IGraphStore
             return relations.Select(r => MarkValidity(r.Relation, now)).Where(r => includeInvalid || r.Valid).ToList();
         }, ct);
 
-    public Task<IReadOnlyList<GraphHistoryEntry>> GetGraphHistoryAsync(Caller caller, string name, CancellationToken ct = default) =>
-        ReadAsync<IReadOnlyList<GraphHistoryEntry>>(async c =>
+    public Task<GraphHistoryPage> GetGraphHistoryAsync(Caller caller, string name, long afterHid, int limit, CancellationToken ct = default) =>
+        ReadAsync(async c =>
         {
             var entries = new List<GraphHistoryEntry>();
             await using var command = Command(c,
-                "SELECT seq, event, actor, at, entity_name, changes FROM graph_history WHERE tenant = $1 AND (entity_name = $2 OR other_name = $2) ORDER BY hid")
-                .Text(caller.Tenant).Text(name);
+                "SELECT seq, event, actor, at, entity_name, changes, hid FROM graph_history WHERE tenant = $1 AND (entity_name = $2 OR other_name = $2) AND hid > $3 "
+                + "ORDER BY hid LIMIT $4")
+                .Text(caller.Tenant).Text(name).Int(afterHid).Int(limit + 1L);
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            long last = 0;
             while (await reader.ReadAsync(ct).ConfigureAwait(false))
             {
+                if (entries.Count == limit)
+                {
+                    return new GraphHistoryPage(entries, last); // one more row than the page: a next page exists
+                }
                 entries.Add(ReadGraphHistory(new PostgresRow(reader)));
+                last = reader.GetInt64(6);
             }
-            return entries;
+            return new GraphHistoryPage(entries, null);
         }, ct);
 
     public Task<IReadOnlyList<TenantEntity>> GetEntitiesForIndexAsync(IReadOnlyList<(string Tenant, string Name)> keys, CancellationToken ct = default) =>

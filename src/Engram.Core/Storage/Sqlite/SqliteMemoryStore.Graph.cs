@@ -272,18 +272,25 @@ public sealed partial class SqliteMemoryStore : IGraphStore
             return relations.OrderBy(r => r.Rid).Select(r => r.Relation).ToList();
         }, ct).AsTask();
 
-    public Task<IReadOnlyList<GraphHistoryEntry>> GetGraphHistoryAsync(Caller caller, string name, CancellationToken ct = default) =>
-        _readers.ReadAsync<IReadOnlyList<GraphHistoryEntry>>(c =>
+    public Task<GraphHistoryPage> GetGraphHistoryAsync(Caller caller, string name, long afterHid, int limit, CancellationToken ct = default) =>
+        _readers.ReadAsync(c =>
         {
             var entries = new List<GraphHistoryEntry>();
             using var statement = c.Prepare(
-                "SELECT seq, event, actor, at, entity_name, changes FROM graph_history WHERE tenant = ?1 AND (entity_name = ?2 OR other_name = ?2) ORDER BY hid");
-            statement.BindAll([caller.Tenant, name]);
+                "SELECT seq, event, actor, at, entity_name, changes, hid FROM graph_history WHERE tenant = ?1 AND (entity_name = ?2 OR other_name = ?2) AND hid > ?3 "
+                + "ORDER BY hid LIMIT ?4");
+            statement.BindAll([caller.Tenant, name, afterHid, limit + 1L]);
+            long last = 0;
             while (statement.Step())
             {
+                if (entries.Count == limit)
+                {
+                    return new GraphHistoryPage(entries, last); // one more row than the page: a next page exists
+                }
                 entries.Add(ReadGraphHistory(statement));
+                last = statement.GetInt64(6);
             }
-            return entries;
+            return new GraphHistoryPage(entries, null);
         }, ct).AsTask();
 
     public Task<IReadOnlyList<TenantEntity>> GetEntitiesForIndexAsync(IReadOnlyList<(string Tenant, string Name)> keys, CancellationToken ct = default) =>
