@@ -10,7 +10,10 @@ public interface IKvJournalFigures
     /// <summary>SETs acknowledged through the journal since the store opened.</summary>
     long JournaledSets { get; }
 
-    /// <summary>SETs acknowledged through the journal and not yet applied to the database's tables.</summary>
+    /// <summary>Increments (INCR, INCRBY, DECR…) acknowledged through the journal since the store opened.</summary>
+    long JournaledIncrements { get; }
+
+    /// <summary>Writes acknowledged through the journal and not yet applied to the database's tables.</summary>
     int JournalPending { get; }
 
     /// <summary>Bytes held by the filter of the keys the store holds (0 while it is being built).</summary>

@@ -43,8 +43,10 @@ internal sealed partial class EngramGauges : IDisposable
         meter.CreateObservableGauge("engram_kv_keys", () => Sum(g => g._counts.KvKeys), description: "Key-value keys stored.");
         meter.CreateObservableCounter("engram_kv_journal_sets_total", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.JournaledSets : 0),
             description: "Relaxed SETs acknowledged through the key-value journal (SQLite) instead of a writer transaction; the rest of the SETs went through the writer.");
+        meter.CreateObservableCounter("engram_kv_journal_increments_total", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.JournaledIncrements : 0),
+            description: "Relaxed increments (INCR, INCRBY, DECR, DECRBY; REST and MCP increments) acknowledged through the key-value journal (SQLite) instead of a writer transaction.");
         meter.CreateObservableGauge("engram_kv_journal_pending", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.JournalPending : 0),
-            description: "Relaxed SETs acknowledged through the key-value journal and not yet applied to the database (the writer applies them within milliseconds).");
+            description: "Relaxed SETs and increments acknowledged through the key-value journal and not yet applied to the database (the writer applies them within milliseconds).");
         meter.CreateObservableGauge("engram_kv_key_filter_bytes", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.KeyFilterBytes : 0),
             description: "Memory of the filter of stored keys (SQLite), which answers a GET of a key never written and journals the first SET of a new key without a database read; about 2 bytes per key, 256 KB at least.");
         meter.CreateObservableGauge("engram_graph_entities", () => Sum(g => g._counts.GraphEntities), description: "Knowledge-graph entities.");

@@ -146,10 +146,14 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
     /// <summary>Records the running group took; set before <see cref="_pendingCount"/> drops, so <see cref="Pending"/> never reads 0 early.</summary>
     private int _applyingCount;
 
-    /// <summary>SETs acknowledged through the journal so far.</summary>
+    /// <summary>Writes (SETs and increments) acknowledged through the journal so far.</summary>
     public long Appended => Volatile.Read(ref _appended);
 
+    /// <summary>Of <see cref="Appended"/>, the increments.</summary>
+    public long Increments => Volatile.Read(ref _increments);
+
     private long _appended;
+    private long _increments;
 
     /// <summary>
     /// Opens the journal beside <paramref name="databasePath"/> and takes its lock, or returns null when another process holds
@@ -296,6 +300,7 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
             var record = new Record(jsn, caller, write, now, Incremented: true);
             _pending.Add(record);
             wake = Written(Serialize(record, 0), 1, wasEmpty);
+            Interlocked.Increment(ref _increments);
             value = next;
         }
         if (wake)

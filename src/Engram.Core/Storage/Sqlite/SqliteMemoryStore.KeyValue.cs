@@ -148,7 +148,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     public Task ApplyKvJournalAsync(CancellationToken ct = default) =>
         _journal is { Pending: > 0 } ? _writer.WriteAsync(static _ => 0, WriteDurability.Relaxed, ct) : Task.CompletedTask;
 
-    public long JournaledSets => _journal?.Appended ?? 0;
+    public long JournaledSets => _journal is { } journal ? journal.Appended - journal.Increments : 0;
+
+    public long JournaledIncrements => _journal?.Increments ?? 0;
 
     public int JournalPending => _journal?.Pending ?? 0;
 
