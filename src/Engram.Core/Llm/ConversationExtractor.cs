@@ -371,19 +371,73 @@ public sealed class ConversationExtractor : IConversationExtractor
     {
         var old = await _memories.GetAsync(caller, decision.TargetId!, ct).ConfigureAwait(false);
         var replacement = await AddAsync(caller, job, fact, decision, ct).ConfigureAwait(false);
-        if (old.SupersededBy != replacement && old.Id != replacement)
+        // The fact replaces the memory the model read, or, when something replaced that one since (another extraction on
+        // the same scope, a client), the newest memory of that chain: pointing the old memory at this replacement instead
+        // left both replacements current ("lives in Berlin" and "lives in Rome" after two conversations at once). The
+        // write is checked against the version read, so two jobs extending one chain at once queue one after the other.
+        for (var attempt = 0; ; attempt++)
         {
+            var head = await ChainHeadAsync(caller, old, replacement, ct).ConfigureAwait(false);
+            if (head is null)
+            {
+                return new AppliedDecision(index, decision.Event, replacement, old.Id); // applied before (a resumed job)
+            }
             var now = _clock.GetUtcNow();
             var end = fact.ValidFrom is { } from && from <= now ? from : now;
             var patch = new MemoryPatch
             {
-                ValidTo = old.ValidFrom is { } start && start > end ? start : end,
+                ValidTo = head.ValidFrom is { } start && start > end ? start : end,
                 SupersededBy = replacement,
-                Metadata = Stamp(old.Metadata, job, decision),
+                Metadata = Stamp(head.Metadata, job, decision),
             };
-            await _memories.UpdateAsync(caller, old.Id, patch, ct: ct).ConfigureAwait(false);
+            try
+            {
+                await _memories.UpdateAsync(caller, head.Id, patch, head.Version, ct).ConfigureAwait(false);
+            }
+            catch (PreconditionFailedException) when (attempt < MaxChainAttempts)
+            {
+                old = await _memories.GetAsync(caller, old.Id, ct).ConfigureAwait(false);
+                continue; // changed between the read and the write: read the chain again
+            }
+            return head.Id == old.Id
+                ? new AppliedDecision(index, decision.Event, replacement, old.Id)
+                : new AppliedDecision(index, decision.Event, replacement, head.Id,
+                    $"memory {old.Id} had been replaced by {head.Id} after the model read it: the fact replaces that one");
         }
-        return new AppliedDecision(index, decision.Event, replacement, old.Id);
+    }
+
+    /// <summary>Tries of <see cref="SupersedeAsync"/> when the chain's newest memory keeps changing under it.</summary>
+    private const int MaxChainAttempts = 8;
+
+    /// <summary>Replacements followed from the memory the model read (a longer chain, or a cycle a client made, ends there).</summary>
+    private const int MaxChainLength = 32;
+
+    /// <summary>
+    /// The newest memory of the chain of replacements that starts at <paramref name="memory"/>: the first that nothing
+    /// replaces, or whose replacement was deleted. Null when the chain already reaches <paramref name="replacement"/>.
+    /// </summary>
+    private async Task<Memory?> ChainHeadAsync(Caller caller, Memory memory, string replacement, CancellationToken ct)
+    {
+        for (var hop = 0; hop < MaxChainLength; hop++)
+        {
+            if (memory.Id == replacement || memory.SupersededBy == replacement)
+            {
+                return null;
+            }
+            if (memory.SupersededBy is not { } next)
+            {
+                return memory;
+            }
+            try
+            {
+                memory = await _memories.GetAsync(caller, next, ct).ConfigureAwait(false);
+            }
+            catch (NotFoundException)
+            {
+                return memory; // its replacement was deleted: the chain ends here
+            }
+        }
+        return memory;
     }
 
     private async Task<string> AddAsync(Caller caller, ExtractionJob job, ExtractedFact fact, PlannedDecision decision, CancellationToken ct)

@@ -264,6 +264,47 @@ public class ExtractionTests
         job.GetProperty("applied")[0].GetProperty("note").GetString().Should().Contain("changed after the model read it");
     }
 
+    /// <summary>
+    /// Left alone by the session-48 probe: two extractions at once superseding the same memory with different facts left
+    /// both replacements current. Here the other replacement is made while the model decides (what a second job does).
+    /// </summary>
+    [Fact]
+    public async Task A_SUPERSEDE_whose_memory_was_replaced_while_the_model_decided_replaces_the_newest_of_the_chain()
+    {
+        await using var model = await FakeChatModel.StartAsync();
+        await using var server = await StartAsync(model);
+        model.Responder = _ => FakeReply.Text(Facts("Lives in Berlin"));
+        var berlin = (await AddAndWaitAsync(server, Conversation("I live in Berlin"))).GetProperty("memory_ids")[0].GetString()!;
+        using var created = await server.PostJsonAsync("/v1/memories", """{"content":"Lives in Rome","user_id":"alice","entities":["Rome"]}""");
+        var rome = (await created.JsonAsync()).GetProperty("id").GetString()!;
+
+        model.Responder = r =>
+        {
+            if (!IsDecision(r))
+            {
+                return FakeReply.Text(Facts("Lives in Lisbon"));
+            }
+            r.AllText.Should().Contain("Lives in Berlin");
+            // While the model decides, another job (here: a client) replaces Berlin with Rome.
+            using var replaced = server.Client.PatchAsync($"/v1/memories/{berlin}",
+                new StringContent($$"""{"superseded_by":"{{rome}}"}""", System.Text.Encoding.UTF8, "application/json")).GetAwaiter().GetResult();
+            replaced.StatusCode.Should().Be(HttpStatusCode.OK);
+            var number = int.Parse(System.Text.RegularExpressions.Regex.Match(r.AllText, @"(\d+)\. Lives in Berlin").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            return FakeReply.Text(Decisions(new { fact = 1, @event = "SUPERSEDE", memory = number, reason = "moved to Lisbon" }));
+        };
+        var job = await AddAndWaitAsync(server, Conversation("I moved to Lisbon"));
+        job.GetProperty("status").GetString().Should().Be("succeeded", job.GetRawText());
+        var lisbon = job.GetProperty("memory_ids")[0].GetString()!;
+
+        var current = await (await server.Client.GetAsync("/v1/memories?user_id=alice")).JsonAsync();
+        current.GetProperty("items").EnumerateArray().Select(m => m.GetProperty("content").GetString()).Should().Equal(["Lives in Lisbon"], "one fact stays current");
+        (await (await server.Client.GetAsync($"/v1/memories/{berlin}")).JsonAsync()).GetProperty("superseded_by").GetString().Should().Be(rome);
+        (await (await server.Client.GetAsync($"/v1/memories/{rome}")).JsonAsync()).GetProperty("superseded_by").GetString().Should().Be(lisbon);
+        var applied = job.GetProperty("applied")[0];
+        applied.GetProperty("target_id").GetString().Should().Be(rome);
+        applied.GetProperty("note").GetString().Should().Contain("had been replaced by");
+    }
+
     [Fact]
     public async Task UPDATE_rewrites_the_memory_keeping_the_old_text_in_history_and_NONE_writes_nothing()
     {
