@@ -27,6 +27,18 @@ internal sealed partial class TelegramBot : BackgroundService
     private readonly ILogger<TelegramBot> _logger;
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _turn = new(1, 1);
+    /// <summary>Updates taken and not handled yet, at most <see cref="MaxUnhandled"/>: polling waits for room.</summary>
+    private readonly SemaphoreSlim _room = new(MaxUnhandled, MaxUnhandled);
+    /// <summary>Updates handled at once, across chats (each a model call and a few store calls).</summary>
+    private readonly SemaphoreSlim _handlers = new(MaxHandlers, MaxHandlers);
+    /// <summary>
+    /// Per chat with updates not yet handled: the last one's handling (the next of the chat runs after it, so a chat keeps
+    /// its order) and how many are queued (the chat is forgotten at 0).
+    /// </summary>
+    private readonly Dictionary<long, (Task Tail, int Queued)> _chats = [];
+
+    private const int MaxUnhandled = 256;
+    private const int MaxHandlers = 8;
     private readonly TaskCompletionSource _offsetLoaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long? _offset;
 
@@ -116,22 +128,35 @@ internal sealed partial class TelegramBot : BackgroundService
             }
             foreach (var update in updates)
             {
-                await HandleAsync(update, ct);
+                // Not awaited: the next updates are taken while this one's model answers (other chats go on).
+                _ = await TakeAsync(update, ct);
             }
         }
     }
 
-    /// <summary>Handles one update unless it was handled before (its id below the saved offset), then saves the offset past it.</summary>
-    public async Task HandleAsync(Update update, CancellationToken ct)
+    /// <summary>
+    /// Handles one update unless it was handled before (its id below the saved offset), then saves the offset past it;
+    /// returns once it is handled (the webhook answers Telegram then).
+    /// </summary>
+    public async Task HandleAsync(Update update, CancellationToken ct) => await await TakeAsync(update, ct);
+
+    /// <summary>
+    /// Takes an update in order: checks and saves the offset, then queues the handling behind the same chat's earlier
+    /// updates and returns it. Until session 49 every update was handled inside the turn, so one slow model answer held
+    /// every other user's message (polling and webhook alike) for as long as it took.
+    /// </summary>
+    private async Task<Task> TakeAsync(Update update, CancellationToken ct)
     {
         await _offsetLoaded.Task.WaitAsync(ct);
+        await _room.WaitAsync(ct);
+        var queued = false;
         await _turn.WaitAsync(ct);
         try
         {
             if (_offset is { } next && update.Id < next)
             {
                 LogSkipped(_logger, update.Id);
-                return;
+                return Task.CompletedTask;
             }
             // Saved before the update is handled, and not cut short by a stop: at most once, so a restart (or a crash
             // after the reply went out) never handles it again; a crash while it is handled loses that one update.
@@ -141,21 +166,73 @@ internal sealed partial class TelegramBot : BackgroundService
                 return true;
             }, ct);
             _offset = update.Id + 1L;
-            try
+            var chat = ChatOf(update);
+            lock (_chats)
             {
-                await _conversation.HandleAsync(this, update, ct);
-                Interlocked.Increment(ref _handled);
-            }
-            catch (Exception ex) when (!ct.IsCancellationRequested)
-            {
-                LogUpdateFailed(_logger, update.Id, ex);
+                var (before, count) = _chats.GetValueOrDefault(chat, (Task.CompletedTask, 0));
+                var handling = HandleAfterAsync(before, chat, update, ct);
+                _chats[chat] = (handling, count + 1);
+                queued = true;
+                return handling;
             }
         }
         finally
         {
             _turn.Release();
+            if (!queued)
+            {
+                _room.Release();
+            }
         }
     }
+
+    /// <summary>Handles <paramref name="update"/> once the chat's update before it is handled; never throws.</summary>
+    private async Task HandleAfterAsync(Task before, long chat, Update update, CancellationToken ct)
+    {
+        await Task.Yield(); // off the taker's thread: its chat entry is in place before this can reach the finally below
+        await before.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        var handling = false;
+        try
+        {
+            await _handlers.WaitAsync(ct);
+            handling = true;
+            await _conversation.HandleAsync(this, update, ct);
+            Interlocked.Increment(ref _handled);
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            LogUpdateFailed(_logger, update.Id, ex);
+        }
+        catch (OperationCanceledException)
+        {
+            // stopping
+        }
+        finally
+        {
+            if (handling)
+            {
+                _handlers.Release();
+            }
+            _room.Release();
+            lock (_chats)
+            {
+                // Counted in when queued (under this lock, before this can run): the last one out forgets the chat.
+                var (tail, count) = _chats[chat];
+                if (count == 1)
+                {
+                    _chats.Remove(chat);
+                }
+                else
+                {
+                    _chats[chat] = (tail, count - 1);
+                }
+            }
+        }
+    }
+
+    /// <summary>The chat an update belongs to (its order is kept within it): the message's, else the callback's.</summary>
+    private static long ChatOf(Update update) =>
+        update.Message?.Chat.Id ?? update.CallbackQuery?.Message?.Chat.Id ?? update.CallbackQuery?.From.Id ?? 0;
 
     /// <summary>Sends <paramref name="text"/> to a chat, as the messages Telegram takes (<see cref="TelegramText.Reply"/>), each retried on 429 and network errors.</summary>
     public async Task SendAsync(long chatId, string text, global::Telegram.Bot.Types.ReplyMarkups.ReplyMarkup? markup, CancellationToken ct)

@@ -45,6 +45,27 @@ public sealed class FakeChatModel : IAsyncDisposable
     /// <summary>The requests received, in order.</summary>
     public IReadOnlyList<FakeRequest> Requests => [.. _requests];
 
+    /// <summary>The first request that <paramref name="match"/> takes, once it has arrived (it is recorded before it is answered).</summary>
+    public async Task<FakeRequest> WaitForRequestAsync(Func<FakeRequest, bool> match, TimeSpan? timeout = null)
+    {
+        using var deadline = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            if (_requests.FirstOrDefault(match) is { } found)
+            {
+                return found;
+            }
+            try
+            {
+                await Task.Delay(20, deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException("no matching request reached the fake model in time");
+            }
+        }
+    }
+
     /// <summary>The most requests that were being answered at once.</summary>
     public int MaxConcurrentRequests => Volatile.Read(ref _maxInFlight);
 

@@ -204,6 +204,47 @@ public sealed class TelegramBotTests(TelegramBotFixture fixture) : IClassFixture
         Telegram.Sent.Count(m => m.ChatId == user).Should().Be(before + TelegramText.MaxReplyParts + 1, "the cut reply, then the help");
     }
 
+    /// <summary>
+    /// Left alone by the session-48 probe: updates were handled one at a time, so one slow model answer held every other
+    /// user's message. The slow answer here waits on a gate the test opens only after the other user was answered.
+    /// </summary>
+    [Fact]
+    public async Task A_slow_answer_holds_only_its_own_chat_whose_messages_keep_their_order()
+    {
+        const long slow = TelegramBotFixture.Carol;
+        const long other = TelegramBotFixture.Bob;
+        using var gate = new ManualResetEventSlim();
+        var echo = fixture.Model.Responder;
+        fixture.Model.Responder = r =>
+        {
+            if (r.LastUserText == "a slow question")
+            {
+                gate.Wait(TimeSpan.FromSeconds(60)).Should().BeTrue("the test opens the gate");
+            }
+            return echo(r);
+        };
+        try
+        {
+            var before = Telegram.Sent.Count(m => m.ChatId == slow);
+            Telegram.SendText(slow, "a slow question");
+            await fixture.Model.WaitForRequestAsync(r => r.LastUserText == "a slow question");
+            Telegram.SendText(slow, "/help");
+
+            (await AskAsync(other, "a quick question")).Should().Be("echo: a quick question", "another chat is answered while the slow answer waits");
+            Telegram.Sent.Count(m => m.ChatId == slow).Should().Be(before, "the slow chat's next message waits behind its first");
+
+            gate.Set();
+            var replies = (await Telegram.WaitForSentAsync(before + 2, slow)).Skip(before).Select(m => m.Text).ToList();
+            replies[0].Should().Be("echo: a slow question");
+            replies[1].Should().Contain("/remember", "then the chat's second message, in order");
+        }
+        finally
+        {
+            gate.Set();
+            fixture.Model.Responder = echo;
+        }
+    }
+
     /// <summary>Found by the probe: when remembering the message failed after the model answered (read-only mode), the user got only the error.</summary>
     [Fact]
     public async Task A_plain_message_that_cannot_be_remembered_still_gets_the_models_answer()
