@@ -155,6 +155,7 @@ public sealed class LanguageModel : IDisposable
         using var lease = await EnterAsync(ct).ConfigureAwait(false);
         var started = Stopwatch.GetTimestamp();
         await using var updates = Client.GetStreamingResponseAsync(messages, options, ct).GetAsyncEnumerator(ct);
+        var received = 0;
         while (true)
         {
             ChatResponseUpdate update;
@@ -172,7 +173,17 @@ public sealed class LanguageModel : IDisposable
                 Record(started, failure.Message);
                 throw failure;
             }
+            received++;
             yield return update;
+        }
+        if (received == 0)
+        {
+            // A chat-completion stream has at least one chunk (the role, the finish reason). An answer without any event
+            // (a proxy's HTML page with status 200, a bare "data: [DONE]") read as an empty answer: the client's stream
+            // ended with nothing and no error.
+            const string failure = "the model endpoint's streamed answer held no chat-completion chunk (not a server-sent event stream of an OpenAI-compatible endpoint)";
+            Record(started, failure);
+            throw new LlmUnavailableException(failure);
         }
         Record(started, null);
     }

@@ -276,6 +276,26 @@ public sealed class LanguageModelTests
         model.Status().Failures.Should().Be(2);
     }
 
+    /// <summary>Left alone by the session-48 probe: a streamed answer with no event in it ended the stream empty, no error.</summary>
+    [Theory]
+    [InlineData("<html><body>Sign in to continue</body></html>", "text/html")]
+    [InlineData("data: [DONE]\n\n", "text/event-stream")]
+    [InlineData("", "text/event-stream")]
+    public async Task A_streamed_answer_without_any_chunk_is_the_model_failing_not_an_empty_answer(string body, string contentType)
+    {
+        await using var fake = await FakeChatModel.StartAsync();
+        fake.Responder = _ => new FakeReply { RawBytes = System.Text.Encoding.UTF8.GetBytes(body), Headers = new Dictionary<string, string> { ["Content-Type"] = contentType } };
+        using var model = ModelFor(fake, o => o.MaxRetries = 0);
+
+        (await FluentActions.Awaiting(async () =>
+        {
+            await foreach (var _ in model.StreamAsync(Ask))
+            {
+            }
+        }).Should().ThrowAsync<LlmUnavailableException>()).Which.Message.Should().Contain("no chat-completion chunk");
+        model.Status().Failures.Should().Be(1);
+    }
+
     [Fact]
     public async Task An_answer_longer_than_the_bound_fails_the_call_without_being_read_whole()
     {

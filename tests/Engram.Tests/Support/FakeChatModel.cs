@@ -140,7 +140,7 @@ public sealed class FakeChatModel : IAsyncDisposable
         if (reply.RawBytes is not null)
         {
             // Bytes as they are, streamed or not: invalid UTF-8, events that are not chunks.
-            context.Response.ContentType = request.Stream ? "text/event-stream" : "application/json";
+            context.Response.ContentType = reply.Headers.TryGetValue("Content-Type", out var given) ? given : request.Stream ? "text/event-stream" : "application/json";
             await context.Response.Body.WriteAsync(reply.RawBytes);
             return;
         }
