@@ -168,7 +168,7 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
             {
                 return null; // another process applies the records; or there is no file, so no record (SETs go through the writer)
             }
-            throw new IOException($"{ex.Message} ({path}); it may hold acknowledged SETs, so the store does not open without it", ex);
+            throw new IOException($"{ex.Message}; it may hold acknowledged SETs, so the store does not open without it", ex);
         }
         try
         {
@@ -212,6 +212,12 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         }
         catch (IOException ex) when (IsHeldByAnotherProcess(ex))
         {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // Not this user's to open (a server running as another user owns it, say): a store opened here could not apply it
+            // either, so the caller goes on as it did before it asked.
             return false;
         }
     }
