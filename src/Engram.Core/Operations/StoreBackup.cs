@@ -38,6 +38,9 @@ public static class StoreBackup
         var partial = temporary + ".tmp";
         try
         {
+            // Relaxed SETs a killed server acknowledged from its key-value journal are in no table until a store opens on the
+            // file: a backup of the crashed store copied the database without them.
+            SqliteMemoryStore.ApplyOrphanedKvJournal(databasePath);
             var createdAt = clock.GetUtcNow();
             CreatePrivateEmpty(copy);
             SqliteBackup.Copy(databasePath, copy, progress, ct);
@@ -204,7 +207,7 @@ public static class StoreBackup
     /// Restores the backup <paramref name="file"/> as the store in <paramref name="dataDirectory"/>: refuses a folder
     /// holding a store unless <paramref name="force"/>; verifies the backup (nothing is touched when it is unsound);
     /// writes the database to a temporary file, syncs it and renames it into place; then opens the store once
-    /// (migrating a backup of an older schema, folding key-value history). An old WAL and index snapshot go first:
+    /// (migrating a backup of an older schema, folding key-value history). An old WAL, key-value journal and index snapshot go first:
     /// they belong to the replaced database. The indexes are rebuilt at the next start (or <c>engram reindex</c>).
     /// The caller makes sure no server runs on the folder.
     /// </summary>
@@ -226,7 +229,10 @@ public static class StoreBackup
         }
         try
         {
-            DeleteQuietly(target + "-wal", target + "-shm", target + "-journal", Path.Combine(folder, Search.IndexSnapshot.FileName));
+            // The key-value journal goes too: a server killed on the replaced store leaves its relaxed SETs there, numbered
+            // above the backup's applied mark, and the open below would replay them into the restored database.
+            DeleteQuietly(target + "-wal", target + "-shm", target + "-journal", target + SqliteKvJournal.Suffix,
+                Path.Combine(folder, Search.IndexSnapshot.FileName));
             File.Move(staged, target, overwrite: true);
             DurableFile.SyncFolder(folder);
         }

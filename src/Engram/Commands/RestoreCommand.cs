@@ -19,7 +19,7 @@ internal static class RestoreCommand
         var file = new Argument<string>("FILE") { Description = "The backup file." };
         var data = new Option<string?>("--data") { Description = "The folder to restore into (new, or --force to replace its store).", HelpName = "DIR" };
         var store = new Option<string?>("--store") { Description = "Restore into this PostgreSQL database instead (it must be empty): postgres://user:password@host:port/database.", HelpName = "URL" };
-        var force = new Option<bool>("--force") { Description = "Replace the store in --data (its WAL and index snapshot go too)." };
+        var force = new Option<bool>("--force") { Description = "Replace the store in --data (its WAL, key-value journal and index snapshot go too)." };
         var json = BackupCommand.JsonOption();
         var command = new Command("restore",
             "Restore a backup into a data folder or an empty PostgreSQL database (verified first; refuses to overwrite a store without --force). Backups are portable between the backends.")

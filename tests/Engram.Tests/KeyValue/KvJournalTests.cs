@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
+using Engram.Core.Operations;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Tests.Support;
@@ -654,5 +655,143 @@ public sealed class KvJournalTests : IDisposable
         var history = await serverKv.GetHistoryAsync(Acme, "x");
         history.Items.Select(h => (h.Version, h.Value!.Value.GetRawText())).Should().Equal((1L, "1"), (2L, "2"), (3L, "3"), (4L, "4"));
         (await serverKv.GetAsync(Acme, "x")).Value.GetRawText().Should().Be("4");
+    }
+
+    /// <summary>What a kill -9 leaves of <paramref name="live"/> in <paramref name="image"/>: the database, its WAL and the journal, copied with cp (which does not take the journal's lock).</summary>
+    private static async Task CopyCrashImageAsync(string live, string image)
+    {
+        Directory.CreateDirectory(image);
+        foreach (var file in new[] { "engram.db", "engram.db-wal", "engram.db" + SqliteKvJournal.Suffix })
+        {
+            var copy = Process.Start("cp", [Path.Combine(live, file), Path.Combine(image, file)])!;
+            await copy.WaitForExitAsync();
+            copy.ExitCode.Should().Be(0, file);
+        }
+    }
+
+    [Fact]
+    public async Task Restoring_a_backup_over_a_crashed_store_does_not_replay_the_replaced_stores_journal()
+    {
+        // A server killed after a backup leaves relaxed SETs in its journal, numbered above the backup's applied mark. A
+        // restore --force over that folder replaced the database, WAL and index but kept the journal, and the restore's own
+        // open replayed those SETs into the restored database: it held a write made after the backup.
+        var live = Folder("live");
+        var image = Folder("image");
+        var backup = Path.Combine(_data.Path, "before.engram-backup");
+        await using (var store = SqliteMemoryStore.Open(live))
+        {
+            var kv = Relaxed(store);
+            await kv.SetAsync(Acme, "k", Json("\"backed up\""), null);
+            await kv.GetHistoryAsync(Acme, "k"); // applied: in the tables the backup copies
+            StoreBackup.Create(Path.Combine(live, SqliteMemoryStore.FileName), backup, BackupKinds.Manual, TimeProvider.System);
+            var journal = Hold(store);
+            await kv.SetAsync(Acme, "k", Json("\"after the backup\""), null);
+            journal.Pending.Should().Be(1);
+            await CopyCrashImageAsync(live, image);
+        }
+
+        StoreBackup.Restore(backup, image, force: true).Ok.Should().BeTrue();
+
+        File.Exists(Path.Combine(image, "engram.db" + SqliteKvJournal.Suffix)).Should().BeFalse("the journal belonged to the replaced database");
+        await using var restored = SqliteMemoryStore.Open(image);
+        var restoredKv = Relaxed(restored);
+        (await restoredKv.GetAsync(Acme, "k")).Value.GetRawText().Should().Be("\"backed up\"", "a restore gives the backup's state");
+        (await restoredKv.GetHistoryAsync(Acme, "k")).Items.Select(h => h.Value!.Value.GetRawText()).Should().Equal("\"backed up\"");
+    }
+
+    /// <summary>A crash image in <paramref name="image"/> whose journal holds one acknowledged, unapplied SET of <c>k</c> ("journaled") over "applied".</summary>
+    private async Task CrashImageWithAJournaledSetAsync(string image)
+    {
+        var live = Folder(Path.GetFileName(image) + "-live");
+        await using var store = SqliteMemoryStore.Open(live);
+        var kv = Relaxed(store);
+        await kv.SetAsync(Acme, "k", Json("\"applied\""), null);
+        await kv.GetHistoryAsync(Acme, "k"); // applied: in the tables
+        var journal = Hold(store);
+        await kv.SetAsync(Acme, "k", Json("\"journaled\""), null);
+        journal.Pending.Should().Be(1);
+        await CopyCrashImageAsync(live, image);
+    }
+
+    [Fact]
+    public async Task A_backup_of_a_crashed_store_holds_the_sets_its_journal_acknowledged()
+    {
+        // A backup reads the database file itself. Made by the CLI on the folder of a killed server (not restarted), it
+        // missed every relaxed SET acknowledged from the journal and not applied yet; restored, those keys were gone.
+        var image = Folder("crashed");
+        await CrashImageWithAJournaledSetAsync(image);
+        var backup = Path.Combine(_data.Path, "crashed.engram-backup");
+
+        StoreBackup.Create(Path.Combine(image, SqliteMemoryStore.FileName), backup, BackupKinds.Manual, TimeProvider.System);
+
+        var restoredFolder = Folder("restored");
+        StoreBackup.Restore(backup, restoredFolder, force: false).Ok.Should().BeTrue();
+        await using var restored = SqliteMemoryStore.Open(restoredFolder);
+        var kv = Relaxed(restored);
+        (await kv.GetAsync(Acme, "k")).Value.GetRawText().Should().Be("\"journaled\"", "the SET was acknowledged before the backup");
+        (await kv.GetHistoryAsync(Acme, "k")).Items.Select(h => (h.Version, h.Value!.Value.GetRawText())).Should().Equal((1L, "\"applied\""), (2L, "\"journaled\""));
+    }
+
+    [Fact]
+    public async Task A_journal_the_store_cannot_open_fails_the_open_instead_of_being_skipped()
+    {
+        // Only another process's lock means "not mine, that process applies it". Any other failure to open the file (a
+        // read-only journal or file system, a folder in its place) was taken the same way: the store opened without the
+        // records, served the values before them, and when the file opened again replayed them over newer writes.
+        var blocked = Folder("blocked");
+        Directory.CreateDirectory(Path.Combine(blocked, "engram.db" + SqliteKvJournal.Suffix));
+        var open = () => SqliteMemoryStore.Open(blocked);
+        open.Should().Throw<StoreException>().WithMessage("*key-value journal*acknowledged SETs*");
+
+        // A read-only journal holding an acknowledged SET (root ignores file permissions: there the folder above stands for it).
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+        var image = Folder("read-only");
+        await CrashImageWithAJournaledSetAsync(image);
+        var journalPath = Path.Combine(image, "engram.db" + SqliteKvJournal.Suffix);
+        File.SetUnixFileMode(journalPath, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var permissionsBind = true;
+        try
+        {
+            File.OpenHandle(journalPath, FileMode.Open, FileAccess.ReadWrite).Dispose();
+            permissionsBind = false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+        if (permissionsBind)
+        {
+            var openReadOnly = () => SqliteMemoryStore.Open(image);
+            openReadOnly.Should().Throw<StoreException>().WithMessage("*key-value journal*");
+        }
+        File.SetUnixFileMode(journalPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await using var reopened = SqliteMemoryStore.Open(image);
+        (await Relaxed(reopened).GetAsync(Acme, "k")).Value.GetRawText().Should().Be("\"journaled\"");
+    }
+
+    [Fact]
+    public async Task A_journal_left_beside_a_database_that_is_gone_is_not_replayed_into_a_new_one()
+    {
+        // A store reset by deleting its database (and WAL) after a crash kept its journal: the new, empty database's applied
+        // mark is 0, so every record in the old file was replayed into it, keys of a store that no longer exists.
+        var image = Folder("reset");
+        await CrashImageWithAJournaledSetAsync(image);
+        File.Delete(Path.Combine(image, "engram.db"));
+        File.Delete(Path.Combine(image, "engram.db-wal"));
+
+        await using (var fresh = SqliteMemoryStore.Open(image))
+        {
+            (await fresh.GetKvAsync(Acme, "k")).Should().BeNull("the new database never had the key");
+            // Its own SETs go into a journal started anew: after a crash only they are replayed.
+            var journal = Hold(fresh);
+            await Relaxed(fresh).SetAsync(Acme, "mine", Json("1"), null);
+            journal.Pending.Should().Be(1);
+            await CopyCrashImageAsync(image, Folder("reset-crashed"));
+        }
+        await using var reopened = SqliteMemoryStore.Open(Folder("reset-crashed"));
+        (await reopened.GetKvAsync(Acme, "k")).Should().BeNull();
+        (await reopened.GetKvAsync(Acme, "mine"))!.ValueJson.Should().Be("1");
     }
 }

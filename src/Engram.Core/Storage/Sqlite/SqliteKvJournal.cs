@@ -158,9 +158,13 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
     /// <summary>
     /// Opens the journal beside <paramref name="databasePath"/> and takes its lock, or returns null when another process holds
     /// it (that process applies its own records). Records above <paramref name="appliedJsn"/> (left by a crash) wait in it
-    /// to be applied; a torn record at the end (a write the crash cut short, so never acknowledged) is cut off.
+    /// to be applied; a torn record at the end (a write the crash cut short, so never acknowledged) is cut off. Any other
+    /// failure to open a file that is there (permissions, a read-only file system, a folder in its place) throws: it may hold
+    /// acknowledged SETs, and a store opened without them served older values and later, once the file opened again,
+    /// replayed them over newer writes. With <paramref name="newDatabase"/> (the database file was just created) a file left
+    /// there belongs to a database that is gone: it is emptied, not replayed into this one.
     /// </summary>
-    public static SqliteKvJournal? TryOpen(string databasePath, SqliteKvWriteBehind states, long appliedJsn)
+    public static SqliteKvJournal? TryOpen(string databasePath, SqliteKvWriteBehind states, long appliedJsn, bool newDatabase = false)
     {
         FileStream file;
         try
@@ -168,16 +172,23 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
             // FileShare.None takes an exclusive advisory lock (flock) on Unix: one owner per file.
             file = new FileStream(databasePath + Suffix, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return null;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return null;
+            var path = databasePath + Suffix;
+            if ((ex is IOException io && IsHeldByAnotherProcess(io)) || !Path.Exists(path))
+            {
+                return null; // another process applies the records; or there is no file, so no record (SETs go through the writer)
+            }
+            throw new IOException($"{ex.Message}; it may hold acknowledged SETs, so the store does not open without it", ex);
         }
         try
         {
+            if (newDatabase)
+            {
+                // Emptied, not only skipped: its records would follow this store's first ones with higher numbers, and a replay
+                // after a crash would take them for this store's.
+                file.SetLength(0);
+            }
             var (records, validBytes, newest) = Read(file.SafeFileHandle, appliedJsn);
             // New records follow the sound part (what follows it is a torn write or older, applied records), or start the
             // file again when nothing waits.
@@ -194,6 +205,40 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// There is a journal beside <paramref name="databasePath"/> and no process owns it: a process that had the store open was
+    /// killed, and what its journal holds above the applied mark is in no table until a store is opened on the file.
+    /// </summary>
+    public static bool IsOrphaned(string databasePath)
+    {
+        try
+        {
+            using var file = new FileStream(databasePath + Suffix, FileMode.Open, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
+            return true;
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+        catch (IOException ex) when (IsHeldByAnotherProcess(ex))
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // Not this user's to open (a server running as another user owns it, say): a store opened here could not apply it
+            // either, so the caller goes on as it did before it asked.
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// The file's lock is held by another process: .NET found <c>flock</c> refused with EWOULDBLOCK, which it reports as a
+    /// plain <see cref="IOException"/> carrying that errno (a sharing violation on Windows). Every other error carries its own.
+    /// </summary>
+    private static bool IsHeldByAnotherProcess(IOException ex) =>
+        ex.GetType() == typeof(IOException) && ex.HResult == (OperatingSystem.IsWindows() ? unchecked((int)0x80070020) : OperatingSystem.IsLinux() ? 11 : 35);
 
     /// <summary>
     /// Acknowledges unconditional <paramref name="writes"/> of <paramref name="caller"/>'s partition (in order) if every

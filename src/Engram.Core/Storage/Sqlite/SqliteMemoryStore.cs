@@ -97,6 +97,8 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
             throw new StoreException($"cannot create the data folder '{dataDirectory}': {ex.Message}", ex);
         }
         var path = Path.Combine(Path.GetFullPath(dataDirectory), FileName);
+        // A journal beside a database this open creates is not its own (a store reset by deleting its database after a crash).
+        var newDatabase = !File.Exists(path);
         var connection = SqliteConnection.Open(path);
         kvHot ??= new SqliteKvWriteBehind();
         try
@@ -119,7 +121,7 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
             if (kvChangesAfter is not null)
             {
                 var applied = connection.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{SqliteKvJournal.AppliedKey}'") ?? 0;
-                journal = SqliteKvJournal.TryOpen(path, kvHot, applied);
+                journal = SqliteKvJournal.TryOpen(path, kvHot, applied, newDatabase);
             }
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException)
@@ -139,6 +141,20 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
             store.ApplyKvJournalAsync().GetAwaiter().GetResult();
         }
         return store;
+    }
+
+    /// <summary>
+    /// Applies the key-value journal a killed process left beside <paramref name="databasePath"/> (engram.db of a store), when
+    /// no process owns it, by opening the store once: before something reads the database file itself (a backup made by
+    /// the CLI), which would otherwise miss the relaxed SETs acknowledged from it. A running server owns its journal and
+    /// applies it itself first.
+    /// </summary>
+    public static void ApplyOrphanedKvJournal(string databasePath)
+    {
+        if (Path.GetFileName(databasePath) == FileName && SqliteKvJournal.IsOrphaned(databasePath))
+        {
+            Open(Path.GetDirectoryName(databasePath)!).DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
     }
 
     public long SizeBytes
