@@ -284,14 +284,7 @@ public sealed class KvJournalTests : IDisposable
             (await kv.GetAsync(Acme, "hits")).TtlSeconds.Should().BeInRange(1, 60, "an existing key keeps its TTL");
             (await kv.GetAsync(Acme, "fresh")).TtlSeconds.Should().BeInRange(3500, 3600, "a new key gets the default TTL");
 
-            // What a kill -9 leaves (see Records_a_crash_left_unapplied_are_applied_by_the_next_opener_and_a_torn_record_is_ignored).
-            Directory.CreateDirectory(image);
-            foreach (var file in new[] { "engram.db", "engram.db-wal", "engram.db-kvjournal" })
-            {
-                var copy = Process.Start("cp", [Path.Combine(live, file), Path.Combine(image, file)])!;
-                await copy.WaitForExitAsync();
-                copy.ExitCode.Should().Be(0, file);
-            }
+            await CopyCrashImageAsync(live, image);
             using var copied = File.OpenHandle(Path.Combine(image, "engram.db-kvjournal"));
             SqliteKvJournal.Read(copied, 0).Records.Count(r => r.Incremented).Should().Be(5);
         }
@@ -334,15 +327,7 @@ public sealed class KvJournalTests : IDisposable
 
         (await kv.GetAsync(Acme, "counter")).Value.GetRawText().Should().Be("4000");
         store.KvJournal.Appended.Should().BeGreaterThan(before, "increments of a key in memory are journaled");
-        var history = new List<KvHistoryItem>();
-        string? cursor = null;
-        do
-        {
-            var page = await kv.GetHistoryAsync(Acme, "counter", 1000, cursor);
-            history.InsertRange(0, page.Items);
-            cursor = page.NextCursor;
-        }
-        while (cursor is not null);
+        var history = await KvHistoryTests.AllHistoryAsync(kv, Acme, "counter", 1000);
         var increments = history.Where(h => h.Event == KvEvents.Incremented).ToList();
         increments.Select(h => h.Value!.Value.GetInt64()).Should().Equal(Enumerable.Range(1, 4000).Select(i => (long)i), "each increment once, in order");
         history.Select(h => h.Version).Should().BeInAscendingOrder().And.OnlyHaveUniqueItems();
@@ -461,15 +446,8 @@ public sealed class KvJournalTests : IDisposable
             await kv.SetAsync(Acme, "before", Json("1"), null);
             journal.Pending.Should().Be(3);
 
-            // What a kill -9 leaves: the database and its WAL as the OS has them, and the journal (copied with cp, which
-            // does not take the journal's lock), plus the start of a record whose write the crash cut short.
-            Directory.CreateDirectory(image);
-            foreach (var file in new[] { "engram.db", "engram.db-wal", "engram.db-kvjournal" })
-            {
-                var copy = Process.Start("cp", [Path.Combine(live, file), Path.Combine(image, file)])!;
-                await copy.WaitForExitAsync();
-                copy.ExitCode.Should().Be(0, file);
-            }
+            // What a kill -9 leaves (CopyCrashImageAsync), plus the start of a record whose write the crash cut short.
+            await CopyCrashImageAsync(live, image);
             // The journal is reserved at its full size (zeros after the records): the torn record goes right after the last one.
             using (var copied = File.OpenHandle(Path.Combine(image, "engram.db-kvjournal"), FileMode.Open, FileAccess.ReadWrite))
             {
