@@ -91,7 +91,20 @@ internal sealed partial class TelegramBot : BackgroundService
             // getUpdates is refused while a webhook is set (a previous configuration): remove it, keeping its pending updates.
             await _retry.RunAsync("deleteWebhook", token => Client.DeleteWebhook(cancellationToken: token), stoppingToken);
             LogPolling(_logger, _options.PollTimeoutSeconds);
-            await PollAsync(stoppingToken);
+            try
+            {
+                await PollAsync(stoppingToken);
+            }
+            finally
+            {
+                // The updates still being handled see the stop too; they end before the services they use are disposed.
+                Task[] handling;
+                lock (_chats)
+                {
+                    handling = [.. _chats.Values.Select(c => c.Tail)];
+                }
+                await Task.WhenAll(handling).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -203,9 +216,9 @@ internal sealed partial class TelegramBot : BackgroundService
         {
             LogUpdateFailed(_logger, update.Id, ex);
         }
-        catch (OperationCanceledException)
+        catch (Exception) when (ct.IsCancellationRequested)
         {
-            // stopping
+            // Stopping: the handling was cut short (nobody awaits a polled update's task, so nothing may escape it).
         }
         finally
         {
