@@ -258,6 +258,13 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         {
             return false;
         }
+        for (var i = 0; i < writes.Count; i++)
+        {
+            if (writes[i].Condition != KvCondition.Always)
+            {
+                return false; // the writer decides conditions: not worth the state lock, which a test (or a group) may hold
+            }
+        }
         lock (_states.StateLock)
         {
             if (!HasRoom(writes.Count, MostBytes(caller, writes)))
@@ -277,23 +284,18 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
                 var write = writes[i];
                 var slot = new KvSlot(caller.Tenant, write.StoredKey);
                 // Looked up once (a key written twice in the batch finds the state its first write published). A key whose
-                // state is not in memory (unless it never had one), or a condition, sends the whole batch to the writer:
+                // state is not in memory (unless it never had one) sends the whole batch to the writer:
                 // what this one published is undone.
-                if (write.Condition != KvCondition.Always || !TryGetState(slot, out var before))
+                if (!TryGetState(slot, out var before))
                 {
                     Undo(i, firstJsn);
                     return false;
                 }
-                var current = before!.Entry;
-                var live = current is not null && current.IsLiveAt(now);
+                var live = before!.Entry is { } current && current.IsLiveAt(now);
                 var jsn = _nextJsn++;
-                // The same transition the writer makes (SetOne); the writer recomputes it from the tables when it applies the record.
-                var entry = new KvEntry(write.StoredKey, write.ValueJson, write.ExpiresAtMs, (current?.Version ?? 0) + 1, live ? current!.CreatedAtMs : now,
-                    now, before.LastHid == 0 ? null : before.LastHid);
-                var after = new KvHot(entry, before.LastHid, before.Seq, before.FirstUnfoldedHid) { Journaled = jsn };
-                _states.PublishJournaled(slot, after, before);
+                var after = Publish(slot, before, write, live, now, jsn);
                 _published[i] = (slot, before, after);
-                done[i] = new KvSetResult(!live, entry.Version, 0);
+                done[i] = new KvSetResult(!live, after.Entry!.Version, 0);
                 var record = new Record(jsn, caller, write, now);
                 _pending.Add(record);
                 length = Serialize(record, length);
@@ -327,9 +329,8 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         lock (_states.StateLock)
         {
             // The longest value an increment writes is a 64-bit integer's 20 characters.
-            var most = HeaderBytes + 24 + 16 + 1 + Encoding.UTF8.GetMaxByteCount(caller.Tenant.Length + caller.Actor.Length + storedKey.Length + 20);
             var slot = new KvSlot(caller.Tenant, storedKey);
-            if (!HasRoom(1, most) || !TryGetState(slot, out var before))
+            if (!HasRoom(1, HeaderBytes + MostPayloadBytes(caller, storedKey, 20)) || !TryGetState(slot, out var before))
             {
                 return false;
             }
@@ -339,9 +340,7 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
             var write = new KvWrite(storedKey, next.ToString(CultureInfo.InvariantCulture), live ? current!.ExpiresAtMs : expiresAtMsIfNew);
             var wasEmpty = _pending.Count == 0;
             var jsn = _nextJsn++;
-            var entry = new KvEntry(storedKey, write.ValueJson, write.ExpiresAtMs, (current?.Version ?? 0) + 1, live ? current!.CreatedAtMs : now,
-                now, before.LastHid == 0 ? null : before.LastHid);
-            _states.PublishJournaled(slot, new KvHot(entry, before.LastHid, before.Seq, before.FirstUnfoldedHid) { Journaled = jsn }, before);
+            Publish(slot, before, write, live, now, jsn);
             var record = new Record(jsn, caller, write, now, Incremented: true);
             _pending.Add(record);
             wake = Written(Serialize(record, 0), 1, wasEmpty);
@@ -353,6 +352,20 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
             Nudge?.Invoke();
         }
         return true;
+    }
+
+    /// <summary>
+    /// Publishes the key's state after <paramref name="write"/> to readers and returns it: the same transition the writer
+    /// makes (SetOne), which recomputes it from the tables when it applies the record.
+    /// </summary>
+    private KvHot Publish(KvSlot slot, KvHot before, KvWrite write, bool live, long now, long jsn)
+    {
+        var current = before.Entry;
+        var entry = new KvEntry(write.StoredKey, write.ValueJson, write.ExpiresAtMs, (current?.Version ?? 0) + 1, live ? current!.CreatedAtMs : now,
+            now, before.LastHid == 0 ? null : before.LastHid);
+        var after = new KvHot(entry, before.LastHid, before.Seq, before.FirstUnfoldedHid) { Journaled = jsn };
+        _states.PublishJournaled(slot, after, before);
+        return after;
     }
 
     /// <summary>Whether <paramref name="records"/> more records of at most <paramref name="mostBytes"/> fit (under the state lock).</summary>
@@ -420,8 +433,10 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
     }
 
     /// <summary>The most bytes a record's payload can take: three numbers, four lengths, every text's UTF-8 at its longest, a mark.</summary>
-    private static int MostPayloadBytes(Caller caller, KvWrite write) =>
-        24 + 16 + 1 + Encoding.UTF8.GetMaxByteCount(caller.Tenant.Length + caller.Actor.Length + write.StoredKey.Length + write.ValueJson.Length);
+    private static int MostPayloadBytes(Caller caller, KvWrite write) => MostPayloadBytes(caller, write.StoredKey, write.ValueJson.Length);
+
+    private static int MostPayloadBytes(Caller caller, string storedKey, int valueChars) =>
+        24 + 16 + 1 + Encoding.UTF8.GetMaxByteCount(caller.Tenant.Length + caller.Actor.Length + storedKey.Length + valueChars);
 
     /// <summary>
     /// Reserves the file's <see cref="CapacityBytes"/> on disk and maps it; without both (not Linux, a file system without
