@@ -13,8 +13,10 @@ namespace Engram.Server.Telegram;
 /// The Telegram chat bot (issue 19), a hosted service that runs when TELEGRAM_BOT_TOKEN is set. It takes updates by
 /// long polling (getUpdates with a time-out) or, when TELEGRAM_WEBHOOK_URL is set, registers that URL with setWebhook
 /// and a secret token and takes them from <c>POST /v1/telegram/webhook</c> (<see cref="TelegramWebhookEndpoint"/>).
-/// Updates are handled one at a time, in order, by <see cref="TelegramConversation"/>; the offset past each is saved
-/// before it is handled (<see cref="TelegramOffsets"/>), and an update below it is skipped: at most once, across restarts.
+/// Updates are taken one at a time, in order: the offset past each is saved before it is handled (<see cref="TelegramOffsets"/>),
+/// and an update below it is skipped, so each is handled at most once, across restarts. They are handled by
+/// <see cref="TelegramConversation"/> per chat: one chat's updates in order, different chats at once (at most
+/// <see cref="MaxHandlers"/>, with <see cref="MaxUnhandled"/> taken and waiting).
 /// </summary>
 internal sealed partial class TelegramBot : BackgroundService
 {
