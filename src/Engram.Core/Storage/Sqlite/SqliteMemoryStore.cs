@@ -146,12 +146,22 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
         };
         if (store._journal is { } opened)
         {
-            store.OpenNotices = [.. opened.Notices];
+            var notices = new List<string>(opened.Notices);
             if (opened.Pending > 0)
             {
-                // SETs acknowledged before a crash and not applied then: in the tables before anyone reads.
-                store.ApplyKvJournalAsync().GetAwaiter().GetResult();
+                // SETs acknowledged before a crash and not applied then: in the tables before anyone reads. Any group applies
+                // them first; this item says it touches no key state, so a failure to apply them does not fail it (nor the
+                // open, on every start): they wait, the writer tries again, and key-value writes fail meanwhile.
+                store._writer.WriteAsync(static _ => 0, WriteDurability.Relaxed, touchesKv: false).GetAwaiter().GetResult();
             }
+            if (opened.Pending > 0)
+            {
+                notices.Add($"The key-value journal beside '{path}' holds {opened.Pending} acknowledged write(s) that could not be applied; "
+                    + "key-value writes fail until they are (the writer tries again), and relaxed SETs are not journaled until the next start.");
+                store.OpenNotices = notices;
+                return store;
+            }
+            store.OpenNotices = notices;
             if (identity is null)
             {
                 // Stored after the leftover is applied, in a transaction of its own: a crash before this leaves a database
