@@ -303,7 +303,7 @@ public sealed class KvJournalIntegrityTests : IDisposable
             await stop.CancelAsync();
             await pruning;
             prunes.Should().BeGreaterThan(0);
-            store.KvJournal!.Appended.Should().BeGreaterThan(1000, "the SETs were journaled");
+            store.KvJournal!.Appended.Should().BeGreaterThan(0, "SETs were journaled (those made while a pruning group ran went through the writer)");
             await store.PruneKvHistoryAsync(long.MaxValue, 0, int.MaxValue);
             await CheckAsync(kv, "while open");
             Hold(store);
