@@ -20,7 +20,8 @@ namespace Engram.Core.Storage.Sqlite;
 /// new state from the state in memory, publishes it to readers, copies a record of the write into this file's memory
 /// mapping (in the operating system's page cache at once, so a crash of the process keeps it; see <see cref="CapacityBytes"/>)
 /// and answers. The writer applies the waiting records later, in order, through the same code as any SET (history row, change-log seq, write-behind state),
-/// many per transaction; once every record in the file is applied, the next is written at its start again.
+/// many per transaction; once every record in the file is applied, the next is written at its start again (after the
+/// header naming the database, SqliteKvJournal.Recovery.cs, which also says how an open tells damage from a torn write).
 /// </para>
 /// <para>
 /// Only unconditional SETs of keys whose state is in memory take this way (<see cref="TryAppend"/>); anything else goes to
