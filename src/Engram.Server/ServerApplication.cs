@@ -94,10 +94,21 @@ public static class ServerApplication
         // One server per data folder (ServerLock); resolved before the store, so disposed after it.
         builder.Services.AddSingleton(_ => ServerLock.Acquire(options.DataPath));
         builder.Services.AddSingleton(clock ?? TimeProvider.System);
-        builder.Services.AddSingleton(sp => new EngramEngine(
-            StoreFactory.Open(options.StoreLocation, sp.GetRequiredService<TimeProvider>()),
-            options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound), sp.GetRequiredService<TimeProvider>(),
-            options.SnapshotFile(), options.KeyValue));
+        builder.Services.AddSingleton(sp =>
+        {
+            var store = StoreFactory.Open(options.StoreLocation, sp.GetRequiredService<TimeProvider>());
+            if (store is Core.Storage.Sqlite.SqliteMemoryStore { OpenNotices.Count: > 0 } sqlite)
+            {
+                // What the open recovered from (a key-value journal set aside or damaged): the store has no logger of its own.
+                var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Engram.Storage");
+                foreach (var notice in sqlite.OpenNotices)
+                {
+                    log.LogError("{Notice}", notice);
+                }
+            }
+            return new EngramEngine(store, options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound),
+                sp.GetRequiredService<TimeProvider>(), options.SnapshotFile(), options.KeyValue);
+        });
         builder.Services.AddSingleton(_ => new Core.Llm.LlmAccess(Core.Llm.LanguageModel.CreateIfConfigured(options.Llm, options.Outbound)));
         builder.Services.AddSingleton(sp => new Core.Reflection.ReflectionService(sp.GetRequiredService<EngramEngine>(), sp.GetRequiredService<Core.Llm.LlmAccess>(),
             options.Reflect));

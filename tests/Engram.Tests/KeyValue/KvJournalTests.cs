@@ -451,9 +451,9 @@ public sealed class KvJournalTests : IDisposable
             // The journal is reserved at its full size (zeros after the records): the torn record goes right after the last one.
             using (var copied = File.OpenHandle(Path.Combine(image, "engram.db-kvjournal"), FileMode.Open, FileAccess.ReadWrite))
             {
-                var (records, validBytes, _) = SqliteKvJournal.Read(copied, 0);
-                records.Should().HaveCount(3, "the three waiting SETs (the first SET of each key went through the writer)");
-                RandomAccess.Write(copied, "\u0040\u0000\u0000\u0000torn"u8, validBytes);
+                var scan = SqliteKvJournal.Read(copied, 0);
+                scan.Records.Should().HaveCount(3, "the three waiting SETs (the first SET of each key went through the writer)");
+                RandomAccess.Write(copied, "\u0040\u0000\u0000\u0000torn"u8, scan.ValidBytes);
             }
         }
 
@@ -636,7 +636,7 @@ public sealed class KvJournalTests : IDisposable
     }
 
     /// <summary>What a kill -9 leaves of <paramref name="live"/> in <paramref name="image"/>: the database, its WAL and the journal, copied with cp (which does not take the journal's lock).</summary>
-    private static async Task CopyCrashImageAsync(string live, string image)
+    internal static async Task CopyCrashImageAsync(string live, string image)
     {
         Directory.CreateDirectory(image);
         foreach (var file in new[] { "engram.db", "engram.db-wal", "engram.db" + SqliteKvJournal.Suffix })

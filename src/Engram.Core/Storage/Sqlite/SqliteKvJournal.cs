@@ -20,7 +20,8 @@ namespace Engram.Core.Storage.Sqlite;
 /// new state from the state in memory, publishes it to readers, copies a record of the write into this file's memory
 /// mapping (in the operating system's page cache at once, so a crash of the process keeps it; see <see cref="CapacityBytes"/>)
 /// and answers. The writer applies the waiting records later, in order, through the same code as any SET (history row, change-log seq, write-behind state),
-/// many per transaction; once every record in the file is applied, the next is written at its start again.
+/// many per transaction; once every record in the file is applied, the next is written at its start again (after the
+/// header naming the database, SqliteKvJournal.Recovery.cs, which also says how an open tells damage from a torn write).
 /// </para>
 /// <para>
 /// Only unconditional SETs of keys whose state is in memory take this way (<see cref="TryAppend"/>); anything else goes to
@@ -56,6 +57,20 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
     private const int HeaderBytes = 8;
 
     /// <summary>
+    /// A record's payload before its texts: jsn (8), its place in its batch (4, <see cref="Batch"/>), time (8), expiry (8).
+    /// The batch field is what tells a torn last write from damage in the middle of the file (<see cref="Read"/>).
+    /// </summary>
+    private const int FixedPayloadBytes = 28;
+
+    /// <summary>
+    /// A record's place in the batch it was acknowledged with (one <see cref="TryAppend"/>, copied into the file in one go): its
+    /// index, and the top bit on the batch's last record. 4 bytes a record, written while the record is serialized anyway.
+    /// </summary>
+    private static uint Batch(int index, bool last) => (uint)index | (last ? LastInBatch : 0u);
+
+    private const uint LastInBatch = 0x8000_0000;
+
+    /// <summary>
     /// A write waiting to be applied: the caller's partition (tenant and actor), the write and when it was acknowledged.
     /// <paramref name="Incremented"/>: an INCR, recorded as the value and expiry it produced (history says <c>incremented</c>).
     /// </summary>
@@ -78,7 +93,8 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
     private byte[] _buffer = new byte[8192];
     /// <summary>The states a batch published so far (reused under the state lock), to undo a batch that does not fit.</summary>
     private (KvSlot Slot, KvHot Before, KvHot After)[] _published = new (KvSlot, KvHot, KvHot)[16];
-    private bool _accepting = true;
+    /// <summary>False until <see cref="Start"/> (the leftover of a crash applied, the file's header written) and after closing.</summary>
+    private bool _accepting;
     /// <summary>A writer group that touches key states holds <see cref="SqliteKvWriteBehind.StateLock"/> (from BeginGroup to EndGroup).</summary>
     private volatile bool _kvGroupRunning;
     /// <summary><see cref="Stopwatch"/> timestamp of the oldest waiting record (the writer's deadline counts from it).</summary>
@@ -118,13 +134,13 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         return waited >= linger ? 0 : Math.Max(1, (int)Math.Ceiling(linger - waited));
     }
 
-    private SqliteKvJournal(FileStream file, SqliteKvWriteBehind states, long nextJsn, long fileBytes, List<Record> leftover)
+    private SqliteKvJournal(FileStream file, SqliteKvWriteBehind states, long nextJsn, List<Record> leftover)
     {
         _file = file;
         _states = states;
         _nextJsn = nextJsn;
-        _fileBytes = fileBytes;
         _pending = leftover;
+        _pendingCount = leftover.Count;
         _firstPendingAt = Stopwatch.GetTimestamp();
     }
 
@@ -154,57 +170,6 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
 
     private long _appended;
     private long _increments;
-
-    /// <summary>
-    /// Opens the journal beside <paramref name="databasePath"/> and takes its lock, or returns null when another process holds
-    /// it (that process applies its own records). Records above <paramref name="appliedJsn"/> (left by a crash) wait in it
-    /// to be applied; a torn record at the end (a write the crash cut short, so never acknowledged) is cut off. Any other
-    /// failure to open a file that is there (permissions, a read-only file system, a folder in its place) throws: it may hold
-    /// acknowledged SETs, and a store opened without them served older values and later, once the file opened again,
-    /// replayed them over newer writes. With <paramref name="newDatabase"/> (the database file was just created) a file left
-    /// there belongs to a database that is gone: it is emptied, not replayed into this one.
-    /// </summary>
-    public static SqliteKvJournal? TryOpen(string databasePath, SqliteKvWriteBehind states, long appliedJsn, bool newDatabase = false)
-    {
-        FileStream file;
-        try
-        {
-            // FileShare.None takes an exclusive advisory lock (flock) on Unix: one owner per file.
-            file = new FileStream(databasePath + Suffix, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            var path = databasePath + Suffix;
-            if ((ex is IOException io && IsHeldByAnotherProcess(io)) || !Path.Exists(path))
-            {
-                return null; // another process applies the records; or there is no file, so no record (SETs go through the writer)
-            }
-            throw new IOException($"{ex.Message}; it may hold acknowledged SETs, so the store does not open without it", ex);
-        }
-        try
-        {
-            if (newDatabase)
-            {
-                // Emptied, not only skipped: its records would follow this store's first ones with higher numbers, and a replay
-                // after a crash would take them for this store's.
-                file.SetLength(0);
-            }
-            var (records, validBytes, newest) = Read(file.SafeFileHandle, appliedJsn);
-            // New records follow the sound part (what follows it is a torn write or older, applied records), or start the
-            // file again when nothing waits.
-            var journal = new SqliteKvJournal(file, states, Math.Max(appliedJsn, newest) + 1, records.Count == 0 ? 0 : validBytes, records)
-            {
-                _pendingCount = records.Count,
-            };
-            journal.Map();
-            return journal;
-        }
-        catch
-        {
-            file.Dispose();
-            throw;
-        }
-    }
 
     /// <summary>
     /// There is a journal beside <paramref name="databasePath"/> and no process owns it: a process that had the store open was
@@ -298,7 +263,7 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
                 done[i] = new KvSetResult(!live, after.Entry!.Version, 0);
                 var record = new Record(jsn, caller, write, now);
                 _pending.Add(record);
-                length = Serialize(record, length);
+                length = Serialize(record, length, Batch(i, i == writes.Count - 1));
             }
             Array.Clear(_published, 0, writes.Count);
             results = done;
@@ -343,7 +308,7 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
             Publish(slot, before, write, live, now, jsn);
             var record = new Record(jsn, caller, write, now, Incremented: true);
             _pending.Add(record);
-            wake = Written(Serialize(record, 0), 1, wasEmpty);
+            wake = Written(Serialize(record, 0, Batch(0, last: true)), 1, wasEmpty);
             Interlocked.Increment(ref _increments);
             value = next;
         }
@@ -432,11 +397,11 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         return most;
     }
 
-    /// <summary>The most bytes a record's payload can take: three numbers, four lengths, every text's UTF-8 at its longest, a mark.</summary>
+    /// <summary>The most bytes a record's payload can take: the fixed fields, four lengths, every text's UTF-8 at its longest, a mark.</summary>
     private static int MostPayloadBytes(Caller caller, KvWrite write) => MostPayloadBytes(caller, write.StoredKey, write.ValueJson.Length);
 
     private static int MostPayloadBytes(Caller caller, string storedKey, int valueChars) =>
-        24 + 16 + 1 + Encoding.UTF8.GetMaxByteCount(caller.Tenant.Length + caller.Actor.Length + storedKey.Length + valueChars);
+        FixedPayloadBytes + 16 + 1 + Encoding.UTF8.GetMaxByteCount(caller.Tenant.Length + caller.Actor.Length + storedKey.Length + valueChars);
 
     /// <summary>
     /// Reserves the file's <see cref="CapacityBytes"/> on disk and maps it; without both (not Linux, a file system without
@@ -555,7 +520,7 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
                     // Every record in the file is applied: the next is written at its start, over pages the file already
                     // has (emptying it made the system free and zero them again on every cycle: 8% of the CPU under load).
                     // What lies beyond the records written since is older and applied: a replay skips it.
-                    _fileBytes = 0;
+                    _fileBytes = FileHeaderBytes;
                 }
             }
         }
@@ -593,7 +558,7 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
     }
 
     /// <summary>Appends the record at <paramref name="offset"/> of the buffer; returns the new length.</summary>
-    private int Serialize(in Record record, int offset)
+    private int Serialize(in Record record, int offset, uint batch)
     {
         var tenant = record.Caller.Tenant;
         var actor = record.Caller.Actor;
@@ -606,9 +571,10 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         }
         var payload = _buffer.AsSpan(offset + HeaderBytes);
         BinaryPrimitives.WriteInt64LittleEndian(payload, record.Jsn);
-        BinaryPrimitives.WriteInt64LittleEndian(payload[8..], record.At);
-        BinaryPrimitives.WriteInt64LittleEndian(payload[16..], record.Write.ExpiresAtMs ?? long.MinValue);
-        var at = 24;
+        BinaryPrimitives.WriteUInt32LittleEndian(payload[8..], batch);
+        BinaryPrimitives.WriteInt64LittleEndian(payload[12..], record.At);
+        BinaryPrimitives.WriteInt64LittleEndian(payload[20..], record.Write.ExpiresAtMs ?? long.MinValue);
+        var at = FixedPayloadBytes;
         at += WriteText(payload[at..], tenant);
         at += WriteText(payload[at..], actor);
         at += WriteText(payload[at..], key);
@@ -629,84 +595,4 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         return 4 + length;
     }
 
-    /// <summary>The records above <paramref name="appliedJsn"/>, the length of the sound part of the file and the newest number in it.</summary>
-    internal static (List<Record> Records, long ValidBytes, long Newest) Read(SafeFileHandle handle, long appliedJsn)
-    {
-        var length = RandomAccess.GetLength(handle);
-        var records = new List<Record>();
-        // Read as far as the records go, not the whole file: it is reserved at its full size and mostly zeros.
-        var bytes = new byte[(int)Math.Min(length, 64 * 1024)];
-        var read = 0;
-        bool Have(long end)
-        {
-            if (end > length)
-            {
-                return false;
-            }
-            if (end > bytes.Length)
-            {
-                Array.Resize(ref bytes, (int)Math.Min(length, Math.Max(end, 2L * bytes.Length)));
-            }
-            while (read < end)
-            {
-                var n = RandomAccess.Read(handle, bytes.AsSpan(read), read);
-                if (n == 0)
-                {
-                    length = read; // shorter than it said: what is there is all there is
-                    return false;
-                }
-                read += n;
-            }
-            return true;
-        }
-        long position = 0;
-        long newest = 0;
-        while (Have(position + HeaderBytes))
-        {
-            var size = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan((int)position));
-            var crc = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan((int)position + 4));
-            if (size < 40 || size > CapacityBytes || !Have(position + HeaderBytes + size))
-            {
-                break;
-            }
-            var span = bytes.AsSpan(0, read);
-            var payload = span.Slice((int)position + HeaderBytes, size);
-            if (Crc32.HashToUInt32(payload) != crc)
-            {
-                break;
-            }
-            var jsn = BinaryPrimitives.ReadInt64LittleEndian(payload);
-            if (jsn <= newest)
-            {
-                break; // an older record the writes since the file started again did not reach: applied
-            }
-            var at = BinaryPrimitives.ReadInt64LittleEndian(payload[8..]);
-            var expires = BinaryPrimitives.ReadInt64LittleEndian(payload[16..]);
-            var offset = 24;
-            var tenant = ReadText(payload, ref offset);
-            var actor = ReadText(payload, ref offset);
-            var key = ReadText(payload, ref offset);
-            var json = ReadText(payload, ref offset);
-            var incremented = offset < payload.Length && payload[offset] == IncrementMark;
-            newest = jsn;
-            if (jsn > appliedJsn)
-            {
-                records.Add(new Record(jsn, new Caller(tenant, actor), new KvWrite(key, json, expires == long.MinValue ? null : expires), at, incremented));
-            }
-            position += HeaderBytes + size;
-        }
-        return (records, position, newest);
-    }
-
-    private static string ReadText(ReadOnlySpan<byte> payload, ref int offset)
-    {
-        var length = BinaryPrimitives.ReadInt32LittleEndian(payload[offset..]);
-        if (length < 0 || length > payload.Length - offset - 4)
-        {
-            throw new InvalidDataException("a key-value journal record is malformed");
-        }
-        var text = Encoding.UTF8.GetString(payload.Slice(offset + 4, length));
-        offset += 4 + length;
-        return text;
-    }
 }

@@ -66,6 +66,12 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
 
     public string StoreId { get; private init; } = "";
 
+    /// <summary>
+    /// What the open found wrong and recovered from (a key-value journal of another database set aside, damage in it): the host
+    /// logs these as errors. The store itself has no logger.
+    /// </summary>
+    public IReadOnlyList<string> OpenNotices { get; private set; } = [];
+
     public string DatabasePath { get; }
 
     /// <summary>Opens (creating if needed) <c>engram.db</c> in <paramref name="dataDirectory"/> and migrates it.</summary>
@@ -115,13 +121,16 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
         var storeId = connection.ScalarText("SELECT value FROM store_meta WHERE key = 'store_id'") ?? "";
         var kvChangesAfter = connection.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{KvChangesInHistoryAfterKey}'");
         SqliteKvJournal? journal = null;
+        long applied = 0;
+        byte[]? identity = null;
         try
         {
             // A file older than schema 14 (tests write such files) gives a SET's history row its id at the insert: no journal.
             if (kvChangesAfter is not null)
             {
-                var applied = connection.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{SqliteKvJournal.AppliedKey}'") ?? 0;
-                journal = SqliteKvJournal.TryOpen(path, kvHot, applied, newDatabase);
+                applied = connection.ScalarInt64($"SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = '{SqliteKvJournal.AppliedKey}'") ?? 0;
+                identity = SqliteKvJournal.ParseIdentity(connection.ScalarText($"SELECT value FROM store_meta WHERE key = '{SqliteKvJournal.IdentityKey}'"));
+                journal = SqliteKvJournal.TryOpen(path, kvHot, applied, identity, newDatabase);
             }
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException)
@@ -135,10 +144,35 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
             StoreId = storeId,
             HasVectorTable = schemaVersion is not { } stopped || stopped >= VectorTableVersion,
         };
-        if (store._journal is { Pending: > 0 })
+        if (store._journal is { } opened)
         {
-            // SETs acknowledged before a crash and not applied then: in the tables before anyone reads.
-            store.ApplyKvJournalAsync().GetAwaiter().GetResult();
+            var notices = new List<string>(opened.Notices);
+            if (opened.Pending > 0)
+            {
+                // SETs acknowledged before a crash and not applied then: in the tables before anyone reads. Any group applies
+                // them first; this item says it touches no key state, so a failure to apply them does not fail it (nor the
+                // open, on every start): they wait, the writer tries again, and key-value writes fail meanwhile.
+                store._writer.WriteAsync(static _ => 0, WriteDurability.Relaxed, touchesKv: false).GetAwaiter().GetResult();
+            }
+            if (opened.Pending > 0)
+            {
+                notices.Add($"The key-value journal beside '{path}' holds {opened.Pending} acknowledged write(s) that could not be applied; "
+                    + "key-value writes fail until they are (the writer tries again), and relaxed SETs are not journaled until the next start.");
+                store.OpenNotices = notices;
+                return store;
+            }
+            store.OpenNotices = notices;
+            if (identity is null)
+            {
+                // Stored after the leftover is applied, in a transaction of its own: a crash before this leaves a database
+                // without an id, beside a file (of the previous release's format) whose records are all applied.
+                identity = System.Security.Cryptography.RandomNumberGenerator.GetBytes(16);
+                var text = Convert.ToHexStringLower(identity);
+                store._writer.WriteAsync(c => c.ExecuteNonQuery(
+                    "INSERT INTO store_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    SqliteKvJournal.IdentityKey, text), WriteDurability.Full).GetAwaiter().GetResult();
+            }
+            opened.Start(identity, applied);
         }
         return store;
     }

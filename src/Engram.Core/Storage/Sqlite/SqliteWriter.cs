@@ -338,6 +338,10 @@ public sealed class SqliteWriter : IAsyncDisposable
     {
         foreach (var item in group)
         {
+            if (item.Failed)
+            {
+                continue; // a key-value item behind a journal apply that failed (FailBehindGate)
+            }
             var before = _connection.TotalChanges;
             var mark = _follower?.Mark() ?? 0;
             try
@@ -347,6 +351,7 @@ public sealed class SqliteWriter : IAsyncDisposable
             catch (Exception ex)
             {
                 item.Fail(ex);
+                FailBehindGate(group, item, ex);
                 _follower?.RollBackTo(mark);
                 if (_connection.TotalChanges == before && _connection.InTransaction)
                 {
@@ -395,6 +400,10 @@ public sealed class SqliteWriter : IAsyncDisposable
     {
         foreach (var item in group)
         {
+            if (item.Failed)
+            {
+                continue; // a key-value item behind a journal apply that failed (FailBehindGate)
+            }
             var mark = _follower?.Mark() ?? 0;
             try
             {
@@ -405,6 +414,7 @@ public sealed class SqliteWriter : IAsyncDisposable
             catch (Exception ex)
             {
                 item.Fail(ex);
+                FailBehindGate(group, item, ex);
                 _follower?.RollBackTo(mark);
                 try
                 {
@@ -419,6 +429,27 @@ public sealed class SqliteWriter : IAsyncDisposable
             }
         }
         return true;
+    }
+
+    /// <summary>
+    /// When <paramref name="failed"/> is the gate's work (the journal's waiting SETs, acknowledged already), the group's items
+    /// that read or write key states fail too, before they run: they would compute from tables without those SETs (a DEL
+    /// finding no key, an INCR from the value before) and commit, and the SETs, applied by a later group, would then land
+    /// after writes acknowledged after them. Writes of memories, the graph and the rest do not depend on them and go on.
+    /// </summary>
+    private static void FailBehindGate(List<IWorkItem> group, IWorkItem failed, Exception ex)
+    {
+        if (failed is not GateItem)
+        {
+            return;
+        }
+        foreach (var item in group)
+        {
+            if (item.TouchesKv && !item.Failed)
+            {
+                item.Fail(new StoreException($"the key-value journal's waiting writes could not be applied first: {ex.Message}", ex));
+            }
+        }
     }
 
     private void RollBack()
