@@ -109,6 +109,24 @@ public sealed class UiHostileInputTests(OpenUiServer fixture) : IClassFixture<Op
     }
 
     [Fact]
+    public async Task An_oversized_or_formless_post_from_a_browser_is_a_page_with_its_status()
+    {
+        using var browser = new UiBrowserClient(Server.BaseAddress);
+        var (_, page) = await browser.GetAsync("/ui/memories");
+        var (tooLarge, html) = await browser.PostFormAsync("/ui/memories", [new("_af", UiBrowserClient.Token(page).Value), new("content", new string('a', 2_000_000))]);
+        tooLarge.StatusCode.Should().Be(HttpStatusCode.RequestEntityTooLarge);
+        tooLarge.Content.Headers.ContentType!.MediaType.Should().Be("text/html", "a browser was shown the JSON problem body");
+        html.Should().Contain("<!doctype html>").And.Contain("the form is larger than");
+
+        var (formless, _) = await browser.PostFormAsync("/ui/logout", []);
+        formless.StatusCode.Should().Be(HttpStatusCode.BadRequest, "an empty form still has no token");
+        using var raw = new HttpClient { BaseAddress = Server.BaseAddress };
+        var json = await raw.PostAsync("/ui/memories", new StringContent("{}", System.Text.Encoding.UTF8, "application/json"));
+        json.StatusCode.Should().Be(HttpStatusCode.UnsupportedMediaType);
+        json.Content.Headers.ContentType!.MediaType.Should().Be("application/problem+json", "other clients keep the problem body");
+    }
+
+    [Fact]
     public async Task Right_to_left_overrides_in_stored_names_stay_inside_them()
     {
         const string rlo = "\u202E";
