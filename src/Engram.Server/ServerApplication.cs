@@ -276,6 +276,9 @@ public static class ServerApplication
             antiforgery.Cookie.Name = "engram_af";
             antiforgery.Cookie.SameSite = Microsoft.AspNetCore.Http.SameSiteMode.Strict;
             antiforgery.Cookie.Path = "/ui";
+            // Secure over HTTPS like the session cookie (antiforgery's own default never marks it, so an HTTPS login page
+            // handed out a token cookie that a plain-HTTP request to the same host would carry in the clear).
+            antiforgery.Cookie.SecurePolicy = Microsoft.AspNetCore.Http.CookieSecurePolicy.SameAsRequest;
             antiforgery.FormFieldName = "_af";
         });
         services.AddSingleton<Ui.UiSession>();

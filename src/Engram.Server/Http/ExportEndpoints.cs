@@ -44,6 +44,10 @@ internal static class ExportEndpoints
         var tenant = QueryParser.Bool(http.Request.Query, "all_tenants") ? null : caller.Tenant;
         http.Response.ContentType = ContentType;
         http.Response.Headers.ContentDisposition = $"attachment; filename=\"engram-export-{clock.GetUtcNow():yyyyMMdd-HHmmss}.jsonl\"";
+        // The whole tenant in one body (the UI's Export link serves it to a browser too): no cache may keep a copy, and
+        // no browser may read the JSON Lines, which hold stored text such as "<script>", as anything but what they are.
+        http.Response.Headers.CacheControl = "no-store";
+        http.Response.Headers.XContentTypeOptions = "nosniff";
         http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         var vectors = QueryParser.Bool(http.Request.Query, "vectors");
         await StoreExport.WriteAsync(source, http.Response.Body, tenant, clock, vectors: vectors, ct: ct);

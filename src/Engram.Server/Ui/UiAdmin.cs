@@ -81,9 +81,9 @@ internal static class UiAdmin
             case JsonObject o:
                 foreach (var (key, value) in o.ToList())
                 {
-                    if (value is JsonValue v && v.GetValueKind() == JsonValueKind.String && IsSecret(key, v.GetValue<string>()))
+                    if (value is JsonValue v && v.GetValueKind() == JsonValueKind.String)
                     {
-                        o[key] = "***";
+                        o[key] = IsSecret(key, v.GetValue<string>()) ? "***" : MaskUrlPaths(v.GetValue<string>());
                     }
                     else
                     {
@@ -94,9 +94,9 @@ internal static class UiAdmin
             case JsonArray a:
                 for (var i = 0; i < a.Count; i++)
                 {
-                    if (a[i] is JsonValue v && v.GetValueKind() == JsonValueKind.String && IsSecret(name ?? "", v.GetValue<string>()))
+                    if (a[i] is JsonValue v && v.GetValueKind() == JsonValueKind.String)
                     {
-                        a[i] = "***";
+                        a[i] = IsSecret(name ?? "", v.GetValue<string>()) ? "***" : MaskUrlPaths(v.GetValue<string>());
                     }
                     else
                     {
@@ -106,6 +106,20 @@ internal static class UiAdmin
                 break;
         }
     }
+
+    /// <summary>
+    /// Each http(s) URL in the value (one, or a comma-separated list) shown as its origin and "/***" when it has a path or
+    /// a query: webhook URLs carry their credential there (Slack's /services/T/B/secret, Discord's /api/webhooks/id/token,
+    /// ?token=), under names such as webhook_url or urls that name no secret, and the page showed them whole.
+    /// </summary>
+    internal static string MaskUrlPaths(string value) =>
+        !value.Contains("://", StringComparison.Ordinal)
+            ? value
+            : string.Join(",", value.Split(',').Select(part =>
+                Uri.TryCreate(part.Trim(), UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
+                    && (uri.AbsolutePath != "/" || uri.Query.Length > 0 || uri.Fragment.Length > 0)
+                    ? uri.GetLeftPart(UriPartial.Authority) + "/***"
+                    : part));
 
     private static bool IsSecret(string name, string value) =>
         value.Length > 0 && (SecretWords.Any(w => name.Contains(w, StringComparison.OrdinalIgnoreCase))

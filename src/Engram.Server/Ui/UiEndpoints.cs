@@ -62,5 +62,11 @@ internal static class UiEndpoints
                 _ => 400,
             }, e.Message);
         }
+        catch (BadHttpRequestException e) when (UiPage.WantsHtml(context.HttpContext) && e.StatusCode is >= 400 and < 500)
+        {
+            // UiPage.ReadFormAsync's refusals (a post without a form body 415, a form past the bound 413): a browser got
+            // them as a JSON problem body, the one 4xx of the UI that was not a page.
+            return UiPage.Error(context.HttpContext, e.StatusCode, e.Message);
+        }
     }
 }

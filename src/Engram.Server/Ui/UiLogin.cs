@@ -27,8 +27,10 @@ internal static class UiLogin
         var key = presented is null || presented.Length > 512 ? null : await keys.AuthenticateAsync(presented, ct);
         if (key is null)
         {
-            if (!throttle.TryCount(http.Connection.RemoteIpAddress, out _))
+            if (!throttle.TryCount(http.Connection.RemoteIpAddress, out var retryAfter))
             {
+                // As the gate answers the API's 429: say when to try again.
+                http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
                 return Form(http, keys, mode, returnTo, "Too many bad keys from this address; wait a minute before trying again.", 429);
             }
             http.Response.Headers.WWWAuthenticate = "Bearer";
@@ -46,10 +48,14 @@ internal static class UiLogin
         return UiPage.SeeOther("/ui/login");
     }
 
-    /// <summary>Only a path of the UI itself (never another site, never a scheme-relative //host).</summary>
+    /// <summary>
+    /// Only a path of the UI itself (never another site, never a scheme-relative //host), in ASCII: it becomes the Location
+    /// header, which Kestrel refuses to write with any other character, so "/ui/é" made the login (key accepted) a 500.
+    /// A path from the gate's redirect is percent-encoded already; a hand-typed one falls back to the overview.
+    /// </summary>
     internal static string SafeReturn(string? path) =>
         path is { Length: > 0 and < 2048 } && path.StartsWith("/ui", StringComparison.Ordinal) && !path.StartsWith("//", StringComparison.Ordinal)
-            && !path.Contains('\\') && !path.Any(char.IsControl)
+            && !path.Contains('\\') && path.All(c => char.IsAscii(c) && !char.IsControl(c))
             ? path
             : "/ui";
 }

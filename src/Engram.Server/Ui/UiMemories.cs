@@ -120,19 +120,27 @@ internal static class UiMemories
             throw new ValidationException("user_id", "a bulk delete needs at least one scope: user, agent, session or namespace");
         }
         var caller = http.GetCaller();
-        var described = string.Join(", ", new[] { ("user", filter.UserId), ("agent", filter.AgentId), ("session", filter.SessionId), ("namespace", filter.Namespace) }
-            .Where(p => p.Item2 is not null).Select(p => $"{p.Item1} {p.Item2}"));
+        var parts = new[] { ("user", filter.UserId), ("agent", filter.AgentId), ("session", filter.SessionId), ("namespace", filter.Namespace) }.Where(p => p.Item2 is not null).ToList();
+        var described = string.Join(", ", parts.Select(p => $"{p.Item1} {p.Item2}")); // for the audit log
+        var shown = string.Join(", ", parts.Select(p => $"{p.Item1} {Isolated(p.Item2!)}")); // for the page
         var scope = new[] { ("user_id", filter.UserId), ("agent_id", filter.AgentId), ("session_id", filter.SessionId), ("namespace", filter.Namespace) }
             .Where(p => p.Item2 is not null).Select(p => (p.Item1, p.Item2!)).ToList();
         if (UiPage.Field(form, "confirm") == "true")
         {
             var result = await memories.DeleteManyAsync(caller, filter, confirm: true, ct);
             http.Audit(AuditActions.MemoriesBulkDelete, described, $"{result.Deleted} deleted (UI)");
-            return UiPage.Render<BulkDeletePage>(http, new BulkDeletePage.Data(scope, described, result.Deleted, result.Deleted));
+            return UiPage.Render<BulkDeletePage>(http, new BulkDeletePage.Data(scope, shown, result.Deleted, result.Deleted));
         }
         var count = (await memories.GetStatsAsync(caller, filter, ct)).Memories.Total;
-        return UiPage.Render<BulkDeletePage>(http, new BulkDeletePage.Data(scope, described, count, null));
+        return UiPage.Render<BulkDeletePage>(http, new BulkDeletePage.Data(scope, shown, count, null));
     }
+
+    /// <summary>
+    /// A stored value set in a sentence, between the Unicode isolate marks (FSI … PDI, what &lt;bdi&gt; does in markup):
+    /// a right-to-left override inside a scope name ("alice\u202E") otherwise turned the rest of the sentence around it,
+    /// "… would be deleted", backwards on the screen.
+    /// </summary>
+    internal static string Isolated(string value) => "\u2068" + value + "\u2069";
 
     internal static string Scope(Memory m) => string.Join(" ", new[] { ("user", m.UserId), ("agent", m.AgentId), ("session", m.SessionId), ("ns", m.Namespace) }
         .Where(p => p.Item2 is not null).Select(p => $"{p.Item1}:{p.Item2}"));

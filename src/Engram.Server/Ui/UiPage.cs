@@ -26,6 +26,8 @@ internal static class UiPage
         headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
         headers.CacheControl = "no-cache, no-store"; // as antiforgery sets it (it warns when it has to override anything else)
         headers.XContentTypeOptions = "nosniff";
+        // frame-ancestors 'none' for browsers without CSP level 2; set first, so antiforgery does not add its SAMEORIGIN.
+        headers.XFrameOptions = "DENY";
         headers["Referrer-Policy"] = "same-origin";
         return new RazorComponentResult<TPage>(new Dictionary<string, object?> { ["Model"] = model })
         {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
 
@@ -9,33 +10,49 @@ namespace Engram.Server.Ui;
 /// the clear and cannot be forged. The authentication gate reads it on <c>/ui</c> paths only, and then
 /// treats it exactly like a key sent in a header: role, tenant and scope come from the key.
 /// </summary>
-internal sealed class UiSession(IDataProtectionProvider protection)
+internal sealed class UiSession(IDataProtectionProvider protection, TimeProvider clock)
 {
     public const string CookieName = "engram_ui";
 
-    private readonly IDataProtector _protector = protection.CreateProtector("Engram.Ui.Session.v1");
+    /// <summary>
+    /// How long a login lasts. The cookie is the whole session (nothing is kept on the server), so logging out can only
+    /// delete it from the browser: a copy taken before (a shared machine, a restored browser session) used to act as the
+    /// key for as long as the key lived. The login time is sealed in the cookie, and past this a copy is no session.
+    /// </summary>
+    public static readonly TimeSpan Lifetime = TimeSpan.FromHours(12);
+
+    // v2: the payload is "{login time, unix seconds}|{key}" (v1 held the key alone; its cookies no longer unprotect: log in again).
+    private readonly IDataProtector _protector = protection.CreateProtector("Engram.Ui.Session.v2");
 
     public static bool IsUiPath(PathString path) => path.StartsWithSegments("/ui", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The key in the request's session cookie, or null (no cookie, or one that does not unprotect).</summary>
+    /// <summary>The key in the request's session cookie, or null (no cookie, one that does not unprotect, or one older than <see cref="Lifetime"/>).</summary>
     public string? KeyFrom(HttpRequest request)
     {
         if (!IsUiPath(request.Path) || !request.Cookies.TryGetValue(CookieName, out var value) || string.IsNullOrEmpty(value) || value.Length > 4096)
         {
             return null;
         }
+        string payload;
         try
         {
-            return _protector.Unprotect(value);
+            payload = _protector.Unprotect(value);
         }
         catch (System.Security.Cryptography.CryptographicException)
         {
             return null;
         }
+        var bar = payload.IndexOf('|');
+        if (bar <= 0 || !long.TryParse(payload.AsSpan(0, bar), NumberStyles.None, CultureInfo.InvariantCulture, out var seconds))
+        {
+            return null;
+        }
+        var age = clock.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(Math.Min(seconds, DateTimeOffset.MaxValue.ToUnixTimeSeconds()));
+        return age < Lifetime ? payload[(bar + 1)..] : null;
     }
 
     public void SignIn(HttpContext http, string key) =>
-        http.Response.Cookies.Append(CookieName, _protector.Protect(key), Options(http));
+        http.Response.Cookies.Append(CookieName, _protector.Protect($"{clock.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)}|{key}"), Options(http));
 
     public static void SignOut(HttpContext http) => http.Response.Cookies.Delete(CookieName, Options(http));
 

@@ -4,6 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using Engram.Server;
 using Engram.Tests.Cli;
 using Engram.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Engram.Tests.Limits;
 
@@ -47,6 +48,58 @@ public sealed class TlsTests
             var plain = await client.GetAsync(http + "/health");
             plain.StatusCode.Should().Be(HttpStatusCode.OK);
             plain.Headers.Contains("Strict-Transport-Security").Should().BeFalse("HSTS over plain HTTP is ignored by browsers and forbidden by RFC 6797");
+        }
+        finally
+        {
+            await app.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Over_https_both_ui_cookies_are_secure_and_over_http_neither_is()
+    {
+        using var folder = new TempDirectory();
+        using var certificate = SelfSigned();
+        var (certificatePath, keyPath, _) = Write(certificate, folder.Path, "pem");
+        var https = $"https://127.0.0.1:{EngramServer.FreePort()}";
+        var http = $"http://127.0.0.1:{EngramServer.FreePort()}";
+        await using var app = ServerApplication.Build([], o =>
+        {
+            o.DataPath = Path.Combine(folder.Path, "data");
+            o.Tls.CertificatePath = certificatePath;
+            o.Tls.KeyPath = keyPath;
+            o.Memory.BudgetMB = EngramServer.TestProcessBudgetMB;
+        }, urls: $"{https};{http}");
+        await app.StartAsync();
+        try
+        {
+            var key = (await app.Services.GetRequiredService<Core.Security.ApiKeyService>()
+                .CreateAsync(new Core.Security.NewApiKey("acme", Core.Security.Role.Read, null, "tls-ui", null), "test")).Secret;
+            using var client = new HttpClient(new SocketsHttpHandler
+            {
+                UseCookies = false,
+                AllowAutoRedirect = false,
+                SslOptions = { RemoteCertificateValidationCallback = (_, presented, _, _) => presented is not null && presented.GetCertHashString() == certificate.GetCertHashString() },
+            });
+            client.DefaultRequestHeaders.Accept.ParseAdd("text/html");
+            foreach (var (origin, secure) in new[] { (https, true), (http, false) })
+            {
+                var form = await client.GetAsync(origin + "/ui/login");
+                var tokenCookie = form.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("engram_af=", StringComparison.Ordinal));
+                var token = System.Text.RegularExpressions.Regex.Match(await form.Content.ReadAsStringAsync(), "name=\"_af\" value=\"([^\"]+)\"").Groups[1].Value;
+                using var post = new HttpRequestMessage(HttpMethod.Post, origin + "/ui/login")
+                {
+                    Content = new FormUrlEncodedContent([new("_af", WebUtility.HtmlDecode(token)), new("key", key)]),
+                };
+                post.Headers.Add("Cookie", tokenCookie.Split(';')[0]);
+                var login = await client.SendAsync(post);
+                login.StatusCode.Should().Be(HttpStatusCode.Redirect, origin);
+                var sessionCookie = login.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("engram_ui=", StringComparison.Ordinal));
+                foreach (var cookie in new[] { tokenCookie, sessionCookie })
+                {
+                    cookie.Contains("; secure", StringComparison.OrdinalIgnoreCase).Should().Be(secure, cookie);
+                }
+            }
         }
         finally
         {

@@ -198,6 +198,58 @@ public sealed class UiBrowserTests(UiBrowserFixture ui) : IClassFixture<UiBrowse
         await Expect(page.Locator("#config")).ToContainTextAsync("\"data_path\"");
         await ui.ShotAsync(page, "admin");
     }
+
+    /// <summary>
+    /// The hostile-input probe (session 2026-12-07) in a browser: markup and script in every stored value the pages show
+    /// (content, scope, tags, metadata, entities, relation types, observations, key-value keys and values, an API key's
+    /// name) and in a search, with the UI's own script running (the graph drawn from data-graph, streamed results). No
+    /// dialog opens and nothing trips the CSP, which would mean markup got through the encoding and was only blocked.
+    /// </summary>
+    [Fact]
+    public async Task Hostile_stored_values_run_no_script_on_any_page()
+    {
+        string[] payloads = ["<img src=x onerror=alert('pwned')>", "\"><svg onload=alert('pwned')>", "</textarea><script>alert('pwned')</script>", "javascript:alert('pwned')"];
+        var ids = new List<string>();
+        for (var i = 0; i < payloads.Length; i++)
+        {
+            var p = payloads[i];
+            ids.Add(await ui.CreateAsync(new { content = "hostile " + p, user_id = "hostile-" + i + p, tags = new[] { "t" + p }, entities = new[] { "E" + i + p }, metadata = new Dictionary<string, string> { ["k" + p] = p } }));
+            (await ui.Rest.PostAsJsonAsync("/v1/graph/entities", new { entities = new[] { new { name = "H" + i + p, entity_type = "t", observations = new[] { p } } } })).EnsureSuccessStatusCode();
+            (await ui.Rest.PutAsJsonAsync("/v1/kv/" + Uri.EscapeDataString("hostile" + i + p), new { value = p })).EnsureSuccessStatusCode();
+        }
+        for (var i = 0; i < payloads.Length; i++)
+        {
+            (await ui.Rest.PostAsJsonAsync("/v1/graph/relations", new { relations = new[] { new { from = "H" + i + payloads[i], to = "H" + ((i + 1) % payloads.Length) + payloads[(i + 1) % payloads.Length], relation_type = payloads[i] } } }))
+                .EnsureSuccessStatusCode();
+        }
+        await ui.Server.CreateKeyAsync("default", Role.Read, name: "key<img_src=x_onerror=alert('pwned')>");
+        var page = await ui.LoggedInPageAsync();
+        var dialogs = new List<string>();
+        var violations = new List<string>();
+        page.Dialog += (_, dialog) => dialogs.Add(dialog.Message);
+        page.Console += (_, message) =>
+        {
+            if (message.Text.Contains("Content Security Policy", StringComparison.Ordinal))
+            {
+                violations.Add(message.Text);
+            }
+        };
+
+        var paths = new List<string> { "/ui", "/ui/memories", "/ui/search?q=hostile&compare=on", "/ui/search?q=" + Uri.EscapeDataString(payloads[0]), "/ui/graph", "/ui/kv", "/ui/scopes", "/ui/admin" };
+        paths.AddRange(ids.Select(id => "/ui/memories/" + id));
+        paths.AddRange(payloads.Select((p, i) => "/ui/kv?key=" + Uri.EscapeDataString("hostile" + i + p)));
+        paths.AddRange(payloads.Select((p, i) => "/ui/graph?entity=" + Uri.EscapeDataString("H" + i + p))); // last: a graph page, drawn below
+        foreach (var path in paths)
+        {
+            var response = await page.GotoAsync(path);
+            response!.Status.Should().Be(200, path);
+            await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+            (await page.EvaluateAsync<int>("document.querySelectorAll('script:not([src]), img[src=x], svg[onload], [onerror]').length")).Should().Be(0, path);
+        }
+        await Expect(page.Locator("#graph circle").First).ToBeVisibleAsync(); // the last graph page was drawn: its script ran
+        dialogs.Should().BeEmpty("no stored value may run script");
+        violations.Should().BeEmpty("nothing stored may even reach the CSP as markup");
+    }
 }
 
 /// <summary>The browser flows the SQLite and the PostgreSQL runs share.</summary>

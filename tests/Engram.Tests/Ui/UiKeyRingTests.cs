@@ -58,16 +58,18 @@ public sealed class UiKeyRingTests
         using var data = new TempDirectory();
         // What an older Engram did: the key ring in DATA/ui-keys, the cookie protected with it.
         var legacy = DataProtectionProvider.Create(new DirectoryInfo(Path.Combine(data.Path, "ui-keys")), b => b.SetApplicationName("Engram"));
-        var protector = legacy.CreateProtector("Engram.Ui.Session.v1");
+        // The session payload is the current one ("{login time}|{key}", purpose v2): what this test holds is the key ring's
+        // takeover. A cookie of the key-only v1 payload is no longer a session (it never expired; log in again once).
+        var protector = legacy.CreateProtector("Engram.Ui.Session.v2");
         protector.Protect("warm-up"); // creates the key file
         Directory.GetFiles(Path.Combine(data.Path, "ui-keys"), "*.xml").Should().ContainSingle();
 
         await using var server = await EngramServer.StartAsync(data.Path);
         var key = await server.CreateKeyAsync("acme", Role.Admin, name: "old-login");
         using var browser = new UiBrowserClient(server.BaseAddress);
-        browser.Cookies.Add(new Uri(server.BaseAddress, "/ui"), new Cookie(UiSession.CookieName, protector.Protect(key), "/ui"));
+        browser.Cookies.Add(new Uri(server.BaseAddress, "/ui"), new Cookie(UiSession.CookieName, protector.Protect($"{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}|{key}"), "/ui"));
         var (page, html) = await browser.GetAsync("/ui");
-        page.StatusCode.Should().Be(HttpStatusCode.OK, "the cookie an older version issued still opens the UI");
+        page.StatusCode.Should().Be(HttpStatusCode.OK, "a cookie protected with the older version's key ring still opens the UI");
         html.Should().Contain("old-login");
 
         var rows = await ((IStoreTransfer)server.Services.GetRequiredService<Core.Storage.IMemoryStore>()).ListMetaAsync(StoreKeyRepository.MetaPrefix);
