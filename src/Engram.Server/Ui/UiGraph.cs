@@ -22,7 +22,8 @@ internal static class UiGraph
         // As the graph keeps names (trimmed, NFC): the picture marks its centre by comparing with the names it holds, and
         // " Alice" or a decomposed "Zoë" found the entity but centred nothing.
         var entity = QueryParser.Single(query, "entity") is { } named ? GraphValidator.Name(named, "entity") : null;
-        var depth = QueryParser.Int(query, "depth") ?? 1;
+        // Checked with or without an entity: the whole-graph page copies it into every entity link.
+        var depth = GraphValidator.Depth(QueryParser.Int(query, "depth"), 1, GraphValidator.MaxDepth, "depth");
         var caller = http.GetCaller();
         var picture = entity is null
             ? await graph.ReadGraphAsync(caller, includeInvalid: false, ct)

@@ -33,6 +33,21 @@ public sealed class UiHostileInputTests(OpenUiServer fixture) : IClassFixture<Op
         (await browser.GetAsync("/ui")).Response.StatusCode.Should().Be(HttpStatusCode.OK, "the login took");
     }
 
+    [Theory]
+    [InlineData("/ui/graph?depth=-1")]
+    [InlineData("/ui/graph?depth=6")]
+    [InlineData("/ui/graph?entity=Dana&depth=0")]
+    public async Task A_graph_depth_out_of_range_is_refused_with_or_without_an_entity(string path)
+    {
+        using var browser = new UiBrowserClient(Server.BaseAddress);
+
+        var (response, html) = await browser.GetAsync(path);
+
+        // The whole-graph page took any depth and wrote it into each entity's link.
+        response.StatusCode.Should().Be(HttpStatusCode.BadRequest, html);
+        html.Should().Contain("depth");
+    }
+
     [Fact]
     public async Task A_session_cookie_copied_before_logout_ends_with_the_session_lifetime()
     {
