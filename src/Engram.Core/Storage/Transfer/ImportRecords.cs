@@ -271,14 +271,14 @@ public static class ImportRecords
 
     /// <summary>
     /// A key as the store keeps it (what an export writes): the stored form of a key a caller could write
-    /// (<see cref="KvKeys.Validate"/>: 1..512 UTF-8 bytes, no control characters), so REST reads, lists and deletes it
+    /// (<see cref="KvKeys.ValidateForWrite"/>: 1..512 UTF-8 bytes, no control or invisible characters), so REST reads, lists and deletes it
     /// under the name it shows. A key of three ':'-separated parts is stored with the tenant inserted, so one stored
     /// without it could never be named.
     /// </summary>
     private static string StoredKey(string tenant, string stored)
     {
         var key = KvKeys.ToDisplay(tenant, stored);
-        KvKeys.Validate(key);
+        KvKeys.ValidateForWrite(key);
         var expected = KvKeys.ToStored(tenant, key);
         return string.Equals(expected, stored, StringComparison.Ordinal)
             ? stored
