@@ -127,7 +127,9 @@ public static class UnicodeText
     /// </summary>
     public static int IndexOfInvisible(ReadOnlySpan<char> text)
     {
-        if (text.IsEmpty)
+        // Every character this looks for is at or above U+00AD (the soft hyphen, the first format character): one
+        // vectorized pass clears ASCII text, such as nearly every key a RESP SET names.
+        if (text.IndexOfAnyExceptInRange('\u0000', '\u00AC') < 0)
         {
             return -1;
         }
@@ -156,7 +158,8 @@ public static class UnicodeText
         if (text is not null && IndexOfInvisible(text) is var at and >= 0)
         {
             throw new ValidationException(field,
-                $"{field} holds an invisible character (U+{char.ConvertToUtf32(text, at):X4} at position {at}), which would make it look like another value; remove it");
+                $"{field} holds an invisible character (U+{char.ConvertToUtf32(text, at):X4} at character {CountCharacters(text.AsSpan(0, at))}, counted from 0), " +
+                "which would make it look like another value; remove it");
         }
     }
 

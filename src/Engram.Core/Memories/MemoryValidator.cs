@@ -169,7 +169,9 @@ public sealed class MemoryValidator(MemoryLimits limits)
     /// two users that look alike everywhere. Refused rather than folded: quietly moving a write into another scope than
     /// the one named is worse than a 400 naming the field.
     /// </summary>
-    public string? Field(string name, string? value)
+    /// <param name="keepsInvisible">Take invisible characters: a store's own records copied by a restore or a migration,
+    /// written before they were refused (<see cref="Storage.Transfer.ImportValidation.KeepsStoredIdentifiers"/>).</param>
+    public string? Field(string name, string? value, bool keepsInvisible = false)
     {
         if (value is null)
         {
@@ -181,7 +183,10 @@ public sealed class MemoryValidator(MemoryLimits limits)
                 $"{name} must be 1-{Limits.MaxFieldChars} characters without control characters or surrounding white space");
         }
         UnicodeText.Require(value, name);
-        UnicodeText.RequireVisible(value, name);
+        if (!keepsInvisible)
+        {
+            UnicodeText.RequireVisible(value, name);
+        }
         return value;
     }
 

@@ -2,7 +2,10 @@ using System.Net;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
+using Engram.Core.Memories;
+using Engram.Core.Operations;
 using Engram.Core.Storage;
+using Engram.Core.Storage.Sqlite;
 using Engram.Tests.Resp;
 using Engram.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
@@ -208,5 +211,75 @@ public sealed class InvisibleCharacterTests : IAsyncLifetime
         // Tenant names were ASCII letters, digits, '.', '_' and '-' already: an invisible character is refused with them.
         var response = await _server.PostJsonAsync("/v1/admin/keys", """{"role":"write","tenant":"acme\u200b"}""");
         await response.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "tenant");
+    }
+}
+
+/// <summary>
+/// A store written before invisible characters were refused may hold a scope value or key-value key with one. A copy of
+/// the store's own records (a logical backup's verification and restore, a migration) keeps them, so such a store can
+/// still be backed up, restored and moved; an import of an export file is held to the write rules and refuses them.
+/// </summary>
+public sealed class InvisibleCharacterTransferTests : IDisposable
+{
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private static readonly Caller Me = Caller.Default("test");
+
+    private async Task<string> SeededAsync()
+    {
+        var folder = Path.Combine(_dir.Path, "source");
+        await using var store = SqliteMemoryStore.Open(folder);
+        // Through the store, as an older server wrote them.
+        await store.CreateAsync(Me, TestMemories.New("scoped to a look-alike user") with { UserId = "al\u200Bice" }, DuplicatePolicy.Return);
+        await ((IKeyValueStore)store).SetKvAsync(Me, new KvWrite("job:\u200B1", "1", null), WriteDurability.Full);
+        return folder;
+    }
+
+    private static async Task ShouldHoldTheLookAlikesAsync(IMemoryStore store)
+    {
+        (await ((IKeyValueStore)store).GetKvAsync(Me, "job:\u200B1")).Should().NotBeNull();
+        var page = await store.ListAsync(Me, new MemoryFilter { UserId = "al\u200Bice" }, 10, null);
+        page.Items.Should().ContainSingle();
+    }
+
+    [Fact]
+    public async Task A_backup_and_a_migration_keep_them_and_an_import_refuses_them()
+    {
+        var source = await SeededAsync();
+        var backup = Path.Combine(_dir.Path, "store.backup");
+        await using (var store = SqliteMemoryStore.Open(source))
+        {
+            await LogicalBackup.CreateAsync(store, backup, "manual", TimeProvider.System);
+        }
+        var verified = StoreBackup.Verify(backup);
+        verified.Ok.Should().BeTrue(string.Join("; ", verified.Problems));
+        await using (var restored = SqliteMemoryStore.Open(Path.Combine(_dir.Path, "restored")))
+        {
+            var result = await LogicalBackup.RestoreAsync(backup, restored);
+            result.Ok.Should().BeTrue(string.Join("; ", result.Problems));
+            await ShouldHoldTheLookAlikesAsync(restored);
+        }
+
+        await using (var from = SqliteMemoryStore.Open(source))
+        await using (var to = SqliteMemoryStore.Open(Path.Combine(_dir.Path, "migrated")))
+        {
+            var report = await StoreMigration.RunAsync(from, to, new MigrationOptions());
+            report.Ok.Should().BeTrue(string.Join("; ", report.Differences) + string.Join("; ", report.Errors));
+            await ShouldHoldTheLookAlikesAsync(to);
+        }
+
+        await using (var from = SqliteMemoryStore.Open(source))
+        await using (var to = SqliteMemoryStore.Open(Path.Combine(_dir.Path, "imported")))
+        {
+            var export = new MemoryStream();
+            await StoreExport.WriteAsync(from, export, null, TimeProvider.System);
+            export.Position = 0;
+            var report = await StoreImport.ReadAsync(to, export, continueOnError: true);
+            report.Failed.Should().Be(2);
+            report.Errors.Select(e => e.Message).Should().Contain(m => m.Contains("user_id", StringComparison.Ordinal) && m.Contains("invisible", StringComparison.Ordinal))
+                .And.Contain(m => m.Contains("key", StringComparison.Ordinal) && m.Contains("invisible", StringComparison.Ordinal));
+        }
     }
 }
