@@ -87,6 +87,167 @@ public static class UnicodeText
         }
     }
 
+    /// <summary>
+    /// True for a character that shows as nothing at the edge of a name or identifier: a Unicode format character (category
+    /// Cf: zero-width space, joiners, word joiner, the byte order mark U+FEFF, soft hyphen, bidirectional marks and
+    /// controls, ...) or a Hangul filler (U+115F, U+1160, U+3164, U+FFA0, letters that render blank). Two exceptions stay
+    /// text: the prepended concatenation marks (U+0600-U+0605, U+06DD, U+070F, U+0890, U+0891, U+08E2, U+110BD, U+110CD),
+    /// which are visible signs written before digits, and the tag characters U+E0020-U+E007F, which end an emoji flag
+    /// such as Scotland's.
+    /// </summary>
+    public static bool IsEdgeInvisible(Rune rune) => rune.Value switch
+    {
+        0x115F or 0x1160 or 0x3164 or 0xFFA0 => true,
+        (>= 0x0600 and <= 0x0605) or 0x06DD or 0x070F or 0x0890 or 0x0891 or 0x08E2 or 0x110BD or 0x110CD => false,
+        >= 0xE0020 and <= 0xE007F => false,
+        _ => Rune.GetUnicodeCategory(rune) == System.Globalization.UnicodeCategory.Format,
+    };
+
+    /// <summary>
+    /// True for a character that has no use inside a name or identifier and makes one that looks like another: zero-width
+    /// space (U+200B), word joiner and the invisible operators (U+2060-U+2064), the byte order mark (U+FEFF), soft hyphen
+    /// (U+00AD), the deprecated format characters (U+206A-U+206F), the interlinear annotation marks (U+FFF9-U+FFFB) and
+    /// the Hangul fillers U+3164 and U+FFA0. The joiners ZWJ (U+200D) and ZWNJ (U+200C) are text between two
+    /// characters of scripts that use them (emoji sequences, Persian, Indic scripts) and count here only when a neighbour
+    /// is ASCII or missing, where they join nothing ("Al\u200Dice" shows as "Alice"). Bidirectional marks, the Mongolian
+    /// vowel separator, variation selectors and the tag characters stay: real text needs them.
+    /// </summary>
+    private static bool IsInnerInvisible(ReadOnlySpan<char> text, int at) => text[at] switch
+    {
+        '\u00AD' or '\u200B' or (>= '\u2060' and <= '\u2064') or (>= '\u206A' and <= '\u206F') or '\uFEFF'
+            or (>= '\uFFF9' and <= '\uFFFB') or '\u3164' or '\uFFA0' => true,
+        '\u200C' or '\u200D' => at == 0 || at == text.Length - 1 || char.IsAscii(text[at - 1]) || char.IsAscii(text[at + 1]),
+        _ => false,
+    };
+
+    /// <summary>
+    /// The index of the first character of <paramref name="text"/> that makes it look like another text: one that
+    /// <see cref="IsEdgeInvisible"/> at either end, or one that is invisible inside (see <see cref="IsInnerInvisible"/>);
+    /// -1 when there is none. What identifiers (scope values, key-value keys, API key names) are refused for.
+    /// </summary>
+    public static int IndexOfInvisible(ReadOnlySpan<char> text)
+    {
+        // Every character this looks for is at or above U+00AD (the soft hyphen, the first format character): one
+        // vectorized pass clears ASCII text, such as nearly every key a RESP SET names.
+        if (text.IndexOfAnyExceptInRange('\u0000', '\u00AC') < 0)
+        {
+            return -1;
+        }
+        if (Rune.DecodeFromUtf16(text, out var first, out _) == System.Buffers.OperationStatus.Done && IsEdgeInvisible(first))
+        {
+            return 0;
+        }
+        if (IndexOfInner(text) is var inner and >= 0)
+        {
+            return inner;
+        }
+        if (Rune.DecodeLastFromUtf16(text, out var last, out var width) == System.Buffers.OperationStatus.Done && IsEdgeInvisible(last))
+        {
+            return text.Length - width;
+        }
+        return -1;
+    }
+
+    /// <summary>
+    /// Throws a <see cref="ValidationException"/> naming <paramref name="field"/> when <paramref name="text"/> holds an
+    /// invisible character (<see cref="IndexOfInvisible"/>): an identifier that holds one looks exactly like another and
+    /// names something else ("alice" and "al\u200Bice" would be two users, shown alike everywhere).
+    /// </summary>
+    public static void RequireVisible(string? text, string field)
+    {
+        if (text is not null && IndexOfInvisible(text) is var at and >= 0)
+        {
+            throw new ValidationException(field,
+                $"{field} holds an invisible character (U+{char.ConvertToUtf32(text, at):X4} at character {CountCharacters(text.AsSpan(0, at))}, counted from 0), " +
+                "which would make it look like another value; remove it");
+        }
+    }
+
+    /// <summary>
+    /// A name with what makes it look like another name folded away, as NFC folds a decomposed accent: white space and
+    /// <see cref="IsEdgeInvisible"/> characters trimmed at both ends (a byte order mark from a pasted file, a zero-width
+    /// space), and the characters invisible inside a name (<see cref="IsInnerInvisible"/>) removed, so "Al\u200Bice"
+    /// and "\uFEFFAlice" are "Alice". Joiners between emoji or letters of scripts that use them are kept.
+    /// </summary>
+    public static string FoldInvisible(string text)
+    {
+        var span = TrimEdges(text);
+        var at = IndexOfInner(span);
+        if (at < 0)
+        {
+            return span.Length == text.Length ? text : span.ToString();
+        }
+        var builder = new StringBuilder(span.Length);
+        var start = 0;
+        while (at >= 0)
+        {
+            builder.Append(span[start..at]);
+            start = at + 1;
+            var next = IndexOfInner(span, start);
+            at = next;
+        }
+        return builder.Append(span[start..]).ToString();
+    }
+
+    /// <summary>
+    /// <paramref name="text"/> without white space and <see cref="IsEdgeInvisible"/> characters at either end (a run of
+    /// both, such as " \uFEFF Alice", goes as one).
+    /// </summary>
+    public static ReadOnlySpan<char> TrimEdges(ReadOnlySpan<char> text)
+    {
+        while (!text.IsEmpty)
+        {
+            if (char.IsWhiteSpace(text[0]))
+            {
+                text = text[1..];
+            }
+            else if (Rune.DecodeFromUtf16(text, out var rune, out var width) == System.Buffers.OperationStatus.Done && IsEdgeInvisible(rune))
+            {
+                text = text[width..];
+            }
+            else
+            {
+                break;
+            }
+        }
+        while (!text.IsEmpty)
+        {
+            if (char.IsWhiteSpace(text[^1]))
+            {
+                text = text[..^1];
+            }
+            else if (Rune.DecodeLastFromUtf16(text, out var rune, out var width) == System.Buffers.OperationStatus.Done && IsEdgeInvisible(rune))
+            {
+                text = text[..^width];
+            }
+            else
+            {
+                break;
+            }
+        }
+        return text;
+    }
+
+    /// <summary>The first index at or after <paramref name="from"/> of a character invisible inside a name, or -1.</summary>
+    private static int IndexOfInner(ReadOnlySpan<char> text, int from = 0)
+    {
+        // Every such character is in the BMP at or above U+00AD: one vectorized pass skips ASCII and Latin-1 letters.
+        while (from < text.Length)
+        {
+            var next = text[from..].IndexOfAnyExceptInRange('\u0000', '\u00AC');
+            if (next < 0)
+            {
+                return -1;
+            }
+            if (IsInnerInvisible(text, from + next))
+            {
+                return from + next;
+            }
+            from += next + 1;
+        }
+        return -1;
+    }
+
     internal static ValidationException HoldsNul(string field) =>
         new(field, $"{field} holds a NUL character (U+0000), which Engram does not store (PostgreSQL's text cannot hold one)");
 

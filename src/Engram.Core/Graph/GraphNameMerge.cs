@@ -51,7 +51,7 @@ public static class GraphNameMerge
     }
 
     /// <summary>
-    /// True when <paramref name="name"/> changes under NFC; <paramref name="normalized"/> is its NFC form. A name whose NFC
+    /// True when <paramref name="name"/> changes under NFC and the folding of invisible characters; <paramref name="normalized"/> is that form. A name whose NFC
     /// form is longer than <see cref="GraphValidator.MaxNameLength"/> (a few characters, such as U+0958, decompose) stays
     /// as stored: the service would refuse that form anyway, and on PostgreSQL the longer key could pass what a B-tree
     /// entry takes and fail the whole migration, so the store would not open.
@@ -59,7 +59,9 @@ public static class GraphNameMerge
     public static bool NeedsNormalizing(string name, out string normalized)
     {
         normalized = GraphValidator.NormalizeName(name);
-        return !string.Equals(normalized, name, StringComparison.Ordinal) && Common.UnicodeText.CountCharacters(normalized) <= GraphValidator.MaxNameLength;
+        // A name of invisible characters only would become blank, which no entity may be called: it stays as stored.
+        return !string.Equals(normalized, name, StringComparison.Ordinal) && normalized.Length > 0
+            && Common.UnicodeText.CountCharacters(normalized) <= GraphValidator.MaxNameLength;
     }
 
     private static bool Touches(RelationRow row, string name) => row.From == name || row.To == name;

@@ -29,12 +29,12 @@ public static class GraphValidator
     }
 
     /// <summary>
-    /// An entity name as the graph keeps and looks it up: trimmed and in NFC (see <see cref="NormalizeName"/>), so every
-    /// route, tool, import and lookup that takes a name agrees on which entity it means.
+    /// An entity name as the graph keeps and looks it up: trimmed, without invisible characters and in NFC (see
+    /// <see cref="NormalizeName"/>), so every route, tool, import and lookup that takes a name agrees on which entity it means.
     /// </summary>
     public static string Name(string? value, string field)
     {
-        var name = value?.Trim();
+        var name = value is null ? null : UnicodeText.FoldInvisible(value);
         if (string.IsNullOrEmpty(name))
         {
             throw new ValidationException(field, $"{field} is required and must not be blank");
@@ -55,16 +55,23 @@ public static class GraphValidator
 
     /// <summary>
     /// A name in Unicode NFC, the form memory entity names take (<see cref="Memories.EntityNames.Normalize"/>): "José"
-    /// typed precomposed (U+00E9) and decomposed (e + U+0301) is one entity, not two that look alike. Stores written
-    /// before names were normalized are brought to this form by their schema migration (SqliteGraphNameMigration,
-    /// PostgresGraphNameMigration), which merges entities whose names become equal.
+    /// typed precomposed (U+00E9) and decomposed (e + U+0301) is one entity, not two that look alike. For the same reason
+    /// invisible characters are folded away (<see cref="UnicodeText.FoldInvisible"/>): a byte order mark or zero-width
+    /// space at an end, a zero-width space or word joiner inside, so "\uFEFFAl\u200Bice" is "Alice" (joiners inside emoji
+    /// sequences and Persian or Indic words stay). Stores written before names were normalized are brought to this form by
+    /// their schema migration (SqliteGraphNameMigration, PostgresGraphNameMigration), which merges entities whose names
+    /// become equal.
     /// </summary>
-    public static string NormalizeName(string name) => UnicodeText.Normalize(name, NormalizationForm.FormC);
+    public static string NormalizeName(string name) => UnicodeText.Normalize(UnicodeText.FoldInvisible(name), NormalizationForm.FormC);
 
-    /// <summary>Entity and relation types: free text up to 128 characters (MCP clients use words like "person" or "works_at").</summary>
+    /// <summary>
+    /// Entity and relation types: free text up to 128 characters (MCP clients use words like "person" or "works_at"),
+    /// trimmed and without invisible characters as names are (<see cref="UnicodeText.FoldInvisible"/>), so "works_at" and
+    /// "works\u200B_at" are one relation type.
+    /// </summary>
     public static string Type(string? value, string field)
     {
-        var type = value?.Trim();
+        var type = value is null ? null : UnicodeText.FoldInvisible(value);
         if (string.IsNullOrEmpty(type))
         {
             throw new ValidationException(field, $"{field} is required and must not be blank");

@@ -52,6 +52,20 @@ public static class KvKeys
     }
 
     /// <summary>
+    /// <see cref="Validate"/> for a write that may create the key (SET, INCR, APPEND, RENAME's target, import): also
+    /// refused when the key holds an invisible character (<see cref="UnicodeText.RequireVisible"/>: a zero-width space or
+    /// joiner between ASCII characters, a byte order mark, a format character at either end), since "job:1" and
+    /// "job:\u200B1" would be two keys that look alike in every listing. Reads, deletes and expiries take such a key
+    /// (<see cref="Validate"/>), so one written before this rule can still be read, renamed and removed. Over RESP a key
+    /// is its bytes decoded as UTF-8, so the same key is refused there and over REST alike.
+    /// </summary>
+    public static void ValidateForWrite(string? key, string field = "key")
+    {
+        Validate(key, field);
+        UnicodeText.RequireVisible(key, field);
+    }
+
+    /// <summary>
     /// <see cref="Validate"/>'s checks without an exception, for fast paths that fall back to the checked one. Stricter:
     /// a key holding any surrogate (a character outside the Basic Multilingual Plane) is left to <see cref="Validate"/>.
     /// </summary>

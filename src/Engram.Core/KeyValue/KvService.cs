@@ -105,7 +105,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     public Task<long> IncrementAsync(Caller caller, string? key, long by, bool textIntegers, CancellationToken ct = default, bool afterWritesUnderWay = false)
     {
         var partition = Enter(caller, Role.Write, "write keys");
-        KvKeys.Validate(key);
+        KvKeys.ValidateForWrite(key);
         return store.IncrementKvAsync(partition, KvKeys.ToStored(caller.Tenant, key!), by, ExpiresAt(null, "ttl_seconds"), options.Durability, textIntegers,
             afterWritesUnderWay, ct);
     }
@@ -488,11 +488,16 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     {
         var partition = Enter(caller, Role.Write, "write keys");
         KvKeys.Validate(key);
-        return store.UpdateKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), (entry, now) => Checked(decide(entry, now), now), options.Durability, ct);
+        return store.UpdateKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), (entry, now) => Checked(key, decide(entry, now), now), options.Durability, ct);
     }
 
-    private KvChange Checked(KvChange change, long now)
+    private KvChange Checked(string key, KvChange change, long now)
     {
+        if (change.Kind == KvChangeKind.Set)
+        {
+            // Only a write of a value: GETDEL, PERSIST or EXPIRE of a key written before the rule still works.
+            KvKeys.ValidateForWrite(key);
+        }
         if (change.Kind == KvChangeKind.Set && Encoding.UTF8.GetByteCount(change.ValueJson!) is var bytes && bytes > options.MaxValueBytes)
         {
             throw new ValidationException("value", $"the value is {bytes} bytes of JSON; the limit is {options.MaxValueBytes}");
@@ -506,7 +511,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     private KvWrite ToJsonWrite(Caller caller, string key, string valueJson, long? expiresAtMs, string fieldPrefix)
     {
-        KvKeys.Validate(key, fieldPrefix + "key");
+        KvKeys.ValidateForWrite(key, fieldPrefix + "key");
         var bytes = Encoding.UTF8.GetByteCount(valueJson);
         if (bytes > options.MaxValueBytes)
         {
@@ -532,7 +537,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
 
     private KvWrite ToWrite(Caller caller, string? key, JsonElement value, long? ttlSeconds, string fieldPrefix, KvCondition condition)
     {
-        KvKeys.Validate(key, fieldPrefix + "key");
+        KvKeys.ValidateForWrite(key, fieldPrefix + "key");
         if (value.ValueKind == JsonValueKind.Undefined)
         {
             throw new ValidationException(fieldPrefix + "value", "value is required (any JSON, including null)");

@@ -74,7 +74,9 @@ public sealed class MemoryValidator(MemoryLimits limits)
         var result = new List<string>(tags.Count);
         foreach (var raw in tags)
         {
-            var tag = raw?.Trim();
+            // Trimmed of white space and invisible characters, without those inside (UnicodeText.FoldInvisible), as entity
+            // names are: "draft" and "\uFEFFdraft" or "dr\u200Baft" look alike, so they are one tag.
+            var tag = raw is null ? null : UnicodeText.FoldInvisible(raw);
             if (string.IsNullOrEmpty(tag))
             {
                 throw new ValidationException("tags", "tags must be non-empty strings");
@@ -116,7 +118,10 @@ public sealed class MemoryValidator(MemoryLimits limits)
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var raw in entities)
         {
-            var name = raw is null ? "" : EntityNames.Normalize(raw);
+            // Invisible characters folded away as the graph folds its names: "Alice" and "Al\u200Bice" are one entity. Only
+            // here, where a name comes in: EntityNames.Key, which stored rows were indexed by, is left as it was, so a
+            // filter still finds a memory written before with its exact spelling.
+            var name = raw is null ? "" : EntityNames.Normalize(UnicodeText.FoldInvisible(raw));
             if (name.Length == 0)
             {
                 throw new ValidationException("entities", "entities must be non-empty strings");
@@ -158,8 +163,15 @@ public sealed class MemoryValidator(MemoryLimits limits)
         return metadata.Value.Clone();
     }
 
-    /// <summary>Scope fields, source: optional, 1..MaxFieldChars, no control characters.</summary>
-    public string? Field(string name, string? value)
+    /// <summary>
+    /// Scope fields, source: optional, 1..MaxFieldChars, no control characters, and no invisible characters
+    /// (<see cref="UnicodeText.RequireVisible"/>): a scope value is an identifier, so "alice" and "al\u200Bice" would be
+    /// two users that look alike everywhere. Refused rather than folded: quietly moving a write into another scope than
+    /// the one named is worse than a 400 naming the field.
+    /// </summary>
+    /// <param name="keepsInvisible">Take invisible characters: a store's own records copied by a restore or a migration,
+    /// written before they were refused (<see cref="Storage.Transfer.ImportValidation.KeepsStoredIdentifiers"/>).</param>
+    public string? Field(string name, string? value, bool keepsInvisible = false)
     {
         if (value is null)
         {
@@ -171,6 +183,10 @@ public sealed class MemoryValidator(MemoryLimits limits)
                 $"{name} must be 1-{Limits.MaxFieldChars} characters without control characters or surrounding white space");
         }
         UnicodeText.Require(value, name);
+        if (!keepsInvisible)
+        {
+            UnicodeText.RequireVisible(value, name);
+        }
         return value;
     }
 

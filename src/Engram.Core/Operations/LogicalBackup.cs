@@ -277,6 +277,8 @@ public static class LogicalBackup
     public static async Task<BackupVerification> RestoreAsync(string file, IMemoryStore target, CancellationToken ct = default, ImportValidation? validation = null)
     {
         var transfer = target as IStoreTransfer ?? throw new StoreException($"the {target.Kind} store cannot be restored into");
+        // A backup holds a store's own records: identifiers from before invisible characters were refused are restored.
+        validation = (validation ?? ImportValidation.Default).ForStoreCopy();
         var counts = await target.ReadCountsAsync(ct).ConfigureAwait(false);
         if (counts.Memories.Values.Sum() + counts.KvKeys + counts.GraphEntities + counts.GraphRelations > 0)
         {

@@ -88,7 +88,8 @@ public static class StoreMigration
             await StoreMetaTransfer.WriteAsync(to, await StoreMetaTransfer.ReadAsync(from, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
             var total = (await reader.CountAsync(ct).ConfigureAwait(false)).Total;
             var batch = new List<(string Kind, JsonDocument Document)>(BatchSize);
-            var rules = new ImportRules(0, options.Validation ?? ImportValidation.Default, Exact: true);
+            // A copy of the source store's records: identifiers it holds from before invisible characters were refused are kept.
+            var rules = new ImportRules(0, (options.Validation ?? ImportValidation.Default).ForStoreCopy(), Exact: true);
             try
             {
                 await foreach (var line in reader.LinesAsync(ct).ConfigureAwait(false))

@@ -265,6 +265,8 @@ public sealed class ApiKeyService
         {
             throw new ValidationException("name", "name must be 1-64 characters without white space or control characters");
         }
+        // A key's name is how people tell keys apart in listings and logs: "ci" and "c\u200Bi" would look like one.
+        UnicodeText.RequireVisible(name, "name");
         return name;
     }
 

@@ -416,12 +416,19 @@ internal sealed partial class RespConnection
         return Complete();
     }
 
+    /// <summary>
+    /// A header line's number (<c>*3</c>, <c>$5</c>), which must end in CRLF. A bare LF is refused (Redis would wait for a CR
+    /// that may never come), and so is a CR followed by anything but LF: Redis skips the byte after the CR whatever it is
+    /// and reads on from there, so <c>*1\r$4\rPING\r</c> got a protocol error only by luck of what followed, and waiting for
+    /// an LF after <c>*1\r</c> as this parser did (up to 32 bytes) left a client that ends lines with CR alone waiting for a
+    /// reply forever.
+    /// </summary>
     private static bool TryReadNumber(ReadOnlySpan<byte> span, ref int position, out long value, string error)
     {
         value = 0;
         var rest = span[position..];
-        var end = rest.IndexOf((byte)'\n');
-        if (end < 0)
+        var end = rest.IndexOfAny((byte)'\r', (byte)'\n');
+        if (end < 0 || (rest[end] == '\r' && end + 1 == rest.Length))
         {
             if (rest.Length > 32)
             {
@@ -429,12 +436,11 @@ internal sealed partial class RespConnection
             }
             return false;
         }
-        var line = rest[..end];
-        if (line.Length < 2 || line[^1] != '\r' || !RespInteger.TryParse(line[..^1], out value))
+        if (rest[end] != '\r' || rest[end + 1] != '\n' || !RespInteger.TryParse(rest[..end], out value))
         {
             throw new RespProtocolException(error);
         }
-        position += end + 1;
+        position += end + 2;
         return true;
     }
 
@@ -497,18 +503,29 @@ internal sealed partial class RespConnection
         return Complete();
     }
 
+    /// <summary><see cref="TryReadNumber(ReadOnlySpan{byte}, ref int, out long, string)"/> over a sequence: the same rules.</summary>
     private static bool TryReadNumber(ref SequenceReader<byte> reader, out long value, string error)
     {
         value = 0;
-        if (!reader.TryReadTo(out ReadOnlySpan<byte> line, (byte)'\n'))
+        var start = reader.Position;
+        var startConsumed = reader.Consumed;
+        if (!reader.TryAdvanceToAny("\r\n"u8, advancePastDelimiter: false) || (reader.TryPeek(out var ending) && ending == '\r' && reader.Remaining < 2))
         {
+            reader.Rewind(reader.Consumed - startConsumed); // a miss may leave the reader at the end
             if (reader.Remaining > 32)
             {
                 throw new RespProtocolException(error);
             }
             return false;
         }
-        if (line.Length < 2 || line[^1] != '\r' || !RespInteger.TryParse(line[..^1], out value))
+        var digits = reader.Sequence.Slice(start, reader.Position);
+        Span<byte> copy = stackalloc byte[32];
+        if (!reader.IsNext("\r\n"u8, advancePast: true) || digits.Length > copy.Length)
+        {
+            throw new RespProtocolException(error);
+        }
+        digits.CopyTo(copy);
+        if (!RespInteger.TryParse(copy[..(int)digits.Length], out value))
         {
             throw new RespProtocolException(error);
         }

@@ -322,7 +322,10 @@ internal sealed partial class RespConnection
 
     /// <summary>
     /// A float as Redis takes one (strtold, whole text): decimal or exponent notation, hexadecimal (0x1.8p3), or inf / -inf
-    /// (which then fails as an infinite result); no spaces, not NaN.
+    /// (which then fails as an infinite result); no spaces, not NaN. A number past a double's range (1e400, 0x1p2000) is
+    /// taken as the infinity it rounds to, so it also fails as an infinite result ("increment would produce NaN or
+    /// Infinity", the key unchanged): Redis adds in long double, where 1e400 is finite, and Engram cannot keep the
+    /// result; the number itself is well written, so "not a valid float" would mislead.
     /// </summary>
     private static bool TryFloat(ReadOnlySpan<byte> text, out double value)
     {
@@ -347,7 +350,10 @@ internal sealed partial class RespConnection
             value *= sign;
             return true;
         }
-        return double.TryParse(Encoding.ASCII.GetString(text), NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value);
+        // .NET parses an overflowing number to an infinity, and also takes words (NaN, Infinity) strtold spells otherwise;
+        // only digits may overflow here.
+        return double.TryParse(Encoding.ASCII.GetString(text), NumberStyles.Float, CultureInfo.InvariantCulture, out value)
+            && (double.IsFinite(value) || (double.IsInfinity(value) && unsigned.Length > 0 && (char.IsAsciiDigit((char)unsigned[0]) || unsigned[0] == (byte)'.')));
     }
 
     /// <summary>The hexadecimal float after "0x": hex digits with an optional point, then an optional binary exponent (p-3).</summary>
@@ -394,7 +400,7 @@ internal sealed partial class RespConnection
             return false;
         }
         value = Math.ScaleB(mantissa, (int)Math.Clamp(exponent, -100_000, 100_000));
-        return double.IsFinite(value);
+        return !double.IsNaN(value); // past a double's range: an infinity, as for decimal notation (see TryFloat)
     }
 
     private static int HexDigit(byte c) => c switch

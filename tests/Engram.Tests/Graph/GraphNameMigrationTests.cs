@@ -123,6 +123,40 @@ public class GraphNameMigrationTests : IAsyncLifetime
         (await service.ReadGraphAsync(Acme)).Relations.Should().BeEmpty();
     }
 
+    /// <summary>
+    /// The second run of the same migration (schema 16 on SQLite, 10 on PostgreSQL): names stored with a byte order mark or
+    /// a zero-width space merge into the entity that looks the same, and a name of invisible characters only, which would
+    /// become blank, stays as stored and still reads.
+    /// </summary>
+    [Fact]
+    public async Task Names_with_invisible_characters_are_merged_into_the_name_they_look_like()
+    {
+        await using (var store = _location.Open(_clock))
+        {
+            var graph = (IGraphStore)store;
+            await graph.CreateEntitiesAsync(Acme, [Draft("Alice", "person", "plain"), Draft("Bob", "person")]);
+            _clock.Advance(TimeSpan.FromMinutes(1));
+            await graph.CreateEntitiesAsync(Acme, [Draft("\uFEFFAlice", "person", "pasted from a file"), Draft("Al\u200Bice", "human", "zero-width inside"),
+                Draft("\u200B", "thing", "invisible only"), Draft("\U0001F468\u200D\U0001F4BB", "emoji")]);
+            await graph.CreateRelationsAsync(Acme, [Rel("Al\u200Bice", "knows", "Bob"), Rel("\uFEFFAlice", "knows", "Bob")]);
+        }
+
+        await RewindAsync(Backend == Backend.Sqlite ? SqliteSchema.GraphNamesWithoutInvisible : PostgresSchema.GraphNamesWithoutInvisible);
+
+        await using (var store = _location.Open(_clock))
+        {
+            var service = new GraphService((IGraphStore)store, _clock);
+            var whole = await service.ReadGraphAsync(Acme);
+            whole.Entities.Select(e => e.Name).Should().BeEquivalentTo(["Alice", "Bob", "\u200B", "\U0001F468\u200D\U0001F4BB"],
+                "the emoji's joiner is part of it, and a blank name is left as it was");
+            var alice = whole.Entities.Single(e => e.Name == "Alice");
+            alice.EntityType.Should().Be("person");
+            alice.Observations.Should().Equal("plain", "pasted from a file", "zero-width inside");
+            whole.Relations.Select(r => (r.From, r.RelationType, r.To)).Should().Equal(("Alice", "knows", "Bob"));
+            (await service.OpenNodesAsync(Acme, ["Al\u200Bice"])).Entities.Should().ContainSingle().Which.Name.Should().Be("Alice");
+        }
+    }
+
     [Fact]
     public void A_name_longer_in_NFC_is_measured_after_normalizing()
     {
@@ -134,17 +168,20 @@ public class GraphNameMigrationTests : IAsyncLifetime
     }
 
     /// <summary>Sets the schema back to the version before the NFC migration, so the next open runs it.</summary>
-    private async Task RewindBeforeNfcAsync()
+    private Task RewindBeforeNfcAsync() => RewindAsync(Backend == Backend.Sqlite ? SqliteSchema.GraphNamesInNfc : PostgresSchema.GraphNamesInNfc);
+
+    /// <summary>Sets the schema back to the version before <paramref name="version"/>, so the next open runs its migration and the later ones.</summary>
+    private async Task RewindAsync(int version)
     {
         if (Backend == Backend.Sqlite)
         {
             using var c = SqliteConnection.Open(Path.Combine(_location.Value, SqliteMemoryStore.FileName), readOnly: false, create: false);
-            c.ExecuteNonQuery("DELETE FROM schema_version WHERE version >= ?1", SqliteSchema.GraphNamesInNfc);
+            c.ExecuteNonQuery("DELETE FROM schema_version WHERE version >= ?1", version);
             return;
         }
         await using var connection = new NpgsqlConnection(PostgresUrl.ToConnectionString(_location.Value));
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand($"DELETE FROM schema_version WHERE version >= {PostgresSchema.GraphNamesInNfc}", connection);
+        await using var command = new NpgsqlCommand($"DELETE FROM schema_version WHERE version >= {version}", connection);
         await command.ExecuteNonQueryAsync();
     }
 }

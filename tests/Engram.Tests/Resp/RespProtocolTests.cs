@@ -233,6 +233,82 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         c.IsClosedByServer().Should().BeTrue();
     }
 
+    /// <summary>
+    /// Header lines ended by a CR without its LF (a client that ends lines with "\r" alone): the parser waited for an LF
+    /// that never came, so the client waited for a reply forever. Redis answers a protocol error there (it skips the byte
+    /// after the CR, whatever it is, and then finds no '$'); Engram answers one as soon as the byte after the CR is not
+    /// an LF, and closes, as for every protocol error. Whole (one read) and cut in pieces (the sequence parser).
+    /// </summary>
+    [Theory]
+    [InlineData("*1\r$4\rPING\r", "invalid multibulk length", 0)]
+    [InlineData("*1\rX$4\r\nPING\r\n", "invalid multibulk length", 0)]
+    [InlineData("*1\r\n$4\rPING\r", "invalid bulk length", 0)]
+    [InlineData("*1\r$4\rPING\r", "invalid multibulk length", 1)]
+    [InlineData("*1\r\n$4\rPING\r", "invalid bulk length", 1)]
+    [InlineData("*1\r$4\rPING\r", "invalid multibulk length", 2)]
+    [InlineData("*1\r\n$4\rPING\r", "invalid bulk length", 2)]
+    public async Task A_header_line_ended_by_a_bare_CR_is_a_protocol_error_not_a_wait(string raw, string error, int pieces)
+    {
+        using var c = await fixture.ConnectAsync();
+        var bytes = Encoding.ASCII.GetBytes(System.Text.RegularExpressions.Regex.Unescape(raw));
+        var echo = new string('e', 5000);
+        switch (pieces)
+        {
+            case 0:
+                await c.SendRawAsync(bytes);
+                break;
+            case 1:
+                // One byte at a time up to the one after the bare CR (bytes sent after the close could reset the
+                // connection before the reply is read): one read per byte, or several joined, the parser sees every cut.
+                var cr = Enumerable.Range(0, bytes.Length - 1).First(i => bytes[i] == '\r' && bytes[i + 1] != '\n');
+                foreach (var b in bytes[..(cr + 2)])
+                {
+                    await c.SendRawAsync([b]);
+                }
+                break;
+            default:
+                // Behind a command longer than a buffer segment (4 KB), so the header is read from a buffer of two
+                // segments, through the sequence parser.
+                await c.SendRawAsync([.. RespClient.Encode("ECHO", echo), .. bytes]);
+                c.Read().Should().Be(echo);
+                break;
+        }
+        c.Read().Should().Be("-ERR Protocol error: " + error);
+        c.IsClosedByServer().Should().BeTrue();
+    }
+
+    /// <summary>
+    /// Line endings as redis-server 7 takes them, compared byte for byte: inline commands end in LF or CRLF (a CR inside
+    /// an inline line separates arguments); a header line ended by a bare LF is a protocol error (Redis waits for a CR
+    /// that may never come: Engram answers at once), as is a bulk string whose payload is not followed by CRLF (Redis
+    /// skips the two bytes there unread, so "PINGxx" runs as PING and "PING\n*1" turns the next command's header into
+    /// inline commands; Engram refuses it, and nothing of it runs).
+    /// </summary>
+    [Fact]
+    public async Task Line_endings_are_read_as_redis_reads_them_or_refused()
+    {
+        using var inline = await fixture.ConnectAsync();
+        await inline.SendRawAsync("SET p:lf v\nGET p:lf\nPING\rPING\r\n"u8.ToArray());
+        inline.Read().Should().Be("+OK");
+        inline.Read().Should().Be("v");
+        inline.Read().Should().Be("PING", "a CR inside an inline line separates arguments, as in Redis");
+
+        foreach (var (raw, error) in new[]
+        {
+            ("*1\n$4\nPING\n", "invalid multibulk length"),
+            ("*1\r\n$4\nPING\r\n", "invalid bulk length"),
+            ("*3\r\n$3\r\nSET\r\n$4\r\np:xx\r\n$1\r\nvxx*1\r\n$4\r\nPING\r\n", "expected CRLF after a bulk string"),
+            ("*3\r\n$3\r\nSET\r\n$4\r\np:xx\r\n$1\r\nv\n*1\r\n$4\r\nPING\r\n", "expected CRLF after a bulk string"),
+        })
+        {
+            using var c = await fixture.ConnectAsync();
+            await c.SendRawAsync(Encoding.ASCII.GetBytes(raw));
+            c.Read().Should().Be("-ERR Protocol error: " + error, raw);
+            c.IsClosedByServer().Should().BeTrue();
+        }
+        (await inline.CallAsync("EXISTS", "p:xx")).Should().Be(0L, "a command whose bulk string was not ended by CRLF did not run");
+    }
+
     [Fact]
     public async Task AHugeBulkHeader_IsAnErrorAndACloseWithoutBuffering()
     {

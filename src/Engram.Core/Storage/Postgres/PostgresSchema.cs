@@ -392,16 +392,26 @@ internal static class PostgresSchema
         CREATE UNIQUE INDEX IF NOT EXISTS graph_relations_triple_key ON graph_relations (tenant, md5(from_name), md5(to_name), md5(relation_type));
         CREATE INDEX IF NOT EXISTS graph_relations_from ON graph_relations (tenant, from_name);
         """,
+        // Graph entity names without invisible characters (GraphValidator.NormalizeName folds a byte order mark or
+        // zero-width space away, as NFC folds a decomposed accent): the same code again (CodeSteps), merging
+        // "Al\u200Bice" into "Alice".
+        """
+        -- see PostgresGraphNameMigration
+        """,
     ];
 
     /// <summary>Work a migration does in code, after its script, keyed by the version it takes the schema to.</summary>
     private static readonly Dictionary<int, Action<NpgsqlConnection, long>> CodeSteps = new()
     {
         [GraphNamesInNfc] = PostgresGraphNameMigration.Run,
+        [GraphNamesWithoutInvisible] = PostgresGraphNameMigration.Run,
     };
 
     /// <summary>The version whose migration brings graph entity names to NFC.</summary>
     internal const int GraphNamesInNfc = 8;
+
+    /// <summary>The version whose migration folds invisible characters out of graph entity names (the same code as <see cref="GraphNamesInNfc"/>'s).</summary>
+    internal const int GraphNamesWithoutInvisible = 10;
 
     public static int LatestVersion => Migrations.Length;
 

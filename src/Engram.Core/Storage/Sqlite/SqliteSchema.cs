@@ -618,16 +618,25 @@ internal static class SqliteSchema
         """
         -- see SqliteGraphNameMigration
         """,
+        // 16: graph entity names without invisible characters (GraphValidator.NormalizeName folds a byte order mark or
+        // zero-width space away, as NFC folds a decomposed accent): the same code again, merging "Al\u200Bice" into "Alice".
+        """
+        -- see SqliteGraphNameMigration
+        """,
     ];
 
     /// <summary>Work a migration does in code, after its script, keyed by the version it takes the schema to.</summary>
     private static readonly Dictionary<int, Action<SqliteConnection, long>> CodeSteps = new()
     {
         [GraphNamesInNfc] = SqliteGraphNameMigration.Run,
+        [GraphNamesWithoutInvisible] = SqliteGraphNameMigration.Run,
     };
 
-    /// <summary>The version whose migration brings graph entity names to NFC (the last script above).</summary>
+    /// <summary>The version whose migration brings graph entity names to NFC.</summary>
     internal const int GraphNamesInNfc = 15;
+
+    /// <summary>The version whose migration folds invisible characters out of graph entity names (the same code as <see cref="GraphNamesInNfc"/>'s).</summary>
+    internal const int GraphNamesWithoutInvisible = 16;
 
     public static int LatestVersion => Migrations.Length;
 

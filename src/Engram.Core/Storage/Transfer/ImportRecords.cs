@@ -48,7 +48,7 @@ public static class ImportRecords
         check.Metadata(metadata);
         var (tags, tagsJson) = Checked(r, "tags", check.Tags);
         var (entities, entitiesJson) = Checked(r, "entities", check.Entities);
-        string?[] scopes = [.. ExportFields.MemoryScopes.Select(f => check.Field(f, ImportJson.TextOrNull(r, f)))];
+        string?[] scopes = [.. ExportFields.MemoryScopes.Select(f => check.Field(f, ImportJson.TextOrNull(r, f), rules.KeepsStoredIdentifiers))];
         var validFrom = ImportJson.TimeOrNull(r, "valid_from");
         var validTo = ImportJson.TimeOrNull(r, "valid_to");
         MemoryValidator.Validity(FromMs(validFrom), FromMs(validTo));
@@ -252,7 +252,7 @@ public static class ImportRecords
     {
         var tenant = ImportJson.StoreTenant(r);
         // A partition's keys take the tenant convention with the caller's tenant, as KvService stores them, not the partition's name.
-        var key = StoredKey(ScopeGuard.BaseTenant(tenant), ImportJson.Text(r, "key"));
+        var key = StoredKey(ScopeGuard.BaseTenant(tenant), ImportJson.Text(r, "key"), rules.KeepsStoredIdentifiers);
         var value = ImportJson.Field(r, "value");
         KvService.CheckValue(value, rules.MaxKvValueBytes, "value");
         var history = new List<ImportedKeyValueHistory>();
@@ -271,14 +271,22 @@ public static class ImportRecords
 
     /// <summary>
     /// A key as the store keeps it (what an export writes): the stored form of a key a caller could write
-    /// (<see cref="KvKeys.Validate"/>: 1..512 UTF-8 bytes, no control characters), so REST reads, lists and deletes it
+    /// (<see cref="KvKeys.ValidateForWrite"/>: 1..512 UTF-8 bytes, no control or invisible characters; invisible ones are
+    /// kept in a copy of a store, see <see cref="ImportValidation.KeepsStoredIdentifiers"/>), so REST reads, lists and deletes it
     /// under the name it shows. A key of three ':'-separated parts is stored with the tenant inserted, so one stored
     /// without it could never be named.
     /// </summary>
-    private static string StoredKey(string tenant, string stored)
+    private static string StoredKey(string tenant, string stored, bool keepsInvisible)
     {
         var key = KvKeys.ToDisplay(tenant, stored);
-        KvKeys.Validate(key);
+        if (keepsInvisible)
+        {
+            KvKeys.Validate(key); // a store's own key, written before invisible characters were refused (ImportValidation.KeepsStoredIdentifiers)
+        }
+        else
+        {
+            KvKeys.ValidateForWrite(key);
+        }
         var expected = KvKeys.ToStored(tenant, key);
         return string.Equals(expected, stored, StringComparison.Ordinal)
             ? stored

@@ -38,7 +38,19 @@ public sealed class ImportValidation(MemoryLimits memories, int maxKvValueBytes)
         MaxEntities = int.MaxValue,
         MaxEntityChars = int.MaxValue,
         MaxFieldChars = int.MaxValue,
-    }, int.MaxValue);
+    }, int.MaxValue)
+    { KeepsStoredIdentifiers = true };
+
+    /// <summary>
+    /// Whether scope values and key-value keys holding an invisible character (<see cref="Common.UnicodeText.RequireVisible"/>)
+    /// are taken as they are: true where a store's own records are copied (a backup's verification and restore, a
+    /// migration to another store), since a store written before that rule may hold such an identifier and must stay
+    /// possible to back up, restore and migrate; false for an import, which is held to the write paths' rules.
+    /// </summary>
+    public bool KeepsStoredIdentifiers { get; init; }
+
+    /// <summary>These rules and limits for a copy of a store's own records (<see cref="KeepsStoredIdentifiers"/>).</summary>
+    public ImportValidation ForStoreCopy() => KeepsStoredIdentifiers ? this : new(Memories.Limits, MaxKvValueBytes) { KeepsStoredIdentifiers = true };
 
     public MemoryValidator Memories { get; } = new(memories);
 
