@@ -149,19 +149,20 @@ public sealed class UiHostileInputTests(OpenUiServer fixture) : IClassFixture<Op
     [Fact]
     public async Task Right_to_left_overrides_in_stored_names_stay_inside_them()
     {
+        // Inside the names: at an edge a format character is trimmed from a name and refused in an identifier.
         const string rlo = "\u202E";
-        (await Server.PostJsonAsync("/v1/graph/entities", $$"""{"entities":[{"name":"bidi-from{{rlo}}","entity_type":"t"},{"name":"bidi-to","entity_type":"t"}]}"""))
+        (await Server.PostJsonAsync("/v1/graph/entities", $$"""{"entities":[{"name":"bidi-from{{rlo}}x","entity_type":"t"},{"name":"bidi-to","entity_type":"t"}]}"""))
             .EnsureSuccessStatusCode();
-        (await Server.PostJsonAsync("/v1/graph/relations", $$"""{"relations":[{"from":"bidi-from{{rlo}}","to":"bidi-to","relation_type":"trusts{{rlo}}"}]}"""))
+        (await Server.PostJsonAsync("/v1/graph/relations", $$"""{"relations":[{"from":"bidi-from{{rlo}}x","to":"bidi-to","relation_type":"trusts{{rlo}}x"}]}"""))
             .EnsureSuccessStatusCode();
-        await Server.CreateAsync(new { content = "bidi scoped note", user_id = "bidi-user" + rlo });
+        await Server.CreateAsync(new { content = "bidi scoped note", user_id = "bidi-user" + rlo + "x" });
         using var browser = new UiBrowserClient(Server.BaseAddress);
 
         var (_, graph) = await browser.GetAsync("/ui/graph?entity=bidi-to");
-        graph.Should().Contain("<li><bdi>bidi-from&#x202E;</bdi> <span class=\"tag\"><bdi>trusts&#x202E;</bdi></span> <bdi>bidi-to</bdi>",
+        graph.Should().Contain("<li><bdi>bidi-from&#x202E;x</bdi> <span class=\"tag\"><bdi>trusts&#x202E;x</bdi></span> <bdi>bidi-to</bdi>",
             "an override left open in one name reversed the rest of the line (the relation and the other name)");
 
-        var (_, dry) = await browser.SubmitAsync("/ui/memories", "/ui/memories/bulk-delete", ("user_id", "bidi-user" + rlo));
-        dry.Should().Contain("memories of user &#x2068;bidi-user&#x202E;&#x2069; would be deleted", "the dry run's sentence is what the delete is confirmed on");
+        var (_, dry) = await browser.SubmitAsync("/ui/memories", "/ui/memories/bulk-delete", ("user_id", "bidi-user" + rlo + "x"));
+        dry.Should().Contain("memories of user &#x2068;bidi-user&#x202E;x&#x2069; would be deleted", "the dry run's sentence is what the delete is confirmed on");
     }
 }
