@@ -66,6 +66,10 @@ public static class UnicodeText
         return text[..end];
     }
 
+    /// <summary>The bidirectional embedding, override and isolate controls (the marks U+200E, U+200F and U+061C are not among them).</summary>
+    private static readonly System.Buffers.SearchValues<char> BidiControls =
+        System.Buffers.SearchValues.Create("\u202A\u202B\u202C\u202D\u202E\u2066\u2067\u2068\u2069");
+
     /// <summary>
     /// Throws a <see cref="ValidationException"/> naming <paramref name="field"/> unless <paramref name="text"/> is valid
     /// Unicode without a NUL character (U+0000): PostgreSQL's text cannot hold one, so neither store takes it, and a write
@@ -122,8 +126,10 @@ public static class UnicodeText
 
     /// <summary>
     /// The index of the first character of <paramref name="text"/> that makes it look like another text: one that
-    /// <see cref="IsEdgeInvisible"/> at either end, or one that is invisible inside (see <see cref="IsInnerInvisible"/>);
-    /// -1 when there is none. What identifiers (scope values, key-value keys, API key names) are refused for.
+    /// <see cref="IsEdgeInvisible"/> at either end, one that is invisible inside (see <see cref="IsInnerInvisible"/>), or
+    /// a bidirectional embedding, override or isolate control anywhere (U+202A-U+202E, U+2066-U+2069: inside an identifier
+    /// one reorders what follows, so "ad\u202Enim" shows as "admin"; names keep them, the UI isolates them); -1 when there
+    /// is none. What identifiers (scope values, key-value keys, API key names) are refused for.
     /// </summary>
     public static int IndexOfInvisible(ReadOnlySpan<char> text)
     {
@@ -137,9 +143,11 @@ public static class UnicodeText
         {
             return 0;
         }
-        if (IndexOfInner(text) is var inner and >= 0)
+        var inner = IndexOfInner(text);
+        var bidi = text.IndexOfAny(BidiControls);
+        if (inner >= 0 || bidi >= 0)
         {
-            return inner;
+            return inner < 0 ? bidi : bidi < 0 ? inner : Math.Min(inner, bidi);
         }
         if (Rune.DecodeLastFromUtf16(text, out var last, out var width) == System.Buffers.OperationStatus.Done && IsEdgeInvisible(last))
         {

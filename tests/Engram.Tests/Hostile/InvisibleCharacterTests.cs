@@ -65,6 +65,9 @@ public sealed class InvisibleCharacterTests : IAsyncLifetime
     [InlineData(Persian, -1)]
     [InlineData(Technologist, -1)]
     [InlineData("job:\U000E0041", -1)] // a tag character not at the start: part of a sequence
+    [InlineData("ad\u202Enim", 2)] // shows as "admin"
+    [InlineData("user\u2067\u05D0\u2069", 4)]
+    [InlineData("\u05D0\u200F1", -1)] // a right-to-left mark is text a Hebrew identifier may need
     public void Identifiers_are_searched_for_invisible_characters(string text, int at) =>
         UnicodeText.IndexOfInvisible(text).Should().Be(at);
 
@@ -113,7 +116,7 @@ public sealed class InvisibleCharacterTests : IAsyncLifetime
     [InlineData("namespace")]
     public async Task A_scope_value_with_an_invisible_character_is_a_400_naming_the_field(string field)
     {
-        foreach (var value in new[] { "al\u200Bice", "\uFEFFalice", "alice\u2060", "al\u200Dice" })
+        foreach (var value in new[] { "al\u200Bice", "\uFEFFalice", "alice\u2060", "al\u200Dice", "ad\u202Enim" })
         {
             var body = JsonSerializer.Serialize(new Dictionary<string, string> { ["content"] = "x", [field] = value });
             var problem = await (await _server.PostJsonAsync("/v1/memories", body)).ShouldBeProblemAsync(HttpStatusCode.BadRequest, field);

@@ -149,13 +149,13 @@ public sealed class UiHostileInputTests(OpenUiServer fixture) : IClassFixture<Op
     [Fact]
     public async Task Right_to_left_overrides_in_stored_names_stay_inside_them()
     {
-        // Inside the names: at an edge a format character is trimmed from a name and refused in an identifier.
+        // Inside the names (at an edge a name trims it). A scope value can no longer hold one (it is refused as an
+        // identifier), but one stored before that rule still reaches the bulk delete's sentence, as the filter here does.
         const string rlo = "\u202E";
         (await Server.PostJsonAsync("/v1/graph/entities", $$"""{"entities":[{"name":"bidi-from{{rlo}}x","entity_type":"t"},{"name":"bidi-to","entity_type":"t"}]}"""))
             .EnsureSuccessStatusCode();
         (await Server.PostJsonAsync("/v1/graph/relations", $$"""{"relations":[{"from":"bidi-from{{rlo}}x","to":"bidi-to","relation_type":"trusts{{rlo}}x"}]}"""))
             .EnsureSuccessStatusCode();
-        await Server.CreateAsync(new { content = "bidi scoped note", user_id = "bidi-user" + rlo + "x" });
         using var browser = new UiBrowserClient(Server.BaseAddress);
 
         var (_, graph) = await browser.GetAsync("/ui/graph?entity=bidi-to");
