@@ -16,28 +16,8 @@ namespace Engram.Tests.KeyValue;
 /// header), the previous release's format (replayed once), and what happens around it: history pruning racing journaled
 /// SETs, and a journal apply that fails inside a writer group. Real files; crash images as a kill -9 leaves them.
 /// </summary>
-public sealed class KvJournalIntegrityTests : IDisposable
+public sealed class KvJournalIntegrityTests : KvJournalTestBase
 {
-    private static readonly Caller Acme = new("acme", "test");
-    private readonly TempDirectory _data = new();
-
-    public void Dispose() => _data.Dispose();
-
-    private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
-
-    private static KvService Relaxed(SqliteMemoryStore store) =>
-        new(store, new KvOptions { Durability = WriteDurability.Relaxed, DefaultTtlSeconds = 0 }, TimeProvider.System);
-
-    private string Folder(string name) => Path.Combine(_data.Path, name);
-
-    private static SqliteKvJournal Hold(SqliteMemoryStore store)
-    {
-        var journal = store.KvJournal ?? throw new InvalidOperationException("the store has no journal");
-        journal.LingerMs = Timeout.Infinite;
-        journal.ApplyBatch = int.MaxValue;
-        return journal;
-    }
-
     private static async Task<string?> ValueAsync(KvService kv, string key)
     {
         try

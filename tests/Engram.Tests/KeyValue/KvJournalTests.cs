@@ -16,29 +16,8 @@ namespace Engram.Tests.KeyValue;
 /// the writer gives, operations that read the tables see the journaled keys, writes through the writer are ordered with
 /// the journaled ones, and records a crash left unapplied are applied by the next opener.
 /// </summary>
-public sealed class KvJournalTests : IDisposable
+public sealed class KvJournalTests : KvJournalTestBase
 {
-    private static readonly Caller Acme = new("acme", "test");
-    private readonly TempDirectory _data = new();
-
-    public void Dispose() => _data.Dispose();
-
-    private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
-
-    private static KvService Relaxed(SqliteMemoryStore store) =>
-        new(store, new KvOptions { Durability = WriteDurability.Relaxed, DefaultTtlSeconds = 0 }, TimeProvider.System);
-
-    private string Folder(string name) => Path.Combine(_data.Path, name);
-
-    /// <summary>Keeps records waiting until something makes the writer apply them.</summary>
-    private static SqliteKvJournal Hold(SqliteMemoryStore store)
-    {
-        var journal = store.KvJournal ?? throw new InvalidOperationException("the store has no journal");
-        journal.LingerMs = Timeout.Infinite;
-        journal.ApplyBatch = int.MaxValue;
-        return journal;
-    }
-
     [Fact]
     public async Task Relaxed_sets_are_journaled_read_back_at_once_and_get_their_history_in_order()
     {
@@ -655,7 +634,7 @@ public sealed class KvJournalTests : IDisposable
         // open replayed those SETs into the restored database: it held a write made after the backup.
         var live = Folder("live");
         var image = Folder("image");
-        var backup = Path.Combine(_data.Path, "before.engram-backup");
+        var backup = Folder("before.engram-backup");
         await using (var store = SqliteMemoryStore.Open(live))
         {
             var kv = Relaxed(store);
@@ -698,7 +677,7 @@ public sealed class KvJournalTests : IDisposable
         // missed every relaxed SET acknowledged from the journal and not applied yet; restored, those keys were gone.
         var image = Folder("crashed");
         await CrashImageWithAJournaledSetAsync(image);
-        var backup = Path.Combine(_data.Path, "crashed.engram-backup");
+        var backup = Folder("crashed.engram-backup");
 
         StoreBackup.Create(Path.Combine(image, SqliteMemoryStore.FileName), backup, BackupKinds.Manual, TimeProvider.System);
 

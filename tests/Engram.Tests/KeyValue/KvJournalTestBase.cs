@@ -1,0 +1,37 @@
+using System.Text.Json;
+using Engram.Core.Common;
+using Engram.Core.KeyValue;
+using Engram.Core.Storage;
+using Engram.Core.Storage.Sqlite;
+using Engram.Tests.Support;
+
+namespace Engram.Tests.KeyValue;
+
+/// <summary>What the key-value journal's test classes share: a folder per store, a relaxed service over it, and a journal held still.</summary>
+public abstract class KvJournalTestBase : IDisposable
+{
+    protected static readonly Caller Acme = new("acme", "test");
+    private readonly TempDirectory _data = new();
+
+    public void Dispose()
+    {
+        _data.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    protected static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
+
+    protected static KvService Relaxed(SqliteMemoryStore store) =>
+        new(store, new KvOptions { Durability = WriteDurability.Relaxed, DefaultTtlSeconds = 0 }, TimeProvider.System);
+
+    protected string Folder(string name) => Path.Combine(_data.Path, name);
+
+    /// <summary>Keeps records waiting until something makes the writer apply them.</summary>
+    private protected static SqliteKvJournal Hold(SqliteMemoryStore store)
+    {
+        var journal = store.KvJournal ?? throw new InvalidOperationException("the store has no journal");
+        journal.LingerMs = Timeout.Infinite;
+        journal.ApplyBatch = int.MaxValue;
+        return journal;
+    }
+}
