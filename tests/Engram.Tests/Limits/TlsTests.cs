@@ -4,6 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using Engram.Server;
 using Engram.Tests.Cli;
 using Engram.Tests.Support;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Engram.Tests.Limits;
@@ -20,19 +21,8 @@ public sealed class TlsTests
     {
         using var folder = new TempDirectory();
         using var certificate = SelfSigned();
-        var (certificatePath, keyPath, password) = Write(certificate, folder.Path, format);
-        var https = $"https://127.0.0.1:{EngramServer.FreePort()}";
-        var http = $"http://127.0.0.1:{EngramServer.FreePort()}";
-        await using var app = ServerApplication.Build([], o =>
-        {
-            o.DataPath = Path.Combine(folder.Path, "data");
-            o.Tls.CertificatePath = certificatePath;
-            o.Tls.KeyPath = keyPath;
-            o.Tls.Password = password;
-            o.Memory.BudgetMB = EngramServer.TestProcessBudgetMB;
-            o.Health.MinFreeDiskMB = 1; // /health must answer 200 whatever the CI disk holds
-        }, urls: $"{https};{http}");
-        await app.StartAsync();
+        var (app, https, http) = await StartHttpsAndHttpAsync(folder.Path, certificate, format);
+        await using var _ = app;
         try
         {
             using var client = TrustingOnly(certificate);
@@ -60,27 +50,13 @@ public sealed class TlsTests
     {
         using var folder = new TempDirectory();
         using var certificate = SelfSigned();
-        var (certificatePath, keyPath, _) = Write(certificate, folder.Path, "pem");
-        var https = $"https://127.0.0.1:{EngramServer.FreePort()}";
-        var http = $"http://127.0.0.1:{EngramServer.FreePort()}";
-        await using var app = ServerApplication.Build([], o =>
-        {
-            o.DataPath = Path.Combine(folder.Path, "data");
-            o.Tls.CertificatePath = certificatePath;
-            o.Tls.KeyPath = keyPath;
-            o.Memory.BudgetMB = EngramServer.TestProcessBudgetMB;
-        }, urls: $"{https};{http}");
-        await app.StartAsync();
+        var (app, https, http) = await StartHttpsAndHttpAsync(folder.Path, certificate, "pem");
+        await using var _ = app;
         try
         {
             var key = (await app.Services.GetRequiredService<Core.Security.ApiKeyService>()
                 .CreateAsync(new Core.Security.NewApiKey("acme", Core.Security.Role.Read, null, "tls-ui", null), "test")).Secret;
-            using var client = new HttpClient(new SocketsHttpHandler
-            {
-                UseCookies = false,
-                AllowAutoRedirect = false,
-                SslOptions = { RemoteCertificateValidationCallback = (_, presented, _, _) => presented is not null && presented.GetCertHashString() == certificate.GetCertHashString() },
-            });
+            using var client = TrustingOnly(certificate, cookiesByHand: true);
             client.DefaultRequestHeaders.Accept.ParseAdd("text/html");
             foreach (var (origin, secure) in new[] { (https, true), (http, false) })
             {
@@ -171,9 +147,34 @@ public sealed class TlsTests
     }
 
     /// <summary>A client that accepts exactly this certificate (and plain HTTP).</summary>
-    private static HttpClient TrustingOnly(X509Certificate2 certificate) =>
+    /// <summary>A server with the certificate written as <paramref name="format"/>, on an HTTPS and a plain HTTP address.</summary>
+    private static async Task<(WebApplication App, string Https, string Http)> StartHttpsAndHttpAsync(string folder, X509Certificate2 certificate, string format)
+    {
+        var (certificatePath, keyPath, password) = Write(certificate, folder, format);
+        var https = $"https://127.0.0.1:{EngramServer.FreePort()}";
+        var http = $"http://127.0.0.1:{EngramServer.FreePort()}";
+        var app = ServerApplication.Build([], o =>
+        {
+            o.DataPath = Path.Combine(folder, "data");
+            o.Tls.CertificatePath = certificatePath;
+            o.Tls.KeyPath = keyPath;
+            o.Tls.Password = password;
+            o.Memory.BudgetMB = EngramServer.TestProcessBudgetMB;
+            o.Health.MinFreeDiskMB = 1; // /health must answer 200 whatever the CI disk holds
+        }, urls: $"{https};{http}");
+        await app.StartAsync();
+        return (app, https, http);
+    }
+
+    /// <summary>
+    /// A client that trusts only <paramref name="certificate"/>; with <paramref name="cookiesByHand"/> it neither keeps
+    /// cookies nor follows redirects, so a test reads each Set-Cookie and sends the ones it chooses.
+    /// </summary>
+    private static HttpClient TrustingOnly(X509Certificate2 certificate, bool cookiesByHand = false) =>
         new(new SocketsHttpHandler
         {
+            UseCookies = !cookiesByHand,
+            AllowAutoRedirect = !cookiesByHand,
             SslOptions = { RemoteCertificateValidationCallback = (_, presented, _, _) => presented is not null && presented.GetCertHashString() == certificate.GetCertHashString() },
         });
 }
