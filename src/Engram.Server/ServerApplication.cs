@@ -103,7 +103,7 @@ public static class ServerApplication
                 var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Engram.Storage");
                 foreach (var notice in sqlite.OpenNotices)
                 {
-                    log.LogError("{Notice}", notice);
+                    log.LogError("{Notice} ({Kind}; GET /health lists it, engram_store_notices counts it)", notice.Message, notice.Kind);
                 }
             }
             return new EngramEngine(store, options.Limits, options.Search, options.Embeddings.CreateProvider(options.Outbound),

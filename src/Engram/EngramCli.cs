@@ -3,6 +3,7 @@ using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using Engram.Cli.Commands;
 using Engram.Cli.Output;
+using Engram.Core.Storage;
 
 namespace Engram.Cli;
 
@@ -48,7 +49,16 @@ public static class EngramCli
         {
             return ReportParseErrors(parse, args);
         }
+        // What a store's open recovered from (a key-value journal moved aside, damage in it): on stderr, once each, whatever
+        // the command opened the store for. The server logs its own store's, and doctor reports them among its checks.
+        StoreNotice.Listener = CommandPath(parse.CommandResult).FirstOrDefault() is "serve" or "doctor" ? null : PrintNotice;
         return await parse.InvokeAsync();
+    }
+
+    private static void PrintNotice(StoreNotice notice)
+    {
+        Console.Error.WriteLine($"engram: warning: {notice.Message}");
+        Console.Error.WriteLine($"engram: what to do: {StoreNotice.FixFor(notice.Kind)}");
     }
 
     /// <summary>

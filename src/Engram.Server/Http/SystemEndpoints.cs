@@ -66,6 +66,9 @@ internal static class SystemEndpoints
             Database = new DatabaseHealth(engine.Probe.Kind, seesFindings ? engine.Probe.Location : null, probe?.Reachable ?? false, probe?.RoundTripMs,
                 seesFindings ? probe?.Error : null),
             IndexLag = seesFindings ? engine.IndexLag() : null,
+            Storage = engine.Store is Core.Storage.IStoreNotices notices
+                ? new StorageHealth(notices.NoticeCount, seesFindings ? notices.OpenNotices : null)
+                : null,
         };
         return report.Ready ? TypedResults.Ok(response) : TypedResults.Json(response, statusCode: 503);
     }
@@ -120,7 +123,7 @@ internal static class SystemEndpoints
 }
 
 /// <param name="Auth">"open" (no API keys: loopback only) or "keys"; nothing about the keys themselves.</param>
-/// <param name="Status">ok; degraded (ready, but a check warns: read-only mode, memory above 85 %); unavailable (not ready, 503).</param>
+/// <param name="Status">ok; degraded (ready, but a check warns: read-only mode, memory above 85 %, a store notice); unavailable (not ready, 503).</param>
 public sealed record HealthResponse(string Status, string Version, string Store, long UptimeSeconds, string Auth,
     [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Error)
 {
@@ -142,7 +145,17 @@ public sealed record HealthResponse(string Status, string Version, string Store,
     /// <summary>How far the indexes are behind the store's change log: entries and for how long (an admin's answer only).</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public IndexLag? IndexLag { get; init; }
+
+    /// <summary>What the store recovered from on its own since it opened (SQLite; absent for PostgreSQL).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public StorageHealth? Storage { get; init; }
 }
+
+/// <param name="NoticeCount">How many notices the store recorded since it opened (as engram_store_notices).</param>
+/// <param name="Notices">The notices (time, kind, message; the first <see cref="Core.Storage.StoreNoticeList.Capacity"/>); null for a key that is not an unscoped admin's (they name the server's files).</param>
+public sealed record StorageHealth(long NoticeCount,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    IReadOnlyList<Core.Storage.StoreNotice>? Notices);
 
 /// <param name="Kind">sqlite or postgres.</param>
 /// <param name="Location">host:port/database (PostgreSQL) or the database file (SQLite); null for a key that is not an unscoped admin's.</param>

@@ -21,8 +21,9 @@ public static class Doctor
     /// Runs every check; <paramref name="dataPath"/>, <paramref name="store"/> (a postgres:// URL: the PostgreSQL store
     /// instead of the data folder's SQLite one) and <paramref name="urls"/> override the configuration.
     /// </summary>
+    /// <param name="notices">Receives the notices of the store opened (<see cref="StoreNotice"/>), each also a warning check.</param>
     public static async Task<IReadOnlyList<HealthCheck>> RunAsync(IConfiguration configuration, string? dataPath, string? urls, CancellationToken ct = default,
-        string? store = null)
+        string? store = null, ICollection<StoreNotice>? notices = null)
     {
         var checks = new List<HealthCheck>();
         EngramServerOptions options;
@@ -95,12 +96,34 @@ public static class Doctor
         var loadMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         checks.Add(Budget(options, loadMs));
         var report = await new HealthChecks(engine, options).RunAsync(ct).ConfigureAwait(false);
-        checks.AddRange(report.Checks.Where(c => c.Name != "memory"));
+        var opens = opened is IStoreNotices recorded ? recorded.OpenNotices : [];
+        foreach (var notice in opens)
+        {
+            notices?.Add(notice);
+        }
+        checks.AddRange(WithEachNotice(report.Checks.Where(c => c.Name != "memory").ToList(), opens));
         if (options.ReadOnly)
         {
             checks.RemoveAll(c => c.Name == "read_only");
             checks.Add(Check("read_only", HealthChecks.Warn, 0, "READONLY_MODE is set: every write is refused", "unset READONLY_MODE (Engram:ReadOnly) when the maintenance is over"));
         }
+        return checks;
+    }
+
+    /// <summary>
+    /// <paramref name="checks"/> with the store's notices check (<see cref="HealthChecks.NoticesCheck"/>) replaced by one warning
+    /// per notice, each with its fix, when the notices are known (in process, or an admin's <c>/health</c>).
+    /// </summary>
+    public static List<HealthCheck> WithEachNotice(List<HealthCheck> checks, IReadOnlyList<StoreNotice> notices)
+    {
+        var at = checks.FindIndex(c => c.Name == HealthChecks.NoticesCheck);
+        if (at < 0 || notices.Count == 0)
+        {
+            return checks;
+        }
+        checks.RemoveAt(at);
+        checks.InsertRange(at, notices.Select(n => Check("store_notice", HealthChecks.Warn, 0,
+            $"[{n.Kind}] {n.Message} (at {n.Time.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z)", StoreNotice.FixFor(n.Kind))));
         return checks;
     }
 

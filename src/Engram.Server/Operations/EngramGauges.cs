@@ -49,6 +49,8 @@ internal sealed partial class EngramGauges : IDisposable
             description: "Relaxed SETs and increments acknowledged through the key-value journal and not yet applied to the database (the writer applies them within milliseconds).");
         meter.CreateObservableGauge("engram_kv_key_filter_bytes", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.KeyFilterBytes : 0),
             description: "Memory of the filter of stored keys (SQLite), which answers a GET of a key never written and journals the first SET of a new key without a database read; about 2 bytes per key, 256 KB at least.");
+        meter.CreateObservableGauge("engram_store_notices", () => Sum(g => g._engine.Store is IStoreNotices n ? n.NoticeCount : 0),
+            description: "Notices the store recorded since it opened: what it recovered from on its own (a key-value journal of another database moved aside, damage in it, leftover writes not applied); GET /health (storage.notices) and the log say what each is.");
         meter.CreateObservableGauge("engram_graph_entities", () => Sum(g => g._counts.GraphEntities), description: "Knowledge-graph entities.");
         meter.CreateObservableGauge("engram_graph_relations", () => Sum(g => g._counts.GraphRelations), description: "Knowledge-graph relations.");
         meter.CreateObservableGauge("engram_store_size_bytes", () => Sum(g => g._engine.Store.SizeBytes),

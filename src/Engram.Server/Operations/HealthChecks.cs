@@ -3,12 +3,14 @@ using System.Text.Json.Serialization;
 using Engram.Core;
 using Engram.Core.Embeddings;
 using Engram.Core.Embeddings.Transformer;
+using Engram.Core.Storage;
 
 namespace Engram.Server.Operations;
 
 /// <summary>
 /// The readiness checks, in one place for <c>/health</c>, <c>/health/ready</c> and <c>engram doctor</c>: the store
-/// answers, the data folder's disk has room, the indexes are caught up with the change log, the embedder answers.
+/// answers, the data folder's disk has room, the indexes are caught up with the change log, the embedder answers; and what
+/// the store recovered from on its own (its notices), which warns.
 /// Read-only mode and the memory budget are reported beside them but never make the server unready: a server that
 /// refuses writes still serves every read, and taking it out of a load balancer would turn a write outage into a full one.
 /// </summary>
@@ -17,6 +19,9 @@ public sealed class HealthChecks(EngramEngine engine, EngramServerOptions option
     public const string Ok = "ok";
     public const string Warn = "warn";
     public const string Fail = "fail";
+
+    /// <summary>The check of the store's notices (<see cref="StoreNotice"/>): warns while there are any, never fails.</summary>
+    public const string NoticesCheck = "store_notices";
 
     /// <summary>An embedding failure younger than this, with vectors still pending, makes the embedder check fail.</summary>
     public static readonly TimeSpan RecentEmbeddingFailure = TimeSpan.FromMinutes(1);
@@ -28,6 +33,7 @@ public sealed class HealthChecks(EngramEngine engine, EngramServerOptions option
         var checks = new List<HealthCheck>
         {
             await TimeAsync("store", StoreAsync, ct).ConfigureAwait(false),
+            await TimeAsync(NoticesCheck, _ => Task.FromResult(Notices()), ct).ConfigureAwait(false),
             await TimeAsync("disk", _ => Task.FromResult(Disk()), ct).ConfigureAwait(false),
             await TimeAsync("index", _ => Task.FromResult(Index()), ct).ConfigureAwait(false),
             await TimeAsync("embedder", _ => Task.FromResult(Embedder()), ct).ConfigureAwait(false),
@@ -70,6 +76,27 @@ public sealed class HealthChecks(EngramEngine engine, EngramServerOptions option
                 "start PostgreSQL or restore the network path to it (pg_isready -h HOST -p PORT); Engram reconnects by itself, no restart needed")
             : (Fail, $"{where} does not answer: {probe.Error}",
                 "check the data folder's disk and permissions; engram maintenance integrity --data DIR; restore from a backup if it is corrupt");
+    }
+
+    /// <summary>
+    /// What the store recovered from on its own since it opened (<see cref="IStoreNotices"/>): a key-value journal of another
+    /// database moved aside, damage in it, leftover writes not applied yet. Warns (the server is degraded: an operator has to
+    /// look) but never fails readiness: the store serves, and taking it out of a load balancer would help nothing.
+    /// </summary>
+    private (string, string, string?) Notices()
+    {
+        if (engine.Store is not IStoreNotices store || store.NoticeCount == 0)
+        {
+            return (Ok, "none since the store opened", null);
+        }
+        var notices = store.OpenNotices;
+        var count = store.NoticeCount;
+        var detail = string.Join("; ", notices.Select(n => $"[{n.Kind}] {n.Message}"));
+        if (count > 1)
+        {
+            detail = $"{count} notices since the store opened{(count > notices.Count ? $" (the first {notices.Count} kept)" : "")}: {detail}";
+        }
+        return (Warn, detail, string.Join(" | ", notices.Select(n => n.Kind).Distinct().Select(StoreNotice.FixFor)));
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Engram.Cli.Client;
 using Engram.Cli.Output;
+using Engram.Core.Storage;
 using Engram.Server;
 using Engram.Server.Operations;
 using Microsoft.Extensions.Configuration;
@@ -11,7 +12,8 @@ namespace Engram.Cli.Commands;
 /// <summary>
 /// <c>engram doctor</c>: the server's readiness checks plus configuration problems, each with what to do. In process
 /// on a data folder (<c>--data</c>: <see cref="Doctor"/>), or against a running server (<c>--server</c>: its
-/// <c>/health</c>). Exit code 0 only when every check is ok; 1 when one warns or fails; 2 when the server cannot be reached.
+/// <c>/health</c>). The store's notices (what its open recovered from: <see cref="StoreNotice"/>) are warnings, one line each.
+/// Exit code 0 only when every check is ok; 1 when one warns or fails; 2 when the server cannot be reached.
 /// </summary>
 internal static class DoctorCommand
 {
@@ -45,14 +47,15 @@ internal static class DoctorCommand
                 server ??= data is null && store is null ? Environment.GetEnvironmentVariable(BackendOptions.ServerVariable) is { Length: > 0 } s ? s : null : null;
                 // Without --data, DATABASE_URL names the store as for every other command.
                 store ??= data is null ? Environment.GetEnvironmentVariable(StoreOption.Variable) is { Length: > 0 } u ? u : null : null;
+                var notices = new List<StoreNotice>();
                 var checks = server is not null
-                    ? await RemoteAsync(BackendOptions.ServerUri(server), ct)
+                    ? await RemoteAsync(BackendOptions.ServerUri(server), notices, ct)
                     : await Doctor.RunAsync(Client.ConfiguredOptions.Configuration(), data ?? (Environment.GetEnvironmentVariable(BackendOptions.DataVariable) is { Length: > 0 } d ? d : null),
-                        parse.GetValue(urls), ct, store);
+                        parse.GetValue(urls), ct, store, notices);
                 var healthy = checks.All(c => c.Status == HealthChecks.Ok);
                 if (json)
                 {
-                    JsonOutput.Write(Console.Out, new DoctorResponse(healthy, checks));
+                    JsonOutput.Write(Console.Out, new DoctorResponse(healthy, checks, notices));
                 }
                 else
                 {
@@ -68,7 +71,7 @@ internal static class DoctorCommand
         return command;
     }
 
-    private static async Task<IReadOnlyList<HealthCheck>> RemoteAsync(Uri server, CancellationToken ct)
+    private static async Task<IReadOnlyList<HealthCheck>> RemoteAsync(Uri server, List<StoreNotice> notices, CancellationToken ct)
     {
         using var http = new HttpClient { BaseAddress = server, Timeout = TimeSpan.FromSeconds(30) };
         if (Environment.GetEnvironmentVariable(HttpMemoryClient.ApiKeyVariable) is { Length: > 0 } key)
@@ -97,10 +100,18 @@ internal static class DoctorCommand
                 using var document = JsonDocument.Parse(body);
                 if (document.RootElement.TryGetProperty("checks", out var list))
                 {
-                    return [.. list.EnumerateArray().Select(c => new HealthCheck(
+                    // The store's notices (an admin key's answer only): each a warning of its own, as in process.
+                    if (document.RootElement.TryGetProperty("storage", out var storage) && storage.TryGetProperty("notices", out var listed)
+                        && listed.ValueKind == JsonValueKind.Array)
+                    {
+                        notices.AddRange(listed.EnumerateArray().Select(n => new StoreNotice(
+                            n.TryGetProperty("time", out var time) && time.TryGetDateTimeOffset(out var at) ? at : DateTimeOffset.MinValue,
+                            n.TryGetProperty("kind", out var kind) ? kind.GetString() ?? "" : "", n.TryGetProperty("message", out var message) ? message.GetString() ?? "" : "")));
+                    }
+                    return Doctor.WithEachNotice([.. list.EnumerateArray().Select(c => new HealthCheck(
                         c.GetProperty("name").GetString() ?? "?", c.GetProperty("status").GetString() ?? HealthChecks.Fail,
                         c.TryGetProperty("ms", out var ms) ? ms.GetDouble() : 0, c.GetProperty("detail").GetString() ?? "",
-                        c.TryGetProperty("fix", out var fix) ? fix.GetString() : null))];
+                        c.TryGetProperty("fix", out var fix) ? fix.GetString() : null))], notices);
                 }
             }
             catch (JsonException)
@@ -125,6 +136,6 @@ internal static class DoctorCommand
         Console.WriteLine(healthy ? "All is well." : $"{problems} problem(s) found.");
     }
 
-    /// <summary>What <c>doctor --json</c> prints.</summary>
-    internal sealed record DoctorResponse(bool Healthy, IReadOnlyList<HealthCheck> Checks);
+    /// <summary>What <c>doctor --json</c> prints; <paramref name="Notices"/>: the store's (<see cref="StoreNotice"/>), each also a warning check.</summary>
+    internal sealed record DoctorResponse(bool Healthy, IReadOnlyList<HealthCheck> Checks, IReadOnlyList<StoreNotice> Notices);
 }

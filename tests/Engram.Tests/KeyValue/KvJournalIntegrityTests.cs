@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.KeyValue;
+using Engram.Core.Operations;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Tests.Support;
@@ -77,7 +78,8 @@ public sealed class KvJournalIntegrityTests : KvJournalTestBase
             (await ValueAsync(kv, "k2")).Should().BeNull("its record is damaged");
             (await ValueAsync(kv, "k3")).Should().Be("3", "an intact record after the damage is applied");
             (await ValueAsync(kv, "k4")).Should().Be("4");
-            reopened.OpenNotices.Should().ContainSingle().Which.Should().Contain("damaged in the middle").And.Contain("1 acknowledged write(s) numbered 2..2");
+            reopened.OpenNotices.Should().ContainSingle().Which.Kind.Should().Be(StoreNotice.KvJournalDamaged);
+            reopened.OpenNotices[0].Message.Should().Contain("damaged in the middle").And.Contain("1 acknowledged write(s) numbered 2..2");
             Directory.GetFiles(image, "engram.db-kvjournal.damaged-*").Should().ContainSingle("the damaged file is kept for inspection");
 
             // New SETs go on in a file started again: after another crash they are replayed, and nothing of the old one.
@@ -157,7 +159,8 @@ public sealed class KvJournalIntegrityTests : KvJournalTestBase
             var kv = Relaxed(opened);
             (await ValueAsync(kv, "k")).Should().Be("\"b applied\"", "a's write is not b's");
             (await KvHistoryTests.AllHistoryAsync(kv, Acme, "k", 10)).Should().ContainSingle();
-            opened.OpenNotices.Should().ContainSingle().Which.Should().Contain("belongs to another database").And.Contain("foreign-");
+            opened.OpenNotices.Should().ContainSingle().Which.Kind.Should().Be(StoreNotice.KvJournalForeign);
+            opened.OpenNotices[0].Message.Should().Contain("belongs to another database").And.Contain("foreign-");
         }
         var aside = Directory.GetFiles(b, "engram.db-kvjournal.foreign-*").Should().ContainSingle("kept for its own database").Subject;
 
@@ -228,7 +231,7 @@ public sealed class KvJournalIntegrityTests : KvJournalTestBase
         await File.WriteAllBytesAsync(JournalPath(folder), LegacyRecord(applied + 5, "k", "\"stranger\""));
         await using var third = SqliteMemoryStore.Open(folder);
         (await ValueAsync(Relaxed(third), "k")).Should().Be("\"legacy\"");
-        third.OpenNotices.Should().ContainSingle().Which.Should().Contain("no database id");
+        third.OpenNotices.Should().ContainSingle().Which.Message.Should().Contain("no database id");
         Directory.GetFiles(folder, "engram.db-kvjournal.foreign-*").Should().ContainSingle();
     }
 
@@ -347,5 +350,126 @@ public sealed class KvJournalIntegrityTests : KvJournalTestBase
             deleted.Should().BeTrue("the DEL came after the acknowledged SET");
         }
         (await ValueAsync(kv, "k")).Should().Be(deleted == true ? null : "\"set\"", "the DEL either failed or came after the SET");
+    }
+
+    [Fact]
+    public async Task A_backup_copied_by_hand_over_a_crashed_store_gets_the_stores_newer_journal_moved_aside_not_replayed()
+    {
+        // A backup kept the store's journal id. Copied by hand over the database of the crashed store (not by engram restore,
+        // which deletes the journal), the store's journal of writes made after the backup was taken for the backup's own and
+        // replayed onto its older tables. A backup has an id of its own: that journal is another database's.
+        var live = Folder("live");
+        var image = Folder("image");
+        var backup = Folder("before.engram-backup");
+        await using (var store = SqliteMemoryStore.Open(live))
+        {
+            var kv = Relaxed(store);
+            await kv.SetAsync(Acme, "k", Json("\"backed up\""), null);
+            await kv.GetHistoryAsync(Acme, "k"); // applied: in the tables the backup copies
+            StoreBackup.Create(Path.Combine(live, SqliteMemoryStore.FileName), backup, BackupKinds.Manual, TimeProvider.System);
+            var journal = Hold(store);
+            await kv.SetAsync(Acme, "k", Json("\"after the backup\""), null);
+            await kv.SetAsync(Acme, "later", Json("1"), null);
+            journal.Pending.Should().Be(2);
+            await KvJournalTests.CopyCrashImageAsync(live, image);
+        }
+        StoreBackup.Verify(backup).Ok.Should().BeTrue("the backup's own id is in its manifest's database and checksums");
+
+        // By hand: the backup's database over the crashed one (its WAL removed); the journal stays where it was.
+        var extracted = Path.Combine(Folder("extracted"), "engram.db");
+        Directory.CreateDirectory(Path.GetDirectoryName(extracted)!);
+        StoreBackup.Verify(backup, extracted).Ok.Should().BeTrue();
+        File.Delete(Path.Combine(image, "engram.db-wal"));
+        File.Copy(extracted, Path.Combine(image, SqliteMemoryStore.FileName), overwrite: true);
+
+        await using (var opened = SqliteMemoryStore.Open(image))
+        {
+            var notice = opened.OpenNotices.Should().ContainSingle().Subject;
+            notice.Kind.Should().Be(StoreNotice.KvJournalForeign);
+            notice.Message.Should().Contain("belongs to another database").And.Contain("foreign-");
+            Directory.GetFiles(image, "engram.db-kvjournal.foreign-*").Should().ContainSingle("the crashed store's writes are kept, not applied");
+            var kv = Relaxed(opened);
+            (await ValueAsync(kv, "k")).Should().Be("\"backed up\"", "the backup's state, not a write made after it");
+            (await ValueAsync(kv, "later")).Should().BeNull();
+            (await KvHistoryTests.AllHistoryAsync(kv, Acme, "k", 10)).Should().ContainSingle("nothing of the journal was applied");
+        }
+        await using var again = SqliteMemoryStore.Open(image);
+        again.OpenNotices.Should().BeEmpty("the journal started again under the backup's own id");
+    }
+
+    /// <summary>A crash image in <paramref name="image"/> whose journal holds two acknowledged SETs ("k": "journaled" over "applied"; "other": 2), with a trigger that refuses every history row.</summary>
+    private async Task CrashImageWhoseLeftoverCannotBeAppliedAsync(string image)
+    {
+        var live = Folder(Path.GetFileName(image) + "-live");
+        await using (var store = SqliteMemoryStore.Open(live))
+        {
+            var kv = Relaxed(store);
+            await kv.SetAsync(Acme, "k", Json("\"applied\""), null);
+            await kv.GetHistoryAsync(Acme, "k"); // applied
+            var journal = Hold(store);
+            await kv.SetAsync(Acme, "k", Json("\"journaled\""), null);
+            await kv.SetAsync(Acme, "other", Json("2"), null);
+            journal.Pending.Should().Be(2);
+            await KvJournalTests.CopyCrashImageAsync(live, image);
+        }
+        using var connection = SqliteConnection.Open(Path.Combine(image, SqliteMemoryStore.FileName));
+        // A stand-in for a real cause (a full disk, a read-only file): every history row, which applying a record inserts, is refused.
+        connection.ExecuteNonQuery("CREATE TRIGGER refuse_history BEFORE INSERT ON kv_history BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    }
+
+    private static void DropRefusal(string image)
+    {
+        using var connection = SqliteConnection.Open(Path.Combine(image, SqliteMemoryStore.FileName));
+        connection.ExecuteNonQuery("DROP TRIGGER refuse_history");
+    }
+
+    [Fact]
+    public async Task A_leftover_journal_that_cannot_be_applied_leaves_the_store_open_with_a_notice_and_the_writer_applies_it_once_it_can()
+    {
+        // The open applies a crash's leftover records before serving; when that fails the store still opens (every start would
+        // fail otherwise) and says so, and the writer applies them once the cause is gone.
+        var image = Folder("image");
+        await CrashImageWhoseLeftoverCannotBeAppliedAsync(image);
+
+        await using (var opened = SqliteMemoryStore.Open(image))
+        {
+            var notice = opened.OpenNotices.Should().ContainSingle("the store opens in spite of the failed apply, and says so").Subject;
+            notice.Kind.Should().Be(StoreNotice.KvJournalUnapplied);
+            notice.Message.Should().Contain("2 acknowledged write(s) that could not be applied");
+            opened.NoticeCount.Should().Be(1);
+            opened.KvJournal!.Pending.Should().Be(2, "the records wait for the writer");
+            var kv = Relaxed(opened);
+            var refused = () => kv.SetAsync(Acme, "third", Json("3"), null);
+            (await refused.Should().ThrowAsync<StoreException>()).Which.Message.Should().Contain("refused by the test", "key-value writes fail meanwhile");
+
+            DropRefusal(image);
+            await opened.ApplyKvJournalAsync();
+            opened.KvJournal.Pending.Should().Be(0, "the writer applied them once it could");
+            (await ValueAsync(kv, "k")).Should().Be("\"journaled\"");
+            await kv.SetAsync(Acme, "third", Json("3"), null);
+        }
+
+        await using var reopened = SqliteMemoryStore.Open(image);
+        reopened.OpenNotices.Should().BeEmpty();
+        var after = Relaxed(reopened);
+        (await ValueAsync(after, "k")).Should().Be("\"journaled\"", "durable once applied");
+        (await ValueAsync(after, "other")).Should().Be("2");
+        (await ValueAsync(after, "third")).Should().Be("3");
+        (await KvHistoryTests.AllHistoryAsync(after, Acme, "k", 10)).Select(h => h.Version).Should().Equal(1, 2);
+    }
+
+    [Fact(Skip = "Known gap, not fixed yet: while a leftover the open could not apply waits, GET answers from the tables (the state "
+        + "before the crash), not the acknowledged SETs; the records are in the journal's pending list but not published to the write-behind "
+        + "states readers see. See docs/ARCHITECTURE.md, the journal's Integrity paragraph.")]
+    public async Task Reads_see_the_acknowledged_states_of_a_leftover_journal_the_open_could_not_apply()
+    {
+        var image = Folder("image");
+        await CrashImageWhoseLeftoverCannotBeAppliedAsync(image);
+        await using var opened = SqliteMemoryStore.Open(image);
+        opened.KvJournal!.Pending.Should().Be(2);
+        var kv = Relaxed(opened);
+        (await ValueAsync(kv, "k")).Should().Be("\"journaled\"", "reads see the acknowledged states");
+        (await ValueAsync(kv, "other")).Should().Be("2");
+        DropRefusal(image);
     }
 }

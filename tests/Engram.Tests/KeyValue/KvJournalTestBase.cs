@@ -26,6 +26,32 @@ public abstract class KvJournalTestBase : IDisposable
 
     protected string Folder(string name) => Path.Combine(_data.Path, name);
 
+    /// <summary>
+    /// A closed store in <paramref name="folder"/> whose key "k" holds "own", beside which lies the journal of another
+    /// (crashed) database holding one acknowledged SET of "k" ("other"): the next open moves it aside with a notice.
+    /// </summary>
+    protected async Task ForeignJournalBesideAsync(string folder)
+    {
+        var other = Folder(Path.GetFileName(folder) + "-other");
+        var image = Folder(Path.GetFileName(folder) + "-other-image");
+        await using (var store = SqliteMemoryStore.Open(other))
+        {
+            var kv = Relaxed(store);
+            await kv.SetAsync(Acme, "k", Json("\"other applied\""), null);
+            await kv.GetHistoryAsync(Acme, "k"); // applied
+            Hold(store);
+            await kv.SetAsync(Acme, "k", Json("\"other\""), null);
+            store.KvJournal!.Pending.Should().Be(1);
+            await KvJournalTests.CopyCrashImageAsync(other, image);
+        }
+        await using (var own = SqliteMemoryStore.Open(folder))
+        {
+            await Relaxed(own).SetAsync(Acme, "k", Json("\"own\""), null);
+        }
+        File.Copy(Path.Combine(image, SqliteMemoryStore.FileName + SqliteKvJournal.Suffix), Path.Combine(folder, SqliteMemoryStore.FileName + SqliteKvJournal.Suffix),
+            overwrite: true);
+    }
+
     /// <summary>Keeps records waiting until something makes the writer apply them.</summary>
     private protected static SqliteKvJournal Hold(SqliteMemoryStore store)
     {

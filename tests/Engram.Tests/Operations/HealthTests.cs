@@ -27,7 +27,7 @@ public sealed class HealthTests
         body.GetProperty("read_only").GetBoolean().Should().BeFalse();
         body.GetProperty("ms").GetDouble().Should().BeGreaterThan(0);
         var checks = body.GetProperty("checks").EnumerateArray().ToList();
-        checks.Select(c => c.GetProperty("name").GetString()).Should().Equal("store", "disk", "index", "embedder", "read_only", "memory", "llm");
+        checks.Select(c => c.GetProperty("name").GetString()).Should().Equal("store", "store_notices", "disk", "index", "embedder", "read_only", "memory", "llm");
         foreach (var check in checks)
         {
             check.GetProperty("status").GetString().Should().Be("ok", check.ToString());

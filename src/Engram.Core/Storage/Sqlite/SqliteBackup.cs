@@ -67,8 +67,26 @@ public static class SqliteBackup
         {
             new SqliteKvWriteBehind().Open(copy);
         }
+        GiveOwnJournalIdentity(copy);
         copy.Execute("PRAGMA wal_checkpoint(TRUNCATE)");
         copy.Execute("PRAGMA journal_mode=DELETE");
+    }
+
+    /// <summary>
+    /// A copy is a database of its own: it gets a key-value journal id of its own (store_meta <c>kv_journal_id</c>). With the
+    /// source's id, a copy put over the source's crashed database by hand (not by <c>engram restore</c>, which deletes the
+    /// journal) had the source's newer journaled writes replayed onto its older tables; with its own, that journal is
+    /// another database's: moved aside and reported (<see cref="StoreNotice.KvJournalForeign"/>). The records of the
+    /// source's journal a copy needs are in its tables already (<see cref="SqliteMemoryStore.ApplyOrphanedKvJournal"/>, or
+    /// the live store applied them).
+    /// </summary>
+    private static void GiveOwnJournalIdentity(SqliteConnection copy)
+    {
+        if (copy.ScalarInt64("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'store_meta'") > 0)
+        {
+            copy.ExecuteNonQuery("INSERT INTO store_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                SqliteKvJournal.IdentityKey, SqliteKvJournal.NewIdentity());
+        }
     }
 
     private static void CopyPages(SqliteConnection source, SqliteConnection destination, IProgress<(long Done, long Total)>? progress, CancellationToken ct)

@@ -44,8 +44,8 @@ internal sealed unsafe partial class SqliteKvJournal
     /// <summary>Texts were written as valid UTF-8: bytes that are not were damaged (or are not a record).</summary>
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    /// <summary>Recovery messages of the open (a journal set aside, damage found): the store passes them to its host's log.</summary>
-    public List<string> Notices { get; } = [];
+    /// <summary>Recovery messages of the open (a journal set aside, damage found), by <see cref="StoreNotice"/> kind: the store records them.</summary>
+    public List<(string Kind, string Message)> Notices { get; } = [];
 
     /// <summary>The bytes before <see cref="_zeroTo"/> may hold records above the applied mark the open did not keep: zeroed by <see cref="Start"/>.</summary>
     private long _zeroTo;
@@ -55,6 +55,9 @@ internal sealed unsafe partial class SqliteKvJournal
 
     /// <summary>Newest record kept by the open (the next number follows it).</summary>
     private long _openedNewest;
+
+    /// <summary>A new random journal id, as store_meta holds it (32 hex digits).</summary>
+    public static string NewIdentity() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
     /// <summary>The database's journal id as store_meta holds it, or null when it has none yet.</summary>
     public static byte[]? ParseIdentity(string? text) =>
@@ -102,18 +105,18 @@ internal sealed unsafe partial class SqliteKvJournal
             };
             if (foreign is not null)
             {
-                journal.Notices.Add(foreign);
+                journal.Notices.Add((StoreNotice.KvJournalForeign, foreign));
             }
             if (scan.Lost > 0 || scan.DamageAmongApplied)
             {
                 var copy = AsidePath(path, "damaged");
                 File.WriteAllBytes(copy, scan.Bytes);
-                journal.Notices.Add(scan.Lost > 0
+                journal.Notices.Add((StoreNotice.KvJournalDamaged, scan.Lost > 0
                     ? $"The key-value journal '{path}' is damaged in the middle (not a torn last write: intact records follow the damage): "
                         + $"{scan.Lost} acknowledged write(s) numbered {scan.LostFrom}..{scan.LostTo} cannot be read and are lost; the "
                         + $"{scan.Records.Count} intact record(s) were applied in order. A copy of the file is at '{copy}'. Check the disk."
                     : $"The key-value journal '{path}' is damaged among records already applied: nothing was lost. A copy of the file is "
-                        + $"at '{copy}'. Check the disk.");
+                        + $"at '{copy}'. Check the disk."));
             }
             journal.Map();
             return journal;

@@ -8,7 +8,7 @@ namespace Engram.Core.Storage.Sqlite;
 /// and a pool of readers per process; other processes on the same file (the CLI next to a running
 /// server) wait on SQLite's lock through the busy timeout rather than failing.
 /// </summary>
-public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
+public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures, IStoreNotices
 {
     public const string FileName = "engram.db";
 
@@ -66,11 +66,19 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
 
     public string StoreId { get; private init; } = "";
 
+    private readonly StoreNoticeList _notices = new();
+
     /// <summary>
-    /// What the open found wrong and recovered from (a key-value journal of another database set aside, damage in it): the host
-    /// logs these as errors. The store itself has no logger.
+    /// What the open found wrong and recovered from (a key-value journal of another database set aside, damage in it, leftover
+    /// writes it could not apply): the server logs these as errors and reports them in /health and engram_store_notices,
+    /// the command line prints them (<see cref="StoreNotice.Listener"/>). The store itself has no logger. Bounded
+    /// (<see cref="StoreNoticeList.Capacity"/>).
     /// </summary>
-    public IReadOnlyList<string> OpenNotices { get; private set; } = [];
+    public IReadOnlyList<StoreNotice> OpenNotices => _notices.Kept;
+
+    public long NoticeCount => _notices.Count;
+
+    private void Notice(string kind, string message) => _notices.Add(new StoreNotice(_clock.GetUtcNow(), kind, message));
 
     public string DatabasePath { get; }
 
@@ -146,7 +154,10 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
         };
         if (store._journal is { } opened)
         {
-            var notices = new List<string>(opened.Notices);
+            foreach (var (kind, message) in opened.Notices)
+            {
+                store.Notice(kind, message);
+            }
             if (opened.Pending > 0)
             {
                 // SETs acknowledged before a crash and not applied then: in the tables before anyone reads. Any group applies
@@ -156,12 +167,11 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures
             }
             if (opened.Pending > 0)
             {
-                notices.Add($"The key-value journal beside '{path}' holds {opened.Pending} acknowledged write(s) that could not be applied; "
-                    + "key-value writes fail until they are (the writer tries again), and relaxed SETs are not journaled until the next start.");
-                store.OpenNotices = notices;
+                store.Notice(StoreNotice.KvJournalUnapplied, $"The key-value journal beside '{path}' holds {opened.Pending} acknowledged write(s) that "
+                    + "could not be applied; key-value writes fail until they are (the writer tries again), and relaxed SETs are not journaled "
+                    + "until the next start.");
                 return store;
             }
-            store.OpenNotices = notices;
             if (identity is null)
             {
                 // Stored after the leftover is applied, in a transaction of its own: a crash before this leaves a database
