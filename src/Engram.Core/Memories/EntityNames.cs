@@ -17,6 +17,11 @@ public static class EntityNames
         return Common.UnicodeText.Normalize(trimmed, NormalizationForm.FormC);
     }
 
-    /// <summary>The case-folded form of a (raw or normalised) name: what every comparison uses.</summary>
-    public static string Key(string name) => Normalize(name).ToLowerInvariant();
+    /// <summary>
+    /// The case-folded form of a (raw or normalised) name: what every comparison uses. Invisible characters are folded
+    /// away first (<see cref="Common.UnicodeText.FoldInvisible"/>), as the graph folds its names, so "Al\u200Bice" is
+    /// "alice" too; a memory stored before its names were folded on the way in is indexed so since schema 17 (SQLite) and
+    /// 11 (PostgreSQL).
+    /// </summary>
+    public static string Key(string name) => Normalize(Common.UnicodeText.FoldInvisible(name)).ToLowerInvariant();
 }

@@ -118,9 +118,8 @@ public sealed class MemoryValidator(MemoryLimits limits)
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var raw in entities)
         {
-            // Invisible characters folded away as the graph folds its names: "Alice" and "Al\u200Bice" are one entity. Only
-            // here, where a name comes in: EntityNames.Key, which stored rows were indexed by, is left as it was, so a
-            // filter still finds a memory written before with its exact spelling.
+            // Invisible characters folded away as the graph folds its names: "Alice" and "Al\u200Bice" are one entity (the
+            // spelling kept; EntityNames.Key folds them too, so filters match memories stored before this fold).
             var name = raw is null ? "" : EntityNames.Normalize(UnicodeText.FoldInvisible(raw));
             if (name.Length == 0)
             {

@@ -49,6 +49,11 @@ internal static class ImportCommand
         {
             Description = "With --in: go on past bad lines (each is reported and counted; the exit code is still 1). Default: stop at the first.",
         };
+        var keepIdentifiers = new Option<bool>("--keep-identifiers")
+        {
+            Description = "With --in: take scope values and key-value keys holding an invisible character, as an Engram store " +
+                "written before those were refused may hold them (an export of such a store). Default: refused, as every write refuses them.",
+        };
         var file = new Argument<string?>("FILE") { Description = "The mcp-memory file to import (with --format mcp-memory).", Arity = ArgumentArity.ZeroOrOne };
         var tenant = OptionFactory.Text("--tenant", "mcp-memory: import into this tenant (default: the default tenant in process, the key's own with --server; " +
             "another tenant over --server needs an admin key). An Engram export keeps each record's own tenant.", "T");
@@ -59,12 +64,16 @@ internal static class ImportCommand
                 var exportFile = context.Get(input);
                 if (exportFile is not null || named == Engram)
                 {
-                    await ImportExportAsync(context, exportFile, context.Get(file), named, context.Get(tenant), context.Get(continueOnError));
+                    await ImportExportAsync(context, exportFile, context.Get(file), named, context.Get(tenant), context.Get(continueOnError), context.Get(keepIdentifiers));
                     return;
                 }
                 if (named is null)
                 {
                     throw new ValidationException("--in", "give --in FILE (an Engram export) or --format mcp-memory FILE");
+                }
+                if (context.Get(keepIdentifiers))
+                {
+                    throw new ValidationException("--keep-identifiers", "--keep-identifiers is for an Engram export (--in FILE); mcp-memory files hold no scopes or keys");
                 }
                 var path = context.Get(file) ?? throw new ValidationException("FILE", "--format mcp-memory needs the FILE to import");
                 context.Tenant = context.Get(tenant) is { } t ? TenantNames.Require(t, "--tenant") : null;
@@ -89,10 +98,12 @@ internal static class ImportCommand
                 command.Arguments.Add(file);
                 command.Options.Add(tenant);
                 command.Options.Add(continueOnError);
+                command.Options.Add(keepIdentifiers);
             });
     }
 
-    private static async Task ImportExportAsync(CommandContext context, string? exportFile, string? positional, string? format, string? tenant, bool continueOnError)
+    private static async Task ImportExportAsync(CommandContext context, string? exportFile, string? positional, string? format, string? tenant, bool continueOnError,
+        bool keepIdentifiers)
     {
         if (format is not null and not Engram)
         {
@@ -122,6 +133,10 @@ internal static class ImportCommand
         Client.ConfiguredOptions.RefuseIfReadOnly("import records");
         // The API's rules under this process's limits (a file from a server with raised limits needs the same settings here).
         var validation = Client.ConfiguredOptions.ImportValidation();
+        if (keepIdentifiers)
+        {
+            validation = validation.ForStoreCopy();
+        }
         var location = StoreOption.Resolve(storeUrl, data);
         var folder = StoreFactory.IsPostgres(location) ? StoreFactory.Describe(location) : Path.GetFullPath(location);
         await using var opened = StoreFactory.Open(StoreFactory.IsPostgres(location) ? location : folder);
@@ -146,10 +161,15 @@ internal static class ImportCommand
                 (k.Value.Failed > 0 ? $", {k.Value.Failed:N0} failed" : "")));
             context.Output.WriteLine($"Imported {exportFile} into {folder} in {report.Elapsed.TotalSeconds:0.0} s: {kinds}.");
         }
+        // An identifier refused for an invisible character is most likely in an export of a store written before the rule.
+        var keepHint = !keepIdentifiers && report.Errors.Any(e => e.Message.Contains("invisible character", StringComparison.Ordinal))
+            ? ". An identifier with an invisible character comes from a store written before they were refused: to keep such " +
+              "identifiers as they are, run the import again with --keep-identifiers"
+            : "";
         if (report.StoppedAtLine is { } line)
         {
             throw new ValidationException("--in", $"stopped at line {line}: what came before it is imported (counted above); fix the line and run the import again " +
-                "(records already imported are skipped), or pass --continue-on-error");
+                "(records already imported are skipped), or pass --continue-on-error" + keepHint);
         }
         if (report.EndsEarly is { } cut)
         {
@@ -159,7 +179,7 @@ internal static class ImportCommand
         }
         if (report.Failed > 0)
         {
-            throw new ValidationException("--in", $"{report.Failed} record(s) could not be imported (listed above); the others are imported");
+            throw new ValidationException("--in", $"{report.Failed} record(s) could not be imported (listed above); the others are imported" + keepHint);
         }
     }
 

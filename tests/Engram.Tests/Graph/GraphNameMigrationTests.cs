@@ -1,6 +1,7 @@
 using System.Text;
 using Engram.Core.Common;
 using Engram.Core.Graph;
+using Engram.Core.Memories;
 using Engram.Core.Storage;
 using Engram.Core.Storage.Postgres;
 using Engram.Core.Storage.Sqlite;
@@ -157,6 +158,70 @@ public class GraphNameMigrationTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Schema 17 on SQLite, 11 on PostgreSQL: what the name migration left with invisible characters. The service folds
+    /// entity and relation types and memory entity names it is given, so a type or entity key stored with one could no
+    /// longer be named by any request: "works\u200B_at" could not be deleted, "Al\u200Bice" not filtered by.
+    /// </summary>
+    [Fact]
+    public async Task Types_and_memory_entity_keys_with_invisible_characters_are_folded()
+    {
+        string memoryId;
+        await using (var store = _location.Open(_clock))
+        {
+            var graph = (IGraphStore)store;
+            await graph.CreateEntitiesAsync(Acme, [Draft("Alice", "per\u200Bson"), Draft("Bob", "person"), Draft("Cy", "\u200B")]);
+            await graph.CreateRelationsAsync(Acme,
+            [
+                Rel("Alice", "works\u200B_at", "Bob"), // its folded triple exists (the next row): dropped
+                Rel("Alice", "works_at", "Bob"),
+                Rel("Bob", "\uFEFFknows", "Alice"),   // retyped
+                Rel("Bob", "kno\u2060ws", "Alice"),   // folds to the triple the row before takes: dropped, the lower id wins
+                Rel("Cy", "\u2060", "Bob"),            // invisible only: stays as stored
+            ]);
+            await graph.CreateEntitiesAsync(Other, [Draft("Alice", "person"), Draft("Bob", "person")]);
+            await graph.CreateRelationsAsync(Other, [Rel("Alice", "works\u200B_at", "Bob")]);
+            var memories = new MemoryService((IMemoryStore)store, new Engram.Core.Configuration.MemoryLimits(), _clock);
+            memoryId = (await memories.CreateAsync(Acme, new NewMemory { Content = "met at the fair", Entities = ["Alice", "Bob"] })).Memory.Id;
+        }
+        // A memory written before names were folded: its spelling and its key as the earlier release stored them.
+        await ExecuteAsync("UPDATE memories SET entities = '[\"Al\u200Bice\",\"Bob\"]'");
+        await ExecuteAsync("UPDATE memory_entities SET name_key = 'al\u200Bice' WHERE name_key = 'alice'");
+        long head;
+        await using (var store = _location.Open(_clock))
+        {
+            (await store.ListAsync(Acme, new MemoryFilter { Entity = "Alice" }, 10, null)).Items.Should().BeEmpty("the old key is not folded yet");
+            head = await store.GetLastSeqAsync();
+        }
+
+        await RewindAsync(Backend == Backend.Sqlite ? SqliteSchema.TypesAndEntityKeysWithoutInvisible : PostgresSchema.TypesAndEntityKeysWithoutInvisible);
+
+        await using (var store = _location.Open(_clock))
+        {
+            var service = new GraphService((IGraphStore)store, _clock);
+            var whole = await service.ReadGraphAsync(Acme);
+            whole.Entities.Select(e => (e.Name, e.EntityType)).Should().BeEquivalentTo([("Alice", "person"), ("Bob", "person"), ("Cy", "\u200B")]);
+            whole.Relations.Select(r => (r.From, r.RelationType, r.To)).Should().BeEquivalentTo(
+                [("Alice", "works_at", "Bob"), ("Bob", "knows", "Alice"), ("Cy", "\u2060", "Bob")]);
+            (await service.ReadGraphAsync(Other)).Relations.Should().ContainSingle().Which.RelationType.Should().Be("works_at", "each tenant's relations fold in its own graph");
+            (await service.DeleteRelationsAsync(Acme, [new NewRelation { From = "Bob", To = "Alice", RelationType = "\uFEFFknows" }]))
+                .Should().Be(1, "a request naming the old spelling reaches the folded relation");
+
+            foreach (var filter in (string[])["Alice", "al\u200Bice", "ALICE"])
+            {
+                (await store.ListAsync(Acme, new MemoryFilter { Entity = filter }, 10, null)).Items.Should().ContainSingle()
+                    .Which.Entities.Should().Equal(["Al\u200Bice", "Bob"], "the memory keeps its spelling");
+            }
+            (await store.ListAsync(Acme, new MemoryFilter { Entity = "Bob" }, 10, null)).Items.Should().ContainSingle();
+
+            var changes = (await store.ReadChangesAsync(head, 100)).Select(c => (c.Entity, c.EntityId, c.Op)).ToList();
+            changes.Should().Contain((ChangeRecord.MemoryEntity, memoryId, ChangeRecord.Upsert), "search indexes re-read the memory's entities");
+            changes.Should().Contain((GraphChangeKinds.Entity, "Alice", ChangeRecord.Upsert));
+            changes.Should().Contain((GraphChangeKinds.Relation, "Bob\u001fknows\u001fAlice", ChangeRecord.Upsert));
+            changes.Should().Contain((GraphChangeKinds.Relation, "Alice\u001fworks\u200B_at\u001fBob", ChangeRecord.Delete));
+        }
+    }
+
     [Fact]
     public void A_name_longer_in_NFC_is_measured_after_normalizing()
     {
@@ -169,6 +234,21 @@ public class GraphNameMigrationTests : IAsyncLifetime
 
     /// <summary>Sets the schema back to the version before the NFC migration, so the next open runs it.</summary>
     private Task RewindBeforeNfcAsync() => RewindAsync(Backend == Backend.Sqlite ? SqliteSchema.GraphNamesInNfc : PostgresSchema.GraphNamesInNfc);
+
+    /// <summary>Runs a statement on the store's database directly (rows as an earlier release wrote them).</summary>
+    private async Task ExecuteAsync(string sql)
+    {
+        if (Backend == Backend.Sqlite)
+        {
+            using var c = SqliteConnection.Open(Path.Combine(_location.Value, SqliteMemoryStore.FileName), readOnly: false, create: false);
+            c.Execute(sql);
+            return;
+        }
+        await using var connection = new NpgsqlConnection(PostgresUrl.ToConnectionString(_location.Value));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
 
     /// <summary>Sets the schema back to the version before <paramref name="version"/>, so the next open runs its migration and the later ones.</summary>
     private async Task RewindAsync(int version)

@@ -285,4 +285,30 @@ public sealed class InvisibleCharacterTransferTests : IDisposable
                 .And.Contain(m => m.Contains("key", StringComparison.Ordinal) && m.Contains("invisible", StringComparison.Ordinal));
         }
     }
+    /// <summary>
+    /// `engram import --in` refuses such an export and says how to take it; with --keep-identifiers it takes the scope value
+    /// and the key as they are, as a restore would.
+    /// </summary>
+    [Fact]
+    public async Task The_import_command_names_keep_identifiers_and_takes_them_with_it()
+    {
+        var source = await SeededAsync();
+        var export = Path.Combine(_dir.Path, "export.jsonl");
+        var exported = await Cli.CliProcess.RunAsync(["export", "--data", source, "--out", export]);
+        exported.ExitCode.Should().Be(0, exported.ToString());
+
+        var target = Path.Combine(_dir.Path, "imported");
+        var refused = await Cli.CliProcess.RunAsync(["import", "--data", target, "--in", export]);
+        refused.ExitCode.Should().NotBe(0);
+        refused.Stderr.Should().Contain("invisible character").And.Contain("--keep-identifiers");
+
+        var taken = await Cli.CliProcess.RunAsync(["import", "--data", target, "--in", export, "--keep-identifiers"]);
+        taken.ExitCode.Should().Be(0, taken.ToString());
+        await using var store = SqliteMemoryStore.Open(target);
+        await ShouldHoldTheLookAlikesAsync(store);
+
+        var misplaced = await Cli.CliProcess.RunAsync(["import", "--data", target, "--format", "mcp-memory", export, "--keep-identifiers"]);
+        misplaced.ExitCode.Should().NotBe(0);
+        misplaced.Stderr.Should().Contain("--keep-identifiers is for an Engram export");
+    }
 }

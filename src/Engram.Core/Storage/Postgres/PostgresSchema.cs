@@ -398,6 +398,11 @@ internal static class PostgresSchema
         """
         -- see PostgresGraphNameMigration
         """,
+        // What 10 left with invisible characters: entity and relation types folded as GraphValidator.Type folds them,
+        // memory_entities re-keyed by EntityNames.Key, which folds them now (code, PostgresInvisibleFoldMigration).
+        """
+        -- see PostgresInvisibleFoldMigration
+        """,
     ];
 
     /// <summary>Work a migration does in code, after its script, keyed by the version it takes the schema to.</summary>
@@ -405,6 +410,7 @@ internal static class PostgresSchema
     {
         [GraphNamesInNfc] = PostgresGraphNameMigration.Run,
         [GraphNamesWithoutInvisible] = PostgresGraphNameMigration.Run,
+        [TypesAndEntityKeysWithoutInvisible] = PostgresInvisibleFoldMigration.Run,
     };
 
     /// <summary>The version whose migration brings graph entity names to NFC.</summary>
@@ -412,6 +418,9 @@ internal static class PostgresSchema
 
     /// <summary>The version whose migration folds invisible characters out of graph entity names (the same code as <see cref="GraphNamesInNfc"/>'s).</summary>
     internal const int GraphNamesWithoutInvisible = 10;
+
+    /// <summary>The version whose migration folds invisible characters out of graph types and memory entity keys.</summary>
+    internal const int TypesAndEntityKeysWithoutInvisible = 11;
 
     public static int LatestVersion => Migrations.Length;
 

@@ -623,6 +623,11 @@ internal static class SqliteSchema
         """
         -- see SqliteGraphNameMigration
         """,
+        // 17: what 16 left with invisible characters: entity and relation types folded as GraphValidator.Type folds them,
+        // memory_entities re-keyed by EntityNames.Key, which folds them now (code, SqliteInvisibleFoldMigration).
+        """
+        -- see SqliteInvisibleFoldMigration
+        """,
     ];
 
     /// <summary>Work a migration does in code, after its script, keyed by the version it takes the schema to.</summary>
@@ -630,6 +635,7 @@ internal static class SqliteSchema
     {
         [GraphNamesInNfc] = SqliteGraphNameMigration.Run,
         [GraphNamesWithoutInvisible] = SqliteGraphNameMigration.Run,
+        [TypesAndEntityKeysWithoutInvisible] = SqliteInvisibleFoldMigration.Run,
     };
 
     /// <summary>The version whose migration brings graph entity names to NFC.</summary>
@@ -637,6 +643,9 @@ internal static class SqliteSchema
 
     /// <summary>The version whose migration folds invisible characters out of graph entity names (the same code as <see cref="GraphNamesInNfc"/>'s).</summary>
     internal const int GraphNamesWithoutInvisible = 16;
+
+    /// <summary>The version whose migration folds invisible characters out of graph types and memory entity keys.</summary>
+    internal const int TypesAndEntityKeysWithoutInvisible = 17;
 
     public static int LatestVersion => Migrations.Length;
 

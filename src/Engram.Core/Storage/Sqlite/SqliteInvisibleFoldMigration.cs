@@ -1,0 +1,114 @@
+using Engram.Core.Graph;
+
+namespace Engram.Core.Storage.Sqlite;
+
+/// <summary>
+/// Schema version 17: what schema 16 left with invisible characters in it (<see cref="InvisibleFold"/>). Entity and
+/// relation types are folded (a relation whose folded triple exists is dropped, the older row winning), and
+/// <c>memory_entities</c> is re-keyed from each affected memory's stored names by <see cref="Memories.EntityNames.Key"/>,
+/// which folds them now. Each change appends a change-log entry (an entity upsert; a relation's delete and upsert; a
+/// memory upsert, which makes every search index re-read the memory's entities), as a write through the service would.
+/// Only values with a non-ASCII character can change: the queries look at those alone.
+/// </summary>
+internal static class SqliteInvisibleFoldMigration
+{
+    public static void Run(SqliteConnection c, long nowMs)
+    {
+        FoldEntityTypes(c, nowMs);
+        FoldRelationTypes(c, nowMs);
+        RekeyMemoryEntities(c, nowMs);
+    }
+
+    private static void FoldEntityTypes(SqliteConnection c, long nowMs)
+    {
+        var changes = new List<(string Tenant, string Name, string Type)>();
+        using (var statement = c.Prepare("SELECT tenant, name, entity_type FROM graph_entities WHERE length(CAST(entity_type AS BLOB)) <> length(entity_type)"))
+        {
+            while (statement.Step())
+            {
+                if (InvisibleFold.Folds(statement.GetText(2), out var type))
+                {
+                    changes.Add((statement.GetText(0), statement.GetText(1), type));
+                }
+            }
+        }
+        foreach (var (tenant, name, type) in changes)
+        {
+            c.ExecuteNonQuery("UPDATE graph_entities SET entity_type = ?3 WHERE tenant = ?1 AND name = ?2", tenant, name, type);
+            AppendChange(c, tenant, GraphChangeKinds.Entity, name, ChangeRecord.Upsert, nowMs);
+        }
+    }
+
+    private static void FoldRelationTypes(SqliteConnection c, long nowMs)
+    {
+        var candidates = new List<InvisibleFold.RelationRow>();
+        using (var statement = c.Prepare(
+            "SELECT rid, tenant, from_name, to_name, relation_type FROM graph_relations WHERE length(CAST(relation_type AS BLOB)) <> length(relation_type) ORDER BY rid"))
+        {
+            while (statement.Step())
+            {
+                candidates.Add(new(statement.GetInt64(0), statement.GetText(1), statement.GetText(2), statement.GetText(3), statement.GetText(4)));
+            }
+        }
+        var plan = InvisibleFold.PlanRelations(candidates, (tenant, from, to, type) => c.ScalarInt64(
+            "SELECT 1 FROM graph_relations WHERE tenant = ?1 AND from_name = ?2 AND to_name = ?3 AND relation_type = ?4", tenant, from, to, type) is not null);
+        foreach (var row in plan.Delete)
+        {
+            c.ExecuteNonQuery("DELETE FROM graph_relations WHERE rid = ?1", row.Rid);
+            AppendChange(c, row.Tenant, GraphChangeKinds.Relation, RelationKey(row.From, row.Type, row.To), ChangeRecord.Delete, nowMs);
+        }
+        foreach (var (row, type) in plan.Retype)
+        {
+            c.ExecuteNonQuery("UPDATE graph_relations SET relation_type = ?2 WHERE rid = ?1", row.Rid, type);
+            AppendChange(c, row.Tenant, GraphChangeKinds.Relation, RelationKey(row.From, row.Type, row.To), ChangeRecord.Delete, nowMs);
+            AppendChange(c, row.Tenant, GraphChangeKinds.Relation, RelationKey(row.From, type, row.To), ChangeRecord.Upsert, nowMs);
+        }
+    }
+
+    private static void RekeyMemoryEntities(SqliteConnection c, long nowMs)
+    {
+        var memories = new List<(long Rid, string Tenant, string Id, string[] Names)>();
+        using (var statement = c.Prepare(
+            "SELECT m.rid, m.tenant, m.id, m.entities FROM memories m WHERE m.rid IN " +
+            "(SELECT DISTINCT rid FROM memory_entities WHERE length(CAST(name_key AS BLOB)) <> length(name_key)) ORDER BY m.rid"))
+        {
+            while (statement.Step())
+            {
+                memories.Add((statement.GetInt64(0), statement.GetText(1), statement.GetText(2), statement.GetStringArray(3)));
+            }
+        }
+        foreach (var (rid, tenant, id, names) in memories)
+        {
+            var keys = InvisibleFold.EntityKeys(names);
+            var stored = new List<string>();
+            using (var statement = c.Prepare("SELECT name_key FROM memory_entities WHERE rid = ?1 ORDER BY name_key"))
+            {
+                statement.BindAll([rid]);
+                while (statement.Step())
+                {
+                    stored.Add(statement.GetText(0));
+                }
+            }
+            if (stored.SequenceEqual(keys.Order(StringComparer.Ordinal), StringComparer.Ordinal))
+            {
+                continue; // a non-ASCII key the fold leaves as it was
+            }
+            c.ExecuteNonQuery("DELETE FROM memory_entities WHERE rid = ?1", rid);
+            foreach (var key in keys)
+            {
+                c.ExecuteNonQuery("INSERT OR IGNORE INTO memory_entities(rid, name_key) VALUES (?1, ?2)", rid, key);
+            }
+            var seq = AppendChange(c, tenant, ChangeRecord.MemoryEntity, id, ChangeRecord.Upsert, nowMs);
+            c.ExecuteNonQuery("UPDATE memories SET seq = ?2 WHERE rid = ?1", rid, seq);
+        }
+    }
+
+    /// <summary>As the graph's writes name a relation in the change log (SqliteMemoryStore.Graph.cs).</summary>
+    private static string RelationKey(string from, string type, string to) => $"{from}\u001f{type}\u001f{to}";
+
+    private static long AppendChange(SqliteConnection c, string tenant, string entity, string entityId, string op, long nowMs)
+    {
+        c.ExecuteNonQuery("INSERT INTO changelog(tenant, entity, entity_id, op, at) VALUES (?1, ?2, ?3, ?4, ?5)", tenant, entity, entityId, op, nowMs);
+        return c.LastInsertRowId;
+    }
+}
