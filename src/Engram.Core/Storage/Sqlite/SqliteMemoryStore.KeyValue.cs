@@ -181,9 +181,63 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     internal long WalSyncs => _writer.WalSyncs;
 
     public Task<KvEntry?> GetKvAsync(Caller caller, string storedKey, CancellationToken ct = default) =>
-        TryGetKvFromMemory(caller, storedKey, out var entry)
+        KvLeftoverWaits() ? GetKvAfterLeftoverAsync(caller, storedKey, ct)
+        : TryGetKvFromMemory(caller, storedKey, out var entry)
             ? Task.FromResult(entry)
             : _readers.ReadAsync(c => LiveOrNull(ReadKvState(c, new KvSlot(caller.Tenant, storedKey))?.Entry, NowMs), ct).AsTask();
+
+    /// <summary>
+    /// Set when the open could not apply the acknowledged SETs a crash left in the journal: they are not in the states readers
+    /// see (the tables, and the cache loaded from them), so a read would answer what the key held before them. Key reads
+    /// are refused (503) until the writer, which keeps trying, has applied them; listings, counts and history apply
+    /// waiting records first anyway, and fail with that apply.
+    /// </summary>
+    private volatile bool _kvLeftoverWaits;
+
+    private bool KvLeftoverWaits()
+    {
+        if (!_kvLeftoverWaits)
+        {
+            return false;
+        }
+        if (_journal is { Pending: > 0 })
+        {
+            return true;
+        }
+        _kvLeftoverWaits = false; // applied: never set again in this process
+        return false;
+    }
+
+    private async Task<KvEntry?> GetKvAfterLeftoverAsync(Caller caller, string storedKey, CancellationToken ct)
+    {
+        await ApplyLeftoverOrThrowAsync(ct).ConfigureAwait(false);
+        return await GetKvAsync(caller, storedKey, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Tries the leftover once more for a read that waits on it (the writer otherwise tries at the next key-value write):
+    /// the read goes on once it is applied, else it is refused. The cause is in the store's notice and the log, not here (a
+    /// statement's error may hold SQL text).
+    /// </summary>
+    private async Task ApplyLeftoverOrThrowAsync(CancellationToken ct)
+    {
+        try
+        {
+            await ApplyKvJournalAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw LeftoverWaitsException();
+        }
+        if (KvLeftoverWaits())
+        {
+            throw LeftoverWaitsException();
+        }
+    }
+
+    private StoreException LeftoverWaitsException() => new(
+        $"key-value reads wait until the {_journal?.Pending} acknowledged write(s) the key-value journal kept from before the last stop are applied " +
+        "(the store's notices say why they are not yet; the writer keeps trying)");
 
     /// <summary>A key's state as the tables hold it, read by a reader that did not find it in memory, and kept there for the next read.</summary>
     private KvHot? ReadKvState(SqliteConnection c, KvSlot slot)
@@ -204,10 +258,15 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
 
     /// <summary>Only a key whose state is held in memory: any other read is a synchronous SQLite query.</summary>
     public bool ReadsKvWithoutBlocking(Caller caller, string storedKey) =>
-        _kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out _) || !_kvHot.MayHold(caller.Tenant, storedKey);
+        !_kvLeftoverWaits && (_kvHot.TryGetCommitted(new KvSlot(caller.Tenant, storedKey), out _) || !_kvHot.MayHold(caller.Tenant, storedKey));
 
     public bool TryGetKvFromMemory(Caller caller, ReadOnlySpan<char> storedKey, out KvEntry? entry)
     {
+        if (_kvLeftoverWaits && KvLeftoverWaits())
+        {
+            entry = null;
+            return false; // the caller reads through GetKvAsync, which says why it cannot
+        }
         if (_kvHot.TryGetCommitted(caller.Tenant, storedKey, out var hot))
         {
             entry = hot.Entry is { } found && _expiryClock.IsLive(found.ExpiresAtMs) ? found : null;
@@ -218,6 +277,7 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     }
 
     public Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default) =>
+        KvLeftoverWaits() ? GetManyKvAfterLeftoverAsync(caller, storedKeys, ct) :
         _readers.ReadAsync<IReadOnlyList<KvEntry?>>(c =>
         {
             var now = NowMs;
@@ -227,6 +287,12 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
                 return LiveOrNull(_kvHot.TryGetCommitted(slot, out var hot) ? hot.Entry : ReadKvState(c, slot)?.Entry, now);
             })];
         }, ct).AsTask();
+
+    private async Task<IReadOnlyList<KvEntry?>> GetManyKvAfterLeftoverAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct)
+    {
+        await ApplyLeftoverOrThrowAsync(ct).ConfigureAwait(false);
+        return await GetManyKvAsync(caller, storedKeys, ct).ConfigureAwait(false);
+    }
 
     public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
         _writer.WriteAsync(c =>

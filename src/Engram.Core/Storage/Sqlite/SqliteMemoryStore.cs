@@ -167,6 +167,7 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures,
             }
             if (opened.Pending > 0)
             {
+                store._kvLeftoverWaits = true;
                 store.Notice(StoreNotice.KvJournalUnapplied, $"The key-value journal beside '{path}' holds {opened.Pending} acknowledged write(s) that "
                     + "could not be applied; key-value writes fail until they are (the writer tries again), and relaxed SETs are not journaled "
                     + "until the next start.");
