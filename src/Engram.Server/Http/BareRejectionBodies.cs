@@ -119,9 +119,23 @@ internal static class BareRejectionBodies
         /// <summary>Whether the head Kestrel last read is a GET under /ui that asks for HTML (or ended before any header was read).</summary>
         public bool WantsHtml { get; private set; }
 
-        public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+        public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
         {
-            var result = await inner.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var pending = inner.ReadAsync(cancellationToken);
+            if (!pending.IsCompletedSuccessfully)
+            {
+                return WaitAsync(pending);
+            }
+            var result = pending.Result;
+            WantsHtml = IsUiPageHead(result.Buffer);
+            return new ValueTask<ReadResult>(result);
+        }
+
+        /// <summary>A read that waits for the socket; its state machine is pooled, as every connection waits so between requests.</summary>
+        [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<ReadResult> WaitAsync(ValueTask<ReadResult> pending)
+        {
+            var result = await pending.ConfigureAwait(false);
             WantsHtml = IsUiPageHead(result.Buffer);
             return result;
         }
