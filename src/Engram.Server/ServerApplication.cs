@@ -281,7 +281,10 @@ public static class ServerApplication
             antiforgery.Cookie.SecurePolicy = Microsoft.AspNetCore.Http.CookieSecurePolicy.SameAsRequest;
             antiforgery.FormFieldName = "_af";
         });
+        // Each token names the login it was issued to (the gate sets no HttpContext.User, so antiforgery saw no identity).
+        services.AddSingleton<Microsoft.AspNetCore.Antiforgery.IAntiforgeryAdditionalDataProvider, Ui.UiAntiforgeryBinding>();
         services.AddSingleton<Ui.UiSession>();
+        services.AddSingleton<Ui.UiFlash>();
         services.AddSingleton<Ui.UiAssets>();
         services.AddRazorComponents(); // the pages are Razor components, rendered statically per route (RazorComponentResult)
     }

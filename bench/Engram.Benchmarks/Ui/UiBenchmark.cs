@@ -14,6 +14,9 @@ namespace Engram.Benchmarks.Ui;
 /// <c>ui</c>: the web UI's pages (issue 18) over a store of <c>--count</c> memories (default 100k, the corpus the
 /// <c>mcp</c> benchmark caches): sequential GETs of each page as a browser asks for it (Accept: text/html), after
 /// warm-up, timed from request to the last byte of the HTML on loopback; then the JavaScript and CSS a browser downloads.
+/// <c>--entities N</c> first adds a knowledge graph of N entities (one observation each, two relations each) over REST,
+/// since the corpus has none; its rows then include <c>GET /v1/graph</c>, the whole-graph read the overview and the
+/// graph page made on every load before session 51.
 /// </summary>
 internal static partial class UiBenchmark
 {
@@ -23,6 +26,7 @@ internal static partial class UiBenchmark
     {
         var count = Flag(args, "--count", 100_000);
         var requests = Flag(args, "--requests", 50);
+        var entities = Flag(args, "--entities", 0);
         var dataRoot = Option(args, "--data-root") ?? BenchDataFolder.DefaultRoot;
         Directory.CreateDirectory(dataRoot);
         Console.WriteLine("Engram web UI benchmark (ui)");
@@ -50,6 +54,10 @@ internal static partial class UiBenchmark
             {
                 await Task.Delay(500);
             }
+            if (entities > 0)
+            {
+                await SeedGraphAsync(server.Client, entities);
+            }
             var first = JsonDocument.Parse(await server.Client.GetStringAsync("/v1/memories?limit=1")).RootElement.GetProperty("items")[0];
             var id = first.GetProperty("id").GetString()!;
             var user = first.TryGetProperty("user_id", out var u) && u.ValueKind == JsonValueKind.String ? u.GetString()! : "user-1";
@@ -69,6 +77,7 @@ internal static partial class UiBenchmark
                 ("/ui/kv", "/ui/kv"),
                 ("/ui/scopes (exact, from the index)", "/ui/scopes"),
                 ("/ui/admin", "/ui/admin"),
+                ("GET /v1/graph (the whole graph, JSON)", "/v1/graph"),
             })
             {
                 var bytes = 0;
@@ -111,6 +120,40 @@ internal static partial class UiBenchmark
             Directory.Delete(scratch, recursive: true);
         }
         return 0;
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> entities (<c>bench-entity-{i}</c>, one observation each) and 2 relations per entity (to
+    /// the next one and to the hub of the next ten), in batches of 1,000 over REST.
+    /// </summary>
+    private static async Task SeedGraphAsync(HttpClient client, int count)
+    {
+        var started = Stopwatch.GetTimestamp();
+        for (var from = 0; from < count; from += 1000)
+        {
+            var batch = Enumerable.Range(from, Math.Min(1000, count - from))
+                .Select(i => new { name = $"bench-entity-{i}", entity_type = i % 10 == 0 ? "hub" : "thing", observations = new[] { $"observation {i} of the bench graph" } });
+            await PostAsync(client, "/v1/graph/entities", new { entities = batch });
+        }
+        for (var from = 0; from < count; from += 500)
+        {
+            var batch = Enumerable.Range(from, Math.Min(500, count - from)).SelectMany(i => new[]
+            {
+                new { from = $"bench-entity-{i}", to = $"bench-entity-{(i + 1) % count}", relation_type = "next" },
+                new { from = $"bench-entity-{i}", to = $"bench-entity-{(i / 10 * 10 + 10) % count}", relation_type = "part_of" },
+            });
+            await PostAsync(client, "/v1/graph/relations", new { relations = batch });
+        }
+        Console.WriteLine(Invariant($"graph   : {count:N0} entities and {2 * count:N0} relations added in {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s"));
+    }
+
+    private static async Task PostAsync(HttpClient client, string path, object body)
+    {
+        using var response = await client.PostAsync(path, new StringContent(JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json"));
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"{path} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        }
     }
 
     private static async Task<string> GetAsync(HttpClient client, string path)

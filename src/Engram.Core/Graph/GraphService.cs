@@ -96,6 +96,24 @@ public sealed class GraphService(IGraphStore store, TimeProvider clock, Operatio
     public Task<KnowledgeGraph> ReadGraphAsync(Caller caller, bool includeInvalid = false, CancellationToken ct = default) =>
         store.ReadGraphAsync(Enter(caller, Role.Read, "read the graph"), includeInvalid, ct);
 
+    /// <summary>How many entities and relations the caller's graph holds, from the writer's counts (no read of the graph).</summary>
+    public Task<GraphCounts> CountAsync(Caller caller, CancellationToken ct = default) =>
+        store.CountGraphAsync(Enter(caller, Role.Read, "read the graph"), ct);
+
+    /// <summary>
+    /// The <paramref name="limit"/> most recently created entities (newest first) and the valid relations between them:
+    /// a bounded page of the whole graph, for a picture that cannot hold all of a large one.
+    /// </summary>
+    public async Task<KnowledgeGraph> ReadRecentAsync(Caller caller, int limit, CancellationToken ct = default)
+    {
+        caller = Enter(caller, Role.Read, "read the graph");
+        var names = await store.ListRecentEntityNamesAsync(caller, limit, ct).ConfigureAwait(false);
+        var entities = await store.GetEntitiesAsync(caller, names, includeInvalid: false, ct).ConfigureAwait(false);
+        var shown = names.ToHashSet(StringComparer.Ordinal);
+        var relations = await store.GetRelationsTouchingAsync(caller, names, includeInvalid: false, ct).ConfigureAwait(false);
+        return new KnowledgeGraph(entities, relations.Where(r => shown.Contains(r.From) && shown.Contains(r.To)).ToList());
+    }
+
     /// <summary>
     /// Entities whose name, type or valid observations match <paramref name="query"/> (BM25, best first),
     /// with the relations between them (or, with <see cref="SubgraphRelations.Touching"/>, every relation

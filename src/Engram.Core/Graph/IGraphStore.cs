@@ -36,6 +36,12 @@ public interface IGraphStore
 
     Task<KnowledgeGraph> ReadGraphAsync(Caller caller, bool includeInvalid, CancellationToken ct = default);
 
+    /// <summary>The tenant's entities and relations (valid now or not) as the writer's counts keep them (<c>row_counts</c>): no scan of the graph.</summary>
+    Task<GraphCounts> CountGraphAsync(Caller caller, CancellationToken ct = default);
+
+    /// <summary>Names of the tenant's most recently created entities, newest first, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<string>> ListRecentEntityNamesAsync(Caller caller, int limit, CancellationToken ct = default);
+
     /// <summary>The named entities that exist, in the order given.</summary>
     Task<IReadOnlyList<Entity>> GetEntitiesAsync(Caller caller, IReadOnlyCollection<string> names, bool includeInvalid, CancellationToken ct = default);
 
@@ -64,6 +70,9 @@ public interface IGraphStore
     /// <inheritdoc cref="IMemoryStore.ReadChangesAsync(long, int, string, CancellationToken)"/>
     Task<ChangePage> ReadChangesAsync(long afterSeq, int max, string entity, CancellationToken ct = default);
 }
+
+/// <summary>How many entities and relations a tenant's graph holds (relations past their validity included).</summary>
+public sealed record GraphCounts(long Entities, long Relations);
 
 /// <summary>A validated entity to create.</summary>
 public sealed record EntityDraft(string Name, string EntityType, IReadOnlyList<Observation> Observations);

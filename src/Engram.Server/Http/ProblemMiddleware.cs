@@ -24,6 +24,11 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILoggerFactory log
         catch (Exception ex) when (!context.Response.HasStarted)
         {
             context.Response.Clear();
+            if (RefusedBeforeTheUi(ex) is { } refusal && ForBrowserOnUi(context))
+            {
+                await Ui.UiPage.Error(context, refusal.Status, refusal.Message, navigation: false).ExecuteAsync(context);
+                return;
+            }
             await Problems.FromException(ex, _logger).ExecuteAsync(context);
             return;
         }
@@ -38,7 +43,27 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILoggerFactory log
                 415 => $"the body must be JSON (Content-Type: application/json), not {context.Request.ContentType}",
                 _ => $"the request was refused with status {code}",
             };
+            if (code < 500 && ForBrowserOnUi(context))
+            {
+                await Ui.UiPage.Error(context, code, detail, navigation: false).ExecuteAsync(context);
+                return;
+            }
             await Problems.For(code, detail).ExecuteAsync(context);
         }
     }
+
+    /// <summary>
+    /// A browser's request under <c>/ui</c> (Accept: text/html): a refusal made before the UI's own code runs (a NUL or
+    /// bytes that are not UTF-8 in the path or query, a target past the limit, no such page) is a page with its status,
+    /// like the UI's own refusals, instead of a JSON problem body; other clients and other paths keep the problem body.
+    /// </summary>
+    private static bool ForBrowserOnUi(HttpContext context) => Ui.UiSession.IsUiPath(context.Request.Path) && Ui.UiPage.WantsHtml(context);
+
+    /// <summary>The status and text of a client error raised before an endpoint (the request's own fault), or null for anything else.</summary>
+    private static (int Status, string Message)? RefusedBeforeTheUi(Exception exception) => exception switch
+    {
+        Core.Common.ValidationException v => (400, v.Message),
+        BadHttpRequestException { StatusCode: >= 400 and < 500 } b => (b.StatusCode, b.Message),
+        _ => null,
+    };
 }

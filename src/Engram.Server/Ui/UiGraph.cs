@@ -15,6 +15,9 @@ internal static class UiGraph
 {
     private const int MaxPictured = 150;
 
+    /// <summary>How many entities the whole-graph page shows (the most recently created); naming one shows its neighbours.</summary>
+    internal const int PageSize = MaxPictured;
+
     public static async Task<IResult> PageAsync(HttpContext http, GraphService graph, MemoryService memories, CancellationToken ct)
     {
         var query = UiPage.Filled(http.Request.Query);
@@ -25,9 +28,11 @@ internal static class UiGraph
         // Checked with or without an entity: the whole-graph page copies it into every entity link.
         var depth = GraphValidator.Depth(QueryParser.Int(query, "depth"), 1, GraphValidator.MaxDepth, "depth");
         var caller = http.GetCaller();
+        // Without an entity, a page of the graph and its size from the writer's counts: the page read the whole graph.
         var picture = entity is null
-            ? await graph.ReadGraphAsync(caller, includeInvalid: false, ct)
+            ? await graph.ReadRecentAsync(caller, PageSize, ct)
             : await graph.NeighborsAsync(caller, entity, depth, includeInvalid: true, ct: ct);
+        var total = entity is null ? await graph.CountAsync(caller, ct) : null;
 
         var shown = picture.Entities.Take(MaxPictured).ToList();
         var names = shown.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
@@ -37,6 +42,6 @@ internal static class UiGraph
             links = picture.Relations.Where(r => names.Contains(r.From) && names.Contains(r.To)).Select(r => new { from = r.From, to = r.To, type = r.RelationType }),
         };
         var naming = entity is null ? null : (await memories.ListAsync(caller, new MemoryFilter { Entity = entity, ExcludeSuperseded = true }, 20, null, ct)).Items;
-        return UiPage.Render<GraphPage>(http, new GraphPage.Data(entity, depth, picture, MaxPictured, JsonSerializer.Serialize(data), naming));
+        return UiPage.Render<GraphPage>(http, new GraphPage.Data(entity, depth, picture, MaxPictured, JsonSerializer.Serialize(data), naming, total));
     }
 }

@@ -10,15 +10,16 @@ namespace Engram.Server.Ui;
 /// <summary>The memories pages: the filtered listing (a shareable link), one memory with edit, delete and history, add, bulk delete by scope.</summary>
 internal static class UiMemories
 {
-    public static async Task<IResult> ListAsync(HttpContext http, MemoryService memories, CancellationToken ct)
+    public static async Task<IResult> ListAsync(HttpContext http, MemoryService memories, UiFlash flash, CancellationToken ct)
     {
         var query = UiPage.Filled(http.Request.Query);
+        // "deleted" and "added" are what older links carried for the notice; taken and ignored (the notice comes from UiFlash).
         var filter = QueryParser.Filter(query, "limit", "cursor", "deleted", "added") with { ExcludeSuperseded = true };
         var limit = QueryParser.Int(query, "limit") ?? 50;
         var caller = http.GetCaller();
         var page = await memories.ListAsync(caller, filter, limit, QueryParser.Single(query, "cursor"), ct);
 
-        var done = QueryParser.Single(query, "deleted") is { } d ? $"Deleted {d}." : QueryParser.Single(query, "added") is { } a ? $"Added {a}." : null;
+        var done = flash.TakeDeleted(http) is { } deleted ? $"Deleted {deleted}." : null;
         return UiPage.Render<MemoriesPage>(http, new MemoriesPage.Data(query, filter, limit, page, done, caller.Role >= Role.Write));
     }
 
@@ -95,12 +96,13 @@ internal static class UiMemories
         return UiPage.SeeOther($"/ui/memories/{Uri.EscapeDataString(id)}?saved=updated");
     }
 
-    public static async Task<IResult> DeleteAsync(string id, HttpContext http, MemoryService memories, CancellationToken ct)
+    public static async Task<IResult> DeleteAsync(string id, HttpContext http, MemoryService memories, UiFlash flash, CancellationToken ct)
     {
         QueryParser.RefuseAllExcept(http.Request.Query);
         await UiPage.ReadFormAsync(http, ct);
         await memories.DeleteAsync(http.GetCaller(), id, ct);
-        return UiPage.SeeOther("/ui/memories?deleted=" + Uri.EscapeDataString(id));
+        flash.Deleted(http, id);
+        return UiPage.SeeOther("/ui/memories");
     }
 
     /// <summary>Delete by scope: the first post counts what would go (a dry run), the second (confirm=true) deletes.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using Engram.Core.Common;
 using Engram.Core.Security;
@@ -9,6 +10,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Primitives;
+using Microsoft.Net.Http.Headers;
 
 namespace Engram.Server.Ui;
 
@@ -52,23 +54,41 @@ internal static class UiPage
     public static async Task<IFormCollection> ReadFormAsync(HttpContext http, CancellationToken ct)
     {
         var request = http.Request;
-        if (!request.HasFormContentType)
+        if (!request.HasFormContentType || !MediaTypeHeaderValue.TryParse(request.ContentType, out var type)
+            || !type.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
         {
             throw new BadHttpRequestException("the UI's forms send application/x-www-form-urlencoded", StatusCodes.Status415UnsupportedMediaType);
+        }
+        if (type.Charset.HasValue && !type.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new BadHttpRequestException($"the UI's forms are UTF-8, not {type.Charset}", StatusCodes.Status415UnsupportedMediaType);
         }
         var limit = http.RequestServices.GetRequiredService<RequestBodyLimits>().Memory;
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
         {
             feature.MaxRequestBodySize = limit;
         }
+        var tooLarge = new BadHttpRequestException($"the form is larger than {limit} bytes", StatusCodes.Status413PayloadTooLarge);
         if (request.ContentLength > limit)
         {
-            throw new BadHttpRequestException($"the form is larger than {limit} bytes", StatusCodes.Status413PayloadTooLarge);
+            throw tooLarge;
         }
         IFormCollection form;
         try
         {
-            form = await request.ReadFormAsync(new FormOptions { ValueCountLimit = 200, KeyLengthLimit = 256, ValueLengthLimit = (int)Math.Min(int.MaxValue, limit), MultipartBodyLengthLimit = limit }, ct);
+            // Read whole first: the form reader decodes bytes that are not UTF-8 as U+FFFD without a word, so "caf%E9" was
+            // stored as "caf\uFFFD" while the same bytes in a query string are refused (QueryEncoding).
+            var body = (await BodyBytes.ReadAsync(request.Body, request.ContentLength, limit, _ => tooLarge, ct)).Sequence().ToArray();
+            if (FormEncoding.FindInvalidField(body) is { } field)
+            {
+                throw new ValidationException(field, $"the form's field '{field}' is not UTF-8 once percent-decoded; reload the page and send it again");
+            }
+            request.Body = new MemoryStream(body, writable: false);
+            form = await request.ReadFormAsync(new FormOptions { ValueCountLimit = 200, KeyLengthLimit = 256, ValueLengthLimit = (int)Math.Min(int.MaxValue, limit) }, ct);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            throw tooLarge;
         }
         catch (InvalidDataException e)
         {

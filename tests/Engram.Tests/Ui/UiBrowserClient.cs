@@ -37,6 +37,13 @@ internal sealed partial class UiBrowserClient : IDisposable
         return (response, await response.Content.ReadAsStringAsync());
     }
 
+    /// <summary>Posts <paramref name="content"/> as it is (a body no <see cref="FormUrlEncodedContent"/> would write).</summary>
+    public async Task<(HttpResponseMessage Response, string Html)> PostAsync(string path, HttpContent content)
+    {
+        var response = await _client.PostAsync(path, content);
+        return (response, await response.Content.ReadAsStringAsync());
+    }
+
     /// <summary>Loads <paramref name="pagePath"/> for its token, then posts <paramref name="fields"/> with it to <paramref name="action"/>.</summary>
     public async Task<(HttpResponseMessage Response, string Html)> SubmitAsync(string pagePath, string action, params (string Name, string Value)[] fields)
     {

@@ -323,7 +323,8 @@ internal static class UiBrowserFlows
         await ui.ShotAsync(page, "memory-history");
 
         await page.GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
-        await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/ui/memories\\?deleted=" + id));
+        await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/ui/memories$"));
+        await Expect(page.Locator(".notice.ok")).ToHaveTextAsync($"Deleted {id}.");
         (await ui.Rest.GetAsync($"/v1/memories/{id}")).StatusCode.Should().Be(System.Net.HttpStatusCode.NotFound);
     }
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using Engram.Core.Security;
 using Engram.Server;
+using Engram.Server.Http;
 using Engram.Server.Ui;
 using Engram.Tests.Support;
 
@@ -9,7 +10,10 @@ namespace Engram.Tests.Ui;
 /// <summary>
 /// What a hostile-input probe of the web UI found (session 2026-12-07), each held here: a return path that broke the
 /// login, a session cookie that outlived its logout, a 429 without Retry-After, webhook credentials on the admin page,
-/// framing and caching headers, and right-to-left overrides in stored names turning the sentences around them.
+/// framing and caching headers, and right-to-left overrides in stored names turning the sentences around them; and what
+/// it left open (session 51): antiforgery tokens not bound to the login, refusals before the UI code reaching a browser
+/// as JSON, invalid UTF-8 in a form body replaced without a word, a success notice that echoed the link, and the
+/// overview and whole-graph pages reading the whole graph.
 /// </summary>
 public sealed class UiHostileInputTests(OpenUiServer fixture) : IClassFixture<OpenUiServer>
 {
@@ -164,5 +168,148 @@ public sealed class UiHostileInputTests(OpenUiServer fixture) : IClassFixture<Op
 
         var (_, dry) = await browser.SubmitAsync("/ui/memories", "/ui/memories/bulk-delete", ("user_id", "bidi-user" + rlo + "x"));
         dry.Should().Contain("memories of user &#x2068;bidi-user&#x202E;x&#x2069; would be deleted", "the dry run's sentence is what the delete is confirmed on");
+    }
+
+    [Fact]
+    public async Task An_antiforgery_token_from_one_login_is_refused_on_the_post_of_another()
+    {
+        await using var server = await EngramServer.StartAsync();
+        var keyA = await server.CreateKeyAsync("acme", Role.Write, name: "af-attacker");
+        var keyB = await server.CreateKeyAsync("acme", Role.Write, name: "af-victim");
+        using var attacker = new UiBrowserClient(server.BaseAddress);
+        using var victim = new UiBrowserClient(server.BaseAddress);
+        await attacker.SubmitAsync("/ui/login", "/ui/login", ("key", keyA));
+        await victim.SubmitAsync("/ui/login", "/ui/login", ("key", keyB));
+        var (_, attackerPage) = await attacker.GetAsync("/ui/memories");
+        var token = UiBrowserClient.Token(attackerPage).Value;
+        var ui = new Uri(server.BaseAddress, "/ui");
+        var attackerCookie = attacker.Cookies.GetCookies(ui).Single(c => c.Name == "engram_af").Value;
+
+        // The attacker plants their own antiforgery cookie in the victim's browser (a sibling host, a plain-HTTP answer)
+        // and makes it post their token: the pair matches, and it was accepted under the victim's login.
+        victim.Cookies.Add(server.BaseAddress, new Cookie("engram_af", attackerCookie, "/ui"));
+        var (crossed, html) = await victim.PostFormAsync("/ui/memories", [new("_af", token), new("content", "planted across logins")]);
+
+        crossed.StatusCode.Should().Be(HttpStatusCode.BadRequest, html);
+        crossed.Content.Headers.ContentType!.MediaType.Should().Be("text/html");
+        html.Should().Contain("antiforgery");
+        (await server.ClientWithKey(keyB).GetStringAsync("/v1/memories")).Should().NotContain("planted across logins");
+        var (own, _) = await attacker.PostFormAsync("/ui/memories", [new("_af", token), new("content", "added by its own login")]);
+        own.StatusCode.Should().Be(HttpStatusCode.Redirect, "the same login's token is accepted");
+    }
+
+    [Theory]
+    [InlineData("/memories?user_id=a%00b", 400, "NUL")]
+    [InlineData("/memories?user_id=%FF", 400, "not UTF-8")]
+    [InlineData("/memories/%FF", 400, "not UTF-8")]
+    [InlineData("/memories?user_id=LONG", 414, "the limit is")]
+    public async Task A_refusal_before_the_ui_code_is_a_page_for_a_browser_and_a_problem_body_for_the_api(string path, int status, string says)
+    {
+        path = path.Replace("LONG", new string('a', RequestLimits.MaxTargetBytes + 10), StringComparison.Ordinal);
+        using var browser = new UiBrowserClient(Server.BaseAddress);
+
+        var (page, html) = await browser.GetAsync("/ui" + path);
+        var (api, body) = await browser.GetAsync("/v1" + path);
+
+        ((int)page.StatusCode).Should().Be(status, html);
+        page.Content.Headers.ContentType!.MediaType.Should().Be("text/html", "a browser was shown the JSON problem body");
+        html.Should().StartWith("<!doctype html>").And.Contain(says);
+        page.Headers.GetValues("X-Frame-Options").Should().Equal(["DENY"]);
+        ((int)api.StatusCode).Should().Be(status, body);
+        api.Content.Headers.ContentType!.MediaType.Should().Be("application/problem+json", "the API keeps its problem body, Accept or not");
+        using var raw = new HttpClient { BaseAddress = Server.BaseAddress };
+        (await raw.GetAsync("/ui" + path)).Content.Headers.ContentType!.MediaType.Should().Be("application/problem+json", "a client that does not ask for HTML");
+    }
+
+    [Theory]
+    [InlineData("/memories/a%00b", 400)]
+    [InlineData("/memories?user_id=HUGE", 414)]
+    public async Task A_refusal_kestrel_makes_itself_is_a_page_for_a_browser_under_ui(string target, int status)
+    {
+        // Kestrel refuses a NUL in the path, and a target past its own line limit, before any middleware runs.
+        target = target.Replace("HUGE", new string('a', 9 * RequestLimits.MaxTargetBytes), StringComparison.Ordinal);
+        var timeout = TimeSpan.FromSeconds(10);
+
+        var page = await Hostile.RawHttp.RawAsync(Server.BaseAddress, "GET", "/ui" + target, "Accept: text/html,application/xhtml+xml\r\n", "", timeout);
+        var api = await Hostile.RawHttp.RawAsync(Server.BaseAddress, "GET", "/v1" + target, "Accept: text/html\r\n", "", timeout);
+
+        page.Status.Should().Be(status, page.Body);
+        page.ContentType.Should().StartWith("text/html", "a browser was shown the JSON problem body");
+        page.Body.Should().StartWith("<!doctype html>").And.Contain("Back to the overview");
+        api.Status.Should().Be(status);
+        api.ContentType.Should().Be("application/problem+json");
+    }
+
+    [Theory]
+    [InlineData("content=bad%FFbytes&user_id=ui-utf8")]
+    [InlineData("content=ok&user_id=ui-utf8%C3")]
+    [InlineData("content=raw{FF}byte&user_id=ui-utf8")]
+    public async Task A_form_body_that_is_not_utf8_is_refused_not_stored_with_replacement_characters(string fields)
+    {
+        using var browser = new UiBrowserClient(Server.BaseAddress);
+        var (_, form) = await browser.GetAsync("/ui/memories");
+        var token = Uri.EscapeDataString(UiBrowserClient.Token(form).Value);
+        byte[] body = [.. System.Text.Encoding.ASCII.GetBytes($"_af={token}&"), .. fields.Split("{FF}").SelectMany((part, i) =>
+            i == 0 ? System.Text.Encoding.ASCII.GetBytes(part) : [0xFF, .. System.Text.Encoding.ASCII.GetBytes(part)])];
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-www-form-urlencoded");
+
+        var (response, html) = await browser.PostAsync("/ui/memories", content);
+
+        response.StatusCode.Should().Be(HttpStatusCode.BadRequest, html);
+        response.Content.Headers.ContentType!.MediaType.Should().Be("text/html");
+        html.Should().Contain("UTF-8");
+        (await Server.Client.GetStringAsync("/v1/memories?user_id=ui-utf8")).Should().NotContain("\uFFFD", "the form was stored with U+FFFD in place of the bytes")
+            .And.NotContain("\\ufffd");
+    }
+
+    [Theory]
+    [InlineData("deleted")]
+    [InlineData("added")]
+    public async Task A_success_notice_never_echoes_the_link(string parameter)
+    {
+        using var browser = new UiBrowserClient(Server.BaseAddress);
+
+        var (response, html) = await browser.GetAsync($"/ui/memories?{parameter}=" + Uri.EscapeDataString("your account. Call +1 555 0100 to restore it"));
+
+        response.StatusCode.Should().Be(HttpStatusCode.OK, "an old link still opens the listing");
+        html.Should().NotContain("555 0100", "a link made the page say \"Deleted <any text>\"");
+        html.Should().NotContain("class=\"notice ok\"");
+    }
+
+    [Fact]
+    public async Task A_delete_is_confirmed_once_with_the_id_the_server_deleted()
+    {
+        var id = (await Server.CreateAsync(new { content = "to be deleted through the form", user_id = "ui-flash" })).GetProperty("id").GetString()!;
+        using var browser = new UiBrowserClient(Server.BaseAddress);
+        var (_, detail) = await browser.GetAsync($"/ui/memories/{id}");
+        var (deleted, _) = await browser.PostFormAsync($"/ui/memories/{id}/delete", [new("_af", UiBrowserClient.Token(detail).Value)]);
+        deleted.StatusCode.Should().Be(HttpStatusCode.Redirect);
+        var (_, listing) = await browser.GetAsync(deleted.Headers.Location!.OriginalString);
+        var (_, again) = await browser.GetAsync(deleted.Headers.Location!.OriginalString);
+
+        listing.Should().Contain($"Deleted {id}.");
+        again.Should().NotContain($"Deleted {id}.", "the notice is shown once, after the delete");
+    }
+
+    [Fact]
+    public async Task The_whole_graph_page_shows_a_bounded_page_and_says_how_many_there_are()
+    {
+        await using var server = await EngramServer.StartAsync();
+        var entities = Enumerable.Range(0, UiGraph.PageSize + 12).Select(i => new { name = $"node-{i:D3}", entity_type = "t" }).ToList();
+        (await server.PostJsonAsync("/v1/graph/entities", System.Text.Json.JsonSerializer.Serialize(new { entities }))).EnsureSuccessStatusCode();
+        (await server.PostJsonAsync("/v1/graph/relations", """{"relations":[{"from":"node-000","to":"node-001","relation_type":"knows"}]}"""))
+            .EnsureSuccessStatusCode();
+        using var browser = new UiBrowserClient(server.BaseAddress);
+
+        var (_, graph) = await browser.GetAsync("/ui/graph");
+        var (_, overview) = await browser.GetAsync("/ui");
+
+        graph.Should().Contain($"Showing {UiGraph.PageSize} of {entities.Count} entities");
+        System.Text.RegularExpressions.Regex.Matches(graph, "<tr><td><a href=\"/ui/graph\\?entity=").Count.Should().Be(UiGraph.PageSize);
+        graph.Should().Contain($"node-{entities.Count - 1:D3}", "the most recently created come first").And.NotContain("entity=node-000&", "the oldest are past the page");
+        var (_, named) = await browser.GetAsync("/ui/graph?entity=node-000");
+        named.Should().Contain("node-001", "naming an entity narrows to its neighbours");
+        overview.Should().MatchRegex($"<b>{entities.Count}</b><span>entities</span>").And.MatchRegex("<b>1</b><span>relations</span>");
     }
 }

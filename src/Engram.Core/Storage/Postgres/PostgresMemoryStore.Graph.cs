@@ -231,6 +231,40 @@ public sealed partial class PostgresMemoryStore : IGraphStore
             return new KnowledgeGraph(entities, relations);
         }, ct);
 
+    public Task<GraphCounts> CountGraphAsync(Caller caller, CancellationToken ct = default) =>
+        ReadAsync(async c =>
+        {
+            long entities = 0, relations = 0;
+            await using var command = Command(c,
+                $"SELECT kind, SUM(n)::bigint FROM {KeptCounts} WHERE tenant = $1 AND kind IN ('entity', 'relation') GROUP BY kind").Text(caller.Tenant);
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                if (reader.GetString(0) == "entity")
+                {
+                    entities = reader.GetInt64(1);
+                }
+                else
+                {
+                    relations = reader.GetInt64(1);
+                }
+            }
+            return new GraphCounts(entities, relations);
+        }, ct);
+
+    public Task<IReadOnlyList<string>> ListRecentEntityNamesAsync(Caller caller, int limit, CancellationToken ct = default) =>
+        ReadAsync<IReadOnlyList<string>>(async c =>
+        {
+            var names = new List<string>(Math.Min(limit, 1024));
+            await using var command = Command(c, "SELECT name FROM graph_entities WHERE tenant = $1 ORDER BY eid DESC LIMIT $2").Text(caller.Tenant).Int(limit);
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                names.Add(reader.GetString(0));
+            }
+            return names;
+        }, ct);
+
     public Task<IReadOnlyList<string>> FindEntityNamesAsync(Caller caller, string nameKey, CancellationToken ct = default) =>
         ReadAsync<IReadOnlyList<string>>(async c =>
         {

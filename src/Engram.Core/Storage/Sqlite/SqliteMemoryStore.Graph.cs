@@ -214,6 +214,39 @@ public sealed partial class SqliteMemoryStore : IGraphStore
             return new KnowledgeGraph(entities, relations);
         }, ct).AsTask();
 
+    public Task<GraphCounts> CountGraphAsync(Caller caller, CancellationToken ct = default) =>
+        _readers.ReadAsync(c =>
+        {
+            long entities = 0, relations = 0;
+            using var statement = c.Prepare("SELECT kind, SUM(n) FROM row_counts WHERE tenant = ?1 AND kind IN ('entity', 'relation') GROUP BY kind");
+            statement.BindAll([caller.Tenant]);
+            while (statement.Step())
+            {
+                if (statement.GetText(0) == "entity")
+                {
+                    entities = statement.GetInt64(1);
+                }
+                else
+                {
+                    relations = statement.GetInt64(1);
+                }
+            }
+            return new GraphCounts(entities, relations);
+        }, ct).AsTask();
+
+    public Task<IReadOnlyList<string>> ListRecentEntityNamesAsync(Caller caller, int limit, CancellationToken ct = default) =>
+        _readers.ReadAsync<IReadOnlyList<string>>(c =>
+        {
+            var names = new List<string>(Math.Min(limit, 1024));
+            using var statement = c.Prepare("SELECT name FROM graph_entities WHERE tenant = ?1 ORDER BY rowid DESC LIMIT ?2");
+            statement.BindAll([caller.Tenant, (long)limit]);
+            while (statement.Step())
+            {
+                names.Add(statement.GetText(0));
+            }
+            return names;
+        }, ct).AsTask();
+
     public Task<IReadOnlyList<string>> FindEntityNamesAsync(Caller caller, string nameKey, CancellationToken ct = default) =>
         _readers.ReadAsync<IReadOnlyList<string>>(c =>
         {
