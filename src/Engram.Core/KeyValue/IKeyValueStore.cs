@@ -42,15 +42,16 @@ public interface IKeyValueStore
     /// <summary>In the order given; null where the key is missing or expired.</summary>
     Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default);
 
-    /// <summary>Returns whether a live entry was deleted.</summary>
-    Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default);
+    /// <summary>Returns whether a live entry was deleted (<paramref name="afterWritesUnderWay"/>: as for <see cref="SetKvAsync"/>).</summary>
+    Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, bool afterWritesUnderWay = false, CancellationToken ct = default);
 
     /// <summary>
     /// Deletes the live entries among <paramref name="storedKeys"/> (distinct keys) in one step, as atomic as a
     /// <see cref="TransactKvAsync{T}"/>: each with its history entry and change-log entry, in the order given. Returns
-    /// how many were deleted (a multi-key DEL).
+    /// how many were deleted (a multi-key DEL). <paramref name="afterWritesUnderWay"/>: as for <see cref="SetKvAsync"/>.
     /// </summary>
-    Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, CancellationToken ct = default);
+    Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default);
 
     /// <summary>
     /// Adds <paramref name="by"/> to the integer value inside the write transaction (so concurrent
@@ -62,17 +63,23 @@ public interface IKeyValueStore
     Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
         bool afterWritesUnderWay = false, CancellationToken ct = default);
 
-    /// <summary>Sets a new expiry (null: never); returns false when there is no live entry.</summary>
-    Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default);
+    /// <summary>
+    /// Sets a new expiry (null: never); returns false when there is no live entry. <paramref name="afterWritesUnderWay"/>: as
+    /// for <see cref="SetKvAsync"/>.
+    /// </summary>
+    Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default);
 
     /// <summary>
     /// Reads the key's live entry (null: missing or expired) and makes the change <paramref name="decide"/>
     /// returns for it, in one step that no other write of the key can interleave with (Redis's SET … GET,
     /// GETDEL, GETEX, EXPIRE NX/XX/GT/LT). <paramref name="decide"/> gets the entry and the store's time
     /// (unix ms); it must be quick and free of side effects (it may run twice when a write is retried), and
-    /// may throw to refuse (nothing is written). History and change log as for any write.
+    /// may throw to refuse (nothing is written). History and change log as for any write. <paramref name="afterWritesUnderWay"/>:
+    /// as for <see cref="SetKvAsync"/> (a relaxed delete or expiry change may otherwise be acknowledged ahead of writes queued before it).
     /// </summary>
-    Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability, CancellationToken ct = default);
+    Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability,
+        bool afterWritesUnderWay = false, CancellationToken ct = default);
 
     /// <summary>
     /// A multi-key transaction (Redis's MULTI/EXEC): reads the entries of <paramref name="storedKeys"/>, runs

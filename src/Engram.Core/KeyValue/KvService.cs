@@ -87,7 +87,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     {
         var partition = Enter(caller, Role.Write, "delete keys");
         KvKeys.Validate(key);
-        if (!await store.DeleteKvAsync(partition, KvKeys.ToStored(caller.Tenant, key!), options.Durability, ct).ConfigureAwait(false))
+        if (!await store.DeleteKvAsync(partition, KvKeys.ToStored(caller.Tenant, key!), options.Durability, ct: ct).ConfigureAwait(false))
         {
             throw new NotFoundException($"no key '{key}'");
         }
@@ -120,7 +120,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
             throw new ValidationException("ttl_seconds", "ttl_seconds is required (0 removes the expiry)");
         }
         var stored = KvKeys.ToStored(caller.Tenant, key!);
-        if (!await store.ExpireKvAsync(partition, stored, ExpiresAt(ttlSeconds, "ttl_seconds"), options.Durability, ct).ConfigureAwait(false))
+        if (!await store.ExpireKvAsync(partition, stored, ExpiresAt(ttlSeconds, "ttl_seconds"), options.Durability, ct: ct).ConfigureAwait(false))
         {
             throw new NotFoundException($"no key '{key}'");
         }
@@ -415,19 +415,22 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
         return store.SetManyKvAsync(partition, writes, options.Durability, afterWritesUnderWay, ct);
     }
 
-    /// <summary>Deletes the key; false when there was no live entry.</summary>
-    public Task<bool> DeleteKeyAsync(Caller caller, string key, CancellationToken ct = default)
+    /// <summary>
+    /// Deletes the key; false when there was no live entry. <paramref name="afterWritesUnderWay"/>: as for
+    /// <see cref="SetPreparedAsync(KvPreparedSet, bool, CancellationToken)"/>.
+    /// </summary>
+    public Task<bool> DeleteKeyAsync(Caller caller, string key, CancellationToken ct = default, bool afterWritesUnderWay = false)
     {
         var partition = Enter(caller, Role.Write, "delete keys");
         KvKeys.Validate(key);
-        return store.DeleteKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), options.Durability, ct);
+        return store.DeleteKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), options.Durability, afterWritesUnderWay, ct);
     }
 
     /// <summary>
     /// Deletes the keys in one step of the store (atomic, as Redis's DEL of several keys); a key named twice counts once.
     /// Returns how many live entries were deleted.
     /// </summary>
-    public Task<int> DeleteKeysAsync(Caller caller, IReadOnlyList<string> keys, CancellationToken ct = default)
+    public Task<int> DeleteKeysAsync(Caller caller, IReadOnlyList<string> keys, CancellationToken ct = default, bool afterWritesUnderWay = false)
     {
         var partition = Enter(caller, Role.Write, "delete keys");
         var stored = new List<string>(keys.Count);
@@ -441,7 +444,7 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
                 stored.Add(storedKey);
             }
         }
-        return store.DeleteManyKvAsync(partition, stored, options.Durability, ct);
+        return store.DeleteManyKvAsync(partition, stored, options.Durability, afterWritesUnderWay, ct);
     }
 
     /// <summary>
@@ -482,13 +485,16 @@ public sealed class KvService(IKeyValueStore store, KvOptions options, TimeProvi
     /// Reads the key's live entry and makes the change <paramref name="decide"/> returns, in one step of the
     /// store that no other write of the key interleaves with (SET … GET, GETDEL, GETEX, EXPIRE NX/XX/GT/LT,
     /// PERSIST over RESP). A new value or expiry is checked as any write's (size, farthest expiry); the
-    /// decision may throw to refuse. Needs the write role even when nothing changes.
+    /// decision may throw to refuse. Needs the write role even when nothing changes. <paramref name="afterWritesUnderWay"/>: as
+    /// for <see cref="SetPreparedAsync(KvPreparedSet, bool, CancellationToken)"/>.
     /// </summary>
-    public Task<KvUpdated> UpdateAsync(Caller caller, string key, Func<KvEntry?, long, KvChange> decide, CancellationToken ct = default)
+    public Task<KvUpdated> UpdateAsync(Caller caller, string key, Func<KvEntry?, long, KvChange> decide, CancellationToken ct = default,
+        bool afterWritesUnderWay = false)
     {
         var partition = Enter(caller, Role.Write, "write keys");
         KvKeys.Validate(key);
-        return store.UpdateKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), (entry, now) => Checked(key, decide(entry, now), now), options.Durability, ct);
+        return store.UpdateKvAsync(partition, KvKeys.ToStored(caller.Tenant, key), (entry, now) => Checked(key, decide(entry, now), now), options.Durability,
+            afterWritesUnderWay, ct);
     }
 
     private KvChange Checked(string key, KvChange change, long now)

@@ -239,10 +239,11 @@ public sealed class KvTransaction : IKeyValueStore
     public Task<IReadOnlyList<KvEntry?>> GetManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, CancellationToken ct = default) =>
         Task.FromResult<IReadOnlyList<KvEntry?>>([.. storedKeys.Select(Live)]);
 
-    public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
+    public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, bool afterWritesUnderWay = false, CancellationToken ct = default) =>
         Task.FromResult(Delete(storedKey));
 
-    public Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, CancellationToken ct = default) =>
+    public Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default) =>
         Task.FromResult(storedKeys.Count(Delete));
 
     public Task<long> IncrementKvAsync(Caller caller, string storedKey, long by, long? expiresAtMsIfNew, WriteDurability durability, bool textIntegers = false,
@@ -254,11 +255,12 @@ public sealed class KvTransaction : IKeyValueStore
         return Task.FromResult(next);
     }
 
-    public Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default) =>
+    public Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default) =>
         Task.FromResult(Expire(storedKey, expiresAtMs));
 
     public Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability,
-        CancellationToken ct = default)
+        bool afterWritesUnderWay = false, CancellationToken ct = default)
     {
         var live = Live(storedKey);
         var change = decide(live, NowMs);

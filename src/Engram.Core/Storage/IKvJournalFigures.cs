@@ -13,6 +13,12 @@ public interface IKvJournalFigures
     /// <summary>Increments (INCR, INCRBY, DECR…) acknowledged through the journal since the store opened.</summary>
     long JournaledIncrements { get; }
 
+    /// <summary>Deletes (DEL, UNLINK, GETDEL, an EXPIRE in the past; a record per live key) acknowledged through the journal since the store opened.</summary>
+    long JournaledDeletes { get; }
+
+    /// <summary>Expiry changes (EXPIRE and its forms, PERSIST, GETEX with an expiry) acknowledged through the journal since the store opened.</summary>
+    long JournaledExpiryChanges { get; }
+
     /// <summary>Writes acknowledged through the journal and not yet applied to the database's tables.</summary>
     int JournalPending { get; }
 

@@ -45,8 +45,12 @@ internal sealed partial class EngramGauges : IDisposable
             description: "Relaxed SETs acknowledged through the key-value journal (SQLite) instead of a writer transaction; the rest of the SETs went through the writer.");
         meter.CreateObservableCounter("engram_kv_journal_increments_total", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.JournaledIncrements : 0),
             description: "Relaxed increments (INCR, INCRBY, DECR, DECRBY; REST and MCP increments) acknowledged through the key-value journal (SQLite) instead of a writer transaction.");
+        meter.CreateObservableCounter("engram_kv_journal_deletes_total", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.JournaledDeletes : 0),
+            description: "Relaxed deletes of live keys (DEL, UNLINK, GETDEL, an EXPIRE in the past; REST and MCP deletes) acknowledged through the key-value journal (SQLite) instead of a writer transaction.");
+        meter.CreateObservableCounter("engram_kv_journal_expiry_changes_total", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.JournaledExpiryChanges : 0),
+            description: "Relaxed expiry changes (EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST, GETEX with an expiry; REST and MCP TTL changes) acknowledged through the key-value journal (SQLite) instead of a writer transaction.");
         meter.CreateObservableGauge("engram_kv_journal_pending", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.JournalPending : 0),
-            description: "Relaxed SETs and increments acknowledged through the key-value journal and not yet applied to the database (the writer applies them within milliseconds).");
+            description: "Relaxed SETs, increments, deletes and expiry changes acknowledged through the key-value journal and not yet applied to the database (the writer applies them within milliseconds).");
         meter.CreateObservableGauge("engram_kv_key_filter_bytes", () => Sum(g => g._engine.Store is IKvJournalFigures f ? f.KeyFilterBytes : 0),
             description: "Memory of the filter of stored keys (SQLite), which answers a GET of a key never written and journals the first SET of a new key without a database read; about 2 bytes per key, 256 KB at least.");
         meter.CreateObservableGauge("engram_store_notices", () => Sum(g => g._engine.Store is IStoreNotices n ? n.NoticeCount : 0),

@@ -231,7 +231,7 @@ internal sealed partial class RespConnection
                 {
                     if (_argCount == 2)
                     {
-                        Defer(_kv.DeleteKeyAsync(caller, Text(1), ct), PendingKind.OneOrZero);
+                        Defer(_kv.DeleteKeyAsync(caller, Text(1), ct, afterWritesUnderWay: WritesUnderWay), PendingKind.OneOrZero);
                     }
                     else
                     {

@@ -341,7 +341,7 @@ internal sealed partial class RespConnection
         }
         // Started without waiting, as DEL and INCR are: a pipeline of EXPIREs reaches the store together (on PostgreSQL,
         // in one group's transaction instead of a commit each).
-        Defer(ExpireInStoreAsync(caller, Text(1), command, nx, xx, gt, lt, expiresAt, ct), PendingKind.OneOrZero);
+        Defer(ExpireInStoreAsync(caller, Text(1), command, nx, xx, gt, lt, expiresAt, WritesUnderWay, ct), PendingKind.OneOrZero);
     }
 
     /// <summary>Replies <paramref name="error"/> after the replies of the writes under way (a refusal of a command that defers its write).</summary>
@@ -356,7 +356,7 @@ internal sealed partial class RespConnection
     /// store. Whether it changed the key; an expiry too far away for Engram is refused with Redis's error.
     /// </summary>
     private async Task<bool> ExpireInStoreAsync(Caller caller, string key, string command, bool nx, bool xx, bool gt, bool lt, long expiresAt,
-        CancellationToken ct)
+        bool afterWritesUnderWay, CancellationToken ct)
     {
         var tooFar = false;
         var result = await _kv.UpdateAsync(caller, key, (entry, at) =>
@@ -376,7 +376,7 @@ internal sealed partial class RespConnection
             }
             tooFar = expiresAt > at + KvOptions.MaxTtlSeconds * 1000;
             return tooFar ? KvChange.Keep : KvChange.ExpireAt(expiresAt);
-        }, ct).ConfigureAwait(false);
+        }, ct, afterWritesUnderWay).ConfigureAwait(false);
         return tooFar ? throw new RespErrorReplyException($"ERR invalid expire time in '{command.ToLowerInvariant()}' command") : result.Changed;
     }
 

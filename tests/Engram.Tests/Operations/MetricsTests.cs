@@ -179,7 +179,7 @@ public sealed partial class MetricsTests : IDisposable
 
     /// <summary>Writes memories, keys, a graph, searches of each kind and one backup, then scrapes <c>/metrics</c> (open mode: loopback, no keys).</summary>
     [Fact]
-    public async Task Relaxed_sets_and_increments_through_the_key_value_journal_are_counted_apart()
+    public async Task Relaxed_sets_increments_expiry_changes_and_deletes_through_the_key_value_journal_are_counted_apart()
     {
         await using var server = await EngramServer.StartAsync(configure: o => o.KeyValue.Durability = Core.Storage.WriteDurability.Relaxed);
         // A new key is journaled from its first SET (the key filter knows it has no state), and so are the next ones.
@@ -191,11 +191,18 @@ public sealed partial class MetricsTests : IDisposable
         {
             (await server.Client.PostAsJsonAsync("/v1/kv/metrics:journaled/incr", new { by = 5 })).EnsureSuccessStatusCode();
         }
+        for (var i = 0; i < 2; i++)
+        {
+            (await server.Client.PostAsJsonAsync("/v1/kv/metrics:journaled/expire", new { ttl_seconds = 600 + i })).EnsureSuccessStatusCode();
+        }
+        (await server.Client.DeleteAsync("/v1/kv/metrics:journaled")).EnsureSuccessStatusCode();
         var body = await server.Client.GetStringAsync("/metrics");
         // (A write made while a writer group on key states runs, the sweeper's, goes through the writer: hence ranges.
-        // At most 4 SETs: the increments are not counted among them.)
+        // At most 4 SETs: the increments, expiry changes and the delete are not counted among them.)
         Value(body, "engram_kv_journal_sets_total").Should().BeInRange(3, 4, body);
         Value(body, "engram_kv_journal_increments_total").Should().BeInRange(1, 2, body);
+        Value(body, "engram_kv_journal_expiry_changes_total").Should().BeInRange(1, 2, body);
+        Value(body, "engram_kv_journal_deletes_total").Should().BeInRange(0, 1, body);
         Value(body, "engram_kv_journal_pending").Should().NotBeNull(body);
         Value(body, "engram_kv_key_filter_bytes").Should().BeGreaterThanOrEqualTo(256 * 1024, "the smallest filter is 256 KB; " + body);
     }

@@ -61,7 +61,7 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
 
     // The single-key changes below are decisions over the key's live entry (KeyChange), which the log queue runs in its
     // groups beside SETs, or alone: the same code either way (WriteBatchedAsync).
-    public async Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
+    public async Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, bool afterWritesUnderWay = false, CancellationToken ct = default) =>
         (bool)(await ChangeGroupedAsync(caller, storedKey, (live, _) => live is null
             ? new KeyDecision(KvChange.Keep, "", false)
             : new KeyDecision(KvChange.Remove, KvEvents.Deleted, true), durability, ct).ConfigureAwait(false))!;
@@ -75,14 +75,15 @@ public sealed partial class PostgresMemoryStore : IKeyValueStore
                 KvEvents.Incremented, next);
         }, durability, ct).ConfigureAwait(false))!;
 
-    public async Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default) =>
+    public async Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default) =>
         (bool)(await ChangeGroupedAsync(caller, storedKey, (live, _) => live is null
             ? new KeyDecision(KvChange.Keep, "", false)
             : new KeyDecision(KvChange.ExpireAt(expiresAtMs), KvEvents.TtlChanged, true), durability, ct).ConfigureAwait(false))!;
 
     // Under the log lock (a queued write): no other write, on any instance, comes between the read and the write.
     public async Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability,
-        CancellationToken ct = default) =>
+        bool afterWritesUnderWay = false, CancellationToken ct = default) =>
         (KvUpdated)(await ChangeGroupedAsync(caller, storedKey, (live, now) =>
         {
             var change = decide(live, now);

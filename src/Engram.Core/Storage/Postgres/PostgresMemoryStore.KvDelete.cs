@@ -62,7 +62,8 @@ public sealed partial class PostgresMemoryStore
         }
     }
 
-    public Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, CancellationToken ct = default)
+    public Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default)
     {
         if (storedKeys.Count == 0)
         {

@@ -39,6 +39,16 @@ internal sealed unsafe partial class SqliteKvJournal
     /// <summary>"EKJ2": read as a record's length by the previous release it is far above any record, so it reads an empty file.</summary>
     private const uint Magic = 0x324A_4B45;
 
+    /// <summary>
+    /// The header's format, at bytes 24..28 and covered by its CRC. Format 3 (this release) may hold DEL and expiry records
+    /// (<see cref="RecordKind"/>); format 2 (a zero there, and a CRC of the first 20 bytes only) holds SETs and increments.
+    /// A release that knows only format 2 computes its CRC over the first 20 bytes, finds it wrong, takes the header for a
+    /// damaged one and moves a file that holds records aside unapplied (<c>engram.db-kvjournal.foreign-…</c>): it would
+    /// otherwise have applied a DEL or an expiry change as a SET of an empty value. Put back beside the database under this
+    /// release, the file is applied.
+    /// </summary>
+    private const uint Format = 3;
+
     private const int LegacyFixedPayloadBytes = 24;
 
     /// <summary>Texts were written as valid UTF-8: bytes that are not were damaged (or are not a record).</summary>
@@ -100,7 +110,7 @@ internal sealed unsafe partial class SqliteKvJournal
             var journal = new SqliteKvJournal(file, states, Math.Max(appliedJsn, scan.Newest) + 1, scan.Records)
             {
                 _zeroTo = scan.Extent,
-                _headerIsOurs = scan.Identity is { } id && identity is not null && id.AsSpan().SequenceEqual(identity),
+                _headerIsOurs = scan.Identity is { } id && identity is not null && id.AsSpan().SequenceEqual(identity) && scan.Format == Format,
                 _openedNewest = scan.Newest,
             };
             if (foreign is not null)
@@ -215,13 +225,30 @@ internal sealed unsafe partial class SqliteKvJournal
                 header.Clear();
                 BinaryPrimitives.WriteUInt32LittleEndian(header, Magic);
                 identity.CopyTo(header[4..20]);
-                BinaryPrimitives.WriteUInt32LittleEndian(header[20..], Crc32.HashToUInt32(header[..20]));
+                BinaryPrimitives.WriteUInt32LittleEndian(header[24..], Format);
+                BinaryPrimitives.WriteUInt32LittleEndian(header[20..], HeaderCrc(header, Format));
                 _headerIsOurs = true;
             }
             _nextJsn = Math.Max(appliedJsn, _openedNewest) + 1;
             _fileBytes = FileHeaderBytes;
             _accepting = true;
         }
+    }
+
+    /// <summary>
+    /// The header's CRC-32: of its first 20 bytes in format 2, of those and the format field in format 3 (so that a release
+    /// that knows only format 2 finds it wrong, see <see cref="Format"/>).
+    /// </summary>
+    private static uint HeaderCrc(ReadOnlySpan<byte> header, uint format)
+    {
+        if (format == 2)
+        {
+            return Crc32.HashToUInt32(header[..20]);
+        }
+        var crc = new Crc32();
+        crc.Append(header[..20]);
+        crc.Append(header[24..28]);
+        return crc.GetCurrentHashAsUInt32();
     }
 
     /// <summary>What <see cref="Read"/> found.</summary>
@@ -240,6 +267,9 @@ internal sealed unsafe partial class SqliteKvJournal
         public bool HasHeader { get; set; }
 
         public byte[]? Identity { get; set; }
+
+        /// <summary>The header's format (2 or <see cref="Format"/>) when <see cref="Identity"/> was read.</summary>
+        public uint Format { get; set; }
 
         /// <summary>Some intact record is in the file, whatever its number.</summary>
         public bool AnyRecord { get; set; }
@@ -281,9 +311,12 @@ internal sealed unsafe partial class SqliteKvJournal
         if (bytes.Length >= FileHeaderBytes && BinaryPrimitives.ReadUInt32LittleEndian(bytes) == Magic)
         {
             scan.HasHeader = true;
-            if (Crc32.HashToUInt32(bytes.AsSpan(0, 20)) == BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(20)))
+            var crc = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(20));
+            var format = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(24));
+            if ((format == Format && HeaderCrc(bytes, Format) == crc) || (format == 0 && HeaderCrc(bytes, 2) == crc))
             {
                 scan.Identity = bytes[4..20];
+                scan.Format = format == 0 ? 2 : format;
             }
             ReadRecords(bytes, appliedJsn, scan);
         }
@@ -403,12 +436,12 @@ internal sealed unsafe partial class SqliteKvJournal
         batch = BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]);
         var at = BinaryPrimitives.ReadInt64LittleEndian(payload[12..]);
         var expires = BinaryPrimitives.ReadInt64LittleEndian(payload[20..]);
-        var incremented = offset < payload.Length && payload[offset] == IncrementMark;
-        if (jsn <= 0 || (batch & ~LastInBatch) >= jsn)
+        var kind = offset < payload.Length ? (RecordKind)payload[offset] : RecordKind.Set;
+        if (jsn <= 0 || (batch & ~LastInBatch) >= jsn || kind > RecordKind.TtlChanged || (kind != RecordKind.Set && offset + 1 != payload.Length))
         {
             return Parsed.Unreadable;
         }
-        record = new Record(jsn, new Caller(tenant, actor), new KvWrite(key, json, expires == long.MinValue ? null : expires), at, incremented);
+        record = new Record(jsn, new Caller(tenant, actor), new KvWrite(key, json, expires == long.MinValue ? null : expires), at, kind);
         end = position + HeaderBytes + size;
         return Parsed.Intact;
     }
@@ -474,12 +507,13 @@ internal sealed unsafe partial class SqliteKvJournal
             }
             var at = BinaryPrimitives.ReadInt64LittleEndian(payload[8..]);
             var expires = BinaryPrimitives.ReadInt64LittleEndian(payload[16..]);
-            var incremented = offset < payload.Length && payload[offset] == IncrementMark;
+            var incremented = offset < payload.Length && payload[offset] == (byte)RecordKind.Incremented;
             newest = jsn;
             scan.AnyRecord = true;
             if (jsn > appliedJsn)
             {
-                scan.Records.Add(new Record(jsn, new Caller(tenant, actor), new KvWrite(key, json, expires == long.MinValue ? null : expires), at, incremented));
+                scan.Records.Add(new Record(jsn, new Caller(tenant, actor), new KvWrite(key, json, expires == long.MinValue ? null : expires), at,
+                    incremented ? RecordKind.Incremented : RecordKind.Set));
                 scan.Newest = jsn;
             }
             position += HeaderBytes + size;

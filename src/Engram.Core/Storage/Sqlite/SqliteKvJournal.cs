@@ -72,12 +72,28 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
 
     /// <summary>
     /// A write waiting to be applied: the caller's partition (tenant and actor), the write and when it was acknowledged.
-    /// <paramref name="Incremented"/>: an INCR, recorded as the value and expiry it produced (history says <c>incremented</c>).
+    /// <paramref name="Kind"/> says what it is (<see cref="RecordKind"/>): a SET, an INCR recorded as the value and expiry it
+    /// produced, a DEL of a live key, or a new expiry of a live key (<see cref="KvWrite.ExpiresAtMs"/>; null: PERSIST).
     /// </summary>
-    internal readonly record struct Record(long Jsn, Caller Caller, KvWrite Write, long At, bool Incremented = false);
+    internal readonly record struct Record(long Jsn, Caller Caller, KvWrite Write, long At, RecordKind Kind = RecordKind.Set)
+    {
+        /// <summary>An INCR (history says <c>incremented</c>).</summary>
+        public bool Incremented => Kind == RecordKind.Incremented;
+    }
 
-    /// <summary>The byte after an increment's texts (a SET's record ends with its value; older readers skip the byte).</summary>
-    private const byte IncrementMark = 1;
+    /// <summary>
+    /// What a record is, written as the byte after its texts (none: a SET). A DEL's and an expiry change's value text is
+    /// empty. The previous release read any byte there other than 1 as a SET of the (empty) value, so files that may hold
+    /// kinds 2 and 3 carry a header of format 3, which that release takes for a damaged header and sets aside unapplied
+    /// (SqliteKvJournal.Recovery.cs).
+    /// </summary>
+    internal enum RecordKind : byte
+    {
+        Set = 0,
+        Incremented = 1,
+        Deleted = 2,
+        TtlChanged = 3,
+    }
 
     private readonly FileStream _file;
     private MemoryMappedFile? _map;
@@ -168,8 +184,16 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
     /// <summary>Of <see cref="Appended"/>, the increments.</summary>
     public long Increments => Volatile.Read(ref _increments);
 
+    /// <summary>Of <see cref="Appended"/>, the deletes (a record per live key deleted).</summary>
+    public long Deletes => Volatile.Read(ref _deletes);
+
+    /// <summary>Of <see cref="Appended"/>, the expiry changes (EXPIRE and its forms, PERSIST, GETEX with an expiry).</summary>
+    public long TtlChanges => Volatile.Read(ref _ttlChanges);
+
     private long _appended;
     private long _increments;
+    private long _deletes;
+    private long _ttlChanges;
 
     /// <summary>
     /// There is a journal beside <paramref name="databasePath"/> and no process owns it: a process that had the store open was
@@ -306,11 +330,146 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
             var wasEmpty = _pending.Count == 0;
             var jsn = _nextJsn++;
             Publish(slot, before, write, live, now, jsn);
-            var record = new Record(jsn, caller, write, now, Incremented: true);
+            var record = new Record(jsn, caller, write, now, RecordKind.Incremented);
             _pending.Add(record);
             wake = Written(Serialize(record, 0, Batch(0, last: true)), 1, wasEmpty);
             Interlocked.Increment(ref _increments);
             value = next;
+        }
+        if (wake)
+        {
+            Nudge?.Invoke();
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Acknowledges a DEL (UNLINK) of <paramref name="storedKeys"/> (distinct) when every key's state is in memory, as
+    /// <see cref="TryAppend"/> does a SET: each live key is deleted (readers see it missing at once) and gets a record, all
+    /// of them copied as one batch (a torn one is dropped whole after a crash, as an MSET's); a key that is missing or
+    /// expired is left alone, as the writer's DEL leaves it. <paramref name="deleted"/>: how many were live. False: nothing
+    /// was done; the caller deletes through the writer.
+    /// </summary>
+    public bool TryDelete(Caller caller, IReadOnlyList<string> storedKeys, long now, out int deleted)
+    {
+        deleted = 0;
+        bool wake;
+        if (_kvGroupRunning)
+        {
+            return false; // as in TryAppend: a caller never waits for a writer group here
+        }
+        long most = 0;
+        for (var i = 0; i < storedKeys.Count; i++)
+        {
+            most += HeaderBytes + MostPayloadBytes(caller, storedKeys[i], 0);
+        }
+        lock (_states.StateLock)
+        {
+            if (!HasRoom(storedKeys.Count, most))
+            {
+                return false;
+            }
+            if (_published.Length < storedKeys.Count)
+            {
+                _published = new (KvSlot, KvHot, KvHot)[Math.Max(storedKeys.Count, _published.Length * 2)];
+            }
+            var wasEmpty = _pending.Count == 0;
+            var firstJsn = _nextJsn;
+            var count = 0;
+            for (var i = 0; i < storedKeys.Count; i++)
+            {
+                var slot = new KvSlot(caller.Tenant, storedKeys[i]);
+                if (!TryGetState(slot, out var before))
+                {
+                    Undo(count, firstJsn);
+                    return false;
+                }
+                if (before.Entry is not { } current || !current.IsLiveAt(now))
+                {
+                    continue; // nothing to delete: no record, as the writer writes nothing for it
+                }
+                var jsn = _nextJsn++;
+                var after = new KvHot(null, before.LastHid, before.Seq, before.FirstUnfoldedHid) { Journaled = jsn };
+                _states.PublishJournaled(slot, after, before);
+                _published[count++] = (slot, before, after);
+                _pending.Add(new Record(jsn, caller, new KvWrite(storedKeys[i], "", null), now, RecordKind.Deleted));
+            }
+            Array.Clear(_published, 0, count);
+            deleted = count;
+            if (count == 0)
+            {
+                return true;
+            }
+            var length = 0;
+            for (var i = 0; i < count; i++)
+            {
+                length = Serialize(_pending[_pending.Count - count + i], length, Batch(i, i == count - 1));
+            }
+            wake = Written(length, count, wasEmpty);
+            Interlocked.Add(ref _deletes, count);
+        }
+        if (wake)
+        {
+            Nudge?.Invoke();
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Acknowledges an atomic update of a key whose state is in memory (EXPIRE and its forms, PERSIST, GETEX with an expiry,
+    /// GETDEL: <c>UpdateKvAsync</c>) when its change is a delete or a new expiry, or nothing: <paramref name="decide"/> runs on
+    /// the live entry readers see (null: missing or expired), which holds every write acknowledged before, under the state
+    /// lock. A delete or a new expiry of the live entry is published and recorded as <see cref="TryDelete"/> records a DEL;
+    /// nothing to change (or a change of a key that is not live) writes nothing. What <paramref name="decide"/> throws comes
+    /// out of here with nothing written. False, with nothing done: the decision is a new value (the writer makes it,
+    /// running <paramref name="decide"/> again), or only the tables know the key, or no room; the caller goes to the writer.
+    /// </summary>
+    public bool TryUpdate(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, long now, out KvUpdated result)
+    {
+        result = default!;
+        bool wake;
+        if (_kvGroupRunning)
+        {
+            return false;
+        }
+        lock (_states.StateLock)
+        {
+            var slot = new KvSlot(caller.Tenant, storedKey);
+            if (!HasRoom(1, HeaderBytes + MostPayloadBytes(caller, storedKey, 0)) || !TryGetState(slot, out var before))
+            {
+                return false;
+            }
+            var live = before.Entry is { } current && current.IsLiveAt(now) ? current : null;
+            var change = decide(live, now);
+            if (change.Kind == KvChangeKind.Set)
+            {
+                return false;
+            }
+            if (live is null || change.Kind is not (KvChangeKind.Delete or KvChangeKind.Expire))
+            {
+                result = new KvUpdated(live, false); // what the writer answers: nothing written
+                return true;
+            }
+            var wasEmpty = _pending.Count == 0;
+            var jsn = _nextJsn++;
+            Record record;
+            if (change.Kind == KvChangeKind.Delete)
+            {
+                _states.PublishJournaled(slot, new KvHot(null, before.LastHid, before.Seq, before.FirstUnfoldedHid) { Journaled = jsn }, before);
+                record = new Record(jsn, caller, new KvWrite(storedKey, "", null), now, RecordKind.Deleted);
+                Interlocked.Increment(ref _deletes);
+            }
+            else
+            {
+                // As the writer's ExpireKv: the value and creation stay, the version rises, the update time is now.
+                var entry = live with { ExpiresAtMs = change.ExpiresAtMs, Version = live.Version + 1, UpdatedAtMs = now };
+                _states.PublishJournaled(slot, new KvHot(entry, before.LastHid, before.Seq, before.FirstUnfoldedHid) { Journaled = jsn }, before);
+                record = new Record(jsn, caller, new KvWrite(storedKey, "", change.ExpiresAtMs), now, RecordKind.TtlChanged);
+                Interlocked.Increment(ref _ttlChanges);
+            }
+            _pending.Add(record);
+            wake = Written(Serialize(record, 0, Batch(0, last: true)), 1, wasEmpty);
+            result = new KvUpdated(live, true);
         }
         if (wake)
         {
@@ -579,9 +738,9 @@ internal sealed unsafe partial class SqliteKvJournal : IWriterGate, IDisposable
         at += WriteText(payload[at..], actor);
         at += WriteText(payload[at..], key);
         at += WriteText(payload[at..], json);
-        if (record.Incremented)
+        if (record.Kind != RecordKind.Set)
         {
-            payload[at++] = IncrementMark;
+            payload[at++] = (byte)record.Kind;
         }
         BinaryPrimitives.WriteInt32LittleEndian(_buffer.AsSpan(offset), at);
         BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(offset + 4), Crc32.HashToUInt32(payload[..at]));

@@ -337,7 +337,8 @@ internal sealed class SqliteKvWriteBehind : ITransactionFollower
     /// <summary>Drops the clean state of a deleted key whose last history row <paramref name="hid"/> was pruned (writer thread).</summary>
     public void ForgetDeleted(KvSlot slot, long hid)
     {
-        if (!_readable.TryGetValue(slot, out var state) || state.Entry is not null || state.LastHid != hid || _committed.ContainsKey(slot))
+        // (A journaled DEL's state is not the tables': it stays until its record is applied.)
+        if (!_readable.TryGetValue(slot, out var state) || state.Entry is not null || state.LastHid != hid || state.Journaled != 0 || _committed.ContainsKey(slot))
         {
             return;
         }

@@ -101,8 +101,9 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     }
 
     /// <summary>
-    /// Applies the records from <paramref name="start"/> on that set one key one after another (a hot key's SETs, from a
-    /// pipeline or many clients), each as <see cref="SetOne"/> would, but stages only the last state: no one sees the
+    /// Applies the records from <paramref name="start"/> on that change one key one after another (a hot key's SETs, from a
+    /// pipeline or many clients), each as the writer's own command would (<see cref="SetOne"/>, the increment's
+    /// <see cref="WriteKv"/>, <see cref="DeleteKv"/>, <see cref="ExpireKv"/>), but stages only the last state: no one sees the
     /// states between (readers see the journal's until the commit publishes the last), and each would cost an entry, a
     /// state and two look-ups. Returns the index after the run.
     /// </summary>
@@ -114,30 +115,63 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         var exists = current is not null;
         var version = current?.Version ?? 0;
         var createdAt = current?.CreatedAtMs ?? 0;
+        var updatedAt = current?.UpdatedAtMs ?? 0;
         var expiresAt = current?.ExpiresAtMs;
+        var json = current?.ValueJson;
         long firstHid = 0, hid = 0, seq = 0;
         var end = start;
         for (; end < records.Count; end++)
         {
-            var (_, caller, write, at, incremented) = records[end];
+            var (_, caller, write, at, kind) = records[end];
             if (end > start && !(caller.Tenant == tenant && write.StoredKey == key))
             {
                 break;
             }
             var live = exists && (expiresAt is not { } expires || expires > at); // KvEntry.IsLiveAt
-            KvWrites.CheckCondition(caller, write, live);
-            version++;
-            createdAt = live ? createdAt : at;
-            seq = NextKvSeq(c, tenant, key, ChangeRecord.Upsert, at);
-            var historyEvent = incremented ? KvEvents.Incremented : live ? KvEvents.Updated : KvEvents.Created;
-            hid = AppendKvHistory(c, caller, key, seq, historyEvent, at, version, write.ValueJson, write.ExpiresAtMs, head);
-            firstHid = end == start ? hid : firstHid;
+            switch (kind)
+            {
+                case SqliteKvJournal.RecordKind.Deleted:
+                    if (!live)
+                    {
+                        continue; // a DEL of a key that is not live writes nothing (the journal records none: a safeguard)
+                    }
+                    seq = NextKvSeq(c, tenant, key, ChangeRecord.Delete, at);
+                    hid = AppendKvHistory(c, caller, key, seq, KvEvents.Deleted, at, version, null, expiresAt, head);
+                    exists = false;
+                    version = 0; // a SET after the delete starts again at 1, as CurrentKv finds no entry
+                    json = null;
+                    break;
+                case SqliteKvJournal.RecordKind.TtlChanged:
+                    if (!live)
+                    {
+                        continue;
+                    }
+                    version++;
+                    seq = NextKvSeq(c, tenant, key, ChangeRecord.Upsert, at);
+                    hid = AppendKvHistory(c, caller, key, seq, KvEvents.TtlChanged, at, version, null, write.ExpiresAtMs, head);
+                    expiresAt = write.ExpiresAtMs;
+                    updatedAt = at;
+                    break;
+                default:
+                    KvWrites.CheckCondition(caller, write, live);
+                    version++;
+                    createdAt = live ? createdAt : at;
+                    seq = NextKvSeq(c, tenant, key, ChangeRecord.Upsert, at);
+                    var historyEvent = kind == SqliteKvJournal.RecordKind.Incremented ? KvEvents.Incremented : live ? KvEvents.Updated : KvEvents.Created;
+                    hid = AppendKvHistory(c, caller, key, seq, historyEvent, at, version, write.ValueJson, write.ExpiresAtMs, head);
+                    exists = true;
+                    expiresAt = write.ExpiresAtMs;
+                    json = write.ValueJson;
+                    updatedAt = at;
+                    break;
+            }
+            firstHid = firstHid == 0 ? hid : firstHid;
             head = hid;
-            exists = true;
-            expiresAt = write.ExpiresAtMs;
         }
-        var last = records[end - 1];
-        _kvHot.Stage(new KvSlot(tenant, key), new KvEntry(key, last.Write.ValueJson, expiresAt, version, createdAt, last.At, hid), hid, seq, firstHid);
+        if (firstHid != 0)
+        {
+            _kvHot.Stage(new KvSlot(tenant, key), exists ? new KvEntry(key, json!, expiresAt, version, createdAt, updatedAt, hid) : null, hid, seq, firstHid);
+        }
         return end;
     }
 
@@ -148,9 +182,13 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
     public Task ApplyKvJournalAsync(CancellationToken ct = default) =>
         _journal is { Pending: > 0 } ? _writer.WriteAsync(static _ => 0, WriteDurability.Relaxed, ct) : Task.CompletedTask;
 
-    public long JournaledSets => _journal is { } journal ? journal.Appended - journal.Increments : 0;
+    public long JournaledSets => _journal is { } journal ? journal.Appended - journal.Increments - journal.Deletes - journal.TtlChanges : 0;
 
     public long JournaledIncrements => _journal?.Increments ?? 0;
+
+    public long JournaledDeletes => _journal?.Deletes ?? 0;
+
+    public long JournaledExpiryChanges => _journal?.TtlChanges ?? 0;
 
     public int JournalPending => _journal?.Pending ?? 0;
 
@@ -294,8 +332,10 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         return await GetManyKvAsync(caller, storedKeys, ct).ConfigureAwait(false);
     }
 
-    public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+    public Task<bool> DeleteKvAsync(Caller caller, string storedKey, WriteDurability durability, bool afterWritesUnderWay = false, CancellationToken ct = default) =>
+        durability == WriteDurability.Relaxed && !afterWritesUnderWay && _journal is not null && _journal.TryDelete(caller, [storedKey], NowMs, out var deleted)
+            ? deleted == 1 ? TrueTask : FalseTask
+            : _writer.WriteAsync(c =>
         {
             var now = NowMs;
             if (LiveOrNull(CurrentKv(c, caller.Tenant, storedKey).Entry, now) is not { } entry)
@@ -306,9 +346,16 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             return true;
         }, durability, ct);
 
-    public Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, CancellationToken ct = default) =>
-        // One item of the single writer: every key's state read and deleted with nothing between them.
-        _writer.WriteAsync(c =>
+    private static readonly Task<bool> TrueTask = Task.FromResult(true);
+    private static readonly Task<bool> FalseTask = Task.FromResult(false);
+
+    public Task<int> DeleteManyKvAsync(Caller caller, IReadOnlyList<string> storedKeys, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default) =>
+        // Journaled as one batch (every key's state in memory), else one item of the single writer: every key's state read
+        // and deleted with nothing between them.
+        durability == WriteDurability.Relaxed && !afterWritesUnderWay && _journal is not null && _journal.TryDelete(caller, storedKeys, NowMs, out var journaled)
+            ? Task.FromResult(journaled)
+            : _writer.WriteAsync(c =>
         {
             var now = NowMs;
             var doomed = new List<KvEntry>(storedKeys.Count);
@@ -363,8 +410,12 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
             return next;
         }, durability, ct);
 
-    public Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, CancellationToken ct = default) =>
-        _writer.WriteAsync(c =>
+    public Task<bool> ExpireKvAsync(Caller caller, string storedKey, long? expiresAtMs, WriteDurability durability, bool afterWritesUnderWay = false,
+        CancellationToken ct = default) =>
+        durability == WriteDurability.Relaxed && !afterWritesUnderWay && _journal is not null
+            && _journal.TryUpdate(caller, storedKey, (live, _) => live is null ? KvChange.Keep : KvChange.ExpireAt(expiresAtMs), NowMs, out var journaled)
+            ? journaled.Changed ? TrueTask : FalseTask
+            : _writer.WriteAsync(c =>
         {
             var now = NowMs;
             if (LiveOrNull(CurrentKv(c, caller.Tenant, storedKey).Entry, now) is not { } entry)
@@ -376,7 +427,28 @@ public sealed partial class SqliteMemoryStore : IKeyValueStore
         }, durability, ct);
 
     public Task<KvUpdated> UpdateKvAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability,
-        CancellationToken ct = default) =>
+        bool afterWritesUnderWay = false, CancellationToken ct = default)
+    {
+        if (durability == WriteDurability.Relaxed && !afterWritesUnderWay && _journal is not null)
+        {
+            // A delete or a new expiry (or nothing) decided on the state readers see, under the state lock: journaled.
+            try
+            {
+                if (_journal.TryUpdate(caller, storedKey, decide, NowMs, out var journaled))
+                {
+                    return Task.FromResult(journaled);
+                }
+            }
+            catch (Exception ex)
+            {
+                return Task.FromException<KvUpdated>(ex); // the decision refused (nothing written), answered as the writer's would be
+            }
+        }
+        return UpdateThroughWriterAsync(caller, storedKey, decide, durability, ct);
+    }
+
+    private Task<KvUpdated> UpdateThroughWriterAsync(Caller caller, string storedKey, Func<KvEntry?, long, KvChange> decide, WriteDurability durability,
+        CancellationToken ct) =>
         // One item of the single writer: nothing else writes between the read and the write.
         _writer.WriteAsync(c =>
         {
