@@ -71,6 +71,10 @@ public static class Doctor
                 "pass --data DIR (or ENGRAM_DATA) naming the server's data folder; a new server creates the store at its first start"));
             return checks;
         }
+        if (!postgres)
+        {
+            checks.Add(JournalsSetAside(options.DataPath));
+        }
         if (errors.Count > 0 && !errors.TrueForAll(e => e.StartsWith("an https://", StringComparison.Ordinal)))
         {
             return checks; // the engine cannot be built from invalid settings
@@ -145,6 +149,29 @@ public static class Doctor
         {
             return Check("tls", HealthChecks.Fail, 0, string.Join("; ", ex.Failures), "fix Engram:Tls:CertificatePath / KeyPath / ENGRAM_TLS_PASSWORD");
         }
+    }
+
+    /// <summary>
+    /// Key-value journals an open set aside (<c>engram.db-kvjournal.foreign-…</c>, <c>.damaged-…</c>): the open's notice lasts
+    /// as long as that process, the file is what is left to say so. A foreign one holds acknowledged writes of another
+    /// database; a damaged one is a copy kept for inspection. A warning until the operator has dealt with them.
+    /// </summary>
+    private static HealthCheck JournalsSetAside(string dataPath)
+    {
+        var folder = Path.GetFullPath(dataPath);
+        var prefix = SqliteMemoryStore.KvJournalFileName + ".";
+        var aside = Directory.Exists(folder)
+            ? Directory.EnumerateFiles(folder, prefix + "*").Select(Path.GetFileName).Where(n => n is not null &&
+                (n.StartsWith(prefix + "foreign-", StringComparison.Ordinal) || n.StartsWith(prefix + "damaged-", StringComparison.Ordinal)))
+                .Order(StringComparer.Ordinal).ToList()
+            : [];
+        return aside.Count == 0
+            ? Check("kv_journal_set_aside", HealthChecks.Ok, 0, "no key-value journal set aside", null)
+            : Check("kv_journal_set_aside", HealthChecks.Warn, 0,
+                $"{aside.Count} key-value journal(s) set aside in {folder}: {string.Join(", ", aside)} (foreign: acknowledged writes of " +
+                "another database; damaged: a copy of a journal whose intact records were applied)",
+                "see RUNBOOK.md section 10: put a foreign journal back beside its own database (as engram.db-kvjournal) and open that " +
+                "store to apply it; keep a damaged copy until it is inspected; then delete them");
     }
 
     private static HealthCheck DataFolder(string dataPath)

@@ -12,6 +12,9 @@ public sealed partial class SqliteMemoryStore : IMemoryStore, IKvJournalFigures,
 {
     public const string FileName = "engram.db";
 
+    /// <summary>The key-value journal beside <see cref="FileName"/> (its files set aside take a suffix: <c>.foreign-…</c>, <c>.damaged-…</c>).</summary>
+    public const string KvJournalFileName = FileName + SqliteKvJournal.Suffix;
+
     private readonly SqliteConnection _writeConnection;
     private readonly SqliteWriter _writer;
     private readonly SqliteKvWriteBehind _kvHot;
