@@ -162,7 +162,7 @@ internal static class BareRejectionBodies
 
         /// <summary>
         /// <c>GET /ui</c>, <c>GET /ui/…</c> or <c>GET /ui?…</c> whose headers (as far as they arrived) have an Accept naming
-        /// text/html, or whose request line has not ended (a target past Kestrel's limit: no header is ever read).
+        /// text/html. A target past Kestrel's line limit is not one (see below).
         /// </summary>
         internal static bool IsUiPageHead(ReadOnlySequence<byte> buffer)
         {
@@ -178,9 +178,11 @@ internal static class BareRejectionBodies
             }
             var seen = buffer.Slice(0, Math.Min(buffer.Length, 2 * RequestLimits.MaxHeaderBytes + 8 * RequestLimits.MaxTargetBytes)).ToArray().AsSpan();
             var lineEnd = seen.IndexOf((byte)'\n');
-            if (lineEnd < 0)
+            if (lineEnd < 0 || lineEnd > 8 * RequestLimits.MaxTargetBytes)
             {
-                return true;
+                // A target past Kestrel's line limit: whether its headers were read before the refusal depends on how the
+                // bytes arrived, so the answer would too. It is the API's problem body for everyone, as for any client.
+                return false;
             }
             for (var rest = seen[(lineEnd + 1)..]; rest.Length > 0;)
             {

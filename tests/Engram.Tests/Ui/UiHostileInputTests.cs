@@ -221,13 +221,14 @@ public sealed class UiHostileInputTests(OpenUiServer fixture) : IClassFixture<Op
         (await raw.GetAsync("/ui" + path)).Content.Headers.ContentType!.MediaType.Should().Be("application/problem+json", "a client that does not ask for HTML");
     }
 
+    /// <summary>
+    /// Kestrel refuses a NUL in the path before any middleware runs. (A target past its own line limit is refused before its
+    /// headers are surely read, so it gets the API's problem body whatever the client accepts: RequestCorpusTests.)
+    /// </summary>
     [Theory]
     [InlineData("/memories/a%00b", 400)]
-    [InlineData("/memories?user_id=HUGE", 414)]
     public async Task A_refusal_kestrel_makes_itself_is_a_page_for_a_browser_under_ui(string target, int status)
     {
-        // Kestrel refuses a NUL in the path, and a target past its own line limit, before any middleware runs.
-        target = target.Replace("HUGE", new string('a', 9 * RequestLimits.MaxTargetBytes), StringComparison.Ordinal);
         var timeout = TimeSpan.FromSeconds(10);
 
         var page = await Hostile.RawHttp.RawAsync(Server.BaseAddress, "GET", "/ui" + target, "Accept: text/html,application/xhtml+xml\r\n", "", timeout);
