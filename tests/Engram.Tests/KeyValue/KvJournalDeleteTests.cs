@@ -364,28 +364,11 @@ public sealed class KvJournalDeleteTests : KvJournalTestBase
         (await c.CallAsync("SET", "r:own", "1")).Should().Be("+OK");
         (await c.CallAsync("SET", "r:ttl", "1")).Should().Be("+OK");
         (deletes, ttls) = (journal.Deletes, journal.TtlChanges);
-        using var held = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        var holder = new Thread(() =>
-        {
-            lock (store.KvStateLock)
-            {
-                held.Set();
-                release.Wait();
-            }
-        });
-        holder.Start();
-        held.Wait();
-        try
+        using (new LockHolder(store.KvStateLock))
         {
             await c.SendRawAsync([.. RespClient.Encode("SET", "r:own", "2", "XX"), .. RespClient.Encode("DEL", "r:own"),
                 .. RespClient.Encode("SET", "r:ttl", "2", "XX"), .. RespClient.Encode("EXPIRE", "r:ttl", "300"), .. RespClient.Encode("EXISTS", "r:own")]);
             await Task.Delay(200);
-        }
-        finally
-        {
-            release.Set();
-            holder.Join();
         }
         c.Read().Should().Be("+OK");
         c.Read().Should().Be(1L);

@@ -358,21 +358,9 @@ public sealed class KvJournalIntegrityTests : KvJournalTestBase
         // A backup kept the store's journal id. Copied by hand over the database of the crashed store (not by engram restore,
         // which deletes the journal), the store's journal of writes made after the backup was taken for the backup's own and
         // replayed onto its older tables. A backup has an id of its own: that journal is another database's.
-        var live = Folder("live");
         var image = Folder("image");
         var backup = Folder("before.engram-backup");
-        await using (var store = SqliteMemoryStore.Open(live))
-        {
-            var kv = Relaxed(store);
-            await kv.SetAsync(Acme, "k", Json("\"backed up\""), null);
-            await kv.GetHistoryAsync(Acme, "k"); // applied: in the tables the backup copies
-            StoreBackup.Create(Path.Combine(live, SqliteMemoryStore.FileName), backup, BackupKinds.Manual, TimeProvider.System);
-            var journal = Hold(store);
-            await kv.SetAsync(Acme, "k", Json("\"after the backup\""), null);
-            await kv.SetAsync(Acme, "later", Json("1"), null);
-            journal.Pending.Should().Be(2);
-            await KvJournalTests.CopyCrashImageAsync(live, image);
-        }
+        await CrashImageAfterABackupAsync(image, backup, ("later", "1"));
         StoreBackup.Verify(backup).Ok.Should().BeTrue("the backup's own id is in its manifest's database and checksums");
 
         // By hand: the backup's database over the crashed one (its WAL removed); the journal stays where it was.

@@ -52,6 +52,28 @@ public abstract class KvJournalTestBase : IDisposable
             overwrite: true);
     }
 
+    /// <summary>
+    /// A crash image in <paramref name="image"/> of a store whose backup (in <paramref name="backup"/>) holds "k" = "backed
+    /// up", and whose journal holds the acknowledged SETs made after it: "k" = "after the backup", then <paramref name="later"/>.
+    /// </summary>
+    protected async Task CrashImageAfterABackupAsync(string image, string backup, params (string Key, string Json)[] later)
+    {
+        var live = Folder(Path.GetFileName(image) + "-live");
+        await using var store = SqliteMemoryStore.Open(live);
+        var kv = Relaxed(store);
+        await kv.SetAsync(Acme, "k", Json("\"backed up\""), null);
+        await kv.GetHistoryAsync(Acme, "k"); // applied: in the tables the backup copies
+        Engram.Core.Operations.StoreBackup.Create(Path.Combine(live, SqliteMemoryStore.FileName), backup, Engram.Core.Operations.BackupKinds.Manual, TimeProvider.System);
+        var journal = Hold(store);
+        await kv.SetAsync(Acme, "k", Json("\"after the backup\""), null);
+        foreach (var (key, json) in later)
+        {
+            await kv.SetAsync(Acme, key, Json(json), null);
+        }
+        journal.Pending.Should().Be(1 + later.Length);
+        await KvJournalTests.CopyCrashImageAsync(live, image);
+    }
+
     /// <summary>Keeps records waiting until something makes the writer apply them.</summary>
     private protected static SqliteKvJournal Hold(SqliteMemoryStore store)
     {

@@ -633,20 +633,9 @@ public sealed class KvJournalTests : KvJournalTestBase
         // A server killed after a backup leaves relaxed SETs in its journal, numbered above the backup's applied mark. A
         // restore --force over that folder replaced the database, WAL and index but kept the journal, and the restore's own
         // open replayed those SETs into the restored database: it held a write made after the backup.
-        var live = Folder("live");
         var image = Folder("image");
         var backup = Folder("before.engram-backup");
-        await using (var store = SqliteMemoryStore.Open(live))
-        {
-            var kv = Relaxed(store);
-            await kv.SetAsync(Acme, "k", Json("\"backed up\""), null);
-            await kv.GetHistoryAsync(Acme, "k"); // applied: in the tables the backup copies
-            StoreBackup.Create(Path.Combine(live, SqliteMemoryStore.FileName), backup, BackupKinds.Manual, TimeProvider.System);
-            var journal = Hold(store);
-            await kv.SetAsync(Acme, "k", Json("\"after the backup\""), null);
-            journal.Pending.Should().Be(1);
-            await CopyCrashImageAsync(live, image);
-        }
+        await CrashImageAfterABackupAsync(image, backup);
 
         StoreBackup.Restore(backup, image, force: true).Ok.Should().BeTrue();
 

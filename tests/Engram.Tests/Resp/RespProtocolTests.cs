@@ -187,28 +187,11 @@ public sealed class RespProtocolTests(RespServerFixture fixture) : IClassFixture
         (await c.CallAsync("SET", "p:own:n", "1")).Should().Be("+OK");
         (await c.CallAsync("SET", "p:own:n", "5")).Should().Be("+OK"); // journaled: the key's state is in memory now
         var journaled = store.KvJournal!.Appended;
-        using var held = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        var holder = new Thread(() =>
-        {
-            lock (store.KvStateLock)
-            {
-                held.Set();
-                release.Wait();
-            }
-        });
-        holder.Start();
-        held.Wait();
-        try
+        using (new LockHolder(store.KvStateLock))
         {
             await c.SendRawAsync([.. RespClient.Encode("SET", "p:own:n", "6", "XX"), .. RespClient.Encode("SET", "p:own:n", "100"),
                 .. RespClient.Encode("INCR", "p:own:n"), .. RespClient.Encode("GET", "p:own:n")]);
             await Task.Delay(200); // the server reads the pipeline meanwhile; an overtaking SET would wait here for the lock
-        }
-        finally
-        {
-            release.Set();
-            holder.Join();
         }
         c.Read().Should().Be("+OK");
         c.Read().Should().Be("+OK");
