@@ -1,4 +1,3 @@
-using System.Globalization;
 using Engram.Server.Http;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
@@ -17,13 +16,11 @@ internal sealed class UiFlash(IDataProtectionProvider protection, TimeProvider c
 
     private static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(1);
 
-    private readonly IDataProtector _protector = protection.CreateProtector("Engram.Ui.Flash.v1");
+    private readonly TimedSeal _seal = new(protection.CreateProtector("Engram.Ui.Flash.v1"), clock, Lifetime, maxSealedLength: 2048);
 
     /// <summary>Notes that the caller deleted the memory <paramref name="id"/>, for the next page of this browser.</summary>
     public void Deleted(HttpContext http, string id) =>
-        http.Response.Cookies.Append(CookieName,
-            _protector.Protect($"{clock.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)}|{Login(http)}|deleted|{id}"),
-            Options(http));
+        http.Response.Cookies.Append(CookieName, _seal.Seal($"{Login(http)}|deleted|{id}"), Options(http));
 
     /// <summary>The id of the memory this login deleted within the last minute, or null; the cookie is gone after this.</summary>
     public string? TakeDeleted(HttpContext http)
@@ -33,21 +30,8 @@ internal sealed class UiFlash(IDataProtectionProvider protection, TimeProvider c
             return null;
         }
         http.Response.Cookies.Delete(CookieName, Options(http));
-        string payload;
-        try
-        {
-            payload = value is { Length: > 0 and <= 2048 } ? _protector.Unprotect(value) : "";
-        }
-        catch (System.Security.Cryptography.CryptographicException)
-        {
-            return null;
-        }
-        var parts = payload.Split('|', 4);
-        return parts.Length == 4 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var seconds)
-            && clock.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(Math.Min(seconds, DateTimeOffset.MaxValue.ToUnixTimeSeconds())) < Lifetime
-            && parts[1] == Login(http) && parts[2] == "deleted"
-            ? parts[3]
-            : null;
+        var parts = _seal.Open(value)?.Split('|', 3);
+        return parts is [var login, "deleted", var id] && login == Login(http) ? id : null;
     }
 
     private static string Login(HttpContext http) => http.GetCaller().KeyId ?? "";

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
 
@@ -22,37 +21,15 @@ internal sealed class UiSession(IDataProtectionProvider protection, TimeProvider
     public static readonly TimeSpan Lifetime = TimeSpan.FromHours(12);
 
     // v2: the payload is "{login time, unix seconds}|{key}" (v1 held the key alone; its cookies no longer unprotect: log in again).
-    private readonly IDataProtector _protector = protection.CreateProtector("Engram.Ui.Session.v2");
+    private readonly TimedSeal _seal = new(protection.CreateProtector("Engram.Ui.Session.v2"), clock, Lifetime, maxSealedLength: 4096);
 
     public static bool IsUiPath(PathString path) => path.StartsWithSegments("/ui", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The key in the request's session cookie, or null (no cookie, one that does not unprotect, or one older than <see cref="Lifetime"/>).</summary>
-    public string? KeyFrom(HttpRequest request)
-    {
-        if (!IsUiPath(request.Path) || !request.Cookies.TryGetValue(CookieName, out var value) || string.IsNullOrEmpty(value) || value.Length > 4096)
-        {
-            return null;
-        }
-        string payload;
-        try
-        {
-            payload = _protector.Unprotect(value);
-        }
-        catch (System.Security.Cryptography.CryptographicException)
-        {
-            return null;
-        }
-        var bar = payload.IndexOf('|');
-        if (bar <= 0 || !long.TryParse(payload.AsSpan(0, bar), NumberStyles.None, CultureInfo.InvariantCulture, out var seconds))
-        {
-            return null;
-        }
-        var age = clock.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(Math.Min(seconds, DateTimeOffset.MaxValue.ToUnixTimeSeconds()));
-        return age < Lifetime ? payload[(bar + 1)..] : null;
-    }
+    public string? KeyFrom(HttpRequest request) =>
+        IsUiPath(request.Path) && request.Cookies.TryGetValue(CookieName, out var value) ? _seal.Open(value) : null;
 
-    public void SignIn(HttpContext http, string key) =>
-        http.Response.Cookies.Append(CookieName, _protector.Protect($"{clock.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)}|{key}"), Options(http));
+    public void SignIn(HttpContext http, string key) => http.Response.Cookies.Append(CookieName, _seal.Seal(key), Options(http));
 
     public static void SignOut(HttpContext http) => http.Response.Cookies.Delete(CookieName, Options(http));
 
