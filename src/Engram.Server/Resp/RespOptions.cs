@@ -8,7 +8,10 @@ namespace Engram.Server.Resp;
 /// </summary>
 public sealed class RespOptions
 {
-    /// <summary>The TCP address to listen on, <c>host:port</c> (e.g. <c>127.0.0.1:6380</c>); empty: no RESP endpoint.</summary>
+    /// <summary>
+    /// The TCP address to listen on, <c>host:port</c> (e.g. <c>127.0.0.1:6380</c>); empty: no RESP endpoint. Port 0 takes a
+    /// port the system picks (the start-up log and INFO's tcp_port say which), as Kestrel's own URLs do.
+    /// </summary>
     public string? Listen { get; set; }
 
     /// <summary>A connection that sends nothing for this many seconds is closed; 0 never closes one. Default 300.</summary>
@@ -86,7 +89,7 @@ public sealed class RespOptions
         {
             text = "127.0.0.1" + text["localhost".Length..];
         }
-        return IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port is > 0 and <= 65535 && text.Contains(':')
+        return IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port is >= 0 and <= 65535 && text.Contains(':')
             ? endpoint
             : throw new FormatException($"'{Listen}' is not host:port with an IP address (e.g. 127.0.0.1:6380)");
     }

@@ -322,7 +322,7 @@ internal sealed partial class RespConnection
             ("save", ""),
             ("databases", "1"),
             ("bind", endpoint.Address.ToString()),
-            ("port", endpoint.Port.ToString(CultureInfo.InvariantCulture)),
+            ("port", _listener.Port.ToString(CultureInfo.InvariantCulture)),
             ("maxclients", _options.MaxConnections.ToString(CultureInfo.InvariantCulture)),
             ("timeout", _options.IdleTimeoutSeconds.ToString(CultureInfo.InvariantCulture)),
             ("proto-max-bulk-len", _options.MaxCommandBytes.ToString(CultureInfo.InvariantCulture)),

@@ -26,8 +26,8 @@ public sealed class InvisibleCharacterTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _respPort = EngramServer.FreePort();
-        _server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, _respPort));
+        _server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        _respPort = _server.RespPort;
     }
 
     public async Task DisposeAsync() => await _server.DisposeAsync();

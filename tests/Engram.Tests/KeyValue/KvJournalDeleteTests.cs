@@ -331,8 +331,8 @@ public sealed class KvJournalDeleteTests : KvJournalTestBase
     [Fact]
     public async Task Over_resp_del_unlink_getdel_expire_persist_and_getex_are_journaled_and_a_pipelined_del_does_not_overtake_its_connections_write()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(Backend.Sqlite, o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(Backend.Sqlite, RespServerFixture.Configure);
+        var port = server.RespPort;
         var store = (SqliteMemoryStore)server.Services.GetRequiredService<IMemoryStore>();
         using var c = await RespClient.ConnectAsync(port);
         foreach (var key in new[] { "r:1", "r:2", "r:3", "r:4", "r:5" })

@@ -37,8 +37,8 @@ public sealed class KvPatternNameTests
     [MemberData(nameof(Cases))]
     public async Task Listing_KEYS_SCAN_and_cleanup_find_every_key_a_pattern_names(Backend backend, string pattern, string[] expected)
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(backend, o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(backend, RespServerFixture.Configure);
+        var port = server.RespPort;
         using var resp = await RespClient.ConnectAsync(port);
         foreach (var key in Written)
         {

@@ -20,8 +20,8 @@ public sealed class RespAtomicTests
     [InlineData(Backend.Postgres)]
     public async Task Concurrent_read_modify_writes_see_each_value_once_and_getex_expires_the_value_it_returned(Backend backend)
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(backend, o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(backend, RespServerFixture.Configure);
+        var port = server.RespPort;
         var clients = new RespClient[Clients];
         for (var i = 0; i < Clients; i++)
         {

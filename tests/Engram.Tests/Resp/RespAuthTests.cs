@@ -16,8 +16,8 @@ public sealed class RespAuthTests
     [Fact]
     public async Task ScopedKeys_ReadAndWriteTheirOwnPartition_OverResp()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         var alice = await server.CreateKeyAsync("acme", Role.Write, new KeyScope("alice", null));
         var bob = await server.CreateKeyAsync("acme", Role.Write, new KeyScope("bob", null));
         var tenant = await server.CreateKeyAsync("acme", Role.Write);
@@ -47,8 +47,8 @@ public sealed class RespAuthTests
     [Fact]
     public async Task Reset_DiscardsTheTransaction_BackToResp2_AndForgetsTheKey()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         var key = await server.CreateKeyAsync("acme", Role.Write);
 
         using var client = await RespClient.ConnectAsync(port);
@@ -83,8 +83,8 @@ public sealed class RespAuthTests
     [Fact]
     public async Task Keys_DecideTenantAndRole_OverResp()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         var acme = await server.CreateKeyAsync("acme", Role.Write, name: "acme-agent");
         var acmeReader = await server.CreateKeyAsync("acme", Role.Read);
         var globex = await server.CreateKeyAsync("globex", Role.Admin);
@@ -145,12 +145,12 @@ public sealed class RespAuthTests
     [Fact]
     public async Task IdleConnections_AreClosed()
     {
-        var port = EngramServer.FreePort();
         await using var server = await EngramServer.StartAsync(configure: o =>
         {
-            RespServerFixture.Configure(o, port);
+            RespServerFixture.Configure(o);
             o.Resp.IdleTimeoutSeconds = 1;
         });
+        var port = server.RespPort;
         using var idle = await RespClient.ConnectAsync(port);
         (await idle.CallAsync("PING")).Should().Be("+PONG");
         idle.IsClosedByServer().Should().BeTrue("the connection sent nothing for longer than the idle time-out");

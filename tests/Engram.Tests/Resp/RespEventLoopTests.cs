@@ -27,12 +27,12 @@ public sealed class RespEventLoopTests
         {
             return; // the runtime's sockets serve the endpoint: RespEventThreadTests
         }
-        var port = EngramServer.FreePort();
         await using var server = await EngramServer.StartAsync(configure: o =>
         {
-            RespServerFixture.Configure(o, port);
+            RespServerFixture.Configure(o);
             o.Resp.EventLoops = 5; // no other test asks for five: their loop threads are named up to engram-resp-4
         });
+        var port = server.RespPort;
         Listener(server).UsesEventLoop.Should().BeTrue();
         var names = Directory.GetDirectories("/proc/self/task").Select(RespEventThreadTests.ThreadName).ToList();
         names.Should().Contain("engram-resp-4", "the listener runs the five loops it was given");
@@ -49,12 +49,12 @@ public sealed class RespEventLoopTests
     [Fact]
     public async Task ASenderParkedOnAFullSocket_IsReleasedByTheIdleSweep()
     {
-        var port = EngramServer.FreePort();
         await using var server = await EngramServer.StartAsync(configure: o =>
         {
-            RespServerFixture.Configure(o, port);
+            RespServerFixture.Configure(o);
             o.Resp.IdleTimeoutSeconds = 1;
         });
+        var port = server.RespPort;
         var listener = Listener(server);
         using (var setup = await RespClient.ConnectAsync(port))
         {
@@ -105,8 +105,8 @@ public sealed class RespEventLoopTests
     [Fact]
     public async Task PeersThatResetOrLeaveWithRepliesUnread_AreReleased_AndOthersAreServedMeanwhile()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         var listener = Listener(server);
         var inodes = new List<string>();
         using var steady = await RespClient.ConnectAsync(port);
@@ -150,26 +150,40 @@ public sealed class RespEventLoopTests
         var transport = new EpollTransport(Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, 1);
         var listener = await transport.BindAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
         var clients = new List<TcpClient>();
+        var fillers = new List<EpollConnection>();
         try
         {
-            var (closed, _) = await ConnectAsync(listener, clients, new TcpClient());
-            // The next client's socket is made first, so the number the close frees goes to the next accepted socket.
-            var nextClient = new TcpClient();
-            await closed.DisposeAsync();
-            EpollConnection? next = null;
-            for (var attempt = 0; attempt < 20; attempt++)
+            EpollConnection closed = null!, next = null!;
+            TcpClient nextClient = null!;
+            var reusedNumber = false;
+            // Linux hands out the lowest free number; other tests in this process open and close descriptors meanwhile. A
+            // lower number freed by them goes to the accepted socket first: that connection is kept open (closing it would
+            // free the same number again) and the next accept comes closer. If another thread takes the closed number
+            // itself, the round starts over.
+            for (var round = 0; round < 20 && !reusedNumber; round++)
             {
-                (next, _) = await ConnectAsync(listener, clients, nextClient); // Linux hands out the lowest free number
-                if (next.Descriptor == closed.Descriptor)
+                (closed, _) = await ConnectAsync(listener, clients, new TcpClient());
+                // The next client's socket is made first, so the number the close frees goes to the next accepted socket.
+                nextClient = new TcpClient();
+                await closed.DisposeAsync();
+                for (var attempt = 0; attempt < 50; attempt++)
                 {
-                    break;
+                    (next, _) = await ConnectAsync(listener, clients, nextClient);
+                    if (next.Descriptor == closed.Descriptor)
+                    {
+                        reusedNumber = true;
+                        break;
+                    }
+                    fillers.Add(next);
+                    if (next.Descriptor > closed.Descriptor)
+                    {
+                        break; // the closed number went elsewhere
+                    }
+                    nextClient = new TcpClient();
                 }
-                nextClient = new TcpClient(); // another thread of this process took the number meanwhile: try again
-                await next.DisposeAsync();
-                next = null;
             }
-            next.Should().NotBeNull("a later connection got the closed one's descriptor number");
-            var reused = next!;
+            reusedNumber.Should().BeTrue("a later connection got the closed one's descriptor number");
+            var reused = next;
 
             closed.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException("late"));
             await Task.Delay(200);
@@ -187,6 +201,10 @@ public sealed class RespEventLoopTests
         }
         finally
         {
+            foreach (var filler in fillers)
+            {
+                await filler.DisposeAsync();
+            }
             clients.ForEach(c => c.Dispose());
             await listener.DisposeAsync();
         }

@@ -82,10 +82,9 @@ public sealed class RespEventThreadTests(ITestOutputHelper output)
         const int cold = 300;
         // Written by a first server, then read by a second one on the same file: its write-behind holds none of them,
         // so every GET of a cold key reads SQLite, off the event thread.
-        var port = EngramServer.FreePort();
-        await using (var first = await EngramServer.StartAsync(data.Path, o => Configure(o, port, eventLoop, inline)))
+        await using (var first = await EngramServer.StartAsync(data.Path, o => Configure(o, eventLoop, inline)))
         {
-            using var writer = await RespClient.ConnectAsync(port);
+            using var writer = await RespClient.ConnectAsync(first.RespPort);
             var script = new List<byte>();
             for (var i = 0; i < cold; i++)
             {
@@ -97,8 +96,8 @@ public sealed class RespEventThreadTests(ITestOutputHelper output)
                 writer.Read().Should().Be("+OK");
             }
         }
-        port = EngramServer.FreePort();
-        await using var second = await EngramServer.StartAsync(data.Path, o => Configure(o, port, eventLoop, inline));
+        await using var second = await EngramServer.StartAsync(data.Path, o => Configure(o, eventLoop, inline));
+        var port = second.RespPort;
         var clients = Enumerable.Range(0, 8).Select(c => Task.Run(async () =>
         {
             using var client = await RespClient.ConnectAsync(port);
@@ -134,9 +133,9 @@ public sealed class RespEventThreadTests(ITestOutputHelper output)
         await Task.WhenAll(clients);
     }
 
-    private static void Configure(Server.EngramServerOptions options, int port, bool eventLoop, bool inline)
+    private static void Configure(Server.EngramServerOptions options, bool eventLoop, bool inline)
     {
-        RespServerFixture.Configure(options, port);
+        RespServerFixture.Configure(options);
         options.Resp.EventLoop = eventLoop;
         options.Resp.InlineCompletions = inline;
     }

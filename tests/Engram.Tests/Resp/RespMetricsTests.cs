@@ -21,8 +21,8 @@ public sealed class RespMetricsTests : IDisposable
     [Fact]
     public async Task Commands_errors_connections_and_bytes_are_exported_and_info_shows_the_same_counts()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         using (var c = await RespClient.ConnectAsync(port))
         {
             (await c.CallAsync("SET", "metrics:a", "1")).Should().Be("+OK");

@@ -19,13 +19,13 @@ public sealed class RespProbeFindingsTests
     [Fact]
     public async Task Partly_received_commands_of_all_connections_are_bounded_together()
     {
-        var port = EngramServer.FreePort();
         await using var server = await EngramServer.StartAsync(configure: o =>
         {
-            RespServerFixture.Configure(o, port);
+            RespServerFixture.Configure(o);
             o.Resp.MaxCommandBytes = 1024 * 1024;
             o.Resp.MaxArrivingBytes = 2_500_000;
         });
+        var port = server.RespPort;
         using var observer = await RespClient.ConnectAsync(port);
         async Task<long> ArrivingAsync() => long.Parse(((string)(await observer.CallAsync("INFO", "memory"))!).Split("\r\n")
             .Single(l => l.StartsWith("engram_arriving_bytes:", StringComparison.Ordinal)).Split(':')[1], System.Globalization.CultureInfo.InvariantCulture);
@@ -69,8 +69,8 @@ public sealed class RespProbeFindingsTests
     public async Task A_watched_key_that_expires_before_EXEC_aborts_it_and_one_that_has_not_does_not()
     {
         var clock = new ManualClock(DateTimeOffset.UtcNow);
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port), clock: clock);
+        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o), clock: clock);
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
 
         (await client.CallAsync("SET", "lock", "1", "PX", "500")).Should().Be("+OK");
@@ -100,8 +100,8 @@ public sealed class RespProbeFindingsTests
     [Fact]
     public async Task HELLO_SETNAME_checks_the_name_as_CLIENT_SETNAME_does_and_an_empty_name_clears_it()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
         using var other = await RespClient.ConnectAsync(port);
 
@@ -125,8 +125,8 @@ public sealed class RespProbeFindingsTests
     [InlineData("LIB-VER", "1\n2", "-ERR lib-ver cannot contain spaces, newlines or special characters.")]
     public async Task CLIENT_SETINFO_takes_the_two_attributes_Redis_knows_with_printable_values(string attribute, string value, string reply)
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
         (await client.CallAsync("CLIENT", "SETINFO", attribute, value)).Should().Be(reply);
     }
@@ -134,8 +134,8 @@ public sealed class RespProbeFindingsTests
     [Fact]
     public async Task A_SCAN_cursor_works_on_any_connection_and_more_than_once_but_only_for_its_tenant()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         var acme = await server.CreateKeyAsync("acme", Core.Security.Role.Write);
         var other = await server.CreateKeyAsync("other", Core.Security.Role.Write);
         using var first = await RespClient.ConnectAsync(port);
@@ -170,8 +170,8 @@ public sealed class RespProbeFindingsTests
     public async Task A_SCAN_cursor_the_server_does_not_know_starts_the_scan_over(string cursor)
     {
         // Redis takes any number as a cursor (a client may keep one across a restart); an error would end a cleanup loop.
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
         for (var i = 0; i < 5; i++)
         {
@@ -196,8 +196,8 @@ public sealed class RespProbeFindingsTests
     public async Task An_HTTP_request_on_the_RESP_port_is_closed_before_its_body_runs()
     {
         // What a page can make a browser send to 127.0.0.1:6380 without keys (a form POST, text/plain), and a GET.
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         using (var post = await RespClient.ConnectAsync(port))
         {
             await post.SendRawAsync(Encoding.ASCII.GetBytes(

@@ -23,8 +23,8 @@ public sealed class RespScriptTests
     [InlineData(Backend.Postgres)]
     public async Task Scripts_follow_redis_and_are_atomic(Backend backend)
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(backend, o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(backend, RespServerFixture.Configure);
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
 
         // Lua → RESP, as Redis converts.
@@ -251,8 +251,8 @@ public sealed class RespScriptTests
     [InlineData(Backend.Postgres)]
     public async Task Pipelined_scripts_run_in_order_each_alone_with_the_commands_between_them(Backend backend)
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(backend, o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(backend, RespServerFixture.Configure);
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
         var incr = "return redis.call('INCR', KEYS[1])";
         var sha = (string)(await client.CallAsync("SCRIPT", "LOAD", incr))!;
@@ -309,13 +309,13 @@ public sealed class RespScriptTests
     [Fact]
     public async Task Limits_stop_a_script_and_write_nothing_and_the_server_goes_on()
     {
-        var port = EngramServer.FreePort();
         await using var server = await EngramServer.StartAsync(configure: o =>
         {
-            RespServerFixture.Configure(o, port);
+            RespServerFixture.Configure(o);
             o.Resp.ScriptTimeLimitMs = 500;
             o.Resp.ScriptMemoryMb = 16;
         });
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
         using var other = await RespClient.ConnectAsync(port);
 
@@ -380,12 +380,12 @@ public sealed class RespScriptTests
     [Fact]
     public async Task Script_kill_stops_the_tenants_running_script_and_roles_hold()
     {
-        var port = EngramServer.FreePort();
         await using var server = await EngramServer.StartAsync(configure: o =>
         {
-            RespServerFixture.Configure(o, port);
+            RespServerFixture.Configure(o);
             o.Resp.ScriptTimeLimitMs = 20_000;
         });
+        var port = server.RespPort;
         var writerKey = await server.CreateKeyAsync("acme", Role.Write);
         var readerKey = await server.CreateKeyAsync("acme", Role.Read);
         var strangerKey = await server.CreateKeyAsync("other", Role.Write);
@@ -443,8 +443,8 @@ public sealed class RespScriptTests
     [Fact]
     public async Task StackExchangeRedis_runs_scripts()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         await using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{port},abortConnect=true,connectTimeout=10000");
         var db = redis.GetDatabase();
         (await db.StringSetAsync("se:a", "41")).Should().BeTrue();

@@ -19,13 +19,14 @@ public class RespServerFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Port = EngramServer.FreePort();
-        Server = await EngramServer.StartAsync(Backend, o => Configure(o, Port));
+        Server = await EngramServer.StartAsync(Backend, Configure);
+        Port = Server.RespPort;
     }
 
-    internal static void Configure(EngramServerOptions options, int port)
+    /// <summary>RESP on a port the system picks (<see cref="EngramServer.RespPort"/> says which), relaxed, no default TTL.</summary>
+    internal static void Configure(EngramServerOptions options)
     {
-        options.Resp.Listen = $"127.0.0.1:{port}";
+        options.Resp.Listen = "127.0.0.1:0";
         options.KeyValue.DefaultTtlSeconds = 0;
         options.KeyValue.Durability = Core.Storage.WriteDurability.Relaxed;
     }

@@ -21,8 +21,8 @@ public sealed class RespTransactionTests
     [InlineData(Backend.Postgres)]
     public async Task Transactions_are_atomic_and_isolated_and_watch_refuses_lost_updates(Backend backend)
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(backend, o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(backend, RespServerFixture.Configure);
+        var port = server.RespPort;
         var clients = new RespClient[12];
         for (var i = 0; i < clients.Length; i++)
         {
@@ -116,8 +116,8 @@ public sealed class RespTransactionTests
     [InlineData(Backend.Postgres)]
     public async Task Errors_discard_and_watch_follow_redis(Backend backend)
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(backend, o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(backend, RespServerFixture.Configure);
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
         using var other = await RespClient.ConnectAsync(port);
 
@@ -193,8 +193,8 @@ public sealed class RespTransactionTests
     [Fact]
     public async Task Roles_hold_and_a_transaction_is_bounded()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         var writerKey = await server.CreateKeyAsync("acme", Role.Write);
         var readerKey = await server.CreateKeyAsync("acme", Role.Read);
         using var writer = await RespClient.ConnectAsync(port);
@@ -237,8 +237,8 @@ public sealed class RespTransactionTests
     [Fact]
     public async Task Replies_reads_and_queues_are_bounded()
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(configure: o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(configure: RespServerFixture.Configure);
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
         var big = new string('x', 1_000_000);
         var keys = Enumerable.Range(0, 70).Select(i => $"big:{i}").ToArray();
@@ -317,8 +317,8 @@ public sealed class RespTransactionTests
     [InlineData(Backend.Postgres)]
     public async Task Listings_inside_multi_see_the_store_with_the_transactions_own_changes(Backend backend)
     {
-        var port = EngramServer.FreePort();
-        await using var server = await EngramServer.StartAsync(backend, o => RespServerFixture.Configure(o, port));
+        await using var server = await EngramServer.StartAsync(backend, RespServerFixture.Configure);
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
         (await client.CallAsync("MSET", "ls:a", "1", "ls:b", "2", "ls:c", "3", "other", "x")).Should().Be("+OK");
         var paged = Enumerable.Range(0, 150).Select(i => $"ls:p:{i:D3}").ToList();

@@ -103,12 +103,12 @@ public abstract class RespWaitScenarios(RespServerFixture engram, RedisReference
     [Fact]
     public async Task The_idle_sweep_leaves_a_blocked_wait()
     {
-        var port = EngramServer.FreePort();
         await using var server = await EngramServer.StartAsync(Backend, o =>
         {
-            RespServerFixture.Configure(o, port);
+            RespServerFixture.Configure(o);
             o.Resp.IdleTimeoutSeconds = 1;
         });
+        var port = server.RespPort;
         using var idle = await RespClient.ConnectAsync(port);
         using var blocked = await RespClient.ConnectAsync(port);
         await blocked.SendRawAsync(RespClient.Encode("WAIT", "1", "0"));
@@ -155,12 +155,12 @@ public abstract class RespWaitScenarios(RespServerFixture engram, RedisReference
     [Fact]
     public async Task Waitaof_with_full_durability_answers_at_once()
     {
-        var port = EngramServer.FreePort();
         await using var server = await EngramServer.StartAsync(Backend, o =>
         {
-            RespServerFixture.Configure(o, port);
+            RespServerFixture.Configure(o);
             o.KeyValue.Durability = WriteDurability.Full;
         });
+        var port = server.RespPort;
         using var client = await RespClient.ConnectAsync(port);
         (await client.CallAsync("SET", "waitaof:full", "1")).Should().Be("+OK");
         (await client.CallAsync("WAITAOF", "0", "0", "0")).Should().BeEquivalentTo(new object?[] { 1L, 0L }, o => o.WithStrictOrdering());
