@@ -65,10 +65,15 @@ internal static class StartupLog
                 ? $"  store:     {engine.Store.Kind}, {Core.Storage.StoreFactory.Describe(options.StoreLocation)}; index snapshot {engine.SnapshotPath ?? "off"}"
                 : $"  store:     {engine.Store.Kind}, file {Path.Combine(data, SqliteMemoryStore.FileName)}; index snapshots {(options.IndexSnapshots ? "on" : "off")}",
             $"  embedder:  {options.Embeddings.Provider}, model {embedder.ModelId}{dimensions}",
-            $"  listening: {string.Join(", ", addresses)}" + (options.Resp.Enabled ? $"; Redis protocol (RESP) on {options.Resp.Listen!.Trim()}" : ""),
+            $"  listening: {string.Join(", ", addresses)}" + (options.Resp.Enabled ? $"; Redis protocol (RESP) on {RespAddress(app, options)}" : ""),
             AuthLine(app.Services.GetRequiredService<Core.Security.ApiKeyService>(), options),
             "Press Ctrl+C to stop.");
     }
+
+    /// <summary>The RESP address bound (port 0 shows the port the system picked), else the configured one.</summary>
+    private static string RespAddress(WebApplication app, EngramServerOptions options) =>
+        app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Resp.RespListener>().FirstOrDefault()?.BoundEndPoint?.ToString()
+            ?? options.Resp.Listen!.Trim();
 
     private static string AuthLine(Core.Security.ApiKeyService keys, EngramServerOptions options) => keys.HasActiveKeys
         ? $"  auth:      API keys, {keys.ActiveKeys} active: every route but /health/live and /health/ready needs one"

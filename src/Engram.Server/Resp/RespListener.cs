@@ -47,7 +47,11 @@ internal sealed class RespListener(IEnumerable<IConnectionListenerFactory> facto
     /// <summary>The caller of a loopback client while no API key exists (as an HTTP request in open mode).</summary>
     public Caller OpenCaller { get; } = Caller.Default("resp");
 
+    /// <summary>The port bound (the one the system picked when <see cref="RespOptions.Listen"/> names port 0); 0 before the start.</summary>
     public int Port => (_listener?.EndPoint as IPEndPoint)?.Port ?? 0;
+
+    /// <summary>The address bound; null before the start.</summary>
+    public EndPoint? BoundEndPoint => _listener?.EndPoint;
 
     public TimeSpan Uptime => _uptime.Elapsed;
 

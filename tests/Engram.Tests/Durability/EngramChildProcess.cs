@@ -27,6 +27,22 @@ public sealed class EngramChildProcess : IAsyncDisposable
 
     public int ProcessId => _process.Id;
 
+    /// <summary>
+    /// The port the child's RESP endpoint bound, from its start-up log: tests start it with ENGRAM_RESP on port 0, since a
+    /// port found free beforehand can be taken before the child binds it (retrying on a new HTTP port would not help).
+    /// </summary>
+    public int RespPort
+    {
+        get
+        {
+            const string Marker = "Redis protocol (RESP) endpoint listening on ";
+            var line = _output.FirstOrDefault(l => l.Contains(Marker, StringComparison.Ordinal))
+                ?? throw new InvalidOperationException("the child logged no RESP endpoint; output:" + Environment.NewLine + RecentOutput);
+            var endpoint = line[(line.IndexOf(Marker, StringComparison.Ordinal) + Marker.Length)..].Trim();
+            return System.Net.IPEndPoint.Parse(endpoint).Port;
+        }
+    }
+
     /// <summary>"running" or how it ended, for failure messages.</summary>
     public string State => _process.HasExited ? $"exited with code {_process.ExitCode}" : "running";
 

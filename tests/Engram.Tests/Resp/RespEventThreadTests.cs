@@ -54,19 +54,18 @@ public sealed class RespEventThreadTests(ITestOutputHelper output)
             return;
         }
         using var data = new TempDirectory();
-        var port = EngramServer.FreePort();
         await using (var child = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(30),
-            new Dictionary<string, string> { ["ENGRAM_RESP"] = $"127.0.0.1:{port}" }))
+            new Dictionary<string, string> { ["ENGRAM_RESP"] = "127.0.0.1:0" }))
         {
-            using var client = await RespClient.ConnectAsync(port);
+            using var client = await RespClient.ConnectAsync(child.RespPort);
             (await client.CallAsync("PING")).Should().Be("+PONG");
+            child.RecentOutput.Should().Contain($"; Redis protocol (RESP) on 127.0.0.1:{child.RespPort}", "the start-up summary names the port bound, not 0");
             SocketEventThreads(child.ProcessId).Should().Be(Environment.ProcessorCount);
         }
-        port = EngramServer.FreePort();
         await using (var child = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(30),
-            new Dictionary<string, string> { ["ENGRAM_RESP"] = $"127.0.0.1:{port}", [InlineTransport.EventThreadsVariable] = "3" }))
+            new Dictionary<string, string> { ["ENGRAM_RESP"] = "127.0.0.1:0", [InlineTransport.EventThreadsVariable] = "3" }))
         {
-            using var client = await RespClient.ConnectAsync(port);
+            using var client = await RespClient.ConnectAsync(child.RespPort);
             (await client.CallAsync("PING")).Should().Be("+PONG");
             SocketEventThreads(child.ProcessId).Should().Be(3, "the operator's own setting wins");
         }

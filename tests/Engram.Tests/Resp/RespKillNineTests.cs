@@ -37,13 +37,13 @@ public sealed class RespKillNineTests(ITestOutputHelper output)
         var transactions = 0L; // acknowledged EXECs
         for (var cycle = 1; cycle <= 2; cycle++)
         {
-            var port = EngramServer.FreePort();
             var environment = new Dictionary<string, string>
             {
-                ["ENGRAM_RESP"] = $"127.0.0.1:{port}",
+                ["ENGRAM_RESP"] = "127.0.0.1:0",
                 ["Engram__KeyValue__Durability"] = durability,
             };
             await using var child = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(30), environment);
+            var port = child.RespPort;
             await VerifyAsync(port, acknowledged, counters, transactions, $"cycle {cycle}, after restart");
             using var stop = new CancellationTokenSource();
             // Connected before the clock to the kill starts: on a loaded machine a writer's task could otherwise first run
@@ -101,11 +101,10 @@ public sealed class RespKillNineTests(ITestOutputHelper output)
             await Task.WhenAll(writers);
             output.WriteLine($"cycle {cycle}: {acknowledged.Count} keys, counters {string.Join(",", counters)}, {transactions} transactions");
         }
-        var lastPort = EngramServer.FreePort();
         await using (var last = await EngramChildProcess.StartAsync(data.Path, TimeSpan.FromSeconds(30),
-            new Dictionary<string, string> { ["ENGRAM_RESP"] = $"127.0.0.1:{lastPort}" }))
+            new Dictionary<string, string> { ["ENGRAM_RESP"] = "127.0.0.1:0" }))
         {
-            await VerifyAsync(lastPort, acknowledged, counters, transactions, "after the last kill");
+            await VerifyAsync(last.RespPort, acknowledged, counters, transactions, "after the last kill");
         }
         acknowledged.Should().NotBeEmpty();
         transactions.Should().BePositive();
