@@ -8,7 +8,8 @@ namespace Engram.Core.Graph;
 /// out apart from either store so SQLite and PostgreSQL migrate alike (graph entity names are merged by
 /// <see cref="GraphNameMerge"/>). Entity and relation types and memory entity keys are compared as the service now
 /// folds them (<see cref="GraphValidator.Type"/>, <see cref="EntityNames.Key"/>): a stored "works\u200B_at" could no
-/// longer be named by any request (the request's type is folded to "works_at"), so neither deleted nor found.
+/// longer be named by any request (the request's type is folded to "works_at"), so neither deleted nor found. Memory tags
+/// are folded as writes fold them (<see cref="MemoryValidator.FoldTag"/>).
 /// </summary>
 public static class InvisibleFold
 {
@@ -54,6 +55,24 @@ public static class InvisibleFold
     {
         folded = UnicodeText.FoldInvisible(type);
         return folded.Length > 0 && !string.Equals(folded, type, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A memory's stored tags as a write of them would store them now: each folded as <see cref="MemoryValidator.Tags"/>
+    /// folds it (<see cref="MemoryValidator.FoldTag"/>), a tag that folds to nothing dropped (a write would refuse it; the
+    /// memory keeps its other tags), and a tag repeated once folded dropped, the first kept, in the order given.
+    /// </summary>
+    public static IReadOnlyList<string> Tags(IEnumerable<string> stored)
+    {
+        var result = new List<string>();
+        foreach (var tag in stored.Select(MemoryValidator.FoldTag))
+        {
+            if (tag.Length > 0 && !result.Contains(tag, StringComparer.Ordinal))
+            {
+                result.Add(tag);
+            }
+        }
+        return result;
     }
 
     /// <summary>The distinct keys a memory's stored entity names index under now (<see cref="EntityNames.Key"/>).</summary>

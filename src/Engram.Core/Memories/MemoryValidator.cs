@@ -74,9 +74,7 @@ public sealed class MemoryValidator(MemoryLimits limits)
         var result = new List<string>(tags.Count);
         foreach (var raw in tags)
         {
-            // Trimmed of white space and invisible characters, without those inside (UnicodeText.FoldInvisible), as entity
-            // names are: "draft" and "\uFEFFdraft" or "dr\u200Baft" look alike, so they are one tag.
-            var tag = raw is null ? null : UnicodeText.FoldInvisible(raw);
+            var tag = raw is null ? null : FoldTag(raw);
             if (string.IsNullOrEmpty(tag))
             {
                 throw new ValidationException("tags", "tags must be non-empty strings");
@@ -98,6 +96,14 @@ public sealed class MemoryValidator(MemoryLimits limits)
         }
         return result;
     }
+
+    /// <summary>
+    /// A tag as it is stored and compared: trimmed of white space and invisible characters, without those inside
+    /// (<see cref="UnicodeText.FoldInvisible"/>), as entity names are: "draft" and "\uFEFFdraft" or "dr\u200Baft" look
+    /// alike, so they are one tag. Case is kept. Writes (<see cref="Tags"/>), filters (<see cref="Filter"/>) and the schema
+    /// migration of tags stored before the fold (<see cref="Graph.InvisibleFold.Tags"/>) all fold through here.
+    /// </summary>
+    public static string FoldTag(string tag) => UnicodeText.FoldInvisible(tag);
 
     /// <summary>
     /// Entity names: trimmed, NFC, 1..MaxEntityChars, no control characters; a name repeated in
@@ -207,7 +213,14 @@ public sealed class MemoryValidator(MemoryLimits limits)
         Count(filter.Types?.Count, prefix + "type");
         Count(filter.Tiers?.Count, prefix + "tier");
         Count(filter.Metadata?.Count, prefix + "metadata");
-        return filter;
+        // Tags are compared as they are stored, folded (FoldTag): "urgent\u200B" finds the memory tagged "urgent". A tag of
+        // invisible characters only stays as given rather than vanishing from the filter (which would widen a bulk delete).
+        return filter.Tags is { Count: > 0 } tags && tags.Any(t => !string.Equals(FoldedFilterTag(t), t, StringComparison.Ordinal))
+            ? filter with { Tags = [.. tags.Select(FoldedFilterTag)] }
+            : filter;
+
+        // A null (a JSON array may hold one) goes on as it came.
+        static string FoldedFilterTag(string tag) => tag is not null && FoldTag(tag) is { Length: > 0 } folded ? folded : tag!;
 
         void Count(int? count, string field)
         {

@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using Engram.Core.Common;
 using Engram.Core.Graph;
 using Engram.Core.Memories;
@@ -219,6 +220,65 @@ public class GraphNameMigrationTests : IAsyncLifetime
             changes.Should().Contain((GraphChangeKinds.Entity, "Alice", ChangeRecord.Upsert));
             changes.Should().Contain((GraphChangeKinds.Relation, "Bob\u001fknows\u001fAlice", ChangeRecord.Upsert));
             changes.Should().Contain((GraphChangeKinds.Relation, "Alice\u001fworks\u200B_at\u001fBob", ChangeRecord.Delete));
+        }
+    }
+
+    /// <summary>
+    /// Schema 18 on SQLite, 12 on PostgreSQL: memory tags stored before writes folded invisible characters out of them.
+    /// Filters compare the folded tag, so "Dr\u2060aft" would be found by no filter, nor named again. The migration
+    /// stores what a write of the same tags stores now: each folded, case kept, one that folds to nothing dropped, one that
+    /// folds into an earlier tag dropped, the order kept.
+    /// </summary>
+    [Fact]
+    public async Task Memory_tags_with_invisible_characters_are_folded_as_a_write_would_store_them()
+    {
+        string tagged, emoji;
+        await using (var store = _location.Open(_clock))
+        {
+            var memories = new MemoryService((IMemoryStore)store, new Engram.Core.Configuration.MemoryLimits(), _clock);
+            tagged = (await memories.CreateAsync(Acme, new NewMemory { Content = "call the bank", Tags = ["urgent"] })).Memory.Id;
+            emoji = (await memories.CreateAsync(Acme, new NewMemory { Content = "pair programming", Tags = ["\U0001F468\u200D\U0001F4BB"] })).Memory.Id;
+        }
+        // As an earlier release stored them: the tags as sent, trimmed and without repeats (the JSON with escapes, as the
+        // serializer's default writes it; the index rows as text).
+        string[] old = ["urgent\u200B", "draft", "\uFEFFdraft", "\u200B", "Dr\u2060aft", "urgent"];
+        await ExecuteAsync($"UPDATE memories SET tags = '{JsonSerializer.Serialize(old)}' WHERE id = '{tagged}'");
+        await ExecuteAsync($"DELETE FROM memory_tags WHERE rid = (SELECT rid FROM memories WHERE id = '{tagged}')");
+        foreach (var tag in old)
+        {
+            await ExecuteAsync($"INSERT INTO memory_tags(rid, tag) SELECT rid, '{tag}' FROM memories WHERE id = '{tagged}'");
+        }
+        long head;
+        await using (var store = _location.Open(_clock))
+        {
+            (await store.GetAsync(Acme, tagged))!.Tags.Should().Equal(old);
+            (await store.ListAsync(Acme, new MemoryFilter { Tags = ["Draft"] }, 10, null)).Items.Should().BeEmpty("the old tag is not folded yet");
+            head = await store.GetLastSeqAsync();
+        }
+
+        await RewindAsync(Backend == Backend.Sqlite ? SqliteSchema.TagsWithoutInvisible : PostgresSchema.TagsWithoutInvisible);
+
+        await using (var store = _location.Open(_clock))
+        {
+            var memories = new MemoryService((IMemoryStore)store, new Engram.Core.Configuration.MemoryLimits(), _clock);
+            var memory = await memories.GetAsync(Acme, tagged);
+            memory.Tags.Should().Equal(["urgent", "draft", "Draft"], "what a write of the old tags stores now");
+            memory.Version.Should().Be(1, "no caller changed the memory");
+            (await memories.GetHistoryAsync(Acme, tagged)).Should().ContainSingle("history keeps what was written");
+
+            foreach (var filter in (string[])["urgent", "draft", "Draft", "Dr\u2060aft", "\uFEFFurgent"])
+            {
+                (await memories.ListAsync(Acme, new MemoryFilter { Tags = [filter] })).Items.Should().ContainSingle()
+                    .Which.Id.Should().Be(tagged, "the filter {0} is folded as the stored tag was", filter);
+            }
+            (await store.ListAsync(Acme, new MemoryFilter { Tags = ["Draft", "urgent"] }, 10, null)).Items.Should().ContainSingle()
+                .Which.Id.Should().Be(tagged, "the index rows are re-keyed");
+            (await store.ListAsync(Acme, new MemoryFilter { Tags = ["\u200B"] }, 10, null)).Items.Should().BeEmpty("the tag that folded to nothing is gone");
+            (await memories.ListAsync(Acme, new MemoryFilter { Tags = ["\u200B"] })).Items.Should().BeEmpty("a filter of invisible characters only stays a filter");
+            (await memories.GetAsync(Acme, emoji)).Tags.Should().Equal(["\U0001F468\u200D\U0001F4BB"], "the joiner inside an emoji is kept");
+
+            var changes = (await store.ReadChangesAsync(head, 100)).Select(c => (c.Entity, c.EntityId, c.Op)).ToList();
+            changes.Should().Equal([(ChangeRecord.MemoryEntity, tagged, ChangeRecord.Upsert)], "search indexes re-read the changed memory, and only it");
         }
     }
 

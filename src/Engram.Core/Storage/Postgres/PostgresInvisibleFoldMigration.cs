@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Engram.Core.Common;
 using Engram.Core.Graph;
 using Npgsql;
 
@@ -7,7 +8,8 @@ namespace Engram.Core.Storage.Postgres;
 /// <summary>
 /// Schema version 11 on PostgreSQL: what <see cref="Sqlite.SqliteInvisibleFoldMigration"/> does on SQLite (see there;
 /// <see cref="InvisibleFold"/> decides both): entity and relation types folded, <c>memory_entities</c> re-keyed from the
-/// affected memories' stored names, a change-log entry for each change.
+/// affected memories' stored names, a change-log entry for each change. Schema version 12 (<see cref="FoldTags"/>): memory
+/// tags stored before writes folded them, as <see cref="Sqlite.SqliteInvisibleFoldMigration.FoldTags"/> on SQLite.
 /// </summary>
 internal static class PostgresInvisibleFoldMigration
 {
@@ -74,6 +76,37 @@ internal static class PostgresInvisibleFoldMigration
             foreach (var key in keys)
             {
                 Execute(c, "INSERT INTO memory_entities(rid, name_key) VALUES ($1, $2) ON CONFLICT DO NOTHING", rid, key);
+            }
+            var seq = AppendChange(c, (string)row[1], ChangeRecord.MemoryEntity, (string)row[2], ChangeRecord.Upsert, nowMs);
+            Execute(c, "UPDATE memories SET seq = $2 WHERE rid = $1", rid, seq);
+        }
+    }
+
+    /// <summary>
+    /// Schema version 12: each memory with a non-ASCII tag gets the tags a write of them would store now
+    /// (<see cref="InvisibleFold.Tags"/>), its <c>memory_tags</c> rows re-keyed and a memory upsert in the change log; its
+    /// version, times and history stay (see <see cref="Sqlite.SqliteInvisibleFoldMigration.FoldTags"/>).
+    /// </summary>
+    public static void FoldTags(NpgsqlConnection c, long nowMs)
+    {
+        var memories = Rows(c,
+            "SELECT m.rid, m.tenant, m.id, m.tags FROM memories m WHERE m.rid IN " +
+            "(SELECT DISTINCT rid FROM memory_tags WHERE octet_length(tag) <> char_length(tag)) ORDER BY m.rid");
+        foreach (var row in memories)
+        {
+            var rid = (long)row[0];
+            var tags = JsonSerializer.Deserialize<string[]>((string)row[3]) ?? [];
+            var folded = InvisibleFold.Tags(tags);
+            var stored = Rows(c, "SELECT tag FROM memory_tags WHERE rid = $1", rid).Select(r => (string)r[0]).Order(StringComparer.Ordinal);
+            if (tags.SequenceEqual(folded, StringComparer.Ordinal) && stored.SequenceEqual(folded.Order(StringComparer.Ordinal), StringComparer.Ordinal))
+            {
+                continue; // non-ASCII tags the fold leaves as they were
+            }
+            Execute(c, "UPDATE memories SET tags = $2 WHERE rid = $1", rid, JsonSerializer.Serialize(folded, EngramJson.Options));
+            Execute(c, "DELETE FROM memory_tags WHERE rid = $1", rid);
+            foreach (var tag in folded)
+            {
+                Execute(c, "INSERT INTO memory_tags(rid, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING", rid, tag);
             }
             var seq = AppendChange(c, (string)row[1], ChangeRecord.MemoryEntity, (string)row[2], ChangeRecord.Upsert, nowMs);
             Execute(c, "UPDATE memories SET seq = $2 WHERE rid = $1", rid, seq);

@@ -403,6 +403,12 @@ internal static class PostgresSchema
         """
         -- see PostgresInvisibleFoldMigration
         """,
+        // Memory tags without invisible characters: writes fold them (MemoryValidator.FoldTag) and filters compare the
+        // folded tag, so a tag stored before as "urgent\u200B" would be found by none; memories.tags rewritten as a write
+        // would store it, memory_tags re-keyed (code, PostgresInvisibleFoldMigration.FoldTags).
+        """
+        -- see PostgresInvisibleFoldMigration.FoldTags
+        """,
     ];
 
     /// <summary>Work a migration does in code, after its script, keyed by the version it takes the schema to.</summary>
@@ -411,6 +417,7 @@ internal static class PostgresSchema
         [GraphNamesInNfc] = PostgresGraphNameMigration.Run,
         [GraphNamesWithoutInvisible] = PostgresGraphNameMigration.Run,
         [TypesAndEntityKeysWithoutInvisible] = PostgresInvisibleFoldMigration.Run,
+        [TagsWithoutInvisible] = PostgresInvisibleFoldMigration.FoldTags,
     };
 
     /// <summary>The version whose migration brings graph entity names to NFC.</summary>
@@ -421,6 +428,9 @@ internal static class PostgresSchema
 
     /// <summary>The version whose migration folds invisible characters out of graph types and memory entity keys.</summary>
     internal const int TypesAndEntityKeysWithoutInvisible = 11;
+
+    /// <summary>The version whose migration folds invisible characters out of stored memory tags.</summary>
+    internal const int TagsWithoutInvisible = 12;
 
     public static int LatestVersion => Migrations.Length;
 

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using Engram.Core.Common;
 using Engram.Core.Graph;
 
 namespace Engram.Core.Storage.Sqlite;
@@ -9,6 +11,7 @@ namespace Engram.Core.Storage.Sqlite;
 /// which folds them now. Each change appends a change-log entry (an entity upsert; a relation's delete and upsert; a
 /// memory upsert, which makes every search index re-read the memory's entities), as a write through the service would.
 /// Only values with a non-ASCII character can change: the queries look at those alone.
+/// Schema version 18 (<see cref="FoldTags"/>): memory tags stored before writes folded them.
 /// </summary>
 internal static class SqliteInvisibleFoldMigration
 {
@@ -97,6 +100,55 @@ internal static class SqliteInvisibleFoldMigration
             foreach (var key in keys)
             {
                 c.ExecuteNonQuery("INSERT OR IGNORE INTO memory_entities(rid, name_key) VALUES (?1, ?2)", rid, key);
+            }
+            var seq = AppendChange(c, tenant, ChangeRecord.MemoryEntity, id, ChangeRecord.Upsert, nowMs);
+            c.ExecuteNonQuery("UPDATE memories SET seq = ?2 WHERE rid = ?1", rid, seq);
+        }
+    }
+
+    /// <summary>
+    /// Schema version 18: tags stored before writes folded invisible characters out of them. A filter compares the folded
+    /// tag, so "urgent\u200B" would be found by no filter, nor named again. Each memory whose tags (its index rows,
+    /// which hold the text unescaped whatever JSON an earlier release wrote) have a non-ASCII character gets the tags a
+    /// write of them would store now (<see cref="InvisibleFold.Tags"/>): <c>memories.tags</c> rewritten, its
+    /// <c>memory_tags</c> rows re-keyed, a memory upsert in the change log (search indexes and their snapshots re-read the
+    /// memory) and that seq on the row. Its version, times and history stay: no caller changed the memory, and an
+    /// If-Match with its version still applies; history rows keep the tags as they were written.
+    /// </summary>
+    public static void FoldTags(SqliteConnection c, long nowMs)
+    {
+        var memories = new List<(long Rid, string Tenant, string Id, string[] Tags)>();
+        using (var statement = c.Prepare(
+            "SELECT m.rid, m.tenant, m.id, m.tags FROM memories m WHERE m.rid IN " +
+            "(SELECT DISTINCT rid FROM memory_tags WHERE length(CAST(tag AS BLOB)) <> length(tag)) ORDER BY m.rid"))
+        {
+            while (statement.Step())
+            {
+                memories.Add((statement.GetInt64(0), statement.GetText(1), statement.GetText(2), statement.GetStringArray(3)));
+            }
+        }
+        foreach (var (rid, tenant, id, tags) in memories)
+        {
+            var folded = InvisibleFold.Tags(tags);
+            var stored = new List<string>();
+            using (var statement = c.Prepare("SELECT tag FROM memory_tags WHERE rid = ?1"))
+            {
+                statement.BindAll([rid]);
+                while (statement.Step())
+                {
+                    stored.Add(statement.GetText(0));
+                }
+            }
+            if (tags.SequenceEqual(folded, StringComparer.Ordinal) &&
+                stored.Order(StringComparer.Ordinal).SequenceEqual(folded.Order(StringComparer.Ordinal), StringComparer.Ordinal))
+            {
+                continue; // non-ASCII tags the fold leaves as they were
+            }
+            c.ExecuteNonQuery("UPDATE memories SET tags = ?2 WHERE rid = ?1", rid, JsonSerializer.Serialize(folded, EngramJson.Options));
+            c.ExecuteNonQuery("DELETE FROM memory_tags WHERE rid = ?1", rid);
+            foreach (var tag in folded)
+            {
+                c.ExecuteNonQuery("INSERT OR IGNORE INTO memory_tags(rid, tag) VALUES (?1, ?2)", rid, tag);
             }
             var seq = AppendChange(c, tenant, ChangeRecord.MemoryEntity, id, ChangeRecord.Upsert, nowMs);
             c.ExecuteNonQuery("UPDATE memories SET seq = ?2 WHERE rid = ?1", rid, seq);

@@ -628,6 +628,12 @@ internal static class SqliteSchema
         """
         -- see SqliteInvisibleFoldMigration
         """,
+        // 18: memory tags without invisible characters: writes fold them (MemoryValidator.FoldTag) and filters compare the
+        // folded tag, so a tag stored before as "urgent\u200B" would be found by none; memories.tags rewritten as a write
+        // would store it, memory_tags re-keyed (code, SqliteInvisibleFoldMigration.FoldTags).
+        """
+        -- see SqliteInvisibleFoldMigration.FoldTags
+        """,
     ];
 
     /// <summary>Work a migration does in code, after its script, keyed by the version it takes the schema to.</summary>
@@ -636,6 +642,7 @@ internal static class SqliteSchema
         [GraphNamesInNfc] = SqliteGraphNameMigration.Run,
         [GraphNamesWithoutInvisible] = SqliteGraphNameMigration.Run,
         [TypesAndEntityKeysWithoutInvisible] = SqliteInvisibleFoldMigration.Run,
+        [TagsWithoutInvisible] = SqliteInvisibleFoldMigration.FoldTags,
     };
 
     /// <summary>The version whose migration brings graph entity names to NFC.</summary>
@@ -646,6 +653,9 @@ internal static class SqliteSchema
 
     /// <summary>The version whose migration folds invisible characters out of graph types and memory entity keys.</summary>
     internal const int TypesAndEntityKeysWithoutInvisible = 17;
+
+    /// <summary>The version whose migration folds invisible characters out of stored memory tags.</summary>
+    internal const int TagsWithoutInvisible = 18;
 
     public static int LatestVersion => Migrations.Length;
 
