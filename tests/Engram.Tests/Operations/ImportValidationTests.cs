@@ -247,6 +247,32 @@ public sealed class ImportValidationTests
     }
 
     [Fact]
+    public async Task A_tag_of_invisible_characters_only_from_an_older_store_is_dropped_and_a_blank_tag_is_still_refused()
+    {
+        using var temp = new TempDirectory();
+        var (header, memory, _, _, _, _, _) = await ExportTemplatesAsync(temp.Path);
+        // A release before tags were folded stored "\u200B" as a tag; its export must import as that store reads after its
+        // own migration (the tag dropped), not have the memory refused.
+        var older = Edit(memory, m => m["tags"] = new JsonArray("\u200B", "drinks", "\uFEFF\u2060", "drinks\u200B"));
+        var blank = Edit(memory, m => (m["id"], m["content"], m["tags"]) = (Id(77), "blank tag", new JsonArray("drinks", " ")));
+        var file = Path.Combine(temp.Path, "older.jsonl");
+        await File.WriteAllLinesAsync(file, [header, older.ToJsonString(), blank.ToJsonString()]);
+
+        var data = Path.Combine(temp.Path, "target");
+        var result = await CliProcess.RunAsync(["import", "--in", file, "--data", data, "--continue-on-error", "--json"]);
+        result.ExitCode.Should().Be(1, result.ToString());
+        var report = result.Json();
+        report.GetProperty("imported").GetInt64().Should().Be(1, result.ToString());
+        var error = report.GetProperty("errors").EnumerateArray().Should().ContainSingle().Subject;
+        error.GetProperty("line").GetInt32().Should().Be(3);
+        error.GetProperty("message").GetString().Should().Contain("tags must be non-empty strings");
+
+        var shown = await CliProcess.RunAsync(["get", memory["id"]!.GetValue<string>(), "--data", data, "--json"]);
+        shown.ExitCode.Should().Be(0, shown.ToString());
+        shown.Json().GetProperty("tags").EnumerateArray().Select(t => t.GetString()).Should().Equal("drinks");
+    }
+
+    [Fact]
     public async Task A_file_cut_at_a_line_boundary_is_refused_as_truncated_and_what_it_held_stays_imported()
     {
         using var temp = new TempDirectory();

@@ -46,7 +46,7 @@ public static class ImportRecords
             throw new ValidationException("metadata", "metadata must be an object");
         }
         check.Metadata(metadata);
-        var (tags, tagsJson) = Checked(r, "tags", check.Tags);
+        var (tags, tagsJson) = Checked(r, "tags", given => check.Tags(WithoutInvisibleOnlyTags(given)));
         var (entities, entitiesJson) = Checked(r, "entities", check.Entities);
         string?[] scopes = [.. ExportFields.MemoryScopes.Select(f => check.Field(f, ImportJson.TextOrNull(r, f), rules.KeepsStoredIdentifiers))];
         var validFrom = ImportJson.TimeOrNull(r, "valid_from");
@@ -140,6 +140,20 @@ public static class ImportRecords
         return valid.SequenceEqual(given, StringComparer.Ordinal)
             ? (valid, ImportJson.Field(r, name).GetRawText())
             : (valid, JsonSerializer.Serialize(valid, EngramJson.Options));
+    }
+
+    /// <summary>
+    /// <paramref name="tags"/> without those made of invisible characters only ("\u200B"): a release before tags were
+    /// folded stored them, and the schema 18 migration drops them from a store in place (<see cref="Graph.InvisibleFold.Tags"/>),
+    /// so an export of such a store imports as that store now reads, instead of the memory being refused. An empty or
+    /// blank tag stays refused, as every release refused it.
+    /// </summary>
+    private static IReadOnlyList<string> WithoutInvisibleOnlyTags(IReadOnlyList<string> tags)
+    {
+        return tags.Any(InvisibleOnly) ? [.. tags.Where(t => !InvisibleOnly(t))] : tags;
+
+        static bool InvisibleOnly(string? tag) =>
+            tag is { Length: > 0 } && UnicodeText.IndexOfInvisible(tag) >= 0 && MemoryValidator.FoldTag(tag).Length == 0;
     }
 
     /// <summary>An id Engram made (a memory, a conversation, a job): a ULID, as every write path mints them.</summary>
