@@ -19,14 +19,15 @@ internal static class UiOverview
         QueryParser.RefuseAllExcept(UiPage.Filled(http.Request.Query));
         var caller = http.GetCaller();
         var stats = await engine.GetStatsAsync(caller, ct);
-        var keys = await kv.ListAsync(caller, "*", 1000, null, ct);
+        // One count query (live keys only), not a listing of up to 1,000 keys shown as "1000+".
+        var keys = await kv.CountAsync(caller, ct);
         // The writer's counts, not the graph: the page read every entity, observation and relation on each load.
         var graphCounts = await graph.CountAsync(caller, ct);
         var recent = await memories.ListAsync(caller, new MemoryFilter { ExcludeSuperseded = true }, 10, null, ct);
 
         var figures = new List<(string Label, string Value)>();
         Stat(figures, "memories", stats.Memories.Total.ToString("N0", CultureInfo.InvariantCulture));
-        Stat(figures, "key-value keys", keys.Items.Count + (keys.NextCursor is null ? "" : "+"));
+        Stat(figures, "key-value keys", keys.Keys.ToString("N0", CultureInfo.InvariantCulture));
         Stat(figures, "entities", graphCounts.Entities.ToString("N0", CultureInfo.InvariantCulture));
         Stat(figures, "relations", graphCounts.Relations.ToString("N0", CultureInfo.InvariantCulture));
         if (stats.StoreBytes is { } bytes)

@@ -313,4 +313,22 @@ public sealed class UiHostileInputTests(OpenUiServer fixture) : IClassFixture<Op
         named.Should().Contain("node-001", "naming an entity narrows to its neighbours");
         overview.Should().MatchRegex($"<b>{entities.Count}</b><span>entities</span>").And.MatchRegex("<b>1</b><span>relations</span>");
     }
+
+    [Fact]
+    public async Task The_overview_counts_every_live_key_past_a_thousand()
+    {
+        await using var server = await EngramServer.StartAsync();
+        // Before, the overview listed up to 1,000 keys and showed "1000+".
+        for (var batch = 0; batch < 11; batch++)
+        {
+            var items = Enumerable.Range(batch * 100, 100).Select(i => new { key = $"ov:{i:D4}", value = (object)i }).ToList();
+            (await server.PostJsonAsync("/v1/kv/mset", System.Text.Json.JsonSerializer.Serialize(new { items }))).EnsureSuccessStatusCode();
+        }
+        (await server.Client.DeleteAsync("/v1/kv/ov:0000")).EnsureSuccessStatusCode();
+        using var browser = new UiBrowserClient(server.BaseAddress);
+
+        var (_, overview) = await browser.GetAsync("/ui");
+
+        overview.Should().Contain("<b>1,099</b><span>key-value keys</span>");
+    }
 }
