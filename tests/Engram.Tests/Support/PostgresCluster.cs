@@ -64,32 +64,53 @@ public sealed class PostgresCluster
             await RunAsync(Path.Combine(BinDirectory, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"], asRoot, folder);
         }
 
-        var listenPort = port ?? FreePort();
-        List<string> arguments = ["-D", data, "-p", listenPort.ToString(CultureInfo.InvariantCulture), "-k", folder, "-c", "listen_addresses=127.0.0.1", "-c", "logging_collector=off"];
-        foreach (var setting in settings)
+        // A port found free can be taken before the postmaster binds it (another test's socket): then it exits with
+        // "could not bind", and a cluster on a port of its own choosing starts again on another one.
+        for (var attempt = 1; ; attempt++)
         {
-            arguments.Add("-c");
-            arguments.Add(setting);
-        }
-        var postmaster = Process.Start(Command(Path.Combine(BinDirectory, "postgres"), arguments, asRoot, folder))!;
-        postmaster.OutputDataReceived += (_, _) => { };
-        postmaster.ErrorDataReceived += (_, _) => { };
-        postmaster.BeginOutputReadLine();
-        postmaster.BeginErrorReadLine();
-        var cluster = new PostgresCluster(folder, listenPort, postmaster);
-
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            try
+            var listenPort = port ?? FreePort();
+            List<string> arguments = ["-D", data, "-p", listenPort.ToString(CultureInfo.InvariantCulture), "-k", folder, "-c", "listen_addresses=127.0.0.1", "-c", "logging_collector=off"];
+            foreach (var setting in settings)
             {
-                await using var connection = new NpgsqlConnection(cluster.ConnectionString("postgres") + ";Pooling=false;Timeout=5");
-                await connection.OpenAsync();
-                return cluster;
+                arguments.Add("-c");
+                arguments.Add(setting);
             }
-            catch (Exception ex) when (ex is NpgsqlException or SocketException && DateTime.UtcNow < deadline && !postmaster.HasExited)
+            var postmaster = Process.Start(Command(Path.Combine(BinDirectory, "postgres"), arguments, asRoot, folder))!;
+            var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            postmaster.OutputDataReceived += (_, _) => { };
+            postmaster.ErrorDataReceived += (_, e) =>
             {
-                await Task.Delay(100);
+                if (e.Data is { } line && errors.Count < 200)
+                {
+                    errors.Enqueue(line);
+                }
+            };
+            postmaster.BeginOutputReadLine();
+            postmaster.BeginErrorReadLine();
+            var cluster = new PostgresCluster(folder, listenPort, postmaster);
+
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (true)
+            {
+                try
+                {
+                    await using var connection = new NpgsqlConnection(cluster.ConnectionString("postgres") + ";Pooling=false;Timeout=5");
+                    await connection.OpenAsync();
+                    return cluster;
+                }
+                catch (Exception ex) when (ex is NpgsqlException or SocketException && DateTime.UtcNow < deadline && !postmaster.HasExited)
+                {
+                    await Task.Delay(100);
+                }
+                catch (Exception) when (postmaster.HasExited && port is null && attempt < 3)
+                {
+                    postmaster.WaitForExit(); // its last lines on stderr are read
+                    if (!errors.Any(line => line.Contains("could not bind", StringComparison.Ordinal) || line.Contains("Address already in use", StringComparison.Ordinal)))
+                    {
+                        throw;
+                    }
+                    break; // the port was taken: another one
+                }
             }
         }
     }
