@@ -60,25 +60,14 @@ internal static class PostgresInvisibleFoldMigration
 
     private static void RekeyMemoryEntities(NpgsqlConnection c, long nowMs)
     {
-        var memories = Rows(c,
-            "SELECT m.rid, m.tenant, m.id, m.entities FROM memories m WHERE m.rid IN " +
-            "(SELECT DISTINCT rid FROM memory_entities WHERE octet_length(name_key) <> char_length(name_key)) ORDER BY m.rid");
-        foreach (var row in memories)
+        foreach (var (rid, tenant, id, names) in MemoriesWithNonAscii(c, "entities", "memory_entities", "name_key"))
         {
-            var rid = (long)row[0];
-            var keys = InvisibleFold.EntityKeys(JsonSerializer.Deserialize<string[]>((string)row[3]) ?? []);
-            var stored = Rows(c, "SELECT name_key FROM memory_entities WHERE rid = $1", rid).Select(r => (string)r[0]).Order(StringComparer.Ordinal);
-            if (stored.SequenceEqual(keys.Order(StringComparer.Ordinal), StringComparer.Ordinal))
+            var keys = InvisibleFold.EntityKeys(names);
+            if (IndexValues(c, "memory_entities", "name_key", rid).SequenceEqual(keys.Order(StringComparer.Ordinal), StringComparer.Ordinal))
             {
                 continue; // a non-ASCII key the fold leaves as it was
             }
-            Execute(c, "DELETE FROM memory_entities WHERE rid = $1", rid);
-            foreach (var key in keys)
-            {
-                Execute(c, "INSERT INTO memory_entities(rid, name_key) VALUES ($1, $2) ON CONFLICT DO NOTHING", rid, key);
-            }
-            var seq = AppendChange(c, (string)row[1], ChangeRecord.MemoryEntity, (string)row[2], ChangeRecord.Upsert, nowMs);
-            Execute(c, "UPDATE memories SET seq = $2 WHERE rid = $1", rid, seq);
+            Reindex(c, "memory_entities", "name_key", rid, tenant, id, keys, nowMs);
         }
     }
 
@@ -89,28 +78,43 @@ internal static class PostgresInvisibleFoldMigration
     /// </summary>
     public static void FoldTags(NpgsqlConnection c, long nowMs)
     {
-        var memories = Rows(c,
-            "SELECT m.rid, m.tenant, m.id, m.tags FROM memories m WHERE m.rid IN " +
-            "(SELECT DISTINCT rid FROM memory_tags WHERE octet_length(tag) <> char_length(tag)) ORDER BY m.rid");
-        foreach (var row in memories)
+        foreach (var (rid, tenant, id, tags) in MemoriesWithNonAscii(c, "tags", "memory_tags", "tag"))
         {
-            var rid = (long)row[0];
-            var tags = JsonSerializer.Deserialize<string[]>((string)row[3]) ?? [];
             var folded = InvisibleFold.Tags(tags);
-            var stored = Rows(c, "SELECT tag FROM memory_tags WHERE rid = $1", rid).Select(r => (string)r[0]).Order(StringComparer.Ordinal);
-            if (tags.SequenceEqual(folded, StringComparer.Ordinal) && stored.SequenceEqual(folded.Order(StringComparer.Ordinal), StringComparer.Ordinal))
+            if (tags.SequenceEqual(folded, StringComparer.Ordinal) &&
+                IndexValues(c, "memory_tags", "tag", rid).SequenceEqual(folded.Order(StringComparer.Ordinal), StringComparer.Ordinal))
             {
                 continue; // non-ASCII tags the fold leaves as they were
             }
             Execute(c, "UPDATE memories SET tags = $2 WHERE rid = $1", rid, JsonSerializer.Serialize(folded, EngramJson.Options));
-            Execute(c, "DELETE FROM memory_tags WHERE rid = $1", rid);
-            foreach (var tag in folded)
-            {
-                Execute(c, "INSERT INTO memory_tags(rid, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING", rid, tag);
-            }
-            var seq = AppendChange(c, (string)row[1], ChangeRecord.MemoryEntity, (string)row[2], ChangeRecord.Upsert, nowMs);
-            Execute(c, "UPDATE memories SET seq = $2 WHERE rid = $1", rid, seq);
+            Reindex(c, "memory_tags", "tag", rid, tenant, id, folded, nowMs);
         }
+    }
+
+    /// <summary>
+    /// The memories with a row in <paramref name="index"/> whose <paramref name="column"/> has a non-ASCII character, with
+    /// the JSON array <paramref name="arrayColumn"/> of each (the source of truth the index is built from).
+    /// </summary>
+    private static List<(long Rid, string Tenant, string Id, string[] Values)> MemoriesWithNonAscii(NpgsqlConnection c, string arrayColumn, string index, string column) =>
+        [.. Rows(c,
+            $"SELECT m.rid, m.tenant, m.id, m.{arrayColumn} FROM memories m WHERE m.rid IN " +
+            $"(SELECT DISTINCT rid FROM {index} WHERE octet_length({column}) <> char_length({column})) ORDER BY m.rid")
+            .Select(r => ((long)r[0], (string)r[1], (string)r[2], JsonSerializer.Deserialize<string[]>((string)r[3]) ?? []))];
+
+    /// <summary>A memory's values in <paramref name="index"/>, in ordinal order.</summary>
+    private static IEnumerable<string> IndexValues(NpgsqlConnection c, string index, string column, long rid) =>
+        Rows(c, $"SELECT {column} FROM {index} WHERE rid = $1", rid).Select(r => (string)r[0]).Order(StringComparer.Ordinal);
+
+    /// <summary>Replaces a memory's rows in <paramref name="index"/> with <paramref name="values"/> and logs a memory upsert (search indexes re-read it).</summary>
+    private static void Reindex(NpgsqlConnection c, string index, string column, long rid, string tenant, string id, IReadOnlyList<string> values, long nowMs)
+    {
+        Execute(c, $"DELETE FROM {index} WHERE rid = $1", rid);
+        foreach (var value in values)
+        {
+            Execute(c, $"INSERT INTO {index}(rid, {column}) VALUES ($1, $2) ON CONFLICT DO NOTHING", rid, value);
+        }
+        var seq = AppendChange(c, tenant, ChangeRecord.MemoryEntity, id, ChangeRecord.Upsert, nowMs);
+        Execute(c, "UPDATE memories SET seq = $2 WHERE rid = $1", rid, seq);
     }
 
     /// <summary>As the graph's writes name a relation in the change log (PostgresMemoryStore.Graph.cs).</summary>

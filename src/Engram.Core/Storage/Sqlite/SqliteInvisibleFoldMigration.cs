@@ -70,39 +70,14 @@ internal static class SqliteInvisibleFoldMigration
 
     private static void RekeyMemoryEntities(SqliteConnection c, long nowMs)
     {
-        var memories = new List<(long Rid, string Tenant, string Id, string[] Names)>();
-        using (var statement = c.Prepare(
-            "SELECT m.rid, m.tenant, m.id, m.entities FROM memories m WHERE m.rid IN " +
-            "(SELECT DISTINCT rid FROM memory_entities WHERE length(CAST(name_key AS BLOB)) <> length(name_key)) ORDER BY m.rid"))
-        {
-            while (statement.Step())
-            {
-                memories.Add((statement.GetInt64(0), statement.GetText(1), statement.GetText(2), statement.GetStringArray(3)));
-            }
-        }
-        foreach (var (rid, tenant, id, names) in memories)
+        foreach (var (rid, tenant, id, names) in MemoriesWithNonAscii(c, "entities", "memory_entities", "name_key"))
         {
             var keys = InvisibleFold.EntityKeys(names);
-            var stored = new List<string>();
-            using (var statement = c.Prepare("SELECT name_key FROM memory_entities WHERE rid = ?1 ORDER BY name_key"))
-            {
-                statement.BindAll([rid]);
-                while (statement.Step())
-                {
-                    stored.Add(statement.GetText(0));
-                }
-            }
-            if (stored.SequenceEqual(keys.Order(StringComparer.Ordinal), StringComparer.Ordinal))
+            if (IndexValues(c, "memory_entities", "name_key", rid).SequenceEqual(keys.Order(StringComparer.Ordinal), StringComparer.Ordinal))
             {
                 continue; // a non-ASCII key the fold leaves as it was
             }
-            c.ExecuteNonQuery("DELETE FROM memory_entities WHERE rid = ?1", rid);
-            foreach (var key in keys)
-            {
-                c.ExecuteNonQuery("INSERT OR IGNORE INTO memory_entities(rid, name_key) VALUES (?1, ?2)", rid, key);
-            }
-            var seq = AppendChange(c, tenant, ChangeRecord.MemoryEntity, id, ChangeRecord.Upsert, nowMs);
-            c.ExecuteNonQuery("UPDATE memories SET seq = ?2 WHERE rid = ?1", rid, seq);
+            Reindex(c, "memory_entities", "name_key", rid, tenant, id, keys, nowMs);
         }
     }
 
@@ -117,42 +92,62 @@ internal static class SqliteInvisibleFoldMigration
     /// </summary>
     public static void FoldTags(SqliteConnection c, long nowMs)
     {
-        var memories = new List<(long Rid, string Tenant, string Id, string[] Tags)>();
-        using (var statement = c.Prepare(
-            "SELECT m.rid, m.tenant, m.id, m.tags FROM memories m WHERE m.rid IN " +
-            "(SELECT DISTINCT rid FROM memory_tags WHERE length(CAST(tag AS BLOB)) <> length(tag)) ORDER BY m.rid"))
-        {
-            while (statement.Step())
-            {
-                memories.Add((statement.GetInt64(0), statement.GetText(1), statement.GetText(2), statement.GetStringArray(3)));
-            }
-        }
-        foreach (var (rid, tenant, id, tags) in memories)
+        foreach (var (rid, tenant, id, tags) in MemoriesWithNonAscii(c, "tags", "memory_tags", "tag"))
         {
             var folded = InvisibleFold.Tags(tags);
-            var stored = new List<string>();
-            using (var statement = c.Prepare("SELECT tag FROM memory_tags WHERE rid = ?1"))
-            {
-                statement.BindAll([rid]);
-                while (statement.Step())
-                {
-                    stored.Add(statement.GetText(0));
-                }
-            }
             if (tags.SequenceEqual(folded, StringComparer.Ordinal) &&
-                stored.Order(StringComparer.Ordinal).SequenceEqual(folded.Order(StringComparer.Ordinal), StringComparer.Ordinal))
+                IndexValues(c, "memory_tags", "tag", rid).SequenceEqual(folded.Order(StringComparer.Ordinal), StringComparer.Ordinal))
             {
                 continue; // non-ASCII tags the fold leaves as they were
             }
             c.ExecuteNonQuery("UPDATE memories SET tags = ?2 WHERE rid = ?1", rid, JsonSerializer.Serialize(folded, EngramJson.Options));
-            c.ExecuteNonQuery("DELETE FROM memory_tags WHERE rid = ?1", rid);
-            foreach (var tag in folded)
-            {
-                c.ExecuteNonQuery("INSERT OR IGNORE INTO memory_tags(rid, tag) VALUES (?1, ?2)", rid, tag);
-            }
-            var seq = AppendChange(c, tenant, ChangeRecord.MemoryEntity, id, ChangeRecord.Upsert, nowMs);
-            c.ExecuteNonQuery("UPDATE memories SET seq = ?2 WHERE rid = ?1", rid, seq);
+            Reindex(c, "memory_tags", "tag", rid, tenant, id, folded, nowMs);
         }
+    }
+
+    /// <summary>
+    /// The memories with a row in <paramref name="index"/> whose <paramref name="column"/> has a non-ASCII character, with
+    /// the JSON array <paramref name="arrayColumn"/> of each (the source of truth the index is built from).
+    /// </summary>
+    private static List<(long Rid, string Tenant, string Id, string[] Values)> MemoriesWithNonAscii(SqliteConnection c, string arrayColumn, string index, string column)
+    {
+        var memories = new List<(long, string, string, string[])>();
+        using var statement = c.Prepare(
+            $"SELECT m.rid, m.tenant, m.id, m.{arrayColumn} FROM memories m WHERE m.rid IN " +
+            $"(SELECT DISTINCT rid FROM {index} WHERE length(CAST({column} AS BLOB)) <> length({column})) ORDER BY m.rid");
+        while (statement.Step())
+        {
+            memories.Add((statement.GetInt64(0), statement.GetText(1), statement.GetText(2), statement.GetStringArray(3)));
+        }
+        return memories;
+    }
+
+    /// <summary>A memory's values in <paramref name="index"/>, in ordinal order.</summary>
+    private static List<string> IndexValues(SqliteConnection c, string index, string column, long rid)
+    {
+        var values = new List<string>();
+        using (var statement = c.Prepare($"SELECT {column} FROM {index} WHERE rid = ?1"))
+        {
+            statement.BindAll([rid]);
+            while (statement.Step())
+            {
+                values.Add(statement.GetText(0));
+            }
+        }
+        values.Sort(StringComparer.Ordinal);
+        return values;
+    }
+
+    /// <summary>Replaces a memory's rows in <paramref name="index"/> with <paramref name="values"/> and logs a memory upsert (search indexes re-read it).</summary>
+    private static void Reindex(SqliteConnection c, string index, string column, long rid, string tenant, string id, IReadOnlyList<string> values, long nowMs)
+    {
+        c.ExecuteNonQuery($"DELETE FROM {index} WHERE rid = ?1", rid);
+        foreach (var value in values)
+        {
+            c.ExecuteNonQuery($"INSERT OR IGNORE INTO {index}(rid, {column}) VALUES (?1, ?2)", rid, value);
+        }
+        var seq = AppendChange(c, tenant, ChangeRecord.MemoryEntity, id, ChangeRecord.Upsert, nowMs);
+        c.ExecuteNonQuery("UPDATE memories SET seq = ?2 WHERE rid = ?1", rid, seq);
     }
 
     /// <summary>As the graph's writes name a relation in the change log (SqliteMemoryStore.Graph.cs).</summary>
