@@ -143,7 +143,9 @@ public static class ServerApplication
             {
                 Resp.InlineTransport.UseEventThreadPerCore();
             }
-            builder.Services.AddHostedService<Resp.RespListener>(); // the Redis protocol endpoint (issue 20)
+            // The Redis protocol endpoint (issue 20); a singleton too, so the start-up summary and tests can ask it for the port bound.
+            builder.Services.AddSingleton<Resp.RespListener>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<Resp.RespListener>());
         }
         builder.Services.AddHostedService<IndexMaintenance>();
         builder.Services.AddHostedService<ReflectionScheduler>(); // reflections (issue 16): on when a model is configured, or Engram:Reflect:Enabled

@@ -72,7 +72,7 @@ internal static class StartupLog
 
     /// <summary>The RESP address bound (port 0 shows the port the system picked), else the configured one.</summary>
     private static string RespAddress(WebApplication app, EngramServerOptions options) =>
-        app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Resp.RespListener>().FirstOrDefault()?.BoundEndPoint?.ToString()
+        app.Services.GetService<Resp.RespListener>()?.BoundEndPoint?.ToString()
             ?? options.Resp.Listen!.Trim();
 
     private static string AuthLine(Core.Security.ApiKeyService keys, EngramServerOptions options) => keys.HasActiveKeys

@@ -5,7 +5,6 @@ using Engram.Server.Resp;
 using Engram.Server.Resp.EventLoop;
 using Engram.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 
 namespace Engram.Tests.Resp;
 
@@ -251,7 +250,7 @@ public sealed class RespEventLoopTests
             }
         });
 
-    private static RespListener Listener(EngramServer server) => server.Services.GetServices<IHostedService>().OfType<RespListener>().Single();
+    private static RespListener Listener(EngramServer server) => server.Services.GetRequiredService<RespListener>();
 
     private static async Task EventuallyAsync(Func<bool> done, string because)
     {

@@ -3,7 +3,6 @@ using Engram.Core.Storage;
 using Engram.Core.Storage.Sqlite;
 using Engram.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Npgsql;
 
 namespace Engram.Tests.Resp;
@@ -117,7 +116,7 @@ public abstract class RespWaitScenarios(RespServerFixture engram, RedisReference
         // The closed one leaves the listener's count once its connection has wound down. The sweep runs every 0.25 s: over
         // the next 1.5 s it passes the waiting one over several times. The counts are read from the listener itself: a client
         // asking INFO would have to stay under the 1 s idle time-out itself, which a loaded test machine cannot promise.
-        var listener = server.Services.GetServices<IHostedService>().OfType<Engram.Server.Resp.RespListener>().Single();
+        var listener = server.Services.GetRequiredService<Engram.Server.Resp.RespListener>();
         var waited = Stopwatch.StartNew();
         while (listener.ConnectionCount != 1 && waited.Elapsed < TimeSpan.FromSeconds(10))
         {

@@ -44,7 +44,7 @@ public sealed class EngramServer : IAsyncDisposable
     /// The port the RESP endpoint bound. Tests ask for port 0 (<see cref="Resp.RespServerFixture.Configure"/>): a port found
     /// free beforehand could be taken by another test's socket before the server bound it (CI failed once on that).
     /// </summary>
-    public int RespPort => Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Server.Resp.RespListener>().Single().Port;
+    public int RespPort => Services.GetRequiredService<Server.Resp.RespListener>().Port;
 
     /// <summary>The memory budget of a test server unless its test sets one: 1 TB.</summary>
     public const int TestProcessBudgetMB = 1024 * 1024;
